@@ -1,0 +1,1 @@
+"""The pykka actors that host the pure cores inside one broker process."""

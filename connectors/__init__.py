@@ -1,0 +1,1 @@
+"""Kafka-Connect-style workers, connectors and tasks (file and SQLite sources and sinks)."""

@@ -1,0 +1,1 @@
+"""Consumer-group membership (KIP-848 style) and the pure assignors."""

@@ -1,0 +1,1 @@
+"""A pure Raft core for the controller quorum (messages and ticks in, decisions out)."""

@@ -1,0 +1,1 @@
+"""The ``rillet`` command line."""
