@@ -1,0 +1,144 @@
+"""Light futures for produced records: one shared completion per batch, a tiny object per record.
+
+``concurrent.futures.Future`` costs a lock and a condition per record, more than the rest of
+``send()``. Here a :class:`ProducerBatch` is completed once (on the producer's I/O thread) and
+each :class:`RecordFuture` holds only its batch, its index in it and its timestamp.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from rillet.errors import RilletTimeoutError
+from rillet.records import RecordMetadata
+
+DeliveryCallback = Callable[[BaseException | None, RecordMetadata | None], Any]
+
+
+class BatchCompletion:
+    """The outcome of one batch: its base offset or an error, set exactly once.
+
+    Owned by the producer's I/O thread (which calls :meth:`complete`); any thread may wait.
+    """
+
+    __slots__ = ("topic", "partition", "base_offset", "error", "done", "_event", "_lock",
+                 "_callbacks")
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.base_offset = -1
+        self.error: BaseException | None = None
+        self.done = False
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        # (record index, timestamp, callback, is_future_callback)
+        self._callbacks: list[tuple[int, int, Callable, bool]] | None = None
+
+    def add_callback(self, index: int, timestamp: int, fn: Callable, future_style: bool) -> None:
+        """Register fn; if already done it runs at once on the calling thread."""
+        with self._lock:
+            if not self.done:
+                if self._callbacks is None:
+                    self._callbacks = []
+                self._callbacks.append((index, timestamp, fn, future_style))
+                return
+        self._run(index, timestamp, fn, future_style)
+
+    def complete(self, base_offset: int, error: BaseException | None) -> None:
+        with self._lock:
+            if self.done:
+                return
+            self.base_offset = base_offset
+            self.error = error
+            self.done = True
+            cbs, self._callbacks = self._callbacks, None
+        self._event.set()
+        if cbs:
+            for index, ts, fn, future_style in cbs:
+                self._run(index, ts, fn, future_style)
+
+    def _run(self, index: int, timestamp: int, fn: Callable, future_style: bool) -> None:
+        try:
+            if future_style:
+                fn(RecordFuture(self, index, timestamp))
+            elif self.error is not None:
+                fn(self.error, None)
+            else:
+                fn(None, self.metadata(index, timestamp))
+        except Exception:  # noqa: BLE001 - a user callback must not kill the I/O thread
+            import traceback
+
+            traceback.print_exc()
+
+    def metadata(self, index: int, timestamp: int) -> RecordMetadata:
+        off = self.base_offset
+        return RecordMetadata(self.topic, self.partition, off + index if off >= 0 else -1,
+                              timestamp)
+
+    def wait(self, timeout: float | None) -> bool:
+        return self._event.wait(timeout)
+
+
+class RecordFuture:
+    """The future result of one ``send()``: ``get(timeout)`` -> :class:`RecordMetadata`.
+
+    Compatible with the parts of ``concurrent.futures.Future`` people use: ``result``,
+    ``exception``, ``done``, ``add_done_callback``; plus kafka-python's ``get``,
+    ``succeeded``, ``failed``.
+    """
+
+    __slots__ = ("_batch", "_index", "_timestamp")
+
+    def __init__(self, batch: BatchCompletion, index: int, timestamp: int) -> None:
+        self._batch = batch
+        self._index = index
+        self._timestamp = timestamp
+
+    def get(self, timeout: float | None = None) -> RecordMetadata:
+        """Wait up to ``timeout`` seconds (None: forever); raise the delivery error if any."""
+        batch = self._batch
+        if not batch.done and not batch.wait(timeout):
+            raise RilletTimeoutError(
+                f"record to {batch.topic}-{batch.partition} not acknowledged within {timeout} s"
+            )
+        if batch.error is not None:
+            raise batch.error
+        return batch.metadata(self._index, self._timestamp)
+
+    result = get
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        batch = self._batch
+        if not batch.done and not batch.wait(timeout):
+            raise RilletTimeoutError(f"record not acknowledged within {timeout} s")
+        return batch.error
+
+    def done(self) -> bool:
+        return self._batch.done
+
+    def succeeded(self) -> bool:
+        return self._batch.done and self._batch.error is None
+
+    def failed(self) -> bool:
+        return self._batch.done and self._batch.error is not None
+
+    def cancel(self) -> bool:
+        return False
+
+    def cancelled(self) -> bool:
+        return False
+
+    def running(self) -> bool:
+        return not self._batch.done
+
+    def add_done_callback(self, fn: Callable[[RecordFuture], Any]) -> None:
+        """``fn(future)`` once the record is acknowledged or failed (on the I/O thread)."""
+        self._batch.add_callback(self._index, self._timestamp, fn, True)
+
+    def __repr__(self) -> str:
+        b = self._batch
+        state = "pending" if not b.done else ("failed" if b.error else "done")
+        return f"<RecordFuture {b.topic}-{b.partition} {state}>"
