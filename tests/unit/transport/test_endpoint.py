@@ -1,0 +1,150 @@
+"""Server and client endpoints over real loopback sockets (in-process, no broker)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from rillet.transport import codec
+from rillet.transport import protocol as P
+from rillet.transport.endpoint import ClientEndpoint, ServerEndpoint
+from rillet.transport.errors import (
+    BrokerUnavailableError,
+    EndpointClosedError,
+    ProtocolError,
+    RequestTimedOutError,
+    RequestTooLargeError,
+)
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class EchoServer:
+    """Answers ApiVersions with the handling thread's name; Produce with the sizes received."""
+
+    def __init__(self) -> None:
+        self.silent = threading.Event()
+        self.endpoint = ServerEndpoint("127.0.0.1:0", self.handle, max_message_bytes=1 << 20)
+        self.endpoint.start()
+        self.address = self.endpoint.address.removeprefix("tcp://")
+
+    def handle(self, peer: bytes, frames: list[bytes]) -> None:
+        if self.silent.is_set():
+            return
+        try:
+            cid, msg = codec.decode_request(frames)
+        except ProtocolError as e:
+            self.endpoint.send(peer, codec.encode_error(e.code, e.message, e.correlation_id))
+            return
+        if isinstance(msg, P.ProduceRequest):
+            parts = tuple(
+                P.ProducePartitionResponse(partition=p.partition, base_offset=len(p.records))
+                for t in msg.topics
+                for p in t.partitions
+            )
+            if msg.acks:
+                self.endpoint.reply(
+                    peer,
+                    cid,
+                    P.ProduceResponse(topics=(P.ProduceTopicResponse(name="t", partitions=parts),)),
+                )
+            return
+        self.endpoint.reply(
+            peer, cid, P.ApiVersionsResponse(cluster_id=threading.current_thread().name)
+        )
+
+
+@pytest.fixture
+def server():
+    s = EchoServer()
+    try:
+        yield s
+    finally:
+        s.endpoint.close()
+
+
+@pytest.fixture
+def client():
+    c = ClientEndpoint()
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def _produce(size: int, acks: int = 1) -> P.ProduceRequest:
+    part = P.ProducePartition(partition=0, records=b"b" * size)
+    return P.ProduceRequest(acks=acks, topics=(P.ProduceTopic(name="t", partitions=(part,)),))
+
+
+def test_request_response_on_the_io_thread(server, client) -> None:
+    response = client.request(server.address, P.ApiVersionsRequest(), 5000).result(5)
+    assert response.cluster_id == "rillet-server-io"
+
+
+def test_many_threads_share_one_endpoint(server, client) -> None:
+    results: list[int] = []
+
+    def work(n: int) -> None:
+        futures = [client.request(server.address, _produce(n * 10 + i), 5000) for i in range(50)]
+        results.extend(f.result(5).topics[0].partitions[0].base_offset for f in futures)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(1, 5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sorted(results) == sorted(n * 10 + i for n in range(1, 5) for i in range(50))
+
+
+def test_acks_zero_completes_without_reply(server, client) -> None:
+    assert client.request(server.address, _produce(10, acks=0), 5000).result(5) is None
+
+
+def test_error_response_raises_protocol_error(server, client) -> None:
+    future = client.request_raw(server.address, [b"\xff\xff"], 5000)
+    reply = future.result(5)
+    assert isinstance(reply, P.ErrorResponse) and reply.error_code == P.ErrorCode.INVALID_REQUEST
+
+
+def test_timeout_when_connected_but_silent(server, client) -> None:
+    client.request(server.address, P.ApiVersionsRequest(), 5000).result(5)
+    server.silent.set()
+    with pytest.raises(RequestTimedOutError) as info:
+        client.request(server.address, P.ApiVersionsRequest(), 200).result(5)
+    assert type(info.value) is RequestTimedOutError and info.value.retriable
+
+
+def test_unreachable_broker(client) -> None:
+    with pytest.raises(BrokerUnavailableError, match="not reachable"):
+        client.request("127.0.0.1:1", P.ApiVersionsRequest(), 200).result(5)
+
+
+def test_request_too_large_is_refused_locally(client) -> None:
+    small = ClientEndpoint(max_request_bytes=1000)
+    try:
+        with pytest.raises(RequestTooLargeError):
+            small.request("127.0.0.1:1", _produce(2000), 1000).result(5)
+    finally:
+        small.close()
+
+
+def test_oversized_frame_does_not_break_the_server(server, client) -> None:
+    big = ClientEndpoint()  # no local cap: the server's MAXMSGSIZE (1 MiB) drops the peer
+    try:
+        with pytest.raises(RequestTimedOutError):
+            big.request(server.address, _produce(2 << 20), 300).result(5)
+    finally:
+        big.close()
+    assert client.request(server.address, P.ApiVersionsRequest(), 5000).result(5).error_code == 0
+
+
+def test_close_fails_pending_and_new_requests(server) -> None:
+    c = ClientEndpoint()
+    server.silent.set()
+    future = c.request(server.address, P.ApiVersionsRequest(), 10_000)
+    c.close()
+    with pytest.raises(EndpointClosedError):
+        future.result(5)
+    with pytest.raises(EndpointClosedError):
+        c.request(server.address, P.ApiVersionsRequest(), 1000).result(5)

@@ -1,0 +1,458 @@
+"""ZeroMQ endpoints: the only module of rillet that imports zmq.
+
+Each endpoint owns its sockets on ONE background I/O thread; other threads hand it work
+through a queue and a wake-up pipe, so every public method here is thread-safe.
+
+* ``ServerEndpoint`` (broker side): one ROUTER socket bound to ``tcp://host:port`` with
+  ZeroMQ's MAXMSGSIZE set (a peer sending a bigger frame is disconnected by ZeroMQ itself).
+  Each inbound message is handed to ``handler(peer, frames)`` on the I/O thread; the handler
+  must not block (it passes the frames to an actor). ``send(peer, frames)`` queues a reply.
+* ``ClientEndpoint`` (client side): one DEALER socket per broker address, created on first
+  use. ``request(address, msg, timeout_ms)`` encodes the request on the caller's thread and
+  returns a ``concurrent.futures.Future`` completed by the I/O thread with the decoded
+  response, or failed with ``RequestTimedOutError``, ``BrokerUnavailableError`` (timed out
+  and not connected), ``ProtocolError`` (the broker answered with an ErrorResponse, or sent
+  something malformed), ``RequestTooLargeError`` or ``EndpointClosedError``. Future callbacks
+  run on the I/O thread: keep them short and never block in them.
+
+Usage::
+
+    from rillet.transport.endpoint import ClientEndpoint
+    from rillet.transport.protocol import MetadataRequest
+
+    with ClientEndpoint() as endpoint:
+        future = endpoint.request("127.0.0.1:9092", MetadataRequest(), timeout_ms=5000)
+        metadata = future.result()          # MetadataResponse
+        for topic in metadata.topics:
+            print(topic.name, [p.leader for p in topic.partitions])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Any
+
+import zmq
+from zmq.utils.monitor import parse_monitor_message
+
+from .codec import (
+    MAX_FRAME_BYTES,
+    MAX_HEADER_BYTES,
+    decode_response,
+    encode_request,
+    encode_response,
+)
+from .errors import (
+    BrokerUnavailableError,
+    EndpointClosedError,
+    ProtocolError,
+    RequestTimedOutError,
+    RequestTooLargeError,
+)
+from .protocol import ErrorResponse, ProduceRequest
+
+Frames = Sequence[bytes | bytearray | memoryview]
+
+
+def tcp_address(address: str) -> str:
+    """``host:port`` -> ``tcp://host:port``; addresses with a scheme are returned unchanged."""
+    return address if "://" in address else f"tcp://{address}"
+
+
+class _Waker:
+    """A pipe the I/O thread polls; ``wake()`` from any thread makes its poll return."""
+
+    def __init__(self) -> None:
+        self.read_fd, self.write_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)
+        os.set_blocking(self.write_fd, False)
+        self._pending = False
+        self._lock = threading.Lock()
+
+    def wake(self) -> None:
+        with self._lock:
+            if self._pending:
+                return
+            self._pending = True
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self.write_fd, b"x")
+
+    def drain(self) -> None:
+        with self._lock:
+            self._pending = False
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.read(self.read_fd, 4096)
+
+    def close(self) -> None:
+        for fd in (self.read_fd, self.write_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+# ------------------------------------------------------------------------------ server side
+
+
+class ServerEndpoint:
+    """A ROUTER socket on one I/O thread. ``handler(peer, frames)`` runs on that thread.
+
+    ``bind`` is ``host:port`` (port 0 picks a free one; see ``address``). ``max_message_bytes``
+    is ZeroMQ's MAXMSGSIZE: the cap on any single inbound frame.
+    """
+
+    def __init__(
+        self,
+        bind: str,
+        handler: Callable[[bytes, list[bytes]], None],
+        *,
+        max_message_bytes: int = MAX_FRAME_BYTES + MAX_HEADER_BYTES,
+        name: str = "rillet-server-io",
+    ) -> None:
+        self._handler = handler
+        self._ctx = zmq.Context.instance()
+        self._socket = self._ctx.socket(zmq.ROUTER)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
+        self._socket.setsockopt(zmq.SNDHWM, 100_000)
+        self._socket.setsockopt(zmq.RCVHWM, 10_000)
+        try:
+            self._socket.bind(tcp_address(bind))
+        except zmq.ZMQError:
+            self._socket.close(0)
+            raise
+        self.address: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._outbox: deque[tuple[bytes, Frames]] = deque()
+        self._waker = _Waker()
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def send(self, peer: bytes, frames: Frames) -> None:
+        """Queue a message for ``peer`` (thread-safe). Dropped silently if the peer is gone."""
+        self._outbox.append((peer, frames))
+        self._waker.wake()
+
+    def reply(self, peer: bytes, correlation_id: int, msg: Any) -> None:
+        """Encode ``msg`` (a response) and queue it for ``peer``."""
+        self.send(peer, encode_response(msg, correlation_id))
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Stop the I/O thread (after flushing queued replies) and close the socket."""
+        self._closing.set()
+        self._waker.wake()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+        if not self._thread.is_alive():
+            self._socket.close(0)
+            self._waker.close()
+
+    def _flush_outbox(self) -> None:
+        sock = self._socket
+        while self._outbox:
+            peer, frames = self._outbox.popleft()
+            try:
+                sock.send_multipart([peer, *frames], copy=False)
+            except zmq.ZMQError:  # peer unroutable or HWM reached: the client will time out
+                pass
+
+    def _run(self) -> None:
+        sock = self._socket
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(self._waker.read_fd, zmq.POLLIN)
+        while not self._closing.is_set():
+            events = dict(poller.poll(1000))
+            if self._waker.read_fd in events:
+                self._waker.drain()
+            self._flush_outbox()
+            if sock in events:
+                # Drain what is ready (bounded, so replies keep flowing under load).
+                for _ in range(256):
+                    try:
+                        parts = sock.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    if len(parts) < 2:
+                        continue
+                    try:
+                        self._handler(parts[0], parts[1:])
+                    except Exception:  # noqa: BLE001 - the handler must not kill the I/O thread
+                        pass
+                self._flush_outbox()
+        self._flush_outbox()
+
+
+# ------------------------------------------------------------------------------ client side
+
+
+class _Pending:
+    __slots__ = ("future", "address", "api", "timeout_ms", "deadline")
+
+    def __init__(self, future: Future, address: str, api: str, timeout_ms: int, deadline: float):
+        self.future = future
+        self.address = address
+        self.api = api
+        self.timeout_ms = timeout_ms
+        self.deadline = deadline
+
+
+class _Connection:
+    __slots__ = ("socket", "monitor", "connected")
+
+    def __init__(self, socket: zmq.Socket, monitor: zmq.Socket) -> None:
+        self.socket = socket
+        self.monitor = monitor
+        self.connected = False
+
+
+class ClientEndpoint:
+    """DEALER sockets (one per broker address) on one background I/O thread. Thread-safe.
+
+    ``max_request_bytes`` caps each outbound frame (the broker's MAXMSGSIZE would otherwise
+    drop the connection); ``reconnect_ivl_ms`` is ZeroMQ's reconnect interval.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_request_bytes: int = MAX_FRAME_BYTES,
+        reconnect_ivl_ms: int = 100,
+        reconnect_ivl_max_ms: int = 1000,
+        name: str = "rillet-client-io",
+    ) -> None:
+        self._ctx = zmq.Context.instance()
+        self._max_request_bytes = max_request_bytes
+        self._reconnect = (reconnect_ivl_ms, reconnect_ivl_max_ms)
+        self._cids = itertools.count(1)
+        self._queue: deque[tuple[str, int, list, _Pending | None]] = deque()
+        self._waker = _Waker()
+        self._closed = False
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def __enter__(self) -> ClientEndpoint:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(self, address: str, msg: Any, timeout_ms: int = 30000) -> Future:
+        """Send ``msg`` to the broker at ``address`` (``host:port``); a Future of the response.
+
+        A ``ProduceRequest`` with ``acks=0`` gets no response: its Future completes with
+        ``None`` once the request is handed to ZeroMQ.
+        """
+        future: Future = Future()
+        cid = next(self._cids)
+        frames = encode_request(msg, cid)
+        for frame in frames:
+            if len(frame) > self._max_request_bytes:
+                future.set_exception(RequestTooLargeError(len(frame), self._max_request_bytes))
+                return future
+        if len(frames[0]) > MAX_HEADER_BYTES:
+            future.set_exception(RequestTooLargeError(len(frames[0]), MAX_HEADER_BYTES))
+            return future
+        expects_reply = not (isinstance(msg, ProduceRequest) and msg.acks == 0)
+        pending = None
+        if expects_reply:
+            deadline = time.monotonic() + timeout_ms / 1000
+            pending = _Pending(future, address, msg.API, timeout_ms, deadline)
+        with self._lock:
+            if self._closed:
+                future.set_exception(EndpointClosedError())
+                return future
+            self._queue.append((address, cid, frames, pending if expects_reply else future))
+        self._waker.wake()
+        return future
+
+    def send_raw(self, address: str, frames: Frames) -> None:
+        """Send arbitrary frames (tests and tools: garbage, hand-made envelopes). Any reply
+        arrives as a response to a cid nobody waits for and is dropped, unless the frames
+        carry a cid that ``request`` issued."""
+        with self._lock:
+            if self._closed:
+                raise EndpointClosedError()
+            self._queue.append((address, -1, list(frames), None))
+        self._waker.wake()
+
+    def request_raw(self, address: str, frames: Frames, timeout_ms: int = 5000) -> Future:
+        """Send hand-made frames and wait for a reply to ANY message on that connection whose
+        cid is unknown to the endpoint (-1 or not issued): used to test a broker's answers to
+        malformed requests. The Future completes with the decoded response (not raised)."""
+        future: Future = Future()
+        pending = _Pending(future, address, "raw", timeout_ms, time.monotonic() + timeout_ms / 1000)
+        with self._lock:
+            if self._closed:
+                raise EndpointClosedError()
+            self._queue.append((address, -2, list(frames), pending))
+        self._waker.wake()
+        return future
+
+    def close(self) -> None:
+        """Fail pending requests with ``EndpointClosedError``, close sockets, stop the thread."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._waker.wake()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(10)
+
+    # -- I/O thread ---------------------------------------------------------------------
+
+    def _connection(self, address: str, poller: zmq.Poller, conns: dict) -> _Connection:
+        conn = conns.get(address)
+        if conn is None:
+            sock = self._ctx.socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.RECONNECT_IVL, self._reconnect[0])
+            sock.setsockopt(zmq.RECONNECT_IVL_MAX, self._reconnect[1])
+            sock.setsockopt(zmq.SNDHWM, 100_000)
+            sock.setsockopt(zmq.RCVHWM, 100_000)
+            monitor = sock.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
+            sock.connect(tcp_address(address))
+            conn = _Connection(sock, monitor)
+            conns[address] = conn
+            poller.register(sock, zmq.POLLIN)
+            poller.register(monitor, zmq.POLLIN)
+        return conn
+
+    def _run(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self._waker.read_fd, zmq.POLLIN)
+        conns: dict[str, _Connection] = {}
+        by_socket: dict[zmq.Socket, str] = {}
+        monitors: dict[zmq.Socket, str] = {}
+        pending: dict[int, _Pending] = {}
+        raw_waiters: dict[str, deque[_Pending]] = {}
+        timeouts: list[tuple[float, int]] = []
+        try:
+            while True:
+                wait_ms = 1000
+                if timeouts:
+                    wait_ms = max(0, min(1000, int((timeouts[0][0] - time.monotonic()) * 1000) + 1))
+                events = dict(poller.poll(wait_ms))
+                if self._waker.read_fd in events:
+                    self._waker.drain()
+                with self._lock:
+                    closed = self._closed
+                    work = list(self._queue)
+                    self._queue.clear()
+                if closed:
+                    for _, _, _, item in work:
+                        if isinstance(item, _Pending):
+                            pending[id(item)] = item
+                    break
+                for address, cid, frames, item in work:
+                    conn = self._connection(address, poller, conns)
+                    by_socket[conn.socket] = address
+                    monitors[conn.monitor] = address
+                    if isinstance(item, _Pending):
+                        if cid == -2:
+                            raw_waiters.setdefault(address, deque()).append(item)
+                            key = -id(item)
+                        else:
+                            key = cid
+                        pending[key] = item
+                        heapq.heappush(timeouts, (item.deadline, key))
+                    try:
+                        conn.socket.send_multipart(frames, copy=False)
+                    except zmq.ZMQError as e:
+                        if isinstance(item, _Pending):
+                            pending.pop(key, None)
+                            _fail(item.future, BrokerUnavailableError(address, item.api, 0))
+                        elif isinstance(item, Future):
+                            _fail(item, e)
+                        continue
+                    if isinstance(item, Future):  # acks=0 produce: done once sent
+                        _succeed(item, None)
+                for sock, address in list(by_socket.items()):
+                    if sock not in events:
+                        continue
+                    for _ in range(1024):
+                        try:
+                            frames = sock.recv_multipart(zmq.NOBLOCK)
+                        except zmq.Again:
+                            break
+                        self._deliver(address, frames, pending, raw_waiters)
+                for mon, address in monitors.items():
+                    if mon in events:
+                        while True:
+                            try:
+                                event = parse_monitor_message(mon.recv_multipart(zmq.NOBLOCK))
+                            except zmq.Again:
+                                break
+                            conns[address].connected = event["event"] == zmq.EVENT_CONNECTED
+                now = time.monotonic()
+                while timeouts and timeouts[0][0] <= now:
+                    _, key = heapq.heappop(timeouts)
+                    item = pending.pop(key, None)
+                    if item is None:
+                        continue
+                    conn = conns.get(item.address)
+                    if conn is not None and conn.connected:
+                        err: Exception = RequestTimedOutError(
+                            item.address, item.api, item.timeout_ms
+                        )
+                    else:
+                        err = BrokerUnavailableError(item.address, item.api, item.timeout_ms)
+                    waiters = raw_waiters.get(item.address)
+                    if waiters and item in waiters:
+                        waiters.remove(item)
+                    _fail(item.future, err)
+        finally:
+            for item in pending.values():
+                _fail(item.future, EndpointClosedError())
+            for conn in conns.values():
+                with contextlib.suppress(Exception):
+                    conn.socket.disable_monitor()
+                conn.monitor.close(0)
+                conn.socket.close(0)
+            self._waker.close()
+
+    def _deliver(
+        self,
+        address: str,
+        frames: list[bytes],
+        pending: dict[int, _Pending],
+        raw_waiters: dict[str, deque[_Pending]],
+    ) -> None:
+        try:
+            cid, msg = decode_response(frames)
+        except ProtocolError as e:
+            item = pending.pop(getattr(e, "correlation_id", -1), None)
+            if item is not None:
+                _fail(item.future, e)
+            return
+        item = pending.pop(cid, None)
+        if item is None:
+            waiters = raw_waiters.get(address)
+            if waiters:
+                raw = waiters.popleft()
+                if pending.pop(-id(raw), None) is not None:
+                    _succeed(raw.future, msg)
+            return
+        if isinstance(msg, ErrorResponse):
+            _fail(item.future, ProtocolError(msg.error_code, msg.error_message, remote=True))
+        else:
+            _succeed(item.future, msg)
+
+
+def _succeed(future: Future, value: Any) -> None:
+    if future.set_running_or_notify_cancel():
+        future.set_result(value)
+
+
+def _fail(future: Future, error: BaseException) -> None:
+    if future.set_running_or_notify_cancel():
+        future.set_exception(error)

@@ -1,0 +1,633 @@
+"""Every request and response of the rillet wire protocol, as frozen dataclasses.
+
+A message class carries two class attributes: ``API`` (a stable name, Kafka's where one exists)
+and ``VERSION``. Requests end in ``Request`` and responses in ``Response``; a response answers
+the request with the same ``API``. Field names are Kafka's, snake_cased. Nested parts (topics,
+partitions) are dataclasses of their own. Record batches are typed ``Records``: they travel as
+raw extra frames, never re-encoded (see ``codec.py`` and docs/protocol.md).
+
+Conventions: offsets, timestamps (ms since the epoch) and ids are ints; -1 means "none";
+``error_code`` is an ``ErrorCode`` value (0 = NONE); ``error_message`` is ``None`` or a
+one-line human explanation. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Annotated, ClassVar
+
+#: Marker for a field that carries record batches as a raw extra frame.
+RAW = "raw-frame"
+Records = Annotated[bytes, RAW]
+
+
+class ErrorCode(enum.IntEnum):
+    """Error codes; Kafka's names and numbers wherever Kafka has one."""
+
+    UNKNOWN_SERVER_ERROR = -1
+    NONE = 0
+    OFFSET_OUT_OF_RANGE = 1
+    CORRUPT_MESSAGE = 2
+    UNKNOWN_TOPIC_OR_PARTITION = 3
+    INVALID_FETCH_SIZE = 4
+    LEADER_NOT_AVAILABLE = 5
+    NOT_LEADER_OR_FOLLOWER = 6
+    REQUEST_TIMED_OUT = 7
+    BROKER_NOT_AVAILABLE = 8
+    REPLICA_NOT_AVAILABLE = 9
+    MESSAGE_TOO_LARGE = 10
+    NETWORK_EXCEPTION = 13
+    COORDINATOR_LOAD_IN_PROGRESS = 14
+    COORDINATOR_NOT_AVAILABLE = 15
+    NOT_COORDINATOR = 16
+    INVALID_TOPIC_EXCEPTION = 17
+    RECORD_LIST_TOO_LARGE = 18
+    NOT_ENOUGH_REPLICAS = 19
+    NOT_ENOUGH_REPLICAS_AFTER_APPEND = 20
+    INVALID_REQUIRED_ACKS = 21
+    ILLEGAL_GENERATION = 22
+    INVALID_TIMESTAMP = 32
+    UNSUPPORTED_VERSION = 35
+    TOPIC_ALREADY_EXISTS = 36
+    INVALID_PARTITIONS = 37
+    INVALID_REPLICATION_FACTOR = 38
+    INVALID_REPLICA_ASSIGNMENT = 39
+    INVALID_CONFIG = 40
+    NOT_CONTROLLER = 41
+    INVALID_REQUEST = 42
+    POLICY_VIOLATION = 44
+    OUT_OF_ORDER_SEQUENCE_NUMBER = 45
+    DUPLICATE_SEQUENCE_NUMBER = 46
+    INVALID_PRODUCER_EPOCH = 47
+    INVALID_TXN_STATE = 48
+    INVALID_PRODUCER_ID_MAPPING = 49
+    KAFKA_STORAGE_ERROR = 56
+    UNKNOWN_PRODUCER_ID = 59
+    REASSIGNMENT_IN_PROGRESS = 60
+    FENCED_LEADER_EPOCH = 74
+    UNKNOWN_LEADER_EPOCH = 75
+    OFFSET_NOT_AVAILABLE = 78
+    MEMBER_ID_REQUIRED = 79
+    PREFERRED_LEADER_NOT_AVAILABLE = 80
+    GROUP_MAX_SIZE_REACHED = 81
+    INVALID_RECORD = 87
+    UNSTABLE_OFFSET_COMMIT = 88
+    UNKNOWN_MEMBER_ID = 25
+    REBALANCE_IN_PROGRESS = 27
+    INVALID_SESSION_TIMEOUT = 26
+    GROUP_ID_NOT_FOUND = 69
+    UNKNOWN_TOPIC_ID = 100
+    FENCED_MEMBER_EPOCH = 110
+    UNRELEASED_INSTANCE_ID = 111
+
+
+_RETRIABLE = frozenset(
+    {
+        ErrorCode.CORRUPT_MESSAGE,  # Kafka: may be transient (corrupted in flight)
+        ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,  # metadata may be propagating
+        ErrorCode.LEADER_NOT_AVAILABLE,
+        ErrorCode.NOT_LEADER_OR_FOLLOWER,
+        ErrorCode.REQUEST_TIMED_OUT,
+        ErrorCode.BROKER_NOT_AVAILABLE,
+        ErrorCode.REPLICA_NOT_AVAILABLE,
+        ErrorCode.NETWORK_EXCEPTION,
+        ErrorCode.COORDINATOR_LOAD_IN_PROGRESS,
+        ErrorCode.COORDINATOR_NOT_AVAILABLE,
+        ErrorCode.NOT_COORDINATOR,
+        ErrorCode.NOT_ENOUGH_REPLICAS,
+        ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+        ErrorCode.NOT_CONTROLLER,
+        ErrorCode.KAFKA_STORAGE_ERROR,
+        ErrorCode.FENCED_LEADER_EPOCH,
+        ErrorCode.UNKNOWN_LEADER_EPOCH,
+        ErrorCode.OFFSET_NOT_AVAILABLE,
+        ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE,
+        ErrorCode.REBALANCE_IN_PROGRESS,
+        ErrorCode.UNKNOWN_TOPIC_ID,
+        ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
+    }
+)
+
+
+def retriable(code: int) -> bool:
+    """True if a client may retry the request that produced ``code`` (Kafka's classification)."""
+    return code in _RETRIABLE
+
+
+class ConfigResourceType(enum.IntEnum):
+    """Kafka's ConfigResource.Type numbers."""
+
+    TOPIC = 2
+    BROKER = 4
+
+
+class ConfigSource(enum.IntEnum):
+    """Where a described config value comes from (Kafka's DescribeConfigs source)."""
+
+    UNKNOWN = 0
+    DYNAMIC_TOPIC_CONFIG = 1
+    STATIC_BROKER_CONFIG = 4
+    DEFAULT_CONFIG = 5
+
+
+class AlterConfigOp(enum.IntEnum):
+    """IncrementalAlterConfigs operations."""
+
+    SET = 0
+    DELETE = 1
+
+
+EARLIEST_TIMESTAMP = -2  # ListOffsets: the log start offset
+LATEST_TIMESTAMP = -1  # ListOffsets: the log end offset (next offset to be written)
+CONSUMER_REPLICA_ID = -1  # Fetch/ListOffsets from a client, not a follower
+
+_msg = dataclass(frozen=True, slots=True, kw_only=True)
+
+
+# ---------------------------------------------------------------------------------- envelope
+
+
+@_msg
+class ErrorResponse:
+    """Reply to a request the broker could not decode or does not support.
+
+    Sent instead of the typed response; ``correlation_id`` echoes the request's when it could
+    be read, else -1.
+    """
+
+    API: ClassVar[str] = "Error"
+    VERSION: ClassVar[int] = 0
+    error_code: int
+    error_message: str
+
+
+# ------------------------------------------------------------------------------- ApiVersions
+
+
+@_msg
+class ApiVersionsRequest:
+    """Which APIs and versions does the broker serve? Also the readiness probe."""
+
+    API: ClassVar[str] = "ApiVersions"
+    VERSION: ClassVar[int] = 0
+
+
+@_msg
+class ApiVersion:
+    api: str
+    min_version: int
+    max_version: int
+
+
+@_msg
+class ApiVersionsResponse:
+    API: ClassVar[str] = "ApiVersions"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+    api_versions: tuple[ApiVersion, ...] = ()
+    broker_id: int = -1
+    cluster_id: str = ""
+
+
+# ---------------------------------------------------------------------------------- Metadata
+
+
+@_msg
+class MetadataRequest:
+    """Brokers and topic layout. ``topics=None`` asks for every topic."""
+
+    API: ClassVar[str] = "Metadata"
+    VERSION: ClassVar[int] = 0
+    topics: tuple[str, ...] | None = None
+    allow_auto_topic_creation: bool = False
+
+
+@_msg
+class BrokerMetadata:
+    broker_id: int
+    host: str
+    port: int
+    rack: str | None = None
+
+
+@_msg
+class PartitionMetadata:
+    partition: int
+    error_code: int = 0
+    leader: int = -1
+    leader_epoch: int = -1
+    replicas: tuple[int, ...] = ()
+    isr: tuple[int, ...] = ()
+    offline_replicas: tuple[int, ...] = ()
+
+
+@_msg
+class TopicMetadata:
+    name: str
+    error_code: int = 0
+    topic_id: str = ""
+    is_internal: bool = False
+    partitions: tuple[PartitionMetadata, ...] = ()
+
+
+@_msg
+class MetadataResponse:
+    API: ClassVar[str] = "Metadata"
+    VERSION: ClassVar[int] = 0
+    brokers: tuple[BrokerMetadata, ...] = ()
+    cluster_id: str = ""
+    controller_id: int = -1
+    topics: tuple[TopicMetadata, ...] = ()
+
+
+# ------------------------------------------------------------------------------ CreateTopics
+
+
+@_msg
+class CreatableTopic:
+    """``num_partitions``/``replication_factor`` of -1 take the broker defaults
+    (num.partitions, default.replication.factor). ``configs`` are topic configs by Kafka name."""
+
+    name: str
+    num_partitions: int = -1
+    replication_factor: int = -1
+    configs: dict[str, str] = field(default_factory=dict)
+
+
+@_msg
+class CreateTopicsRequest:
+    API: ClassVar[str] = "CreateTopics"
+    VERSION: ClassVar[int] = 0
+    topics: tuple[CreatableTopic, ...]
+    timeout_ms: int = 30000
+    validate_only: bool = False
+
+
+@_msg
+class CreatableTopicResult:
+    name: str
+    error_code: int = 0
+    error_message: str | None = None
+    topic_id: str = ""
+    num_partitions: int = -1
+    replication_factor: int = -1
+
+
+@_msg
+class CreateTopicsResponse:
+    API: ClassVar[str] = "CreateTopics"
+    VERSION: ClassVar[int] = 0
+    topics: tuple[CreatableTopicResult, ...] = ()
+
+
+# ------------------------------------------------------------------------------ DeleteTopics
+
+
+@_msg
+class DeleteTopicsRequest:
+    API: ClassVar[str] = "DeleteTopics"
+    VERSION: ClassVar[int] = 0
+    topic_names: tuple[str, ...]
+    timeout_ms: int = 30000
+
+
+@_msg
+class TopicResult:
+    """Per-topic outcome of DeleteTopics and CreatePartitions."""
+
+    name: str
+    error_code: int = 0
+    error_message: str | None = None
+
+
+@_msg
+class DeleteTopicsResponse:
+    API: ClassVar[str] = "DeleteTopics"
+    VERSION: ClassVar[int] = 0
+    results: tuple[TopicResult, ...] = ()
+
+
+# -------------------------------------------------------------------------- CreatePartitions
+
+
+@_msg
+class CreatePartitionsTopic:
+    """Grow ``name`` to ``count`` partitions in total (never shrinks)."""
+
+    name: str
+    count: int
+
+
+@_msg
+class CreatePartitionsRequest:
+    API: ClassVar[str] = "CreatePartitions"
+    VERSION: ClassVar[int] = 0
+    topics: tuple[CreatePartitionsTopic, ...]
+    timeout_ms: int = 30000
+    validate_only: bool = False
+
+
+@_msg
+class CreatePartitionsResponse:
+    API: ClassVar[str] = "CreatePartitions"
+    VERSION: ClassVar[int] = 0
+    results: tuple[TopicResult, ...] = ()
+
+
+# --------------------------------------------------------------------------- DescribeConfigs
+
+
+@_msg
+class ConfigResource:
+    """``resource_type`` is a ``ConfigResourceType``; ``config_names=None`` means all."""
+
+    resource_type: int
+    resource_name: str
+    config_names: tuple[str, ...] | None = None
+
+
+@_msg
+class DescribeConfigsRequest:
+    API: ClassVar[str] = "DescribeConfigs"
+    VERSION: ClassVar[int] = 0
+    resources: tuple[ConfigResource, ...]
+
+
+@_msg
+class ConfigEntry:
+    name: str
+    value: str | None
+    read_only: bool = False
+    is_default: bool = False
+    source: int = ConfigSource.UNKNOWN
+    is_sensitive: bool = False
+
+
+@_msg
+class DescribeConfigsResult:
+    resource_type: int
+    resource_name: str
+    error_code: int = 0
+    error_message: str | None = None
+    configs: tuple[ConfigEntry, ...] = ()
+
+
+@_msg
+class DescribeConfigsResponse:
+    API: ClassVar[str] = "DescribeConfigs"
+    VERSION: ClassVar[int] = 0
+    results: tuple[DescribeConfigsResult, ...] = ()
+
+
+# ------------------------------------------------------------------------------ AlterConfigs
+
+
+@_msg
+class AlterableConfig:
+    """One change (Kafka's IncrementalAlterConfigs): ``op`` SET with a value, or DELETE
+    (revert to the default; ``value`` ignored)."""
+
+    name: str
+    value: str | None
+    op: int = AlterConfigOp.SET
+
+
+@_msg
+class AlterConfigsResource:
+    resource_type: int
+    resource_name: str
+    configs: tuple[AlterableConfig, ...]
+
+
+@_msg
+class AlterConfigsRequest:
+    """Incremental: only the named keys change; all changes of a resource apply or none."""
+
+    API: ClassVar[str] = "AlterConfigs"
+    VERSION: ClassVar[int] = 0
+    resources: tuple[AlterConfigsResource, ...]
+    validate_only: bool = False
+
+
+@_msg
+class AlterConfigsResult:
+    resource_type: int
+    resource_name: str
+    error_code: int = 0
+    error_message: str | None = None
+
+
+@_msg
+class AlterConfigsResponse:
+    API: ClassVar[str] = "AlterConfigs"
+    VERSION: ClassVar[int] = 0
+    results: tuple[AlterConfigsResult, ...] = ()
+
+
+# ----------------------------------------------------------------------------------- Produce
+
+
+@_msg
+class ProducePartition:
+    """``records``: one or more whole record batches (logstore.batch format), unstamped."""
+
+    partition: int
+    records: Records
+
+
+@_msg
+class ProduceTopic:
+    name: str
+    partitions: tuple[ProducePartition, ...]
+
+
+@_msg
+class ProduceRequest:
+    """``acks``: 0 (no response is sent), 1 (leader appended) or -1 (all in-sync replicas;
+    equals 1 while a partition has one replica). The producer id, epoch and base sequence
+    ride in each batch header; ``transactional_id`` is reserved for transactions."""
+
+    API: ClassVar[str] = "Produce"
+    VERSION: ClassVar[int] = 0
+    acks: int = -1
+    timeout_ms: int = 30000
+    transactional_id: str | None = None
+    topics: tuple[ProduceTopic, ...]
+
+
+@_msg
+class ProducePartitionResponse:
+    """``base_offset`` is the offset given to the first record of the first batch."""
+
+    partition: int
+    error_code: int = 0
+    base_offset: int = -1
+    log_append_time_ms: int = -1
+    log_start_offset: int = -1
+    error_message: str | None = None
+
+
+@_msg
+class ProduceTopicResponse:
+    name: str
+    partitions: tuple[ProducePartitionResponse, ...]
+
+
+@_msg
+class ProduceResponse:
+    API: ClassVar[str] = "Produce"
+    VERSION: ClassVar[int] = 0
+    topics: tuple[ProduceTopicResponse, ...] = ()
+    throttle_time_ms: int = 0
+
+
+# ------------------------------------------------------------------------------------- Fetch
+
+
+@_msg
+class FetchPartition:
+    """``fetch_offset``: the first offset wanted. ``partition_max_bytes``: a soft cap (at
+    least one whole batch is returned). ``current_leader_epoch`` -1 skips fencing."""
+
+    partition: int
+    fetch_offset: int
+    partition_max_bytes: int = 1048576
+    current_leader_epoch: int = -1
+    log_start_offset: int = -1
+
+
+@_msg
+class FetchTopic:
+    name: str
+    partitions: tuple[FetchPartition, ...]
+
+
+@_msg
+class FetchRequest:
+    """Long poll: answered as soon as ``min_bytes`` are available over all partitions, or when
+    ``max_wait_ms`` elapses, whichever is first. ``max_bytes`` caps the whole response (soft,
+    like Kafka's). ``replica_id`` is -1 for consumers, the broker id for followers."""
+
+    API: ClassVar[str] = "Fetch"
+    VERSION: ClassVar[int] = 0
+    replica_id: int = CONSUMER_REPLICA_ID
+    max_wait_ms: int = 500
+    min_bytes: int = 1
+    max_bytes: int = 52428800
+    isolation_level: int = 0
+    topics: tuple[FetchTopic, ...]
+
+
+@_msg
+class FetchPartitionResponse:
+    """``records``: whole batches as stored, all below ``high_watermark`` (may be empty)."""
+
+    partition: int
+    error_code: int = 0
+    high_watermark: int = -1
+    last_stable_offset: int = -1
+    log_start_offset: int = -1
+    records: Records = b""
+
+
+@_msg
+class FetchTopicResponse:
+    name: str
+    partitions: tuple[FetchPartitionResponse, ...]
+
+
+@_msg
+class FetchResponse:
+    API: ClassVar[str] = "Fetch"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+    throttle_time_ms: int = 0
+    topics: tuple[FetchTopicResponse, ...] = ()
+
+
+# ------------------------------------------------------------------------------- ListOffsets
+
+
+@_msg
+class ListOffsetsPartition:
+    """``timestamp``: EARLIEST_TIMESTAMP (-2), LATEST_TIMESTAMP (-1), or ms since the epoch
+    (the first offset whose timestamp is >= it)."""
+
+    partition: int
+    timestamp: int
+    current_leader_epoch: int = -1
+
+
+@_msg
+class ListOffsetsTopic:
+    name: str
+    partitions: tuple[ListOffsetsPartition, ...]
+
+
+@_msg
+class ListOffsetsRequest:
+    API: ClassVar[str] = "ListOffsets"
+    VERSION: ClassVar[int] = 0
+    replica_id: int = CONSUMER_REPLICA_ID
+    isolation_level: int = 0
+    topics: tuple[ListOffsetsTopic, ...]
+
+
+@_msg
+class ListOffsetsPartitionResponse:
+    """``offset`` -1 with error NONE: no record has a timestamp >= the one asked for."""
+
+    partition: int
+    error_code: int = 0
+    timestamp: int = -1
+    offset: int = -1
+    leader_epoch: int = -1
+
+
+@_msg
+class ListOffsetsTopicResponse:
+    name: str
+    partitions: tuple[ListOffsetsPartitionResponse, ...]
+
+
+@_msg
+class ListOffsetsResponse:
+    API: ClassVar[str] = "ListOffsets"
+    VERSION: ClassVar[int] = 0
+    topics: tuple[ListOffsetsTopicResponse, ...] = ()
+
+
+# ---------------------------------------------------------------------------------- registry
+
+REQUESTS: dict[str, type] = {
+    cls.API: cls
+    for cls in (
+        ApiVersionsRequest,
+        MetadataRequest,
+        CreateTopicsRequest,
+        DeleteTopicsRequest,
+        CreatePartitionsRequest,
+        DescribeConfigsRequest,
+        AlterConfigsRequest,
+        ProduceRequest,
+        FetchRequest,
+        ListOffsetsRequest,
+    )
+}
+RESPONSES: dict[str, type] = {
+    cls.API: cls
+    for cls in (
+        ErrorResponse,
+        ApiVersionsResponse,
+        MetadataResponse,
+        CreateTopicsResponse,
+        DeleteTopicsResponse,
+        CreatePartitionsResponse,
+        DescribeConfigsResponse,
+        AlterConfigsResponse,
+        ProduceResponse,
+        FetchResponse,
+        ListOffsetsResponse,
+    )
+}
