@@ -1,0 +1,59 @@
+"""Finding plugin classes by name: short aliases, Kafka's class names, or ``module:Class``."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .errors import PluginNotFoundError
+
+CONNECTOR_ALIASES = {
+    "file-source": "rillet.connectors.builtin.file:FileSourceConnector",
+    "file-sink": "rillet.connectors.builtin.file:FileSinkConnector",
+    "sqlite-source": "rillet.connectors.builtin.sqlite_source:SqliteSourceConnector",
+    "sqlite-sink": "rillet.connectors.builtin.sqlite_sink:SqliteSinkConnector",
+    # the names Kafka's quickstart files use
+    "FileStreamSource": "rillet.connectors.builtin.file:FileSourceConnector",
+    "FileStreamSink": "rillet.connectors.builtin.file:FileSinkConnector",
+    "org.apache.kafka.connect.file.FileStreamSourceConnector":
+        "rillet.connectors.builtin.file:FileSourceConnector",
+    "org.apache.kafka.connect.file.FileStreamSinkConnector":
+        "rillet.connectors.builtin.file:FileSinkConnector",
+    "SqliteSource": "rillet.connectors.builtin.sqlite_source:SqliteSourceConnector",
+    "SqliteSink": "rillet.connectors.builtin.sqlite_sink:SqliteSinkConnector",
+}
+
+
+def load_class(name: str, kind: str, aliases: dict[str, Any] | None = None) -> Any:
+    """Resolve ``name`` (an alias, ``pkg.mod:Class`` or ``pkg.mod.Class``) to an object."""
+    target = (aliases or {}).get(name, name)
+    if not isinstance(target, str):
+        return target
+    if ":" in target:
+        module_name, _, attr = target.partition(":")
+    elif "." in target:
+        module_name, _, attr = target.rpartition(".")
+    else:
+        known = ", ".join(sorted(a for a in (aliases or {}) if "." not in a))
+        raise PluginNotFoundError(kind, name, f"not a known name ({known}) nor module:Class")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise PluginNotFoundError(kind, name, f"cannot import {module_name}: {e}") from e
+    obj = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise PluginNotFoundError(kind, name, f"{module_name} has no {attr}") from None
+    return obj
+
+
+def load_connector_class(name: str) -> type:
+    from .api import SinkConnector, SourceConnector
+
+    cls = load_class(name, "connector.class", CONNECTOR_ALIASES)
+    if not (isinstance(cls, type) and issubclass(cls, SourceConnector | SinkConnector)):
+        raise PluginNotFoundError("connector.class", name,
+                                  "not a SourceConnector or SinkConnector subclass")
+    return cls

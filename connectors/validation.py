@@ -1,0 +1,87 @@
+"""Validating a whole connector config: common keys, the connector's own keys, transforms,
+predicates and converters, reported together in one ConnectConfigError."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .api import SinkConnector
+from .config import CONNECTOR_DEF, ConfigDef, sub_config
+from .converters import Converter, make_converter
+from .errors import ConnectConfigError
+from .plugins import load_connector_class
+from .transforms import TransformChain, build_transforms
+
+
+@dataclass
+class ConnectorSpec:
+    """A validated connector config and what it names."""
+
+    name: str
+    config: dict[str, Any]
+    connector_class: type
+    is_sink: bool
+
+    @property
+    def type(self) -> str:
+        return "sink" if self.is_sink else "source"
+
+
+def validate_connector_config(raw: Mapping[str, Any],
+                              worker: Mapping[str, Any] | None = None) -> ConnectorSpec:
+    """Raise ConnectConfigError (all problems at once) or return the typed spec."""
+    worker = worker or {}
+    name = str(raw.get("name") or "connector")
+    source = f"connector {name!r} config"
+    problems: list[str] = []
+    cls = None
+    if raw.get("connector.class"):
+        try:
+            cls = load_connector_class(str(raw["connector.class"]))
+        except ConnectConfigError as e:
+            problems += e.problems
+    own: ConfigDef | None = getattr(cls, "config_def", None) if cls else None
+    full = CONNECTOR_DEF + own if own is not None else CONNECTOR_DEF
+    typed: dict[str, Any] = {}
+    try:
+        typed = full.parse(raw, source=source, allow_unknown=cls is not None and own is None)
+    except ConnectConfigError as e:
+        problems += e.problems
+    if cls is not None and typed:
+        is_sink = issubclass(cls, SinkConnector)
+        if is_sink and not typed["topics"] and not typed["topics.regex"]:
+            problems.append("a sink needs 'topics' (a comma list) or 'topics.regex'")
+        if is_sink and typed["topics"] and typed["topics.regex"]:
+            problems.append("set only one of 'topics' and 'topics.regex'")
+        dlq = typed["errors.deadletterqueue.topic.name"]
+        if dlq and dlq in typed["topics"]:
+            problems.append("errors.deadletterqueue.topic.name must not be one of 'topics'")
+    try:
+        build_transforms(raw)
+    except ConnectConfigError as e:
+        problems += e.problems
+    for which in ("key", "value"):
+        try:
+            make_converter_for(raw, worker, which)
+        except ConnectConfigError as e:
+            problems += e.problems
+    if problems:
+        raise ConnectConfigError(problems, source=source)
+    assert cls is not None
+    return ConnectorSpec(typed["name"], typed, cls, issubclass(cls, SinkConnector))
+
+
+def make_converter_for(config: Mapping[str, Any], worker: Mapping[str, Any],
+                       which: str) -> Converter:
+    """The connector's ``key.converter``/``value.converter``, else the worker's, else json."""
+    k = f"{which}.converter"
+    if config.get(k):
+        return make_converter(str(config[k]), sub_config(config, k + "."), which == "key")
+    return make_converter(str(worker.get(k) or "json"), sub_config(worker, k + "."),
+                          which == "key")
+
+
+def transforms_for(config: Mapping[str, Any]) -> TransformChain:
+    return build_transforms(config)
