@@ -1,0 +1,391 @@
+"""Cluster metadata as a log of records applied to an immutable image (KRaft style). Pure.
+
+The controller never edits state in place: every change is a record appended to the metadata
+log, and ``apply(image, record)`` returns the next image. Replaying the log from the start
+rebuilds the image, which is how a broker restarts (and, with Raft, how followers keep up).
+
+Records (frozen dataclasses; ``to_dict``/``from_dict`` give a JSON-safe form for storage):
+
+* ``RegisterBroker(broker_id, host, port, rack)``  a broker (re)joins; it starts fenced
+* ``UnfenceBroker(broker_id)`` / ``FenceBroker(broker_id)``  may / may not lead partitions
+* ``CreateTopic(name, topic_id, configs)``  configs only hold the keys set explicitly
+* ``PartitionRecord(topic, partition, replicas, isr, leader, leader_epoch)``  a new partition
+* ``PartitionChange(topic, partition, leader, isr, leader_epoch)``  leader/ISR moves
+* ``SetConfig(topic, name, value)``  ``value=None`` removes the override (back to default)
+* ``DeleteTopic(name)``
+
+Controller decisions are functions from the image and a request to a list of records, or a
+``MetadataError`` (never a partial list). ``MetadataLog`` is the persistence seam: a file in
+the data dir today, the Raft-replicated ``__cluster_metadata`` log next.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Protocol
+
+from .placement import PlacementError, assign_replicas
+
+MAX_TOPIC_NAME = 249
+_LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
+
+
+# ------------------------------------------------------------------------------------ errors
+
+
+class MetadataError(Exception):
+    """A controller request that cannot be applied. ``kind`` names the Kafka error code."""
+
+    kind = "INVALID_REQUEST"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidTopicError(MetadataError):
+    kind = "INVALID_TOPIC_EXCEPTION"
+
+
+class TopicExistsError(MetadataError):
+    kind = "TOPIC_ALREADY_EXISTS"
+
+
+class UnknownTopicError(MetadataError):
+    kind = "UNKNOWN_TOPIC_OR_PARTITION"
+
+
+class InvalidPartitionsError(MetadataError):
+    kind = "INVALID_PARTITIONS"
+
+
+class InvalidReplicationFactorError(MetadataError):
+    kind = "INVALID_REPLICATION_FACTOR"
+
+
+# ----------------------------------------------------------------------------------- records
+
+_rec = dataclass(frozen=True, slots=True, kw_only=True)
+
+
+@_rec
+class RegisterBroker:
+    broker_id: int
+    host: str
+    port: int
+    rack: str | None = None
+
+
+@_rec
+class UnfenceBroker:
+    broker_id: int
+
+
+@_rec
+class FenceBroker:
+    broker_id: int
+
+
+@_rec
+class CreateTopic:
+    name: str
+    topic_id: str
+    configs: tuple[tuple[str, str], ...] = ()
+
+
+@_rec
+class PartitionRecord:
+    topic: str
+    partition: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+    leader: int
+    leader_epoch: int = 0
+
+
+@_rec
+class PartitionChange:
+    topic: str
+    partition: int
+    leader: int
+    isr: tuple[int, ...]
+    leader_epoch: int
+
+
+@_rec
+class SetConfig:
+    topic: str
+    name: str
+    value: str | None
+
+
+@_rec
+class DeleteTopic:
+    name: str
+
+
+RECORD_TYPES: dict[str, type] = {
+    cls.__name__: cls
+    for cls in (
+        RegisterBroker,
+        UnfenceBroker,
+        FenceBroker,
+        CreateTopic,
+        PartitionRecord,
+        PartitionChange,
+        SetConfig,
+        DeleteTopic,
+    )
+}
+
+
+def to_dict(record: object) -> dict:
+    """A JSON-safe dict with a ``type`` key."""
+    return {"type": type(record).__name__, **asdict(record)}
+
+
+def from_dict(data: Mapping) -> object:
+    """Inverse of ``to_dict``; ``ValueError`` on an unknown type or wrong keys."""
+    cls = RECORD_TYPES.get(data.get("type", ""))
+    if cls is None:
+        raise ValueError(f"unknown metadata record type {data.get('type')!r}")
+    kwargs = {}
+    for f in fields(cls):
+        v = data[f.name]
+        if isinstance(v, list):
+            v = tuple(tuple(x) if isinstance(x, list) else x for x in v)
+        kwargs[f.name] = v
+    return cls(**kwargs)
+
+
+# ------------------------------------------------------------------------------------- image
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerInfo:
+    broker_id: int
+    host: str
+    port: int
+    rack: str | None = None
+    fenced: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionInfo:
+    partition: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+    leader: int
+    leader_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class TopicInfo:
+    name: str
+    topic_id: str
+    partitions: Mapping[int, PartitionInfo] = field(default_factory=dict)
+    configs: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataImage:
+    """The cluster as of ``offset`` (the number of records applied). Never mutated: the
+    mappings are replaced, not edited, so an image can be shared across threads."""
+
+    brokers: Mapping[int, BrokerInfo] = field(default_factory=dict)
+    topics: Mapping[str, TopicInfo] = field(default_factory=dict)
+    offset: int = 0
+
+    def live_brokers(self) -> list[int]:
+        return sorted(b.broker_id for b in self.brokers.values() if not b.fenced)
+
+    def partition(self, topic: str, partition: int) -> PartitionInfo | None:
+        t = self.topics.get(topic)
+        return None if t is None else t.partitions.get(partition)
+
+    def partition_count(self) -> int:
+        return sum(len(t.partitions) for t in self.topics.values())
+
+
+def _with(mapping: Mapping, key, value) -> dict:
+    out = dict(mapping)
+    if value is None:
+        out.pop(key, None)
+    else:
+        out[key] = value
+    return out
+
+
+def apply(image: MetadataImage, record: object) -> MetadataImage:
+    """The image after ``record``. Records about unknown topics/brokers are ignored (they can
+    follow a deletion in the log), so replay never fails."""
+    nxt = image.offset + 1
+    match record:
+        case RegisterBroker(broker_id=b, host=h, port=p, rack=r):
+            info = BrokerInfo(b, h, p, r, fenced=True)
+            return replace(image, brokers=_with(image.brokers, b, info), offset=nxt)
+        case UnfenceBroker(broker_id=b) | FenceBroker(broker_id=b):
+            old = image.brokers.get(b)
+            if old is None:
+                return replace(image, offset=nxt)
+            info = replace(old, fenced=isinstance(record, FenceBroker))
+            return replace(image, brokers=_with(image.brokers, b, info), offset=nxt)
+        case CreateTopic(name=n, topic_id=tid, configs=cfg):
+            topic = TopicInfo(n, tid, {}, dict(cfg))
+            return replace(image, topics=_with(image.topics, n, topic), offset=nxt)
+        case PartitionRecord() | PartitionChange():
+            topic = image.topics.get(record.topic)
+            if topic is None:
+                return replace(image, offset=nxt)
+            if isinstance(record, PartitionRecord):
+                info = PartitionInfo(
+                    record.partition,
+                    record.replicas,
+                    record.isr,
+                    record.leader,
+                    record.leader_epoch,
+                )
+            else:
+                old = topic.partitions.get(record.partition)
+                if old is None:
+                    return replace(image, offset=nxt)
+                info = replace(
+                    old, leader=record.leader, isr=record.isr, leader_epoch=record.leader_epoch
+                )
+            topic = replace(topic, partitions=_with(topic.partitions, record.partition, info))
+            return replace(image, topics=_with(image.topics, topic.name, topic), offset=nxt)
+        case SetConfig(topic=n, name=k, value=v):
+            topic = image.topics.get(n)
+            if topic is None:
+                return replace(image, offset=nxt)
+            topic = replace(topic, configs=_with(topic.configs, k, v))
+            return replace(image, topics=_with(image.topics, n, topic), offset=nxt)
+        case DeleteTopic(name=n):
+            return replace(image, topics=_with(image.topics, n, None), offset=nxt)
+    raise ValueError(f"not a metadata record: {record!r}")
+
+
+def replay(records: Iterable[object], image: MetadataImage | None = None) -> MetadataImage:
+    image = image or MetadataImage()
+    for record in records:
+        image = apply(image, record)
+    return image
+
+
+# ------------------------------------------------------------------------- controller logic
+
+
+def validate_topic_name(name: str) -> None:
+    if not name or name in (".", ".."):
+        raise InvalidTopicError(f"topic name {name!r} is illegal")
+    if len(name) > MAX_TOPIC_NAME:
+        raise InvalidTopicError(f"topic name is longer than {MAX_TOPIC_NAME} characters")
+    if not _LEGAL_TOPIC.match(name):
+        raise InvalidTopicError(
+            f"topic name {name!r} is illegal: use only ASCII letters, digits, '.', '_' and '-'"
+        )
+
+
+def create_topic(
+    image: MetadataImage,
+    name: str,
+    num_partitions: int,
+    replication_factor: int,
+    configs: Mapping[str, str],
+    topic_id: str,
+) -> list[object]:
+    """Records creating a topic, or a ``MetadataError``. ``configs`` must be validated already."""
+    validate_topic_name(name)
+    if name in image.topics:
+        raise TopicExistsError(f"topic {name!r} already exists")
+    try:
+        layout = assign_replicas(
+            image.live_brokers(),
+            num_partitions,
+            replication_factor,
+            start_index=image.partition_count(),
+        )
+    except PlacementError as e:
+        kind = InvalidReplicationFactorError if e.replication_factor else InvalidPartitionsError
+        raise kind(str(e)) from None
+    records: list[object] = [
+        CreateTopic(name=name, topic_id=topic_id, configs=tuple(sorted(configs.items())))
+    ]
+    for p, replicas in enumerate(layout):
+        records.append(
+            PartitionRecord(
+                topic=name, partition=p, replicas=replicas, isr=replicas, leader=replicas[0]
+            )
+        )
+    return records
+
+
+def create_partitions(image: MetadataImage, name: str, count: int) -> list[object]:
+    """Records growing ``name`` to ``count`` partitions with the topic's replication factor."""
+    topic = image.topics.get(name)
+    if topic is None:
+        raise UnknownTopicError(f"topic {name!r} does not exist")
+    current = len(topic.partitions)
+    if count <= current:
+        raise InvalidPartitionsError(
+            f"topic {name!r} has {current} partitions; the new count must be larger, got {count}"
+        )
+    rf = len(next(iter(topic.partitions.values())).replicas) if topic.partitions else 1
+    try:
+        layout = assign_replicas(
+            image.live_brokers(),
+            count - current,
+            rf,
+            start_index=image.partition_count(),
+            first_partition=current,
+        )
+    except PlacementError as e:
+        raise InvalidReplicationFactorError(str(e)) from None
+    return [
+        PartitionRecord(topic=name, partition=current + i, replicas=r, isr=r, leader=r[0])
+        for i, r in enumerate(layout)
+    ]
+
+
+def delete_topic(image: MetadataImage, name: str) -> list[object]:
+    if name not in image.topics:
+        raise UnknownTopicError(f"topic {name!r} does not exist")
+    return [DeleteTopic(name=name)]
+
+
+def alter_configs(
+    image: MetadataImage, name: str, changes: Sequence[tuple[str, str | None]]
+) -> list[object]:
+    """``SetConfig`` records for validated ``(key, value-or-None)`` changes of one topic."""
+    if name not in image.topics:
+        raise UnknownTopicError(f"topic {name!r} does not exist")
+    return [SetConfig(topic=name, name=k, value=v) for k, v in changes]
+
+
+def register_broker(
+    image: MetadataImage, broker_id: int, host: str, port: int, rack: str | None = None
+) -> list[object]:
+    """Records for a broker starting up: (re)register if its address changed, then unfence."""
+    old = image.brokers.get(broker_id)
+    records: list[object] = []
+    if old is None or (old.host, old.port, old.rack) != (host, port, rack):
+        records.append(RegisterBroker(broker_id=broker_id, host=host, port=port, rack=rack))
+    if old is None or old.fenced or records:
+        records.append(UnfenceBroker(broker_id=broker_id))
+    return records
+
+
+# ---------------------------------------------------------------------------- persistence
+
+
+class MetadataLog(Protocol):
+    """Where metadata records are stored. ``append`` returns once the records are durable
+    (one fsync, or a Raft commit); ``read_all`` replays them in order on startup."""
+
+    def read_all(self) -> list[object]: ...
+
+    def append(self, records: Sequence[object]) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,95 @@
+"""Metadata image: records applied in order; controller decisions return records or errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from rillet.coordinator import metadata as md
+
+
+def _cluster(*brokers: int) -> md.MetadataImage:
+    image = md.MetadataImage()
+    for b in brokers:
+        image = md.replay(md.register_broker(image, b, "127.0.0.1", 9000 + b), image)
+    return image
+
+
+def test_register_and_unfence() -> None:
+    image = _cluster(1, 2)
+    assert image.live_brokers() == [1, 2]
+    assert image.offset == 4
+    assert md.register_broker(image, 1, "127.0.0.1", 9001) == []  # nothing changed
+    moved = md.register_broker(image, 1, "127.0.0.1", 9999)
+    assert [type(r).__name__ for r in moved] == ["RegisterBroker", "UnfenceBroker"]
+    fenced = md.apply(image, md.FenceBroker(broker_id=2))
+    assert fenced.live_brokers() == [1] and image.live_brokers() == [1, 2]  # old image intact
+
+
+def test_create_topic_places_and_records() -> None:
+    image = _cluster(1, 2, 3)
+    records = md.create_topic(image, "orders", 3, 2, {"retention.ms": "100"}, "id-1")
+    image = md.replay(records, image)
+    topic = image.topics["orders"]
+    assert topic.configs == {"retention.ms": "100"} and topic.topic_id == "id-1"
+    assert [p.leader for p in topic.partitions.values()] == [1, 2, 3]
+    assert all(p.isr == p.replicas and p.leader_epoch == 0 for p in topic.partitions.values())
+    with pytest.raises(md.TopicExistsError):
+        md.create_topic(image, "orders", 1, 1, {}, "id-2")
+
+
+@pytest.mark.parametrize("name", ["", "..", "a b", "x" * 250, "ü"])
+def test_illegal_topic_names(name: str) -> None:
+    with pytest.raises(md.InvalidTopicError):
+        md.create_topic(_cluster(1), name, 1, 1, {}, "id")
+
+
+def test_replication_factor_above_live_brokers_is_refused() -> None:
+    with pytest.raises(md.InvalidReplicationFactorError, match="live brokers"):
+        md.create_topic(_cluster(1), "t", 1, 3, {}, "id")
+    with pytest.raises(md.InvalidPartitionsError):
+        md.create_topic(_cluster(1), "t", 0, 1, {}, "id")
+
+
+def test_create_partitions_configs_and_delete() -> None:
+    image = md.replay(md.create_topic(_cluster(1), "t", 2, 1, {}, "id"), _cluster(1))
+    with pytest.raises(md.InvalidPartitionsError):
+        md.create_partitions(image, "t", 2)
+    image = md.replay(md.create_partitions(image, "t", 5), image)
+    assert sorted(image.topics["t"].partitions) == [0, 1, 2, 3, 4]
+    image = md.replay(md.alter_configs(image, "t", [("cleanup.policy", "compact")]), image)
+    assert image.topics["t"].configs == {"cleanup.policy": "compact"}
+    image = md.replay(md.alter_configs(image, "t", [("cleanup.policy", None)]), image)
+    assert image.topics["t"].configs == {}
+    image = md.replay(md.delete_topic(image, "t"), image)
+    assert "t" not in image.topics
+    with pytest.raises(md.UnknownTopicError):
+        md.delete_topic(image, "t")
+    with pytest.raises(md.UnknownTopicError):
+        md.create_partitions(image, "t", 9)
+
+
+def test_partition_change_and_records_after_deletion_are_ignored() -> None:
+    image = md.replay(md.create_topic(_cluster(1, 2), "t", 1, 2, {}, "id"), _cluster(1, 2))
+    image = md.apply(
+        image, md.PartitionChange(topic="t", partition=0, leader=2, isr=(2,), leader_epoch=1)
+    )
+    p = image.partition("t", 0)
+    assert (p.leader, p.isr, p.leader_epoch, p.replicas) == (2, (2,), 1, (1, 2))
+    gone = md.apply(image, md.DeleteTopic(name="t"))
+    assert md.apply(gone, md.SetConfig(topic="t", name="a", value="b")).topics == {}
+
+
+def test_records_survive_json() -> None:
+    image = _cluster(1)
+    records = [
+        *md.create_topic(image, "t", 2, 1, {"a.b": "c"}, "id"),
+        md.PartitionChange(topic="t", partition=0, leader=1, isr=(1,), leader_epoch=3),
+        md.SetConfig(topic="t", name="x", value=None),
+        md.DeleteTopic(name="t"),
+        md.FenceBroker(broker_id=1),
+    ]
+    decoded = [md.from_dict(json.loads(json.dumps(md.to_dict(r)))) for r in records]
+    assert decoded == records
+    with pytest.raises(ValueError):
+        md.from_dict({"type": "Nope"})
