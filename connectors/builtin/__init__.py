@@ -1,0 +1,1 @@
+"""Built-in connectors: file source/sink and SQLite source/sink."""
