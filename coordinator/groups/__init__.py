@@ -1,1 +1,48 @@
-"""Consumer-group membership (KIP-848 style) and the pure assignors."""
+"""Consumer-group membership (KIP-848 style), the pure assignors, and committed offsets.
+
+Entry point: :class:`GroupCoordinator` (pure functions over a :class:`CoordinatorState`);
+records for ``__consumer_offsets`` and :func:`replay` in :mod:`.records`; errors in
+:mod:`.errors`. Standard library only. See docs/groups.md.
+"""
+
+from .assignors import ASSIGNORS, MemberSubscription, range_assign, uniform_assign
+from .coordinator import GroupCoordinator, resolve_topics
+from .messages import (
+    CommitOffset,
+    ConsumerGroupHeartbeatRequest,
+    ConsumerGroupHeartbeatResponse,
+    ExpiredMember,
+    GroupDescription,
+    GroupListing,
+    MemberDescription,
+    OffsetCommitRequest,
+    OffsetCommitResponse,
+    OffsetDeleteResponse,
+    OffsetFetchRequest,
+    OffsetFetchResponse,
+    Result,
+)
+from .model import (
+    LEAVE_GROUP_MEMBER_EPOCH,
+    LEAVE_GROUP_STATIC_MEMBER_EPOCH,
+    ConsumerGroup,
+    ConsumerGroupMember,
+    CoordinatorState,
+    GroupConfig,
+    GroupState,
+    MemberState,
+    OffsetAndMetadata,
+    TopicPartition,
+)
+from .records import from_kv, replay, replay_kv, to_kv
+
+__all__ = [
+    "ASSIGNORS", "LEAVE_GROUP_MEMBER_EPOCH", "LEAVE_GROUP_STATIC_MEMBER_EPOCH", "CommitOffset",
+    "ConsumerGroup", "ConsumerGroupHeartbeatRequest", "ConsumerGroupHeartbeatResponse",
+    "ConsumerGroupMember", "CoordinatorState", "ExpiredMember", "GroupConfig",
+    "GroupCoordinator", "GroupDescription", "GroupListing", "GroupState", "MemberDescription",
+    "MemberState", "MemberSubscription", "OffsetAndMetadata", "OffsetCommitRequest",
+    "OffsetCommitResponse", "OffsetDeleteResponse", "OffsetFetchRequest", "OffsetFetchResponse",
+    "Result", "TopicPartition", "from_kv", "range_assign", "replay", "replay_kv",
+    "resolve_topics", "to_kv", "uniform_assign",
+]
