@@ -57,6 +57,15 @@ class UnexpectedOffsetError(LogStoreError):
         self.got = got
 
 
+class StaleLeaderEpochError(LogStoreError):
+    """An append with a leader epoch older than the log's latest (Kafka: FENCED_LEADER_EPOCH)."""
+
+    def __init__(self, epoch: int, latest_epoch: int) -> None:
+        super().__init__(f"leader epoch {epoch} is older than the log's latest {latest_epoch}")
+        self.epoch = epoch
+        self.latest_epoch = latest_epoch
+
+
 class RecordTooLargeError(LogStoreError):
     """A batch larger than max.message.bytes (Kafka: MESSAGE_TOO_LARGE)."""
 

@@ -1,0 +1,83 @@
+"""Per-partition log configuration, with Kafka's topic config names and defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+from .errors import LogConfigError
+
+DAY_MS = 24 * 3600 * 1000
+
+CLEANUP_POLICIES = ("delete", "compact", "compact,delete")
+FLUSH_MODES = ("interval", "group-commit")
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    """Kafka's topic configs, snake_cased (``segment.bytes`` -> ``segment_bytes``).
+
+    Sizes in bytes, durations in milliseconds; -1 means unlimited where Kafka says so.
+    """
+
+    segment_bytes: int = 1 << 30
+    segment_ms: int = 7 * DAY_MS
+    index_interval_bytes: int = 4096
+    max_message_bytes: int = 1048588
+    retention_ms: int = 7 * DAY_MS
+    retention_bytes: int = -1
+    cleanup_policy: str = "delete"
+    delete_retention_ms: int = DAY_MS
+    min_compaction_lag_ms: int = 0
+    # interval: fsync at most flush_ms after an append (acknowledged data younger than that can
+    # be lost on power failure); group-commit: the owner calls flush() before acknowledging.
+    flush_mode: str = "interval"
+    flush_ms: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.cleanup_policy not in CLEANUP_POLICIES:
+            raise LogConfigError(
+                f"cleanup.policy={self.cleanup_policy!r}; valid: {', '.join(CLEANUP_POLICIES)}"
+            )
+        if self.flush_mode not in FLUSH_MODES:
+            raise LogConfigError(f"flush.mode={self.flush_mode!r}; valid: {', '.join(FLUSH_MODES)}")
+        positive = ("segment_bytes", "segment_ms", "max_message_bytes", "flush_ms")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise LogConfigError(f"{name.replace('_', '.')} must be > 0")
+        for name in ("index_interval_bytes", "delete_retention_ms", "min_compaction_lag_ms"):
+            if getattr(self, name) < 0:
+                raise LogConfigError(f"{name.replace('_', '.')} must be >= 0")
+
+    @property
+    def compact(self) -> bool:
+        return "compact" in self.cleanup_policy
+
+    @property
+    def delete(self) -> bool:
+        return "delete" in self.cleanup_policy
+
+    @classmethod
+    def from_topic_config(cls, configs: Mapping[str, str]) -> LogConfig:
+        """Build from Kafka's dotted names ("segment.bytes": "1048576", ...).
+
+        Keys that are not log configs (e.g. min.insync.replicas) are ignored; a bad value
+        raises LogConfigError naming the key.
+        """
+        kwargs: dict[str, object] = {}
+        known = {f.name.replace("_", "."): f for f in fields(cls)}
+        for key, raw in configs.items():
+            f = known.get(key)
+            if f is None:
+                continue
+            if f.type in ("int", int):
+                try:
+                    kwargs[f.name] = int(str(raw).strip())
+                except ValueError:
+                    raise LogConfigError(f"{key}={raw!r} is not an integer") from None
+            else:
+                kwargs[f.name] = str(raw).strip().replace(" ", "")
+        return cls(**kwargs)
+
+
+LOG_CONFIG_NAMES = tuple(f.name.replace("_", ".") for f in fields(LogConfig))

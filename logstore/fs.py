@@ -1,0 +1,150 @@
+"""The only module of the log store that touches the filesystem.
+
+Everything else receives a ``FileSystem`` (and the ``SegmentFile`` handles it opens), so tests
+can inject faults (a failing fsync, a torn write) by subclassing it. Not thread-safe: the
+partition log's owner calls it from one thread.
+
+Checkpoint files (recovery point, log start offset, leader epochs, index files) share one
+framing: ``b"RCK" | version u8 | blake3-128 of the body | body (CBOR)``, written atomically
+(temp file, fsync, rename, fsync the directory). A missing, torn or corrupt checkpoint reads
+as None, and the caller rebuilds from the log: never "empty state" by accident.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import blake3
+import cbor2
+
+_CHECKPOINT_MAGIC = b"RCK\x01"
+_CHECKPOINT_DIGEST = 16
+TEMP_SUFFIX = ".tmp"
+
+
+class SegmentFile:
+    """An append-only file opened for reading and writing (positioned reads, appends)."""
+
+    __slots__ = ("path", "_fd", "_fs")
+
+    def __init__(self, path: Path, fd: int, fs: FileSystem) -> None:
+        self.path = path
+        self._fd = fd
+        self._fs = fs
+
+    def size(self) -> int:
+        return os.fstat(self._fd).st_size
+
+    def write_at(self, position: int, data) -> None:
+        """Write all of ``data`` at ``position`` (the log always writes at its end)."""
+        view = memoryview(data)
+        while view:
+            n = os.pwrite(self._fd, view, position)
+            position += n
+            view = view[n:]
+
+    def read_at(self, position: int, size: int) -> bytes:
+        """Up to ``size`` bytes at ``position`` (fewer only at the end of the file)."""
+        data = os.pread(self._fd, size, position)
+        if len(data) == size or not data:
+            return data
+        parts = [data]
+        got = len(data)
+        while got < size:
+            more = os.pread(self._fd, size - got, position + got)
+            if not more:
+                break
+            parts.append(more)
+            got += len(more)
+        return b"".join(parts)
+
+    def truncate(self, size: int) -> None:
+        os.ftruncate(self._fd, size)
+
+    def fsync(self) -> None:
+        self._fs.fsync_fd(self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+class FileSystem:
+    """Real files. Subclass and override to inject faults in tests."""
+
+    def open_segment(self, path: Path) -> SegmentFile:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        return SegmentFile(path, fd, self)
+
+    def fsync_fd(self, fd: int) -> None:
+        os.fsync(fd)
+
+    def fsync_dir(self, directory: Path) -> None:
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            self.fsync_fd(fd)
+        finally:
+            os.close(fd)
+
+    def makedirs(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def listdir(self, directory: Path) -> list[str]:
+        return sorted(os.listdir(directory))
+
+    def exists(self, path: Path) -> bool:
+        return path.exists()
+
+    def remove(self, path: Path) -> None:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+    def rename(self, src: Path, dst: Path) -> None:
+        os.replace(src, dst)
+
+    def read_bytes(self, path: Path) -> bytes | None:
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write_atomic(self, path: Path, data: bytes) -> None:
+        """Temp file, fsync, rename over ``path``, fsync the directory."""
+        tmp = path.with_name(path.name + TEMP_SUFFIX)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            self.fsync_fd(fd)
+        finally:
+            os.close(fd)
+        self.rename(tmp, path)
+        self.fsync_dir(path.parent)
+
+    def write_checkpoint(self, path: Path, value) -> None:
+        body = cbor2.dumps(value)
+        digest = blake3.blake3(body).digest(length=_CHECKPOINT_DIGEST)
+        self.write_atomic(path, _CHECKPOINT_MAGIC + digest + body)
+
+    def read_checkpoint(self, path: Path):
+        """The value stored by write_checkpoint, or None if missing or corrupt."""
+        data = self.read_bytes(path)
+        return decode_checkpoint(data) if data is not None else None
+
+
+def decode_checkpoint(data: bytes):
+    head = len(_CHECKPOINT_MAGIC) + _CHECKPOINT_DIGEST
+    if len(data) < head or not data.startswith(_CHECKPOINT_MAGIC):
+        return None
+    body = data[head:]
+    if blake3.blake3(body).digest(length=_CHECKPOINT_DIGEST) != data[len(_CHECKPOINT_MAGIC) : head]:
+        return None
+    try:
+        return cbor2.loads(body)
+    except Exception:
+        return None

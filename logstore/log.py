@@ -1,0 +1,571 @@
+"""The log of one partition: segments, append/read, recovery, flush, retention, compaction.
+
+Directory layout (docs/storage.md has the full story)::
+
+    00000000000000000000.log         batches back to back (20-digit base offset, like Kafka)
+    00000000000000000000.index       offset -> position (derived, rebuildable)
+    00000000000000000000.timeindex   timestamp -> offset (derived, rebuildable)
+    recovery-point.checkpoint        everything below this offset was fsynced
+    log-start-offset.checkpoint      first offset still in the log
+    leader-epoch.checkpoint          [(epoch, start offset)]
+    clean-shutdown                   present only while the log is closed cleanly
+
+``PartitionLog`` is synchronous and not thread-safe: one owner (the partition's actor) calls it.
+It takes ``now_ms`` as an argument and never reads the clock. Durability: ``flush()`` fsyncs
+everything appended so far and returns the new recovery point; with ``flush_mode="group-commit"``
+the owner calls it once for a group of appends and only then acknowledges them, with
+``"interval"`` it calls ``maybe_flush(now_ms)`` periodically. Any I/O error (a failed fsync
+above all) marks the log failed: every later call raises LogFailedError, because after a
+failed fsync nobody knows what reached the disk; the broker must reopen it from disk.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import batch as B
+from .config import LogConfig
+from .epochs import LeaderEpochCache
+from .errors import (
+    CorruptBatchError,
+    LogFailedError,
+    LogStoreError,
+    OffsetOutOfRangeError,
+    RecordTooLargeError,
+    StaleLeaderEpochError,
+    UnexpectedOffsetError,
+)
+from .fs import TEMP_SUFFIX, FileSystem
+from .segment import Segment, segment_name, walk
+
+__all__ = ["AppendInfo", "LogConfig", "PartitionLog"]
+
+RECOVERY_POINT_FILE = "recovery-point.checkpoint"
+LOG_START_FILE = "log-start-offset.checkpoint"
+EPOCH_FILE = "leader-epoch.checkpoint"
+CLEAN_SHUTDOWN_FILE = "clean-shutdown"
+# Kafka's log.flush.offset.checkpoint.interval.ms: a stale recovery point is safe (recovery
+# just revalidates more), so it is not rewritten on every flush.
+CHECKPOINT_INTERVAL_MS = 60_000
+
+
+@dataclass(frozen=True, slots=True)
+class AppendInfo:
+    base_offset: int
+    last_offset: int
+    max_timestamp: int
+    record_count: int
+
+
+class PartitionLog:
+    """One partition's log in ``directory``. Open with ``PartitionLog.open``."""
+
+    def __init__(self, directory: Path, config: LogConfig, fs: FileSystem) -> None:
+        self.directory = Path(directory)
+        self.config = config
+        self.fs = fs
+        self.segments: list[Segment] = []
+        self._bases: list[int] = []
+        self._log_start_offset = 0
+        self._recovery_point = 0
+        self._checkpointed_recovery_point = -1
+        self._last_checkpoint_ms = 0
+        self._dirty: list[Segment] = []
+        self._dir_dirty = False
+        self._first_unflushed_ms: int | None = None
+        self._now_ms = 0  # the latest now_ms the owner passed in
+        self._failure: BaseException | None = None
+        self._closed = False
+        self.epochs = LeaderEpochCache(
+            persist=self._persist_epochs, log_end_offset=lambda: self.log_end_offset
+        )
+        self.recovered_from: CorruptBatchError | None = None  # what the last recovery cut off
+
+    # ------------------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(
+        cls, directory: Path, config: LogConfig, now_ms: int, *, fs: FileSystem | None = None
+    ) -> PartitionLog:
+        """Create the log, or recover it from ``directory`` (see docs/storage.md)."""
+        log = cls(Path(directory), config, fs or FileSystem())
+        log._now_ms = now_ms
+        log._recover(now_ms)
+        return log
+
+    def _recover(self, now_ms: int) -> None:
+        from .cleaner import finish_interrupted_clean
+
+        fs, d = self.fs, self.directory
+        fs.makedirs(d)
+        finish_interrupted_clean(fs, d)
+        for name in fs.listdir(d):
+            if name.endswith(TEMP_SUFFIX):
+                fs.remove(d / name)
+        clean = fs.exists(d / CLEAN_SHUTDOWN_FILE)
+        start_ckpt = fs.read_checkpoint(d / LOG_START_FILE)
+        rp_ckpt = fs.read_checkpoint(d / RECOVERY_POINT_FILE)
+        recovery_point = rp_ckpt if isinstance(rp_ckpt, int) and not clean else None
+        bases = sorted(
+            int(n[:-4]) for n in fs.listdir(d) if n.endswith(".log") and n[:-4].isdigit()
+        )
+        log_start = start_ckpt if isinstance(start_ckpt, int) else (bases[0] if bases else 0)
+        # Segments entirely below the log start were being deleted by retention.
+        while len(bases) > 1 and bases[1] <= log_start:
+            self._remove_segment_files(bases.pop(0))
+        if not bases:
+            bases = [log_start]
+
+        rp = recovery_point or 0
+        previous: Segment | None = None
+        for i, base in enumerate(bases):
+            file = fs.open_segment(d / segment_name(base))
+            seg = Segment(base, file, now_ms, self.config.index_interval_bytes)
+            # Trusted: closed cleanly, or entirely below the recovery point (fsynced).
+            if clean or (i + 1 < len(bases) and bases[i + 1] <= rp):
+                error = None if seg.load_indexes(fs, d) else seg.rebuild(check=False)
+            else:
+                error = seg.rebuild(check=True)
+                seg.delete_indexes(fs, d)
+                self._dirty.append(seg)
+            # Compaction may delete a segment it emptied, leaving a gap, never an overlap.
+            if previous is not None and base < previous.next_offset:
+                error = CorruptBatchError(
+                    f"segment {base} overlaps the previous one ending at {previous.next_offset}",
+                    0,
+                )
+                file.close()
+                if seg in self._dirty:
+                    self._dirty.remove(seg)
+                bases_to_remove = bases[i:]
+            else:
+                self.segments.append(seg)
+                previous = seg
+                bases_to_remove = bases[i + 1 :]
+            if error is not None:
+                # Kafka: truncate at the first invalid batch and delete every later segment.
+                self.recovered_from = error
+                for later in bases_to_remove:
+                    self._remove_segment_files(later)
+                self._dir_dirty = True
+                break
+        self._bases = [s.base_offset for s in self.segments]
+        self._log_start_offset = log_start
+        transitions = [] if clean else self._epoch_transitions(rp)
+
+        entries = fs.read_checkpoint(d / EPOCH_FILE)
+        try:
+            self.epochs = LeaderEpochCache(
+                [tuple(e) for e in entries] if isinstance(entries, list) else None,
+                persist=self._persist_epochs,
+                log_end_offset=lambda: self.log_end_offset,
+            )
+        except (TypeError, ValueError):
+            entries = None
+        if not isinstance(entries, list):
+            self.epochs = LeaderEpochCache(
+                persist=self._persist_epochs, log_end_offset=lambda: self.log_end_offset
+            )
+            transitions = self._epoch_transitions(self.segments[0].base_offset)
+        self.epochs.truncate_from_end(self.log_end_offset)
+        for epoch, offset in transitions:
+            if epoch >= 0:
+                self.epochs.assign(epoch, offset)
+        self._persist_epochs(self.epochs.entries)
+
+        # Whatever survived recovery is made durable before it counts as recovered.
+        self._dir_dirty = True
+        self._flush_files()
+        self._recovery_point = self.log_end_offset
+        self._write_offsets_checkpoints(now_ms)
+        if clean:
+            fs.remove(d / CLEAN_SHUTDOWN_FILE)
+            fs.fsync_dir(d)
+
+    def _epoch_transitions(self, from_offset: int) -> list[tuple[int, int]]:
+        """(epoch, first offset) wherever the batch epoch changes, from ``from_offset`` on."""
+        out: list[tuple[int, int]] = []
+        last = -2
+        for seg in self.segments:
+            if seg.next_offset <= from_offset:
+                last = seg.last_epoch
+                continue
+            for _pos, header in walk(seg.file, 0, seg.size, check=False):
+                if header.leader_epoch != last:
+                    out.append((header.leader_epoch, header.base_offset))
+                    last = header.leader_epoch
+        return out
+
+    # ---------------------------------------------------------------------------- properties
+
+    @property
+    def log_start_offset(self) -> int:
+        return self._log_start_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        return self.segments[-1].next_offset
+
+    @property
+    def recovery_point(self) -> int:
+        return self._recovery_point
+
+    @property
+    def size_in_bytes(self) -> int:
+        return sum(s.size for s in self.segments)
+
+    @property
+    def active_segment(self) -> Segment:
+        return self.segments[-1]
+
+    # ------------------------------------------------------------------------------ writing
+
+    def append(self, batch: bytes, leader_epoch: int, now_ms: int) -> AppendInfo:
+        """Leader path: validate one producer batch, stamp its base offset and ``leader_epoch``
+        in place, and write it (buffered until the next flush)."""
+        self._check_usable()
+        if len(batch) > self.config.max_message_bytes:
+            raise RecordTooLargeError(len(batch), self.config.max_message_bytes)
+        header = B.validate(batch)
+        if header.record_count != header.last_offset_delta + 1:
+            raise CorruptBatchError("a produced batch must have dense offset deltas", 0)
+        if leader_epoch < self.epochs.latest_epoch:
+            raise StaleLeaderEpochError(leader_epoch, self.epochs.latest_epoch)
+        base = self.log_end_offset
+        buf = bytearray(batch)
+        B.stamp(buf, 0, base, leader_epoch)
+        header = dataclasses.replace(header, base_offset=base, leader_epoch=leader_epoch)
+        self._append_stamped(buf, header, now_ms)
+        return AppendInfo(base, header.last_offset, header.max_timestamp, header.record_count)
+
+    def append_replicated(self, batches: bytes, now_ms: int) -> int:
+        """Follower path: append already-stamped batches as fetched from the leader.
+
+        They must start at log_end_offset and be contiguous (UnexpectedOffsetError otherwise)
+        with non-decreasing epochs; all are validated before any is written. Returns the new
+        log end offset.
+        """
+        self._check_usable()
+        expected = self.log_end_offset
+        epoch = self.epochs.latest_epoch
+        checked = []
+        for header, view in B.iter_batches(batches, validate=True):
+            if header.base_offset != expected:
+                raise UnexpectedOffsetError(expected, header.base_offset)
+            if header.leader_epoch < epoch:
+                raise StaleLeaderEpochError(header.leader_epoch, epoch)
+            epoch = header.leader_epoch
+            expected = header.next_offset
+            checked.append((header, view))
+        for header, view in checked:
+            self._append_stamped(view, header, now_ms)
+        return self.log_end_offset
+
+    def _append_stamped(self, data, header: B.BatchHeader, now_ms: int) -> None:
+        self._now_ms = now_ms
+        active = self.segments[-1]
+        if active.size > 0 and (
+            active.size + header.length > self.config.segment_bytes
+            or now_ms - active.created_ms >= self.config.segment_ms
+        ):
+            active = self._roll(now_ms)
+        if header.leader_epoch > self.epochs.latest_epoch:
+            self._io(self.epochs.assign, header.leader_epoch, header.base_offset)
+        self._io(active.append, data, header)
+        if not self._dirty or self._dirty[-1] is not active:
+            self._dirty.append(active)
+        if self._first_unflushed_ms is None:
+            self._first_unflushed_ms = now_ms
+
+    def roll(self, now_ms: int) -> None:
+        """Seal the active segment now (if it holds anything) and start a new one."""
+        self._check_usable()
+        if self.segments[-1].size > 0:
+            self._roll(now_ms)
+
+    def _roll(self, now_ms: int) -> Segment:
+        sealed = self.segments[-1]
+        base = sealed.next_offset
+        self._io(sealed.save_indexes, self.fs, self.directory)
+        file = self._io(self.fs.open_segment, self.directory / segment_name(base))
+        seg = Segment(base, file, now_ms, self.config.index_interval_bytes)
+        self.segments.append(seg)
+        self._bases.append(base)
+        self._dir_dirty = True
+        return seg
+
+    # ------------------------------------------------------------------------------ reading
+
+    def read(self, offset: int, max_bytes: int, max_offset: int | None = None) -> bytes:
+        """Raw whole batches from the one containing ``offset``, within one segment.
+
+        Stops before ``max_bytes`` would be exceeded, but returns at least one whole batch;
+        stops before any batch whose last offset >= ``max_offset`` (the high watermark) if
+        given. b"" at the log end (or when nothing is below max_offset).
+        OffsetOutOfRangeError outside [log_start_offset, log_end_offset].
+        """
+        self._check_usable()
+        leo = self.log_end_offset
+        if offset < self._log_start_offset or offset > leo:
+            raise OffsetOutOfRangeError(offset, self._log_start_offset, leo)
+        i = max(bisect.bisect_right(self._bases, offset) - 1, 0)
+        for seg in self.segments[i:]:
+            try:
+                data = seg.read(offset, max_bytes, max_offset)
+            except OSError as exc:
+                self._fail(exc)
+            except CorruptBatchError as exc:  # on-disk corruption found by a reader
+                raise LogFailedError(f"corrupt segment {seg.base_offset}: {exc}", exc) from exc
+            if data:
+                return data
+            if max_offset is not None and seg.next_offset > max_offset:
+                break
+        return b""
+
+    def offset_for_timestamp(self, timestamp: int) -> int | None:
+        """First offset whose record timestamp >= ``timestamp`` (ms), or None."""
+        self._check_usable()
+        for seg in self.segments:
+            found = seg.first_offset_at_or_after(timestamp)
+            if found is not None:
+                return max(found, self._log_start_offset)
+        return None
+
+    # ---------------------------------------------------------------------------- truncating
+
+    def truncate_to(self, offset: int) -> None:
+        """Remove every batch from the one containing ``offset`` on (follower truncation).
+
+        The log end offset becomes ``offset``, or the start of the batch containing it.
+        Below the log start offset, the whole log is replaced by an empty one at ``offset``.
+        """
+        self._check_usable()
+        if offset >= self.log_end_offset:
+            return
+        if offset < self._log_start_offset:
+            self.truncate_fully_and_start_at(offset)
+            return
+        try:
+            while len(self.segments) > 1 and self.segments[-1].base_offset > offset:
+                self._drop_segment(self.segments.pop())
+                self._bases.pop()
+            active = self.segments[-1]
+            active.truncate_to_offset(offset)
+            active.delete_indexes(self.fs, self.directory)
+            active.file.fsync()
+            self.fs.fsync_dir(self.directory)
+        except OSError as exc:
+            self._fail(exc)
+        if active not in self._dirty:
+            self._dirty.append(active)
+        self._io(self.epochs.truncate_from_end, self.log_end_offset)
+        self._recovery_point = min(self._recovery_point, self.log_end_offset)
+        self._io(self._write_recovery_point)
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Delete everything and continue as an empty log starting at ``offset``."""
+        self._check_usable()
+        try:
+            for seg in self.segments:
+                self._drop_segment(seg)
+            self.segments, self._bases = [], []
+            file = self.fs.open_segment(self.directory / segment_name(offset))
+            seg = Segment(offset, file, self._now_ms, self.config.index_interval_bytes)
+            self.segments.append(seg)
+            self._bases.append(offset)
+            self._log_start_offset = offset
+            self.epochs.clear()
+            self._recovery_point = offset
+            self.fs.write_checkpoint(self.directory / LOG_START_FILE, offset)
+            self._write_recovery_point()
+        except OSError as exc:
+            self._fail(exc)
+
+    def _drop_segment(self, seg: Segment) -> None:
+        if seg in self._dirty:
+            self._dirty.remove(seg)
+        seg.file.close()
+        self._remove_segment_files(seg.base_offset)
+        self._dir_dirty = True
+
+    def _drop_cleaned_segment(self, seg: Segment) -> None:
+        """The cleaner emptied ``seg``: delete it (a gap in offsets is allowed)."""
+        i = self.segments.index(seg)
+        del self.segments[i], self._bases[i]
+        try:
+            self._drop_segment(seg)
+            self.fs.fsync_dir(self.directory)
+        except OSError as exc:
+            self._fail(exc)
+
+    def _remove_segment_files(self, base: int) -> None:
+        for suffix in (".log", ".index", ".timeindex"):
+            self.fs.remove(self.directory / segment_name(base, suffix))
+
+    # ------------------------------------------------------------------------------ flushing
+
+    def flush(self) -> int:
+        """fsync everything appended so far; returns the new recovery point.
+
+        Raises LogFailedError if an fsync fails (and the log stays failed)."""
+        self._check_usable()
+        self._flush_files()
+        self._recovery_point = self.log_end_offset
+        return self._recovery_point
+
+    def _flush_files(self) -> None:
+        try:
+            for seg in self._dirty:
+                seg.file.fsync()
+            if self._dir_dirty:
+                self.fs.fsync_dir(self.directory)
+        except OSError as exc:
+            self._fail(exc)
+        self._dirty.clear()
+        self._dir_dirty = False
+        self._first_unflushed_ms = None
+
+    def maybe_flush(self, now_ms: int) -> bool:
+        """Interval policy: fsync if the oldest unflushed append is ``flush_ms`` old.
+
+        Also rewrites the recovery-point checkpoint every CHECKPOINT_INTERVAL_MS (both
+        modes). Returns True if it fsynced appended data."""
+        self._check_usable()
+        flushed = False
+        if (
+            self.config.flush_mode == "interval"
+            and self._first_unflushed_ms is not None
+            and now_ms - self._first_unflushed_ms >= self.config.flush_ms
+        ):
+            self.flush()
+            flushed = True
+        if (
+            self._recovery_point != self._checkpointed_recovery_point
+            and now_ms - self._last_checkpoint_ms >= CHECKPOINT_INTERVAL_MS
+        ):
+            self._io(self._write_offsets_checkpoints, now_ms)
+        return flushed
+
+    @property
+    def unflushed(self) -> bool:
+        return self._first_unflushed_ms is not None
+
+    def _write_recovery_point(self) -> None:
+        self.fs.write_checkpoint(self.directory / RECOVERY_POINT_FILE, self._recovery_point)
+        self._checkpointed_recovery_point = self._recovery_point
+
+    def _write_offsets_checkpoints(self, now_ms: int) -> None:
+        self._write_recovery_point()
+        self.fs.write_checkpoint(self.directory / LOG_START_FILE, self._log_start_offset)
+        self._last_checkpoint_ms = now_ms
+
+    def _persist_epochs(self, entries: list[tuple[int, int]]) -> None:
+        self.fs.write_checkpoint(self.directory / EPOCH_FILE, [list(e) for e in entries])
+
+    # ----------------------------------------------------------------------- retention/clean
+
+    def delete_old_segments(self, now_ms: int) -> int:
+        """Retention (cleanup.policy has "delete"): delete whole old segments, never the active
+        one, by retention.ms (largest timestamp older) and retention.bytes. Returns how many."""
+        self._check_usable()
+        cfg = self.config
+        if not cfg.delete:
+            return 0
+        sealed = self.segments[:-1]
+        count = 0
+        if cfg.retention_ms >= 0:
+            for seg in sealed:
+                if seg.max_timestamp >= now_ms - cfg.retention_ms:
+                    break
+                count += 1
+        if cfg.retention_bytes >= 0:
+            excess = self.size_in_bytes - cfg.retention_bytes
+            n = 0
+            for seg in sealed:
+                if excess - seg.size < 0:
+                    break
+                excess -= seg.size
+                n += 1
+            count = max(count, n)
+        if count:
+            self._delete_prefix(count, now_ms)
+        return count
+
+    def _delete_prefix(self, count: int, now_ms: int) -> None:
+        doomed = self.segments[:count]
+        new_start = self.segments[count].base_offset
+        try:
+            # The new log start is durable before any file goes: a crash in between leaves
+            # segments that recovery deletes, never a log start pointing into a hole.
+            self._log_start_offset = new_start
+            self.fs.write_checkpoint(self.directory / LOG_START_FILE, new_start)
+            self._last_checkpoint_ms = now_ms
+            del self.segments[:count], self._bases[:count]
+            for seg in doomed:
+                self._drop_segment(seg)
+            self.epochs.truncate_from_start(new_start)
+            self._recovery_point = max(self._recovery_point, new_start)
+        except OSError as exc:
+            self._fail(exc)
+
+    def compact(self, now_ms: int):
+        """Compaction (cleanup.policy has "compact"); returns CompactionStats. See cleaner.py."""
+        from .cleaner import compact_log
+
+        self._check_usable()
+        return compact_log(self, now_ms)
+
+    # ------------------------------------------------------------------------------ closing
+
+    def close(self) -> None:
+        """Flush, save indexes and checkpoints, then write the clean-shutdown marker."""
+        if self._closed:
+            return
+        self._check_usable()
+        try:
+            self._flush_files()
+            self._recovery_point = self.log_end_offset
+            for seg in self.segments:
+                if not seg.indexes_saved:
+                    seg.save_indexes(self.fs, self.directory)
+            self._write_offsets_checkpoints(0)
+            self.fs.write_atomic(self.directory / CLEAN_SHUTDOWN_FILE, b"")
+        except OSError as exc:
+            self._fail(exc)
+        finally:
+            if self._failure is None:
+                self._closed = True
+                for seg in self.segments:
+                    seg.file.close()
+
+    def abandon(self) -> None:
+        """Close the files without flushing or marking a clean shutdown (tests: a crash)."""
+        self._closed = True
+        for seg in self.segments:
+            seg.file.close()
+
+    # ------------------------------------------------------------------------------- failure
+
+    def _check_usable(self) -> None:
+        if self._failure is not None:
+            raise LogFailedError(
+                f"log {self.directory} failed earlier: {self._failure}", self._failure
+            )
+        if self._closed:
+            raise LogFailedError(f"log {self.directory} is closed")
+
+    def _fail(self, exc: BaseException):
+        self._failure = exc
+        raise LogFailedError(f"log {self.directory} failed: {exc}", exc) from exc
+
+    def _io(self, fn, *args):
+        try:
+            return fn(*args)
+        except OSError as exc:
+            self._fail(exc)
+
+
+__all__ += ["LogStoreError"]
