@@ -1,0 +1,134 @@
+"""Topic and broker configs: Kafka's names and defaults, validation with did-you-mean hints.
+
+Topic configs are stored in the metadata image only when set explicitly; everything else
+comes from the broker's defaults (``log.retention.ms`` and friends, settable with
+``--config``) and then from Kafka's defaults below.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+
+from rillet.logstore.config import LogConfig
+from rillet.logstore.errors import LogStoreError
+
+DAY_MS = 24 * 3600 * 1000
+
+# topic config -> Kafka's default (as the string DescribeConfigs shows)
+TOPIC_DEFAULTS: dict[str, str] = {
+    "cleanup.policy": "delete",
+    "compression.type": "producer",
+    "delete.retention.ms": str(DAY_MS),
+    "flush.mode": "interval",
+    "flush.ms": "1000",
+    "index.interval.bytes": "4096",
+    "max.message.bytes": "1048588",
+    "message.timestamp.type": "CreateTime",
+    "min.compaction.lag.ms": "0",
+    "min.insync.replicas": "1",
+    "retention.bytes": "-1",
+    "retention.ms": str(7 * DAY_MS),
+    "segment.bytes": str(1 << 30),
+    "segment.ms": str(7 * DAY_MS),
+    "unclean.leader.election.enable": "false",
+}
+
+# broker config -> the topic config it supplies the default for (Kafka's synonyms)
+BROKER_TOPIC_SYNONYMS: dict[str, str] = {
+    "log.cleanup.policy": "cleanup.policy",
+    "compression.type": "compression.type",
+    "log.cleaner.delete.retention.ms": "delete.retention.ms",
+    "log.flush.mode": "flush.mode",
+    "log.flush.interval.ms": "flush.ms",
+    "log.index.interval.bytes": "index.interval.bytes",
+    "message.max.bytes": "max.message.bytes",
+    "log.message.timestamp.type": "message.timestamp.type",
+    "log.cleaner.min.compaction.lag.ms": "min.compaction.lag.ms",
+    "min.insync.replicas": "min.insync.replicas",
+    "log.retention.bytes": "retention.bytes",
+    "log.retention.ms": "retention.ms",
+    "log.segment.bytes": "segment.bytes",
+    "log.roll.ms": "segment.ms",
+    "unclean.leader.election.enable": "unclean.leader.election.enable",
+}
+
+# broker-only configs and their defaults
+BROKER_DEFAULTS: dict[str, str] = {
+    "num.partitions": "1",
+    "default.replication.factor": "1",
+    "log.retention.check.interval.ms": "300000",
+    "log.flush.scheduler.interval.ms": "200",
+    "socket.request.max.bytes": str(100 << 20),
+    "auto.create.topics.enable": "false",
+    "connections.max.idle.ms": "600000",
+    "cluster.id": "rillet",
+    **{k: TOPIC_DEFAULTS[v] for k, v in BROKER_TOPIC_SYNONYMS.items()},
+}
+
+_CHOICES = {
+    "compression.type": ("producer", "uncompressed", "none", "gzip", "zstd", "lz4"),
+    "message.timestamp.type": ("CreateTime", "LogAppendTime"),
+    "unclean.leader.election.enable": ("true", "false"),
+}
+
+
+class ConfigError(ValueError):
+    """An unknown key or a bad value (wire: INVALID_CONFIG)."""
+
+
+def _hint(key: str, known: Mapping[str, str]) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def validate_topic_configs(configs: Mapping[str, str | None]) -> None:
+    """Raise ``ConfigError`` for an unknown key (with a did-you-mean hint) or a bad value.
+    A ``None`` value (delete) only needs a known key."""
+    for key, value in configs.items():
+        if key not in TOPIC_DEFAULTS:
+            raise ConfigError(f"unknown topic config {key!r}{_hint(key, TOPIC_DEFAULTS)}")
+        if value is None:
+            continue
+        if key in _CHOICES and value not in _CHOICES[key]:
+            raise ConfigError(f"{key}={value!r}; valid values: {', '.join(_CHOICES[key])}")
+        if key == "min.insync.replicas":
+            if not value.strip().lstrip("-").isdigit() or int(value) < 1:
+                raise ConfigError(f"{key}={value!r} must be an integer >= 1")
+    present = {k: v for k, v in configs.items() if v is not None}
+    try:
+        LogConfig.from_topic_config(present)
+    except (LogStoreError, ValueError) as e:
+        raise ConfigError(str(e)) from None
+
+
+def validate_broker_configs(configs: Mapping[str, str]) -> dict[str, str]:
+    """Broker ``--config`` pairs merged over the defaults; ``ConfigError`` for unknown keys."""
+    for key, value in configs.items():
+        if key not in BROKER_DEFAULTS:
+            raise ConfigError(f"unknown broker config {key!r}{_hint(key, BROKER_DEFAULTS)}")
+        if BROKER_DEFAULTS[key].lstrip("-").isdigit() and not value.lstrip("-").isdigit():
+            raise ConfigError(f"{key}={value!r} is not an integer")
+    merged = {**BROKER_DEFAULTS, **configs}
+    validate_topic_configs({t: merged[b] for b, t in BROKER_TOPIC_SYNONYMS.items()})
+    return merged
+
+
+def topic_defaults(broker_configs: Mapping[str, str]) -> dict[str, str]:
+    """Each topic config's default on this broker (the broker's synonym, else Kafka's)."""
+    out = dict(TOPIC_DEFAULTS)
+    for broker_key, topic_key in BROKER_TOPIC_SYNONYMS.items():
+        if broker_key in broker_configs:
+            out[topic_key] = broker_configs[broker_key]
+    return out
+
+
+def effective_topic_configs(
+    overrides: Mapping[str, str], broker_configs: Mapping[str, str]
+) -> dict[str, str]:
+    return {**topic_defaults(broker_configs), **overrides}
+
+
+def log_config(overrides: Mapping[str, str], broker_configs: Mapping[str, str]) -> LogConfig:
+    """The LogConfig of a partition of a topic with these explicit ``overrides``."""
+    return LogConfig.from_topic_config(effective_topic_configs(overrides, broker_configs))

@@ -1,0 +1,291 @@
+"""One broker process: the composition root, and its command line.
+
+    python -m rillet.actors.node --broker-id 1 --data-dir DIR --listen 127.0.0.1:9092 \
+        [--config log.retention.check.interval.ms=1000]...
+
+Start order: lock the data dir, bind the ROUTER socket (fail fast if the port is taken),
+start the Controller (replays the metadata log; its publications start one PartitionReplica
+per hosted partition), register this broker, then start serving. ApiVersions answering is
+the readiness signal. SIGTERM/SIGINT: stop taking requests, close every partition log
+(flush + clean-shutdown marker), close the metadata log, exit 0. SIGKILL is survived by the
+log store's recovery.
+
+Data dir layout: ``<topic>-<partition>/`` per partition (a ``partition.metadata`` file holds
+the topic id), ``__cluster_metadata/records.jsonl``, ``broker.log``, ``.lock``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import re
+import shutil
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import pykka
+from loguru import logger
+from rillet.coordinator.metadata import MetadataImage
+from rillet.transport.endpoint import ServerEndpoint
+
+from . import partition as R
+from .configs import ConfigError, log_config, validate_broker_configs
+from .controller import Controller, FileMetadataLog, RegisterSelf
+from .router import Router
+from .session import BrokerContext
+from .ticker import Ticker, now_ms
+
+_PARTITION_DIR = re.compile(r"^(?P<topic>[a-zA-Z0-9._-]+)-(?P<partition>\d+)$")
+
+
+class BrokerNode:
+    """Builds and runs the actors of one broker. ``start()``, then ``stop()`` (idempotent)."""
+
+    def __init__(
+        self, broker_id: int, data_dir: Path, listen: str, configs: dict[str, str] | None = None
+    ) -> None:
+        self.broker_id = broker_id
+        self.data_dir = Path(data_dir)
+        self.listen = listen
+        self.configs = validate_broker_configs(configs or {})
+        self._stopped = False
+        self._lock_file = None
+        self._replica_lock = threading.Lock()
+        self._log = logger.bind(broker=broker_id)
+
+    # ------------------------------------------------------------------------------ start
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_data_dir()
+        self.ticker = Ticker()
+        max_bytes = int(self.configs["socket.request.max.bytes"])
+        self.endpoint = ServerEndpoint(
+            self.listen,
+            lambda peer, frames: self.router.handle(peer, frames),
+            max_message_bytes=max_bytes,
+        )
+        host, port = self.endpoint.address.removeprefix("tcp://").rsplit(":", 1)
+        self.ctx = BrokerContext(
+            broker_id=self.broker_id,
+            host=host,
+            port=int(port),
+            cluster_id=self.configs["cluster.id"],
+            broker_configs=self.configs,
+            send=self.endpoint.send,
+            ticker=self.ticker,
+        )
+        self.router = Router(self.ctx, int(self.configs["connections.max.idle.ms"]))
+        self.metadata_log = FileMetadataLog(self.data_dir / "__cluster_metadata")
+        self._cleanup_orphans(_replay_topics(self.metadata_log))
+        self.controller = Controller.start(
+            self.metadata_log, self._publish, self.configs, self.broker_id
+        )
+        self.ctx.controller = self.controller
+        self.controller.ask(RegisterSelf(self.broker_id, host, int(port)))
+        self.endpoint.start()
+        flush_s = int(self.configs["log.flush.scheduler.interval.ms"]) / 1000
+        check_s = int(self.configs["log.retention.check.interval.ms"]) / 1000
+        self.ticker.every(flush_s, lambda: self._tell_replicas(R.Tick(now_ms())))
+        self.ticker.every(check_s, lambda: self._tell_replicas(R.Housekeep(now_ms())))
+        self.ticker.every(30, self.router.expire_idle)
+        self._log.info(
+            "broker {} serving on {} (data dir {})",
+            self.broker_id,
+            self.endpoint.address,
+            self.data_dir,
+        )
+
+    def _lock_data_dir(self) -> None:
+        self._lock_file = open(self.data_dir / ".lock", "a+")  # noqa: SIM115
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise SystemExit(
+                f"data dir {self.data_dir} is in use by another broker process"
+            ) from None
+
+    def _tell_replicas(self, message: object) -> None:
+        for ref in list(self.ctx.replicas.values()):
+            try:
+                ref.tell(message)
+            except pykka.ActorDeadError:
+                pass
+
+    # -------------------------------------------------------------------- reconciliation
+
+    def _partition_dir(self, topic: str, partition: int) -> Path:
+        return self.data_dir / f"{topic}-{partition}"
+
+    def _publish(self, old: MetadataImage, new: MetadataImage) -> None:
+        """Controller thread: make the hosted partition actors match ``new``."""
+        with self._replica_lock:
+            self.ctx.image = new
+            for name, topic in old.topics.items():
+                current = new.topics.get(name)
+                if current is not None and current.topic_id == topic.topic_id:
+                    if current.configs != topic.configs:
+                        config = log_config(current.configs, self.configs)
+                        for p in current.partitions:
+                            ref = self.ctx.replicas.get((name, p))
+                            if ref is not None:
+                                ref.tell(R.Reconfigure(config))
+                    continue
+                for p in topic.partitions:
+                    ref = self.ctx.replicas.pop((name, p), None)
+                    directory = self._partition_dir(name, p)
+                    doomed = directory.with_name(f"{directory.name}.{topic.topic_id}-delete")
+                    try:
+                        directory.rename(doomed)
+                    except OSError:
+                        doomed = directory
+                    if ref is not None:
+                        ref.tell(R.Delete(doomed))
+            for name, topic in new.topics.items():
+                config = None
+                for p, info in topic.partitions.items():
+                    if self.broker_id not in info.replicas or (name, p) in self.ctx.replicas:
+                        continue
+                    config = config or log_config(topic.configs, self.configs)
+                    self.ctx.replicas[(name, p)] = R.PartitionReplica.start(
+                        name,
+                        p,
+                        self._partition_dir(name, p),
+                        config,
+                        info.leader_epoch,
+                        self.broker_id,
+                        topic.topic_id,
+                    )
+
+    def _cleanup_orphans(self, hosted: dict[tuple[str, int], str]) -> None:
+        """Remove partition dirs of deleted topics (a crash can leave them behind)."""
+        for entry in self.data_dir.iterdir():
+            if not entry.is_dir() or entry.name.startswith("__"):
+                continue
+            m = _PARTITION_DIR.match(entry.name)
+            key = (m["topic"], int(m["partition"])) if m else None
+            if entry.name.endswith("-delete") or (m and key not in hosted):
+                self._log.info("removing orphaned partition directory {}", entry.name)
+                shutil.rmtree(entry, ignore_errors=True)
+
+    # ------------------------------------------------------------------------------- stop
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self._log.info("broker {} shutting down", self.broker_id)
+        self.endpoint.close()
+        self.router.close()
+        self.controller.stop()  # no new partition actors after this
+        with self._replica_lock:
+            refs = list(self.ctx.replicas.values())
+            self.ctx.replicas.clear()
+        for ref in refs:
+            ref.stop(block=False)
+        for ref in refs:
+            try:
+                ref.actor_stopped.wait(30)
+            except Exception:  # noqa: BLE001
+                pass
+        self.ticker.stop()
+        pykka.ActorRegistry.stop_all(block=True, timeout=10)
+        self._log.info("broker {} stopped cleanly", self.broker_id)
+        if self._lock_file is not None:
+            self._lock_file.close()
+
+
+def _replay_topics(metadata_log: FileMetadataLog) -> dict[tuple[str, int], str]:
+    from rillet.coordinator.metadata import replay
+
+    image = replay(metadata_log.read_all())
+    return {
+        (name, p): topic.topic_id for name, topic in image.topics.items() for p in topic.partitions
+    }
+
+
+# ------------------------------------------------------------------------------ command line
+
+
+def _format(record: dict) -> str:
+    extra = " ".join(f"{k}={v}" for k, v in record["extra"].items())
+    return (
+        "{time:YYYY-MM-DD HH:mm:ss.SSS} {level: <7} "
+        + (f"[{extra}] " if extra else "").replace("{", "{{").replace("}", "}}")
+        + "{message}\n{exception}"
+    )
+
+
+def setup_logging(data_dir: Path, broker_id: int) -> None:
+    logger.remove()
+    logger.configure(extra={"broker": broker_id})
+    logger.add(sys.stderr, level="INFO", format=_format)
+    logger.add(
+        data_dir / "broker.log", level="DEBUG", format=_format, rotation="50 MB", retention=3
+    )
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m rillet.actors.node",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--broker-id", type=int, required=True)
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--listen", required=True, help="HOST:PORT to bind (port 0: any free)")
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="broker config, e.g. log.retention.check.interval.ms=1000",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    configs = {}
+    for item in args.config:
+        key, sep, value = item.partition("=")
+        if not sep:
+            print(f"error: --config {item!r} must be KEY=VALUE", file=sys.stderr)
+            return 2
+        configs[key.strip()] = value.strip()
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    setup_logging(args.data_dir, args.broker_id)
+    try:
+        node = BrokerNode(args.broker_id, args.data_dir, args.listen, configs)
+    except ConfigError as e:
+        logger.error("bad broker config: {}", e)
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        node.start()
+    except SystemExit as e:
+        logger.error("{}", e)
+        return 1
+    except Exception as e:  # noqa: BLE001 - e.g. address in use: one clear line, exit 1
+        logger.error("broker failed to start: {}", e)
+        pykka.ActorRegistry.stop_all(block=False)
+        return 1
+    (args.data_dir / "broker.json").write_text(
+        json.dumps(
+            {"broker_id": args.broker_id, "pid": os.getpid(), "address": node.endpoint.address}
+        )
+    )
+    while not stop.wait(1.0):
+        pass
+    node.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,320 @@
+"""ClientSession: one actor per connected client (ZeroMQ peer identity).
+
+It decodes the client's requests in arrival order, answers what the metadata image alone can
+answer (ApiVersions, Metadata, DescribeConfigs), hands admin requests to the Controller and
+fans Produce/Fetch/ListOffsets out to PartitionReplica actors with ``tell``; collectors
+(gather.py) send the response when the partitions have answered. It never waits for another
+actor. A request it cannot decode gets an ``ErrorResponse``; nothing a client sends stops it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pykka
+from loguru import logger
+from rillet.coordinator.metadata import MetadataImage
+from rillet.transport import codec
+from rillet.transport import protocol as P
+from rillet.transport.errors import ProtocolError
+
+from . import controller as C
+from . import partition as R
+from .configs import effective_topic_configs, topic_defaults
+from .gather import FetchGather, ListOffsetsGather, ProduceGather
+from .ticker import Ticker, now_ms
+
+E = P.ErrorCode
+
+
+@dataclass(slots=True)
+class BrokerContext:
+    """What sessions share: read-mostly, safe to read from any thread."""
+
+    broker_id: int
+    host: str
+    port: int
+    cluster_id: str
+    broker_configs: Mapping[str, str]
+    send: Callable[[bytes, list], None]  # the endpoint's thread-safe send(peer, frames)
+    ticker: Ticker
+    controller: pykka.ActorRef | None = None
+    image: MetadataImage = field(default_factory=MetadataImage)  # swapped, never mutated
+    replicas: dict[tuple[str, int], pykka.ActorRef] = field(default_factory=dict)
+    poison_count: int = 0
+
+
+API_VERSIONS = tuple(
+    P.ApiVersion(api=name, min_version=cls.VERSION, max_version=cls.VERSION)
+    for name, cls in sorted(P.REQUESTS.items())
+)
+
+
+class ClientSession(pykka.ThreadingActor):
+    """Handles the frames of one peer. Message: the list of frames of one request."""
+
+    def __init__(self, ctx: BrokerContext, peer: bytes) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.peer = peer
+        self._log = logger.bind(broker=ctx.broker_id, peer=peer.hex())
+
+    def on_receive(self, frames: Any) -> None:
+        try:
+            cid, request = codec.decode_request(frames)
+        except ProtocolError as e:
+            self.ctx.poison_count += 1
+            self._log.warning("bad request: {}", e)
+            self._send(codec.encode_error(e.code, e.message, e.correlation_id))
+            return
+        try:
+            self._dispatch(cid, request)
+        except Exception as e:  # noqa: BLE001 - poison message: answer, keep the session
+            self.ctx.poison_count += 1
+            self._log.exception("request {} failed", request.API)
+            self._send(codec.encode_error(E.UNKNOWN_SERVER_ERROR, str(e), cid))
+
+    def _send(self, frames: list) -> None:
+        self.ctx.send(self.peer, frames)
+
+    def _responder(self, cid: int) -> Callable[[object], None]:
+        peer, send = self.peer, self.ctx.send
+
+        def respond(response: object) -> None:
+            send(peer, codec.encode_response(response, cid))
+
+        return respond
+
+    def _dispatch(self, cid: int, req: object) -> None:
+        respond = self._responder(cid)
+        match req:
+            case P.ProduceRequest():
+                self._produce(req, respond)
+            case P.FetchRequest():
+                self._fetch(req, respond)
+            case P.ListOffsetsRequest():
+                self._list_offsets(req, respond)
+            case P.ApiVersionsRequest():
+                respond(
+                    P.ApiVersionsResponse(
+                        api_versions=API_VERSIONS,
+                        broker_id=self.ctx.broker_id,
+                        cluster_id=self.ctx.cluster_id,
+                    )
+                )
+            case P.MetadataRequest():
+                respond(self._metadata(req))
+            case P.DescribeConfigsRequest():
+                respond(self._describe_configs(req))
+            case (
+                P.CreateTopicsRequest()
+                | P.DeleteTopicsRequest()
+                | P.CreatePartitionsRequest()
+                | P.AlterConfigsRequest()
+            ):
+                self.ctx.controller.tell(C.Admin(req, respond))
+            case _:
+                respond(
+                    P.ErrorResponse(
+                        error_code=E.INVALID_REQUEST, error_message=f"{req.API} not handled"
+                    )
+                )
+
+    # ---------------------------------------------------------------------------- routing
+
+    def _replica(self, topic: str, partition: int) -> tuple[int, pykka.ActorRef | None]:
+        """(error code, actor) for a partition this broker must lead."""
+        info = self.ctx.image.partition(topic, partition)
+        if info is None:
+            return E.UNKNOWN_TOPIC_OR_PARTITION, None
+        if info.leader != self.ctx.broker_id:
+            return E.NOT_LEADER_OR_FOLLOWER, None
+        ref = self.ctx.replicas.get((topic, partition))
+        if ref is None:
+            return E.NOT_LEADER_OR_FOLLOWER, None
+        return E.NONE, ref
+
+    def _produce(self, req: P.ProduceRequest, respond: Callable[[object], None]) -> None:
+        if req.acks not in (-1, 0, 1):
+            code = E.INVALID_REQUIRED_ACKS
+            respond(
+                P.ProduceResponse(
+                    topics=tuple(
+                        P.ProduceTopicResponse(
+                            name=t.name,
+                            partitions=tuple(
+                                P.ProducePartitionResponse(partition=p.partition, error_code=code)
+                                for p in t.partitions
+                            ),
+                        )
+                        for t in req.topics
+                    )
+                )
+            )
+            return
+        keys = [(t.name, p.partition) for t in req.topics for p in t.partitions]
+        gather = ProduceGather(keys, respond) if req.acks != 0 else None
+        for t in req.topics:
+            for p in t.partitions:
+                key = (t.name, p.partition)
+                code, ref = self._replica(*key)
+                if ref is None:
+                    if gather:
+                        gather.put(
+                            key, P.ProducePartitionResponse(partition=p.partition, error_code=code)
+                        )
+                    continue
+                reply = (lambda r, key=key: gather.put(key, r)) if gather else None
+                ref.tell(R.Append(p.records, reply))
+        if gather and not keys:
+            respond(P.ProduceResponse())
+
+    def _fetch(self, req: P.FetchRequest, respond: Callable[[object], None]) -> None:
+        keys = [(t.name, p.partition) for t in req.topics for p in t.partitions]
+        if not keys:
+            respond(P.FetchResponse())
+            return
+        gather = FetchGather(
+            keys,
+            min_bytes=req.min_bytes,
+            max_bytes=req.max_bytes,
+            max_wait_ms=req.max_wait_ms,
+            send=respond,
+            call_later=self.ctx.ticker.call_later,
+        )
+        deadline = now_ms() + max(req.max_wait_ms, 0)
+        for t in req.topics:
+            for p in t.partitions:
+                key = (t.name, p.partition)
+                code, ref = self._replica(*key)
+                if ref is None:
+                    gather.immediate(
+                        key, P.FetchPartitionResponse(partition=p.partition, error_code=code)
+                    )
+                    continue
+                max_bytes = max(1, min(p.partition_max_bytes, req.max_bytes))
+                ref.tell(
+                    R.Read(
+                        p.fetch_offset,
+                        max_bytes,
+                        reply=lambda r, key=key: gather.immediate(key, r),
+                        on_data=(lambda r, key=key: gather.on_data(key, r))
+                        if gather.waiting
+                        else None,
+                        deadline_ms=deadline,
+                    )
+                )
+
+    def _list_offsets(self, req: P.ListOffsetsRequest, respond: Callable[[object], None]) -> None:
+        keys = [(t.name, p.partition) for t in req.topics for p in t.partitions]
+        if not keys:
+            respond(P.ListOffsetsResponse())
+            return
+        gather = ListOffsetsGather(keys, respond)
+        for t in req.topics:
+            for p in t.partitions:
+                key = (t.name, p.partition)
+                code, ref = self._replica(*key)
+                if ref is None:
+                    gather.put(
+                        key, P.ListOffsetsPartitionResponse(partition=p.partition, error_code=code)
+                    )
+                    continue
+                ref.tell(R.ListOffset(p.timestamp, lambda r, key=key: gather.put(key, r)))
+
+    # --------------------------------------------------------------------- image answers
+
+    def _metadata(self, req: P.MetadataRequest) -> P.MetadataResponse:
+        image = self.ctx.image
+        brokers = tuple(
+            P.BrokerMetadata(broker_id=b.broker_id, host=b.host, port=b.port, rack=b.rack)
+            for b in sorted(image.brokers.values(), key=lambda b: b.broker_id)
+            if not b.fenced
+        )
+        names = sorted(image.topics) if req.topics is None else list(dict.fromkeys(req.topics))
+        topics = []
+        for name in names:
+            topic = image.topics.get(name)
+            if topic is None:
+                topics.append(P.TopicMetadata(name=name, error_code=E.UNKNOWN_TOPIC_OR_PARTITION))
+                continue
+            live = {b.broker_id for b in image.brokers.values() if not b.fenced}
+            parts = tuple(
+                P.PartitionMetadata(
+                    partition=p.partition,
+                    error_code=E.NONE if p.leader in live else E.LEADER_NOT_AVAILABLE,
+                    leader=p.leader,
+                    leader_epoch=p.leader_epoch,
+                    replicas=p.replicas,
+                    isr=p.isr,
+                    offline_replicas=tuple(r for r in p.replicas if r not in live),
+                )
+                for p in sorted(topic.partitions.values(), key=lambda p: p.partition)
+            )
+            topics.append(P.TopicMetadata(name=name, topic_id=topic.topic_id, partitions=parts))
+        return P.MetadataResponse(
+            brokers=brokers,
+            cluster_id=self.ctx.cluster_id,
+            controller_id=self.ctx.broker_id,
+            topics=tuple(topics),
+        )
+
+    def _describe_configs(self, req: P.DescribeConfigsRequest) -> P.DescribeConfigsResponse:
+        image = self.ctx.image
+        results = []
+        for r in req.resources:
+            if r.resource_type == P.ConfigResourceType.TOPIC:
+                topic = image.topics.get(r.resource_name)
+                if topic is None:
+                    results.append(
+                        P.DescribeConfigsResult(
+                            resource_type=r.resource_type,
+                            resource_name=r.resource_name,
+                            error_code=E.UNKNOWN_TOPIC_OR_PARTITION,
+                            error_message=f"topic {r.resource_name!r} does not exist",
+                        )
+                    )
+                    continue
+                defaults = topic_defaults(self.ctx.broker_configs)
+                values = effective_topic_configs(topic.configs, self.ctx.broker_configs)
+                entries = [
+                    P.ConfigEntry(
+                        name=k,
+                        value=v,
+                        is_default=k not in topic.configs and v == defaults[k],
+                        source=P.ConfigSource.DYNAMIC_TOPIC_CONFIG
+                        if k in topic.configs
+                        else P.ConfigSource.DEFAULT_CONFIG,
+                    )
+                    for k, v in sorted(values.items())
+                ]
+            elif r.resource_type == P.ConfigResourceType.BROKER:
+                entries = [
+                    P.ConfigEntry(
+                        name=k, value=v, read_only=True, source=P.ConfigSource.STATIC_BROKER_CONFIG
+                    )
+                    for k, v in sorted(self.ctx.broker_configs.items())
+                ]
+            else:
+                results.append(
+                    P.DescribeConfigsResult(
+                        resource_type=r.resource_type,
+                        resource_name=r.resource_name,
+                        error_code=E.INVALID_REQUEST,
+                        error_message=f"unknown resource type {r.resource_type}",
+                    )
+                )
+                continue
+            if r.config_names is not None:
+                wanted = set(r.config_names)
+                entries = [e for e in entries if e.name in wanted]
+            results.append(
+                P.DescribeConfigsResult(
+                    resource_type=r.resource_type,
+                    resource_name=r.resource_name,
+                    configs=tuple(entries),
+                )
+            )
+        return P.DescribeConfigsResponse(results=tuple(results))
