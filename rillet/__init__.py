@@ -1,8 +1,63 @@
 """Rillet: a partitioned, replicated commit log in Python.
 
 Users import from here only: ``from rillet import Producer, Consumer, Admin, TopicPartition``.
+
+The names are loaded lazily (PEP 562): ``rillet`` is also the namespace of the broker's
+packages (``rillet.logstore``, ``rillet.actors``, ...), which must not pay for importing the
+client on start-up.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+_EXPORTS = {
+    "Producer": "rillet.producer",
+    "KafkaProducer": "rillet.producer:Producer",
+    "Consumer": "rillet.consumer",
+    "KafkaConsumer": "rillet.consumer:Consumer",
+    "Admin": "rillet.admin",
+    "AdminClient": "rillet.admin:Admin",
+    "TopicPartition": "rillet.records",
+    "RecordMetadata": "rillet.records",
+    "ConsumerRecord": "rillet.records",
+    "NewTopic": "rillet.records",
+    "RecordFuture": "rillet.future",
+    "RilletError": "rillet.errors",
+    "ConfigError": "rillet.errors",
+}
+
+__all__ = [
+    "Admin", "AdminClient", "ConfigError", "Consumer", "ConsumerRecord", "KafkaConsumer",
+    "KafkaProducer", "NewTopic", "Producer", "RecordFuture", "RecordMetadata", "RilletError",
+    "TopicPartition", "__version__",
+]
+
+
+def __getattr__(name: str) -> Any:
+    target = _EXPORTS.get(name)
+    if target is None:
+        raise AttributeError(f"module 'rillet' has no attribute {name!r}")
+    module, _, attr = target.partition(":")
+    value = getattr(importlib.import_module(module), attr or name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rillet.admin import Admin  # noqa: F401
+    from rillet.admin import Admin as AdminClient
+    from rillet.consumer import Consumer  # noqa: F401
+    from rillet.consumer import Consumer as KafkaConsumer
+    from rillet.errors import ConfigError, RilletError  # noqa: F401
+    from rillet.future import RecordFuture  # noqa: F401
+    from rillet.producer import Producer  # noqa: F401
+    from rillet.producer import Producer as KafkaProducer
+    from rillet.records import ConsumerRecord, NewTopic, RecordMetadata, TopicPartition  # noqa: F401

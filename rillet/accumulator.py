@@ -79,7 +79,8 @@ class RecordAccumulator:
         tp = (topic, partition)
         with self.lock:
             batch = self._open.get(tp)
-            if batch is None:
+            fresh = batch is None
+            if fresh:
                 batch = self._open[tp] = ProducerBatch(topic, partition, self.codec, now_ms)
             builder = batch.builder
             index = builder.append(timestamp, key, value, headers)
@@ -89,7 +90,7 @@ class RecordAccumulator:
                 self._ready.append(batch)
                 batch.reserved = builder.size_in_bytes
                 self.buffered_bytes += batch.reserved
-        if full:
+        if full or fresh:  # full: send it; fresh: the I/O thread must arm the linger timer
             self.wakeup.set()
         return batch, index, full
 

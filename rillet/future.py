@@ -7,6 +7,8 @@ each :class:`RecordFuture` holds only its batch, its index in it and its timesta
 
 from __future__ import annotations
 
+import functools
+import operator
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -63,7 +65,7 @@ class BatchCompletion:
     def _run(self, index: int, timestamp: int, fn: Callable, future_style: bool) -> None:
         try:
             if future_style:
-                fn(RecordFuture(self, index, timestamp))
+                fn(new_future((self, index, timestamp)))
             elif self.error is not None:
                 fn(self.error, None)
             else:
@@ -82,20 +84,23 @@ class BatchCompletion:
         return self._event.wait(timeout)
 
 
-class RecordFuture:
+class RecordFuture(tuple):
     """The future result of one ``send()``: ``get(timeout)`` -> :class:`RecordMetadata`.
 
     Compatible with the parts of ``concurrent.futures.Future`` people use: ``result``,
     ``exception``, ``done``, ``add_done_callback``; plus kafka-python's ``get``,
-    ``succeeded``, ``failed``.
+    ``succeeded``, ``failed``. A tuple (batch completion, index in batch, timestamp) so that
+    creating one per record costs no Python-level ``__init__``.
     """
 
-    __slots__ = ("_batch", "_index", "_timestamp")
+    __slots__ = ()
 
-    def __init__(self, batch: BatchCompletion, index: int, timestamp: int) -> None:
-        self._batch = batch
-        self._index = index
-        self._timestamp = timestamp
+    def __new__(cls, batch: BatchCompletion, index: int, timestamp: int) -> RecordFuture:
+        return tuple.__new__(cls, (batch, index, timestamp))
+
+    _batch = property(operator.itemgetter(0))
+    _index = property(operator.itemgetter(1))
+    _timestamp = property(operator.itemgetter(2))
 
     def get(self, timeout: float | None = None) -> RecordMetadata:
         """Wait up to ``timeout`` seconds (None: forever); raise the delivery error if any."""
@@ -142,3 +147,7 @@ class RecordFuture:
         b = self._batch
         state = "pending" if not b.done else ("failed" if b.error else "done")
         return f"<RecordFuture {b.topic}-{b.partition} {state}>"
+
+
+#: ``new_future((batch, index, timestamp))``: RecordFuture without the __new__ frame (hot path).
+new_future = functools.partial(tuple.__new__, RecordFuture)

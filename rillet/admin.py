@@ -1,0 +1,192 @@
+"""The admin client: topics, partitions, configs and the cluster, one blocking call each.
+
+    admin = Admin({"bootstrap.servers": "127.0.0.1:9092"})
+    admin.create_topics([NewTopic("orders", num_partitions=3, replication_factor=1)])
+    print(admin.describe_topics(["orders"])["orders"].partitions)
+
+Calls that act on several topics return ``{name: None}`` on success and raise the first
+per-topic error; pass ``raise_errors=False`` to get ``{name: error | None}`` instead (the CLI
+prints one status row per topic that way). Thread-safe.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from rillet.config import admin_config
+from rillet.errors import (
+    RilletError,
+    RilletTimeoutError,
+    UnknownTopicOrPartitionError,
+    error_for_code,
+)
+from rillet.network import NetworkClient
+from rillet.records import (
+    BrokerInfo,
+    ClusterDescription,
+    ConfigEntry,
+    NewTopic,
+    PartitionInfo,
+    TopicDescription,
+)
+from rillet.transport import protocol as p
+
+
+class Admin:
+    """Kafka-style admin client. Config: ``bootstrap.servers``, ``request.timeout.ms``, ..."""
+
+    def __init__(self, config: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        cfg = admin_config(config, kwargs)
+        self.config = cfg
+        self._client = NetworkClient(cfg, name="rillet-admin")
+
+    # -- topics ----------------------------------------------------------------------------
+
+    def create_topics(self, new_topics: Iterable[NewTopic], *, validate_only: bool = False,
+                      timeout_ms: int | None = None, wait: bool = True,
+                      raise_errors: bool = True) -> dict[str, RilletError | None]:
+        """Create topics. With ``wait`` (default) returns once every new partition has a
+        leader, so the next produce succeeds at once."""
+        topics = list(new_topics)
+        timeout_ms = timeout_ms or self.config.request_timeout_ms
+        req = p.CreateTopicsRequest(
+            topics=tuple(p.CreatableTopic(
+                name=t.name, num_partitions=t.num_partitions,
+                replication_factor=t.replication_factor,
+                configs={str(k): str(v) for k, v in dict(t.configs).items()}) for t in topics),
+            timeout_ms=timeout_ms, validate_only=validate_only)
+        resp = self._client.call_any(req, timeout_ms)
+        results = {r.name: _err(r.error_code, r.error_message) for r in resp.topics}
+        created = [n for n, e in results.items() if e is None]
+        if wait and created and not validate_only:
+            self._wait_for_leaders(created, timeout_ms)
+        return _finish(results, raise_errors)
+
+    def _wait_for_leaders(self, names: list[str], timeout_ms: int) -> None:
+        deadline = time.monotonic() + timeout_ms / 1000
+        while True:
+            view = self._client.refresh_metadata(names)
+            ready = all(
+                n in view.topics and view.topics[n].partitions
+                and all(pm.leader >= 0 for pm in view.topics[n].partitions) for n in names)
+            if ready:
+                return
+            if time.monotonic() >= deadline:
+                raise RilletTimeoutError(f"topics {names} have no leader after {timeout_ms} ms")
+            time.sleep(0.02)
+
+    def delete_topics(self, names: Iterable[str], *, timeout_ms: int | None = None,
+                      raise_errors: bool = True) -> dict[str, RilletError | None]:
+        timeout_ms = timeout_ms or self.config.request_timeout_ms
+        req = p.DeleteTopicsRequest(topic_names=tuple(names), timeout_ms=timeout_ms)
+        resp = self._client.call_any(req, timeout_ms)
+        return _finish({r.name: _err(r.error_code, r.error_message) for r in resp.results},
+                       raise_errors)
+
+    def create_partitions(self, new_counts: Mapping[str, int], *, validate_only: bool = False,
+                          timeout_ms: int | None = None,
+                          raise_errors: bool = True) -> dict[str, RilletError | None]:
+        """Grow each topic to the given total partition count."""
+        timeout_ms = timeout_ms or self.config.request_timeout_ms
+        req = p.CreatePartitionsRequest(
+            topics=tuple(p.CreatePartitionsTopic(name=n, count=int(c))
+                         for n, c in new_counts.items()),
+            timeout_ms=timeout_ms, validate_only=validate_only)
+        resp = self._client.call_any(req, timeout_ms)
+        results = {r.name: _err(r.error_code, r.error_message) for r in resp.results}
+        grown = [n for n, e in results.items() if e is None]
+        if grown and not validate_only:
+            self._wait_for_leaders(grown, timeout_ms)
+        return _finish(results, raise_errors)
+
+    def list_topics(self, *, include_internal: bool = False) -> list[str]:
+        view = self._client.refresh_metadata(None)
+        return sorted(n for n, t in view.topics.items() if include_internal or not t.is_internal)
+
+    def describe_topics(self, names: Iterable[str] | None = None) -> dict[str, TopicDescription]:
+        """Partitions with leader, replicas and ISR. ``names=None``: every topic. Unknown
+        topics raise UnknownTopicOrPartitionError."""
+        wanted = list(names) if names is not None else None
+        resp = self._client.call_any(p.MetadataRequest(
+            topics=tuple(wanted) if wanted is not None else None))
+        self._client._apply(resp, all_topics=wanted is None)
+        out: dict[str, TopicDescription] = {}
+        for t in resp.topics:
+            if t.error_code:
+                if t.error_code == p.ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
+                    raise UnknownTopicOrPartitionError(f"topic {t.name!r} does not exist")
+                raise error_for_code(t.error_code, f"topic {t.name!r}")
+            out[t.name] = TopicDescription(
+                name=t.name, topic_id=t.topic_id or None, is_internal=t.is_internal,
+                partitions=tuple(PartitionInfo(
+                    topic=t.name, partition=pm.partition, leader=pm.leader,
+                    replicas=tuple(pm.replicas), isr=tuple(pm.isr), leader_epoch=pm.leader_epoch)
+                    for pm in sorted(t.partitions, key=lambda x: x.partition)))
+        return dict(sorted(out.items()))
+
+    def describe_cluster(self) -> ClusterDescription:
+        resp = self._client.call_any(p.MetadataRequest(topics=()))
+        self._client._apply(resp)
+        return ClusterDescription(
+            cluster_id=resp.cluster_id or None, controller_id=resp.controller_id,
+            brokers=tuple(BrokerInfo(b.broker_id, b.host, b.port, b.rack)
+                          for b in sorted(resp.brokers, key=lambda b: b.broker_id)))
+
+    # -- configs ---------------------------------------------------------------------------
+
+    def describe_configs(self, topics: Iterable[str]) -> dict[str, dict[str, ConfigEntry]]:
+        """Every config of each topic, by Kafka name; ``is_default`` False for overrides."""
+        req = p.DescribeConfigsRequest(resources=tuple(
+            p.ConfigResource(resource_type=p.ConfigResourceType.TOPIC, resource_name=t)
+            for t in topics))
+        resp = self._client.call_any(req)
+        out: dict[str, dict[str, ConfigEntry]] = {}
+        for r in resp.results:
+            if r.error_code:
+                raise error_for_code(r.error_code, r.error_message or f"topic {r.resource_name!r}")
+            out[r.resource_name] = {
+                c.name: ConfigEntry(c.name, c.value, c.is_default, c.is_sensitive, c.read_only)
+                for c in sorted(r.configs, key=lambda c: c.name)}
+        return out
+
+    def alter_configs(self, changes: Mapping[str, Mapping[str, str | None]], *,
+                      validate_only: bool = False) -> None:
+        """Incremental: ``{topic: {"retention.ms": "1000", "cleanup.policy": None}}`` sets the
+        first and reverts the second to its default."""
+        req = p.AlterConfigsRequest(resources=tuple(
+            p.AlterConfigsResource(
+                resource_type=p.ConfigResourceType.TOPIC, resource_name=topic,
+                configs=tuple(
+                    p.AlterableConfig(name=k, value=None if v is None else str(v),
+                                      op=p.AlterConfigOp.DELETE if v is None
+                                      else p.AlterConfigOp.SET)
+                    for k, v in kv.items()))
+            for topic, kv in changes.items()), validate_only=validate_only)
+        resp = self._client.call_any(req)
+        for r in resp.results:
+            if r.error_code:
+                raise error_for_code(r.error_code, r.error_message or f"topic {r.resource_name!r}")
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> Admin:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _err(code: int, message: str | None) -> RilletError | None:
+    return None if code == p.ErrorCode.NONE else error_for_code(code, message)
+
+
+def _finish(results: dict[str, RilletError | None], raise_errors: bool
+            ) -> dict[str, RilletError | None]:
+    if raise_errors:
+        for error in results.values():
+            if error is not None:
+                raise error
+    return results

@@ -1,0 +1,346 @@
+"""The consumer's fetch engine: positions, pipelined Fetch requests, lazy batch decoding.
+
+Per assigned partition a :class:`PartitionState` holds the ``position`` (next offset handed to
+the application) and the ``fetch_offset`` (next offset to ask the broker for; ahead of the
+position while fetched chunks wait in the buffer). A partition is fetched again as soon as its previous response arrived, while at most
+``_PREFETCH`` undecoded chunks wait, so the broker reads the next chunk while the application
+processes the current one. Chunks are decoded (``logstore.batch.decode_columns``) only when
+poll() hands their records out. A ``seek`` bumps the partition's generation, which discards
+buffered chunks and any response still in flight for it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import itertools
+import operator
+import time
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future
+from concurrent.futures import wait as wait_futures
+from itertools import repeat
+
+from rillet.config import ClientConfig
+from rillet.errors import (
+    CorruptMessageError,
+    NoOffsetForPartitionError,
+    OffsetOutOfRangeError,
+    RilletError,
+    RilletTimeoutError,
+    error_for_code,
+)
+from rillet.logstore.batch import decode_columns, iter_batches
+from rillet.logstore.errors import CorruptBatchError
+from rillet.network import NetworkClient, map_error
+from rillet.records import ConsumerRecord, TopicPartition
+from rillet.transport.protocol import (
+    EARLIEST_TIMESTAMP,
+    LATEST_TIMESTAMP,
+    ErrorCode,
+    FetchPartition,
+    FetchRequest,
+    FetchTopic,
+    ListOffsetsPartition,
+    ListOffsetsRequest,
+    ListOffsetsTopic,
+    retriable,
+)
+
+_PREFETCH = 2  # undecoded chunks buffered per partition before fetching pauses
+_make_record = functools.partial(tuple.__new__, ConsumerRecord)
+_offset = operator.itemgetter(2)
+
+
+class PartitionState:
+    __slots__ = ("tp", "position", "fetch_offset", "generation", "paused", "high_watermark",
+                 "log_start_offset", "in_flight", "chunks", "retry_at")
+
+    def __init__(self, tp: TopicPartition) -> None:
+        self.tp = tp
+        self.position: int | None = None
+        self.fetch_offset: int | None = None
+        self.generation = 0
+        self.paused = False
+        self.high_watermark: int | None = None
+        self.log_start_offset: int | None = None
+        self.in_flight = False
+        self.chunks: deque[_Chunk] = deque()
+        self.retry_at = 0.0
+
+    def seek(self, offset: int) -> None:
+        self.position = self.fetch_offset = offset
+        self.generation += 1
+        self.chunks.clear()
+        self.in_flight = False  # a response still in flight is stale (older generation)
+
+
+class _Chunk:
+    """The batches of one fetch response for one partition: raw until first needed."""
+
+    __slots__ = ("batches", "records", "index")
+
+    def __init__(self, batches: list) -> None:
+        self.batches = batches
+        self.records: list[ConsumerRecord] | None = None
+        self.index = 0
+
+
+class Fetcher:
+    """Owned by one Consumer (one thread)."""
+
+    def __init__(self, client: NetworkClient, config: ClientConfig) -> None:
+        self.client = client
+        self.config = config
+        self.states: dict[TopicPartition, PartitionState] = {}
+        # request number -> (future, {tp: (fetch offset, generation)})
+        self._in_flight: dict[int, tuple[Future, dict[TopicPartition, tuple[int, int]]]] = {}
+        self._request_ids = itertools.count()
+        self._reset = config.auto_offset_reset
+        self._check_crcs = config.check_crcs
+        self._key_deserializer = config.key_deserializer
+        self._value_deserializer = config.value_deserializer
+        self._backoff_s = config.retry_backoff_ms / 1000
+        self._next_start = 0
+
+    def assign(self, tps: list[TopicPartition]) -> None:
+        old = dict(self.states)
+        self.states.clear()
+        for tp in tps:
+            self.states[tp] = old.get(tp) or PartitionState(tp)
+
+    # -- offsets ---------------------------------------------------------------------------
+
+    def list_offsets(self, tps: list[TopicPartition], timestamp: int,
+                     timeout_s: float | None = None) -> dict[TopicPartition, int]:
+        """Offsets by ListOffsets, retrying retriable errors (leader moves) until the timeout."""
+        deadline = time.monotonic() + (timeout_s or self.config.request_timeout_ms / 1000)
+        result: dict[TopicPartition, int] = {}
+        todo = list(dict.fromkeys(tps))
+        last: BaseException | None = None
+        while todo:
+            by_leader: dict[str, list[TopicPartition]] = {}
+            for tp in todo:
+                self.client.wait_for_topic(tp.topic, self.config.request_timeout_ms)
+                address = self.client.leader_address(tp.topic, tp.partition)
+                if address is not None:
+                    by_leader.setdefault(address, []).append(tp)
+            retry: list[TopicPartition] = [tp for tp in todo
+                                           if not any(tp in v for v in by_leader.values())]
+            for address, group in by_leader.items():
+                topics: dict[str, list[ListOffsetsPartition]] = {}
+                for tp in group:
+                    topics.setdefault(tp.topic, []).append(
+                        ListOffsetsPartition(partition=tp.partition, timestamp=timestamp))
+                req = ListOffsetsRequest(topics=tuple(
+                    ListOffsetsTopic(name=t, partitions=tuple(ps)) for t, ps in topics.items()))
+                try:
+                    resp = self.client.call(address, req)
+                except RilletError as exc:
+                    if not exc.retriable:
+                        raise
+                    last = exc
+                    retry.extend(group)
+                    continue
+                for t in resp.topics:
+                    for p in t.partitions:
+                        tp = TopicPartition(t.name, p.partition)
+                        if p.error_code == ErrorCode.NONE:
+                            result[tp] = p.offset
+                        elif retriable(p.error_code):
+                            last = error_for_code(p.error_code, f"{t.name}-{p.partition}")
+                            retry.append(tp)
+                        else:
+                            raise error_for_code(p.error_code, f"{t.name}-{p.partition}")
+            todo = [tp for tp in retry if tp not in result]
+            if todo:
+                if time.monotonic() >= deadline:
+                    raise RilletTimeoutError(f"ListOffsets for {todo} did not succeed: {last}")
+                self.client.request_metadata_update()
+                time.sleep(self._backoff_s)
+                self.client.refresh_metadata({tp.topic for tp in todo})
+        return result
+
+    def reset_positions(self, tps: list[TopicPartition]) -> None:
+        if self._reset == "none":
+            raise NoOffsetForPartitionError(
+                f"no position for {', '.join(f'{t}-{p}' for t, p in tps)} and "
+                f"auto.offset.reset is 'none'")
+        ts = EARLIEST_TIMESTAMP if self._reset == "earliest" else LATEST_TIMESTAMP
+        for tp, offset in self.list_offsets(tps, ts).items():
+            self.states[tp].seek(offset)
+
+    # -- polling ---------------------------------------------------------------------------
+
+    def poll(self, timeout_s: float, max_records: int) -> dict[TopicPartition, list]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self._collect()
+            missing = [tp for tp, s in self.states.items() if s.position is None]
+            if missing:
+                self.reset_positions(missing)
+            self._send_fetches()
+            out = self._drain(max_records)
+            if out:
+                self._send_fetches()  # refill what this poll emptied before returning
+                return out
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return {}
+            futures = [f for f, _ in self._in_flight.values()]
+            if futures:
+                wait_futures(futures, timeout=left, return_when=FIRST_COMPLETED)
+            else:
+                time.sleep(min(left, self._backoff_s))
+
+    def _send_fetches(self) -> None:
+        now = time.monotonic()
+        by_leader: dict[str, list[PartitionState]] = {}
+        need_metadata = False
+        for state in self.states.values():
+            if (state.in_flight or state.paused or state.position is None
+                    or len(state.chunks) >= _PREFETCH or state.retry_at > now):
+                continue
+            address = self.client.leader_address(state.tp.topic, state.tp.partition)
+            if address is None:
+                need_metadata = True
+                continue
+            by_leader.setdefault(address, []).append(state)
+        if need_metadata:
+            self.client.request_metadata_update()
+        cfg = self.config
+        for address, states in by_leader.items():
+            topics: dict[str, list[FetchPartition]] = {}
+            sent: dict[TopicPartition, tuple[int, int]] = {}
+            for state in states:
+                topics.setdefault(state.tp.topic, []).append(FetchPartition(
+                    partition=state.tp.partition, fetch_offset=state.fetch_offset,
+                    partition_max_bytes=cfg.max_partition_fetch_bytes))
+                sent[state.tp] = (state.fetch_offset, state.generation)
+                state.in_flight = True
+            req = FetchRequest(
+                max_wait_ms=cfg.fetch_max_wait_ms, min_bytes=cfg.fetch_min_bytes,
+                max_bytes=cfg.fetch_max_bytes,
+                isolation_level=1 if cfg.isolation_level == "read_committed" else 0,
+                topics=tuple(FetchTopic(name=t, partitions=tuple(ps))
+                             for t, ps in topics.items()))
+            timeout = cfg.request_timeout_ms + cfg.fetch_max_wait_ms
+            self._in_flight[next(self._request_ids)] = (
+                self.client.request(address, req, timeout), sent)
+
+    def _collect(self) -> None:
+        for rid, (fut, sent) in list(self._in_flight.items()):
+            if not fut.done():
+                continue
+            del self._in_flight[rid]
+            for tp, (_offset, generation) in sent.items():
+                state = self.states.get(tp)
+                if state is not None and state.generation == generation:
+                    state.in_flight = False
+            exc = fut.exception()
+            if exc is not None:
+                error = map_error(exc)
+                if not getattr(error, "retriable", False):
+                    raise error
+                self._backoff(sent, refresh=True)
+                continue
+            self._handle_fetch(fut.result(), sent)
+
+    def _backoff(self, tps, refresh: bool) -> None:
+        retry_at = time.monotonic() + self._backoff_s
+        for tp in tps:
+            state = self.states.get(tp)
+            if state is not None:
+                state.retry_at = retry_at
+        if refresh:
+            self.client.request_metadata_update()
+
+    def _handle_fetch(self, response, sent: dict[TopicPartition, tuple[int, int]]) -> None:
+        for t in response.topics:
+            for p in t.partitions:
+                tp = TopicPartition(t.name, p.partition)
+                state = self.states.get(tp)
+                asked = sent.get(tp)
+                if state is None or asked is None or asked != (state.fetch_offset,
+                                                               state.generation):
+                    continue  # unassigned or sought since: stale
+                code = p.error_code
+                if code == ErrorCode.NONE:
+                    state.high_watermark = p.high_watermark
+                    state.log_start_offset = p.log_start_offset
+                    if p.records:
+                        self._buffer(state, p.records)
+                elif code == ErrorCode.OFFSET_OUT_OF_RANGE:
+                    if self._reset == "none":
+                        raise OffsetOutOfRangeError(
+                            f"offset {state.fetch_offset} is out of range for {t.name}-"
+                            f"{p.partition} and auto.offset.reset is 'none'")
+                    state.position = None  # reset on the next poll
+                    state.chunks.clear()
+                elif retriable(code):
+                    self._backoff([tp], refresh=True)
+                else:
+                    raise error_for_code(code, f"fetch {t.name}-{p.partition}")
+
+    def _buffer(self, state: PartitionState, records) -> None:
+        batches = []
+        try:
+            for header, mv in iter_batches(records, validate=self._check_crcs):
+                if header.next_offset <= state.fetch_offset or header.is_control:
+                    continue
+                batches.append((header, mv))
+        except CorruptBatchError as exc:
+            raise CorruptMessageError(
+                f"corrupt batch from {state.tp.topic}-{state.tp.partition}: {exc}") from None
+        if batches:
+            state.fetch_offset = batches[-1][0].next_offset
+            state.chunks.append(_Chunk(batches))
+
+    def _drain(self, max_records: int) -> dict[TopicPartition, list]:
+        out: dict[TopicPartition, list] = {}
+        states = list(self.states.values())
+        if not states:
+            return out
+        # rotate the starting partition so no partition starves the others
+        start = self._next_start % len(states)
+        self._next_start += 1
+        remaining = max_records
+        for state in states[start:] + states[:start]:
+            if remaining <= 0:
+                break
+            if state.paused or state.position is None:
+                continue
+            chunks = state.chunks
+            while chunks and remaining > 0:
+                chunk = chunks[0]
+                records = chunk.records
+                if records is None:
+                    records = chunk.records = self._decode(state.tp, chunk.batches)
+                    chunk.batches = None
+                    chunk.index = bisect.bisect_left(records, state.position, key=_offset)
+                i = chunk.index
+                take = records[i:i + remaining]
+                if take:
+                    out.setdefault(state.tp, []).extend(take)
+                    remaining -= len(take)
+                    state.position = take[-1][2] + 1
+                    chunk.index = i + len(take)
+                if chunk.index >= len(records):
+                    chunks.popleft()
+        return out
+
+    def _decode(self, tp: TopicPartition, batches: list) -> list[ConsumerRecord]:
+        topic, partition = tp
+        out: list[ConsumerRecord] = []
+        kd, vd = self._key_deserializer, self._value_deserializer
+        for _header, mv in batches:
+            offsets, timestamps, keys, values, headers = decode_columns(mv, validate=False)
+            if any(headers):
+                headers = [[tuple(h) for h in hs] if hs else hs for hs in headers]
+            if kd is not None:
+                keys = [None if k is None else kd(k) for k in keys]
+            if vd is not None:
+                values = [None if v is None else vd(v) for v in values]
+            out.extend(map(_make_record, zip(repeat(topic), repeat(partition), offsets,
+                                             timestamps, keys, values, headers)))
+        return out

@@ -1,0 +1,224 @@
+"""Bootstrap, metadata cache and request routing shared by Producer, Consumer and Admin.
+
+A :class:`NetworkClient` owns one ``ClientEndpoint`` (whose background I/O thread owns the
+ZeroMQ sockets) and the client's view of the cluster: brokers by id, partition leaders and
+partition counts. The view is replaced as a whole on each metadata response, so readers on
+other threads see either the old or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import Future
+from typing import Any
+
+from rillet.config import ClientConfig
+from rillet.errors import (
+    BrokerUnavailableError,
+    IllegalStateError,
+    LeaderNotAvailableError,
+    NoBrokersAvailableError,
+    RequestTimedOutError,
+    RilletError,
+    UnknownTopicOrPartitionError,
+    error_for_code,
+)
+from rillet.transport import errors as terr
+from rillet.transport.endpoint import ClientEndpoint
+from rillet.transport.protocol import ErrorCode, MetadataRequest, MetadataResponse
+
+
+def map_error(exc: BaseException) -> BaseException:
+    """A transport exception as the client's typed error (others unchanged)."""
+    if isinstance(exc, RilletError):
+        return exc
+    if isinstance(exc, terr.BrokerUnavailableError):
+        return BrokerUnavailableError(str(exc))
+    if isinstance(exc, terr.RequestTimedOutError):
+        return RequestTimedOutError(str(exc))
+    if isinstance(exc, terr.RequestTooLargeError):
+        return error_for_code(ErrorCode.MESSAGE_TOO_LARGE, str(exc))
+    if isinstance(exc, terr.ProtocolError):
+        return error_for_code(exc.code, exc.message)
+    if isinstance(exc, terr.EndpointClosedError):
+        return IllegalStateError("the client is closed")
+    return exc
+
+
+class ClusterView:
+    """An immutable snapshot of metadata: brokers, leaders, partition counts, topic errors."""
+
+    __slots__ = ("brokers", "leaders", "partition_counts", "topics", "topic_errors",
+                 "controller_id", "cluster_id")
+
+    def __init__(self, response: MetadataResponse | None = None,
+                 previous: ClusterView | None = None, all_topics: bool = False) -> None:
+        self.brokers: dict[int, str] = dict(previous.brokers) if previous else {}
+        self.leaders: dict[tuple[str, int], int] = dict(previous.leaders) if previous else {}
+        self.partition_counts: dict[str, int] = dict(previous.partition_counts) if previous else {}
+        self.topics: dict[str, Any] = dict(previous.topics) if previous else {}
+        self.topic_errors: dict[str, int] = {}
+        self.controller_id = previous.controller_id if previous else -1
+        self.cluster_id = previous.cluster_id if previous else ""
+        if response is None:
+            return
+        if all_topics:  # a full listing: topics it does not name are gone
+            self.topics, self.partition_counts, self.leaders = {}, {}, {}
+        if response.brokers:
+            self.brokers = {b.broker_id: f"{b.host}:{b.port}" for b in response.brokers}
+        self.controller_id = response.controller_id
+        self.cluster_id = response.cluster_id
+        for t in response.topics:
+            if t.error_code:
+                self.topic_errors[t.name] = t.error_code
+                if t.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
+                    self.partition_counts.pop(t.name, None)
+                    self.topics.pop(t.name, None)
+                    for key in [k for k in self.leaders if k[0] == t.name]:
+                        del self.leaders[key]
+                continue
+            self.topics[t.name] = t
+            self.partition_counts[t.name] = len(t.partitions)
+            for p in t.partitions:
+                self.leaders[(t.name, p.partition)] = p.leader
+
+
+class NetworkClient:
+    """Thread-safe. ``request`` is asynchronous (a Future of the response); ``call`` blocks and
+    raises the typed error; metadata calls refresh the cached :class:`ClusterView`."""
+
+    def __init__(self, config: ClientConfig, *, name: str = "rillet-client") -> None:
+        self.config = config
+        self.request_timeout_ms = config.request_timeout_ms
+        self.bootstrap = list(config.bootstrap_servers)
+        self.endpoint = ClientEndpoint(
+            reconnect_ivl_ms=config.reconnect_backoff_ms,
+            reconnect_ivl_max_ms=config.reconnect_backoff_max_ms,
+            name=f"{name}-io",
+        )
+        self.view = ClusterView()
+        self._metadata_lock = threading.Lock()
+        self._metadata_inflight: Future | None = None
+        self._last_refresh = 0.0
+        self._rng = random.Random()
+        self.closed = False
+
+    # -- requests -------------------------------------------------------------------------
+
+    def request(self, address: str, msg: Any, timeout_ms: int | None = None) -> Future:
+        return self.endpoint.request(address, msg, timeout_ms or self.request_timeout_ms)
+
+    def call(self, address: str, msg: Any, timeout_ms: int | None = None) -> Any:
+        timeout_ms = timeout_ms or self.request_timeout_ms
+        fut = self.request(address, msg, timeout_ms)
+        try:
+            return fut.result(timeout_ms / 1000 + 5)
+        except BaseException as exc:  # noqa: BLE001 - mapped to the typed error
+            raise map_error(exc) from None
+
+    def addresses(self) -> list[str]:
+        """Known brokers first (shuffled), then the bootstrap list."""
+        known = list(self.view.brokers.values())
+        self._rng.shuffle(known)
+        boot = [a for a in self.bootstrap if a not in known]
+        return known + boot
+
+    def call_any(self, msg: Any, timeout_ms: int | None = None) -> Any:
+        """Send to any reachable broker, trying the others on connection errors."""
+        timeout_ms = timeout_ms or self.request_timeout_ms
+        deadline = time.monotonic() + timeout_ms / 1000
+        last: BaseException | None = None
+        addresses = self.addresses()
+        per_try = max(500, timeout_ms // max(1, len(addresses)))
+        while True:
+            for address in addresses:
+                remaining = int((deadline - time.monotonic()) * 1000)
+                if remaining <= 0:
+                    break
+                try:
+                    return self.call(address, msg, min(per_try, remaining))
+                except (BrokerUnavailableError, RequestTimedOutError) as exc:
+                    last = exc
+            if time.monotonic() >= deadline:
+                break
+        servers = ",".join(self.bootstrap)
+        raise NoBrokersAvailableError(
+            f"no broker answered within {timeout_ms} ms (bootstrap.servers={servers}): {last}"
+        )
+
+    # -- metadata ---------------------------------------------------------------------------
+
+    def refresh_metadata(self, topics: Iterable[str] | None = None,
+                         timeout_ms: int | None = None) -> ClusterView:
+        """Blocking refresh; ``topics=None`` asks for every topic."""
+        req = MetadataRequest(topics=tuple(topics) if topics is not None else None)
+        response = self.call_any(req, timeout_ms)
+        return self._apply(response, all_topics=topics is None)
+
+    def _apply(self, response: MetadataResponse, all_topics: bool = False) -> ClusterView:
+        with self._metadata_lock:
+            self.view = ClusterView(response, self.view, all_topics)
+            self._last_refresh = time.monotonic()
+            return self.view
+
+    def request_metadata_update(self, topics: Iterable[str] | None = None) -> None:
+        """Non-blocking refresh (at most one in flight): used by I/O paths on NOT_LEADER etc."""
+        with self._metadata_lock:
+            if self._metadata_inflight is not None and not self._metadata_inflight.done():
+                return
+            addresses = self.addresses()
+            address = addresses[0] if addresses else self.bootstrap[0]
+            req = MetadataRequest(topics=tuple(topics) if topics is not None else None)
+            fut = self.request(address, req)
+            self._metadata_inflight = fut
+
+        def done(f: Future) -> None:
+            if f.exception() is None:
+                self._apply(f.result(), all_topics=req.topics is None)
+
+        fut.add_done_callback(done)
+
+    def wait_for_topic(self, topic: str, max_block_ms: int) -> int:
+        """Partition count of ``topic``, fetching metadata (and waiting for leaders) if needed.
+
+        A topic the cluster does not know raises UnknownTopicOrPartitionError after a short
+        grace period (a topic created a moment ago may still be propagating).
+        """
+        n = self.view.partition_counts.get(topic)
+        if n is not None:
+            return n
+        deadline = time.monotonic() + max_block_ms / 1000
+        unknown_deadline = time.monotonic() + min(max_block_ms, 1500) / 1000
+        backoff = 0.02
+        while True:
+            view = self.refresh_metadata([topic], timeout_ms=max(1, int(max_block_ms)))
+            n = view.partition_counts.get(topic)
+            code = view.topic_errors.get(topic)
+            if n is not None and n > 0:
+                return n
+            now = time.monotonic()
+            if code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION and now >= unknown_deadline:
+                raise UnknownTopicOrPartitionError(f"topic {topic!r} does not exist")
+            if code and code not in (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                                     ErrorCode.LEADER_NOT_AVAILABLE):
+                raise error_for_code(code, f"topic {topic!r}")
+            if now >= deadline:
+                raise LeaderNotAvailableError(
+                    f"topic {topic!r} has no partitions with a leader after {max_block_ms} ms")
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 0.2)
+
+    def leader_address(self, topic: str, partition: int) -> str | None:
+        view = self.view
+        leader = view.leaders.get((topic, partition), -1)
+        if leader < 0:
+            return None
+        return view.brokers.get(leader)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.endpoint.close()

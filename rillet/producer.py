@@ -1,0 +1,245 @@
+"""The producer: ``send()`` batches records per partition; a sender thread ships them.
+
+    with Producer({"bootstrap.servers": "127.0.0.1:9092"}) as producer:
+        future = producer.send("orders", b"hello", key=b"user-1")
+        print(future.get(timeout=10))   # RecordMetadata(topic='orders', partition=2, offset=0, ...)
+
+Threads: ``send``/``flush``/``close`` may be called from any thread. A sender thread
+(``rillet-producer-sender``) encodes and sends batches and completes them; delivery callbacks
+(``on_delivery(err, metadata)`` and futures' ``add_done_callback``) run on it, so they must be
+quick. The endpoint's I/O thread owns the sockets.
+
+Ordering: records of one partition are sent in order. A retried batch may land after a later
+batch of the same partition that succeeded first (as in Kafka without idempotence); set
+max.in.flight.requests.per.connection=1 for strict order under retries.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from rillet.accumulator import ProducerBatch, RecordAccumulator
+from rillet.config import producer_config
+from rillet.errors import (
+    MessageTooLargeError,
+    ProducerClosedError,
+    RilletTimeoutError,
+    SerializationError,
+    UnknownTopicOrPartitionError,
+)
+from rillet.future import DeliveryCallback, RecordFuture
+from rillet.future import new_future as _new_future
+from rillet.logstore.batch import Codec
+from rillet.network import NetworkClient
+from rillet.partitioner import KeyPartitioner, StickyPartitioner
+from rillet.records import TopicPartition
+from rillet.sender import Sender
+
+_time_ns = time.time_ns
+_monotonic = time.monotonic
+
+
+class Producer:
+    """Kafka-style producer. Config: a dict of Kafka keys and/or snake_case keywords
+    (see :mod:`rillet.config`): ``Producer({"bootstrap.servers": ...}, linger_ms=5)``."""
+
+    def __init__(self, config: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        cfg = producer_config(config, kwargs)
+        self.config = cfg
+        self._client = NetworkClient(cfg, name="rillet-producer")
+        self._acc = RecordAccumulator(cfg.batch_size, cfg.linger_ms,
+                                      Codec.from_name(cfg.compression_type))
+        self._sticky = StickyPartitioner()
+        self._sticky_current = self._sticky._current  # read on the hot path without a call
+        self._batch_size = cfg.batch_size
+        self._keyed = KeyPartitioner()
+        self._ignore_keys = cfg.partitioner_ignore_keys
+        self._key_serializer = cfg.key_serializer
+        self._value_serializer = cfg.value_serializer
+        self._buffer_memory = cfg.buffer_memory
+        self._max_block_ms = cfg.max_block_ms
+        self._max_request_size = cfg.max_request_size
+        self._closed = False
+        self._sender = Sender(
+            self._client, self._acc, acks=cfg.acks, retries=cfg.retries,
+            retry_backoff_ms=cfg.retry_backoff_ms, retry_backoff_max_ms=cfg.retry_backoff_max_ms,
+            delivery_timeout_ms=cfg.delivery_timeout_ms,
+            request_timeout_ms=cfg.request_timeout_ms,
+            max_in_flight=cfg.max_in_flight_requests_per_connection,
+            max_request_size=cfg.max_request_size, on_batch_drained=self._on_batch_drained,
+            name="rillet-producer-sender",
+        )
+        self._sender.start()
+
+    # -- the hot path ----------------------------------------------------------------------
+
+    def send(self, topic: str, value: Any = None, key: Any = None,
+             headers: Iterable[tuple[str, bytes | None]] | None = None,
+             partition: int | None = None, timestamp_ms: int | None = None,
+             on_delivery: DeliveryCallback | None = None) -> RecordFuture:
+        """Queue one record; returns a future of its :class:`RecordMetadata`.
+
+        ``value``/``key``: bytes or None (or anything the configured serializers take).
+        ``headers``: (str, bytes | None) pairs. ``timestamp_ms``: ms since the epoch (default
+        now). ``on_delivery(err, metadata)`` runs on the sender thread once the record is
+        acknowledged (err None) or failed (metadata None). Blocks at most max.block.ms (topic
+        metadata, or buffer.memory exhausted).
+        """
+        if self._closed:
+            raise ProducerClosedError()
+        if self._key_serializer is not None and key is not None:
+            key = self._key_serializer(key)
+        if self._value_serializer is not None and value is not None:
+            value = self._value_serializer(value)
+        if timestamp_ms is None:
+            timestamp_ms = _time_ns() // 1_000_000
+        n = self._client.view.partition_counts.get(topic)
+        if n is None:
+            n = self._client.wait_for_topic(topic, self._max_block_ms)
+        sticky = False
+        if partition is None:
+            if key is None or self._ignore_keys:
+                partition = self._sticky_current.get(topic)
+                if partition is None or partition >= n:
+                    partition = self._sticky.partition(topic, n)
+                sticky = True
+            else:
+                if type(key) is not bytes:
+                    key = _to_bytes(key, "key")
+                partition = self._keyed(key, n)
+        elif not 0 <= partition < n:
+            raise UnknownTopicOrPartitionError(
+                f"partition {partition} of topic {topic!r} does not exist ({n} partitions)")
+        acc = self._acc
+        if acc.buffered_bytes >= self._buffer_memory:
+            self._wait_for_space()
+        if value is not None and len(value) > self._max_request_size:
+            raise MessageTooLargeError(
+                f"record of {len(value)} bytes exceeds max.request.size={self._max_request_size}")
+        # RecordAccumulator.append, inlined: this is the per-record hot path.
+        tp = (topic, partition)
+        lock = acc.lock
+        lock.acquire()  # cheaper than `with` on this path
+        try:
+            batch = acc._open.get(tp)
+            fresh = batch is None
+            if fresh:
+                batch = acc._open[tp] = ProducerBatch(topic, partition, acc.codec,
+                                                      _monotonic() * 1000)
+            builder = batch.builder
+            try:
+                index = builder.append(timestamp_ms, key, value, headers or ())
+            except TypeError as exc:
+                if builder.record_count == 0:
+                    del acc._open[tp]
+                raise SerializationError(str(exc)) from None
+            full = builder.size_in_bytes >= self._batch_size
+            if full:
+                del acc._open[tp]
+                acc._ready.append(batch)
+                batch.reserved = builder.size_in_bytes
+                acc.buffered_bytes += batch.reserved
+        finally:
+            lock.release()
+        if full or fresh:  # full: send it; fresh: the sender must arm its linger timer
+            acc.wakeup.set()
+        if full:
+            if sticky:
+                self._sticky.on_batch_complete(topic, partition, n)
+        if on_delivery is not None:
+            batch.completion.add_callback(index, timestamp_ms, on_delivery, False)
+        return _new_future((batch.completion, index, timestamp_ms))
+
+    produce = send  # confluent-kafka's name
+
+    def _wait_for_space(self) -> None:
+        if not self._acc.wait_for_space(self._buffer_memory, self._max_block_ms / 1000):
+            raise RilletTimeoutError(
+                f"buffer.memory ({self._buffer_memory} bytes) still full after "
+                f"max.block.ms={self._max_block_ms}")
+
+    def _on_batch_drained(self, batch: ProducerBatch) -> None:
+        # A batch sent because linger.ms expired also completes the sticky partition.
+        n = self._client.view.partition_counts.get(batch.topic)
+        if n:
+            self._sticky.on_batch_complete(batch.topic, batch.partition, n)
+
+    # -- control ---------------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Send everything queued now and wait until it is acknowledged or failed.
+
+        Raises RilletTimeoutError if ``timeout`` seconds pass first. Failed records are reported
+        through their futures and callbacks, not raised here.
+        """
+        deadline = None if timeout is None else _monotonic() + timeout
+        sender = self._sender
+        sender.flush_requests += 1
+        try:
+            while True:
+                with self._acc.lock:
+                    waiting = [b.completion for b in self._acc._ready]
+                    waiting += [b.completion for b in self._acc._open.values()]
+                waiting += sender.pending_completions()
+                pending = [c for c in waiting if not c.done]
+                if not pending:
+                    return
+                sender.wake()
+                for completion in pending:
+                    left = None if deadline is None else max(0.0, deadline - _monotonic())
+                    if not completion.wait(left):
+                        raise RilletTimeoutError(f"flush did not complete within {timeout} s")
+                if not sender.is_alive():
+                    return
+        finally:
+            sender.flush_requests -= 1
+
+    def partitions_for(self, topic: str) -> list[TopicPartition]:
+        n = self._client.wait_for_topic(topic, self._max_block_ms)
+        return [TopicPartition(topic, p) for p in range(n)]
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush (up to ``timeout`` seconds, None = until done) and stop. Records still
+        unsent after the timeout fail with ProducerClosedError. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        sender = self._sender
+        try:
+            if timeout is None or timeout > 0:
+                try:
+                    self.flush(timeout)
+                except RilletTimeoutError:
+                    pass
+        finally:
+            sender.closing = True
+            if timeout is not None and not (timeout > 0 and not sender.incomplete):
+                sender.force_close = True
+            sender.wake()
+            sender.join(None if timeout is None else max(timeout, 1.0))
+            self._client.close()
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # best effort: never leave the sender thread behind
+        try:
+            if not self._closed:
+                self.close(timeout=0)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _to_bytes(data: Any, what: str) -> bytes:
+    if isinstance(data, bytearray | memoryview):
+        return bytes(data)
+    raise SerializationError(
+        f"record {what} must be bytes or None, not {type(data).__name__} "
+        f"(set {what}.serializer to convert)")
+
+

@@ -1,0 +1,245 @@
+"""The producer's sender thread: drains the accumulator, sends Produce requests, completes batches.
+
+One thread per producer. It owns every batch after the accumulator closes it: encoding
+(``ProducerBatch.seal``), grouping by leader, the in-flight limit per broker
+(max.in.flight.requests.per.connection), retries with exponential backoff and jitter
+(retry.backoff.ms .. retry.backoff.max.ms) of retriable errors until delivery.timeout.ms, and
+metadata refreshes when a leader moved. Responses arrive on the endpoint's I/O thread and are
+handed over through a deque, so batch completion and delivery callbacks run here.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import defaultdict, deque
+from concurrent.futures import Future
+
+from rillet.accumulator import ProducerBatch, RecordAccumulator
+from rillet.errors import (
+    DeliveryTimeoutError,
+    ProducerClosedError,
+    RilletError,
+    error_for_code,
+)
+from rillet.network import NetworkClient, map_error
+from rillet.transport.protocol import (
+    ErrorCode,
+    ProducePartition,
+    ProduceRequest,
+    ProduceTopic,
+    retriable,
+)
+
+_REFRESH_CODES = {
+    ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+    ErrorCode.LEADER_NOT_AVAILABLE, ErrorCode.FENCED_LEADER_EPOCH,
+    ErrorCode.UNKNOWN_LEADER_EPOCH, ErrorCode.BROKER_NOT_AVAILABLE,
+}
+
+
+def _monotonic_ms() -> float:
+    return time.monotonic() * 1000
+
+
+class Sender(threading.Thread):
+    def __init__(self, client: NetworkClient, accumulator: RecordAccumulator, *, acks: int,
+                 retries: int, retry_backoff_ms: int, retry_backoff_max_ms: int,
+                 delivery_timeout_ms: int, request_timeout_ms: int, max_in_flight: int,
+                 max_request_size: int, on_batch_drained, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self.client = client
+        self.acc = accumulator
+        self.acks = acks
+        self.retries = retries
+        self.backoff_ms = retry_backoff_ms
+        self.backoff_max_ms = retry_backoff_max_ms
+        self.delivery_timeout_ms = delivery_timeout_ms
+        self.request_timeout_ms = request_timeout_ms
+        self.max_in_flight = max_in_flight
+        self.max_request_size = max_request_size
+        self.on_batch_drained = on_batch_drained
+        self.rng = random.Random()
+        self.responses: deque[tuple[str, list[ProducerBatch], Future]] = deque()
+        self.in_flight: dict[str, int] = defaultdict(int)
+        self.waiting: deque[ProducerBatch] = deque()  # drained, not yet sent (retries too)
+        self.incomplete: set[ProducerBatch] = set()
+        self.incomplete_lock = threading.Lock()
+        self.flush_requests = 0
+        self.closing = False
+        self.force_close = False
+
+    # -- called from user threads ---------------------------------------------------------
+
+    def pending_completions(self) -> list:
+        with self.incomplete_lock:
+            return [b.completion for b in self.incomplete]
+
+    def wake(self) -> None:
+        self.acc.wakeup.set()
+
+    # -- the thread -----------------------------------------------------------------------
+
+    def run(self) -> None:
+        acc = self.acc
+        try:
+            while True:
+                now = _monotonic_ms()
+                while self.responses:
+                    self._handle_response(*self.responses.popleft(), now)
+                flush = self.flush_requests > 0 or self.closing
+                drained = acc.drain(now, flush)
+                if drained:
+                    with self.incomplete_lock:
+                        self.incomplete.update(drained)
+                    for batch in drained:
+                        self.on_batch_drained(batch)
+                    self.waiting.extend(drained)
+                if self.force_close:
+                    break
+                if self.waiting:
+                    self._send_ready(now)
+                if self.closing and not self.incomplete and not acc.has_unsent():
+                    break
+                timeout = self._next_wakeup(now)
+                acc.wakeup.wait(timeout)
+                acc.wakeup.clear()
+        finally:
+            error = ProducerClosedError("the producer was closed before the record was sent")
+            acc.abort_all(error)
+            for batch in list(self.incomplete):
+                self._finish(batch, -1, error)
+
+    def _next_wakeup(self, now: float) -> float:
+        deadlines = []
+        expiry = self.acc.next_expiry_ms()
+        if expiry is not None:
+            deadlines.append(expiry)
+        if self.waiting:
+            deadlines.append(min(b.retry_at_ms for b in self.waiting))
+        if not deadlines:
+            return 0.5
+        return min(0.5, max(0.0, (min(deadlines) - now) / 1000))
+
+    def _send_ready(self, now: float) -> None:
+        by_leader: dict[str, list[ProducerBatch]] = defaultdict(list)
+        keep: deque[ProducerBatch] = deque()
+        missing_leader = False
+        for batch in self.waiting:
+            if now - batch.created_ms >= self.delivery_timeout_ms:
+                self._finish(batch, -1, DeliveryTimeoutError(
+                    f"{batch.record_count or 'some'} record(s) for {batch.topic}-"
+                    f"{batch.partition} expired after {self.delivery_timeout_ms} ms"))
+                continue
+            if batch.retry_at_ms > now:
+                keep.append(batch)
+                continue
+            address = self.client.leader_address(batch.topic, batch.partition)
+            if address is None or self.in_flight[address] >= self.max_in_flight:
+                missing_leader |= address is None
+                keep.append(batch)
+                continue
+            by_leader[address].append(batch)
+        self.waiting = keep
+        if missing_leader:
+            self.client.request_metadata_update()
+        for address, batches in by_leader.items():
+            self._send_to(address, batches)
+
+    def _send_to(self, address: str, batches: list[ProducerBatch]) -> None:
+        # Several batches of one partition travel together (concatenated, in order): one
+        # request and one append on the broker instead of several.
+        groups: dict[str, dict[int, list[ProducerBatch]]] = defaultdict(lambda: defaultdict(list))
+        size = 0
+        overflow: list[ProducerBatch] = []
+        for batch in batches:
+            data = batch.seal()
+            if size and size + len(data) > self.max_request_size:
+                overflow.append(batch)
+                continue
+            size += len(data)
+            groups[batch.topic][batch.partition].append(batch)
+        self.waiting.extendleft(reversed(overflow))
+        topics = []
+        sent: list[ProducerBatch] = []
+        for topic, parts in groups.items():
+            plist = []
+            for partition, pbatches in parts.items():
+                data = pbatches[0].data if len(pbatches) == 1 else b"".join(
+                    b.data for b in pbatches)
+                plist.append(ProducePartition(partition=partition, records=data))
+                sent.extend(pbatches)
+            topics.append(ProduceTopic(name=topic, partitions=tuple(plist)))
+        for batch in sent:
+            batch.attempts += 1
+        req = ProduceRequest(acks=self.acks, timeout_ms=self.request_timeout_ms,
+                             topics=tuple(topics))
+        self.in_flight[address] += 1
+        fut = self.client.request(address, req, self.request_timeout_ms)
+        responses = self.responses
+        wakeup = self.acc.wakeup
+
+        def done(f: Future, _addr=address, _sent=sent) -> None:
+            responses.append((_addr, _sent, f))
+            wakeup.set()
+
+        fut.add_done_callback(done)
+
+    def _handle_response(self, address: str, batches: list[ProducerBatch], fut: Future,
+                         now: float) -> None:
+        self.in_flight[address] -= 1
+        exc = fut.exception()
+        if exc is not None:
+            error = map_error(exc)
+            for batch in batches:
+                self._retry_or_fail(batch, error, now, refresh=True)
+            return
+        response = fut.result()
+        if response is None:  # acks=0: no response by design
+            for batch in batches:
+                self._finish(batch, -1, None)
+            return
+        results = {(t.name, p.partition): p for t in response.topics for p in t.partitions}
+        next_offset: dict[tuple[str, int], int] = {}
+        for batch in batches:
+            key = (batch.topic, batch.partition)
+            result = results.get(key)
+            if result is None:
+                self._finish(batch, -1, RilletError(f"no result for {key[0]}-{key[1]}"))
+                continue
+            if result.error_code == ErrorCode.NONE:
+                base = next_offset.get(key, result.base_offset)
+                next_offset[key] = base + batch.record_count if base >= 0 else -1
+                self._finish(batch, base, None)
+                continue
+            error = error_for_code(result.error_code, result.error_message)
+            if retriable(result.error_code):
+                self._retry_or_fail(batch, error, now,
+                                    refresh=result.error_code in _REFRESH_CODES)
+            else:
+                self._finish(batch, -1, error)
+
+    def _retry_or_fail(self, batch: ProducerBatch, error: BaseException, now: float,
+                       refresh: bool) -> None:
+        retriable_error = getattr(error, "retriable", False)
+        expired = now - batch.created_ms >= self.delivery_timeout_ms
+        if not retriable_error or batch.attempts > self.retries or expired or self.force_close:
+            if expired and retriable_error:
+                error = DeliveryTimeoutError(
+                    f"records for {batch.topic}-{batch.partition} expired after "
+                    f"{self.delivery_timeout_ms} ms; last error: {error}")
+            self._finish(batch, -1, error)
+            return
+        backoff = min(self.backoff_max_ms, self.backoff_ms * 2 ** (batch.attempts - 1))
+        batch.retry_at_ms = now + backoff * self.rng.uniform(0.8, 1.2)
+        if refresh:
+            self.client.request_metadata_update()
+        self.waiting.append(batch)
+
+    def _finish(self, batch: ProducerBatch, base_offset: int, error: BaseException | None) -> None:
+        with self.incomplete_lock:
+            self.incomplete.discard(batch)
+        self.acc.release(batch.reserved)
+        batch.reserved = 0
+        batch.completion.complete(base_offset, error)
