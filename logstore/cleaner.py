@@ -81,6 +81,7 @@ def compact_log(log: PartitionLog, now_ms: int) -> CompactionStats:
                 if key is not None:
                     latest[key] = offset
     horizon = now_ms - log.config.delete_retention_ms
+    # segments_cleaned, records_read, records_removed, tombstones_removed, bytes before/after
     totals = [0, 0, 0, 0, 0, 0]
     for seg in segments:
         _clean_segment(log, seg, latest, horizon, totals)
@@ -114,13 +115,13 @@ def _clean_segment(
         if keep:
             out.append(_rebuild(header, cols, keep, range_start, header.next_offset))
             range_start = header.next_offset
-    totals[2] += read
+    totals[1] += read
     if removed == 0:
         return
     totals[0] += 1
-    totals[3] += removed
-    totals[4] += tombstones
-    totals[1] += seg.size
+    totals[2] += removed
+    totals[3] += tombstones
+    totals[4] += seg.size
     if out and range_start != seg.next_offset:
         # The tail batches vanished: stretch the last kept batch to the segment end.
         last = B.read_header(out[-1])
