@@ -47,3 +47,105 @@ def cluster_factory(tmp_path: Path) -> Iterator[Callable[..., LocalCluster]]:
 def cluster(cluster_factory: Callable[..., LocalCluster]) -> LocalCluster:
     """A started one-broker LocalCluster (``cluster.bootstrap_servers``)."""
     return cluster_factory()
+
+
+class Wire:
+    """A thin test client: typed requests through a ClientEndpoint, no rillet client code."""
+
+    def __init__(self, address: str) -> None:
+        from rillet.transport.endpoint import ClientEndpoint
+
+        self.address = address
+        self.endpoint = ClientEndpoint()
+
+    def call(self, request, timeout_ms: int = 10_000):
+        return self.endpoint.request(self.address, request, timeout_ms).result(
+            timeout_ms / 1000 + 5
+        )
+
+    def create_topic(self, name: str, partitions: int = 1, configs=None, rf: int = 1):
+        from rillet.transport import protocol as P
+
+        topic = P.CreatableTopic(
+            name=name, num_partitions=partitions, replication_factor=rf, configs=configs or {}
+        )
+        return self.call(P.CreateTopicsRequest(topics=(topic,))).topics[0]
+
+    def produce(self, topic: str, partition: int, records: bytes, acks: int = 1):
+        from rillet.transport import protocol as P
+
+        part = P.ProducePartition(partition=partition, records=records)
+        request = P.ProduceRequest(
+            acks=acks, topics=(P.ProduceTopic(name=topic, partitions=(part,)),)
+        )
+        response = self.call(request)
+        return None if response is None else response.topics[0].partitions[0]
+
+    def fetch(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        *,
+        max_wait_ms: int = 0,
+        min_bytes: int = 1,
+        max_bytes: int = 1 << 20,
+    ):
+        from rillet.transport import protocol as P
+
+        part = P.FetchPartition(
+            partition=partition, fetch_offset=offset, partition_max_bytes=max_bytes
+        )
+        request = P.FetchRequest(
+            max_wait_ms=max_wait_ms,
+            min_bytes=min_bytes,
+            topics=(P.FetchTopic(name=topic, partitions=(part,)),),
+        )
+        return self.call(request, timeout_ms=max_wait_ms + 10_000).topics[0].partitions[0]
+
+    def list_offset(self, topic: str, partition: int, timestamp: int):
+        from rillet.transport import protocol as P
+
+        part = P.ListOffsetsPartition(partition=partition, timestamp=timestamp)
+        request = P.ListOffsetsRequest(topics=(P.ListOffsetsTopic(name=topic, partitions=(part,)),))
+        return self.call(request).topics[0].partitions[0]
+
+    def fetch_all(self, topic: str, partition: int, start: int = 0) -> list:
+        """Every record from ``start`` up to the high watermark."""
+        from rillet.logstore.batch import records
+
+        out: list = []
+        offset = start
+        while True:
+            part = self.fetch(topic, partition, offset)
+            assert part.error_code == 0, part
+            got = list(records(part.records))
+            out.extend(r for r in got if r.offset >= offset)
+            if not got:
+                return out
+            offset = got[-1].offset + 1
+
+    def close(self) -> None:
+        self.endpoint.close()
+
+
+@pytest.fixture
+def wire_factory() -> Iterator[Callable[[LocalCluster], Wire]]:
+    made: list[Wire] = []
+
+    def make(cluster: LocalCluster, broker_id: int = 1) -> Wire:
+        w = Wire(cluster.address(broker_id))
+        made.append(w)
+        return w
+
+    try:
+        yield make
+    finally:
+        for w in made:
+            w.close()
+
+
+@pytest.fixture
+def wire(cluster: LocalCluster, wire_factory) -> Wire:
+    """A ``Wire`` connected to the ``cluster`` fixture's broker 1."""
+    return wire_factory(cluster)
