@@ -120,6 +120,19 @@ class PartitionLog:
             bases = [log_start]
 
         rp = recovery_point or 0
+        # The epoch checkpoint is written before any batch of a new epoch, so it vouches for
+        # the epoch of every batch on disk: a flipped epoch field (not under the digest) shows.
+        cache = self._load_epoch_cache()
+        epoch_ok = None
+        if cache is not None and cache.entries:
+
+            def epoch_ok(h: B.BatchHeader) -> bool:
+                return (
+                    cache.epoch_for_offset(h.base_offset)
+                    <= h.leader_epoch
+                    <= cache.epoch_for_offset(h.last_offset)
+                )
+
         previous: Segment | None = None
         for i, base in enumerate(bases):
             file = fs.open_segment(d / segment_name(base))
@@ -128,7 +141,7 @@ class PartitionLog:
             if clean or (i + 1 < len(bases) and bases[i + 1] <= rp):
                 error = None if seg.load_indexes(fs, d) else seg.rebuild(check=False)
             else:
-                error = seg.rebuild(check=True)
+                error = seg.rebuild(check=True, epoch_ok=epoch_ok)
                 seg.delete_indexes(fs, d)
                 self._dirty.append(seg)
             # Compaction may delete a segment it emptied, leaving a gap, never an overlap.
@@ -156,20 +169,12 @@ class PartitionLog:
         self._log_start_offset = log_start
         transitions = [] if clean else self._epoch_transitions(rp)
 
-        entries = fs.read_checkpoint(d / EPOCH_FILE)
-        try:
-            self.epochs = LeaderEpochCache(
-                [tuple(e) for e in entries] if isinstance(entries, list) else None,
-                persist=self._persist_epochs,
-                log_end_offset=lambda: self.log_end_offset,
-            )
-        except (TypeError, ValueError):
-            entries = None
-        if not isinstance(entries, list):
-            self.epochs = LeaderEpochCache(
-                persist=self._persist_epochs, log_end_offset=lambda: self.log_end_offset
-            )
+        if cache is None:
+            cache = LeaderEpochCache()
             transitions = self._epoch_transitions(self.segments[0].base_offset)
+        self.epochs = cache
+        cache._persist = self._persist_epochs
+        cache._log_end_offset = lambda: self.log_end_offset
         self.epochs.truncate_from_end(self.log_end_offset)
         for epoch, offset in transitions:
             if epoch >= 0:
@@ -184,6 +189,16 @@ class PartitionLog:
         if clean:
             fs.remove(d / CLEAN_SHUTDOWN_FILE)
             fs.fsync_dir(d)
+
+    def _load_epoch_cache(self) -> LeaderEpochCache | None:
+        entries = self.fs.read_checkpoint(self.directory / EPOCH_FILE)
+        if not isinstance(entries, list):
+            return None
+        try:
+            cache = LeaderEpochCache([(int(e), int(o)) for e, o in entries])
+        except (TypeError, ValueError):
+            return None
+        return cache
 
     def _epoch_transitions(self, from_offset: int) -> list[tuple[int, int]]:
         """(epoch, first offset) wherever the batch epoch changes, from ``from_offset`` on."""

@@ -121,12 +121,12 @@ class Segment:
         self.last_epoch = header.leader_epoch
         self.indexes_saved = False
 
-    def rebuild(self, *, check: bool) -> CorruptBatchError | None:
+    def rebuild(self, *, check: bool, epoch_ok=None) -> CorruptBatchError | None:
         """Re-derive size, next offset and indexes by scanning the file.
 
         With ``check`` batches are fully validated, and the scan stops at the first invalid
-        one (a torn write, a flipped bit, a broken offset or epoch sequence): the file is cut
-        there and the error returned. Without ``check`` only headers are read.
+        one (a torn write, a flipped bit, a broken offset or epoch sequence, an epoch that
+        ``epoch_ok(header)`` rejects): the file is cut there and the error returned. Without ``check`` only headers are read.
         """
         file_size = self.file.size()
         self._reset()
@@ -140,6 +140,10 @@ class Segment:
                 if header.leader_epoch < self.last_epoch:
                     raise CorruptBatchError(
                         f"leader epoch {header.leader_epoch} after {self.last_epoch}", pos
+                    )
+                if epoch_ok is not None and not epoch_ok(header):
+                    raise CorruptBatchError(
+                        f"leader epoch {header.leader_epoch} contradicts the epoch cache", pos
                     )
                 self.track(pos, header)
                 expected = header.next_offset

@@ -49,5 +49,12 @@ class FaultyFS(FileSystem):
         super().fsync_fd(fd)
 
 
+class NoSyncFS(FileSystem):
+    """fsync is a no-op: for tests that simulate crashes by cutting files themselves."""
+
+    def fsync_fd(self, fd: int) -> None:
+        pass
+
+
 def segment_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.suffix == ".log")

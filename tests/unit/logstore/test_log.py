@@ -17,7 +17,7 @@ from rillet.logstore.errors import (
 from rillet.logstore.log import LogConfig, PartitionLog
 from rillet.logstore.segment import segment_name
 
-from .helpers import FaultyFS, make_batch, read_all, segment_files
+from .helpers import FaultyFS, NoSyncFS, make_batch, read_all, segment_files
 
 SMALL = LogConfig(segment_bytes=1500, index_interval_bytes=200)
 
@@ -206,7 +206,7 @@ def test_unclean_stop_with_torn_tail_at_every_byte(tmp_path):
         d = tmp_path / f"cut{cut}"
         d.mkdir()
         (d / segment_name(0)).write_bytes(data[:cut])
-        log = PartitionLog.open(d, LogConfig(), 0)
+        log = PartitionLog.open(d, LogConfig(), 0, fs=NoSyncFS())
         whole = max(s for s in sizes if s <= cut)
         assert log.active_segment.size == whole
         assert log.log_end_offset == 3 * sizes.index(whole)
@@ -243,6 +243,22 @@ def test_flipped_base_offset_is_caught_by_contiguity(tmp_path):
     seg.write_bytes(raw)
     log = PartitionLog.open(tmp_path, LogConfig(), 0)
     assert log.log_end_offset == 6
+
+
+@pytest.mark.parametrize("bit", [0, 3])
+def test_flipped_leader_epoch_is_caught_by_the_epoch_cache(tmp_path, bit):
+    log = PartitionLog.open(tmp_path, LogConfig(), 0)
+    fill(log, 2, epoch=4)
+    fill(log, 2, epoch=6)
+    log.abandon()
+    seg = tmp_path / segment_name(0)
+    raw = bytearray(seg.read_bytes())
+    last = 3 * read_header(raw).length
+    raw[last + 15] ^= 1 << bit  # leader_epoch (bytes 12-15) is not under the digest
+    seg.write_bytes(raw)
+    log = PartitionLog.open(tmp_path, LogConfig(), 0)
+    assert log.log_end_offset == 9
+    assert log.epochs.entries == [(4, 0), (6, 6)]
 
 
 def test_recovery_trusts_segments_below_the_recovery_point(tmp_path):
