@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from rillet.accumulator import RECORD_OVERHEAD as _OVERHEAD
 from rillet.accumulator import ProducerBatch, RecordAccumulator
 from rillet.config import producer_config
 from rillet.errors import (
@@ -93,6 +94,8 @@ class Producer:
             key = self._key_serializer(key)
         if self._value_serializer is not None and value is not None:
             value = self._value_serializer(value)
+        if key is not None and type(key) is not bytes:
+            key = _to_bytes(key, "key")
         if timestamp_ms is None:
             timestamp_ms = _time_ns() // 1_000_000
         n = self._client.view.partition_counts.get(topic)
@@ -106,8 +109,6 @@ class Producer:
                     partition = self._sticky.partition(topic, n)
                 sticky = True
             else:
-                if type(key) is not bytes:
-                    key = _to_bytes(key, "key")
                 partition = self._keyed(key, n)
         elif not 0 <= partition < n:
             raise UnknownTopicOrPartitionError(
@@ -115,32 +116,45 @@ class Producer:
         acc = self._acc
         if acc.buffered_bytes >= self._buffer_memory:
             self._wait_for_space()
-        if value is not None and len(value) > self._max_request_size:
-            raise MessageTooLargeError(
-                f"record of {len(value)} bytes exceeds max.request.size={self._max_request_size}")
-        # RecordAccumulator.append, inlined: this is the per-record hot path.
+        if value is not None:
+            if type(value) is not bytes:
+                value = _to_bytes(value, "value")
+            if len(value) > self._max_request_size:
+                raise MessageTooLargeError(f"record of {len(value)} bytes exceeds "
+                                           f"max.request.size={self._max_request_size}")
+        # RecordAccumulator.append + ProducerBatch.append, inlined: the per-record hot path.
         tp = (topic, partition)
         lock = acc.lock
-        lock.acquire()  # cheaper than `with` on this path
+        lock.acquire()  # cheaper than `with` here
         try:
             batch = acc._open.get(tp)
             fresh = batch is None
             if fresh:
                 batch = acc._open[tp] = ProducerBatch(topic, partition, acc.codec,
                                                       _monotonic() * 1000)
-            builder = batch.builder
-            try:
-                index = builder.append(timestamp_ms, key, value, headers or ())
-            except TypeError as exc:
-                if builder.record_count == 0:
-                    del acc._open[tp]
-                raise SerializationError(str(exc)) from None
-            full = builder.size_in_bytes >= self._batch_size
+            timestamps = batch.timestamps
+            index = len(timestamps)
+            timestamps.append(timestamp_ms)
+            batch.keys.append(key)
+            batch.values.append(value)
+            size = batch.size + _OVERHEAD + (len(value) if value is not None else 0)
+            if key is not None:
+                size += len(key)
+            if headers:
+                try:
+                    size += batch.add_headers(index, headers)
+                except (TypeError, ValueError) as exc:
+                    del timestamps[-1], batch.keys[-1], batch.values[-1]
+                    if fresh:
+                        del acc._open[tp]
+                    raise SerializationError(str(exc)) from None
+            batch.size = size
+            full = size >= self._batch_size
             if full:
                 del acc._open[tp]
                 acc._ready.append(batch)
-                batch.reserved = builder.size_in_bytes
-                acc.buffered_bytes += batch.reserved
+                batch.reserved = size
+                acc.buffered_bytes += size
         finally:
             lock.release()
         if full or fresh:  # full: send it; fresh: the sender must arm its linger timer
