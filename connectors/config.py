@@ -259,6 +259,8 @@ CONNECTOR_DEF = ConfigDef(
         key("errors.deadletterqueue.topic.name", default=""),
         key("errors.deadletterqueue.topic.replication.factor", "int", 1, minimum=1),
         key("errors.deadletterqueue.context.headers.enable", "bool", True),
+        key("topic.creation.default.partitions", "int", 1, minimum=1),
+        key("topic.creation.default.replication.factor", "int", 1, minimum=1),
         key("topics", "list", []),
         key("topics.regex", default=""),
     ],

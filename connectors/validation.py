@@ -4,11 +4,11 @@ predicates and converters, reported together in one ConnectConfigError."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .api import SinkConnector
-from .config import CONNECTOR_DEF, ConfigDef, sub_config
+from .config import CONNECTOR_DEF, ConfigDef, _to_list, sub_config
 from .converters import Converter, make_converter
 from .errors import ConnectConfigError
 from .plugins import load_connector_class
@@ -23,6 +23,7 @@ class ConnectorSpec:
     config: dict[str, Any]
     connector_class: type
     is_sink: bool
+    raw: dict[str, Any] = field(default_factory=dict)
 
     @property
     def type(self) -> str:
@@ -49,14 +50,16 @@ def validate_connector_config(raw: Mapping[str, Any],
         typed = full.parse(raw, source=source, allow_unknown=cls is not None and own is None)
     except ConnectConfigError as e:
         problems += e.problems
-    if cls is not None and typed:
+    if cls is not None:
         is_sink = issubclass(cls, SinkConnector)
-        if is_sink and not typed["topics"] and not typed["topics.regex"]:
+        topics = _to_list(raw.get("topics") or [])
+        regex = raw.get("topics.regex") or ""
+        if is_sink and not topics and not regex:
             problems.append("a sink needs 'topics' (a comma list) or 'topics.regex'")
-        if is_sink and typed["topics"] and typed["topics.regex"]:
+        if is_sink and topics and regex:
             problems.append("set only one of 'topics' and 'topics.regex'")
-        dlq = typed["errors.deadletterqueue.topic.name"]
-        if dlq and dlq in typed["topics"]:
+        dlq = raw.get("errors.deadletterqueue.topic.name") or ""
+        if dlq and dlq in topics:
             problems.append("errors.deadletterqueue.topic.name must not be one of 'topics'")
     try:
         build_transforms(raw)
@@ -70,7 +73,7 @@ def validate_connector_config(raw: Mapping[str, Any],
     if problems:
         raise ConnectConfigError(problems, source=source)
     assert cls is not None
-    return ConnectorSpec(typed["name"], typed, cls, issubclass(cls, SinkConnector))
+    return ConnectorSpec(typed["name"], typed, cls, issubclass(cls, SinkConnector), dict(raw))
 
 
 def make_converter_for(config: Mapping[str, Any], worker: Mapping[str, Any],

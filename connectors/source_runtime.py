@@ -1,0 +1,257 @@
+"""Running one source task: poll, transform, convert, produce, then store offsets.
+
+One iteration (:meth:`WorkerSourceTask.iterate`), on the task's actor thread:
+
+1. ``task.poll()`` (retriable errors retried with backoff; others fail the task);
+2. per record: transforms, key and value converters, each under errors.tolerance (a tolerated
+   failure goes to the dead-letter topic, the record is skipped but its offset still counts);
+3. produce the data; each record carries the header ``__connect.source`` =
+   ``["connector", {source partition}, {source offset}]``; wait for the acks;
+4. produce the latest source offset of each source partition touched and this task's data
+   positions into ``connect-offsets``, wait for the acks, then ``task.commit()``.
+
+Exactly once across a crash: a crash between 3 and 4 leaves data in the topic whose offsets
+were not stored. On start the task reads its positions record (the log end offsets of the data
+partitions at its last commit) and scans the data partitions from there for records of this
+connector; a record polled again whose (source partition, source offset) is among them is not
+produced again. So a restart neither loses nor duplicates, provided source offsets identify a
+record (true for the file and SQLite sources, except SQLite bulk mode) and each data partition
+was written at least once before the crash.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from loguru import logger
+
+from .api import SourceRecord, SourceTaskContext
+from .clients import Clients, client_config, ensure_topic
+from .errorhandling import SKIP, ErrorContext, ErrorHandler, dlq_headers
+from .errors import ToleranceExceededError
+from .offsets import POSITIONS, OffsetStore, SnapshotReader, canonical
+from .validation import ConnectorSpec, make_converter_for, transforms_for
+
+SOURCE_HEADER = "__connect.source"
+ACK_TIMEOUT_S = 60
+
+
+def best_effort_bytes(value: Any) -> bytes | None:
+    """Something to put in a dead-letter record whose value could not be converted."""
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace")
+    try:
+        return json.dumps(value, default=repr).encode()
+    except (TypeError, ValueError):
+        return repr(value).encode()
+
+
+class WorkerSourceTask:
+    """Owns one SourceTask and its producer. Not thread-safe: one actor drives it."""
+
+    def __init__(self, spec: ConnectorSpec, task_id: int, task_config: dict[str, Any],
+                 worker: Mapping[str, Any], clients: Clients, task_factory: Callable[[], Any],
+                 *, sleep: Callable[[float], None] = time.sleep,
+                 stopping: Callable[[], bool] = lambda: False) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.task_id = task_id
+        self.task_config = task_config
+        self.worker = worker
+        self.clients = clients
+        self.task_factory = task_factory
+        self.handler = ErrorHandler(spec.config, self._report, sleep=sleep, stopping=stopping)
+        self.key_converter = make_converter_for(spec.config, worker, "key")
+        self.value_converter = make_converter_for(spec.config, worker, "value")
+        self.transforms = transforms_for(spec.config)
+        self.dlq_topic = spec.config["errors.deadletterqueue.topic.name"]
+        self.dlq_headers = spec.config["errors.deadletterqueue.context.headers.enable"]
+        self.positions: dict[tuple[str, int], int] = {}
+        self.already_written: set[tuple[str, str]] = set()
+        self.task: Any = None
+        self.producer: Any = None
+        self.store: OffsetStore | None = None
+        self.admin: Any = None
+        self.known_topics: set[str] = set()
+        self.records_produced = 0
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.store = OffsetStore(self.clients, self.worker)
+        self.admin = admin = self.clients.admin(client_config(self.worker, "admin"))
+        self.store.ensure_topic(admin)
+        if self.dlq_topic:
+            ensure_topic(self.clients, admin, self.dlq_topic, 1, self.spec.config[
+                "errors.deadletterqueue.topic.replication.factor"])
+        offsets = self.store.read(self.name)
+        self._load_positions(offsets)
+        self._scan_unacknowledged()
+        self.producer = self.clients.producer({
+            **client_config(self.worker, "producer", self.spec.config), "acks": "all"})
+        self.task = self.task_factory()
+        self.task.context = SourceTaskContext(self.name, self.task_id,
+                                              SnapshotReader(self.name, offsets))
+        self.task.start(dict(self.task_config))
+
+    def stop(self) -> None:
+        try:
+            if self.task is not None:
+                self.task.stop()
+        finally:
+            for closeable in (self.producer, self.store, self.admin):
+                if closeable is not None:
+                    try:
+                        closeable.close()
+                    except Exception as e:  # closing must not hide the first error
+                        logger.warning("closing {}: {}", type(closeable).__name__, e)
+
+    # --- the loop --------------------------------------------------------------------------
+
+    def iterate(self) -> int:
+        """One poll-produce-commit round; returns how long to wait before the next (ms)."""
+        records = self.handler.retry(self.task.poll) or []
+        if not records:
+            return int(self.task.idle_wait_ms())
+        sent: list[tuple[SourceRecord, Any]] = []
+        latest: dict[str, tuple[dict, dict]] = {}
+        for r in records:
+            pkey = canonical(dict(r.source_partition))
+            okey = canonical(dict(r.source_offset))
+            latest[pkey] = (dict(r.source_partition), dict(r.source_offset))
+            sent.append((r, self._produce(r, pkey, okey)))
+        self.producer.flush(ACK_TIMEOUT_S)
+        acked: list[tuple[SourceRecord, Any]] = []
+        for r, fut in sent:
+            md = None
+            if fut is not None:
+                try:
+                    md = fut.get(timeout=ACK_TIMEOUT_S)
+                except Exception as e:
+                    self.handler.handle("KAFKA_PRODUCE", e, self._ctx(r))
+                else:
+                    tp = (md.topic, md.partition)
+                    self.positions[tp] = max(self.positions.get(tp, 0), md.offset + 1)
+                    self.records_produced += 1
+            acked.append((r, md))
+        self._commit(latest)
+        self.task.commit()
+        for r, md in acked:
+            self.task.commit_record(r, md)
+        return 0
+
+    def _produce(self, r: SourceRecord, pkey: str, okey: str) -> Any:
+        ctx = self._ctx(r, pkey, okey)
+        raw = best_effort_bytes(r.value)
+        t = r
+        if len(self.transforms):
+            t = self.handler.execute("TRANSFORMATION", lambda: self.transforms.apply(r), ctx,
+                                     executing="transforms", raw_value=raw)
+            if t is SKIP or t is None:
+                return None
+        key = self.handler.execute(
+            "KEY_CONVERTER", lambda: self.key_converter.serialize(t.topic, t.key), ctx,
+            executing=type(self.key_converter).__name__, raw_value=raw)
+        if key is SKIP:
+            return None
+        value = self.handler.execute(
+            "VALUE_CONVERTER", lambda: self.value_converter.serialize(t.topic, t.value), ctx,
+            executing=type(self.value_converter).__name__, raw_key=key, raw_value=raw)
+        if value is SKIP:
+            return None
+        if (pkey, okey) in self.already_written and okey != "{}":
+            self.already_written.discard((pkey, okey))
+            return None
+        if t.topic not in self.known_topics:
+            # KIP-158: create the topic (the broker does not auto-create)
+            c = self.spec.config
+            ensure_topic(self.clients, self.admin, t.topic,
+                         c["topic.creation.default.partitions"],
+                         c["topic.creation.default.replication.factor"])
+            self.known_topics.add(t.topic)
+        marker = f'["{_json_str(self.name)}",{pkey},{okey}]'.encode()
+        headers = [*t.headers, (SOURCE_HEADER, marker)]
+        return self.producer.send(t.topic, value, key=key, headers=headers,
+                                  partition=t.partition, timestamp_ms=t.timestamp)
+
+    def _commit(self, latest: Mapping[str, tuple[dict, dict]]) -> None:
+        assert self.store is not None
+        futures = [self.store.write(self.name, part, off) for part, off in latest.values()]
+        if self.positions:
+            futures.append(self.store.write(self.name, {POSITIONS: self.task_id}, {
+                "positions": [[t, p, o] for (t, p), o in sorted(self.positions.items())]}))
+        self.store.flush(ACK_TIMEOUT_S)
+        for f in futures:
+            f.get(timeout=ACK_TIMEOUT_S)
+
+    # --- errors ----------------------------------------------------------------------------
+
+    def _ctx(self, r: SourceRecord, pkey: str | None = None,
+             okey: str | None = None) -> ErrorContext:
+        return ErrorContext(self.name, self.task_id, r.topic, -1 if r.partition is None
+                            else r.partition, -1,
+                            pkey or canonical(dict(r.source_partition)),
+                            okey or canonical(dict(r.source_offset)))
+
+    def _report(self, ctx: ErrorContext, stage: str, executing: str, error: BaseException,
+                raw_key: bytes | None, raw_value: bytes | None) -> None:
+        if not self.dlq_topic:
+            return
+        headers = dlq_headers(ctx, stage, executing, error) if self.dlq_headers else []
+        fut = self.producer.send(self.dlq_topic, raw_value, key=raw_key, headers=headers)
+        try:
+            fut.get(timeout=ACK_TIMEOUT_S)
+        except Exception as e:
+            raise ToleranceExceededError("DEAD_LETTER_QUEUE", e) from e
+
+    # --- exactly-once restart ---------------------------------------------------------------
+
+    def _load_positions(self, offsets: Mapping[tuple[str, str], dict[str, Any]]) -> None:
+        """The lowest recorded data position per partition over this connector's tasks."""
+        self.scan_from: dict[tuple[str, int], int] = {}
+        for (conn, pkey), value in offsets.items():
+            if conn != self.name or POSITIONS not in pkey:
+                continue
+            for t, p, o in value.get("positions", []):
+                tp = (t, int(p))
+                self.scan_from[tp] = min(self.scan_from.get(tp, int(o)), int(o))
+                if json.loads(pkey).get(POSITIONS) == self.task_id:
+                    self.positions[tp] = int(o)
+
+    def _scan_unacknowledged(self) -> None:
+        if not self.scan_from:
+            return
+        consumer = self.clients.consumer({**client_config(self.worker, "consumer"),
+                                          "auto.offset.reset": "earliest",
+                                          "enable.auto.commit": False})
+        prefix = f'["{_json_str(self.name)}",'.encode()
+        try:
+            tps = [self.clients.topic_partition(t, p) for t, p in self.scan_from]
+            consumer.assign(tps)
+            for tp in tps:
+                consumer.seek(tp, self.scan_from[(tp.topic, tp.partition)])
+            end = consumer.end_offsets(tps)
+            pending = {tp for tp in tps if consumer.position(tp) < end[tp]}
+            while pending:
+                for _tp, recs in consumer.poll(timeout_ms=500).items():
+                    for rec in recs:
+                        for hk, hv in rec.headers or ():
+                            if hk == SOURCE_HEADER and hv and hv.startswith(prefix):
+                                _, part, off = json.loads(hv)
+                                self.already_written.add((canonical(part), canonical(off)))
+                pending = {tp for tp in pending if consumer.position(tp) < end[tp]}
+        finally:
+            consumer.close()
+        if self.already_written:
+            logger.info("connector {} task {}: {} records were written but not committed "
+                        "before the last stop; they will not be produced again", self.name,
+                        self.task_id, len(self.already_written))
+
+
+def _json_str(s: str) -> str:
+    return json.dumps(s)[1:-1]

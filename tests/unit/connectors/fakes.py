@@ -1,0 +1,218 @@
+"""In-memory Producer / Consumer / Admin that follow CONTRACTS.md section 5.
+
+One :class:`FakeCluster` holds the topics; ``cluster.clients()`` gives the factory the worker
+takes. Records are appended when sent (acks are immediate) unless the cluster is told to
+fail: ``fail_next_sends`` makes sends to a topic fail with a non-retriable error.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any
+
+from rillet.connectors.clients import Clients
+
+from rillet.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
+from rillet.records import ConsumerRecord, NewTopic, RecordMetadata, TopicPartition
+
+
+class FakeFuture(Future):
+    """The contract's future: ``get(timeout)`` returns RecordMetadata or raises."""
+
+    def get(self, timeout: float | None = None) -> Any:
+        return self.result(timeout)
+
+
+class FakeCluster:
+    def __init__(self) -> None:
+        self.topics: dict[str, list[list[ConsumerRecord]]] = {}
+        self.configs: dict[str, dict[str, str]] = {}
+        self.lock = threading.Condition()
+        self.fail_topics: set[str] = set()
+        self.closed_clients = 0
+        self.open_clients = 0
+
+    def clients(self) -> Clients:
+        cluster = self
+        return Clients(lambda cfg: FakeProducer(cluster, cfg),
+                       lambda cfg: FakeConsumer(cluster, cfg),
+                       lambda cfg: FakeAdmin(cluster, cfg), TopicPartition, NewTopic)
+
+    def create(self, name: str, partitions: int = 1, configs: dict | None = None) -> None:
+        with self.lock:
+            if name in self.topics:
+                raise TopicAlreadyExistsError(f"topic {name!r} already exists")
+            self.topics[name] = [[] for _ in range(partitions)]
+            self.configs[name] = dict(configs or {})
+
+    def append(self, topic: str, partition: int | None, key: Any, value: Any,
+               headers: Any, timestamp: int | None) -> RecordMetadata:
+        with self.lock:
+            if topic not in self.topics:
+                raise UnknownTopicOrPartitionError(f"topic {topic!r} does not exist")
+            parts = self.topics[topic]
+            if partition is None:
+                partition = (hash(key) % len(parts)) if key is not None else 0
+            log = parts[partition]
+            ts = timestamp if timestamp is not None else int(time.time() * 1000)
+            log.append(ConsumerRecord(topic, partition, len(log), ts, key, value,
+                                      list(headers or [])))
+            self.lock.notify_all()
+            return RecordMetadata(topic, partition, len(log) - 1, ts)
+
+    def records(self, topic: str) -> list[ConsumerRecord]:
+        with self.lock:
+            return [r for p in self.topics.get(topic, []) for r in p]
+
+    def latest_by_key(self, topic: str) -> dict[bytes, bytes | None]:
+        """What compaction would keep."""
+        out = {}
+        for r in self.records(topic):
+            out[r.key] = r.value
+        return out
+
+
+def _check(config: dict[str, Any]) -> None:
+    assert "bootstrap.servers" in config, "clients always get bootstrap.servers"
+
+
+class FakeProducer:
+    def __init__(self, cluster: FakeCluster, config: dict[str, Any]) -> None:
+        _check(config)
+        self.cluster = cluster
+        self.config = config
+        self.closed = False
+        cluster.open_clients += 1
+
+    def send(self, topic: str, value: Any = None, key: Any = None, headers: Any = None,
+             partition: int | None = None, timestamp_ms: int | None = None,
+             on_delivery: Any = None) -> Future:
+        assert not self.closed
+        for v in (key, value):
+            assert v is None or isinstance(v, bytes), f"producer given {type(v)}"
+        fut = FakeFuture()
+        if topic in self.cluster.fail_topics:
+            fut.set_exception(RuntimeError(f"send to {topic} failed"))
+        else:
+            fut.set_result(self.cluster.append(topic, partition, key, value, headers,
+                                               timestamp_ms))
+        return fut
+
+    def flush(self, timeout: float | None = None) -> None:
+        pass
+
+    def close(self, timeout: float | None = None) -> None:
+        if not self.closed:
+            self.closed = True
+            self.cluster.closed_clients += 1
+
+
+class FakeConsumer:
+    def __init__(self, cluster: FakeCluster, config: dict[str, Any]) -> None:
+        _check(config)
+        self.cluster = cluster
+        self.config = config
+        self.positions: dict[TopicPartition, int] = {}
+        self.closed = False
+        cluster.open_clients += 1
+
+    def assign(self, partitions: Any) -> None:
+        tps = [TopicPartition(*tp) for tp in partitions]
+        with self.cluster.lock:
+            for tp in tps:
+                if tp.partition >= len(self.cluster.topics.get(tp.topic, [])):
+                    raise UnknownTopicOrPartitionError(f"{tp} does not exist")
+        reset_latest = self.config.get("auto.offset.reset", "latest") == "latest"
+        self.positions = {tp: self.positions.get(
+            tp, self._end(tp) if reset_latest else 0) for tp in tps}
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.positions)
+
+    def _end(self, tp: TopicPartition) -> int:
+        return len(self.cluster.topics[tp.topic][tp.partition])
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        assert tp in self.positions, f"{tp} is not assigned"
+        self.positions[tp] = offset
+
+    def seek_to_beginning(self, *tps: TopicPartition) -> None:
+        for tp in tps or list(self.positions):
+            self.seek(tp, 0)
+
+    def seek_to_end(self, *tps: TopicPartition) -> None:
+        for tp in tps or list(self.positions):
+            self.seek(tp, self._end(tp))
+
+    def position(self, tp: TopicPartition) -> int:
+        return self.positions[tp]
+
+    def beginning_offsets(self, tps: Any) -> dict[TopicPartition, int]:
+        return {TopicPartition(*tp): 0 for tp in tps}
+
+    def end_offsets(self, tps: Any) -> dict[TopicPartition, int]:
+        return {TopicPartition(*tp): self._end(TopicPartition(*tp)) for tp in tps}
+
+    def poll(self, timeout_ms: int = 0, max_records: int | None = None
+             ) -> dict[TopicPartition, list[ConsumerRecord]]:
+        assert not self.closed
+        limit = max_records or 500
+        deadline = time.monotonic() + timeout_ms / 1000
+        with self.cluster.lock:
+            while True:
+                out: dict[TopicPartition, list[ConsumerRecord]] = {}
+                n = 0
+                for tp, pos in self.positions.items():
+                    log = self.cluster.topics[tp.topic][tp.partition]
+                    chunk = log[pos:pos + limit - n]
+                    if chunk:
+                        out[tp] = chunk
+                        n += len(chunk)
+                        self.positions[tp] = pos + len(chunk)
+                if out or time.monotonic() >= deadline:
+                    return out
+                self.cluster.lock.wait(max(0.0, deadline - time.monotonic()))
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.cluster.closed_clients += 1
+
+
+class _Desc:
+    def __init__(self, name: str, n: int) -> None:
+        self.name = name
+        self.partitions = tuple(range(n))
+
+
+class FakeAdmin:
+    def __init__(self, cluster: FakeCluster, config: dict[str, Any]) -> None:
+        _check(config)
+        self.cluster = cluster
+        self.closed = False
+        cluster.open_clients += 1
+
+    def create_topics(self, new_topics: Any) -> dict[str, None]:
+        for t in new_topics:
+            self.cluster.create(t.name, t.num_partitions, dict(t.configs))
+        return {t.name: None for t in new_topics}
+
+    def describe_topics(self, names: Any = None) -> dict[str, _Desc]:
+        out = {}
+        with self.cluster.lock:
+            for n in names if names is not None else list(self.cluster.topics):
+                if n not in self.cluster.topics:
+                    raise UnknownTopicOrPartitionError(f"topic {n!r} does not exist")
+                out[n] = _Desc(n, len(self.cluster.topics[n]))
+        return out
+
+    def list_topics(self) -> list[str]:
+        with self.cluster.lock:
+            return sorted(self.cluster.topics)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.cluster.closed_clients += 1

@@ -1,0 +1,263 @@
+"""The worker, connector and task actors, against the in-memory fake cluster."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from rillet.connectors.api import SinkConnector, SinkTask, SourceConnector, SourceTask
+from rillet.connectors.errors import ConflictError, RetriableError
+from rillet.connectors.source_runtime import SOURCE_HEADER, WorkerSourceTask
+from rillet.connectors.validation import validate_connector_config
+
+from .conftest import wait_until
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def file_source(path, name="src", **extra):
+    return {"name": name, "connector.class": "file-source", "file": str(path), "topic": "lines",
+            "poll.interval.ms": "20", "value.converter": "string", **extra}
+
+
+def values(cluster, topic):
+    return [r.value for r in cluster.records(topic)]
+
+
+def test_file_source_produces_lines_and_stores_offsets(tmp_path, cluster, worker):
+    f = tmp_path / "in.txt"
+    f.write_text("a\nb\n")
+    worker.add_connector(file_source(f))
+    wait_until(lambda: values(cluster, "lines") == [b"a", b"b"], what="two lines")
+    rec = cluster.records("lines")[1]
+    marker = json.loads(dict(rec.headers)[SOURCE_HEADER])
+    assert marker[0] == "src" and marker[1] == {"filename": str(f)}
+    key = json.dumps(["src", {"filename": str(f)}], separators=(",", ":")).encode()
+    stored = wait_until(lambda: key in (s := cluster.latest_by_key("connect-offsets")) and s)
+    assert json.loads(stored[key])["position"] == 4
+    assert cluster.configs["connect-offsets"]["cleanup.policy"] == "compact"
+    st = worker.status("src")
+    assert st["connector"]["state"] == "RUNNING" and st["tasks"][0]["state"] == "RUNNING"
+    assert st["type"] == "source"
+
+
+def test_a_restarted_worker_resumes_without_duplicates(tmp_path, cluster, worker_config):
+    from rillet.connectors.herder import Worker
+
+    f = tmp_path / "in.txt"
+    f.write_text("1\n2\n")
+    w1 = Worker(worker_config, cluster.clients())
+    try:
+        w1.add_connector(file_source(f))
+        wait_until(lambda: len(cluster.records("lines")) == 2)
+    finally:
+        w1.stop()
+    with open(f, "a") as fh:
+        fh.write("3\n")
+    w2 = Worker(worker_config, cluster.clients())
+    try:
+        w2.add_connector(file_source(f))
+        wait_until(lambda: len(cluster.records("lines")) >= 3)
+    finally:
+        w2.stop()
+    assert values(cluster, "lines") == [b"1", b"2", b"3"]
+    assert cluster.open_clients == cluster.closed_clients
+
+
+def test_records_written_but_not_committed_are_not_produced_again(tmp_path, cluster,
+                                                                  worker_config):
+    """A crash between the data and the offsets write: the restart scan dedupes."""
+    f = tmp_path / "in.txt"
+    f.write_text("1\n2\n")
+    spec = validate_connector_config(file_source(f))
+    conn = spec.connector_class()
+    conn.start(spec.config)
+
+    def runner():
+        r = WorkerSourceTask(spec, 0, {**spec.config, **conn.task_configs(1)[0]},
+                             worker_config, cluster.clients(), conn.task_class())
+        r.start()
+        return r
+
+    r1 = runner()
+    r1.iterate()
+    with open(f, "a") as fh:
+        fh.write("3\n4\n")
+    cluster.fail_topics.add("connect-offsets")  # data lands, offsets do not
+    with pytest.raises(Exception, match="connect-offsets"):
+        r1.iterate()
+    r1.stop()
+    cluster.fail_topics.clear()
+    assert values(cluster, "lines") == [b"1", b"2", b"3", b"4"]
+    with open(f, "a") as fh:
+        fh.write("5\n")
+    r2 = runner()
+    assert len(r2.already_written) == 2
+    for _ in range(3):
+        r2.iterate()
+    r2.stop()
+    assert values(cluster, "lines") == [b"1", b"2", b"3", b"4", b"5"]
+
+
+def sqlite_sink(db, name="sink", **extra):
+    return {"name": name, "connector.class": "sqlite-sink", "topics": "orders",
+            "database": str(db), "auto.create": "true", "pk.mode": "record_value",
+            "pk.fields": "id", "insert.mode": "upsert", **extra}
+
+
+def table(db, sql="SELECT id, item FROM orders ORDER BY id"):
+    try:
+        con = sqlite3.connect(db)
+        try:
+            return con.execute(sql).fetchall()
+        finally:
+            con.close()
+    except sqlite3.OperationalError:
+        return []
+
+
+def test_sink_writes_rows_and_bad_records_go_to_the_dead_letter_topic(tmp_path, cluster,
+                                                                      worker):
+    db = tmp_path / "out.db"
+    cluster.create("orders", 2)
+    cluster.append("orders", 0, None, b'{"id": 1, "item": "tea"}', [], None)
+    cluster.append("orders", 1, None, b"{broken", [("h", b"1")], None)
+    cluster.append("orders", 1, None, b'{"item": "no id"}', [], None)
+    cluster.append("orders", 0, None, b'{"id": 2, "item": "jam"}', [], None)
+    worker.add_connector(sqlite_sink(db, **{
+        "errors.tolerance": "all", "errors.deadletterqueue.topic.name": "orders-dlq"}))
+    wait_until(lambda: table(db) == [(1, "tea"), (2, "jam")], what="rows")
+    dlq = wait_until(lambda: len(cluster.records("orders-dlq")) == 2 and
+                     cluster.records("orders-dlq"))
+    h = dict(dlq[0].headers)
+    assert dlq[0].value == b"{broken"
+    assert h["__connect.errors.topic"] == b"orders"
+    assert h["__connect.errors.partition"] == b"1" and h["__connect.errors.offset"] == b"0"
+    assert h["__connect.errors.stage"] == b"VALUE_CONVERTER"
+    assert h["__connect.errors.connector.name"] == b"sink"
+    assert h["__connect.errors.task.id"] == b"0"
+    assert b"ConversionError" in h["__connect.errors.exception.class.name"]
+    h2 = dict(dlq[1].headers)
+    assert h2["__connect.errors.stage"] == b"TASK_PUT" and h2["__connect.errors.offset"] == b"1"
+    assert b"no field 'id'" in h2["__connect.errors.exception.message"]
+    cluster.append("orders", 1, None, b'{"id": 3, "item": "more"}', [], None)
+    wait_until(lambda: len(table(db)) == 3, what="the pipeline carries on")
+    assert table(db, "SELECT topic, partition, next_offset FROM __connect_offsets "
+                     "ORDER BY partition") == [("orders", 0, 2), ("orders", 1, 3)]
+
+
+def test_tolerance_none_fails_the_task_with_its_trace(tmp_path, cluster, worker):
+    db = tmp_path / "out.db"
+    cluster.create("orders", 1)
+    cluster.append("orders", 0, None, b'{"id": 1, "item": "tea"}', [], None)
+    cluster.append("orders", 0, None, b"not json", [], None)
+    worker.add_connector(sqlite_sink(db))
+    st = wait_until(lambda: (s := worker.status("sink"))["tasks"][0]["state"] == "FAILED"
+                    and s, what="FAILED")
+    assert "ToleranceExceededError" in st["tasks"][0]["trace"]
+    assert "VALUE_CONVERTER" in st["tasks"][0]["trace"]
+    assert table(db) == []  # the failed batch wrote nothing
+    cluster.fail_topics.clear()
+    worker.restart("sink", include_tasks=True, only_failed=True)
+    st = wait_until(lambda: (s := worker.status("sink"))["tasks"][0]["state"] == "FAILED"
+                    and s, what="FAILED again (the bad record is still there)")
+
+
+class FlakySink(SinkConnector):
+    calls: list = []
+
+    def task_class(self):
+        return FlakyTask
+
+
+class FlakyTask(SinkTask):
+    def put(self, records):
+        if records:
+            FlakySink.calls.append(len(records))
+            if len(FlakySink.calls) < 3:
+                raise RetriableError("try again")
+            FlakySink.done = [r.value for r in records]
+
+
+def test_retriable_put_errors_are_retried_with_backoff(cluster, worker):
+    cluster.create("t", 1)
+    cluster.append("t", 0, None, b'"x"', [], None)
+    FlakySink.calls = []
+    worker.add_connector({"name": "flaky", "connector.class": f"{__name__}:FlakySink",
+                          "topics": "t", "errors.retry.timeout": "5000",
+                          "errors.retry.delay.max.ms": "10"})
+    wait_until(lambda: getattr(FlakySink, "done", None) == ["x"])
+    assert FlakySink.calls == [1, 1, 1]
+
+
+class CountingSource(SourceConnector):
+    def task_class(self):
+        return CountingTask
+
+    def task_configs(self, max_tasks):
+        return [{"task.index": str(i)} for i in range(max_tasks)]
+
+
+class CountingTask(SourceTask):
+    def start(self, config):
+        self.i = int(config["task.index"])
+        stored = self.context.offset_storage_reader.offset({"task": self.i}) or {"n": 0}
+        self.n = stored["n"]
+
+    def poll(self):
+        if self.n >= 3:
+            return []
+        self.n += 1
+        from rillet.connectors.api import SourceRecord
+        return [SourceRecord({"task": self.i}, {"n": self.n}, "counts",
+                             value={"task": self.i, "n": self.n})]
+
+    def idle_wait_ms(self):
+        return 20
+
+
+def test_tasks_max_splits_work_and_custom_connectors_load_by_module_path(cluster, worker):
+    worker.add_connector({"name": "count", "connector.class": f"{__name__}:CountingSource",
+                          "tasks.max": "3", "transforms": "k",
+                          "transforms.k.type": "ValueToKey", "transforms.k.fields": "task"})
+    wait_until(lambda: len(cluster.records("counts")) == 9)
+    got = sorted((json.loads(r.key)["task"], json.loads(r.value)["n"])
+                 for r in cluster.records("counts"))
+    assert got == [(t, n) for t in range(3) for n in (1, 2, 3)]
+    assert [t["id"] for t in worker.status("count")["tasks"]] == [0, 1, 2]
+
+
+def test_pause_resume_stop_offsets_and_delete(tmp_path, cluster, worker):
+    f = tmp_path / "in.txt"
+    f.write_text("a\n")
+    worker.add_connector(file_source(f))
+    wait_until(lambda: len(cluster.records("lines")) == 1)
+    with pytest.raises(ConflictError):
+        worker.add_connector(file_source(f))
+    with pytest.raises(ConflictError, match="stop it first"):
+        worker.alter_offsets("src", [])
+    worker.pause("src")
+    assert worker.status("src")["tasks"][0]["state"] == "PAUSED"
+    with open(f, "a") as fh:
+        fh.write("b\n")
+    assert len(cluster.records("lines")) == 1
+    worker.resume("src")
+    wait_until(lambda: len(cluster.records("lines")) == 2)
+    assert worker.stop_connector("src") == "STOPPED"
+    offsets = worker.get_offsets("src")["offsets"]
+    assert offsets == [{"partition": {"filename": str(f)},
+                        "offset": {"position": 4, "inode": f.stat().st_ino}}]
+    worker.alter_offsets("src", [{"partition": {"filename": str(f)},
+                                  "offset": {"position": 0}}])
+    worker.resume("src")  # reads the file again from the start
+    wait_until(lambda: values(cluster, "lines") == [b"a", b"b", b"a", b"b"])
+    worker.delete("src")
+    assert worker.connectors() == []
+
+
+def test_invalid_connector_configs_are_rejected_up_front(worker):
+    from rillet.connectors.errors import ConnectConfigError
+    with pytest.raises(ConnectConfigError, match="did you mean 'topic'"):
+        worker.add_connector({"name": "x", "connector.class": "file-source", "file": "f",
+                              "topik": "t"})
