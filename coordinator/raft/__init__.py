@@ -1,1 +1,66 @@
-"""A pure Raft core for the controller quorum (messages and ticks in, decisions out)."""
+"""A pure Raft core for the controller quorum (messages and ticks in, decisions out).
+
+``RaftNode`` (node.py) is the voter; ``RaftLog``/``MemoryRaftLog`` (log.py) its log;
+``StateMachine`` (statemachine.py) what the log drives; messages.py and effects.py the
+inputs and outputs; state.py the role types and the transition table. See docs/raft.md.
+"""
+
+from .config import RaftConfig
+from .effects import (
+    ApplyCommitted,
+    Effect,
+    FlushLog,
+    PersistHardState,
+    RestoreSnapshot,
+    Send,
+    TakeSnapshot,
+)
+from .errors import (
+    IllegalTransitionError,
+    InvalidMessageError,
+    NotLeaderError,
+    RaftError,
+    RaftSafetyError,
+)
+from .log import LogEntry, MemoryRaftLog, RaftLog, Snapshot
+from .messages import (
+    AppendEntriesRequest,
+    AppendEntriesResponse,
+    InstallSnapshotRequest,
+    InstallSnapshotResponse,
+    RaftMessage,
+    VoteRequest,
+    VoteResponse,
+)
+from .node import HardState, RaftNode
+from .statemachine import StateMachine
+
+__all__ = [
+    "AppendEntriesRequest",
+    "AppendEntriesResponse",
+    "ApplyCommitted",
+    "Effect",
+    "FlushLog",
+    "HardState",
+    "IllegalTransitionError",
+    "InstallSnapshotRequest",
+    "InstallSnapshotResponse",
+    "InvalidMessageError",
+    "LogEntry",
+    "MemoryRaftLog",
+    "NotLeaderError",
+    "PersistHardState",
+    "RaftConfig",
+    "RaftError",
+    "RaftLog",
+    "RaftMessage",
+    "RaftNode",
+    "RaftSafetyError",
+    "RestoreSnapshot",
+    "Send",
+    "Snapshot",
+    "StateMachine",
+    "TakeSnapshot",
+    "VoteRequest",
+    "VoteResponse",
+]

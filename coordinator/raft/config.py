@@ -1,0 +1,29 @@
+"""Tuning of the Raft core (Kafka names where KRaft has one, in milliseconds)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class RaftConfig:
+    """``election_timeout_ms`` (controller.quorum.election.timeout.ms): a follower that hears
+    no leader for a random time in [election_timeout_ms, 2 * election_timeout_ms) starts a
+    pre-vote; a leader that hears from no majority within it resigns (check-quorum).
+    ``heartbeat_interval_ms``: leader -> follower AppendEntries period (well below the
+    election timeout). ``max_entries_per_request``: cap on entries per AppendEntries.
+    ``snapshot_threshold``: ask for a snapshot once this many applied entries follow the last
+    one (0 = never)."""
+
+    election_timeout_ms: int = 1000
+    heartbeat_interval_ms: int = 100
+    max_entries_per_request: int = 64
+    snapshot_threshold: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.election_timeout_ms <= 0 or self.heartbeat_interval_ms <= 0:
+            raise ValueError("election_timeout_ms and heartbeat_interval_ms must be > 0")
+        if self.heartbeat_interval_ms >= self.election_timeout_ms:
+            raise ValueError("heartbeat_interval_ms must be below election_timeout_ms")
+        if self.max_entries_per_request <= 0 or self.snapshot_threshold < 0:
+            raise ValueError("max_entries_per_request must be > 0, snapshot_threshold >= 0")

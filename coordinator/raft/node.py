@@ -1,0 +1,586 @@
+"""``RaftNode``: one Raft voter as a pure state machine (messages and ticks in, effects out).
+
+The owner (the controller actor, or the simulator) drives it with three inputs and executes
+the returned effects in order (see ``effects``)::
+
+    node = RaftNode(1, voters={1, 2, 3}, log=log, hard_state=saved, rng=random.Random(seed),
+                    now_ms=now)
+    run(node.start())                       # RestoreSnapshot if the log begins with one
+    run(node.tick(now))                     # at or after node.next_tick_ms (any ticker works)
+    run(node.handle(message, now))          # every RaftMessage addressed to this node
+    index, effects = node.propose(payload, now); run(effects)   # leader only
+
+Protocol (docs/raft.md): Raft with pre-vote and check-quorum, push replication
+(AppendEntries), snapshots sent whole (InstallSnapshot). A new leader appends a control no-op
+entry so entries of earlier terms commit through it (Raft 5.4.2). Owned by one thread.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from .config import RaftConfig
+from .effects import (
+    ApplyCommitted,
+    Effect,
+    FlushLog,
+    PersistHardState,
+    RestoreSnapshot,
+    Send,
+    TakeSnapshot,
+)
+from .errors import InvalidMessageError, NotLeaderError, RaftSafetyError
+from .log import LogEntry, RaftLog, Snapshot
+from .messages import (
+    AppendEntriesRequest,
+    AppendEntriesResponse,
+    InstallSnapshotRequest,
+    InstallSnapshotResponse,
+    RaftMessage,
+    VoteRequest,
+    VoteResponse,
+)
+from .state import (
+    Candidate,
+    Follower,
+    Leader,
+    Progress,
+    Prospective,
+    Resigned,
+    RoleState,
+    Unattached,
+    Voted,
+    check_transition,
+)
+
+DEFAULT_CONFIG = RaftConfig()
+
+
+@dataclass(frozen=True, slots=True)
+class HardState:
+    """What a voter must find again after a restart (the last ``PersistHardState``)."""
+
+    term: int = 0
+    voted_for: int | None = None
+
+
+class RaftNode:
+    """One voter. Not thread-safe; never reads a clock or global randomness."""
+
+    def __init__(
+        self,
+        node_id: int,
+        voters: Collection[int],
+        log: RaftLog,
+        *,
+        rng: random.Random,
+        now_ms: int,
+        hard_state: HardState = HardState(),
+        config: RaftConfig = DEFAULT_CONFIG,
+    ) -> None:
+        if node_id not in voters:
+            raise ValueError(f"node {node_id} is not one of the voters {sorted(voters)}")
+        self.node_id = node_id
+        self.voters = frozenset(voters)
+        self.others = tuple(sorted(self.voters - {node_id}))
+        self.majority = len(self.voters) // 2 + 1
+        self.log = log
+        self.config = config
+        self._rng = rng
+        self.commit_index = log.snapshot_index  # not persisted: relearned from the leader
+        self.applied_index = log.snapshot_index
+        term, voted = hard_state.term, hard_state.voted_for
+        deadline = self._deadline(now_ms)
+        self.state: RoleState = (
+            Voted(term, voted, deadline) if voted is not None else Unattached(term, deadline)
+        )
+        self._persisted = (term, voted)
+        self._begin()
+
+    # -- read-only view
+    @property
+    def term(self) -> int:
+        return self.state.term
+
+    @property
+    def role(self) -> str:
+        return self.state.role
+
+    @property
+    def leader_id(self) -> int | None:
+        return self.state.leader_id
+
+    @property
+    def voted_for(self) -> int | None:
+        return self.state.voted_for
+
+    @property
+    def is_leader(self) -> bool:
+        return isinstance(self.state, Leader)
+
+    @property
+    def hard_state(self) -> HardState:
+        return HardState(self.state.term, self.state.voted_for)
+
+    @property
+    def next_tick_ms(self) -> int:
+        """The earliest time at which ``tick`` has something to do."""
+        st = self.state
+        if isinstance(st, Leader):
+            return min(st.heartbeat_due_ms, st.check_quorum_due_ms)
+        return st.election_deadline_ms
+
+    def __repr__(self) -> str:
+        return (
+            f"RaftNode(id={self.node_id}, {self.role}, term={self.term}, "
+            f"last={self.log.last_index}, commit={self.commit_index})"
+        )
+
+    # -- inputs
+    def start(self) -> list[Effect]:
+        """Effects to run once after construction (restore the state machine's snapshot)."""
+        snap = self.log.snapshot()
+        return [RestoreSnapshot(snap)] if snap is not None else []
+
+    def tick(self, now_ms: int) -> list[Effect]:
+        """Advance timers: heartbeats and check-quorum on a leader, elections elsewhere."""
+        self._begin()
+        st = self.state
+        cfg = self.config
+        if isinstance(st, Leader):
+            if now_ms >= st.check_quorum_due_ms:
+                st.check_quorum_due_ms = now_ms + cfg.election_timeout_ms
+                fresh = 1 + sum(
+                    1
+                    for pr in st.progress.values()
+                    if now_ms - pr.last_ack_ms < cfg.election_timeout_ms
+                )
+                if fresh < self.majority:
+                    self._become(Resigned(st.term, self.node_id, self._deadline(now_ms)))
+                    return self._finish()
+            if now_ms >= st.heartbeat_due_ms:
+                st.heartbeat_due_ms = now_ms + cfg.heartbeat_interval_ms
+                for peer in self.others:
+                    self._send_append(peer)
+        elif now_ms >= st.election_deadline_ms:
+            self._start_pre_vote(now_ms)
+        return self._finish()
+
+    def handle(self, message: RaftMessage, now_ms: int) -> list[Effect]:
+        """Process one message addressed to this node. ``InvalidMessageError`` leaves the
+        node unchanged."""
+        handler = self._HANDLERS.get(type(message))
+        if handler is None:
+            raise InvalidMessageError(message, "not a raft message")
+        self._validate(message)
+        self._begin()
+        handler(self, message, now_ms)
+        return self._finish()
+
+    def propose(self, payload: bytes, now_ms: int) -> tuple[int, list[Effect]]:
+        """Append ``payload`` as a new entry (leader only) and start replicating it.
+
+        Returns the entry's index; it is committed when an ``ApplyCommitted`` covers that
+        index with an entry of this term (another term there means it was lost: retry)."""
+        st = self.state
+        if not isinstance(st, Leader):
+            raise NotLeaderError(self.node_id, st.term, st.leader_id)
+        if not isinstance(payload, bytes | bytearray | memoryview):
+            raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
+        self._begin()
+        self._append_local(LogEntry(st.term, bytes(payload)))
+        index = self.log.last_index
+        self._maybe_commit()
+        for peer in self.others:
+            if st.progress[peer].next_index == index:  # in sync: pipeline right away
+                self._send_append(peer)
+        return index, self._finish()
+
+    def snapshot_taken(self, index: int, data: bytes) -> list[Effect]:
+        """The owner's answer to ``TakeSnapshot(index)``: compact the log up to ``index``."""
+        if index <= self.log.snapshot_index:
+            return []  # an older request, already superseded
+        if index > self.applied_index:
+            raise ValueError(f"snapshot at {index} beyond applied index {self.applied_index}")
+        self._begin()
+        term = self.log.term_at(index)
+        assert term is not None
+        self.log.compact(Snapshot(index, term, bytes(data)))
+        self._log_dirty = True
+        return self._finish()
+
+    # -- effect accumulation: durability first, then messages, then the state machine
+    def _begin(self) -> None:
+        self._sends: list[RaftMessage] = []
+        self._applies: list[ApplyCommitted] = []
+        self._restore: Snapshot | None = None
+        self._log_dirty = False
+
+    def _finish(self) -> list[Effect]:
+        effects: list[Effect] = []
+        hard = (self.state.term, self.state.voted_for)
+        if hard != self._persisted:
+            effects.append(PersistHardState(*hard))
+            self._persisted = hard
+        if self._log_dirty:
+            effects.append(FlushLog(self.log.last_index))
+        if self._restore is not None:
+            effects.append(RestoreSnapshot(self._restore))
+        effects.extend(Send(m) for m in self._sends)
+        if self._applies:
+            effects.extend(self._applies)
+            threshold = self.config.snapshot_threshold
+            if threshold and self.applied_index - self.log.snapshot_index >= threshold:
+                effects.append(TakeSnapshot(self.applied_index))
+        self._begin()
+        return effects
+
+    # -- helpers
+    def _deadline(self, now_ms: int) -> int:
+        timeout = self.config.election_timeout_ms
+        return now_ms + self._rng.randrange(timeout, 2 * timeout)
+
+    def _become(self, new: RoleState) -> None:
+        check_transition(self.state, new)
+        self.state = new
+
+    def _step_down(self, term: int, now_ms: int) -> None:
+        self._become(Unattached(term, self._deadline(now_ms)))
+
+    def _log_ok(self, last_log_term: int, last_log_index: int) -> bool:
+        return (last_log_term, last_log_index) >= (self.log.last_term, self.log.last_index)
+
+    def _append_local(self, entry: LogEntry) -> None:
+        self.log.append([entry])
+        self._log_dirty = True
+
+    def _commit_to(self, index: int) -> None:
+        self.commit_index = index
+        if index > self.applied_index:
+            first = self.applied_index + 1
+            self._applies.append(ApplyCommitted(first, tuple(self.log.entries(first, index + 1))))
+            self.applied_index = index
+
+    def _validate(self, m: RaftMessage) -> None:
+        if m.dst != self.node_id:
+            raise InvalidMessageError(m, f"addressed to {m.dst}, this is {self.node_id}")
+        if m.src not in self.voters or m.src == self.node_id:
+            raise InvalidMessageError(m, f"sender {m.src} is not another voter")
+        if not isinstance(m.term, int) or m.term < 0:
+            raise InvalidMessageError(m, "negative term")
+        if isinstance(m, VoteRequest) and min(m.last_log_index, m.last_log_term) < 0:
+            raise InvalidMessageError(m, "negative log position")
+        if isinstance(m, AppendEntriesRequest):
+            if min(m.prev_log_index, m.prev_log_term, m.leader_commit) < 0:
+                raise InvalidMessageError(m, "negative log position")
+            if any(not isinstance(e, LogEntry) or e.term > m.term for e in m.entries):
+                raise InvalidMessageError(m, "entry from a future term")
+        if isinstance(m, InstallSnapshotRequest) and (
+            m.snapshot.index < 1 or m.snapshot.term > m.term
+        ):
+            raise InvalidMessageError(m, "bad snapshot position")
+
+    # -- elections
+    def _start_pre_vote(self, now_ms: int) -> None:
+        st = self.state
+        voted = self.node_id if isinstance(st, Candidate | Resigned) else st.voted_for
+        pro = Prospective(st.term, voted, self._deadline(now_ms), {self.node_id})
+        self._become(pro)
+        if len(pro.granted) >= self.majority:
+            self._start_election(now_ms)
+            return
+        for peer in self.others:
+            self._sends.append(
+                VoteRequest(
+                    src=self.node_id,
+                    dst=peer,
+                    term=pro.term + 1,
+                    last_log_index=self.log.last_index,
+                    last_log_term=self.log.last_term,
+                    pre_vote=True,
+                )
+            )
+
+    def _start_election(self, now_ms: int) -> None:
+        cand = Candidate(self.state.term + 1, self.node_id, self._deadline(now_ms), {self.node_id})
+        self._become(cand)
+        if len(cand.granted) >= self.majority:
+            self._become_leader(now_ms)
+            return
+        for peer in self.others:
+            self._sends.append(
+                VoteRequest(
+                    src=self.node_id,
+                    dst=peer,
+                    term=cand.term,
+                    last_log_index=self.log.last_index,
+                    last_log_term=self.log.last_term,
+                )
+            )
+
+    def _become_leader(self, now_ms: int) -> None:
+        term = self.state.term
+        cfg = self.config
+        next_index = self.log.last_index + 1
+        leader = Leader(
+            term,
+            self.node_id,
+            {p: Progress(next_index, 0, now_ms) for p in self.others},
+            heartbeat_due_ms=now_ms + cfg.heartbeat_interval_ms,
+            check_quorum_due_ms=now_ms + cfg.election_timeout_ms,
+        )
+        self._become(leader)
+        self._append_local(LogEntry(term, b"", control=True))
+        self._maybe_commit()
+        for peer in self.others:
+            self._send_append(peer)
+
+    def _lease_active(self, now_ms: int) -> bool:
+        """True while this node has a live leader (itself, or one heard from recently)."""
+        st = self.state
+        if isinstance(st, Leader):
+            return True
+        return (
+            isinstance(st, Follower)
+            and now_ms - st.last_contact_ms < self.config.election_timeout_ms
+        )
+
+    def _on_vote_request(self, m: VoteRequest, now_ms: int) -> None:
+        st = self.state
+        log_ok = self._log_ok(m.last_log_term, m.last_log_index)
+        if m.pre_vote:  # answer only; never change term, vote or timer
+            could_vote = m.term > st.term or (
+                m.term == st.term and st.voted_for in (None, m.src) and st.leader_id is None
+            )
+            granted = could_vote and log_ok and not self._lease_active(now_ms)
+            self._reply_vote(m, m.term if granted else st.term, granted)
+            return
+        if m.term < st.term:
+            self._reply_vote(m, st.term, False)
+            return
+        if m.term > st.term:
+            self._step_down(m.term, now_ms)
+            st = self.state
+        can_vote = st.voted_for == m.src or (st.voted_for is None and st.leader_id is None)
+        granted = can_vote and log_ok
+        if granted:
+            if st.voted_for is None:
+                self._become(Voted(st.term, m.src, self._deadline(now_ms)))
+            else:
+                st.election_deadline_ms = self._deadline(now_ms)
+        self._reply_vote(m, st.term, granted)
+
+    def _reply_vote(self, m: VoteRequest, term: int, granted: bool) -> None:
+        self._sends.append(
+            VoteResponse(
+                src=self.node_id, dst=m.src, term=term, granted=granted, pre_vote=m.pre_vote
+            )
+        )
+
+    def _on_vote_response(self, m: VoteResponse, now_ms: int) -> None:
+        st = self.state
+        if m.pre_vote:
+            if m.granted:  # echoes term + 1: not a sign of a newer term
+                if isinstance(st, Prospective) and m.term == st.term + 1:
+                    st.granted.add(m.src)
+                    if len(st.granted) >= self.majority:
+                        self._start_election(now_ms)
+            elif m.term > st.term:
+                self._step_down(m.term, now_ms)
+            return
+        if m.term > st.term:
+            self._step_down(m.term, now_ms)
+        elif isinstance(st, Candidate) and m.term == st.term and m.granted:
+            st.granted.add(m.src)
+            if len(st.granted) >= self.majority:
+                self._become_leader(now_ms)
+
+    # -- replication, leader side
+    def _send_append(self, peer: int) -> None:
+        st = self.state
+        assert isinstance(st, Leader)
+        pr = st.progress[peer]
+        log = self.log
+        pr.next_index = min(pr.next_index, log.last_index + 1)
+        if pr.next_index <= log.snapshot_index:
+            snap = log.snapshot()
+            assert snap is not None
+            self._sends.append(
+                InstallSnapshotRequest(
+                    src=self.node_id,
+                    dst=peer,
+                    term=st.term,
+                    snapshot=snap,
+                    leader_commit=self.commit_index,
+                )
+            )
+            pr.next_index = snap.index + 1
+            return
+        prev = pr.next_index - 1
+        stop = min(log.last_index + 1, pr.next_index + self.config.max_entries_per_request)
+        entries = tuple(log.entries(pr.next_index, stop))
+        prev_term = log.term_at(prev)
+        assert prev_term is not None
+        self._sends.append(
+            AppendEntriesRequest(
+                src=self.node_id,
+                dst=peer,
+                term=st.term,
+                prev_log_index=prev,
+                prev_log_term=prev_term,
+                entries=entries,
+                leader_commit=self.commit_index,
+            )
+        )
+        pr.next_index += len(entries)
+
+    def _maybe_commit(self) -> None:
+        """Commit the highest index stored on a majority, if it is of the current term."""
+        st = self.state
+        assert isinstance(st, Leader)
+        matches = sorted(
+            [self.log.last_index, *(pr.match_index for pr in st.progress.values())],
+            reverse=True,
+        )
+        index = matches[self.majority - 1]
+        if index > self.commit_index and self.log.term_at(index) == st.term:
+            self._commit_to(index)
+
+    def _leader_progress(self, m: AppendEntriesResponse | InstallSnapshotResponse, now_ms: int):
+        """The sender's Progress if ``m`` is a response for this leader's term, else None."""
+        st = self.state
+        if m.term > st.term:
+            self._step_down(m.term, now_ms)
+            return None
+        if not isinstance(st, Leader) or m.term < st.term:
+            return None  # stale
+        pr = st.progress[m.src]
+        pr.last_ack_ms = now_ms
+        return pr
+
+    def _acknowledged(self, peer: int, pr: Progress, match_index: int) -> None:
+        if match_index > pr.match_index and match_index <= self.log.last_index:
+            pr.match_index = match_index
+            pr.next_index = max(pr.next_index, match_index + 1)
+            self._maybe_commit()
+            if pr.next_index <= self.log.last_index:
+                self._send_append(peer)
+
+    def _on_append_response(self, m: AppendEntriesResponse, now_ms: int) -> None:
+        pr = self._leader_progress(m, now_ms)
+        if pr is None:
+            return
+        if m.success:
+            self._acknowledged(m.src, pr, m.match_index)
+        else:
+            pr.next_index = max(pr.match_index + 1, min(pr.next_index - 1, m.hint_index))
+            self._send_append(m.src)
+
+    def _on_snapshot_response(self, m: InstallSnapshotResponse, now_ms: int) -> None:
+        pr = self._leader_progress(m, now_ms)
+        if pr is not None:
+            self._acknowledged(m.src, pr, m.match_index)
+
+    # -- replication, follower side
+    def _follow(self, term: int, leader_id: int, now_ms: int) -> None:
+        st = self.state
+        if isinstance(st, Follower) and st.term == term:
+            if st.leader_id != leader_id:
+                raise RaftSafetyError(f"two leaders in term {term}: {st.leader_id}, {leader_id}")
+            st.last_contact_ms = now_ms
+            st.election_deadline_ms = self._deadline(now_ms)
+            return
+        voted = st.voted_for if st.term == term else None
+        self._become(Follower(term, leader_id, voted, self._deadline(now_ms), now_ms))
+
+    def _reply_append(self, m: AppendEntriesRequest, success: bool, index: int) -> None:
+        self._sends.append(
+            AppendEntriesResponse(
+                src=self.node_id,
+                dst=m.src,
+                term=self.state.term,
+                success=success,
+                match_index=index if success else 0,
+                hint_index=0 if success else index,
+            )
+        )
+
+    def _on_append(self, m: AppendEntriesRequest, now_ms: int) -> None:
+        log = self.log
+        if m.term < self.state.term:
+            self._reply_append(m, False, log.last_index + 1)
+            return
+        self._follow(m.term, m.src, now_ms)
+        prev, entries = m.prev_log_index, m.entries
+        base = log.snapshot_index
+        if prev < base:  # the start is inside our snapshot: committed, hence identical
+            skip = min(base - prev, len(entries))
+            prev, entries = prev + skip, entries[skip:]
+            if prev < base:
+                self._reply_append(m, True, prev)
+                return
+        elif prev > log.last_index:
+            self._reply_append(m, False, log.last_index + 1)
+            return
+        elif log.term_at(prev) != m.prev_log_term:
+            if prev <= self.commit_index:
+                raise RaftSafetyError(f"leader {m.src} disagrees on committed entry {prev}")
+            conflict = log.term_at(prev)
+            hint = prev
+            while hint - 1 > max(base, self.commit_index) and log.term_at(hint - 1) == conflict:
+                hint -= 1
+            self._reply_append(m, False, hint)
+            return
+        for i, entry in enumerate(entries):
+            index = prev + 1 + i
+            if index <= log.last_index:
+                if log.term_at(index) == entry.term:
+                    continue  # already have it (duplicate or overlapping request)
+                if index <= self.commit_index:
+                    raise RaftSafetyError(f"leader {m.src} would overwrite committed {index}")
+                log.truncate_from(index)
+            log.append(entries[i:])
+            self._log_dirty = True
+            break
+        match = prev + len(entries)
+        commit = min(m.leader_commit, match)
+        if commit > self.commit_index:
+            self._commit_to(commit)
+        self._reply_append(m, True, match)
+
+    def _on_install_snapshot(self, m: InstallSnapshotRequest, now_ms: int) -> None:
+        if m.term < self.state.term:
+            self._sends.append(
+                InstallSnapshotResponse(
+                    src=self.node_id, dst=m.src, term=self.state.term, match_index=0
+                )
+            )
+            return
+        self._follow(m.term, m.src, now_ms)
+        snap = m.snapshot
+        log = self.log
+        if snap.index > self.commit_index:
+            if snap.index > log.snapshot_index and log.term_at(snap.index) == snap.term:
+                log.compact(snap)  # keep the entries after it (Raft section 7)
+            else:
+                log.reset(snap)
+            self._log_dirty = True
+            self.commit_index = snap.index
+            self.applied_index = snap.index
+            self._restore = snap
+        self._sends.append(
+            InstallSnapshotResponse(
+                src=self.node_id, dst=m.src, term=self.state.term, match_index=snap.index
+            )
+        )
+
+    _HANDLERS = {
+        VoteRequest: _on_vote_request,
+        VoteResponse: _on_vote_response,
+        AppendEntriesRequest: _on_append,
+        AppendEntriesResponse: _on_append_response,
+        InstallSnapshotRequest: _on_install_snapshot,
+        InstallSnapshotResponse: _on_snapshot_response,
+    }

@@ -1,0 +1,452 @@
+"""Seeded deterministic simulation of a Raft quorum (ring 2 of DESIGN.md's testing).
+
+N ``RaftNode`` cores run over an in-memory network and a virtual clock. One seeded
+``random.Random`` drives everything (cluster size, fault rates, message delays, which fault
+happens when, every node's election timer), so a seed replays exactly. Faults: crashes
+(sometimes in the middle of executing a node's effects) and restarts from what the node had
+persisted (``PersistHardState`` / ``FlushLog``), message loss, duplication, reordering (random
+delays), and partitions (a node isolated then healed, random splits, one-way link cuts).
+After every step ``RaftChecker`` checks the safety invariants; after the fault phase every
+fault is healed and the cluster must elect a leader and commit a new proposal on every node
+within a bound (liveness).
+
+Reproduce one seed (printed by any failure)::
+
+    python -m tests.sim.raft_sim --seed 1234 --steps 1200
+    python -m tests.sim.raft_sim --seeds 0:500          # a sweep, with stats
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from rillet.coordinator.raft import (
+    ApplyCommitted,
+    Effect,
+    FlushLog,
+    HardState,
+    MemoryRaftLog,
+    NotLeaderError,
+    PersistHardState,
+    RaftConfig,
+    RaftError,
+    RaftMessage,
+    RaftNode,
+    RestoreSnapshot,
+    Send,
+    TakeSnapshot,
+)
+
+from .checker import InvariantViolation, RaftChecker
+from .machines import HashChainMachine
+
+DEFAULT_STEPS = 1200
+ELECTION_TIMEOUT_MS = 150
+HEARTBEAT_MS = 30
+LIVENESS_BOUND_MS = 15_000
+
+NodeFactory = Callable[..., RaftNode]
+
+
+class SimFailure(AssertionError):
+    """A seed failed; the message ends with a one-line reproducer."""
+
+
+@dataclass
+class SimStats:
+    seed: int
+    nodes: int
+    steps: int = 0
+    delivered: int = 0
+    dropped: int = 0
+    crashes: int = 0
+    restarts: int = 0
+    partitions: int = 0
+    proposals: int = 0
+    committed: int = 0
+    max_term: int = 0
+    snapshots_installed: int = 0
+    liveness_ms: int = 0
+
+
+@dataclass
+class SimNode:
+    node_id: int
+    disk_log: MemoryRaftLog = field(default_factory=MemoryRaftLog)
+    hard: HardState = field(default_factory=HardState)
+    raft: RaftNode | None = None
+    log: MemoryRaftLog | None = None
+    machine: HashChainMachine = field(default_factory=HashChainMachine)
+    applied: int = 0
+    incarnation: int = 0
+    tick_at: int = -1
+    tick_gen: int = 0
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Per-seed fault profile (drawn from the seed)."""
+
+    loss: float
+    duplicate: float
+    max_delay_ms: int
+    fault_rate: float
+    mid_effect_crash: float
+    propose_rate: float
+
+
+class RaftSimulation:
+    def __init__(
+        self,
+        seed: int,
+        steps: int = DEFAULT_STEPS,
+        *,
+        nodes: int | None = None,
+        node_factory: NodeFactory = RaftNode,
+        variant: str = "",
+    ) -> None:
+        self.seed = seed
+        self.steps = steps
+        self.variant = variant
+        self.rng = rng = random.Random(seed)
+        n = nodes if nodes is not None else rng.choice((3, 3, 3, 5, 5, 1))
+        self.config = RaftConfig(
+            election_timeout_ms=ELECTION_TIMEOUT_MS,
+            heartbeat_interval_ms=HEARTBEAT_MS,
+            max_entries_per_request=rng.choice((1, 3, 16)),
+            snapshot_threshold=rng.choice((0, 4, 12, 40)),
+        )
+        self.faults = Faults(
+            loss=rng.choice((0.0, 0.01, 0.05, 0.2)),
+            duplicate=rng.choice((0.0, 0.02, 0.1)),
+            max_delay_ms=rng.choice((1, 5, 20, 60)),
+            fault_rate=rng.choice((0.0, 0.004, 0.01, 0.03)),
+            mid_effect_crash=rng.choice((0.0, 0.002, 0.01)),
+            propose_rate=rng.choice((0.02, 0.08, 0.2)),
+        )
+        self.loss, self.duplicate = self.faults.loss, self.faults.duplicate
+        self.mid_effect_crash = self.faults.mid_effect_crash
+        self.node_factory = node_factory
+        self.voters = tuple(range(1, n + 1))
+        self.nodes = {i: SimNode(i) for i in self.voters}
+        self.blocked: set[tuple[int, int]] = set()
+        self.checker = RaftChecker()
+        self.stats = SimStats(seed, n)
+        self.now = 0
+        self._events: list[tuple[int, int, int, object, int]] = []
+        self._seq = 0
+        self._proposal = 0
+        for sn in self.nodes.values():
+            self._start(sn)
+
+    # -- reproducibility
+    def reproducer(self) -> str:
+        variant = f" --variant {self.variant}" if self.variant else ""
+        return f"python -m tests.sim.raft_sim --seed {self.seed} --steps {self.steps}{variant}"
+
+    def run(self) -> SimStats:
+        try:
+            self._run()
+        except (InvariantViolation, RaftError, AssertionError) as exc:
+            if isinstance(exc, SimFailure):
+                raise
+            raise SimFailure(
+                f"seed {self.seed} failed at step {self.stats.steps} (t={self.now} ms, "
+                f"{len(self.voters)} nodes, {self.faults}): {type(exc).__name__}: {exc}\n"
+                f"reproduce: {self.reproducer()}"
+            ) from exc
+        return self.stats
+
+    def _run(self) -> None:
+        rng = self.rng
+        for _ in range(self.steps):
+            if rng.random() < self.faults.fault_rate:
+                self._nemesis()
+            if rng.random() < self.faults.propose_rate:
+                self._propose_somewhere()
+            self._step()
+        self._liveness()
+        self.stats.committed = self.checker.commit_index
+        self.stats.max_term = max(sn.hard.term for sn in self.nodes.values())
+
+    # -- node lifecycle
+    def _start(self, sn: SimNode) -> None:
+        sn.incarnation += 1
+        sn.log = sn.disk_log.durable()
+        sn.machine = HashChainMachine()
+        sn.applied = 0
+        node_rng = random.Random(f"{self.seed}/{sn.node_id}/{sn.incarnation}")
+        sn.raft = self.node_factory(
+            sn.node_id,
+            self.voters,
+            sn.log,
+            rng=node_rng,
+            now_ms=self.now,
+            hard_state=sn.hard,
+            config=self.config,
+        )
+        self._execute(sn, sn.raft.start())
+        self.checker.restarted(sn.node_id, sn.raft)
+        self._observe(sn)
+
+    def _crash(self, sn: SimNode) -> None:
+        assert sn.log is not None
+        sn.disk_log = sn.log.durable()  # only what was flushed survives
+        sn.raft = None
+        sn.log = None
+        sn.tick_at = -1
+        self.stats.crashes += 1
+
+    def _restart(self, sn: SimNode) -> None:
+        self._start(sn)
+        self.stats.restarts += 1
+
+    # -- effects
+    def _execute(self, sn: SimNode, effects: list[Effect], crash_after: int = -1) -> None:
+        for i, effect in enumerate(effects):
+            if i == crash_after:
+                self._crash(sn)
+                return
+            if isinstance(effect, Send):
+                self._send(effect.message)
+            elif isinstance(effect, PersistHardState):
+                sn.hard = HardState(effect.term, effect.voted_for)
+            elif isinstance(effect, FlushLog):
+                sn.log.flush()
+            elif isinstance(effect, ApplyCommitted):
+                if effect.first_index != sn.applied + 1:
+                    raise InvariantViolation(
+                        f"node {sn.node_id} asked to apply from {effect.first_index} "
+                        f"after {sn.applied}"
+                    )
+                for entry in effect.entries:
+                    if not entry.control:
+                        sn.machine.apply(entry.payload)
+                sn.applied = effect.last_index
+            elif isinstance(effect, TakeSnapshot):
+                if effect.index != sn.applied:
+                    raise InvariantViolation(f"snapshot asked at {effect.index} != {sn.applied}")
+                self._observe(sn)  # check the entries before the log prefix goes
+                self._execute(sn, sn.raft.snapshot_taken(effect.index, sn.machine.snapshot()))
+            elif isinstance(effect, RestoreSnapshot):
+                sn.machine.restore(effect.snapshot.data)
+                sn.applied = effect.snapshot.index
+                self.stats.snapshots_installed += 1
+            else:
+                raise AssertionError(f"unknown effect {effect!r}")
+
+    def _send(self, message: RaftMessage) -> None:
+        rng = self.rng
+        if rng.random() < self.loss:
+            self.stats.dropped += 1
+            return
+        copies = 2 if rng.random() < self.duplicate else 1
+        for _ in range(copies):
+            self._push(self.now + rng.randint(1, self.faults.max_delay_ms), 0, message)
+
+    def _push(self, at: int, kind: int, payload: object, gen: int = 0) -> None:
+        self._seq += 1
+        heapq.heappush(self._events, (at, self._seq, kind, payload, gen))
+
+    def _schedule_tick(self, sn: SimNode) -> None:
+        if sn.raft is None:
+            return
+        at = max(sn.raft.next_tick_ms, self.now)
+        if at != sn.tick_at:
+            sn.tick_at = at
+            sn.tick_gen += 1
+            self._push(at, 1, sn.node_id, sn.tick_gen)
+
+    def _observe(self, sn: SimNode) -> None:
+        if sn.raft is not None:
+            self.checker.observe(sn.node_id, sn.raft, sn.machine.digest, sn.applied)
+            self._schedule_tick(sn)
+
+    # -- one step: the next event (a delivery or a timer)
+    def _step(self) -> None:
+        self.stats.steps += 1
+        while self._events:
+            at, _, kind, payload, gen = heapq.heappop(self._events)
+            self.now = max(self.now, at)
+            if kind == 1:
+                sn = self.nodes[payload]
+                if sn.raft is None or gen != sn.tick_gen:
+                    continue  # superseded timer
+                sn.tick_at = -1
+                self._execute(sn, sn.raft.tick(self.now))
+                self._observe(sn)
+                return
+            message: RaftMessage = payload
+            sn = self.nodes[message.dst]
+            if sn.raft is None or (message.src, message.dst) in self.blocked:
+                self.stats.dropped += 1
+                continue
+            self.stats.delivered += 1
+            effects = sn.raft.handle(message, self.now)
+            crash_after = -1
+            if effects and self.rng.random() < self.mid_effect_crash:
+                crash_after = self.rng.randrange(len(effects))
+            self._execute(sn, effects, crash_after)
+            self._observe(sn)
+            return
+
+    # -- client and nemesis
+    def _propose(self, sn: SimNode) -> tuple[int, int, bytes] | None:
+        if sn.raft is None:
+            return None
+        self._proposal += 1
+        payload = f"k{self._proposal % 7}=v{self._proposal}".encode()
+        try:
+            index, effects = sn.raft.propose(payload, self.now)
+        except NotLeaderError:
+            return None
+        self.stats.proposals += 1
+        term = sn.raft.term
+        self._execute(sn, effects)
+        self._observe(sn)
+        return index, term, payload
+
+    def _propose_somewhere(self) -> None:
+        leaders = [sn for sn in self.nodes.values() if sn.raft is not None and sn.raft.is_leader]
+        target = self.rng.choice(leaders or list(self.nodes.values()))
+        self._propose(target)
+
+    def _nemesis(self) -> None:
+        rng = self.rng
+        live = [sn for sn in self.nodes.values() if sn.raft is not None]
+        dead = [sn for sn in self.nodes.values() if sn.raft is None]
+        action = rng.choice(("crash", "restart", "restart", "isolate", "split", "cut", "heal"))
+        if action == "crash" and live:
+            self._crash(rng.choice(live))
+        elif action == "restart" and dead:
+            self._restart(rng.choice(dead))
+        elif action == "isolate":
+            victim = rng.choice(self.voters)
+            for other in self.voters:
+                if other != victim:
+                    self.blocked |= {(victim, other), (other, victim)}
+            self.stats.partitions += 1
+        elif action == "split":
+            side = {v for v in self.voters if rng.random() < 0.5}
+            self.blocked |= {
+                (a, b) for a in self.voters for b in self.voters if (a in side) != (b in side)
+            }
+            self.stats.partitions += 1
+        elif action == "cut" and len(self.voters) > 1:
+            a, b = rng.sample(self.voters, 2)
+            self.blocked.add((a, b))
+            self.stats.partitions += 1
+        elif action == "heal":
+            self.blocked.clear()
+
+    def _liveness(self) -> None:
+        """Heal everything; a leader must emerge and a new proposal commit on every node."""
+        self.blocked.clear()
+        self.loss = self.duplicate = self.mid_effect_crash = 0.0
+        for sn in self.nodes.values():
+            if sn.raft is None:
+                self._restart(sn)
+        healed_at = self.now
+        deadline = healed_at + LIVENESS_BOUND_MS
+        pending: list[tuple[int, int, bytes]] = []
+        next_proposal = healed_at
+        while self.now < deadline:
+            if self.now >= next_proposal:
+                next_proposal = self.now + ELECTION_TIMEOUT_MS
+                for sn in self.nodes.values():
+                    if sn.raft.is_leader:
+                        proposed = self._propose(sn)
+                        if proposed:
+                            pending.append(proposed)
+            ref = self.checker.ref
+            for index, term, payload in pending:
+                if len(ref) >= index and ref[index - 1].term == term:
+                    if ref[index - 1].payload != payload:
+                        raise InvariantViolation(f"proposal at {index} replaced in its own term")
+                    if all(sn.raft.commit_index >= index for sn in self.nodes.values()):
+                        self.stats.liveness_ms = self.now - healed_at
+                        return
+            if not self._events:
+                break
+            self._step()
+        raise SimFailure(
+            f"seed {self.seed}: no leader committed a new entry on every node within "
+            f"{LIVENESS_BOUND_MS} ms after healing (terms: "
+            f"{[(sn.node_id, sn.raft.role, sn.raft.term) for sn in self.nodes.values()]})\n"
+            f"reproduce: {self.reproducer()}"
+        )
+
+
+def run_seed(seed: int, steps: int = DEFAULT_STEPS, **kwargs) -> SimStats:
+    return RaftSimulation(seed, steps, **kwargs).run()
+
+
+def run_seeds(seeds: range, steps: int = DEFAULT_STEPS, **kwargs) -> list[SimStats]:
+    return [run_seed(seed, steps, **kwargs) for seed in seeds]
+
+
+def _variants() -> dict[str, NodeFactory]:
+    from . import variants
+
+    return variants.VARIANTS
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.sim.raft_sim", description=__doc__)
+    parser.add_argument("--seed", type=int, help="run one seed")
+    parser.add_argument("--seeds", default="0:200", help="a range START:STOP (default 0:200)")
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    parser.add_argument("--variant", default="", help="a deliberately broken node (see variants)")
+    args = parser.parse_args(argv)
+    factory = _variants()[args.variant] if args.variant else RaftNode
+    if args.seed is not None:
+        seeds = range(args.seed, args.seed + 1)
+    else:
+        start, stop = (int(x) for x in args.seeds.split(":"))
+        seeds = range(start, stop)
+    started = time.perf_counter()
+    totals = SimStats(seed=-1, nodes=0)
+    failures = 0
+    for seed in seeds:
+        try:
+            s = run_seed(seed, args.steps, node_factory=factory, variant=args.variant)
+        except SimFailure as exc:
+            failures += 1
+            print(f"FAIL {exc}", file=sys.stderr)
+            continue
+        for name in (
+            "steps",
+            "delivered",
+            "dropped",
+            "crashes",
+            "restarts",
+            "partitions",
+            "proposals",
+            "committed",
+            "snapshots_installed",
+        ):
+            setattr(totals, name, getattr(totals, name) + getattr(s, name))
+        totals.max_term = max(totals.max_term, s.max_term)
+        totals.liveness_ms = max(totals.liveness_ms, s.liveness_ms)
+        if len(seeds) == 1:
+            print(s)
+    elapsed = time.perf_counter() - started
+    print(
+        f"{len(seeds)} seeds, {failures} failed, {elapsed:.1f}s; totals: steps={totals.steps} "
+        f"delivered={totals.delivered} dropped={totals.dropped} crashes={totals.crashes} "
+        f"restarts={totals.restarts} partitions={totals.partitions} "
+        f"proposals={totals.proposals} committed={totals.committed} "
+        f"snapshots_installed={totals.snapshots_installed} max_term={totals.max_term} "
+        f"worst_liveness_ms={totals.liveness_ms}"
+    )
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
