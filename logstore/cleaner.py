@@ -3,7 +3,8 @@
 Kafka's semantics, simplified to one pass over the sealed segments:
 
 - The active segment is never touched, nor any segment with a record younger than
-  ``min.compaction.lag.ms`` (nor anything after it).
+  ``min.compaction.lag.ms`` (nor anything after it). The log is flushed first and only
+  segments below the (checkpointed) recovery point are cleaned.
 - An offset map (key -> offset of its latest record) is built over the cleanable segments;
   each segment is then rewritten keeping, per key, only the record at that offset. Offsets,
   order and timestamps are kept; records with a null key are kept as they are.
@@ -59,7 +60,7 @@ def cleanable_segments(log: PartitionLog, now_ms: int) -> list[Segment]:
     lag = log.config.min_compaction_lag_ms
     out = []
     for seg in log.segments[:-1]:
-        if seg.max_timestamp > now_ms - lag:
+        if seg.max_timestamp > now_ms - lag or seg.next_offset > log.recovery_point:
             break
         out.append(seg)
     return out
@@ -68,6 +69,10 @@ def cleanable_segments(log: PartitionLog, now_ms: int) -> list[Segment]:
 def compact_log(log: PartitionLog, now_ms: int) -> CompactionStats:
     if not log.config.compact:
         return CompactionStats()
+    # Only flushed segments are cleaned, and the recovery point that says so is on disk, so
+    # recovery can tell a gap left by an emptied segment from lost writes.
+    log.flush()
+    log._io(log._write_recovery_point)
     segments = cleanable_segments(log, now_ms)
     if not segments:
         return CompactionStats()

@@ -102,9 +102,13 @@ class PartitionLog:
         fs, d = self.fs, self.directory
         fs.makedirs(d)
         finish_interrupted_clean(fs, d)
-        for name in fs.listdir(d):
-            if name.endswith(TEMP_SUFFIX):
-                fs.remove(d / name)
+        names = fs.listdir(d)
+        for name in names:
+            stem, dot, suffix = name.partition(".")
+            if name.endswith(TEMP_SUFFIX) or (
+                suffix in ("index", "timeindex") and f"{stem}.log" not in names
+            ):
+                fs.remove(d / name)  # half-written checkpoints, indexes of deleted segments
         clean = fs.exists(d / CLEAN_SHUTDOWN_FILE)
         start_ckpt = fs.read_checkpoint(d / LOG_START_FILE)
         rp_ckpt = fs.read_checkpoint(d / RECOVERY_POINT_FILE)
@@ -144,10 +148,15 @@ class PartitionLog:
                 error = seg.rebuild(check=True, epoch_ok=epoch_ok)
                 seg.delete_indexes(fs, d)
                 self._dirty.append(seg)
-            # Compaction may delete a segment it emptied, leaving a gap, never an overlap.
-            if previous is not None and base < previous.next_offset:
+            # Compaction (of flushed segments only) may delete a segment it emptied, leaving a
+            # gap below the recovery point. Any other gap or overlap means lost writes.
+            if previous is not None and (
+                base < previous.next_offset
+                or (base > previous.next_offset and not clean and base > rp)
+            ):
                 error = CorruptBatchError(
-                    f"segment {base} overlaps the previous one ending at {previous.next_offset}",
+                    f"segment {base} does not follow the previous one ending at "
+                    f"{previous.next_offset}",
                     0,
                 )
                 file.close()
