@@ -1,0 +1,242 @@
+"""``rillet perf produce|consume``: the output lines of Kafka's perf-test tools.
+
+``perf produce`` prints, like kafka-producer-perf-test, a window line every 5 s and a final
+line with latency percentiles (MB = 2^20 bytes). Latency is measured from ``send()`` to the
+acknowledgement on one record in every ``--latency-sample`` (default 50) plus the last one;
+counting every record's callback would cost more than the rest of ``send()``.
+
+``perf consume`` prints kafka-consumer-perf-test's CSV header and row. A progress bar goes to
+stderr when it is a terminal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import operator
+import random
+import sys
+import threading
+import time
+
+import click
+
+from rillet.cli.common import bootstrap_option, parse_kv, resolve_brokers
+
+MB = 1024 * 1024
+_KEY = operator.itemgetter(4)  # ConsumerRecord.key
+_VALUE = operator.itemgetter(5)  # ConsumerRecord.value
+
+
+@click.group("perf")
+def perf() -> None:
+    """Throughput and latency tests (Kafka's perf-test output formats)."""
+
+
+class _Stats:
+    """Latency samples and windowed counts, shared with the producer's sender thread."""
+
+    def __init__(self, record_size: int, report_s: float = 5.0) -> None:
+        self.record_size = record_size
+        self.report_s = report_s
+        self.lock = threading.Lock()
+        self.latencies: list[float] = []
+        self.errors = 0
+        self.first_error: BaseException | None = None
+        self.start = time.monotonic()
+        self.window_start = self.start
+        self.window_count = 0
+        self.window_lat: list[float] = []
+
+    def sample(self, sent_at: float):
+        def done(err, _md) -> None:
+            lat = (time.monotonic() - sent_at) * 1000
+            with self.lock:
+                if err is not None:
+                    self.errors += 1
+                    self.first_error = self.first_error or err
+                    return
+                self.latencies.append(lat)
+                self.window_lat.append(lat)
+        return done
+
+    def window(self, sent: int, force: bool = False) -> str | None:
+        now = time.monotonic()
+        if not force and now - self.window_start < self.report_s:
+            return None
+        with self.lock:
+            lats, self.window_lat = self.window_lat, []
+        n = sent - self.window_count
+        elapsed = max(now - self.window_start, 1e-9)
+        self.window_start, self.window_count = now, sent
+        rate = n / elapsed
+        avg = sum(lats) / len(lats) if lats else 0.0
+        return (f"{n} records sent, {rate:.1f} records/sec "
+                f"({rate * self.record_size / MB:.2f} MB/sec), {avg:.1f} ms avg latency, "
+                f"{max(lats, default=0.0):.1f} ms max latency.")
+
+    def final(self, sent: int, elapsed: float) -> str:
+        lats = sorted(self.latencies)
+        rate = sent / max(elapsed, 1e-9)
+
+        def pct(q: float) -> int:
+            return int(lats[min(len(lats) - 1, int(q * len(lats)))]) if lats else 0
+
+        avg = sum(lats) / len(lats) if lats else 0.0
+        return (f"{sent} records sent, {rate:.1f} records/sec "
+                f"({rate * self.record_size / MB:.2f} MB/sec), {avg:.2f} ms avg latency, "
+                f"{max(lats, default=0.0):.2f} ms max latency, {pct(0.5)} ms 50th, "
+                f"{pct(0.95)} ms 95th, {pct(0.99)} ms 99th, {pct(0.999)} ms 99.9th.")
+
+
+class _Bar:
+    """A one-line progress bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self, total: int, label: str) -> None:
+        self.total = total
+        self.label = label
+        self.enabled = sys.stderr.isatty()
+        self.last = 0.0
+
+    def update(self, done: int, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not force and now - self.last < 0.2:
+            return
+        self.last = now
+        frac = done / self.total if self.total else 1.0
+        width = 30
+        fill = int(frac * width)
+        sys.stderr.write(f"\r{self.label} [{'#' * fill}{'.' * (width - fill)}] "
+                         f"{done}/{self.total} {frac:6.1%}")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r" + " " * 79 + "\r")
+            sys.stderr.flush()
+
+
+@perf.command("produce")
+@click.option("--topic", "-t", required=True)
+@click.option("--num-records", "-n", type=click.IntRange(1), required=True)
+@click.option("--record-size", "-s", type=click.IntRange(0), default=100, show_default=True)
+@click.option("--throughput", type=int, default=-1, show_default=True,
+              help="Records/s to aim for; -1 means as fast as possible.")
+@click.option("--producer-props", "--command-property", "props", multiple=True,
+              metavar="KEY=VALUE", help="Producer configs (repeatable; several per option "
+                                        "separated by spaces also work).")
+@click.option("--key-count", type=click.IntRange(0), default=0,
+              help="Cycle through this many keys (0: null keys, as Kafka's tool).")
+@click.option("--latency-sample", type=click.IntRange(1), default=50, show_default=True,
+              help="Measure the latency of one record in this many.")
+@click.option("--seed", type=int, default=0)
+@bootstrap_option
+def perf_produce(topic, num_records, record_size, throughput, props, key_count,
+                 latency_sample, seed, bootstrap) -> None:
+    """Produce NUM_RECORDS records of RECORD_SIZE bytes as fast as possible (or throttled)."""
+    from rillet.producer import Producer
+
+    items = [kv for p in props for kv in p.split()]
+    config = {"bootstrap.servers": resolve_brokers(bootstrap), **parse_kv(items,
+                                                                          "--producer-props")}
+    rng = random.Random(seed)
+    payload = bytes(rng.randrange(65, 91) for _ in range(record_size))  # A-Z, as Kafka's tool
+    keys = [f"key-{i:012d}".encode() for i in range(key_count)] if key_count else None
+    stats = _Stats(record_size)
+    bar = _Bar(num_records, "producing")
+    with Producer(config) as producer:
+        producer.partitions_for(topic)
+        send = producer.send
+        monotonic = time.monotonic
+        start = monotonic()
+        stats.start = stats.window_start = start
+        check_every = 1000 if throughput <= 0 else max(1, min(1000, throughput // 100))
+        for i in range(num_records):
+            key = keys[i % key_count] if keys else None
+            if i % latency_sample == 0 or i == num_records - 1:
+                send(topic, payload, key=key, on_delivery=stats.sample(monotonic()))
+            else:
+                send(topic, payload, key=key)
+            if i % check_every == 0 and i:
+                if throughput > 0:
+                    ahead = i / throughput - (monotonic() - start)
+                    if ahead > 0:
+                        time.sleep(ahead)
+                line = stats.window(i)
+                if line:
+                    bar.close()
+                    click.echo(line)
+                bar.update(i)
+        producer.flush()
+        elapsed = monotonic() - start
+    bar.close()
+    click.echo(stats.final(num_records - stats.errors, elapsed))
+    if stats.errors:
+        raise click.ClickException(f"{stats.errors} sampled record(s) failed: "
+                                   f"{stats.first_error}")
+
+
+@perf.command("consume")
+@click.option("--topic", "-t", required=True)
+@click.option("--messages", "-n", type=click.IntRange(1), required=True)
+@click.option("--timeout", "timeout_ms", type=click.IntRange(1), default=10000,
+              show_default=True, help="Give up after this many ms without a record.")
+@click.option("--from-latest", is_flag=True, help="Start at the end instead of the beginning.")
+@click.option("--hide-header", is_flag=True)
+@click.option("--consumer-props", "--command-property", "props", multiple=True,
+              metavar="KEY=VALUE")
+@bootstrap_option
+def perf_consume(topic, messages, timeout_ms, from_latest, hide_header, props,
+                 bootstrap) -> None:
+    """Consume MESSAGES records from all partitions of TOPIC and report the rate."""
+    from rillet.consumer import Consumer
+    from rillet.records import TopicPartition
+
+    items = [kv for p in props for kv in p.split()]
+    config = {"bootstrap.servers": resolve_brokers(bootstrap), **parse_kv(items,
+                                                                          "--consumer-props")}
+    bar = _Bar(messages, "consuming")
+    count = 0
+    nbytes = 0
+    with Consumer(config) as consumer:
+        n = consumer._client.wait_for_topic(topic, 10000)
+        tps = [TopicPartition(topic, p) for p in range(n)]
+        consumer.assign(tps)
+        if from_latest:
+            consumer.seek_to_end(*tps)
+        else:
+            consumer.seek_to_beginning(*tps)
+        start_wall = dt.datetime.now()
+        start = time.monotonic()
+        last_record = start
+        while count < messages:
+            batch = consumer.poll(100, max_records=min(100_000, messages - count))
+            if batch:
+                last_record = time.monotonic()
+                for records in batch.values():
+                    count += len(records)
+                    # C-level loops: summing sizes must not cost more than consuming
+                    nbytes += sum(map(len, filter(None, map(_VALUE, records))))
+                    nbytes += sum(map(len, filter(None, map(_KEY, records))))
+                bar.update(count)
+            elif (time.monotonic() - last_record) * 1000 >= timeout_ms:
+                break
+        elapsed = time.monotonic() - start
+        end_wall = dt.datetime.now()
+    bar.close()
+    mb = nbytes / MB
+    secs = max(elapsed, 1e-9)
+    if not hide_header:
+        click.echo("start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, "
+                   "nMsg.sec, rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec")
+    click.echo(f"{_kafka_time(start_wall)}, {_kafka_time(end_wall)}, {mb:.4f}, {mb / secs:.4f}, "
+               f"{count}, {count / secs:.4f}, 0, {int(elapsed * 1000)}, {mb / secs:.4f}, "
+               f"{count / secs:.4f}")
+    if count < messages:
+        raise click.ClickException(f"only {count} of {messages} messages arrived before "
+                                   f"{timeout_ms} ms without a record")
+
+
+def _kafka_time(t: dt.datetime) -> str:
+    return t.strftime("%Y-%m-%d %H:%M:%S:") + f"{t.microsecond // 1000:03d}"

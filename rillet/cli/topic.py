@@ -1,0 +1,162 @@
+"""``rillet topic create|list|describe|alter|delete`` (kafka-topics.sh's outputs)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from rillet.cli.common import bootstrap_option, parse_kv, resolve_brokers
+
+
+def _admin(bootstrap: str | None):
+    from rillet.admin import Admin
+
+    return Admin({"bootstrap.servers": resolve_brokers(bootstrap)})
+
+
+@click.group("topic")
+def topic() -> None:
+    """Create, list, describe, alter and delete topics."""
+
+
+@topic.command("create")
+@click.argument("names", nargs=-1, required=True)
+@click.option("-p", "--partitions", type=click.IntRange(1), help="Partition count "
+              "(default: the broker's num.partitions).")
+@click.option("-r", "--replication-factor", type=click.IntRange(1),
+              help="Replicas per partition (default: the broker's default.replication.factor).")
+@click.option("-c", "--config", "configs", multiple=True, metavar="KEY=VALUE",
+              help="Topic config, e.g. retention.ms=60000 (repeatable).")
+@click.option("--if-not-exists", is_flag=True, help="Succeed if the topic already exists.")
+@bootstrap_option
+def create(names, partitions, replication_factor, configs, if_not_exists, bootstrap) -> None:
+    """Create topics: `rillet topic create orders -p 3 -r 1 -c retention.ms=60000`."""
+    from rillet.errors import TopicAlreadyExistsError
+    from rillet.records import NewTopic
+
+    cfg = parse_kv(configs, "--config")
+    new = [NewTopic(n, partitions or -1, replication_factor or -1, cfg) for n in names]
+    with _admin(bootstrap) as admin:
+        results = admin.create_topics(new, raise_errors=False)
+    failed = False
+    for name in names:
+        error = results.get(name)
+        if error is None:
+            click.echo(f"Created topic {name}.")
+        elif isinstance(error, TopicAlreadyExistsError) and if_not_exists:
+            click.echo(f"Topic {name} already exists.")
+        else:
+            failed = True
+            click.echo(f"Error while creating topic {name}: {error}", err=True)
+    sys.exit(1 if failed else 0)
+
+
+@topic.command("list")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option("-l", "--long", "long_", is_flag=True, help="NAME PARTITIONS REPLICAS table.")
+@bootstrap_option
+def list_(fmt, long_, bootstrap) -> None:
+    """Topic names, one per line."""
+    with _admin(bootstrap) as admin:
+        if not long_ and fmt == "text":
+            for name in admin.list_topics():
+                click.echo(name)
+            return
+        desc = admin.describe_topics(None)
+    rows = [(d.name, len(d.partitions), d.replication_factor) for d in desc.values()
+            if not d.is_internal]
+    if fmt == "json":
+        click.echo(json.dumps([{"name": n, "partitions": p, "replicas": r} for n, p, r in rows]))
+        return
+    _table(["NAME", "PARTITIONS", "REPLICAS"], rows)
+
+
+@topic.command("describe")
+@click.argument("names", nargs=-1)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@bootstrap_option
+def describe(names, fmt, bootstrap) -> None:
+    """Partitions with leader, replicas and ISR (kafka-topics --describe layout)."""
+    with _admin(bootstrap) as admin:
+        desc = admin.describe_topics(list(names) if names else None)
+        desc = {n: d for n, d in desc.items() if names or not d.is_internal}
+        configs = admin.describe_configs(list(desc)) if desc else {}
+    if fmt == "json":
+        click.echo(json.dumps([{
+            "name": d.name, "topic_id": d.topic_id,
+            "configs": {k: e.value for k, e in configs.get(d.name, {}).items()
+                        if not e.is_default},
+            "partitions": [{"partition": p.partition, "leader": p.leader,
+                            "leader_epoch": p.leader_epoch, "replicas": list(p.replicas),
+                            "isr": list(p.isr)} for p in d.partitions]}
+            for d in desc.values()], indent=2))
+        return
+    for d in desc.values():
+        overrides = ",".join(f"{k}={e.value}" for k, e in configs.get(d.name, {}).items()
+                             if not e.is_default)
+        click.echo(f"Topic: {d.name}\tTopicId: {d.topic_id or '-'}\t"
+                   f"PartitionCount: {len(d.partitions)}\t"
+                   f"ReplicationFactor: {d.replication_factor}\tConfigs: {overrides}")
+        for p in d.partitions:
+            leader = p.leader if p.leader >= 0 else "none"
+            click.echo(f"\tTopic: {d.name}\tPartition: {p.partition}\tLeader: {leader}\t"
+                       f"Replicas: {_ids(p.replicas)}\tIsr: {_ids(p.isr)}")
+
+
+@topic.command("alter")
+@click.argument("name")
+@click.option("-p", "--partitions", type=click.IntRange(1), help="New total partition count.")
+@click.option("-c", "--config", "configs", multiple=True, metavar="KEY=VALUE",
+              help="Set a topic config (repeatable).")
+@click.option("-d", "--delete-config", "deletes", multiple=True, metavar="KEY",
+              help="Revert a topic config to its default (repeatable).")
+@bootstrap_option
+def alter(name, partitions, configs, deletes, bootstrap) -> None:
+    """Grow partitions and/or change topic configs."""
+    if partitions is None and not configs and not deletes:
+        raise click.UsageError("nothing to alter: give --partitions, --config or --delete-config")
+    changes: dict[str, str | None] = dict(parse_kv(configs, "--config"))
+    changes.update({k: None for k in deletes})
+    with _admin(bootstrap) as admin:
+        if partitions is not None:
+            admin.create_partitions({name: partitions})
+            click.echo(f"Topic {name} now has {partitions} partitions.")
+        if changes:
+            admin.alter_configs({name: changes})
+            click.echo(f"Completed updating config for topic {name}.")
+
+
+@topic.command("delete")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--if-exists", is_flag=True, help="Succeed if a topic does not exist.")
+@bootstrap_option
+def delete(names, if_exists, bootstrap) -> None:
+    """Delete topics and their data."""
+    from rillet.errors import UnknownTopicOrPartitionError
+
+    with _admin(bootstrap) as admin:
+        results = admin.delete_topics(list(names), raise_errors=False)
+    failed = False
+    for name in names:
+        error = results.get(name)
+        if error is None:
+            click.echo(f"Deleted topic {name}.")
+        elif isinstance(error, UnknownTopicOrPartitionError) and if_exists:
+            click.echo(f"Topic {name} does not exist.")
+        else:
+            failed = True
+            click.echo(f"Error while deleting topic {name}: {error}", err=True)
+    sys.exit(1 if failed else 0)
+
+
+def _ids(ids) -> str:
+    return ",".join(str(i) for i in ids) if ids else "-"
+
+
+def _table(headers: list[str], rows: list[tuple]) -> None:
+    cells = [headers] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    for r in cells:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
