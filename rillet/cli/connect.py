@@ -36,9 +36,13 @@ def standalone(worker_config: str, connector_configs: tuple[str, ...]) -> None:
 
     Configs are .properties, .json or .toml files with Kafka Connect's keys.
     """
+    from loguru import logger
+
     from rillet.connectors.errors import ConnectConfigError
     from rillet.connectors.standalone import run_standalone
 
+    logger.remove()
+    logger.add(sys.stderr, level=os.environ.get("RILLET_LOG_LEVEL", "INFO"))
     try:
         sys.exit(run_standalone(worker_config, list(connector_configs)))
     except ConnectConfigError as e:
@@ -131,3 +135,7 @@ def restart(name: str, include_tasks: bool, only_failed: bool, url: str) -> None
 def offsets(name: str, reset: bool, url: str) -> None:
     """Show (or reset) a connector's stored offsets."""
     _echo(_call(url, "DELETE" if reset else "GET", f"/connectors/{name}/offsets"))
+
+
+if __name__ == "__main__":  # python -m rillet.cli.connect standalone ... (used by tests)
+    connect(prog_name="rillet connect")

@@ -1,0 +1,316 @@
+"""Connect end to end: real `rillet connect standalone` worker processes, a real cluster,
+real files and SQLite databases; workers killed with SIGKILL mid-stream."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+
+def wait_until(cond, timeout: float, what: str, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+class WorkerProcess:
+    """``python -m rillet.cli.connect standalone WORKER CONNECTORS...`` in its own session."""
+
+    def __init__(self, workdir: Path, worker_config: Path, connector_configs: list[Path]):
+        self.workdir = workdir
+        self.args = [sys.executable, "-m", "rillet.cli.connect", "standalone",
+                     str(worker_config), *map(str, connector_configs)]
+        self.proc: subprocess.Popen | None = None
+        self.url: str | None = None
+        self.starts = 0
+
+    def start(self, timeout: float = 30) -> str:
+        self.starts += 1
+        log = open(self.workdir / f"worker-{self.starts}.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=log,
+                                     text=True, cwd=self.workdir, start_new_session=True,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        log.close()
+        lines: queue.Queue[str] = queue.Queue()
+        out = self.proc.stdout
+
+        def pump() -> None:
+            for line in out:
+                lines.put(line)
+
+        threading.Thread(target=pump, daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=0.2)
+            except queue.Empty:
+                if self.proc.poll() is not None:
+                    break
+                continue
+            if line.startswith("REST API listening on "):
+                self.url = line.split()[-1]
+                return self.url
+        raise AssertionError(f"worker did not start: {self.log_tail()}")
+
+    def log_tail(self, n: int = 30) -> str:
+        text = (self.workdir / f"worker-{self.starts}.log").read_text(errors="replace")
+        return "\n".join(text.splitlines()[-n:])
+
+    def kill(self) -> None:
+        """SIGKILL: no flush, no commit."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self, timeout: float = 20) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+
+    def rest(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(f"{self.url}{path}", data=data, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                raw = r.read()
+                return r.status, json.loads(raw) if raw else None
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+
+def write_json(path: Path, obj: dict) -> Path:
+    path.write_text(json.dumps(obj, indent=1))
+    return path
+
+
+# --- the tests ---------------------------------------------------------------------------
+
+import sqlite3  # noqa: E402
+
+import pytest  # noqa: E402
+
+from rillet import Consumer, TopicPartition  # noqa: E402
+
+pytestmark = pytest.mark.integration
+
+
+def worker_config(tmp_path: Path, cluster) -> Path:
+    return write_json(tmp_path / "worker.json", {
+        "bootstrap.servers": cluster.bootstrap_servers, "rest.port": 0,
+        "offset.flush.interval.ms": 200})
+
+
+def count_rows(db: Path, table: str) -> int:
+    if not db.exists():
+        return 0
+    con = sqlite3.connect(db, timeout=5)
+    try:
+        return con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        con.close()
+
+
+def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 20) -> list:
+    c = Consumer({"bootstrap.servers": bootstrap, "auto.offset.reset": "earliest",
+                  "enable.auto.commit": False})
+    try:
+        tp = TopicPartition(topic, 0)
+        c.assign([tp])
+        c.seek_to_beginning(tp)
+        out: list = []
+        deadline = time.monotonic() + timeout
+        while len(out) < expect and time.monotonic() < deadline:
+            for recs in c.poll(timeout_ms=200).values():
+                out += recs
+        return out
+    finally:
+        c.close()
+
+
+class Appender(threading.Thread):
+    """Appends ``total`` lines (or rows) in small steps while the pipeline runs."""
+
+    def __init__(self, write_step, total: int, step: int = 20, pause_s: float = 0.04):
+        super().__init__(daemon=True)
+        self.write_step, self.total, self.step, self.pause_s = write_step, total, step, pause_s
+        self.written = 0
+
+    def run(self) -> None:
+        while self.written < self.total:
+            n = min(self.step, self.total - self.written)
+            self.write_step(self.written, n)
+            self.written += n
+            time.sleep(self.pause_s)
+
+
+def kill_twice_mid_stream(worker: WorkerProcess, progress, total: int) -> list[int]:
+    """Kill -9 at about a quarter and half of ``total``; restart each time."""
+    seen = []
+    for fraction in (0.25, 0.5):
+        wait_until(lambda f=fraction: progress() >= total * f, 60,
+                   f"{fraction:.0%} of the records", interval=0.01)
+        at = progress()
+        worker.kill()
+        seen.append(at)
+        worker.start()
+    return seen
+
+
+@pytest.mark.timeout(150)
+def test_file_to_topic_to_sqlite_survives_two_kill_9(tmp_path, cluster):
+    total = 3000
+    src = tmp_path / "in.jsonl"
+    db = tmp_path / "out.db"
+    src.touch()
+    source = write_json(tmp_path / "source.json", {
+        "name": "lines-in", "connector.class": "file-source", "file": str(src),
+        "topic": "lines", "batch.size": 50, "poll.interval.ms": 20,
+        "value.converter": "string"})
+    sink = write_json(tmp_path / "sink.json", {
+        "name": "lines-out", "connector.class": "sqlite-sink", "topics": "lines",
+        "database": str(db), "table": "lines", "auto.create": True,
+        "value.converter": "json"})  # plain insert: a duplicate would show as a row
+
+    def write_step(start: int, n: int) -> None:
+        with open(src, "a") as f:
+            f.writelines(json.dumps({"n": i, "text": f"line {i}"}) + "\n"
+                         for i in range(start, start + n))
+
+    worker = WorkerProcess(tmp_path, worker_config(tmp_path, cluster), [source, sink])
+    appender = Appender(write_step, total)
+    try:
+        worker.start()
+        appender.start()
+        kills = kill_twice_mid_stream(worker, lambda: count_rows(db, "lines"), total)
+        assert all(k < total for k in kills), f"kills were not mid-stream: {kills}"
+        appender.join(60)
+        wait_until(lambda: count_rows(db, "lines") >= total, 60,
+                   f"all rows ({worker.log_tail()})")
+        time.sleep(0.5)  # anything extra (a duplicate) would arrive now
+        con = sqlite3.connect(db)
+        rows = con.execute("SELECT n, text FROM lines ORDER BY rowid").fetchall()
+        con.close()
+        assert rows == [(i, f"line {i}") for i in range(total)]
+        assert worker.stop() == 0
+    finally:
+        worker.stop()
+
+
+@pytest.mark.timeout(150)
+def test_sqlite_to_topic_to_file_survives_two_kill_9(tmp_path, cluster):
+    total = 2000
+    db = tmp_path / "in.db"
+    out = tmp_path / "out.jsonl"
+    con = sqlite3.connect(db, check_same_thread=False)
+    con.execute("CREATE TABLE items (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT)")
+    con.commit()
+    source = write_json(tmp_path / "source.json", {
+        "name": "items-in", "connector.class": "sqlite-source", "database": str(db),
+        "table": "items", "mode": "incrementing", "incrementing.column.name": "id",
+        "topic.prefix": "db-", "poll.interval.ms": 20, "batch.max.rows": 50})
+    sink = write_json(tmp_path / "sink.json", {
+        "name": "items-out", "connector.class": "file-sink", "topics": "db-items",
+        "file": str(out)})
+
+    def write_step(start: int, n: int) -> None:
+        con.executemany("INSERT INTO items (name) VALUES (?)",
+                        [(f"item {i}",) for i in range(start, start + n)])
+        con.commit()
+
+    def lines() -> int:
+        return out.read_bytes().count(b"\n") if out.exists() else 0
+
+    worker = WorkerProcess(tmp_path, worker_config(tmp_path, cluster), [source, sink])
+    appender = Appender(write_step, total)
+    try:
+        worker.start()
+        appender.start()
+        kills = kill_twice_mid_stream(worker, lines, total)
+        assert all(k < total for k in kills), f"kills were not mid-stream: {kills}"
+        appender.join(60)
+        wait_until(lambda: lines() >= total, 60, f"all lines ({worker.log_tail()})")
+        time.sleep(0.5)
+        got = [json.loads(x) for x in out.read_text().splitlines()]
+        assert got == [{"id": i + 1, "name": f"item {i}"} for i in range(total)]
+        assert worker.stop() == 0
+    finally:
+        worker.stop()
+        con.close()
+
+
+@pytest.mark.timeout(90)
+def test_bad_records_go_to_the_dead_letter_topic_and_tolerance_none_fails(tmp_path, cluster):
+    src = tmp_path / "in.txt"
+    src.write_text('{"id": 1}\nnot json at all\n{"id": 2}\n')
+    db = tmp_path / "out.db"
+    common = {"connector.class": "sqlite-sink", "topics": "raw", "database": str(db),
+              "auto.create": True, "value.converter": "json"}
+    configs = [
+        write_json(tmp_path / "source.json", {
+            "name": "raw-in", "connector.class": "file-source", "file": str(src),
+            "topic": "raw", "poll.interval.ms": 20, "value.converter": "string"}),
+        write_json(tmp_path / "tolerant.json", {
+            **common, "name": "tolerant", "table": "tolerant", "errors.tolerance": "all",
+            "errors.deadletterqueue.topic.name": "raw-dlq"}),
+        write_json(tmp_path / "strict.json", {
+            **common, "name": "strict", "table": "strict", "errors.tolerance": "none"}),
+    ]
+    worker = WorkerProcess(tmp_path, worker_config(tmp_path, cluster), configs)
+    try:
+        worker.start()
+        wait_until(lambda: count_rows(db, "tolerant") == 2, 30, "the good rows")
+        dlq = read_topic(cluster.bootstrap_servers, "raw-dlq", 1)
+        assert len(dlq) == 1 and dlq[0].value == b"not json at all"
+        h = {k: v.decode() for k, v in dlq[0].headers}
+        assert h["__connect.errors.topic"] == "raw"
+        assert h["__connect.errors.partition"] == "0" and h["__connect.errors.offset"] == "1"
+        assert h["__connect.errors.connector.name"] == "tolerant"
+        assert h["__connect.errors.task.id"] == "0"
+        assert h["__connect.errors.stage"] == "VALUE_CONVERTER"
+        assert h["__connect.errors.exception.class.name"].endswith("ConversionError")
+        assert "not valid JSON" in h["__connect.errors.exception.message"]
+        with open(src, "a") as f:  # the pipeline carries on
+            f.write('{"id": 3}\n')
+        wait_until(lambda: count_rows(db, "tolerant") == 3, 30, "the row after the bad one")
+
+        def strict_failed():
+            code, st = worker.rest("GET", "/connectors/strict/status")
+            return code == 200 and st["tasks"] and st["tasks"][0]["state"] == "FAILED" and st
+        st = wait_until(strict_failed, 30, "the strict task to fail")
+        assert "ToleranceExceededError" in st["tasks"][0]["trace"]
+        assert "not valid JSON" in st["tasks"][0]["trace"]
+        # it stopped at the bad record: nothing after it was written
+        con = sqlite3.connect(db)
+        try:
+            strict_ids = [r[0] for r in con.execute("SELECT id FROM strict")]
+        except sqlite3.OperationalError:  # its first batch held the bad record
+            strict_ids = []
+        con.close()
+        assert strict_ids in ([], [1])
+        code, st = worker.rest("GET", "/connectors/tolerant/status")
+        assert st["tasks"][0]["state"] == "RUNNING"
+        assert worker.stop() == 0
+    finally:
+        worker.stop()
