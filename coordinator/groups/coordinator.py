@@ -82,14 +82,14 @@ from .model import (
 )
 from .reconciliation import check_transition, reconcile
 from .records import (
-    CurrentMemberRecord,
     GroupBuilder,
     GroupMetadataRecord,
-    MemberMetadataRecord,
     PartitionMetadataRecord,
     TargetMemberRecord,
     TargetMetadataRecord,
-    Tombstone,
+    current_member_record,
+    emit_member_tombstones,
+    member_metadata_record,
 )
 
 _ALL = frozenset(GroupState) - {GroupState.DEAD}
@@ -178,7 +178,7 @@ class GroupCoordinator:
             server_assignor=req.server_assignor or member.server_assignor,
         )
         if is_new or _metadata_of(updated) != _metadata_of(member):
-            b.emit(_member_metadata_record(b.group_id, updated))
+            b.emit(member_metadata_record(b.group_id, updated))
         bump = is_new or updated.subscription_key() != member.subscription_key()
         self._update_group_epoch(b, topics, bump)
 
@@ -195,7 +195,7 @@ class GroupCoordinator:
         check_transition(member, new, target_epoch=b.assignment_epoch, owners=owners,
                          group_id=b.group_id)
         if is_new or new != member:
-            b.emit(_current_member_record(b.group_id, new))
+            b.emit(current_member_record(b.group_id, new))
 
         sessions = {req.member_id: now_ms + self.config.session_timeout_ms}
         rebalances: dict[str, int | None] = {}
@@ -303,13 +303,13 @@ class GroupCoordinator:
             )
         # A quick restart of a static member: the new member id takes over its assignment.
         target = b.target.get(existing.member_id, frozenset())
-        _emit_member_tombstones(b, existing.member_id)
+        emit_member_tombstones(b, existing.member_id)
         successor = replace(existing, member_id=req.member_id)
-        b.emit(_member_metadata_record(b.group_id, successor))
+        b.emit(member_metadata_record(b.group_id, successor))
         if target:
             b.emit(TargetMemberRecord(group_id=b.group_id, member_id=req.member_id,
                                       partitions=target))
-        b.emit(_current_member_record(b.group_id, successor))
+        b.emit(current_member_record(b.group_id, successor))
         return b.members[req.member_id], False, [existing.member_id]
 
     def _check_size(self, b: GroupBuilder) -> None:
@@ -341,7 +341,7 @@ class GroupCoordinator:
         if req.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH:
             # The client revoked everything before leaving: what it had to give up is free
             # now; what it was assigned stays reserved for its quick return.
-            b.emit(_current_member_record(b.group_id, replace(
+            b.emit(current_member_record(b.group_id, replace(
                 member,
                 member_epoch=LEAVE_GROUP_STATIC_MEMBER_EPOCH,
                 state=MemberState.STABLE,
@@ -364,7 +364,7 @@ class GroupCoordinator:
         )
 
     def _remove_member(self, b: GroupBuilder, member_id: str) -> None:
-        _emit_member_tombstones(b, member_id)
+        emit_member_tombstones(b, member_id)
         # The remaining subscriptions are a subset of the old ones: the stored metadata is
         # enough to recompute them, no metadata image needed.
         self._update_group_epoch(b, b.subscribed_topics, bump=True)
@@ -590,36 +590,3 @@ def _with_timers(
 def _metadata_of(m: ConsumerGroupMember) -> tuple:
     return (m.instance_id, m.rack_id, m.client_id, m.client_host, m.subscribed_topic_names,
             m.subscribed_topic_regex, m.rebalance_timeout_ms, m.server_assignor)
-
-
-def _member_metadata_record(group_id: str, m: ConsumerGroupMember) -> MemberMetadataRecord:
-    return MemberMetadataRecord(
-        group_id=group_id,
-        member_id=m.member_id,
-        instance_id=m.instance_id,
-        rack_id=m.rack_id,
-        client_id=m.client_id,
-        client_host=m.client_host,
-        subscribed_topic_names=m.subscribed_topic_names,
-        subscribed_topic_regex=m.subscribed_topic_regex,
-        rebalance_timeout_ms=m.rebalance_timeout_ms,
-        server_assignor=m.server_assignor,
-    )
-
-
-def _current_member_record(group_id: str, m: ConsumerGroupMember) -> CurrentMemberRecord:
-    return CurrentMemberRecord(
-        group_id=group_id,
-        member_id=m.member_id,
-        member_epoch=m.member_epoch,
-        previous_member_epoch=m.previous_member_epoch,
-        state=m.state,
-        assigned=m.assigned,
-        pending_revocation=m.pending_revocation,
-    )
-
-
-def _emit_member_tombstones(b: GroupBuilder, member_id: str) -> None:
-    for kind in ("current_member", "target_member", "member_metadata"):
-        b.emit(Tombstone(type=kind, group_id=b.group_id, member_id=member_id))
-

@@ -394,6 +394,38 @@ class GroupBuilder:
         )
 
 
+def member_metadata_record(group_id: str, m: ConsumerGroupMember) -> MemberMetadataRecord:
+    return MemberMetadataRecord(
+        group_id=group_id,
+        member_id=m.member_id,
+        instance_id=m.instance_id,
+        rack_id=m.rack_id,
+        client_id=m.client_id,
+        client_host=m.client_host,
+        subscribed_topic_names=m.subscribed_topic_names,
+        subscribed_topic_regex=m.subscribed_topic_regex,
+        rebalance_timeout_ms=m.rebalance_timeout_ms,
+        server_assignor=m.server_assignor,
+    )
+
+
+def current_member_record(group_id: str, m: ConsumerGroupMember) -> CurrentMemberRecord:
+    return CurrentMemberRecord(
+        group_id=group_id,
+        member_id=m.member_id,
+        member_epoch=m.member_epoch,
+        previous_member_epoch=m.previous_member_epoch,
+        state=m.state,
+        assigned=m.assigned,
+        pending_revocation=m.pending_revocation,
+    )
+
+
+def emit_member_tombstones(b: GroupBuilder, member_id: str) -> None:
+    for kind in ("current_member", "target_member", "member_metadata"):
+        b.emit(Tombstone(type=kind, group_id=b.group_id, member_id=member_id))
+
+
 def apply(state: CoordinatorState, records: Iterable[GroupRecord]) -> CoordinatorState:
     """The state after ``records``, in order. Timers are carried over unchanged."""
     builders: dict[str, GroupBuilder] = {}
