@@ -1,0 +1,228 @@
+"""Log-store throughput against plain file I/O, in one run.
+
+    python bench/logstore_bench.py                         # 1 GiB of 64 KiB batches, interval flush
+    python bench/logstore_bench.py --size 128M             # a quick run
+    python bench/logstore_bench.py --mode group-commit     # flush() after every --group appends
+
+It appends the data as 64 KiB record batches through PartitionLog.append (validate, stamp, write;
+``interval`` mode calls maybe_flush with the real clock after each append, so it fsyncs once a
+second, and flushes at the end), reads it all back with PartitionLog.read (1 MiB per call),
+then writes and reads the same bytes with plain buffered file I/O (64 KiB writes, one fsync at
+the end; 1 MiB reads). Raw and log runs alternate (--repeat times, best of each kept; every
+read phase is the best of 3 passes over the page-cached data). It also measures producer-side throughput for 100-byte records:
+BatchBuilder.append + build + PartitionLog.append. It prints MB/s lines, and last one JSON line:
+append_mb_s, raw_write_mb_s, append_ratio, read_mb_s, raw_read_mb_s, read_ratio,
+records_per_s_100b (plus mode, size_mb, fsyncs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from rillet.logstore.batch import BatchBuilder
+from rillet.logstore.fs import FileSystem
+from rillet.logstore.log import LogConfig, PartitionLog
+
+MB = 1 << 20
+BATCH_PAYLOAD = 64 * 1024
+RECORD_SIZE = 1024  # 64 records of 1 KiB per batch
+READ_PASSES = 3  # reads are short and noisy on a shared machine: best of 3 passes
+
+
+class CountingFS(FileSystem):
+    def __init__(self) -> None:
+        self.fsyncs = 0
+
+    def fsync_fd(self, fd: int) -> None:
+        self.fsyncs += 1
+        super().fsync_fd(fd)
+
+
+def parse_size(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    text = text.strip().upper().removesuffix("IB").removesuffix("B")
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+def make_batches(count: int) -> list[bytes]:
+    """Distinct ~64 KiB batches (random values, so nothing is suspiciously compressible)."""
+    out = []
+    for i in range(count):
+        b = BatchBuilder()
+        for j in range(BATCH_PAYLOAD // RECORD_SIZE):
+            b.append(1_700_000_000_000 + i, b"key-%d" % j, os.urandom(RECORD_SIZE))
+        out.append(b.build())
+    return out
+
+
+def now_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
+
+
+def bench_log(directory: Path, pool: list[bytes], n: int, mode: str, group: int):
+    fs = CountingFS()
+    cfg = LogConfig(flush_mode=mode, retention_ms=-1)
+    log = PartitionLog.open(directory, cfg, now_ms(), fs=fs)
+    start_fsyncs = fs.fsyncs
+    total = 0
+    t0 = time.perf_counter()
+    for i in range(n):
+        batch = pool[i % len(pool)]
+        log.append(batch, 0, now_ms())
+        total += len(batch)
+        if mode == "interval":
+            log.maybe_flush(now_ms())
+        elif (i + 1) % group == 0:
+            log.flush()
+    log.flush()
+    append_s = time.perf_counter() - t0
+    fsyncs = fs.fsyncs - start_fsyncs
+
+    read_s = float("inf")
+    for _ in range(READ_PASSES):
+        t0 = time.perf_counter()
+        offset, read_total = 0, 0
+        leo = log.log_end_offset
+        while offset < leo:
+            data = log.read(offset, MB)
+            read_total += len(data)
+            # the next offset: the last batch's next offset (header fields at bytes 0 and 51)
+            last = _last_batch_start(data)
+            offset = (
+                int.from_bytes(data[last : last + 8], "big")
+                + int.from_bytes(data[last + 51 : last + 55], "big", signed=True)
+                + 1
+            )
+        read_s = min(read_s, time.perf_counter() - t0)
+        assert read_total == total, (read_total, total)
+    log.close()
+    return total, append_s, read_s, fsyncs
+
+
+def _last_batch_start(data: bytes) -> int:
+    pos = 0
+    while True:
+        length = int.from_bytes(data[pos + 8 : pos + 12], "big")
+        if pos + length >= len(data):
+            return pos
+        pos += length
+
+
+def bench_raw(path: Path, pool: list[bytes], n: int) -> tuple[int, float, float]:
+    total = 0
+    t0 = time.perf_counter()
+    with open(path, "wb") as f:
+        for i in range(n):
+            batch = pool[i % len(pool)]
+            f.write(batch)
+            total += len(batch)
+        f.flush()
+        os.fsync(f.fileno())
+    write_s = time.perf_counter() - t0
+    read_s = float("inf")
+    for _ in range(READ_PASSES):
+        t0 = time.perf_counter()
+        read_total = 0
+        with open(path, "rb") as f:
+            while chunk := f.read(MB):
+                read_total += len(chunk)
+        read_s = min(read_s, time.perf_counter() - t0)
+        assert read_total == total
+    return total, write_s, read_s
+
+
+def bench_records(directory: Path, records: int) -> float:
+    """100-byte records end to end: BatchBuilder.append + build + PartitionLog.append."""
+    log = PartitionLog.open(directory, LogConfig(retention_ms=-1), now_ms())
+    value = os.urandom(100)
+    per_batch = BATCH_PAYLOAD // 100
+    t0 = time.perf_counter()
+    b = BatchBuilder()
+    for _ in range(records):
+        b.append(1_700_000_000_000, None, value)
+        if b.record_count == per_batch:
+            log.append(b.build(), 0, now_ms())
+            b = BatchBuilder()
+    if b.record_count:
+        log.append(b.build(), 0, now_ms())
+    log.flush()
+    elapsed = time.perf_counter() - t0
+    log.close()
+    return records / elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--size", default="1G", help="bytes to append (1G, 256M, ...)")
+    ap.add_argument("--mode", choices=("interval", "group-commit"), default="interval")
+    ap.add_argument("--group", type=int, default=16, help="group-commit: appends per flush()")
+    ap.add_argument("--records", type=int, default=1_000_000, help="100-byte records to time")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each side; best is kept")
+    ap.add_argument("--dir", default=None, help="where to write (default: a temp dir)")
+    args = ap.parse_args()
+
+    size = parse_size(args.size)
+    root = Path(tempfile.mkdtemp(prefix="rillet-bench-", dir=args.dir))
+    try:
+        pool = make_batches(32)
+        n = max(1, size // len(pool[0]))
+        print(
+            f"{n} batches of {len(pool[0])} bytes ({n * len(pool[0]) / MB:.0f} MB), "
+            f"mode={args.mode}" + (f" group={args.group}" if args.mode != "interval" else "")
+        )
+        # Warm up (page cache, allocator), then alternate raw and log runs and keep the best
+        # of each, so neither side is favoured by running first or by a noisy neighbour.
+        bench_raw(root / "warm.bin", pool, min(n, 256))
+        (root / "warm.bin").unlink()
+        best = {}
+        for rep in range(args.repeat):
+            _, raw_write_s, raw_read_s = bench_raw(root / "raw.bin", pool, n)
+            (root / "raw.bin").unlink()
+            total, append_s, read_s, fsyncs = bench_log(
+                root / f"log{rep}", pool, n, args.mode, args.group
+            )
+            shutil.rmtree(root / f"log{rep}")
+            for key, value in (
+                ("raw_write", raw_write_s),
+                ("raw_read", raw_read_s),
+                ("append", append_s),
+                ("read", read_s),
+            ):
+                best[key] = min(best.get(key, value), value)
+        raw_write_s, raw_read_s = best["raw_write"], best["raw_read"]
+        append_s, read_s = best["append"], best["read"]
+        rps = bench_records(root / "records", args.records)
+
+        mb = total / MB
+        result = {
+            "append_mb_s": round(mb / append_s, 1),
+            "raw_write_mb_s": round(mb / raw_write_s, 1),
+            "append_ratio": round(raw_write_s / append_s, 3),
+            "read_mb_s": round(mb / read_s, 1),
+            "raw_read_mb_s": round(mb / raw_read_s, 1),
+            "read_ratio": round(raw_read_s / read_s, 3),
+            "records_per_s_100b": round(rps),
+            "mode": args.mode,
+            "size_mb": round(mb),
+            "fsyncs": fsyncs,
+        }
+        print(f"log append      {result['append_mb_s']:8.1f} MB/s  ({fsyncs} fsyncs)")
+        print(f"raw write       {result['raw_write_mb_s']:8.1f} MB/s")
+        print(f"log read        {result['read_mb_s']:8.1f} MB/s")
+        print(f"raw read        {result['raw_read_mb_s']:8.1f} MB/s")
+        print(f"100 B records   {result['records_per_s_100b']:8d} records/s (build + append)")
+        print(json.dumps(result))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
