@@ -183,7 +183,12 @@ class SourceConnector(Connector):
 
 
 class SinkConnector(Connector):
-    """A connector whose tasks consume topics (``topics`` or ``topics.regex``) and write out."""
+    """A connector whose tasks consume topics (``topics`` or ``topics.regex``) and write out.
+    The worker deals the topics' partitions over the tasks."""
+
+    def task_configs(self, max_tasks: int) -> list[dict[str, Any]]:
+        """Default: ``max_tasks`` copies of the config."""
+        return [dict(self.config) for _ in range(max_tasks)]
 
     def alter_offsets(self, config: dict[str, Any],
                       offsets: Mapping[TopicPartition, int | None]) -> bool:

@@ -59,8 +59,8 @@ class RestServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> RestServer:
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="connect-rest",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,),
+                                        name="connect-rest", daemon=True)
         self._thread.start()
         return self
 

@@ -143,6 +143,7 @@ class WorkerSinkTask:
             return 500
         polled = self.consumer.poll(timeout_ms=200)
         batch: list[SinkRecord] = []
+        positions: dict[TopicPartition, int] = {}
         self.raw.clear()
         for tp, recs in polled.items():
             tp = TopicPartition(tp[0], tp[1])
@@ -150,8 +151,10 @@ class WorkerSinkTask:
                 r = self._convert(rec)
                 if r is not None:
                     batch.append(r)
-                self.consumed[tp] = rec.offset + 1
+                positions[tp] = rec.offset + 1
         self.handler.retry(lambda: self.task.put(batch))
+        # only now: a failed put must not let a later commit skip its records
+        self.consumed.update(positions)
         self.records_put += len(batch)
         ctx = self.task.context
         if ctx.requested_offsets:

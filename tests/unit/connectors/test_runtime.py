@@ -261,3 +261,88 @@ def test_invalid_connector_configs_are_rejected_up_front(worker):
     with pytest.raises(ConnectConfigError, match="did you mean 'topic'"):
         worker.add_connector({"name": "x", "connector.class": "file-source", "file": "f",
                               "topik": "t"})
+
+
+def test_source_records_that_fail_a_transform_go_to_the_dead_letter_topic(tmp_path, cluster,
+                                                                          worker):
+    f = tmp_path / "in.txt"
+    f.write_text('{"id": 1}\n[1, 2]\n{"id": 3}\n')
+    worker.add_connector(file_source(f, **{
+        "value.converter": "json", "transforms": "parse,key",
+        "transforms.parse.type": f"{__name__}:ParseJson",
+        "transforms.key.type": "ValueToKey", "transforms.key.fields": "id",
+        "errors.tolerance": "all", "errors.deadletterqueue.topic.name": "src-dlq"}))
+    wait_until(lambda: len(cluster.records("lines")) == 2)
+    assert [json.loads(r.key) for r in cluster.records("lines")] == [{"id": 1}, {"id": 3}]
+    dlq = wait_until(lambda: cluster.records("src-dlq"))
+    h = dict(dlq[0].headers)
+    assert dlq[0].value == b"[1, 2]"
+    assert h["__connect.errors.stage"] == b"TRANSFORMATION"
+    assert json.loads(h["__connect.errors.source.partition"]) == {"filename": str(f)}
+    assert json.loads(h["__connect.errors.source.offset"])["position"] == 17
+    key = json.dumps(["src", {"filename": str(f)}], separators=(",", ":")).encode()
+    wait_until(lambda: json.loads(cluster.latest_by_key("connect-offsets").get(key, b"{}"))
+               .get("position") == 27, what="the offset moves past the bad record")
+
+
+class ParseJson:
+    """A custom transform (module:Class): the str line -> its JSON value."""
+
+    def configure(self, config):
+        pass
+
+    def apply(self, record):
+        import dataclasses
+        return dataclasses.replace(record, value=json.loads(record.value))
+
+
+class FailOnce(SinkConnector):
+    def task_class(self):
+        return FailOnceTask
+
+
+class FailOnceTask(SinkTask):
+    seen: list = []
+    fail = True
+
+    def put(self, records):
+        if records and FailOnceTask.fail:
+            raise ValueError("disk on fire")
+        FailOnceTask.seen += [r.value for r in records]
+
+
+def test_a_failed_put_is_not_committed_so_a_restart_retries_it(cluster, worker):
+    cluster.create("t", 1)
+    for v in (b'"a"', b'"b"'):
+        cluster.append("t", 0, None, v, [], None)
+    FailOnceTask.seen, FailOnceTask.fail = [], True
+    worker.add_connector({"name": "once", "connector.class": f"{__name__}:FailOnce",
+                          "topics": "t"})
+    wait_until(lambda: worker.status("once")["tasks"][0]["state"] == "FAILED")
+    assert "disk on fire" in worker.status("once")["tasks"][0]["trace"]
+    worker.stop_connector("once")  # stopping commits: it must not commit the failed batch
+    FailOnceTask.fail = False
+    worker.resume("once")
+    wait_until(lambda: FailOnceTask.seen == ["a", "b"])
+
+
+def test_sink_tasks_split_partitions_and_follow_a_topic_regex(tmp_path, cluster, worker,
+                                                              monkeypatch):
+    from rillet.connectors import sink_runtime
+
+    monkeypatch.setattr(sink_runtime, "TOPIC_REFRESH_MS", 100)
+    for name in ("logs-a", "logs-b", "other"):
+        cluster.create(name, 2)
+        for p in range(2):
+            cluster.append(name, p, None, f'"{name}-{p}"'.encode(), [], None)
+    out = tmp_path / "out"
+    FailOnceTask.seen, FailOnceTask.fail = [], False
+    worker.add_connector({"name": "rx", "connector.class": f"{__name__}:FailOnce",
+                          "topics.regex": "logs-.*", "tasks.max": "2"})
+    wait_until(lambda: sorted(FailOnceTask.seen) == ["logs-a-0", "logs-a-1", "logs-b-0",
+                                                     "logs-b-1"])
+    assert len(worker.status("rx")["tasks"]) == 2
+    cluster.create("logs-c", 1)  # picked up by the periodic re-listing
+    cluster.append("logs-c", 0, None, b'"logs-c-0"', [], None)
+    wait_until(lambda: "logs-c-0" in FailOnceTask.seen, timeout=10)
+    assert not out.exists()
