@@ -56,6 +56,15 @@ from .state import (
 )
 
 DEFAULT_CONFIG = RaftConfig()
+# fields that hold a log index or term, per message type (validated >= 0)
+_POSITION_FIELDS = {
+    VoteRequest: ("last_log_index", "last_log_term"),
+    VoteResponse: (),
+    AppendEntriesRequest: ("prev_log_index", "prev_log_term", "leader_commit"),
+    AppendEntriesResponse: ("match_index", "hint_index"),
+    InstallSnapshotRequest: ("leader_commit",),
+    InstallSnapshotResponse: ("match_index",),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,11 +279,11 @@ class RaftNode:
             raise InvalidMessageError(m, f"sender {m.src} is not another voter")
         if not isinstance(m.term, int) or m.term < 0:
             raise InvalidMessageError(m, "negative term")
-        if isinstance(m, VoteRequest) and min(m.last_log_index, m.last_log_term) < 0:
-            raise InvalidMessageError(m, "negative log position")
+        for name in _POSITION_FIELDS[type(m)]:
+            value = getattr(m, name)
+            if not isinstance(value, int) or value < 0:
+                raise InvalidMessageError(m, f"bad {name}")
         if isinstance(m, AppendEntriesRequest):
-            if min(m.prev_log_index, m.prev_log_term, m.leader_commit) < 0:
-                raise InvalidMessageError(m, "negative log position")
             if any(not isinstance(e, LogEntry) or e.term > m.term for e in m.entries):
                 raise InvalidMessageError(m, "entry from a future term")
         if isinstance(m, InstallSnapshotRequest) and (

@@ -243,7 +243,7 @@ class RaftSimulation:
 
     def _send(self, message: RaftMessage) -> None:
         rng = self.rng
-        if rng.random() < self.loss:
+        if rng.random() < self.loss or (message.src, message.dst) in self.blocked:
             self.stats.dropped += 1
             return
         copies = 2 if rng.random() < self.duplicate else 1
@@ -255,10 +255,13 @@ class RaftSimulation:
         heapq.heappush(self._events, (at, self._seq, kind, payload, gen))
 
     def _schedule_tick(self, sn: SimNode) -> None:
+        """Keep one pending timer per node, at or before its next deadline. A deadline that
+        moved later (a follower heard from its leader) keeps the earlier timer, which then
+        fires as a harmless no-op tick and reschedules."""
         if sn.raft is None:
             return
         at = max(sn.raft.next_tick_ms, self.now)
-        if at != sn.tick_at:
+        if sn.tick_at < 0 or at < sn.tick_at:
             sn.tick_at = at
             sn.tick_gen += 1
             self._push(at, 1, sn.node_id, sn.tick_gen)
