@@ -16,6 +16,7 @@ are missing from ``topics`` are ignored. Ties are always broken by member id, th
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -86,7 +87,10 @@ def uniform_assign(
        still subscribes to, and that no member earlier in id order already kept.
     2. Each remaining partition (most constrained first: fewest eligible members, then by
        topic and partition) goes to the eligible member holding the fewest partitions.
-    3. While some member ``a`` holds a partition that an eligible member ``b`` could take
+    3. Identical subscriptions: each member's quota is ``n // m``, and the ``n % m`` extra
+       slots go to the members already holding the most (then by id); members over quota
+       give their highest partitions to members under quota. Different subscriptions:
+       while some member ``a`` holds a partition that an eligible member ``b`` could take
        with ``count(a) - count(b) >= 2``, the heaviest such ``a`` gives its highest
        partition of that topic to the lightest such ``b``.
 
@@ -103,10 +107,11 @@ def uniform_assign(
         ...         "C2": MemberSubscription(frozenset({"t0"}))}
         >>> out = uniform_assign(subs, {"t0": 4})
         >>> sorted(out["C0"]), sorted(out["C1"]), sorted(out["C2"])
-        ([TopicPartition(topic='t0', partition=0)], [TopicPartition(topic='t0', partition=2), \
-TopicPartition(topic='t0', partition=3)], [TopicPartition(topic='t0', partition=1)])
+        ([TopicPartition(topic='t0', partition=0), TopicPartition(topic='t0', partition=1)], \
+[TopicPartition(topic='t0', partition=2)], [TopicPartition(topic='t0', partition=3)])
 
-    (C0 and C1 tie at two; C0 comes first by id and gives its highest partition.)
+    (Quotas 2, 1, 1: C0 and C1 tie at two and C0 comes first by id, so it keeps both; C1
+    gives its highest partition to C2. One partition moved: the minimum.)
     """
     eligible: dict[str, list[str]] = {
         t: sorted(m for m, s in members.items() if t in s.topics) for t in topics
@@ -132,12 +137,43 @@ TopicPartition(topic='t0', partition=3)], [TopicPartition(topic='t0', partition=
         if TopicPartition(t, p) not in taken
     ]
     unassigned.sort(key=lambda tp: (len(eligible[tp.topic]), tp))
+    # Per topic, a heap of (count, member) over its eligible members. Counts only grow
+    # here, so a stale entry is refreshed when it reaches the top.
+    heaps = {t: sorted((len(assignment[m]), m) for m in ms) for t, ms in eligible.items()}
     for tp in unassigned:
-        target = min(eligible[tp.topic], key=lambda m: (len(assignment[m]), m))
-        assignment[target].add(tp)
+        heap = heaps[tp.topic]
+        while heap[0][0] != len(assignment[heap[0][1]]):
+            heapq.heapreplace(heap, (len(assignment[heap[0][1]]), heap[0][1]))
+        count, member = heap[0]
+        assignment[member].add(tp)
+        heapq.heapreplace(heap, (count + 1, member))
 
-    _balance(assignment, eligible)
+    if all(len(ms) == len(members) for ms in eligible.values() if ms):
+        _balance_homogeneous(assignment)
+    else:
+        _balance(assignment, eligible)
     return {m: frozenset(ps) for m, ps in assignment.items()}
+
+
+def _balance_homogeneous(assignment: dict[str, set[TopicPartition]]) -> None:
+    # Identical subscriptions: quotas of n // m, the n % m extra slots going to the members
+    # holding the most already; surplus partitions (each giver's highest) fill the deficits.
+    if not assignment:
+        return
+    order = sorted(assignment, key=lambda m: (-len(assignment[m]), m))
+    base, extra = divmod(sum(len(ps) for ps in assignment.values()), len(order))
+    quota = {m: base + (1 if i < extra else 0) for i, m in enumerate(order)}
+    surplus: list[TopicPartition] = []
+    for m in sorted(assignment):
+        over = len(assignment[m]) - quota[m]
+        if over > 0:
+            give = sorted(assignment[m])[-over:]
+            assignment[m].difference_update(give)
+            surplus.extend(give)
+    surplus.sort(reverse=True)
+    for m in sorted(assignment):
+        while len(assignment[m]) < quota[m]:
+            assignment[m].add(surplus.pop())
 
 
 def _balance(assignment: dict[str, set[TopicPartition]], eligible: dict[str, list[str]]) -> None:
@@ -154,16 +190,20 @@ def _balance(assignment: dict[str, set[TopicPartition]], eligible: dict[str, lis
 def _find_move(
     assignment: dict[str, set[TopicPartition]], eligible: dict[str, list[str]]
 ) -> tuple[str, str, TopicPartition] | None:
-    for giver in sorted(assignment, key=lambda m: (-len(assignment[m]), m)):
-        have = len(assignment[giver])
+    counts = {m: len(ps) for m, ps in assignment.items()}
+    if not counts or max(counts.values()) - min(counts.values()) < 2:
+        return None
+    lightest = {t: min(ms, key=lambda m: (counts[m], m)) for t, ms in eligible.items() if ms}
+    for giver in sorted(assignment, key=lambda m: (-counts[m], m)):
+        have = counts[giver]
         if have < 2:
             return None
         best: tuple[int, str, str] | None = None  # (count, member, topic)
         for topic in sorted({tp.topic for tp in assignment[giver]}):
-            for taker in eligible[topic]:
-                n = len(assignment[taker])
-                if have - n >= 2 and (best is None or (n, taker) < best[:2]):
-                    best = (n, taker, topic)
+            taker = lightest[topic]
+            n = counts[taker]
+            if have - n >= 2 and (best is None or (n, taker) < best[:2]):
+                best = (n, taker, topic)
         if best is not None:
             _, taker, topic = best
             tp = max(tp for tp in assignment[giver] if tp.topic == topic)

@@ -302,3 +302,23 @@ def test_check_transition_rejects_assigning_a_partition_owned_elsewhere() -> Non
         check_transition(old, revoking, target_epoch=2, owners={})
     with pytest.raises(IllegalTransition):  # epochs never go down
         check_transition(new, old, target_epoch=2, owners={})
+
+
+def test_group_transition_table_is_checked() -> None:
+    from rillet.coordinator.groups.coordinator import GROUP_TRANSITIONS
+    from rillet.coordinator.groups.records import GroupBuilder, Tombstone
+
+    assert all(GroupState.DEAD not in GROUP_TRANSITIONS[s]
+               for s in (GroupState.STABLE, GroupState.RECONCILING, GroupState.ASSIGNING))
+    h = Harness()
+    h.ack(h.join("a"))
+    before = h.state
+    # Wiping a live group behind the handlers' back would be Stable -> Dead: refused.
+    b = GroupBuilder(h.group())
+    for kind in ("current_member", "target_member", "member_metadata"):
+        b.emit(Tombstone(type=kind, group_id="g", member_id="a"))
+    for kind in ("target_metadata", "partition_metadata", "group_metadata"):
+        b.emit(Tombstone(type=kind, group_id="g"))
+    with pytest.raises(IllegalTransition):
+        h.gc._commit(before, [b], {}, {})
+    assert h.state is before and h.group().state is GroupState.STABLE
