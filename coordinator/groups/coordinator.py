@@ -502,6 +502,16 @@ class GroupCoordinator:
     def delete_group(self, state: CoordinatorState, group_id: str) -> Result[None]:
         return _offsets.delete_group(state, group_id)
 
+    def delete_topic_offsets(
+        self, state: CoordinatorState, topics: Iterable[str]
+    ) -> Result[int]:
+        """Deleted topics: drop their committed offsets in every group."""
+        return _offsets.delete_topic_offsets(state, frozenset(topics))
+
+    def expire_offsets(self, state: CoordinatorState, now_ms: int) -> Result[tuple[str, ...]]:
+        """Run periodically (Kafka: offsets.retention.check.interval.ms, 10 minutes)."""
+        return _offsets.expire_offsets(state, now_ms, self.config.offsets_retention_ms)
+
     def describe_group(self, state: CoordinatorState, group_id: str) -> GroupDescription:
         group = state.groups.get(group_id)
         assignor = self.assignor_for(group.members.values() if group else ())

@@ -67,6 +67,9 @@ class GroupConfig:
     """group.consumer.max.size: the most members a group may have."""
     offset_metadata_max_bytes: int = 4096
     """offset.metadata.max.bytes: longest metadata string of one committed offset (UTF-8)."""
+    offsets_retention_ms: int = 7 * 24 * 3600 * 1000
+    """offsets.retention.ms: offsets of a group without members expire this long after
+    their commit (see ``GroupCoordinator.expire_offsets``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

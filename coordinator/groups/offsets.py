@@ -125,6 +125,49 @@ def delete_offsets(
     return Result(apply(state, records), records, OffsetDeleteResponse(errors=errors))
 
 
+def delete_topic_offsets(state: CoordinatorState, topics: frozenset[str]) -> Result[int]:
+    """Topics were deleted: tombstone every committed offset of theirs, in every group.
+    The response is the number of offsets removed."""
+    builders = []
+    for gid in sorted(state.groups):
+        group = state.groups[gid]
+        doomed = sorted(tp for tp in group.offsets if tp.topic in topics)
+        if doomed:
+            b = GroupBuilder(group)
+            for tp in doomed:
+                b.emit(Tombstone(type="offset_commit", group_id=gid, topic=tp.topic,
+                                 partition=tp.partition))
+            builders.append(b)
+    records = tuple(r for b in builders for r in b.emitted)
+    return Result(apply(state, records), records, len(records))
+
+
+def expire_offsets(
+    state: CoordinatorState, now_ms: int, retention_ms: int
+) -> Result[tuple[str, ...]]:
+    """offsets.retention.ms: in groups without members, offsets committed more than
+    ``retention_ms`` ago are tombstoned; a group left with nothing is deleted. The
+    response lists the groups deleted. (Groups with members keep their offsets.)"""
+    records = []
+    deleted = []
+    for gid in sorted(state.groups):
+        group = state.groups[gid]
+        if group.members:
+            continue
+        old = sorted(tp for tp, o in group.offsets.items()
+                     if o.commit_timestamp_ms + retention_ms <= now_ms)
+        if not old:
+            continue
+        records.extend(Tombstone(type="offset_commit", group_id=gid, topic=tp.topic,
+                                 partition=tp.partition) for tp in old)
+        if len(old) == len(group.offsets):
+            records.extend(Tombstone(type=kind, group_id=gid)
+                           for kind in ("target_metadata", "partition_metadata",
+                                        "group_metadata"))
+            deleted.append(gid)
+    return Result(apply(state, records), tuple(records), tuple(deleted))
+
+
 def delete_group(state: CoordinatorState, group_id: str) -> Result[None]:
     """DeleteGroups: only an Empty group; tombstones its offsets and metadata."""
     group = state.groups.get(group_id)

@@ -143,3 +143,29 @@ def test_list_groups_with_state_filter() -> None:
         ("busy", GroupState.STABLE), ("idle", GroupState.EMPTY)]
     only_empty = h.gc.list_groups(h.state, frozenset({GroupState.EMPTY}))
     assert [g.group_id for g in only_empty] == ["idle"]
+
+
+def test_offsets_of_deleted_topics_are_removed() -> None:
+    h = Harness()
+    commit(h, p0=1, p1=2)
+    commit(h, group_id="other", p2=3)
+    removed = h.run(h.gc.delete_topic_offsets(h.state, ["t", "unrelated"]))
+    assert removed == 3
+    assert fetch(h) == {} and fetch(h, group_id="other") == {}
+    assert h.replayed() == h.state
+
+
+def test_offsets_of_empty_groups_expire_after_retention() -> None:
+    h = Harness(offsets_retention_ms=1000)
+    commit(h, group_id="idle", p0=1)
+    a = h.ack(h.join("a", group_id="busy"), group_id="busy")
+    commit(h, "a", a.member_epoch, group_id="busy", p1=5)
+    h.now = 500
+    commit(h, group_id="idle", p1=2)
+    assert h.run(h.gc.expire_offsets(h.state, 999)) == ()
+    assert h.run(h.gc.expire_offsets(h.state, 1000)) == ()
+    assert set(fetch(h, group_id="idle")) == {TP("t", 1)}
+    assert set(fetch(h, group_id="busy")) == {TP("t", 1)}  # members: never expired
+    assert h.run(h.gc.expire_offsets(h.state, 1500)) == ("idle",)
+    assert "idle" not in h.state.groups and "busy" in h.state.groups
+    assert h.replayed() == h.state
