@@ -101,6 +101,7 @@ class WorkerSinkTask:
     # --- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
+        self.assigned, self.consumed, self.committed = [], {}, {}
         self.store = OffsetStore(self.clients, self.worker)
         self.admin = self.clients.admin(client_config(self.worker, "admin"))
         self.store.ensure_topic(self.admin)
@@ -117,14 +118,16 @@ class WorkerSinkTask:
         self._refresh_assignment()
 
     def stop(self) -> None:
+        """Commits what was put, then closes. Idempotent; start() may follow (a restart)."""
+        task, self.task = self.task, None
         try:
-            if self.task is not None:
+            if task is not None:
                 try:
                     if self.assigned:
-                        self.commit()
+                        self._commit_with(task)
                 finally:
-                    self.task.close(list(self.assigned))
-                    self.task.stop()
+                    task.close(list(self.assigned))
+                    task.stop()
         finally:
             for c in (self.consumer, self.admin, self._dlq_producer, self.store):
                 if c is not None:
@@ -132,6 +135,7 @@ class WorkerSinkTask:
                         c.close()
                     except Exception as e:
                         logger.warning("closing {}: {}", type(c).__name__, e)
+            self.consumer = self.admin = self._dlq_producer = self.store = None
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -189,11 +193,15 @@ class WorkerSinkTask:
         return r
 
     def commit(self) -> None:
+        if self.task is not None:
+            self._commit_with(self.task)
+
+    def _commit_with(self, task: Any) -> None:
         self.last_commit_ms = _now_ms()
         offsets = {tp: off for tp, off in self.consumed.items() if tp in set(self.assigned)}
         if not offsets:
             return
-        safe = self.task.pre_commit(offsets) or {}
+        safe = task.pre_commit(offsets) or {}
         assert self.store is not None
         futures = [self.store.write(self.name, sink_partition(tp[0], tp[1]),
                                     {"kafka_offset": int(off)})

@@ -31,7 +31,7 @@ from loguru import logger
 from .api import SourceRecord, SourceTaskContext
 from .clients import Clients, client_config, ensure_topic
 from .errorhandling import SKIP, ErrorContext, ErrorHandler, dlq_headers
-from .errors import ToleranceExceededError
+from .errors import ToleranceExceededError, is_retriable
 from .offsets import POSITIONS, OffsetStore, SnapshotReader, canonical
 from .validation import ConnectorSpec, make_converter_for, transforms_for
 
@@ -100,9 +100,11 @@ class WorkerSourceTask:
         self.task.start(dict(self.task_config))
 
     def stop(self) -> None:
+        """Idempotent; start() may be called again afterwards (a restart)."""
+        task, self.task = self.task, None
         try:
-            if self.task is not None:
-                self.task.stop()
+            if task is not None:
+                task.stop()
         finally:
             for closeable in (self.producer, self.store, self.admin):
                 if closeable is not None:
@@ -110,6 +112,8 @@ class WorkerSourceTask:
                         closeable.close()
                     except Exception as e:  # closing must not hide the first error
                         logger.warning("closing {}: {}", type(closeable).__name__, e)
+            self.producer = self.store = self.admin = None
+            self.known_topics.clear()
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -133,6 +137,8 @@ class WorkerSourceTask:
                 try:
                     md = fut.get(timeout=ACK_TIMEOUT_S)
                 except Exception as e:
+                    if is_retriable(e):
+                        raise  # the actor restarts the task: offsets are re-read
                     self.handler.handle("KAFKA_PRODUCE", e, self._ctx(r))
                 else:
                     tp = (md.topic, md.partition)

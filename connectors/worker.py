@@ -4,11 +4,18 @@ Task states (Kafka's): UNASSIGNED -> RUNNING <-> PAUSED; RUNNING -> FAILED (with
 a connector may also be STOPPED (its tasks shut down, its config kept: the state in which
 offsets may be altered). Legal transitions, checked by :func:`transition`::
 
-    UNASSIGNED -> RUNNING | PAUSED | FAILED | STOPPED
-    RUNNING    -> PAUSED | FAILED | STOPPED
+    UNASSIGNED -> RUNNING | PAUSED | FAILED | STOPPED | RESTARTING
+    RUNNING    -> PAUSED | FAILED | STOPPED | RESTARTING
     PAUSED     -> RUNNING | FAILED | STOPPED
+    RESTARTING -> RUNNING | PAUSED | FAILED
     FAILED     -> (restart only: a new actor starts UNASSIGNED)
     STOPPED    -> RUNNING | PAUSED
+
+A task whose start or iteration fails with a *retriable* error (the cluster is unreachable,
+a request timed out) is not failed: its runner is stopped and started again (state
+RESTARTING, backoff doubling from 1 s to 30 s), which re-reads the stored offsets, so nothing
+polled in the interrupted iteration is lost. Non-retriable errors, and records that exceed
+errors.tolerance, fail the task (FAILED, with the trace in its status).
 
 A task actor drives its runner (source_runtime / sink_runtime) by sending itself ticks; a
 timer thread delivers delayed ticks, so pause/resume/status/stop messages are handled between
@@ -27,20 +34,23 @@ from typing import Any
 import pykka
 from loguru import logger
 
+from .errors import is_retriable
 from .sink_runtime import WorkerSinkTask
 from .source_runtime import WorkerSourceTask
 from .validation import ConnectorSpec
 
-UNASSIGNED, RUNNING, PAUSED, FAILED, STOPPED = (
-    "UNASSIGNED", "RUNNING", "PAUSED", "FAILED", "STOPPED")
+UNASSIGNED, RUNNING, PAUSED, FAILED, STOPPED, RESTARTING = (
+    "UNASSIGNED", "RUNNING", "PAUSED", "FAILED", "STOPPED", "RESTARTING")
 
 TRANSITIONS = {
-    UNASSIGNED: {RUNNING, PAUSED, FAILED, STOPPED},
-    RUNNING: {PAUSED, FAILED, STOPPED},
+    UNASSIGNED: {RUNNING, PAUSED, FAILED, STOPPED, RESTARTING},
+    RUNNING: {PAUSED, FAILED, STOPPED, RESTARTING},
     PAUSED: {RUNNING, FAILED, STOPPED},
+    RESTARTING: {RUNNING, PAUSED, FAILED},
     FAILED: set(),
     STOPPED: {RUNNING, PAUSED},
 }
+MAX_RESTART_BACKOFF_MS = 30000
 
 
 class IllegalTransitionError(Exception):
@@ -62,6 +72,11 @@ class _Tick:
     generation: int
 
 
+@dataclass(frozen=True, slots=True)
+class _Restart:
+    generation: int
+
+
 class TaskActor(pykka.ThreadingActor):
     """Hosts one WorkerSourceTask / WorkerSinkTask (``runner``)."""
 
@@ -78,19 +93,28 @@ class TaskActor(pykka.ThreadingActor):
         self.trace: str | None = None
         self.generation = 0
         self.timer: threading.Timer | None = None
+        self.restarts = 0
         self.log = logger.bind(connector=connector, task=task_id)
 
     def on_start(self) -> None:
+        self._start_runner()
+
+    def _start_runner(self) -> None:
         try:
             self.runner.start()
         except Exception as e:
-            self._fail(e)
+            self._error(e)
             return
+        self.restarts = 0
         self._set(PAUSED if self.start_paused else RUNNING)
         if self.state == RUNNING:
             self._schedule(0)
 
     def on_receive(self, message: Any) -> None:
+        if isinstance(message, _Restart):
+            if message.generation == self.generation and self.state == RESTARTING:
+                self._start_runner()
+            return
         if not isinstance(message, _Tick):
             return
         if message.generation != self.generation or self.state != RUNNING:
@@ -98,9 +122,27 @@ class TaskActor(pykka.ThreadingActor):
         try:
             wait_ms = self.runner.iterate()
         except Exception as e:
-            self._fail(e)
+            self._error(e)
             return
         self._schedule(wait_ms)
+
+    def _error(self, error: BaseException) -> None:
+        if not is_retriable(error) or self.stop_event.is_set():
+            self._fail(error)
+            return
+        self.generation += 1
+        self.restarts += 1
+        delay = min(1000 << min(self.restarts - 1, 5), MAX_RESTART_BACKOFF_MS)
+        self.trace = format_trace(error)
+        self.log.warning("task {}-{}: retriable error ({}: {}); restarting it in {} ms",
+                         self.connector, self.task_id, type(error).__name__, error, delay)
+        try:
+            self.runner.stop()
+        except Exception as e:
+            self.log.warning("stopping task failed: {}", e)
+        self.start_paused = False
+        self._set(RESTARTING)
+        self._schedule(delay, _Restart)
 
     def on_stop(self) -> None:
         self.generation += 1
@@ -138,7 +180,7 @@ class TaskActor(pykka.ThreadingActor):
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.task_id, "state": self.state,
                                "worker_id": self.worker_id}
-        if self.trace:
+        if self.trace and self.state in (FAILED, RESTARTING):
             out["trace"] = self.trace
         return out
 
@@ -155,18 +197,18 @@ class TaskActor(pykka.ThreadingActor):
                        type(error).__name__, error)
         self._set(FAILED)
 
-    def _schedule(self, wait_ms: int) -> None:
-        gen = self.generation
+    def _schedule(self, wait_ms: int, kind: type = _Tick) -> None:
+        message = kind(self.generation)
         if wait_ms <= 0:
-            self.actor_ref.tell(_Tick(gen))
+            self.actor_ref.tell(message)
             return
-        self.timer = threading.Timer(wait_ms / 1000, self._tick_later, (gen,))
+        self.timer = threading.Timer(wait_ms / 1000, self._tell_later, (message,))
         self.timer.daemon = True
         self.timer.start()
 
-    def _tick_later(self, gen: int) -> None:
+    def _tell_later(self, message: Any) -> None:
         try:
-            self.actor_ref.tell(_Tick(gen))
+            self.actor_ref.tell(message)
         except pykka.ActorDeadError:
             pass
 

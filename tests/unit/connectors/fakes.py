@@ -14,7 +14,11 @@ from typing import Any
 
 from rillet.connectors.clients import Clients
 
-from rillet.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
+from rillet.errors import (
+    BrokerUnavailableError,
+    TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
+)
 from rillet.records import ConsumerRecord, NewTopic, RecordMetadata, TopicPartition
 
 
@@ -31,6 +35,7 @@ class FakeCluster:
         self.configs: dict[str, dict[str, str]] = {}
         self.lock = threading.Condition()
         self.fail_topics: set[str] = set()
+        self.down = False  # every client call fails with a retriable error
         self.closed_clients = 0
         self.open_clients = 0
 
@@ -39,6 +44,10 @@ class FakeCluster:
         return Clients(lambda cfg: FakeProducer(cluster, cfg),
                        lambda cfg: FakeConsumer(cluster, cfg),
                        lambda cfg: FakeAdmin(cluster, cfg), TopicPartition, NewTopic)
+
+    def check_up(self) -> None:
+        if self.down:
+            raise BrokerUnavailableError("the fake cluster is down")
 
     def create(self, name: str, partitions: int = 1, configs: dict | None = None) -> None:
         with self.lock:
@@ -93,7 +102,9 @@ class FakeProducer:
         for v in (key, value):
             assert v is None or isinstance(v, bytes), f"producer given {type(v)}"
         fut = FakeFuture()
-        if topic in self.cluster.fail_topics:
+        if self.cluster.down:
+            fut.set_exception(BrokerUnavailableError("the fake cluster is down"))
+        elif topic in self.cluster.fail_topics:
             fut.set_exception(RuntimeError(f"send to {topic} failed"))
         else:
             fut.set_result(self.cluster.append(topic, partition, key, value, headers,
@@ -119,6 +130,7 @@ class FakeConsumer:
         cluster.open_clients += 1
 
     def assign(self, partitions: Any) -> None:
+        self.cluster.check_up()
         tps = [TopicPartition(*tp) for tp in partitions]
         with self.cluster.lock:
             for tp in tps:
@@ -158,6 +170,7 @@ class FakeConsumer:
     def poll(self, timeout_ms: int = 0, max_records: int | None = None
              ) -> dict[TopicPartition, list[ConsumerRecord]]:
         assert not self.closed
+        self.cluster.check_up()
         limit = max_records or 500
         deadline = time.monotonic() + timeout_ms / 1000
         with self.cluster.lock:
@@ -195,11 +208,13 @@ class FakeAdmin:
         cluster.open_clients += 1
 
     def create_topics(self, new_topics: Any) -> dict[str, None]:
+        self.cluster.check_up()
         for t in new_topics:
             self.cluster.create(t.name, t.num_partitions, dict(t.configs))
         return {t.name: None for t in new_topics}
 
     def describe_topics(self, names: Any = None) -> dict[str, _Desc]:
+        self.cluster.check_up()
         out = {}
         with self.cluster.lock:
             for n in names if names is not None else list(self.cluster.topics):
@@ -209,6 +224,7 @@ class FakeAdmin:
         return out
 
     def list_topics(self) -> list[str]:
+        self.cluster.check_up()
         with self.cluster.lock:
             return sorted(self.cluster.topics)
 

@@ -346,3 +346,23 @@ def test_sink_tasks_split_partitions_and_follow_a_topic_regex(tmp_path, cluster,
     cluster.append("logs-c", 0, None, b'"logs-c-0"', [], None)
     wait_until(lambda: "logs-c-0" in FailOnceTask.seen, timeout=10)
     assert not out.exists()
+
+
+def test_an_unreachable_cluster_restarts_tasks_instead_of_failing_them(tmp_path, cluster,
+                                                                      worker):
+    f = tmp_path / "in.txt"
+    f.write_text("1\n")
+    cluster.down = True
+    worker.add_connector(file_source(f))
+    st = wait_until(lambda: (s := worker.status("src"))["tasks"][0]["state"] == "RESTARTING"
+                    and s)
+    assert "BrokerUnavailableError" in st["tasks"][0]["trace"]
+    cluster.down = False
+    wait_until(lambda: values(cluster, "lines") == [b"1"], what="recovery")
+    assert worker.status("src")["tasks"][0]["state"] == "RUNNING"
+    cluster.down = True  # now mid-stream: a produce fails, the task restarts, nothing is lost
+    with open(f, "a") as fh:
+        fh.write("2\n3\n")
+    wait_until(lambda: worker.status("src")["tasks"][0]["state"] == "RESTARTING")
+    cluster.down = False
+    wait_until(lambda: values(cluster, "lines") == [b"1", b"2", b"3"], timeout=15)
