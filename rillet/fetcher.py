@@ -336,9 +336,9 @@ class Fetcher:
         for _header, mv in batches:
             offsets, timestamps, keys, values, headers = decode_columns(mv, validate=False)
             if any(headers):
-                headers = [[tuple(h) for h in hs] if hs else [] for hs in headers]
-            else:  # no record has headers (the common case): a fresh empty list each
-                headers = [[] for _ in headers]
+                headers = [tuple(map(tuple, hs)) if hs else () for hs in headers]
+            else:  # no record has headers (the common case)
+                headers = repeat(())
             if kd is not None:
                 keys = [None if k is None else kd(k) for k in keys]
             if vd is not None:

@@ -25,7 +25,10 @@ class RecordMetadata(NamedTuple):
 
 
 class ConsumerRecord(NamedTuple):
-    """One record returned by the consumer. ``headers`` is a list of (str, bytes | None)."""
+    """One record returned by the consumer. ``timestamp`` in ms since the epoch; ``key`` and
+    ``value`` bytes or None (or what the deserializers return); ``headers`` a tuple of
+    (str, bytes | None) pairs, ``()`` when there are none (immutable, so one shared empty tuple
+    costs nothing per record)."""
 
     topic: str
     partition: int
@@ -33,7 +36,7 @@ class ConsumerRecord(NamedTuple):
     timestamp: int
     key: Any
     value: Any
-    headers: list
+    headers: tuple
 
 
 @dataclass(frozen=True, slots=True)

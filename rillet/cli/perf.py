@@ -131,13 +131,18 @@ class _Bar:
 @click.option("--latency-sample", type=click.IntRange(1), default=50, show_default=True,
               help="Measure the latency of one record in this many.")
 @click.option("--seed", type=int, default=0)
+@click.argument("more_props", nargs=-1, metavar="[KEY=VALUE]...")
 @bootstrap_option
 def perf_produce(topic, num_records, record_size, throughput, props, key_count,
-                 latency_sample, seed, bootstrap) -> None:
-    """Produce NUM_RECORDS records of RECORD_SIZE bytes as fast as possible (or throttled)."""
+                 latency_sample, seed, more_props, bootstrap) -> None:
+    """Produce NUM_RECORDS records of RECORD_SIZE bytes as fast as possible (or throttled).
+
+    As in Kafka's tool, --producer-props takes several KEY=VALUE words:
+    `--producer-props acks=1 linger.ms=5`.
+    """
     from rillet.producer import Producer
 
-    items = [kv for p in props for kv in p.split()]
+    items = [kv for p in (*props, *more_props) for kv in p.split()]
     config = {"bootstrap.servers": resolve_brokers(bootstrap), **parse_kv(items,
                                                                           "--producer-props")}
     rng = random.Random(seed)
@@ -186,14 +191,15 @@ def perf_produce(topic, num_records, record_size, throughput, props, key_count,
 @click.option("--hide-header", is_flag=True)
 @click.option("--consumer-props", "--command-property", "props", multiple=True,
               metavar="KEY=VALUE")
+@click.argument("more_props", nargs=-1, metavar="[KEY=VALUE]...")
 @bootstrap_option
-def perf_consume(topic, messages, timeout_ms, from_latest, hide_header, props,
+def perf_consume(topic, messages, timeout_ms, from_latest, hide_header, props, more_props,
                  bootstrap) -> None:
     """Consume MESSAGES records from all partitions of TOPIC and report the rate."""
     from rillet.consumer import Consumer
     from rillet.records import TopicPartition
 
-    items = [kv for p in props for kv in p.split()]
+    items = [kv for p in (*props, *more_props) for kv in p.split()]
     config = {"bootstrap.servers": resolve_brokers(bootstrap), **parse_kv(items,
                                                                           "--consumer-props")}
     bar = _Bar(messages, "consuming")

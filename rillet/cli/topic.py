@@ -13,7 +13,15 @@ from rillet.cli.common import bootstrap_option, parse_kv, resolve_brokers
 def _admin(bootstrap: str | None):
     from rillet.admin import Admin
 
-    return Admin({"bootstrap.servers": resolve_brokers(bootstrap)})
+    timeout_ms = click.get_current_context().params.get("timeout_ms") or 15000
+    return Admin({"bootstrap.servers": resolve_brokers(bootstrap),
+                  "request.timeout.ms": timeout_ms})
+
+
+def admin_options(f):
+    f = click.option("--timeout-ms", type=click.IntRange(1), default=15000, show_default=True,
+                     help="How long to wait for the brokers.")(f)
+    return bootstrap_option(f)
 
 
 @click.group("topic")
@@ -30,8 +38,9 @@ def topic() -> None:
 @click.option("-c", "--config", "configs", multiple=True, metavar="KEY=VALUE",
               help="Topic config, e.g. retention.ms=60000 (repeatable).")
 @click.option("--if-not-exists", is_flag=True, help="Succeed if the topic already exists.")
-@bootstrap_option
-def create(names, partitions, replication_factor, configs, if_not_exists, bootstrap) -> None:
+@admin_options
+def create(names, partitions, replication_factor, configs, if_not_exists, bootstrap,
+           timeout_ms) -> None:
     """Create topics: `rillet topic create orders -p 3 -r 1 -c retention.ms=60000`."""
     from rillet.errors import TopicAlreadyExistsError
     from rillet.records import NewTopic
@@ -56,8 +65,8 @@ def create(names, partitions, replication_factor, configs, if_not_exists, bootst
 @topic.command("list")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.option("-l", "--long", "long_", is_flag=True, help="NAME PARTITIONS REPLICAS table.")
-@bootstrap_option
-def list_(fmt, long_, bootstrap) -> None:
+@admin_options
+def list_(fmt, long_, bootstrap, timeout_ms) -> None:
     """Topic names, one per line."""
     with _admin(bootstrap) as admin:
         if not long_ and fmt == "text":
@@ -76,8 +85,8 @@ def list_(fmt, long_, bootstrap) -> None:
 @topic.command("describe")
 @click.argument("names", nargs=-1)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-@bootstrap_option
-def describe(names, fmt, bootstrap) -> None:
+@admin_options
+def describe(names, fmt, bootstrap, timeout_ms) -> None:
     """Partitions with leader, replicas and ISR (kafka-topics --describe layout)."""
     with _admin(bootstrap) as admin:
         desc = admin.describe_topics(list(names) if names else None)
@@ -112,8 +121,8 @@ def describe(names, fmt, bootstrap) -> None:
               help="Set a topic config (repeatable).")
 @click.option("-d", "--delete-config", "deletes", multiple=True, metavar="KEY",
               help="Revert a topic config to its default (repeatable).")
-@bootstrap_option
-def alter(name, partitions, configs, deletes, bootstrap) -> None:
+@admin_options
+def alter(name, partitions, configs, deletes, bootstrap, timeout_ms) -> None:
     """Grow partitions and/or change topic configs."""
     if partitions is None and not configs and not deletes:
         raise click.UsageError("nothing to alter: give --partitions, --config or --delete-config")
@@ -131,8 +140,8 @@ def alter(name, partitions, configs, deletes, bootstrap) -> None:
 @topic.command("delete")
 @click.argument("names", nargs=-1, required=True)
 @click.option("--if-exists", is_flag=True, help="Succeed if a topic does not exist.")
-@bootstrap_option
-def delete(names, if_exists, bootstrap) -> None:
+@admin_options
+def delete(names, if_exists, bootstrap, timeout_ms) -> None:
     """Delete topics and their data."""
     from rillet.errors import UnknownTopicOrPartitionError
 

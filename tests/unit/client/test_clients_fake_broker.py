@@ -46,7 +46,7 @@ def test_produce_then_consume_everything_in_order(broker) -> None:
     for i, md in enumerate(metas):
         r = by_value[f"v{i}".encode()]
         assert (r.partition, r.offset, r.key) == (md.partition, md.offset, f"k{i % 10}".encode())
-        assert r.headers == [("i", str(i).encode())] and r.timestamp == md.timestamp
+        assert r.headers == (("i", str(i).encode()),) and r.timestamp == md.timestamp
 
 
 def test_delivery_callbacks_and_metadata(broker) -> None:
