@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -221,7 +222,8 @@ def sub_config(config: Mapping[str, Any], prefix: str) -> dict[str, Any]:
 
 WORKER_DEF = ConfigDef(
     [
-        key("bootstrap.servers", doc="host:port of one or more brokers"),
+        key("bootstrap.servers", doc="host:port of one or more brokers, or set "
+                                     "$RILLET_BROKERS"),
         key("rest.host.name", default="127.0.0.1"),
         key("rest.port", "int", 8083, doc="0 picks a free port (printed at start)", minimum=0),
         key("offset.flush.interval.ms", "int", 10000, minimum=1),
@@ -270,5 +272,13 @@ CONNECTOR_DEF = ConfigDef(
 )
 
 
+BROKERS_ENV = "RILLET_BROKERS"
+
+
 def parse_worker_config(raw: Mapping[str, Any], source: str = "worker config") -> dict[str, Any]:
+    """Typed worker config; ``bootstrap.servers`` defaults to $RILLET_BROKERS (which
+    ``rillet cluster up`` prints)."""
+    raw = dict(raw)
+    if not raw.get("bootstrap.servers") and os.environ.get(BROKERS_ENV):
+        raw["bootstrap.servers"] = os.environ[BROKERS_ENV]
     return WORKER_DEF.parse(raw, source=source)

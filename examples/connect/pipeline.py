@@ -55,8 +55,8 @@ def rows(db: Path) -> list[tuple]:
 
 def prepare(work: Path, bootstrap: str) -> list[Path]:
     worker = (HERE / "worker.properties").read_text()
-    worker = worker.replace("bootstrap.servers=127.0.0.1:9092", f"bootstrap.servers={bootstrap}")
     worker = worker.replace("rest.port=8083", "rest.port=0")
+    worker += f"bootstrap.servers={bootstrap}\n"
     (work / "worker.properties").write_text(worker)
     for name in ("file-source.properties", "sqlite-sink.json", "counter.properties",
                  "counter.py"):

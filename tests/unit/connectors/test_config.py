@@ -60,7 +60,8 @@ def test_unreadable_and_unparsable_files_raise_typed_errors(tmp_path):
         load_config_file(tmp_path / "bad.json")
 
 
-def test_worker_config_defaults_types_and_hints():
+def test_worker_config_defaults_types_and_hints(monkeypatch):
+    monkeypatch.delenv("RILLET_BROKERS", raising=False)
     w = parse_worker_config({"bootstrap.servers": "127.0.0.1:1", "rest.port": "0",
                              "plugin.path": "/x", "producer.linger.ms": "5"})
     assert w["rest.port"] == 0 and w["offset.storage.topic"] == "connect-offsets"
@@ -105,3 +106,12 @@ def test_plugin_loading_errors_are_clear():
         load_connector_class("no_such_module_xyz:Foo")
     with pytest.raises(PluginNotFoundError, match="not a SourceConnector"):
         load_connector_class("json:JSONDecoder")
+
+
+def test_bootstrap_servers_default_to_the_environment(monkeypatch):
+    monkeypatch.setenv("RILLET_BROKERS", "127.0.0.1:5")
+    assert parse_worker_config({})["bootstrap.servers"] == "127.0.0.1:5"
+    assert parse_worker_config({"bootstrap.servers": "h:1"})["bootstrap.servers"] == "h:1"
+    monkeypatch.delenv("RILLET_BROKERS")
+    with pytest.raises(ConnectConfigError, match="RILLET_BROKERS"):
+        parse_worker_config({})
