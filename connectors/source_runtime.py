@@ -14,9 +14,9 @@ Exactly once across a crash: a crash between 3 and 4 leaves data in the topic wh
 were not stored. On start the task reads its positions record (the log end offsets of the data
 partitions at its last commit) and scans the data partitions from there for records of this
 connector; a record polled again whose (source partition, source offset) is among them is not
-produced again. So a restart neither loses nor duplicates, provided source offsets identify a
-record (true for the file and SQLite sources, except SQLite bulk mode) and each data partition
-was written at least once before the crash.
+produced again. Before a task's first record to a topic, the current log end offsets of its partitions are
+stored as positions too. So a restart neither loses nor duplicates, provided source offsets
+identify a record (true for the file and SQLite sources, except SQLite bulk mode).
 """
 
 from __future__ import annotations
@@ -174,16 +174,31 @@ class WorkerSourceTask:
             self.already_written.discard((pkey, okey))
             return None
         if t.topic not in self.known_topics:
-            # KIP-158: create the topic (the broker does not auto-create)
-            c = self.spec.config
-            ensure_topic(self.clients, self.admin, t.topic,
-                         c["topic.creation.default.partitions"],
-                         c["topic.creation.default.replication.factor"])
-            self.known_topics.add(t.topic)
+            self._first_write_to(t.topic)
         marker = f'["{_json_str(self.name)}",{pkey},{okey}]'.encode()
         headers = [*t.headers, (SOURCE_HEADER, marker)]
         return self.producer.send(t.topic, value, key=key, headers=headers,
                                   partition=t.partition, timestamp_ms=t.timestamp)
+
+    def _first_write_to(self, topic: str) -> None:
+        """Before this task's first record to ``topic``: create it if needed (KIP-158; the
+        broker does not auto-create) and record its partitions' current log end offsets as
+        scan positions, so even a crash during this very first write is deduplicated."""
+        c = self.spec.config
+        n = ensure_topic(self.clients, self.admin, topic, c["topic.creation.default.partitions"],
+                         c["topic.creation.default.replication.factor"])
+        new = [(topic, p) for p in range(n) if (topic, p) not in self.positions]
+        if new:
+            consumer = self.clients.consumer(client_config(self.worker, "consumer"))
+            try:
+                ends = consumer.end_offsets([self.clients.topic_partition(t, p)
+                                             for t, p in new])
+            finally:
+                consumer.close()
+            for tp, end in ends.items():
+                self.positions[(tp[0], tp[1])] = int(end)
+            self._commit({})
+        self.known_topics.add(topic)
 
     def _commit(self, latest: Mapping[str, tuple[dict, dict]]) -> None:
         assert self.store is not None

@@ -366,3 +366,32 @@ def test_an_unreachable_cluster_restarts_tasks_instead_of_failing_them(tmp_path,
     wait_until(lambda: worker.status("src")["tasks"][0]["state"] == "RESTARTING")
     cluster.down = False
     wait_until(lambda: values(cluster, "lines") == [b"1", b"2", b"3"], timeout=15)
+
+
+def test_a_crash_during_the_very_first_write_is_deduplicated_too(tmp_path, cluster,
+                                                                 worker_config):
+    f = tmp_path / "in.txt"
+    f.write_text("1\n2\n")
+    cluster.create("lines", 1)
+    cluster.append("lines", 0, None, b"someone else's", [], None)
+    spec = validate_connector_config(file_source(f))
+    conn = spec.connector_class()
+    conn.start(spec.config)
+
+    def runner():
+        r = WorkerSourceTask(spec, 0, {**spec.config, **conn.task_configs(1)[0]},
+                             worker_config, cluster.clients(), conn.task_class())
+        r.start()
+        return r
+
+    r1 = runner()
+    real_commit = r1._commit
+    r1._commit = lambda latest: real_commit(latest) if not latest else 1 / 0  # crash
+    with pytest.raises(ZeroDivisionError):
+        r1.iterate()
+    r1.stop()
+    r2 = runner()
+    assert r2.scan_from == {("lines", 0): 1} and len(r2.already_written) == 2
+    r2.iterate()
+    r2.stop()
+    assert values(cluster, "lines") == [b"someone else's", b"1", b"2"]
