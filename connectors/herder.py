@@ -91,12 +91,7 @@ class Worker:
     def status(self, name: str) -> dict[str, Any]:
         spec, _ = self._get(name)
         conn = self._ask(name, "connector_status")
-        tasks = []
-        for ref in self._ask(name, "task_refs"):
-            try:
-                tasks.append(ref.proxy().status().get(timeout=ASK_TIMEOUT_S))
-            except pykka.ActorDeadError:
-                continue
+        tasks = [dict(box.value) for box in self._ask(name, "task_boxes")]
         return {"name": name, "connector": conn, "tasks": tasks, "type": spec.type}
 
     def task_status(self, name: str, task_id: int) -> dict[str, Any]:

@@ -67,6 +67,22 @@ def format_trace(error: BaseException) -> str:
     return "".join(traceback.format_exception(type(error), error, error.__traceback__))
 
 
+class StatusBox:
+    """A task's last published status: written by its actor, read by any thread without a
+    message, so a status request never waits for a busy task."""
+
+    def __init__(self, task_id: int, worker_id: str) -> None:
+        self.value: dict[str, Any] = {"id": task_id, "state": UNASSIGNED,
+                                      "worker_id": worker_id}
+
+
+@dataclass(frozen=True, slots=True)
+class _TaskHandle:
+    ref: Any
+    stop_event: threading.Event
+    box: StatusBox
+
+
 @dataclass(frozen=True, slots=True)
 class _Tick:
     generation: int
@@ -81,8 +97,10 @@ class TaskActor(pykka.ThreadingActor):
     """Hosts one WorkerSourceTask / WorkerSinkTask (``runner``)."""
 
     def __init__(self, runner: Any, connector: str, task_id: int, worker_id: str,
-                 stop_event: threading.Event, paused: bool = False) -> None:
+                 stop_event: threading.Event, paused: bool = False,
+                 box: StatusBox | None = None) -> None:
         super().__init__()
+        self.box = box or StatusBox(task_id, worker_id)
         self.runner = runner
         self.connector = connector
         self.task_id = task_id
@@ -188,6 +206,7 @@ class TaskActor(pykka.ThreadingActor):
 
     def _set(self, state: str) -> None:
         self.state = transition(self.state, state)
+        self.box.value = self.status()  # one atomic reference swap
         self.log.info("task {}-{} is {}", self.connector, self.task_id, state)
 
     def _fail(self, error: BaseException) -> None:
@@ -237,7 +256,7 @@ class ConnectorActor(pykka.ThreadingActor):
         self.trace: str | None = None
         self.connector: Any = None
         self.task_configs: list[dict[str, Any]] = []
-        self.tasks: list[tuple[Any, threading.Event]] = []
+        self.tasks: list[_TaskHandle] = []
         self.restart_tasks_on_resume = False
         self.log = logger.bind(connector=spec.name)
 
@@ -268,7 +287,10 @@ class ConnectorActor(pykka.ThreadingActor):
         return out
 
     def task_refs(self) -> list[Any]:
-        return [ref for ref, _ in self.tasks]
+        return [t.ref for t in self.tasks]
+
+    def task_boxes(self) -> list[StatusBox]:
+        return [t.box for t in self.tasks]
 
     def pause(self) -> list[Any]:
         """Marks the connector PAUSED; returns the task actors for the caller to pause (so
@@ -313,9 +335,12 @@ class ConnectorActor(pykka.ThreadingActor):
     def restart_task(self, task_id: int) -> bool:
         if not 0 <= task_id < len(self.tasks):
             return False
-        ref, ev = self.tasks[task_id]
-        ev.set()
-        ref.stop(block=True, timeout=30)
+        old = self.tasks[task_id]
+        old.stop_event.set()
+        try:
+            old.ref.stop(block=True, timeout=30)
+        except pykka.ActorDeadError:
+            pass
         self.tasks[task_id] = self._spawn(task_id, paused=self.state == PAUSED)
         return True
 
@@ -348,7 +373,7 @@ class ConnectorActor(pykka.ThreadingActor):
                 self.log.warning("connector stop failed: {}", e)
             self.connector = None
 
-    def _spawn(self, task_id: int, paused: bool) -> tuple[Any, threading.Event]:
+    def _spawn(self, task_id: int, paused: bool) -> _TaskHandle:
         ev = threading.Event()
         cfg = {**self.spec.config, **self.task_configs[task_id]}
         cls = self.connector.task_class()
@@ -358,18 +383,19 @@ class ConnectorActor(pykka.ThreadingActor):
             runner = WorkerSinkTask(self.spec, task_id, len(self.task_configs), cfg, **common)
         else:
             runner = WorkerSourceTask(self.spec, task_id, cfg, **common)
-        ref = TaskActor.start(runner, self.spec.name, task_id, self.worker_id, ev, paused)
-        return ref, ev
+        box = StatusBox(task_id, self.worker_id)
+        ref = TaskActor.start(runner, self.spec.name, task_id, self.worker_id, ev, paused, box)
+        return _TaskHandle(ref, ev, box)
 
     def _start_tasks(self, paused: bool) -> None:
         self.tasks = [self._spawn(i, paused) for i in range(len(self.task_configs))]
 
     def _stop_tasks(self) -> None:
-        for _, ev in self.tasks:
-            ev.set()  # cut retry backoffs short
-        for ref, _ in self.tasks:
+        for t in self.tasks:
+            t.stop_event.set()  # cut retry backoffs short
+        for t in self.tasks:
             try:
-                ref.stop(block=True, timeout=30)
+                t.ref.stop(block=True, timeout=30)
             except pykka.ActorDeadError:
                 pass
             except pykka.Timeout:
