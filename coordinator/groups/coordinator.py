@@ -102,6 +102,8 @@ GROUP_TRANSITIONS: dict[GroupState, frozenset[GroupState]] = {
 }
 """Group state before a call -> states legal after it (Dead = absent from the state)."""
 
+_LIVE_MOVES_LEGAL = all(t in GROUP_TRANSITIONS[s] for s in _ALL for t in _ALL)
+
 INTERNAL_TOPIC_PREFIX = "__"
 
 
@@ -113,12 +115,31 @@ def resolve_topics(member: ConsumerGroupMember, topics: Mapping[str, int]) -> fr
     """The existing topics (keys of ``topics``) a member subscribes to by name or regex."""
     out = {t for t in member.subscribed_topic_names if t in topics}
     if member.subscribed_topic_regex:
-        pattern = re.compile(member.subscribed_topic_regex)
-        out.update(
-            t for t in topics
-            if not t.startswith(INTERNAL_TOPIC_PREFIX) and pattern.fullmatch(t)
-        )
+        out.update(_regex_topics(member.subscribed_topic_regex, topics))
     return frozenset(out)
+
+
+def _regex_topics(regex: str, topics: Iterable[str]) -> set[str]:
+    pattern = re.compile(regex)
+    return {t for t in topics if not t.startswith(INTERNAL_TOPIC_PREFIX) and pattern.fullmatch(t)}
+
+
+def subscribed_topics(
+    members: Iterable[ConsumerGroupMember], topics: Mapping[str, int]
+) -> dict[str, int]:
+    """Subscription metadata of a group: every existing topic some member subscribes to.
+    Each distinct regex is matched once, however many members share it."""
+    names: set[str] = set()
+    regexes: set[str] = set()
+    for topic_names, regex in {(m.subscribed_topic_names, m.subscribed_topic_regex)
+                               for m in members}:
+        names.update(topic_names)
+        if regex:
+            regexes.add(regex)
+    found = {t for t in names if t in topics}
+    for regex in sorted(regexes):
+        found |= _regex_topics(regex, topics)
+    return {t: topics[t] for t in sorted(found)}
 
 
 class GroupCoordinator:
@@ -184,7 +205,7 @@ class GroupCoordinator:
 
         member = b.members[req.member_id]
         owned = frozenset() if req.member_epoch == JOIN_GROUP_MEMBER_EPOCH else req.owned_partitions
-        owners = b.owners()
+        owners = _LazyOwners(b)
         new = reconcile(
             member,
             target_epoch=b.assignment_epoch,
@@ -442,11 +463,7 @@ class GroupCoordinator:
     def _update_group_epoch(self, b: GroupBuilder, topics: Mapping[str, int], bump: bool) -> None:
         """Refresh the subscription metadata, bump the epoch if anything changed, and
         recompute the target assignment when it is behind the group epoch."""
-        subscribed: dict[str, int] = {}
-        for m in b.members.values():
-            for t in resolve_topics(m, topics):
-                subscribed[t] = topics[t]
-        subscribed = dict(sorted(subscribed.items()))
+        subscribed = subscribed_topics(b.members.values(), topics)
         if subscribed != b.subscribed_topics:
             b.emit(PartitionMetadataRecord(group_id=b.group_id, topics=tuple(subscribed.items())))
             bump = True
@@ -535,12 +552,17 @@ class GroupCoordinator:
         """Adopt the builders' groups and timer changes (member id -> deadline or None)."""
         groups = dict(state.groups)
         for b in builders:
-            before = group_state(state.groups.get(b.group_id))
             group = b.build()
-            after = GroupState.DEAD if group.is_empty_shell() else group.state
-            if after not in GROUP_TRANSITIONS[before]:
-                raise IllegalTransition(f"group {before} -> {after}", group_id=b.group_id)
-            if after is GroupState.DEAD:
+            old = state.groups.get(b.group_id)
+            dead = group.is_empty_shell()
+            # Deriving a group's state is O(members): skip it when the table allows every
+            # move between live states and neither side is Dead.
+            if old is None or dead or not _LIVE_MOVES_LEGAL:
+                before = group_state(old)
+                after = GroupState.DEAD if dead else group.state
+                if after not in GROUP_TRANSITIONS[before]:
+                    raise IllegalTransition(f"group {before} -> {after}", group_id=b.group_id)
+            if dead:
                 groups.pop(b.group_id, None)
             else:
                 groups[b.group_id] = group
@@ -572,6 +594,28 @@ def _check_epoch(member: ConsumerGroupMember, req: ConsumerGroupHeartbeatRequest
             raise FencedMemberEpochError(
                 f"epoch {epoch} is older than the member's {member.member_epoch}", **ids
             )
+
+
+class _LazyOwners(Mapping[TopicPartition, str]):
+    """Partition -> owning member, computed (O(partitions)) only if reconciliation asks."""
+
+    def __init__(self, b: GroupBuilder) -> None:
+        self._b = b
+        self._map: dict[TopicPartition, str] | None = None
+
+    def _get(self) -> dict[TopicPartition, str]:
+        if self._map is None:
+            self._map = self._b.owners()
+        return self._map
+
+    def __getitem__(self, tp: TopicPartition) -> str:
+        return self._get()[tp]
+
+    def __iter__(self):
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
 
 
 def _has_timer(timers: Mapping[str, Mapping[str, int]], gid: str, mid: str) -> bool:

@@ -146,6 +146,6 @@ def check_transition(
     if new.state is MemberState.UNREVOKED_PARTITIONS and not new.assigned <= old.assigned:
         raise illegal("a member that must revoke gets no new partitions")
     gained = new.owned - old.owned
-    stolen = {tp for tp in gained if owners.get(tp, new.member_id) != new.member_id}
+    stolen = gained and {tp for tp in gained if owners.get(tp, new.member_id) != new.member_id}
     if stolen:
         raise illegal(f"partitions still owned by another member: {sorted(stolen)}")

@@ -285,17 +285,25 @@ class GroupBuilder:
     """
 
     __slots__ = ("group_id", "group_epoch", "assignment_epoch", "subscribed_topics", "members",
-                 "target", "offsets", "emitted")
+                 "target", "offsets", "emitted", "_copied")
 
     def __init__(self, group: ConsumerGroup) -> None:
         self.emitted: list[GroupRecord] = []
         self.group_id = group.group_id
         self.group_epoch = group.group_epoch
         self.assignment_epoch = group.assignment_epoch
-        self.subscribed_topics = dict(group.subscribed_topics)
-        self.members = dict(group.members)
-        self.target = dict(group.target)
-        self.offsets = dict(group.offsets)
+        # Copy-on-write: the group's dicts are shared until a record changes one of them.
+        self.subscribed_topics = group.subscribed_topics
+        self.members = group.members
+        self.target = group.target
+        self.offsets = group.offsets
+        self._copied: set[str] = set()
+
+    def _own(self, name: str) -> dict:
+        if name not in self._copied:
+            setattr(self, name, dict(getattr(self, name)))
+            self._copied.add(name)
+        return getattr(self, name)
 
     def emit(self, record: GroupRecord) -> None:
         """Record ``record`` as a decision of the current handler and apply it."""
@@ -324,8 +332,9 @@ class GroupBuilder:
                 self.group_epoch = record.epoch
             case PartitionMetadataRecord():
                 self.subscribed_topics = dict(record.topics)
+                self._copied.add("subscribed_topics")
             case MemberMetadataRecord():
-                self.members[record.member_id] = replace(
+                self._own("members")[record.member_id] = replace(
                     self._member(record.member_id),
                     instance_id=record.instance_id,
                     rack_id=record.rack_id,
@@ -337,11 +346,14 @@ class GroupBuilder:
                     server_assignor=record.server_assignor,
                 )
             case TargetMemberRecord():
-                self.target[record.member_id] = record.partitions
+                if record.partitions:
+                    self._own("target")[record.member_id] = record.partitions
+                elif record.member_id in self.target:
+                    del self._own("target")[record.member_id]
             case TargetMetadataRecord():
                 self.assignment_epoch = record.assignment_epoch
             case CurrentMemberRecord():
-                self.members[record.member_id] = replace(
+                self._own("members")[record.member_id] = replace(
                     self._member(record.member_id),
                     member_epoch=record.member_epoch,
                     previous_member_epoch=record.previous_member_epoch,
@@ -350,7 +362,7 @@ class GroupBuilder:
                     pending_revocation=record.pending_revocation,
                 )
             case OffsetCommitRecord():
-                self.offsets[TopicPartition(record.topic, record.partition)] = OffsetAndMetadata(
+                self._own("offsets")[TopicPartition(record.topic, record.partition)] = OffsetAndMetadata(
                     offset=record.offset,
                     leader_epoch=record.leader_epoch,
                     metadata=record.metadata,
@@ -365,32 +377,37 @@ class GroupBuilder:
                 self.group_epoch = 0
             case "partition_metadata":
                 self.subscribed_topics = {}
+                self._copied.add("subscribed_topics")
             case "member_metadata":
-                self.members.pop(t.member_id, None)
+                if t.member_id in self.members:
+                    del self._own("members")[t.member_id]
             case "target_member":
-                self.target.pop(t.member_id, None)
+                if t.member_id in self.target:
+                    del self._own("target")[t.member_id]
             case "target_metadata":
                 self.assignment_epoch = 0
             case "current_member":
                 # The member's subscription tombstone follows and removes it; reset meanwhile.
                 if t.member_id in self.members:
-                    self.members[t.member_id] = replace(
+                    self._own("members")[t.member_id] = replace(
                         self.members[t.member_id],
                         member_epoch=0, previous_member_epoch=-1, state=MemberState.STABLE,
                         assigned=frozenset(), pending_revocation=frozenset(),
                     )
             case "offset_commit":
-                self.offsets.pop(TopicPartition(t.topic, t.partition), None)
+                tp = TopicPartition(t.topic, t.partition)
+                if tp in self.offsets:
+                    del self._own("offsets")[tp]
 
     def build(self) -> ConsumerGroup:
         return ConsumerGroup(
             group_id=self.group_id,
             group_epoch=self.group_epoch,
             assignment_epoch=self.assignment_epoch,
-            subscribed_topics=dict(self.subscribed_topics),
-            members=dict(self.members),
-            target={m: ps for m, ps in self.target.items() if ps},
-            offsets=dict(self.offsets),
+            subscribed_topics=self.subscribed_topics,
+            members=self.members,
+            target=self.target,
+            offsets=self.offsets,
         )
 
 

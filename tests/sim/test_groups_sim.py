@@ -29,8 +29,8 @@ def test_range_group_under_churn(seed: int) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1800)
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("assignor", ["uniform", "range"])
 def test_many_seeds_bigger_groups(assignor: str) -> None:
-    for seed in range(2000, 2300):
+    for seed in range(2000, 2150):
         run_seed(seed, SimConfig(assignor=assignor, clients=20, churn_ms=60_000, loss=0.05))
