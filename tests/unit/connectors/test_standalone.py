@@ -58,3 +58,17 @@ def test_every_config_problem_is_reported_before_starting(tmp_path):
                   tmp_path / "source.properties"])
     msg = str(e.value)
     assert "needs 'topics'" in msg and "used twice" in msg and "missing required key 'file'" in msg
+
+
+def test_the_cli_exits_2_with_every_problem_listed(tmp_path):
+    from click.testing import CliRunner
+
+    from rillet.cli.connect import connect
+
+    write_configs(tmp_path)
+    (tmp_path / "bad.properties").write_text("name=x\nconnector.class=file-source\nfile=f\n"
+                                             "topic=t\nbatch.sise=5\n")
+    res = CliRunner().invoke(connect, ["standalone", str(tmp_path / "worker.properties"),
+                                       str(tmp_path / "bad.properties")])
+    assert res.exit_code == 2
+    assert "unknown key 'batch.sise' (did you mean 'batch.size'?)" in res.output
