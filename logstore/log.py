@@ -328,7 +328,8 @@ class PartitionLog:
         Stops before ``max_bytes`` would be exceeded, but returns at least one whole batch;
         stops before any batch whose last offset >= ``max_offset`` (the high watermark) if
         given. b"" at the log end (or when nothing is below max_offset).
-        OffsetOutOfRangeError outside [log_start_offset, log_end_offset].
+        OffsetOutOfRangeError outside [log_start_offset, log_end_offset]; CorruptBatchError
+        if a header on disk is damaged (bit rot in a trusted segment).
         """
         self._check_usable()
         leo = self.log_end_offset
@@ -340,8 +341,6 @@ class PartitionLog:
                 data = seg.read(offset, max_bytes, max_offset)
             except OSError as exc:
                 self._fail(exc)
-            except CorruptBatchError as exc:  # on-disk corruption found by a reader
-                raise LogFailedError(f"corrupt segment {seg.base_offset}: {exc}", exc) from exc
             if data:
                 return data
             if max_offset is not None and seg.next_offset > max_offset:

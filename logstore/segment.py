@@ -208,8 +208,10 @@ class Segment:
         limit = start + max(max_bytes, 0)
         end = self._index_boundary(start, limit, max_offset)
         if end <= start:
+            # No index entry to go by: walk the headers after the first batch.
             end = start + first.length
-            for pos, header in walk(self.file, end, min(limit, self.size), check=False):
+            chunk = self.index_interval_bytes + 512
+            for pos, header in walk(self.file, end, self.size, check=False, chunk=chunk):
                 if pos + header.length > limit or (
                     max_offset is not None and header.last_offset >= max_offset
                 ):

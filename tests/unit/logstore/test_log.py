@@ -97,6 +97,22 @@ def test_read_bounds_max_bytes_and_max_offset(tmp_path):
         assert any(r.offset == off for r in records(log.read(off, 1)))
 
 
+@pytest.mark.parametrize("interval", [0, 100, 10**6])
+def test_read_with_sparse_or_no_index(tmp_path, interval):
+    log = PartitionLog.open(tmp_path, LogConfig(index_interval_bytes=interval), 0)
+    fill(log, 20)
+    one = read_header(log.read(0, 1 << 20)).length
+    for max_bytes in (1, one, int(1.5 * one), 2 * one + 10, 7 * one - 1, 1 << 20):
+        for start in range(0, 60, 7):
+            data = log.read(start, max_bytes)
+            sizes = [h.length for h, _ in iter_batches(data)]  # whole batches only
+            assert sum(sizes) <= max(max_bytes, sizes[0])
+            assert read_header(data).base_offset == start - start % 3
+            if interval == 0 and max_bytes >= 2 * one + 10 and start < 57:
+                assert len(sizes) >= 2  # with a dense index or a scan, reads are not starved
+    assert [r.offset for r in read_all(log, max_bytes=int(2.5 * one))] == list(range(60))
+
+
 def test_offset_for_timestamp(tmp_path):
     log = PartitionLog.open(tmp_path, SMALL, 0)
     for i in range(40):
