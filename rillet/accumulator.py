@@ -177,6 +177,11 @@ class RecordAccumulator:
         # notified when bytes are released; shares the lock that guards buffered_bytes
         self.space = threading.Condition(self.lock)
         self.buffered_bytes = 0
+        self.ready_bytes = 0  # closed batches not yet drained
+        # set by the sender: wake it for a new batch only when idle, for a full batch only
+        # once ready_bytes reaches wake_bytes (it coalesces while requests are in flight)
+        self.sender_idle = True
+        self.wake_bytes = 0
         self._open: dict[tuple[str, int], ProducerBatch] = {}
         self._ready: deque[ProducerBatch] = deque()
 
@@ -196,7 +201,8 @@ class RecordAccumulator:
                 self._ready.append(batch)
                 batch.reserved = batch.size
                 self.buffered_bytes += batch.size
-        if full or fresh:  # full: send it; fresh: the sender must arm its linger timer
+                self.ready_bytes += batch.size
+        if (full and self.ready_bytes >= self.wake_bytes) or (fresh and self.sender_idle):
             self.wakeup.set()
         return batch, index, full
 
@@ -205,6 +211,7 @@ class RecordAccumulator:
         with self.lock:
             out = list(self._ready)
             self._ready.clear()
+            self.ready_bytes = 0
             if self._open:
                 linger = self.linger_ms
                 for tp, batch in list(self._open.items()):

@@ -43,6 +43,10 @@ def _monotonic_ms() -> float:
     return time.monotonic() * 1000
 
 
+def _earliest(a: float | None, b: float) -> float:
+    return b if a is None or b < a else a
+
+
 class Sender(threading.Thread):
     def __init__(self, client: NetworkClient, accumulator: RecordAccumulator, *, acks: int,
                  retries: int, retry_backoff_ms: int, retry_backoff_max_ms: int,
@@ -64,6 +68,8 @@ class Sender(threading.Thread):
         self.responses: deque[tuple[str, list[ProducerBatch], Future]] = deque()
         self.in_flight: dict[str, int] = defaultdict(int)
         self.waiting: deque[ProducerBatch] = deque()  # drained, not yet sent (retries too)
+        self.waiting_overflow: list[ProducerBatch] = []  # did not fit in max.request.size
+        self.coalesce_bytes = min(max_request_size // 2, 256 * 1024)
         self.incomplete: set[ProducerBatch] = set()
         self.incomplete_lock = threading.Lock()
         self.flush_requests = 0
@@ -98,12 +104,19 @@ class Sender(threading.Thread):
                     self.waiting.extend(drained)
                 if self.force_close:
                     break
-                if self.waiting:
-                    self._send_ready(now)
+                attention = self._send_ready(now, flush) if self.waiting else None
                 if self.closing and not self.incomplete and not acc.has_unsent():
                     break
-                timeout = self._next_wakeup(now)
-                acc.wakeup.wait(timeout)
+                expiry = acc.next_expiry_ms()
+                deadlines = [d for d in (expiry, attention) if d is not None]
+                # Wake-ups from send(): a new batch only if nothing would wake us before its
+                # linger expires; a full batch only once enough is ready to be worth a request.
+                acc.sender_idle = expiry is None
+                held = sum(b.reserved for b in self.waiting)
+                acc.wake_bytes = (max(0, self.coalesce_bytes - held)
+                                  if any(self.in_flight.values()) else 0)
+                timeout = 0.5 if not deadlines else max(0.0, (min(deadlines) - now) / 1000)
+                acc.wakeup.wait(min(0.5, timeout))
                 acc.wakeup.clear()
         finally:
             error = ProducerClosedError("the producer was closed before the record was sent")
@@ -111,21 +124,13 @@ class Sender(threading.Thread):
             for batch in list(self.incomplete):
                 self._finish(batch, -1, error)
 
-    def _next_wakeup(self, now: float) -> float:
-        deadlines = []
-        expiry = self.acc.next_expiry_ms()
-        if expiry is not None:
-            deadlines.append(expiry)
-        if self.waiting:
-            deadlines.append(min(b.retry_at_ms for b in self.waiting))
-        if not deadlines:
-            return 0.5
-        return min(0.5, max(0.0, (min(deadlines) - now) / 1000))
-
-    def _send_ready(self, now: float) -> None:
+    def _send_ready(self, now: float, flush: bool) -> float | None:
+        """Send what can go now; returns when a held batch next needs attention."""
         by_leader: dict[str, list[ProducerBatch]] = defaultdict(list)
         keep: deque[ProducerBatch] = deque()
+        attention: float | None = None
         missing_leader = False
+        leaders: dict[tuple[str, int], str | None] = {}
         for batch in self.waiting:
             if now - batch.created_ms >= self.delivery_timeout_ms:
                 self._finish(batch, -1, DeliveryTimeoutError(
@@ -134,18 +139,41 @@ class Sender(threading.Thread):
                 continue
             if batch.retry_at_ms > now:
                 keep.append(batch)
+                attention = _earliest(attention, batch.retry_at_ms)
                 continue
-            address = self.client.leader_address(batch.topic, batch.partition)
-            if address is None or self.in_flight[address] >= self.max_in_flight:
-                missing_leader |= address is None
+            tp = (batch.topic, batch.partition)
+            address = leaders.get(tp, "")
+            if address == "":
+                address = leaders[tp] = self.client.leader_address(*tp)
+            if address is None:
+                missing_leader = True
+                batch.retry_at_ms = now + self.backoff_ms
                 keep.append(batch)
+                attention = _earliest(attention, batch.retry_at_ms)
                 continue
             by_leader[address].append(batch)
-        self.waiting = keep
         if missing_leader:
             self.client.request_metadata_update()
         for address, batches in by_leader.items():
+            in_flight = self.in_flight[address]
+            # Coalesce: while a request to this broker is in flight, send another only once
+            # enough waits for a big request (or the oldest batch waited a while). Fewer,
+            # larger requests cost less per record on both sides than a request per batch.
+            hold_until = batches[0].created_ms + 2 * self.acc.linger_ms + 10
+            if in_flight >= self.max_in_flight or (
+                    in_flight and not flush and now < hold_until
+                    and sum(b.reserved for b in batches) < self.coalesce_bytes):
+                keep.extend(batches)
+                if in_flight < self.max_in_flight:
+                    attention = _earliest(attention, hold_until)
+                continue  # a response arriving wakes the sender too
             self._send_to(address, batches)
+        if self.waiting_overflow:
+            keep.extend(self.waiting_overflow)
+            self.waiting_overflow = []
+            attention = now
+        self.waiting = keep
+        return attention
 
     def _send_to(self, address: str, batches: list[ProducerBatch]) -> None:
         # Several batches of one partition travel together (concatenated, in order): one
@@ -160,7 +188,7 @@ class Sender(threading.Thread):
                 continue
             size += len(data)
             groups[batch.topic][batch.partition].append(batch)
-        self.waiting.extendleft(reversed(overflow))
+        self.waiting_overflow.extend(overflow)
         topics = []
         sent: list[ProducerBatch] = []
         for topic, parts in groups.items():
