@@ -177,8 +177,15 @@ class WorkerSourceTask:
             self._first_write_to(t.topic)
         marker = f'["{_json_str(self.name)}",{pkey},{okey}]'.encode()
         headers = [*t.headers, (SOURCE_HEADER, marker)]
-        return self.producer.send(t.topic, value, key=key, headers=headers,
-                                  partition=t.partition, timestamp_ms=t.timestamp)
+        try:
+            return self.producer.send(t.topic, value, key=key, headers=headers,
+                                      partition=t.partition, timestamp_ms=t.timestamp)
+        except Exception as e:  # too large, bad partition, ...
+            if is_retriable(e):
+                raise
+            self.handler.handle("KAFKA_PRODUCE", e, ctx, executing="producer", raw_key=key,
+                                raw_value=value)
+            return None
 
     def _first_write_to(self, topic: str) -> None:
         """Before this task's first record to ``topic``: create it if needed (KIP-158; the

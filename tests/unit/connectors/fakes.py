@@ -16,6 +16,7 @@ from rillet.connectors.clients import Clients
 
 from rillet.errors import (
     BrokerUnavailableError,
+    MessageTooLargeError,
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
 )
@@ -36,6 +37,9 @@ class FakeCluster:
         self.lock = threading.Condition()
         self.fail_topics: set[str] = set()
         self.down = False  # every client call fails with a retriable error
+        # send() raises MessageTooLargeError above this (not to the topic "dlq", so a test
+        # can find the rejected record there)
+        self.max_value_bytes = 1 << 20
         self.closed_clients = 0
         self.open_clients = 0
 
@@ -101,6 +105,8 @@ class FakeProducer:
         assert not self.closed
         for v in (key, value):
             assert v is None or isinstance(v, bytes), f"producer given {type(v)}"
+        if value is not None and len(value) > self.cluster.max_value_bytes and topic != "dlq":
+            raise MessageTooLargeError(f"record of {len(value)} bytes is too large")
         fut = FakeFuture()
         if self.cluster.down:
             fut.set_exception(BrokerUnavailableError("the fake cluster is down"))

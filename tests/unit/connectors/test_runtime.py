@@ -395,3 +395,15 @@ def test_a_crash_during_the_very_first_write_is_deduplicated_too(tmp_path, clust
     r2.iterate()
     r2.stop()
     assert values(cluster, "lines") == [b"someone else's", b"1", b"2"]
+
+
+def test_a_record_the_producer_rejects_is_tolerated_like_any_other(tmp_path, cluster, worker):
+    f = tmp_path / "in.txt"
+    f.write_text("ok\n" + "x" * 100 + "\nok2\n")
+    cluster.max_value_bytes = 50
+    worker.add_connector(file_source(f, **{"errors.tolerance": "all",
+                                           "errors.deadletterqueue.topic.name": "dlq"}))
+    wait_until(lambda: values(cluster, "lines") == [b"ok", b"ok2"])
+    h = dict(cluster.records("dlq")[0].headers)
+    assert h["__connect.errors.stage"] == b"KAFKA_PRODUCE"
+    assert b"MessageTooLargeError" in h["__connect.errors.exception.class.name"]
