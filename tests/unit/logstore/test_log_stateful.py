@@ -130,7 +130,8 @@ class LogMachine(RuleBasedStateMachine):
 
     @rule()
     def clean_restart(self):
-        self.log.close()
+        self.log.close()  # flushes
+        self.flushed = self.leo
         self.reopen()
         assert self.log.recovered_from is None
         self.check_everything()
