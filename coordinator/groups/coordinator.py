@@ -79,6 +79,7 @@ from .model import (
     GroupState,
     MemberState,
     TopicPartition,
+    valid_partition,
 )
 from .reconciliation import check_transition, reconcile
 from .records import (
@@ -204,7 +205,11 @@ class GroupCoordinator:
         self._update_group_epoch(b, topics, bump)
 
         member = b.members[req.member_id]
-        owned = frozenset() if req.member_epoch == JOIN_GROUP_MEMBER_EPOCH else req.owned_partitions
+        owned = (
+            frozenset() if req.member_epoch == JOIN_GROUP_MEMBER_EPOCH
+            else None if req.owned_partitions is None
+            else frozenset(TopicPartition(*tp) for tp in req.owned_partitions)
+        )
         owners = _LazyOwners(b)
         new = reconcile(
             member,
@@ -252,6 +257,8 @@ class GroupCoordinator:
             raise bad("member_id must not be empty (the client generates a UUID)")
         if req.instance_id is not None and not req.instance_id:
             raise bad("instance_id must be null or non-empty")
+        if not isinstance(req.member_epoch, int) or isinstance(req.member_epoch, bool):
+            raise bad("member_epoch must be an integer")
         if req.member_epoch < LEAVE_GROUP_STATIC_MEMBER_EPOCH:
             raise bad(f"invalid member_epoch {req.member_epoch}")
         if req.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH and req.instance_id is None:
@@ -264,10 +271,21 @@ class GroupCoordinator:
                           "when joining")
             if req.owned_partitions:
                 raise bad("owned_partitions must be empty when joining")
-        if req.owned_partitions is not None and any(
-            not tp.topic or tp.partition < 0 for tp in req.owned_partitions
+        if req.owned_partitions is not None and not all(
+            valid_partition(tp) for tp in req.owned_partitions
         ):
             raise bad("owned_partitions has an invalid topic partition")
+        if req.subscribed_topic_names is not None and not all(
+            isinstance(t, str) and t for t in req.subscribed_topic_names
+        ):
+            raise bad("subscribed_topic_names must be non-empty strings")
+        for name in ("subscribed_topic_regex", "server_assignor", "rack_id"):
+            if not isinstance(getattr(req, name), str | None):
+                raise bad(f"{name} must be a string or null")
+        if not isinstance(req.client_id, str) or not isinstance(req.client_host, str):
+            raise bad("client_id and client_host must be strings")
+        if not isinstance(req.rebalance_timeout_ms, int):
+            raise bad("rebalance_timeout_ms must be an integer")
         if req.subscribed_topic_regex:
             try:
                 re.compile(req.subscribed_topic_regex)

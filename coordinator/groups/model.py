@@ -32,6 +32,19 @@ class TopicPartition(NamedTuple):
     partition: int
 
 
+def valid_partition(tp: object) -> bool:
+    """A (topic, partition) pair with a non-empty topic name and a partition >= 0."""
+    return (
+        isinstance(tp, tuple)
+        and len(tp) == 2
+        and isinstance(tp[0], str)
+        and bool(tp[0])
+        and isinstance(tp[1], int)
+        and not isinstance(tp[1], bool)
+        and tp[1] >= 0
+    )
+
+
 class MemberState(enum.StrEnum):
     """Reconciliation state of one member (Kafka's ``MemberState``)."""
 

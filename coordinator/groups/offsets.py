@@ -32,7 +32,14 @@ from .messages import (
     OffsetFetchResponse,
     Result,
 )
-from .model import ConsumerGroup, CoordinatorState, GroupConfig, GroupState, TopicPartition
+from .model import (
+    ConsumerGroup,
+    CoordinatorState,
+    GroupConfig,
+    GroupState,
+    TopicPartition,
+    valid_partition,
+)
 from .records import GroupBuilder, OffsetCommitRecord, Tombstone, apply
 
 NONE = 0
@@ -60,9 +67,15 @@ def commit_offsets(
     """OffsetCommit: one record per accepted partition; per-partition errors in the reply."""
     if not req.group_id:
         raise InvalidRequestError("group_id must not be empty")
+    if not isinstance(req.group_id, str) or not isinstance(req.member_id, str):
+        raise InvalidRequestError("group_id and member_id must be strings")
     for tp, c in req.offsets.items():
-        if not tp.topic or tp.partition < 0 or c.offset < 0:
-            raise InvalidRequestError(f"invalid offset commit {tp}: {c.offset}",
+        if not (
+            valid_partition(tp)
+            and isinstance(c.offset, int) and c.offset >= 0
+            and isinstance(c.leader_epoch, int) and isinstance(c.metadata, str)
+        ):
+            raise InvalidRequestError(f"invalid offset commit {tp}: {c!r}",
                                       group_id=req.group_id)
     group = state.groups.get(req.group_id)
     simple = req.member_epoch < 0 and not req.member_id
@@ -78,11 +91,12 @@ def commit_offsets(
     errors: dict[TopicPartition, int] = {}
     for tp in sorted(req.offsets):
         c = req.offsets[tp]
+        tp = TopicPartition(*tp)
         if len(c.metadata.encode()) > config.offset_metadata_max_bytes:
             errors[tp] = OffsetMetadataTooLargeError.code
             continue
         b.emit(OffsetCommitRecord(
-            group_id=req.group_id, topic=tp.topic, partition=tp.partition, offset=c.offset,
+            group_id=req.group_id, topic=tp[0], partition=tp[1], offset=c.offset,
             leader_epoch=c.leader_epoch, metadata=c.metadata, commit_timestamp_ms=now_ms,
         ))
         errors[tp] = NONE

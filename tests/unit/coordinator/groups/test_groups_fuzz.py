@@ -78,6 +78,43 @@ json_like = st.recursive(
 )
 
 
+weird = st.one_of(st.none(), st.integers(), st.text(max_size=3), st.booleans(), st.floats())
+
+
+@given(
+    names=st.lists(weird, max_size=3).map(tuple),
+    owned=st.frozensets(st.tuples(weird, weird) | st.tuples(weird), max_size=3),
+    regex=weird, epoch=weird, client_id=weird,
+    offsets=st.dictionaries(st.tuples(weird, weird), st.builds(
+        CommitOffset, offset=weird, leader_epoch=weird, metadata=weird), max_size=2),
+)
+def test_ill_typed_requests_get_invalid_request(names, owned, regex, epoch, client_id,
+                                                offsets) -> None:
+    h = Harness()
+    reqs = [
+        ConsumerGroupHeartbeatRequest(
+            group_id="g", member_id="a", member_epoch=0, rebalance_timeout_ms=100,
+            subscribed_topic_names=names, subscribed_topic_regex=regex),
+        ConsumerGroupHeartbeatRequest(
+            group_id="g", member_id="a", member_epoch=epoch, owned_partitions=owned,
+            client_id=client_id),
+    ]
+    for req in reqs:
+        try:
+            h.run(h.gc.heartbeat(h.state, req, h.topics, 0))
+        except IllegalTransition:
+            raise
+        except GroupError:
+            pass
+    try:
+        h.run(h.gc.commit_offsets(h.state, OffsetCommitRequest(group_id="g", offsets=offsets), 0))
+    except IllegalTransition:
+        raise
+    except GroupError:
+        pass
+    assert h.replayed() == h.state
+
+
 @given(st.dictionaries(st.sampled_from(["type", "group_id", "member_id", "topic",
                                         "partition"]), json_like),
        st.one_of(st.none(), st.dictionaries(st.text(max_size=12), json_like, max_size=6)))
