@@ -356,6 +356,18 @@ class PartitionLog:
                 return max(found, self._log_start_offset)
         return None
 
+    def batch_headers(self, from_offset: int | None = None):
+        """Headers of every batch from the one containing ``from_offset`` (default: the log
+        start) to the log end, without reading payloads: for rebuilding derived state such as
+        producer sequences. A generator; do not append or truncate while iterating."""
+        self._check_usable()
+        offset = self._log_start_offset if from_offset is None else from_offset
+        i = max(bisect.bisect_right(self._bases, offset) - 1, 0)
+        for seg in self.segments[i:]:
+            start = seg.find(offset)[0] if seg.base_offset < offset else 0
+            for _pos, header in walk(seg.file, start, seg.size, check=False):
+                yield header
+
     # ---------------------------------------------------------------------------- truncating
 
     def truncate_to(self, offset: int) -> None:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from rillet.logstore.batch import iter_batches, read_header, records
 from rillet.logstore.errors import (
     CorruptBatchError,
     LogFailedError,
+    LogStoreError,
     OffsetOutOfRangeError,
     RecordTooLargeError,
     StaleLeaderEpochError,
@@ -358,3 +361,36 @@ def test_stale_temp_files_are_removed_on_open(tmp_path):
     assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
     assert log.log_end_offset == 6
     assert os.path.exists(tmp_path / "leader-epoch.checkpoint")
+
+
+def test_batch_headers(tmp_path):
+    log = PartitionLog.open(tmp_path, SMALL, 0)
+    fill(log, 30)
+    assert [h.base_offset for h in log.batch_headers()] == list(range(0, 90, 3))
+    assert [h.base_offset for h in log.batch_headers(40)] == list(range(39, 90, 3))
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(junk=st.binary(max_size=400), data=st.data())
+def test_hostile_appends_raise_typed_errors_and_lose_nothing(tmp_path_factory, junk, data):
+    log = PartitionLog.open(tmp_path_factory.mktemp("h"), LogConfig(), 0, fs=NoSyncFS())
+    log.append(make_batch([b"keep"]), 0, 0)
+    valid = bytearray(make_batch([b"a", None], key=b"k"))
+    pos = data.draw(st.integers(0, len(valid) - 1))
+    valid[pos] ^= 1 << data.draw(st.integers(0, 7))
+    for candidate in (junk, bytes(valid), bytes(valid[: data.draw(st.integers(0, len(valid)))])):
+        try:
+            log.append(candidate, 0, 0)
+        except LogStoreError:
+            pass
+        try:
+            log.append_replicated(candidate, 0)
+        except LogStoreError:
+            pass
+    recs = read_all(log)
+    assert recs[0].value == b"keep"
+    # only a flip in the stamped fields (not under the digest) can still be accepted
+    assert all(r.value in (b"keep", b"a", None) for r in recs)
+    log.abandon()
