@@ -18,7 +18,7 @@ polled in the interrupted iteration is lost. Non-retriable errors, and records t
 errors.tolerance, fail the task (FAILED, with the trace in its status).
 
 A task actor drives its runner (source_runtime / sink_runtime) by sending itself ticks; a
-timer thread delivers delayed ticks, so pause/resume/status/stop messages are handled between
+shared scheduler thread delivers delayed ticks, so pause/resume/status/stop messages are handled between
 iterations. Pausing bumps a generation counter that turns outstanding ticks into no-ops. No
 actor waits for another actor's reply except the connector actor stopping its own tasks.
 The Worker object is the thread-safe face used by the REST API and the CLI.
@@ -26,7 +26,10 @@ The Worker object is the thread-safe face used by the REST API and the CLI.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
+import time
 import traceback
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +68,46 @@ def transition(current: str, new: str) -> str:
 
 def format_trace(error: BaseException) -> str:
     return "".join(traceback.format_exception(type(error), error, error.__traceback__))
+
+
+class Scheduler:
+    """One daemon thread that runs ``fn(*args)`` after a delay, for every task of the
+    process (rather than a timer thread per delayed tick). Stale ticks are harmless: a task
+    ignores ticks of an old generation, and telling a stopped actor is caught."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Any, tuple]] = []
+        self._cv = threading.Condition()
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def call_later(self, delay_s: float, fn: Any, *args: Any) -> None:
+        with self._cv:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="connect-scheduler",
+                                                daemon=True)
+                self._thread.start()
+            heapq.heappush(self._heap, (time.monotonic() + delay_s, next(self._seq), fn, args))
+            self._cv.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._heap:
+                    self._cv.wait()
+                due = self._heap[0][0]
+                now = time.monotonic()
+                if due > now:
+                    self._cv.wait(due - now)
+                    continue
+                _, _, fn, args = heapq.heappop(self._heap)
+            try:
+                fn(*args)
+            except Exception as e:  # a callback must never kill the scheduler
+                logger.warning("scheduled call failed: {}", e)
+
+
+SCHEDULER = Scheduler()
 
 
 class StatusBox:
@@ -110,7 +153,6 @@ class TaskActor(pykka.ThreadingActor):
         self.state = UNASSIGNED
         self.trace: str | None = None
         self.generation = 0
-        self.timer: threading.Timer | None = None
         self.restarts = 0
         self.log = logger.bind(connector=connector, task=task_id)
 
@@ -164,8 +206,6 @@ class TaskActor(pykka.ThreadingActor):
 
     def on_stop(self) -> None:
         self.generation += 1
-        if self.timer is not None:
-            self.timer.cancel()
         try:
             self.runner.stop()
         except Exception as e:
@@ -221,9 +261,7 @@ class TaskActor(pykka.ThreadingActor):
         if wait_ms <= 0:
             self.actor_ref.tell(message)
             return
-        self.timer = threading.Timer(wait_ms / 1000, self._tell_later, (message,))
-        self.timer.daemon = True
-        self.timer.start()
+        SCHEDULER.call_later(wait_ms / 1000, self._tell_later, message)
 
     def _tell_later(self, message: Any) -> None:
         try:
