@@ -152,3 +152,32 @@ def test_errors_are_one_line_with_nonzero_exit(env, tmp_path) -> None:
     nocluster = run(["cluster", "status", "--data-dir", str(tmp_path / "none")], env,
                     check=False)
     assert nocluster.returncode == 1 and b"no cluster in" in nocluster.stderr
+
+
+def test_cluster_up_in_the_foreground_stops_cleanly_on_ctrl_c(env, tmp_path) -> None:
+    import signal
+    import time
+
+    from rillet.launcher import LocalCluster
+
+    proc = subprocess.Popen([*RILLET, "cluster", "up"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    data = tmp_path / "home"
+    try:
+        lines = []
+        deadline = time.monotonic() + 60
+        while not any(line.startswith(b"export RILLET_BROKERS=") for line in lines):
+            assert time.monotonic() < deadline and proc.poll() is None, lines
+            lines.append(proc.stdout.readline())
+        broker_pid = LocalCluster(data, brokers=0).pid(1)
+        assert broker_pid is not None
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+        assert b"Cluster stopped." in proc.stderr.read()
+        assert LocalCluster(data, brokers=0).pid(1) is None
+        assert not (tmp_path / "config" / "profile.json").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        LocalCluster(data, brokers=0).stop()
