@@ -158,6 +158,12 @@ class Connector:
     def version(self) -> str:
         return "0.1.0"
 
+    @classmethod
+    def validate_config(cls, config: dict[str, Any]) -> list[str]:
+        """Problems with a config whose keys already passed ``config_def`` (keys that only
+        make sense together, ...); checked before the connector starts. Default: none."""
+        return []
+
     def start(self, config: dict[str, Any]) -> None:
         """Called once with the validated config. Raise to fail the connector."""
         self.config = dict(config)

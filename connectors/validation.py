@@ -61,6 +61,11 @@ def validate_connector_config(raw: Mapping[str, Any],
         dlq = raw.get("errors.deadletterqueue.topic.name") or ""
         if dlq and dlq in topics:
             problems.append("errors.deadletterqueue.topic.name must not be one of 'topics'")
+    if cls is not None and typed:
+        try:
+            problems += list(cls.validate_config(typed))
+        except Exception as e:  # a plugin's validator must not take the worker down
+            problems.append(f"{cls.__name__}.validate_config failed: {type(e).__name__}: {e}")
     try:
         build_transforms(raw)
     except ConnectConfigError as e:

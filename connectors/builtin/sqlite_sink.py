@@ -29,7 +29,7 @@ from typing import Any
 
 from ..api import SinkConnector, SinkRecord, SinkTask, TopicPartition
 from ..config import ConfigDef, key
-from ..errors import ConnectError, RetriableError
+from ..errors import ConnectConfigError, ConnectError, RetriableError
 from .sqlite_source import database_path, is_locked, quote
 
 OFFSETS_TABLE = "__connect_offsets"
@@ -51,21 +51,26 @@ class SqliteSinkConnector(SinkConnector):
         key("batch.size", "int", 3000, minimum=1),
     ])
 
-    def start(self, config: dict[str, Any]) -> None:
-        super().start(config)
-        c = self.config
-        database_path(c)
-        from ..errors import ConnectConfigError
-
+    @classmethod
+    def validate_config(cls, c: dict[str, Any]) -> list[str]:
         problems = []
+        try:
+            database_path(c)
+        except ConnectConfigError as e:
+            problems += e.problems
         if c["insert.mode"] == "upsert" and c["pk.mode"] == "none":
             problems.append("insert.mode=upsert needs a pk.mode (record_key, record_value)")
         if c["delete.enabled"] and c["pk.mode"] != "record_key":
             problems.append("delete.enabled=true needs pk.mode=record_key")
         if c["pk.mode"] == "record_value" and not c["pk.fields"]:
             problems.append("pk.mode=record_value needs pk.fields")
+        return problems
+
+    def start(self, config: dict[str, Any]) -> None:
+        super().start(config)
+        problems = self.validate_config(self.config)
         if problems:
-            raise ConnectConfigError(problems, source=f"connector {c.get('name')!r}")
+            raise ConnectConfigError(problems, source=f"connector {config.get('name')!r}")
 
     def task_class(self) -> type[SinkTask]:
         return SqliteSinkTask

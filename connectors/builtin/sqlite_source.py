@@ -74,11 +74,13 @@ class SqliteSourceConnector(SourceConnector):
         key("timestamp.delay.interval.ms", "int", 0, minimum=0),
     ])
 
-    def start(self, config: dict[str, Any]) -> None:
-        super().start(config)
-        c = self.config
+    @classmethod
+    def validate_config(cls, c: dict[str, Any]) -> list[str]:
         problems = []
-        database_path(c)
+        try:
+            database_path(c)
+        except ConnectConfigError as e:
+            problems += e.problems
         tables = c["table"] + c["table.whitelist"] + c["table.include.list"]
         if tables and c["query"]:
             problems.append("set 'table' or 'query', not both")
@@ -88,9 +90,15 @@ class SqliteSourceConnector(SourceConnector):
             problems.append(f"mode {c['mode']} needs 'incrementing.column.name'")
         if "timestamp" in c["mode"] and not c["timestamp.column.name"]:
             problems.append(f"mode {c['mode']} needs 'timestamp.column.name'")
+        return problems
+
+    def start(self, config: dict[str, Any]) -> None:
+        super().start(config)
+        problems = self.validate_config(self.config)
         if problems:
-            raise ConnectConfigError(problems, source=f"connector {c.get('name')!r}")
-        self.tables = tables
+            raise ConnectConfigError(problems, source=f"connector {config.get('name')!r}")
+        c = self.config
+        self.tables = c["table"] + c["table.whitelist"] + c["table.include.list"]
 
     def task_class(self) -> type[SourceTask]:
         return SqliteSourceTask

@@ -163,3 +163,21 @@ def test_alter_offsets_rewrites_the_sink_table(tmp_path):
     assert rows(db, "SELECT * FROM __connect_offsets") == [("c", "t", 0, 42)]
     conn.alter_offsets(conf, {TopicPartition("t", 0): None})
     assert rows(db, "SELECT * FROM __connect_offsets") == []
+
+
+def test_combinations_are_checked_when_the_config_is_validated():
+    from rillet.connectors.validation import validate_connector_config
+
+    with pytest.raises(ConnectConfigError) as e:
+        validate_connector_config({"name": "s", "connector.class": "sqlite-source",
+                                   "database": "x.db", "mode": "timestamp+incrementing",
+                                   "table": "t", "query": "select 1"})
+    p = "\n".join(e.value.problems)
+    assert "not both" in p and "incrementing.column.name" in p and "timestamp.column.name" in p
+    with pytest.raises(ConnectConfigError, match="upsert needs a pk.mode"):
+        validate_connector_config({"name": "k", "connector.class": "sqlite-sink",
+                                   "topics": "t", "connection.url": "sqlite:///x.db",
+                                   "insert.mode": "upsert"})
+    with pytest.raises(ConnectConfigError, match="connection.url"):
+        validate_connector_config({"name": "k", "connector.class": "sqlite-sink",
+                                   "topics": "t"})
