@@ -311,6 +311,11 @@ def test_bad_records_go_to_the_dead_letter_topic_and_tolerance_none_fails(tmp_pa
         assert strict_ids in ([], [1])
         code, st = worker.rest("GET", "/connectors/tolerant/status")
         assert st["tasks"][0]["state"] == "RUNNING"
+        cli = subprocess.run([sys.executable, "-m", "rillet.cli.connect", "list", "--url",
+                              worker.url], capture_output=True, text=True, timeout=30)
+        assert cli.returncode == 0, cli.stderr
+        assert "strict\tsink\tRUNNING\ttasks [0:FAILED]" in cli.stdout
+        assert "tolerant\tsink\tRUNNING\ttasks [0:RUNNING]" in cli.stdout
         assert worker.stop() == 0
     finally:
         worker.stop()
