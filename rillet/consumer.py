@@ -62,6 +62,11 @@ class Consumer:
         self._fetcher.assign(tps)
         self._iter_records = iter(())
 
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        """The partition numbers of ``topic`` (UnknownTopicOrPartitionError if none)."""
+        n = self._client.wait_for_topic(topic, self.config.request_timeout_ms)
+        return set(range(n))
+
     def assignment(self) -> set[TopicPartition]:
         return set(self._states)
 

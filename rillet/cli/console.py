@@ -67,7 +67,8 @@ def produce(topic, props, parse_key, fixed_key, headers, partition, acks, compre
     null_marker = null_marker.encode() if null_marker is not None else None
     fixed_headers = [(k, v.encode()) for k, v in parse_kv(headers, "--header").items()]
 
-    config = {"bootstrap.servers": resolve_brokers(bootstrap), **parse_kv(extra, "-X")}
+    config = {"bootstrap.servers": resolve_brokers(bootstrap), "max.block.ms": "15000",
+              "request.timeout.ms": "15000", **parse_kv(extra, "-X")}
     if acks is not None:
         config["acks"] = acks
     if compression is not None:
@@ -167,12 +168,13 @@ def consume(topic, partitions, from_beginning, offset, max_messages, timeout_ms,
         raise click.ClickException("--group needs consumer groups, which this version of "
                                    "rillet does not have yet; use -p/-o to pick partitions")
     fmt_props = {k.lower(): v for k, v in parse_kv(props, "--property").items()}
-    config = {"bootstrap.servers": resolve_brokers(bootstrap), **parse_kv(extra, "-X")}
+    config = {"bootstrap.servers": resolve_brokers(bootstrap), "request.timeout.ms": "15000",
+              **parse_kv(extra, "-X")}
     count = 0
     consumer = Consumer(config)
     try:
-        n = consumer._client.wait_for_topic(topic, 10000)
-        tps = [TopicPartition(topic, p) for p in (partitions or range(n))]
+        tps = [TopicPartition(topic, p)
+               for p in (partitions or sorted(consumer.partitions_for_topic(topic)))]
         consumer.assign(tps)
         _start(consumer, tps, "beginning" if from_beginning and offset is None else offset)
         end_offsets = consumer.end_offsets(tps) if exit_at_end else None

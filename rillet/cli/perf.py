@@ -206,8 +206,7 @@ def perf_consume(topic, messages, timeout_ms, from_latest, hide_header, props, m
     count = 0
     nbytes = 0
     with Consumer(config) as consumer:
-        n = consumer._client.wait_for_topic(topic, 10000)
-        tps = [TopicPartition(topic, p) for p in range(n)]
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
         consumer.assign(tps)
         if from_latest:
             consumer.seek_to_end(*tps)
