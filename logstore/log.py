@@ -37,15 +37,18 @@ from .errors import (
     StaleLeaderEpochError,
     UnexpectedOffsetError,
 )
-from .fs import TEMP_SUFFIX, FileSystem
+from .fs import FileSystem
+from .recovery import (
+    CLEAN_SHUTDOWN_FILE,
+    EPOCH_FILE,
+    LOG_START_FILE,
+    RECOVERY_POINT_FILE,
+    recover,
+)
 from .segment import Segment, segment_name, walk
 
 __all__ = ["AppendInfo", "LogConfig", "PartitionLog"]
 
-RECOVERY_POINT_FILE = "recovery-point.checkpoint"
-LOG_START_FILE = "log-start-offset.checkpoint"
-EPOCH_FILE = "leader-epoch.checkpoint"
-CLEAN_SHUTDOWN_FILE = "clean-shutdown"
 # Kafka's log.flush.offset.checkpoint.interval.ms: a stale recovery point is safe (recovery
 # just revalidates more), so it is not rewritten on every flush.
 CHECKPOINT_INTERVAL_MS = 60_000
@@ -92,135 +95,8 @@ class PartitionLog:
         """Create the log, or recover it from ``directory`` (see docs/storage.md)."""
         log = cls(Path(directory), config, fs or FileSystem())
         log._now_ms = now_ms
-        log._recover(now_ms)
+        recover(log, now_ms)
         return log
-
-    def _recover(self, now_ms: int) -> None:
-        from .cleaner import finish_interrupted_clean
-
-        fs, d = self.fs, self.directory
-        fs.makedirs(d)
-        finish_interrupted_clean(fs, d)
-        names = fs.listdir(d)
-        for name in names:
-            stem, dot, suffix = name.partition(".")
-            if name.endswith(TEMP_SUFFIX) or (
-                suffix in ("index", "timeindex") and f"{stem}.log" not in names
-            ):
-                fs.remove(d / name)  # half-written checkpoints, indexes of deleted segments
-        clean = fs.exists(d / CLEAN_SHUTDOWN_FILE)
-        start_ckpt = fs.read_checkpoint(d / LOG_START_FILE)
-        rp_ckpt = fs.read_checkpoint(d / RECOVERY_POINT_FILE)
-        recovery_point = rp_ckpt if isinstance(rp_ckpt, int) and not clean else None
-        bases = sorted(
-            int(n[:-4]) for n in fs.listdir(d) if n.endswith(".log") and n[:-4].isdigit()
-        )
-        log_start = start_ckpt if isinstance(start_ckpt, int) else (bases[0] if bases else 0)
-        # Segments entirely below the log start were being deleted by retention.
-        while len(bases) > 1 and bases[1] <= log_start:
-            self._remove_segment_files(bases.pop(0))
-        if not bases:
-            bases = [log_start]
-
-        rp = recovery_point or 0
-        # The epoch checkpoint is written before any batch of a new epoch, so it vouches for
-        # the epoch of every batch on disk: a flipped epoch field (not under the digest) shows.
-        cache = self._load_epoch_cache()
-        epoch_ok = None
-        if cache is not None and cache.entries:
-
-            def epoch_ok(h: B.BatchHeader) -> bool:
-                return (
-                    cache.epoch_for_offset(h.base_offset)
-                    <= h.leader_epoch
-                    <= cache.epoch_for_offset(h.last_offset)
-                )
-
-        previous: Segment | None = None
-        for i, base in enumerate(bases):
-            file = fs.open_segment(d / segment_name(base))
-            seg = Segment(base, file, now_ms, self.config.index_interval_bytes)
-            # Trusted: closed cleanly, or entirely below the recovery point (fsynced).
-            if clean or (i + 1 < len(bases) and bases[i + 1] <= rp):
-                error = None if seg.load_indexes(fs, d) else seg.rebuild(check=False)
-            else:
-                error = seg.rebuild(check=True, epoch_ok=epoch_ok)
-                seg.delete_indexes(fs, d)
-                self._dirty.append(seg)
-            # Compaction (of flushed segments only) may delete a segment it emptied, leaving a
-            # gap below the recovery point. Any other gap or overlap means lost writes.
-            if previous is not None and (
-                base < previous.next_offset
-                or (base > previous.next_offset and not clean and base > rp)
-            ):
-                error = CorruptBatchError(
-                    f"segment {base} does not follow the previous one ending at "
-                    f"{previous.next_offset}",
-                    0,
-                )
-                file.close()
-                if seg in self._dirty:
-                    self._dirty.remove(seg)
-                bases_to_remove = bases[i:]
-            else:
-                self.segments.append(seg)
-                previous = seg
-                bases_to_remove = bases[i + 1 :]
-            if error is not None:
-                # Kafka: truncate at the first invalid batch and delete every later segment.
-                self.recovered_from = error
-                for later in bases_to_remove:
-                    self._remove_segment_files(later)
-                self._dir_dirty = True
-                break
-        self._bases = [s.base_offset for s in self.segments]
-        self._log_start_offset = log_start
-        transitions = [] if clean else self._epoch_transitions(rp)
-
-        if cache is None:
-            cache = LeaderEpochCache()
-            transitions = self._epoch_transitions(self.segments[0].base_offset)
-        self.epochs = cache
-        cache._persist = self._persist_epochs
-        cache._log_end_offset = lambda: self.log_end_offset
-        self.epochs.truncate_from_end(self.log_end_offset)
-        for epoch, offset in transitions:
-            if epoch >= 0:
-                self.epochs.assign(epoch, offset)
-        self._persist_epochs(self.epochs.entries)
-
-        # Whatever survived recovery is made durable before it counts as recovered.
-        self._dir_dirty = True
-        self._flush_files()
-        self._recovery_point = self.log_end_offset
-        self._write_offsets_checkpoints(now_ms)
-        if clean:
-            fs.remove(d / CLEAN_SHUTDOWN_FILE)
-            fs.fsync_dir(d)
-
-    def _load_epoch_cache(self) -> LeaderEpochCache | None:
-        entries = self.fs.read_checkpoint(self.directory / EPOCH_FILE)
-        if not isinstance(entries, list):
-            return None
-        try:
-            cache = LeaderEpochCache([(int(e), int(o)) for e, o in entries])
-        except (TypeError, ValueError):
-            return None
-        return cache
-
-    def _epoch_transitions(self, from_offset: int) -> list[tuple[int, int]]:
-        """(epoch, first offset) wherever the batch epoch changes, from ``from_offset`` on."""
-        out: list[tuple[int, int]] = []
-        last = -2
-        for seg in self.segments:
-            if seg.next_offset <= from_offset:
-                last = seg.last_epoch
-                continue
-            for _pos, header in walk(seg.file, 0, seg.size, check=False):
-                if header.leader_epoch != last:
-                    out.append((header.leader_epoch, header.base_offset))
-                    last = header.leader_epoch
-        return out
 
     # ---------------------------------------------------------------------------- properties
 

@@ -1,0 +1,158 @@
+"""Recovery of a partition log when it is opened (Kafka's LogLoader, simplified).
+
+1. Remove leftovers: temp checkpoint files, half-written cleaned segments, index files
+   whose segment is gone, and segments wholly below the log-start checkpoint.
+2. Clean shutdown (marker present): trust every segment; load its indexes or rebuild them.
+3. Unclean stop: segments wholly below the checkpointed recovery point are trusted; every
+   later one is revalidated batch by batch (magic, length, digest, counts, contiguous base
+   offsets, non-decreasing epochs that agree with the epoch checkpoint). At the first invalid
+   batch the segment is truncated and every later segment deleted. A gap between segments
+   is accepted only below the recovery point (left by compaction).
+4. The epoch cache is truncated to the log end (or rebuilt from headers if its checkpoint is
+   lost); what survived is fsynced and becomes the recovery point. Idempotent.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import batch as B
+from .cleaner import finish_interrupted_clean
+from .epochs import LeaderEpochCache
+from .errors import CorruptBatchError
+from .fs import TEMP_SUFFIX
+from .segment import Segment, segment_name, walk
+
+if TYPE_CHECKING:
+    from .log import PartitionLog
+
+RECOVERY_POINT_FILE = "recovery-point.checkpoint"
+LOG_START_FILE = "log-start-offset.checkpoint"
+EPOCH_FILE = "leader-epoch.checkpoint"
+CLEAN_SHUTDOWN_FILE = "clean-shutdown"
+
+
+def recover(log: PartitionLog, now_ms: int) -> None:
+    """Open-time recovery of ``log`` (a fresh PartitionLog): see the module docstring."""
+
+    fs, d = log.fs, log.directory
+    fs.makedirs(d)
+    finish_interrupted_clean(fs, d)
+    names = fs.listdir(d)
+    for name in names:
+        stem, dot, suffix = name.partition(".")
+        if name.endswith(TEMP_SUFFIX) or (
+            suffix in ("index", "timeindex") and f"{stem}.log" not in names
+        ):
+            fs.remove(d / name)  # half-written checkpoints, indexes of deleted segments
+    clean = fs.exists(d / CLEAN_SHUTDOWN_FILE)
+    start_ckpt = fs.read_checkpoint(d / LOG_START_FILE)
+    rp_ckpt = fs.read_checkpoint(d / RECOVERY_POINT_FILE)
+    recovery_point = rp_ckpt if isinstance(rp_ckpt, int) and not clean else None
+    bases = sorted(int(n[:-4]) for n in fs.listdir(d) if n.endswith(".log") and n[:-4].isdigit())
+    log_start = start_ckpt if isinstance(start_ckpt, int) else (bases[0] if bases else 0)
+    # Segments entirely below the log start were being deleted by retention.
+    while len(bases) > 1 and bases[1] <= log_start:
+        log._remove_segment_files(bases.pop(0))
+    if not bases:
+        bases = [log_start]
+
+    rp = recovery_point or 0
+    # The epoch checkpoint is written before any batch of a new epoch, so it vouches for
+    # the epoch of every batch on disk: a flipped epoch field (not under the digest) shows.
+    cache = _load_epoch_cache(log)
+    epoch_ok = None
+    if cache is not None and cache.entries:
+
+        def epoch_ok(h: B.BatchHeader) -> bool:
+            return (
+                cache.epoch_for_offset(h.base_offset)
+                <= h.leader_epoch
+                <= cache.epoch_for_offset(h.last_offset)
+            )
+
+    previous: Segment | None = None
+    for i, base in enumerate(bases):
+        file = fs.open_segment(d / segment_name(base))
+        seg = Segment(base, file, now_ms, log.config.index_interval_bytes)
+        # Trusted: closed cleanly, or entirely below the recovery point (fsynced).
+        if clean or (i + 1 < len(bases) and bases[i + 1] <= rp):
+            error = None if seg.load_indexes(fs, d) else seg.rebuild(check=False)
+        else:
+            error = seg.rebuild(check=True, epoch_ok=epoch_ok)
+            seg.delete_indexes(fs, d)
+            log._dirty.append(seg)
+        # Compaction (of flushed segments only) may delete a segment it emptied, leaving a
+        # gap below the recovery point. Any other gap or overlap means lost writes.
+        if previous is not None and (
+            base < previous.next_offset or (base > previous.next_offset and not clean and base > rp)
+        ):
+            error = CorruptBatchError(
+                f"segment {base} does not follow the previous one ending at {previous.next_offset}",
+                0,
+            )
+            file.close()
+            if seg in log._dirty:
+                log._dirty.remove(seg)
+            bases_to_remove = bases[i:]
+        else:
+            log.segments.append(seg)
+            previous = seg
+            bases_to_remove = bases[i + 1 :]
+        if error is not None:
+            # Kafka: truncate at the first invalid batch and delete every later segment.
+            log.recovered_from = error
+            for later in bases_to_remove:
+                log._remove_segment_files(later)
+            log._dir_dirty = True
+            break
+    log._bases = [s.base_offset for s in log.segments]
+    log._log_start_offset = log_start
+    transitions = [] if clean else epoch_transitions(log, rp)
+
+    if cache is None:
+        cache = LeaderEpochCache()
+        transitions = epoch_transitions(log, log.segments[0].base_offset)
+    log.epochs = cache
+    cache._persist = log._persist_epochs
+    cache._log_end_offset = lambda: log.log_end_offset
+    log.epochs.truncate_from_end(log.log_end_offset)
+    for epoch, offset in transitions:
+        if epoch >= 0:
+            log.epochs.assign(epoch, offset)
+    log._persist_epochs(log.epochs.entries)
+
+    # Whatever survived recovery is made durable before it counts as recovered.
+    log._dir_dirty = True
+    log._flush_files()
+    log._recovery_point = log.log_end_offset
+    log._write_offsets_checkpoints(now_ms)
+    if clean:
+        fs.remove(d / CLEAN_SHUTDOWN_FILE)
+        fs.fsync_dir(d)
+
+
+def _load_epoch_cache(log: PartitionLog) -> LeaderEpochCache | None:
+    entries = log.fs.read_checkpoint(log.directory / EPOCH_FILE)
+    if not isinstance(entries, list):
+        return None
+    try:
+        cache = LeaderEpochCache([(int(e), int(o)) for e, o in entries])
+    except (TypeError, ValueError):
+        return None
+    return cache
+
+
+def epoch_transitions(log: PartitionLog, from_offset: int) -> list[tuple[int, int]]:
+    """(epoch, first offset) wherever the batch epoch changes, from ``from_offset`` on."""
+    out: list[tuple[int, int]] = []
+    last = -2
+    for seg in log.segments:
+        if seg.next_offset <= from_offset:
+            last = seg.last_epoch
+            continue
+        for _pos, header in walk(seg.file, 0, seg.size, check=False):
+            if header.leader_epoch != last:
+                out.append((header.leader_epoch, header.base_offset))
+                last = header.leader_epoch
+    return out
