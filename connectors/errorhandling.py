@@ -128,24 +128,34 @@ class ErrorHandler:
                 logger.debug("retriable error ({}), retry {} in {} ms", e, attempt, delay)
                 self.sleep(delay / 1000)
 
-    def execute(self, stage: str, fn: Callable[[], Any], ctx: ErrorContext, *,
-                executing: str = "", raw_key: bytes | None = None,
-                raw_value: bytes | None = None) -> Any:
-        """``fn()``'s result, or :data:`SKIP` if it failed and the failure was tolerated."""
+    def execute(self, stage: str, fn: Callable[[], Any], ctx: ErrorContext | Callable, *,
+                executing: str = "", raw_key: Any = None, raw_value: Any = None) -> Any:
+        """``fn()``'s result, or :data:`SKIP` if it failed and the failure was tolerated.
+        ``ctx``, ``raw_key`` and ``raw_value`` may be zero-argument callables, evaluated only
+        on failure (they cost something per record)."""
         try:
-            return self.retry(fn)
-        except Exception as e:
-            self.handle(stage, e, ctx, executing=executing, raw_key=raw_key,
-                        raw_value=raw_value)
-            return _SKIP
+            return fn()
+        except Exception as first:
+            if not is_retriable(first):
+                error: Exception = first
+            else:
+                try:
+                    return self.retry(fn)
+                except Exception as e:
+                    error = e
+        self.handle(stage, error, ctx, executing=executing, raw_key=raw_key,
+                    raw_value=raw_value)
+        return _SKIP
 
-    def handle(self, stage: str, error: BaseException, ctx: ErrorContext, *,
-               executing: str = "", raw_key: bytes | None = None,
-               raw_value: bytes | None = None) -> None:
+    def handle(self, stage: str, error: BaseException, ctx: ErrorContext | Callable, *,
+               executing: str = "", raw_key: Any = None, raw_value: Any = None) -> None:
         """A record failed for good: tolerate (log, report) or raise ToleranceExceededError."""
         self.total_errors += 1
         if not self.tolerate_all:
             raise ToleranceExceededError(stage, error) from error
+        ctx = ctx() if callable(ctx) else ctx
+        raw_key = raw_key() if callable(raw_key) else raw_key
+        raw_value = raw_value() if callable(raw_value) else raw_value
         self.total_skipped += 1
         if self.log_enable:
             where = (f"{ctx.topic}/{ctx.partition}@{ctx.offset}" if ctx.offset >= 0

@@ -23,9 +23,13 @@ from .clients import Clients, client_config, ensure_topic
 POSITIONS = "__rillet.positions"
 
 
+# json.dumps with arguments builds an encoder per call; this is per record on the source path
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+
+
 def canonical(obj: Any) -> str:
     """The one JSON text of a partition/offset dict (sorted keys, no spaces)."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    return _CANONICAL(obj)
 
 
 def offset_key(connector: str, partition: Mapping[str, Any]) -> bytes:

@@ -169,7 +169,9 @@ class WorkerSinkTask:
         return 0
 
     def _convert(self, rec: Any) -> SinkRecord | None:
-        ctx = ErrorContext(self.name, self.task_id, rec.topic, rec.partition, rec.offset)
+        def ctx() -> ErrorContext:
+            return ErrorContext(self.name, self.task_id, rec.topic, rec.partition, rec.offset)
+
         self.raw[(rec.topic, rec.partition, rec.offset)] = (rec.key, rec.value)
         key = self.handler.execute(
             "KEY_CONVERTER", lambda: self.key_converter.deserialize(rec.topic, rec.key), ctx,

@@ -124,10 +124,13 @@ class WorkerSourceTask:
             return int(self.task.idle_wait_ms())
         sent: list[tuple[SourceRecord, Any]] = []
         latest: dict[str, tuple[dict, dict]] = {}
+        last_part: Any = None
+        pkey = ""
         for r in records:
-            pkey = canonical(dict(r.source_partition))
+            if r.source_partition is not last_part:  # usually one dict for many records
+                last_part, pkey = r.source_partition, canonical(dict(r.source_partition))
             okey = canonical(dict(r.source_offset))
-            latest[pkey] = (dict(r.source_partition), dict(r.source_offset))
+            latest[pkey] = (r.source_partition, r.source_offset)
             sent.append((r, self._produce(r, pkey, okey)))
         self.producer.flush(ACK_TIMEOUT_S)
         acked: list[tuple[SourceRecord, Any]] = []
@@ -152,8 +155,12 @@ class WorkerSourceTask:
         return 0
 
     def _produce(self, r: SourceRecord, pkey: str, okey: str) -> Any:
-        ctx = self._ctx(r, pkey, okey)
-        raw = best_effort_bytes(r.value)
+        def ctx() -> ErrorContext:
+            return self._ctx(r, pkey, okey)
+
+        def raw() -> bytes | None:
+            return best_effort_bytes(r.value)
+
         t = r
         if len(self.transforms):
             t = self.handler.execute("TRANSFORMATION", lambda: self.transforms.apply(r), ctx,
@@ -209,7 +216,8 @@ class WorkerSourceTask:
 
     def _commit(self, latest: Mapping[str, tuple[dict, dict]]) -> None:
         assert self.store is not None
-        futures = [self.store.write(self.name, part, off) for part, off in latest.values()]
+        futures = [self.store.write(self.name, dict(part), dict(off))
+                   for part, off in latest.values()]
         if self.positions:
             futures.append(self.store.write(self.name, {POSITIONS: self.task_id}, {
                 "positions": [[t, p, o] for (t, p), o in sorted(self.positions.items())]}))
