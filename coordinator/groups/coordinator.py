@@ -226,7 +226,10 @@ class GroupCoordinator:
         sessions = {req.member_id: now_ms + self.config.session_timeout_ms}
         rebalances: dict[str, int | None] = {}
         if new.state is MemberState.UNREVOKED_PARTITIONS:
-            if member.state is not MemberState.UNREVOKED_PARTITIONS or not _has_timer(
+            # A new revocation (entering the state, or acknowledging one revocation and
+            # being asked for another in the same heartbeat) starts a fresh timer; the
+            # member asking again while still revoking keeps the running one.
+            if new != member or not _has_timer(
                 state.rebalance_deadlines, b.group_id, new.member_id
             ):
                 rebalances[new.member_id] = now_ms + new.rebalance_timeout_ms

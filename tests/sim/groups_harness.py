@@ -8,10 +8,12 @@ invariant hold even for zombies (these are the rules the real client must follow
   partitions as lost at ``t + session_timeout`` (the coordinator cannot evict it earlier,
   because it last heard from it no earlier than ``t``), and ignores later responses to
   requests sent before that;
-* revocation lease: a consumer that owns partitions and has had no "nothing to revoke" reply
-  for a request sent at ``t`` drops them at ``t + rebalance_timeout`` (a revocation may
-  have been asked in a reply that was lost: the coordinator started its rebalance timer no
-  earlier than ``t``).
+* revocation lease: let ``t`` be the send time of the first request after the last reply
+  whose assignment contained everything that request reported owning (the coordinator
+  then had nothing to revoke and no rebalance timer running); a consumer still owning
+  partitions at ``t + rebalance_timeout`` drops them (a revocation may have been asked in a
+  reply that was lost, and the coordinator started its rebalance timer no earlier than
+  ``t``).
 
 After every event the invariants are checked: no partition owned by two members in the
 coordinator's view; each live consumer owns a subset of what the coordinator thinks it owns
@@ -74,6 +76,7 @@ class Client:
     assignment: frozenset[TopicPartition] = frozenset()
     in_flight: int | None = None
     in_flight_sent: int = 0
+    in_flight_owned: frozenset[TopicPartition] = frozenset()
     last_ok_sent: int | None = None
     revoke_clock_start: int | None = None
     """Send time of the first request since the last reply that asked to revoke nothing."""
@@ -104,7 +107,8 @@ class Event:
 class GroupSim:
     def __init__(self, seed: int, cfg: SimConfig | None = None) -> None:
         self.seed = seed
-        self.cfg = replace(cfg or SimConfig())
+        self.given_cfg = cfg or SimConfig()
+        self.cfg = replace(self.given_cfg)
         self.rng = random.Random(seed)
         self.gc = GroupCoordinator(
             GroupConfig(
@@ -193,6 +197,7 @@ class GroupSim:
         seq = next(self.seq)
         if epoch >= 0:
             c.in_flight, c.in_flight_sent = seq, self.now
+            c.in_flight_owned = frozenset() if joining else c.owned
             if c.revoke_clock_start is None:
                 c.revoke_clock_start = self.now
         c.needs_ack = False
@@ -272,7 +277,12 @@ class GroupSim:
                 slow = 10**12 if c.stubborn else self.rng.randint(0, 400)
                 c.revoke_done_at = self.now + slow
         else:
-            c.revoke_clock_start = c.revoke_done_at = None
+            c.revoke_done_at = None
+        if c.in_flight_owned <= resp.assignment:
+            # The coordinator saw nothing to revoke: no rebalance timer runs for us now.
+            # (A reply that is calm only because we revoked meanwhile does not count: the
+            # coordinator still waits for our acknowledgement.)
+            c.revoke_clock_start = None
 
     # ------------------------------------------------------------------ coordinator
 
@@ -447,7 +457,8 @@ def run_seed(seed: int, cfg: SimConfig | None = None) -> GroupSim:
         trace = "\n  ".join(sim.trace[-25:])
         raise AssertionError(
             f"group simulation failed for seed={seed} at t={sim.now}: {exc}\n"
-            f"reproduce: .venv/bin/python -m tests.sim.groups_harness {seed}\n"
+            f"reproduce: .venv/bin/python -c 'from tests.sim.groups_harness import *; "
+            f"run_seed({seed}, {sim.given_cfg!r})'\n"
             f"last events:\n  {trace}"
         ) from exc
     return sim
