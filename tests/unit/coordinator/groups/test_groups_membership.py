@@ -322,3 +322,23 @@ def test_group_transition_table_is_checked() -> None:
     with pytest.raises(IllegalTransition):
         h.gc._commit(before, [b], {}, {})
     assert h.state is before and h.group().state is GroupState.STABLE
+
+
+def test_a_new_revocation_in_the_acknowledging_heartbeat_restarts_the_rebalance_timer() -> None:
+    h = Harness(topics={"t": 6}, session_timeout_ms=60_000)
+    a = h.ack(h.join("a", rebalance_timeout_ms=1000))
+    b = h.join("b")
+    a1 = h.hb("a", a.member_epoch, owned=a.assignment)  # must revoke 3
+    assert h.state.rebalance_deadlines["g"]["a"] == 1000
+    h.now = 500
+    h.join("c")  # the target changes again while a is revoking
+    h.now = 900
+    a2 = h.ack(a1)  # acknowledges the first revocation, is asked for another at once
+    assert h.member("a").state is MemberState.UNREVOKED_PARTITIONS
+    assert len(a2.assignment) == 2
+    assert h.state.rebalance_deadlines["g"]["a"] == 1900
+    h.now = 1200
+    h.hb("a", a2.member_epoch, owned=a1.assignment)  # still revoking: the timer keeps running
+    assert h.state.rebalance_deadlines["g"]["a"] == 1900
+    assert h.tick(1899) == ()
+    del b
