@@ -218,6 +218,51 @@ def test_file_to_topic_to_sqlite_survives_two_kill_9(tmp_path, cluster):
         worker.stop()
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_soak_file_to_sqlite_with_many_kills_and_two_tasks(tmp_path, cluster):
+    """Two files, two source tasks, a 3-partition topic, two sink tasks, six SIGKILLs."""
+    total = 12000
+    files = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
+    db = tmp_path / "out.db"
+    for f in files:
+        f.touch()
+    source = write_json(tmp_path / "source.json", {
+        "name": "in", "connector.class": "file-source", "file": ",".join(map(str, files)),
+        "tasks.max": 2, "topic": "lines", "batch.size": 100, "poll.interval.ms": 20,
+        "value.converter": "string", "topic.creation.default.partitions": 3})
+    sink = write_json(tmp_path / "sink.json", {
+        "name": "out", "connector.class": "sqlite-sink", "topics": "lines", "tasks.max": 2,
+        "database": str(db), "table": "lines", "auto.create": True,
+        "value.converter": "json"})
+
+    def write_step(start: int, n: int) -> None:
+        for i in range(start, start + n):
+            with open(files[i % 2], "a") as f:
+                f.write(json.dumps({"n": i}) + "\n")
+
+    worker = WorkerProcess(tmp_path, worker_config(tmp_path, cluster), [source, sink])
+    appender = Appender(write_step, total, step=40, pause_s=0.05)
+    try:
+        worker.start()
+        appender.start()
+        for k in range(1, 7):
+            wait_until(lambda k=k: count_rows(db, "lines") >= total * k / 8, 120,
+                       f"{k}/8 of the rows", interval=0.01)
+            worker.kill()
+            worker.start()
+        appender.join(120)
+        wait_until(lambda: count_rows(db, "lines") >= total, 120, "all rows")
+        time.sleep(1)
+        con = sqlite3.connect(db)
+        got = sorted(n for (n,) in con.execute("SELECT n FROM lines"))
+        con.close()
+        assert got == list(range(total))
+        assert worker.stop() == 0
+    finally:
+        worker.stop()
+
+
 @pytest.mark.timeout(150)
 def test_sqlite_to_topic_to_file_survives_two_kill_9(tmp_path, cluster):
     total = 2000
