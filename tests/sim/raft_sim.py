@@ -50,6 +50,7 @@ DEFAULT_STEPS = 1200
 ELECTION_TIMEOUT_MS = 150
 HEARTBEAT_MS = 30
 LIVENESS_BOUND_MS = 15_000
+MAX_IN_FLIGHT = 40  # uncommitted proposals a leader accepts from the simulated client
 
 NodeFactory = Callable[..., RaftNode]
 
@@ -110,6 +111,7 @@ class RaftSimulation:
         nodes: int | None = None,
         node_factory: NodeFactory = RaftNode,
         variant: str = "",
+        mid_effect_crash: float | None = None,
     ) -> None:
         self.seed = seed
         self.steps = steps
@@ -132,6 +134,9 @@ class RaftSimulation:
         )
         self.loss, self.duplicate = self.faults.loss, self.faults.duplicate
         self.mid_effect_crash = self.faults.mid_effect_crash
+        self.mid_effect_override = mid_effect_crash
+        if mid_effect_crash is not None:  # a targeted sweep (see test_checker_catches_...)
+            self.mid_effect_crash = mid_effect_crash
         self.node_factory = node_factory
         self.voters = tuple(range(1, n + 1))
         self.nodes = {i: SimNode(i) for i in self.voters}
@@ -147,8 +152,10 @@ class RaftSimulation:
 
     # -- reproducibility
     def reproducer(self) -> str:
-        variant = f" --variant {self.variant}" if self.variant else ""
-        return f"python -m tests.sim.raft_sim --seed {self.seed} --steps {self.steps}{variant}"
+        extra = f" --variant {self.variant}" if self.variant else ""
+        if self.mid_effect_override is not None:
+            extra += f" --mid-effect-crash {self.mid_effect_override}"
+        return f"python -m tests.sim.raft_sim --seed {self.seed} --steps {self.steps}{extra}"
 
     def run(self) -> SimStats:
         try:
@@ -318,6 +325,9 @@ class RaftSimulation:
     def _propose_somewhere(self) -> None:
         leaders = [sn for sn in self.nodes.values() if sn.raft is not None and sn.raft.is_leader]
         target = self.rng.choice(leaders or list(self.nodes.values()))
+        raft = target.raft
+        if raft is not None and raft.log.last_index - raft.commit_index >= MAX_IN_FLIGHT:
+            return  # a client with bounded in-flight requests waits for commits
         self._propose(target)
 
     def _nemesis(self) -> None:
@@ -360,10 +370,10 @@ class RaftSimulation:
         pending: list[tuple[int, int, bytes]] = []
         next_proposal = healed_at
         while self.now < deadline:
-            if self.now >= next_proposal:
+            if self.now >= next_proposal:  # one probe per leader term, not a flood
                 next_proposal = self.now + ELECTION_TIMEOUT_MS
                 for sn in self.nodes.values():
-                    if sn.raft.is_leader:
+                    if sn.raft.is_leader and all(t != sn.raft.term for _, t, _ in pending):
                         proposed = self._propose(sn)
                         if proposed:
                             pending.append(proposed)
@@ -406,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0:200", help="a range START:STOP (default 0:200)")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     parser.add_argument("--variant", default="", help="a deliberately broken node (see variants)")
+    parser.add_argument("--mid-effect-crash", type=float, help="override the crash rate")
     args = parser.parse_args(argv)
     factory = _variants()[args.variant] if args.variant else RaftNode
     if args.seed is not None:
@@ -418,7 +429,13 @@ def main(argv: list[str] | None = None) -> int:
     failures = 0
     for seed in seeds:
         try:
-            s = run_seed(seed, args.steps, node_factory=factory, variant=args.variant)
+            s = run_seed(
+                seed,
+                args.steps,
+                node_factory=factory,
+                variant=args.variant,
+                mid_effect_crash=args.mid_effect_crash,
+            )
         except SimFailure as exc:
             failures += 1
             print(f"FAIL {exc}", file=sys.stderr)

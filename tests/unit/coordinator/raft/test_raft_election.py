@@ -1,7 +1,6 @@
 """Elections: pre-vote, votes, persistence before answering, check-quorum, restarts."""
 
 import pytest
-
 from rillet.coordinator.raft import (
     AppendEntriesResponse,
     HardState,
@@ -11,13 +10,18 @@ from rillet.coordinator.raft import (
     VoteRequest,
     VoteResponse,
 )
+
 from tests.sim.raft_harness import Harness
 
 pytestmark = pytest.mark.timeout(30)
 
 
 def sends(effects, kind=None):
-    return [e.message for e in effects if isinstance(e, Send) and (kind is None or isinstance(e.message, kind))]
+    return [
+        e.message
+        for e in effects
+        if isinstance(e, Send) and (kind is None or isinstance(e.message, kind))
+    ]
 
 
 def test_first_election_goes_through_pre_vote_without_changing_terms():

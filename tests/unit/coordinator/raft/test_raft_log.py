@@ -1,7 +1,6 @@
 """MemoryRaftLog: reads, buffered writes, durability model, snapshots."""
 
 import pytest
-
 from rillet.coordinator.raft import LogEntry, MemoryRaftLog, Snapshot
 
 

@@ -1,7 +1,6 @@
 """Replication: conflicts, commit rule (Raft 5.4.2), ordering of effects, snapshots, bad input."""
 
 import pytest
-
 from rillet.coordinator.raft import (
     AppendEntriesRequest,
     AppendEntriesResponse,
@@ -19,6 +18,7 @@ from rillet.coordinator.raft import (
     TakeSnapshot,
     VoteRequest,
 )
+
 from tests.sim.raft_harness import CONFIG, Harness
 
 pytestmark = pytest.mark.timeout(30)
@@ -92,8 +92,13 @@ def test_stale_or_duplicate_append_never_truncates():
     follower = h.nodes[2]
     assert follower.log.last_index == 5
     old = AppendEntriesRequest(
-        src=1, dst=2, term=1, prev_log_index=0, prev_log_term=0,
-        entries=(follower.log.entry(1),), leader_commit=0,
+        src=1,
+        dst=2,
+        term=1,
+        prev_log_index=0,
+        prev_log_term=0,
+        entries=(follower.log.entry(1),),
+        leader_commit=0,
     )
     effects = h.deliver(old)
     assert follower.log.last_index == 5
@@ -102,7 +107,9 @@ def test_stale_or_duplicate_append_never_truncates():
 
 def test_entries_of_older_terms_commit_only_through_a_current_term_entry():
     """Raft 5.4.2: a leader never commits an older-term entry by counting replicas."""
-    config = RaftConfig(election_timeout_ms=100, heartbeat_interval_ms=20, max_entries_per_request=1)
+    config = RaftConfig(
+        election_timeout_ms=100, heartbeat_interval_ms=20, max_entries_per_request=1
+    )
     h = Harness(3, config=config)
     h.hard[1] = HardState(2, 1)
     h.start(1, MemoryRaftLog([entry(1, b"a=1"), entry(2, b"b=2")]))
@@ -214,8 +221,13 @@ def test_follower_installs_snapshot_keeping_a_matching_suffix():
             src=2, dst=1, term=1, prev_log_index=-3, prev_log_term=0, entries=(), leader_commit=0
         ),
         AppendEntriesRequest(
-            src=2, dst=1, term=1, prev_log_index=0, prev_log_term=0,
-            entries=(LogEntry(5, b"future"),), leader_commit=0,
+            src=2,
+            dst=1,
+            term=1,
+            prev_log_index=0,
+            prev_log_term=0,
+            entries=(LogEntry(5, b"future"),),
+            leader_commit=0,
         ),
         AppendEntriesResponse(src=2, dst=1, term=1, success=True, match_index=-1),
         "not a message",

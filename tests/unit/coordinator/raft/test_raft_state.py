@@ -3,7 +3,6 @@
 import random
 
 import pytest
-
 from rillet.coordinator.raft import (
     AppendEntriesRequest,
     IllegalTransitionError,
@@ -11,6 +10,7 @@ from rillet.coordinator.raft import (
     RaftNode,
 )
 from rillet.coordinator.raft import state as st
+
 from tests.sim.raft_harness import Harness
 
 
@@ -64,7 +64,12 @@ def test_illegal_event_raises_and_leaves_the_leader_unchanged():
     leader = h.elect(1)
     before = (leader.state, leader.term, leader.log.last_index, leader.commit_index)
     rogue = AppendEntriesRequest(
-        src=2, dst=1, term=leader.term, prev_log_index=0, prev_log_term=0, entries=(),
+        src=2,
+        dst=1,
+        term=leader.term,
+        prev_log_index=0,
+        prev_log_term=0,
+        entries=(),
         leader_commit=0,
     )
     with pytest.raises(IllegalTransitionError, match="leader.*follower"):
@@ -76,4 +81,3 @@ def test_illegal_event_raises_and_leaves_the_leader_unchanged():
 def test_node_must_be_a_voter():
     with pytest.raises(ValueError, match="not one of the voters"):
         RaftNode(9, {1, 2, 3}, MemoryRaftLog(), rng=random.Random(0), now_ms=0)
-
