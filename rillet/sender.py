@@ -107,11 +107,14 @@ class Sender(threading.Thread):
                 attention = self._send_ready(now, flush) if self.waiting else None
                 if self.closing and not self.incomplete and not acc.has_unsent():
                     break
-                expiry = acc.next_expiry_ms()
-                deadlines = [d for d in (expiry, attention) if d is not None]
                 # Wake-ups from send(): a new batch only if nothing would wake us before its
                 # linger expires; a full batch only once enough is ready to be worth a request.
-                acc.sender_idle = expiry is None
+                # idle goes up before the check, so a batch opened in between still wakes us.
+                acc.sender_idle = True
+                expiry = acc.next_expiry_ms()
+                if expiry is not None:
+                    acc.sender_idle = False
+                deadlines = [d for d in (expiry, attention) if d is not None]
                 held = sum(b.reserved for b in self.waiting)
                 acc.wake_bytes = (max(0, self.coalesce_bytes - held)
                                   if any(self.in_flight.values()) else 0)
