@@ -1,0 +1,347 @@
+"""Idempotent-producer state of one partition (Kafka's ProducerStateManager). Pure, no I/O.
+
+Per producer id the leader keeps the producer epoch and the metadata of the last
+``NUM_BATCHES_TO_RETAIN`` (5) batches it appended: (first_seq, last_seq, first_offset,
+last_offset, timestamp). A new batch from an idempotent producer (producer_id >= 0) is checked
+before it is appended (:meth:`ProducerStateManager.check`):
+
+=================================================  ==========================================
+situation                                          verdict
+=================================================  ==========================================
+same epoch, (first_seq, last_seq) equal to one of  ``duplicate``: the broker answers success
+the retained batches                               with the *original* offsets, appends nothing
+epoch older than the producer's                    ``INVALID_PRODUCER_EPOCH`` (a zombie)
+epoch newer than the producer's, first_seq != 0    ``OUT_OF_ORDER_SEQUENCE_NUMBER``
+same epoch, first_seq != last_seq + 1              ``OUT_OF_ORDER_SEQUENCE_NUMBER`` (a gap)
+unknown producer id                                accepted with any sequence (its state may
+                                                   have expired or been deleted with the log)
+=================================================  ==========================================
+
+Sequences wrap: after 2**31 - 1 comes 0. After appending, the leader calls :meth:`update`
+with the assigned offsets; followers and log recovery call :meth:`update_from_header` for
+every replicated batch (no validation: the leader already did it).
+
+Persistence: :meth:`snapshot` serialises the state as of ``map_end_offset`` (the offset after
+the last batch applied) to bytes; the caller writes them atomically to a file named by that
+offset (Kafka: ``<offset>.snapshot``) and passes the files' contents back to
+:func:`rebuild_from_log`, which loads the latest snapshot at or below the log end and replays
+the batch headers after it. After a log truncation call :meth:`truncate_to`; if it returns
+False (a producer lost every retained batch, so its older state is unknown) reload with
+:func:`rebuild_from_log` from the snapshots below the truncation offset (Kafka's
+truncateAndReload), and delete the snapshot files above it.
+
+Owned by the partition's single owner thread; not thread-safe.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from .errors import LogStoreError
+
+NUM_BATCHES_TO_RETAIN = 5
+MAX_SEQUENCE = 2**31 - 1
+NO_PRODUCER_ID = -1
+NO_PRODUCER_EPOCH = -1
+PRODUCER_ID_EXPIRATION_MS = 86_400_000  # producer.id.expiration.ms
+
+NONE = "NONE"
+OUT_OF_ORDER_SEQUENCE_NUMBER = "OUT_OF_ORDER_SEQUENCE_NUMBER"
+INVALID_PRODUCER_EPOCH = "INVALID_PRODUCER_EPOCH"
+
+_MAGIC = b"RPS1"
+_HEAD = struct.Struct(">4sqI")  # magic, map_end_offset, producer count
+_ENTRY = struct.Struct(">qhqB")  # producer_id, epoch, last_timestamp, batch count
+_BATCH = struct.Struct(">iiqqq")  # first_seq, last_seq, first_offset, last_offset, timestamp
+_CRC = struct.Struct(">I")
+
+
+class ProducerSnapshotError(LogStoreError):
+    """A producer-state snapshot is truncated or corrupt; rebuild from the log instead."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"corrupt producer-state snapshot: {reason}")
+        self.reason = reason
+
+
+def increment_sequence(sequence: int, increment: int) -> int:
+    """``sequence + increment`` wrapping after MAX_SEQUENCE to 0 (Kafka's incrementSequence)."""
+    if sequence > MAX_SEQUENCE - increment:
+        return increment - (MAX_SEQUENCE - sequence) - 1
+    return sequence + increment
+
+
+def in_sequence(last_seq: int, next_seq: int) -> bool:
+    return next_seq == last_seq + 1 or (next_seq == 0 and last_seq == MAX_SEQUENCE)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchMetadata:
+    first_seq: int
+    last_seq: int
+    first_offset: int
+    last_offset: int
+    timestamp: int
+
+
+@dataclass(slots=True)
+class ProducerStateEntry:
+    producer_id: int
+    producer_epoch: int
+    batches: deque = field(default_factory=lambda: deque(maxlen=NUM_BATCHES_TO_RETAIN))
+    last_timestamp: int = -1
+
+    @property
+    def last_seq(self) -> int:
+        return self.batches[-1].last_seq if self.batches else -1
+
+    @property
+    def last_offset(self) -> int:
+        return self.batches[-1].last_offset if self.batches else -1
+
+    def find_duplicate(self, epoch: int, first_seq: int, last_seq: int) -> BatchMetadata | None:
+        if epoch != self.producer_epoch:
+            return None
+        for b in self.batches:
+            if b.first_seq == first_seq and b.last_seq == last_seq:
+                return b
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class SequenceCheck:
+    """The verdict on one batch. Append it only if ``should_append``."""
+
+    error: str = NONE
+    duplicate: BatchMetadata | None = None  # set: answer success with these offsets
+    message: str = ""
+
+    @property
+    def should_append(self) -> bool:
+        return self.error == NONE and self.duplicate is None
+
+
+_OK = SequenceCheck()
+
+
+class ProducerStateManager:
+    """State of every idempotent producer of one partition, as of ``map_end_offset``."""
+
+    def __init__(self, map_end_offset: int = 0) -> None:
+        self.producers: dict[int, ProducerStateEntry] = {}
+        self.map_end_offset = map_end_offset
+
+    def entry(self, producer_id: int) -> ProducerStateEntry | None:
+        return self.producers.get(producer_id)
+
+    # ------------------------------------------------------------------------ leader checks
+
+    def check(
+        self, producer_id: int, producer_epoch: int, base_sequence: int, last_offset_delta: int
+    ) -> SequenceCheck:
+        """Verdict for a batch about to be appended by the leader (see the module table)."""
+        if producer_id < 0:
+            return _OK  # not idempotent
+        if base_sequence < 0 or producer_epoch < 0:
+            return SequenceCheck(
+                OUT_OF_ORDER_SEQUENCE_NUMBER, None, "idempotent batch without sequence"
+            )
+        entry = self.producers.get(producer_id)
+        if entry is None:
+            return _OK
+        last_seq = increment_sequence(base_sequence, last_offset_delta)
+        if producer_epoch < entry.producer_epoch:
+            return SequenceCheck(
+                INVALID_PRODUCER_EPOCH,
+                None,
+                f"producer {producer_id} epoch {producer_epoch} is older than {entry.producer_epoch}",
+            )
+        dup = entry.find_duplicate(producer_epoch, base_sequence, last_seq)
+        if dup is not None:
+            return SequenceCheck(NONE, dup, "duplicate")
+        if producer_epoch > entry.producer_epoch:
+            if base_sequence != 0:
+                return SequenceCheck(
+                    OUT_OF_ORDER_SEQUENCE_NUMBER,
+                    None,
+                    f"invalid sequence number for new epoch {producer_epoch} of producer "
+                    f"{producer_id}: {base_sequence} (must be 0)",
+                )
+            return _OK
+        if entry.batches and not in_sequence(entry.last_seq, base_sequence):
+            return SequenceCheck(
+                OUT_OF_ORDER_SEQUENCE_NUMBER,
+                None,
+                f"out of order sequence for producer {producer_id}: {base_sequence} "
+                f"(expected {increment_sequence(entry.last_seq, 1)})",
+            )
+        return _OK
+
+    def check_batch(self, header) -> SequenceCheck:
+        """:meth:`check` for a ``BatchHeader`` (before or after stamping)."""
+        return self.check(
+            header.producer_id,
+            header.producer_epoch,
+            header.base_sequence,
+            header.last_offset_delta,
+        )
+
+    # ------------------------------------------------------------------------------ updates
+
+    def update(
+        self,
+        producer_id: int,
+        producer_epoch: int,
+        first_seq: int,
+        last_seq: int,
+        first_offset: int,
+        last_offset: int,
+        timestamp: int,
+    ) -> None:
+        """Record an appended batch (leader: after the append, with the assigned offsets)."""
+        if producer_id >= 0:
+            entry = self.producers.get(producer_id)
+            if entry is None or entry.producer_epoch != producer_epoch:
+                entry = ProducerStateEntry(producer_id, producer_epoch)
+                self.producers[producer_id] = entry
+            entry.batches.append(
+                BatchMetadata(first_seq, last_seq, first_offset, last_offset, timestamp)
+            )
+            entry.last_timestamp = max(entry.last_timestamp, timestamp)
+        self.map_end_offset = max(self.map_end_offset, last_offset + 1)
+
+    def update_from_header(self, header) -> None:
+        """Apply a stamped batch header (replication, recovery, rebuild). Batches below
+        ``map_end_offset`` are already applied and skipped."""
+        if header.base_offset + header.last_offset_delta < self.map_end_offset:
+            return
+        if header.producer_id < 0 or header.base_sequence < 0:
+            self.map_end_offset = header.base_offset + header.last_offset_delta + 1
+            return
+        self.update(
+            header.producer_id,
+            header.producer_epoch,
+            header.base_sequence,
+            increment_sequence(header.base_sequence, header.last_offset_delta),
+            header.base_offset,
+            header.base_offset + header.last_offset_delta,
+            header.max_timestamp,
+        )
+
+    def truncate_to(self, offset: int) -> bool:
+        """Forget batches at or above ``offset`` (the log was truncated there). True if the
+        result is exact; False if some producer lost all its retained batches, in which case
+        reload with :func:`rebuild_from_log` from a snapshot below ``offset``."""
+        exact = True
+        for pid in list(self.producers):
+            entry = self.producers[pid]
+            kept = [b for b in entry.batches if b.last_offset < offset]
+            if len(kept) == len(entry.batches):
+                continue
+            if not kept:
+                del self.producers[pid]
+                exact = False
+                continue
+            entry.batches = deque(kept, maxlen=NUM_BATCHES_TO_RETAIN)
+            entry.last_timestamp = kept[-1].timestamp
+        self.map_end_offset = min(self.map_end_offset, offset)
+        return exact
+
+    def remove_expired(
+        self, now_ms: int, expiration_ms: int = PRODUCER_ID_EXPIRATION_MS
+    ) -> list[int]:
+        """Drop producers whose last batch is older than ``producer.id.expiration.ms``."""
+        gone = [p for p, e in self.producers.items() if now_ms - e.last_timestamp > expiration_ms]
+        for p in gone:
+            del self.producers[p]
+        return gone
+
+    # -------------------------------------------------------------------------- snapshots
+
+    def snapshot(self) -> bytes:
+        """The state as bytes (checksummed), valid at ``map_end_offset``."""
+        parts = [_HEAD.pack(_MAGIC, self.map_end_offset, len(self.producers))]
+        for pid in sorted(self.producers):
+            e = self.producers[pid]
+            parts.append(_ENTRY.pack(pid, e.producer_epoch, e.last_timestamp, len(e.batches)))
+            parts.extend(
+                _BATCH.pack(b.first_seq, b.last_seq, b.first_offset, b.last_offset, b.timestamp)
+                for b in e.batches
+            )
+        body = b"".join(parts)
+        return body + _CRC.pack(zlib.crc32(body))
+
+    @classmethod
+    def load(cls, data: bytes) -> ProducerStateManager:
+        """Inverse of :meth:`snapshot`; ``ProducerSnapshotError`` if short or corrupt."""
+        data = bytes(data)
+        if len(data) < _HEAD.size + _CRC.size:
+            raise ProducerSnapshotError("too short")
+        body, (crc,) = data[: -_CRC.size], _CRC.unpack(data[-_CRC.size :])
+        if zlib.crc32(body) != crc:
+            raise ProducerSnapshotError("checksum mismatch")
+        magic, map_end, count = _HEAD.unpack_from(body, 0)
+        if magic != _MAGIC:
+            raise ProducerSnapshotError(f"bad magic {magic!r}")
+        state, pos = cls(map_end), _HEAD.size
+        try:
+            for _ in range(count):
+                pid, epoch, ts, n = _ENTRY.unpack_from(body, pos)
+                pos += _ENTRY.size
+                entry = ProducerStateEntry(pid, epoch, last_timestamp=ts)
+                for _ in range(n):
+                    entry.batches.append(BatchMetadata(*_BATCH.unpack_from(body, pos)))
+                    pos += _BATCH.size
+                state.producers[pid] = entry
+        except struct.error as e:
+            raise ProducerSnapshotError(f"truncated entry: {e}") from None
+        if pos != len(body):
+            raise ProducerSnapshotError("trailing bytes")
+        return state
+
+
+def rebuild(headers: Iterable, snapshot: bytes | None = None) -> ProducerStateManager:
+    """State from an optional snapshot plus the stamped batch headers after it."""
+    state = ProducerStateManager.load(snapshot) if snapshot is not None else ProducerStateManager()
+    for header in headers:
+        state.update_from_header(header)
+    return state
+
+
+def latest_snapshot(
+    snapshots: Mapping[int, bytes], upto: int, log_start_offset: int = 0
+) -> tuple[int, ProducerStateManager] | None:
+    """The newest loadable snapshot with ``log_start_offset <= offset <= upto`` (corrupt ones
+    are skipped, as Kafka skips unreadable snapshot files)."""
+    for offset in sorted(snapshots, reverse=True):
+        if offset > upto or offset < log_start_offset:
+            continue
+        try:
+            return offset, ProducerStateManager.load(snapshots[offset])
+        except ProducerSnapshotError:
+            continue
+    return None
+
+
+def rebuild_from_log(
+    log, snapshots: Mapping[int, bytes] | None = None, *, upto: int | None = None
+) -> ProducerStateManager:
+    """State of ``log`` (a ``PartitionLog``, or anything with ``log_start_offset``,
+    ``log_end_offset`` and ``batch_headers(from_offset)``): the latest snapshot at or below
+    ``upto`` (default: the log end offset) plus a replay of the batch headers after it."""
+    end = log.log_end_offset if upto is None else upto
+    found = latest_snapshot(snapshots or {}, end, log.log_start_offset)
+    if found is None:
+        state, start = ProducerStateManager(log.log_start_offset), log.log_start_offset
+    else:
+        start, state = found
+    if start < log.log_end_offset:
+        for header in log.batch_headers(start):
+            if header.base_offset >= end:
+                break
+            state.update_from_header(header)
+    return state
