@@ -6,7 +6,7 @@ records for ``__consumer_offsets`` and :func:`replay` in :mod:`.records`; errors
 """
 
 from .assignors import ASSIGNORS, MemberSubscription, range_assign, uniform_assign
-from .coordinator import GroupCoordinator, resolve_topics
+from .coordinator import GroupCoordinator
 from .messages import (
     CommitOffset,
     ConsumerGroupHeartbeatRequest,
@@ -35,6 +35,7 @@ from .model import (
     TopicPartition,
 )
 from .records import from_kv, replay, replay_kv, to_kv
+from .subscriptions import resolve_topics, subscribed_topics
 
 __all__ = [
     "ASSIGNORS", "LEAVE_GROUP_MEMBER_EPOCH", "LEAVE_GROUP_STATIC_MEMBER_EPOCH", "CommitOffset",
@@ -44,5 +45,5 @@ __all__ = [
     "MemberState", "MemberSubscription", "OffsetAndMetadata", "OffsetCommitRequest",
     "OffsetCommitResponse", "OffsetDeleteResponse", "OffsetFetchRequest", "OffsetFetchResponse",
     "Result", "TopicPartition", "from_kv", "range_assign", "replay", "replay_kv",
-    "resolve_topics", "to_kv", "uniform_assign",
+    "resolve_topics", "subscribed_topics", "to_kv", "uniform_assign",
 ]
