@@ -255,7 +255,8 @@ class PartitionLog:
         self._check_usable()
         if offset >= self.log_end_offset:
             return
-        if offset < self._log_start_offset:
+        if offset < self._log_start_offset or offset < self.segments[0].base_offset:
+            # Nothing below ``offset`` is left (below the log start, or compacted away).
             self.truncate_fully_and_start_at(offset)
             return
         try:

@@ -8,9 +8,16 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 from rillet.logstore.log import LogConfig, PartitionLog
 from rillet.logstore.segment import segment_name
 
@@ -42,6 +49,7 @@ class CompactedLogMachine(RuleBasedStateMachine):
         for i, (k, v) in enumerate(pairs):
             self.model.append((self.leo + i, k, v, self.now + i))
         self.leo += len(pairs)
+        self.now += len(pairs)  # record i has timestamp now + i: keep the clock ahead of them
 
     @rule()
     def roll(self):
@@ -127,3 +135,17 @@ TestCompactedLogModel.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_compacted_log_model_many_examples():
+    run_state_machine_as_test(
+        CompactedLogMachine,
+        settings=settings(
+            max_examples=500,
+            stateful_step_count=60,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
