@@ -100,6 +100,8 @@ class NetworkClient:
             name=f"{name}-io",
         )
         self.view = ClusterView()
+        # partition count per topic, updated in place so hot paths can hold the dict itself
+        self.partition_counts: dict[str, int] = {}
         self._metadata_lock = threading.Lock()
         self._metadata_inflight: Future | None = None
         self._last_refresh = 0.0
@@ -160,9 +162,15 @@ class NetworkClient:
 
     def _apply(self, response: MetadataResponse, all_topics: bool = False) -> ClusterView:
         with self._metadata_lock:
-            self.view = ClusterView(response, self.view, all_topics)
+            view = self.view = ClusterView(response, self.view, all_topics)
+            counts = self.partition_counts
+            for name, n in view.partition_counts.items():
+                if counts.get(name) != n:
+                    counts[name] = n
+            for name in [k for k in counts if k not in view.partition_counts]:
+                del counts[name]
             self._last_refresh = time.monotonic()
-            return self.view
+            return view
 
     def request_metadata_update(self, topics: Iterable[str] | None = None) -> None:
         """Non-blocking refresh (at most one in flight): used by I/O paths on NOT_LEADER etc."""

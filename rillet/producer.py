@@ -97,6 +97,7 @@ class Producer:
         are read faster than instance attributes (about 15 lookups per record)."""
         state = self
         client = self._client
+        partition_counts = client.partition_counts
         acc = self._acc
         lock = acc.lock
         open_batches = acc._open
@@ -127,7 +128,7 @@ class Producer:
                 key = _to_bytes(key, "key")
             if timestamp_ms is None:
                 timestamp_ms = _time_ns() // 1_000_000
-            n = client.view.partition_counts.get(topic)
+            n = partition_counts.get(topic)
             if n is None:
                 n = client.wait_for_topic(topic, max_block_ms)
             is_sticky = False
@@ -147,9 +148,13 @@ class Producer:
             if value is not None:
                 if type(value) is not bytes:
                     value = _to_bytes(value, "value")
-                if len(value) > max_request_size:
-                    raise MessageTooLargeError(f"record of {len(value)} bytes exceeds "
+                size = len(value)
+                if size > max_request_size:
+                    raise MessageTooLargeError(f"record of {size} bytes exceeds "
                                                f"max.request.size={max_request_size}")
+                size += _OVERHEAD
+            else:
+                size = _OVERHEAD
             # RecordAccumulator.append + ProducerBatch.append, inlined: the per-record hot path.
             tp = (topic, partition)
             lock.acquire()  # cheaper than `with` here
@@ -164,7 +169,7 @@ class Producer:
                 timestamps.append(timestamp_ms)
                 batch.keys.append(key)
                 batch.values.append(value)
-                size = batch.size + _OVERHEAD + (len(value) if value is not None else 0)
+                size += batch.size
                 if key is not None:
                     size += len(key)
                 if headers:
