@@ -394,3 +394,21 @@ def test_hostile_appends_raise_typed_errors_and_lose_nothing(tmp_path_factory, j
     # only a flip in the stamped fields (not under the digest) can still be accepted
     assert all(r.value in (b"keep", b"a", None) for r in recs)
     log.abandon()
+
+
+def test_corrupt_recovery_point_checkpoint_means_full_revalidation(tmp_path):
+    log = PartitionLog.open(tmp_path, SMALL, 0)
+    fill(log, 40)
+    log.flush()
+    log.maybe_flush(10**9)
+    log.abandon()
+    first = segment_files(tmp_path)[0]
+    raw = bytearray(first.read_bytes())
+    raw[-1] ^= 1
+    first.write_bytes(raw)
+    ckpt = tmp_path / "recovery-point.checkpoint"
+    ckpt.write_bytes(ckpt.read_bytes()[:-1] + b"\x00")  # digest no longer matches
+    log = PartitionLog.open(tmp_path, SMALL, 0)
+    assert log.recovered_from is not None
+    assert log.log_end_offset == log.segments[-1].next_offset < 120
+    assert len(segment_files(tmp_path)) == 1
