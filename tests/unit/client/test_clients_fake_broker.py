@@ -205,3 +205,28 @@ def test_broker_down_is_a_clear_error() -> None:
 def test_bad_config_is_rejected_before_connecting() -> None:
     with pytest.raises(ConfigError, match="did you mean 'linger.ms'"):
         Producer({"bootstrap.servers": "127.0.0.1:1", "linger": 5})
+
+
+@pytest.mark.parametrize("codec", ["gzip", "zstd", "lz4"])
+def test_compressed_batches_round_trip(broker, codec: str) -> None:
+    broker.create("z", 1)
+    with Producer(bootstrap_servers=broker.address, compression_type=codec) as p:
+        for i in range(500):
+            p.send("z", b"compressible %d " % i * 5, key=b"k", headers=[("n", b"%d" % i)])
+    with Consumer(bootstrap_servers=broker.address, auto_offset_reset="earliest",
+                  consumer_timeout_ms=500) as c:
+        c.assign([TopicPartition("z", 0)])
+        got = list(c)
+    assert [r.value for r in got] == [b"compressible %d " % i * 5 for i in range(500)]
+    assert [r.headers for r in got] == [(("n", b"%d" % i),) for i in range(500)]
+
+
+def test_sticky_partitioning_spreads_null_keys_over_partitions(broker) -> None:
+    broker.create("s", 4)
+    with Producer(bootstrap_servers=broker.address, batch_size=2000, linger_ms=0) as p:
+        futs = [p.send("s", b"x" * 100) for _ in range(2000)]
+    parts = [f.get(1).partition for f in futs]
+    assert set(parts) == {0, 1, 2, 3}
+    # sticky: records go in runs to one partition, not round-robin
+    switches = sum(1 for a, b in zip(parts, parts[1:], strict=False) if a != b)
+    assert switches < len(parts) / 5
