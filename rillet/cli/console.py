@@ -171,11 +171,13 @@ def consume(topic, partitions, from_beginning, offset, max_messages, timeout_ms,
     config = {"bootstrap.servers": resolve_brokers(bootstrap), "request.timeout.ms": "15000",
               **parse_kv(extra, "-X")}
     count = 0
+    started = False
     consumer = Consumer(config)
     try:
         tps = [TopicPartition(topic, p)
                for p in (partitions or sorted(consumer.partitions_for_topic(topic)))]
         consumer.assign(tps)
+        started = True
         _start(consumer, tps, "beginning" if from_beginning and offset is None else offset)
         end_offsets = consumer.end_offsets(tps) if exit_at_end else None
         write = _formatter(fmt, fmt_props)
@@ -200,7 +202,8 @@ def consume(topic, partitions, from_beginning, offset, max_messages, timeout_ms,
         pass
     finally:
         consumer.close()
-        click.echo(f"Processed a total of {count} messages", err=True)
+        if started:
+            click.echo(f"Processed a total of {count} messages", err=True)
 
 
 def _start(consumer, tps, offset: str | None) -> None:
