@@ -2,7 +2,8 @@
 
 ``RaftNode`` (node.py) is the voter; ``RaftLog``/``MemoryRaftLog`` (log.py) its log;
 ``StateMachine`` (statemachine.py) what the log drives; messages.py and effects.py the
-inputs and outputs; state.py the role types and the transition table. See docs/raft.md.
+inputs and outputs; state.py the role types and the transition table; wire.py plain-data
+forms for transports and the hard-state file. See docs/raft.md.
 """
 
 from .config import RaftConfig
@@ -34,6 +35,7 @@ from .messages import (
 )
 from .node import HardState, RaftNode
 from .statemachine import StateMachine
+from .wire import decode_hard_state, encode_hard_state, message_from_dict, message_to_dict
 
 __all__ = [
     "AppendEntriesRequest",
@@ -63,4 +65,8 @@ __all__ = [
     "TakeSnapshot",
     "VoteRequest",
     "VoteResponse",
+    "decode_hard_state",
+    "encode_hard_state",
+    "message_from_dict",
+    "message_to_dict",
 ]

@@ -6,6 +6,8 @@ the next election). The others mean a caller bug, bad input, or a broken safety 
 
 from __future__ import annotations
 
+import reprlib
+
 
 class RaftError(Exception):
     """Base class of every Raft core error."""
@@ -32,7 +34,7 @@ class InvalidMessageError(RaftError):
     """
 
     def __init__(self, message: object, reason: str) -> None:
-        super().__init__(f"invalid raft message ({reason}): {message!r}"[:500])
+        super().__init__(f"invalid raft message ({reason}): {reprlib.repr(message)}")
         self.message = message
         self.reason = reason
 

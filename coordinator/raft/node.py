@@ -221,6 +221,21 @@ class RaftNode(Replication):
         self._log_dirty = True
         return self._finish()
 
+    def read_committed(
+        self, start_index: int, max_entries: int
+    ) -> tuple[Snapshot | None, int, list[LogEntry]]:
+        """Committed entries from ``start_index`` on, for readers of the metadata log that
+        are not voters (brokers). Returns (snapshot, first_index, entries): when
+        ``start_index`` is already compacted, the snapshot to load first and the entries that
+        follow it; otherwise None. Pure read: no effects."""
+        start = max(start_index, 1)
+        snap = None
+        if start <= self.log.snapshot_index:
+            snap = self.log.snapshot()
+            start = self.log.snapshot_index + 1
+        stop = min(self.commit_index + 1, start + max(max_entries, 0))
+        return snap, start, self.log.entries(start, stop) if stop > start else []
+
     # -- effect accumulation: durability first, then messages, then the state machine
     def _begin(self) -> None:
         self._sends: list[RaftMessage] = []

@@ -223,6 +223,14 @@ class RaftSimulation:
             if isinstance(effect, Send):
                 self._send(effect.message)
             elif isinstance(effect, PersistHardState):
+                old = sn.hard
+                if effect.term < old.term or (
+                    effect.term == old.term and old.voted_for not in (None, effect.voted_for)
+                ):
+                    raise InvariantViolation(
+                        f"node {sn.node_id} persisted {effect} over {old}: a term went back "
+                        f"or a second vote in one term"
+                    )
                 sn.hard = HardState(effect.term, effect.voted_for)
             elif isinstance(effect, FlushLog):
                 sn.log.flush()
