@@ -86,10 +86,12 @@ class _Waker:
             os.write(self.write_fd, b"x")
 
     def drain(self) -> None:
-        with self._lock:
-            self._pending = False
+        """Call before taking queued work: read first, then clear the flag, so a wake() in
+        between either leaves a byte in the pipe or its work is seen by the caller."""
         with contextlib.suppress(BlockingIOError, OSError):
             os.read(self.read_fd, 4096)
+        with self._lock:
+            self._pending = False
 
     def close(self) -> None:
         for fd in (self.read_fd, self.write_fd):
