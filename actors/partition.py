@@ -253,11 +253,14 @@ class PartitionReplica(pykka.ThreadingActor):
     def _append_batches(self, log: PartitionLog, records: bytes) -> tuple[int, str | None, int]:
         if not records:
             return E.CORRUPT_MESSAGE, "no record batch in the request", -1
-        if len(records) > log.config.max_message_bytes and self._single(records):
-            limit = log.config.max_message_bytes
-            return E.MESSAGE_TOO_LARGE, f"{len(records)} bytes > max.message.bytes={limit}", -1
         try:
-            views = list(B.iter_batches(records, validate=True))
+            header = B.read_header(records)
+            if header.length == len(records):
+                # The common case, one batch: log.append validates it (digest, counts).
+                views = [(header, memoryview(records))]
+            else:
+                # Several batches: validate all before appending any (all or nothing).
+                views = list(B.iter_batches(records, validate=True))
         except CorruptBatchError as e:
             return E.CORRUPT_MESSAGE, str(e), -1
         for header, _view in views:
@@ -280,13 +283,6 @@ class PartitionReplica(pykka.ThreadingActor):
                 self._log.error("log failed on append: {}", e)
             return code, str(e), -1
         return E.NONE, None, base
-
-    @staticmethod
-    def _single(records: bytes) -> bool:
-        try:
-            return B.read_header(records).length == len(records)
-        except Exception:  # noqa: BLE001
-            return True
 
     def _group_commit(self) -> None:
         try:
