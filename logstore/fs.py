@@ -44,6 +44,13 @@ class SegmentFile:
             position += n
             view = view[n:]
 
+    def write_parts_at(self, position: int, parts) -> None:
+        """Write the concatenation of ``parts`` at ``position`` (one pwritev, no joining)."""
+        total = sum(len(p) for p in parts)
+        n = os.pwritev(self._fd, parts, position)
+        if n < total:  # rare short write: finish the remainder the simple way
+            self.write_at(position + n, memoryview(b"".join(parts))[n:])
+
     def read_at(self, position: int, size: int) -> bytes:
         """Up to ``size`` bytes at ``position`` (fewer only at the end of the file)."""
         data = os.pread(self._fd, size, position)

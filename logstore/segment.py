@@ -102,8 +102,13 @@ class Segment:
     # ----------------------------------------------------------------------------- writing
 
     def append(self, data, header: B.BatchHeader) -> None:
-        """Write one whole, validated and stamped batch at the end of the segment."""
-        self.file.write_at(self.size, data)
+        """Write one whole, validated and stamped batch at the end of the segment.
+
+        ``data`` is a buffer or a tuple of buffers that together form the batch."""
+        if isinstance(data, tuple):
+            self.file.write_parts_at(self.size, data)
+        else:
+            self.file.write_at(self.size, data)
         self.track(self.size, header)
 
     def track(self, position: int, header: B.BatchHeader) -> None:
