@@ -1,0 +1,251 @@
+"""Leader-side replication state (ISR, high watermark, acks=all) and follower truncation."""
+
+from __future__ import annotations
+
+import pytest
+from rillet.coordinator import replication as R
+from rillet.logstore.epochs import LeaderEpochCache
+
+LAG = 30_000
+CFG = R.ReplicationConfig(
+    replica_lag_time_max_ms=LAG, min_insync_replicas=2, alter_partition_retry_ms=100
+)
+
+
+def leader(isr=(1, 2, 3), leo=10, hw=10, epoch=5, now=0, cfg=CFG, **kw) -> R.LeaderReplica:
+    return R.LeaderReplica(
+        1,
+        replicas=(1, 2, 3),
+        isr=isr,
+        leader_epoch=epoch,
+        partition_epoch=kw.pop("partition_epoch", 3),
+        log_end_offset=leo,
+        high_watermark=hw,
+        now_ms=now,
+        config=cfg,
+        **kw,
+    )
+
+
+def fetch(L, follower, offset, now, epoch=5, **kw):
+    return L.on_follower_fetch(follower, offset, now, current_leader_epoch=epoch, **kw)
+
+
+# ------------------------------------------------------------------------- follower progress
+
+
+def test_caught_up_rules_follow_kafka():
+    f = R.FollowerProgress(2)
+    f.update(fetch_offset=10, leader_log_end_offset=10, now_ms=100)  # at the leader's end
+    assert f.last_caught_up_time_ms == 100
+    f.update(fetch_offset=10, leader_log_end_offset=15, now_ms=200)  # reached LEO of last fetch
+    assert f.last_caught_up_time_ms == 100  # previous fetch time
+    f.update(fetch_offset=15, leader_log_end_offset=20, now_ms=300)
+    assert f.last_caught_up_time_ms == 200  # caught up to where the leader was at 200
+    f.update(fetch_offset=16, leader_log_end_offset=25, now_ms=400)
+    assert f.last_caught_up_time_ms == 200  # behind the LEO of its previous fetch
+    assert f.caught_up(16, 400 + LAG, LAG) and not f.caught_up(25, 200 + LAG + 1, LAG)
+
+
+# --------------------------------------------------------------------------- high watermark
+
+
+def test_high_watermark_is_min_leo_over_isr_and_never_decreases():
+    L = leader(leo=10, hw=4)
+    assert L.on_append(12, 1).high_watermark == 4  # followers' LEOs unknown after election
+    assert not fetch(L, 2, 8, 2).progress.high_watermark_changed
+    d = fetch(L, 3, 6, 3)
+    assert d.progress.high_watermark_changed and d.progress.high_watermark == 6
+    assert fetch(L, 2, 12, 4).progress.high_watermark == 6
+    p = fetch(L, 3, 12, 5).progress
+    assert p.high_watermark == 12
+    # a follower reporting less (it restarted and truncated) never lowers the HW
+    assert fetch(L, 3, 11, 6).progress.high_watermark == 12 and L.high_watermark == 12
+
+
+def test_single_replica_isr_follows_the_leader():
+    L = leader(isr=(1,), leo=0, hw=0, cfg=R.ReplicationConfig(min_insync_replicas=1))
+    p = L.on_append(5, 1)
+    assert p.high_watermark_changed and p.high_watermark == 5
+
+
+def test_fetch_is_fenced_by_epoch_membership_and_range():
+    L = leader()
+    assert fetch(L, 2, 10, 1, epoch=4).error == R.FENCED_LEADER_EPOCH
+    assert fetch(L, 2, 10, 1, epoch=6).error == R.UNKNOWN_LEADER_EPOCH
+    assert fetch(L, 9, 10, 1).error == R.NOT_LEADER_OR_FOLLOWER
+    assert fetch(L, 2, 11, 1).error == R.OFFSET_OUT_OF_RANGE
+    assert fetch(L, 2, 10, 1).error == R.NONE
+
+
+def test_fetch_from_a_diverged_follower_is_told_where_to_truncate():
+    epochs = LeaderEpochCache([(0, 0), (5, 8)])
+    L = leader(leo=10, hw=8, leader_epoch_start_offset=8)
+    # the follower's last epoch is 3 (it led epoch 3 alone): the leader's epoch 0 ended at 8
+    d = fetch(L, 2, 9, 1, last_fetched_epoch=3, epochs=epochs)
+    assert d.diverging_epoch == (0, 8)
+    assert L.followers[2].log_end_offset == -1  # its offset did not count
+    d = fetch(L, 2, 8, 1, last_fetched_epoch=0, epochs=epochs)
+    assert d.diverging_epoch is None and L.followers[2].log_end_offset == 8
+
+
+# ---------------------------------------------------------------------------------- the ISR
+
+
+def test_shrink_after_lag_and_only_through_the_controller():
+    L = leader(leo=10, hw=10, now=0)
+    fetch(L, 2, 10, 1)
+    fetch(L, 3, 10, 1)
+    L.on_append(20, 2)
+    fetch(L, 2, 20, 100)
+    assert L.tick(LAG).propose is None  # 3 was caught up at time 1: within the lag
+    p = L.tick(LAG + 2)
+    assert p.propose == R.AlterIsr(1, 5, 3, (1, 2))
+    assert L.isr == (1, 2, 3)  # not applied until the metadata says so
+    assert L.tick(LAG + 3).propose is None  # one proposal in flight
+    assert L.tick(LAG + 2 + 100).propose == p.propose  # re-sent after the retry interval
+    L.on_partition_change(leader=1, isr=(1, 2), leader_epoch=5, partition_epoch=4, now_ms=LAG + 200)
+    assert L.isr == (1, 2) and L.pending is None
+
+
+def test_a_follower_at_the_leaders_end_is_never_out_of_sync():
+    L = leader(leo=10, hw=10)
+    fetch(L, 2, 10, 1)
+    fetch(L, 3, 10, 1)
+    assert L.tick(10 * LAG).propose is None
+
+
+def test_expand_when_caught_up_to_hw_and_epoch_start():
+    L = leader(isr=(1, 2), leo=20, hw=12, leader_epoch_start_offset=15)
+    fetch(L, 2, 20, 1)
+    assert L.high_watermark == 20
+    assert fetch(L, 3, 14, 2).progress.propose is None  # below the HW
+    L2 = leader(isr=(1, 2), leo=20, hw=12, leader_epoch_start_offset=15)
+    assert fetch(L2, 3, 13, 2).progress.propose is None  # >= HW but below this epoch's start
+    assert fetch(L, 3, 20, 3).progress.propose == R.AlterIsr(1, 5, 3, (1, 2, 3))
+    # while pending, the HW waits for the joining replica too (the maximal ISR)
+    assert L.maximal_isr == (1, 2, 3)
+    L.on_append(30, 4)
+    fetch(L, 2, 30, 5)
+    assert L.high_watermark == 20
+    fetch(L, 3, 25, 6)
+    assert L.high_watermark == 25
+
+
+def test_alter_partition_answers():
+    L = leader(isr=(1, 2), leo=20, hw=20)
+    prop = fetch(L, 3, 20, 1).progress.propose
+    L.on_alter_partition_response(prop, R.INELIGIBLE_REPLICA, 2)
+    assert L.pending is None  # not applied: back to the committed ISR
+    prop = fetch(L, 3, 20, 3).progress.propose
+    L.on_alter_partition_response(prop, R.INVALID_UPDATE_VERSION, 4)
+    assert L.pending == prop and L.tick(10_000).propose is None  # wait for the metadata
+    L.on_partition_change(leader=1, isr=(1, 2, 3), leader_epoch=5, partition_epoch=4, now_ms=5)
+    assert L.pending is None and L.isr == (1, 2, 3)
+
+
+# ------------------------------------------------------------------------------- acks = all
+
+
+def test_acks_all_refused_below_min_insync_before_writing():
+    assert leader(isr=(1,)).check_append(-1) == R.NOT_ENOUGH_REPLICAS
+    assert leader(isr=(1,)).check_append(1) == R.NONE
+    assert leader(isr=(1, 2)).check_append(-1) == R.NONE
+
+
+def test_acks_all_completes_when_hw_passes_the_batch():
+    L = leader(isr=(1, 2), leo=10, hw=10)
+    L.on_append(13, 1)
+    assert L.wait_for_ack("a", 12, deadline_ms=1000) is None
+    assert L.wait_for_ack("old", 9, deadline_ms=1000) == R.Completion("old", 9, R.NONE)
+    assert fetch(L, 2, 12, 2).progress.completions == ()
+    p = fetch(L, 2, 13, 3).progress
+    assert p.completions == (R.Completion("a", 12, R.NONE),)
+    assert len(L.purgatory) == 0
+
+
+def test_isr_shrinking_below_min_insync_fails_the_wait_after_append():
+    L = leader(isr=(1, 2), leo=10, hw=10)
+    L.on_append(11, 1)
+    L.wait_for_ack("a", 10, deadline_ms=10_000)
+    p = L.on_partition_change(leader=1, isr=(1,), leader_epoch=5, partition_epoch=4, now_ms=2)
+    assert p.completions == (R.Completion("a", 10, R.NOT_ENOUGH_REPLICAS_AFTER_APPEND),)
+
+
+def test_waits_time_out_and_fail_on_leader_change():
+    L = leader(isr=(1, 2), leo=10, hw=10)
+    L.on_append(12, 1)
+    L.wait_for_ack("a", 10, deadline_ms=50)
+    L.wait_for_ack("b", 11, deadline_ms=500)
+    assert L.tick(60).completions == (R.Completion("a", 10, R.REQUEST_TIMED_OUT),)
+    p = L.on_partition_change(leader=2, isr=(1, 2), leader_epoch=6, partition_epoch=4, now_ms=70)
+    assert p.resigned and p.completions == (R.Completion("b", 11, R.NOT_LEADER_OR_FOLLOWER),)
+    assert L.check_append(-1) == R.NOT_LEADER_OR_FOLLOWER
+
+
+def test_purgatory_completes_in_offset_order_and_skips_expired():
+    pg = R.ProducePurgatory()
+    for i, off in enumerate((5, 3, 9, 7)):
+        pg.add(i, off, deadline_ms=100 + i)
+    assert [c.key for c in pg.expire(100)] == [0]
+    assert [c.key for c in pg.complete_up_to(8)] == [1, 3]
+    assert len(pg) == 1 and [p.key for p in pg.waiting()] == [2]
+
+
+# -------------------------------------------------------------------------------- follower
+
+
+def cache(*entries, leo):
+    return LeaderEpochCache(list(entries), log_end_offset=lambda: leo)
+
+
+def test_truncation_kip101_follower_keeps_what_the_leader_has():
+    # follower: epoch 1 from 0, epoch 2 from 5, LEO 9; leader says epoch 2 ended at 7
+    f = cache((1, 0), (2, 5), leo=9)
+    t = R.follower_truncation(f, 9, 3, leader_epoch=2, leader_end_offset=7)
+    assert (t.truncate_to, t.done) == (7, True)
+    assert t.fetch_offset(9) == 7
+    # the leader has more in that epoch: nothing to cut
+    t = R.follower_truncation(f, 9, 3, leader_epoch=2, leader_end_offset=20)
+    assert (t.truncate_to, t.done) == (9, True)
+
+
+def test_truncation_kip279_walks_back_over_an_epoch_the_follower_never_saw():
+    # KIP-279 double failover: the follower has epochs 1 and 3, the leader answers for
+    # epoch 3 with its largest epoch below it, 2, which the follower does not know
+    f = cache((1, 0), (3, 6), leo=10)
+    t = R.follower_truncation(f, 10, 0, leader_epoch=2, leader_end_offset=8)
+    assert (t.truncate_to, t.done) == (6, False)  # to the end of its epoch 1, then ask again
+    f.truncate_from_end(6)
+    assert f.latest_epoch == 1
+    t = R.follower_truncation(f, 6, 0, leader_epoch=1, leader_end_offset=4)
+    assert (t.truncate_to, t.done) == (4, True)
+
+
+def test_truncation_fallbacks():
+    f = cache((4, 10), leo=20)
+    t = R.follower_truncation(f, 20, 12, leader_epoch=R.UNDEFINED_EPOCH, leader_end_offset=-1)
+    assert (t.truncate_to, t.done) == (12, True)  # the leader knows nothing: to our HW
+    t = R.follower_truncation(f, 20, 12, leader_epoch=2, leader_end_offset=8)
+    assert (t.truncate_to, t.done) == (8, True)  # an epoch older than all of ours
+
+
+def test_leader_answers_offset_for_leader_epoch_with_fencing():
+    epochs = cache((0, 0), (2, 120), (5, 300), leo=410)
+    args = {"leader_epoch": 5, "requested_epoch": 3}
+    assert R.leader_epoch_end_offset(epochs, 410, current_leader_epoch=5, **args) == (
+        R.NONE,
+        2,
+        300,
+    )
+    assert R.leader_epoch_end_offset(epochs, 410, current_leader_epoch=4, **args)[0] == (
+        R.FENCED_LEADER_EPOCH
+    )
+    assert R.leader_epoch_end_offset(epochs, 410, current_leader_epoch=6, **args)[0] == (
+        R.UNKNOWN_LEADER_EPOCH
+    )
+
+
+@pytest.mark.parametrize("leader_hw,leo,expected", [(5, 9, 5), (12, 9, 9)])
+def test_follower_high_watermark_is_capped_by_its_log(leader_hw, leo, expected):
+    assert R.follower_high_watermark(leader_hw, leo) == expected
