@@ -1,0 +1,75 @@
+"""The broker's metadata log and partition directories across restarts and crashes."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from rillet.logstore.batch import BatchBuilder
+from rillet.transport import protocol as P
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
+E = P.ErrorCode
+
+
+def batch(values) -> bytes:
+    b = BatchBuilder()
+    for v in values:
+        b.append(int(time.time() * 1000), None, v)
+    return b.build()
+
+
+def test_torn_metadata_record_is_cut_and_the_rest_kept(cluster, wire_factory) -> None:
+    wire = wire_factory(cluster)
+    wire.create_topic("kept", partitions=3)
+    cluster.kill(1)
+    records = cluster.broker_dir(1) / "__cluster_metadata" / "records.jsonl"
+    with open(records, "ab") as f:
+        f.write(b'{"type":"DeleteTopic","na')  # a crash in the middle of an append
+    cluster.start()
+    wire = wire_factory(cluster)
+    meta = wire.call(P.MetadataRequest(topics=("kept",)))
+    assert meta.topics[0].error_code == E.NONE and len(meta.topics[0].partitions) == 3
+    assert records.read_bytes().endswith(b"\n")
+    assert wire.create_topic("later").error_code == E.NONE  # the log accepts appends again
+
+
+def test_recreated_topic_never_serves_old_records(cluster, wire_factory) -> None:
+    wire = wire_factory(cluster)
+    wire.create_topic("again")
+    wire.produce("again", 0, batch([b"old-1", b"old-2"]))
+    wire.call(P.DeleteTopicsRequest(topic_names=("again",)))
+    assert wire.create_topic("again").error_code == E.NONE
+    assert wire.fetch_all("again", 0) == []
+    wire.produce("again", 0, batch([b"new"]))
+    cluster.kill(1)
+    cluster.start()
+    wire = wire_factory(cluster)
+    assert [r.value for r in wire.fetch_all("again", 0)] == [b"new"]
+    leftovers = [p.name for p in cluster.broker_dir(1).iterdir() if p.name.endswith("-delete")]
+    assert leftovers == []
+
+
+def test_multi_partition_long_poll_waits_for_min_bytes_in_total(wire) -> None:
+    wire.create_topic("two", partitions=2)
+    request = P.FetchRequest(
+        max_wait_ms=20_000,
+        min_bytes=1,
+        topics=(
+            P.FetchTopic(
+                name="two",
+                partitions=(
+                    P.FetchPartition(partition=0, fetch_offset=0),
+                    P.FetchPartition(partition=1, fetch_offset=0),
+                ),
+            ),
+        ),
+    )
+    future = wire.endpoint.request(wire.address, request, 30_000)
+    time.sleep(0.2)
+    assert not future.done()
+    wire.produce("two", 1, batch([b"on-one"]))
+    response = future.result(10)
+    p0, p1 = response.topics[0].partitions
+    assert (p0.partition, p0.records, p0.high_watermark) == (0, b"", 0)
+    assert p1.partition == 1 and p1.high_watermark == 1 and p1.records
