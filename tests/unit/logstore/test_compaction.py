@@ -6,10 +6,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rillet.logstore.batch import read_header
-from rillet.logstore.fs import FileSystem
 from rillet.logstore.log import LogConfig, PartitionLog
 
-from .helpers import make_batch, read_all, segment_files
+from .helpers import NoSyncFS, make_batch, read_all, segment_files
 
 COMPACT = LogConfig(segment_bytes=400, cleanup_policy="compact", delete_retention_ms=1_000)
 
@@ -19,7 +18,7 @@ def append_pairs(log, pairs, ts, epoch=0):
 
 
 def test_keeps_latest_per_key_with_original_offsets(tmp_path):
-    log = PartitionLog.open(tmp_path, COMPACT, 0)
+    log = PartitionLog.open(tmp_path, COMPACT, 0, fs=NoSyncFS())
     for i in range(40):
         append_pairs(log, [(b"k%d" % (i % 3), b"v%d" % i)], ts=10 * i)
     leo = log.log_end_offset
@@ -45,11 +44,11 @@ def test_keeps_latest_per_key_with_original_offsets(tmp_path):
     ]
     assert log.compact(now_ms=10**6).records_removed == 0  # idempotent
     log.close()
-    assert read_all(PartitionLog.open(tmp_path, COMPACT, 0)) == after
+    assert read_all(PartitionLog.open(tmp_path, COMPACT, 0, fs=NoSyncFS())) == after
 
 
 def test_tombstones_kept_until_delete_retention(tmp_path):
-    log = PartitionLog.open(tmp_path, COMPACT, 0)
+    log = PartitionLog.open(tmp_path, COMPACT, 0, fs=NoSyncFS())
     append_pairs(log, [(b"a", b"1"), (b"b", b"1")], ts=0)
     append_pairs(log, [(b"a", None)], ts=5_000)
     append_pairs(log, [(None, b"no key")], ts=5_000)
@@ -70,13 +69,13 @@ def test_tombstones_kept_until_delete_retention(tmp_path):
 
 def test_never_touches_active_segment_or_recent_records(tmp_path):
     cfg = LogConfig(segment_bytes=10**6, cleanup_policy="compact")
-    log = PartitionLog.open(tmp_path, cfg, 0)
+    log = PartitionLog.open(tmp_path, cfg, 0, fs=NoSyncFS())
     for i in range(10):
         append_pairs(log, [(b"k", b"%d" % i)], ts=i)
     assert log.compact(now_ms=10**6).records_removed == 0
     assert len(read_all(log)) == 10
     lagged = LogConfig(segment_bytes=200, cleanup_policy="compact", min_compaction_lag_ms=500)
-    log2 = PartitionLog.open(tmp_path / "lag", lagged, 0)
+    log2 = PartitionLog.open(tmp_path / "lag", lagged, 0, fs=NoSyncFS())
     for i in range(10):
         append_pairs(log2, [(b"k", b"%d" % i)], ts=100 * i)
     log2.compact(now_ms=900)  # only segments whose records are all <= 400 ms old
@@ -92,14 +91,16 @@ def test_delete_policy_does_not_compact(tmp_path):
 
 
 def test_a_segment_that_becomes_empty_is_deleted(tmp_path):
-    log = PartitionLog.open(tmp_path, COMPACT, 0)
+    log = PartitionLog.open(tmp_path, COMPACT, 0, fs=NoSyncFS())
     for i in range(30):
         append_pairs(log, [(b"same", b"%d" % i)], ts=i)
     log.compact(now_ms=10**6)
     sealed = [r for r in read_all(log) if r.offset < log.active_segment.base_offset]
     assert len(sealed) == 1 and len(segment_files(tmp_path)) == 2
     log.abandon()
-    log = PartitionLog.open(tmp_path, COMPACT, 0)  # unclean: revalidates cleaned segments
+    log = PartitionLog.open(
+        tmp_path, COMPACT, 0, fs=NoSyncFS()
+    )  # unclean: revalidates cleaned segments
     assert [r.offset for r in read_all(log)][0] == sealed[0].offset and log.recovered_from is None
 
 
@@ -107,7 +108,7 @@ class Crash(BaseException):
     """Simulated power cut: not an OSError, so the log does not handle it."""
 
 
-class CrashingFS(FileSystem):
+class CrashingFS(NoSyncFS):
     def __init__(self, op: str, after: int) -> None:
         self.op, self.after = op, after
 
@@ -128,7 +129,7 @@ class CrashingFS(FileSystem):
 
 @pytest.mark.parametrize(("op", "after"), [("rename", 0), ("rename", 1), ("fsync_dir", 1)])
 def test_interrupted_clean_leaves_log_complete(tmp_path, op, after):
-    log = PartitionLog.open(tmp_path, COMPACT, 0)
+    log = PartitionLog.open(tmp_path, COMPACT, 0, fs=NoSyncFS())
     for i in range(20):
         append_pairs(log, [(b"k%d" % (i % 4), b"v%d" % i), (b"u%d" % i, b"u")], ts=i)
     log.flush()
@@ -137,7 +138,7 @@ def test_interrupted_clean_leaves_log_complete(tmp_path, op, after):
     with pytest.raises(Crash):
         log.compact(now_ms=10**6)
     log.abandon()
-    log = PartitionLog.open(tmp_path, COMPACT, 0)
+    log = PartitionLog.open(tmp_path, COMPACT, 0, fs=NoSyncFS())
     assert not any(p.name.endswith(".cleaned") for p in tmp_path.iterdir())
     after = read_all(log)
     assert {r.key: (r.offset, r.value) for r in after} == latest_before
@@ -148,7 +149,7 @@ def test_interrupted_clean_leaves_log_complete(tmp_path, op, after):
 
 
 def test_cleaned_batches_stay_contiguous(tmp_path):
-    log = PartitionLog.open(tmp_path, COMPACT, 0)
+    log = PartitionLog.open(tmp_path, COMPACT, 0, fs=NoSyncFS())
     for i in range(30):
         append_pairs(log, [(b"k%d" % (i % 2), b"v"), (b"x%d" % i, b"v")], ts=i, epoch=i // 10)
     log.compact(now_ms=10**6)
@@ -175,7 +176,7 @@ batches = st.lists(
 def test_compaction_property(tmp_path_factory, batches, seg_bytes, tomb_age):
     directory = tmp_path_factory.mktemp("c")
     cfg = LogConfig(segment_bytes=seg_bytes, cleanup_policy="compact", delete_retention_ms=50)
-    log = PartitionLog.open(directory, cfg, 0)
+    log = PartitionLog.open(directory, cfg, 0, fs=NoSyncFS())
     written = []  # (offset, key, value, ts)
     for i, pairs in enumerate(batches):
         info = log.append(make_batch(pairs, ts=10 * i), 0, 0)
@@ -203,5 +204,6 @@ def test_compaction_property(tmp_path_factory, batches, seg_bytes, tomb_age):
             assert got_final[k] == (off, v)
     log.close()
     assert [
-        (r.offset, r.key, r.value) for r in read_all(PartitionLog.open(directory, cfg, 0))
+        (r.offset, r.key, r.value)
+        for r in read_all(PartitionLog.open(directory, cfg, 0, fs=NoSyncFS()))
     ] == got
