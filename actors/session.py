@@ -89,6 +89,17 @@ class ClientSession(pykka.ThreadingActor):
 
     def _dispatch(self, cid: int, req: object) -> None:
         respond = self._responder(cid)
+        if isinstance(req, P.ProduceRequest | P.FetchRequest | P.ListOffsetsRequest):
+            keys = [(t.name, p.partition) for t in req.topics for p in t.partitions]
+            if len(set(keys)) != len(keys):
+                # Kafka rejects these too: which answer would belong to which entry?
+                respond(
+                    P.ErrorResponse(
+                        error_code=E.INVALID_REQUEST,
+                        error_message=f"{req.API} names a topic-partition more than once",
+                    )
+                )
+                return
         match req:
             case P.ProduceRequest():
                 self._produce(req, respond)

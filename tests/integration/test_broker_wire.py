@@ -188,3 +188,17 @@ def test_partition_level_errors(wire) -> None:
         )
     )
     assert bad_acks.topics[0].partitions[0].error_code == E.INVALID_REQUIRED_ACKS
+
+
+def test_duplicate_partitions_in_one_request_are_rejected(wire) -> None:
+    from rillet.transport.errors import ProtocolError
+
+    wire.create_topic("dup")
+    part = P.ProducePartition(partition=0, records=batch([b"x"]))
+    request = P.ProduceRequest(
+        acks=1, topics=(P.ProduceTopic(name="dup", partitions=(part, part)),)
+    )
+    with pytest.raises(ProtocolError, match="more than once") as info:
+        wire.call(request)
+    assert info.value.code == E.INVALID_REQUEST and info.value.remote
+    assert wire.fetch_all("dup", 0) == []
