@@ -20,6 +20,24 @@ from rillet.coordinator.replication import LeaderReplica
 from rillet.logstore.epochs import LeaderEpochCache
 from rillet.logstore.producer_state import ProducerStateManager, rebuild_from_log
 
+CONTROLLER = 0
+BROKERS = (1, 2, 3)
+TOPIC, PARTITION = "t", 0
+MIN_INSYNC = 2
+DEFAULT_STEPS = 700
+TICK_MS = 20
+HEARTBEAT_MS = 50
+SESSION_MS = 300  # broker.session.timeout.ms (scaled down)
+LAG_MS = 200  # replica.lag.time.max.ms (scaled down)
+FETCH_TIMEOUT_MS = 150
+FETCH_BACKOFF_MS = 10
+PURGATORY_MS = 400  # the produce request's timeout on the broker
+CLIENT_TIMEOUT_MS = 500  # request.timeout.ms on the client
+CHECKPOINT_MS = 60
+LIVENESS_BOUND_MS = 20_000
+VARIANTS = ("unclean", "hw-truncate", "no-dedup")
+_TICK, _MSG, _RESTART = 0, 1, 2  # event kinds
+
 
 class InvariantViolation(AssertionError):
     """A replication safety property broke."""

@@ -15,7 +15,7 @@ import pytest
 from .replication_sim import VARIANTS, ReplicationSimulation, SimFailure, run_seed
 from .replication_world import InvariantViolation, MemLog, ReplicationChecker, SimBatch, SimBroker
 
-SEEDS = int(os.environ.get("RILLET_REPL_SEEDS", "800"))
+SEEDS = int(os.environ.get("RILLET_REPL_SEEDS", "1000"))
 STEPS = int(os.environ.get("RILLET_REPL_STEPS", "700"))
 ONE_SEED = os.environ.get("RILLET_REPL_SEED")
 CHUNKS = 4
@@ -128,3 +128,65 @@ def test_memlog_truncates_whole_batches_and_epochs():
     assert log.epochs.entries == [(0, 0), (1, 2)]
     log.truncate_to(1)
     assert log.log_end_offset == 0 and log.epochs.entries == []
+
+
+def _quiet(seed: int) -> ReplicationSimulation:
+    """A simulation without random faults or loss (the test injects its own)."""
+    sim = ReplicationSimulation(seed, 0)
+    sim.fault_rate, sim.loss, sim.produce_rate = 0.0, 0.0, 0.9
+    for b in sim.brokers.values():
+        sim._on_meta(b, sim.state)
+        sim._push(b.id, 0, b.id)
+    sim._push(0, 0, 0)
+    for name in sim.producers:
+        sim._push(0, 0, name)
+    return sim
+
+
+def _run_for(sim: ReplicationSimulation, ms: int) -> None:
+    end = sim.now + ms
+    while sim.now < end:
+        sim._step()
+
+
+@pytest.mark.timeout(30)
+def test_isolated_followers_stop_acks_all_then_writes_resume():
+    """Both followers cut off: the ISR shrinks to the leader, acks=all produces are refused
+    with NOT_ENOUGH_REPLICAS and nothing more is acknowledged; healed: writes resume."""
+    sim = _quiet(3)
+    _run_for(sim, 500)
+    acked_before = sim.stats.acked
+    assert acked_before > 0
+    leader = sim.state.leader
+    followers = [b for b in (1, 2, 3) if b != leader]
+    for f in followers:
+        sim.blocked |= {(f, leader), (leader, f)}
+    _run_for(sim, 1500)
+    assert sim.state.isr == (leader,)
+    acked_cut = sim.stats.acked
+    _run_for(sim, 1500)
+    assert sim.stats.acked == acked_cut  # nothing acknowledged while the ISR is too small
+    assert any(cb.sent_once for p in sim.producers.values() for cb in p.batches)
+    sim.blocked.clear()
+    _run_for(sim, 3000)
+    assert set(sim.state.isr) == {1, 2, 3}
+    assert sim.stats.acked > acked_cut
+
+
+@pytest.mark.timeout(30)
+def test_fast_double_failover_keeps_acknowledged_records():
+    """KIP-101: a follower bounces, then the leader dies at once; nothing acked is lost."""
+    sim = _quiet(5)
+    for _ in range(4):
+        _run_for(sim, 400)
+        leader = sim.brokers[sim.state.leader]
+        follower = next(b for b in sim.brokers.values() if b.id != leader.id)
+        sim._crash(follower)
+        sim._restart(follower.id)
+        sim._crash(leader)
+    sim.steps = 0
+    sim._heal()
+    while not sim._converged():
+        sim._step()
+    sim._final_check()
+    assert sim.stats.acked > 0 and sim.stats.leader_changes >= 4

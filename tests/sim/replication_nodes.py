@@ -1,0 +1,373 @@
+"""The controller model and the brokers of the replication simulator (a mixin of
+``ReplicationSimulation``: ``self`` has the network, clock, rng and checker)."""
+
+from __future__ import annotations
+
+from rillet.coordinator import election as E
+from rillet.coordinator import replication as R
+from rillet.logstore.producer_state import rebuild_from_log
+
+from .replication_world import (
+    _TICK,
+    BROKERS,
+    CHECKPOINT_MS,
+    CONTROLLER,
+    FETCH_BACKOFF_MS,
+    FETCH_TIMEOUT_MS,
+    HEARTBEAT_MS,
+    MIN_INSYNC,
+    PARTITION,
+    PURGATORY_MS,
+    SESSION_MS,
+    TICK_MS,
+    TOPIC,
+    FollowState,
+    InvariantViolation,
+    SimBatch,
+    SimBroker,
+)
+
+
+class NodesMixin:
+    # ---------------------------------------------------------------------- controller
+
+    def _apply(self, decision: E.Decision) -> None:
+        rec = decision.record
+        if rec is None:
+            return
+        if rec.leader != self.state.leader:
+            self.stats.leader_changes += 1
+        self.state = E.apply_change(self.state, rec)
+        for b in BROKERS:
+            self._send(CONTROLLER, b, ("meta", self.state, self.incarnation_seen[b]))
+
+    def _fence(self, broker: int) -> None:
+        self.live.discard(broker)
+        d = E.on_broker_fenced(TOPIC, PARTITION, self.state, broker, self.live)
+        if (
+            self.variant == "unclean"
+            and d.record is not None
+            and d.record.leader != self.state.leader
+        ):
+            # broken on purpose: elect any live replica, ISR or not
+            choices = [r for r in BROKERS if r in self.live]
+            if choices:
+                leader = self.rng.choice(choices)
+                d = E.Decision(
+                    E._record(TOPIC, PARTITION, self.state, leader=leader, isr=(leader,))
+                )
+        self._apply(d)
+
+    def _controller_receive(self, src, msg: tuple) -> None:
+        kind = msg[0]
+        if kind == "hb":
+            incarnation = msg[1]
+            self.last_hb[src] = self.now
+            if incarnation != self.incarnation_seen[src]:
+                self.incarnation_seen[src] = incarnation
+                if src in self.live:  # a restarted broker re-registers: fence, then unfence
+                    self._fence(src)
+            if src not in self.live:
+                self.live.add(src)
+                self._apply(E.on_broker_unfenced(TOPIC, PARTITION, self.state, src, self.live))
+            self._send(CONTROLLER, src, ("meta", self.state, incarnation))
+        elif kind == "alter":
+            p: R.AlterIsr = msg[1]
+            d = E.alter_partition(
+                TOPIC,
+                PARTITION,
+                self.state,
+                broker_id=p.leader,
+                leader_epoch=p.leader_epoch,
+                partition_epoch=p.partition_epoch,
+                new_isr=p.new_isr,
+                live=self.live,
+            )
+            self._apply(d)
+            self._send(CONTROLLER, src, ("alter_resp", p, d.error))
+        elif kind == "md":
+            self._send(CONTROLLER, src, ("md_resp", self.state.leader))
+
+    def _controller_tick(self) -> None:
+        for b in sorted(self.live):
+            if self.now - self.last_hb[b] > SESSION_MS:
+                self._fence(b)
+        if self.rng.random() < 0.01:  # auto leader rebalance
+            d = E.preferred_leader_election(TOPIC, PARTITION, self.state, self.live)
+            self._apply(d)
+
+    # -------------------------------------------------------------------------- brokers
+
+    def _deliver_meta(self, b: SimBroker) -> None:
+        self._on_meta(b, self.state)
+
+    def _on_meta(self, b: SimBroker, st: E.PartitionState) -> None:
+        if b.meta is not None and st.partition_epoch <= b.meta.partition_epoch:
+            return
+        b.meta = st
+        if b.leader is not None:
+            self._carry(
+                b,
+                b.leader.on_partition_change(
+                    leader=st.leader,
+                    isr=st.isr,
+                    leader_epoch=st.leader_epoch,
+                    partition_epoch=st.partition_epoch,
+                    replicas=st.replicas,
+                    now_ms=self.now,
+                ),
+            )
+            if b.leader.resigned:
+                b.leader = None
+        if st.leader == b.id:
+            if b.leader is None:
+                self._become_leader(b, st)
+            return
+        if st.leader == E.NO_LEADER:
+            b.follow = None
+            return
+        f = b.follow
+        if f is None or f.leader != st.leader or f.leader_epoch != st.leader_epoch:
+            b.follow = FollowState(st.leader, st.leader_epoch, "truncating")
+            if self.variant == "hw-truncate":  # broken on purpose: pre-KIP-101 truncation
+                b.truncate(b.hw)
+                b.follow.phase = "fetching"
+                self._send_fetch(b)
+            else:
+                self._send_ofle(b)
+
+    def _become_leader(self, b: SimBroker, st: E.PartitionState) -> None:
+        self.checker.became_leader(b.id, st.leader_epoch)
+        b.follow = None
+        log = b.log
+        log.epochs.assign(st.leader_epoch, log.log_end_offset)
+        rebuilt = rebuild_from_log(log, b.snapshots)
+        for pid, entry in b.pstate.producers.items():
+            other = rebuilt.entry(pid)
+            if other is None or (other.producer_epoch, other.last_seq, other.last_offset) != (
+                entry.producer_epoch,
+                entry.last_seq,
+                entry.last_offset,
+            ):
+                raise InvariantViolation(f"broker {b.id}: rebuilt producer state differs for {pid}")
+        b.pstate = rebuilt
+        b.leader = R.LeaderReplica(
+            b.id,
+            replicas=st.replicas,
+            isr=st.isr,
+            leader_epoch=st.leader_epoch,
+            partition_epoch=st.partition_epoch,
+            log_end_offset=log.log_end_offset,
+            high_watermark=b.hw,
+            now_ms=self.now,
+            config=self.config,
+        )
+
+    def _carry(self, b: SimBroker, p: R.Progress) -> None:
+        for c in p.completions:
+            self._answer(b, c)
+        if p.propose is not None:
+            self._send(b.id, CONTROLLER, ("alter", p.propose))
+        if p.high_watermark > b.hw:
+            b.hw = p.high_watermark
+
+    def _answer(self, b: SimBroker, c: R.Completion) -> None:
+        client, attempt, base = b.parked.pop(c.key)
+        if c.error == R.NONE:  # acks=all: on at least min.insync.replicas logs right now
+            expected = b.log.values[base : c.last_offset + 1]
+            holders = [
+                x.id
+                for x in self.brokers.values()
+                if x.log.values[base : c.last_offset + 1] == expected
+            ]
+            if len(holders) < MIN_INSYNC:
+                raise InvariantViolation(
+                    f"leader {b.id} acknowledged offsets {base}..{c.last_offset} held only by "
+                    f"{holders} (min.insync.replicas={MIN_INSYNC})"
+                )
+        self._send(b.id, client, ("produce_resp", attempt, c.error, base))
+
+    def _broker_receive(self, b: SimBroker, src, msg: tuple) -> None:
+        kind = msg[0]
+        if kind == "meta":
+            if msg[2] == b.incarnation:  # else sent before this broker (re)registered
+                self._on_meta(b, msg[1])
+        elif kind == "produce":
+            self._on_produce(b, src, *msg[1:])
+        elif kind == "fetch":
+            self._on_fetch(b, src, *msg[1:])
+        elif kind == "ofle":
+            _, req, current, requested = msg
+            L = b.leader
+            if L is None:
+                self._send(b.id, src, ("ofle_resp", req, R.NOT_LEADER_OR_FOLLOWER, -1, -1))
+                return
+            err, epoch, end = R.leader_epoch_end_offset(
+                b.log.epochs,
+                b.log.log_end_offset,
+                leader_epoch=L.leader_epoch,
+                current_leader_epoch=current,
+                requested_epoch=requested,
+            )
+            self._send(b.id, src, ("ofle_resp", req, err, epoch, end))
+        elif kind == "ofle_resp":
+            self._on_ofle_resp(b, *msg[1:])
+        elif kind == "fetch_resp":
+            self._on_fetch_resp(b, *msg[1:])
+        elif kind == "alter_resp" and b.leader is not None:
+            self._carry(b, b.leader.on_alter_partition_response(msg[1], msg[2], self.now))
+
+    def _on_produce(
+        self, b: SimBroker, client: str, attempt: int, pid: int, pepoch: int, seq: int, values
+    ) -> None:
+        L = b.leader
+        if L is None or L.resigned:
+            self._send(b.id, client, ("produce_resp", attempt, R.NOT_LEADER_OR_FOLLOWER, -1))
+            return
+        err = L.check_append(-1)
+        if err != R.NONE:
+            self._send(b.id, client, ("produce_resp", attempt, err, -1))
+            return
+        verdict = b.pstate.check(pid, pepoch, seq, len(values) - 1)
+        if verdict.duplicate is not None and self.variant != "no-dedup":
+            base, last = verdict.duplicate.first_offset, verdict.duplicate.last_offset
+        elif verdict.error != R.NONE:
+            self._send(b.id, client, ("produce_resp", attempt, verdict.error, -1))
+            return
+        else:
+            batch = SimBatch(b.log.log_end_offset, L.leader_epoch, pid, pepoch, seq, tuple(values))
+            b.log.append(batch)
+            b.appended(batch, self.snapshot_every)
+            self._carry(b, L.on_append(b.log.log_end_offset, self.now))
+            base, last = batch.base_offset, batch.last_offset
+        self._req += 1
+        b.parked[self._req] = (client, attempt, base)
+        done = L.wait_for_ack(self._req, last, self.now + PURGATORY_MS)
+        if done is not None:
+            self._answer(b, done)
+
+    def _on_fetch(
+        self, b: SimBroker, follower: int, req: int, epoch: int, offset: int, last_epoch
+    ) -> None:
+        L = b.leader
+        if L is None:
+            self._send(b.id, follower, ("fetch_resp", req, R.NOT_LEADER_OR_FOLLOWER, (), 0, None))
+            return
+        d = L.on_follower_fetch(
+            follower,
+            offset,
+            self.now,
+            current_leader_epoch=epoch,
+            last_fetched_epoch=last_epoch,
+            epochs=b.log.epochs,
+        )
+        self._carry(b, d.progress)
+        batches = ()
+        if d.error == R.NONE and d.diverging_epoch is None:
+            batches = b.log.read(offset, self.max_fetch_batches)
+        self._send(
+            b.id,
+            follower,
+            ("fetch_resp", req, d.error, batches, L.high_watermark, d.diverging_epoch),
+        )
+
+    def _new_req(self, f: FollowState) -> int:
+        self._req += 1
+        f.req, f.sent_ms = self._req, self.now
+        return self._req
+
+    def _send_ofle(self, b: SimBroker) -> None:
+        f = b.follow
+        f.phase = "truncating"
+        latest = b.log.epochs.latest_epoch
+        if latest == R.UNDEFINED_EPOCH:  # nothing to compare: keep what is below the HW
+            b.truncate(b.hw)
+            f.phase = "fetching"
+            self._send_fetch(b)
+            return
+        self._send(b.id, f.leader, ("ofle", self._new_req(f), f.leader_epoch, latest))
+
+    def _send_fetch(self, b: SimBroker) -> None:
+        f = b.follow
+        last_epoch = None if self.variant == "hw-truncate" else b.log.epochs.latest_epoch
+        req = self._new_req(f)
+        self._send(b.id, f.leader, ("fetch", req, f.leader_epoch, b.log.log_end_offset, last_epoch))
+
+    def _on_ofle_resp(self, b: SimBroker, req: int, err: str, epoch: int, end: int) -> None:
+        f = b.follow
+        if f is None or f.req != req or f.phase != "truncating":
+            return
+        f.req = 0
+        if err != R.NONE:
+            f.next_ms = self.now + FETCH_TIMEOUT_MS
+            return
+        t = R.follower_truncation(b.log.epochs, b.log.log_end_offset, b.hw, epoch, end)
+        b.truncate(t.truncate_to)
+        if t.done:
+            f.phase = "fetching"
+            self._send_fetch(b)
+        else:
+            self._send_ofle(b)
+
+    def _on_fetch_resp(self, b: SimBroker, req: int, err: str, batches, hw: int, diverging) -> None:
+        f = b.follow
+        if f is None or f.req != req or f.phase != "fetching":
+            return
+        f.req = 0
+        if err != R.NONE:
+            f.next_ms = self.now + FETCH_TIMEOUT_MS
+            return
+        if diverging is not None:
+            t = R.follower_truncation(b.log.epochs, b.log.log_end_offset, b.hw, *diverging)
+            b.truncate(t.truncate_to)
+            if t.done:
+                self._send_fetch(b)
+            else:
+                self._send_ofle(b)
+            return
+        log = b.log
+        if batches and batches[0].base_offset == log.log_end_offset:
+            for batch in batches:
+                log.append(batch)
+                b.appended(batch, self.snapshot_every)
+        b.hw = max(b.hw, R.follower_high_watermark(hw, log.log_end_offset))
+        if batches:
+            self._send_fetch(b)
+        else:
+            f.next_ms = self.now + FETCH_BACKOFF_MS
+
+    def _broker_tick(self, b: SimBroker) -> None:
+        if b.leader is not None:
+            self._carry(b, b.leader.tick(self.now))
+        f = b.follow
+        if f is not None:
+            idle = f.req == 0 and self.now >= f.next_ms
+            stuck = f.req != 0 and self.now - f.sent_ms > FETCH_TIMEOUT_MS
+            if idle or stuck:
+                if f.phase == "truncating":
+                    self._send_ofle(b)
+                else:
+                    self._send_fetch(b)
+        if self.now >= b.next_hb_ms:
+            b.next_hb_ms = self.now + HEARTBEAT_MS
+            self._send(b.id, CONTROLLER, ("hb", b.incarnation))
+        if self.now >= b.next_checkpoint_ms:
+            b.next_checkpoint_ms = self.now + CHECKPOINT_MS
+            b.hw_checkpoint = min(b.hw, b.log.log_end_offset)
+
+    def _tick(self, node) -> None:
+        if node == CONTROLLER:
+            self._controller_tick()
+        elif isinstance(node, str):
+            self._producer_tick(self.producers[node])
+            if node == "p1":
+                self._poll()
+        else:
+            node, incarnation = node if isinstance(node, tuple) else (node, 0)
+            b = self.brokers[node]
+            if not b.alive or b.incarnation != incarnation:
+                return
+            self._broker_tick(b)
+            self._push(self.now + TICK_MS, _TICK, (b.id, b.incarnation))
+            return
+        self._push(self.now + TICK_MS, _TICK, node)
