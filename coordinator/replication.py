@@ -276,6 +276,7 @@ class LeaderReplica:
         self._pending_resend = True
         self.purgatory = ProducePurgatory()
         self.resigned = False
+        self._expand_backoff: dict[int, int] = {}  # broker -> no expansion before (ms)
 
     # ---------------------------------------------------------------------------- queries
 
@@ -306,6 +307,8 @@ class LeaderReplica:
     def wait_for_ack(self, key: Hashable, last_offset: int, deadline_ms: int) -> Completion | None:
         """Park an acks=all produce whose batch ends at ``last_offset``; an immediate
         ``Completion`` if the high watermark is already past it."""
+        if self.resigned:
+            return Completion(key, last_offset, NOT_LEADER_OR_FOLLOWER)
         if last_offset < self.high_watermark:
             return Completion(key, last_offset, self._ack_error())
         self.purgatory.add(key, last_offset, deadline_ms)
@@ -414,6 +417,9 @@ class LeaderReplica:
             return Progress(self.high_watermark)
         if error in (INELIGIBLE_REPLICA, OPERATION_NOT_ATTEMPTED):
             self.pending = None
+            for b in proposal.new_isr:  # e.g. fenced: do not re-propose it on every fetch
+                if b not in self.isr:
+                    self._expand_backoff[b] = now_ms + self.config.alter_partition_retry_ms
         elif error in (
             NONE,
             FENCED_LEADER_EPOCH,
@@ -457,6 +463,8 @@ class LeaderReplica:
 
     def _maybe_expand(self, follower_id: int, now_ms: int) -> AlterIsr | None:
         if follower_id in self.isr or follower_id not in self.replicas:
+            return None
+        if now_ms < self._expand_backoff.get(follower_id, 0):
             return None
         leo = self.followers[follower_id].log_end_offset
         if leo >= self.high_watermark and leo >= self.leader_epoch_start_offset:

@@ -137,7 +137,9 @@ def test_alter_partition_answers():
     prop = fetch(L, 3, 20, 1).progress.propose
     L.on_alter_partition_response(prop, R.INELIGIBLE_REPLICA, 2)
     assert L.pending is None  # not applied: back to the committed ISR
-    prop = fetch(L, 3, 20, 3).progress.propose
+    assert fetch(L, 3, 20, 3).progress.propose is None  # backs off (e.g. 3 is fenced)
+    prop = fetch(L, 3, 20, 102).progress.propose
+    assert prop is not None
     L.on_alter_partition_response(prop, R.INVALID_UPDATE_VERSION, 4)
     assert L.pending == prop and L.tick(10_000).propose is None  # wait for the metadata
     L.on_partition_change(leader=1, isr=(1, 2, 3), leader_epoch=5, partition_epoch=4, now_ms=5)
@@ -181,6 +183,7 @@ def test_waits_time_out_and_fail_on_leader_change():
     p = L.on_partition_change(leader=2, isr=(1, 2), leader_epoch=6, partition_epoch=4, now_ms=70)
     assert p.resigned and p.completions == (R.Completion("b", 11, R.NOT_LEADER_OR_FOLLOWER),)
     assert L.check_append(-1) == R.NOT_LEADER_OR_FOLLOWER
+    assert L.wait_for_ack("c", 11, 500) == R.Completion("c", 11, R.NOT_LEADER_OR_FOLLOWER)
 
 
 def test_purgatory_completes_in_offset_order_and_skips_expired():
