@@ -182,3 +182,11 @@ class MemoryRaftLog:
     def durable(self) -> MemoryRaftLog:
         """A new log holding only what was flushed (what a restarted node finds on disk)."""
         return MemoryRaftLog(self._d_entries, self._d_snap)
+
+    def durably_holds(self, index: int, term: int) -> bool:
+        """True if a crash now would keep entry ``index`` of ``term`` (or a snapshot past it)."""
+        base = self._d_snap.index if self._d_snap else 0
+        if index <= base:
+            return True
+        pos = index - base - 1
+        return pos < len(self._d_entries) and self._d_entries[pos].term == term

@@ -13,12 +13,15 @@ it and the term in which the commit was first observed. Then, for every observat
 - state machines apply the same sequence: a node's machine digest equals the reference digest
   at its applied index (this also checks every snapshot it restored);
 - leader completeness: a leader of term T holds every entry first seen committed in a term < T
-  (Raft's Leader Completeness; "a leader has every committed entry").
+  (Raft's Leader Completeness; "a leader has every committed entry");
+- durable majority: when an entry is first seen committed, a majority of nodes would keep it
+  through a crash (Kafka's MajorityReachedHighWatermark), if ``durable_copies`` is given.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Callable
 
 from rillet.coordinator.raft import LogEntry, RaftNode
 
@@ -30,7 +33,9 @@ class InvariantViolation(AssertionError):
 
 
 class RaftChecker:
-    def __init__(self) -> None:
+    def __init__(self, durable_copies: Callable[[int, int], tuple[int, int]] | None = None) -> None:
+        # durable_copies(index, term) -> (nodes that would keep that entry through a crash, voters)
+        self.durable_copies = durable_copies
         self.leader_of_term: dict[int, int] = {}
         self.ref: list[LogEntry] = []  # entry i is ref[i - 1]
         self.digests: list[bytes] = [GENESIS]  # digest after applying entries 1..i
@@ -86,6 +91,13 @@ class RaftChecker:
             return
         if index != len(self.ref) + 1:
             raise InvariantViolation(f"node {node_id} committed {index} past a gap")
+        if self.durable_copies is not None:
+            copies, voters = self.durable_copies(index, entry.term)
+            if copies <= voters // 2:
+                raise InvariantViolation(
+                    f"entry {index} committed (seen on node {node_id}) but durable on only "
+                    f"{copies} of {voters} nodes"
+                )
         self.ref.append(entry)
         last = self.digests[-1]
         self.digests.append(last if entry.control else chain(last, entry.payload))

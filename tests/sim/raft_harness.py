@@ -30,7 +30,10 @@ CONFIG = RaftConfig(election_timeout_ms=100, heartbeat_interval_ms=20, snapshot_
 
 
 class Harness:
-    def __init__(self, n: int = 3, config: RaftConfig = CONFIG, seed: int = 0) -> None:
+    def __init__(
+        self, n: int = 3, config: RaftConfig = CONFIG, seed: int = 0, node_factory=RaftNode
+    ) -> None:
+        self.node_factory = node_factory
         self.config = config
         self.seed = seed
         self.voters = tuple(range(1, n + 1))
@@ -48,7 +51,7 @@ class Harness:
             self.start(i, MemoryRaftLog())
 
     def start(self, i: int, log: MemoryRaftLog) -> RaftNode:
-        node = RaftNode(
+        node = self.node_factory(
             i,
             self.voters,
             log,

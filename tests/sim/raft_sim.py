@@ -141,7 +141,7 @@ class RaftSimulation:
         self.voters = tuple(range(1, n + 1))
         self.nodes = {i: SimNode(i) for i in self.voters}
         self.blocked: set[tuple[int, int]] = set()
-        self.checker = RaftChecker()
+        self.checker = RaftChecker(self._durable_copies)
         self.stats = SimStats(seed, n)
         self.now = 0
         self._events: list[tuple[int, int, int, object, int]] = []
@@ -214,6 +214,13 @@ class RaftSimulation:
         self._start(sn)
         self.stats.restarts += 1
 
+    def _durable_copies(self, index: int, term: int) -> tuple[int, int]:
+        copies = sum(
+            (sn.log if sn.log is not None else sn.disk_log).durably_holds(index, term)
+            for sn in self.nodes.values()
+        )
+        return copies, len(self.nodes)
+
     # -- effects
     def _execute(self, sn: SimNode, effects: list[Effect], crash_after: int = -1) -> None:
         for i, effect in enumerate(effects):
@@ -250,6 +257,8 @@ class RaftSimulation:
                 self._observe(sn)  # check the entries before the log prefix goes
                 self._execute(sn, sn.raft.snapshot_taken(effect.index, sn.machine.snapshot()))
             elif isinstance(effect, RestoreSnapshot):
+                if sn.raft.is_leader:
+                    raise InvariantViolation(f"leader {sn.node_id} asked to load a snapshot")
                 sn.machine.restore(effect.snapshot.data)
                 sn.applied = effect.snapshot.index
                 self.stats.snapshots_installed += 1

@@ -12,6 +12,7 @@ from rillet.coordinator.raft import (
     LogEntry,
     MemoryRaftLog,
     RaftConfig,
+    RaftNode,
     RestoreSnapshot,
     Send,
     Snapshot,
@@ -20,6 +21,7 @@ from rillet.coordinator.raft import (
 )
 
 from tests.sim.raft_harness import CONFIG, Harness
+from tests.sim.variants import PreviousTermCommitNode
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -105,12 +107,15 @@ def test_stale_or_duplicate_append_never_truncates():
     assert not any(isinstance(e, FlushLog) for e in effects)  # nothing changed, nothing to flush
 
 
-def test_entries_of_older_terms_commit_only_through_a_current_term_entry():
-    """Raft 5.4.2: a leader never commits an older-term entry by counting replicas."""
+@pytest.mark.parametrize("broken", [False, True], ids=["raft", "figure8-bug"])
+def test_entries_of_older_terms_commit_only_through_a_current_term_entry(broken):
+    """Raft 5.4.2: a leader never commits an older-term entry by counting replicas.
+    (The broken variant does, and this test notices.)"""
     config = RaftConfig(
         election_timeout_ms=100, heartbeat_interval_ms=20, max_entries_per_request=1
     )
-    h = Harness(3, config=config)
+    factory = PreviousTermCommitNode if broken else RaftNode
+    h = Harness(3, config=config, node_factory=factory)
     h.hard[1] = HardState(2, 1)
     h.start(1, MemoryRaftLog([entry(1, b"a=1"), entry(2, b"b=2")]))
     for i in (2, 3):
@@ -126,6 +131,9 @@ def test_entries_of_older_terms_commit_only_through_a_current_term_entry():
         h.deliver(message)
     assert leader.is_leader and leader.term == 3
     assert leader.state.progress[2].match_index == 2 and leader.log.term_at(2) == 2
+    if broken:
+        assert leader.commit_index == 2  # the bug: committed by counting an old-term entry
+        return
     assert leader.commit_index == 0, "index 2 is on every node but is not of term 3"
     h.deliver_all()  # the term-3 no-op gets replicated: everything up to it commits
     assert leader.commit_index == 3
