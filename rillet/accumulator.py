@@ -34,7 +34,7 @@ class ProducerBatch:
 
     __slots__ = ("topic", "partition", "codec", "timestamps", "keys", "values", "headers",
                  "size", "completion", "created_ms", "attempts", "retry_at_ms", "data",
-                 "record_count", "reserved")
+                 "record_count", "reserved", "solo")
 
     def __init__(self, topic: str, partition: int, codec: Codec, now_ms: float) -> None:
         self.topic = topic
@@ -52,6 +52,7 @@ class ProducerBatch:
         self.data: bytes | None = None
         self.record_count = 0
         self.reserved = 0  # bytes counted in the accumulator's buffered_bytes
+        self.solo = False  # send without other batches of its partition (after a too-large)
 
     def append(self, timestamp: int, key: bytes | None, value: bytes | None, headers=()) -> int:
         """Add one record (key/value already bytes or None); returns its index."""

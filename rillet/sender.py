@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from concurrent.futures import Future
 
 from rillet.accumulator import ProducerBatch, RecordAccumulator
@@ -32,6 +32,7 @@ from rillet.transport.protocol import (
     retriable,
 )
 
+_TOO_LARGE = {ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.RECORD_LIST_TOO_LARGE}
 _REFRESH_CODES = {
     ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
     ErrorCode.LEADER_NOT_AVAILABLE, ErrorCode.FENCED_LEADER_EPOCH,
@@ -184,13 +185,20 @@ class Sender(threading.Thread):
         groups: dict[str, dict[int, list[ProducerBatch]]] = defaultdict(lambda: defaultdict(list))
         size = 0
         overflow: list[ProducerBatch] = []
+        closed: set[tuple[str, int]] = set()  # partitions whose next batch must wait
         for batch in batches:
+            tp = (batch.topic, batch.partition)
             data = batch.seal()
-            if size and size + len(data) > self.max_request_size:
-                overflow.append(batch)
+            group = groups[batch.topic][batch.partition]
+            if tp in closed or (size and size + len(data) > self.max_request_size) or (
+                    batch.solo and group):
+                overflow.append(batch)  # and every later batch of its partition: keep order
+                closed.add(tp)
                 continue
             size += len(data)
-            groups[batch.topic][batch.partition].append(batch)
+            group.append(batch)
+            if batch.solo:
+                closed.add(tp)
         self.waiting_overflow.extend(overflow)
         topics = []
         sent: list[ProducerBatch] = []
@@ -233,6 +241,7 @@ class Sender(threading.Thread):
             return
         results = {(t.name, p.partition): p for t in response.topics for p in t.partitions}
         next_offset: dict[tuple[str, int], int] = {}
+        per_partition = Counter((b.topic, b.partition) for b in batches)
         for batch in batches:
             key = (batch.topic, batch.partition)
             result = results.get(key)
@@ -243,6 +252,13 @@ class Sender(threading.Thread):
                 base = next_offset.get(key, result.base_offset)
                 next_offset[key] = base + batch.record_count if base >= 0 else -1
                 self._finish(batch, base, None)
+                continue
+            if result.error_code in _TOO_LARGE and per_partition[key] > 1:
+                # Our concatenation of batches was too large for the broker, not the batch:
+                # send each batch on its own (no attempt counted).
+                batch.solo = True
+                batch.attempts -= 1
+                self.waiting.append(batch)
                 continue
             error = error_for_code(result.error_code, result.error_message)
             if retriable(result.error_code):

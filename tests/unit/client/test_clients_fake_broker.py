@@ -230,3 +230,18 @@ def test_sticky_partitioning_spreads_null_keys_over_partitions(broker) -> None:
     # sticky: records go in runs to one partition, not round-robin
     switches = sum(1 for a, b in zip(parts, parts[1:], strict=False) if a != b)
     assert switches < len(parts) / 5
+
+
+def test_too_large_concatenation_is_split_into_single_batches(broker) -> None:
+    broker.create("t", 1)
+    broker.fail_next["Produce"] = [ErrorCode.MESSAGE_TOO_LARGE]
+    with Producer(bootstrap_servers=broker.address, batch_size=1000, linger_ms=10_000) as p:
+        futs = [p.send("t", b"%03d" % i + b"x" * 97) for i in range(40)]
+        p.flush(10)  # drains every batch at once: one request with several batches
+    metas = [f.get(0) for f in futs]
+    assert [md.offset for md in metas] == list(range(40))
+    assert broker.requests.count("Produce") > 2
+    with Consumer(bootstrap_servers=broker.address, auto_offset_reset="earliest",
+                  consumer_timeout_ms=500) as c:
+        c.assign([TopicPartition("t", 0)])
+        assert [r.value[:3] for r in c] == [b"%03d" % i for i in range(40)]
