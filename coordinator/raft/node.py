@@ -300,10 +300,12 @@ class RaftNode(Replication):
             if not isinstance(value, int) or value < 0:
                 raise InvalidMessageError(m, f"bad {name}")
         if isinstance(m, AppendEntriesRequest):
+            if not isinstance(m.entries, tuple | list):
+                raise InvalidMessageError(m, "entries must be a sequence")
             if any(not isinstance(e, LogEntry) or e.term > m.term for e in m.entries):
                 raise InvalidMessageError(m, "entry from a future term")
         if isinstance(m, InstallSnapshotRequest) and (
-            m.snapshot.index < 1 or m.snapshot.term > m.term
+            not isinstance(m.snapshot, Snapshot) or m.snapshot.index < 1 or m.snapshot.term > m.term
         ):
             raise InvalidMessageError(m, "bad snapshot position")
 
