@@ -44,6 +44,10 @@ def _monotonic_ms() -> float:
     return time.monotonic() * 1000
 
 
+def _created(batch: ProducerBatch) -> float:
+    return batch.created_ms
+
+
 def _earliest(a: float | None, b: float) -> float:
     return b if a is None or b < a else a
 
@@ -135,23 +139,30 @@ class Sender(threading.Thread):
         attention: float | None = None
         missing_leader = False
         leaders: dict[tuple[str, int], str | None] = {}
-        for batch in self.waiting:
+        blocked: set[tuple[str, int]] = set()  # an older batch of the partition must go first
+        waiting = self.waiting
+        if len(waiting) > 1:  # retries rejoin at the end: restore creation (= send) order
+            waiting = sorted(waiting, key=_created)
+        for batch in waiting:
             if now - batch.created_ms >= self.delivery_timeout_ms:
                 self._finish(batch, -1, DeliveryTimeoutError(
                     f"{batch.record_count or 'some'} record(s) for {batch.topic}-"
                     f"{batch.partition} expired after {self.delivery_timeout_ms} ms"))
                 continue
-            if batch.retry_at_ms > now:
-                keep.append(batch)
-                attention = _earliest(attention, batch.retry_at_ms)
-                continue
             tp = (batch.topic, batch.partition)
+            if batch.retry_at_ms > now or tp in blocked:
+                keep.append(batch)
+                blocked.add(tp)
+                if batch.retry_at_ms > now:
+                    attention = _earliest(attention, batch.retry_at_ms)
+                continue
             address = leaders.get(tp, "")
             if address == "":
                 address = leaders[tp] = self.client.leader_address(*tp)
             if address is None:
                 missing_leader = True
                 batch.retry_at_ms = now + self.backoff_ms
+                blocked.add(tp)
                 keep.append(batch)
                 attention = _earliest(attention, batch.retry_at_ms)
                 continue

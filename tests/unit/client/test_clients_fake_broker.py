@@ -245,3 +245,15 @@ def test_too_large_concatenation_is_split_into_single_batches(broker) -> None:
                   consumer_timeout_ms=500) as c:
         c.assign([TopicPartition("t", 0)])
         assert [r.value[:3] for r in c] == [b"%03d" % i for i in range(40)]
+
+
+def test_retries_keep_partition_order_with_one_request_in_flight(broker) -> None:
+    broker.create("t", 1)
+    broker.fail_next["Produce"] = [ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.REQUEST_TIMED_OUT,
+                                   ErrorCode.NOT_ENOUGH_REPLICAS]
+    with Producer(bootstrap_servers=broker.address, batch_size=500, linger_ms=0,
+                  retry_backoff_ms=5, max_in_flight_requests_per_connection=1) as p:
+        futs = [p.send("t", b"%04d" % i) for i in range(300)]
+        p.flush(10)
+    offsets = [f.get(0).offset for f in futs]
+    assert offsets == list(range(300))  # no retried batch overtaken by a later one
