@@ -27,6 +27,7 @@ from .gather import FetchGather, ListOffsetsGather, ProduceGather
 from .ticker import Ticker, now_ms
 
 E = P.ErrorCode
+MAX_FETCH_WAIT_MS = 300_000  # a parked fetch never outlives this, even if asked to
 
 
 @dataclass(slots=True)
@@ -191,11 +192,11 @@ class ClientSession(pykka.ThreadingActor):
             keys,
             min_bytes=req.min_bytes,
             max_bytes=req.max_bytes,
-            max_wait_ms=req.max_wait_ms,
+            max_wait_ms=min(req.max_wait_ms, MAX_FETCH_WAIT_MS),
             send=respond,
             call_later=self.ctx.ticker.call_later,
         )
-        deadline = now_ms() + max(req.max_wait_ms, 0)
+        deadline = now_ms() + min(max(req.max_wait_ms, 0), MAX_FETCH_WAIT_MS)
         for t in req.topics:
             for p in t.partitions:
                 key = (t.name, p.partition)

@@ -29,6 +29,9 @@ from typing import Protocol
 from .placement import PlacementError, assign_replicas
 
 MAX_TOPIC_NAME = 249
+# Each hosted partition is an actor with its own thread: refuse layouts no broker can host
+# rather than letting one request spin up millions of them.
+MAX_PARTITIONS_PER_TOPIC = 4096
 _LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
 
 
@@ -288,6 +291,13 @@ def validate_topic_name(name: str) -> None:
         )
 
 
+def _check_partition_count(count: int) -> None:
+    if count > MAX_PARTITIONS_PER_TOPIC:
+        raise InvalidPartitionsError(
+            f"{count} partitions is more than the limit of {MAX_PARTITIONS_PER_TOPIC} per topic"
+        )
+
+
 def create_topic(
     image: MetadataImage,
     name: str,
@@ -300,6 +310,7 @@ def create_topic(
     validate_topic_name(name)
     if name in image.topics:
         raise TopicExistsError(f"topic {name!r} already exists")
+    _check_partition_count(num_partitions)
     try:
         layout = assign_replicas(
             image.live_brokers(),
@@ -332,6 +343,7 @@ def create_partitions(image: MetadataImage, name: str, count: int) -> list[objec
         raise InvalidPartitionsError(
             f"topic {name!r} has {current} partitions; the new count must be larger, got {count}"
         )
+    _check_partition_count(count)
     rf = len(next(iter(topic.partitions.values())).replicas) if topic.partitions else 1
     try:
         layout = assign_replicas(

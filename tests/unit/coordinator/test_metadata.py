@@ -49,12 +49,16 @@ def test_replication_factor_above_live_brokers_is_refused() -> None:
         md.create_topic(_cluster(1), "t", 1, 3, {}, "id")
     with pytest.raises(md.InvalidPartitionsError):
         md.create_topic(_cluster(1), "t", 0, 1, {}, "id")
+    with pytest.raises(md.InvalidPartitionsError, match="limit"):
+        md.create_topic(_cluster(1), "t", 10**9, 1, {}, "id")
 
 
 def test_create_partitions_configs_and_delete() -> None:
     image = md.replay(md.create_topic(_cluster(1), "t", 2, 1, {}, "id"), _cluster(1))
     with pytest.raises(md.InvalidPartitionsError):
         md.create_partitions(image, "t", 2)
+    with pytest.raises(md.InvalidPartitionsError, match="limit"):
+        md.create_partitions(image, "t", 10**9)
     image = md.replay(md.create_partitions(image, "t", 5), image)
     assert sorted(image.topics["t"].partitions) == [0, 1, 2, 3, 4]
     image = md.replay(md.alter_configs(image, "t", [("cleanup.policy", "compact")]), image)
