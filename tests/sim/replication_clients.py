@@ -101,6 +101,18 @@ class ClientsMixin:
             p.batches.remove(cb)
             p.next_seq = cb.seq
 
+    def _bump_epoch(self, p: SimProducer) -> None:
+        """The producer restarts (InitProducerId): a new epoch from sequence 0; whatever it
+        had unanswered may or may not have landed, and late requests of the old epoch are
+        fenced with INVALID_PRODUCER_EPOCH once a leader saw the new one."""
+        for cb in p.batches:
+            for v in cb.values:
+                self.history.info(v)
+        p.batches.clear()
+        p.producer_epoch += 1
+        p.next_seq = 0
+        p.retry_mode = False
+
     def _poll(self) -> None:
         leaders = [b for b in self.brokers.values() if b.alive and b.leader is not None]
         if not leaders:

@@ -104,6 +104,7 @@ class ReplicationSimulation(NodesMixin, ClientsMixin):
         self._req = 0
         self.blocked: set[tuple[object, object]] = set()
         self.fifo_at: dict[tuple[object, object], int] = {}
+        self.conn: dict[tuple[str, object], int] = {}  # client connection generations
         self.brokers = {b: SimBroker(b) for b in BROKERS}
         self.state = E.PartitionState(BROKERS, BROKERS, BROKERS[0], 0, 0)
         self.live = set(BROKERS)
@@ -180,27 +181,43 @@ class ReplicationSimulation(NodesMixin, ClientsMixin):
     # ------------------------------------------------------------------------ network
 
     def _send(self, src, dst, msg: tuple) -> None:
-        client_link = isinstance(src, str) or isinstance(dst, str)
-        if (src, dst) in self.blocked or (not client_link and self.rng.random() < self.loss):
-            self.stats.dropped += 1
-            if client_link:
-                self._disconnect(
-                    src if isinstance(src, str) else dst, dst if isinstance(src, str) else src
-                )
+        if isinstance(src, str) or isinstance(dst, str):  # a client connection: TCP-like
+            link = (src, dst) if isinstance(src, str) else (dst, src)
+            if (src, dst) in self.blocked:
+                self.stats.dropped += 1
+                self._break(*link)
+                return
+            at = max(
+                self.now + self.rng.randint(1, self.max_delay), self.fifo_at.get((src, dst), 0)
+            )
+            self.fifo_at[(src, dst)] = at  # FIFO per direction
+            self._push(at, _MSG, (src, dst, msg, self.conn.get(link, 0)))
             return
-        at = self.now + self.rng.randint(1, self.max_delay)
-        if client_link:  # TCP: FIFO per connection
-            at = max(at, self.fifo_at.get((src, dst), 0))
-            self.fifo_at[(src, dst)] = at
-        self._push(at, _MSG, (src, dst, msg))
-
-    def _deliver(self, src, dst, msg: tuple) -> None:
-        if (src, dst) in self.blocked:
+        if (src, dst) in self.blocked or self.rng.random() < self.loss:
             self.stats.dropped += 1
-            if isinstance(src, str) or isinstance(dst, str):
-                self._disconnect(
-                    src if isinstance(src, str) else dst, dst if isinstance(src, str) else src
-                )
+            return
+        self._push(self.now + self.rng.randint(1, self.max_delay), _MSG, (src, dst, msg, 0))
+
+    def _break(self, client: str, broker) -> None:
+        """A client connection fails: everything in flight on it is lost, and the client
+        learns it at once (its requests on it fail with an unknown outcome)."""
+        self.conn[(client, broker)] = self.conn.get((client, broker), 0) + 1
+        self._disconnect(client, broker)
+
+    def _deliver(self, src, dst, msg: tuple, conn: int) -> None:
+        if isinstance(src, str) or isinstance(dst, str):
+            link = (src, dst) if isinstance(src, str) else (dst, src)
+            if conn != self.conn.get(link, 0):
+                self.stats.dropped += 1  # sent on a connection that has since broken
+                return
+            if (src, dst) in self.blocked or (
+                isinstance(dst, int) and dst != CONTROLLER and not self.brokers[dst].alive
+            ):
+                self.stats.dropped += 1
+                self._break(*link)
+                return
+        elif (src, dst) in self.blocked:
+            self.stats.dropped += 1
             return
         self.stats.delivered += 1
         if dst == CONTROLLER:
@@ -211,8 +228,6 @@ class ReplicationSimulation(NodesMixin, ClientsMixin):
             b = self.brokers[dst]
             if b.alive:
                 self._broker_receive(b, src, msg)
-            elif isinstance(src, str):
-                self._disconnect(src, dst)
 
     # --------------------------------------------------------------------------- faults
 
@@ -220,6 +235,8 @@ class ReplicationSimulation(NodesMixin, ClientsMixin):
         if not b.alive:
             return
         self.stats.crashes += 1
+        for client in self.producers:
+            self._break(client, b.id)
         b.alive = False
         b.incarnation += 1
         b.leader = None
@@ -236,7 +253,9 @@ class ReplicationSimulation(NodesMixin, ClientsMixin):
 
     def _fault(self) -> None:
         rng = self.rng
-        kind = rng.choice(("crash", "crash-leader", "double", "isolate", "cut", "heal", "client"))
+        kind = rng.choice(
+            ("crash", "crash-leader", "double", "isolate", "cut", "heal", "client", "bump")
+        )
         alive = [b for b in self.brokers.values() if b.alive]
         leader = self.brokers.get(self.state.leader)
         if kind == "crash" and len(alive) > 1:
@@ -258,9 +277,11 @@ class ReplicationSimulation(NodesMixin, ClientsMixin):
             self.blocked |= {(a, c), (c, a)}
         elif kind == "heal":
             self.blocked.clear()
+        elif kind == "bump":
+            self._bump_epoch(self.producers[rng.choice(list(self.producers))])
         elif kind == "client":
             name = rng.choice(list(self.producers))
-            self._disconnect(name, rng.choice(BROKERS))
+            self._break(name, rng.choice(BROKERS))
 
     def _heal(self) -> None:
         self.blocked.clear()
