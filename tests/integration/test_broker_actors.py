@@ -1,0 +1,139 @@
+"""Broker actors in one process (no sockets): long-poll collection and poison messages."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pykka
+import pytest
+from rillet.actors import partition as R
+from rillet.actors.gather import FetchGather, ProduceGather
+from rillet.actors.ticker import Ticker
+from rillet.logstore.batch import BatchBuilder
+from rillet.logstore.config import LogConfig
+from rillet.transport import protocol as P
+
+pytestmark = pytest.mark.timeout(30)
+E = P.ErrorCode
+
+
+def batch(values) -> bytes:
+    b = BatchBuilder()
+    for v in values:
+        b.append(int(time.time() * 1000), None, v)
+    return b.build()
+
+
+class Box:
+    """Collects callback results across threads."""
+
+    def __init__(self) -> None:
+        self.items: list = []
+        self.event = threading.Event()
+
+    def __call__(self, item) -> None:
+        self.items.append(item)
+        self.event.set()
+
+    def get(self, timeout: float = 5.0):
+        assert self.event.wait(timeout), "no answer"
+        return self.items[-1]
+
+
+@pytest.fixture
+def replica(tmp_path):
+    ref = R.PartitionReplica.start("t", 0, tmp_path / "t-0", LogConfig(), 0, 1, "id")
+    try:
+        yield ref
+    finally:
+        pykka.ActorRegistry.stop_all(block=True, timeout=5)
+
+
+def _append(ref, records: bytes) -> P.ProducePartitionResponse:
+    box = Box()
+    ref.tell(R.Append(records, box))
+    return box.get()
+
+
+def test_poison_messages_do_not_stop_the_replica(replica) -> None:
+    replica.tell("not a message")
+
+    def explode(_response) -> None:
+        raise RuntimeError("a broken callback")
+
+    replica.tell(R.Append(batch([b"a"]), explode))
+    replica.tell(R.ListOffset(P.LATEST_TIMESTAMP, explode))
+    answer = _append(replica, batch([b"b"]))
+    assert answer.error_code == E.NONE and answer.base_offset == 1  # the first append landed
+    assert replica.is_alive()
+
+
+def test_parked_read_is_served_by_the_next_append(replica) -> None:
+    first, data = Box(), Box()
+    replica.tell(R.Read(0, 1 << 20, first, data, deadline_ms=int(time.time() * 1000) + 10_000))
+    assert first.get().records == b""
+    assert _append(replica, batch([b"x"])).error_code == E.NONE
+    assert data.get().high_watermark == 1 and data.get().records
+
+
+def test_fetch_gather_answers_once_at_min_bytes_or_deadline() -> None:
+    ticker = Ticker()
+    try:
+        sent = Box()
+        keys = [("t", 0), ("t", 1)]
+        gather = FetchGather(
+            keys,
+            min_bytes=10,
+            max_bytes=1 << 20,
+            max_wait_ms=10_000,
+            send=sent,
+            call_later=ticker.call_later,
+        )
+        gather.immediate(keys[0], P.FetchPartitionResponse(partition=0, records=b""))
+        gather.immediate(keys[1], P.FetchPartitionResponse(partition=1, records=b"12345"))
+        assert not sent.event.is_set()  # 5 < min_bytes: parked
+        assert gather.on_data(keys[0], P.FetchPartitionResponse(partition=0, records=b"67890"))
+        response = sent.get()
+        assert [p.records for p in response.topics[0].partitions] == [b"67890", b"12345"]
+        assert not gather.on_data(keys[1], P.FetchPartitionResponse(partition=1, records=b"z"))
+        assert len(sent.items) == 1
+
+        late = Box()
+        gather = FetchGather(
+            keys[:1],
+            min_bytes=1,
+            max_bytes=1,
+            max_wait_ms=100,
+            send=late,
+            call_later=ticker.call_later,
+        )
+        gather.immediate(keys[0], P.FetchPartitionResponse(partition=0, records=b""))
+        assert late.get(timeout=5).topics[0].partitions[0].records == b""
+    finally:
+        ticker.stop()
+
+
+def test_fetch_gather_max_bytes_keeps_whole_partitions_never_nothing() -> None:
+    sent = Box()
+    keys = [("a", 0), ("b", 0)]
+    gather = FetchGather(
+        keys, min_bytes=1, max_bytes=4, max_wait_ms=0, send=sent, call_later=lambda *_: None
+    )
+    gather.immediate(keys[0], P.FetchPartitionResponse(partition=0, records=b"123456"))
+    gather.immediate(keys[1], P.FetchPartitionResponse(partition=0, records=b"78"))
+    a, b = (t.partitions[0].records for t in sent.get().topics)
+    assert (a, b) == (b"123456", b"")
+
+
+def test_produce_gather_orders_by_request() -> None:
+    sent = Box()
+    keys = [("a", 1), ("a", 0), ("b", 0)]
+    gather = ProduceGather(keys, sent)
+    for key in reversed(keys):
+        gather.put(key, P.ProducePartitionResponse(partition=key[1], base_offset=7))
+    topics = sent.get().topics
+    assert [(t.name, [p.partition for p in t.partitions]) for t in topics] == [
+        ("a", [1, 0]),
+        ("b", [0]),
+    ]
