@@ -43,7 +43,8 @@ class NodesMixin:
 
     def _fence(self, broker: int) -> None:
         self.live.discard(broker)
-        d = E.on_broker_fenced(TOPIC, PARTITION, self.state, broker, self.live)
+        unclean = self.variant == "unclean-enabled"
+        d = E.on_broker_fenced(TOPIC, PARTITION, self.state, broker, self.live, unclean=unclean)
         if (
             self.variant == "unclean"
             and d.record is not None
@@ -69,7 +70,12 @@ class NodesMixin:
                     self._fence(src)
             if src not in self.live:
                 self.live.add(src)
-                self._apply(E.on_broker_unfenced(TOPIC, PARTITION, self.state, src, self.live))
+                unclean = self.variant == "unclean-enabled"
+                self._apply(
+                    E.on_broker_unfenced(
+                        TOPIC, PARTITION, self.state, src, self.live, unclean=unclean
+                    )
+                )
             self._send(CONTROLLER, src, ("meta", self.state, incarnation))
         elif kind == "alter":
             p: R.AlterIsr = msg[1]

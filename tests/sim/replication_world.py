@@ -35,7 +35,7 @@ PURGATORY_MS = 400  # the produce request's timeout on the broker
 CLIENT_TIMEOUT_MS = 500  # request.timeout.ms on the client
 CHECKPOINT_MS = 60
 LIVENESS_BOUND_MS = 20_000
-VARIANTS = ("unclean", "hw-truncate", "no-dedup")
+VARIANTS = ("unclean", "unclean-enabled", "hw-truncate", "no-dedup")
 _TICK, _MSG, _RESTART = 0, 1, 2  # event kinds
 
 

@@ -45,7 +45,9 @@ def test_replication_long_sweep():
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_checker_catches_broken_replication(variant):
     """The simulator is only worth its runtime if it fails on real replication bugs:
-    unclean election from outside the ISR loses acknowledged writes, pre-KIP-101 truncation
+    unclean election from outside the ISR loses acknowledged writes (a controller that
+    ignores the ISR, and the real election with unclean.leader.election.enable=true, which
+    loses committed data when the ISR had shrunk to the dead leader), pre-KIP-101 truncation
     to the follower's high watermark loses committed data, and a leader without duplicate
     detection duplicates retried batches."""
     for seed in range(300):
