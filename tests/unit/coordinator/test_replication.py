@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rillet.coordinator import replication as R
 from rillet.logstore.epochs import LeaderEpochCache
 
@@ -252,3 +254,50 @@ def test_leader_answers_offset_for_leader_epoch_with_fencing():
 @pytest.mark.parametrize("leader_hw,leo,expected", [(5, 9, 5), (12, 9, 9)])
 def test_follower_high_watermark_is_capped_by_its_log(leader_hw, leo, expected):
     assert R.follower_high_watermark(leader_hw, leo) == expected
+
+
+_event = st.one_of(
+    st.tuples(st.just("append"), st.integers(0, 5)),
+    st.tuples(st.just("fetch"), st.sampled_from((2, 3)), st.integers(0, 60)),
+    st.tuples(st.just("isr"), st.sampled_from(((1,), (1, 2), (1, 3), (1, 2, 3)))),
+    st.tuples(st.just("tick"), st.integers(0, 40_000)),
+    st.tuples(st.just("wait"), st.integers(0, 60)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(events=st.lists(_event, max_size=60))
+def test_leader_invariants_under_any_event_order(events):
+    """HW never decreases, never passes the leader's LEO, rises only to the min LEO of the
+    maximal ISR; successful acks only for offsets below the HW with ISR >= min.insync."""
+    L = leader(isr=(1, 2, 3), leo=0, hw=0)
+    now, leo, pe, waits = 0, 0, 3, 0
+    for ev in events:
+        before = L.high_watermark
+        if ev[0] == "append":
+            leo += ev[1]
+            p = L.on_append(leo, now)
+        elif ev[0] == "fetch":
+            d = fetch(L, ev[1], min(ev[2], leo), now)
+            p = d.progress
+        elif ev[0] == "isr":
+            pe += 1
+            p = L.on_partition_change(
+                leader=1, isr=ev[1], leader_epoch=5, partition_epoch=pe, now_ms=now
+            )
+        elif ev[0] == "tick":
+            now += ev[1]
+            p = L.tick(now)
+        else:
+            waits += 1
+            c = L.wait_for_ack(waits, min(ev[1], max(leo - 1, 0)), now + 30_000)
+            p = R.Progress(L.high_watermark, completions=(c,) if c else ())
+        assert before <= L.high_watermark <= leo
+        if L.high_watermark > before:
+            members = [f.log_end_offset for b, f in L.followers.items() if b in L.maximal_isr]
+            assert L.high_watermark == min([leo, *members])
+        for c in p.completions:
+            if c.error == R.NONE:
+                assert c.last_offset < L.high_watermark and len(L.isr) >= 2
+            else:
+                assert c.error in (R.NOT_ENOUGH_REPLICAS_AFTER_APPEND, R.REQUEST_TIMED_OUT)
