@@ -56,8 +56,10 @@ class AppendEntriesRequest:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AppendEntriesResponse:
     """Follower -> leader. On success ``match_index`` is the last index known to match the
-    leader's log; on failure ``hint_index`` is where the leader should retry from (the
-    follower's log end + 1, or the first index of the conflicting term)."""
+    leader's log. On failure ``rejected_index`` is the request's ``prev_log_index`` (so the
+    leader can tell a stale rejection from a current one) and ``hint_index`` is where the
+    leader should retry from (the follower's log end + 1, or the first index of the
+    conflicting term)."""
 
     src: int
     dst: int
@@ -65,6 +67,7 @@ class AppendEntriesResponse:
     success: bool
     match_index: int = 0
     hint_index: int = 0
+    rejected_index: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -62,7 +62,7 @@ _POSITION_FIELDS = {
     VoteRequest: ("last_log_index", "last_log_term"),
     VoteResponse: (),
     AppendEntriesRequest: ("prev_log_index", "prev_log_term", "leader_commit"),
-    AppendEntriesResponse: ("match_index", "hint_index"),
+    AppendEntriesResponse: ("match_index", "hint_index", "rejected_index"),
     InstallSnapshotRequest: ("leader_commit",),
     InstallSnapshotResponse: ("match_index",),
 }

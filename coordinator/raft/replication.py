@@ -104,7 +104,7 @@ class Replication:
             return
         if m.success:
             self._acknowledged(m.src, pr, m.match_index)
-        elif m.hint_index > pr.match_index:  # else stale: it predates an acknowledgement
+        elif m.rejected_index > pr.match_index:  # else stale: it predates an acknowledgement
             # Back off, but resend only if that changed something: a stale or duplicated
             # rejection must not start a request/response loop at network speed.
             next_index = max(pr.match_index + 1, min(pr.next_index - 1, m.hint_index))
@@ -138,6 +138,7 @@ class Replication:
                 success=success,
                 match_index=index if success else 0,
                 hint_index=0 if success else index,
+                rejected_index=0 if success else m.prev_log_index,
             )
         )
 

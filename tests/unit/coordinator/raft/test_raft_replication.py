@@ -248,3 +248,31 @@ def test_invalid_messages_raise_and_change_nothing(message):
     with pytest.raises(InvalidMessageError):
         node.handle(message, h.now)
     assert (node.state, node.term, node.voted_for, node.log.last_index) == before
+
+
+def test_rejections_back_off_once_and_stale_ones_are_ignored():
+    h = Harness(3)
+    leader = h.elect(1)
+    for i in range(6):
+        h.propose(1, f"k{i}=v".encode())
+    h.deliver_all()
+    progress = leader.state.progress[2]
+    assert progress.match_index == 7
+    progress.next_index = 12  # as if optimistic sends had gone out and were lost
+    h.propose(1, b"more=1")
+    h.inflight.clear()
+    # a current rejection of prev 11 whose conflict hint is below the match: retry after match
+    current = AppendEntriesResponse(
+        src=2, dst=1, term=1, success=False, hint_index=3, rejected_index=11
+    )
+    effects = h.deliver(current)
+    (retry,) = [e.message for e in effects if isinstance(e, Send)]
+    assert retry.prev_log_index == 7 and progress.next_index > 8
+    # a stale rejection (of a prev the follower has since acknowledged): no resend storm
+    stale = AppendEntriesResponse(
+        src=2, dst=1, term=1, success=False, hint_index=3, rejected_index=5
+    )
+    assert [e for e in h.deliver(stale) if isinstance(e, Send)] == []
+    h.deliver_all()
+    h.heartbeat()
+    assert h.nodes[2].log.last_index == leader.log.last_index

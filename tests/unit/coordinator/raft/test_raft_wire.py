@@ -35,7 +35,7 @@ MESSAGES = [
         entries=(LogEntry(3, b"a"), LogEntry(3, b"", control=True)),
         leader_commit=4,
     ),
-    AppendEntriesResponse(src=2, dst=1, term=3, success=False, hint_index=2),
+    AppendEntriesResponse(src=2, dst=1, term=3, success=False, hint_index=2, rejected_index=4),
     InstallSnapshotRequest(src=1, dst=3, term=3, snapshot=Snapshot(7, 2, b"img"), leader_commit=9),
     InstallSnapshotResponse(src=3, dst=1, term=3, match_index=7),
 ]
