@@ -8,6 +8,8 @@ it and the term in which the commit was first observed. Then, for every observat
 - committed entries are never lost or changed: every entry a node commits equals the reference
   entry at that index (so no two nodes ever commit different entries at one index, and a node
   that crashed and recovered never commits something different);
+- committed entries stay put: each observation also re-reads one older committed entry of
+  the node (rotating), so a log rewritten in place below its commit index is caught;
 - commit index monotonic: it never decreases within one incarnation of a node (a restarted
   node starts again from its snapshot and must re-commit the same entries);
 - state machines apply the same sequence: a node's machine digest equals the reference digest
@@ -42,6 +44,7 @@ class RaftChecker:
         self.commit_terms: list[int] = []  # prefix maximum of the first-observed commit term
         self._seen_commit: dict[int, int] = {}
         self._leader_checked: dict[tuple[int, int], int] = {}
+        self._probe = 0
 
     @property
     def commit_index(self) -> int:
@@ -72,6 +75,11 @@ class RaftChecker:
         for index in range(max(seen, log.snapshot_index) + 1, commit + 1):
             self._check_committed(node_id, index, log.entry(index), term)
         self._seen_commit[node_id] = commit
+        if commit > log.snapshot_index:  # spot-check that older committed entries stay put
+            self._probe += 1
+            index = log.snapshot_index + 1 + self._probe % (commit - log.snapshot_index)
+            if log.entry(index) != self.ref[index - 1]:
+                raise InvariantViolation(f"node {node_id} changed committed entry {index}")
         if applied > commit or applied > len(self.ref):
             raise InvariantViolation(f"node {node_id} applied {applied} beyond commit {commit}")
         if digest != self.digests[applied]:

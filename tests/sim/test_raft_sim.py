@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from rillet.coordinator.raft import HardState, MemoryRaftLog, RaftNode
+from rillet.coordinator.raft import HardState, LogEntry, MemoryRaftLog, RaftNode
 
 from .checker import InvariantViolation, RaftChecker
 from .raft_harness import Harness
@@ -100,6 +100,16 @@ def test_checker_catches_a_commit_index_going_back():
     _observe(checker, h, 2)
     h.nodes[2].commit_index -= 1
     with pytest.raises(InvariantViolation, match="went back"):
+        _observe(checker, h, 2)
+
+
+def test_checker_catches_a_committed_entry_rewritten_in_place():
+    h = _cluster([b"a=1", b"b=2", b"c=3"])
+    checker = RaftChecker()
+    _observe(checker, h, 2)
+    log = h.nodes[2].log
+    log._entries[:] = [LogEntry(e.term, b"rewritten", e.control) for e in log._entries]
+    with pytest.raises(InvariantViolation, match="changed committed entry"):
         _observe(checker, h, 2)
 
 
