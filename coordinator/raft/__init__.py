@@ -30,6 +30,7 @@ from .messages import (
     InstallSnapshotRequest,
     InstallSnapshotResponse,
     RaftMessage,
+    TimeoutNow,
     VoteRequest,
     VoteResponse,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "Snapshot",
     "StateMachine",
     "TakeSnapshot",
+    "TimeoutNow",
     "VoteRequest",
     "VoteResponse",
     "decode_hard_state",

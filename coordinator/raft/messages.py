@@ -93,6 +93,16 @@ class InstallSnapshotResponse:
     match_index: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimeoutNow:
+    """A resigning leader -> its most up-to-date follower: start an election now, without
+    the pre-vote round (Raft thesis 3.10 leadership transfer; Kafka's EndQuorumEpoch)."""
+
+    src: int
+    dst: int
+    term: int
+
+
 RaftMessage = (
     VoteRequest
     | VoteResponse
@@ -100,6 +110,7 @@ RaftMessage = (
     | AppendEntriesResponse
     | InstallSnapshotRequest
     | InstallSnapshotResponse
+    | TimeoutNow
 )
 MESSAGE_TYPES = (
     VoteRequest,
@@ -108,4 +119,5 @@ MESSAGE_TYPES = (
     AppendEntriesResponse,
     InstallSnapshotRequest,
     InstallSnapshotResponse,
+    TimeoutNow,
 )

@@ -39,6 +39,7 @@ from .messages import (
     InstallSnapshotRequest,
     InstallSnapshotResponse,
     RaftMessage,
+    TimeoutNow,
     VoteRequest,
     VoteResponse,
 )
@@ -65,6 +66,7 @@ _POSITION_FIELDS = {
     AppendEntriesResponse: ("match_index", "hint_index", "rejected_index"),
     InstallSnapshotRequest: ("leader_commit",),
     InstallSnapshotResponse: ("match_index",),
+    TimeoutNow: (),
 }
 
 
@@ -219,6 +221,20 @@ class RaftNode(Replication):
         assert term is not None
         self.log.compact(Snapshot(index, term, bytes(data)))
         self._log_dirty = True
+        return self._finish()
+
+    def resign(self, now_ms: int) -> list[Effect]:
+        """Step down as leader (graceful shutdown, rolling restart). The most up-to-date
+        follower, if it has every entry, is told to start an election at once; the others
+        follow when they hear from the new leader. A no-op on a non-leader."""
+        st = self.state
+        if not isinstance(st, Leader):
+            return []
+        self._begin()
+        peer = max(self.others, key=lambda p: st.progress[p].match_index, default=None)
+        self._become(Resigned(st.term, self.node_id, self._deadline(now_ms)))
+        if peer is not None and st.progress[peer].match_index == self.log.last_index:
+            self._sends.append(TimeoutNow(src=self.node_id, dst=peer, term=st.term))
         return self._finish()
 
     def read_committed(
@@ -424,7 +440,17 @@ class RaftNode(Replication):
             if len(st.granted) >= self.majority:
                 self._become_leader(now_ms)
 
+    def _on_timeout_now(self, m: TimeoutNow, now_ms: int) -> None:
+        st = self.state
+        if m.term > st.term:
+            self._step_down(m.term, now_ms)
+        elif m.term == st.term and st.leader_id == m.src:
+            self._start_pre_vote(now_ms)  # prospective for an instant: the table allows no
+            if isinstance(self.state, Prospective):  # follower -> candidate shortcut
+                self._start_election(now_ms)
+
     _HANDLERS = {
+        TimeoutNow: _on_timeout_now,
         VoteRequest: _on_vote_request,
         VoteResponse: _on_vote_response,
         AppendEntriesRequest: Replication._on_append,

@@ -352,7 +352,9 @@ class RaftSimulation:
         rng = self.rng
         live = [sn for sn in self.nodes.values() if sn.raft is not None]
         dead = [sn for sn in self.nodes.values() if sn.raft is None]
-        action = rng.choice(("crash", "restart", "restart", "isolate", "split", "cut", "heal"))
+        action = rng.choice(
+            ("crash", "restart", "restart", "isolate", "split", "cut", "heal", "resign")
+        )
         if action == "crash" and live:
             self._crash(rng.choice(live))
         elif action == "restart" and dead:
@@ -375,6 +377,11 @@ class RaftSimulation:
             self.stats.partitions += 1
         elif action == "heal":
             self.blocked.clear()
+        elif action == "resign":
+            for sn in live:
+                if sn.raft.is_leader:
+                    self._execute(sn, sn.raft.resign(self.now))
+                    self._observe(sn)
 
     def _liveness(self) -> None:
         """Heal everything. Within LIVENESS_BOUND_MS a leader must emerge and commit a new

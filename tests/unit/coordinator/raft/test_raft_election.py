@@ -7,6 +7,7 @@ from rillet.coordinator.raft import (
     NotLeaderError,
     PersistHardState,
     Send,
+    TimeoutNow,
     VoteRequest,
     VoteResponse,
 )
@@ -165,3 +166,22 @@ def test_not_leader_error_names_the_leader():
     with pytest.raises(NotLeaderError) as err:
         h.propose(2, b"x")
     assert err.value.leader_id == 1
+
+
+def test_resign_hands_leadership_to_an_up_to_date_follower_at_once():
+    h = Harness(3)
+    leader = h.elect(1)
+    h.propose(1, b"a=1")
+    h.deliver_all()
+    effects = leader.resign(h.now)
+    (handoff,) = sends(effects, TimeoutNow)
+    assert leader.role == "resigned" and handoff.term == 1
+    h.run(1, effects)
+    h.deliver_all()  # no clock movement: the follower elects itself right away
+    new = h.nodes[handoff.dst]
+    assert new.is_leader and new.term == 2
+    h.propose(new.node_id, b"b=2")
+    h.deliver_all()
+    h.heartbeat()
+    assert h.applied[1] == h.applied[2] == h.applied[3] == [b"a=1", b"b=2"]
+    assert leader.resign(h.now) == []  # not a leader any more: nothing to do

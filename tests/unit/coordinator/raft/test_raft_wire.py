@@ -13,6 +13,7 @@ from rillet.coordinator.raft import (
     LogEntry,
     RaftConfig,
     Snapshot,
+    TimeoutNow,
     VoteRequest,
     VoteResponse,
     decode_hard_state,
@@ -38,6 +39,7 @@ MESSAGES = [
     AppendEntriesResponse(src=2, dst=1, term=3, success=False, hint_index=2, rejected_index=4),
     InstallSnapshotRequest(src=1, dst=3, term=3, snapshot=Snapshot(7, 2, b"img"), leader_commit=9),
     InstallSnapshotResponse(src=3, dst=1, term=3, match_index=7),
+    TimeoutNow(src=1, dst=2, term=3),
 ]
 
 
