@@ -18,7 +18,8 @@ Events behind the arrows: a message with a higher term (-> unattached; -> voted 
 is granted; -> follower when it comes from the new leader); a vote granted in the current term
 (-> voted); AppendEntries / InstallSnapshot from the current term's leader (-> follower); an
 election timeout (-> prospective: the pre-vote phase, term unchanged); pre-votes from a
-majority (-> candidate, term + 1, vote for self); votes from a majority (-> leader); a leader
+majority (-> candidate, term + 1, vote for self; a TimeoutNow from the current leader takes
+both steps at once); votes from a majority (-> leader); a leader
 that no longer hears from a majority within an election timeout (check-quorum) or that is
 asked to step down (-> resigned, same term: it has voted for itself and may not vote again).
 
