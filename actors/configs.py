@@ -63,6 +63,16 @@ BROKER_DEFAULTS: dict[str, str] = {
     "auto.create.topics.enable": "false",
     "connections.max.idle.ms": "600000",
     "cluster.id": "rillet",
+    # consumer groups (actors/group_coordinator.py, docs/consumer-groups.md)
+    "offsets.topic.num.partitions": "10",
+    "offsets.topic.replication.factor": "3",
+    "offsets.topic.segment.bytes": str(100 << 20),
+    "group.consumer.session.timeout.ms": "45000",
+    "group.consumer.heartbeat.interval.ms": "5000",
+    "group.consumer.max.size": str(2**31 - 1),
+    "group.remote.assignor": "uniform",
+    "offsets.retention.minutes": "10080",
+    "offset.metadata.max.bytes": "4096",
     **{k: TOPIC_DEFAULTS[v] for k, v in BROKER_TOPIC_SYNONYMS.items()},
 }
 

@@ -32,6 +32,7 @@ from loguru import logger
 from rillet.coordinator.metadata import MetadataImage
 from rillet.transport.endpoint import ServerEndpoint
 
+from . import group_coordinator as GC
 from . import partition as R
 from .configs import ConfigError, log_config, validate_broker_configs
 from .controller import Controller, FileMetadataLog, RegisterSelf
@@ -80,6 +81,7 @@ class BrokerNode:
             ticker=self.ticker,
         )
         self.router = Router(self.ctx, int(self.configs["connections.max.idle.ms"]))
+        self.ctx.group_coordinator = GC.GroupCoordinatorActor.start(self.ctx)
         self.metadata_log = FileMetadataLog(self.data_dir / "__cluster_metadata")
         self._cleanup_orphans(_replay_topics(self.metadata_log))
         self.controller = Controller.start(
@@ -93,6 +95,7 @@ class BrokerNode:
         self.ticker.every(flush_s, lambda: self._tell_replicas(R.Tick(now_ms())))
         self.ticker.every(check_s, lambda: self._tell_replicas(R.Housekeep(now_ms())))
         self.ticker.every(30, self.router.expire_idle)
+        self.ticker.every(0.2, lambda: self._tell_group_coordinator(GC.GroupTick(now_ms())))
         self._log.info(
             "broker {} serving on {} (data dir {})",
             self.broker_id,
@@ -108,6 +111,14 @@ class BrokerNode:
             raise SystemExit(
                 f"data dir {self.data_dir} is in use by another broker process"
             ) from None
+
+    def _tell_group_coordinator(self, message: object) -> None:
+        ref = getattr(self.ctx, "group_coordinator", None)
+        if ref is not None:
+            try:
+                ref.tell(message)
+            except pykka.ActorDeadError:
+                pass
 
     def _tell_replicas(self, message: object) -> None:
         for ref in list(self.ctx.replicas.values()):
@@ -160,6 +171,7 @@ class BrokerNode:
                         self.broker_id,
                         topic.topic_id,
                     )
+        self._tell_group_coordinator(GC.ImageChanged(new))
 
     def _cleanup_orphans(self, hosted: dict[tuple[str, int], str]) -> None:
         """Remove partition dirs of deleted topics (a crash can leave them behind)."""

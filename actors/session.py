@@ -21,6 +21,7 @@ from rillet.transport import protocol as P
 from rillet.transport.errors import ProtocolError
 
 from . import controller as C
+from . import group_coordinator as GC
 from . import partition as R
 from .configs import effective_topic_configs, topic_defaults
 from .gather import FetchGather, ListOffsetsGather, ProduceGather
@@ -45,6 +46,7 @@ class BrokerContext:
     image: MetadataImage = field(default_factory=MetadataImage)  # swapped, never mutated
     replicas: dict[tuple[str, int], pykka.ActorRef] = field(default_factory=dict)
     poison_count: int = 0
+    group_coordinator: pykka.ActorRef | None = None  # actors/group_coordinator.py
 
 
 API_VERSIONS = tuple(
@@ -120,6 +122,13 @@ class ClientSession(pykka.ThreadingActor):
                 respond(self._metadata(req))
             case P.DescribeConfigsRequest():
                 respond(self._describe_configs(req))
+            case P.FindCoordinatorRequest():
+                respond(GC.find_coordinator(self.ctx, req))
+            case _ if isinstance(req, P.GROUP_REQUESTS):
+                if self.ctx.group_coordinator is None:
+                    respond(GC.error_response(req, E.COORDINATOR_NOT_AVAILABLE, "starting"))
+                else:
+                    self.ctx.group_coordinator.tell(GC.GroupRequest(req, respond))
             case (
                 P.CreateTopicsRequest()
                 | P.DeleteTopicsRequest()
@@ -265,7 +274,14 @@ class ClientSession(pykka.ThreadingActor):
                 )
                 for p in sorted(topic.partitions.values(), key=lambda p: p.partition)
             )
-            topics.append(P.TopicMetadata(name=name, topic_id=topic.topic_id, partitions=parts))
+            topics.append(
+                P.TopicMetadata(
+                    name=name,
+                    topic_id=topic.topic_id,
+                    is_internal=name.startswith("__"),
+                    partitions=parts,
+                )
+            )
         return P.MetadataResponse(
             brokers=brokers,
             cluster_id=self.ctx.cluster_id,

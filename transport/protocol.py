@@ -80,6 +80,15 @@ class ErrorCode(enum.IntEnum):
     UNKNOWN_TOPIC_ID = 100
     FENCED_MEMBER_EPOCH = 110
     UNRELEASED_INSTANCE_ID = 111
+    # consumer groups
+    OFFSET_METADATA_TOO_LARGE = 12
+    INVALID_GROUP_ID = 24
+    NON_EMPTY_GROUP = 68
+    FENCED_INSTANCE_ID = 82
+    GROUP_SUBSCRIBED_TO_TOPIC = 86
+    UNSUPPORTED_ASSIGNOR = 112
+    STALE_MEMBER_EPOCH = 113
+    INVALID_REGULAR_EXPRESSION = 128
 
 
 _RETRIABLE = frozenset(
@@ -598,6 +607,289 @@ class ListOffsetsResponse:
     topics: tuple[ListOffsetsTopicResponse, ...] = ()
 
 
+# ---------------------------------------------------------------------------- consumer groups
+# See docs/consumer-groups.md. Group requests go to the group's coordinator (FindCoordinator);
+# a broker that is not (or not yet) the coordinator answers NOT_COORDINATOR (16) or
+# COORDINATOR_LOAD_IN_PROGRESS (14) in the response's error_code.
+
+
+@_msg
+class FindCoordinatorRequest:
+    """Which broker coordinates group ``key`` (``key_type`` 0 = group)? Creates the internal
+    ``__consumer_offsets`` topic on first use."""
+
+    API: ClassVar[str] = "FindCoordinator"
+    VERSION: ClassVar[int] = 0
+    key: str
+    key_type: int = 0
+
+
+@_msg
+class FindCoordinatorResponse:
+    API: ClassVar[str] = "FindCoordinator"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+    error_message: str | None = None
+    node_id: int = -1
+    host: str = ""
+    port: int = -1
+
+
+@_msg
+class GroupTopicPartitions:
+    """A topic and some of its partition numbers (heartbeat assignments, describe)."""
+
+    topic: str
+    partitions: tuple[int, ...]
+
+
+@_msg
+class ConsumerGroupHeartbeatRequest:
+    """KIP-848 heartbeat. ``member_epoch``: 0 join, current epoch, -1 leave, -2 static leave.
+    ``None`` fields mean "unchanged since the last heartbeat"; ``owned_partitions`` None also
+    means unchanged (send it when joining and whenever it changed)."""
+
+    API: ClassVar[str] = "ConsumerGroupHeartbeat"
+    VERSION: ClassVar[int] = 0
+    group_id: str
+    member_id: str
+    member_epoch: int
+    instance_id: str | None = None
+    rack_id: str | None = None
+    rebalance_timeout_ms: int = -1
+    subscribed_topic_names: tuple[str, ...] | None = None
+    subscribed_topic_regex: str | None = None
+    server_assignor: str | None = None
+    owned_partitions: tuple[GroupTopicPartitions, ...] | None = None
+    client_id: str = ""
+    client_host: str = ""
+
+
+@_msg
+class ConsumerGroupHeartbeatResponse:
+    """``assignment``: the partitions the member may own now (None in the answer to a leave)."""
+
+    API: ClassVar[str] = "ConsumerGroupHeartbeat"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+    error_message: str | None = None
+    member_id: str | None = None
+    member_epoch: int = -1
+    heartbeat_interval_ms: int = 0
+    assignment: tuple[GroupTopicPartitions, ...] | None = None
+
+
+@_msg
+class OffsetCommitPartition:
+    partition: int
+    committed_offset: int
+    committed_leader_epoch: int = -1
+    committed_metadata: str = ""
+
+
+@_msg
+class OffsetCommitTopic:
+    name: str
+    partitions: tuple[OffsetCommitPartition, ...]
+
+
+@_msg
+class OffsetCommitRequest:
+    """A member's commit (its member id and epoch), or a simple/admin commit (member_id "",
+    member_epoch -1: only while the group has no members)."""
+
+    API: ClassVar[str] = "OffsetCommit"
+    VERSION: ClassVar[int] = 0
+    group_id: str
+    member_id: str = ""
+    member_epoch: int = -1
+    group_instance_id: str | None = None
+    topics: tuple[OffsetCommitTopic, ...] = ()
+
+
+@_msg
+class PartitionError:
+    partition: int
+    error_code: int = 0
+
+
+@_msg
+class TopicPartitionErrors:
+    name: str
+    partitions: tuple[PartitionError, ...]
+
+
+@_msg
+class OffsetCommitResponse:
+    """``error_code`` is set when the whole request failed (NOT_COORDINATOR, member errors);
+    otherwise per partition."""
+
+    API: ClassVar[str] = "OffsetCommit"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+    error_message: str | None = None
+    topics: tuple[TopicPartitionErrors, ...] = ()
+
+
+@_msg
+class OffsetFetchRequest:
+    """``topics`` None: every committed offset of the group. ``member_epoch`` -1 skips the
+    member check (admin tools)."""
+
+    API: ClassVar[str] = "OffsetFetch"
+    VERSION: ClassVar[int] = 0
+    group_id: str
+    member_id: str = ""
+    member_epoch: int = -1
+    topics: tuple[GroupTopicPartitions, ...] | None = None
+
+
+@_msg
+class OffsetFetchPartition:
+    """``committed_offset`` -1: nothing committed."""
+
+    partition: int
+    committed_offset: int = -1
+    committed_leader_epoch: int = -1
+    metadata: str = ""
+    commit_timestamp_ms: int = -1
+    error_code: int = 0
+
+
+@_msg
+class OffsetFetchTopic:
+    name: str
+    partitions: tuple[OffsetFetchPartition, ...]
+
+
+@_msg
+class OffsetFetchResponse:
+    API: ClassVar[str] = "OffsetFetch"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+    error_message: str | None = None
+    topics: tuple[OffsetFetchTopic, ...] = ()
+
+
+@_msg
+class OffsetDeleteRequest:
+    API: ClassVar[str] = "OffsetDelete"
+    VERSION: ClassVar[int] = 0
+    group_id: str
+    topics: tuple[GroupTopicPartitions, ...] = ()
+
+
+@_msg
+class OffsetDeleteResponse:
+    API: ClassVar[str] = "OffsetDelete"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+    error_message: str | None = None
+    topics: tuple[TopicPartitionErrors, ...] = ()
+
+
+@_msg
+class ListGroupsRequest:
+    """Groups coordinated by THIS broker (ask every broker for all). ``states_filter``:
+    Kafka's state names (Empty, Reconciling, Stable, ...); empty = all."""
+
+    API: ClassVar[str] = "ListGroups"
+    VERSION: ClassVar[int] = 0
+    states_filter: tuple[str, ...] = ()
+
+
+@_msg
+class ListedGroup:
+    group_id: str
+    group_state: str
+    protocol_type: str = "consumer"
+
+
+@_msg
+class ListGroupsResponse:
+    API: ClassVar[str] = "ListGroups"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+    groups: tuple[ListedGroup, ...] = ()
+
+
+@_msg
+class ConsumerGroupDescribeRequest:
+    API: ClassVar[str] = "ConsumerGroupDescribe"
+    VERSION: ClassVar[int] = 0
+    group_ids: tuple[str, ...]
+
+
+@_msg
+class DescribedGroupMember:
+    member_id: str
+    instance_id: str | None = None
+    rack_id: str | None = None
+    member_epoch: int = -1
+    member_state: str = ""
+    client_id: str = ""
+    client_host: str = ""
+    subscribed_topic_names: tuple[str, ...] = ()
+    subscribed_topic_regex: str | None = None
+    assignment: tuple[GroupTopicPartitions, ...] = ()
+    target_assignment: tuple[GroupTopicPartitions, ...] = ()
+    pending_revocation: tuple[GroupTopicPartitions, ...] = ()
+
+
+@_msg
+class DescribedGroup:
+    """``group_state`` "Dead" for an unknown group; ``error_code`` NOT_COORDINATOR when this
+    broker does not coordinate it."""
+
+    group_id: str
+    error_code: int = 0
+    error_message: str | None = None
+    group_state: str = ""
+    group_epoch: int = -1
+    assignment_epoch: int = -1
+    assignor_name: str = ""
+    members: tuple[DescribedGroupMember, ...] = ()
+
+
+@_msg
+class ConsumerGroupDescribeResponse:
+    API: ClassVar[str] = "ConsumerGroupDescribe"
+    VERSION: ClassVar[int] = 0
+    groups: tuple[DescribedGroup, ...] = ()
+
+
+@_msg
+class DeleteGroupsRequest:
+    API: ClassVar[str] = "DeleteGroups"
+    VERSION: ClassVar[int] = 0
+    groups_names: tuple[str, ...]
+
+
+@_msg
+class DeletableGroupResult:
+    group_id: str
+    error_code: int = 0
+    error_message: str | None = None
+
+
+@_msg
+class DeleteGroupsResponse:
+    API: ClassVar[str] = "DeleteGroups"
+    VERSION: ClassVar[int] = 0
+    results: tuple[DeletableGroupResult, ...] = ()
+
+
+GROUP_REQUESTS = (
+    ConsumerGroupHeartbeatRequest,
+    OffsetCommitRequest,
+    OffsetFetchRequest,
+    OffsetDeleteRequest,
+    ListGroupsRequest,
+    ConsumerGroupDescribeRequest,
+    DeleteGroupsRequest,
+)
+
+
 # ---------------------------------------------------------------------------------- registry
 
 REQUESTS: dict[str, type] = {
@@ -613,6 +905,8 @@ REQUESTS: dict[str, type] = {
         ProduceRequest,
         FetchRequest,
         ListOffsetsRequest,
+        FindCoordinatorRequest,
+        *GROUP_REQUESTS,
     )
 }
 RESPONSES: dict[str, type] = {
@@ -629,5 +923,13 @@ RESPONSES: dict[str, type] = {
         ProduceResponse,
         FetchResponse,
         ListOffsetsResponse,
+        FindCoordinatorResponse,
+        ConsumerGroupHeartbeatResponse,
+        OffsetCommitResponse,
+        OffsetFetchResponse,
+        OffsetDeleteResponse,
+        ListGroupsResponse,
+        ConsumerGroupDescribeResponse,
+        DeleteGroupsResponse,
     )
 }

@@ -10,6 +10,8 @@ from rillet.transport import codec
 from rillet.transport import protocol as P
 from rillet.transport.errors import ProtocolError
 
+from .group_samples import GROUP_SAMPLES
+
 SAMPLES = [
     P.ApiVersionsRequest(),
     P.ApiVersionsResponse(
@@ -105,6 +107,7 @@ SAMPLES = [
         )
     ),
     P.ErrorResponse(error_code=42, error_message="bad"),
+    *GROUP_SAMPLES,
 ]
 
 PRODUCE = next(m for m in SAMPLES if type(m) is P.ProduceRequest)

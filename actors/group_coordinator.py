@@ -1,0 +1,649 @@
+"""GroupCoordinatorActor: hosts the pure group-coordinator core (coordinator/groups/) for the
+``__consumer_offsets`` partitions this broker leads. See docs/consumer-groups.md.
+
+One actor per broker, one *shard* per led offsets partition. Messages (``tell`` only):
+
+* ``GroupRequest``  a decoded group API request and its ``respond`` callback (from a session)
+* ``ImageChanged``  a new metadata image: gain/lose shards, feed topic partition counts to
+                    ``on_metadata``, drop offsets of deleted topics
+* ``GroupTick``     session/rebalance timeouts (and, now and then, offset expiry)
+
+A mutation computes ``Result(state, records, response)`` from the shard's current state,
+appends the records (CBOR-encoded ``to_kv`` pairs, one batch) through the partition's
+``PartitionReplica``, and only when the append is acknowledged adopts the new state and
+replies. One append per shard is in flight; later mutations of that shard wait in its queue
+(reads answer at once from the adopted state). Nothing here waits on another actor: replies
+of replicas come back as messages. A shard gained is loaded by reading its partition from
+offset 0 to the high watermark and ``replay_kv``; until then its groups get
+COORDINATOR_LOAD_IN_PROGRESS, and groups of shards this broker does not lead NOT_COORDINATOR.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import cbor2
+import pykka
+from loguru import logger
+from rillet.coordinator import groups as G
+from rillet.coordinator.groups.errors import GroupError, IllegalTransition
+from rillet.coordinator.metadata import MetadataImage
+from rillet.logstore.batch import BatchBuilder, decode_records, iter_batches
+from rillet.transport import protocol as P
+
+from . import partition as R
+from .ticker import now_ms
+
+E = P.ErrorCode
+OFFSETS_TOPIC = "__consumer_offsets"
+_LOAD_CHUNK = 1 << 20
+_EXPIRE_EVERY_MS = 60_000
+
+
+def java_string_hashcode(s: str) -> int:
+    """Java's ``String.hashCode`` (over UTF-16 code units, int32 overflow)."""
+    h = 0
+    data = s.encode("utf-16-be", "surrogatepass")
+    for i in range(0, len(data), 2):
+        h = (31 * h + ((data[i] << 8) | data[i + 1])) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def partition_for(group_id: str, num_partitions: int) -> int:
+    """Kafka's rule: ``Utils.abs(groupId.hashCode) % offsets.topic.num.partitions``."""
+    h = java_string_hashcode(group_id)
+    return (0 if h == -(1 << 31) else abs(h)) % num_partitions
+
+
+def group_config(broker_configs: Any) -> G.GroupConfig:
+    return G.GroupConfig(
+        session_timeout_ms=int(broker_configs.get("group.consumer.session.timeout.ms", 45000)),
+        heartbeat_interval_ms=int(broker_configs.get("group.consumer.heartbeat.interval.ms", 5000)),
+        remote_assignor=broker_configs.get("group.remote.assignor", "uniform"),
+        max_size=int(broker_configs.get("group.consumer.max.size", 2**31 - 1)),
+        offset_metadata_max_bytes=int(broker_configs.get("offset.metadata.max.bytes", 4096)),
+        offsets_retention_ms=int(broker_configs.get("offsets.retention.minutes", 10080)) * 60_000,
+    )
+
+
+def find_coordinator(ctx: Any, req: P.FindCoordinatorRequest) -> P.FindCoordinatorResponse:
+    """Session thread: the leader of the group's offsets partition, from the metadata image.
+    Creates ``__consumer_offsets`` (through the controller) the first time it is needed."""
+    if req.key_type != 0:
+        return P.FindCoordinatorResponse(error_code=E.INVALID_REQUEST,
+                                          error_message="only key_type 0 (group) is supported")
+    if not req.key:
+        return P.FindCoordinatorResponse(error_code=E.INVALID_REQUEST,
+                                          error_message="the group id must not be empty")
+    image = ctx.image
+    topic = image.topics.get(OFFSETS_TOPIC)
+    if topic is None or not topic.partitions:
+        if ctx.controller is not None:
+            from . import controller as C
+
+            live = max(1, len(image.live_brokers()))
+            rf = min(int(ctx.broker_configs.get("offsets.topic.replication.factor", 3)), live)
+            create = P.CreateTopicsRequest(topics=(P.CreatableTopic(
+                name=OFFSETS_TOPIC,
+                num_partitions=int(ctx.broker_configs.get("offsets.topic.num.partitions", 10)),
+                replication_factor=rf,
+                configs={"cleanup.policy": "compact", "segment.bytes": str(
+                    ctx.broker_configs.get("offsets.topic.segment.bytes", 100 << 20))},
+            ),))
+            ctx.controller.tell(C.Admin(create, lambda _response: None))
+        return P.FindCoordinatorResponse(error_code=E.COORDINATOR_NOT_AVAILABLE,
+                                          error_message="creating __consumer_offsets")
+    info = topic.partitions.get(partition_for(req.key, len(topic.partitions)))
+    broker = image.brokers.get(info.leader) if info is not None else None
+    if broker is None or broker.fenced:
+        return P.FindCoordinatorResponse(error_code=E.COORDINATOR_NOT_AVAILABLE,
+                                          error_message="the coordinator has no leader")
+    return P.FindCoordinatorResponse(node_id=broker.broker_id, host=broker.host, port=broker.port)
+
+
+# ---------------------------------------------------------------------------------- messages
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRequest:
+    request: object
+    respond: Callable[[object], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ImageChanged:
+    image: MetadataImage
+
+
+@dataclass(frozen=True, slots=True)
+class GroupTick:
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class _ReadDone:
+    partition: int
+    generation: int
+    response: P.FetchPartitionResponse
+
+
+@dataclass(frozen=True, slots=True)
+class _AppendDone:
+    partition: int
+    generation: int
+    response: P.ProducePartitionResponse
+    result: G.Result
+    done: Callable
+
+
+class _CoordinatorError(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(slots=True)
+class _Shard:
+    partition: int
+    leader_epoch: int
+    generation: int
+    loaded: bool = False
+    state: G.CoordinatorState = field(default_factory=G.CoordinatorState)
+    load_offset: int = 0
+    load_pairs: list = field(default_factory=list)
+    reading: bool = False
+    busy: bool = False
+    queue: deque = field(default_factory=deque)
+
+
+# ------------------------------------------------------------------------------------- actor
+
+
+class GroupCoordinatorActor(pykka.ThreadingActor):
+    def __init__(self, ctx: Any) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.core = G.GroupCoordinator(group_config(ctx.broker_configs))
+        self.shards: dict[int, _Shard] = {}
+        self.num_partitions = 0
+        self.topics: dict[str, int] = {}
+        self._generation = 0
+        self._next_expire = 0
+        self._log = logger.bind(broker=ctx.broker_id, actor="group-coordinator")
+
+    # ------------------------------------------------------------------------- dispatch
+
+    def on_receive(self, message: Any) -> None:
+        try:
+            match message:
+                case GroupRequest():
+                    self._request(message.request, message.respond)
+                case ImageChanged():
+                    self._image_changed(message.image)
+                case GroupTick():
+                    self._tick(message.now_ms)
+                case _ReadDone():
+                    self._read_done(message)
+                case _AppendDone():
+                    self._append_done(message)
+                case _:
+                    self._log.warning("ignoring unknown message {!r}", type(message).__name__)
+        except Exception:  # noqa: BLE001 - never let one message stop the coordinator
+            self._log.exception("group coordinator failed on {}", type(message).__name__)
+            if isinstance(message, GroupRequest):
+                message.respond(error_response(message.request, E.UNKNOWN_SERVER_ERROR, "bug"))
+
+    def _shard_for(self, group_id: str) -> _Shard:
+        if self.num_partitions <= 0:
+            raise _CoordinatorError(E.COORDINATOR_NOT_AVAILABLE, "no __consumer_offsets yet")
+        shard = self.shards.get(partition_for(group_id, self.num_partitions))
+        if shard is None:
+            raise _CoordinatorError(E.NOT_COORDINATOR, f"not the coordinator of {group_id!r}")
+        if not shard.loaded:
+            raise _CoordinatorError(E.COORDINATOR_LOAD_IN_PROGRESS, "loading the group state")
+        return shard
+
+    def _request(self, req: Any, respond: Callable[[object], None]) -> None:
+        match req:
+            case P.ListGroupsRequest():
+                self._list_groups(req, respond)
+            case P.ConsumerGroupDescribeRequest():
+                self._describe(req, respond)
+            case P.DeleteGroupsRequest():
+                self._delete_groups(req, respond)
+            case _:
+                try:
+                    shard = self._shard_for(req.group_id)
+                except _CoordinatorError as e:
+                    respond(error_response(req, e.code, e.message))
+                    return
+                self._single(shard, req, respond)
+
+    def _single(self, shard: _Shard, req: Any, respond: Callable[[object], None]) -> None:
+        now = now_ms()
+        if isinstance(req, P.OffsetFetchRequest):
+            try:
+                resp = self.core.fetch_offsets(shard.state, _fetch_request(req))
+            except GroupError as e:
+                respond(error_response(req, e.code, str(e)))
+                return
+            respond(_fetch_response(req, resp))
+            return
+        if isinstance(req, P.ConsumerGroupHeartbeatRequest):
+            core_req = _heartbeat_request(req)
+
+            def fn(state: G.CoordinatorState) -> G.Result:
+                return self.core.heartbeat(state, core_req, self.topics, now_ms())
+
+            to_wire = _heartbeat_response
+        elif isinstance(req, P.OffsetCommitRequest):
+            commit = _commit_request(req)
+
+            def fn(state: G.CoordinatorState) -> G.Result:
+                return self.core.commit_offsets(state, commit, now)
+
+            to_wire = _commit_response
+        elif isinstance(req, P.OffsetDeleteRequest):
+            tps = [G.TopicPartition(t.topic, p) for t in req.topics for p in t.partitions]
+
+            def fn(state: G.CoordinatorState) -> G.Result:
+                return self.core.delete_offsets(state, req.group_id, tps)
+
+            to_wire = _delete_offsets_response
+        else:
+            respond(error_response(req, E.INVALID_REQUEST, f"{req.API} not handled"))
+            return
+
+        def done(result: G.Result | None, error: tuple[int, str] | None) -> None:
+            if error is not None:
+                respond(error_response(req, *error))
+            else:
+                respond(to_wire(result.response))
+
+        self._mutate(shard, fn, done)
+
+    # ------------------------------------------------------------------------- mutations
+
+    def _mutate(self, shard: _Shard, fn: Callable, done: Callable) -> None:
+        shard.queue.append((fn, done))
+        self._drain(shard)
+
+    def _drain(self, shard: _Shard) -> None:
+        while shard.loaded and not shard.busy and shard.queue:
+            fn, done = shard.queue.popleft()
+            try:
+                result = fn(shard.state)
+            except IllegalTransition as e:
+                self._log.error("group core refused its own transition: {}", e)
+                done(None, (E.UNKNOWN_SERVER_ERROR, str(e)))
+                continue
+            except GroupError as e:
+                done(None, (e.code, str(e)))
+                continue
+            if not result.records:
+                shard.state = result.state
+                done(result, None)
+                continue
+            ref = self.ctx.replicas.get((OFFSETS_TOPIC, shard.partition))
+            if ref is None:
+                done(None, (E.NOT_COORDINATOR, "offsets partition not hosted here"))
+                continue
+            batch = BatchBuilder()
+            ts = now_ms()
+            for record in result.records:
+                key, value = G.to_kv(record)
+                batch.append(ts, cbor2.dumps(key), None if value is None else cbor2.dumps(value))
+            shard.busy = True
+            def on_appended(r: P.ProducePartitionResponse, result=result, done=done,
+                            me=self.actor_ref, partition=shard.partition,
+                            generation=shard.generation) -> None:
+                try:
+                    me.tell(_AppendDone(partition, generation, r, result, done))
+                except pykka.ActorDeadError:
+                    pass
+
+            ref.tell(R.Append(batch.build(), on_appended))
+
+    def _append_done(self, msg: _AppendDone) -> None:
+        shard = self.shards.get(msg.partition)
+        if shard is None or shard.generation != msg.generation:
+            msg.done(None, (E.NOT_COORDINATOR, "coordinator moved while writing"))
+            return
+        shard.busy = False
+        code = msg.response.error_code
+        if code == E.NONE:
+            shard.state = msg.result.state
+            msg.done(msg.result, None)
+        else:
+            self._log.warning("append to {}-{} failed: {}", OFFSETS_TOPIC, msg.partition, code)
+            wire = E.NOT_COORDINATOR if code == E.NOT_LEADER_OR_FOLLOWER else (
+                E.COORDINATOR_NOT_AVAILABLE)
+            msg.done(None, (wire, f"could not write the group state (error {code})"))
+        self._drain(shard)
+
+    # ------------------------------------------------------------------------ multi-group
+
+    def _list_groups(self, req: P.ListGroupsRequest, respond: Callable) -> None:
+        wanted = frozenset(G.GroupState(s) for s in req.states_filter if s in _STATES) or None
+        if req.states_filter and wanted is None:
+            respond(P.ListGroupsResponse())
+            return
+        groups = []
+        for shard in self.shards.values():
+            if shard.loaded:
+                for g in self.core.list_groups(shard.state, wanted):
+                    groups.append(P.ListedGroup(group_id=g.group_id, group_state=str(g.state)))
+        respond(P.ListGroupsResponse(groups=tuple(sorted(groups, key=lambda g: g.group_id))))
+
+    def _describe(self, req: P.ConsumerGroupDescribeRequest, respond: Callable) -> None:
+        out = []
+        for gid in req.group_ids:
+            try:
+                shard = self._shard_for(gid)
+            except _CoordinatorError as e:
+                out.append(P.DescribedGroup(group_id=gid, error_code=e.code,
+                                            error_message=e.message))
+                continue
+            out.append(_described(self.core.describe_group(shard.state, gid)))
+        respond(P.ConsumerGroupDescribeResponse(groups=tuple(out)))
+
+    def _delete_groups(self, req: P.DeleteGroupsRequest, respond: Callable) -> None:
+        names = list(dict.fromkeys(req.groups_names))
+        results: dict[str, P.DeletableGroupResult] = {}
+
+        def put(gid: str, code: int = 0, message: str | None = None) -> None:
+            results[gid] = P.DeletableGroupResult(group_id=gid, error_code=code,
+                                                  error_message=message)
+            if len(results) == len(names):
+                respond(P.DeleteGroupsResponse(results=tuple(results[n] for n in names)))
+
+        if not names:
+            respond(P.DeleteGroupsResponse())
+        for gid in names:
+            try:
+                shard = self._shard_for(gid)
+            except _CoordinatorError as e:
+                put(gid, e.code, e.message)
+                continue
+
+            def done(_result, error, gid=gid) -> None:
+                put(gid, *(error or (0, None)))
+
+            self._mutate(shard, lambda s, gid=gid: self.core.delete_group(s, gid), done)
+
+    # ---------------------------------------------------------------------- leadership
+
+    def _image_changed(self, image: MetadataImage) -> None:
+        topic = image.topics.get(OFFSETS_TOPIC)
+        self.num_partitions = len(topic.partitions) if topic else 0
+        led: dict[int, int] = {}
+        if topic is not None:
+            for p, info in topic.partitions.items():
+                if info.leader == self.ctx.broker_id:
+                    led[p] = info.leader_epoch
+        for p in list(self.shards):
+            if p not in led or self.shards[p].leader_epoch != led[p]:
+                shard = self.shards.pop(p)
+                self._log.info("no longer coordinator for {}-{}", OFFSETS_TOPIC, p)
+                for _fn, done in shard.queue:
+                    done(None, (E.NOT_COORDINATOR, "coordinator moved"))
+        for p, epoch in led.items():
+            if p not in self.shards:
+                self._generation += 1
+                self.shards[p] = _Shard(partition=p, leader_epoch=epoch,
+                                        generation=self._generation)
+                self._load(self.shards[p])
+        topics = {name: len(t.partitions) for name, t in image.topics.items()
+                  if not name.startswith("__")}
+        if topics != self.topics:
+            deleted = [name for name in self.topics if name not in topics]
+            self.topics = topics
+            for shard in self.shards.values():
+                if deleted:
+                    self._mutate(shard, lambda s, d=tuple(deleted): self.core.delete_topic_offsets(
+                        s, d), _ignore)
+                self._mutate(shard, lambda s: self.core.on_metadata(s, self.topics, now_ms()),
+                             _ignore)
+
+    def _load(self, shard: _Shard) -> None:
+        ref = self.ctx.replicas.get((OFFSETS_TOPIC, shard.partition))
+        if ref is None or shard.reading:
+            return  # retried on the next tick (the replica actor may not exist yet)
+        shard.reading = True
+        me, partition, generation = self.actor_ref, shard.partition, shard.generation
+
+        def on_read(r: P.FetchPartitionResponse) -> None:
+            try:
+                me.tell(_ReadDone(partition, generation, r))
+            except pykka.ActorDeadError:
+                pass
+
+        ref.tell(R.Read(shard.load_offset, _LOAD_CHUNK, reply=on_read, on_data=None))
+
+    def _read_done(self, msg: _ReadDone) -> None:
+        shard = self.shards.get(msg.partition)
+        if shard is None or shard.generation != msg.generation:
+            return
+        shard.reading = False
+        r = msg.response
+        if r.error_code != E.NONE:
+            self._log.warning("loading {}-{}: error {}", OFFSETS_TOPIC, msg.partition, r.error_code)
+            return  # retried on the next tick
+        progressed = False
+        for header, mv in iter_batches(r.records, validate=True):
+            if header.next_offset <= shard.load_offset:
+                continue
+            for rec in decode_records(mv, validate=False):
+                if rec.offset < shard.load_offset:
+                    continue
+                try:
+                    key = cbor2.loads(rec.key)
+                    value = None if rec.value is None else cbor2.loads(rec.value)
+                    G.from_kv(key, value)  # validate before keeping it
+                except Exception:  # noqa: BLE001 - a foreign record: skip it, keep loading
+                    self._log.warning("skipping an unreadable record at offset {}", rec.offset)
+                    continue
+                shard.load_pairs.append((key, value))
+            shard.load_offset = header.next_offset
+            progressed = True
+        if progressed and shard.load_offset < r.high_watermark:
+            self._load(shard)
+            return
+        shard.state = self.core.on_loaded(G.replay_kv(shard.load_pairs), now_ms())
+        shard.load_pairs = []
+        shard.loaded = True
+        self._log.info("coordinator for {}-{} loaded: {} groups (up to offset {})", OFFSETS_TOPIC,
+                       shard.partition, len(shard.state.groups), shard.load_offset)
+        self._mutate(shard, lambda s: self.core.on_metadata(s, self.topics, now_ms()), _ignore)
+
+    # ---------------------------------------------------------------------------- timers
+
+    def _tick(self, now: int) -> None:
+        expire = now >= self._next_expire
+        if expire:
+            self._next_expire = now + _EXPIRE_EVERY_MS
+        for shard in self.shards.values():
+            if not shard.loaded:
+                self._load(shard)
+                continue
+            deadline = shard.state.next_deadline_ms()
+            if deadline is not None and deadline <= now and not any(
+                getattr(fn, "is_tick", False) for fn, _ in shard.queue
+            ):
+                def fn(s: G.CoordinatorState) -> G.Result:
+                    return self.core.tick(s, now_ms())
+
+                fn.is_tick = True  # type: ignore[attr-defined]
+                self._mutate(shard, fn, self._log_expired)
+            if expire:
+                self._mutate(shard, lambda s: self.core.expire_offsets(s, now_ms()), _ignore)
+
+    def _log_expired(self, result: G.Result | None, error: Any) -> None:
+        if result is not None:
+            for e in result.response:
+                self._log.info("group {}: member {} removed ({})", e.group_id, e.member_id,
+                               e.reason)
+
+
+def _ignore(_result: Any, error: Any) -> None:
+    if error is not None:
+        logger.debug("background group operation failed: {}", error)
+
+
+_STATES = frozenset(str(s) for s in G.GroupState)
+
+
+# ------------------------------------------------------------------------ wire <-> core
+
+
+def _tps_in(items: Any) -> frozenset[G.TopicPartition]:
+    return frozenset(G.TopicPartition(t.topic, p) for t in items for p in t.partitions)
+
+
+def _tps_out(tps: Any) -> tuple[P.GroupTopicPartitions, ...]:
+    by_topic: dict[str, list[int]] = {}
+    for tp in sorted(tps):
+        by_topic.setdefault(tp[0], []).append(tp[1])
+    return tuple(P.GroupTopicPartitions(topic=t, partitions=tuple(ps))
+                 for t, ps in by_topic.items())
+
+
+def _heartbeat_request(req: P.ConsumerGroupHeartbeatRequest) -> G.ConsumerGroupHeartbeatRequest:
+    return G.ConsumerGroupHeartbeatRequest(
+        group_id=req.group_id,
+        member_id=req.member_id,
+        member_epoch=req.member_epoch,
+        instance_id=req.instance_id,
+        rack_id=req.rack_id,
+        rebalance_timeout_ms=req.rebalance_timeout_ms,
+        subscribed_topic_names=req.subscribed_topic_names,
+        subscribed_topic_regex=req.subscribed_topic_regex,
+        server_assignor=req.server_assignor,
+        owned_partitions=None if req.owned_partitions is None else _tps_in(req.owned_partitions),
+        client_id=req.client_id,
+        client_host=req.client_host,
+    )
+
+
+def _heartbeat_response(r: G.ConsumerGroupHeartbeatResponse) -> P.ConsumerGroupHeartbeatResponse:
+    return P.ConsumerGroupHeartbeatResponse(
+        member_id=r.member_id,
+        member_epoch=r.member_epoch,
+        heartbeat_interval_ms=r.heartbeat_interval_ms,
+        assignment=None if r.assignment is None else _tps_out(r.assignment),
+    )
+
+
+def _commit_request(req: P.OffsetCommitRequest) -> G.OffsetCommitRequest:
+    return G.OffsetCommitRequest(
+        group_id=req.group_id,
+        member_id=req.member_id,
+        member_epoch=req.member_epoch,
+        instance_id=req.group_instance_id,
+        offsets={
+            G.TopicPartition(t.name, p.partition): G.CommitOffset(
+                offset=p.committed_offset,
+                leader_epoch=p.committed_leader_epoch,
+                metadata=p.committed_metadata,
+            )
+            for t in req.topics
+            for p in t.partitions
+        },
+    )
+
+
+def _partition_errors(errors: Any) -> tuple[P.TopicPartitionErrors, ...]:
+    by_topic: dict[str, list[P.PartitionError]] = {}
+    for tp in sorted(errors):
+        by_topic.setdefault(tp[0], []).append(
+            P.PartitionError(partition=tp[1], error_code=int(errors[tp])))
+    return tuple(P.TopicPartitionErrors(name=t, partitions=tuple(ps))
+                 for t, ps in by_topic.items())
+
+
+def _commit_response(r: G.OffsetCommitResponse) -> P.OffsetCommitResponse:
+    return P.OffsetCommitResponse(topics=_partition_errors(r.errors))
+
+
+def _delete_offsets_response(r: G.OffsetDeleteResponse) -> P.OffsetDeleteResponse:
+    return P.OffsetDeleteResponse(topics=_partition_errors(r.errors))
+
+
+def _fetch_request(req: P.OffsetFetchRequest) -> G.OffsetFetchRequest:
+    return G.OffsetFetchRequest(
+        group_id=req.group_id,
+        member_id=req.member_id,
+        member_epoch=req.member_epoch,
+        partitions=None if req.topics is None else tuple(sorted(_tps_in(req.topics))),
+    )
+
+
+def _fetch_response(req: P.OffsetFetchRequest, r: G.OffsetFetchResponse) -> P.OffsetFetchResponse:
+    wanted = sorted(r.offsets) if req.topics is None else sorted(_tps_in(req.topics))
+    by_topic: dict[str, list[P.OffsetFetchPartition]] = {}
+    for tp in wanted:
+        o = r.offsets.get(tp)
+        part = P.OffsetFetchPartition(partition=tp[1]) if o is None else P.OffsetFetchPartition(
+            partition=tp[1], committed_offset=o.offset, committed_leader_epoch=o.leader_epoch,
+            metadata=o.metadata, commit_timestamp_ms=o.commit_timestamp_ms)
+        by_topic.setdefault(tp[0], []).append(part)
+    return P.OffsetFetchResponse(topics=tuple(
+        P.OffsetFetchTopic(name=t, partitions=tuple(ps)) for t, ps in by_topic.items()))
+
+
+def _described(d: G.GroupDescription) -> P.DescribedGroup:
+    return P.DescribedGroup(
+        group_id=d.group_id,
+        group_state=str(d.state),
+        group_epoch=d.group_epoch,
+        assignment_epoch=d.assignment_epoch,
+        assignor_name=d.assignor,
+        members=tuple(
+            P.DescribedGroupMember(
+                member_id=m.member_id,
+                instance_id=m.instance_id,
+                rack_id=m.rack_id,
+                member_epoch=m.member_epoch,
+                member_state=str(m.member_state),
+                client_id=m.client_id,
+                client_host=m.client_host,
+                subscribed_topic_names=tuple(m.subscribed_topic_names),
+                subscribed_topic_regex=m.subscribed_topic_regex,
+                assignment=_tps_out(m.assignment),
+                target_assignment=_tps_out(m.target_assignment),
+                pending_revocation=_tps_out(m.pending_revocation),
+            )
+            for m in d.members
+        ),
+    )
+
+
+def error_response(req: Any, code: int, message: str) -> object:
+    """The typed reply of ``req`` carrying error ``code`` (whole-request failure)."""
+    code = int(code)
+    match req:
+        case P.ConsumerGroupHeartbeatRequest():
+            return P.ConsumerGroupHeartbeatResponse(error_code=code, error_message=message)
+        case P.OffsetCommitRequest():
+            errors = {(t.name, p.partition): code for t in req.topics for p in t.partitions}
+            return P.OffsetCommitResponse(error_code=code, error_message=message,
+                                          topics=_partition_errors(errors))
+        case P.OffsetFetchRequest():
+            return P.OffsetFetchResponse(error_code=code, error_message=message)
+        case P.OffsetDeleteRequest():
+            return P.OffsetDeleteResponse(error_code=code, error_message=message)
+        case P.ListGroupsRequest():
+            return P.ListGroupsResponse(error_code=code)
+        case P.ConsumerGroupDescribeRequest():
+            return P.ConsumerGroupDescribeResponse(groups=tuple(
+                P.DescribedGroup(group_id=g, error_code=code, error_message=message)
+                for g in req.group_ids))
+        case P.DeleteGroupsRequest():
+            return P.DeleteGroupsResponse(results=tuple(
+                P.DeletableGroupResult(group_id=g, error_code=code, error_message=message)
+                for g in req.groups_names))
+    return P.ErrorResponse(error_code=code, error_message=message)
