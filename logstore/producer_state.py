@@ -13,9 +13,17 @@ the retained batches                               with the *original* offsets, 
 epoch older than the producer's                    ``INVALID_PRODUCER_EPOCH`` (a zombie)
 epoch newer than the producer's, first_seq != 0    ``OUT_OF_ORDER_SEQUENCE_NUMBER``
 same epoch, first_seq != last_seq + 1              ``OUT_OF_ORDER_SEQUENCE_NUMBER`` (a gap)
-unknown producer id                                accepted with any sequence (its state may
-                                                   have expired or been deleted with the log)
+unknown producer id, first_seq == 0                accepted (a new producer or epoch)
+unknown producer id, first_seq != 0                ``UNKNOWN_PRODUCER_ID``: its state expired
+                                                   or was deleted with the log; the client
+                                                   restarts with a new epoch at sequence 0
 =================================================  ==========================================
+
+Kafka (since 2.5) accepts any sequence from an unknown producer. Rillet does not, because
+that lets a later in-flight batch land first when an earlier one was refused without being
+written (NOT_ENOUGH_REPLICAS, then the ISR recovers): the earlier batch could then never be
+written in order. The replication simulator found this; Kafka 0.11-2.4 answered
+UNKNOWN_PRODUCER_ID the same way.
 
 Sequences wrap: after 2**31 - 1 comes 0. After appending, the leader calls :meth:`update`
 with the assigned offsets; followers and log recovery call :meth:`update_from_header` for
@@ -52,6 +60,7 @@ PRODUCER_ID_EXPIRATION_MS = 86_400_000  # producer.id.expiration.ms
 NONE = "NONE"
 OUT_OF_ORDER_SEQUENCE_NUMBER = "OUT_OF_ORDER_SEQUENCE_NUMBER"
 INVALID_PRODUCER_EPOCH = "INVALID_PRODUCER_EPOCH"
+UNKNOWN_PRODUCER_ID = "UNKNOWN_PRODUCER_ID"
 
 _MAGIC = b"RPS1"
 _HEAD = struct.Struct(">4sqI")  # magic, map_end_offset, producer count
@@ -152,6 +161,13 @@ class ProducerStateManager:
             )
         entry = self.producers.get(producer_id)
         if entry is None:
+            if base_sequence != 0:
+                return SequenceCheck(
+                    UNKNOWN_PRODUCER_ID,
+                    None,
+                    f"no state for producer {producer_id}: a new producer (or epoch) starts "
+                    f"at sequence 0, got {base_sequence}",
+                )
             return _OK
         last_seq = increment_sequence(base_sequence, last_offset_delta)
         if producer_epoch < entry.producer_epoch:

@@ -85,7 +85,11 @@ class ClientsMixin:
             self.stats.acked += len(cb.values)
             p.batches.remove(cb)
             return
-        definite = err in (R.NOT_ENOUGH_REPLICAS, "OUT_OF_ORDER_SEQUENCE_NUMBER")
+        definite = err in (
+            R.NOT_ENOUGH_REPLICAS,
+            "OUT_OF_ORDER_SEQUENCE_NUMBER",
+            "UNKNOWN_PRODUCER_ID",
+        )
         self._attempt_failed(p, cb, definite=definite, refresh=not definite)
         cb.retry_after_ms = self.now + (30 if definite else 0)
         if (

@@ -37,9 +37,13 @@ class NodesMixin:
             return
         if rec.leader != self.state.leader:
             self.stats.leader_changes += 1
+        moving = bool(self.state.adding_replicas or self.state.removing_replicas)
         self.state = E.apply_change(self.state, rec)
-        for b in BROKERS:
+        self.stats.reassignments += moving and not (rec.adding_replicas or rec.removing_replicas)
+        for b in self.ids:
             self._send(CONTROLLER, b, ("meta", self.state, self.incarnation_seen[b]))
+        # a reassignment moves on after every change of the partition
+        self._apply(E.reassignment_step(TOPIC, PARTITION, self.state, self.live))
 
     def _fence(self, broker: int) -> None:
         self.live.discard(broker)
@@ -51,7 +55,7 @@ class NodesMixin:
             and d.record.leader != self.state.leader
         ):
             # broken on purpose: elect any live replica, ISR or not
-            choices = [r for r in BROKERS if r in self.live]
+            choices = [r for r in self.state.replicas if r in self.live]
             if choices:
                 leader = self.rng.choice(choices)
                 d = E.Decision(
@@ -101,6 +105,9 @@ class NodesMixin:
         if self.rng.random() < 0.01:  # auto leader rebalance
             d = E.preferred_leader_election(TOPIC, PARTITION, self.state, self.live)
             self._apply(d)
+        if self.reassign and self.producing and self.rng.random() < 0.01:
+            target = self.rng.sample(self.ids, len(BROKERS))
+            self._apply(E.start_reassignment(TOPIC, PARTITION, self.state, target, self.ids))
 
     # -------------------------------------------------------------------------- brokers
 
@@ -125,6 +132,9 @@ class NodesMixin:
             )
             if b.leader.resigned:
                 b.leader = None
+        if b.id not in st.replicas:  # not (or no longer) a replica: stop fetching
+            b.follow = None
+            return
         if st.leader == b.id:
             if b.leader is None:
                 self._become_leader(b, st)

@@ -59,6 +59,7 @@ from .replication_world import (
     LIVENESS_BOUND_MS,
     MIN_INSYNC,
     PARTITION,
+    SPARE,
     VARIANTS,
     InvariantViolation,
     ReplicationChecker,
@@ -79,6 +80,7 @@ class Stats:
     dropped: int = 0
     crashes: int = 0
     leader_changes: int = 0
+    reassignments: int = 0
     acked: int = 0
     failed: int = 0
     read: int = 0
@@ -105,11 +107,14 @@ class ReplicationSimulation(NodesMixin, ClientsMixin):
         self.blocked: set[tuple[object, object]] = set()
         self.fifo_at: dict[tuple[object, object], int] = {}
         self.conn: dict[tuple[str, object], int] = {}  # client connection generations
-        self.brokers = {b: SimBroker(b) for b in BROKERS}
+        # half the seeds have a spare broker 4 and move the partition around (reassignment)
+        self.reassign = rng.random() < 0.5
+        self.ids = BROKERS + ((SPARE,) if self.reassign else ())
+        self.brokers = {b: SimBroker(b) for b in self.ids}
         self.state = E.PartitionState(BROKERS, BROKERS, BROKERS[0], 0, 0)
-        self.live = set(BROKERS)
-        self.last_hb = dict.fromkeys(BROKERS, 0)
-        self.incarnation_seen = dict.fromkeys(BROKERS, 0)
+        self.live = set(self.ids)
+        self.last_hb = dict.fromkeys(self.ids, 0)
+        self.incarnation_seen = dict.fromkeys(self.ids, 0)
         self.producers = {name: SimProducer(name, 1000 + i) for i, name in enumerate(("p1", "p2"))}
         self.history = History()
         self.position = 0
@@ -269,11 +274,11 @@ class ReplicationSimulation(NodesMixin, ClientsMixin):
             self._restart(follower.id)
             self._crash(leader)
         elif kind == "isolate":
-            victim = rng.choice(BROKERS)
-            others = [CONTROLLER, *BROKERS, *self.producers]
+            victim = rng.choice(self.ids)
+            others = [CONTROLLER, *self.ids, *self.producers]
             self.blocked |= {(victim, o) for o in others} | {(o, victim) for o in others}
         elif kind == "cut":
-            a, c = rng.sample(BROKERS, 2)
+            a, c = rng.sample(self.ids, 2)
             self.blocked |= {(a, c), (c, a)}
         elif kind == "heal":
             self.blocked.clear()
@@ -281,7 +286,7 @@ class ReplicationSimulation(NodesMixin, ClientsMixin):
             self._bump_epoch(self.producers[rng.choice(list(self.producers))])
         elif kind == "client":
             name = rng.choice(list(self.producers))
-            self._break(name, rng.choice(BROKERS))
+            self._break(name, rng.choice(self.ids))
 
     def _heal(self) -> None:
         self.blocked.clear()
@@ -295,23 +300,26 @@ class ReplicationSimulation(NodesMixin, ClientsMixin):
 
     def _converged(self) -> bool:
         st = self.state
-        if st.leader == E.NO_LEADER or set(st.isr) != set(BROKERS):
+        if st.leader == E.NO_LEADER or st.adding_replicas or st.removing_replicas:
+            return False
+        if set(st.isr) != set(st.replicas):
             return False
         if any(p.batches for p in self.producers.values()):
             return False
         leader = self.brokers[st.leader]
         L = leader.leader
-        if L is None or L.leader_epoch != st.leader_epoch or set(L.isr) != set(BROKERS):
+        if L is None or L.leader_epoch != st.leader_epoch or set(L.isr) != set(st.replicas):
             return False
         end = leader.log.log_end_offset
         return L.high_watermark == end and all(
-            b.log.log_end_offset == end and b.hw == end for b in self.brokers.values()
+            self.brokers[r].log.log_end_offset == end and self.brokers[r].hw == end
+            for r in st.replicas
         )
 
     def _final_check(self) -> None:
         leader = self.brokers[self.state.leader]
         values = leader.log.values
-        for b in self.brokers.values():
+        for b in (self.brokers[r] for r in self.state.replicas):
             if b.log.values != values:
                 raise InvariantViolation(
                     f"replica {b.id} differs from leader {leader.id} after convergence"
@@ -360,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
             "dropped",
             "crashes",
             "leader_changes",
+            "reassignments",
             "acked",
             "failed",
             "read",

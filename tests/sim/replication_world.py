@@ -21,7 +21,8 @@ from rillet.logstore.epochs import LeaderEpochCache
 from rillet.logstore.producer_state import ProducerStateManager, rebuild_from_log
 
 CONTROLLER = 0
-BROKERS = (1, 2, 3)
+BROKERS = (1, 2, 3)  # the partition's replicas at the start
+SPARE = 4  # a fourth broker, in the seeds that reassign the partition
 TOPIC, PARTITION = "t", 0
 MIN_INSYNC = 2
 DEFAULT_STEPS = 700

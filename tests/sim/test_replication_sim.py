@@ -63,6 +63,7 @@ def test_workload_really_exercises_failover():
     stats = [run_seed(seed, STEPS) for seed in range(40)]
     assert sum(s.leader_changes for s in stats) > 40
     assert sum(s.crashes for s in stats) > 20
+    assert sum(s.reassignments for s in stats) > 3  # completed moves to other brokers
     assert sum(s.acked for s in stats) > 1000
     assert sum(s.failed for s in stats) > 0  # some sends definitely failed (and were never read)
     assert all(s.read >= s.acked for s in stats)

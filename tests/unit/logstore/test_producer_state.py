@@ -11,6 +11,7 @@ from rillet.logstore.producer_state import (
     INVALID_PRODUCER_EPOCH,
     MAX_SEQUENCE,
     OUT_OF_ORDER_SEQUENCE_NUMBER,
+    UNKNOWN_PRODUCER_ID,
     ProducerSnapshotError,
     ProducerStateManager,
     increment_sequence,
@@ -31,13 +32,15 @@ def _append(state: ProducerStateManager, seq: int, n: int = 1, epoch: int = 0, p
     return verdict
 
 
-def test_unknown_producer_accepts_any_sequence_then_requires_the_next():
+def test_unknown_producer_starts_at_zero_then_requires_the_next():
     s = ProducerStateManager()
-    assert _append(s, 42, 3).should_append
-    assert s.entry(PID).last_seq == 44
-    assert _append(s, 45).should_append
-    v = _append(s, 47)
-    assert v.error == OUT_OF_ORDER_SEQUENCE_NUMBER and "expected 46" in v.message
+    v = _append(s, 42, 3)
+    assert v.error == UNKNOWN_PRODUCER_ID and not v.should_append
+    assert _append(s, 0, 3).should_append
+    assert s.entry(PID).last_seq == 2
+    assert _append(s, 3).should_append
+    v = _append(s, 5)
+    assert v.error == OUT_OF_ORDER_SEQUENCE_NUMBER and "expected 4" in v.message
 
 
 def test_duplicate_of_each_of_the_last_five_batches_returns_the_original_offsets():
@@ -70,6 +73,7 @@ def test_sequence_wraps_after_max():
     assert increment_sequence(MAX_SEQUENCE, 1) == 0
     assert increment_sequence(MAX_SEQUENCE - 1, 3) == 1
     s = ProducerStateManager()
+    s.update(PID, 0, MAX_SEQUENCE - 3, MAX_SEQUENCE - 2, 0, 1, 0)  # a long-lived producer
     _append(s, MAX_SEQUENCE - 1, 2)
     assert s.entry(PID).last_seq == MAX_SEQUENCE
     assert _append(s, 0, 2).should_append
