@@ -196,3 +196,11 @@ def test_fast_double_failover_keeps_acknowledged_records(seed):
         sim._step()
     sim._final_check()
     assert sim.stats.acked > 0 and sim.stats.leader_changes >= 4
+
+
+def test_cli_runs_a_seed_and_prints_totals(capsys):
+    from .replication_sim import main
+
+    assert main(["--seed", "3", "--steps", "200"]) == 0
+    assert "1 seeds, 0 failed" in capsys.readouterr().out
+    assert main(["--seeds", "0:3", "--steps", "200", "--variant", "unclean"]) in (0, 1)
