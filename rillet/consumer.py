@@ -8,14 +8,21 @@
 Threads: a Consumer is used from one thread (like Kafka's); the endpoint's I/O thread owns
 the sockets. Fetching is pipelined: when a fetch response arrives, the next fetch for those
 partitions is sent before the records are decoded and handed out, so the broker works on the
-next chunk while the application processes this one. Groups (``subscribe``, ``commit``) come
-with the consumer-group protocol.
+next chunk while the application processes this one.
+
+Groups: ``subscribe(topics or pattern, listener=...)`` joins ``group.id`` (membership and
+reconciliation in :mod:`rillet.membership`; heartbeats from a background thread); ``commit()``,
+``commit_async()``, ``committed()``; enable.auto.commit commits what poll() returned, every
+auto.commit.interval.ms, before revoking and on close. See docs/consumer-groups.md.
 """
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from rillet.config import consumer_config
@@ -24,9 +31,16 @@ from rillet.errors import (
     IllegalStateError,
     NoOffsetForPartitionError,
     OffsetOutOfRangeError,
+    RilletError,
     RilletTimeoutError,
 )
 from rillet.fetcher import Fetcher, PartitionState
+from rillet.membership import (
+    ConsumerRebalanceListener,
+    CoordinatorLocator,
+    Membership,
+    OffsetsClient,
+)
 from rillet.network import NetworkClient
 from rillet.records import ConsumerRecord, TopicPartition
 from rillet.transport.protocol import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP
@@ -44,12 +58,19 @@ class Consumer:
         self._timeout_s = cfg.consumer_timeout_ms / 1000
         self._iter_records: Iterator[ConsumerRecord] = iter(())
         self._closed = False
+        self._membership: Membership | None = None
+        self._offsets: OffsetsClient | None = None
+        self._commit_pool: ThreadPoolExecutor | None = None
+        self._commit_done: deque = deque()
+        self._next_auto_commit = 0.0
 
     # -- assignment and positions ----------------------------------------------------------
 
     def assign(self, partitions: Iterable[TopicPartition | tuple[str, int]]) -> None:
         """Consume exactly these partitions (replaces any previous assignment)."""
         self._check_open()
+        if self._membership is not None:
+            raise IllegalStateError("assign() while subscribed: call unsubscribe() first")
         tps = [TopicPartition(*tp) for tp in partitions]
         for tp in tps:
             n = self._client.wait_for_topic(tp.topic, self.config.request_timeout_ms)
@@ -145,11 +166,159 @@ class Consumer:
         """Records fetched since the last call, at most ``max_records`` (default
         max.poll.records), waiting up to ``timeout_ms`` for some to arrive."""
         self._check_open()
+        max_records = max_records or self.config.max_poll_records
+        if self._membership is not None:
+            return self._group_poll(timeout_ms / 1000, max_records)
+        self._run_commit_callbacks()
         if not self._states:
             if timeout_ms:
                 time.sleep(timeout_ms / 1000)
             return {}
-        return self._fetcher.poll(timeout_ms / 1000, max_records or self.config.max_poll_records)
+        return self._fetcher.poll(timeout_ms / 1000, max_records)
+
+    # -- groups ----------------------------------------------------------------------------
+
+    def subscribe(self, topics: Iterable[str] | str | re.Pattern | None = None, *,
+                  pattern: str | re.Pattern | None = None,
+                  listener: ConsumerRebalanceListener | None = None) -> None:
+        """Join ``group.id`` for these topic names, or for every topic whose name matches
+        ``pattern`` (a regex, fullmatch; also accepted as ``topics``). The coordinator assigns
+        the partitions; ``listener`` hears about revocations and assignments (in poll())."""
+        self._check_open()
+        if isinstance(topics, re.Pattern):
+            topics, pattern = None, topics
+        if isinstance(pattern, re.Pattern):
+            pattern = pattern.pattern
+        names = (topics,) if isinstance(topics, str) else tuple(topics or ())
+        if (not names) == (pattern is None):
+            raise IllegalStateError("subscribe() needs topic names or a pattern (not both)")
+        if self._membership is not None:
+            self.unsubscribe()
+        if self._states:
+            raise IllegalStateError("subscribe() after assign(): call assign([]) first")
+        self._membership = Membership(self._client, self.config,
+                                      topics=tuple(sorted(set(names))) if names else None,
+                                      regex=pattern, listener=listener)
+        self._offsets = OffsetsClient(self._membership.locator, self.config)
+        self._next_auto_commit = time.monotonic() + self.config.auto_commit_interval_ms / 1000
+
+    def subscription(self) -> set[str] | str | None:
+        m = self._membership
+        return None if m is None else (m.regex if m.regex is not None else set(m.topics))
+
+    def unsubscribe(self) -> None:
+        """Give up every partition (committing first with enable.auto.commit) and leave."""
+        m = self._membership
+        if m is None:
+            return
+        owned = set(self._states)
+        if owned:
+            if self.config.enable_auto_commit:
+                try:
+                    self._commit_positions(owned)
+                except RilletError:
+                    pass
+            m._callback(m.listener.on_partitions_revoked, owned)
+            self._drop_partitions(owned)
+        with m._lock:
+            m.owned = set()
+        m.close()
+        self._membership = None
+
+    def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+        """Commit synchronously: ``offsets`` (next offset to read, per partition), or the
+        positions of every assigned partition (what poll() returned so far)."""
+        self._check_open()
+        todo = self._positions() if offsets is None else {
+            TopicPartition(*tp): int(o) for tp, o in offsets.items()}
+        self._offsets_client().commit(todo, *self._commit_identity())
+
+    def commit_async(self, offsets: Mapping[TopicPartition, int] | None = None,
+                     callback: Callable[[dict, BaseException | None], None] | None = None
+                     ) -> None:
+        """Like commit() in the background; ``callback(offsets, error)`` runs in a later poll()."""
+        self._check_open()
+        todo = self._positions() if offsets is None else {
+            TopicPartition(*tp): int(o) for tp, o in offsets.items()}
+        client, identity = self._offsets_client(), self._commit_identity()
+        if self._commit_pool is None:
+            self._commit_pool = ThreadPoolExecutor(1, thread_name_prefix="rillet-commit")
+
+        def run() -> None:
+            error = None
+            try:
+                client.commit(todo, *identity)
+            except Exception as exc:  # noqa: BLE001 - reported to the callback
+                error = exc
+            self._commit_done.append((callback, todo, error))
+
+        self._commit_pool.submit(run)
+
+    def committed(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int | None]:
+        """The committed offset of each partition (None: nothing committed)."""
+        self._check_open()
+        return self._offsets_client().committed(partitions)
+
+    def _offsets_client(self) -> OffsetsClient:
+        if self._offsets is None:
+            if not self.config.group_id:
+                raise IllegalStateError("committing needs group.id in the consumer config")
+            locator = CoordinatorLocator(self._client, self.config.group_id,
+                                         self.config.retry_backoff_ms / 1000)
+            self._offsets = OffsetsClient(locator, self.config)
+        return self._offsets
+
+    def _commit_identity(self) -> tuple:
+        m = self._membership
+        return (None, None) if m is None else (m.commit_identity, m.instance_id)
+
+    def _positions(self, tps: Iterable[TopicPartition] | None = None) -> dict[TopicPartition, int]:
+        states = self._states
+        return {tp: states[tp].position for tp in (states if tps is None else tps)
+                if tp in states and states[tp].position is not None}
+
+    def _commit_positions(self, tps: Iterable[TopicPartition]) -> None:
+        self._offsets_client().commit(self._positions(tps), *self._commit_identity())
+
+    def _drop_partitions(self, tps: set[TopicPartition]) -> None:
+        self._fetcher.assign([tp for tp in self._states if tp not in tps])
+        self._iter_records = iter(())
+
+    def _add_partitions(self, tps: set[TopicPartition]) -> None:
+        committed = self._offsets_client().committed(tps)
+        self._fetcher.assign([*self._states, *sorted(tps)])
+        for tp, offset in committed.items():
+            if offset is not None:
+                self._states[tp].seek(offset)
+
+    def _run_commit_callbacks(self) -> None:
+        while self._commit_done:
+            callback, offsets, error = self._commit_done.popleft()
+            if callback is not None:
+                callback(offsets, error)
+
+    def _group_poll(self, timeout_s: float, max_records: int
+                    ) -> dict[TopicPartition, list[ConsumerRecord]]:
+        m = self._membership
+        deadline = time.monotonic() + timeout_s
+        while True:
+            m.on_poll()
+            self._run_commit_callbacks()
+            if self.config.enable_auto_commit and time.monotonic() >= self._next_auto_commit:
+                self._next_auto_commit = time.monotonic() + (
+                    self.config.auto_commit_interval_ms / 1000)
+                if self._positions():
+                    self.commit_async()
+            m.reconcile(self)
+            left = max(0.0, deadline - time.monotonic())
+            if self._states:
+                out = self._fetcher.poll(min(left, 0.1), max_records)
+                if out:
+                    return out
+            elif left > 0:
+                m.wait_for_change(min(left, 0.1))
+            if time.monotonic() >= deadline:
+                return {}
 
     def __iter__(self) -> Consumer:
         return self
@@ -174,8 +343,14 @@ class Consumer:
     def close(self) -> None:
         """Stop fetching and close the connections. Idempotent."""
         if not self._closed:
-            self._closed = True
-            self._client.close()
+            try:
+                if self._membership is not None:
+                    self.unsubscribe()
+                if self._commit_pool is not None:
+                    self._commit_pool.shutdown(wait=True)
+            finally:
+                self._closed = True
+                self._client.close()
 
     def _check_open(self) -> None:
         if self._closed:

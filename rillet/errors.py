@@ -77,6 +77,16 @@ class SerializationError(RilletError):
     """A key or value is not bytes (or None) after serialisation."""
 
 
+class CommitFailedError(RilletError):
+    """The offsets could not be committed: this consumer is no longer a member of the group
+    (fenced, timed out or left); its partitions were reassigned."""
+
+
+class GroupMembershipError(RilletError):
+    """The group refused this consumer for good (fenced instance id, bad regex, unsupported
+    assignor, group full); see the message."""
+
+
 # --- errors returned by brokers (code != -1 means it came over the wire) ---------------------
 
 
