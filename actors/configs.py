@@ -63,6 +63,12 @@ BROKER_DEFAULTS: dict[str, str] = {
     "auto.create.topics.enable": "false",
     "connections.max.idle.ms": "600000",
     "cluster.id": "rillet",
+    # the controller quorum and broker liveness (docs/cluster.md)
+    "controller.quorum.voters": "",  # ID@HOST:PORT,...; empty: this broker alone
+    "controller.quorum.election.timeout.ms": "1000",
+    "broker.heartbeat.interval.ms": "2000",
+    "broker.session.timeout.ms": "9000",
+    "metadata.snapshot.threshold.entries": "1000",
     # consumer groups (actors/group_coordinator.py, docs/consumer-groups.md)
     "offsets.topic.num.partitions": "10",
     "offsets.topic.replication.factor": "3",

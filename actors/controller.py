@@ -1,169 +1,635 @@
-"""The Controller actor: owns the metadata log and image; executes admin requests.
+"""The Controller actor: the broker's part in the controller quorum and its metadata image.
 
-Decisions come from the pure core (coordinator/metadata.py): a request becomes a list of
-records or a ``MetadataError``. The actor appends the records to the ``MetadataLog`` (durable
-before anything is acknowledged), applies them to the image, publishes the new image
-(``publish(old, new)``: the node reconciles its partition actors and swaps the image that
-sessions read) and answers through the request's reply callback.
+Every broker runs one. On a quorum voter (``controller.quorum.voters``) it hosts a
+``RaftNode`` over the ``__cluster_metadata`` log (``PartitionRaftLog``) and carries out the
+node's effects in order: persist term/vote, flush the log, send Raft messages (``Raft`` API
+through the broker's ``ClientEndpoint``), apply committed entries to the metadata image,
+take snapshots. On a broker that is not a voter it keeps the image by fetching committed
+entries from a voter (``MetadataFetch``).
 
-``FileMetadataLog`` keeps the records as JSON lines in ``DATA_DIR/__cluster_metadata``; the
-cluster issue replaces it with the Raft-replicated log behind the same ``MetadataLog`` seam.
+Only the active controller (the Raft leader, once its own no-op entry is applied) makes
+decisions: admin requests (create/delete topics, partitions, configs), broker registration
+and unfencing on heartbeats, fencing of brokers that miss ``broker.session.timeout.ms``.
+Decisions are made one at a time against the committed image (the pure functions of
+``coordinator/metadata.py``), proposed as ONE Raft entry each, and answered once that entry
+is committed and applied. Another broker that receives an admin request forwards it to the
+active controller (KIP-590 style) unless it came from a broker; without an active
+controller the answer is NOT_CONTROLLER (41), which clients retry.
+
+Every broker, voter or not, heartbeats the active controller every
+``broker.heartbeat.interval.ms``; its first heartbeat registers it. ``publish(old, new)``
+runs on this actor's thread after every image change; it must not block on other actors.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import random
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import cbor2
 import pykka
 from loguru import logger
 from rillet.coordinator import metadata as md
+from rillet.coordinator import raft
 from rillet.transport import protocol as P
 
 from .configs import ConfigError, validate_topic_configs
+from .metadata_log import PartitionRaftLog
+from .ticker import now_ms
 
 E = P.ErrorCode
+BROKER_IDENTITY_PREFIX = b"rillet-broker:"  # ZeroMQ identity of broker-to-broker connections
 
 
-class FileMetadataLog:
-    """``md.MetadataLog`` as an append-only JSON-lines file, fsynced on every append.
+def parse_voters(text: str) -> dict[int, str]:
+    """``"1@127.0.0.1:9092,2@127.0.0.1:9093"`` -> ``{1: "127.0.0.1:9092", ...}``."""
+    out: dict[int, str] = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        node, sep, address = item.partition("@")
+        if not sep or not node.strip().isdigit() or ":" not in address:
+            raise ConfigError(
+                f"controller.quorum.voters: {item!r} is not ID@HOST:PORT "
+                "(e.g. 1@127.0.0.1:9092,2@127.0.0.1:9093)"
+            )
+        out[int(node)] = address.strip()
+    return out
 
-    A torn last line (a crash mid-write) is cut off on open."""
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.path = self.directory / "records.jsonl"
-        self._records: list[object] = []
-        good = 0
-        if self.path.exists():
-            data = self.path.read_bytes()
-            for line in data.splitlines(keepends=True):
-                if not line.endswith(b"\n"):
-                    break
-                try:
-                    self._records.append(md.from_dict(json.loads(line)))
-                except (ValueError, KeyError, TypeError):
-                    break
-                good += len(line)
-            if good != len(data):
-                with open(self.path, "r+b") as f:
-                    f.truncate(good)
-                    os.fsync(f.fileno())
-        self._file = open(self.path, "ab")  # noqa: SIM115 - held open for the broker's life
-        dir_fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-    def read_all(self) -> list[object]:
-        return list(self._records)
-
-    def append(self, records: Sequence[object]) -> None:
-        data = b"".join(
-            json.dumps(md.to_dict(r), separators=(",", ":")).encode() + b"\n" for r in records
-        )
-        self._file.write(data)
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._records.extend(records)
-
-    def close(self) -> None:
-        self._file.close()
+# ----------------------------------------------------------------------------------- messages
 
 
 @dataclass(frozen=True, slots=True)
 class Admin:
-    """An admin request and where its response goes."""
+    """An admin request and where its response goes. ``forwardable``: may be forwarded to
+    the active controller (False for requests that came from another broker)."""
 
     request: object
+    reply: Callable[[object], None]
+    forwardable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RaftIn:
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    request: P.BrokerHeartbeatRequest
     reply: Callable[[object], None]
 
 
 @dataclass(frozen=True, slots=True)
-class RegisterSelf:
+class MetadataFetch:
+    request: P.MetadataFetchRequest
+    reply: Callable[[object], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Fetched:
+    response: object  # MetadataFetchResponse, or an exception
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class _HeartbeatAnswer:
+    response: object
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerStatus:
     broker_id: int
-    host: str
-    port: int
+    voter: bool
+    role: str
+    term: int
+    controller_id: int
+    applied_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class GetStatus:
+    pass
+
+
+# --------------------------------------------------------------------------------- the actor
 
 
 class Controller(pykka.ThreadingActor):
-    """Single-node controller. ``publish(old_image, new_image)`` runs on this actor's thread
-    after every change; it must not block on other actors."""
-
     def __init__(
         self,
-        metadata_log: md.MetadataLog,
+        *,
+        broker_id: int,
+        host: str,
+        port: int,
+        metadata_dir: Path,
         publish: Callable[[md.MetadataImage, md.MetadataImage], None],
         broker_configs: Mapping[str, str],
-        broker_id: int,
+        endpoint,  # ClientEndpoint for broker-to-broker requests
+        on_controller: Callable[[int], None] = lambda _id: None,
+        on_caught_up: Callable[[md.MetadataImage], None] = lambda _image: None,
     ) -> None:
         super().__init__()
-        self.metadata_log = metadata_log
+        self.broker_id = broker_id
+        self.host, self.port = host, port
+        self.metadata_dir = Path(metadata_dir)
         self.publish = publish
         self.broker_configs = dict(broker_configs)
+        self.endpoint = endpoint
+        self.on_controller = on_controller
+        self.on_caught_up = on_caught_up
+        self._startup_index: int | None = None  # caught up once applied this far
+        self._observer_caught_up = False
+        voters = parse_voters(self.broker_configs.get("controller.quorum.voters", ""))
+        self.voters = voters or {broker_id: f"{host}:{port}"}
+        self.is_voter = broker_id in self.voters
+        election = int(self.broker_configs["controller.quorum.election.timeout.ms"])
+        self.raft_config = raft.RaftConfig(
+            election_timeout_ms=election,
+            heartbeat_interval_ms=max(10, election // 5),
+            snapshot_threshold=int(self.broker_configs["metadata.snapshot.threshold.entries"]),
+        )
+        self.heartbeat_ms = int(self.broker_configs["broker.heartbeat.interval.ms"])
+        self.session_ms = int(self.broker_configs["broker.session.timeout.ms"])
         self.image = md.MetadataImage()
+        self.applied_index = 0
+        self.controller_id = -1
+        self.log: PartitionRaftLog | None = None
+        self.node: raft.RaftNode | None = None
+        self._leader_ready_index: int | None = None  # set while this node leads
+        self._pending: tuple[int, int, Callable[[bool], None]] | None = None
+        self._work: deque[tuple[str, Callable[[], None]]] = deque()
+        self._queued: set[str] = set()
+        self._last_seen: dict[int, int] = {}
+        self._next_heartbeat = 0
+        self._heartbeat_inflight = False
+        self._fetch_inflight = False
+        self._next_fetch = 0
+        self._fetch_voter = 0
+        self._dropped = 0
         self._log = logger.bind(broker=broker_id, actor="controller")
 
+    # -------------------------------------------------------------------------- lifecycle
+
     def on_start(self) -> None:
-        records = self.metadata_log.read_all()
-        image = md.replay(records)
-        self._log.info("metadata replayed: {} records, {} topics", len(records), len(image.topics))
-        self._set_image(image)
+        if not self.is_voter:
+            self._log.info("not a controller voter; following the metadata log of {}", self.voters)
+            return
+        self.log = PartitionRaftLog(self.metadata_dir)
+        now = now_ms()
+        self.node = raft.RaftNode(
+            self.broker_id,
+            self.voters,
+            self.log,
+            rng=random.Random(),
+            now_ms=now,
+            hard_state=self.log.load_hard_state(),
+            config=self.raft_config,
+        )
+        self._log.info(
+            "controller voter {} of {}: {} metadata entries on disk (snapshot at {})",
+            self.broker_id,
+            sorted(self.voters),
+            self.log.last_index,
+            self.log.snapshot_index,
+        )
+        self._startup_index = self.log.last_index
+        self._execute(self.node.start())
+        if len(self.voters) == 1:  # alone: nobody to wait for, elect at once
+            self._execute(self.node.tick(max(now, self.node.next_tick_ms)))
+        self._after_raft()
 
     def on_stop(self) -> None:
-        self.metadata_log.close()
+        if self.log is not None:
+            self.log.close()
 
-    def _set_image(self, image: md.MetadataImage) -> None:
-        old, self.image = self.image, image
-        self.publish(old, image)
+    def on_failure(self, *_exc) -> None:
+        if self.log is not None:
+            self.log.close()
 
-    def _commit(self, records: Sequence[object]) -> None:
-        if not records:
+    # --------------------------------------------------------------------------- dispatch
+
+    def on_receive(self, message: object) -> object:
+        try:
+            match message:
+                case Tick():
+                    self._tick()
+                case RaftIn(data=data):
+                    self._on_raft(data)
+                case Admin():
+                    self._on_admin(message)
+                case Heartbeat(request=req, reply=reply):
+                    reply(self._on_heartbeat(req))
+                case MetadataFetch(request=req, reply=reply):
+                    reply(self._on_fetch(req))
+                case _Fetched():
+                    self._on_fetched(message)
+                case _HeartbeatAnswer(response=r):
+                    self._heartbeat_inflight = False
+                    if isinstance(r, P.BrokerHeartbeatResponse) and not self.is_voter:
+                        if r.controller_id >= 0:
+                            self._set_controller(r.controller_id)
+                case GetStatus():
+                    return ControllerStatus(
+                        self.broker_id,
+                        self.is_voter,
+                        self.node.role if self.node else "observer",
+                        self.node.term if self.node else -1,
+                        self.controller_id,
+                        self.applied_index,
+                    )
+                case _:
+                    self._log.warning("ignoring unknown message {!r}", type(message).__name__)
+        except Exception:  # noqa: BLE001 - one bad input must not kill the controller
+            self._log.exception("controller failed on {}", type(message).__name__)
+        return None
+
+    # -------------------------------------------------------------------------------- raft
+
+    def _execute(self, effects: list) -> None:
+        changed = False
+        old = self.image
+        committed: list[tuple[int, int]] = []
+        for effect in effects:
+            match effect:
+                case raft.PersistHardState(term=term, voted_for=voted):
+                    self.log.save_hard_state(term, voted)
+                case raft.FlushLog():
+                    self.log.flush()
+                case raft.RestoreSnapshot(snapshot=snap):
+                    self.image = md.decode_snapshot(snap.data)
+                    self.applied_index = snap.index
+                    changed = True
+                case raft.Send(message=m):
+                    self._send_raft(m)
+                case raft.ApplyCommitted(first_index=first, entries=entries):
+                    for i, entry in enumerate(entries):
+                        index = first + i
+                        if not entry.control:
+                            self._apply_payload(entry.payload, index)
+                        self.applied_index = index
+                        committed.append((index, entry.term))
+                    changed = True
+                case raft.TakeSnapshot(index=index):
+                    data = md.encode_snapshot(self.image)
+                    self._execute(self.node.snapshot_taken(index, data))
+        if changed:
+            self._publish(old)  # partition actors exist before anyone hears "created"
+        for index, term in committed:
+            self._complete(index, term)
+
+    def _apply_payload(self, payload: bytes, index: int) -> None:
+        try:
+            self.image = md.replay(md.decode_records(payload), self.image)
+        except (ValueError, KeyError, TypeError) as e:
+            self._log.error("metadata entry {} is unreadable, skipped: {}", index, e)
+
+    def _publish(self, old: md.MetadataImage) -> None:
+        if old is not self.image:
+            self.publish(old, self.image)
+        if self._startup_index is not None and (
+            self.applied_index >= self._startup_index or self.active
+        ):
+            self._startup_index = None
+            self.on_caught_up(self.image)
+
+    def _fetch_caught_up(self) -> None:
+        if not self._observer_caught_up:
+            self._observer_caught_up = True
+            self.on_caught_up(self.image)
+
+    def _send_raft(self, message) -> None:
+        address = self.voters.get(message.dst)
+        if address is None:
             return
-        self.metadata_log.append(records)
-        self._set_image(md.replay(records, self.image))
+        data = cbor2.dumps(raft.message_to_dict(message))
+        self.endpoint.request(
+            address, P.RaftRequest(message=data), self.raft_config.election_timeout_ms
+        )
 
-    def on_receive(self, message: object) -> None:
-        if isinstance(message, RegisterSelf):
-            self._commit(
-                md.register_broker(self.image, message.broker_id, message.host, message.port)
+    def _on_raft(self, data: bytes) -> None:
+        if self.node is None:
+            return
+        try:
+            message = raft.message_from_dict(cbor2.loads(data))
+            effects = self.node.handle(message, now_ms())
+        except (raft.InvalidMessageError, ValueError, TypeError, cbor2.CBORDecodeError) as e:
+            self._dropped += 1
+            self._log.debug("dropped a raft message: {}", e)
+            return
+        self._execute(effects)
+        self._after_raft()
+
+    def _after_raft(self) -> None:
+        """Follow role changes: becoming or ceasing to be the active controller."""
+        node = self.node
+        leader = node.leader_id if node.leader_id is not None else -1
+        if node.is_leader and self._leader_ready_index is None:
+            self._leader_ready_index = node.log.last_index
+            now = now_ms()
+            self._last_seen = {b: now for b in self.image.brokers}
+            self._log.info("became the active controller (term {})", node.term)
+        elif not node.is_leader and self._leader_ready_index is not None:
+            self._leader_ready_index = None
+            self._log.info("no longer the active controller (term {})", node.term)
+            self._abandon_work()
+        if leader != self.controller_id:
+            self._set_controller(leader)
+        self._drain()
+
+    def _set_controller(self, controller_id: int) -> None:
+        self.controller_id = controller_id
+        self._next_heartbeat = 0  # tell the new controller we are here, now
+        self.on_controller(controller_id)
+
+    @property
+    def active(self) -> bool:
+        """This node is the active controller and has applied every earlier-term entry."""
+        return (
+            self._leader_ready_index is not None
+            and self.applied_index >= self._leader_ready_index
+        )
+
+    # ------------------------------------------------------------------------- proposals
+
+    def _propose(self, records: list[object], done: Callable[[bool], None]) -> None:
+        """Propose one entry; ``done(True)`` once it is applied, ``done(False)`` if lost."""
+        try:
+            index, effects = self.node.propose(md.encode_records(records), now_ms())
+        except raft.NotLeaderError:
+            done(False)
+            return
+        self._pending = (index, self.node.term, done)
+        self._execute(effects)
+        self._after_raft()
+
+    def _complete(self, index: int, term: int) -> None:
+        if self._pending is not None and self._pending[0] == index:
+            _, pterm, done = self._pending
+            self._pending = None
+            done(pterm == term)
+
+    def _enqueue(self, key: str, job: Callable[[], None]) -> None:
+        if key in self._queued:
+            return
+        self._queued.add(key)
+        self._work.append((key, job))
+        self._drain()
+
+    def _drain(self) -> None:
+        while self._work and self._pending is None and self.active:
+            key, job = self._work.popleft()
+            self._queued.discard(key)
+            job()
+
+    def _abandon_work(self) -> None:
+        if self._pending is not None:
+            _, _, done = self._pending
+            self._pending = None
+            done(False)
+        work, self._work = list(self._work), deque()
+        self._queued.clear()
+        for key, job in work:
+            if key.startswith("admin:"):
+                job()  # not active: answers NOT_CONTROLLER (or forwards)
+
+    # ------------------------------------------------------------------------------ ticks
+
+    def _tick(self) -> None:
+        now = now_ms()
+        if self.node is not None and now >= self.node.next_tick_ms:
+            self._execute(self.node.tick(now))
+            self._after_raft()
+        if self.active:
+            self._check_sessions(now)
+        if now >= self._next_heartbeat and not self._heartbeat_inflight:
+            self._send_heartbeat(now)
+        if not self.is_voter and now >= self._next_fetch and not self._fetch_inflight:
+            self._send_fetch()
+
+    def _check_sessions(self, now: int) -> None:
+        for b in self.image.live_brokers():
+            seen = self._last_seen.setdefault(b, now)
+            if now - seen > self.session_ms:
+                self._enqueue(f"fence:{b}", lambda b=b: self._fence(b))
+
+    def _fence(self, broker_id: int) -> None:
+        seen = self._last_seen.get(broker_id, 0)
+        if now_ms() - seen <= self.session_ms:
+            return  # it came back while this waited
+        records = md.fence_broker(self.image, broker_id)
+        if records:
+            self._log.warning(
+                "fencing broker {}: no heartbeat for {} ms; {} partition change(s)",
+                broker_id,
+                now_ms() - seen,
+                len(records) - 1,
             )
+            self._propose(records, lambda ok: None)
+
+    # ------------------------------------------------------------------------- heartbeats
+
+    def _address_of(self, broker_id: int) -> str | None:
+        info = self.image.brokers.get(broker_id)
+        if info is not None:
+            return f"{info.host}:{info.port}"
+        return self.voters.get(broker_id)
+
+    def _send_heartbeat(self, now: int) -> None:
+        self._next_heartbeat = now + self.heartbeat_ms
+        req = P.BrokerHeartbeatRequest(
+            broker_id=self.broker_id,
+            host=self.host,
+            port=self.port,
+            metadata_offset=self.applied_index,
+        )
+        if self.controller_id == self.broker_id:
+            if self.active:
+                self._on_heartbeat(req)
+            else:
+                self._next_heartbeat = now + 50  # retry soon, once this leader is ready
             return
-        if not isinstance(message, Admin):
-            self._log.warning("ignoring unknown message {!r}", type(message).__name__)
+        target = self.controller_id
+        if target < 0:
+            if self.is_voter:
+                return
+            target = sorted(self.voters)[self._fetch_voter % len(self.voters)]
+        address = self._address_of(target)
+        if address is None:
+            return
+        self._heartbeat_inflight = True
+        future = self.endpoint.request(address, req, max(500, self.heartbeat_ms))
+        me = self.actor_ref
+
+        def done(f) -> None:
+            try:
+                result = f.result()
+            except Exception as e:  # noqa: BLE001 - any failure: retry at the next beat
+                result = e
+            try:
+                me.tell(_HeartbeatAnswer(result))
+            except pykka.ActorDeadError:
+                pass
+
+        future.add_done_callback(done)
+
+    def _on_heartbeat(self, req: P.BrokerHeartbeatRequest) -> P.BrokerHeartbeatResponse:
+        if not self.active:
+            return P.BrokerHeartbeatResponse(
+                error_code=E.NOT_CONTROLLER, controller_id=self.controller_id
+            )
+        b = req.broker_id
+        self._last_seen[b] = now_ms()
+        info = self.image.brokers.get(b)
+        moved = info is None or (info.host, info.port, info.rack) != (req.host, req.port, req.rack)
+        if moved or info.fenced:
+            self._enqueue(f"register:{b}", lambda: self._register(req))
+        return P.BrokerHeartbeatResponse(
+            controller_id=self.broker_id, is_fenced=info is None or info.fenced
+        )
+
+    def _register(self, req: P.BrokerHeartbeatRequest) -> None:
+        b = req.broker_id
+        records = md.register_broker(self.image, b, req.host, req.port, req.rack)
+        records = [r for r in records if not isinstance(r, md.UnfenceBroker)]
+        after = md.replay(records, self.image)
+        records += md.unfence_records(after, b)
+        if records:
+            self._log.info("broker {} registered at {}:{} (unfenced)", b, req.host, req.port)
+            self._propose(records, lambda ok: None)
+
+    # ------------------------------------------------------------------ metadata fetching
+
+    def _on_fetch(self, req: P.MetadataFetchRequest) -> P.MetadataFetchResponse:
+        if self.node is None:
+            return P.MetadataFetchResponse(
+                error_code=E.NOT_CONTROLLER, controller_id=self.controller_id
+            )
+        snap, first, entries = self.node.read_committed(
+            req.start_index, max(1, min(req.max_entries, 1000))
+        )
+        return P.MetadataFetchResponse(
+            controller_id=self.controller_id,
+            snapshot=snap.data if snap else None,
+            snapshot_index=snap.index if snap else 0,
+            first_index=first,
+            entries=tuple(b"" if e.control else e.payload for e in entries),
+        )
+
+    def _send_fetch(self) -> None:
+        voters = sorted(self.voters)
+        address = self.voters[voters[self._fetch_voter % len(voters)]]
+        self._fetch_inflight = True
+        future = self.endpoint.request(
+            address, P.MetadataFetchRequest(start_index=self.applied_index + 1), 2000
+        )
+        me = self.actor_ref
+
+        def done(f) -> None:
+            try:
+                result = f.result()
+            except Exception as e:  # noqa: BLE001
+                result = e
+            try:
+                me.tell(_Fetched(result, address))
+            except pykka.ActorDeadError:
+                pass
+
+        future.add_done_callback(done)
+
+    def _on_fetched(self, msg: _Fetched) -> None:
+        self._fetch_inflight = False
+        r = msg.response
+        if not isinstance(r, P.MetadataFetchResponse) or r.error_code:
+            self._fetch_voter += 1  # try another voter
+            self._next_fetch = now_ms() + 200
+            return
+        old = self.image
+        if r.snapshot is not None and r.snapshot_index > self.applied_index:
+            self.image = md.decode_snapshot(r.snapshot)
+            self.applied_index = r.snapshot_index
+        if r.first_index == self.applied_index + 1:
+            for i, payload in enumerate(r.entries):
+                if payload:
+                    self._apply_payload(payload, r.first_index + i)
+                self.applied_index = r.first_index + i
+        self._publish(old)
+        if not r.entries:
+            self._fetch_caught_up()
+        if r.controller_id != self.controller_id:
+            self._set_controller(r.controller_id)
+        self._next_fetch = now_ms() + (0 if r.entries else 100)
+
+    # ---------------------------------------------------------------------------- admin
+
+    def _on_admin(self, message: Admin) -> None:
+        key = f"admin:{uuid.uuid4().hex}"
+        if self.active:
+            self._enqueue(key, lambda: self._run_admin(message))
+            return
+        if self._leader_ready_index is not None:  # leader, still catching up: wait
+            self._enqueue(key, lambda: self._run_admin(message))
+            return
+        self._forward_or_refuse(message)
+
+    def _forward_or_refuse(self, message: Admin) -> None:
+        target = self.controller_id
+        address = self._address_of(target) if target >= 0 else None
+        if not message.forwardable or address is None or target == self.broker_id:
+            message.reply(not_controller(message.request))
+            return
+        timeout = getattr(message.request, "timeout_ms", 30000)
+        future = self.endpoint.request(address, message.request, timeout)
+
+        def done(f) -> None:
+            try:
+                message.reply(f.result())
+            except Exception:  # noqa: BLE001 - the controller went away: client retries
+                message.reply(not_controller(message.request))
+
+        future.add_done_callback(done)
+
+    def _run_admin(self, message: Admin) -> None:
+        if not self.active:
+            self._forward_or_refuse(message)
             return
         handler = self._HANDLERS.get(type(message.request))
         try:
             if handler is None:
                 raise ValueError(f"controller cannot handle {type(message.request).__name__}")
-            response = handler(self, message.request)
+            response, records = handler(self, message.request)
         except Exception as e:  # noqa: BLE001 - poison request: error reply, actor lives on
             self._log.exception("admin request failed")
             message.reply(P.ErrorResponse(error_code=E.UNKNOWN_SERVER_ERROR, error_message=str(e)))
             return
-        message.reply(response)
+        if not records:
+            message.reply(response)
+            return
 
-    # ------------------------------------------------------------------------------- topics
+        def done(ok: bool) -> None:
+            message.reply(response if ok else not_controller(message.request))
+
+        self._propose(records, done)
 
     def _default_int(self, value: int, key: str) -> int:
         return value if value != -1 else int(self.broker_configs[key])
 
-    def _create_topics(self, req: P.CreateTopicsRequest) -> P.CreateTopicsResponse:
-        results = []
+    def _create_topics(self, req: P.CreateTopicsRequest):
+        results, records, image = [], [], self.image
         for t in req.topics:
             partitions = self._default_int(t.num_partitions, "num.partitions")
             rf = self._default_int(t.replication_factor, "default.replication.factor")
             try:
                 validate_topic_configs(t.configs)
-                records = md.create_topic(
-                    self.image, t.name, partitions, rf, t.configs, uuid.uuid4().hex
-                )
+                recs = md.create_topic(image, t.name, partitions, rf, t.configs, uuid.uuid4().hex)
             except ConfigError as e:
                 results.append(_topic_error(t.name, E.INVALID_CONFIG, str(e)))
                 continue
@@ -171,9 +637,10 @@ class Controller(pykka.ThreadingActor):
                 results.append(_topic_error(t.name, E[e.kind], e.message))
                 continue
             if not req.validate_only:
-                self._commit(records)
+                image = md.replay(recs, image)
+                records += recs
                 self._log.info(
-                    "created topic {} with {} partition(s), replication factor {}",
+                    "creating topic {} with {} partition(s), replication factor {}",
                     t.name,
                     partitions,
                     rf,
@@ -181,43 +648,46 @@ class Controller(pykka.ThreadingActor):
             results.append(
                 P.CreatableTopicResult(
                     name=t.name,
-                    topic_id=records[0].topic_id,
+                    topic_id=recs[0].topic_id,
                     num_partitions=partitions,
                     replication_factor=rf,
                 )
             )
-        return P.CreateTopicsResponse(topics=tuple(results))
+        return P.CreateTopicsResponse(topics=tuple(results)), records
 
-    def _delete_topics(self, req: P.DeleteTopicsRequest) -> P.DeleteTopicsResponse:
-        results = []
+    def _delete_topics(self, req: P.DeleteTopicsRequest):
+        results, records, image = [], [], self.image
         for name in req.topic_names:
             try:
-                self._commit(md.delete_topic(self.image, name))
-                self._log.info("deleted topic {}", name)
+                recs = md.delete_topic(image, name)
+                image = md.replay(recs, image)
+                records += recs
+                self._log.info("deleting topic {}", name)
                 results.append(P.TopicResult(name=name))
             except md.MetadataError as e:
                 results.append(
                     P.TopicResult(name=name, error_code=E[e.kind], error_message=e.message)
                 )
-        return P.DeleteTopicsResponse(results=tuple(results))
+        return P.DeleteTopicsResponse(results=tuple(results)), records
 
-    def _create_partitions(self, req: P.CreatePartitionsRequest) -> P.CreatePartitionsResponse:
-        results = []
+    def _create_partitions(self, req: P.CreatePartitionsRequest):
+        results, records, image = [], [], self.image
         for t in req.topics:
             try:
-                records = md.create_partitions(self.image, t.name, t.count)
+                recs = md.create_partitions(image, t.name, t.count)
                 if not req.validate_only:
-                    self._commit(records)
-                    self._log.info("topic {} now has {} partitions", t.name, t.count)
+                    image = md.replay(recs, image)
+                    records += recs
+                    self._log.info("topic {} grows to {} partitions", t.name, t.count)
                 results.append(P.TopicResult(name=t.name))
             except md.MetadataError as e:
                 results.append(
                     P.TopicResult(name=t.name, error_code=E[e.kind], error_message=e.message)
                 )
-        return P.CreatePartitionsResponse(results=tuple(results))
+        return P.CreatePartitionsResponse(results=tuple(results)), records
 
-    def _alter_configs(self, req: P.AlterConfigsRequest) -> P.AlterConfigsResponse:
-        results = []
+    def _alter_configs(self, req: P.AlterConfigsRequest):
+        results, records, image = [], [], self.image
         for r in req.resources:
             code, message = E.NONE, None
             try:
@@ -233,13 +703,14 @@ class Controller(pykka.ThreadingActor):
                     if c.op not in (P.AlterConfigOp.SET, P.AlterConfigOp.DELETE):
                         raise ConfigError(f"{c.name}: unknown operation {c.op}")
                     changes.append((c.name, c.value if c.op == P.AlterConfigOp.SET else None))
-                topic = self.image.topics.get(r.resource_name)
+                topic = image.topics.get(r.resource_name)
                 merged = {**(topic.configs if topic else {}), **dict(changes)}
                 validate_topic_configs(merged)
-                records = md.alter_configs(self.image, r.resource_name, changes)
+                recs = md.alter_configs(image, r.resource_name, changes)
                 if not req.validate_only:
-                    self._commit(records)
-                    self._log.info("altered configs of {}: {}", r.resource_name, dict(changes))
+                    image = md.replay(recs, image)
+                    records += recs
+                    self._log.info("altering configs of {}: {}", r.resource_name, dict(changes))
             except ConfigError as e:
                 code, message = E.INVALID_CONFIG, str(e)
             except md.MetadataError as e:
@@ -252,7 +723,7 @@ class Controller(pykka.ThreadingActor):
                     error_message=message,
                 )
             )
-        return P.AlterConfigsResponse(results=tuple(results))
+        return P.AlterConfigsResponse(results=tuple(results)), records
 
     _HANDLERS = {
         P.CreateTopicsRequest: _create_topics,
@@ -264,3 +735,40 @@ class Controller(pykka.ThreadingActor):
 
 def _topic_error(name: str, code: int, message: str) -> P.CreatableTopicResult:
     return P.CreatableTopicResult(name=name, error_code=code, error_message=message)
+
+
+def not_controller(req: object, message: str = "this broker is not the active controller"):
+    """The typed response refusing ``req`` with NOT_CONTROLLER (41) for each of its items."""
+    code = E.NOT_CONTROLLER
+    match req:
+        case P.CreateTopicsRequest():
+            return P.CreateTopicsResponse(
+                topics=tuple(_topic_error(t.name, code, message) for t in req.topics)
+            )
+        case P.DeleteTopicsRequest():
+            return P.DeleteTopicsResponse(
+                results=tuple(
+                    P.TopicResult(name=n, error_code=code, error_message=message)
+                    for n in req.topic_names
+                )
+            )
+        case P.CreatePartitionsRequest():
+            return P.CreatePartitionsResponse(
+                results=tuple(
+                    P.TopicResult(name=t.name, error_code=code, error_message=message)
+                    for t in req.topics
+                )
+            )
+        case P.AlterConfigsRequest():
+            return P.AlterConfigsResponse(
+                results=tuple(
+                    P.AlterConfigsResult(
+                        resource_type=r.resource_type,
+                        resource_name=r.resource_name,
+                        error_code=code,
+                        error_message=message,
+                    )
+                    for r in req.resources
+                )
+            )
+    return P.ErrorResponse(error_code=code, error_message=message)

@@ -11,7 +11,8 @@ the readiness signal. SIGTERM/SIGINT: stop taking requests, close every partitio
 log store's recovery.
 
 Data dir layout: ``<topic>-<partition>/`` per partition (a ``partition.metadata`` file holds
-the topic id), ``__cluster_metadata/records.jsonl``, ``broker.log``, ``.lock``.
+the topic id), ``__cluster_metadata/`` (the Raft metadata log, see actors/metadata_log.py; only
+on controller voters), ``broker.log``, ``.lock``.
 """
 
 from __future__ import annotations
@@ -30,12 +31,13 @@ from pathlib import Path
 import pykka
 from loguru import logger
 from rillet.coordinator.metadata import MetadataImage
-from rillet.transport.endpoint import ServerEndpoint
+from rillet.transport.endpoint import ClientEndpoint, ServerEndpoint
 
 from . import group_coordinator as GC
 from . import partition as R
 from .configs import ConfigError, log_config, validate_broker_configs
-from .controller import Controller, FileMetadataLog, RegisterSelf
+from .controller import BROKER_IDENTITY_PREFIX, Controller, parse_voters
+from .controller import Tick as ControllerTick
 from .router import Router
 from .session import BrokerContext
 from .ticker import Ticker, now_ms
@@ -53,6 +55,7 @@ class BrokerNode:
         self.data_dir = Path(data_dir)
         self.listen = listen
         self.configs = validate_broker_configs(configs or {})
+        parse_voters(self.configs["controller.quorum.voters"])  # ConfigError if malformed
         self._stopped = False
         self._lock_file = None
         self._replica_lock = threading.Lock()
@@ -82,14 +85,26 @@ class BrokerNode:
         )
         self.router = Router(self.ctx, int(self.configs["connections.max.idle.ms"]))
         self.ctx.group_coordinator = GC.GroupCoordinatorActor.start(self.ctx)
-        self.metadata_log = FileMetadataLog(self.data_dir / "__cluster_metadata")
-        self._cleanup_orphans(_replay_topics(self.metadata_log))
+        self._cleanup_deleted()
+        # broker-to-broker requests (Raft, heartbeats, metadata fetches, forwarded admin)
+        self.peers = ClientEndpoint(
+            identity_prefix=BROKER_IDENTITY_PREFIX + str(self.broker_id).encode() + b":",
+            name=f"rillet-broker-{self.broker_id}-peers",
+        )
         self.controller = Controller.start(
-            self.metadata_log, self._publish, self.configs, self.broker_id
+            broker_id=self.broker_id,
+            host=host,
+            port=int(port),
+            metadata_dir=self.data_dir / "__cluster_metadata",
+            publish=self._publish,
+            broker_configs=self.configs,
+            endpoint=self.peers,
+            on_controller=self._on_controller,
+            on_caught_up=self._on_caught_up,
         )
         self.ctx.controller = self.controller
-        self.controller.ask(RegisterSelf(self.broker_id, host, int(port)))
         self.endpoint.start()
+        self.ticker.every(0.02, lambda: self._tell_controller(ControllerTick()))
         flush_s = int(self.configs["log.flush.scheduler.interval.ms"]) / 1000
         check_s = int(self.configs["log.retention.check.interval.ms"]) / 1000
         self.ticker.every(flush_s, lambda: self._tell_replicas(R.Tick(now_ms())))
@@ -120,6 +135,26 @@ class BrokerNode:
             except pykka.ActorDeadError:
                 pass
 
+    def _tell_controller(self, message: object) -> None:
+        try:
+            self.controller.tell(message)
+        except pykka.ActorDeadError:
+            pass
+
+    def _on_controller(self, controller_id: int) -> None:
+        self.ctx.controller_id = controller_id
+        self._log.info("active controller is now {}", controller_id)
+
+    def _on_caught_up(self, image: MetadataImage) -> None:
+        """Controller thread, once the image has caught up after a start: remove the
+        partition dirs of topics deleted while this broker was down."""
+        hosted = {
+            (name, p) for name, topic in image.topics.items() for p in topic.partitions
+        }
+        with self._replica_lock:
+            hosted |= set(self.ctx.replicas)
+            self._cleanup_orphans(hosted)
+
     def _tell_replicas(self, message: object) -> None:
         for ref in list(self.ctx.replicas.values()):
             try:
@@ -139,6 +174,11 @@ class BrokerNode:
             for name, topic in old.topics.items():
                 current = new.topics.get(name)
                 if current is not None and current.topic_id == topic.topic_id:
+                    for p, info in current.partitions.items():
+                        before = topic.partitions.get(p)
+                        ref = self.ctx.replicas.get((name, p))
+                        if ref is not None and before and before.leader_epoch != info.leader_epoch:
+                            ref.tell(R.LeaderEpoch(info.leader_epoch))
                     if current.configs != topic.configs:
                         config = log_config(current.configs, self.configs)
                         for p in current.partitions:
@@ -173,7 +213,14 @@ class BrokerNode:
                     )
         self._tell_group_coordinator(GC.ImageChanged(new))
 
-    def _cleanup_orphans(self, hosted: dict[tuple[str, int], str]) -> None:
+    def _cleanup_deleted(self) -> None:
+        """Remove partition dirs a deletion renamed but did not finish removing."""
+        for entry in self.data_dir.iterdir():
+            if entry.is_dir() and entry.name.endswith("-delete"):
+                self._log.info("removing deleted partition directory {}", entry.name)
+                shutil.rmtree(entry, ignore_errors=True)
+
+    def _cleanup_orphans(self, hosted: set[tuple[str, int]]) -> None:
         """Remove partition dirs of deleted topics (a crash can leave them behind)."""
         for entry in self.data_dir.iterdir():
             if not entry.is_dir() or entry.name.startswith("__"):
@@ -194,6 +241,7 @@ class BrokerNode:
         self.endpoint.close()
         self.router.close()
         self.controller.stop()  # no new partition actors after this
+        self.peers.close()
         with self._replica_lock:
             refs = list(self.ctx.replicas.values())
             self.ctx.replicas.clear()
@@ -209,15 +257,6 @@ class BrokerNode:
         self._log.info("broker {} stopped cleanly", self.broker_id)
         if self._lock_file is not None:
             self._lock_file.close()
-
-
-def _replay_topics(metadata_log: FileMetadataLog) -> dict[tuple[str, int], str]:
-    from rillet.coordinator.metadata import replay
-
-    image = replay(metadata_log.read_all())
-    return {
-        (name, p): topic.topic_id for name, topic in image.topics.items() for p in topic.partitions
-    }
 
 
 # ------------------------------------------------------------------------------ command line

@@ -81,6 +81,13 @@ class Reconfigure:
 
 
 @dataclass(frozen=True, slots=True)
+class LeaderEpoch:
+    """The controller moved leadership: batches appended from now on carry ``leader_epoch``."""
+
+    leader_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
 class Delete:
     """The topic is gone; ``directory`` is where the node renamed the partition's dir to."""
 
@@ -204,6 +211,8 @@ class PartitionReplica(pykka.ThreadingActor):
                     self._reconfigure(config)
                 case Delete(directory=directory):
                     self._delete(directory)
+                case LeaderEpoch(leader_epoch=epoch):
+                    self.leader_epoch = max(self.leader_epoch, epoch)
                 case _:
                     self._log.warning("ignoring unknown message {!r}", type(message).__name__)
         except Exception:  # noqa: BLE001 - poison message: answer (if we can) and carry on

@@ -46,6 +46,7 @@ class BrokerContext:
     image: MetadataImage = field(default_factory=MetadataImage)  # swapped, never mutated
     replicas: dict[tuple[str, int], pykka.ActorRef] = field(default_factory=dict)
     poison_count: int = 0
+    controller_id: int = -1  # the active controller as this broker knows it (-1: none)
     group_coordinator: pykka.ActorRef | None = None  # actors/group_coordinator.py
 
 
@@ -135,7 +136,15 @@ class ClientSession(pykka.ThreadingActor):
                 | P.CreatePartitionsRequest()
                 | P.AlterConfigsRequest()
             ):
-                self.ctx.controller.tell(C.Admin(req, respond))
+                from_broker = self.peer.startswith(C.BROKER_IDENTITY_PREFIX)
+                self.ctx.controller.tell(C.Admin(req, respond, forwardable=not from_broker))
+            case P.RaftRequest():
+                self.ctx.controller.tell(C.RaftIn(req.message))
+                respond(P.RaftResponse())
+            case P.BrokerHeartbeatRequest():
+                self.ctx.controller.tell(C.Heartbeat(req, respond))
+            case P.MetadataFetchRequest():
+                self.ctx.controller.tell(C.MetadataFetch(req, respond))
             case _:
                 respond(
                     P.ErrorResponse(
@@ -285,7 +294,7 @@ class ClientSession(pykka.ThreadingActor):
         return P.MetadataResponse(
             brokers=brokers,
             cluster_id=self.ctx.cluster_id,
-            controller_id=self.ctx.broker_id,
+            controller_id=self.ctx.controller_id,
             topics=tuple(topics),
         )
 

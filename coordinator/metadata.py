@@ -21,6 +21,7 @@ the data dir today, the Raft-replicated ``__cluster_metadata`` log next.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -401,3 +402,94 @@ class MetadataLog(Protocol):
     def append(self, records: Sequence[object]) -> None: ...
 
     def close(self) -> None: ...
+
+
+# ------------------------------------------------------------------ raft payloads and snapshots
+
+
+def encode_records(records: Sequence[object]) -> bytes:
+    """One Raft entry: a JSON list of records (one controller decision, applied atomically)."""
+    return json.dumps([to_dict(r) for r in records], separators=(",", ":")).encode()
+
+
+def decode_records(payload: bytes) -> list[object]:
+    """Inverse of ``encode_records``; ``ValueError`` on anything else."""
+    data = json.loads(payload)
+    if not isinstance(data, list):
+        raise ValueError("a metadata entry must be a JSON list of records")
+    return [from_dict(d) for d in data]
+
+
+def image_records(image: MetadataImage) -> list[object]:
+    """Records that rebuild ``image`` from an empty one (a metadata snapshot)."""
+    out: list[object] = []
+    for b in sorted(image.brokers.values(), key=lambda b: b.broker_id):
+        out.append(RegisterBroker(broker_id=b.broker_id, host=b.host, port=b.port, rack=b.rack))
+        if not b.fenced:
+            out.append(UnfenceBroker(broker_id=b.broker_id))
+    for t in sorted(image.topics.values(), key=lambda t: t.name):
+        out.append(
+            CreateTopic(name=t.name, topic_id=t.topic_id, configs=tuple(sorted(t.configs.items())))
+        )
+        for p in sorted(t.partitions.values(), key=lambda p: p.partition):
+            out.append(
+                PartitionRecord(
+                    topic=t.name,
+                    partition=p.partition,
+                    replicas=p.replicas,
+                    isr=p.isr,
+                    leader=p.leader,
+                    leader_epoch=p.leader_epoch,
+                )
+            )
+    return out
+
+
+def encode_snapshot(image: MetadataImage) -> bytes:
+    return encode_records(image_records(image))
+
+
+def decode_snapshot(data: bytes) -> MetadataImage:
+    return replay(decode_records(data))
+
+
+# -------------------------------------------------------------------- fencing and unfencing
+
+
+def _changes(decisions: Iterable[object]) -> list[object]:
+    out: list[object] = []
+    for d in decisions:
+        r = d.record
+        out.append(
+            PartitionChange(
+                topic=r.topic,
+                partition=r.partition,
+                leader=r.leader,
+                isr=tuple(r.isr),
+                leader_epoch=r.leader_epoch,
+            )
+        )
+    return out
+
+
+def fence_broker(image: MetadataImage, broker_id: int) -> list[object]:
+    """Records fencing ``broker_id`` (it missed its session): the broker record, then every
+    partition it led moves to another live in-sync replica (``election.fence_broker``: first
+    live ISR member in replica order, leader epoch bumped; leader -1 if there is none) and it
+    leaves the ISRs (never emptying one)."""
+    from .election import fence_broker as decide
+
+    info = image.brokers.get(broker_id)
+    if info is None or info.fenced:
+        return []
+    return [FenceBroker(broker_id=broker_id), *_changes(decide(image, broker_id))]
+
+
+def unfence_records(image: MetadataImage, broker_id: int) -> list[object]:
+    """Records unfencing a registered broker: offline partitions it can lead get it back."""
+    from .election import unfence_broker as decide
+
+    info = image.brokers.get(broker_id)
+    if info is None or not info.fenced:
+        return []
+    return [UnfenceBroker(broker_id=broker_id), *_changes(decide(image, broker_id))]

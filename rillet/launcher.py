@@ -2,14 +2,17 @@
 
     from rillet.launcher import LocalCluster
 
-    cluster = LocalCluster(Path("/tmp/rillet"), brokers=1)
-    cluster.start()                      # returns once every broker answers ApiVersions
+    cluster = LocalCluster(Path("/tmp/rillet"), brokers=3)
+    cluster.start()                      # returns once every broker is registered
     print(cluster.bootstrap_servers)     # "127.0.0.1:40123"
     cluster.kill(1); cluster.start_broker(1); cluster.wait_ready()
     cluster.stop()                       # SIGTERM, then SIGKILL after the timeout
 
-Layout of ``data_dir``: ``cluster.json`` (broker ids, their loopback ports and the broker
-configs, so a restart reuses them) and one ``broker-<id>/`` data dir per broker, holding the
+The first three brokers (all of them if fewer) are the controller quorum's voters
+(``controller.quorum.voters``, combined mode); the others follow the metadata log.
+
+Layout of ``data_dir``: ``cluster.json`` (broker ids, their loopback ports, the voters and the
+broker configs, so a restart reuses them) and one ``broker-<id>/`` data dir per broker, holding the
 broker's own files plus ``broker.pid`` and ``stderr.log`` written by the launcher. Brokers
 are detached processes (their own session), so the process that started them may exit and a
 later ``LocalCluster`` on the same dir can stop them (it finds them by pid file, checking the
@@ -31,10 +34,11 @@ from pathlib import Path
 
 from rillet.transport.endpoint import ClientEndpoint
 from rillet.transport.errors import TransportError
-from rillet.transport.protocol import ApiVersionsRequest
+from rillet.transport.protocol import MetadataRequest
 
 HOST = "127.0.0.1"
 CLUSTER_FILE = "cluster.json"
+MAX_VOTERS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +46,12 @@ class BrokerStatus:
     broker_id: int
     address: str
     pid: int | None  # None: not running
-    ready: bool  # answered ApiVersions just now
+    ready: bool  # answered just now, registered and unfenced, knows the active controller
     data_dir: Path
+    voter: bool = False  # one of the controller quorum's voters
+    controller_id: int = -1  # the active controller as this broker sees it
+    fenced: bool = False  # running, but not a live broker in the cluster metadata
+    leader_of: tuple[str, ...] = ()  # "topic-partition" it leads
 
 
 def free_port(host: str = HOST) -> int:
@@ -67,6 +75,7 @@ class LocalCluster:
             if broker_id not in ports:
                 ports[broker_id] = free_port()
         self.ports: dict[int, int] = dict(sorted(ports.items()))
+        self.voters: list[int] = saved.get("voters") or list(self.ports)[:MAX_VOTERS]
         self.configs: dict[str, str] = {**saved.get("configs", {}), **(configs or {})}
         self._save()
 
@@ -86,7 +95,11 @@ class LocalCluster:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(
             json.dumps(
-                {"ports": {str(k): v for k, v in self.ports.items()}, "configs": self.configs},
+                {
+                    "ports": {str(k): v for k, v in self.ports.items()},
+                    "voters": self.voters,
+                    "configs": self.configs,
+                },
                 indent=2,
             )
         )
@@ -102,6 +115,11 @@ class LocalCluster:
 
     def address(self, broker_id: int) -> str:
         return f"{HOST}:{self.ports[broker_id]}"
+
+    @property
+    def quorum_voters(self) -> str:
+        """``controller.quorum.voters`` of this cluster: ``1@127.0.0.1:PORT,...``."""
+        return ",".join(f"{b}@{self.address(b)}" for b in self.voters if b in self.ports)
 
     def broker_dir(self, broker_id: int) -> Path:
         return self.data_dir / f"broker-{broker_id}"
@@ -162,7 +180,8 @@ class LocalCluster:
             "--listen",
             self.address(broker_id),
         ]
-        for key, value in sorted(self.configs.items()):
+        configs = {"controller.quorum.voters": self.quorum_voters, **self.configs}
+        for key, value in sorted(configs.items()):
             cmd += ["--config", f"{key}={value}"]
         with open(directory / "stderr.log", "ab") as err:
             child = subprocess.Popen(
@@ -177,11 +196,12 @@ class LocalCluster:
         self._pid_file(broker_id).write_text(f"{child.pid}\n")
         return child.pid
 
-    def wait_ready(self, timeout_s: float = 30.0) -> None:
-        """Poll ApiVersions until every running broker answers. ``TimeoutError`` (with the
-        tail of the broker's stderr) if one does not, ``RuntimeError`` if one exited."""
+    def wait_ready(self, timeout_s: float = 30.0, broker_ids=None) -> None:
+        """Poll every broker (default: all) until it is registered and unfenced and knows the
+        active controller. ``TimeoutError`` (with the tail of the broker's stderr) if one is
+        not, ``RuntimeError`` if one exited."""
         deadline = time.monotonic() + timeout_s
-        pending = set(self.ports)
+        pending = set(self.ports if broker_ids is None else broker_ids)
         with ClientEndpoint() as endpoint:
             while pending:
                 for broker_id in sorted(pending):
@@ -189,21 +209,43 @@ class LocalCluster:
                         raise RuntimeError(
                             f"broker {broker_id} is not running:\n{self.stderr_tail(broker_id)}"
                         )
-                    if self._ping(endpoint, broker_id, 300):
+                    if self._ready(self._probe(endpoint, broker_id, 300), broker_id):
                         pending.discard(broker_id)
                 if pending and time.monotonic() > deadline:
                     ids = sorted(pending)
                     raise TimeoutError(
                         f"brokers {ids} not ready after {timeout_s} s:\n{self.stderr_tail(ids[0])}"
                     )
+                if pending:
+                    time.sleep(0.05)
 
-    def _ping(self, endpoint: ClientEndpoint, broker_id: int, timeout_ms: int) -> bool:
-        future = endpoint.request(self.address(broker_id), ApiVersionsRequest(), timeout_ms)
+    def _probe(self, endpoint: ClientEndpoint, broker_id: int, timeout_ms: int, topics=()):
+        """The broker's MetadataResponse (``topics=None``: every topic), or None."""
+        request = MetadataRequest(topics=topics)
+        future = endpoint.request(self.address(broker_id), request, timeout_ms)
         try:
-            future.result(timeout_ms / 1000 + 1)
-            return True
+            return future.result(timeout_ms / 1000 + 1)
         except (TransportError, TimeoutError):
-            return False
+            return None
+
+    @staticmethod
+    def _ready(meta, broker_id: int) -> bool:
+        return (
+            meta is not None
+            and meta.controller_id >= 0
+            and any(b.broker_id == broker_id for b in meta.brokers)
+        )
+
+    def controller_id(self, timeout_ms: int = 1000) -> int:
+        """The active controller as the running brokers see it (-1 if none agrees on one)."""
+        with ClientEndpoint() as endpoint:
+            for broker_id in self.ports:
+                if self.pid(broker_id) is None:
+                    continue
+                meta = self._probe(endpoint, broker_id, timeout_ms)
+                if meta is not None and meta.controller_id >= 0:
+                    return meta.controller_id
+        return -1
 
     def stderr_tail(self, broker_id: int, lines: int = 15) -> str:
         try:
@@ -213,16 +255,39 @@ class LocalCluster:
         return "\n".join(text.splitlines()[-lines:])
 
     def status(self) -> list[BrokerStatus]:
-        out = []
+        """Each broker as it sees itself, plus what it leads per the active controller."""
+        metas = {}
         with ClientEndpoint() as endpoint:
             for broker_id in self.ports:
-                pid = self.pid(broker_id)
-                ready = pid is not None and self._ping(endpoint, broker_id, 1000)
-                out.append(
-                    BrokerStatus(
-                        broker_id, self.address(broker_id), pid, ready, self.broker_dir(broker_id)
-                    )
+                if self.pid(broker_id) is not None:
+                    metas[broker_id] = self._probe(endpoint, broker_id, 1000, topics=None)
+        controllers = [m.controller_id for m in metas.values() if m and m.controller_id >= 0]
+        active = max(set(controllers), key=controllers.count) if controllers else -1
+        view = metas.get(active) or next((m for m in metas.values() if m), None)
+        led: dict[int, list[str]] = {}
+        live: set[int] = set()
+        if view is not None:
+            live = {b.broker_id for b in view.brokers}
+            for t in view.topics:
+                for pm in t.partitions:
+                    led.setdefault(pm.leader, []).append(f"{t.name}-{pm.partition}")
+        out = []
+        for broker_id in self.ports:
+            pid = self.pid(broker_id)
+            meta = metas.get(broker_id)
+            out.append(
+                BrokerStatus(
+                    broker_id,
+                    self.address(broker_id),
+                    pid,
+                    self._ready(meta, broker_id),
+                    self.broker_dir(broker_id),
+                    voter=broker_id in self.voters,
+                    controller_id=meta.controller_id if meta else -1,
+                    fenced=pid is not None and meta is not None and broker_id not in live,
+                    leader_of=tuple(sorted(led.get(broker_id, ()))),
                 )
+            )
         return out
 
     # ------------------------------------------------------------------------- stopping

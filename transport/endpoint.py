@@ -208,12 +208,14 @@ class _Pending:
 
 
 class _Connection:
-    __slots__ = ("socket", "monitor", "connected")
+    __slots__ = ("socket", "monitor", "connected", "backlog")
 
     def __init__(self, socket: zmq.Socket, monitor: zmq.Socket) -> None:
         self.socket = socket
         self.monitor = monitor
         self.connected = False
+        # requests not yet taken by ZeroMQ (no connection yet): (cid, frames, item)
+        self.backlog: deque[tuple[int, list, Any]] = deque()
 
 
 class ClientEndpoint:
@@ -230,8 +232,11 @@ class ClientEndpoint:
         reconnect_ivl_ms: int = 100,
         reconnect_ivl_max_ms: int = 1000,
         name: str = "rillet-client-io",
+        identity_prefix: bytes = b"",
     ) -> None:
         self._ctx = zmq.Context.instance()
+        self._identity_prefix = identity_prefix
+        self._states: dict[str, bool] = {}  # address -> connected (written by the I/O thread)
         self._max_request_bytes = max_request_bytes
         self._reconnect = (reconnect_ivl_ms, reconnect_ivl_max_ms)
         self._cids = itertools.count(1)
@@ -300,6 +305,11 @@ class ClientEndpoint:
         self._waker.wake()
         return future
 
+    def is_connected(self, address: str) -> bool | None:
+        """True if the connection to ``address`` is up, False if it is down, None if this
+        endpoint never sent to it."""
+        return self._states.get(address)
+
     def close(self) -> None:
         """Fail pending requests with ``EndpointClosedError``, close sockets, stop the thread."""
         with self._lock:
@@ -321,10 +331,17 @@ class ClientEndpoint:
             sock.setsockopt(zmq.RECONNECT_IVL_MAX, self._reconnect[1])
             sock.setsockopt(zmq.SNDHWM, 100_000)
             sock.setsockopt(zmq.RCVHWM, 100_000)
+            # Queue only on live connections: a request that timed out while the broker was
+            # down must not be delivered when it comes back (the caller has retried by then).
+            # Until the connection is up, requests wait in the backlog (and time out there).
+            sock.setsockopt(zmq.IMMEDIATE, 1)
+            if self._identity_prefix:
+                sock.setsockopt(zmq.IDENTITY, self._identity_prefix + os.urandom(8))
             monitor = sock.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
             sock.connect(tcp_address(address))
             conn = _Connection(sock, monitor)
             conns[address] = conn
+            self._states.setdefault(address, False)
             poller.register(sock, zmq.POLLIN)
             poller.register(monitor, zmq.POLLIN)
         return conn
@@ -341,7 +358,9 @@ class ClientEndpoint:
         try:
             while True:
                 wait_ms = 1000
-                if timeouts:
+                if any(c.backlog for c in conns.values()):
+                    wait_ms = 5
+                elif timeouts:
                     wait_ms = max(0, min(1000, int((timeouts[0][0] - time.monotonic()) * 1000) + 1))
                 events = dict(poller.poll(wait_ms))
                 if self._waker.read_fd in events:
@@ -367,17 +386,9 @@ class ClientEndpoint:
                             key = cid
                         pending[key] = item
                         heapq.heappush(timeouts, (item.deadline, key))
-                    try:
-                        conn.socket.send_multipart(frames, copy=False)
-                    except zmq.ZMQError as e:
-                        if isinstance(item, _Pending):
-                            pending.pop(key, None)
-                            _fail(item.future, BrokerUnavailableError(address, item.api, 0))
-                        elif isinstance(item, Future):
-                            _fail(item, e)
-                        continue
-                    if isinstance(item, Future):  # acks=0 produce: done once sent
-                        _succeed(item, None)
+                    conn.backlog.append((cid, frames, item))
+                for address, conn in conns.items():
+                    self._send_backlog(address, conn, pending)
                 for sock, address in list(by_socket.items()):
                     if sock not in events:
                         continue
@@ -394,7 +405,9 @@ class ClientEndpoint:
                                 event = parse_monitor_message(mon.recv_multipart(zmq.NOBLOCK))
                             except zmq.Again:
                                 break
-                            conns[address].connected = event["event"] == zmq.EVENT_CONNECTED
+                            up = event["event"] == zmq.EVENT_CONNECTED
+                            conns[address].connected = up
+                            self._states[address] = up
                 now = time.monotonic()
                 while timeouts and timeouts[0][0] <= now:
                     _, key = heapq.heappop(timeouts)
@@ -402,6 +415,8 @@ class ClientEndpoint:
                     if item is None:
                         continue
                     conn = conns.get(item.address)
+                    if conn is not None:
+                        _drop_from_backlog(conn, item)
                     if conn is not None and conn.connected:
                         err: Exception = RequestTimedOutError(
                             item.address, item.api, item.timeout_ms
@@ -421,6 +436,28 @@ class ClientEndpoint:
                 conn.monitor.close(0)
                 conn.socket.close(0)
             self._waker.close()
+
+    def _send_backlog(self, address: str, conn: _Connection, pending: dict) -> None:
+        while conn.backlog:
+            cid, frames, item = conn.backlog[0]
+            if isinstance(item, _Pending) and item.future.done():
+                conn.backlog.popleft()
+                continue
+            try:
+                conn.socket.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return  # no live connection yet: retry on the next loop
+            except zmq.ZMQError as e:
+                conn.backlog.popleft()
+                if isinstance(item, _Pending):
+                    pending.pop(cid if cid != -2 else -id(item), None)
+                    _fail(item.future, BrokerUnavailableError(address, item.api, 0))
+                elif isinstance(item, Future):
+                    _fail(item, e)
+                continue
+            conn.backlog.popleft()
+            if isinstance(item, Future):  # acks=0 produce: done once sent
+                _succeed(item, None)
 
     def _deliver(
         self,
@@ -448,6 +485,13 @@ class ClientEndpoint:
             _fail(item.future, ProtocolError(msg.error_code, msg.error_message, remote=True))
         else:
             _succeed(item.future, msg)
+
+
+def _drop_from_backlog(conn: _Connection, item: Any) -> None:
+    for entry in conn.backlog:
+        if entry[2] is item:
+            conn.backlog.remove(entry)
+            return
 
 
 def _succeed(future: Future, value: Any) -> None:

@@ -890,6 +890,85 @@ GROUP_REQUESTS = (
 )
 
 
+# --------------------------------------------------------------------- cluster (broker to broker)
+# See docs/cluster.md. Sent by brokers to each other, never by clients.
+
+
+@_msg
+class RaftRequest:
+    """One Raft message between controller voters: ``message`` is the CBOR encoding of
+    ``coordinator.raft.wire.message_to_dict``. One-way: the reply is an empty ack."""
+
+    API: ClassVar[str] = "Raft"
+    VERSION: ClassVar[int] = 0
+    message: bytes
+
+
+@_msg
+class RaftResponse:
+    API: ClassVar[str] = "Raft"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+
+
+@_msg
+class BrokerHeartbeatRequest:
+    """A broker's registration and heartbeat, every ``broker.heartbeat.interval.ms``, to the
+    active controller. The first one (or one with a new address) registers the broker;
+    ``metadata_offset`` is the last metadata log index the broker has applied."""
+
+    API: ClassVar[str] = "BrokerHeartbeat"
+    VERSION: ClassVar[int] = 0
+    broker_id: int
+    host: str
+    port: int
+    rack: str | None = None
+    metadata_offset: int = 0
+
+
+@_msg
+class BrokerHeartbeatResponse:
+    """``error_code`` NOT_CONTROLLER (41) from a broker that is not the active controller;
+    ``controller_id`` is its best guess of the active one (-1: unknown)."""
+
+    API: ClassVar[str] = "BrokerHeartbeat"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+    controller_id: int = -1
+    is_fenced: bool = True
+
+
+@_msg
+class MetadataFetchRequest:
+    """Committed metadata log entries from ``start_index`` (Raft index, 1-based) on; served
+    by any controller voter to brokers that are not voters."""
+
+    API: ClassVar[str] = "MetadataFetch"
+    VERSION: ClassVar[int] = 0
+    start_index: int
+    max_entries: int = 500
+
+
+@_msg
+class MetadataFetchResponse:
+    """``snapshot`` (the image at ``snapshot_index``) is set when ``start_index`` was
+    compacted away: load it, then apply ``entries``, the payloads of entries
+    ``first_index, first_index + 1, ...`` (b"" for a control entry)."""
+
+    API: ClassVar[str] = "MetadataFetch"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+    controller_id: int = -1
+    snapshot: bytes | None = None
+    snapshot_index: int = 0
+    first_index: int = 0
+    entries: tuple[bytes, ...] = ()
+
+
+CLUSTER_REQUESTS = (RaftRequest, BrokerHeartbeatRequest, MetadataFetchRequest)
+CLUSTER_RESPONSES = (RaftResponse, BrokerHeartbeatResponse, MetadataFetchResponse)
+
+
 # ---------------------------------------------------------------------------------- registry
 
 REQUESTS: dict[str, type] = {
@@ -907,6 +986,7 @@ REQUESTS: dict[str, type] = {
         ListOffsetsRequest,
         FindCoordinatorRequest,
         *GROUP_REQUESTS,
+        *CLUSTER_REQUESTS,
     )
 }
 RESPONSES: dict[str, type] = {
@@ -931,5 +1011,6 @@ RESPONSES: dict[str, type] = {
         ListGroupsResponse,
         ConsumerGroupDescribeResponse,
         DeleteGroupsResponse,
+        *CLUSTER_RESPONSES,
     )
 }

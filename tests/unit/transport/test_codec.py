@@ -108,6 +108,12 @@ SAMPLES = [
     ),
     P.ErrorResponse(error_code=42, error_message="bad"),
     *GROUP_SAMPLES,
+    P.RaftRequest(message=b"\xa0"),
+    P.RaftResponse(),
+    P.BrokerHeartbeatRequest(broker_id=2, host="127.0.0.1", port=9093, metadata_offset=7),
+    P.BrokerHeartbeatResponse(controller_id=1, is_fenced=False),
+    P.MetadataFetchRequest(start_index=3),
+    P.MetadataFetchResponse(snapshot=b"img", snapshot_index=2, first_index=3, entries=(b"", b"x")),
 ]
 
 PRODUCE = next(m for m in SAMPLES if type(m) is P.ProduceRequest)
