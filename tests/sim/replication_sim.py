@@ -13,7 +13,9 @@ Faults: broker crashes and restarts (leader, follower, fast double failover: a f
 restart followed at once by a leader crash), message loss / delay / reordering between
 brokers and controller, partitions (a broker cut off from everyone, or one broker-broker link
 cut), client connection breaks (a client link is TCP-like: FIFO, and a drop fails every
-request in flight on it). Workload: two idempotent producers with acks=all,
+request in flight on it), producer restarts (epoch bumps), and in half the seeds a spare
+broker 4 and reassignments of the partition to random 3-broker targets (add, wait for the
+ISR, move the leader, remove). Workload: two idempotent producers with acks=all,
 min.insync.replicas=2, up to 5 batches in flight, retries forever with the same sequence
 (sometimes abandoning the last batch after a definite rejection, a ``fail`` in the history);
 a consumer in assign mode polling whichever broker believes it leads, up to its high
