@@ -22,6 +22,7 @@ from rillet.errors import (
     UnknownTopicOrPartitionError,
     error_for_code,
 )
+from rillet.group_admin import GroupAdminMixin
 from rillet.network import NetworkClient
 from rillet.records import (
     BrokerInfo,
@@ -34,8 +35,12 @@ from rillet.records import (
 from rillet.transport import protocol as p
 
 
-class Admin:
-    """Kafka-style admin client. Config: ``bootstrap.servers``, ``request.timeout.ms``, ..."""
+class Admin(GroupAdminMixin):
+    """Kafka-style admin client. Config: ``bootstrap.servers``, ``request.timeout.ms``, ...
+
+    Consumer groups: list_groups, describe_groups, delete_groups, list_consumer_group_offsets,
+    alter_consumer_group_offsets, delete_consumer_group_offsets, list_offsets (group_admin.py).
+    """
 
     def __init__(self, config: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         cfg = admin_config(config, kwargs)
@@ -57,12 +62,30 @@ class Admin:
                 replication_factor=t.replication_factor,
                 configs={str(k): str(v) for k, v in dict(t.configs).items()}) for t in topics),
             timeout_ms=timeout_ms, validate_only=validate_only)
-        resp = self._client.call_any(req, timeout_ms)
+        resp = self._controller_call(req, timeout_ms, lambda r: [t.error_code for t in r.topics])
         results = {r.name: _err(r.error_code, r.error_message) for r in resp.topics}
         created = [n for n, e in results.items() if e is None]
         if wait and created and not validate_only:
             self._wait_for_leaders(created, timeout_ms)
         return _finish(results, raise_errors)
+
+    def _controller_call(self, req: Any, timeout_ms: int, codes) -> Any:
+        """Send a controller request to the active controller; while the answer is
+        NOT_CONTROLLER (an election is under way), refresh metadata and retry until
+        ``timeout_ms``."""
+        deadline = time.monotonic() + timeout_ms / 1000
+        backoff = 0.05
+        while True:
+            remaining = max(1, int((deadline - time.monotonic()) * 1000))
+            resp = self._client.call_controller(req, remaining)
+            if p.ErrorCode.NOT_CONTROLLER not in codes(resp) or time.monotonic() >= deadline:
+                return resp
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 0.5)
+            try:
+                self._client.refresh_metadata((), timeout_ms=max(1, remaining // 2))
+            except RilletError:
+                pass
 
     def _wait_for_leaders(self, names: list[str], timeout_ms: int) -> None:
         deadline = time.monotonic() + timeout_ms / 1000
@@ -81,7 +104,7 @@ class Admin:
                       raise_errors: bool = True) -> dict[str, RilletError | None]:
         timeout_ms = timeout_ms or self.config.request_timeout_ms
         req = p.DeleteTopicsRequest(topic_names=tuple(names), timeout_ms=timeout_ms)
-        resp = self._client.call_any(req, timeout_ms)
+        resp = self._controller_call(req, timeout_ms, _result_codes)
         return _finish({r.name: _err(r.error_code, r.error_message) for r in resp.results},
                        raise_errors)
 
@@ -94,7 +117,7 @@ class Admin:
             topics=tuple(p.CreatePartitionsTopic(name=n, count=int(c))
                          for n, c in new_counts.items()),
             timeout_ms=timeout_ms, validate_only=validate_only)
-        resp = self._client.call_any(req, timeout_ms)
+        resp = self._controller_call(req, timeout_ms, _result_codes)
         results = {r.name: _err(r.error_code, r.error_message) for r in resp.results}
         grown = [n for n, e in results.items() if e is None]
         if grown and not validate_only:
@@ -164,7 +187,7 @@ class Admin:
                                       else p.AlterConfigOp.SET)
                     for k, v in kv.items()))
             for topic, kv in changes.items()), validate_only=validate_only)
-        resp = self._client.call_any(req)
+        resp = self._controller_call(req, self.config.request_timeout_ms, _result_codes)
         for r in resp.results:
             if r.error_code:
                 raise error_for_code(r.error_code, r.error_message or f"topic {r.resource_name!r}")
@@ -177,6 +200,10 @@ class Admin:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _result_codes(resp: Any) -> list[int]:
+    return [r.error_code for r in resp.results]
 
 
 def _err(code: int, message: str | None) -> RilletError | None:

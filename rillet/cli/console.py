@@ -150,7 +150,8 @@ def produce(topic, props, parse_key, fixed_key, headers, partition, acks, compre
                    "print.timestamp, print.headers, print.value, key.separator, "
                    "line.separator, headers.separator, null.literal.")
 @click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-@click.option("-g", "--group", help="Consumer group (needs the group protocol).")
+@click.option("-g", "--group", help="Join this consumer group: the coordinator assigns the "
+                                    "partitions; offsets are committed (auto-commit).")
 @click.option("-X", "--consumer-property", "--command-property", "extra", multiple=True,
               metavar="KEY=VALUE", help="Any consumer config (repeatable).")
 @bootstrap_option
@@ -164,22 +165,31 @@ def consume(topic, partitions, from_beginning, offset, max_messages, timeout_ms,
     from rillet.consumer import Consumer
     from rillet.records import TopicPartition
 
-    if group is not None:
-        raise click.ClickException("--group needs consumer groups, which this version of "
-                                   "rillet does not have yet; use -p/-o to pick partitions")
+    if group is not None and (partitions or offset is not None):
+        raise click.UsageError("--group cannot be combined with -p/--partition or -o/--offset "
+                               "(the group assigns partitions and remembers offsets)")
     fmt_props = {k.lower(): v for k, v in parse_kv(props, "--property").items()}
     config = {"bootstrap.servers": resolve_brokers(bootstrap), "request.timeout.ms": "15000",
               **parse_kv(extra, "-X")}
+    if group is not None:
+        config = {"group.id": group, "client.id": "rillet-console-consumer",
+                  "auto.offset.reset": "earliest" if from_beginning else "latest", **config}
     count = 0
     started = False
     consumer = Consumer(config)
     try:
-        tps = [TopicPartition(topic, p)
-               for p in (partitions or sorted(consumer.partitions_for_topic(topic)))]
-        consumer.assign(tps)
+        if group is not None:
+            consumer.partitions_for_topic(topic)  # fail fast on an unknown topic
+            consumer.subscribe([topic])
+            tps = []
+        else:
+            tps = [TopicPartition(topic, p)
+                   for p in (partitions or sorted(consumer.partitions_for_topic(topic)))]
+            consumer.assign(tps)
         started = True
-        _start(consumer, tps, "beginning" if from_beginning and offset is None else offset)
-        end_offsets = consumer.end_offsets(tps) if exit_at_end else None
+        if group is None:
+            _start(consumer, tps, "beginning" if from_beginning and offset is None else offset)
+        end_offsets = consumer.end_offsets(tps) if exit_at_end and tps else None
         write = _formatter(fmt, fmt_props)
         out = sys.stdout.buffer
         idle_since = time.monotonic()

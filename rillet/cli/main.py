@@ -47,10 +47,11 @@ def cli() -> None:
 def _register() -> None:
     from rillet.cli.cluster import cluster
     from rillet.cli.console import consume, produce
+    from rillet.cli.group import group
     from rillet.cli.perf import perf
     from rillet.cli.topic import topic
 
-    for command in (cluster, topic, produce, consume, perf):
+    for command in (cluster, topic, produce, consume, perf, group):
         cli.add_command(command)
     try:  # owned by the Connect engineer; absent in a partial checkout
         from rillet.cli.connect import connect
