@@ -1,6 +1,8 @@
 """MemoryRaftLog: reads, buffered writes, durability model, snapshots."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rillet.coordinator.raft import LogEntry, MemoryRaftLog, Snapshot
 
 
@@ -55,3 +57,39 @@ def test_reset_replaces_everything():
     log.reset(Snapshot(7, 3, b"img"))
     assert (log.snapshot_index, log.last_index, log.last_term) == (7, 7, 3)
     assert log.durable().last_index == 3  # not flushed yet
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("atcfr"), st.integers(0, 6)), max_size=40))
+def test_memory_log_matches_a_list_model(ops):
+    """Random appends, truncations, compactions, flushes and crashes against a plain model:
+    (snapshot index, snapshot term, entries) live and as last flushed."""
+    log = MemoryRaftLog()
+    live = [0, 0, []]  # snapshot index, snapshot term, entries after it
+    flushed = [0, 0, []]
+    term = 1
+    for op, n in ops:
+        if op == "a":
+            term += n % 2
+            new = [LogEntry(term, bytes([n, i])) for i in range(n)]
+            log.append(new)
+            live[2] = live[2] + new
+        elif op == "t" and live[2]:
+            index = live[0] + 1 + n % len(live[2])
+            log.truncate_from(index)
+            live[2] = live[2][: index - live[0] - 1]
+        elif op == "c" and live[2]:
+            index = live[0] + 1 + n % len(live[2])
+            snap_term = live[2][index - live[0] - 1].term
+            log.compact(Snapshot(index, snap_term, b"s"))
+            live = [index, snap_term, live[2][index - live[0] :]]
+        elif op == "f":
+            log.flush()
+            flushed = [live[0], live[1], list(live[2])]
+        elif op == "r":  # crash and recover
+            log = log.durable()
+            live = [flushed[0], flushed[1], list(flushed[2])]
+        assert (log.snapshot_index, log.snapshot_term) == (live[0], live[1])
+        assert log.last_index == live[0] + len(live[2])
+        assert log.entries(live[0] + 1, log.last_index + 1) == live[2]
+        assert log.last_term == (live[2][-1].term if live[2] else live[1])
