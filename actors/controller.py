@@ -354,8 +354,7 @@ class Controller(pykka.ThreadingActor):
     def active(self) -> bool:
         """This node is the active controller and has applied every earlier-term entry."""
         return (
-            self._leader_ready_index is not None
-            and self.applied_index >= self._leader_ready_index
+            self._leader_ready_index is not None and self.applied_index >= self._leader_ready_index
         )
 
     # ------------------------------------------------------------------------- proposals

@@ -148,9 +148,7 @@ class BrokerNode:
     def _on_caught_up(self, image: MetadataImage) -> None:
         """Controller thread, once the image has caught up after a start: remove the
         partition dirs of topics deleted while this broker was down."""
-        hosted = {
-            (name, p) for name, topic in image.topics.items() for p in topic.partitions
-        }
+        hosted = {(name, p) for name, topic in image.topics.items() for p in topic.partitions}
         with self._replica_lock:
             hosted |= set(self.ctx.replicas)
             self._cleanup_orphans(hosted)

@@ -122,11 +122,30 @@ class NetworkClient:
             raise map_error(exc) from None
 
     def addresses(self) -> list[str]:
-        """Known brokers first (shuffled), then the bootstrap list."""
+        """Known brokers first (shuffled), then the bootstrap list; brokers whose connection
+        is known to be down go last, so a dead broker does not cost a timeout every time."""
         known = list(self.view.brokers.values())
         self._rng.shuffle(known)
         boot = [a for a in self.bootstrap if a not in known]
-        return known + boot
+        ordered = known + boot
+        return sorted(ordered, key=lambda a: self.endpoint.is_connected(a) is False)
+
+    def controller_address(self) -> str | None:
+        """The active controller's address per the cached metadata, or None."""
+        view = self.view
+        return view.brokers.get(view.controller_id) if view.controller_id >= 0 else None
+
+    def call_controller(self, msg: Any, timeout_ms: int | None = None) -> Any:
+        """Send a controller request (CreateTopics, ...) to the active controller if known
+        and reachable, else to any broker (which forwards it to the controller)."""
+        timeout_ms = timeout_ms or self.request_timeout_ms
+        address = self.controller_address()
+        if address is not None and self.endpoint.is_connected(address) is not False:
+            try:
+                return self.call(address, msg, min(timeout_ms, max(1000, timeout_ms // 2)))
+            except (BrokerUnavailableError, RequestTimedOutError):
+                self.request_metadata_update(())
+        return self.call_any(msg, timeout_ms)
 
     def call_any(self, msg: Any, timeout_ms: int | None = None) -> Any:
         """Send to any reachable broker, trying the others on connection errors."""
@@ -179,6 +198,8 @@ class NetworkClient:
                 return
             addresses = self.addresses()
             address = addresses[0] if addresses else self.bootstrap[0]
+            if self.endpoint.is_connected(address) is False:  # every broker we know is down
+                address = self.bootstrap[int(self._rng.random() * len(self.bootstrap))]
             req = MetadataRequest(topics=tuple(topics) if topics is not None else None)
             fut = self.request(address, req)
             self._metadata_inflight = fut

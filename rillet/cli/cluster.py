@@ -1,9 +1,12 @@
-"""``rillet cluster up|down|status``: a local cluster of broker processes on loopback.
+"""``rillet cluster up|down|status|kill|start``: a local cluster of broker processes on loopback.
 
-``up`` starts the brokers (free ports, remembered in DATA_DIR/cluster.json), prints the
-endpoints and an ``export RILLET_BROKERS=...`` line, and writes the profile that lets later
-commands run without ``-b``. It stays in the foreground until Ctrl-C (then stops the brokers
-cleanly), or returns at once with ``--detach`` once every broker serves.
+``up`` starts the brokers (3 by default; free ports, remembered in DATA_DIR/cluster.json; the
+first three are the controller quorum's voters), prints the endpoints and an
+``export RILLET_BROKERS=...`` line, and writes the profile that lets later commands run
+without ``-b``. It stays in the foreground until Ctrl-C (then stops the brokers cleanly), or
+returns at once with ``--detach`` once every broker is registered. ``kill ID`` (SIGKILL, a
+crash) and ``start ID`` act on one broker, for demos and tests. Every subcommand takes
+``--data-dir``; without it, the last cluster started.
 """
 
 from __future__ import annotations
@@ -15,35 +18,61 @@ from pathlib import Path
 import click
 
 from rillet.cli.common import (
-    default_data_dir,
+    cluster_data_dir,
     parse_kv,
+    remember_cluster,
     remove_profile_for,
     write_profile,
 )
 
 _data_dir_option = click.option(
     "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-    help="Cluster directory (default: $RILLET_HOME or ~/.local/share/rillet/default).")
+    help="Cluster directory (default: the last cluster started, else $RILLET_HOME or "
+         "~/.local/share/rillet/default).")
 
 
 @click.group("cluster")
 def cluster() -> None:
-    """Run a local cluster: up, down, status."""
+    """Run a local cluster: up, down, status, kill, start."""
 
 
 def _table(statuses) -> None:
-    rows = [("NODE-ID", "STATUS", "ADDRESS", "PID", "DATA-DIR")]
+    rows = [("ID", "ADDRESS", "STATUS", "CONTROLLER", "LEADER-OF", "PID", "DATA-DIR")]
+    active = {s.controller_id for s in statuses if s.ready and s.controller_id >= 0}
     for s in statuses:
-        state = "running" if s.ready else ("starting" if s.pid else "stopped")
-        rows.append((str(s.broker_id), state, s.address, str(s.pid or "-"), str(s.data_dir)))
+        if s.pid is None:
+            state = "stopped"
+        elif s.fenced:
+            state = "fenced"
+        else:
+            state = "running" if s.ready else "starting"
+        if s.broker_id in active and s.pid is not None:
+            role = "active*"
+        else:
+            role = "voter" if s.voter else "-"
+        led = ",".join(s.leader_of) if s.pid is not None else ""
+        if len(led) > 40:
+            led = f"{len(s.leader_of)} partitions"
+        rows.append((str(s.broker_id), s.address, state, role, led or "-", str(s.pid or "-"),
+                     str(s.data_dir)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
 
 
+def _existing(data_dir: Path | None):
+    from rillet.launcher import CLUSTER_FILE, LocalCluster
+
+    data_dir = cluster_data_dir(data_dir)
+    if not (data_dir / CLUSTER_FILE).exists():
+        raise click.ClickException(f"no cluster in {data_dir} (start one with "
+                                   f"`rillet cluster up`)")
+    return LocalCluster(data_dir, brokers=0)
+
+
 @cluster.command("up")
-@click.option("-n", "--brokers", type=click.IntRange(1), default=1, show_default=True,
-              help="Number of broker processes.")
+@click.option("-n", "--brokers", type=click.IntRange(1), default=3, show_default=True,
+              help="Number of broker processes (the first three are controller voters).")
 @_data_dir_option
 @click.option("--detach", "-d", is_flag=True, help="Return once the cluster serves.")
 @click.option("-c", "--config", "configs", multiple=True, metavar="KEY=VALUE",
@@ -55,8 +84,9 @@ def up(brokers, data_dir, detach, configs, no_profile, timeout) -> None:
     """Start a local cluster (and keep it in the foreground unless --detach)."""
     from rillet.launcher import LocalCluster
 
-    data_dir = (data_dir or default_data_dir()).expanduser().absolute()
+    data_dir = cluster_data_dir(data_dir)
     local = LocalCluster(data_dir, brokers, parse_kv(configs, "--config") or None)
+    remember_cluster(data_dir)
     stop = threading.Event()
     if not detach:
         # Ctrl-C / SIGTERM while starting or serving: stop the brokers cleanly.
@@ -97,29 +127,46 @@ def up(brokers, data_dir, detach, configs, no_profile, timeout) -> None:
 @_data_dir_option
 def down(data_dir) -> None:
     """Stop the brokers of a (detached) local cluster."""
-    from rillet.launcher import CLUSTER_FILE, LocalCluster
-
-    data_dir = (data_dir or default_data_dir()).expanduser().absolute()
-    if not (data_dir / CLUSTER_FILE).exists():
-        raise click.ClickException(f"no cluster in {data_dir}")
-    local = LocalCluster(data_dir, brokers=0)
+    local = _existing(data_dir)
     running = [b for b in local.broker_ids if local.pid(b) is not None]
     local.stop()
-    remove_profile_for(data_dir)
-    click.echo(f"Stopped {len(running)} broker(s) of the cluster in {data_dir}.")
+    remove_profile_for(local.data_dir)
+    click.echo(f"Stopped {len(running)} broker(s) of the cluster in {local.data_dir}.")
 
 
 @cluster.command("status")
 @_data_dir_option
 def status(data_dir) -> None:
-    """Brokers of the local cluster: running or not, address, pid."""
-    from rillet.launcher import CLUSTER_FILE, LocalCluster
-
-    data_dir = (data_dir or default_data_dir()).expanduser().absolute()
-    if not (data_dir / CLUSTER_FILE).exists():
-        raise click.ClickException(f"no cluster in {data_dir} (start one with "
-                                   f"`rillet cluster up`)")
-    statuses = LocalCluster(data_dir, brokers=0).status()
+    """Brokers of the local cluster: address, state, controller role, partitions led."""
+    statuses = _existing(data_dir).status()
     _table(statuses)
     if not any(s.ready for s in statuses):
         raise SystemExit(1)
+
+
+@cluster.command("kill")
+@click.argument("broker_id", type=int)
+@_data_dir_option
+def kill(broker_id, data_dir) -> None:
+    """SIGKILL one broker (a crash: no clean shutdown)."""
+    local = _existing(data_dir)
+    if broker_id not in local.ports:
+        raise click.ClickException(f"no broker {broker_id} in {local.data_dir} "
+                                   f"(brokers: {local.broker_ids})")
+    if local.pid(broker_id) is None:
+        raise click.ClickException(f"broker {broker_id} is not running")
+    local.kill(broker_id)
+    click.echo(f"Killed broker {broker_id}.")
+
+
+@cluster.command("start")
+@click.argument("broker_id", type=int)
+@_data_dir_option
+@click.option("--timeout", type=float, default=60.0, show_default=True,
+              help="Seconds to wait for the broker to serve.")
+def start(broker_id, data_dir, timeout) -> None:
+    """Start one broker of the cluster again (or a new one, with the next free port)."""
+    local = _existing(data_dir)
+    local.start_broker(broker_id)
+    local.wait_ready(timeout, broker_ids=[broker_id])
+    click.echo(f"Started broker {broker_id} at {local.address(broker_id)}.")

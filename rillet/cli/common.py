@@ -32,6 +32,31 @@ def default_data_dir() -> Path:
     return Path(env) if env else Path.home() / ".local" / "share" / "rillet" / "default"
 
 
+def last_cluster_path() -> Path:
+    return config_dir() / "last-cluster"
+
+
+def remember_cluster(data_dir: Path) -> None:
+    """Record ``data_dir`` as the last cluster started (kept after ``cluster down``)."""
+    path = last_cluster_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(f"{data_dir}\n")
+    os.replace(tmp, path)
+
+
+def cluster_data_dir(option: Path | None) -> Path:
+    """The cluster a ``rillet cluster`` command acts on: ``--data-dir``, else the last
+    cluster started (``rillet cluster up``), else ``default_data_dir()``."""
+    if option is not None:
+        return option.expanduser().absolute()
+    try:
+        last = last_cluster_path().read_text().strip()
+    except OSError:
+        last = ""
+    return Path(last) if last else default_data_dir().expanduser().absolute()
+
+
 def read_profile() -> dict[str, Any]:
     try:
         return json.loads(profile_path().read_text())

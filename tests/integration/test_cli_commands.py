@@ -37,8 +37,8 @@ def local_cluster(env, tmp_path: Path):
     """`rillet cluster up --detach` in tmp_path; always `cluster down` at the end."""
     data = tmp_path / "home"
     try:
-        up = run(["cluster", "up", "--detach", "-c", "log.retention.check.interval.ms=500"],
-                 env)
+        up = run(["cluster", "up", "--brokers", "1", "--detach",
+                  "-c", "log.retention.check.interval.ms=500"], env)
         yield up
     finally:
         subprocess.run([*RILLET, "cluster", "down", "--data-dir", str(data)], env=env,
@@ -160,7 +160,7 @@ def test_cluster_up_in_the_foreground_stops_cleanly_on_ctrl_c(env, tmp_path) -> 
 
     from rillet.launcher import LocalCluster
 
-    proc = subprocess.Popen([*RILLET, "cluster", "up"], env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([*RILLET, "cluster", "up", "--brokers", "1"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     data = tmp_path / "home"
     try:
