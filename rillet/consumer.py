@@ -231,7 +231,13 @@ class Consumer:
         self._check_open()
         todo = self._positions() if offsets is None else {
             TopicPartition(*tp): int(o) for tp, o in offsets.items()}
+        self._wait_async_commits()
         self._offsets_client().commit(todo, *self._commit_identity())
+
+    def _wait_async_commits(self) -> None:
+        """Commits land in call order: a sync commit waits for the async ones before it."""
+        if self._commit_pool is not None:
+            self._commit_pool.submit(lambda: None).result()
 
     def commit_async(self, offsets: Mapping[TopicPartition, int] | None = None,
                      callback: Callable[[dict, BaseException | None], None] | None = None
@@ -278,6 +284,7 @@ class Consumer:
                 if tp in states and states[tp].position is not None}
 
     def _commit_positions(self, tps: Iterable[TopicPartition]) -> None:
+        self._wait_async_commits()
         self._offsets_client().commit(self._positions(tps), *self._commit_identity())
 
     def _drop_partitions(self, tps: set[TopicPartition]) -> None:
