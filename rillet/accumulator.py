@@ -21,6 +21,8 @@ from collections import deque
 
 import cbor2
 
+from rillet.columns import FAST_OK as _COLUMNS_OK
+from rillet.columns import encode_bytes_array, encode_timestamps, nulls
 from rillet.future import BatchCompletion
 from rillet.logstore.batch import BatchBuilder, Codec, encode_batch
 
@@ -34,7 +36,7 @@ class ProducerBatch:
 
     __slots__ = ("topic", "partition", "codec", "timestamps", "keys", "values", "headers",
                  "size", "completion", "created_ms", "attempts", "retry_at_ms", "data",
-                 "record_count", "reserved", "solo")
+                 "record_count", "reserved", "solo", "keyed")
 
     def __init__(self, topic: str, partition: int, codec: Codec, now_ms: float) -> None:
         self.topic = topic
@@ -53,6 +55,7 @@ class ProducerBatch:
         self.record_count = 0
         self.reserved = 0  # bytes counted in the accumulator's buffered_bytes
         self.solo = False  # send without other batches of its partition (after a too-large)
+        self.keyed = False  # some record has a key (else the keys column is all nulls)
 
     def append(self, timestamp: int, key: bytes | None, value: bytes | None, headers=()) -> int:
         """Add one record (key/value already bytes or None); returns its index."""
@@ -63,6 +66,7 @@ class ProducerBatch:
         size = RECORD_OVERHEAD + (len(value) if value is not None else 0)
         if key is not None:
             size += len(key)
+            self.keyed = True
         if headers:
             size += self.add_headers(index, headers)
         self.size += size
@@ -111,22 +115,22 @@ class ProducerBatch:
         n = len(ts)
         if n == 0:
             raise ValueError("cannot build an empty record batch")
-        first = ts[0]
-        lo, hi = min(ts), max(ts)
-        if lo == first and hi - first < 24:  # every delta encodes as one byte: its value
-            deltas = _array_head(n) + bytes(map(first.__rsub__, ts))
-        else:
-            deltas = cbor2.dumps([t - first for t in ts])
+        deltas, first, hi = encode_timestamps(ts)
         keys = self.keys
-        keys_cbor = _nulls(n) if keys.count(None) == n else cbor2.dumps(keys)
+        if not self.keyed:
+            keys_cbor = nulls(n)
+        elif keys.count(None):
+            keys_cbor = cbor2.dumps(keys)
+        else:
+            keys_cbor = encode_bytes_array(keys)
         if self.headers is None:
-            headers_cbor = _nulls(n)
+            headers_cbor = nulls(n)
         else:
             hdrs = self.headers
             headers_cbor = cbor2.dumps([hdrs.get(i) for i in range(n)])
         # [null (dense offset deltas), timestamp deltas, keys, values, headers]
-        payload = b"".join((b"\x85\xf6", deltas, keys_cbor,
-                            cbor2.dumps(self.values), headers_cbor))
+        payload = b"".join((b"\x85\xf6", deltas, keys_cbor, encode_bytes_array(self.values),
+                            headers_cbor))
         return encode_batch(payload=payload, attributes=int(Codec.NONE),
                             last_offset_delta=n - 1, first_timestamp=first, max_timestamp=hi,
                             record_count=n)
@@ -139,26 +143,6 @@ class ProducerBatch:
 
 
 _BATCH_OVERHEAD = 89 + 8  # logstore HEADER_SIZE + the CBOR column heads (as BatchBuilder)
-
-
-def _array_head(n: int) -> bytes:
-    if n < 24:
-        return bytes((0x80 + n,))
-    if n < 0x100:
-        return bytes((0x98, n))
-    if n < 0x10000:
-        return b"\x99" + n.to_bytes(2, "big")
-    return b"\x9a" + n.to_bytes(4, "big")
-
-
-_cache_nulls: dict[int, bytes] = {}
-
-
-def _nulls(n: int) -> bytes:
-    out = _cache_nulls.get(n)
-    if out is None:
-        out = _cache_nulls[n] = _array_head(n) + b"\xf6" * n
-    return out
 
 
 def _fast_encode_matches_builder() -> bool:
@@ -182,7 +166,7 @@ def _fast_encode_matches_builder() -> bool:
     return True
 
 
-_FAST_ENCODE_OK = _fast_encode_matches_builder()
+_FAST_ENCODE_OK = _COLUMNS_OK and _fast_encode_matches_builder()
 
 
 class RecordAccumulator:

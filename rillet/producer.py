@@ -105,11 +105,15 @@ class Producer:
         partition_counts = client.partition_counts
         acc = self._acc
         lock = acc.lock
+        acquire, release = lock.acquire, lock.release
         open_batches = acc._open
+        open_get = open_batches.get
+        counts_get = partition_counts.get
         ready_append = acc._ready.append
         codec = acc.codec
         sticky = self._sticky
         sticky_current = sticky._current
+        sticky_get = sticky_current.get
         keyed = self._keyed
         ignore_keys = self._ignore_keys
         key_serializer = self._key_serializer
@@ -133,13 +137,13 @@ class Producer:
                 key = _to_bytes(key, "key")
             if timestamp_ms is None:
                 timestamp_ms = _time_ns() // 1_000_000
-            n = partition_counts.get(topic)
+            n = counts_get(topic)
             if n is None:
                 n = client.wait_for_topic(topic, max_block_ms)
             is_sticky = False
             if partition is None:
                 if key is None or ignore_keys:
-                    partition = sticky_current.get(topic)
+                    partition = sticky_get(topic)
                     if partition is None or partition >= n:
                         partition = sticky.partition(topic, n)
                     is_sticky = True
@@ -162,9 +166,9 @@ class Producer:
                 size = _OVERHEAD
             # RecordAccumulator.append + ProducerBatch.append, inlined: the per-record hot path.
             tp = (topic, partition)
-            lock.acquire()  # cheaper than `with` here
+            acquire()  # cheaper than `with` here
             try:
-                batch = open_batches.get(tp)
+                batch = open_get(tp)
                 fresh = batch is None
                 if fresh:
                     batch = open_batches[tp] = ProducerBatch(topic, partition, codec,
@@ -177,6 +181,7 @@ class Producer:
                 size += batch.size
                 if key is not None:
                     size += len(key)
+                    batch.keyed = True
                 if headers:
                     try:
                         size += batch.add_headers(index, headers)
@@ -194,7 +199,7 @@ class Producer:
                     acc.buffered_bytes += size
                     acc.ready_bytes += size
             finally:
-                lock.release()
+                release()
             # full: worth a request (see Sender.run); fresh: an idle sender must arm linger.ms
             if (full and acc.ready_bytes >= acc.wake_bytes) or (fresh and acc.sender_idle):
                 acc.wakeup.set()

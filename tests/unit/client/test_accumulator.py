@@ -60,7 +60,7 @@ def test_futures_share_the_batch_completion() -> None:
     futs = []
     for i in range(3):
         batch, index, _ = acc.append("t", 2, 50 + i, None, b"v", (), now_ms=0)
-        futs.append(RecordFuture(batch.completion, index, 50 + i))
+        futs.append(RecordFuture((batch.completion, index, 50 + i)))
     assert not futs[0].done()
     with pytest.raises(RilletTimeoutError):
         futs[0].get(timeout=0.01)
@@ -79,7 +79,7 @@ def test_futures_share_the_batch_completion() -> None:
 def test_failed_batch_raises_for_every_record() -> None:
     acc = RecordAccumulator(batch_size=16384, linger_ms=0)
     batch, index, _ = acc.append("t", 0, 1, None, b"v", (), now_ms=0)
-    fut = RecordFuture(batch.completion, index, 1)
+    fut = RecordFuture((batch.completion, index, 1))
     errors = []
     batch.completion.add_callback(index, 1, lambda err, md: errors.append((err, md)), False)
     batch.fail(NotLeaderOrFollowerError())
