@@ -190,6 +190,8 @@ class ClientSession(pykka.ThreadingActor):
             for p in t.partitions:
                 key = (t.name, p.partition)
                 code, ref = self._replica(*key)
+                if t.name == GC.OFFSETS_TOPIC:  # written only by the group coordinator
+                    code, ref = E.INVALID_TOPIC_EXCEPTION, None
                 if ref is None:
                     if gather:
                         gather.put(

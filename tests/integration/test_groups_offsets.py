@@ -116,3 +116,55 @@ def test_offsets_survive_restart_and_kill9_and_cli_reset(cluster_factory) -> Non
     rillet("group", "delete", "g", bootstrap=bs)
     gone = rillet("group", "describe", "g", bootstrap=bs, check=False)
     assert gone.returncode == 1 and "does not exist" in gone.stderr
+
+
+@pytest.mark.timeout(60)
+def test_bad_group_requests_get_typed_errors_and_the_offsets_topic_is_protected(wire) -> None:
+    from rillet.logstore.batch import BatchBuilder
+    from rillet.transport import protocol as P
+
+    E = P.ErrorCode
+    deadline = time.monotonic() + 20
+    while (r := wire.call(P.FindCoordinatorRequest(key="g"))).error_code:
+        assert r.error_code == E.COORDINATOR_NOT_AVAILABLE
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert wire.call(P.FindCoordinatorRequest(key="")).error_code == E.INVALID_REQUEST
+    assert wire.call(P.FindCoordinatorRequest(key="g", key_type=1)).error_code == E.INVALID_REQUEST
+    b = BatchBuilder()
+    b.append(0, b"k", b"v")
+    assert wire.produce("__consumer_offsets", 0, b.build()).error_code == (
+        E.INVALID_TOPIC_EXCEPTION)
+
+    def heartbeat(**kw):
+        fields = {"group_id": "g", "member_id": "m", "member_epoch": 0,
+                  "rebalance_timeout_ms": 1000, "subscribed_topic_names": ("t",),
+                  "owned_partitions": (), **kw}
+        while True:  # the coordinator may still be loading its partition
+            r = wire.call(P.ConsumerGroupHeartbeatRequest(**fields))
+            if r.error_code != E.COORDINATOR_LOAD_IN_PROGRESS:
+                return r
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+
+    assert heartbeat(member_id="").error_code == E.INVALID_REQUEST
+    assert heartbeat(subscribed_topic_names=None).error_code == E.INVALID_REQUEST
+    assert heartbeat(subscribed_topic_names=None, subscribed_topic_regex="(").error_code == (
+        E.INVALID_REGULAR_EXPRESSION)
+    assert heartbeat(server_assignor="nope").error_code == E.UNSUPPORTED_ASSIGNOR
+    joined = heartbeat()
+    assert joined.error_code == 0 and joined.member_epoch >= 1
+    assert heartbeat(member_epoch=joined.member_epoch + 5).error_code == E.FENCED_MEMBER_EPOCH
+    assert heartbeat(member_id="ghost", member_epoch=3).error_code == E.UNKNOWN_MEMBER_ID
+    commit = P.OffsetCommitRequest(group_id="g", member_id="m", member_epoch=99, topics=(
+        P.OffsetCommitTopic(name="t", partitions=(
+            P.OffsetCommitPartition(partition=0, committed_offset=1),)),))
+    assert wire.call(commit).error_code == E.STALE_MEMBER_EPOCH
+    simple = P.OffsetCommitRequest(group_id="g", topics=commit.topics)  # group has a member
+    assert wire.call(simple).error_code == E.UNKNOWN_MEMBER_ID
+    gone = wire.call(P.DeleteGroupsRequest(groups_names=("g", "nope"))).results
+    assert [x.error_code for x in gone] == [E.NON_EMPTY_GROUP, E.GROUP_ID_NOT_FOUND]
+    assert heartbeat(member_epoch=-1).error_code == 0  # leave
+    assert wire.call(P.DeleteGroupsRequest(groups_names=("g",))).results[0].error_code == 0
+    # the broker is still fine
+    assert wire.call(P.ListGroupsRequest()).groups == ()
