@@ -90,7 +90,7 @@ class Admin(GroupAdminMixin):
     def _wait_for_leaders(self, names: list[str], timeout_ms: int) -> None:
         deadline = time.monotonic() + timeout_ms / 1000
         while True:
-            view = self._client.refresh_metadata(names)
+            view = self._client.refresh_metadata(names, via_controller=True)
             ready = all(
                 n in view.topics and view.topics[n].partitions
                 and all(pm.leader >= 0 for pm in view.topics[n].partitions) for n in names)
@@ -125,14 +125,15 @@ class Admin(GroupAdminMixin):
         return _finish(results, raise_errors)
 
     def list_topics(self, *, include_internal: bool = False) -> list[str]:
-        view = self._client.refresh_metadata(None)
+        view = self._client.refresh_metadata(None, via_controller=True)
         return sorted(n for n, t in view.topics.items() if include_internal or not t.is_internal)
 
     def describe_topics(self, names: Iterable[str] | None = None) -> dict[str, TopicDescription]:
         """Partitions with leader, replicas and ISR. ``names=None``: every topic. Unknown
         topics raise UnknownTopicOrPartitionError."""
         wanted = list(names) if names is not None else None
-        resp = self._client.call_any(p.MetadataRequest(
+        # the active controller's image is the freshest (others apply its log a moment later)
+        resp = self._client.call_controller(p.MetadataRequest(
             topics=tuple(wanted) if wanted is not None else None))
         self._client._apply(resp, all_topics=wanted is None)
         out: dict[str, TopicDescription] = {}
@@ -150,7 +151,7 @@ class Admin(GroupAdminMixin):
         return dict(sorted(out.items()))
 
     def describe_cluster(self) -> ClusterDescription:
-        resp = self._client.call_any(p.MetadataRequest(topics=()))
+        resp = self._client.call_controller(p.MetadataRequest(topics=()))
         self._client._apply(resp)
         return ClusterDescription(
             cluster_id=resp.cluster_id or None, controller_id=resp.controller_id,

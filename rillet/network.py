@@ -173,10 +173,13 @@ class NetworkClient:
     # -- metadata ---------------------------------------------------------------------------
 
     def refresh_metadata(self, topics: Iterable[str] | None = None,
-                         timeout_ms: int | None = None) -> ClusterView:
-        """Blocking refresh; ``topics=None`` asks for every topic."""
+                         timeout_ms: int | None = None, *,
+                         via_controller: bool = False) -> ClusterView:
+        """Blocking refresh; ``topics=None`` asks for every topic. ``via_controller``: ask the
+        active controller, whose image is the freshest (admin reads after admin writes)."""
         req = MetadataRequest(topics=tuple(topics) if topics is not None else None)
-        response = self.call_any(req, timeout_ms)
+        call = self.call_controller if via_controller else self.call_any
+        response = call(req, timeout_ms)
         return self._apply(response, all_topics=topics is None)
 
     def _apply(self, response: MetadataResponse, all_topics: bool = False) -> ClusterView:

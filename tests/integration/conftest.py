@@ -14,6 +14,12 @@ from rillet.launcher import LocalCluster
 
 # Fast schedules so retention/compaction are observable within a test.
 TEST_BROKER_CONFIGS = {"log.retention.check.interval.ms": "500"}
+# Fast failure detection for multi-broker tests (Kafka defaults: 1000, 2000, 9000 ms).
+FAST_CLUSTER_CONFIGS = {
+    "controller.quorum.election.timeout.ms": "300",
+    "broker.heartbeat.interval.ms": "200",
+    "broker.session.timeout.ms": "1500",
+}
 
 
 @pytest.fixture
@@ -47,6 +53,12 @@ def cluster_factory(tmp_path: Path) -> Iterator[Callable[..., LocalCluster]]:
 def cluster(cluster_factory: Callable[..., LocalCluster]) -> LocalCluster:
     """A started one-broker LocalCluster (``cluster.bootstrap_servers``)."""
     return cluster_factory()
+
+
+@pytest.fixture
+def cluster3(cluster_factory: Callable[..., LocalCluster]) -> LocalCluster:
+    """A started three-broker LocalCluster (three controller voters) with fast timeouts."""
+    return cluster_factory(3, FAST_CLUSTER_CONFIGS)
 
 
 class Wire:
