@@ -168,3 +168,30 @@ def test_bad_group_requests_get_typed_errors_and_the_offsets_topic_is_protected(
     assert wire.call(P.DeleteGroupsRequest(groups_names=("g",))).results[0].error_code == 0
     # the broker is still fine
     assert wire.call(P.ListGroupsRequest()).groups == ()
+
+
+@pytest.mark.timeout(60)
+def test_regex_subscription_picks_up_new_topics_and_partitions(cluster_factory) -> None:
+    cluster = cluster_factory(configs={"group.consumer.heartbeat.interval.ms": "200"})
+    bs = cluster.bootstrap_servers
+    consumer = Consumer({"bootstrap.servers": bs, "group.id": "rx", "heartbeat.interval.ms": 200})
+    try:
+        with Admin({"bootstrap.servers": bs}) as admin:
+            admin.create_topics([NewTopic("p-1", 1), NewTopic("other", 1)])
+            consumer.subscribe(pattern=r"p-\d+")
+
+            def wait_assigned(expected: set) -> None:
+                deadline = time.monotonic() + 20
+                while consumer.assignment() != expected:
+                    assert time.monotonic() < deadline, consumer.assignment()
+                    consumer.poll(100)
+
+            wait_assigned({TopicPartition("p-1", 0)})
+            admin.create_topics([NewTopic("p-2", 2)])
+            wait_assigned({TopicPartition("p-1", 0), TopicPartition("p-2", 0),
+                           TopicPartition("p-2", 1)})
+            admin.create_partitions({"p-1": 2})
+            wait_assigned({TopicPartition("p-1", 0), TopicPartition("p-1", 1),
+                           TopicPartition("p-2", 0), TopicPartition("p-2", 1)})
+    finally:
+        consumer.close()

@@ -330,3 +330,27 @@ def test_partition_for_matches_kafka() -> None:
     # Kafka: Utils.abs(MIN_VALUE) == 0; otherwise abs(hash) % partitions
     assert gc.partition_for("polygenelubricants", 10) == 0
     assert gc.partition_for("hello", 50) == 99162322 % 50
+
+
+@pytest.mark.timeout(30)
+def test_static_member_gets_its_partitions_back_after_a_quick_restart(gbroker) -> None:
+    gbroker.create("t", 4)
+    static = _consumer(gbroker, **{"group.instance.id": "s1"})
+    other = _consumer(gbroker)
+    try:
+        static.subscribe(["t"])
+        other.subscribe(["t"])
+        _poll_until([static, other], lambda: len(static.assignment()) == 2
+                    and len(other.assignment()) == 2)
+        mine = static.assignment()
+        static.close()  # epoch -2: the coordinator keeps the assignment for the session timeout
+        for _ in range(10):
+            other.poll(20)
+        assert other.assignment().isdisjoint(mine)
+        static = _consumer(gbroker, **{"group.instance.id": "s1"})
+        static.subscribe(["t"])
+        _poll_until([static, other], lambda: static.assignment() == mine)
+        assert other.assignment().isdisjoint(mine)
+    finally:
+        static.close()
+        other.close()
