@@ -174,6 +174,10 @@ class Membership:
         self.fatal: RilletError | None = None
         self.last_poll = time.monotonic()
         self._last_ok_send = time.monotonic()
+        # revocation lease: send time of the first request after the last calm reply
+        self._calm = True
+        self._uncalm_since: float | None = None
+        self._sent_owned: frozenset[TopicPartition] = frozenset()
         self._send_now = True
         self._stopping = False
         self._leave_epoch: int | None = None
@@ -217,8 +221,13 @@ class Membership:
                     break
                 self._send_now = False
             sent = time.monotonic()
+            request = self._request()
+            with self._lock:
+                self._sent_owned = frozenset(_tps_from(request.owned_partitions))
+                if self._calm:
+                    self._calm, self._uncalm_since = False, sent
             try:
-                r = self.locator.call(self._request(), max(1.0, self.heartbeat_interval_s))
+                r = self.locator.call(request, max(1.0, self.heartbeat_interval_s))
                 code = r.error_code
             except RilletError as exc:
                 self._log.debug("heartbeat failed: %s", exc)
@@ -242,6 +251,9 @@ class Membership:
                 self.member_epoch = r.member_epoch
                 if r.assignment is not None:
                     target = _tps_from(r.assignment)
+                    # calm: nothing to revoke, and we did not revoke while it was in flight
+                    if self._sent_owned <= target and self._sent_owned == self.owned:
+                        self._calm, self._uncalm_since = True, None
                     if target != self.target:
                         self._log.debug("epoch %s: target %s", r.member_epoch, sorted(target))
                     self.target = target
@@ -276,6 +288,12 @@ class Membership:
         if self.owned and not self.lost and now > self._last_ok_send + self.session_timeout_s:
             self._log.warning("no successful heartbeat for %s s: partitions lost",
                               self.session_timeout_s)
+            self.lost, self.member_epoch, self.target = True, 0, None
+            self._changed.set()
+        if (self.owned and not self.lost and self._uncalm_since is not None
+                and now > self._uncalm_since + self.max_poll_interval_s):
+            self._log.warning("a revocation may be pending for max.poll.interval.ms: "
+                              "partitions lost")
             self.lost, self.member_epoch, self.target = True, 0, None
             self._changed.set()
         if (now - self.last_poll > self.max_poll_interval_s and self.member_epoch > 0

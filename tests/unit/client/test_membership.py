@@ -354,3 +354,23 @@ def test_static_member_gets_its_partitions_back_after_a_quick_restart(gbroker) -
     finally:
         static.close()
         other.close()
+
+
+@pytest.mark.timeout(30)
+def test_revocation_lease_drops_partitions_when_heartbeats_go_unanswered(gbroker) -> None:
+    """No calm heartbeat reply for the rebalance timeout (max.poll.interval.ms): a revocation
+    may have been asked in a lost reply, so the partitions are dropped (lost) and rejoined."""
+    gbroker.create("t", 2)
+    rec = Recorder()
+    c = _consumer(gbroker, **{"max.poll.interval.ms": 800, "session.timeout.ms": 30000})
+    try:
+        c.subscribe(["t"], listener=rec)
+        _poll_until([c], lambda: len(c.assignment()) == 2)
+        gbroker.fail_group["ConsumerGroupHeartbeat"] = [E.COORDINATOR_LOAD_IN_PROGRESS] * 10**6
+        _poll_until([c], lambda: any(e[0] == "lost" for e in rec.events))
+        assert c.assignment() == set()
+        gbroker.fail_group["ConsumerGroupHeartbeat"] = []
+        _poll_until([c], lambda: len(c.assignment()) == 2)
+    finally:
+        gbroker.fail_group["ConsumerGroupHeartbeat"] = []
+        c.close()
