@@ -169,6 +169,7 @@ class Controller(pykka.ThreadingActor):
         self._work: deque[tuple[str, Callable[[], None]]] = deque()
         self._queued: set[str] = set()
         self._last_seen: dict[int, int] = {}
+        self._unfence_at: dict[int, int] = {}  # fenced broker -> metadata index to reach
         self._next_heartbeat = 0
         self._heartbeat_inflight = False
         self._fetch_inflight = False
@@ -234,6 +235,10 @@ class Controller(pykka.ThreadingActor):
                     self._on_fetched(message)
                 case _HeartbeatAnswer(response=r):
                     self._heartbeat_inflight = False
+                    if isinstance(r, P.BrokerHeartbeatResponse) and r.is_fenced:
+                        self._next_heartbeat = min(
+                            self._next_heartbeat, now_ms() + min(self.heartbeat_ms, 100)
+                        )
                     if isinstance(r, P.BrokerHeartbeatResponse) and not self.is_voter:
                         if r.controller_id >= 0:
                             self._set_controller(r.controller_id)
@@ -425,6 +430,7 @@ class Controller(pykka.ThreadingActor):
         if now_ms() - seen <= self.session_ms:
             return  # it came back while this waited
         records = md.fence_broker(self.image, broker_id)
+        self._unfence_at.pop(broker_id, None)
         if records:
             self._log.warning(
                 "fencing broker {}: no heartbeat for {} ms; {} partition change(s)",
@@ -452,7 +458,8 @@ class Controller(pykka.ThreadingActor):
         )
         if self.controller_id == self.broker_id:
             if self.active:
-                self._on_heartbeat(req)
+                if self._on_heartbeat(req).is_fenced:
+                    self._next_heartbeat = now + min(self.heartbeat_ms, 100)
             else:
                 self._next_heartbeat = now + 50  # retry soon, once this leader is ready
             return
@@ -489,8 +496,13 @@ class Controller(pykka.ThreadingActor):
         self._last_seen[b] = now_ms()
         info = self.image.brokers.get(b)
         moved = info is None or (info.host, info.port, info.rack) != (req.host, req.port, req.rack)
-        if moved or info.fenced:
+        if moved:
             self._enqueue(f"register:{b}", lambda: self._register(req))
+        elif info.fenced:
+            # unfence once it has caught up with the metadata log as of its first beat
+            target = self._unfence_at.setdefault(b, self.applied_index)
+            if req.metadata_offset >= target:
+                self._enqueue(f"unfence:{b}", lambda: self._unfence(b))
         return P.BrokerHeartbeatResponse(
             controller_id=self.broker_id, is_fenced=info is None or info.fenced
         )
@@ -499,10 +511,22 @@ class Controller(pykka.ThreadingActor):
         b = req.broker_id
         records = md.register_broker(self.image, b, req.host, req.port, req.rack)
         records = [r for r in records if not isinstance(r, md.UnfenceBroker)]
-        after = md.replay(records, self.image)
-        records += md.unfence_records(after, b)
         if records:
-            self._log.info("broker {} registered at {}:{} (unfenced)", b, req.host, req.port)
+            self._unfence_at.pop(b, None)
+            self._log.info(
+                "broker {} registered at {}:{} (fenced until caught up)", b, req.host, req.port
+            )
+            self._propose(records, lambda ok: None)
+
+    def _unfence(self, broker_id: int) -> None:
+        records = md.unfence_records(self.image, broker_id)
+        self._unfence_at.pop(broker_id, None)
+        if records:
+            self._log.info(
+                "unfencing broker {}; {} partition(s) get a leader back",
+                broker_id,
+                len(records) - 1,
+            )
             self._propose(records, lambda ok: None)
 
     # ------------------------------------------------------------------ metadata fetching

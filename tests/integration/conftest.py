@@ -56,6 +56,12 @@ def cluster(cluster_factory: Callable[..., LocalCluster]) -> LocalCluster:
 
 
 @pytest.fixture
+def cluster3_configs() -> dict[str, str]:
+    """FAST_CLUSTER_CONFIGS, for tests that build their own multi-broker cluster."""
+    return dict(FAST_CLUSTER_CONFIGS)
+
+
+@pytest.fixture
 def cluster3(cluster_factory: Callable[..., LocalCluster]) -> LocalCluster:
     """A started three-broker LocalCluster (three controller voters) with fast timeouts."""
     return cluster_factory(3, FAST_CLUSTER_CONFIGS)

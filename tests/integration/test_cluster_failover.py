@@ -126,7 +126,7 @@ def test_a_killed_broker_is_fenced_and_the_partitions_it_led_get_new_leaders(clu
 
 
 def test_a_broker_that_is_not_a_voter_follows_the_metadata_log(cluster_factory):
-    c = cluster_factory(4, FAST)
+    c = cluster_factory(4, {**FAST, "metadata.snapshot.threshold.entries": "3"})
     assert c.voters == [1, 2, 3]
     with admin(c, 4) as a:  # through the non-voter, which forwards to the controller
         a.create_topics([NewTopic("wide", num_partitions=4, replication_factor=1)])
@@ -137,3 +137,9 @@ def test_a_broker_that_is_not_a_voter_follows_the_metadata_log(cluster_factory):
         10, "broker 4 to see the topic")
     assert meta.controller_id in (1, 2, 3)
     assert not (c.broker_dir(4) / "__cluster_metadata").exists()
+    # restarted, it fetches everything again (a snapshot first: the log was compacted)
+    c.kill(4)
+    c.start_broker(4)
+    c.wait_ready(30, broker_ids=[4])
+    meta = metadata(c, 4, ("wide",))
+    assert meta.topics[0].error_code == 0 and len(meta.topics[0].partitions) == 4

@@ -30,9 +30,10 @@ def consume(bootstrap: str, topic: str, partitions: int, expected: int) -> dict[
 
 
 def test_one_bootstrap_broker_reaches_every_leader_and_a_full_restart_keeps_everything(
-    cluster3,
+    cluster_factory, cluster3_configs
 ):
-    c = cluster3
+    # tiny snapshot threshold: the restart also replays metadata snapshots
+    c = cluster_factory(3, {**cluster3_configs, "metadata.snapshot.threshold.entries": "3"})
     b1, b2, b3 = (c.address(b) for b in c.broker_ids)
     with Admin({"bootstrap.servers": b1}) as admin:
         admin.create_topics(
@@ -58,3 +59,5 @@ def test_one_bootstrap_broker_reaches_every_leader_and_a_full_restart_keeps_ever
         parts = admin.describe_topics(["kept"])["kept"].partitions
     assert {p.leader for p in parts} == {1, 2, 3}
     assert consume(b3, "kept", 3, n) == before
+    snapshots = [c.broker_dir(b) / "__cluster_metadata" / "snapshot.cbor" for b in c.broker_ids]
+    assert any(path.exists() for path in snapshots)
