@@ -178,3 +178,36 @@ def test_waker_never_loses_a_wakeup() -> None:
 def test_deep_pipelines_complete(server, client) -> None:
     futures = [client.request(server.address, _produce(100), 10_000) for _ in range(3000)]
     assert all(f.result(30).topics[0].partitions[0].base_offset == 100 for f in futures)
+
+
+def test_a_request_that_timed_out_while_the_broker_was_down_is_never_delivered(client) -> None:
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"127.0.0.1:{port}"
+    with pytest.raises(BrokerUnavailableError):
+        client.request(address, P.ApiVersionsRequest(), 200).result(5)
+    assert client.is_connected(address) is False
+    assert client.is_connected("127.0.0.1:2") is None  # never used
+    received: list[int] = []
+
+    def handle(peer: bytes, frames: list[bytes]) -> None:
+        cid, _ = codec.decode_request(frames)
+        received.append(cid)
+        server.reply(peer, cid, P.ApiVersionsResponse())
+
+    server = ServerEndpoint(address, handle)
+    server.start()
+    try:
+        client.request(address, P.ApiVersionsRequest(), 5000).result(10)
+        deadline = time.monotonic() + 5
+        while not client.is_connected(address):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        time.sleep(0.3)  # a stale request would arrive together with the new one
+        assert len(received) == 1
+    finally:
+        server.close()
