@@ -168,8 +168,8 @@ def _bytes_items(buf: bytes, pos: int, n: int) -> tuple[list | tuple, int] | Non
 def decode_payload(payload: bytes, n: int):
     """(timestamp deltas, keys, values, headers) of a batch payload with dense offsets, or
     None when some column has a shape this reader does not take (the caller then decodes it
-    with cbor2). ``keys`` is None when every key is null; ``headers`` None when no record has
-    headers; deltas is an iterable of ints."""
+    with cbor2). ``keys`` (``values``) is None when every key (value) is null, ``headers``
+    None when no record has headers; deltas is an iterable of ints below 24."""
     if n <= 0 or len(payload) < 2 or payload[0] != 0x85 or payload[1] != 0xF6:
         return None
     head = _read_head(payload, 2, 0x80)

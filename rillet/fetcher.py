@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import bisect
 import functools
+import gc
 import itertools
 import operator
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future
 from concurrent.futures import wait as wait_futures
-from itertools import repeat
+from itertools import chain, repeat
 
+from rillet.columns import FAST_OK as FAST_COLUMNS
+from rillet.columns import decode_payload
 from rillet.config import ClientConfig
 from rillet.errors import (
     CorruptMessageError,
@@ -30,7 +33,7 @@ from rillet.errors import (
     RilletTimeoutError,
     error_for_code,
 )
-from rillet.logstore.batch import decode_columns, iter_batches
+from rillet.logstore.batch import CODEC_MASK, HEADER_SIZE, decode_columns, iter_batches
 from rillet.logstore.errors import CorruptBatchError
 from rillet.network import NetworkClient, map_error
 from rillet.records import ConsumerRecord, TopicPartition
@@ -331,18 +334,52 @@ class Fetcher:
 
     def _decode(self, tp: TopicPartition, batches: list) -> list[ConsumerRecord]:
         topic, partition = tp
-        out: list[ConsumerRecord] = []
+        parts = []
         kd, vd = self._key_deserializer, self._value_deserializer
-        for _header, mv in batches:
-            offsets, timestamps, keys, values, headers = decode_columns(mv, validate=False)
-            if any(headers):
-                headers = [tuple(map(tuple, hs)) if hs else () for hs in headers]
-            else:  # no record has headers (the common case)
+        for header, mv in batches:
+            n = header.record_count
+            fast = None
+            if (FAST_COLUMNS and not header.attributes & CODEC_MASK
+                    and n == header.last_offset_delta + 1):
+                fast = decode_payload(bytes(mv[HEADER_SIZE:header.length]), n)
+            if fast is not None:  # the common shape, parsed without cbor2 (rillet.columns)
+                deltas, keys, values, _ = fast
+                base, first = header.base_offset, header.first_timestamp
+                offsets = range(base, base + n)
+                # deltas are < 24: share 24 timestamp ints instead of making one per record
+                timestamps = map(list(range(first, first + 24)).__getitem__, deltas)
                 headers = repeat(())
-            if kd is not None:
+            else:
+                offsets, timestamps, keys, values, headers = decode_columns(mv, validate=False)
+                if any(headers):
+                    headers = [tuple(map(tuple, hs)) if hs else () for hs in headers]
+                else:  # no record has headers (the common case)
+                    headers = repeat(())
+            if keys is None:  # every key null
+                keys = repeat(None)
+            elif kd is not None:
                 keys = [None if k is None else kd(k) for k in keys]
-            if vd is not None:
+            if values is None:  # every value null (tombstones)
+                values = repeat(None)
+            elif vd is not None:
                 values = [None if v is None else vd(v) for v in values]
-            out.extend(map(_make_record, zip(repeat(topic), repeat(partition), offsets,
-                                             timestamps, keys, values, headers)))
-        return out
+            parts.append(zip(repeat(topic), repeat(partition), offsets, timestamps, keys, values,
+                             headers))
+        # one C-level loop over every batch of the chunk (no Python code runs inside)
+        return _list_without_gc(map(_make_record, chain.from_iterable(parts)))
+
+
+def _list_without_gc(rows) -> list:
+    """``list(rows)`` with the cyclic GC paused. Records are tuple subclasses, which the
+    collector never untracks, so building a chunk of ~10,000 of them would run a young
+    collection every 700 and, every tenth of those, an older one traversing every record
+    still buffered (measured: ~40% of the consumer's CPU). ``rows`` must be a C-level
+    iterator (no Python code runs while it is consumed, so no other thread sees the pause);
+    the collector runs as usual on the next allocation after it."""
+    if gc.isenabled():
+        gc.disable()
+        try:
+            return list(rows)
+        finally:
+            gc.enable()
+    return list(rows)

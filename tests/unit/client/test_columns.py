@@ -57,7 +57,7 @@ def test_decode_payload_matches_cbor2_or_declines(data) -> None:
     d, k, v, h = got
     assert list(d) == deltas
     assert (list(k) if k is not None else [None] * n) == keys
-    assert list(v if v is not None else [None] * n) == values
+    assert (list(v) if v is not None else [None] * n) == values
     assert h is None and headers == [None] * n
 
 

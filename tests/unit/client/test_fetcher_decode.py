@@ -1,0 +1,92 @@
+"""Fetcher._decode: the fast column path and the cbor2 path give the same ConsumerRecords."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rillet.logstore.batch import BatchBuilder, Codec, decode_records, iter_batches, stamp
+
+from rillet.accumulator import ProducerBatch
+from rillet.config import consumer_config
+from rillet.fetcher import Fetcher
+from rillet.records import ConsumerRecord, TopicPartition
+
+TP = TopicPartition("t", 3)
+
+
+def _fetcher(**cfg) -> Fetcher:
+    return Fetcher(client=None, config=consumer_config({"bootstrap.servers": "x:1", **cfg}))
+
+
+def _log(batches: list[bytes], base: int = 100) -> bytes:
+    """Concatenate batches as a broker returns them (offsets stamped)."""
+    buf = bytearray()
+    for data in batches:
+        pos = len(buf)
+        buf += data
+        stamp(buf, pos, base, 0)
+        base += decode_records(data, validate=False)[-1].offset + 1
+    return bytes(buf)
+
+
+def _expected(log: bytes) -> list[ConsumerRecord]:
+    out = []
+    for _h, mv in iter_batches(log):
+        for r in decode_records(mv):
+            out.append(ConsumerRecord(TP.topic, TP.partition, r.offset, r.timestamp, r.key,
+                                      r.value, r.headers))
+    return out
+
+
+record = st.tuples(st.integers(0, 40), st.none() | st.binary(max_size=8),
+                   st.none() | st.binary(max_size=50),
+                   st.lists(st.tuples(st.text(max_size=3), st.none() | st.binary(max_size=3)),
+                            max_size=1))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(record, min_size=1, max_size=40), min_size=1, max_size=4),
+       st.sampled_from([Codec.NONE, Codec.GZIP]), st.booleans())
+def test_decode_equals_the_logstore_reader(batches, codec, producer_shape) -> None:
+    encoded = []
+    for records in batches:
+        b = ProducerBatch("t", 3, codec, 0) if producer_shape else BatchBuilder(codec)
+        for dt, key, value, headers in records:
+            b.append(1_700_000_000_000 + dt, key, value, headers)
+        encoded.append(b.seal() if producer_shape else b.build())
+    log = _log(encoded)
+    got = _fetcher()._decode(TP, list(iter_batches(log)))
+    assert got == _expected(log)
+    assert all(type(r) is ConsumerRecord for r in got)
+
+
+def test_fast_shape_records_and_deserializers() -> None:
+    b = ProducerBatch("t", 3, Codec.NONE, 0)
+    for i in range(300):
+        b.append(1_700_000_000_000 + i // 20, None, b"%03d" % i + b"x" * 97)
+    log = _log([b.seal()], base=7)
+    got = _fetcher()._decode(TP, list(iter_batches(log)))
+    assert got == _expected(log)
+    assert [r.offset for r in got] == list(range(7, 307))
+    assert got[299].timestamp == 1_700_000_000_014 and got[0].headers == ()
+    fetcher = _fetcher(value_deserializer=lambda v: v[:3].decode(),
+                       key_deserializer=lambda k: 1 / 0)  # never called: null keys
+    got = fetcher._decode(TP, list(iter_batches(log)))
+    assert [r.value for r in got[:3]] == ["000", "001", "002"]
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_gc_state_is_restored(enabled) -> None:
+    b = ProducerBatch("t", 3, Codec.NONE, 0)
+    b.append(5, None, b"v")
+    log = _log([b.seal()])
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        _fetcher()._decode(TP, list(iter_batches(log)))
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
