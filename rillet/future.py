@@ -33,7 +33,7 @@ class BatchCompletion:
         self.base_offset = -1
         self.error: BaseException | None = None
         self.done = False
-        self._event = threading.Event()
+        self._event: threading.Event | None = None  # made by the first waiter (rarely needed)
         self._lock = threading.Lock()
         # (record index, timestamp, callback, is_future_callback)
         self._callbacks: list[tuple[int, int, Callable, bool]] | None = None
@@ -56,7 +56,9 @@ class BatchCompletion:
             self.error = error
             self.done = True
             cbs, self._callbacks = self._callbacks, None
-        self._event.set()
+            event = self._event
+        if event is not None:
+            event.set()
         if cbs:
             for index, ts, fn, future_style in cbs:
                 self._run(index, ts, fn, future_style)
@@ -80,7 +82,15 @@ class BatchCompletion:
                               timestamp)
 
     def wait(self, timeout: float | None) -> bool:
-        return self._event.wait(timeout)
+        if self.done:
+            return True
+        with self._lock:
+            if self.done:
+                return True
+            event = self._event
+            if event is None:
+                event = self._event = threading.Event()
+        return event.wait(timeout)
 
 
 class RecordFuture(tuple):

@@ -123,10 +123,13 @@ class Producer:
         max_request_size = self._max_request_size
         batch_size = self._batch_size
 
+        clock = (0, 0, 0)  # (start ns, end ns, ms) of the millisecond last seen
+
         def send(topic: str, value: Any = None, key: Any = None,
                  headers: Iterable[tuple[str, bytes | None]] | None = None,
                  partition: int | None = None, timestamp_ms: int | None = None,
                  on_delivery: DeliveryCallback | None = None) -> RecordFuture:
+            nonlocal clock
             if state._closed:
                 raise ProducerClosedError()
             if key_serializer is not None and key is not None:
@@ -136,7 +139,15 @@ class Producer:
             if key is not None and type(key) is not bytes:
                 key = _to_bytes(key, "key")
             if timestamp_ms is None:
-                timestamp_ms = _time_ns() // 1_000_000
+                # the clock in ns, but the ms int computed (and allocated) once per millisecond
+                now = _time_ns()
+                c = clock
+                if c[0] <= now < c[1]:
+                    timestamp_ms = c[2]
+                else:
+                    timestamp_ms = now // 1_000_000
+                    start = timestamp_ms * 1_000_000
+                    clock = (start, start + 1_000_000, timestamp_ms)  # one atomic store
             n = counts_get(topic)
             if n is None:
                 n = client.wait_for_topic(topic, max_block_ms)
