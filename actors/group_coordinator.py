@@ -41,6 +41,7 @@ E = P.ErrorCode
 OFFSETS_TOPIC = "__consumer_offsets"
 _LOAD_CHUNK = 1 << 20
 _EXPIRE_EVERY_MS = 60_000
+_STUCK_APPEND_MS = 30_000
 
 
 def java_string_hashcode(s: str) -> int:
@@ -156,7 +157,9 @@ class _Shard:
     load_offset: int = 0
     load_pairs: list = field(default_factory=list)
     reading: bool = False
+    reading_since: int = 0
     busy: bool = False
+    busy_since: int = 0
     queue: deque = field(default_factory=deque)
 
 
@@ -297,7 +300,7 @@ class GroupCoordinatorActor(pykka.ThreadingActor):
             for record in result.records:
                 key, value = G.to_kv(record)
                 batch.append(ts, cbor2.dumps(key), None if value is None else cbor2.dumps(value))
-            shard.busy = True
+            shard.busy, shard.busy_since = True, now_ms()
             def on_appended(r: P.ProducePartitionResponse, result=result, done=done,
                             me=self.actor_ref, partition=shard.partition,
                             generation=shard.generation) -> None:
@@ -306,7 +309,11 @@ class GroupCoordinatorActor(pykka.ThreadingActor):
                 except pykka.ActorDeadError:
                     pass
 
-            ref.tell(R.Append(batch.build(), on_appended))
+            try:
+                ref.tell(R.Append(batch.build(), on_appended))
+            except pykka.ActorDeadError:
+                shard.busy = False
+                done(None, (E.NOT_COORDINATOR, "offsets partition not hosted here"))
 
     def _append_done(self, msg: _AppendDone) -> None:
         shard = self.shards.get(msg.partition)
@@ -413,7 +420,7 @@ class GroupCoordinatorActor(pykka.ThreadingActor):
         ref = self.ctx.replicas.get((OFFSETS_TOPIC, shard.partition))
         if ref is None or shard.reading:
             return  # retried on the next tick (the replica actor may not exist yet)
-        shard.reading = True
+        shard.reading, shard.reading_since = True, now_ms()
         me, partition, generation = self.actor_ref, shard.partition, shard.generation
 
         def on_read(r: P.FetchPartitionResponse) -> None:
@@ -422,7 +429,10 @@ class GroupCoordinatorActor(pykka.ThreadingActor):
             except pykka.ActorDeadError:
                 pass
 
-        ref.tell(R.Read(shard.load_offset, _LOAD_CHUNK, reply=on_read, on_data=None))
+        try:
+            ref.tell(R.Read(shard.load_offset, _LOAD_CHUNK, reply=on_read, on_data=None))
+        except pykka.ActorDeadError:
+            shard.reading = False  # retried on the next tick
 
     def _read_done(self, msg: _ReadDone) -> None:
         shard = self.shards.get(msg.partition)
@@ -466,8 +476,19 @@ class GroupCoordinatorActor(pykka.ThreadingActor):
         expire = now >= self._next_expire
         if expire:
             self._next_expire = now + _EXPIRE_EVERY_MS
-        for shard in self.shards.values():
+        for p, shard in list(self.shards.items()):
+            if shard.busy and now - shard.busy_since > _STUCK_APPEND_MS:
+                # the replica never answered: start over from what the log holds
+                self._log.error("append to {}-{} unanswered for {} ms: reloading", OFFSETS_TOPIC,
+                                p, now - shard.busy_since)
+                for _fn, done in shard.queue:
+                    done(None, (E.COORDINATOR_NOT_AVAILABLE, "reloading the group state"))
+                self._generation += 1
+                shard = self.shards[p] = _Shard(partition=p, leader_epoch=shard.leader_epoch,
+                                                generation=self._generation)
             if not shard.loaded:
+                if shard.reading and now - shard.reading_since > _STUCK_APPEND_MS:
+                    shard.reading = False  # the read was lost: ask again
                 self._load(shard)
                 continue
             deadline = shard.state.next_deadline_ms()
