@@ -250,3 +250,66 @@ def _check_history(events: list[dict], killed_at: dict[str, float], metas: list)
             counts[(p, o)] = counts.get((p, o), 0) + 1
     reprocessed = sum(c - 1 for c in counts.values())
     print(f"records: {len(metas)}, re-processed: {reprocessed}")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("seed", [1, 2])
+def test_group_churn_soak(cluster_factory, tmp_path, seed) -> None:
+    """~40 s of random joins, clean stops and kill -9s while a producer writes; the same
+    history checks as above at the end."""
+    import random
+
+    rng = random.Random(seed)
+    cluster = cluster_factory(configs=BROKER_CONFIGS)
+    bootstrap = cluster.bootstrap_servers
+    with Admin({"bootstrap.servers": bootstrap}) as admin:
+        admin.create_topics([NewTopic("t", PARTITIONS)])
+    produced: list = []
+    stop_producing = threading.Event()
+
+    def produce() -> None:
+        with Producer({"bootstrap.servers": bootstrap, "linger.ms": 5}) as producer:
+            i = 0
+            while not stop_producing.is_set():
+                produced.append(producer.send("t", value=b"%d" % i))
+                i += 1
+                time.sleep(0.004)
+            producer.flush()
+
+    producer_thread = threading.Thread(target=produce, daemon=True)
+    producer_thread.start()
+    workers = Workers(tmp_path, bootstrap)
+    try:
+        names = iter(f"w{i}" for i in range(1, 100))
+        for _ in range(3):
+            workers.start(next(names))
+        end = time.monotonic() + 40
+        while time.monotonic() < end:
+            time.sleep(rng.uniform(1.0, 4.0))
+            live = [n for n, p in workers.procs.items() if p.poll() is None]
+            action = rng.choice(["start", "stop", "kill"])
+            if action == "start" or len(live) <= 1:
+                if len(live) < 5:
+                    workers.start(next(names))
+            elif action == "stop":
+                workers.terminate(rng.choice(live))
+            else:
+                workers.kill(rng.choice(live))
+        live = [n for n, p in workers.procs.items() if p.poll() is None]
+        wait_for(_balanced(workers, min(len(live), PARTITIONS)), SESSION_MS / 1000 + 30,
+                 "the group to settle", workers)
+        stop_producing.set()
+        producer_thread.join(30)
+        metas = [f.get(10) for f in produced]
+
+        def caught_up():
+            done = {(e["partition"], e["offset"]) for e in workers.events() if e["kind"] == "rec"}
+            return all((m.partition, m.offset) in done for m in metas)
+
+        wait_for(caught_up, 60, "every produced record to be processed", workers)
+        workers.stop_all()
+        _check_history(workers.events(), workers.killed_at, metas)
+    finally:
+        stop_producing.set()
+        workers.stop_all()
