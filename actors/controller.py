@@ -606,10 +606,19 @@ class Controller(pykka.ThreadingActor):
     def _forward_or_refuse(self, message: Admin) -> None:
         target = self.controller_id
         address = self._address_of(target) if target >= 0 else None
-        if not message.forwardable or address is None or target == self.broker_id:
+        if (
+            not message.forwardable
+            or address is None
+            or target == self.broker_id
+            or self.endpoint.is_connected(address) is False  # it is down: tell the client now
+        ):
             message.reply(not_controller(message.request))
             return
-        timeout = getattr(message.request, "timeout_ms", 30000)
+        # bounded: if the controller died meanwhile, the client should retry elsewhere soon
+        timeout = min(
+            getattr(message.request, "timeout_ms", 30000),
+            10 * self.raft_config.election_timeout_ms,
+        )
         future = self.endpoint.request(address, message.request, timeout)
 
         def done(f) -> None:

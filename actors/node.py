@@ -4,9 +4,11 @@
         [--config log.retention.check.interval.ms=1000]...
 
 Start order: lock the data dir, bind the ROUTER socket (fail fast if the port is taken),
-start the Controller (replays the metadata log; its publications start one PartitionReplica
-per hosted partition), register this broker, then start serving. ApiVersions answering is
-the readiness signal. SIGTERM/SIGINT: stop taking requests, close every partition log
+start the Controller (on a voter it opens the Raft metadata log; its publications of the
+committed image start one PartitionReplica per hosted partition), then serve. The broker
+registers with the active controller by heartbeating (docs/cluster.md). ApiVersions
+answers as soon as it serves; a Metadata response naming a controller and listing this
+broker is the "registered and unfenced" signal the launcher waits for. SIGTERM/SIGINT: stop taking requests, close every partition log
 (flush + clean-shutdown marker), close the metadata log, exit 0. SIGKILL is survived by the
 log store's recovery.
 

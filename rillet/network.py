@@ -28,7 +28,12 @@ from rillet.errors import (
 )
 from rillet.transport import errors as terr
 from rillet.transport.endpoint import ClientEndpoint
-from rillet.transport.protocol import ErrorCode, MetadataRequest, MetadataResponse
+from rillet.transport.protocol import (
+    ApiVersionsRequest,
+    ErrorCode,
+    MetadataRequest,
+    MetadataResponse,
+)
 
 
 def map_error(exc: BaseException) -> BaseException:
@@ -140,11 +145,14 @@ class NetworkClient:
         and reachable, else to any broker (which forwards it to the controller)."""
         timeout_ms = timeout_ms or self.request_timeout_ms
         address = self.controller_address()
-        if address is not None and self.endpoint.is_connected(address) is not False:
+        state = self.endpoint.is_connected(address) if address is not None else False
+        if state:
             try:
-                return self.call(address, msg, min(timeout_ms, max(1000, timeout_ms // 2)))
+                return self.call(address, msg, timeout_ms)
             except (BrokerUnavailableError, RequestTimedOutError):
                 self.request_metadata_update(())
+        elif state is None:  # never talked to it: connect for next time, forward this one
+            self.endpoint.request(address, ApiVersionsRequest(), 1000)
         return self.call_any(msg, timeout_ms)
 
     def call_any(self, msg: Any, timeout_ms: int | None = None) -> Any:

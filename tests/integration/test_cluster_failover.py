@@ -71,7 +71,8 @@ def test_killing_the_active_controller_elects_another_which_the_old_one_follows(
     # topic creation works again (the admin client finds the new controller)
     live = [b for b in c.broker_ids if b != old]
     with admin(c, live[0]) as a:
-        a.create_topics([NewTopic("after", num_partitions=2, replication_factor=1)])
+        # rf 2: the old controller may not be fenced yet, so a replica may be placed on it
+        a.create_topics([NewTopic("after", num_partitions=2, replication_factor=2)])
         assert {"before", "after"} <= set(a.list_topics())
     # the old controller comes back as a follower: the leader keeps its term (pre-vote)
     c.start_broker(old)
