@@ -90,3 +90,23 @@ def test_gc_state_is_restored(enabled) -> None:
         assert gc.isenabled() is enabled
     finally:
         (gc.enable if was else gc.disable)()
+
+
+def test_records_skip_young_collections_but_app_freeze_is_respected() -> None:
+    b = ProducerBatch("t", 3, Codec.NONE, 0)
+    for i in range(2000):
+        b.append(5, None, b"v%d" % i)
+    batches = list(iter_batches(_log([b.seal()])))
+    assert gc.get_freeze_count() == 0
+    got = _fetcher()._decode(TP, batches)
+    assert len(got) == 2000 and gc.get_freeze_count() == 0 and gc.isenabled()
+    assert gc.get_count()[0] < 700  # the records did not land in the young generation
+    keep = [object() for _ in range(10)]  # an application that froze its objects
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert _fetcher()._decode(TP, batches) == got
+        assert gc.get_freeze_count() == frozen  # left as the application set it
+    finally:
+        gc.unfreeze()
+    del keep
