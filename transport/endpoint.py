@@ -197,7 +197,7 @@ class ServerEndpoint:
 
 
 class _Pending:
-    __slots__ = ("future", "address", "api", "timeout_ms", "deadline")
+    __slots__ = ("future", "address", "api", "timeout_ms", "deadline", "sent")
 
     def __init__(self, future: Future, address: str, api: str, timeout_ms: int, deadline: float):
         self.future = future
@@ -205,15 +205,17 @@ class _Pending:
         self.api = api
         self.timeout_ms = timeout_ms
         self.deadline = deadline
+        self.sent = False  # handed to ZeroMQ on a live connection
 
 
 class _Connection:
-    __slots__ = ("socket", "monitor", "connected", "backlog")
+    __slots__ = ("socket", "monitor", "connected", "was_up", "backlog")
 
     def __init__(self, socket: zmq.Socket, monitor: zmq.Socket) -> None:
         self.socket = socket
         self.monitor = monitor
         self.connected = False
+        self.was_up = False  # connected at least once: a down connection now means a dead peer
         # requests not yet taken by ZeroMQ (no connection yet): (cid, frames, item)
         self.backlog: deque[tuple[int, list, Any]] = deque()
 
@@ -407,7 +409,10 @@ class ClientEndpoint:
                                 break
                             up = event["event"] == zmq.EVENT_CONNECTED
                             conns[address].connected = up
+                            conns[address].was_up |= up
                             self._states[address] = up
+                            if not up:
+                                _fail_lost(address, pending, raw_waiters)
                 now = time.monotonic()
                 while timeouts and timeouts[0][0] <= now:
                     _, key = heapq.heappop(timeouts)
@@ -446,6 +451,8 @@ class ClientEndpoint:
             try:
                 conn.socket.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
             except zmq.Again:
+                if conn.was_up and not conn.connected:
+                    self._fail_backlog(address, conn, pending)  # fail fast: the broker is down
                 return  # no live connection yet: retry on the next loop
             except zmq.ZMQError as e:
                 conn.backlog.popleft()
@@ -458,6 +465,17 @@ class ClientEndpoint:
             conn.backlog.popleft()
             if isinstance(item, Future):  # acks=0 produce: done once sent
                 _succeed(item, None)
+            elif isinstance(item, _Pending):
+                item.sent = True
+
+    def _fail_backlog(self, address: str, conn: _Connection, pending: dict) -> None:
+        while conn.backlog:
+            cid, _frames, item = conn.backlog.popleft()
+            if isinstance(item, _Pending):
+                pending.pop(cid if cid != -2 else -id(item), None)
+                _fail(item.future, BrokerUnavailableError(address, item.api, 0, disconnected=True))
+            elif isinstance(item, Future):
+                _fail(item, BrokerUnavailableError(address, "Produce", 0, disconnected=True))
 
     def _deliver(
         self,
@@ -485,6 +503,21 @@ class ClientEndpoint:
             _fail(item.future, ProtocolError(msg.error_code, msg.error_message, remote=True))
         else:
             _succeed(item.future, msg)
+
+
+def _fail_lost(address: str, pending: dict, raw_waiters: dict) -> None:
+    """The connection to ``address`` went down: requests sent on it will never be answered
+    (with IMMEDIATE, ZeroMQ drops the pipe): fail them now rather than at their timeout."""
+    for key, item in list(pending.items()):
+        if item.address == address and item.sent:
+            del pending[key]
+            waiters = raw_waiters.get(address)
+            if waiters and item in waiters:
+                waiters.remove(item)
+            _fail(
+                item.future,
+                BrokerUnavailableError(address, item.api, item.timeout_ms, connection_lost=True),
+            )
 
 
 def _drop_from_backlog(conn: _Connection, item: Any) -> None:

@@ -64,12 +64,31 @@ class BrokerUnavailableError(RequestTimedOutError):
 
     code = ErrorCode.BROKER_NOT_AVAILABLE
 
-    def __init__(self, address: str, api: str, timeout_ms: int) -> None:
+    def __init__(
+        self,
+        address: str,
+        api: str,
+        timeout_ms: int,
+        *,
+        connection_lost: bool = False,
+        disconnected: bool = False,
+    ) -> None:
         super().__init__(address, api, timeout_ms)
-        self.args = (
-            f"broker {address} is not reachable ({api} request got no connection "
-            f"within {timeout_ms} ms); is it running?",
-        )
+        if disconnected:
+            self.args = (
+                f"broker {address} is down (its connection was lost; reconnecting): "
+                f"{api} request not sent",
+            )
+        elif connection_lost:
+            self.args = (
+                f"connection to broker {address} lost with a {api} request in flight "
+                "(it may or may not have been processed)",
+            )
+        else:
+            self.args = (
+                f"broker {address} is not reachable ({api} request got no connection "
+                f"within {timeout_ms} ms); is it running?",
+            )
 
 
 class EndpointClosedError(TransportError):

@@ -211,3 +211,25 @@ def test_a_request_that_timed_out_while_the_broker_was_down_is_never_delivered(c
         assert len(received) == 1
     finally:
         server.close()
+
+
+def test_a_broker_that_goes_away_fails_requests_at_once_not_at_their_timeout(client) -> None:
+    import time
+
+    s = EchoServer()
+    try:
+        client.request(s.address, P.ApiVersionsRequest(), 5000).result(5)
+        s.silent.set()
+        in_flight = client.request(s.address, P.ApiVersionsRequest(), 20_000)
+    finally:
+        s.endpoint.close()
+    started = time.monotonic()
+    with pytest.raises(BrokerUnavailableError, match="lost with a ApiVersions request"):
+        in_flight.result(10)
+    deadline = time.monotonic() + 5
+    while client.is_connected(s.address):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    with pytest.raises(BrokerUnavailableError, match="is down"):
+        client.request(s.address, P.ApiVersionsRequest(), 20_000).result(10)
+    assert time.monotonic() - started < 10  # long before the 20 s timeouts
