@@ -8,10 +8,10 @@ record, never across I/O or encoding.
 
 A :class:`ProducerBatch` keeps its records as columns and encodes them itself in
 :meth:`ProducerBatch.seal`, producing exactly the bytes of ``logstore.batch.BatchBuilder``
-(a unit test checks this byte for byte): it writes the CBOR of the columns that are the same
-in nearly every batch (all-null keys, no headers, timestamp deltas below 24) from cached or
-C-built bytes, which is several times cheaper than encoding them item by
-item. Compressed batches go through ``BatchBuilder``.
+(a unit test checks this byte for byte): it writes the CBOR of the columns with
+:mod:`rillet.columns` (cached heads, C-level joins: all-null keys and headers, timestamp
+deltas, byte strings), several times cheaper than cbor2's item-by-item encoding; odd shapes
+fall back to cbor2. Compressed batches go through ``BatchBuilder``.
 """
 
 from __future__ import annotations
