@@ -4,9 +4,11 @@ Per assigned partition a :class:`PartitionState` holds the ``position`` (next of
 the application) and the ``fetch_offset`` (next offset to ask the broker for; ahead of the
 position while fetched chunks wait in the buffer). A partition is fetched again as soon as its previous response arrived, while at most
 ``_PREFETCH`` undecoded chunks wait, so the broker reads the next chunk while the application
-processes the current one. Chunks are decoded (``logstore.batch.decode_columns``) only when
-poll() hands their records out. A ``seek`` bumps the partition's generation, which discards
-buffered chunks and any response still in flight for it.
+processes the current one. Chunks are decoded only when poll() hands their records out:
+``rillet.columns.decode_payload`` for the common batch shape, else
+``logstore.batch.decode_columns``; a chunk's records are built in one C-level loop with the
+GC paused (see :func:`_list_without_gc`). A ``seek`` bumps the partition's generation, which
+discards buffered chunks and any response still in flight for it.
 """
 
 from __future__ import annotations
