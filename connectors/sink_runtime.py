@@ -1,57 +1,73 @@
 """Running one sink task: consume, convert, transform, put, and commit offsets.
 
-Assignment: without consumer groups yet, a sink task consumes by manual assignment. The
-partitions of the connector's topics (``topics`` or ``topics.regex``, re-listed every
-``topic.refresh`` period so new topics and partitions are picked up) are dealt round-robin
-over the tasks: task i of n takes the i-th, (i+n)-th, ... partition. :class:`ManualAssignment`
-is the seam: a group-based assignment (KIP-848 style, once groups exist) replaces it with the
-same ``current()`` method, and its ``connect-<name>`` group offsets replace :class:`OffsetStore`.
+Assignment: every task of connector ``name`` is a member of the consumer group
+``connect-<name>`` (Kafka Connect's default; ``consumer.override.group.id`` changes it),
+subscribed to ``topics`` or ``topics.regex``. The group's assignor splits the partitions over
+the tasks (tasks.max), picks up new topics and partitions, and moves the partitions of a task
+that stops or dies to the others. The rebalance listener drives the task: on assignment
+``SinkTask.open(partitions)``, then the consumer is positioned; on revocation the task's
+offsets are committed (``pre_commit``) and ``SinkTask.close(partitions)`` runs; partitions
+*lost* (fenced, session expired) are closed without a commit.
 
-Offsets: the task's own (``context.offset()`` from ``open()``, as the SQLite and file sinks do)
-win; otherwise the worker's stored ones (``connect-offsets``); otherwise the earliest offset.
-Every ``offset.flush.interval.ms`` (and on stop) the worker calls ``task.pre_commit()`` (which
-flushes by default) and stores what it returns.
+Offsets, on assignment: the task's own (``context.offset()`` from ``open()``, as the SQLite
+and file sinks do: they store them atomically with the data, which makes them exactly-once)
+win; otherwise the group's committed offset; otherwise the earliest offset. Every
+``offset.flush.interval.ms`` (and before revoking, pausing or stopping) the worker calls
+``task.pre_commit()`` (which flushes by default) and commits what it returns to the group,
+so ``rillet group describe connect-<name>`` shows the sink's lag.
+
+Leaving: ``stop()`` closes the consumer, which commits, runs the revocation and leaves the
+group at once, so a restarted task gets its partitions back without waiting for the session
+timeout. A worker killed with SIGKILL cannot leave: its partitions move once the broker's
+``group.consumer.session.timeout.ms`` expires.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from loguru import logger
 
 from .api import SinkRecord, SinkTaskContext, TopicPartition
-from .clients import Clients, client_config, ensure_topic, partition_count
+from .clients import Clients, client_config, ensure_topic
 from .errorhandling import SKIP, ErrorContext, ErrorHandler, dlq_headers
 from .errors import ToleranceExceededError
-from .offsets import OffsetStore, sink_partition
 from .validation import ConnectorSpec, make_converter_for, transforms_for
 
 ACK_TIMEOUT_S = 60
-TOPIC_REFRESH_MS = 3000
 
 
-class ManualAssignment:
-    """Which partitions task ``task_id`` of ``n_tasks`` consumes (deterministic)."""
+def sink_group_id(spec_config: Mapping[str, Any]) -> str:
+    """The consumer group of a sink connector: ``consumer.override.group.id`` or
+    ``connect-<name>``."""
+    return str(spec_config.get("consumer.override.group.id") or f"connect-{spec_config['name']}")
 
-    def __init__(self, topics: list[str], regex: str, task_id: int, n_tasks: int) -> None:
-        self.topics = topics
-        self.regex = re.compile(regex) if regex else None
-        self.task_id = task_id
-        self.n_tasks = max(1, n_tasks)
 
-    def current(self, admin: Any) -> list[TopicPartition]:
-        names = self.topics
-        if self.regex is not None:
-            names = [t for t in admin.list_topics() if self.regex.fullmatch(t)]
-        tps = []
-        for t in sorted(names):
-            n = partition_count(admin, t)
-            tps += [TopicPartition(t, p) for p in range(n or 0)]
-        return tps[self.task_id::self.n_tasks]
+class _Listener:
+    """The consumer's rebalance listener: runs in poll(), in the task's thread. Errors are
+    kept and raised by the runner after poll() (the consumer would only log them)."""
+
+    def __init__(self, runner: WorkerSinkTask) -> None:
+        self.runner = runner
+
+    def on_partitions_assigned(self, assigned: set) -> None:
+        self._guard(self.runner.partitions_assigned, assigned)
+
+    def on_partitions_revoked(self, revoked: set) -> None:
+        self._guard(self.runner.partitions_revoked, revoked)
+
+    def on_partitions_lost(self, lost: set) -> None:
+        self._guard(self.runner.partitions_lost, lost)
+
+    def _guard(self, fn: Callable[[list[TopicPartition]], None], tps: Iterable) -> None:
+        try:
+            fn(sorted(TopicPartition(tp[0], tp[1]) for tp in tps))
+        except BaseException as e:
+            if self.runner.listener_error is None:
+                self.runner.listener_error = e
+            raise
 
 
 class _Reporter:
@@ -63,7 +79,7 @@ class _Reporter:
 
 
 class WorkerSinkTask:
-    """Owns one SinkTask, its consumer and its DLQ producer. One actor drives it."""
+    """Owns one SinkTask, its group consumer and its DLQ producer. One actor drives it."""
 
     def __init__(self, spec: ConnectorSpec, task_id: int, n_tasks: int,
                  task_config: dict[str, Any], worker: Mapping[str, Any], clients: Clients,
@@ -83,8 +99,7 @@ class WorkerSinkTask:
         self.transforms = transforms_for(spec.config)
         self.dlq_topic = spec.config["errors.deadletterqueue.topic.name"]
         self.dlq_headers = spec.config["errors.deadletterqueue.context.headers.enable"]
-        self.assignment_policy = ManualAssignment(spec.config["topics"],
-                                                  spec.config["topics.regex"], task_id, n_tasks)
+        self.group_id = sink_group_id(spec.config)
         self.flush_interval_ms = int(worker["offset.flush.interval.ms"])
         self.assigned: list[TopicPartition] = []
         self.consumed: dict[TopicPartition, int] = {}   # next offset to consume
@@ -93,59 +108,73 @@ class WorkerSinkTask:
         self.task: Any = None
         self.consumer: Any = None
         self.admin: Any = None
-        self.store: OffsetStore | None = None
+        self.listener_error: BaseException | None = None
         self._dlq_producer: Any = None
-        self.last_commit_ms = self.last_refresh_ms = 0.0
+        self.last_commit_ms = 0.0
         self.records_put = 0
+
+    def consumer_config(self) -> dict[str, Any]:
+        return {"client.id": f"connector-consumer-{self.name}-{self.task_id}",
+                **client_config(self.worker, "consumer", self.spec.config),
+                "group.id": self.group_id, "auto.offset.reset": "earliest",
+                "enable.auto.commit": False}
 
     # --- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
         self.assigned, self.consumed, self.committed = [], {}, {}
-        self.store = OffsetStore(self.clients, self.worker)
-        self.admin = self.clients.admin(client_config(self.worker, "admin"))
-        self.store.ensure_topic(self.admin)
+        self.listener_error = None
         if self.dlq_topic:
+            self.admin = self.clients.admin(client_config(self.worker, "admin"))
             ensure_topic(self.clients, self.admin, self.dlq_topic, 1, self.spec.config[
                 "errors.deadletterqueue.topic.replication.factor"])
-        self.consumer = self.clients.consumer({
-            **client_config(self.worker, "consumer", self.spec.config),
-            "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        self.consumer = self.clients.consumer(self.consumer_config())
         self.task = self.task_factory()
         self.task.context = SinkTaskContext(self.name, self.task_id, _Reporter(self))
         self.task.start(dict(self.task_config))
         self.last_commit_ms = _now_ms()
-        self._refresh_assignment()
+        regex = self.spec.config["topics.regex"]
+        listener = _Listener(self)
+        if regex:
+            self.consumer.subscribe(pattern=regex, listener=listener)
+        else:
+            self.consumer.subscribe(list(self.spec.config["topics"]), listener=listener)
 
     def stop(self) -> None:
-        """Commits what was put, then closes. Idempotent; start() may follow (a restart)."""
-        task, self.task = self.task, None
+        """Commits what was put, closes the partitions, leaves the group. Idempotent; start()
+        may follow (a restart)."""
+        task = self.task
         try:
-            if task is not None:
-                try:
-                    if self.assigned:
-                        self._commit_with(task)
-                finally:
-                    task.close(list(self.assigned))
-                    task.stop()
+            if task is not None and self.consumer is not None:
+                try:  # the revocation listener commits and closes the partitions
+                    self.consumer.close()
+                except Exception as e:
+                    logger.warning("connector {} task {}: closing the consumer: {}",
+                                   self.name, self.task_id, e)
         finally:
-            for c in (self.consumer, self.admin, self._dlq_producer, self.store):
-                if c is not None:
+            self.task = None
+            try:
+                if task is not None:
                     try:
-                        c.close()
-                    except Exception as e:
-                        logger.warning("closing {}: {}", type(c).__name__, e)
-            self.consumer = self.admin = self._dlq_producer = self.store = None
+                        if self.assigned:  # the consumer could not revoke them
+                            task.close(list(self.assigned))
+                    finally:
+                        task.stop()
+            finally:
+                self.assigned = []
+                for c in (self.consumer, self.admin, self._dlq_producer):
+                    if c is not None:
+                        try:
+                            c.close()
+                        except Exception as e:
+                            logger.warning("closing {}: {}", type(c).__name__, e)
+                self.consumer = self.admin = self._dlq_producer = None
 
     # --- the loop --------------------------------------------------------------------------
 
     def iterate(self) -> int:
-        now = _now_ms()
-        if now - self.last_refresh_ms >= TOPIC_REFRESH_MS:
-            self._refresh_assignment()
-        if not self.assigned:
-            return 500
         polled = self.consumer.poll(timeout_ms=200)
+        self._raise_listener_error()
         batch: list[SinkRecord] = []
         positions: dict[TopicPartition, int] = {}
         self.raw.clear()
@@ -156,7 +185,8 @@ class WorkerSinkTask:
                 if r is not None:
                     batch.append(r)
                 positions[tp] = rec.offset + 1
-        self.handler.retry(lambda: self.task.put(batch))
+        if batch or self.assigned:
+            self.handler.retry(lambda: self.task.put(batch))
         # only now: a failed put must not let a later commit skip its records
         self.consumed.update(positions)
         self.records_put += len(batch)
@@ -167,6 +197,11 @@ class WorkerSinkTask:
             ctx.commit_requested = False
             self.commit()
         return 0
+
+    def _raise_listener_error(self) -> None:
+        e, self.listener_error = self.listener_error, None
+        if e is not None:
+            raise e
 
     def _convert(self, rec: Any) -> SinkRecord | None:
         def ctx() -> ErrorContext:
@@ -198,59 +233,76 @@ class WorkerSinkTask:
         if self.task is not None:
             self._commit_with(self.task)
 
-    def _commit_with(self, task: Any) -> None:
+    def _commit_with(self, task: Any, tps: Iterable[TopicPartition] | None = None) -> None:
+        """pre_commit() (flush) the consumed offsets of ``tps`` (default: every assigned
+        partition) and commit what the task says is safe to the group."""
         self.last_commit_ms = _now_ms()
-        offsets = {tp: off for tp, off in self.consumed.items() if tp in set(self.assigned)}
+        owned = set(self.assigned if tps is None else tps) & set(self.assigned)
+        offsets = {tp: off for tp, off in self.consumed.items() if tp in owned}
         if not offsets:
             return
         safe = task.pre_commit(offsets) or {}
-        assert self.store is not None
-        futures = [self.store.write(self.name, sink_partition(tp[0], tp[1]),
-                                    {"kafka_offset": int(off)})
-                   for tp, off in safe.items() if self.committed.get(tp) != off]
-        if not futures:
+        todo = {TopicPartition(tp[0], tp[1]): int(off) for tp, off in safe.items()
+                if tp in owned and self.committed.get(TopicPartition(tp[0], tp[1])) != off}
+        if not todo:
             return
         try:
-            self.store.flush(ACK_TIMEOUT_S)
-            for f in futures:
-                f.get(timeout=ACK_TIMEOUT_S)
+            self.consumer.commit(offsets={
+                self.clients.topic_partition(tp.topic, tp.partition): off
+                for tp, off in todo.items()})
         except Exception as e:  # the task's own offsets (if any) still hold
-            logger.warning("connector {} task {}: storing offsets failed: {}", self.name,
-                           self.task_id, e)
+            logger.warning("connector {} task {}: committing offsets to group {} failed: {}",
+                           self.name, self.task_id, self.group_id, e)
             return
-        self.committed.update(safe)
+        self.committed.update(todo)
 
-    # --- assignment ------------------------------------------------------------------------
+    # --- assignment (called by the rebalance listener, inside consumer.poll()) -------------
 
-    def _refresh_assignment(self) -> None:
-        self.last_refresh_ms = _now_ms()
-        wanted = self.assignment_policy.current(self.admin)
-        new = [tp for tp in wanted if tp not in set(self.assigned)]
-        if not new:
+    def partitions_assigned(self, new: list[TopicPartition]) -> None:
+        new = [tp for tp in new if tp not in set(self.assigned)]
+        if not new or self.task is None:
             return
-        assert self.store is not None
-        stored = {}
-        for (_conn, pkey), off in self.store.read(self.name).items():
-            p = json.loads(pkey)
-            if "kafka_topic" in p and "kafka_offset" in off:
-                stored[TopicPartition(p["kafka_topic"], int(p["kafka_partition"]))] = int(
-                    off["kafka_offset"])
         self.assigned = self.assigned + new
-        self.consumer.assign([self.clients.topic_partition(t, p) for t, p in self.assigned])
         self.task.context.assigned = frozenset(self.assigned)
         self.task.open(new)
         requested = self.task.context.requested_offsets
         for tp in new:
             ctp = self.clients.topic_partition(tp.topic, tp.partition)
-            if tp in requested:
+            if tp in requested:  # the sink's own offsets
                 self.consumer.seek(ctp, requested.pop(tp))
-            elif tp in stored:
-                self.consumer.seek(ctp, stored[tp])
-            else:
-                self.consumer.seek_to_beginning(ctp)
+            # else: the consumer starts at the group's committed offset (or the earliest)
             self.committed[tp] = self.consumed[tp] = self.consumer.position(ctp)
         logger.info("connector {} task {}: assigned {}", self.name, self.task_id,
                     ", ".join(f"{t}-{p}" for t, p in new))
+
+    def partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        revoked = [tp for tp in revoked if tp in set(self.assigned)]
+        if not revoked or self.task is None:
+            return
+        try:
+            self._commit_with(self.task, revoked)
+        finally:
+            self._close_partitions(revoked)
+        logger.info("connector {} task {}: revoked {}", self.name, self.task_id,
+                    ", ".join(f"{t}-{p}" for t, p in revoked))
+
+    def partitions_lost(self, lost: list[TopicPartition]) -> None:
+        """Taken away without a chance to commit (the new owner resumes from the last commit
+        or, for the SQLite and file sinks, from their own offsets)."""
+        lost = [tp for tp in lost if tp in set(self.assigned)]
+        if lost and self.task is not None:
+            logger.warning("connector {} task {}: lost {}", self.name, self.task_id,
+                           ", ".join(f"{t}-{p}" for t, p in lost))
+            self._close_partitions(lost)
+
+    def _close_partitions(self, tps: list[TopicPartition]) -> None:
+        gone = set(tps)
+        self.assigned = [tp for tp in self.assigned if tp not in gone]
+        for tp in gone:
+            self.consumed.pop(tp, None)
+            self.committed.pop(tp, None)
+        self.task.context.assigned = frozenset(self.assigned)
+        self.task.close(tps)
 
     def _apply_requested_seeks(self) -> None:
         requested = self.task.context.requested_offsets

@@ -113,11 +113,24 @@ from rillet import Consumer, TopicPartition  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
+# Sink tasks are members of consumer groups. A worker killed with SIGKILL cannot leave its
+# groups: its partitions move when the broker's session timeout expires, so the tests use a
+# short one (the consumers' own lease, session.timeout.ms, is kept equal).
+GROUP_SESSION_TIMEOUT_MS = 3000
+
+
+@pytest.fixture
+def cluster(cluster_factory):
+    return cluster_factory(configs={
+        "group.consumer.session.timeout.ms": str(GROUP_SESSION_TIMEOUT_MS),
+        "group.consumer.heartbeat.interval.ms": "300"})
+
 
 def worker_config(tmp_path: Path, cluster) -> Path:
     return write_json(tmp_path / "worker.json", {
         "bootstrap.servers": cluster.bootstrap_servers, "rest.port": 0,
-        "offset.flush.interval.ms": 200})
+        "offset.flush.interval.ms": 200,
+        "consumer.session.timeout.ms": GROUP_SESSION_TIMEOUT_MS})
 
 
 def count_rows(db: Path, table: str) -> int:

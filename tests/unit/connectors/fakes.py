@@ -7,6 +7,7 @@ fail: ``fail_next_sends`` makes sends to a topic fail with a non-retriable error
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from concurrent.futures import Future
@@ -16,6 +17,7 @@ from rillet.connectors.clients import Clients
 
 from rillet.errors import (
     BrokerUnavailableError,
+    IllegalStateError,
     MessageTooLargeError,
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
@@ -42,6 +44,10 @@ class FakeCluster:
         self.max_value_bytes = 1 << 20
         self.closed_clients = 0
         self.open_clients = 0
+        # consumer groups: group id -> members (subscribed FakeConsumers, in join order)
+        # and committed offsets
+        self.group_members: dict[str, list[FakeConsumer]] = {}
+        self.group_offsets: dict[str, dict[TopicPartition, int]] = {}
 
     def clients(self) -> Clients:
         cluster = self
@@ -78,6 +84,22 @@ class FakeCluster:
     def records(self, topic: str) -> list[ConsumerRecord]:
         with self.lock:
             return [r for p in self.topics.get(topic, []) for r in p]
+
+    def target_assignment(self, consumer: FakeConsumer) -> set[TopicPartition]:
+        """The group's assignor (call with the lock held): the partitions of every topic some
+        member subscribes to, dealt round-robin over the members; a member only gets what
+        its subscription matches."""
+        members = self.group_members.get(consumer.group_id, [])
+        if consumer not in members:
+            return set()
+        tps = [TopicPartition(t, p) for t in sorted(self.topics)
+               for p in range(len(self.topics[t]))]
+        wanted = [tp for tp in tps if any(m.matches(tp.topic) for m in members)]
+        mine = set()
+        for i, tp in enumerate(wanted):
+            if members[i % len(members)] is consumer and consumer.matches(tp.topic):
+                mine.add(tp)
+        return mine
 
     def latest_by_key(self, topic: str) -> dict[bytes, bytes | None]:
         """What compaction would keep."""
@@ -133,7 +155,84 @@ class FakeConsumer:
         self.config = config
         self.positions: dict[TopicPartition, int] = {}
         self.closed = False
+        self.group_id = config.get("group.id")
+        self.topics: tuple[str, ...] = ()
+        self.pattern: re.Pattern | None = None
+        self.listener: Any = None
+        self.subscribed = False
         cluster.open_clients += 1
+
+    # --- groups (rillet.Consumer's API: subscribe, rebalance listener, commit, committed) ---
+
+    def subscribe(self, topics: Any = None, *, pattern: Any = None, listener: Any = None
+                  ) -> None:
+        assert not self.closed and self.group_id, "subscribe() needs group.id"
+        if isinstance(topics, re.Pattern):
+            topics, pattern = None, topics
+        names = (topics,) if isinstance(topics, str) else tuple(topics or ())
+        assert bool(names) != (pattern is not None), "topic names or a pattern (not both)"
+        assert not self.positions, "subscribe() after assign()"
+        self.topics = names
+        self.pattern = re.compile(pattern) if isinstance(pattern, str) else pattern
+        self.listener = listener
+        self.subscribed = True
+        with self.cluster.lock:
+            self.cluster.group_members.setdefault(self.group_id, []).append(self)
+
+    def matches(self, topic: str) -> bool:
+        return topic in self.topics or (self.pattern is not None
+                                        and self.pattern.fullmatch(topic) is not None)
+
+    def _reconcile(self) -> None:
+        """Revoke what the assignor moved away, then take what no other member still owns
+        (a partition has at most one owner at any instant, as with the real coordinator)."""
+        with self.cluster.lock:
+            target = self.cluster.target_assignment(self)
+        revoked = set(self.positions) - target
+        if revoked:
+            if self.listener is not None:
+                self.listener.on_partitions_revoked(revoked)
+            for tp in revoked:
+                del self.positions[tp]
+        with self.cluster.lock:
+            others = {tp for m in self.cluster.group_members.get(self.group_id, [])
+                      if m is not self for tp in m.positions}
+            new = target - set(self.positions) - others
+            committed = self.cluster.group_offsets.get(self.group_id, {})
+            for tp in sorted(new):
+                self.positions[tp] = committed.get(tp, self._reset_position(tp))
+        if new and self.listener is not None:
+            self.listener.on_partitions_assigned(new)
+
+    def _reset_position(self, tp: TopicPartition) -> int:
+        return self._end(tp) if self.config.get("auto.offset.reset", "latest") == "latest" else 0
+
+    def commit(self, offsets: Any = None) -> None:
+        self.cluster.check_up()
+        assert not self.closed and self.group_id, "commit() needs group.id"
+        todo = dict(self.positions) if offsets is None else {
+            TopicPartition(*tp): int(o) for tp, o in offsets.items()}
+        with self.cluster.lock:
+            if self.subscribed:
+                assert set(todo) <= set(self.positions), "committing unowned partitions"
+            self.cluster.group_offsets.setdefault(self.group_id, {}).update(todo)
+
+    def committed(self, tps: Any) -> dict[TopicPartition, int | None]:
+        with self.cluster.lock:
+            got = self.cluster.group_offsets.get(self.group_id, {})
+            return {TopicPartition(*tp): got.get(TopicPartition(*tp)) for tp in tps}
+
+    def unsubscribe(self) -> None:
+        if not self.subscribed:
+            return
+        if self.positions and self.listener is not None:
+            self.listener.on_partitions_revoked(set(self.positions))
+        self.positions = {}
+        with self.cluster.lock:
+            members = self.cluster.group_members.get(self.group_id, [])
+            if self in members:
+                members.remove(self)
+        self.subscribed = False
 
     def assign(self, partitions: Any) -> None:
         self.cluster.check_up()
@@ -177,6 +276,8 @@ class FakeConsumer:
              ) -> dict[TopicPartition, list[ConsumerRecord]]:
         assert not self.closed
         self.cluster.check_up()
+        if self.subscribed:
+            self._reconcile()
         limit = max_records or 500
         deadline = time.monotonic() + timeout_ms / 1000
         with self.cluster.lock:
@@ -196,8 +297,11 @@ class FakeConsumer:
 
     def close(self) -> None:
         if not self.closed:
-            self.closed = True
-            self.cluster.closed_clients += 1
+            try:
+                self.unsubscribe()
+            finally:
+                self.closed = True
+                self.cluster.closed_clients += 1
 
 
 class _Desc:
@@ -228,6 +332,33 @@ class FakeAdmin:
                     raise UnknownTopicOrPartitionError(f"topic {n!r} does not exist")
                 out[n] = _Desc(n, len(self.cluster.topics[n]))
         return out
+
+    def list_consumer_group_offsets(self, group_id: str, partitions: Any = None
+                                    ) -> dict[TopicPartition, int]:
+        self.cluster.check_up()
+        with self.cluster.lock:
+            got = self.cluster.group_offsets.get(group_id, {})
+            want = got if partitions is None else [TopicPartition(*tp) for tp in partitions]
+            return {tp: got[tp] for tp in sorted(want) if tp in got}
+
+    def _check_inactive(self, group_id: str) -> None:
+        if self.cluster.group_members.get(group_id):
+            raise IllegalStateError(f"group {group_id!r} has active members")
+
+    def alter_consumer_group_offsets(self, group_id: str, offsets: Any) -> None:
+        self.cluster.check_up()
+        with self.cluster.lock:
+            self._check_inactive(group_id)
+            self.cluster.group_offsets.setdefault(group_id, {}).update(
+                {TopicPartition(*tp): int(o) for tp, o in offsets.items()})
+
+    def delete_consumer_group_offsets(self, group_id: str, partitions: Any) -> None:
+        self.cluster.check_up()
+        with self.cluster.lock:
+            self._check_inactive(group_id)
+            got = self.cluster.group_offsets.get(group_id, {})
+            for tp in partitions:
+                got.pop(TopicPartition(*tp), None)
 
     def list_topics(self) -> list[str]:
         self.cluster.check_up()

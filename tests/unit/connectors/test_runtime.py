@@ -11,6 +11,8 @@ from rillet.connectors.errors import ConflictError, RetriableError
 from rillet.connectors.source_runtime import SOURCE_HEADER, WorkerSourceTask
 from rillet.connectors.validation import validate_connector_config
 
+from rillet.records import TopicPartition
+
 from .conftest import wait_until
 
 pytestmark = pytest.mark.timeout(30)
@@ -326,11 +328,8 @@ def test_a_failed_put_is_not_committed_so_a_restart_retries_it(cluster, worker):
     wait_until(lambda: FailOnceTask.seen == ["a", "b"])
 
 
-def test_sink_tasks_split_partitions_and_follow_a_topic_regex(tmp_path, cluster, worker,
-                                                              monkeypatch):
-    from rillet.connectors import sink_runtime
-
-    monkeypatch.setattr(sink_runtime, "TOPIC_REFRESH_MS", 100)
+def test_sink_tasks_share_a_consumer_group_and_follow_a_topic_regex(tmp_path, cluster,
+                                                                   worker):
     for name in ("logs-a", "logs-b", "other"):
         cluster.create(name, 2)
         for p in range(2):
@@ -342,10 +341,69 @@ def test_sink_tasks_split_partitions_and_follow_a_topic_regex(tmp_path, cluster,
     wait_until(lambda: sorted(FailOnceTask.seen) == ["logs-a-0", "logs-a-1", "logs-b-0",
                                                      "logs-b-1"])
     assert len(worker.status("rx")["tasks"]) == 2
-    cluster.create("logs-c", 1)  # picked up by the periodic re-listing
+    members = cluster.group_members["connect-rx"]
+    assert len(members) == 2
+    # the group split them (the task that joined first gave half away)
+    wait_until(lambda: all(len(m.positions) == 2 for m in members))
+    assert not set(members[0].positions) & set(members[1].positions)
+    # offsets are committed to the group (rillet group describe shows the lag)
+    wait_until(lambda: cluster.group_offsets.get("connect-rx") == {
+        TopicPartition(t, p): 1 for t in ("logs-a", "logs-b") for p in range(2)})
+    cluster.create("logs-c", 1)  # a new matching topic joins the subscription
     cluster.append("logs-c", 0, None, b'"logs-c-0"', [], None)
     wait_until(lambda: "logs-c-0" in FailOnceTask.seen, timeout=10)
     assert not out.exists()
+    assert len(FailOnceTask.seen) == 5  # nothing was put twice while partitions moved
+
+
+class Recording(SinkConnector):
+    def task_class(self):
+        return RecordingTask
+
+
+class RecordingTask(SinkTask):
+    events: list = []
+
+    def open(self, partitions):
+        RecordingTask.events.append(("open", self.context.task_id, sorted(partitions)))
+
+    def close(self, partitions):
+        RecordingTask.events.append(("close", self.context.task_id, sorted(partitions)))
+
+    def put(self, records):
+        RecordingTask.events += [("put", self.context.task_id, r.value) for r in records]
+
+
+def test_a_stopped_task_hands_its_partitions_over_through_open_and_close(cluster, worker):
+    cluster.create("t", 2)
+    RecordingTask.events = []
+    worker.add_connector({"name": "rec", "connector.class": f"{__name__}:Recording",
+                          "topics": "t", "tasks.max": "2",
+                          "consumer.override.group.id": "my-sinks"})
+    ev = RecordingTask.events
+
+    def opened(task_id):
+        return {tp for e in ev if e[0] == "open" and e[1] == task_id for tp in e[2]}
+
+    wait_until(lambda: opened(0) and opened(1))
+    assert opened(0) | opened(1) == {TopicPartition("t", 0), TopicPartition("t", 1)}
+    cluster.append("t", 0, None, b'"x"', [], None)
+    cluster.append("t", 1, None, b'"y"', [], None)
+    wait_until(lambda: sorted(e[2] for e in ev if e[0] == "put") == ["x", "y"])
+    wait_until(lambda: cluster.group_offsets.get("my-sinks") == {
+        TopicPartition("t", 0): 1, TopicPartition("t", 1): 1})
+    moved = next(iter(opened(1)))
+    # task 1 goes away (closes its consumer): its partition is closed there, opened on task 0
+    # at the committed offset, so nothing is put twice
+    runner = cluster.group_members["my-sinks"][1]
+    with cluster.lock:
+        cluster.group_members["my-sinks"].remove(runner)
+    runner.unsubscribe()
+    assert ("close", 1, [moved]) in ev
+    wait_until(lambda: moved in opened(0))
+    cluster.append("t", moved.partition, None, b'"z"', [], None)
+    wait_until(lambda: ("put", 0, "z") in ev)
+    assert sorted(e[2] for e in ev if e[0] == "put") == ["x", "y", "z"]
 
 
 def test_an_unreachable_cluster_restarts_tasks_instead_of_failing_them(tmp_path, cluster,
