@@ -20,9 +20,10 @@ import pykka
 from loguru import logger
 
 from .api import TopicPartition
-from .clients import Clients
+from .clients import Clients, client_config
 from .errors import ConflictError, ConnectConfigError, NotFoundError
 from .offsets import POSITIONS, OffsetStore, canonical, sink_partition
+from .sink_runtime import sink_group_id
 from .validation import ConnectorSpec, validate_connector_config
 from .worker import FAILED, PAUSED, RUNNING, STOPPED, ConnectorActor
 
@@ -167,6 +168,11 @@ class Worker:
 
     def get_offsets(self, name: str) -> dict[str, Any]:
         spec, _ = self._get(name)
+        if spec.is_sink:  # a sink's offsets are its consumer group's committed offsets
+            got = self._group_call(lambda a, g: a.list_consumer_group_offsets(g), spec)
+            return {"offsets": [
+                {"partition": sink_partition(tp[0], tp[1]), "offset": {"kafka_offset": off}}
+                for tp, off in sorted(got.items())]}
         store = OffsetStore(self.clients, self.config)
         try:
             stored = store.read(name)
@@ -179,10 +185,24 @@ class Worker:
             entries.append({"partition": json.loads(pkey), "offset": off})
         return {"offsets": entries}
 
+    def _group_call(self, fn: Any, spec: ConnectorSpec) -> Any:
+        """``fn(admin, group_id)`` for the sink connector's consumer group."""
+        admin = self.clients.admin(client_config(self.config, "admin"))
+        try:
+            return fn(admin, sink_group_id(spec.config))
+        except Exception as e:
+            if type(e).__name__ in ("IllegalStateError", "GroupNotEmptyError"):
+                raise ConflictError(str(e)) from e
+            raise
+        finally:
+            admin.close()
+
     def _require_stopped(self, name: str) -> ConnectorSpec:
         spec, _ = self._get(name)
         state = self._ask(name, "connector_status")["state"]
-        if state not in (STOPPED, PAUSED, FAILED):
+        # a sink's paused tasks are still members of its group, which then refuses changes
+        allowed = (STOPPED, FAILED) if spec.is_sink else (STOPPED, PAUSED, FAILED)
+        if state not in allowed:
             raise ConflictError(f"connector {name!r} is {state}: stop it first "
                                 f"(PUT /connectors/{name}/stop) to change its offsets")
         return spec
@@ -224,6 +244,11 @@ class Worker:
 
     def reset_offsets(self, name: str) -> dict[str, str]:
         spec = self._require_stopped(name)
+        if spec.is_sink:
+            got = self._group_call(lambda a, g: a.list_consumer_group_offsets(g), spec)
+            tps = [TopicPartition(tp[0], tp[1]) for tp in got]
+            self._apply_offsets(spec, [(sink_partition(*tp), None, tp, None) for tp in tps])
+            return {"message": "The offsets for this connector have been reset successfully"}
         store = OffsetStore(self.clients, self.config)
         try:
             stored = store.read(name)
@@ -248,6 +273,15 @@ class Worker:
                 canonical(p): o for p, o, _, _ in parsed if POSITIONS not in p})
         if not ok:
             raise ConflictError(f"connector {spec.name!r} refused to alter its offsets")
+        if spec.is_sink:  # the group's committed offsets (a task resumes from them)
+            alter = {tp: v for _, _, tp, v in parsed if v is not None}
+            drop = [tp for _, _, tp, v in parsed if v is None]
+            if alter:
+                self._group_call(lambda a, g: a.alter_consumer_group_offsets(g, alter), spec)
+            if drop:
+                self._group_call(lambda a, g: a.delete_consumer_group_offsets(g, drop), spec)
+            self._ask(spec.name, "offsets_changed")
+            return
         store = OffsetStore(self.clients, self.config)
         try:
             futures = [store.write(spec.name, p, o) for p, o, _, _ in parsed]

@@ -1,9 +1,9 @@
 """Offsets in the compacted ``connect-offsets`` topic (``offset.storage.topic``).
 
 Records use Kafka Connect's layout: key = JSON ``["<connector>", {source partition}]``,
-value = JSON ``{source offset}`` (a null value deletes it). Sinks keep their consumed
-positions under ``["<connector>", {"kafka_topic": t, "kafka_partition": p}]`` ->
-``{"kafka_offset": next offset}`` (the shape Kafka's offsets REST API uses). The worker also
+value = JSON ``{source offset}`` (a null value deletes it). Sinks commit their consumed
+positions to their consumer group instead (sink_runtime); :func:`sink_partition` gives the
+``{"kafka_topic": t, "kafka_partition": p}`` shape Kafka's offsets REST API uses. The worker also
 writes one ``["<connector>", {"__rillet.positions": task}]`` record per source task: the log
 end offsets of the data partitions it had written when it last committed, from where a
 restarted task scans for records written after that commit (see source_runtime).

@@ -81,6 +81,9 @@ class _Reporter:
 class WorkerSinkTask:
     """Owns one SinkTask, its group consumer and its DLQ producer. One actor drives it."""
 
+    #: a FAILED task is stopped at once (commits what was put, closes, leaves the group)
+    release_on_failure = True
+
     def __init__(self, spec: ConnectorSpec, task_id: int, n_tasks: int,
                  task_config: dict[str, Any], worker: Mapping[str, Any], clients: Clients,
                  task_factory: Callable[[], Any], *,

@@ -255,6 +255,12 @@ class TaskActor(pykka.ThreadingActor):
         self.log.error("task {}-{} failed: {}: {}", self.connector, self.task_id,
                        type(error).__name__, error)
         self._set(FAILED)
+        if getattr(self.runner, "release_on_failure", False):
+            try:  # a failed sink task leaves its group: its partitions go to the other tasks
+                self.runner.stop()
+            except Exception as e:
+                self.log.warning("stopping failed task {}-{}: {}", self.connector, self.task_id,
+                                 e)
 
     def _schedule(self, wait_ms: int, kind: type = _Tick) -> None:
         message = kind(self.generation)

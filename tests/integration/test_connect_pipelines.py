@@ -226,6 +226,18 @@ def test_file_to_topic_to_sqlite_survives_two_kill_9(tmp_path, cluster):
         rows = con.execute("SELECT n, text FROM lines ORDER BY rowid").fetchall()
         con.close()
         assert rows == [(i, f"line {i}") for i in range(total)]
+        # the sink task is a member of the group connect-lines-out and commits there too
+        part = {"kafka_topic": "lines", "kafka_partition": 0}
+        wait_until(lambda: worker.rest("GET", "/connectors/lines-out/offsets") == (
+            200, {"offsets": [{"partition": part, "offset": {"kafka_offset": total}}]}),
+            20, "the group's committed offset")
+        cli = subprocess.run([sys.executable, "-m", "rillet.cli.main", "group", "describe",
+                              "connect-lines-out", "-b", cluster.bootstrap_servers],
+                             capture_output=True, text=True, timeout=30)
+        assert cli.returncode == 0, cli.stderr
+        row = next(r.split() for r in cli.stdout.splitlines() if "lines" in r.split()[1:2])
+        assert row[:5] == ["connect-lines-out", "lines", "0", str(total), str(total)]
+        assert row[5] == "0" and "connector-consumer-lines-out-0" in row  # lag 0, client id
         assert worker.stop() == 0
     finally:
         worker.stop()

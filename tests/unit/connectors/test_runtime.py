@@ -465,3 +465,75 @@ def test_a_record_the_producer_rejects_is_tolerated_like_any_other(tmp_path, clu
     h = dict(cluster.records("dlq")[0].headers)
     assert h["__connect.errors.stage"] == b"KAFKA_PRODUCE"
     assert b"MessageTooLargeError" in h["__connect.errors.exception.class.name"]
+
+
+def test_sink_offsets_are_the_groups_committed_offsets(cluster, worker):
+    cluster.create("t", 1)
+    for v in (b'"a"', b'"b"', b'"c"'):
+        cluster.append("t", 0, None, v, [], None)
+    RecordingTask.events = []
+    ev = RecordingTask.events
+    worker.add_connector({"name": "rec", "connector.class": f"{__name__}:Recording",
+                          "topics": "t"})
+    wait_until(lambda: cluster.group_offsets.get("connect-rec") == {TopicPartition("t", 0): 3})
+    with pytest.raises(ConflictError, match="stop it first"):
+        worker.alter_offsets("rec", [])
+    assert worker.stop_connector("rec") == "STOPPED"
+    assert not cluster.group_members["connect-rec"]  # the stopped task left the group
+    part = {"kafka_topic": "t", "kafka_partition": 0}
+    assert worker.get_offsets("rec") == {"offsets": [
+        {"partition": part, "offset": {"kafka_offset": 3}}]}
+    worker.alter_offsets("rec", [{"partition": part, "offset": {"kafka_offset": 1}}])
+    assert cluster.group_offsets["connect-rec"] == {TopicPartition("t", 0): 1}
+    worker.resume("rec")  # consumes again from offset 1
+    wait_until(lambda: [e[2] for e in ev if e[0] == "put"] == ["a", "b", "c", "b", "c"])
+    assert worker.stop_connector("rec") == "STOPPED"
+    worker.reset_offsets("rec")
+    assert worker.get_offsets("rec") == {"offsets": []}
+
+
+def test_a_paused_sinks_offsets_cannot_be_altered(cluster, worker):
+    cluster.create("t", 1)
+    RecordingTask.events = []
+    worker.add_connector({"name": "rec", "connector.class": f"{__name__}:Recording",
+                          "topics": "t"})
+    wait_until(lambda: cluster.group_members.get("connect-rec"))
+    worker.pause("rec")
+    part = {"kafka_topic": "t", "kafka_partition": 0}
+    with pytest.raises(ConflictError, match="stop it first"):
+        worker.alter_offsets("rec", [{"partition": part, "offset": {"kafka_offset": 0}}])
+
+
+class FailOnPoison(SinkConnector):
+    def task_class(self):
+        return FailOnPoisonTask
+
+
+class FailOnPoisonTask(SinkTask):
+    seen: list = []
+
+    def put(self, records):
+        for r in records:
+            if r.value == "poison":
+                raise ValueError("poisoned")
+        FailOnPoisonTask.seen += [(self.context.task_id, r.value) for r in records]
+
+
+def test_a_failed_sink_task_leaves_the_group_and_its_partitions_move(cluster, worker):
+    cluster.create("t", 2)
+    FailOnPoisonTask.seen = []
+    worker.add_connector({"name": "pp", "connector.class": f"{__name__}:FailOnPoison",
+                          "topics": "t", "tasks.max": "2"})
+    members = wait_until(lambda: len(m := cluster.group_members.get("connect-pp", [])) == 2
+                         and all(x.positions for x in m) and list(m))
+    bad = next(iter(members[1].positions))
+    cluster.append("t", bad.partition, None, b'"ok"', [], None)
+    wait_until(lambda: FailOnPoisonTask.seen == [(1, "ok")])
+    cluster.append("t", bad.partition, None, b'"poison"', [], None)
+    wait_until(lambda: worker.status("pp")["tasks"][1]["state"] == "FAILED")
+    # task 0 takes the partition over at the committed offset, meets the poison record
+    # too, fails and leaves as well
+    wait_until(lambda: worker.status("pp")["tasks"][0]["state"] == "FAILED"
+               and cluster.group_members["connect-pp"] == [])
+    assert FailOnPoisonTask.seen == [(1, "ok")]
+    assert cluster.group_offsets["connect-pp"][bad] == 1
