@@ -145,6 +145,7 @@ class SqliteSinkTask(SinkTask):
             return
         try:
             self.db.execute("BEGIN IMMEDIATE")
+            records = self._unwritten(records)
             try:
                 for r in records:
                     self._write(r)
@@ -154,6 +155,7 @@ class SqliteSinkTask(SinkTask):
                 self.db.execute("ROLLBACK")
                 self.columns.clear()
                 self.db.execute("BEGIN IMMEDIATE")
+                records = self._unwritten(records)
                 for r in records:
                     self.db.execute("SAVEPOINT rec")
                     try:
@@ -182,6 +184,19 @@ class SqliteSinkTask(SinkTask):
 
     def pre_commit(self, offsets: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
         return dict(offsets)  # already committed with the rows
+
+    def _unwritten(self, records: list[SinkRecord]) -> list[SinkRecord]:
+        """The records not yet written, by the stored offsets read inside the write
+        transaction: a task that kept writing a partition after the group had moved it
+        (a session that expired while it was stuck) cannot write a record twice."""
+        tps = {(r.topic, r.partition) for r in records}
+        stored = {}
+        for t, p in tps:
+            row = self.db.execute(f"SELECT next_offset FROM {OFFSETS_TABLE} WHERE connector=? "
+                                  "AND topic=? AND partition=?", (self.name, t, p)).fetchone()
+            if row is not None:
+                stored[(t, p)] = row[0]
+        return [r for r in records if r.offset >= stored.get((r.topic, r.partition), 0)]
 
     def stop(self) -> None:
         self.db.close()

@@ -120,6 +120,21 @@ def test_sink_creates_evolves_and_stores_offsets_in_the_same_transaction(tmp_pat
     again.stop()
 
 
+def test_a_task_still_writing_a_moved_partition_cannot_write_a_record_twice(tmp_path):
+    db = tmp_path / "out.db"
+    old, new = sink_task(SqliteSinkTask, sink_cfg(db)), sink_task(SqliteSinkTask, sink_cfg(db))
+    tp = TopicPartition("t", 0)
+    old.open([tp])
+    new.open([tp])  # the group moved the partition while the old owner was stuck
+    assert new.context.requested_offsets == {}
+    new.put([SinkRecord("t", 0, i, value={"n": i}) for i in range(3)])
+    old.put([SinkRecord("t", 0, i, value={"n": i}) for i in range(4)])  # the zombie
+    assert rows(db, "SELECT n FROM t ORDER BY rowid") == [(0,), (1,), (2,), (3,)]
+    assert rows(db, "SELECT * FROM __connect_offsets") == [("c", "t", 0, 4)]
+    old.stop()
+    new.stop()
+
+
 def test_upsert_and_tombstone_delete_by_record_key(tmp_path):
     db = tmp_path / "out.db"
     task = sink_task(SqliteSinkTask, sink_cfg(db, **{
