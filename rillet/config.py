@@ -14,14 +14,13 @@ with a did-you-mean hint; values are type-checked and coerced (``"5"`` is accept
 from __future__ import annotations
 
 import difflib
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from rillet.errors import ConfigError
+from rillet.profile import BROKERS_ENV, default_brokers
 
-BROKERS_ENV = "RILLET_BROKERS"
 _INT_MAX = 2**31 - 1
 
 
@@ -228,10 +227,12 @@ def resolve(keys: tuple[ConfigKey, ...], config: Mapping[str, Any] | None,
         else:
             values[key.name] = key.default
     if values.get("bootstrap.servers") is None:
-        env = os.environ.get(BROKERS_ENV)
-        if not env:
-            raise ConfigError(f"bootstrap.servers is required (or set ${BROKERS_ENV})")
-        values["bootstrap.servers"] = _servers(f"${BROKERS_ENV}", env)
+        found = default_brokers()
+        if found is None:
+            raise ConfigError(
+                f"bootstrap.servers is required (or set ${BROKERS_ENV}, or start a local "
+                "cluster with `rillet cluster up`)")
+        values["bootstrap.servers"] = _servers(*found)
     return ClientConfig(keys, values)
 
 

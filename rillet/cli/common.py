@@ -15,16 +15,7 @@ from typing import Any
 
 import click
 
-BROKERS_ENV = "RILLET_BROKERS"
-
-
-def config_dir() -> Path:
-    env = os.environ.get("RILLET_CONFIG_DIR")
-    return Path(env) if env else Path.home() / ".config" / "rillet"
-
-
-def profile_path() -> Path:
-    return config_dir() / "profile.json"
+from rillet.profile import config_dir, default_brokers, profile_path, read_profile
 
 
 def default_data_dir() -> Path:
@@ -57,13 +48,6 @@ def cluster_data_dir(option: Path | None) -> Path:
     return Path(last) if last else default_data_dir().expanduser().absolute()
 
 
-def read_profile() -> dict[str, Any]:
-    try:
-        return json.loads(profile_path().read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def write_profile(profile: dict[str, Any]) -> Path:
     path = profile_path()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,12 +66,9 @@ def remove_profile_for(data_dir: Path) -> None:
 def resolve_brokers(option: str | None) -> str:
     if option:
         return option
-    env = os.environ.get(BROKERS_ENV)
-    if env:
-        return env
-    brokers = read_profile().get("brokers")
-    if brokers:
-        return brokers
+    found = default_brokers()
+    if found:
+        return found[1]
     raise click.UsageError(
         "no brokers: pass -b HOST:PORT, set $RILLET_BROKERS, or start a local cluster "
         "with `rillet cluster up`")

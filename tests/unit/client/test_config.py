@@ -79,12 +79,28 @@ def test_bad_values_are_clear_errors(key, value, message) -> None:
         producer_config({**BOOT, key: value})
 
 
-def test_bootstrap_from_the_environment(monkeypatch) -> None:
+def test_bootstrap_from_the_environment(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("RILLET_CONFIG_DIR", str(tmp_path))  # no profile there
     monkeypatch.setenv("RILLET_BROKERS", "127.0.0.1:1111,127.0.0.1:2222")
     assert producer_config({}).bootstrap_servers == ["127.0.0.1:1111", "127.0.0.1:2222"]
     monkeypatch.delenv("RILLET_BROKERS")
     with pytest.raises(ConfigError, match="bootstrap.servers is required"):
         producer_config({})
+
+
+def test_bootstrap_falls_back_to_the_cluster_up_profile(monkeypatch, tmp_path) -> None:
+    """Explicit setting, then $RILLET_BROKERS, then the profile `rillet cluster up` wrote."""
+    monkeypatch.setenv("RILLET_CONFIG_DIR", str(tmp_path))
+    monkeypatch.delenv("RILLET_BROKERS", raising=False)
+    (tmp_path / "profile.json").write_text('{"brokers": "127.0.0.1:3333"}')
+    assert consumer_config({}).bootstrap_servers == ["127.0.0.1:3333"]
+    monkeypatch.setenv("RILLET_BROKERS", "127.0.0.1:4444")
+    assert consumer_config({}).bootstrap_servers == ["127.0.0.1:4444"]
+    assert consumer_config(BOOT).bootstrap_servers != ["127.0.0.1:4444"]
+    (tmp_path / "profile.json").write_text("not json")
+    monkeypatch.delenv("RILLET_BROKERS")
+    with pytest.raises(ConfigError, match="rillet cluster up"):
+        consumer_config({})
 
 
 def test_config_errors_are_value_errors() -> None:
