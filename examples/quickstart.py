@@ -1,8 +1,9 @@
 """Produce ten keyed records and read them back: the Python half of the README's tour.
 
-Run against a running cluster (``rillet cluster up`` prints the export line)::
+Run it against the cluster ``rillet cluster up`` started (the client finds it through the
+profile that command writes, or through ``$RILLET_BROKERS``)::
 
-    RILLET_BROKERS=127.0.0.1:PORT python examples/quickstart.py
+    python examples/quickstart.py
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from rillet import Admin, Consumer, NewTopic, Producer, TopicPartition
 
 
 def main(topic: str = "quickstart") -> int:
-    admin = Admin()  # bootstrap.servers defaults to $RILLET_BROKERS
+    admin = Admin()  # bootstrap.servers: $RILLET_BROKERS, else the `cluster up` profile
     if topic not in admin.list_topics():
         admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
     admin.close()
