@@ -28,6 +28,9 @@ from .validation import ConnectorSpec, validate_connector_config
 from .worker import FAILED, PAUSED, RUNNING, STOPPED, ConnectorActor
 
 ASK_TIMEOUT_S = 60
+# Kafka's error codes: the group is unknown; it has members / they subscribe to the topic
+GROUP_ID_NOT_FOUND = 69
+GROUP_IN_USE = (68, 86)
 
 
 class Worker:
@@ -191,7 +194,8 @@ class Worker:
         try:
             return fn(admin, sink_group_id(spec.config))
         except Exception as e:
-            if type(e).__name__ in ("IllegalStateError", "GroupNotEmptyError"):
+            if (type(e).__name__ == "IllegalStateError"
+                    or getattr(e, "code", None) in GROUP_IN_USE):
                 raise ConflictError(str(e)) from e
             raise
         finally:
@@ -279,7 +283,12 @@ class Worker:
             if alter:
                 self._group_call(lambda a, g: a.alter_consumer_group_offsets(g, alter), spec)
             if drop:
-                self._group_call(lambda a, g: a.delete_consumer_group_offsets(g, drop), spec)
+                try:
+                    self._group_call(lambda a, g: a.delete_consumer_group_offsets(g, drop),
+                                     spec)
+                except Exception as e:  # no group: nothing to delete
+                    if getattr(e, "code", None) != GROUP_ID_NOT_FOUND:
+                        raise
             self._ask(spec.name, "offsets_changed")
             return
         store = OffsetStore(self.clients, self.config)

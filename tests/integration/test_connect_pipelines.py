@@ -381,6 +381,21 @@ def test_bad_records_go_to_the_dead_letter_topic_and_tolerance_none_fails(tmp_pa
         assert strict_ids in ([], [1])
         code, st = worker.rest("GET", "/connectors/tolerant/status")
         assert st["tasks"][0]["state"] == "RUNNING"
+        # a sink's offsets (REST) are its group's: altering needs it stopped (out of the group)
+        part = {"kafka_topic": "raw", "kafka_partition": 0}
+        wait_until(lambda: worker.rest("GET", "/connectors/tolerant/offsets") == (
+            200, {"offsets": [{"partition": part, "offset": {"kafka_offset": 4}}]}), 20,
+            "the committed offsets")
+        assert worker.rest("PATCH", "/connectors/tolerant/offsets", {"offsets": []})[0] == 409
+        assert worker.rest("PUT", "/connectors/tolerant/stop")[0] in (200, 202, 204)
+        code, body = worker.rest("PATCH", "/connectors/tolerant/offsets", {"offsets": [
+            {"partition": part, "offset": {"kafka_offset": 3}}]})
+        assert code == 200, body
+        assert worker.rest("GET", "/connectors/tolerant/offsets")[1]["offsets"][0][
+            "offset"] == {"kafka_offset": 3}
+        assert worker.rest("PUT", "/connectors/tolerant/resume")[0] in (200, 202, 204)
+        # the SQLite sink resumes from its own (altered) offset: row 3 is written again
+        wait_until(lambda: count_rows(db, "tolerant") == 4, 30, "the re-consumed row")
         cli = subprocess.run([sys.executable, "-m", "rillet.cli.connect", "list", "--url",
                               worker.url], capture_output=True, text=True, timeout=30)
         assert cli.returncode == 0, cli.stderr
