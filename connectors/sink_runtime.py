@@ -117,10 +117,16 @@ class WorkerSinkTask:
         self.records_put = 0
 
     def consumer_config(self) -> dict[str, Any]:
-        return {"client.id": f"connector-consumer-{self.name}-{self.task_id}",
-                **client_config(self.worker, "consumer", self.spec.config),
-                "group.id": self.group_id, "auto.offset.reset": "earliest",
-                "enable.auto.commit": False}
+        """The worker's ``consumer.*`` and the connector's ``consumer.override.*`` keys, the
+        group, no auto-commit. A ``group.instance.id`` (static membership, opt-in) gets the
+        task id appended, so that the tasks of one connector do not fence each other."""
+        cfg = {"client.id": f"connector-consumer-{self.name}-{self.task_id}",
+               **client_config(self.worker, "consumer", self.spec.config),
+               "group.id": self.group_id, "auto.offset.reset": "earliest",
+               "enable.auto.commit": False}
+        if cfg.get("group.instance.id"):
+            cfg["group.instance.id"] = f"{cfg['group.instance.id']}-{self.task_id}"
+        return cfg
 
     # --- lifecycle -------------------------------------------------------------------------
 

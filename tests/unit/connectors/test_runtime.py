@@ -537,3 +537,20 @@ def test_a_failed_sink_task_leaves_the_group_and_its_partitions_move(cluster, wo
                and cluster.group_members["connect-pp"] == [])
     assert FailOnPoisonTask.seen == [(1, "ok")]
     assert cluster.group_offsets["connect-pp"][bad] == 1
+
+
+def test_sink_consumer_config_names_the_group_and_keeps_static_ids_per_task(cluster):
+    from rillet.connectors.config import parse_worker_config
+    from rillet.connectors.sink_runtime import WorkerSinkTask
+
+    w = parse_worker_config({"bootstrap.servers": "h:1", "consumer.max.poll.records": 7})
+    spec = validate_connector_config({
+        "name": "s", "connector.class": f"{__name__}:Recording", "topics": "t",
+        "consumer.override.group.instance.id": "w1-s", "consumer.override.group.id": "x",
+        "consumer.override.enable.auto.commit": True}, w)
+    cfgs = [WorkerSinkTask(spec, i, 2, {}, w, cluster.clients(), RecordingTask)
+            .consumer_config() for i in range(2)]
+    assert [c["group.instance.id"] for c in cfgs] == ["w1-s-0", "w1-s-1"]
+    assert all(c["group.id"] == "x" and c["enable.auto.commit"] is False
+               and c["max.poll.records"] == 7 for c in cfgs)
+    assert cfgs[1]["client.id"] == "connector-consumer-s-1"
