@@ -22,7 +22,7 @@ failed fsync nobody knows what reached the disk; the broker must reopen it from 
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import batch as B
@@ -138,7 +138,7 @@ class PartitionLog:
         # buffer (pwritev), so a 64 KiB batch is not copied in Python.
         head = bytearray(memoryview(batch)[:16])
         B.stamp(head, 0, base, leader_epoch)
-        header = B.read_header(bytes(head) + bytes(memoryview(batch)[16 : B.HEADER_SIZE]))
+        header = replace(header, base_offset=base, leader_epoch=leader_epoch)
         self._append_stamped((head, memoryview(batch)[16:]), header, now_ms)
         return AppendInfo(base, header.last_offset, header.max_timestamp, header.record_count)
 
