@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from rillet.profile import default_brokers
 
 from .errors import ConnectConfigError
 
@@ -222,8 +223,8 @@ def sub_config(config: Mapping[str, Any], prefix: str) -> dict[str, Any]:
 
 WORKER_DEF = ConfigDef(
     [
-        key("bootstrap.servers", doc="host:port of one or more brokers, or set "
-                                     "$RILLET_BROKERS"),
+        key("bootstrap.servers", doc="host:port of one or more brokers; default "
+                                     "$RILLET_BROKERS, then the `rillet cluster up` profile"),
         key("rest.host.name", default="127.0.0.1"),
         key("rest.port", "int", 8083, doc="0 picks a free port (printed at start)", minimum=0),
         key("offset.flush.interval.ms", "int", 10000, minimum=1),
@@ -272,13 +273,12 @@ CONNECTOR_DEF = ConfigDef(
 )
 
 
-BROKERS_ENV = "RILLET_BROKERS"
-
-
 def parse_worker_config(raw: Mapping[str, Any], source: str = "worker config") -> dict[str, Any]:
-    """Typed worker config; ``bootstrap.servers`` defaults to $RILLET_BROKERS (which
-    ``rillet cluster up`` prints)."""
+    """Typed worker config; ``bootstrap.servers`` defaults to $RILLET_BROKERS, then the
+    profile ``rillet cluster up`` wrote (as for every rillet client)."""
     raw = dict(raw)
-    if not raw.get("bootstrap.servers") and os.environ.get(BROKERS_ENV):
-        raw["bootstrap.servers"] = os.environ[BROKERS_ENV]
+    if not raw.get("bootstrap.servers"):
+        found = default_brokers()
+        if found:
+            raw["bootstrap.servers"] = found[1]
     return WORKER_DEF.parse(raw, source=source)

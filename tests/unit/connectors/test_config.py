@@ -108,10 +108,13 @@ def test_plugin_loading_errors_are_clear():
         load_connector_class("json:JSONDecoder")
 
 
-def test_bootstrap_servers_default_to_the_environment(monkeypatch):
+def test_bootstrap_servers_default_to_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("RILLET_CONFIG_DIR", str(tmp_path))  # no profile
     monkeypatch.setenv("RILLET_BROKERS", "127.0.0.1:5")
     assert parse_worker_config({})["bootstrap.servers"] == "127.0.0.1:5"
     assert parse_worker_config({"bootstrap.servers": "h:1"})["bootstrap.servers"] == "h:1"
     monkeypatch.delenv("RILLET_BROKERS")
     with pytest.raises(ConnectConfigError, match="RILLET_BROKERS"):
         parse_worker_config({})
+    (tmp_path / "profile.json").write_text('{"brokers": "127.0.0.1:6"}')
+    assert parse_worker_config({})["bootstrap.servers"] == "127.0.0.1:6"
