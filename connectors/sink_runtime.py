@@ -32,11 +32,9 @@ from loguru import logger
 
 from .api import SinkRecord, SinkTaskContext, TopicPartition
 from .clients import Clients, client_config, ensure_topic
-from .errorhandling import SKIP, ErrorContext, ErrorHandler, dlq_headers
-from .errors import ToleranceExceededError
-from .validation import ConnectorSpec, make_converter_for, transforms_for
-
-ACK_TIMEOUT_S = 60
+from .errorhandling import SKIP, ErrorContext
+from .task_runner import TaskRunner
+from .validation import ConnectorSpec
 
 
 def sink_group_id(spec_config: Mapping[str, Any]) -> str:
@@ -78,7 +76,7 @@ class _Reporter:
         self.runner.report_put_failure(record, error)
 
 
-class WorkerSinkTask:
+class WorkerSinkTask(TaskRunner):
     """Owns one SinkTask, its group consumer and its DLQ producer. One actor drives it."""
 
     #: a FAILED task is stopped at once (commits what was put, closes, leaves the group)
@@ -89,28 +87,15 @@ class WorkerSinkTask:
                  task_factory: Callable[[], Any], *,
                  sleep: Callable[[float], None] = time.sleep,
                  stopping: Callable[[], bool] = lambda: False) -> None:
-        self.spec = spec
-        self.name = spec.name
-        self.task_id = task_id
-        self.task_config = task_config
-        self.worker = worker
-        self.clients = clients
-        self.task_factory = task_factory
-        self.handler = ErrorHandler(spec.config, self._report, sleep=sleep, stopping=stopping)
-        self.key_converter = make_converter_for(spec.config, worker, "key")
-        self.value_converter = make_converter_for(spec.config, worker, "value")
-        self.transforms = transforms_for(spec.config)
-        self.dlq_topic = spec.config["errors.deadletterqueue.topic.name"]
-        self.dlq_headers = spec.config["errors.deadletterqueue.context.headers.enable"]
+        super().__init__(spec, task_id, task_config, worker, clients, task_factory,
+                         sleep=sleep, stopping=stopping)
         self.group_id = sink_group_id(spec.config)
         self.flush_interval_ms = int(worker["offset.flush.interval.ms"])
         self.assigned: list[TopicPartition] = []
         self.consumed: dict[TopicPartition, int] = {}   # next offset to consume
         self.committed: dict[TopicPartition, int] = {}
         self.raw: dict[tuple[str, int, int], tuple[bytes | None, bytes | None]] = {}
-        self.task: Any = None
         self.consumer: Any = None
-        self.admin: Any = None
         self.listener_error: BaseException | None = None
         self._dlq_producer: Any = None
         self.last_commit_ms = 0.0
@@ -332,19 +317,11 @@ class WorkerSinkTask:
         self.handler.handle("TASK_PUT", error, ctx, executing=type(self.task).__name__,
                             raw_key=raw_key, raw_value=raw_value)
 
-    def _report(self, ctx: ErrorContext, stage: str, executing: str, error: BaseException,
-                raw_key: bytes | None, raw_value: bytes | None) -> None:
-        if not self.dlq_topic:
-            return
+    def _dead_letter_producer(self) -> Any:
         if self._dlq_producer is None:
             self._dlq_producer = self.clients.producer({
                 **client_config(self.worker, "producer", self.spec.config), "acks": "all"})
-        headers = dlq_headers(ctx, stage, executing, error) if self.dlq_headers else []
-        fut = self._dlq_producer.send(self.dlq_topic, raw_value, key=raw_key, headers=headers)
-        try:  # durable before the record's offset can be committed
-            fut.get(timeout=ACK_TIMEOUT_S)
-        except Exception as e:
-            raise ToleranceExceededError("DEAD_LETTER_QUEUE", e) from e
+        return self._dlq_producer
 
 
 def _now_ms() -> float:

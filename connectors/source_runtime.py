@@ -30,13 +30,13 @@ from loguru import logger
 
 from .api import SourceRecord, SourceTaskContext
 from .clients import Clients, client_config, ensure_topic
-from .errorhandling import SKIP, ErrorContext, ErrorHandler, dlq_headers
-from .errors import ToleranceExceededError, is_retriable
+from .errorhandling import SKIP, ErrorContext
+from .errors import is_retriable
 from .offsets import POSITIONS, OffsetStore, SnapshotReader, canonical
-from .validation import ConnectorSpec, make_converter_for, transforms_for
+from .task_runner import ACK_TIMEOUT_S, TaskRunner
+from .validation import ConnectorSpec
 
 SOURCE_HEADER = "__connect.source"
-ACK_TIMEOUT_S = 60
 
 
 def best_effort_bytes(value: Any) -> bytes | None:
@@ -51,32 +51,19 @@ def best_effort_bytes(value: Any) -> bytes | None:
         return repr(value).encode()
 
 
-class WorkerSourceTask:
+class WorkerSourceTask(TaskRunner):
     """Owns one SourceTask and its producer. Not thread-safe: one actor drives it."""
 
     def __init__(self, spec: ConnectorSpec, task_id: int, task_config: dict[str, Any],
                  worker: Mapping[str, Any], clients: Clients, task_factory: Callable[[], Any],
                  *, sleep: Callable[[float], None] = time.sleep,
                  stopping: Callable[[], bool] = lambda: False) -> None:
-        self.spec = spec
-        self.name = spec.name
-        self.task_id = task_id
-        self.task_config = task_config
-        self.worker = worker
-        self.clients = clients
-        self.task_factory = task_factory
-        self.handler = ErrorHandler(spec.config, self._report, sleep=sleep, stopping=stopping)
-        self.key_converter = make_converter_for(spec.config, worker, "key")
-        self.value_converter = make_converter_for(spec.config, worker, "value")
-        self.transforms = transforms_for(spec.config)
-        self.dlq_topic = spec.config["errors.deadletterqueue.topic.name"]
-        self.dlq_headers = spec.config["errors.deadletterqueue.context.headers.enable"]
+        super().__init__(spec, task_id, task_config, worker, clients, task_factory,
+                         sleep=sleep, stopping=stopping)
         self.positions: dict[tuple[str, int], int] = {}
         self.already_written: set[tuple[str, str]] = set()
-        self.task: Any = None
         self.producer: Any = None
         self.store: OffsetStore | None = None
-        self.admin: Any = None
         self.known_topics: set[str] = set()
         self.records_produced = 0
 
@@ -234,16 +221,8 @@ class WorkerSourceTask:
                             pkey or canonical(dict(r.source_partition)),
                             okey or canonical(dict(r.source_offset)))
 
-    def _report(self, ctx: ErrorContext, stage: str, executing: str, error: BaseException,
-                raw_key: bytes | None, raw_value: bytes | None) -> None:
-        if not self.dlq_topic:
-            return
-        headers = dlq_headers(ctx, stage, executing, error) if self.dlq_headers else []
-        fut = self.producer.send(self.dlq_topic, raw_value, key=raw_key, headers=headers)
-        try:
-            fut.get(timeout=ACK_TIMEOUT_S)
-        except Exception as e:
-            raise ToleranceExceededError("DEAD_LETTER_QUEUE", e) from e
+    def _dead_letter_producer(self) -> Any:
+        return self.producer
 
     # --- exactly-once restart ---------------------------------------------------------------
 
