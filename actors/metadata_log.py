@@ -24,6 +24,7 @@ from pathlib import Path
 
 import cbor2
 from rillet.coordinator.raft import HardState, LogEntry, Snapshot
+from rillet.coordinator.raft.log import EntryListReads
 from rillet.coordinator.raft.wire import decode_hard_state, encode_hard_state
 from rillet.logstore import batch as B
 from rillet.logstore.config import LogConfig
@@ -51,7 +52,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-class PartitionRaftLog:
+class PartitionRaftLog(EntryListReads):
     """``coordinator.raft.RaftLog`` over a ``PartitionLog`` in ``directory``. One owner."""
 
     def __init__(self, directory: Path) -> None:
@@ -93,47 +94,6 @@ class PartitionRaftLog:
         _write_atomically(
             self.directory / QUORUM_STATE_FILE, encode_hard_state(HardState(term, voted_for))
         )
-
-    # -- reads
-
-    @property
-    def snapshot_index(self) -> int:
-        return self._snap.index if self._snap else 0
-
-    @property
-    def snapshot_term(self) -> int:
-        return self._snap.term if self._snap else 0
-
-    @property
-    def last_index(self) -> int:
-        return self.snapshot_index + len(self._entries)
-
-    @property
-    def last_term(self) -> int:
-        return self._entries[-1].term if self._entries else self.snapshot_term
-
-    def snapshot(self) -> Snapshot | None:
-        return self._snap
-
-    def term_at(self, index: int) -> int | None:
-        base = self.snapshot_index
-        if index == base:
-            return self.snapshot_term
-        if base < index <= self.last_index:
-            return self._entries[index - base - 1].term
-        return None
-
-    def entry(self, index: int) -> LogEntry:
-        base = self.snapshot_index
-        if not base < index <= self.last_index:
-            raise IndexError(f"entry {index} outside {base + 1}..{self.last_index}")
-        return self._entries[index - base - 1]
-
-    def entries(self, start: int, stop: int) -> list[LogEntry]:
-        base = self.snapshot_index
-        if start <= base:
-            raise IndexError(f"entry {start} is compacted (snapshot at {base})")
-        return self._entries[start - base - 1 : max(stop - base - 1, 0)]
 
     # -- writes (appends are buffered until flush; truncation and snapshots are immediate)
 

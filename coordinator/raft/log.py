@@ -82,20 +82,15 @@ class RaftLog(Protocol):
         """Make every change so far durable."""
 
 
-class MemoryRaftLog:
-    """``RaftLog`` in memory that also models durability: ``durable()`` returns what a crash
-    would leave behind, i.e. the state as of the last ``flush()``."""
+class EntryListReads:
+    """The read side of a ``RaftLog`` that holds the entries after its snapshot in a list:
+    subclasses keep ``_snap`` (the latest Snapshot or None) and ``_entries`` (entries
+    ``snapshot_index + 1 .. last_index``, in order)."""
 
-    __slots__ = ("_snap", "_entries", "_d_snap", "_d_entries", "_dirty_from")
+    __slots__ = ()
+    _snap: Snapshot | None
+    _entries: list[LogEntry]
 
-    def __init__(self, entries: Sequence[LogEntry] = (), snapshot: Snapshot | None = None) -> None:
-        self._snap = snapshot
-        self._entries = list(entries)
-        self._d_snap = snapshot
-        self._d_entries = list(entries)
-        self._dirty_from: int | None = None  # list position of the first unflushed change
-
-    # -- reads
     @property
     def snapshot_index(self) -> int:
         return self._snap.index if self._snap else 0
@@ -134,6 +129,20 @@ class MemoryRaftLog:
         if start <= base:
             raise IndexError(f"entry {start} is compacted (snapshot at {base})")
         return self._entries[start - base - 1 : max(stop - base - 1, 0)]
+
+
+class MemoryRaftLog(EntryListReads):
+    """``RaftLog`` in memory that also models durability: ``durable()`` returns what a crash
+    would leave behind, i.e. the state as of the last ``flush()``."""
+
+    __slots__ = ("_snap", "_entries", "_d_snap", "_d_entries", "_dirty_from")
+
+    def __init__(self, entries: Sequence[LogEntry] = (), snapshot: Snapshot | None = None) -> None:
+        self._snap = snapshot
+        self._entries = list(entries)
+        self._d_snap = snapshot
+        self._d_entries = list(entries)
+        self._dirty_from: int | None = None  # list position of the first unflushed change
 
     # -- buffered writes
     def _touch(self, pos: int) -> None:
