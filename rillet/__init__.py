@@ -24,6 +24,7 @@ _EXPORTS = {
     "TopicPartition": "rillet.records",
     "RecordMetadata": "rillet.records",
     "ConsumerRecord": "rillet.records",
+    "ConsumerRebalanceListener": "rillet.membership",
     "NewTopic": "rillet.records",
     "RecordFuture": "rillet.future",
     "RilletError": "rillet.errors",
@@ -31,8 +32,8 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "Admin", "AdminClient", "ConfigError", "Consumer", "ConsumerRecord", "KafkaConsumer",
-    "KafkaProducer", "NewTopic", "Producer", "RecordFuture", "RecordMetadata", "RilletError",
+    "Admin", "AdminClient", "ConfigError", "Consumer", "ConsumerRebalanceListener",
+    "ConsumerRecord", "KafkaConsumer", "KafkaProducer", "NewTopic", "Producer", "RecordFuture", "RecordMetadata", "RilletError",
     "TopicPartition", "__version__",
 ]
 
