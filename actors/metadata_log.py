@@ -10,10 +10,11 @@ Beside the segments live two small files written atomically (temp file, fsync, r
 * ``quorum-state``: the voter's term and vote (``coordinator.raft.wire.encode_hard_state``);
 * ``snapshot.cbor``: the latest metadata snapshot ``{"index", "term", "data"}``.
 
-``compact(snapshot)`` writes the snapshot, then drops the log prefix when no entry follows
-the snapshot (``truncate_fully_and_start_at``). With a suffix, the prefix stays on disk (the
-log store cannot move the log start offset of a partition forward without rewriting it) and
-is skipped on load: it is dead weight, never read.
+``compact(snapshot)`` writes the snapshot, then drops the log prefix: the whole log when no
+entry follows the snapshot (``truncate_fully_and_start_at``), else every sealed segment the
+snapshot covers (``delete_records_before``, after rolling the active segment), so the log on
+disk stays within about two snapshot intervals. What remains below the snapshot is skipped
+on load.
 """
 
 from __future__ import annotations
@@ -129,6 +130,13 @@ class PartitionRaftLog(EntryListReads):
         del self._entries[: snapshot.index - base]
         if not self._entries:
             self._log.truncate_fully_and_start_at(snapshot.index)
+        else:
+            # Seal the segment holding the suffix, so that the next snapshot can delete it,
+            # and delete every sealed segment the snapshot now covers: the log on disk stays
+            # within about two snapshot intervals.
+            now = now_ms()
+            self._log.roll(now)
+            self._log.delete_records_before(snapshot.index, now)
 
     def reset(self, snapshot: Snapshot) -> None:
         self._write_snapshot(snapshot)

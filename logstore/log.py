@@ -407,6 +407,21 @@ class PartitionLog:
             self._delete_prefix(count, now_ms)
         return count
 
+    def delete_records_before(self, offset: int, now_ms: int) -> int:
+        """Advance the log start towards ``offset`` by deleting the sealed segments that lie
+        wholly below it (Kafka's DeleteRecords, at segment granularity; the active segment is
+        never deleted). For logs whose prefix a snapshot replaces, such as the metadata log.
+        Returns how many segments went."""
+        self._check_usable()
+        count = 0
+        for seg in self.segments[:-1]:
+            if seg.next_offset > offset:
+                break
+            count += 1
+        if count:
+            self._delete_prefix(count, now_ms)
+        return count
+
     def _delete_prefix(self, count: int, now_ms: int) -> None:
         doomed = self.segments[:count]
         new_start = self.segments[count].base_offset

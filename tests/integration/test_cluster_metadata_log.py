@@ -67,3 +67,30 @@ def test_partition_raft_log_matches_the_memory_log_across_reopens(tmp_path) -> N
     log.close()
     hard = PartitionRaftLog(d).load_hard_state()
     assert (hard.term, hard.voted_for) == (6, 2)
+
+
+def test_snapshots_with_a_suffix_keep_the_metadata_log_bounded_on_disk(tmp_path) -> None:
+    d = tmp_path / "__cluster_metadata"
+    log, ref = PartitionRaftLog(d), MemoryRaftLog()
+
+    def on_disk() -> int:
+        return sum(p.stat().st_size for p in d.glob("*.log"))
+
+    index, per_round = 0, 0
+    for round_ in range(1, 9):
+        batch = [LogEntry(round_, b"x" * 200) for _ in range(50)]
+        for x in (log, ref):
+            x.append(batch)
+            x.flush()
+        index += len(batch)
+        per_round = per_round or on_disk()
+        snap = Snapshot(index - 10, round_, f"image-{round_}".encode())  # 10 entries follow
+        for x in (log, ref):
+            x.compact(snap)
+        same(log, ref)
+    # 8 rounds were written; only about the last two snapshot intervals stay on disk
+    assert on_disk() <= 2.5 * per_round
+    log.close()
+    log = PartitionRaftLog(d)
+    same(log, ref)
+    assert log.entry(log.last_index).payload == b"x" * 200

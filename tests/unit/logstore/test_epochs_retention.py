@@ -131,3 +131,22 @@ def test_crash_between_log_start_checkpoint_and_file_deletion(tmp_path):
     log = PartitionLog.open(tmp_path, cfg, 0)
     assert log.log_start_offset == start
     assert not (tmp_path / names[0]).exists()
+
+
+def test_delete_records_before_drops_whole_segments_below_the_offset(tmp_path):
+    cfg = LogConfig(segment_bytes=500, retention_ms=-1)
+    log = _segments_log(tmp_path, cfg)
+    assert log.delete_records_before(0, now_ms=0) == 0
+    first_next = log.segments[0].next_offset
+    assert log.delete_records_before(first_next - 1, now_ms=0) == 0  # not wholly below
+    cut = log.segments[2].next_offset
+    assert log.delete_records_before(cut, now_ms=0) == 3
+    assert log.log_start_offset == cut == log.segments[0].base_offset
+    assert [r.offset for r in read_all(log)] == list(range(cut, 30))
+    sealed = len(log.segments) - 1
+    assert sealed > 0 and log.delete_records_before(10**9, now_ms=0) == sealed
+    assert len(segment_files(tmp_path)) == 1 and log.log_end_offset == 30  # active kept
+    start = log.log_start_offset
+    log.close()
+    log = PartitionLog.open(tmp_path, cfg, 0)
+    assert log.log_start_offset == start
