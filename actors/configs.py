@@ -69,6 +69,12 @@ BROKER_DEFAULTS: dict[str, str] = {
     "broker.heartbeat.interval.ms": "2000",
     "broker.session.timeout.ms": "9000",
     "metadata.snapshot.threshold.entries": "1000",
+    # replication (docs/replication.md)
+    "replica.lag.time.max.ms": "30000",
+    "replica.fetch.wait.max.ms": "500",
+    "replica.fetch.max.bytes": "1048576",
+    "auto.leader.rebalance.enable": "true",
+    "leader.imbalance.check.interval.seconds": "300",
     # consumer groups (actors/group_coordinator.py, docs/consumer-groups.md)
     "offsets.topic.num.partitions": "10",
     "offsets.topic.replication.factor": "3",

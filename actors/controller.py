@@ -33,6 +33,7 @@ from pathlib import Path
 import cbor2
 import pykka
 from loguru import logger
+from rillet.coordinator import election as el
 from rillet.coordinator import metadata as md
 from rillet.coordinator import raft
 from rillet.transport import protocol as P
@@ -177,6 +178,11 @@ class Controller(pykka.ThreadingActor):
         self._fetch_voter = 0
         self._dropped = 0
         self._log = logger.bind(broker=broker_id, actor="controller")
+        rebalance = self.broker_configs.get("auto.leader.rebalance.enable", "true") == "true"
+        interval = int(self.broker_configs.get("leader.imbalance.check.interval.seconds", "300"))
+        self._auto_rebalance_ms = interval * 1000 if rebalance else 0
+        self._next_rebalance = 0
+        self._next_rebalance_armed = False
 
     # -------------------------------------------------------------------------- lifecycle
 
@@ -414,6 +420,11 @@ class Controller(pykka.ThreadingActor):
             self._after_raft()
         if self.active:
             self._check_sessions(now)
+            if self._auto_rebalance_ms > 0 and now >= self._next_rebalance:
+                self._next_rebalance = now + self._auto_rebalance_ms
+                if self._next_rebalance_armed:
+                    self._enqueue("rebalance", self._auto_rebalance)
+                self._next_rebalance_armed = True
         if now >= self._next_heartbeat and not self._heartbeat_inflight:
             self._send_heartbeat(now)
         if not self.is_voter and now >= self._next_fetch and not self._fetch_inflight:
@@ -429,7 +440,11 @@ class Controller(pykka.ThreadingActor):
         seen = self._last_seen.get(broker_id, 0)
         if now_ms() - seen <= self.session_ms:
             return  # it came back while this waited
-        records = md.fence_broker(self.image, broker_id)
+        records = md.fence_broker(self.image, broker_id, self._unclean_default)
+        if records:
+            self._warn_unclean(
+                el.fence_broker(self.image, broker_id, unclean_default=self._unclean_default)
+            )
         self._unfence_at.pop(broker_id, None)
         if records:
             self._log.warning(
@@ -439,6 +454,22 @@ class Controller(pykka.ThreadingActor):
                 len(records) - 1,
             )
             self._propose(records, lambda ok: None)
+
+    @property
+    def _unclean_default(self) -> bool:
+        return self.broker_configs.get("unclean.leader.election.enable", "false") == "true"
+
+    def _warn_unclean(self, decisions: list) -> None:
+        for d in decisions:
+            r = d.record
+            if d.unclean and r is not None:
+                self._log.warning(
+                    "UNCLEAN leader election for {}-{}: broker {} was not in sync; records "
+                    "acknowledged by the old ISR may be lost (unclean.leader.election.enable)",
+                    r.topic,
+                    r.partition,
+                    r.leader,
+                )
 
     # ------------------------------------------------------------------------- heartbeats
 
@@ -519,7 +550,11 @@ class Controller(pykka.ThreadingActor):
             self._propose(records, lambda ok: None)
 
     def _unfence(self, broker_id: int) -> None:
-        records = md.unfence_records(self.image, broker_id)
+        records = md.unfence_records(self.image, broker_id, self._unclean_default)
+        if records:
+            self._warn_unclean(
+                el.unfence_broker(self.image, broker_id, unclean_default=self._unclean_default)
+            )
         self._unfence_at.pop(broker_id, None)
         if records:
             self._log.info(
@@ -757,11 +792,171 @@ class Controller(pykka.ThreadingActor):
             )
         return P.AlterConfigsResponse(results=tuple(results)), records
 
+    # ------------------------------------------------------------------- replication
+
+    def _code(self, name: str) -> int:
+        try:
+            return E[name]
+        except KeyError:
+            return E.UNKNOWN_SERVER_ERROR
+
+    def _alter_partition(self, req: P.AlterPartitionRequest):
+        """A leader's ISR change (election.alter_partition), then the next reassignment
+        step if the change completes one."""
+        info = self.image.partition(req.topic, req.partition)
+        state = el.PartitionState.from_info(info) if info is not None else None
+        live = self.image.live_brokers()
+        d = el.alter_partition(
+            req.topic,
+            req.partition,
+            state,
+            broker_id=req.broker_id,
+            leader_epoch=req.leader_epoch,
+            partition_epoch=req.partition_epoch,
+            new_isr=req.new_isr,
+            live=live,
+        )
+        response = P.AlterPartitionResponse(
+            error_code=self._code(d.error), error_message=d.message or None
+        )
+        if d.record is None:
+            return response, []
+        self._log.info(
+            "{}-{}: isr {} -> {} (leader {})",
+            req.topic,
+            req.partition,
+            list(state.isr),
+            list(d.record.isr),
+            req.broker_id,
+        )
+        records = [d.record]
+        step = el.reassignment_step(req.topic, req.partition, d.record.state, live)
+        if step.record is not None:
+            self._log.info(
+                "{}-{}: reassignment step -> replicas {} leader {}",
+                req.topic,
+                req.partition,
+                list(step.record.replicas),
+                step.record.leader,
+            )
+            records.append(step.record)
+            step2 = el.reassignment_step(req.topic, req.partition, step.record.state, live)
+            if step2.record is not None:
+                records.append(step2.record)
+        return response, records
+
+    def _selected(self, topics) -> list[tuple[str, int]]:
+        if topics is None:
+            return [
+                (name, p)
+                for name, t in sorted(self.image.topics.items())
+                for p in sorted(t.partitions)
+            ]
+        return [(t.topic, p) for t in topics for p in t.partitions]
+
+    def _elect_leaders(self, req: P.ElectLeadersRequest):
+        results, records = [], []
+        live = self.image.live_brokers()
+        for topic, p in self._selected(req.topics):
+            info = self.image.partition(topic, p)
+            if info is None:
+                results.append(
+                    P.ElectLeadersResult(
+                        topic=topic, partition=p, error_code=E.UNKNOWN_TOPIC_OR_PARTITION
+                    )
+                )
+                continue
+            d = el.preferred_leader_election(topic, p, el.PartitionState.from_info(info), live)
+            if d.record is not None:
+                records.append(d.record)
+                self._log.info("{}-{}: preferred leader {} elected", topic, p, d.record.leader)
+            if req.topics is None and d.error == el.ELECTION_NOT_NEEDED:
+                continue
+            results.append(
+                P.ElectLeadersResult(
+                    topic=topic,
+                    partition=p,
+                    error_code=self._code(d.error),
+                    error_message=d.message or None,
+                )
+            )
+        return P.ElectLeadersResponse(results=tuple(results)), records
+
+    def _reassign(self, req: P.AlterPartitionReassignmentsRequest):
+        results, records, image = [], [], self.image
+        live = image.live_brokers()
+        for r in req.partitions:
+            info = image.partition(r.topic, r.partition)
+            if info is None:
+                results.append(
+                    P.ElectLeadersResult(
+                        topic=r.topic,
+                        partition=r.partition,
+                        error_code=E.UNKNOWN_TOPIC_OR_PARTITION,
+                    )
+                )
+                continue
+            state = el.PartitionState.from_info(info)
+            if r.replicas is None:
+                d = el.cancel_reassignment(r.topic, r.partition, state, live)
+            else:
+                d = el.start_reassignment(r.topic, r.partition, state, r.replicas, image.brokers)
+            if d.record is not None:
+                self._log.info(
+                    "{}-{}: reassignment {} -> {}",
+                    r.topic,
+                    r.partition,
+                    list(state.replicas),
+                    list(d.record.replicas),
+                )
+                records.append(d.record)
+                image = md.apply(image, d.record)
+                step = el.reassignment_step(r.topic, r.partition, d.record.state, live)
+                if step.record is not None:
+                    records.append(step.record)
+                    image = md.apply(image, step.record)
+            results.append(
+                P.ElectLeadersResult(
+                    topic=r.topic,
+                    partition=r.partition,
+                    error_code=self._code(d.error),
+                    error_message=d.message or None,
+                )
+            )
+        return P.AlterPartitionReassignmentsResponse(results=tuple(results)), records
+
+    def _init_producer_id(self, req: P.InitProducerIdRequest):
+        pid = self.image.next_producer_id
+        return (
+            P.InitProducerIdResponse(producer_id=pid, producer_epoch=0),
+            [md.ProducerIds(next_producer_id=pid + 1)],
+        )
+
+    def _auto_rebalance(self) -> None:
+        """auto.leader.rebalance.enable: preferred leaders back where they are in sync."""
+        live = self.image.live_brokers()
+        records = []
+        for name, t in sorted(self.image.topics.items()):
+            for p, info in sorted(t.partitions.items()):
+                d = el.preferred_leader_election(name, p, el.PartitionState.from_info(info), live)
+                if d.record is not None:
+                    records.append(d.record)
+        if records:
+            self._log.info(
+                "auto leader rebalance: {} partition(s) back to their preferred leader",
+                len(records),
+            )
+            self._propose(records, lambda ok: None)
+
     _HANDLERS = {
         P.CreateTopicsRequest: _create_topics,
         P.DeleteTopicsRequest: _delete_topics,
         P.CreatePartitionsRequest: _create_partitions,
         P.AlterConfigsRequest: _alter_configs,
+        P.AlterPartitionRequest: _alter_partition,
+        P.ElectLeadersRequest: _elect_leaders,
+        P.AlterPartitionReassignmentsRequest: _reassign,
+        P.InitProducerIdRequest: _init_producer_id,
     }
 
 

@@ -61,6 +61,13 @@ class ListOffsetsGather(_Gather):
         )
 
 
+class EpochGather(_Gather):
+    def _build(self) -> P.OffsetForLeaderEpochResponse:
+        return P.OffsetForLeaderEpochResponse(
+            topics=_group(self._order, self._results, P.OffsetForLeaderEpochTopicResponse)
+        )
+
+
 class FetchGather:
     """Collects ``FetchPartitionResponse``s; see the module docstring for the long poll."""
 
@@ -107,14 +114,17 @@ class FetchGather:
             self._done = True
         self._finish()
 
-    def on_data(self, key: Key, result: P.FetchPartitionResponse) -> bool:
+    def on_data(self, key: Key, result: P.FetchPartitionResponse, force: bool = False) -> bool:
         """A parked partition got records. Returns False once the response is gone (the
-        partition then drops its waiter)."""
+        partition then drops its waiter). ``force``: answer now even below ``min_bytes``
+        (a follower fetch learning a new high watermark)."""
         with self._lock:
             if self._done:
                 return False
             self._add(key, result)
-            if self._first_round < len(self._order) or self._bytes < self._min_bytes:
+            if self._first_round < len(self._order) or (
+                self._bytes < self._min_bytes and not force
+            ):
                 return True
             self._done = True
         self._finish()

@@ -33,13 +33,15 @@ from pathlib import Path
 import pykka
 from loguru import logger
 from rillet.coordinator.metadata import MetadataImage
+from rillet.transport import protocol as P
 from rillet.transport.endpoint import ClientEndpoint, ServerEndpoint
 
 from . import group_coordinator as GC
 from . import partition as R
-from .configs import ConfigError, log_config, validate_broker_configs
+from .configs import ConfigError, effective_topic_configs, log_config, validate_broker_configs
 from .controller import BROKER_IDENTITY_PREFIX, Controller, parse_voters
 from .controller import Tick as ControllerTick
+from .replica_fetcher import ReplicaFetcher
 from .router import Router
 from .session import BrokerContext
 from .ticker import Ticker, now_ms
@@ -62,6 +64,8 @@ class BrokerNode:
         self._lock_file = None
         self._replica_lock = threading.Lock()
         self._log = logger.bind(broker=broker_id)
+        self.fetchers: dict[int, ReplicaFetcher] = {}
+        self._voters = parse_voters(self.configs["controller.quorum.voters"])
 
     # ------------------------------------------------------------------------------ start
 
@@ -105,6 +109,11 @@ class BrokerNode:
             on_caught_up=self._on_caught_up,
         )
         self.ctx.controller = self.controller
+        # replica fetchers' own connections (bulk data never delays Raft or heartbeats)
+        self.fetch_endpoint = ClientEndpoint(
+            identity_prefix=BROKER_IDENTITY_PREFIX + f"{self.broker_id}-fetch:".encode(),
+            name=f"rillet-broker-{self.broker_id}-fetch",
+        )
         self.endpoint.start()
         self.ticker.every(0.02, lambda: self._tell_controller(ControllerTick()))
         flush_s = int(self.configs["log.flush.scheduler.interval.ms"]) / 1000
@@ -155,6 +164,77 @@ class BrokerNode:
             hosted |= set(self.ctx.replicas)
             self._cleanup_orphans(hosted)
 
+    # ----------------------------------------------------------------------- replication
+
+    def _address_of(self, broker_id: int) -> str | None:
+        info = self.ctx.image.brokers.get(broker_id)
+        if info is not None:
+            return f"{info.host}:{info.port}"
+        return self._voters.get(broker_id)
+
+    def _send_alter(self, topic: str, partition: int, proposal, answered) -> None:
+        """A leader's ISR proposal (AlterPartition) to the active controller; ``answered``
+        gets the error name (any thread)."""
+        controller = self.ctx.controller_id
+        address = self._address_of(controller) if controller >= 0 else None
+        if address is None:
+            answered("NOT_CONTROLLER")
+            return
+        req = P.AlterPartitionRequest(
+            broker_id=self.broker_id,
+            topic=topic,
+            partition=partition,
+            leader_epoch=proposal.leader_epoch,
+            partition_epoch=proposal.partition_epoch,
+            new_isr=tuple(proposal.new_isr),
+        )
+
+        def done(f) -> None:
+            try:
+                r = f.result()
+                code = getattr(r, "error_code", P.ErrorCode.UNKNOWN_SERVER_ERROR)
+                try:
+                    name = P.ErrorCode(code).name
+                except ValueError:
+                    name = "UNKNOWN_SERVER_ERROR"
+            except Exception:  # noqa: BLE001 - timed out / controller down: re-sent later
+                name = "REQUEST_TIMED_OUT"
+            answered(name)
+
+        self.peers.request(address, req, 5000).add_done_callback(done)
+
+    def _replica_config(self, topic) -> dict:
+        values = effective_topic_configs(topic.configs, self.configs)
+        return {
+            "min_insync_replicas": int(values["min.insync.replicas"]),
+            "replica_lag_time_max_ms": int(self.configs["replica.lag.time.max.ms"]),
+        }
+
+    def _update_fetchers(self, image: MetadataImage) -> None:
+        """Controller thread, under the replica lock: every followed partition is fetched
+        by the fetcher of its leader."""
+        wanted: dict[int, dict[tuple[str, int], int]] = {}
+        for key in self.ctx.replicas:
+            info = image.partition(*key)
+            if info is None or info.leader < 0 or info.leader == self.broker_id:
+                continue
+            wanted.setdefault(info.leader, {})[key] = info.leader_epoch
+        for source in set(wanted) | set(self.fetchers):
+            fetcher = self.fetchers.get(source)
+            if fetcher is None:
+                fetcher = ReplicaFetcher(
+                    self.broker_id,
+                    source,
+                    address_of=self._address_of,
+                    endpoint=self.fetch_endpoint,
+                    replica=self.ctx.replicas.get,
+                    fetch_wait_ms=int(self.configs["replica.fetch.wait.max.ms"]),
+                    fetch_max_bytes=int(self.configs["replica.fetch.max.bytes"]),
+                )
+                self.fetchers[source] = fetcher
+                fetcher.start()
+            fetcher.set_partitions(wanted.get(source, {}))
+
     def _tell_replicas(self, message: object) -> None:
         for ref in list(self.ctx.replicas.values()):
             try:
@@ -169,17 +249,34 @@ class BrokerNode:
 
     def _publish(self, old: MetadataImage, new: MetadataImage) -> None:
         """Controller thread: make the hosted partition actors match ``new``."""
+        if self._stopped:
+            return
         with self._replica_lock:
             self.ctx.image = new
             for name, topic in old.topics.items():
                 current = new.topics.get(name)
                 if current is not None and current.topic_id == topic.topic_id:
+                    config_changed = current.configs != topic.configs
+                    extra = self._replica_config(current)
                     for p, info in current.partitions.items():
                         before = topic.partitions.get(p)
                         ref = self.ctx.replicas.get((name, p))
-                        if ref is not None and before and before.leader_epoch != info.leader_epoch:
-                            ref.tell(R.LeaderEpoch(info.leader_epoch))
-                    if current.configs != topic.configs:
+                        if ref is None:
+                            continue
+                        if self.broker_id not in info.replicas:
+                            # reassigned away (the data is on the new replicas by now)
+                            self.ctx.replicas.pop((name, p), None)
+                            directory = self._partition_dir(name, p)
+                            doomed = directory.with_name(f"{directory.name}.moved-delete")
+                            try:
+                                directory.rename(doomed)
+                            except OSError:
+                                doomed = directory
+                            ref.tell(R.Delete(doomed))
+                            continue
+                        if before != info or config_changed:
+                            ref.tell(R.PartitionChanged(info, extra["min_insync_replicas"]))
+                    if config_changed:
                         config = log_config(current.configs, self.configs)
                         for p in current.partitions:
                             ref = self.ctx.replicas.get((name, p))
@@ -202,6 +299,7 @@ class BrokerNode:
                     if self.broker_id not in info.replicas or (name, p) in self.ctx.replicas:
                         continue
                     config = config or log_config(topic.configs, self.configs)
+                    extra = self._replica_config(topic)
                     self.ctx.replicas[(name, p)] = R.PartitionReplica.start(
                         name,
                         p,
@@ -210,7 +308,11 @@ class BrokerNode:
                         info.leader_epoch,
                         self.broker_id,
                         topic.topic_id,
+                        info=info,
+                        send_alter=self._send_alter,
+                        **extra,
                     )
+            self._update_fetchers(new)
         self._tell_group_coordinator(GC.ImageChanged(new))
 
     def _cleanup_deleted(self) -> None:
@@ -241,6 +343,14 @@ class BrokerNode:
         self.endpoint.close()
         self.router.close()
         self.controller.stop()  # no new partition actors after this
+        with self._replica_lock:
+            fetchers = list(self.fetchers.values())
+            self.fetchers.clear()
+        for f in fetchers:
+            f.stop()
+        self.fetch_endpoint.close()
+        for f in fetchers:
+            f.join(5)
         self.peers.close()
         with self._replica_lock:
             refs = list(self.ctx.replicas.values())

@@ -13,9 +13,16 @@ Only this actor's thread touches the log. Messages (``tell`` only; replies go to
 * ``Reconfigure`` reopen the log with a new LogConfig (AlterConfigs)
 * ``Delete``    close the log, remove its directory, stop
 
-With one replica the high watermark is the log end offset; the seam for replication is
-``_advance_high_watermark``. Any exception while handling a message is answered with an error
-code and logged; it never stops the actor.
+Replication (docs/replication.md): ``PartitionChanged`` carries the partition's state from
+the metadata image. As leader the actor hosts one ``coordinator.replication.LeaderReplica``
+per leader epoch (ISR, high watermark = min LEO over the ISR, acks=all purgatory, AlterPartition
+proposals sent with ``send_alter``); follower fetches are ``Read`` with ``replica_id >= 0``
+and ``EpochEndOffset`` answers OffsetForLeaderEpoch. As follower the replica fetcher
+(actors/replica_fetcher.py) drives it with ``ask``: ``FollowerState``, ``FollowerTruncate``,
+``FollowerAppend``, ``FollowerReset``. Idempotent producers: ``logstore.producer_state``
+(duplicates answered with their original offsets, gaps refused), snapshots in
+``<offset>.snapshot`` files, rebuilt on open. Any exception while handling a message is
+answered with an error code and logged; it never stops the actor.
 """
 
 from __future__ import annotations
@@ -27,7 +34,9 @@ from pathlib import Path
 
 import pykka
 from loguru import logger
+from rillet.coordinator import replication as RC
 from rillet.logstore import batch as B
+from rillet.logstore import producer_state as PS
 from rillet.logstore.config import LogConfig
 from rillet.logstore.errors import (
     CorruptBatchError,
@@ -42,12 +51,26 @@ from .ticker import now_ms
 
 E = P.ErrorCode
 TOPIC_ID_FILE = "partition.metadata"
+HW_FILE = "high-watermark.checkpoint"
+SNAPSHOT_SUFFIX = ".snapshot"
+SNAPSHOT_INTERVAL_MS = 30_000
+SNAPSHOTS_KEPT = 3
+
+
+def code_of(name: str) -> int:
+    """Wire code for an error name of the pure cores."""
+    try:
+        return E[name]
+    except KeyError:
+        return E.UNKNOWN_SERVER_ERROR
 
 
 @dataclass(frozen=True, slots=True)
 class Append:
     records: bytes
     reply: Callable[[P.ProducePartitionResponse], None] | None  # None: acks=0
+    acks: int = 1
+    timeout_ms: int = 30_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +80,66 @@ class Read:
     reply: Callable[[P.FetchPartitionResponse], None]
     on_data: Callable[[P.FetchPartitionResponse], bool] | None  # set: park if nothing to read
     deadline_ms: int = 0
+    replica_id: int = -1  # >= 0: a follower's fetch (reads up to the LEO, moves the ISR/HW)
+    current_leader_epoch: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionChanged:
+    """The metadata image has this state for the partition (``metadata.PartitionInfo``)."""
+
+    info: object
+    min_insync_replicas: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class EpochEndOffset:
+    """OffsetForLeaderEpoch on the leader: reply(P.EpochEndOffset)."""
+
+    current_leader_epoch: int
+    leader_epoch: int
+    reply: Callable[[P.EpochEndOffset], None]
+
+
+@dataclass(frozen=True, slots=True)
+class AlterPartitionAnswer:
+    proposal: RC.AlterIsr
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class FollowerState:
+    """ask: (log_end_offset, latest_epoch, high_watermark), or None if not a follower."""
+
+    leader_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class FollowerTruncate:
+    """ask: apply the leader's OffsetForLeaderEpoch answer; returns (done, LEO, latest
+    epoch) or None if not a follower of ``leader_epoch``."""
+
+    leader_epoch: int
+    epoch: int
+    end_offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class FollowerAppend:
+    """ask: append fetched batches (at our LEO); returns the new LEO (None: not a follower
+    of ``leader_epoch``)."""
+
+    leader_epoch: int
+    records: bytes
+    high_watermark: int
+
+
+@dataclass(frozen=True, slots=True)
+class FollowerReset:
+    """ask: our LEO is below the leader's log start: start over empty at ``offset``."""
+
+    leader_epoch: int
+    offset: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +183,7 @@ class _Waiter:
     max_bytes: int
     on_data: Callable[[P.FetchPartitionResponse], bool]
     deadline_ms: int
+    follower: bool = False
 
 
 def error_code_for(exc: BaseException) -> int:
@@ -127,6 +211,11 @@ class PartitionReplica(pykka.ThreadingActor):
         leader_epoch: int,
         broker_id: int,
         topic_id: str = "",
+        *,
+        info: object | None = None,
+        min_insync_replicas: int = 1,
+        replica_lag_time_max_ms: int = 30_000,
+        send_alter: Callable[[str, int, RC.AlterIsr, Callable[[str], None]], None] | None = None,
     ) -> None:
         super().__init__()
         self.topic = topic
@@ -134,12 +223,25 @@ class PartitionReplica(pykka.ThreadingActor):
         self.directory = Path(directory)
         self.config = config
         self.leader_epoch = leader_epoch
+        self.broker_id = broker_id
         self.topic_id = topic_id
         self.log: PartitionLog | None = None
         self.high_watermark = 0
         self._waiters: list[_Waiter] = []
         self._unacked: list[tuple[Callable, P.ProducePartitionResponse]] = []
         self._log = logger.bind(broker=broker_id, topic=topic, partition=partition)
+        # replication: None = the sole replica, leading (tests, single-broker setups)
+        self.info = info
+        self.min_insync_replicas = min_insync_replicas
+        self.lag_ms = replica_lag_time_max_ms
+        self.send_alter = send_alter
+        self.leader: RC.LeaderReplica | None = None
+        self.follower_epoch = -1  # >= 0 while following the leader of this epoch
+        self.pstate = PS.ProducerStateManager()
+        self._acks: dict[int, tuple[Callable, P.ProducePartitionResponse]] = {}
+        self._ack_seq = 0
+        self._hw_saved = -1
+        self._snapshot_at = 0
 
     # -------------------------------------------------------------------------- lifecycle
 
@@ -164,17 +266,40 @@ class PartitionReplica(pykka.ThreadingActor):
             self.log = None
             self._log.error("cannot open log {}: {}", self.directory, e)
             return
-        self._advance_high_watermark()
+        log = self.log
+        saved = log.fs.read_checkpoint(self.directory / HW_FILE)
+        self.high_watermark = min(saved if isinstance(saved, int) else 0, log.log_end_offset)
+        self.high_watermark = max(self.high_watermark, log.log_start_offset)
+        self._hw_saved = self.high_watermark
+        try:
+            self.pstate = PS.rebuild_from_log(log, self._read_snapshots())
+        except Exception as e:  # noqa: BLE001 - lose dedup state, never the partition
+            self._log.error("cannot rebuild producer state: {}", e)
+            self.pstate = PS.ProducerStateManager(log.log_end_offset)
+        self._snapshot_at = now_ms()
+        self.leader = None
+        self.follower_epoch = -1
+        self._apply_role(now_ms())
         self._log.info(
-            "partition online: log_start_offset={} log_end_offset={}",
-            self.log.log_start_offset,
-            self.log.log_end_offset,
+            "partition online: log_start_offset={} log_end_offset={} high_watermark={}",
+            log.log_start_offset,
+            log.log_end_offset,
+            self.high_watermark,
         )
 
     def on_stop(self) -> None:
         self._release_unacked()
+        if self.leader is not None:
+            self._carry_out(
+                self.leader.on_partition_change(
+                    leader=-1, isr=(), leader_epoch=-1, partition_epoch=0, now_ms=now_ms()
+                )
+            )
+            self.leader = None
         if self.log is not None:
             try:
+                self._save_high_watermark()
+                self._write_snapshot()
                 self.log.close()
                 self._log.info("partition closed cleanly at {}", self.high_watermark)
             except Exception as e:  # noqa: BLE001
@@ -186,15 +311,186 @@ class PartitionReplica(pykka.ThreadingActor):
             "partition actor failed"
         )
 
-    def _advance_high_watermark(self) -> None:
-        # One replica: everything appended is "replicated". Replication changes this to the
-        # smallest log end offset in the ISR.
-        if self.log is not None:
-            self.high_watermark = self.log.log_end_offset
+    # ------------------------------------------------------------------------ replication
+
+    def _apply_role(self, now: int) -> None:
+        """Become (or stay) leader or follower as ``self.info`` says."""
+        log = self.log
+        if log is None:
+            return
+        info = self.info
+        if info is None:  # the sole replica
+            replicas = isr = (self.broker_id,)
+            leader, epoch, pepoch = self.broker_id, self.leader_epoch, 0
+        else:
+            replicas, isr = tuple(info.replicas), tuple(info.isr)
+            leader, epoch = info.leader, info.leader_epoch
+            pepoch = getattr(info, "partition_epoch", 0)
+        config = RC.ReplicationConfig(
+            replica_lag_time_max_ms=self.lag_ms, min_insync_replicas=self.min_insync_replicas
+        )
+        if self.leader is not None:
+            if leader == self.broker_id and epoch == self.leader.leader_epoch:
+                self.leader.config = config
+                self._carry_out(
+                    self.leader.on_partition_change(
+                        leader=leader,
+                        isr=isr,
+                        leader_epoch=epoch,
+                        partition_epoch=pepoch,
+                        replicas=replicas,
+                        now_ms=now,
+                    )
+                )
+                return
+            self._carry_out(
+                self.leader.on_partition_change(
+                    leader=leader, isr=isr, leader_epoch=epoch, partition_epoch=pepoch, now_ms=now
+                )
+            )
+            self.leader = None
+            self._log.info("resigned as leader (new leader {} epoch {})", leader, epoch)
+        self.leader_epoch = max(self.leader_epoch, epoch)
+        if leader != self.broker_id:
+            self.follower_epoch = epoch if leader >= 0 else -1
+            self._drop_consumer_waiters()
+            return
+        self.follower_epoch = -1
+        if epoch < log.epochs.latest_epoch:
+            self._log.warning("metadata names an old leader epoch {}; not leading", epoch)
+            return
+        log.epochs.assign(epoch, log.log_end_offset)
+        self.leader = RC.LeaderReplica(
+            self.broker_id,
+            replicas=replicas,
+            isr=isr,
+            leader_epoch=epoch,
+            partition_epoch=pepoch,
+            log_end_offset=log.log_end_offset,
+            high_watermark=self.high_watermark,
+            now_ms=now,
+            config=config,
+        )
+        if info is not None:
+            self._log.info(
+                "leader at epoch {} (isr {}, log_end_offset {}, high_watermark {})",
+                epoch,
+                list(isr),
+                log.log_end_offset,
+                self.high_watermark,
+            )
+        self._carry_out(self.leader.on_append(log.log_end_offset, now))
+
+    def _carry_out(self, progress: RC.Progress) -> None:
+        if progress.completions:
+            for c in progress.completions:
+                entry = self._acks.pop(c.key, None)
+                if entry is None:
+                    continue
+                reply, response = entry
+                if c.error != RC.NONE:
+                    response = P.ProducePartitionResponse(
+                        partition=self.partition,
+                        error_code=code_of(c.error),
+                        base_offset=response.base_offset if c.error.endswith("APPEND") else -1,
+                        error_message=f"acks=all: {c.error}",
+                    )
+                self._reply(reply, response)
+        if progress.propose is not None and self.send_alter is not None:
+            proposal = progress.propose
+            me = self.actor_ref
+
+            def answered(error: str, proposal=proposal) -> None:
+                try:
+                    me.tell(AlterPartitionAnswer(proposal, error))
+                except pykka.ActorDeadError:
+                    pass
+
+            try:
+                self.send_alter(self.topic, self.partition, proposal, answered)
+            except Exception:  # noqa: BLE001 - re-sent by the next tick
+                self._log.exception("could not send AlterPartition")
+        if progress.high_watermark_changed and progress.high_watermark > self.high_watermark:
+            self.high_watermark = progress.high_watermark
+            self._serve_waiters()
+
+    def _reply(self, reply: Callable, response: P.ProducePartitionResponse) -> None:
+        if response.error_code == E.NONE and self.config.flush_mode == "group-commit":
+            self._unacked.append((reply, response))
+            return
+        try:
+            reply(response)
+        except Exception:  # noqa: BLE001
+            self._log.exception("produce reply failed")
+
+    def _drop_consumer_waiters(self) -> None:
+        if not self._waiters:
+            return
+        gone, self._waiters = self._waiters, []
+        for w in gone:
+            try:
+                w.on_data(
+                    P.FetchPartitionResponse(
+                        partition=self.partition, error_code=E.NOT_LEADER_OR_FOLLOWER
+                    )
+                )
+            except Exception:  # noqa: BLE001
+                self._log.exception("fetch waiter failed")
+
+    def _save_high_watermark(self) -> None:
+        if self.log is None or self.high_watermark == self._hw_saved:
+            return
+        try:
+            self.log.fs.write_checkpoint(self.directory / HW_FILE, self.high_watermark)
+            self._hw_saved = self.high_watermark
+        except Exception as e:  # noqa: BLE001
+            self._log.error("high watermark checkpoint failed: {}", e)
+
+    # ------------------------------------------------------------- producer-state snapshots
+
+    def _snapshot_files(self) -> dict[int, Path]:
+        out = {}
+        for f in self.directory.glob("*" + SNAPSHOT_SUFFIX):
+            stem = f.name[: -len(SNAPSHOT_SUFFIX)]
+            if stem.isdigit():
+                out[int(stem)] = f
+        return out
+
+    def _read_snapshots(self) -> dict[int, bytes]:
+        out = {}
+        for offset, f in self._snapshot_files().items():
+            try:
+                out[offset] = f.read_bytes()
+            except OSError:
+                continue
+        return out
+
+    def _write_snapshot(self) -> None:
+        log = self.log
+        if log is None or self.pstate.map_end_offset != log.log_end_offset:
+            return
+        files = self._snapshot_files()
+        offset = self.pstate.map_end_offset
+        if offset in files or not self.pstate.producers:
+            return
+        try:
+            log.fs.write_atomic(
+                self.directory / f"{offset:020d}{SNAPSHOT_SUFFIX}", self.pstate.snapshot()
+            )
+            for old in sorted(files)[: -SNAPSHOTS_KEPT + 1 or None]:
+                files[old].unlink(missing_ok=True)
+        except Exception as e:  # noqa: BLE001
+            self._log.error("producer state snapshot failed: {}", e)
+
+    def _delete_snapshots_above(self, offset: int) -> None:
+        for o, f in self._snapshot_files().items():
+            if o > offset:
+                f.unlink(missing_ok=True)
 
     # ---------------------------------------------------------------------------- dispatch
 
-    def on_receive(self, message: object) -> None:
+    def on_receive(self, message: object) -> object:
+        result = None
         try:
             match message:
                 case Append():
@@ -213,13 +509,39 @@ class PartitionReplica(pykka.ThreadingActor):
                     self._delete(directory)
                 case LeaderEpoch(leader_epoch=epoch):
                     self.leader_epoch = max(self.leader_epoch, epoch)
+                case PartitionChanged(info=info, min_insync_replicas=m):
+                    self.info, self.min_insync_replicas = info, m
+                    self._apply_role(now_ms())
+                case EpochEndOffset():
+                    self._epoch_end_offset(message)
+                case AlterPartitionAnswer(proposal=proposal, error=error):
+                    if self.leader is not None:
+                        self._carry_out(
+                            self.leader.on_alter_partition_response(proposal, error, now_ms())
+                        )
+                case FollowerState(leader_epoch=epoch):
+                    result = self._follower_state(epoch)
+                case FollowerTruncate():
+                    result = self._follower_truncate(message)
+                case FollowerAppend():
+                    result = self._follower_append(message)
+                case FollowerReset(leader_epoch=epoch, offset=offset):
+                    if self._is_follower_of(epoch):
+                        self.log.truncate_fully_and_start_at(offset)
+                        self.pstate = PS.ProducerStateManager(offset)
+                        self._delete_snapshots_above(-1)
+                        self.high_watermark = offset
+                        result = offset
                 case _:
                     self._log.warning("ignoring unknown message {!r}", type(message).__name__)
-        except Exception:  # noqa: BLE001 - poison message: answer (if we can) and carry on
+        except Exception as e:  # noqa: BLE001 - poison message: answer (if we can) and carry on
+            if isinstance(message, FollowerState | FollowerTruncate | FollowerAppend):
+                raise  # the fetcher's ask gets it and starts over with truncation
             self._log.exception("failed handling {}", type(message).__name__)
-            self._answer_error(message, E.UNKNOWN_SERVER_ERROR)
+            self._answer_error(message, error_code_for(e))
         if self._unacked and self.actor_inbox.empty():
             self._group_commit()
+        return result
 
     def _answer_error(self, message: object, code: int) -> None:
         try:
@@ -238,13 +560,27 @@ class PartitionReplica(pykka.ThreadingActor):
 
     def _append(self, msg: Append) -> None:
         log = self.log
+        leader = self.leader
+        dup = None
         if log is None:
-            code, message, base = E.KAFKA_STORAGE_ERROR, "partition log is offline", -1
+            code, message, base, last = E.KAFKA_STORAGE_ERROR, "partition log is offline", -1, -1
+        elif leader is None:
+            code, message, base, last = E.NOT_LEADER_OR_FOLLOWER, "not the leader", -1, -1
         else:
-            code, message, base = self._append_batches(log, msg.records)
-        if code == E.NONE:
-            self._advance_high_watermark()
-            self._serve_waiters()
+            check = leader.check_append(msg.acks)
+            if check != RC.NONE:
+                code, message, base, last = (
+                    code_of(check),
+                    f"{check} (isr {list(leader.isr)})",
+                    -1,
+                    -1,
+                )
+            else:
+                code, message, base, last, dup = self._append_batches(log, msg.records)
+        if code == E.NONE and dup is None:
+            self._carry_out(leader.on_append(log.log_end_offset, now_ms()))
+            if not leader.isr or self.high_watermark >= log.log_end_offset:
+                self._serve_waiters()
         if msg.reply is None:
             return
         response = P.ProducePartitionResponse(
@@ -254,14 +590,20 @@ class PartitionReplica(pykka.ThreadingActor):
             log_start_offset=log.log_start_offset if log is not None and code == E.NONE else -1,
             error_message=message,
         )
-        if code == E.NONE and self.config.flush_mode == "group-commit":
-            self._unacked.append((msg.reply, response))
-        else:
-            msg.reply(response)
+        if code == E.NONE and msg.acks == -1:
+            self._ack_seq += 1
+            key = self._ack_seq
+            self._acks[key] = (msg.reply, response)
+            done = leader.wait_for_ack(key, last, now_ms() + max(msg.timeout_ms, 1))
+            if done is not None:
+                self._carry_out(RC.Progress(self.high_watermark, completions=(done,)))
+            return
+        self._reply(msg.reply, response)
 
-    def _append_batches(self, log: PartitionLog, records: bytes) -> tuple[int, str | None, int]:
+    def _append_batches(self, log: PartitionLog, records: bytes):
+        """(code, message, base_offset, last_offset, duplicate-or-None)."""
         if not records:
-            return E.CORRUPT_MESSAGE, "no record batch in the request", -1
+            return E.CORRUPT_MESSAGE, "no record batch in the request", -1, -1, None
         try:
             header = B.read_header(records)
             if header.length == len(records):
@@ -271,27 +613,79 @@ class PartitionReplica(pykka.ThreadingActor):
                 # Several batches: validate all before appending any (all or nothing).
                 views = list(B.iter_batches(records, validate=True))
         except CorruptBatchError as e:
-            return E.CORRUPT_MESSAGE, str(e), -1
-        for header, _view in views:
+            return E.CORRUPT_MESSAGE, str(e), -1, -1, None
+        pstate = self.pstate
+        dups = []  # leading duplicates (a retried request): answered, not appended
+        prev = None  # (producer id, epoch, last sequence) of the previous batch
+        for i, (header, _view) in enumerate(views):
             if header.is_control:
-                return E.INVALID_RECORD, "clients may not write control batches", -1
+                return E.INVALID_RECORD, "clients may not write control batches", -1, -1, None
             if header.length > log.config.max_message_bytes:
                 limit = log.config.max_message_bytes
-                return E.MESSAGE_TOO_LARGE, f"batch of {header.length} bytes > {limit}", -1
-        base = -1
+                return (
+                    E.MESSAGE_TOO_LARGE,
+                    f"batch of {header.length} bytes > {limit}",
+                    -1,
+                    -1,
+                    None,
+                )
+            pid = header.producer_id
+            if pid < 0:
+                prev = None
+                continue
+            follows = (
+                prev is not None
+                and prev[:2] == (pid, header.producer_epoch)
+                and header.base_sequence == PS.increment_sequence(prev[2], 1)
+                and len(dups) < i
+            )
+            if not follows:
+                check = pstate.check_batch(header)
+                if check.duplicate is not None:
+                    if len(dups) != i:
+                        return (
+                            E.DUPLICATE_SEQUENCE_NUMBER,
+                            "duplicate after new batches",
+                            -1,
+                            -1,
+                            None,
+                        )
+                    dups.append(check.duplicate)
+                elif not check.should_append:
+                    self._log.debug("refused batch: {} {}", check.error, check.message)
+                    return code_of(check.error), check.message, -1, -1, None
+            last_seq = PS.increment_sequence(header.base_sequence, header.last_offset_delta)
+            prev = (pid, header.producer_epoch, last_seq)
+        if dups and len(dups) == len(views):
+            return E.NONE, None, dups[0].first_offset, dups[-1].last_offset, dups[-1]
+        base = dups[0].first_offset if dups else -1
+        last = -1
         now = now_ms()
         try:
-            for i, (_, view) in enumerate(views):
+            for i, (header, view) in enumerate(views[len(dups) :]):
                 data = records if len(views) == 1 else bytes(view)
                 info = log.append(data, self.leader_epoch, now)
-                if i == 0:
+                if i == 0 and base < 0:
                     base = info.base_offset
+                last = info.last_offset
+                if header.producer_id >= 0:
+                    pstate.update(
+                        header.producer_id,
+                        header.producer_epoch,
+                        header.base_sequence,
+                        PS.increment_sequence(header.base_sequence, header.last_offset_delta),
+                        info.base_offset,
+                        info.last_offset,
+                        info.max_timestamp,
+                    )
+                else:
+                    pstate.map_end_offset = info.last_offset + 1
         except Exception as e:  # noqa: BLE001 - mapped to a code; a failed log stays failed
             code = error_code_for(e)
             if code == E.KAFKA_STORAGE_ERROR:
                 self._log.error("log failed on append: {}", e)
-            return code, str(e), -1
-        return E.NONE, None, base
+            return code, str(e), -1, -1, None
+        return E.NONE, None, base, last, None
 
     def _group_commit(self) -> None:
         try:
@@ -323,14 +717,17 @@ class PartitionReplica(pykka.ThreadingActor):
 
     # ------------------------------------------------------------------------------- fetch
 
-    def _fetch_response(self, fetch_offset: int, max_bytes: int) -> P.FetchPartitionResponse:
+    def _fetch_response(
+        self, fetch_offset: int, max_bytes: int, follower: bool = False
+    ) -> P.FetchPartitionResponse:
         log = self.log
         if log is None:
             return P.FetchPartitionResponse(
                 partition=self.partition, error_code=E.KAFKA_STORAGE_ERROR
             )
         try:
-            records = log.read(fetch_offset, max(max_bytes, 1), self.high_watermark)
+            limit = None if follower else self.high_watermark
+            records = log.read(fetch_offset, max(max_bytes, 1), limit)
             code = E.NONE
         except Exception as e:  # noqa: BLE001
             records, code = b"", error_code_for(e)
@@ -344,20 +741,62 @@ class PartitionReplica(pykka.ThreadingActor):
         )
 
     def _read(self, msg: Read) -> None:
-        response = self._fetch_response(msg.fetch_offset, msg.max_bytes)
+        follower = msg.replica_id >= 0
+        if follower or (msg.current_leader_epoch >= 0 and self.info is not None):
+            code = self._check_follower_fetch(msg) if follower else None
+            if code is None and msg.current_leader_epoch >= 0:
+                fence = RC.check_leader_epoch(msg.current_leader_epoch, self.leader_epoch)
+                code = None if fence == RC.NONE else code_of(fence)
+            if code is not None:
+                log = self.log
+                msg.reply(
+                    P.FetchPartitionResponse(
+                        partition=self.partition,
+                        error_code=code,
+                        high_watermark=self.high_watermark,
+                        log_start_offset=log.log_start_offset if log is not None else -1,
+                    )
+                )
+                return
+        if not follower and self.info is not None and self.leader is None:
+            msg.reply(
+                P.FetchPartitionResponse(
+                    partition=self.partition, error_code=E.NOT_LEADER_OR_FOLLOWER
+                )
+            )
+            return
+        response = self._fetch_response(msg.fetch_offset, msg.max_bytes, follower)
         msg.reply(response)
         if msg.on_data is not None and response.error_code == E.NONE and not response.records:
             self._waiters.append(
-                _Waiter(msg.fetch_offset, msg.max_bytes, msg.on_data, msg.deadline_ms)
+                _Waiter(msg.fetch_offset, msg.max_bytes, msg.on_data, msg.deadline_ms, follower)
             )
+
+    def _check_follower_fetch(self, msg: Read) -> int | None:
+        """A follower fetch on the leader: record its progress; an error code or None."""
+        leader, log = self.leader, self.log
+        if leader is None or log is None:
+            return E.NOT_LEADER_OR_FOLLOWER
+        decision = leader.on_follower_fetch(
+            msg.replica_id,
+            msg.fetch_offset,
+            now_ms(),
+            current_leader_epoch=msg.current_leader_epoch,
+            log_start_offset=log.log_start_offset,
+        )
+        self._carry_out(decision.progress)
+        if decision.error != RC.NONE:
+            return code_of(decision.error)
+        return None
 
     def _serve_waiters(self) -> None:
         if not self._waiters:
             return
         keep = []
         for w in self._waiters:
-            response = self._fetch_response(w.fetch_offset, w.max_bytes)
-            if response.records or response.error_code != E.NONE:
+            response = self._fetch_response(w.fetch_offset, w.max_bytes, w.follower)
+            # a follower also wants a new high watermark with no new records
+            if response.records or response.error_code != E.NONE or w.follower:
                 try:
                     w.on_data(response)
                 except Exception:  # noqa: BLE001
@@ -365,6 +804,78 @@ class PartitionReplica(pykka.ThreadingActor):
             else:
                 keep.append(w)
         self._waiters = keep
+
+    def _epoch_end_offset(self, msg: EpochEndOffset) -> None:
+        leader, log = self.leader, self.log
+        if leader is None or log is None:
+            msg.reply(
+                P.EpochEndOffset(partition=self.partition, error_code=E.NOT_LEADER_OR_FOLLOWER)
+            )
+            return
+        error, epoch, end = RC.leader_epoch_end_offset(
+            log.epochs,
+            log.log_end_offset,
+            leader_epoch=leader.leader_epoch,
+            current_leader_epoch=msg.current_leader_epoch,
+            requested_epoch=msg.leader_epoch,
+        )
+        msg.reply(
+            P.EpochEndOffset(
+                partition=self.partition,
+                error_code=code_of(error),
+                leader_epoch=epoch,
+                end_offset=end,
+            )
+        )
+
+    # ---------------------------------------------------------------------------- follower
+
+    def _is_follower_of(self, leader_epoch: int) -> bool:
+        return self.log is not None and self.leader is None and self.follower_epoch == leader_epoch
+
+    def _follower_state(self, leader_epoch: int):
+        if not self._is_follower_of(leader_epoch):
+            return None
+        log = self.log
+        return log.log_end_offset, log.epochs.latest_epoch, self.high_watermark
+
+    def _follower_truncate(self, msg: FollowerTruncate):
+        if not self._is_follower_of(msg.leader_epoch):
+            return None
+        log = self.log
+        t = RC.follower_truncation(
+            log.epochs, log.log_end_offset, self.high_watermark, msg.epoch, msg.end_offset
+        )
+        self._truncate(t.truncate_to)
+        return t.done, log.log_end_offset, log.epochs.latest_epoch
+
+    def _truncate(self, offset: int) -> None:
+        log = self.log
+        before = log.log_end_offset
+        log.truncate_to(offset)
+        log.epochs.truncate_from_end(log.log_end_offset)  # also drops an empty epoch at the LEO
+        leo = log.log_end_offset
+        if leo < before:
+            self._log.info("truncated from {} to {}", before, leo)
+            if not self.pstate.truncate_to(leo):
+                snapshots = {o: d for o, d in self._read_snapshots().items() if o <= leo}
+                self.pstate = PS.rebuild_from_log(log, snapshots)
+            self._delete_snapshots_above(leo)
+        self.high_watermark = min(self.high_watermark, leo)
+
+    def _follower_append(self, msg: FollowerAppend):
+        if not self._is_follower_of(msg.leader_epoch):
+            return None
+        log = self.log
+        if msg.records:
+            log.append_replicated(msg.records, now_ms())
+            for header, _view in B.iter_batches(msg.records, validate=False):
+                self.pstate.update_from_header(header)
+        leo = log.log_end_offset
+        hw = RC.follower_high_watermark(msg.high_watermark, leo)
+        if hw > self.high_watermark:
+            self.high_watermark = hw
+        return leo
 
     # ------------------------------------------------------------------------ list offsets
 
@@ -403,6 +914,12 @@ class PartitionReplica(pykka.ThreadingActor):
     def _tick(self, now: int) -> None:
         if self._waiters:
             self._waiters = [w for w in self._waiters if w.deadline_ms > now]
+        if self.leader is not None:
+            self._carry_out(self.leader.tick(now))
+        self._save_high_watermark()
+        if now - self._snapshot_at >= SNAPSHOT_INTERVAL_MS:
+            self._snapshot_at = now
+            self._write_snapshot()
         if self.log is not None and self.log.unflushed:
             try:
                 self.log.maybe_flush(now)
@@ -433,11 +950,26 @@ class PartitionReplica(pykka.ThreadingActor):
             self.log.close()
         self.config = config
         self._log.info("config changed; reopening log")
+        if self.leader is not None:  # reopened below as a new LeaderReplica of the same epoch
+            self._carry_out(
+                self.leader.on_partition_change(
+                    leader=-1, isr=(), leader_epoch=-1, partition_epoch=0, now_ms=now_ms()
+                )
+            )
+            self.leader = None
+        self._save_high_watermark()
         self._open()
         self._serve_waiters()
 
     def _delete(self, directory: Path) -> None:
         self._release_unacked()
+        if self.leader is not None:
+            self._carry_out(
+                self.leader.on_partition_change(
+                    leader=-1, isr=(), leader_epoch=-1, partition_epoch=0, now_ms=now_ms()
+                )
+            )
+            self.leader = None
         if self.log is not None:
             self.log.abandon()  # no more writes: the path may already hold a new topic
             self.log = None

@@ -24,7 +24,7 @@ from . import controller as C
 from . import group_coordinator as GC
 from . import partition as R
 from .configs import effective_topic_configs, topic_defaults
-from .gather import FetchGather, ListOffsetsGather, ProduceGather
+from .gather import EpochGather, FetchGather, ListOffsetsGather, ProduceGather
 from .ticker import Ticker, now_ms
 
 E = P.ErrorCode
@@ -93,7 +93,13 @@ class ClientSession(pykka.ThreadingActor):
 
     def _dispatch(self, cid: int, req: object) -> None:
         respond = self._responder(cid)
-        if isinstance(req, P.ProduceRequest | P.FetchRequest | P.ListOffsetsRequest):
+        if isinstance(
+            req,
+            P.ProduceRequest
+            | P.FetchRequest
+            | P.ListOffsetsRequest
+            | P.OffsetForLeaderEpochRequest,
+        ):
             keys = [(t.name, p.partition) for t in req.topics for p in t.partitions]
             if len(set(keys)) != len(keys):
                 # Kafka rejects these too: which answer would belong to which entry?
@@ -135,6 +141,16 @@ class ClientSession(pykka.ThreadingActor):
                 | P.DeleteTopicsRequest()
                 | P.CreatePartitionsRequest()
                 | P.AlterConfigsRequest()
+            ):
+                from_broker = self.peer.startswith(C.BROKER_IDENTITY_PREFIX)
+                self.ctx.controller.tell(C.Admin(req, respond, forwardable=not from_broker))
+            case P.OffsetForLeaderEpochRequest():
+                self._offset_for_leader_epoch(req, respond)
+            case (
+                P.AlterPartitionRequest()
+                | P.ElectLeadersRequest()
+                | P.AlterPartitionReassignmentsRequest()
+                | P.InitProducerIdRequest()
             ):
                 from_broker = self.peer.startswith(C.BROKER_IDENTITY_PREFIX)
                 self.ctx.controller.tell(C.Admin(req, respond, forwardable=not from_broker))
@@ -199,7 +215,7 @@ class ClientSession(pykka.ThreadingActor):
                         )
                     continue
                 reply = (lambda r, key=key: gather.put(key, r)) if gather else None
-                ref.tell(R.Append(p.records, reply))
+                ref.tell(R.Append(p.records, reply, req.acks, req.timeout_ms))
         if gather and not keys:
             respond(P.ProduceResponse())
 
@@ -227,15 +243,41 @@ class ClientSession(pykka.ThreadingActor):
                     )
                     continue
                 max_bytes = max(1, min(p.partition_max_bytes, req.max_bytes))
+                force = req.replica_id >= 0  # a follower also wants HW news
                 ref.tell(
                     R.Read(
                         p.fetch_offset,
                         max_bytes,
                         reply=lambda r, key=key: gather.immediate(key, r),
-                        on_data=(lambda r, key=key: gather.on_data(key, r))
+                        on_data=(lambda r, key=key, f=force: gather.on_data(key, r, f))
                         if gather.waiting
                         else None,
                         deadline_ms=deadline,
+                        replica_id=req.replica_id,
+                        current_leader_epoch=p.current_leader_epoch,
+                    )
+                )
+
+    def _offset_for_leader_epoch(
+        self, req: P.OffsetForLeaderEpochRequest, respond: Callable[[object], None]
+    ) -> None:
+        keys = [(t.name, p.partition) for t in req.topics for p in t.partitions]
+        if not keys:
+            respond(P.OffsetForLeaderEpochResponse())
+            return
+        gather = EpochGather(keys, respond)
+        for t in req.topics:
+            for p in t.partitions:
+                key = (t.name, p.partition)
+                code, ref = self._replica(*key)
+                if ref is None:
+                    gather.put(key, P.EpochEndOffset(partition=p.partition, error_code=code))
+                    continue
+                ref.tell(
+                    R.EpochEndOffset(
+                        p.current_leader_epoch,
+                        p.leader_epoch,
+                        lambda r, key=key: gather.put(key, r),
                     )
                 )
 

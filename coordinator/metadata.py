@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Protocol
 
+from .election import PartitionChangeRecord
 from .placement import PlacementError, assign_replicas
 
 MAX_TOPIC_NAME = 249
@@ -130,6 +131,13 @@ class DeleteTopic:
     name: str
 
 
+@_rec
+class ProducerIds:
+    """Producer ids below ``next_producer_id`` are allocated (InitProducerId)."""
+
+    next_producer_id: int
+
+
 RECORD_TYPES: dict[str, type] = {
     cls.__name__: cls
     for cls in (
@@ -141,6 +149,8 @@ RECORD_TYPES: dict[str, type] = {
         PartitionChange,
         SetConfig,
         DeleteTopic,
+        PartitionChangeRecord,
+        ProducerIds,
     )
 }
 
@@ -183,6 +193,9 @@ class PartitionInfo:
     isr: tuple[int, ...]
     leader: int
     leader_epoch: int
+    partition_epoch: int = 0
+    adding_replicas: tuple[int, ...] = ()
+    removing_replicas: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +214,7 @@ class MetadataImage:
     brokers: Mapping[int, BrokerInfo] = field(default_factory=dict)
     topics: Mapping[str, TopicInfo] = field(default_factory=dict)
     offset: int = 0
+    next_producer_id: int = 0
 
     def live_brokers(self) -> list[int]:
         return sorted(b.broker_id for b in self.brokers.values() if not b.fenced)
@@ -256,8 +270,28 @@ def apply(image: MetadataImage, record: object) -> MetadataImage:
                 if old is None:
                     return replace(image, offset=nxt)
                 info = replace(
-                    old, leader=record.leader, isr=record.isr, leader_epoch=record.leader_epoch
+                    old,
+                    leader=record.leader,
+                    isr=record.isr,
+                    leader_epoch=record.leader_epoch,
+                    partition_epoch=old.partition_epoch + 1,
                 )
+            topic = replace(topic, partitions=_with(topic.partitions, record.partition, info))
+            return replace(image, topics=_with(image.topics, topic.name, topic), offset=nxt)
+        case PartitionChangeRecord():
+            topic = image.topics.get(record.topic)
+            if topic is None or record.partition not in topic.partitions:
+                return replace(image, offset=nxt)
+            info = PartitionInfo(
+                record.partition,
+                tuple(record.replicas),
+                tuple(record.isr),
+                record.leader,
+                record.leader_epoch,
+                record.partition_epoch,
+                tuple(record.adding_replicas),
+                tuple(record.removing_replicas),
+            )
             topic = replace(topic, partitions=_with(topic.partitions, record.partition, info))
             return replace(image, topics=_with(image.topics, topic.name, topic), offset=nxt)
         case SetConfig(topic=n, name=k, value=v):
@@ -268,6 +302,8 @@ def apply(image: MetadataImage, record: object) -> MetadataImage:
             return replace(image, topics=_with(image.topics, n, topic), offset=nxt)
         case DeleteTopic(name=n):
             return replace(image, topics=_with(image.topics, n, None), offset=nxt)
+        case ProducerIds(next_producer_id=n):
+            return replace(image, next_producer_id=max(image.next_producer_id, n), offset=nxt)
     raise ValueError(f"not a metadata record: {record!r}")
 
 
@@ -423,6 +459,8 @@ def decode_records(payload: bytes) -> list[object]:
 def image_records(image: MetadataImage) -> list[object]:
     """Records that rebuild ``image`` from an empty one (a metadata snapshot)."""
     out: list[object] = []
+    if image.next_producer_id:
+        out.append(ProducerIds(next_producer_id=image.next_producer_id))
     for b in sorted(image.brokers.values(), key=lambda b: b.broker_id):
         out.append(RegisterBroker(broker_id=b.broker_id, host=b.host, port=b.port, rack=b.rack))
         if not b.fenced:
@@ -442,6 +480,20 @@ def image_records(image: MetadataImage) -> list[object]:
                     leader_epoch=p.leader_epoch,
                 )
             )
+            if p.partition_epoch or p.adding_replicas or p.removing_replicas:
+                out.append(
+                    PartitionChangeRecord(
+                        topic=t.name,
+                        partition=p.partition,
+                        replicas=p.replicas,
+                        isr=p.isr,
+                        leader=p.leader,
+                        leader_epoch=p.leader_epoch,
+                        partition_epoch=p.partition_epoch,
+                        adding_replicas=p.adding_replicas,
+                        removing_replicas=p.removing_replicas,
+                    )
+                )
     return out
 
 
@@ -457,22 +509,12 @@ def decode_snapshot(data: bytes) -> MetadataImage:
 
 
 def _changes(decisions: Iterable[object]) -> list[object]:
-    out: list[object] = []
-    for d in decisions:
-        r = d.record
-        out.append(
-            PartitionChange(
-                topic=r.topic,
-                partition=r.partition,
-                leader=r.leader,
-                isr=tuple(r.isr),
-                leader_epoch=r.leader_epoch,
-            )
-        )
-    return out
+    return [d.record for d in decisions]
 
 
-def fence_broker(image: MetadataImage, broker_id: int) -> list[object]:
+def fence_broker(
+    image: MetadataImage, broker_id: int, unclean_default: bool = False
+) -> list[object]:
     """Records fencing ``broker_id`` (it missed its session): the broker record, then every
     partition it led moves to another live in-sync replica (``election.fence_broker``: first
     live ISR member in replica order, leader epoch bumped; leader -1 if there is none) and it
@@ -482,14 +524,18 @@ def fence_broker(image: MetadataImage, broker_id: int) -> list[object]:
     info = image.brokers.get(broker_id)
     if info is None or info.fenced:
         return []
-    return [FenceBroker(broker_id=broker_id), *_changes(decide(image, broker_id))]
+    decisions = decide(image, broker_id, unclean_default=unclean_default)
+    return [FenceBroker(broker_id=broker_id), *_changes(decisions)]
 
 
-def unfence_records(image: MetadataImage, broker_id: int) -> list[object]:
+def unfence_records(
+    image: MetadataImage, broker_id: int, unclean_default: bool = False
+) -> list[object]:
     """Records unfencing a registered broker: offline partitions it can lead get it back."""
     from .election import unfence_broker as decide
 
     info = image.brokers.get(broker_id)
     if info is None or not info.fenced:
         return []
-    return [UnfenceBroker(broker_id=broker_id), *_changes(decide(image, broker_id))]
+    decisions = decide(image, broker_id, unclean_default=unclean_default)
+    return [UnfenceBroker(broker_id=broker_id), *_changes(decisions)]

@@ -24,7 +24,7 @@ import cbor2
 from rillet.columns import FAST_OK as _COLUMNS_OK
 from rillet.columns import encode_bytes_array, encode_timestamps, nulls
 from rillet.future import BatchCompletion
-from rillet.logstore.batch import BatchBuilder, Codec, encode_batch
+from rillet.logstore.batch import HEADER_SIZE, BatchBuilder, Codec, encode_batch, read_header
 
 RECORD_OVERHEAD = 14  # per-record bytes of CBOR framing counted towards batch.size
 
@@ -36,7 +36,8 @@ class ProducerBatch:
 
     __slots__ = ("topic", "partition", "codec", "timestamps", "keys", "values", "headers",
                  "size", "completion", "created_ms", "attempts", "retry_at_ms", "data",
-                 "record_count", "reserved", "solo", "keyed")
+                 "record_count", "reserved", "solo", "keyed", "producer_id", "producer_epoch",
+                 "base_sequence")
 
     def __init__(self, topic: str, partition: int, codec: Codec, now_ms: float) -> None:
         self.topic = topic
@@ -56,6 +57,10 @@ class ProducerBatch:
         self.reserved = 0  # bytes counted in the accumulator's buffered_bytes
         self.solo = False  # send without other batches of its partition (after a too-large)
         self.keyed = False  # some record has a key (else the keys column is all nulls)
+        # idempotence: set by the sender right before the first seal (docs/replication.md)
+        self.producer_id = -1
+        self.producer_epoch = -1
+        self.base_sequence = -1
 
     def append(self, timestamp: int, key: bytes | None, value: bytes | None, headers=()) -> int:
         """Add one record (key/value already bytes or None); returns its index."""
@@ -106,6 +111,9 @@ class ProducerBatch:
                                                    strict=True)):
                     builder.append(ts, k, v, hdrs.get(i, ()))
                 self.data = builder.build()
+                if self.producer_id >= 0:
+                    self.data = with_producer(self.data, self.producer_id,
+                                              self.producer_epoch, self.base_sequence)
             self.timestamps = self.keys = self.values = None
             self.headers = None
         return self.data
@@ -133,7 +141,9 @@ class ProducerBatch:
                             headers_cbor))
         return encode_batch(payload=payload, attributes=int(Codec.NONE),
                             last_offset_delta=n - 1, first_timestamp=first, max_timestamp=hi,
-                            record_count=n)
+                            record_count=n, producer_id=self.producer_id,
+                            producer_epoch=self.producer_epoch,
+                            base_sequence=self.base_sequence)
 
     def fail(self, error: BaseException) -> None:
         self.completion.complete(-1, error)
@@ -143,6 +153,16 @@ class ProducerBatch:
 
 
 _BATCH_OVERHEAD = 89 + 8  # logstore HEADER_SIZE + the CBOR column heads (as BatchBuilder)
+
+
+def with_producer(data: bytes, producer_id: int, producer_epoch: int, base_sequence: int) -> bytes:
+    """``data`` (one batch) re-framed with an idempotent producer's id, epoch and sequence."""
+    h = read_header(data)
+    return encode_batch(payload=bytes(memoryview(data)[HEADER_SIZE:h.length]),
+                        attributes=h.attributes, last_offset_delta=h.last_offset_delta,
+                        first_timestamp=h.first_timestamp, max_timestamp=h.max_timestamp,
+                        producer_id=producer_id, producer_epoch=producer_epoch,
+                        base_sequence=base_sequence, record_count=h.record_count)
 
 
 def _fast_encode_matches_builder() -> bool:

@@ -193,6 +193,54 @@ class Admin(GroupAdminMixin):
             if r.error_code:
                 raise error_for_code(r.error_code, r.error_message or f"topic {r.resource_name!r}")
 
+    # -- replication (docs/replication.md) ----------------------------------------------------
+
+    def elect_leaders(self, partitions: Iterable[tuple[str, int]] | None = None, *,
+                      raise_errors: bool = True) -> dict[tuple[str, int], RilletError | None]:
+        """Preferred-leader election (Kafka's electLeaders, PREFERRED): leadership goes back
+        to each partition's first replica if it is in sync. ``None``: every partition (the
+        answer then lists only those that needed an election)."""
+        topics = None
+        if partitions is not None:
+            by_topic: dict[str, list[int]] = {}
+            for t, n in partitions:
+                by_topic.setdefault(t, []).append(int(n))
+            topics = tuple(p.GroupTopicPartitions(topic=t, partitions=tuple(ps))
+                           for t, ps in by_topic.items())
+        req = p.ElectLeadersRequest(topics=topics)
+        resp = self._controller_call(req, self.config.request_timeout_ms, _codes)
+        if isinstance(resp, p.ErrorResponse):
+            raise error_for_code(resp.error_code, resp.error_message)
+        results = {(r.topic, r.partition): _err(r.error_code, r.error_message)
+                   for r in resp.results}
+        if raise_errors:
+            for error in results.values():
+                if error is not None and error.code != p.ErrorCode.ELECTION_NOT_NEEDED:
+                    raise error
+        return results
+
+    def alter_partition_reassignments(
+            self, reassignments: Mapping[tuple[str, int], Iterable[int] | None], *,
+            raise_errors: bool = True) -> dict[tuple[str, int], RilletError | None]:
+        """Move partitions to other brokers: ``{(topic, partition): [broker, ...]}`` (the
+        target replica list, first = preferred leader), or ``None`` to cancel. The new
+        replicas copy the data and join the ISR before the old ones are removed (watch the
+        replicas in :meth:`describe_topics`)."""
+        req = p.AlterPartitionReassignmentsRequest(partitions=tuple(
+            p.ReassignPartition(topic=t, partition=int(n),
+                                replicas=None if r is None else tuple(int(b) for b in r))
+            for (t, n), r in reassignments.items()))
+        resp = self._controller_call(req, self.config.request_timeout_ms, _codes)
+        if isinstance(resp, p.ErrorResponse):
+            raise error_for_code(resp.error_code, resp.error_message)
+        results = {(r.topic, r.partition): _err(r.error_code, r.error_message)
+                   for r in resp.results}
+        if raise_errors:
+            for error in results.values():
+                if error is not None:
+                    raise error
+        return results
+
     def close(self) -> None:
         self._client.close()
 
@@ -201,6 +249,12 @@ class Admin(GroupAdminMixin):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _codes(resp: Any) -> list[int]:
+    if isinstance(resp, p.ErrorResponse):
+        return [resp.error_code]
+    return [resp.error_code, *(r.error_code for r in resp.results)]
 
 
 def _result_codes(resp: Any) -> list[int]:

@@ -26,6 +26,8 @@ from rillet.errors import (
 from rillet.network import NetworkClient, map_error
 from rillet.transport.protocol import (
     ErrorCode,
+    InitProducerIdRequest,
+    InitProducerIdResponse,
     ProducePartition,
     ProduceRequest,
     ProduceTopic,
@@ -38,6 +40,10 @@ _REFRESH_CODES = {
     ErrorCode.LEADER_NOT_AVAILABLE, ErrorCode.FENCED_LEADER_EPOCH,
     ErrorCode.UNKNOWN_LEADER_EPOCH, ErrorCode.BROKER_NOT_AVAILABLE,
 }
+
+
+_MAX_BATCHES_IN_FLIGHT = 5  # per partition, with idempotence (the broker keeps 5)
+_SEQUENCE_RETRY = {ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, ErrorCode.UNKNOWN_PRODUCER_ID}
 
 
 def _monotonic_ms() -> float:
@@ -80,6 +86,17 @@ class Sender(threading.Thread):
         self.flush_requests = 0
         self.closing = False
         self.force_close = False
+        # idempotence (enable.idempotence, acks=all): producer id/epoch from the cluster and a
+        # sequence per partition, assigned when a batch is first sealed (= sent, in order)
+        config = getattr(client, "config", None)
+        self.idempotent = acks == -1 and bool(getattr(config, "enable_idempotence", False))
+        self.producer_id = -1
+        self.producer_epoch = -1
+        self.next_sequence: dict[tuple[str, int], int] = {}
+        self.producer_id_retry_at = 0.0
+        # the broker remembers the last 5 batches per producer and partition: never more
+        # unanswered than that, or a retry of an older one is no longer known as a duplicate
+        self.batches_in_flight: Counter = Counter()
 
     # -- called from user threads ---------------------------------------------------------
 
@@ -132,14 +149,36 @@ class Sender(threading.Thread):
             for batch in list(self.incomplete):
                 self._finish(batch, -1, error)
 
+    def _init_producer_id(self, now: float) -> bool:
+        """InitProducerId from the controller (once per producer); False: try again later."""
+        if now < self.producer_id_retry_at:
+            return False
+        try:
+            r = self.client.call_controller(InitProducerIdRequest(), self.request_timeout_ms)
+        except RilletError as e:
+            r = e  # its ``code``: UNSUPPORTED_VERSION disables idempotence below
+        if isinstance(r, InitProducerIdResponse) and r.error_code == 0 and r.producer_id >= 0:
+            self.producer_id, self.producer_epoch = r.producer_id, r.producer_epoch
+            return True
+        code = getattr(r, "error_code", getattr(r, "code", None))
+        if code in (ErrorCode.UNSUPPORTED_VERSION, ErrorCode.INVALID_REQUEST):
+            self.idempotent = False  # a broker without InitProducerId: plain retries
+            return True
+        self.producer_id_retry_at = now + self.backoff_ms
+        self.client.request_metadata_update(())
+        return False
+
     def _send_ready(self, now: float, flush: bool) -> float | None:
         """Send what can go now; returns when a held batch next needs attention."""
+        if self.idempotent and self.producer_id < 0 and not self._init_producer_id(now):
+            return self.producer_id_retry_at
         by_leader: dict[str, list[ProducerBatch]] = defaultdict(list)
         keep: deque[ProducerBatch] = deque()
         attention: float | None = None
         missing_leader = False
         leaders: dict[tuple[str, int], str | None] = {}
         blocked: set[tuple[str, int]] = set()  # an older batch of the partition must go first
+        selected: Counter = Counter()
         waiting = self.waiting
         if len(waiting) > 1:  # retries rejoin at the end: restore creation (= send) order
             waiting = sorted(waiting, key=_created)
@@ -156,6 +195,12 @@ class Sender(threading.Thread):
                 if batch.retry_at_ms > now:
                     attention = _earliest(attention, batch.retry_at_ms)
                 continue
+            if self.idempotent:
+                if self.batches_in_flight[tp] + selected[tp] >= _MAX_BATCHES_IN_FLIGHT:
+                    keep.append(batch)
+                    blocked.add(tp)
+                    continue
+                selected[tp] += 1
             address = leaders.get(tp, "")
             if address == "":
                 address = leaders[tp] = self.client.leader_address(*tp)
@@ -199,6 +244,11 @@ class Sender(threading.Thread):
         closed: set[tuple[str, int]] = set()  # partitions whose next batch must wait
         for batch in batches:
             tp = (batch.topic, batch.partition)
+            if self.idempotent and batch.data is None:
+                seq = self.next_sequence.get(tp, 0)
+                batch.producer_id, batch.producer_epoch = self.producer_id, self.producer_epoch
+                batch.base_sequence = seq
+                self.next_sequence[tp] = (seq + len(batch.timestamps)) & 0x7FFFFFFF
             data = batch.seal()
             group = groups[batch.topic][batch.partition]
             if tp in closed or (size and size + len(data) > self.max_request_size) or (
@@ -223,6 +273,8 @@ class Sender(threading.Thread):
             topics.append(ProduceTopic(name=topic, partitions=tuple(plist)))
         for batch in sent:
             batch.attempts += 1
+            if self.idempotent:
+                self.batches_in_flight[(batch.topic, batch.partition)] += 1
         req = ProduceRequest(acks=self.acks, timeout_ms=self.request_timeout_ms,
                              topics=tuple(topics))
         self.in_flight[address] += 1
@@ -239,6 +291,9 @@ class Sender(threading.Thread):
     def _handle_response(self, address: str, batches: list[ProducerBatch], fut: Future,
                          now: float) -> None:
         self.in_flight[address] -= 1
+        if self.idempotent:
+            for batch in batches:
+                self.batches_in_flight[(batch.topic, batch.partition)] -= 1
         exc = fut.exception()
         if exc is not None:
             error = map_error(exc)
@@ -272,6 +327,10 @@ class Sender(threading.Thread):
                 self.waiting.append(batch)
                 continue
             error = error_for_code(result.error_code, result.error_message)
+            if self.idempotent and result.error_code in _SEQUENCE_RETRY:
+                # an earlier batch is being retried (or the new leader lacks our state):
+                # resend in order with the same sequence
+                error = RilletError(str(error), code=result.error_code, retriable=True)
             if retriable(result.error_code):
                 self._retry_or_fail(batch, error, now,
                                     refresh=result.error_code in _REFRESH_CODES)

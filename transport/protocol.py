@@ -89,6 +89,12 @@ class ErrorCode(enum.IntEnum):
     UNSUPPORTED_ASSIGNOR = 112
     STALE_MEMBER_EPOCH = 113
     INVALID_REGULAR_EXPRESSION = 128
+    # replication (docs/replication.md)
+    OPERATION_NOT_ATTEMPTED = 55
+    ELECTION_NOT_NEEDED = 84
+    NO_REASSIGNMENT_IN_PROGRESS = 85
+    INVALID_UPDATE_VERSION = 95
+    INELIGIBLE_REPLICA = 107
 
 
 _RETRIABLE = frozenset(
@@ -115,6 +121,7 @@ _RETRIABLE = frozenset(
         ErrorCode.REBALANCE_IN_PROGRESS,
         ErrorCode.UNKNOWN_TOPIC_ID,
         ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
+        ErrorCode.UNKNOWN_PRODUCER_ID,
     }
 )
 
@@ -965,6 +972,169 @@ class MetadataFetchResponse:
     entries: tuple[bytes, ...] = ()
 
 
+# ------------------------------------------------------------------------------ replication
+
+
+@_msg
+class AlterPartitionRequest:
+    """A partition leader's ISR change, to the active controller (Kafka's AlterPartition,
+    one partition per request). ``partition_epoch`` is the state it was computed from."""
+
+    API: ClassVar[str] = "AlterPartition"
+    VERSION: ClassVar[int] = 0
+    broker_id: int
+    topic: str
+    partition: int
+    leader_epoch: int
+    partition_epoch: int
+    new_isr: tuple[int, ...]
+
+
+@_msg
+class AlterPartitionResponse:
+    """NONE once the change is in the metadata log (the leader applies it when its image
+    shows it); FENCED_LEADER_EPOCH, INVALID_UPDATE_VERSION, INELIGIBLE_REPLICA, ..."""
+
+    API: ClassVar[str] = "AlterPartition"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+    error_message: str | None = None
+
+
+@_msg
+class OffsetForLeaderEpochPartition:
+    partition: int
+    current_leader_epoch: int
+    leader_epoch: int
+
+
+@_msg
+class OffsetForLeaderEpochTopic:
+    name: str
+    partitions: tuple[OffsetForLeaderEpochPartition, ...]
+
+
+@_msg
+class OffsetForLeaderEpochRequest:
+    """A follower asks the leader where ``leader_epoch`` ends in the leader's log
+    (KIP-101/279 truncation). ``replica_id``: the follower's broker id."""
+
+    API: ClassVar[str] = "OffsetForLeaderEpoch"
+    VERSION: ClassVar[int] = 0
+    replica_id: int = CONSUMER_REPLICA_ID
+    topics: tuple[OffsetForLeaderEpochTopic, ...]
+
+
+@_msg
+class EpochEndOffset:
+    """``leader_epoch``: the largest epoch <= the requested one the leader knows;
+    ``end_offset``: where it ends (-1/-1: unknown)."""
+
+    partition: int
+    error_code: int = 0
+    leader_epoch: int = -1
+    end_offset: int = -1
+
+
+@_msg
+class OffsetForLeaderEpochTopicResponse:
+    name: str
+    partitions: tuple[EpochEndOffset, ...]
+
+
+@_msg
+class OffsetForLeaderEpochResponse:
+    API: ClassVar[str] = "OffsetForLeaderEpoch"
+    VERSION: ClassVar[int] = 0
+    topics: tuple[OffsetForLeaderEpochTopicResponse, ...] = ()
+
+
+@_msg
+class ElectLeadersRequest:
+    """Preferred-leader election (``rillet elect-leaders``); ``topics`` None: all."""
+
+    API: ClassVar[str] = "ElectLeaders"
+    VERSION: ClassVar[int] = 0
+    topics: tuple[GroupTopicPartitions, ...] | None = None
+    timeout_ms: int = 30000
+
+
+@_msg
+class ElectLeadersResult:
+    topic: str
+    partition: int
+    error_code: int = 0
+    error_message: str | None = None
+
+
+@_msg
+class ElectLeadersResponse:
+    API: ClassVar[str] = "ElectLeaders"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+    results: tuple[ElectLeadersResult, ...] = ()
+
+
+@_msg
+class ReassignPartition:
+    """``replicas``: the target replica list; None cancels an ongoing reassignment."""
+
+    topic: str
+    partition: int
+    replicas: tuple[int, ...] | None
+
+
+@_msg
+class AlterPartitionReassignmentsRequest:
+    API: ClassVar[str] = "AlterPartitionReassignments"
+    VERSION: ClassVar[int] = 0
+    partitions: tuple[ReassignPartition, ...]
+    timeout_ms: int = 30000
+
+
+@_msg
+class AlterPartitionReassignmentsResponse:
+    API: ClassVar[str] = "AlterPartitionReassignments"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+    results: tuple[ElectLeadersResult, ...] = ()
+
+
+@_msg
+class InitProducerIdRequest:
+    """An idempotent producer asks for its producer id and epoch (allocated by the
+    controller and persisted through the metadata log)."""
+
+    API: ClassVar[str] = "InitProducerId"
+    VERSION: ClassVar[int] = 0
+    transactional_id: str | None = None
+    timeout_ms: int = 30000
+
+
+@_msg
+class InitProducerIdResponse:
+    API: ClassVar[str] = "InitProducerId"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+    producer_id: int = -1
+    producer_epoch: int = -1
+
+
+REPLICATION_REQUESTS = (
+    AlterPartitionRequest,
+    OffsetForLeaderEpochRequest,
+    ElectLeadersRequest,
+    AlterPartitionReassignmentsRequest,
+    InitProducerIdRequest,
+)
+REPLICATION_RESPONSES = (
+    AlterPartitionResponse,
+    OffsetForLeaderEpochResponse,
+    ElectLeadersResponse,
+    AlterPartitionReassignmentsResponse,
+    InitProducerIdResponse,
+)
+
 CLUSTER_REQUESTS = (RaftRequest, BrokerHeartbeatRequest, MetadataFetchRequest)
 CLUSTER_RESPONSES = (RaftResponse, BrokerHeartbeatResponse, MetadataFetchResponse)
 
@@ -987,6 +1157,7 @@ REQUESTS: dict[str, type] = {
         FindCoordinatorRequest,
         *GROUP_REQUESTS,
         *CLUSTER_REQUESTS,
+        *REPLICATION_REQUESTS,
     )
 }
 RESPONSES: dict[str, type] = {
@@ -1012,5 +1183,6 @@ RESPONSES: dict[str, type] = {
         ConsumerGroupDescribeResponse,
         DeleteGroupsResponse,
         *CLUSTER_RESPONSES,
+        *REPLICATION_RESPONSES,
     )
 }

@@ -1,4 +1,5 @@
-"""``rillet topic create|list|describe|alter|delete`` (kafka-topics.sh's outputs)."""
+"""``rillet topic create|list|describe|alter|delete`` (kafka-topics.sh's outputs), and
+``reassign`` / ``elect-leaders`` (kafka-reassign-partitions.sh, kafka-leader-election.sh)."""
 
 from __future__ import annotations
 
@@ -157,6 +158,71 @@ def delete(names, if_exists, bootstrap, timeout_ms) -> None:
         else:
             failed = True
             click.echo(f"Error while deleting topic {name}: {error}", err=True)
+    sys.exit(1 if failed else 0)
+
+
+@topic.command("reassign")
+@click.argument("name")
+@click.argument("partition", type=click.IntRange(0))
+@click.option("--replicas", metavar="ID,ID,...",
+              help="Target replica list (the first is the preferred leader).")
+@click.option("--cancel", is_flag=True, help="Cancel an ongoing reassignment.")
+@admin_options
+def reassign(name, partition, replicas, cancel, bootstrap, timeout_ms) -> None:
+    """Move a partition to other brokers (the new replicas copy the data and join the ISR
+    before the old ones are removed)."""
+    if cancel == bool(replicas):
+        raise click.UsageError("give either --replicas ID,ID,... or --cancel")
+    target = None
+    if replicas:
+        try:
+            target = [int(b) for b in replicas.split(",") if b.strip()]
+        except ValueError:
+            raise click.UsageError(
+                f"--replicas {replicas!r}: broker ids, comma-separated") from None
+    with _admin(bootstrap) as admin:
+        results = admin.alter_partition_reassignments({(name, partition): target},
+                                                      raise_errors=False)
+    error = results.get((name, partition))
+    if error is not None:
+        click.echo(f"Error reassigning {name}-{partition}: {error}", err=True)
+        sys.exit(1)
+    what = "Cancelled the reassignment of" if cancel else "Started reassigning"
+    click.echo(f"{what} {name}-{partition}" + (f" to {target}." if target else "."))
+
+
+@topic.command("elect-leaders")
+@click.argument("partitions", nargs=-1, metavar="[TOPIC[:PARTITION]]...")
+@admin_options
+def elect_leaders(partitions, bootstrap, timeout_ms) -> None:
+    """Preferred-leader election: leadership back to each partition's first replica if it
+    is in sync. No argument: every partition."""
+    selected = None
+    with _admin(bootstrap) as admin:
+        if partitions:
+            selected = []
+            for spec in partitions:
+                name, _, num = spec.partition(":")
+                if num:
+                    if not num.isdigit():
+                        raise click.UsageError(f"{spec!r}: expected TOPIC or TOPIC:PARTITION")
+                    selected.append((name, int(num)))
+                else:
+                    desc = admin.describe_topics([name])[name]
+                    selected += [(name, p.partition) for p in desc.partitions]
+        results = admin.elect_leaders(selected, raise_errors=False)
+    failed = False
+    for (name, num), error in sorted(results.items()):
+        if error is None:
+            click.echo(f"Successfully elected the preferred leader for {name}-{num}.")
+        elif error.code == 84:  # ELECTION_NOT_NEEDED
+            click.echo(f"{name}-{num}: the preferred leader already leads.")
+        else:
+            failed = True
+            click.echo(f"Error electing the preferred leader for {name}-{num}: {error}",
+                       err=True)
+    if not results:
+        click.echo("Every partition is led by its preferred leader.")
     sys.exit(1 if failed else 0)
 
 

@@ -11,6 +11,7 @@ from rillet.transport import protocol as P
 from rillet.transport.errors import ProtocolError
 
 from .group_samples import GROUP_SAMPLES
+from .replication_samples import REPLICATION_SAMPLES
 
 SAMPLES = [
     P.ApiVersionsRequest(),
@@ -108,6 +109,7 @@ SAMPLES = [
     ),
     P.ErrorResponse(error_code=42, error_message="bad"),
     *GROUP_SAMPLES,
+    *REPLICATION_SAMPLES,
     P.RaftRequest(message=b"\xa0"),
     P.RaftResponse(),
     P.BrokerHeartbeatRequest(broker_id=2, host="127.0.0.1", port=9093, metadata_offset=7),

@@ -1,0 +1,279 @@
+"""ReplicaFetcher: one thread per source broker, pulling every partition this broker follows
+from that leader (Kafka's ReplicaFetcherThread).
+
+Per partition the state is the leader epoch it follows and whether it must truncate first.
+A round: partitions that need it ask the leader where their latest epoch ends
+(OffsetForLeaderEpoch) and truncate (``FollowerTruncate``, KIP-101/279, repeated while the
+walk-back is not done); then one Fetch with ``replica_id`` = this broker for all the others,
+each at its log end offset, long-polling ``replica.fetch.wait.max.ms``; fetched batches go to
+the partition actor (``FollowerAppend``). Stale answers (FENCED_LEADER_EPOCH,
+NOT_LEADER_OR_FOLLOWER, ...) pause the partition until the metadata moves it (the node calls
+``set_partitions`` on every image change). The partition actors are asked (blocking) from
+this thread, never the other way round.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pykka
+from loguru import logger
+from rillet.transport import protocol as P
+
+from . import partition as R
+from .ticker import now_ms
+
+E = P.ErrorCode
+Key = tuple[str, int]
+ASK_TIMEOUT_S = 30.0
+_STALE = frozenset(
+    {
+        E.NOT_LEADER_OR_FOLLOWER,
+        E.FENCED_LEADER_EPOCH,
+        E.UNKNOWN_LEADER_EPOCH,
+        E.UNKNOWN_TOPIC_OR_PARTITION,
+        E.LEADER_NOT_AVAILABLE,
+    }
+)
+
+
+@dataclass(slots=True)
+class _State:
+    leader_epoch: int
+    truncating: bool = True
+    paused_until_ms: int = 0
+
+
+class ReplicaFetcher:
+    """Fetches from broker ``source_id`` for this broker. ``start()``, ``stop()``."""
+
+    def __init__(
+        self,
+        broker_id: int,
+        source_id: int,
+        *,
+        address_of: Callable[[int], str | None],
+        endpoint,
+        replica: Callable[[Key], pykka.ActorRef | None],
+        fetch_wait_ms: int = 500,
+        fetch_max_bytes: int = 1 << 20,
+        backoff_ms: int = 100,
+    ) -> None:
+        self.broker_id = broker_id
+        self.source_id = source_id
+        self._address_of = address_of
+        self._endpoint = endpoint
+        self._replica = replica
+        self._wait_ms = fetch_wait_ms
+        self._max_bytes = fetch_max_bytes
+        self._backoff_ms = backoff_ms
+        self._partitions: dict[Key, _State] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"replica-fetcher-{broker_id}-from-{source_id}", daemon=True
+        )
+        self._log = logger.bind(broker=broker_id, source=source_id)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    @property
+    def empty(self) -> bool:
+        with self._lock:
+            return not self._partitions
+
+    def set_partitions(self, epochs: dict[Key, int]) -> None:
+        """The partitions to follow from this source, with their leader epochs. A new
+        partition or a new epoch starts with truncation."""
+        with self._lock:
+            old = self._partitions
+            self._partitions = {
+                k: old[k] if k in old and old[k].leader_epoch == e else _State(e)
+                for k, e in epochs.items()
+            }
+        self._wake.set()
+
+    # ------------------------------------------------------------------------------ loop
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                worked = self._round()
+            except Exception:  # noqa: BLE001 - keep fetching; the next round starts over
+                self._log.exception("replica fetcher round failed")
+                worked = False
+            if not worked:
+                self._wake.wait(self._backoff_ms / 1000)
+                self._wake.clear()
+
+    def _ask(self, key: Key, message: object):
+        ref = self._replica(key)
+        if ref is None:
+            return None
+        try:
+            return ref.ask(message, timeout=ASK_TIMEOUT_S)
+        except pykka.ActorDeadError:
+            return None
+
+    def _pause(self, state: _State) -> None:
+        state.paused_until_ms = now_ms() + self._backoff_ms * 5
+
+    def _round(self) -> bool:
+        address = self._address_of(self.source_id)
+        if address is None:
+            return False
+        now = now_ms()
+        with self._lock:
+            states = {k: s for k, s in self._partitions.items() if s.paused_until_ms <= now}
+        if not states:
+            return False
+        truncating = {k: s for k, s in states.items() if s.truncating}
+        if truncating:
+            self._truncate(address, truncating)
+        fetching = {k: s for k, s in states.items() if not s.truncating}
+        if not fetching:
+            return bool(truncating)
+        return self._fetch(address, fetching)
+
+    def _truncate(self, address: str, states: dict[Key, _State]) -> None:
+        asks: dict[Key, int] = {}
+        for key, state in states.items():
+            status = self._ask(key, R.FollowerState(state.leader_epoch))
+            if status is None:
+                self._pause(state)
+                continue
+            leo, latest_epoch, _hw = status
+            if latest_epoch < 0 and leo == 0:
+                state.truncating = False  # nothing to truncate
+                continue
+            asks[key] = latest_epoch
+        if not asks:
+            return
+        topics: dict[str, list] = {}
+        for (topic, p), epoch in asks.items():
+            topics.setdefault(topic, []).append(
+                P.OffsetForLeaderEpochPartition(
+                    partition=p,
+                    current_leader_epoch=states[(topic, p)].leader_epoch,
+                    leader_epoch=epoch,
+                )
+            )
+        req = P.OffsetForLeaderEpochRequest(
+            replica_id=self.broker_id,
+            topics=tuple(
+                P.OffsetForLeaderEpochTopic(name=t, partitions=tuple(ps))
+                for t, ps in topics.items()
+            ),
+        )
+        try:
+            resp = self._endpoint.request(address, req, 5000).result(10)
+        except Exception:  # noqa: BLE001 - leader down: back off, metadata will move us
+            for key in asks:
+                self._pause(states[key])
+            return
+        if not isinstance(resp, P.OffsetForLeaderEpochResponse):
+            for key in asks:
+                self._pause(states[key])
+            return
+        for t in resp.topics:
+            for r in t.partitions:
+                key = (t.name, r.partition)
+                state = states.get(key)
+                if state is None:
+                    continue
+                if r.error_code != E.NONE:
+                    self._pause(state)
+                    continue
+                result = self._ask(
+                    key, R.FollowerTruncate(state.leader_epoch, r.leader_epoch, r.end_offset)
+                )
+                if result is None:
+                    self._pause(state)
+                    continue
+                done, leo, _latest = result
+                if done:
+                    state.truncating = False
+                    self._log.debug("{} truncated; fetching from {}", key, leo)
+
+    def _fetch(self, address: str, states: dict[Key, _State]) -> bool:
+        offsets: dict[Key, int] = {}
+        for key, state in states.items():
+            status = self._ask(key, R.FollowerState(state.leader_epoch))
+            if status is None:
+                self._pause(state)
+                continue
+            offsets[key] = status[0]
+        if not offsets:
+            return False
+        topics: dict[str, list] = {}
+        for (topic, p), offset in offsets.items():
+            topics.setdefault(topic, []).append(
+                P.FetchPartition(
+                    partition=p,
+                    fetch_offset=offset,
+                    partition_max_bytes=self._max_bytes,
+                    current_leader_epoch=states[(topic, p)].leader_epoch,
+                )
+            )
+        req = P.FetchRequest(
+            replica_id=self.broker_id,
+            max_wait_ms=self._wait_ms,
+            min_bytes=1,
+            max_bytes=max(self._max_bytes * 10, self._max_bytes),
+            topics=tuple(P.FetchTopic(name=t, partitions=tuple(ps)) for t, ps in topics.items()),
+        )
+        try:
+            resp = self._endpoint.request(address, req, self._wait_ms + 5000).result(
+                self._wait_ms / 1000 + 10
+            )
+        except Exception:  # noqa: BLE001 - leader down: back off
+            return False
+        if not isinstance(resp, P.FetchResponse):
+            return False
+        for t in resp.topics:
+            for r in t.partitions:
+                key = (t.name, r.partition)
+                state = states.get(key)
+                if state is None:
+                    continue
+                self._handle(key, state, offsets[key], r)
+        return True
+
+    def _handle(self, key: Key, state: _State, offset: int, r: P.FetchPartitionResponse) -> None:
+        if r.error_code == E.NONE:
+            try:
+                leo = self._ask(
+                    key, R.FollowerAppend(state.leader_epoch, r.records, r.high_watermark)
+                )
+            except Exception as e:  # noqa: BLE001 - e.g. unexpected offset: truncate again
+                self._log.warning("{}: append of fetched data failed ({}); truncating", key, e)
+                state.truncating = True
+                return
+            if leo is None:
+                self._pause(state)
+            return
+        if r.error_code == E.OFFSET_OUT_OF_RANGE:
+            if r.log_start_offset > offset:
+                self._log.info(
+                    "{}: behind the leader's log start {}; reset", key, r.log_start_offset
+                )
+                self._ask(key, R.FollowerReset(state.leader_epoch, r.log_start_offset))
+            else:
+                state.truncating = True
+            return
+        if r.error_code in _STALE:
+            self._pause(state)
+            return
+        self._log.warning("{}: fetch error {}", key, r.error_code)
+        self._pause(state)
