@@ -310,7 +310,8 @@ class GroupCoordinatorActor(pykka.ThreadingActor):
                     pass
 
             try:
-                ref.tell(R.Append(batch.build(), on_appended))
+                # acks=all: a commit survives the loss of this broker (replicated offsets)
+                ref.tell(R.Append(batch.build(), on_appended, acks=-1, timeout_ms=10_000))
             except pykka.ActorDeadError:
                 shard.busy = False
                 done(None, (E.NOT_COORDINATOR, "offsets partition not hosted here"))

@@ -579,8 +579,8 @@ class PartitionReplica(pykka.ThreadingActor):
                 code, message, base, last, dup = self._append_batches(log, msg.records)
         if code == E.NONE and dup is None:
             self._carry_out(leader.on_append(log.log_end_offset, now_ms()))
-            if not leader.isr or self.high_watermark >= log.log_end_offset:
-                self._serve_waiters()
+            # followers fetch up to the LEO: wake them now (consumers wait for the HW)
+            self._serve_waiters(followers_only=self.high_watermark < log.log_end_offset)
         if msg.reply is None:
             return
         response = P.ProducePartitionResponse(
@@ -789,11 +789,14 @@ class PartitionReplica(pykka.ThreadingActor):
             return code_of(decision.error)
         return None
 
-    def _serve_waiters(self) -> None:
+    def _serve_waiters(self, followers_only: bool = False) -> None:
         if not self._waiters:
             return
         keep = []
         for w in self._waiters:
+            if followers_only and not w.follower:
+                keep.append(w)
+                continue
             response = self._fetch_response(w.fetch_offset, w.max_bytes, w.follower)
             # a follower also wants a new high watermark with no new records
             if response.records or response.error_code != E.NONE or w.follower:

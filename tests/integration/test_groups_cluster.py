@@ -2,8 +2,8 @@
 ``__consumer_offsets`` partition (Kafka's hash rule), clients find it from any bootstrap
 broker, and ListGroups gathers the groups of every broker.
 
-Kill -9 of the coordinator's broker (the group carries on with its committed offsets) needs
-replicated ``__consumer_offsets`` partitions: left for the replication issue.
+Kill -9 of the coordinator's broker: the ``__consumer_offsets`` partition is replicated, a
+new leader becomes the coordinator and the group carries on from its committed offsets.
 """
 
 from __future__ import annotations
@@ -58,3 +58,49 @@ def test_groups_are_coordinated_by_the_leader_of_their_offsets_partition(cluster
         assert [(x.group_id, x.state) for x in admin.list_groups()] == [
             (g, "Empty") for g in groups]
         assert admin.describe_groups(["g3"])["g3"].coordinator == coordinators["g3"]
+
+
+@pytest.mark.timeout(120)
+def test_the_group_carries_on_after_its_coordinators_broker_is_killed(cluster_factory):
+    cluster = cluster_factory(brokers=3, configs={
+        "group.consumer.heartbeat.interval.ms": "200", "offsets.topic.num.partitions": "3",
+        "controller.quorum.election.timeout.ms": "300", "broker.heartbeat.interval.ms": "200",
+        "broker.session.timeout.ms": "1500", "replica.lag.time.max.ms": "1500"})
+    bs = cluster.bootstrap_servers
+    with Admin({"bootstrap.servers": bs}) as admin:
+        admin.create_topics([NewTopic("t", 3, 3)])
+
+    def produce(tag: bytes) -> None:
+        with Producer({"bootstrap.servers": bs}) as producer:
+            for i in range(30):
+                producer.send("t", value=tag + b"%d" % i, partition=i % 3)
+            producer.flush()
+
+    def consume_all(expected: int) -> tuple[list[bytes], str]:
+        consumer = Consumer({"bootstrap.servers": bs, "group.id": "g",
+                             "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        try:
+            consumer.subscribe(["t"])
+            got, deadline = [], time.monotonic() + 40
+            while len(got) < expected:
+                assert time.monotonic() < deadline, len(got)
+                for records in consumer.poll(100).values():
+                    got += [r.value for r in records]
+            consumer.commit()
+            return got, consumer._membership.locator._address
+        finally:
+            consumer.close()
+
+    produce(b"a")
+    first, coordinator = consume_all(30)
+    assert sorted(first) == sorted(b"a%d" % i for i in range(30))
+    victim = next(b for b in cluster.broker_ids if cluster.address(b) == coordinator)
+    cluster.kill(victim)
+    produce(b"b")
+    second, new_coordinator = consume_all(30)
+    assert new_coordinator != coordinator
+    assert sorted(second) == sorted(b"b%d" % i for i in range(30))  # not the old ones again
+    live = next(b for b in cluster.broker_ids if b != victim)
+    with Admin({"bootstrap.servers": cluster.address(live)}) as admin:
+        assert admin.list_consumer_group_offsets("g") == {
+            TopicPartition("t", p): 20 for p in range(3)}
