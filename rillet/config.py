@@ -145,7 +145,7 @@ PRODUCER_KEYS = COMMON_KEYS + (
     _k("retries", _int(0), _INT_MAX, "retries of a failed batch (bounded by delivery.timeout.ms)"),
     _k("delivery.timeout.ms", _int(1), 120000, "upper bound from send() to success or failure"),
     _k("max.in.flight.requests.per.connection", _int(1), 5, "unanswered requests per broker"),
-    _k("enable.idempotence", _bool, True, "accepted; exactly-once per partition comes later"),
+    _k("enable.idempotence", _bool, True, "producer id + per-partition sequences: retries never duplicate or reorder"),
     _k("buffer.memory", _int(0), 33554432, "bytes of unsent records before send() blocks"),
     _k("max.block.ms", _int(0), 60000, "how long send() may block (metadata, full buffer)"),
     _k("max.request.size", _int(1), 1048576, "largest record (and request) accepted by send()"),

@@ -9,14 +9,13 @@ Threads: ``send``/``flush``/``close`` may be called from any thread. A sender th
 (``on_delivery(err, metadata)`` and futures' ``add_done_callback``) run on it, so they must be
 quick. The endpoint's I/O thread owns the sockets.
 
-Ordering: records of one partition are sent in order, and a batch waiting to be retried holds
-back the later batches of its partition. With several requests in flight, a later batch
-already sent may still land before a retried one (as in Kafka without idempotence); set
-max.in.flight.requests.per.connection=1 for strict order under retries.
-
-Delivery is at least once: a request that timed out may have been appended by the broker
-anyway (or delivered late by ZeroMQ after a reconnect) and is sent again, so a broker restart
-can duplicate a few records. ``enable.idempotence`` is accepted but not enforced yet.
+Ordering and delivery: with ``enable.idempotence=true`` (the default, as in Kafka; it needs
+acks=all) the producer gets a producer id from the cluster and numbers its batches per
+partition; the partition leader drops a retried duplicate (answering with the original
+offsets) and refuses a gap, so retries never duplicate or reorder, with up to 5 requests in
+flight per partition. With idempotence off, delivery is at least once: a request that timed
+out may have been appended anyway and is sent again, and a later batch already sent may land
+before a retried one; set max.in.flight.requests.per.connection=1 for strict order then.
 """
 
 from __future__ import annotations
