@@ -364,28 +364,21 @@ def fence_broker(image, broker: int, *, unclean_default: bool = False) -> list[D
     """Decisions for every partition of ``image`` (a ``metadata.MetadataImage``) when
     ``broker`` is fenced; only those with a record."""
     live = set(image.live_brokers()) - {broker}
-    out = []
-    for topic in image.topics.values():
-        unclean = unclean_enabled(topic.configs, unclean_default)
-        for p, info in sorted(topic.partitions.items()):
-            d = on_broker_fenced(
-                topic.name, p, PartitionState.from_info(info), broker, live, unclean=unclean
-            )
-            if d.record is not None:
-                out.append(d)
-    return out
+    return _for_every_partition(image, broker, live, on_broker_fenced, unclean_default)
 
 
 def unfence_broker(image, broker: int, *, unclean_default: bool = False) -> list[Decision]:
     """Decisions for every offline partition of ``image`` that ``broker`` can now lead."""
     live = set(image.live_brokers()) | {broker}
+    return _for_every_partition(image, broker, live, on_broker_unfenced, unclean_default)
+
+
+def _for_every_partition(image, broker: int, live: set[int], decide, unclean_default: bool):
     out = []
     for topic in image.topics.values():
         unclean = unclean_enabled(topic.configs, unclean_default)
         for p, info in sorted(topic.partitions.items()):
-            d = on_broker_unfenced(
-                topic.name, p, PartitionState.from_info(info), broker, live, unclean=unclean
-            )
+            d = decide(topic.name, p, PartitionState.from_info(info), broker, live, unclean=unclean)
             if d.record is not None:
                 out.append(d)
     return out
