@@ -50,17 +50,8 @@ def create(names, partitions, replication_factor, configs, if_not_exists, bootst
     new = [NewTopic(n, partitions or -1, replication_factor or -1, cfg) for n in names]
     with _admin(bootstrap) as admin:
         results = admin.create_topics(new, raise_errors=False)
-    failed = False
-    for name in names:
-        error = results.get(name)
-        if error is None:
-            click.echo(f"Created topic {name}.")
-        elif isinstance(error, TopicAlreadyExistsError) and if_not_exists:
-            click.echo(f"Topic {name} already exists.")
-        else:
-            failed = True
-            click.echo(f"Error while creating topic {name}: {error}", err=True)
-    sys.exit(1 if failed else 0)
+    _exit_with_results(names, results, "Created topic {}.", "creating",
+                       TopicAlreadyExistsError if if_not_exists else None, "Topic {} already exists.")
 
 
 @topic.command("list")
@@ -148,17 +139,9 @@ def delete(names, if_exists, bootstrap, timeout_ms) -> None:
 
     with _admin(bootstrap) as admin:
         results = admin.delete_topics(list(names), raise_errors=False)
-    failed = False
-    for name in names:
-        error = results.get(name)
-        if error is None:
-            click.echo(f"Deleted topic {name}.")
-        elif isinstance(error, UnknownTopicOrPartitionError) and if_exists:
-            click.echo(f"Topic {name} does not exist.")
-        else:
-            failed = True
-            click.echo(f"Error while deleting topic {name}: {error}", err=True)
-    sys.exit(1 if failed else 0)
+    _exit_with_results(names, results, "Deleted topic {}.", "deleting",
+                       UnknownTopicOrPartitionError if if_exists else None,
+                       "Topic {} does not exist.")
 
 
 @topic.command("reassign")
@@ -235,3 +218,20 @@ def _table(headers: list[str], rows: list[tuple]) -> None:
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     for r in cells:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def _exit_with_results(names, results, done: str, doing: str, tolerated: type | None,
+                       tolerated_message: str) -> None:
+    """One line per topic (errors on stderr); exit 1 if any failed. An error of type
+    ``tolerated`` (--if-exists / --if-not-exists) is reported, not failed."""
+    failed = False
+    for name in names:
+        error = results.get(name)
+        if error is None:
+            click.echo(done.format(name))
+        elif tolerated is not None and isinstance(error, tolerated):
+            click.echo(tolerated_message.format(name))
+        else:
+            failed = True
+            click.echo(f"Error while {doing} topic {name}: {error}", err=True)
+    sys.exit(1 if failed else 0)
