@@ -44,9 +44,11 @@ class SegmentFile:
             position += n
             view = view[n:]
 
-    def write_parts_at(self, position: int, parts) -> None:
-        """Write the concatenation of ``parts`` at ``position`` (one pwritev, no joining)."""
-        total = sum(len(p) for p in parts)
+    def write_parts_at(self, position: int, parts, total: int | None = None) -> None:
+        """Write the concatenation of ``parts`` (``total`` bytes together, computed if not
+        given) at ``position``: one pwritev, no joining."""
+        if total is None:
+            total = sum(len(p) for p in parts)
         n = os.pwritev(self._fd, parts, position)
         if n < total:  # rare short write: finish the remainder the simple way
             self.write_at(position + n, memoryview(b"".join(parts))[n:])

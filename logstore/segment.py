@@ -106,24 +106,58 @@ class Segment:
 
         ``data`` is a buffer or a tuple of buffers that together form the batch."""
         if isinstance(data, tuple):
-            self.file.write_parts_at(self.size, data)
+            self.file.write_parts_at(self.size, data, header.length)
         else:
             self.file.write_at(self.size, data)
         self.track(self.size, header)
 
+    def append_parts(
+        self,
+        parts,
+        length: int,
+        base_offset: int,
+        next_offset: int,
+        max_timestamp: int,
+        leader_epoch: int,
+    ) -> None:
+        """The leader's hot path: write one validated, stamped batch given as buffers
+        (``parts`` concatenated are ``length`` bytes) and account for it, from plain ints."""
+        position = self.size
+        self.file.write_parts_at(position, parts, length)
+        self._track(position, length, base_offset, next_offset, max_timestamp, leader_epoch)
+
     def track(self, position: int, header: B.BatchHeader) -> None:
         """Account for the batch at ``position`` (appended, or found by a scan)."""
-        if self._bytes_since_index >= self.index_interval_bytes and position > 0:
-            self.offsets.append(header.base_offset)
+        self._track(
+            position,
+            header.length,
+            header.base_offset,
+            header.base_offset + header.last_offset_delta + 1,
+            header.max_timestamp,
+            header.leader_epoch,
+        )
+
+    def _track(
+        self,
+        position: int,
+        length: int,
+        base_offset: int,
+        next_offset: int,
+        max_timestamp: int,
+        leader_epoch: int,
+    ) -> None:
+        since = self._bytes_since_index
+        if since >= self.index_interval_bytes and position > 0:
+            self.offsets.append(base_offset)
             self.positions.append(position)
             self.times.append(self.max_timestamp)
-            self._bytes_since_index = 0
-        self._bytes_since_index += header.length
-        self.size = position + header.length
-        self.next_offset = header.next_offset
-        if header.max_timestamp > self.max_timestamp:
-            self.max_timestamp = header.max_timestamp
-        self.last_epoch = header.leader_epoch
+            since = 0
+        self._bytes_since_index = since + length
+        self.size = position + length
+        self.next_offset = next_offset
+        if max_timestamp > self.max_timestamp:
+            self.max_timestamp = max_timestamp
+        self.last_epoch = leader_epoch
         self.indexes_saved = False
 
     def rebuild(self, *, check: bool, epoch_ok=None) -> CorruptBatchError | None:
