@@ -140,21 +140,27 @@ def _read_head(buf: bytes, pos: int, major: int) -> tuple[int, int] | None:
 _HEAD_EXTRA = {24: 1, 25: 2, 26: 4}
 
 
-def _bytes_items(buf: bytes, pos: int, n: int) -> tuple[list | tuple, int] | None:
-    """``n`` byte strings of one length starting at ``pos``: (items, end) or None."""
-    head = _read_head(buf, pos, 0x40)
-    if head is None:
+def _bytes_items(buf: bytes, pos: int, n: int, limit: int) -> tuple[tuple, int] | None:
+    """``n`` byte strings of one length starting at ``pos`` (ending by ``limit``): (items,
+    end) or None. Every item's head is checked with a strided slice (C-level)."""
+    if pos >= limit:
         return None
-    length, start = head
-    k = start - pos  # head size
+    b = buf[pos]
+    if 0x40 <= b < 0x58:
+        length, k = b - 0x40, 1
+    elif b == 0x58:  # the usual 24..255-byte value
+        length, k = buf[pos + 1], 2
+    else:
+        head = _read_head(buf, pos, 0x40)
+        if head is None:
+            return None
+        length, k = head[0], head[1] - pos
     stride = k + length
     end = pos + n * stride
-    if end > len(buf):
+    if end > limit:
         return None
-    region = buf[pos:end]
-    hb = buf[pos:start]
-    for j in range(k):  # every item has the same head
-        if region[j::stride] != hb[j:j + 1] * n:
+    for j in range(pos, pos + k):  # every item has the same head
+        if buf[j:end:stride] != buf[j:j + 1] * n:
             return None
     key = (k, length, n)
     st = _structs.get(key)
@@ -165,39 +171,48 @@ def _bytes_items(buf: bytes, pos: int, n: int) -> tuple[list | tuple, int] | Non
     return st.unpack_from(buf, pos), end
 
 
+_SMALL = bytes(range(24))  # the one-byte CBOR uints
+
+
+def decode_columns_at(buf: bytes, pos: int, end: int, n: int):
+    """:func:`decode_payload` of the payload ``buf[pos:end]``, read in place (no copy).
+    ``buf`` is ``bytes``; every check is a C-level compare, slice or translate."""
+    if n <= 0:
+        return None
+    ah = array_head(n)
+    p = pos + 2 + len(ah)
+    if buf[pos:p] != b"\x85\xf6" + ah or p + n > end:  # [null offsets, [n deltas ...
+        return None
+    deltas = buf[p:p + n]
+    if deltas.translate(None, _SMALL):  # a delta >= 24 (several bytes)
+        return None
+    p += n
+    nulls = _null_items(n)
+    columns = []
+    for _ in range(3):  # keys, values, headers
+        if not buf.startswith(ah, p):
+            return None
+        p += len(ah)
+        if buf.startswith(nulls, p):
+            columns.append(None)
+            p += n
+            continue
+        items = _bytes_items(buf, p, n, end)
+        if items is None:
+            return None
+        columns.append(items[0])
+        p = items[1]
+    if p != end or columns[2] is not None:
+        return None  # trailing bytes, or headers (decoded by cbor2)
+    return deltas, columns[0], columns[1], None
+
+
 def decode_payload(payload: bytes, n: int):
     """(timestamp deltas, keys, values, headers) of a batch payload with dense offsets, or
     None when some column has a shape this reader does not take (the caller then decodes it
     with cbor2). ``keys`` (``values``) is None when every key (value) is null, ``headers``
     None when no record has headers; deltas is an iterable of ints below 24."""
-    if n <= 0 or len(payload) < 2 or payload[0] != 0x85 or payload[1] != 0xF6:
-        return None
-    head = _read_head(payload, 2, 0x80)
-    if head is None or head[0] != n:
-        return None
-    pos = head[1]
-    deltas = payload[pos:pos + n]
-    if len(deltas) != n or max(deltas) >= 24:
-        return None
-    pos += n
-    columns = []
-    for _ in range(3):  # keys, values, headers
-        head = _read_head(payload, pos, 0x80)
-        if head is None or head[0] != n:
-            return None
-        pos = head[1]
-        if payload[pos:pos + n] == _null_items(n):
-            columns.append(None)
-            pos += n
-            continue
-        items = _bytes_items(payload, pos, n)
-        if items is None:
-            return None
-        columns.append(items[0])
-        pos = items[1]
-    if pos != len(payload) or columns[2] is not None:
-        return None  # trailing bytes, or headers (decoded by cbor2)
-    return deltas, columns[0], columns[1], None
+    return decode_columns_at(payload, 0, len(payload), n)
 
 
 def _self_check() -> bool:
@@ -226,5 +241,5 @@ def _self_check() -> bool:
 
 FAST_OK = _self_check()
 
-__all__ = ["FAST_OK", "array_head", "decode_payload", "encode_bytes_array",
+__all__ = ["FAST_OK", "array_head", "decode_columns_at", "decode_payload", "encode_bytes_array",
            "encode_timestamps", "nulls"]

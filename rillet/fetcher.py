@@ -17,14 +17,17 @@ import bisect
 import gc
 import itertools
 import operator
+import struct
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future
 from concurrent.futures import wait as wait_futures
 from itertools import chain, repeat
 
+from blake3 import blake3
+
 from rillet.columns import FAST_OK as FAST_COLUMNS
-from rillet.columns import decode_payload
+from rillet.columns import decode_columns_at
 from rillet.config import ClientConfig
 from rillet.errors import (
     CorruptMessageError,
@@ -34,7 +37,14 @@ from rillet.errors import (
     RilletTimeoutError,
     error_for_code,
 )
-from rillet.logstore.batch import CODEC_MASK, HEADER_SIZE, decode_columns, iter_batches
+from rillet.logstore.batch import (
+    CODEC_MASK,
+    CONTROL_FLAG,
+    HEADER_SIZE,
+    MAGIC,
+    Codec,
+    decode_columns,
+)
 from rillet.logstore.errors import CorruptBatchError
 from rillet.network import NetworkClient, map_error
 from rillet.records import ConsumerRecord, TopicPartition
@@ -54,6 +64,11 @@ from rillet.transport.protocol import (
 _PREFETCH = 2  # undecoded chunks buffered per partition before fetching pauses
 _tuple_new = tuple.__new__  # map(_tuple_new, repeat(ConsumerRecord), rows): C-level records
 _offset = operator.itemgetter(2)
+# the record batch header (layout in rillet.logstore.batch's docstring), unpacked as a plain
+# tuple: a BatchHeader dataclass per batch costs more than the rest of the batch's framing
+_unpack_header = struct.Struct(">qiiB32shiqqqhii").unpack_from
+_MAX_CODEC = int(Codec.LZ4)
+_DIGEST_END = 49  # first byte after the digest
 
 
 class PartitionState:
@@ -80,11 +95,13 @@ class PartitionState:
 
 
 class _Chunk:
-    """The batches of one fetch response for one partition: raw until first needed."""
+    """The batches of one fetch response for one partition: raw until first needed.
+    ``batches`` holds a tuple per batch (see :func:`scan_batches`) into ``buf``."""
 
-    __slots__ = ("batches", "records", "index")
+    __slots__ = ("buf", "batches", "records", "index")
 
-    def __init__(self, batches: list) -> None:
+    def __init__(self, buf: bytes, batches: list) -> None:
+        self.buf = buf
         self.batches = batches
         self.records: list[ConsumerRecord] | None = None
         self.index = 0
@@ -287,18 +304,16 @@ class Fetcher:
                     raise error_for_code(code, f"fetch {t.name}-{p.partition}")
 
     def _buffer(self, state: PartitionState, records) -> None:
-        batches = []
+        if type(records) is not bytes:
+            records = bytes(records)
         try:
-            for header, mv in iter_batches(records, validate=self._check_crcs):
-                if header.next_offset <= state.fetch_offset or header.is_control:
-                    continue
-                batches.append((header, mv))
+            batches, next_offset = scan_batches(records, state.fetch_offset, self._check_crcs)
         except CorruptBatchError as exc:
             raise CorruptMessageError(
                 f"corrupt batch from {state.tp.topic}-{state.tp.partition}: {exc}") from None
+        state.fetch_offset = next_offset  # past control batches too
         if batches:
-            state.fetch_offset = batches[-1][0].next_offset
-            state.chunks.append(_Chunk(batches))
+            state.chunks.append(_Chunk(records, batches))
 
     def _drain(self, max_records: int) -> dict[TopicPartition, list]:
         out: dict[TopicPartition, list] = {}
@@ -319,8 +334,8 @@ class Fetcher:
                 chunk = chunks[0]
                 records = chunk.records
                 if records is None:
-                    records = chunk.records = self._decode(state.tp, chunk.batches)
-                    chunk.batches = None
+                    records = chunk.records = self._decode(state.tp, chunk.buf, chunk.batches)
+                    chunk.buf = chunk.batches = None
                     chunk.index = bisect.bisect_left(records, state.position, key=_offset)
                 i = chunk.index
                 # a whole chunk is handed out as it is (the list is not used again here)
@@ -339,43 +354,109 @@ class Fetcher:
                     chunks.popleft()
         return out
 
-    def _decode(self, tp: TopicPartition, batches: list) -> list[ConsumerRecord]:
+    def _decode(self, tp: TopicPartition, buf: bytes, batches: list) -> list[ConsumerRecord]:
+        """The records of a chunk: ``batches`` from :func:`scan_batches` over ``buf``."""
         topic, partition = tp
-        parts = []
         kd, vd = self._key_deserializer, self._value_deserializer
-        for header, mv in batches:
-            n = header.record_count
+        offsets, timestamps, keys, values, headers = [], [], [], [], []
+        null_keys = null_values = no_headers = True
+        end_offset = -1  # one range for the offsets while the batches are dense and adjacent
+        for base, attributes, first, last_delta, n, start, end in batches:
             fast = None
-            if (FAST_COLUMNS and not header.attributes & CODEC_MASK
-                    and n == header.last_offset_delta + 1):
-                fast = decode_payload(bytes(mv[HEADER_SIZE:header.length]), n)
+            if FAST_COLUMNS and not attributes & CODEC_MASK and n == last_delta + 1:
+                fast = decode_columns_at(buf, start + HEADER_SIZE, end, n)
             if fast is not None:  # the common shape, parsed without cbor2 (rillet.columns)
-                deltas, keys, values, _ = fast
-                base, first = header.base_offset, header.first_timestamp
-                offsets = range(base, base + n)
+                deltas, ks, vs, _ = fast
+                if base == end_offset:
+                    offsets[-1] = range(offsets[-1].start, base + n)
+                else:
+                    offsets.append(range(base, base + n))
+                end_offset = base + n
                 # deltas are < 24: share 24 timestamp ints instead of making one per record
-                timestamps = map(list(range(first, first + 24)).__getitem__, deltas)
-                headers = repeat(())
+                timestamps.append(map(list(range(first, first + 24)).__getitem__, deltas))
+                hs = None
             else:
-                offsets, timestamps, keys, values, headers = decode_columns(mv, validate=False)
-                if any(headers):
-                    headers = [tuple(map(tuple, hs)) if hs else () for hs in headers]
-                else:  # no record has headers (the common case)
-                    headers = repeat(())
-            if keys is None:  # every key null
-                keys = repeat(None)
-            elif kd is not None:
-                keys = [None if k is None else kd(k) for k in keys]
-            if values is None:  # every value null (tombstones)
-                values = repeat(None)
-            elif vd is not None:
-                values = [None if v is None else vd(v) for v in values]
-            parts.append(zip(repeat(topic), repeat(partition), offsets, timestamps, keys, values,
-                             headers))
+                end_offset = -1
+                os_, ts, ks, vs, hs = decode_columns(memoryview(buf)[start:end], validate=False)
+                offsets.append(os_)
+                timestamps.append(ts)
+                if all(k is None for k in ks):
+                    ks = None
+                if all(v is None for v in vs):
+                    vs = None
+                hs = [tuple(map(tuple, h)) if h else () for h in hs] if any(hs) else None
+            if ks is None:
+                keys.append(repeat(None, n))
+            else:
+                null_keys = False
+                keys.append(ks if kd is None else [None if k is None else kd(k) for k in ks])
+            if vs is None:  # every value null (tombstones)
+                values.append(repeat(None, n))
+            else:
+                null_values = False
+                values.append(vs if vd is None else [None if v is None else vd(v) for v in vs])
+            if hs is None:
+                headers.append(repeat((), n))
+            else:
+                no_headers = False
+                headers.append(hs)
+        from_all = chain.from_iterable
+        rows = zip(repeat(topic), repeat(partition),
+                   offsets[0] if len(offsets) == 1 else from_all(offsets),
+                   from_all(timestamps),
+                   repeat(None) if null_keys else from_all(keys),
+                   repeat(None) if null_values else from_all(values),
+                   repeat(()) if no_headers else from_all(headers))
         # one C-level loop over every batch of the chunk (no Python code runs inside)
         # (map over two iterables: ~35 ns per record less than a partial of tuple.__new__)
-        return _list_without_gc(map(_tuple_new, repeat(ConsumerRecord),
-                                    chain.from_iterable(parts)))
+        return _list_without_gc(map(_tuple_new, repeat(ConsumerRecord), rows))
+
+
+def scan_batches(buf: bytes, after: int, validate: bool) -> tuple[list[tuple], int]:
+    """Walk a fetched run of whole batches without decoding records.
+
+    Returns ([(base_offset, attributes, first_timestamp, last_offset_delta, record_count,
+    start, end)] of the data batches with records at or after offset ``after`` (control
+    batches and batches wholly before it are skipped), next offset to fetch). Checks what
+    ``logstore.batch.iter_batches`` checks (magic, length, truncation; with ``validate``
+    also attributes, counts and the blake3 digest), raising CorruptBatchError likewise.
+    """
+    mv = memoryview(buf)
+    total = len(buf)
+    out = []
+    next_offset = after
+    pos = 0
+    while pos < total:
+        if total - pos < HEADER_SIZE:
+            raise CorruptBatchError(f"truncated header: {total - pos} of {HEADER_SIZE} bytes",
+                                    pos)
+        (base, length, _epoch, magic, digest, attributes, last_delta, first, _max_ts, _pid,
+         _pe, _seq, count) = _unpack_header(buf, pos)
+        if magic != MAGIC:
+            raise CorruptBatchError(f"bad magic {magic} (expected {MAGIC})", pos)
+        if length < HEADER_SIZE:
+            raise CorruptBatchError(f"bad length {length}", pos)
+        end = pos + length
+        if end > total:
+            raise CorruptBatchError(f"truncated batch: {total - pos} of {length} bytes", pos)
+        if validate:
+            if attributes & CODEC_MASK > _MAX_CODEC or attributes & ~0x37:
+                raise CorruptBatchError(f"bad attributes {attributes:#x}", pos)
+            if last_delta < 0 or not 1 <= count <= last_delta + 1:
+                raise CorruptBatchError(
+                    f"bad counts: record_count {count}, last_offset_delta {last_delta}", pos)
+            h = blake3(mv[pos + _DIGEST_END:end])
+            h.update(mv[pos + 8:pos + 12])
+            h.update(mv[pos + 16:pos + 17])
+            if h.digest() != digest:
+                raise CorruptBatchError("digest mismatch", pos)
+        batch_next = base + last_delta + 1
+        if batch_next > next_offset:
+            next_offset = batch_next
+            if not attributes & CONTROL_FLAG:
+                out.append((base, attributes, first, last_delta, count, pos, end))
+        pos = end
+    return out, next_offset
 
 
 def _list_without_gc(rows) -> list:

@@ -8,10 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rillet.logstore.batch import BatchBuilder, Codec, decode_records, iter_batches, stamp
+from rillet.logstore.errors import CorruptBatchError
 
 from rillet.accumulator import ProducerBatch
 from rillet.config import consumer_config
-from rillet.fetcher import Fetcher
+from rillet.fetcher import Fetcher, scan_batches
 from rillet.records import ConsumerRecord, TopicPartition
 
 TP = TopicPartition("t", 3)
@@ -30,6 +31,10 @@ def _log(batches: list[bytes], base: int = 100) -> bytes:
         stamp(buf, pos, base, 0)
         base += decode_records(data, validate=False)[-1].offset + 1
     return bytes(buf)
+
+
+def _decode(fetcher: Fetcher, log: bytes) -> list[ConsumerRecord]:
+    return fetcher._decode(TP, log, scan_batches(log, 0, True)[0])
 
 
 def _expected(log: bytes) -> list[ConsumerRecord]:
@@ -58,7 +63,7 @@ def test_decode_equals_the_logstore_reader(batches, codec, producer_shape) -> No
             b.append(1_700_000_000_000 + dt, key, value, headers)
         encoded.append(b.seal() if producer_shape else b.build())
     log = _log(encoded)
-    got = _fetcher()._decode(TP, list(iter_batches(log)))
+    got = _decode(_fetcher(), log)
     assert got == _expected(log)
     assert all(type(r) is ConsumerRecord for r in got)
 
@@ -68,13 +73,13 @@ def test_fast_shape_records_and_deserializers() -> None:
     for i in range(300):
         b.append(1_700_000_000_000 + i // 20, None, b"%03d" % i + b"x" * 97)
     log = _log([b.seal()], base=7)
-    got = _fetcher()._decode(TP, list(iter_batches(log)))
+    got = _decode(_fetcher(), log)
     assert got == _expected(log)
     assert [r.offset for r in got] == list(range(7, 307))
     assert got[299].timestamp == 1_700_000_000_014 and got[0].headers == ()
     fetcher = _fetcher(value_deserializer=lambda v: v[:3].decode(),
                        key_deserializer=lambda k: 1 / 0)  # never called: null keys
-    got = fetcher._decode(TP, list(iter_batches(log)))
+    got = _decode(fetcher, log)
     assert [r.value for r in got[:3]] == ["000", "001", "002"]
 
 
@@ -86,7 +91,7 @@ def test_gc_state_is_restored(enabled) -> None:
     was = gc.isenabled()
     try:
         (gc.enable if enabled else gc.disable)()
-        _fetcher()._decode(TP, list(iter_batches(log)))
+        _decode(_fetcher(), log)
         assert gc.isenabled() is enabled
     finally:
         (gc.enable if was else gc.disable)()
@@ -96,17 +101,51 @@ def test_records_skip_young_collections_but_app_freeze_is_respected() -> None:
     b = ProducerBatch("t", 3, Codec.NONE, 0)
     for i in range(2000):
         b.append(5, None, b"v%d" % i)
-    batches = list(iter_batches(_log([b.seal()])))
+    log = _log([b.seal()])
     assert gc.get_freeze_count() == 0
-    got = _fetcher()._decode(TP, batches)
+    got = _decode(_fetcher(), log)
     assert len(got) == 2000 and gc.get_freeze_count() == 0 and gc.isenabled()
     assert gc.get_count()[0] < 700  # the records did not land in the young generation
     keep = [object() for _ in range(10)]  # an application that froze its objects
     gc.freeze()
     try:
         frozen = gc.get_freeze_count()
-        assert _fetcher()._decode(TP, batches) == got
+        assert _decode(_fetcher(), log) == got
         assert gc.get_freeze_count() == frozen  # left as the application set it
     finally:
         gc.unfreeze()
     del keep
+
+
+def _batch(values, control: bool = False) -> bytes:
+    b = BatchBuilder(Codec.NONE, is_control=control)
+    for v in values:
+        b.append(7, None, v)
+    return b.build()
+
+
+def test_scan_skips_old_and_control_batches_and_advances_past_them() -> None:
+    log = _log([_batch([b"a", b"b"]), _batch([b"c"]), _batch([b"x"], control=True),
+                _batch([b"d", b"e"]), _batch([b"y"], control=True)], base=10)
+    batches, next_offset = scan_batches(log, 11, True)  # offset 11 is in the first batch
+    assert [(b[0], b[4]) for b in batches] == [(10, 2), (12, 1), (14, 2)]
+    assert next_offset == 17  # past the trailing control batch: it is not fetched again
+    assert scan_batches(log, 12, False)[0][0][0] == 12
+    assert scan_batches(log, 17, True) == ([], 17)
+    records = _decode(_fetcher(), log)
+    assert [(r.offset, r.value) for r in records] == [
+        (10, b"a"), (11, b"b"), (12, b"c"), (14, b"d"), (15, b"e")]
+
+
+def test_scan_rejects_corrupt_and_truncated_batches() -> None:
+    log = bytearray(_log([_batch([b"a" * 20]), _batch([b"b" * 20])]))
+    first_len = int.from_bytes(log[8:12], "big")
+    with pytest.raises(CorruptBatchError):
+        scan_batches(bytes(log[:-1]), 0, False)  # truncated
+    with pytest.raises(CorruptBatchError):
+        scan_batches(bytes(log[:first_len + 10]), 0, True)  # truncated header
+    log[first_len + 100] ^= 1  # a payload byte of the second batch
+    assert len(scan_batches(bytes(log), 0, False)[0]) == 2  # check.crcs=false: not noticed
+    with pytest.raises(CorruptBatchError) as info:
+        scan_batches(bytes(log), 0, True)
+    assert info.value.position == first_len
