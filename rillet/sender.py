@@ -16,7 +16,7 @@ import time
 from collections import Counter, defaultdict, deque
 from concurrent.futures import Future
 
-from rillet.accumulator import ProducerBatch, RecordAccumulator
+from rillet.accumulator import ProducerBatch, RecordAccumulator, with_producer
 from rillet.errors import (
     DeliveryTimeoutError,
     ProducerClosedError,
@@ -94,6 +94,15 @@ class Sender(threading.Thread):
         self.producer_epoch = -1
         self.next_sequence: dict[tuple[str, int], int] = {}
         self.producer_id_retry_at = 0.0
+        # KIP-360: a batch that failed (expired, retries exhausted...) after its sequence was
+        # assigned leaves the partition "unresolved": it may or may not be in the log. A later
+        # batch acknowledged past it resolves it (it was written); OUT_OF_ORDER_SEQUENCE or
+        # UNKNOWN_PRODUCER_ID proves the gap: once nothing of the partition is in flight, its
+        # epoch is bumped and its unsent batches renumbered from 0 (the broker accepts a new
+        # epoch starting at 0). Epochs are per partition, as the broker checks them.
+        self.epochs: dict[tuple[str, int], int] = {}
+        self.unresolved: dict[tuple[str, int], int] = {}  # tp -> last failed sequence
+        self.needs_bump: set[tuple[str, int]] = set()
         # the broker remembers the last 5 batches per producer and partition: never more
         # unanswered than that, or a retry of an older one is no longer known as a duplicate
         self.batches_in_flight: Counter = Counter()
@@ -172,6 +181,8 @@ class Sender(threading.Thread):
         """Send what can go now; returns when a held batch next needs attention."""
         if self.idempotent and self.producer_id < 0 and not self._init_producer_id(now):
             return self.producer_id_retry_at
+        if self.needs_bump:
+            self._bump_epochs()
         by_leader: dict[str, list[ProducerBatch]] = defaultdict(list)
         keep: deque[ProducerBatch] = deque()
         attention: float | None = None
@@ -196,7 +207,8 @@ class Sender(threading.Thread):
                     attention = _earliest(attention, batch.retry_at_ms)
                 continue
             if self.idempotent:
-                if self.batches_in_flight[tp] + selected[tp] >= _MAX_BATCHES_IN_FLIGHT:
+                if tp in self.needs_bump or (
+                        self.batches_in_flight[tp] + selected[tp] >= _MAX_BATCHES_IN_FLIGHT):
                     keep.append(batch)
                     blocked.add(tp)
                     continue
@@ -244,11 +256,17 @@ class Sender(threading.Thread):
         closed: set[tuple[str, int]] = set()  # partitions whose next batch must wait
         for batch in batches:
             tp = (batch.topic, batch.partition)
-            if self.idempotent and batch.data is None:
+            if self.idempotent and batch.base_sequence < 0:
                 seq = self.next_sequence.get(tp, 0)
-                batch.producer_id, batch.producer_epoch = self.producer_id, self.producer_epoch
+                batch.producer_id = self.producer_id
+                batch.producer_epoch = epoch = self.epochs.get(tp, self.producer_epoch)
                 batch.base_sequence = seq
-                self.next_sequence[tp] = (seq + len(batch.timestamps)) & 0x7FFFFFFF
+                if batch.data is None:
+                    count = len(batch.timestamps)
+                else:  # renumbered after an epoch bump (KIP-360)
+                    count = batch.record_count
+                    batch.data = with_producer(batch.data, self.producer_id, epoch, seq)
+                self.next_sequence[tp] = (seq + count) & 0x7FFFFFFF
             data = batch.seal()
             group = groups[batch.topic][batch.partition]
             if tp in closed or (size and size + len(data) > self.max_request_size) or (
@@ -315,6 +333,8 @@ class Sender(threading.Thread):
                 self._finish(batch, -1, RilletError(f"no result for {key[0]}-{key[1]}"))
                 continue
             if result.error_code == ErrorCode.NONE:
+                if key in self.unresolved and self._past_unresolved(batch):
+                    del self.unresolved[key]  # the failed batch was written after all
                 base = next_offset.get(key, result.base_offset)
                 next_offset[key] = base + batch.record_count if base >= 0 else -1
                 self._finish(batch, base, None)
@@ -331,6 +351,9 @@ class Sender(threading.Thread):
                 # an earlier batch is being retried (or the new leader lacks our state):
                 # resend in order with the same sequence
                 error = RilletError(str(error), code=result.error_code, retriable=True)
+                if key in self.unresolved and batch.producer_epoch == self.epochs.get(
+                        key, self.producer_epoch):
+                    self.needs_bump.add(key)  # the gap is real: renumber (see __init__)
             if retriable(result.error_code):
                 self._retry_or_fail(batch, error, now,
                                     refresh=result.error_code in _REFRESH_CODES)
@@ -354,7 +377,45 @@ class Sender(threading.Thread):
             self.client.request_metadata_update()
         self.waiting.append(batch)
 
+    def _past_unresolved(self, batch: ProducerBatch) -> bool:
+        tp = (batch.topic, batch.partition)
+        if batch.producer_epoch != self.epochs.get(tp, self.producer_epoch):
+            return False
+        gap = (batch.base_sequence - self.unresolved[tp]) & 0x7FFFFFFF
+        return 0 < gap < 0x40000000  # after the failed sequence (modulo wrap-around)
+
+    def _bump_epochs(self) -> None:
+        """New epoch, sequences from 0, for each gapped partition with nothing in flight:
+        its waiting batches get their new numbers when sent (in creation order)."""
+        for tp in list(self.needs_bump):
+            if self.batches_in_flight[tp] > 0:
+                continue  # their answers may still resolve it; wait for them
+            epoch = self.epochs.get(tp, self.producer_epoch) + 1
+            if epoch > 0x7FFF:  # a 16-bit field: start over with a new producer id
+                if any(self.batches_in_flight.values()):
+                    continue
+                self.producer_id = -1
+                self.epochs.clear()
+                self.next_sequence.clear()
+                self.unresolved.clear()
+                self.needs_bump.clear()
+                for batch in self.waiting:
+                    batch.base_sequence = -1
+                return
+            self.needs_bump.discard(tp)
+            self.unresolved.pop(tp, None)
+            self.epochs[tp] = epoch
+            self.next_sequence[tp] = 0
+            for batch in self.waiting:
+                if (batch.topic, batch.partition) == tp:
+                    batch.base_sequence = -1
+
     def _finish(self, batch: ProducerBatch, base_offset: int, error: BaseException | None) -> None:
+        if error is not None and batch.base_sequence >= 0 and self.idempotent:
+            tp = (batch.topic, batch.partition)
+            if batch.producer_epoch == self.epochs.get(tp, self.producer_epoch):
+                last = (batch.base_sequence + max(batch.record_count, 1) - 1) & 0x7FFFFFFF
+                self.unresolved[tp] = last
         with self.incomplete_lock:
             self.incomplete.discard(batch)
         self.acc.release(batch.reserved)
