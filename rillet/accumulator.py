@@ -37,7 +37,7 @@ class ProducerBatch:
     __slots__ = ("topic", "partition", "codec", "timestamps", "keys", "values", "headers",
                  "size", "completion", "created_ms", "attempts", "retry_at_ms", "data",
                  "record_count", "reserved", "solo", "keyed", "producer_id", "producer_epoch",
-                 "base_sequence")
+                 "base_sequence", "parts", "own")
 
     def __init__(self, topic: str, partition: int, codec: Codec, now_ms: float) -> None:
         self.topic = topic
@@ -61,6 +61,58 @@ class ProducerBatch:
         self.producer_id = -1
         self.producer_epoch = -1
         self.base_sequence = -1
+        # batches merged into this one before it was sent (absorb): (first index, batch,
+        # reserved bytes); ``own`` keeps this batch's own columns in case it must split again
+        self.parts: list[tuple[int, ProducerBatch, int]] | None = None
+        self.own: tuple | None = None
+
+    def absorb(self, other: ProducerBatch) -> None:
+        """Take over the records of ``other``, the next unsent batch of the same partition: one
+        record batch (one sequence range, one append) instead of two. ``other`` completes when
+        this batch does, its offsets shifted by the records before it."""
+        n = len(self.timestamps)
+        if self.parts is None:
+            self.parts = []
+            self.own = (self.timestamps, self.keys, self.values, self.headers, self.keyed,
+                        self.size)
+            self.timestamps = list(self.timestamps)
+            self.keys = list(self.keys)
+            self.values = list(self.values)
+            self.headers = dict(self.headers) if self.headers else None
+        self.timestamps += other.timestamps
+        self.keys += other.keys
+        self.values += other.values
+        if other.headers:
+            if self.headers is None:
+                self.headers = {}
+            for i, h in other.headers.items():
+                self.headers[n + i] = h
+        self.keyed = self.keyed or other.keyed
+        self.size += other.size - _BATCH_OVERHEAD
+        self.parts.append((n, other, other.reserved))
+        self.reserved += other.reserved
+        other.reserved = 0
+
+    def split(self) -> list[ProducerBatch]:
+        """Undo :meth:`absorb` (the broker refused the merged batch as too large): this batch
+        with its own records, then each absorbed one, in order, each sent on its own. With
+        idempotence each keeps its share of the sequence range already assigned."""
+        parts = self.parts or []
+        self.timestamps, self.keys, self.values, self.headers, self.keyed, self.size = self.own
+        self.parts = self.own = None
+        self.data = None
+        self.solo = True
+        out = [self]
+        for first, part, reserved in parts:
+            self.reserved -= reserved
+            part.reserved = reserved
+            if self.base_sequence >= 0:
+                part.producer_id, part.producer_epoch = self.producer_id, self.producer_epoch
+                part.base_sequence = (self.base_sequence + first) & 0x7FFFFFFF
+            part.attempts = self.attempts
+            part.solo = True
+            out.append(part)
+        return out
 
     def append(self, timestamp: int, key: bytes | None, value: bytes | None, headers=()) -> int:
         """Add one record (key/value already bytes or None); returns its index."""
@@ -114,8 +166,9 @@ class ProducerBatch:
                 if self.producer_id >= 0:
                     self.data = with_producer(self.data, self.producer_id,
                                               self.producer_epoch, self.base_sequence)
-            self.timestamps = self.keys = self.values = None
-            self.headers = None
+            if self.parts is None:  # (a merged batch keeps them: it may have to split)
+                self.timestamps = self.keys = self.values = None
+                self.headers = None
         return self.data
 
     def _encode(self) -> bytes:

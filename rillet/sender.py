@@ -10,6 +10,7 @@ handed over through a deque, so batch completion and delivery callbacks run here
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -44,6 +45,9 @@ _REFRESH_CODES = {
 
 _MAX_BATCHES_IN_FLIGHT = 5  # per partition, with idempotence (the broker keeps 5)
 _SEQUENCE_RETRY = {ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, ErrorCode.UNKNOWN_PRODUCER_ID}
+
+
+_log = logging.getLogger("rillet.producer")
 
 
 def _monotonic_ms() -> float:
@@ -122,41 +126,53 @@ class Sender(threading.Thread):
         acc = self.acc
         try:
             while True:
-                now = _monotonic_ms()
-                while self.responses:
-                    self._handle_response(*self.responses.popleft(), now)
-                flush = self.flush_requests > 0 or self.closing
-                drained = acc.drain(now, flush)
-                if drained:
-                    with self.incomplete_lock:
-                        self.incomplete.update(drained)
-                    for batch in drained:
-                        self.on_batch_drained(batch)
-                    self.waiting.extend(drained)
-                if self.force_close:
-                    break
-                attention = self._send_ready(now, flush) if self.waiting else None
-                if self.closing and not self.incomplete and not acc.has_unsent():
-                    break
-                # Wake-ups from send(): a new batch only if nothing would wake us before its
-                # linger expires; a full batch only once enough is ready to be worth a request.
-                # idle goes up before the check, so a batch opened in between still wakes us.
-                acc.sender_idle = True
-                expiry = acc.next_expiry_ms()
-                if expiry is not None:
-                    acc.sender_idle = False
-                deadlines = [d for d in (expiry, attention) if d is not None]
-                held = sum(b.reserved for b in self.waiting)
-                acc.wake_bytes = (max(0, self.coalesce_bytes - held)
-                                  if any(self.in_flight.values()) else 0)
-                timeout = 0.5 if not deadlines else max(0.0, (min(deadlines) - now) / 1000)
-                acc.wakeup.wait(min(0.5, timeout))
-                acc.wakeup.clear()
+                try:
+                    if self._run_once(acc):
+                        break
+                except Exception:  # noqa: BLE001 - the thread must survive (Kafka's Sender too)
+                    # a dead sender would leave every later send unanswered (flush hangs)
+                    _log.exception("unexpected error in the producer's sender thread")
+                    acc.wakeup.wait(0.1)
+                    acc.wakeup.clear()
         finally:
             error = ProducerClosedError("the producer was closed before the record was sent")
             acc.abort_all(error)
             for batch in list(self.incomplete):
                 self._finish(batch, -1, error)
+
+    def _run_once(self, acc: RecordAccumulator) -> bool:
+        """One round: responses, drain, send, then wait for a reason to go on. True: stop."""
+        now = _monotonic_ms()
+        while self.responses:
+            self._handle_response(*self.responses.popleft(), now)
+        flush = self.flush_requests > 0 or self.closing
+        drained = acc.drain(now, flush)
+        if drained:
+            with self.incomplete_lock:
+                self.incomplete.update(drained)
+            for batch in drained:
+                self.on_batch_drained(batch)
+            self.waiting.extend(drained)
+        if self.force_close:
+            return True
+        attention = self._send_ready(now, flush) if self.waiting else None
+        if self.closing and not self.incomplete and not acc.has_unsent():
+            return True
+        # Wake-ups from send(): a new batch only if nothing would wake us before its
+        # linger expires; a full batch only once enough is ready to be worth a request.
+        # idle goes up before the check, so a batch opened in between still wakes us.
+        acc.sender_idle = True
+        expiry = acc.next_expiry_ms()
+        if expiry is not None:
+            acc.sender_idle = False
+        deadlines = [d for d in (expiry, attention) if d is not None]
+        held = sum(b.reserved for b in self.waiting)
+        acc.wake_bytes = (max(0, self.coalesce_bytes - held)
+                          if any(self.in_flight.values()) else 0)
+        timeout = 0.5 if not deadlines else max(0.0, (min(deadlines) - now) / 1000)
+        acc.wakeup.wait(min(0.5, timeout))
+        acc.wakeup.clear()
+        return False
 
     def _init_producer_id(self, now: float) -> bool:
         """InitProducerId from the controller (once per producer); False: try again later."""
@@ -164,8 +180,8 @@ class Sender(threading.Thread):
             return False
         try:
             r = self.client.call_controller(InitProducerIdRequest(), self.request_timeout_ms)
-        except RilletError as e:
-            r = e  # its ``code``: UNSUPPORTED_VERSION disables idempotence below
+        except Exception as e:  # noqa: BLE001 - RilletError's ``code``: UNSUPPORTED_VERSION
+            r = e  # disables idempotence below; anything else: try again later
         if isinstance(r, InitProducerIdResponse) and r.error_code == 0 and r.producer_id >= 0:
             self.producer_id, self.producer_epoch = r.producer_id, r.producer_epoch
             return True
@@ -190,6 +206,8 @@ class Sender(threading.Thread):
         leaders: dict[tuple[str, int], str | None] = {}
         blocked: set[tuple[str, int]] = set()  # an older batch of the partition must go first
         selected: Counter = Counter()
+        heads: dict[tuple[str, int], ProducerBatch] = {}  # unsealed, may absorb the next
+        merge_bytes = self.coalesce_bytes
         waiting = self.waiting
         if len(waiting) > 1:  # retries rejoin at the end: restore creation (= send) order
             waiting = sorted(waiting, key=_created)
@@ -205,6 +223,14 @@ class Sender(threading.Thread):
                 blocked.add(tp)
                 if batch.retry_at_ms > now:
                     attention = _earliest(attention, batch.retry_at_ms)
+                continue
+            head = heads.get(tp)
+            if (head is not None and batch.data is None and not batch.solo
+                    and head.size + batch.size <= merge_bytes):
+                # a backlog of batches for one partition leaves as one record batch: one
+                # sequence range and one append on the broker (librdkafka builds its batches
+                # at send time the same way)
+                head.absorb(batch)
                 continue
             if self.idempotent:
                 if tp in self.needs_bump or (
@@ -224,6 +250,10 @@ class Sender(threading.Thread):
                 attention = _earliest(attention, batch.retry_at_ms)
                 continue
             by_leader[address].append(batch)
+            if batch.data is None and not batch.solo:
+                heads[tp] = batch
+            else:
+                heads.pop(tp, None)
         if missing_leader:
             self.client.request_metadata_update()
         for address, batches in by_leader.items():
@@ -339,6 +369,12 @@ class Sender(threading.Thread):
                 next_offset[key] = base + batch.record_count if base >= 0 else -1
                 self._finish(batch, base, None)
                 continue
+            if result.error_code in _TOO_LARGE and batch.parts:
+                # our merge of several batches was too large for the broker: send them one by
+                # one again, in order, with the sequences they already have
+                batch.attempts -= 1
+                self.waiting.extend(batch.split())
+                continue
             if result.error_code in _TOO_LARGE and per_partition[key] > 1:
                 # Our concatenation of batches was too large for the broker, not the batch:
                 # send each batch on its own (no attempt counted).
@@ -421,3 +457,8 @@ class Sender(threading.Thread):
         self.acc.release(batch.reserved)
         batch.reserved = 0
         batch.completion.complete(base_offset, error)
+        if batch.parts:
+            for first, part, _ in batch.parts:
+                with self.incomplete_lock:
+                    self.incomplete.discard(part)
+                part.completion.complete(base_offset + first if base_offset >= 0 else -1, error)
