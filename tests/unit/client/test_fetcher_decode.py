@@ -65,7 +65,7 @@ def test_decode_equals_the_logstore_reader(batches, codec, producer_shape) -> No
     log = _log(encoded)
     got = _decode(_fetcher(), log)
     assert got == _expected(log)
-    assert all(type(r) is ConsumerRecord for r in got)
+    assert all(isinstance(r, ConsumerRecord) for r in got)
 
 
 def test_fast_shape_records_and_deserializers() -> None:
