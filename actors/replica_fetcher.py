@@ -6,8 +6,9 @@ A round: partitions that need it ask the leader where their latest epoch ends
 (OffsetForLeaderEpoch) and truncate (``FollowerTruncate``, KIP-101/279, repeated while the
 walk-back is not done); then one Fetch with ``replica_id`` = this broker for all the others,
 each at its log end offset, long-polling ``replica.fetch.wait.max.ms``; fetched batches go to
-the partition actor (``FollowerAppend``). Stale answers (FENCED_LEADER_EPOCH,
-NOT_LEADER_OR_FOLLOWER, ...) pause the partition until the metadata moves it (the node calls
+the partition actor (``FollowerAppend``), whose answer (the new log end offset) is the next
+fetch offset, so a busy follower asks its partition actor once per round. Stale answers
+(FENCED_LEADER_EPOCH, NOT_LEADER_OR_FOLLOWER, ...) pause the partition until the metadata moves it (the node calls
 ``set_partitions`` on every image change). The partition actors are asked (blocking) from
 this thread, never the other way round.
 """
@@ -44,6 +45,7 @@ class _State:
     leader_epoch: int
     truncating: bool = True
     paused_until_ms: int = 0
+    fetch_offset: int = -1  # the log end offset the last append returned (-1: ask)
 
 
 class ReplicaFetcher:
@@ -127,6 +129,7 @@ class ReplicaFetcher:
             return None
 
     def _pause(self, state: _State) -> None:
+        state.fetch_offset = -1
         state.paused_until_ms = now_ms() + self._backoff_ms * 5
 
     def _round(self) -> bool:
@@ -209,6 +212,9 @@ class ReplicaFetcher:
     def _fetch(self, address: str, states: dict[Key, _State]) -> bool:
         offsets: dict[Key, int] = {}
         for key, state in states.items():
+            if state.fetch_offset >= 0:  # known from our last append: no round trip
+                offsets[key] = state.fetch_offset
+                continue
             status = self._ask(key, R.FollowerState(state.leader_epoch))
             if status is None:
                 self._pause(state)
@@ -251,6 +257,7 @@ class ReplicaFetcher:
         return True
 
     def _handle(self, key: Key, state: _State, offset: int, r: P.FetchPartitionResponse) -> None:
+        state.fetch_offset = -1
         if r.error_code == E.NONE:
             try:
                 leo = self._ask(
@@ -262,6 +269,8 @@ class ReplicaFetcher:
                 return
             if leo is None:
                 self._pause(state)
+            else:
+                state.fetch_offset = leo
             return
         if r.error_code == E.OFFSET_OUT_OF_RANGE:
             if r.log_start_offset > offset:
