@@ -12,7 +12,9 @@ as None, and the caller rebuilds from the log: never "empty state" by accident.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 from pathlib import Path
 
 import blake3
@@ -23,22 +25,70 @@ _CHECKPOINT_DIGEST = 16
 TEMP_SUFFIX = ".tmp"
 
 
+# Preallocation (Kafka's file.preallocate, done lazily): once a segment file passes
+# PREALLOCATE_AFTER bytes, blocks are reserved ahead of the writes with
+# fallocate(FALLOC_FL_KEEP_SIZE), min(file size, PREALLOCATE_MAX) at a time. The file size
+# (what recovery and readers see) never changes; appends into reserved blocks skip the
+# filesystem's per-write block reservation (~10% cheaper 64 KiB writes on ext4). A small
+# partition never preallocates, a busy one reserves at most PREALLOCATE_MAX beyond its end,
+# and the reservation is given back (ftruncate to the size) when the segment is sealed or
+# closed. Where fallocate is missing or unsupported, files are written as before.
+PREALLOCATE_AFTER = 1 << 20
+PREALLOCATE_MAX = 8 << 20
+_FALLOC_FL_KEEP_SIZE = 1
+_NO_PREALLOCATION = 1 << 62
+
+
+def _load_fallocate():
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).fallocate
+    except (OSError, AttributeError):  # not Linux/glibc: no preallocation
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_fallocate = _load_fallocate() if sys.platform.startswith("linux") else None
+
+
 class SegmentFile:
     """An append-only file opened for reading and writing (positioned reads, appends)."""
 
-    __slots__ = ("path", "_fd", "_fs")
+    __slots__ = ("path", "_fd", "_fs", "_reserved", "_preallocated")
 
     def __init__(self, path: Path, fd: int, fs: FileSystem) -> None:
         self.path = path
         self._fd = fd
         self._fs = fs
+        # Writes ending at or below _reserved need no preallocation step.
+        self._reserved = PREALLOCATE_AFTER
+        self._preallocated = False
 
     def size(self) -> int:
         return os.fstat(self._fd).st_size
 
+    def _reserve(self, end: int) -> None:
+        """Reserve blocks ahead of ``end`` (a write is about to reach it)."""
+        ahead = min(end, PREALLOCATE_MAX)
+        if self._fs.preallocate(self._fd, end, ahead):
+            self._reserved = end + ahead
+            self._preallocated = True
+        else:
+            self._reserved = _NO_PREALLOCATION
+
+    def release_preallocation(self, *, force: bool = False) -> None:
+        """Give back blocks reserved beyond the end of the file (sealed or closing).
+        ``force``: also when this handle reserved nothing (after a crash, recovery frees
+        what the previous process reserved)."""
+        if (self._preallocated or force) and self._fd >= 0:
+            self.truncate(os.fstat(self._fd).st_size)
+
     def write_at(self, position: int, data) -> None:
         """Write all of ``data`` at ``position`` (the log always writes at its end)."""
         view = memoryview(data)
+        if position + len(view) > self._reserved:
+            self._reserve(position + len(view))
         while view:
             n = os.pwrite(self._fd, view, position)
             position += n
@@ -49,6 +99,8 @@ class SegmentFile:
         given) at ``position``: one pwritev, no joining."""
         if total is None:
             total = sum(len(p) for p in parts)
+        if position + total > self._reserved:
+            self._reserve(position + total)
         n = os.pwritev(self._fd, parts, position)
         if n < total:  # rare short write: finish the remainder the simple way
             self.write_at(position + n, memoryview(b"".join(parts))[n:])
@@ -69,13 +121,20 @@ class SegmentFile:
         return b"".join(parts)
 
     def truncate(self, size: int) -> None:
-        os.ftruncate(self._fd, size)
+        os.ftruncate(self._fd, size)  # also frees any reservation beyond ``size``
+        self._preallocated = False
+        self._reserved = max(size, PREALLOCATE_AFTER)
 
     def fsync(self) -> None:
         self._fs.fsync_fd(self._fd)
 
     def close(self) -> None:
         if self._fd >= 0:
+            if self._preallocated:
+                try:
+                    self.release_preallocation()
+                except OSError:
+                    pass  # only reserved space is at stake, never data
             os.close(self._fd)
             self._fd = -1
 
@@ -89,6 +148,14 @@ class FileSystem:
 
     def fsync_fd(self, fd: int) -> None:
         os.fsync(fd)
+
+    def preallocate(self, fd: int, offset: int, length: int) -> bool:
+        """Reserve blocks for [offset, offset + length) without changing the file size.
+        False if the platform or filesystem cannot (or the disk is full): never raises,
+        since only speed is at stake; a write that really lacks space fails on its own."""
+        if _fallocate is None:
+            return False
+        return _fallocate(fd, _FALLOC_FL_KEEP_SIZE, offset, length) == 0
 
     def fsync_dir(self, directory: Path) -> None:
         fd = os.open(directory, os.O_RDONLY)

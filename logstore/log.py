@@ -230,6 +230,7 @@ class PartitionLog:
         sealed = self.segments[-1]
         base = sealed.next_offset
         self._io(sealed.save_indexes, self.fs, self.directory)
+        self._io(sealed.file.release_preallocation)
         file = self._io(self.fs.open_segment, self.directory / segment_name(base))
         seg = Segment(base, file, now_ms, self.config.index_interval_bytes)
         self.segments.append(seg)

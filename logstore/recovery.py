@@ -106,6 +106,9 @@ def recover(log: PartitionLog, now_ms: int) -> None:
                 log._remove_segment_files(later)
             log._dir_dirty = True
             break
+    if not clean:
+        # A crash can leave blocks preallocated beyond the end of the active segment.
+        log.segments[-1].file.release_preallocation(force=True)
     log._bases = [s.base_offset for s in log.segments]
     log._log_start_offset = log_start
     transitions = [] if clean else epoch_transitions(log, rp)

@@ -1,0 +1,146 @@
+"""The append hot path: segment preallocation and its release, validate_fields."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from rillet.logstore import fs as F
+from rillet.logstore.batch import HEADER_SIZE, BatchHeader, validate, validate_fields
+from rillet.logstore.errors import CorruptBatchError
+from rillet.logstore.log import LogConfig, PartitionLog
+from rillet.logstore.segment import segment_name
+
+from .helpers import NoSyncFS, make_batch, read_all, segment_files
+
+
+class RecordingFS(NoSyncFS):
+    """Counts preallocations; ``supported=False`` behaves like a filesystem without it."""
+
+    def __init__(self, supported: bool = True) -> None:
+        self.supported = supported
+        self.calls: list[tuple[int, int]] = []
+        self.reserved = False  # did the real filesystem reserve anything?
+
+    def preallocate(self, fd: int, offset: int, length: int) -> bool:
+        self.calls.append((offset, length))
+        ok = super().preallocate(fd, offset, length) if self.supported else False
+        self.reserved |= ok
+        return ok
+
+
+def _big_batch(i: int) -> bytes:
+    return make_batch([os.urandom(4000) for _ in range(16)], ts=1_000 + i)  # ~64 KiB
+
+
+def _allocated(path) -> int:
+    return os.stat(path).st_blocks * 512
+
+
+def _fill(log, n: int) -> list[bytes]:
+    batches = [_big_batch(i) for i in range(n)]
+    for b in batches:
+        log.append(b, 0, 0)
+    return batches
+
+
+def test_a_busy_segment_preallocates_without_changing_its_size(tmp_path):
+    fs = RecordingFS()
+    log = PartitionLog.open(tmp_path, LogConfig(), 0, fs=fs)
+    batches = _fill(log, 40)  # ~2.6 MB: past PREALLOCATE_AFTER
+    assert fs.calls, "no preallocation for a segment past PREALLOCATE_AFTER"
+    assert all(0 < length <= F.PREALLOCATE_MAX for _, length in fs.calls)
+    path = tmp_path / segment_name(0)
+    size = sum(len(b) for b in batches)
+    assert os.path.getsize(path) == size == log.active_segment.size
+    if fs.reserved:  # Linux with a filesystem that supports it (ext4, xfs, tmpfs)
+        assert _allocated(path) > size + (512 << 10)
+    assert len(read_all(log)) == 40 * 16
+    log.close()
+    # closing gives the reservation back: allocated space is the data, rounded to blocks
+    assert _allocated(path) < size + (256 << 10)
+    log = PartitionLog.open(tmp_path, LogConfig(), 0)
+    assert log.log_end_offset == 40 * 16
+    log.close()
+
+
+def test_a_small_partition_never_preallocates(tmp_path):
+    fs = RecordingFS()
+    log = PartitionLog.open(tmp_path, LogConfig(), 0, fs=fs)
+    for i in range(50):
+        log.append(make_batch([b"x" * 100], ts=i), 0, 0)
+    assert fs.calls == []
+    log.close()
+
+
+def test_rolling_releases_the_sealed_segments_reservation(tmp_path):
+    log = PartitionLog.open(tmp_path, LogConfig(segment_bytes=3 << 20), 0, fs=RecordingFS())
+    _fill(log, 80)  # ~5.2 MB: at least one roll
+    assert len(log.segments) >= 2
+    sealed = segment_files(tmp_path)[0]
+    assert _allocated(sealed) < os.path.getsize(sealed) + (256 << 10)
+    log.close()
+
+
+def test_recovery_after_a_crash_releases_the_reservation(tmp_path):
+    log = PartitionLog.open(tmp_path, LogConfig(), 0, fs=RecordingFS())
+    _fill(log, 40)
+    log.flush()
+    log.abandon()  # a crash: no clean shutdown
+    path = tmp_path / segment_name(0)
+    size = os.path.getsize(path)
+    log = PartitionLog.open(tmp_path, LogConfig(), 0)
+    assert log.log_end_offset == 40 * 16
+    assert os.path.getsize(path) == size
+    assert _allocated(path) < size + (256 << 10)
+    log.close()
+
+
+def test_without_preallocation_appends_work_the_same(tmp_path):
+    fs = RecordingFS(supported=False)
+    log = PartitionLog.open(tmp_path, LogConfig(), 0, fs=fs)
+    _fill(log, 40)
+    assert len(fs.calls) == 1  # tried once, then never again for this file
+    assert len(read_all(log)) == 40 * 16
+    log.truncate_to(100)
+    assert log.log_end_offset <= 100
+    log.close()
+
+
+def test_truncation_drops_the_reservation_and_appends_continue(tmp_path):
+    log = PartitionLog.open(tmp_path, LogConfig(), 0, fs=RecordingFS())
+    _fill(log, 40)
+    log.truncate_to(16 * 20)
+    assert log.log_end_offset == 16 * 20
+    _fill(log, 30)
+    assert log.log_end_offset == 16 * 50
+    assert [r.offset for r in read_all(log)] == list(range(16 * 50))
+    log.close()
+
+
+# --------------------------------------------------------------------------- validate_fields
+
+
+def test_validate_fields_matches_validate():
+    raw = make_batch([b"a", None, b""], ts=7, key=b"k")
+    fields = validate_fields(raw)
+    assert BatchHeader(*fields) == validate(raw)
+    assert fields[1] == len(raw) and fields[12] == 3
+
+
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        (lambda b: b[: HEADER_SIZE - 1], "truncated header"),
+        (lambda b: b[:16] + b"\x07" + b[17:], "bad magic"),
+        (lambda b: b[:-1], "length field"),
+        (lambda b: b[:-1] + bytes([b[-1] ^ 1]), "digest mismatch"),
+        (lambda b: b[:49] + b"\x00\x08" + b[51:], "bad attributes"),
+        (lambda b: b[:85] + (0).to_bytes(4, "big") + b[89:], "bad counts"),
+    ],
+)
+def test_validate_fields_rejects_what_validate_rejects(damage, reason):
+    bad = damage(make_batch([b"a", b"b"], ts=7))
+    for fn in (validate, validate_fields):
+        with pytest.raises(CorruptBatchError, match=reason):
+            fn(bad)
