@@ -23,30 +23,51 @@ and ``EpochEndOffset`` answers OffsetForLeaderEpoch. As follower the replica fet
 (duplicates answered with their original offsets, gaps refused), snapshots in
 ``<offset>.snapshot`` files, rebuilt on open. Any exception while handling a message is
 answered with an error code and logged; it never stops the actor.
+
+The handlers live in mixins, one file per side: partition_produce.py (Append),
+partition_fetch.py (Read, EpochEndOffset, long-poll waiters), partition_follower.py (the
+Follower* asks); the messages in partition_messages.py (re-exported here). This file keeps
+the life cycle, the role (leader/follower) and its purgatory, snapshots, list offsets and
+housekeeping.
 """
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pykka
 from loguru import logger
 from rillet.coordinator import replication as RC
-from rillet.logstore import batch as B
 from rillet.logstore import producer_state as PS
 from rillet.logstore.config import LogConfig
-from rillet.logstore.errors import (
-    CorruptBatchError,
-    LogFailedError,
-    OffsetOutOfRangeError,
-    RecordTooLargeError,
-)
 from rillet.logstore.log import PartitionLog
 from rillet.transport import protocol as P
 
+from .partition_fetch import FetchSide
+from .partition_follower import FollowerSide
+from .partition_messages import (  # noqa: F401 - re-exported: callers use partition.X
+    AlterPartitionAnswer,
+    Append,
+    Delete,
+    EpochEndOffset,
+    FollowerAppend,
+    FollowerReset,
+    FollowerState,
+    FollowerTruncate,
+    Housekeep,
+    LeaderEpoch,
+    ListOffset,
+    PartitionChanged,
+    Read,
+    Reconfigure,
+    Tick,
+    _Waiter,
+    code_of,
+    error_code_for,
+)
+from .partition_produce import ProduceSide
 from .ticker import now_ms
 
 E = P.ErrorCode
@@ -57,149 +78,7 @@ SNAPSHOT_INTERVAL_MS = 30_000
 SNAPSHOTS_KEPT = 3
 
 
-def code_of(name: str) -> int:
-    """Wire code for an error name of the pure cores."""
-    try:
-        return E[name]
-    except KeyError:
-        return E.UNKNOWN_SERVER_ERROR
-
-
-@dataclass(frozen=True, slots=True)
-class Append:
-    records: bytes
-    reply: Callable[[P.ProducePartitionResponse], None] | None  # None: acks=0
-    acks: int = 1
-    timeout_ms: int = 30_000
-
-
-@dataclass(frozen=True, slots=True)
-class Read:
-    fetch_offset: int
-    max_bytes: int
-    reply: Callable[[P.FetchPartitionResponse], None]
-    on_data: Callable[[P.FetchPartitionResponse], bool] | None  # set: park if nothing to read
-    deadline_ms: int = 0
-    replica_id: int = -1  # >= 0: a follower's fetch (reads up to the LEO, moves the ISR/HW)
-    current_leader_epoch: int = -1
-
-
-@dataclass(frozen=True, slots=True)
-class PartitionChanged:
-    """The metadata image has this state for the partition (``metadata.PartitionInfo``)."""
-
-    info: object
-    min_insync_replicas: int = 1
-
-
-@dataclass(frozen=True, slots=True)
-class EpochEndOffset:
-    """OffsetForLeaderEpoch on the leader: reply(P.EpochEndOffset)."""
-
-    current_leader_epoch: int
-    leader_epoch: int
-    reply: Callable[[P.EpochEndOffset], None]
-
-
-@dataclass(frozen=True, slots=True)
-class AlterPartitionAnswer:
-    proposal: RC.AlterIsr
-    error: str
-
-
-@dataclass(frozen=True, slots=True)
-class FollowerState:
-    """ask: (log_end_offset, latest_epoch, high_watermark), or None if not a follower."""
-
-    leader_epoch: int
-
-
-@dataclass(frozen=True, slots=True)
-class FollowerTruncate:
-    """ask: apply the leader's OffsetForLeaderEpoch answer; returns (done, LEO, latest
-    epoch) or None if not a follower of ``leader_epoch``."""
-
-    leader_epoch: int
-    epoch: int
-    end_offset: int
-
-
-@dataclass(frozen=True, slots=True)
-class FollowerAppend:
-    """ask: append fetched batches (at our LEO); returns the new LEO (None: not a follower
-    of ``leader_epoch``)."""
-
-    leader_epoch: int
-    records: bytes
-    high_watermark: int
-
-
-@dataclass(frozen=True, slots=True)
-class FollowerReset:
-    """ask: our LEO is below the leader's log start: start over empty at ``offset``."""
-
-    leader_epoch: int
-    offset: int
-
-
-@dataclass(frozen=True, slots=True)
-class ListOffset:
-    timestamp: int
-    reply: Callable[[P.ListOffsetsPartitionResponse], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Tick:
-    now_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class Housekeep:
-    now_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class Reconfigure:
-    config: LogConfig
-
-
-@dataclass(frozen=True, slots=True)
-class LeaderEpoch:
-    """The controller moved leadership: batches appended from now on carry ``leader_epoch``."""
-
-    leader_epoch: int
-
-
-@dataclass(frozen=True, slots=True)
-class Delete:
-    """The topic is gone; ``directory`` is where the node renamed the partition's dir to."""
-
-    directory: Path
-
-
-@dataclass(slots=True)
-class _Waiter:
-    fetch_offset: int
-    max_bytes: int
-    on_data: Callable[[P.FetchPartitionResponse], bool]
-    deadline_ms: int
-    follower: bool = False
-
-
-def error_code_for(exc: BaseException) -> int:
-    """The wire code for a log-store error (one place, as STYLE.md asks)."""
-    if isinstance(exc, RecordTooLargeError):
-        return E.MESSAGE_TOO_LARGE
-    if isinstance(exc, CorruptBatchError):
-        return E.CORRUPT_MESSAGE
-    if isinstance(exc, OffsetOutOfRangeError):
-        return E.OFFSET_OUT_OF_RANGE
-    if isinstance(exc, LogFailedError):
-        return E.KAFKA_STORAGE_ERROR
-    return E.UNKNOWN_SERVER_ERROR
-
-
-class PartitionReplica(pykka.ThreadingActor):
+class PartitionReplica(ProduceSide, FetchSide, FollowerSide, pykka.ThreadingActor):
     """Owns ``directory``'s log for ``topic``-``partition``. See the module docstring."""
 
     def __init__(
@@ -414,29 +293,6 @@ class PartitionReplica(pykka.ThreadingActor):
             self.high_watermark = progress.high_watermark
             self._serve_waiters()
 
-    def _reply(self, reply: Callable, response: P.ProducePartitionResponse) -> None:
-        if response.error_code == E.NONE and self.config.flush_mode == "group-commit":
-            self._unacked.append((reply, response))
-            return
-        try:
-            reply(response)
-        except Exception:  # noqa: BLE001
-            self._log.exception("produce reply failed")
-
-    def _drop_consumer_waiters(self) -> None:
-        if not self._waiters:
-            return
-        gone, self._waiters = self._waiters, []
-        for w in gone:
-            try:
-                w.on_data(
-                    P.FetchPartitionResponse(
-                        partition=self.partition, error_code=E.NOT_LEADER_OR_FOLLOWER
-                    )
-                )
-            except Exception:  # noqa: BLE001
-                self._log.exception("fetch waiter failed")
-
     def _save_high_watermark(self) -> None:
         if self.log is None or self.high_watermark == self._hw_saved:
             return
@@ -555,330 +411,6 @@ class PartitionReplica(pykka.ThreadingActor):
                 )
         except Exception:  # noqa: BLE001
             self._log.exception("could not answer a failed message")
-
-    # ----------------------------------------------------------------------------- produce
-
-    def _append(self, msg: Append) -> None:
-        log = self.log
-        leader = self.leader
-        dup = None
-        if log is None:
-            code, message, base, last = E.KAFKA_STORAGE_ERROR, "partition log is offline", -1, -1
-        elif leader is None:
-            code, message, base, last = E.NOT_LEADER_OR_FOLLOWER, "not the leader", -1, -1
-        else:
-            check = leader.check_append(msg.acks)
-            if check != RC.NONE:
-                code, message, base, last = (
-                    code_of(check),
-                    f"{check} (isr {list(leader.isr)})",
-                    -1,
-                    -1,
-                )
-            else:
-                code, message, base, last, dup = self._append_batches(log, msg.records)
-        if code == E.NONE and dup is None:
-            self._carry_out(leader.on_append(log.log_end_offset, now_ms()))
-            # followers fetch up to the LEO: wake them now (consumers wait for the HW)
-            self._serve_waiters(followers_only=self.high_watermark < log.log_end_offset)
-        if msg.reply is None:
-            return
-        response = P.ProducePartitionResponse(
-            partition=self.partition,
-            error_code=code,
-            base_offset=base,
-            log_start_offset=log.log_start_offset if log is not None and code == E.NONE else -1,
-            error_message=message,
-        )
-        if code == E.NONE and msg.acks == -1:
-            self._ack_seq += 1
-            key = self._ack_seq
-            self._acks[key] = (msg.reply, response)
-            done = leader.wait_for_ack(key, last, now_ms() + max(msg.timeout_ms, 1))
-            if done is not None:
-                self._carry_out(RC.Progress(self.high_watermark, completions=(done,)))
-            return
-        self._reply(msg.reply, response)
-
-    def _append_batches(self, log: PartitionLog, records: bytes):
-        """(code, message, base_offset, last_offset, duplicate-or-None)."""
-        if not records:
-            return E.CORRUPT_MESSAGE, "no record batch in the request", -1, -1, None
-        try:
-            header = B.read_header(records)
-            if header.length == len(records):
-                # The common case, one batch: log.append validates it (digest, counts).
-                views = [(header, memoryview(records))]
-            else:
-                # Several batches: validate all before appending any (all or nothing).
-                views = list(B.iter_batches(records, validate=True))
-        except CorruptBatchError as e:
-            return E.CORRUPT_MESSAGE, str(e), -1, -1, None
-        pstate = self.pstate
-        dups = []  # leading duplicates (a retried request): answered, not appended
-        prev = None  # (producer id, epoch, last sequence) of the previous batch
-        for i, (header, _view) in enumerate(views):
-            if header.is_control:
-                return E.INVALID_RECORD, "clients may not write control batches", -1, -1, None
-            if header.length > log.config.max_message_bytes:
-                limit = log.config.max_message_bytes
-                return (
-                    E.MESSAGE_TOO_LARGE,
-                    f"batch of {header.length} bytes > {limit}",
-                    -1,
-                    -1,
-                    None,
-                )
-            pid = header.producer_id
-            if pid < 0:
-                prev = None
-                continue
-            follows = (
-                prev is not None
-                and prev[:2] == (pid, header.producer_epoch)
-                and header.base_sequence == PS.increment_sequence(prev[2], 1)
-                and len(dups) < i
-            )
-            if not follows:
-                check = pstate.check_batch(header)
-                if check.duplicate is not None:
-                    if len(dups) != i:
-                        return (
-                            E.DUPLICATE_SEQUENCE_NUMBER,
-                            "duplicate after new batches",
-                            -1,
-                            -1,
-                            None,
-                        )
-                    dups.append(check.duplicate)
-                elif not check.should_append:
-                    self._log.debug("refused batch: {} {}", check.error, check.message)
-                    return code_of(check.error), check.message, -1, -1, None
-            last_seq = PS.increment_sequence(header.base_sequence, header.last_offset_delta)
-            prev = (pid, header.producer_epoch, last_seq)
-        if dups and len(dups) == len(views):
-            return E.NONE, None, dups[0].first_offset, dups[-1].last_offset, dups[-1]
-        base = dups[0].first_offset if dups else -1
-        last = -1
-        now = now_ms()
-        try:
-            for i, (header, view) in enumerate(views[len(dups) :]):
-                data = records if len(views) == 1 else bytes(view)
-                info = log.append(data, self.leader_epoch, now)
-                if i == 0 and base < 0:
-                    base = info.base_offset
-                last = info.last_offset
-                if header.producer_id >= 0:
-                    pstate.update(
-                        header.producer_id,
-                        header.producer_epoch,
-                        header.base_sequence,
-                        PS.increment_sequence(header.base_sequence, header.last_offset_delta),
-                        info.base_offset,
-                        info.last_offset,
-                        info.max_timestamp,
-                    )
-                else:
-                    pstate.map_end_offset = info.last_offset + 1
-        except Exception as e:  # noqa: BLE001 - mapped to a code; a failed log stays failed
-            code = error_code_for(e)
-            if code == E.KAFKA_STORAGE_ERROR:
-                self._log.error("log failed on append: {}", e)
-            return code, str(e), -1, -1, None
-        return E.NONE, None, base, last, None
-
-    def _group_commit(self) -> None:
-        try:
-            if self.log is not None:
-                self.log.flush()
-        except Exception as e:  # noqa: BLE001
-            self._log.error("group commit fsync failed: {}", e)
-            failed = [
-                (
-                    reply,
-                    P.ProducePartitionResponse(
-                        partition=self.partition,
-                        error_code=E.KAFKA_STORAGE_ERROR,
-                        error_message=str(e),
-                    ),
-                )
-                for reply, _ in self._unacked
-            ]
-            self._unacked = failed
-        self._release_unacked()
-
-    def _release_unacked(self) -> None:
-        unacked, self._unacked = self._unacked, []
-        for reply, response in unacked:
-            try:
-                reply(response)
-            except Exception:  # noqa: BLE001
-                self._log.exception("produce reply failed")
-
-    # ------------------------------------------------------------------------------- fetch
-
-    def _fetch_response(
-        self, fetch_offset: int, max_bytes: int, follower: bool = False
-    ) -> P.FetchPartitionResponse:
-        log = self.log
-        if log is None:
-            return P.FetchPartitionResponse(
-                partition=self.partition, error_code=E.KAFKA_STORAGE_ERROR
-            )
-        try:
-            limit = None if follower else self.high_watermark
-            records = log.read(fetch_offset, max(max_bytes, 1), limit)
-            code = E.NONE
-        except Exception as e:  # noqa: BLE001
-            records, code = b"", error_code_for(e)
-        return P.FetchPartitionResponse(
-            partition=self.partition,
-            error_code=code,
-            high_watermark=self.high_watermark,
-            last_stable_offset=self.high_watermark,
-            log_start_offset=log.log_start_offset,
-            records=records,
-        )
-
-    def _read(self, msg: Read) -> None:
-        follower = msg.replica_id >= 0
-        if follower or (msg.current_leader_epoch >= 0 and self.info is not None):
-            code = self._check_follower_fetch(msg) if follower else None
-            if code is None and msg.current_leader_epoch >= 0:
-                fence = RC.check_leader_epoch(msg.current_leader_epoch, self.leader_epoch)
-                code = None if fence == RC.NONE else code_of(fence)
-            if code is not None:
-                log = self.log
-                msg.reply(
-                    P.FetchPartitionResponse(
-                        partition=self.partition,
-                        error_code=code,
-                        high_watermark=self.high_watermark,
-                        log_start_offset=log.log_start_offset if log is not None else -1,
-                    )
-                )
-                return
-        if not follower and self.info is not None and self.leader is None:
-            msg.reply(
-                P.FetchPartitionResponse(
-                    partition=self.partition, error_code=E.NOT_LEADER_OR_FOLLOWER
-                )
-            )
-            return
-        response = self._fetch_response(msg.fetch_offset, msg.max_bytes, follower)
-        msg.reply(response)
-        if msg.on_data is not None and response.error_code == E.NONE and not response.records:
-            self._waiters.append(
-                _Waiter(msg.fetch_offset, msg.max_bytes, msg.on_data, msg.deadline_ms, follower)
-            )
-
-    def _check_follower_fetch(self, msg: Read) -> int | None:
-        """A follower fetch on the leader: record its progress; an error code or None."""
-        leader, log = self.leader, self.log
-        if leader is None or log is None:
-            return E.NOT_LEADER_OR_FOLLOWER
-        decision = leader.on_follower_fetch(
-            msg.replica_id,
-            msg.fetch_offset,
-            now_ms(),
-            current_leader_epoch=msg.current_leader_epoch,
-            log_start_offset=log.log_start_offset,
-        )
-        self._carry_out(decision.progress)
-        if decision.error != RC.NONE:
-            return code_of(decision.error)
-        return None
-
-    def _serve_waiters(self, followers_only: bool = False) -> None:
-        if not self._waiters:
-            return
-        keep = []
-        for w in self._waiters:
-            if followers_only and not w.follower:
-                keep.append(w)
-                continue
-            response = self._fetch_response(w.fetch_offset, w.max_bytes, w.follower)
-            # a follower also wants a new high watermark with no new records
-            if response.records or response.error_code != E.NONE or w.follower:
-                try:
-                    w.on_data(response)
-                except Exception:  # noqa: BLE001
-                    self._log.exception("fetch waiter failed")
-            else:
-                keep.append(w)
-        self._waiters = keep
-
-    def _epoch_end_offset(self, msg: EpochEndOffset) -> None:
-        leader, log = self.leader, self.log
-        if leader is None or log is None:
-            msg.reply(
-                P.EpochEndOffset(partition=self.partition, error_code=E.NOT_LEADER_OR_FOLLOWER)
-            )
-            return
-        error, epoch, end = RC.leader_epoch_end_offset(
-            log.epochs,
-            log.log_end_offset,
-            leader_epoch=leader.leader_epoch,
-            current_leader_epoch=msg.current_leader_epoch,
-            requested_epoch=msg.leader_epoch,
-        )
-        msg.reply(
-            P.EpochEndOffset(
-                partition=self.partition,
-                error_code=code_of(error),
-                leader_epoch=epoch,
-                end_offset=end,
-            )
-        )
-
-    # ---------------------------------------------------------------------------- follower
-
-    def _is_follower_of(self, leader_epoch: int) -> bool:
-        return self.log is not None and self.leader is None and self.follower_epoch == leader_epoch
-
-    def _follower_state(self, leader_epoch: int):
-        if not self._is_follower_of(leader_epoch):
-            return None
-        log = self.log
-        return log.log_end_offset, log.epochs.latest_epoch, self.high_watermark
-
-    def _follower_truncate(self, msg: FollowerTruncate):
-        if not self._is_follower_of(msg.leader_epoch):
-            return None
-        log = self.log
-        t = RC.follower_truncation(
-            log.epochs, log.log_end_offset, self.high_watermark, msg.epoch, msg.end_offset
-        )
-        self._truncate(t.truncate_to)
-        return t.done, log.log_end_offset, log.epochs.latest_epoch
-
-    def _truncate(self, offset: int) -> None:
-        log = self.log
-        before = log.log_end_offset
-        log.truncate_to(offset)
-        log.epochs.truncate_from_end(log.log_end_offset)  # also drops an empty epoch at the LEO
-        leo = log.log_end_offset
-        if leo < before:
-            self._log.info("truncated from {} to {}", before, leo)
-            if not self.pstate.truncate_to(leo):
-                snapshots = {o: d for o, d in self._read_snapshots().items() if o <= leo}
-                self.pstate = PS.rebuild_from_log(log, snapshots)
-            self._delete_snapshots_above(leo)
-        self.high_watermark = min(self.high_watermark, leo)
-
-    def _follower_append(self, msg: FollowerAppend):
-        if not self._is_follower_of(msg.leader_epoch):
-            return None
-        log = self.log
-        if msg.records:
-            log.append_replicated(msg.records, now_ms())
-            for header, _view in B.iter_batches(msg.records, validate=False):
-                self.pstate.update_from_header(header)
-        leo = log.log_end_offset
-        hw = RC.follower_high_watermark(msg.high_watermark, leo)
-        if hw > self.high_watermark:
-            self.high_watermark = hw
-        return leo
 
     # ------------------------------------------------------------------------ list offsets
 

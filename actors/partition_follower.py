@@ -1,0 +1,71 @@
+"""The follower side, driven by the replica fetcher (actors/replica_fetcher.py) with ``ask``:
+state, truncation to the leader's epoch boundary (KIP-101/279), append of fetched batches."""
+
+from __future__ import annotations
+
+from rillet.coordinator import replication as RC
+from rillet.logstore import batch as B
+from rillet.logstore import producer_state as PS
+from rillet.transport import protocol as P
+
+from .partition_messages import (
+    FollowerAppend,
+    FollowerTruncate,
+)
+from .ticker import now_ms
+
+E = P.ErrorCode
+
+
+class FollowerSide:
+    """Mixed into ``PartitionReplica`` (actors/partition.py): runs on its thread, uses its
+    state."""
+
+    # ---------------------------------------------------------------------------- follower
+
+    def _is_follower_of(self, leader_epoch: int) -> bool:
+        return self.log is not None and self.leader is None and self.follower_epoch == leader_epoch
+
+    def _follower_state(self, leader_epoch: int):
+        if not self._is_follower_of(leader_epoch):
+            return None
+        log = self.log
+        return log.log_end_offset, log.epochs.latest_epoch, self.high_watermark
+
+    def _follower_truncate(self, msg: FollowerTruncate):
+        if not self._is_follower_of(msg.leader_epoch):
+            return None
+        log = self.log
+        t = RC.follower_truncation(
+            log.epochs, log.log_end_offset, self.high_watermark, msg.epoch, msg.end_offset
+        )
+        self._truncate(t.truncate_to)
+        return t.done, log.log_end_offset, log.epochs.latest_epoch
+
+    def _truncate(self, offset: int) -> None:
+        log = self.log
+        before = log.log_end_offset
+        log.truncate_to(offset)
+        log.epochs.truncate_from_end(log.log_end_offset)  # also drops an empty epoch at the LEO
+        leo = log.log_end_offset
+        if leo < before:
+            self._log.info("truncated from {} to {}", before, leo)
+            if not self.pstate.truncate_to(leo):
+                snapshots = {o: d for o, d in self._read_snapshots().items() if o <= leo}
+                self.pstate = PS.rebuild_from_log(log, snapshots)
+            self._delete_snapshots_above(leo)
+        self.high_watermark = min(self.high_watermark, leo)
+
+    def _follower_append(self, msg: FollowerAppend):
+        if not self._is_follower_of(msg.leader_epoch):
+            return None
+        log = self.log
+        if msg.records:
+            log.append_replicated(msg.records, now_ms())
+            for header, _view in B.iter_batches(msg.records, validate=False):
+                self.pstate.update_from_header(header)
+        leo = log.log_end_offset
+        hw = RC.follower_high_watermark(msg.high_watermark, leo)
+        if hw > self.high_watermark:
+            self.high_watermark = hw
+        return leo

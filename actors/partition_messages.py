@@ -1,0 +1,162 @@
+"""The messages a ``PartitionReplica`` handles (see actors/partition.py) and the mapping of
+log-store errors and pure-core error names to wire codes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rillet.coordinator import replication as RC
+from rillet.logstore.config import LogConfig
+from rillet.logstore.errors import (
+    CorruptBatchError,
+    LogFailedError,
+    OffsetOutOfRangeError,
+    RecordTooLargeError,
+)
+from rillet.transport import protocol as P
+
+E = P.ErrorCode
+
+
+def code_of(name: str) -> int:
+    """Wire code for an error name of the pure cores."""
+    try:
+        return E[name]
+    except KeyError:
+        return E.UNKNOWN_SERVER_ERROR
+
+
+@dataclass(frozen=True, slots=True)
+class Append:
+    records: bytes
+    reply: Callable[[P.ProducePartitionResponse], None] | None  # None: acks=0
+    acks: int = 1
+    timeout_ms: int = 30_000
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    fetch_offset: int
+    max_bytes: int
+    reply: Callable[[P.FetchPartitionResponse], None]
+    on_data: Callable[[P.FetchPartitionResponse], bool] | None  # set: park if nothing to read
+    deadline_ms: int = 0
+    replica_id: int = -1  # >= 0: a follower's fetch (reads up to the LEO, moves the ISR/HW)
+    current_leader_epoch: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionChanged:
+    """The metadata image has this state for the partition (``metadata.PartitionInfo``)."""
+
+    info: object
+    min_insync_replicas: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class EpochEndOffset:
+    """OffsetForLeaderEpoch on the leader: reply(P.EpochEndOffset)."""
+
+    current_leader_epoch: int
+    leader_epoch: int
+    reply: Callable[[P.EpochEndOffset], None]
+
+
+@dataclass(frozen=True, slots=True)
+class AlterPartitionAnswer:
+    proposal: RC.AlterIsr
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class FollowerState:
+    """ask: (log_end_offset, latest_epoch, high_watermark), or None if not a follower."""
+
+    leader_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class FollowerTruncate:
+    """ask: apply the leader's OffsetForLeaderEpoch answer; returns (done, LEO, latest
+    epoch) or None if not a follower of ``leader_epoch``."""
+
+    leader_epoch: int
+    epoch: int
+    end_offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class FollowerAppend:
+    """ask: append fetched batches (at our LEO); returns the new LEO (None: not a follower
+    of ``leader_epoch``)."""
+
+    leader_epoch: int
+    records: bytes
+    high_watermark: int
+
+
+@dataclass(frozen=True, slots=True)
+class FollowerReset:
+    """ask: our LEO is below the leader's log start: start over empty at ``offset``."""
+
+    leader_epoch: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class ListOffset:
+    timestamp: int
+    reply: Callable[[P.ListOffsetsPartitionResponse], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Housekeep:
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reconfigure:
+    config: LogConfig
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderEpoch:
+    """The controller moved leadership: batches appended from now on carry ``leader_epoch``."""
+
+    leader_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """The topic is gone; ``directory`` is where the node renamed the partition's dir to."""
+
+    directory: Path
+
+
+@dataclass(slots=True)
+class _Waiter:
+    fetch_offset: int
+    max_bytes: int
+    on_data: Callable[[P.FetchPartitionResponse], bool]
+    deadline_ms: int
+    follower: bool = False
+
+
+def error_code_for(exc: BaseException) -> int:
+    """The wire code for a log-store error (one place, as STYLE.md asks)."""
+    if isinstance(exc, RecordTooLargeError):
+        return E.MESSAGE_TOO_LARGE
+    if isinstance(exc, CorruptBatchError):
+        return E.CORRUPT_MESSAGE
+    if isinstance(exc, OffsetOutOfRangeError):
+        return E.OFFSET_OUT_OF_RANGE
+    if isinstance(exc, LogFailedError):
+        return E.KAFKA_STORAGE_ERROR
+    return E.UNKNOWN_SERVER_ERROR
