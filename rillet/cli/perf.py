@@ -260,9 +260,7 @@ def perf_consume(topic, messages, timeout_ms, from_latest, hide_header, props, m
                 last_record = time.monotonic()
                 for records in batch.values():
                     count += len(records)
-                    # C-level loops: summing sizes must not cost more than consuming
-                    nbytes += sum(map(len, filter(None, map(_VALUE, records))))
-                    nbytes += sum(map(len, filter(None, map(_KEY, records))))
+                    nbytes += _payload_bytes(records)
                 bar.update(count)
             elif (time.monotonic() - last_record) * 1000 >= timeout_ms:
                 break
@@ -280,6 +278,19 @@ def perf_consume(topic, messages, timeout_ms, from_latest, hide_header, props, m
     if count < messages:
         raise click.ClickException(f"only {count} of {messages} messages arrived before "
                                    f"{timeout_ms} ms without a record")
+
+
+def _payload_bytes(records) -> int:
+    """Bytes of the non-null keys and values of ``records``, as Kafka's ConsumerPerformance
+    counts them (``if (record.key != null) bytesRead += record.key.size``, same for the
+    value), in C-level loops so that the counting costs less than the consuming."""
+    try:
+        n = sum(map(len, map(_VALUE, records)))
+    except TypeError:  # some value is None (a tombstone)
+        n = sum(map(len, filter(None, map(_VALUE, records))))
+    if any(map(_KEY, records)):  # else every key is None or empty: 0 bytes
+        n += sum(map(len, filter(None, map(_KEY, records))))
+    return n
 
 
 def _kafka_time(t: dt.datetime) -> str:

@@ -24,3 +24,16 @@ def test_same_records_and_samples_as_the_simple_loop(n, sample, key_count) -> No
     want = [("t", b"abc", keys[i % key_count] if keys else None,
              i % sample == 0 or i == n - 1) for i in range(n)]
     assert calls == want
+
+
+def test_consumed_bytes_count_non_null_keys_and_values() -> None:
+    from rillet.cli.perf import _payload_bytes
+    from rillet.records import ConsumerRecord
+
+    def rec(key, value):
+        return ConsumerRecord("t", 0, 0, 0, key, value)
+
+    assert _payload_bytes([rec(None, b"abc"), rec(None, b"de")]) == 5
+    assert _payload_bytes([rec(b"k", b"abc"), rec(None, None), rec(b"", b"")]) == 4
+    assert _payload_bytes([rec(b"kk", None), rec(b"k", b"v" * 10)]) == 13
+    assert _payload_bytes([]) == 0
