@@ -6,6 +6,13 @@ One thread per producer. It owns every batch after the accumulator closes it: en
 (retry.backoff.ms .. retry.backoff.max.ms) of retriable errors until delivery.timeout.ms, and
 metadata refreshes when a leader moved. Responses arrive on the endpoint's I/O thread and are
 handed over through a deque, so batch completion and delivery callbacks run here.
+
+Idempotence: a sequence per partition, assigned when a batch is first sent; at most 5 batches
+per partition unanswered (the broker remembers 5). A batch that fails after it was numbered
+(expired, retries exhausted) leaves a possible hole; when the broker then answers a later batch
+with OUT_OF_ORDER_SEQUENCE_NUMBER or UNKNOWN_PRODUCER_ID, the partition moves to the next
+producer epoch and its unsent batches are renumbered from 0 once nothing of it is in flight
+(Kafka's KIP-360), instead of every later batch failing until it expires too.
 """
 
 from __future__ import annotations
