@@ -371,8 +371,7 @@ class Fetcher:
                 else:
                     offsets.append(range(base, base + n))
                 end_offset = base + n
-                # deltas are < 24: share 24 timestamp ints instead of making one per record
-                timestamps.append(map(list(range(first, first + 24)).__getitem__, deltas))
+                _add_timestamps(timestamps, first, deltas, n)
                 hs = None
             else:
                 end_offset = -1
@@ -409,6 +408,23 @@ class Fetcher:
         # one C-level loop over every batch of the chunk (no Python code runs inside):
         # FetchedRecord(row) is tuple's own constructor called by the type (no Python code)
         return _list_without_gc(map(FetchedRecord, rows))
+
+
+def _add_timestamps(out: list, first: int, deltas: bytes, n: int) -> None:
+    """Append iterables of the ``n`` timestamps ``first + delta`` (deltas < 24, one byte each)
+    to ``out``, sharing the int objects: a batch is usually one or two runs of equal
+    timestamps (a producer fills one in about a millisecond), else a 24-entry table."""
+    d0 = deltas[0]
+    c = deltas.count(d0)
+    if c == n:
+        out.append(repeat(first + d0, n))
+        return
+    d1 = deltas[-1]
+    if deltas.find(d1) == c and deltas.count(d1) == n - c:  # d0 * c, then d1 * (n - c)
+        out.append(repeat(first + d0, c))
+        out.append(repeat(first + d1, n - c))
+        return
+    out.append(map(list(range(first, first + 24)).__getitem__, deltas))
 
 
 def scan_batches(buf: bytes, after: int, validate: bool) -> tuple[list[tuple], int]:

@@ -149,3 +149,15 @@ def test_scan_rejects_corrupt_and_truncated_batches() -> None:
     with pytest.raises(CorruptBatchError) as info:
         scan_batches(bytes(log), 0, True)
     assert info.value.position == first_len
+
+
+@pytest.mark.parametrize("deltas", [[0] * 5, [7], [3, 3, 5, 5, 5], [1, 1, 0, 0], [5, 3],
+                                    [0, 1, 0], [0, 0, 1, 1, 0], [1, 2, 3], [23, 0, 23]])
+def test_timestamps_from_deltas(deltas) -> None:
+    from itertools import chain
+
+    from rillet.fetcher import _add_timestamps
+
+    out: list = []
+    _add_timestamps(out, 1_700_000_000_000, bytes(deltas), len(deltas))
+    assert list(chain.from_iterable(out)) == [1_700_000_000_000 + d for d in deltas]
