@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import shutil
+import struct
 import tempfile
 import time
 from pathlib import Path
@@ -94,25 +95,25 @@ def bench_log(directory: Path, pool: list[bytes], n: int, mode: str, group: int)
         while offset < leo:
             data = log.read(offset, MB)
             read_total += len(data)
-            # the next offset: the last batch's next offset (header fields at bytes 0 and 51)
-            last = _last_batch_start(data)
-            offset = (
-                int.from_bytes(data[last : last + 8], "big")
-                + int.from_bytes(data[last + 51 : last + 55], "big", signed=True)
-                + 1
-            )
+            offset = _next_offset(data)
         read_s = min(read_s, time.perf_counter() - t0)
         assert read_total == total, (read_total, total)
     log.close()
     return total, append_s, read_s, fsyncs
 
 
-def _last_batch_start(data: bytes) -> int:
-    pos = 0
+_I32 = struct.Struct(">i").unpack_from
+_I64 = struct.Struct(">q").unpack_from
+
+
+def _next_offset(data: bytes) -> int:
+    """What a consumer continues from: the last batch's base offset + last offset delta + 1
+    (header fields at bytes 0 and 51; lengths at byte 8 chain the batches)."""
+    pos, size = 0, len(data)
     while True:
-        length = int.from_bytes(data[pos + 8 : pos + 12], "big")
-        if pos + length >= len(data):
-            return pos
+        length = _I32(data, pos + 8)[0]
+        if pos + length >= size:
+            return _I64(data, pos)[0] + _I32(data, pos + 51)[0] + 1
         pos += length
 
 

@@ -22,9 +22,10 @@ failed fsync nobody knows what reached the disk; the broker must reopen it from 
 from __future__ import annotations
 
 import bisect
+import os
 import struct
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from . import batch as B
 from .config import LogConfig
@@ -51,17 +52,20 @@ from .segment import Segment, segment_name, walk
 __all__ = ["AppendInfo", "LogConfig", "PartitionLog"]
 
 _validate_fields = B.validate_fields
-_pack_head = struct.Struct(
-    ">qii"
-).pack  # base_offset, length, leader_epoch: a header's first 16 bytes
+# A header's first 16 bytes, the fields the broker stamps: base_offset, length, leader_epoch.
+_pack_head = struct.Struct(">qii").pack
+# Batches per pwritev in append_many: two buffers each, within the kernel's IOV_MAX.
+_MAX_RUN = max(1, os.sysconf("SC_IOV_MAX") // 2) if hasattr(os, "sysconf") else 512
 
 # Kafka's log.flush.offset.checkpoint.interval.ms: a stale recovery point is safe (recovery
 # just revalidates more), so it is not rewritten on every flush.
 CHECKPOINT_INTERVAL_MS = 60_000
 
 
-@dataclass(frozen=True, slots=True)
-class AppendInfo:
+class AppendInfo(NamedTuple):
+    """Where an appended batch went. A NamedTuple, not a frozen dataclass: it is built once
+    per append on the hot path, and a tuple builds ~3x faster."""
+
     base_offset: int
     last_offset: int
     max_timestamp: int
@@ -180,6 +184,77 @@ class PartitionLog:
         if self._first_unflushed_ms is None:
             self._first_unflushed_ms = now_ms
         return AppendInfo(base, next_offset - 1, max_timestamp, last_delta + 1)
+
+    def append_many(self, batches, leader_epoch: int, now_ms: int) -> list[AppendInfo]:
+        """Leader path for a produce request that carries several batches for this partition.
+
+        ``batches`` is a sequence of buffers, one whole producer batch each (memoryviews into
+        the request are fine: nothing is copied). All are validated first, as append() does
+        (size, digest, counts, dense offsets, epoch): all or nothing, a bad batch raises before
+        anything is written. Then they are stamped and written back to back with one pwritev
+        per segment (and per _MAX_RUN batches). Returns one AppendInfo per batch, in order.
+        """
+        if self._failure is not None or self._closed:
+            self._check_usable()
+        max_bytes = self.config.max_message_bytes
+        checked = []
+        for batch in batches:
+            size = len(batch)
+            if size > max_bytes:
+                raise RecordTooLargeError(size, max_bytes)
+            fields = _validate_fields(batch)
+            if fields[12] != fields[6] + 1:
+                raise CorruptBatchError("a produced batch must have dense offset deltas", 0)
+            checked.append((batch, size, fields[6], fields[8]))
+        epochs = self.epochs
+        latest = epochs.latest_epoch
+        if leader_epoch < latest:
+            raise StaleLeaderEpochError(leader_epoch, latest)
+        if not checked:
+            return []
+        self._now_ms = now_ms
+        cfg = self.config
+        infos = []
+        active = self.segments[-1]
+        try:
+            if leader_epoch > latest:
+                epochs.assign(leader_epoch, active.next_offset)
+            parts: list = []
+            run: list = []
+            position, base = active.size, active.next_offset
+            for batch, size, last_delta, max_timestamp in checked:
+                if position > 0 and (
+                    position + size > cfg.segment_bytes
+                    or now_ms - active.created_ms >= cfg.segment_ms
+                ):
+                    if run:
+                        active.append_run(parts, position - run[0][0], run, leader_epoch)
+                        parts, run = [], []
+                    self._mark_dirty(active)
+                    active = self._roll(now_ms)
+                    position = 0
+                elif len(run) == _MAX_RUN:
+                    active.append_run(parts, position - run[0][0], run, leader_epoch)
+                    parts, run = [], []
+                next_offset = base + last_delta + 1
+                parts.append(_pack_head(base, size, leader_epoch))
+                parts.append(memoryview(batch)[16:])
+                run.append((position, size, base, next_offset, max_timestamp))
+                infos.append(AppendInfo(base, next_offset - 1, max_timestamp, last_delta + 1))
+                position += size
+                base = next_offset
+            active.append_run(parts, position - run[0][0], run, leader_epoch)
+        except OSError as exc:
+            self._fail(exc)
+        self._mark_dirty(active)
+        if self._first_unflushed_ms is None:
+            self._first_unflushed_ms = now_ms
+        return infos
+
+    def _mark_dirty(self, segment: Segment) -> None:
+        dirty = self._dirty
+        if not dirty or dirty[-1] is not segment:
+            dirty.append(segment)
 
     def append_replicated(self, batches: bytes, now_ms: int) -> int:
         """Follower path: append already-stamped batches as fetched from the leader.

@@ -126,6 +126,15 @@ class Segment:
         self.file.write_parts_at(position, parts, length)
         self._track(position, length, base_offset, next_offset, max_timestamp, leader_epoch)
 
+    def append_run(self, parts, length: int, run, leader_epoch: int) -> None:
+        """Write several validated, stamped batches (``parts``, ``length`` bytes together)
+        with one call and account for each; ``run`` holds (position, length, base offset,
+        next offset, max timestamp) per batch, the first at the segment's end."""
+        self.file.write_parts_at(self.size, parts, length)
+        track = self._track
+        for position, size, base_offset, next_offset, max_timestamp in run:
+            track(position, size, base_offset, next_offset, max_timestamp, leader_epoch)
+
     def track(self, position: int, header: B.BatchHeader) -> None:
         """Account for the batch at ``position`` (appended, or found by a scan)."""
         self._track(
@@ -239,6 +248,17 @@ class Segment:
 
     def read(self, offset: int, max_bytes: int, max_offset: int | None) -> bytes:
         """Whole batches from the one containing ``offset``; see PartitionLog.read."""
+        offsets = self.offsets
+        i = bisect.bisect_right(offsets, offset) - 1
+        if i >= 0 and offsets[i] == offset and offset < self.next_offset:
+            # A reader continuing where its last read ended starts at a batch boundary that
+            # the index knows (every batch of index_interval_bytes or more is indexed): when
+            # the index also knows a boundary past it within the limits, one pread does it,
+            # without reading the first header (_index_boundary vouches for max_offset).
+            start = self.positions[i]
+            end = self._index_boundary(start, start + max(max_bytes, 0), max_offset)
+            if end > start:
+                return self.file.read_at(start, end - start)
         start, first = self.find(offset)
         if first is None:
             return b""

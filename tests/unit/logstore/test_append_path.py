@@ -6,7 +6,7 @@ import os
 
 import pytest
 from rillet.logstore import fs as F
-from rillet.logstore.batch import HEADER_SIZE, BatchHeader, validate, validate_fields
+from rillet.logstore.batch import HEADER_SIZE, BatchHeader, iter_batches, validate, validate_fields
 from rillet.logstore.errors import CorruptBatchError
 from rillet.logstore.log import LogConfig, PartitionLog
 from rillet.logstore.segment import segment_name
@@ -144,3 +144,45 @@ def test_validate_fields_rejects_what_validate_rejects(damage, reason):
     for fn in (validate, validate_fields):
         with pytest.raises(CorruptBatchError, match=reason):
             fn(bad)
+
+
+# ------------------------------------------------------------------------------ read path
+
+
+def _expected_read(batches, offset, max_bytes, max_offset):
+    """The most PartitionLog.read may return (it may stop earlier, at an index boundary)."""
+    out, first = [], True
+    for h, raw in batches:
+        if h.next_offset <= offset:
+            continue
+        if max_offset is not None and h.last_offset >= max_offset:
+            break
+        if not first and sum(map(len, out)) + len(raw) > max_bytes:
+            break
+        out.append(raw)
+        first = False
+    return b"".join(out)
+
+
+def test_reads_from_batch_boundaries_match_the_contract(tmp_path):
+    # batches of varied sizes around the index interval, so some are indexed and some not
+    log = PartitionLog.open(tmp_path, LogConfig(index_interval_bytes=300), 0)
+    for i in range(40):
+        log.append(make_batch([b"v" * (17 * (i % 7))] * (1 + i % 4), ts=i), 0, 0)
+    data = log.read(0, 1 << 30)
+    batches = [(h, bytes(mv)) for h, mv in iter_batches(data)]
+    leo = log.log_end_offset
+    for h, _ in batches:
+        for max_bytes in (0, 150, 400, 1000, 5000):
+            for max_offset in (None, h.next_offset, h.next_offset + 3, leo):
+                got = log.read(h.base_offset, max_bytes, max_offset)
+                most = _expected_read(batches, h.base_offset, max_bytes, max_offset)
+                case = (h.base_offset, max_bytes, max_offset)
+                # whole batches from the one asked for, never past the limits, never nothing
+                # when something is readable (at least one batch even above max_bytes)
+                assert most.startswith(got) and bool(got) == bool(most), case
+                if got:
+                    parts = list(iter_batches(got))
+                    assert parts[0][0].base_offset == h.base_offset, case
+                    assert len(parts) == 1 or len(got) <= max_bytes, case
+    log.close()
