@@ -7,7 +7,7 @@ import os
 import pytest
 from rillet.logstore import fs as F
 from rillet.logstore.batch import HEADER_SIZE, BatchHeader, iter_batches, validate, validate_fields
-from rillet.logstore.errors import CorruptBatchError
+from rillet.logstore.errors import CorruptBatchError, RecordTooLargeError, StaleLeaderEpochError
 from rillet.logstore.log import LogConfig, PartitionLog
 from rillet.logstore.segment import segment_name
 
@@ -185,4 +185,81 @@ def test_reads_from_batch_boundaries_match_the_contract(tmp_path):
                     parts = list(iter_batches(got))
                     assert parts[0][0].base_offset == h.base_offset, case
                     assert len(parts) == 1 or len(got) <= max_bytes, case
+    log.close()
+
+
+# ----------------------------------------------------------------------------- append_many
+
+
+def _small(i: int, n: int = 3) -> bytes:
+    return make_batch([b"r%d-%d" % (i, j) for j in range(n)], ts=100 + i)
+
+
+def test_append_many_writes_what_appending_one_by_one_writes(tmp_path):
+    batches = [_small(i, 1 + i % 3) for i in range(20)]
+    one = PartitionLog.open(tmp_path / "one", LogConfig(), 0)
+    infos_one = [one.append(b, 2, 0) for b in batches]
+    many = PartitionLog.open(tmp_path / "many", LogConfig(), 0)
+    views = [memoryview(b) for b in batches]  # views into a request: nothing is copied
+    infos_many = many.append_many(views, 2, 0)
+    assert infos_many == infos_one
+    assert many.log_end_offset == one.log_end_offset
+    assert many.read(0, 1 << 20) == one.read(0, 1 << 20)
+    assert many.epochs.entries == one.epochs.entries == [(2, 0)]
+    many.close()
+    reopened = PartitionLog.open(tmp_path / "many", LogConfig(), 0)
+    assert read_all(reopened) == read_all(one)
+    one.close()
+    reopened.close()
+
+
+def test_append_many_is_all_or_nothing(tmp_path):
+    log = PartitionLog.open(tmp_path, LogConfig(max_message_bytes=2000), 0)
+    log.append(_small(0), 0, 0)
+    size = log.active_segment.file.size()
+    good = [_small(i) for i in range(1, 4)]
+    bad = bytearray(_small(9))
+    bad[-1] ^= 1
+    big = make_batch([b"x" * 3000])
+    for batches, error in (
+        ([*good, bytes(bad)], CorruptBatchError),
+        ([good[0], big, good[1]], RecordTooLargeError),
+        ([good[0], b"\x00" * 10], CorruptBatchError),
+    ):
+        with pytest.raises(error):
+            log.append_many(batches, 0, 0)
+        assert log.log_end_offset == 3 and log.active_segment.file.size() == size
+    log.append(_small(5), 4, 0)  # the leader epoch is 4 now
+    with pytest.raises(StaleLeaderEpochError):
+        log.append_many(good, 3, 0)
+    assert log.log_end_offset == 6
+    assert log.append_many([], 4, 0) == []
+    log.close()
+
+
+def test_append_many_rolls_segments_inside_one_call(tmp_path):
+    log = PartitionLog.open(tmp_path, LogConfig(segment_bytes=1000), 0)
+    batches = [_small(i) for i in range(30)]
+    infos = log.append_many(batches, 0, 0)
+    assert [i.base_offset for i in infos] == list(range(0, 90, 3))
+    assert len(log.segments) > 3
+    assert all(0 < s.size <= 1000 for s in log.segments)
+    assert [r.offset for r in read_all(log)] == list(range(90))
+    log.abandon()  # crash: recovery must find every batch
+    log = PartitionLog.open(tmp_path, LogConfig(segment_bytes=1000), 0)
+    assert [r.value for r in read_all(log)] == [
+        b"r%d-%d" % (i, j) for i in range(30) for j in range(3)
+    ]
+    log.close()
+
+
+def test_append_many_beyond_one_pwritev(tmp_path, monkeypatch):
+    from rillet.logstore import log as L
+
+    monkeypatch.setattr(L, "_MAX_RUN", 7)  # several writes per call, as with > IOV_MAX / 2
+    log = PartitionLog.open(tmp_path, LogConfig(index_interval_bytes=0), 0)
+    infos = log.append_many([_small(i, 1) for i in range(25)], 0, 0)
+    assert [i.base_offset for i in infos] == list(range(25))
+    assert [r.value for r in read_all(log)] == [b"r%d-0" % i for i in range(25)]
+    assert log.active_segment.offsets == list(range(1, 25))  # every batch indexed
     log.close()
