@@ -305,8 +305,9 @@ class Fetcher:
     def _buffer(self, state: PartitionState, records) -> None:
         if type(records) is not bytes:
             records = bytes(records)
-        try:
-            batches, next_offset = scan_batches(records, state.fetch_offset, self._check_crcs)
+        try:  # digests are checked batch by batch when decoded (the bytes are then cached)
+            batches, next_offset = scan_batches(records, state.fetch_offset, self._check_crcs,
+                                                digests=False)
         except CorruptBatchError as exc:
             raise CorruptMessageError(
                 f"corrupt batch from {state.tp.topic}-{state.tp.partition}: {exc}") from None
@@ -360,7 +361,12 @@ class Fetcher:
         offsets, timestamps, keys, values, headers = [], [], [], [], []
         null_keys = null_values = no_headers = True
         end_offset = -1  # one range for the offsets while the batches are dense and adjacent
-        for base, attributes, first, last_delta, n, start, end in batches:
+        mv = memoryview(buf)
+        check = self._check_crcs
+        for base, attributes, first, last_delta, n, start, end, digest in batches:
+            if check and _digest(mv, start, end) != digest:
+                raise CorruptMessageError(f"corrupt batch from {topic}-{partition}: digest "
+                                          f"mismatch in the batch at offset {base}")
             fast = None
             if FAST_COLUMNS and not attributes & CODEC_MASK and n == last_delta + 1:
                 fast = decode_columns_at(buf, start + HEADER_SIZE, end, n)
@@ -375,7 +381,7 @@ class Fetcher:
                 hs = None
             else:
                 end_offset = -1
-                os_, ts, ks, vs, hs = decode_columns(memoryview(buf)[start:end], validate=False)
+                os_, ts, ks, vs, hs = decode_columns(mv[start:end], validate=False)
                 offsets.append(os_)
                 timestamps.append(ts)
                 if all(k is None for k in ks):
@@ -427,14 +433,24 @@ def _add_timestamps(out: list, first: int, deltas: bytes, n: int) -> None:
     out.append(map(list(range(first, first + 24)).__getitem__, deltas))
 
 
-def scan_batches(buf: bytes, after: int, validate: bool) -> tuple[list[tuple], int]:
+def _digest(mv: memoryview, start: int, end: int) -> bytes:
+    """The blake3 digest of the batch at mv[start:end] (layout: rillet.logstore.batch)."""
+    h = blake3(mv[start + _DIGEST_END:end])
+    h.update(mv[start + 8:start + 12])
+    h.update(mv[start + 16:start + 17])
+    return h.digest()
+
+
+def scan_batches(buf: bytes, after: int, validate: bool, digests: bool = True
+                 ) -> tuple[list[tuple], int]:
     """Walk a fetched run of whole batches without decoding records.
 
     Returns ([(base_offset, attributes, first_timestamp, last_offset_delta, record_count,
-    start, end)] of the data batches with records at or after offset ``after`` (control
-    batches and batches wholly before it are skipped), next offset to fetch). Checks what
-    ``logstore.batch.iter_batches`` checks (magic, length, truncation; with ``validate``
-    also attributes, counts and the blake3 digest), raising CorruptBatchError likewise.
+    start, end, digest)] of the data batches with records at or after offset ``after``
+    (control batches and batches wholly before it are skipped), next offset to fetch).
+    Checks what ``logstore.batch.iter_batches`` checks (magic, length, truncation; with
+    ``validate`` also attributes, counts and, unless ``digests`` is False, the blake3
+    digest), raising CorruptBatchError likewise.
     """
     mv = memoryview(buf)
     total = len(buf)
@@ -460,16 +476,13 @@ def scan_batches(buf: bytes, after: int, validate: bool) -> tuple[list[tuple], i
             if last_delta < 0 or not 1 <= count <= last_delta + 1:
                 raise CorruptBatchError(
                     f"bad counts: record_count {count}, last_offset_delta {last_delta}", pos)
-            h = blake3(mv[pos + _DIGEST_END:end])
-            h.update(mv[pos + 8:pos + 12])
-            h.update(mv[pos + 16:pos + 17])
-            if h.digest() != digest:
+            if digests and _digest(mv, pos, end) != digest:
                 raise CorruptBatchError("digest mismatch", pos)
         batch_next = base + last_delta + 1
         if batch_next > next_offset:
             next_offset = batch_next
             if not attributes & CONTROL_FLAG:
-                out.append((base, attributes, first, last_delta, count, pos, end))
+                out.append((base, attributes, first, last_delta, count, pos, end, digest))
         pos = end
     return out, next_offset
 

@@ -161,3 +161,24 @@ def test_timestamps_from_deltas(deltas) -> None:
     out: list = []
     _add_timestamps(out, 1_700_000_000_000, bytes(deltas), len(deltas))
     assert list(chain.from_iterable(out)) == [1_700_000_000_000 + d for d in deltas]
+
+
+@pytest.mark.parametrize("check_crcs", [True, False])
+def test_a_corrupt_batch_fails_the_poll_that_would_return_it(check_crcs) -> None:
+    from rillet.errors import CorruptMessageError
+
+    log = bytearray(_log([_batch([b"a" * 20]), _batch([b"b" * 20])], base=100))
+    log[int.from_bytes(log[8:12], "big") + 100] ^= 1  # a payload byte of the second batch
+    fetcher = _fetcher(**{"check.crcs": check_crcs})
+    fetcher.assign([TP])
+    state = fetcher.states[TP]
+    state.seek(100)
+    fetcher._buffer(state, bytes(log))  # framing is checked here, digests when decoded
+    assert state.fetch_offset == 102
+    if check_crcs:
+        for _ in range(2):  # and again: nothing is skipped silently
+            with pytest.raises(CorruptMessageError, match="offset 101"):
+                fetcher._drain(10)
+        assert state.position == 100
+    else:
+        assert [r.offset for r in fetcher._drain(10)[TP]] == [100, 101]
