@@ -34,7 +34,7 @@ def test_sends_after_an_expired_batch_succeed_without_duplicates(cluster_factory
             "acks": "all",
             "linger.ms": 0,
             "request.timeout.ms": 2000,
-            "delivery.timeout.ms": 5000,
+            "delivery.timeout.ms": 8000,  # the later sends must not expire on a busy machine
             "retry.backoff.max.ms": 200,
         }
     )
