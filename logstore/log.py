@@ -324,12 +324,19 @@ class PartitionLog:
         OffsetOutOfRangeError outside [log_start_offset, log_end_offset]; CorruptBatchError
         if a header on disk is damaged (bit rot in a trusted segment).
         """
-        self._check_usable()
-        leo = self.log_end_offset
+        if self._failure is not None or self._closed:
+            self._check_usable()
+        segments = self.segments
+        last = len(segments) - 1
+        leo = segments[last].next_offset
         if offset < self._log_start_offset or offset > leo:
             raise OffsetOutOfRangeError(offset, self._log_start_offset, leo)
-        i = max(bisect.bisect_right(self._bases, offset) - 1, 0)
-        for seg in self.segments[i:]:
+        if offset >= segments[last].base_offset:  # the common case: the active segment
+            i = last
+        else:
+            i = max(bisect.bisect_right(self._bases, offset) - 1, 0)
+        while i <= last:
+            seg = segments[i]
             try:
                 data = seg.read(offset, max_bytes, max_offset)
             except OSError as exc:
@@ -338,6 +345,7 @@ class PartitionLog:
                 return data
             if max_offset is not None and seg.next_offset > max_offset:
                 break
+            i += 1
         return b""
 
     def offset_for_timestamp(self, timestamp: int) -> int | None:

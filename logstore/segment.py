@@ -256,7 +256,11 @@ class Segment:
             # the index also knows a boundary past it within the limits, one pread does it,
             # without reading the first header (_index_boundary vouches for max_offset).
             start = self.positions[i]
-            end = self._index_boundary(start, start + max(max_bytes, 0), max_offset)
+            limit = start + max(max_bytes, 0)
+            if self.size <= limit and (max_offset is None or self.next_offset <= max_offset):
+                end = self.size  # the rest of the segment fits
+            else:
+                end = self._index_boundary(start, limit, max_offset)
             if end > start:
                 return self.file.read_at(start, end - start)
         start, first = self.find(offset)
