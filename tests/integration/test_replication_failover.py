@@ -1,11 +1,15 @@
 """Failover on real processes: 3 brokers, RF=3, min.insync.replicas=2, acks=all, idempotence
 on. The leader of a busy partition is killed (kill -9) and restarted while a producer writes
 to 3 partitions; the history (tests/history.py) must show 0 lost, 0 duplicates, order kept.
-A produce whose response is lost is re-sent to the new leader: it gets its original offsets
-and nothing is written twice (the producer state is replicated)."""
+Slow variants: five kills, kills of random partitions' leaders, and a leader paused (SIGSTOP)
+that resumes as a zombie. A produce whose response is lost is re-sent to the new leader: it
+gets its original offsets and nothing is written twice (the producer state is replicated)."""
 
 from __future__ import annotations
 
+import os
+import random
+import signal
 import threading
 from collections import Counter
 
@@ -120,27 +124,41 @@ class _Run:
             self.producer.close(10)
 
 
-def _run_kills(c, kills: int) -> None:
+def _run_faults(c, faults: int, *, pause: bool = False, seed: int | None = None) -> None:
+    """``faults`` times: kill -9 (or, with ``pause``, SIGSTOP) the leader of partition 0 (of a
+    random partition with ``seed``), keep producing through the new leader, then restart (or
+    SIGCONT: a zombie that still believes it leads) the broker and wait for it in the ISR."""
+    rng = random.Random(seed)
     with _admin(c) as a:
         a.create_topics([NewTopic(TOPIC, 3, 3, configs={"min.insync.replicas": "2"})])
     run = _Run(c)
     try:
         for partition in range(3):
             run.wait_for_acks(partition, 20, 30, f"first acks on partition {partition}")
-        for k in range(kills):
-            victim = _leader(c, 0)
-            c.kill(victim)
-            _leader(c, 0, exclude=victim)  # a new leader from the ISR
-            # keep producing through the new leader (acks=all with the 2 left in the ISR)
-            run.wait_for_acks(0, 30, 60, f"acks after kill {k + 1} (broker {victim})")
-            c.start_broker(victim)
-            c.wait_ready(30, broker_ids=[victim])
+        for k in range(faults):
+            partition = 0 if seed is None else rng.randrange(3)
+            victim = _leader(c, partition)
+            pid = c.pid(victim)
+            if pause:
+                os.kill(pid, signal.SIGSTOP)
+            else:
+                c.kill(victim)
+            try:
+                _leader(c, partition, exclude=victim)  # a new leader from the ISR
+                # keep producing through the new leader (acks=all with the 2 left in the ISR)
+                run.wait_for_acks(partition, 30, 60, f"acks after fault {k + 1} ({victim})")
+            finally:
+                if pause:
+                    os.kill(pid, signal.SIGCONT)
+            if not pause:
+                c.start_broker(victim)
+                c.wait_ready(30, broker_ids=[victim])
 
             def back_in_sync(victim=victim):
-                m = partition_meta(c, TOPIC, 0)
-                return m is not None and victim in m.isr
+                metas = [partition_meta(c, TOPIC, p) for p in range(3)]
+                return all(m is not None and victim in m.isr for m in metas)
 
-            wait_until(back_in_sync, 30, f"broker {victim} back in the ISR")
+            wait_until(back_in_sync, 60, f"broker {victim} back in every ISR")
         for partition in range(3):
             run.wait_for_acks(partition, 20, 60, f"acks on partition {partition} at the end")
     except BaseException:
@@ -166,13 +184,25 @@ def enumerate_log(c, broker_id: int, partition: int):
 
 @pytest.mark.timeout(240)
 def test_killing_the_leader_twice_loses_and_duplicates_nothing(cluster_factory):
-    _run_kills(cluster_factory(3, FAST), kills=2)
+    _run_faults(cluster_factory(3, FAST), 2)
 
 
 @pytest.mark.slow  # ~25 s alone, ~70 s on a busy machine
 @pytest.mark.timeout(500)
 def test_killing_the_leader_five_times_loses_and_duplicates_nothing(cluster_factory):
-    _run_kills(cluster_factory(3, FAST), kills=5)
+    _run_faults(cluster_factory(3, FAST), 5)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(500)
+def test_killing_leaders_of_random_partitions_loses_and_duplicates_nothing(cluster_factory):
+    _run_faults(cluster_factory(3, FAST), 6, seed=7)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(500)
+def test_a_paused_leader_resuming_as_a_zombie_loses_and_duplicates_nothing(cluster_factory):
+    _run_faults(cluster_factory(3, FAST), 4, pause=True, seed=3)
 
 
 @pytest.mark.timeout(120)
