@@ -2,12 +2,14 @@
 
 Per assigned partition a :class:`PartitionState` holds the ``position`` (next offset handed to
 the application) and the ``fetch_offset`` (next offset to ask the broker for; ahead of the
-position while fetched chunks wait in the buffer). A partition is fetched again as soon as its previous response arrived, while at most
-``_PREFETCH`` undecoded chunks wait, so the broker reads the next chunk while the application
-processes the current one. Chunks are decoded only when poll() hands their records out:
-``rillet.columns.decode_payload`` for the common batch shape, else
-``logstore.batch.decode_columns``; a chunk's records are built in one C-level loop with the
-GC paused (see :func:`_list_without_gc`). A ``seek`` bumps the partition's generation, which
+position while fetched chunks wait in the buffer). A partition is fetched again as soon as its
+previous response arrived, while at most ``_PREFETCH`` undecoded chunks wait, so the broker
+reads the next chunk while the application processes the current one. A response is only
+framed on arrival (:func:`scan_batches`: one struct unpack per batch header); its batches are
+digest-checked and decoded when poll() hands their records out, batch by batch:
+``rillet.columns.decode_columns_at`` for the common batch shape, else
+``logstore.batch.decode_columns``; each batch's records are built in one C-level loop with the
+GC paused (see :func:`_gc_paused`). A ``seek`` bumps the partition's generation, which
 discards buffered chunks and any response still in flight for it.
 """
 
@@ -22,6 +24,7 @@ import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future
 from concurrent.futures import wait as wait_futures
+from contextlib import contextmanager
 from itertools import chain, repeat
 
 from blake3 import blake3
@@ -355,65 +358,56 @@ class Fetcher:
         return out
 
     def _decode(self, tp: TopicPartition, buf: bytes, batches: list) -> list[ConsumerRecord]:
-        """The records of a chunk: ``batches`` from :func:`scan_batches` over ``buf``."""
+        """The records of a chunk: ``batches`` from :func:`scan_batches` over ``buf``.
+
+        Batch by batch: digest, columns, then the batch's records in one C-level loop
+        (``map(FetchedRecord, zip(...))``: tuple's own constructor, no Python code per
+        record), while its bytes and new values are still in the CPU cache. The cyclic GC
+        is paused meanwhile (see :func:`_gc_paused`)."""
         topic, partition = tp
         kd, vd = self._key_deserializer, self._value_deserializer
-        offsets, timestamps, keys, values, headers = [], [], [], [], []
-        null_keys = null_values = no_headers = True
-        end_offset = -1  # one range for the offsets while the batches are dense and adjacent
         mv = memoryview(buf)
         check = self._check_crcs
-        for base, attributes, first, last_delta, n, start, end, digest in batches:
-            if check and _digest(mv, start, end) != digest:
-                raise CorruptMessageError(f"corrupt batch from {topic}-{partition}: digest "
-                                          f"mismatch in the batch at offset {base}")
-            fast = None
-            if FAST_COLUMNS and not attributes & CODEC_MASK and n == last_delta + 1:
-                fast = decode_columns_at(buf, start + HEADER_SIZE, end, n)
-            if fast is not None:  # the common shape, parsed without cbor2 (rillet.columns)
-                deltas, ks, vs, _ = fast
-                if base == end_offset:
-                    offsets[-1] = range(offsets[-1].start, base + n)
+        out: list[ConsumerRecord] = []
+        extend = out.extend
+        with _gc_paused():
+            for base, attributes, first, last_delta, n, start, end, digest in batches:
+                if check and _digest(mv, start, end) != digest:
+                    raise CorruptMessageError(f"corrupt batch from {topic}-{partition}: digest"
+                                              f" mismatch in the batch at offset {base}")
+                fast = None
+                if FAST_COLUMNS and not attributes & CODEC_MASK and n == last_delta + 1:
+                    fast = decode_columns_at(buf, start + HEADER_SIZE, end, n)
+                if fast is not None:  # the common shape, parsed without cbor2 (rillet.columns)
+                    deltas, ks, vs, _ = fast
+                    offsets = range(base, base + n)
+                    runs: list = []
+                    _add_timestamps(runs, first, deltas, n)
+                    timestamps = runs[0] if len(runs) == 1 else chain.from_iterable(runs)
+                    hs = None
                 else:
-                    offsets.append(range(base, base + n))
-                end_offset = base + n
-                _add_timestamps(timestamps, first, deltas, n)
-                hs = None
-            else:
-                end_offset = -1
-                os_, ts, ks, vs, hs = decode_columns(mv[start:end], validate=False)
-                offsets.append(os_)
-                timestamps.append(ts)
-                if all(k is None for k in ks):
-                    ks = None
-                if all(v is None for v in vs):
-                    vs = None
-                hs = [tuple(map(tuple, h)) if h else () for h in hs] if any(hs) else None
-            if ks is None:
-                keys.append(repeat(None, n))
-            else:
-                null_keys = False
-                keys.append(ks if kd is None else [None if k is None else kd(k) for k in ks])
-            if vs is None:  # every value null (tombstones)
-                values.append(repeat(None, n))
-            else:
-                null_values = False
-                values.append(vs if vd is None else [None if v is None else vd(v) for v in vs])
-            if hs is None:
-                headers.append(repeat((), n))
-            else:
-                no_headers = False
-                headers.append(hs)
-        from_all = chain.from_iterable
-        rows = zip(repeat(topic), repeat(partition),
-                   offsets[0] if len(offsets) == 1 else from_all(offsets),
-                   from_all(timestamps),
-                   repeat(None) if null_keys else from_all(keys),
-                   repeat(None) if null_values else from_all(values),
-                   repeat(()) if no_headers else from_all(headers))
-        # one C-level loop over every batch of the chunk (no Python code runs inside):
-        # FetchedRecord(row) is tuple's own constructor called by the type (no Python code)
-        return _list_without_gc(map(FetchedRecord, rows))
+                    offsets, timestamps, ks, vs, hs = decode_columns(mv[start:end],
+                                                                     validate=False)
+                    if all(k is None for k in ks):
+                        ks = None
+                    if all(v is None for v in vs):
+                        vs = None
+                    if any(hs):
+                        hs = [tuple(map(tuple, h)) if h else () for h in hs]
+                    else:
+                        hs = None
+                if ks is None:  # every key null
+                    ks = repeat(None)
+                elif kd is not None:
+                    ks = [None if k is None else kd(k) for k in ks]
+                if vs is None:  # every value null (tombstones)
+                    vs = repeat(None)
+                elif vd is not None:
+                    vs = [None if v is None else vd(v) for v in vs]
+                extend(map(FetchedRecord, zip(repeat(topic), repeat(partition), offsets,
+                                              timestamps, ks, vs,
+                                              repeat(()) if hs is None else hs)))
+        return out
 
 
 def _add_timestamps(out: list, first: int, deltas: bytes, n: int) -> None:
@@ -487,29 +481,31 @@ def scan_batches(buf: bytes, after: int, validate: bool, digests: bool = True
     return out, next_offset
 
 
-def _list_without_gc(rows) -> list:
-    """``list(rows)`` without the cyclic GC traversing the new records.
+@contextmanager
+def _gc_paused():
+    """Run the block with the cyclic GC paused, then move the objects it made to the oldest
+    generation.
 
     Records are tuple subclasses, which the collector never untracks, so building a chunk of
     ~10,000 of them would run a young collection every 700 and, every tenth of those, an
     older one traversing every record still buffered; and after a paused build, the next
     young collection would traverse all of them once. Measured: ~40% of the consumer's CPU.
-    So the collector is paused while ``rows`` (a C-level iterator: no Python code runs while
-    it is consumed, so no other thread sees the pause) is consumed, and the new objects are
-    then moved to the oldest generation (``gc.freeze()`` + ``gc.unfreeze()``: two list
-    splices, no traversal), where a record is looked at only if it is still alive at the next
-    full collection. Skipped when the application uses ``gc.freeze()`` itself. The only
-    effect on other objects: garbage cycles made since the last young collection (< 700
-    objects) are reclaimed at the next full collection instead of the next young one.
+    So the collector is paused while a chunk is decoded (Python code runs only per batch:
+    framing checks, deserializers), and the new objects are then moved to the oldest
+    generation (``gc.freeze()`` + ``gc.unfreeze()``: two list splices, no traversal), where a
+    record is looked at only if it is still alive at the next full collection. The move is
+    skipped when the application uses ``gc.freeze()`` itself. The only effect on other
+    objects: garbage cycles made since the last young collection (< 700 objects, or what
+    another thread made meanwhile) are reclaimed at the next full collection instead.
     """
-    if gc.isenabled():
-        gc.disable()
-        try:
-            out = list(rows)
-            if not gc.get_freeze_count():
-                gc.freeze()
-                gc.unfreeze()
-            return out
-        finally:
-            gc.enable()
-    return list(rows)
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+        if not gc.get_freeze_count():
+            gc.freeze()
+            gc.unfreeze()
+    finally:
+        gc.enable()
