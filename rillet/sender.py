@@ -306,14 +306,18 @@ class Sender(threading.Thread):
                 self.next_sequence[tp] = (seq + count) & 0x7FFFFFFF
             data = batch.seal()
             group = groups[batch.topic][batch.partition]
+            # A retry travels alone: if the broker finds it a duplicate, the offsets of new
+            # batches behind it need not follow its original ones (other producers wrote in
+            # between), and the response names one base offset per partition.
+            alone = batch.solo or (self.idempotent and batch.attempts > 0)
             if tp in closed or (size and size + len(data) > self.max_request_size) or (
-                    batch.solo and group):
+                    alone and group):
                 overflow.append(batch)  # and every later batch of its partition: keep order
                 closed.add(tp)
                 continue
             size += len(data)
             group.append(batch)
-            if batch.solo:
+            if alone:
                 closed.add(tp)
         self.waiting_overflow.extend(overflow)
         topics = []

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import pytest
 from test_replication_basics import FAST, partition_meta, read_all, wait_until
+from test_replication_failover import create_topic
 
-from rillet import Admin, NewTopic, Producer
+from rillet import Producer
 from rillet.errors import DeliveryTimeoutError
 
 pytestmark = [pytest.mark.integration]
@@ -22,8 +23,7 @@ def test_sends_after_an_expired_batch_succeed_without_duplicates(cluster_factory
     c = cluster_factory(3, FAST, start=False)
     c.voters = [1]
     c.start(timeout_s=30)
-    with Admin({"bootstrap.servers": c.bootstrap_servers, "request.timeout.ms": 15000}) as a:
-        a.create_topics([NewTopic("x", 3, 3, configs={"min.insync.replicas": "2"})])
+    create_topic(c, "x", 3)
     parts = [wait_until(lambda i=i: partition_meta(c, "x", i), 10, "metadata") for i in range(3)]
     meta = next((p for p in parts if p.leader == 1), None)
     assert meta is not None, "placement spreads leaders over the brokers"
