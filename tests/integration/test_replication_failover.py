@@ -205,7 +205,7 @@ def enumerate_log(c, broker_id: int, partition: int):
 
 @pytest.mark.timeout(240)
 def test_killing_the_leader_twice_loses_and_duplicates_nothing(cluster_factory):
-    _run_faults(cluster_factory(3, FAST), 2)
+    _run_faults(cluster_factory(3, FAST), 2, producers=2)
 
 
 @pytest.mark.slow  # ~25 s alone, ~70 s on a busy machine
