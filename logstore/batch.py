@@ -89,6 +89,7 @@ _STAMP_OFFSET = struct.Struct(">q")
 _STAMP_EPOCH = struct.Struct(">i")
 _LENGTH = struct.Struct(">i")
 _unpack_header = _HEADER.unpack_from
+_pack_tail = struct.Struct(">iB").pack  # length and magic, the digest's last 5 bytes
 _blake3 = blake3.blake3
 
 CODEC_MASK = 0x07
@@ -483,10 +484,8 @@ def validate_fields(buf) -> tuple:
         raise CorruptBatchError(
             f"bad counts: record_count {count}, last_offset_delta {last_delta}", 0
         )
-    mv = memoryview(buf)
-    h = _blake3(mv[_DIGEST_END:])
-    h.update(mv[8:12])
-    h.update(mv[16:17])
+    h = _blake3(memoryview(buf)[_DIGEST_END:])
+    h.update(_pack_tail(length, magic))  # bytes [8, 12) ++ [16, 17), already unpacked
     if h.digest() != digest:
         raise CorruptBatchError("digest mismatch", 0)
     return fields
