@@ -50,6 +50,8 @@ def map_error(exc: BaseException) -> BaseException:
         return error_for_code(exc.code, exc.message)
     if isinstance(exc, terr.EndpointClosedError):
         return IllegalStateError("the client is closed")
+    if isinstance(exc, TimeoutError):  # a future's result(timeout) ran out (retriable)
+        return RequestTimedOutError(str(exc) or "no answer in time")
     return exc
 
 

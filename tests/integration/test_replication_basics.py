@@ -212,6 +212,7 @@ def rillet(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.timeout(240)
 def test_reassignment_copies_the_data_before_removing_the_old_replica_cli(c3):
     c = c3
     with Admin({"bootstrap.servers": c.bootstrap_servers, "request.timeout.ms": 15000}) as a:
@@ -236,7 +237,7 @@ def test_reassignment_copies_the_data_before_removing_the_old_replica_cli(c3):
         m = partition_meta(c, "mv", 0)
         return m if m is not None and list(m.replicas) == target and m.leader in target else None
 
-    m = wait_until(moved, 30, "the reassignment to complete")
+    m = wait_until(moved, 60, "the reassignment to complete")
 
     def served():  # the new leader may apply the change a moment after the broker we asked
         try:
@@ -244,8 +245,8 @@ def test_reassignment_copies_the_data_before_removing_the_old_replica_cli(c3):
         except AssertionError:
             return False
 
-    wait_until(served, 10, "the new leader to serve every record")
-    wait_until(lambda: not (c.broker_dir(old) / "mv-0").exists(), 10, "the old replica removed")
+    wait_until(served, 30, "the new leader to serve every record")
+    wait_until(lambda: not (c.broker_dir(old) / "mv-0").exists(), 30, "the old replica removed")
     # elect-leaders through the CLI: nothing to do (the first target replica leads)
     proc = rillet("topic", "elect-leaders", "mv", "--bootstrap-server", c.bootstrap_servers)
     assert proc.returncode == 0, proc.stderr.decode()
