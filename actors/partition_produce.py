@@ -83,8 +83,9 @@ class ProduceSide:
                 # The common case, one batch: log.append validates it (digest, counts).
                 views = [(header, memoryview(records))]
             else:
-                # Several batches: validate all before appending any (all or nothing).
-                views = list(B.iter_batches(records, validate=True))
+                # Several batches: framing now; log.append_many checks every digest before
+                # it writes any (all or nothing), so each batch is hashed once.
+                views = list(B.iter_batches(records, validate=False))
         except CorruptBatchError as e:
             return E.CORRUPT_MESSAGE, str(e), -1, -1, None
         pstate = self.pstate
@@ -134,10 +135,13 @@ class ProduceSide:
         base = dups[0].first_offset if dups else -1
         last = -1
         now = now_ms()
+        todo = views[len(dups) :]
         try:
-            for i, (header, view) in enumerate(views[len(dups) :]):
-                data = records if len(views) == 1 else bytes(view)
-                info = log.append(data, self.leader_epoch, now)
+            if len(views) == 1:
+                infos = [log.append(records, self.leader_epoch, now)]
+            else:  # one validation pass and one pwritev for the lot, no copies
+                infos = log.append_many([view for _, view in todo], self.leader_epoch, now)
+            for i, ((header, _view), info) in enumerate(zip(todo, infos, strict=True)):
                 if i == 0 and base < 0:
                     base = info.base_offset
                 last = info.last_offset

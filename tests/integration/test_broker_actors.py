@@ -137,3 +137,23 @@ def test_produce_gather_orders_by_request() -> None:
         ("a", [1, 0]),
         ("b", [0]),
     ]
+
+
+def _read_values(ref, offset: int = 0) -> list[bytes]:
+    from rillet.logstore.batch import records as decode
+
+    box = Box()
+    ref.tell(R.Read(offset, 1 << 20, box, None))
+    return [r.value for r in decode(box.get().records)]
+
+
+def test_several_batches_in_one_append_are_all_or_nothing(replica) -> None:
+    first, second = batch([b"a", b"b"]), batch([b"c"])
+    ok = _append(replica, first + second)
+    assert ok.error_code == E.NONE and ok.base_offset == 0
+    bad = bytearray(batch([b"d"]))
+    bad[-1] ^= 0xFF  # a flipped payload byte: the digest no longer matches
+    refused = _append(replica, batch([b"x"]) + bytes(bad))
+    assert refused.error_code == E.CORRUPT_MESSAGE
+    assert _append(replica, batch([b"e"])).base_offset == 3  # nothing of the refused request
+    assert _read_values(replica) == [b"a", b"b", b"c", b"e"]
