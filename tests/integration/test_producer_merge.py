@@ -13,8 +13,7 @@ import signal
 
 import pytest
 from rillet.logstore.batch import iter_batches, records
-from rillet.transport import protocol as P
-from test_replication_basics import call, wait_until
+from test_replication_basics import fetch_raw, wait_until
 
 from rillet import Admin, NewTopic, Producer
 
@@ -25,24 +24,12 @@ TOPIC = "merge"
 def _raw_batches(cluster, topic: str) -> list[tuple[int, int, list[bytes]]]:
     """(record count, bytes, values) of every stored batch of partition 0, in order."""
     out, offset = [], 0
-    while True:
-        req = P.FetchRequest(
-            max_wait_ms=0,
-            topics=(
-                P.FetchTopic(
-                    name=topic,
-                    partitions=(P.FetchPartition(partition=0, fetch_offset=offset),),
-                ),
-            ),
-        )
-        part = call(cluster, cluster.broker_ids[0], req).topics[0].partitions[0]
-        assert part.error_code == 0, part
-        if not part.records:
-            return out
-        for header, view in iter_batches(part.records):
+    while data := fetch_raw(cluster, cluster.broker_ids[0], topic, 0, offset):
+        for header, view in iter_batches(data):
             values = [r.value for r in records(bytes(view))]
             out.append((header.record_count, header.length, values))
             offset = header.base_offset + header.last_offset_delta + 1
+    return out
 
 
 def _produce_through_a_pause(cluster, configs: dict[str, str]) -> tuple[list, list[bytes]]:

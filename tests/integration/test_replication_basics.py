@@ -79,25 +79,31 @@ def produce(cluster, broker_id: int, topic: str, partition: int, values, acks: i
     return None if r is None else r.topics[0].partitions[0]
 
 
+def fetch_raw(cluster, broker_id: int, topic: str, partition: int, offset: int) -> bytes:
+    """The raw batches one Fetch (no wait) returns from ``offset``; b"" at the end."""
+    req = P.FetchRequest(
+        max_wait_ms=0,
+        topics=(
+            P.FetchTopic(
+                name=topic,
+                partitions=(P.FetchPartition(partition=partition, fetch_offset=offset),),
+            ),
+        ),
+    )
+    r = call(cluster, broker_id, req)
+    assert r is not None
+    part = r.topics[0].partitions[0]
+    assert part.error_code == 0, part
+    return part.records
+
+
 def read_all(cluster, broker_id: int, topic: str, partition: int) -> list[bytes]:
     out, offset = [], 0
     while True:
-        req = P.FetchRequest(
-            max_wait_ms=0,
-            topics=(
-                P.FetchTopic(
-                    name=topic,
-                    partitions=(P.FetchPartition(partition=partition, fetch_offset=offset),),
-                ),
-            ),
-        )
-        r = call(cluster, broker_id, req)
-        assert r is not None
-        part = r.topics[0].partitions[0]
-        assert part.error_code == 0, part
-        if not part.records:
+        data = fetch_raw(cluster, broker_id, topic, partition, offset)
+        if not data:
             return out
-        got = [r for r in records(part.records) if r.offset >= offset]
+        got = [r for r in records(data) if r.offset >= offset]
         out.extend(r.value for r in got)
         offset = got[-1].offset + 1
 
