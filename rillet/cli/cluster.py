@@ -103,8 +103,12 @@ def up(brokers, data_dir, detach, configs, no_profile, timeout) -> None:
     click.echo("")
     if not no_profile:
         path = write_profile({"brokers": brokers_csv, "data_dir": str(data_dir)})
-        click.echo(f"Profile written to {path}: rillet commands need no -b now. E.g.")
-    click.echo(f"    rillet topic create orders -p 3 -b {brokers_csv}")
+        click.echo(f"Profile written to {path}: rillet commands need no -b now, e.g.")
+        click.echo("    rillet topic create orders -p 3")
+        click.echo("Elsewhere (other tools, another HOME):")
+    else:
+        click.echo("Later commands need the brokers, e.g.")
+        click.echo(f"    rillet topic create orders -p 3 -b {brokers_csv}")
     click.echo(f"export RILLET_BROKERS={brokers_csv}")
     if detach:
         click.echo(f"Stop it with: rillet cluster down --data-dir {data_dir}")

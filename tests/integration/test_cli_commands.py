@@ -55,6 +55,7 @@ def test_cluster_up_status_down_and_profile(env, local_cluster, tmp_path) -> Non
     brokers = export[0].split("=", 1)[1]
     profile = json.loads((tmp_path / "config" / "profile.json").read_text())
     assert profile["brokers"] == brokers
+    assert "    rillet topic create orders -p 3\n" in out  # the hint needs no -b either
     status = run(["cluster", "status"], env).stdout.decode()
     assert "running" in status and brokers in status
     # the profile makes -b unnecessary; -b and RILLET_BROKERS work too
