@@ -53,6 +53,10 @@ def _register() -> None:
 
     for command in (cluster, topic, produce, consume, perf, group):
         cli.add_command(command)
+    # top-level names of Kafka's separate tools (kafka-leader-election.sh,
+    # kafka-reassign-partitions.sh) for the commands that live under `rillet topic`
+    cli.add_command(topic.commands["elect-leaders"], "elect-leaders")
+    cli.add_command(topic.commands["reassign"], "reassign-partitions")
     try:  # owned by the Connect engineer; absent in a partial checkout
         from rillet.cli.connect import connect
     except ImportError:

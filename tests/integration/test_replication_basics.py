@@ -227,9 +227,8 @@ def test_reassignment_copies_the_data_before_removing_the_old_replica_cli(c3):
     values = [f"m{i}".encode() for i in range(50)]
     assert produce(c, old, "mv", 0, values).error_code == 0
     target = [b for b in c.broker_ids if b != old]
-    proc = rillet(
-        "topic",
-        "reassign",
+    proc = rillet(  # the top-level name of `rillet topic reassign` (kafka-reassign-partitions)
+        "reassign-partitions",
         "mv",
         "0",
         "--replicas",
