@@ -124,20 +124,7 @@ class Segment:
         (``parts`` concatenated are ``length`` bytes) and account for it, from plain ints."""
         position = self.size
         self.file.write_parts_at(position, parts, length)
-        # _track, inlined: this runs once per produced batch
-        since = self._bytes_since_index
-        if since >= self.index_interval_bytes and position > 0:
-            self.offsets.append(base_offset)
-            self.positions.append(position)
-            self.times.append(self.max_timestamp)
-            since = 0
-        self._bytes_since_index = since + length
-        self.size = position + length
-        self.next_offset = next_offset
-        if max_timestamp > self.max_timestamp:
-            self.max_timestamp = max_timestamp
-        self.last_epoch = leader_epoch
-        self.indexes_saved = False
+        self._track(position, length, base_offset, next_offset, max_timestamp, leader_epoch)
 
     def append_run(self, parts, length: int, run, leader_epoch: int) -> None:
         """Write several validated, stamped batches (``parts``, ``length`` bytes together)
