@@ -137,9 +137,13 @@ class Controller(pykka.ThreadingActor):
         endpoint,  # ClientEndpoint for broker-to-broker requests
         on_controller: Callable[[int], None] = lambda _id: None,
         on_caught_up: Callable[[md.MetadataImage], None] = lambda _image: None,
+        incarnation: str = "",
+        clean_shutdown: bool = True,
     ) -> None:
         super().__init__()
         self.broker_id = broker_id
+        self.incarnation = incarnation  # this process; new at every start
+        self.clean_shutdown = clean_shutdown  # how the previous process of this broker ended
         self.host, self.port = host, port
         self.metadata_dir = Path(metadata_dir)
         self.publish = publish
@@ -171,6 +175,8 @@ class Controller(pykka.ThreadingActor):
         self._queued: set[str] = set()
         self._last_seen: dict[int, int] = {}
         self._unfence_at: dict[int, int] = {}  # fenced broker -> metadata index to reach
+        # incarnations replaced by a newer one: a late heartbeat of one is refused
+        self._retired: dict[int, set[str]] = {}
         self._next_heartbeat = 0
         self._heartbeat_inflight = False
         self._fetch_inflight = False
@@ -486,6 +492,8 @@ class Controller(pykka.ThreadingActor):
             host=self.host,
             port=self.port,
             metadata_offset=self.applied_index,
+            incarnation=self.incarnation,
+            clean_shutdown=self.clean_shutdown,
         )
         if self.controller_id == self.broker_id:
             if self.active:
@@ -524,9 +532,18 @@ class Controller(pykka.ThreadingActor):
                 error_code=E.NOT_CONTROLLER, controller_id=self.controller_id
             )
         b = req.broker_id
+        if req.incarnation in self._retired.get(b, ()):
+            # a heartbeat of a process that a newer one of the same broker replaced
+            return P.BrokerHeartbeatResponse(
+                error_code=E.STALE_BROKER_EPOCH, controller_id=self.broker_id
+            )
         self._last_seen[b] = now_ms()
         info = self.image.brokers.get(b)
-        moved = info is None or (info.host, info.port, info.rack) != (req.host, req.port, req.rack)
+        moved = (
+            info is None
+            or info.incarnation != req.incarnation
+            or (info.host, info.port, info.rack) != (req.host, req.port, req.rack)
+        )
         if moved:
             self._enqueue(f"register:{b}", lambda: self._register(req))
         elif info.fenced:
@@ -535,19 +552,42 @@ class Controller(pykka.ThreadingActor):
             if req.metadata_offset >= target:
                 self._enqueue(f"unfence:{b}", lambda: self._unfence(b))
         return P.BrokerHeartbeatResponse(
-            controller_id=self.broker_id, is_fenced=info is None or info.fenced
+            controller_id=self.broker_id, is_fenced=moved or info.fenced
         )
 
     def _register(self, req: P.BrokerHeartbeatRequest) -> None:
         b = req.broker_id
-        records = md.register_broker(self.image, b, req.host, req.port, req.rack)
+        if req.incarnation in self._retired.get(b, ()):
+            return
+        old = self.image.brokers.get(b)
+        records = md.register_broker(
+            self.image,
+            b,
+            req.host,
+            req.port,
+            req.rack,
+            incarnation=req.incarnation,
+            clean_shutdown=req.clean_shutdown,
+            unclean_default=self._unclean_default,
+        )
         records = [r for r in records if not isinstance(r, md.UnfenceBroker)]
-        if records:
-            self._unfence_at.pop(b, None)
-            self._log.info(
-                "broker {} registered at {}:{} (fenced until caught up)", b, req.host, req.port
+        if not records:
+            return
+        self._unfence_at.pop(b, None)
+        if old is not None and old.incarnation != req.incarnation:
+            self._retired.setdefault(b, set()).add(old.incarnation)
+            moves = sum(isinstance(r, el.PartitionChangeRecord) for r in records)
+            self._log.warning(
+                "broker {} restarted ({} shutdown): its previous process is fenced at once, "
+                "{} partition change(s); it rejoins each ISR when caught up",
+                b,
+                "clean" if req.clean_shutdown else "UNCLEAN",
+                moves,
             )
-            self._propose(records, lambda ok: None)
+        self._log.info(
+            "broker {} registered at {}:{} (fenced until caught up)", b, req.host, req.port
+        )
+        self._propose(records, lambda ok: None)
 
     def _unfence(self, broker_id: int) -> None:
         records = md.unfence_records(self.image, broker_id, self._unclean_default)

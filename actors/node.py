@@ -28,6 +28,7 @@ import shutil
 import signal
 import sys
 import threading
+import uuid
 from pathlib import Path
 
 import pykka
@@ -47,6 +48,7 @@ from .session import BrokerContext
 from .ticker import Ticker, now_ms
 
 _PARTITION_DIR = re.compile(r"^(?P<topic>[a-zA-Z0-9._-]+)-(?P<partition>\d+)$")
+CLEAN_SHUTDOWN_FILE = ".clean-shutdown"  # written last by a clean stop, removed at start
 
 
 class BrokerNode:
@@ -66,12 +68,21 @@ class BrokerNode:
         self._log = logger.bind(broker=broker_id)
         self.fetchers: dict[int, ReplicaFetcher] = {}
         self._voters = parse_voters(self.configs["controller.quorum.voters"])
+        # This process's identity in the cluster. Until the committed metadata registers THIS
+        # incarnation (the controller fences the previous process in the same entry), the
+        # broker hosts no partition: an image replayed from disk still names the dead process
+        # as leader and in-sync, and acting on it would let a log that recovery cut short lead.
+        self.incarnation = uuid.uuid4().hex
+        self._registered = False
 
     # ------------------------------------------------------------------------------ start
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock_data_dir()
+        marker = self.data_dir / CLEAN_SHUTDOWN_FILE
+        clean_shutdown = marker.exists() or not any(p.is_dir() for p in self.data_dir.iterdir())
+        marker.unlink(missing_ok=True)
         self.ticker = Ticker()
         max_bytes = int(self.configs["socket.request.max.bytes"])
         self.endpoint = ServerEndpoint(
@@ -88,6 +99,7 @@ class BrokerNode:
             broker_configs=self.configs,
             send=self.endpoint.send,
             ticker=self.ticker,
+            incarnation=self.incarnation,
         )
         self.router = Router(self.ctx, int(self.configs["connections.max.idle.ms"]))
         self.ctx.group_coordinator = GC.GroupCoordinatorActor.start(self.ctx)
@@ -107,6 +119,8 @@ class BrokerNode:
             endpoint=self.peers,
             on_controller=self._on_controller,
             on_caught_up=self._on_caught_up,
+            incarnation=self.incarnation,
+            clean_shutdown=clean_shutdown,
         )
         self.ctx.controller = self.controller
         # replica fetchers' own connections (bulk data never delays Raft or heartbeats)
@@ -248,9 +262,23 @@ class BrokerNode:
         return self.data_dir / f"{topic}-{partition}"
 
     def _publish(self, old: MetadataImage, new: MetadataImage) -> None:
-        """Controller thread: make the hosted partition actors match ``new``."""
+        """Controller thread: make the hosted partition actors match ``new``, once ``new``
+        registers this incarnation (before that the broker hosts no partition)."""
         if self._stopped:
             return
+        if not self._registered:
+            me = new.brokers.get(self.broker_id)
+            if me is None or me.incarnation != self.incarnation:
+                with self._replica_lock:
+                    self.ctx.image = new
+                return
+            self._registered = True
+            self._log.info(
+                "incarnation {} registered at metadata offset {}; hosting partitions",
+                self.incarnation[:8],
+                new.offset,
+            )
+            old = MetadataImage()
         with self._replica_lock:
             self.ctx.image = new
             for name, topic in old.topics.items():
@@ -364,6 +392,7 @@ class BrokerNode:
                 pass
         self.ticker.stop()
         pykka.ActorRegistry.stop_all(block=True, timeout=10)
+        (self.data_dir / CLEAN_SHUTDOWN_FILE).touch()
         self._log.info("broker {} stopped cleanly", self.broker_id)
         if self._lock_file is not None:
             self._lock_file.close()

@@ -48,6 +48,7 @@ class BrokerContext:
     poison_count: int = 0
     controller_id: int = -1  # the active controller as this broker knows it (-1: none)
     group_coordinator: pykka.ActorRef | None = None  # actors/group_coordinator.py
+    incarnation: str = ""  # this broker process (actors/node.py)
 
 
 API_VERSIONS = tuple(
@@ -302,10 +303,12 @@ class ClientSession(pykka.ThreadingActor):
 
     def _metadata(self, req: P.MetadataRequest) -> P.MetadataResponse:
         image = self.ctx.image
+        me, incarnation = self.ctx.broker_id, self.ctx.incarnation
+        # this broker is listed once the image registers THIS process (not a replayed one)
         brokers = tuple(
             P.BrokerMetadata(broker_id=b.broker_id, host=b.host, port=b.port, rack=b.rack)
             for b in sorted(image.brokers.values(), key=lambda b: b.broker_id)
-            if not b.fenced
+            if not b.fenced and (b.broker_id != me or b.incarnation == incarnation)
         )
         names = sorted(image.topics) if req.topics is None else list(dict.fromkeys(req.topics))
         topics = []

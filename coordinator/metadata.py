@@ -6,7 +6,8 @@ rebuilds the image, which is how a broker restarts (and, with Raft, how follower
 
 Records (frozen dataclasses; ``to_dict``/``from_dict`` give a JSON-safe form for storage):
 
-* ``RegisterBroker(broker_id, host, port, rack)``  a broker (re)joins; it starts fenced
+* ``RegisterBroker(broker_id, host, port, rack, incarnation)``  a broker process (re)joins;
+  it starts fenced; a new incarnation fences the previous process first
 * ``UnfenceBroker(broker_id)`` / ``FenceBroker(broker_id)``  may / may not lead partitions
 * ``CreateTopic(name, topic_id, configs)``  configs only hold the keys set explicitly
 * ``PartitionRecord(topic, partition, replicas, isr, leader, leader_epoch)``  a new partition
@@ -24,7 +25,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Protocol
 
 from .election import PartitionChangeRecord
@@ -77,10 +78,17 @@ _rec = dataclass(frozen=True, slots=True, kw_only=True)
 
 @_rec
 class RegisterBroker:
+    """A broker process registering. ``incarnation`` is new for every process start (a
+    random id): a registration with a new one means the previous process is gone, so its
+    leaderships and ISR places are taken away at once (see ``register_broker``).
+    ``clean_shutdown``: whether that previous process shut down cleanly (informational)."""
+
     broker_id: int
     host: str
     port: int
     rack: str | None = None
+    incarnation: str = ""
+    clean_shutdown: bool = True
 
 
 @_rec
@@ -161,12 +169,15 @@ def to_dict(record: object) -> dict:
 
 
 def from_dict(data: Mapping) -> object:
-    """Inverse of ``to_dict``; ``ValueError`` on an unknown type or wrong keys."""
+    """Inverse of ``to_dict``; ``ValueError`` on an unknown type or wrong keys. A field
+    added after a record was written (it has a default) takes its default."""
     cls = RECORD_TYPES.get(data.get("type", ""))
     if cls is None:
         raise ValueError(f"unknown metadata record type {data.get('type')!r}")
     kwargs = {}
     for f in fields(cls):
+        if f.name not in data and (f.default is not MISSING or f.default_factory is not MISSING):
+            continue
         v = data[f.name]
         if isinstance(v, list):
             v = tuple(tuple(x) if isinstance(x, list) else x for x in v)
@@ -184,6 +195,7 @@ class BrokerInfo:
     port: int
     rack: str | None = None
     fenced: bool = True
+    incarnation: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +254,7 @@ def apply(image: MetadataImage, record: object) -> MetadataImage:
     nxt = image.offset + 1
     match record:
         case RegisterBroker(broker_id=b, host=h, port=p, rack=r):
-            info = BrokerInfo(b, h, p, r, fenced=True)
+            info = BrokerInfo(b, h, p, r, fenced=True, incarnation=record.incarnation)
             return replace(image, brokers=_with(image.brokers, b, info), offset=nxt)
         case UnfenceBroker(broker_id=b) | FenceBroker(broker_id=b):
             old = image.brokers.get(b)
@@ -414,13 +426,43 @@ def alter_configs(
 
 
 def register_broker(
-    image: MetadataImage, broker_id: int, host: str, port: int, rack: str | None = None
+    image: MetadataImage,
+    broker_id: int,
+    host: str,
+    port: int,
+    rack: str | None = None,
+    *,
+    incarnation: str = "",
+    clean_shutdown: bool = True,
+    unclean_default: bool = False,
 ) -> list[object]:
-    """Records for a broker starting up: (re)register if its address changed, then unfence."""
+    """Records for a broker starting up: (re)register if its address or its incarnation (its
+    process) changed, then unfence.
+
+    A new incarnation while the previous one is still registered and unfenced means that
+    process died (or restarted faster than ``broker.session.timeout.ms``): it is fenced
+    first, in the same batch of records, so its leaderships move to other in-sync replicas
+    and it leaves every ISR that has another member (``fence_broker``). The new process then
+    rejoins an ISR only when its leader sees it caught up (KIP-966's rule: a log that
+    recovery cut short can never lead or count toward acks=all). Worked example: broker 1
+    leads p0 (ISR [1, 2, 3]) and restarts within its session -> FenceBroker(1),
+    PartitionChange(p0: leader 2, ISR [2, 3], leader epoch + 1), RegisterBroker(1, new id)."""
     old = image.brokers.get(broker_id)
     records: list[object] = []
-    if old is None or (old.host, old.port, old.rack) != (host, port, rack):
-        records.append(RegisterBroker(broker_id=broker_id, host=host, port=port, rack=rack))
+    new_process = old is not None and old.incarnation != incarnation
+    if new_process:
+        records += fence_broker(image, broker_id, unclean_default)
+    if old is None or new_process or (old.host, old.port, old.rack) != (host, port, rack):
+        records.append(
+            RegisterBroker(
+                broker_id=broker_id,
+                host=host,
+                port=port,
+                rack=rack,
+                incarnation=incarnation,
+                clean_shutdown=clean_shutdown,
+            )
+        )
     if old is None or old.fenced or records:
         records.append(UnfenceBroker(broker_id=broker_id))
     return records
@@ -462,7 +504,15 @@ def image_records(image: MetadataImage) -> list[object]:
     if image.next_producer_id:
         out.append(ProducerIds(next_producer_id=image.next_producer_id))
     for b in sorted(image.brokers.values(), key=lambda b: b.broker_id):
-        out.append(RegisterBroker(broker_id=b.broker_id, host=b.host, port=b.port, rack=b.rack))
+        out.append(
+            RegisterBroker(
+                broker_id=b.broker_id,
+                host=b.host,
+                port=b.port,
+                rack=b.rack,
+                incarnation=b.incarnation,
+            )
+        )
         if not b.fenced:
             out.append(UnfenceBroker(broker_id=b.broker_id))
     for t in sorted(image.topics.values(), key=lambda t: t.name):

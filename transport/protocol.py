@@ -67,6 +67,7 @@ class ErrorCode(enum.IntEnum):
     REASSIGNMENT_IN_PROGRESS = 60
     FENCED_LEADER_EPOCH = 74
     UNKNOWN_LEADER_EPOCH = 75
+    STALE_BROKER_EPOCH = 77  # a heartbeat of a broker process that a newer one replaced
     OFFSET_NOT_AVAILABLE = 78
     MEMBER_ID_REQUIRED = 79
     PREFERRED_LEADER_NOT_AVAILABLE = 80
@@ -922,7 +923,10 @@ class RaftResponse:
 class BrokerHeartbeatRequest:
     """A broker's registration and heartbeat, every ``broker.heartbeat.interval.ms``, to the
     active controller. The first one (or one with a new address) registers the broker;
-    ``metadata_offset`` is the last metadata log index the broker has applied."""
+    ``metadata_offset`` is the last metadata log index the broker has applied.
+    ``incarnation`` identifies the broker process (new at every start): the controller fences
+    a previous incarnation at once when a new one heartbeats. ``clean_shutdown``: whether the
+    previous process of this broker shut down cleanly."""
 
     API: ClassVar[str] = "BrokerHeartbeat"
     VERSION: ClassVar[int] = 0
@@ -931,6 +935,8 @@ class BrokerHeartbeatRequest:
     port: int
     rack: str | None = None
     metadata_offset: int = 0
+    incarnation: str = ""
+    clean_shutdown: bool = True
 
 
 @_msg
