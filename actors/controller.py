@@ -855,6 +855,9 @@ class Controller(pykka.ThreadingActor):
             partition_epoch=req.partition_epoch,
             new_isr=req.new_isr,
             live=live,
+            new_isr_incarnations=req.new_isr_incarnations,
+            registered={b: info.incarnation for b, info in self.image.brokers.items()},
+            leader_incarnation=req.broker_incarnation,
         )
         response = P.AlterPartitionResponse(
             error_code=self._code(d.error), error_message=d.message or None

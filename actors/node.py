@@ -201,6 +201,8 @@ class BrokerNode:
             leader_epoch=proposal.leader_epoch,
             partition_epoch=proposal.partition_epoch,
             new_isr=tuple(proposal.new_isr),
+            new_isr_incarnations=tuple(proposal.incarnations),
+            broker_incarnation=self.incarnation,
         )
 
         def done(f) -> None:
@@ -244,6 +246,7 @@ class BrokerNode:
                     replica=self.ctx.replicas.get,
                     fetch_wait_ms=int(self.configs["replica.fetch.wait.max.ms"]),
                     fetch_max_bytes=int(self.configs["replica.fetch.max.bytes"]),
+                    incarnation=self.incarnation,
                 )
                 self.fetchers[source] = fetcher
                 fetcher.start()

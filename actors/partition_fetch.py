@@ -91,6 +91,7 @@ class FetchSide:
             now_ms(),
             current_leader_epoch=msg.current_leader_epoch,
             log_start_offset=log.log_start_offset,
+            incarnation=msg.replica_incarnation,
         )
         self._carry_out(decision.progress)
         if decision.error != RC.NONE:

@@ -45,6 +45,7 @@ class Read:
     deadline_ms: int = 0
     replica_id: int = -1  # >= 0: a follower's fetch (reads up to the LEO, moves the ISR/HW)
     current_leader_epoch: int = -1
+    replica_incarnation: str = ""  # the follower's process (KIP-903)
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,8 +62,10 @@ class ReplicaFetcher:
         fetch_wait_ms: int = 500,
         fetch_max_bytes: int = 1 << 20,
         backoff_ms: int = 100,
+        incarnation: str = "",
     ) -> None:
         self.broker_id = broker_id
+        self.incarnation = incarnation  # this broker process: the leader checks it (KIP-903)
         self.source_id = source_id
         self._address_of = address_of
         self._endpoint = endpoint
@@ -234,6 +236,7 @@ class ReplicaFetcher:
             )
         req = P.FetchRequest(
             replica_id=self.broker_id,
+            replica_incarnation=self.incarnation,
             max_wait_ms=self._wait_ms,
             min_bytes=1,
             max_bytes=max(self._max_bytes * 10, self._max_bytes),

@@ -256,6 +256,7 @@ class ClientSession(pykka.ThreadingActor):
                         deadline_ms=deadline,
                         replica_id=req.replica_id,
                         current_leader_epoch=p.current_leader_epoch,
+                        replica_incarnation=req.replica_incarnation,
                     )
                 )
 

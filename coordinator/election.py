@@ -43,6 +43,7 @@ INVALID_UPDATE_VERSION = "INVALID_UPDATE_VERSION"
 NOT_LEADER_OR_FOLLOWER = "NOT_LEADER_OR_FOLLOWER"
 INELIGIBLE_REPLICA = "INELIGIBLE_REPLICA"
 INVALID_REQUEST = "INVALID_REQUEST"
+STALE_BROKER_EPOCH = "STALE_BROKER_EPOCH"
 UNKNOWN_TOPIC_OR_PARTITION = "UNKNOWN_TOPIC_OR_PARTITION"
 PREFERRED_LEADER_NOT_AVAILABLE = "PREFERRED_LEADER_NOT_AVAILABLE"
 ELECTION_NOT_NEEDED = "ELECTION_NOT_NEEDED"
@@ -232,10 +233,26 @@ def alter_partition(
     partition_epoch: int,
     new_isr: Iterable[int],
     live: Collection[int],
+    new_isr_incarnations: Iterable[str] = (),
+    registered: Mapping[int, str] | None = None,
+    leader_incarnation: str | None = None,
 ) -> Decision:
-    """Validate a leader's AlterPartition (ISR change) against the current state."""
+    """Validate a leader's AlterPartition (ISR change) against the current state.
+
+    ``new_isr_incarnations`` (parallel to ``new_isr``) name the process the leader saw
+    fetching; ``registered`` maps each broker to its registered incarnation. A replica is
+    added only if they match (KIP-903): a proposal computed from a follower's previous
+    process, which may have restarted with a log recovery cut short, is INELIGIBLE_REPLICA.
+    ``leader_incarnation``: the process that sent the request; one that is not the
+    registered one (a request of a process that has died since) is STALE_BROKER_EPOCH."""
     if state is None:
         return Decision(error=UNKNOWN_TOPIC_OR_PARTITION)
+    if (
+        registered is not None
+        and leader_incarnation is not None
+        and registered.get(broker_id, "") != leader_incarnation
+    ):
+        return Decision(error=STALE_BROKER_EPOCH, message="sent by a previous broker process")
     new_isr = tuple(new_isr)
     if leader_epoch != state.leader_epoch:
         return Decision(error=FENCED_LEADER_EPOCH, message=f"leader epoch is {state.leader_epoch}")
@@ -252,6 +269,14 @@ def alter_partition(
     added = [r for r in new_isr if r not in state.isr]
     if any(r not in live for r in added):
         return Decision(error=INELIGIBLE_REPLICA, message=f"fenced replicas in {added}")
+    seen = dict(zip(new_isr, new_isr_incarnations, strict=False))
+    if registered is not None:
+        stale = [r for r in added if r in seen and seen[r] != registered.get(r, "")]
+        if stale:
+            return Decision(
+                error=INELIGIBLE_REPLICA,
+                message=f"replicas {stale} restarted since the leader saw them fetch",
+            )
     ordered = tuple(r for r in state.replicas if r in new_isr)
     if ordered == state.isr:
         return Decision()

@@ -101,6 +101,9 @@ class AlterIsr:
     leader_epoch: int
     partition_epoch: int
     new_isr: tuple[int, ...]
+    # per new_isr member, the incarnation (process) the leader saw fetching ("" = unknown);
+    # the controller refuses to add a member that has restarted since (KIP-903)
+    incarnations: tuple[str, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +221,7 @@ class FollowerProgress:
     last_caught_up_time_ms: int = 0
     last_fetch_leader_log_end_offset: int = -1
     last_fetch_time_ms: int = -1
+    incarnation: str = ""  # the follower process whose fetches these are
 
     def update(self, fetch_offset: int, leader_log_end_offset: int, now_ms: int) -> None:
         if fetch_offset >= leader_log_end_offset:
@@ -324,6 +328,7 @@ class LeaderReplica:
         log_start_offset: int = 0,
         last_fetched_epoch: int | None = None,
         epochs: EpochLookup | None = None,
+        incarnation: str = "",
     ) -> FetchDecision:
         """A follower fetch at ``fetch_offset`` (the follower's log end offset). With
         ``last_fetched_epoch`` and the leader's ``epochs`` the fetch is checked for
@@ -342,7 +347,14 @@ class LeaderReplica:
             epoch, end = epochs.end_offset_for(last_fetched_epoch, self.log_end_offset)
             if epoch == UNDEFINED_EPOCH or epoch < last_fetched_epoch or end < fetch_offset:
                 return FetchDecision(NONE, Progress(self.high_watermark), (epoch, end))
-        self.followers[follower_id].update(fetch_offset, self.log_end_offset, now_ms)
+        follower = self.followers[follower_id]
+        if incarnation != follower.incarnation:
+            # a new process of that broker: what the old one had fetched no longer counts
+            follower.last_caught_up_time_ms = 0
+            follower.last_fetch_leader_log_end_offset = -1
+            follower.last_fetch_time_ms = -1
+            follower.incarnation = incarnation
+        follower.update(fetch_offset, self.log_end_offset, now_ms)
         progress = self._progress(now_ms)
         if progress.propose is None and self.pending is None:
             propose = self._maybe_expand(follower_id, now_ms)
@@ -459,7 +471,12 @@ class LeaderReplica:
         return proposal
 
     def _proposal(self, new_isr: tuple[int, ...]) -> AlterIsr:
-        return AlterIsr(self.broker_id, self.leader_epoch, self.partition_epoch, new_isr)
+        incarnations = tuple(
+            self.followers[b].incarnation if b in self.followers else "" for b in new_isr
+        )
+        return AlterIsr(
+            self.broker_id, self.leader_epoch, self.partition_epoch, new_isr, incarnations
+        )
 
     def _maybe_expand(self, follower_id: int, now_ms: int) -> AlterIsr | None:
         if follower_id in self.isr or follower_id not in self.replicas:

@@ -534,6 +534,9 @@ class FetchRequest:
     max_bytes: int = 52428800
     isolation_level: int = 0
     topics: tuple[FetchTopic, ...]
+    # a follower's process (BrokerHeartbeat.incarnation): the leader proposes it for the ISR
+    # only with this, so a restarted follower's old progress never counts (KIP-903)
+    replica_incarnation: str = ""
 
 
 @_msg
@@ -994,6 +997,10 @@ class AlterPartitionRequest:
     leader_epoch: int
     partition_epoch: int
     new_isr: tuple[int, ...]
+    # the incarnation of each new_isr member as the leader saw it fetch ("" = unknown); the
+    # controller refuses to add a replica whose registered incarnation differs (KIP-903)
+    new_isr_incarnations: tuple[str, ...] = ()
+    broker_incarnation: str = ""  # the sender's process: a dead process's request is refused
 
 
 @_msg

@@ -92,6 +92,9 @@ class NodesMixin:
                 partition_epoch=p.partition_epoch,
                 new_isr=p.new_isr,
                 live=self.live,
+                new_isr_incarnations=p.incarnations,
+                registered={b: str(i) for b, i in self.incarnation_seen.items()},
+                leader_incarnation=msg[2],
             )
             self._apply(d)
             self._send(CONTROLLER, src, ("alter_resp", p, d.error))
@@ -183,7 +186,7 @@ class NodesMixin:
         for c in p.completions:
             self._answer(b, c)
         if p.propose is not None:
-            self._send(b.id, CONTROLLER, ("alter", p.propose))
+            self._send(b.id, CONTROLLER, ("alter", p.propose, str(b.incarnation)))
         if p.high_watermark > b.hw:
             b.hw = p.high_watermark
 
@@ -263,7 +266,14 @@ class NodesMixin:
             self._answer(b, done)
 
     def _on_fetch(
-        self, b: SimBroker, follower: int, req: int, epoch: int, offset: int, last_epoch
+        self,
+        b: SimBroker,
+        follower: int,
+        req: int,
+        epoch: int,
+        offset: int,
+        last_epoch,
+        incarnation: str,
     ) -> None:
         L = b.leader
         if L is None:
@@ -276,6 +286,7 @@ class NodesMixin:
             current_leader_epoch=epoch,
             last_fetched_epoch=last_epoch,
             epochs=b.log.epochs,
+            incarnation=incarnation,
         )
         self._carry(b, d.progress)
         batches = ()
@@ -307,7 +318,8 @@ class NodesMixin:
         f = b.follow
         last_epoch = None if self.variant == "hw-truncate" else b.log.epochs.latest_epoch
         req = self._new_req(f)
-        self._send(b.id, f.leader, ("fetch", req, f.leader_epoch, b.log.log_end_offset, last_epoch))
+        fetch = ("fetch", req, f.leader_epoch, b.log.log_end_offset, last_epoch, str(b.incarnation))
+        self._send(b.id, f.leader, fetch)
 
     def _on_ofle_resp(self, b: SimBroker, req: int, err: str, epoch: int, end: int) -> None:
         f = b.follow

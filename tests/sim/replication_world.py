@@ -122,6 +122,7 @@ class SimBroker:
         self.id = broker_id
         self.alive = True
         self.incarnation = 0
+        self.damaged_on_restart = False  # recovery will cut the log short (a damaged crash)
         # durable
         self.log = MemLog()
         self.hw_checkpoint = 0

@@ -93,6 +93,35 @@ def test_alter_partition_validation():
     assert alter(new_isr=(3, 2, 1)).record is None
 
 
+def test_alter_partition_refuses_a_restarted_replica_or_a_dead_leaders_request():
+    """KIP-903: an ISR addition computed from a follower's previous process, or any change
+    sent by a leader process that has died since, never applies."""
+    narrow = E.PartitionState((1, 2, 3), (1, 2), 1, 4, 10)
+    registered = {1: "l-1", 2: "f-2", 3: "f-3-new"}
+
+    def alter(**kw):
+        args = {
+            "broker_id": 1,
+            "leader_epoch": 4,
+            "partition_epoch": 10,
+            "new_isr": (1, 2, 3),
+            "live": {1, 2, 3},
+            "registered": registered,
+            "leader_incarnation": "l-1",
+        }
+        args.update(kw)
+        return E.alter_partition(T, P, narrow, **args)
+
+    stale = alter(new_isr_incarnations=("l-1", "f-2", "f-3-old"))
+    assert stale.error == E.INELIGIBLE_REPLICA and stale.record is None
+    ok = alter(new_isr_incarnations=("l-1", "f-2", "f-3-new"))
+    assert ok.error == E.NONE and rec(ok).isr == (1, 2, 3)
+    dead = alter(new_isr=(1, 2), leader_incarnation="l-0")
+    assert dead.error == E.STALE_BROKER_EPOCH and dead.record is None
+    # no incarnations given (an older broker): the rules as before
+    assert alter(registered=None, leader_incarnation=None).error == E.NONE
+
+
 def test_preferred_leader_election():
     s = E.PartitionState((1, 2, 3), (1, 2, 3), 2, 7, 10)
     r = rec(E.preferred_leader_election(T, P, s, {1, 2, 3}))

@@ -134,6 +134,19 @@ def test_expand_when_caught_up_to_hw_and_epoch_start():
     assert L.high_watermark == 25
 
 
+def test_an_isr_proposal_names_the_follower_process_and_a_restart_resets_its_progress():
+    """KIP-903: the proposal says which process fetched; a new process starts from nothing."""
+    L = leader(isr=(1, 2), leo=20, hw=20)
+    proposal = fetch(L, 3, 20, 1, incarnation="p3-a").progress.propose
+    assert proposal.new_isr == (1, 2, 3) and proposal.incarnations == ("", "", "p3-a")
+    L2 = leader(isr=(1, 2, 3), leo=20, hw=20)
+    fetch(L2, 3, 20, 1, incarnation="p3-a")
+    f = L2.followers[3]
+    assert f.last_caught_up_time_ms == 1
+    fetch(L2, 3, 5, 2, incarnation="p3-b")  # restarted with a shorter log
+    assert (f.incarnation, f.log_end_offset, f.last_caught_up_time_ms) == ("p3-b", 5, 0)
+
+
 def test_alter_partition_answers():
     L = leader(isr=(1, 2), leo=20, hw=20)
     prop = fetch(L, 3, 20, 1).progress.propose
