@@ -63,6 +63,10 @@ BROKER_DEFAULTS: dict[str, str] = {
     "auto.create.topics.enable": "false",
     "connections.max.idle.ms": "600000",
     "cluster.id": "rillet",
+    # the actor runtime (actors/runtime.py): pool threads of the request lane (sessions,
+    # coordinators, the controller) and of the I/O lane (partition replicas)
+    "num.network.threads": "3",
+    "num.io.threads": "8",
     # the controller quorum and broker liveness (docs/cluster.md)
     "controller.quorum.voters": "",  # ID@HOST:PORT,...; empty: this broker alone
     "controller.quorum.election.timeout.ms": "1000",
@@ -93,6 +97,9 @@ _CHOICES = {
     "message.timestamp.type": ("CreateTime", "LogAppendTime"),
     "unclean.leader.election.enable": ("true", "false"),
 }
+
+
+_POSITIVE = ("num.network.threads", "num.io.threads")
 
 
 class ConfigError(ValueError):
@@ -131,6 +138,8 @@ def validate_broker_configs(configs: Mapping[str, str]) -> dict[str, str]:
             raise ConfigError(f"unknown broker config {key!r}{_hint(key, BROKER_DEFAULTS)}")
         if BROKER_DEFAULTS[key].lstrip("-").isdigit() and not value.lstrip("-").isdigit():
             raise ConfigError(f"{key}={value!r} is not an integer")
+        if key in _POSITIVE and int(value) < 1:
+            raise ConfigError(f"{key}={value!r} must be at least 1")
     merged = {**BROKER_DEFAULTS, **configs}
     validate_topic_configs({t: merged[b] for b, t in BROKER_TOPIC_SYNONYMS.items()})
     return merged

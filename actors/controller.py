@@ -40,6 +40,7 @@ from rillet.transport import protocol as P
 
 from .configs import ConfigError, validate_topic_configs
 from .metadata_log import PartitionRaftLog
+from .runtime import DispatchedActor
 from .ticker import now_ms
 
 E = P.ErrorCode
@@ -124,7 +125,7 @@ class GetStatus:
 # --------------------------------------------------------------------------------- the actor
 
 
-class Controller(pykka.ThreadingActor):
+class Controller(DispatchedActor):
     def __init__(
         self,
         *,

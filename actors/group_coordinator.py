@@ -35,6 +35,7 @@ from rillet.logstore.batch import BatchBuilder, decode_records, iter_batches
 from rillet.transport import protocol as P
 
 from . import partition as R
+from .runtime import DispatchedActor
 from .ticker import now_ms
 
 E = P.ErrorCode
@@ -166,7 +167,7 @@ class _Shard:
 # ------------------------------------------------------------------------------------- actor
 
 
-class GroupCoordinatorActor(pykka.ThreadingActor):
+class GroupCoordinatorActor(DispatchedActor):
     def __init__(self, ctx: Any) -> None:
         super().__init__()
         self.ctx = ctx

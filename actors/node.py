@@ -39,6 +39,7 @@ from rillet.transport.endpoint import ClientEndpoint, ServerEndpoint
 
 from . import group_coordinator as GC
 from . import partition as R
+from . import runtime
 from .configs import ConfigError, effective_topic_configs, log_config, validate_broker_configs
 from .controller import BROKER_IDENTITY_PREFIX, Controller, parse_voters
 from .controller import Tick as ControllerTick
@@ -80,6 +81,8 @@ class BrokerNode:
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock_data_dir()
+        runtime.configure("default", int(self.configs["num.network.threads"]))
+        runtime.configure("io", int(self.configs["num.io.threads"]))
         marker = self.data_dir / CLEAN_SHUTDOWN_FILE
         clean_shutdown = marker.exists() or not any(p.is_dir() for p in self.data_dir.iterdir())
         marker.unlink(missing_ok=True)

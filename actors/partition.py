@@ -68,6 +68,7 @@ from .partition_messages import (  # noqa: F401 - re-exported: callers use parti
     error_code_for,
 )
 from .partition_produce import ProduceSide
+from .runtime import DispatchedActor
 from .ticker import now_ms
 
 E = P.ErrorCode
@@ -78,8 +79,10 @@ SNAPSHOT_INTERVAL_MS = 30_000
 SNAPSHOTS_KEPT = 3
 
 
-class PartitionReplica(ProduceSide, FetchSide, FollowerSide, pykka.ThreadingActor):
+class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DispatchedActor):
     """Owns ``directory``'s log for ``topic``-``partition``. See the module docstring."""
+
+    lane = "io"  # its handlers write and fsync the log: never on the request lane
 
     def __init__(
         self,

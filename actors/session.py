@@ -25,6 +25,7 @@ from . import group_coordinator as GC
 from . import partition as R
 from .configs import effective_topic_configs, topic_defaults
 from .gather import EpochGather, FetchGather, ListOffsetsGather, ProduceGather
+from .runtime import DispatchedActor
 from .ticker import Ticker, now_ms
 
 E = P.ErrorCode
@@ -57,7 +58,7 @@ API_VERSIONS = tuple(
 )
 
 
-class ClientSession(pykka.ThreadingActor):
+class ClientSession(DispatchedActor):
     """Handles the frames of one peer. Message: the list of frames of one request."""
 
     def __init__(self, ctx: BrokerContext, peer: bytes) -> None:

@@ -1,0 +1,248 @@
+"""Actors on a shared dispatcher: a mailbox is not a thread.
+
+``DispatchedActor`` is a drop-in ``pykka.Actor`` (``start``, ``tell``, ``ask``, ``proxy``,
+``stop``, ``on_start`` / ``on_receive`` / ``on_stop`` / ``on_failure``, the
+``ActorRegistry``) whose mailbox is drained by a small pool of threads, a ``Dispatcher``, as
+in Akka or Orleans, instead of a thread per actor. An idle actor costs its mailbox and
+nothing else: no thread, no wake-ups.
+
+Guarantees (tests/unit/actors/test_runtime.py):
+
+* one message at a time per actor, in the order each sender told them (a mailbox is FIFO and
+  an actor is on at most one pool thread at a time: it is queued for a *turn* only when its
+  mailbox goes from empty to not empty);
+* fairness: a turn handles at most ``throughput`` messages, then the actor goes to the back of
+  the queue if it has more, so a busy actor cannot starve the others;
+* a slow handler holds one pool thread, never the pool: blocking work (fsync, big reads)
+  belongs on its own dispatcher (``lane = "io"``), so it cannot starve the request path;
+* a failure is isolated as in pykka: an exception from a ``tell`` stops that actor (after
+  ``on_failure``), one from an ``ask`` is returned to the caller, a ``BaseException`` stops
+  every actor (pykka's rule).
+
+Handlers must not block waiting for another actor's reply (pykka deadlocks then too; here it
+would also hold a pool thread).
+
+Lanes: ``"default"`` for sessions, coordinators and the controller (Kafka's
+``num.network.threads``, 3 threads) and ``"io"`` for partition replicas, whose handlers write
+and fsync the log (Kafka's ``num.io.threads``, 8 threads). ``configure(lane, threads)`` sets a
+lane's size before its first actor starts (the broker does it from its config).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections import deque
+from typing import Any, ClassVar
+
+import pykka
+from loguru import logger
+from pykka import ActorDeadError, ActorRegistry, messages
+from pykka._threading import ThreadingFuture
+
+DEFAULT_LANES = {"default": 3, "io": 8}
+
+
+class Dispatcher:
+    """A FIFO queue of actors that have messages, and ``threads`` daemon threads that give
+    each one a turn. Thread-safe."""
+
+    def __init__(self, name: str, threads: int) -> None:
+        if threads < 1:
+            raise ValueError(f"a dispatcher needs at least one thread, got {threads}")
+        self.name = name
+        self.threads = threads
+        self._ready: deque[DispatchedActor] = deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._workers: list[threading.Thread] = []
+        self.turns = 0  # turns run so far (tests and benchmarks read it)
+
+    def schedule(self, actor: DispatchedActor) -> None:
+        with self._cond:
+            self._ready.append(actor)
+            if len(self._workers) < self.threads:
+                self._spawn()
+            self._cond.notify()
+
+    def _spawn(self) -> None:
+        worker = threading.Thread(
+            target=self._work, name=f"rillet-{self.name}-{len(self._workers)}", daemon=True
+        )
+        self._workers.append(worker)
+        worker.start()
+
+    def _work(self) -> None:
+        ready, cond = self._ready, self._cond
+        while True:
+            with cond:
+                while not ready:
+                    cond.wait()
+                actor = ready.popleft()
+                self.turns += 1
+            try:
+                actor._turn()  # noqa: SLF001 - the dispatcher is the actor's loop
+            except BaseException:  # noqa: BLE001 - a worker must never die
+                logger.exception("dispatcher {}: a turn of {} failed", self.name, actor)
+
+
+_lanes: dict[str, Dispatcher] = {}
+_sizes: dict[str, int] = dict(DEFAULT_LANES)
+_lanes_lock = threading.Lock()
+
+
+def configure(lane: str, threads: int) -> None:
+    """Set the size of ``lane`` (before its first actor starts; later calls only grow it)."""
+    if threads < 1:
+        raise ValueError(f"{lane}: at least one thread, got {threads}")
+    with _lanes_lock:
+        _sizes[lane] = threads
+        existing = _lanes.get(lane)
+        if existing is not None:
+            existing.threads = max(existing.threads, threads)
+
+
+def dispatcher(lane: str) -> Dispatcher:
+    """The process-wide dispatcher of ``lane`` (created on first use)."""
+    d = _lanes.get(lane)
+    if d is None:
+        with _lanes_lock:
+            d = _lanes.get(lane)
+            if d is None:
+                d = _lanes[lane] = Dispatcher(lane, _sizes.get(lane, 2))
+    return d
+
+
+class _Mailbox:
+    """The actor's inbox (pykka's ``ActorInbox`` protocol: put/get/empty). ``put`` queues the
+    actor for a turn when the mailbox goes from empty to not empty."""
+
+    __slots__ = ("_actor", "_messages", "_lock", "_scheduled", "_started")
+
+    def __init__(self, actor: DispatchedActor) -> None:
+        self._actor = actor
+        self._messages: deque = deque()
+        self._lock = threading.Lock()
+        self._scheduled = False
+        self._started = False
+
+    def put(self, envelope: Any, block: bool = True, timeout: float | None = None) -> None:  # noqa: ARG002
+        actor = self._actor
+        if actor.actor_stopped.is_set():
+            _refuse(actor, envelope)
+            return
+        with self._lock:
+            self._messages.append(envelope)
+            if self._scheduled or not self._started:
+                return
+            self._scheduled = True
+        actor._dispatcher.schedule(actor)  # noqa: SLF001
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:  # noqa: ARG002
+        with self._lock:
+            return self._messages.popleft()
+
+    def empty(self) -> bool:
+        return not self._messages
+
+    def qsize(self) -> int:
+        return len(self._messages)
+
+    def _start(self) -> None:
+        with self._lock:
+            self._started = True
+            self._scheduled = True
+        self._actor._dispatcher.schedule(self._actor)  # noqa: SLF001
+
+    def _pop(self) -> Any | None:
+        with self._lock:
+            return self._messages.popleft() if self._messages else None
+
+    def _end_turn(self) -> bool:
+        """True if the actor has more messages (it must be queued again)."""
+        with self._lock:
+            if self._messages and not self._actor.actor_stopped.is_set():
+                return True
+            self._scheduled = False
+            return False
+
+
+def _refuse(actor: DispatchedActor, envelope: Any) -> None:
+    reply = getattr(envelope, "reply_to", None)
+    if reply is None:
+        return
+    if isinstance(envelope.message, messages._ActorStop):  # noqa: SLF001
+        reply.set(None)
+        return
+    error = ActorDeadError(f"{actor.actor_ref} stopped before handling the message")
+    reply.set_exception(exc_info=(ActorDeadError, error, None))
+
+
+class DispatchedActor(pykka.Actor):
+    """A pykka actor run by a shared ``Dispatcher`` (see the module docstring).
+
+    ``lane``: which dispatcher ("default" or "io"). ``throughput``: messages per turn."""
+
+    lane: ClassVar[str] = "default"
+    throughput: ClassVar[int] = 64
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._dispatcher = dispatcher(self.lane)
+        self._set_up = False
+        super().__init__(*args, **kwargs)
+
+    def _create_actor_inbox(self) -> _Mailbox:  # type: ignore[override]
+        return _Mailbox(self)
+
+    @staticmethod
+    def _create_future() -> pykka.Future[Any]:
+        return ThreadingFuture()
+
+    def _start_actor_loop(self) -> None:
+        self.actor_inbox._start()  # the first turn runs on_start
+
+    # ------------------------------------------------------------------- one turn
+
+    def _turn(self) -> None:
+        inbox: _Mailbox = self.actor_inbox  # type: ignore[assignment]
+        if not self._set_up:
+            self._set_up = True
+            self._actor_loop_setup()
+        stopped = self.actor_stopped
+        for _ in range(self.throughput):
+            if stopped.is_set():
+                break
+            envelope = inbox._pop()  # noqa: SLF001
+            if envelope is None:
+                break
+            self._handle(envelope)
+        if stopped.is_set():
+            inbox._end_turn()  # noqa: SLF001
+            self._actor_loop_teardown()
+            return
+        if inbox._end_turn():  # noqa: SLF001
+            self._dispatcher.schedule(self)
+
+    def _handle(self, envelope: Any) -> None:
+        # pykka's _actor_loop_running, for one message
+        try:
+            response = self._handle_receive(envelope.message)
+            if envelope.reply_to is not None:
+                envelope.reply_to.set(response)
+        except Exception:
+            if envelope.reply_to is not None:
+                logger.info("exception returned from {} to its caller", self)
+                envelope.reply_to.set_exception()
+            else:
+                self._handle_failure(*sys.exc_info())
+                try:
+                    self.on_failure(*sys.exc_info())
+                except Exception:  # noqa: BLE001
+                    self._handle_failure(*sys.exc_info())
+        except BaseException:  # noqa: BLE001 - pykka's rule: stop every actor
+            self._stop()
+            ActorRegistry.stop_all()
+
+    def _actor_loop_teardown(self) -> None:
+        inbox: _Mailbox = self.actor_inbox  # type: ignore[assignment]
+        while (envelope := inbox._pop()) is not None:  # noqa: SLF001
+            _refuse(self, envelope)

@@ -1,0 +1,184 @@
+"""The dispatcher runtime (actors/runtime.py): pykka's actor semantics on a shared pool."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pykka
+import pytest
+from rillet.actors import runtime
+from rillet.actors.runtime import DispatchedActor, Dispatcher
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def wait_until(condition, timeout_s: float = 10, what: str = "a condition"):
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)
+
+
+class Recorder(DispatchedActor):
+    """Records messages; detects two threads inside one actor at once."""
+
+    lane = "test-default"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list = []
+        self.inside = 0
+        self.overlaps = 0
+        self.threads: set[str] = set()
+        self.started_on: str | None = None
+
+    def on_start(self) -> None:
+        self.started_on = threading.current_thread().name
+
+    def on_receive(self, message):
+        self.inside += 1
+        if self.inside > 1:
+            self.overlaps += 1
+        self.threads.add(threading.current_thread().name)
+        match message:
+            case ("sleep", seconds):
+                time.sleep(seconds)
+            case ("boom",):
+                self.inside -= 1
+                raise ValueError("boom")
+            case ("get",):
+                self.inside -= 1
+                return list(self.seen)
+            case _:
+                self.seen.append(message)
+        self.inside -= 1
+        return None
+
+    def stats(self):
+        return self.overlaps, self.started_on, sorted(self.threads)
+
+
+@pytest.fixture(autouse=True)
+def _stop_actors():
+    yield
+    pykka.ActorRegistry.stop_all(block=True, timeout=10)
+
+
+def test_one_message_at_a_time_and_order_per_sender_kept():
+    ref = Recorder.start()
+    senders = []
+    for s in range(4):
+
+        def send(s=s):
+            for i in range(500):
+                ref.tell((s, i))
+
+        senders.append(threading.Thread(target=send))
+    for t in senders:
+        t.start()
+    for t in senders:
+        t.join()
+    seen = ref.ask(("get",), timeout=10)
+    assert len(seen) == 2000
+    for s in range(4):
+        assert [i for (who, i) in seen if who == s] == list(range(500))
+    overlaps, started_on, threads = ref.proxy().stats().get(timeout=10)
+    assert overlaps == 0
+    assert started_on.startswith("rillet-test-default")
+    assert all(name.startswith("rillet-test-default") for name in threads)
+
+
+def test_thousands_of_idle_actors_cost_no_threads():
+    runtime.configure("test-many", 2)
+
+    class Idle(DispatchedActor):
+        lane = "test-many"
+
+        def on_receive(self, message):
+            return message * 2
+
+    before = threading.active_count()
+    refs = [Idle.start() for _ in range(2000)]
+    assert [r.ask(i, timeout=10) for i, r in enumerate(refs[:50])] == [i * 2 for i in range(50)]
+    assert threading.active_count() <= before + 2  # the lane's two workers at most
+    assert runtime.dispatcher("test-many").threads == 2
+
+
+def test_a_slow_actor_does_not_stall_the_others():
+    runtime.configure("test-slow", 2)
+
+    class Slow(Recorder):
+        lane = "test-slow"
+
+    slow, quick = Slow.start(), Slow.start()
+    slow.tell(("sleep", 2.0))
+    t0 = time.monotonic()
+    for i in range(20):
+        assert quick.ask(("get",), timeout=5) == list(range(i))
+        quick.tell(i)
+    assert time.monotonic() - t0 < 1.5  # answered while the slow one still sleeps
+
+
+def test_a_busy_actor_yields_its_thread_after_a_turn():
+    """Fairness: one thread, a flooded actor, and another actor still gets turns."""
+    runtime.configure("test-fair", 1)
+
+    class Busy(Recorder):
+        lane = "test-fair"
+        throughput = 8
+
+    busy, other = Busy.start(), Busy.start()
+    for i in range(5000):
+        busy.tell(i)
+    other.tell("hello")
+    answer = other.ask(("get",), timeout=10)
+    assert answer == ["hello"]
+    assert len(busy.ask(("get",), timeout=10)) == 5000
+
+
+def test_a_failing_actor_is_isolated():
+    failed = threading.Event()
+
+    class Fragile(Recorder):
+        def on_failure(self, *exc):
+            failed.set()
+
+    fragile, healthy = Fragile.start(), Recorder.start()
+    with pytest.raises(ValueError, match="boom"):
+        fragile.ask(("boom",), timeout=5)  # an ask returns the exception, the actor lives
+    assert fragile.is_alive()
+    fragile.tell(("boom",))  # a tell that fails stops the actor after on_failure
+    wait_until(lambda: not fragile.is_alive(), what="the failed actor to stop")
+    assert failed.is_set()
+    with pytest.raises(pykka.ActorDeadError):
+        fragile.tell("late")
+    healthy.tell("fine")
+    assert healthy.ask(("get",), timeout=5) == ["fine"]
+
+
+def test_stop_runs_on_stop_and_refuses_what_comes_after():
+    stopped = threading.Event()
+
+    class Stoppable(Recorder):
+        def on_stop(self):
+            stopped.set()
+
+    ref = Stoppable.start()
+    ref.tell("before")
+    assert ref.ask(("get",), timeout=5) == ["before"]
+    ref.stop(timeout=5)
+    assert stopped.is_set() and not ref.is_alive()
+    with pytest.raises(pykka.ActorDeadError):
+        ref.ask(("get",), timeout=5)
+
+
+def test_registry_stop_all_stops_dispatched_actors():
+    refs = [Recorder.start() for _ in range(10)]
+    pykka.ActorRegistry.stop_all(block=True, timeout=10)
+    assert not any(r.is_alive() for r in refs)
+
+
+def test_a_dispatcher_needs_a_thread():
+    with pytest.raises(ValueError):
+        Dispatcher("none", 0)
