@@ -6,7 +6,11 @@ rebuilds the image, which is how a broker restarts (and, with Raft, how follower
 
 Records (frozen dataclasses; ``to_dict``/``from_dict`` give a JSON-safe form for storage):
 
-* ``RegisterBroker(broker_id, host, port, rack)``  a broker (re)joins; it starts fenced
+* ``RegisterBroker(broker_id, host, port, rack, internal_host, internal_port)``  a broker
+  (re)joins; it starts fenced. ``host:port`` is its client listener (what clients see);
+  ``internal_host:internal_port`` its inter-broker listener (Raft, heartbeats, replica
+  fetches, AlterPartition, forwarded admin requests; docs/cluster.md). Records written
+  before the inter-broker listener existed have no internal address (``""``/0).
 * ``UnfenceBroker(broker_id)`` / ``FenceBroker(broker_id)``  may / may not lead partitions
 * ``CreateTopic(name, topic_id, configs)``  configs only hold the keys set explicitly
 * ``PartitionRecord(topic, partition, replicas, isr, leader, leader_epoch)``  a new partition
@@ -24,7 +28,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Protocol
 
 from .election import PartitionChangeRecord
@@ -81,6 +85,8 @@ class RegisterBroker:
     host: str
     port: int
     rack: str | None = None
+    internal_host: str = ""
+    internal_port: int = 0
 
 
 @_rec
@@ -167,6 +173,8 @@ def from_dict(data: Mapping) -> object:
         raise ValueError(f"unknown metadata record type {data.get('type')!r}")
     kwargs = {}
     for f in fields(cls):
+        if f.name not in data and f.default is not MISSING:
+            continue  # a field added later (records already on disk lack it)
         v = data[f.name]
         if isinstance(v, list):
             v = tuple(tuple(x) if isinstance(x, list) else x for x in v)
@@ -184,6 +192,13 @@ class BrokerInfo:
     port: int
     rack: str | None = None
     fenced: bool = True
+    internal_host: str = ""  # the inter-broker listener ("" when registered without one)
+    internal_port: int = 0
+
+    @property
+    def internal_address(self) -> str | None:
+        """``host:port`` of the inter-broker listener, or None if it registered none."""
+        return f"{self.internal_host}:{self.internal_port}" if self.internal_port else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +257,8 @@ def apply(image: MetadataImage, record: object) -> MetadataImage:
     nxt = image.offset + 1
     match record:
         case RegisterBroker(broker_id=b, host=h, port=p, rack=r):
-            info = BrokerInfo(b, h, p, r, fenced=True)
+            ih, ip = record.internal_host, record.internal_port
+            info = BrokerInfo(b, h, p, r, fenced=True, internal_host=ih, internal_port=ip)
             return replace(image, brokers=_with(image.brokers, b, info), offset=nxt)
         case UnfenceBroker(broker_id=b) | FenceBroker(broker_id=b):
             old = image.brokers.get(b)
@@ -414,13 +430,30 @@ def alter_configs(
 
 
 def register_broker(
-    image: MetadataImage, broker_id: int, host: str, port: int, rack: str | None = None
+    image: MetadataImage,
+    broker_id: int,
+    host: str,
+    port: int,
+    rack: str | None = None,
+    *,
+    internal_host: str = "",
+    internal_port: int = 0,
 ) -> list[object]:
-    """Records for a broker starting up: (re)register if its address changed, then unfence."""
+    """Records for a broker starting up: (re)register if an address changed, then unfence."""
     old = image.brokers.get(broker_id)
     records: list[object] = []
-    if old is None or (old.host, old.port, old.rack) != (host, port, rack):
-        records.append(RegisterBroker(broker_id=broker_id, host=host, port=port, rack=rack))
+    new = (host, port, rack, internal_host, internal_port)
+    if old is None or (old.host, old.port, old.rack, old.internal_host, old.internal_port) != new:
+        records.append(
+            RegisterBroker(
+                broker_id=broker_id,
+                host=host,
+                port=port,
+                rack=rack,
+                internal_host=internal_host,
+                internal_port=internal_port,
+            )
+        )
     if old is None or old.fenced or records:
         records.append(UnfenceBroker(broker_id=broker_id))
     return records
@@ -462,7 +495,16 @@ def image_records(image: MetadataImage) -> list[object]:
     if image.next_producer_id:
         out.append(ProducerIds(next_producer_id=image.next_producer_id))
     for b in sorted(image.brokers.values(), key=lambda b: b.broker_id):
-        out.append(RegisterBroker(broker_id=b.broker_id, host=b.host, port=b.port, rack=b.rack))
+        out.append(
+            RegisterBroker(
+                broker_id=b.broker_id,
+                host=b.host,
+                port=b.port,
+                rack=b.rack,
+                internal_host=b.internal_host,
+                internal_port=b.internal_port,
+            )
+        )
         if not b.fenced:
             out.append(UnfenceBroker(broker_id=b.broker_id))
     for t in sorted(image.topics.values(), key=lambda t: t.name):
