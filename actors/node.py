@@ -486,7 +486,11 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.data_dir, args.broker_id)
     try:
         node = BrokerNode(
-            args.broker_id, args.data_dir, args.listen, configs, internal_listen=args.internal_listen
+            args.broker_id,
+            args.data_dir,
+            args.listen,
+            configs,
+            internal_listen=args.internal_listen,
         )
     except ConfigError as e:
         logger.error("bad broker config: {}", e)

@@ -42,7 +42,9 @@ def call(endpoint: ClientEndpoint, address: str, request, timeout_ms: int = 5000
 def metadata(cluster, broker_id: int, topics=None):
     with ClientEndpoint() as endpoint:
         try:
-            return call(endpoint, cluster.address(broker_id), P.MetadataRequest(topics=topics), 1000)
+            return call(
+                endpoint, cluster.address(broker_id), P.MetadataRequest(topics=topics), 1000
+            )
         except (TransportError, TimeoutError):
             return None
 
