@@ -73,6 +73,10 @@ BROKER_DEFAULTS: dict[str, str] = {
     "broker.heartbeat.interval.ms": "2000",
     "broker.session.timeout.ms": "9000",
     "metadata.snapshot.threshold.entries": "1000",
+    # the inter-broker listener's CURVE key pair (a ZeroMQ certificate file holding the
+    # cluster's public and secret key; docs/cluster.md). Empty: that listener is plain TCP
+    # and anyone who can reach it may speak Raft to the quorum (a warning at start).
+    "inter.broker.curve.keyfile": "",
     # replication (docs/replication.md)
     "replica.lag.time.max.ms": "30000",
     "replica.fetch.wait.max.ms": "500",

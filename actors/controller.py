@@ -3,7 +3,8 @@
 Every broker runs one. On a quorum voter (``controller.quorum.voters``) it hosts a
 ``RaftNode`` over the ``__cluster_metadata`` log (``PartitionRaftLog``) and carries out the
 node's effects in order: persist term/vote, flush the log, send Raft messages (``Raft`` API
-through the broker's ``ClientEndpoint``), apply committed entries to the metadata image,
+through the broker's ``ClientEndpoint`` to the voters' inter-broker listeners, the addresses
+in ``controller.quorum.voters``), apply committed entries to the metadata image,
 take snapshots. On a broker that is not a voter it keeps the image by fetching committed
 entries from a voter (``MetadataFetch``).
 
@@ -13,7 +14,8 @@ and unfencing on heartbeats, fencing of brokers that miss ``broker.session.timeo
 Decisions are made one at a time against the committed image (the pure functions of
 ``coordinator/metadata.py``), proposed as ONE Raft entry each, and answered once that entry
 is committed and applied. Another broker that receives an admin request forwards it to the
-active controller (KIP-590 style) unless it came from a broker; without an active
+active controller's inter-broker listener (KIP-590 style) unless it arrived on this broker's
+inter-broker listener (then a broker forwarded it already); without an active
 controller the answer is NOT_CONTROLLER (41), which clients retry.
 
 Every broker, voter or not, heartbeats the active controller every
@@ -44,11 +46,14 @@ from .runtime import DispatchedActor
 from .ticker import now_ms
 
 E = P.ErrorCode
-BROKER_IDENTITY_PREFIX = b"rillet-broker:"  # ZeroMQ identity of broker-to-broker connections
+# ZeroMQ identity prefix of broker-to-broker connections: a label for logs and tools only.
+# It decides nothing: a request is "from a broker" when it arrives on the inter-broker listener.
+BROKER_IDENTITY_PREFIX = b"rillet-broker:"
 
 
 def parse_voters(text: str) -> dict[int, str]:
-    """``"1@127.0.0.1:9092,2@127.0.0.1:9093"`` -> ``{1: "127.0.0.1:9092", ...}``."""
+    """``"1@127.0.0.1:9092,2@127.0.0.1:9093"`` -> ``{1: "127.0.0.1:9092", ...}``: each
+    voter's inter-broker listener."""
     out: dict[int, str] = {}
     for item in filter(None, (s.strip() for s in text.split(","))):
         node, sep, address = item.partition("@")
@@ -140,12 +145,16 @@ class Controller(DispatchedActor):
         on_caught_up: Callable[[md.MetadataImage], None] = lambda _image: None,
         incarnation: str = "",
         clean_shutdown: bool = True,
+        internal_host: str | None = None,  # the inter-broker listener (default: host:port)
+        internal_port: int | None = None,
     ) -> None:
         super().__init__()
         self.broker_id = broker_id
         self.incarnation = incarnation  # this process; new at every start
         self.clean_shutdown = clean_shutdown  # how the previous process of this broker ended
         self.host, self.port = host, port
+        self.internal_host = internal_host if internal_host is not None else host
+        self.internal_port = internal_port if internal_port is not None else port
         self.metadata_dir = Path(metadata_dir)
         self.publish = publish
         self.broker_configs = dict(broker_configs)
@@ -155,7 +164,7 @@ class Controller(DispatchedActor):
         self._startup_index: int | None = None  # caught up once applied this far
         self._observer_caught_up = False
         voters = parse_voters(self.broker_configs.get("controller.quorum.voters", ""))
-        self.voters = voters or {broker_id: f"{host}:{port}"}
+        self.voters = voters or {broker_id: f"{self.internal_host}:{self.internal_port}"}
         self.is_voter = broker_id in self.voters
         election = int(self.broker_configs["controller.quorum.election.timeout.ms"])
         self.raft_config = raft.RaftConfig(
@@ -481,9 +490,10 @@ class Controller(DispatchedActor):
     # ------------------------------------------------------------------------- heartbeats
 
     def _address_of(self, broker_id: int) -> str | None:
+        """The inter-broker listener of ``broker_id`` (registered, else from the voters)."""
         info = self.image.brokers.get(broker_id)
-        if info is not None:
-            return f"{info.host}:{info.port}"
+        if info is not None and info.internal_address is not None:
+            return info.internal_address
         return self.voters.get(broker_id)
 
     def _send_heartbeat(self, now: int) -> None:
@@ -495,6 +505,8 @@ class Controller(DispatchedActor):
             metadata_offset=self.applied_index,
             incarnation=self.incarnation,
             clean_shutdown=self.clean_shutdown,
+            internal_host=self.internal_host,
+            internal_port=self.internal_port,
         )
         if self.controller_id == self.broker_id:
             if self.active:
@@ -543,7 +555,8 @@ class Controller(DispatchedActor):
         moved = (
             info is None
             or info.incarnation != req.incarnation
-            or (info.host, info.port, info.rack) != (req.host, req.port, req.rack)
+            or (info.host, info.port, info.rack, info.internal_host, info.internal_port)
+            != (req.host, req.port, req.rack, req.internal_host, req.internal_port)
         )
         if moved:
             self._enqueue(f"register:{b}", lambda: self._register(req))
@@ -570,6 +583,8 @@ class Controller(DispatchedActor):
             incarnation=req.incarnation,
             clean_shutdown=req.clean_shutdown,
             unclean_default=self._unclean_default,
+            internal_host=req.internal_host,
+            internal_port=req.internal_port,
         )
         records = [r for r in records if not isinstance(r, md.UnfenceBroker)]
         if not records:
@@ -586,7 +601,12 @@ class Controller(DispatchedActor):
                 moves,
             )
         self._log.info(
-            "broker {} registered at {}:{} (fenced until caught up)", b, req.host, req.port
+            "broker {} registered at {}:{}, inter-broker {}:{} (fenced until caught up)",
+            b,
+            req.host,
+            req.port,
+            req.internal_host,
+            req.internal_port,
         )
         self._propose(records, lambda ok: None)
 

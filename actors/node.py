@@ -1,9 +1,16 @@
 """One broker process: the composition root, and its command line.
 
     python -m rillet.actors.node --broker-id 1 --data-dir DIR --listen 127.0.0.1:9092 \
-        [--config log.retention.check.interval.ms=1000]...
+        --internal-listen 127.0.0.1:19092 [--config log.retention.check.interval.ms=1000]...
 
-Start order: lock the data dir, bind the ROUTER socket (fail fast if the port is taken),
+Two listeners (docs/cluster.md): ``--listen`` for clients (the broker's public address) and
+``--internal-listen`` for other brokers (Raft, heartbeats, metadata fetches, AlterPartition,
+replica fetches, forwarded admin requests; ``controller.quorum.voters`` names these
+addresses). With ``inter.broker.curve.keyfile`` the inter-broker listener is a CURVE server
+that admits only holders of the cluster key pair, and this broker's own connections to its
+peers use that pair.
+
+Start order: lock the data dir, bind both ROUTER sockets (fail fast if a port is taken),
 start the Controller (on a voter it opens the Raft metadata log; its publications of the
 committed image start one PartitionReplica per hosted partition), then serve. The broker
 registers with the active controller by heartbeating (docs/cluster.md). ApiVersions
@@ -36,6 +43,7 @@ from loguru import logger
 from rillet.coordinator.metadata import MetadataImage
 from rillet.transport import protocol as P
 from rillet.transport.endpoint import ClientEndpoint, ServerEndpoint
+from rillet.transport.security import CurveKeys, KeyFileError, load_keyfile
 
 from . import group_coordinator as GC
 from . import partition as R
@@ -45,7 +53,7 @@ from .controller import BROKER_IDENTITY_PREFIX, Controller, parse_voters
 from .controller import Tick as ControllerTick
 from .replica_fetcher import ReplicaFetcher
 from .router import Router
-from .session import BrokerContext
+from .session import BrokerContext, Listener
 from .ticker import Ticker, now_ms
 
 _PARTITION_DIR = re.compile(r"^(?P<topic>[a-zA-Z0-9._-]+)-(?P<partition>\d+)$")
@@ -56,12 +64,26 @@ class BrokerNode:
     """Builds and runs the actors of one broker. ``start()``, then ``stop()`` (idempotent)."""
 
     def __init__(
-        self, broker_id: int, data_dir: Path, listen: str, configs: dict[str, str] | None = None
+        self,
+        broker_id: int,
+        data_dir: Path,
+        listen: str,
+        configs: dict[str, str] | None = None,
+        internal_listen: str | None = None,
     ) -> None:
         self.broker_id = broker_id
         self.data_dir = Path(data_dir)
         self.listen = listen
+        # default: the client listener's host, any free port
+        self.internal_listen = internal_listen or f"{listen.rsplit(':', 1)[0]}:0"
         self.configs = validate_broker_configs(configs or {})
+        self.curve: CurveKeys | None = None
+        keyfile = self.configs["inter.broker.curve.keyfile"]
+        if keyfile:
+            try:
+                self.curve = load_keyfile(Path(keyfile))
+            except KeyFileError as e:
+                raise ConfigError(f"inter.broker.curve.keyfile: {e}") from None
         parse_voters(self.configs["controller.quorum.voters"])  # ConfigError if malformed
         self._stopped = False
         self._lock_file = None
@@ -93,7 +115,25 @@ class BrokerNode:
             lambda peer, frames: self.router.handle(peer, frames),
             max_message_bytes=max_bytes,
         )
+        try:
+            self.internal_endpoint = ServerEndpoint(
+                self.internal_listen,
+                lambda peer, frames: self.internal_router.handle(peer, frames),
+                max_message_bytes=max_bytes,
+                name="rillet-internal-io",
+                curve=self.curve,
+            )
+        except Exception:
+            self.endpoint.close()
+            raise
+        if self.curve is None:
+            self._log.warning(
+                "inter.broker.curve.keyfile is not set: the inter-broker listener {} is plain "
+                "TCP, and anyone who can reach it can speak Raft and replication to this broker",
+                self.internal_endpoint.address,
+            )
         host, port = self.endpoint.address.removeprefix("tcp://").rsplit(":", 1)
+        ihost, iport = self.internal_endpoint.address.removeprefix("tcp://").rsplit(":", 1)
         self.ctx = BrokerContext(
             broker_id=self.broker_id,
             host=host,
@@ -104,13 +144,18 @@ class BrokerNode:
             ticker=self.ticker,
             incarnation=self.incarnation,
         )
-        self.router = Router(self.ctx, int(self.configs["connections.max.idle.ms"]))
+        max_idle = int(self.configs["connections.max.idle.ms"])
+        self.router = Router(self.ctx, max_idle, Listener("client", False, self.endpoint.send))
+        self.internal_router = Router(
+            self.ctx, max_idle, Listener("internal", True, self.internal_endpoint.send)
+        )
         self.ctx.group_coordinator = GC.GroupCoordinatorActor.start(self.ctx)
         self._cleanup_deleted()
         # broker-to-broker requests (Raft, heartbeats, metadata fetches, forwarded admin)
         self.peers = ClientEndpoint(
             identity_prefix=BROKER_IDENTITY_PREFIX + str(self.broker_id).encode() + b":",
             name=f"rillet-broker-{self.broker_id}-peers",
+            curve=self.curve,
         )
         self.controller = Controller.start(
             broker_id=self.broker_id,
@@ -124,25 +169,32 @@ class BrokerNode:
             on_caught_up=self._on_caught_up,
             incarnation=self.incarnation,
             clean_shutdown=clean_shutdown,
+            internal_host=ihost,
+            internal_port=int(iport),
         )
         self.ctx.controller = self.controller
         # replica fetchers' own connections (bulk data never delays Raft or heartbeats)
         self.fetch_endpoint = ClientEndpoint(
             identity_prefix=BROKER_IDENTITY_PREFIX + f"{self.broker_id}-fetch:".encode(),
             name=f"rillet-broker-{self.broker_id}-fetch",
+            curve=self.curve,
         )
         self.endpoint.start()
+        self.internal_endpoint.start()
         self.ticker.every(0.02, lambda: self._tell_controller(ControllerTick()))
         flush_s = int(self.configs["log.flush.scheduler.interval.ms"]) / 1000
         check_s = int(self.configs["log.retention.check.interval.ms"]) / 1000
         self.ticker.every(flush_s, lambda: self._tell_replicas(R.Tick(now_ms())))
         self.ticker.every(check_s, lambda: self._tell_replicas(R.Housekeep(now_ms())))
         self.ticker.every(30, self.router.expire_idle)
+        self.ticker.every(30, self.internal_router.expire_idle)
         self.ticker.every(0.2, lambda: self._tell_group_coordinator(GC.GroupTick(now_ms())))
         self._log.info(
-            "broker {} serving on {} (data dir {})",
+            "broker {} serving clients on {}, brokers on {} ({}) (data dir {})",
             self.broker_id,
             self.endpoint.address,
+            self.internal_endpoint.address,
+            "CURVE" if self.curve else "plain",
             self.data_dir,
         )
 
@@ -184,9 +236,10 @@ class BrokerNode:
     # ----------------------------------------------------------------------- replication
 
     def _address_of(self, broker_id: int) -> str | None:
+        """The inter-broker listener of ``broker_id`` (registered, else from the voters)."""
         info = self.ctx.image.brokers.get(broker_id)
-        if info is not None:
-            return f"{info.host}:{info.port}"
+        if info is not None and info.internal_address is not None:
+            return info.internal_address
         return self._voters.get(broker_id)
 
     def _send_alter(self, topic: str, partition: int, proposal, answered) -> None:
@@ -375,7 +428,9 @@ class BrokerNode:
         self._stopped = True
         self._log.info("broker {} shutting down", self.broker_id)
         self.endpoint.close()
+        self.internal_endpoint.close()
         self.router.close()
+        self.internal_router.close()
         self.controller.stop()  # no new partition actors after this
         with self._replica_lock:
             fetchers = list(self.fetchers.values())
@@ -433,7 +488,16 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--broker-id", type=int, required=True)
     parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--listen", required=True, help="HOST:PORT to bind (port 0: any free)")
+    parser.add_argument(
+        "--listen", required=True, help="client listener HOST:PORT to bind (port 0: any free)"
+    )
+    parser.add_argument(
+        "--internal-listen",
+        default=None,
+        metavar="HOST:PORT",
+        help="inter-broker listener to bind (default: the --listen host, any free port); "
+        "controller.quorum.voters names these addresses",
+    )
     parser.add_argument(
         "--config",
         action="append",
@@ -456,7 +520,13 @@ def main(argv: list[str] | None = None) -> int:
     args.data_dir.mkdir(parents=True, exist_ok=True)
     setup_logging(args.data_dir, args.broker_id)
     try:
-        node = BrokerNode(args.broker_id, args.data_dir, args.listen, configs)
+        node = BrokerNode(
+            args.broker_id,
+            args.data_dir,
+            args.listen,
+            configs,
+            internal_listen=args.internal_listen,
+        )
     except ConfigError as e:
         logger.error("bad broker config: {}", e)
         return 2
@@ -474,7 +544,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     (args.data_dir / "broker.json").write_text(
         json.dumps(
-            {"broker_id": args.broker_id, "pid": os.getpid(), "address": node.endpoint.address}
+            {
+                "broker_id": args.broker_id,
+                "pid": os.getpid(),
+                "address": node.endpoint.address,
+                "internal_address": node.internal_endpoint.address,
+            }
         )
     )
     while not stop.wait(1.0):

@@ -1,4 +1,7 @@
-"""The router: the ServerEndpoint's handler, running on the endpoint's I/O thread.
+"""The router: a ServerEndpoint's handler, running on the endpoint's I/O thread.
+
+A broker has one router per listener (client, inter-broker); the sessions a router starts
+know their listener, which is what decides whether inter-broker APIs are served.
 
 It owns no state but the peer -> ClientSession map: each inbound message is told to the
 session of its peer (started on first contact), so requests of one client are handled in
@@ -14,18 +17,19 @@ import time
 import pykka
 from loguru import logger
 
-from .session import BrokerContext, ClientSession
+from .session import BrokerContext, ClientSession, Listener
 
 
 class Router:
-    def __init__(self, ctx: BrokerContext, max_idle_ms: int) -> None:
+    def __init__(self, ctx: BrokerContext, max_idle_ms: int, listener: Listener | None = None):
         self.ctx = ctx
+        self.listener = listener or Listener("client", False, ctx.send)
         self.max_idle_s = max_idle_ms / 1000
         self._sessions: dict[bytes, pykka.ActorRef] = {}
         self._last_seen: dict[bytes, float] = {}
         self._lock = threading.Lock()
         self._closed = False
-        self._log = logger.bind(broker=ctx.broker_id, actor="router")
+        self._log = logger.bind(broker=ctx.broker_id, actor="router", listener=self.listener.name)
 
     def handle(self, peer: bytes, frames: list[bytes]) -> None:
         """Endpoint I/O thread: pass the frames on, never block."""
@@ -34,7 +38,7 @@ class Router:
                 return
             ref = self._sessions.get(peer)
             if ref is None:
-                ref = ClientSession.start(self.ctx, peer)
+                ref = ClientSession.start(self.ctx, peer, self.listener)
                 self._sessions[peer] = ref
                 self._log.debug("session started for {}", peer.hex())
             self._last_seen[peer] = time.monotonic()

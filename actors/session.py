@@ -1,4 +1,13 @@
-"""ClientSession: one actor per connected client (ZeroMQ peer identity).
+"""ClientSession: one actor per connected client (ZeroMQ peer identity) of one listener.
+
+A broker has two listeners (docs/cluster.md): the client listener and the inter-broker one.
+Inter-broker APIs (``P.is_inter_broker``: Raft, BrokerHeartbeat, MetadataFetch,
+AlterPartition, and Fetch/ListOffsets/OffsetForLeaderEpoch with a replica id) are served
+only on the inter-broker listener; on the client listener they get an ``ErrorResponse``
+CLUSTER_AUTHORIZATION_FAILED and are counted (``BrokerContext.refused_inter_broker``). An
+admin request that arrives on the inter-broker listener was forwarded by a broker and is
+never forwarded again. Which listener a request came in on is the only thing that decides
+"from a broker": nothing a client chooses (such as its ZeroMQ identity) does.
 
 It decodes the client's requests in arrival order, answers what the metadata image alone can
 answer (ApiVersions, Metadata, DescribeConfigs), hands admin requests to the Controller and
@@ -9,6 +18,7 @@ actor. A request it cannot decode gets an ``ErrorResponse``; nothing a client se
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +60,24 @@ class BrokerContext:
     controller_id: int = -1  # the active controller as this broker knows it (-1: none)
     group_coordinator: pykka.ActorRef | None = None  # actors/group_coordinator.py
     incarnation: str = ""  # this broker process (actors/node.py)
+    refused_inter_broker: int = 0  # inter-broker requests refused on the client listener
+    _count_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count_refused(self) -> int:
+        """Count one refused inter-broker request (any session thread); the new total."""
+        with self._count_lock:
+            self.refused_inter_broker += 1
+            return self.refused_inter_broker
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """One of a broker's front doors: its name, whether it is the inter-broker listener,
+    and the thread-safe ``send(peer, frames)`` of its ServerEndpoint."""
+
+    name: str
+    internal: bool
+    send: Callable[[bytes, list], None]
 
 
 API_VERSIONS = tuple(
@@ -61,11 +89,12 @@ API_VERSIONS = tuple(
 class ClientSession(DispatchedActor):
     """Handles the frames of one peer. Message: the list of frames of one request."""
 
-    def __init__(self, ctx: BrokerContext, peer: bytes) -> None:
+    def __init__(self, ctx: BrokerContext, peer: bytes, listener: Listener | None = None) -> None:
         super().__init__()
         self.ctx = ctx
         self.peer = peer
-        self._log = logger.bind(broker=ctx.broker_id, peer=peer.hex())
+        self.listener = listener or Listener("client", False, ctx.send)
+        self._log = logger.bind(broker=ctx.broker_id, peer=peer.hex(), listener=self.listener.name)
 
     def on_receive(self, frames: Any) -> None:
         try:
@@ -75,6 +104,9 @@ class ClientSession(DispatchedActor):
             self._log.warning("bad request: {}", e)
             self._send(codec.encode_error(e.code, e.message, e.correlation_id))
             return
+        if not self.listener.internal and P.is_inter_broker(request):
+            self._refuse(cid, request)
+            return
         try:
             self._dispatch(cid, request)
         except Exception as e:  # noqa: BLE001 - poison message: answer, keep the session
@@ -82,11 +114,26 @@ class ClientSession(DispatchedActor):
             self._log.exception("request {} failed", request.API)
             self._send(codec.encode_error(E.UNKNOWN_SERVER_ERROR, str(e), cid))
 
+    def _refuse(self, cid: int, request: object) -> None:
+        count = self.ctx.count_refused()
+        # every refusal counts; the log says so for the first and then every 100th
+        if count == 1 or count % 100 == 0:
+            self._log.warning(
+                "refused {} on the client listener: an inter-broker API ({} refused so far)",
+                request.API,
+                count,
+            )
+        message = (
+            f"{request.API} is an inter-broker request, served only on the inter-broker "
+            f"listener ({count} refused on this client listener)"
+        )
+        self._send(codec.encode_error(E.CLUSTER_AUTHORIZATION_FAILED, message, cid))
+
     def _send(self, frames: list) -> None:
-        self.ctx.send(self.peer, frames)
+        self.listener.send(self.peer, frames)
 
     def _responder(self, cid: int) -> Callable[[object], None]:
-        peer, send = self.peer, self.ctx.send
+        peer, send = self.peer, self.listener.send
 
         def respond(response: object) -> None:
             send(peer, codec.encode_response(response, cid))
@@ -144,8 +191,8 @@ class ClientSession(DispatchedActor):
                 | P.CreatePartitionsRequest()
                 | P.AlterConfigsRequest()
             ):
-                from_broker = self.peer.startswith(C.BROKER_IDENTITY_PREFIX)
-                self.ctx.controller.tell(C.Admin(req, respond, forwardable=not from_broker))
+                forwardable = not self.listener.internal  # forwarded once, never again
+                self.ctx.controller.tell(C.Admin(req, respond, forwardable=forwardable))
             case P.OffsetForLeaderEpochRequest():
                 self._offset_for_leader_epoch(req, respond)
             case (
@@ -154,8 +201,8 @@ class ClientSession(DispatchedActor):
                 | P.AlterPartitionReassignmentsRequest()
                 | P.InitProducerIdRequest()
             ):
-                from_broker = self.peer.startswith(C.BROKER_IDENTITY_PREFIX)
-                self.ctx.controller.tell(C.Admin(req, respond, forwardable=not from_broker))
+                forwardable = not self.listener.internal  # forwarded once, never again
+                self.ctx.controller.tell(C.Admin(req, respond, forwardable=forwardable))
             case P.RaftRequest():
                 self.ctx.controller.tell(C.RaftIn(req.message))
                 respond(P.RaftResponse())

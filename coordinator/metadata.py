@@ -6,8 +6,12 @@ rebuilds the image, which is how a broker restarts (and, with Raft, how follower
 
 Records (frozen dataclasses; ``to_dict``/``from_dict`` give a JSON-safe form for storage):
 
-* ``RegisterBroker(broker_id, host, port, rack, incarnation)``  a broker process (re)joins;
-  it starts fenced; a new incarnation fences the previous process first
+* ``RegisterBroker(broker_id, host, port, rack, incarnation, internal_host, internal_port)``
+  a broker process (re)joins; it starts fenced; a new incarnation fences the previous
+  process first. ``host:port`` is its client listener (what clients see);
+  ``internal_host:internal_port`` its inter-broker listener (Raft, heartbeats, replica
+  fetches, AlterPartition, forwarded admin requests; docs/cluster.md). Records written
+  before the inter-broker listener existed have no internal address (``""``/0).
 * ``UnfenceBroker(broker_id)`` / ``FenceBroker(broker_id)``  may / may not lead partitions
 * ``CreateTopic(name, topic_id, configs)``  configs only hold the keys set explicitly
 * ``PartitionRecord(topic, partition, replicas, isr, leader, leader_epoch)``  a new partition
@@ -89,6 +93,8 @@ class RegisterBroker:
     rack: str | None = None
     incarnation: str = ""
     clean_shutdown: bool = True
+    internal_host: str = ""
+    internal_port: int = 0
 
 
 @_rec
@@ -196,6 +202,13 @@ class BrokerInfo:
     rack: str | None = None
     fenced: bool = True
     incarnation: str = ""
+    internal_host: str = ""  # the inter-broker listener ("" when registered without one)
+    internal_port: int = 0
+
+    @property
+    def internal_address(self) -> str | None:
+        """``host:port`` of the inter-broker listener, or None if it registered none."""
+        return f"{self.internal_host}:{self.internal_port}" if self.internal_port else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,7 +267,17 @@ def apply(image: MetadataImage, record: object) -> MetadataImage:
     nxt = image.offset + 1
     match record:
         case RegisterBroker(broker_id=b, host=h, port=p, rack=r):
-            info = BrokerInfo(b, h, p, r, fenced=True, incarnation=record.incarnation)
+            ih, ip = record.internal_host, record.internal_port
+            info = BrokerInfo(
+                b,
+                h,
+                p,
+                r,
+                fenced=True,
+                incarnation=record.incarnation,
+                internal_host=ih,
+                internal_port=ip,
+            )
             return replace(image, brokers=_with(image.brokers, b, info), offset=nxt)
         case UnfenceBroker(broker_id=b) | FenceBroker(broker_id=b):
             old = image.brokers.get(b)
@@ -435,8 +458,10 @@ def register_broker(
     incarnation: str = "",
     clean_shutdown: bool = True,
     unclean_default: bool = False,
+    internal_host: str = "",
+    internal_port: int = 0,
 ) -> list[object]:
-    """Records for a broker starting up: (re)register if its address or its incarnation (its
+    """Records for a broker starting up: (re)register if an address or its incarnation (its
     process) changed, then unfence.
 
     A new incarnation while the previous one is still registered and unfenced means that
@@ -452,7 +477,12 @@ def register_broker(
     new_process = old is not None and old.incarnation != incarnation
     if new_process:
         records += fence_broker(image, broker_id, unclean_default)
-    if old is None or new_process or (old.host, old.port, old.rack) != (host, port, rack):
+    new = (host, port, rack, internal_host, internal_port)
+    if (
+        old is None
+        or new_process
+        or (old.host, old.port, old.rack, old.internal_host, old.internal_port) != new
+    ):
         records.append(
             RegisterBroker(
                 broker_id=broker_id,
@@ -461,6 +491,8 @@ def register_broker(
                 rack=rack,
                 incarnation=incarnation,
                 clean_shutdown=clean_shutdown,
+                internal_host=internal_host,
+                internal_port=internal_port,
             )
         )
     if old is None or old.fenced or records:
@@ -511,6 +543,8 @@ def image_records(image: MetadataImage) -> list[object]:
                 port=b.port,
                 rack=b.rack,
                 incarnation=b.incarnation,
+                internal_host=b.internal_host,
+                internal_port=b.internal_port,
             )
         )
         if not b.fenced:

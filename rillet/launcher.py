@@ -11,8 +11,15 @@
 The first three brokers (all of them if fewer) are the controller quorum's voters
 (``controller.quorum.voters``, combined mode); the others follow the metadata log.
 
+Each broker has two loopback ports: its client listener (``address``, what clients and
+``bootstrap_servers`` use) and its inter-broker listener (``internal_address``; the
+``controller.quorum.voters`` addresses). The inter-broker listeners use CURVE with one key
+pair per cluster, ``cluster.curve`` in ``data_dir`` (created once, mode 0600; passed to every
+broker as ``inter.broker.curve.keyfile`` unless the configs name another file).
+
 Layout of ``data_dir``: ``cluster.json`` (broker ids, their loopback ports, the voters and the
-broker configs, so a restart reuses them) and one ``broker-<id>/`` data dir per broker, holding the
+broker configs, so a restart reuses them), ``cluster.curve`` and one ``broker-<id>/`` data dir
+per broker, holding the
 broker's own files plus ``broker.pid`` and ``stderr.log`` written by the launcher. Brokers
 are detached processes (their own session), so the process that started them may exit and a
 later ``LocalCluster`` on the same dir can stop them (it finds them by pid file, checking the
@@ -24,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -35,9 +43,11 @@ from pathlib import Path
 from rillet.transport.endpoint import ClientEndpoint
 from rillet.transport.errors import TransportError
 from rillet.transport.protocol import MetadataRequest
+from rillet.transport.security import curve_available, generate_keyfile
 
 HOST = "127.0.0.1"
 CLUSTER_FILE = "cluster.json"
+KEY_FILE = "cluster.curve"
 MAX_VOTERS = 3
 
 
@@ -54,7 +64,30 @@ class BrokerStatus:
     leader_of: tuple[str, ...] = ()  # "topic-partition" it leads
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port(host: str = HOST) -> int:
+    """A port free now, chosen below the kernel's ephemeral range when there is room: ports
+    are reserved in cluster.json long before a broker binds them, and an ephemeral port
+    (any outgoing connection, e.g. a peer already reconnecting to that broker) must not
+    take it meanwhile."""
+    low, _high = _ephemeral_range()
+    if low > 11000:
+        rng = random.Random()
+        for _ in range(50):
+            port = rng.randrange(10000, low)
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    continue
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
@@ -75,9 +108,32 @@ class LocalCluster:
             if broker_id not in ports:
                 ports[broker_id] = free_port()
         self.ports: dict[int, int] = dict(sorted(ports.items()))
+        # an older cluster.json has no internal ports: allocate them now (and save)
+        internal = {int(k): v for k, v in saved.get("internal_ports", {}).items()}
+        self.internal_ports: dict[int, int] = {
+            b: internal.get(b) or free_port() for b in self.ports
+        }
         self.voters: list[int] = saved.get("voters") or list(self.ports)[:MAX_VOTERS]
         self.configs: dict[str, str] = {**saved.get("configs", {}), **(configs or {})}
+        self._ensure_keyfile()
         self._save()
+
+    def _ensure_keyfile(self) -> None:
+        """The cluster's CURVE key pair for the inter-broker listeners, made once."""
+        if "inter.broker.curve.keyfile" in self.configs or not curve_available():
+            return
+        path = self.data_dir / KEY_FILE
+        if not path.exists():
+            generate_keyfile(path)
+
+    @property
+    def keyfile(self) -> Path | None:
+        """The inter-broker CURVE key file the brokers use (None: plain inter-broker TCP)."""
+        named = self.configs.get("inter.broker.curve.keyfile")
+        if named is not None:
+            return Path(named) if named else None
+        path = self.data_dir / KEY_FILE
+        return path if path.exists() else None
 
     # --------------------------------------------------------------------------- state
 
@@ -97,6 +153,7 @@ class LocalCluster:
             json.dumps(
                 {
                     "ports": {str(k): v for k, v in self.ports.items()},
+                    "internal_ports": {str(k): v for k, v in self.internal_ports.items()},
                     "voters": self.voters,
                     "configs": self.configs,
                 },
@@ -114,12 +171,18 @@ class LocalCluster:
         return ",".join(self.address(b) for b in self.ports)
 
     def address(self, broker_id: int) -> str:
+        """The broker's client listener (its public address)."""
         return f"{HOST}:{self.ports[broker_id]}"
+
+    def internal_address(self, broker_id: int) -> str:
+        """The broker's inter-broker listener."""
+        return f"{HOST}:{self.internal_ports[broker_id]}"
 
     @property
     def quorum_voters(self) -> str:
-        """``controller.quorum.voters`` of this cluster: ``1@127.0.0.1:PORT,...``."""
-        return ",".join(f"{b}@{self.address(b)}" for b in self.voters if b in self.ports)
+        """``controller.quorum.voters`` of this cluster: ``1@127.0.0.1:PORT,...``, the
+        voters' inter-broker listeners."""
+        return ",".join(f"{b}@{self.internal_address(b)}" for b in self.voters if b in self.ports)
 
     def broker_dir(self, broker_id: int) -> Path:
         return self.data_dir / f"broker-{broker_id}"
@@ -161,8 +224,9 @@ class LocalCluster:
 
     def start_broker(self, broker_id: int) -> int:
         """Launch one broker process (detached); returns its pid. Does not wait for it."""
-        if broker_id not in self.ports:
-            self.ports[broker_id] = free_port()
+        if broker_id not in self.ports or broker_id not in self.internal_ports:
+            self.ports.setdefault(broker_id, free_port())
+            self.internal_ports.setdefault(broker_id, free_port())
             self._save()
         running = self.pid(broker_id)
         if running is not None:
@@ -179,8 +243,12 @@ class LocalCluster:
             str(directory),
             "--listen",
             self.address(broker_id),
+            "--internal-listen",
+            self.internal_address(broker_id),
         ]
         configs = {"controller.quorum.voters": self.quorum_voters, **self.configs}
+        if self.keyfile is not None:
+            configs["inter.broker.curve.keyfile"] = str(self.keyfile)
         for key, value in sorted(configs.items()):
             cmd += ["--config", f"{key}={value}"]
         with open(directory / "stderr.log", "ab") as err:

@@ -1,4 +1,4 @@
-"""ZeroMQ endpoints: the only module of rillet that imports zmq.
+"""ZeroMQ endpoints: with transport/security.py, the only modules of rillet that import zmq.
 
 Each endpoint owns its sockets on ONE background I/O thread; other threads hand it work
 through a queue and a wake-up pipe, so every public method here is thread-safe.
@@ -7,13 +7,16 @@ through a queue and a wake-up pipe, so every public method here is thread-safe.
   ZeroMQ's MAXMSGSIZE set (a peer sending a bigger frame is disconnected by ZeroMQ itself).
   Each inbound message is handed to ``handler(peer, frames)`` on the I/O thread; the handler
   must not block (it passes the frames to an actor). ``send(peer, frames)`` queues a reply.
+  With ``curve=CurveKeys`` it is a CURVE server on its own ZeroMQ context whose ZAP handler
+  admits only clients holding the same key pair (transport/security.py).
 * ``ClientEndpoint`` (client side): one DEALER socket per broker address, created on first
   use. ``request(address, msg, timeout_ms)`` encodes the request on the caller's thread and
   returns a ``concurrent.futures.Future`` completed by the I/O thread with the decoded
   response, or failed with ``RequestTimedOutError``, ``BrokerUnavailableError`` (timed out
   and not connected), ``ProtocolError`` (the broker answered with an ErrorResponse, or sent
   something malformed), ``RequestTooLargeError`` or ``EndpointClosedError``. Future callbacks
-  run on the I/O thread: keep them short and never block in them.
+  run on the I/O thread: keep them short and never block in them. With ``curve=CurveKeys``
+  every connection is a CURVE client of a server with the same key pair.
 
 Usage::
 
@@ -58,6 +61,7 @@ from .errors import (
     RequestTooLargeError,
 )
 from .protocol import ErrorResponse, ProduceRequest
+from .security import CurveKeys, ZapGuard, client_options, server_options
 
 Frames = Sequence[bytes | bytearray | memoryview]
 
@@ -116,11 +120,20 @@ class ServerEndpoint:
         *,
         max_message_bytes: int = MAX_FRAME_BYTES + MAX_HEADER_BYTES,
         name: str = "rillet-server-io",
+        curve: CurveKeys | None = None,
     ) -> None:
         self._handler = handler
-        self._ctx = zmq.Context.instance()
+        self._guard: ZapGuard | None = None
+        if curve is not None:
+            # its own context: the ZAP handler must not judge the other listener's peers
+            self._ctx = zmq.Context()
+            self._guard = ZapGuard(self._ctx, curve)
+        else:
+            self._ctx = zmq.Context.instance()
         self._socket = self._ctx.socket(zmq.ROUTER)
         self._socket.setsockopt(zmq.LINGER, 0)
+        for option, value in (server_options(curve) if curve else {}).items():
+            self._socket.setsockopt(option, value)
         self._socket.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
         self._socket.setsockopt(zmq.SNDHWM, 100_000)
         self._socket.setsockopt(zmq.RCVHWM, 10_000)
@@ -128,6 +141,7 @@ class ServerEndpoint:
             self._socket.bind(tcp_address(bind))
         except zmq.ZMQError:
             self._socket.close(0)
+            self._stop_guard()
             raise
         self.address: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self._outbox: deque[tuple[bytes, Frames]] = deque()
@@ -156,6 +170,18 @@ class ServerEndpoint:
         if not self._thread.is_alive():
             self._socket.close(0)
             self._waker.close()
+            self._stop_guard()
+
+    @property
+    def refused_handshakes(self) -> int:
+        """CURVE handshakes the ZAP handler refused (0 without CURVE)."""
+        return self._guard.refused if self._guard is not None else 0
+
+    def _stop_guard(self) -> None:
+        if self._guard is not None:
+            self._guard.stop()
+            self._guard = None
+            self._ctx.term()
 
     def _flush_outbox(self) -> None:
         sock = self._socket
@@ -235,8 +261,10 @@ class ClientEndpoint:
         reconnect_ivl_max_ms: int = 1000,
         name: str = "rillet-client-io",
         identity_prefix: bytes = b"",
+        curve: CurveKeys | None = None,
     ) -> None:
         self._ctx = zmq.Context.instance()
+        self._curve_options = client_options(curve) if curve is not None else {}
         self._identity_prefix = identity_prefix
         self._states: dict[str, bool] = {}  # address -> connected (written by the I/O thread)
         self._max_request_bytes = max_request_bytes
@@ -339,6 +367,8 @@ class ClientEndpoint:
             sock.setsockopt(zmq.IMMEDIATE, 1)
             if self._identity_prefix:
                 sock.setsockopt(zmq.IDENTITY, self._identity_prefix + os.urandom(8))
+            for option, value in self._curve_options.items():
+                sock.setsockopt(option, value)
             monitor = sock.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
             sock.connect(tcp_address(address))
             conn = _Connection(sock, monitor)

@@ -47,6 +47,7 @@ class ErrorCode(enum.IntEnum):
     NOT_ENOUGH_REPLICAS_AFTER_APPEND = 20
     INVALID_REQUIRED_ACKS = 21
     ILLEGAL_GENERATION = 22
+    CLUSTER_AUTHORIZATION_FAILED = 31  # an inter-broker API sent to the client listener
     INVALID_TIMESTAMP = 32
     UNSUPPORTED_VERSION = 35
     TOPIC_ALREADY_EXISTS = 36
@@ -902,7 +903,9 @@ GROUP_REQUESTS = (
 
 
 # --------------------------------------------------------------------- cluster (broker to broker)
-# See docs/cluster.md. Sent by brokers to each other, never by clients.
+# See docs/cluster.md. Sent by brokers to each other, never by clients: a broker serves them
+# only on its inter-broker listener (``INTER_BROKER_APIS`` below); on the client listener they
+# are refused with CLUSTER_AUTHORIZATION_FAILED (31).
 
 
 @_msg
@@ -926,7 +929,9 @@ class RaftResponse:
 class BrokerHeartbeatRequest:
     """A broker's registration and heartbeat, every ``broker.heartbeat.interval.ms``, to the
     active controller. The first one (or one with a new address) registers the broker;
-    ``metadata_offset`` is the last metadata log index the broker has applied.
+    ``metadata_offset`` is the last metadata log index the broker has applied. ``host:port``
+    is its client listener, ``internal_host:internal_port`` its inter-broker listener (the
+    address other brokers use for replica fetches, AlterPartition and forwarding).
     ``incarnation`` identifies the broker process (new at every start): the controller fences
     a previous incarnation at once when a new one heartbeats. ``clean_shutdown``: whether the
     previous process of this broker shut down cleanly."""
@@ -940,6 +945,8 @@ class BrokerHeartbeatRequest:
     metadata_offset: int = 0
     incarnation: str = ""
     clean_shutdown: bool = True
+    internal_host: str = ""
+    internal_port: int = 0
 
 
 @_msg
@@ -1199,3 +1206,23 @@ RESPONSES: dict[str, type] = {
         *REPLICATION_RESPONSES,
     )
 }
+
+
+# Requests a broker serves only on its inter-broker listener (docs/protocol.md, "Listeners").
+# Fetch, ListOffsets and OffsetForLeaderEpoch are client APIs too: they are inter-broker only
+# when they carry a replica id (``replica_id >= 0``, a follower), see ``is_inter_broker``.
+INTER_BROKER_APIS: tuple[type, ...] = (
+    RaftRequest,
+    BrokerHeartbeatRequest,
+    MetadataFetchRequest,
+    AlterPartitionRequest,
+)
+
+
+def is_inter_broker(request: object) -> bool:
+    """True for a request only brokers may send (refused on the client listener)."""
+    if isinstance(request, INTER_BROKER_APIS):
+        return True
+    if isinstance(request, FetchRequest | ListOffsetsRequest | OffsetForLeaderEpochRequest):
+        return request.replica_id >= 0  # what the partition treats as a follower
+    return False

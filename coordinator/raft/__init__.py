@@ -34,7 +34,7 @@ from .messages import (
     VoteRequest,
     VoteResponse,
 )
-from .node import HardState, RaftNode
+from .node import TERM_LIMIT, HardState, RaftNode
 from .statemachine import StateMachine
 from .wire import decode_hard_state, encode_hard_state, message_from_dict, message_to_dict
 
@@ -63,6 +63,7 @@ __all__ = [
     "Send",
     "Snapshot",
     "StateMachine",
+    "TERM_LIMIT",
     "TakeSnapshot",
     "TimeoutNow",
     "VoteRequest",

@@ -13,6 +13,15 @@ the returned effects in order (see ``effects``)::
 Protocol (docs/raft.md): Raft with pre-vote and check-quorum, push replication
 (AppendEntries), snapshots sent whole (InstallSnapshot). A new leader appends a control no-op
 entry so entries of earlier terms commit through it (Raft 5.4.2). Owned by one thread.
+
+Disruption guards (KRaft's check-quorum / leader lease, Raft thesis 4.2.3): a node that has a
+live leader (it leads, or heard its leader within one election timeout) neither grants nor
+adopts the term of a VoteRequest (pre-vote or not) or a higher-term TimeoutNow, so one voter
+cannot depose a healthy leader by asking; a leader that hears from no majority within an
+election timeout resigns. Messages from a node that is not another voter, and messages whose
+term is ``TERM_LIMIT`` or more (a term that could not be incremented again within int64), are
+refused with ``InvalidMessageError`` and change nothing; a node never starts an election to a
+term at or past the limit, so it never persists a term it could not leave.
 """
 
 from __future__ import annotations
@@ -58,6 +67,9 @@ from .state import (
 )
 
 DEFAULT_CONFIG = RaftConfig()
+# Terms travel as int64. A node at term T may need T + 1 (its next election); a term of
+# TERM_LIMIT or more is refused, so every term a node holds can still be left.
+TERM_LIMIT = (1 << 63) - 2
 # fields that hold a log index or term, per message type (validated >= 0)
 _POSITION_FIELDS = {
     VoteRequest: ("last_log_index", "last_log_term"),
@@ -311,6 +323,8 @@ class RaftNode(Replication):
             raise InvalidMessageError(m, f"sender {m.src} is not another voter")
         if not isinstance(m.term, int) or m.term < 0:
             raise InvalidMessageError(m, "negative term")
+        if m.term >= TERM_LIMIT:
+            raise InvalidMessageError(m, f"term {m.term} is at or past the limit {TERM_LIMIT}")
         for name in _POSITION_FIELDS[type(m)]:
             value = getattr(m, name)
             if not isinstance(value, int) or value < 0:
@@ -328,6 +342,9 @@ class RaftNode(Replication):
     # -- elections
     def _start_pre_vote(self, now_ms: int) -> None:
         st = self.state
+        if st.term + 1 >= TERM_LIMIT:  # unreachable by counting; never enter such a term
+            st.election_deadline_ms = self._deadline(now_ms)
+            return
         voted = self.node_id if isinstance(st, Candidate | Resigned) else st.voted_for
         pro = Prospective(st.term, voted, self._deadline(now_ms), {self.node_id})
         self._become(pro)
@@ -400,7 +417,8 @@ class RaftNode(Replication):
             granted = could_vote and log_ok and not self._lease_active(now_ms)
             self._reply_vote(m, m.term if granted else st.term, granted)
             return
-        if m.term < st.term:
+        if m.term < st.term or (m.term > st.term and self._lease_active(now_ms)):
+            # a live leader: refuse without adopting the term (check-quorum / leader lease)
             self._reply_vote(m, st.term, False)
             return
         if m.term > st.term:
@@ -443,7 +461,8 @@ class RaftNode(Replication):
     def _on_timeout_now(self, m: TimeoutNow, now_ms: int) -> None:
         st = self.state
         if m.term > st.term:
-            self._step_down(m.term, now_ms)
+            if not self._lease_active(now_ms):  # else: ignored, as a VoteRequest would be
+                self._step_down(m.term, now_ms)
         elif m.term == st.term and st.leader_id == m.src:
             self._start_pre_vote(now_ms)  # prospective for an instant: the table allows no
             if isinstance(self.state, Prospective):  # follower -> candidate shortcut

@@ -5,7 +5,11 @@ N ``RaftNode`` cores run over an in-memory network and a virtual clock. One seed
 happens when, every node's election timer), so a seed replays exactly. Faults: crashes
 (sometimes in the middle of executing a node's effects) and restarts from what the node had
 persisted (``PersistHardState`` / ``FlushLog``), message loss, duplication, reordering (random
-delays), and partitions (a node isolated then healed, random splits, one-way link cuts).
+delays), partitions (a node isolated then healed, random splits, one-way link cuts), and
+forged VoteRequests (``_forge``: from a non-voter, or in a voter's name with a term of
+TERM_LIMIT or more, or the target's term + 1; the forger cannot fake a voter's log, so in a
+voter's name it claims an empty one). A forged message the core refuses
+(``InvalidMessageError``) is dropped, as the controller actor drops it.
 After every step ``RaftChecker`` checks the safety invariants; after the fault phase every
 fault is healed and the cluster must elect a leader and commit a new proposal on every node
 within a bound (liveness).
@@ -27,10 +31,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rillet.coordinator.raft import (
+    TERM_LIMIT,
     ApplyCommitted,
     Effect,
     FlushLog,
     HardState,
+    InvalidMessageError,
     MemoryRaftLog,
     NotLeaderError,
     PersistHardState,
@@ -41,6 +47,7 @@ from rillet.coordinator.raft import (
     RestoreSnapshot,
     Send,
     TakeSnapshot,
+    VoteRequest,
 )
 
 from .checker import InvariantViolation, RaftChecker
@@ -75,6 +82,8 @@ class SimStats:
     max_term: int = 0
     snapshots_installed: int = 0
     liveness_ms: int = 0
+    forged: int = 0
+    forged_refused: int = 0
 
 
 @dataclass
@@ -113,8 +122,10 @@ class RaftSimulation:
         node_factory: NodeFactory = RaftNode,
         variant: str = "",
         mid_effect_crash: float | None = None,
+        forge_rate: float = 0.0,
     ) -> None:
         self.seed = seed
+        self.forge_rate = forge_rate  # extra forged VoteRequests per step (beyond the nemesis)
         self.steps = steps
         self.variant = variant
         self.rng = rng = random.Random(seed)
@@ -156,6 +167,8 @@ class RaftSimulation:
         extra = f" --variant {self.variant}" if self.variant else ""
         if self.mid_effect_override is not None:
             extra += f" --mid-effect-crash {self.mid_effect_override}"
+        if self.forge_rate:
+            extra += f" --forge-rate {self.forge_rate}"
         return f"python -m tests.sim.raft_sim --seed {self.seed} --steps {self.steps}{extra}"
 
     def run(self) -> SimStats:
@@ -178,6 +191,8 @@ class RaftSimulation:
                 self._nemesis()
             if rng.random() < self.faults.propose_rate:
                 self._propose_somewhere()
+            if self.forge_rate and rng.random() < self.forge_rate:
+                self._forge()
             self._step()
         self._liveness()
         self.stats.committed = self.checker.commit_index
@@ -232,6 +247,11 @@ class RaftSimulation:
                 self._send(effect.message)
             elif isinstance(effect, PersistHardState):
                 old = sn.hard
+                if effect.term >= TERM_LIMIT:
+                    raise InvariantViolation(
+                        f"node {sn.node_id} persisted term {effect.term}: it could never "
+                        f"start another election (terms are int64)"
+                    )
                 if effect.term < old.term or (
                     effect.term == old.term and old.voted_for not in (None, effect.voted_for)
                 ):
@@ -267,6 +287,8 @@ class RaftSimulation:
                 raise AssertionError(f"unknown effect {effect!r}")
 
     def _send(self, message: RaftMessage) -> None:
+        if not 0 <= message.term < 1 << 63:
+            raise InvariantViolation(f"{message} has a term the int64 wire cannot carry")
         rng = self.rng
         if rng.random() < self.loss or (message.src, message.dst) in self.blocked:
             self.stats.dropped += 1
@@ -312,6 +334,17 @@ class RaftSimulation:
                 return
             message: RaftMessage = payload
             sn = self.nodes[message.dst]
+            if kind == 2:  # forged: the core must refuse it or survive it
+                if sn.raft is None:
+                    continue
+                try:
+                    effects = sn.raft.handle(message, self.now)
+                except InvalidMessageError:
+                    self.stats.forged_refused += 1
+                    continue
+                self._execute(sn, effects)
+                self._observe(sn)
+                return
             if sn.raft is None or (message.src, message.dst) in self.blocked:
                 self.stats.dropped += 1
                 continue
@@ -353,7 +386,7 @@ class RaftSimulation:
         live = [sn for sn in self.nodes.values() if sn.raft is not None]
         dead = [sn for sn in self.nodes.values() if sn.raft is None]
         action = rng.choice(
-            ("crash", "restart", "restart", "isolate", "split", "cut", "heal", "resign")
+            ("crash", "restart", "restart", "isolate", "split", "cut", "heal", "resign", "forge")
         )
         if action == "crash" and live:
             self._crash(rng.choice(live))
@@ -382,6 +415,35 @@ class RaftSimulation:
                 if sn.raft.is_leader:
                     self._execute(sn, sn.raft.resign(self.now))
                     self._observe(sn)
+        elif action == "forge":
+            for _ in range(rng.randint(1, 5)):
+                self._forge()
+
+    def _forge(self) -> None:
+        """One forged VoteRequest to a random node, delivered soon (never lost)."""
+        rng = self.rng
+        target = self.nodes[rng.choice(self.voters)]
+        term = target.raft.term if target.raft is not None else target.hard.term
+        kind = rng.choice(("non-voter", "huge", "next"))
+        huge = rng.choice((TERM_LIMIT, TERM_LIMIT + 1, (1 << 63) - 1))
+        if kind == "non-voter":
+            src = len(self.voters) + rng.randint(1, 3)
+            last_index = last_term = rng.choice((0, 1 << 40))
+            term = rng.choice((term + 1, huge))
+        else:  # in a voter's name; it cannot fake that voter's log: it claims an empty one
+            src = rng.choice([v for v in self.voters if v != target.node_id] or [target.node_id])
+            last_index = last_term = 0
+            term = huge if kind == "huge" else term + rng.randint(1, 2)
+        message = VoteRequest(
+            src=src,
+            dst=target.node_id,
+            term=term,
+            last_log_index=last_index,
+            last_log_term=last_term,
+            pre_vote=rng.random() < 0.3,
+        )
+        self.stats.forged += 1
+        self._push(self.now + rng.randint(1, self.faults.max_delay_ms), 2, message)
 
     def _liveness(self) -> None:
         """Heal everything. Within LIVENESS_BOUND_MS a leader must emerge and commit a new
@@ -449,6 +511,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     parser.add_argument("--variant", default="", help="a deliberately broken node (see variants)")
     parser.add_argument("--mid-effect-crash", type=float, help="override the crash rate")
+    parser.add_argument("--forge-rate", type=float, default=0.0, help="forged votes per step")
     args = parser.parse_args(argv)
     factory = _variants()[args.variant] if args.variant else RaftNode
     if args.seed is not None:
@@ -467,6 +530,7 @@ def main(argv: list[str] | None = None) -> int:
                 node_factory=factory,
                 variant=args.variant,
                 mid_effect_crash=args.mid_effect_crash,
+                forge_rate=args.forge_rate,
             )
         except SimFailure as exc:
             failures += 1
@@ -482,6 +546,8 @@ def main(argv: list[str] | None = None) -> int:
             "proposals",
             "committed",
             "snapshots_installed",
+            "forged",
+            "forged_refused",
         ):
             setattr(totals, name, getattr(totals, name) + getattr(s, name))
         totals.max_term = max(totals.max_term, s.max_term)
@@ -495,6 +561,7 @@ def main(argv: list[str] | None = None) -> int:
         f"restarts={totals.restarts} partitions={totals.partitions} "
         f"proposals={totals.proposals} committed={totals.committed} "
         f"snapshots_installed={totals.snapshots_installed} max_term={totals.max_term} "
+        f"forged={totals.forged} forged_refused={totals.forged_refused} "
         f"worst_liveness_ms={totals.liveness_ms}"
     )
     return 1 if failures else 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from rillet.coordinator.raft import HardState, LogEntry, MemoryRaftLog, RaftNode
+from rillet.coordinator.raft import HardState, LogEntry, MemoryRaftLog, RaftNode, VoteRequest
 
 from .checker import InvariantViolation, RaftChecker
 from .raft_harness import Harness
@@ -39,6 +39,46 @@ def test_raft_survives_seeded_faults(chunk):
 def test_raft_long_sweep():
     for seed in range(100_000, 110_000):
         run_seed(seed, 2000)
+
+
+@pytest.mark.timeout(60)
+def test_raft_survives_forged_vote_requests():
+    """Forged VoteRequests at random times (non-voters; a voter's name with a term of 2**63-2
+    or more, or term + 1), on top of each seed's faults: invariants hold (no term past the
+    limit is ever persisted or sent) and a leader commits at the end."""
+    forged = refused = 0
+    for seed in range(120):
+        stats = run_seed(seed, 400, forge_rate=0.05)
+        forged += stats.forged
+        refused += stats.forged_refused
+    assert forged > 1000 and 0 < refused < forged
+
+
+@pytest.mark.timeout(30)
+def test_forged_term_plus_one_votes_do_not_move_a_stable_leader():
+    """The DoS by repetition: term + 1 in a voter's name every few ms, for 40 election
+    timeouts; the leader and the term stay as they were."""
+    sim = RaftSimulation(5, 0, nodes=3)
+    sim.faults = sim.faults.__class__(0.0, 0.0, 5, 0.0, 0.0, 0.0)
+    sim.loss = sim.duplicate = sim.mid_effect_crash = 0.0
+    while not any(sn.raft.is_leader for sn in sim.nodes.values()):
+        sim._step()
+    for _ in range(200):
+        sim._step()
+    leader = next(sn for sn in sim.nodes.values() if sn.raft.is_leader)
+    term = leader.raft.term
+    start = sim.now
+    while sim.now < start + 40 * 150:
+        for sn in sim.nodes.values():
+            src = next(v for v in sim.voters if v != sn.node_id)
+            forged = VoteRequest(
+                src=src, dst=sn.node_id, term=sn.raft.term + 1, last_log_index=0, last_log_term=0
+            )
+            sim._push(sim.now + 1, 2, forged)
+        for _ in range(10):
+            sim._step()
+    assert leader.raft.is_leader and leader.raft.term == term
+    assert max(sn.raft.term for sn in sim.nodes.values()) == term
 
 
 @pytest.mark.timeout(60)

@@ -75,6 +75,7 @@ def test_vote_refused_to_a_less_up_to_date_log():
     h.elect(1)
     h.propose(1, b"a=1")
     h.deliver_all()
+    h.advance(h.config.election_timeout_ms)  # node 2's leader lease has run out
     effects = h.deliver(VoteRequest(src=3, dst=2, term=9, last_log_index=1, last_log_term=1))
     (reply,) = sends(effects)
     assert not reply.granted and reply.term == 9 and h.nodes[2].term == 9
