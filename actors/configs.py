@@ -81,6 +81,7 @@ BROKER_DEFAULTS: dict[str, str] = {
     "replica.lag.time.max.ms": "30000",
     "replica.fetch.wait.max.ms": "500",
     "replica.fetch.max.bytes": "1048576",
+    "replica.high.watermark.checkpoint.interval.ms": "5000",
     "auto.leader.rebalance.enable": "true",
     "leader.imbalance.check.interval.seconds": "300",
     # consumer groups (actors/group_coordinator.py, docs/consumer-groups.md)

@@ -41,6 +41,7 @@ from pathlib import Path
 import pykka
 from loguru import logger
 from rillet.coordinator.metadata import MetadataImage
+from rillet.logstore.fs import FileSystem
 from rillet.transport import protocol as P
 from rillet.transport.endpoint import ClientEndpoint, ServerEndpoint
 from rillet.transport.security import CurveKeys, KeyFileError, load_keyfile
@@ -58,6 +59,7 @@ from .ticker import Ticker, now_ms
 
 _PARTITION_DIR = re.compile(r"^(?P<topic>[a-zA-Z0-9._-]+)-(?P<partition>\d+)$")
 CLEAN_SHUTDOWN_FILE = ".clean-shutdown"  # written last by a clean stop, removed at start
+HW_CHECKPOINT_FILE = "replication-offset-checkpoint"  # every hosted partition's HW (Kafka's)
 
 
 class BrokerNode:
@@ -97,6 +99,12 @@ class BrokerNode:
         # as leader and in-sync, and acting on it would let a log that recovery cut short lead.
         self.incarnation = uuid.uuid4().hex
         self._registered = False
+        # high watermarks of hosted partitions, written to ONE checkpoint file every
+        # replica.high.watermark.checkpoint.interval.ms (replicas update it, any thread)
+        self._hw_table: dict[tuple[str, int], int] = {}
+        self._hw_written: dict[tuple[str, int], int] = {}
+        self._hw_stop = threading.Event()
+        self._fs = FileSystem()
 
     # ------------------------------------------------------------------------------ start
 
@@ -108,6 +116,7 @@ class BrokerNode:
         marker = self.data_dir / CLEAN_SHUTDOWN_FILE
         clean_shutdown = marker.exists() or not any(p.is_dir() for p in self.data_dir.iterdir())
         marker.unlink(missing_ok=True)
+        self._load_high_watermarks()
         self.ticker = Ticker()
         max_bytes = int(self.configs["socket.request.max.bytes"])
         self.endpoint = ServerEndpoint(
@@ -184,7 +193,11 @@ class BrokerNode:
         self.ticker.every(0.02, lambda: self._tell_controller(ControllerTick()))
         flush_s = int(self.configs["log.flush.scheduler.interval.ms"]) / 1000
         check_s = int(self.configs["log.retention.check.interval.ms"]) / 1000
-        self.ticker.every(flush_s, lambda: self._tell_replicas(R.Tick(now_ms())))
+        self._flush_tick_ms = max(1, int(flush_s * 1000))
+        hw_interval = int(self.configs["replica.high.watermark.checkpoint.interval.ms"]) / 1000
+        threading.Thread(
+            target=self._checkpoint_loop, args=(hw_interval,), name="rillet-hw-ckpt", daemon=True
+        ).start()
         self.ticker.every(check_s, lambda: self._tell_replicas(R.Housekeep(now_ms())))
         self.ticker.every(30, self.router.expire_idle)
         self.ticker.every(30, self.internal_router.expire_idle)
@@ -397,10 +410,49 @@ class BrokerNode:
                         topic.topic_id,
                         info=info,
                         send_alter=self._send_alter,
+                        schedule=self.ticker.call_later,
+                        hw_sink=self._hw_table,
+                        initial_high_watermark=self._hw_table.get((name, p)),
+                        tick_ms=self._flush_tick_ms,
                         **extra,
                     )
             self._update_fetchers(new)
         self._tell_group_coordinator(GC.ImageChanged(new))
+
+    # ------------------------------------------------------- high watermark checkpoint
+
+    def _load_high_watermarks(self) -> None:
+        value = self._fs.read_checkpoint(self.data_dir / HW_CHECKPOINT_FILE)
+        if not isinstance(value, list):
+            return
+        for entry in value:
+            if isinstance(entry, list) and len(entry) == 3:
+                topic, partition, hw = entry
+                if isinstance(topic, str) and isinstance(partition, int) and isinstance(hw, int):
+                    self._hw_table[(topic, partition)] = hw
+        self._hw_written = dict(self._hw_table)
+
+    def _write_high_watermarks(self) -> None:
+        with self._replica_lock:
+            hosted = set(self.ctx.replicas) if self._registered else None
+        table = dict(self._hw_table)
+        if hosted is not None:  # forget partitions that left this broker
+            for key in [k for k in table if k not in hosted]:
+                if not self._stopped:
+                    table.pop(key)
+                    self._hw_table.pop(key, None)
+        if table == self._hw_written:
+            return
+        try:
+            entries = [[t, p, hw] for (t, p), hw in sorted(table.items())]
+            self._fs.write_checkpoint(self.data_dir / HW_CHECKPOINT_FILE, entries)
+            self._hw_written = table
+        except OSError as e:
+            self._log.error("high watermark checkpoint failed: {}", e)
+
+    def _checkpoint_loop(self, interval_s: float) -> None:
+        while not self._hw_stop.wait(interval_s):
+            self._write_high_watermarks()
 
     def _cleanup_deleted(self) -> None:
         """Remove partition dirs a deletion renamed but did not finish removing."""
@@ -444,15 +496,23 @@ class BrokerNode:
         with self._replica_lock:
             refs = list(self.ctx.replicas.values())
             self.ctx.replicas.clear()
-        for ref in refs:
-            ref.stop(block=False)
+        # the futures complete after on_stop (flush, clean-shutdown marker): the pool threads
+        # are daemons, so the process must not exit before
+        stopping = []
         for ref in refs:
             try:
-                ref.actor_stopped.wait(30)
+                stopping.append(ref.stop(block=False))
+            except pykka.ActorDeadError:
+                pass
+        for future in stopping:
+            try:
+                future.get(timeout=30)
             except Exception:  # noqa: BLE001
                 pass
         self.ticker.stop()
         pykka.ActorRegistry.stop_all(block=True, timeout=10)
+        self._hw_stop.set()
+        self._write_high_watermarks()
         (self.data_dir / CLEAN_SHUTDOWN_FILE).touch()
         self._log.info("broker {} stopped cleanly", self.broker_id)
         if self._lock_file is not None:

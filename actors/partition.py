@@ -98,6 +98,10 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DispatchedActor):
         min_insync_replicas: int = 1,
         replica_lag_time_max_ms: int = 30_000,
         send_alter: Callable[[str, int, RC.AlterIsr, Callable[[str], None]], None] | None = None,
+        schedule: Callable[[float, Callable[[], None]], object] | None = None,
+        hw_sink: dict | None = None,
+        initial_high_watermark: int | None = None,
+        tick_ms: int = 200,
     ) -> None:
         super().__init__()
         self.topic = topic
@@ -124,6 +128,19 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DispatchedActor):
         self._ack_seq = 0
         self._hw_saved = -1
         self._snapshot_at = 0
+        self._snapshot_offset = -1
+        # The broker's timer service (Ticker.call_later): this replica asks to be woken only
+        # when something is due (a flush, a waiter's deadline, an ISR check, a snapshot);
+        # None = woken by Tick messages from outside (tests).
+        self._schedule = schedule
+        self._wake = None
+        self._wake_at: int | None = None
+        self._tick_ms = tick_ms
+        self._next_isr_check = 0
+        # The broker-wide high watermark table (node.py writes it to one checkpoint file
+        # every replica.high.watermark.checkpoint.interval.ms); None = a file per partition.
+        self._hw_sink = hw_sink
+        self._initial_hw = initial_high_watermark
 
     # -------------------------------------------------------------------------- lifecycle
 
@@ -149,7 +166,9 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DispatchedActor):
             self._log.error("cannot open log {}: {}", self.directory, e)
             return
         log = self.log
-        saved = log.fs.read_checkpoint(self.directory / HW_FILE)
+        saved = self._initial_hw
+        if saved is None:  # no broker-wide checkpoint entry (yet): the per-partition file
+            saved = log.fs.read_checkpoint(self.directory / HW_FILE)
         self.high_watermark = min(saved if isinstance(saved, int) else 0, log.log_end_offset)
         self.high_watermark = max(self.high_watermark, log.log_start_offset)
         self._hw_saved = self.high_watermark
@@ -170,6 +189,8 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DispatchedActor):
         )
 
     def on_stop(self) -> None:
+        if self._wake is not None:
+            self._wake.cancel()
         self._release_unacked()
         if self.leader is not None:
             self._carry_out(
@@ -299,6 +320,10 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DispatchedActor):
     def _save_high_watermark(self) -> None:
         if self.log is None or self.high_watermark == self._hw_saved:
             return
+        if self._hw_sink is not None:
+            self._hw_sink[(self.topic, self.partition)] = self.high_watermark
+            self._hw_saved = self.high_watermark
+            return
         try:
             self.log.fs.write_checkpoint(self.directory / HW_FILE, self.high_watermark)
             self._hw_saved = self.high_watermark
@@ -328,14 +353,18 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DispatchedActor):
         log = self.log
         if log is None or self.pstate.map_end_offset != log.log_end_offset:
             return
-        files = self._snapshot_files()
         offset = self.pstate.map_end_offset
-        if offset in files or not self.pstate.producers:
+        if offset == self._snapshot_offset or not self.pstate.producers:
+            return  # nothing new: no directory scan
+        files = self._snapshot_files()
+        if offset in files:
+            self._snapshot_offset = offset
             return
         try:
             log.fs.write_atomic(
                 self.directory / f"{offset:020d}{SNAPSHOT_SUFFIX}", self.pstate.snapshot()
             )
+            self._snapshot_offset = offset
             for old in sorted(files)[: -SNAPSHOTS_KEPT + 1 or None]:
                 files[old].unlink(missing_ok=True)
         except Exception as e:  # noqa: BLE001
@@ -400,7 +429,47 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DispatchedActor):
             self._answer_error(message, error_code_for(e))
         if self._unacked and self.actor_inbox.empty():
             self._group_commit()
+        if self._schedule is not None:
+            self._save_high_watermark()
+            self._arm()
         return result
+
+    # ----------------------------------------------------------------------------- timers
+
+    def _next_due(self, now: int) -> int | None:
+        """When this replica next has timed work, or None (an idle replica sleeps)."""
+        due: list[int] = [w.deadline_ms for w in self._waiters]
+        leader, log = self.leader, self.log
+        if leader is not None:
+            if len(leader.purgatory) or leader.pending is not None:
+                due.append(now + self._tick_ms)  # produce timeouts, AlterPartition re-sends
+            elif len(leader.replicas) > 1:
+                due.append(self._next_isr_check)  # Kafka: every replica.lag.time.max.ms / 2
+        if log is not None:
+            flush = log.next_flush_due_ms()
+            if flush is not None:
+                due.append(flush)
+            if self.pstate.producers and self.pstate.map_end_offset != self._snapshot_offset:
+                due.append(self._snapshot_at + SNAPSHOT_INTERVAL_MS)
+        return min(due) if due else None
+
+    def _arm(self) -> None:
+        now = now_ms()
+        due = self._next_due(now)
+        if due is None or (self._wake_at is not None and self._wake_at <= due):
+            return
+        if self._wake is not None:
+            self._wake.cancel()
+        self._wake_at = due
+        ref = self.actor_ref
+
+        def wake() -> None:
+            try:
+                ref.tell(Tick(now_ms()))
+            except pykka.ActorDeadError:
+                pass
+
+        self._wake = self._schedule(max(0, due - now) / 1000, wake)
 
     def _answer_error(self, message: object, code: int) -> None:
         try:
@@ -450,6 +519,9 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DispatchedActor):
     # ------------------------------------------------------------------------ housekeeping
 
     def _tick(self, now: int) -> None:
+        self._wake = self._wake_at = None
+        if self.leader is not None and now >= self._next_isr_check:
+            self._next_isr_check = now + max(1, self.lag_ms // 2)
         if self._waiters:
             self._waiters = [w for w in self._waiters if w.deadline_ms > now]
         if self.leader is not None:

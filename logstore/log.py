@@ -492,6 +492,18 @@ class PartitionLog:
     def unflushed(self) -> bool:
         return self._first_unflushed_ms is not None
 
+    def next_flush_due_ms(self) -> int | None:
+        """When ``maybe_flush`` next has work to do (ms), or None: the owner's timer need not
+        wake for the log until something is appended."""
+        due = None
+        first = self._first_unflushed_ms
+        if first is not None and self.config.flush_mode == "interval":
+            due = first + self.config.flush_ms
+        if self._recovery_point != self._checkpointed_recovery_point:
+            at = self._last_checkpoint_ms + CHECKPOINT_INTERVAL_MS
+            due = at if due is None else min(due, at)
+        return due
+
     def _write_recovery_point(self) -> None:
         self.fs.write_checkpoint(self.directory / RECOVERY_POINT_FILE, self._recovery_point)
         self._checkpointed_recovery_point = self._recovery_point

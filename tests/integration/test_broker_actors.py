@@ -157,3 +157,56 @@ def test_several_batches_in_one_append_are_all_or_nothing(replica) -> None:
     assert refused.error_code == E.CORRUPT_MESSAGE
     assert _append(replica, batch([b"e"])).base_offset == 3  # nothing of the refused request
     assert _read_values(replica) == [b"a", b"b", b"c", b"e"]
+
+
+class FakeTimers:
+    """The replica's ``schedule``: records each wake-up asked for (delay, callback)."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[float, object]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, delay_s: float, fn):
+        with self.lock:
+            self.asked.append((delay_s, fn))
+        return self
+
+    def cancel(self) -> None:
+        pass
+
+    def fire_all(self) -> int:
+        with self.lock:
+            due, self.asked = self.asked, []
+        for _, fn in due:
+            fn()
+        return len(due)
+
+
+def test_a_replica_asks_for_a_wake_up_only_when_something_is_due(tmp_path) -> None:
+    """The timer service: no tick per replica; an idle replica asks for nothing."""
+    timers, table = FakeTimers(), {}
+    ref = R.PartitionReplica.start(
+        "t", 0, tmp_path / "t-0", LogConfig(flush_ms=300), 0, 1, "id",
+        schedule=timers, hw_sink=table,
+    )
+    try:
+        assert _append(ref, batch([b"a"])).error_code == E.NONE
+        # the append is unflushed: one wake-up, at the flush interval
+        deadline = time.monotonic() + 5
+        while not timers.asked:
+            assert time.monotonic() < deadline, "no wake-up asked for"
+            time.sleep(0.01)
+        assert 0 < timers.asked[0][0] <= 0.3
+        assert table[("t", 0)] == 1  # the high watermark went to the broker-wide table
+        # once the flush is done, the only wake-up left is the recovery-point checkpoint
+        # (once a minute, as Kafka's log.flush.offset.checkpoint.interval.ms), then none
+        for _ in range(20):
+            time.sleep(0.35)  # (not synchronisation: lets the flush interval pass)
+            with timers.lock:
+                if all(delay > 30 for delay, _ in timers.asked):
+                    break
+            timers.fire_all()
+        ref.ask(R.ListOffset(P.LATEST_TIMESTAMP, lambda _r: None))  # a round trip
+        assert len(timers.asked) == 1 and timers.asked[0][0] > 30  # no short wake-ups
+    finally:
+        pykka.ActorRegistry.stop_all(block=True, timeout=5)
