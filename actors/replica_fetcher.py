@@ -7,7 +7,8 @@ A round: partitions that need it ask the leader where their latest epoch ends
 walk-back is not done); then one Fetch with ``replica_id`` = this broker for all the others,
 each at its log end offset, long-polling ``replica.fetch.wait.max.ms``; fetched batches go to
 the partition actor (``FollowerAppend``), whose answer (the new log end offset) is the next
-fetch offset, so a busy follower asks its partition actor once per round. Stale answers
+fetch offset, so a busy follower asks its partition actor once per round; all partitions of a
+response are handed over at once and their answers collected after (one pass). Stale answers
 (FENCED_LEADER_EPOCH, NOT_LEADER_OR_FOLLOWER, ...) pause the partition until the metadata moves it (the node calls
 ``set_partitions`` on every image change). The partition actors are asked (blocking) from
 this thread, never the other way round.
@@ -153,8 +154,15 @@ class ReplicaFetcher:
 
     def _truncate(self, address: str, states: dict[Key, _State]) -> None:
         asks: dict[Key, int] = {}
-        for key, state in states.items():
-            status = self._ask(key, R.FollowerState(state.leader_epoch))
+        pending = [
+            (key, state, self._tell_ask(key, R.FollowerState(state.leader_epoch)))
+            for key, state in states.items()
+        ]
+        for key, state, future in pending:
+            try:
+                status = None if future is None else future.get(timeout=ASK_TIMEOUT_S)
+            except pykka.ActorDeadError:
+                status = None
             if status is None:
                 self._pause(state)
                 continue
@@ -250,31 +258,52 @@ class ReplicaFetcher:
             return False
         if not isinstance(resp, P.FetchResponse):
             return False
+        # One pass: every partition's data goes to its actor at once (the actors append in
+        # parallel on the I/O lane), then the answers are collected.
+        appends: list[tuple[Key, _State, object]] = []
         for t in resp.topics:
             for r in t.partitions:
                 key = (t.name, r.partition)
                 state = states.get(key)
                 if state is None:
                     continue
-                self._handle(key, state, offsets[key], r)
+                state.fetch_offset = -1
+                if r.error_code == E.NONE:
+                    message = R.FollowerAppend(state.leader_epoch, r.records, r.high_watermark)
+                    appends.append((key, state, self._tell_ask(key, message)))
+                else:
+                    self._handle_error(key, state, offsets[key], r)
+        for key, state, future in appends:
+            self._appended(key, state, future)
         return True
 
-    def _handle(self, key: Key, state: _State, offset: int, r: P.FetchPartitionResponse) -> None:
-        state.fetch_offset = -1
-        if r.error_code == E.NONE:
-            try:
-                leo = self._ask(
-                    key, R.FollowerAppend(state.leader_epoch, r.records, r.high_watermark)
-                )
-            except Exception as e:  # noqa: BLE001 - e.g. unexpected offset: truncate again
-                self._log.warning("{}: append of fetched data failed ({}); truncating", key, e)
-                state.truncating = True
-                return
-            if leo is None:
-                self._pause(state)
-            else:
-                state.fetch_offset = leo
+    def _tell_ask(self, key: Key, message: object):
+        """An ask without waiting: the future of the answer, or None (no such actor)."""
+        ref = self._replica(key)
+        if ref is None:
+            return None
+        try:
+            return ref.ask(message, block=False)
+        except pykka.ActorDeadError:
+            return None
+
+    def _appended(self, key: Key, state: _State, future) -> None:
+        try:
+            leo = None if future is None else future.get(timeout=ASK_TIMEOUT_S)
+        except pykka.ActorDeadError:
+            leo = None
+        except Exception as e:  # noqa: BLE001 - e.g. unexpected offset: truncate again
+            self._log.warning("{}: append of fetched data failed ({}); truncating", key, e)
+            state.truncating = True
             return
+        if leo is None:
+            self._pause(state)
+        else:
+            state.fetch_offset = leo
+
+    def _handle_error(
+        self, key: Key, state: _State, offset: int, r: P.FetchPartitionResponse
+    ) -> None:
         if r.error_code == E.OFFSET_OUT_OF_RANGE:
             if r.log_start_offset > offset:
                 self._log.info(
