@@ -1,0 +1,137 @@
+"""Scale: a 3-broker cluster (RF=3) with many partitions, measured per broker.
+
+For each partition count P: a fresh 3-broker cluster, a topic "spread" with P partitions and a
+topic "three" with 3 partitions (both RF=3, min.insync.replicas=2). Reported: time to create
+and settle (every partition has a leader and a full ISR, as seen by Metadata), then per
+broker threads, RSS and open files (from /proc), idle CPU over a quiet window, ISR shrinks
+while idle (full ISRs before vs after), then ``rillet perf produce`` of N keyed records to
+"spread" (keys cover every partition) next to the same to "three", with acks=1 and acks=all,
+in the same run: the ratio spread/three is the figure. The load average is printed.
+
+    .venv/bin/python bench/scale_bench.py --partitions 300,1000,3000 --records 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rillet.launcher import LocalCluster
+from rillet.transport.endpoint import ClientEndpoint
+from rillet.transport.protocol import MetadataRequest
+
+RILLET = [sys.executable, "-m", "rillet.cli.main"]
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_stats(pid: int) -> dict:
+    status = Path(f"/proc/{pid}/status").read_text()
+    threads = int(re.search(r"Threads:\s+(\d+)", status)[1])
+    rss_kb = int(re.search(r"VmRSS:\s+(\d+)", status)[1])
+    files = len(os.listdir(f"/proc/{pid}/fd"))
+    return {"threads": threads, "rss_mb": rss_kb / 1024, "open_files": files}
+
+
+def cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def full_isrs(cluster: LocalCluster, topic: str, replicas: int = 3) -> tuple[int, int]:
+    """(partitions with a leader and a full ISR, partitions) as broker 1 sees them."""
+    with ClientEndpoint() as endpoint:
+        try:
+            meta = endpoint.request(
+                cluster.address(1), MetadataRequest(topics=(topic,)), 10_000
+            ).result(15)
+        except Exception:  # noqa: BLE001 - busy: count as not settled
+            return 0, -1
+    if not meta.topics or not meta.topics[0].partitions:
+        return 0, -1
+    parts = meta.topics[0].partitions
+    good = sum(1 for p in parts if p.leader >= 0 and len(p.isr) == replicas)
+    return good, len(parts)
+
+
+def perf(env: dict, topic: str, records: int, acks: str, keys: int) -> float:
+    out = subprocess.run(
+        [*RILLET, "perf", "produce", "--topic", topic, "--num-records", str(records),
+         "--record-size", "100", "--key-count", str(keys), "--producer-props", f"acks={acks}"],
+        env=env, capture_output=True, text=True, timeout=900,
+    )
+    m = re.findall(r"([\d.]+) records/sec", out.stdout)
+    if out.returncode != 0 or not m:
+        raise RuntimeError(f"perf produce failed:\n{out.stdout}\n{out.stderr}")
+    return float(m[-1])
+
+
+def run(partitions: int, records: int, idle_s: float) -> dict:
+    with tempfile.TemporaryDirectory(prefix="rillet-scale-") as tmp:
+        cluster = LocalCluster(Path(tmp), brokers=3)
+        cluster.start(timeout_s=60)
+        try:
+            env = {**os.environ, "RILLET_BROKERS": cluster.bootstrap_servers,
+                   "RILLET_CONFIG_DIR": tmp}
+            t0 = time.monotonic()
+            for topic, count in (("spread", partitions), ("three", 3)):
+                subprocess.run(
+                    [*RILLET, "topic", "create", topic, "-p", str(count), "-r", "3",
+                     "--config", "min.insync.replicas=2"],
+                    env=env, check=True, capture_output=True, timeout=600,
+                )
+            while True:
+                good, total = full_isrs(cluster, "spread")
+                if good == total == partitions:
+                    break
+                if time.monotonic() - t0 > 900:
+                    raise RuntimeError(f"not settled after 900 s: {good}/{partitions}")
+                time.sleep(0.5)
+            settle_s = time.monotonic() - t0
+            time.sleep(5)  # let creation's tail (checkpoints, first fetches) pass
+            pids = {b: cluster.pid(b) for b in cluster.broker_ids}
+            before = {b: cpu_s(pid) for b, pid in pids.items()}
+            isr_before = full_isrs(cluster, "spread")[0]
+            time.sleep(idle_s)
+            idle = {b: 100 * (cpu_s(pid) - before[b]) / idle_s for b, pid in pids.items()}
+            isr_after = full_isrs(cluster, "spread")[0]
+            stats = {b: proc_stats(pid) for b, pid in pids.items()}
+            result = {
+                "partitions": partitions,
+                "settle_s": round(settle_s, 1),
+                "per_broker": {b: {**stats[b], "idle_cpu_pct": round(idle[b], 2)} for b in pids},
+                "isr_full_before_after_idle": [isr_before, isr_after],
+            }
+            for acks in ("1", "all"):
+                spread = perf(env, "spread", records, acks, max(partitions * 4, 1000))
+                three = perf(env, "three", records, acks, 1000)
+                result[f"acks={acks}"] = {
+                    "spread_rec_s": spread, "three_rec_s": three, "ratio": spread / three
+                }
+            return result
+        finally:
+            cluster.stop()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--partitions", default="300,1000,3000")
+    ap.add_argument("--records", type=int, default=200_000)
+    ap.add_argument("--idle-s", type=float, default=10.0)
+    args = ap.parse_args()
+    for p in (int(x) for x in args.partitions.split(",")):
+        load = os.getloadavg()[0]
+        r = run(p, args.records, args.idle_s)
+        r["load_average_before"] = round(load, 2)
+        print(json.dumps(r), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
