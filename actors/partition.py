@@ -438,7 +438,9 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DispatchedActor):
 
     def _next_due(self, now: int) -> int | None:
         """When this replica next has timed work, or None (an idle replica sleeps)."""
-        due: list[int] = [w.deadline_ms for w in self._waiters]
+        # A parked fetch needs no wake-up: the session answers it at its own deadline, and
+        # an expired waiter is dropped at the next park (partition_fetch.py).
+        due: list[int] = []
         leader, log = self.leader, self.log
         if leader is not None:
             if len(leader.purgatory) or leader.pending is not None:

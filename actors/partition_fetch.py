@@ -76,6 +76,9 @@ class FetchSide:
         response = self._fetch_response(msg.fetch_offset, msg.max_bytes, follower)
         msg.reply(response)
         if msg.on_data is not None and response.error_code == E.NONE and not response.records:
+            if self._waiters:  # drop expired ones (their sessions answered at the deadline)
+                now = now_ms()
+                self._waiters = [w for w in self._waiters if w.deadline_ms > now]
             self._waiters.append(
                 _Waiter(msg.fetch_offset, msg.max_bytes, msg.on_data, msg.deadline_ms, follower)
             )
