@@ -47,6 +47,7 @@ class _State:
     truncating: bool = True
     paused_until_ms: int = 0
     fetch_offset: int = -1  # the log end offset the last append returned (-1: ask)
+    high_watermark: int = -1  # the leader's, as last handed to the partition actor
 
 
 class ReplicaFetcher:
@@ -133,6 +134,7 @@ class ReplicaFetcher:
 
     def _pause(self, state: _State) -> None:
         state.fetch_offset = -1
+        state.high_watermark = -1
         state.paused_until_ms = now_ms() + self._backoff_ms * 5
 
     def _round(self) -> bool:
@@ -268,7 +270,16 @@ class ReplicaFetcher:
                 if state is None:
                     continue
                 state.fetch_offset = -1
+                if (
+                    r.error_code == E.NONE
+                    and not r.records
+                    and r.high_watermark == state.high_watermark
+                ):
+                    # nothing new for an idle partition: no message to its actor
+                    state.fetch_offset = offsets[key]
+                    continue
                 if r.error_code == E.NONE:
+                    state.high_watermark = r.high_watermark
                     message = R.FollowerAppend(state.leader_epoch, r.records, r.high_watermark)
                     appends.append((key, state, self._tell_ask(key, message)))
                 else:
@@ -295,6 +306,7 @@ class ReplicaFetcher:
         except Exception as e:  # noqa: BLE001 - e.g. unexpected offset: truncate again
             self._log.warning("{}: append of fetched data failed ({}); truncating", key, e)
             state.truncating = True
+            state.high_watermark = -1
             return
         if leo is None:
             self._pause(state)
