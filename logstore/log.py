@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from . import batch as B
+from . import verify as V
 from .config import LogConfig
 from .epochs import LeaderEpochCache
-from . import verify as V
 from .errors import (
     CorruptBatchError,
     DamagedLogError,
