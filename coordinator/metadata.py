@@ -155,6 +155,10 @@ RECORD_TYPES: dict[str, type] = {
 }
 
 
+# Fields added to a record type after records of it were written (they have defaults).
+_ADDED_FIELDS = frozenset({"damaged"})
+
+
 def to_dict(record: object) -> dict:
     """A JSON-safe dict with a ``type`` key."""
     return {"type": type(record).__name__, **asdict(record)}
@@ -167,6 +171,8 @@ def from_dict(data: Mapping) -> object:
         raise ValueError(f"unknown metadata record type {data.get('type')!r}")
     kwargs = {}
     for f in fields(cls):
+        if f.name not in data and f.name in _ADDED_FIELDS:
+            continue  # a record written before the field existed: its default
         v = data[f.name]
         if isinstance(v, list):
             v = tuple(tuple(x) if isinstance(x, list) else x for x in v)
@@ -196,6 +202,7 @@ class PartitionInfo:
     partition_epoch: int = 0
     adding_replicas: tuple[int, ...] = ()
     removing_replicas: tuple[int, ...] = ()
+    damaged: tuple[int, ...] = ()  # replicas that reported a corrupt batch (election.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +298,7 @@ def apply(image: MetadataImage, record: object) -> MetadataImage:
                 record.partition_epoch,
                 tuple(record.adding_replicas),
                 tuple(record.removing_replicas),
+                tuple(record.damaged),
             )
             topic = replace(topic, partitions=_with(topic.partitions, record.partition, info))
             return replace(image, topics=_with(image.topics, topic.name, topic), offset=nxt)
@@ -480,7 +488,7 @@ def image_records(image: MetadataImage) -> list[object]:
                     leader_epoch=p.leader_epoch,
                 )
             )
-            if p.partition_epoch or p.adding_replicas or p.removing_replicas:
+            if p.partition_epoch or p.adding_replicas or p.removing_replicas or p.damaged:
                 out.append(
                     PartitionChangeRecord(
                         topic=t.name,
@@ -492,6 +500,7 @@ def image_records(image: MetadataImage) -> list[object]:
                         partition_epoch=p.partition_epoch,
                         adding_replicas=p.adding_replicas,
                         removing_replicas=p.removing_replicas,
+                        damaged=p.damaged,
                     )
                 )
     return out
