@@ -45,11 +45,13 @@ from rillet.logstore.config import LogConfig
 from rillet.logstore.log import PartitionLog
 from rillet.transport import protocol as P
 
+from .partition_damage import DamageSide
 from .partition_fetch import FetchSide
 from .partition_follower import FollowerSide
 from .partition_messages import (  # noqa: F401 - re-exported: callers use partition.X
     AlterPartitionAnswer,
     Append,
+    DamageAnswer,
     Delete,
     EpochEndOffset,
     FollowerAppend,
@@ -62,6 +64,7 @@ from .partition_messages import (  # noqa: F401 - re-exported: callers use parti
     PartitionChanged,
     Read,
     Reconfigure,
+    Scrub,
     Tick,
     _Waiter,
     code_of,
@@ -78,7 +81,7 @@ SNAPSHOT_INTERVAL_MS = 30_000
 SNAPSHOTS_KEPT = 3
 
 
-class PartitionReplica(ProduceSide, FetchSide, FollowerSide, pykka.ThreadingActor):
+class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, pykka.ThreadingActor):
     """Owns ``directory``'s log for ``topic``-``partition``. See the module docstring."""
 
     def __init__(
@@ -95,6 +98,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, pykka.ThreadingActo
         min_insync_replicas: int = 1,
         replica_lag_time_max_ms: int = 30_000,
         send_alter: Callable[[str, int, RC.AlterIsr, Callable[[str], None]], None] | None = None,
+        send_damage: Callable[[str, int, int, int, Callable[[str], None]], None] | None = None,
     ) -> None:
         super().__init__()
         self.topic = topic
@@ -121,6 +125,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, pykka.ThreadingActo
         self._ack_seq = 0
         self._hw_saved = -1
         self._snapshot_at = 0
+        self._init_damage(send_damage)  # partition_damage.py
 
     # -------------------------------------------------------------------------- lifecycle
 
@@ -165,6 +170,8 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, pykka.ThreadingActo
             log.log_end_offset,
             self.high_watermark,
         )
+        self._recovery_damage = log.recovery.damage if log.recovery is not None else None
+        self._check_damage()  # recovery may have found some
 
     def on_stop(self) -> None:
         self._release_unacked()
@@ -368,6 +375,11 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, pykka.ThreadingActo
                 case PartitionChanged(info=info, min_insync_replicas=m):
                     self.info, self.min_insync_replicas = info, m
                     self._apply_role(now_ms())
+                    self._heal()
+                case Scrub():
+                    self._scrub(message)
+                case DamageAnswer():
+                    self._damage_answer(message)
                 case EpochEndOffset():
                     self._epoch_end_offset(message)
                 case AlterPartitionAnswer(proposal=proposal, error=error):
@@ -451,6 +463,8 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, pykka.ThreadingActo
             self._waiters = [w for w in self._waiters if w.deadline_ms > now]
         if self.leader is not None:
             self._carry_out(self.leader.tick(now))
+        if self.log is not None and self.log.damage is not None:
+            self._send_damage(now)
         self._save_high_watermark()
         if now - self._snapshot_at >= SNAPSHOT_INTERVAL_MS:
             self._snapshot_at = now

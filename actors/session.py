@@ -15,6 +15,8 @@ from typing import Any
 
 import pykka
 from loguru import logger
+from rillet.coordinator.election import PartitionState
+from rillet.coordinator.election import offline_reason as _offline_reason
 from rillet.coordinator.metadata import MetadataImage
 from rillet.transport import codec
 from rillet.transport import protocol as P
@@ -148,6 +150,7 @@ class ClientSession(pykka.ThreadingActor):
                 self._offset_for_leader_epoch(req, respond)
             case (
                 P.AlterPartitionRequest()
+                | P.ReplicaDamageRequest()
                 | P.ElectLeadersRequest()
                 | P.AlterPartitionReassignmentsRequest()
                 | P.InitProducerIdRequest()
@@ -324,6 +327,12 @@ class ClientSession(pykka.ThreadingActor):
                     replicas=p.replicas,
                     isr=p.isr,
                     offline_replicas=tuple(r for r in p.replicas if r not in live),
+                    damaged_replicas=p.damaged,
+                    offline_reason=(
+                        None
+                        if p.leader >= 0
+                        else _offline_reason(PartitionState.from_info(p), live) or None
+                    ),
                 )
                 for p in sorted(topic.partitions.values(), key=lambda p: p.partition)
             )

@@ -112,9 +112,7 @@ class PartitionLog:
         """Create the log, or recover it from ``directory`` (see docs/storage.md)."""
         log = cls(Path(directory), config, fs or FileSystem())
         log._now_ms = now_ms
-        log.recovery = recover(log, now_ms)
-        if log.recovery.damage is not None:
-            log.damage = log.recovery.damage
+        log.recovery = recover(log, now_ms)  # its damage is already cut off: the owner acts
         log._scrub_cursor = V.ScrubCursor(log.segments)
         return log
 
