@@ -128,7 +128,8 @@ def wait_healed(c, broker: int, timeout_s: float = 60) -> None:
     the same batches below the high watermark."""
     def healed():
         m = _meta(c)
-        return m is not None and broker in m.isr and not m.damaged_replicas and len(m.isr) == 3
+        damaged = getattr(m, "damaged_replicas", ())
+        return m is not None and broker in m.isr and not damaged and len(m.isr) == 3
 
     wait_until(healed, timeout_s, f"broker {broker} healed and back in the ISR")
 
