@@ -5,7 +5,11 @@
    so the scrubber never rests (the worst case: a pass restarts as soon as one ends) at the
    default ``log.scrub.bytes.per.second`` (32 MiB/s) unless ``--rate`` says otherwise; then
    ``rillet perf produce`` (acks=1) and ``rillet perf consume`` of ``--records`` records.
-2. Heal time: a 3-broker cluster, RF=3, min.insync.replicas=2; ``--heal-mib`` produced with
+2. The scrub's own speed: ``PartitionLog.scrub`` over ``--cold-mib`` of a log reopened after
+   a clean shutdown (page cache warm), in this process: CPU per MiB, so the scrubber's share
+   of one core at a given rate is rate / speed (the number that does not drown in the noise
+   of a shared machine, as the throughput rounds do).
+3. Heal time: a 3-broker cluster, RF=3, min.insync.replicas=2; ``--heal-mib`` produced with
    acks=all; the preferred leader is stopped (SIGTERM), a byte near the start of its log is
    flipped, it is restarted: the scrubber finds the batch, the controller takes the replica
    out of the ISR, it truncates and re-fetches nearly everything, and rejoins. Timed from
@@ -26,10 +30,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from rillet.launcher import LocalCluster
 from rillet.logstore.batch import iter_batches
 from rillet.transport import protocol as P
 from rillet.transport.endpoint import ClientEndpoint
+
+from rillet.launcher import LocalCluster
 
 RILLET = [sys.executable, "-m", "rillet.cli.main"]
 MIB = 1 << 20
@@ -79,6 +84,34 @@ def throughput_round(scrub: bool, records: int, cold_mib: int, rate: int | None)
         finally:
             cluster.stop()
     return {"produce": produce, "consume": consume, "broker_cpu_s": b1 - b0}
+
+
+def scrub_speed(mib: int) -> dict:
+    from rillet.logstore.batch import BatchBuilder
+    from rillet.logstore.log import LogConfig, PartitionLog
+
+    with tempfile.TemporaryDirectory(prefix="rillet-scrub-speed-") as tmp:
+        config = LogConfig(segment_bytes=64 * MIB)
+        log = PartitionLog.open(Path(tmp), config, 0)
+        value = os.urandom(1000)
+        while log.size_in_bytes < mib * MIB:
+            b = BatchBuilder()
+            for _ in range(64):
+                b.append(0, None, value)
+            log.append(b.build(), 0, 0)
+        log.close()
+        log = PartitionLog.open(Path(tmp), config, 0)
+        t, c = time.perf_counter(), time.process_time()
+        checked = 0
+        while True:
+            step = log.scrub(4 * MIB)
+            checked += step.bytes_checked
+            if step.pass_done:
+                break
+        wall, cpu = time.perf_counter() - t, time.process_time() - c
+        log.close()
+    return {"mib": checked / MIB, "mib_per_s": checked / MIB / wall,
+            "mib_per_cpu_s": checked / MIB / cpu}
 
 
 def _meta(cluster: LocalCluster, topic: str):
@@ -175,6 +208,11 @@ def main() -> None:
         print(f"median scrub on/off: produce {med[True]['produce'] / med[False]['produce']:.3f},"
               f" consume {med[True]['consume'] / med[False]['consume']:.3f}, broker CPU "
               f"{med[True]['broker_cpu_s']:.1f} s vs {med[False]['broker_cpu_s']:.1f} s")
+    speed = scrub_speed(args.cold_mib)
+    rate = (args.rate or 32 * MIB) / MIB
+    print(f"scrub speed: {speed['mib']:.0f} MiB in one pass, {speed['mib_per_s']:,.0f} MiB/s "
+          f"wall, {speed['mib_per_cpu_s']:,.0f} MiB per CPU second: at {rate:.0f} MiB/s the "
+          f"scrubber uses {100 * rate / speed['mib_per_cpu_s']:.1f}% of one core", flush=True)
     if not args.skip_heal:
         r = heal_round(args.heal_mib, args.rate)
         print(f"heal: {r['log_mib']:.0f} MiB log (produced with acks=all in "
