@@ -352,6 +352,7 @@ class BrokerNode:
                         info=info,
                         send_alter=self._send_alter,
                         send_damage=self._send_damage,
+                        scrub_enabled=self.configs["log.scrub.enable"] == "true",
                         **extra,
                     )
             self._update_fetchers(new)

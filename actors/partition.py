@@ -99,6 +99,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, pykka.T
         replica_lag_time_max_ms: int = 30_000,
         send_alter: Callable[[str, int, RC.AlterIsr, Callable[[str], None]], None] | None = None,
         send_damage: Callable[[str, int, int, int, Callable[[str], None]], None] | None = None,
+        scrub_enabled: bool = False,
     ) -> None:
         super().__init__()
         self.topic = topic
@@ -125,7 +126,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, pykka.T
         self._ack_seq = 0
         self._hw_saved = -1
         self._snapshot_at = 0
-        self._init_damage(send_damage)  # partition_damage.py
+        self._init_damage(send_damage, scrub_enabled)  # partition_damage.py
 
     # -------------------------------------------------------------------------- lifecycle
 

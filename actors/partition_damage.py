@@ -35,8 +35,10 @@ class DamageSide:
 
     damage_events = 0  # process-wide count of damaged batches found (all partitions)
 
-    def _init_damage(self, send_damage) -> None:
+    def _init_damage(self, send_damage, scrub_enabled: bool) -> None:
         self.send_damage = send_damage
+        self.scrub_enabled = scrub_enabled
+        self._suspect_logged = False
         self._damage_noted: int | None = None  # offset logged and counted
         self._damage_acked: int | None = None  # offset the controller has recorded
         self._damage_next_send = 0
@@ -145,6 +147,24 @@ class DamageSide:
                 step.bytes_checked, step.pass_done, step.unverified_bytes, log.damage is not None
             )
         )
+
+    def _suspect(self) -> bool:
+        """Marked damaged in the metadata but no damage known here (this process restarted
+        before it healed): do not fetch, so it is not re-added to the ISR, until the
+        scrubber has checked every byte opened unchecked and found the batch (or not)."""
+        info, log = self.info, self.log
+        if info is None or log is None or self.broker_id not in getattr(info, "damaged", ()):
+            return False
+        if not self.scrub_enabled or log.unverified_bytes == 0:
+            return False
+        if not self._suspect_logged:
+            self._suspect_logged = True
+            self._log.warning(
+                "marked damaged, but the damage is not known here: not fetching until the "
+                "scrubber has checked the {} bytes opened unchecked",
+                log.unverified_bytes,
+            )
+        return True
 
     def _refuse_as_damaged_leader(self) -> bool:
         """A damaged leader answers no follower fetch or epoch query (KAFKA_STORAGE_ERROR)."""

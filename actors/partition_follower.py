@@ -31,6 +31,7 @@ class FollowerSide:
             and self.leader is None
             and self.follower_epoch == leader_epoch
             and self._damage() is None
+            and not self._suspect()
         )
 
     def _follower_state(self, leader_epoch: int):
