@@ -156,6 +156,8 @@ def apply_change(state: PartitionState | None, record: PartitionChangeRecord) ->
 
 def _record(topic: str, partition: int, old: PartitionState, **changes) -> PartitionChangeRecord:
     new = replace(old, **changes)
+    if any(r not in new.replicas for r in new.damaged):  # reassigned away: nothing to heal
+        new = replace(new, damaged=tuple(r for r in new.damaged if r in new.replicas))
     if new.leader != old.leader:
         new = replace(new, leader_epoch=old.leader_epoch + 1)
     new = replace(new, partition_epoch=old.partition_epoch + 1)

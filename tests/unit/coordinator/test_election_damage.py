@@ -102,3 +102,13 @@ def test_the_mark_survives_replay_and_snapshots_and_old_records_still_load():
     old = json.loads(entry)
     del old[0]["damaged"]  # written by a version without the field
     assert M.decode_records(json.dumps(old).encode())[0].damaged == ()
+
+
+def test_a_damaged_replica_reassigned_away_loses_its_mark():
+    s = rec(E.on_replica_damage(T, P, S, 3, live={1, 2, 3, 4})).state
+    s = rec(E.start_reassignment(T, P, s, (1, 2, 4), {1, 2, 3, 4})).state
+    assert s.damaged == (3,)  # still a replica while the new one catches up
+    s = E.PartitionState(s.replicas, (1, 2, 4), 1, s.leader_epoch, s.partition_epoch,
+                         s.adding_replicas, s.removing_replicas, s.damaged)
+    r = rec(E.reassignment_step(T, P, s, {1, 2, 3, 4}))
+    assert r.replicas == (1, 2, 4) and r.damaged == ()
