@@ -66,18 +66,22 @@ def _meta(c, via=None):
     return partition_meta(c, TOPIC, 0, via)
 
 
-def flip(c, broker: int, seed: int) -> int:
-    """Flip one payload byte of a batch in a sealed segment of ``broker``'s replica (the
-    broker is stopped); returns the batch's base offset."""
+def flip(c, broker: int, seed: int, *, active: bool = False) -> int:
+    """Flip one payload byte of a batch in a sealed segment (``active``: of a batch that is
+    not the last one in the active segment) of ``broker``'s replica; returns the batch's
+    base offset."""
     rng = random.Random(seed)
     files = sorted((c.broker_dir(broker) / f"{TOPIC}-0").glob("*.log"))
     assert len(files) >= 3, files
-    path = files[rng.randrange(len(files) - 1)]  # a sealed segment
+    path = files[-1] if active else files[rng.randrange(len(files) - 1)]
     data = bytearray(path.read_bytes())
     batches, pos = [], 0
     for header, view in iter_batches(bytes(data), validate=False):
         batches.append((pos, header))
         pos += len(view)
+    if active:
+        assert len(batches) >= 2, "the active segment needs a batch after the flipped one"
+        batches = batches[:-1]
     pos, header = batches[rng.randrange(len(batches))]
     data[pos + 89 + rng.randrange(header.length - 89)] ^= 1 << rng.randrange(8)
     path.write_bytes(bytes(data))
@@ -291,3 +295,23 @@ def test_the_consumer_gets_the_records_before_a_corrupt_batch_then_an_error(clus
                 assert f"at offset {bad}" in str(e)
         assert consumer.position(TP) == bad
     assert values == [b"v%06d-" % i + b"x" * 40 for i in range(bad)]
+
+
+@pytest.mark.timeout(180)
+def test_kill9_and_a_flip_in_the_active_segment_restarted_at_once_loses_nothing(
+        cluster_factory):
+    """Issue 11: kill -9 the leader, flip a byte in a batch of its active segment that more
+    batches follow, restart it within the session timeout. Recovery cuts the log there and
+    reports damage (not a torn tail): the replica must not lead with the shortened log or let
+    the followers truncate to it; it hands over, re-fetches and rejoins."""
+    c = cluster_factory(3, {**FAST, "broker.session.timeout.ms": "3000"})
+    history = History()
+    setup_topic(c, history)
+    leader = _meta(c).leader
+    c.kill(leader)
+    flip(c, leader, 7, active=True)
+    c.start_broker(leader)
+    c.wait_ready(30, [leader])
+    consume_all(c, history, "consumer-1")
+    assert_history_ok(history)
+    wait_healed(c, leader)
