@@ -11,6 +11,8 @@ tests/history.py.
     (and so the leader): it never serves the corrupt batch.
 (c) the only in-sync replica is the damaged one: the partition goes offline with a clear
     status (topic describe) and nothing corrupt is served.
+Also: kill -9 of the leader with a flip in its active segment, restarted at once (recovery's
+damage report), and the client side (records before a corrupt batch, then an error).
 """
 
 from __future__ import annotations
