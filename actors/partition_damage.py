@@ -96,6 +96,14 @@ class DamageSide:
         except Exception:  # noqa: BLE001 - re-sent by the next tick
             self._log.exception("could not send ReplicaDamage")
 
+    def _damage_due(self) -> int | None:
+        """When the next ReplicaDamage re-send is due (ms), or None: for a timer service that
+        wakes the replica only when something is due (call ``_send_damage`` then)."""
+        damage = self._damage()
+        if damage is None or self.send_damage is None or self._damage_acked == damage.offset:
+            return None
+        return self._damage_next_send
+
     def _damage_answer(self, msg: DamageAnswer) -> None:
         if msg.error == "NONE":
             self._damage_acked = msg.offset
