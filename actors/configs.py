@@ -84,6 +84,10 @@ BROKER_DEFAULTS: dict[str, str] = {
     "replica.high.watermark.checkpoint.interval.ms": "5000",
     "auto.leader.rebalance.enable": "true",
     "leader.imbalance.check.interval.seconds": "300",
+    # the background scrub of stored batches (actors/scrubber.py; not in Kafka)
+    "log.scrub.enable": "true",
+    "log.scrub.bytes.per.second": str(32 << 20),
+    "log.scrub.interval.ms": str(7 * DAY_MS),
     # consumer groups (actors/group_coordinator.py, docs/consumer-groups.md)
     "offsets.topic.num.partitions": "10",
     "offsets.topic.replication.factor": "3",
@@ -101,10 +105,15 @@ _CHOICES = {
     "compression.type": ("producer", "uncompressed", "none", "gzip", "zstd", "lz4"),
     "message.timestamp.type": ("CreateTime", "LogAppendTime"),
     "unclean.leader.election.enable": ("true", "false"),
+    "log.scrub.enable": ("true", "false"),
 }
-
-
-_POSITIVE = ("num.network.threads", "num.io.threads")
+# broker configs that must be integers >= 1
+_POSITIVE = (
+    "log.scrub.bytes.per.second",
+    "log.scrub.interval.ms",
+    "num.network.threads",
+    "num.io.threads",
+)
 
 
 class ConfigError(ValueError):
@@ -143,8 +152,10 @@ def validate_broker_configs(configs: Mapping[str, str]) -> dict[str, str]:
             raise ConfigError(f"unknown broker config {key!r}{_hint(key, BROKER_DEFAULTS)}")
         if BROKER_DEFAULTS[key].lstrip("-").isdigit() and not value.lstrip("-").isdigit():
             raise ConfigError(f"{key}={value!r} is not an integer")
+        if key in _CHOICES and key not in TOPIC_DEFAULTS and value not in _CHOICES[key]:
+            raise ConfigError(f"{key}={value!r}; valid values: {', '.join(_CHOICES[key])}")
         if key in _POSITIVE and int(value) < 1:
-            raise ConfigError(f"{key}={value!r} must be at least 1")
+            raise ConfigError(f"{key}={value!r} must be an integer >= 1")
     merged = {**BROKER_DEFAULTS, **configs}
     validate_topic_configs({t: merged[b] for b, t in BROKER_TOPIC_SYNONYMS.items()})
     return merged

@@ -199,6 +199,7 @@ class Controller(DispatchedActor):
         self._auto_rebalance_ms = interval * 1000 if rebalance else 0
         self._next_rebalance = 0
         self._next_rebalance_armed = False
+        self._next_offline_check = 0
 
     # -------------------------------------------------------------------------- lifecycle
 
@@ -436,6 +437,9 @@ class Controller(DispatchedActor):
             self._after_raft()
         if self.active:
             self._check_sessions(now)
+            if now >= self._next_offline_check:  # damaged partitions (_elect_offline)
+                self._next_offline_check = now + 1000
+                self._enqueue("elect-offline", self._elect_offline)
             if self._auto_rebalance_ms > 0 and now >= self._next_rebalance:
                 self._next_rebalance = now + self._auto_rebalance_ms
                 if self._next_rebalance_armed:
@@ -909,6 +913,58 @@ class Controller(DispatchedActor):
                 records.append(step2.record)
         return response, records
 
+    # ---------------------------------------------------------------- damaged replicas
+
+    def _replica_damage(self, req: P.ReplicaDamageRequest):
+        """A replica found a corrupt batch (election.on_replica_damage): mark it damaged,
+        out of the ISR and leadership; offline if it was the only ISR member."""
+        info = self.image.partition(req.topic, req.partition)
+        state = el.PartitionState.from_info(info) if info is not None else None
+        topic = self.image.topics.get(req.topic)
+        unclean = el.unclean_enabled(topic.configs if topic else {}, self._unclean_default)
+        live = self.image.live_brokers()
+        d = el.on_replica_damage(
+            req.topic, req.partition, state, req.broker_id, live, unclean=unclean
+        )
+        response = P.ReplicaDamageResponse(
+            error_code=self._code(d.error), error_message=d.message or None
+        )
+        if d.record is None:
+            return response, []
+        r = d.record
+        self._log.warning(
+            "{}-{}: replica on broker {} is damaged at offset {}: isr {} -> {}, leader {} -> {}{}",
+            req.topic,
+            req.partition,
+            req.broker_id,
+            req.offset,
+            list(state.isr),
+            list(r.isr),
+            state.leader,
+            r.leader,
+            f" ({d.message})" if d.message else "",
+        )
+        self._warn_unclean([d])
+        return response, [r]
+
+    def _elect_offline(self) -> None:
+        """Offline partitions that may now get a leader without a broker event, e.g. the
+        only in-sync replica is damaged and unclean.leader.election.enable was turned on."""
+        live = self.image.live_brokers()
+        decisions = []
+        for name, t in sorted(self.image.topics.items()):
+            unclean = el.unclean_enabled(t.configs, self._unclean_default)
+            for p, info in sorted(t.partitions.items()):
+                if info.leader >= 0 or not info.damaged:
+                    continue
+                state = el.PartitionState.from_info(info)
+                d = el.elect_offline(name, p, state, live, unclean=unclean)
+                if d.record is not None:
+                    decisions.append(d)
+        if decisions:
+            self._warn_unclean(decisions)
+            self._propose([d.record for d in decisions], lambda ok: None)
+
     def _selected(self, topics) -> list[tuple[str, int]]:
         if topics is None:
             return [
@@ -1018,6 +1074,7 @@ class Controller(DispatchedActor):
         P.CreatePartitionsRequest: _create_partitions,
         P.AlterConfigsRequest: _alter_configs,
         P.AlterPartitionRequest: _alter_partition,
+        P.ReplicaDamageRequest: _replica_damage,
         P.ElectLeadersRequest: _elect_leaders,
         P.AlterPartitionReassignmentsRequest: _reassign,
         P.InitProducerIdRequest: _init_producer_id,

@@ -54,6 +54,8 @@ from .controller import BROKER_IDENTITY_PREFIX, Controller, parse_voters
 from .controller import Tick as ControllerTick
 from .replica_fetcher import ReplicaFetcher
 from .router import Router
+from .scrubber import TICK_S as SCRUB_TICK_S
+from .scrubber import Scrubber, ScrubTick
 from .session import BrokerContext, Listener
 from .ticker import Ticker, now_ms
 
@@ -201,6 +203,16 @@ class BrokerNode:
         self.ticker.every(check_s, lambda: self._tell_replicas(R.Housekeep(now_ms())))
         self.ticker.every(30, self.router.expire_idle)
         self.ticker.every(30, self.internal_router.expire_idle)
+        self.scrubber = None
+        if self.configs["log.scrub.enable"] == "true":
+            self.scrubber = Scrubber.start(
+                self.broker_id,
+                lambda: self.ctx.replicas,
+                int(self.configs["log.scrub.bytes.per.second"]),
+                int(self.configs["log.scrub.interval.ms"]),
+            )
+            scrubber = self.scrubber
+            self.ticker.every(SCRUB_TICK_S, lambda: scrubber.tell(ScrubTick(now_ms())))
         self.ticker.every(0.2, lambda: self._tell_group_coordinator(GC.GroupTick(now_ms())))
         self._log.info(
             "broker {} serving clients on {}, brokers on {} ({}) (data dir {})",
@@ -278,6 +290,35 @@ class BrokerNode:
             try:
                 r = f.result()
                 code = getattr(r, "error_code", P.ErrorCode.UNKNOWN_SERVER_ERROR)
+                try:
+                    name = P.ErrorCode(code).name
+                except ValueError:
+                    name = "UNKNOWN_SERVER_ERROR"
+            except Exception:  # noqa: BLE001 - timed out / controller down: re-sent later
+                name = "REQUEST_TIMED_OUT"
+            answered(name)
+
+        self.peers.request(address, req, 5000).add_done_callback(done)
+
+    def _send_damage(self, topic: str, partition: int, offset: int, leader_epoch: int, answered):
+        """A replica's ReplicaDamage report (actors/partition_damage.py) to the active
+        controller, sent and answered like ``_send_alter``."""
+        controller = self.ctx.controller_id
+        address = self._address_of(controller) if controller >= 0 else None
+        if address is None:
+            answered("NOT_CONTROLLER")
+            return
+        req = P.ReplicaDamageRequest(
+            broker_id=self.broker_id,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            leader_epoch=leader_epoch,
+        )
+
+        def done(f) -> None:
+            try:
+                code = getattr(f.result(), "error_code", P.ErrorCode.UNKNOWN_SERVER_ERROR)
                 try:
                     name = P.ErrorCode(code).name
                 except ValueError:
@@ -414,6 +455,8 @@ class BrokerNode:
                         hw_sink=self._hw_table,
                         initial_high_watermark=self._hw_table.get((name, p)),
                         tick_ms=self._flush_tick_ms,
+                        send_damage=self._send_damage,
+                        scrub_enabled=self.configs["log.scrub.enable"] == "true",
                         **extra,
                     )
             self._update_fetchers(new)

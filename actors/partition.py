@@ -45,11 +45,13 @@ from rillet.logstore.config import LogConfig
 from rillet.logstore.log import PartitionLog
 from rillet.transport import protocol as P
 
+from .partition_damage import DamageSide
 from .partition_fetch import FetchSide
 from .partition_follower import FollowerSide
 from .partition_messages import (  # noqa: F401 - re-exported: callers use partition.X
     AlterPartitionAnswer,
     Append,
+    DamageAnswer,
     Delete,
     EpochEndOffset,
     FollowerAppend,
@@ -62,6 +64,7 @@ from .partition_messages import (  # noqa: F401 - re-exported: callers use parti
     PartitionChanged,
     Read,
     Reconfigure,
+    Scrub,
     Tick,
     _Waiter,
     code_of,
@@ -79,7 +82,7 @@ SNAPSHOT_INTERVAL_MS = 30_000
 SNAPSHOTS_KEPT = 3
 
 
-class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DispatchedActor):
+class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, DispatchedActor):
     """Owns ``directory``'s log for ``topic``-``partition``. See the module docstring."""
 
     lane = "io"  # its handlers write and fsync the log: never on the request lane
@@ -102,6 +105,8 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DispatchedActor):
         hw_sink: dict | None = None,
         initial_high_watermark: int | None = None,
         tick_ms: int = 200,
+        send_damage: Callable[[str, int, int, int, Callable[[str], None]], None] | None = None,
+        scrub_enabled: bool = False,
     ) -> None:
         super().__init__()
         self.topic = topic
@@ -141,6 +146,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DispatchedActor):
         # every replica.high.watermark.checkpoint.interval.ms); None = a file per partition.
         self._hw_sink = hw_sink
         self._initial_hw = initial_high_watermark
+        self._init_damage(send_damage, scrub_enabled)  # partition_damage.py
 
     # -------------------------------------------------------------------------- lifecycle
 
@@ -187,6 +193,8 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DispatchedActor):
             log.log_end_offset,
             self.high_watermark,
         )
+        self._recovery_damage = log.recovery.damage if log.recovery is not None else None
+        self._check_damage()  # recovery may have found some
 
     def on_stop(self) -> None:
         if self._wake is not None:
@@ -400,6 +408,11 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DispatchedActor):
                 case PartitionChanged(info=info, min_insync_replicas=m):
                     self.info, self.min_insync_replicas = info, m
                     self._apply_role(now_ms())
+                    self._heal()
+                case Scrub():
+                    self._scrub(message)
+                case DamageAnswer():
+                    self._damage_answer(message)
                 case EpochEndOffset():
                     self._epoch_end_offset(message)
                 case AlterPartitionAnswer(proposal=proposal, error=error):
@@ -447,6 +460,9 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DispatchedActor):
                 due.append(now + self._tick_ms)  # produce timeouts, AlterPartition re-sends
             elif len(leader.replicas) > 1:
                 due.append(self._next_isr_check)  # Kafka: every replica.lag.time.max.ms / 2
+        damage = self._damage_due()  # an unacknowledged ReplicaDamage re-send
+        if damage is not None:
+            due.append(damage)
         if log is not None:
             flush = log.next_flush_due_ms()
             if flush is not None:
@@ -528,6 +544,8 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DispatchedActor):
             self._waiters = [w for w in self._waiters if w.deadline_ms > now]
         if self.leader is not None:
             self._carry_out(self.leader.tick(now))
+        if self.log is not None and self.log.damage is not None:
+            self._send_damage(now)
         self._save_high_watermark()
         if now - self._snapshot_at >= SNAPSHOT_INTERVAL_MS:
             self._snapshot_at = now

@@ -39,6 +39,8 @@ class FetchSide:
             code = E.NONE
         except Exception as e:  # noqa: BLE001
             records, code = b"", error_code_for(e)
+        if log.damage is not None and self._damage_noted != log.damage.offset:
+            self._check_damage()  # this read found it (partition_damage.py)
         return P.FetchPartitionResponse(
             partition=self.partition,
             error_code=code,
@@ -88,6 +90,8 @@ class FetchSide:
         leader, log = self.leader, self.log
         if leader is None or log is None:
             return E.NOT_LEADER_OR_FOLLOWER
+        if self._refuse_as_damaged_leader():
+            return E.KAFKA_STORAGE_ERROR
         decision = leader.on_follower_fetch(
             msg.replica_id,
             msg.fetch_offset,
@@ -126,6 +130,9 @@ class FetchSide:
             msg.reply(
                 P.EpochEndOffset(partition=self.partition, error_code=E.NOT_LEADER_OR_FOLLOWER)
             )
+            return
+        if self._refuse_as_damaged_leader():
+            msg.reply(P.EpochEndOffset(partition=self.partition, error_code=E.KAFKA_STORAGE_ERROR))
             return
         error, epoch, end = RC.leader_epoch_end_offset(
             log.epochs,

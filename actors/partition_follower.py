@@ -24,7 +24,15 @@ class FollowerSide:
     # ---------------------------------------------------------------------------- follower
 
     def _is_follower_of(self, leader_epoch: int) -> bool:
-        return self.log is not None and self.leader is None and self.follower_epoch == leader_epoch
+        # A damaged replica does not fetch until it has truncated the bad batch away
+        # (partition_damage.py): a caught-up fetch would get it re-added to the ISR first.
+        return (
+            self.log is not None
+            and self.leader is None
+            and self.follower_epoch == leader_epoch
+            and self._damage() is None
+            and not self._suspect()
+        )
 
     def _follower_state(self, leader_epoch: int):
         if not self._is_follower_of(leader_epoch):

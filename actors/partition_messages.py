@@ -11,6 +11,7 @@ from rillet.coordinator import replication as RC
 from rillet.logstore.config import LogConfig
 from rillet.logstore.errors import (
     CorruptBatchError,
+    DamagedLogError,
     LogFailedError,
     OffsetOutOfRangeError,
     RecordTooLargeError,
@@ -68,6 +69,32 @@ class EpochEndOffset:
 @dataclass(frozen=True, slots=True)
 class AlterPartitionAnswer:
     proposal: RC.AlterIsr
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Scrub:
+    """Check up to ``max_bytes`` more of the log (PartitionLog.scrub); ``restart`` plans a
+    new pass first. reply(ScrubReport) on this actor's thread."""
+
+    max_bytes: int
+    restart: bool
+    reply: Callable[[ScrubReport], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ScrubReport:
+    bytes_checked: int
+    pass_done: bool
+    unverified_bytes: int
+    damaged: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DamageAnswer:
+    """The controller's answer to this replica's ReplicaDamage report (error name)."""
+
+    offset: int
     error: str
 
 
@@ -154,6 +181,8 @@ def error_code_for(exc: BaseException) -> int:
     """The wire code for a log-store error (one place, as STYLE.md asks)."""
     if isinstance(exc, RecordTooLargeError):
         return E.MESSAGE_TOO_LARGE
+    if isinstance(exc, DamagedLogError):  # retriable: clients find the next leader
+        return E.KAFKA_STORAGE_ERROR
     if isinstance(exc, CorruptBatchError):
         return E.CORRUPT_MESSAGE
     if isinstance(exc, OffsetOutOfRangeError):

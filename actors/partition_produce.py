@@ -39,6 +39,13 @@ class ProduceSide:
             code, message, base, last = E.KAFKA_STORAGE_ERROR, "partition log is offline", -1, -1
         elif leader is None:
             code, message, base, last = E.NOT_LEADER_OR_FOLLOWER, "not the leader", -1, -1
+        elif self._damage() is not None:  # leaving leadership (partition_damage.py)
+            code, message, base, last = (
+                E.KAFKA_STORAGE_ERROR,
+                f"replica damaged at offset {self._damage().offset}",
+                -1,
+                -1,
+            )
         else:
             check = leader.check_append(msg.acks)
             if check != RC.NONE:

@@ -25,6 +25,8 @@ from typing import Any
 
 import pykka
 from loguru import logger
+from rillet.coordinator.election import PartitionState
+from rillet.coordinator.election import offline_reason as _offline_reason
 from rillet.coordinator.metadata import MetadataImage
 from rillet.transport import codec
 from rillet.transport import protocol as P
@@ -197,6 +199,7 @@ class ClientSession(DispatchedActor):
                 self._offset_for_leader_epoch(req, respond)
             case (
                 P.AlterPartitionRequest()
+                | P.ReplicaDamageRequest()
                 | P.ElectLeadersRequest()
                 | P.AlterPartitionReassignmentsRequest()
                 | P.InitProducerIdRequest()
@@ -376,6 +379,12 @@ class ClientSession(DispatchedActor):
                     replicas=p.replicas,
                     isr=p.isr,
                     offline_replicas=tuple(r for r in p.replicas if r not in live),
+                    damaged_replicas=p.damaged,
+                    offline_reason=(
+                        None
+                        if p.leader >= 0
+                        else _offline_reason(PartitionState.from_info(p), live) or None
+                    ),
                 )
                 for p in sorted(topic.partitions.values(), key=lambda p: p.partition)
             )

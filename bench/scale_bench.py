@@ -23,9 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from rillet.launcher import LocalCluster
 from rillet.transport.endpoint import ClientEndpoint
 from rillet.transport.protocol import MetadataRequest
+
+from rillet.launcher import LocalCluster
 
 RILLET = [sys.executable, "-m", "rillet.cli.main"]
 TICK = os.sysconf("SC_CLK_TCK")

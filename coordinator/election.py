@@ -28,6 +28,15 @@ Rules (Kafka KRaft's ReplicationControlManager / PartitionChangeBuilder, without
   (3) drop the old replicas from replicas and ISR. :func:`reassignment_step` gives the next
   record; the controller calls it after every change to the partition.
 
+* Damaged replicas (``damaged``; docs/replication.md, "Corruption and self-healing"): a
+  replica that found a corrupt batch in its log reports it (:func:`on_replica_damage`). It
+  is marked damaged, leaves the ISR and, if it led, leadership (leader epoch bump) when
+  another live, undamaged ISR member exists. It is never elected while damaged unless
+  unclean leader election is enabled (and then only after every undamaged live replica). If
+  it is the only ISR member the partition goes offline (leader -1, ISR kept) with a clear
+  status (:func:`offline_reason`). The leader's ISR expansion that adds it back (after it has
+  truncated the bad batch and caught up again) clears the mark.
+
 Worked example (replicas [1, 2, 3], ISR [1, 2, 3], leader 1, epoch 4): broker 1 is fenced ->
 ``on_broker_fenced`` gives leader 2, ISR [2, 3], leader_epoch 5, partition_epoch + 1.
 """
@@ -63,6 +72,7 @@ class PartitionState:
     partition_epoch: int = 0
     adding_replicas: tuple[int, ...] = ()
     removing_replicas: tuple[int, ...] = ()
+    damaged: tuple[int, ...] = ()  # replicas that reported a corrupt batch, not healed yet
 
     @classmethod
     def from_info(cls, info) -> PartitionState:
@@ -75,6 +85,7 @@ class PartitionState:
             getattr(info, "partition_epoch", 0),
             tuple(getattr(info, "adding_replicas", ())),
             tuple(getattr(info, "removing_replicas", ())),
+            tuple(getattr(info, "damaged", ())),
         )
 
     @property
@@ -97,6 +108,7 @@ class PartitionChangeRecord:
     partition_epoch: int
     adding_replicas: tuple[int, ...] = ()
     removing_replicas: tuple[int, ...] = ()
+    damaged: tuple[int, ...] = ()
 
     def to_dict(self) -> dict:
         return {"type": type(self).__name__, **asdict(self)}
@@ -107,6 +119,8 @@ class PartitionChangeRecord:
             raise ValueError(f"not a {cls.__name__}: {data.get('type')!r}")
         kwargs = {}
         for f in fields(cls):
+            if f.name not in data and f.name in _OPTIONAL:
+                continue  # written before the field existed
             v = data[f.name]
             kwargs[f.name] = tuple(v) if isinstance(v, list) else v
         return cls(**kwargs)
@@ -121,7 +135,11 @@ class PartitionChangeRecord:
             self.partition_epoch,
             self.adding_replicas,
             self.removing_replicas,
+            self.damaged,
         )
+
+
+_OPTIONAL = frozenset({"damaged"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +157,8 @@ def apply_change(state: PartitionState | None, record: PartitionChangeRecord) ->
 
 def _record(topic: str, partition: int, old: PartitionState, **changes) -> PartitionChangeRecord:
     new = replace(old, **changes)
+    if any(r not in new.replicas for r in new.damaged):  # reassigned away: nothing to heal
+        new = replace(new, damaged=tuple(r for r in new.damaged if r in new.replicas))
     if new.leader != old.leader:
         new = replace(new, leader_epoch=old.leader_epoch + 1)
     new = replace(new, partition_epoch=old.partition_epoch + 1)
@@ -152,6 +172,7 @@ def _record(topic: str, partition: int, old: PartitionState, **changes) -> Parti
         partition_epoch=new.partition_epoch,
         adding_replicas=new.adding_replicas,
         removing_replicas=new.removing_replicas,
+        damaged=new.damaged,
     )
 
 
@@ -162,16 +183,18 @@ def choose_leader(
     unclean: bool = False,
     candidates: Iterable[int] | None = None,
 ) -> tuple[int, bool]:
-    """(leader, chosen_uncleanly): first live ISR replica in replica order; else, if allowed,
-    the first live replica; else NO_LEADER. ``candidates`` restricts the replicas."""
+    """(leader, chosen_uncleanly): first live, undamaged ISR replica in replica order; else,
+    if allowed, the first live undamaged replica, then the first live damaged one; else
+    NO_LEADER. ``candidates`` restricts the replicas."""
     order = [
         r for r in (state.replicas if candidates is None else candidates) if r in state.replicas
     ]
+    damaged = state.damaged
     for r in order:
-        if r in state.isr and r in live:
+        if r in state.isr and r in live and r not in damaged:
             return r, False
     if unclean:
-        for r in order:
+        for r in sorted(order, key=lambda r: r in damaged):  # stable: replica order within
             if r in live:
                 return r, True
     return NO_LEADER, False
@@ -280,7 +303,9 @@ def alter_partition(
     ordered = tuple(r for r in state.replicas if r in new_isr)
     if ordered == state.isr:
         return Decision()
-    return Decision(_record(topic, partition, state, isr=ordered))
+    # a damaged replica that the leader adds back has re-fetched what it lost: healed
+    damaged = tuple(r for r in state.damaged if r not in added)
+    return Decision(_record(topic, partition, state, isr=ordered, damaged=damaged))
 
 
 def preferred_leader_election(
@@ -290,7 +315,7 @@ def preferred_leader_election(
     preferred = state.replicas[0]
     if state.leader == preferred:
         return Decision(error=ELECTION_NOT_NEEDED)
-    if preferred not in state.isr or preferred not in live:
+    if preferred not in state.isr or preferred not in live or preferred in state.damaged:
         return Decision(error=PREFERRED_LEADER_NOT_AVAILABLE)
     return Decision(_record(topic, partition, state, leader=preferred))
 
@@ -407,3 +432,77 @@ def _for_every_partition(image, broker: int, live: set[int], decide, unclean_def
             if d.record is not None:
                 out.append(d)
     return out
+
+
+def on_replica_damage(
+    topic: str,
+    partition: int,
+    state: PartitionState | None,
+    broker: int,
+    live: Collection[int],
+    *,
+    unclean: bool = False,
+) -> Decision:
+    """Replica ``broker`` found a corrupt batch in its log: mark it damaged, take it out of
+    the ISR and leadership if another live undamaged ISR member can take over, else take the
+    partition offline (leader -1, the ISR kept) unless ``unclean`` allows another replica.
+
+    Worked example (replicas [1, 2, 3], ISR [1, 2, 3], leader 1, epoch 4): broker 1 reports
+    damage -> leader 2, ISR [2, 3], damaged [1], leader_epoch 5. Broker 1 then truncates,
+    re-fetches from 2 and is added back by 2's ISR expansion, which clears the mark.
+    With ISR [1] only: leader -1, ISR [1], damaged [1] (offline; ``offline_reason``).
+    """
+    if state is None:
+        return Decision(error=UNKNOWN_TOPIC_OR_PARTITION)
+    if broker not in state.replicas:
+        return Decision(error=INVALID_REQUEST, message=f"broker {broker} is not a replica")
+    damaged = state.damaged if broker in state.damaged else (*state.damaged, broker)
+    marked = replace(state, damaged=damaged)
+    others = tuple(r for r in state.isr if r != broker)
+    leader, isr, was_unclean = state.leader, state.isr, False
+    if broker in state.isr:
+        if leader == broker or leader == NO_LEADER:
+            leader, was_unclean = choose_leader(replace(marked, isr=others), live, unclean=unclean)
+            if leader == NO_LEADER:
+                isr = others or state.isr  # never empty: the last member keeps the history
+            elif was_unclean:
+                isr = (leader,)
+            else:
+                isr = others
+        else:
+            isr = others
+    if damaged == state.damaged and isr == state.isr and leader == state.leader:
+        return Decision()  # a repeated report
+    record = _record(topic, partition, state, isr=isr, leader=leader, damaged=damaged)
+    message = "" if leader != NO_LEADER else offline_reason(record.state, live)
+    return Decision(record, unclean=was_unclean, message=message)
+
+
+def offline_reason(state: PartitionState, live: Collection[int]) -> str:
+    """Why a partition has no leader ("" if it has one), for ``rillet topic describe``."""
+    if state.leader != NO_LEADER:
+        return ""
+    damaged = [r for r in state.isr if r in state.damaged]
+    if damaged:
+        who = ", ".join(str(r) for r in damaged)
+        return (
+            f"offline: replica on broker {who} is damaged; enable "
+            "unclean.leader.election.enable or restore it"
+        )
+    if not any(r in live for r in state.isr):
+        return "offline: no in-sync replica is live"
+    return "offline"
+
+
+def elect_offline(
+    topic: str, partition: int, state: PartitionState, live: Collection[int], *, unclean: bool
+) -> Decision:
+    """An offline partition gets a leader if one is now allowed (e.g. unclean election was
+    enabled for a partition whose only in-sync replica is damaged)."""
+    if state.leader != NO_LEADER:
+        return Decision()
+    leader, was_unclean = choose_leader(state, live, unclean=unclean)
+    if leader == NO_LEADER:
+        return Decision()
+    isr = (leader,) if was_unclean else state.isr
+    return Decision(_record(topic, partition, state, isr=isr, leader=leader), unclean=was_unclean)

@@ -221,6 +221,7 @@ class PartitionInfo:
     partition_epoch: int = 0
     adding_replicas: tuple[int, ...] = ()
     removing_replicas: tuple[int, ...] = ()
+    damaged: tuple[int, ...] = ()  # replicas that reported a corrupt batch (election.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,6 +327,7 @@ def apply(image: MetadataImage, record: object) -> MetadataImage:
                 record.partition_epoch,
                 tuple(record.adding_replicas),
                 tuple(record.removing_replicas),
+                tuple(record.damaged),
             )
             topic = replace(topic, partitions=_with(topic.partitions, record.partition, info))
             return replace(image, topics=_with(image.topics, topic.name, topic), offset=nxt)
@@ -564,7 +566,7 @@ def image_records(image: MetadataImage) -> list[object]:
                     leader_epoch=p.leader_epoch,
                 )
             )
-            if p.partition_epoch or p.adding_replicas or p.removing_replicas:
+            if p.partition_epoch or p.adding_replicas or p.removing_replicas or p.damaged:
                 out.append(
                     PartitionChangeRecord(
                         topic=t.name,
@@ -576,6 +578,7 @@ def image_records(image: MetadataImage) -> list[object]:
                         partition_epoch=p.partition_epoch,
                         adding_replicas=p.adding_replicas,
                         removing_replicas=p.removing_replicas,
+                        damaged=p.damaged,
                     )
                 )
     return out

@@ -89,3 +89,16 @@ class LogFailedError(LogStoreError):
 
 class LogConfigError(LogStoreError, ValueError):
     """An invalid log configuration value (Kafka: INVALID_CONFIG)."""
+
+
+class DamagedLogError(LogStoreError):
+    """A read at or past a damaged batch (logstore/verify.py): the replica serves nothing
+    from ``offset`` on until it has re-fetched it from a healthy replica (the wire error is
+    KAFKA_STORAGE_ERROR, retriable: clients refresh metadata and find the new leader)."""
+
+    retriable = True
+
+    def __init__(self, offset: int, reason: str) -> None:
+        super().__init__(f"replica damaged at offset {offset}: {reason}")
+        self.offset = offset
+        self.reason = reason

@@ -28,10 +28,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 from . import batch as B
+from . import verify as V
 from .config import LogConfig
 from .epochs import LeaderEpochCache
 from .errors import (
     CorruptBatchError,
+    DamagedLogError,
     LogFailedError,
     LogStoreError,
     OffsetOutOfRangeError,
@@ -45,6 +47,7 @@ from .recovery import (
     EPOCH_FILE,
     LOG_START_FILE,
     RECOVERY_POINT_FILE,
+    RecoveryReport,
     recover,
 )
 from .segment import Segment, segment_name, walk
@@ -95,6 +98,10 @@ class PartitionLog:
             persist=self._persist_epochs, log_end_offset=lambda: self.log_end_offset
         )
         self.recovered_from: CorruptBatchError | None = None  # what the last recovery cut off
+        self.recovery: RecoveryReport | None = None  # what opening found (recovery.py)
+        # The first damaged batch found (verify.py): nothing is served from its offset on.
+        self.damage: V.Damage | None = None
+        self._scrub_cursor: V.ScrubCursor | None = None
 
     # ------------------------------------------------------------------------------ opening
 
@@ -105,7 +112,8 @@ class PartitionLog:
         """Create the log, or recover it from ``directory`` (see docs/storage.md)."""
         log = cls(Path(directory), config, fs or FileSystem())
         log._now_ms = now_ms
-        recover(log, now_ms)
+        log.recovery = recover(log, now_ms)  # its damage is already cut off: the owner acts
+        log._scrub_cursor = V.ScrubCursor(log.segments)
         return log
 
     # ---------------------------------------------------------------------------- properties
@@ -315,14 +323,18 @@ class PartitionLog:
 
     # ------------------------------------------------------------------------------ reading
 
-    def read(self, offset: int, max_bytes: int, max_offset: int | None = None) -> bytes:
+    def read(
+        self, offset: int, max_bytes: int, max_offset: int | None = None, _retry: bool = True
+    ) -> bytes:
         """Raw whole batches from the one containing ``offset``, within one segment.
 
         Stops before ``max_bytes`` would be exceeded, but returns at least one whole batch;
         stops before any batch whose last offset >= ``max_offset`` (the high watermark) if
         given. b"" at the log end (or when nothing is below max_offset).
-        OffsetOutOfRangeError outside [log_start_offset, log_end_offset]; CorruptBatchError
-        if a header on disk is damaged (bit rot in a trusted segment).
+        OffsetOutOfRangeError outside [log_start_offset, log_end_offset]. Bytes opened
+        without a check are checked on their first read (verify.py); once a damaged batch is
+        known (``damage``), nothing from its offset on is returned: DamagedLogError for a
+        read that starts there, the good batches before it otherwise.
         """
         if self._failure is not None or self._closed:
             self._check_usable()
@@ -331,6 +343,11 @@ class PartitionLog:
         leo = segments[last].next_offset
         if offset < self._log_start_offset or offset > leo:
             raise OffsetOutOfRangeError(offset, self._log_start_offset, leo)
+        if self.damage is not None:
+            damaged_at = self.damage.offset
+            if offset >= damaged_at and offset < leo:
+                raise DamagedLogError(damaged_at, self.damage.reason)
+            max_offset = damaged_at if max_offset is None else min(max_offset, damaged_at)
         if offset >= segments[last].base_offset:  # the common case: the active segment
             i = last
         else:
@@ -338,15 +355,67 @@ class PartitionLog:
         while i <= last:
             seg = segments[i]
             try:
-                data = seg.read(offset, max_bytes, max_offset)
+                if seg.unverified_end:
+                    data = self._read_checked(seg, offset, max_bytes, max_offset)
+                else:
+                    data = seg.read(offset, max_bytes, max_offset)
             except OSError as exc:
                 self._fail(exc)
+            except CorruptBatchError as exc:  # a header walk hit a damaged header
+                at = V.boundary_before(seg, exc.position)
+                self._record_damage(V.Damage(at, seg.base_offset, exc.position, exc.reason, V.READ))
+                if not _retry:
+                    raise DamagedLogError(self.damage.offset, self.damage.reason) from None
+                return self.read(offset, max_bytes, max_offset, _retry=False)
             if data:
                 return data
             if max_offset is not None and seg.next_offset > max_offset:
                 break
             i += 1
         return b""
+
+    def _read_checked(self, seg: Segment, offset: int, max_bytes: int, max_offset) -> bytes:
+        position, data = seg.read_with_position(offset, max_bytes, max_offset)
+        if not data or not V.unchecked(seg, position, position + len(data)):
+            return data
+        good, damage = V.check_read(seg, position, data, offset, self.epochs)
+        if damage is None:
+            return data
+        self._record_damage(damage)
+        if good == 0:
+            raise DamagedLogError(self.damage.offset, self.damage.reason)
+        return data[:good]
+
+    def _record_damage(self, damage: V.Damage) -> None:
+        if self.damage is None or damage.offset < self.damage.offset:
+            self.damage = damage
+
+    # ------------------------------------------------------------------------------- scrub
+
+    def scrub(self, max_bytes: int) -> V.ScrubStep:
+        """Check up to ``max_bytes`` more of the current scrub pass (verify.py): segments
+        with bytes opened unchecked first, then every sealed segment. Resumable; a damaged
+        batch found becomes ``damage`` (and is in the step)."""
+        self._check_usable()
+        cursor = self._scrub_cursor
+        if cursor is None or cursor.done:
+            return V.ScrubStep(0, None, True, V.unverified_bytes(self.segments))
+        try:
+            checked, damage = V.scrub_step(cursor, self.segments, self.epochs, max(max_bytes, 1))
+        except OSError as exc:
+            self._fail(exc)
+        if damage is not None:
+            self._record_damage(damage)
+        return V.ScrubStep(checked, damage, cursor.done, V.unverified_bytes(self.segments))
+
+    def start_scrub_pass(self) -> None:
+        """Plan a new scrub pass over the log as it is now (the owner decides when)."""
+        self._scrub_cursor = V.ScrubCursor(self.segments)
+
+    @property
+    def unverified_bytes(self) -> int:
+        """Bytes found on disk at open, not re-checked by recovery, not checked since."""
+        return V.unverified_bytes(self.segments)
 
     def offset_for_timestamp(self, timestamp: int) -> int | None:
         """First offset whose record timestamp >= ``timestamp`` (ms), or None."""
@@ -379,6 +448,8 @@ class PartitionLog:
         """
         self._check_usable()
         if offset >= self.log_end_offset:
+            if self.damage is not None and self.damage.offset >= self.log_end_offset:
+                self.damage = None  # recovery already cut the damaged batch off
             return
         if offset < self._log_start_offset or offset < self.segments[0].base_offset:
             # Nothing below ``offset`` is left (below the log start, or compacted away).
@@ -400,6 +471,8 @@ class PartitionLog:
         self._io(self.epochs.truncate_from_end, self.log_end_offset)
         self._recovery_point = min(self._recovery_point, self.log_end_offset)
         self._io(self._write_recovery_point)
+        if self.damage is not None and self.damage.offset >= self.log_end_offset:
+            self.damage = None  # the damaged batch is gone
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
         """Delete everything and continue as an empty log starting at ``offset``."""
@@ -413,6 +486,7 @@ class PartitionLog:
             self.segments.append(seg)
             self._bases.append(offset)
             self._log_start_offset = offset
+            self.damage = None
             self.epochs.clear()
             self._recovery_point = offset
             self.fs.write_checkpoint(self.directory / LOG_START_FILE, offset)

@@ -10,13 +10,23 @@
    is accepted only below the recovery point (left by compaction).
 4. The epoch cache is truncated to the log end (or rebuilt from headers if its checkpoint is
    lost); what survived is fsynced and becomes the recovery point. Idempotent.
+
+``recover`` returns a ``RecoveryReport``: whether the log was closed cleanly, and what the cut
+in step 3 was. A *torn tail* (the last batches of the last segment, above the recovery point,
+incomplete or followed only by zeros) is what a crash leaves and is expected. Anything else is
+*damage*: an invalid batch below the recovery point (it was fsynced), or followed by more
+data in its segment (a complete batch that is not what was written). The
+log is cut there either way; damage means records that were acknowledged may be gone, so the
+owner must re-fetch them from a healthy replica (verify.py) and must not lead meanwhile.
+Segments trusted without a check get ``unverified_end`` (checked on first read or by scrub).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import batch as B
+from . import verify as V
 from .cleaner import finish_interrupted_clean
 from .epochs import LeaderEpochCache
 from .errors import CorruptBatchError
@@ -32,7 +42,15 @@ EPOCH_FILE = "leader-epoch.checkpoint"
 CLEAN_SHUTDOWN_FILE = "clean-shutdown"
 
 
-def recover(log: PartitionLog, now_ms: int) -> None:
+class RecoveryReport(NamedTuple):
+    """What opening a log found (see the module docstring)."""
+
+    clean: bool  # the clean-shutdown marker was present
+    torn_tail: CorruptBatchError | None = None  # a crash's incomplete last writes, cut off
+    damage: V.Damage | None = None  # an invalid complete batch: the log was cut before it
+
+
+def recover(log: PartitionLog, now_ms: int) -> RecoveryReport:
     """Open-time recovery of ``log`` (a fresh PartitionLog): see the module docstring."""
 
     fs, d = log.fs, log.directory
@@ -72,12 +90,14 @@ def recover(log: PartitionLog, now_ms: int) -> None:
             )
 
     previous: Segment | None = None
+    torn_tail = damage = None
     for i, base in enumerate(bases):
         file = fs.open_segment(d / segment_name(base))
         seg = Segment(base, file, now_ms, log.config.index_interval_bytes)
         # Trusted: closed cleanly, or entirely below the recovery point (fsynced).
         if clean or (i + 1 < len(bases) and bases[i + 1] <= rp):
             error = None if seg.load_indexes(fs, d) else seg.rebuild(check=False)
+            seg.unverified_end = seg.size  # trusted, not checked: checked on first read
         else:
             error = seg.rebuild(check=True, epoch_ok=epoch_ok)
             seg.delete_indexes(fs, d)
@@ -102,6 +122,14 @@ def recover(log: PartitionLog, now_ms: int) -> None:
         if error is not None:
             # Kafka: truncate at the first invalid batch and delete every later segment.
             log.recovered_from = error
+            cut = previous.next_offset if previous is not None else base
+            # below the recovery point it was fsynced; followed by more data in its own
+            # segment it is not the torn end of a write (a kill -9 keeps the page cache)
+            # (after a clean shutdown everything was)
+            if clean or cut < rp or getattr(error, "data_follows", False):
+                damage = V.Damage(cut, base, error.position, error.reason, V.RECOVERY)
+            else:
+                torn_tail = error
             for later in bases_to_remove:
                 log._remove_segment_files(later)
             log._dir_dirty = True
@@ -133,6 +161,7 @@ def recover(log: PartitionLog, now_ms: int) -> None:
     if clean:
         fs.remove(d / CLEAN_SHUTDOWN_FILE)
         fs.fsync_dir(d)
+    return RecoveryReport(clean, torn_tail, damage)
 
 
 def _load_epoch_cache(log: PartitionLog) -> LeaderEpochCache | None:

@@ -65,6 +65,26 @@ def walk(
         pos += header.length
 
 
+def _data_follows(file: SegmentFile, position: int, file_size: int) -> bool:
+    """Is anything but zeros on disk after the bad batch at ``position`` (its declared end
+    if its header parses, else its header)? A torn tail after a crash is followed by nothing
+    (or by preallocated zeros); a damaged batch in the middle of the log is not."""
+    end = position + B.HEADER_SIZE
+    try:
+        header = B.read_header(file.read_at(position, B.HEADER_SIZE))
+        end = position + header.length
+    except CorruptBatchError:
+        pass
+    while end < file_size:
+        chunk = file.read_at(end, min(_SCAN_CHUNK, file_size - end))
+        if not chunk:
+            return False
+        if chunk.count(0) != len(chunk):
+            return True
+        end += len(chunk)
+    return False
+
+
 class Segment:
     __slots__ = (
         "base_offset",
@@ -80,6 +100,9 @@ class Segment:
         "_bytes_since_index",
         "last_epoch",
         "indexes_saved",
+        "unverified_end",
+        "verified",
+        "generation",
     )
 
     def __init__(
@@ -98,6 +121,12 @@ class Segment:
         self._bytes_since_index = 0
         self.last_epoch = -1
         self.indexes_saved = False  # do .index/.timeindex on disk match the memory state?
+        # Bytes [0, unverified_end) were on disk before this process opened the log and were
+        # not re-checked by recovery; ``verified`` holds the sorted, disjoint [start, end)
+        # ranges of them checked since (logstore/verify.py). 0: everything is trusted.
+        self.unverified_end = 0
+        self.verified: list[list[int]] = []
+        self.generation = 0  # bumped whenever positions change meaning (rebuild, rewrite)
 
     # ----------------------------------------------------------------------------- writing
 
@@ -196,6 +225,7 @@ class Segment:
                 self.track(pos, header)
                 expected = header.next_offset
         except CorruptBatchError as exc:
+            exc.data_follows = _data_follows(self.file, exc.position, file_size)
             self.file.truncate(self.size)
             return exc
         return None
@@ -205,6 +235,9 @@ class Segment:
         batch after it); the segment then ends before ``offset``."""
         position, _ = self.find(offset)
         self.file.truncate(position)
+        if self.unverified_end > position:
+            self.unverified_end = position  # what is appended from here on is ours
+            self.verified = [[a, min(b, position)] for a, b in self.verified if a < position]
         i = bisect.bisect_left(self.positions, position)
         del self.offsets[i:], self.positions[i:], self.times[i:]
         start = self.positions[-1] if self.positions else 0
@@ -220,6 +253,9 @@ class Segment:
             self.track(pos, header)
 
     def _reset(self) -> None:
+        self.unverified_end = 0
+        self.verified = []
+        self.generation += 1
         self.size = 0
         self.next_offset = self.base_offset
         self.max_timestamp = NO_TIMESTAMP
@@ -245,6 +281,28 @@ class Segment:
             if header.next_offset > offset:
                 return pos, header
         return self.size, None
+
+    def read_with_position(
+        self, offset: int, max_bytes: int, max_offset: int | None
+    ) -> tuple[int, bytes]:
+        """(position, data): ``read`` plus where in the file the data starts (the slow path
+        for segments with unverified bytes, logstore/verify.py)."""
+        start, first = self.find(offset)
+        if first is None or (max_offset is not None and first.last_offset >= max_offset):
+            return start, b""
+        limit = start + max(max_bytes, 0)
+        end = start + first.length
+        chunk = self.index_interval_bytes + 512
+        try:
+            for pos, header in walk(self.file, end, self.size, check=False, chunk=chunk):
+                if pos + header.length > limit or (
+                    max_offset is not None and header.last_offset >= max_offset
+                ):
+                    break
+                end = pos + header.length
+        except CorruptBatchError:
+            pass  # a damaged header: serve up to it; the next read starts there and finds it
+        return start, self.file.read_at(start, end - start)
 
     def read(self, offset: int, max_bytes: int, max_offset: int | None) -> bytes:
         """Whole batches from the one containing ``offset``; see PartitionLog.read."""

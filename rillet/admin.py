@@ -146,7 +146,8 @@ class Admin(GroupAdminMixin):
                 name=t.name, topic_id=t.topic_id or None, is_internal=t.is_internal,
                 partitions=tuple(PartitionInfo(
                     topic=t.name, partition=pm.partition, leader=pm.leader,
-                    replicas=tuple(pm.replicas), isr=tuple(pm.isr), leader_epoch=pm.leader_epoch)
+                    replicas=tuple(pm.replicas), isr=tuple(pm.isr), leader_epoch=pm.leader_epoch,
+                    damaged=tuple(pm.damaged_replicas), offline_reason=pm.offline_reason)
                     for pm in sorted(t.partitions, key=lambda x: x.partition)))
         return dict(sorted(out.items()))
 

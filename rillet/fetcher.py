@@ -11,6 +11,14 @@ digest-checked and decoded when poll() hands their records out, batch by batch:
 ``logstore.batch.decode_columns``; each batch's records are built in one C-level loop with the
 GC paused (see :func:`_gc_paused`). A ``seek`` bumps the partition's generation, which
 discards buffered chunks and any response still in flight for it.
+
+A corrupt batch (bad framing, or a digest mismatch with ``check.crcs``) ends its chunk: the
+records before it are handed out as usual, and the poll that reaches it with nothing else
+to return raises ``CorruptMessageError`` for that partition (as Kafka's consumer raises
+CorruptRecordException), once per corrupt response. The position stays at the corrupt
+batch's offset and the partition is fetched again from there after ``retry.backoff.ms``
+with a metadata refresh, so a broker that has since moved leadership to a healthy replica
+serves the rest and the consumer goes on; nothing is skipped silently.
 """
 
 from __future__ import annotations
@@ -98,15 +106,17 @@ class PartitionState:
 
 class _Chunk:
     """The batches of one fetch response for one partition: raw until first needed.
-    ``batches`` holds a tuple per batch (see :func:`scan_batches`) into ``buf``."""
+    ``batches`` holds a tuple per batch (see :func:`scan_batches`) into ``buf``; ``error``
+    says why the chunk ends early at a corrupt batch (None: it does not)."""
 
-    __slots__ = ("buf", "batches", "records", "index")
+    __slots__ = ("buf", "batches", "records", "index", "error")
 
-    def __init__(self, buf: bytes, batches: list) -> None:
+    def __init__(self, buf: bytes, batches: list, error: str | None = None) -> None:
         self.buf = buf
         self.batches = batches
         self.records: list[ConsumerRecord] | None = None
         self.index = 0
+        self.error = error
 
 
 class Fetcher:
@@ -308,15 +318,18 @@ class Fetcher:
     def _buffer(self, state: PartitionState, records) -> None:
         if type(records) is not bytes:
             records = bytes(records)
-        try:  # digests are checked batch by batch when decoded (the bytes are then cached)
-            batches, next_offset = scan_batches(records, state.fetch_offset, self._check_crcs,
-                                                digests=False)
-        except CorruptBatchError as exc:
-            raise CorruptMessageError(
-                f"corrupt batch from {state.tp.topic}-{state.tp.partition}: {exc}") from None
-        state.fetch_offset = next_offset  # past control batches too
-        if batches:
-            state.chunks.append(_Chunk(records, batches))
+        # digests are checked batch by batch when decoded (the bytes are then cached)
+        batches, next_offset, bad = scan_batches(records, state.fetch_offset,
+                                                 self._check_crcs, digests=False,
+                                                 stop_at_corrupt=True)
+        state.fetch_offset = next_offset  # past control batches too; at a corrupt batch
+        error = None
+        if bad is not None:
+            error = (f"corrupt batch from {state.tp.topic}-{state.tp.partition} at offset "
+                     f"{next_offset}: {bad}")
+            self._backoff([state.tp], refresh=True)  # the leader may be moving away from it
+        if batches or error:
+            state.chunks.append(_Chunk(records, batches, error))
 
     def _drain(self, max_records: int) -> dict[TopicPartition, list]:
         out: dict[TopicPartition, list] = {}
@@ -327,6 +340,7 @@ class Fetcher:
         start = self._next_start % len(states)
         self._next_start += 1
         remaining = max_records
+        corrupt: list[PartitionState] = []
         for state in states[start:] + states[:start]:
             if remaining <= 0:
                 break
@@ -337,7 +351,7 @@ class Fetcher:
                 chunk = chunks[0]
                 records = chunk.records
                 if records is None:
-                    records = chunk.records = self._decode(state.tp, chunk.buf, chunk.batches)
+                    records = chunk.records = self._decode(state, chunk)
                     chunk.buf = chunk.batches = None
                     chunk.index = bisect.bisect_left(records, state.position, key=_offset)
                 i = chunk.index
@@ -354,17 +368,28 @@ class Fetcher:
                     state.position = take[-1][2] + 1
                     chunk.index = i + len(take)
                 if chunk.index >= len(records):
+                    if chunk.error is not None:
+                        corrupt.append(state)
+                        break  # reported when this poll has nothing else to return
                     chunks.popleft()
+        if not out and corrupt:
+            state = corrupt[0]
+            chunk = state.chunks.popleft()
+            self._backoff([state.tp], refresh=True)
+            raise CorruptMessageError(chunk.error)
         return out
 
-    def _decode(self, tp: TopicPartition, buf: bytes, batches: list) -> list[ConsumerRecord]:
-        """The records of a chunk: ``batches`` from :func:`scan_batches` over ``buf``.
+    def _decode(self, state: PartitionState, chunk: _Chunk) -> list[ConsumerRecord]:
+        """The records of a chunk: ``chunk.batches`` from :func:`scan_batches` over
+        ``chunk.buf``, up to the first batch whose digest does not match (the chunk then ends
+        there with ``chunk.error`` set, and the partition is fetched again from it).
 
         Batch by batch: digest, columns, then the batch's records in one C-level loop
         (``map(FetchedRecord, zip(...))``: tuple's own constructor, no Python code per
         record), while its bytes and new values are still in the CPU cache. The cyclic GC
         is paused meanwhile (see :func:`_gc_paused`)."""
-        topic, partition = tp
+        buf, batches = chunk.buf, chunk.batches
+        topic, partition = state.tp
         kd, vd = self._key_deserializer, self._value_deserializer
         mv = memoryview(buf)
         check = self._check_crcs
@@ -373,8 +398,18 @@ class Fetcher:
         with _gc_paused():
             for base, attributes, first, last_delta, n, start, end, digest in batches:
                 if check and _digest(mv, start, end) != digest:
-                    raise CorruptMessageError(f"corrupt batch from {topic}-{partition}: digest"
-                                              f" mismatch in the batch at offset {base}")
+                    chunk.error = (f"corrupt batch from {topic}-{partition} at offset {base}:"
+                                   f" digest mismatch")
+                    if state.fetch_offset is not None and state.fetch_offset > base:
+                        # fetch it again: nothing after it was handed out
+                        state.fetch_offset = base
+                        state.generation += 1  # responses in flight for later offsets
+                        state.in_flight = False
+                        if chunk in state.chunks:
+                            while state.chunks[-1] is not chunk:
+                                state.chunks.pop()
+                    self._backoff([state.tp], refresh=True)
+                    break
                 fast = None
                 if FAST_COLUMNS and not attributes & CODEC_MASK and n == last_delta + 1:
                     fast = decode_columns_at(buf, start + HEADER_SIZE, end, n)
@@ -435,8 +470,8 @@ def _digest(mv: memoryview, start: int, end: int) -> bytes:
     return h.digest()
 
 
-def scan_batches(buf: bytes, after: int, validate: bool, digests: bool = True
-                 ) -> tuple[list[tuple], int]:
+def scan_batches(buf: bytes, after: int, validate: bool, digests: bool = True,
+                 stop_at_corrupt: bool = False):
     """Walk a fetched run of whole batches without decoding records.
 
     Returns ([(base_offset, attributes, first_timestamp, last_offset_delta, record_count,
@@ -444,11 +479,24 @@ def scan_batches(buf: bytes, after: int, validate: bool, digests: bool = True
     (control batches and batches wholly before it are skipped), next offset to fetch).
     Checks what ``logstore.batch.iter_batches`` checks (magic, length, truncation; with
     ``validate`` also attributes, counts and, unless ``digests`` is False, the blake3
-    digest), raising CorruptBatchError likewise.
+    digest), raising CorruptBatchError likewise. With ``stop_at_corrupt`` a corrupt batch
+    ends the walk instead: the result is (batches before it, its offset (the next offset
+    after them), the error, or None if there was none).
     """
+    out: list = []
+    progress = [after]
+    if not stop_at_corrupt:
+        return _scan(buf, after, validate, digests, out, progress)
+    try:
+        _, next_offset = _scan(buf, after, validate, digests, out, progress)
+    except CorruptBatchError as exc:
+        return out, progress[0], exc
+    return out, next_offset, None
+
+
+def _scan(buf: bytes, after: int, validate: bool, digests: bool, out: list, progress: list):
     mv = memoryview(buf)
     total = len(buf)
-    out = []
     next_offset = after
     pos = 0
     while pos < total:
@@ -474,7 +522,7 @@ def scan_batches(buf: bytes, after: int, validate: bool, digests: bool = True
                 raise CorruptBatchError("digest mismatch", pos)
         batch_next = base + last_delta + 1
         if batch_next > next_offset:
-            next_offset = batch_next
+            next_offset = progress[0] = batch_next
             if not attributes & CONTROL_FLAG:
                 out.append((base, attributes, first, last_delta, count, pos, end, digest))
         pos = end

@@ -115,6 +115,10 @@ class PartitionInfo:
     replicas: tuple[int, ...]
     isr: tuple[int, ...]
     leader_epoch: int = -1
+    #: replicas that found a corrupt batch and have not re-fetched it yet
+    damaged: tuple[int, ...] = ()
+    #: why there is no leader, e.g. "offline: replica on broker 2 is damaged; ..."
+    offline_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -238,6 +238,10 @@ class PartitionMetadata:
     replicas: tuple[int, ...] = ()
     isr: tuple[int, ...] = ()
     offline_replicas: tuple[int, ...] = ()
+    #: replicas that found a corrupt batch in their log and have not re-fetched it yet
+    damaged_replicas: tuple[int, ...] = ()
+    #: why there is no leader (leader -1), e.g. the only in-sync replica is damaged
+    offline_reason: str | None = None
 
 
 @_msg
@@ -1022,6 +1026,34 @@ class AlterPartitionResponse:
 
 
 @_msg
+class ReplicaDamageRequest:
+    """A replica found a corrupt batch in its log at ``offset`` (on a read, by the scrub or
+    in recovery), to the active controller (inter-broker). The controller marks it damaged
+    and takes it out of the ISR and leadership; the replica then truncates to ``offset`` and
+    re-fetches from the leader (docs/replication.md, "Corruption and self-healing").
+    ``leader_epoch``: the epoch the replica knew (informational)."""
+
+    API: ClassVar[str] = "ReplicaDamage"
+    VERSION: ClassVar[int] = 0
+    broker_id: int
+    topic: str
+    partition: int
+    offset: int
+    leader_epoch: int
+
+
+@_msg
+class ReplicaDamageResponse:
+    """NONE once the mark is in the metadata log (or was already there);
+    UNKNOWN_TOPIC_OR_PARTITION, INVALID_REQUEST (not a replica), NOT_CONTROLLER."""
+
+    API: ClassVar[str] = "ReplicaDamage"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+    error_message: str | None = None
+
+
+@_msg
 class OffsetForLeaderEpochPartition:
     partition: int
     current_leader_epoch: int
@@ -1142,6 +1174,7 @@ class InitProducerIdResponse:
 
 REPLICATION_REQUESTS = (
     AlterPartitionRequest,
+    ReplicaDamageRequest,
     OffsetForLeaderEpochRequest,
     ElectLeadersRequest,
     AlterPartitionReassignmentsRequest,
@@ -1149,6 +1182,7 @@ REPLICATION_REQUESTS = (
 )
 REPLICATION_RESPONSES = (
     AlterPartitionResponse,
+    ReplicaDamageResponse,
     OffsetForLeaderEpochResponse,
     ElectLeadersResponse,
     AlterPartitionReassignmentsResponse,
@@ -1216,6 +1250,7 @@ INTER_BROKER_APIS: tuple[type, ...] = (
     BrokerHeartbeatRequest,
     MetadataFetchRequest,
     AlterPartitionRequest,
+    ReplicaDamageRequest,
 )
 
 

@@ -91,7 +91,8 @@ def describe(names, fmt, bootstrap, timeout_ms) -> None:
                         if not e.is_default},
             "partitions": [{"partition": p.partition, "leader": p.leader,
                             "leader_epoch": p.leader_epoch, "replicas": list(p.replicas),
-                            "isr": list(p.isr)} for p in d.partitions]}
+                            "isr": list(p.isr), "damaged": list(p.damaged),
+                            "offline_reason": p.offline_reason} for p in d.partitions]}
             for d in desc.values()], indent=2))
         return
     for d in desc.values():
@@ -102,8 +103,11 @@ def describe(names, fmt, bootstrap, timeout_ms) -> None:
                    f"ReplicationFactor: {d.replication_factor}\tConfigs: {overrides}")
         for p in d.partitions:
             leader = p.leader if p.leader >= 0 else "none"
+            if p.leader < 0 and p.offline_reason:
+                leader = f"none ({p.offline_reason})"
+            damaged = f"\tDamaged: {_ids(p.damaged)}" if p.damaged else ""
             click.echo(f"\tTopic: {d.name}\tPartition: {p.partition}\tLeader: {leader}\t"
-                       f"Replicas: {_ids(p.replicas)}\tIsr: {_ids(p.isr)}")
+                       f"Replicas: {_ids(p.replicas)}\tIsr: {_ids(p.isr)}{damaged}")
 
 
 @topic.command("alter")

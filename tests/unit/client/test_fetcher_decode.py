@@ -34,7 +34,12 @@ def _log(batches: list[bytes], base: int = 100) -> bytes:
 
 
 def _decode(fetcher: Fetcher, log: bytes) -> list[ConsumerRecord]:
-    return fetcher._decode(TP, log, scan_batches(log, 0, True)[0])
+    from rillet.fetcher import PartitionState, _Chunk
+
+    chunk = _Chunk(log, scan_batches(log, 0, True)[0])
+    records = fetcher._decode(PartitionState(TP), chunk)
+    assert chunk.error is None
+    return records
 
 
 def _expected(log: bytes) -> list[ConsumerRecord]:
@@ -164,21 +169,53 @@ def test_timestamps_from_deltas(deltas) -> None:
 
 
 @pytest.mark.parametrize("check_crcs", [True, False])
-def test_a_corrupt_batch_fails_the_poll_that_would_return_it(check_crcs) -> None:
+def test_a_corrupt_batch_is_reported_after_the_records_before_it(check_crcs) -> None:
     from rillet.errors import CorruptMessageError
 
-    log = bytearray(_log([_batch([b"a" * 20]), _batch([b"b" * 20])], base=100))
-    log[int.from_bytes(log[8:12], "big") + 100] ^= 1  # a payload byte of the second batch
+    log = bytearray(_log([_batch([b"a" * 20]), _batch([b"b" * 20]), _batch([b"c" * 20])],
+                         base=100))
+    first_len = int.from_bytes(log[8:12], "big")
+    log[first_len + 100] ^= 1  # a payload byte of the second batch (offset 101)
     fetcher = _fetcher(**{"check.crcs": check_crcs})
+    fetcher._backoff = lambda tps, refresh: None  # no client to refresh metadata with
     fetcher.assign([TP])
     state = fetcher.states[TP]
     state.seek(100)
     fetcher._buffer(state, bytes(log))  # framing is checked here, digests when decoded
-    assert state.fetch_offset == 102
-    if check_crcs:
-        for _ in range(2):  # and again: nothing is skipped silently
-            with pytest.raises(CorruptMessageError, match="offset 101"):
-                fetcher._drain(10)
-        assert state.position == 100
-    else:
-        assert [r.offset for r in fetcher._drain(10)[TP]] == [100, 101]
+    if not check_crcs:  # check.crcs=false: the digest is not looked at
+        assert [r.offset for r in fetcher._drain(10)[TP]] == [100, 101, 102]
+        return
+    # the poll returns the good record before the corrupt batch ...
+    assert [r.offset for r in fetcher._drain(10)[TP]] == [100]
+    assert state.position == 101 and state.fetch_offset == 101  # fetched again from there
+    # ... the next poll that has nothing else reports it, once
+    with pytest.raises(CorruptMessageError, match="offset 101"):
+        fetcher._drain(10)
+    assert fetcher._drain(10) == {}
+    assert state.position == 101  # nothing skipped: a healthy replica's answer goes on
+    good = _log([_batch([b"b" * 20]), _batch([b"c" * 20])], base=101)
+    fetcher._buffer(state, good)
+    assert [r.offset for r in fetcher._drain(10)[TP]] == [101, 102]
+
+
+def test_bad_framing_ends_the_chunk_at_the_batch_before_it() -> None:
+    from rillet.errors import CorruptMessageError
+
+    log = bytearray(_log([_batch([b"a"]), _batch([b"b"]), _batch([b"c"])], base=7))
+    first_len = int.from_bytes(log[8:12], "big")
+    log[first_len + 16] = 0  # the magic of the second batch
+    fetcher = _fetcher()
+    fetcher._backoff = lambda tps, refresh: None
+    fetcher.assign([TP, TopicPartition("t", 4)])
+    state = fetcher.states[TP]
+    state.seek(7)
+    fetcher._buffer(state, bytes(log))
+    assert state.fetch_offset == 8
+    assert [r.offset for r in fetcher._drain(10)[TP]] == [7]
+    with pytest.raises(CorruptMessageError, match="t-3 at offset 8: .*bad magic"):
+        fetcher._drain(10)
+    # a response that is corrupt from its first byte: reported, position unchanged
+    fetcher._buffer(state, bytes(log[first_len:]))
+    with pytest.raises(CorruptMessageError):
+        fetcher._drain(10)
+    assert state.position == 8

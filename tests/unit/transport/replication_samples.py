@@ -7,6 +7,8 @@ REPLICATION_SAMPLES = [
         broker_id=1, topic="t", partition=0, leader_epoch=2, partition_epoch=5, new_isr=(1, 3)
     ),
     P.AlterPartitionResponse(error_code=95, error_message="stale"),
+    P.ReplicaDamageRequest(broker_id=2, topic="t", partition=0, offset=450, leader_epoch=3),
+    P.ReplicaDamageResponse(error_code=42, error_message="broker 9 is not a replica"),
     P.OffsetForLeaderEpochRequest(
         replica_id=2,
         topics=(

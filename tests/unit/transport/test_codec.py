@@ -25,7 +25,10 @@ SAMPLES = [
         topics=(
             P.TopicMetadata(
                 name="t",
-                partitions=(P.PartitionMetadata(partition=0, leader=1, replicas=(1,), isr=(1,)),),
+                partitions=(P.PartitionMetadata(partition=0, leader=1, replicas=(1,), isr=(1,)),
+                            P.PartitionMetadata(partition=1, leader=-1, replicas=(2,), isr=(2,),
+                                                damaged_replicas=(2,),
+                                                offline_reason="offline: damaged")),
             ),
         ),
     ),

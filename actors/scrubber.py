@@ -1,0 +1,156 @@
+"""Scrubber: one per broker, re-checking the batches stored by every hosted partition at a
+bounded rate (docs/storage.md, "Corruption and self-healing"). Not in Kafka.
+
+Driven by the ticker (``ScrubTick`` every 100 ms), it keeps a byte budget that grows at
+``log.scrub.bytes.per.second`` (capped at one second's worth) and spends it by sending
+``Scrub(max_bytes)`` to one partition actor at a time (never more than one in flight, so at
+most one partition is busy scrubbing and a step is a few milliseconds of blake3). The
+partition checks that much more of its current pass (``PartitionLog.scrub``) and answers
+with a ``ScrubReport``; damage found is handled by the partition itself
+(actors/partition_damage.py).
+
+Order: partitions that still hold bytes opened unchecked (after a restart) first, round
+robin; then partitions whose pass is due again (a new pass every ``log.scrub.interval.ms``
+from the start of the previous one). A partition not heard of yet counts as unchecked.
+Not thread-safe outside the actor: only its own thread touches the state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import pykka
+from loguru import logger
+
+from .partition_messages import Scrub, ScrubReport
+from .runtime import DispatchedActor
+
+Key = tuple[str, int]
+TICK_S = 0.1
+MAX_STEP = 4 << 20  # bytes per Scrub message
+MIN_STEP = 64 << 10  # do not bother a partition for less
+IN_FLIGHT_TIMEOUT_MS = 30_000
+
+
+@dataclass(frozen=True, slots=True)
+class ScrubTick:
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Done:
+    key: Key
+    report: ScrubReport
+
+
+@dataclass(slots=True)
+class _PartitionScrub:
+    unverified: int | None = None  # bytes opened unchecked; None: not heard of yet
+    pass_started_ms: int = 0
+    pass_done: bool = False
+
+
+class Scrubber(DispatchedActor):
+    """``replicas()`` gives the hosted partition actors by (topic, partition)."""
+
+    def __init__(
+        self,
+        broker_id: int,
+        replicas: Callable[[], Mapping[Key, pykka.ActorRef]],
+        bytes_per_second: int,
+        interval_ms: int,
+    ) -> None:
+        super().__init__()
+        self.replicas = replicas
+        self.rate = bytes_per_second
+        self.interval_ms = interval_ms
+        self.budget = 0.0
+        self.last_ms: int | None = None
+        self.in_flight: tuple[Key, int] | None = None
+        self.states: dict[Key, _PartitionScrub] = {}
+        self.bytes_checked = 0
+        self.passes_done = 0
+        self._next = 0  # round-robin position
+        self._log = logger.bind(broker=broker_id, actor="scrubber")
+
+    def on_receive(self, message: object) -> object:
+        try:
+            match message:
+                case ScrubTick(now_ms=now):
+                    self._tick(now)
+                case _Done(key=key, report=report):
+                    self._done(key, report)
+        except Exception:  # noqa: BLE001 - the scrubber must outlive any one partition
+            self._log.exception("scrubber failed on {}", type(message).__name__)
+        return None
+
+    def _tick(self, now: int) -> None:
+        if self.last_ms is not None:
+            self.budget = min(self.rate, self.budget + self.rate * (now - self.last_ms) / 1000)
+        self.last_ms = now
+        if self.in_flight is not None:
+            if now - self.in_flight[1] < IN_FLIGHT_TIMEOUT_MS:
+                return
+            self.in_flight = None  # the partition went away without answering
+        if self.budget < min(MIN_STEP, self.rate):
+            return
+        refs = dict(self.replicas())
+        for key in list(self.states):
+            if key not in refs:
+                del self.states[key]
+        for key in refs:
+            self.states.setdefault(key, _PartitionScrub(pass_started_ms=now))
+        key, restart = self._choose(now)
+        if key is None:
+            return
+        if restart:
+            state = self.states[key]
+            state.pass_started_ms, state.pass_done = now, False
+        me = self.actor_ref
+
+        def reply(report: ScrubReport, key=key) -> None:
+            try:
+                me.tell(_Done(key, report))
+            except pykka.ActorDeadError:
+                pass
+
+        try:
+            refs[key].tell(Scrub(int(min(self.budget, MAX_STEP)), restart, reply))
+            self.in_flight = (key, now)
+        except pykka.ActorDeadError:
+            self.states.pop(key, None)
+
+    def _choose(self, now: int) -> tuple[Key | None, bool]:
+        """(partition, start a new pass first?) or (None, False) when nothing is due."""
+        keys = sorted(self.states)
+        if not keys:
+            return None, False
+        n = len(keys)
+        order = [keys[(self._next + i) % n] for i in range(n)]
+        self._next = (self._next + 1) % n
+        for key in order:
+            s = self.states[key]
+            if (s.unverified is None or s.unverified > 0) and not s.pass_done:
+                return key, False
+        for key in order:
+            s = self.states[key]
+            if not s.pass_done:
+                return key, False
+            if now - s.pass_started_ms >= self.interval_ms:
+                return key, True
+        return None, False
+
+    def _done(self, key: Key, report: ScrubReport) -> None:
+        if self.in_flight is not None and self.in_flight[0] == key:
+            self.in_flight = None
+        self.budget -= report.bytes_checked
+        self.bytes_checked += report.bytes_checked
+        state = self.states.get(key)
+        if state is None:
+            return
+        state.unverified = report.unverified_bytes
+        if report.pass_done and not state.pass_done:
+            state.pass_done = True
+            self.passes_done += 1
+            self._log.debug("scrub pass of {}-{} done", *key)
