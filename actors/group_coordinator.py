@@ -6,7 +6,8 @@ One actor per broker, one *shard* per led offsets partition. Messages (``tell`` 
 * ``GroupRequest``  a decoded group API request and its ``respond`` callback (from a session)
 * ``ImageChanged``  a new metadata image: gain/lose shards, feed topic partition counts to
                     ``on_metadata``, drop offsets of deleted topics
-* ``GroupTick``     session/rebalance timeouts (and, now and then, offset expiry)
+* ``GroupTick``     session/rebalance timeouts, held heartbeats due (and, now and then,
+                    offset expiry)
 
 A mutation computes ``Result(state, records, response)`` from the shard's current state,
 appends the records (CBOR-encoded ``to_kv`` pairs, one batch) through the partition's
@@ -16,6 +17,12 @@ replies. One append per shard is in flight; later mutations of that shard wait i
 of replicas come back as messages. A shard gained is loaded by reading its partition from
 offset 0 to the high watermark and ``replay_kv``; until then its groups get
 COORDINATOR_LOAD_IN_PROGRESS, and groups of shards this broker does not lead NOT_COORDINATOR.
+
+Heartbeats are long polls (``max_wait_ms``; the rules are the core's, coordinator/groups/
+longpoll.py): an answer that tells the member nothing new is held in the shard's ``parked``
+(one per member) until its deadline (answered on a tick) or until an adopted change of its
+group means the member may have something to hear; the heartbeat is then handled again
+through the shard's queue like a fresh one.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import cbor2
 import pykka
 from loguru import logger
 from rillet.coordinator import groups as G
+from rillet.coordinator.groups import longpoll
 from rillet.coordinator.groups.errors import GroupError, IllegalTransition
 from rillet.coordinator.metadata import MetadataImage
 from rillet.logstore.batch import BatchBuilder, decode_records, iter_batches
@@ -149,6 +157,17 @@ class _CoordinatorError(Exception):
 
 
 @dataclass(slots=True)
+class _Parked:
+    """A held heartbeat: the member's request, where to answer, the answer so far."""
+
+    request: G.ConsumerGroupHeartbeatRequest
+    respond: Callable[[object], None]
+    response: G.ConsumerGroupHeartbeatResponse
+    deadline: int
+    seq: int
+
+
+@dataclass(slots=True)
 class _Shard:
     partition: int
     leader_epoch: int
@@ -162,6 +181,10 @@ class _Shard:
     busy: bool = False
     busy_since: int = 0
     queue: deque = field(default_factory=deque)
+    parked: dict[tuple[str, str], _Parked] = field(default_factory=dict)
+    """(group id, member id) -> its held heartbeat."""
+    latest: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(group id, member id) -> seq of its newest heartbeat not yet answered."""
 
 
 # ------------------------------------------------------------------------------------- actor
@@ -176,6 +199,7 @@ class GroupCoordinatorActor(DispatchedActor):
         self.num_partitions = 0
         self.topics: dict[str, int] = {}
         self._generation = 0
+        self._hb_seq = 0
         self._next_expire = 0
         self._log = logger.bind(broker=ctx.broker_id, actor="group-coordinator")
 
@@ -239,12 +263,16 @@ class GroupCoordinatorActor(DispatchedActor):
             return
         if isinstance(req, P.ConsumerGroupHeartbeatRequest):
             core_req = _heartbeat_request(req)
-
-            def fn(state: G.CoordinatorState) -> G.Result:
-                return self.core.heartbeat(state, core_req, self.topics, now_ms())
-
-            to_wire = _heartbeat_response
-        elif isinstance(req, P.OffsetCommitRequest):
+            key = (core_req.group_id, core_req.member_id)
+            held = shard.parked.pop(key, None)
+            if held is not None:  # the member asks again: its older poll ends now
+                held.respond(_heartbeat_response(held.response))
+            self._hb_seq += 1
+            shard.latest[key] = self._hb_seq
+            shard.queue.append(self._heartbeat_op(shard, core_req, respond, self._hb_seq, None))
+            self._drain(shard)
+            return
+        if isinstance(req, P.OffsetCommitRequest):
             commit = _commit_request(req)
 
             def fn(state: G.CoordinatorState) -> G.Result:
@@ -269,6 +297,64 @@ class GroupCoordinatorActor(DispatchedActor):
                 respond(to_wire(result.response))
 
         self._mutate(shard, fn, done)
+
+    # ------------------------------------------------------------------- heartbeat polls
+
+    def _heartbeat_op(self, shard: _Shard, req: G.ConsumerGroupHeartbeatRequest,
+                      respond: Callable[[object], None], seq: int,
+                      deadline: int | None) -> tuple[Callable, Callable]:
+        """A queue entry handling ``req``; ``deadline`` is set when it is a held heartbeat
+        handled again (it keeps the deadline it was first given)."""
+        key = (req.group_id, req.member_id)
+
+        def fn(state: G.CoordinatorState) -> G.Result:
+            return self.core.heartbeat(state, req, self.topics, now_ms())
+
+        def done(result: G.Result | None, error: tuple[int, str] | None) -> None:
+            current = shard.latest.get(key) == seq and self.shards.get(shard.partition) is shard
+            if error is None and current:
+                now = now_ms()
+                until = longpoll.park_deadline(self.core.config, req, result.response, now)
+                if until is not None:
+                    until = min(until, deadline) if deadline is not None else until
+                    if until > now:
+                        shard.parked[key] = _Parked(req, respond, result.response, until, seq)
+                        return
+            if current:
+                del shard.latest[key]
+            if error is not None:
+                respond(P.ConsumerGroupHeartbeatResponse(error_code=int(error[0]),
+                                                         error_message=error[1]))
+            else:
+                respond(_heartbeat_response(result.response))
+
+        return fn, done
+
+    def _wake_parked(self, shard: _Shard, groups: frozenset[str]) -> None:
+        """After an adopted change of ``groups``: queue again the held heartbeats whose member
+        may now hear something (the caller drains the queue)."""
+        if not shard.parked or not groups:
+            return
+        for key in [k for k in shard.parked if k[0] in groups]:
+            if longpoll.needs_answer(shard.state, *key):
+                held = shard.parked.pop(key)
+                shard.queue.append(self._heartbeat_op(shard, held.request, held.respond,
+                                                      held.seq, held.deadline))
+
+    def _answer_parked(self, shard: _Shard, now: int | None,
+                       error: tuple[int, str] | None = None) -> None:
+        """Answer the held heartbeats due at ``now`` (all of them when ``now`` is None) with
+        their last answer, or with ``error``."""
+        for key, held in list(shard.parked.items()):
+            if now is not None and held.deadline > now:
+                continue
+            del shard.parked[key]
+            shard.latest.pop(key, None)
+            if error is not None:
+                held.respond(P.ConsumerGroupHeartbeatResponse(error_code=int(error[0]),
+                                                              error_message=error[1]))
+            else:
+                held.respond(_heartbeat_response(held.response))
 
     # ------------------------------------------------------------------------- mutations
 
@@ -327,6 +413,7 @@ class GroupCoordinatorActor(DispatchedActor):
         if code == E.NONE:
             shard.state = msg.result.state
             msg.done(msg.result, None)
+            self._wake_parked(shard, longpoll.touched_groups(msg.result.records))
         else:
             self._log.warning("append to {}-{} failed: {}", OFFSETS_TOPIC, msg.partition, code)
             wire = E.NOT_COORDINATOR if code == E.NOT_LEADER_OR_FOLLOWER else (
@@ -400,6 +487,7 @@ class GroupCoordinatorActor(DispatchedActor):
                 self._log.info("no longer coordinator for {}-{}", OFFSETS_TOPIC, p)
                 for _fn, done in shard.queue:
                     done(None, (E.NOT_COORDINATOR, "coordinator moved"))
+                self._answer_parked(shard, None, (E.NOT_COORDINATOR, "coordinator moved"))
         for p, epoch in led.items():
             if p not in self.shards:
                 self._generation += 1
@@ -485,9 +573,12 @@ class GroupCoordinatorActor(DispatchedActor):
                                 p, now - shard.busy_since)
                 for _fn, done in shard.queue:
                     done(None, (E.COORDINATOR_NOT_AVAILABLE, "reloading the group state"))
+                self._answer_parked(shard, None, (E.COORDINATOR_NOT_AVAILABLE,
+                                                  "reloading the group state"))
                 self._generation += 1
                 shard = self.shards[p] = _Shard(partition=p, leader_epoch=shard.leader_epoch,
                                                 generation=self._generation)
+            self._answer_parked(shard, now)
             if not shard.loaded:
                 if shard.reading and now - shard.reading_since > _STUCK_APPEND_MS:
                     shard.reading = False  # the read was lost: ask again
@@ -549,6 +640,7 @@ def _heartbeat_request(req: P.ConsumerGroupHeartbeatRequest) -> G.ConsumerGroupH
         owned_partitions=None if req.owned_partitions is None else _tps_in(req.owned_partitions),
         client_id=req.client_id,
         client_host=req.client_host,
+        max_wait_ms=req.max_wait_ms,
     )
 
 
