@@ -42,7 +42,9 @@ from rillet.coordinator.metadata import MetadataImage
 from rillet.logstore.batch import BatchBuilder, decode_records, iter_batches
 from rillet.transport import protocol as P
 
+from . import group_wire as W
 from . import partition as R
+from .group_wire import error_response
 from .runtime import DispatchedActor
 from .ticker import now_ms
 
@@ -181,8 +183,8 @@ class _Shard:
     busy: bool = False
     busy_since: int = 0
     queue: deque = field(default_factory=deque)
-    parked: dict[tuple[str, str], _Parked] = field(default_factory=dict)
-    """(group id, member id) -> its held heartbeat."""
+    parked: dict[str, dict[str, _Parked]] = field(default_factory=dict)
+    """group id -> member id -> its held heartbeat."""
     latest: dict[tuple[str, str], int] = field(default_factory=dict)
     """(group id, member id) -> seq of its newest heartbeat not yet answered."""
 
@@ -255,37 +257,40 @@ class GroupCoordinatorActor(DispatchedActor):
         now = now_ms()
         if isinstance(req, P.OffsetFetchRequest):
             try:
-                resp = self.core.fetch_offsets(shard.state, _fetch_request(req))
+                resp = self.core.fetch_offsets(shard.state, W.fetch_request(req))
             except GroupError as e:
                 respond(error_response(req, e.code, str(e)))
                 return
-            respond(_fetch_response(req, resp))
+            respond(W.fetch_response(req, resp))
             return
         if isinstance(req, P.ConsumerGroupHeartbeatRequest):
-            core_req = _heartbeat_request(req)
+            core_req = W.heartbeat_request(req)
             key = (core_req.group_id, core_req.member_id)
-            held = shard.parked.pop(key, None)
+            members = shard.parked.get(key[0])
+            held = members.pop(key[1], None) if members else None
             if held is not None:  # the member asks again: its older poll ends now
-                held.respond(_heartbeat_response(held.response))
+                if not members:
+                    del shard.parked[key[0]]
+                held.respond(W.heartbeat_response(held.response))
             self._hb_seq += 1
             shard.latest[key] = self._hb_seq
             shard.queue.append(self._heartbeat_op(shard, core_req, respond, self._hb_seq, None))
             self._drain(shard)
             return
         if isinstance(req, P.OffsetCommitRequest):
-            commit = _commit_request(req)
+            commit = W.commit_request(req)
 
             def fn(state: G.CoordinatorState) -> G.Result:
                 return self.core.commit_offsets(state, commit, now)
 
-            to_wire = _commit_response
+            to_wire = W.commit_response
         elif isinstance(req, P.OffsetDeleteRequest):
             tps = [G.TopicPartition(t.topic, p) for t in req.topics for p in t.partitions]
 
             def fn(state: G.CoordinatorState) -> G.Result:
                 return self.core.delete_offsets(state, req.group_id, tps)
 
-            to_wire = _delete_offsets_response
+            to_wire = W.delete_offsets_response
         else:
             respond(error_response(req, E.INVALID_REQUEST, f"{req.API} not handled"))
             return
@@ -318,7 +323,8 @@ class GroupCoordinatorActor(DispatchedActor):
                 if until is not None:
                     until = min(until, deadline) if deadline is not None else until
                     if until > now:
-                        shard.parked[key] = _Parked(req, respond, result.response, until, seq)
+                        shard.parked.setdefault(key[0], {})[key[1]] = _Parked(
+                            req, respond, result.response, until, seq)
                         return
             if current:
                 del shard.latest[key]
@@ -326,35 +332,41 @@ class GroupCoordinatorActor(DispatchedActor):
                 respond(P.ConsumerGroupHeartbeatResponse(error_code=int(error[0]),
                                                          error_message=error[1]))
             else:
-                respond(_heartbeat_response(result.response))
+                respond(W.heartbeat_response(result.response))
 
         return fn, done
 
     def _wake_parked(self, shard: _Shard, groups: frozenset[str]) -> None:
         """After an adopted change of ``groups``: queue again the held heartbeats whose member
         may now hear something (the caller drains the queue)."""
-        if not shard.parked or not groups:
-            return
-        for key in [k for k in shard.parked if k[0] in groups]:
-            if longpoll.needs_answer(shard.state, *key):
-                held = shard.parked.pop(key)
+        for gid in groups:
+            members = shard.parked.get(gid)
+            if not members:
+                continue
+            for mid in [m for m in members if longpoll.needs_answer(shard.state, gid, m)]:
+                held = members.pop(mid)
                 shard.queue.append(self._heartbeat_op(shard, held.request, held.respond,
                                                       held.seq, held.deadline))
+            if not members:
+                del shard.parked[gid]
 
     def _answer_parked(self, shard: _Shard, now: int | None,
                        error: tuple[int, str] | None = None) -> None:
         """Answer the held heartbeats due at ``now`` (all of them when ``now`` is None) with
         their last answer, or with ``error``."""
-        for key, held in list(shard.parked.items()):
-            if now is not None and held.deadline > now:
-                continue
-            del shard.parked[key]
-            shard.latest.pop(key, None)
+        due = [(gid, mid) for gid, members in shard.parked.items()
+               for mid, held in members.items() if now is None or held.deadline <= now]
+        for gid, mid in due:
+            members = shard.parked[gid]
+            held = members.pop(mid)
+            if not members:
+                del shard.parked[gid]
+            shard.latest.pop((gid, mid), None)
             if error is not None:
                 held.respond(P.ConsumerGroupHeartbeatResponse(error_code=int(error[0]),
                                                               error_message=error[1]))
             else:
-                held.respond(_heartbeat_response(held.response))
+                held.respond(W.heartbeat_response(held.response))
 
     # ------------------------------------------------------------------------- mutations
 
@@ -444,7 +456,7 @@ class GroupCoordinatorActor(DispatchedActor):
                 out.append(P.DescribedGroup(group_id=gid, error_code=e.code,
                                             error_message=e.message))
                 continue
-            out.append(_described(self.core.describe_group(shard.state, gid)))
+            out.append(W.described(self.core.describe_group(shard.state, gid)))
         respond(P.ConsumerGroupDescribeResponse(groups=tuple(out)))
 
     def _delete_groups(self, req: P.DeleteGroupsRequest, respond: Callable) -> None:
@@ -609,156 +621,3 @@ def _ignore(_result: Any, error: Any) -> None:
 
 
 _STATES = frozenset(str(s) for s in G.GroupState)
-
-
-# ------------------------------------------------------------------------ wire <-> core
-
-
-def _tps_in(items: Any) -> frozenset[G.TopicPartition]:
-    return frozenset(G.TopicPartition(t.topic, p) for t in items for p in t.partitions)
-
-
-def _tps_out(tps: Any) -> tuple[P.GroupTopicPartitions, ...]:
-    by_topic: dict[str, list[int]] = {}
-    for tp in sorted(tps):
-        by_topic.setdefault(tp[0], []).append(tp[1])
-    return tuple(P.GroupTopicPartitions(topic=t, partitions=tuple(ps))
-                 for t, ps in by_topic.items())
-
-
-def _heartbeat_request(req: P.ConsumerGroupHeartbeatRequest) -> G.ConsumerGroupHeartbeatRequest:
-    return G.ConsumerGroupHeartbeatRequest(
-        group_id=req.group_id,
-        member_id=req.member_id,
-        member_epoch=req.member_epoch,
-        instance_id=req.instance_id,
-        rack_id=req.rack_id,
-        rebalance_timeout_ms=req.rebalance_timeout_ms,
-        subscribed_topic_names=req.subscribed_topic_names,
-        subscribed_topic_regex=req.subscribed_topic_regex,
-        server_assignor=req.server_assignor,
-        owned_partitions=None if req.owned_partitions is None else _tps_in(req.owned_partitions),
-        client_id=req.client_id,
-        client_host=req.client_host,
-        max_wait_ms=req.max_wait_ms,
-    )
-
-
-def _heartbeat_response(r: G.ConsumerGroupHeartbeatResponse) -> P.ConsumerGroupHeartbeatResponse:
-    return P.ConsumerGroupHeartbeatResponse(
-        member_id=r.member_id,
-        member_epoch=r.member_epoch,
-        heartbeat_interval_ms=r.heartbeat_interval_ms,
-        assignment=None if r.assignment is None else _tps_out(r.assignment),
-    )
-
-
-def _commit_request(req: P.OffsetCommitRequest) -> G.OffsetCommitRequest:
-    return G.OffsetCommitRequest(
-        group_id=req.group_id,
-        member_id=req.member_id,
-        member_epoch=req.member_epoch,
-        instance_id=req.group_instance_id,
-        offsets={
-            G.TopicPartition(t.name, p.partition): G.CommitOffset(
-                offset=p.committed_offset,
-                leader_epoch=p.committed_leader_epoch,
-                metadata=p.committed_metadata,
-            )
-            for t in req.topics
-            for p in t.partitions
-        },
-    )
-
-
-def _partition_errors(errors: Any) -> tuple[P.TopicPartitionErrors, ...]:
-    by_topic: dict[str, list[P.PartitionError]] = {}
-    for tp in sorted(errors):
-        by_topic.setdefault(tp[0], []).append(
-            P.PartitionError(partition=tp[1], error_code=int(errors[tp])))
-    return tuple(P.TopicPartitionErrors(name=t, partitions=tuple(ps))
-                 for t, ps in by_topic.items())
-
-
-def _commit_response(r: G.OffsetCommitResponse) -> P.OffsetCommitResponse:
-    return P.OffsetCommitResponse(topics=_partition_errors(r.errors))
-
-
-def _delete_offsets_response(r: G.OffsetDeleteResponse) -> P.OffsetDeleteResponse:
-    return P.OffsetDeleteResponse(topics=_partition_errors(r.errors))
-
-
-def _fetch_request(req: P.OffsetFetchRequest) -> G.OffsetFetchRequest:
-    return G.OffsetFetchRequest(
-        group_id=req.group_id,
-        member_id=req.member_id,
-        member_epoch=req.member_epoch,
-        partitions=None if req.topics is None else tuple(sorted(_tps_in(req.topics))),
-    )
-
-
-def _fetch_response(req: P.OffsetFetchRequest, r: G.OffsetFetchResponse) -> P.OffsetFetchResponse:
-    wanted = sorted(r.offsets) if req.topics is None else sorted(_tps_in(req.topics))
-    by_topic: dict[str, list[P.OffsetFetchPartition]] = {}
-    for tp in wanted:
-        o = r.offsets.get(tp)
-        part = P.OffsetFetchPartition(partition=tp[1]) if o is None else P.OffsetFetchPartition(
-            partition=tp[1], committed_offset=o.offset, committed_leader_epoch=o.leader_epoch,
-            metadata=o.metadata, commit_timestamp_ms=o.commit_timestamp_ms)
-        by_topic.setdefault(tp[0], []).append(part)
-    return P.OffsetFetchResponse(topics=tuple(
-        P.OffsetFetchTopic(name=t, partitions=tuple(ps)) for t, ps in by_topic.items()))
-
-
-def _described(d: G.GroupDescription) -> P.DescribedGroup:
-    return P.DescribedGroup(
-        group_id=d.group_id,
-        group_state=str(d.state),
-        group_epoch=d.group_epoch,
-        assignment_epoch=d.assignment_epoch,
-        assignor_name=d.assignor,
-        members=tuple(
-            P.DescribedGroupMember(
-                member_id=m.member_id,
-                instance_id=m.instance_id,
-                rack_id=m.rack_id,
-                member_epoch=m.member_epoch,
-                member_state=str(m.member_state),
-                client_id=m.client_id,
-                client_host=m.client_host,
-                subscribed_topic_names=tuple(m.subscribed_topic_names),
-                subscribed_topic_regex=m.subscribed_topic_regex,
-                assignment=_tps_out(m.assignment),
-                target_assignment=_tps_out(m.target_assignment),
-                pending_revocation=_tps_out(m.pending_revocation),
-            )
-            for m in d.members
-        ),
-    )
-
-
-def error_response(req: Any, code: int, message: str) -> object:
-    """The typed reply of ``req`` carrying error ``code`` (whole-request failure)."""
-    code = int(code)
-    match req:
-        case P.ConsumerGroupHeartbeatRequest():
-            return P.ConsumerGroupHeartbeatResponse(error_code=code, error_message=message)
-        case P.OffsetCommitRequest():
-            errors = {(t.name, p.partition): code for t in req.topics for p in t.partitions}
-            return P.OffsetCommitResponse(error_code=code, error_message=message,
-                                          topics=_partition_errors(errors))
-        case P.OffsetFetchRequest():
-            return P.OffsetFetchResponse(error_code=code, error_message=message)
-        case P.OffsetDeleteRequest():
-            return P.OffsetDeleteResponse(error_code=code, error_message=message)
-        case P.ListGroupsRequest():
-            return P.ListGroupsResponse(error_code=code)
-        case P.ConsumerGroupDescribeRequest():
-            return P.ConsumerGroupDescribeResponse(groups=tuple(
-                P.DescribedGroup(group_id=g, error_code=code, error_message=message)
-                for g in req.group_ids))
-        case P.DeleteGroupsRequest():
-            return P.DeleteGroupsResponse(results=tuple(
-                P.DeletableGroupResult(group_id=g, error_code=code, error_message=message)
-                for g in req.groups_names))
-    return P.ErrorResponse(error_code=code, error_message=message)

@@ -13,10 +13,10 @@ from __future__ import annotations
 import time
 
 import pytest
+from rillet.transport import protocol as P
 
 from rillet.admin import Admin
 from rillet.records import NewTopic
-from rillet.transport import protocol as P
 from tests.integration.group_members import Members, wait_until
 
 E = P.ErrorCode
