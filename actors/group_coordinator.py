@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cbor2
@@ -53,6 +53,8 @@ OFFSETS_TOPIC = "__consumer_offsets"
 _LOAD_CHUNK = 1 << 20
 _EXPIRE_EVERY_MS = 60_000
 _STUCK_APPEND_MS = 30_000
+_BATCH_MAX_OPS = 500  # operations written together in one append
+_BATCH_MAX_BYTES = 256 << 10  # stop adding operations past this much record data
 
 
 def java_string_hashcode(s: str) -> int:
@@ -146,9 +148,12 @@ class _ReadDone:
 class _AppendDone:
     partition: int
     generation: int
-    response: P.ProducePartitionResponse
-    result: G.Result
-    done: Callable
+    response: P.ProducePartitionResponse | None
+    state: G.CoordinatorState
+    """The state after every operation of the batch (adopted once it is durable)."""
+    records: tuple
+    ops: tuple
+    """(done, result or None, error or None) per operation, in queue order."""
 
 
 class _CoordinatorError(Exception):
@@ -375,36 +380,55 @@ class GroupCoordinatorActor(DispatchedActor):
         self._drain(shard)
 
     def _drain(self, shard: _Shard) -> None:
+        """Run the queued operations of ``shard`` as one write: each sees the state the ones
+        before it left, their records go out in one batch (one acks=all append, as Kafka's
+        coordinator runtime batches writes), and only once it is durable is the last state
+        adopted and every operation answered. Without records nothing waits."""
         while shard.loaded and not shard.busy and shard.queue:
-            fn, done = shard.queue.popleft()
-            try:
-                result = fn(shard.state)
-            except IllegalTransition as e:
-                self._log.error("group core refused its own transition: {}", e)
-                done(None, (E.UNKNOWN_SERVER_ERROR, str(e)))
-                continue
-            except GroupError as e:
-                done(None, (e.code, str(e)))
-                continue
-            if not result.records:
-                shard.state = result.state
-                done(result, None)
+            state = shard.state
+            ops: list[tuple[Callable, G.Result | None, tuple[int, str] | None]] = []
+            pairs: list[tuple[bytes, bytes | None]] = []
+            records: list = []
+            size = 0
+            while shard.queue and len(ops) < _BATCH_MAX_OPS and size < _BATCH_MAX_BYTES:
+                fn, done = shard.queue.popleft()
+                try:
+                    result = fn(state)
+                except IllegalTransition as e:
+                    self._log.error("group core refused its own transition: {}", e)
+                    ops.append((done, None, (E.UNKNOWN_SERVER_ERROR, str(e))))
+                    continue
+                except GroupError as e:
+                    ops.append((done, None, (e.code, str(e))))
+                    continue
+                for record in result.records:
+                    key, value = G.to_kv(record)
+                    pair = (cbor2.dumps(key), None if value is None else cbor2.dumps(value))
+                    size += len(pair[0]) + len(pair[1] or b"")
+                    pairs.append(pair)
+                records.extend(result.records)
+                state = result.state
+                ops.append((done, result, None))
+            if not pairs:
+                shard.state = state
+                _finish(ops)
                 continue
             ref = self.ctx.replicas.get((OFFSETS_TOPIC, shard.partition))
             if ref is None:
-                done(None, (E.NOT_COORDINATOR, "offsets partition not hosted here"))
+                _finish(ops, (E.NOT_COORDINATOR, "offsets partition not hosted here"))
                 continue
             batch = BatchBuilder()
             ts = now_ms()
-            for record in result.records:
-                key, value = G.to_kv(record)
-                batch.append(ts, cbor2.dumps(key), None if value is None else cbor2.dumps(value))
+            for key, value in pairs:
+                batch.append(ts, key, value)
             shard.busy, shard.busy_since = True, now_ms()
-            def on_appended(r: P.ProducePartitionResponse, result=result, done=done,
-                            me=self.actor_ref, partition=shard.partition,
-                            generation=shard.generation) -> None:
+            appended = _AppendDone(shard.partition, shard.generation, None, state,
+                                   tuple(records), tuple(ops))
+
+            def on_appended(r: P.ProducePartitionResponse, appended=appended,
+                            me=self.actor_ref) -> None:
                 try:
-                    me.tell(_AppendDone(partition, generation, r, result, done))
+                    me.tell(replace(appended, response=r))
                 except pykka.ActorDeadError:
                     pass
 
@@ -413,24 +437,24 @@ class GroupCoordinatorActor(DispatchedActor):
                 ref.tell(R.Append(batch.build(), on_appended, acks=-1, timeout_ms=10_000))
             except pykka.ActorDeadError:
                 shard.busy = False
-                done(None, (E.NOT_COORDINATOR, "offsets partition not hosted here"))
+                _finish(ops, (E.NOT_COORDINATOR, "offsets partition not hosted here"))
 
     def _append_done(self, msg: _AppendDone) -> None:
         shard = self.shards.get(msg.partition)
         if shard is None or shard.generation != msg.generation:
-            msg.done(None, (E.NOT_COORDINATOR, "coordinator moved while writing"))
+            _finish(msg.ops, (E.NOT_COORDINATOR, "coordinator moved while writing"))
             return
         shard.busy = False
         code = msg.response.error_code
         if code == E.NONE:
-            shard.state = msg.result.state
-            msg.done(msg.result, None)
-            self._wake_parked(shard, longpoll.touched_groups(msg.result.records))
+            shard.state = msg.state
+            _finish(msg.ops)
+            self._wake_parked(shard, longpoll.touched_groups(msg.records))
         else:
             self._log.warning("append to {}-{} failed: {}", OFFSETS_TOPIC, msg.partition, code)
             wire = E.NOT_COORDINATOR if code == E.NOT_LEADER_OR_FOLLOWER else (
                 E.COORDINATOR_NOT_AVAILABLE)
-            msg.done(None, (wire, f"could not write the group state (error {code})"))
+            _finish(msg.ops, (wire, f"could not write the group state (error {code})"))
         self._drain(shard)
 
     # ------------------------------------------------------------------------ multi-group
@@ -613,6 +637,18 @@ class GroupCoordinatorActor(DispatchedActor):
             for e in result.response:
                 self._log.info("group {}: member {} removed ({})", e.group_id, e.member_id,
                                e.reason)
+
+
+def _finish(ops: Any, error: tuple[int, str] | None = None) -> None:
+    """Answer a batch's operations: each with its own error, else ``error`` (the batch was not
+    written), else its result."""
+    for done, result, own in ops:
+        if own is not None:
+            done(None, own)
+        elif error is not None:
+            done(None, error)
+        else:
+            done(result, None)
 
 
 def _ignore(_result: Any, error: Any) -> None:
