@@ -341,14 +341,16 @@ class GroupCoordinatorActor(DispatchedActor):
 
         return fn, done
 
-    def _wake_parked(self, shard: _Shard, groups: frozenset[str]) -> None:
-        """After an adopted change of ``groups``: queue again the held heartbeats whose member
-        may now hear something (the caller drains the queue)."""
+    def _wake_parked(self, shard: _Shard, groups: frozenset[str],
+                     state: G.CoordinatorState | None = None) -> None:
+        """After a change of ``groups`` (adopted, or ``state`` of a batch being built): queue
+        again the held heartbeats whose member may now hear something (the caller drains)."""
+        state = shard.state if state is None else state
         for gid in groups:
             members = shard.parked.get(gid)
             if not members:
                 continue
-            for mid in [m for m in members if longpoll.needs_answer(shard.state, gid, m)]:
+            for mid in [m for m in members if longpoll.needs_answer(state, gid, m)]:
                 held = members.pop(mid)
                 shard.queue.append(self._heartbeat_op(shard, held.request, held.respond,
                                                       held.seq, held.deadline))
@@ -390,7 +392,16 @@ class GroupCoordinatorActor(DispatchedActor):
             pairs: list[tuple[bytes, bytes | None]] = []
             records: list = []
             size = 0
-            while shard.queue and len(ops) < _BATCH_MAX_OPS and size < _BATCH_MAX_BYTES:
+            woken = 0
+            while len(ops) < _BATCH_MAX_OPS and size < _BATCH_MAX_BYTES:
+                if not shard.queue:
+                    # held heartbeats this batch gives news to join it: their answers go
+                    # out with it, one write sooner
+                    touched = longpoll.touched_groups(records[woken:])
+                    woken = len(records)
+                    self._wake_parked(shard, touched, state)
+                    if not shard.queue:
+                        break
                 fn, done = shard.queue.popleft()
                 try:
                     result = fn(state)
