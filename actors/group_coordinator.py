@@ -6,7 +6,8 @@ One actor per broker, one *shard* per led offsets partition. Messages (``tell`` 
 * ``GroupRequest``  a decoded group API request and its ``respond`` callback (from a session)
 * ``ImageChanged``  a new metadata image: gain/lose shards, feed topic partition counts to
                     ``on_metadata``, drop offsets of deleted topics
-* ``GroupTick``     session/rebalance timeouts (and, now and then, offset expiry)
+* ``GroupTick``     session/rebalance timeouts, held heartbeats due (and, now and then,
+                    offset expiry)
 
 A mutation computes ``Result(state, records, response)`` from the shard's current state,
 appends the records (CBOR-encoded ``to_kv`` pairs, one batch) through the partition's
@@ -16,25 +17,34 @@ replies. One append per shard is in flight; later mutations of that shard wait i
 of replicas come back as messages. A shard gained is loaded by reading its partition from
 offset 0 to the high watermark and ``replay_kv``; until then its groups get
 COORDINATOR_LOAD_IN_PROGRESS, and groups of shards this broker does not lead NOT_COORDINATOR.
+
+Heartbeats are long polls (``max_wait_ms``; the rules are the core's, coordinator/groups/
+longpoll.py): an answer that tells the member nothing new is held in the shard's ``parked``
+(one per member) until its deadline (answered on a tick) or until an adopted change of its
+group means the member may have something to hear; the heartbeat is then handled again
+through the shard's queue like a fresh one.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cbor2
 import pykka
 from loguru import logger
 from rillet.coordinator import groups as G
+from rillet.coordinator.groups import longpoll
 from rillet.coordinator.groups.errors import GroupError, IllegalTransition
 from rillet.coordinator.metadata import MetadataImage
 from rillet.logstore.batch import BatchBuilder, decode_records, iter_batches
 from rillet.transport import protocol as P
 
+from . import group_wire as W
 from . import partition as R
+from .group_wire import error_response
 from .runtime import DispatchedActor
 from .ticker import now_ms
 
@@ -43,6 +53,8 @@ OFFSETS_TOPIC = "__consumer_offsets"
 _LOAD_CHUNK = 1 << 20
 _EXPIRE_EVERY_MS = 60_000
 _STUCK_APPEND_MS = 30_000
+_BATCH_MAX_OPS = 500  # operations written together in one append
+_BATCH_MAX_BYTES = 256 << 10  # stop adding operations past this much record data
 
 
 def java_string_hashcode(s: str) -> int:
@@ -136,9 +148,12 @@ class _ReadDone:
 class _AppendDone:
     partition: int
     generation: int
-    response: P.ProducePartitionResponse
-    result: G.Result
-    done: Callable
+    response: P.ProducePartitionResponse | None
+    state: G.CoordinatorState
+    """The state after every operation of the batch (adopted once it is durable)."""
+    records: tuple
+    ops: tuple
+    """(done, result or None, error or None) per operation, in queue order."""
 
 
 class _CoordinatorError(Exception):
@@ -146,6 +161,17 @@ class _CoordinatorError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+@dataclass(slots=True)
+class _Parked:
+    """A held heartbeat: the member's request, where to answer, the answer so far."""
+
+    request: G.ConsumerGroupHeartbeatRequest
+    respond: Callable[[object], None]
+    response: G.ConsumerGroupHeartbeatResponse
+    deadline: int
+    seq: int
 
 
 @dataclass(slots=True)
@@ -162,6 +188,10 @@ class _Shard:
     busy: bool = False
     busy_since: int = 0
     queue: deque = field(default_factory=deque)
+    parked: dict[str, dict[str, _Parked]] = field(default_factory=dict)
+    """group id -> member id -> its held heartbeat."""
+    latest: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(group id, member id) -> seq of its newest heartbeat not yet answered."""
 
 
 # ------------------------------------------------------------------------------------- actor
@@ -176,6 +206,7 @@ class GroupCoordinatorActor(DispatchedActor):
         self.num_partitions = 0
         self.topics: dict[str, int] = {}
         self._generation = 0
+        self._hb_seq = 0
         self._next_expire = 0
         self._log = logger.bind(broker=ctx.broker_id, actor="group-coordinator")
 
@@ -231,33 +262,40 @@ class GroupCoordinatorActor(DispatchedActor):
         now = now_ms()
         if isinstance(req, P.OffsetFetchRequest):
             try:
-                resp = self.core.fetch_offsets(shard.state, _fetch_request(req))
+                resp = self.core.fetch_offsets(shard.state, W.fetch_request(req))
             except GroupError as e:
                 respond(error_response(req, e.code, str(e)))
                 return
-            respond(_fetch_response(req, resp))
+            respond(W.fetch_response(req, resp))
             return
         if isinstance(req, P.ConsumerGroupHeartbeatRequest):
-            core_req = _heartbeat_request(req)
-
-            def fn(state: G.CoordinatorState) -> G.Result:
-                return self.core.heartbeat(state, core_req, self.topics, now_ms())
-
-            to_wire = _heartbeat_response
-        elif isinstance(req, P.OffsetCommitRequest):
-            commit = _commit_request(req)
+            core_req = W.heartbeat_request(req)
+            key = (core_req.group_id, core_req.member_id)
+            members = shard.parked.get(key[0])
+            held = members.pop(key[1], None) if members else None
+            if held is not None:  # the member asks again: its older poll ends now
+                if not members:
+                    del shard.parked[key[0]]
+                held.respond(W.heartbeat_response(held.response))
+            self._hb_seq += 1
+            shard.latest[key] = self._hb_seq
+            shard.queue.append(self._heartbeat_op(shard, core_req, respond, self._hb_seq, None))
+            self._drain(shard)
+            return
+        if isinstance(req, P.OffsetCommitRequest):
+            commit = W.commit_request(req)
 
             def fn(state: G.CoordinatorState) -> G.Result:
                 return self.core.commit_offsets(state, commit, now)
 
-            to_wire = _commit_response
+            to_wire = W.commit_response
         elif isinstance(req, P.OffsetDeleteRequest):
             tps = [G.TopicPartition(t.topic, p) for t in req.topics for p in t.partitions]
 
             def fn(state: G.CoordinatorState) -> G.Result:
                 return self.core.delete_offsets(state, req.group_id, tps)
 
-            to_wire = _delete_offsets_response
+            to_wire = W.delete_offsets_response
         else:
             respond(error_response(req, E.INVALID_REQUEST, f"{req.API} not handled"))
             return
@@ -270,6 +308,73 @@ class GroupCoordinatorActor(DispatchedActor):
 
         self._mutate(shard, fn, done)
 
+    # ------------------------------------------------------------------- heartbeat polls
+
+    def _heartbeat_op(self, shard: _Shard, req: G.ConsumerGroupHeartbeatRequest,
+                      respond: Callable[[object], None], seq: int,
+                      deadline: int | None) -> tuple[Callable, Callable]:
+        """A queue entry handling ``req``; ``deadline`` is set when it is a held heartbeat
+        handled again (it keeps the deadline it was first given)."""
+        key = (req.group_id, req.member_id)
+
+        def fn(state: G.CoordinatorState) -> G.Result:
+            return self.core.heartbeat(state, req, self.topics, now_ms())
+
+        def done(result: G.Result | None, error: tuple[int, str] | None) -> None:
+            current = shard.latest.get(key) == seq and self.shards.get(shard.partition) is shard
+            if error is None and current:
+                now = now_ms()
+                until = longpoll.park_deadline(self.core.config, req, result.response, now)
+                if until is not None:
+                    until = min(until, deadline) if deadline is not None else until
+                    if until > now:
+                        shard.parked.setdefault(key[0], {})[key[1]] = _Parked(
+                            req, respond, result.response, until, seq)
+                        return
+            if current:
+                del shard.latest[key]
+            if error is not None:
+                respond(P.ConsumerGroupHeartbeatResponse(error_code=int(error[0]),
+                                                         error_message=error[1]))
+            else:
+                respond(W.heartbeat_response(result.response))
+
+        return fn, done
+
+    def _wake_parked(self, shard: _Shard, groups: frozenset[str],
+                     state: G.CoordinatorState | None = None) -> None:
+        """After a change of ``groups`` (adopted, or ``state`` of a batch being built): queue
+        again the held heartbeats whose member may now hear something (the caller drains)."""
+        state = shard.state if state is None else state
+        for gid in groups:
+            members = shard.parked.get(gid)
+            if not members:
+                continue
+            for mid in [m for m in members if longpoll.needs_answer(state, gid, m)]:
+                held = members.pop(mid)
+                shard.queue.append(self._heartbeat_op(shard, held.request, held.respond,
+                                                      held.seq, held.deadline))
+            if not members:
+                del shard.parked[gid]
+
+    def _answer_parked(self, shard: _Shard, now: int | None,
+                       error: tuple[int, str] | None = None) -> None:
+        """Answer the held heartbeats due at ``now`` (all of them when ``now`` is None) with
+        their last answer, or with ``error``."""
+        due = [(gid, mid) for gid, members in shard.parked.items()
+               for mid, held in members.items() if now is None or held.deadline <= now]
+        for gid, mid in due:
+            members = shard.parked[gid]
+            held = members.pop(mid)
+            if not members:
+                del shard.parked[gid]
+            shard.latest.pop((gid, mid), None)
+            if error is not None:
+                held.respond(P.ConsumerGroupHeartbeatResponse(error_code=int(error[0]),
+                                                              error_message=error[1]))
+            else:
+                held.respond(W.heartbeat_response(held.response))
+
     # ------------------------------------------------------------------------- mutations
 
     def _mutate(self, shard: _Shard, fn: Callable, done: Callable) -> None:
@@ -277,36 +382,64 @@ class GroupCoordinatorActor(DispatchedActor):
         self._drain(shard)
 
     def _drain(self, shard: _Shard) -> None:
+        """Run the queued operations of ``shard`` as one write: each sees the state the ones
+        before it left, their records go out in one batch (one acks=all append, as Kafka's
+        coordinator runtime batches writes), and only once it is durable is the last state
+        adopted and every operation answered. Without records nothing waits."""
         while shard.loaded and not shard.busy and shard.queue:
-            fn, done = shard.queue.popleft()
-            try:
-                result = fn(shard.state)
-            except IllegalTransition as e:
-                self._log.error("group core refused its own transition: {}", e)
-                done(None, (E.UNKNOWN_SERVER_ERROR, str(e)))
-                continue
-            except GroupError as e:
-                done(None, (e.code, str(e)))
-                continue
-            if not result.records:
-                shard.state = result.state
-                done(result, None)
+            state = shard.state
+            ops: list[tuple[Callable, G.Result | None, tuple[int, str] | None]] = []
+            pairs: list[tuple[bytes, bytes | None]] = []
+            records: list = []
+            size = 0
+            woken = 0
+            while len(ops) < _BATCH_MAX_OPS and size < _BATCH_MAX_BYTES:
+                if not shard.queue:
+                    # held heartbeats this batch gives news to join it: their answers go
+                    # out with it, one write sooner
+                    touched = longpoll.touched_groups(records[woken:])
+                    woken = len(records)
+                    self._wake_parked(shard, touched, state)
+                    if not shard.queue:
+                        break
+                fn, done = shard.queue.popleft()
+                try:
+                    result = fn(state)
+                except IllegalTransition as e:
+                    self._log.error("group core refused its own transition: {}", e)
+                    ops.append((done, None, (E.UNKNOWN_SERVER_ERROR, str(e))))
+                    continue
+                except GroupError as e:
+                    ops.append((done, None, (e.code, str(e))))
+                    continue
+                for record in result.records:
+                    key, value = G.to_kv(record)
+                    pair = (cbor2.dumps(key), None if value is None else cbor2.dumps(value))
+                    size += len(pair[0]) + len(pair[1] or b"")
+                    pairs.append(pair)
+                records.extend(result.records)
+                state = result.state
+                ops.append((done, result, None))
+            if not pairs:
+                shard.state = state
+                _finish(ops)
                 continue
             ref = self.ctx.replicas.get((OFFSETS_TOPIC, shard.partition))
             if ref is None:
-                done(None, (E.NOT_COORDINATOR, "offsets partition not hosted here"))
+                _finish(ops, (E.NOT_COORDINATOR, "offsets partition not hosted here"))
                 continue
             batch = BatchBuilder()
             ts = now_ms()
-            for record in result.records:
-                key, value = G.to_kv(record)
-                batch.append(ts, cbor2.dumps(key), None if value is None else cbor2.dumps(value))
+            for key, value in pairs:
+                batch.append(ts, key, value)
             shard.busy, shard.busy_since = True, now_ms()
-            def on_appended(r: P.ProducePartitionResponse, result=result, done=done,
-                            me=self.actor_ref, partition=shard.partition,
-                            generation=shard.generation) -> None:
+            appended = _AppendDone(shard.partition, shard.generation, None, state,
+                                   tuple(records), tuple(ops))
+
+            def on_appended(r: P.ProducePartitionResponse, appended=appended,
+                            me=self.actor_ref) -> None:
                 try:
-                    me.tell(_AppendDone(partition, generation, r, result, done))
+                    me.tell(replace(appended, response=r))
                 except pykka.ActorDeadError:
                     pass
 
@@ -315,23 +448,24 @@ class GroupCoordinatorActor(DispatchedActor):
                 ref.tell(R.Append(batch.build(), on_appended, acks=-1, timeout_ms=10_000))
             except pykka.ActorDeadError:
                 shard.busy = False
-                done(None, (E.NOT_COORDINATOR, "offsets partition not hosted here"))
+                _finish(ops, (E.NOT_COORDINATOR, "offsets partition not hosted here"))
 
     def _append_done(self, msg: _AppendDone) -> None:
         shard = self.shards.get(msg.partition)
         if shard is None or shard.generation != msg.generation:
-            msg.done(None, (E.NOT_COORDINATOR, "coordinator moved while writing"))
+            _finish(msg.ops, (E.NOT_COORDINATOR, "coordinator moved while writing"))
             return
         shard.busy = False
         code = msg.response.error_code
         if code == E.NONE:
-            shard.state = msg.result.state
-            msg.done(msg.result, None)
+            shard.state = msg.state
+            _finish(msg.ops)
+            self._wake_parked(shard, longpoll.touched_groups(msg.records))
         else:
             self._log.warning("append to {}-{} failed: {}", OFFSETS_TOPIC, msg.partition, code)
             wire = E.NOT_COORDINATOR if code == E.NOT_LEADER_OR_FOLLOWER else (
                 E.COORDINATOR_NOT_AVAILABLE)
-            msg.done(None, (wire, f"could not write the group state (error {code})"))
+            _finish(msg.ops, (wire, f"could not write the group state (error {code})"))
         self._drain(shard)
 
     # ------------------------------------------------------------------------ multi-group
@@ -357,7 +491,7 @@ class GroupCoordinatorActor(DispatchedActor):
                 out.append(P.DescribedGroup(group_id=gid, error_code=e.code,
                                             error_message=e.message))
                 continue
-            out.append(_described(self.core.describe_group(shard.state, gid)))
+            out.append(W.described(self.core.describe_group(shard.state, gid)))
         respond(P.ConsumerGroupDescribeResponse(groups=tuple(out)))
 
     def _delete_groups(self, req: P.DeleteGroupsRequest, respond: Callable) -> None:
@@ -400,6 +534,7 @@ class GroupCoordinatorActor(DispatchedActor):
                 self._log.info("no longer coordinator for {}-{}", OFFSETS_TOPIC, p)
                 for _fn, done in shard.queue:
                     done(None, (E.NOT_COORDINATOR, "coordinator moved"))
+                self._answer_parked(shard, None, (E.NOT_COORDINATOR, "coordinator moved"))
         for p, epoch in led.items():
             if p not in self.shards:
                 self._generation += 1
@@ -485,9 +620,12 @@ class GroupCoordinatorActor(DispatchedActor):
                                 p, now - shard.busy_since)
                 for _fn, done in shard.queue:
                     done(None, (E.COORDINATOR_NOT_AVAILABLE, "reloading the group state"))
+                self._answer_parked(shard, None, (E.COORDINATOR_NOT_AVAILABLE,
+                                                  "reloading the group state"))
                 self._generation += 1
                 shard = self.shards[p] = _Shard(partition=p, leader_epoch=shard.leader_epoch,
                                                 generation=self._generation)
+            self._answer_parked(shard, now)
             if not shard.loaded:
                 if shard.reading and now - shard.reading_since > _STUCK_APPEND_MS:
                     shard.reading = False  # the read was lost: ask again
@@ -512,161 +650,21 @@ class GroupCoordinatorActor(DispatchedActor):
                                e.reason)
 
 
+def _finish(ops: Any, error: tuple[int, str] | None = None) -> None:
+    """Answer a batch's operations: each with its own error, else ``error`` (the batch was not
+    written), else its result."""
+    for done, result, own in ops:
+        if own is not None:
+            done(None, own)
+        elif error is not None:
+            done(None, error)
+        else:
+            done(result, None)
+
+
 def _ignore(_result: Any, error: Any) -> None:
     if error is not None:
         logger.debug("background group operation failed: {}", error)
 
 
 _STATES = frozenset(str(s) for s in G.GroupState)
-
-
-# ------------------------------------------------------------------------ wire <-> core
-
-
-def _tps_in(items: Any) -> frozenset[G.TopicPartition]:
-    return frozenset(G.TopicPartition(t.topic, p) for t in items for p in t.partitions)
-
-
-def _tps_out(tps: Any) -> tuple[P.GroupTopicPartitions, ...]:
-    by_topic: dict[str, list[int]] = {}
-    for tp in sorted(tps):
-        by_topic.setdefault(tp[0], []).append(tp[1])
-    return tuple(P.GroupTopicPartitions(topic=t, partitions=tuple(ps))
-                 for t, ps in by_topic.items())
-
-
-def _heartbeat_request(req: P.ConsumerGroupHeartbeatRequest) -> G.ConsumerGroupHeartbeatRequest:
-    return G.ConsumerGroupHeartbeatRequest(
-        group_id=req.group_id,
-        member_id=req.member_id,
-        member_epoch=req.member_epoch,
-        instance_id=req.instance_id,
-        rack_id=req.rack_id,
-        rebalance_timeout_ms=req.rebalance_timeout_ms,
-        subscribed_topic_names=req.subscribed_topic_names,
-        subscribed_topic_regex=req.subscribed_topic_regex,
-        server_assignor=req.server_assignor,
-        owned_partitions=None if req.owned_partitions is None else _tps_in(req.owned_partitions),
-        client_id=req.client_id,
-        client_host=req.client_host,
-    )
-
-
-def _heartbeat_response(r: G.ConsumerGroupHeartbeatResponse) -> P.ConsumerGroupHeartbeatResponse:
-    return P.ConsumerGroupHeartbeatResponse(
-        member_id=r.member_id,
-        member_epoch=r.member_epoch,
-        heartbeat_interval_ms=r.heartbeat_interval_ms,
-        assignment=None if r.assignment is None else _tps_out(r.assignment),
-    )
-
-
-def _commit_request(req: P.OffsetCommitRequest) -> G.OffsetCommitRequest:
-    return G.OffsetCommitRequest(
-        group_id=req.group_id,
-        member_id=req.member_id,
-        member_epoch=req.member_epoch,
-        instance_id=req.group_instance_id,
-        offsets={
-            G.TopicPartition(t.name, p.partition): G.CommitOffset(
-                offset=p.committed_offset,
-                leader_epoch=p.committed_leader_epoch,
-                metadata=p.committed_metadata,
-            )
-            for t in req.topics
-            for p in t.partitions
-        },
-    )
-
-
-def _partition_errors(errors: Any) -> tuple[P.TopicPartitionErrors, ...]:
-    by_topic: dict[str, list[P.PartitionError]] = {}
-    for tp in sorted(errors):
-        by_topic.setdefault(tp[0], []).append(
-            P.PartitionError(partition=tp[1], error_code=int(errors[tp])))
-    return tuple(P.TopicPartitionErrors(name=t, partitions=tuple(ps))
-                 for t, ps in by_topic.items())
-
-
-def _commit_response(r: G.OffsetCommitResponse) -> P.OffsetCommitResponse:
-    return P.OffsetCommitResponse(topics=_partition_errors(r.errors))
-
-
-def _delete_offsets_response(r: G.OffsetDeleteResponse) -> P.OffsetDeleteResponse:
-    return P.OffsetDeleteResponse(topics=_partition_errors(r.errors))
-
-
-def _fetch_request(req: P.OffsetFetchRequest) -> G.OffsetFetchRequest:
-    return G.OffsetFetchRequest(
-        group_id=req.group_id,
-        member_id=req.member_id,
-        member_epoch=req.member_epoch,
-        partitions=None if req.topics is None else tuple(sorted(_tps_in(req.topics))),
-    )
-
-
-def _fetch_response(req: P.OffsetFetchRequest, r: G.OffsetFetchResponse) -> P.OffsetFetchResponse:
-    wanted = sorted(r.offsets) if req.topics is None else sorted(_tps_in(req.topics))
-    by_topic: dict[str, list[P.OffsetFetchPartition]] = {}
-    for tp in wanted:
-        o = r.offsets.get(tp)
-        part = P.OffsetFetchPartition(partition=tp[1]) if o is None else P.OffsetFetchPartition(
-            partition=tp[1], committed_offset=o.offset, committed_leader_epoch=o.leader_epoch,
-            metadata=o.metadata, commit_timestamp_ms=o.commit_timestamp_ms)
-        by_topic.setdefault(tp[0], []).append(part)
-    return P.OffsetFetchResponse(topics=tuple(
-        P.OffsetFetchTopic(name=t, partitions=tuple(ps)) for t, ps in by_topic.items()))
-
-
-def _described(d: G.GroupDescription) -> P.DescribedGroup:
-    return P.DescribedGroup(
-        group_id=d.group_id,
-        group_state=str(d.state),
-        group_epoch=d.group_epoch,
-        assignment_epoch=d.assignment_epoch,
-        assignor_name=d.assignor,
-        members=tuple(
-            P.DescribedGroupMember(
-                member_id=m.member_id,
-                instance_id=m.instance_id,
-                rack_id=m.rack_id,
-                member_epoch=m.member_epoch,
-                member_state=str(m.member_state),
-                client_id=m.client_id,
-                client_host=m.client_host,
-                subscribed_topic_names=tuple(m.subscribed_topic_names),
-                subscribed_topic_regex=m.subscribed_topic_regex,
-                assignment=_tps_out(m.assignment),
-                target_assignment=_tps_out(m.target_assignment),
-                pending_revocation=_tps_out(m.pending_revocation),
-            )
-            for m in d.members
-        ),
-    )
-
-
-def error_response(req: Any, code: int, message: str) -> object:
-    """The typed reply of ``req`` carrying error ``code`` (whole-request failure)."""
-    code = int(code)
-    match req:
-        case P.ConsumerGroupHeartbeatRequest():
-            return P.ConsumerGroupHeartbeatResponse(error_code=code, error_message=message)
-        case P.OffsetCommitRequest():
-            errors = {(t.name, p.partition): code for t in req.topics for p in t.partitions}
-            return P.OffsetCommitResponse(error_code=code, error_message=message,
-                                          topics=_partition_errors(errors))
-        case P.OffsetFetchRequest():
-            return P.OffsetFetchResponse(error_code=code, error_message=message)
-        case P.OffsetDeleteRequest():
-            return P.OffsetDeleteResponse(error_code=code, error_message=message)
-        case P.ListGroupsRequest():
-            return P.ListGroupsResponse(error_code=code)
-        case P.ConsumerGroupDescribeRequest():
-            return P.ConsumerGroupDescribeResponse(groups=tuple(
-                P.DescribedGroup(group_id=g, error_code=code, error_message=message)
-                for g in req.group_ids))
-        case P.DeleteGroupsRequest():
-            return P.DeleteGroupsResponse(results=tuple(
-                P.DeletableGroupResult(group_id=g, error_code=code, error_message=message)
-                for g in req.groups_names))
-    return P.ErrorResponse(error_code=code, error_message=message)

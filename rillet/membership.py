@@ -8,6 +8,13 @@ the newly assigned partitions, runs the listener callbacks, and then wakes the h
 thread so the coordinator hears the new owned set at once (the revocation acknowledgement).
 The two share a few fields under ``_lock``; nothing else is shared.
 
+Heartbeats are long polls (docs/consumer-groups.md, "Latency"): each asks the coordinator to
+hold the answer up to the heartbeat interval (``max_wait_ms``) while it has nothing new, so
+a new assignment arrives when the coordinator decides it, not at the next interval. The next
+heartbeat goes out one interval after the previous one was *sent* (at once after a held
+answer), at once when the member epoch moved and there is nothing to reconcile, and at once
+after the application reconciled. close() and the application interrupt a held heartbeat.
+
 Safety (docs/groups.md, "two leases"): partitions are dropped without a commit
 (``on_partitions_lost``) when the member is fenced or unknown, when no heartbeat succeeded
 for ``session.timeout.ms`` since it was sent, or when the application did not poll for
@@ -33,7 +40,7 @@ from rillet.errors import (
     RilletTimeoutError,
     error_for_code,
 )
-from rillet.network import NetworkClient
+from rillet.network import NetworkClient, map_error
 from rillet.records import TopicPartition
 from rillet.transport import protocol as P
 
@@ -194,6 +201,9 @@ class Membership:
     def _request(self) -> P.ConsumerGroupHeartbeatRequest:
         with self._lock:
             owned, epoch = set(self.owned), self.member_epoch
+        # held at most one interval, and well inside our own request timeout
+        max_wait_ms = min(int(self.heartbeat_interval_s * 1000),
+                          self.config.request_timeout_ms // 2) if epoch > 0 else 0
         return P.ConsumerGroupHeartbeatRequest(
             group_id=self.group_id,
             member_id=self.member_id,
@@ -205,7 +215,40 @@ class Membership:
             owned_partitions=_tps_wire(owned),
             client_id=self.config.client_id,
             client_host=self.client_host,
+            max_wait_ms=max(0, max_wait_ms),
         )
+
+    def _call(self, request: P.ConsumerGroupHeartbeatRequest) -> Any:
+        """Send one heartbeat and wait for its answer; None if close() or the application
+        (``_send_now``) interrupted the wait (the coordinator's held answer is dropped)."""
+        timeout_s = request.max_wait_ms / 1000 + max(1.0, self.heartbeat_interval_s)
+        address = self.locator.address(timeout_s)
+        future = self.client.request(address, request, int(timeout_s * 1000))
+        future.add_done_callback(self._notify)
+        deadline = time.monotonic() + timeout_s + 5
+        with self._lock:
+            while not future.done() and not self._stopping and not self._send_now:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._wake.wait(left)
+        if not future.done():
+            if self._stopping or self._send_now:
+                return None
+            self.locator.invalidate()
+            raise map_error(TimeoutError("no heartbeat answer in time"))
+        try:
+            r = future.result(0)
+        except BaseException as exc:  # noqa: BLE001 - mapped to the typed error
+            self.locator.invalidate()
+            raise map_error(exc) from None
+        if getattr(r, "error_code", 0) in _REFIND:
+            self.locator.invalidate()
+        return r
+
+    def _notify(self, _future: Any) -> None:
+        with self._lock:
+            self._wake.notify_all()
 
     def _run(self) -> None:
         backoff = self.config.retry_backoff_ms / 1000
@@ -227,7 +270,9 @@ class Membership:
                 if self._calm:
                     self._calm, self._uncalm_since = False, sent
             try:
-                r = self.locator.call(request, max(1.0, self.heartbeat_interval_s))
+                r = self._call(request)
+                if r is None:
+                    continue  # interrupted: stop, or send the application's news at once
                 code = r.error_code
             except RilletError as exc:
                 self._log.debug("heartbeat failed: %s", exc)
@@ -239,13 +284,14 @@ class Membership:
                 self._log.exception("heartbeat failed")
                 next_at = time.monotonic() + 1.0
                 continue
-            next_at = self._handle(r, code, sent, backoff)
+            next_at = self._handle(r, code, request, sent, backoff)
         self._leave()
 
-    def _handle(self, r: P.ConsumerGroupHeartbeatResponse, code: int, sent: float,
-                backoff: float) -> float:
+    def _handle(self, r: P.ConsumerGroupHeartbeatResponse, code: int,
+                request: P.ConsumerGroupHeartbeatRequest, sent: float, backoff: float) -> float:
         now = time.monotonic()
         if code == E.NONE:
+            pending = False
             with self._lock:
                 self._last_ok_send = sent
                 self.member_epoch = r.member_epoch
@@ -259,9 +305,16 @@ class Membership:
                     self.target = target
                     if target != self.owned:
                         self._changed.set()
+                    pending = target != self.owned
             interval = r.heartbeat_interval_ms / 1000 if r.heartbeat_interval_ms > 0 else (
                 self.heartbeat_interval_s)
             self.heartbeat_interval_s = interval
+            if pending:
+                return now + interval  # the application reconciles, then wakes us
+            if r.member_epoch != request.member_epoch:
+                return now  # a new epoch and nothing to reconcile: poll for what comes next
+            if request.max_wait_ms > 0:
+                return max(now, sent + interval)  # after a held answer: at once
             return now + interval
         if code in _LOST:
             self._log.info("member fenced (%s): partitions lost, rejoining", E(code).name)

@@ -679,6 +679,9 @@ class ConsumerGroupHeartbeatRequest:
     owned_partitions: tuple[GroupTopicPartitions, ...] | None = None
     client_id: str = ""
     client_host: str = ""
+    max_wait_ms: int = 0
+    """A long poll: the coordinator may hold the answer this long (ms; capped by the heartbeat
+    interval) while it has nothing new for the member; 0 answers at once."""
 
 
 @_msg

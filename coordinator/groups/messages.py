@@ -39,6 +39,9 @@ class ConsumerGroupHeartbeatRequest:
     """Partitions the member owns right now (empty when joining)."""
     client_id: str = ""
     client_host: str = ""
+    max_wait_ms: int = 0
+    """How long (ms) the coordinator may hold the answer while it has nothing new to tell
+    the member (a long poll, see :mod:`.longpoll`); 0 answers at once."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

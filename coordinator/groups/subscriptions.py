@@ -94,6 +94,9 @@ def validate_heartbeat(req: ConsumerGroupHeartbeatRequest) -> None:
         raise bad("client_id and client_host must be strings")
     if not isinstance(req.rebalance_timeout_ms, int):
         raise bad("rebalance_timeout_ms must be an integer")
+    if not isinstance(req.max_wait_ms, int) or isinstance(req.max_wait_ms, bool) or (
+            req.max_wait_ms < 0):
+        raise bad("max_wait_ms must be an integer >= 0")
     if req.subscribed_topic_regex:
         try:
             re.compile(req.subscribed_topic_regex)

@@ -14,6 +14,7 @@ import time
 
 import pytest
 from rillet.actors import group_coordinator as gc
+from rillet.actors import group_wire as gw
 from rillet.coordinator import groups as G
 from rillet.transport import protocol as p
 
@@ -80,16 +81,16 @@ class GroupFakeBroker(FakeBroker):
     def _group(self, msg):
         now = _now()
         if isinstance(msg, p.ConsumerGroupHeartbeatRequest):
-            r = self.core.heartbeat(self.state, gc._heartbeat_request(msg), self.topics(), now)
+            r = self.core.heartbeat(self.state, gw.heartbeat_request(msg), self.topics(), now)
             self.state = r.state
-            return gc._heartbeat_response(r.response)
+            return gw.heartbeat_response(r.response)
         if isinstance(msg, p.OffsetCommitRequest):
-            r = self.core.commit_offsets(self.state, gc._commit_request(msg), now)
+            r = self.core.commit_offsets(self.state, gw.commit_request(msg), now)
             self.state = r.state
-            return gc._commit_response(r.response)
+            return gw.commit_response(r.response)
         if isinstance(msg, p.OffsetFetchRequest):
-            return gc._fetch_response(msg, self.core.fetch_offsets(self.state,
-                                                                   gc._fetch_request(msg)))
+            return gw.fetch_response(msg, self.core.fetch_offsets(self.state,
+                                                                   gw.fetch_request(msg)))
         return gc.error_response(msg, E.INVALID_REQUEST, "not in the fake")
 
 
