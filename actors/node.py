@@ -76,8 +76,9 @@ class BrokerNode:
         max_bytes = int(self.configs["socket.request.max.bytes"])
         self.endpoint = ServerEndpoint(
             self.listen,
-            lambda peer, frames: self.router.handle(peer, frames),
+            lambda peer, frames, lease: self.router.handle(peer, frames, lease),
             max_message_bytes=max_bytes,
+            max_queued_bytes=int(self.configs["queued.max.request.bytes"]),
         )
         host, port = self.endpoint.address.removeprefix("tcp://").rsplit(":", 1)
         self.ctx = BrokerContext(
