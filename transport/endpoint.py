@@ -20,7 +20,8 @@ through a queue and a wake-up pipe, so every public method here is thread-safe.
 Liveness: every connection (both sides) runs ZeroMQ heartbeats (``HEARTBEAT_IVL``, a PING
 each ``heartbeat_ivl_ms``; no traffic for ``heartbeat_timeout_ms`` closes the connection), so
 a peer cut off by a network partition is noticed within seconds instead of at TCP's ~15 min
-retransmission limit. The server sets ``ROUTER_HANDOVER``: a peer that reconnects with the
+retransmission limit; clients abandon a connect unanswered for ``CONNECT_TIMEOUT_MS`` and try
+again, so they are back within a reconnect interval of the network healing. The server sets ``ROUTER_HANDOVER``: a peer that reconnects with the
 identity of a connection the server still holds (a half-dead pipe whose FIN was lost in the
 partition) takes the identity over at once; without it, ZeroMQ would park the new connection
 unread until the old one died, and a broker with a fixed identity would never rejoin.
@@ -73,6 +74,7 @@ Frames = Sequence[bytes | bytearray | memoryview]
 
 HEARTBEAT_IVL_MS = 1000  # a PING on an idle connection every second
 HEARTBEAT_TIMEOUT_MS = 3000  # no traffic (not even a PONG) for 3 s: the connection is dead
+CONNECT_TIMEOUT_MS = 2000  # a TCP connect (SYN) unanswered this long is abandoned and retried
 LEASE_EXPIRY_S = 330.0  # longer than any request may legally be parked (fetch: 300 s)
 
 
@@ -467,6 +469,9 @@ class ClientEndpoint:
             # Until the connection is up, requests wait in the backlog (and time out there).
             sock.setsockopt(zmq.IMMEDIATE, 1)
             _set_heartbeats(sock, *self._heartbeat)
+            # A connect into a partition would otherwise wait on the kernel's SYN backoff
+            # (1, 2, 4, 8... s): after healing, the next SYN could be many seconds away.
+            sock.setsockopt(zmq.CONNECT_TIMEOUT, CONNECT_TIMEOUT_MS)
             if self._identity_prefix:
                 sock.setsockopt(zmq.IDENTITY, self._identity_prefix + os.urandom(8))
             monitor = sock.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)

@@ -30,7 +30,7 @@ class BlackholeProxy:
         host, port = target.rsplit(":", 1)
         self.target = (host, int(port))
         self.listener = socket.create_server(("127.0.0.1", 0))
-        self.address = "127.0.0.1:%d" % self.listener.getsockname()[1]
+        self.address = f"127.0.0.1:{self.listener.getsockname()[1]}"
         self._lock = threading.Lock()
         self._cut = False
         self._generation = 0  # bumped by blackhole(): older connections are dead for good
