@@ -180,7 +180,7 @@ class ServerEndpoint:
         self._socket.setsockopt(zmq.SNDHWM, 100_000)
         # With a bound, few messages may wait inside ZeroMQ per peer (it reads ahead up to
         # RCVHWM whatever we do): the bound is only as good as this read-ahead is small.
-        self._socket.setsockopt(zmq.RCVHWM, 10_000 if max_queued_bytes < 0 else 4)
+        self._socket.setsockopt(zmq.RCVHWM, 10_000 if max_queued_bytes < 0 else 1)
         self._socket.setsockopt(zmq.ROUTER_HANDOVER, 1)
         _set_heartbeats(self._socket, heartbeat_ivl_ms, heartbeat_timeout_ms)
         try:
