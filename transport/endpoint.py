@@ -17,10 +17,10 @@ through a queue and a wake-up pipe, so every public method here is thread-safe.
   something malformed), ``RequestTooLargeError`` or ``EndpointClosedError``. Future callbacks
   run on the I/O thread: keep them short and never block in them.
 
-Liveness: every connection (both sides) runs ZeroMQ heartbeats (``HEARTBEAT_IVL``, a PING
-each ``heartbeat_ivl_ms``; no traffic for ``heartbeat_timeout_ms`` closes the connection), so
-a peer cut off by a network partition is noticed within seconds instead of at TCP's ~15 min
-retransmission limit; clients abandon a connect unanswered for ``CONNECT_TIMEOUT_MS`` and try
+Liveness: every client connection runs ZeroMQ heartbeats (``HEARTBEAT_IVL``, a PING each
+``heartbeat_ivl_ms``; no traffic for ``heartbeat_timeout_ms`` closes the connection), so a
+peer cut off by a network partition is noticed within seconds instead of at TCP's ~15 min
+retransmission limit (the server does not PING: see ``ServerEndpoint``); clients abandon a connect unanswered for ``CONNECT_TIMEOUT_MS`` and try
 again, so they are back within a reconnect interval of the network healing. The server sets ``ROUTER_HANDOVER``: a peer that reconnects with the
 identity of a connection the server still holds (a half-dead pipe whose FIN was lost in the
 partition) takes the identity over at once; without it, ZeroMQ would park the new connection
@@ -156,8 +156,8 @@ class ServerEndpoint:
     is ZeroMQ's MAXMSGSIZE: the cap on any single inbound frame. ``max_queued_bytes``
     (Kafka's ``queued.max.request.bytes``; -1: unbounded) bounds the bytes of requests handed
     to the handler and not yet released: over it, the endpoint stops reading the socket (each
-    peer's ZeroMQ pipe then fills up to ``RCVHWM`` messages and TCP pushes back on the
-    sender) until releases bring it under again. A request is always admitted when nothing
+    peer's ZeroMQ pipe then fills up to ``RCVHWM`` messages, which the bound does not cover,
+    and TCP pushes back on the sender) until releases bring it under again. A request is always admitted when nothing
     else is in flight, so one request larger than the bound cannot deadlock the broker.
     """
 
@@ -168,8 +168,9 @@ class ServerEndpoint:
         *,
         max_message_bytes: int = MAX_FRAME_BYTES + MAX_HEADER_BYTES,
         max_queued_bytes: int = -1,
-        heartbeat_ivl_ms: int = HEARTBEAT_IVL_MS,
+        heartbeat_ivl_ms: int = 0,
         heartbeat_timeout_ms: int = HEARTBEAT_TIMEOUT_MS,
+        rcvhwm: int = 10_000,
         name: str = "rillet-server-io",
     ) -> None:
         self._handler = handler
@@ -178,10 +179,18 @@ class ServerEndpoint:
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
         self._socket.setsockopt(zmq.SNDHWM, 100_000)
-        # With a bound, few messages may wait inside ZeroMQ per peer (it reads ahead up to
-        # RCVHWM whatever we do): the bound is only as good as this read-ahead is small.
-        self._socket.setsockopt(zmq.RCVHWM, 10_000 if max_queued_bytes < 0 else 1)
+        # ZeroMQ reads ahead up to RCVHWM messages per peer whatever we do, and that
+        # read-ahead escapes the bound. It stays large on purpose: a small one makes stopped
+        # input common, and libzmq 4.3.5 aborts the process (assert !_io_error in
+        # stream_engine_base.cpp) when a connection whose input is stopped is reset with a
+        # heartbeat PING still buffered (tests/unit/transport/test_liveness.py).
+        self._socket.setsockopt(zmq.RCVHWM, rcvhwm)
         self._socket.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        # No PINGs from the server by default: libzmq (4.3.5 and master) asserts in
+        # out_event when a PING timer fires on a connection whose input is stopped (its
+        # pipe full: RCVHWM, or reads paused at the bound) after the peer reset it, which
+        # aborts the broker. Clients PING (and tell us their TTL); handover replaces the
+        # half-dead connections they leave behind.
         _set_heartbeats(self._socket, heartbeat_ivl_ms, heartbeat_timeout_ms)
         try:
             self._socket.bind(tcp_address(bind))
