@@ -60,6 +60,10 @@ BROKER_DEFAULTS: dict[str, str] = {
     "log.retention.check.interval.ms": "300000",
     "log.flush.scheduler.interval.ms": "200",
     "socket.request.max.bytes": str(100 << 20),
+    # bytes of requests read and not yet answered, per broker (-1: unbounded, Kafka's
+    # default). 256 MiB: two requests of the largest size (socket.request.max.bytes) fit,
+    # and a 1-2 GiB broker process cannot be pushed out of memory by clients' request bursts
+    "queued.max.request.bytes": str(256 << 20),
     "auto.create.topics.enable": "false",
     "connections.max.idle.ms": "600000",
     "cluster.id": "rillet",
@@ -157,6 +161,9 @@ def validate_broker_configs(configs: Mapping[str, str]) -> dict[str, str]:
         if key in _POSITIVE and int(value) < 1:
             raise ConfigError(f"{key}={value!r} must be an integer >= 1")
     merged = {**BROKER_DEFAULTS, **configs}
+    queued = int(merged["queued.max.request.bytes"])
+    if queued != -1 and queued < 1:
+        raise ConfigError(f"queued.max.request.bytes={queued} must be -1 (unbounded) or >= 1")
     validate_topic_configs({t: merged[b] for b, t in BROKER_TOPIC_SYNONYMS.items()})
     return merged
 

@@ -123,14 +123,16 @@ class BrokerNode:
         max_bytes = int(self.configs["socket.request.max.bytes"])
         self.endpoint = ServerEndpoint(
             self.listen,
-            lambda peer, frames: self.router.handle(peer, frames),
+            lambda peer, frames, lease: self.router.handle(peer, frames, lease),
             max_message_bytes=max_bytes,
+            max_queued_bytes=int(self.configs["queued.max.request.bytes"]),
         )
         try:
             self.internal_endpoint = ServerEndpoint(
                 self.internal_listen,
-                lambda peer, frames: self.internal_router.handle(peer, frames),
+                lambda peer, frames, lease: self.internal_router.handle(peer, frames, lease),
                 max_message_bytes=max_bytes,
+                max_queued_bytes=int(self.configs["queued.max.request.bytes"]),
                 name="rillet-internal-io",
                 curve=self.curve,
             )

@@ -7,6 +7,9 @@ It owns no state but the peer -> ClientSession map: each inbound message is told
 session of its peer (started on first contact), so requests of one client are handled in
 order and clients do not wait for each other. Sessions idle for longer than
 ``connections.max.idle.ms`` are stopped by ``expire_idle`` (called from the ticker).
+The endpoint's ``Lease`` of each request travels with it to the session, which releases it
+when the request is finished with (``queued.max.request.bytes``); a message that reaches no
+session is released here.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import time
 import pykka
 from loguru import logger
 
-from .session import BrokerContext, ClientSession, Listener
+from .session import BrokerContext, ClientSession, Inbound, Listener
 
 
 class Router:
@@ -31,10 +34,12 @@ class Router:
         self._closed = False
         self._log = logger.bind(broker=ctx.broker_id, actor="router", listener=self.listener.name)
 
-    def handle(self, peer: bytes, frames: list[bytes]) -> None:
+    def handle(self, peer: bytes, frames: list[bytes], lease=None) -> None:
         """Endpoint I/O thread: pass the frames on, never block."""
         with self._lock:
             if self._closed:
+                if lease is not None:
+                    lease.release()
                 return
             ref = self._sessions.get(peer)
             if ref is None:
@@ -43,8 +48,10 @@ class Router:
                 self._log.debug("session started for {}", peer.hex())
             self._last_seen[peer] = time.monotonic()
         try:
-            ref.tell(frames)
+            ref.tell(Inbound(frames, lease))
         except pykka.ActorDeadError:
+            if lease is not None:
+                lease.release()
             with self._lock:
                 self._sessions.pop(peer, None)
 

@@ -14,6 +14,10 @@ answer (ApiVersions, Metadata, DescribeConfigs), hands admin requests to the Con
 fans Produce/Fetch/ListOffsets out to PartitionReplica actors with ``tell``; collectors
 (gather.py) send the response when the partitions have answered. It never waits for another
 actor. A request it cannot decode gets an ``ErrorResponse``; nothing a client sends stops it.
+
+Each request arrives with the endpoint's ``Lease`` on its bytes (``queued.max.request.bytes``):
+it is released once the response is handed to the endpoint, or, for ``acks=0`` produce
+(no response), once every partition has appended or refused the batch.
 """
 
 from __future__ import annotations
@@ -82,6 +86,18 @@ class Listener:
     send: Callable[[bytes, list], None]
 
 
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One request from the router: its frames and the endpoint's lease on their bytes."""
+
+    frames: list
+    lease: Any = None  # transport.endpoint.Lease; None: not counted
+
+
+def _no_release() -> None:
+    pass
+
+
 API_VERSIONS = tuple(
     P.ApiVersion(api=name, min_version=cls.VERSION, max_version=cls.VERSION)
     for name, cls in sorted(P.REQUESTS.items())
@@ -98,23 +114,30 @@ class ClientSession(DispatchedActor):
         self.listener = listener or Listener("client", False, ctx.send)
         self._log = logger.bind(broker=ctx.broker_id, peer=peer.hex(), listener=self.listener.name)
 
-    def on_receive(self, frames: Any) -> None:
+    def on_receive(self, message: Any) -> None:
+        if isinstance(message, Inbound):
+            frames, lease = message.frames, message.lease
+        else:
+            frames, lease = message, None
+        release = lease.release if lease is not None else _no_release
         try:
             cid, request = codec.decode_request(frames)
         except ProtocolError as e:
             self.ctx.poison_count += 1
             self._log.warning("bad request: {}", e)
             self._send(codec.encode_error(e.code, e.message, e.correlation_id))
+            release()
             return
         if not self.listener.internal and P.is_inter_broker(request):
             self._refuse(cid, request)
             return
         try:
-            self._dispatch(cid, request)
+            self._dispatch(cid, request, release)
         except Exception as e:  # noqa: BLE001 - poison message: answer, keep the session
             self.ctx.poison_count += 1
             self._log.exception("request {} failed", request.API)
             self._send(codec.encode_error(E.UNKNOWN_SERVER_ERROR, str(e), cid))
+            release()  # idempotent: harmless if a response went out already
 
     def _refuse(self, cid: int, request: object) -> None:
         count = self.ctx.count_refused()
@@ -134,16 +157,17 @@ class ClientSession(DispatchedActor):
     def _send(self, frames: list) -> None:
         self.listener.send(self.peer, frames)
 
-    def _responder(self, cid: int) -> Callable[[object], None]:
+    def _responder(self, cid: int, release: Callable[[], None]) -> Callable[[object], None]:
         peer, send = self.peer, self.listener.send
 
         def respond(response: object) -> None:
             send(peer, codec.encode_response(response, cid))
+            release()
 
         return respond
 
-    def _dispatch(self, cid: int, req: object) -> None:
-        respond = self._responder(cid)
+    def _dispatch(self, cid: int, req: object, release: Callable[[], None] = _no_release) -> None:
+        respond = self._responder(cid, release)
         if isinstance(
             req,
             P.ProduceRequest
@@ -163,7 +187,7 @@ class ClientSession(DispatchedActor):
                 return
         match req:
             case P.ProduceRequest():
-                self._produce(req, respond)
+                self._produce(req, respond, release)
             case P.FetchRequest():
                 self._fetch(req, respond)
             case P.ListOffsetsRequest():
@@ -234,7 +258,12 @@ class ClientSession(DispatchedActor):
             return E.NOT_LEADER_OR_FOLLOWER, None
         return E.NONE, ref
 
-    def _produce(self, req: P.ProduceRequest, respond: Callable[[object], None]) -> None:
+    def _produce(
+        self,
+        req: P.ProduceRequest,
+        respond: Callable[[object], None],
+        release: Callable[[], None] = _no_release,
+    ) -> None:
         if req.acks not in (-1, 0, 1):
             code = E.INVALID_REQUIRED_ACKS
             respond(
@@ -253,7 +282,10 @@ class ClientSession(DispatchedActor):
             )
             return
         keys = [(t.name, p.partition) for t in req.topics for p in t.partitions]
-        gather = ProduceGather(keys, respond) if req.acks != 0 else None
+        if req.acks == 0:  # no response: the lease ends when every partition is done
+            gather = ProduceGather(keys, lambda _response: release())
+        else:
+            gather = ProduceGather(keys, respond)
         for t in req.topics:
             for p in t.partitions:
                 key = (t.name, p.partition)
@@ -261,15 +293,20 @@ class ClientSession(DispatchedActor):
                 if t.name == GC.OFFSETS_TOPIC:  # written only by the group coordinator
                     code, ref = E.INVALID_TOPIC_EXCEPTION, None
                 if ref is None:
-                    if gather:
-                        gather.put(
-                            key, P.ProducePartitionResponse(partition=p.partition, error_code=code)
-                        )
+                    gather.put(
+                        key, P.ProducePartitionResponse(partition=p.partition, error_code=code)
+                    )
                     continue
-                reply = (lambda r, key=key: gather.put(key, r)) if gather else None
-                ref.tell(R.Append(p.records, reply, req.acks, req.timeout_ms))
-        if gather and not keys:
-            respond(P.ProduceResponse())
+                ref.tell(
+                    R.Append(
+                        p.records, lambda r, key=key: gather.put(key, r), req.acks, req.timeout_ms
+                    )
+                )
+        if not keys:
+            if req.acks == 0:
+                release()
+            else:
+                respond(P.ProduceResponse())
 
     def _fetch(self, req: P.FetchRequest, respond: Callable[[object], None]) -> None:
         keys = [(t.name, p.partition) for t in req.topics for p in t.partitions]

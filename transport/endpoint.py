@@ -5,8 +5,10 @@ through a queue and a wake-up pipe, so every public method here is thread-safe.
 
 * ``ServerEndpoint`` (broker side): one ROUTER socket bound to ``tcp://host:port`` with
   ZeroMQ's MAXMSGSIZE set (a peer sending a bigger frame is disconnected by ZeroMQ itself).
-  Each inbound message is handed to ``handler(peer, frames)`` on the I/O thread; the handler
-  must not block (it passes the frames to an actor). ``send(peer, frames)`` queues a reply.
+  Each inbound message is handed to ``handler(peer, frames, lease)`` on the I/O thread; the
+  handler must not block (it passes the frames to an actor). ``send(peer, frames)`` queues a
+  reply. ``lease.release()`` says the request is finished with: with ``max_queued_bytes``
+  set, the endpoint stops reading while the leased bytes exceed it (see ``Lease``).
   With ``curve=CurveKeys`` it is a CURVE server on its own ZeroMQ context whose ZAP handler
   admits only clients holding the same key pair (transport/security.py).
 * ``ClientEndpoint`` (client side): one DEALER socket per broker address, created on first
@@ -17,6 +19,15 @@ through a queue and a wake-up pipe, so every public method here is thread-safe.
   something malformed), ``RequestTooLargeError`` or ``EndpointClosedError``. Future callbacks
   run on the I/O thread: keep them short and never block in them. With ``curve=CurveKeys``
   every connection is a CURVE client of a server with the same key pair.
+
+Liveness: every client connection runs ZeroMQ heartbeats (``HEARTBEAT_IVL``, a PING each
+``heartbeat_ivl_ms``; no traffic for ``heartbeat_timeout_ms`` closes the connection), so a
+peer cut off by a network partition is noticed within seconds instead of at TCP's ~15 min
+retransmission limit (the server does not PING: see ``ServerEndpoint``); clients abandon a connect unanswered for ``CONNECT_TIMEOUT_MS`` and try
+again, so they are back within a reconnect interval of the network healing. The server sets ``ROUTER_HANDOVER``: a peer that reconnects with the
+identity of a connection the server still holds (a half-dead pipe whose FIN was lost in the
+partition) takes the identity over at once; without it, ZeroMQ would park the new connection
+unread until the old one died, and a broker with a fixed identity would never rejoin.
 
 Usage::
 
@@ -65,6 +76,22 @@ from .security import CurveKeys, ZapGuard, client_options, server_options
 
 Frames = Sequence[bytes | bytearray | memoryview]
 
+HEARTBEAT_IVL_MS = 1000  # a PING on an idle connection every second
+HEARTBEAT_TIMEOUT_MS = 3000  # no traffic (not even a PONG) for 3 s: the connection is dead
+CONNECT_TIMEOUT_MS = 2000  # a TCP connect (SYN) unanswered this long is abandoned and retried
+LEASE_EXPIRY_S = 330.0  # longer than any request may legally be parked (fetch: 300 s)
+
+
+def _set_heartbeats(sock: zmq.Socket, ivl_ms: int, timeout_ms: int) -> None:
+    """ZMTP heartbeats; ``ivl_ms <= 0`` disables them (TTL: the peer applies our timeout too,
+    so a peer that never PINGs itself still drops a connection that went silent)."""
+    if ivl_ms <= 0:
+        return
+    sock.setsockopt(zmq.HEARTBEAT_IVL, ivl_ms)
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, timeout_ms)
+    # TTL travels in the PING in units of 100 ms (max 6553.5 s)
+    sock.setsockopt(zmq.HEARTBEAT_TTL, min(max(timeout_ms // 100 * 100, 100), 6_553_500))
+
 
 def tcp_address(address: str) -> str:
     """``host:port`` -> ``tcp://host:port``; addresses with a scheme are returned unchanged."""
@@ -106,19 +133,48 @@ class _Waker:
 # ------------------------------------------------------------------------------ server side
 
 
+class Lease:
+    """The bytes of one inbound request, counted against the endpoint's in-flight bound
+    until ``release()`` (thread-safe, idempotent): call it when the response is sent or the
+    request dropped. Leases older than ``LEASE_EXPIRY_S`` are released by the endpoint
+    itself (counted in ``expired_leases``), so a request that is never answered can stall
+    reading for a while, never for good."""
+
+    __slots__ = ("nbytes", "admitted", "_endpoint", "_released")
+
+    def __init__(self, endpoint: ServerEndpoint | None, nbytes: int, admitted: float) -> None:
+        self.nbytes = nbytes
+        self.admitted = admitted
+        self._endpoint = endpoint
+        self._released = False
+
+    def release(self) -> None:
+        if self._endpoint is not None:
+            self._endpoint._release(self)
+
+
 class ServerEndpoint:
-    """A ROUTER socket on one I/O thread. ``handler(peer, frames)`` runs on that thread.
+    """A ROUTER socket on one I/O thread. ``handler(peer, frames, lease)`` runs on that thread.
 
     ``bind`` is ``host:port`` (port 0 picks a free one; see ``address``). ``max_message_bytes``
-    is ZeroMQ's MAXMSGSIZE: the cap on any single inbound frame.
+    is ZeroMQ's MAXMSGSIZE: the cap on any single inbound frame. ``max_queued_bytes``
+    (Kafka's ``queued.max.request.bytes``; -1: unbounded) bounds the bytes of requests handed
+    to the handler and not yet released: over it, the endpoint stops reading the socket (each
+    peer's ZeroMQ pipe then fills up to ``RCVHWM`` messages, which the bound does not cover,
+    and TCP pushes back on the sender) until releases bring it under again. A request is always admitted when nothing
+    else is in flight, so one request larger than the bound cannot deadlock the broker.
     """
 
     def __init__(
         self,
         bind: str,
-        handler: Callable[[bytes, list[bytes]], None],
+        handler: Callable[[bytes, list[bytes], Lease], None],
         *,
         max_message_bytes: int = MAX_FRAME_BYTES + MAX_HEADER_BYTES,
+        max_queued_bytes: int = -1,
+        heartbeat_ivl_ms: int = 0,
+        heartbeat_timeout_ms: int = HEARTBEAT_TIMEOUT_MS,
+        rcvhwm: int = 10_000,
         name: str = "rillet-server-io",
         curve: CurveKeys | None = None,
     ) -> None:
@@ -136,7 +192,19 @@ class ServerEndpoint:
             self._socket.setsockopt(option, value)
         self._socket.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
         self._socket.setsockopt(zmq.SNDHWM, 100_000)
-        self._socket.setsockopt(zmq.RCVHWM, 10_000)
+        # ZeroMQ reads ahead up to RCVHWM messages per peer whatever we do, and that
+        # read-ahead escapes the bound. It stays large on purpose: a small one makes stopped
+        # input common, and libzmq 4.3.5 aborts the process (assert !_io_error in
+        # stream_engine_base.cpp) when a connection whose input is stopped is reset with a
+        # heartbeat PING still buffered (tests/unit/transport/test_liveness.py).
+        self._socket.setsockopt(zmq.RCVHWM, rcvhwm)
+        self._socket.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        # No PINGs from the server by default: libzmq (4.3.5 and master) asserts in
+        # out_event when a PING timer fires on a connection whose input is stopped (its
+        # pipe full: RCVHWM, or reads paused at the bound) after the peer reset it, which
+        # aborts the broker. Clients PING (and tell us their TTL); handover replaces the
+        # half-dead connections they leave behind.
+        _set_heartbeats(self._socket, heartbeat_ivl_ms, heartbeat_timeout_ms)
         try:
             self._socket.bind(tcp_address(bind))
         except zmq.ZMQError:
@@ -148,6 +216,13 @@ class ServerEndpoint:
         self._waker = _Waker()
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.max_queued_bytes = max_queued_bytes
+        self._lease_lock = threading.Lock()
+        self._leases: dict[Lease, None] = {}  # admission order (oldest first)
+        self.queued_bytes = 0  # leased, not yet released
+        self.peak_queued_bytes = 0
+        self.expired_leases = 0
+        self.paused_reads = 0  # times reading stopped at the bound
 
     def start(self) -> None:
         self._thread.start()
@@ -183,6 +258,47 @@ class ServerEndpoint:
             self._guard = None
             self._ctx.term()
 
+    # -- in-flight accounting (any thread) ---------------------------------------------
+
+    def _lease(self, nbytes: int) -> Lease:
+        lease = Lease(self, nbytes, time.monotonic())
+        with self._lease_lock:
+            self._leases[lease] = None
+            self.queued_bytes += nbytes
+            self.peak_queued_bytes = max(self.peak_queued_bytes, self.queued_bytes)
+        return lease
+
+    def _release(self, lease: Lease) -> None:
+        with self._lease_lock:
+            if lease._released:
+                return
+            lease._released = True
+            self._leases.pop(lease, None)
+            was_full = self._full()
+            self.queued_bytes -= lease.nbytes
+            resume = was_full and not self._full()
+        if resume:
+            self._waker.wake()
+
+    def _full(self) -> bool:
+        """Caller holds the lease lock (or reads a racy value on the I/O thread, which only
+        decides whether to poll the socket; a release wakes it)."""
+        return 0 <= self.max_queued_bytes <= self.queued_bytes and self.queued_bytes > 0
+
+    def _expire_leases(self, now: float) -> None:
+        cutoff = now - LEASE_EXPIRY_S
+        with self._lease_lock:
+            old = []
+            for lease in self._leases:
+                if lease.admitted >= cutoff:
+                    break
+                old.append(lease)
+        for lease in old:
+            self.expired_leases += 1
+            lease.release()
+
+    # -- I/O thread --------------------------------------------------------------------
+
     def _flush_outbox(self) -> None:
         sock = self._socket
         while self._outbox:
@@ -197,24 +313,42 @@ class ServerEndpoint:
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         poller.register(self._waker.read_fd, zmq.POLLIN)
+        reading = True
+        bounded = self.max_queued_bytes >= 0
         while not self._closing.is_set():
             events = dict(poller.poll(1000))
             if self._waker.read_fd in events:
                 self._waker.drain()
             self._flush_outbox()
+            if bounded:
+                self._expire_leases(time.monotonic())
+                if reading and self._full():
+                    poller.unregister(sock)  # ZeroMQ's pipes fill, then TCP pushes back
+                    reading = False
+                    self.paused_reads += 1
+                    continue
+                if not reading:
+                    if self._full():
+                        continue
+                    poller.register(sock, zmq.POLLIN)
+                    reading = True
+                    events[sock] = zmq.POLLIN  # the edge may have passed while unregistered
             if sock in events:
                 # Drain what is ready (bounded, so replies keep flowing under load).
                 for _ in range(256):
+                    if bounded and self._full():
+                        break
                     try:
                         parts = sock.recv_multipart(zmq.NOBLOCK)
                     except zmq.Again:
                         break
                     if len(parts) < 2:
                         continue
+                    lease = self._lease(sum(len(p) for p in parts[1:]))
                     try:
-                        self._handler(parts[0], parts[1:])
+                        self._handler(parts[0], parts[1:], lease)
                     except Exception:  # noqa: BLE001 - the handler must not kill the I/O thread
-                        pass
+                        lease.release()
                 self._flush_outbox()
         self._flush_outbox()
 
@@ -250,7 +384,10 @@ class ClientEndpoint:
     """DEALER sockets (one per broker address) on one background I/O thread. Thread-safe.
 
     ``max_request_bytes`` caps each outbound frame (the broker's MAXMSGSIZE would otherwise
-    drop the connection); ``reconnect_ivl_ms`` is ZeroMQ's reconnect interval.
+    drop the connection); ``reconnect_ivl_ms`` is ZeroMQ's reconnect interval. Heartbeats
+    (``heartbeat_ivl_ms``, ``heartbeat_timeout_ms``; 0 disables) close a connection that went
+    silent: its monitor reports it down and the requests sent on it fail at once with
+    ``BrokerUnavailableError`` (retriable), as when the broker process dies.
     """
 
     def __init__(
@@ -262,10 +399,13 @@ class ClientEndpoint:
         name: str = "rillet-client-io",
         identity_prefix: bytes = b"",
         curve: CurveKeys | None = None,
+        heartbeat_ivl_ms: int = HEARTBEAT_IVL_MS,
+        heartbeat_timeout_ms: int = HEARTBEAT_TIMEOUT_MS,
     ) -> None:
         self._ctx = zmq.Context.instance()
         self._curve_options = client_options(curve) if curve is not None else {}
         self._identity_prefix = identity_prefix
+        self._heartbeat = (heartbeat_ivl_ms, heartbeat_timeout_ms)
         self._states: dict[str, bool] = {}  # address -> connected (written by the I/O thread)
         self._max_request_bytes = max_request_bytes
         self._reconnect = (reconnect_ivl_ms, reconnect_ivl_max_ms)
@@ -365,6 +505,10 @@ class ClientEndpoint:
             # down must not be delivered when it comes back (the caller has retried by then).
             # Until the connection is up, requests wait in the backlog (and time out there).
             sock.setsockopt(zmq.IMMEDIATE, 1)
+            _set_heartbeats(sock, *self._heartbeat)
+            # A connect into a partition would otherwise wait on the kernel's SYN backoff
+            # (1, 2, 4, 8... s): after healing, the next SYN could be many seconds away.
+            sock.setsockopt(zmq.CONNECT_TIMEOUT, CONNECT_TIMEOUT_MS)
             if self._identity_prefix:
                 sock.setsockopt(zmq.IDENTITY, self._identity_prefix + os.urandom(8))
             for option, value in self._curve_options.items():

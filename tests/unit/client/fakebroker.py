@@ -59,7 +59,9 @@ class FakeBroker:
 
     # -- I/O thread -> worker ----------------------------------------------------------------
 
-    def _on_frames(self, peer: bytes, frames: list[bytes]) -> None:
+    def _on_frames(self, peer: bytes, frames: list[bytes], lease=None) -> None:
+        if lease is not None:
+            lease.release()  # no in-flight bound here
         self._queue.put((peer, frames))
 
     def _run(self) -> None:

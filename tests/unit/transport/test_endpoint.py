@@ -28,7 +28,7 @@ class EchoServer:
         self.endpoint.start()
         self.address = self.endpoint.address.removeprefix("tcp://")
 
-    def handle(self, peer: bytes, frames: list[bytes]) -> None:
+    def handle(self, peer: bytes, frames: list[bytes], lease=None) -> None:
         if self.silent.is_set():
             return
         try:
@@ -194,7 +194,7 @@ def test_a_request_that_timed_out_while_the_broker_was_down_is_never_delivered(c
     assert client.is_connected("127.0.0.1:2") is None  # never used
     received: list[int] = []
 
-    def handle(peer: bytes, frames: list[bytes]) -> None:
+    def handle(peer: bytes, frames: list[bytes], lease=None) -> None:
         cid, _ = codec.decode_request(frames)
         received.append(cid)
         server.reply(peer, cid, P.ApiVersionsResponse())
