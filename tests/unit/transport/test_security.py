@@ -51,8 +51,10 @@ class CurveServer:
         self.address = self.endpoint.address.removeprefix("tcp://")
         self.seen = 0
 
-    def handle(self, peer: bytes, frames: list[bytes]) -> None:
+    def handle(self, peer: bytes, frames: list[bytes], lease=None) -> None:
         self.seen += 1
+        if lease is not None:
+            lease.release()
         cid, _msg = codec.decode_request(frames)
         self.endpoint.reply(peer, cid, P.ApiVersionsResponse(broker_id=7))
 
