@@ -269,54 +269,14 @@ class BrokerNode:
             return info.internal_address
         return self._voters.get(broker_id)
 
-    def _send_alter(self, topic: str, partition: int, proposal, answered) -> None:
-        """A leader's ISR proposal (AlterPartition) to the active controller; ``answered``
-        gets the error name (any thread)."""
+    def _to_controller(self, req: object, answered) -> None:
+        """Send ``req`` to the active controller's inter-broker listener; ``answered`` gets
+        the error name (any thread; REQUEST_TIMED_OUT / NOT_CONTROLLER: the caller re-sends)."""
         controller = self.ctx.controller_id
         address = self._address_of(controller) if controller >= 0 else None
         if address is None:
             answered("NOT_CONTROLLER")
             return
-        req = P.AlterPartitionRequest(
-            broker_id=self.broker_id,
-            topic=topic,
-            partition=partition,
-            leader_epoch=proposal.leader_epoch,
-            partition_epoch=proposal.partition_epoch,
-            new_isr=tuple(proposal.new_isr),
-            new_isr_incarnations=tuple(proposal.incarnations),
-            broker_incarnation=self.incarnation,
-        )
-
-        def done(f) -> None:
-            try:
-                r = f.result()
-                code = getattr(r, "error_code", P.ErrorCode.UNKNOWN_SERVER_ERROR)
-                try:
-                    name = P.ErrorCode(code).name
-                except ValueError:
-                    name = "UNKNOWN_SERVER_ERROR"
-            except Exception:  # noqa: BLE001 - timed out / controller down: re-sent later
-                name = "REQUEST_TIMED_OUT"
-            answered(name)
-
-        self.peers.request(address, req, 5000).add_done_callback(done)
-
-    def _send_damage(self, topic: str, partition: int, offset: int, leader_epoch: int, answered):
-        """A replica's ReplicaDamage report (actors/partition_damage.py) to the active
-        controller, sent and answered like ``_send_alter``."""
-        controller = self.ctx.controller_id
-        address = self._address_of(controller) if controller >= 0 else None
-        if address is None:
-            answered("NOT_CONTROLLER")
-            return
-        req = P.ReplicaDamageRequest(
-            broker_id=self.broker_id,
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            leader_epoch=leader_epoch,
-        )
 
         def done(f) -> None:
             try:
@@ -330,6 +290,31 @@ class BrokerNode:
             answered(name)
 
         self.peers.request(address, req, 5000).add_done_callback(done)
+
+    def _send_alter(self, topic: str, partition: int, proposal, answered) -> None:
+        """A leader's ISR proposal (AlterPartition) to the active controller."""
+        req = P.AlterPartitionRequest(
+            broker_id=self.broker_id,
+            topic=topic,
+            partition=partition,
+            leader_epoch=proposal.leader_epoch,
+            partition_epoch=proposal.partition_epoch,
+            new_isr=tuple(proposal.new_isr),
+            new_isr_incarnations=tuple(proposal.incarnations),
+            broker_incarnation=self.incarnation,
+        )
+        self._to_controller(req, answered)
+
+    def _send_damage(self, topic: str, partition: int, offset: int, leader_epoch: int, answered):
+        """A replica's ReplicaDamage report (actors/partition_damage.py) to the controller."""
+        req = P.ReplicaDamageRequest(
+            broker_id=self.broker_id,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            leader_epoch=leader_epoch,
+        )
+        self._to_controller(req, answered)
 
     def _replica_config(self, topic) -> dict:
         values = effective_topic_configs(topic.configs, self.configs)

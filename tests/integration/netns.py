@@ -31,8 +31,11 @@ import threading
 import time
 from pathlib import Path
 
+from rillet.transport.security import generate_keyfile
+
 SUBNET = "10.213.0"
-PORT = 9092
+PORT = 9092  # the client listener
+INTERNAL_PORT = 9093  # the inter-broker listener (Raft, replication, heartbeats)
 CLIENT_HOST = f"{SUBNET}.100"
 _counter = itertools.count()
 
@@ -125,9 +128,12 @@ class NetnsCluster:
     def bootstrap_servers(self) -> str:
         return ",".join(self.address(b) for b in self.broker_ids)
 
+    def internal_address(self, broker_id: int) -> str:
+        return f"{SUBNET}.{broker_id}:{INTERNAL_PORT}"
+
     @property
     def quorum_voters(self) -> str:
-        return ",".join(f"{b}@{self.address(b)}" for b in self.broker_ids)
+        return ",".join(f"{b}@{self.internal_address(b)}" for b in self.broker_ids)
 
     # ------------------------------------------------------------------------ network
 
@@ -187,8 +193,16 @@ class NetnsCluster:
             "--broker-id", str(broker_id),
             "--data-dir", str(self.broker_dir(broker_id)),
             "--listen", self.address(broker_id),
+            "--internal-listen", self.internal_address(broker_id),
         ]  # fmt: skip
-        configs = {"controller.quorum.voters": self.quorum_voters, **self.configs}
+        keyfile = self.data_dir / "cluster.curve"
+        if not keyfile.exists():
+            generate_keyfile(keyfile)
+        configs = {
+            "controller.quorum.voters": self.quorum_voters,
+            "inter.broker.curve.keyfile": str(keyfile),
+            **self.configs,
+        }
         for key, value in sorted(configs.items()):
             cmd += ["--config", f"{key}={value}"]
         return cmd

@@ -20,9 +20,7 @@ from pathlib import Path
 
 import pytest
 from test_replication_basics import FAST, partition_meta, wait_until
-from test_replication_failover import TOPIC, _leader, _Run, create_topic, enumerate_log
-
-from tests.history import check
+from test_replication_failover import TOPIC, _leader, _Run, create_topic, drain_and_check
 
 pytestmark = [pytest.mark.integration]
 
@@ -81,19 +79,6 @@ def assert_replicas_identical(c, partitions=range(3), timeout_s: float = 60) -> 
         return True
 
     wait_until(identical, timeout_s, "replicas byte-identical")
-
-
-def drain_and_check(c, run) -> None:
-    history = run.history
-    for partition in range(3):
-        leader = _leader(c, partition)
-        for offset, value in enumerate_log(c, leader, partition):
-            history.read("drain", partition, offset, value)
-        history.drain(partition)
-    report = check(history)
-    print(f"acked={dict(run.acked)} errors={dict(run.errors)} {report.summary()}")
-    assert report.ok, report.summary()
-    assert not run.errors, f"sends failed: {dict(run.errors)}"
 
 
 def back_in_every_isr(c, broker_id: int) -> bool:
