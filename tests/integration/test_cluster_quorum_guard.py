@@ -18,21 +18,12 @@ from rillet.logstore.batch import BatchBuilder, records
 from rillet.transport import protocol as P
 from rillet.transport.endpoint import ClientEndpoint
 from rillet.transport.errors import ProtocolError, TransportError
+from test_replication_basics import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 E = P.ErrorCode
 ELECTION_MS = 300  # conftest.FAST_CLUSTER_CONFIGS
 MAX_INT64 = (1 << 63) - 1
-
-
-def wait_until(condition, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}"
-        time.sleep(0.05)
 
 
 def call(endpoint: ClientEndpoint, address: str, request, timeout_ms: int = 5000):
