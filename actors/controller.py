@@ -35,12 +35,15 @@ from pathlib import Path
 import cbor2
 import pykka
 from loguru import logger
-from rillet.coordinator import election as el
 from rillet.coordinator import metadata as md
 from rillet.coordinator import raft
+from rillet.coordinator.control import ControllerResult
+from rillet.coordinator.control import brokers as cb
+from rillet.coordinator.control import partitions as cp
 from rillet.transport import protocol as P
 
-from .configs import ConfigError, validate_topic_configs
+from .configs import ConfigError
+from .controller_wire import decide, not_controller
 from .metadata_log import PartitionRaftLog
 from .runtime import DispatchedActor
 from .ticker import now_ms
@@ -183,10 +186,7 @@ class Controller(DispatchedActor):
         self._pending: tuple[int, int, Callable[[bool], None]] | None = None
         self._work: deque[tuple[str, Callable[[], None]]] = deque()
         self._queued: set[str] = set()
-        self._last_seen: dict[int, int] = {}
-        self._unfence_at: dict[int, int] = {}  # fenced broker -> metadata index to reach
-        # incarnations replaced by a newer one: a late heartbeat of one is refused
-        self._retired: dict[int, set[str]] = {}
+        self.sessions = cb.BrokerHeartbeats(self.session_ms)
         self._next_heartbeat = 0
         self._heartbeat_inflight = False
         self._fetch_inflight = False
@@ -362,8 +362,7 @@ class Controller(DispatchedActor):
         leader = node.leader_id if node.leader_id is not None else -1
         if node.is_leader and self._leader_ready_index is None:
             self._leader_ready_index = node.log.last_index
-            now = now_ms()
-            self._last_seen = {b: now for b in self.image.brokers}
+            self.sessions.became_active(self.image, now_ms())
             self._log.info("became the active controller (term {})", node.term)
         elif not node.is_leader and self._leader_ready_index is not None:
             self._leader_ready_index = None
@@ -451,45 +450,28 @@ class Controller(DispatchedActor):
             self._send_fetch()
 
     def _check_sessions(self, now: int) -> None:
-        for b in self.image.live_brokers():
-            seen = self._last_seen.setdefault(b, now)
-            if now - seen > self.session_ms:
-                self._enqueue(f"fence:{b}", lambda b=b: self._fence(b))
+        for b in self.sessions.expired(self.image, now):
+            self._enqueue(f"fence:{b}", lambda b=b: self._fence(b))
 
     def _fence(self, broker_id: int) -> None:
-        seen = self._last_seen.get(broker_id, 0)
-        if now_ms() - seen <= self.session_ms:
-            return  # it came back while this waited
-        records = md.fence_broker(self.image, broker_id, self._unclean_default)
-        if records:
-            self._warn_unclean(
-                el.fence_broker(self.image, broker_id, unclean_default=self._unclean_default)
+        self._commit(
+            self.sessions.fence(
+                self.image, broker_id, now_ms=now_ms(), unclean_default=self._unclean_default
             )
-        self._unfence_at.pop(broker_id, None)
-        if records:
-            self._log.warning(
-                "fencing broker {}: no heartbeat for {} ms; {} partition change(s)",
-                broker_id,
-                now_ms() - seen,
-                len(records) - 1,
-            )
-            self._propose(records, lambda ok: None)
+        )
 
     @property
     def _unclean_default(self) -> bool:
         return self.broker_configs.get("unclean.leader.election.enable", "false") == "true"
 
-    def _warn_unclean(self, decisions: list) -> None:
-        for d in decisions:
-            r = d.record
-            if d.unclean and r is not None:
-                self._log.warning(
-                    "UNCLEAN leader election for {}-{}: broker {} was not in sync; records "
-                    "acknowledged by the old ISR may be lost (unclean.leader.election.enable)",
-                    r.topic,
-                    r.partition,
-                    r.leader,
-                )
+    def _commit(self, result: ControllerResult, done: Callable[[bool], None] | None = None):
+        """Log a decision's notes and propose its records (``done(ok)`` once applied)."""
+        for note in result.notes:
+            self._log.log(note.level.upper(), "{}", note.text)
+        if result.records:
+            self._propose(result.records, done or (lambda ok: None))
+        elif done is not None:
+            done(True)
 
     # ------------------------------------------------------------------------- heartbeats
 
@@ -548,86 +530,26 @@ class Controller(DispatchedActor):
             return P.BrokerHeartbeatResponse(
                 error_code=E.NOT_CONTROLLER, controller_id=self.controller_id
             )
-        b = req.broker_id
-        if req.incarnation in self._retired.get(b, ()):
-            # a heartbeat of a process that a newer one of the same broker replaced
-            return P.BrokerHeartbeatResponse(
-                error_code=E.STALE_BROKER_EPOCH, controller_id=self.broker_id
-            )
-        self._last_seen[b] = now_ms()
-        info = self.image.brokers.get(b)
-        moved = (
-            info is None
-            or info.incarnation != req.incarnation
-            or (info.host, info.port, info.rack, info.internal_host, info.internal_port)
-            != (req.host, req.port, req.rack, req.internal_host, req.internal_port)
+        beat = self.sessions.heartbeat(
+            self.image, req, now_ms=now_ms(), applied_index=self.applied_index
         )
-        if moved:
-            self._enqueue(f"register:{b}", lambda: self._register(req))
-        elif info.fenced:
-            # unfence once it has caught up with the metadata log as of its first beat
-            target = self._unfence_at.setdefault(b, self.applied_index)
-            if req.metadata_offset >= target:
-                self._enqueue(f"unfence:{b}", lambda: self._unfence(b))
+        b = req.broker_id
+        unclean = self._unclean_default
+        if beat.action == cb.REGISTER:
+            self._enqueue(
+                f"register:{b}",
+                lambda: self._commit(
+                    self.sessions.register(self.image, req, unclean_default=unclean)
+                ),
+            )
+        elif beat.action == cb.UNFENCE:
+            self._enqueue(
+                f"unfence:{b}",
+                lambda: self._commit(self.sessions.unfence(self.image, b, unclean_default=unclean)),
+            )
         return P.BrokerHeartbeatResponse(
-            controller_id=self.broker_id, is_fenced=moved or info.fenced
+            error_code=P.code_of(beat.error), controller_id=self.broker_id, is_fenced=beat.fenced
         )
-
-    def _register(self, req: P.BrokerHeartbeatRequest) -> None:
-        b = req.broker_id
-        if req.incarnation in self._retired.get(b, ()):
-            return
-        old = self.image.brokers.get(b)
-        records = md.register_broker(
-            self.image,
-            b,
-            req.host,
-            req.port,
-            req.rack,
-            incarnation=req.incarnation,
-            clean_shutdown=req.clean_shutdown,
-            unclean_default=self._unclean_default,
-            internal_host=req.internal_host,
-            internal_port=req.internal_port,
-        )
-        records = [r for r in records if not isinstance(r, md.UnfenceBroker)]
-        if not records:
-            return
-        self._unfence_at.pop(b, None)
-        if old is not None and old.incarnation != req.incarnation:
-            self._retired.setdefault(b, set()).add(old.incarnation)
-            moves = sum(isinstance(r, el.PartitionChangeRecord) for r in records)
-            self._log.warning(
-                "broker {} restarted ({} shutdown): its previous process is fenced at once, "
-                "{} partition change(s); it rejoins each ISR when caught up",
-                b,
-                "clean" if req.clean_shutdown else "UNCLEAN",
-                moves,
-            )
-        self._log.info(
-            "broker {} registered at {}:{}, inter-broker {}:{} (fenced until caught up)",
-            b,
-            req.host,
-            req.port,
-            req.internal_host,
-            req.internal_port,
-        )
-        self._propose(records, lambda ok: None)
-
-    def _unfence(self, broker_id: int) -> None:
-        records = md.unfence_records(self.image, broker_id, self._unclean_default)
-        if records:
-            self._warn_unclean(
-                el.unfence_broker(self.image, broker_id, unclean_default=self._unclean_default)
-            )
-        self._unfence_at.pop(broker_id, None)
-        if records:
-            self._log.info(
-                "unfencing broker {}; {} partition(s) get a leader back",
-                broker_id,
-                len(records) - 1,
-            )
-            self._propose(records, lambda ok: None)
 
     # ------------------------------------------------------------------ metadata fetching
 
@@ -733,390 +655,21 @@ class Controller(DispatchedActor):
         if not self.active:
             self._forward_or_refuse(message)
             return
-        handler = self._HANDLERS.get(type(message.request))
         try:
-            if handler is None:
-                raise ValueError(f"controller cannot handle {type(message.request).__name__}")
-            response, records = handler(self, message.request)
+            result = decide(message.request, self.image, self.broker_configs, self._unclean_default)
         except Exception as e:  # noqa: BLE001 - poison request: error reply, actor lives on
             self._log.exception("admin request failed")
             message.reply(P.ErrorResponse(error_code=E.UNKNOWN_SERVER_ERROR, error_message=str(e)))
             return
-        if not records:
-            message.reply(response)
-            return
+        response = result.response
 
         def done(ok: bool) -> None:
             message.reply(response if ok else not_controller(message.request))
 
-        self._propose(records, done)
-
-    def _default_int(self, value: int, key: str) -> int:
-        return value if value != -1 else int(self.broker_configs[key])
-
-    def _create_topics(self, req: P.CreateTopicsRequest):
-        results, records, image = [], [], self.image
-        for t in req.topics:
-            partitions = self._default_int(t.num_partitions, "num.partitions")
-            rf = self._default_int(t.replication_factor, "default.replication.factor")
-            try:
-                validate_topic_configs(t.configs)
-                recs = md.create_topic(image, t.name, partitions, rf, t.configs, uuid.uuid4().hex)
-            except ConfigError as e:
-                results.append(_topic_error(t.name, E.INVALID_CONFIG, str(e)))
-                continue
-            except md.MetadataError as e:
-                results.append(_topic_error(t.name, E[e.kind], e.message))
-                continue
-            if not req.validate_only:
-                image = md.replay(recs, image)
-                records += recs
-                self._log.info(
-                    "creating topic {} with {} partition(s), replication factor {}",
-                    t.name,
-                    partitions,
-                    rf,
-                )
-            results.append(
-                P.CreatableTopicResult(
-                    name=t.name,
-                    topic_id=recs[0].topic_id,
-                    num_partitions=partitions,
-                    replication_factor=rf,
-                )
-            )
-        return P.CreateTopicsResponse(topics=tuple(results)), records
-
-    def _delete_topics(self, req: P.DeleteTopicsRequest):
-        results, records, image = [], [], self.image
-        for name in req.topic_names:
-            try:
-                recs = md.delete_topic(image, name)
-                image = md.replay(recs, image)
-                records += recs
-                self._log.info("deleting topic {}", name)
-                results.append(P.TopicResult(name=name))
-            except md.MetadataError as e:
-                results.append(
-                    P.TopicResult(name=name, error_code=E[e.kind], error_message=e.message)
-                )
-        return P.DeleteTopicsResponse(results=tuple(results)), records
-
-    def _create_partitions(self, req: P.CreatePartitionsRequest):
-        results, records, image = [], [], self.image
-        for t in req.topics:
-            try:
-                recs = md.create_partitions(image, t.name, t.count)
-                if not req.validate_only:
-                    image = md.replay(recs, image)
-                    records += recs
-                    self._log.info("topic {} grows to {} partitions", t.name, t.count)
-                results.append(P.TopicResult(name=t.name))
-            except md.MetadataError as e:
-                results.append(
-                    P.TopicResult(name=t.name, error_code=E[e.kind], error_message=e.message)
-                )
-        return P.CreatePartitionsResponse(results=tuple(results)), records
-
-    def _alter_configs(self, req: P.AlterConfigsRequest):
-        results, records, image = [], [], self.image
-        for r in req.resources:
-            code, message = E.NONE, None
-            try:
-                if r.resource_type != P.ConfigResourceType.TOPIC:
-                    raise ConfigError(
-                        "only topic configs can be altered; broker configs are set with "
-                        "--config at startup"
-                    )
-                changes = []
-                for c in r.configs:
-                    if c.op == P.AlterConfigOp.SET and c.value is None:
-                        raise ConfigError(f"{c.name}: SET needs a value")
-                    if c.op not in (P.AlterConfigOp.SET, P.AlterConfigOp.DELETE):
-                        raise ConfigError(f"{c.name}: unknown operation {c.op}")
-                    changes.append((c.name, c.value if c.op == P.AlterConfigOp.SET else None))
-                topic = image.topics.get(r.resource_name)
-                merged = {**(topic.configs if topic else {}), **dict(changes)}
-                validate_topic_configs(merged)
-                recs = md.alter_configs(image, r.resource_name, changes)
-                if not req.validate_only:
-                    image = md.replay(recs, image)
-                    records += recs
-                    self._log.info("altering configs of {}: {}", r.resource_name, dict(changes))
-            except ConfigError as e:
-                code, message = E.INVALID_CONFIG, str(e)
-            except md.MetadataError as e:
-                code, message = E[e.kind], e.message
-            results.append(
-                P.AlterConfigsResult(
-                    resource_type=r.resource_type,
-                    resource_name=r.resource_name,
-                    error_code=code,
-                    error_message=message,
-                )
-            )
-        return P.AlterConfigsResponse(results=tuple(results)), records
-
-    # ------------------------------------------------------------------- replication
-
-    def _code(self, name: str) -> int:
-        try:
-            return E[name]
-        except KeyError:
-            return E.UNKNOWN_SERVER_ERROR
-
-    def _alter_partition(self, req: P.AlterPartitionRequest):
-        """A leader's ISR change (election.alter_partition), then the next reassignment
-        step if the change completes one."""
-        info = self.image.partition(req.topic, req.partition)
-        state = el.PartitionState.from_info(info) if info is not None else None
-        live = self.image.live_brokers()
-        d = el.alter_partition(
-            req.topic,
-            req.partition,
-            state,
-            broker_id=req.broker_id,
-            leader_epoch=req.leader_epoch,
-            partition_epoch=req.partition_epoch,
-            new_isr=req.new_isr,
-            live=live,
-            new_isr_incarnations=req.new_isr_incarnations,
-            registered={b: info.incarnation for b, info in self.image.brokers.items()},
-            leader_incarnation=req.broker_incarnation,
-        )
-        response = P.AlterPartitionResponse(
-            error_code=self._code(d.error), error_message=d.message or None
-        )
-        if d.record is None:
-            return response, []
-        self._log.info(
-            "{}-{}: isr {} -> {} (leader {})",
-            req.topic,
-            req.partition,
-            list(state.isr),
-            list(d.record.isr),
-            req.broker_id,
-        )
-        records = [d.record]
-        step = el.reassignment_step(req.topic, req.partition, d.record.state, live)
-        if step.record is not None:
-            self._log.info(
-                "{}-{}: reassignment step -> replicas {} leader {}",
-                req.topic,
-                req.partition,
-                list(step.record.replicas),
-                step.record.leader,
-            )
-            records.append(step.record)
-            step2 = el.reassignment_step(req.topic, req.partition, step.record.state, live)
-            if step2.record is not None:
-                records.append(step2.record)
-        return response, records
-
-    # ---------------------------------------------------------------- damaged replicas
-
-    def _replica_damage(self, req: P.ReplicaDamageRequest):
-        """A replica found a corrupt batch (election.on_replica_damage): mark it damaged,
-        out of the ISR and leadership; offline if it was the only ISR member."""
-        info = self.image.partition(req.topic, req.partition)
-        state = el.PartitionState.from_info(info) if info is not None else None
-        topic = self.image.topics.get(req.topic)
-        unclean = el.unclean_enabled(topic.configs if topic else {}, self._unclean_default)
-        live = self.image.live_brokers()
-        d = el.on_replica_damage(
-            req.topic, req.partition, state, req.broker_id, live, unclean=unclean
-        )
-        response = P.ReplicaDamageResponse(
-            error_code=self._code(d.error), error_message=d.message or None
-        )
-        if d.record is None:
-            return response, []
-        r = d.record
-        self._log.warning(
-            "{}-{}: replica on broker {} is damaged at offset {}: isr {} -> {}, leader {} -> {}{}",
-            req.topic,
-            req.partition,
-            req.broker_id,
-            req.offset,
-            list(state.isr),
-            list(r.isr),
-            state.leader,
-            r.leader,
-            f" ({d.message})" if d.message else "",
-        )
-        self._warn_unclean([d])
-        return response, [r]
+        self._commit(result, done)
 
     def _elect_offline(self) -> None:
-        """Offline partitions that may now get a leader without a broker event, e.g. the
-        only in-sync replica is damaged and unclean.leader.election.enable was turned on."""
-        live = self.image.live_brokers()
-        decisions = []
-        for name, t in sorted(self.image.topics.items()):
-            unclean = el.unclean_enabled(t.configs, self._unclean_default)
-            for p, info in sorted(t.partitions.items()):
-                if info.leader >= 0 or not info.damaged:
-                    continue
-                state = el.PartitionState.from_info(info)
-                d = el.elect_offline(name, p, state, live, unclean=unclean)
-                if d.record is not None:
-                    decisions.append(d)
-        if decisions:
-            self._warn_unclean(decisions)
-            self._propose([d.record for d in decisions], lambda ok: None)
-
-    def _selected(self, topics) -> list[tuple[str, int]]:
-        if topics is None:
-            return [
-                (name, p)
-                for name, t in sorted(self.image.topics.items())
-                for p in sorted(t.partitions)
-            ]
-        return [(t.topic, p) for t in topics for p in t.partitions]
-
-    def _elect_leaders(self, req: P.ElectLeadersRequest):
-        results, records = [], []
-        live = self.image.live_brokers()
-        for topic, p in self._selected(req.topics):
-            info = self.image.partition(topic, p)
-            if info is None:
-                results.append(
-                    P.ElectLeadersResult(
-                        topic=topic, partition=p, error_code=E.UNKNOWN_TOPIC_OR_PARTITION
-                    )
-                )
-                continue
-            d = el.preferred_leader_election(topic, p, el.PartitionState.from_info(info), live)
-            if d.record is not None:
-                records.append(d.record)
-                self._log.info("{}-{}: preferred leader {} elected", topic, p, d.record.leader)
-            if req.topics is None and d.error == el.ELECTION_NOT_NEEDED:
-                continue
-            results.append(
-                P.ElectLeadersResult(
-                    topic=topic,
-                    partition=p,
-                    error_code=self._code(d.error),
-                    error_message=d.message or None,
-                )
-            )
-        return P.ElectLeadersResponse(results=tuple(results)), records
-
-    def _reassign(self, req: P.AlterPartitionReassignmentsRequest):
-        results, records, image = [], [], self.image
-        live = image.live_brokers()
-        for r in req.partitions:
-            info = image.partition(r.topic, r.partition)
-            if info is None:
-                results.append(
-                    P.ElectLeadersResult(
-                        topic=r.topic,
-                        partition=r.partition,
-                        error_code=E.UNKNOWN_TOPIC_OR_PARTITION,
-                    )
-                )
-                continue
-            state = el.PartitionState.from_info(info)
-            if r.replicas is None:
-                d = el.cancel_reassignment(r.topic, r.partition, state, live)
-            else:
-                d = el.start_reassignment(r.topic, r.partition, state, r.replicas, image.brokers)
-            if d.record is not None:
-                self._log.info(
-                    "{}-{}: reassignment {} -> {}",
-                    r.topic,
-                    r.partition,
-                    list(state.replicas),
-                    list(d.record.replicas),
-                )
-                records.append(d.record)
-                image = md.apply(image, d.record)
-                step = el.reassignment_step(r.topic, r.partition, d.record.state, live)
-                if step.record is not None:
-                    records.append(step.record)
-                    image = md.apply(image, step.record)
-            results.append(
-                P.ElectLeadersResult(
-                    topic=r.topic,
-                    partition=r.partition,
-                    error_code=self._code(d.error),
-                    error_message=d.message or None,
-                )
-            )
-        return P.AlterPartitionReassignmentsResponse(results=tuple(results)), records
-
-    def _init_producer_id(self, req: P.InitProducerIdRequest):
-        pid = self.image.next_producer_id
-        return (
-            P.InitProducerIdResponse(producer_id=pid, producer_epoch=0),
-            [md.ProducerIds(next_producer_id=pid + 1)],
-        )
+        self._commit(cp.elect_offline(self.image, unclean_default=self._unclean_default))
 
     def _auto_rebalance(self) -> None:
-        """auto.leader.rebalance.enable: preferred leaders back where they are in sync."""
-        live = self.image.live_brokers()
-        records = []
-        for name, t in sorted(self.image.topics.items()):
-            for p, info in sorted(t.partitions.items()):
-                d = el.preferred_leader_election(name, p, el.PartitionState.from_info(info), live)
-                if d.record is not None:
-                    records.append(d.record)
-        if records:
-            self._log.info(
-                "auto leader rebalance: {} partition(s) back to their preferred leader",
-                len(records),
-            )
-            self._propose(records, lambda ok: None)
-
-    _HANDLERS = {
-        P.CreateTopicsRequest: _create_topics,
-        P.DeleteTopicsRequest: _delete_topics,
-        P.CreatePartitionsRequest: _create_partitions,
-        P.AlterConfigsRequest: _alter_configs,
-        P.AlterPartitionRequest: _alter_partition,
-        P.ReplicaDamageRequest: _replica_damage,
-        P.ElectLeadersRequest: _elect_leaders,
-        P.AlterPartitionReassignmentsRequest: _reassign,
-        P.InitProducerIdRequest: _init_producer_id,
-    }
-
-
-def _topic_error(name: str, code: int, message: str) -> P.CreatableTopicResult:
-    return P.CreatableTopicResult(name=name, error_code=code, error_message=message)
-
-
-def not_controller(req: object, message: str = "this broker is not the active controller"):
-    """The typed response refusing ``req`` with NOT_CONTROLLER (41) for each of its items."""
-    code = E.NOT_CONTROLLER
-    match req:
-        case P.CreateTopicsRequest():
-            return P.CreateTopicsResponse(
-                topics=tuple(_topic_error(t.name, code, message) for t in req.topics)
-            )
-        case P.DeleteTopicsRequest():
-            return P.DeleteTopicsResponse(
-                results=tuple(
-                    P.TopicResult(name=n, error_code=code, error_message=message)
-                    for n in req.topic_names
-                )
-            )
-        case P.CreatePartitionsRequest():
-            return P.CreatePartitionsResponse(
-                results=tuple(
-                    P.TopicResult(name=t.name, error_code=code, error_message=message)
-                    for t in req.topics
-                )
-            )
-        case P.AlterConfigsRequest():
-            return P.AlterConfigsResponse(
-                results=tuple(
-                    P.AlterConfigsResult(
-                        resource_type=r.resource_type,
-                        resource_name=r.resource_name,
-                        error_code=code,
-                        error_message=message,
-                    )
-                    for r in req.resources
-                )
-            )
-    return P.ErrorResponse(error_code=code, error_message=message)
+        self._commit(cp.auto_rebalance(self.image))

@@ -21,12 +21,7 @@ from rillet.transport import protocol as P
 E = P.ErrorCode
 
 
-def code_of(name: str) -> int:
-    """Wire code for an error name of the pure cores."""
-    try:
-        return E[name]
-    except KeyError:
-        return E.UNKNOWN_SERVER_ERROR
+code_of = P.code_of  # wire code for an error name of the pure cores
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,6 +128,15 @@ _RETRIABLE = frozenset(
 )
 
 
+def code_of(name: str) -> int:
+    """The wire code of an error *name* (the pure cores' vocabulary: Kafka's names, "NONE"
+    for success). ``ErrorCode`` is the one table; a name it lacks is UNKNOWN_SERVER_ERROR."""
+    try:
+        return ErrorCode[name]
+    except KeyError:
+        return ErrorCode.UNKNOWN_SERVER_ERROR
+
+
 def retriable(code: int) -> bool:
     """True if a client may retry the request that produced ``code`` (Kafka's classification)."""
     return code in _RETRIABLE

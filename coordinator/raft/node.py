@@ -26,9 +26,9 @@ term at or past the limit, so it never persists a term it could not leave.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Protocol
 
 from .config import RaftConfig
 from .effects import (
@@ -90,6 +90,13 @@ class HardState:
     voted_for: int | None = None
 
 
+class Rng(Protocol):
+    """The randomness a node needs (``random.Random`` has it); injected, so a simulation
+    replays exactly."""
+
+    def randrange(self, start: int, stop: int) -> int: ...
+
+
 class RaftNode(Replication):
     """One voter. Not thread-safe; never reads a clock or global randomness."""
 
@@ -99,7 +106,7 @@ class RaftNode(Replication):
         voters: Collection[int],
         log: RaftLog,
         *,
-        rng: random.Random,
+        rng: Rng,
         now_ms: int,
         hard_state: HardState = HardState(),
         config: RaftConfig = DEFAULT_CONFIG,

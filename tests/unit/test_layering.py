@@ -27,12 +27,13 @@ PACKAGES = {
 # folder -> import prefixes it must never import
 FORBIDDEN = {
     "logstore": [
-        "pykka", "zmq", "loguru",
+        "pykka", "zmq", "loguru", "time", "threading", "random",
         "rillet.coordinator", "rillet.transport", "rillet.actors", "rillet.connectors",
         "rillet.cli",
     ],
+    # the cores take time, randomness and I/O as arguments: no clock, threads, OS or RNG
     "coordinator": [
-        "pykka", "zmq", "loguru", "cbor2", "blake3",
+        "pykka", "zmq", "loguru", "cbor2", "blake3", "time", "threading", "os", "random",
         "rillet.logstore", "rillet.transport", "rillet.actors", "rillet.connectors",
         "rillet.cli",
     ],
@@ -103,6 +104,15 @@ def test_checker_sees_a_violation(tmp_path: Path) -> None:
     assert _hits(imported, "rillet.transport") == ["rillet.transport", "rillet.transport.codec"]
     assert _hits(imported, "zmq") == ["zmq"]
     assert bad.exists()
+
+
+def test_a_core_reading_the_clock_is_a_violation(tmp_path: Path) -> None:
+    """A deliberate violation in coordinator/: the clock, a thread, the OS and an RNG."""
+    src = tmp_path / "decide.py"
+    src.write_text("import time\nfrom threading import Lock\nimport os.path\nimport random\n")
+    imported = _imports(src, "rillet.coordinator.control.decide")
+    bad = [hit for prefix in FORBIDDEN["coordinator"] for hit in _hits(imported, prefix)]
+    assert bad == ["time", "threading", "threading.Lock", "os.path", "random"]
 
 
 def test_every_package_folder_is_installed() -> None:

@@ -1,0 +1,172 @@
+"""Broker sessions on the active controller: registration, heartbeats, fencing.
+
+Kafka's ``BrokerHeartbeatManager`` and ``ClusterControlManager`` in one class. A broker's
+first heartbeat (or one with a new address or a new incarnation: a new process) registers it,
+fenced; it is unfenced once it has applied the metadata log up to where the log stood at that
+heartbeat; a broker that sends no heartbeat for ``broker.session.timeout.ms`` is fenced (its
+leaderships move, it leaves the ISRs). A new incarnation retires the previous one at once: a
+late heartbeat of the old process is refused with STALE_BROKER_EPOCH.
+
+The state here is soft: it is rebuilt when a controller becomes active (every registered
+broker gets a full session from then).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from rillet.coordinator import election as el
+from rillet.coordinator import metadata as md
+
+from .result import ControllerResult, Note, unclean_notes
+
+REGISTER = "register"
+UNFENCE = "unfence"
+
+
+class BrokerBeat(Protocol):
+    """The fields of a BrokerHeartbeat request that decide anything."""
+
+    broker_id: int
+    host: str
+    port: int
+    rack: str | None
+    metadata_offset: int
+    incarnation: str
+    clean_shutdown: bool
+    internal_host: str
+    internal_port: int
+
+
+@dataclass(frozen=True, slots=True)
+class Beat:
+    """The answer to a heartbeat, and what the controller must do next (``action``:
+    REGISTER or UNFENCE, run as its own proposal; None)."""
+
+    error: str = "NONE"
+    fenced: bool = False
+    action: str | None = None
+
+
+class BrokerHeartbeats:
+    def __init__(self, session_timeout_ms: int) -> None:
+        self.session_timeout_ms = session_timeout_ms
+        self.last_seen: dict[int, int] = {}
+        self.unfence_at: dict[int, int] = {}  # fenced broker -> metadata index to reach
+        self.retired: dict[int, set[str]] = {}  # incarnations replaced by a newer one
+
+    def became_active(self, image: md.MetadataImage, now_ms: int) -> None:
+        """A new active controller gives every registered broker a full session."""
+        self.last_seen = {b: now_ms for b in image.brokers}
+
+    def heartbeat(
+        self, image: md.MetadataImage, beat: BrokerBeat, *, now_ms: int, applied_index: int
+    ) -> Beat:
+        b = beat.broker_id
+        if beat.incarnation in self.retired.get(b, ()):
+            return Beat(error="STALE_BROKER_EPOCH")
+        self.last_seen[b] = now_ms
+        info = image.brokers.get(b)
+        moved = (
+            info is None
+            or info.incarnation != beat.incarnation
+            or (info.host, info.port, info.rack, info.internal_host, info.internal_port)
+            != (beat.host, beat.port, beat.rack, beat.internal_host, beat.internal_port)
+        )
+        if moved:
+            return Beat(fenced=True, action=REGISTER)
+        if info.fenced:
+            # unfenced once it has caught up with the metadata log as of its first beat
+            target = self.unfence_at.setdefault(b, applied_index)
+            return Beat(fenced=True, action=UNFENCE if beat.metadata_offset >= target else None)
+        return Beat()
+
+    def expired(self, image: md.MetadataImage, now_ms: int) -> list[int]:
+        """Live brokers whose session has run out."""
+        out = []
+        for b in image.live_brokers():
+            seen = self.last_seen.setdefault(b, now_ms)
+            if now_ms - seen > self.session_timeout_ms:
+                out.append(b)
+        return out
+
+    def fence(
+        self, image: md.MetadataImage, broker_id: int, *, now_ms: int, unclean_default: bool
+    ) -> ControllerResult[None]:
+        """Records fencing a broker whose session ran out (none if it came back meanwhile)."""
+        seen = self.last_seen.get(broker_id, 0)
+        if now_ms - seen <= self.session_timeout_ms:
+            return ControllerResult([], None)
+        self.unfence_at.pop(broker_id, None)
+        records = md.fence_broker(image, broker_id, unclean_default)
+        if not records:
+            return ControllerResult([], None)
+        decisions = el.fence_broker(image, broker_id, unclean_default=unclean_default)
+        note = Note(
+            "warning",
+            f"fencing broker {broker_id}: no heartbeat for {now_ms - seen} ms; "
+            f"{len(records) - 1} partition change(s)",
+        )
+        return ControllerResult(records, None, (*unclean_notes(decisions), note))
+
+    def register(
+        self, image: md.MetadataImage, beat: BrokerBeat, *, unclean_default: bool
+    ) -> ControllerResult[None]:
+        """Records (re)registering a broker, fenced; a previous incarnation is fenced in the
+        same batch and retired (``metadata.register_broker``)."""
+        b = beat.broker_id
+        if beat.incarnation in self.retired.get(b, ()):
+            return ControllerResult([], None)
+        old = image.brokers.get(b)
+        records = md.register_broker(
+            image,
+            b,
+            beat.host,
+            beat.port,
+            beat.rack,
+            incarnation=beat.incarnation,
+            clean_shutdown=beat.clean_shutdown,
+            unclean_default=unclean_default,
+            internal_host=beat.internal_host,
+            internal_port=beat.internal_port,
+        )
+        records = [r for r in records if not isinstance(r, md.UnfenceBroker)]
+        if not records:
+            return ControllerResult([], None)
+        self.unfence_at.pop(b, None)
+        notes = []
+        if old is not None and old.incarnation != beat.incarnation:
+            self.retired.setdefault(b, set()).add(old.incarnation)
+            moves = sum(isinstance(r, el.PartitionChangeRecord) for r in records)
+            notes.append(
+                Note(
+                    "warning",
+                    f"broker {b} restarted ({'clean' if beat.clean_shutdown else 'UNCLEAN'} "
+                    f"shutdown): its previous process is fenced at once, {moves} partition "
+                    "change(s); it rejoins each ISR when caught up",
+                )
+            )
+        notes.append(
+            Note(
+                "info",
+                f"broker {b} registered at {beat.host}:{beat.port}, inter-broker "
+                f"{beat.internal_host}:{beat.internal_port} (fenced until caught up)",
+            )
+        )
+        return ControllerResult(records, None, tuple(notes))
+
+    def unfence(
+        self, image: md.MetadataImage, broker_id: int, *, unclean_default: bool
+    ) -> ControllerResult[None]:
+        """Records unfencing a registered broker: offline partitions it can lead get it back."""
+        self.unfence_at.pop(broker_id, None)
+        records = md.unfence_records(image, broker_id, unclean_default)
+        if not records:
+            return ControllerResult([], None)
+        decisions = el.unfence_broker(image, broker_id, unclean_default=unclean_default)
+        note = Note(
+            "info",
+            f"unfencing broker {broker_id}; {len(records) - 1} partition(s) get a leader back",
+        )
+        return ControllerResult(records, None, (*unclean_notes(decisions), note))
