@@ -88,6 +88,10 @@ BROKER_DEFAULTS: dict[str, str] = {
     "replica.high.watermark.checkpoint.interval.ms": "5000",
     "auto.leader.rebalance.enable": "true",
     "leader.imbalance.check.interval.seconds": "300",
+    # idempotent producers: a producer id whose last batch is older than this is forgotten by
+    # each partition (its next batch with a sequence > 0 gets UNKNOWN_PRODUCER_ID)
+    "producer.id.expiration.ms": "86400000",
+    "producer.id.expiration.check.interval.ms": "600000",
     # the background scrub of stored batches (actors/scrubber.py; not in Kafka)
     "log.scrub.enable": "true",
     "log.scrub.bytes.per.second": str(32 << 20),
@@ -117,6 +121,8 @@ _POSITIVE = (
     "log.scrub.interval.ms",
     "num.network.threads",
     "num.io.threads",
+    "producer.id.expiration.ms",
+    "producer.id.expiration.check.interval.ms",
 )
 
 

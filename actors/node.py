@@ -203,6 +203,8 @@ class BrokerNode:
             target=self._checkpoint_loop, args=(hw_interval,), name="rillet-hw-ckpt", daemon=True
         ).start()
         self.ticker.every(check_s, lambda: self._tell_replicas(R.Housekeep(now_ms())))
+        expire_s = int(self.configs["producer.id.expiration.check.interval.ms"]) / 1000
+        self.ticker.every(expire_s, lambda: self._tell_replicas(R.ExpireProducers(now_ms())))
         self.ticker.every(30, self.router.expire_idle)
         self.ticker.every(30, self.internal_router.expire_idle)
         self.scrubber = None
@@ -321,6 +323,7 @@ class BrokerNode:
         return {
             "min_insync_replicas": int(values["min.insync.replicas"]),
             "replica_lag_time_max_ms": int(self.configs["replica.lag.time.max.ms"]),
+            "producer_id_expiration_ms": int(self.configs["producer.id.expiration.ms"]),
         }
 
     def _update_fetchers(self, image: MetadataImage) -> None:

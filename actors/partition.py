@@ -58,6 +58,7 @@ from .partition_messages import (  # noqa: F401 - re-exported: callers use parti
     FollowerReset,
     FollowerState,
     FollowerTruncate,
+    ExpireProducers,
     Housekeep,
     LeaderEpoch,
     ListOffset,
@@ -107,6 +108,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
         tick_ms: int = 200,
         send_damage: Callable[[str, int, int, int, Callable[[str], None]], None] | None = None,
         scrub_enabled: bool = False,
+        producer_id_expiration_ms: int = PS.PRODUCER_ID_EXPIRATION_MS,
     ) -> None:
         super().__init__()
         self.topic = topic
@@ -125,6 +127,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
         self.info = info
         self.min_insync_replicas = min_insync_replicas
         self.lag_ms = replica_lag_time_max_ms
+        self.producer_id_expiration_ms = producer_id_expiration_ms
         self.send_alter = send_alter
         self.leader: RC.LeaderReplica | None = None
         self.follower_epoch = -1  # >= 0 while following the leader of this epoch
@@ -399,6 +402,8 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
                     self._tick(now)
                 case Housekeep(now_ms=now):
                     self._housekeep(now)
+                case ExpireProducers(now_ms=now):
+                    self._expire_producers(now)
                 case Reconfigure(config=config):
                     self._reconfigure(config)
                 case Delete(directory=directory):
@@ -570,6 +575,13 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
         if log.config.compact:
             stats = log.compact(now)
             self._log.debug("compaction: {}", stats)
+
+    def _expire_producers(self, now: int) -> None:
+        """producer.id.expiration.ms: drop idempotent producers whose last batch is older
+        (Kafka's rule: measured from the batch's timestamp). The next snapshot leaves them out."""
+        gone = self.pstate.remove_expired(now, self.producer_id_expiration_ms)
+        if gone:
+            self._log.info("forgot {} idle producer id(s): {}", len(gone), gone[:10])
 
     def _reconfigure(self, config: LogConfig) -> None:
         if config == self.config:

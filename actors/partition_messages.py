@@ -145,6 +145,13 @@ class Housekeep:
 
 
 @dataclass(frozen=True, slots=True)
+class ExpireProducers:
+    """Forget idempotent producers idle past ``producer.id.expiration.ms``."""
+
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class Reconfigure:
     config: LogConfig
 

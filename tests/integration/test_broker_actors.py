@@ -210,3 +210,30 @@ def test_a_replica_asks_for_a_wake_up_only_when_something_is_due(tmp_path) -> No
         assert len(timers.asked) == 1 and timers.asked[0][0] > 30  # no short wake-ups
     finally:
         pykka.ActorRegistry.stop_all(block=True, timeout=5)
+
+
+def test_idle_producer_ids_expire(tmp_path) -> None:
+    """producer.id.expiration.ms: a producer whose last batch is older is forgotten, so its
+    next batch (sequence > 0) gets UNKNOWN_PRODUCER_ID, as in Kafka; a recent one is kept."""
+    ref = R.PartitionReplica.start(
+        "t", 0, tmp_path / "t-0", LogConfig(), 0, 1, "id", producer_id_expiration_ms=60_000
+    )
+    try:
+        t0 = int(time.time() * 1000)
+
+        def idem(seq: int, pid: int = 7) -> bytes:
+            b = BatchBuilder(producer_id=pid, producer_epoch=0, base_sequence=seq)
+            b.append(t0, None, b"v")
+            return b.build()
+
+        assert _append(ref, idem(0)).error_code == E.NONE
+        assert _append(ref, idem(0, pid=8)).error_code == E.NONE
+        ref.tell(R.ExpireProducers(t0 + 30_000))  # younger than the expiration: kept
+        assert _append(ref, idem(1)).error_code == E.NONE
+        assert _append(ref, idem(1)).error_code == E.NONE  # a retry: still deduplicated
+        ref.tell(R.ExpireProducers(t0 + 61_000))
+        assert _append(ref, idem(2)).error_code == E.UNKNOWN_PRODUCER_ID
+        assert _append(ref, idem(1, pid=8)).error_code == E.UNKNOWN_PRODUCER_ID
+        assert _append(ref, idem(0, pid=9)).error_code == E.NONE  # new producers still welcome
+    finally:
+        pykka.ActorRegistry.stop_all(block=True, timeout=5)
