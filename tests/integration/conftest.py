@@ -11,15 +11,12 @@ from pathlib import Path
 import pytest
 
 from rillet.launcher import LocalCluster
+from tests import support
 
 # Fast schedules so retention/compaction are observable within a test.
 TEST_BROKER_CONFIGS = {"log.retention.check.interval.ms": "500"}
-# Fast failure detection for multi-broker tests (Kafka defaults: 1000, 2000, 9000 ms).
-FAST_CLUSTER_CONFIGS = {
-    "controller.quorum.election.timeout.ms": "300",
-    "broker.heartbeat.interval.ms": "200",
-    "broker.session.timeout.ms": "1500",
-}
+# Fast failure detection for multi-broker tests: tests/support.py
+FAST_CLUSTER_CONFIGS = support.FAST_CLUSTER_CONFIGS
 
 
 @pytest.fixture

@@ -80,7 +80,7 @@ class Members:
             self.leave(name)
 
 
-def wait_until(condition: Callable[[], bool], timeout_s: float, step_s: float = 0.005) -> float:
+def time_until(condition: Callable[[], bool], timeout_s: float, step_s: float = 0.005) -> float:
     """Poll ``condition`` until true; returns the monotonic time it was first seen true.
     Raises AssertionError after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s

@@ -7,6 +7,7 @@ import time
 
 import pykka
 import pytest
+from cluster_helpers import batch
 from rillet.actors import partition as R
 from rillet.actors.gather import FetchGather, ProduceGather
 from rillet.actors.ticker import Ticker
@@ -16,13 +17,6 @@ from rillet.transport import protocol as P
 
 pytestmark = pytest.mark.timeout(30)
 E = P.ErrorCode
-
-
-def batch(values) -> bytes:
-    b = BatchBuilder()
-    for v in values:
-        b.append(int(time.time() * 1000), None, v)
-    return b.build()
 
 
 class Box:

@@ -11,23 +11,10 @@ from rillet.transport import protocol as P
 from rillet.transport.endpoint import ClientEndpoint
 
 from rillet import Admin, NewTopic, Producer
+from tests.support import FAST_CLUSTER_CONFIGS, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
-FAST = {  # as conftest.FAST_CLUSTER_CONFIGS
-    "controller.quorum.election.timeout.ms": "300",
-    "broker.heartbeat.interval.ms": "200",
-    "broker.session.timeout.ms": "1500",
-}
-
-
-def wait_until(condition, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}"
-        time.sleep(0.05)
+FAST = FAST_CLUSTER_CONFIGS
 
 
 def metadata(cluster, broker_id: int, topics=None):

@@ -14,11 +14,11 @@ import time
 
 import cbor2
 import pytest
+from cluster_helpers import wait_until
 from rillet.logstore.batch import BatchBuilder, records
 from rillet.transport import protocol as P
 from rillet.transport.endpoint import ClientEndpoint
 from rillet.transport.errors import ProtocolError, TransportError
-from test_replication_basics import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 E = P.ErrorCode

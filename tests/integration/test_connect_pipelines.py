@@ -17,17 +17,6 @@ from pathlib import Path
 from typing import Any
 
 
-def wait_until(cond, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-
-
 class WorkerProcess:
     """``python -m rillet.cli.connect standalone WORKER CONNECTORS...`` in its own session."""
 
@@ -110,6 +99,7 @@ import sqlite3  # noqa: E402
 import pytest  # noqa: E402
 
 from rillet import Consumer, TopicPartition  # noqa: E402
+from tests.support import wait_until  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -183,7 +173,7 @@ def kill_twice_mid_stream(worker: WorkerProcess, progress, total: int) -> list[i
     seen = []
     for fraction in (0.25, 0.5):
         wait_until(lambda f=fraction: progress() >= total * f, 60,
-                   f"{fraction:.0%} of the records", interval=0.01)
+                   f"{fraction:.0%} of the records", interval_s=0.01)
         at = progress()
         worker.kill()
         seen.append(at)
@@ -273,7 +263,7 @@ def test_soak_file_to_sqlite_with_many_kills_and_two_tasks(tmp_path, cluster):
         appender.start()
         for k in range(1, 7):
             wait_until(lambda k=k: count_rows(db, "lines") >= total * k / 8, 120,
-                       f"{k}/8 of the rows", interval=0.01)
+                       f"{k}/8 of the rows", interval_s=0.01)
             worker.kill()
             worker.start()
         appender.join(120)

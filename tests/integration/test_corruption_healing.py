@@ -24,8 +24,8 @@ import sys
 import time
 
 import pytest
+from cluster_helpers import FAST, partition_meta, wait_until
 from rillet.logstore.batch import iter_batches
-from test_replication_basics import FAST, partition_meta, wait_until
 
 from rillet import Admin, Consumer, NewTopic, Producer, TopicPartition
 from rillet.errors import CorruptMessageError, RilletError

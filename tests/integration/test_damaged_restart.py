@@ -19,8 +19,8 @@ import random
 from pathlib import Path
 
 import pytest
-from test_replication_basics import FAST, partition_meta, wait_until
-from test_replication_failover import TOPIC, _leader, _Run, create_topic, drain_and_check
+from cluster_helpers import FAST, partition_meta, wait_until
+from fault_run import TOPIC, ProduceRun, create_topic, drain_and_check, leader_of
 
 pytestmark = [pytest.mark.integration]
 
@@ -89,12 +89,12 @@ def back_in_every_isr(c, broker_id: int) -> bool:
 def run_leader_damage(c, kinds, seed: int) -> None:
     rng = random.Random(seed)
     create_topic(c, TOPIC, 3)
-    run = _Run(c)
+    run = ProduceRun(c)
     try:
         for partition in range(3):
             run.wait_for_acks(partition, 50, 30, f"first acks on partition {partition}")
         for k, kind in enumerate(kinds):
-            victim = _leader(c, 0)
+            victim = leader_of(c, 0)
             what = kill_damage_restart(c, victim, 0, kind, rng)
             print(f"fault {k + 1}: broker {victim}: {what}")
             c.wait_ready(30, broker_ids=[victim])
@@ -115,18 +115,18 @@ def run_follower_damage(c, kind: str, seed: int) -> None:
     follower must not be the one elected (it is out of the ISR until caught up)."""
     rng = random.Random(seed)
     create_topic(c, TOPIC, 3)
-    run = _Run(c)
+    run = ProduceRun(c)
     try:
         for partition in range(3):
             run.wait_for_acks(partition, 50, 30, f"first acks on partition {partition}")
-        leader = _leader(c, 0)
+        leader = leader_of(c, 0)
         meta = partition_meta(c, TOPIC, 0)
         # the replica an election would pick first once the leader is gone
         follower = next(b for b in meta.replicas if b != leader and b in meta.isr)
         what = kill_damage_restart(c, follower, 0, kind, rng)
         c.kill(leader)  # at once: the damaged follower cannot have caught up
         print(f"follower {follower}: {what}; leader {leader} killed")
-        new = _leader(c, 0, exclude=leader)
+        new = leader_of(c, 0, exclude=leader)
         c.wait_ready(30, broker_ids=[follower])
         run.wait_for_acks(0, 30, 60, f"acks after the leader {leader} died (new leader {new})")
         c.start_broker(leader)

@@ -17,7 +17,7 @@ from rillet.transport import protocol as P
 
 from rillet.admin import Admin
 from rillet.records import NewTopic
-from tests.integration.group_members import Members, wait_until
+from tests.integration.group_members import Members, time_until
 
 E = P.ErrorCode
 BOUND_S = 3.0  # the default interval is 5 s
@@ -35,7 +35,7 @@ def test_twenty_members_hold_their_targets_and_a_leavers_partitions_move_promptl
     warm = Members(bs, "warm-up", "t")
     try:
         warm.join("w")
-        wait_until(lambda: warm.balanced(partitions), 60)
+        time_until(lambda: warm.balanced(partitions), 60)
     finally:
         warm.close()
 
@@ -44,7 +44,7 @@ def test_twenty_members_hold_their_targets_and_a_leavers_partitions_move_promptl
         for i in range(20):
             group.join(f"m{i}")
         last_join = time.monotonic()
-        took = wait_until(lambda: group.balanced(partitions), 30) - last_join
+        took = time_until(lambda: group.balanced(partitions), 30) - last_join
         group.check()
         assert took < BOUND_S, f"20 members held their targets {took:.2f} s after the last join"
         # every member really holds 3 partitions and nobody holds one twice
@@ -54,7 +54,7 @@ def test_twenty_members_hold_their_targets_and_a_leavers_partitions_move_promptl
         leaver = held["m7"]
         start = time.monotonic()
         group.leave("m7")
-        took = wait_until(lambda: group.balanced(partitions), 30) - start
+        took = time_until(lambda: group.balanced(partitions), 30) - start
         group.check()
         assert took < BOUND_S, f"a leaver's partitions moved after {took:.2f} s"
         others = group.holdings()

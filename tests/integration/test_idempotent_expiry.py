@@ -8,8 +8,8 @@ are refused until they expire, then the followers return."""
 from __future__ import annotations
 
 import pytest
-from test_replication_basics import FAST, partition_meta, read_all, wait_until
-from test_replication_failover import create_topic
+from cluster_helpers import FAST, partition_meta, read_all, wait_until
+from fault_run import create_topic
 
 from rillet import Producer
 from rillet.errors import DeliveryTimeoutError

@@ -12,8 +12,8 @@ import os
 import signal
 
 import pytest
+from cluster_helpers import fetch_raw, wait_until
 from rillet.logstore.batch import iter_batches, records
-from test_replication_basics import fetch_raw, wait_until
 
 from rillet import Admin, NewTopic, Producer
 

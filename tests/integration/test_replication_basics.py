@@ -6,106 +6,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import pytest
-from rillet.logstore.batch import BatchBuilder, records
+from cluster_helpers import FAST, partition_meta, produce, read_all, wait_until
 from rillet.transport import protocol as P
-from rillet.transport.endpoint import ClientEndpoint
 
 from rillet import Admin, NewTopic
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
-
-FAST = {
-    "controller.quorum.election.timeout.ms": "300",
-    "broker.heartbeat.interval.ms": "200",
-    "broker.session.timeout.ms": "1500",
-    "replica.lag.time.max.ms": "1500",
-    "replica.fetch.wait.max.ms": "200",
-}
-
-
-def wait_until(condition, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}"
-        time.sleep(0.05)
-
-
-def call(cluster, broker_id: int, request, timeout_ms: int = 3000):
-    with ClientEndpoint() as endpoint:
-        try:
-            return endpoint.request(cluster.address(broker_id), request, timeout_ms).result(
-                timeout_ms / 1000 + 2
-            )
-        except Exception:  # noqa: BLE001 - down or busy: the caller polls again
-            return None
-
-
-def partition_meta(cluster, topic: str, partition: int, via: list[int] | None = None):
-    for b in via or cluster.broker_ids:
-        if cluster.pid(b) is None:
-            continue
-        m = call(cluster, b, P.MetadataRequest(topics=(topic,)))
-        if m is not None and m.topics and m.topics[0].partitions:
-            return {p.partition: p for p in m.topics[0].partitions}[partition]
-    return None
-
-
-def batch(values) -> bytes:
-    b = BatchBuilder()
-    ts = int(time.time() * 1000)
-    for v in values:
-        b.append(ts, None, v)
-    return b.build()
-
-
-def produce(cluster, broker_id: int, topic: str, partition: int, values, acks: int = -1):
-    req = P.ProduceRequest(
-        acks=acks,
-        timeout_ms=5000,
-        topics=(
-            P.ProduceTopic(
-                name=topic,
-                partitions=(P.ProducePartition(partition=partition, records=batch(values)),),
-            ),
-        ),
-    )
-    r = call(cluster, broker_id, req, 8000)
-    return None if r is None else r.topics[0].partitions[0]
-
-
-def fetch_raw(cluster, broker_id: int, topic: str, partition: int, offset: int) -> bytes:
-    """The raw batches one Fetch (no wait) returns from ``offset``; b"" at the end."""
-    req = P.FetchRequest(
-        max_wait_ms=0,
-        topics=(
-            P.FetchTopic(
-                name=topic,
-                partitions=(P.FetchPartition(partition=partition, fetch_offset=offset),),
-            ),
-        ),
-    )
-    r = call(cluster, broker_id, req)
-    assert r is not None
-    part = r.topics[0].partitions[0]
-    assert part.error_code == 0, part
-    return part.records
-
-
-def read_all(cluster, broker_id: int, topic: str, partition: int) -> list[bytes]:
-    out, offset = [], 0
-    while True:
-        data = fetch_raw(cluster, broker_id, topic, partition, offset)
-        if not data:
-            return out
-        got = [r for r in records(data) if r.offset >= offset]
-        out.extend(r.value for r in got)
-        offset = got[-1].offset + 1
 
 
 @pytest.fixture

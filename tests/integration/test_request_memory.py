@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cluster_helpers import batch
 from rillet.transport import protocol as P
 from rillet.transport.endpoint import ClientEndpoint
-from test_replication_basics import batch
 
 pytestmark = [pytest.mark.integration]
 

@@ -9,6 +9,7 @@ import time
 
 import pykka
 import pytest
+from cluster_helpers import batch
 from rillet.actors import partition as R
 from rillet.actors.session import BrokerContext, ClientSession, Inbound
 from rillet.actors.ticker import Ticker
@@ -16,7 +17,6 @@ from rillet.coordinator.metadata import MetadataImage, PartitionInfo, TopicInfo
 from rillet.logstore.config import LogConfig
 from rillet.transport import codec
 from rillet.transport import protocol as P
-from test_broker_actors import batch
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -6,7 +6,6 @@ operations written as one batch, answered only once it is durable."""
 from __future__ import annotations
 
 import threading
-import time
 from types import SimpleNamespace
 
 import cbor2
@@ -20,14 +19,9 @@ from rillet.coordinator.metadata import MetadataImage, PartitionInfo, TopicInfo
 from rillet.logstore.batch import decode_records, iter_batches
 from rillet.transport import protocol as P
 
+from tests.support import wait_until
+
 pytestmark = pytest.mark.timeout(60)
-
-
-def wait_until(condition, timeout_s: float = 10, what: str = "a condition"):
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.002)
 
 
 class FakeOffsetsReplica(DispatchedActor):

@@ -10,14 +10,9 @@ import pytest
 from rillet.actors import runtime
 from rillet.actors.runtime import DispatchedActor, Dispatcher
 
+from tests.support import wait_until
+
 pytestmark = pytest.mark.timeout(60)
-
-
-def wait_until(condition, timeout_s: float = 10, what: str = "a condition"):
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.005)
 
 
 class Recorder(DispatchedActor):

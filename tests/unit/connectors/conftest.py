@@ -1,23 +1,12 @@
 from __future__ import annotations
 
-import time
-
 import pytest
 from rillet.connectors.config import parse_worker_config
 from rillet.connectors.herder import Worker
 
+from tests.support import wait_until  # noqa: F401 - the connector tests import it from here
+
 from .fakes import FakeCluster
-
-
-def wait_until(cond, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -351,7 +351,7 @@ def test_sink_tasks_share_a_consumer_group_and_follow_a_topic_regex(tmp_path, cl
         TopicPartition(t, p): 1 for t in ("logs-a", "logs-b") for p in range(2)})
     cluster.create("logs-c", 1)  # a new matching topic joins the subscription
     cluster.append("logs-c", 0, None, b'"logs-c-0"', [], None)
-    wait_until(lambda: "logs-c-0" in FailOnceTask.seen, timeout=10)
+    wait_until(lambda: "logs-c-0" in FailOnceTask.seen, timeout_s=10)
     assert not out.exists()
     assert len(FailOnceTask.seen) == 5  # nothing was put twice while partitions moved
 
@@ -423,7 +423,7 @@ def test_an_unreachable_cluster_restarts_tasks_instead_of_failing_them(tmp_path,
         fh.write("2\n3\n")
     wait_until(lambda: worker.status("src")["tasks"][0]["state"] == "RESTARTING")
     cluster.down = False
-    wait_until(lambda: values(cluster, "lines") == [b"1", b"2", b"3"], timeout=15)
+    wait_until(lambda: values(cluster, "lines") == [b"1", b"2", b"3"], timeout_s=15)
 
 
 def test_a_crash_during_the_very_first_write_is_deduplicated_too(tmp_path, cluster,

@@ -1,0 +1,40 @@
+"""Helpers shared by every ring of tests: waiting by polling, and the fast cluster timings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+# Fast failure detection for multi-broker tests (Kafka's defaults: 1000, 2000, 9000 ms).
+FAST_CLUSTER_CONFIGS = {
+    "controller.quorum.election.timeout.ms": "300",
+    "broker.heartbeat.interval.ms": "200",
+    "broker.session.timeout.ms": "1500",
+}
+# ... and fast ISR changes and follower long polls, for replication tests.
+FAST_REPLICATION_CONFIGS = {
+    **FAST_CLUSTER_CONFIGS,
+    "replica.lag.time.max.ms": "1500",
+    "replica.fetch.wait.max.ms": "200",
+}
+
+
+def wait_until(
+    condition: Callable[[], T],
+    timeout_s: float = 10.0,
+    what: str = "a condition",
+    interval_s: float = 0.02,
+) -> T:
+    """Poll ``condition`` until it returns something truthy and return that; an
+    AssertionError naming ``what`` once ``timeout_s`` has passed."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(interval_s)
