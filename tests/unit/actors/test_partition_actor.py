@@ -1,4 +1,5 @@
-"""Broker actors in one process (no sockets): long-poll collection and poison messages."""
+"""The partition actor and the request gathers in one process (no sockets): long-poll
+collection, poison messages, timers, producer-id expiry."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import time
 
 import pykka
 import pytest
-from cluster_helpers import batch
 from rillet.actors import partition as R
 from rillet.actors.gather import FetchGather, ProduceGather
 from rillet.actors.ticker import Ticker
@@ -17,6 +17,14 @@ from rillet.transport import protocol as P
 
 pytestmark = pytest.mark.timeout(30)
 E = P.ErrorCode
+
+
+def batch(values) -> bytes:
+    b = BatchBuilder()
+    ts = int(time.time() * 1000)
+    for v in values:
+        b.append(ts, None, v)
+    return b.build()
 
 
 class Box:
