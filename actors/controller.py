@@ -19,7 +19,9 @@ inter-broker listener (then a broker forwarded it already); without an active
 controller the answer is NOT_CONTROLLER (41), which clients retry.
 
 Every broker, voter or not, heartbeats the active controller every
-``broker.heartbeat.interval.ms``; its first heartbeat registers it. ``publish(old, new)``
+``broker.heartbeat.interval.ms`` from its BrokerLifecycle actor (actors/broker_lifecycle.py),
+which this actor keeps informed (``on_progress``); the decisions on those heartbeats are
+coordinator/control/brokers.py's, the other decisions coordinator/control/'s. ``publish(old, new)``
 runs on this actor's thread after every image change; it must not block on other actors.
 """
 
@@ -111,8 +113,10 @@ class _Fetched:
 
 
 @dataclass(frozen=True, slots=True)
-class _HeartbeatAnswer:
-    response: object
+class ControllerHint:
+    """A non-voter heard who the active controller is (from a heartbeat answer)."""
+
+    controller_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,36 +142,29 @@ class Controller(DispatchedActor):
         self,
         *,
         broker_id: int,
-        host: str,
-        port: int,
         metadata_dir: Path,
         publish: Callable[[md.MetadataImage, md.MetadataImage], None],
         broker_configs: Mapping[str, str],
         endpoint,  # ClientEndpoint for broker-to-broker requests
         on_controller: Callable[[int], None] = lambda _id: None,
         on_caught_up: Callable[[md.MetadataImage], None] = lambda _image: None,
-        incarnation: str = "",
-        clean_shutdown: bool = True,
-        internal_host: str | None = None,  # the inter-broker listener (default: host:port)
-        internal_port: int | None = None,
+        on_progress: Callable[[int, int, md.MetadataImage], None] = lambda *_: None,
+        internal_address: str = "127.0.0.1:9092",  # this voter, if the voters are not given
     ) -> None:
         super().__init__()
         self.broker_id = broker_id
-        self.incarnation = incarnation  # this process; new at every start
-        self.clean_shutdown = clean_shutdown  # how the previous process of this broker ended
-        self.host, self.port = host, port
-        self.internal_host = internal_host if internal_host is not None else host
-        self.internal_port = internal_port if internal_port is not None else port
         self.metadata_dir = Path(metadata_dir)
         self.publish = publish
         self.broker_configs = dict(broker_configs)
         self.endpoint = endpoint
         self.on_controller = on_controller
         self.on_caught_up = on_caught_up
+        self.on_progress = on_progress  # (controller id, applied index, image): the lifecycle
+        self._reported: tuple[int, int, md.MetadataImage] | None = None
         self._startup_index: int | None = None  # caught up once applied this far
         self._observer_caught_up = False
         voters = parse_voters(self.broker_configs.get("controller.quorum.voters", ""))
-        self.voters = voters or {broker_id: f"{self.internal_host}:{self.internal_port}"}
+        self.voters = voters or {broker_id: internal_address}
         self.is_voter = broker_id in self.voters
         election = int(self.broker_configs["controller.quorum.election.timeout.ms"])
         self.raft_config = raft.RaftConfig(
@@ -175,7 +172,6 @@ class Controller(DispatchedActor):
             heartbeat_interval_ms=max(10, election // 5),
             snapshot_threshold=int(self.broker_configs["metadata.snapshot.threshold.entries"]),
         )
-        self.heartbeat_ms = int(self.broker_configs["broker.heartbeat.interval.ms"])
         self.session_ms = int(self.broker_configs["broker.session.timeout.ms"])
         self.image = md.MetadataImage()
         self.applied_index = 0
@@ -187,8 +183,6 @@ class Controller(DispatchedActor):
         self._work: deque[tuple[str, Callable[[], None]]] = deque()
         self._queued: set[str] = set()
         self.sessions = cb.BrokerHeartbeats(self.session_ms)
-        self._next_heartbeat = 0
-        self._heartbeat_inflight = False
         self._fetch_inflight = False
         self._next_fetch = 0
         self._fetch_voter = 0
@@ -256,15 +250,9 @@ class Controller(DispatchedActor):
                     reply(self._on_fetch(req))
                 case _Fetched():
                     self._on_fetched(message)
-                case _HeartbeatAnswer(response=r):
-                    self._heartbeat_inflight = False
-                    if isinstance(r, P.BrokerHeartbeatResponse) and r.is_fenced:
-                        self._next_heartbeat = min(
-                            self._next_heartbeat, now_ms() + min(self.heartbeat_ms, 100)
-                        )
-                    if isinstance(r, P.BrokerHeartbeatResponse) and not self.is_voter:
-                        if r.controller_id >= 0:
-                            self._set_controller(r.controller_id)
+                case ControllerHint(controller_id=cid):
+                    if not self.is_voter and cid >= 0 and cid != self.controller_id:
+                        self._set_controller(cid)
                 case GetStatus():
                     return ControllerStatus(
                         self.broker_id,
@@ -278,7 +266,17 @@ class Controller(DispatchedActor):
                     self._log.warning("ignoring unknown message {!r}", type(message).__name__)
         except Exception:  # noqa: BLE001 - one bad input must not kill the controller
             self._log.exception("controller failed on {}", type(message).__name__)
+        self._report_progress()
         return None
+
+    def _report_progress(self) -> None:
+        """Tell the broker's lifecycle (its heartbeats) what changed: the controller, the
+        applied index or the image."""
+        now = (self.controller_id, self.applied_index, self.image)
+        last = self._reported
+        if last is None or last[0] != now[0] or last[1] != now[1] or last[2] is not now[2]:
+            self._reported = now
+            self.on_progress(*now)
 
     # -------------------------------------------------------------------------------- raft
 
@@ -374,7 +372,6 @@ class Controller(DispatchedActor):
 
     def _set_controller(self, controller_id: int) -> None:
         self.controller_id = controller_id
-        self._next_heartbeat = 0  # tell the new controller we are here, now
         self.on_controller(controller_id)
 
     @property
@@ -444,8 +441,6 @@ class Controller(DispatchedActor):
                 if self._next_rebalance_armed:
                     self._enqueue("rebalance", self._auto_rebalance)
                 self._next_rebalance_armed = True
-        if now >= self._next_heartbeat and not self._heartbeat_inflight:
-            self._send_heartbeat(now)
         if not self.is_voter and now >= self._next_fetch and not self._fetch_inflight:
             self._send_fetch()
 
@@ -481,49 +476,6 @@ class Controller(DispatchedActor):
         if info is not None and info.internal_address is not None:
             return info.internal_address
         return self.voters.get(broker_id)
-
-    def _send_heartbeat(self, now: int) -> None:
-        self._next_heartbeat = now + self.heartbeat_ms
-        req = P.BrokerHeartbeatRequest(
-            broker_id=self.broker_id,
-            host=self.host,
-            port=self.port,
-            metadata_offset=self.applied_index,
-            incarnation=self.incarnation,
-            clean_shutdown=self.clean_shutdown,
-            internal_host=self.internal_host,
-            internal_port=self.internal_port,
-        )
-        if self.controller_id == self.broker_id:
-            if self.active:
-                if self._on_heartbeat(req).is_fenced:
-                    self._next_heartbeat = now + min(self.heartbeat_ms, 100)
-            else:
-                self._next_heartbeat = now + 50  # retry soon, once this leader is ready
-            return
-        target = self.controller_id
-        if target < 0:
-            if self.is_voter:
-                return
-            target = sorted(self.voters)[self._fetch_voter % len(self.voters)]
-        address = self._address_of(target)
-        if address is None:
-            return
-        self._heartbeat_inflight = True
-        future = self.endpoint.request(address, req, max(500, self.heartbeat_ms))
-        me = self.actor_ref
-
-        def done(f) -> None:
-            try:
-                result = f.result()
-            except Exception as e:  # noqa: BLE001 - any failure: retry at the next beat
-                result = e
-            try:
-                me.tell(_HeartbeatAnswer(result))
-            except pykka.ActorDeadError:
-                pass
-
-        future.add_done_callback(done)
 
     def _on_heartbeat(self, req: P.BrokerHeartbeatRequest) -> P.BrokerHeartbeatResponse:
         if not self.active:

@@ -49,8 +49,10 @@ from rillet.transport.security import CurveKeys, KeyFileError, load_keyfile
 from . import group_coordinator as GC
 from . import partition as R
 from . import runtime
+from .broker_lifecycle import BrokerLifecycle, Identity
+from .broker_lifecycle import Progress as LifecycleProgress
 from .configs import ConfigError, effective_topic_configs, log_config, validate_broker_configs
-from .controller import BROKER_IDENTITY_PREFIX, Controller, parse_voters
+from .controller import BROKER_IDENTITY_PREFIX, Controller, ControllerHint, parse_voters
 from .controller import Tick as ControllerTick
 from .replica_fetcher import ReplicaFetcher
 from .router import Router
@@ -170,22 +172,41 @@ class BrokerNode:
             name=f"rillet-broker-{self.broker_id}-peers",
             curve=self.curve,
         )
+        self._internal_address = f"{ihost}:{iport}"
+        self.lifecycle = None
+        self._progress = (-1, 0, MetadataImage())
+        self._progress_lock = threading.Lock()
         self.controller = Controller.start(
             broker_id=self.broker_id,
-            host=host,
-            port=int(port),
             metadata_dir=self.data_dir / "__cluster_metadata",
             publish=self._publish,
             broker_configs=self.configs,
             endpoint=self.peers,
             on_controller=self._on_controller,
             on_caught_up=self._on_caught_up,
-            incarnation=self.incarnation,
-            clean_shutdown=clean_shutdown,
-            internal_host=ihost,
-            internal_port=int(iport),
+            on_progress=self._on_metadata_progress,
+            internal_address=self._internal_address,
         )
         self.ctx.controller = self.controller
+        self.lifecycle = BrokerLifecycle.start(
+            Identity(
+                self.broker_id,
+                host,
+                int(port),
+                ihost,
+                int(iport),
+                self.incarnation,
+                clean_shutdown,
+            ),
+            voters=self.controller_voters(),
+            heartbeat_ms=int(self.configs["broker.heartbeat.interval.ms"]),
+            endpoint=self.peers,
+            controller=self.controller,
+            schedule=self.ticker.call_later,
+            on_controller_hint=lambda cid: self._tell_controller(ControllerHint(cid)),
+        )
+        with self._progress_lock:  # what the controller reported before the lifecycle started
+            self.lifecycle.tell(LifecycleProgress(*self._progress))
         # replica fetchers' own connections (bulk data never delays Raft or heartbeats)
         self.fetch_endpoint = ClientEndpoint(
             identity_prefix=BROKER_IDENTITY_PREFIX + f"{self.broker_id}-fetch:".encode(),
@@ -249,6 +270,20 @@ class BrokerNode:
             self.controller.tell(message)
         except pykka.ActorDeadError:
             pass
+
+    def controller_voters(self) -> dict[int, str]:
+        """``controller.quorum.voters``; empty: this broker alone, at its inter-broker listener."""
+        return self._voters or {self.broker_id: self._internal_address}
+
+    def _on_metadata_progress(self, controller_id: int, applied: int, image: MetadataImage) -> None:
+        """Controller thread: what the heartbeats report, handed to the lifecycle actor."""
+        with self._progress_lock:
+            self._progress = (controller_id, applied, image)
+            if self.lifecycle is not None:
+                try:
+                    self.lifecycle.tell(LifecycleProgress(controller_id, applied, image))
+                except pykka.ActorDeadError:
+                    pass
 
     def _on_controller(self, controller_id: int) -> None:
         self.ctx.controller_id = controller_id
@@ -516,6 +551,8 @@ class BrokerNode:
         self.internal_endpoint.close()
         self.router.close()
         self.internal_router.close()
+        if self.lifecycle is not None:
+            self.lifecycle.stop()
         self.controller.stop()  # no new partition actors after this
         with self._replica_lock:
             fetchers = list(self.fetchers.values())
