@@ -155,18 +155,46 @@ def validate_topic_configs(configs: Mapping[str, str | None]) -> None:
         raise ConfigError(str(e)) from None
 
 
-def validate_broker_configs(configs: Mapping[str, str]) -> dict[str, str]:
-    """Broker ``--config`` pairs merged over the defaults; ``ConfigError`` for unknown keys."""
+class BrokerConfig(dict):
+    """The broker's configs: every key of ``BROKER_DEFAULTS``, the defaults written once
+    (here), read typed: ``config.int("replica.lag.time.max.ms")``,
+    ``config.flag("auto.leader.rebalance.enable")``; a key that is not a broker config is a
+    ``KeyError`` naming the closest one. Built by ``validate_broker_configs`` (or
+    ``BrokerConfig.of`` for a partial mapping, as tests pass)."""
+
+    @classmethod
+    def of(cls, configs: Mapping[str, str]) -> BrokerConfig:
+        return configs if isinstance(configs, BrokerConfig) else validate_broker_configs(configs)
+
+    def __missing__(self, key: str) -> str:
+        raise KeyError(f"{key!r} is not a broker config{_hint(key, BROKER_DEFAULTS)}")
+
+    def int(self, key: str) -> int:
+        return int(self[key])
+
+    def flag(self, key: str) -> bool:
+        return self[key] == "true"
+
+
+_BOOLEAN = ("true", "false")
+
+
+def validate_broker_configs(configs: Mapping[str, str]) -> BrokerConfig:
+    """Broker ``--config`` pairs merged over the defaults; ``ConfigError`` for unknown keys
+    and for values of the wrong kind (integers, true/false, the listed choices)."""
     for key, value in configs.items():
         if key not in BROKER_DEFAULTS:
             raise ConfigError(f"unknown broker config {key!r}{_hint(key, BROKER_DEFAULTS)}")
+        value = str(value)
         if BROKER_DEFAULTS[key].lstrip("-").isdigit() and not value.lstrip("-").isdigit():
             raise ConfigError(f"{key}={value!r} is not an integer")
+        if BROKER_DEFAULTS[key] in _BOOLEAN and value not in _BOOLEAN:
+            raise ConfigError(f"{key}={value!r}; valid values: true, false")
         if key in _CHOICES and key not in TOPIC_DEFAULTS and value not in _CHOICES[key]:
             raise ConfigError(f"{key}={value!r}; valid values: {', '.join(_CHOICES[key])}")
         if key in _POSITIVE and int(value) < 1:
             raise ConfigError(f"{key}={value!r} must be an integer >= 1")
-    merged = {**BROKER_DEFAULTS, **configs}
+    merged = BrokerConfig({**BROKER_DEFAULTS, **{k: str(v) for k, v in configs.items()}})
     queued = int(merged["queued.max.request.bytes"])
     if queued != -1 and queued < 1:
         raise ConfigError(f"queued.max.request.bytes={queued} must be -1 (unbounded) or >= 1")

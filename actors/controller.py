@@ -44,7 +44,7 @@ from rillet.coordinator.control import brokers as cb
 from rillet.coordinator.control import partitions as cp
 from rillet.transport import protocol as P
 
-from .configs import ConfigError
+from .configs import BrokerConfig, ConfigError
 from .controller_wire import decide, not_controller
 from .metadata_log import PartitionRaftLog
 from .runtime import DispatchedActor
@@ -155,7 +155,7 @@ class Controller(DispatchedActor):
         self.broker_id = broker_id
         self.metadata_dir = Path(metadata_dir)
         self.publish = publish
-        self.broker_configs = dict(broker_configs)
+        self.broker_configs = BrokerConfig.of(broker_configs)
         self.endpoint = endpoint
         self.on_controller = on_controller
         self.on_caught_up = on_caught_up
@@ -163,16 +163,16 @@ class Controller(DispatchedActor):
         self._reported: tuple[int, int, md.MetadataImage] | None = None
         self._startup_index: int | None = None  # caught up once applied this far
         self._observer_caught_up = False
-        voters = parse_voters(self.broker_configs.get("controller.quorum.voters", ""))
+        voters = parse_voters(self.broker_configs["controller.quorum.voters"])
         self.voters = voters or {broker_id: internal_address}
         self.is_voter = broker_id in self.voters
-        election = int(self.broker_configs["controller.quorum.election.timeout.ms"])
+        election = self.broker_configs.int("controller.quorum.election.timeout.ms")
         self.raft_config = raft.RaftConfig(
             election_timeout_ms=election,
             heartbeat_interval_ms=max(10, election // 5),
-            snapshot_threshold=int(self.broker_configs["metadata.snapshot.threshold.entries"]),
+            snapshot_threshold=self.broker_configs.int("metadata.snapshot.threshold.entries"),
         )
-        self.session_ms = int(self.broker_configs["broker.session.timeout.ms"])
+        self.session_ms = self.broker_configs.int("broker.session.timeout.ms")
         self.image = md.MetadataImage()
         self.applied_index = 0
         self.controller_id = -1
@@ -188,8 +188,8 @@ class Controller(DispatchedActor):
         self._fetch_voter = 0
         self._dropped = 0
         self._log = logger.bind(broker=broker_id, actor="controller")
-        rebalance = self.broker_configs.get("auto.leader.rebalance.enable", "true") == "true"
-        interval = int(self.broker_configs.get("leader.imbalance.check.interval.seconds", "300"))
+        rebalance = self.broker_configs.flag("auto.leader.rebalance.enable")
+        interval = self.broker_configs.int("leader.imbalance.check.interval.seconds")
         self._auto_rebalance_ms = interval * 1000 if rebalance else 0
         self._next_rebalance = 0
         self._next_rebalance_armed = False
@@ -457,7 +457,7 @@ class Controller(DispatchedActor):
 
     @property
     def _unclean_default(self) -> bool:
-        return self.broker_configs.get("unclean.leader.election.enable", "false") == "true"
+        return self.broker_configs.flag("unclean.leader.election.enable")
 
     def _commit(self, result: ControllerResult, done: Callable[[bool], None] | None = None):
         """Log a decision's notes and propose its records (``done(ok)`` once applied)."""

@@ -9,7 +9,6 @@ is the typed refusal for a broker that is not (or no longer) the active controll
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 
 from rillet.coordinator import metadata as md
 from rillet.coordinator.control import ControllerResult
@@ -17,7 +16,7 @@ from rillet.coordinator.control import partitions as cp
 from rillet.coordinator.control import topics as ct
 from rillet.transport import protocol as P
 
-from .configs import validate_topic_configs
+from .configs import BrokerConfig, validate_topic_configs
 
 E = P.ErrorCode
 code = P.code_of
@@ -51,7 +50,7 @@ def _with(result: ControllerResult, response: object) -> ControllerResult:
 def decide(
     request: object,
     image: md.MetadataImage,
-    broker_configs: Mapping[str, str],
+    broker_configs: BrokerConfig,
     unclean_default: bool,
 ) -> ControllerResult:
     """The records and the wire response for ``request``; ValueError if the controller does
@@ -62,8 +61,8 @@ def decide(
                 image,
                 request.topics,
                 validate_only=request.validate_only,
-                default_partitions=int(broker_configs["num.partitions"]),
-                default_replication_factor=int(broker_configs["default.replication.factor"]),
+                default_partitions=broker_configs.int("num.partitions"),
+                default_replication_factor=broker_configs.int("default.replication.factor"),
                 new_topic_id=lambda: uuid.uuid4().hex,
                 validate_configs=validate_topic_configs,
             )

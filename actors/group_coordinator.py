@@ -28,7 +28,7 @@ through the shard's queue like a fresh one.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -44,6 +44,7 @@ from rillet.transport import protocol as P
 
 from . import group_wire as W
 from . import partition as R
+from .configs import BrokerConfig
 from .group_wire import error_response
 from .runtime import DispatchedActor
 from .ticker import now_ms
@@ -72,14 +73,15 @@ def partition_for(group_id: str, num_partitions: int) -> int:
     return (0 if h == -(1 << 31) else abs(h)) % num_partitions
 
 
-def group_config(broker_configs: Any) -> G.GroupConfig:
+def group_config(broker_configs: Mapping[str, str]) -> G.GroupConfig:
+    c = BrokerConfig.of(broker_configs)
     return G.GroupConfig(
-        session_timeout_ms=int(broker_configs.get("group.consumer.session.timeout.ms", 45000)),
-        heartbeat_interval_ms=int(broker_configs.get("group.consumer.heartbeat.interval.ms", 5000)),
-        remote_assignor=broker_configs.get("group.remote.assignor", "uniform"),
-        max_size=int(broker_configs.get("group.consumer.max.size", 2**31 - 1)),
-        offset_metadata_max_bytes=int(broker_configs.get("offset.metadata.max.bytes", 4096)),
-        offsets_retention_ms=int(broker_configs.get("offsets.retention.minutes", 10080)) * 60_000,
+        session_timeout_ms=c.int("group.consumer.session.timeout.ms"),
+        heartbeat_interval_ms=c.int("group.consumer.heartbeat.interval.ms"),
+        remote_assignor=c["group.remote.assignor"],
+        max_size=c.int("group.consumer.max.size"),
+        offset_metadata_max_bytes=c.int("offset.metadata.max.bytes"),
+        offsets_retention_ms=c.int("offsets.retention.minutes") * 60_000,
     )
 
 
@@ -99,13 +101,16 @@ def find_coordinator(ctx: Any, req: P.FindCoordinatorRequest) -> P.FindCoordinat
             from . import controller as C
 
             live = max(1, len(image.live_brokers()))
-            rf = min(int(ctx.broker_configs.get("offsets.topic.replication.factor", 3)), live)
+            config = BrokerConfig.of(ctx.broker_configs)
+            rf = min(config.int("offsets.topic.replication.factor"), live)
             create = P.CreateTopicsRequest(topics=(P.CreatableTopic(
                 name=OFFSETS_TOPIC,
-                num_partitions=int(ctx.broker_configs.get("offsets.topic.num.partitions", 10)),
+                num_partitions=config.int("offsets.topic.num.partitions"),
                 replication_factor=rf,
-                configs={"cleanup.policy": "compact", "segment.bytes": str(
-                    ctx.broker_configs.get("offsets.topic.segment.bytes", 100 << 20))},
+                configs={
+                    "cleanup.policy": "compact",
+                    "segment.bytes": config["offsets.topic.segment.bytes"],
+                },
             ),))
             ctx.controller.tell(C.Admin(create, lambda _response: None))
         return P.FindCoordinatorResponse(error_code=E.COORDINATOR_NOT_AVAILABLE,
