@@ -1,6 +1,7 @@
 """The broker's clock: one thread that runs callbacks at deadlines and on periodic schedules.
 
-This and transport/endpoint.py are the only places inside a broker that read the clock.
+``now_ms()`` here is the broker's wall clock in milliseconds (what actors compare deadlines
+and record timestamps against); the pure cores never read a clock, they are given ``now``.
 Callbacks run on the ticker thread and must be quick: they tell an actor, or finish a parked
 request (encode + hand to the endpoint). An exception in a callback is logged, never fatal.
 """

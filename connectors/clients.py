@@ -1,6 +1,6 @@
 """The worker's only door to the cluster: the public client API (``rillet.Producer``,
 ``Consumer``, ``Admin``), behind a small factory so tests can pass in-memory fakes that follow
-the same contract (CONTRACTS.md section 5)."""
+the same contract (tests/unit/connectors/fakes.py)."""
 
 from __future__ import annotations
 

@@ -95,8 +95,8 @@ class PartitionState:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PartitionChangeRecord:
-    """The new state of one partition (a richer ``metadata.PartitionChange``: it also
-    carries replicas, the partition epoch and reassignment state). JSON-safe via
+    """The new state of one partition: leader, ISR, replicas, the epochs, reassignment and
+    damage state (every partition change the controller commits). JSON-safe via
     ``to_dict``/``from_dict`` in ``coordinator/metadata.py``'s style."""
 
     topic: str

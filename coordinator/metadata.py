@@ -15,13 +15,15 @@ Records (frozen dataclasses; ``to_dict``/``from_dict`` give a JSON-safe form for
 * ``UnfenceBroker(broker_id)`` / ``FenceBroker(broker_id)``  may / may not lead partitions
 * ``CreateTopic(name, topic_id, configs)``  configs only hold the keys set explicitly
 * ``PartitionRecord(topic, partition, replicas, isr, leader, leader_epoch)``  a new partition
-* ``PartitionChange(topic, partition, leader, isr, leader_epoch)``  leader/ISR moves
+* ``PartitionChangeRecord`` (coordinator/election.py)  the whole new state of a partition
+  after a leader, ISR, reassignment or damage change
 * ``SetConfig(topic, name, value)``  ``value=None`` removes the override (back to default)
 * ``DeleteTopic(name)``
 
 Controller decisions are functions from the image and a request to a list of records, or a
-``MetadataError`` (never a partial list). ``MetadataLog`` is the persistence seam: a file in
-the data dir today, the Raft-replicated ``__cluster_metadata`` log next.
+``MetadataError`` (never a partial list); coordinator/control/ applies them to requests. The
+records are committed through the Raft-replicated ``__cluster_metadata`` log
+(actors/metadata_log.py) and replayed into the image on every broker.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
-from typing import Protocol
 
 from .election import PartitionChangeRecord
 from .placement import PlacementError, assign_replicas
@@ -125,15 +126,6 @@ class PartitionRecord:
 
 
 @_rec
-class PartitionChange:
-    topic: str
-    partition: int
-    leader: int
-    isr: tuple[int, ...]
-    leader_epoch: int
-
-
-@_rec
 class SetConfig:
     topic: str
     name: str
@@ -160,7 +152,6 @@ RECORD_TYPES: dict[str, type] = {
         FenceBroker,
         CreateTopic,
         PartitionRecord,
-        PartitionChange,
         SetConfig,
         DeleteTopic,
         PartitionChangeRecord,
@@ -289,29 +280,17 @@ def apply(image: MetadataImage, record: object) -> MetadataImage:
         case CreateTopic(name=n, topic_id=tid, configs=cfg):
             topic = TopicInfo(n, tid, {}, dict(cfg))
             return replace(image, topics=_with(image.topics, n, topic), offset=nxt)
-        case PartitionRecord() | PartitionChange():
+        case PartitionRecord():
             topic = image.topics.get(record.topic)
             if topic is None:
                 return replace(image, offset=nxt)
-            if isinstance(record, PartitionRecord):
-                info = PartitionInfo(
-                    record.partition,
-                    record.replicas,
-                    record.isr,
-                    record.leader,
-                    record.leader_epoch,
-                )
-            else:
-                old = topic.partitions.get(record.partition)
-                if old is None:
-                    return replace(image, offset=nxt)
-                info = replace(
-                    old,
-                    leader=record.leader,
-                    isr=record.isr,
-                    leader_epoch=record.leader_epoch,
-                    partition_epoch=old.partition_epoch + 1,
-                )
+            info = PartitionInfo(
+                record.partition,
+                record.replicas,
+                record.isr,
+                record.leader,
+                record.leader_epoch,
+            )
             topic = replace(topic, partitions=_with(topic.partitions, record.partition, info))
             return replace(image, topics=_with(image.topics, topic.name, topic), offset=nxt)
         case PartitionChangeRecord():
@@ -500,20 +479,6 @@ def register_broker(
     if old is None or old.fenced or records:
         records.append(UnfenceBroker(broker_id=broker_id))
     return records
-
-
-# ---------------------------------------------------------------------------- persistence
-
-
-class MetadataLog(Protocol):
-    """Where metadata records are stored. ``append`` returns once the records are durable
-    (one fsync, or a Raft commit); ``read_all`` replays them in order on startup."""
-
-    def read_all(self) -> list[object]: ...
-
-    def append(self, records: Sequence[object]) -> None: ...
-
-    def close(self) -> None: ...
 
 
 # ------------------------------------------------------------------ raft payloads and snapshots

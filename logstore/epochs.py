@@ -51,10 +51,6 @@ class LeaderEpochCache:
     def latest_epoch(self) -> int:
         return self._epochs[-1] if self._epochs else UNDEFINED_EPOCH
 
-    def start_offset_of(self, epoch: int) -> int | None:
-        i = bisect.bisect_left(self._epochs, epoch)
-        return self._offsets[i] if i < len(self._epochs) and self._epochs[i] == epoch else None
-
     def epoch_for_offset(self, offset: int) -> int:
         """The epoch whose range contains ``offset`` (UNDEFINED if before the first entry)."""
         i = bisect.bisect_right(self._offsets, offset) - 1

@@ -1,4 +1,5 @@
-"""In-memory Producer / Consumer / Admin that follow CONTRACTS.md section 5.
+"""In-memory Producer / Consumer / Admin with the behaviour the Connect worker relies on
+from the real clients (connectors/clients.py).
 
 One :class:`FakeCluster` holds the topics; ``cluster.clients()`` gives the factory the worker
 takes. Records are appended when sent (acks are immediate) unless the cluster is told to

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from rillet.coordinator import election as el
 from rillet.coordinator import metadata as md
 
 
@@ -116,7 +117,11 @@ def test_create_partitions_configs_and_delete() -> None:
 def test_partition_change_and_records_after_deletion_are_ignored() -> None:
     image = md.replay(md.create_topic(_cluster(1, 2), "t", 1, 2, {}, "id"), _cluster(1, 2))
     image = md.apply(
-        image, md.PartitionChange(topic="t", partition=0, leader=2, isr=(2,), leader_epoch=1)
+        image,
+        el.PartitionChangeRecord(
+            topic="t", partition=0, replicas=(1, 2), isr=(2,), leader=2, leader_epoch=1,
+            partition_epoch=1,
+        ),
     )
     p = image.partition("t", 0)
     assert (p.leader, p.isr, p.leader_epoch, p.replicas) == (2, (2,), 1, (1, 2))
@@ -128,7 +133,10 @@ def test_records_survive_json() -> None:
     image = _cluster(1)
     records = [
         *md.create_topic(image, "t", 2, 1, {"a.b": "c"}, "id"),
-        md.PartitionChange(topic="t", partition=0, leader=1, isr=(1,), leader_epoch=3),
+        el.PartitionChangeRecord(
+            topic="t", partition=0, replicas=(1,), isr=(1,), leader=1, leader_epoch=3,
+            partition_epoch=2, damaged=(1,),
+        ),
         md.SetConfig(topic="t", name="x", value=None),
         md.DeleteTopic(name="t"),
         md.FenceBroker(broker_id=1),
