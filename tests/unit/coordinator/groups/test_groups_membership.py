@@ -304,12 +304,11 @@ def test_check_transition_rejects_assigning_a_partition_owned_elsewhere() -> Non
         check_transition(new, old, target_epoch=2, owners={})
 
 
-def test_group_transition_table_is_checked() -> None:
-    from rillet.coordinator.groups.coordinator import GROUP_TRANSITIONS
+def test_a_group_with_members_never_dies() -> None:
+    from rillet.coordinator.groups.coordinator import MAY_DIE
     from rillet.coordinator.groups.records import GroupBuilder, Tombstone
 
-    assert all(GroupState.DEAD not in GROUP_TRANSITIONS[s]
-               for s in (GroupState.STABLE, GroupState.RECONCILING, GroupState.ASSIGNING))
+    assert MAY_DIE == {GroupState.EMPTY, GroupState.DEAD}
     h = Harness()
     h.ack(h.join("a"))
     before = h.state
