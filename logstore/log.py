@@ -47,8 +47,10 @@ from .recovery import (
     EPOCH_FILE,
     LOG_START_FILE,
     RECOVERY_POINT_FILE,
+    LoadedLog,
     RecoveryReport,
     recover,
+    remove_segment_files,
 )
 from .segment import Segment, segment_name, walk
 
@@ -112,9 +114,31 @@ class PartitionLog:
         """Create the log, or recover it from ``directory`` (see docs/storage.md)."""
         log = cls(Path(directory), config, fs or FileSystem())
         log._now_ms = now_ms
-        log.recovery = recover(log, now_ms)  # its damage is already cut off: the owner acts
+        loaded = recover(log.fs, log.directory, config, now_ms)
+        log._take_over(loaded, now_ms)
         log._scrub_cursor = V.ScrubCursor(log.segments)
         return log
+
+    def _take_over(self, loaded: LoadedLog, now_ms: int) -> None:
+        """Start from what recovery left, and make it durable before it counts as recovered
+        (the recovery point is the log end after this)."""
+        self.segments = loaded.segments
+        self._bases = [s.base_offset for s in self.segments]
+        self._log_start_offset = loaded.log_start_offset
+        self.recovered_from = loaded.cut
+        self.recovery = loaded.report  # its damage is already cut off: the owner acts
+        self.epochs = LeaderEpochCache(
+            loaded.epochs, persist=self._persist_epochs, log_end_offset=lambda: self.log_end_offset
+        )
+        self._persist_epochs(self.epochs.entries)
+        self._dirty = list(loaded.unflushed)
+        self._dir_dirty = True
+        self._flush_files()
+        self._recovery_point = self.log_end_offset
+        self._write_offsets_checkpoints(now_ms)
+        if loaded.report.clean:
+            self.fs.remove(self.directory / CLEAN_SHUTDOWN_FILE)
+            self.fs.fsync_dir(self.directory)
 
     # ---------------------------------------------------------------------------- properties
 
@@ -512,8 +536,7 @@ class PartitionLog:
             self._fail(exc)
 
     def _remove_segment_files(self, base: int) -> None:
-        for suffix in (".log", ".index", ".timeindex"):
-            self.fs.remove(self.directory / segment_name(base, suffix))
+        remove_segment_files(self.fs, self.directory, base)
 
     # ------------------------------------------------------------------------------ flushing
 

@@ -11,8 +11,11 @@
 4. The epoch cache is truncated to the log end (or rebuilt from headers if its checkpoint is
    lost); what survived is fsynced and becomes the recovery point. Idempotent.
 
-``recover`` returns a ``RecoveryReport``: whether the log was closed cleanly, and what the cut
-in step 3 was. A *torn tail* (the last batches of the last segment, above the recovery point,
+``recover`` returns a ``LoadedLog`` (Kafka's ``LoadedLogOffsets``): the segments, the log
+start offset, the leader epochs, the segments still to be fsynced, and a ``RecoveryReport``:
+whether the log was closed cleanly, and what the cut in step 3 was. The caller (``PartitionLog.open``)
+takes these over, makes them durable and writes the checkpoints; recovery itself never touches a
+``PartitionLog``. A *torn tail* (the last batches of the last segment, above the recovery point,
 incomplete or followed only by zeros) is what a crash leaves and is expected. Anything else is
 *damage*: an invalid batch below the recovery point (it was fsynced), or followed by more
 data in its segment (a complete batch that is not what was written). The
@@ -23,18 +26,17 @@ Segments trusted without a check get ``unverified_end`` (checked on first read o
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from pathlib import Path
+from typing import NamedTuple
 
 from . import batch as B
 from . import verify as V
 from .cleaner import finish_interrupted_clean
+from .config import LogConfig
 from .epochs import LeaderEpochCache
 from .errors import CorruptBatchError
-from .fs import TEMP_SUFFIX
+from .fs import TEMP_SUFFIX, FileSystem
 from .segment import Segment, segment_name, walk
-
-if TYPE_CHECKING:
-    from .log import PartitionLog
 
 RECOVERY_POINT_FILE = "recovery-point.checkpoint"
 LOG_START_FILE = "log-start-offset.checkpoint"
@@ -50,10 +52,24 @@ class RecoveryReport(NamedTuple):
     damage: V.Damage | None = None  # an invalid complete batch: the log was cut before it
 
 
-def recover(log: PartitionLog, now_ms: int) -> RecoveryReport:
-    """Open-time recovery of ``log`` (a fresh PartitionLog): see the module docstring."""
+class LoadedLog(NamedTuple):
+    """What recovery leaves: the caller's log starts from exactly this."""
 
-    fs, d = log.fs, log.directory
+    segments: list[Segment]
+    log_start_offset: int
+    epochs: list[tuple[int, int]]  # (leader epoch, start offset), truncated to the log end
+    unflushed: list[Segment]  # revalidated (possibly truncated) segments: fsync before use
+    cut: CorruptBatchError | None  # the invalid batch the log was cut at, if any
+    report: RecoveryReport
+
+
+def remove_segment_files(fs: FileSystem, d: Path, base: int) -> None:
+    for suffix in (".log", ".index", ".timeindex"):
+        fs.remove(d / segment_name(base, suffix))
+
+
+def recover(fs: FileSystem, d: Path, config: LogConfig, now_ms: int) -> LoadedLog:
+    """Open-time recovery of the log in ``d``: see the module docstring."""
     fs.makedirs(d)
     finish_interrupted_clean(fs, d)
     names = fs.listdir(d)
@@ -71,14 +87,14 @@ def recover(log: PartitionLog, now_ms: int) -> RecoveryReport:
     log_start = start_ckpt if isinstance(start_ckpt, int) else (bases[0] if bases else 0)
     # Segments entirely below the log start were being deleted by retention.
     while len(bases) > 1 and bases[1] <= log_start:
-        log._remove_segment_files(bases.pop(0))
+        remove_segment_files(fs, d, bases.pop(0))
     if not bases:
         bases = [log_start]
 
     rp = recovery_point or 0
     # The epoch checkpoint is written before any batch of a new epoch, so it vouches for
     # the epoch of every batch on disk: a flipped epoch field (not under the digest) shows.
-    cache = _load_epoch_cache(log)
+    cache = _load_epoch_cache(fs, d)
     epoch_ok = None
     if cache is not None and cache.entries:
 
@@ -89,11 +105,13 @@ def recover(log: PartitionLog, now_ms: int) -> RecoveryReport:
                 <= cache.epoch_for_offset(h.last_offset)
             )
 
+    segments: list[Segment] = []
+    unflushed: list[Segment] = []
     previous: Segment | None = None
-    torn_tail = damage = None
+    torn_tail = damage = cut_error = None
     for i, base in enumerate(bases):
         file = fs.open_segment(d / segment_name(base))
-        seg = Segment(base, file, now_ms, log.config.index_interval_bytes)
+        seg = Segment(base, file, now_ms, config.index_interval_bytes)
         # Trusted: closed cleanly, or entirely below the recovery point (fsynced).
         if clean or (i + 1 < len(bases) and bases[i + 1] <= rp):
             error = None if seg.load_indexes(fs, d) else seg.rebuild(check=False)
@@ -101,7 +119,7 @@ def recover(log: PartitionLog, now_ms: int) -> RecoveryReport:
         else:
             error = seg.rebuild(check=True, epoch_ok=epoch_ok)
             seg.delete_indexes(fs, d)
-            log._dirty.append(seg)
+            unflushed.append(seg)
         # Compaction (of flushed segments only) may delete a segment it emptied, leaving a
         # gap below the recovery point. Any other gap or overlap means lost writes.
         if previous is not None and (
@@ -112,16 +130,16 @@ def recover(log: PartitionLog, now_ms: int) -> RecoveryReport:
                 0,
             )
             file.close()
-            if seg in log._dirty:
-                log._dirty.remove(seg)
+            if seg in unflushed:
+                unflushed.remove(seg)
             bases_to_remove = bases[i:]
         else:
-            log.segments.append(seg)
+            segments.append(seg)
             previous = seg
             bases_to_remove = bases[i + 1 :]
         if error is not None:
             # Kafka: truncate at the first invalid batch and delete every later segment.
-            log.recovered_from = error
+            cut_error = error
             cut = previous.next_offset if previous is not None else base
             # below the recovery point it was fsynced; followed by more data in its own
             # segment it is not the torn end of a write (a kill -9 keeps the page cache)
@@ -131,41 +149,27 @@ def recover(log: PartitionLog, now_ms: int) -> RecoveryReport:
             else:
                 torn_tail = error
             for later in bases_to_remove:
-                log._remove_segment_files(later)
-            log._dir_dirty = True
+                remove_segment_files(fs, d, later)
             break
     if not clean:
         # A crash can leave blocks preallocated beyond the end of the active segment.
-        log.segments[-1].file.release_preallocation(force=True)
-    log._bases = [s.base_offset for s in log.segments]
-    log._log_start_offset = log_start
-    transitions = [] if clean else epoch_transitions(log, rp)
-
+        segments[-1].file.release_preallocation(force=True)
+    transitions = [] if clean else epoch_transitions(segments, rp)
     if cache is None:
         cache = LeaderEpochCache()
-        transitions = epoch_transitions(log, log.segments[0].base_offset)
-    log.epochs = cache
-    cache._persist = log._persist_epochs
-    cache._log_end_offset = lambda: log.log_end_offset
-    log.epochs.truncate_from_end(log.log_end_offset)
+        transitions = epoch_transitions(segments, segments[0].base_offset)
+    log_end = segments[-1].next_offset
+    cache = LeaderEpochCache(cache.entries, log_end_offset=lambda: log_end)
+    cache.truncate_from_end(log_end)
     for epoch, offset in transitions:
         if epoch >= 0:
-            log.epochs.assign(epoch, offset)
-    log._persist_epochs(log.epochs.entries)
-
-    # Whatever survived recovery is made durable before it counts as recovered.
-    log._dir_dirty = True
-    log._flush_files()
-    log._recovery_point = log.log_end_offset
-    log._write_offsets_checkpoints(now_ms)
-    if clean:
-        fs.remove(d / CLEAN_SHUTDOWN_FILE)
-        fs.fsync_dir(d)
-    return RecoveryReport(clean, torn_tail, damage)
+            cache.assign(epoch, offset)
+    report = RecoveryReport(clean, torn_tail, damage)
+    return LoadedLog(segments, log_start, cache.entries, unflushed, cut_error, report)
 
 
-def _load_epoch_cache(log: PartitionLog) -> LeaderEpochCache | None:
-    entries = log.fs.read_checkpoint(log.directory / EPOCH_FILE)
+def _load_epoch_cache(fs: FileSystem, d: Path) -> LeaderEpochCache | None:
+    entries = fs.read_checkpoint(d / EPOCH_FILE)
     if not isinstance(entries, list):
         return None
     try:
@@ -175,11 +179,11 @@ def _load_epoch_cache(log: PartitionLog) -> LeaderEpochCache | None:
     return cache
 
 
-def epoch_transitions(log: PartitionLog, from_offset: int) -> list[tuple[int, int]]:
+def epoch_transitions(segments: list[Segment], from_offset: int) -> list[tuple[int, int]]:
     """(epoch, first offset) wherever the batch epoch changes, from ``from_offset`` on."""
     out: list[tuple[int, int]] = []
     last = -2
-    for seg in log.segments:
+    for seg in segments:
         if seg.next_offset <= from_offset:
             last = seg.last_epoch
             continue
