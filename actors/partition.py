@@ -43,6 +43,7 @@ from rillet.coordinator import replication as RC
 from rillet.logstore import producer_state as PS
 from rillet.logstore.config import LogConfig
 from rillet.logstore.log import PartitionLog
+from rillet.logstore.producer_snapshots import ProducerSnapshots
 from rillet.transport import protocol as P
 
 from .partition_damage import DamageSide
@@ -78,9 +79,7 @@ from .ticker import now_ms
 E = P.ErrorCode
 TOPIC_ID_FILE = "partition.metadata"
 HW_FILE = "high-watermark.checkpoint"
-SNAPSHOT_SUFFIX = ".snapshot"
 SNAPSHOT_INTERVAL_MS = 30_000
-SNAPSHOTS_KEPT = 3
 
 
 class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, DispatchedActor):
@@ -136,7 +135,6 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
         self._ack_seq = 0
         self._hw_saved = -1
         self._snapshot_at = 0
-        self._snapshot_offset = -1
         # The broker's timer service (Ticker.call_later): this replica asks to be woken only
         # when something is due (a flush, a waiter's deadline, an ISR check, a snapshot);
         # None = woken by Tick messages from outside (tests).
@@ -175,6 +173,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
             self._log.error("cannot open log {}: {}", self.directory, e)
             return
         log = self.log
+        self.snapshots = ProducerSnapshots(log.fs, self.directory)
         saved = self._initial_hw
         if saved is None:  # no broker-wide checkpoint entry (yet): the per-partition file
             saved = log.fs.read_checkpoint(self.directory / HW_FILE)
@@ -182,7 +181,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
         self.high_watermark = max(self.high_watermark, log.log_start_offset)
         self._hw_saved = self.high_watermark
         try:
-            self.pstate = PS.rebuild_from_log(log, self._read_snapshots())
+            self.pstate = PS.rebuild_from_log(log, self.snapshots.read())
         except Exception as e:  # noqa: BLE001 - lose dedup state, never the partition
             self._log.error("cannot rebuild producer state: {}", e)
             self.pstate = PS.ProducerStateManager(log.log_end_offset)
@@ -343,48 +342,13 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
 
     # ------------------------------------------------------------- producer-state snapshots
 
-    def _snapshot_files(self) -> dict[int, Path]:
-        out = {}
-        for f in self.directory.glob("*" + SNAPSHOT_SUFFIX):
-            stem = f.name[: -len(SNAPSHOT_SUFFIX)]
-            if stem.isdigit():
-                out[int(stem)] = f
-        return out
-
-    def _read_snapshots(self) -> dict[int, bytes]:
-        out = {}
-        for offset, f in self._snapshot_files().items():
-            try:
-                out[offset] = f.read_bytes()
-            except OSError:
-                continue
-        return out
-
     def _write_snapshot(self) -> None:
-        log = self.log
-        if log is None or self.pstate.map_end_offset != log.log_end_offset:
-            return
-        offset = self.pstate.map_end_offset
-        if offset == self._snapshot_offset or not self.pstate.producers:
-            return  # nothing new: no directory scan
-        files = self._snapshot_files()
-        if offset in files:
-            self._snapshot_offset = offset
+        if self.log is None:
             return
         try:
-            log.fs.write_atomic(
-                self.directory / f"{offset:020d}{SNAPSHOT_SUFFIX}", self.pstate.snapshot()
-            )
-            self._snapshot_offset = offset
-            for old in sorted(files)[: -SNAPSHOTS_KEPT + 1 or None]:
-                files[old].unlink(missing_ok=True)
+            self.snapshots.write(self.pstate, self.log.log_end_offset)
         except Exception as e:  # noqa: BLE001
             self._log.error("producer state snapshot failed: {}", e)
-
-    def _delete_snapshots_above(self, offset: int) -> None:
-        for o, f in self._snapshot_files().items():
-            if o > offset:
-                f.unlink(missing_ok=True)
 
     # ---------------------------------------------------------------------------- dispatch
 
@@ -435,7 +399,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
                     if self._is_follower_of(epoch):
                         self.log.truncate_fully_and_start_at(offset)
                         self.pstate = PS.ProducerStateManager(offset)
-                        self._delete_snapshots_above(-1)
+                        self.snapshots.delete_above(-1)
                         self.high_watermark = offset
                         result = offset
                 case _:
@@ -472,7 +436,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
             flush = log.next_flush_due_ms()
             if flush is not None:
                 due.append(flush)
-            if self.pstate.producers and self.pstate.map_end_offset != self._snapshot_offset:
+            if self.snapshots.pending(self.pstate):
                 due.append(self._snapshot_at + SNAPSHOT_INTERVAL_MS)
         return min(due) if due else None
 

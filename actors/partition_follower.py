@@ -59,9 +59,8 @@ class FollowerSide:
         if leo < before:
             self._log.info("truncated from {} to {}", before, leo)
             if not self.pstate.truncate_to(leo):
-                snapshots = {o: d for o, d in self._read_snapshots().items() if o <= leo}
-                self.pstate = PS.rebuild_from_log(log, snapshots)
-            self._delete_snapshots_above(leo)
+                self.pstate = PS.rebuild_from_log(log, self.snapshots.read(max_offset=leo))
+            self.snapshots.delete_above(leo)
         self.high_watermark = min(self.high_watermark, leo)
 
     def _follower_append(self, msg: FollowerAppend):
