@@ -1,18 +1,15 @@
-"""Produce on the leader: validate the batches of a request (producer state: duplicates,
-sequence gaps), append them, answer (acks=0/1 at once, acks=all once the high watermark
-passes, group-commit after one fsync)."""
+"""Produce on the leader: the checks of the partition's role (leader, not damaged, acks=all
+with enough in-sync replicas), then the batches validated and appended by
+logstore/validator.py (producer state: duplicates, sequence gaps), then the answer (acks=0/1
+at once, acks=all once the high watermark passes, group-commit after one fsync)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from rillet.coordinator import replication as RC
-from rillet.logstore import batch as B
-from rillet.logstore import producer_state as PS
-from rillet.logstore.errors import (
-    CorruptBatchError,
-)
 from rillet.logstore.log import PartitionLog
+from rillet.logstore.validator import append_validated
 from rillet.transport import protocol as P
 
 from .partition_messages import (
@@ -81,95 +78,18 @@ class ProduceSide:
         self._reply(msg.reply, response)
 
     def _append_batches(self, log: PartitionLog, records: bytes):
-        """(code, message, base_offset, last_offset, duplicate-or-None)."""
-        if not records:
-            return E.CORRUPT_MESSAGE, "no record batch in the request", -1, -1, None
+        """(code, message, base_offset, last_offset, duplicate-or-None): the rules are
+        logstore/validator.py's."""
         try:
-            header = B.read_header(records)
-            if header.length == len(records):
-                # The common case, one batch: log.append validates it (digest, counts).
-                views = [(header, memoryview(records))]
-            else:
-                # Several batches: framing now; log.append_many checks every digest before
-                # it writes any (all or nothing), so each batch is hashed once.
-                views = list(B.iter_batches(records, validate=False))
-        except CorruptBatchError as e:
-            return E.CORRUPT_MESSAGE, str(e), -1, -1, None
-        pstate = self.pstate
-        dups = []  # leading duplicates (a retried request): answered, not appended
-        prev = None  # (producer id, epoch, last sequence) of the previous batch
-        for i, (header, _view) in enumerate(views):
-            if header.is_control:
-                return E.INVALID_RECORD, "clients may not write control batches", -1, -1, None
-            if header.length > log.config.max_message_bytes:
-                limit = log.config.max_message_bytes
-                return (
-                    E.MESSAGE_TOO_LARGE,
-                    f"batch of {header.length} bytes > {limit}",
-                    -1,
-                    -1,
-                    None,
-                )
-            pid = header.producer_id
-            if pid < 0:
-                prev = None
-                continue
-            follows = (
-                prev is not None
-                and prev[:2] == (pid, header.producer_epoch)
-                and header.base_sequence == PS.increment_sequence(prev[2], 1)
-                and len(dups) < i
-            )
-            if not follows:
-                check = pstate.check_batch(header)
-                if check.duplicate is not None:
-                    if len(dups) != i:
-                        return (
-                            E.DUPLICATE_SEQUENCE_NUMBER,
-                            "duplicate after new batches",
-                            -1,
-                            -1,
-                            None,
-                        )
-                    dups.append(check.duplicate)
-                elif not check.should_append:
-                    self._log.debug("refused batch: {} {}", check.error, check.message)
-                    return code_of(check.error), check.message, -1, -1, None
-            last_seq = PS.increment_sequence(header.base_sequence, header.last_offset_delta)
-            prev = (pid, header.producer_epoch, last_seq)
-        if dups and len(dups) == len(views):
-            return E.NONE, None, dups[0].first_offset, dups[-1].last_offset, dups[-1]
-        base = dups[0].first_offset if dups else -1
-        last = -1
-        now = now_ms()
-        todo = views[len(dups) :]
-        try:
-            if len(views) == 1:
-                infos = [log.append(records, self.leader_epoch, now)]
-            else:  # one validation pass and one pwritev for the lot, no copies
-                infos = log.append_many([view for _, view in todo], self.leader_epoch, now)
-            for i, ((header, _view), info) in enumerate(zip(todo, infos, strict=True)):
-                if i == 0 and base < 0:
-                    base = info.base_offset
-                last = info.last_offset
-                if header.producer_id >= 0:
-                    pstate.update(
-                        header.producer_id,
-                        header.producer_epoch,
-                        header.base_sequence,
-                        PS.increment_sequence(header.base_sequence, header.last_offset_delta),
-                        info.base_offset,
-                        info.last_offset,
-                        info.max_timestamp,
-                    )
-                else:
-                    pstate.map_end_offset = info.last_offset + 1
+            r = append_validated(log, self.pstate, records, self.leader_epoch, now_ms())
         except Exception as e:  # noqa: BLE001 - mapped to a code; a failed log stays failed
             code = error_code_for(e)
             if code == E.KAFKA_STORAGE_ERROR:
                 self._log.error("log failed on append: {}", e)
             return code, str(e), -1, -1, None
-        return E.NONE, None, base, last, None
+        if r.error != "NONE":
+            self._log.debug("refused batch: {} {}", r.error, r.message)
+        return code_of(r.error), r.message, r.base_offset, r.last_offset, r.duplicate
 
     def _group_commit(self) -> None:
         try:

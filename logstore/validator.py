@@ -1,0 +1,117 @@
+"""Appending a produce request's batches on the leader, with the idempotence checks (Kafka's
+``LogValidator`` and ``UnifiedLog.analyzeAndValidateProducerState``).
+
+``append_validated(log, producers, records, leader_epoch, now_ms)`` frames the request's
+batches and checks each against the rules before anything is written:
+
+- clients may not write control batches (INVALID_RECORD);
+- a batch larger than the topic's ``max.message.bytes`` is refused (MESSAGE_TOO_LARGE);
+- an idempotent batch is checked against the producer state (``ProducerStateManager``): a
+  retry of one of the last 5 batches is a *duplicate* (answered with its original offsets,
+  not written again); a gap, an old epoch or an unknown producer is refused with Kafka's
+  error; a batch that follows the previous one of the same request (same producer, epoch,
+  next sequence) needs no lookup.
+- duplicates may only lead a request (a retried request, possibly with new batches after);
+  a duplicate after a new batch is DUPLICATE_SEQUENCE_NUMBER.
+
+Then the new batches are appended (one batch: ``log.append``, which validates it; several:
+``log.append_many``, all or nothing) and the producer state updated with the assigned
+offsets. The verdict is a value (error *names*, "NONE" on success); errors of the log itself
+(a failed disk, a corrupt batch) propagate as the log store's exceptions.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from . import batch as B
+from . import producer_state as PS
+from .log import PartitionLog
+
+OK = "NONE"
+
+
+class Appended(NamedTuple):
+    error: str  # "NONE" or a Kafka error name (the batches were refused; nothing written)
+    message: str | None = None
+    base_offset: int = -1
+    last_offset: int = -1
+    duplicate: PS.BatchMetadata | None = None  # the whole request was a retry of this batch
+
+
+def _refused(error: str, message: str) -> Appended:
+    return Appended(error, message)
+
+
+def append_validated(
+    log: PartitionLog,
+    producers: PS.ProducerStateManager,
+    records: bytes,
+    leader_epoch: int,
+    now_ms: int,
+) -> Appended:
+    """Validate and append ``records`` (one or more batches); see the module docstring."""
+    if not records:
+        return _refused("CORRUPT_MESSAGE", "no record batch in the request")
+    header = B.read_header(records)
+    if header.length == len(records):
+        # The common case, one batch: log.append validates it (digest, counts).
+        views = [(header, memoryview(records))]
+    else:
+        # Several batches: framing now; log.append_many checks every digest before it
+        # writes any (all or nothing), so each batch is hashed once.
+        views = list(B.iter_batches(records, validate=False))
+    dups: list[PS.BatchMetadata] = []  # leading duplicates: answered, not appended
+    prev = None  # (producer id, epoch, last sequence) of the previous batch
+    limit = log.config.max_message_bytes
+    for i, (header, _view) in enumerate(views):
+        if header.is_control:
+            return _refused("INVALID_RECORD", "clients may not write control batches")
+        if header.length > limit:
+            return _refused("MESSAGE_TOO_LARGE", f"batch of {header.length} bytes > {limit}")
+        pid = header.producer_id
+        if pid < 0:
+            prev = None
+            continue
+        follows = (
+            prev is not None
+            and prev[:2] == (pid, header.producer_epoch)
+            and header.base_sequence == PS.increment_sequence(prev[2], 1)
+            and len(dups) < i
+        )
+        if not follows:
+            check = producers.check_batch(header)
+            if check.duplicate is not None:
+                if len(dups) != i:
+                    return _refused("DUPLICATE_SEQUENCE_NUMBER", "duplicate after new batches")
+                dups.append(check.duplicate)
+            elif not check.should_append:
+                return _refused(check.error, check.message)
+        last_seq = PS.increment_sequence(header.base_sequence, header.last_offset_delta)
+        prev = (pid, header.producer_epoch, last_seq)
+    if dups and len(dups) == len(views):
+        return Appended(OK, None, dups[0].first_offset, dups[-1].last_offset, dups[-1])
+    base = dups[0].first_offset if dups else -1
+    last = -1
+    todo = views[len(dups) :]
+    if len(views) == 1:
+        infos = [log.append(records, leader_epoch, now_ms)]
+    else:  # one validation pass and one pwritev for the lot, no copies
+        infos = log.append_many([view for _, view in todo], leader_epoch, now_ms)
+    for i, ((header, _view), info) in enumerate(zip(todo, infos, strict=True)):
+        if i == 0 and base < 0:
+            base = info.base_offset
+        last = info.last_offset
+        if header.producer_id >= 0:
+            producers.update(
+                header.producer_id,
+                header.producer_epoch,
+                header.base_sequence,
+                PS.increment_sequence(header.base_sequence, header.last_offset_delta),
+                info.base_offset,
+                info.last_offset,
+                info.max_timestamp,
+            )
+        else:
+            producers.map_end_offset = info.last_offset + 1
+    return Appended(OK, None, base, last)
