@@ -42,6 +42,7 @@ import pykka
 from loguru import logger
 from rillet.coordinator.metadata import MetadataImage
 from rillet.logstore.fs import FileSystem
+from rillet.logstore.offset_checkpoint import OffsetCheckpoint
 from rillet.transport import protocol as P
 from rillet.transport.endpoint import ClientEndpoint, ServerEndpoint
 from rillet.transport.security import CurveKeys, KeyFileError, load_keyfile
@@ -105,10 +106,10 @@ class BrokerNode:
         self._registered = False
         # high watermarks of hosted partitions, written to ONE checkpoint file every
         # replica.high.watermark.checkpoint.interval.ms (replicas update it, any thread)
-        self._hw_table: dict[tuple[str, int], int] = {}
-        self._hw_written: dict[tuple[str, int], int] = {}
-        self._hw_stop = threading.Event()
         self._fs = FileSystem()
+        self._hw_checkpoint = OffsetCheckpoint(self._fs, self.data_dir / HW_CHECKPOINT_FILE)
+        self._hw_table = self._hw_checkpoint.table
+        self._hw_stop = threading.Event()
 
     # ------------------------------------------------------------------------------ start
 
@@ -120,7 +121,7 @@ class BrokerNode:
         marker = self.data_dir / CLEAN_SHUTDOWN_FILE
         clean_shutdown = marker.exists() or not any(p.is_dir() for p in self.data_dir.iterdir())
         marker.unlink(missing_ok=True)
-        self._load_high_watermarks()
+        self._hw_checkpoint.load()
         self.ticker = Ticker()
         max_bytes = int(self.configs["socket.request.max.bytes"])
         self.endpoint = ServerEndpoint(
@@ -489,32 +490,11 @@ class BrokerNode:
 
     # ------------------------------------------------------- high watermark checkpoint
 
-    def _load_high_watermarks(self) -> None:
-        value = self._fs.read_checkpoint(self.data_dir / HW_CHECKPOINT_FILE)
-        if not isinstance(value, list):
-            return
-        for entry in value:
-            if isinstance(entry, list) and len(entry) == 3:
-                topic, partition, hw = entry
-                if isinstance(topic, str) and isinstance(partition, int) and isinstance(hw, int):
-                    self._hw_table[(topic, partition)] = hw
-        self._hw_written = dict(self._hw_table)
-
     def _write_high_watermarks(self) -> None:
         with self._replica_lock:
-            hosted = set(self.ctx.replicas) if self._registered else None
-        table = dict(self._hw_table)
-        if hosted is not None:  # forget partitions that left this broker
-            for key in [k for k in table if k not in hosted]:
-                if not self._stopped:
-                    table.pop(key)
-                    self._hw_table.pop(key, None)
-        if table == self._hw_written:
-            return
+            hosted = set(self.ctx.replicas) if self._registered and not self._stopped else None
         try:
-            entries = [[t, p, hw] for (t, p), hw in sorted(table.items())]
-            self._fs.write_checkpoint(self.data_dir / HW_CHECKPOINT_FILE, entries)
-            self._hw_written = table
+            self._hw_checkpoint.write(hosted)  # forgets partitions that left this broker
         except OSError as e:
             self._log.error("high watermark checkpoint failed: {}", e)
 
