@@ -202,13 +202,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
         if self._wake is not None:
             self._wake.cancel()
         self._release_unacked()
-        if self.leader is not None:
-            self._carry_out(
-                self.leader.on_partition_change(
-                    leader=-1, isr=(), leader_epoch=-1, partition_epoch=0, now_ms=now_ms()
-                )
-            )
-            self.leader = None
+        self._resign()
         if self.log is not None:
             try:
                 self._save_high_watermark()
@@ -547,6 +541,17 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
         if gone:
             self._log.info("forgot {} idle producer id(s): {}", len(gone), gone[:10])
 
+    def _resign(self) -> None:
+        """Stop leading: waiting acks=all produces are answered (not leader) and the leader
+        state is dropped."""
+        if self.leader is not None:
+            self._carry_out(
+                self.leader.on_partition_change(
+                    leader=-1, isr=(), leader_epoch=-1, partition_epoch=0, now_ms=now_ms()
+                )
+            )
+            self.leader = None
+
     def _reconfigure(self, config: LogConfig) -> None:
         if config == self.config:
             return
@@ -556,26 +561,14 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
             self.log.close()
         self.config = config
         self._log.info("config changed; reopening log")
-        if self.leader is not None:  # reopened below as a new LeaderReplica of the same epoch
-            self._carry_out(
-                self.leader.on_partition_change(
-                    leader=-1, isr=(), leader_epoch=-1, partition_epoch=0, now_ms=now_ms()
-                )
-            )
-            self.leader = None
+        self._resign()  # reopened below as a new LeaderReplica of the same epoch
         self._save_high_watermark()
         self._open()
         self._serve_waiters()
 
     def _delete(self, directory: Path) -> None:
         self._release_unacked()
-        if self.leader is not None:
-            self._carry_out(
-                self.leader.on_partition_change(
-                    leader=-1, isr=(), leader_epoch=-1, partition_epoch=0, now_ms=now_ms()
-                )
-            )
-            self.leader = None
+        self._resign()
         if self.log is not None:
             self.log.abandon()  # no more writes: the path may already hold a new topic
             self.log = None
