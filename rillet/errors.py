@@ -8,6 +8,8 @@ sent again later, e.g. after a metadata refresh). The producer retries retriable
 
 from __future__ import annotations
 
+from rillet.transport import protocol as _P  # the one table of codes and their retriability
+
 
 class RilletError(Exception):
     """Base of every error the client raises. ``code`` and ``retriable`` describe it."""
@@ -270,8 +272,6 @@ _BY_CODE: dict[int, type[RilletError]] = {
         FencedLeaderEpochError, UnknownLeaderEpochError,
     )
 }
-# Codes whose meaning is "try again" even though no dedicated class exists here.
-_RETRIABLE_CODES = {c for c, cls in _BY_CODE.items() if cls.retriable} | {13, 14, 15, 51, 89}
 
 
 def error_for_code(code: int, message: str | None = None) -> RilletError:
@@ -282,13 +282,11 @@ def error_for_code(code: int, message: str | None = None) -> RilletError:
         return cls(message or "")
     name = _code_name(code)
     text = f"{name}: {message}" if message else name
-    return RilletError(text, code=code, retriable=code in _RETRIABLE_CODES)
+    return RilletError(text, code=code, retriable=_P.retriable(code))
 
 
 def _code_name(code: int) -> str:
     try:
-        from rillet.transport.protocol import ErrorCode
-
-        return ErrorCode(code).name
-    except Exception:  # noqa: BLE001 - an unknown number still gets a readable message
+        return _P.ErrorCode(code).name
+    except ValueError:  # an unknown number still gets a readable message
         return f"error code {code}"

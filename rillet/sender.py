@@ -39,7 +39,6 @@ from rillet.transport.protocol import (
     ProducePartition,
     ProduceRequest,
     ProduceTopic,
-    retriable,
 )
 
 _TOO_LARGE = {ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.RECORD_LIST_TOO_LARGE}
@@ -401,7 +400,7 @@ class Sender(threading.Thread):
                 if key in self.unresolved and batch.producer_epoch == self.epochs.get(
                         key, self.producer_epoch):
                     self.needs_bump.add(key)  # the gap is real: renumber (see __init__)
-            if retriable(result.error_code):
+            if error.retriable:
                 self._retry_or_fail(batch, error, now,
                                     refresh=result.error_code in _REFRESH_CODES)
             else:

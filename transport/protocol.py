@@ -63,6 +63,7 @@ class ErrorCode(enum.IntEnum):
     INVALID_PRODUCER_EPOCH = 47
     INVALID_TXN_STATE = 48
     INVALID_PRODUCER_ID_MAPPING = 49
+    CONCURRENT_TRANSACTIONS = 51
     KAFKA_STORAGE_ERROR = 56
     UNKNOWN_PRODUCER_ID = 59
     REASSIGNMENT_IN_PROGRESS = 60
@@ -75,6 +76,7 @@ class ErrorCode(enum.IntEnum):
     GROUP_MAX_SIZE_REACHED = 81
     INVALID_RECORD = 87
     UNSTABLE_OFFSET_COMMIT = 88
+    THROTTLING_QUOTA_EXCEEDED = 89
     UNKNOWN_MEMBER_ID = 25
     REBALANCE_IN_PROGRESS = 27
     INVALID_SESSION_TIMEOUT = 26
@@ -122,8 +124,8 @@ _RETRIABLE = frozenset(
         ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE,
         ErrorCode.REBALANCE_IN_PROGRESS,
         ErrorCode.UNKNOWN_TOPIC_ID,
-        ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
-        ErrorCode.UNKNOWN_PRODUCER_ID,
+        ErrorCode.CONCURRENT_TRANSACTIONS,
+        ErrorCode.THROTTLING_QUOTA_EXCEEDED,
     }
 )
 
@@ -138,7 +140,9 @@ def code_of(name: str) -> int:
 
 
 def retriable(code: int) -> bool:
-    """True if a client may retry the request that produced ``code`` (Kafka's classification)."""
+    """True if a client may retry the request that produced ``code`` (Kafka's classification).
+    OUT_OF_ORDER_SEQUENCE_NUMBER and UNKNOWN_PRODUCER_ID are not: as in Kafka, only the
+    idempotent producer resends after them, itself, in sequence order (rillet/sender.py)."""
     return code in _RETRIABLE
 
 
