@@ -47,6 +47,7 @@ import contextlib
 import heapq
 import itertools
 import os
+import struct
 import threading
 import time
 from collections import deque
@@ -80,6 +81,7 @@ Frames = Sequence[bytes | bytearray | memoryview]
 HEARTBEAT_IVL_MS = 1000  # a PING on an idle connection every second
 HEARTBEAT_TIMEOUT_MS = 3000  # no traffic (not even a PONG) for 3 s: the connection is dead
 CONNECT_TIMEOUT_MS = 2000  # a TCP connect (SYN) unanswered this long is abandoned and retried
+_MONITOR_EVENT = struct.Struct("=HI")  # a ZeroMQ socket monitor event's first frame
 LEASE_EXPIRY_S = 330.0  # longer than any request may legally be parked (fetch: 300 s)
 
 
@@ -338,13 +340,18 @@ class ServerEndpoint:
         monitor, table = self._monitor, self._connections
         while True:
             try:
-                event = parse_monitor_message(monitor.recv_multipart(zmq.NOBLOCK))
+                frames = monitor.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            if event["event"] == zmq.EVENT_ACCEPTED:
-                self._gone(table.accepted(event["value"]))
-            elif event["event"] == zmq.EVENT_DISCONNECTED:
-                self._gone(table.disconnected(event["value"]))
+            # frame 0: uint16 event, uint32 value (the descriptor); parsed by hand because
+            # pyzmq's parse_monitor_message turns each value into a cached zmq.Event flag
+            if len(frames) != 2 or len(frames[0]) != _MONITOR_EVENT.size:
+                continue
+            event, fd = _MONITOR_EVENT.unpack(frames[0])
+            if event == zmq.EVENT_ACCEPTED:
+                self._gone(table.accepted(fd))
+            elif event == zmq.EVENT_DISCONNECTED:
+                self._gone(table.disconnected(fd))
 
     def _seen(self, peer: bytes, fd: int) -> bool:
         if self._connections.seen(peer, fd):
