@@ -141,9 +141,18 @@ def idle_clients(address: str, connections: int) -> None:
 
 def open_idle(address: str, connections: int) -> tuple[subprocess.Popen, float]:
     child = subprocess.Popen(
-        [sys.executable, __file__, "--role", "idle", "--address", address,
-         "--connections", str(connections)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            __file__,
+            "--role",
+            "idle",
+            "--address",
+            address,
+            "--connections",
+            str(connections),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     opened = time.monotonic()
     line = child.stdout.readline().strip()
@@ -166,8 +175,9 @@ def measure(cluster: LocalCluster, args) -> dict:
         child, open_s = open_idle(address, args.connections)
         try:
             sessions = wait_for(
-                lambda: (n := broker_stats(address).connection_count)
-                >= base + args.connections and n,
+                lambda: (
+                    (n := broker_stats(address).connection_count) >= base + args.connections and n
+                ),
                 60,
                 "the broker to count the idle sessions",
             )
@@ -187,27 +197,39 @@ def measure(cluster: LocalCluster, args) -> dict:
 def report(r: dict) -> None:
     n, rounds = r["connections"], r["rounds"]
     print(f"\n{n} idle connections, one broker (load average {os.getloadavg()[0]:.1f})")
-    print(f"{'round':>5} {'':>8} {'sessions':>8} {'threads':>7} {'RSS MB':>7} {'fds':>5} "
-          f"{'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}")
+    print(
+        f"{'round':>5} {'':>8} {'sessions':>8} {'threads':>7} {'RSS MB':>7} {'fds':>5} "
+        f"{'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}"
+    )
     for i, rnd in enumerate(rounds, 1):
         for name in ("without", "with"):
             row, pr = rnd[name], rnd[name]["produce"]
-            print(f"{i:>5} {name:>8} {row['sessions']:>8} {row['threads']:>7} "
-                  f"{row['rss_mb']:>7.1f} {row['open_files']:>5} {pr['p50_ms']:>7.2f} "
-                  f"{pr['p99_ms']:>7.2f} {pr['max_ms']:>7.2f}")
+            print(
+                f"{i:>5} {name:>8} {row['sessions']:>8} {row['threads']:>7} "
+                f"{row['rss_mb']:>7.1f} {row['open_files']:>5} {pr['p50_ms']:>7.2f} "
+                f"{pr['p99_ms']:>7.2f} {pr['max_ms']:>7.2f}"
+            )
     first = rounds[0]
     rss_delta = first["with"]["rss_mb"] - first["without"]["rss_mb"]
     threads = max(rnd["with"]["threads"] for rnd in rounds)
-    p99 = {m: statistics.median(rnd[m]["produce"]["p99_ms"] for rnd in rounds)
-           for m in ("without", "with")}
-    p50 = {m: statistics.median(rnd[m]["produce"]["p50_ms"] for rnd in rounds)
-           for m in ("without", "with")}
+    p99 = {
+        m: statistics.median(rnd[m]["produce"]["p99_ms"] for rnd in rounds)
+        for m in ("without", "with")
+    }
+    p50 = {
+        m: statistics.median(rnd[m]["produce"]["p50_ms"] for rnd in rounds)
+        for m in ("without", "with")
+    }
     ratio = p99["with"] / p99["without"]
-    print(f"opened in {first['with']['open_s']} s; released "
-          f"{', '.join(str(rnd['with']['release_s']) for rnd in rounds)} s after SIGKILL")
+    print(
+        f"opened in {first['with']['open_s']} s; released "
+        f"{', '.join(str(rnd['with']['release_s']) for rnd in rounds)} s after SIGKILL"
+    )
     print(f"RSS per idle connection (round 1): {rss_delta * 1024 / n:.1f} KiB")
-    print(f"median p50 {p50['without']:.2f} -> {p50['with']:.2f} ms, "
-          f"median p99 {p99['without']:.2f} -> {p99['with']:.2f} ms")
+    print(
+        f"median p50 {p50['without']:.2f} -> {p50['with']:.2f} ms, "
+        f"median p99 {p99['without']:.2f} -> {p99['with']:.2f} ms"
+    )
     checks = [
         (f"threads with {threads} <= 64", threads <= 64),
         (f"RSS +{rss_delta:.1f} MB <= +50 MB", rss_delta <= 50),

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 import zmq
-from rillet.launcher import LocalCluster
+from conftest import TEST_BROKER_CONFIGS, Wire
 from rillet.transport import codec
 from rillet.transport import protocol as P
 from rillet.transport.endpoint import ClientEndpoint
 from test_broker_actors import batch
 from test_replication_basics import wait_until
 
-from conftest import TEST_BROKER_CONFIGS, Wire
+from rillet.launcher import LocalCluster
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -109,7 +109,9 @@ def test_a_client_killed_mid_request_releases_its_session_and_parked_fetch(broke
         os.kill(child.pid, signal.SIGKILL)
         child.wait(10)
         after = wait_until(
-            lambda: (s := stats(wire)).connection_count == 1 and s.queued_request_bytes == own and s,
+            lambda: (
+                (s := stats(wire)).connection_count == 1 and s.queued_request_bytes == own and s
+            ),
             10,
             "the killed client's session and its parked fetch released",
         )
@@ -139,6 +141,47 @@ time.sleep(600)
 """
 
 
+def test_a_client_that_goes_silent_is_released_at_its_heartbeat_ttl(broker) -> None:
+    """A client whose process hangs (SIGSTOP: the kernel keeps its TCP connection open, but
+    no PING comes any more) is released once the TTL its heartbeats announced (3 s) runs
+    out, as for a client cut off by a network partition."""
+    cluster, wire = broker
+    before = _settled(wire)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _IDLE_CLIENT, cluster.address(1)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        assert stats(wire).connection_count == 2
+        os.kill(child.pid, signal.SIGSTOP)
+        stopped = time.monotonic()
+        after = wait_until(
+            lambda: (s := stats(wire)).connection_count == 1 and s, 15, "the silent client released"
+        )
+        silent_s = time.monotonic() - stopped
+    finally:
+        child.kill()
+        child.wait(10)
+    assert after.connection_close_disconnected_total == (
+        before.connection_close_disconnected_total + 1
+    )
+    assert 2.0 <= silent_s <= 8.0, silent_s  # the TTL (3 s), not an idle limit (10 min)
+
+
+_IDLE_CLIENT = """
+import signal, sys, time
+from rillet.transport.endpoint import ClientEndpoint
+from rillet.transport.protocol import MetadataRequest
+endpoint = ClientEndpoint()  # heartbeats as every client: PING each 1 s, TTL 3 s
+endpoint.request(sys.argv[1], MetadataRequest(topics=()), 5000).result(10)
+# a client connected for a while: its first PING (1 s after connecting) carried the TTL
+# to the broker; one that vanishes before it is released by connections.max.idle.ms
+time.sleep(1.5)
+print("ready", flush=True)
+signal.pause()
+"""
+
+
 def test_a_client_the_broker_disconnects_reconnects_and_keeps_working(broker) -> None:
     cluster, wire = broker
     before = _settled(wire)
@@ -149,9 +192,11 @@ def test_a_client_the_broker_disconnects_reconnects_and_keeps_working(broker) ->
         header = codec.encode_request(P.ApiVersionsRequest(), 99)[0]
         client.send_raw(address, [header, b"x" * (2 * MAX_REQUEST_BYTES)])
         dropped = wait_until(
-            lambda: (s := stats(wire)).connection_close_disconnected_total
-            > before.connection_close_disconnected_total
-            and s,
+            lambda: (
+                (s := stats(wire)).connection_close_disconnected_total
+                > before.connection_close_disconnected_total
+                and s
+            ),
             10,
             "the dropped connection's session released",
         )
@@ -190,9 +235,10 @@ def test_a_handed_over_identity_keeps_its_session_when_the_old_connection_closes
         return response
 
     old = dealer()
-    new = dealer()
+    new = None
     try:
         ask(old, 1)
+        new = dealer()  # connected once the old one has spoken (both racing would be another test)
         ask(new, 2)  # the broker hands the identity over to the new connection
         old.close(0)
         old = None
@@ -208,9 +254,9 @@ def test_a_handed_over_identity_keeps_its_session_when_the_old_connection_closes
         kept = stats(wire)
         assert kept.connection_creation_total == before.connection_creation_total + 1
     finally:
-        if old is not None:
-            old.close(0)
-        new.close(0)
+        for sock in (old, new):
+            if sock is not None:
+                sock.close(0)
     after = _settled(wire)
     assert after.connection_close_disconnected_total == (
         before.connection_close_disconnected_total + 1
@@ -245,7 +291,9 @@ def test_an_idle_session_is_released_and_the_client_comes_back(idle_broker) -> N
         )
         assert client.is_connected(address)
         assert idle.connection_close_idle_total >= before.connection_close_idle_total + 1
-        assert idle.connection_close_disconnected_total == before.connection_close_disconnected_total
+        assert (
+            idle.connection_close_disconnected_total == before.connection_close_disconnected_total
+        )
         assert _ask(client, address).cluster_id  # a new session serves it
         assert stats(wire).connection_creation_total == before.connection_creation_total + 2
 
@@ -255,7 +303,9 @@ def test_a_parked_fetch_is_not_idleness(idle_broker) -> None:
     with ClientEndpoint() as client:
         part = P.FetchPartition(partition=0, fetch_offset=0, partition_max_bytes=1 << 20)
         request = P.FetchRequest(
-            max_wait_ms=2000, min_bytes=1 << 30, topics=(P.FetchTopic(name="t", partitions=(part,)),)
+            max_wait_ms=2000,
+            min_bytes=1 << 30,
+            topics=(P.FetchTopic(name="t", partitions=(part,)),),
         )
         start = time.monotonic()
         response = client.request(cluster.address(1), request, 10_000).result(15)
