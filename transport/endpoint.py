@@ -354,6 +354,8 @@ class ServerEndpoint:
                 self._gone(table.disconnected(fd))
 
     def _seen(self, peer: bytes, fd: int) -> bool:
+        if fd < 0:  # descriptor unknown to libzmq: not tracked (idle expiry still applies)
+            return True
         if self._connections.seen(peer, fd):
             return True
         # A connection's ACCEPTED is queued before its first message can be read, so an
@@ -416,7 +418,7 @@ class ServerEndpoint:
                     if len(parts) < 2:
                         continue
                     peer = parts[0]
-                    live = monitor is None or self._seen(peer, ident.get(zmq.SRCFD))
+                    live = monitor is None or self._seen(peer, _source_fd(ident))
                     lease = self._lease(sum(len(p) for p in parts[1:]))
                     try:
                         self._handler(peer, parts[1:], lease)
@@ -427,6 +429,15 @@ class ServerEndpoint:
                         self._gone([peer])
                 self._flush_outbox()
         self._flush_outbox()
+
+
+def _source_fd(frame: zmq.Frame) -> int:
+    """The descriptor a message was read from (libzmq's SRCFD, deprecated but kept through
+    4.3); -1 where this libzmq cannot say."""
+    try:
+        return frame.get(zmq.SRCFD)
+    except (zmq.ZMQError, AttributeError, TypeError):
+        return -1
 
 
 # ------------------------------------------------------------------------------ client side
