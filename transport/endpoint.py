@@ -10,7 +10,10 @@ through a queue and a wake-up pipe, so every public method here is thread-safe.
   reply. ``lease.release()`` says the request is finished with: with ``max_queued_bytes``
   set, the endpoint stops reading while the leased bytes exceed it (see ``Lease``).
   With ``curve=CurveKeys`` it is a CURVE server on its own ZeroMQ context whose ZAP handler
-  admits only clients holding the same key pair (transport/security.py).
+  admits only clients holding the same key pair (transport/security.py). With
+  ``on_disconnect(peer)`` it also says, on the I/O thread, when the connection a peer last
+  spoke on has closed (a socket monitor joined to each message's source descriptor:
+  transport/connections.py), once per peer and connection.
 * ``ClientEndpoint`` (client side): one DEALER socket per broker address, created on first
   use. ``request(address, msg, timeout_ms)`` encodes the request on the caller's thread and
   returns a ``concurrent.futures.Future`` completed by the I/O thread with the decoded
@@ -166,6 +169,7 @@ class ServerEndpoint:
     peer's ZeroMQ pipe then fills up to ``RCVHWM`` messages, which the bound does not cover,
     and TCP pushes back on the sender) until releases bring it under again. A request is always admitted when nothing
     else is in flight, so one request larger than the bound cannot deadlock the broker.
+    ``on_disconnect(peer)``: see the module docstring; it must not block either.
     """
 
     def __init__(
