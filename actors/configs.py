@@ -198,6 +198,9 @@ def validate_broker_configs(configs: Mapping[str, str]) -> BrokerConfig:
     queued = int(merged["queued.max.request.bytes"])
     if queued != -1 and queued < 1:
         raise ConfigError(f"queued.max.request.bytes={queued} must be -1 (unbounded) or >= 1")
+    idle = int(merged["connections.max.idle.ms"])
+    if idle != -1 and idle < 1:
+        raise ConfigError(f"connections.max.idle.ms={idle} must be -1 (never) or >= 1")
     validate_topic_configs({t: merged[b] for b, t in BROKER_TOPIC_SYNONYMS.items()})
     return merged
 

@@ -124,11 +124,13 @@ class BrokerNode:
         self._hw_checkpoint.load()
         self.ticker = Ticker()
         max_bytes = int(self.configs["socket.request.max.bytes"])
+        # a session is released when its peer's connection closes (the endpoint's monitor)
         self.endpoint = ServerEndpoint(
             self.listen,
             lambda peer, frames, lease: self.router.handle(peer, frames, lease),
             max_message_bytes=max_bytes,
             max_queued_bytes=int(self.configs["queued.max.request.bytes"]),
+            on_disconnect=lambda peer: self.router.disconnected(peer),
         )
         try:
             self.internal_endpoint = ServerEndpoint(
@@ -138,6 +140,7 @@ class BrokerNode:
                 max_queued_bytes=int(self.configs["queued.max.request.bytes"]),
                 name="rillet-internal-io",
                 curve=self.curve,
+                on_disconnect=lambda peer: self.internal_router.disconnected(peer),
             )
         except Exception:
             self.endpoint.close()
@@ -160,6 +163,7 @@ class BrokerNode:
             ticker=self.ticker,
             incarnation=self.incarnation,
         )
+        self.ctx.describe_stats = self._stats
         max_idle = int(self.configs["connections.max.idle.ms"])
         self.router = Router(self.ctx, max_idle, Listener("client", False, self.endpoint.send))
         self.internal_router = Router(
@@ -227,8 +231,10 @@ class BrokerNode:
         self.ticker.every(check_s, lambda: self._tell_replicas(R.Housekeep(now_ms())))
         expire_s = int(self.configs["producer.id.expiration.check.interval.ms"]) / 1000
         self.ticker.every(expire_s, lambda: self._tell_replicas(R.ExpireProducers(now_ms())))
-        self.ticker.every(30, self.router.expire_idle)
-        self.ticker.every(30, self.internal_router.expire_idle)
+        if max_idle > 0:  # -1: never (Kafka's Selector); checked at a quarter of the limit
+            idle_check_s = min(30.0, max(0.05, max_idle / 4000))
+            self.ticker.every(idle_check_s, self.router.expire_idle)
+            self.ticker.every(idle_check_s, self.internal_router.expire_idle)
         self.scrubber = None
         if self.configs["log.scrub.enable"] == "true":
             self.scrubber = Scrubber.start(
@@ -247,6 +253,20 @@ class BrokerNode:
             self.internal_endpoint.address,
             "CURVE" if self.curve else "plain",
             self.data_dir,
+        )
+
+    def _stats(self) -> P.BrokerStatsResponse:
+        """Any session thread: the BrokerStats answer (racy reads of counters are fine)."""
+        router = self.router
+        return P.BrokerStatsResponse(
+            broker_id=self.broker_id,
+            connection_count=router.session_count,
+            connection_creation_total=router.opened,
+            connection_close_disconnected_total=router.released_disconnected,
+            connection_close_idle_total=router.released_idle,
+            inter_broker_connection_count=self.internal_router.session_count,
+            threads=_os_threads(),
+            queued_request_bytes=self.endpoint.queued_bytes,
         )
 
     def _lock_data_dir(self) -> None:
@@ -567,6 +587,18 @@ class BrokerNode:
         self._log.info("broker {} stopped cleanly", self.broker_id)
         if self._lock_file is not None:
             self._lock_file.close()
+
+
+def _os_threads() -> int:
+    """OS threads of this process (Linux /proc; elsewhere the Python threads)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Threads:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return threading.active_count()
 
 
 # ------------------------------------------------------------------------------ command line

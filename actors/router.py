@@ -5,11 +5,20 @@ know their listener, which is what decides whether inter-broker APIs are served.
 
 It owns no state but the peer -> ClientSession map: each inbound message is told to the
 session of its peer (started on first contact), so requests of one client are handled in
-order and clients do not wait for each other. Sessions idle for longer than
-``connections.max.idle.ms`` are stopped by ``expire_idle`` (called from the ticker).
-The endpoint's ``Lease`` of each request travels with it to the session, which releases it
-when the request is finished with (``queued.max.request.bytes``); a message that reaches no
-session is released here.
+order and clients do not wait for each other. A session is released (its actor stopped,
+which also ends its parked fetches and their leases; see ``ClientSession.on_stop``) when:
+
+* the endpoint reports that its peer's connection closed (``disconnected``, from the socket
+  monitor: transport/connections.py), or
+* it has been idle for ``connections.max.idle.ms`` (``expire_idle``, from the ticker): no
+  request arrived for that long and none is in flight (a parked fetch is not idleness).
+
+Every ``tell`` and ``stop`` of a session happens under the router's lock, so a session's
+requests are all in its mailbox before its stop: they are handled (and answered, into the
+void if the peer is gone) before the actor stops, and a request arriving after the release
+starts a new session. The endpoint's ``Lease`` of each request travels with it to the
+session, which releases it when the request is finished with (``queued.max.request.bytes``);
+a message that reaches no session is released here.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ import time
 import pykka
 from loguru import logger
 
-from .session import BrokerContext, ClientSession, Inbound, Listener
+from .session import BrokerContext, ClientSession, Inbound, Listener, SessionState
 
 
 class Router:
@@ -28,10 +37,12 @@ class Router:
         self.ctx = ctx
         self.listener = listener or Listener("client", False, ctx.send)
         self.max_idle_s = max_idle_ms / 1000
-        self._sessions: dict[bytes, pykka.ActorRef] = {}
-        self._last_seen: dict[bytes, float] = {}
+        self._sessions: dict[bytes, tuple[pykka.ActorRef, SessionState]] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self.opened = 0  # sessions started so far
+        self.released_disconnected = 0  # released because the peer's connection closed
+        self.released_idle = 0  # released by connections.max.idle.ms
         self._log = logger.bind(broker=ctx.broker_id, actor="router", listener=self.listener.name)
 
     def handle(self, peer: bytes, frames: list[bytes], lease=None) -> None:
@@ -41,38 +52,62 @@ class Router:
                 if lease is not None:
                     lease.release()
                 return
-            ref = self._sessions.get(peer)
-            if ref is None:
-                ref = ClientSession.start(self.ctx, peer, self.listener)
-                self._sessions[peer] = ref
-                self._log.debug("session started for {}", peer.hex())
-            self._last_seen[peer] = time.monotonic()
-        try:
-            ref.tell(Inbound(frames, lease))
-        except pykka.ActorDeadError:
-            if lease is not None:
-                lease.release()
-            with self._lock:
-                self._sessions.pop(peer, None)
+            entry = self._sessions.get(peer)
+            if entry is None:
+                state = SessionState()
+                entry = (ClientSession.start(self.ctx, peer, self.listener, state), state)
+                self._sessions[peer] = entry
+                self.opened += 1
+            ref, state = entry
+            state.last_seen = time.monotonic()
+            try:
+                ref.tell(Inbound(frames, lease))
+            except pykka.ActorDeadError:  # it failed on its own (on_failure ran)
+                if lease is not None:
+                    lease.release()
+                del self._sessions[peer]
+
+    def disconnected(self, peer: bytes) -> None:
+        """Endpoint I/O thread: ``peer``'s connection closed; release its session."""
+        with self._lock:
+            entry = self._sessions.pop(peer, None)
+            if entry is None:
+                return
+            self.released_disconnected += 1
+            _stop(entry[0])
+        self._log.debug("session of {} released: disconnected", peer.hex())
 
     def expire_idle(self) -> None:
+        """Ticker thread: release the sessions idle for longer than connections.max.idle.ms."""
         cutoff = time.monotonic() - self.max_idle_s
         with self._lock:
-            idle = [p for p, seen in self._last_seen.items() if seen < cutoff]
-            refs = [self._sessions.pop(p) for p in idle if p in self._sessions]
+            idle = [
+                p
+                for p, (_, state) in self._sessions.items()
+                if state.last_seen < cutoff and state.in_flight == 0
+            ]
             for p in idle:
-                self._last_seen.pop(p, None)
-        for ref in refs:
-            ref.stop(block=False)
+                _stop(self._sessions.pop(p)[0])
+            self.released_idle += len(idle)
+        if idle:
+            self._log.debug("{} idle sessions released", len(idle))
 
     @property
     def session_count(self) -> int:
+        """Open sessions (racy read from any thread)."""
         return len(self._sessions)
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            refs = list(self._sessions.values())
+            refs = [ref for ref, _ in self._sessions.values()]
             self._sessions.clear()
         for ref in refs:
-            ref.stop(block=False)
+            _stop(ref)
+
+
+def _stop(ref: pykka.ActorRef) -> None:
+    try:
+        ref.stop(block=False)
+    except pykka.ActorDeadError:
+        pass

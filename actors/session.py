@@ -67,6 +67,7 @@ class BrokerContext:
     group_coordinator: pykka.ActorRef | None = None  # actors/group_coordinator.py
     incarnation: str = ""  # this broker process (actors/node.py)
     refused_inter_broker: int = 0  # inter-broker requests refused on the client listener
+    describe_stats: Callable[[], P.BrokerStatsResponse] | None = None  # the node's, if any
     _count_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def count_refused(self) -> int:
@@ -98,6 +99,41 @@ def _no_release() -> None:
     pass
 
 
+class SessionState:
+    """What the router and a session share about one connection (any thread).
+
+    ``last_seen``: monotonic seconds of the last request (the router writes it);
+    ``in_flight``: requests received and not finished with (their leases unreleased), so a
+    session with a parked fetch or an acks=all produce in flight is not idle;
+    ``parked``: fetch long polls still waiting, ended at once when the session stops."""
+
+    __slots__ = ("last_seen", "in_flight", "parked", "_lock")
+
+    def __init__(self) -> None:
+        self.last_seen = 0.0
+        self.in_flight = 0
+        self.parked: set[FetchGather] = set()
+        self._lock = threading.Lock()
+
+    def track(self, release: Callable[[], None]) -> Callable[[], None]:
+        """Count one request in flight; the returned callable ends it (idempotent) and then
+        calls ``release``."""
+        with self._lock:
+            self.in_flight += 1
+        done = False
+
+        def finished() -> None:
+            nonlocal done
+            with self._lock:
+                if done:
+                    return
+                done = True
+                self.in_flight -= 1
+            release()
+
+        return finished
+
+
 API_VERSIONS = tuple(
     P.ApiVersion(api=name, min_version=cls.VERSION, max_version=cls.VERSION)
     for name, cls in sorted(P.REQUESTS.items())
@@ -107,19 +143,38 @@ API_VERSIONS = tuple(
 class ClientSession(DispatchedActor):
     """Handles the frames of one peer. Message: the list of frames of one request."""
 
-    def __init__(self, ctx: BrokerContext, peer: bytes, listener: Listener | None = None) -> None:
+    def __init__(
+        self,
+        ctx: BrokerContext,
+        peer: bytes,
+        listener: Listener | None = None,
+        state: SessionState | None = None,
+    ) -> None:
         super().__init__()
         self.ctx = ctx
         self.peer = peer
         self.listener = listener or Listener("client", False, ctx.send)
-        self._log = logger.bind(broker=ctx.broker_id, peer=peer.hex(), listener=self.listener.name)
+        self.state = state or SessionState()
+
+    @property
+    def _log(self):
+        # bound on use: a logger per idle session would cost memory for nothing
+        return logger.bind(
+            broker=self.ctx.broker_id, peer=self.peer.hex(), listener=self.listener.name
+        )
+
+    def on_stop(self) -> None:
+        """Released (peer disconnected, idle, broker stopping): end the parked long polls
+        now, so their leases and timers go with the session (the answer goes nowhere)."""
+        for gather in list(self.state.parked):
+            gather.expire()
 
     def on_receive(self, message: Any) -> None:
         if isinstance(message, Inbound):
             frames, lease = message.frames, message.lease
         else:
             frames, lease = message, None
-        release = lease.release if lease is not None else _no_release
+        release = self.state.track(lease.release if lease is not None else _no_release)
         try:
             cid, request = codec.decode_request(frames)
         except ProtocolError as e:
@@ -130,6 +185,7 @@ class ClientSession(DispatchedActor):
             return
         if not self.listener.internal and P.is_inter_broker(request):
             self._refuse(cid, request)
+            release()
             return
         try:
             self._dispatch(cid, request, release)
@@ -190,6 +246,9 @@ class ClientSession(DispatchedActor):
                 self._produce(req, respond, release)
             case P.FetchRequest():
                 self._fetch(req, respond)
+            case P.BrokerStatsRequest():
+                stats = self.ctx.describe_stats
+                respond(stats() if stats else P.BrokerStatsResponse(broker_id=self.ctx.broker_id))
             case P.ListOffsetsRequest():
                 self._list_offsets(req, respond)
             case P.ApiVersionsRequest():
@@ -313,14 +372,22 @@ class ClientSession(DispatchedActor):
         if not keys:
             respond(P.FetchResponse())
             return
+        parked = self.state.parked
+
+        def send(response: P.FetchResponse) -> None:
+            parked.discard(gather)
+            respond(response)
+
         gather = FetchGather(
             keys,
             min_bytes=req.min_bytes,
             max_bytes=req.max_bytes,
             max_wait_ms=min(req.max_wait_ms, MAX_FETCH_WAIT_MS),
-            send=respond,
+            send=send,
             call_later=self.ctx.ticker.call_later,
         )
+        if gather.waiting:
+            parked.add(gather)  # until answered; on_stop ends it early
         deadline = now_ms() + min(max(req.max_wait_ms, 0), MAX_FETCH_WAIT_MS)
         for t in req.topics:
             for p in t.partitions:

@@ -10,7 +10,10 @@ through a queue and a wake-up pipe, so every public method here is thread-safe.
   reply. ``lease.release()`` says the request is finished with: with ``max_queued_bytes``
   set, the endpoint stops reading while the leased bytes exceed it (see ``Lease``).
   With ``curve=CurveKeys`` it is a CURVE server on its own ZeroMQ context whose ZAP handler
-  admits only clients holding the same key pair (transport/security.py).
+  admits only clients holding the same key pair (transport/security.py). With
+  ``on_disconnect(peer)`` it also says, on the I/O thread, when the connection a peer last
+  spoke on has closed (a socket monitor joined to each message's source descriptor:
+  transport/connections.py), once per peer and connection.
 * ``ClientEndpoint`` (client side): one DEALER socket per broker address, created on first
   use. ``request(address, msg, timeout_ms)`` encodes the request on the caller's thread and
   returns a ``concurrent.futures.Future`` completed by the I/O thread with the decoded
@@ -47,6 +50,7 @@ import contextlib
 import heapq
 import itertools
 import os
+import struct
 import threading
 import time
 from collections import deque
@@ -64,6 +68,7 @@ from .codec import (
     encode_request,
     encode_response,
 )
+from .connections import ConnectionTable
 from .errors import (
     BrokerUnavailableError,
     EndpointClosedError,
@@ -79,6 +84,7 @@ Frames = Sequence[bytes | bytearray | memoryview]
 HEARTBEAT_IVL_MS = 1000  # a PING on an idle connection every second
 HEARTBEAT_TIMEOUT_MS = 3000  # no traffic (not even a PONG) for 3 s: the connection is dead
 CONNECT_TIMEOUT_MS = 2000  # a TCP connect (SYN) unanswered this long is abandoned and retried
+_MONITOR_EVENT = struct.Struct("=HI")  # a ZeroMQ socket monitor event's first frame
 LEASE_EXPIRY_S = 330.0  # longer than any request may legally be parked (fetch: 300 s)
 
 
@@ -163,6 +169,7 @@ class ServerEndpoint:
     peer's ZeroMQ pipe then fills up to ``RCVHWM`` messages, which the bound does not cover,
     and TCP pushes back on the sender) until releases bring it under again. A request is always admitted when nothing
     else is in flight, so one request larger than the bound cannot deadlock the broker.
+    ``on_disconnect(peer)``: see the module docstring; it must not block either.
     """
 
     def __init__(
@@ -177,8 +184,10 @@ class ServerEndpoint:
         rcvhwm: int = 10_000,
         name: str = "rillet-server-io",
         curve: CurveKeys | None = None,
+        on_disconnect: Callable[[bytes], None] | None = None,
     ) -> None:
         self._handler = handler
+        self._on_disconnect = on_disconnect
         self._guard: ZapGuard | None = None
         if curve is not None:
             # its own context: the ZAP handler must not judge the other listener's peers
@@ -205,9 +214,17 @@ class ServerEndpoint:
         # aborts the broker. Clients PING (and tell us their TTL); handover replaces the
         # half-dead connections they leave behind.
         _set_heartbeats(self._socket, heartbeat_ivl_ms, heartbeat_timeout_ms)
+        # Disconnects (see transport/connections.py): the monitor must watch before the bind
+        self._monitor: zmq.Socket | None = None
+        self._connections = ConnectionTable()
+        if on_disconnect is not None:
+            self._monitor = self._socket.get_monitor_socket(
+                zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
+            )
         try:
             self._socket.bind(tcp_address(bind))
         except zmq.ZMQError:
+            self._close_monitor()
             self._socket.close(0)
             self._stop_guard()
             raise
@@ -223,6 +240,7 @@ class ServerEndpoint:
         self.peak_queued_bytes = 0
         self.expired_leases = 0
         self.paused_reads = 0  # times reading stopped at the bound
+        self.disconnects = 0  # peers reported gone to ``on_disconnect``
 
     def start(self) -> None:
         self._thread.start()
@@ -243,9 +261,23 @@ class ServerEndpoint:
         if self._thread.is_alive():
             self._thread.join(timeout_s)
         if not self._thread.is_alive():
+            self._close_monitor()
             self._socket.close(0)
             self._waker.close()
             self._stop_guard()
+
+    @property
+    def connected_peers(self) -> int:
+        """Peers with a live connection that have sent at least one message (tracked only
+        with ``on_disconnect``; racy read from other threads, exact on the I/O thread)."""
+        return len(self._connections)
+
+    def _close_monitor(self) -> None:
+        if self._monitor is not None:
+            with contextlib.suppress(zmq.ZMQError):
+                self._socket.disable_monitor()
+            self._monitor.close(0)
+            self._monitor = None
 
     @property
     def refused_handshakes(self) -> int:
@@ -308,11 +340,49 @@ class ServerEndpoint:
             except zmq.ZMQError:  # peer unroutable or HWM reached: the client will time out
                 pass
 
+    def _drain_monitor(self) -> None:
+        monitor, table = self._monitor, self._connections
+        while True:
+            try:
+                frames = monitor.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            # frame 0: uint16 event, uint32 value (the descriptor); parsed by hand because
+            # pyzmq's parse_monitor_message turns each value into a cached zmq.Event flag
+            if len(frames) != 2 or len(frames[0]) != _MONITOR_EVENT.size:
+                continue
+            event, fd = _MONITOR_EVENT.unpack(frames[0])
+            if event == zmq.EVENT_ACCEPTED:
+                self._gone(table.accepted(fd))
+            elif event == zmq.EVENT_DISCONNECTED:
+                self._gone(table.disconnected(fd))
+
+    def _seen(self, peer: bytes, fd: int) -> bool:
+        if fd < 0:  # descriptor unknown to libzmq: not tracked (idle expiry still applies)
+            return True
+        if self._connections.seen(peer, fd):
+            return True
+        # A connection's ACCEPTED is queued before its first message can be read, so an
+        # unknown descriptor is either new since the last drain or already closed.
+        self._drain_monitor()
+        return self._connections.seen(peer, fd)
+
+    def _gone(self, peers: list[bytes]) -> None:
+        for peer in peers:
+            self.disconnects += 1
+            try:
+                self._on_disconnect(peer)
+            except Exception:  # noqa: BLE001 - the callback must not kill the I/O thread
+                pass
+
     def _run(self) -> None:
         sock = self._socket
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         poller.register(self._waker.read_fd, zmq.POLLIN)
+        monitor = self._monitor
+        if monitor is not None:
+            poller.register(monitor, zmq.POLLIN)
         reading = True
         bounded = self.max_queued_bytes >= 0
         while not self._closing.is_set():
@@ -320,6 +390,8 @@ class ServerEndpoint:
             if self._waker.read_fd in events:
                 self._waker.drain()
             self._flush_outbox()
+            if monitor is not None and monitor in events:
+                self._drain_monitor()
             if bounded:
                 self._expire_leases(time.monotonic())
                 if reading and self._full():
@@ -334,23 +406,42 @@ class ServerEndpoint:
                     reading = True
                     events[sock] = zmq.POLLIN  # the edge may have passed while unregistered
             if sock in events:
+                if monitor is not None:
+                    self._drain_monitor()
                 # Drain what is ready (bounded, so replies keep flowing under load).
                 for _ in range(256):
                     if bounded and self._full():
                         break
                     try:
-                        parts = sock.recv_multipart(zmq.NOBLOCK)
+                        ident = sock.recv(zmq.NOBLOCK, copy=False)
                     except zmq.Again:
                         break
+                    parts = [ident.bytes]
+                    while sock.getsockopt(zmq.RCVMORE):
+                        parts.append(sock.recv())
                     if len(parts) < 2:
                         continue
+                    peer = parts[0]
+                    live = monitor is None or self._seen(peer, _source_fd(ident))
                     lease = self._lease(sum(len(p) for p in parts[1:]))
                     try:
-                        self._handler(parts[0], parts[1:], lease)
+                        self._handler(peer, parts[1:], lease)
                     except Exception:  # noqa: BLE001 - the handler must not kill the I/O thread
                         lease.release()
+                    if not live and not self._connections.connected(peer):
+                        # read after its connection closed: answered into the void, released
+                        self._gone([peer])
                 self._flush_outbox()
         self._flush_outbox()
+
+
+def _source_fd(frame: zmq.Frame) -> int:
+    """The descriptor a message was read from (libzmq's SRCFD, deprecated but kept through
+    4.3); -1 where this libzmq cannot say."""
+    try:
+        return frame.get(zmq.SRCFD)
+    except (zmq.ZMQError, AttributeError, TypeError):
+        return -1
 
 
 # ------------------------------------------------------------------------------ client side

@@ -221,6 +221,39 @@ class ApiVersionsResponse:
     cluster_id: str = ""
 
 
+# ------------------------------------------------------------------------------- BrokerStats
+
+
+@_msg
+class BrokerStatsRequest:
+    """Runtime figures of the answering broker (Kafka exposes these as JMX metrics):
+    connections, threads, request bytes in flight. Served on both listeners."""
+
+    API: ClassVar[str] = "BrokerStats"
+    VERSION: ClassVar[int] = 0
+
+
+@_msg
+class BrokerStatsResponse:
+    """``connection_count``: open client sessions on the client listener (a session starts
+    with a peer's first request and is released when its connection closes or it idles past
+    ``connections.max.idle.ms``); the ``*_total`` counters count since the broker started;
+    ``threads``: OS threads of the broker process; ``queued_request_bytes``: bytes of client
+    requests received and not yet finished with (``queued.max.request.bytes``)."""
+
+    API: ClassVar[str] = "BrokerStats"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+    broker_id: int = -1
+    connection_count: int = 0
+    connection_creation_total: int = 0
+    connection_close_disconnected_total: int = 0
+    connection_close_idle_total: int = 0
+    inter_broker_connection_count: int = 0
+    threads: int = 0
+    queued_request_bytes: int = 0
+
+
 # ---------------------------------------------------------------------------------- Metadata
 
 
@@ -1215,6 +1248,7 @@ REQUESTS: dict[str, type] = {
     cls.API: cls
     for cls in (
         ApiVersionsRequest,
+        BrokerStatsRequest,
         MetadataRequest,
         CreateTopicsRequest,
         DeleteTopicsRequest,
@@ -1235,6 +1269,7 @@ RESPONSES: dict[str, type] = {
     for cls in (
         ErrorResponse,
         ApiVersionsResponse,
+        BrokerStatsResponse,
         MetadataResponse,
         CreateTopicsResponse,
         DeleteTopicsResponse,

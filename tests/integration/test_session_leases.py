@@ -81,6 +81,11 @@ def _released_once(lease: CountingLease, timeout_s: float = 5.0) -> None:
         pytest.param(codec.encode_request(P.ApiVersionsRequest(), 3), True, id="api-versions"),
         pytest.param(codec.encode_request(P.MetadataRequest(), 4), True, id="metadata"),
         pytest.param([b"\xff\xfe garbage"], True, id="undecodable"),
+        pytest.param(
+            codec.encode_request(P.RaftRequest(message=b"x"), 6),
+            True,
+            id="inter-broker-refused-on-the-client-listener",
+        ),
     ],
 )
 def test_each_request_releases_its_lease_once(session, frames, answered) -> None:

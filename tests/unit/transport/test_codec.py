@@ -18,6 +18,8 @@ SAMPLES = [
     P.ApiVersionsResponse(
         api_versions=(P.ApiVersion(api="Fetch", min_version=0, max_version=0),), broker_id=3
     ),
+    P.BrokerStatsRequest(),
+    P.BrokerStatsResponse(broker_id=1, connection_count=1000, threads=25),
     P.MetadataRequest(topics=("a", "b")),
     P.MetadataRequest(),
     P.MetadataResponse(

@@ -1,0 +1,103 @@
+"""The router's session lifecycle in one process (no sockets): a released session's actor is
+stopped and leaves the registry, requests told before the release are still answered,
+idle expiry spares sessions with a request in flight, and the config that drives it."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pykka
+import pytest
+from rillet.actors.configs import ConfigError, validate_broker_configs
+from rillet.actors.router import Router
+from rillet.actors.session import BrokerContext, ClientSession
+from rillet.actors.ticker import Ticker
+from rillet.transport import codec
+from rillet.transport import protocol as P
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class Lease:
+    def __init__(self) -> None:
+        self.released = threading.Event()
+
+    def release(self) -> None:
+        self.released.set()
+
+
+@pytest.fixture
+def router():
+    ticker = Ticker()
+    sent: list = []
+    ctx = BrokerContext(
+        broker_id=1,
+        host="127.0.0.1",
+        port=1,
+        cluster_id="c",
+        broker_configs={},
+        send=lambda peer, frames: sent.append((peer, frames)),
+        ticker=ticker,
+    )
+    r = Router(ctx, max_idle_ms=50)
+    try:
+        yield r, sent
+    finally:
+        r.close()
+        pykka.ActorRegistry.stop_all(block=True, timeout=5)
+        ticker.stop()
+
+
+def _sessions() -> list:
+    return pykka.ActorRegistry.get_by_class(ClientSession)
+
+
+def _wait(condition, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
+def _request(cid: int) -> list:
+    return codec.encode_request(P.ApiVersionsRequest(), cid)
+
+
+def test_a_disconnected_peer_is_answered_then_released_and_unregistered(router) -> None:
+    r, sent = router
+    leases = [Lease() for _ in range(20)]
+    for cid, lease in enumerate(leases):
+        r.handle(b"peer", _request(cid), lease)
+    assert r.session_count == 1 and len(_sessions()) == 1
+    r.disconnected(b"peer")
+    assert r.session_count == 0 and r.released_disconnected == 1
+    _wait(lambda: not _sessions())  # the actor stopped and left the registry
+    # everything told before the release was handled, in order, and its lease released
+    assert [codec.decode_response(frames)[0] for _, frames in sent] == list(range(20))
+    assert all(lease.released.is_set() for lease in leases)
+    r.disconnected(b"peer")  # reported twice: nothing to do
+    assert r.released_disconnected == 1
+    r.handle(b"peer", _request(99), Lease())  # the peer's next request: a new session
+    assert r.session_count == 1 and r.opened == 2
+
+
+def test_idle_expiry_spares_a_session_with_a_request_in_flight(router) -> None:
+    r, _ = router
+    r.handle(b"idle", _request(1), Lease())
+    r.handle(b"busy", _request(2), Lease())
+    _, busy_state = r._sessions[b"busy"]
+    busy_state.track(lambda: None)  # a request in flight (a parked fetch, say), never ended
+    for _, state in r._sessions.values():
+        state.last_seen -= 1.0  # both last heard of 1 s ago: past max_idle_ms (50)
+    r.expire_idle()
+    assert set(r._sessions) == {b"busy"}
+    assert r.released_idle == 1
+    _wait(lambda: len(_sessions()) == 1)
+
+
+@pytest.mark.parametrize("value", ["0", "-2"])
+def test_connections_max_idle_ms_must_be_positive_or_minus_one(value) -> None:
+    with pytest.raises(ConfigError, match="connections.max.idle.ms"):
+        validate_broker_configs({"connections.max.idle.ms": value})
+    assert validate_broker_configs({"connections.max.idle.ms": "-1"})["connections.max.idle.ms"]
