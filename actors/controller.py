@@ -924,7 +924,13 @@ class Controller(DispatchedActor):
         unclean = el.unclean_enabled(topic.configs if topic else {}, self._unclean_default)
         live = self.image.live_brokers()
         d = el.on_replica_damage(
-            req.topic, req.partition, state, req.broker_id, live, unclean=unclean
+            req.topic,
+            req.partition,
+            state,
+            req.broker_id,
+            live,
+            unclean=unclean,
+            leader_epoch=req.leader_epoch,
         )
         response = P.ReplicaDamageResponse(
             error_code=self._code(d.error), error_message=d.message or None
