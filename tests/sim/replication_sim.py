@@ -5,7 +5,7 @@ acks=all purgatory), ``follower_truncation`` on followers (KIP-101/279, plus the
 divergence check on fetch), ``ProducerStateManager`` for idempotence (maintained on every
 replica, snapshotted, rebuilt from snapshot + log on promotion and restart), and a controller
 model deciding with ``election`` (fencing on missed heartbeats, AlterPartition, preferred
-leader election). Everything talks over an in-memory network with a virtual clock; one
+leader election, ``on_replica_damage``). Everything talks over an in-memory network with a virtual clock; one
 seeded ``random.Random`` drives message delays, loss (reordering between brokers), fault
 timing and the workload, so a seed replays exactly.
 
@@ -15,18 +15,23 @@ brokers and controller, partitions (a broker cut off from everyone, or one broke
 cut), client connection breaks (a client link is TCP-like: FIFO, and a drop fails every
 request in flight on it), producer restarts (epoch bumps), and in half the seeds a spare
 broker 4 and reassignments of the partition to random 3-broker targets (add, wait for the
-ISR, move the leader, remove). Workload: two idempotent producers with acks=all,
+ISR, move the leader, remove), and damage (replication_damage.py): crashes whose recovery
+cuts the log short at a damaged batch, and bit flips in committed batches at rest, found on
+read or by a scrubber; the damaged replica reports, heals or takes the partition offline.
+Workload: two idempotent producers with acks=all,
 min.insync.replicas=2, up to 5 batches in flight, retries forever with the same sequence
 (sometimes abandoning the last batch after a definite rejection, a ``fail`` in the history);
 a consumer in assign mode polling whichever broker believes it leads, up to its high
 watermark.
 
 Checked after every step: ``ReplicationChecker`` (one leader per epoch, HW monotonic per
-leader epoch, committed data never changes on any replica, every ISR member holds all
-committed data). After the fault phase every fault heals; the partition must converge (all
-3 replicas in the ISR with identical logs, every produce answered) within a bound; then the
-log is drained and ``tests.history.check`` must find nothing lost, duplicated, reordered,
-unexpected or read after a definite failure.
+leader epoch, committed data never changes on any replica, every undamaged ISR member holds
+all committed data, so does every new leader). After the fault phase every fault heals; the
+partition must converge (all 3 replicas in the ISR with identical logs, no damage left,
+every produce answered) within a bound; then the log is drained and ``tests.history.check``
+must find nothing lost, duplicated, reordered, unexpected or read after a definite failure.
+Or it ends offline because its last in-sync replica is damaged (``Stats.offline_damaged``):
+then the committed log as the leaders' high watermarks showed it is drained instead.
 
 Reproduce one seed (printed by any failure)::
 

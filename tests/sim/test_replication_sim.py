@@ -49,8 +49,9 @@ def test_checker_catches_broken_replication(variant):
     unclean election from outside the ISR loses acknowledged writes (a controller that
     ignores the ISR, and the real election with unclean.leader.election.enable=true, which
     loses committed data when the ISR had shrunk to the dead leader), pre-KIP-101 truncation
-    to the follower's high watermark loses committed data, and a leader without duplicate
-    detection duplicates retried batches."""
+    to the follower's high watermark loses committed data, a leader without duplicate
+    detection duplicates retried batches, a damaged replica that takes leadership lacks
+    committed records, and reads that do not check digests spread flipped bits."""
     for seed in range(300):
         try:
             run_seed(seed, STEPS, variant=variant)
