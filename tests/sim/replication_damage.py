@@ -49,6 +49,7 @@ class DamageMixin:
         """Recovery cut ``b``'s log short at a damaged batch: it knows, and reports it."""
         b.damaged_on_restart = False
         end = b.log.log_end_offset
+        b.pre_damage = list(b.log.values)
         b.truncate(self.rng.randint(max(0, end - 40), end))
         b.hw_checkpoint = min(b.hw_checkpoint, b.log.log_end_offset)
         self.stats.damaged += 1
@@ -131,6 +132,7 @@ class DamageMixin:
             return False
         if b.id in st.isr or st.leader in (E.NO_LEADER, b.id) or b.leader is not None:
             return False  # offline with it as the last in-sync replica: keep everything
+        b.pre_damage = list(b.log.values)
         b.truncate(b.damage)
         b.damage = None
         self.stats.healed += 1

@@ -202,13 +202,16 @@ class NodesMixin:
         client, attempt, base = b.parked.pop(c.key)
         # acks=all: on at least min.insync.replicas logs right now. (A duplicate answered
         # with the offsets of records committed earlier was checked when first acknowledged;
-        # a bit flip or a damaged crash may have taken copies since, which the replicas heal.)
+        # a bit flip or a damaged crash may have taken copies since, which the replicas heal.
+        # Likewise a copy that damage cut after the follower's fetch said it had it - the
+        # fetch may still be on its way - counts: losing it is what damage reports are for.)
         if c.error == R.NONE and c.last_offset >= len(self.checker.ref):
-            expected = b.log.values[base : c.last_offset + 1]
+            end = c.last_offset + 1
+            expected = b.log.values[base:end]
             holders = [
                 x.id
                 for x in self.brokers.values()
-                if x.log.values[base : c.last_offset + 1] == expected
+                if x.log.values[base:end] == expected or x.pre_damage[base:end] == expected
             ]
             if len(holders) < MIN_INSYNC:
                 raise InvariantViolation(

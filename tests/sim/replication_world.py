@@ -162,6 +162,7 @@ class SimBroker:
         # restarted process finds it again, by recovery or by its scrubber)
         self.damage: int | None = None
         self.damage_epoch = -1  # the leader epoch it knew when it found it (-1: not yet known)
+        self.pre_damage: list[bytes] = []  # its log's values before damage last cut it
         # durable
         self.log = MemLog()
         self.hw_checkpoint = 0
