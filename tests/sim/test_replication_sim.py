@@ -4,6 +4,7 @@ Environment knobs (a failure prints its own reproducer, too):
   RILLET_REPL_SEED=1234      run just that seed
   RILLET_REPL_SEEDS=2000     how many seeds the default suite sweeps (default below)
   RILLET_REPL_STEPS=700      fault-phase steps per seed
+  RILLET_REPL_DAMAGE_SHARE=0.12  the share of faults that damage a log (read at import)
 """
 
 from __future__ import annotations
