@@ -168,4 +168,4 @@ class DamageMixin:
         st = self.state
         if st.leader != E.NO_LEADER or self.variant == "unclean-enabled":
             return False
-        return E.offline_reason(st, self.live).startswith("offline: replica on broker")
+        return any(r in st.damaged for r in st.isr)  # (offline_reason names it)
