@@ -118,6 +118,7 @@ def decide(
                 broker_id=request.broker_id,
                 offset=request.offset,
                 unclean_default=unclean_default,
+                leader_epoch=request.leader_epoch,
             )
             o = r.response
             return _with(

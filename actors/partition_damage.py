@@ -9,9 +9,10 @@ KAFKA_STORAGE_ERROR, retriable); as leader it refuses appends, follower fetches 
 OffsetForLeaderEpoch (followers must never truncate to a log that lost records). Then:
 
 1. logs it once and counts it (``damage_events``);
-2. reports it to the active controller (``ReplicaDamage``, re-sent every second until it is
-   answered NONE), which marks it damaged and takes it out of the ISR and leadership (or
-   takes the partition offline if it was the only in-sync replica);
+2. reports it to the active controller (``ReplicaDamage`` with the leader epoch known when
+   it was found, re-sent every second until it is answered NONE), which marks it damaged,
+   takes it out of the ISR and leadership and bumps the leader epoch (fencing fetches sent
+   before it was found), or takes the partition offline if it was the only in-sync replica;
 3. once the metadata shows it damaged, out of the ISR and following another leader:
    truncates to the damage offset (dropping the bad batch and everything after it) and
    re-fetches as a follower. The leader's ISR expansion adds it back when it has caught up,
@@ -41,6 +42,7 @@ class DamageSide:
         self._suspect_logged = False
         self._damage_noted: int | None = None  # offset logged and counted
         self._damage_acked: int | None = None  # offset the controller has recorded
+        self._damage_epoch = -1  # the leader epoch known when the damage was noted
         self._damage_next_send = 0
         self._recovery_damage = None  # recovery cut a damaged batch off; not healed yet
 
@@ -58,6 +60,7 @@ class DamageSide:
             return
         if self._damage_noted != damage.offset:
             self._damage_noted = damage.offset
+            self._damage_epoch = self.leader_epoch
             self._damage_acked = None
             self._damage_next_send = 0
             type(self).damage_events += 1
@@ -92,7 +95,10 @@ class DamageSide:
                 pass
 
         try:
-            self.send_damage(self.topic, self.partition, offset, self.leader_epoch, answered)
+            # the epoch it was found in, also on re-sends: a report of the current epoch from
+            # a replica already marked damaged bumps the epoch again (new damage)
+            epoch = self._damage_epoch
+            self.send_damage(self.topic, self.partition, offset, epoch, answered)
         except Exception:  # noqa: BLE001 - re-sent by the next tick
             self._log.exception("could not send ReplicaDamage")
 
@@ -113,10 +119,13 @@ class DamageSide:
             self._log.warning("ReplicaDamage refused ({}); retrying", msg.error)
 
     def _heal(self) -> None:
-        """Truncate the damaged batch away once the metadata says another replica leads and
-        this one is out of the ISR; the replica fetcher then re-fetches it."""
+        """Truncate the damaged batch away once the controller has answered the report and
+        the metadata says another replica leads and this one is out of the ISR; the replica
+        fetcher then re-fetches it. Not before the answer: with the mark of an earlier report
+        in the metadata, a fetch sent before this damage was found could still count at the
+        leader (the replication simulator found it); the answer means the epoch was bumped."""
         log, info, damage = self.log, self.info, self._damage()
-        if damage is None or info is None:
+        if damage is None or info is None or self._damage_acked != damage.offset:
             return
         me = self.broker_id
         if me not in getattr(info, "damaged", ()) or me in info.isr:

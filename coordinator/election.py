@@ -30,8 +30,10 @@ Rules (Kafka KRaft's ReplicationControlManager / PartitionChangeBuilder, without
 
 * Damaged replicas (``damaged``; docs/replication.md, "Corruption and self-healing"): a
   replica that found a corrupt batch in its log reports it (:func:`on_replica_damage`). It
-  is marked damaged, leaves the ISR and, if it led, leadership (leader epoch bump) when
-  another live, undamaged ISR member exists. It is never elected while damaged unless
+  is marked damaged, leaves the ISR and, if it led, leadership when another live, undamaged
+  ISR member exists. The leader epoch is bumped even when the leader stays: fetches the
+  replica sent before it found the damage (their offsets count what it has since lost) are
+  then fenced, so no ISR expansion built on one can add it back before it has healed. It is never elected while damaged unless
   unclean leader election is enabled (and then only after every undamaged live replica). If
   it is the only ISR member the partition goes offline (leader -1, ISR kept) with a clear
   status (:func:`offline_reason`). The leader's ISR expansion that adds it back (after it has
@@ -442,15 +444,24 @@ def on_replica_damage(
     live: Collection[int],
     *,
     unclean: bool = False,
+    leader_epoch: int | None = None,
 ) -> Decision:
     """Replica ``broker`` found a corrupt batch in its log: mark it damaged, take it out of
     the ISR and leadership if another live undamaged ISR member can take over, else take the
     partition offline (leader -1, the ISR kept) unless ``unclean`` allows another replica.
+    ``leader_epoch``: the epoch the replica knew when it found the damage. From a replica
+    already marked damaged (found again while it was healing), a report of the current
+    epoch is new damage and bumps the epoch again; an older one is a re-send: nothing to do.
 
     Worked example (replicas [1, 2, 3], ISR [1, 2, 3], leader 1, epoch 4): broker 1 reports
     damage -> leader 2, ISR [2, 3], damaged [1], leader_epoch 5. Broker 1 then truncates,
     re-fetches from 2 and is added back by 2's ISR expansion, which clears the mark.
     With ISR [1] only: leader -1, ISR [1], damaged [1] (offline; ``offline_reason``).
+    Broker 3 reports instead: leader 1 stays, ISR [1, 2], damaged [3], leader_epoch 5 - the
+    bump fences a fetch broker 3 sent before it found the damage and that reaches broker 1
+    late: counted, its offset (what broker 3 has since truncated) would have broker 1 add it
+    back, clearing the mark while its log lacks committed records (found by the replication
+    simulator, tests/sim/replication_damage.py).
     """
     if state is None:
         return Decision(error=UNKNOWN_TOPIC_OR_PARTITION)
@@ -472,8 +483,11 @@ def on_replica_damage(
         else:
             isr = others
     if damaged == state.damaged and isr == state.isr and leader == state.leader:
-        return Decision()  # a repeated report
+        if leader == NO_LEADER or leader_epoch is None or leader_epoch < state.leader_epoch:
+            return Decision()  # a repeated report
     record = _record(topic, partition, state, isr=isr, leader=leader, damaged=damaged)
+    if record.leader == state.leader and record.leader != NO_LEADER:
+        record = replace(record, leader_epoch=state.leader_epoch + 1)
     message = "" if leader != NO_LEADER else offline_reason(record.state, live)
     return Decision(record, unclean=was_unclean, message=message)
 

@@ -1080,7 +1080,9 @@ class ReplicaDamageRequest:
     in recovery), to the active controller (inter-broker). The controller marks it damaged
     and takes it out of the ISR and leadership; the replica then truncates to ``offset`` and
     re-fetches from the leader (docs/replication.md, "Corruption and self-healing").
-    ``leader_epoch``: the epoch the replica knew (informational)."""
+    ``leader_epoch``: the epoch the replica knew when it found the damage (the same on
+    re-sends). From a replica already marked damaged, a report of the partition's current
+    epoch is new damage and bumps the epoch again; an older one is a re-send."""
 
     API: ClassVar[str] = "ReplicaDamage"
     VERSION: ClassVar[int] = 0

@@ -101,14 +101,22 @@ def replica_damage(
     broker_id: int,
     offset: int,
     unclean_default: bool,
+    leader_epoch: int | None = None,
 ) -> ControllerResult[Outcome]:
     """A replica found a corrupt batch (``election.on_replica_damage``): it is marked
     damaged, leaves the ISR and leadership; the partition goes offline if it was the only
-    in-sync replica (unless unclean election is enabled)."""
+    in-sync replica (unless unclean election is enabled). ``leader_epoch``: the epoch the
+    replica found the damage in (an older one is a re-send and changes nothing)."""
     state = _state(image, topic, partition)
     unclean = _unclean(image, topic, unclean_default)
     d = el.on_replica_damage(
-        topic, partition, state, broker_id, image.live_brokers(), unclean=unclean
+        topic,
+        partition,
+        state,
+        broker_id,
+        image.live_brokers(),
+        unclean=unclean,
+        leader_epoch=leader_epoch,
     )
     outcome = Outcome(d.error, d.message or None)
     if d.record is None:

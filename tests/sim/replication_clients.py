@@ -123,6 +123,7 @@ class ClientsMixin:
             return
         b = self.rng.choice(leaders)
         hw = min(b.leader.high_watermark, self.position + 50)
+        hw = self._read_checked(b, self.position, hw)  # (not past a damaged batch)
         for offset in range(self.position, hw):
             self.history.read("c1", PARTITION, offset, b.log.values[offset])
         self.position = max(self.position, hw)

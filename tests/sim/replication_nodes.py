@@ -7,6 +7,7 @@ from rillet.coordinator import election as E
 from rillet.coordinator import replication as R
 from rillet.logstore.producer_state import rebuild_from_log
 
+from .replication_damage import KAFKA_STORAGE_ERROR
 from .replication_world import (
     _TICK,
     BROKERS,
@@ -100,6 +101,8 @@ class NodesMixin:
             self._send(CONTROLLER, src, ("alter_resp", p, d.error))
         elif kind == "md":
             self._send(CONTROLLER, src, ("md_resp", self.state.leader))
+        elif kind == "damage":
+            self._controller_damage(src, *msg[1:])
 
     def _controller_tick(self) -> None:
         for b in sorted(self.live):
@@ -111,6 +114,7 @@ class NodesMixin:
         if self.reassign and self.producing and self.rng.random() < 0.01:
             target = self.rng.sample(self.ids, len(BROKERS))
             self._apply(E.start_reassignment(TOPIC, PARTITION, self.state, target, self.ids))
+        self._elect_offline()
 
     # -------------------------------------------------------------------------- brokers
 
@@ -135,15 +139,19 @@ class NodesMixin:
             )
             if b.leader.resigned:
                 b.leader = None
+        self._damage_meta(b, st)
+        self._follow_meta(b, st)
+
+    def _follow_meta(self, b: SimBroker, st: E.PartitionState) -> None:
         if b.id not in st.replicas:  # not (or no longer) a replica: stop fetching
             b.follow = None
             return
         if st.leader == b.id:
-            if b.leader is None:
+            if b.leader is None and (b.damage is None or self.variant == "damaged-leads"):
                 self._become_leader(b, st)
             return
-        if st.leader == E.NO_LEADER:
-            b.follow = None
+        if st.leader == E.NO_LEADER or b.damage is not None:
+            b.follow = None  # (a damaged replica fetches nothing until it has healed)
             return
         f = b.follow
         if f is None or f.leader != st.leader or f.leader_epoch != st.leader_epoch:
@@ -156,7 +164,7 @@ class NodesMixin:
                 self._send_ofle(b)
 
     def _become_leader(self, b: SimBroker, st: E.PartitionState) -> None:
-        self.checker.became_leader(b.id, st.leader_epoch)
+        self.checker.became_leader(b.id, st.leader_epoch, b)
         b.follow = None
         log = b.log
         log.epochs.assign(st.leader_epoch, log.log_end_offset)
@@ -192,12 +200,18 @@ class NodesMixin:
 
     def _answer(self, b: SimBroker, c: R.Completion) -> None:
         client, attempt, base = b.parked.pop(c.key)
-        if c.error == R.NONE:  # acks=all: on at least min.insync.replicas logs right now
-            expected = b.log.values[base : c.last_offset + 1]
+        # acks=all: on at least min.insync.replicas logs right now. (A duplicate answered
+        # with the offsets of records committed earlier was checked when first acknowledged;
+        # a bit flip or a damaged crash may have taken copies since, which the replicas heal.
+        # Likewise a copy that damage cut after the follower's fetch said it had it - the
+        # fetch may still be on its way - counts: losing it is what damage reports are for.)
+        if c.error == R.NONE and c.last_offset >= len(self.checker.ref):
+            end = c.last_offset + 1
+            expected = b.log.values[base:end]
             holders = [
                 x.id
                 for x in self.brokers.values()
-                if x.log.values[base : c.last_offset + 1] == expected
+                if x.log.values[base:end] == expected or x.pre_damage[base:end] == expected
             ]
             if len(holders) < MIN_INSYNC:
                 raise InvariantViolation(
@@ -218,8 +232,9 @@ class NodesMixin:
         elif kind == "ofle":
             _, req, current, requested = msg
             L = b.leader
-            if L is None:
-                self._send(b.id, src, ("ofle_resp", req, R.NOT_LEADER_OR_FOLLOWER, -1, -1))
+            if L is None or self._refuses_as_damaged(b):
+                err = R.NOT_LEADER_OR_FOLLOWER if L is None else KAFKA_STORAGE_ERROR
+                self._send(b.id, src, ("ofle_resp", req, err, -1, -1))
                 return
             err, epoch, end = R.leader_epoch_end_offset(
                 b.log.epochs,
@@ -235,6 +250,8 @@ class NodesMixin:
             self._on_fetch_resp(b, *msg[1:])
         elif kind == "alter_resp" and b.leader is not None:
             self._carry(b, b.leader.on_alter_partition_response(msg[1], msg[2], self.now))
+        elif kind == "damage_resp":
+            self._on_damage_resp(b, msg[1], msg[2])
 
     def _on_produce(
         self, b: SimBroker, client: str, attempt: int, pid: int, pepoch: int, seq: int, values
@@ -243,7 +260,7 @@ class NodesMixin:
         if L is None or L.resigned:
             self._send(b.id, client, ("produce_resp", attempt, R.NOT_LEADER_OR_FOLLOWER, -1))
             return
-        err = L.check_append(-1)
+        err = KAFKA_STORAGE_ERROR if self._refuses_as_damaged(b) else L.check_append(-1)
         if err != R.NONE:
             self._send(b.id, client, ("produce_resp", attempt, err, -1))
             return
@@ -276,8 +293,9 @@ class NodesMixin:
         incarnation: str,
     ) -> None:
         L = b.leader
-        if L is None:
-            self._send(b.id, follower, ("fetch_resp", req, R.NOT_LEADER_OR_FOLLOWER, (), 0, None))
+        if L is None or self._refuses_as_damaged(b):
+            err = R.NOT_LEADER_OR_FOLLOWER if L is None else KAFKA_STORAGE_ERROR
+            self._send(b.id, follower, ("fetch_resp", req, err, (), 0, None))
             return
         d = L.on_follower_fetch(
             follower,
@@ -289,13 +307,17 @@ class NodesMixin:
             incarnation=incarnation,
         )
         self._carry(b, d.progress)
-        batches = ()
+        batches, err = (), d.error
         if d.error == R.NONE and d.diverging_epoch is None:
             batches = b.log.read(offset, self.max_fetch_batches)
+            if batches and self._read_checked(b, offset, batches[-1].last_offset + 1) < (
+                batches[-1].last_offset + 1
+            ):  # it read a damaged batch just now: from here on it refuses fetches
+                batches, err = (), KAFKA_STORAGE_ERROR
         self._send(
             b.id,
             follower,
-            ("fetch_resp", req, d.error, batches, L.high_watermark, d.diverging_epoch),
+            ("fetch_resp", req, err, batches, L.high_watermark, d.diverging_epoch),
         )
 
     def _new_req(self, f: FollowState) -> int:
@@ -376,6 +398,7 @@ class NodesMixin:
                     self._send_ofle(b)
                 else:
                     self._send_fetch(b)
+        self._damage_tick(b)
         if self.now >= b.next_hb_ms:
             b.next_hb_ms = self.now + HEARTBEAT_MS
             self._send(b.id, CONTROLLER, ("hb", b.incarnation))

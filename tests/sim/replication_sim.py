@@ -5,7 +5,7 @@ acks=all purgatory), ``follower_truncation`` on followers (KIP-101/279, plus the
 divergence check on fetch), ``ProducerStateManager`` for idempotence (maintained on every
 replica, snapshotted, rebuilt from snapshot + log on promotion and restart), and a controller
 model deciding with ``election`` (fencing on missed heartbeats, AlterPartition, preferred
-leader election). Everything talks over an in-memory network with a virtual clock; one
+leader election, ``on_replica_damage``). Everything talks over an in-memory network with a virtual clock; one
 seeded ``random.Random`` drives message delays, loss (reordering between brokers), fault
 timing and the workload, so a seed replays exactly.
 
@@ -15,18 +15,23 @@ brokers and controller, partitions (a broker cut off from everyone, or one broke
 cut), client connection breaks (a client link is TCP-like: FIFO, and a drop fails every
 request in flight on it), producer restarts (epoch bumps), and in half the seeds a spare
 broker 4 and reassignments of the partition to random 3-broker targets (add, wait for the
-ISR, move the leader, remove). Workload: two idempotent producers with acks=all,
+ISR, move the leader, remove), and damage (replication_damage.py): crashes whose recovery
+cuts the log short at a damaged batch, and bit flips in committed batches at rest, found on
+read or by a scrubber; the damaged replica reports, heals or takes the partition offline.
+Workload: two idempotent producers with acks=all,
 min.insync.replicas=2, up to 5 batches in flight, retries forever with the same sequence
 (sometimes abandoning the last batch after a definite rejection, a ``fail`` in the history);
 a consumer in assign mode polling whichever broker believes it leads, up to its high
 watermark.
 
 Checked after every step: ``ReplicationChecker`` (one leader per epoch, HW monotonic per
-leader epoch, committed data never changes on any replica, every ISR member holds all
-committed data). After the fault phase every fault heals; the partition must converge (all
-3 replicas in the ISR with identical logs, every produce answered) within a bound; then the
-log is drained and ``tests.history.check`` must find nothing lost, duplicated, reordered,
-unexpected or read after a definite failure.
+leader epoch, committed data never changes on any replica, every undamaged ISR member holds
+all committed data, so does every new leader). After the fault phase every fault heals; the
+partition must converge (all 3 replicas in the ISR with identical logs, no damage left,
+every produce answered) within a bound; then the log is drained and ``tests.history.check``
+must find nothing lost, duplicated, reordered, unexpected or read after a definite failure.
+Or it ends offline because its last in-sync replica is damaged (``Stats.offline_damaged``):
+then the committed log as the leaders' high watermarks showed it is drained instead.
 
 Reproduce one seed (printed by any failure)::
 
@@ -39,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import os
 import random
 import sys
 import time
@@ -49,6 +55,7 @@ from rillet.coordinator import replication as R
 
 from ..history import History, check
 from .replication_clients import ClientsMixin
+from .replication_damage import DamageMixin
 from .replication_nodes import NodesMixin
 from .replication_world import (
     _MSG,
@@ -81,7 +88,12 @@ class Stats:
     delivered: int = 0
     dropped: int = 0
     crashes: int = 0
-    damaged: int = 0  # crashes that came back with a log cut short
+    damaged: int = 0  # crashes that came back with a log cut short (and reported damage)
+    flips: int = 0  # batches whose bits flipped at rest
+    damage_reports: int = 0  # damaged batches found (recovery, read or scrubber)
+    healed: int = 0  # damaged replicas that truncated and re-fetched
+    offline_damaged: int = 0  # 1 if the seed ended offline: its last in-sync replica damaged
+    damage_lost: int = 0  # committed records no replica holds any more (offline seeds)
     leader_changes: int = 0
     reassignments: int = 0
     acked: int = 0
@@ -90,12 +102,10 @@ class Stats:
     sim_ms: int = 0
 
 
-# Damaged crashes need the damage report (the last replica standing goes offline) to be
-# modelled before they can run: until then a damaged crash restarts with its log intact.
-DAMAGE_FAULTS = False
+DAMAGE_SHARE = float(os.environ.get("RILLET_REPL_DAMAGE_SHARE", "0.12"))  # of all faults
 
 
-class ReplicationSimulation(NodesMixin, ClientsMixin):
+class ReplicationSimulation(NodesMixin, ClientsMixin, DamageMixin):
     def __init__(self, seed: int, steps: int = DEFAULT_STEPS, *, variant: str = "") -> None:
         if variant and variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; known: {VARIANTS}")
@@ -162,6 +172,9 @@ class ReplicationSimulation(NodesMixin, ClientsMixin):
         self._heal()
         deadline = self.now + LIVENESS_BOUND_MS
         while not self._converged():
+            if self._offline_damaged():
+                self.stats.offline_damaged = 1
+                break
             if self.now > deadline:
                 raise SimFailure(
                     f"seed {self.seed}: no convergence within {LIVENESS_BOUND_MS} ms after "
@@ -188,10 +201,16 @@ class ReplicationSimulation(NodesMixin, ClientsMixin):
         # An ISR member that crashed, or restarted and is not registered yet, is about to be
         # fenced (a new incarnation is fenced at once): it can no longer be elected, so its
         # log, which a damaged crash may have cut short, need not hold the committed data.
+        # Nor need a damaged one: it refuses leadership until it has healed, and is never
+        # elected once the controller knows (the last one standing takes the partition
+        # offline); becoming leader, a replica must hold everything (checker.became_leader).
         registered = tuple(
-            b
-            for b in self.state.isr
-            if self.brokers[b].alive and self.incarnation_seen[b] == self.brokers[b].incarnation
+            r
+            for r in self.state.isr
+            if (b := self.brokers[r]).alive
+            and self.incarnation_seen[r] == b.incarnation
+            and b.damage is None
+            and r not in self.state.damaged
         )
         self.checker.check(self.brokers, registered)
 
@@ -273,49 +292,22 @@ class ReplicationSimulation(NodesMixin, ClientsMixin):
         if b.alive:
             return
         if b.damaged_on_restart:
-            self._damage(b)
+            self._damage_on_restart(b)
         b.alive = True
         b.reset_volatile()
         b.next_hb_ms = self.now
         self._push(self.now, _TICK, (b.id, b.incarnation))
 
-    def _damage(self, b: SimBroker) -> None:
-        """Recovery cut ``b``'s log short. Only while another in-sync replica is alive and
-        reaches the controller: when the damaged replica is the last one standing, the
-        partition must go offline on its damage report instead (not modelled here; the
-        real-process tests in tests/integration cover it)."""
-        b.damaged_on_restart = False
-        healthy = [
-            r
-            for r in self.state.isr
-            if r != b.id
-            and self.brokers[r].alive
-            and (r, CONTROLLER) not in self.blocked
-            and (CONTROLLER, r) not in self.blocked
-        ]
-        if not healthy or not DAMAGE_FAULTS:
-            return
-        end = b.log.log_end_offset
-        b.truncate(self.rng.randint(max(0, end - 40), end))
-        b.hw_checkpoint = min(b.hw_checkpoint, b.log.log_end_offset)
-        self.stats.damaged += 1
-
     def _fault(self) -> None:
         rng = self.rng
-        kind = rng.choice(
-            (
-                "crash",
-                "crash-leader",
-                "double",
-                "damaged",
-                "damaged-double",
-                "isolate",
-                "cut",
-                "heal",
-                "client",
-                "bump",
+        # damage is rarer than the other faults: a damaged last in-sync replica ends the seed
+        # offline, and the seeds that converge check more
+        if rng.random() < DAMAGE_SHARE:
+            kind = rng.choice(("damaged", "damaged-double", "flip"))
+        else:
+            kind = rng.choice(
+                ("crash", "crash-leader", "double", "isolate", "cut", "heal", "client", "bump")
             )
-        )
         alive = [b for b in self.brokers.values() if b.alive]
         leader = self.brokers.get(self.state.leader)
         if kind == "crash" and len(alive) > 1:
@@ -334,6 +326,8 @@ class ReplicationSimulation(NodesMixin, ClientsMixin):
             victim = leader if leader is not None and rng.random() < 0.5 else rng.choice(alive)
             self._crash(victim, damaged=True)
             self._push(self.now + rng.randint(1, 50), _RESTART, victim.id)
+        elif kind == "flip":
+            self._flip(rng.choice(list(self.brokers.values())))
         elif kind == "isolate":
             victim = rng.choice(self.ids)
             others = [CONTROLLER, *self.ids, *self.producers]
@@ -361,7 +355,11 @@ class ReplicationSimulation(NodesMixin, ClientsMixin):
 
     def _converged(self) -> bool:
         st = self.state
-        if st.leader == E.NO_LEADER or st.adding_replicas or st.removing_replicas:
+        if st.leader == E.NO_LEADER or st.adding_replicas or st.removing_replicas or st.damaged:
+            return False
+        if any(
+            self.brokers[r].damage is not None or self.brokers[r].log.flipped for r in st.replicas
+        ):
             return False
         if set(st.isr) != set(st.replicas):
             return False
@@ -378,6 +376,17 @@ class ReplicationSimulation(NodesMixin, ClientsMixin):
         )
 
     def _final_check(self) -> None:
+        if self.stats.offline_damaged:
+            # The last in-sync replica is damaged: records acknowledged past its damage may
+            # exist nowhere else now; the partition says so (offline_reason) instead of
+            # serving a log without them. Drain the committed log as every leader's high
+            # watermark showed it (the checker's reference): it must hold every acknowledged
+            # record once and in order, and agree with what consumers read.
+            ref = self.checker.ref
+            held = {v for b in self.brokers.values() for v in b.log.values}
+            self.stats.damage_lost = sum(1 for v in ref if v not in held)
+            self._drain(ref)
+            return
         leader = self.brokers[self.state.leader]
         values = leader.log.values
         for b in (self.brokers[r] for r in self.state.replicas):
@@ -385,6 +394,9 @@ class ReplicationSimulation(NodesMixin, ClientsMixin):
                 raise InvariantViolation(
                     f"replica {b.id} differs from leader {leader.id} after convergence"
                 )
+        self._drain(values)
+
+    def _drain(self, values: list[bytes]) -> None:
         for offset, value in enumerate(values):
             self.history.read("drain", PARTITION, offset, value)
         self.history.drain(PARTITION)
@@ -433,6 +445,12 @@ def main(argv: list[str] | None = None) -> int:
             "acked",
             "failed",
             "read",
+            "damaged",
+            "flips",
+            "damage_reports",
+            "healed",
+            "offline_damaged",
+            "damage_lost",
         ):
             setattr(totals, name, getattr(totals, name) + getattr(s, name))
     elapsed = time.perf_counter() - started

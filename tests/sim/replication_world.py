@@ -2,8 +2,11 @@
 
 * ``SimBatch`` / ``MemLog``: an in-memory partition log with the real ``LeaderEpochCache``.
   A crash keeps the log (a process crash keeps the OS page cache; Kafka's durability comes
-  from replication, not fsync), the HW checkpoint, and producer-state snapshots.
-* ``SimBroker``: one broker's durable and volatile state for the one partition.
+  from replication, not fsync), the HW checkpoint, and producer-state snapshots. A bit flip
+  really changes a batch's values and marks it ``flipped`` (its digest no longer matches), so
+  a replica that served it would spread corrupt values the checks see.
+* ``SimBroker``: one broker's durable and volatile state for the one partition, including
+  ``damage``: the offset of the first damaged batch it knows of (replication_damage.py).
 * ``SimProducer``: an idempotent producer client (acks=all, up to 5 batches in flight, Kafka's
   retry discipline: after any failure, resend strictly one batch at a time in sequence order
   until every previously sent batch is resolved).
@@ -13,7 +16,7 @@
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rillet.coordinator.election import PartitionState
 from rillet.coordinator.replication import LeaderReplica
@@ -36,7 +39,16 @@ PURGATORY_MS = 400  # the produce request's timeout on the broker
 CLIENT_TIMEOUT_MS = 500  # request.timeout.ms on the client
 CHECKPOINT_MS = 60
 LIVENESS_BOUND_MS = 20_000
-VARIANTS = ("unclean", "unclean-enabled", "hw-truncate", "no-dedup")
+DAMAGE_RESEND_MS = 100  # a damaged replica re-sends ReplicaDamage until it is answered
+SCRUB_CHANCE = 0.05  # per broker tick: the scrubber reaches a flipped batch
+VARIANTS = (
+    "unclean",
+    "unclean-enabled",
+    "hw-truncate",
+    "no-dedup",
+    "damaged-leads",
+    "no-digest-check",
+)
 _TICK, _MSG, _RESTART = 0, 1, 2  # event kinds
 
 
@@ -75,6 +87,7 @@ class MemLog:
         self.values: list[bytes] = []  # values[offset]
         self.epochs = LeaderEpochCache(log_end_offset=lambda: len(self.values))
         self.low_water = 0  # lowest log end offset since the checker last looked
+        self.flipped: set[int] = set()  # base offsets of batches whose digest fails (bit rot)
 
     @property
     def log_end_offset(self) -> int:
@@ -96,6 +109,26 @@ class MemLog:
         del self.batches[i:], self.bases[i:], self.values[end:]
         self.epochs.truncate_from_end(end)
         self.low_water = min(self.low_water, end)
+        self.flipped = {o for o in self.flipped if o < end}
+
+    def flip(self, index: int) -> int:
+        """Bit rot in batch ``index``: its values change in place and its digest fails from
+        now on. Returns the batch's base offset."""
+        batch = self.batches[index]
+        bad = tuple(b"\xff" + v for v in batch.values)
+        self.batches[index] = replace(batch, values=bad)
+        self.values[batch.base_offset : batch.last_offset + 1] = bad
+        self.flipped.add(batch.base_offset)
+        return batch.base_offset
+
+    def first_flipped(self, start: int, end: int) -> int | None:
+        """Base offset of the first flipped batch holding an offset in [start, end), or None."""
+        found = None
+        for base in self.flipped:
+            i = bisect.bisect_left(self.bases, base)
+            if base < end and self.batches[i].last_offset >= start:
+                found = base if found is None else min(found, base)
+        return found
 
     def read(self, offset: int, max_batches: int) -> tuple[SimBatch, ...]:
         i = bisect.bisect_left(self.bases, offset)
@@ -123,6 +156,13 @@ class SimBroker:
         self.alive = True
         self.incarnation = 0
         self.damaged_on_restart = False  # recovery will cut the log short (a damaged crash)
+        # the first damaged batch this replica knows of: it serves nothing from there on,
+        # neither leads nor fetches, and reports it until the controller has recorded it
+        # and another replica leads; then it truncates there and re-fetches (durable: a
+        # restarted process finds it again, by recovery or by its scrubber)
+        self.damage: int | None = None
+        self.damage_epoch = -1  # the leader epoch it knew when it found it (-1: not yet known)
+        self.pre_damage: list[bytes] = []  # its log's values before damage last cut it
         # durable
         self.log = MemLog()
         self.hw_checkpoint = 0
@@ -141,6 +181,8 @@ class SimBroker:
         ] = {}  # purgatory key -> (client, attempt, base)
         self.next_hb_ms = 0
         self.next_checkpoint_ms = 0
+        self.damage_acked = False  # the controller answered our ReplicaDamage with NONE
+        self.next_damage_ms = 0
 
     def truncate(self, offset: int) -> None:
         log = self.log
@@ -209,7 +251,10 @@ class ReplicationChecker:
       leader reached; every leader's log below its HW, and every replica's log below its own
       (follower) HW, equals ``ref`` there;
     * every replica in the controller's ISR holds all of ``ref`` (so whoever is elected
-      from the ISR has every committed record) - the property unclean election breaks.
+      from the ISR has every committed record) - the property unclean election breaks; the
+      caller leaves out replicas that may not lead (a restarted process not registered yet, a
+      damaged replica);
+    * a replica becoming leader holds all of ``ref`` (``became_leader`` with its log).
     """
 
     def __init__(self) -> None:
@@ -218,10 +263,20 @@ class ReplicationChecker:
         self.ref: list[bytes] = []
         self.verified: dict[int, int] = {}
 
-    def became_leader(self, broker: int, epoch: int) -> None:
+    def became_leader(self, broker: int, epoch: int, replica: SimBroker | None = None) -> None:
         other = self.leader_of_epoch.setdefault(epoch, broker)
         if other != broker:
             raise InvariantViolation(f"two leaders in epoch {epoch}: {other} and {broker}")
+        if replica is None:
+            return
+        log = replica.log
+        if log.log_end_offset < len(self.ref):
+            raise InvariantViolation(
+                f"broker {broker} becomes leader of epoch {epoch} with its log ending at "
+                f"{log.log_end_offset}, below the committed offset {len(self.ref)}"
+            )
+        self.verified[broker] = min(self.verified.get(broker, 0), log.low_water)
+        self._verify(replica, len(self.ref))
 
     def check(self, brokers: dict[int, SimBroker], isr: tuple[int, ...]) -> None:
         ref = self.ref

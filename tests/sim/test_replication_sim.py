@@ -4,6 +4,7 @@ Environment knobs (a failure prints its own reproducer, too):
   RILLET_REPL_SEED=1234      run just that seed
   RILLET_REPL_SEEDS=2000     how many seeds the default suite sweeps (default below)
   RILLET_REPL_STEPS=700      fault-phase steps per seed
+  RILLET_REPL_DAMAGE_SHARE=0.12  the share of faults that damage a log (read at import)
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from rillet.coordinator import election as E
 
 from .replication_sim import VARIANTS, ReplicationSimulation, SimFailure, run_seed
 from .replication_world import InvariantViolation, MemLog, ReplicationChecker, SimBatch, SimBroker
@@ -48,8 +50,9 @@ def test_checker_catches_broken_replication(variant):
     unclean election from outside the ISR loses acknowledged writes (a controller that
     ignores the ISR, and the real election with unclean.leader.election.enable=true, which
     loses committed data when the ISR had shrunk to the dead leader), pre-KIP-101 truncation
-    to the follower's high watermark loses committed data, and a leader without duplicate
-    detection duplicates retried batches."""
+    to the follower's high watermark loses committed data, a leader without duplicate
+    detection duplicates retried batches, a damaged replica that takes leadership lacks
+    committed records, and reads that do not check digests spread flipped bits."""
     for seed in range(300):
         try:
             run_seed(seed, STEPS, variant=variant)
@@ -67,6 +70,12 @@ def test_workload_really_exercises_failover():
     assert sum(s.acked for s in stats) > 1000
     assert sum(s.failed for s in stats) > 0  # some sends definitely failed (and were never read)
     assert all(s.read >= s.acked for s in stats)
+    # the damage faults: crashes with a log cut short, bit flips, found, reported, healed,
+    # and some seeds ending offline because their last in-sync replica was damaged
+    assert sum(s.damaged for s in stats) > 10
+    assert sum(s.flips for s in stats) > 5
+    assert sum(s.healed for s in stats) > 10
+    assert 0 < sum(s.offline_damaged for s in stats) < 20
 
 
 def test_a_seed_replays_exactly():
@@ -196,6 +205,68 @@ def test_fast_double_failover_keeps_acknowledged_records(seed):
         sim._step()
     sim._final_check()
     assert sim.stats.acked > 0 and sim.stats.leader_changes >= 4
+
+
+def _converge(sim: ReplicationSimulation) -> None:
+    sim.steps = 0
+    sim._heal()
+    deadline = sim.now + 20_000
+    while not sim._converged():
+        assert sim.now < deadline, f"no convergence: {sim.state}"
+        sim._step()
+    sim._final_check()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("seed", range(3))
+def test_last_in_sync_replica_damaged_takes_the_partition_offline(seed):
+    """KIP-966's last replica standing, with damage: both followers cut off (the ISR shrinks
+    to the leader), then the leader crashes and recovery cuts its log at a damaged batch.
+    It must not lead again with what it lost: it reports the damage and the controller
+    (election.on_replica_damage) takes the partition offline, reason damaged, for good."""
+    sim = _quiet(seed)
+    _run_for(sim, 500)
+    leader = sim.state.leader
+    for f in (b for b in (1, 2, 3) if b != leader):
+        sim.blocked |= {(f, leader), (leader, f)}
+    _run_for(sim, 1500)
+    assert sim.state.isr == (leader,) and sim.checker.ref
+    sim._crash(sim.brokers[leader], damaged=True)
+    sim._restart(leader)
+    sim.blocked.clear()
+    _run_for(sim, 3000)
+    st = sim.state
+    assert (st.leader, st.isr, st.damaged) == (E.NO_LEADER, (leader,), (leader,))
+    assert "is damaged" in E.offline_reason(st, sim.live) and sim._offline_damaged()
+    assert all(b.leader is None for b in sim.brokers.values())  # nobody serves a short log
+    assert sim.brokers[leader].damage is not None  # kept for an operator, not truncated
+    sim.stats.offline_damaged = 1
+    sim._final_check()  # every acknowledged record is in the committed log, once, in order
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("seed", range(3))
+def test_damaged_replicas_hand_over_heal_and_rejoin(seed):
+    """A bit flip in a committed batch on the leader, then a damaged crash of a follower:
+    each is found (scrubber, recovery), reported, leaves the ISR (the leader hands over),
+    truncates and re-fetches; all three replicas converge byte-identical, nothing lost."""
+    sim = _quiet(seed)
+    _run_for(sim, 800)
+    leader = sim.brokers[sim.state.leader]
+    sim._flip(leader)
+    assert leader.log.flipped
+    _run_for(sim, 1500)
+    assert leader.log.flipped == set() and sim.stats.healed == 1
+    assert sim.stats.leader_changes >= 1  # it handed over (and may lead again, healed)
+    while sim.state.leader == E.NO_LEADER or len(sim.state.isr) < 2:
+        _run_for(sim, 50)
+    follower = sim.brokers[next(r for r in sim.state.isr if r != sim.state.leader)]
+    sim._crash(follower, damaged=True)
+    sim._restart(follower.id)
+    _run_for(sim, 1500)
+    assert sim.stats.damage_reports == 2 and sim.stats.healed == 2
+    _converge(sim)
+    assert sim.stats.offline_damaged == 0 and sim.stats.acked > 0
 
 
 def test_cli_runs_a_seed_and_prints_totals(capsys):

@@ -24,9 +24,9 @@ def test_a_damaged_leader_hands_over_to_a_healthy_isr_member():
     assert E.on_replica_damage(T, P, r.state, 1, live={1, 2, 3}).record is None
 
 
-def test_a_damaged_follower_leaves_the_isr_without_a_leader_change():
+def test_a_damaged_follower_leaves_the_isr_the_leader_stays_at_a_new_epoch():
     r = rec(E.on_replica_damage(T, P, S, 3, live={1, 2, 3}))
-    assert (r.leader, r.isr, r.damaged, r.leader_epoch) == (1, (1, 2), (3,), 4)
+    assert (r.leader, r.isr, r.damaged, r.leader_epoch) == (1, (1, 2), (3,), 5)
     # out of sync already: only marked
     s = E.PartitionState((1, 2, 3), (1, 2), 1, 4, 10)
     r = rec(E.on_replica_damage(T, P, s, 3, live={1, 2, 3}))
@@ -112,3 +112,57 @@ def test_a_damaged_replica_reassigned_away_loses_its_mark():
                          s.adding_replicas, s.removing_replicas, s.damaged)
     r = rec(E.reassignment_step(T, P, s, {1, 2, 3, 4}))
     assert r.replicas == (1, 2, 4) and r.damaged == ()
+
+
+def test_a_fetch_sent_before_the_damage_cannot_add_the_replica_back():
+    """Found by the replication simulator: follower 3 fetches at offset 10 (all it holds),
+    then finds a damaged batch at 4, reports it and truncates to 4. Its fetch reaches leader
+    1 only after the damage record. Counted, it would have 1 propose ISR [1, 2, 3] and
+    alter_partition would clear the mark while 3 lacks committed records 4..9; the leader
+    epoch bump of the damage record fences that fetch instead."""
+    from rillet.coordinator import replication as R
+
+    leader = R.LeaderReplica(
+        1, replicas=(1, 2, 3), isr=(1, 2, 3), leader_epoch=4, partition_epoch=10,
+        log_end_offset=10, high_watermark=10, now_ms=0,
+    )
+    st = rec(E.on_replica_damage(T, P, S, 3, live={1, 2, 3})).state
+    p = leader.on_partition_change(
+        leader=st.leader, isr=st.isr, leader_epoch=st.leader_epoch,
+        partition_epoch=st.partition_epoch, replicas=st.replicas, now_ms=5,
+    )
+    if p.resigned:  # a new leader epoch: the actor leads again with fresh follower state
+        leader = R.LeaderReplica(
+            1, replicas=st.replicas, isr=st.isr, leader_epoch=st.leader_epoch,
+            partition_epoch=st.partition_epoch, log_end_offset=10, high_watermark=10, now_ms=5,
+        )
+    late = leader.on_follower_fetch(3, 10, 6, current_leader_epoch=4, incarnation="i3")
+    assert late.error == R.FENCED_LEADER_EPOCH and late.progress.propose is None
+    assert set(leader.isr) == {1, 2} and leader.pending is None
+    # after healing it fetches at the new epoch from where it truncated, then catches up
+    fresh = leader.on_follower_fetch(3, 4, 7, current_leader_epoch=5, incarnation="i3")
+    assert fresh.error == R.NONE and fresh.progress.propose is None
+    caught_up = leader.on_follower_fetch(3, 10, 8, current_leader_epoch=5, incarnation="i3")
+    proposal = caught_up.progress.propose
+    assert proposal is not None and proposal.new_isr == (1, 2, 3)
+    d = E.alter_partition(
+        T, P, st, broker_id=1, leader_epoch=proposal.leader_epoch,
+        partition_epoch=proposal.partition_epoch, new_isr=proposal.new_isr, live={1, 2, 3},
+    )
+    assert rec(d).isr == (1, 2, 3) and rec(d).damaged == ()
+
+
+def test_damage_found_again_while_healing_bumps_the_epoch_again():
+    """Marked damaged, out of the ISR, it truncated and re-fetches at epoch 5; then it finds
+    another damaged batch: its fetches of epoch 5 may count records it has lost again, so a
+    report of the current epoch bumps it once more. A re-send of the first report (epoch 4)
+    changes nothing."""
+    st = rec(E.on_replica_damage(T, P, S, 3, live={1, 2, 3}, leader_epoch=4)).state
+    assert st.leader_epoch == 5
+    assert E.on_replica_damage(T, P, st, 3, live={1, 2, 3}, leader_epoch=4).record is None
+    assert E.on_replica_damage(T, P, st, 3, live={1, 2, 3}).record is None
+    again = rec(E.on_replica_damage(T, P, st, 3, live={1, 2, 3}, leader_epoch=5))
+    assert (again.leader, again.isr, again.damaged, again.leader_epoch) == (1, (1, 2), (3,), 6)
+    # offline with it as the last in-sync replica: nothing to fence, nothing changes
+    off = rec(E.on_replica_damage(T, P, E.PartitionState((1, 2, 3), (2,), 2, 7, 3), 2, {1, 2, 3}))
+    assert E.on_replica_damage(T, P, off.state, 2, {1, 2, 3}, leader_epoch=8).record is None
