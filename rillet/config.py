@@ -73,6 +73,16 @@ def _opt_str(key: str, v: Any) -> str | None:
     return None if v is None else _str(key, v)
 
 
+def _not_yet(key: str, v: Any) -> None:
+    """A Kafka key rillet does not implement yet: refused when set, never silently ignored."""
+    if v is not None:
+        raise ConfigError(
+            f"{key} is not supported yet: rillet has no transactions (the idempotent producer, "
+            "on by default, already writes every record once per partition)"
+        )
+    return None
+
+
 def _choice(*choices: str) -> Callable[[str, Any], str]:
     def coerce(key: str, v: Any) -> str:
         if not isinstance(v, str) or v.lower() not in choices:
@@ -150,7 +160,7 @@ PRODUCER_KEYS = COMMON_KEYS + (
     _k("max.block.ms", _int(0), 60000, "how long send() may block (metadata, full buffer)"),
     _k("max.request.size", _int(1), 1048576, "largest record (and request) accepted by send()"),
     _k("partitioner.ignore.keys", _bool, False, "sticky partitioning even for keyed records"),
-    _k("transactional.id", _opt_str, None, "accepted; transactions come later"),
+    _k("transactional.id", _not_yet, None, "refused: transactions are not implemented yet"),
     _k("key.serializer", _callable, None, "callable(key) -> bytes"),
     _k("value.serializer", _callable, None, "callable(value) -> bytes"),
 )

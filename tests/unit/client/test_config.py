@@ -106,3 +106,11 @@ def test_bootstrap_falls_back_to_the_cluster_up_profile(monkeypatch, tmp_path) -
 def test_config_errors_are_value_errors() -> None:
     with pytest.raises(ValueError):
         consumer_config({**BOOT, "auto.offset.reset": "smallest"})
+
+
+def test_a_kafka_key_rillet_does_not_implement_is_refused_not_ignored() -> None:
+    from rillet.config import producer_config
+
+    with pytest.raises(ConfigError, match="transactional.id is not supported yet"):
+        producer_config({"bootstrap.servers": "127.0.0.1:1", "transactional.id": "app-1"})
+    assert producer_config({"bootstrap.servers": "127.0.0.1:1"}).transactional_id is None
