@@ -17,35 +17,18 @@ from pathlib import Path
 
 import pytest
 import zmq
+from cluster_helpers import batch
 from conftest import TEST_BROKER_CONFIGS, Wire
-from rillet.logstore.batch import BatchBuilder
 from rillet.transport import codec
 from rillet.transport import protocol as P
 from rillet.transport.endpoint import ClientEndpoint
 
 from rillet.launcher import LocalCluster
+from tests.support import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
 MAX_REQUEST_BYTES = 65536  # socket.request.max.bytes: a bigger frame makes ZeroMQ drop the peer
-
-
-def wait_until(condition, timeout_s: float, what: str):
-    """Poll ``condition`` until it returns something truthy; that value."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}"
-        time.sleep(0.02)
-
-
-def batch(values) -> bytes:
-    builder = BatchBuilder()
-    for value in values:
-        builder.append(int(time.time() * 1000), None, value)
-    return builder.build()
 
 
 def _cluster(directory: Path, configs: dict[str, str]):
