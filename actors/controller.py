@@ -471,11 +471,7 @@ class Controller(DispatchedActor):
     # ------------------------------------------------------------------------- heartbeats
 
     def _address_of(self, broker_id: int) -> str | None:
-        """The inter-broker listener of ``broker_id`` (registered, else from the voters)."""
-        info = self.image.brokers.get(broker_id)
-        if info is not None and info.internal_address is not None:
-            return info.internal_address
-        return self.voters.get(broker_id)
+        return self.image.inter_broker_address(broker_id, self.voters)
 
     def _on_heartbeat(self, req: P.BrokerHeartbeatRequest) -> P.BrokerHeartbeatResponse:
         if not self.active:

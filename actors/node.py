@@ -321,11 +321,7 @@ class BrokerNode:
     # ----------------------------------------------------------------------- replication
 
     def _address_of(self, broker_id: int) -> str | None:
-        """The inter-broker listener of ``broker_id`` (registered, else from the voters)."""
-        info = self.ctx.image.brokers.get(broker_id)
-        if info is not None and info.internal_address is not None:
-            return info.internal_address
-        return self._voters.get(broker_id)
+        return self.ctx.image.inter_broker_address(broker_id, self._voters)
 
     def _to_controller(self, req: object, answered) -> None:
         """Send ``req`` to the active controller's inter-broker listener; ``answered`` gets

@@ -233,6 +233,14 @@ class MetadataImage:
     offset: int = 0
     next_producer_id: int = 0
 
+    def inter_broker_address(self, broker_id: int, voters: Mapping[int, str]) -> str | None:
+        """``broker_id``'s inter-broker listener: as registered, else as
+        ``controller.quorum.voters`` names it (before it has registered), else None."""
+        info = self.brokers.get(broker_id)
+        if info is not None and info.internal_address is not None:
+            return info.internal_address
+        return voters.get(broker_id)
+
     def live_brokers(self) -> list[int]:
         return sorted(b.broker_id for b in self.brokers.values() if not b.fenced)
 

@@ -172,3 +172,13 @@ def test_register_broker_records_written_before_the_listener_split_still_load() 
     (record,) = md.decode_records(old.encode())
     image = md.apply(md.MetadataImage(), record)
     assert image.brokers[2].internal_address is None  # callers fall back to the voters list
+
+
+def test_inter_broker_address_registered_else_from_the_voters() -> None:
+    image = md.replay(
+        md.register_broker(md.MetadataImage(), 1, "h", 9001, internal_host="h", internal_port=19001)
+    )
+    voters = {1: "v:1", 2: "v:2"}
+    assert image.inter_broker_address(1, voters) == "h:19001"
+    assert image.inter_broker_address(2, voters) == "v:2"  # not registered yet
+    assert image.inter_broker_address(3, voters) is None
