@@ -203,9 +203,10 @@ class _Shard:
 
 
 class GroupCoordinatorActor(DispatchedActor):
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Any, clock: Callable[[], int] = now_ms) -> None:
         super().__init__()
         self.ctx = ctx
+        self.clock = clock  # wall-clock ms; tests pass a fake one
         self.core = G.GroupCoordinator(group_config(ctx.broker_configs))
         self.shards: dict[int, _Shard] = {}
         self.num_partitions = 0
@@ -264,7 +265,7 @@ class GroupCoordinatorActor(DispatchedActor):
                 self._single(shard, req, respond)
 
     def _single(self, shard: _Shard, req: Any, respond: Callable[[object], None]) -> None:
-        now = now_ms()
+        now = self.clock()
         if isinstance(req, P.OffsetFetchRequest):
             try:
                 resp = self.core.fetch_offsets(shard.state, W.fetch_request(req))
@@ -323,12 +324,12 @@ class GroupCoordinatorActor(DispatchedActor):
         key = (req.group_id, req.member_id)
 
         def fn(state: G.CoordinatorState) -> G.Result:
-            return self.core.heartbeat(state, req, self.topics, now_ms())
+            return self.core.heartbeat(state, req, self.topics, self.clock())
 
         def done(result: G.Result | None, error: tuple[int, str] | None) -> None:
             current = shard.latest.get(key) == seq and self.shards.get(shard.partition) is shard
             if error is None and current:
-                now = now_ms()
+                now = self.clock()
                 until = longpoll.park_deadline(self.core.config, req, result.response, now)
                 if until is not None:
                     until = min(until, deadline) if deadline is not None else until
@@ -434,10 +435,10 @@ class GroupCoordinatorActor(DispatchedActor):
                 _finish(ops, (E.NOT_COORDINATOR, "offsets partition not hosted here"))
                 continue
             batch = BatchBuilder()
-            ts = now_ms()
+            ts = self.clock()
             for key, value in pairs:
                 batch.append(ts, key, value)
-            shard.busy, shard.busy_since = True, now_ms()
+            shard.busy, shard.busy_since = True, self.clock()
             appended = _AppendDone(shard.partition, shard.generation, None, state,
                                    tuple(records), tuple(ops))
 
@@ -555,14 +556,14 @@ class GroupCoordinatorActor(DispatchedActor):
                 if deleted:
                     self._mutate(shard, lambda s, d=tuple(deleted): self.core.delete_topic_offsets(
                         s, d), _ignore)
-                self._mutate(shard, lambda s: self.core.on_metadata(s, self.topics, now_ms()),
+                self._mutate(shard, lambda s: self.core.on_metadata(s, self.topics, self.clock()),
                              _ignore)
 
     def _load(self, shard: _Shard) -> None:
         ref = self.ctx.replicas.get((OFFSETS_TOPIC, shard.partition))
         if ref is None or shard.reading:
             return  # retried on the next tick (the replica actor may not exist yet)
-        shard.reading, shard.reading_since = True, now_ms()
+        shard.reading, shard.reading_since = True, self.clock()
         me, partition, generation = self.actor_ref, shard.partition, shard.generation
 
         def on_read(r: P.FetchPartitionResponse) -> None:
@@ -605,12 +606,12 @@ class GroupCoordinatorActor(DispatchedActor):
         if progressed and shard.load_offset < r.high_watermark:
             self._load(shard)
             return
-        shard.state = self.core.on_loaded(G.replay_kv(shard.load_pairs), now_ms())
+        shard.state = self.core.on_loaded(G.replay_kv(shard.load_pairs), self.clock())
         shard.load_pairs = []
         shard.loaded = True
         self._log.info("coordinator for {}-{} loaded: {} groups (up to offset {})", OFFSETS_TOPIC,
                        shard.partition, len(shard.state.groups), shard.load_offset)
-        self._mutate(shard, lambda s: self.core.on_metadata(s, self.topics, now_ms()), _ignore)
+        self._mutate(shard, lambda s: self.core.on_metadata(s, self.topics, self.clock()), _ignore)
 
     # ---------------------------------------------------------------------------- timers
 
@@ -641,12 +642,12 @@ class GroupCoordinatorActor(DispatchedActor):
                 getattr(fn, "is_tick", False) for fn, _ in shard.queue
             ):
                 def fn(s: G.CoordinatorState) -> G.Result:
-                    return self.core.tick(s, now_ms())
+                    return self.core.tick(s, self.clock())
 
                 fn.is_tick = True  # type: ignore[attr-defined]
                 self._mutate(shard, fn, self._log_expired)
             if expire:
-                self._mutate(shard, lambda s: self.core.expire_offsets(s, now_ms()), _ignore)
+                self._mutate(shard, lambda s: self.core.expire_offsets(s, self.clock()), _ignore)
 
     def _log_expired(self, result: G.Result | None, error: Any) -> None:
         if result is not None:

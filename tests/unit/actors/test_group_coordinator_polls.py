@@ -56,13 +56,14 @@ class FakeOffsetsReplica(DispatchedActor):
 class Coordinator:
     """The actor, its fake replica, and the answers it sent (by request name)."""
 
-    def __init__(self, auto_ack: bool, interval_ms: int = 10_000) -> None:
+    def __init__(self, auto_ack: bool, interval_ms: int = 10_000, clock=None) -> None:
         self.replica = FakeOffsetsReplica.start(auto_ack)
         ctx = SimpleNamespace(
             broker_id=1, controller=None,
             broker_configs={"group.consumer.heartbeat.interval.ms": str(interval_ms)},
             replicas={(GC.OFFSETS_TOPIC, 0): self.replica})
-        self.actor = GC.GroupCoordinatorActor.start(ctx)
+        self.actor = (GC.GroupCoordinatorActor.start(ctx) if clock is None
+                      else GC.GroupCoordinatorActor.start(ctx, clock=clock))
         self.answers: dict[str, list] = {}
         self._lock = threading.Lock()
         offsets = TopicInfo(name=GC.OFFSETS_TOPIC, topic_id="o", partitions={
@@ -205,5 +206,37 @@ def test_a_held_heartbeat_is_answered_when_its_group_changes_or_at_its_deadline(
         wait_until(lambda: c.got("a4"), what="a's held heartbeat at its deadline")
         assert c.got("a4")[0].member_epoch == a2.member_epoch
         assert parts(c.got("a4")[0]) == parts(a2)
+    finally:
+        c.stop()
+
+
+class FakeClock:
+    def __init__(self, now_ms: int) -> None:
+        self.now = now_ms
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def test_a_silent_member_leaves_at_its_session_timeout_on_a_fake_clock() -> None:
+    """The actor's clock is injected: 45 s of silence pass in no time."""
+    clock = FakeClock(1_000_000)
+    c = Coordinator(auto_ack=True, clock=clock)
+    try:
+        loaded(c)
+        c.heartbeat("a0", "a", 0)
+        wait_until(lambda: c.got("a0"), what="a's join")
+        epoch = c.got("a0")[0].member_epoch
+        clock.now += 44_000  # within group.consumer.session.timeout.ms (45 s)
+        c.actor.tell(GC.GroupTick(clock.now))
+        c.heartbeat("a1", "a", epoch, c.got("a0")[0].assignment)
+        wait_until(lambda: c.got("a1"), what="a's heartbeat")
+        assert c.got("a1")[0].error_code == 0
+        clock.now += 45_001  # silent past the timeout
+        c.actor.tell(GC.GroupTick(clock.now))
+        c.barrier()
+        c.heartbeat("a2", "a", epoch)
+        wait_until(lambda: c.got("a2"), what="a's late heartbeat")
+        assert c.got("a2")[0].error_code == P.ErrorCode.UNKNOWN_MEMBER_ID
     finally:
         c.stop()
