@@ -150,9 +150,11 @@ class Controller(DispatchedActor):
         on_caught_up: Callable[[md.MetadataImage], None] = lambda _image: None,
         on_progress: Callable[[int, int, md.MetadataImage], None] = lambda *_: None,
         internal_address: str = "127.0.0.1:9092",  # this voter, if the voters are not given
+        clock: Callable[[], int] = now_ms,  # wall-clock ms; tests may pass a fake one
     ) -> None:
         super().__init__()
         self.broker_id = broker_id
+        self.clock = clock
         self.metadata_dir = Path(metadata_dir)
         self.publish = publish
         self.broker_configs = BrokerConfig.of(broker_configs)
@@ -201,8 +203,8 @@ class Controller(DispatchedActor):
         if not self.is_voter:
             self._log.info("not a controller voter; following the metadata log of {}", self.voters)
             return
-        self.log = PartitionRaftLog(self.metadata_dir)
-        now = now_ms()
+        self.log = PartitionRaftLog(self.metadata_dir, self.clock)
+        now = self.clock()
         self.node = raft.RaftNode(
             self.broker_id,
             self.voters,
@@ -346,7 +348,7 @@ class Controller(DispatchedActor):
             return
         try:
             message = raft.message_from_dict(cbor2.loads(data))
-            effects = self.node.handle(message, now_ms())
+            effects = self.node.handle(message, self.clock())
         except (raft.InvalidMessageError, ValueError, TypeError, cbor2.CBORDecodeError) as e:
             self._dropped += 1
             self._log.debug("dropped a raft message: {}", e)
@@ -360,7 +362,7 @@ class Controller(DispatchedActor):
         leader = node.leader_id if node.leader_id is not None else -1
         if node.is_leader and self._leader_ready_index is None:
             self._leader_ready_index = node.log.last_index
-            self.sessions.became_active(self.image, now_ms())
+            self.sessions.became_active(self.image, self.clock())
             self._log.info("became the active controller (term {})", node.term)
         elif not node.is_leader and self._leader_ready_index is not None:
             self._leader_ready_index = None
@@ -386,7 +388,7 @@ class Controller(DispatchedActor):
     def _propose(self, records: list[object], done: Callable[[bool], None]) -> None:
         """Propose one entry; ``done(True)`` once it is applied, ``done(False)`` if lost."""
         try:
-            index, effects = self.node.propose(md.encode_records(records), now_ms())
+            index, effects = self.node.propose(md.encode_records(records), self.clock())
         except raft.NotLeaderError:
             done(False)
             return
@@ -427,7 +429,7 @@ class Controller(DispatchedActor):
     # ------------------------------------------------------------------------------ ticks
 
     def _tick(self) -> None:
-        now = now_ms()
+        now = self.clock()
         if self.node is not None and now >= self.node.next_tick_ms:
             self._execute(self.node.tick(now))
             self._after_raft()
@@ -451,7 +453,7 @@ class Controller(DispatchedActor):
     def _fence(self, broker_id: int) -> None:
         self._commit(
             self.sessions.fence(
-                self.image, broker_id, now_ms=now_ms(), unclean_default=self._unclean_default
+                self.image, broker_id, now_ms=self.clock(), unclean_default=self._unclean_default
             )
         )
 
@@ -479,7 +481,7 @@ class Controller(DispatchedActor):
                 error_code=E.NOT_CONTROLLER, controller_id=self.controller_id
             )
         beat = self.sessions.heartbeat(
-            self.image, req, now_ms=now_ms(), applied_index=self.applied_index
+            self.image, req, now_ms=self.clock(), applied_index=self.applied_index
         )
         b = req.broker_id
         unclean = self._unclean_default
@@ -543,7 +545,7 @@ class Controller(DispatchedActor):
         r = msg.response
         if not isinstance(r, P.MetadataFetchResponse) or r.error_code:
             self._fetch_voter += 1  # try another voter
-            self._next_fetch = now_ms() + 200
+            self._next_fetch = self.clock() + 200
             return
         old = self.image
         if r.snapshot is not None and r.snapshot_index > self.applied_index:
@@ -559,7 +561,7 @@ class Controller(DispatchedActor):
             self._fetch_caught_up()
         if r.controller_id != self.controller_id:
             self._set_controller(r.controller_id)
-        self._next_fetch = now_ms() + (0 if r.entries else 100)
+        self._next_fetch = self.clock() + (0 if r.entries else 100)
 
     # ---------------------------------------------------------------------------- admin
 

@@ -20,7 +20,7 @@ on load.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cbor2
@@ -56,10 +56,11 @@ def _write_atomically(path: Path, data: bytes) -> None:
 class PartitionRaftLog(EntryListReads):
     """``coordinator.raft.RaftLog`` over a ``PartitionLog`` in ``directory``. One owner."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, clock: Callable[[], int] = now_ms) -> None:
         self.directory = Path(directory)
+        self.clock = clock
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._log = PartitionLog.open(self.directory, _CONFIG, now_ms())
+        self._log = PartitionLog.open(self.directory, _CONFIG, clock())
         self._snap: Snapshot | None = None
         path = self.directory / SNAPSHOT_FILE
         if path.exists():
@@ -99,7 +100,7 @@ class PartitionRaftLog(EntryListReads):
     # -- writes (appends are buffered until flush; truncation and snapshots are immediate)
 
     def append(self, entries: Sequence[LogEntry]) -> None:
-        now = now_ms()
+        now = self.clock()
         for e in entries:
             b = B.BatchBuilder()
             b.append(now, CONTROL_KEY if e.control else None, e.payload)
@@ -134,7 +135,7 @@ class PartitionRaftLog(EntryListReads):
             # Seal the segment holding the suffix, so that the next snapshot can delete it,
             # and delete every sealed segment the snapshot now covers: the log on disk stays
             # within about two snapshot intervals.
-            now = now_ms()
+            now = self.clock()
             self._log.roll(now)
             self._log.delete_records_before(snapshot.index, now)
 
