@@ -40,6 +40,7 @@ from pathlib import Path
 
 import pykka
 from loguru import logger
+from rillet.coordinator.control.delta import local_changes
 from rillet.coordinator.metadata import MetadataImage
 from rillet.logstore.fs import FileSystem
 from rillet.logstore.offset_checkpoint import OffsetCheckpoint
@@ -436,71 +437,56 @@ class BrokerNode:
             old = MetadataImage()
         with self._replica_lock:
             self.ctx.image = new
-            for name, topic in old.topics.items():
-                current = new.topics.get(name)
-                if current is not None and current.topic_id == topic.topic_id:
-                    config_changed = current.configs != topic.configs
-                    extra = self._replica_config(current)
-                    for p, info in current.partitions.items():
-                        before = topic.partitions.get(p)
-                        ref = self.ctx.replicas.get((name, p))
-                        if ref is None:
-                            continue
-                        if self.broker_id not in info.replicas:
-                            # reassigned away (the data is on the new replicas by now)
-                            self.ctx.replicas.pop((name, p), None)
-                            directory = self._partition_dir(name, p)
-                            doomed = directory.with_name(f"{directory.name}.moved-delete")
-                            try:
-                                directory.rename(doomed)
-                            except OSError:
-                                doomed = directory
-                            ref.tell(R.Delete(doomed))
-                            continue
-                        if before != info or config_changed:
-                            ref.tell(R.PartitionChanged(info, extra["min_insync_replicas"]))
-                    if config_changed:
-                        config = log_config(current.configs, self.configs)
-                        for p in current.partitions:
-                            ref = self.ctx.replicas.get((name, p))
-                            if ref is not None:
-                                ref.tell(R.Reconfigure(config))
-                    continue
+            changes = local_changes(old, new, self.broker_id, self.ctx.replicas)
+            for name, p, reason in changes.deletes:
+                ref = self.ctx.replicas.pop((name, p), None)
+                directory = self._partition_dir(name, p)
+                doomed = directory.with_name(f"{directory.name}.{reason}-delete")
+                try:
+                    directory.rename(doomed)
+                except OSError:
+                    doomed = directory
+                if ref is not None:
+                    ref.tell(R.Delete(doomed))
+            for name, p, info in changes.changed:
+                extra = self._replica_config(new.topics[name])
+                self.ctx.replicas[(name, p)].tell(
+                    R.PartitionChanged(info, extra["min_insync_replicas"])
+                )
+            for name in changes.reconfigured:
+                topic = new.topics[name]
+                config = log_config(topic.configs, self.configs)
                 for p in topic.partitions:
-                    ref = self.ctx.replicas.pop((name, p), None)
-                    directory = self._partition_dir(name, p)
-                    doomed = directory.with_name(f"{directory.name}.{topic.topic_id}-delete")
-                    try:
-                        directory.rename(doomed)
-                    except OSError:
-                        doomed = directory
+                    ref = self.ctx.replicas.get((name, p))
                     if ref is not None:
-                        ref.tell(R.Delete(doomed))
-            for name, topic in new.topics.items():
-                config = None
-                for p, info in topic.partitions.items():
-                    if self.broker_id not in info.replicas or (name, p) in self.ctx.replicas:
-                        continue
-                    config = config or log_config(topic.configs, self.configs)
-                    extra = self._replica_config(topic)
-                    self.ctx.replicas[(name, p)] = R.PartitionReplica.start(
-                        name,
-                        p,
-                        self._partition_dir(name, p),
-                        config,
-                        info.leader_epoch,
-                        self.broker_id,
-                        topic.topic_id,
-                        info=info,
-                        send_alter=self._send_alter,
-                        schedule=self.ticker.call_later,
-                        hw_sink=self._hw_table,
-                        initial_high_watermark=self._hw_table.get((name, p)),
-                        tick_ms=self._flush_tick_ms,
-                        send_damage=self._send_damage,
-                        scrub_enabled=self.configs["log.scrub.enable"] == "true",
-                        **extra,
+                        ref.tell(R.Reconfigure(config))
+            configs: dict[str, tuple] = {}  # per topic: its log config and replica settings
+            for name, p, info in changes.creates:
+                topic = new.topics[name]
+                if name not in configs:
+                    configs[name] = (
+                        log_config(topic.configs, self.configs),
+                        self._replica_config(topic),
                     )
+                config, extra = configs[name]
+                self.ctx.replicas[(name, p)] = R.PartitionReplica.start(
+                    name,
+                    p,
+                    self._partition_dir(name, p),
+                    config,
+                    info.leader_epoch,
+                    self.broker_id,
+                    topic.topic_id,
+                    info=info,
+                    send_alter=self._send_alter,
+                    schedule=self.ticker.call_later,
+                    hw_sink=self._hw_table,
+                    initial_high_watermark=self._hw_table.get((name, p)),
+                    tick_ms=self._flush_tick_ms,
+                    send_damage=self._send_damage,
+                    scrub_enabled=self.configs["log.scrub.enable"] == "true",
+                    **extra,
+                )
             self._update_fetchers(new)
         self._tell_group_coordinator(GC.ImageChanged(new))
 
