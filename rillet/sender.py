@@ -268,12 +268,9 @@ class Sender(threading.Thread):
             # Coalesce: while a request to this broker is in flight, send another only once
             # enough waits for a big request (or the oldest batch waited a while). Fewer,
             # larger requests cost less per record on both sides than a request per batch.
-            # linger.ms=0 asks for no waiting (Kafka sends at once up to
-            # max.in.flight.requests.per.connection): holding a record behind the previous
-            # request's round trip cost each record up to a round trip (docs/runtime.md).
             hold_until = batches[0].created_ms + 2 * self.acc.linger_ms + 10
             if in_flight >= self.max_in_flight or (
-                    in_flight and not flush and self.acc.linger_ms > 0 and now < hold_until
+                    in_flight and not flush and now < hold_until
                     and sum(b.reserved for b in batches) < self.coalesce_bytes):
                 keep.extend(batches)
                 if in_flight < self.max_in_flight:
