@@ -119,7 +119,8 @@ class _Chunk:
 
 
 class Fetcher:
-    """Owned by one Consumer (one thread)."""
+    """Owned by one Consumer (one thread). The endpoint's I/O thread reads partition state to
+    chain fetches (``_chain``) and writes only ``_chained`` / ``_unadopted``."""
 
     def __init__(self, client: NetworkClient, config: ClientConfig) -> None:
         self.client = client
