@@ -4,6 +4,12 @@
 and record timestamps against); the pure cores never read a clock, they are given ``now``.
 Callbacks run on the ticker thread and must be quick: they tell an actor, or finish a parked
 request (encode + hand to the endpoint). An exception in a callback is logged, never fatal.
+
+Cancelled timers cost no wake-up: every parked fetch arms a ``fetch.max.wait.ms`` timer and
+almost all of them are cancelled when records arrive first (thousands a second under a
+consumer at low latency). The thread drops cancelled timers from the top of its heap before
+it sleeps, so it wakes only for a live deadline, and the heap is rebuilt without them once
+they are more than half of it, so a long ``max_wait_ms`` cannot make it grow without bound.
 """
 
 from __future__ import annotations
@@ -23,13 +29,24 @@ def now_ms() -> int:
 
 
 class Timer:
-    __slots__ = ("cancelled",)
+    """A scheduled callback; ``cancel()`` (any thread, idempotent) stops it from running."""
 
-    def __init__(self) -> None:
+    __slots__ = ("cancelled", "_ticker")
+
+    def __init__(self, ticker: Ticker | None = None) -> None:
         self.cancelled = False
+        self._ticker = ticker
 
     def cancel(self) -> None:
+        if self.cancelled:
+            return
         self.cancelled = True
+        ticker, self._ticker = self._ticker, None
+        if ticker is not None:
+            ticker._cancelled += 1  # a hint for compaction: racy increments only delay it
+
+
+COMPACT_MIN = 1024  # cancelled timers kept in the heap before a rebuild is considered
 
 
 class Ticker:
@@ -40,6 +57,8 @@ class Ticker:
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._stopped = False
+        self._cancelled = 0  # cancelled timers still in the heap (approximately)
+        self.wakeups = 0  # times the thread woke from its wait (tests read it)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -50,8 +69,10 @@ class Ticker:
         return self._schedule(time.monotonic() + interval_s, fn, interval_s)
 
     def _schedule(self, at: float, fn: Callable[[], None], period: float) -> Timer:
-        timer = Timer()
+        timer = Timer(self)
         with self._cond:
+            if self._cancelled > COMPACT_MIN and self._cancelled * 2 > len(self._heap):
+                self._compact()
             heapq.heappush(self._heap, (at, next(self._seq), timer, fn, period))
             if self._heap[0][2] is timer:
                 self._cond.notify()
@@ -64,14 +85,30 @@ class Ticker:
         if threading.current_thread() is not self._thread:
             self._thread.join(5)
 
+    def _compact(self) -> None:
+        """Caller holds the lock: rebuild the heap without cancelled timers."""
+        self._heap = [entry for entry in self._heap if not entry[2].cancelled]
+        heapq.heapify(self._heap)
+        self._cancelled = 0
+
+    def pending(self) -> int:
+        """Entries in the heap, cancelled ones not yet dropped included (tests)."""
+        with self._cond:
+            return len(self._heap)
+
     def _run(self) -> None:
         while True:
             with self._cond:
                 while not self._stopped:
-                    if self._heap and self._heap[0][0] <= time.monotonic():
+                    heap = self._heap
+                    while heap and heap[0][2].cancelled:  # never sleep for a dead deadline
+                        heapq.heappop(heap)
+                        self._cancelled = max(0, self._cancelled - 1)
+                    if heap and heap[0][0] <= time.monotonic():
                         break
-                    timeout = self._heap[0][0] - time.monotonic() if self._heap else None
+                    timeout = heap[0][0] - time.monotonic() if heap else None
                     self._cond.wait(timeout)
+                    self.wakeups += 1
                 if self._stopped:
                     return
                 at, _, timer, fn, period = heapq.heappop(self._heap)

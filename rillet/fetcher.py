@@ -12,6 +12,16 @@ digest-checked and decoded when poll() hands their records out, batch by batch:
 GC paused (see :func:`_gc_paused`). A ``seek`` bumps the partition's generation, which
 discards buffered chunks and any response still in flight for it.
 
+Chained fetches (issue #12): when a response with records arrives, the endpoint's I/O thread
+frames it (the same :func:`scan_batches` walk) and sends the next Fetch for those partitions
+at once, from the offset after the response, if nothing is buffered for them; the consumer
+thread adopts that request as the partition's one fetch in flight when it collects the
+response. The next fetch then leaves without waiting for the consumer thread to wake up and
+hand it back to the I/O thread: at a steady trickle of records that round trip was the
+largest part of a record's wait on the broker for a fetch to answer it. Only the consumer
+thread changes partition state; the I/O thread reads it, and a request it chained on a
+state that moved on (seek, pause, reassignment) is answered and dropped as stale.
+
 A corrupt batch (bad framing, or a digest mismatch with ``check.crcs``) ends its chunk: the
 records before it are handed out as usual, and the poll that reaches it with nothing else
 to return raises ``CorruptMessageError`` for that partition (as Kafka's consumer raises
@@ -27,15 +37,12 @@ import bisect
 import gc
 import itertools
 import operator
-import struct
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future
 from concurrent.futures import wait as wait_futures
 from contextlib import contextmanager
 from itertools import chain, repeat
-
-from blake3 import blake3
 
 from rillet.columns import FAST_OK as FAST_COLUMNS
 from rillet.columns import decode_columns_at
@@ -48,15 +55,12 @@ from rillet.errors import (
     RilletTimeoutError,
     error_for_code,
 )
+from rillet.framing import _digest, scan_batches
 from rillet.logstore.batch import (
     CODEC_MASK,
-    CONTROL_FLAG,
     HEADER_SIZE,
-    MAGIC,
-    Codec,
     decode_columns,
 )
-from rillet.logstore.errors import CorruptBatchError
 from rillet.network import NetworkClient, map_error
 from rillet.records import ConsumerRecord, FetchedRecord, TopicPartition
 from rillet.transport.protocol import (
@@ -74,11 +78,6 @@ from rillet.transport.protocol import (
 
 _PREFETCH = 2  # undecoded chunks buffered per partition before fetching pauses
 _offset = operator.itemgetter(2)
-# the record batch header (layout in rillet.logstore.batch's docstring), unpacked as a plain
-# tuple: a BatchHeader dataclass per batch costs more than the rest of the batch's framing
-_unpack_header = struct.Struct(">qiiB32shiqqqhii").unpack_from
-_MAX_CODEC = int(Codec.LZ4)
-_DIGEST_END = 49  # first byte after the digest
 
 
 class PartitionState:
@@ -120,7 +119,8 @@ class _Chunk:
 
 
 class Fetcher:
-    """Owned by one Consumer (one thread)."""
+    """Owned by one Consumer (one thread). The endpoint's I/O thread reads partition state to
+    chain fetches (``_chain``) and writes only ``_chained`` / ``_unadopted``."""
 
     def __init__(self, client: NetworkClient, config: ClientConfig) -> None:
         self.client = client
@@ -128,6 +128,13 @@ class Fetcher:
         self.states: dict[TopicPartition, PartitionState] = {}
         # request number -> (future, {tp: (fetch offset, generation)})
         self._in_flight: dict[int, tuple[Future, dict[TopicPartition, tuple[int, int]]]] = {}
+        # request number -> (request number, future, sent) of the fetch the I/O thread chained
+        # on its response; written by the I/O thread before that response is handed over
+        self._chained: dict[int, tuple[int, Future, dict[TopicPartition, tuple[int, int]]]] = {}
+        # chained requests the consumer thread has not adopted yet: their responses chain no
+        # further, so an application that stops polling stops the fetching too
+        self._unadopted: set[int] = set()
+        self.chained_fetches = 0  # fetches sent by the I/O thread (tests, benchmarks)
         self._request_ids = itertools.count()
         self._reset = config.auto_offset_reset
         self._check_crcs = config.check_crcs
@@ -251,15 +258,96 @@ class Fetcher:
                     partition_max_bytes=cfg.max_partition_fetch_bytes))
                 sent[state.tp] = (state.fetch_offset, state.generation)
                 state.in_flight = True
-            req = FetchRequest(
-                max_wait_ms=cfg.fetch_max_wait_ms, min_bytes=cfg.fetch_min_bytes,
-                max_bytes=cfg.fetch_max_bytes,
-                isolation_level=1 if cfg.isolation_level == "read_committed" else 0,
-                topics=tuple(FetchTopic(name=t, partitions=tuple(ps))
-                             for t, ps in topics.items()))
-            timeout = cfg.request_timeout_ms + cfg.fetch_max_wait_ms
-            self._in_flight[next(self._request_ids)] = (
-                self.client.request(address, req, timeout), sent)
+            req = self._fetch_request(topics)
+            rid = next(self._request_ids)
+            self._in_flight[rid] = (self._request(address, req, sent, rid), sent)
+
+    def _fetch_request(self, topics: dict[str, list[FetchPartition]]) -> FetchRequest:
+        cfg = self.config
+        return FetchRequest(
+            max_wait_ms=cfg.fetch_max_wait_ms, min_bytes=cfg.fetch_min_bytes,
+            max_bytes=cfg.fetch_max_bytes,
+            isolation_level=1 if cfg.isolation_level == "read_committed" else 0,
+            topics=tuple(FetchTopic(name=t, partitions=tuple(ps)) for t, ps in topics.items()))
+
+    def _request(self, address: str, req: FetchRequest,
+                 sent: dict[TopicPartition, tuple[int, int]], rid: int) -> Future:
+        """Send a Fetch; the Future the consumer thread waits on completes only after the
+        I/O thread has chained the next fetch on the response (see :meth:`_chain`)."""
+        cfg = self.config
+        inner = self.client.request(address, req, cfg.request_timeout_ms + cfg.fetch_max_wait_ms)
+        outer: Future = Future()
+
+        def arrived(f: Future) -> None:  # the endpoint's I/O thread
+            try:
+                if f.exception() is None:
+                    self._chain(address, f.result(), sent, rid)
+            except Exception:  # noqa: BLE001 - chaining is an optimisation: never lose the answer
+                pass
+            if not outer.set_running_or_notify_cancel():
+                return
+            exc = f.exception()
+            if exc is not None:
+                outer.set_exception(exc)
+            else:
+                outer.set_result(f.result())
+
+        inner.add_done_callback(arrived)
+        return outer
+
+    def _chain(self, address: str, response, sent: dict[TopicPartition, tuple[int, int]],
+               rid: int) -> None:
+        """I/O thread: fetch the partitions that just got records again at once, from the
+        offset after them, when nothing is buffered for them. Reads state, never writes it."""
+        if rid in self._unadopted:
+            return  # one chained fetch ahead of the consumer thread at most
+        topics: dict[str, list[FetchPartition]] = {}
+        chained: dict[TopicPartition, tuple[int, int]] = {}
+        now = time.monotonic()
+        max_bytes = self.config.max_partition_fetch_bytes
+        for t in response.topics:
+            for p in t.partitions:
+                if p.error_code != ErrorCode.NONE or not p.records:
+                    continue
+                tp = TopicPartition(t.name, p.partition)
+                state = self.states.get(tp)
+                asked = sent.get(tp)
+                if (state is None or asked is None or state.generation != asked[1]
+                        or state.paused or state.chunks or state.retry_at > now):
+                    continue
+                records = p.records if type(p.records) is bytes else bytes(p.records)
+                _batches, next_offset, bad = scan_batches(
+                    records, asked[0], self._check_crcs, digests=False, stop_at_corrupt=True)
+                if bad is not None or next_offset <= asked[0]:
+                    continue
+                if self.client.leader_address(tp.topic, tp.partition) != address:
+                    continue
+                topics.setdefault(tp.topic, []).append(FetchPartition(
+                    partition=tp.partition, fetch_offset=next_offset,
+                    partition_max_bytes=max_bytes))
+                chained[tp] = (next_offset, asked[1])
+        if not chained:
+            return
+        crid = next(self._request_ids)
+        self._unadopted.add(crid)
+        future = self._request(address, self._fetch_request(topics), chained, crid)
+        self._chained[rid] = (crid, future, chained)
+        self.chained_fetches += 1
+
+    def _adopt(self, rid: int) -> None:
+        """Consumer thread: the fetch chained on request ``rid``'s response becomes the one in
+        flight for the partitions it names (those whose state it still matches)."""
+        entry = self._chained.pop(rid, None)
+        if entry is None:
+            return
+        crid, future, chained = entry
+        self._in_flight[crid] = (future, chained)
+        self._unadopted.discard(crid)
+        for tp, (offset, generation) in chained.items():
+            state = self.states.get(tp)
+            if state is not None and (state.fetch_offset, state.generation) == (offset,
+                                                                                generation):
+                state.in_flight = True
 
     def _collect(self) -> None:
         for rid, (fut, sent) in list(self._in_flight.items()):
@@ -272,12 +360,16 @@ class Fetcher:
                     state.in_flight = False
             exc = fut.exception()
             if exc is not None:
+                self._adopt(rid)
                 error = map_error(exc)
                 if not getattr(error, "retriable", False):
                     raise error
                 self._backoff(sent, refresh=True)
                 continue
-            self._handle_fetch(fut.result(), sent)
+            try:
+                self._handle_fetch(fut.result(), sent)
+            finally:
+                self._adopt(rid)  # after the response moved fetch_offset to where it starts
 
     def _backoff(self, tps, refresh: bool) -> None:
         retry_at = time.monotonic() + self._backoff_s
@@ -460,73 +552,6 @@ def _add_timestamps(out: list, first: int, deltas: bytes, n: int) -> None:
         out.append(repeat(first + d1, n - c))
         return
     out.append(map(list(range(first, first + 24)).__getitem__, deltas))
-
-
-def _digest(mv: memoryview, start: int, end: int) -> bytes:
-    """The blake3 digest of the batch at mv[start:end] (layout: rillet.logstore.batch)."""
-    h = blake3(mv[start + _DIGEST_END:end])
-    h.update(mv[start + 8:start + 12])
-    h.update(mv[start + 16:start + 17])
-    return h.digest()
-
-
-def scan_batches(buf: bytes, after: int, validate: bool, digests: bool = True,
-                 stop_at_corrupt: bool = False):
-    """Walk a fetched run of whole batches without decoding records.
-
-    Returns ([(base_offset, attributes, first_timestamp, last_offset_delta, record_count,
-    start, end, digest)] of the data batches with records at or after offset ``after``
-    (control batches and batches wholly before it are skipped), next offset to fetch).
-    Checks what ``logstore.batch.iter_batches`` checks (magic, length, truncation; with
-    ``validate`` also attributes, counts and, unless ``digests`` is False, the blake3
-    digest), raising CorruptBatchError likewise. With ``stop_at_corrupt`` a corrupt batch
-    ends the walk instead: the result is (batches before it, its offset (the next offset
-    after them), the error, or None if there was none).
-    """
-    out: list = []
-    progress = [after]
-    if not stop_at_corrupt:
-        return _scan(buf, after, validate, digests, out, progress)
-    try:
-        _, next_offset = _scan(buf, after, validate, digests, out, progress)
-    except CorruptBatchError as exc:
-        return out, progress[0], exc
-    return out, next_offset, None
-
-
-def _scan(buf: bytes, after: int, validate: bool, digests: bool, out: list, progress: list):
-    mv = memoryview(buf)
-    total = len(buf)
-    next_offset = after
-    pos = 0
-    while pos < total:
-        if total - pos < HEADER_SIZE:
-            raise CorruptBatchError(f"truncated header: {total - pos} of {HEADER_SIZE} bytes",
-                                    pos)
-        (base, length, _epoch, magic, digest, attributes, last_delta, first, _max_ts, _pid,
-         _pe, _seq, count) = _unpack_header(buf, pos)
-        if magic != MAGIC:
-            raise CorruptBatchError(f"bad magic {magic} (expected {MAGIC})", pos)
-        if length < HEADER_SIZE:
-            raise CorruptBatchError(f"bad length {length}", pos)
-        end = pos + length
-        if end > total:
-            raise CorruptBatchError(f"truncated batch: {total - pos} of {length} bytes", pos)
-        if validate:
-            if attributes & CODEC_MASK > _MAX_CODEC or attributes & ~0x37:
-                raise CorruptBatchError(f"bad attributes {attributes:#x}", pos)
-            if last_delta < 0 or not 1 <= count <= last_delta + 1:
-                raise CorruptBatchError(
-                    f"bad counts: record_count {count}, last_offset_delta {last_delta}", pos)
-            if digests and _digest(mv, pos, end) != digest:
-                raise CorruptBatchError("digest mismatch", pos)
-        batch_next = base + last_delta + 1
-        if batch_next > next_offset:
-            next_offset = progress[0] = batch_next
-            if not attributes & CONTROL_FLAG:
-                out.append((base, attributes, first, last_delta, count, pos, end, digest))
-        pos = end
-    return out, next_offset
 
 
 @contextmanager

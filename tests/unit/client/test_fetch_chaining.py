@@ -1,0 +1,120 @@
+"""Chained fetches (issue #12): the consumer's I/O thread sends the next Fetch as soon as a
+response with records arrives, without waiting for the application's next poll(); at most one
+such fetch runs ahead of the consumer thread, and nothing is lost, repeated or reordered.
+
+Against the in-memory broker over a real ZeroMQ endpoint; counted by requests and records.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from rillet import Consumer, Producer, TopicPartition
+
+pytestmark = pytest.mark.timeout(60)
+TP = TopicPartition("t", 0)
+
+
+def wait_until(predicate, timeout_s: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout_s} s")
+        time.sleep(0.002)
+
+
+def fetches(broker) -> int:
+    return sum(1 for api in list(broker.requests) if api == "Fetch")
+
+
+def parked_fetch(broker) -> int:
+    """Fetch requests so far, once the one poll() left behind is parked at the broker."""
+    wait_until(lambda: broker._parked, what="a parked fetch")
+    return fetches(broker)
+
+
+def produce(producer: Producer, *values: bytes) -> None:
+    for v in values:
+        producer.send("t", v, partition=0).get(10)
+
+
+def poll_values(consumer: Consumer, n: int) -> list[bytes]:
+    out: list[bytes] = []
+    deadline = time.monotonic() + 10
+    while len(out) < n and time.monotonic() < deadline:
+        for records in consumer.poll(100).values():
+            out.extend(r.value for r in records)
+    return out
+
+
+@pytest.fixture
+def clients(broker):
+    broker.create("t")
+    p = Producer({"bootstrap.servers": broker.address}, linger_ms=0)
+    c = Consumer({"bootstrap.servers": broker.address, "fetch.max.wait.ms": 5000})
+    c.assign([TP])
+    c.seek(TP, 0)
+    try:
+        yield p, c
+    finally:
+        c.close()
+        p.close()
+
+
+def test_a_response_with_records_sends_the_next_fetch_without_a_poll(broker, clients):
+    p, c = clients
+    produce(p, b"r0")
+    assert poll_values(c, 1) == [b"r0"]
+    # poll() left one fetch parked at offset 1. Records answer it while the application is
+    # not polling: the I/O thread fetches again from offset 2 on its own (one fetch more).
+    before = parked_fetch(broker)
+    produce(p, b"r1")
+    wait_until(lambda: fetches(broker) >= before + 1, what="the chained fetch")
+    assert c._fetcher.chained_fetches >= 1
+    # the chained fetch is answered in turn; its response chains nothing further, as the
+    # consumer thread has not taken over the chained request yet
+    produce(p, b"r2")
+    produce(p, b"r3")
+    assert poll_values(c, 3) == [b"r1", b"r2", b"r3"]
+
+
+def test_chained_fetches_lose_repeat_and_reorder_nothing(broker, clients):
+    p, c = clients
+    got: list[bytes] = []
+    for i in range(60):
+        produce(p, b"%d" % i)
+        if i % 3 == 2:
+            got.extend(poll_values(c, i + 1 - len(got)))
+    got.extend(poll_values(c, 60 - len(got)))
+    assert got == [b"%d" % i for i in range(60)]
+    assert c._fetcher.chained_fetches >= 1
+
+
+def test_a_seek_while_a_chained_fetch_is_in_flight_discards_its_records(broker, clients):
+    p, c = clients
+    produce(p, b"a", b"b")
+    assert poll_values(c, 2) == [b"a", b"b"]
+    before = parked_fetch(broker)
+    produce(p, b"c")  # answers the parked fetch: the I/O thread chains one from offset 3
+    wait_until(lambda: fetches(broker) >= before + 1, what="the chained fetch")
+    c.seek(TP, 1)
+    produce(p, b"d")
+    assert poll_values(c, 3) == [b"b", b"c", b"d"]
+
+
+def test_a_paused_partition_is_not_chained(broker, clients):
+    p, c = clients
+    produce(p, b"x")
+    assert poll_values(c, 1) == [b"x"]
+    chained = c._fetcher.chained_fetches
+    parked_fetch(broker)
+    in_flight = [f for f, _ in c._fetcher._in_flight.values()]
+    assert in_flight  # poll() left a fetch parked at offset 1
+    c.pause(TP)
+    produce(p, b"y")  # answers the fetch parked before the pause
+    wait_until(lambda: all(f.done() for f in in_flight), what="the parked fetch's answer")
+    assert c._fetcher.chained_fetches == chained
+    c.resume(TP)
+    assert poll_values(c, 1) == [b"y"]
