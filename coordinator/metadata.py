@@ -460,7 +460,7 @@ def register_broker(
     rejoins an ISR only when its leader sees it caught up (KIP-966's rule: a log that
     recovery cut short can never lead or count toward acks=all). Worked example: broker 1
     leads p0 (ISR [1, 2, 3]) and restarts within its session -> FenceBroker(1),
-    PartitionChange(p0: leader 2, ISR [2, 3], leader epoch + 1), RegisterBroker(1, new id)."""
+    PartitionChangeRecord(p0: leader 2, ISR [2, 3], leader epoch + 1), RegisterBroker(1, new id)."""
     old = image.brokers.get(broker_id)
     records: list[object] = []
     new_process = old is not None and old.incarnation != incarnation

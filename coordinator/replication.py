@@ -16,7 +16,7 @@ Leader (one object per leader epoch; a new epoch is a new object):
   pending expansion; a pending shrink is not counted until the controller commits it), never
   decreasing. Followers' unknown LEOs hold it where it is.
 * ISR changes are proposed, never applied locally: :class:`AlterIsr` goes to the controller,
-  and only the ``PartitionChange`` the leader later sees in the metadata changes ``isr``. One
+  and only the ``PartitionChangeRecord`` the leader later sees in the metadata changes ``isr``. One
   proposal in flight at a time (re-sent after ``alter_partition_retry_ms`` without an answer).
   Shrink: an ISR follower with ``LEO != leader LEO`` and no catch-up for
   ``replica.lag.time.max.ms``. Expand: a replica not in the ISR whose LEO reached the high
