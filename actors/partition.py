@@ -67,6 +67,7 @@ from .partition_messages import (  # noqa: F401 - re-exported: callers use parti
     Scrub,
     Tick,
     _Waiter,
+    _Watched,
     code_of,
     error_code_for,
 )
@@ -119,6 +120,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
         self.log: PartitionLog | None = None
         self.high_watermark = 0
         self._waiters: list[_Waiter] = []
+        self._watches: dict[int, _Watched] = {}  # follower id -> its fetch session's watch
         self._unacked: list[tuple[Callable, P.ProducePartitionResponse]] = []
         self._log = logger.bind(broker=broker_id, topic=topic, partition=partition)
         # replication: None = the sole replica, leading (tests, single-broker setups)
@@ -207,6 +209,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
                 )
             )
             self.leader = None
+            self._drop_watches(E.NOT_LEADER_OR_FOLLOWER)
         if self.log is not None:
             try:
                 self._save_high_watermark()
@@ -253,6 +256,9 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
                         now_ms=now,
                     )
                 )
+                # idle followers with a fetch session do not fetch again: check them now
+                # (an ISR change resolved the pending proposal; a reassignment added one)
+                self._refresh_watched_followers()
                 return
             self._carry_out(
                 self.leader.on_partition_change(
@@ -260,6 +266,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
                 )
             )
             self.leader = None
+            self._drop_watches(E.NOT_LEADER_OR_FOLLOWER)
             self._log.info("resigned as leader (new leader {} epoch {})", leader, epoch)
         self.leader_epoch = max(self.leader_epoch, epoch)
         if leader != self.broker_id:
@@ -420,6 +427,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
                         self._carry_out(
                             self.leader.on_alter_partition_response(proposal, error, now_ms())
                         )
+                        self._refresh_watched_followers()  # an expansion may be possible now
                 case FollowerState(leader_epoch=epoch):
                     result = self._follower_state(epoch)
                 case FollowerTruncate():
@@ -543,6 +551,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
         if self._waiters:
             self._waiters = [w for w in self._waiters if w.deadline_ms > now]
         if self.leader is not None:
+            self._refresh_watched_followers()  # partition_fetch.py: fetch sessions
             self._carry_out(self.leader.tick(now))
         if self.log is not None and self.log.damage is not None:
             self._send_damage(now)
@@ -587,6 +596,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
                 )
             )
             self.leader = None
+            self._drop_watches(E.NOT_LEADER_OR_FOLLOWER)
         self._save_high_watermark()
         self._open()
         self._serve_waiters()
@@ -600,6 +610,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
                 )
             )
             self.leader = None
+            self._drop_watches(E.NOT_LEADER_OR_FOLLOWER)
         if self.log is not None:
             self.log.abandon()  # no more writes: the path may already hold a new topic
             self.log = None

@@ -30,6 +30,7 @@ from .ticker import now_ms
 E = P.ErrorCode
 Key = tuple[str, int]
 ASK_TIMEOUT_S = 30.0
+_SESSION_ERRORS = frozenset({E.FETCH_SESSION_ID_NOT_FOUND, E.INVALID_FETCH_SESSION_EPOCH})
 _STALE = frozenset(
     {
         E.NOT_LEADER_OR_FOLLOWER,
@@ -48,6 +49,9 @@ class _State:
     paused_until_ms: int = 0
     fetch_offset: int = -1  # the log end offset the last append returned (-1: ask)
     high_watermark: int = -1  # the leader's, as last handed to the partition actor
+    # what the leader's fetch session knows of it: (session token, fetch offset, leader
+    # epoch); None after an error, a pause or a truncation, so the next request names it
+    sent: tuple[int, int, int] | None = None
 
 
 class ReplicaFetcher:
@@ -76,6 +80,13 @@ class ReplicaFetcher:
         self._max_bytes = fetch_max_bytes
         self._backoff_ms = backoff_ms
         self._partitions: dict[Key, _State] = {}
+        # the incremental fetch session with the leader (KIP-227; actors/fetch_session.py):
+        # its id and the epoch of the last request, and what the leader knows of each
+        # partition (fetch offset, leader epoch); epoch 0 = open a new one
+        self._session_id = 0
+        self._session_epoch = P.INITIAL_EPOCH
+        self._session_token = 0  # changes with every session (stale ``_State.sent``)
+        self._session_keys: set[Key] = set()  # the partitions the leader's session has
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -118,6 +129,7 @@ class ReplicaFetcher:
                 worked = self._round()
             except Exception:  # noqa: BLE001 - keep fetching; the next round starts over
                 self._log.exception("replica fetcher round failed")
+                self._reset_session()  # the leader may count as sent what we never appended
                 worked = False
             if not worked:
                 self._wake.wait(self._backoff_ms / 1000)
@@ -133,6 +145,7 @@ class ReplicaFetcher:
             return None
 
     def _pause(self, state: _State) -> None:
+        state.sent = None
         state.fetch_offset = -1
         state.high_watermark = -1
         state.paused_until_ms = now_ms() + self._backoff_ms * 5
@@ -234,40 +247,35 @@ class ReplicaFetcher:
             offsets[key] = status[0]
         if not offsets:
             return False
-        topics: dict[str, list] = {}
-        for (topic, p), offset in offsets.items():
-            topics.setdefault(topic, []).append(
-                P.FetchPartition(
-                    partition=p,
-                    fetch_offset=offset,
-                    partition_max_bytes=self._max_bytes,
-                    current_leader_epoch=states[(topic, p)].leader_epoch,
-                )
-            )
-        req = P.FetchRequest(
-            replica_id=self.broker_id,
-            replica_incarnation=self.incarnation,
-            max_wait_ms=self._wait_ms,
-            min_bytes=1,
-            max_bytes=max(self._max_bytes * 10, self._max_bytes),
-            topics=tuple(P.FetchTopic(name=t, partitions=tuple(ps)) for t, ps in topics.items()),
-        )
+        for key, offset in offsets.items():
+            states[key].fetch_offset = offset  # unchanged unless the answer says otherwise
+        req = self._fetch_request(states, offsets)
         try:
             resp = self._endpoint.request(address, req, self._wait_ms + 5000).result(
                 self._wait_ms / 1000 + 10
             )
-        except Exception:  # noqa: BLE001 - leader down: back off
+        except Exception:  # noqa: BLE001 - leader down: back off, then a new session
+            self._reset_session()
             return False
-        if not isinstance(resp, P.FetchResponse):
-            return False
+        if not isinstance(resp, P.FetchResponse) or resp.error_code != E.NONE:
+            self._reset_session()
+            retry = isinstance(resp, P.FetchResponse) and resp.error_code in _SESSION_ERRORS
+            return retry  # a lost session: open a new one at once
+        self._session_id = resp.session_id
+        self._session_epoch = req.session_epoch
+        token = self._session_token
+        for key, offset in offsets.items():
+            states[key].sent = (token, offset, states[key].leader_epoch)
+        self._session_keys = set(offsets)
         # One pass: every partition's data goes to its actor at once (the actors append in
-        # parallel on the I/O lane), then the answers are collected.
+        # parallel on the I/O lane), then the answers are collected. An incremental answer
+        # names only partitions with news.
         appends: list[tuple[Key, _State, object]] = []
         for t in resp.topics:
             for r in t.partitions:
                 key = (t.name, r.partition)
                 state = states.get(key)
-                if state is None:
+                if state is None or key not in offsets:
                     continue
                 state.fetch_offset = -1
                 if (
@@ -283,10 +291,59 @@ class ReplicaFetcher:
                     message = R.FollowerAppend(state.leader_epoch, r.records, r.high_watermark)
                     appends.append((key, state, self._tell_ask(key, message)))
                 else:
+                    state.sent = None  # the leader stopped watching it: name it again
                     self._handle_error(key, state, offsets[key], r)
         for key, state, future in appends:
             self._appended(key, state, future)
         return True
+
+    def _reset_session(self) -> None:
+        self._session_id = 0
+        self._session_epoch = P.INITIAL_EPOCH
+        self._session_token += 1
+        self._session_keys = set()
+
+    def _fetch_request(self, states: dict[Key, _State], offsets: dict[Key, int]):
+        """The next request of the session: every partition when opening one, else those
+        whose fetch offset or leader epoch the leader does not know, and the forgotten."""
+        if self._session_epoch == P.INITIAL_EPOCH and self._session_id == 0:
+            epoch, changed, forgotten = P.INITIAL_EPOCH, offsets, ()
+        else:
+            epoch = self._session_epoch + 1 if self._session_epoch < (1 << 31) - 1 else 1
+            token = self._session_token
+            changed = {
+                k: o
+                for k, o in offsets.items()
+                if states[k].sent != (token, o, states[k].leader_epoch)
+            }
+            gone: dict[str, list[int]] = {}
+            for topic, p in self._session_keys - offsets.keys():
+                gone.setdefault(topic, []).append(p)
+            forgotten = tuple(
+                P.FetchForgottenTopic(name=t, partitions=tuple(sorted(ps)))
+                for t, ps in sorted(gone.items())
+            )
+        topics: dict[str, list] = {}
+        for (topic, p), offset in changed.items():
+            topics.setdefault(topic, []).append(
+                P.FetchPartition(
+                    partition=p,
+                    fetch_offset=offset,
+                    partition_max_bytes=self._max_bytes,
+                    current_leader_epoch=states[(topic, p)].leader_epoch,
+                )
+            )
+        return P.FetchRequest(
+            replica_id=self.broker_id,
+            replica_incarnation=self.incarnation,
+            max_wait_ms=self._wait_ms,
+            min_bytes=1,
+            max_bytes=max(self._max_bytes * 10, self._max_bytes),
+            topics=tuple(P.FetchTopic(name=t, partitions=tuple(ps)) for t, ps in topics.items()),
+            session_id=self._session_id,
+            session_epoch=epoch,
+            forgotten_topics=forgotten,
+        )
 
     def _tell_ask(self, key: Key, message: object):
         """An ask without waiting: the future of the answer, or None (no such actor)."""
@@ -306,6 +363,7 @@ class ReplicaFetcher:
         except Exception as e:  # noqa: BLE001 - e.g. unexpected offset: truncate again
             self._log.warning("{}: append of fetched data failed ({}); truncating", key, e)
             state.truncating = True
+            state.sent = None
             state.high_watermark = -1
             return
         if leo is None:
@@ -324,6 +382,7 @@ class ReplicaFetcher:
                 self._ask(key, R.FollowerReset(state.leader_epoch, r.log_start_offset))
             else:
                 state.truncating = True
+                state.sent = None
             return
         if r.error_code in _STALE:
             self._pause(state)
