@@ -64,6 +64,12 @@ def recover(log: PartitionLog, now_ms: int) -> RecoveryReport:
         ):
             fs.remove(d / name)  # half-written checkpoints, indexes of deleted segments
     clean = fs.exists(d / CLEAN_SHUTDOWN_FILE)
+    # A new partition: no segment, no checkpoint. Every missing file reads back as the state
+    # built below (log start 0, recovery point 0, no epochs), so there is nothing to make
+    # durable yet: creating thousands of partitions costs no checkpoint fsyncs (issue #12).
+    fresh = not clean and not any(
+        n.endswith(".log") or n in (LOG_START_FILE, RECOVERY_POINT_FILE, EPOCH_FILE) for n in names
+    )
     start_ckpt = fs.read_checkpoint(d / LOG_START_FILE)
     rp_ckpt = fs.read_checkpoint(d / RECOVERY_POINT_FILE)
     recovery_point = rp_ckpt if isinstance(rp_ckpt, int) and not clean else None
@@ -151,6 +157,11 @@ def recover(log: PartitionLog, now_ms: int) -> RecoveryReport:
     for epoch, offset in transitions:
         if epoch >= 0:
             log.epochs.assign(epoch, offset)
+    if fresh and log.log_end_offset == 0 and not log.epochs.entries:
+        # the new segment file and the directory are fsynced with the first data flush
+        log._recovery_point = log._checkpointed_recovery_point = 0
+        log._last_checkpoint_ms = now_ms
+        return RecoveryReport(False, None, None)
     log._persist_epochs(log.epochs.entries)
 
     # Whatever survived recovery is made durable before it counts as recovered.
