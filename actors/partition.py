@@ -108,6 +108,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
         tick_ms: int = 200,
         send_damage: Callable[[str, int, int, int, Callable[[str], None]], None] | None = None,
         scrub_enabled: bool = False,
+        counters: object | None = None,
     ) -> None:
         super().__init__()
         self.topic = topic
@@ -149,6 +150,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
         self._hw_sink = hw_sink
         self._initial_hw = initial_high_watermark
         self._init_damage(send_damage, scrub_enabled)  # partition_damage.py
+        self._counters = counters  # the broker's (fetch_session.Counters): logs opened
 
     # -------------------------------------------------------------------------- lifecycle
 
@@ -197,6 +199,8 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
         )
         self._recovery_damage = log.recovery.damage if log.recovery is not None else None
         self._check_damage()  # recovery may have found some
+        if self._counters is not None:
+            self._counters.add("partition_logs_opened")
 
     def on_stop(self) -> None:
         if self._wake is not None:
@@ -466,8 +470,11 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
         if leader is not None:
             if len(leader.purgatory) or leader.pending is not None:
                 due.append(now + self._tick_ms)  # produce timeouts, AlterPartition re-sends
-            elif len(leader.replicas) > 1:
-                due.append(self._next_isr_check)  # Kafka: every replica.lag.time.max.ms / 2
+            elif len(leader.replicas) > 1 and not leader.in_sync_and_idle:
+                # Kafka: every replica.lag.time.max.ms / 2; an idle leader whose followers
+                # all have its LEO sleeps until the next append (issue #12: thousands of
+                # idle leaders would otherwise wake a few hundred times a second)
+                due.append(self._next_isr_check)
         damage = self._damage_due()  # an unacknowledged ReplicaDamage re-send
         if damage is not None:
             due.append(damage)
