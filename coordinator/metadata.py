@@ -36,9 +36,10 @@ from .election import PartitionChangeRecord
 from .placement import PlacementError, assign_replicas
 
 MAX_TOPIC_NAME = 249
-# Each hosted partition is an actor with its own thread: refuse layouts no broker can host
-# rather than letting one request spin up millions of them.
-MAX_PARTITIONS_PER_TOPIC = 4096
+# Each hosted partition is an actor (memory, no thread: docs/runtime.md) with an open segment
+# file: refuse layouts no broker can host (memory, file descriptors) rather than letting one
+# request create millions of them. 10,000 is issue #12's largest measured layout.
+MAX_PARTITIONS_PER_TOPIC = 10_000
 _LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
 
 
