@@ -952,11 +952,13 @@ GROUP_REQUESTS = (
 @_msg
 class RaftRequest:
     """One Raft message between controller voters: ``message`` is the CBOR encoding of
-    ``coordinator.raft.wire.message_to_dict``. One-way: the reply is an empty ack."""
+    ``coordinator.raft.wire.message_to_dict``, as a raw frame (an append of a topic with
+    thousands of partitions is larger than a header frame may be). One-way: the reply is an
+    empty ack."""
 
     API: ClassVar[str] = "Raft"
     VERSION: ClassVar[int] = 0
-    message: bytes
+    message: Records
 
 
 @_msg

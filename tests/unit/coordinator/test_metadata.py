@@ -164,3 +164,32 @@ def test_register_broker_records_written_before_the_listener_split_still_load() 
     (record,) = md.decode_records(old.encode())
     image = md.apply(md.MetadataImage(), record)
     assert image.brokers[2].internal_address is None  # callers fall back to the voters list
+
+
+def test_replay_of_many_records_equals_applying_them_one_by_one() -> None:
+    image = _cluster(1, 2, 3)
+    records = [
+        *md.create_topic(image, "a", 50, 3, {}, "ida"),
+        md.PartitionChange(topic="a", partition=3, leader=2, isr=(2, 3), leader_epoch=1),
+        md.PartitionChange(
+            topic="a", partition=99, leader=2, isr=(2,), leader_epoch=1
+        ),  # no such partition: ignored
+        md.PartitionChange(
+            topic="nope", partition=0, leader=1, isr=(1,), leader_epoch=1
+        ),  # no such topic: ignored
+        *md.create_topic(image, "b", 7, 2, {}, "idb"),
+        md.PartitionChange(topic="a", partition=3, leader=3, isr=(3,), leader_epoch=2),
+        md.DeleteTopic(name="b"),
+        md.PartitionChange(
+            topic="b", partition=0, leader=1, isr=(1,), leader_epoch=1
+        ),  # after its deletion: ignored
+    ]
+    one_by_one = image
+    for r in records:
+        one_by_one = md.apply(one_by_one, r)
+    replayed = md.replay(records, image)
+    assert replayed == one_by_one
+    assert replayed.offset == image.offset + len(records)
+    assert replayed.topics["a"].partitions[3].leader == 3
+    assert replayed.topics["a"].partitions[3].partition_epoch == 2
+    assert image.topics == {}  # the image replayed from is unchanged
