@@ -2,11 +2,14 @@
 
 For each partition count P: a fresh 3-broker cluster, a topic "spread" with P partitions and a
 topic "three" with 3 partitions (both RF=3, min.insync.replicas=2). Reported: time to create
-and settle (every partition has a leader and a full ISR, as seen by Metadata), then per
+and settle (every partition has a leader and a full ISR, as seen by Metadata, AND every broker
+has opened every replica's log: BrokerCounters ``partition_logs_opened``; the metadata alone
+is "full" long before that), then per
 broker threads, RSS and open files (from /proc), idle CPU over a quiet window, ISR shrinks
 while idle (full ISRs before vs after), then ``rillet perf produce`` of N keyed records to
 "spread" (keys cover every partition) next to the same to "three", with acks=1 and acks=all,
-in the same run: the ratio spread/three is the figure. The load average is printed.
+in the same run: the ratio spread/three is the figure. The load average is printed, and each
+broker's ``replica_fetch_polls`` / ``replica_fetch_partition_reads`` after the idle window.
 
     .venv/bin/python bench/scale_bench.py --partitions 300,1000,3000 --records 200000
 """
@@ -136,9 +139,14 @@ def run(partitions: int, records: int, idle_s: float) -> dict:
                 "per_broker": {b: {**stats[b], "idle_cpu_pct": round(idle[b], 2)} for b in pids},
                 "isr_full_before_after_idle": [isr_before, isr_after],
             }
+            print(json.dumps(result), file=sys.stderr, flush=True)  # kept if produce fails
             for acks in ("1", "all"):
-                spread = perf(env, "spread", records, acks, max(partitions * 4, 1000))
-                three = perf(env, "three", records, acks, 1000)
+                try:
+                    spread = perf(env, "spread", records, acks, max(partitions * 4, 1000))
+                    three = perf(env, "three", records, acks, 1000)
+                except (RuntimeError, subprocess.TimeoutExpired) as e:
+                    result[f"acks={acks}"] = {"error": str(e)[-400:]}
+                    continue
                 result[f"acks={acks}"] = {
                     "spread_rec_s": spread, "three_rec_s": three, "ratio": spread / three
                 }
