@@ -87,6 +87,16 @@ class ReplicaFetcher:
         self._session_epoch = P.INITIAL_EPOCH
         self._session_token = 0  # changes with every session (stale ``_State.sent``)
         self._session_keys: set[Key] = set()  # the partitions the leader's session has
+        # A round costs O(partitions that changed), not O(partitions followed): the view of
+        # which partitions fetch and which truncate is rebuilt only when ``_version`` moves
+        # (new partitions or epochs, a pause, a truncation starting or ending) or a pause
+        # ends; ``_dirty`` holds the fetching partitions whose fetch offset may differ from
+        # what the leader's session knows.
+        self._version = 0
+        self._view: tuple[int, dict[Key, _State], dict[Key, _State]] | None = None
+        self._view_until = 0  # the earliest end of a pause seen by the view (ms)
+        self._dirty: set[Key] = set()
+        self._forgotten: set[Key] = set()  # in the session, no longer fetched
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -119,7 +129,13 @@ class ReplicaFetcher:
                 k: old[k] if k in old and old[k].leader_epoch == e else _State(e)
                 for k, e in epochs.items()
             }
+            self._version += 1
         self._wake.set()
+
+    def _changed(self) -> None:
+        """A partition starts or stops fetching (pause, truncation): rebuild the view."""
+        with self._lock:
+            self._version += 1
 
     # ------------------------------------------------------------------------------ loop
 
@@ -145,6 +161,7 @@ class ReplicaFetcher:
             return None
 
     def _pause(self, state: _State) -> None:
+        self._changed()
         state.sent = None
         state.fetch_offset = -1
         state.high_watermark = -1
@@ -156,13 +173,24 @@ class ReplicaFetcher:
             return False
         now = now_ms()
         with self._lock:
-            states = {k: s for k, s in self._partitions.items() if s.paused_until_ms <= now}
-        if not states:
+            version, partitions = self._version, self._partitions
+        view = self._view
+        if view is None or view[0] != version or now >= self._view_until:
+            states = {k: s for k, s in partitions.items() if s.paused_until_ms <= now}
+            self._view_until = min(
+                (s.paused_until_ms for s in partitions.values() if s.paused_until_ms > now),
+                default=1 << 62,
+            )
+            truncating = {k: s for k, s in states.items() if s.truncating}
+            fetching = {k: s for k, s in states.items() if not s.truncating}
+            view = self._view = (version, truncating, fetching)
+            self._dirty = set(fetching)  # checked once against what the session knows
+            self._forgotten = self._session_keys - fetching.keys()
+        _, truncating, fetching = view
+        if not truncating and not fetching:
             return False
-        truncating = {k: s for k, s in states.items() if s.truncating}
         if truncating:
             self._truncate(address, truncating)
-        fetching = {k: s for k, s in states.items() if not s.truncating}
         if not fetching:
             return bool(truncating)
         return self._fetch(address, fetching)
@@ -184,6 +212,7 @@ class ReplicaFetcher:
             leo, latest_epoch, _hw = status
             if latest_epoch < 0 and leo == 0:
                 state.truncating = False  # nothing to truncate
+                self._changed()
                 continue
             asks[key] = latest_epoch
         if not asks:
@@ -232,11 +261,17 @@ class ReplicaFetcher:
                 done, leo, _latest = result
                 if done:
                     state.truncating = False
+                    self._changed()
                     self._log.debug("{} truncated; fetching from {}", key, leo)
 
     def _fetch(self, address: str, states: dict[Key, _State]) -> bool:
+        """One poll of the session. ``states``: every fetching partition; only the dirty
+        ones (all when opening a session) are looked at."""
+        opening = self._session_epoch == P.INITIAL_EPOCH and self._session_id == 0
+        candidates = list(states) if opening else [k for k in self._dirty if k in states]
         offsets: dict[Key, int] = {}
-        for key, state in states.items():
+        for key in candidates:
+            state = states[key]
             if state.fetch_offset >= 0:  # known from our last append: no round trip
                 offsets[key] = state.fetch_offset
                 continue
@@ -244,12 +279,10 @@ class ReplicaFetcher:
             if status is None:
                 self._pause(state)
                 continue
-            offsets[key] = status[0]
-        if not offsets:
+            offsets[key] = state.fetch_offset = status[0]
+        if opening and not offsets:
             return False
-        for key, offset in offsets.items():
-            states[key].fetch_offset = offset  # unchanged unless the answer says otherwise
-        req = self._fetch_request(states, offsets)
+        req = self._fetch_request(states, offsets, opening)
         try:
             resp = self._endpoint.request(address, req, self._wait_ms + 5000).result(
                 self._wait_ms / 1000 + 10
@@ -266,7 +299,13 @@ class ReplicaFetcher:
         token = self._session_token
         for key, offset in offsets.items():
             states[key].sent = (token, offset, states[key].leader_epoch)
-        self._session_keys = set(offsets)
+            self._dirty.discard(key)
+        if opening:
+            self._session_keys = set(offsets)
+        else:
+            self._session_keys -= self._forgotten
+            self._session_keys.update(offsets)
+        self._forgotten = set()
         # One pass: every partition's data goes to its actor at once (the actors append in
         # parallel on the I/O lane), then the answers are collected. An incremental answer
         # names only partitions with news.
@@ -275,24 +314,24 @@ class ReplicaFetcher:
             for r in t.partitions:
                 key = (t.name, r.partition)
                 state = states.get(key)
-                if state is None or key not in offsets:
+                if state is None or state.fetch_offset < 0:
                     continue
-                state.fetch_offset = -1
+                offset = state.fetch_offset
                 if (
                     r.error_code == E.NONE
                     and not r.records
                     and r.high_watermark == state.high_watermark
                 ):
-                    # nothing new for an idle partition: no message to its actor
-                    state.fetch_offset = offsets[key]
-                    continue
+                    continue  # nothing new for an idle partition: no message to its actor
+                self._dirty.add(key)
+                state.fetch_offset = -1
                 if r.error_code == E.NONE:
                     state.high_watermark = r.high_watermark
                     message = R.FollowerAppend(state.leader_epoch, r.records, r.high_watermark)
                     appends.append((key, state, self._tell_ask(key, message)))
                 else:
                     state.sent = None  # the leader stopped watching it: name it again
-                    self._handle_error(key, state, offsets[key], r)
+                    self._handle_error(key, state, offset, r)
         for key, state, future in appends:
             self._appended(key, state, future)
         return True
@@ -302,11 +341,12 @@ class ReplicaFetcher:
         self._session_epoch = P.INITIAL_EPOCH
         self._session_token += 1
         self._session_keys = set()
+        self._forgotten = set()
 
-    def _fetch_request(self, states: dict[Key, _State], offsets: dict[Key, int]):
+    def _fetch_request(self, states: dict[Key, _State], offsets: dict[Key, int], opening: bool):
         """The next request of the session: every partition when opening one, else those
         whose fetch offset or leader epoch the leader does not know, and the forgotten."""
-        if self._session_epoch == P.INITIAL_EPOCH and self._session_id == 0:
+        if opening:
             epoch, changed, forgotten = P.INITIAL_EPOCH, offsets, ()
         else:
             epoch = self._session_epoch + 1 if self._session_epoch < (1 << 31) - 1 else 1
@@ -317,7 +357,7 @@ class ReplicaFetcher:
                 if states[k].sent != (token, o, states[k].leader_epoch)
             }
             gone: dict[str, list[int]] = {}
-            for topic, p in self._session_keys - offsets.keys():
+            for topic, p in self._forgotten:
                 gone.setdefault(topic, []).append(p)
             forgotten = tuple(
                 P.FetchForgottenTopic(name=t, partitions=tuple(sorted(ps)))
@@ -365,11 +405,13 @@ class ReplicaFetcher:
             state.truncating = True
             state.sent = None
             state.high_watermark = -1
+            self._changed()
             return
         if leo is None:
             self._pause(state)
         else:
             state.fetch_offset = leo
+            self._dirty.add(key)
 
     def _handle_error(
         self, key: Key, state: _State, offset: int, r: P.FetchPartitionResponse
@@ -383,6 +425,7 @@ class ReplicaFetcher:
             else:
                 state.truncating = True
                 state.sent = None
+                self._changed()
             return
         if r.error_code in _STALE:
             self._pause(state)
