@@ -347,7 +347,7 @@ class Controller(DispatchedActor):
         if self.node is None:
             return
         try:
-            message = raft.message_from_dict(cbor2.loads(data))
+            message = raft.message_from_dict(cbor2.loads(bytes(data)))
             effects = self.node.handle(message, self.clock())
         except (raft.InvalidMessageError, ValueError, TypeError, cbor2.CBORDecodeError) as e:
             self._dropped += 1

@@ -485,6 +485,7 @@ class BrokerNode:
                     tick_ms=self._flush_tick_ms,
                     send_damage=self._send_damage,
                     scrub_enabled=self.configs["log.scrub.enable"] == "true",
+                    counters=self.ctx.counters,
                     **extra,
                 )
             self._update_fetchers(new)

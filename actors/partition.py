@@ -69,6 +69,7 @@ from .partition_messages import (  # noqa: F401 - re-exported: callers use parti
     Scrub,
     Tick,
     _Waiter,
+    _Watched,
     code_of,
     error_code_for,
 )
@@ -108,6 +109,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
         send_damage: Callable[[str, int, int, int, Callable[[str], None]], None] | None = None,
         scrub_enabled: bool = False,
         producer_id_expiration_ms: int = PS.PRODUCER_ID_EXPIRATION_MS,
+        counters: object | None = None,
     ) -> None:
         super().__init__()
         self.topic = topic
@@ -120,6 +122,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
         self.log: PartitionLog | None = None
         self.high_watermark = 0
         self._waiters: list[_Waiter] = []
+        self._watches: dict[int, _Watched] = {}  # follower id -> its fetch session's watch
         self._unacked: list[tuple[Callable, P.ProducePartitionResponse]] = []
         self._log = logger.bind(broker=broker_id, topic=topic, partition=partition)
         # replication: None = the sole replica, leading (tests, single-broker setups)
@@ -148,6 +151,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
         self._hw_sink = hw_sink
         self._initial_hw = initial_high_watermark
         self._init_damage(send_damage, scrub_enabled)  # partition_damage.py
+        self._counters = counters  # the broker's (fetch_session.Counters): logs opened
 
     # -------------------------------------------------------------------------- lifecycle
 
@@ -197,6 +201,8 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
         )
         self._recovery_damage = log.recovery.damage if log.recovery is not None else None
         self._check_damage()  # recovery may have found some
+        if self._counters is not None:
+            self._counters.add("partition_logs_opened")
 
     def on_stop(self) -> None:
         if self._wake is not None:
@@ -249,6 +255,9 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
                         now_ms=now,
                     )
                 )
+                # idle followers with a fetch session do not fetch again: check them now
+                # (an ISR change resolved the pending proposal; a reassignment added one)
+                self._refresh_watched_followers()
                 return
             self._carry_out(
                 self.leader.on_partition_change(
@@ -256,6 +265,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
                 )
             )
             self.leader = None
+            self._drop_watches(E.NOT_LEADER_OR_FOLLOWER)
             self._log.info("resigned as leader (new leader {} epoch {})", leader, epoch)
         self.leader_epoch = max(self.leader_epoch, epoch)
         if leader != self.broker_id:
@@ -383,6 +393,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
                         self._carry_out(
                             self.leader.on_alter_partition_response(proposal, error, now_ms())
                         )
+                        self._refresh_watched_followers()  # an expansion may be possible now
                 case FollowerState(leader_epoch=epoch):
                     result = self._follower_state(epoch)
                 case FollowerTruncate():
@@ -421,8 +432,11 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
         if leader is not None:
             if len(leader.purgatory) or leader.pending is not None:
                 due.append(now + self._tick_ms)  # produce timeouts, AlterPartition re-sends
-            elif len(leader.replicas) > 1:
-                due.append(self._next_isr_check)  # Kafka: every replica.lag.time.max.ms / 2
+            elif len(leader.replicas) > 1 and not leader.in_sync_and_idle:
+                # Kafka: every replica.lag.time.max.ms / 2; an idle leader whose followers
+                # all have its LEO sleeps until the next append (issue #12: thousands of
+                # idle leaders would otherwise wake a few hundred times a second)
+                due.append(self._next_isr_check)
         damage = self._damage_due()  # an unacknowledged ReplicaDamage re-send
         if damage is not None:
             due.append(damage)
@@ -506,6 +520,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
         if self._waiters:
             self._waiters = [w for w in self._waiters if w.deadline_ms > now]
         if self.leader is not None:
+            self._refresh_watched_followers()  # partition_fetch.py: fetch sessions
             self._carry_out(self.leader.tick(now))
         if self.log is not None and self.log.damage is not None:
             self._send_damage(now)
@@ -551,6 +566,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
                 )
             )
             self.leader = None
+            self._drop_watches(E.NOT_LEADER_OR_FOLLOWER)
 
     def _reconfigure(self, config: LogConfig) -> None:
         if config == self.config:

@@ -11,6 +11,7 @@ from .partition_messages import (
     EpochEndOffset,
     Read,
     _Waiter,
+    _Watched,
     code_of,
     error_code_for,
 )
@@ -52,6 +53,8 @@ class FetchSide:
 
     def _read(self, msg: Read) -> None:
         follower = msg.replica_id >= 0
+        if msg.watch is not None:  # named again in its session: this Read supersedes the watch
+            self._watches.pop(msg.replica_id, None)
         if follower or (msg.current_leader_epoch >= 0 and self.info is not None):
             code = self._check_follower_fetch(msg) if follower else None
             if code is None and msg.current_leader_epoch >= 0:
@@ -77,6 +80,16 @@ class FetchSide:
             return
         response = self._fetch_response(msg.fetch_offset, msg.max_bytes, follower)
         msg.reply(response)
+        if msg.watch is not None and follower and response.error_code == E.NONE:
+            self._watches[msg.replica_id] = _Watched(
+                msg.watch,
+                fetch_offset=msg.fetch_offset,
+                sent_until=self.log.log_end_offset if response.records else msg.fetch_offset,
+                hw_sent=response.high_watermark,
+                max_bytes=msg.max_bytes,
+                leader_epoch=msg.current_leader_epoch,
+                incarnation=msg.replica_incarnation,
+            )
         if msg.on_data is not None and response.error_code == E.NONE and not response.records:
             if self._waiters:  # drop expired ones (their sessions answered at the deadline)
                 now = now_ms()
@@ -106,6 +119,8 @@ class FetchSide:
         return None
 
     def _serve_waiters(self, followers_only: bool = False) -> None:
+        if self._watches:
+            self._serve_watches()
         if not self._waiters:
             return
         keep = []
@@ -123,6 +138,75 @@ class FetchSide:
             else:
                 keep.append(w)
         self._waiters = keep
+
+    # ------------------------------------------------- fetch sessions (actors/fetch_session.py)
+
+    def _serve_watches(self) -> None:
+        """Tell watching follower sessions about records they were not sent (only once they
+        fetched what they were sent before) or a high watermark they were not told."""
+        log, key = self.log, (self.topic, self.partition)
+        for replica_id, w in list(self._watches.items()):
+            if log is None or self._refuse_as_damaged_leader():
+                response = P.FetchPartitionResponse(
+                    partition=self.partition, error_code=E.KAFKA_STORAGE_ERROR
+                )
+            elif w.sent_until == w.fetch_offset and log.log_end_offset > w.fetch_offset:
+                response = self._fetch_response(w.fetch_offset, w.max_bytes, follower=True)
+                if response.error_code == E.NONE and response.records:
+                    w.sent_until = log.log_end_offset
+                elif response.error_code == E.NONE and response.high_watermark == w.hw_sent:
+                    continue
+            elif self.high_watermark != w.hw_sent:
+                response = P.FetchPartitionResponse(
+                    partition=self.partition,
+                    high_watermark=self.high_watermark,
+                    last_stable_offset=self.high_watermark,
+                    log_start_offset=log.log_start_offset,
+                )
+            else:
+                continue
+            w.hw_sent = response.high_watermark
+            kept = w.watch.session.notify(key, w.watch.generation, response)
+            if not kept or response.error_code != E.NONE:
+                del self._watches[replica_id]
+
+    def _drop_watches(self, code: int) -> None:
+        """Leaving this leader epoch: watching followers get ``code`` (they pause the
+        partition and name it again, or follow the new leader)."""
+        if not self._watches:
+            return
+        gone, self._watches = self._watches, {}
+        key = (self.topic, self.partition)
+        for w in gone.values():
+            w.watch.session.notify(
+                key,
+                w.watch.generation,
+                P.FetchPartitionResponse(partition=self.partition, error_code=code),
+            )
+
+    def _refresh_watched_followers(self) -> None:
+        """Before an ISR check: a follower that polls its session without naming this
+        partition is still fetching at the watched offset, as of its last poll."""
+        leader, log, key = self.leader, self.log, (self.topic, self.partition)
+        if leader is None or log is None:
+            return
+        for replica_id, w in list(self._watches.items()):
+            as_of = w.watch.session.last_poll_for(key, w.watch.generation)
+            if as_of is None:
+                del self._watches[replica_id]
+                continue
+            follower = leader.followers.get(replica_id)
+            if w.leader_epoch != leader.leader_epoch or follower is None:
+                continue
+            decision = leader.on_follower_fetch(
+                replica_id,
+                w.fetch_offset,
+                max(as_of, follower.last_fetch_time_ms),
+                current_leader_epoch=w.leader_epoch,
+                log_start_offset=log.log_start_offset,
+                incarnation=w.incarnation,
+            )
+            self._carry_out(decision.progress)
 
     def _epoch_end_offset(self, msg: EpochEndOffset) -> None:
         leader, log = self.leader, self.log

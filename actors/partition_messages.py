@@ -42,6 +42,8 @@ class Read:
     replica_id: int = -1  # >= 0: a follower's fetch (reads up to the LEO, moves the ISR/HW)
     current_leader_epoch: int = -1
     replica_incarnation: str = ""  # the follower's process (KIP-903)
+    # a follower's fetch session (fetch_session.Watch): keep watching for it after answering
+    watch: object | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +179,21 @@ class _Waiter:
     on_data: Callable[[P.FetchPartitionResponse], bool]
     deadline_ms: int
     follower: bool = False
+
+
+@dataclass(slots=True)
+class _Watched:
+    """A follower's session watching this leader partition (actors/fetch_session.py): what
+    it was sent (records up to ``sent_until``, ``hw_sent``) since it last fetched at
+    ``fetch_offset``."""
+
+    watch: object  # fetch_session.Watch
+    fetch_offset: int
+    sent_until: int
+    hw_sent: int
+    max_bytes: int
+    leader_epoch: int
+    incarnation: str
 
 
 def error_code_for(exc: BaseException) -> int:

@@ -30,6 +30,7 @@ from .ticker import now_ms
 E = P.ErrorCode
 Key = tuple[str, int]
 ASK_TIMEOUT_S = 30.0
+_SESSION_ERRORS = frozenset({E.FETCH_SESSION_ID_NOT_FOUND, E.INVALID_FETCH_SESSION_EPOCH})
 _STALE = frozenset(
     {
         E.NOT_LEADER_OR_FOLLOWER,
@@ -48,6 +49,9 @@ class _State:
     paused_until_ms: int = 0
     fetch_offset: int = -1  # the log end offset the last append returned (-1: ask)
     high_watermark: int = -1  # the leader's, as last handed to the partition actor
+    # what the leader's fetch session knows of it: (session token, fetch offset, leader
+    # epoch); None after an error, a pause or a truncation, so the next request names it
+    sent: tuple[int, int, int] | None = None
 
 
 class ReplicaFetcher:
@@ -76,6 +80,23 @@ class ReplicaFetcher:
         self._max_bytes = fetch_max_bytes
         self._backoff_ms = backoff_ms
         self._partitions: dict[Key, _State] = {}
+        # the incremental fetch session with the leader (KIP-227; actors/fetch_session.py):
+        # its id and the epoch of the last request, and what the leader knows of each
+        # partition (fetch offset, leader epoch); epoch 0 = open a new one
+        self._session_id = 0
+        self._session_epoch = P.INITIAL_EPOCH
+        self._session_token = 0  # changes with every session (stale ``_State.sent``)
+        self._session_keys: set[Key] = set()  # the partitions the leader's session has
+        # A round costs O(partitions that changed), not O(partitions followed): the view of
+        # which partitions fetch and which truncate is rebuilt only when ``_version`` moves
+        # (new partitions or epochs, a pause, a truncation starting or ending) or a pause
+        # ends; ``_dirty`` holds the fetching partitions whose fetch offset may differ from
+        # what the leader's session knows.
+        self._version = 0
+        self._view: tuple[int, dict[Key, _State], dict[Key, _State]] | None = None
+        self._view_until = 0  # the earliest end of a pause seen by the view (ms)
+        self._dirty: set[Key] = set()
+        self._forgotten: set[Key] = set()  # in the session, no longer fetched
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -108,7 +129,13 @@ class ReplicaFetcher:
                 k: old[k] if k in old and old[k].leader_epoch == e else _State(e)
                 for k, e in epochs.items()
             }
+            self._version += 1
         self._wake.set()
+
+    def _changed(self) -> None:
+        """A partition starts or stops fetching (pause, truncation): rebuild the view."""
+        with self._lock:
+            self._version += 1
 
     # ------------------------------------------------------------------------------ loop
 
@@ -118,6 +145,7 @@ class ReplicaFetcher:
                 worked = self._round()
             except Exception:  # noqa: BLE001 - keep fetching; the next round starts over
                 self._log.exception("replica fetcher round failed")
+                self._reset_session()  # the leader may count as sent what we never appended
                 worked = False
             if not worked:
                 self._wake.wait(self._backoff_ms / 1000)
@@ -133,6 +161,8 @@ class ReplicaFetcher:
             return None
 
     def _pause(self, state: _State) -> None:
+        self._changed()
+        state.sent = None
         state.fetch_offset = -1
         state.high_watermark = -1
         state.paused_until_ms = now_ms() + self._backoff_ms * 5
@@ -143,13 +173,24 @@ class ReplicaFetcher:
             return False
         now = now_ms()
         with self._lock:
-            states = {k: s for k, s in self._partitions.items() if s.paused_until_ms <= now}
-        if not states:
+            version, partitions = self._version, self._partitions
+        view = self._view
+        if view is None or view[0] != version or now >= self._view_until:
+            states = {k: s for k, s in partitions.items() if s.paused_until_ms <= now}
+            self._view_until = min(
+                (s.paused_until_ms for s in partitions.values() if s.paused_until_ms > now),
+                default=1 << 62,
+            )
+            truncating = {k: s for k, s in states.items() if s.truncating}
+            fetching = {k: s for k, s in states.items() if not s.truncating}
+            view = self._view = (version, truncating, fetching)
+            self._dirty = set(fetching)  # checked once against what the session knows
+            self._forgotten = self._session_keys - fetching.keys()
+        _, truncating, fetching = view
+        if not truncating and not fetching:
             return False
-        truncating = {k: s for k, s in states.items() if s.truncating}
         if truncating:
             self._truncate(address, truncating)
-        fetching = {k: s for k, s in states.items() if not s.truncating}
         if not fetching:
             return bool(truncating)
         return self._fetch(address, fetching)
@@ -171,6 +212,7 @@ class ReplicaFetcher:
             leo, latest_epoch, _hw = status
             if latest_epoch < 0 and leo == 0:
                 state.truncating = False  # nothing to truncate
+                self._changed()
                 continue
             asks[key] = latest_epoch
         if not asks:
@@ -219,11 +261,17 @@ class ReplicaFetcher:
                 done, leo, _latest = result
                 if done:
                     state.truncating = False
+                    self._changed()
                     self._log.debug("{} truncated; fetching from {}", key, leo)
 
     def _fetch(self, address: str, states: dict[Key, _State]) -> bool:
+        """One poll of the session. ``states``: every fetching partition; only the dirty
+        ones (all when opening a session) are looked at."""
+        opening = self._session_epoch == P.INITIAL_EPOCH and self._session_id == 0
+        candidates = list(states) if opening else [k for k in self._dirty if k in states]
         offsets: dict[Key, int] = {}
-        for key, state in states.items():
+        for key in candidates:
+            state = states[key]
             if state.fetch_offset >= 0:  # known from our last append: no round trip
                 offsets[key] = state.fetch_offset
                 continue
@@ -231,11 +279,92 @@ class ReplicaFetcher:
             if status is None:
                 self._pause(state)
                 continue
-            offsets[key] = status[0]
-        if not offsets:
+            offsets[key] = state.fetch_offset = status[0]
+        if opening and not offsets:
             return False
+        req = self._fetch_request(states, offsets, opening)
+        try:
+            resp = self._endpoint.request(address, req, self._wait_ms + 5000).result(
+                self._wait_ms / 1000 + 10
+            )
+        except Exception:  # noqa: BLE001 - leader down: back off, then a new session
+            self._reset_session()
+            return False
+        if not isinstance(resp, P.FetchResponse) or resp.error_code != E.NONE:
+            self._reset_session()
+            retry = isinstance(resp, P.FetchResponse) and resp.error_code in _SESSION_ERRORS
+            return retry  # a lost session: open a new one at once
+        self._session_id = resp.session_id
+        self._session_epoch = req.session_epoch
+        token = self._session_token
+        for key, offset in offsets.items():
+            states[key].sent = (token, offset, states[key].leader_epoch)
+            self._dirty.discard(key)
+        if opening:
+            self._session_keys = set(offsets)
+        else:
+            self._session_keys -= self._forgotten
+            self._session_keys.update(offsets)
+        self._forgotten = set()
+        # One pass: every partition's data goes to its actor at once (the actors append in
+        # parallel on the I/O lane), then the answers are collected. An incremental answer
+        # names only partitions with news.
+        appends: list[tuple[Key, _State, object]] = []
+        for t in resp.topics:
+            for r in t.partitions:
+                key = (t.name, r.partition)
+                state = states.get(key)
+                if state is None or state.fetch_offset < 0:
+                    continue
+                offset = state.fetch_offset
+                if (
+                    r.error_code == E.NONE
+                    and not r.records
+                    and r.high_watermark == state.high_watermark
+                ):
+                    continue  # nothing new for an idle partition: no message to its actor
+                self._dirty.add(key)
+                state.fetch_offset = -1
+                if r.error_code == E.NONE:
+                    state.high_watermark = r.high_watermark
+                    message = R.FollowerAppend(state.leader_epoch, r.records, r.high_watermark)
+                    appends.append((key, state, self._tell_ask(key, message)))
+                else:
+                    state.sent = None  # the leader stopped watching it: name it again
+                    self._handle_error(key, state, offset, r)
+        for key, state, future in appends:
+            self._appended(key, state, future)
+        return True
+
+    def _reset_session(self) -> None:
+        self._session_id = 0
+        self._session_epoch = P.INITIAL_EPOCH
+        self._session_token += 1
+        self._session_keys = set()
+        self._forgotten = set()
+
+    def _fetch_request(self, states: dict[Key, _State], offsets: dict[Key, int], opening: bool):
+        """The next request of the session: every partition when opening one, else those
+        whose fetch offset or leader epoch the leader does not know, and the forgotten."""
+        if opening:
+            epoch, changed, forgotten = P.INITIAL_EPOCH, offsets, ()
+        else:
+            epoch = self._session_epoch + 1 if self._session_epoch < (1 << 31) - 1 else 1
+            token = self._session_token
+            changed = {
+                k: o
+                for k, o in offsets.items()
+                if states[k].sent != (token, o, states[k].leader_epoch)
+            }
+            gone: dict[str, list[int]] = {}
+            for topic, p in self._forgotten:
+                gone.setdefault(topic, []).append(p)
+            forgotten = tuple(
+                P.FetchForgottenTopic(name=t, partitions=tuple(sorted(ps)))
+                for t, ps in sorted(gone.items())
+            )
         topics: dict[str, list] = {}
-        for (topic, p), offset in offsets.items():
+        for (topic, p), offset in changed.items():
             topics.setdefault(topic, []).append(
                 P.FetchPartition(
                     partition=p,
@@ -244,49 +373,17 @@ class ReplicaFetcher:
                     current_leader_epoch=states[(topic, p)].leader_epoch,
                 )
             )
-        req = P.FetchRequest(
+        return P.FetchRequest(
             replica_id=self.broker_id,
             replica_incarnation=self.incarnation,
             max_wait_ms=self._wait_ms,
             min_bytes=1,
             max_bytes=max(self._max_bytes * 10, self._max_bytes),
             topics=tuple(P.FetchTopic(name=t, partitions=tuple(ps)) for t, ps in topics.items()),
+            session_id=self._session_id,
+            session_epoch=epoch,
+            forgotten_topics=forgotten,
         )
-        try:
-            resp = self._endpoint.request(address, req, self._wait_ms + 5000).result(
-                self._wait_ms / 1000 + 10
-            )
-        except Exception:  # noqa: BLE001 - leader down: back off
-            return False
-        if not isinstance(resp, P.FetchResponse):
-            return False
-        # One pass: every partition's data goes to its actor at once (the actors append in
-        # parallel on the I/O lane), then the answers are collected.
-        appends: list[tuple[Key, _State, object]] = []
-        for t in resp.topics:
-            for r in t.partitions:
-                key = (t.name, r.partition)
-                state = states.get(key)
-                if state is None:
-                    continue
-                state.fetch_offset = -1
-                if (
-                    r.error_code == E.NONE
-                    and not r.records
-                    and r.high_watermark == state.high_watermark
-                ):
-                    # nothing new for an idle partition: no message to its actor
-                    state.fetch_offset = offsets[key]
-                    continue
-                if r.error_code == E.NONE:
-                    state.high_watermark = r.high_watermark
-                    message = R.FollowerAppend(state.leader_epoch, r.records, r.high_watermark)
-                    appends.append((key, state, self._tell_ask(key, message)))
-                else:
-                    self._handle_error(key, state, offsets[key], r)
-        for key, state, future in appends:
-            self._appended(key, state, future)
-        return True
 
     def _tell_ask(self, key: Key, message: object):
         """An ask without waiting: the future of the answer, or None (no such actor)."""
@@ -306,12 +403,15 @@ class ReplicaFetcher:
         except Exception as e:  # noqa: BLE001 - e.g. unexpected offset: truncate again
             self._log.warning("{}: append of fetched data failed ({}); truncating", key, e)
             state.truncating = True
+            state.sent = None
             state.high_watermark = -1
+            self._changed()
             return
         if leo is None:
             self._pause(state)
         else:
             state.fetch_offset = leo
+            self._dirty.add(key)
 
     def _handle_error(
         self, key: Key, state: _State, offset: int, r: P.FetchPartitionResponse
@@ -324,6 +424,8 @@ class ReplicaFetcher:
                 self._ask(key, R.FollowerReset(state.leader_epoch, r.log_start_offset))
             else:
                 state.truncating = True
+                state.sent = None
+                self._changed()
             return
         if r.error_code in _STALE:
             self._pause(state)

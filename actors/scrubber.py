@@ -72,6 +72,10 @@ class Scrubber(DispatchedActor):
         self.bytes_checked = 0
         self.passes_done = 0
         self._next = 0  # round-robin position
+        # ticks come 10 times a second: with thousands of partitions, sorting and scanning
+        # them all each time cost a few percent of a core while idle (issue #12)
+        self._keys: list[Key] = []  # sorted self.states, rebuilt when the set changes
+        self._idle_until: int | None = None  # nothing due before this (every pass done)
         self._log = logger.bind(broker=broker_id, actor="scrubber")
 
     def on_receive(self, message: object) -> object:
@@ -96,13 +100,22 @@ class Scrubber(DispatchedActor):
         if self.budget < min(MIN_STEP, self.rate):
             return
         refs = dict(self.replicas())
-        for key in list(self.states):
-            if key not in refs:
-                del self.states[key]
-        for key in refs:
-            self.states.setdefault(key, _PartitionScrub(pass_started_ms=now))
+        if refs.keys() != self.states.keys():
+            for key in list(self.states):
+                if key not in refs:
+                    del self.states[key]
+            for key in refs:
+                self.states.setdefault(key, _PartitionScrub(pass_started_ms=now))
+            self._keys = sorted(self.states)
+            self._idle_until = None
+        if self._idle_until is not None and now < self._idle_until:
+            return
         key, restart = self._choose(now)
         if key is None:
+            if self.states:
+                self._idle_until = self.interval_ms + min(
+                    s.pass_started_ms for s in self.states.values()
+                )
             return
         if restart:
             state = self.states[key]
@@ -123,12 +136,12 @@ class Scrubber(DispatchedActor):
 
     def _choose(self, now: int) -> tuple[Key | None, bool]:
         """(partition, start a new pass first?) or (None, False) when nothing is due."""
-        keys = sorted(self.states)
+        keys = self._keys
         if not keys:
             return None, False
-        n = len(keys)
-        order = [keys[(self._next + i) % n] for i in range(n)]
-        self._next = (self._next + 1) % n
+        n, start = len(keys), self._next % len(keys)
+        self._next = (start + 1) % n
+        order = keys[start:] + keys[:start]
         for key in order:
             s = self.states[key]
             if (s.unverified is None or s.unverified > 0) and not s.pass_done:
@@ -142,6 +155,7 @@ class Scrubber(DispatchedActor):
         return None, False
 
     def _done(self, key: Key, report: ScrubReport) -> None:
+        self._idle_until = None
         if self.in_flight is not None and self.in_flight[0] == key:
             self.in_flight = None
         self.budget -= report.bytes_checked

@@ -40,6 +40,8 @@ from . import controller as C
 from . import group_coordinator as GC
 from . import partition as R
 from .configs import effective_topic_configs, topic_defaults
+from .fetch_session import Counters, FetchSessions
+from .fetch_session import serve as serve_session_fetch
 from .gather import EpochGather, FetchGather, ListOffsetsGather, ProduceGather
 from .runtime import DispatchedActor
 from .ticker import Ticker, now_ms
@@ -69,6 +71,21 @@ class BrokerContext:
     refused_inter_broker: int = 0  # inter-broker requests refused on the client listener
     describe_stats: Callable[[], P.BrokerStatsResponse] | None = None  # the node's, if any
     _count_lock: threading.Lock = field(default_factory=threading.Lock)
+    counters: Counters = field(default_factory=Counters)  # the BrokerCounters API
+    fetch_sessions: FetchSessions | None = None  # followers' fetch sessions (fetch_session.py)
+
+    def __post_init__(self) -> None:
+        if self.fetch_sessions is None:
+            self.fetch_sessions = FetchSessions(
+                self.counters, lambda delay, fn: self.ticker.call_later(delay, fn)
+            )
+
+    def counter_values(self) -> dict[str, int]:
+        """Every counter of this broker, by name (BrokerCounters)."""
+        values = self.counters.snapshot()
+        values["poison_messages"] = self.poison_count
+        values["refused_inter_broker"] = self.refused_inter_broker
+        return values
 
     def count_refused(self) -> int:
         """Count one refused inter-broker request (any session thread); the new total."""
@@ -265,6 +282,14 @@ class ClientSession(DispatchedActor):
                 respond(self._describe_configs(req))
             case P.FindCoordinatorRequest():
                 respond(GC.find_coordinator(self.ctx, req))
+            case P.BrokerCountersRequest():
+                counters = sorted(self.ctx.counter_values().items())
+                respond(
+                    P.BrokerCountersResponse(
+                        broker_id=self.ctx.broker_id,
+                        counters=tuple(P.BrokerCounter(name=n, value=v) for n, v in counters),
+                    )
+                )
             case _ if isinstance(req, P.GROUP_REQUESTS):
                 if self.ctx.group_coordinator is None:
                     respond(GC.error_response(req, E.COORDINATOR_NOT_AVAILABLE, "starting"))
@@ -368,7 +393,20 @@ class ClientSession(DispatchedActor):
                 respond(P.ProduceResponse())
 
     def _fetch(self, req: P.FetchRequest, respond: Callable[[object], None]) -> None:
+        if req.session_epoch != P.FINAL_EPOCH:  # a follower's fetch session (KIP-227)
+            serve_session_fetch(
+                self.ctx.fetch_sessions,
+                req,
+                respond,
+                self._replica,
+                now_ms=now_ms(),
+                max_wait_ms=min(max(req.max_wait_ms, 0), MAX_FETCH_WAIT_MS),
+            )
+            return
         keys = [(t.name, p.partition) for t in req.topics for p in t.partitions]
+        if req.replica_id >= 0:  # a follower without a session: every partition, every poll
+            self.ctx.counters.add("replica_fetch_polls")
+            self.ctx.counters.add("replica_fetch_partition_reads", len(keys))
         if not keys:
             respond(P.FetchResponse())
             return

@@ -2,11 +2,14 @@
 
 For each partition count P: a fresh 3-broker cluster, a topic "spread" with P partitions and a
 topic "three" with 3 partitions (both RF=3, min.insync.replicas=2). Reported: time to create
-and settle (every partition has a leader and a full ISR, as seen by Metadata), then per
+and settle (every partition has a leader and a full ISR, as seen by Metadata, AND every broker
+has opened every replica's log: BrokerCounters ``partition_logs_opened``; the metadata alone
+is "full" long before that), then per
 broker threads, RSS and open files (from /proc), idle CPU over a quiet window, ISR shrinks
 while idle (full ISRs before vs after), then ``rillet perf produce`` of N keyed records to
 "spread" (keys cover every partition) next to the same to "three", with acks=1 and acks=all,
-in the same run: the ratio spread/three is the figure. The load average is printed.
+in the same run: the ratio spread/three is the figure. The load average is printed, and each
+broker's ``replica_fetch_polls`` / ``replica_fetch_partition_reads`` after the idle window.
 
     .venv/bin/python bench/scale_bench.py --partitions 300,1000,3000 --records 200000
 """
@@ -24,7 +27,7 @@ import time
 from pathlib import Path
 
 from rillet.transport.endpoint import ClientEndpoint
-from rillet.transport.protocol import MetadataRequest
+from rillet.transport.protocol import BrokerCountersRequest, MetadataRequest
 
 from rillet.launcher import LocalCluster
 
@@ -61,6 +64,16 @@ def full_isrs(cluster: LocalCluster, topic: str, replicas: int = 3) -> tuple[int
     return good, len(parts)
 
 
+def counters(cluster: LocalCluster, broker_id: int) -> dict[str, int]:
+    """The broker's BrokerCounters ({} if it does not answer)."""
+    with ClientEndpoint() as endpoint:
+        try:
+            r = endpoint.request(cluster.address(broker_id), BrokerCountersRequest(), 10_000)
+            return {c.name: c.value for c in r.result(15).counters}
+        except Exception:  # noqa: BLE001 - busy: the caller polls again
+            return {}
+
+
 def perf(env: dict, topic: str, records: int, acks: str, keys: int) -> float:
     out = subprocess.run(
         [*RILLET, "perf", "produce", "--topic", topic, "--num-records", str(records),
@@ -84,34 +97,56 @@ def run(partitions: int, records: int, idle_s: float) -> dict:
             for topic, count in (("spread", partitions), ("three", 3)):
                 subprocess.run(
                     [*RILLET, "topic", "create", topic, "-p", str(count), "-r", "3",
-                     "--config", "min.insync.replicas=2"],
+                     "--config", "min.insync.replicas=2", "--timeout-ms", "600000"],
                     env=env, check=True, capture_output=True, timeout=600,
                 )
+            # settled: full ISRs in the metadata AND every replica's log open on every broker
+            # (each hosts all partitions with RF=3 on 3 brokers); the metadata alone says
+            # "full" long before the brokers have opened thousands of logs
+            isr_s = None
             while True:
-                good, total = full_isrs(cluster, "spread")
-                if good == total == partitions:
+                if isr_s is None:
+                    good, total = full_isrs(cluster, "spread")
+                    if good == total == partitions:
+                        isr_s = time.monotonic() - t0
+                if isr_s is not None and all(
+                    counters(cluster, b).get("partition_logs_opened", 0) >= partitions + 3
+                    for b in cluster.broker_ids
+                ):
                     break
                 if time.monotonic() - t0 > 900:
                     raise RuntimeError(f"not settled after 900 s: {good}/{partitions}")
                 time.sleep(0.5)
             settle_s = time.monotonic() - t0
-            time.sleep(5)  # let creation's tail (checkpoints, first fetches) pass
+            time.sleep(5)  # let creation's tail (first fetches, sessions) pass
             pids = {b: cluster.pid(b) for b in cluster.broker_ids}
             before = {b: cpu_s(pid) for b, pid in pids.items()}
             isr_before = full_isrs(cluster, "spread")[0]
             time.sleep(idle_s)
             idle = {b: 100 * (cpu_s(pid) - before[b]) / idle_s for b, pid in pids.items()}
+            polls = {b: counters(cluster, b) for b in pids}
             isr_after = full_isrs(cluster, "spread")[0]
             stats = {b: proc_stats(pid) for b, pid in pids.items()}
+            for b in pids:  # what the leader did for follower polls over the whole run
+                stats[b]["replica_fetch_polls"] = polls[b].get("replica_fetch_polls")
+                stats[b]["replica_fetch_partition_reads"] = polls[b].get(
+                    "replica_fetch_partition_reads"
+                )
             result = {
                 "partitions": partitions,
                 "settle_s": round(settle_s, 1),
+                "full_isrs_in_metadata_s": round(isr_s, 1),
                 "per_broker": {b: {**stats[b], "idle_cpu_pct": round(idle[b], 2)} for b in pids},
                 "isr_full_before_after_idle": [isr_before, isr_after],
             }
+            print(json.dumps(result), file=sys.stderr, flush=True)  # kept if produce fails
             for acks in ("1", "all"):
-                spread = perf(env, "spread", records, acks, max(partitions * 4, 1000))
-                three = perf(env, "three", records, acks, 1000)
+                try:
+                    spread = perf(env, "spread", records, acks, max(partitions * 4, 1000))
+                    three = perf(env, "three", records, acks, 1000)
+                except (RuntimeError, subprocess.TimeoutExpired) as e:
+                    result[f"acks={acks}"] = {"error": str(e)[-400:]}
+                    continue
                 result[f"acks={acks}"] = {
                     "spread_rec_s": spread, "three_rec_s": three, "ratio": spread / three
                 }

@@ -37,9 +37,10 @@ from .election import PartitionChangeRecord
 from .placement import PlacementError, assign_replicas
 
 MAX_TOPIC_NAME = 249
-# Each hosted partition is an actor with its own thread: refuse layouts no broker can host
-# rather than letting one request spin up millions of them.
-MAX_PARTITIONS_PER_TOPIC = 4096
+# Each hosted partition is an actor (memory, no thread: docs/runtime.md) with an open segment
+# file: refuse layouts no broker can host (memory, file descriptors) rather than letting one
+# request create millions of them. 10,000 is issue #12's largest measured layout.
+MAX_PARTITIONS_PER_TOPIC = 10_000
 _LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
 
 
@@ -261,6 +262,36 @@ def _with(mapping: Mapping, key, value) -> dict:
     return out
 
 
+_PARTITION_RECORDS = (PartitionRecord, PartitionChangeRecord)
+
+
+def _partition_info(partitions: Mapping[int, PartitionInfo], record) -> PartitionInfo | None:
+    """The partition's state after ``record`` (a partition record of its topic), or None
+    if the record is about a partition the topic does not have (it is then ignored)."""
+    if isinstance(record, PartitionRecord):
+        return PartitionInfo(
+            record.partition,
+            record.replicas,
+            record.isr,
+            record.leader,
+            record.leader_epoch,
+        )
+    old = partitions.get(record.partition)
+    if old is None:
+        return None
+    return PartitionInfo(
+        record.partition,
+        tuple(record.replicas),
+        tuple(record.isr),
+        record.leader,
+        record.leader_epoch,
+        record.partition_epoch,
+        tuple(record.adding_replicas),
+        tuple(record.removing_replicas),
+        tuple(record.damaged),
+    )
+
+
 def apply(image: MetadataImage, record: object) -> MetadataImage:
     """The image after ``record``. Records about unknown topics/brokers are ignored (they can
     follow a deletion in the log), so replay never fails."""
@@ -288,34 +319,11 @@ def apply(image: MetadataImage, record: object) -> MetadataImage:
         case CreateTopic(name=n, topic_id=tid, configs=cfg):
             topic = TopicInfo(n, tid, {}, dict(cfg))
             return replace(image, topics=_with(image.topics, n, topic), offset=nxt)
-        case PartitionRecord():
+        case PartitionRecord() | PartitionChangeRecord():
             topic = image.topics.get(record.topic)
-            if topic is None:
+            info = None if topic is None else _partition_info(topic.partitions, record)
+            if info is None:
                 return replace(image, offset=nxt)
-            info = PartitionInfo(
-                record.partition,
-                record.replicas,
-                record.isr,
-                record.leader,
-                record.leader_epoch,
-            )
-            topic = replace(topic, partitions=_with(topic.partitions, record.partition, info))
-            return replace(image, topics=_with(image.topics, topic.name, topic), offset=nxt)
-        case PartitionChangeRecord():
-            topic = image.topics.get(record.topic)
-            if topic is None or record.partition not in topic.partitions:
-                return replace(image, offset=nxt)
-            info = PartitionInfo(
-                record.partition,
-                tuple(record.replicas),
-                tuple(record.isr),
-                record.leader,
-                record.leader_epoch,
-                record.partition_epoch,
-                tuple(record.adding_replicas),
-                tuple(record.removing_replicas),
-                tuple(record.damaged),
-            )
             topic = replace(topic, partitions=_with(topic.partitions, record.partition, info))
             return replace(image, topics=_with(image.topics, topic.name, topic), offset=nxt)
         case SetConfig(topic=n, name=k, value=v):
@@ -332,9 +340,34 @@ def apply(image: MetadataImage, record: object) -> MetadataImage:
 
 
 def replay(records: Iterable[object], image: MetadataImage | None = None) -> MetadataImage:
+    """``apply`` of each record in turn. A run of partition records of one topic (a topic's
+    creation: thousands of them) copies the topic's partition map once, not once per record
+    (issue #12: that was quadratic, a second for 10,000 partitions)."""
     image = image or MetadataImage()
-    for record in records:
-        image = apply(image, record)
+    records = list(records)
+    i, n = 0, len(records)
+    while i < n:
+        record = records[i]
+        topic = image.topics.get(record.topic) if isinstance(record, _PARTITION_RECORDS) else None
+        if topic is None:
+            image = apply(image, record)
+            i += 1
+            continue
+        partitions = dict(topic.partitions)
+        start = i
+        while (
+            i < n and isinstance(records[i], _PARTITION_RECORDS) and records[i].topic == topic.name
+        ):
+            info = _partition_info(partitions, records[i])
+            if info is not None:
+                partitions[records[i].partition] = info
+            i += 1
+        topic = replace(topic, partitions=partitions)
+        image = replace(
+            image,
+            topics=_with(image.topics, topic.name, topic),
+            offset=image.offset + (i - start),
+        )
     return image
 
 

@@ -291,6 +291,18 @@ class LeaderReplica:
             return self.isr
         return self.isr + tuple(b for b in self.pending.new_isr if b not in self.isr)
 
+    @property
+    def in_sync_and_idle(self) -> bool:
+        """Every replica is in the ISR with the leader's LEO and nothing is pending: an ISR
+        check (``tick``) can change nothing until the next append, so it need not run."""
+        if self.pending is not None or len(self.purgatory) or set(self.isr) != set(self.replicas):
+            return False
+        return all(
+            b == self.broker_id
+            or (b in self.followers and self.followers[b].log_end_offset == self.log_end_offset)
+            for b in self.replicas
+        )
+
     def check_append(self, acks: int) -> str:
         """Call before writing a produce: NOT_ENOUGH_REPLICAS refuses an acks=all append
         when the ISR is below ``min.insync.replicas`` (nothing is written)."""

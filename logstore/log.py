@@ -130,9 +130,15 @@ class PartitionLog:
         self.epochs = LeaderEpochCache(
             loaded.epochs, persist=self._persist_epochs, log_end_offset=lambda: self.log_end_offset
         )
-        self._persist_epochs(self.epochs.entries)
         self._dirty = list(loaded.unflushed)
         self._dir_dirty = True
+        if loaded.fresh:
+            # creating thousands of partitions costs no checkpoint fsyncs (issue #12): the
+            # segment and the directory are fsynced with the first data flush
+            self._recovery_point = self._checkpointed_recovery_point = 0
+            self._last_checkpoint_ms = now_ms
+            return
+        self._persist_epochs(self.epochs.entries)
         self._flush_files()
         self._recovery_point = self.log_end_offset
         self._write_offsets_checkpoints(now_ms)

@@ -61,6 +61,9 @@ class LoadedLog(NamedTuple):
     unflushed: list[Segment]  # revalidated (possibly truncated) segments: fsync before use
     cut: CorruptBatchError | None  # the invalid batch the log was cut at, if any
     report: RecoveryReport
+    # a new partition: no segment, no checkpoint; every missing file reads back as this
+    # state, so nothing needs to be made durable yet (the first data flush does it)
+    fresh: bool = False
 
 
 def remove_segment_files(fs: FileSystem, d: Path, base: int) -> None:
@@ -80,6 +83,12 @@ def recover(fs: FileSystem, d: Path, config: LogConfig, now_ms: int) -> LoadedLo
         ):
             fs.remove(d / name)  # half-written checkpoints, indexes of deleted segments
     clean = fs.exists(d / CLEAN_SHUTDOWN_FILE)
+    # A new partition: no segment, no checkpoint. Every missing file reads back as the state
+    # built below (log start 0, recovery point 0, no epochs), so there is nothing to make
+    # durable yet: creating thousands of partitions costs no checkpoint fsyncs (issue #12).
+    fresh = not clean and not any(
+        n.endswith(".log") or n in (LOG_START_FILE, RECOVERY_POINT_FILE, EPOCH_FILE) for n in names
+    )
     start_ckpt = fs.read_checkpoint(d / LOG_START_FILE)
     rp_ckpt = fs.read_checkpoint(d / RECOVERY_POINT_FILE)
     recovery_point = rp_ckpt if isinstance(rp_ckpt, int) and not clean else None
@@ -165,7 +174,8 @@ def recover(fs: FileSystem, d: Path, config: LogConfig, now_ms: int) -> LoadedLo
         if epoch >= 0:
             cache.assign(epoch, offset)
     report = RecoveryReport(clean, torn_tail, damage)
-    return LoadedLog(segments, log_start, cache.entries, unflushed, cut_error, report)
+    fresh = fresh and log_end == 0 and not cache.entries
+    return LoadedLog(segments, log_start, cache.entries, unflushed, cut_error, report, fresh)
 
 
 def _load_epoch_cache(fs: FileSystem, d: Path) -> LeaderEpochCache | None:

@@ -82,6 +82,9 @@ class ErrorCode(enum.IntEnum):
     INVALID_SESSION_TIMEOUT = 26
     GROUP_ID_NOT_FOUND = 69
     UNKNOWN_TOPIC_ID = 100
+    # incremental fetch sessions (KIP-227): the follower starts a new session
+    FETCH_SESSION_ID_NOT_FOUND = 70
+    INVALID_FETCH_SESSION_EPOCH = 71
     FENCED_MEMBER_EPOCH = 110
     UNRELEASED_INSTANCE_ID = 111
     # consumer groups
@@ -126,6 +129,8 @@ _RETRIABLE = frozenset(
         ErrorCode.UNKNOWN_TOPIC_ID,
         ErrorCode.CONCURRENT_TRANSACTIONS,
         ErrorCode.THROTTLING_QUOTA_EXCEEDED,
+        ErrorCode.FETCH_SESSION_ID_NOT_FOUND,
+        ErrorCode.INVALID_FETCH_SESSION_EPOCH,
     }
 )
 
@@ -572,10 +577,31 @@ class FetchTopic:
 
 
 @_msg
+class FetchForgottenTopic:
+    """Partitions an incremental fetch session stops fetching (KIP-227)."""
+
+    name: str
+    partitions: tuple[int, ...]
+
+
+#: ``FetchRequest.session_epoch``: no session (a full fetch, as before sessions).
+FINAL_EPOCH = -1
+#: ``FetchRequest.session_epoch``: start a new session with the partitions listed.
+INITIAL_EPOCH = 0
+
+
+@_msg
 class FetchRequest:
     """Long poll: answered as soon as ``min_bytes`` are available over all partitions, or when
     ``max_wait_ms`` elapses, whichever is first. ``max_bytes`` caps the whole response (soft,
-    like Kafka's). ``replica_id`` is -1 for consumers, the broker id for followers."""
+    like Kafka's). ``replica_id`` is -1 for consumers, the broker id for followers.
+
+    Followers use incremental fetch sessions (KIP-227; docs/replication.md, "Fetch
+    sessions"): ``session_epoch`` 0 opens one with the partitions listed, the answer carries
+    its ``session_id``; later requests name it with the next epoch (1, 2, ...) and list only
+    the partitions whose fetch offset or leader epoch changed, plus ``forgotten_topics``. The
+    leader answers such a poll as soon as any partition of the session has records or a new
+    high watermark for the follower. -1 (``FINAL_EPOCH``): no session."""
 
     API: ClassVar[str] = "Fetch"
     VERSION: ClassVar[int] = 0
@@ -588,6 +614,9 @@ class FetchRequest:
     # a follower's process (BrokerHeartbeat.incarnation): the leader proposes it for the ISR
     # only with this, so a restarted follower's old progress never counts (KIP-903)
     replica_incarnation: str = ""
+    session_id: int = 0
+    session_epoch: int = FINAL_EPOCH
+    forgotten_topics: tuple[FetchForgottenTopic, ...] = ()
 
 
 @_msg
@@ -610,11 +639,16 @@ class FetchTopicResponse:
 
 @_msg
 class FetchResponse:
+    """``session_id``: the follower's fetch session (0: none). An incremental answer lists
+    only partitions with something new; ``error_code`` FETCH_SESSION_ID_NOT_FOUND or
+    INVALID_FETCH_SESSION_EPOCH: start a new session (epoch 0)."""
+
     API: ClassVar[str] = "Fetch"
     VERSION: ClassVar[int] = 0
     error_code: int = 0
     throttle_time_ms: int = 0
     topics: tuple[FetchTopicResponse, ...] = ()
+    session_id: int = 0
 
 
 # ------------------------------------------------------------------------------- ListOffsets
@@ -964,11 +998,13 @@ GROUP_REQUESTS = (
 @_msg
 class RaftRequest:
     """One Raft message between controller voters: ``message`` is the CBOR encoding of
-    ``coordinator.raft.wire.message_to_dict``. One-way: the reply is an empty ack."""
+    ``coordinator.raft.wire.message_to_dict``, as a raw frame (an append of a topic with
+    thousands of partitions is larger than a header frame may be). One-way: the reply is an
+    empty ack."""
 
     API: ClassVar[str] = "Raft"
     VERSION: ClassVar[int] = 0
-    message: bytes
+    message: Records
 
 
 @_msg
@@ -1244,6 +1280,34 @@ CLUSTER_REQUESTS = (RaftRequest, BrokerHeartbeatRequest, MetadataFetchRequest)
 CLUSTER_RESPONSES = (RaftResponse, BrokerHeartbeatResponse, MetadataFetchResponse)
 
 
+# ------------------------------------------------------------------------------ BrokerCounters
+
+
+@_msg
+class BrokerCountersRequest:
+    """The answering broker's counters (monotonic since the process started): how much work
+    replication and the listeners do, for operators and tests (docs/runtime.md)."""
+
+    API: ClassVar[str] = "BrokerCounters"
+    VERSION: ClassVar[int] = 0
+
+
+@_msg
+class BrokerCounter:
+    name: str
+    value: int
+
+
+@_msg
+class BrokerCountersResponse:
+    """``counters`` sorted by name; see docs/runtime.md for what each counts."""
+
+    API: ClassVar[str] = "BrokerCounters"
+    VERSION: ClassVar[int] = 0
+    broker_id: int = -1
+    counters: tuple[BrokerCounter, ...] = ()
+
+
 # ---------------------------------------------------------------------------------- registry
 
 REQUESTS: dict[str, type] = {
@@ -1261,6 +1325,7 @@ REQUESTS: dict[str, type] = {
         FetchRequest,
         ListOffsetsRequest,
         FindCoordinatorRequest,
+        BrokerCountersRequest,
         *GROUP_REQUESTS,
         *CLUSTER_REQUESTS,
         *REPLICATION_REQUESTS,
@@ -1282,6 +1347,7 @@ RESPONSES: dict[str, type] = {
         FetchResponse,
         ListOffsetsResponse,
         FindCoordinatorResponse,
+        BrokerCountersResponse,
         ConsumerGroupHeartbeatResponse,
         OffsetCommitResponse,
         OffsetFetchResponse,

@@ -93,3 +93,25 @@ def test_a_partition_that_goes_away_is_forgotten_and_a_lost_answer_times_out():
     s._tick(100 + 30_000)  # no answer for 30 s: given up, the other partition goes on
     assert key not in s.states
     assert [k for k, _ in sent(replicas)][1:] == list(replicas)
+
+
+def test_an_idle_scrubber_does_not_scan_its_partitions_every_tick():
+    LOG.clear()
+    replicas = {("t", p): FakeReplica(("t", p)) for p in range(50)}
+    s = Scrubber(1, lambda: replicas, 1 << 30, 10_000)
+    s._tick(0)
+    now = 0
+    while len({k for k, _ in LOG}) < 50 or s.in_flight is not None:  # every first pass
+        now += 100
+        s._tick(now)
+        if s.in_flight is not None:
+            answer(s, s.in_flight[0], 0, True, 0)
+    scans = []
+    original = s._choose
+    s._choose = lambda t: scans.append(t) or original(t)
+    for _ in range(20):  # two seconds of ticks with every pass done: one scan, not 20
+        now += 100
+        s._tick(now)
+    assert len(scans) == 1
+    s._tick(10_000 + 200)  # the first pass's interval is over: scanning again, restarting
+    assert len(scans) == 2 and LOG[-1][1].restart

@@ -182,3 +182,26 @@ def test_inter_broker_address_registered_else_from_the_voters() -> None:
     assert image.inter_broker_address(1, voters) == "h:19001"
     assert image.inter_broker_address(2, voters) == "v:2"  # not registered yet
     assert image.inter_broker_address(3, voters) is None
+
+
+def test_replay_of_many_records_equals_applying_them_one_by_one() -> None:
+    image = _cluster(1, 2, 3)
+    records = [
+        *md.create_topic(image, "a", 50, 3, {}, "ida"),
+        el.PartitionChangeRecord(topic="a", partition=3, replicas=(1, 2, 3), isr=(2, 3), leader=2, leader_epoch=1, partition_epoch=1),
+        el.PartitionChangeRecord(topic="a", partition=99, replicas=(1, 2, 3), isr=(2,), leader=2, leader_epoch=1, partition_epoch=1),  # no such partition: ignored
+        el.PartitionChangeRecord(topic="nope", partition=0, replicas=(1, 2, 3), isr=(1,), leader=1, leader_epoch=1, partition_epoch=1),  # no such topic: ignored
+        *md.create_topic(image, "b", 7, 2, {}, "idb"),
+        el.PartitionChangeRecord(topic="a", partition=3, replicas=(1, 2, 3), isr=(3,), leader=3, leader_epoch=2, partition_epoch=2),
+        md.DeleteTopic(name="b"),
+        el.PartitionChangeRecord(topic="b", partition=0, replicas=(1, 2, 3), isr=(1,), leader=1, leader_epoch=1, partition_epoch=1),  # after its deletion: ignored
+    ]
+    one_by_one = image
+    for r in records:
+        one_by_one = md.apply(one_by_one, r)
+    replayed = md.replay(records, image)
+    assert replayed == one_by_one
+    assert replayed.offset == image.offset + len(records)
+    assert replayed.topics["a"].partitions[3].leader == 3
+    assert replayed.topics["a"].partitions[3].partition_epoch == 2
+    assert image.topics == {}  # the image replayed from is unchanged

@@ -314,3 +314,21 @@ def test_leader_invariants_under_any_event_order(events):
                 assert c.last_offset < L.high_watermark and len(L.isr) >= 2
             else:
                 assert c.error in (R.NOT_ENOUGH_REPLICAS_AFTER_APPEND, R.REQUEST_TIMED_OUT)
+
+
+def test_an_isr_check_is_needed_only_while_a_replica_is_behind_or_out():
+    L = leader(leo=10, hw=10)
+    assert not L.in_sync_and_idle  # followers' LEOs unknown after election
+    fetch(L, 2, 10, 1)
+    assert not L.in_sync_and_idle
+    fetch(L, 3, 10, 2)
+    assert L.in_sync_and_idle  # nothing a tick could change until the next append
+    L.on_append(11, 3)
+    assert not L.in_sync_and_idle
+    fetch(L, 2, 11, 4)
+    fetch(L, 3, 11, 4)
+    assert L.in_sync_and_idle
+    out = leader(isr=(1, 2), leo=10, hw=10)
+    fetch(out, 2, 10, 1)
+    fetch(out, 3, 10, 1)  # proposed for the ISR: pending
+    assert not out.in_sync_and_idle

@@ -121,6 +121,18 @@ SAMPLES = [
     P.BrokerHeartbeatResponse(controller_id=1, is_fenced=False),
     P.MetadataFetchRequest(start_index=3),
     P.MetadataFetchResponse(snapshot=b"img", snapshot_index=2, first_index=3, entries=(b"", b"x")),
+    P.BrokerCountersRequest(),
+    P.BrokerCountersResponse(
+        broker_id=2, counters=(P.BrokerCounter(name="replica_fetch_polls", value=7),)
+    ),
+    P.FetchRequest(  # a follower's incremental fetch session (KIP-227)
+        replica_id=2,
+        session_id=12345,
+        session_epoch=4,
+        topics=(),
+        forgotten_topics=(P.FetchForgottenTopic(name="t", partitions=(0, 3)),),
+    ),
+    P.FetchResponse(session_id=12345),
 ]
 
 PRODUCE = next(m for m in SAMPLES if type(m) is P.ProduceRequest)
