@@ -136,7 +136,8 @@ class PartitionLog:
             loaded.epochs, persist=self._persist_epochs, log_end_offset=lambda: self.log_end_offset
         )
         self._persist_epochs(self.epochs.entries)
-        self.txn_index.load(self._bases)
+        empty = frozenset(s.base_offset for s in self.segments if not s.size)
+        self.txn_index.load(self._bases, empty)
         self._dirty = list(loaded.unflushed)
         self._dir_dirty = True
         self._flush_files()

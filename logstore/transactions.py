@@ -157,5 +157,5 @@ def load_transaction_state(
     active = bases[-1]
     for base, txns in rebuilt.items():
         # The active segment's file is written at its next abort, roll or close.
-        log._io(index.replace, base, txns, persist=base != active)
+        log._io(index.replace, base, txns, base != active)
     return state

@@ -86,15 +86,17 @@ class TransactionIndex:
     def _path(self, base: int) -> Path:
         return self.directory / txn_index_name(base)
 
-    def load(self, bases: list[int]) -> set[int]:
+    def load(self, bases: list[int], empty: frozenset[int] = frozenset()) -> set[int]:
         """Read the files of the segments ``bases``; returns (and keeps in ``missing``) those
-        whose file is missing or corrupt. OSError propagates."""
+        whose file is missing or corrupt, but for the ``empty`` segments (nothing to index).
+        OSError propagates."""
         self.entries, self.missing = {}, set()
         for base in bases:
             data = self.fs.read_bytes(self._path(base))
             found = decode(data) if data is not None else None
             if found is None:
-                self.missing.add(base)
+                if base not in empty:
+                    self.missing.add(base)
                 found = []
             self.entries[base] = found
         self._bases = sorted(self.entries)
@@ -121,7 +123,7 @@ class TransactionIndex:
             return
         self.fs.write_atomic(self._path(base), encode(self._ensure(base)))
 
-    def replace(self, base: int, txns: list[AbortedTxn], *, persist: bool) -> None:
+    def replace(self, base: int, txns: list[AbortedTxn], persist: bool) -> None:
         """Set the entries of segment ``base`` (a rebuild from the log): it is known now."""
         self._ensure(base)
         self.entries[base] = list(txns)
