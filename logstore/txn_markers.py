@@ -66,9 +66,7 @@ def build_marker_batch(marker: EndTxnMarker, timestamp_ms: int) -> bytes:
         is_transactional=True,
         is_control=True,
     )
-    b.append(
-        timestamp_ms, marker_key(marker.control_type), marker_value(marker.coordinator_epoch)
-    )
+    b.append(timestamp_ms, marker_key(marker.control_type), marker_value(marker.coordinator_epoch))
     return b.build()
 
 

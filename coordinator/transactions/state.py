@@ -83,7 +83,9 @@ class IllegalTransition(Exception):
     """The coordinator tried a transition its table forbids (a bug): nothing changed."""
 
     def __init__(self, transactional_id: str, old: TxnState, new: TxnState) -> None:
-        super().__init__(f"transactional.id {transactional_id!r}: illegal {old.value} -> {new.value}")
+        super().__init__(
+            f"transactional.id {transactional_id!r}: illegal {old.value} -> {new.value}"
+        )
         self.transactional_id = transactional_id
         self.old = old
         self.new = new

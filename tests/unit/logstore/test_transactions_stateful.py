@@ -34,8 +34,13 @@ PIDS = (1, 2, 3)
 
 def _projection(ps: PS.ProducerStateManager, hw: int):
     producers = {
-        pid: (e.producer_epoch, e.current_txn_first_offset, e.last_seq, e.coordinator_epoch,
-              e.last_marker_offset)
+        pid: (
+            e.producer_epoch,
+            e.current_txn_first_offset,
+            e.last_seq,
+            e.coordinator_epoch,
+            e.last_marker_offset,
+        )
         for pid, e in ps.producers.items()
     }
     return producers, [t for t in ps.unreplicated if t.last_offset >= hw]
@@ -100,7 +105,11 @@ class TxnLogMachine(RuleBasedStateMachine):
         epoch, seq = self.producer(pid)
         values = [self.value() for _ in range(n)]
         r = append_validated(
-            self.log, self.ps, txn_batch(pid, seq, values, epoch=epoch), 0, NOW,
+            self.log,
+            self.ps,
+            txn_batch(pid, seq, values, epoch=epoch),
+            0,
+            NOW,
             lambda p, e: True,
         )
         assert r.error == "NONE", r

@@ -78,7 +78,11 @@ def test_the_transition_table_is_checked_both_ways() -> None:
 def test_init_producer_id_allocates_then_bumps_and_fences_the_older_instance() -> None:
     h = Harness()
     r = h.init()
-    assert (r.response.error, r.response.producer_id, r.response.producer_epoch) == ("NONE", 1000, 0)
+    assert (r.response.error, r.response.producer_id, r.response.producer_epoch) == (
+        "NONE",
+        1000,
+        0,
+    )
     assert h.state().state is S.EMPTY and len(r.records) == 1
     r2 = h.init()
     assert (r2.response.producer_id, r2.response.producer_epoch) == (1000, 1)
@@ -110,7 +114,11 @@ def test_a_commit_goes_through_prepare_markers_and_complete() -> None:
     assert m.state is S.ONGOING and m.partitions == {TP1, TP2, TP3} and m.txn_start_ms == T0 + 5
     r = h.end(1000, 0, commit=True, now=T0 + 9)
     # KIP-890 part 2: the epoch is bumped at the end; markers carry the new epoch
-    assert (r.response.error, r.response.producer_id, r.response.producer_epoch) == ("NONE", 1000, 1)
+    assert (r.response.error, r.response.producer_id, r.response.producer_epoch) == (
+        "NONE",
+        1000,
+        1,
+    )
     (effect,) = r.effects
     assert effect == WriteTxnMarkers("app", 1000, 1, 4, True, (TP1, TP2, TP3))
     assert h.state().state is S.PREPARE_COMMIT

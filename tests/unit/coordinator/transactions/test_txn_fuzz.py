@@ -13,8 +13,9 @@ from .test_txn_coordinator import Harness
 
 pytestmark = pytest.mark.timeout(60)
 
-tps = st.lists(st.builds(TopicPartition, st.sampled_from(["a", "b", ""]), st.integers(-1, 2)),
-               max_size=3)
+tps = st.lists(
+    st.builds(TopicPartition, st.sampled_from(["a", "b", ""]), st.integers(-1, 2)), max_size=3
+)
 ops = st.lists(
     st.one_of(
         st.tuples(st.just("init"), st.integers(0, 1), st.integers(-1, 1_000_000)),
@@ -46,16 +47,19 @@ def test_random_interleavings_keep_the_rules(ops) -> None:
         elif kind in ("add", "end") and instances[op[1]] is not None:
             pid, epoch = instances[op[1]]
             current = h.c.transactions.get("app")
-            fenced = current is not None and (pid, epoch) < (
-                current.producer_id, current.producer_epoch
-            ) and pid == current.producer_id
+            fenced = (
+                current is not None
+                and (pid, epoch) < (current.producer_id, current.producer_epoch)
+                and pid == current.producer_id
+            )
             if kind == "add":
                 r = h.add(pid, epoch, op[2], now=now)
             else:
                 r = h.end(pid, epoch, op[2], now=now)
                 pending.extend(r.effects)
                 retry = current is not None and (pid, epoch) == (
-                    current.last_producer_id, current.last_producer_epoch
+                    current.last_producer_id,
+                    current.last_producer_epoch,
                 )
                 if r.response.error == "NONE":
                     instances[op[1]] = (r.response.producer_id, r.response.producer_epoch)
@@ -73,7 +77,8 @@ def test_random_interleavings_keep_the_rules(ops) -> None:
             c, effects = TransactionCoordinator.load(h.log, coordinator_epoch=4)
             assert c.transactions == h.c.transactions
             preparing = {
-                tid for tid, m in c.transactions.items()
+                tid
+                for tid, m in c.transactions.items()
                 if m.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT)
             }
             assert {e.transactional_id for e in effects} == preparing
@@ -82,7 +87,8 @@ def test_random_interleavings_keep_the_rules(ops) -> None:
         m = h.c.transactions.get("app")
         if m is not None:
             assert (m.state is TxnState.ONGOING) == bool(m.partitions) or m.state in (
-                TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT
+                TxnState.PREPARE_COMMIT,
+                TxnState.PREPARE_ABORT,
             )
             if m.state is TxnState.ONGOING:
                 assert m.txn_start_ms >= 0
