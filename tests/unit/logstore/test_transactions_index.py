@@ -149,3 +149,25 @@ def test_a_follower_builds_the_same_state_and_index(tmp_path) -> None:
         AbortedTxn(t.producer_id, t.first_offset, t.last_offset, t.last_stable_offset)
         for t in leader.txn_index.all()
     ]
+
+
+def test_recovery_forgets_an_abort_whose_marker_a_crash_cut_off(tmp_path) -> None:
+    d = tmp_path / "t-0"
+    log = open_log(d)
+    ps = PS.ProducerStateManager()
+    append_validated(log, ps, txn_batch(5, 0, [b"x"]), 0, NOW, yes)
+    r = T.append_marker(log, ps, EndTxnMarker(5, 0, ControlType.ABORT, 0), 0, NOW)
+    assert log.txn_index.all() == [AbortedTxn(5, 0, r.offset, r.offset + 1)]
+    active = log.segments[-1]
+    marker_position = active.find(r.offset)[0]
+    log.abandon()
+    # the crash lost the marker's bytes (never fsynced) but the index file survived
+    seg_file = d / f"{active.base_offset:020d}.log"
+    with open(seg_file, "r+b") as f:
+        f.truncate(marker_position + 10)
+    again = open_log(d)
+    assert again.log_end_offset == r.offset
+    state = T.load_transaction_state(again)
+    assert again.txn_index.all() == []
+    assert state.ongoing_transactions() == {5: 0}  # the transaction is open again
+    assert T.last_stable_offset(state, again.log_end_offset) == 0
