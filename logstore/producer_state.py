@@ -46,17 +46,16 @@ high watermark (``unreplicated``) make the partition *unstable* from their first
 :meth:`first_unstable_offset`, the input of the last stable offset (logstore/transactions.py).
 A producer with an open transaction never expires.
 
-Snapshots: format 2 (magic ``RPSV`` + version byte 2) adds per producer the first offset of
-its open transaction, the coordinator epoch of its last marker and that marker's offset;
-format 1 (magic ``RPS1``, before transactions) still loads, with no transaction open.
+Snapshots (the bytes: producer_snapshot_format.py): format 2 (magic ``RPSV`` + version
+byte 2) adds per producer the first offset of its open transaction, the coordinator epoch
+of its last marker and that marker's offset; format 1 (magic ``RPS1``, before transactions)
+still loads, with no transaction open.
 
 Owned by the partition's single owner thread; not thread-safe.
 """
 
 from __future__ import annotations
 
-import struct
-import zlib
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -76,18 +75,6 @@ UNKNOWN_PRODUCER_ID = "UNKNOWN_PRODUCER_ID"
 
 INVALID_TXN_STATE = "INVALID_TXN_STATE"
 TRANSACTION_COORDINATOR_FENCED = "TRANSACTION_COORDINATOR_FENCED"
-
-_MAGIC = b"RPS1"  # format 1: no transaction fields
-_HEAD = struct.Struct(">4sqI")  # magic, map_end_offset, producer count
-_ENTRY = struct.Struct(">qhqB")  # producer_id, epoch, last_timestamp, batch count
-_MAGIC_V = b"RPSV"  # format 2 onwards: magic, version byte
-SNAPSHOT_VERSION = 2
-_HEAD2 = struct.Struct(">4sBqI")  # magic, version, map_end_offset, producer count
-# producer_id, epoch, last_timestamp, batch count, current txn first offset, coordinator
-# epoch, offset of the last marker applied
-_ENTRY2 = struct.Struct(">qhqBqiq")
-_BATCH = struct.Struct(">iiqqq")  # first_seq, last_seq, first_offset, last_offset, timestamp
-_CRC = struct.Struct(">I")
 
 
 class ProducerSnapshotError(LogStoreError):
@@ -443,71 +430,19 @@ class ProducerStateManager:
     # -------------------------------------------------------------------------- snapshots
 
     def snapshot(self) -> bytes:
-        """The state as bytes (checksummed, format 2), valid at ``map_end_offset``."""
-        parts = [_HEAD2.pack(_MAGIC_V, SNAPSHOT_VERSION, self.map_end_offset, len(self.producers))]
-        for pid in sorted(self.producers):
-            e = self.producers[pid]
-            parts.append(
-                _ENTRY2.pack(
-                    pid,
-                    e.producer_epoch,
-                    e.last_timestamp,
-                    len(e.batches),
-                    e.current_txn_first_offset,
-                    e.coordinator_epoch,
-                    e.last_marker_offset,
-                )
-            )
-            parts.extend(
-                _BATCH.pack(b.first_seq, b.last_seq, b.first_offset, b.last_offset, b.timestamp)
-                for b in e.batches
-            )
-        body = b"".join(parts)
-        return body + _CRC.pack(zlib.crc32(body))
+        """The state as bytes (checksummed, format 2: producer_snapshot_format.py), valid
+        at ``map_end_offset``."""
+        from .producer_snapshot_format import encode
+
+        return encode(self)
 
     @classmethod
     def load(cls, data: bytes) -> ProducerStateManager:
-        """Inverse of :meth:`snapshot`; ``ProducerSnapshotError`` if short or corrupt."""
-        data = bytes(data)
-        if len(data) < _HEAD.size + _CRC.size:
-            raise ProducerSnapshotError("too short")
-        body, (crc,) = data[: -_CRC.size], _CRC.unpack(data[-_CRC.size :])
-        if zlib.crc32(body) != crc:
-            raise ProducerSnapshotError("checksum mismatch")
-        magic = body[:4]
-        if magic == _MAGIC:  # format 1
-            _, map_end, count = _HEAD.unpack_from(body, 0)
-            pos, entry_struct = _HEAD.size, _ENTRY
-        elif magic == _MAGIC_V:
-            if len(body) < _HEAD2.size:
-                raise ProducerSnapshotError("too short")
-            _, version, map_end, count = _HEAD2.unpack_from(body, 0)
-            if version != SNAPSHOT_VERSION:
-                raise ProducerSnapshotError(f"unknown snapshot version {version}")
-            pos, entry_struct = _HEAD2.size, _ENTRY2
-        else:
-            raise ProducerSnapshotError(f"bad magic {magic!r}")
-        state = cls(map_end)
-        try:
-            for _ in range(count):
-                pid, epoch, ts, n, *txn = entry_struct.unpack_from(body, pos)
-                pos += entry_struct.size
-                entry = ProducerStateEntry(pid, epoch, last_timestamp=ts)
-                if txn:
-                    (
-                        entry.current_txn_first_offset,
-                        entry.coordinator_epoch,
-                        entry.last_marker_offset,
-                    ) = txn
-                for _ in range(n):
-                    entry.batches.append(BatchMetadata(*_BATCH.unpack_from(body, pos)))
-                    pos += _BATCH.size
-                state.producers[pid] = entry
-        except struct.error as e:
-            raise ProducerSnapshotError(f"truncated entry: {e}") from None
-        if pos != len(body):
-            raise ProducerSnapshotError("trailing bytes")
-        return state
+        """Inverse of :meth:`snapshot` (format 1 too); ``ProducerSnapshotError`` if short,
+        corrupt or of an unknown version."""
+        from .producer_snapshot_format import decode
+
+        return decode(cls, data)
 
 
 def rebuild(headers: Iterable, snapshot: bytes | None = None) -> ProducerStateManager:
