@@ -132,6 +132,9 @@ def test_markers_from_an_old_producer_or_coordinator_epoch_are_refused(log) -> N
     # KIP-890 part 2: the marker of the next end carries a bumped epoch
     assert marker(log, ps, 3, ABORT, epoch=3, coordinator_epoch=5).error == "NONE"
     assert ps.entry(3).producer_epoch == 3 and not ps.entry(3).batches
+    # a late write of the ended transaction (its old epoch) cannot slip into the next one
+    late = produce(log, ps, txn_batch(3, 2, [b"late"], epoch=2))
+    assert late.error == "INVALID_PRODUCER_EPOCH"
     assert produce(log, ps, txn_batch(3, 0, [b"z"], epoch=3)).error == "NONE"
 
 
