@@ -7,6 +7,7 @@ Directory layout (docs/storage.md has the full story)::
     00000000000000000000.timeindex   timestamp -> offset (derived, rebuildable)
     recovery-point.checkpoint        everything below this offset was fsynced
     log-start-offset.checkpoint      first offset still in the log
+    00000000000000000000.txnindex    aborted transactions whose marker is in the segment
     leader-epoch.checkpoint          [(epoch, start offset)]
     clean-shutdown                   present only while the log is closed cleanly
 
@@ -53,6 +54,7 @@ from .recovery import (
     remove_segment_files,
 )
 from .segment import Segment, segment_name, walk
+from .txn_index import TransactionIndex
 
 __all__ = ["AppendInfo", "LogConfig", "PartitionLog"]
 
@@ -104,6 +106,9 @@ class PartitionLog:
         # The first damaged batch found (verify.py): nothing is served from its offset on.
         self.damage: V.Damage | None = None
         self._scrub_cursor: V.ScrubCursor | None = None
+        # Aborted transactions per segment (txn_index.py); its ``missing`` segments are
+        # rebuilt by the owner (transactions.load_transaction_state).
+        self.txn_index = TransactionIndex(fs, self.directory)
 
     # ------------------------------------------------------------------------------ opening
 
@@ -130,6 +135,8 @@ class PartitionLog:
         self.epochs = LeaderEpochCache(
             loaded.epochs, persist=self._persist_epochs, log_end_offset=lambda: self.log_end_offset
         )
+        empty = frozenset(s.base_offset for s in self.segments if not s.size)
+        self.txn_index.load(self._bases, empty)
         self._dirty = list(loaded.unflushed)
         self._dir_dirty = True
         if loaded.fresh:
@@ -343,6 +350,7 @@ class PartitionLog:
         sealed = self.segments[-1]
         base = sealed.next_offset
         self._io(sealed.save_indexes, self.fs, self.directory)
+        self._io(self.txn_index.write, sealed.base_offset)  # a sealed segment has its file
         self._io(sealed.file.release_preallocation)
         file = self._io(self.fs.open_segment, self.directory / segment_name(base))
         seg = Segment(base, file, now_ms, self.config.index_interval_bytes)
@@ -499,6 +507,7 @@ class PartitionLog:
         if active not in self._dirty:
             self._dirty.append(active)
         self._io(self.epochs.truncate_from_end, self.log_end_offset)
+        self._io(self.txn_index.truncate_to, self.log_end_offset)
         self._recovery_point = min(self._recovery_point, self.log_end_offset)
         self._io(self._write_recovery_point)
         if self.damage is not None and self.damage.offset >= self.log_end_offset:
@@ -529,6 +538,7 @@ class PartitionLog:
             self._dirty.remove(seg)
         seg.file.close()
         self._remove_segment_files(seg.base_offset)
+        self.txn_index.drop_segment(seg.base_offset)
         self._dir_dirty = True
 
     def _drop_cleaned_segment(self, seg: Segment) -> None:
@@ -700,6 +710,9 @@ class PartitionLog:
             for seg in self.segments:
                 if not seg.indexes_saved:
                     seg.save_indexes(self.fs, self.directory)
+            active = self.segments[-1].base_offset
+            if self.txn_index.entries.get(active):  # else rebuilt from this segment if needed
+                self.txn_index.write(active)
             self._write_offsets_checkpoints(0)
             self.fs.write_atomic(self.directory / CLEAN_SHUTDOWN_FILE, b"")
         except OSError as exc:

@@ -38,13 +38,24 @@ False (a producer lost every retained batch, so its older state is unknown) relo
 :func:`rebuild_from_log` from the snapshots below the truncation offset (Kafka's
 truncateAndReload), and delete the snapshot files above it.
 
+Transactions (KIP-98): a transactional batch (attribute bit 4) opens a transaction for its
+producer at the batch's first offset, unless one is open already; an end-transaction marker
+(a control batch, logstore/txn_markers.py) closes it (:meth:`apply_marker`), returning a
+:class:`CompletedTxn`. Open transactions and completed ones whose marker is not yet below the
+high watermark (``unreplicated``) make the partition *unstable* from their first offset:
+:meth:`first_unstable_offset`, the input of the last stable offset (logstore/transactions.py).
+A producer with an open transaction never expires.
+
+Snapshots (the bytes: producer_snapshot_format.py): format 2 (magic ``RPSV`` + version
+byte 2) adds per producer the first offset of its open transaction, the coordinator epoch
+of its last marker and that marker's offset; format 1 (magic ``RPS1``, before transactions)
+still loads, with no transaction open.
+
 Owned by the partition's single owner thread; not thread-safe.
 """
 
 from __future__ import annotations
 
-import struct
-import zlib
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -62,11 +73,8 @@ OUT_OF_ORDER_SEQUENCE_NUMBER = "OUT_OF_ORDER_SEQUENCE_NUMBER"
 INVALID_PRODUCER_EPOCH = "INVALID_PRODUCER_EPOCH"
 UNKNOWN_PRODUCER_ID = "UNKNOWN_PRODUCER_ID"
 
-_MAGIC = b"RPS1"
-_HEAD = struct.Struct(">4sqI")  # magic, map_end_offset, producer count
-_ENTRY = struct.Struct(">qhqB")  # producer_id, epoch, last_timestamp, batch count
-_BATCH = struct.Struct(">iiqqq")  # first_seq, last_seq, first_offset, last_offset, timestamp
-_CRC = struct.Struct(">I")
+INVALID_TXN_STATE = "INVALID_TXN_STATE"
+TRANSACTION_COORDINATOR_FENCED = "TRANSACTION_COORDINATOR_FENCED"
 
 
 class ProducerSnapshotError(LogStoreError):
@@ -97,12 +105,26 @@ class BatchMetadata:
     timestamp: int
 
 
+@dataclass(frozen=True, slots=True)
+class CompletedTxn:
+    """A transaction ended by the marker at ``last_offset``; it began at ``first_offset``.
+    ``is_aborted`` is None when the marker's type was not known to the caller."""
+
+    producer_id: int
+    first_offset: int
+    last_offset: int
+    is_aborted: bool | None
+
+
 @dataclass(slots=True)
 class ProducerStateEntry:
     producer_id: int
     producer_epoch: int
     batches: deque = field(default_factory=lambda: deque(maxlen=NUM_BATCHES_TO_RETAIN))
     last_timestamp: int = -1
+    current_txn_first_offset: int = -1  # first offset of its open transaction, -1: none
+    coordinator_epoch: int = -1  # of the last marker applied (fences stale coordinators)
+    last_marker_offset: int = -1  # offset of the last marker applied
 
     @property
     def last_seq(self) -> int:
@@ -143,6 +165,98 @@ class ProducerStateManager:
     def __init__(self, map_end_offset: int = 0) -> None:
         self.producers: dict[int, ProducerStateEntry] = {}
         self.map_end_offset = map_end_offset
+        # Completed transactions whose marker may still be above the high watermark, in
+        # marker order: the partition is unstable from their first offset until it is not.
+        self.unreplicated: list[CompletedTxn] = []
+
+    # ------------------------------------------------------------------------ transactions
+
+    def ongoing_transactions(self) -> dict[int, int]:
+        """producer id -> first offset of its open transaction."""
+        return {
+            pid: e.current_txn_first_offset
+            for pid, e in self.producers.items()
+            if e.current_txn_first_offset >= 0
+        }
+
+    def first_unstable_offset(self) -> int | None:
+        """The smallest first offset of an open transaction or of a completed one whose
+        marker is not yet known to be below the high watermark; None if there is none."""
+        firsts = [t.first_offset for t in self.unreplicated]
+        firsts.extend(
+            e.current_txn_first_offset
+            for e in self.producers.values()
+            if e.current_txn_first_offset >= 0
+        )
+        return min(firsts) if firsts else None
+
+    def on_high_watermark_updated(self, high_watermark: int) -> None:
+        """Completed transactions whose marker is below ``high_watermark`` become stable."""
+        if self.unreplicated and self.unreplicated[0].last_offset < high_watermark:
+            self.unreplicated = [t for t in self.unreplicated if t.last_offset >= high_watermark]
+
+    def check_transactional(self, header) -> SequenceCheck:
+        """A non-transactional batch from a producer whose transaction is open is refused
+        (Kafka's InvalidTxnStateException): it would land inside the transaction."""
+        entry = self.producers.get(header.producer_id)
+        if (
+            entry is not None
+            and not header.is_transactional
+            and entry.current_txn_first_offset >= 0
+            and header.producer_epoch == entry.producer_epoch
+        ):
+            return SequenceCheck(
+                INVALID_TXN_STATE,
+                None,
+                f"producer {header.producer_id} has an open transaction: a "
+                "non-transactional batch cannot be written inside it",
+            )
+        return _OK
+
+    def check_marker(self, producer_id: int, producer_epoch: int, coordinator_epoch: int) -> str:
+        """The verdict on an end-transaction marker about to be written: a marker from an
+        older producer epoch is a zombie's (INVALID_PRODUCER_EPOCH); one from an older
+        coordinator epoch comes from a deposed coordinator (TRANSACTION_COORDINATOR_FENCED)."""
+        entry = self.producers.get(producer_id)
+        if entry is None:
+            return NONE
+        if producer_epoch < entry.producer_epoch:
+            return INVALID_PRODUCER_EPOCH
+        if coordinator_epoch < entry.coordinator_epoch:
+            return TRANSACTION_COORDINATOR_FENCED
+        return NONE
+
+    def apply_marker(
+        self,
+        producer_id: int,
+        producer_epoch: int,
+        coordinator_epoch: int,
+        offset: int,
+        timestamp: int,
+        is_aborted: bool | None,
+    ) -> CompletedTxn | None:
+        """Apply the marker written at ``offset``: the producer's open transaction (if any)
+        is complete. A newer producer epoch replaces the old one (KIP-890 part 2 bumps the
+        epoch at every transaction end) and forgets its sequences."""
+        entry = self.producers.get(producer_id)
+        if entry is None:
+            entry = ProducerStateEntry(producer_id, producer_epoch)
+            self.producers[producer_id] = entry
+        elif producer_epoch != entry.producer_epoch:
+            entry.producer_epoch = producer_epoch
+            entry.batches.clear()
+        first = entry.current_txn_first_offset
+        entry.current_txn_first_offset = -1
+        if coordinator_epoch >= 0:
+            entry.coordinator_epoch = coordinator_epoch
+        entry.last_marker_offset = offset
+        entry.last_timestamp = max(entry.last_timestamp, timestamp)
+        self.map_end_offset = max(self.map_end_offset, offset + 1)
+        if first < 0:
+            return None  # no data of this transaction here: nothing became stable
+        done = CompletedTxn(producer_id, first, offset, is_aborted)
+        self.unreplicated.append(done)
+        return done
 
     def entry(self, producer_id: int) -> ProducerStateEntry | None:
         return self.producers.get(producer_id)
@@ -217,27 +331,49 @@ class ProducerStateManager:
         first_offset: int,
         last_offset: int,
         timestamp: int,
+        is_transactional: bool = False,
     ) -> None:
-        """Record an appended batch (leader: after the append, with the assigned offsets)."""
+        """Record an appended batch (leader: after the append, with the assigned offsets).
+        A transactional batch opens its producer's transaction at ``first_offset`` unless
+        one is open."""
         if producer_id >= 0:
             entry = self.producers.get(producer_id)
-            if entry is None or entry.producer_epoch != producer_epoch:
+            if entry is None:
                 entry = ProducerStateEntry(producer_id, producer_epoch)
                 self.producers[producer_id] = entry
+            elif entry.producer_epoch != producer_epoch:
+                # A new epoch: its sequences start over; an open transaction stays open
+                # until its marker (Kafka's maybeUpdateProducerEpoch).
+                entry.producer_epoch = producer_epoch
+                entry.batches.clear()
+                entry.last_timestamp = -1
             entry.batches.append(
                 BatchMetadata(first_seq, last_seq, first_offset, last_offset, timestamp)
             )
             entry.last_timestamp = max(entry.last_timestamp, timestamp)
+            if is_transactional and entry.current_txn_first_offset < 0:
+                entry.current_txn_first_offset = first_offset
         self.map_end_offset = max(self.map_end_offset, last_offset + 1)
 
-    def update_from_header(self, header) -> None:
+    def update_from_header(self, header, marker=None) -> CompletedTxn | None:
         """Apply a stamped batch header (replication, recovery, rebuild). Batches below
-        ``map_end_offset`` are already applied and skipped."""
+        ``map_end_offset`` are already applied and skipped. For a control batch pass its
+        parsed ``marker`` (txn_markers.EndTxnMarker) so the coordinator epoch and the
+        outcome are known; the completed transaction, if any, is returned."""
         if header.base_offset + header.last_offset_delta < self.map_end_offset:
-            return
+            return None
+        if header.is_control and header.producer_id >= 0:
+            return self.apply_marker(
+                header.producer_id,
+                header.producer_epoch,
+                marker.coordinator_epoch if marker is not None else -1,
+                header.base_offset + header.last_offset_delta,
+                header.max_timestamp,
+                marker.is_abort if marker is not None else None,
+            )
         if header.producer_id < 0 or header.base_sequence < 0:
             self.map_end_offset = header.base_offset + header.last_offset_delta + 1
-            return
+            return None
         self.update(
             header.producer_id,
             header.producer_epoch,
@@ -246,15 +382,24 @@ class ProducerStateManager:
             header.base_offset,
             header.base_offset + header.last_offset_delta,
             header.max_timestamp,
+            header.is_transactional,
         )
+        return None
 
     def truncate_to(self, offset: int) -> bool:
         """Forget batches at or above ``offset`` (the log was truncated there). True if the
         result is exact; False if some producer lost all its retained batches, in which case
         reload with :func:`rebuild_from_log` from a snapshot below ``offset``."""
         exact = True
+        if any(t.last_offset >= offset for t in self.unreplicated):
+            exact = False
+            self.unreplicated = [t for t in self.unreplicated if t.last_offset < offset]
         for pid in list(self.producers):
             entry = self.producers[pid]
+            if entry.current_txn_first_offset >= offset:
+                entry.current_txn_first_offset = -1  # it was not open before its first batch
+            if entry.last_marker_offset >= offset:
+                exact = False  # the transaction that marker closed is open again
             kept = [b for b in entry.batches if b.last_offset < offset]
             if len(kept) == len(entry.batches):
                 continue
@@ -262,6 +407,8 @@ class ProducerStateManager:
                 del self.producers[pid]
                 exact = False
                 continue
+            # (an open transaction begins at one of the producer's batches, so one below
+            # ``offset`` is kept or the entry is gone with its batches: exactness holds)
             entry.batches = deque(kept, maxlen=NUM_BATCHES_TO_RETAIN)
             entry.last_timestamp = kept[-1].timestamp
         self.map_end_offset = min(self.map_end_offset, offset)
@@ -271,7 +418,11 @@ class ProducerStateManager:
         self, now_ms: int, expiration_ms: int = PRODUCER_ID_EXPIRATION_MS
     ) -> list[int]:
         """Drop producers whose last batch is older than ``producer.id.expiration.ms``."""
-        gone = [p for p, e in self.producers.items() if now_ms - e.last_timestamp > expiration_ms]
+        gone = [
+            p
+            for p, e in self.producers.items()
+            if now_ms - e.last_timestamp > expiration_ms and e.current_txn_first_offset < 0
+        ]
         for p in gone:
             del self.producers[p]
         return gone
@@ -279,45 +430,19 @@ class ProducerStateManager:
     # -------------------------------------------------------------------------- snapshots
 
     def snapshot(self) -> bytes:
-        """The state as bytes (checksummed), valid at ``map_end_offset``."""
-        parts = [_HEAD.pack(_MAGIC, self.map_end_offset, len(self.producers))]
-        for pid in sorted(self.producers):
-            e = self.producers[pid]
-            parts.append(_ENTRY.pack(pid, e.producer_epoch, e.last_timestamp, len(e.batches)))
-            parts.extend(
-                _BATCH.pack(b.first_seq, b.last_seq, b.first_offset, b.last_offset, b.timestamp)
-                for b in e.batches
-            )
-        body = b"".join(parts)
-        return body + _CRC.pack(zlib.crc32(body))
+        """The state as bytes (checksummed, format 2: producer_snapshot_format.py), valid
+        at ``map_end_offset``."""
+        from .producer_snapshot_format import encode
+
+        return encode(self)
 
     @classmethod
     def load(cls, data: bytes) -> ProducerStateManager:
-        """Inverse of :meth:`snapshot`; ``ProducerSnapshotError`` if short or corrupt."""
-        data = bytes(data)
-        if len(data) < _HEAD.size + _CRC.size:
-            raise ProducerSnapshotError("too short")
-        body, (crc,) = data[: -_CRC.size], _CRC.unpack(data[-_CRC.size :])
-        if zlib.crc32(body) != crc:
-            raise ProducerSnapshotError("checksum mismatch")
-        magic, map_end, count = _HEAD.unpack_from(body, 0)
-        if magic != _MAGIC:
-            raise ProducerSnapshotError(f"bad magic {magic!r}")
-        state, pos = cls(map_end), _HEAD.size
-        try:
-            for _ in range(count):
-                pid, epoch, ts, n = _ENTRY.unpack_from(body, pos)
-                pos += _ENTRY.size
-                entry = ProducerStateEntry(pid, epoch, last_timestamp=ts)
-                for _ in range(n):
-                    entry.batches.append(BatchMetadata(*_BATCH.unpack_from(body, pos)))
-                    pos += _BATCH.size
-                state.producers[pid] = entry
-        except struct.error as e:
-            raise ProducerSnapshotError(f"truncated entry: {e}") from None
-        if pos != len(body):
-            raise ProducerSnapshotError("trailing bytes")
-        return state
+        """Inverse of :meth:`snapshot` (format 1 too); ``ProducerSnapshotError`` if short,
+        corrupt or of an unknown version."""
+        from .producer_snapshot_format import decode
+
+        return decode(cls, data)
 
 
 def rebuild(headers: Iterable, snapshot: bytes | None = None) -> ProducerStateManager:
@@ -359,5 +484,12 @@ def rebuild_from_log(
         for header in log.batch_headers(start):
             if header.base_offset >= end:
                 break
-            state.update_from_header(header)
+            marker = _marker_of(log, header) if header.is_control else None
+            state.update_from_header(header, marker)
     return state
+
+
+def _marker_of(log, header):
+    from .txn_markers import read_marker  # (txn_markers imports batch, not this module)
+
+    return read_marker(log, header) if hasattr(log, "read") else None

@@ -37,6 +37,7 @@ from .epochs import LeaderEpochCache
 from .errors import CorruptBatchError
 from .fs import TEMP_SUFFIX, FileSystem
 from .segment import Segment, segment_name, walk
+from .txn_index import TXN_INDEX_SUFFIX
 
 RECOVERY_POINT_FILE = "recovery-point.checkpoint"
 LOG_START_FILE = "log-start-offset.checkpoint"
@@ -67,7 +68,7 @@ class LoadedLog(NamedTuple):
 
 
 def remove_segment_files(fs: FileSystem, d: Path, base: int) -> None:
-    for suffix in (".log", ".index", ".timeindex"):
+    for suffix in (".log", ".index", ".timeindex", TXN_INDEX_SUFFIX):
         fs.remove(d / segment_name(base, suffix))
 
 
@@ -79,7 +80,7 @@ def recover(fs: FileSystem, d: Path, config: LogConfig, now_ms: int) -> LoadedLo
     for name in names:
         stem, dot, suffix = name.partition(".")
         if name.endswith(TEMP_SUFFIX) or (
-            suffix in ("index", "timeindex") and f"{stem}.log" not in names
+            suffix in ("index", "timeindex", "txnindex") and f"{stem}.log" not in names
         ):
             fs.remove(d / name)  # half-written checkpoints, indexes of deleted segments
     clean = fs.exists(d / CLEAN_SHUTDOWN_FILE)
@@ -128,6 +129,9 @@ def recover(fs: FileSystem, d: Path, config: LogConfig, now_ms: int) -> LoadedLo
         else:
             error = seg.rebuild(check=True, epoch_ok=epoch_ok)
             seg.delete_indexes(fs, d)
+            # Its aborted transactions are rebuilt from the log by the owner: the file may
+            # miss an abort or name a marker recovery cut off.
+            fs.remove(d / segment_name(base, TXN_INDEX_SUFFIX))
             unflushed.append(seg)
         # Compaction (of flushed segments only) may delete a segment it emptied, leaving a
         # gap below the recovery point. Any other gap or overlap means lost writes.

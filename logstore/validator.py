@@ -13,6 +13,15 @@ batches and checks each against the rules before anything is written:
   next sequence) needs no lookup.
 - duplicates may only lead a request (a retried request, possibly with new batches after);
   a duplicate after a new batch is DUPLICATE_SEQUENCE_NUMBER.
+- transactions (KIP-98 with KIP-890 part 1): a transactional batch needs a producer id, and
+  is accepted only if ``verified(producer_id, producer_epoch)`` says the transaction
+  coordinator has this partition in the producer's ongoing transaction (the caller asks the
+  coordinator, or remembers its answer for the transaction); otherwise, or without a
+  ``verified`` predicate, INVALID_TXN_STATE. This is the server-side defence against a
+  hanging transaction: a late or stray transactional write cannot open a transaction the
+  coordinator will never end. A non-transactional batch from a producer whose transaction
+  is open here is INVALID_TXN_STATE too. Idempotent non-transactional batches of other
+  producers are unaffected.
 
 Then the new batches are appended (one batch: ``log.append``, which validates it; several:
 ``log.append_many``, all or nothing) and the producer state updated with the assigned
@@ -22,6 +31,7 @@ offsets. The verdict is a value (error *names*, "NONE" on success); errors of th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 from . import batch as B
@@ -49,8 +59,11 @@ def append_validated(
     records: bytes,
     leader_epoch: int,
     now_ms: int,
+    verified: Callable[[int, int], bool] | None = None,
 ) -> Appended:
-    """Validate and append ``records`` (one or more batches); see the module docstring."""
+    """Validate and append ``records`` (one or more batches); see the module docstring.
+    ``verified(producer_id, producer_epoch)``: is this partition part of that producer's
+    ongoing transaction, as the transaction coordinator says (KIP-890)?"""
     if not records:
         return _refused("CORRUPT_MESSAGE", "no record batch in the request")
     header = B.read_header(records)
@@ -70,9 +83,21 @@ def append_validated(
         if header.length > limit:
             return _refused("MESSAGE_TOO_LARGE", f"batch of {header.length} bytes > {limit}")
         pid = header.producer_id
+        if header.is_transactional:
+            if pid < 0:
+                return _refused("INVALID_RECORD", "a transactional batch needs a producer id")
+            if verified is None or not verified(pid, header.producer_epoch):
+                return _refused(
+                    "INVALID_TXN_STATE",
+                    f"producer {pid} epoch {header.producer_epoch}: this partition is not "
+                    "verified as part of its ongoing transaction",
+                )
         if pid < 0:
             prev = None
             continue
+        txn_check = producers.check_transactional(header)
+        if not txn_check.should_append:
+            return _refused(txn_check.error, txn_check.message)
         follows = (
             prev is not None
             and prev[:2] == (pid, header.producer_epoch)
@@ -111,6 +136,7 @@ def append_validated(
                 info.base_offset,
                 info.last_offset,
                 info.max_timestamp,
+                header.is_transactional,
             )
         else:
             producers.map_end_offset = info.last_offset + 1

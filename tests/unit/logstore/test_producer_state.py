@@ -177,6 +177,7 @@ def test_snapshot_plus_replay_equals_full_replay(ops, snap_at):
             self.base_offset, self.last_offset_delta = base, n - 1
             self.producer_id, self.producer_epoch, self.base_sequence = pid, 0, seq
             self.max_timestamp = base
+            self.is_control = self.is_transactional = False
 
     headers, seqs, offset = [], {}, 0
     for pid, n in ops:
