@@ -110,8 +110,10 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
         scrub_enabled: bool = False,
         producer_id_expiration_ms: int = PS.PRODUCER_ID_EXPIRATION_MS,
         counters: object | None = None,
+        clock: Callable[[], int] = now_ms,  # wall-clock ms; tests may pass a fake one
     ) -> None:
         super().__init__()
+        self.clock = clock
         self.topic = topic
         self.partition = partition
         self.directory = Path(directory)
@@ -171,7 +173,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
 
     def _open(self) -> None:
         try:
-            self.log = PartitionLog.open(self.directory, self.config, now_ms())
+            self.log = PartitionLog.open(self.directory, self.config, self.clock())
         except Exception as e:  # noqa: BLE001 - a broken log must not take the broker down
             self.log = None
             self._log.error("cannot open log {}: {}", self.directory, e)
@@ -189,10 +191,10 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
         except Exception as e:  # noqa: BLE001 - lose dedup state, never the partition
             self._log.error("cannot rebuild producer state: {}", e)
             self.pstate = PS.ProducerStateManager(log.log_end_offset)
-        self._snapshot_at = now_ms()
+        self._snapshot_at = self.clock()
         self.leader = None
         self.follower_epoch = -1
-        self._apply_role(now_ms())
+        self._apply_role(self.clock())
         self._log.info(
             "partition online: log_start_offset={} log_end_offset={} high_watermark={}",
             log.log_start_offset,
@@ -380,7 +382,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
                     self.leader_epoch = max(self.leader_epoch, epoch)
                 case PartitionChanged(info=info, min_insync_replicas=m):
                     self.info, self.min_insync_replicas = info, m
-                    self._apply_role(now_ms())
+                    self._apply_role(self.clock())
                     self._heal()
                 case Scrub():
                     self._scrub(message)
@@ -391,7 +393,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
                 case AlterPartitionAnswer(proposal=proposal, error=error):
                     if self.leader is not None:
                         self._carry_out(
-                            self.leader.on_alter_partition_response(proposal, error, now_ms())
+                            self.leader.on_alter_partition_response(proposal, error, self.clock())
                         )
                         self._refresh_watched_followers()  # an expansion may be possible now
                 case FollowerState(leader_epoch=epoch):
@@ -449,7 +451,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
         return min(due) if due else None
 
     def _arm(self) -> None:
-        now = now_ms()
+        now = self.clock()
         due = self._next_due(now)
         if due is None or (self._wake_at is not None and self._wake_at <= due):
             return
@@ -460,7 +462,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
 
         def wake() -> None:
             try:
-                ref.tell(Tick(now_ms()))
+                ref.tell(Tick(self.clock()))
             except pykka.ActorDeadError:
                 pass
 
@@ -562,7 +564,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
         if self.leader is not None:
             self._carry_out(
                 self.leader.on_partition_change(
-                    leader=-1, isr=(), leader_epoch=-1, partition_epoch=0, now_ms=now_ms()
+                    leader=-1, isr=(), leader_epoch=-1, partition_epoch=0, now_ms=self.clock()
                 )
             )
             self.leader = None

@@ -25,7 +25,6 @@ import pykka
 from rillet.transport import protocol as P
 
 from .partition_messages import DamageAnswer, Scrub, ScrubReport
-from .ticker import now_ms
 
 E = P.ErrorCode
 RESEND_MS = 1000
@@ -73,7 +72,7 @@ class DamageSide:
                 damage.position,
                 damage.reason,
             )
-        self._send_damage(now_ms())
+        self._send_damage(self.clock())
 
     def _send_damage(self, now: int) -> None:
         damage = self._damage()

@@ -15,7 +15,6 @@ from .partition_messages import (
     code_of,
     error_code_for,
 )
-from .ticker import now_ms
 
 E = P.ErrorCode
 
@@ -92,7 +91,7 @@ class FetchSide:
             )
         if msg.on_data is not None and response.error_code == E.NONE and not response.records:
             if self._waiters:  # drop expired ones (their sessions answered at the deadline)
-                now = now_ms()
+                now = self.clock()
                 self._waiters = [w for w in self._waiters if w.deadline_ms > now]
             self._waiters.append(
                 _Waiter(msg.fetch_offset, msg.max_bytes, msg.on_data, msg.deadline_ms, follower)
@@ -108,7 +107,7 @@ class FetchSide:
         decision = leader.on_follower_fetch(
             msg.replica_id,
             msg.fetch_offset,
-            now_ms(),
+            self.clock(),
             current_leader_epoch=msg.current_leader_epoch,
             log_start_offset=log.log_start_offset,
             incarnation=msg.replica_incarnation,

@@ -12,7 +12,6 @@ from .partition_messages import (
     FollowerAppend,
     FollowerTruncate,
 )
-from .ticker import now_ms
 
 E = P.ErrorCode
 
@@ -68,7 +67,7 @@ class FollowerSide:
             return None
         log = self.log
         if msg.records:
-            log.append_replicated(msg.records, now_ms())
+            log.append_replicated(msg.records, self.clock())
             for header, _view in B.iter_batches(msg.records, validate=False):
                 self.pstate.update_from_header(header)
         leo = log.log_end_offset

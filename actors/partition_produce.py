@@ -17,7 +17,6 @@ from .partition_messages import (
     code_of,
     error_code_for,
 )
-from .ticker import now_ms
 
 E = P.ErrorCode
 
@@ -55,7 +54,7 @@ class ProduceSide:
             else:
                 code, message, base, last, dup = self._append_batches(log, msg.records)
         if code == E.NONE and dup is None:
-            self._carry_out(leader.on_append(log.log_end_offset, now_ms()))
+            self._carry_out(leader.on_append(log.log_end_offset, self.clock()))
             # followers fetch up to the LEO: wake them now (consumers wait for the HW)
             self._serve_waiters(followers_only=self.high_watermark < log.log_end_offset)
         if msg.reply is None:
@@ -71,7 +70,7 @@ class ProduceSide:
             self._ack_seq += 1
             key = self._ack_seq
             self._acks[key] = (msg.reply, response)
-            done = leader.wait_for_ack(key, last, now_ms() + max(msg.timeout_ms, 1))
+            done = leader.wait_for_ack(key, last, self.clock() + max(msg.timeout_ms, 1))
             if done is not None:
                 self._carry_out(RC.Progress(self.high_watermark, completions=(done,)))
             return
@@ -81,7 +80,7 @@ class ProduceSide:
         """(code, message, base_offset, last_offset, duplicate-or-None): the rules are
         logstore/validator.py's."""
         try:
-            r = append_validated(log, self.pstate, records, self.leader_epoch, now_ms())
+            r = append_validated(log, self.pstate, records, self.leader_epoch, self.clock())
         except Exception as e:  # noqa: BLE001 - mapped to a code; a failed log stays failed
             code = error_code_for(e)
             if code == E.KAFKA_STORAGE_ERROR:

@@ -69,7 +69,9 @@ class ReplicaFetcher:
         fetch_max_bytes: int = 1 << 20,
         backoff_ms: int = 100,
         incarnation: str = "",
+        clock: Callable[[], int] = now_ms,  # wall-clock ms; tests may pass a fake one
     ) -> None:
+        self.clock = clock
         self.broker_id = broker_id
         self.incarnation = incarnation  # this broker process: the leader checks it (KIP-903)
         self.source_id = source_id
@@ -165,13 +167,13 @@ class ReplicaFetcher:
         state.sent = None
         state.fetch_offset = -1
         state.high_watermark = -1
-        state.paused_until_ms = now_ms() + self._backoff_ms * 5
+        state.paused_until_ms = self.clock() + self._backoff_ms * 5
 
     def _round(self) -> bool:
         address = self._address_of(self.source_id)
         if address is None:
             return False
-        now = now_ms()
+        now = self.clock()
         with self._lock:
             version, partitions = self._version, self._partitions
         view = self._view

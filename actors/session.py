@@ -70,6 +70,7 @@ class BrokerContext:
     incarnation: str = ""  # this broker process (actors/node.py)
     refused_inter_broker: int = 0  # inter-broker requests refused on the client listener
     describe_stats: Callable[[], P.BrokerStatsResponse] | None = None  # the node's, if any
+    clock: Callable[[], int] = now_ms  # wall-clock ms, for every session (tests: a fake)
     _count_lock: threading.Lock = field(default_factory=threading.Lock)
     counters: Counters = field(default_factory=Counters)  # the BrokerCounters API
     fetch_sessions: FetchSessions | None = None  # followers' fetch sessions (fetch_session.py)
@@ -399,7 +400,7 @@ class ClientSession(DispatchedActor):
                 req,
                 respond,
                 self._replica,
-                now_ms=now_ms(),
+                now_ms=self.ctx.clock(),
                 max_wait_ms=min(max(req.max_wait_ms, 0), MAX_FETCH_WAIT_MS),
             )
             return
@@ -426,7 +427,7 @@ class ClientSession(DispatchedActor):
         )
         if gather.waiting:
             parked.add(gather)  # until answered; on_stop ends it early
-        deadline = now_ms() + min(max(req.max_wait_ms, 0), MAX_FETCH_WAIT_MS)
+        deadline = self.ctx.clock() + min(max(req.max_wait_ms, 0), MAX_FETCH_WAIT_MS)
         for t in req.topics:
             for p in t.partitions:
                 key = (t.name, p.partition)

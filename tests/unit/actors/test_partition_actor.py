@@ -239,3 +239,22 @@ def test_idle_producer_ids_expire(tmp_path) -> None:
         assert _append(ref, idem(0, pid=9)).error_code == E.NONE  # new producers still welcome
     finally:
         pykka.ActorRegistry.stop_all(block=True, timeout=5)
+
+
+def test_the_producer_state_snapshot_follows_the_injected_clock(tmp_path) -> None:
+    """The actor's clock is injected: the 30 s snapshot interval passes on a fake clock."""
+    now = [0]
+    ref = R.PartitionReplica.start(
+        "t", 0, tmp_path / "t-0", LogConfig(), 0, 1, "id", clock=lambda: now[0]
+    )
+    try:
+        b = BatchBuilder(producer_id=5, producer_epoch=0, base_sequence=0)
+        b.append(int(time.time() * 1000), None, b"v")
+        assert _append(ref, b.build()).error_code == E.NONE
+        snapshots = lambda: sorted(p.name for p in (tmp_path / "t-0").glob("*.snapshot"))  # noqa: E731
+        ref.ask(R.Tick(29_999))
+        assert snapshots() == []
+        ref.ask(R.Tick(30_000))
+        assert snapshots() == ["00000000000000000001.snapshot"]
+    finally:
+        pykka.ActorRegistry.stop_all(block=True, timeout=5)
