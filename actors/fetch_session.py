@@ -375,6 +375,7 @@ def serve(
                 replica_id=req.replica_id,
                 current_leader_epoch=p.current_leader_epoch,
                 replica_incarnation=req.replica_incarnation,
+                last_fetched_epoch=p.last_fetched_epoch,
                 watch=Watch(session, generation),
             )
             try:

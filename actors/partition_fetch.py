@@ -56,6 +56,18 @@ class FetchSide:
             self._watches.pop(msg.replica_id, None)
         if follower or (msg.current_leader_epoch >= 0 and self.info is not None):
             code = self._check_follower_fetch(msg) if follower else None
+            if isinstance(code, tuple):  # KIP-320: the follower must truncate first
+                epoch, end = code
+                msg.reply(
+                    P.FetchPartitionResponse(
+                        partition=self.partition,
+                        high_watermark=self.high_watermark,
+                        log_start_offset=self.log.log_start_offset,
+                        diverging_epoch=epoch,
+                        diverging_end_offset=end,
+                    )
+                )
+                return
             if code is None and msg.current_leader_epoch >= 0:
                 fence = RC.check_leader_epoch(msg.current_leader_epoch, self.leader_epoch)
                 code = None if fence == RC.NONE else code_of(fence)
@@ -97,8 +109,9 @@ class FetchSide:
                 _Waiter(msg.fetch_offset, msg.max_bytes, msg.on_data, msg.deadline_ms, follower)
             )
 
-    def _check_follower_fetch(self, msg: Read) -> int | None:
-        """A follower fetch on the leader: record its progress; an error code or None."""
+    def _check_follower_fetch(self, msg: Read) -> int | tuple[int, int] | None:
+        """A follower fetch on the leader: record its progress; an error code, the
+        (epoch, end offset) it diverges at (KIP-320), or None."""
         leader, log = self.leader, self.log
         if leader is None or log is None:
             return E.NOT_LEADER_OR_FOLLOWER
@@ -111,11 +124,13 @@ class FetchSide:
             current_leader_epoch=msg.current_leader_epoch,
             log_start_offset=log.log_start_offset,
             incarnation=msg.replica_incarnation,
+            last_fetched_epoch=msg.last_fetched_epoch,
+            epochs=log.epochs,
         )
         self._carry_out(decision.progress)
         if decision.error != RC.NONE:
             return code_of(decision.error)
-        return None
+        return decision.diverging_epoch
 
     def _serve_waiters(self, followers_only: bool = False) -> None:
         if self._watches:

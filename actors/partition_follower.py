@@ -74,4 +74,4 @@ class FollowerSide:
         hw = RC.follower_high_watermark(msg.high_watermark, leo)
         if hw > self.high_watermark:
             self.high_watermark = hw
-        return leo
+        return leo, log.epochs.latest_epoch  # the next fetch's offset and last fetched epoch

@@ -42,6 +42,7 @@ class Read:
     replica_id: int = -1  # >= 0: a follower's fetch (reads up to the LEO, moves the ISR/HW)
     current_leader_epoch: int = -1
     replica_incarnation: str = ""  # the follower's process (KIP-903)
+    last_fetched_epoch: int = -1  # a follower's last batch epoch (KIP-320 divergence check)
     # a follower's fetch session (fetch_session.Watch): keep watching for it after answering
     watch: object | None = None
 

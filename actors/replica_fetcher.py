@@ -6,7 +6,8 @@ A round: partitions that need it ask the leader where their latest epoch ends
 (OffsetForLeaderEpoch) and truncate (``FollowerTruncate``, KIP-101/279, repeated while the
 walk-back is not done); then one Fetch with ``replica_id`` = this broker for all the others,
 each at its log end offset, long-polling ``replica.fetch.wait.max.ms``; fetched batches go to
-the partition actor (``FollowerAppend``), whose answer (the new log end offset) is the next
+the partition actor (``FollowerAppend``), whose answer (the new log end offset, and the last
+epoch, sent as ``last_fetched_epoch`` for the leader's KIP-320 divergence check) is the next
 fetch offset, so a busy follower asks its partition actor once per round; all partitions of a
 response are handed over at once and their answers collected after (one pass). Stale answers
 (FENCED_LEADER_EPOCH, NOT_LEADER_OR_FOLLOWER, ...) pause the partition until the metadata moves it (the node calls
@@ -48,6 +49,7 @@ class _State:
     truncating: bool = True
     paused_until_ms: int = 0
     fetch_offset: int = -1  # the log end offset the last append returned (-1: ask)
+    last_epoch: int = -1  # the epoch of our last batch (KIP-320: the leader checks it)
     high_watermark: int = -1  # the leader's, as last handed to the partition actor
     # what the leader's fetch session knows of it: (session token, fetch offset, leader
     # epoch); None after an error, a pause or a truncation, so the next request names it
@@ -282,6 +284,7 @@ class ReplicaFetcher:
                 self._pause(state)
                 continue
             offsets[key] = state.fetch_offset = status[0]
+            state.last_epoch = status[1]
         if opening and not offsets:
             return False
         req = self._fetch_request(states, offsets, opening)
@@ -323,11 +326,16 @@ class ReplicaFetcher:
                     r.error_code == E.NONE
                     and not r.records
                     and r.high_watermark == state.high_watermark
+                    and r.diverging_epoch < 0
                 ):
                     continue  # nothing new for an idle partition: no message to its actor
                 self._dirty.add(key)
                 state.fetch_offset = -1
-                if r.error_code == E.NONE:
+                if r.error_code == E.NONE and r.diverging_epoch >= 0:
+                    # KIP-320: our last epoch ended earlier on the leader: truncate first
+                    state.sent = None
+                    self._diverged(key, state, r.diverging_epoch, r.diverging_end_offset)
+                elif r.error_code == E.NONE:
                     state.high_watermark = r.high_watermark
                     message = R.FollowerAppend(state.leader_epoch, r.records, r.high_watermark)
                     appends.append((key, state, self._tell_ask(key, message)))
@@ -373,6 +381,7 @@ class ReplicaFetcher:
                     fetch_offset=offset,
                     partition_max_bytes=self._max_bytes,
                     current_leader_epoch=states[(topic, p)].leader_epoch,
+                    last_fetched_epoch=states[(topic, p)].last_epoch,
                 )
             )
         return P.FetchRequest(
@@ -412,8 +421,22 @@ class ReplicaFetcher:
         if leo is None:
             self._pause(state)
         else:
-            state.fetch_offset = leo
+            state.fetch_offset, state.last_epoch = leo
             self._dirty.add(key)
+
+    def _diverged(self, key: Key, state: _State, epoch: int, end_offset: int) -> None:
+        """The leader says our log diverges at (epoch, end_offset) (KIP-320): truncate as
+        after an OffsetForLeaderEpoch answer, then fetch from the new end."""
+        self._log.info("{}: diverges from the leader at epoch {} offset {}", key, epoch,
+                       end_offset)
+        result = self._ask(key, R.FollowerTruncate(state.leader_epoch, epoch, end_offset))
+        if result is None:
+            self._pause(state)
+            return
+        done, _leo, _latest = result
+        if not done:  # a further look is needed: the OffsetForLeaderEpoch round does it
+            state.truncating = True
+            self._changed()
 
     def _handle_error(
         self, key: Key, state: _State, offset: int, r: P.FetchPartitionResponse

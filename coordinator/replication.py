@@ -351,14 +351,16 @@ class LeaderReplica:
             error = NOT_LEADER_OR_FOLLOWER
         if error == NONE and follower_id not in self.followers:
             error = NOT_LEADER_OR_FOLLOWER
-        if error == NONE and not log_start_offset <= fetch_offset <= self.log_end_offset:
-            error = OFFSET_OUT_OF_RANGE
         if error != NONE:
             return FetchDecision(error, Progress(self.high_watermark))
+        # divergence first, as Kafka does: a follower ahead of this log (a tail written in an
+        # epoch this leader never had) is told where to truncate, not OFFSET_OUT_OF_RANGE
         if last_fetched_epoch is not None and last_fetched_epoch >= 0 and epochs is not None:
             epoch, end = epochs.end_offset_for(last_fetched_epoch, self.log_end_offset)
             if epoch == UNDEFINED_EPOCH or epoch < last_fetched_epoch or end < fetch_offset:
                 return FetchDecision(NONE, Progress(self.high_watermark), (epoch, end))
+        if not log_start_offset <= fetch_offset <= self.log_end_offset:
+            return FetchDecision(OFFSET_OUT_OF_RANGE, Progress(self.high_watermark))
         follower = self.followers[follower_id]
         if incarnation != follower.incarnation:
             # a new process of that broker: what the old one had fetched no longer counts

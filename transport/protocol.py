@@ -561,13 +561,16 @@ class ProduceResponse:
 @_msg
 class FetchPartition:
     """``fetch_offset``: the first offset wanted. ``partition_max_bytes``: a soft cap (at
-    least one whole batch is returned). ``current_leader_epoch`` -1 skips fencing."""
+    least one whole batch is returned). ``current_leader_epoch`` -1 skips fencing.
+    ``last_fetched_epoch`` (followers, KIP-320): the epoch of the last batch the follower
+    holds; the leader answers ``diverging_epoch`` if that epoch ended earlier on its log."""
 
     partition: int
     fetch_offset: int
     partition_max_bytes: int = 1048576
     current_leader_epoch: int = -1
     log_start_offset: int = -1
+    last_fetched_epoch: int = -1
 
 
 @_msg
@@ -629,6 +632,10 @@ class FetchPartitionResponse:
     last_stable_offset: int = -1
     log_start_offset: int = -1
     records: Records = b""
+    # KIP-320: the follower's last fetched epoch ended at this offset on the leader (and the
+    # leader's epoch there): truncate to it before fetching again; -1: no divergence
+    diverging_epoch: int = -1
+    diverging_end_offset: int = -1
 
 
 @_msg

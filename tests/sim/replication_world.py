@@ -68,6 +68,8 @@ class SimBatch:
     base_sequence: int
     values: tuple[bytes, ...]
     max_timestamp: int = 0
+    is_transactional: bool = False  # the simulated producers are idempotent, not transactional
+    is_control: bool = False
 
     @property
     def last_offset_delta(self) -> int:

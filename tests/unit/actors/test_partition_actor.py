@@ -258,3 +258,36 @@ def test_the_producer_state_snapshot_follows_the_injected_clock(tmp_path) -> Non
         assert snapshots() == ["00000000000000000001.snapshot"]
     finally:
         pykka.ActorRegistry.stop_all(block=True, timeout=5)
+
+
+def test_a_follower_whose_last_epoch_ended_earlier_is_told_where_to_truncate(tmp_path) -> None:
+    """KIP-320 on the leader: a follower fetch names its last fetched epoch; if that epoch
+    ended earlier on the leader's log, the answer carries the diverging epoch and end offset
+    and no records, and the follower's offset does not count."""
+    from rillet.coordinator.metadata import PartitionInfo
+
+    info = PartitionInfo(0, replicas=(1, 2), isr=(1, 2), leader=1, leader_epoch=0)
+    ref = R.PartitionReplica.start("t", 0, tmp_path / "t-0", LogConfig(), 0, 1, "id", info=info)
+    try:
+        assert _append(ref, batch([b"a", b"b", b"c"])).error_code == E.NONE  # epoch 0: 0..2
+        ref.ask(R.PartitionChanged(
+            PartitionInfo(0, replicas=(1, 2), isr=(1, 2), leader=1, leader_epoch=2,
+                          partition_epoch=1)))
+        ref.ask(R.LeaderEpoch(2))
+        assert _append(ref, batch([b"d"])).error_code == E.NONE  # epoch 2: 3
+
+        def fetch(offset: int, last_epoch: int) -> P.FetchPartitionResponse:
+            box = Box()
+            ref.tell(R.Read(offset, 1 << 20, box, None, replica_id=2, current_leader_epoch=2,
+                            last_fetched_epoch=last_epoch))
+            return box.get()
+
+        # the follower holds offsets 0..4 with epoch 1 at its end (written by a leader of
+        # epoch 1 that never reached this log): epoch 1 ends where epoch 0 does here, at 3
+        r = fetch(5, 1)
+        assert (r.error_code, r.diverging_epoch, r.diverging_end_offset) == (E.NONE, 0, 3)
+        assert r.records == b""
+        assert fetch(3, 0).diverging_epoch == -1  # in step: no divergence, records follow
+        assert fetch(3, 0).records != b""
+    finally:
+        pykka.ActorRegistry.stop_all(block=True, timeout=5)

@@ -42,14 +42,20 @@ class FakeLeader:
 class FakeReplica:
     def __init__(self) -> None:
         self.leo = 0
+        self.epoch = 0
+        self.truncations: list[tuple[int, int]] = []
 
     def ask(self, message, timeout=None, block=True):
         match message:
             case R.FollowerState():
-                value = (self.leo, 0, 0)
+                value = (self.leo, self.epoch, 0)
             case R.FollowerAppend(records=records):
                 self.leo += len(records)  # one "record" per byte, enough here
-                value = self.leo
+                value = (self.leo, self.epoch)  # log end offset, last epoch
+            case R.FollowerTruncate(epoch=epoch, end_offset=end):
+                self.truncations.append((epoch, end))
+                self.leo, self.epoch = min(self.leo, end), epoch
+                value = (True, self.leo, self.epoch)
             case _:
                 value = None
         return value if block else Done(value)
@@ -125,3 +131,29 @@ def test_an_error_forgets_the_partition_and_a_lost_session_starts_over() -> None
     f._round()
     again = leader.requests[-1]
     assert again.session_epoch == P.INITIAL_EPOCH and named(again) == set(KEYS) - {("t", 5)}
+
+
+def test_the_last_fetched_epoch_is_sent_and_a_divergence_truncates_first() -> None:
+    """KIP-320: every fetch names the epoch of the follower's last batch; an answer with a
+    diverging epoch truncates the partition there before it fetches again."""
+    f, leader, replicas = make()
+    replica = replicas[("t", 4)]
+    replica.leo, replica.epoch = 9, 3
+    f._partitions[("t", 4)].fetch_offset = -1  # learn the offset and epoch from the actor
+    f._round()
+    sent = {(t.name, p.partition): p for t in leader.requests[-1].topics for p in t.partitions}
+    assert (sent[("t", 4)].fetch_offset, sent[("t", 4)].last_fetched_epoch) == (9, 3)
+    diverging = P.FetchTopicResponse(
+        name="t",
+        partitions=(
+            P.FetchPartitionResponse(
+                partition=4, high_watermark=0, diverging_epoch=2, diverging_end_offset=6
+            ),
+        ),
+    )
+    leader.next = [(diverging,)]
+    f._round()
+    assert replica.truncations == [(2, 6)] and replica.leo == 6
+    f._round()
+    again = {(t.name, p.partition): p for t in leader.requests[-1].topics for p in t.partitions}
+    assert (again[("t", 4)].fetch_offset, again[("t", 4)].last_fetched_epoch) == (6, 2)
