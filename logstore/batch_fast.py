@@ -1,17 +1,23 @@
-"""Fast CBOR for the record columns of the common batch shapes (client side only).
+"""The clients' fast paths for the record batch format of :mod:`logstore.batch`.
+
+The format is defined once, in ``logstore.batch`` (its docstring and its layout constants);
+this module imports those constants and implements the same format faster for the shapes
+clients produce and consume most, beside the canonical builder and reader:
+
+* :func:`encode_dense` -- the producer's encoder: exactly the bytes of
+  ``BatchBuilder(Codec.NONE)`` for the same records (the CBOR of the columns with cached
+  heads and C-level joins: all-null keys and headers, timestamp deltas, byte strings; odd
+  shapes fall back to cbor2);
+* :func:`scan_batches` -- the consumer's framing: one ``struct`` unpack per batch header,
+  the checks of ``iter_batches`` without building a ``BatchHeader``;
+* :func:`decode_columns_at` -- the consumer's column decoder for an uncompressed payload whose
+  columns all have a fast shape (byte strings of one length, all-null keys and headers,
+  timestamp deltas below 24), else None (the caller then uses ``batch.decode_columns``).
 
 cbor2 encodes and decodes a list item by item (~200-300 ns per 100-byte value on this
 project's machine), which was the largest cost of the producer's sender thread and of the
-consumer. The columns of a batch written by a producer usually have one of a few shapes: byte
-strings of one length, all-null keys and headers, timestamp deltas below 24 ms. For those,
-this module builds and parses the CBOR with C-level joins, slices and ``struct`` instead:
-
-* :func:`encode_bytes_array` / :func:`encode_timestamps`: exactly the bytes cbor2 writes
-  (canonical shortest heads), for any input; the slow shapes fall back to ``cbor2.dumps``.
-* :func:`decode_payload`: the columns of an uncompressed batch payload when every column has
-  a fast shape, else ``None`` (the caller then uses ``logstore.batch.decode_columns``).
-
-Both are checked against cbor2 / logstore.batch at import (``FAST_OK``) and by unit tests.
+consumer. The unit tests (tests/unit/logstore/test_batch_fast.py) check every function here
+against ``logstore.batch`` and cbor2 on random batches.
 """
 
 from __future__ import annotations
@@ -21,6 +27,35 @@ from itertools import chain, repeat
 from operator import sub as _sub
 
 import cbor2
+
+from .batch import (
+    ATTRIBUTES_MASK,
+    CODEC_MASK,
+    CONTROL_FLAG,
+    DENSE_PAYLOAD_PREFIX,
+    HEADER,
+    HEADER_SIZE,
+    MAGIC,
+    MAX_CODEC,
+    Codec,
+    digest_at,
+    encode_batch,
+    read_header,
+)
+from .errors import CorruptBatchError
+
+__all__ = [
+    "array_head",
+    "decode_columns_at",
+    "decode_payload",
+    "digest_at",
+    "encode_bytes_array",
+    "encode_dense",
+    "encode_timestamps",
+    "nulls",
+    "scan_batches",
+    "with_producer",
+]
 
 
 def _head(major: int, n: int) -> bytes:
@@ -181,7 +216,7 @@ def decode_columns_at(buf: bytes, pos: int, end: int, n: int):
         return None
     ah = array_head(n)
     p = pos + 2 + len(ah)
-    if buf[pos:p] != b"\x85\xf6" + ah or p + n > end:  # [null offsets, [n deltas ...
+    if buf[pos:p] != DENSE_PAYLOAD_PREFIX + ah or p + n > end:  # [null offsets, [n deltas ...
         return None
     deltas = buf[p:p + n]
     if deltas.translate(None, _SMALL):  # a delta >= 24 (several bytes)
@@ -215,31 +250,109 @@ def decode_payload(payload: bytes, n: int):
     return decode_columns_at(payload, 0, len(payload), n)
 
 
-def _self_check() -> bool:
-    samples = [[b"a" * 100] * 30, [b"", b"x" * 300, b"yy"], [b"z" * 23] * 3, [None, b"1"],
-               [b"q" * 70000, b"r"], [b"k"]]
+# -------------------------------------------------------------------------------- encoding
+
+
+def encode_dense(timestamps: list[int], keys: list, values: list, headers: dict | None, *,
+                 keyed: bool = True, producer_id: int = -1, producer_epoch: int = -1,
+                 base_sequence: int = -1) -> bytes:
+    """One uncompressed batch of the records given as columns: exactly the bytes
+    ``BatchBuilder(Codec.NONE)`` builds for them. ``headers``: record index -> list of
+    (name, value) pairs checked by ``batch.check_headers`` (sparse), or None; ``keyed``
+    False promises that every key is None."""
+    n = len(timestamps)
+    if n == 0:
+        raise ValueError("cannot build an empty record batch")
+    deltas, first, hi = encode_timestamps(timestamps)
+    if not keyed:
+        keys_cbor = nulls(n)
+    elif keys.count(None):
+        keys_cbor = cbor2.dumps(keys)
+    else:
+        keys_cbor = encode_bytes_array(keys)
+    if headers is None:
+        headers_cbor = nulls(n)
+    else:
+        headers_cbor = cbor2.dumps([headers.get(i) for i in range(n)])
+    payload = b"".join((DENSE_PAYLOAD_PREFIX, deltas, keys_cbor, encode_bytes_array(values),
+                        headers_cbor))
+    return encode_batch(payload=payload, attributes=int(Codec.NONE), last_offset_delta=n - 1,
+                        first_timestamp=first, max_timestamp=hi, record_count=n,
+                        producer_id=producer_id, producer_epoch=producer_epoch,
+                        base_sequence=base_sequence)
+
+
+def with_producer(data: bytes, producer_id: int, producer_epoch: int, base_sequence: int) -> bytes:
+    """``data`` (one batch) re-framed with an idempotent producer's id, epoch and sequence."""
+    h = read_header(data)
+    return encode_batch(payload=bytes(memoryview(data)[HEADER_SIZE:h.length]),
+                        attributes=h.attributes, last_offset_delta=h.last_offset_delta,
+                        first_timestamp=h.first_timestamp, max_timestamp=h.max_timestamp,
+                        producer_id=producer_id, producer_epoch=producer_epoch,
+                        base_sequence=base_sequence, record_count=h.record_count)
+
+
+# --------------------------------------------------------------------------------- framing
+
+# the header as a plain tuple: a BatchHeader dataclass per batch costs more than the rest of
+# the batch's framing
+_unpack_header = HEADER.unpack_from
+
+
+def scan_batches(buf: bytes, after: int, validate: bool, digests: bool = True,
+                 stop_at_corrupt: bool = False):
+    """Walk a fetched run of whole batches without decoding records.
+
+    Returns ([(base_offset, attributes, first_timestamp, last_offset_delta, record_count,
+    start, end, digest)] of the data batches with records at or after offset ``after``
+    (control batches and batches wholly before it are skipped), next offset to fetch).
+    Checks what ``batch.iter_batches`` checks (magic, length, truncation; with ``validate``
+    also attributes, counts and, unless ``digests`` is False, the blake3 digest), raising
+    CorruptBatchError likewise. With ``stop_at_corrupt`` a corrupt batch ends the walk
+    instead: the result is (batches before it, its offset (the next offset after them), the
+    error, or None if there was none).
+    """
+    out: list = []
+    progress = [after]
+    if not stop_at_corrupt:
+        return _scan(buf, after, validate, digests, out, progress)
     try:
-        for items in samples:
-            if encode_bytes_array(items) != cbor2.dumps(items):
-                return False
-        for ts in ([5, 5, 7, 28], [10, 10 + 300, 10 + 70000], [1, 2, 3], [9, 4, 300], [7]):
-            want = (cbor2.dumps([t - ts[0] for t in ts]), ts[0], max(ts))
-            if encode_timestamps(ts) != want:
-                return False
-        values = [b"v" * 100] * 40
-        payload = cbor2.dumps([None, [0, 1, 23] * 10 + [0] * 10, [None] * 40, values,
-                               [None] * 40])
-        got = decode_payload(payload, 40)
-        if got is None or list(got[0]) != [0, 1, 23] * 10 + [0] * 10 or got[1] is not None:
-            return False
-        if list(got[2]) != values or got[3] is not None:
-            return False
-    except Exception:  # noqa: BLE001 - any surprise: use cbor2 everywhere
-        return False
-    return True
+        _, next_offset = _scan(buf, after, validate, digests, out, progress)
+    except CorruptBatchError as exc:
+        return out, progress[0], exc
+    return out, next_offset, None
 
 
-FAST_OK = _self_check()
-
-__all__ = ["FAST_OK", "array_head", "decode_columns_at", "decode_payload", "encode_bytes_array",
-           "encode_timestamps", "nulls"]
+def _scan(buf: bytes, after: int, validate: bool, digests: bool, out: list, progress: list):
+    mv = memoryview(buf)
+    total = len(buf)
+    next_offset = after
+    pos = 0
+    while pos < total:
+        if total - pos < HEADER_SIZE:
+            raise CorruptBatchError(f"truncated header: {total - pos} of {HEADER_SIZE} bytes",
+                                    pos)
+        (base, length, _epoch, magic, digest, attributes, last_delta, first, _max_ts, _pid,
+         _pe, _seq, count) = _unpack_header(buf, pos)
+        if magic != MAGIC:
+            raise CorruptBatchError(f"bad magic {magic} (expected {MAGIC})", pos)
+        if length < HEADER_SIZE:
+            raise CorruptBatchError(f"bad length {length}", pos)
+        end = pos + length
+        if end > total:
+            raise CorruptBatchError(f"truncated batch: {total - pos} of {length} bytes", pos)
+        if validate:
+            if attributes & CODEC_MASK > MAX_CODEC or attributes & ~ATTRIBUTES_MASK:
+                raise CorruptBatchError(f"bad attributes {attributes:#x}", pos)
+            if last_delta < 0 or not 1 <= count <= last_delta + 1:
+                raise CorruptBatchError(
+                    f"bad counts: record_count {count}, last_offset_delta {last_delta}", pos)
+            if digests and digest_at(mv, pos, end) != digest:
+                raise CorruptBatchError("digest mismatch", pos)
+        batch_next = base + last_delta + 1
+        if batch_next > next_offset:
+            next_offset = progress[0] = batch_next
+            if not attributes & CONTROL_FLAG:
+                out.append((base, attributes, first, last_delta, count, pos, end, digest))
+        pos = end
+    return out, next_offset

@@ -15,6 +15,8 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from rillet._group_admin import GroupAdminMixin
+from rillet._network import NetworkClient
 from rillet.config import admin_config
 from rillet.errors import (
     RilletError,
@@ -22,8 +24,6 @@ from rillet.errors import (
     UnknownTopicOrPartitionError,
     error_for_code,
 )
-from rillet.group_admin import GroupAdminMixin
-from rillet.network import NetworkClient
 from rillet.records import (
     BrokerInfo,
     ClusterDescription,
