@@ -39,7 +39,7 @@ class Admin(GroupAdminMixin):
     """Kafka-style admin client. Config: ``bootstrap.servers``, ``request.timeout.ms``, ...
 
     Consumer groups: list_groups, describe_groups, delete_groups, list_consumer_group_offsets,
-    alter_consumer_group_offsets, delete_consumer_group_offsets, list_offsets (group_admin.py).
+    alter_consumer_group_offsets, delete_consumer_group_offsets, list_offsets (_group_admin.py).
     """
 
     def __init__(self, config: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
