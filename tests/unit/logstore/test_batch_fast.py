@@ -3,6 +3,8 @@ definition) and with cbor2, byte for byte and value for value, on random batches
 
 from __future__ import annotations
 
+import struct
+
 import cbor2
 import pytest
 from hypothesis import given, settings
@@ -209,18 +211,9 @@ def test_framing_agrees_with_iter_batches(batches, after) -> None:
         assert digest_at(memoryview(log), b[5], b[6]) == b[7]
 
 
-@settings(max_examples=100, deadline=None)
-@given(st.lists(_records(), min_size=1, max_size=3), st.data())
-def test_framing_rejects_what_iter_batches_rejects(batches, data) -> None:
-    """One byte changed anywhere (or the run cut short): the fast framing fails exactly when
-    the canonical reader does, with the same message and position."""
-    log = bytearray(_log(batches))
-    if data.draw(st.booleans()):
-        i = data.draw(st.integers(0, len(log) - 1))
-        log[i] ^= data.draw(st.integers(1, 255))
-    else:
-        del log[data.draw(st.integers(1, len(log) - 1)):]
-    log = bytes(log)
+def _assert_framings_agree(log: bytes) -> None:
+    """scan_batches (validating) fails exactly when iter_batches does, with the same message
+    and position, and otherwise keeps the data batches that move the next offset forward."""
     try:
         headers = [h for h, _ in iter_batches(log)]
     except CorruptBatchError as exc:
@@ -228,11 +221,49 @@ def test_framing_rejects_what_iter_batches_rejects(batches, data) -> None:
             scan_batches(log, 0, True)
         assert (str(got.value), got.value.position) == (str(exc), exc.position)
         return
-    # a change the digest does not cover (base_offset, leader_epoch): both read the batches;
-    # the fast framing keeps those that move the next offset forward
     want, next_offset = [], 0
     for h in headers:
         if h.next_offset > next_offset:
-            want.append((h.base_offset, h.record_count))
+            if not h.is_control:
+                want.append((h.base_offset, h.attributes, h.record_count))
             next_offset = h.next_offset
-    assert [(b[0], b[4]) for b in scan_batches(log, 0, True)[0]] == want
+    got, got_next = scan_batches(log, 0, True)
+    assert [(b[0], b[1], b[4]) for b in got] == want
+    assert got_next == next_offset
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_records(), min_size=1, max_size=3), st.data())
+def test_framing_rejects_what_iter_batches_rejects(batches, data) -> None:
+    """One byte changed anywhere, often in a header (or the run cut short): the fast framing
+    fails exactly when the canonical reader does."""
+    log = bytearray(_log(batches))
+    if data.draw(st.booleans()):
+        if data.draw(st.booleans()):
+            i = data.draw(st.integers(0, len(log) - 1))
+        else:  # a byte of the first header
+            i = data.draw(st.integers(0, HEADER_SIZE - 1))
+        log[i] ^= data.draw(st.integers(1, 255))
+    else:
+        del log[data.draw(st.integers(1, len(log) - 1)):]
+    _assert_framings_agree(bytes(log))
+
+
+_FIELDS = {  # header fields the digest covers: (offset, struct format)
+    "magic": (16, ">B"), "attributes": (49, ">h"), "last_offset_delta": (51, ">i"),
+    "record_count": (85, ">i"),
+}
+
+
+@settings(max_examples=150, deadline=None)
+@given(_records(), st.sampled_from(sorted(_FIELDS)), st.integers(-3, 70), st.data())
+def test_framing_checks_fields_behind_a_valid_digest(records, field, value, data) -> None:
+    """A header field rewritten and the digest recomputed (a buggy producer, not a bit flip):
+    only the field checks can catch it, and both framings judge it alike."""
+    raw = bytearray(_build(records))
+    at, fmt = _FIELDS[field]
+    if field == "attributes":
+        value = data.draw(st.sampled_from([0, 1, 3, 4, 5, 7, 8, 0x10, 0x20, 0x30, 0x40, -1]))
+    struct.pack_into(fmt, raw, at, value % 256 if field == "magic" else value)
+    raw[17:49] = digest_at(memoryview(raw), 0, len(raw))
+    _assert_framings_agree(bytes(raw))
