@@ -24,7 +24,6 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from rillet._accumulator import RECORD_OVERHEAD as _OVERHEAD
 from rillet._accumulator import ProducerBatch, RecordAccumulator
 from rillet._future import DeliveryCallback, RecordFuture
 from rillet._future import new_future as _new_future
@@ -39,6 +38,7 @@ from rillet.errors import (
     SerializationError,
     UnknownTopicOrPartitionError,
 )
+from rillet.logstore.batch import RECORD_OVERHEAD as _OVERHEAD
 from rillet.logstore.batch import Codec
 from rillet.records import TopicPartition
 
