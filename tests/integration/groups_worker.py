@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 
-from rillet._membership import ConsumerRebalanceListener
+from rillet import ConsumerRebalanceListener
 from rillet.consumer import Consumer
 
 
