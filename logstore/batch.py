@@ -44,6 +44,12 @@ zstd, lz4: optional extras).
 
 Columns instead of per-record objects keep encoding and decoding in C inside cbor2 (about 3x
 faster than a CBOR map or array per record).
+
+The layout constants below (``HEADER``, ``DIGEST_START``/``DIGEST_END`` and :func:`digest_at`,
+the attribute bits, ``DENSE_PAYLOAD_PREFIX``) are the only definition of the format: the
+clients' fast paths in :mod:`logstore.batch_fast` (the producer's encoder, the consumer's
+framing and column decoder) import them, and its tests check them against this module's
+builder and reader on random batches.
 """
 
 from __future__ import annotations
@@ -62,15 +68,28 @@ import cbor2
 from .errors import CorruptBatchError, MissingCodecError
 
 __all__ = [
+    "ATTRIBUTES_MASK",
+    "BATCH_OVERHEAD",
+    "CODEC_MASK",
+    "CONTROL_FLAG",
+    "DENSE_PAYLOAD_PREFIX",
+    "DIGEST_END",
+    "HEADER",
     "HEADER_SIZE",
     "MAGIC",
+    "MAX_CODEC",
+    "RECORD_OVERHEAD",
+    "TRANSACTIONAL_FLAG",
     "BatchBuilder",
     "BatchHeader",
     "Codec",
     "Columns",
     "Record",
+    "check_headers",
     "decode_columns",
     "decode_records",
+    "digest_at",
+    "encode_batch",
     "iter_batches",
     "read_header",
     "records",
@@ -80,27 +99,38 @@ __all__ = [
 ]
 
 MAGIC = 2
-_HEADER = struct.Struct(">qiiB32shiqqqhii")
-HEADER_SIZE = _HEADER.size  # 89
+# the header's fields in layout order (see the table above); unpack_from gives a plain tuple
+HEADER = struct.Struct(">qiiB32shiqqqhii")
+HEADER_SIZE = HEADER.size  # 89
 DIGEST_SIZE = 32
-_DIGEST_START = 17
-_DIGEST_END = _DIGEST_START + DIGEST_SIZE  # 49: first byte after the digest
+DIGEST_START = 17
+DIGEST_END = DIGEST_START + DIGEST_SIZE  # 49: first byte after the digest
+# the two header fields the digest covers besides [DIGEST_END, length): length and magic
+_LENGTH_AT = 8
+_MAGIC_AT = 16
 _STAMP_OFFSET = struct.Struct(">q")
 _STAMP_EPOCH = struct.Struct(">i")
 _LENGTH = struct.Struct(">i")
-_unpack_header = _HEADER.unpack_from
+_unpack_header = HEADER.unpack_from
 _pack_tail = struct.Struct(">iB").pack  # length and magic, the digest's last 5 bytes
 _blake3 = blake3.blake3
 
 CODEC_MASK = 0x07
 TRANSACTIONAL_FLAG = 0x10
 CONTROL_FLAG = 0x20
+ATTRIBUTES_MASK = CODEC_MASK | TRANSACTIONAL_FLAG | CONTROL_FLAG  # any other bit: corrupt
+
+# The payload of a batch with dense offsets starts with these bytes: the CBOR head of the
+# five-column array, then null (the offset_deltas column).
+DENSE_PAYLOAD_PREFIX = b"\x85\xf6"
 
 # Bound on a decompressed payload, so a small hostile batch cannot exhaust memory.
 MAX_UNCOMPRESSED = 256 * 1024 * 1024
 
-# Per-record bytes of CBOR framing the size estimate adds to key and value lengths.
-_RECORD_OVERHEAD = 14
+# Per-record bytes of CBOR framing the size estimate adds to key and value lengths, and a
+# batch's fixed bytes (header + the column heads) that it starts from.
+RECORD_OVERHEAD = 14
+BATCH_OVERHEAD = HEADER_SIZE + 8
 
 
 class Codec(enum.IntEnum):
@@ -121,7 +151,7 @@ class Codec(enum.IntEnum):
             raise ValueError(f"unknown compression codec {name!r}; valid: {valid}") from None
 
 
-_MAX_CODEC = int(max(Codec))
+MAX_CODEC = int(max(Codec))
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,7 +310,7 @@ class BatchBuilder:
         self._keys: list[bytes | None] = []
         self._values: list[bytes | None] = []
         self._headers: list = []
-        self._size = HEADER_SIZE + 8
+        self._size = BATCH_OVERHEAD
 
     def append(
         self,
@@ -294,9 +324,9 @@ class BatchBuilder:
             key = _as_bytes(key, "key")
         if value is not None and type(value) is not bytes:
             value = _as_bytes(value, "value")
-        size = _RECORD_OVERHEAD
+        size = RECORD_OVERHEAD
         if headers:
-            headers, hsize = _check_headers(headers)
+            headers, hsize = check_headers(headers)
             size += hsize
         else:
             headers = None  # null encodes 10x faster than an empty array
@@ -353,7 +383,10 @@ def _as_bytes(data, what: str) -> bytes:
     raise TypeError(f"record {what} must be bytes or None, not {type(data).__name__}")
 
 
-def _check_headers(headers) -> tuple[list, int]:
+def check_headers(headers) -> tuple[list, int]:
+    """A record's headers as a list of (name, value) pairs, checked (name str, value bytes or
+    None; bytearray and memoryview copied to bytes), and their size estimate in bytes.
+    TypeError on anything else. Shared by BatchBuilder and the producer's batches."""
     out = []
     size = 1
     for item in headers:
@@ -384,7 +417,7 @@ def encode_batch(
     """Frame an already encoded (and compressed) payload: header, digest, payload."""
     length = HEADER_SIZE + len(payload)
     buf = bytearray(length)
-    _HEADER.pack_into(
+    HEADER.pack_into(
         buf,
         0,
         base_offset,
@@ -402,15 +435,21 @@ def encode_batch(
         record_count,
     )
     buf[HEADER_SIZE:] = payload
-    buf[_DIGEST_START:_DIGEST_END] = _digest(memoryview(buf))
+    buf[DIGEST_START:DIGEST_END] = _digest(memoryview(buf))
     return bytes(buf)
 
 
-def _digest(mv: memoryview) -> bytes:
-    h = blake3.blake3(mv[_DIGEST_END:])
-    h.update(mv[8:12])
-    h.update(mv[16:17])
+def digest_at(mv: memoryview, start: int, end: int) -> bytes:
+    """The blake3 digest of the batch at ``mv[start:end]``: bytes [DIGEST_END, length), then
+    length and magic (every byte but base_offset, leader_epoch and the digest itself)."""
+    h = _blake3(mv[start + DIGEST_END:end])
+    h.update(mv[start + _LENGTH_AT:start + _LENGTH_AT + 4])
+    h.update(mv[start + _MAGIC_AT:start + _MAGIC_AT + 1])
     return h.digest()
+
+
+def _digest(mv: memoryview) -> bytes:
+    return digest_at(mv, 0, len(mv))
 
 
 # ---------------------------------------------------------------------------------- reader
@@ -426,7 +465,7 @@ def read_header(buf, pos: int = 0) -> BatchHeader:
         raise CorruptBatchError(
             f"truncated header: {max(0, len(buf) - pos)} of {HEADER_SIZE} bytes", pos
         )
-    fields = _HEADER.unpack_from(buf, pos)
+    fields = _unpack_header(buf, pos)
     if fields[3] != MAGIC:
         raise CorruptBatchError(f"bad magic {fields[3]} (expected {MAGIC})", pos)
     if fields[1] < HEADER_SIZE:
@@ -439,7 +478,7 @@ def _check(buf, pos: int, header: BatchHeader) -> None:
     end = pos + header.length
     if end > len(buf):
         raise CorruptBatchError(f"truncated batch: {len(buf) - pos} of {header.length} bytes", pos)
-    if header.attributes & CODEC_MASK > Codec.LZ4 or header.attributes & ~0x37:
+    if header.attributes & CODEC_MASK > MAX_CODEC or header.attributes & ~ATTRIBUTES_MASK:
         raise CorruptBatchError(f"bad attributes {header.attributes:#x}", pos)
     if header.last_offset_delta < 0 or not 1 <= header.record_count <= header.last_offset_delta + 1:
         raise CorruptBatchError(
@@ -478,13 +517,13 @@ def validate_fields(buf) -> tuple:
         raise CorruptBatchError(f"bad length {length}", 0)
     if length != size:
         raise CorruptBatchError(f"length field {length} != buffer size {size}", 0)
-    if attributes & CODEC_MASK > _MAX_CODEC or attributes & ~0x37:
+    if attributes & CODEC_MASK > MAX_CODEC or attributes & ~ATTRIBUTES_MASK:
         raise CorruptBatchError(f"bad attributes {attributes:#x}", 0)
     if last_delta < 0 or not 1 <= count <= last_delta + 1:
         raise CorruptBatchError(
             f"bad counts: record_count {count}, last_offset_delta {last_delta}", 0
         )
-    h = _blake3(memoryview(buf)[_DIGEST_END:])
+    h = _blake3(memoryview(buf)[DIGEST_END:])
     h.update(_pack_tail(length, magic))  # bytes [8, 12) ++ [16, 17), already unpacked
     if h.digest() != digest:
         raise CorruptBatchError("digest mismatch", 0)

@@ -24,9 +24,9 @@ _EXPORTS = {
     "TopicPartition": "rillet.records",
     "RecordMetadata": "rillet.records",
     "ConsumerRecord": "rillet.records",
-    "ConsumerRebalanceListener": "rillet.membership",
+    "ConsumerRebalanceListener": "rillet._membership",
     "NewTopic": "rillet.records",
-    "RecordFuture": "rillet.future",
+    "RecordFuture": "rillet._future",
     "RilletError": "rillet.errors",
     "ConfigError": "rillet.errors",
 }
@@ -53,12 +53,12 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from rillet._future import RecordFuture  # noqa: F401
     from rillet.admin import Admin  # noqa: F401
     from rillet.admin import Admin as AdminClient
     from rillet.consumer import Consumer  # noqa: F401
     from rillet.consumer import Consumer as KafkaConsumer
     from rillet.errors import ConfigError, RilletError  # noqa: F401
-    from rillet.future import RecordFuture  # noqa: F401
     from rillet.producer import Producer  # noqa: F401
     from rillet.producer import Producer as KafkaProducer
     from rillet.records import ConsumerRecord, NewTopic, RecordMetadata, TopicPartition  # noqa: F401

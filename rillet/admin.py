@@ -15,6 +15,8 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from rillet._group_admin import GroupAdminMixin
+from rillet._network import NetworkClient
 from rillet.config import admin_config
 from rillet.errors import (
     RilletError,
@@ -22,8 +24,6 @@ from rillet.errors import (
     UnknownTopicOrPartitionError,
     error_for_code,
 )
-from rillet.group_admin import GroupAdminMixin
-from rillet.network import NetworkClient
 from rillet.records import (
     BrokerInfo,
     ClusterDescription,
@@ -39,7 +39,7 @@ class Admin(GroupAdminMixin):
     """Kafka-style admin client. Config: ``bootstrap.servers``, ``request.timeout.ms``, ...
 
     Consumer groups: list_groups, describe_groups, delete_groups, list_consumer_group_offsets,
-    alter_consumer_group_offsets, delete_consumer_group_offsets, list_offsets (group_admin.py).
+    alter_consumer_group_offsets, delete_consumer_group_offsets, list_offsets (_group_admin.py).
     """
 
     def __init__(self, config: Mapping[str, Any] | None = None, **kwargs: Any) -> None:

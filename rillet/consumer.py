@@ -11,7 +11,7 @@ partitions is sent before the records are decoded and handed out, so the broker 
 next chunk while the application processes this one.
 
 Groups: ``subscribe(topics or pattern, listener=...)`` joins ``group.id`` (membership and
-reconciliation in :mod:`rillet.membership`; heartbeats from a background thread); ``commit()``,
+reconciliation in :mod:`rillet._membership`; heartbeats from a background thread); ``commit()``,
 ``commit_async()``, ``committed()``; enable.auto.commit commits what poll() returned, every
 auto.commit.interval.ms, before revoking and on close. See docs/consumer-groups.md.
 """
@@ -25,6 +25,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from rillet._fetcher import Fetcher, PartitionState
+from rillet._membership import (
+    ConsumerRebalanceListener,
+    CoordinatorLocator,
+    Membership,
+    OffsetsClient,
+)
+from rillet._network import NetworkClient
 from rillet.config import consumer_config
 from rillet.errors import (
     ConsumerClosedError,
@@ -34,14 +42,6 @@ from rillet.errors import (
     RilletError,
     RilletTimeoutError,
 )
-from rillet.fetcher import Fetcher, PartitionState
-from rillet.membership import (
-    ConsumerRebalanceListener,
-    CoordinatorLocator,
-    Membership,
-    OffsetsClient,
-)
-from rillet.network import NetworkClient
 from rillet.records import ConsumerRecord, TopicPartition
 from rillet.transport.protocol import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP
 

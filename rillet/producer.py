@@ -24,8 +24,12 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from rillet.accumulator import RECORD_OVERHEAD as _OVERHEAD
-from rillet.accumulator import ProducerBatch, RecordAccumulator
+from rillet._accumulator import ProducerBatch, RecordAccumulator
+from rillet._future import DeliveryCallback, RecordFuture
+from rillet._future import new_future as _new_future
+from rillet._network import NetworkClient
+from rillet._partitioner import KeyPartitioner, StickyPartitioner
+from rillet._sender import Sender
 from rillet.config import producer_config
 from rillet.errors import (
     MessageTooLargeError,
@@ -34,13 +38,9 @@ from rillet.errors import (
     SerializationError,
     UnknownTopicOrPartitionError,
 )
-from rillet.future import DeliveryCallback, RecordFuture
-from rillet.future import new_future as _new_future
+from rillet.logstore.batch import RECORD_OVERHEAD as _OVERHEAD
 from rillet.logstore.batch import Codec
-from rillet.network import NetworkClient
-from rillet.partitioner import KeyPartitioner, StickyPartitioner
 from rillet.records import TopicPartition
-from rillet.sender import Sender
 
 _time_ns = time.time_ns
 _monotonic = time.monotonic

@@ -147,7 +147,7 @@ def code_of(name: str) -> int:
 def retriable(code: int) -> bool:
     """True if a client may retry the request that produced ``code`` (Kafka's classification).
     OUT_OF_ORDER_SEQUENCE_NUMBER and UNKNOWN_PRODUCER_ID are not: as in Kafka, only the
-    idempotent producer resends after them, itself, in sequence order (rillet/sender.py)."""
+    idempotent producer resends after them, itself, in sequence order (rillet/_sender.py)."""
     return code in _RETRIABLE
 
 

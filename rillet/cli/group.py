@@ -135,7 +135,7 @@ def _parse_topic(spec: str) -> tuple[str, list[int] | None]:
 def reset_offsets(group_id, topics, all_topics, to_earliest, to_latest, to_offset, shift_by,
                   to_datetime, by_duration, execute, bootstrap, timeout_ms) -> None:
     """Plan (and with --execute, apply) new committed offsets. The group must be inactive."""
-    from rillet.group_admin import EARLIEST, LATEST
+    from rillet._group_admin import EARLIEST, LATEST
     from rillet.records import TopicPartition
 
     chosen = [name for name, v in (("--to-earliest", to_earliest), ("--to-latest", to_latest),

@@ -17,8 +17,8 @@ import sys
 import threading
 import time
 
+from rillet import ConsumerRebalanceListener
 from rillet.consumer import Consumer
-from rillet.membership import ConsumerRebalanceListener
 
 
 def main(argv: list[str]) -> int:

@@ -8,13 +8,13 @@ from collections import defaultdict
 import pytest
 
 from rillet import Admin, Consumer, NewTopic, Producer, TopicPartition
+from rillet._partitioner import partition_for_key
 from rillet.errors import (
     ConfigError,
     NoBrokersAvailableError,
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
 )
-from rillet.partitioner import partition_for_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 

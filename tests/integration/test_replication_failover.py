@@ -15,9 +15,8 @@ import signal
 import pytest
 from cluster_helpers import FAST, batch, call, partition_meta, read_all, wait_until
 from fault_run import TOPIC, ProduceRun, create_topic, drain_and_check, leader_of
+from rillet.logstore.batch_fast import with_producer
 from rillet.transport import protocol as P
-
-from rillet.accumulator import with_producer
 
 pytestmark = [pytest.mark.integration]
 

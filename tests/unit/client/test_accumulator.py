@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rillet.logstore.batch import BatchBuilder, Codec, decode_records
 
-from rillet.accumulator import ProducerBatch, RecordAccumulator
+from rillet._accumulator import ProducerBatch, RecordAccumulator
+from rillet._future import RecordFuture
 from rillet.errors import NotLeaderOrFollowerError, RilletTimeoutError
-from rillet.future import RecordFuture
 from rillet.records import RecordMetadata
 
 
@@ -117,10 +117,3 @@ def test_compressed_batches_use_the_builder() -> None:
     b.append(5, b"k", b"v" * 100, [("h", b"1")])
     (rec,) = decode_records(b.seal())
     assert (rec.key, rec.value, rec.headers) == (b"k", b"v" * 100, (("h", b"1"),))
-
-
-def test_fast_encoder_self_check_passes() -> None:
-    """The import-time check agrees with the property test: the fast path is in use."""
-    from rillet import accumulator
-
-    assert accumulator._FAST_ENCODE_OK

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from rillet.logstore.batch import decode_records, read_header
 
-from rillet.accumulator import ProducerBatch, RecordAccumulator
-from rillet.sender import Sender
+from rillet._accumulator import ProducerBatch, RecordAccumulator
+from rillet._sender import Sender
 
 
 def _batch(records, created: float) -> ProducerBatch:

@@ -8,6 +8,7 @@ import pytest
 from rillet.transport.protocol import ErrorCode
 
 from rillet import Admin, Consumer, NewTopic, Producer, RecordMetadata, TopicPartition
+from rillet._partitioner import partition_for_key
 from rillet.errors import (
     ConfigError,
     DeliveryTimeoutError,
@@ -18,7 +19,6 @@ from rillet.errors import (
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
 )
-from rillet.partitioner import partition_for_key
 
 pytestmark = pytest.mark.timeout(30)
 

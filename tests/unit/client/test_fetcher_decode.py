@@ -8,11 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rillet.logstore.batch import BatchBuilder, Codec, decode_records, iter_batches, stamp
+from rillet.logstore.batch_fast import scan_batches
 from rillet.logstore.errors import CorruptBatchError
 
-from rillet.accumulator import ProducerBatch
+from rillet._accumulator import ProducerBatch
+from rillet._fetcher import Fetcher
 from rillet.config import consumer_config
-from rillet.fetcher import Fetcher, scan_batches
 from rillet.records import ConsumerRecord, TopicPartition
 
 TP = TopicPartition("t", 3)
@@ -34,7 +35,7 @@ def _log(batches: list[bytes], base: int = 100) -> bytes:
 
 
 def _decode(fetcher: Fetcher, log: bytes) -> list[ConsumerRecord]:
-    from rillet.fetcher import PartitionState, _Chunk
+    from rillet._fetcher import PartitionState, _Chunk
 
     chunk = _Chunk(log, scan_batches(log, 0, True)[0])
     records = fetcher._decode(PartitionState(TP), chunk)
@@ -161,7 +162,7 @@ def test_scan_rejects_corrupt_and_truncated_batches() -> None:
 def test_timestamps_from_deltas(deltas) -> None:
     from itertools import chain
 
-    from rillet.fetcher import _add_timestamps
+    from rillet._fetcher import _add_timestamps
 
     out: list = []
     _add_timestamps(out, 1_700_000_000_000, bytes(deltas), len(deltas))

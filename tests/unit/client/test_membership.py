@@ -1,4 +1,4 @@
-"""The consumer's group membership (rillet/membership.py) against an in-process fake broker
+"""The consumer's group membership (rillet/_membership.py) against an in-process fake broker
 that runs the REAL pure coordinator core (coordinator/groups) behind the real wire protocol.
 
 Checked: assignment split and handover (never two owners), listener callbacks, commit /
@@ -18,9 +18,9 @@ from rillet.actors import group_wire as gw
 from rillet.coordinator import groups as G
 from rillet.transport import protocol as p
 
+from rillet._membership import ConsumerRebalanceListener
 from rillet.consumer import Consumer
 from rillet.errors import NoOffsetForPartitionError
-from rillet.membership import ConsumerRebalanceListener
 from rillet.producer import Producer
 from rillet.records import TopicPartition
 from tests.unit.client.fakebroker import FakeBroker

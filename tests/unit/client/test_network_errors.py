@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import concurrent.futures
 
+from rillet._network import map_error
 from rillet.errors import RequestTimedOutError
-from rillet.network import map_error
 
 
 def test_a_future_that_timed_out_is_a_retriable_request_timeout() -> None:

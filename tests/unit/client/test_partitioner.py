@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rillet.partitioner import (
+from rillet._partitioner import (
     KeyPartitioner,
     StickyPartitioner,
     murmur2,

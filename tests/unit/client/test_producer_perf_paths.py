@@ -54,7 +54,7 @@ def test_tombstones_and_keys_round_trip_through_both_decoders(broker) -> None:
 def test_batch_completion_wakes_waiters_whether_they_came_before_or_after() -> None:
     import threading
 
-    from rillet.future import BatchCompletion, RecordFuture
+    from rillet._future import BatchCompletion, RecordFuture
 
     comp = BatchCompletion("t", 0)
     assert comp.wait(0.01) is False  # nothing yet: times out

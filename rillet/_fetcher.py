@@ -7,7 +7,7 @@ previous response arrived, while at most ``_PREFETCH`` undecoded chunks wait, so
 reads the next chunk while the application processes the current one. A response is only
 framed on arrival (:func:`scan_batches`: one struct unpack per batch header); its batches are
 digest-checked and decoded when poll() hands their records out, batch by batch:
-``rillet.columns.decode_columns_at`` for the common batch shape, else
+``logstore.batch_fast.decode_columns_at`` for the common batch shape, else
 ``logstore.batch.decode_columns``; each batch's records are built in one C-level loop with the
 GC paused (see :func:`_gc_paused`). A ``seek`` bumps the partition's generation, which
 discards buffered chunks and any response still in flight for it.
@@ -44,8 +44,7 @@ from concurrent.futures import wait as wait_futures
 from contextlib import contextmanager
 from itertools import chain, repeat
 
-from rillet.columns import FAST_OK as FAST_COLUMNS
-from rillet.columns import decode_columns_at
+from rillet._network import NetworkClient, map_error
 from rillet.config import ClientConfig
 from rillet.errors import (
     CorruptMessageError,
@@ -55,13 +54,8 @@ from rillet.errors import (
     RilletTimeoutError,
     error_for_code,
 )
-from rillet.framing import _digest, scan_batches
-from rillet.logstore.batch import (
-    CODEC_MASK,
-    HEADER_SIZE,
-    decode_columns,
-)
-from rillet.network import NetworkClient, map_error
+from rillet.logstore.batch import CODEC_MASK, HEADER_SIZE, decode_columns, digest_at
+from rillet.logstore.batch_fast import decode_columns_at, scan_batches
 from rillet.records import ConsumerRecord, FetchedRecord, TopicPartition
 from rillet.transport.protocol import (
     EARLIEST_TIMESTAMP,
@@ -489,7 +483,7 @@ class Fetcher:
         extend = out.extend
         with _gc_paused():
             for base, attributes, first, last_delta, n, start, end, digest in batches:
-                if check and _digest(mv, start, end) != digest:
+                if check and digest_at(mv, start, end) != digest:
                     chunk.error = (f"corrupt batch from {topic}-{partition} at offset {base}:"
                                    f" digest mismatch")
                     if state.fetch_offset is not None and state.fetch_offset > base:
@@ -503,9 +497,9 @@ class Fetcher:
                     self._backoff([state.tp], refresh=True)
                     break
                 fast = None
-                if FAST_COLUMNS and not attributes & CODEC_MASK and n == last_delta + 1:
+                if not attributes & CODEC_MASK and n == last_delta + 1:
                     fast = decode_columns_at(buf, start + HEADER_SIZE, end, n)
-                if fast is not None:  # the common shape, parsed without cbor2 (rillet.columns)
+                if fast is not None:  # the common shape, parsed without cbor2 (batch_fast)
                     deltas, ks, vs, _ = fast
                     offsets = range(base, base + n)
                     runs: list = []

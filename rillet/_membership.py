@@ -32,6 +32,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from rillet._network import NetworkClient, map_error
 from rillet.errors import (
     CommitFailedError,
     GroupMembershipError,
@@ -40,7 +41,6 @@ from rillet.errors import (
     RilletTimeoutError,
     error_for_code,
 )
-from rillet.network import NetworkClient, map_error
 from rillet.records import TopicPartition
 from rillet.transport import protocol as P
 
@@ -190,7 +190,7 @@ class Membership:
         self._leave_epoch: int | None = None
         self._left = threading.Event()
         self._changed = threading.Event()
-        self._log = logging.LoggerAdapter(logging.getLogger("rillet.membership"),
+        self._log = logging.LoggerAdapter(logging.getLogger("rillet._membership"),
                                           {"group": self.group_id, "member": self.member_id})
         self._thread = threading.Thread(target=self._run, name=f"rillet-heartbeat-{self.group_id}",
                                         daemon=True)

@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from rillet._membership import CoordinatorLocator, OffsetsClient
 from rillet.errors import IllegalStateError, RilletError, error_for_code
-from rillet.membership import CoordinatorLocator, OffsetsClient
 from rillet.records import TopicPartition
 from rillet.transport import protocol as p
 

@@ -24,14 +24,15 @@ import time
 from collections import Counter, defaultdict, deque
 from concurrent.futures import Future
 
-from rillet.accumulator import ProducerBatch, RecordAccumulator, with_producer
+from rillet._accumulator import ProducerBatch, RecordAccumulator
+from rillet._network import NetworkClient, map_error
 from rillet.errors import (
     DeliveryTimeoutError,
     ProducerClosedError,
     RilletError,
     error_for_code,
 )
-from rillet.network import NetworkClient, map_error
+from rillet.logstore.batch_fast import with_producer
 from rillet.transport.protocol import (
     ErrorCode,
     InitProducerIdRequest,

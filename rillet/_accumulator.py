@@ -6,12 +6,11 @@ reaches ``batch.size`` bytes (then it waits in the ready queue) or when it is dr
 One lock guards the two structures; it is held only for a dict lookup and a column append per
 record, never across I/O or encoding.
 
-A :class:`ProducerBatch` keeps its records as columns and encodes them itself in
-:meth:`ProducerBatch.seal`, producing exactly the bytes of ``logstore.batch.BatchBuilder``
-(a unit test checks this byte for byte): it writes the CBOR of the columns with
-:mod:`rillet.columns` (cached heads, C-level joins: all-null keys and headers, timestamp
-deltas, byte strings), several times cheaper than cbor2's item-by-item encoding; odd shapes
-fall back to cbor2. Compressed batches go through ``BatchBuilder``.
+A :class:`ProducerBatch` keeps its records as columns and encodes them in
+:meth:`ProducerBatch.seal` with ``logstore.batch_fast.encode_dense``, the fast encoder kept
+beside the format's definition: exactly the bytes of ``logstore.batch.BatchBuilder`` (unit
+tests check this byte for byte), several times cheaper than cbor2's item-by-item encoding.
+Compressed batches go through ``BatchBuilder``.
 """
 
 from __future__ import annotations
@@ -19,14 +18,10 @@ from __future__ import annotations
 import threading
 from collections import deque
 
-import cbor2
-
-from rillet.columns import FAST_OK as _COLUMNS_OK
-from rillet.columns import encode_bytes_array, encode_timestamps, nulls
-from rillet.future import BatchCompletion
-from rillet.logstore.batch import HEADER_SIZE, BatchBuilder, Codec, encode_batch, read_header
-
-RECORD_OVERHEAD = 14  # per-record bytes of CBOR framing counted towards batch.size
+from rillet._future import BatchCompletion
+from rillet.logstore.batch import BATCH_OVERHEAD as _BATCH_OVERHEAD
+from rillet.logstore.batch import RECORD_OVERHEAD, BatchBuilder, Codec, check_headers
+from rillet.logstore.batch_fast import encode_dense, with_producer
 
 
 class ProducerBatch:
@@ -131,19 +126,7 @@ class ProducerBatch:
 
     def add_headers(self, index: int, headers) -> int:
         """Validate and store the headers of record ``index``; returns their size estimate."""
-        out = []
-        size = 1
-        for item in headers:
-            name, value = item
-            if type(name) is not str:
-                raise TypeError(f"header name must be str, not {type(name).__name__}")
-            if value is not None and type(value) is not bytes:
-                if not isinstance(value, bytearray | memoryview):
-                    raise TypeError(
-                        f"header value must be bytes or None, not {type(value).__name__}")
-                value = bytes(value)
-            out.append((name, value))
-            size += 4 + len(name) + (len(value) if value else 0)
+        out, size = check_headers(headers)
         if out:
             if self.headers is None:
                 self.headers = {}
@@ -154,8 +137,12 @@ class ProducerBatch:
         """Encode once (the logstore.batch format); the columns are dropped afterwards."""
         if self.data is None:
             self.record_count = len(self.timestamps)
-            if self.codec == Codec.NONE and _FAST_ENCODE_OK:
-                self.data = self._encode()
+            if self.codec == Codec.NONE:
+                self.data = encode_dense(self.timestamps, self.keys, self.values,
+                                         self.headers, keyed=self.keyed,
+                                         producer_id=self.producer_id,
+                                         producer_epoch=self.producer_epoch,
+                                         base_sequence=self.base_sequence)
             else:
                 builder = BatchBuilder(self.codec)
                 hdrs = self.headers or {}
@@ -171,75 +158,11 @@ class ProducerBatch:
                 self.headers = None
         return self.data
 
-    def _encode(self) -> bytes:
-        ts = self.timestamps
-        n = len(ts)
-        if n == 0:
-            raise ValueError("cannot build an empty record batch")
-        deltas, first, hi = encode_timestamps(ts)
-        keys = self.keys
-        if not self.keyed:
-            keys_cbor = nulls(n)
-        elif keys.count(None):
-            keys_cbor = cbor2.dumps(keys)
-        else:
-            keys_cbor = encode_bytes_array(keys)
-        if self.headers is None:
-            headers_cbor = nulls(n)
-        else:
-            hdrs = self.headers
-            headers_cbor = cbor2.dumps([hdrs.get(i) for i in range(n)])
-        # [null (dense offset deltas), timestamp deltas, keys, values, headers]
-        payload = b"".join((b"\x85\xf6", deltas, keys_cbor, encode_bytes_array(self.values),
-                            headers_cbor))
-        return encode_batch(payload=payload, attributes=int(Codec.NONE),
-                            last_offset_delta=n - 1, first_timestamp=first, max_timestamp=hi,
-                            record_count=n, producer_id=self.producer_id,
-                            producer_epoch=self.producer_epoch,
-                            base_sequence=self.base_sequence)
-
     def fail(self, error: BaseException) -> None:
         self.completion.complete(-1, error)
 
     def __repr__(self) -> str:
         return f"<ProducerBatch {self.topic}-{self.partition} attempts={self.attempts}>"
-
-
-_BATCH_OVERHEAD = 89 + 8  # logstore HEADER_SIZE + the CBOR column heads (as BatchBuilder)
-
-
-def with_producer(data: bytes, producer_id: int, producer_epoch: int, base_sequence: int) -> bytes:
-    """``data`` (one batch) re-framed with an idempotent producer's id, epoch and sequence."""
-    h = read_header(data)
-    return encode_batch(payload=bytes(memoryview(data)[HEADER_SIZE:h.length]),
-                        attributes=h.attributes, last_offset_delta=h.last_offset_delta,
-                        first_timestamp=h.first_timestamp, max_timestamp=h.max_timestamp,
-                        producer_id=producer_id, producer_epoch=producer_epoch,
-                        base_sequence=base_sequence, record_count=h.record_count)
-
-
-def _fast_encode_matches_builder() -> bool:
-    """One-time self-check: if logstore.batch's format ever changes, fall back to
-    BatchBuilder rather than write a batch it would not write (the unit tests say so too)."""
-    samples = [
-        [(1000, None, b"v", ()), (1003, None, None, ())],
-        [(5, b"k", b"v", [("h", b"1")]), (4, None, b"", ()), (5000, b"", None, [("x", None)])],
-    ]
-    try:
-        for records in samples:
-            ours = ProducerBatch("t", 0, Codec.NONE, 0)
-            ref = BatchBuilder(Codec.NONE)
-            for ts, key, value, headers in records:
-                ours.append(ts, key, value, headers)
-                ref.append(ts, key, value, headers)
-            if ours._encode() != ref.build():
-                return False
-    except Exception:  # noqa: BLE001 - any surprise means: use the builder
-        return False
-    return True
-
-
-_FAST_ENCODE_OK = _COLUMNS_OK and _fast_encode_matches_builder()
 
 
 class RecordAccumulator:
