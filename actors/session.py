@@ -463,20 +463,25 @@ class ClientSession(DispatchedActor):
             respond(P.OffsetForLeaderEpochResponse())
             return
         gather = EpochGather(keys, respond)
-        for t in req.topics:
+        self._fan_out(
+            req.topics,
+            gather,
+            lambda p, code: P.EpochEndOffset(partition=p.partition, error_code=code),
+            lambda p, answer: R.EpochEndOffset(p.current_leader_epoch, p.leader_epoch, answer),
+        )
+
+    def _fan_out(self, topics, gather, refused, message) -> None:
+        """One message per named partition to its replica actor, each answer to ``gather``
+        (``message(partition, answer)``); a partition not hosted here is answered at once
+        with ``refused(partition, code)``."""
+        for t in topics:
             for p in t.partitions:
                 key = (t.name, p.partition)
                 code, ref = self._replica(*key)
                 if ref is None:
-                    gather.put(key, P.EpochEndOffset(partition=p.partition, error_code=code))
+                    gather.put(key, refused(p, code))
                     continue
-                ref.tell(
-                    R.EpochEndOffset(
-                        p.current_leader_epoch,
-                        p.leader_epoch,
-                        lambda r, key=key: gather.put(key, r),
-                    )
-                )
+                ref.tell(message(p, lambda r, key=key: gather.put(key, r)))
 
     def _list_offsets(self, req: P.ListOffsetsRequest, respond: Callable[[object], None]) -> None:
         keys = [(t.name, p.partition) for t in req.topics for p in t.partitions]
@@ -484,16 +489,12 @@ class ClientSession(DispatchedActor):
             respond(P.ListOffsetsResponse())
             return
         gather = ListOffsetsGather(keys, respond)
-        for t in req.topics:
-            for p in t.partitions:
-                key = (t.name, p.partition)
-                code, ref = self._replica(*key)
-                if ref is None:
-                    gather.put(
-                        key, P.ListOffsetsPartitionResponse(partition=p.partition, error_code=code)
-                    )
-                    continue
-                ref.tell(R.ListOffset(p.timestamp, lambda r, key=key: gather.put(key, r)))
+        self._fan_out(
+            req.topics,
+            gather,
+            lambda p, code: P.ListOffsetsPartitionResponse(partition=p.partition, error_code=code),
+            lambda p, answer: R.ListOffset(p.timestamp, answer),
+        )
 
     # --------------------------------------------------------------------- image answers
 
