@@ -94,24 +94,38 @@ class MemSegmentFile:
 
 
 class MemFileSystem(FileSystem):
-    """Files in memory; see the module docstring. Paths are compared as given (use the
+    """Files in memory; see the module docstring. Paths are compared as strings (use the
     same directory ``Path`` for one log)."""
 
     def __init__(self) -> None:
-        self._files: dict[str, _Inode] = {}  # the namespace as processes see it
-        self._durable: dict[str, _Inode] = {}  # the namespace as of each dir's last fsync
-        self._dirs: set[str] = set()
+        # directory -> name -> inode: the namespace as processes see it, and as of each
+        # directory's last fsync (what a crash keeps)
+        self._files: dict[str, dict[str, _Inode]] = {}
+        self._durable: dict[str, dict[str, _Inode]] = {}
         self.fsyncs = 0  # count of file fsyncs (for tests and statistics)
         self.crashes = 0
+
+    def _dir(self, path) -> tuple[dict[str, _Inode], str]:
+        """(the entries of ``path``'s directory, its name); FileNotFoundError if the
+        directory does not exist."""
+        parent, _, name = str(path).rpartition("/")
+        entries = self._files.get(parent or "/")
+        if entries is None:
+            raise FileNotFoundError(errno.ENOENT, "no such directory", parent)
+        return entries, name
+
+    def _lookup(self, path) -> _Inode | None:
+        parent, _, name = str(path).rpartition("/")
+        entries = self._files.get(parent or "/")
+        return None if entries is None else entries.get(name)
 
     # ------------------------------------------------------------------------- the seam
 
     def open_segment(self, path: Path) -> MemSegmentFile:
-        key = str(path)
-        self._parent_must_exist(path)
-        inode = self._files.get(key)
+        entries, name = self._dir(path)
+        inode = entries.get(name)
         if inode is None:
-            inode = self._files[key] = _Inode()
+            inode = entries[name] = _Inode()
         return MemSegmentFile(Path(path), inode, self)
 
     def fsync_inode(self, path, inode: _Inode) -> None:
@@ -129,53 +143,55 @@ class MemFileSystem(FileSystem):
 
     def fsync_dir(self, directory: Path) -> None:
         d = str(directory)
-        if d not in self._dirs:
+        entries = self._files.get(d)
+        if entries is None:
             raise FileNotFoundError(errno.ENOENT, "no such directory", d)
-        for key in [k for k in self._durable if _parent(k) == d]:
-            del self._durable[key]
-        for key, inode in self._files.items():
-            if _parent(key) == d:
-                self._durable[key] = inode
+        self._durable[d] = dict(entries)
 
     def makedirs(self, directory: Path) -> None:
         p = Path(directory)
-        for d in (p, *p.parents):
-            self._dirs.add(str(d))
+        for d in (str(p), *map(str, p.parents)):
+            if d not in self._files:
+                self._files[d] = {}
+                self._durable[d] = {}
 
     def listdir(self, directory: Path) -> list[str]:
         d = str(directory)
-        if d not in self._dirs:
+        entries = self._files.get(d)
+        if entries is None:
             raise FileNotFoundError(errno.ENOENT, "no such directory", d)
-        names = [Path(k).name for k in self._files if _parent(k) == d]
-        names += [Path(k).name for k in self._dirs if k != d and _parent(k) == d]
-        return sorted(names)
+        prefix = d.rstrip("/") + "/"
+        subdirs = [k[len(prefix) :] for k in self._files if k.startswith(prefix)]
+        return sorted([*entries, *(s for s in subdirs if "/" not in s)])
 
     def exists(self, path: Path) -> bool:
         key = str(path)
-        return key in self._files or key in self._dirs
+        return key in self._files or self._lookup(key) is not None
 
     def remove(self, path: Path) -> None:
-        self._files.pop(str(path), None)
+        parent, _, name = str(path).rpartition("/")
+        entries = self._files.get(parent or "/")
+        if entries is not None:
+            entries.pop(name, None)
 
     def rename(self, src: Path, dst: Path) -> None:
-        inode = self._files.pop(str(src), None)
-        if inode is None:
+        entries, name = self._dir(src)
+        if name not in entries:
             raise FileNotFoundError(errno.ENOENT, "no such file", str(src))
-        self._parent_must_exist(dst)
-        self._files[str(dst)] = inode
+        target, new = self._dir(dst)
+        target[new] = entries.pop(name)
 
     def read_bytes(self, path: Path) -> bytes | None:
-        inode = self._files.get(str(path))
+        inode = self._lookup(path)
         return None if inode is None else bytes(inode.data)
 
     def write_atomic(self, path: Path, data: bytes) -> None:
         """Temp file, fsync, rename over ``path``, fsync the directory."""
-        tmp = Path(path).with_name(Path(path).name + TEMP_SUFFIX)
-        self._parent_must_exist(tmp)
-        inode = self._files[str(tmp)] = _Inode(data)
-        self.fsync_inode(tmp, inode)
-        self.rename(tmp, Path(path))
-        self.fsync_dir(Path(path).parent)
+        entries, name = self._dir(path)
+        inode = entries[name + TEMP_SUFFIX] = _Inode(data)
+        self.fsync_inode(path, inode)
+        entries[name] = entries.pop(name + TEMP_SUFFIX)
+        self.fsync_dir(str(path).rpartition("/")[0] or "/")
 
     # --------------------------------------------------------------------------- faults
 
@@ -183,27 +199,32 @@ class MemFileSystem(FileSystem):
         """Power loss: keep what was fsynced (files and directory entries); of the bytes
         appended after a file's synced content, keep ``keep_unsynced(path, pending)``
         (default none). Every handle open before is dead from now on."""
-        survivors: dict[str, _Inode] = {}
-        for key in sorted(self._durable):
-            old = self._durable[key]
-            content = old.synced
-            pending = len(old.data) - len(content)
-            if keep_unsynced is not None and pending > 0 and old.data.startswith(content):
-                keep = max(0, min(pending, keep_unsynced(key, pending)))
-                content = bytes(old.data[: len(content) + keep])
-            survivors[key] = _Inode(content, content)
-        for inode in self._files.values():
-            inode.dead = True
-        for inode in self._durable.values():
-            inode.dead = True
+        survivors: dict[str, dict[str, _Inode]] = {}
+        for d in sorted(self._durable):
+            kept = survivors[d] = {}
+            for name in sorted(self._durable[d]):
+                old = self._durable[d][name]
+                content = old.synced
+                pending = len(old.data) - len(content)
+                if keep_unsynced is not None and pending > 0 and old.data.startswith(content):
+                    path = f"{d.rstrip('/')}/{name}"
+                    keep = max(0, min(pending, keep_unsynced(path, pending)))
+                    content = bytes(old.data[: len(content) + keep])
+                kept[name] = _Inode(content, content)
+        for namespace in (self._files, self._durable):
+            for entries in namespace.values():
+                for inode in entries.values():
+                    inode.dead = True
         self._files = survivors
-        self._durable = dict(survivors)
+        self._durable = {d: dict(entries) for d, entries in survivors.items()}
         self.crashes += 1
 
     def flip(self, path: Path, position: int, mask: int = 0x01) -> None:
         """Bit rot at rest: XOR the byte at ``position`` with ``mask`` in the page cache and
         on "disk" alike."""
-        inode = self._files[str(path)]
+        inode = self._lookup(path)
+        if inode is None:
+            raise FileNotFoundError(errno.ENOENT, "no such file", str(path))
         inode.data[position] ^= mask
         if position < len(inode.synced):
             synced = bytearray(inode.synced)
@@ -211,20 +232,11 @@ class MemFileSystem(FileSystem):
             inode.synced = bytes(synced)
 
     def size(self, path: Path) -> int:
-        return len(self._files[str(path)].data)
+        return len(self._lookup(path).data)
 
     def unsynced_bytes(self, path: Path) -> int:
         """Bytes of ``path`` a crash would lose (0 if all of it was fsynced)."""
-        inode = self._files[str(path)]
+        inode = self._lookup(path)
         if inode.data.startswith(inode.synced):
             return len(inode.data) - len(inode.synced)
         return len(inode.data)
-
-    def _parent_must_exist(self, path) -> None:
-        parent = str(Path(path).parent)
-        if parent not in self._dirs:
-            raise FileNotFoundError(errno.ENOENT, "no such directory", parent)
-
-
-def _parent(key: str) -> str:
-    return str(Path(key).parent)
