@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from rillet.coordinator import election as E
 from rillet.coordinator import replication as R
-from rillet.logstore.producer_state import rebuild_from_log
+from rillet.logstore import batch as B
+from rillet.logstore.errors import LogStoreError
+from rillet.logstore.validator import append_validated
 
 from .replication_damage import KAFKA_STORAGE_ERROR
 from .replication_world import (
@@ -24,9 +26,9 @@ from .replication_world import (
     TOPIC,
     FollowState,
     InvariantViolation,
-    SimBatch,
     SimBroker,
 )
+from .variants import NoDedupProducerState
 
 
 class NodesMixin:
@@ -168,7 +170,7 @@ class NodesMixin:
         b.follow = None
         log = b.log
         log.epochs.assign(st.leader_epoch, log.log_end_offset)
-        rebuilt = rebuild_from_log(log, b.snapshots)
+        rebuilt = b.rebuild_pstate()
         for pid, entry in b.pstate.producers.items():
             other = rebuilt.entry(pid)
             if other is None or (other.producer_epoch, other.last_seq, other.last_offset) != (
@@ -264,18 +266,22 @@ class NodesMixin:
         if err != R.NONE:
             self._send(b.id, client, ("produce_resp", attempt, err, -1))
             return
-        verdict = b.pstate.check(pid, pepoch, seq, len(values) - 1)
-        if verdict.duplicate is not None and self.variant != "no-dedup":
-            base, last = verdict.duplicate.first_offset, verdict.duplicate.last_offset
-        elif verdict.error != R.NONE:
-            self._send(b.id, client, ("produce_resp", attempt, verdict.error, -1))
+        # the batch as the client builds it, appended by the broker's own produce path
+        builder = B.BatchBuilder(producer_id=pid, producer_epoch=pepoch, base_sequence=seq)
+        for v in values:
+            builder.append(self.now, None, v)
+        records = builder.build()
+        producers = NoDedupProducerState(b.pstate) if self.variant == "no-dedup" else b.pstate
+        start = b.log.log_end_offset
+        a = append_validated(b.log.log, producers, records, L.leader_epoch, self.now)
+        if a.error != R.NONE:
+            self._send(b.id, client, ("produce_resp", attempt, a.error, -1))
             return
-        else:
-            batch = SimBatch(b.log.log_end_offset, L.leader_epoch, pid, pepoch, seq, tuple(values))
-            b.log.append(batch)
-            b.appended(batch, self.snapshot_every)
+        base, last = a.base_offset, a.last_offset
+        if a.duplicate is None:
+            b.log.appended(start)
+            b.appended(records, self.snapshot_every, leader=True)
             self._carry(b, L.on_append(b.log.log_end_offset, self.now))
-            base, last = batch.base_offset, batch.last_offset
         self._req += 1
         b.parked[self._req] = (client, attempt, base)
         done = L.wait_for_ack(self._req, last, self.now + PURGATORY_MS)
@@ -295,7 +301,7 @@ class NodesMixin:
         L = b.leader
         if L is None or self._refuses_as_damaged(b):
             err = R.NOT_LEADER_OR_FOLLOWER if L is None else KAFKA_STORAGE_ERROR
-            self._send(b.id, follower, ("fetch_resp", req, err, (), 0, None))
+            self._send(b.id, follower, ("fetch_resp", req, err, b"", 0, None))
             return
         d = L.on_follower_fetch(
             follower,
@@ -307,17 +313,18 @@ class NodesMixin:
             incarnation=incarnation,
         )
         self._carry(b, d.progress)
-        batches, err = (), d.error
+        data, err = b"", d.error
         if d.error == R.NONE and d.diverging_epoch is None:
-            batches = b.log.read(offset, self.max_fetch_batches)
-            if batches and self._read_checked(b, offset, batches[-1].last_offset + 1) < (
-                batches[-1].last_offset + 1
-            ):  # it read a damaged batch just now: from here on it refuses fetches
-                batches, err = (), KAFKA_STORAGE_ERROR
+            data, end = b.log.read(offset, self.max_fetch_batches)
+            if self._found_on_read(b, offset, end) or (
+                data and self._read_checked(b, offset, end) < end
+            ):
+                # it read a damaged batch just now: from here on it refuses fetches
+                data, err = b"", KAFKA_STORAGE_ERROR
         self._send(
             b.id,
             follower,
-            ("fetch_resp", req, err, batches, L.high_watermark, d.diverging_epoch),
+            ("fetch_resp", req, err, data, L.high_watermark, d.diverging_epoch),
         )
 
     def _new_req(self, f: FollowState) -> int:
@@ -359,7 +366,7 @@ class NodesMixin:
         else:
             self._send_ofle(b)
 
-    def _on_fetch_resp(self, b: SimBroker, req: int, err: str, batches, hw: int, diverging) -> None:
+    def _on_fetch_resp(self, b: SimBroker, req: int, err: str, data, hw: int, diverging) -> None:
         f = b.follow
         if f is None or f.req != req or f.phase != "fetching":
             return
@@ -376,12 +383,16 @@ class NodesMixin:
                 self._send_ofle(b)
             return
         log = b.log
-        if batches and batches[0].base_offset == log.log_end_offset:
-            for batch in batches:
-                log.append(batch)
-                b.appended(batch, self.snapshot_every)
+        if data and B.read_header(data).base_offset == log.log_end_offset:
+            try:
+                log.append_replicated(data, self.now)  # checks every digest
+            except LogStoreError:  # (a corrupt batch): the real follower answers an error
+                f.next_ms = self.now + FETCH_TIMEOUT_MS
+                self.stats.corrupt_fetched += 1
+                return
+            b.appended(data, self.snapshot_every)
         b.hw = max(b.hw, R.follower_high_watermark(hw, log.log_end_offset))
-        if batches:
+        if data:
             self._send_fetch(b)
         else:
             f.next_ms = self.now + FETCH_BACKOFF_MS
@@ -405,6 +416,8 @@ class NodesMixin:
         if self.now >= b.next_checkpoint_ms:
             b.next_checkpoint_ms = self.now + CHECKPOINT_MS
             b.hw_checkpoint = min(b.hw, b.log.log_end_offset)
+            b.log.log.flush()  # the recovery point (its checkpoint: maybe_flush's timer)
+            b.log.log.maybe_flush(self.now)
 
     def _tick(self, node) -> None:
         if node == CONTROLLER:

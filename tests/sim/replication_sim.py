@@ -91,6 +91,8 @@ class Stats:
     damaged: int = 0  # crashes that came back with a log cut short (and reported damage)
     flips: int = 0  # batches whose bits flipped at rest
     damage_reports: int = 0  # damaged batches found (recovery, read or scrubber)
+    found_by_log: int = 0  # ... of them, by the log store itself (recovery, verify, scrub)
+    corrupt_fetched: int = 0  # fetched batches a follower's append refused (bad digest)
     healed: int = 0  # damaged replicas that truncated and re-fetched
     offline_damaged: int = 0  # 1 if the seed ended offline: its last in-sync replica damaged
     damage_lost: int = 0  # committed records no replica holds any more (offline seeds)
@@ -291,8 +293,7 @@ class ReplicationSimulation(NodesMixin, ClientsMixin, DamageMixin):
         b = self.brokers[broker]
         if b.alive:
             return
-        if b.damaged_on_restart:
-            self._damage_on_restart(b)
+        self._reopen(b)
         b.alive = True
         b.reset_volatile()
         b.next_hb_ms = self.now
@@ -448,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
             "damaged",
             "flips",
             "damage_reports",
+            "found_by_log",
+            "corrupt_fetched",
             "healed",
             "offline_damaged",
             "damage_lost",

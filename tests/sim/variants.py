@@ -1,9 +1,11 @@
-"""Deliberately broken Raft nodes, to prove the simulator's checker catches real bugs."""
+"""Deliberately broken Raft nodes and replication parts, to prove the simulators' checkers
+catch real bugs (the replication simulator's other variants are switches in its code)."""
 
 from __future__ import annotations
 
 from rillet.coordinator.raft import PersistHardState, RaftNode
 from rillet.coordinator.raft.effects import FlushLog, Send
+from rillet.logstore.producer_state import SequenceCheck
 
 
 class NoLogCheckNode(RaftNode):
@@ -41,6 +43,21 @@ class PreviousTermCommitNode(RaftNode):
         index = matches[self.majority - 1]
         if index > self.commit_index:
             self._commit_to(index)
+
+
+class NoDedupProducerState:
+    """Producer state for ``append_validated`` that never answers a retry as a duplicate:
+    the leader appends it again (the replication simulator's "no-dedup" variant)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def check_batch(self, header) -> SequenceCheck:
+        check = self.inner.check_batch(header)
+        return SequenceCheck() if check.duplicate is not None else check
+
+    def update(self, *args) -> None:
+        self.inner.update(*args)
 
 
 VARIANTS = {
