@@ -183,6 +183,7 @@ class SimLog:
         self.log.abandon()
         self.log = PartitionLog.open(self.directory, LOG_CONFIG, now_ms, fs=self.fs)
         self.snapshots = ProducerSnapshots(self.fs, self.directory)
+        self.snapshots.recover_state(self.log)  # (the broker's open: stale snapshots go)
         self.flipped = set()  # the new process trusts nothing it did not check itself
         self._remirror()
         self.low_water = min(self.low_water, self.log_end_offset)
