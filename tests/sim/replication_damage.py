@@ -21,9 +21,11 @@ leader's ISR expansion adds it back (``alter_partition`` clears the mark). Heali
 answer would be unsafe: a fetch it sent before finding the damage could still reach the
 leader at the old epoch and have it added back with records missing.
 
-Broken variants: ``damaged-leads`` takes leadership while damaged; ``no-digest-check``
-serves flipped batches to followers and consumers without checking them (only its scrubber
-finds them).
+Broken variants: ``damaged-leads`` takes what recovery cut off for a torn write (the bug
+logstore/recovery.py had for a damaged last batch of a sealed segment): it neither reports
+nor refuses leadership, so a last in-sync replica comes back as leader without records it
+acknowledged; ``no-digest-check`` serves batches without checking them, re-framed with
+fresh digests (so followers and consumers take the rot; only its scrubber finds it).
 """
 
 from __future__ import annotations
@@ -34,9 +36,7 @@ from rillet.logstore.recovery import RECOVERY_POINT_FILE
 from .replication_world import (
     CONTROLLER,
     DAMAGE_RESEND_MS,
-    PARTITION,
     SCRUB_CHANCE,
-    TOPIC,
     SimBroker,
 )
 
@@ -71,6 +71,8 @@ class DamageMixin:
         log.reopen(self.now)
         b.hw_checkpoint = min(b.hw_checkpoint, log.log_end_offset)
         report = log.log.recovery
+        if self.variant == "damaged-leads":
+            return  # broken on purpose: what recovery cut off is taken for a torn write
         if report is not None and report.damage is not None:
             self.stats.found_by_log += 1
             self._found_damage(b, report.damage.offset)
@@ -198,24 +200,6 @@ class DamageMixin:
         return b.damage is not None and self.variant != "damaged-leads"
 
     # ---------------------------------------------------------------------- controller
-
-    def _controller_damage(self, src: int, offset: int, epoch: int, incarnation: int) -> None:
-        if incarnation != self.incarnation_seen[src]:
-            error = E.STALE_BROKER_EPOCH  # sent by a process that has died since
-        else:
-            unclean = self.variant == "unclean-enabled"
-            d = E.on_replica_damage(
-                TOPIC, PARTITION, self.state, src, self.live, unclean=unclean, leader_epoch=epoch
-            )
-            self._apply(d)
-            error = d.error
-        self._send(CONTROLLER, src, ("damage_resp", offset, error))
-
-    def _elect_offline(self) -> None:
-        """With unclean election enabled, an offline partition whose only in-sync replica
-        is damaged gets another leader (the real controller's ``_elect_offline``)."""
-        if self.variant == "unclean-enabled" and self.state.damaged:
-            self._apply(E.elect_offline(TOPIC, PARTITION, self.state, self.live, unclean=True))
 
     def _offline_damaged(self) -> bool:
         """The terminal state "partition offline, reason damaged": the last in-sync replica

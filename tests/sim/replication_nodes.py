@@ -1,5 +1,5 @@
-"""The controller model and the brokers of the replication simulator (a mixin of
-``ReplicationSimulation``: ``self`` has the network, clock, rng and checker)."""
+"""The brokers of the replication simulator (a mixin of ``ReplicationSimulation``: ``self``
+has the network, clock, rng, checker and the controller of replication_controller.py)."""
 
 from __future__ import annotations
 
@@ -12,112 +12,22 @@ from rillet.logstore.validator import append_validated
 from .replication_damage import KAFKA_STORAGE_ERROR
 from .replication_world import (
     _TICK,
-    BROKERS,
     CHECKPOINT_MS,
     CONTROLLER,
     FETCH_BACKOFF_MS,
     FETCH_TIMEOUT_MS,
     HEARTBEAT_MS,
     MIN_INSYNC,
-    PARTITION,
     PURGATORY_MS,
-    SESSION_MS,
     TICK_MS,
-    TOPIC,
     FollowState,
     InvariantViolation,
     SimBroker,
 )
-from .variants import NoDedupProducerState
+from .variants import NoDedupProducerState, reframed
 
 
 class NodesMixin:
-    # ---------------------------------------------------------------------- controller
-
-    def _apply(self, decision: E.Decision) -> None:
-        rec = decision.record
-        if rec is None:
-            return
-        if rec.leader != self.state.leader:
-            self.stats.leader_changes += 1
-        moving = bool(self.state.adding_replicas or self.state.removing_replicas)
-        self.state = E.apply_change(self.state, rec)
-        self.stats.reassignments += moving and not (rec.adding_replicas or rec.removing_replicas)
-        for b in self.ids:
-            self._send(CONTROLLER, b, ("meta", self.state, self.incarnation_seen[b]))
-        # a reassignment moves on after every change of the partition
-        self._apply(E.reassignment_step(TOPIC, PARTITION, self.state, self.live))
-
-    def _fence(self, broker: int) -> None:
-        self.live.discard(broker)
-        unclean = self.variant == "unclean-enabled"
-        d = E.on_broker_fenced(TOPIC, PARTITION, self.state, broker, self.live, unclean=unclean)
-        if (
-            self.variant == "unclean"
-            and d.record is not None
-            and d.record.leader != self.state.leader
-        ):
-            # broken on purpose: elect any live replica, ISR or not
-            choices = [r for r in self.state.replicas if r in self.live]
-            if choices:
-                leader = self.rng.choice(choices)
-                d = E.Decision(
-                    E._record(TOPIC, PARTITION, self.state, leader=leader, isr=(leader,))
-                )
-        self._apply(d)
-
-    def _controller_receive(self, src, msg: tuple) -> None:
-        kind = msg[0]
-        if kind == "hb":
-            incarnation = msg[1]
-            self.last_hb[src] = self.now
-            if incarnation != self.incarnation_seen[src]:
-                self.incarnation_seen[src] = incarnation
-                if src in self.live:  # a restarted broker re-registers: fence, then unfence
-                    self._fence(src)
-            if src not in self.live:
-                self.live.add(src)
-                unclean = self.variant == "unclean-enabled"
-                self._apply(
-                    E.on_broker_unfenced(
-                        TOPIC, PARTITION, self.state, src, self.live, unclean=unclean
-                    )
-                )
-            self._send(CONTROLLER, src, ("meta", self.state, incarnation))
-        elif kind == "alter":
-            p: R.AlterIsr = msg[1]
-            d = E.alter_partition(
-                TOPIC,
-                PARTITION,
-                self.state,
-                broker_id=p.leader,
-                leader_epoch=p.leader_epoch,
-                partition_epoch=p.partition_epoch,
-                new_isr=p.new_isr,
-                live=self.live,
-                new_isr_incarnations=p.incarnations,
-                registered={b: str(i) for b, i in self.incarnation_seen.items()},
-                leader_incarnation=msg[2],
-            )
-            self._apply(d)
-            self._send(CONTROLLER, src, ("alter_resp", p, d.error))
-        elif kind == "md":
-            self._send(CONTROLLER, src, ("md_resp", self.state.leader))
-        elif kind == "damage":
-            self._controller_damage(src, *msg[1:])
-
-    def _controller_tick(self) -> None:
-        for b in sorted(self.live):
-            if self.now - self.last_hb[b] > SESSION_MS:
-                self._fence(b)
-        if self.rng.random() < 0.01:  # auto leader rebalance
-            d = E.preferred_leader_election(TOPIC, PARTITION, self.state, self.live)
-            self._apply(d)
-        if self.reassign and self.producing and self.rng.random() < 0.01:
-            target = self.rng.sample(self.ids, len(BROKERS))
-            self._apply(E.start_reassignment(TOPIC, PARTITION, self.state, target, self.ids))
-        self._elect_offline()
-
     # -------------------------------------------------------------------------- brokers
 
     def _deliver_meta(self, b: SimBroker) -> None:
@@ -226,6 +136,7 @@ class NodesMixin:
         kind = msg[0]
         if kind == "meta":
             if msg[2] == b.incarnation:  # else sent before this broker (re)registered
+                b.meta_offset = max(b.meta_offset, msg[3])
                 self._on_meta(b, msg[1])
         elif kind == "produce":
             self._on_produce(b, src, *msg[1:])
@@ -316,6 +227,8 @@ class NodesMixin:
         data, err = b"", d.error
         if d.error == R.NONE and d.diverging_epoch is None:
             data, end = b.log.read(offset, self.max_fetch_batches)
+            if self.variant == "no-digest-check":  # broken: re-framed as served, unchecked
+                data = reframed(data)
             if self._found_on_read(b, offset, end) or (
                 data and self._read_checked(b, offset, end) < end
             ):
@@ -412,7 +325,7 @@ class NodesMixin:
         self._damage_tick(b)
         if self.now >= b.next_hb_ms:
             b.next_hb_ms = self.now + HEARTBEAT_MS
-            self._send(b.id, CONTROLLER, ("hb", b.incarnation))
+            self._send(b.id, CONTROLLER, ("hb", b.incarnation, b.meta_offset))
         if self.now >= b.next_checkpoint_ms:
             b.next_checkpoint_ms = self.now + CHECKPOINT_MS
             b.hw_checkpoint = min(b.hw, b.log.log_end_offset)

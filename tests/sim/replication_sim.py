@@ -55,6 +55,7 @@ from rillet.coordinator import replication as R
 
 from ..history import History, check
 from .replication_clients import ClientsMixin
+from .replication_controller import ControllerMixin
 from .replication_damage import DamageMixin
 from .replication_nodes import NodesMixin
 from .replication_world import (
@@ -107,7 +108,7 @@ class Stats:
 DAMAGE_SHARE = float(os.environ.get("RILLET_REPL_DAMAGE_SHARE", "0.12"))  # of all faults
 
 
-class ReplicationSimulation(NodesMixin, ClientsMixin, DamageMixin):
+class ReplicationSimulation(ControllerMixin, NodesMixin, ClientsMixin, DamageMixin):
     def __init__(self, seed: int, steps: int = DEFAULT_STEPS, *, variant: str = "") -> None:
         if variant and variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; known: {VARIANTS}")
@@ -131,10 +132,7 @@ class ReplicationSimulation(NodesMixin, ClientsMixin, DamageMixin):
         self.reassign = rng.random() < 0.5
         self.ids = BROKERS + ((SPARE,) if self.reassign else ())
         self.brokers = {b: SimBroker(b) for b in self.ids}
-        self.state = E.PartitionState(BROKERS, BROKERS, BROKERS[0], 0, 0)
-        self.live = set(self.ids)
-        self.last_hb = dict.fromkeys(self.ids, 0)
-        self.incarnation_seen = dict.fromkeys(self.ids, 0)
+        self._controller_init()
         self.producers = {name: SimProducer(name, 1000 + i) for i, name in enumerate(("p1", "p2"))}
         self.history = History()
         self.position = 0
@@ -210,7 +208,7 @@ class ReplicationSimulation(NodesMixin, ClientsMixin, DamageMixin):
             r
             for r in self.state.isr
             if (b := self.brokers[r]).alive
-            and self.incarnation_seen[r] == b.incarnation
+            and self.image.brokers[r].incarnation == str(b.incarnation)
             and b.damage is None
             and r not in self.state.damaged
         )

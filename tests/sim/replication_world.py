@@ -97,6 +97,7 @@ class SimBroker:
             int, tuple[str, int, int]
         ] = {}  # purgatory key -> (client, attempt, base)
         self.next_hb_ms = 0
+        self.meta_offset = 0  # the metadata offset of the newest state it applied
         self.next_checkpoint_ms = 0
         self.damage_acked = False  # the controller answered our ReplicaDamage with NONE
         self.next_damage_ms = 0

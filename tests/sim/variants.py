@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from rillet.coordinator.raft import PersistHardState, RaftNode
 from rillet.coordinator.raft.effects import FlushLog, Send
+from rillet.logstore import batch as B
 from rillet.logstore.producer_state import SequenceCheck
 
 
@@ -58,6 +59,22 @@ class NoDedupProducerState:
 
     def update(self, *args) -> None:
         self.inner.update(*args)
+
+
+def reframed(data: bytes) -> bytes:
+    """Batches with their digests recomputed, as a leader that re-encodes what it serves
+    without checking it first would send them (the "no-digest-check" variant): rot in its
+    log then passes the follower's and the consumer's digest checks."""
+    out = bytearray(data)
+    pos = 0
+    while pos < len(out):
+        end = pos + B.read_header(out, pos).length
+        view = memoryview(out)[pos:end]
+        digest = B._digest(view)
+        view.release()
+        out[pos + B._DIGEST_START : pos + B._DIGEST_END] = digest
+        pos = end
+    return bytes(out)
 
 
 VARIANTS = {
