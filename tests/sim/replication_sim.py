@@ -357,7 +357,10 @@ class ReplicationSimulation(ControllerMixin, NodesMixin, ClientsMixin, DamageMix
         if st.leader == E.NO_LEADER or st.adding_replicas or st.removing_replicas or st.damaged:
             return False
         if any(
-            self.brokers[r].damage is not None or self.brokers[r].log.flipped for r in st.replicas
+            (b := self.brokers[r]).damage is not None
+            or b.log.flipped
+            or b.log.log.unverified_bytes  # (bytes opened unchecked: the scrubber is not done)
+            for r in st.replicas
         ):
             return False
         if set(st.isr) != set(st.replicas):
