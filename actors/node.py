@@ -35,6 +35,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -103,7 +104,9 @@ class BrokerNode:
         # incarnation (the controller fences the previous process in the same entry), the
         # broker hosts no partition: an image replayed from disk still names the dead process
         # as leader and in-sync, and acting on it would let a log that recovery cut short lead.
-        self.incarnation = uuid.uuid4().hex
+        # <start time in ns>-<random>: ordered, so the controller can refuse a late heartbeat
+        # of an older process (coordinator/control/brokers.py, ``older``)
+        self.incarnation = f"{time.time_ns():020d}-{uuid.uuid4().hex}"
         self._registered = False
         # high watermarks of hosted partitions, written to ONE checkpoint file every
         # replica.high.watermark.checkpoint.interval.ms (replicas update it, any thread)

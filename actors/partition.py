@@ -187,7 +187,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
         self.high_watermark = max(self.high_watermark, log.log_start_offset)
         self._hw_saved = self.high_watermark
         try:
-            self.pstate = PS.rebuild_from_log(log, self.snapshots.read())
+            self.pstate = self.snapshots.recover_state(log)
         except Exception as e:  # noqa: BLE001 - lose dedup state, never the partition
             self._log.error("cannot rebuild producer state: {}", e)
             self.pstate = PS.ProducerStateManager(log.log_end_offset)

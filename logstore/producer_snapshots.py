@@ -3,9 +3,11 @@
 
 A snapshot is ``ProducerStateManager.snapshot()`` taken when the state covers the whole log
 (``map_end_offset == log_end_offset``), written atomically under the offset it is valid at;
-the newest ``SNAPSHOTS_KEPT`` are kept. On open, ``producer_state.rebuild_from_log`` starts
-from the newest readable one at or below the log end and replays the batch headers after it;
-on truncation the files above the new end are deleted. The directory is listed only when a
+the newest ``SNAPSHOTS_KEPT`` are kept. On open, ``recover_state(log)`` deletes the files
+above the log end (recovery may have cut records they describe: Kafka's
+``truncateAndReload``), then ``producer_state.rebuild_from_log`` starts from the newest
+readable one and replays the batch headers after it; on truncation the files above the new
+end are deleted. The directory is listed only when a
 snapshot is written, read or deleted (never on a timer).
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .fs import FileSystem
-from .producer_state import ProducerStateManager
+from .producer_state import ProducerStateManager, rebuild_from_log
 
 SNAPSHOT_SUFFIX = ".snapshot"
 SNAPSHOTS_KEPT = 3
@@ -76,3 +78,10 @@ class ProducerSnapshots:
         for o, path in self.files().items():
             if o > offset:
                 self.fs.remove(path)
+
+    def recover_state(self, log) -> ProducerStateManager:
+        """The producer state of a just-opened ``log``: snapshots above its end are deleted
+        first (left by records recovery cut off; kept, one would be loaded once the log has
+        grown past it again with other records), then rebuilt from the newest one left."""
+        self.delete_above(log.log_end_offset)
+        return rebuild_from_log(log, self.read())

@@ -18,7 +18,8 @@ takes these over, makes them durable and writes the checkpoints; recovery itself
 ``PartitionLog``. A *torn tail* (the last batches of the last segment, above the recovery point,
 incomplete or followed only by zeros) is what a crash leaves and is expected. Anything else is
 *damage*: an invalid batch below the recovery point (it was fsynced), or followed by more
-data in its segment (a complete batch that is not what was written). The
+data in its segment or by a later segment holding data (a complete batch that is not what
+was written: the log rolled after it). The
 log is cut there either way; damage means records that were acknowledged may be gone, so the
 owner must re-fetch them from a healthy replica (verify.py) and must not lead meanwhile.
 Segments trusted without a check get ``unverified_end`` (checked on first read or by scrub).
@@ -157,7 +158,13 @@ def recover(fs: FileSystem, d: Path, config: LogConfig, now_ms: int) -> LoadedLo
             # below the recovery point it was fsynced; followed by more data in its own
             # segment it is not the torn end of a write (a kill -9 keeps the page cache)
             # (after a clean shutdown everything was)
-            if clean or cut < rp or getattr(error, "data_follows", False):
+            # (nor is it if a later segment holds data: the roll came after it was written)
+            if (
+                clean
+                or cut < rp
+                or getattr(error, "data_follows", False)
+                or _holds_data(fs, d, bases[i + 1 :])
+            ):
                 damage = V.Damage(cut, base, error.position, error.reason, V.RECOVERY)
             else:
                 torn_tail = error
@@ -180,6 +187,18 @@ def recover(fs: FileSystem, d: Path, config: LogConfig, now_ms: int) -> LoadedLo
     report = RecoveryReport(clean, torn_tail, damage)
     fresh = fresh and log_end == 0 and not cache.entries
     return LoadedLog(segments, log_start, cache.entries, unflushed, cut_error, report, fresh)
+
+
+def _holds_data(fs: FileSystem, d: Path, bases: list[int]) -> bool:
+    """Does any of these segments begin with something other than zeros?"""
+    for base in bases:
+        file = fs.open_segment(d / segment_name(base))
+        try:
+            if any(file.read_at(0, B.HEADER_SIZE)):
+                return True
+        finally:
+            file.close()
+    return False
 
 
 def _load_epoch_cache(fs: FileSystem, d: Path) -> LeaderEpochCache | None:

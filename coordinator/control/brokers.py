@@ -7,6 +7,13 @@ heartbeat; a broker that sends no heartbeat for ``broker.session.timeout.ms`` is
 leaderships move, it leaves the ISRs). A new incarnation retires the previous one at once: a
 late heartbeat of the old process is refused with STALE_BROKER_EPOCH.
 
+Incarnations that start with a start sequence (``<digits>-<random>``, as actors/node.py
+makes them; digits alone also count) are ordered: a heartbeat of an incarnation older than
+the registered one is refused and retired the same way. Without the order, a late heartbeat
+of a process that died before it registered (a double restart: B dies unregistered, C
+registers, then B's heartbeat arrives) would register B and retire C, the live process, for
+good (found by the replication simulator).
+
 The state here is soft: it is rebuilt when a controller becomes active (every registered
 broker gets a full session from then).
 """
@@ -49,6 +56,18 @@ class Beat:
     action: str | None = None
 
 
+def _start_sequence(incarnation: str) -> int | None:
+    head = incarnation.split("-", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def older(incarnation: str, than: str) -> bool:
+    """Is ``incarnation`` a process started before ``than``? (False when either carries no
+    start sequence: then nothing is known.)"""
+    a, b = _start_sequence(incarnation), _start_sequence(than)
+    return a is not None and b is not None and a < b
+
+
 class BrokerHeartbeats:
     def __init__(self, session_timeout_ms: int) -> None:
         self.session_timeout_ms = session_timeout_ms
@@ -64,10 +83,12 @@ class BrokerHeartbeats:
         self, image: md.MetadataImage, beat: BrokerBeat, *, now_ms: int, applied_index: int
     ) -> Beat:
         b = beat.broker_id
+        info = image.brokers.get(b)
+        if info is not None and older(beat.incarnation, info.incarnation):
+            self.retired.setdefault(b, set()).add(beat.incarnation)
         if beat.incarnation in self.retired.get(b, ()):
             return Beat(error="STALE_BROKER_EPOCH")
         self.last_seen[b] = now_ms
-        info = image.brokers.get(b)
         moved = (
             info is None
             or info.incarnation != beat.incarnation
@@ -116,9 +137,11 @@ class BrokerHeartbeats:
         """Records (re)registering a broker, fenced; a previous incarnation is fenced in the
         same batch and retired (``metadata.register_broker``)."""
         b = beat.broker_id
-        if beat.incarnation in self.retired.get(b, ()):
-            return ControllerResult([], None)
         old = image.brokers.get(b)
+        if beat.incarnation in self.retired.get(b, ()) or (
+            old is not None and older(beat.incarnation, old.incarnation)
+        ):
+            return ControllerResult([], None)
         records = md.register_broker(
             image,
             b,

@@ -21,47 +21,70 @@ leader's ISR expansion adds it back (``alter_partition`` clears the mark). Heali
 answer would be unsafe: a fetch it sent before finding the damage could still reach the
 leader at the old epoch and have it added back with records missing.
 
-Broken variants: ``damaged-leads`` takes leadership while damaged; ``no-digest-check``
-serves flipped batches to followers and consumers without checking them (only its scrubber
-finds them).
+Broken variants: ``damaged-leads`` takes what recovery cut off for a torn write (the bug
+logstore/recovery.py had for a damaged last batch of a sealed segment): it neither reports
+nor refuses leadership, so a last in-sync replica comes back as leader without records it
+acknowledged; ``no-digest-check`` serves batches without checking them, re-framed with
+fresh digests (so followers and consumers take the rot; only its scrubber finds it).
 """
 
 from __future__ import annotations
 
 from rillet.coordinator import election as E
+from rillet.logstore.recovery import RECOVERY_POINT_FILE
 
 from .replication_world import (
     CONTROLLER,
     DAMAGE_RESEND_MS,
-    PARTITION,
     SCRUB_CHANCE,
-    TOPIC,
     SimBroker,
 )
 
 KAFKA_STORAGE_ERROR = "KAFKA_STORAGE_ERROR"  # retriable: clients refresh metadata
+SCRUB_BYTES = 8192  # per scrubber turn
 
 
 class DamageMixin:
     # -------------------------------------------------------------------------- faults
 
-    def _damage_on_restart(self, b: SimBroker) -> None:
-        """Recovery cut ``b``'s log short at a damaged batch: it knows, and reports it."""
-        b.damaged_on_restart = False
-        end = b.log.log_end_offset
-        b.pre_damage = list(b.log.values)
-        b.truncate(self.rng.randint(max(0, end - 40), end))
-        b.hw_checkpoint = min(b.hw_checkpoint, b.log.log_end_offset)
-        self.stats.damaged += 1
-        self._found_damage(b, b.log.log_end_offset)
+    def _reopen(self, b: SimBroker) -> None:
+        """The restart of ``b``'s process: the real ``PartitionLog.open`` (recovery). After a
+        damaged crash a batch among the last ones rotted meanwhile; recovery finds it (and
+        cuts the log there) if it lies above the recovery point, else it stays on disk,
+        unverified, until a read or the scrubber finds it. Damage recovery found is reported."""
+        log = b.log
+        if b.damaged_on_restart:
+            b.damaged_on_restart = False
+            last = len(log.bases) - 1  # (a damaged last batch would read as a torn tail)
+            window = log.log_end_offset - 40
+            trusted = log.fs.read_checkpoint(log.directory / RECOVERY_POINT_FILE) or 0
+            verified = self.checker.verified.get(b.id, 0)
+            candidates = [
+                i
+                for i in range(last)
+                if log.lasts[i] >= window and (log.bases[i] >= trusted or log.lasts[i] < verified)
+            ]
+            if candidates:
+                b.pre_damage = list(log.values)
+                log.damage_before_reopen(self.rng.choice(candidates))
+                self.stats.damaged += 1
+        log.reopen(self.now)
+        b.hw_checkpoint = min(b.hw_checkpoint, log.log_end_offset)
+        report = log.log.recovery
+        if self.variant == "damaged-leads":
+            return  # broken on purpose: what recovery cut off is taken for a torn write
+        if report is not None and report.damage is not None:
+            self.stats.found_by_log += 1
+            self._found_damage(b, report.damage.offset)
 
     def _flip(self, b: SimBroker) -> None:
         """Bit rot in one batch of ``b`` that the checker has already verified (so the
         checker does not mistake the rot itself for a replication bug; what it must never
-        see is the rot served: to a follower, a consumer, or counted as committed)."""
+        see is the rot served: to a follower, a consumer, or counted as committed). Not the
+        log's last batch: after a crash, recovery would take that for a torn write."""
         limit = self.checker.verified.get(b.id, 0)
         log = b.log
-        candidates = [i for i, batch in enumerate(log.batches) if batch.last_offset < limit]
+        candidates = [i for i in range(len(log.bases) - 1) if log.lasts[i] < limit]
         if not candidates:
             return
         log.flip(self.rng.choice(candidates))
@@ -79,13 +102,40 @@ class DamageMixin:
         b.follow = None  # a damaged follower stops fetching until it has healed
         self.stats.damage_reports += 1
 
+    def _found_on_read(self, b: SimBroker, start: int, end: int) -> bool:
+        """A read of [start, end) reached a damaged batch the log store's read-time
+        verification found (``log.damage``)."""
+        damage = b.log.log.damage
+        if (
+            damage is None
+            or self.variant == "no-digest-check"
+            or damage.offset >= max(end, start + 1)
+        ):
+            return False
+        if b.damage is None or damage.offset < b.damage:
+            self.stats.found_by_log += 1
+            self._found_damage(b, damage.offset)
+        return True
+
     def _read_checked(self, b: SimBroker, start: int, end: int) -> int:
         """How far [start, end) of ``b``'s log may be served: up to a damaged batch, which is
-        found (its digest fails) when it is read."""
+        found (its digest fails) when it is read: by the log's own verification for bytes
+        it opened unchecked; for bytes that rotted under the running process, modelled
+        (``first_flipped``: the real log trusts what it wrote)."""
         if self.variant == "no-digest-check":
             return end
         if b.damage is not None:
             end = min(end, b.damage)
+        log = b.log
+        if log.log.unverified_bytes:  # read it as the broker serves it: verified
+            at = start
+            while at < end:
+                _data, after = log.read(at, 1 << 30)
+                if self._found_on_read(b, at, after) or after == at:
+                    break
+                at = after
+            if b.damage is not None:
+                end = min(end, b.damage)
         flipped = b.log.first_flipped(start, end)
         if flipped is not None:
             self._found_damage(b, flipped)
@@ -93,8 +143,15 @@ class DamageMixin:
         return max(start, end)
 
     def _damage_tick(self, b: SimBroker) -> None:
-        if b.log.flipped and self.rng.random() < SCRUB_CHANCE:
-            self._found_damage(b, min(b.log.flipped))  # the scrubber found it
+        if self.rng.random() < SCRUB_CHANCE:  # the scrubber's turn
+            step = b.log.log.scrub(SCRUB_BYTES)  # the log store's own scrub (sealed segments)
+            if step.damage is not None and self.variant != "no-digest-check":
+                self.stats.found_by_log += 1
+                self._found_damage(b, step.damage.offset)
+            if step.pass_done:
+                b.log.log.start_scrub_pass()
+            if b.log.flipped:  # rot in what the running process wrote: modelled
+                self._found_damage(b, min(b.log.flipped))
         meta = b.meta
         if meta is not None and self._try_heal(b, meta):
             self._follow_meta(b, meta)
@@ -143,24 +200,6 @@ class DamageMixin:
         return b.damage is not None and self.variant != "damaged-leads"
 
     # ---------------------------------------------------------------------- controller
-
-    def _controller_damage(self, src: int, offset: int, epoch: int, incarnation: int) -> None:
-        if incarnation != self.incarnation_seen[src]:
-            error = E.STALE_BROKER_EPOCH  # sent by a process that has died since
-        else:
-            unclean = self.variant == "unclean-enabled"
-            d = E.on_replica_damage(
-                TOPIC, PARTITION, self.state, src, self.live, unclean=unclean, leader_epoch=epoch
-            )
-            self._apply(d)
-            error = d.error
-        self._send(CONTROLLER, src, ("damage_resp", offset, error))
-
-    def _elect_offline(self) -> None:
-        """With unclean election enabled, an offline partition whose only in-sync replica
-        is damaged gets another leader (the real controller's ``_elect_offline``)."""
-        if self.variant == "unclean-enabled" and self.state.damaged:
-            self._apply(E.elect_offline(TOPIC, PARTITION, self.state, self.live, unclean=True))
 
     def _offline_damaged(self) -> bool:
         """The terminal state "partition offline, reason damaged": the last in-sync replica

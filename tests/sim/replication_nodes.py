@@ -1,121 +1,33 @@
-"""The controller model and the brokers of the replication simulator (a mixin of
-``ReplicationSimulation``: ``self`` has the network, clock, rng and checker)."""
+"""The brokers of the replication simulator (a mixin of ``ReplicationSimulation``: ``self``
+has the network, clock, rng, checker and the controller of replication_controller.py)."""
 
 from __future__ import annotations
 
 from rillet.coordinator import election as E
 from rillet.coordinator import replication as R
-from rillet.logstore.producer_state import rebuild_from_log
+from rillet.logstore import batch as B
+from rillet.logstore.errors import LogStoreError
+from rillet.logstore.validator import append_validated
 
 from .replication_damage import KAFKA_STORAGE_ERROR
 from .replication_world import (
     _TICK,
-    BROKERS,
     CHECKPOINT_MS,
     CONTROLLER,
     FETCH_BACKOFF_MS,
     FETCH_TIMEOUT_MS,
     HEARTBEAT_MS,
     MIN_INSYNC,
-    PARTITION,
     PURGATORY_MS,
-    SESSION_MS,
     TICK_MS,
-    TOPIC,
     FollowState,
     InvariantViolation,
-    SimBatch,
     SimBroker,
 )
+from .variants import NoDedupProducerState, reframed
 
 
 class NodesMixin:
-    # ---------------------------------------------------------------------- controller
-
-    def _apply(self, decision: E.Decision) -> None:
-        rec = decision.record
-        if rec is None:
-            return
-        if rec.leader != self.state.leader:
-            self.stats.leader_changes += 1
-        moving = bool(self.state.adding_replicas or self.state.removing_replicas)
-        self.state = E.apply_change(self.state, rec)
-        self.stats.reassignments += moving and not (rec.adding_replicas or rec.removing_replicas)
-        for b in self.ids:
-            self._send(CONTROLLER, b, ("meta", self.state, self.incarnation_seen[b]))
-        # a reassignment moves on after every change of the partition
-        self._apply(E.reassignment_step(TOPIC, PARTITION, self.state, self.live))
-
-    def _fence(self, broker: int) -> None:
-        self.live.discard(broker)
-        unclean = self.variant == "unclean-enabled"
-        d = E.on_broker_fenced(TOPIC, PARTITION, self.state, broker, self.live, unclean=unclean)
-        if (
-            self.variant == "unclean"
-            and d.record is not None
-            and d.record.leader != self.state.leader
-        ):
-            # broken on purpose: elect any live replica, ISR or not
-            choices = [r for r in self.state.replicas if r in self.live]
-            if choices:
-                leader = self.rng.choice(choices)
-                d = E.Decision(
-                    E._record(TOPIC, PARTITION, self.state, leader=leader, isr=(leader,))
-                )
-        self._apply(d)
-
-    def _controller_receive(self, src, msg: tuple) -> None:
-        kind = msg[0]
-        if kind == "hb":
-            incarnation = msg[1]
-            self.last_hb[src] = self.now
-            if incarnation != self.incarnation_seen[src]:
-                self.incarnation_seen[src] = incarnation
-                if src in self.live:  # a restarted broker re-registers: fence, then unfence
-                    self._fence(src)
-            if src not in self.live:
-                self.live.add(src)
-                unclean = self.variant == "unclean-enabled"
-                self._apply(
-                    E.on_broker_unfenced(
-                        TOPIC, PARTITION, self.state, src, self.live, unclean=unclean
-                    )
-                )
-            self._send(CONTROLLER, src, ("meta", self.state, incarnation))
-        elif kind == "alter":
-            p: R.AlterIsr = msg[1]
-            d = E.alter_partition(
-                TOPIC,
-                PARTITION,
-                self.state,
-                broker_id=p.leader,
-                leader_epoch=p.leader_epoch,
-                partition_epoch=p.partition_epoch,
-                new_isr=p.new_isr,
-                live=self.live,
-                new_isr_incarnations=p.incarnations,
-                registered={b: str(i) for b, i in self.incarnation_seen.items()},
-                leader_incarnation=msg[2],
-            )
-            self._apply(d)
-            self._send(CONTROLLER, src, ("alter_resp", p, d.error))
-        elif kind == "md":
-            self._send(CONTROLLER, src, ("md_resp", self.state.leader))
-        elif kind == "damage":
-            self._controller_damage(src, *msg[1:])
-
-    def _controller_tick(self) -> None:
-        for b in sorted(self.live):
-            if self.now - self.last_hb[b] > SESSION_MS:
-                self._fence(b)
-        if self.rng.random() < 0.01:  # auto leader rebalance
-            d = E.preferred_leader_election(TOPIC, PARTITION, self.state, self.live)
-            self._apply(d)
-        if self.reassign and self.producing and self.rng.random() < 0.01:
-            target = self.rng.sample(self.ids, len(BROKERS))
-            self._apply(E.start_reassignment(TOPIC, PARTITION, self.state, target, self.ids))
-        self._elect_offline()
-
     # -------------------------------------------------------------------------- brokers
 
     def _deliver_meta(self, b: SimBroker) -> None:
@@ -168,7 +80,7 @@ class NodesMixin:
         b.follow = None
         log = b.log
         log.epochs.assign(st.leader_epoch, log.log_end_offset)
-        rebuilt = rebuild_from_log(log, b.snapshots)
+        rebuilt = b.rebuild_pstate()
         for pid, entry in b.pstate.producers.items():
             other = rebuilt.entry(pid)
             if other is None or (other.producer_epoch, other.last_seq, other.last_offset) != (
@@ -224,6 +136,7 @@ class NodesMixin:
         kind = msg[0]
         if kind == "meta":
             if msg[2] == b.incarnation:  # else sent before this broker (re)registered
+                b.meta_offset = max(b.meta_offset, msg[3])
                 self._on_meta(b, msg[1])
         elif kind == "produce":
             self._on_produce(b, src, *msg[1:])
@@ -264,18 +177,22 @@ class NodesMixin:
         if err != R.NONE:
             self._send(b.id, client, ("produce_resp", attempt, err, -1))
             return
-        verdict = b.pstate.check(pid, pepoch, seq, len(values) - 1)
-        if verdict.duplicate is not None and self.variant != "no-dedup":
-            base, last = verdict.duplicate.first_offset, verdict.duplicate.last_offset
-        elif verdict.error != R.NONE:
-            self._send(b.id, client, ("produce_resp", attempt, verdict.error, -1))
+        # the batch as the client builds it, appended by the broker's own produce path
+        builder = B.BatchBuilder(producer_id=pid, producer_epoch=pepoch, base_sequence=seq)
+        for v in values:
+            builder.append(self.now, None, v)
+        records = builder.build()
+        producers = NoDedupProducerState(b.pstate) if self.variant == "no-dedup" else b.pstate
+        start = b.log.log_end_offset
+        a = append_validated(b.log.log, producers, records, L.leader_epoch, self.now)
+        if a.error != R.NONE:
+            self._send(b.id, client, ("produce_resp", attempt, a.error, -1))
             return
-        else:
-            batch = SimBatch(b.log.log_end_offset, L.leader_epoch, pid, pepoch, seq, tuple(values))
-            b.log.append(batch)
-            b.appended(batch, self.snapshot_every)
+        base, last = a.base_offset, a.last_offset
+        if a.duplicate is None:
+            b.log.appended(start)
+            b.appended(records, self.snapshot_every, leader=True)
             self._carry(b, L.on_append(b.log.log_end_offset, self.now))
-            base, last = batch.base_offset, batch.last_offset
         self._req += 1
         b.parked[self._req] = (client, attempt, base)
         done = L.wait_for_ack(self._req, last, self.now + PURGATORY_MS)
@@ -295,7 +212,7 @@ class NodesMixin:
         L = b.leader
         if L is None or self._refuses_as_damaged(b):
             err = R.NOT_LEADER_OR_FOLLOWER if L is None else KAFKA_STORAGE_ERROR
-            self._send(b.id, follower, ("fetch_resp", req, err, (), 0, None))
+            self._send(b.id, follower, ("fetch_resp", req, err, b"", 0, None))
             return
         d = L.on_follower_fetch(
             follower,
@@ -307,17 +224,20 @@ class NodesMixin:
             incarnation=incarnation,
         )
         self._carry(b, d.progress)
-        batches, err = (), d.error
+        data, err = b"", d.error
         if d.error == R.NONE and d.diverging_epoch is None:
-            batches = b.log.read(offset, self.max_fetch_batches)
-            if batches and self._read_checked(b, offset, batches[-1].last_offset + 1) < (
-                batches[-1].last_offset + 1
-            ):  # it read a damaged batch just now: from here on it refuses fetches
-                batches, err = (), KAFKA_STORAGE_ERROR
+            data, end = b.log.read(offset, self.max_fetch_batches)
+            if self.variant == "no-digest-check":  # broken: re-framed as served, unchecked
+                data = reframed(data)
+            if self._found_on_read(b, offset, end) or (
+                data and self._read_checked(b, offset, end) < end
+            ):
+                # it read a damaged batch just now: from here on it refuses fetches
+                data, err = b"", KAFKA_STORAGE_ERROR
         self._send(
             b.id,
             follower,
-            ("fetch_resp", req, err, batches, L.high_watermark, d.diverging_epoch),
+            ("fetch_resp", req, err, data, L.high_watermark, d.diverging_epoch),
         )
 
     def _new_req(self, f: FollowState) -> int:
@@ -359,7 +279,7 @@ class NodesMixin:
         else:
             self._send_ofle(b)
 
-    def _on_fetch_resp(self, b: SimBroker, req: int, err: str, batches, hw: int, diverging) -> None:
+    def _on_fetch_resp(self, b: SimBroker, req: int, err: str, data, hw: int, diverging) -> None:
         f = b.follow
         if f is None or f.req != req or f.phase != "fetching":
             return
@@ -376,12 +296,16 @@ class NodesMixin:
                 self._send_ofle(b)
             return
         log = b.log
-        if batches and batches[0].base_offset == log.log_end_offset:
-            for batch in batches:
-                log.append(batch)
-                b.appended(batch, self.snapshot_every)
+        if data and B.read_header(data).base_offset == log.log_end_offset:
+            try:
+                log.append_replicated(data, self.now)  # checks every digest
+            except LogStoreError:  # (a corrupt batch): the real follower answers an error
+                f.next_ms = self.now + FETCH_TIMEOUT_MS
+                self.stats.corrupt_fetched += 1
+                return
+            b.appended(data, self.snapshot_every)
         b.hw = max(b.hw, R.follower_high_watermark(hw, log.log_end_offset))
-        if batches:
+        if data:
             self._send_fetch(b)
         else:
             f.next_ms = self.now + FETCH_BACKOFF_MS
@@ -401,10 +325,12 @@ class NodesMixin:
         self._damage_tick(b)
         if self.now >= b.next_hb_ms:
             b.next_hb_ms = self.now + HEARTBEAT_MS
-            self._send(b.id, CONTROLLER, ("hb", b.incarnation))
+            self._send(b.id, CONTROLLER, ("hb", b.incarnation, b.meta_offset))
         if self.now >= b.next_checkpoint_ms:
             b.next_checkpoint_ms = self.now + CHECKPOINT_MS
             b.hw_checkpoint = min(b.hw, b.log.log_end_offset)
+            b.log.log.flush()  # the recovery point (its checkpoint: maybe_flush's timer)
+            b.log.log.maybe_flush(self.now)
 
     def _tick(self, node) -> None:
         if node == CONTROLLER:

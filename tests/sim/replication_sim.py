@@ -55,6 +55,7 @@ from rillet.coordinator import replication as R
 
 from ..history import History, check
 from .replication_clients import ClientsMixin
+from .replication_controller import ControllerMixin
 from .replication_damage import DamageMixin
 from .replication_nodes import NodesMixin
 from .replication_world import (
@@ -91,6 +92,8 @@ class Stats:
     damaged: int = 0  # crashes that came back with a log cut short (and reported damage)
     flips: int = 0  # batches whose bits flipped at rest
     damage_reports: int = 0  # damaged batches found (recovery, read or scrubber)
+    found_by_log: int = 0  # ... of them, by the log store itself (recovery, verify, scrub)
+    corrupt_fetched: int = 0  # fetched batches a follower's append refused (bad digest)
     healed: int = 0  # damaged replicas that truncated and re-fetched
     offline_damaged: int = 0  # 1 if the seed ended offline: its last in-sync replica damaged
     damage_lost: int = 0  # committed records no replica holds any more (offline seeds)
@@ -105,7 +108,7 @@ class Stats:
 DAMAGE_SHARE = float(os.environ.get("RILLET_REPL_DAMAGE_SHARE", "0.12"))  # of all faults
 
 
-class ReplicationSimulation(NodesMixin, ClientsMixin, DamageMixin):
+class ReplicationSimulation(ControllerMixin, NodesMixin, ClientsMixin, DamageMixin):
     def __init__(self, seed: int, steps: int = DEFAULT_STEPS, *, variant: str = "") -> None:
         if variant and variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; known: {VARIANTS}")
@@ -129,10 +132,7 @@ class ReplicationSimulation(NodesMixin, ClientsMixin, DamageMixin):
         self.reassign = rng.random() < 0.5
         self.ids = BROKERS + ((SPARE,) if self.reassign else ())
         self.brokers = {b: SimBroker(b) for b in self.ids}
-        self.state = E.PartitionState(BROKERS, BROKERS, BROKERS[0], 0, 0)
-        self.live = set(self.ids)
-        self.last_hb = dict.fromkeys(self.ids, 0)
-        self.incarnation_seen = dict.fromkeys(self.ids, 0)
+        self._controller_init()
         self.producers = {name: SimProducer(name, 1000 + i) for i, name in enumerate(("p1", "p2"))}
         self.history = History()
         self.position = 0
@@ -208,7 +208,7 @@ class ReplicationSimulation(NodesMixin, ClientsMixin, DamageMixin):
             r
             for r in self.state.isr
             if (b := self.brokers[r]).alive
-            and self.incarnation_seen[r] == b.incarnation
+            and self.image.brokers[r].incarnation == str(b.incarnation)
             and b.damage is None
             and r not in self.state.damaged
         )
@@ -291,8 +291,7 @@ class ReplicationSimulation(NodesMixin, ClientsMixin, DamageMixin):
         b = self.brokers[broker]
         if b.alive:
             return
-        if b.damaged_on_restart:
-            self._damage_on_restart(b)
+        self._reopen(b)
         b.alive = True
         b.reset_volatile()
         b.next_hb_ms = self.now
@@ -358,7 +357,10 @@ class ReplicationSimulation(NodesMixin, ClientsMixin, DamageMixin):
         if st.leader == E.NO_LEADER or st.adding_replicas or st.removing_replicas or st.damaged:
             return False
         if any(
-            self.brokers[r].damage is not None or self.brokers[r].log.flipped for r in st.replicas
+            (b := self.brokers[r]).damage is not None
+            or b.log.flipped
+            or b.log.log.unverified_bytes  # (bytes opened unchecked: the scrubber is not done)
+            for r in st.replicas
         ):
             return False
         if set(st.isr) != set(st.replicas):
@@ -448,6 +450,8 @@ def main(argv: list[str] | None = None) -> int:
             "damaged",
             "flips",
             "damage_reports",
+            "found_by_log",
+            "corrupt_fetched",
             "healed",
             "offline_damaged",
             "damage_lost",

@@ -1,10 +1,11 @@
 """The pieces the replication simulator wires together (see replication_sim.py).
 
-* ``SimBatch`` / ``MemLog``: an in-memory partition log with the real ``LeaderEpochCache``.
-  A crash keeps the log (a process crash keeps the OS page cache; Kafka's durability comes
-  from replication, not fsync), the HW checkpoint, and producer-state snapshots. A bit flip
-  really changes a batch's values and marks it ``flipped`` (its digest no longer matches), so
-  a replica that served it would spread corrupt values the checks see.
+* ``SimLog`` (replication_log.py): the shipped ``PartitionLog`` on a ``MemFileSystem``.
+  A crash keeps the files (a process crash keeps the OS page cache; Kafka's durability comes
+  from replication, not fsync) and the restart runs the real recovery; the HW checkpoint is
+  kept, producer-state snapshots are real snapshot files. A bit flip really changes a byte
+  of a batch (its digest no longer matches), so a replica that served it would spread
+  corrupt values the checks see.
 * ``SimBroker``: one broker's durable and volatile state for the one partition, including
   ``damage``: the offset of the first damaged batch it knows of (replication_damage.py).
 * ``SimProducer``: an idempotent producer client (acks=all, up to 5 batches in flight, Kafka's
@@ -15,13 +16,14 @@
 
 from __future__ import annotations
 
-import bisect
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from rillet.coordinator.election import PartitionState
 from rillet.coordinator.replication import LeaderReplica
-from rillet.logstore.epochs import LeaderEpochCache
+from rillet.logstore import batch as B
 from rillet.logstore.producer_state import ProducerStateManager, rebuild_from_log
+
+from .replication_log import SimLog
 
 CONTROLLER = 0
 BROKERS = (1, 2, 3)  # the partition's replicas at the start
@@ -56,92 +58,6 @@ class InvariantViolation(AssertionError):
     """A replication safety property broke."""
 
 
-@dataclass(frozen=True, slots=True)
-class SimBatch:
-    """A stamped batch; the attribute names match ``BatchHeader`` so producer state can be
-    rebuilt from it."""
-
-    base_offset: int
-    leader_epoch: int
-    producer_id: int
-    producer_epoch: int
-    base_sequence: int
-    values: tuple[bytes, ...]
-    max_timestamp: int = 0
-    is_transactional: bool = False  # the simulated producers are idempotent, not transactional
-    is_control: bool = False
-
-    @property
-    def last_offset_delta(self) -> int:
-        return len(self.values) - 1
-
-    @property
-    def last_offset(self) -> int:
-        return self.base_offset + len(self.values) - 1
-
-
-class MemLog:
-    log_start_offset = 0
-
-    def __init__(self) -> None:
-        self.batches: list[SimBatch] = []
-        self.bases: list[int] = []
-        self.values: list[bytes] = []  # values[offset]
-        self.epochs = LeaderEpochCache(log_end_offset=lambda: len(self.values))
-        self.low_water = 0  # lowest log end offset since the checker last looked
-        self.flipped: set[int] = set()  # base offsets of batches whose digest fails (bit rot)
-
-    @property
-    def log_end_offset(self) -> int:
-        return len(self.values)
-
-    def append(self, batch: SimBatch) -> None:
-        if batch.base_offset != len(self.values):
-            raise AssertionError(f"append at {batch.base_offset}, log end {len(self.values)}")
-        self.epochs.assign(batch.leader_epoch, batch.base_offset)
-        self.batches.append(batch)
-        self.bases.append(batch.base_offset)
-        self.values.extend(batch.values)
-
-    def truncate_to(self, offset: int) -> None:
-        if offset >= len(self.values):
-            return
-        i = max(bisect.bisect_right(self.bases, offset) - 1, 0)
-        end = self.bases[i] if self.batches else 0
-        del self.batches[i:], self.bases[i:], self.values[end:]
-        self.epochs.truncate_from_end(end)
-        self.low_water = min(self.low_water, end)
-        self.flipped = {o for o in self.flipped if o < end}
-
-    def flip(self, index: int) -> int:
-        """Bit rot in batch ``index``: its values change in place and its digest fails from
-        now on. Returns the batch's base offset."""
-        batch = self.batches[index]
-        bad = tuple(b"\xff" + v for v in batch.values)
-        self.batches[index] = replace(batch, values=bad)
-        self.values[batch.base_offset : batch.last_offset + 1] = bad
-        self.flipped.add(batch.base_offset)
-        return batch.base_offset
-
-    def first_flipped(self, start: int, end: int) -> int | None:
-        """Base offset of the first flipped batch holding an offset in [start, end), or None."""
-        found = None
-        for base in self.flipped:
-            i = bisect.bisect_left(self.bases, base)
-            if base < end and self.batches[i].last_offset >= start:
-                found = base if found is None else min(found, base)
-        return found
-
-    def read(self, offset: int, max_batches: int) -> tuple[SimBatch, ...]:
-        i = bisect.bisect_left(self.bases, offset)
-        return tuple(self.batches[i : i + max_batches])
-
-    def batch_headers(self, from_offset: int | None = None):
-        offset = 0 if from_offset is None else from_offset
-        i = max(bisect.bisect_right(self.bases, offset) - 1, 0)
-        return iter(self.batches[i:])
-
-
 @dataclass(slots=True)
 class FollowState:
     leader: int
@@ -166,9 +82,8 @@ class SimBroker:
         self.damage_epoch = -1  # the leader epoch it knew when it found it (-1: not yet known)
         self.pre_damage: list[bytes] = []  # its log's values before damage last cut it
         # durable
-        self.log = MemLog()
+        self.log = SimLog(broker_id)
         self.hw_checkpoint = 0
-        self.snapshots: dict[int, bytes] = {}
         self.reset_volatile()
 
     def reset_volatile(self) -> None:
@@ -176,15 +91,21 @@ class SimBroker:
         self.leader: LeaderReplica | None = None
         self.follow: FollowState | None = None
         self.hw = min(self.hw_checkpoint, self.log.log_end_offset)
-        self.pstate: ProducerStateManager = rebuild_from_log(self.log, self.snapshots)
+        self.pstate: ProducerStateManager = self.rebuild_pstate()
         self.last_snapshot = self.pstate.map_end_offset
         self.parked: dict[
             int, tuple[str, int, int]
         ] = {}  # purgatory key -> (client, attempt, base)
         self.next_hb_ms = 0
+        self.meta_offset = 0  # the metadata offset of the newest state it applied
         self.next_checkpoint_ms = 0
         self.damage_acked = False  # the controller answered our ReplicaDamage with NONE
         self.next_damage_ms = 0
+
+    def rebuild_pstate(self, upto: int | None = None) -> ProducerStateManager:
+        """Producer state as the broker rebuilds it: latest snapshot file + log replay."""
+        end = self.log.log_end_offset if upto is None else upto
+        return rebuild_from_log(self.log, self.log.snapshots.read(max_offset=end))
 
     def truncate(self, offset: int) -> None:
         log = self.log
@@ -192,21 +113,25 @@ class SimBroker:
         # leader assigned at its log end): drop them too, or the follower would keep
         # announcing an epoch the leader never had (an endless KIP-320 divergence loop)
         log.epochs.truncate_from_end(offset)
-        if offset >= log.log_end_offset:
+        before = log.log_end_offset
+        log.truncate_to(offset)  # (also forgets damage at or past its end)
+        if offset >= before:
             return
-        log.truncate_to(offset)
         end = log.log_end_offset
         self.hw = min(self.hw, end)
-        for o in [o for o in self.snapshots if o > end]:
-            del self.snapshots[o]
+        log.snapshots.delete_above(end)
         if not self.pstate.truncate_to(end):
-            self.pstate = rebuild_from_log(log, self.snapshots)
+            self.pstate = self.rebuild_pstate()
         self.last_snapshot = min(self.last_snapshot, end)
 
-    def appended(self, batch: SimBatch, snapshot_every: int) -> None:
-        self.pstate.update_from_header(batch)
+    def appended(self, data: bytes, snapshot_every: int, *, leader: bool = False) -> None:
+        """After ``data`` (stamped batches) reached the log: a follower's producer state
+        follows the headers (the leader's was updated by ``append_validated``); snapshots."""
+        if not leader:
+            for header, _view in B.iter_batches(data, validate=False):
+                self.pstate.update_from_header(header)
         if self.pstate.map_end_offset - self.last_snapshot >= snapshot_every:
-            self.snapshots[self.pstate.map_end_offset] = self.pstate.snapshot()
+            self.log.snapshots.write(self.pstate, self.log.log_end_offset)
             self.last_snapshot = self.pstate.map_end_offset
 
 

@@ -1,9 +1,12 @@
-"""Deliberately broken Raft nodes, to prove the simulator's checker catches real bugs."""
+"""Deliberately broken Raft nodes and replication parts, to prove the simulators' checkers
+catch real bugs (the replication simulator's other variants are switches in its code)."""
 
 from __future__ import annotations
 
 from rillet.coordinator.raft import PersistHardState, RaftNode
 from rillet.coordinator.raft.effects import FlushLog, Send
+from rillet.logstore import batch as B
+from rillet.logstore.producer_state import SequenceCheck
 
 
 class NoLogCheckNode(RaftNode):
@@ -41,6 +44,40 @@ class PreviousTermCommitNode(RaftNode):
         index = matches[self.majority - 1]
         if index > self.commit_index:
             self._commit_to(index)
+
+
+class NoDedupProducerState:
+    """Producer state for ``append_validated`` that never answers a retry as a duplicate:
+    the leader appends it again (the replication simulator's "no-dedup" variant)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def check_batch(self, header) -> SequenceCheck:
+        check = self.inner.check_batch(header)
+        return SequenceCheck() if check.duplicate is not None else check
+
+    def update(self, *args) -> None:
+        self.inner.update(*args)
+
+    def __getattr__(self, name: str):  # everything else as the real state does it
+        return getattr(self.inner, name)
+
+
+def reframed(data: bytes) -> bytes:
+    """Batches with their digests recomputed, as a leader that re-encodes what it serves
+    without checking it first would send them (the "no-digest-check" variant): rot in its
+    log then passes the follower's and the consumer's digest checks."""
+    out = bytearray(data)
+    pos = 0
+    while pos < len(out):
+        end = pos + B.read_header(out, pos).length
+        view = memoryview(out)[pos:end]
+        digest = B._digest(view)
+        view.release()
+        out[pos + B.DIGEST_START : pos + B.DIGEST_END] = digest
+        pos = end
+    return bytes(out)
 
 
 VARIANTS = {

@@ -251,6 +251,35 @@ def test_unclean_stop_with_flipped_bit_truncates_there(tmp_path):
     assert len(segment_files(tmp_path)) == len(log.segments)
 
 
+def test_damaged_last_batch_of_a_sealed_segment_is_damage_not_a_torn_tail(tmp_path):
+    """Found by the replication simulator: a bad batch at the end of a segment that later
+    segments follow is not the torn end of a write (the log rolled after it was written).
+    Recovery used to call it a torn tail and silently delete the later segments' records."""
+    log = PartitionLog.open(tmp_path, SMALL, 0)
+    fill(log, 30)  # several segments, all above the recovery point (0)
+    log.abandon()  # a kill -9: the page cache (every byte written) survives
+    first = segment_files(tmp_path)[0]
+    raw = bytearray(first.read_bytes())
+    sizes = [h.length for h, _ in iter_batches(bytes(raw))]
+    raw[sum(sizes[:-1]) + 60] ^= 0x08  # inside the digest-covered part of its last batch
+    first.write_bytes(raw)
+    log = PartitionLog.open(tmp_path, SMALL, 0)
+    cut = 3 * (len(sizes) - 1)
+    assert log.log_end_offset == cut
+    assert log.recovery.torn_tail is None and log.recovery.damage.offset == cut
+
+
+def test_torn_tail_of_the_last_segment_is_still_a_torn_tail(tmp_path):
+    log = PartitionLog.open(tmp_path, SMALL, 0)
+    fill(log, 30)
+    log.abandon()
+    last = segment_files(tmp_path)[-1]
+    last.write_bytes(last.read_bytes()[:-5])
+    log = PartitionLog.open(tmp_path, SMALL, 0)
+    assert log.log_end_offset == 87
+    assert log.recovery.damage is None and log.recovery.torn_tail is not None
+
+
 def test_flipped_base_offset_is_caught_by_contiguity(tmp_path):
     log = PartitionLog.open(tmp_path, LogConfig(), 0)
     fill(log, 5)

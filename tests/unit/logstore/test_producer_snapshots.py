@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from rillet.logstore.batch import BatchBuilder, iter_batches
 from rillet.logstore.fs import FileSystem
+from rillet.logstore.log import LogConfig, PartitionLog
+from rillet.logstore.memfs import MemFileSystem
 from rillet.logstore.producer_snapshots import SNAPSHOTS_KEPT, ProducerSnapshots
-from rillet.logstore.producer_state import ProducerStateManager
+from rillet.logstore.producer_state import ProducerStateManager, rebuild_from_log
+from rillet.logstore.validator import append_validated
 
 
 def _state(end: int, producers: int = 1) -> ProducerStateManager:
@@ -37,3 +43,36 @@ def test_the_newest_are_kept_and_truncation_drops_those_above(tmp_path) -> None:
     # a stray file that is not a snapshot is left alone
     (tmp_path / "notes.snapshot").write_text("x")
     assert sorted(snaps.files()) == kept[:1]
+
+
+def test_open_drops_snapshots_above_a_log_that_recovery_cut() -> None:
+    """Found by the replication simulator: recovery cut the log below a snapshot, the file
+    stayed, and once the log had grown past its offset again with other records, a rebuild
+    loaded it: producer state of records that no longer exist (wrong duplicate checks)."""
+    fs, d = MemFileSystem(), Path("/mem/t-0")
+
+    def produce(log, state, epoch, seq):
+        b = BatchBuilder(producer_id=7, producer_epoch=epoch, base_sequence=seq)
+        b.append(0, None, b"v")
+        assert append_validated(log, state, b.build(), 0, 0).error == "NONE"
+
+    log = PartitionLog.open(d, LogConfig(), 0, fs=fs)
+    snaps, state = ProducerSnapshots(fs, d), ProducerStateManager()
+    for seq in range(4):
+        produce(log, state, 0, seq)
+    assert snaps.write(state, log.log_end_offset)  # a snapshot at 4
+    log.abandon()  # the process dies; batch 2 rots meanwhile
+    seg = d / "00000000000000000000.log"
+    sizes = [h.length for h, _ in iter_batches(fs.read_bytes(seg))]
+    fs.flip(seg, sum(sizes[:2]) + 60)  # inside the digest-covered part of batch 2
+    log = PartitionLog.open(d, LogConfig(), 0, fs=fs)
+    assert log.log_end_offset == 2 and log.recovery.damage is not None
+    snaps = ProducerSnapshots(fs, d)
+    state = snaps.recover_state(log)
+    assert sorted(snaps.files()) == []  # the snapshot at 4 described records now gone
+    for seq in range(2):  # the log grows past 4 again, a new producer epoch
+        produce(log, state, 1, seq)
+    produce(log, state, 1, 2)
+    rebuilt = rebuild_from_log(log, snaps.read())
+    assert rebuilt.entry(7).producer_epoch == state.entry(7).producer_epoch == 1
+    assert rebuilt.entry(7).last_seq == state.entry(7).last_seq == 2

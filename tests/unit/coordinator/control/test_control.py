@@ -202,6 +202,30 @@ def test_a_new_incarnation_retires_the_old_one() -> None:
     assert hb.register(image, Beat(1, incarnation="a"), unclean_default=False).records == []
 
 
+def test_a_late_beat_of_an_older_unregistered_process_does_not_lock_out_the_new_one() -> None:
+    """Found by the replication simulator: process 1 of broker 1 died before registering,
+    process 2 registered, then process 1's heartbeat arrived. It used to register process 1
+    and retire process 2, the live one, which then got STALE_BROKER_EPOCH forever."""
+    image = _cluster(1, 2, 3)  # (registered as incarnation "a": no start sequence)
+    hb = cb.BrokerHeartbeats(session_timeout_ms=1000)
+    two = Beat(1, incarnation="0002-f00d", clean_shutdown=False)
+    assert hb.heartbeat(image, two, now_ms=0, applied_index=0).action == cb.REGISTER
+    image = md.replay(hb.register(image, two, unclean_default=False).records, image)
+    one = Beat(1, incarnation="0001-beef", clean_shutdown=False)
+    assert hb.heartbeat(image, one, now_ms=1, applied_index=0).error == "STALE_BROKER_EPOCH"
+    assert hb.register(image, one, unclean_default=False).records == []
+    beat = hb.heartbeat(
+        image,
+        Beat(1, incarnation="0002-f00d", metadata_offset=99),
+        now_ms=2,
+        applied_index=image.offset,
+    )
+    assert beat.error == "NONE" and beat.action == cb.UNFENCE
+    three = Beat(1, incarnation="0003-cafe")  # a later restart still registers at once
+    assert hb.heartbeat(image, three, now_ms=3, applied_index=0).action == cb.REGISTER
+    assert cb.older("7-x", "10-y") and not cb.older("a", "10-y") and not cb.older("10", "9")
+
+
 def test_alter_partition_and_damage() -> None:
     image = _cluster(1, 2, 3)
     image = md.replay(_create(image, NewTopic("t", 1, 3)).records, image)
