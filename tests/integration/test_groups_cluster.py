@@ -60,6 +60,7 @@ def test_groups_are_coordinated_by_the_leader_of_their_offsets_partition(cluster
         assert admin.describe_groups(["g3"])["g3"].coordinator == coordinators["g3"]
 
 
+@pytest.mark.slow  # ~35 s: coordinator failover runs with -m slow (docs in README)
 @pytest.mark.timeout(120)
 def test_the_group_carries_on_after_its_coordinators_broker_is_killed(cluster_factory):
     cluster = cluster_factory(brokers=3, configs={

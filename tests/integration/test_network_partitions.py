@@ -187,6 +187,7 @@ def test_a_leader_cut_off_for_5_s_twice_rejoins_and_nothing_is_lost(netns_cluste
     _isolate_leader(netns_cluster, 5, 2)
 
 
+@pytest.mark.slow  # a long schedule (~25 s); the 5 s ones stay in the default suite
 @pytest.mark.timeout(180)
 def test_a_leader_cut_off_for_20_s_rejoins_and_nothing_is_lost(netns_cluster) -> None:
     _isolate_leader(netns_cluster, 20, 1)
