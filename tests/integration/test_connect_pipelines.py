@@ -278,6 +278,7 @@ def test_soak_file_to_sqlite_with_many_kills_and_two_tasks(tmp_path, cluster):
         worker.stop()
 
 
+@pytest.mark.slow  # ~10 s; the file -> topic -> SQLite kill -9 run stays in the default suite
 @pytest.mark.timeout(150)
 def test_sqlite_to_topic_to_file_survives_two_kill_9(tmp_path, cluster):
     total = 2000

@@ -247,6 +247,7 @@ def _isolate_controller(c: NetnsCluster, seconds: float, rounds: int, abort: boo
     _finish_and_check(c)
 
 
+@pytest.mark.slow  # ~20 s; the 5 s leader schedule stays in the default suite
 @pytest.mark.timeout(180)
 def test_the_controller_cut_off_for_5_s_twice_is_replaced_and_rejoins_as_a_voter(
     netns_cluster,
