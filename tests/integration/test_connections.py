@@ -33,13 +33,17 @@ MAX_REQUEST_BYTES = 65536  # socket.request.max.bytes: a bigger frame makes Zero
 
 def _cluster(directory: Path, configs: dict[str, str]):
     cluster = LocalCluster(directory, 1, {**TEST_BROKER_CONFIGS, **configs})
-    cluster.start(timeout_s=30)
-    wire = Wire(cluster.address(1))
-    # the launcher's readiness probes have closed: their sessions go (each test checks that
-    # only its own are left, so this waits without judging)
-    deadline = time.monotonic() + 10
-    while stats(wire).connection_count > 1 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    try:
+        cluster.start(timeout_s=30)
+        wire = Wire(cluster.address(1))
+        # the launcher's readiness probes have closed: their sessions go (each test checks
+        # that only its own are left, so this waits without judging)
+        deadline = time.monotonic() + 10
+        while stats(wire).connection_count > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    except BaseException:  # the fixture's teardown never runs for a failed set-up
+        cluster.stop(timeout_s=10)
+        raise
     return cluster, wire
 
 
