@@ -35,10 +35,8 @@ import argparse
 import bisect
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -50,38 +48,9 @@ FOLLOWER = ["F.resp", "F.appended", "B.hw"]
 
 
 def run(brokers: int, acks: str, total: int, rate: int, trace_dir: str) -> dict:
-    from rillet import Admin, NewTopic
-    from rillet.launcher import LocalCluster
-
-    os.environ["RILLET_TRACE"] = trace_dir  # inherited by brokers, producer and consumer
-    with tempfile.TemporaryDirectory(prefix="rillet-hops-") as tmp:
-        cluster = LocalCluster(Path(tmp), brokers=brokers)
-        cluster.start()
-        try:
-            boot = cluster.bootstrap_servers
-            with Admin({"bootstrap.servers": boot}) as a:
-                configs = {"min.insync.replicas": "2"} if brokers >= 3 else {}
-                a.create_topics([NewTopic("lat", 1, min(3, brokers), configs=configs)])
-            out = str(Path(tmp) / "lat.json")
-            me = [sys.executable, E.__file__]
-            cons = subprocess.Popen([*me, "--role", "consumer", "--bootstrap", boot,
-                                     "--records", str(total), "--out", out])
-            try:
-                deadline = time.monotonic() + 30
-                while not Path(out + ".ready").exists():
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("the consumer did not start")
-                    time.sleep(0.05)
-                subprocess.run([*me, "--role", "producer", "--bootstrap", boot, "--records",
-                                str(total), "--rate", str(rate), "--acks", acks],
-                               check=True, timeout=300)
-                cons.wait(180)
-            finally:
-                if cons.poll() is None:
-                    cons.kill()
-            return E.summary(json.loads(Path(out).read_text()), total)
-        finally:
-            cluster.stop()
+    """e2e_latency's run, with the trace marks on (every process inherits RILLET_TRACE)."""
+    os.environ["RILLET_TRACE"] = trace_dir
+    return E.rillet_run(brokers, acks, total, rate)
 
 
 def load(trace_dir: str) -> list[tuple[int, str, str]]:
