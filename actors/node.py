@@ -441,6 +441,17 @@ class BrokerNode:
         with self._replica_lock:
             self.ctx.image = new
             changes = local_changes(old, new, self.broker_id, self.ctx.replicas)
+            settings: dict[str, tuple] = {}  # per topic: its log config and replica settings
+
+            def topic_settings(name: str) -> tuple:
+                if name not in settings:
+                    topic = new.topics[name]
+                    settings[name] = (
+                        log_config(topic.configs, self.configs),
+                        self._replica_config(topic),
+                    )
+                return settings[name]
+
             for name, p, reason in changes.deletes:
                 ref = self.ctx.replicas.pop((name, p), None)
                 directory = self._partition_dir(name, p)
@@ -452,26 +463,19 @@ class BrokerNode:
                 if ref is not None:
                     ref.tell(R.Delete(doomed))
             for name, p, info in changes.changed:
-                extra = self._replica_config(new.topics[name])
+                extra = topic_settings(name)[1]
                 self.ctx.replicas[(name, p)].tell(
                     R.PartitionChanged(info, extra["min_insync_replicas"])
                 )
             for name in changes.reconfigured:
-                topic = new.topics[name]
-                config = log_config(topic.configs, self.configs)
-                for p in topic.partitions:
+                config = topic_settings(name)[0]
+                for p in new.topics[name].partitions:
                     ref = self.ctx.replicas.get((name, p))
                     if ref is not None:
                         ref.tell(R.Reconfigure(config))
-            configs: dict[str, tuple] = {}  # per topic: its log config and replica settings
             for name, p, info in changes.creates:
                 topic = new.topics[name]
-                if name not in configs:
-                    configs[name] = (
-                        log_config(topic.configs, self.configs),
-                        self._replica_config(topic),
-                    )
-                config, extra = configs[name]
+                config, extra = topic_settings(name)
                 self.ctx.replicas[(name, p)] = R.PartitionReplica.start(
                     name,
                     p,
