@@ -612,23 +612,38 @@ def fence_broker(
     partition it led moves to another live in-sync replica (``election.fence_broker``: first
     live ISR member in replica order, leader epoch bumped; leader -1 if there is none) and it
     leaves the ISRs (never emptying one)."""
+    return fence_with_decisions(image, broker_id, unclean_default)[0]
+
+
+def fence_with_decisions(
+    image: MetadataImage, broker_id: int, unclean_default: bool = False
+) -> tuple[list[object], list]:
+    """``fence_broker``'s records and the election decisions they come from (which say
+    whether an election was unclean)."""
     from .election import fence_broker as decide
 
     info = image.brokers.get(broker_id)
     if info is None or info.fenced:
-        return []
+        return [], []
     decisions = decide(image, broker_id, unclean_default=unclean_default)
-    return [FenceBroker(broker_id=broker_id), *_changes(decisions)]
+    return [FenceBroker(broker_id=broker_id), *_changes(decisions)], decisions
 
 
 def unfence_records(
     image: MetadataImage, broker_id: int, unclean_default: bool = False
 ) -> list[object]:
     """Records unfencing a registered broker: offline partitions it can lead get it back."""
+    return unfence_with_decisions(image, broker_id, unclean_default)[0]
+
+
+def unfence_with_decisions(
+    image: MetadataImage, broker_id: int, unclean_default: bool = False
+) -> tuple[list[object], list]:
+    """``unfence_records``' records and the election decisions they come from."""
     from .election import unfence_broker as decide
 
     info = image.brokers.get(broker_id)
     if info is None or not info.fenced:
-        return []
+        return [], []
     decisions = decide(image, broker_id, unclean_default=unclean_default)
-    return [UnfenceBroker(broker_id=broker_id), *_changes(decisions)]
+    return [UnfenceBroker(broker_id=broker_id), *_changes(decisions)], decisions

@@ -120,10 +120,9 @@ class BrokerHeartbeats:
         if now_ms - seen <= self.session_timeout_ms:
             return ControllerResult([], None)
         self.unfence_at.pop(broker_id, None)
-        records = md.fence_broker(image, broker_id, unclean_default)
+        records, decisions = md.fence_with_decisions(image, broker_id, unclean_default)
         if not records:
             return ControllerResult([], None)
-        decisions = el.fence_broker(image, broker_id, unclean_default=unclean_default)
         note = Note(
             "warning",
             f"fencing broker {broker_id}: no heartbeat for {now_ms - seen} ms; "
@@ -184,10 +183,9 @@ class BrokerHeartbeats:
     ) -> ControllerResult[None]:
         """Records unfencing a registered broker: offline partitions it can lead get it back."""
         self.unfence_at.pop(broker_id, None)
-        records = md.unfence_records(image, broker_id, unclean_default)
+        records, decisions = md.unfence_with_decisions(image, broker_id, unclean_default)
         if not records:
             return ControllerResult([], None)
-        decisions = el.unfence_broker(image, broker_id, unclean_default=unclean_default)
         note = Note(
             "info",
             f"unfencing broker {broker_id}; {len(records) - 1} partition(s) get a leader back",
