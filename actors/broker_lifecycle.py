@@ -114,6 +114,7 @@ class BrokerLifecycle(DispatchedActor):
                     self._log.warning("ignoring unknown message {!r}", type(message).__name__)
         except Exception:  # noqa: BLE001 - one bad input must not stop the heartbeats
             self._log.exception("lifecycle failed on {}", type(message).__name__)
+            self._inflight = False  # a beat that failed to leave is not awaited
             self._arm(self.heartbeat_ms)
         return None
 

@@ -127,3 +127,18 @@ def test_an_observer_asks_the_voters_in_turn_and_passes_on_hints(ticker) -> None
     assert [a for a, _ in endpoint.sent[:2]] == ["h:1", "h:3"]
     wait_until(lambda: hints, 5, "the controller hint")
     assert hints[0] == 3
+
+
+def test_a_beat_that_fails_to_leave_does_not_stop_the_heartbeats(ticker) -> None:
+    class Failing(Endpoint):
+        def request(self, address, request, timeout_ms):
+            with self.lock:
+                self.sent.append((address, request))
+            if len(self.sent) == 1:
+                raise RuntimeError("endpoint closed under us")
+            return super().request(address, request, timeout_ms)
+
+    endpoint = Failing(P.BrokerHeartbeatResponse(controller_id=1))
+    ref = _start(ticker, endpoint, None, {1: "h:1", 2: "h:2"}, heartbeat_ms=20)
+    ref.tell(Progress(1, 0, md.MetadataImage()))
+    wait_until(lambda: len(endpoint.sent) >= 3, 5, "beats after the failed one")
