@@ -15,6 +15,11 @@ the serial of the connection it came on, and a ``DISCONNECTED`` releases the pee
 one that reconnected and has not spoken yet is released and simply starts afresh with its
 next message.
 
+Order matters: the endpoint applies every queued monitor event before it ties a message to
+its descriptor. Otherwise a closed connection's ``DISCONNECTED``, still queued when the kernel
+gave its descriptor to a new connection, would be applied after the new connection's first
+message was tied to the stale entry, and release the new connection's peer.
+
 Pure bookkeeping, no zmq, no clock: ``transport/endpoint.py`` owns one per server socket and
 calls it on its I/O thread only (not thread-safe).
 """

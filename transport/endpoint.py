@@ -360,11 +360,14 @@ class ServerEndpoint:
     def _seen(self, peer: bytes, fd: int) -> bool:
         if fd < 0:  # descriptor unknown to libzmq: not tracked (idle expiry still applies)
             return True
-        if self._connections.seen(peer, fd):
-            return True
-        # A connection's ACCEPTED is queued before its first message can be read, so an
-        # unknown descriptor is either new since the last drain or already closed.
-        self._drain_monitor()
+        # A connection's ACCEPTED is queued on the monitor before its first message can be
+        # read. So every event still queued now happened before this message's connection was
+        # accepted: apply them first, or a closed connection's DISCONNECTED, still queued when
+        # a new connection reused its descriptor, would be applied after this message tied its
+        # peer to the stale entry, and release the new connection's peer. (The monitor is
+        # polled, not read, when it is empty: one getsockopt per message.)
+        if self._monitor.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            self._drain_monitor()
         return self._connections.seen(peer, fd)
 
     def _gone(self, peers: list[bytes]) -> None:

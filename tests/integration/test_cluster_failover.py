@@ -72,8 +72,6 @@ def test_killing_the_active_controller_elects_another_which_the_old_one_follows(
     assert {b.broker_id for b in meta.brokers} == set(c.broker_ids)
 
 
-@pytest.mark.slow  # INTERMITTENT REGRESSION of this session (issues #12/#13 notes): an acks=1
-# produce to the killed leader's partitions sometimes gets no answer in 30 s (2 of 6 full runs)
 def test_a_killed_broker_is_fenced_and_the_partitions_it_led_get_new_leaders(cluster3):
     c = cluster3
     controller = wait_until(lambda: agreed_controller(c), 10, "an active controller")

@@ -104,9 +104,6 @@ def test_sessions_are_released_when_clients_close(broker) -> None:
     assert after.connection_close_idle_total == before.connection_close_idle_total
 
 
-@pytest.mark.slow  # KNOWN RACE (issue #12 note): a monitor DISCONNECTED event read after
-# a new connection reused the closed one's descriptor can release the new session; this
-# test hits it in about half of full-suite runs. Fix: ROUTER_NOTIFY (in-band, per peer).
 def test_a_client_killed_mid_request_releases_its_session_and_parked_fetch(broker) -> None:
     cluster, wire = broker
     before = _settled(wire)
