@@ -30,6 +30,25 @@ class Append:
     reply: Callable[[P.ProducePartitionResponse], None] | None  # None: acks=0
     acks: int = 1
     timeout_ms: int = 30_000
+    # transactional batches (docs/transactions.md): a client's produce names its
+    # transactional id, and the leader verifies the partition is in the producer's ongoing
+    # transaction with its coordinator (KIP-890 part 1); an internal writer that checked the
+    # transaction itself (the group coordinator's TxnOffsetCommit) sets ``verified``
+    transactional_id: str | None = None
+    verified: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WriteMarker:
+    """Leader: append a COMMIT (``committed``) or ABORT marker for ``producer_id`` at
+    ``producer_epoch`` (WriteTxnMarkers). ``reply(error_code)`` once the marker is replicated
+    to the ISR (acks=all) or refused."""
+
+    producer_id: int
+    producer_epoch: int
+    committed: bool
+    coordinator_epoch: int
+    reply: Callable[[int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +64,7 @@ class Read:
     last_fetched_epoch: int = -1  # a follower's last batch epoch (KIP-320 divergence check)
     # a follower's fetch session (fetch_session.Watch): keep watching for it after answering
     watch: object | None = None
+    isolation_level: int = P.READ_UNCOMMITTED  # READ_COMMITTED: up to the LSO, aborted list
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,7 +63,11 @@ class ErrorCode(enum.IntEnum):
     INVALID_PRODUCER_EPOCH = 47
     INVALID_TXN_STATE = 48
     INVALID_PRODUCER_ID_MAPPING = 49
+    INVALID_TRANSACTION_TIMEOUT = 50
     CONCURRENT_TRANSACTIONS = 51
+    TRANSACTION_COORDINATOR_FENCED = 52
+    PRODUCER_FENCED = 90
+    TRANSACTIONAL_ID_NOT_FOUND = 105
     KAFKA_STORAGE_ERROR = 56
     UNKNOWN_PRODUCER_ID = 59
     REASSIGNMENT_IN_PROGRESS = 60
@@ -622,9 +626,24 @@ class FetchRequest:
     forgotten_topics: tuple[FetchForgottenTopic, ...] = ()
 
 
+READ_UNCOMMITTED = 0  # Fetch/ListOffsets isolation levels, Kafka's numbers
+READ_COMMITTED = 1
+
+
+@_msg
+class AbortedTransaction:
+    """In a read_committed fetch: ``producer_id``'s transaction that began at ``first_offset``
+    was aborted (its batches up to its ABORT marker are to be skipped)."""
+
+    producer_id: int
+    first_offset: int
+
+
 @_msg
 class FetchPartitionResponse:
-    """``records``: whole batches as stored, all below ``high_watermark`` (may be empty)."""
+    """``records``: whole batches as stored, all below ``high_watermark`` (may be empty); for
+    a read_committed fetch (``isolation_level`` 1) all below ``last_stable_offset``, with the
+    ``aborted_transactions`` that overlap them (None for read_uncommitted)."""
 
     partition: int
     error_code: int = 0
@@ -636,6 +655,7 @@ class FetchPartitionResponse:
     # leader's epoch there): truncate to it before fetching again; -1: no divergence
     diverging_epoch: int = -1
     diverging_end_offset: int = -1
+    aborted_transactions: tuple[AbortedTransaction, ...] | None = None
 
 
 @_msg
@@ -716,10 +736,15 @@ class ListOffsetsResponse:
 # COORDINATOR_LOAD_IN_PROGRESS (14) in the response's error_code.
 
 
+COORDINATOR_GROUP = 0  # FindCoordinator key types, Kafka's numbers
+COORDINATOR_TRANSACTION = 1
+
+
 @_msg
 class FindCoordinatorRequest:
-    """Which broker coordinates group ``key`` (``key_type`` 0 = group)? Creates the internal
-    ``__consumer_offsets`` topic on first use."""
+    """Which broker coordinates ``key``: a group (``key_type`` 0, ``COORDINATOR_GROUP``) or a
+    transactional id (1, ``COORDINATOR_TRANSACTION``)? Creates the internal
+    ``__consumer_offsets`` / ``__transaction_state`` topic on first use."""
 
     API: ClassVar[str] = "FindCoordinator"
     VERSION: ClassVar[int] = 0
@@ -848,6 +873,8 @@ class OffsetFetchRequest:
     member_id: str = ""
     member_epoch: int = -1
     topics: tuple[GroupTopicPartitions, ...] | None = None
+    # KIP-447: a partition with a pending transactional offset answers UNSTABLE_OFFSET_COMMIT
+    require_stable: bool = False
 
 
 @_msg
@@ -1249,12 +1276,19 @@ class AlterPartitionReassignmentsResponse:
 @_msg
 class InitProducerIdRequest:
     """An idempotent producer asks for its producer id and epoch (allocated by the
-    controller and persisted through the metadata log)."""
+    controller and persisted through the metadata log). With a ``transactional_id`` it goes to
+    that id's transaction coordinator instead (FindCoordinator key_type 1), which bumps the
+    epoch and fences older instances; ``transaction_timeout_ms`` is the producer's
+    ``transaction.timeout.ms``; ``producer_id`` / ``producer_epoch`` the pair it holds, if
+    any (KIP-360: a retry or a recovery from an abortable error)."""
 
     API: ClassVar[str] = "InitProducerId"
     VERSION: ClassVar[int] = 0
     transactional_id: str | None = None
     timeout_ms: int = 30000
+    transaction_timeout_ms: int = 60000
+    producer_id: int = -1
+    producer_epoch: int = -1
 
 
 @_msg
@@ -1264,6 +1298,7 @@ class InitProducerIdResponse:
     error_code: int = 0
     producer_id: int = -1
     producer_epoch: int = -1
+    error_message: str | None = None
 
 
 REPLICATION_REQUESTS = (
@@ -1285,6 +1320,175 @@ REPLICATION_RESPONSES = (
 
 CLUSTER_REQUESTS = (RaftRequest, BrokerHeartbeatRequest, MetadataFetchRequest)
 CLUSTER_RESPONSES = (RaftResponse, BrokerHeartbeatResponse, MetadataFetchResponse)
+
+
+# ------------------------------------------------------------------------------ transactions
+# See docs/transactions.md. AddPartitionsToTxn, AddOffsetsToTxn, EndTxn (and a transactional
+# InitProducerId) go to the transactional id's coordinator; TxnOffsetCommit to the group's
+# coordinator; WriteTxnMarkers from a transaction coordinator to partition leaders
+# (inter-broker only). A broker that is not the coordinator answers NOT_COORDINATOR.
+
+
+@_msg
+class TxnTopic:
+    """A topic and some of its partition numbers, in a transaction."""
+
+    name: str
+    partitions: tuple[int, ...]
+
+
+@_msg
+class AddPartitionsToTxnRequest:
+    """Before its first write to a partition in a transaction the producer adds it.
+    ``verify_only`` (KIP-890 part 1; sent by a partition leader, not by producers): add
+    nothing, answer per partition whether it is in the producer's ongoing transaction (NONE)
+    or not (INVALID_TXN_STATE, or the producer's error)."""
+
+    API: ClassVar[str] = "AddPartitionsToTxn"
+    VERSION: ClassVar[int] = 0
+    transactional_id: str
+    producer_id: int
+    producer_epoch: int
+    topics: tuple[TxnTopic, ...]
+    verify_only: bool = False
+
+
+@_msg
+class AddPartitionsToTxnResponse:
+    """``error_code`` set when the whole request failed (NOT_COORDINATOR, PRODUCER_FENCED,
+    ...); then every partition carries it too."""
+
+    API: ClassVar[str] = "AddPartitionsToTxn"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+    error_message: str | None = None
+    results: tuple[TopicPartitionErrors, ...] = ()
+
+
+@_msg
+class AddOffsetsToTxnRequest:
+    """The partition of ``__consumer_offsets`` that holds ``group_id`` joins the transaction
+    (before TxnOffsetCommit to the group's coordinator)."""
+
+    API: ClassVar[str] = "AddOffsetsToTxn"
+    VERSION: ClassVar[int] = 0
+    transactional_id: str
+    producer_id: int
+    producer_epoch: int
+    group_id: str
+
+
+@_msg
+class AddOffsetsToTxnResponse:
+    API: ClassVar[str] = "AddOffsetsToTxn"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+    error_message: str | None = None
+
+
+@_msg
+class EndTxnRequest:
+    """Commit (``committed`` True) or abort the ongoing transaction. The answer comes once
+    the decision is durable; the markers are written after (KIP-98)."""
+
+    API: ClassVar[str] = "EndTxn"
+    VERSION: ClassVar[int] = 0
+    transactional_id: str
+    producer_id: int
+    producer_epoch: int
+    committed: bool
+
+
+@_msg
+class EndTxnResponse:
+    """``producer_id`` / ``producer_epoch``: the pair to use for the next transaction (the
+    epoch is bumped at every end, KIP-890 part 2)."""
+
+    API: ClassVar[str] = "EndTxn"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+    error_message: str | None = None
+    producer_id: int = -1
+    producer_epoch: int = -1
+
+
+@_msg
+class TxnOffsetCommitRequest:
+    """Offsets committed inside a transaction: pending at the group coordinator until the
+    transaction's marker reaches the group's ``__consumer_offsets`` partition (visible on
+    COMMIT, dropped on ABORT). ``generation_id`` / ``member_id`` (KIP-447: the consumer's
+    group metadata; -1 / "" skip the check) fence a zombie whose partitions moved."""
+
+    API: ClassVar[str] = "TxnOffsetCommit"
+    VERSION: ClassVar[int] = 0
+    transactional_id: str
+    group_id: str
+    producer_id: int
+    producer_epoch: int
+    generation_id: int = -1
+    member_id: str = ""
+    group_instance_id: str | None = None
+    topics: tuple[OffsetCommitTopic, ...] = ()
+
+
+@_msg
+class TxnOffsetCommitResponse:
+    API: ClassVar[str] = "TxnOffsetCommit"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+    error_message: str | None = None
+    topics: tuple[TopicPartitionErrors, ...] = ()
+
+
+@_msg
+class WritableTxnMarker:
+    """One transaction's end: write a COMMIT (``transaction_result`` True) or ABORT marker for
+    ``producer_id`` at ``producer_epoch`` to each partition listed, led here."""
+
+    producer_id: int
+    producer_epoch: int
+    transaction_result: bool
+    topics: tuple[TxnTopic, ...]
+    coordinator_epoch: int
+
+
+@_msg
+class WriteTxnMarkersRequest:
+    """Inter-broker only: a transaction coordinator to a partition leader. Each marker is
+    answered once it is replicated (acks=all)."""
+
+    API: ClassVar[str] = "WriteTxnMarkers"
+    VERSION: ClassVar[int] = 0
+    markers: tuple[WritableTxnMarker, ...]
+
+
+@_msg
+class WritableTxnMarkerResult:
+    producer_id: int
+    topics: tuple[TopicPartitionErrors, ...]
+
+
+@_msg
+class WriteTxnMarkersResponse:
+    API: ClassVar[str] = "WriteTxnMarkers"
+    VERSION: ClassVar[int] = 0
+    markers: tuple[WritableTxnMarkerResult, ...] = ()
+
+
+TRANSACTION_REQUESTS = (
+    AddPartitionsToTxnRequest,
+    AddOffsetsToTxnRequest,
+    EndTxnRequest,
+    TxnOffsetCommitRequest,
+    WriteTxnMarkersRequest,
+)
+TRANSACTION_RESPONSES = (
+    AddPartitionsToTxnResponse,
+    AddOffsetsToTxnResponse,
+    EndTxnResponse,
+    TxnOffsetCommitResponse,
+    WriteTxnMarkersResponse,
+)
 
 
 # ------------------------------------------------------------------------------ BrokerCounters
@@ -1336,6 +1540,7 @@ REQUESTS: dict[str, type] = {
         *GROUP_REQUESTS,
         *CLUSTER_REQUESTS,
         *REPLICATION_REQUESTS,
+        *TRANSACTION_REQUESTS,
     )
 }
 RESPONSES: dict[str, type] = {
@@ -1364,6 +1569,7 @@ RESPONSES: dict[str, type] = {
         DeleteGroupsResponse,
         *CLUSTER_RESPONSES,
         *REPLICATION_RESPONSES,
+        *TRANSACTION_RESPONSES,
     )
 }
 
@@ -1377,6 +1583,7 @@ INTER_BROKER_APIS: tuple[type, ...] = (
     MetadataFetchRequest,
     AlterPartitionRequest,
     ReplicaDamageRequest,
+    WriteTxnMarkersRequest,
 )
 
 

@@ -1,0 +1,21 @@
+"""Messages between the transaction pieces of one broker (docs/transactions.md).
+
+``TxnMarkerWritten`` goes from the WriteTxnMarkers path (a partition leader that wrote and
+replicated a marker to a ``__consumer_offsets`` partition) to the group coordinator, which
+then makes the transaction's pending offsets (TxnOffsetCommit, KIP-447) visible (COMMIT) or
+drops them (ABORT)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class TxnMarkerWritten:
+    """A marker for ``producer_id`` is replicated on ``__consumer_offsets`` partition
+    ``partition`` at ``offset``."""
+
+    partition: int
+    producer_id: int
+    committed: bool
+    offset: int
