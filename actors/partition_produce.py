@@ -21,6 +21,11 @@ from .partition_messages import (
 E = P.ErrorCode
 
 
+def _trusted(producer_id: int, producer_epoch: int) -> bool:
+    """An internal writer (Append.verified) checked the transaction itself."""
+    return True
+
+
 class ProduceSide:
     """Mixed into ``PartitionReplica`` (actors/partition.py): runs on its thread, uses its
     state."""
@@ -52,7 +57,8 @@ class ProduceSide:
                     -1,
                 )
             else:
-                code, message, base, last, dup = self._append_batches(log, msg.records)
+                verified = _trusted if msg.verified else None
+                code, message, base, last, dup = self._append_batches(log, msg.records, verified)
         if code == E.NONE and dup is None:
             self._carry_out(leader.on_append(log.log_end_offset, self.clock()))
             # followers fetch up to the LEO: wake them now (consumers wait for the HW)
@@ -76,11 +82,14 @@ class ProduceSide:
             return
         self._reply(msg.reply, response)
 
-    def _append_batches(self, log: PartitionLog, records: bytes):
+    def _append_batches(self, log: PartitionLog, records: bytes, verified=None):
         """(code, message, base_offset, last_offset, duplicate-or-None): the rules are
-        logstore/validator.py's."""
+        logstore/validator.py's; ``verified(pid, epoch)`` answers for transactional batches
+        (None: refused, INVALID_TXN_STATE)."""
         try:
-            r = append_validated(log, self.pstate, records, self.leader_epoch, self.clock())
+            r = append_validated(
+                log, self.pstate, records, self.leader_epoch, self.clock(), verified
+            )
         except Exception as e:  # noqa: BLE001 - mapped to a code; a failed log stays failed
             code = error_code_for(e)
             if code == E.KAFKA_STORAGE_ERROR:
