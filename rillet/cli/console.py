@@ -152,11 +152,14 @@ def produce(topic, props, parse_key, fixed_key, headers, partition, acks, compre
 @click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.option("-g", "--group", help="Join this consumer group: the coordinator assigns the "
                                     "partitions; offsets are committed (auto-commit).")
+@click.option("--isolation-level", type=click.Choice(["read_uncommitted", "read_committed"]),
+              default=None, help="read_committed: only records of committed transactions "
+                                 "(up to the last stable offset). Default: read_uncommitted.")
 @click.option("-X", "--consumer-property", "--command-property", "extra", multiple=True,
               metavar="KEY=VALUE", help="Any consumer config (repeatable).")
 @bootstrap_option
 def consume(topic, partitions, from_beginning, offset, max_messages, timeout_ms, exit_at_end,
-            props, fmt, group, extra, bootstrap) -> None:
+            props, fmt, group, isolation_level, extra, bootstrap) -> None:
     """Print the records of TOPIC, one value per line.
 
     Starts at the end (new records only) unless --from-beginning or -o. Prints
@@ -171,6 +174,8 @@ def consume(topic, partitions, from_beginning, offset, max_messages, timeout_ms,
     fmt_props = {k.lower(): v for k, v in parse_kv(props, "--property").items()}
     config = {"bootstrap.servers": resolve_brokers(bootstrap), "request.timeout.ms": "15000",
               **parse_kv(extra, "-X")}
+    if isolation_level is not None:
+        config["isolation.level"] = isolation_level
     if group is not None:
         config = {"group.id": group, "client.id": "rillet-console-consumer",
                   "auto.offset.reset": "earliest" if from_beginning else "latest", **config}
