@@ -132,10 +132,16 @@ class _Bar:
 @click.option("--latency-sample", type=click.IntRange(1), default=50, show_default=True,
               help="Measure the latency of one record in this many.")
 @click.option("--seed", type=int, default=0)
+@click.option("--transaction-size", type=click.IntRange(1), default=None,
+              help="Write in transactions of this many records (commit after each).")
+@click.option("--transactional-id", default=None,
+              help="With --transaction-size (default: performance-producer-default-"
+                   "transactional-id, as Kafka's tool).")
 @click.argument("more_props", nargs=-1, metavar="[KEY=VALUE]...")
 @bootstrap_option
 def perf_produce(topic, num_records, record_size, throughput, props, key_count,
-                 latency_sample, seed, more_props, bootstrap) -> None:
+                 latency_sample, seed, transaction_size, transactional_id, more_props,
+                 bootstrap) -> None:
     """Produce NUM_RECORDS records of RECORD_SIZE bytes as fast as possible (or throttled).
 
     As in Kafka's tool, --producer-props takes several KEY=VALUE words:
@@ -146,6 +152,12 @@ def perf_produce(topic, num_records, record_size, throughput, props, key_count,
     items = [kv for p in (*props, *more_props) for kv in p.split()]
     config = {"bootstrap.servers": resolve_brokers(bootstrap), **parse_kv(items,
                                                                           "--producer-props")}
+    if transactional_id is not None and transaction_size is None:
+        raise click.UsageError("--transactional-id needs --transaction-size")
+    if transaction_size is not None:
+        config.setdefault(
+            "transactional.id", transactional_id or "performance-producer-default-transactional-id"
+        )
     rng = random.Random(seed)
     payload = bytes(rng.randrange(65, 91) for _ in range(record_size))  # A-Z, as Kafka's tool
     keys = [f"key-{i:012d}".encode() for i in range(key_count)] if key_count else None
@@ -154,6 +166,8 @@ def perf_produce(topic, num_records, record_size, throughput, props, key_count,
     with Producer(config) as producer:
         producer.partitions_for(topic)
         send = producer.send
+        if transaction_size is not None:
+            send = _transactional(producer, transaction_size)
         monotonic = time.monotonic
         start = monotonic()
         stats.start = stats.window_start = start
@@ -173,6 +187,8 @@ def perf_produce(topic, num_records, record_size, throughput, props, key_count,
         else:
             _produce_unthrottled(send, topic, payload, keys, num_records, latency_sample,
                                  stats, bar)
+        if transaction_size is not None:
+            producer.commit_transaction()  # the last, partial transaction (flushes first)
         producer.flush()
         elapsed = monotonic() - start
     bar.close()
@@ -180,6 +196,25 @@ def perf_produce(topic, num_records, record_size, throughput, props, key_count,
     if stats.errors:
         raise click.ClickException(f"{stats.errors} sampled record(s) failed: "
                                    f"{stats.first_error}")
+
+
+def _transactional(producer, size: int):
+    """``send`` in transactions of ``size`` records: begin, ``size`` sends, commit."""
+    producer.init_transactions()
+    producer.begin_transaction()
+    inner = producer.send
+    left = [size]
+
+    def send(*args, **kwargs):
+        future = inner(*args, **kwargs)
+        left[0] -= 1
+        if not left[0]:
+            producer.commit_transaction()
+            producer.begin_transaction()
+            left[0] = size
+        return future
+
+    return send
 
 
 def _progress(stats: _Stats, bar: _Bar, sent: int) -> None:
