@@ -228,7 +228,8 @@ class CoordinatorState:
     (durable: replayed from the transactional batches and markers of the log)."""
     producer_sequences: Mapping[int, tuple[int, int]] = field(default_factory=dict)
     """producer id -> (producer epoch, last sequence) of its last transactional batch in this
-    partition, so the next one follows it."""
+    partition, so the next one follows it; forgotten at its marker (the marker bumps the
+    epoch, the next transaction starts at sequence 0), so only open transactions are kept."""
 
     def next_deadline_ms(self) -> int | None:
         """Earliest timer (ms); the actor should call ``tick`` at or after it. O(members)."""

@@ -216,8 +216,13 @@ def txn_completed(
     ABORT drops them. No records (the marker is the record). The response names the groups
     whose committed offsets changed."""
     pending, visible = _pending.complete(state.pending, producer_id, committed)
+    sequences = state.producer_sequences
+    if producer_id in sequences:
+        # the marker moved the partition's producer to a new epoch (KIP-890 part 2 bumps it
+        # at every end), whose batches start at sequence 0: nothing to remember
+        sequences = {p: s for p, s in sequences.items() if p != producer_id}
     if pending is state.pending:
-        return Result(state, (), frozenset())
+        return Result(replace(state, producer_sequences=sequences), (), frozenset())
     builders: dict[str, GroupBuilder] = {}
     for (gid, tp), o in visible.items():
         if gid not in builders:
@@ -230,7 +235,8 @@ def txn_completed(
     groups = dict(state.groups)
     for gid, b in builders.items():
         groups[gid] = b.build()
-    return Result(replace(state, groups=groups, pending=pending), (), frozenset(builders))
+    return Result(replace(state, groups=groups, pending=pending, producer_sequences=sequences),
+                  (), frozenset(builders))
 
 
 def pending_for(state: CoordinatorState, group_id: str, tp: TopicPartition) -> bool:
