@@ -25,7 +25,8 @@ from rillet.coordinator.groups.errors import (
     ProducerFencedError,
     UnknownMemberIdError,
 )
-from rillet.coordinator.groups.records import from_kv, to_kv
+from rillet.coordinator.groups.records import apply, from_kv, to_kv
+from rillet.coordinator.groups.txn_offsets import apply_txn
 
 from .harness import TP, Harness
 
@@ -247,3 +248,40 @@ def test_interleavings_follow_kafkas_rule_and_replay_equals_live(steps) -> None:
         stable = h.fetch(require_stable=True, partitions=tuple(TP("t", p) for p in range(3)))
         assert set(stable.errors) == {TP("t", p) for mine in pending.values() for p in mine}
         assert h.replayed() == h.state
+
+
+@settings(max_examples=300, deadline=None)
+@given(ops, st.integers(1, 3), st.booleans(),
+       st.one_of(st.tuples(st.just("plain"), st.integers(0, 2), st.integers(0, 99)),
+                 st.tuples(st.just("txn"), st.integers(1, 3), st.integers(0, 2),
+                           st.integers(0, 99))))
+def test_a_marker_heard_after_a_later_append_gives_the_same_state(
+    steps, pid, committed, late
+) -> None:
+    """Live, the coordinator may apply a marker after its own append in flight, which the
+    log holds after the marker: both orders must give the state replay builds."""
+    h = TxnHarness()
+    for step in steps:
+        match step:
+            case ("plain", p, o):
+                h.commit({p: o})
+            case ("txn", owner, p, o):
+                h.txn_commit(owner, {p: o})
+            case ("end", owner, done):
+                h.marker(owner, done)
+            case ("delete", p):
+                if "g" in h.state.groups:
+                    h.run(h.gc.delete_offsets(h.state, "g", [TP("t", p)]))
+    if late[0] == "txn" and late[1] == pid:
+        return  # a producer's next transaction waits for its marker (CONCURRENT_TRANSACTIONS)
+    before = h.state
+    if late[0] == "plain":
+        h.commit({late[1]: late[2]})
+    else:
+        h.txn_commit(late[1], {late[2]: late[3]})
+    batch = h.entries[-1]
+    live = h.gc.txn_completed(h.state, pid, committed).state  # heard after the append
+    logged = h.gc.txn_completed(before, pid, committed).state  # in the log before it
+    logged = (apply(logged, batch.records) if batch.producer is None
+              else apply_txn(logged, batch.producer, batch.records))
+    assert live == logged
