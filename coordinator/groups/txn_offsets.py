@@ -65,6 +65,7 @@ from .records import GroupBuilder, GroupRecord, OffsetCommitRecord, apply
 NONE = 0
 MAX_SEQUENCE = 2**31 - 1
 MAX_PRODUCER_EPOCH = 2**15 - 1
+MAX_PRODUCER_ID = 2**63 - 1
 
 
 def increment_sequence(sequence: int, increment: int) -> int:
@@ -99,7 +100,7 @@ def _check_request(req: TxnOffsetCommitRequest) -> None:
         and isinstance(req.member_id, str)
         and (req.instance_id is None or isinstance(req.instance_id, str))
         and _is_int(req.generation_id)
-        and _is_int(req.producer_id) and req.producer_id >= 0
+        and _is_int(req.producer_id) and 0 <= req.producer_id <= MAX_PRODUCER_ID
         and _is_int(req.producer_epoch) and 0 <= req.producer_epoch <= MAX_PRODUCER_EPOCH
     )
     if not ok:

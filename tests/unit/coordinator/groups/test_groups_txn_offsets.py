@@ -176,8 +176,11 @@ def test_generation_and_member_fencing() -> None:
     with pytest.raises(IllegalGenerationError):  # a member of a group with members: -1 is no epoch
         h.txn_commit(1, {0: 4}, generation_id=-1, member_id="a")
     assert h.state == before
+    for pid in (-1, 2**63, True):
+        with pytest.raises(InvalidRequestError):
+            h.txn_commit(pid, {0: 4})
     with pytest.raises(InvalidRequestError):
-        h.txn_commit(-1, {0: 4})
+        h.txn_commit(1, {0: 4}, epoch=2**15)
     with pytest.raises(InvalidRequestError):
         h.txn_commit(1, {0: -4})
     assert h.replayed() == h.state
