@@ -34,6 +34,8 @@ class MemoryOffsetsReplica(DispatchedActor):
         self.batches: list[bytes] = []
         self.verified: list[bool] = []
         self.end = 0
+        self.hold_reads = False
+        self.held: list = []  # (reply, the answer as of the read's arrival)
 
     def _append(self, records: bytes) -> int:
         buf = bytearray(records)
@@ -49,8 +51,21 @@ class MemoryOffsetsReplica(DispatchedActor):
             case R.Read():
                 data = b"".join(b for b in self.batches
                                 if next(iter_batches(b))[0].next_offset > message.fetch_offset)
-                message.reply(P.FetchPartitionResponse(partition=0, high_watermark=self.end,
-                                                       records=data))
+                answer = P.FetchPartitionResponse(partition=0, high_watermark=self.end,
+                                                  records=data)
+                if self.hold_reads:
+                    self.held.append((message.reply, answer))
+                else:
+                    message.reply(answer)
+            case ("hold_reads",):
+                self.hold_reads = True
+            case ("held",):
+                return len(self.held)
+            case ("release",):
+                self.hold_reads = False
+                for reply, answer in self.held:
+                    reply(answer)
+                self.held = []
             case R.Append():
                 self.verified.append(message.verified)
                 base = self._append(bytes(message.records))
@@ -66,7 +81,7 @@ class MemoryOffsetsReplica(DispatchedActor):
 
 
 class Coordinator:
-    def __init__(self, replica) -> None:
+    def __init__(self, replica, wait: bool = True) -> None:
         ctx = SimpleNamespace(broker_id=1, controller=None, broker_configs={},
                               replicas={(GC.OFFSETS_TOPIC, 0): replica})
         self.actor = GC.GroupCoordinatorActor.start(ctx)
@@ -79,6 +94,10 @@ class Coordinator:
             for p in range(4)})
         self.actor.tell(GC.ImageChanged(MetadataImage(topics={GC.OFFSETS_TOPIC: offsets,
                                                               "t": topic})))
+        if wait:
+            self.wait_loaded()
+
+    def wait_loaded(self) -> None:
         wait_until(lambda: self.call(P.OffsetFetchRequest(group_id="g")).error_code == 0,
                    what="the shard to load")
 
@@ -181,4 +200,34 @@ def test_zombie_generation_and_bad_requests_are_refused_without_a_write() -> Non
     finally:
         if c is not None:
             c.stop()
+        replica.stop()
+
+
+def test_a_marker_announced_while_loading_is_applied_once_after_the_load() -> None:
+    replica = MemoryOffsetsReplica.start()
+    first = second = None
+    try:
+        first = Coordinator(replica)
+        assert first.call(txn_commit(5, p0=50)).error_code == 0
+        assert first.call(txn_commit(6, p1=60)).error_code == 0
+        early = replica.ask(("marker", 5, 1, True))  # in the log before the load reads it
+        first.stop()
+        first = None
+        replica.ask(("hold_reads",))
+        second = Coordinator(replica, wait=False)
+        wait_until(lambda: replica.ask(("held",)) == 1, what="the load's read")
+        # written after the read was answered (the load will not see it), announced while
+        # loading; and the earlier marker announced late (the load sees that one)
+        late = replica.ask(("marker", 6, 1, True))
+        second.actor.tell(TxnMarkerWritten(partition=0, producer_id=6, committed=True,
+                                           offset=late))
+        second.actor.tell(TxnMarkerWritten(partition=0, producer_id=5, committed=True,
+                                           offset=early))
+        replica.ask(("release",))
+        second.wait_loaded()
+        assert second.fetch(require_stable=True) == {0: (50, 0), 1: (60, 0), 2: (-1, 0)}
+    finally:
+        for c in (first, second):
+            if c is not None:
+                c.stop()
         replica.stop()
