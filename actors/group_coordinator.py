@@ -8,6 +8,9 @@ One actor per broker, one *shard* per led offsets partition. Messages (``tell`` 
                     ``on_metadata``, drop offsets of deleted topics
 * ``GroupTick``     session/rebalance timeouts, held heartbeats due (and, now and then,
                     offset expiry)
+* ``TxnMarkerWritten`` (actors/txn_messages.py) a COMMIT/ABORT marker is replicated on a led
+                    offsets partition: the producer's pending transactional offsets become
+                    committed or are dropped (KIP-447, coordinator/groups/txn_offsets.py)
 
 A mutation computes ``Result(state, records, response)`` from the shard's current state,
 appends the records (CBOR-encoded ``to_kv`` pairs, one batch) through the partition's
@@ -15,7 +18,9 @@ appends the records (CBOR-encoded ``to_kv`` pairs, one batch) through the partit
 replies. One append per shard is in flight; later mutations of that shard wait in its queue
 (reads answer at once from the adopted state). Nothing here waits on another actor: replies
 of replicas come back as messages. A shard gained is loaded by reading its partition from
-offset 0 to the high watermark and ``replay_kv``; until then its groups get
+offset 0 to the high watermark and replaying its batches and markers
+(``replay_log``; a TxnOffsetCommit's records are a transactional batch of the producer, written
+alone with ``Append(verified=True)``); until then its groups get
 COORDINATOR_LOAD_IN_PROGRESS, and groups of shards this broker does not lead NOT_COORDINATOR.
 
 Heartbeats are long polls (``max_wait_ms``; the rules are the core's, coordinator/groups/
@@ -39,15 +44,16 @@ from rillet.coordinator import groups as G
 from rillet.coordinator.groups import longpoll
 from rillet.coordinator.groups.errors import GroupError, IllegalTransition
 from rillet.coordinator.metadata import MetadataImage
-from rillet.logstore.batch import BatchBuilder, decode_records, iter_batches
 from rillet.transport import protocol as P
 
+from . import group_txn as T
 from . import group_wire as W
 from . import partition as R
 from .configs import BrokerConfig
 from .group_wire import error_response
 from .runtime import DispatchedActor
 from .ticker import now_ms
+from .txn_messages import TxnMarkerWritten
 
 E = P.ErrorCode
 OFFSETS_TOPIC = "__consumer_offsets"
@@ -159,6 +165,8 @@ class _AppendDone:
     records: tuple
     ops: tuple
     """(done, result or None, error or None) per operation, in queue order."""
+    producer: G.TxnProducer | None = None
+    """Set: the batch was a TxnOffsetCommit's, transactional for this producer."""
 
 
 class _CoordinatorError(Exception):
@@ -187,7 +195,9 @@ class _Shard:
     loaded: bool = False
     state: G.CoordinatorState = field(default_factory=G.CoordinatorState)
     load_offset: int = 0
-    load_pairs: list = field(default_factory=list)
+    load_entries: list = field(default_factory=list)
+    early_markers: list = field(default_factory=list)
+    """Markers announced while loading: applied after the load unless it read them."""
     reading: bool = False
     reading_since: int = 0
     busy: bool = False
@@ -231,6 +241,8 @@ class GroupCoordinatorActor(DispatchedActor):
                     self._read_done(message)
                 case _AppendDone():
                     self._append_done(message)
+                case TxnMarkerWritten():
+                    self._marker_written(message)
                 case _:
                     self._log.warning("ignoring unknown message {!r}", type(message).__name__)
         except Exception:  # noqa: BLE001 - never let one message stop the coordinator
@@ -295,6 +307,14 @@ class GroupCoordinatorActor(DispatchedActor):
                 return self.core.commit_offsets(state, commit, now)
 
             to_wire = W.commit_response
+        elif isinstance(req, P.TxnOffsetCommitRequest):
+            txn_commit = W.txn_commit_request(req)
+
+            def fn(state: G.CoordinatorState) -> G.Result:
+                return self.core.txn_commit_offsets(state, txn_commit, now)
+
+            fn.alone = True  # type: ignore[attr-defined]  # its batch is transactional
+            to_wire = W.txn_commit_response
         elif isinstance(req, P.OffsetDeleteRequest):
             tps = [G.TopicPartition(t.topic, p) for t in req.topics for p in t.partitions]
 
@@ -408,6 +428,8 @@ class GroupCoordinatorActor(DispatchedActor):
                     self._wake_parked(shard, touched, state)
                     if not shard.queue:
                         break
+                if ops and getattr(shard.queue[0][0], "alone", False):
+                    break  # written (or adopted) on its own, after this batch
                 fn, done = shard.queue.popleft()
                 try:
                     result = fn(state)
@@ -426,6 +448,9 @@ class GroupCoordinatorActor(DispatchedActor):
                 records.extend(result.records)
                 state = result.state
                 ops.append((done, result, None))
+                if getattr(fn, "alone", False):
+                    break
+            producer = ops[-1][1].producer if ops and ops[-1][1] is not None else None
             if not pairs:
                 shard.state = state
                 _finish(ops)
@@ -434,13 +459,10 @@ class GroupCoordinatorActor(DispatchedActor):
             if ref is None:
                 _finish(ops, (E.NOT_COORDINATOR, "offsets partition not hosted here"))
                 continue
-            batch = BatchBuilder()
-            ts = self.clock()
-            for key, value in pairs:
-                batch.append(ts, key, value)
+            batch = T.build_batch(pairs, self.clock(), producer)
             shard.busy, shard.busy_since = True, self.clock()
             appended = _AppendDone(shard.partition, shard.generation, None, state,
-                                   tuple(records), tuple(ops))
+                                   tuple(records), tuple(ops), producer)
 
             def on_appended(r: P.ProducePartitionResponse, appended=appended,
                             me=self.actor_ref) -> None:
@@ -451,7 +473,10 @@ class GroupCoordinatorActor(DispatchedActor):
 
             try:
                 # acks=all: a commit survives the loss of this broker (replicated offsets)
-                ref.tell(R.Append(batch.build(), on_appended, acks=-1, timeout_ms=10_000))
+                # a TxnOffsetCommit's batch: the group coordinator checked the transaction
+                # (the producer added the partition with AddOffsetsToTxn first)
+                ref.tell(R.Append(batch, on_appended, acks=-1, timeout_ms=10_000,
+                                  verified=producer is not None))
             except pykka.ActorDeadError:
                 shard.busy = False
                 _finish(ops, (E.NOT_COORDINATOR, "offsets partition not hosted here"))
@@ -467,6 +492,14 @@ class GroupCoordinatorActor(DispatchedActor):
             shard.state = msg.state
             _finish(msg.ops)
             self._wake_parked(shard, longpoll.touched_groups(msg.records))
+        elif msg.producer is not None:
+            self._log.info("transactional offsets of producer {} refused by {}-{}: {}",
+                           msg.producer.producer_id, OFFSETS_TOPIC, msg.partition, code)
+            if T.resets_sequence(code):
+                sequences = dict(shard.state.producer_sequences)
+                sequences.pop(msg.producer.producer_id, None)
+                shard.state = replace(shard.state, producer_sequences=sequences)
+            _finish(msg.ops, T.txn_append_error(code))
         else:
             self._log.warning("append to {}-{} failed: {}", OFFSETS_TOPIC, msg.partition, code)
             wire = E.NOT_COORDINATOR if code == E.NOT_LEADER_OR_FOLLOWER else (
@@ -586,32 +619,46 @@ class GroupCoordinatorActor(DispatchedActor):
         if r.error_code != E.NONE:
             self._log.warning("loading {}-{}: error {}", OFFSETS_TOPIC, msg.partition, r.error_code)
             return  # retried on the next tick
-        progressed = False
-        for header, mv in iter_batches(r.records, validate=True):
-            if header.next_offset <= shard.load_offset:
-                continue
-            for rec in decode_records(mv, validate=False):
-                if rec.offset < shard.load_offset:
-                    continue
-                try:
-                    key = cbor2.loads(rec.key)
-                    value = None if rec.value is None else cbor2.loads(rec.value)
-                    G.from_kv(key, value)  # validate before keeping it
-                except Exception:  # noqa: BLE001 - a foreign record: skip it, keep loading
-                    self._log.warning("skipping an unreadable record at offset {}", rec.offset)
-                    continue
-                shard.load_pairs.append((key, value))
-            shard.load_offset = header.next_offset
-            progressed = True
+        entries, next_offset = T.decode_entries(r.records, shard.load_offset, self._log.warning)
+        shard.load_entries.extend(entries)
+        progressed = next_offset > shard.load_offset
+        shard.load_offset = next_offset
         if progressed and shard.load_offset < r.high_watermark:
             self._load(shard)
             return
-        shard.state = self.core.on_loaded(G.replay_kv(shard.load_pairs), self.clock())
-        shard.load_pairs = []
+        shard.state = self.core.on_loaded(G.replay_log(shard.load_entries), self.clock())
+        shard.load_entries = []
         shard.loaded = True
-        self._log.info("coordinator for {}-{} loaded: {} groups (up to offset {})", OFFSETS_TOPIC,
-                       shard.partition, len(shard.state.groups), shard.load_offset)
+        self._log.info("coordinator for {}-{} loaded: {} groups, {} open transactions (up to "
+                       "offset {})", OFFSETS_TOPIC, shard.partition, len(shard.state.groups),
+                       len(shard.state.pending), shard.load_offset)
+        for marker in shard.early_markers:
+            self._marker_written(marker)
+        shard.early_markers = []
         self._mutate(shard, lambda s: self.core.on_metadata(s, self.topics, self.clock()), _ignore)
+
+    # ---------------------------------------------------------------------- transactions
+
+    def _marker_written(self, msg: TxnMarkerWritten) -> None:
+        """A producer's transaction ended on a led offsets partition: complete its pending
+        offsets, in log order with this shard's own writes (after the one in flight)."""
+        shard = self.shards.get(msg.partition)
+        if shard is None:
+            return  # not led here: whoever leads it reads the marker when it loads
+        if not shard.loaded:
+            shard.early_markers.append(msg)
+            return
+        if msg.offset < shard.load_offset:
+            return  # the load read it
+        pid, committed = msg.producer_id, msg.committed
+
+        def fn(state: G.CoordinatorState) -> G.Result:
+            return self.core.txn_completed(state, pid, committed)
+
+        fn.alone = True  # type: ignore[attr-defined]  # adopted at once, never with a write
+        self._log.debug("producer {}: transaction {} on {}-{}", pid,
+                        "committed" if committed else "aborted", OFFSETS_TOPIC, msg.partition)
+        self._mutate(shard, fn, _ignore)
 
     # ---------------------------------------------------------------------------- timers
 

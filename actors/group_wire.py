@@ -66,6 +66,31 @@ def commit_request(req: P.OffsetCommitRequest) -> G.OffsetCommitRequest:
     )
 
 
+def txn_commit_request(req: P.TxnOffsetCommitRequest) -> G.TxnOffsetCommitRequest:
+    return G.TxnOffsetCommitRequest(
+        transactional_id=req.transactional_id,
+        group_id=req.group_id,
+        producer_id=req.producer_id,
+        producer_epoch=req.producer_epoch,
+        generation_id=req.generation_id,
+        member_id=req.member_id,
+        instance_id=req.group_instance_id,
+        offsets={
+            G.TopicPartition(t.name, p.partition): G.CommitOffset(
+                offset=p.committed_offset,
+                leader_epoch=p.committed_leader_epoch,
+                metadata=p.committed_metadata,
+            )
+            for t in req.topics
+            for p in t.partitions
+        },
+    )
+
+
+def txn_commit_response(r: G.TxnOffsetCommitResponse) -> P.TxnOffsetCommitResponse:
+    return P.TxnOffsetCommitResponse(topics=partition_errors(r.errors))
+
+
 def partition_errors(errors: Any) -> tuple[P.TopicPartitionErrors, ...]:
     by_topic: dict[str, list[P.PartitionError]] = {}
     for tp in sorted(errors):
@@ -89,17 +114,22 @@ def fetch_request(req: P.OffsetFetchRequest) -> G.OffsetFetchRequest:
         member_id=req.member_id,
         member_epoch=req.member_epoch,
         partitions=None if req.topics is None else tuple(sorted(tps_in(req.topics))),
+        require_stable=req.require_stable,
     )
 
 
 def fetch_response(req: P.OffsetFetchRequest, r: G.OffsetFetchResponse) -> P.OffsetFetchResponse:
-    wanted = sorted(r.offsets) if req.topics is None else sorted(tps_in(req.topics))
+    wanted = (sorted(set(r.offsets) | set(r.errors)) if req.topics is None
+              else sorted(tps_in(req.topics)))
     by_topic: dict[str, list[P.OffsetFetchPartition]] = {}
     for tp in wanted:
         o = r.offsets.get(tp)
-        part = P.OffsetFetchPartition(partition=tp[1]) if o is None else P.OffsetFetchPartition(
-            partition=tp[1], committed_offset=o.offset, committed_leader_epoch=o.leader_epoch,
-            metadata=o.metadata, commit_timestamp_ms=o.commit_timestamp_ms)
+        if o is None:  # nothing committed, or (an error) not answered
+            part = P.OffsetFetchPartition(partition=tp[1], error_code=r.errors.get(tp, 0))
+        else:
+            part = P.OffsetFetchPartition(
+                partition=tp[1], committed_offset=o.offset, committed_leader_epoch=o.leader_epoch,
+                metadata=o.metadata, commit_timestamp_ms=o.commit_timestamp_ms)
         by_topic.setdefault(tp[0], []).append(part)
     return P.OffsetFetchResponse(topics=tuple(
         P.OffsetFetchTopic(name=t, partitions=tuple(ps)) for t, ps in by_topic.items()))
@@ -142,6 +172,10 @@ def error_response(req: Any, code: int, message: str) -> object:
             errors = {(t.name, p.partition): code for t in req.topics for p in t.partitions}
             return P.OffsetCommitResponse(error_code=code, error_message=message,
                                           topics=partition_errors(errors))
+        case P.TxnOffsetCommitRequest():
+            errors = {(t.name, p.partition): code for t in req.topics for p in t.partitions}
+            return P.TxnOffsetCommitResponse(error_code=code, error_message=message,
+                                             topics=partition_errors(errors))
         case P.OffsetFetchRequest():
             return P.OffsetFetchResponse(error_code=code, error_message=message)
         case P.OffsetDeleteRequest():

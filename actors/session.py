@@ -155,6 +155,7 @@ class SessionState:
 #: APIs defined on the wire but not served yet (issue #14: transactions are being wired);
 #: ApiVersions does not offer them.
 NOT_SERVED = frozenset(cls.API for cls in P.TRANSACTION_REQUESTS)
+NOT_SERVED -= {P.TxnOffsetCommitRequest.API}  # the group coordinator serves it (KIP-447)
 
 API_VERSIONS = tuple(
     P.ApiVersion(api=name, min_version=cls.VERSION, max_version=cls.VERSION)
@@ -296,6 +297,11 @@ class ClientSession(DispatchedActor):
                         counters=tuple(P.BrokerCounter(name=n, value=v) for n, v in counters),
                     )
                 )
+            case P.TxnOffsetCommitRequest():  # to the group's coordinator, as OffsetCommit
+                if self.ctx.group_coordinator is None:
+                    respond(GC.error_response(req, E.COORDINATOR_NOT_AVAILABLE, "starting"))
+                else:
+                    self.ctx.group_coordinator.tell(GC.GroupRequest(req, respond))
             case _ if isinstance(req, P.GROUP_REQUESTS):
                 if self.ctx.group_coordinator is None:
                     respond(GC.error_response(req, E.COORDINATOR_NOT_AVAILABLE, "starting"))

@@ -43,6 +43,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from . import offsets as _offsets
+from . import txn_offsets as _txn
 from .assignors import ASSIGNORS, MemberSubscription
 from .errors import (
     FencedInstanceIdError,
@@ -65,6 +66,8 @@ from .messages import (
     OffsetFetchRequest,
     OffsetFetchResponse,
     Result,
+    TxnOffsetCommitRequest,
+    TxnOffsetCommitResponse,
 )
 from .model import (
     JOIN_GROUP_MEMBER_EPOCH,
@@ -438,6 +441,18 @@ class GroupCoordinator:
     ) -> OffsetFetchResponse:
         """OffsetFetch (read-only, no records); see :func:`.offsets.fetch_offsets`."""
         return _offsets.fetch_offsets(state, request)
+
+    def txn_commit_offsets(
+        self, state: CoordinatorState, request: TxnOffsetCommitRequest, now_ms: int
+    ) -> Result[TxnOffsetCommitResponse]:
+        """TxnOffsetCommit (KIP-447): pending offsets; see :mod:`.txn_offsets`."""
+        return _txn.txn_commit_offsets(self.config, state, request, now_ms)
+
+    def txn_completed(
+        self, state: CoordinatorState, producer_id: int, committed: bool
+    ) -> Result[frozenset[str]]:
+        """A COMMIT/ABORT marker of ``producer_id`` is in the log (no records to append)."""
+        return _txn.txn_completed(state, producer_id, committed)
 
     def delete_offsets(
         self, state: CoordinatorState, group_id: str, partitions: Iterable[TopicPartition]

@@ -72,6 +72,20 @@ class FencedInstanceIdError(GroupError):
     code, name = 82, "FENCED_INSTANCE_ID"
 
 
+class UnstableOffsetCommitError(GroupError):
+    """An open transaction holds an offset of the partition (OffsetFetch with
+    require_stable, KIP-447): retry once the transaction has ended."""
+
+    code, name = 88, "UNSTABLE_OFFSET_COMMIT"
+    retriable = True
+
+
+class ProducerFencedError(GroupError):
+    """A TxnOffsetCommit from an older epoch of a producer: a newer instance fenced it."""
+
+    code, name = 90, "PRODUCER_FENCED"
+
+
 class GroupSubscribedToTopicError(GroupError):
     code, name = 86, "GROUP_SUBSCRIBED_TO_TOPIC"
 
@@ -120,6 +134,8 @@ ERRORS_BY_CODE: dict[int, type[GroupError]] = {
         GroupIdNotFoundError,
         GroupMaxSizeReachedError,
         FencedInstanceIdError,
+        UnstableOffsetCommitError,
+        ProducerFencedError,
         GroupSubscribedToTopicError,
         FencedMemberEpochError,
         UnreleasedInstanceIdError,

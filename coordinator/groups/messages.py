@@ -10,7 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from .model import CoordinatorState, GroupState, MemberState, OffsetAndMetadata, TopicPartition
+from .model import (
+    CoordinatorState,
+    GroupState,
+    MemberState,
+    OffsetAndMetadata,
+    TopicPartition,
+    TxnProducer,
+)
 from .records import GroupRecord
 
 T = TypeVar("T")
@@ -87,12 +94,40 @@ class OffsetFetchRequest:
     """-1: no member check (admin tools); otherwise must be the member's current epoch."""
     partitions: tuple[TopicPartition, ...] | None = None
     """None: every committed offset of the group."""
+    require_stable: bool = False
+    """KIP-447: a partition an open transaction holds an offset for answers
+    UNSTABLE_OFFSET_COMMIT (the client retries) instead of its last committed offset."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OffsetFetchResponse:
     offsets: Mapping[TopicPartition, OffsetAndMetadata]
     """Partitions without a committed offset are absent."""
+    errors: Mapping[TopicPartition, int] = field(default_factory=dict)
+    """Per-partition errors (UNSTABLE_OFFSET_COMMIT with ``require_stable``); such a
+    partition is absent from ``offsets``."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TxnOffsetCommitRequest:
+    """Offsets committed inside producer ``producer_id``'s transaction (KIP-447). The group
+    metadata (``generation_id`` = the member epoch, ``member_id``, ``instance_id``) fences a
+    zombie; -1 / "" / None skip the check."""
+
+    transactional_id: str
+    group_id: str
+    producer_id: int
+    producer_epoch: int
+    generation_id: int = -1
+    member_id: str = ""
+    instance_id: str | None = None
+    offsets: Mapping[TopicPartition, CommitOffset] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TxnOffsetCommitResponse:
+    errors: Mapping[TopicPartition, int]
+    """Per-partition error code; 0 (NONE): pending until the transaction ends."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -145,7 +180,8 @@ class ExpiredMember:
 class Result(Generic[T]):
     """A decision: the next state, the records to append first, and the reply.
 
-    The actor appends ``records`` (in order) to ``__consumer_offsets``; only once they are
+    The actor appends ``records`` (in order) to ``__consumer_offsets`` (in a transactional
+    batch when ``producer`` is set); only once they are
     durable does it adopt ``state`` and send ``response``. If the append fails it keeps the
     old state and answers an error. ``state.next_deadline_ms()`` tells it when to call
     ``tick`` next.
@@ -154,6 +190,9 @@ class Result(Generic[T]):
     state: CoordinatorState
     records: tuple[GroupRecord, ...]
     response: T
+    producer: TxnProducer | None = None
+    """Set (TxnOffsetCommit): write ``records`` as one transactional batch of this producer,
+    on their own, never batched with other records."""
 
     @property
     def next_deadline_ms(self) -> int | None:

@@ -132,6 +132,31 @@ class OffsetAndMetadata:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PendingOffset:
+    """An offset committed inside a producer's open transaction (TxnOffsetCommit, KIP-447):
+    invisible to OffsetFetch until the transaction's COMMIT marker (see :mod:`.pending`)."""
+
+    offset: OffsetAndMetadata
+    superseded: bool = False
+    """A commit written to the log after this one is the visible offset of the partition:
+    on COMMIT this one is not applied (Kafka keeps the record with the higher log offset)."""
+    followed_by: frozenset[int] = frozenset()
+    """Producers whose pending offset for the same group and partition was written after
+    this one: if one of them commits first, this one is superseded."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TxnProducer:
+    """The producer fields of the transactional batch a TxnOffsetCommit is written in."""
+
+    producer_id: int
+    producer_epoch: int
+    base_sequence: int
+    """Chosen by the core: the partition's idempotence checks want the sequences of one
+    producer and epoch to follow each other (0 for a new epoch)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ConsumerGroup:
     """One group. Fields are exactly what the records in :mod:`.records` carry."""
 
@@ -183,8 +208,8 @@ class ConsumerGroup:
 class CoordinatorState:
     """Every group of one coordinator shard (one ``__consumer_offsets`` partition).
 
-    ``groups`` is the durable part: ``records.replay(all records) == state``. The deadlines
-    are volatile (compare=False): they are rebuilt by ``GroupCoordinator.on_loaded(now)``.
+    ``groups``, ``pending`` and ``producer_sequences`` are the durable part: replaying the
+    log (``txn_offsets.replay_log``) gives them back. The deadlines are volatile (compare=False): they are rebuilt by ``GroupCoordinator.on_loaded(now)``.
     """
 
     groups: Mapping[str, ConsumerGroup] = field(default_factory=dict)
@@ -196,6 +221,15 @@ class CoordinatorState:
         default_factory=dict, compare=False
     )
     """group_id -> member_id -> time (ms) at which a member that has not revoked is fenced."""
+    pending: Mapping[int, Mapping[tuple[str, TopicPartition], PendingOffset]] = field(
+        default_factory=dict
+    )
+    """producer id -> (group id, partition) -> the offset its open transaction committed
+    (durable: replayed from the transactional batches and markers of the log)."""
+    producer_sequences: Mapping[int, tuple[int, int]] = field(default_factory=dict)
+    """producer id -> (producer epoch, last sequence) of its last transactional batch in this
+    partition, so the next one follows it; forgotten at its marker (the marker bumps the
+    epoch, the next transaction starts at sequence 0), so only open transactions are kept."""
 
     def next_deadline_ms(self) -> int | None:
         """Earliest timer (ms); the actor should call ``tick`` at or after it. O(members)."""

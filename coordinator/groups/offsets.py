@@ -20,6 +20,7 @@ from .errors import (
     OffsetMetadataTooLargeError,
     StaleMemberEpochError,
     UnknownMemberIdError,
+    UnstableOffsetCommitError,
 )
 from .messages import (
     GroupDescription,
@@ -40,6 +41,7 @@ from .model import (
     TopicPartition,
     valid_partition,
 )
+from .pending import has_pending
 from .records import GroupBuilder, OffsetCommitRecord, Tombstone, apply
 
 NONE = 0
@@ -105,16 +107,28 @@ def commit_offsets(
 
 
 def fetch_offsets(state: CoordinatorState, req: OffsetFetchRequest) -> OffsetFetchResponse:
-    """OffsetFetch (read-only). A member (epoch >= 0) must be current: STALE_MEMBER_EPOCH."""
+    """OffsetFetch (read-only). A member (epoch >= 0) must be current: STALE_MEMBER_EPOCH.
+    Offsets pending in open transactions are never answered; with ``require_stable`` their
+    partitions get UNSTABLE_OFFSET_COMMIT instead of the last committed offset."""
     group = state.groups.get(req.group_id)
     if req.member_epoch >= 0:
         _validate_member(group, req.group_id, req.member_id, req.member_epoch, None)
+    wanted = (
+        sorted(group.offsets) if req.partitions is None and group is not None
+        else req.partitions or ()
+    )
+    if req.require_stable and state.pending:
+        # KIP-447: an offset an open transaction may still change is not answered
+        unstable = {tp: UnstableOffsetCommitError.code for tp in wanted
+                    if has_pending(state.pending, (req.group_id, tp))}
+    else:
+        unstable = {}
     if group is None:
-        return OffsetFetchResponse(offsets={})
-    if req.partitions is None:
-        return OffsetFetchResponse(offsets=dict(sorted(group.offsets.items())))
+        return OffsetFetchResponse(offsets={}, errors=unstable)
     return OffsetFetchResponse(
-        offsets={tp: group.offsets[tp] for tp in req.partitions if tp in group.offsets}
+        offsets={tp: group.offsets[tp] for tp in wanted
+                 if tp in group.offsets and tp not in unstable},
+        errors=unstable,
     )
 
 

@@ -36,6 +36,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from . import pending as _pending
 from .errors import InvalidRequestError
 from .model import (
     ConsumerGroup,
@@ -444,13 +445,23 @@ def emit_member_tombstones(b: GroupBuilder, member_id: str) -> None:
 
 
 def apply(state: CoordinatorState, records: Iterable[GroupRecord]) -> CoordinatorState:
-    """The state after ``records``, in order. Timers are carried over unchanged."""
+    """The state after ``records`` (plain, non-transactional ones), in order. Timers are
+    carried over unchanged; pending transactional offsets of the partitions whose committed
+    offset a record sets or deletes are marked (see :mod:`.pending`)."""
     builders: dict[str, GroupBuilder] = {}
+    pending = state.pending
     for record in records:
         gid = record.group_id
         if gid not in builders:
             builders[gid] = GroupBuilder(state.groups.get(gid) or ConsumerGroup(group_id=gid))
         builders[gid].apply(record)
+        if pending:
+            if isinstance(record, OffsetCommitRecord):
+                key = (gid, TopicPartition(record.topic, record.partition))
+                pending = _pending.after_plain(pending, key, deleted=False)
+            elif isinstance(record, Tombstone) and record.type == "offset_commit":
+                key = (gid, TopicPartition(record.topic, record.partition))
+                pending = _pending.after_plain(pending, key, deleted=True)
     if not builders:
         return state
     groups = dict(state.groups)
@@ -460,7 +471,7 @@ def apply(state: CoordinatorState, records: Iterable[GroupRecord]) -> Coordinato
             groups.pop(gid, None)
         else:
             groups[gid] = group
-    return replace(state, groups=groups)
+    return replace(state, groups=groups, pending=pending)
 
 
 def replay(records: Iterable[GroupRecord], state: CoordinatorState | None = None) -> CoordinatorState:
