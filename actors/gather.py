@@ -155,7 +155,9 @@ class FetchGather:
         results = dict(self._results)
         total = 0
         for key in self._order:
-            r = results[key]
+            r = results.get(key)
+            if r is None:  # ended before this partition's first answer (its session stopped)
+                r = results[key] = P.FetchPartitionResponse(partition=key[1])
             size = len(r.records)
             if size and total and total + size > self._max_bytes:
                 results[key] = replace(r, records=b"")

@@ -31,7 +31,19 @@ def test_followers_replicate_and_a_new_leader_has_every_acknowledged_record(c3):
     acked = []
     for i in range(20):
         values = [f"v{i}-{j}".encode() for j in range(5)]
-        r = produce(c, leader, "r", 0, values)
+        if i == 0:
+            # the leader named by the metadata may not have applied its leadership yet:
+            # NOT_LEADER_OR_FOLLOWER appends nothing, so the first batch is retried (as
+            # clients do) until the leader takes it
+            r = wait_until(
+                lambda v=values: (r := produce(c, leader, "r", 0, v)) is not None
+                and r.error_code != P.ErrorCode.NOT_LEADER_OR_FOLLOWER
+                and r,
+                10,
+                "the leader to take writes",
+            )
+        else:
+            r = produce(c, leader, "r", 0, values)
         assert r is not None and r.error_code == 0, r
         acked += values
     assert read_all(c, leader, "r", 0) == acked
