@@ -41,6 +41,7 @@ import pykka
 from loguru import logger
 from rillet.coordinator import replication as RC
 from rillet.logstore import producer_state as PS
+from rillet.logstore import transactions as T
 from rillet.logstore.config import LogConfig
 from rillet.logstore.log import PartitionLog
 from rillet.logstore.producer_snapshots import ProducerSnapshots
@@ -68,12 +69,14 @@ from .partition_messages import (  # noqa: F401 - re-exported: callers use parti
     Reconfigure,
     Scrub,
     Tick,
+    WriteMarker,
     _Waiter,
     _Watched,
     code_of,
     error_code_for,
 )
 from .partition_produce import ProduceSide
+from .partition_txn import TxnSide, TxnVerified
 from .runtime import DispatchedActor
 from .ticker import now_ms
 
@@ -83,7 +86,7 @@ HW_FILE = "high-watermark.checkpoint"
 SNAPSHOT_INTERVAL_MS = 30_000
 
 
-class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, DispatchedActor):
+class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, TxnSide, DispatchedActor):
     """Owns ``directory``'s log for ``topic``-``partition``. See the module docstring."""
 
     lane = "io"  # its handlers write and fsync the log: never on the request lane
@@ -111,6 +114,8 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
         producer_id_expiration_ms: int = PS.PRODUCER_ID_EXPIRATION_MS,
         counters: object | None = None,
         clock: Callable[[], int] = now_ms,  # wall-clock ms; tests may pass a fake one
+        txn_verifier: object | None = None,  # txn_verify.TxnVerifier (None: nothing verifies)
+        on_txn_marker: Callable[[object], None] | None = None,  # TxnMarkerWritten sink
     ) -> None:
         super().__init__()
         self.clock = clock
@@ -154,6 +159,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
         self._initial_hw = initial_high_watermark
         self._init_damage(send_damage, scrub_enabled)  # partition_damage.py
         self._counters = counters  # the broker's (fetch_session.Counters): logs opened
+        self._init_txn(txn_verifier, on_txn_marker)  # partition_txn.py
 
     # -------------------------------------------------------------------------- lifecycle
 
@@ -187,10 +193,14 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
         self.high_watermark = max(self.high_watermark, log.log_start_offset)
         self._hw_saved = self.high_watermark
         try:
-            self.pstate = self.snapshots.recover_state(log)
+            # snapshots above the log end describe records recovery cut off
+            self.snapshots.delete_above(log.log_end_offset)
+            # the producer state, and the .txnindex files recovery left without one rebuilt
+            self.pstate = T.load_transaction_state(log, self.snapshots.read())
         except Exception as e:  # noqa: BLE001 - lose dedup state, never the partition
             self._log.error("cannot rebuild producer state: {}", e)
             self.pstate = PS.ProducerStateManager(log.log_end_offset)
+        self.pstate.on_high_watermark_updated(self.high_watermark)
         self._snapshot_at = self.clock()
         self.leader = None
         self.follower_epoch = -1
@@ -209,6 +219,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
     def on_stop(self) -> None:
         if self._wake is not None:
             self._wake.cancel()
+        self._forget_verifications(E.NOT_LEADER_OR_FOLLOWER)
         self._release_unacked()
         self._resign()
         if self.log is not None:
@@ -268,6 +279,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
             )
             self.leader = None
             self._drop_watches(E.NOT_LEADER_OR_FOLLOWER)
+            self._forget_verifications(E.NOT_LEADER_OR_FOLLOWER)
             self._log.info("resigned as leader (new leader {} epoch {})", leader, epoch)
         self.leader_epoch = max(self.leader_epoch, epoch)
         if leader != self.broker_id:
@@ -331,6 +343,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
                 self._log.exception("could not send AlterPartition")
         if progress.high_watermark_changed and progress.high_watermark > self.high_watermark:
             self.high_watermark = progress.high_watermark
+            self.pstate.on_high_watermark_updated(self.high_watermark)  # the LSO may move
             self._serve_waiters()
 
     def _save_high_watermark(self) -> None:
@@ -364,6 +377,10 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
             match message:
                 case Append():
                     self._append(message)
+                case TxnVerified():
+                    self._verification_done(message)  # partition_txn.py
+                case WriteMarker():
+                    self._write_marker(message)
                 case Read():
                     self._read(message)
                 case ListOffset():
@@ -439,6 +456,9 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
                 # all have its LEO sleeps until the next append (issue #12: thousands of
                 # idle leaders would otherwise wake a few hundred times a second)
                 due.append(self._next_isr_check)
+        verifying = self._verification_due()  # a parked transactional produce
+        if verifying is not None:
+            due.append(verifying)
         damage = self._damage_due()  # an unacknowledged ReplicaDamage re-send
         if damage is not None:
             due.append(damage)
@@ -478,6 +498,8 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
                 message.reply(
                     P.ListOffsetsPartitionResponse(partition=self.partition, error_code=code)
                 )
+            elif isinstance(message, WriteMarker):
+                message.reply(code)
         except Exception:  # noqa: BLE001
             self._log.exception("could not answer a failed message")
 
@@ -493,7 +515,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
         if ts == P.EARLIEST_TIMESTAMP:
             offset = log.log_start_offset
         elif ts == P.LATEST_TIMESTAMP:
-            offset = self.high_watermark
+            offset = self._fetchable_end(msg.isolation_level)
         elif ts < 0:
             msg.reply(
                 P.ListOffsetsPartitionResponse(
@@ -503,7 +525,8 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
             return
         else:
             found = log.offset_for_timestamp(ts)
-            offset = -1 if found is None or found >= self.high_watermark else found
+            end = self._fetchable_end(msg.isolation_level)
+            offset = -1 if found is None or found >= end else found
         msg.reply(
             P.ListOffsetsPartitionResponse(
                 partition=self.partition,
@@ -521,6 +544,8 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
             self._next_isr_check = now + max(1, self.lag_ms // 2)
         if self._waiters:
             self._waiters = [w for w in self._waiters if w.deadline_ms > now]
+        if self._verifying:
+            self._expire_verifications(now)  # partition_txn.py
         if self.leader is not None:
             self._refresh_watched_followers()  # partition_fetch.py: fetch sessions
             self._carry_out(self.leader.tick(now))
@@ -569,6 +594,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
             )
             self.leader = None
             self._drop_watches(E.NOT_LEADER_OR_FOLLOWER)
+            self._forget_verifications(E.NOT_LEADER_OR_FOLLOWER)
 
     def _reconfigure(self, config: LogConfig) -> None:
         if config == self.config:
