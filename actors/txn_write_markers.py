@@ -34,7 +34,10 @@ class _MarkerGather:
         self._respond = respond
         self._codes: dict[tuple[int, str, int], int] = {}
         self._expected = {
-            (i, t.name, p) for i, m in enumerate(req.markers) for t in m.topics for p in t.partitions
+            (i, t.name, p)
+            for i, m in enumerate(req.markers)
+            for t in m.topics
+            for p in t.partitions
         }
         self._lock = threading.Lock()
         self._sent = False

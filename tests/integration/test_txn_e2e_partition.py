@@ -13,6 +13,7 @@ import time
 import pytest
 from rillet.logstore.batch import BatchBuilder, iter_batches, records
 from rillet.transport import protocol as P
+
 from tests.support import wait_until
 
 pytestmark = [
@@ -92,13 +93,17 @@ def one_transaction(wire, pid: int, epoch: int, seq: int, values, commit: bool):
     assert added.error_code == E.NONE, added
     assert [p.error_code for t in added.results for p in t.partitions] == [E.NONE]
     part = P.ProducePartition(partition=0, records=txn_batch(pid, epoch, seq, values))
-    produced = wire.call(
-        P.ProduceRequest(
-            acks=-1,
-            transactional_id=TID,
-            topics=(P.ProduceTopic(name="out", partitions=(part,)),),
+    produced = (
+        wire.call(
+            P.ProduceRequest(
+                acks=-1,
+                transactional_id=TID,
+                topics=(P.ProduceTopic(name="out", partitions=(part,)),),
+            )
         )
-    ).topics[0].partitions[0]
+        .topics[0]
+        .partitions[0]
+    )
     assert produced.error_code == E.NONE, produced
     held = fetch_committed(wire)
     assert held.last_stable_offset <= produced.base_offset  # the open transaction holds it
@@ -117,9 +122,7 @@ def one_transaction(wire, pid: int, epoch: int, seq: int, values, commit: bool):
 def test_commit_is_visible_to_read_committed_and_abort_is_not(cluster, wire) -> None:
     assert wire.create_topic("out").error_code == E.NONE
     found = retried(
-        lambda: wire.call(
-            P.FindCoordinatorRequest(key=TID, key_type=P.COORDINATOR_TRANSACTION)
-        ),
+        lambda: wire.call(P.FindCoordinatorRequest(key=TID, key_type=P.COORDINATOR_TRANSACTION)),
         "FindCoordinator",
     )
     assert found.error_code == E.NONE and found.node_id == 1, found
@@ -138,8 +141,10 @@ def test_commit_is_visible_to_read_committed_and_abort_is_not(cluster, wire) -> 
 
     _, first = one_transaction(wire, pid, epoch, 0, [b"a1"], commit=False)
     wait_until(
-        lambda: (r := fetch_committed(wire)).last_stable_offset == r.high_watermark
-        and r.high_watermark > first + 1,
+        lambda: (
+            (r := fetch_committed(wire)).last_stable_offset == r.high_watermark
+            and r.high_watermark > first + 1
+        ),
         30,
         "the abort marker replicated",
     )

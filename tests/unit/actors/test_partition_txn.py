@@ -207,7 +207,9 @@ def test_stale_markers_are_refused_and_write_nothing(tmp_path, stop_all) -> None
     assert list_latest(ref, P.READ_UNCOMMITTED) == end  # nothing written
     # a producer that never wrote here: written, completes nothing, indexes nothing
     assert marker(ref, committed=False, pid=99) == E.NONE
-    assert fetch(ref).aborted_transactions == (P.AbortedTransaction(producer_id=PID, first_offset=0),)
+    assert fetch(ref).aborted_transactions == (
+        P.AbortedTransaction(producer_id=PID, first_offset=0),
+    )
 
 
 def test_the_verified_cache_is_dropped_after_the_marker(tmp_path, stop_all) -> None:
