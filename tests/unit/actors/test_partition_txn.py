@@ -13,6 +13,7 @@ import pykka
 import pytest
 from rillet.actors import partition as R
 from rillet.actors.partition_txn import VERIFY_PARK_MS
+from rillet.actors.txn_messages import TxnMarkerWritten
 from rillet.coordinator.metadata import PartitionInfo
 from rillet.logstore.batch import BatchBuilder, iter_batches, records
 from rillet.logstore.config import LogConfig
@@ -315,3 +316,41 @@ def test_a_follower_builds_the_same_transaction_state(tmp_path, stop_all) -> Non
         theirs = sorted((tmp_path / "follower" / "t-0").glob(pattern))
         assert [f.name for f in ours] == [f.name for f in theirs] and ours, pattern
         assert [f.read_bytes() for f in ours] == [f.read_bytes() for f in theirs], pattern
+
+
+def test_losing_leadership_answers_parked_appends_and_markers(tmp_path, stop_all) -> None:
+    verifier = FakeVerifier(auto=False)
+    ref = start(tmp_path / "t-0", verifier)
+    parked = produce(ref, txn(0, [b"a"]))
+    assert appended(ref, plain([b"x"]), tid=None) == 0  # (the append above is parked)
+    follower = PartitionInfo(partition=0, replicas=(1, 2), isr=(1, 2), leader=2, leader_epoch=1)
+    ref.tell(R.PartitionChanged(follower))
+    assert parked.get().error_code == E.NOT_LEADER_OR_FOLLOWER
+    verifier.release(E.NONE)  # a late answer writes nothing
+    assert marker(ref, committed=True) == E.NOT_LEADER_OR_FOLLOWER
+    assert fetch(ref, isolation=P.READ_UNCOMMITTED).error_code == E.NOT_LEADER_OR_FOLLOWER
+
+
+def test_a_marker_on_consumer_offsets_is_told_to_the_group_coordinator(tmp_path, stop_all) -> None:
+    told = Box()
+    ref = R.PartitionReplica.start(
+        "__consumer_offsets",
+        3,
+        tmp_path / "__consumer_offsets-3",
+        LogConfig(),
+        0,
+        1,
+        "id",
+        on_txn_marker=told,
+    )
+    offsets = Box()
+    ref.tell(R.Append(txn(0, [b"offset"]), offsets, -1, verified=True))  # the coordinator's
+    assert offsets.get().error_code == E.NONE
+    assert not told.event.is_set()
+    assert marker(ref, committed=True) == E.NONE
+    assert told.get() == TxnMarkerWritten(partition=3, producer_id=PID, committed=True, offset=1)
+    # other topics never call it
+    other = start(tmp_path / "t-0", FakeVerifier(), on_txn_marker=told)
+    appended(other, txn(0, [b"a"]))
+    assert marker(other, committed=False) == E.NONE
+    assert len(told.items) == 1
