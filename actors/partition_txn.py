@@ -62,6 +62,19 @@ class _Verifying:
     parked: list[Append] = field(default_factory=list)
 
 
+def _txn_pairs(records: bytes) -> set[tuple[int, int]]:
+    """(producer id, epoch) of every transactional batch in ``records`` (headers only;
+    malformed data: none, the validator answers it)."""
+    try:
+        return {
+            (h.producer_id, h.producer_epoch)
+            for h, _ in B.iter_batches(records, validate=False)
+            if h.is_transactional and h.producer_id >= 0
+        }
+    except Exception:  # noqa: BLE001
+        return set()
+
+
 class TxnSide:
     """Mixed into ``PartitionReplica`` (actors/partition.py): runs on its thread, uses its
     state."""
@@ -89,14 +102,7 @@ class TxnSide:
         """A transactional produce may run now (True) or was parked (False)."""
         if self.leader is None or self.log is None:
             return True  # refused as usual by the produce path
-        try:
-            pairs = {
-                (h.producer_id, h.producer_epoch)
-                for h, _ in B.iter_batches(msg.records, validate=False)
-                if h.is_transactional and h.producer_id >= 0
-            }
-        except Exception:  # noqa: BLE001 - malformed: the validator answers it
-            return True
+        pairs = _txn_pairs(msg.records)
         for pid, _epoch in pairs:
             pending = self._verifying.get(pid)
             if pending is not None:  # keep the producer's order
@@ -146,8 +152,12 @@ class TxnSide:
             msg.producer_epoch,
             msg.error_code,
         )
+        failed = (msg.producer_id, msg.producer_epoch)
         for append in pending.parked:
-            self._refuse_append(append, msg.error_code, "transaction verification failed")
+            if failed in _txn_pairs(append.records):
+                self._refuse_append(append, msg.error_code, "transaction verification failed")
+            else:  # parked behind it, of another epoch of the producer: its own turn
+                self._append(append)
 
     def _refuse_append(self, append: Append, code: int, message: str) -> None:
         if append.reply is None:

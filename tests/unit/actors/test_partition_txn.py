@@ -354,3 +354,17 @@ def test_a_marker_on_consumer_offsets_is_told_to_the_group_coordinator(tmp_path,
     appended(other, txn(0, [b"a"]))
     assert marker(other, committed=False) == E.NONE
     assert len(told.items) == 1
+
+
+def test_a_refusal_answers_only_the_appends_of_that_epoch(tmp_path, stop_all) -> None:
+    verifier = FakeVerifier(auto=False)
+    ref = start(tmp_path / "t-0", verifier)
+    zombie = produce(ref, txn(0, [b"old"], epoch=0))
+    current = produce(ref, txn(0, [b"new"], epoch=1))  # parked behind the same producer
+    assert appended(ref, plain([b"x"]), tid=None) == 0
+    verifier.release(E.INVALID_PRODUCER_EPOCH)  # epoch 0 is fenced
+    assert zombie.get().error_code == E.INVALID_PRODUCER_EPOCH
+    fetch(ref)  # a round trip: the actor finished handling the answer
+    assert [c[2] for c in verifier.calls] == [0, 1]  # epoch 1 asked in its own turn
+    verifier.release(E.NONE)
+    assert current.get().error_code == E.NONE and current.get().base_offset == 1
