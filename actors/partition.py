@@ -7,7 +7,9 @@ Only this actor's thread touches the log. Messages (``tell`` only; replies go to
                 append that was in the mailbox
 * ``Read``      answer immediately; if empty and the fetch may wait, park a waiter that is
                 served on the next append (the long poll; see gather.FetchGather)
-* ``ListOffset`` earliest / latest / by timestamp
+* ``ListOffset`` earliest / latest / by timestamp (read_committed: latest is the LSO)
+* ``WriteMarker`` append a transaction's COMMIT/ABORT marker, answer once replicated
+* ``TxnVerified`` the transaction coordinator's answer for a parked transactional Append
 * ``Tick``      interval flush, expiry of parked waiters
 * ``Housekeep`` retention and compaction (log.retention.check.interval.ms)
 * ``Reconfigure`` reopen the log with a new LogConfig (AlterConfigs)
@@ -25,10 +27,11 @@ and ``EpochEndOffset`` answers OffsetForLeaderEpoch. As follower the replica fet
 answered with an error code and logged; it never stops the actor.
 
 The handlers live in mixins, one file per side: partition_produce.py (Append),
-partition_fetch.py (Read, EpochEndOffset, long-poll waiters), partition_follower.py (the
-Follower* asks); the messages in partition_messages.py (re-exported here). This file keeps
-the life cycle, the role (leader/follower) and its purgatory, snapshots, list offsets and
-housekeeping.
+partition_fetch.py (Read, ListOffset, EpochEndOffset, long-poll waiters),
+partition_follower.py (the Follower* asks), partition_txn.py (transactions: verification of
+transactional produces, WriteMarker); the messages in partition_messages.py (re-exported
+here). This file keeps the life cycle, the role (leader/follower) and its purgatory,
+snapshots and housekeeping.
 """
 
 from __future__ import annotations
@@ -502,39 +505,6 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, TxnSide
                 message.reply(code)
         except Exception:  # noqa: BLE001
             self._log.exception("could not answer a failed message")
-
-    # ------------------------------------------------------------------------ list offsets
-
-    def _list_offset(self, msg: ListOffset) -> None:
-        log = self.log
-        if log is None:
-            code = E.KAFKA_STORAGE_ERROR
-            msg.reply(P.ListOffsetsPartitionResponse(partition=self.partition, error_code=code))
-            return
-        ts = msg.timestamp
-        if ts == P.EARLIEST_TIMESTAMP:
-            offset = log.log_start_offset
-        elif ts == P.LATEST_TIMESTAMP:
-            offset = self._fetchable_end(msg.isolation_level)
-        elif ts < 0:
-            msg.reply(
-                P.ListOffsetsPartitionResponse(
-                    partition=self.partition, error_code=E.INVALID_REQUEST
-                )
-            )
-            return
-        else:
-            found = log.offset_for_timestamp(ts)
-            end = self._fetchable_end(msg.isolation_level)
-            offset = -1 if found is None or found >= end else found
-        msg.reply(
-            P.ListOffsetsPartitionResponse(
-                partition=self.partition,
-                timestamp=ts if ts >= 0 and offset >= 0 else -1,
-                offset=offset,
-                leader_epoch=self.leader_epoch,
-            )
-        )
 
     # ------------------------------------------------------------------------ housekeeping
 

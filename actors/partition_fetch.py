@@ -1,7 +1,7 @@
 """Fetch on the leader: consumer reads below the high watermark (read_committed: below the
 last stable offset, with the aborted transactions of what they read), follower fetches up to
-the log end offset (which move the ISR and the high watermark), parked long-poll waiters, and
-OffsetForLeaderEpoch."""
+the log end offset (which move the ISR and the high watermark), parked long-poll waiters,
+ListOffsets and OffsetForLeaderEpoch."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from rillet.transport import protocol as P
 
 from .partition_messages import (
     EpochEndOffset,
+    ListOffset,
     Read,
     _Waiter,
     _Watched,
@@ -273,6 +274,39 @@ class FetchSide:
                 incarnation=w.incarnation,
             )
             self._carry_out(decision.progress)
+
+    # ------------------------------------------------------------------------ list offsets
+
+    def _list_offset(self, msg: ListOffset) -> None:
+        log = self.log
+        if log is None:
+            code = E.KAFKA_STORAGE_ERROR
+            msg.reply(P.ListOffsetsPartitionResponse(partition=self.partition, error_code=code))
+            return
+        ts = msg.timestamp
+        if ts == P.EARLIEST_TIMESTAMP:
+            offset = log.log_start_offset
+        elif ts == P.LATEST_TIMESTAMP:
+            offset = self._fetchable_end(msg.isolation_level)
+        elif ts < 0:
+            msg.reply(
+                P.ListOffsetsPartitionResponse(
+                    partition=self.partition, error_code=E.INVALID_REQUEST
+                )
+            )
+            return
+        else:
+            found = log.offset_for_timestamp(ts)
+            end = self._fetchable_end(msg.isolation_level)
+            offset = -1 if found is None or found >= end else found
+        msg.reply(
+            P.ListOffsetsPartitionResponse(
+                partition=self.partition,
+                timestamp=ts if ts >= 0 and offset >= 0 else -1,
+                offset=offset,
+                leader_epoch=self.leader_epoch,
+            )
+        )
 
     def _epoch_end_offset(self, msg: EpochEndOffset) -> None:
         leader, log = self.leader, self.log
