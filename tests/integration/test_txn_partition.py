@@ -135,3 +135,15 @@ def test_read_committed_without_transactions_reads_up_to_the_high_watermark(clus
     plain = wire.fetch("tx", 0, 0)
     assert plain.last_stable_offset == 3 and plain.aborted_transactions is None
     assert list_latest(wire, "tx", P.READ_COMMITTED) == 3
+
+
+def test_an_unknown_isolation_level_is_refused(cluster, wire) -> None:
+    assert wire.create_topic("tx").error_code == E.NONE
+    part = P.FetchPartition(partition=0, fetch_offset=0)
+    request = P.FetchRequest(
+        max_wait_ms=0, isolation_level=2, topics=(P.FetchTopic(name="tx", partitions=(part,)),)
+    )
+    with pytest.raises(ProtocolError) as refused:
+        wire.call(request)
+    assert refused.value.code == E.INVALID_REQUEST
+    assert wire.fetch("tx", 0, 0).error_code == E.NONE  # the session carries on
