@@ -13,7 +13,10 @@ it, so a producer's batches keep their order. A pair counts as verified when the
 so or when the producer state already has its transaction open here at that epoch (a new
 leader after failover: the write that opened it was verified). The cache entry of a producer
 is dropped by its marker (the next transaction is verified again) and the whole cache when
-leadership is lost. A parked append whose verification never answers is refused with
+leadership is lost. A marker of a producer written while its verification is out makes the
+answer stale: a yes may be about the transaction the marker just ended (a late batch would
+then open a transaction nobody ends), so the question is asked again (Kafka's verification
+guard). A parked append whose verification never answers is refused with
 COORDINATOR_NOT_AVAILABLE after ``VERIFY_PARK_MS``.
 
 Markers. ``WriteMarker`` appends the marker with ``logstore.transactions.append_marker`` and
@@ -60,6 +63,9 @@ class _Verifying:
     token: int
     deadline_ms: int
     parked: list[Append] = field(default_factory=list)
+    # a marker of the producer was written while the question was out: the answer may speak
+    # of the transaction that marker ended (Kafka's verification guard), so it is asked again
+    stale: bool = False
 
 
 def _txn_pairs(records: bytes) -> set[tuple[int, int]]:
@@ -114,10 +120,14 @@ class TxnSide:
                 return False
         return True
 
-    def _start_verification(self, msg: Append, pid: int, epoch: int) -> None:
+    def _start_verification(
+        self, msg: Append, pid: int, epoch: int, parked: list[Append] | None = None
+    ) -> None:
         self._verify_seq += 1
         token = self._verify_seq
-        self._verifying[pid] = _Verifying(epoch, token, self.clock() + VERIFY_PARK_MS, [msg])
+        self._verifying[pid] = _Verifying(
+            epoch, token, self.clock() + VERIFY_PARK_MS, parked if parked is not None else [msg]
+        )
         verifier = self._txn_verifier
         if verifier is None:
             self._verification_done(TxnVerified(pid, epoch, token, E.COORDINATOR_NOT_AVAILABLE))
@@ -141,6 +151,10 @@ class TxnSide:
         if pending is None or pending.token != msg.token:
             return  # answered already (expired) or superseded
         del self._verifying[msg.producer_id]
+        if msg.error_code == E.NONE and pending.stale:
+            first = pending.parked[0]
+            self._start_verification(first, msg.producer_id, msg.producer_epoch, pending.parked)
+            return
         if msg.error_code == E.NONE:
             self._verified[msg.producer_id] = msg.producer_epoch
             for append in pending.parked:
@@ -228,6 +242,9 @@ class TxnSide:
             msg.reply(code_of(done.error))
             return
         self._verified.pop(msg.producer_id, None)  # the next transaction is verified again
+        pending = self._verifying.get(msg.producer_id)
+        if pending is not None:
+            pending.stale = True
         self._log.debug(
             "{} marker for producer {} epoch {} at {}",
             marker.control_type.name,

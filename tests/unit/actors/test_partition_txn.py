@@ -368,3 +368,17 @@ def test_a_refusal_answers_only_the_appends_of_that_epoch(tmp_path, stop_all) ->
     assert [c[2] for c in verifier.calls] == [0, 1]  # epoch 1 asked in its own turn
     verifier.release(E.NONE)
     assert current.get().error_code == E.NONE and current.get().base_offset == 1
+
+
+def test_a_marker_during_verification_makes_the_answer_stale(tmp_path, stop_all) -> None:
+    verifier = FakeVerifier(auto=False)
+    ref = start(tmp_path / "t-0", verifier)
+    late = produce(ref, txn(0, [b"late"]))  # a late batch of the transaction being ended
+    assert marker(ref, committed=True) == E.NONE  # written while the question is out
+    verifier.release(E.NONE)  # "yes": about the transaction the marker ended
+    fetch(ref)  # a round trip: the answer was handled
+    assert len(verifier.calls) == 2 and not late.event.is_set()  # asked again
+    verifier.release(E.INVALID_TXN_STATE)  # the coordinator knows it ended
+    assert late.get().error_code == E.INVALID_TXN_STATE
+    response = fetch(ref)
+    assert response.last_stable_offset == response.high_watermark == 1  # no hanging txn
