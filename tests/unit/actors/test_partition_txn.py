@@ -382,3 +382,22 @@ def test_a_marker_during_verification_makes_the_answer_stale(tmp_path, stop_all)
     assert late.get().error_code == E.INVALID_TXN_STATE
     response = fetch(ref)
     assert response.last_stable_offset == response.high_watermark == 1  # no hanging txn
+
+
+def test_a_new_leader_trusts_a_transaction_already_open_in_its_log(tmp_path, stop_all) -> None:
+    old = start(tmp_path / "old" / "t-0", FakeVerifier())
+    appended(old, txn(0, [b"a"]))
+    data = fetch(old, isolation=P.READ_UNCOMMITTED)
+    info = PartitionInfo(partition=0, replicas=(1, 2), isr=(1, 2), leader=1, leader_epoch=0)
+    refusing = FakeVerifier(E.INVALID_TXN_STATE)
+    new = R.PartitionReplica.start(
+        "t", 0, tmp_path / "new" / "t-0", LogConfig(), 0, 2, "id", info=info, txn_verifier=refusing
+    )
+    assert new.ask(R.FollowerAppend(0, data.records, data.high_watermark)) is not None
+    promoted = PartitionInfo(partition=0, replicas=(1, 2), isr=(2,), leader=2, leader_epoch=1)
+    new.tell(R.PartitionChanged(promoted))
+    assert appended(new, txn(1, [b"b"])) == 1  # the open transaction: no question asked
+    assert refusing.calls == []
+    assert produce(new, txn(0, [b"c"], pid=8)).get().error_code == E.INVALID_TXN_STATE
+    assert len(refusing.calls) == 1  # another producer's new transaction is asked about
+    assert fetch(new).last_stable_offset == 0
