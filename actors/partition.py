@@ -163,6 +163,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, TxnSide
         self._init_damage(send_damage, scrub_enabled)  # partition_damage.py
         self._counters = counters  # the broker's (fetch_session.Counters): logs opened
         self._init_txn(txn_verifier, on_txn_marker)  # partition_txn.py
+        self._lso_cached: tuple[tuple, int] | None = None  # partition_fetch.py
 
     # -------------------------------------------------------------------------- lifecycle
 
@@ -181,6 +182,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, TxnSide
         self._open()
 
     def _open(self) -> None:
+        self._forget_lso()
         try:
             self.log = PartitionLog.open(self.directory, self.config, self.clock())
         except Exception as e:  # noqa: BLE001 - a broken log must not take the broker down
@@ -244,6 +246,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, TxnSide
 
     def _apply_role(self, now: int) -> None:
         """Become (or stay) leader or follower as ``self.info`` says."""
+        self._forget_lso()
         log = self.log
         if log is None:
             return
@@ -424,6 +427,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, TxnSide
                     result = self._follower_append(message)
                 case FollowerReset(leader_epoch=epoch, offset=offset):
                     if self._is_follower_of(epoch):
+                        self._forget_lso()
                         self.log.truncate_fully_and_start_at(offset)
                         self.pstate = PS.ProducerStateManager(offset)
                         self.snapshots.delete_above(-1)

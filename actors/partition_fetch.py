@@ -33,8 +33,27 @@ class FetchSide:
         """Where a consumer's reads stop: the high watermark, or for read_committed the
         last stable offset (logstore/transactions.py)."""
         if isolation_level == P.READ_COMMITTED:
-            return T.last_stable_offset(self.pstate, self.high_watermark)
+            return self._last_stable_offset()
         return self.high_watermark
+
+    def _last_stable_offset(self) -> int:
+        """``transactions.last_stable_offset``, remembered until the producer state or the
+        high watermark changes: it is a pass over every producer (hundreds of microseconds
+        with thousands of idempotent producers), and every fetch answer carries it. On the
+        leader every change of the producer state moves ``map_end_offset`` (appends,
+        markers) or the high watermark (``on_high_watermark_updated``); what can move it
+        back (truncation, a new state, a role change) calls ``_forget_lso``."""
+        p = self.pstate
+        key = (id(p), p.map_end_offset, self.high_watermark, len(p.unreplicated))
+        cached = self._lso_cached
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        lso = T.last_stable_offset(p, self.high_watermark)
+        self._lso_cached = (key, lso)
+        return lso
+
+    def _forget_lso(self) -> None:
+        self._lso_cached = None
 
     def _fetch_response(
         self,
@@ -48,7 +67,7 @@ class FetchSide:
             return P.FetchPartitionResponse(
                 partition=self.partition, error_code=E.KAFKA_STORAGE_ERROR
             )
-        lso = T.last_stable_offset(self.pstate, self.high_watermark)
+        lso = self._last_stable_offset()
         committed = isolation_level == P.READ_COMMITTED and not follower
         aborted = None
         try:

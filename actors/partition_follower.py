@@ -51,6 +51,7 @@ class FollowerSide:
         return t.done, log.log_end_offset, log.epochs.latest_epoch
 
     def _truncate(self, offset: int) -> None:
+        self._forget_lso()
         log = self.log
         before = log.log_end_offset
         log.truncate_to(offset)
@@ -67,6 +68,7 @@ class FollowerSide:
         if not self._is_follower_of(msg.leader_epoch):
             return None
         log = self.log
+        self._forget_lso()
         if msg.records:
             log.append_replicated(msg.records, self.clock())
             # producer state (open transactions, markers) and the aborted-transaction index
