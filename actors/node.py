@@ -63,6 +63,7 @@ from .scrubber import TICK_S as SCRUB_TICK_S
 from .scrubber import Scrubber, ScrubTick
 from .session import BrokerContext, Listener
 from .ticker import Ticker, now_ms
+from .txn_verify import RemoteTxnVerifier
 
 _PARTITION_DIR = re.compile(r"^(?P<topic>[a-zA-Z0-9._-]+)-(?P<partition>\d+)$")
 CLEAN_SHUTDOWN_FILE = ".clean-shutdown"  # written last by a clean stop, removed at start
@@ -182,6 +183,10 @@ class BrokerNode:
             curve=self.curve,
         )
         self._internal_address = f"{ihost}:{iport}"
+        # KIP-890 verification of transactional produces (actors/txn_verify.py)
+        self.txn_verifier = RemoteTxnVerifier(
+            lambda: self.ctx.image, self._address_of, self.peers.request
+        )
         self.lifecycle = None
         self._progress = (-1, 0, MetadataImage())
         self._progress_lock = threading.Lock()
@@ -493,6 +498,8 @@ class BrokerNode:
                     send_damage=self._send_damage,
                     scrub_enabled=self.configs["log.scrub.enable"] == "true",
                     counters=self.ctx.counters,
+                    txn_verifier=self.txn_verifier,
+                    on_txn_marker=self._tell_group_coordinator,
                     **extra,
                 )
             self._update_fetchers(new)

@@ -7,7 +7,9 @@ Only this actor's thread touches the log. Messages (``tell`` only; replies go to
                 append that was in the mailbox
 * ``Read``      answer immediately; if empty and the fetch may wait, park a waiter that is
                 served on the next append (the long poll; see gather.FetchGather)
-* ``ListOffset`` earliest / latest / by timestamp
+* ``ListOffset`` earliest / latest / by timestamp (read_committed: latest is the LSO)
+* ``WriteMarker`` append a transaction's COMMIT/ABORT marker, answer once replicated
+* ``TxnVerified`` the transaction coordinator's answer for a parked transactional Append
 * ``Tick``      interval flush, expiry of parked waiters
 * ``Housekeep`` retention and compaction (log.retention.check.interval.ms)
 * ``Reconfigure`` reopen the log with a new LogConfig (AlterConfigs)
@@ -25,10 +27,11 @@ and ``EpochEndOffset`` answers OffsetForLeaderEpoch. As follower the replica fet
 answered with an error code and logged; it never stops the actor.
 
 The handlers live in mixins, one file per side: partition_produce.py (Append),
-partition_fetch.py (Read, EpochEndOffset, long-poll waiters), partition_follower.py (the
-Follower* asks); the messages in partition_messages.py (re-exported here). This file keeps
-the life cycle, the role (leader/follower) and its purgatory, snapshots, list offsets and
-housekeeping.
+partition_fetch.py (Read, ListOffset, EpochEndOffset, long-poll waiters),
+partition_follower.py (the Follower* asks), partition_txn.py (transactions: verification of
+transactional produces, WriteMarker); the messages in partition_messages.py (re-exported
+here). This file keeps the life cycle, the role (leader/follower) and its purgatory,
+snapshots and housekeeping.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import pykka
 from loguru import logger
 from rillet.coordinator import replication as RC
 from rillet.logstore import producer_state as PS
+from rillet.logstore import transactions as T
 from rillet.logstore.config import LogConfig
 from rillet.logstore.log import PartitionLog
 from rillet.logstore.producer_snapshots import ProducerSnapshots
@@ -68,12 +72,14 @@ from .partition_messages import (  # noqa: F401 - re-exported: callers use parti
     Reconfigure,
     Scrub,
     Tick,
+    WriteMarker,
     _Waiter,
     _Watched,
     code_of,
     error_code_for,
 )
 from .partition_produce import ProduceSide
+from .partition_txn import TxnSide, TxnVerified
 from .runtime import DispatchedActor
 from .ticker import now_ms
 
@@ -83,7 +89,7 @@ HW_FILE = "high-watermark.checkpoint"
 SNAPSHOT_INTERVAL_MS = 30_000
 
 
-class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, DispatchedActor):
+class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, TxnSide, DispatchedActor):
     """Owns ``directory``'s log for ``topic``-``partition``. See the module docstring."""
 
     lane = "io"  # its handlers write and fsync the log: never on the request lane
@@ -111,6 +117,8 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
         producer_id_expiration_ms: int = PS.PRODUCER_ID_EXPIRATION_MS,
         counters: object | None = None,
         clock: Callable[[], int] = now_ms,  # wall-clock ms; tests may pass a fake one
+        txn_verifier: object | None = None,  # txn_verify.TxnVerifier (None: nothing verifies)
+        on_txn_marker: Callable[[object], None] | None = None,  # TxnMarkerWritten sink
     ) -> None:
         super().__init__()
         self.clock = clock
@@ -154,6 +162,8 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
         self._initial_hw = initial_high_watermark
         self._init_damage(send_damage, scrub_enabled)  # partition_damage.py
         self._counters = counters  # the broker's (fetch_session.Counters): logs opened
+        self._init_txn(txn_verifier, on_txn_marker)  # partition_txn.py
+        self._lso_cached: tuple[tuple, int] | None = None  # partition_fetch.py
 
     # -------------------------------------------------------------------------- lifecycle
 
@@ -172,6 +182,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
         self._open()
 
     def _open(self) -> None:
+        self._forget_lso()
         try:
             self.log = PartitionLog.open(self.directory, self.config, self.clock())
         except Exception as e:  # noqa: BLE001 - a broken log must not take the broker down
@@ -187,10 +198,14 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
         self.high_watermark = max(self.high_watermark, log.log_start_offset)
         self._hw_saved = self.high_watermark
         try:
-            self.pstate = self.snapshots.recover_state(log)
+            # snapshots above the log end describe records recovery cut off
+            self.snapshots.delete_above(log.log_end_offset)
+            # the producer state, and the .txnindex files recovery left without one rebuilt
+            self.pstate = T.load_transaction_state(log, self.snapshots.read())
         except Exception as e:  # noqa: BLE001 - lose dedup state, never the partition
             self._log.error("cannot rebuild producer state: {}", e)
             self.pstate = PS.ProducerStateManager(log.log_end_offset)
+        self.pstate.on_high_watermark_updated(self.high_watermark)
         self._snapshot_at = self.clock()
         self.leader = None
         self.follower_epoch = -1
@@ -209,6 +224,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
     def on_stop(self) -> None:
         if self._wake is not None:
             self._wake.cancel()
+        self._forget_verifications(E.NOT_LEADER_OR_FOLLOWER)
         self._release_unacked()
         self._resign()
         if self.log is not None:
@@ -230,6 +246,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
 
     def _apply_role(self, now: int) -> None:
         """Become (or stay) leader or follower as ``self.info`` says."""
+        self._forget_lso()
         log = self.log
         if log is None:
             return
@@ -268,6 +285,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
             )
             self.leader = None
             self._drop_watches(E.NOT_LEADER_OR_FOLLOWER)
+            self._forget_verifications(E.NOT_LEADER_OR_FOLLOWER)
             self._log.info("resigned as leader (new leader {} epoch {})", leader, epoch)
         self.leader_epoch = max(self.leader_epoch, epoch)
         if leader != self.broker_id:
@@ -331,6 +349,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
                 self._log.exception("could not send AlterPartition")
         if progress.high_watermark_changed and progress.high_watermark > self.high_watermark:
             self.high_watermark = progress.high_watermark
+            self.pstate.on_high_watermark_updated(self.high_watermark)  # the LSO may move
             self._serve_waiters()
 
     def _save_high_watermark(self) -> None:
@@ -364,6 +383,10 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
             match message:
                 case Append():
                     self._append(message)
+                case TxnVerified():
+                    self._verification_done(message)  # partition_txn.py
+                case WriteMarker():
+                    self._write_marker(message)
                 case Read():
                     self._read(message)
                 case ListOffset():
@@ -404,6 +427,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
                     result = self._follower_append(message)
                 case FollowerReset(leader_epoch=epoch, offset=offset):
                     if self._is_follower_of(epoch):
+                        self._forget_lso()
                         self.log.truncate_fully_and_start_at(offset)
                         self.pstate = PS.ProducerStateManager(offset)
                         self.snapshots.delete_above(-1)
@@ -439,6 +463,9 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
                 # all have its LEO sleeps until the next append (issue #12: thousands of
                 # idle leaders would otherwise wake a few hundred times a second)
                 due.append(self._next_isr_check)
+        verifying = self._verification_due()  # a parked transactional produce
+        if verifying is not None:
+            due.append(verifying)
         damage = self._damage_due()  # an unacknowledged ReplicaDamage re-send
         if damage is not None:
             due.append(damage)
@@ -478,40 +505,10 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
                 message.reply(
                     P.ListOffsetsPartitionResponse(partition=self.partition, error_code=code)
                 )
+            elif isinstance(message, WriteMarker):
+                message.reply(code)
         except Exception:  # noqa: BLE001
             self._log.exception("could not answer a failed message")
-
-    # ------------------------------------------------------------------------ list offsets
-
-    def _list_offset(self, msg: ListOffset) -> None:
-        log = self.log
-        if log is None:
-            code = E.KAFKA_STORAGE_ERROR
-            msg.reply(P.ListOffsetsPartitionResponse(partition=self.partition, error_code=code))
-            return
-        ts = msg.timestamp
-        if ts == P.EARLIEST_TIMESTAMP:
-            offset = log.log_start_offset
-        elif ts == P.LATEST_TIMESTAMP:
-            offset = self.high_watermark
-        elif ts < 0:
-            msg.reply(
-                P.ListOffsetsPartitionResponse(
-                    partition=self.partition, error_code=E.INVALID_REQUEST
-                )
-            )
-            return
-        else:
-            found = log.offset_for_timestamp(ts)
-            offset = -1 if found is None or found >= self.high_watermark else found
-        msg.reply(
-            P.ListOffsetsPartitionResponse(
-                partition=self.partition,
-                timestamp=ts if ts >= 0 and offset >= 0 else -1,
-                offset=offset,
-                leader_epoch=self.leader_epoch,
-            )
-        )
 
     # ------------------------------------------------------------------------ housekeeping
 
@@ -521,6 +518,8 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
             self._next_isr_check = now + max(1, self.lag_ms // 2)
         if self._waiters:
             self._waiters = [w for w in self._waiters if w.deadline_ms > now]
+        if self._verifying:
+            self._expire_verifications(now)  # partition_txn.py
         if self.leader is not None:
             self._refresh_watched_followers()  # partition_fetch.py: fetch sessions
             self._carry_out(self.leader.tick(now))
@@ -569,6 +568,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, Dispatc
             )
             self.leader = None
             self._drop_watches(E.NOT_LEADER_OR_FOLLOWER)
+            self._forget_verifications(E.NOT_LEADER_OR_FOLLOWER)
 
     def _reconfigure(self, config: LogConfig) -> None:
         if config == self.config:

@@ -1,14 +1,18 @@
-"""Fetch on the leader: consumer reads below the high watermark, follower fetches up to the
-log end offset (which move the ISR and the high watermark), parked long-poll waiters, and
-OffsetForLeaderEpoch."""
+"""Fetch on the leader: consumer reads below the high watermark (read_committed: below the
+last stable offset, with the aborted transactions of what they read), follower fetches up to
+the log end offset (which move the ISR and the high watermark), parked long-poll waiters,
+ListOffsets and OffsetForLeaderEpoch."""
 
 from __future__ import annotations
 
 from rillet.coordinator import replication as RC
+from rillet.logstore import batch as B
+from rillet.logstore import transactions as T
 from rillet.transport import protocol as P
 
 from .partition_messages import (
     EpochEndOffset,
+    ListOffset,
     Read,
     _Waiter,
     _Watched,
@@ -25,18 +29,53 @@ class FetchSide:
 
     # ------------------------------------------------------------------------------- fetch
 
+    def _fetchable_end(self, isolation_level: int) -> int:
+        """Where a consumer's reads stop: the high watermark, or for read_committed the
+        last stable offset (logstore/transactions.py)."""
+        if isolation_level == P.READ_COMMITTED:
+            return self._last_stable_offset()
+        return self.high_watermark
+
+    def _last_stable_offset(self) -> int:
+        """``transactions.last_stable_offset``, remembered until the producer state or the
+        high watermark changes: it is a pass over every producer (hundreds of microseconds
+        with thousands of idempotent producers), and every fetch answer carries it. On the
+        leader every change of the producer state moves ``map_end_offset`` (appends,
+        markers) or the high watermark (``on_high_watermark_updated``); what can move it
+        back (truncation, a new state, a role change) calls ``_forget_lso``."""
+        p = self.pstate
+        key = (id(p), p.map_end_offset, self.high_watermark, len(p.unreplicated))
+        cached = self._lso_cached
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        lso = T.last_stable_offset(p, self.high_watermark)
+        self._lso_cached = (key, lso)
+        return lso
+
+    def _forget_lso(self) -> None:
+        self._lso_cached = None
+
     def _fetch_response(
-        self, fetch_offset: int, max_bytes: int, follower: bool = False
+        self,
+        fetch_offset: int,
+        max_bytes: int,
+        follower: bool = False,
+        isolation_level: int = P.READ_UNCOMMITTED,
     ) -> P.FetchPartitionResponse:
         log = self.log
         if log is None:
             return P.FetchPartitionResponse(
                 partition=self.partition, error_code=E.KAFKA_STORAGE_ERROR
             )
+        lso = self._last_stable_offset()
+        committed = isolation_level == P.READ_COMMITTED and not follower
+        aborted = None
         try:
-            limit = None if follower else self.high_watermark
+            limit = None if follower else lso if committed else self.high_watermark
             records = log.read(fetch_offset, max(max_bytes, 1), limit)
             code = E.NONE
+            if committed:
+                aborted = self._aborted_in(fetch_offset, records, lso)
         except Exception as e:  # noqa: BLE001
             records, code = b"", error_code_for(e)
         if log.damage is not None and self._damage_noted != log.damage.offset:
@@ -45,9 +84,29 @@ class FetchSide:
             partition=self.partition,
             error_code=code,
             high_watermark=self.high_watermark,
-            last_stable_offset=self.high_watermark,
+            last_stable_offset=lso,
             log_start_offset=log.log_start_offset,
             records=records,
+            aborted_transactions=aborted,
+        )
+
+    def _aborted_in(
+        self, fetch_offset: int, records: bytes, lso: int
+    ) -> tuple[P.AbortedTransaction, ...]:
+        """The aborted transactions with data in what a read_committed fetch returns
+        (``records``, read from ``fetch_offset``, all below ``lso``)."""
+        if not records:
+            return ()
+        found = self.log.txn_index.aborted_transactions(fetch_offset, lso)
+        if not found:
+            return ()
+        upper = lso
+        for header, _ in B.iter_batches(records, validate=False):
+            upper = header.next_offset
+        return tuple(
+            P.AbortedTransaction(producer_id=t.producer_id, first_offset=t.first_offset)
+            for t in found
+            if t.first_offset < upper
         )
 
     def _read(self, msg: Read) -> None:
@@ -89,7 +148,9 @@ class FetchSide:
                 )
             )
             return
-        response = self._fetch_response(msg.fetch_offset, msg.max_bytes, follower)
+        response = self._fetch_response(
+            msg.fetch_offset, msg.max_bytes, follower, msg.isolation_level
+        )
         msg.reply(response)
         if msg.watch is not None and follower and response.error_code == E.NONE:
             self._watches[msg.replica_id] = _Watched(
@@ -106,7 +167,14 @@ class FetchSide:
                 now = self.clock()
                 self._waiters = [w for w in self._waiters if w.deadline_ms > now]
             self._waiters.append(
-                _Waiter(msg.fetch_offset, msg.max_bytes, msg.on_data, msg.deadline_ms, follower)
+                _Waiter(
+                    msg.fetch_offset,
+                    msg.max_bytes,
+                    msg.on_data,
+                    msg.deadline_ms,
+                    follower,
+                    msg.isolation_level,
+                )
             )
 
     def _check_follower_fetch(self, msg: Read) -> int | tuple[int, int] | None:
@@ -142,7 +210,11 @@ class FetchSide:
             if followers_only and not w.follower:
                 keep.append(w)
                 continue
-            response = self._fetch_response(w.fetch_offset, w.max_bytes, w.follower)
+            # read_committed waiters get records once the LSO passes them (a marker
+            # replicated), not when the high watermark moves inside an open transaction
+            response = self._fetch_response(
+                w.fetch_offset, w.max_bytes, w.follower, w.isolation_level
+            )
             # a follower also wants a new high watermark with no new records
             if response.records or response.error_code != E.NONE or w.follower:
                 try:
@@ -174,7 +246,7 @@ class FetchSide:
                 response = P.FetchPartitionResponse(
                     partition=self.partition,
                     high_watermark=self.high_watermark,
-                    last_stable_offset=self.high_watermark,
+                    last_stable_offset=self._fetchable_end(P.READ_COMMITTED),
                     log_start_offset=log.log_start_offset,
                 )
             else:
@@ -221,6 +293,39 @@ class FetchSide:
                 incarnation=w.incarnation,
             )
             self._carry_out(decision.progress)
+
+    # ------------------------------------------------------------------------ list offsets
+
+    def _list_offset(self, msg: ListOffset) -> None:
+        log = self.log
+        if log is None:
+            code = E.KAFKA_STORAGE_ERROR
+            msg.reply(P.ListOffsetsPartitionResponse(partition=self.partition, error_code=code))
+            return
+        ts = msg.timestamp
+        if ts == P.EARLIEST_TIMESTAMP:
+            offset = log.log_start_offset
+        elif ts == P.LATEST_TIMESTAMP:
+            offset = self._fetchable_end(msg.isolation_level)
+        elif ts < 0:
+            msg.reply(
+                P.ListOffsetsPartitionResponse(
+                    partition=self.partition, error_code=E.INVALID_REQUEST
+                )
+            )
+            return
+        else:
+            found = log.offset_for_timestamp(ts)
+            end = self._fetchable_end(msg.isolation_level)
+            offset = -1 if found is None or found >= end else found
+        msg.reply(
+            P.ListOffsetsPartitionResponse(
+                partition=self.partition,
+                timestamp=ts if ts >= 0 and offset >= 0 else -1,
+                offset=offset,
+                leader_epoch=self.leader_epoch,
+            )
+        )
 
     def _epoch_end_offset(self, msg: EpochEndOffset) -> None:
         leader, log = self.leader, self.log

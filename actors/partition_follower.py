@@ -1,11 +1,12 @@
 """The follower side, driven by the replica fetcher (actors/replica_fetcher.py) with ``ask``:
-state, truncation to the leader's epoch boundary (KIP-101/279), append of fetched batches."""
+state, truncation to the leader's epoch boundary (KIP-101/279), append of fetched batches
+(with their producer state and aborted-transaction index, logstore/transactions.py)."""
 
 from __future__ import annotations
 
 from rillet.coordinator import replication as RC
-from rillet.logstore import batch as B
 from rillet.logstore import producer_state as PS
+from rillet.logstore import transactions as T
 from rillet.transport import protocol as P
 
 from .partition_messages import (
@@ -50,6 +51,7 @@ class FollowerSide:
         return t.done, log.log_end_offset, log.epochs.latest_epoch
 
     def _truncate(self, offset: int) -> None:
+        self._forget_lso()
         log = self.log
         before = log.log_end_offset
         log.truncate_to(offset)
@@ -66,12 +68,15 @@ class FollowerSide:
         if not self._is_follower_of(msg.leader_epoch):
             return None
         log = self.log
+        self._forget_lso()
         if msg.records:
             log.append_replicated(msg.records, self.clock())
-            for header, _view in B.iter_batches(msg.records, validate=False):
-                self.pstate.update_from_header(header)
+            # producer state (open transactions, markers) and the aborted-transaction index
+            # exactly as the leader built them
+            T.apply_replicated(log, self.pstate, msg.records)
         leo = log.log_end_offset
         hw = RC.follower_high_watermark(msg.high_watermark, leo)
         if hw > self.high_watermark:
             self.high_watermark = hw
+            self.pstate.on_high_watermark_updated(hw)
         return leo, log.epochs.latest_epoch  # the next fetch's offset and last fetched epoch

@@ -155,6 +155,7 @@ class FollowerReset:
 class ListOffset:
     timestamp: int
     reply: Callable[[P.ListOffsetsPartitionResponse], None]
+    isolation_level: int = P.READ_UNCOMMITTED  # READ_COMMITTED: LATEST is the LSO
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +201,7 @@ class _Waiter:
     on_data: Callable[[P.FetchPartitionResponse], bool]
     deadline_ms: int
     follower: bool = False
+    isolation_level: int = P.READ_UNCOMMITTED
 
 
 @dataclass(slots=True)

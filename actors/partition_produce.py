@@ -1,7 +1,9 @@
 """Produce on the leader: the checks of the partition's role (leader, not damaged, acks=all
 with enough in-sync replicas), then the batches validated and appended by
 logstore/validator.py (producer state: duplicates, sequence gaps), then the answer (acks=0/1
-at once, acks=all once the high watermark passes, group-commit after one fsync)."""
+at once, acks=all once the high watermark passes, group-commit after one fsync). A client's
+transactional produce (``Append.transactional_id``) first passes the verification gate of
+partition_txn.py (KIP-890 part 1); other produces never touch it."""
 
 from __future__ import annotations
 
@@ -33,6 +35,9 @@ class ProduceSide:
     # ----------------------------------------------------------------------------- produce
 
     def _append(self, msg: Append) -> None:
+        transactional = msg.transactional_id is not None and not msg.verified
+        if transactional and not self._txn_gate(msg):
+            return  # parked until the transaction coordinator answers (partition_txn.py)
         log = self.log
         leader = self.leader
         dup = None
@@ -57,7 +62,9 @@ class ProduceSide:
                     -1,
                 )
             else:
-                verified = _trusted if msg.verified else None
+                verified = (
+                    _trusted if msg.verified else self._is_verified if transactional else None
+                )
                 code, message, base, last, dup = self._append_batches(log, msg.records, verified)
         if code == E.NONE and dup is None:
             self._carry_out(leader.on_append(log.log_end_offset, self.clock()))

@@ -45,6 +45,7 @@ from .fetch_session import serve as serve_session_fetch
 from .gather import EpochGather, FetchGather, ListOffsetsGather, ProduceGather
 from .runtime import DispatchedActor
 from .ticker import Ticker, now_ms
+from .txn_write_markers import write_txn_markers
 
 E = P.ErrorCode
 MAX_FETCH_WAIT_MS = 300_000  # a parked fetch never outlives this, even if asked to
@@ -154,8 +155,10 @@ class SessionState:
 
 #: APIs defined on the wire but not served yet (issue #14: transactions are being wired);
 #: ApiVersions does not offer them.
-NOT_SERVED = frozenset(cls.API for cls in P.TRANSACTION_REQUESTS)
-NOT_SERVED -= {P.TxnOffsetCommitRequest.API}  # the group coordinator serves it (KIP-447)
+NOT_SERVED = frozenset(cls.API for cls in P.TRANSACTION_REQUESTS) - {
+    P.TxnOffsetCommitRequest.API,  # the group coordinator serves it (KIP-447)
+    P.WriteTxnMarkersRequest.API,  # actors/txn_write_markers.py
+}
 
 API_VERSIONS = tuple(
     P.ApiVersion(api=name, min_version=cls.VERSION, max_version=cls.VERSION)
@@ -333,6 +336,8 @@ class ClientSession(DispatchedActor):
                 self.ctx.controller.tell(C.Heartbeat(req, respond))
             case P.MetadataFetchRequest():
                 self.ctx.controller.tell(C.MetadataFetch(req, respond))
+            case P.WriteTxnMarkersRequest():  # inter-broker only (refused above otherwise)
+                write_txn_markers(req, respond, self._replica)
             case _:
                 respond(
                     P.ErrorResponse(
@@ -395,7 +400,11 @@ class ClientSession(DispatchedActor):
                     continue
                 ref.tell(
                     R.Append(
-                        p.records, lambda r, key=key: gather.put(key, r), req.acks, req.timeout_ms
+                        p.records,
+                        lambda r, key=key: gather.put(key, r),
+                        req.acks,
+                        req.timeout_ms,
+                        transactional_id=req.transactional_id,
                     )
                 )
         if not keys:
@@ -413,6 +422,14 @@ class ClientSession(DispatchedActor):
                 self._replica,
                 now_ms=self.ctx.clock(),
                 max_wait_ms=min(max(req.max_wait_ms, 0), MAX_FETCH_WAIT_MS),
+            )
+            return
+        if req.isolation_level not in (P.READ_UNCOMMITTED, P.READ_COMMITTED):
+            respond(
+                P.ErrorResponse(
+                    error_code=E.INVALID_REQUEST,
+                    error_message=f"unknown isolation_level {req.isolation_level}",
+                )
             )
             return
         keys = [(t.name, p.partition) for t in req.topics for p in t.partitions]
@@ -463,6 +480,7 @@ class ClientSession(DispatchedActor):
                         current_leader_epoch=p.current_leader_epoch,
                         replica_incarnation=req.replica_incarnation,
                         last_fetched_epoch=p.last_fetched_epoch,
+                        isolation_level=req.isolation_level,
                     )
                 )
 
@@ -504,7 +522,7 @@ class ClientSession(DispatchedActor):
             req.topics,
             gather,
             lambda p, code: P.ListOffsetsPartitionResponse(partition=p.partition, error_code=code),
-            lambda p, answer: R.ListOffset(p.timestamp, answer),
+            lambda p, answer: R.ListOffset(p.timestamp, answer, req.isolation_level),
         )
 
     # --------------------------------------------------------------------- image answers
