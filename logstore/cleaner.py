@@ -23,13 +23,14 @@ both complete; a leftover ``.cleaned`` file is deleted on open (``finish_interru
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import cbor2
 
 from . import batch as B
+from .cleaner_txn import CleanedTransactions
 from .fs import FileSystem
 from .segment import Segment, segment_name
 
@@ -43,10 +44,13 @@ CLEANED_SUFFIX = ".cleaned"
 class CompactionStats:
     segments_cleaned: int = 0  # segments rewritten (or deleted because they became empty)
     records_read: int = 0
-    records_removed: int = 0
+    records_removed: int = 0  # all removed data records (the three below included)
     tombstones_removed: int = 0
     bytes_before: int = 0
     bytes_after: int = 0
+    aborted_removed: int = 0  # records of aborted transactions
+    markers_removed: int = 0  # transaction markers (control batches)
+    upper_offset: int = -1  # the cleaned range was [log start, upper_offset); -1: nothing
 
 
 def finish_interrupted_clean(fs: FileSystem, directory: Path) -> None:
@@ -56,63 +60,147 @@ def finish_interrupted_clean(fs: FileSystem, directory: Path) -> None:
             fs.remove(directory / name)
 
 
-def cleanable_segments(log: PartitionLog, now_ms: int) -> list[Segment]:
+def cleanable_segments(log: PartitionLog, now_ms: int, upper_bound: int | None = None) -> list[Segment]:
+    """The sealed segments from the log start that may be cleaned: flushed (below the
+    recovery point), with no record younger than ``min.compaction.lag.ms``, and wholly below
+    ``upper_bound`` (the last stable offset); the first one that is not ends the range."""
     lag = log.config.min_compaction_lag_ms
     out = []
     for seg in log.segments[:-1]:
         if seg.max_timestamp > now_ms - lag or seg.next_offset > log.recovery_point:
             break
+        if upper_bound is not None and seg.next_offset > upper_bound:
+            break
         out.append(seg)
     return out
 
 
-def compact_log(log: PartitionLog, now_ms: int) -> CompactionStats:
+def open_transactions_bound(log: PartitionLog) -> int:
+    """The first offset of a transaction still open at the log end, by a replay of the log
+    (headers and markers only), else the log end: the bound used when the caller passes no
+    last stable offset. It knows nothing of the high watermark; the broker passes the LSO."""
+    from .producer_state import rebuild_from_log
+
+    firsts = rebuild_from_log(log).ongoing_transactions().values()
+    return min(firsts, default=log.log_end_offset)
+
+
+def compact_log(
+    log: PartitionLog, now_ms: int, *, last_stable_offset: int | None = None
+) -> CompactionStats:
+    """Clean the log (see the module docstring). ``last_stable_offset``: nothing at or after
+    it is touched; the partition passes ``transactions.last_stable_offset(producers,
+    high_watermark, log_start_offset)`` (None: :func:`open_transactions_bound`)."""
     if not log.config.compact:
         return CompactionStats()
+    if log.txn_index.missing:
+        # Some segments' aborted transactions are unknown (the owner has not rebuilt them
+        # since open): rebuild them now, or aborted records could be kept as committed.
+        from .transactions import load_transaction_state
+
+        load_transaction_state(log)
     # Only flushed segments are cleaned, and the recovery point that says so is on disk, so
     # recovery can tell a gap left by an emptied segment from lost writes.
     log.flush()
     log._io(log._write_recovery_point)
-    segments = cleanable_segments(log, now_ms)
+    bound = open_transactions_bound(log) if last_stable_offset is None else last_stable_offset
+    segments = cleanable_segments(log, now_ms, bound)
     if not segments:
         return CompactionStats()
+    upper = segments[-1].next_offset
+    index = log.txn_index
+    txns = CleanedTransactions(index.aborted_transactions(segments[0].base_offset, upper), upper)
     latest: dict[bytes, int] = {}
     for seg in segments:
         for header, data in seg.batches():
-            if header.is_control:
-                continue
+            if not txns.on_batch(header):
+                continue  # markers and aborted data never enter the offset map
             cols = B.decode_columns(data, validate=False)
             for key, offset in zip(cols.keys, cols.offsets, strict=True):
                 if key is not None:
                     latest[key] = offset
     horizon = now_ms - log.config.delete_retention_ms
-    # segments_cleaned, records_read, records_removed, tombstones_removed, bytes before/after
-    totals = [0, 0, 0, 0, 0, 0]
+    drop_before, drop_after = txns.entries_to_drop(index.all())
+    _drop_entries(log, drop_before)
+    pass_ = _Pass(latest, horizon, txns.aborted_batches, txns.removable_markers(horizon))
     for seg in segments:
-        _clean_segment(log, seg, latest, horizon, totals)
-    return CompactionStats(*totals)
+        _clean_segment(log, seg, pass_)
+    _drop_entries(log, drop_after)
+    t = pass_.totals
+    return CompactionStats(
+        segments_cleaned=t["segments"],
+        records_read=t["read"],
+        records_removed=t["removed"],
+        tombstones_removed=t["tombstones"],
+        bytes_before=t["bytes_before"],
+        bytes_after=t["bytes_after"],
+        aborted_removed=t["aborted"],
+        markers_removed=t["markers"],
+        upper_offset=upper,
+    )
 
 
-def _clean_segment(
-    log: PartitionLog, seg: Segment, latest: dict[bytes, int], horizon: int, totals: list[int]
-) -> None:
+def _drop_entries(log: PartitionLog, doomed: set) -> None:
+    """Remove ``doomed`` aborted-transaction entries, rewriting their segments' files."""
+    if not doomed:
+        return
+    index = log.txn_index
+    for base, entries in list(index.entries.items()):
+        kept = [t for t in entries if t not in doomed]
+        if len(kept) != len(entries):
+            log._io(index.replace, base, kept, True)
+
+
+@dataclass(slots=True)
+class _Pass:
+    """The decisions of one cleaning pass, and its counts."""
+
+    latest: dict  # key -> offset of its latest record in the cleaned range
+    horizon: int  # tombstones and removable markers older than this go
+    aborted: set  # base offsets of aborted data batches
+    markers: set  # base offsets of the markers removed
+    totals: dict = field(
+        default_factory=lambda: dict.fromkeys(
+            (
+                "segments",
+                "read",
+                "removed",
+                "tombstones",
+                "bytes_before",
+                "bytes_after",
+                "aborted",
+                "markers",
+            ),
+            0,
+        )
+    )
+
+
+def _clean_segment(log: PartitionLog, seg: Segment, p: _Pass) -> None:
     out: list[bytes] = []
-    read = removed = tombstones = 0
+    read = removed = tombstones = aborted = markers = 0
     range_start = seg.base_offset
     for header, data in seg.batches():
         if header.is_control:
+            if header.base_offset in p.markers:
+                markers += 1  # the next kept batch stretches back over its offsets
+                continue
             out.append(_restamp_range(data, header, range_start))
             range_start = header.next_offset
             continue
         cols = B.decode_columns(data, validate=False)
+        read += len(cols.offsets)
+        if header.base_offset in p.aborted:
+            removed += len(cols.offsets)
+            aborted += len(cols.offsets)
+            continue
         keep = []
         for i, (key, offset, value) in enumerate(
             zip(cols.keys, cols.offsets, cols.values, strict=True)
         ):
-            read += 1
-            if key is not None and latest.get(key) != offset:
+            if key is not None and p.latest.get(key) != offset:
                 removed += 1
-            elif key is not None and value is None and cols.timestamps[i] < horizon:
+            elif key is not None and value is None and cols.timestamps[i] < p.horizon:
                 removed += 1
                 tombstones += 1
             else:
@@ -120,20 +208,23 @@ def _clean_segment(
         if keep:
             out.append(_rebuild(header, cols, keep, range_start, header.next_offset))
             range_start = header.next_offset
-    totals[1] += read
-    if removed == 0:
+    t = p.totals
+    t["read"] += read
+    if removed == 0 and markers == 0:
         return
-    totals[0] += 1
-    totals[2] += removed
-    totals[3] += tombstones
-    totals[4] += seg.size
+    t["segments"] += 1
+    t["removed"] += removed
+    t["tombstones"] += tombstones
+    t["aborted"] += aborted
+    t["markers"] += markers
+    t["bytes_before"] += seg.size
     if out and range_start != seg.next_offset:
         # The tail batches vanished: stretch the last kept batch to the segment end.
         last = B.read_header(out[-1])
         cols = B.decode_columns(out[-1], validate=False)
         out[-1] = _rebuild(last, cols, range(len(cols.offsets)), last.base_offset, seg.next_offset)
     _swap(log, seg, out)
-    totals[5] += seg.size if out else 0
+    t["bytes_after"] += seg.size if out else 0
 
 
 def _rebuild(header: B.BatchHeader, cols: B.Columns, keep, start: int, end: int) -> bytes:
