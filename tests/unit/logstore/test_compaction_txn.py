@@ -174,3 +174,23 @@ def test_an_interrupted_clean_never_shows_aborted_data(tmp_path, op, after):
     done = w.committed()
     assert set(done) <= set(mid)
     assert done == compacted_view(before, w.log.active_segment.base_offset, 0)
+
+
+def test_a_removed_abort_marker_takes_its_index_entry_with_it(tmp_path):
+    # P aborts, then commits in the same segment. Pass 1 removes the aborted data (the
+    # marker's batch now starts where that data did), pass 2 the marker: P's committed batch
+    # then starts inside the aborted range. Had the index entry outlived the marker, a
+    # read_committed fetch would hide that committed record.
+    w = Leader(tmp_path, CONFIG)
+    w.txn(5, kv(("a", "aborted")))
+    w.end(5, commit=False)
+    w.txn(5, kv(("b", "committed")))
+    w.end(5, commit=True)
+    w.roll()
+    w.compact(w.now + LATER)
+    w.compact(w.now + 2 * LATER)
+    assert keys_values(w.committed()) == [(b"b", b"committed")]
+    assert w.log.txn_index.all() == []
+    for drop in (False, True):
+        loaded = w.reopen(drop_txn_indexes=drop)
+        assert keys_values(w.committed(w.lso(loaded))) == [(b"b", b"committed")]
