@@ -121,8 +121,11 @@ def compact_log(
                     latest[key] = offset
     horizon = now_ms - log.config.delete_retention_ms
     drop_before, drop_after = txns.entries_to_drop(index.all())
+    removable = txns.removable_markers(horizon)
+    if removable:
+        _delete_snapshots_before(log, txns.markers_end(removable))
     _drop_entries(log, drop_before)
-    pass_ = _Pass(latest, horizon, txns.aborted_batches, txns.removable_markers(horizon))
+    pass_ = _Pass(latest, horizon, txns.aborted_batches, removable)
     for seg in segments:
         _clean_segment(log, seg, pass_)
     _drop_entries(log, drop_after)
@@ -138,6 +141,24 @@ def compact_log(
         markers_removed=t["markers"],
         upper_offset=upper,
     )
+
+
+def _delete_snapshots_before(log: PartitionLog, offset: int) -> None:
+    """Delete the producer snapshots taken below ``offset``, durably, before any marker below
+    it goes: one taken inside a transaction whose marker is then removed would reopen it when
+    loaded (the replay after it would never see the marker). Newer snapshots, or a replay
+    from the log start, give the right state."""
+    from .producer_snapshots import ProducerSnapshots
+
+    files = ProducerSnapshots(log.fs, log.directory).files()
+    doomed = [path for at, path in files.items() if at < offset]
+    if doomed:
+        try:
+            for path in doomed:
+                log.fs.remove(path)
+            log.fs.fsync_dir(log.directory)
+        except OSError as exc:
+            log._fail(exc)
 
 
 def _drop_entries(log: PartitionLog, doomed: set) -> None:

@@ -59,6 +59,7 @@ class CleanedTransactions:
         # had data (a marker's record may not sit at its batch's base offset: compaction
         # stretches batches over the offsets it removed)
         self._closed_with_data: dict[int, list[tuple[int, int]]] = {}
+        self._marker_ends: dict[int, int] = {}
 
     def is_aborted(self, header: B.BatchHeader) -> bool:
         """Whether ``header`` is a data batch of an aborted transaction."""
@@ -78,6 +79,7 @@ class CleanedTransactions:
             pid = header.producer_id
             had_data = pid in self._with_data
             self.markers[header.base_offset] = (pid, had_data, header.max_timestamp)
+            self._marker_ends[header.base_offset] = header.next_offset
             if had_data:
                 self._closed_with_data.setdefault(pid, []).append(
                     (header.base_offset, header.next_offset)
@@ -100,6 +102,12 @@ class CleanedTransactions:
             for offset, (_pid, had_data, ts) in self.markers.items()
             if not had_data and ts < horizon_ms
         }
+
+    def markers_end(self, offsets: Iterable[int]) -> int:
+        """The end of the last of the marker batches at ``offsets`` (base offsets)."""
+        return max(
+            (self._marker_ends[o] for o in offsets), default=-1
+        )
 
     def entries_to_drop(self, entries: Iterable[AbortedTxn]) -> tuple[set, set]:
         """(drop before the rewrite, drop after it): the index entries whose ABORT marker is

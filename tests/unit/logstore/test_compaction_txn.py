@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from rillet.logstore import transactions as T
 from rillet.logstore.config import LogConfig
+from rillet.logstore.producer_snapshots import ProducerSnapshots
 
 from .test_compaction import Crash, CrashingFS
 from .txn_compact_helpers import (
@@ -194,3 +195,27 @@ def test_a_removed_abort_marker_takes_its_index_entry_with_it(tmp_path):
     for drop in (False, True):
         loaded = w.reopen(drop_txn_indexes=drop)
         assert keys_values(w.committed(w.lso(loaded))) == [(b"b", b"committed")]
+
+
+def test_a_producer_snapshot_inside_a_transaction_whose_marker_goes_is_deleted(tmp_path):
+    # A snapshot taken while p1's transaction was open remembers it open; the replay after it
+    # would never see the marker once compaction removed it, and reopen the transaction.
+    w = Leader(tmp_path, CONFIG)
+    w.txn(1, kv(("a", "old")))
+    w.plain(kv(("x", "1")))
+    snapshots = ProducerSnapshots(w.log.fs, tmp_path)
+    assert snapshots.write(w.ps, w.log.log_end_offset)  # p1 open in it
+    w.end(1, commit=True)
+    w.plain(kv(("a", "new")))
+    w.roll()
+    snapshots.write(w.ps, w.log.log_end_offset)  # after the marker: stays valid
+    w.compact(w.now + LATER)
+    assert len(snapshots.files()) == 2  # the marker stays this pass
+    assert w.compact(w.now + 2 * LATER).markers_removed == 1
+    assert sorted(snapshots.files()) == [w.log.active_segment.base_offset]
+    w.log.close()
+    w.log = type(w.log).open(tmp_path, CONFIG, w.now)
+    newest = max(snapshots.files())
+    snapshots.files()[newest].write_bytes(b"corrupt")  # the loader falls back to older ones
+    loaded = T.load_transaction_state(w.log, snapshots.read())
+    assert open_transactions(loaded) == {} and w.lso(loaded) == w.hw
