@@ -4,7 +4,13 @@ Kafka's semantics, simplified to one pass over the sealed segments:
 
 - The active segment is never touched, nor any segment with a record younger than
   ``min.compaction.lag.ms`` (nor anything after it). The log is flushed first and only
-  segments below the (checkpointed) recovery point are cleaned.
+  segments below the (checkpointed) recovery point are cleaned, and only those wholly below
+  the last stable offset the owner passes (no open or unreplicated transaction in them).
+- Transactions (cleaner_txn.py has the rules): records of aborted transactions are removed
+  and never enter the offset map; a transaction marker is kept while any record of its
+  transaction is, and removed a pass later once older than ``delete.retention.ms``; the
+  aborted-transaction index loses the entries whose data is gone; the producer snapshots
+  below a removed marker are deleted first.
 - An offset map (key -> offset of its latest record) is built over the cleanable segments;
   each segment is then rewritten keeping, per key, only the record at that offset. Offsets,
   order and timestamps are kept; records with a null key are kept as they are.
@@ -19,6 +25,8 @@ Crash safety: each segment is written to ``<base>.log.cleaned`` and fsynced, its
 are removed, and ``os.replace`` swaps it over ``<base>.log`` atomically, then the directory is
 fsynced. A crash at any point leaves either the old or the new segment under the ``.log`` name,
 both complete; a leftover ``.cleaned`` file is deleted on open (``finish_interrupted_clean``).
+Segments are swapped in offset order, so data always goes before (or with) its marker; index
+entries of transactions with no data left go before the swaps, the others after them.
 """
 
 from __future__ import annotations
