@@ -68,7 +68,9 @@ def finish_interrupted_clean(fs: FileSystem, directory: Path) -> None:
             fs.remove(directory / name)
 
 
-def cleanable_segments(log: PartitionLog, now_ms: int, upper_bound: int | None = None) -> list[Segment]:
+def cleanable_segments(
+    log: PartitionLog, now_ms: int, upper_bound: int | None = None
+) -> list[Segment]:
     """The sealed segments from the log start that may be cleaned: flushed (below the
     recovery point), with no record younger than ``min.compaction.lag.ms``, and wholly below
     ``upper_bound`` (the last stable offset); the first one that is not ends the range."""

@@ -105,9 +105,7 @@ class CleanedTransactions:
 
     def markers_end(self, offsets: Iterable[int]) -> int:
         """The end of the last of the marker batches at ``offsets`` (base offsets)."""
-        return max(
-            (self._marker_ends[o] for o in offsets), default=-1
-        )
+        return max((self._marker_ends[o] for o in offsets), default=-1)
 
     def entries_to_drop(self, entries: Iterable[AbortedTxn]) -> tuple[set, set]:
         """(drop before the rewrite, drop after it): the index entries whose ABORT marker is
