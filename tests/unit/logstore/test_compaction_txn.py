@@ -103,11 +103,11 @@ def test_a_marker_outlives_its_data_by_one_pass_and_delete_retention(tmp_path):
     w.plain(kv(("z", "active")))
 
     # pass 1: the superseded and the aborted data go; their markers stay (data was there)
-    stats = w.compact(w.now + LATER)
+    stats = w.compact(w.now + RETENTION // 2)
     assert (stats.records_removed, stats.aborted_removed, stats.markers_removed) == (2, 1, 0)
     assert marker_offsets(w.log) == [commit, abort]
-    # pass 2, younger than delete.retention.ms: still kept
-    assert w.compact(w.now + RETENTION // 2).markers_removed == 0
+    # pass 2, no data left but younger than delete.retention.ms: still kept
+    assert w.compact(w.now + RETENTION - 1).markers_removed == 0
     assert marker_offsets(w.log) == [commit, abort]
     # pass 3, older: removed
     assert w.compact(w.now + LATER).markers_removed == 2
@@ -152,29 +152,46 @@ def test_an_abort_whose_marker_is_after_the_cleaned_range_still_hides_its_data(t
     assert keys_values(w.committed()) == [(b"k", b"committed"), (b"q", b"open")]
 
 
-@pytest.mark.parametrize(("op", "after"), [("rename", 0), ("rename", 1), ("rename", 2)])
-def test_an_interrupted_clean_never_shows_aborted_data(tmp_path, op, after):
-    w = Leader(tmp_path, LogConfig(segment_bytes=300, cleanup_policy="compact"))
+CRASH_POINTS = [(1, "rename", n) for n in range(6)] + [(1, "fsync_dir", n) for n in (0, 4, 8)]
+CRASH_POINTS += [(2, "rename", n) for n in range(2)] + [(2, "fsync_dir", n) for n in (0, 2, 5)]
+
+
+@pytest.mark.parametrize(("crash_pass", "op", "after"), CRASH_POINTS)
+def test_an_interrupted_clean_never_shows_aborted_data(tmp_path, crash_pass, op, after):
+    # pass 1 removes aborted and superseded data, pass 2 the markers left without data
+    w = Leader(
+        tmp_path,
+        LogConfig(segment_bytes=300, cleanup_policy="compact", delete_retention_ms=RETENTION),
+    )
+    markers = []
     for i in range(6):
         w.plain(kv((f"k{i % 3}", f"p{i}")))
         w.txn(1 + i % 2, kv((f"k{i % 3}", f"t{i}")))
-        w.end(1 + i % 2, commit=i % 3 != 0)
+        markers.append(w.end(1 + i % 2, commit=i % 3 != 0))
     w.roll()
     before = w.committed()
+    if crash_pass == 2:
+        w.compact(w.now + LATER)
     fs = w.log.fs
-    w.log.fs = CrashingFS(op, after)
+    w.log.fs = w.log.txn_index.fs = CrashingFS(op, after)
     with pytest.raises(Crash):
-        w.log.compact(w.now + LATER, last_stable_offset=w.lso())
+        w.log.compact(w.now + crash_pass * LATER, last_stable_offset=w.lso())
     w.log.abandon()
     w.log = type(w.log).open(tmp_path, w.config, w.now, fs=fs)
     w.ps = T.load_transaction_state(w.log)  # rebuilds the .txnindex files recovery dropped
     assert open_transactions(w.ps) == {}
     mid = w.committed()
     assert set(mid) <= set(before)  # never an aborted record
-    w.compact(w.now + LATER)
+    assert w.committed(log=w.log) == mid
+    rebuilt = w.reopen(drop_txn_indexes=True)  # a stale entry, if any, hides nothing
+    assert open_transactions(rebuilt) == {} and w.committed() == mid
+    for n in (1, 2):
+        w.compact(w.now + (crash_pass + n) * LATER)
     done = w.committed()
     assert set(done) <= set(mid)
     assert done == compacted_view(before, w.log.active_segment.base_offset, 0)
+    # t4 and t5 are the latest records of k1 and k2: only their markers stay
+    assert marker_offsets(w.log) == markers[4:]
 
 
 def test_a_removed_abort_marker_takes_its_index_entry_with_it(tmp_path):
@@ -219,3 +236,27 @@ def test_a_producer_snapshot_inside_a_transaction_whose_marker_goes_is_deleted(t
     snapshots.files()[newest].write_bytes(b"corrupt")  # the loader falls back to older ones
     loaded = T.load_transaction_state(w.log, snapshots.read())
     assert open_transactions(loaded) == {} and w.lso(loaded) == w.hw
+
+
+def test_crashes_between_segment_and_index_writes_never_hide_committed_data(tmp_path):
+    # As above, with a crash after each pass's segment swap. Pass 1 leaves the entry of the
+    # abort (its data gone) on disk; pass 2 must drop it before the swap that removes its
+    # marker, or P's committed batch, stretched back over the marker, would be hidden.
+    w = Leader(tmp_path, CONFIG)
+    w.txn(5, kv(("a", "aborted")))
+    w.end(5, commit=False)
+    w.txn(5, kv(("b", "committed")))
+    w.end(5, commit=True)
+    w.roll()
+    fs = w.log.fs
+    for n in (1, 2):
+        w.log.fs = w.log.txn_index.fs = CrashingFS("rename", 2)
+        with pytest.raises(Crash):
+            w.log.compact(w.now + n * LATER, last_stable_offset=w.lso())
+        w.log.abandon()
+        w.log = type(w.log).open(tmp_path, w.config, w.now, fs=fs)
+        w.ps = T.load_transaction_state(w.log)
+        assert keys_values(w.committed()) == [(b"b", b"committed")]
+    w.compact(w.now + 3 * LATER)
+    assert keys_values(w.committed()) == [(b"b", b"committed")]
+    assert w.log.txn_index.all() == []
