@@ -10,7 +10,8 @@ compactions and clean or unclean reopenings of a real log. At every compaction:
 - the producer state rebuilt from the cleaned log has the live open transactions (no
   transaction reopened by a marker removed before its data) and the same LSO.
 
-At every reopening, the state and the aborted-transaction index loaded from the files give
+Producer snapshots are taken at random points. At every reopening, the state (from the
+snapshots or the log alone) and the aborted-transaction index loaded from the files give
 the live LSO, open transactions and read_committed view (with the .txnindex files kept, the
 index is the live one exactly).
 """
@@ -27,6 +28,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from rillet.logstore import producer_state as PS
 from rillet.logstore.batch import records
 from rillet.logstore.config import LogConfig
+from rillet.logstore.producer_snapshots import ProducerSnapshots
 
 from .txn_compact_helpers import (
     Leader,
@@ -138,13 +140,18 @@ class CompactTxnMachine(RuleBasedStateMachine):
         assert open_transactions(rebuilt) == open_transactions(w.ps)
         assert w.lso(rebuilt) == lso
 
-    @rule(clean=st.booleans(), drop=st.booleans())
-    def reopen(self, clean, drop):
+    @rule()
+    def snapshot(self):
+        # the partition's periodic producer snapshot (at the log end)
+        ProducerSnapshots(self.w.log.fs, self.dir).write(self.w.ps, self.w.log.log_end_offset)
+
+    @rule(clean=st.booleans(), drop=st.booleans(), snapshots=st.booleans())
+    def reopen(self, clean, drop, snapshots):
         w = self.w
         lso, view, index = w.lso(), w.committed(), w.log.txn_index.all()
         if not clean:
             w.log.abandon()  # a crash: recovery revalidates and rebuilds the .txnindex files
-        loaded = w.reopen(drop_txn_indexes=drop)
+        loaded = w.reopen(drop_txn_indexes=drop, snapshots=snapshots)
         assert open_transactions(loaded) == open_transactions(w.ps)
         assert w.lso(loaded) == lso
         w.ps = loaded

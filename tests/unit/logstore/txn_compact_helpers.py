@@ -8,6 +8,7 @@ from rillet.logstore import transactions as T
 from rillet.logstore.batch import BatchBuilder, iter_batches, records
 from rillet.logstore.config import LogConfig
 from rillet.logstore.log import PartitionLog
+from rillet.logstore.producer_snapshots import ProducerSnapshots
 from rillet.logstore.txn_markers import ControlType, EndTxnMarker
 from rillet.logstore.validator import append_validated
 
@@ -100,16 +101,20 @@ class Leader:
             out.extend((r.offset, r.key, r.value, r.timestamp) for r in records(data))
         return [r for r in out if r[0] < lso]
 
-    def reopen(self, *, drop_txn_indexes: bool = False) -> PS.ProducerStateManager:
+    def reopen(
+        self, *, drop_txn_indexes: bool = False, snapshots: bool = False
+    ) -> PS.ProducerStateManager:
         """Close, reopen and load the transaction state as the partition does at open (with
-        the .txnindex files deleted first if asked: they are rebuilt from the log)."""
+        the .txnindex files deleted first if asked: they are rebuilt from the log; from the
+        producer snapshot files in the directory if asked)."""
         self.log.close()
         if drop_txn_indexes:
             for p in self.directory.iterdir():
                 if p.suffix == ".txnindex":
                     p.unlink()
         self.log = PartitionLog.open(self.directory, self.config, self.now, fs=NoSyncFS())
-        loaded = T.load_transaction_state(self.log)
+        found = ProducerSnapshots(self.log.fs, self.directory).read() if snapshots else None
+        loaded = T.load_transaction_state(self.log, found)
         loaded.on_high_watermark_updated(self.hw)
         return loaded
 
