@@ -10,7 +10,8 @@ compactions and clean or unclean reopenings of a real log. At every compaction:
 - the producer state rebuilt from the cleaned log has the live open transactions (no
   transaction reopened by a marker removed before its data) and the same LSO.
 
-Producer snapshots are taken at random points. At every reopening, the state (from the
+Retention deletes whole sealed segments (the LSO never falls below the log start); producer
+snapshots are taken at random points. At every reopening, the state (from the
 snapshots or the log alone) and the aborted-transaction index loaded from the files give
 the live LSO, open transactions and read_committed view (with the .txnindex files kept, the
 index is the live one exactly).
@@ -26,6 +27,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from rillet.logstore import producer_state as PS
+from rillet.logstore import transactions as T
 from rillet.logstore.batch import records
 from rillet.logstore.config import LogConfig
 from rillet.logstore.producer_snapshots import ProducerSnapshots
@@ -136,9 +138,35 @@ class CompactTxnMachine(RuleBasedStateMachine):
                     assert r.offset in self.open_offsets.get(h.producer_id, ()) or (
                         self.marker_of[r.offset] in markers
                     )
-        rebuilt = PS.rebuild_from_log(w.log)
-        assert open_transactions(rebuilt) == open_transactions(w.ps)
-        assert w.lso(rebuilt) == lso
+        self.check_loaded(PS.rebuild_from_log(w.log), lso)
+
+    def cut_open(self) -> bool:
+        """Whether retention deleted the first records of a transaction still open."""
+        start = self.w.log.log_start_offset
+        return any(first < start for first in open_transactions(self.w.ps).values())
+
+    def check_loaded(self, loaded, lso) -> None:
+        """``loaded`` (from the files) has the live open transactions and LSO; but when
+        retention cut into an open transaction, the files may know only its remaining
+        records, or (none left, no snapshot) nothing of it: the LSO is then later, never
+        below the log start."""
+        got, live = open_transactions(loaded), open_transactions(self.w.ps)
+        if not self.cut_open():
+            assert got == live
+            assert self.w.lso(loaded) == lso
+            return
+        assert set(got) <= set(live) and all(got[p] >= live[p] for p in got)
+        assert self.w.lso(loaded) >= lso >= self.w.log.log_start_offset
+
+    @precondition(lambda self: len(self.w.log.segments) > 1)
+    @rule(k=st.integers(1, 3))
+    def retention(self, k):
+        # DeleteRecords / retention: whole sealed segments (all below the high watermark)
+        w = self.w
+        sealed = w.log.segments[:-1]
+        w.log.delete_records_before(sealed[min(k, len(sealed)) - 1].next_offset, w.now)
+        T.on_log_start_offset_incremented(w.ps, w.log.log_start_offset)
+        assert w.lso() >= w.log.log_start_offset
 
     @rule()
     def snapshot(self):
@@ -152,10 +180,13 @@ class CompactTxnMachine(RuleBasedStateMachine):
         if not clean:
             w.log.abandon()  # a crash: recovery revalidates and rebuilds the .txnindex files
         loaded = w.reopen(drop_txn_indexes=drop, snapshots=snapshots)
-        assert open_transactions(loaded) == open_transactions(w.ps)
-        assert w.lso(loaded) == lso
+        self.check_loaded(loaded, lso)
         w.ps = loaded
-        assert w.committed() == view
+        for pid in set(self.open_offsets) - set(open_transactions(loaded)):
+            assert all(o < w.log.log_start_offset for o in self.open_offsets.pop(pid))
+        assert w.committed()[: len(view)] == view
+        if w.lso() == lso:
+            assert w.committed() == view
         if clean and not drop:
             assert w.log.txn_index.all() == index
 
