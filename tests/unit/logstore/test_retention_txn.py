@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from rillet.logstore import transactions as T
 from rillet.logstore.config import LogConfig
+from rillet.logstore.housekeeping import housekeep
 
 from .txn_compact_helpers import Leader, open_transactions
 
@@ -77,3 +78,35 @@ def test_retention_never_deletes_a_segment_not_wholly_below_the_high_watermark(t
     assert w.log.log_start_offset == hw
     assert w.log.delete_old_segments(w.now, high_watermark=hw) == 0
     assert w.log.delete_old_segments(w.now, high_watermark=w.hw) == 2
+
+
+def test_housekeep_deletes_below_the_high_watermark_then_compacts_below_the_lso(tmp_path):
+    config = LogConfig(
+        segment_bytes=10**6,
+        retention_ms=1_000,
+        cleanup_policy="compact,delete",
+        delete_retention_ms=10**9,
+    )
+    w = Leader(tmp_path, config)
+    w.txn(1, kv(("a", "old")))
+    w.roll()
+    w.now += 5_000
+    w.plain(kv(("a", "p1"), ("a", "p2")))
+    w.txn(2, kv(("a", "open")))
+    w.plain(kv(("a", "p3"), ("a", "p4")))
+    w.roll()
+    w.plain(kv(("z", "active")))
+    w.now += 500
+    done = housekeep(w.log, w.ps, w.hw, w.now)
+    # the old first segment went, with the start of producer 1's open transaction: the LSO
+    # is the log start, so nothing is cleanable
+    assert done.segments_deleted == 1 and done.log_start_offset == w.log.log_start_offset
+    assert w.lso() == done.log_start_offset and done.compaction.upper_offset == -1
+    w.end(1, commit=False)
+    w.end(2, commit=True)
+    w.roll()
+    w.now += 1
+    done = housekeep(w.log, w.ps, w.hw, w.now)
+    assert done.segments_deleted == 0
+    assert done.compaction.upper_offset == w.log.active_segment.base_offset
+    assert [(k, v) for _o, k, v, _t in w.committed()] == [(b"a", b"p4"), (b"z", b"active")]
