@@ -19,7 +19,8 @@ The last stable offset (LSO) is the offset below which every transaction is deci
               first offset of every completed transaction whose marker is >= high watermark)
 
 The last clause is Kafka's too: until the marker is replicated, a new leader may not have it,
-and would then see the transaction as still open. A read_committed fetch reads below the LSO
+and would then see the transaction as still open. The result is never below the log start
+(retention may delete the first records of an open transaction; Kafka clamps the same way). A read_committed fetch reads below the LSO
 and asks ``log.txn_index.aborted_transactions(from, to)`` which records to drop.
 
 All functions run on the partition's owner thread; pure but for the log they are given.
