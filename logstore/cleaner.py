@@ -31,7 +31,7 @@ entries of transactions with no data left go before the swaps, the others after 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -139,18 +139,7 @@ def compact_log(
     for seg in segments:
         _clean_segment(log, seg, pass_)
     _drop_entries(log, drop_after)
-    t = pass_.totals
-    return CompactionStats(
-        segments_cleaned=t["segments"],
-        records_read=t["read"],
-        records_removed=t["removed"],
-        tombstones_removed=t["tombstones"],
-        bytes_before=t["bytes_before"],
-        bytes_after=t["bytes_after"],
-        aborted_removed=t["aborted"],
-        markers_removed=t["markers"],
-        upper_offset=upper,
-    )
+    return CompactionStats(**asdict(pass_.counts), upper_offset=upper)
 
 
 def _delete_snapshots_before(log: PartitionLog, offset: int) -> None:
@@ -183,6 +172,20 @@ def _drop_entries(log: PartitionLog, doomed: set) -> None:
 
 
 @dataclass(slots=True)
+class _Counts:
+    """CompactionStats while it is being counted (same fields)."""
+
+    segments_cleaned: int = 0
+    records_read: int = 0
+    records_removed: int = 0
+    tombstones_removed: int = 0
+    bytes_before: int = 0
+    bytes_after: int = 0
+    aborted_removed: int = 0
+    markers_removed: int = 0
+
+
+@dataclass(slots=True)
 class _Pass:
     """The decisions of one cleaning pass, and its counts."""
 
@@ -190,21 +193,7 @@ class _Pass:
     horizon: int  # tombstones and removable markers older than this go
     aborted: set  # base offsets of aborted data batches
     markers: set  # base offsets of the markers removed
-    totals: dict = field(
-        default_factory=lambda: dict.fromkeys(
-            (
-                "segments",
-                "read",
-                "removed",
-                "tombstones",
-                "bytes_before",
-                "bytes_after",
-                "aborted",
-                "markers",
-            ),
-            0,
-        )
-    )
+    counts: _Counts = field(default_factory=_Counts)
 
 
 def _clean_segment(log: PartitionLog, seg: Segment, p: _Pass) -> None:
@@ -239,23 +228,23 @@ def _clean_segment(log: PartitionLog, seg: Segment, p: _Pass) -> None:
         if keep:
             out.append(_rebuild(header, cols, keep, range_start, header.next_offset))
             range_start = header.next_offset
-    t = p.totals
-    t["read"] += read
+    c = p.counts
+    c.records_read += read
     if removed == 0 and markers == 0:
         return
-    t["segments"] += 1
-    t["removed"] += removed
-    t["tombstones"] += tombstones
-    t["aborted"] += aborted
-    t["markers"] += markers
-    t["bytes_before"] += seg.size
+    c.segments_cleaned += 1
+    c.records_removed += removed
+    c.tombstones_removed += tombstones
+    c.aborted_removed += aborted
+    c.markers_removed += markers
+    c.bytes_before += seg.size
     if out and range_start != seg.next_offset:
         # The tail batches vanished: stretch the last kept batch to the segment end.
         last = B.read_header(out[-1])
         cols = B.decode_columns(out[-1], validate=False)
         out[-1] = _rebuild(last, cols, range(len(cols.offsets)), last.base_offset, seg.next_offset)
     _swap(log, seg, out)
-    t["bytes_after"] += seg.size if out else 0
+    c.bytes_after += seg.size if out else 0
 
 
 def _rebuild(header: B.BatchHeader, cols: B.Columns, keep, start: int, end: int) -> bytes:

@@ -143,20 +143,29 @@ class CompactTxnMachine(RuleBasedStateMachine):
     def cut_open(self) -> bool:
         """Whether retention deleted the first records of a transaction still open."""
         start = self.w.log.log_start_offset
-        return any(first < start for first in open_transactions(self.w.ps).values())
+        return any(min(offsets) < start for offsets in self.open_offsets.values())
 
     def check_loaded(self, loaded, lso) -> None:
-        """``loaded`` (from the files) has the live open transactions and LSO; but when
-        retention cut into an open transaction, the files may know only its remaining
-        records, or (none left, no snapshot) nothing of it: the LSO is then later, never
-        below the log start."""
+        """``loaded`` (from the files) has the live open transactions and LSO. But once
+        retention cut into an open transaction, the files know it from a snapshot taken
+        before the cut (as it is live), or from its remaining records only (it then starts
+        at the first of them), or, none left and no snapshot, not at all (its marker will
+        complete nothing): the LSO may differ, never below the log start nor beyond an
+        undecided record."""
         got, live = open_transactions(loaded), open_transactions(self.w.ps)
         if not self.cut_open():
             assert got == live
             assert self.w.lso(loaded) == lso
             return
-        assert set(got) <= set(live) and all(got[p] >= live[p] for p in got)
-        assert self.w.lso(loaded) >= lso >= self.w.log.log_start_offset
+        start = self.w.log.log_start_offset
+        remaining = {
+            pid: min(o for o in offsets if o >= start)
+            for pid, offsets in self.open_offsets.items()
+            if max(offsets) >= start
+        }
+        assert set(remaining) <= set(got) <= set(self.open_offsets)
+        assert all(got[pid] <= first for pid, first in remaining.items())
+        assert start <= self.w.lso(loaded) <= min(remaining.values(), default=self.w.hw)
 
     @precondition(lambda self: len(self.w.log.segments) > 1)
     @rule(k=st.integers(1, 3))
@@ -182,18 +191,18 @@ class CompactTxnMachine(RuleBasedStateMachine):
         loaded = w.reopen(drop_txn_indexes=drop, snapshots=snapshots)
         self.check_loaded(loaded, lso)
         w.ps = loaded
-        for pid in set(self.open_offsets) - set(open_transactions(loaded)):
-            assert all(o < w.log.log_start_offset for o in self.open_offsets.pop(pid))
-        assert w.committed()[: len(view)] == view
-        if w.lso() == lso:
-            assert w.committed() == view
+        both = min(lso, w.lso())  # (they differ only after retention cut into a transaction)
+        assert [r for r in w.committed() if r[0] < both] == [r for r in view if r[0] < both]
         if clean and not drop:
             assert w.log.txn_index.all() == index
 
     @precondition(lambda self: self.open_offsets)
     @invariant()
     def open_transactions_are_the_models(self):
-        assert set(open_transactions(self.w.ps)) == set(self.open_offsets)
+        got, start = set(open_transactions(self.w.ps)), self.w.log.log_start_offset
+        # (a transaction with no record left may be forgotten by a reload: see check_loaded)
+        assert {p for p, offsets in self.open_offsets.items() if max(offsets) >= start} <= got
+        assert got <= set(self.open_offsets)
 
 
 CompactTxnMachine.TestCase.settings = settings(
