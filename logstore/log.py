@@ -631,14 +631,18 @@ class PartitionLog:
 
     # ----------------------------------------------------------------------- retention/clean
 
-    def delete_old_segments(self, now_ms: int) -> int:
+    def delete_old_segments(self, now_ms: int, *, high_watermark: int | None = None) -> int:
         """Retention (cleanup.policy has "delete"): delete whole old segments, never the active
-        one, by retention.ms (largest timestamp older) and retention.bytes. Returns how many."""
+        one, by retention.ms (largest timestamp older) and retention.bytes. Returns how many.
+        With ``high_watermark`` only segments wholly below it go (Kafka's rule: nothing not
+        yet replicated, no marker a new leader may still need)."""
         self._check_usable()
         cfg = self.config
         if not cfg.delete:
             return 0
         sealed = self.segments[:-1]
+        if high_watermark is not None:
+            sealed = [s for s in sealed if s.next_offset <= high_watermark]
         count = 0
         if cfg.retention_ms >= 0:
             for seg in sealed:
@@ -690,12 +694,14 @@ class PartitionLog:
         except OSError as exc:
             self._fail(exc)
 
-    def compact(self, now_ms: int):
-        """Compaction (cleanup.policy has "compact"); returns CompactionStats. See cleaner.py."""
+    def compact(self, now_ms: int, *, last_stable_offset: int | None = None):
+        """Compaction (cleanup.policy has "compact"); returns CompactionStats. Nothing at or
+        after ``last_stable_offset`` is touched (the owner passes the partition's LSO; None:
+        the first offset of a transaction open in the log). See cleaner.py."""
         from .cleaner import compact_log
 
         self._check_usable()
-        return compact_log(self, now_ms)
+        return compact_log(self, now_ms, last_stable_offset=last_stable_offset)
 
     # ------------------------------------------------------------------------------ closing
 

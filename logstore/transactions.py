@@ -19,7 +19,8 @@ The last stable offset (LSO) is the offset below which every transaction is deci
               first offset of every completed transaction whose marker is >= high watermark)
 
 The last clause is Kafka's too: until the marker is replicated, a new leader may not have it,
-and would then see the transaction as still open. A read_committed fetch reads below the LSO
+and would then see the transaction as still open. The result is never below the log start
+(retention may delete the first records of an open transaction; Kafka clamps the same way). A read_committed fetch reads below the LSO
 and asks ``log.txn_index.aborted_transactions(from, to)`` which records to drop.
 
 All functions run on the partition's owner thread; pure but for the log they are given.
@@ -48,8 +49,12 @@ class MarkerAppended(NamedTuple):
     completed: PS.CompletedTxn | None = None  # the transaction it closed here, if any
 
 
-def last_stable_offset(producers: PS.ProducerStateManager, high_watermark: int) -> int:
-    """The LSO of the partition (see the module docstring); never above the high watermark."""
+def last_stable_offset(
+    producers: PS.ProducerStateManager, high_watermark: int, log_start_offset: int = 0
+) -> int:
+    """The LSO of the partition (see the module docstring); never above the high watermark,
+    never below ``log_start_offset``: a transaction whose first records retention deleted
+    stays open, but makes the partition unstable from the log start only (Kafka's rule)."""
     lso = high_watermark
     for t in producers.unreplicated:
         if t.last_offset >= high_watermark and t.first_offset < lso:
@@ -57,7 +62,21 @@ def last_stable_offset(producers: PS.ProducerStateManager, high_watermark: int) 
     for first in producers.ongoing_transactions().values():
         if first < lso:
             lso = first
-    return lso
+    return max(lso, min(log_start_offset, high_watermark))
+
+
+def on_log_start_offset_incremented(
+    producers: PS.ProducerStateManager, log_start_offset: int
+) -> None:
+    """Retention or DeleteRecords moved the log start: forget the completed transactions
+    that lie wholly below it (Kafka's ``onLogStartOffsetIncremented``). Producers and their
+    open transactions stay (they expire by ``producer.id.expiration.ms``; an open one ends
+    with its marker); the LSO is clamped to the log start by :func:`last_stable_offset`."""
+    if any(t.last_offset < log_start_offset for t in producers.unreplicated):
+        producers.unreplicated = [
+            t for t in producers.unreplicated if t.last_offset >= log_start_offset
+        ]
+    producers.map_end_offset = max(producers.map_end_offset, log_start_offset)
 
 
 def _stable_after(producers: PS.ProducerStateManager, marker_offset: int) -> int:
