@@ -46,6 +46,7 @@ from rillet.coordinator import replication as RC
 from rillet.logstore import producer_state as PS
 from rillet.logstore import transactions as T
 from rillet.logstore.config import LogConfig
+from rillet.logstore.housekeeping import housekeep
 from rillet.logstore.log import PartitionLog
 from rillet.logstore.producer_snapshots import ProducerSnapshots
 from rillet.transport import protocol as P
@@ -539,16 +540,17 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, TxnSide
         log = self.log
         if log is None:
             return
-        deleted = log.delete_old_segments(now)
-        if deleted:
+        # retention below the HW, then compaction below the LSO (logstore/housekeeping.py)
+        done = housekeep(log, self.pstate, self.high_watermark, now)
+        if done.segments_deleted:
+            self._forget_lso()
             self._log.info(
                 "retention deleted {} segment(s); log_start_offset={}",
-                deleted,
-                log.log_start_offset,
+                done.segments_deleted,
+                done.log_start_offset,
             )
-        if log.config.compact:
-            stats = log.compact(now)
-            self._log.debug("compaction: {}", stats)
+        if done.compaction is not None:
+            self._log.debug("compaction: {}", done.compaction)
 
     def _expire_producers(self, now: int) -> None:
         """producer.id.expiration.ms: drop idempotent producers whose last batch is older

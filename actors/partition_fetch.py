@@ -44,11 +44,12 @@ class FetchSide:
         markers) or the high watermark (``on_high_watermark_updated``); what can move it
         back (truncation, a new state, a role change) calls ``_forget_lso``."""
         p = self.pstate
-        key = (id(p), p.map_end_offset, self.high_watermark, len(p.unreplicated))
+        start = self.log.log_start_offset if self.log is not None else 0
+        key = (id(p), p.map_end_offset, self.high_watermark, len(p.unreplicated), start)
         cached = self._lso_cached
         if cached is not None and cached[0] == key:
             return cached[1]
-        lso = T.last_stable_offset(p, self.high_watermark)
+        lso = T.last_stable_offset(p, self.high_watermark, start)
         self._lso_cached = (key, lso)
         return lso
 
