@@ -17,11 +17,11 @@ Kafka's algorithm (``CompletedFetch``), batch by batch in offset order:
 
 Worked example (P and Q two producers; offsets on the left)::
 
-    0  P data (txn)        aborted_transactions = [(P, 0)]
-    1  Q data (txn)        -> P aborting; 0 dropped
-    2  P data (txn)        Q is not aborting: 1 kept; 2 dropped
-    3  Q COMMIT marker     (control: skipped anyway)
-    4  P ABORT marker      P no longer aborting
+    0  P data (txn)        aborted_transactions = [(P, 0)]: P aborting from here; dropped
+    1  Q data (txn)        kept (Q is not aborting)
+    2  P data (txn)        dropped
+    3  Q COMMIT marker     control: never handed out
+    4  P ABORT marker      P's aborted transaction ends here
     5  P data (txn)        kept (P's next transaction)
 
 Pure: bytes in, a list out.
