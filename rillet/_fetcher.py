@@ -75,6 +75,7 @@ from rillet.transport.protocol import (
     ListOffsetsPartition,
     ListOffsetsRequest,
     ListOffsetsTopic,
+    READ_COMMITTED,
     retriable,
 )
 
@@ -177,8 +178,11 @@ class Fetcher:
                 for tp in group:
                     topics.setdefault(tp.topic, []).append(
                         ListOffsetsPartition(partition=tp.partition, timestamp=timestamp))
-                req = ListOffsetsRequest(topics=tuple(
-                    ListOffsetsTopic(name=t, partitions=tuple(ps)) for t, ps in topics.items()))
+                # read_committed: LATEST is the last stable offset (Kafka's consumer too)
+                req = ListOffsetsRequest(
+                    isolation_level=READ_COMMITTED if self._read_committed else 0,
+                    topics=tuple(ListOffsetsTopic(name=t, partitions=tuple(ps))
+                                 for t, ps in topics.items()))
                 try:
                     resp = self.client.call(address, req)
                 except RilletError as exc:
@@ -272,7 +276,7 @@ class Fetcher:
         return FetchRequest(
             max_wait_ms=cfg.fetch_max_wait_ms, min_bytes=cfg.fetch_min_bytes,
             max_bytes=cfg.fetch_max_bytes,
-            isolation_level=1 if cfg.isolation_level == "read_committed" else 0,
+            isolation_level=READ_COMMITTED if self._read_committed else 0,
             topics=tuple(FetchTopic(name=t, partitions=tuple(ps)) for t, ps in topics.items()))
 
     def _request(self, address: str, req: FetchRequest,
