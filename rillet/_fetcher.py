@@ -68,6 +68,7 @@ from rillet.records import ConsumerRecord, FetchedRecord, TopicPartition
 from rillet.transport.protocol import (
     EARLIEST_TIMESTAMP,
     LATEST_TIMESTAMP,
+    READ_COMMITTED,
     ErrorCode,
     FetchPartition,
     FetchRequest,
@@ -75,7 +76,6 @@ from rillet.transport.protocol import (
     ListOffsetsPartition,
     ListOffsetsRequest,
     ListOffsetsTopic,
-    READ_COMMITTED,
     retriable,
 )
 

@@ -8,7 +8,11 @@ neither); a transaction that outlives transaction.timeout.ms is aborted by the c
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +24,8 @@ pytestmark = [
     pytest.mark.timeout(90),
     pytest.mark.skip(reason="needs the broker side; the lead enables it at merge"),
 ]
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # the coordinator checks for timed-out transactions this often (Kafka's default: 10 s)
 CONFIGS = {"transaction.abort.timed.out.transaction.cleanup.interval.ms": "200"}
@@ -176,3 +182,18 @@ def test_the_coordinator_aborts_a_transaction_that_outlives_its_timeout(bootstra
     with pytest.raises(ProducerFencedError):  # TransactionTimeoutError, a ProducerFencedError
         p.commit_transaction()
     p.close()
+
+
+def test_the_exactly_once_example(cluster) -> None:
+    env = {**os.environ, "RILLET_BROKERS": cluster.bootstrap_servers}
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / "transactions.py")],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    # the failed transaction went back to where the first one committed
+    first = next(line for line in lines if line.startswith("transaction 1:"))
+    committed = first.rsplit(" ", 1)[1]
+    assert f"transaction 2: simulated failure, aborted; back to offset {committed}" in lines
+    assert "eos-output (read_committed): 10 records, 10 distinct" in lines
+    results = sorted(line.strip() for line in lines if line.startswith("  "))
+    assert results == sorted(f"customer-{i % 3}: ORDER {i}" for i in range(10))

@@ -17,6 +17,7 @@ from rillet.errors import (
     IllegalStateError,
     InvalidTxnStateError,
     ProducerFencedError,
+    RilletError,
     TransactionAbortableError,
     TransactionAbortedError,
     TransactionTimeoutError,
@@ -168,7 +169,7 @@ def test_an_abortable_error_allows_only_abort_then_goes_on(broker) -> None:
         p.init_transactions()
         p.begin_transaction()
         broker.fail_next["Produce"] = [ErrorCode.INVALID_RECORD]  # not retriable
-        with pytest.raises(Exception):
+        with pytest.raises(RilletError, match="INVALID_RECORD"):
             p.send("t", b"bad", partition=0).get(5)
         with pytest.raises(TransactionAbortableError):
             p.commit_transaction()
