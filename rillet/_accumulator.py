@@ -264,6 +264,13 @@ class RecordAccumulator:
                 return None
             return min(b.created_ms for b in self._open.values()) + self.linger_ms
 
+    def partitions(self) -> set[tuple[str, int]]:
+        """The partitions of the batches not drained yet (open or ready)."""
+        with self.lock:
+            out = set(self._open)
+            out.update((b.topic, b.partition) for b in self._ready)
+        return out
+
     def has_unsent(self) -> bool:
         return bool(self._ready or self._open)
 

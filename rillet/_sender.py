@@ -210,6 +210,7 @@ class Sender(threading.Thread):
             drop[1].set()
         if self.force_close:
             return True
+        txn_retry = self._txn_add(now) if self.txn is not None else None
         attention = self._send_ready(now, flush) if self.waiting else None
         if self.closing and not self.incomplete and not acc.has_unsent():
             return True
@@ -220,7 +221,7 @@ class Sender(threading.Thread):
         expiry = acc.next_expiry_ms()
         if expiry is not None:
             acc.sender_idle = False
-        deadlines = [d for d in (expiry, attention) if d is not None]
+        deadlines = [d for d in (expiry, attention, txn_retry) if d is not None]
         held = sum(b.reserved for b in self.waiting)
         acc.wake_bytes = (max(0, self.coalesce_bytes - held)
                           if any(self.in_flight.values()) else 0)
@@ -355,14 +356,23 @@ class Sender(threading.Thread):
                     f"the transaction failed before this batch was sent: {error}")
             self._fail_waiting(error)
             return None, None
-        missing = {(b.topic, b.partition) for b in self.waiting} - added
-        attention = None
-        if missing and not txn.add_in_flight:
-            if now >= txn.add_retry_at:
-                txn.add_partitions(missing, self._on_add_done)
-            if not txn.add_in_flight and txn.add_retry_at > now:
-                attention = txn.add_retry_at
-        return added, attention
+        return added, None  # (the answer to AddPartitionsToTxn wakes the sender)
+
+    def _txn_add(self, now: float) -> float | None:
+        """AddPartitionsToTxn for the partitions that have batches, sent or lingering, and
+        are not in the transaction yet: asked while the accumulator still fills them, so
+        the answer is usually there when they drain. Returns when to retry, if waiting."""
+        txn = self.txn
+        if txn.add_in_flight:
+            return None
+        if now < txn.add_retry_at:
+            return txn.add_retry_at
+        wanted = self.acc.partitions()
+        if self.waiting:
+            wanted.update((b.topic, b.partition) for b in self.waiting)
+        if wanted:
+            txn.add_partitions(wanted, self._on_add_done)
+        return txn.add_retry_at if not txn.add_in_flight and txn.add_retry_at > now else None
 
     def _on_add_done(self, tps: list, fut: Future) -> None:  # the endpoint's I/O thread
         self.txn_results.append((tps, fut))

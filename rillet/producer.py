@@ -142,6 +142,9 @@ class Producer:
         batch_size = self._batch_size
         txn = self._txn
         check_txn = None if txn is None else txn.check_send
+        # partitions in the transaction (the set is updated in place): a batch opened for
+        # another one wakes the sender, which adds the partition while the batch lingers
+        txn_added = None if txn is None else txn.tm.added
 
         clock = (0, 0, 0)  # (start ns, end ns, ms) of the millisecond last seen
 
@@ -234,7 +237,8 @@ class Producer:
             finally:
                 release()
             # full: worth a request (see Sender.run); fresh: an idle sender must arm linger.ms
-            if (full and acc.ready_bytes >= acc.wake_bytes) or (fresh and acc.sender_idle):
+            if (full and acc.ready_bytes >= acc.wake_bytes) or (fresh and (
+                    acc.sender_idle or (txn_added is not None and tp not in txn_added))):
                 acc.wakeup.set()
             if full:
                 if is_sticky:
