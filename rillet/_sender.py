@@ -14,14 +14,9 @@ with OUT_OF_ORDER_SEQUENCE_NUMBER or UNKNOWN_PRODUCER_ID, the partition moves to
 producer epoch and its unsent batches are renumbered from 0 once nothing of it is in flight
 (Kafka's KIP-360), instead of every later batch failing until it expires too.
 
-Transactions (``txn``, a :class:`rillet._txn_client.Transactions`): batches carry the
-transactional attribute and requests the transactional id; a partition's batches wait until
-AddPartitionsToTxn added it to the transaction (one request for every partition that has
-batches waiting, at most one in flight); the producer id and epoch come from the transaction
-coordinator (``set_producer``: init_transactions and each transaction's end, sequences from 0
-again), never bumped here: a sequence gap makes the transaction abortable instead. After a
-failure of the transaction its waiting batches fail at once; abort_transaction() drops what
-was not sent yet (``drop_unsent``).
+Transactions (``txn``, a :class:`rillet._txn_client.Transactions`): see
+:mod:`rillet._sender_txn`. Epochs are never bumped here then: a sequence gap makes the
+transaction abortable instead (its end renews the epoch).
 """
 
 from __future__ import annotations
@@ -35,14 +30,12 @@ from concurrent.futures import Future
 
 from rillet._accumulator import ProducerBatch, RecordAccumulator
 from rillet._network import NetworkClient, map_error
+from rillet._sender_txn import TransactionalSending
 from rillet._txn_client import fenced
 from rillet.errors import (
     DeliveryTimeoutError,
     ProducerClosedError,
-    ProducerFencedError,
     RilletError,
-    RilletTimeoutError,
-    TransactionAbortedError,
     error_for_code,
 )
 from rillet.logstore.batch_fast import with_producer
@@ -83,7 +76,7 @@ def _earliest(a: float | None, b: float) -> float:
     return b if a is None or b < a else a
 
 
-class Sender(threading.Thread):
+class Sender(TransactionalSending, threading.Thread):
     def __init__(self, client: NetworkClient, accumulator: RecordAccumulator, *, acks: int,
                  retries: int, retry_backoff_ms: int, retry_backoff_max_ms: int,
                  delivery_timeout_ms: int, request_timeout_ms: int, max_in_flight: int,
@@ -148,25 +141,6 @@ class Sender(threading.Thread):
     def wake(self) -> None:
         self.acc.wakeup.set()
 
-    def set_producer(self, producer_id: int, producer_epoch: int) -> None:
-        """A transactional producer's pair for its next transaction: sequences restart at 0
-        (KIP-890 part 2). Called between transactions, when no batch is in flight."""
-        self.producer_id, self.producer_epoch = producer_id, producer_epoch
-        self.next_sequence.clear()
-        self.epochs.clear()
-        self.unresolved.clear()
-        self.needs_bump.clear()
-
-    def drop_unsent(self, error: BaseException, timeout_s: float) -> None:
-        """abort_transaction(): fail every batch not sent yet with ``error`` (on the sender
-        thread, which owns them); returns once done. Batches in flight complete as usual."""
-        done = threading.Event()
-        self.drop_request = (error, done)
-        self.wake()
-        if not done.wait(timeout_s):
-            if not self.is_alive():
-                raise ProducerClosedError()
-            raise RilletTimeoutError("the sender did not drop the unsent batches in time")
 
     # -- the thread -----------------------------------------------------------------------
 
@@ -254,7 +228,7 @@ class Sender(threading.Thread):
         added: frozenset | None = None  # transactions: the partitions batches may go to
         attention: float | None = None
         if self.txn is not None:
-            added, attention = self._txn_gate(now)
+            added = self._txn_gate()
             if added is None:
                 return None
         elif self.idempotent and self.producer_id < 0 and not self._init_producer_id(now):
@@ -342,48 +316,6 @@ class Sender(threading.Thread):
         self.waiting = keep
         return attention
 
-    def _txn_gate(self, now: float) -> tuple[frozenset | None, float | None]:
-        """Transactions: (the partitions whose batches may leave, when to look again); (None,
-        None) when the transaction failed and its waiting batches were failed."""
-        txn = self.txn
-        with txn.lock:
-            tm = txn.tm
-            error = tm.error if tm.has_error else None
-            added = frozenset(tm.added)
-        if error is not None:
-            if not isinstance(error, ProducerFencedError):
-                error = TransactionAbortedError(
-                    f"the transaction failed before this batch was sent: {error}")
-            self._fail_waiting(error)
-            return None, None
-        return added, None  # (the answer to AddPartitionsToTxn wakes the sender)
-
-    def _txn_add(self, now: float) -> float | None:
-        """AddPartitionsToTxn for the partitions that have batches, sent or lingering, and
-        are not in the transaction yet: asked while the accumulator still fills them, so
-        the answer is usually there when they drain. Returns when to retry, if waiting."""
-        txn = self.txn
-        if txn.add_in_flight:
-            return None
-        if now < txn.add_retry_at:
-            return txn.add_retry_at
-        wanted = self.acc.partitions()
-        if self.waiting:
-            wanted.update((b.topic, b.partition) for b in self.waiting)
-        if wanted:
-            txn.add_partitions(wanted, self._on_add_done)
-        return txn.add_retry_at if not txn.add_in_flight and txn.add_retry_at > now else None
-
-    def _on_add_done(self, tps: list, fut: Future) -> None:  # the endpoint's I/O thread
-        self.txn_results.append((tps, fut))
-        self.acc.wakeup.set()
-
-    def _fail_waiting(self, error: BaseException) -> None:
-        batches = list(self.waiting) + self.waiting_overflow
-        self.waiting = deque()
-        self.waiting_overflow = []
-        for batch in batches:
-            self._finish(batch, -1, error)
 
     def _send_to(self, address: str, batches: list[ProducerBatch]) -> None:
         # Several batches of one partition travel together (concatenated, in order): one
