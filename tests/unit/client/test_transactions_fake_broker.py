@@ -209,6 +209,11 @@ def test_calls_out_of_order_are_refused_clearly(broker) -> None:
         with pytest.raises(InvalidTxnStateError):
             p.commit_transaction()
         p.begin_transaction()
+        with pytest.raises(TypeError, match="group_metadata"):
+            p.send_offsets_to_transaction({TopicPartition("t", 0): 1}, 42)
+        with pytest.raises(ValueError, match="must be an int >= 0"):
+            p.send_offsets_to_transaction({TopicPartition("t", 0): -1}, "g")
+        assert "AddOffsetsToTxn" not in broker.requests  # refused before anything was sent
         p.commit_transaction()  # an empty transaction: nothing to end at the coordinator
         assert "EndTxn" not in broker.requests
     with Producer({"bootstrap.servers": broker.address}) as plain:
