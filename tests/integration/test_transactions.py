@@ -18,6 +18,7 @@ import pytest
 
 from rillet import Admin, Consumer, NewTopic, Producer, TopicPartition
 from rillet.errors import ProducerFencedError
+from tests.support import FAST_REPLICATION_CONFIGS
 
 pytestmark = [
     pytest.mark.integration,
@@ -182,6 +183,31 @@ def test_the_coordinator_aborts_a_transaction_that_outlives_its_timeout(bootstra
     with pytest.raises(ProducerFencedError):  # TransactionTimeoutError, a ProducerFencedError
         p.commit_transaction()
     p.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_commit_survives_the_death_of_the_coordinators_broker(cluster_factory) -> None:
+    cluster = cluster_factory(3, {**FAST_REPLICATION_CONFIGS, **CONFIGS})
+    bootstrap = cluster.bootstrap_servers
+    with Admin(bootstrap_servers=bootstrap) as admin:
+        admin.create_topics([NewTopic("out", num_partitions=1, replication_factor=3)])
+    with _producer(bootstrap, "t-failover", **{"max.block.ms": 60000}) as p:
+        p.init_transactions()
+        p.begin_transaction()
+        p.send("out", b"before")
+        p.commit_transaction()
+        coordinator = p._txn.locator.address(10)
+        victim = next(b for b in cluster.broker_ids if cluster.address(b) == coordinator)
+        p.begin_transaction()
+        p.send("out", b"during")
+        p.flush(30)
+        cluster.kill(victim)  # the client finds the new coordinator (NOT_COORDINATOR, ...)
+        p.commit_transaction()
+        p.begin_transaction()
+        p.send("out", b"after")
+        p.commit_transaction()
+    live = ",".join(cluster.address(b) for b in cluster.broker_ids if b != victim)
+    assert _read(live, "out", "read_committed", timeout_s=30) == [b"before", b"during", b"after"]
 
 
 def test_the_exactly_once_example(cluster) -> None:
