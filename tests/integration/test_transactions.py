@@ -203,6 +203,7 @@ def test_a_commit_survives_the_death_of_the_coordinators_broker(cluster_factory)
         p.flush(30)
         cluster.kill(victim)  # the client finds the new coordinator (NOT_COORDINATOR, ...)
         p.commit_transaction()
+        assert p._txn.locator.address(10) != coordinator  # it moved, and the client followed
         p.begin_transaction()
         p.send("out", b"after")
         p.commit_transaction()
