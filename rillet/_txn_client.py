@@ -296,7 +296,9 @@ class Transactions:
                           locator: CoordinatorLocator | None = None, partitions: bool = False):
         """Send ``make()`` to the coordinator until an answer that is not a retriable error
         (returned, its error_code possibly set) or the deadline (RilletTimeoutError; the
-        call may be repeated)."""
+        call may be repeated). Retriable: the protocol table's (``retriable``: coordinator
+        moves and loads, CONCURRENT_TRANSACTIONS, NOT_ENOUGH_REPLICAS for its log, ...) and
+        REQUEST_TIMED_OUT; ``partitions``: per-partition error codes count too."""
         locator = locator or self.locator
         attempt = 0
         last: Any = None
@@ -316,8 +318,7 @@ class Transactions:
                 last, r = exc, None
             if r is not None:
                 code = _first_error(r) if partitions else r.error_code
-                if code not in _REFIND and code not in _WAIT and not (
-                        partitions and code == E.UNKNOWN_TOPIC_OR_PARTITION):
+                if not code or not (code in _WAIT or P.retriable(code)):
                     return r
                 last = error_for_code(code, getattr(r, "error_message", None))
                 if code in _REFIND:
