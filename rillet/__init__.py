@@ -24,6 +24,7 @@ _EXPORTS = {
     "TopicPartition": "rillet.records",
     "RecordMetadata": "rillet.records",
     "ConsumerRecord": "rillet.records",
+    "ConsumerGroupMetadata": "rillet.records",
     "ConsumerRebalanceListener": "rillet._membership",
     "NewTopic": "rillet.records",
     "RecordFuture": "rillet._future",
@@ -32,7 +33,8 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "Admin", "AdminClient", "ConfigError", "Consumer", "ConsumerRebalanceListener",
+    "Admin", "AdminClient", "ConfigError", "Consumer", "ConsumerGroupMetadata",
+    "ConsumerRebalanceListener",
     "ConsumerRecord", "KafkaConsumer", "KafkaProducer", "NewTopic", "Producer", "RecordFuture", "RecordMetadata", "RilletError",
     "TopicPartition", "__version__",
 ]
@@ -61,4 +63,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from rillet.errors import ConfigError, RilletError  # noqa: F401
     from rillet.producer import Producer  # noqa: F401
     from rillet.producer import Producer as KafkaProducer
-    from rillet.records import ConsumerRecord, NewTopic, RecordMetadata, TopicPartition  # noqa: F401
+    from rillet.records import (  # noqa: F401
+        ConsumerGroupMetadata,
+        ConsumerRecord,
+        NewTopic,
+        RecordMetadata,
+        TopicPartition,
+    )

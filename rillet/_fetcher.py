@@ -29,6 +29,13 @@ CorruptRecordException), once per corrupt response. The position stays at the co
 batch's offset and the partition is fetched again from there after ``retry.backoff.ms``
 with a metadata refresh, so a broker that has since moved leadership to a healthy replica
 serves the rest and the consumer goes on; nothing is skipped silently.
+
+Transactions: control batches (transaction markers) are never handed out; with
+``isolation.level=read_committed`` neither are the batches of aborted transactions, named by
+the response's ``aborted_transactions`` (:mod:`rillet._read_committed`). Once a chunk is
+handed out entirely the position moves to the offset after its last batch, past skipped
+batches and markers too (as Kafka's consumer), so a partition whose tail is a marker does
+not look behind.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from contextlib import contextmanager
 from itertools import chain, repeat
 
 from rillet._network import NetworkClient, map_error
+from rillet._read_committed import drop_aborted
 from rillet.config import ClientConfig
 from rillet.errors import (
     CorruptMessageError,
@@ -60,6 +68,7 @@ from rillet.records import ConsumerRecord, FetchedRecord, TopicPartition
 from rillet.transport.protocol import (
     EARLIEST_TIMESTAMP,
     LATEST_TIMESTAMP,
+    READ_COMMITTED,
     ErrorCode,
     FetchPartition,
     FetchRequest,
@@ -102,14 +111,16 @@ class _Chunk:
     ``batches`` holds a tuple per batch (see :func:`scan_batches`) into ``buf``; ``error``
     says why the chunk ends early at a corrupt batch (None: it does not)."""
 
-    __slots__ = ("buf", "batches", "records", "index", "error")
+    __slots__ = ("buf", "batches", "records", "index", "error", "next_offset")
 
-    def __init__(self, buf: bytes, batches: list, error: str | None = None) -> None:
+    def __init__(self, buf: bytes, batches: list, error: str | None = None,
+                 next_offset: int = -1) -> None:
         self.buf = buf
         self.batches = batches
         self.records: list[ConsumerRecord] | None = None
         self.index = 0
         self.error = error
+        self.next_offset = next_offset  # after the chunk's last batch (skipped ones too)
 
 
 class Fetcher:
@@ -136,6 +147,7 @@ class Fetcher:
         self._value_deserializer = config.value_deserializer
         self._backoff_s = config.retry_backoff_ms / 1000
         self._next_start = 0
+        self._read_committed = config.isolation_level == "read_committed"
 
     def assign(self, tps: list[TopicPartition]) -> None:
         old = dict(self.states)
@@ -166,8 +178,11 @@ class Fetcher:
                 for tp in group:
                     topics.setdefault(tp.topic, []).append(
                         ListOffsetsPartition(partition=tp.partition, timestamp=timestamp))
-                req = ListOffsetsRequest(topics=tuple(
-                    ListOffsetsTopic(name=t, partitions=tuple(ps)) for t, ps in topics.items()))
+                # read_committed: LATEST is the last stable offset (Kafka's consumer too)
+                req = ListOffsetsRequest(
+                    isolation_level=READ_COMMITTED if self._read_committed else 0,
+                    topics=tuple(ListOffsetsTopic(name=t, partitions=tuple(ps))
+                                 for t, ps in topics.items()))
                 try:
                     resp = self.client.call(address, req)
                 except RilletError as exc:
@@ -261,7 +276,7 @@ class Fetcher:
         return FetchRequest(
             max_wait_ms=cfg.fetch_max_wait_ms, min_bytes=cfg.fetch_min_bytes,
             max_bytes=cfg.fetch_max_bytes,
-            isolation_level=1 if cfg.isolation_level == "read_committed" else 0,
+            isolation_level=READ_COMMITTED if self._read_committed else 0,
             topics=tuple(FetchTopic(name=t, partitions=tuple(ps)) for t, ps in topics.items()))
 
     def _request(self, address: str, req: FetchRequest,
@@ -388,7 +403,7 @@ class Fetcher:
                     state.high_watermark = p.high_watermark
                     state.log_start_offset = p.log_start_offset
                     if p.records:
-                        self._buffer(state, p.records)
+                        self._buffer(state, p.records, p.aborted_transactions)
                 elif code == ErrorCode.OFFSET_OUT_OF_RANGE:
                     if self._reset == "none":
                         raise OffsetOutOfRangeError(
@@ -401,21 +416,25 @@ class Fetcher:
                 else:
                     raise error_for_code(code, f"fetch {t.name}-{p.partition}")
 
-    def _buffer(self, state: PartitionState, records) -> None:
+    def _buffer(self, state: PartitionState, records, aborted=None) -> None:
         if type(records) is not bytes:
             records = bytes(records)
         # digests are checked batch by batch when decoded (the bytes are then cached)
-        batches, next_offset, bad = scan_batches(records, state.fetch_offset,
+        start = state.fetch_offset
+        batches, next_offset, bad = scan_batches(records, start,
                                                  self._check_crcs, digests=False,
                                                  stop_at_corrupt=True)
+        if aborted and self._read_committed:
+            batches = drop_aborted(records, batches, aborted, self._check_crcs)
         state.fetch_offset = next_offset  # past control batches too; at a corrupt batch
         error = None
         if bad is not None:
             error = (f"corrupt batch from {state.tp.topic}-{state.tp.partition} at offset "
                      f"{next_offset}: {bad}")
             self._backoff([state.tp], refresh=True)  # the leader may be moving away from it
-        if batches or error:
-            state.chunks.append(_Chunk(records, batches, error))
+        if batches or error or next_offset > start:
+            # (a chunk of skipped batches only still moves the position when handed out)
+            state.chunks.append(_Chunk(records, batches, error, next_offset))
 
     def _drain(self, max_records: int) -> dict[TopicPartition, list]:
         out: dict[TopicPartition, list] = {}
@@ -458,6 +477,8 @@ class Fetcher:
                         corrupt.append(state)
                         break  # reported when this poll has nothing else to return
                     chunks.popleft()
+                    if chunk.next_offset > state.position:
+                        state.position = chunk.next_offset  # past skipped batches and markers
         if not out and corrupt:
             state = corrupt[0]
             chunk = state.chunks.popleft()

@@ -85,12 +85,16 @@ def _tps_from(items: Iterable[P.GroupTopicPartitions] | None) -> set[TopicPartit
 
 
 class CoordinatorLocator:
-    """FindCoordinator with retries; thread-safe; ``invalidate()`` after NOT_COORDINATOR."""
+    """FindCoordinator with retries; thread-safe; ``invalidate()`` after NOT_COORDINATOR.
+    ``key_type``: a group (``COORDINATOR_GROUP``, the default; ``group_id`` is the group) or a
+    transactional id (``COORDINATOR_TRANSACTION``; ``group_id`` is the transactional id)."""
 
-    def __init__(self, client: NetworkClient, group_id: str, backoff_s: float) -> None:
+    def __init__(self, client: NetworkClient, group_id: str, backoff_s: float,
+                 key_type: int = P.COORDINATOR_GROUP) -> None:
         self.client = client
         self.group_id = group_id
         self.backoff_s = backoff_s
+        self.key_type = key_type
         self._address: str | None = None
         self._lock = threading.Lock()
 
@@ -102,7 +106,8 @@ class CoordinatorLocator:
         last: Any = None
         while True:
             try:
-                r = self.client.call_any(P.FindCoordinatorRequest(key=self.group_id),
+                r = self.client.call_any(P.FindCoordinatorRequest(key=self.group_id,
+                                                                  key_type=self.key_type),
                                          max(1, int(min(timeout_s, 5) * 1000)))
                 if isinstance(r, P.ErrorResponse) or r.error_code:
                     last = error_for_code(r.error_code, r.error_message)
@@ -117,7 +122,8 @@ class CoordinatorLocator:
                     raise
                 last = exc
             if time.monotonic() >= deadline:
-                raise RilletTimeoutError(f"no coordinator for group {self.group_id!r}: {last}")
+                what = "group" if self.key_type == P.COORDINATOR_GROUP else "transactional id"
+                raise RilletTimeoutError(f"no coordinator for {what} {self.group_id!r}: {last}")
             time.sleep(self.backoff_s)
 
     def invalidate(self) -> None:
@@ -463,7 +469,12 @@ class OffsetsClient:
         self.locator = locator
         self.group_id = locator.group_id
         self.backoff_s = config.retry_backoff_ms / 1000
+        self.backoff_max_s = getattr(config, "retry_backoff_max_ms", 1000) / 1000
         self.timeout_s = config.request_timeout_ms / 1000
+        # read_committed (KIP-447): a partition whose offset is pending in an open transaction
+        # answers UNSTABLE_OFFSET_COMMIT; wait for the transaction to end rather than start
+        # from an offset that may still be replaced
+        self.require_stable = getattr(config, "isolation_level", "") == "read_committed"
 
     def commit(self, offsets: dict[TopicPartition, int],
                identity: Callable[[], tuple[str, int]] | None = None,
@@ -505,8 +516,22 @@ class OffsetsClient:
         """Committed offsets (None where nothing is committed); ``tps`` None: all of them."""
         tps = None if tps is None else sorted({TopicPartition(*tp) for tp in tps})
         req = P.OffsetFetchRequest(group_id=self.group_id,
-                                   topics=None if tps is None else _tps_wire(tps))
-        r = self.locator.call(req, timeout_s or self.timeout_s)
+                                   topics=None if tps is None else _tps_wire(tps),
+                                   require_stable=self.require_stable)
+        timeout_s = timeout_s or self.timeout_s
+        deadline = time.monotonic() + timeout_s
+        backoff = self.backoff_s
+        while True:
+            r = self.locator.call(req, max(0.1, deadline - time.monotonic()))
+            codes = [r.error_code] + [p.error_code for t in r.topics for p in t.partitions]
+            if E.UNSTABLE_OFFSET_COMMIT not in codes:
+                break
+            if time.monotonic() >= deadline:
+                raise RilletTimeoutError(
+                    f"committed offsets of group {self.group_id!r} still pending in an open "
+                    f"transaction after {timeout_s} s (UNSTABLE_OFFSET_COMMIT)")
+            time.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
+            backoff = min(backoff * 2, self.backoff_max_s)
         if r.error_code:
             raise error_for_code(r.error_code, r.error_message)
         out: dict[TopicPartition, int | None] = dict.fromkeys(tps or (), None)

@@ -13,6 +13,10 @@ per partition unanswered (the broker remembers 5). A batch that fails after it w
 with OUT_OF_ORDER_SEQUENCE_NUMBER or UNKNOWN_PRODUCER_ID, the partition moves to the next
 producer epoch and its unsent batches are renumbered from 0 once nothing of it is in flight
 (Kafka's KIP-360), instead of every later batch failing until it expires too.
+
+Transactions (``txn``, a :class:`rillet._txn_client.Transactions`): see
+:mod:`rillet._sender_txn`. Epochs are never bumped here then: a sequence gap makes the
+transaction abortable instead (its end renews the epoch).
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from concurrent.futures import Future
 
 from rillet._accumulator import ProducerBatch, RecordAccumulator
 from rillet._network import NetworkClient, map_error
+from rillet._sender_txn import TransactionalSending
+from rillet._txn_client import fenced
 from rillet.errors import (
     DeliveryTimeoutError,
     ProducerClosedError,
@@ -52,6 +58,7 @@ _REFRESH_CODES = {
 
 _MAX_BATCHES_IN_FLIGHT = 5  # per partition, with idempotence (the broker keeps 5)
 _SEQUENCE_RETRY = {ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, ErrorCode.UNKNOWN_PRODUCER_ID}
+_FENCED = {ErrorCode.PRODUCER_FENCED, ErrorCode.INVALID_PRODUCER_EPOCH}
 
 
 _log = logging.getLogger("rillet.producer")
@@ -69,11 +76,11 @@ def _earliest(a: float | None, b: float) -> float:
     return b if a is None or b < a else a
 
 
-class Sender(threading.Thread):
+class Sender(TransactionalSending, threading.Thread):
     def __init__(self, client: NetworkClient, accumulator: RecordAccumulator, *, acks: int,
                  retries: int, retry_backoff_ms: int, retry_backoff_max_ms: int,
                  delivery_timeout_ms: int, request_timeout_ms: int, max_in_flight: int,
-                 max_request_size: int, on_batch_drained, name: str) -> None:
+                 max_request_size: int, on_batch_drained, name: str, txn=None) -> None:
         super().__init__(name=name, daemon=True)
         self.client = client
         self.acc = accumulator
@@ -117,6 +124,13 @@ class Sender(threading.Thread):
         # the broker remembers the last 5 batches per producer and partition: never more
         # unanswered than that, or a retry of an older one is no longer known as a duplicate
         self.batches_in_flight: Counter = Counter()
+        # transactions (see the module docstring)
+        self.txn = txn
+        self.transactional_id = None if txn is None else txn.transactional_id
+        if txn is not None:
+            self.idempotent = True  # the config refuses acks != all without idempotence
+        self.txn_results: deque = deque()  # (partitions, future) of AddPartitionsToTxn
+        self.drop_request: tuple[BaseException, threading.Event] | None = None
 
     # -- called from user threads ---------------------------------------------------------
 
@@ -126,6 +140,7 @@ class Sender(threading.Thread):
 
     def wake(self) -> None:
         self.acc.wakeup.set()
+
 
     # -- the thread -----------------------------------------------------------------------
 
@@ -152,7 +167,10 @@ class Sender(threading.Thread):
         now = _monotonic_ms()
         while self.responses:
             self._handle_response(*self.responses.popleft(), now)
-        flush = self.flush_requests > 0 or self.closing
+        while self.txn_results:
+            self.txn.add_done(*self.txn_results.popleft())
+        drop = self.drop_request
+        flush = self.flush_requests > 0 or self.closing or drop is not None
         drained = acc.drain(now, flush)
         if drained:
             with self.incomplete_lock:
@@ -160,8 +178,13 @@ class Sender(threading.Thread):
             for batch in drained:
                 self.on_batch_drained(batch)
             self.waiting.extend(drained)
+        if drop is not None:
+            self.drop_request = None
+            self._fail_waiting(drop[0])
+            drop[1].set()
         if self.force_close:
             return True
+        txn_retry = self._txn_add(now) if self.txn is not None else None
         attention = self._send_ready(now, flush) if self.waiting else None
         if self.closing and not self.incomplete and not acc.has_unsent():
             return True
@@ -172,7 +195,7 @@ class Sender(threading.Thread):
         expiry = acc.next_expiry_ms()
         if expiry is not None:
             acc.sender_idle = False
-        deadlines = [d for d in (expiry, attention) if d is not None]
+        deadlines = [d for d in (expiry, attention, txn_retry) if d is not None]
         held = sum(b.reserved for b in self.waiting)
         acc.wake_bytes = (max(0, self.coalesce_bytes - held)
                           if any(self.in_flight.values()) else 0)
@@ -202,13 +225,18 @@ class Sender(threading.Thread):
 
     def _send_ready(self, now: float, flush: bool) -> float | None:
         """Send what can go now; returns when a held batch next needs attention."""
-        if self.idempotent and self.producer_id < 0 and not self._init_producer_id(now):
+        added: frozenset | None = None  # transactions: the partitions batches may go to
+        attention: float | None = None
+        if self.txn is not None:
+            added = self._txn_gate()
+            if added is None:
+                return None
+        elif self.idempotent and self.producer_id < 0 and not self._init_producer_id(now):
             return self.producer_id_retry_at
         if self.needs_bump:
             self._bump_epochs()
         by_leader: dict[str, list[ProducerBatch]] = defaultdict(list)
         keep: deque[ProducerBatch] = deque()
-        attention: float | None = None
         missing_leader = False
         leaders: dict[tuple[str, int], str | None] = {}
         blocked: set[tuple[str, int]] = set()  # an older batch of the partition must go first
@@ -230,6 +258,10 @@ class Sender(threading.Thread):
                 blocked.add(tp)
                 if batch.retry_at_ms > now:
                     attention = _earliest(attention, batch.retry_at_ms)
+                continue
+            if added is not None and tp not in added:
+                keep.append(batch)  # until AddPartitionsToTxn added its partition
+                blocked.add(tp)
                 continue
             head = heads.get(tp)
             if (head is not None and batch.data is None and not batch.solo
@@ -284,6 +316,7 @@ class Sender(threading.Thread):
         self.waiting = keep
         return attention
 
+
     def _send_to(self, address: str, batches: list[ProducerBatch]) -> None:
         # Several batches of one partition travel together (concatenated, in order): one
         # request and one append on the broker instead of several.
@@ -304,6 +337,8 @@ class Sender(threading.Thread):
                     count = batch.record_count
                     batch.data = with_producer(batch.data, self.producer_id, epoch, seq)
                 self.next_sequence[tp] = (seq + count) & 0x7FFFFFFF
+            if self.txn is not None:
+                batch.transactional = True
             data = batch.seal()
             group = groups[batch.topic][batch.partition]
             # A retry travels alone: if the broker finds it a duplicate, the offsets of new
@@ -335,7 +370,7 @@ class Sender(threading.Thread):
             if self.idempotent:
                 self.batches_in_flight[(batch.topic, batch.partition)] += 1
         req = ProduceRequest(acks=self.acks, timeout_ms=self.request_timeout_ms,
-                             topics=tuple(topics))
+                             transactional_id=self.transactional_id, topics=tuple(topics))
         self.in_flight[address] += 1
         fut = self.client.request(address, req, self.request_timeout_ms)
         responses = self.responses
@@ -394,7 +429,12 @@ class Sender(threading.Thread):
                 self.waiting.append(batch)
                 continue
             error = error_for_code(result.error_code, result.error_message)
-            if self.idempotent and result.error_code in _SEQUENCE_RETRY:
+            if self.txn is not None and result.error_code in _FENCED:
+                error = fenced(result.error_code, result.error_message)
+            elif (self.txn is not None and result.error_code in _SEQUENCE_RETRY
+                  and key in self.unresolved):
+                pass  # a real gap: the transaction must be aborted (its end renews the epoch)
+            elif self.idempotent and result.error_code in _SEQUENCE_RETRY:
                 # an earlier batch is being retried (or the new leader lacks our state):
                 # resend in order with the same sequence
                 error = RilletError(str(error), code=result.error_code, retriable=True)
@@ -468,6 +508,8 @@ class Sender(threading.Thread):
         self.acc.release(batch.reserved)
         batch.reserved = 0
         batch.completion.complete(base_offset, error)
+        if error is not None and self.txn is not None:
+            self.txn.on_batch_failed(error)
         if batch.parts:
             for first, part, _ in batch.parts:
                 with self.incomplete_lock:

@@ -73,16 +73,6 @@ def _opt_str(key: str, v: Any) -> str | None:
     return None if v is None else _str(key, v)
 
 
-def _not_yet(key: str, v: Any) -> None:
-    """A Kafka key rillet does not implement yet: refused when set, never silently ignored."""
-    if v is not None:
-        raise ConfigError(
-            f"{key} is not supported yet: rillet has no transactions (the idempotent producer, "
-            "on by default, already writes every record once per partition)"
-        )
-    return None
-
-
 def _choice(*choices: str) -> Callable[[str, Any], str]:
     def coerce(key: str, v: Any) -> str:
         if not isinstance(v, str) or v.lower() not in choices:
@@ -160,7 +150,10 @@ PRODUCER_KEYS = COMMON_KEYS + (
     _k("max.block.ms", _int(0), 60000, "how long send() may block (metadata, full buffer)"),
     _k("max.request.size", _int(1), 1048576, "largest record (and request) accepted by send()"),
     _k("partitioner.ignore.keys", _bool, False, "sticky partitioning even for keyed records"),
-    _k("transactional.id", _not_yet, None, "refused: transactions are not implemented yet"),
+    _k("transactional.id", _opt_str, None,
+       "enables transactions (init_transactions, begin/commit/abort); implies idempotence"),
+    _k("transaction.timeout.ms", _int(1, _INT_MAX), 60000,
+       "the coordinator aborts a transaction open longer than this"),
     _k("key.serializer", _callable, None, "callable(key) -> bytes"),
     _k("value.serializer", _callable, None, "callable(value) -> bytes"),
 )
@@ -256,7 +249,19 @@ def _unknown(raw: str, keys: tuple[ConfigKey, ...]) -> str:
 
 def producer_config(config: Mapping[str, Any] | None = None,
                     kwargs: Mapping[str, Any] | None = None) -> ClientConfig:
-    return resolve(PRODUCER_KEYS, config, kwargs or {})
+    cfg = resolve(PRODUCER_KEYS, config, kwargs or {})
+    if cfg.transactional_id is not None:
+        # Kafka's checks (ProducerConfig): a transactional producer is idempotent, and an
+        # explicit setting that contradicts it is refused rather than silently overridden
+        if cfg.transactional_id == "":
+            raise ConfigError("transactional.id must not be empty")
+        if not cfg.enable_idempotence:
+            raise ConfigError("transactional.id requires enable.idempotence=true "
+                              "(a transactional producer is idempotent)")
+        if cfg.acks != -1:
+            raise ConfigError(f"transactional.id requires acks=all (got acks={cfg.acks}): "
+                              "a transaction's records must be on every in-sync replica")
+    return cfg
 
 
 def consumer_config(config: Mapping[str, Any] | None = None,

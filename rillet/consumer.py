@@ -42,7 +42,7 @@ from rillet.errors import (
     RilletError,
     RilletTimeoutError,
 )
-from rillet.records import ConsumerRecord, TopicPartition
+from rillet.records import ConsumerGroupMetadata, ConsumerRecord, TopicPartition
 from rillet.transport.protocol import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP
 
 
@@ -264,6 +264,21 @@ class Consumer:
         """The committed offset of each partition (None: nothing committed)."""
         self._check_open()
         return self._offsets_client().committed(partitions)
+
+    def group_metadata(self) -> ConsumerGroupMetadata:
+        """This consumer's group id, generation (member epoch) and member id, for
+        ``Producer.send_offsets_to_transaction`` (KIP-447). Without a subscription the
+        generation is -1 and the member id "" (the coordinator then skips the check)."""
+        self._check_open()
+        if not self.config.group_id:
+            raise IllegalStateError("group_metadata() needs group.id in the consumer config")
+        m = self._membership
+        if m is None:
+            return ConsumerGroupMetadata(self.config.group_id,
+                                         group_instance_id=self.config.group_instance_id)
+        member_id, epoch = m.commit_identity()
+        return ConsumerGroupMetadata(self.config.group_id, generation_id=epoch,
+                                     member_id=member_id, group_instance_id=m.instance_id)
 
     def _offsets_client(self) -> OffsetsClient:
         if self._offsets is None:

@@ -89,6 +89,25 @@ class GroupMembershipError(RilletError):
     assignor, group full); see the message."""
 
 
+# --- transactions (docs/transactions.md, "Client") -------------------------------------------
+
+
+class TransactionAbortedError(RilletError):
+    """The record was not written: its transaction was aborted (abort_transaction() dropped it
+    before it was sent, or the transaction had already failed)."""
+
+
+class TransactionAbortableError(RilletError):
+    """The current transaction failed (see ``__cause__``): call abort_transaction(), then a
+    new transaction may begin. Every other transactional call raises this until then."""
+
+
+class TransactionalIdNotFoundError(RilletError):
+    """The transaction coordinator does not know this producer's transactional id (expired?)."""
+
+    code = 105
+
+
 # --- errors returned by brokers (code != -1 means it came over the wire) ---------------------
 
 
@@ -245,6 +264,50 @@ class KafkaStorageError(RilletError):
     retriable = True
 
 
+class InvalidProducerEpochError(RilletError):
+    """The producer's epoch is older than the one the partition or coordinator knows."""
+
+    code = 47
+
+
+class InvalidTxnStateError(IllegalStateError):
+    """The call is not legal in the transaction's current state (send() outside a transaction,
+    commit without begin, ...), or the broker found the transaction in another state."""
+
+    code = 48
+
+
+class InvalidProducerIdMappingError(RilletError):
+    """The producer id does not belong to this transactional id (the coordinator gave it to
+    another instance)."""
+
+    code = 49
+
+
+class InvalidTransactionTimeoutError(RilletError):
+    """transaction.timeout.ms exceeds the broker's transaction.max.timeout.ms (or is not > 0)."""
+
+    code = 50
+
+
+class TransactionCoordinatorFencedError(RilletError):
+    """A newer transaction coordinator took over the transactional id."""
+
+    code = 52
+
+
+class ProducerFencedError(RilletError):
+    """A newer producer instance with the same transactional.id exists (it called
+    init_transactions() after this one): this producer can only be closed. Fatal."""
+
+    code = 90
+
+
+class TransactionTimeoutError(ProducerFencedError):
+    """The transaction outlived transaction.timeout.ms: the coordinator aborted it and fenced
+    this producer (a ProducerFencedError whose cause is the timeout). Fatal."""
+
+
 class FencedLeaderEpochError(RilletError):
     """The leader epoch in the request is older than the broker's."""
 
@@ -269,7 +332,10 @@ _BY_CODE: dict[int, type[RilletError]] = {
         TopicAlreadyExistsError, InvalidPartitionsError, InvalidReplicationFactorError,
         InvalidReplicaAssignmentError, InvalidConfigError, InvalidRequestError,
         PolicyViolationError, OutOfOrderSequenceError, DuplicateSequenceError, KafkaStorageError,
-        FencedLeaderEpochError, UnknownLeaderEpochError,
+        FencedLeaderEpochError, UnknownLeaderEpochError, InvalidProducerEpochError,
+        InvalidTxnStateError, InvalidProducerIdMappingError, InvalidTransactionTimeoutError,
+        TransactionCoordinatorFencedError, ProducerFencedError,
+        TransactionalIdNotFoundError,
     )
 }
 

@@ -16,6 +16,21 @@ offsets) and refuses a gap, so retries never duplicate or reorder, with up to 5 
 flight per partition. With idempotence off, delivery is at least once: a request that timed
 out may have been appended anyway and is sent again, and a later batch already sent may land
 before a retried one; set max.in.flight.requests.per.connection=1 for strict order then.
+
+Transactions (``transactional.id``; docs/transactions.md, "Client"): records sent between
+``begin_transaction()`` and ``commit_transaction()`` become visible to read_committed
+consumers together, with the consumer offsets given to ``send_offsets_to_transaction()``, or
+not at all (``abort_transaction()``)::
+
+    producer = Producer(bootstrap_servers=..., transactional_id="app-1")
+    producer.init_transactions()        # fences older instances with the same id
+    producer.begin_transaction()
+    producer.send("out", b"...")
+    producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
+    producer.commit_transaction()        # flushes first
+
+Call the transactional methods from one thread (sends may come from several, but not while
+a transaction ends: a record sent during commit_transaction() joins the next transaction).
 """
 
 from __future__ import annotations
@@ -30,12 +45,15 @@ from rillet._future import new_future as _new_future
 from rillet._network import NetworkClient
 from rillet._partitioner import KeyPartitioner, StickyPartitioner
 from rillet._sender import Sender
+from rillet._txn_client import Transactions
 from rillet.config import producer_config
 from rillet.errors import (
+    IllegalStateError,
     MessageTooLargeError,
     ProducerClosedError,
     RilletTimeoutError,
     SerializationError,
+    TransactionAbortedError,
     UnknownTopicOrPartitionError,
 )
 from rillet.logstore.batch import RECORD_OVERHEAD as _OVERHEAD
@@ -67,6 +85,7 @@ class Producer:
         self._max_block_ms = cfg.max_block_ms
         self._max_request_size = cfg.max_request_size
         self._closed = False
+        self._txn = Transactions(self._client, cfg) if cfg.transactional_id is not None else None
         self._sender = Sender(
             self._client, self._acc, acks=cfg.acks, retries=cfg.retries,
             retry_backoff_ms=cfg.retry_backoff_ms, retry_backoff_max_ms=cfg.retry_backoff_max_ms,
@@ -74,7 +93,7 @@ class Producer:
             request_timeout_ms=cfg.request_timeout_ms,
             max_in_flight=cfg.max_in_flight_requests_per_connection,
             max_request_size=cfg.max_request_size, on_batch_drained=self._on_batch_drained,
-            name="rillet-producer-sender",
+            name="rillet-producer-sender", txn=self._txn,
         )
         self._sender.start()
         self.send = self.produce = self._send = self._make_send()
@@ -121,6 +140,11 @@ class Producer:
         max_block_ms = self._max_block_ms
         max_request_size = self._max_request_size
         batch_size = self._batch_size
+        txn = self._txn
+        check_txn = None if txn is None else txn.check_send
+        # partitions in the transaction (the set is updated in place): a batch opened for
+        # another one wakes the sender, which adds the partition while the batch lingers
+        txn_added = None if txn is None else txn.tm.added
 
         clock = (0, 0, 0)  # (start ns, end ns, ms) of the millisecond last seen
 
@@ -131,6 +155,8 @@ class Producer:
             nonlocal clock
             if state._closed:
                 raise ProducerClosedError()
+            if check_txn is not None:
+                check_txn()
             if key_serializer is not None and key is not None:
                 key = key_serializer(key)
             if value_serializer is not None and value is not None:
@@ -211,7 +237,8 @@ class Producer:
             finally:
                 release()
             # full: worth a request (see Sender.run); fresh: an idle sender must arm linger.ms
-            if (full and acc.ready_bytes >= acc.wake_bytes) or (fresh and acc.sender_idle):
+            if (full and acc.ready_bytes >= acc.wake_bytes) or (fresh and (
+                    acc.sender_idle or (txn_added is not None and tp not in txn_added))):
                 acc.wakeup.set()
             if full:
                 if is_sticky:
@@ -266,6 +293,82 @@ class Producer:
                     return
         finally:
             sender.flush_requests -= 1
+
+    # -- transactions (docs/transactions.md, "Client") ------------------------------------
+
+    def _transactions(self) -> Transactions:
+        if self._txn is None:
+            raise IllegalStateError("transactions need transactional.id in the producer config")
+        if self._closed:
+            raise ProducerClosedError()
+        return self._txn
+
+    def _timeout_s(self, timeout: float | None) -> float:
+        return self._max_block_ms / 1000 if timeout is None else float(timeout)
+
+    def init_transactions(self, timeout: float | None = None) -> None:
+        """Register transactional.id with its transaction coordinator: get the producer id and
+        a new epoch, which fences every older producer with the same id (their transaction
+        still open is aborted). Call once, before the first begin_transaction(). ``timeout``
+        in seconds (default max.block.ms); after a RilletTimeoutError call it again."""
+        txn = self._transactions()
+        producer_id, producer_epoch = txn.init(self._timeout_s(timeout))
+        self._sender.set_producer(producer_id, producer_epoch)
+
+    def begin_transaction(self) -> None:
+        """Start a transaction: every send() until commit/abort belongs to it. Local only (the
+        coordinator hears of it with the first partition)."""
+        self._transactions().begin()
+
+    def send_offsets_to_transaction(self, offsets, group_metadata, timeout: float | None = None
+                                    ) -> None:
+        """Commit consumer offsets as part of the transaction: ``offsets`` maps TopicPartition
+        to the next offset to consume (an int, or an object with ``.offset``);
+        ``group_metadata`` is ``consumer.group_metadata()`` (KIP-447: the offsets are refused
+        if that consumer's group generation moved on) or a group id. They become visible to
+        the group when the transaction commits, and are discarded if it aborts."""
+        self._transactions().send_offsets(offsets, group_metadata, self._timeout_s(timeout))
+
+    def commit_transaction(self, timeout: float | None = None) -> None:
+        """Flush, then commit: the transaction's records and offsets become visible together.
+        If a record of the transaction failed this raises TransactionAbortableError (call
+        abort_transaction()); a RilletTimeoutError may be retried by calling again."""
+        txn = self._transactions()
+        deadline = _monotonic() + self._timeout_s(timeout)
+        txn.start_commit()
+        self.flush(max(0.0, deadline - _monotonic()))
+        txn.raise_if_failed()
+        self._end(txn, True, deadline)
+
+    def abort_transaction(self, timeout: float | None = None) -> None:
+        """Abort: records not sent yet are dropped (their futures fail with
+        TransactionAbortedError), the rest is marked aborted and never reaches read_committed
+        consumers, and offsets sent with the transaction are discarded. Allowed after an
+        abortable error (that is how to recover from one)."""
+        txn = self._transactions()
+        deadline = _monotonic() + self._timeout_s(timeout)
+        txn.start_abort()
+        sender = self._sender
+        sender.drop_unsent(TransactionAbortedError("abort_transaction() dropped the record "
+                                                   "before it was sent"),
+                           max(0.0, deadline - _monotonic()))
+        # what is in flight may still be written: wait for its answers, then end
+        while True:
+            pending = [c for c in sender.pending_completions() if not c.done]
+            if not pending and not txn.add_in_flight:
+                break
+            if _monotonic() >= deadline:
+                raise RilletTimeoutError("abort_transaction(): requests still in flight")
+            for completion in pending:
+                completion.wait(max(0.0, min(0.1, deadline - _monotonic())))
+            if not pending:
+                time.sleep(0.005)  # the AddPartitionsToTxn answer is handled by the sender
+        self._end(txn, False, deadline)
+
+    def _end(self, txn: Transactions, committed: bool, deadline: float) -> None:
+        new = txn.end(committed, deadline)
+        if new is not None:
+            self._sender.set_producer(*new)
 
     def partitions_for(self, topic: str) -> list[TopicPartition]:
         n = self._client.wait_for_topic(topic, self._max_block_ms)

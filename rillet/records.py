@@ -15,6 +15,20 @@ class TopicPartition(NamedTuple):
     partition: int
 
 
+@dataclass(frozen=True, slots=True)
+class ConsumerGroupMetadata:
+    """A consumer's place in its group, for ``Producer.send_offsets_to_transaction`` (Kafka's
+    ConsumerGroupMetadata, KIP-447): the group coordinator refuses the offsets if the member's
+    ``generation_id`` (its member epoch) or ``member_id`` is no longer current, so a zombie
+    whose partitions moved cannot commit. ``generation_id`` -1 and ``member_id`` "" skip the
+    check (a consumer without a subscription, or a plain group id)."""
+
+    group_id: str
+    generation_id: int = -1
+    member_id: str = ""
+    group_instance_id: str | None = None
+
+
 class RecordMetadata(NamedTuple):
     """Where an acknowledged record was written. ``timestamp`` is ms since the epoch
     (the record's create time); ``offset`` is -1 when acks=0."""

@@ -108,9 +108,20 @@ def test_config_errors_are_value_errors() -> None:
         consumer_config({**BOOT, "auto.offset.reset": "smallest"})
 
 
-def test_a_kafka_key_rillet_does_not_implement_is_refused_not_ignored() -> None:
+def test_transactional_id_implies_idempotence_and_refuses_contradicting_settings() -> None:
     from rillet.config import producer_config
 
-    with pytest.raises(ConfigError, match="transactional.id is not supported yet"):
-        producer_config({"bootstrap.servers": "127.0.0.1:1", "transactional.id": "app-1"})
-    assert producer_config({"bootstrap.servers": "127.0.0.1:1"}).transactional_id is None
+    boot = {"bootstrap.servers": "127.0.0.1:1"}
+    cfg = producer_config({**boot, "transactional.id": "app-1"})
+    assert (cfg.transactional_id, cfg.transaction_timeout_ms) == ("app-1", 60000)
+    assert cfg.enable_idempotence and cfg.acks == -1
+    assert producer_config(boot).transactional_id is None
+    with pytest.raises(ConfigError, match="requires enable.idempotence=true"):
+        producer_config({**boot, "transactional.id": "a", "enable.idempotence": False})
+    with pytest.raises(ConfigError, match="requires acks=all"):
+        producer_config({**boot, "transactional.id": "a", "acks": "1"})
+    with pytest.raises(ConfigError, match="must not be empty"):
+        producer_config({**boot, "transactional.id": ""})
+    with pytest.raises(ConfigError, match="transaction.timeout.ms must be"):
+        producer_config({**boot, "transactional.id": "a", "transaction.timeout.ms": 0})
+    assert producer_config({**boot, "transaction_timeout_ms": "1500"}).transaction_timeout_ms == 1500
