@@ -1475,12 +1475,75 @@ class WriteTxnMarkersResponse:
     markers: tuple[WritableTxnMarkerResult, ...] = ()
 
 
+@_msg
+class ListTransactionsRequest:
+    """Admin (kafka-transactions.sh list): the transactional ids whose coordinator is the
+    answering broker, filtered by state names (Kafka's: Empty, Ongoing, PrepareCommit, ...),
+    producer ids and a minimum running time (``duration_filter_ms`` -1: any). Admin clients
+    ask every broker."""
+
+    API: ClassVar[str] = "ListTransactions"
+    VERSION: ClassVar[int] = 0
+    state_filters: tuple[str, ...] = ()
+    producer_id_filters: tuple[int, ...] = ()
+    duration_filter_ms: int = -1
+
+
+@_msg
+class ListedTransaction:
+    transactional_id: str
+    producer_id: int
+    transaction_state: str
+
+
+@_msg
+class ListTransactionsResponse:
+    API: ClassVar[str] = "ListTransactions"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+    unknown_state_filters: tuple[str, ...] = ()
+    transaction_states: tuple[ListedTransaction, ...] = ()
+
+
+@_msg
+class DescribeTransactionsRequest:
+    """Admin: the state of these transactional ids, from their coordinator."""
+
+    API: ClassVar[str] = "DescribeTransactions"
+    VERSION: ClassVar[int] = 0
+    transactional_ids: tuple[str, ...]
+
+
+@_msg
+class DescribedTransaction:
+    """``error_code`` NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS or
+    TRANSACTIONAL_ID_NOT_FOUND per id; ``transaction_start_time_ms`` -1 when none is open."""
+
+    error_code: int = 0
+    transactional_id: str
+    transaction_state: str = ""
+    transaction_timeout_ms: int = 0
+    transaction_start_time_ms: int = -1
+    producer_id: int = -1
+    producer_epoch: int = -1
+    topics: tuple[TxnTopic, ...] = ()
+
+
+@_msg
+class DescribeTransactionsResponse:
+    API: ClassVar[str] = "DescribeTransactions"
+    VERSION: ClassVar[int] = 0
+    transaction_states: tuple[DescribedTransaction, ...] = ()
+
+
 TRANSACTION_REQUESTS = (
     AddPartitionsToTxnRequest,
     AddOffsetsToTxnRequest,
     EndTxnRequest,
     TxnOffsetCommitRequest,
     WriteTxnMarkersRequest,
+    ListTransactionsRequest,
+    DescribeTransactionsRequest,
 )
 TRANSACTION_RESPONSES = (
     AddPartitionsToTxnResponse,
@@ -1488,6 +1551,8 @@ TRANSACTION_RESPONSES = (
     EndTxnResponse,
     TxnOffsetCommitResponse,
     WriteTxnMarkersResponse,
+    ListTransactionsResponse,
+    DescribeTransactionsResponse,
 )
 
 

@@ -64,4 +64,26 @@ TXN_SAMPLES = [
         )
     ),
     P.OffsetFetchRequest(group_id="g", require_stable=True),
+    P.ListTransactionsRequest(state_filters=("Ongoing",), duration_filter_ms=60000),
+    P.ListTransactionsResponse(
+        transaction_states=(
+            P.ListedTransaction(
+                transactional_id="app-1", producer_id=7, transaction_state="Ongoing"
+            ),
+        )
+    ),
+    P.DescribeTransactionsRequest(transactional_ids=("app-1",)),
+    P.DescribeTransactionsResponse(
+        transaction_states=(
+            P.DescribedTransaction(
+                transactional_id="app-1",
+                transaction_state="Ongoing",
+                transaction_timeout_ms=60000,
+                transaction_start_time_ms=1700000000000,
+                producer_id=7,
+                producer_epoch=3,
+                topics=_TOPICS,
+            ),
+        )
+    ),
 ]
