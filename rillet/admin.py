@@ -17,6 +17,7 @@ from typing import Any
 
 from rillet._group_admin import GroupAdminMixin
 from rillet._network import NetworkClient
+from rillet._txn_admin import TransactionAdminMixin
 from rillet.config import admin_config
 from rillet.errors import (
     RilletError,
@@ -35,11 +36,13 @@ from rillet.records import (
 from rillet.transport import protocol as p
 
 
-class Admin(GroupAdminMixin):
+class Admin(GroupAdminMixin, TransactionAdminMixin):
     """Kafka-style admin client. Config: ``bootstrap.servers``, ``request.timeout.ms``, ...
 
     Consumer groups: list_groups, describe_groups, delete_groups, list_consumer_group_offsets,
     alter_consumer_group_offsets, delete_consumer_group_offsets, list_offsets (_group_admin.py).
+    Transactions: list_transactions, describe_transactions, force_terminate_transaction
+    (_txn_admin.py).
     """
 
     def __init__(self, config: Mapping[str, Any] | None = None, **kwargs: Any) -> None:

@@ -50,8 +50,9 @@ def _register() -> None:
     from rillet.cli.group import group
     from rillet.cli.perf import perf
     from rillet.cli.topic import topic
+    from rillet.cli.transactions import transactions
 
-    for command in (cluster, topic, produce, consume, perf, group):
+    for command in (cluster, topic, produce, consume, perf, group, transactions):
         cli.add_command(command)
     # top-level names of Kafka's separate tools (kafka-leader-election.sh,
     # kafka-reassign-partitions.sh) for the commands that live under `rillet topic`
