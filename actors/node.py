@@ -51,6 +51,7 @@ from rillet.transport.security import CurveKeys, KeyFileError, load_keyfile
 
 from . import group_coordinator as GC
 from . import partition as R
+from . import txn_coordinator as TC
 from . import runtime
 from .broker_lifecycle import BrokerLifecycle, Identity
 from .broker_lifecycle import Progress as LifecycleProgress
@@ -174,6 +175,7 @@ class BrokerNode:
             self.ctx, max_idle, Listener("internal", True, self.internal_endpoint.send)
         )
         self.ctx.group_coordinator = GC.GroupCoordinatorActor.start(self.ctx)
+        self.ctx.txn_coordinator = TC.TxnCoordinatorActor.start(self.ctx, self._send_to_broker)
         self._cleanup_deleted()
         # broker-to-broker requests (Raft, heartbeats, metadata fetches, forwarded admin)
         self.peers = ClientEndpoint(
@@ -250,6 +252,7 @@ class BrokerNode:
             scrubber = self.scrubber
             self.ticker.every(SCRUB_TICK_S, lambda: scrubber.tell(ScrubTick(now_ms())))
         self.ticker.every(0.2, lambda: self._tell_group_coordinator(GC.GroupTick(now_ms())))
+        self.ticker.every(0.1, lambda: self._tell_txn_coordinator(TC.TxnTick(now_ms())))
         self._log.info(
             "broker {} serving clients on {}, brokers on {} ({}) (data dir {})",
             self.broker_id,
@@ -289,6 +292,22 @@ class BrokerNode:
                 ref.tell(message)
             except pykka.ActorDeadError:
                 pass
+
+    def _tell_txn_coordinator(self, message: object) -> None:
+        ref = getattr(self.ctx, "txn_coordinator", None)
+        if ref is not None:
+            try:
+                ref.tell(message)
+            except pykka.ActorDeadError:
+                pass
+
+    def _send_to_broker(self, broker_id: int, request: object, timeout_ms: int):
+        """Any thread: a future of ``broker_id``'s answer from its inter-broker listener
+        (the transaction coordinator's markers), None if it has no known address."""
+        address = self._address_of(broker_id)
+        if address is None or self._stopped:
+            return None
+        return self.peers.request(address, request, timeout_ms)
 
     def _tell_controller(self, message: object) -> None:
         try:
@@ -497,6 +516,7 @@ class BrokerNode:
                 )
             self._update_fetchers(new)
         self._tell_group_coordinator(GC.ImageChanged(new))
+        self._tell_txn_coordinator(TC.ImageChanged(new))
 
     # ------------------------------------------------------- high watermark checkpoint
 

@@ -1,0 +1,648 @@
+"""TxnCoordinatorActor: hosts the pure transaction coordinator core
+(coordinator/transactions/) for the ``__transaction_state`` partitions this broker leads.
+See docs/transactions.md, "Coordinator actor".
+
+One actor per broker, one *shard* per led partition: a ``TransactionCoordinator`` at
+``coordinator_epoch`` = that partition's leader epoch, loaded by reading the partition from
+offset 0 to the high watermark (``TransactionCoordinator.load``). Messages (``tell`` only):
+
+* ``TxnRequest``    InitProducerId (with a transactional id), AddPartitionsToTxn (also
+                    ``verify_only``), AddOffsetsToTxn, EndTxn, and where to answer
+* ``ImageChanged``  a new metadata image: gain/lose shards, re-aim pending markers
+* ``TxnTick``       retries (loads, markers), timed-out transactions
+                    (``transaction.abort.timed.out.transaction.cleanup.interval.ms``), expired
+                    transactional ids (``transaction.remove.expired.transaction.cleanup.interval.ms``)
+
+Every operation of a shard goes through its queue; the queued operations run one after the
+other against the core (which applies their records at once), their records go out as ONE
+acks=all append to the partition, and only once it is acknowledged are they answered and
+their effects (marker writes, actors/txn_markers.py) carried out. One append per shard is in
+flight. If it fails the shard reloads from the log (what is durable is the truth) and the
+operations get NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE. A shard not yet loaded answers
+COORDINATOR_LOAD_IN_PROGRESS, an id of a partition led elsewhere NOT_COORDINATOR.
+
+Producer ids: the core's ``allocate()`` is synchronous, so the actor keeps a small pool of ids,
+each obtained from the active controller (InitProducerId without a transactional id, which
+the controller persists in the metadata log) ahead of need. An operation that finds the pool
+empty raises before changing anything (the core calls ``allocate`` before applying) and waits
+at the head of its queue until ids arrive. Nothing here waits on another actor.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import cbor2
+import pykka
+from loguru import logger
+from rillet.coordinator import transactions as T
+from rillet.coordinator.metadata import MetadataImage
+from rillet.logstore.batch import BatchBuilder, decode_records, iter_batches
+from rillet.transport import protocol as P
+
+from . import partition as R
+from .configs import BrokerConfig
+from .group_coordinator import OFFSETS_TOPIC, partition_for
+from .runtime import DispatchedActor
+from .ticker import now_ms
+from .txn_markers import MarkerSender, MarkerToken
+from .txn_wire import TXN_TOPIC, error_response, find_coordinator, to_wire, topic_partitions
+
+__all__ = ["TXN_TOPIC", "ImageChanged", "TxnCoordinatorActor", "TxnRequest", "TxnTick",
+           "error_response", "find_coordinator"]
+
+E = P.ErrorCode
+_LOAD_CHUNK = 1 << 20
+_STUCK_MS = 30_000
+_BATCH_MAX_OPS = 500
+_POOL_LOW, _POOL_TARGET = 4, 8  # producer ids kept ahead of need
+_ID_REQUEST_TIMEOUT_MS = 10_000
+# written by each new leadership before it loads (see _load); skipped on replay
+BARRIER_KEY = cbor2.dumps({"type": "leader-barrier"})
+
+
+# ---------------------------------------------------------------------------------- messages
+
+
+@dataclass(frozen=True, slots=True)
+class TxnRequest:
+    request: object
+    respond: Callable[[object], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ImageChanged:
+    image: MetadataImage
+
+
+@dataclass(frozen=True, slots=True)
+class TxnTick:
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class _ReadDone:
+    partition: int
+    generation: int
+    response: P.FetchPartitionResponse
+
+
+@dataclass(frozen=True, slots=True)
+class _AppendDone:
+    partition: int
+    generation: int
+    error_code: int
+    ops: tuple
+    """(done, result or None, error or None) per operation."""
+
+
+@dataclass(frozen=True, slots=True)
+class _BarrierDone:
+    partition: int
+    generation: int
+    error_code: int
+
+
+@dataclass(frozen=True, slots=True)
+class _ProducerId:
+    response: object
+    """The controller's InitProducerIdResponse, or an error reply / None."""
+
+
+@dataclass(frozen=True, slots=True)
+class _MarkerReply:
+    partition: int
+    generation: int
+    token: MarkerToken
+    response: object | None
+
+
+class _NoProducerId(Exception):
+    """The pool is empty: the operation waits for ids (nothing was changed)."""
+
+
+@dataclass(slots=True)
+class _Shard:
+    partition: int
+    leader_epoch: int
+    generation: int
+    markers: MarkerSender
+    core: T.TransactionCoordinator | None = None  # None until loaded
+    barrier: str = ""  # "": to write, "sent", "done" (see _load)
+    load_offset: int = 0
+    load_records: list = field(default_factory=list)
+    reading: bool = False
+    reading_since: int = 0
+    busy: bool = False
+    busy_since: int = 0
+    queue: deque = field(default_factory=deque)
+
+
+# ------------------------------------------------------------------------------------- actor
+
+
+class TxnCoordinatorActor(DispatchedActor):
+    """``ctx``: the BrokerContext (image, replicas, controller, configs). ``send_to_broker(
+    broker_id, request, timeout_ms)``: a future (``add_done_callback``) of the answer from
+    that broker's inter-broker listener, or None when it has no address."""
+
+    def __init__(self, ctx: Any, send_to_broker: Callable[[int, object, int], Any],
+                 clock: Callable[[], int] = now_ms) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.clock = clock
+        self.send_to_broker = send_to_broker
+        c = BrokerConfig.of(ctx.broker_configs)
+        self.core_config = {
+            "max_timeout_ms": c.int("transaction.max.timeout.ms"),
+            "expiration_ms": c.int("transactional.id.expiration.ms"),
+        }
+        self.abort_interval_ms = c.int("transaction.abort.timed.out.transaction.cleanup.interval.ms")
+        self.expire_interval_ms = c.int(
+            "transaction.remove.expired.transaction.cleanup.interval.ms")
+        self.offsets_partitions = c.int("offsets.topic.num.partitions")
+        self.image = MetadataImage()
+        self.shards: dict[int, _Shard] = {}
+        self.num_partitions = 0
+        self.pool: deque[int] = deque()
+        self.ids_in_flight = 0
+        self.ids_asked_at = 0
+        self._generation = 0
+        self._next_abort = 0
+        self._next_expire = 0
+        self._log = logger.bind(broker=ctx.broker_id, actor="txn-coordinator")
+
+    # ------------------------------------------------------------------------- dispatch
+
+    def on_receive(self, message: Any) -> None:
+        try:
+            match message:
+                case TxnRequest():
+                    self._request(message.request, message.respond)
+                case ImageChanged():
+                    self._image_changed(message.image)
+                case TxnTick():
+                    self._tick(message.now_ms)
+                case _ReadDone():
+                    self._read_done(message)
+                case _BarrierDone():
+                    self._barrier_done(message)
+                case _AppendDone():
+                    self._append_done(message)
+                case _ProducerId():
+                    self._producer_id(message.response)
+                case _MarkerReply():
+                    self._marker_reply(message)
+                case _:
+                    self._log.warning("ignoring unknown message {!r}", type(message).__name__)
+        except Exception:  # noqa: BLE001 - never let one message stop the coordinator
+            self._log.exception("transaction coordinator failed on {}", type(message).__name__)
+            if isinstance(message, TxnRequest):
+                message.respond(error_response(message.request, E.UNKNOWN_SERVER_ERROR, "bug"))
+
+    def _request(self, req: Any, respond: Callable[[object], None]) -> None:
+        tid = getattr(req, "transactional_id", None)
+        if not isinstance(tid, str) or not tid:
+            respond(error_response(req, E.INVALID_REQUEST, "the transactional id is empty"))
+            return
+        if self.num_partitions <= 0:
+            respond(error_response(req, E.COORDINATOR_NOT_AVAILABLE, f"no {TXN_TOPIC} yet"))
+            return
+        shard = self.shards.get(partition_for(tid, self.num_partitions))
+        if shard is None:
+            respond(error_response(req, E.NOT_COORDINATOR, f"not the coordinator of {tid!r}"))
+            return
+        if shard.core is None:
+            respond(error_response(req, E.COORDINATOR_LOAD_IN_PROGRESS, "loading"))
+            return
+        fn = self._operation(req)
+        if fn is None:
+            return respond(error_response(req, E.INVALID_REQUEST, f"{req.API} not handled"))
+
+        def done(result: Any, error: tuple[int, str] | None) -> None:
+            respond(error_response(req, *error) if error else to_wire(req, result))
+
+        shard.queue.append((fn, done))
+        self._drain(shard)
+
+    def _operation(self, req: Any) -> Callable[[T.TransactionCoordinator], Any] | None:
+        """The core call answering ``req`` (run when its turn in the shard's queue comes)."""
+        allocate, clock = self._allocate, self.clock
+        match req:
+            case P.InitProducerIdRequest():
+                return lambda c: c.init_producer_id(
+                    req.transactional_id, req.transaction_timeout_ms, clock(), allocate,
+                    producer_id=req.producer_id, producer_epoch=req.producer_epoch)
+            case P.AddPartitionsToTxnRequest():
+                tps = topic_partitions(req.topics)
+                unknown = self._unknown_partitions(tps)
+                if unknown is not None and not req.verify_only:
+                    return lambda c: T.TxnResult((), unknown)
+                if req.verify_only:
+                    return lambda c: T.TxnResult((), c.verify_partitions(
+                        req.transactional_id, req.producer_id, req.producer_epoch, tps))
+                return lambda c: c.add_partitions(
+                    req.transactional_id, req.producer_id, req.producer_epoch, tps, clock())
+            case P.AddOffsetsToTxnRequest():
+                if not req.group_id:
+                    return lambda c: T.TxnResult((), T.TxnOutcome("INVALID_REQUEST",
+                                                                  "the group id is empty"))
+                topic = self.image.topics.get(OFFSETS_TOPIC)
+                count = len(topic.partitions) if topic else self.offsets_partitions
+                tp = T.TopicPartition(OFFSETS_TOPIC, partition_for(req.group_id, count))
+                return lambda c: c.add_offsets(
+                    req.transactional_id, req.producer_id, req.producer_epoch, tp, clock())
+            case P.EndTxnRequest():
+                return lambda c: c.end_txn(
+                    req.transactional_id, req.producer_id, req.producer_epoch, req.committed,
+                    clock(), allocate)
+        return None
+
+    def _unknown_partitions(self, tps: list[T.TopicPartition]) -> dict | None:
+        """Per partition errors if some partition does not exist (or is internal): then none
+        joins (Kafka: UNKNOWN_TOPIC_OR_PARTITION, the others OPERATION_NOT_ATTEMPTED)."""
+        bad = {tp for tp in tps if tp.topic.startswith("__")
+               or self.image.partition(tp.topic, tp.partition) is None}
+        if not bad:
+            return None
+        return {tp: ("UNKNOWN_TOPIC_OR_PARTITION" if tp in bad else "OPERATION_NOT_ATTEMPTED")
+                for tp in tps}
+
+    # ------------------------------------------------------------------------- mutations
+
+    def _drain(self, shard: _Shard) -> None:
+        """Run the queued operations of ``shard`` as one write (see the module doc)."""
+        while shard.core is not None and not shard.busy and shard.queue:
+            ops: list = []
+            records: list[T.TxnRecord] = []
+            waiting_for_ids = False
+            while shard.queue and len(ops) < _BATCH_MAX_OPS:
+                fn, done = shard.queue[0]
+                try:
+                    result = fn(shard.core)
+                except _NoProducerId:
+                    waiting_for_ids = True
+                    break
+                except T.IllegalTransition as e:
+                    self._log.error("transaction core refused its own transition: {}", e)
+                    result, error = None, (E.UNKNOWN_SERVER_ERROR, str(e))
+                else:
+                    error = None
+                    records.extend(result.records)
+                shard.queue.popleft()
+                ops.append((done, result, error))
+            if not records:
+                _finish(ops)
+                self._carry_out(shard, ops)
+                if waiting_for_ids:
+                    self._refill_ids(force=True)
+                    return
+                continue
+            self._append(shard, records, ops)
+            if waiting_for_ids:
+                self._refill_ids(force=True)
+
+    def _append(self, shard: _Shard, records: list[T.TxnRecord], ops: list) -> None:
+        ref = self.ctx.replicas.get((TXN_TOPIC, shard.partition))
+        if ref is None:
+            self._reload(shard, ops, (E.NOT_COORDINATOR, f"{TXN_TOPIC} not hosted here"))
+            return
+        batch = BatchBuilder()
+        ts = self.clock()
+        for record in records:
+            key, value = T.to_kv(record)
+            batch.append(ts, cbor2.dumps(key), None if value is None else cbor2.dumps(value))
+        shard.busy, shard.busy_since = True, self.clock()
+        me, partition, generation, done_ops = self.actor_ref, shard.partition, shard.generation, \
+            tuple(ops)
+
+        def on_appended(r: P.ProducePartitionResponse) -> None:
+            try:
+                me.tell(_AppendDone(partition, generation, r.error_code, done_ops))
+            except pykka.ActorDeadError:
+                pass
+
+        try:
+            # acks=all: the decision survives the loss of this broker
+            ref.tell(R.Append(batch.build(), on_appended, acks=-1, timeout_ms=10_000))
+        except pykka.ActorDeadError:
+            shard.busy = False
+            self._reload(shard, ops, (E.NOT_COORDINATOR, f"{TXN_TOPIC} not hosted here"))
+
+    def _append_done(self, msg: _AppendDone) -> None:
+        shard = self.shards.get(msg.partition)
+        if shard is None or shard.generation != msg.generation:
+            _finish(msg.ops, (E.NOT_COORDINATOR, "the coordinator moved while writing"))
+            return
+        shard.busy = False
+        if msg.error_code != E.NONE:
+            self._log.warning("append to {}-{} failed: {}", TXN_TOPIC, msg.partition,
+                              msg.error_code)
+            wire = E.NOT_COORDINATOR if msg.error_code == E.NOT_LEADER_OR_FOLLOWER else (
+                E.COORDINATOR_NOT_AVAILABLE)
+            self._reload(shard, msg.ops, (wire, f"could not write (error {msg.error_code})"))
+            return
+        _finish(msg.ops)
+        self._carry_out(shard, msg.ops)
+        self._drain(shard)
+
+    def _carry_out(self, shard: _Shard, ops: Any) -> None:
+        """The effects of durable operations: start writing their markers."""
+        now = self.clock()
+        for _done, result, _error in ops:
+            for effect in getattr(result, "effects", ()):
+                self._markers_complete(shard, shard.markers.add(effect, now))
+
+    def _reload(self, shard: _Shard, ops: Any, error: tuple[int, str]) -> None:
+        """The in-memory state may be ahead of the log: answer ``ops`` with ``error`` and
+        rebuild the shard from what is durable (queued operations wait for the load)."""
+        _finish(ops, error)
+        shard.markers.drop_all()
+        self._generation += 1
+        shard.generation = self._generation
+        shard.core, shard.busy, shard.barrier = None, False, ""
+        shard.load_offset, shard.load_records, shard.reading = 0, [], False
+        self._load(shard)
+
+    # ---------------------------------------------------------------------- producer ids
+
+    def _allocate(self) -> int:
+        if not self.pool:
+            raise _NoProducerId
+        pid = self.pool.popleft()
+        self._refill_ids()
+        return pid
+
+    def _refill_ids(self, force: bool = False) -> None:
+        """Ask the controller for ids until the pool (and the asks in flight) reach the
+        target; only while this broker coordinates something."""
+        if self.ids_in_flight and self.clock() - self.ids_asked_at > 2 * _ID_REQUEST_TIMEOUT_MS:
+            self.ids_in_flight = 0  # answers lost (a controller that went away): ask again
+        if not force and (not self.shards or len(self.pool) + self.ids_in_flight >= _POOL_LOW):
+            return
+        controller = self.ctx.controller
+        if controller is None:
+            return
+        from . import controller as C
+
+        me = self.actor_ref
+        while len(self.pool) + self.ids_in_flight < _POOL_TARGET:
+            self.ids_in_flight += 1
+            self.ids_asked_at = self.clock()
+
+            def reply(response: object) -> None:
+                try:
+                    me.tell(_ProducerId(response))
+                except pykka.ActorDeadError:
+                    pass
+
+            request = P.InitProducerIdRequest(timeout_ms=_ID_REQUEST_TIMEOUT_MS)
+            try:
+                controller.tell(C.Admin(request, reply, forwardable=True))
+            except pykka.ActorDeadError:
+                self.ids_in_flight -= 1
+                return
+
+    def _producer_id(self, response: object) -> None:
+        self.ids_in_flight = max(0, self.ids_in_flight - 1)
+        if isinstance(response, P.InitProducerIdResponse) and response.error_code == E.NONE \
+                and response.producer_id >= 0:
+            self.pool.append(response.producer_id)
+            for shard in list(self.shards.values()):
+                self._drain(shard)
+        else:
+            self._log.debug("no producer id from the controller: {!r}", response)
+            # asked again on the next tick if an operation still waits
+
+    # ----------------------------------------------------------------------------- markers
+
+    def _send_markers(self, shard_partition: int, generation: int, leader: int,
+                      request: P.WriteTxnMarkersRequest, token: MarkerToken) -> None:
+        me = self.actor_ref
+
+        def answered(response: object | None) -> None:
+            try:
+                me.tell(_MarkerReply(shard_partition, generation, token, response))
+            except pykka.ActorDeadError:
+                pass
+
+        try:
+            future = self.send_to_broker(leader, request, 10_000)
+        except Exception:  # noqa: BLE001 - e.g. the endpoint is closing: retried later
+            future = None
+        if future is None:
+            answered(None)
+            return
+
+        def done(f: Any) -> None:
+            try:
+                answered(f.result())
+            except Exception:  # noqa: BLE001 - timed out / broker down: retried
+                answered(None)
+
+        future.add_done_callback(done)
+
+    def _marker_reply(self, msg: _MarkerReply) -> None:
+        shard = self.shards.get(msg.partition)
+        if shard is None or shard.generation != msg.generation:
+            return
+        complete, fenced = shard.markers.on_response(msg.token, msg.response, self.clock())
+        for effect in fenced:
+            self._log.warning("markers of {!r} dropped: a newer coordinator owns it",
+                              effect.transactional_id)
+        self._markers_complete(shard, complete)
+
+    def _markers_complete(self, shard: _Shard, effects: list[T.WriteTxnMarkers]) -> None:
+        for effect in effects:
+            def fn(c: T.TransactionCoordinator, effect=effect) -> Any:
+                return c.markers_written(effect, self.clock())
+
+            shard.queue.append((fn, self._log_refused))
+        if effects:
+            self._drain(shard)
+
+    def _log_refused(self, result: Any, error: Any) -> None:
+        if error is not None:
+            self._log.warning("background transaction operation failed: {}", error)
+        elif isinstance(getattr(result, "response", None), T.TxnOutcome) and \
+                result.response.error != "NONE":
+            self._log.info("markers_written refused: {}", result.response.message)
+
+    # ---------------------------------------------------------------------- leadership
+
+    def _new_sender(self, partition: int, generation_of: Callable[[], int]) -> MarkerSender:
+        def send(leader: int, request: P.WriteTxnMarkersRequest, token: MarkerToken) -> None:
+            self._send_markers(partition, generation_of(), leader, request, token)
+
+        return MarkerSender(send, self.image)
+
+    def _image_changed(self, image: MetadataImage) -> None:
+        self.image = image
+        topic = image.topics.get(TXN_TOPIC)
+        self.num_partitions = len(topic.partitions) if topic else 0
+        led = {p: info.leader_epoch for p, info in (topic.partitions.items() if topic else ())
+               if info.leader == self.ctx.broker_id}
+        for p in list(self.shards):
+            if p not in led or self.shards[p].leader_epoch != led[p]:
+                shard = self.shards.pop(p)
+                self._log.info("no longer transaction coordinator for {}-{}", TXN_TOPIC, p)
+                shard.markers.drop_all()
+                for _fn, done in shard.queue:
+                    done(None, (E.NOT_COORDINATOR, "the coordinator moved"))
+        now = self.clock()
+        for p, epoch in led.items():
+            if p not in self.shards:
+                self._generation += 1
+                holder: list[_Shard] = []
+                sender = self._new_sender(p, lambda h=holder: h[0].generation)
+                shard = _Shard(p, epoch, self._generation, sender)
+                holder.append(shard)
+                self.shards[p] = shard
+                self._log.info("transaction coordinator for {}-{} (epoch {}): loading",
+                               TXN_TOPIC, p, epoch)
+                self._load(shard)
+        for shard in self.shards.values():
+            self._markers_complete(shard, shard.markers.on_image(image, now))
+        self._refill_ids()
+
+    def _load(self, shard: _Shard) -> None:
+        """Load = write a barrier, then read up to the high watermark. A new leader's high
+        watermark may still be below records the old leader had committed (its followers
+        learn the HW one fetch late): a record of this shard acknowledged with acks=all
+        proves everything before it is committed, so the read misses nothing."""
+        ref = self.ctx.replicas.get((TXN_TOPIC, shard.partition))
+        if ref is None or shard.reading:
+            return  # retried on the next tick (the replica actor may not exist yet)
+        shard.reading, shard.reading_since = True, self.clock()
+        me, partition, generation = self.actor_ref, shard.partition, shard.generation
+        if shard.barrier != "done":
+            shard.barrier = "sent"
+
+            def on_barrier(r: P.ProducePartitionResponse) -> None:
+                try:
+                    me.tell(_BarrierDone(partition, generation, r.error_code))
+                except pykka.ActorDeadError:
+                    pass
+
+            batch = BatchBuilder()
+            batch.append(self.clock(), BARRIER_KEY, None)  # a tombstone: compaction drops it
+            try:
+                ref.tell(R.Append(batch.build(), on_barrier, acks=-1, timeout_ms=10_000))
+            except pykka.ActorDeadError:
+                shard.reading = False
+            return
+
+        def on_read(r: P.FetchPartitionResponse) -> None:
+            try:
+                me.tell(_ReadDone(partition, generation, r))
+            except pykka.ActorDeadError:
+                pass
+
+        try:
+            ref.tell(R.Read(shard.load_offset, _LOAD_CHUNK, reply=on_read, on_data=None))
+        except pykka.ActorDeadError:
+            shard.reading = False
+
+    def _barrier_done(self, msg: _BarrierDone) -> None:
+        shard = self.shards.get(msg.partition)
+        if shard is None or shard.generation != msg.generation:
+            return
+        shard.reading = False
+        if msg.error_code != E.NONE:
+            self._log.info("{}-{}: barrier not written yet (error {})", TXN_TOPIC,
+                           msg.partition, msg.error_code)
+            shard.barrier = ""  # retried on the next tick
+            return
+        shard.barrier = "done"
+        self._load(shard)
+
+    def _read_done(self, msg: _ReadDone) -> None:
+        shard = self.shards.get(msg.partition)
+        if shard is None or shard.generation != msg.generation:
+            return
+        shard.reading = False
+        r = msg.response
+        if r.error_code != E.NONE:
+            self._log.warning("loading {}-{}: error {}", TXN_TOPIC, msg.partition, r.error_code)
+            return  # retried on the next tick
+        progressed = False
+        for header, mv in iter_batches(r.records, validate=True):
+            if header.next_offset <= shard.load_offset:
+                continue
+            for rec in decode_records(mv, validate=False):
+                if rec.offset < shard.load_offset:
+                    continue
+                if rec.key == BARRIER_KEY:
+                    continue
+                try:
+                    value = None if rec.value is None else cbor2.loads(rec.value)
+                    shard.load_records.append(T.from_kv(cbor2.loads(rec.key), value))
+                except Exception:  # noqa: BLE001 - a foreign record: skip it, keep loading
+                    self._log.warning("skipping an unreadable record at offset {}", rec.offset)
+            shard.load_offset = header.next_offset
+            progressed = True
+        if progressed and shard.load_offset < r.high_watermark:
+            self._load(shard)
+            return
+        shard.core, effects = T.TransactionCoordinator.load(
+            shard.load_records, shard.leader_epoch, **self.core_config)
+        shard.load_records = []
+        self._log.info("transaction coordinator for {}-{} loaded: {} ids, {} to finish "
+                       "(up to offset {})", TXN_TOPIC, shard.partition,
+                       len(shard.core.transactions), len(effects), shard.load_offset)
+        now = self.clock()
+        for effect in effects:  # Prepare* transactions: their markers again
+            self._markers_complete(shard, shard.markers.add(effect, now))
+        self._refill_ids()
+        self._drain(shard)
+
+    # ---------------------------------------------------------------------------- timers
+
+    def _tick(self, now: int) -> None:
+        abort = now >= self._next_abort
+        if abort:
+            self._next_abort = now + self.abort_interval_ms
+        expire = now >= self._next_expire
+        if expire:
+            self._next_expire = now + self.expire_interval_ms
+        for shard in list(self.shards.values()):
+            if shard.busy and now - shard.busy_since > _STUCK_MS:
+                self._log.error("append to {}-{} unanswered for {} ms: reloading", TXN_TOPIC,
+                                shard.partition, now - shard.busy_since)
+                self._reload(shard, (), (E.COORDINATOR_NOT_AVAILABLE, "reloading"))
+            if shard.core is None:
+                if shard.reading and now - shard.reading_since > _STUCK_MS:
+                    shard.reading = False  # the read was lost: ask again
+                self._load(shard)
+                continue
+            self._markers_complete(shard, shard.markers.poll(now))
+            if abort:
+                shard.queue.append((lambda c: c.abort_timed_out(self.clock(), self._allocate),
+                                    self._log_aborted))
+            if expire:
+                shard.queue.append((lambda c: c.expire_transactional_ids(self.clock()),
+                                    self._log_refused))
+            self._drain(shard)
+        if any(s.queue for s in self.shards.values()):
+            self._refill_ids()
+
+    def _log_aborted(self, result: Any, error: Any) -> None:
+        if error is not None:
+            self._log.warning("aborting timed-out transactions failed: {}", error)
+        elif result.response:
+            self._log.info("aborted timed-out transactions of {}", list(result.response))
+
+
+def _finish(ops: Any, error: tuple[int, str] | None = None) -> None:
+    """Answer operations: each with its own error, else ``error``, else its result."""
+    for done, result, own in ops:
+        if own is not None:
+            done(None, own)
+        elif error is not None:
+            done(None, error)
+        else:
+            done(result, None)
+
