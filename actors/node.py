@@ -51,8 +51,8 @@ from rillet.transport.security import CurveKeys, KeyFileError, load_keyfile
 
 from . import group_coordinator as GC
 from . import partition as R
-from . import txn_coordinator as TC
 from . import runtime
+from . import txn_coordinator as TC
 from .broker_lifecycle import BrokerLifecycle, Identity
 from .broker_lifecycle import Progress as LifecycleProgress
 from .configs import ConfigError, effective_topic_configs, log_config, validate_broker_configs

@@ -2,9 +2,10 @@
 (coordinator/transactions/) for the ``__transaction_state`` partitions this broker leads.
 See docs/transactions.md, "Coordinator actor".
 
-One actor per broker, one *shard* per led partition: a ``TransactionCoordinator`` at
-``coordinator_epoch`` = that partition's leader epoch, loaded by reading the partition from
-offset 0 to the high watermark (``TransactionCoordinator.load``). Messages (``tell`` only):
+One actor per broker, one *shard* per led partition (actors/txn_shard.py): a
+``TransactionCoordinator`` at ``coordinator_epoch`` = that partition's leader epoch, loaded
+(``TransactionCoordinator.load``) by writing a barrier record with acks=all and then reading
+the partition from offset 0 to the high watermark. Messages (``tell`` only):
 
 * ``TxnRequest``    InitProducerId (with a transactional id), AddPartitionsToTxn (also
                     ``verify_only``), AddOffsetsToTxn, EndTxn, and where to answer
@@ -21,18 +22,19 @@ flight. If it fails the shard reloads from the log (what is durable is the truth
 operations get NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE. A shard not yet loaded answers
 COORDINATOR_LOAD_IN_PROGRESS, an id of a partition led elsewhere NOT_COORDINATOR.
 
-Producer ids: the core's ``allocate()`` is synchronous, so the actor keeps a small pool of ids,
-each obtained from the active controller (InitProducerId without a transactional id, which
-the controller persists in the metadata log) ahead of need. An operation that finds the pool
-empty raises before changing anything (the core calls ``allocate`` before applying) and waits
-at the head of its queue until ids arrive. Nothing here waits on another actor.
+Producer ids: the core's ``allocate()`` is synchronous, so the actor keeps a small pool of ids
+(actors/txn_ids.py), each obtained from the active controller ahead of need. An operation
+that finds the pool empty raises before changing anything (the core calls ``allocate``
+before applying) and waits at the head of its queue until ids arrive. Effects: markers are
+sent (actors/txn_markers.py) once the Prepare* record is durable; when every partition
+answered, ``markers_written`` goes through the queue like any operation. Nothing here waits
+on another actor.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import cbor2
@@ -40,28 +42,31 @@ import pykka
 from loguru import logger
 from rillet.coordinator import transactions as T
 from rillet.coordinator.metadata import MetadataImage
-from rillet.logstore.batch import BatchBuilder, decode_records, iter_batches
+from rillet.logstore.batch import BatchBuilder
 from rillet.transport import protocol as P
 
 from . import partition as R
 from .configs import BrokerConfig
-from .group_coordinator import OFFSETS_TOPIC, partition_for
+from .group_coordinator import partition_for
 from .runtime import DispatchedActor
 from .ticker import now_ms
+from .txn_ids import NoProducerId, ProducerIdPool
 from .txn_markers import MarkerSender, MarkerToken
-from .txn_wire import TXN_TOPIC, error_response, find_coordinator, to_wire, topic_partitions
+from .txn_shard import MORE, RETRY, LoadStep, Shard
+from .txn_wire import (
+    TXN_TOPIC,
+    error_response,
+    find_coordinator,
+    operation,
+    to_wire,
+)
 
 __all__ = ["TXN_TOPIC", "ImageChanged", "TxnCoordinatorActor", "TxnRequest", "TxnTick",
            "error_response", "find_coordinator"]
 
 E = P.ErrorCode
-_LOAD_CHUNK = 1 << 20
 _STUCK_MS = 30_000
 _BATCH_MAX_OPS = 500
-_POOL_LOW, _POOL_TARGET = 4, 8  # producer ids kept ahead of need
-_ID_REQUEST_TIMEOUT_MS = 10_000
-# written by each new leadership before it loads (see _load); skipped on replay
-BARRIER_KEY = cbor2.dumps({"type": "leader-barrier"})
 
 
 # ---------------------------------------------------------------------------------- messages
@@ -84,26 +89,12 @@ class TxnTick:
 
 
 @dataclass(frozen=True, slots=True)
-class _ReadDone:
-    partition: int
-    generation: int
-    response: P.FetchPartitionResponse
-
-
-@dataclass(frozen=True, slots=True)
 class _AppendDone:
     partition: int
     generation: int
     error_code: int
     ops: tuple
     """(done, result or None, error or None) per operation."""
-
-
-@dataclass(frozen=True, slots=True)
-class _BarrierDone:
-    partition: int
-    generation: int
-    error_code: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,27 +109,6 @@ class _MarkerReply:
     generation: int
     token: MarkerToken
     response: object | None
-
-
-class _NoProducerId(Exception):
-    """The pool is empty: the operation waits for ids (nothing was changed)."""
-
-
-@dataclass(slots=True)
-class _Shard:
-    partition: int
-    leader_epoch: int
-    generation: int
-    markers: MarkerSender
-    core: T.TransactionCoordinator | None = None  # None until loaded
-    barrier: str = ""  # "": to write, "sent", "done" (see _load)
-    load_offset: int = 0
-    load_records: list = field(default_factory=list)
-    reading: bool = False
-    reading_since: int = 0
-    busy: bool = False
-    busy_since: int = 0
-    queue: deque = field(default_factory=deque)
 
 
 # ------------------------------------------------------------------------------------- actor
@@ -165,11 +135,9 @@ class TxnCoordinatorActor(DispatchedActor):
             "transaction.remove.expired.transaction.cleanup.interval.ms")
         self.offsets_partitions = c.int("offsets.topic.num.partitions")
         self.image = MetadataImage()
-        self.shards: dict[int, _Shard] = {}
+        self.shards: dict[int, Shard] = {}
         self.num_partitions = 0
-        self.pool: deque[int] = deque()
-        self.ids_in_flight = 0
-        self.ids_asked_at = 0
+        self.ids = ProducerIdPool(self._ask_for_id, clock)
         self._generation = 0
         self._next_abort = 0
         self._next_expire = 0
@@ -186,10 +154,8 @@ class TxnCoordinatorActor(DispatchedActor):
                     self._image_changed(message.image)
                 case TxnTick():
                     self._tick(message.now_ms)
-                case _ReadDone():
-                    self._read_done(message)
-                case _BarrierDone():
-                    self._barrier_done(message)
+                case LoadStep():
+                    self._load_step(message)
                 case _AppendDone():
                     self._append_done(message)
                 case _ProducerId():
@@ -218,7 +184,7 @@ class TxnCoordinatorActor(DispatchedActor):
         if shard.core is None:
             respond(error_response(req, E.COORDINATOR_LOAD_IN_PROGRESS, "loading"))
             return
-        fn = self._operation(req)
+        fn = operation(req, self.image, self.offsets_partitions, self._allocate, self.clock)
         if fn is None:
             return respond(error_response(req, E.INVALID_REQUEST, f"{req.API} not handled"))
 
@@ -228,52 +194,9 @@ class TxnCoordinatorActor(DispatchedActor):
         shard.queue.append((fn, done))
         self._drain(shard)
 
-    def _operation(self, req: Any) -> Callable[[T.TransactionCoordinator], Any] | None:
-        """The core call answering ``req`` (run when its turn in the shard's queue comes)."""
-        allocate, clock = self._allocate, self.clock
-        match req:
-            case P.InitProducerIdRequest():
-                return lambda c: c.init_producer_id(
-                    req.transactional_id, req.transaction_timeout_ms, clock(), allocate,
-                    producer_id=req.producer_id, producer_epoch=req.producer_epoch)
-            case P.AddPartitionsToTxnRequest():
-                tps = topic_partitions(req.topics)
-                unknown = self._unknown_partitions(tps)
-                if unknown is not None and not req.verify_only:
-                    return lambda c: T.TxnResult((), unknown)
-                if req.verify_only:
-                    return lambda c: T.TxnResult((), c.verify_partitions(
-                        req.transactional_id, req.producer_id, req.producer_epoch, tps))
-                return lambda c: c.add_partitions(
-                    req.transactional_id, req.producer_id, req.producer_epoch, tps, clock())
-            case P.AddOffsetsToTxnRequest():
-                if not req.group_id:
-                    return lambda c: T.TxnResult((), T.TxnOutcome("INVALID_REQUEST",
-                                                                  "the group id is empty"))
-                topic = self.image.topics.get(OFFSETS_TOPIC)
-                count = len(topic.partitions) if topic else self.offsets_partitions
-                tp = T.TopicPartition(OFFSETS_TOPIC, partition_for(req.group_id, count))
-                return lambda c: c.add_offsets(
-                    req.transactional_id, req.producer_id, req.producer_epoch, tp, clock())
-            case P.EndTxnRequest():
-                return lambda c: c.end_txn(
-                    req.transactional_id, req.producer_id, req.producer_epoch, req.committed,
-                    clock(), allocate)
-        return None
-
-    def _unknown_partitions(self, tps: list[T.TopicPartition]) -> dict | None:
-        """Per partition errors if some partition does not exist (or is internal): then none
-        joins (Kafka: UNKNOWN_TOPIC_OR_PARTITION, the others OPERATION_NOT_ATTEMPTED)."""
-        bad = {tp for tp in tps if tp.topic.startswith("__")
-               or self.image.partition(tp.topic, tp.partition) is None}
-        if not bad:
-            return None
-        return {tp: ("UNKNOWN_TOPIC_OR_PARTITION" if tp in bad else "OPERATION_NOT_ATTEMPTED")
-                for tp in tps}
-
     # ------------------------------------------------------------------------- mutations
 
-    def _drain(self, shard: _Shard) -> None:
+    def _drain(self, shard: Shard) -> None:
         """Run the queued operations of ``shard`` as one write (see the module doc)."""
         while shard.core is not None and not shard.busy and shard.queue:
             ops: list = []
@@ -283,7 +206,7 @@ class TxnCoordinatorActor(DispatchedActor):
                 fn, done = shard.queue[0]
                 try:
                     result = fn(shard.core)
-                except _NoProducerId:
+                except NoProducerId:
                     waiting_for_ids = True
                     break
                 except T.IllegalTransition as e:
@@ -298,14 +221,11 @@ class TxnCoordinatorActor(DispatchedActor):
                 _finish(ops)
                 self._carry_out(shard, ops)
                 if waiting_for_ids:
-                    self._refill_ids(force=True)
-                    return
+                    return  # until ids arrive (_producer_id drains again)
                 continue
             self._append(shard, records, ops)
-            if waiting_for_ids:
-                self._refill_ids(force=True)
 
-    def _append(self, shard: _Shard, records: list[T.TxnRecord], ops: list) -> None:
+    def _append(self, shard: Shard, records: list[T.TxnRecord], ops: list) -> None:
         ref = self.ctx.replicas.get((TXN_TOPIC, shard.partition))
         if ref is None:
             self._reload(shard, ops, (E.NOT_COORDINATOR, f"{TXN_TOPIC} not hosted here"))
@@ -349,73 +269,54 @@ class TxnCoordinatorActor(DispatchedActor):
         self._carry_out(shard, msg.ops)
         self._drain(shard)
 
-    def _carry_out(self, shard: _Shard, ops: Any) -> None:
+    def _carry_out(self, shard: Shard, ops: Any) -> None:
         """The effects of durable operations: start writing their markers."""
         now = self.clock()
         for _done, result, _error in ops:
             for effect in getattr(result, "effects", ()):
                 self._markers_complete(shard, shard.markers.add(effect, now))
 
-    def _reload(self, shard: _Shard, ops: Any, error: tuple[int, str]) -> None:
+    def _reload(self, shard: Shard, ops: Any, error: tuple[int, str]) -> None:
         """The in-memory state may be ahead of the log: answer ``ops`` with ``error`` and
         rebuild the shard from what is durable (queued operations wait for the load)."""
         _finish(ops, error)
-        shard.markers.drop_all()
         self._generation += 1
-        shard.generation = self._generation
-        shard.core, shard.busy, shard.barrier = None, False, ""
-        shard.load_offset, shard.load_records, shard.reading = 0, [], False
+        shard.reset(self._generation)
         self._load(shard)
 
     # ---------------------------------------------------------------------- producer ids
 
     def _allocate(self) -> int:
-        if not self.pool:
-            raise _NoProducerId
-        pid = self.pool.popleft()
-        self._refill_ids()
-        return pid
+        return self.ids.allocate()
 
-    def _refill_ids(self, force: bool = False) -> None:
-        """Ask the controller for ids until the pool (and the asks in flight) reach the
-        target; only while this broker coordinates something."""
-        if self.ids_in_flight and self.clock() - self.ids_asked_at > 2 * _ID_REQUEST_TIMEOUT_MS:
-            self.ids_in_flight = 0  # answers lost (a controller that went away): ask again
-        if not force and (not self.shards or len(self.pool) + self.ids_in_flight >= _POOL_LOW):
-            return
+    def _ask_for_id(self) -> bool:
+        """One InitProducerId (no transactional id) to the controller, forwarded to the
+        active one; the answer comes back as ``_ProducerId``."""
         controller = self.ctx.controller
         if controller is None:
-            return
+            return False
         from . import controller as C
 
         me = self.actor_ref
-        while len(self.pool) + self.ids_in_flight < _POOL_TARGET:
-            self.ids_in_flight += 1
-            self.ids_asked_at = self.clock()
 
-            def reply(response: object) -> None:
-                try:
-                    me.tell(_ProducerId(response))
-                except pykka.ActorDeadError:
-                    pass
-
-            request = P.InitProducerIdRequest(timeout_ms=_ID_REQUEST_TIMEOUT_MS)
+        def reply(response: object) -> None:
             try:
-                controller.tell(C.Admin(request, reply, forwardable=True))
+                me.tell(_ProducerId(response))
             except pykka.ActorDeadError:
-                self.ids_in_flight -= 1
-                return
+                pass
+
+        try:
+            controller.tell(C.Admin(P.InitProducerIdRequest(timeout_ms=10_000), reply))
+        except pykka.ActorDeadError:
+            return False
+        return True
 
     def _producer_id(self, response: object) -> None:
-        self.ids_in_flight = max(0, self.ids_in_flight - 1)
-        if isinstance(response, P.InitProducerIdResponse) and response.error_code == E.NONE \
-                and response.producer_id >= 0:
-            self.pool.append(response.producer_id)
+        if self.ids.on_answer(response):
             for shard in list(self.shards.values()):
                 self._drain(shard)
         else:
             self._log.debug("no producer id from the controller: {!r}", response)
-            # asked again on the next tick if an operation still waits
 
     # ----------------------------------------------------------------------------- markers
 
@@ -455,7 +356,7 @@ class TxnCoordinatorActor(DispatchedActor):
                               effect.transactional_id)
         self._markers_complete(shard, complete)
 
-    def _markers_complete(self, shard: _Shard, effects: list[T.WriteTxnMarkers]) -> None:
+    def _markers_complete(self, shard: Shard, effects: list[T.WriteTxnMarkers]) -> None:
         for effect in effects:
             def fn(c: T.TransactionCoordinator, effect=effect) -> Any:
                 return c.markers_written(effect, self.clock())
@@ -473,9 +374,11 @@ class TxnCoordinatorActor(DispatchedActor):
 
     # ---------------------------------------------------------------------- leadership
 
-    def _new_sender(self, partition: int, generation_of: Callable[[], int]) -> MarkerSender:
+    def _new_sender(self, partition: int) -> MarkerSender:
         def send(leader: int, request: P.WriteTxnMarkersRequest, token: MarkerToken) -> None:
-            self._send_markers(partition, generation_of(), leader, request, token)
+            shard = self.shards.get(partition)  # a dropped shard's sender sends nothing
+            if shard is not None:
+                self._send_markers(partition, shard.generation, leader, request, token)
 
         return MarkerSender(send, self.image)
 
@@ -496,95 +399,37 @@ class TxnCoordinatorActor(DispatchedActor):
         for p, epoch in led.items():
             if p not in self.shards:
                 self._generation += 1
-                holder: list[_Shard] = []
-                sender = self._new_sender(p, lambda h=holder: h[0].generation)
-                shard = _Shard(p, epoch, self._generation, sender)
-                holder.append(shard)
-                self.shards[p] = shard
+                shard = self.shards[p] = Shard(p, epoch, self._generation, self._new_sender(p))
                 self._log.info("transaction coordinator for {}-{} (epoch {}): loading",
                                TXN_TOPIC, p, epoch)
                 self._load(shard)
         for shard in self.shards.values():
             self._markers_complete(shard, shard.markers.on_image(image, now))
-        self._refill_ids()
+        if self.shards:
+            self.ids.refill()
 
-    def _load(self, shard: _Shard) -> None:
-        """Load = write a barrier, then read up to the high watermark. A new leader's high
-        watermark may still be below records the old leader had committed (its followers
-        learn the HW one fetch late): a record of this shard acknowledged with acks=all
-        proves everything before it is committed, so the read misses nothing."""
-        ref = self.ctx.replicas.get((TXN_TOPIC, shard.partition))
-        if ref is None or shard.reading:
-            return  # retried on the next tick (the replica actor may not exist yet)
-        shard.reading, shard.reading_since = True, self.clock()
-        me, partition, generation = self.actor_ref, shard.partition, shard.generation
-        if shard.barrier != "done":
-            shard.barrier = "sent"
+    def _load(self, shard: Shard) -> None:
+        """The next step of loading ``shard`` (txn_shard.py); retried on ticks."""
+        shard.load(self.ctx.replicas.get((TXN_TOPIC, shard.partition)), self._tell_me,
+                   self.clock())
 
-            def on_barrier(r: P.ProducePartitionResponse) -> None:
-                try:
-                    me.tell(_BarrierDone(partition, generation, r.error_code))
-                except pykka.ActorDeadError:
-                    pass
-
-            batch = BatchBuilder()
-            batch.append(self.clock(), BARRIER_KEY, None)  # a tombstone: compaction drops it
-            try:
-                ref.tell(R.Append(batch.build(), on_barrier, acks=-1, timeout_ms=10_000))
-            except pykka.ActorDeadError:
-                shard.reading = False
-            return
-
-        def on_read(r: P.FetchPartitionResponse) -> None:
-            try:
-                me.tell(_ReadDone(partition, generation, r))
-            except pykka.ActorDeadError:
-                pass
-
+    def _tell_me(self, message: object) -> None:
         try:
-            ref.tell(R.Read(shard.load_offset, _LOAD_CHUNK, reply=on_read, on_data=None))
+            self.actor_ref.tell(message)
         except pykka.ActorDeadError:
-            shard.reading = False
+            pass
 
-    def _barrier_done(self, msg: _BarrierDone) -> None:
-        shard = self.shards.get(msg.partition)
-        if shard is None or shard.generation != msg.generation:
+    def _load_step(self, step: LoadStep) -> None:
+        shard = self.shards.get(step.partition)
+        if shard is None or shard.generation != step.generation:
             return
-        shard.reading = False
-        if msg.error_code != E.NONE:
-            self._log.info("{}-{}: barrier not written yet (error {})", TXN_TOPIC,
-                           msg.partition, msg.error_code)
-            shard.barrier = ""  # retried on the next tick
+        outcome, code, skipped = shard.on_load_step(step)
+        for offset in skipped:
+            self._log.warning("skipping an unreadable record at offset {}", offset)
+        if outcome == RETRY:
+            self._log.info("loading {}-{}: error {} (retried)", TXN_TOPIC, shard.partition, code)
             return
-        shard.barrier = "done"
-        self._load(shard)
-
-    def _read_done(self, msg: _ReadDone) -> None:
-        shard = self.shards.get(msg.partition)
-        if shard is None or shard.generation != msg.generation:
-            return
-        shard.reading = False
-        r = msg.response
-        if r.error_code != E.NONE:
-            self._log.warning("loading {}-{}: error {}", TXN_TOPIC, msg.partition, r.error_code)
-            return  # retried on the next tick
-        progressed = False
-        for header, mv in iter_batches(r.records, validate=True):
-            if header.next_offset <= shard.load_offset:
-                continue
-            for rec in decode_records(mv, validate=False):
-                if rec.offset < shard.load_offset:
-                    continue
-                if rec.key == BARRIER_KEY:
-                    continue
-                try:
-                    value = None if rec.value is None else cbor2.loads(rec.value)
-                    shard.load_records.append(T.from_kv(cbor2.loads(rec.key), value))
-                except Exception:  # noqa: BLE001 - a foreign record: skip it, keep loading
-                    self._log.warning("skipping an unreadable record at offset {}", rec.offset)
-            shard.load_offset = header.next_offset
-            progressed = True
-        if progressed and shard.load_offset < r.high_watermark:
+        if outcome == MORE:
             self._load(shard)
             return
         shard.core, effects = T.TransactionCoordinator.load(
@@ -596,7 +441,7 @@ class TxnCoordinatorActor(DispatchedActor):
         now = self.clock()
         for effect in effects:  # Prepare* transactions: their markers again
             self._markers_complete(shard, shard.markers.add(effect, now))
-        self._refill_ids()
+        self.ids.refill()
         self._drain(shard)
 
     # ---------------------------------------------------------------------------- timers
@@ -614,8 +459,8 @@ class TxnCoordinatorActor(DispatchedActor):
                                 shard.partition, now - shard.busy_since)
                 self._reload(shard, (), (E.COORDINATOR_NOT_AVAILABLE, "reloading"))
             if shard.core is None:
-                if shard.reading and now - shard.reading_since > _STUCK_MS:
-                    shard.reading = False  # the read was lost: ask again
+                if shard.loading and now - shard.loading_since > _STUCK_MS:
+                    shard.loading = False  # the answer was lost: ask again
                 self._load(shard)
                 continue
             self._markers_complete(shard, shard.markers.poll(now))
@@ -627,7 +472,7 @@ class TxnCoordinatorActor(DispatchedActor):
                                     self._log_refused))
             self._drain(shard)
         if any(s.queue for s in self.shards.values()):
-            self._refill_ids()
+            self.ids.refill(force=True)  # an operation may wait for an id
 
     def _log_aborted(self, result: Any, error: Any) -> None:
         if error is not None:

@@ -133,7 +133,8 @@ class _Try:
     next_try_ms: int = 0
     backoff_ms: int = RETRY_BACKOFF_MS
     in_flight: bool = False
-    failed_leader: int = -1  # the leader that last failed (retry at once when it changes)
+    failed_leader: int = -1  # the leader that last failed, -1: none was known (retried at
+    # once when the image names another)
 
 
 @dataclass(slots=True)
@@ -161,14 +162,14 @@ class MarkerSender:
         return self.poll(now_ms)
 
     def on_image(self, image: MetadataImage, now_ms: int) -> list[WriteTxnMarkers]:
-        """A new metadata image: partitions whose failed leader is no longer the leader are
-        due now."""
+        """A new metadata image: partitions whose failed leader (or lack of one) is not what
+        the image names any more are due now."""
         self.image = image
         for pending in self.pending.values():
             for tp, t in pending.remaining.items():
                 info = image.partition(tp.topic, tp.partition)
-                if t.failed_leader >= 0 and (info is None or info.leader != t.failed_leader):
-                    t.next_try_ms = now_ms
+                if not t.in_flight and (info is None or info.leader != t.failed_leader):
+                    t.next_try_ms = min(t.next_try_ms, now_ms)
         return self.poll(now_ms)
 
     def poll(self, now_ms: int) -> list[WriteTxnMarkers]:

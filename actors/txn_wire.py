@@ -5,17 +5,44 @@ controller to create ``__transaction_state``."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import cbor2
 from rillet.coordinator import transactions as T
+from rillet.logstore.batch import decode_records, iter_batches
 from rillet.transport import protocol as P
 
 from .configs import BrokerConfig
-from .group_coordinator import partition_for
+from .group_coordinator import OFFSETS_TOPIC, partition_for
 
 E = P.ErrorCode
 TXN_TOPIC = "__transaction_state"
+# written by each new leadership of a partition before it loads (actors/txn_coordinator.py
+# ``_load``); a tombstone, skipped on replay
+BARRIER_KEY = cbor2.dumps({"type": "leader-barrier"})
+
+
+def decode_state(data: bytes, from_offset: int) -> tuple[list[T.TxnRecord], int, list[int]]:
+    """The ``__transaction_state`` records in ``data`` (whole batches) at or after
+    ``from_offset``: ``(records, the offset after the last batch, offsets of unreadable
+    records)``. Barriers are skipped; a foreign record is reported, never fatal."""
+    out: list[T.TxnRecord] = []
+    skipped: list[int] = []
+    next_offset = from_offset
+    for header, mv in iter_batches(data, validate=True):
+        if header.next_offset <= from_offset:
+            continue
+        for rec in decode_records(mv, validate=False):
+            if rec.offset < from_offset or rec.key == BARRIER_KEY:
+                continue
+            try:
+                value = None if rec.value is None else cbor2.loads(rec.value)
+                out.append(T.from_kv(cbor2.loads(rec.key), value))
+            except Exception:  # noqa: BLE001 - anything malformed: skip it, keep loading
+                skipped.append(rec.offset)
+        next_offset = header.next_offset
+    return out, next_offset, skipped
 
 
 def code_of(name: str) -> int:
@@ -80,6 +107,51 @@ def to_wire(req: Any, result: T.TxnResult) -> object:
                                                     results=partition_results(codes))
             return error_response(req, code_of(r.error), r.message)
     raise ValueError(f"no answer for {type(req).__name__}")
+
+
+def operation(
+    req: Any,
+    image: Any,
+    offsets_partitions: int,
+    allocate: Callable[[], int],
+    clock: Callable[[], int],
+) -> Callable[[T.TransactionCoordinator], T.TxnResult] | None:
+    """The core call answering ``req`` (run when its turn in its shard's queue comes; the
+    time is read then). ``image``: partitions must exist (and not be internal) to join;
+    a group's offsets partition is ``partition_for(group, partitions of __consumer_offsets,
+    else offsets.topic.num.partitions)``. None: not a coordinator request."""
+    match req:
+        case P.InitProducerIdRequest():
+            return lambda c: c.init_producer_id(
+                req.transactional_id, req.transaction_timeout_ms, clock(), allocate,
+                producer_id=req.producer_id, producer_epoch=req.producer_epoch)
+        case P.AddPartitionsToTxnRequest():
+            tps = topic_partitions(req.topics)
+            bad = {tp for tp in tps
+                   if tp.topic.startswith("__") or image.partition(*tp) is None}
+            if req.verify_only:
+                return lambda c: T.TxnResult((), c.verify_partitions(
+                    req.transactional_id, req.producer_id, req.producer_epoch, tps))
+            if bad:  # none joins (Kafka's answer: the others were not attempted)
+                codes = {tp: "UNKNOWN_TOPIC_OR_PARTITION" if tp in bad
+                         else "OPERATION_NOT_ATTEMPTED" for tp in tps}
+                return lambda c: T.TxnResult((), codes)
+            return lambda c: c.add_partitions(
+                req.transactional_id, req.producer_id, req.producer_epoch, tps, clock())
+        case P.AddOffsetsToTxnRequest():
+            if not req.group_id:
+                return lambda c: T.TxnResult((), T.TxnOutcome("INVALID_REQUEST",
+                                                              "the group id is empty"))
+            topic = image.topics.get(OFFSETS_TOPIC)
+            count = len(topic.partitions) if topic else offsets_partitions
+            tp = T.TopicPartition(OFFSETS_TOPIC, partition_for(req.group_id, count))
+            return lambda c: c.add_offsets(
+                req.transactional_id, req.producer_id, req.producer_epoch, tp, clock())
+        case P.EndTxnRequest():
+            return lambda c: c.end_txn(
+                req.transactional_id, req.producer_id, req.producer_epoch, req.committed,
+                clock(), allocate)
+    return None
 
 
 def topic_configs(broker_configs: Mapping[str, str]) -> tuple[int, int, dict[str, str]]:

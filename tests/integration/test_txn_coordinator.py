@@ -14,9 +14,9 @@ import time
 
 import pytest
 from rillet.actors.group_coordinator import partition_for
-
 from rillet.transport import protocol as P
 from rillet.transport.endpoint import ClientEndpoint
+
 from tests.support import FAST_CLUSTER_CONFIGS, wait_until
 
 E = P.ErrorCode
