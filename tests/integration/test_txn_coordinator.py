@@ -164,6 +164,11 @@ def test_a_second_instance_fences_the_first_and_verify_only_answers_per_partitio
     empty = txn.call(1, P.EndTxnRequest(transactional_id="", producer_id=pid, producer_epoch=1,
                                         committed=True))
     assert empty.error_code == E.INVALID_REQUEST
+    nothing = txn.request(P.AddPartitionsToTxnRequest(
+        transactional_id="app-1", producer_id=pid, producer_epoch=1, topics=()))
+    assert nothing.error_code == E.INVALID_REQUEST
+    assert txn.add(pid, 1, "t", -1)[1] == {-1: E.UNKNOWN_TOPIC_OR_PARTITION}
+    assert txn.add(pid, 1, "t", 0, 1, verify=True)[1] == {0: E.NONE, 1: E.INVALID_TXN_STATE}
     other = txn_factory(cluster, "never-seen")
     assert other.add(pid, 1, "t", 0)[0] == E.TRANSACTIONAL_ID_NOT_FOUND
     # an idempotent producer's InitProducerId is still the controller's
@@ -249,8 +254,7 @@ def test_a_transaction_past_its_timeout_is_aborted(cluster_factory, txn_factory)
         E.PRODUCER_FENCED)
 
 
-@pytest.mark.slow  # ~30 s: kills the coordinator's broker in a 3-broker cluster
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(120)  # ~6 s
 def test_the_coordinator_moves_when_its_broker_is_killed(cluster_factory, txn_factory):
     cluster = cluster_factory(3, {**FAST_CLUSTER_CONFIGS, **CONFIGS,
                                   "replica.lag.time.max.ms": "1500"})
