@@ -208,8 +208,11 @@ def _offers(txn: Txn, api: str) -> bool:
     return any(v.api == api for v in r.api_versions)
 
 
-def test_a_commit_writes_its_markers_and_completes(cluster_factory, txn_factory):
-    cluster = cluster_factory(configs=CONFIGS)
+def test_markers_are_written_and_transactions_complete(cluster_factory, txn_factory):
+    """Commit, the abort of a fenced instance's transaction, the abort of a timed-out one:
+    each completes only when every marker is written (the partition side answers)."""
+    cluster = cluster_factory(configs={
+        **CONFIGS, "transaction.abort.timed.out.transaction.cleanup.interval.ms": "200"})
     txn = txn_factory(cluster, "app-1")
     if not _offers(txn, "WriteTxnMarkers"):
         pytest.skip("the partition side (WriteTxnMarkers) is not served on this branch")
@@ -220,7 +223,16 @@ def test_a_commit_writes_its_markers_and_completes(cluster_factory, txn_factory)
     assert first.error_code == E.NONE and first.producer_epoch == epoch + 1
     retry = txn.end(pid, epoch, commit=True)  # answered again once the markers are written
     assert (retry.error_code, retry.producer_epoch) == (E.NONE, epoch + 1)
-    assert txn.add(pid, epoch + 1, "t", 0)[0] == E.NONE  # the next transaction
+    # a new instance while a transaction is open: it is aborted (markers), then the bump
+    assert txn.add(pid, epoch + 1, "t", 0)[0] == E.NONE
+    assert txn.init() == (pid, epoch + 3)
+    # a transaction past its timeout: the coordinator aborts it and writes the markers
+    other = txn_factory(cluster, "app-2")
+    pid2, epoch2 = other.init(timeout_ms=1000)
+    assert other.add(pid2, epoch2, "t", 1)[0] == E.NONE
+    wait_until(lambda: other.add(pid2, epoch2, "t", 1, verify=True)[0] == E.PRODUCER_FENCED,
+               10, "the timed-out transaction aborted")
+    assert other.init() == (pid2, epoch2 + 2)  # CONCURRENT until CompleteAbort is written
 
 
 def test_the_state_survives_a_restart_of_the_coordinator(cluster_factory, txn_factory):
