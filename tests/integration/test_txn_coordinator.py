@@ -85,9 +85,10 @@ class Txn:
         codes = {p.partition: p.error_code for t in r.results for p in t.partitions}
         return r.error_code, codes
 
-    def end(self, pid: int, epoch: int, commit: bool, retry=RETRIABLE):
+    def end(self, pid: int, epoch: int, commit: bool, retry=RETRIABLE, timeout_s: float = 20):
         return self.request(P.EndTxnRequest(transactional_id=self.tid, producer_id=pid,
-                                            producer_epoch=epoch, committed=commit), retry=retry)
+                                            producer_epoch=epoch, committed=commit),
+                            timeout_s=timeout_s, retry=retry)
 
     def close(self) -> None:
         self.endpoint.close()
@@ -286,3 +287,45 @@ def test_the_coordinator_moves_when_its_broker_is_killed(cluster_factory, txn_fa
     assert txn.add(pid, epoch, "t", 0, 1, verify=True) == (E.NONE, {0: E.NONE,
                                                                       1: E.INVALID_TXN_STATE})
     assert txn.add(pid, epoch - 1, "t", 0)[0] == E.PRODUCER_FENCED
+
+
+@pytest.mark.slow  # ~30 s: two kills and a restart in a 4-broker cluster
+@pytest.mark.timeout(180)
+def test_a_prepared_commit_is_finished_by_the_next_coordinator(cluster_factory, txn_factory):
+    """EndTxn(commit) is durable (PrepareCommit) while its partition has no leader; the
+    coordinator's broker is killed; the next coordinator loads the PrepareCommit, sends the
+    markers again, and completes once the partition is back."""
+    from tests.support import FAST_REPLICATION_CONFIGS
+
+    cluster = cluster_factory(4, {**FAST_REPLICATION_CONFIGS,
+                                  "transaction.state.log.num.partitions": "8"})
+    probe = txn_factory(cluster, "probe")
+    if not _offers(probe, "WriteTxnMarkers"):
+        pytest.skip("the partition side (WriteTxnMarkers) is not served on this branch")
+    create_topic(probe, "t", 8, rf=1)
+    probe.find()
+    # broker 4 is no controller voter: killing it and a voter keeps the quorum
+    meta = {t.name: {p.partition: p for p in t.partitions}
+            for t in probe.call(1, P.MetadataRequest(topics=("t", TXN_TOPIC))).topics}
+    partition = next(p for p, info in meta["t"].items() if info.leader == 4)
+    tid = next(f"app-{i}" for i in range(1000)
+               if 4 not in (info := meta[TXN_TOPIC][partition_for(f"app-{i}", 8)]).replicas
+               and info.leader in (1, 2, 3))
+    txn = txn_factory(cluster, tid)
+    pid, epoch = txn.init()
+    assert txn.add(pid, epoch, "t", partition)[0] == E.NONE
+    cluster.kill(4)
+    wait_until(lambda: (m := txn.call(1, P.MetadataRequest(topics=("t",)))) is not None
+               and {p.partition: p.leader for p in m.topics[0].partitions}[partition] != 4,
+               30, "the partition without its leader")
+    ended = txn.end(pid, epoch, commit=True, retry=())
+    assert (ended.error_code, ended.producer_epoch) == (E.NONE, epoch + 1)
+    victim = txn.find()
+    cluster.kill(victim)
+    txn.coordinator = None
+    wait_until(lambda: txn.find(30) != victim, 30, "a new coordinator")
+    loaded = txn.end(pid, epoch, commit=True, retry=RETRIABLE[:-1])
+    assert loaded.error_code == E.CONCURRENT_TRANSACTIONS  # PrepareCommit: markers pending
+    cluster.start_broker(4)
+    done = txn.end(pid, epoch, commit=True, timeout_s=60)
+    assert (done.error_code, done.producer_epoch) == (E.NONE, epoch + 1)
