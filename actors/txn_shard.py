@@ -107,12 +107,17 @@ class Shard:
             self.barrier_written = True
             return MORE, E.NONE, []
         r = step.read
+        if r.error_code == E.OFFSET_OUT_OF_RANGE and r.log_start_offset > self.load_offset:
+            self.load_offset = r.log_start_offset  # the log starts later: read from there
+            return MORE, E.NONE, []
         if r.error_code != E.NONE:
             return RETRY, r.error_code, []
         records, next_offset, skipped = decode_state(r.records, self.load_offset)
         progressed = next_offset > self.load_offset
         self.load_records.extend(records)
         self.load_offset = next_offset
-        if progressed and self.load_offset < r.high_watermark:
-            return MORE, E.NONE, skipped
-        return LOADED, E.NONE, skipped
+        if self.load_offset >= r.high_watermark:
+            return LOADED, E.NONE, skipped
+        # below the high watermark: read on (a read that brought nothing is asked again later,
+        # never taken for the end: loading must not miss a record)
+        return (MORE if progressed else RETRY), E.NONE, skipped

@@ -155,3 +155,35 @@ def test_decode_state_skips_barriers_and_foreign_records():
     assert records == [T.TxnRecord("app", meta), T.TxnRecord("app", None)]
     assert (next_offset, skipped) == (4, [2])
     assert W.decode_state(b.build(), 2)[0] == [T.TxnRecord("app", None)]
+
+
+def test_a_shard_loads_to_the_high_watermark_and_never_stops_short():
+    from rillet.actors.txn_markers import MarkerSender
+    from rillet.actors.txn_shard import LOADED, MORE, RETRY, LoadStep, Shard
+    from rillet.logstore.batch import stamp
+
+    meta = T.TxnMetadata(transactional_id="app", producer_id=1, producer_epoch=0,
+                         timeout_ms=1000)
+    key, value = T.to_kv(T.TxnRecord("app", meta))
+    b = BatchBuilder()
+    b.append(1, cbor2.dumps(key), cbor2.dumps(value))
+    batch = bytearray(b.build())
+    stamp(batch, 0, 5, 0)
+    shard = Shard(0, 0, 1, MarkerSender(lambda *a: None))
+
+    def read(**fields):
+        return shard.on_load_step(LoadStep(0, 1, read=P.FetchPartitionResponse(
+            partition=0, **fields)))[0]
+
+    assert shard.on_load_step(LoadStep(0, 1, barrier=P.ProducePartitionResponse(
+        partition=0, error_code=E.NOT_ENOUGH_REPLICAS)))[0] == RETRY
+    assert not shard.barrier_written
+    assert shard.on_load_step(LoadStep(0, 1, barrier=P.ProducePartitionResponse(
+        partition=0)))[0] == MORE
+    assert read(error_code=E.OFFSET_OUT_OF_RANGE, log_start_offset=5) == MORE
+    assert shard.load_offset == 5
+    assert read(high_watermark=9, records=b"") == RETRY  # nothing came: not the end
+    assert read(high_watermark=9, records=bytes(batch)) == MORE
+    assert shard.load_offset == 6 and shard.load_records == [T.TxnRecord("app", meta)]
+    assert read(error_code=E.NOT_LEADER_OR_FOLLOWER) == RETRY
+    assert read(high_watermark=6, records=b"") == LOADED
