@@ -18,7 +18,8 @@ Every operation of a shard goes through its queue; the queued operations run one
 other against the core (which applies their records at once), their records go out as ONE
 acks=all append to the partition, and only once it is acknowledged are they answered and
 their effects (marker writes, actors/txn_markers.py) carried out. One append per shard is in
-flight. If it fails the shard reloads from the log (what is durable is the truth) and the
+flight. A request that meets its transaction's markers in flight is held until they are
+written (``_park``). If it fails the shard reloads from the log (what is durable is the truth) and the
 operations get NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE. A shard not yet loaded answers
 COORDINATOR_LOAD_IN_PROGRESS, an id of a partition led elsewhere NOT_COORDINATOR.
 
@@ -67,6 +68,7 @@ __all__ = ["TXN_TOPIC", "ImageChanged", "TxnCoordinatorActor", "TxnRequest", "Tx
 E = P.ErrorCode
 _STUCK_MS = 30_000
 _BATCH_MAX_OPS = 500
+_PARK_MS = 2_000  # how long a request may wait for its transaction's markers (_park)
 
 
 # ---------------------------------------------------------------------------------- messages
@@ -191,7 +193,7 @@ class TxnCoordinatorActor(DispatchedActor):
         def done(result: Any, error: tuple[int, str] | None) -> None:
             respond(error_response(req, *error) if error else to_wire(req, result))
 
-        shard.queue.append((fn, done))
+        shard.queue.append((fn, done, tid))
         self._drain(shard)
 
     # ------------------------------------------------------------------------- mutations
@@ -203,7 +205,7 @@ class TxnCoordinatorActor(DispatchedActor):
             records: list[T.TxnRecord] = []
             waiting_for_ids = False
             while shard.queue and len(ops) < _BATCH_MAX_OPS:
-                fn, done = shard.queue[0]
+                fn, done, tid = shard.queue[0]
                 try:
                     result = fn(shard.core)
                 except NoProducerId:
@@ -214,6 +216,8 @@ class TxnCoordinatorActor(DispatchedActor):
                     result, error = None, (E.UNKNOWN_SERVER_ERROR, str(e))
                 else:
                     error = None
+                    if self._park(shard, fn, done, tid, result):
+                        continue
                     records.extend(result.records)
                 shard.queue.popleft()
                 ops.append((done, result, error))
@@ -224,6 +228,44 @@ class TxnCoordinatorActor(DispatchedActor):
                     return  # until ids arrive (_producer_id drains again)
                 continue
             self._append(shard, records, ops)
+
+    # ------------------------------------------------------------- held while markers fly
+
+    def _park(self, shard: Shard, fn: Callable, done: Callable, tid: str | None,
+              result: Any) -> bool:
+        """A client's request answered CONCURRENT_TRANSACTIONS only because its transaction's
+        markers are being written (Prepare*) waits for them instead (at most ``_PARK_MS``):
+        answered as soon as the Complete* record is durable, not after the client's retry
+        backoff. Nothing was changed by it (no records), so it simply runs again then."""
+        if tid is None or result.records or result.effects or getattr(
+                result.response, "error", None) != "CONCURRENT_TRANSACTIONS":
+            return False
+        m = shard.core.transactions.get(tid)
+        if m is None or m.state not in (T.TxnState.PREPARE_COMMIT, T.TxnState.PREPARE_ABORT):
+            return False
+        shard.queue.popleft()
+        shard.parked.setdefault(tid, []).append((fn, done, result, self.clock() + _PARK_MS))
+        return True
+
+    def _unpark(self, shard: Shard, now: int | None = None, everything: bool = False) -> None:
+        """Run again the held requests whose transaction left Prepare* (ahead of the queue, in
+        their order); answer those past their deadline (``now``), or all (``everything``: the
+        shard reloads or is gone), with the CONCURRENT_TRANSACTIONS they met (retriable)."""
+        for tid, held in list(shard.parked.items()):
+            m = None if everything or shard.core is None else shard.core.transactions.get(tid)
+            if not everything and (m is None or m.state not in (T.TxnState.PREPARE_COMMIT,
+                                                                 T.TxnState.PREPARE_ABORT)):
+                del shard.parked[tid]
+                shard.queue.extendleft((fn, done, tid) for fn, done, _r, _d in reversed(held))
+                continue
+            keep = [h for h in held if not everything and (now is None or h[3] > now)]
+            for _fn, done, result, deadline in held:
+                if everything or (now is not None and deadline <= now):
+                    done(result, None)
+            if keep:
+                shard.parked[tid] = keep
+            else:
+                del shard.parked[tid]
 
     def _append(self, shard: Shard, records: list[T.TxnRecord], ops: list) -> None:
         ref = self.ctx.replicas.get((TXN_TOPIC, shard.partition))
@@ -267,6 +309,7 @@ class TxnCoordinatorActor(DispatchedActor):
             return
         _finish(msg.ops)
         self._carry_out(shard, msg.ops)
+        self._unpark(shard)
         self._drain(shard)
 
     def _carry_out(self, shard: Shard, ops: Any) -> None:
@@ -280,6 +323,7 @@ class TxnCoordinatorActor(DispatchedActor):
         """The in-memory state may be ahead of the log: answer ``ops`` with ``error`` and
         rebuild the shard from what is durable (queued operations wait for the load)."""
         _finish(ops, error)
+        self._unpark(shard, everything=True)
         self._generation += 1
         shard.reset(self._generation)
         self._load(shard)
@@ -361,7 +405,7 @@ class TxnCoordinatorActor(DispatchedActor):
             def fn(c: T.TransactionCoordinator, effect=effect) -> Any:
                 return c.markers_written(effect, self.clock())
 
-            shard.queue.append((fn, self._log_refused))
+            shard.queue.append((fn, self._log_refused, None))
         if effects:
             self._drain(shard)
 
@@ -393,8 +437,9 @@ class TxnCoordinatorActor(DispatchedActor):
                 shard = self.shards.pop(p)
                 self._log.info("no longer transaction coordinator for {}-{}", TXN_TOPIC, p)
                 shard.markers.drop_all()
-                for _fn, done in shard.queue:
+                for _fn, done, _tid in shard.queue:
                     done(None, (E.NOT_COORDINATOR, "the coordinator moved"))
+                self._unpark(shard, everything=True)
         now = self.clock()
         for p, epoch in led.items():
             if p not in self.shards:
@@ -464,12 +509,13 @@ class TxnCoordinatorActor(DispatchedActor):
                 self._load(shard)
                 continue
             self._markers_complete(shard, shard.markers.poll(now))
+            self._unpark(shard, now)
             if abort:
                 shard.queue.append((lambda c: c.abort_timed_out(self.clock(), self._allocate),
-                                    self._log_aborted))
+                                    self._log_aborted, None))
             if expire:
                 shard.queue.append((lambda c: c.expire_transactional_ids(self.clock()),
-                                    self._log_refused))
+                                    self._log_refused, None))
             self._drain(shard)
         if any(s.queue for s in self.shards.values()):
             self.ids.refill(force=True)  # an operation may wait for an id

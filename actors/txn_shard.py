@@ -60,7 +60,11 @@ class Shard:
     busy: bool = False  # an append is in flight
     busy_since: int = 0
     queue: deque = field(default_factory=deque)
-    """(fn(core) -> TxnResult, done(result, error)) in arrival order."""
+    """(fn(core) -> TxnResult, done(result, error), transactional id or None), in arrival
+    order."""
+    parked: dict = field(default_factory=dict)
+    """transactional id -> [(fn, done, result, deadline ms)]: requests waiting for that
+    transaction's markers (txn_coordinator.py ``_park``)."""
 
     def reset(self, generation: int) -> None:
         """Forget the in-memory state (it may be ahead of the log): load again."""

@@ -297,3 +297,49 @@ def test_a_loaded_prepare_commit_gets_its_markers_again(make):
         producer_id=77, topics=(P.TopicPartitionErrors(name="t", partitions=(
             P.PartitionError(partition=0),)),)),)))
     wait_until(lambda: c.states()[-1] == "CompleteCommit", 10, "CompleteCommit")
+
+
+def _commit_with_markers_pending(c: Coordinator) -> tuple[int, int]:
+    """Init, add t-0, EndTxn(commit) answered: the markers are sent, not yet answered."""
+    c.loaded()
+    c.controller.tell(("release", 8))
+    n = len(c.answers)
+    c.call(init())
+    pid = c.answer(n + 1).producer_id
+    c.call(add(pid, 0, ("t", 0)))
+    assert c.answer(n + 2).error_code == E.NONE
+    c.call(P.EndTxnRequest(transactional_id="app", producer_id=pid, producer_epoch=0,
+                           committed=True))
+    assert c.answer(n + 3).producer_epoch == 1
+    wait_until(lambda: len(c.sent) == 1, 10, "the marker sent")
+    return pid, n + 3
+
+
+def test_a_request_meeting_markers_in_flight_waits_for_them(make):
+    c = make(auto=True)
+    pid, n = _commit_with_markers_pending(c)
+    c.call(P.EndTxnRequest(transactional_id="app", producer_id=pid, producer_epoch=0,
+                           committed=True))  # a retry of the commit
+    c.call(add(pid, 1, ("t", 1)))  # the next transaction, while the COMMIT is written
+    c.actor.tell(TC.TxnTick(now_ms()))
+    assert len(c.answers) == n  # held, not CONCURRENT_TRANSACTIONS
+    [(_, _, future)] = c.sent
+    future.set_result(P.WriteTxnMarkersResponse(markers=(P.WritableTxnMarkerResult(
+        producer_id=pid, topics=(P.TopicPartitionErrors(name="t", partitions=(
+            P.PartitionError(partition=0),)),)),)))
+    wait_until(lambda: len(c.answers) == n + 2, 10, "both answered once complete")
+    retried, added = c.answers[n:]  # in their order
+    assert added.error_code == E.NONE
+    assert (retried.error_code, retried.producer_epoch) == (E.NONE, 1)
+    assert c.states()[-2:] == ["CompleteCommit", "Ongoing"]
+
+
+def test_a_held_request_gets_concurrent_transactions_after_its_deadline(make):
+    c = make(auto=True)
+    pid, n = _commit_with_markers_pending(c)
+    c.call(add(pid, 1, ("t", 1)))
+    c.actor.tell(TC.TxnTick(now_ms()))
+    assert len(c.answers) == n
+    c.actor.tell(TC.TxnTick(now_ms() + TC._PARK_MS + 1))
+    assert c.answer(n + 1).error_code == E.CONCURRENT_TRANSACTIONS
+    assert c.states()[-1] == "PrepareCommit"
