@@ -19,7 +19,7 @@ other against the core (which applies their records at once), their records go o
 acks=all append to the partition, and only once it is acknowledged are they answered and
 their effects (marker writes, actors/txn_markers.py) carried out. One append per shard is in
 flight. A request that meets its transaction's markers in flight is held until they are
-written (``_park``). If it fails the shard reloads from the log (what is durable is the truth) and the
+written (``Shard.park``). If it fails the shard reloads from the log (what is durable is the truth) and the
 operations get NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE. A shard not yet loaded answers
 COORDINATOR_LOAD_IN_PROGRESS, an id of a partition led elsewhere NOT_COORDINATOR.
 
@@ -53,7 +53,7 @@ from .runtime import DispatchedActor
 from .ticker import now_ms
 from .txn_ids import NoProducerId, ProducerIdPool
 from .txn_markers import MarkerSender, MarkerToken
-from .txn_shard import MORE, RETRY, LoadStep, Shard
+from .txn_shard import MORE, RETRY, LoadStep, Shard, finish
 from .txn_wire import (
     TXN_TOPIC,
     error_response,
@@ -68,7 +68,7 @@ __all__ = ["TXN_TOPIC", "ImageChanged", "TxnCoordinatorActor", "TxnRequest", "Tx
 E = P.ErrorCode
 _STUCK_MS = 30_000
 _BATCH_MAX_OPS = 500
-_PARK_MS = 2_000  # how long a request may wait for its transaction's markers (_park)
+_PARK_MS = 2_000  # how long a request may wait for its transaction's markers (Shard.park)
 
 
 # ---------------------------------------------------------------------------------- messages
@@ -216,56 +216,18 @@ class TxnCoordinatorActor(DispatchedActor):
                     result, error = None, (E.UNKNOWN_SERVER_ERROR, str(e))
                 else:
                     error = None
-                    if self._park(shard, fn, done, tid, result):
+                    if shard.park(fn, done, tid, result, self.clock() + _PARK_MS):
                         continue
                     records.extend(result.records)
                 shard.queue.popleft()
                 ops.append((done, result, error))
             if not records:
-                _finish(ops)
+                finish(ops)
                 self._carry_out(shard, ops)
                 if waiting_for_ids:
                     return  # until ids arrive (_producer_id drains again)
                 continue
             self._append(shard, records, ops)
-
-    # ------------------------------------------------------------- held while markers fly
-
-    def _park(self, shard: Shard, fn: Callable, done: Callable, tid: str | None,
-              result: Any) -> bool:
-        """A client's request answered CONCURRENT_TRANSACTIONS only because its transaction's
-        markers are being written (Prepare*) waits for them instead (at most ``_PARK_MS``):
-        answered as soon as the Complete* record is durable, not after the client's retry
-        backoff. Nothing was changed by it (no records), so it simply runs again then."""
-        if tid is None or result.records or result.effects or getattr(
-                result.response, "error", None) != "CONCURRENT_TRANSACTIONS":
-            return False
-        m = shard.core.transactions.get(tid)
-        if m is None or m.state not in (T.TxnState.PREPARE_COMMIT, T.TxnState.PREPARE_ABORT):
-            return False
-        shard.queue.popleft()
-        shard.parked.setdefault(tid, []).append((fn, done, result, self.clock() + _PARK_MS))
-        return True
-
-    def _unpark(self, shard: Shard, now: int | None = None, everything: bool = False) -> None:
-        """Run again the held requests whose transaction left Prepare* (ahead of the queue, in
-        their order); answer those past their deadline (``now``), or all (``everything``: the
-        shard reloads or is gone), with the CONCURRENT_TRANSACTIONS they met (retriable)."""
-        for tid, held in list(shard.parked.items()):
-            m = None if everything or shard.core is None else shard.core.transactions.get(tid)
-            if not everything and (m is None or m.state not in (T.TxnState.PREPARE_COMMIT,
-                                                                 T.TxnState.PREPARE_ABORT)):
-                del shard.parked[tid]
-                shard.queue.extendleft((fn, done, tid) for fn, done, _r, _d in reversed(held))
-                continue
-            keep = [h for h in held if not everything and (now is None or h[3] > now)]
-            for _fn, done, result, deadline in held:
-                if everything or (now is not None and deadline <= now):
-                    done(result, None)
-            if keep:
-                shard.parked[tid] = keep
-            else:
-                del shard.parked[tid]
 
     def _append(self, shard: Shard, records: list[T.TxnRecord], ops: list) -> None:
         ref = self.ctx.replicas.get((TXN_TOPIC, shard.partition))
@@ -297,7 +259,7 @@ class TxnCoordinatorActor(DispatchedActor):
     def _append_done(self, msg: _AppendDone) -> None:
         shard = self.shards.get(msg.partition)
         if shard is None or shard.generation != msg.generation:
-            _finish(msg.ops, (E.NOT_COORDINATOR, "the coordinator moved while writing"))
+            finish(msg.ops, (E.NOT_COORDINATOR, "the coordinator moved while writing"))
             return
         shard.busy = False
         if msg.error_code != E.NONE:
@@ -307,9 +269,9 @@ class TxnCoordinatorActor(DispatchedActor):
                 E.COORDINATOR_NOT_AVAILABLE)
             self._reload(shard, msg.ops, (wire, f"could not write (error {msg.error_code})"))
             return
-        _finish(msg.ops)
+        finish(msg.ops)
         self._carry_out(shard, msg.ops)
-        self._unpark(shard)
+        shard.unpark()
         self._drain(shard)
 
     def _carry_out(self, shard: Shard, ops: Any) -> None:
@@ -322,8 +284,8 @@ class TxnCoordinatorActor(DispatchedActor):
     def _reload(self, shard: Shard, ops: Any, error: tuple[int, str]) -> None:
         """The in-memory state may be ahead of the log: answer ``ops`` with ``error`` and
         rebuild the shard from what is durable (queued operations wait for the load)."""
-        _finish(ops, error)
-        self._unpark(shard, everything=True)
+        finish(ops, error)
+        shard.unpark(everything=True)
         self._generation += 1
         shard.reset(self._generation)
         self._load(shard)
@@ -439,7 +401,7 @@ class TxnCoordinatorActor(DispatchedActor):
                 shard.markers.drop_all()
                 for _fn, done, _tid in shard.queue:
                     done(None, (E.NOT_COORDINATOR, "the coordinator moved"))
-                self._unpark(shard, everything=True)
+                shard.unpark(everything=True)
         now = self.clock()
         for p, epoch in led.items():
             if p not in self.shards:
@@ -509,7 +471,7 @@ class TxnCoordinatorActor(DispatchedActor):
                 self._load(shard)
                 continue
             self._markers_complete(shard, shard.markers.poll(now))
-            self._unpark(shard, now)
+            shard.unpark(now)
             if abort:
                 shard.queue.append((lambda c: c.abort_timed_out(self.clock(), self._allocate),
                                     self._log_aborted, None))
@@ -525,15 +487,4 @@ class TxnCoordinatorActor(DispatchedActor):
             self._log.warning("aborting timed-out transactions failed: {}", error)
         elif result.response:
             self._log.info("aborted timed-out transactions of {}", list(result.response))
-
-
-def _finish(ops: Any, error: tuple[int, str] | None = None) -> None:
-    """Answer operations: each with its own error, else ``error``, else its result."""
-    for done, result, own in ops:
-        if own is not None:
-            done(None, own)
-        elif error is not None:
-            done(None, error)
-        else:
-            done(result, None)
 

@@ -1,5 +1,6 @@
 """One shard of the transaction coordinator actor (actors/txn_coordinator.py): a led
-``__transaction_state`` partition, its core once loaded, its queue of operations, its
+``__transaction_state`` partition, its core once loaded, its queue of operations, the
+requests held while their transaction's markers are written (:meth:`Shard.park`), its
 pending markers, and the steps of loading it.
 
 Loading = write a *barrier*, then read from offset 0 up to the high watermark. A new
@@ -32,6 +33,7 @@ from .txn_wire import BARRIER_KEY, decode_state
 E = P.ErrorCode
 LOAD_CHUNK = 1 << 20
 LOADED, MORE, RETRY = "loaded", "more", "retry"
+_MARKING = frozenset({T.TxnState.PREPARE_COMMIT, T.TxnState.PREPARE_ABORT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,43 @@ class Shard:
     parked: dict = field(default_factory=dict)
     """transactional id -> [(fn, done, result, deadline ms)]: requests waiting for that
     transaction's markers (txn_coordinator.py ``_park``)."""
+
+    def park(self, fn: Callable, done: Callable, tid: str | None, result: Any,
+             deadline: int) -> bool:
+        """Hold the request at the head of the queue if the core answered it
+        CONCURRENT_TRANSACTIONS only because its transaction's markers are being written
+        (Prepare*): it then waits for them (until ``deadline``) and runs again as soon as the
+        Complete* record is durable, instead of the client retrying after its backoff. It
+        changed nothing (no records), so running it again is safe. True: held."""
+        if tid is None or result.records or result.effects or getattr(
+                result.response, "error", None) != "CONCURRENT_TRANSACTIONS":
+            return False
+        m = self.core.transactions.get(tid)
+        if m is None or m.state not in _MARKING:
+            return False
+        self.queue.popleft()
+        self.parked.setdefault(tid, []).append((fn, done, result, deadline))
+        return True
+
+    def unpark(self, now: int | None = None, everything: bool = False) -> None:
+        """Put back, ahead of the queue and in their order, the held requests whose
+        transaction left Prepare*; answer those past their deadline (``now``), or all
+        (``everything``: the shard reloads or is gone), with the CONCURRENT_TRANSACTIONS they
+        met (retriable)."""
+        for tid, held in list(self.parked.items()):
+            m = None if everything or self.core is None else self.core.transactions.get(tid)
+            if not everything and (m is None or m.state not in _MARKING):
+                del self.parked[tid]
+                self.queue.extendleft((fn, done, tid) for fn, done, _r, _d in reversed(held))
+                continue
+            keep = [h for h in held if not everything and (now is None or h[3] > now)]
+            for _fn, done, result, deadline in held:
+                if everything or (now is not None and deadline <= now):
+                    done(result, None)
+            if keep:
+                self.parked[tid] = keep
+            else:
+                del self.parked[tid]
 
     def reset(self, generation: int) -> None:
         """Forget the in-memory state (it may be ahead of the log): load again."""
@@ -125,3 +164,15 @@ class Shard:
         # below the high watermark: read on (a read that brought nothing is asked again later,
         # never taken for the end: loading must not miss a record)
         return (MORE if progressed else RETRY), E.NONE, skipped
+
+
+def finish(ops: Any, error: tuple[int, str] | None = None) -> None:
+    """Answer operations: each with its own error, else ``error``, else its result."""
+    for done, result, own in ops:
+        if own is not None:
+            done(None, own)
+        elif error is not None:
+            done(None, error)
+        else:
+            done(result, None)
+
