@@ -473,10 +473,10 @@ class TxnCoordinatorActor(DispatchedActor):
             self._markers_complete(shard, shard.markers.poll(now))
             shard.unpark(now)
             if abort:
-                shard.queue.append((lambda c: c.abort_timed_out(self.clock(), self._allocate),
+                shard.queue.append((lambda c, t=now: c.abort_timed_out(t, self._allocate),
                                     self._log_aborted, None))
             if expire:
-                shard.queue.append((lambda c: c.expire_transactional_ids(self.clock()),
+                shard.queue.append((lambda c, t=now: c.expire_transactional_ids(t),
                                     self._log_refused, None))
             self._drain(shard)
         if any(s.queue for s in self.shards.values()):

@@ -114,12 +114,13 @@ class FakeController(DispatchedActor):
 
 
 class Coordinator:
-    def __init__(self, auto: bool, batches: list[bytes] = ()) -> None:
+    def __init__(self, auto: bool, batches: list[bytes] = (), configs=None) -> None:
         self.log = FakeLog.start(auto, list(batches))
         self.controller = FakeController.start()
         self.sent: list[tuple[int, P.WriteTxnMarkersRequest, Future]] = []
         self._lock = threading.Lock()
-        ctx = SimpleNamespace(broker_id=1, controller=self.controller, broker_configs={},
+        ctx = SimpleNamespace(broker_id=1, controller=self.controller,
+                              broker_configs=configs or {},
                               replicas={(TC.TXN_TOPIC, 0): self.log})
         self.actor = TC.TxnCoordinatorActor.start(ctx, self._send)
         self.answers: list = []
@@ -175,8 +176,8 @@ class Coordinator:
 def make():
     made: list[Coordinator] = []
 
-    def build(auto: bool, batches: list[bytes] = ()) -> Coordinator:
-        made.append(Coordinator(auto, batches))
+    def build(auto: bool, batches: list[bytes] = (), configs=None) -> Coordinator:
+        made.append(Coordinator(auto, batches, configs))
         return made[-1]
 
     yield build
@@ -343,3 +344,32 @@ def test_a_held_request_gets_concurrent_transactions_after_its_deadline(make):
     c.actor.tell(TC.TxnTick(now_ms() + TC._PARK_MS + 1))
     assert c.answer(n + 1).error_code == E.CONCURRENT_TRANSACTIONS
     assert c.states()[-1] == "PrepareCommit"
+
+
+def test_ticks_abort_timed_out_transactions_and_expire_idle_ids(make):
+    c = make(auto=True, configs={
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms": "50",
+        "transactional.id.expiration.ms": "60000",
+        "transaction.remove.expired.transaction.cleanup.interval.ms": "50"})
+    c.loaded()
+    c.controller.tell(("release", 8))
+    n = len(c.answers)
+    c.call(P.InitProducerIdRequest(transactional_id="app", transaction_timeout_ms=1000))
+    pid = c.answer(n + 1).producer_id
+    c.call(add(pid, 0, ("t", 0)))
+    assert c.answer(n + 2).error_code == E.NONE
+    c.actor.tell(TC.TxnTick(now_ms() + 500))  # not yet
+    c.actor.tell(TC.TxnTick(now_ms() + 5_000))  # past the transaction's timeout
+    wait_until(lambda: c.states()[-1] == "PrepareAbort", 10, "the timed-out abort")
+    wait_until(lambda: c.sent, 10, "its ABORT marker sent")
+    marker = c.sent[0][1].markers[0]
+    assert (marker.producer_id, marker.producer_epoch, marker.transaction_result) == (
+        pid, 1, False)
+    c.sent[0][2].set_result(P.WriteTxnMarkersResponse(markers=(P.WritableTxnMarkerResult(
+        producer_id=pid, topics=(P.TopicPartitionErrors(name="t", partitions=(
+            P.PartitionError(partition=0),)),)),)))
+    wait_until(lambda: c.states()[-1] == "CompleteAbort", 10, "CompleteAbort")
+    c.actor.tell(TC.TxnTick(now_ms() + 120_000))  # idle past transactional.id.expiration.ms
+    wait_until(lambda: c.log.ask(("records",))[-1].value is None, 10, "the tombstone")
+    assert c.log.ask(("records",))[-1].key == cbor2.dumps(
+        {"type": "transaction", "transactional_id": "app"})
