@@ -106,6 +106,15 @@ BROKER_DEFAULTS: dict[str, str] = {
     "group.remote.assignor": "uniform",
     "offsets.retention.minutes": "10080",
     "offset.metadata.max.bytes": "4096",
+    # transactions: the coordinator (actors/txn_coordinator.py, docs/transactions.md)
+    "transaction.state.log.num.partitions": "50",
+    "transaction.state.log.replication.factor": "3",  # capped at the live brokers
+    "transaction.state.log.min.isr": "2",  # capped at the replication factor
+    "transaction.state.log.segment.bytes": str(100 << 20),
+    "transaction.max.timeout.ms": "900000",
+    "transactional.id.expiration.ms": "604800000",
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms": "10000",
+    "transaction.remove.expired.transaction.cleanup.interval.ms": "3600000",
     **{k: TOPIC_DEFAULTS[v] for k, v in BROKER_TOPIC_SYNONYMS.items()},
 }
 
@@ -123,6 +132,14 @@ _POSITIVE = (
     "num.io.threads",
     "producer.id.expiration.ms",
     "producer.id.expiration.check.interval.ms",
+    "transaction.state.log.num.partitions",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "transaction.state.log.segment.bytes",
+    "transaction.max.timeout.ms",
+    "transactional.id.expiration.ms",
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+    "transaction.remove.expired.transaction.cleanup.interval.ms",
 )
 
 

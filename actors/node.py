@@ -52,6 +52,7 @@ from rillet.transport.security import CurveKeys, KeyFileError, load_keyfile
 from . import group_coordinator as GC
 from . import partition as R
 from . import runtime
+from . import txn_coordinator as TC
 from .broker_lifecycle import BrokerLifecycle, Identity
 from .broker_lifecycle import Progress as LifecycleProgress
 from .configs import ConfigError, effective_topic_configs, log_config, validate_broker_configs
@@ -175,6 +176,7 @@ class BrokerNode:
             self.ctx, max_idle, Listener("internal", True, self.internal_endpoint.send)
         )
         self.ctx.group_coordinator = GC.GroupCoordinatorActor.start(self.ctx)
+        self.ctx.txn_coordinator = TC.TxnCoordinatorActor.start(self.ctx, self._send_to_broker)
         self._cleanup_deleted()
         # broker-to-broker requests (Raft, heartbeats, metadata fetches, forwarded admin)
         self.peers = ClientEndpoint(
@@ -255,6 +257,7 @@ class BrokerNode:
             scrubber = self.scrubber
             self.ticker.every(SCRUB_TICK_S, lambda: scrubber.tell(ScrubTick(now_ms())))
         self.ticker.every(0.2, lambda: self._tell_group_coordinator(GC.GroupTick(now_ms())))
+        self.ticker.every(0.1, lambda: self._tell_txn_coordinator(TC.TxnTick(now_ms())))
         self._log.info(
             "broker {} serving clients on {}, brokers on {} ({}) (data dir {})",
             self.broker_id,
@@ -294,6 +297,22 @@ class BrokerNode:
                 ref.tell(message)
             except pykka.ActorDeadError:
                 pass
+
+    def _tell_txn_coordinator(self, message: object) -> None:
+        ref = getattr(self.ctx, "txn_coordinator", None)
+        if ref is not None:
+            try:
+                ref.tell(message)
+            except pykka.ActorDeadError:
+                pass
+
+    def _send_to_broker(self, broker_id: int, request: object, timeout_ms: int):
+        """Any thread: a future of ``broker_id``'s answer from its inter-broker listener
+        (the transaction coordinator's markers), None if it has no known address."""
+        address = self._address_of(broker_id)
+        if address is None or self._stopped:
+            return None
+        return self.peers.request(address, request, timeout_ms)
 
     def _tell_controller(self, message: object) -> None:
         try:
@@ -504,6 +523,7 @@ class BrokerNode:
                 )
             self._update_fetchers(new)
         self._tell_group_coordinator(GC.ImageChanged(new))
+        self._tell_txn_coordinator(TC.ImageChanged(new))
 
     # ------------------------------------------------------- high watermark checkpoint
 

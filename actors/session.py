@@ -39,6 +39,7 @@ from rillet.transport.errors import ProtocolError
 from . import controller as C
 from . import group_coordinator as GC
 from . import partition as R
+from . import txn_coordinator as TC
 from .configs import effective_topic_configs, topic_defaults
 from .fetch_session import Counters, FetchSessions
 from .fetch_session import serve as serve_session_fetch
@@ -68,6 +69,7 @@ class BrokerContext:
     poison_count: int = 0
     controller_id: int = -1  # the active controller as this broker knows it (-1: none)
     group_coordinator: pykka.ActorRef | None = None  # actors/group_coordinator.py
+    txn_coordinator: pykka.ActorRef | None = None  # actors/txn_coordinator.py
     incarnation: str = ""  # this broker process (actors/node.py)
     refused_inter_broker: int = 0  # inter-broker requests refused on the client listener
     describe_stats: Callable[[], P.BrokerStatsResponse] | None = None  # the node's, if any
@@ -158,6 +160,9 @@ class SessionState:
 NOT_SERVED = frozenset(cls.API for cls in P.TRANSACTION_REQUESTS) - {
     P.TxnOffsetCommitRequest.API,  # the group coordinator serves it (KIP-447)
     P.WriteTxnMarkersRequest.API,  # actors/txn_write_markers.py
+    P.AddPartitionsToTxnRequest.API,  # actors/txn_coordinator.py serves these three
+    P.AddOffsetsToTxnRequest.API,
+    P.EndTxnRequest.API,
 }
 
 API_VERSIONS = tuple(
@@ -290,6 +295,8 @@ class ClientSession(DispatchedActor):
                 respond(self._metadata(req))
             case P.DescribeConfigsRequest():
                 respond(self._describe_configs(req))
+            case P.FindCoordinatorRequest(key_type=P.COORDINATOR_TRANSACTION):
+                respond(TC.find_coordinator(self.ctx, req))
             case P.FindCoordinatorRequest():
                 respond(GC.find_coordinator(self.ctx, req))
             case P.BrokerCountersRequest():
@@ -320,6 +327,16 @@ class ClientSession(DispatchedActor):
                 self.ctx.controller.tell(C.Admin(req, respond, forwardable=forwardable))
             case P.OffsetForLeaderEpochRequest():
                 self._offset_for_leader_epoch(req, respond)
+            case (
+                P.AddPartitionsToTxnRequest()
+                | P.AddOffsetsToTxnRequest()
+                | P.EndTxnRequest()
+                | P.InitProducerIdRequest(transactional_id=str())
+            ):  # transactions: the transactional id's coordinator (actors/txn_coordinator.py)
+                if self.ctx.txn_coordinator is None:
+                    respond(TC.error_response(req, E.COORDINATOR_NOT_AVAILABLE, "starting"))
+                else:
+                    self.ctx.txn_coordinator.tell(TC.TxnRequest(req, respond))
             case (
                 P.AlterPartitionRequest()
                 | P.ReplicaDamageRequest()
@@ -391,7 +408,7 @@ class ClientSession(DispatchedActor):
             for p in t.partitions:
                 key = (t.name, p.partition)
                 code, ref = self._replica(*key)
-                if t.name == GC.OFFSETS_TOPIC:  # written only by the group coordinator
+                if t.name in (GC.OFFSETS_TOPIC, TC.TXN_TOPIC):  # written by coordinators only
                     code, ref = E.INVALID_TOPIC_EXCEPTION, None
                 if ref is None:
                     gather.put(
