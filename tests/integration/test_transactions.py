@@ -23,7 +23,6 @@ from tests.support import FAST_REPLICATION_CONFIGS
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.timeout(90),
-    pytest.mark.skip(reason="needs the broker side; the lead enables it at merge"),
 ]
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -3,9 +3,6 @@ FindCoordinator key_type 1 creates ``__transaction_state``; InitProducerId fence
 instances; AddPartitionsToTxn (and its verify_only form); EndTxn answers with the bumped
 epoch and answers a retry again; the state survives a restart and moves with the leadership
 of its partition; a transaction past its timeout is aborted.
-
-The markers of a commit need the partition side (WriteTxnMarkers, served by the partition
-leaders): the test that needs them is skipped while the brokers do not offer that API.
 """
 
 from __future__ import annotations
@@ -215,8 +212,6 @@ def test_markers_are_written_and_transactions_complete(cluster_factory, txn_fact
     cluster = cluster_factory(configs={
         **CONFIGS, "transaction.abort.timed.out.transaction.cleanup.interval.ms": "200"})
     txn = txn_factory(cluster, "app-1")
-    if not _offers(txn, "WriteTxnMarkers"):
-        pytest.skip("the partition side (WriteTxnMarkers) is not served on this branch")
     create_topic(txn, "t", 2)
     pid, epoch = txn.init()
     assert txn.add(pid, epoch, "t", 0, 1)[0] == E.NONE
@@ -300,8 +295,7 @@ def test_a_prepared_commit_is_finished_by_the_next_coordinator(cluster_factory, 
     cluster = cluster_factory(4, {**FAST_REPLICATION_CONFIGS,
                                   "transaction.state.log.num.partitions": "8"})
     probe = txn_factory(cluster, "probe")
-    if not _offers(probe, "WriteTxnMarkers"):
-        pytest.skip("the partition side (WriteTxnMarkers) is not served on this branch")
+    assert _offers(probe, "WriteTxnMarkers")
     create_topic(probe, "t", 8, rf=1)
     probe.find()
     # broker 4 is no controller voter: killing it and a voter keeps the quorum

@@ -1,10 +1,7 @@
 """A transaction end to end over the wire, from the partition's point of view: InitProducerId
 (transactional) -> AddPartitionsToTxn -> transactional produce (verified by the leader with
 the coordinator) -> EndTxn -> markers written by the coordinator -> a read_committed fetch
-sees the records after a COMMIT and skips them after an ABORT.
-
-Needs the transaction coordinator actor (another part of issue #14, wired at the same time):
-skipped until the lead merges both and enables it."""
+sees the records after a COMMIT and skips them after an ABORT."""
 
 from __future__ import annotations
 
@@ -19,7 +16,6 @@ from tests.support import wait_until
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.timeout(90),
-    pytest.mark.skip(reason="needs the coordinator actor; the lead enables it at merge"),
 ]
 E = P.ErrorCode
 TID = "e2e-app"

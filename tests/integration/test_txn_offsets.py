@@ -2,9 +2,7 @@
 offsets of an open transaction are invisible to OffsetFetch, answer UNSTABLE_OFFSET_COMMIT
 with require_stable, stay pending across a restart of the broker (replayed from the
 transactional batch in ``__consumer_offsets``), and a zombie generation is refused.
-
-The marker that completes the transaction comes from the transaction coordinator (another
-part of issue #14): the end-to-end test is skipped until it is merged.
+The end-to-end test completes the transaction with a real coordinator's markers.
 """
 
 from __future__ import annotations
@@ -125,7 +123,6 @@ def test_a_zombie_generation_is_refused(cluster_factory, wire_factory) -> None:
     assert fetch(wire, "g") == {0: (-1, 0), 1: (-1, 0)}
 
 
-@pytest.mark.skip(reason="needs the coordinator; the lead enables it at merge")
 @pytest.mark.timeout(120)
 def test_offsets_sent_to_a_transaction_are_visible_on_commit_only(cluster_factory) -> None:
     from rillet.admin import Admin
