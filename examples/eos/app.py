@@ -11,10 +11,12 @@ many partitions as the input, so a key stays on one partition in order).
 
     python examples/eos/app.py --bootstrap HOST:PORT [--input eos-in] [--output eos-out]
         [--group eos-app] [--transactional-id eos-app-1] [--per-transaction 100]
-        [--exit-when-idle SECONDS]
+        [--exit-when-idle SECONDS] [--work-ms MS]
 
 It prints ``committed <n>`` after each committed transaction (n records so far in this run)
-and exits 0 when ``--exit-when-idle`` seconds pass without input. It assigns itself every
+and exits 0 when ``--exit-when-idle`` seconds pass without input. ``--work-ms`` stands for
+the application's own work: that long between writing a transaction's records and
+committing it (the window in which a crash leaves an open transaction behind). It assigns itself every
 input partition (one instance per transactional id; to scale out, run one per partition set
 with its own transactional id), so a restart never waits for a group rebalance.
 """
@@ -85,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
                                   partition=r.partition)
                 offsets = {tp: consumer.position(tp) for tp in batch}
                 producer.send_offsets_to_transaction(offsets, args.group)
+                if args.work_ms:
+                    producer.flush(30)  # the records are in the log, not yet committed
+                    time.sleep(args.work_ms / 1000)
                 commit(producer, time.monotonic() + 120)
             except ProducerFencedError:
                 print("fenced by a newer instance: exiting", flush=True)
@@ -114,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-transaction", type=int, default=100)
     parser.add_argument("--transaction-timeout-ms", type=int, default=10000)
     parser.add_argument("--exit-when-idle", type=float, default=0.0)
+    parser.add_argument("--work-ms", type=int, default=0)
     return run(parser.parse_args(argv))
 
 

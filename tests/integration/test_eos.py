@@ -1,6 +1,7 @@
 """Exactly-once through kill -9 (issue #14): examples/eos/app.py reads ``eos-in``, writes
 ``eos-out`` and commits its input offsets in the same transaction. Input keeps arriving while
-the app is killed with SIGKILL and restarted (and, in the full schedule, while the leader of
+the app (which works 150 ms between writing a transaction's records and committing it, so
+most kills leave an open transaction behind) is killed with SIGKILL and restarted (and, in the full schedule, while the leader of
 an output partition and the transaction coordinator's broker are killed and restarted); when
 the input is drained, a read_committed consumer of ``eos-out`` holds exactly one result per
 input record, in input order per key.
@@ -44,7 +45,7 @@ class App:
         out = open(self.log, "ab")  # noqa: SIM115 - the child owns it
         self.proc = subprocess.Popen(
             [sys.executable, str(APP), "--bootstrap", self.bootstrap, "--per-transaction",
-             "20", "--transaction-timeout-ms", "5000"],
+             "20", "--transaction-timeout-ms", "5000", "--work-ms", "150"],
             stdout=out, stderr=subprocess.STDOUT)
         out.close()
         self.starts += 1
@@ -127,10 +128,21 @@ def _run(cluster, tmp_path: Path, keys: int, per_key: int, app_kills: int,
             return n > seen and n
 
         seen = 0
-        for _ in range(app_kills):
-            seen = wait_until(lambda s=seen: progress_since(s), 60, "the app to commit")
-            app.kill()
-            app.start()
+        tps = [TopicPartition("eos-out", p) for p in range(PARTITIONS)]
+        with Consumer({"bootstrap.servers": bootstrap}) as dirty, Consumer(
+                {"bootstrap.servers": bootstrap, "isolation.level": "read_committed"}) as clean:
+
+            def open_transaction() -> bool:
+                # records above the last stable offset: the app is inside a transaction
+                app.ensure_running()
+                hw, lso = dirty.end_offsets(tps), clean.end_offsets(tps)
+                return any(hw[tp] > lso[tp] for tp in tps)
+
+            for _ in range(app_kills):
+                seen = wait_until(lambda s=seen: progress_since(s), 60, "the app to commit")
+                wait_until(open_transaction, 30, "the app inside a transaction")
+                app.kill()
+                app.start()
         if broker_kills:
             victims = [_coordinator(cluster)]
             with Admin({"bootstrap.servers": bootstrap}) as admin:
