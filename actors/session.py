@@ -155,20 +155,9 @@ class SessionState:
         return finished
 
 
-#: APIs defined on the wire but not served yet (issue #14: transactions are being wired);
-#: ApiVersions does not offer them.
-NOT_SERVED = frozenset(cls.API for cls in P.TRANSACTION_REQUESTS) - {
-    P.TxnOffsetCommitRequest.API,  # the group coordinator serves it (KIP-447)
-    P.WriteTxnMarkersRequest.API,  # actors/txn_write_markers.py
-    P.AddPartitionsToTxnRequest.API,  # actors/txn_coordinator.py serves these three
-    P.AddOffsetsToTxnRequest.API,
-    P.EndTxnRequest.API,
-}
-
 API_VERSIONS = tuple(
     P.ApiVersion(api=name, min_version=cls.VERSION, max_version=cls.VERSION)
     for name, cls in sorted(P.REQUESTS.items())
-    if name not in NOT_SERVED
 )
 
 
@@ -332,6 +321,8 @@ class ClientSession(DispatchedActor):
                 | P.AddOffsetsToTxnRequest()
                 | P.EndTxnRequest()
                 | P.InitProducerIdRequest(transactional_id=str())
+                | P.ListTransactionsRequest()
+                | P.DescribeTransactionsRequest()
             ):  # transactions: the transactional id's coordinator (actors/txn_coordinator.py)
                 if self.ctx.txn_coordinator is None:
                     respond(TC.error_response(req, E.COORDINATOR_NOT_AVAILABLE, "starting"))

@@ -43,6 +43,7 @@ import pykka
 from loguru import logger
 from rillet.coordinator import transactions as T
 from rillet.coordinator.metadata import MetadataImage
+from rillet.coordinator.transactions import admin as TA
 from rillet.logstore.batch import BatchBuilder
 from rillet.transport import protocol as P
 
@@ -150,6 +151,10 @@ class TxnCoordinatorActor(DispatchedActor):
     def on_receive(self, message: Any) -> None:
         try:
             match message:
+                case TxnRequest(request=P.ListTransactionsRequest()):
+                    message.respond(self._list(message.request))
+                case TxnRequest(request=P.DescribeTransactionsRequest()):
+                    message.respond(self._describe(message.request))
                 case TxnRequest():
                     self._request(message.request, message.respond)
                 case ImageChanged():
@@ -195,6 +200,47 @@ class TxnCoordinatorActor(DispatchedActor):
 
         shard.queue.append((fn, done, tid))
         self._drain(shard)
+
+    # ---------------------------------------------------------------------- admin reads
+
+    def _list(self, req: P.ListTransactionsRequest) -> P.ListTransactionsResponse:
+        """The ids of the loaded shards (coordinator/transactions/admin.py)."""
+        unknown = TA.unknown_states(req.state_filters)
+        found = TA.list_transactions(
+            (sh.core for sh in self.shards.values() if sh.core is not None),
+            states=req.state_filters, producer_ids=req.producer_id_filters,
+            min_duration_ms=req.duration_filter_ms, now_ms=self.clock())
+        return P.ListTransactionsResponse(
+            unknown_state_filters=unknown,
+            transaction_states=tuple(P.ListedTransaction(
+                transactional_id=t.transactional_id, producer_id=t.producer_id,
+                transaction_state=t.state) for t in found))
+
+    def _describe(self, req: P.DescribeTransactionsRequest) -> P.DescribeTransactionsResponse:
+        out = []
+        for tid in req.transactional_ids:
+            shard = (self.shards.get(partition_for(tid, self.num_partitions))
+                     if tid and self.num_partitions > 0 else None)
+            if shard is None:
+                out.append(P.DescribedTransaction(transactional_id=tid,
+                                                  error_code=E.NOT_COORDINATOR))
+                continue
+            if shard.core is None:
+                out.append(P.DescribedTransaction(transactional_id=tid,
+                                                  error_code=E.COORDINATOR_LOAD_IN_PROGRESS))
+                continue
+            m = TA.describe(shard.core, tid)
+            if m is None:
+                out.append(P.DescribedTransaction(transactional_id=tid,
+                                                  error_code=E.TRANSACTIONAL_ID_NOT_FOUND))
+                continue
+            out.append(P.DescribedTransaction(
+                transactional_id=tid, transaction_state=m.state.value,
+                transaction_timeout_ms=m.timeout_ms, transaction_start_time_ms=TA.start_ms(m),
+                producer_id=m.producer_id, producer_epoch=m.producer_epoch,
+                topics=tuple(P.TxnTopic(name=t, partitions=ps) for t, ps in
+                             TA.partitions_by_topic(m.partitions).items())))
+        return P.DescribeTransactionsResponse(transaction_states=tuple(out))
 
     # ------------------------------------------------------------------------- mutations
 

@@ -80,6 +80,12 @@ def error_response(req: Any, code: int, message: str | None) -> object:
             return P.AddOffsetsToTxnResponse(error_code=code, error_message=message)
         case P.EndTxnRequest():
             return P.EndTxnResponse(error_code=code, error_message=message)
+        case P.ListTransactionsRequest():
+            return P.ListTransactionsResponse(error_code=code)
+        case P.DescribeTransactionsRequest():
+            return P.DescribeTransactionsResponse(transaction_states=tuple(
+                P.DescribedTransaction(transactional_id=t, error_code=code)
+                for t in req.transactional_ids))
     return P.ErrorResponse(error_code=code, error_message=message)
 
 
