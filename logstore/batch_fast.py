@@ -255,11 +255,12 @@ def decode_payload(payload: bytes, n: int):
 
 def encode_dense(timestamps: list[int], keys: list, values: list, headers: dict | None, *,
                  keyed: bool = True, producer_id: int = -1, producer_epoch: int = -1,
-                 base_sequence: int = -1) -> bytes:
+                 base_sequence: int = -1, extra_attributes: int = 0) -> bytes:
     """One uncompressed batch of the records given as columns: exactly the bytes
     ``BatchBuilder(Codec.NONE)`` builds for them. ``headers``: record index -> list of
     (name, value) pairs checked by ``batch.check_headers`` (sparse), or None; ``keyed``
-    False promises that every key is None."""
+    False promises that every key is None. ``extra_attributes``: flags or-ed into the
+    attributes (the transactional bit), under the one digest computed."""
     n = len(timestamps)
     if n == 0:
         raise ValueError("cannot build an empty record batch")
@@ -276,8 +277,9 @@ def encode_dense(timestamps: list[int], keys: list, values: list, headers: dict 
         headers_cbor = cbor2.dumps([headers.get(i) for i in range(n)])
     payload = b"".join((DENSE_PAYLOAD_PREFIX, deltas, keys_cbor, encode_bytes_array(values),
                         headers_cbor))
-    return encode_batch(payload=payload, attributes=int(Codec.NONE), last_offset_delta=n - 1,
-                        first_timestamp=first, max_timestamp=hi, record_count=n,
+    return encode_batch(payload=payload, attributes=int(Codec.NONE) | extra_attributes,
+                        last_offset_delta=n - 1, first_timestamp=first, max_timestamp=hi,
+                        record_count=n,
                         producer_id=producer_id, producer_epoch=producer_epoch,
                         base_sequence=base_sequence)
 

@@ -153,7 +153,9 @@ class ProducerBatch:
                                          self.headers, keyed=self.keyed,
                                          producer_id=self.producer_id,
                                          producer_epoch=self.producer_epoch,
-                                         base_sequence=self.base_sequence)
+                                         base_sequence=self.base_sequence,
+                                         extra_attributes=TRANSACTIONAL_FLAG
+                                         if self.transactional else 0)
             else:
                 builder = BatchBuilder(self.codec)
                 hdrs = self.headers or {}
@@ -164,8 +166,8 @@ class ProducerBatch:
                 if self.producer_id >= 0:
                     self.data = with_producer(self.data, self.producer_id,
                                               self.producer_epoch, self.base_sequence)
-            if self.transactional:
-                self.data = mark_transactional(self.data)
+                if self.transactional:
+                    self.data = mark_transactional(self.data)
             if self.parts is None:  # (a merged batch keeps them: it may have to split)
                 self.timestamps = self.keys = self.values = None
                 self.headers = None

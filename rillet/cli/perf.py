@@ -134,14 +134,17 @@ class _Bar:
 @click.option("--seed", type=int, default=0)
 @click.option("--transaction-size", type=click.IntRange(1), default=None,
               help="Write in transactions of this many records (commit after each).")
+@click.option("--transaction-duration-ms", type=click.IntRange(1), default=None,
+              help="Write in transactions of this long (Kafka's flag; commit when a "
+                   "transaction is this old).")
 @click.option("--transactional-id", default=None,
-              help="With --transaction-size (default: performance-producer-default-"
-                   "transactional-id, as Kafka's tool).")
+              help="With --transaction-size/--transaction-duration-ms (default: "
+                   "performance-producer-default-transactional-id, as Kafka's tool).")
 @click.argument("more_props", nargs=-1, metavar="[KEY=VALUE]...")
 @bootstrap_option
 def perf_produce(topic, num_records, record_size, throughput, props, key_count,
-                 latency_sample, seed, transaction_size, transactional_id, more_props,
-                 bootstrap) -> None:
+                 latency_sample, seed, transaction_size, transaction_duration_ms,
+                 transactional_id, more_props, bootstrap) -> None:
     """Produce NUM_RECORDS records of RECORD_SIZE bytes as fast as possible (or throttled).
 
     As in Kafka's tool, --producer-props takes several KEY=VALUE words:
@@ -152,9 +155,11 @@ def perf_produce(topic, num_records, record_size, throughput, props, key_count,
     items = [kv for p in (*props, *more_props) for kv in p.split()]
     config = {"bootstrap.servers": resolve_brokers(bootstrap), **parse_kv(items,
                                                                           "--producer-props")}
-    if transactional_id is not None and transaction_size is None:
-        raise click.UsageError("--transactional-id needs --transaction-size")
-    if transaction_size is not None:
+    transactional = transaction_size is not None or transaction_duration_ms is not None
+    if transactional_id is not None and not transactional:
+        raise click.UsageError(
+            "--transactional-id needs --transaction-size or --transaction-duration-ms")
+    if transactional:
         config.setdefault(
             "transactional.id", transactional_id or "performance-producer-default-transactional-id"
         )
@@ -166,8 +171,8 @@ def perf_produce(topic, num_records, record_size, throughput, props, key_count,
     with Producer(config) as producer:
         producer.partitions_for(topic)
         send = producer.send
-        if transaction_size is not None:
-            send = _transactional(producer, transaction_size)
+        if transactional:
+            send = _transactional(producer, transaction_size, transaction_duration_ms)
         monotonic = time.monotonic
         start = monotonic()
         stats.start = stats.window_start = start
@@ -187,7 +192,7 @@ def perf_produce(topic, num_records, record_size, throughput, props, key_count,
         else:
             _produce_unthrottled(send, topic, payload, keys, num_records, latency_sample,
                                  stats, bar)
-        if transaction_size is not None:
+        if transactional:
             producer.commit_transaction()  # the last, partial transaction (flushes first)
         producer.flush()
         elapsed = monotonic() - start
@@ -198,20 +203,30 @@ def perf_produce(topic, num_records, record_size, throughput, props, key_count,
                                    f"{stats.first_error}")
 
 
-def _transactional(producer, size: int):
-    """``send`` in transactions of ``size`` records: begin, ``size`` sends, commit."""
+def _transactional(producer, size: int | None, duration_ms: int | None):
+    """``send`` in transactions: each is committed after ``size`` records or once it is
+    ``duration_ms`` old, whichever comes first (the age is checked every 100 records)."""
     producer.init_transactions()
     producer.begin_transaction()
     inner = producer.send
-    left = [size]
+    monotonic = time.monotonic
+    duration_s = None if duration_ms is None else duration_ms / 1000
+    state = [size or 0, 0, monotonic()]  # records left (0: no size), count, started
 
     def send(*args, **kwargs):
         future = inner(*args, **kwargs)
-        left[0] -= 1
-        if not left[0]:
+        state[1] += 1
+        if size is not None:
+            state[0] -= 1
+            done = state[0] == 0
+        else:
+            done = False
+        if not done and duration_s is not None and state[1] % 100 == 0:
+            done = monotonic() - state[2] >= duration_s
+        if done:
             producer.commit_transaction()
             producer.begin_transaction()
-            left[0] = size
+            state[0], state[2] = size or 0, monotonic()
         return future
 
     return send
