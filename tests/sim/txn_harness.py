@@ -1,0 +1,483 @@
+"""Seeded simulation of transactions (issue #14) over the shipped cores, on a virtual clock.
+
+The world (txn_world.py, txn_clients.py): transactional producers (a few transactional ids,
+some shared by two instances that fence each other, some paused into zombies, some killed)
+talk over a lossy, reordering, duplicating network to one ``TransactionCoordinator`` (records
+in a simulated ``__transaction_state``; it crashes and reloads by replay at a bumped
+coordinator epoch) and to partition leaders (real ``PartitionLog`` on ``MemFileSystem``,
+``append_validated(verified=)`` asking the coordinator, ``append_marker``; they crash and
+reopen with ``load_transaction_state``). A read_committed reader per partition reads below
+the LSO and drops aborted transactions with the aborted-transaction index, by the client's
+rule (docs/transactions.md).
+
+Invariants, after every step:
+- replaying the records of ``__transaction_state`` gives the live coordinator state (and the
+  state a reload builds from the compacted records);
+- fencing: a transactional batch of producer epoch e is never appended to a partition after
+  a marker of a later epoch of that producer, nor once the coordinator completed (pid, e),
+  nor once it decided to commit (pid, e) (a committed transaction gains no data); one
+  partition never holds the open data of two epochs of a producer;
+- every marker that closes data agrees with the coordinator's decision for that transaction
+  (so never COMMIT on one partition and ABORT on another);
+- LSO <= HW, and the LSO never moves back (across crashes too);
+- a read_committed reader only ever returns records of transactions decided COMMIT, once.
+At the end of the seed, once the clients stop, faults end and the network heals:
+- no hanging transaction: the coordinator has nothing Ongoing or Prepare*, every
+  partition's LSO reaches its high watermark (= log end) and no transaction is open in it;
+- atomicity: every transaction decided COMMIT has its data and a COMMIT marker on every
+  partition it wrote to (and never data on a partition outside it); every value a client
+  saw acknowledged in a transaction it committed is read, none of an aborted one;
+- each reader returned exactly the committed records of its log, in log order.
+
+``python -m tests.sim.txn_harness SEED`` replays one seed and prints its trace.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import sys
+from collections import Counter
+from dataclasses import dataclass
+
+from rillet.coordinator.transactions import TxnState
+from rillet.coordinator.transactions import records as R
+from rillet.logstore import batch as B
+from rillet.logstore.txn_markers import ControlType, read_marker
+
+from .txn_clients import TXN_TIMEOUT_MS, SimClient
+from .txn_world import READ_BYTES, Net, SimCoordinator, SimPartition
+
+S = TxnState
+READ_MS = 40
+FAULT_MS = 150
+SETTLE_MS = 4 * TXN_TIMEOUT_MS  # after the clients stop: everything must be decided by then
+
+
+class InvariantViolation(AssertionError):
+    """A transaction safety or liveness property broke."""
+
+
+@dataclass
+class SimConfig:
+    partitions: int = 4
+    tids: int = 3
+    txns: int = 4  # transactions per client instance
+    active_ms: int = 6_000  # clients start within it; faults happen within it
+    loss: float = 0.05
+    dup: float = 0.03
+    slow: float = 0.03
+    faults: bool = True
+    # a deliberately broken world, to show the checks catch it (test_txn_sim.py):
+    # "no-verify" (partitions trust every transactional write: no KIP-890 part 1),
+    # "reader-ignores-index" (read_committed without the aborted-transaction index),
+    # "no-resend-on-load" (a reloaded coordinator forgets the markers of Prepare*),
+    # "ack-before-fsync" (partitions answer before the write is durable)
+    variant: str | None = None
+
+
+class Reader:
+    """A read_committed consumer of one partition (the client's filter)."""
+
+    def __init__(self, part: SimPartition) -> None:
+        self.part = part
+        self.position = 0
+        self.seen: list[bytes] = []
+
+    def poll(self, sim: TxnSim) -> None:
+        part = self.part
+        lso = part.lso
+        while self.position < lso:
+            data = part.log.read(self.position, READ_BYTES, max_offset=lso)
+            if not data:
+                raise InvariantViolation(
+                    f"{part.name}: nothing to read at {self.position} < LSO {lso}"
+                )
+            aborted = part.log.txn_index.aborted_transactions(self.position, lso)
+            if sim.cfg.variant == "reader-ignores-index":
+                aborted = []
+            for header, view in B.iter_batches(data, validate=False):
+                if header.base_offset != self.position or header.last_offset >= lso:
+                    raise InvariantViolation(f"{part.name}: read {header} at {self.position}")
+                self.position = header.next_offset
+                if header.is_control:
+                    continue
+                if header.is_transactional and any(
+                    a.producer_id == header.producer_id
+                    and a.first_offset <= header.base_offset < a.last_offset
+                    for a in aborted
+                ):
+                    continue
+                for rec in B.decode_records(view, validate=False):
+                    sim.check_read(part, rec.value)
+                    self.seen.append(rec.value)
+
+
+class TxnSim:
+    def __init__(self, seed: int, cfg: SimConfig | None = None) -> None:
+        self.seed = seed
+        self.cfg = cfg or SimConfig()
+        self.rng = random.Random(seed)
+        self.now = 0
+        self._events: list = []
+        self._seq = 0
+        self._ids = 0
+        self.log: list[str] = []
+        self.stats: Counter[str] = Counter()
+        self.faults = self.cfg.faults
+        self.stopping = False
+        self.net = Net(self)
+        self.net.loss, self.net.dup, self.net.slow = self.cfg.loss, self.cfg.dup, self.cfg.slow
+        # what the checks know
+        self.values: dict[bytes, tuple[int, int]] = {}  # value -> (pid, epoch) that sent it
+        self.claims: list[tuple] = []
+        self.unexpected: list[str] = []
+        self.stale_marker_answers: list = []
+        self.replayed: dict = {}  # replay of every record ever appended
+        self.last_record: dict[str, object] = {}
+        self.decided: dict[tuple[int, int], tuple[bool, frozenset, str]] = {}
+        self.deciding: dict[str, tuple[int, int] | None] = {}
+        self.completed: set[tuple[int, int]] = set()
+        self.read_values: set[bytes] = set()
+        # per partition: producer id -> epoch of its open data / of its latest marker
+        self.coord = SimCoordinator(self, 10 * TXN_TIMEOUT_MS)
+        self.parts = [SimPartition(self, i) for i in range(self.cfg.partitions)]
+        self.tps = [p.tp for p in self.parts]
+        self.open_epoch: list[dict[int, int]] = [{} for _ in self.parts]
+        self.marker_epoch: list[dict[int, int]] = [{} for _ in self.parts]
+        self.lso_seen = [0] * len(self.parts)
+        self.readers = [Reader(p) for p in self.parts]
+        self.nodes: dict[str, object] = {"coord": self.coord}
+        self.nodes.update((p.name, p) for p in self.parts)
+        self.clients: list[SimClient] = []
+        self._plan_clients()
+        self.at(READ_MS, self._read_tick)
+        if self.faults:
+            self.at(FAULT_MS, self._fault_tick)
+
+    # ------------------------------------------------------------------------ machinery
+
+    def at(self, time: int, fn, *args) -> None:
+        self._seq += 1
+        heapq.heappush(self._events, (time, self._seq, fn, args))
+
+    def next_id(self) -> int:
+        self._ids += 1
+        return self._ids
+
+    def trace(self, line: str) -> None:
+        self.log.append(f"{self.now:>6} {line}")
+
+    def fail(self, what: str) -> None:
+        raise InvariantViolation(what)
+
+    def add_client(self, tid: str, start_ms: int) -> SimClient:
+        c = SimClient(self, f"c{len(self.clients)}", tid, self.cfg.txns, start_ms)
+        self.clients.append(c)
+        self.nodes[c.name] = c
+        return c
+
+    def _plan_clients(self) -> None:
+        rng = self.rng
+        for i in range(self.cfg.tids):
+            tid = f"tx-{i}"
+            self.add_client(tid, rng.randint(0, 300))
+            if rng.random() < 0.5:  # a second instance of the same id fences the first
+                self.add_client(tid, rng.randint(300, self.cfg.active_ms // 2))
+
+    # -------------------------------------------------------------------------- running
+
+    def run(self) -> TxnSim:
+        end = self.cfg.active_ms
+        self._run_until(end)
+        self.stopping = True
+        self.faults = False
+        self.net.loss = self.net.dup = self.net.slow = 0.0
+        for c in self.clients:
+            c.stop()
+        if not self.coord.up:
+            self._restart(self.coord)
+        for p in self.parts:
+            if not p.up:
+                self._restart(p)
+        deadline = end + SETTLE_MS
+        while self.now < deadline and not self._settled():
+            self._run_until(self.now + 100)
+        self.check_end()
+        return self
+
+    def _run_until(self, t: int) -> None:
+        events = self._events
+        while events and events[0][0] <= t:
+            time, _seq, fn, args = heapq.heappop(events)
+            self.now = time
+            fn(*args)
+            self.check_step()
+        self.now = t
+
+    def _read_tick(self) -> None:
+        self.at(self.now + READ_MS, self._read_tick)
+        for r in self.readers:
+            if r.part.up:
+                r.poll(self)
+
+    def _fault_tick(self) -> None:
+        if not self.faults:
+            return
+        self.at(self.now + FAULT_MS, self._fault_tick)
+        rng = self.rng
+        roll = rng.random()
+        if roll < 0.06:
+            p = rng.choice(self.parts)
+            if p.up:
+                self.trace(f"{p.name} crashes")
+                p.crash()
+                self.stats["partition crashes"] += 1
+                self.at(self.now + rng.randint(30, 400), self._restart, p)
+        elif roll < 0.09:
+            if self.coord.up:
+                self.trace(f"coord epoch {self.coord.epoch} crashes")
+                self.coord.crash()
+                self.stats["coordinator crashes"] += 1
+                self.at(self.now + rng.randint(30, 500), self._restart, self.coord)
+        elif roll < 0.14:
+            c = rng.choice(self.clients)
+            if c.active:
+                ms = rng.randint(TXN_TIMEOUT_MS, 2 * TXN_TIMEOUT_MS)
+                self.trace(f"{c.name} pauses for {ms} ms (a zombie)")
+                c.pause(ms)
+                self.stats["zombies"] += 1
+        elif roll < 0.155:
+            c = rng.choice(self.clients)
+            if c.active:
+                self.trace(f"{c.name} dies")
+                self.stats["killed instances"] += 1
+                c.kill()
+                if rng.random() < 0.5:  # the application restarts it
+                    self.add_client(c.tid, self.now + rng.randint(0, 2 * TXN_TIMEOUT_MS))
+
+    def _restart(self, node) -> None:
+        if node.up:
+            return
+        node.restart()
+        self.trace(f"{node.name} restarted")
+        if isinstance(node, SimPartition):
+            self.scan(node)
+
+    def _settled(self) -> bool:
+        if not self.coord.up or self.coord.inflight:
+            return False
+        busy = (S.ONGOING, S.PREPARE_COMMIT, S.PREPARE_ABORT, S.PREPARE_EPOCH_FENCE)
+        if any(m.state in busy for m in self.coord.tc.transactions.values()):
+            return False
+        for p, r in zip(self.parts, self.readers, strict=True):
+            leo = p.log.log_end_offset
+            if not p.up or p.hw != leo or p.lso != leo or r.position != leo:
+                return False
+        return True
+
+    # ------------------------------------------------------------------- observations
+
+    def on_txn_record(self, rec: R.TxnRecord) -> None:
+        R.apply(self.replayed, rec)
+        prev = self.last_record.get(rec.transactional_id)
+        self.last_record[rec.transactional_id] = rec.metadata
+        m = rec.metadata
+        if m is None:
+            return
+        if m.state in (S.PREPARE_COMMIT, S.PREPARE_ABORT):
+            key = None
+            if prev is not None and prev.state is S.ONGOING:
+                key = (prev.producer_id, prev.producer_epoch)
+                if key in self.decided:
+                    self.fail(f"transaction {key} decided twice")
+                commit = m.state is S.PREPARE_COMMIT
+                self.decided[key] = (commit, prev.partitions, rec.transactional_id)
+                self.trace(f"decided {key} commit={commit} on {sorted(prev.partitions)}")
+            self.deciding[rec.transactional_id] = key
+        elif m.state in (S.COMPLETE_COMMIT, S.COMPLETE_ABORT):
+            key = self.deciding.pop(rec.transactional_id, None)
+            if key is not None:
+                self.completed.add(key)
+
+    def on_coordinator_loaded(self, coord: SimCoordinator) -> None:
+        live = coord.tc.transactions
+        if live != self.replayed or live != R.replay(coord.decoded()):
+            self.fail("the coordinator reloaded from __transaction_state differs from replay")
+
+    def on_data_appended(self, part: SimPartition, pid: int, epoch: int, at: int, what: str):
+        i = part.index
+        self.trace(f"{part.name} appended {what} at {at}")
+        marker = self.marker_epoch[i].get(pid, -1)
+        if epoch < marker:
+            self.fail(
+                f"{part.name}: fenced batch {what} (epoch {epoch}) after a marker of epoch {marker}"
+            )
+        if (pid, epoch) in self.completed:
+            self.fail(f"{part.name}: {what} appended after its transaction completed")
+        if self.decided.get((pid, epoch), (False,))[0]:
+            self.fail(f"{part.name}: {what} appended after its transaction was committed")
+        open_epoch = self.open_epoch[i].setdefault(pid, epoch)
+        if open_epoch != epoch:
+            self.fail(f"{part.name}: {what} joins the open data of epoch {open_epoch}")
+
+    def on_marker_appended(self, part: SimPartition, marker, r) -> None:
+        self.trace(f"{part.name} marker {marker} at {r.offset}")
+        self._closed_by_marker(
+            part,
+            marker.producer_id,
+            marker.producer_epoch,
+            marker.control_type,
+            r.completed is not None,
+        )
+
+    def _closed_by_marker(self, part, pid, epoch, ctype, closes: bool) -> None:
+        i = part.index
+        self.marker_epoch[i][pid] = max(epoch, self.marker_epoch[i].get(pid, -1))
+        data_epoch = self.open_epoch[i].pop(pid, None)
+        if closes != (data_epoch is not None):
+            self.fail(f"{part.name}: marker of {pid} closes={closes}, open data {data_epoch}")
+        if data_epoch is None:
+            return
+        decision = self.decided.get((pid, data_epoch))
+        if decision is None:
+            self.fail(f"{part.name}: a marker closed ({pid}, {data_epoch}), never decided")
+        if decision[0] != (ctype is ControlType.COMMIT) or epoch <= data_epoch:
+            self.fail(
+                f"{part.name}: marker {ctype.name} epoch {epoch} for ({pid}, "
+                f"{data_epoch}) decided commit={decision[0]}"
+            )
+        if part.tp not in decision[1]:
+            self.fail(f"{part.name}: data of ({pid}, {data_epoch}) outside its partitions")
+
+    def check_read(self, part: SimPartition, value: bytes) -> None:
+        key = self.values.get(value)
+        if key is None or not self.decided.get(key, (False,))[0]:
+            self.fail(f"{part.name}: read_committed returned {value!r} of {key}, not committed")
+        if value in self.read_values:
+            self.fail(f"{part.name}: read_committed returned {value!r} twice")
+        self.read_values.add(value)
+
+    # ------------------------------------------------------------------------ invariants
+
+    def check_step(self) -> None:
+        if self.coord.up and self.coord.tc.transactions != self.replayed:
+            self.fail("live coordinator state != replay of __transaction_state")
+        for p in self.parts:
+            if not p.up:
+                continue
+            lso = p.lso
+            if lso > p.hw or lso < self.lso_seen[p.index]:
+                self.fail(f"{p.name}: LSO {lso} (was {self.lso_seen[p.index]}), HW {p.hw}")
+            self.lso_seen[p.index] = lso
+
+    def scan(self, part: SimPartition) -> list[bytes]:
+        """Walk the whole log: rebuild the per-producer views, check every marker against the
+        decisions; the committed values in log order."""
+        i = part.index
+        self.open_epoch[i], self.marker_epoch[i] = {}, {}
+        committed: list[tuple[int, list[bytes]]] = []  # (base offset, values)
+        batches = list(part.log.batch_headers(part.log.log_start_offset))
+        opened: dict[int, list] = {}
+        for header in batches:
+            pid = header.producer_id
+            if header.is_control:
+                marker = read_marker(part.log, header)
+                self._closed_by_marker(
+                    part, pid, marker.producer_epoch, marker.control_type, pid in self.open_epoch[i]
+                )
+                for base, view in opened.pop(pid, []):
+                    if marker.control_type is ControlType.COMMIT:
+                        values = [r.value for r in B.decode_records(view, validate=False)]
+                        committed.append((base, values))
+                continue
+            e = self.open_epoch[i].setdefault(pid, header.producer_epoch)
+            if e != header.producer_epoch:
+                self.fail(f"{part.name}: epochs {e} and {header.producer_epoch} of {pid} open")
+            data = part.log.read(header.base_offset, header.length)
+            opened.setdefault(pid, []).append(
+                (header.base_offset, memoryview(data)[: header.length])
+            )
+        return [v for _, values in sorted(committed) for v in values]
+
+    def check_end(self) -> None:
+        if not self._settled():
+            self.fail(
+                "not settled: a hanging transaction or an unread partition " + self._state_line()
+            )
+        for p, r in zip(self.parts, self.readers, strict=True):
+            committed = self.scan(p)
+            if self.open_epoch[p.index]:
+                self.fail(f"{p.name}: transactions left open {self.open_epoch[p.index]}")
+            if r.seen != committed:
+                self.fail(
+                    f"{p.name}: read_committed {len(r.seen)} records != the "
+                    f"{len(committed)} committed in the log"
+                )
+        seen = {tp: set(r.seen) for tp, r in zip(self.tps, self.readers, strict=True)}
+        for name, _tid, pid, epoch, commit, acked, sent in self.claims:
+            decision = self.decided.get((pid, epoch))
+            if decision is None or decision[0] != commit:
+                self.fail(
+                    f"{name}: ended ({pid}, {epoch}) commit={commit}, coordinator "
+                    f"decided {decision}"
+                )
+            for tp, values in (acked if commit else sent).items():
+                got = [v for v in values if v in seen[tp]]
+                if commit and got != values:
+                    self.fail(f"{name}: committed {len(values)} on {tp}, read {len(got)}")
+                if not commit and got:
+                    self.fail(f"{name}: aborted values read on {tp}: {got[:3]}")
+        if self.unexpected:
+            self.fail(f"unexpected answers: {self.unexpected}")
+
+    def _state_line(self) -> str:
+        parts = ", ".join(
+            f"{p.name} up={p.up} leo={p.log.log_end_offset} hw={p.hw} lso={p.lso} read={r.position}"
+            for p, r in zip(self.parts, self.readers, strict=True)
+        )
+        txns = {
+            t: m.state.value
+            for t, m in (self.coord.tc.transactions.items() if self.coord.up else ())
+        }
+        return f"[{parts}; coordinator {txns} inflight {len(self.coord.inflight)}]"
+
+    def summary(self) -> Counter[str]:
+        out = Counter(self.stats)
+        out["commits"] = sum(1 for d in self.decided.values() if d[0])
+        out["aborts"] = sum(1 for d in self.decided.values() if not d[0])
+        out["records read"] = len(self.read_values)
+        out["fenced instances"] = sum(1 for c in self.clients if c.fenced)
+        out["messages"] = self.net.sent
+        return out
+
+
+def run_seed(seed: int, cfg: SimConfig | None = None) -> TxnSim:
+    sim = TxnSim(seed, cfg)
+    try:
+        return sim.run()
+    except Exception as exc:
+        tail = "\n".join(sim.log[-80:])
+        variant = f" {sim.cfg.variant}" if sim.cfg.variant else ""
+        config = "" if sim.cfg == SimConfig(variant=sim.cfg.variant) else f" (with {sim.cfg})"
+        raise InvariantViolation(
+            f"seed {seed} failed at t={sim.now}: {exc}\n"
+            f"replay: python -m tests.sim.txn_harness {seed}{variant}{config}\n"
+            f"--- last steps ---\n{tail}"
+        ) from exc
+
+
+def main(argv: list[str]) -> int:
+    """``python -m tests.sim.txn_harness SEED [VARIANT]``: run one seed, print its trace."""
+    seed = int(argv[1]) if len(argv) > 1 else 0
+    sim = TxnSim(seed, SimConfig(variant=argv[2] if len(argv) > 2 else None))
+    try:
+        sim.run()
+    finally:
+        print("\n".join(sim.log))
+    print(dict(sim.summary()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

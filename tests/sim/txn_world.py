@@ -1,0 +1,378 @@
+"""The servers of the transaction simulation (see txn_harness.py): a lossy network, the
+partition leaders and the transaction coordinator, each driving the shipped cores.
+
+* ``Net``: messages are lost, delayed (so reordered) and duplicated as the seed says; a
+  message to a node that is down is lost.
+* ``SimPartition``: one partition leader: a real ``PartitionLog`` on a ``MemFileSystem`` with
+  its ``ProducerStateManager``. Produce goes through ``validator.append_validated`` with
+  ``verified=`` answered by the coordinator's ``verify_partitions`` (KIP-890 part 1, asked
+  over the network, remembered per producer epoch until that producer's next marker);
+  WriteTxnMarkers through ``transactions.append_marker``. A produce or a marker is answered
+  once fsynced: the high watermark is the flushed log end (one replica whose durability is
+  its fsync), so a crash (``MemFileSystem.crash``: unsynced bytes lost or torn) loses only
+  unanswered writes. The restart is the broker's open: ``PartitionLog.open`` (the real
+  recovery), stale snapshots deleted, ``transactions.load_transaction_state``.
+* ``SimCoordinator``: one ``TransactionCoordinator`` whose records go, CBOR-encoded through
+  ``records.to_kv``, to a durable list (the ``__transaction_state`` partition). A crash loses
+  the state and the marker writer; the restart replays the list (``from_kv``, compacted half
+  of the time) with ``TransactionCoordinator.load`` at a bumped coordinator epoch. An append
+  to the list may also fail: the handler's records are dropped, the coordinator reloads (at a
+  bumped epoch) and answers NOT_COORDINATOR, as the owner does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cbor2
+from rillet.coordinator.transactions import TopicPartition, TransactionCoordinator
+from rillet.coordinator.transactions import records as R
+from rillet.logstore import transactions as T
+from rillet.logstore.config import LogConfig
+from rillet.logstore.log import PartitionLog
+from rillet.logstore.memfs import MemFileSystem
+from rillet.logstore.producer_snapshots import ProducerSnapshots
+from rillet.logstore.txn_markers import ControlType, EndTxnMarker
+from rillet.logstore.validator import append_validated
+
+TOPIC = "t"
+# small segments: logs roll, so sealed .txnindex files and multi-segment reads are exercised
+LOG_CONFIG = LogConfig(segment_bytes=2048, index_interval_bytes=256)
+READ_BYTES = 1 << 16
+FLUSH_MS = 15  # the partition's group-commit fsync period
+VERIFY_TIMEOUT_MS = 150  # a produce waiting for verification is dropped after this
+MARKER_RETRY_MS = 120  # the coordinator resends unanswered markers
+COORDINATOR_TICK_MS = 100  # abort_timed_out timer
+STALE_MARKER_ERRORS = ("INVALID_PRODUCER_EPOCH", "TRANSACTION_COORDINATOR_FENCED")
+
+
+@dataclass(slots=True)
+class Msg:
+    kind: str
+    src: str
+    dst: str
+    rid: int
+    body: dict = field(default_factory=dict)
+
+
+class Net:
+    def __init__(self, sim) -> None:
+        self.sim = sim
+        self.loss = 0.05
+        self.dup = 0.03
+        self.max_delay_ms = 40
+        self.slow = 0.03  # of the messages take a slow path: up to ``slow_delay_ms``
+        self.slow_delay_ms = 1_500
+        self.sent = self.lost = 0
+
+    def send(self, msg: Msg) -> None:
+        rng = self.sim.rng
+        self.sent += 1
+        if rng.random() < self.loss:
+            self.lost += 1
+            return
+        copies = 2 if rng.random() < self.dup else 1
+        for _ in range(copies):
+            slow = rng.random() < self.slow
+            delay = rng.randint(1, self.slow_delay_ms if slow else self.max_delay_ms)
+            self.sim.at(self.sim.now + delay, self._deliver, msg)
+
+    def _deliver(self, msg: Msg) -> None:
+        node = self.sim.nodes[msg.dst]
+        if node.up:
+            node.receive(msg)
+
+
+class SimPartition:
+    def __init__(self, sim, index: int) -> None:
+        self.sim = sim
+        self.index = index
+        self.name = f"p{index}"
+        self.tp = TopicPartition(TOPIC, index)
+        self.fs = MemFileSystem()
+        self.directory = Path(f"/data/{TOPIC}-{index}")
+        self.leader_epoch = 0
+        self.up = True
+        self.crashes = 0
+        self._open()
+        sim.at(FLUSH_MS, self.flush_tick)
+
+    # ----------------------------------------------------------------------- lifecycle
+
+    def _open(self) -> None:
+        now = self.sim.now
+        self.log = PartitionLog.open(self.directory, LOG_CONFIG, now, fs=self.fs)
+        self.snapshots = ProducerSnapshots(self.fs, self.directory)
+        self.snapshots.delete_above(self.log.log_end_offset)
+        self.producers = T.load_transaction_state(self.log, self.snapshots.read())
+        self.hw = self.log.log_end_offset  # open() flushed everything recovery kept
+        self.producers.on_high_watermark_updated(self.hw)
+        self.acks: list[tuple] = []  # (offset that must be below the HW, msg, error, body)
+        self.verifying: dict[int, tuple[Msg, int]] = {}  # verify rid -> (produce, sent at)
+        self.verified: dict[int, int] = {}  # producer id -> epoch the coordinator verified
+
+    def crash(self) -> None:
+        rng = self.sim.rng
+        self.up = False
+        self.crashes += 1
+        self.log.abandon()
+
+        def keep(_path: str, pending: int) -> int:
+            return rng.choice((0, pending, rng.randint(0, pending)))
+
+        self.fs.crash(keep)
+
+    def restart(self) -> None:
+        self.leader_epoch += 1  # a new leadership
+        self._open()
+        self.up = True
+
+    @property
+    def lso(self) -> int:
+        return T.last_stable_offset(self.producers, self.hw)
+
+    # ------------------------------------------------------------------------- requests
+
+    def receive(self, msg: Msg) -> None:
+        if msg.kind == "produce":
+            self._produce(msg)
+        elif msg.kind == "verify_reply":
+            pending = self.verifying.pop(msg.rid, None)
+            if pending is None:
+                return
+            produce = pending[0]
+            errors = set(msg.body["errors"].values())
+            if errors == {"NONE"}:
+                self.verified[produce.body["pid"]] = produce.body["epoch"]
+                self._append(produce)
+            else:
+                error = sorted(errors - {"NONE"})[0]
+                self.sim.trace(f"{self.name} refused {produce.body['what']}: verify {error}")
+                self.sim.stats[f"produce refused by verification: {error}"] += 1
+                self._answer(produce, error)
+        elif msg.kind == "marker":
+            self._marker(msg)
+
+    def _answer(self, msg: Msg, error: str, **body) -> None:
+        reply = Msg(msg.kind + "_reply", self.name, msg.src, msg.rid, {"error": error, **body})
+        self.sim.net.send(reply)
+
+    def _produce(self, msg: Msg) -> None:
+        b = msg.body
+        if self.sim.cfg.variant == "no-verify":  # KIP-890 part 1 off: trust every write
+            self.verified[b["pid"]] = b["epoch"]
+        if self.verified.get(b["pid"]) == b["epoch"]:
+            self._append(msg)
+            return
+        rid = self.sim.next_id()
+        self.verifying[rid] = (msg, self.sim.now)
+        ask = {"tid": b["tid"], "pid": b["pid"], "epoch": b["epoch"], "tp": self.tp}
+        self.sim.net.send(Msg("verify", self.name, "coord", rid, ask))
+
+    def _append(self, msg: Msg) -> None:
+        b = msg.body
+        pid, epoch = b["pid"], b["epoch"]
+        before = self.log.log_end_offset
+        a = append_validated(
+            self.log,
+            self.producers,
+            b["batch"],
+            self.leader_epoch,
+            self.sim.now,
+            verified=lambda p, e: self.verified.get(p) == e,
+        )
+        if a.error != "NONE":
+            self.sim.trace(f"{self.name} refused {b['what']}: {a.error}")
+            self.sim.stats[f"produce refused: {a.error}"] += 1
+            self._answer(msg, a.error)
+            return
+        if a.duplicate is None:
+            self.sim.on_data_appended(self, pid, epoch, before, b["what"])
+        else:
+            self.sim.trace(f"{self.name} duplicate {b['what']} at {a.base_offset}")
+            self.sim.stats["duplicate produce"] += 1
+        self._later(a.last_offset, msg, "NONE", offset=a.base_offset)
+
+    def _later(self, upto: int, msg: Msg, error: str, **body) -> None:
+        """Answer once offset ``upto`` is below the high watermark (fsynced)."""
+        if upto < self.hw or self.sim.cfg.variant == "ack-before-fsync":
+            self._answer(msg, error, **body)
+        else:
+            self.acks.append((upto, msg, error, body))
+
+    def _marker(self, msg: Msg) -> None:
+        b = msg.body
+        kind = ControlType.COMMIT if b["commit"] else ControlType.ABORT
+        marker = EndTxnMarker(b["pid"], b["epoch"], kind, b["coordinator_epoch"])
+        r = T.append_marker(self.log, self.producers, marker, self.leader_epoch, self.sim.now)
+        if r.error != "NONE":
+            self.sim.trace(f"{self.name} refused marker {marker}: {r.error}")
+            self.sim.stats[f"marker refused: {r.error}"] += 1
+            self._answer(msg, r.error)
+            return
+        self.verified.pop(b["pid"], None)  # its transaction here is over
+        self.sim.on_marker_appended(self, marker, r)
+        self._later(r.offset, msg, "NONE")
+
+    # --------------------------------------------------------------------------- timers
+
+    def flush_tick(self) -> None:
+        self.sim.at(self.sim.now + FLUSH_MS, self.flush_tick)
+        if not self.up:
+            return
+        now = self.sim.now
+        for rid, (_produce, sent) in list(self.verifying.items()):
+            if now - sent >= VERIFY_TIMEOUT_MS:
+                del self.verifying[rid]  # the client times out and retries
+        if not self.log.unflushed:
+            return
+        self.log.flush()
+        self.hw = self.log.log_end_offset
+        self.producers.on_high_watermark_updated(self.hw)
+        if self.sim.rng.random() < 0.2:
+            self.snapshots.write(self.producers, self.log.log_end_offset)
+        keep = []
+        for offset, msg, error, body in self.acks:
+            if offset < self.hw:
+                self._answer(msg, error, **body)
+            else:
+                keep.append((offset, msg, error, body))
+        self.acks = keep
+
+
+class SimCoordinator:
+    name = "coord"
+
+    def __init__(self, sim, timeout_max_ms: int) -> None:
+        self.sim = sim
+        self.records: list[tuple[bytes, bytes]] = []  # the __transaction_state partition
+        self.epoch = 0
+        self.up = True
+        self.config = {"max_timeout_ms": timeout_max_ms}
+        self.tc = TransactionCoordinator(0, **self.config)
+        self.inflight: dict[int, list] = {}  # effect id -> [effect, remaining partitions]
+        self.next_pid = 1000  # producer ids: a durable block allocator (the controller's)
+        sim.at(COORDINATOR_TICK_MS, self.tick)
+
+    def allocate(self) -> int:
+        self.next_pid += 1
+        return self.next_pid
+
+    # ------------------------------------------------------------------ the durable log
+
+    def decoded(self) -> list[R.TxnRecord]:
+        return [R.from_kv(cbor2.loads(k), cbor2.loads(v)) for k, v in self.records]
+
+    def _persist(self, result) -> bool:
+        """Append the result's records; False if the append failed (then reloaded)."""
+        if result.records and self.sim.faults and self.sim.rng.random() < 0.01:
+            self.sim.stats["__transaction_state append failed"] += 1
+            self.sim.trace(f"coord append of {len(result.records)} records failed: reload")
+            self.crash()
+            self.restart()
+            return False
+        for rec in result.records:
+            key, value = R.to_kv(rec)
+            self.records.append((cbor2.dumps(key), cbor2.dumps(value)))
+            decoded = R.from_kv(cbor2.loads(self.records[-1][0]), cbor2.loads(self.records[-1][1]))
+            self.sim.on_txn_record(decoded)
+        for effect in result.effects:
+            self._start_markers(effect)
+        return True
+
+    def crash(self) -> None:
+        self.up = False
+        self.tc = None
+        self.inflight = {}
+
+    def restart(self) -> None:
+        if self.sim.rng.random() < 0.5:  # the compacted topic: the latest record per id
+            latest = {}
+            for k, v in self.records:
+                latest.pop(k, None)
+                latest[k] = v
+            self.records = list(latest.items())
+        self.epoch += 1
+        self.tc, effects = TransactionCoordinator.load(self.decoded(), self.epoch, **self.config)
+        self.sim.on_coordinator_loaded(self)
+        self.sim.stats["coordinator reloads"] += 1
+        if self.sim.cfg.variant == "no-resend-on-load":
+            effects = ()
+        self.up = True
+        for effect in effects:
+            self._start_markers(effect)
+
+    # -------------------------------------------------------------------------- requests
+
+    def receive(self, msg: Msg) -> None:
+        b, now, tc = msg.body, self.sim.now, self.tc
+        if msg.kind == "verify":
+            errors = tc.verify_partitions(b["tid"], b["pid"], b["epoch"], [b["tp"]])
+            self._reply(msg, "verify_reply", errors=errors)
+            return
+        if msg.kind == "marker_reply":
+            self._marker_answered(msg)
+            return
+        if msg.kind == "init":
+            result = tc.init_producer_id(b["tid"], b["timeout_ms"], now, self.allocate)
+        elif msg.kind == "add":
+            result = tc.add_partitions(b["tid"], b["pid"], b["epoch"], b["tps"], now)
+        elif msg.kind == "end":
+            result = tc.end_txn(b["tid"], b["pid"], b["epoch"], b["commit"], now, self.allocate)
+        else:
+            raise AssertionError(f"unknown message {msg}")
+        if not self._persist(result):
+            self._reply(msg, msg.kind + "_reply", response=None, error="NOT_COORDINATOR")
+            return
+        r = result.response
+        self._reply(msg, msg.kind + "_reply", response=r, error=r.error)
+
+    def _reply(self, msg: Msg, kind: str, **body) -> None:
+        self.sim.net.send(Msg(kind, self.name, msg.src, msg.rid, body))
+
+    # -------------------------------------------------------------------- marker writer
+
+    def _start_markers(self, effect) -> None:
+        eid = self.sim.next_id()
+        self.inflight[eid] = [effect, set(effect.partitions)]
+        self.sim.trace(f"coord epoch {self.epoch} writes markers #{eid} {effect}")
+        self._send_markers(eid)
+
+    def _send_markers(self, eid: int) -> None:
+        entry = self.inflight.get(eid)
+        if entry is None or not self.up:
+            return
+        effect, remaining = entry
+        for tp in sorted(remaining):
+            body = {
+                "pid": effect.producer_id,
+                "epoch": effect.producer_epoch,
+                "commit": effect.commit,
+                "coordinator_epoch": effect.coordinator_epoch,
+                "tp": tp,
+            }
+            self.sim.net.send(Msg("marker", self.name, f"p{tp.partition}", eid, body))
+        self.sim.at(self.sim.now + MARKER_RETRY_MS, self._send_markers, eid)
+
+    def _marker_answered(self, msg: Msg) -> None:
+        entry = self.inflight.get(msg.rid)
+        if entry is None:
+            return  # a reply to a finished (or pre-crash) write
+        effect, remaining = entry
+        error = msg.body["error"]
+        if error != "NONE" and error not in STALE_MARKER_ERRORS:
+            return  # retried
+        if error != "NONE":
+            self.sim.stale_marker_answers.append((effect, msg.src, error))
+        remaining.discard(TopicPartition(TOPIC, int(msg.src[1:])))
+        if not remaining:
+            del self.inflight[msg.rid]
+            self._persist(self.tc.markers_written(effect, self.sim.now))
+
+    def tick(self) -> None:
+        self.sim.at(self.sim.now + COORDINATOR_TICK_MS, self.tick)
+        if self.up:
+            result = self.tc.abort_timed_out(self.sim.now, self.allocate)
+            self.sim.stats["timed out transactions aborted"] += len(result.response)
+            self._persist(result)
