@@ -46,7 +46,8 @@ from rillet.logstore import batch as B
 from rillet.logstore.txn_markers import ControlType, read_marker
 
 from .txn_clients import TXN_TIMEOUT_MS, SimClient
-from .txn_world import READ_BYTES, Net, SimCoordinator, SimPartition
+from .txn_coordinator import SimCoordinator
+from .txn_world import READ_BYTES, Net, SimPartition
 
 S = TxnState
 READ_MS = 40
@@ -72,7 +73,9 @@ class SimConfig:
     # "no-verify" (partitions trust every transactional write: no KIP-890 part 1),
     # "reader-ignores-index" (read_committed without the aborted-transaction index),
     # "no-resend-on-load" (a reloaded coordinator forgets the markers of Prepare*),
-    # "ack-before-fsync" (partitions answer before the write is durable)
+    # "ack-before-fsync" (partitions answer before the write is durable),
+    # "uncommitted-reads" (the coordinator answers, verifies and writes markers from
+    # records not yet committed to __transaction_state)
     variant: str | None = None
 
 
@@ -265,7 +268,8 @@ class TxnSim:
             self.scan(node)
 
     def _settled(self) -> bool:
-        if not self.coord.up or self.coord.inflight:
+        coord = self.coord
+        if not coord.up or coord.inflight or coord.uncommitted or coord.queued:
             return False
         busy = (S.ONGOING, S.PREPARE_COMMIT, S.PREPARE_ABORT, S.PREPARE_EPOCH_FENCE)
         if any(m.state in busy for m in self.coord.tc.transactions.values()):
@@ -279,7 +283,11 @@ class TxnSim:
     # ------------------------------------------------------------------- observations
 
     def on_txn_record(self, rec: R.TxnRecord) -> None:
+        """A record of __transaction_state is committed."""
         R.apply(self.replayed, rec)
+
+    def on_txn_decision(self, rec: R.TxnRecord) -> None:
+        """The coordinator acts on ``rec`` (once committed; at once in "uncommitted-reads")."""
         prev = self.last_record.get(rec.transactional_id)
         self.last_record[rec.transactional_id] = rec.metadata
         m = rec.metadata
@@ -361,8 +369,15 @@ class TxnSim:
     # ------------------------------------------------------------------------ invariants
 
     def check_step(self) -> None:
-        if self.coord.up and self.coord.tc.transactions != self.replayed:
-            self.fail("live coordinator state != replay of __transaction_state")
+        coord = self.coord
+        if coord.up:
+            expected = self.replayed
+            if coord.uncommitted:
+                expected = dict(expected)
+                for rec in coord.pending_records():
+                    R.apply(expected, rec)
+            if coord.tc.transactions != expected:
+                self.fail("live coordinator state != replay of __transaction_state")
         for p in self.parts:
             if not p.up:
                 continue

@@ -1,5 +1,5 @@
-"""The servers of the transaction simulation (see txn_harness.py): a lossy network, the
-partition leaders and the transaction coordinator, each driving the shipped cores.
+"""The network and the partition leaders of the transaction simulation (see txn_harness.py),
+driving the shipped log store.
 
 * ``Net``: messages are lost, delayed (so reordered) and duplicated as the seed says; a
   message to a node that is down is lost.
@@ -12,12 +12,7 @@ partition leaders and the transaction coordinator, each driving the shipped core
   its fsync), so a crash (``MemFileSystem.crash``: unsynced bytes lost or torn) loses only
   unanswered writes. The restart is the broker's open: ``PartitionLog.open`` (the real
   recovery), stale snapshots deleted, ``transactions.load_transaction_state``.
-* ``SimCoordinator``: one ``TransactionCoordinator`` whose records go, CBOR-encoded through
-  ``records.to_kv``, to a durable list (the ``__transaction_state`` partition). A crash loses
-  the state and the marker writer; the restart replays the list (``from_kv``, compacted half
-  of the time) with ``TransactionCoordinator.load`` at a bumped coordinator epoch. An append
-  to the list may also fail: the handler's records are dropped, the coordinator reloads (at a
-  bumped epoch) and answers NOT_COORDINATOR, as the owner does.
+* ``SimCoordinator`` (txn_coordinator.py): the transaction coordinator's owner.
 """
 
 from __future__ import annotations
@@ -25,9 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cbor2
-from rillet.coordinator.transactions import TopicPartition, TransactionCoordinator
-from rillet.coordinator.transactions import records as R
+from rillet.coordinator.transactions import TopicPartition
 from rillet.logstore import transactions as T
 from rillet.logstore.config import LogConfig
 from rillet.logstore.log import PartitionLog
@@ -42,9 +35,6 @@ LOG_CONFIG = LogConfig(segment_bytes=2048, index_interval_bytes=256)
 READ_BYTES = 1 << 16
 FLUSH_MS = 15  # the partition's group-commit fsync period
 VERIFY_TIMEOUT_MS = 150  # a produce waiting for verification is dropped after this
-MARKER_RETRY_MS = 120  # the coordinator resends unanswered markers
-COORDINATOR_TICK_MS = 100  # abort_timed_out timer
-STALE_MARKER_ERRORS = ("INVALID_PRODUCER_EPOCH", "TRANSACTION_COORDINATOR_FENCED")
 
 
 @dataclass(slots=True)
@@ -239,140 +229,3 @@ class SimPartition:
             else:
                 keep.append((offset, msg, error, body))
         self.acks = keep
-
-
-class SimCoordinator:
-    name = "coord"
-
-    def __init__(self, sim, timeout_max_ms: int) -> None:
-        self.sim = sim
-        self.records: list[tuple[bytes, bytes]] = []  # the __transaction_state partition
-        self.epoch = 0
-        self.up = True
-        self.config = {"max_timeout_ms": timeout_max_ms}
-        self.tc = TransactionCoordinator(0, **self.config)
-        self.inflight: dict[int, list] = {}  # effect id -> [effect, remaining partitions]
-        self.next_pid = 1000  # producer ids: a durable block allocator (the controller's)
-        sim.at(COORDINATOR_TICK_MS, self.tick)
-
-    def allocate(self) -> int:
-        self.next_pid += 1
-        return self.next_pid
-
-    # ------------------------------------------------------------------ the durable log
-
-    def decoded(self) -> list[R.TxnRecord]:
-        return [R.from_kv(cbor2.loads(k), cbor2.loads(v)) for k, v in self.records]
-
-    def _persist(self, result) -> bool:
-        """Append the result's records; False if the append failed (then reloaded)."""
-        if result.records and self.sim.faults and self.sim.rng.random() < 0.01:
-            self.sim.stats["__transaction_state append failed"] += 1
-            self.sim.trace(f"coord append of {len(result.records)} records failed: reload")
-            self.crash()
-            self.restart()
-            return False
-        for rec in result.records:
-            key, value = R.to_kv(rec)
-            self.records.append((cbor2.dumps(key), cbor2.dumps(value)))
-            decoded = R.from_kv(cbor2.loads(self.records[-1][0]), cbor2.loads(self.records[-1][1]))
-            self.sim.on_txn_record(decoded)
-        for effect in result.effects:
-            self._start_markers(effect)
-        return True
-
-    def crash(self) -> None:
-        self.up = False
-        self.tc = None
-        self.inflight = {}
-
-    def restart(self) -> None:
-        if self.sim.rng.random() < 0.5:  # the compacted topic: the latest record per id
-            latest = {}
-            for k, v in self.records:
-                latest.pop(k, None)
-                latest[k] = v
-            self.records = list(latest.items())
-        self.epoch += 1
-        self.tc, effects = TransactionCoordinator.load(self.decoded(), self.epoch, **self.config)
-        self.sim.on_coordinator_loaded(self)
-        self.sim.stats["coordinator reloads"] += 1
-        if self.sim.cfg.variant == "no-resend-on-load":
-            effects = ()
-        self.up = True
-        for effect in effects:
-            self._start_markers(effect)
-
-    # -------------------------------------------------------------------------- requests
-
-    def receive(self, msg: Msg) -> None:
-        b, now, tc = msg.body, self.sim.now, self.tc
-        if msg.kind == "verify":
-            errors = tc.verify_partitions(b["tid"], b["pid"], b["epoch"], [b["tp"]])
-            self._reply(msg, "verify_reply", errors=errors)
-            return
-        if msg.kind == "marker_reply":
-            self._marker_answered(msg)
-            return
-        if msg.kind == "init":
-            result = tc.init_producer_id(b["tid"], b["timeout_ms"], now, self.allocate)
-        elif msg.kind == "add":
-            result = tc.add_partitions(b["tid"], b["pid"], b["epoch"], b["tps"], now)
-        elif msg.kind == "end":
-            result = tc.end_txn(b["tid"], b["pid"], b["epoch"], b["commit"], now, self.allocate)
-        else:
-            raise AssertionError(f"unknown message {msg}")
-        if not self._persist(result):
-            self._reply(msg, msg.kind + "_reply", response=None, error="NOT_COORDINATOR")
-            return
-        r = result.response
-        self._reply(msg, msg.kind + "_reply", response=r, error=r.error)
-
-    def _reply(self, msg: Msg, kind: str, **body) -> None:
-        self.sim.net.send(Msg(kind, self.name, msg.src, msg.rid, body))
-
-    # -------------------------------------------------------------------- marker writer
-
-    def _start_markers(self, effect) -> None:
-        eid = self.sim.next_id()
-        self.inflight[eid] = [effect, set(effect.partitions)]
-        self.sim.trace(f"coord epoch {self.epoch} writes markers #{eid} {effect}")
-        self._send_markers(eid)
-
-    def _send_markers(self, eid: int) -> None:
-        entry = self.inflight.get(eid)
-        if entry is None or not self.up:
-            return
-        effect, remaining = entry
-        for tp in sorted(remaining):
-            body = {
-                "pid": effect.producer_id,
-                "epoch": effect.producer_epoch,
-                "commit": effect.commit,
-                "coordinator_epoch": effect.coordinator_epoch,
-                "tp": tp,
-            }
-            self.sim.net.send(Msg("marker", self.name, f"p{tp.partition}", eid, body))
-        self.sim.at(self.sim.now + MARKER_RETRY_MS, self._send_markers, eid)
-
-    def _marker_answered(self, msg: Msg) -> None:
-        entry = self.inflight.get(msg.rid)
-        if entry is None:
-            return  # a reply to a finished (or pre-crash) write
-        effect, remaining = entry
-        error = msg.body["error"]
-        if error != "NONE" and error not in STALE_MARKER_ERRORS:
-            return  # retried
-        if error != "NONE":
-            self.sim.stale_marker_answers.append((effect, msg.src, error))
-        remaining.discard(TopicPartition(TOPIC, int(msg.src[1:])))
-        if not remaining:
-            del self.inflight[msg.rid]
-            self._persist(self.tc.markers_written(effect, self.sim.now))
-
-    def tick(self) -> None:
-        self.sim.at(self.sim.now + COORDINATOR_TICK_MS, self.tick)
-        if self.up:
-            result = self.tc.abort_timed_out(self.sim.now, self.allocate)
-            self.sim.stats["timed out transactions aborted"] += len(result.response)
-            self._persist(result)
