@@ -33,7 +33,7 @@ TOPIC = "t"
 # small segments: logs roll, so sealed .txnindex files and multi-segment reads are exercised
 LOG_CONFIG = LogConfig(segment_bytes=2048, index_interval_bytes=256)
 READ_BYTES = 1 << 16
-FLUSH_MS = 15  # the partition's group-commit fsync period
+FLUSH_MS = 15  # the partition's group commit: an fsync this long after the first write
 VERIFY_TIMEOUT_MS = 150  # a produce waiting for verification is dropped after this
 
 
@@ -86,7 +86,6 @@ class SimPartition:
         self.up = True
         self.crashes = 0
         self._open()
-        sim.at(FLUSH_MS, self.flush_tick)
 
     # ----------------------------------------------------------------------- lifecycle
 
@@ -101,6 +100,7 @@ class SimPartition:
         self.acks: list[tuple] = []  # (offset that must be below the HW, msg, error, body)
         self.verifying: dict[int, tuple[Msg, int]] = {}  # verify rid -> (produce, sent at)
         self.verified: dict[int, int] = {}  # producer id -> epoch the coordinator verified
+        self.flush_due = False
 
     def crash(self) -> None:
         rng = self.sim.rng
@@ -157,6 +157,7 @@ class SimPartition:
             return
         rid = self.sim.next_id()
         self.verifying[rid] = (msg, self.sim.now)
+        self.sim.at(self.sim.now + VERIFY_TIMEOUT_MS, self._verify_timed_out, rid)
         ask = {"tid": b["tid"], "pid": b["pid"], "epoch": b["epoch"], "tp": self.tp}
         self.sim.net.send(Msg("verify", self.name, "coord", rid, ask))
 
@@ -186,6 +187,9 @@ class SimPartition:
 
     def _later(self, upto: int, msg: Msg, error: str, **body) -> None:
         """Answer once offset ``upto`` is below the high watermark (fsynced)."""
+        if not self.flush_due and self.log.unflushed:  # the group commit: one fsync soon
+            self.flush_due = True
+            self.sim.at(self.sim.now + FLUSH_MS, self._flush, self.crashes)
         if upto < self.hw or self.sim.cfg.variant == "ack-before-fsync":
             self._answer(msg, error, **body)
         else:
@@ -207,16 +211,13 @@ class SimPartition:
 
     # --------------------------------------------------------------------------- timers
 
-    def flush_tick(self) -> None:
-        self.sim.at(self.sim.now + FLUSH_MS, self.flush_tick)
-        if not self.up:
-            return
-        now = self.sim.now
-        for rid, (_produce, sent) in list(self.verifying.items()):
-            if now - sent >= VERIFY_TIMEOUT_MS:
-                del self.verifying[rid]  # the client times out and retries
-        if not self.log.unflushed:
-            return
+    def _verify_timed_out(self, rid: int) -> None:
+        self.verifying.pop(rid, None)  # the client times out and retries
+
+    def _flush(self, incarnation: int) -> None:
+        if incarnation != self.crashes or not self.up:
+            return  # scheduled before a crash
+        self.flush_due = False
         self.log.flush()
         self.hw = self.log.log_end_offset
         self.producers.on_high_watermark_updated(self.hw)
