@@ -50,8 +50,30 @@ def test_the_faults_reach_the_cases_that_matter() -> None:
         "unanswered records kept by a crash",
         "uncommitted records lost by a crash",
         "marker refused: INVALID_PRODUCER_EPOCH",  # late copies of markers
+        "KIP-360 re-initialisations",
     ):
         assert total[what] > 0, f"no {what!r} in 40 seeds: {dict(total)}"
+
+
+@pytest.mark.timeout(60)
+def test_transactions_across_producer_epoch_exhaustion() -> None:
+    """The ids start at epoch 32760: a few bumps exhaust it, the coordinator takes a new
+    producer id and writes the last transaction's markers as the old id at epoch 32767."""
+    replaced = 0
+    for seed in range(25):
+        replaced += run_seed(seed, SimConfig(start_epoch=32_760)).summary()["producer ids replaced"]
+    assert replaced > 0
+
+
+@pytest.mark.timeout(60)
+def test_transactional_ids_expire_and_come_back() -> None:
+    """transactional.id.expiration.ms scaled down to 1.5 s: idle ids become tombstones
+    (compaction keeps them), zombies of an expired id are refused, a new instance starts over
+    with a new producer id."""
+    total: Counter[str] = Counter()
+    for seed in range(25):
+        total.update(run_seed(seed, SimConfig(expiration_ms=1_500)).summary())
+    assert total["transactional ids expired"] > 0 and total["producer ids replaced"] > 0
 
 
 @pytest.mark.timeout(60)
@@ -96,3 +118,6 @@ def test_a_broken_world_is_caught(variant: str) -> None:
 def test_many_seeds() -> None:
     for seed in range(200, 3000):
         run_seed(seed)
+    for seed in range(25, 300):
+        run_seed(seed, SimConfig(start_epoch=32_760))
+        run_seed(seed, SimConfig(expiration_ms=1_500))

@@ -101,7 +101,9 @@ class SimClient:
             self._retry_later()
             return
         self.pending = None
-        if error in FATAL:
+        if error in FATAL or (
+            error == "TRANSACTIONAL_ID_NOT_FOUND" and self.sim.cfg.expiration_ms is not None
+        ):  # (an id expires only when its instances were idle that long: gone, or zombies)
             self.sim.trace(f"{self.name} fenced ({msg.kind}: {error})")
             self.state = "fenced"
             self.fenced = True
@@ -229,8 +231,23 @@ class SimClient:
         self._start()
 
     def _next(self) -> None:
-        if self.state == "between":
-            self._begin()
+        if self.state != "between":
+            return
+        if not self.commit and self.sim.rng.random() < 0.3 and not self.sim.stopping:
+            # after an abort, re-initialise with the current pair (KIP-360): a bump that
+            # keeps the producer id, recognised if retried
+            self.state = "init"
+            self.sim.stats["KIP-360 re-initialisations"] += 1
+            self._request(
+                "init",
+                "coord",
+                tid=self.tid,
+                timeout_ms=TXN_TIMEOUT_MS,
+                pid=self.pid,
+                epoch=self.epoch,
+            )
+            return
+        self._begin()
 
     # -------------------------------------------------------------------------- faults
 

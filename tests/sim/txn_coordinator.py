@@ -40,7 +40,7 @@ STALE_MARKER_ERRORS = ("INVALID_PRODUCER_EPOCH", "TRANSACTION_COORDINATOR_FENCED
 class SimCoordinator:
     name = "coord"
 
-    def __init__(self, sim, timeout_max_ms: int) -> None:
+    def __init__(self, sim, timeout_max_ms: int, expiration_ms: int | None = None) -> None:
         self.sim = sim
         self.records: list[tuple[bytes, bytes]] = []  # committed __transaction_state records
         self.uncommitted: list[tuple[bytes, bytes, R.TxnRecord]] = []
@@ -50,10 +50,22 @@ class SimCoordinator:
         self.epoch = 0
         self.up = True
         self.config = {"max_timeout_ms": timeout_max_ms}
+        if expiration_ms is not None:  # transactional.id.expiration.ms (scaled down)
+            self.config["expiration_ms"] = expiration_ms
         self.tc = TransactionCoordinator(0, **self.config)
         self.inflight: dict[int, list] = {}  # effect id -> [effect, remaining partitions]
         self.next_pid = 1000  # producer ids: a durable block allocator (the controller's)
         sim.at(COORDINATOR_TICK_MS, self.tick)
+
+    def preload(self, metas) -> None:
+        """Start with these committed records (as if written by an earlier leader)."""
+        for meta in metas:
+            key, value = R.to_kv(R.record_of(meta))
+            self.records.append((cbor2.dumps(key), cbor2.dumps(value)))
+        self.tc, _ = TransactionCoordinator.load(self.decoded(), self.epoch, **self.config)
+        for rec in self.decoded():
+            self.sim.on_txn_record(rec)
+            self.sim.on_txn_decision(rec)
 
     def allocate(self) -> int:
         self.next_pid += 1
@@ -186,7 +198,14 @@ class SimCoordinator:
             self.sim.net.send(self._reply(msg, errors=errors))
             return
         if msg.kind == "init":
-            result = tc.init_producer_id(b["tid"], b["timeout_ms"], now, self.allocate)
+            result = tc.init_producer_id(
+                b["tid"],
+                b["timeout_ms"],
+                now,
+                self.allocate,
+                producer_id=b.get("pid", -1),
+                producer_epoch=b.get("epoch", -1),
+            )
         elif msg.kind == "add":
             result = tc.add_partitions(b["tid"], b["pid"], b["epoch"], b["tps"], now)
         elif msg.kind == "end":
@@ -241,4 +260,7 @@ class SimCoordinator:
         if self.up:
             result = self.tc.abort_timed_out(self.sim.now, self.allocate)
             self.sim.stats["timed out transactions aborted"] += len(result.response)
-            self._append(result)
+            if self._append(result) and "expiration_ms" in self.config:
+                expired = self.tc.expire_transactional_ids(self.sim.now)
+                self.sim.stats["transactional ids expired"] += len(expired.response)
+                self._append(expired)

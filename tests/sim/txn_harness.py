@@ -40,7 +40,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 
-from rillet.coordinator.transactions import TxnState
+from rillet.coordinator.transactions import TxnMetadata, TxnState
 from rillet.coordinator.transactions import records as R
 from rillet.logstore import batch as B
 from rillet.logstore.txn_markers import ControlType, read_marker
@@ -69,6 +69,8 @@ class SimConfig:
     dup: float = 0.03
     slow: float = 0.03
     faults: bool = True
+    start_epoch: int = 0  # the ids exist already at this producer epoch (32760: exhaustion)
+    expiration_ms: int | None = None  # transactional.id.expiration.ms (None: Kafka's 7 days)
     # a deliberately broken world, to show the checks catch it (test_txn_sim.py):
     # "no-verify" (partitions trust every transactional write: no KIP-890 part 1),
     # "reader-ignores-index" (read_committed without the aborted-transaction index),
@@ -137,13 +139,14 @@ class TxnSim:
         self.unexpected: list[str] = []
         self.stale_marker_answers: list = []
         self.replayed: dict = {}  # replay of every record ever appended
+        self.pids: dict[str, set[int]] = {}  # the producer ids each transactional id had
         self.last_record: dict[str, object] = {}
         self.decided: dict[tuple[int, int], tuple[bool, frozenset, str]] = {}
         self.deciding: dict[str, tuple[int, int] | None] = {}
         self.completed: set[tuple[int, int]] = set()
         self.read_values: set[bytes] = set()
         # per partition: producer id -> epoch of its open data / of its latest marker
-        self.coord = SimCoordinator(self, 10 * TXN_TIMEOUT_MS)
+        self.coord = SimCoordinator(self, 10 * TXN_TIMEOUT_MS, self.cfg.expiration_ms)
         self.parts = [SimPartition(self, i) for i in range(self.cfg.partitions)]
         self.tps = [p.tp for p in self.parts]
         self.open_epoch: list[dict[int, int]] = [{} for _ in self.parts]
@@ -153,6 +156,17 @@ class TxnSim:
         self.nodes: dict[str, object] = {"coord": self.coord}
         self.nodes.update((p.name, p) for p in self.parts)
         self.clients: list[SimClient] = []
+        if self.cfg.start_epoch:
+            self.coord.preload(
+                TxnMetadata(
+                    transactional_id=f"tx-{i}",
+                    producer_id=self.coord.allocate(),
+                    producer_epoch=self.cfg.start_epoch,
+                    timeout_ms=TXN_TIMEOUT_MS,
+                    last_update_ms=0,
+                )
+                for i in range(self.cfg.tids)
+            )
         self._plan_clients()
         self.at(READ_MS, self._read_tick)
         if self.faults:
@@ -285,6 +299,8 @@ class TxnSim:
     def on_txn_record(self, rec: R.TxnRecord) -> None:
         """A record of __transaction_state is committed."""
         R.apply(self.replayed, rec)
+        if rec.metadata is not None:
+            self.pids.setdefault(rec.transactional_id, set()).add(rec.metadata.producer_id)
 
     def on_txn_decision(self, rec: R.TxnRecord) -> None:
         """The coordinator acts on ``rec`` (once committed; at once in "uncommitted-reads")."""
@@ -464,6 +480,7 @@ class TxnSim:
         out["records read"] = len(self.read_values)
         out["fenced instances"] = sum(1 for c in self.clients if c.fenced)
         out["messages"] = self.net.sent
+        out["producer ids replaced"] = sum(len(p) - 1 for p in self.pids.values())
         return out
 
 
