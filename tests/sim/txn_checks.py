@@ -139,6 +139,13 @@ class TxnChecks:
         if part.tp not in decision[1]:
             self.fail(f"{part.name}: data of ({pid}, {data_epoch}) outside its partitions")
 
+    def on_producer_granted(self, client: str, pid: int, epoch: int) -> None:
+        """An instance was given (pid, epoch): no other instance may ever hold it (else
+        neither fences the other)."""
+        holder = self.granted.setdefault((pid, epoch), client)
+        if holder != client:
+            self.fail(f"{client} and {holder} were both given producer {pid} epoch {epoch}")
+
     def check_read(self, part: SimPartition, value: bytes) -> None:
         key = self.values.get(value)
         if key is None or not self.decided.get(key, (False,))[0]:

@@ -125,6 +125,7 @@ class SimClient:
             self.state = "fenced"
             return
         self.pid, self.epoch = msg.body["response"].producer_id, msg.body["response"].producer_epoch
+        self.sim.on_producer_granted(self.name, self.pid, self.epoch)
         self.sim.trace(f"{self.name} has producer {self.pid} epoch {self.epoch}")
         self._begin()
 
@@ -219,6 +220,7 @@ class SimClient:
             )
             self.sim.trace(f"{self.name} ended txn {self.txn_no} commit={self.commit}")
             self.pid, self.epoch = r.producer_id, r.producer_epoch
+            self.sim.on_producer_granted(self.name, self.pid, self.epoch)
             self.txns_left -= 1
             self.state = "between"
             self.sim.at(self.sim.now + self.sim.rng.randint(0, 200), self._next)

@@ -11,6 +11,7 @@ the LSO and drops aborted transactions with the aborted-transaction index, by th
 rule (docs/transactions.md).
 
 Invariants, after every step:
+- no two producer instances are ever given the same (producer id, epoch);
 - replaying the records of ``__transaction_state`` gives the live coordinator state (and the
   state a reload builds from the compacted records);
 - fencing: a transactional batch of producer epoch e is never appended to a partition after
@@ -97,6 +98,7 @@ class TxnSim(TxnChecks):
         self.stale_marker_answers: list = []
         self.replayed: dict = {}  # replay of every record ever appended
         self.pids: dict[str, set[int]] = {}  # the producer ids each transactional id had
+        self.granted: dict[tuple[int, int], str] = {}  # (pid, epoch) -> the instance given it
         self.last_record: dict[str, object] = {}
         self.decided: dict[tuple[int, int], tuple[bool, frozenset, str]] = {}
         self.deciding: dict[str, tuple[int, int] | None] = {}
