@@ -77,6 +77,17 @@ def test_transactional_ids_expire_and_come_back() -> None:
 
 
 @pytest.mark.timeout(60)
+def test_partitions_forgetting_idle_producers() -> None:
+    """producer.id.expiration.ms scaled down to 0.3 s: partitions forget idle producers
+    (never one with an open transaction), so late markers and zombie writes meet no state."""
+    expired = 0
+    for seed in range(25):
+        sim = run_seed(seed, SimConfig(producer_expiration_ms=300))
+        expired += sim.summary()["producer states expired"]
+    assert expired > 0
+
+
+@pytest.mark.timeout(60)
 def test_without_faults_every_transaction_the_clients_end_is_decided_their_way() -> None:
     sim = run_seed(7, SimConfig(faults=False, loss=0.0, dup=0.0, slow=0.0))
     assert sim.claims and len(sim.decided) == len(sim.claims)
@@ -121,3 +132,4 @@ def test_many_seeds() -> None:
     for seed in range(25, 300):
         run_seed(seed, SimConfig(start_epoch=32_760))
         run_seed(seed, SimConfig(expiration_ms=1_500))
+        run_seed(seed, SimConfig(producer_expiration_ms=300))

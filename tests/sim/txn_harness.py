@@ -66,6 +66,7 @@ class SimConfig:
     faults: bool = True
     start_epoch: int = 0  # the ids exist already at this producer epoch (32760: exhaustion)
     expiration_ms: int | None = None  # transactional.id.expiration.ms (None: Kafka's 7 days)
+    producer_expiration_ms: int | None = None  # partitions' producer.id.expiration.ms
     # a deliberately broken world, to show the checks catch it (test_txn_sim.py):
     # "no-verify" (partitions trust every transactional write: no KIP-890 part 1),
     # "reader-ignores-index" (read_committed without the aborted-transaction index),

@@ -218,6 +218,10 @@ class SimPartition:
         if incarnation != self.crashes or not self.up:
             return  # scheduled before a crash
         self.flush_due = False
+        expiration = self.sim.cfg.producer_expiration_ms
+        if expiration is not None:  # producer.id.expiration.ms (scaled down)
+            gone = self.producers.remove_expired(self.sim.now, expiration)
+            self.sim.stats["producer states expired"] += len(gone)
         self.log.flush()
         self.hw = self.log.log_end_offset
         self.producers.on_high_watermark_updated(self.hw)
