@@ -31,7 +31,6 @@ from rillet.coordinator.transactions import records as R
 from .txn_world import TOPIC, Msg
 
 MARKER_RETRY_MS = 120  # the coordinator resends unanswered markers
-COORDINATOR_TICK_MS = 100  # abort_timed_out timer
 REPLICATION_MS = (2, 60)  # until an append is committed (replicated to the ISR)
 APPEND_FAILURE = 0.01  # per append with records, while faults are on
 STALE_MARKER_ERRORS = ("INVALID_PRODUCER_EPOCH", "TRANSACTION_COORDINATOR_FENCED")
@@ -55,7 +54,7 @@ class SimCoordinator:
         self.tc = TransactionCoordinator(0, **self.config)
         self.inflight: dict[int, list] = {}  # effect id -> [effect, remaining partitions]
         self.next_pid = 1000  # producer ids: a durable block allocator (the controller's)
-        sim.at(COORDINATOR_TICK_MS, self.tick)
+        self.timer_due: int | None = None  # when the timer next fires
 
     def preload(self, metas) -> None:
         """Start with these committed records (as if written by an earlier leader)."""
@@ -66,6 +65,7 @@ class SimCoordinator:
         for rec in self.decoded():
             self.sim.on_txn_record(rec)
             self.sim.on_txn_decision(rec)
+        self._arm()
 
     def allocate(self) -> int:
         self.next_pid += 1
@@ -144,6 +144,7 @@ class SimCoordinator:
                 return  # an append failed meanwhile: reloaded, nothing is queued any more
             if not waiting:
                 self.queued.pop(tid, None)
+        self._arm()
 
     def crash(self, *, keep_replicated: bool = True) -> None:
         """The process dies; a prefix of the uncommitted records had reached a follower
@@ -175,21 +176,22 @@ class SimCoordinator:
         if self.sim.cfg.variant == "no-resend-on-load":
             effects = ()
         self.up = True
+        self.timer_due = None
         for effect in effects:
             self._start_markers(effect)
+        self._arm()
 
     # -------------------------------------------------------------------------- requests
 
     def receive(self, msg: Msg) -> None:
         if msg.kind == "marker_reply":
             self._marker_answered(msg)
-            return
-        tid = msg.body["tid"]
-        if (tid in self.busy or tid in self.queued) and not self.naive:
-            self.queued.setdefault(tid, []).append(msg)
+        elif (msg.body["tid"] in self.busy or msg.body["tid"] in self.queued) and not self.naive:
+            self.queued.setdefault(msg.body["tid"], []).append(msg)
             self.sim.stats["requests held for an id with uncommitted records"] += 1
-            return
-        self._handle(msg)
+        else:
+            self._handle(msg)
+        self._arm()
 
     def _handle(self, msg: Msg) -> None:
         b, now, tc = msg.body, self.sim.now, self.tc
@@ -255,12 +257,30 @@ class SimCoordinator:
             del self.inflight[msg.rid]
             self._append(self.tc.markers_written(effect, self.sim.now))
 
-    def tick(self) -> None:
-        self.sim.at(self.sim.now + COORDINATOR_TICK_MS, self.tick)
-        if self.up:
-            result = self.tc.abort_timed_out(self.sim.now, self.allocate)
-            self.sim.stats["timed out transactions aborted"] += len(result.response)
-            if self._append(result) and "expiration_ms" in self.config:
-                expired = self.tc.expire_transactional_ids(self.sim.now)
-                self.sim.stats["transactional ids expired"] += len(expired.response)
-                self._append(expired)
+    # --------------------------------------------------------------------------- timer
+
+    def _arm(self) -> None:
+        """The owner's timer follows ``next_deadline_ms()`` alone (no periodic sweep): a
+        deadline it misses leaves a transaction hanging, which the end of the seed sees."""
+        if not self.up:
+            return
+        due = self.tc.next_deadline_ms()
+        if due is None:
+            return
+        due = max(due, self.sim.now)
+        if self.timer_due is not None and self.timer_due <= due:
+            return
+        self.timer_due = due
+        self.sim.at(due, self._timer, self.epoch, due)
+
+    def _timer(self, epoch: int, due: int) -> None:
+        if epoch != self.epoch or not self.up or due != self.timer_due:
+            return  # re-armed earlier, or set by a previous incarnation
+        self.timer_due = None
+        result = self.tc.abort_timed_out(self.sim.now, self.allocate)
+        self.sim.stats["timed out transactions aborted"] += len(result.response)
+        if self._append(result) and "expiration_ms" in self.config:
+            expired = self.tc.expire_transactional_ids(self.sim.now)
+            self.sim.stats["transactional ids expired"] += len(expired.response)
+            self._append(expired)
+        self._arm()
