@@ -30,22 +30,25 @@ At the end of the seed, once the clients stop, faults end and the network heals:
   saw acknowledged in a transaction it committed is read, none of an aborted one;
 - each reader returned exactly the committed records of its log, in log order.
 
-``python -m tests.sim.txn_harness SEED`` replays one seed and prints its trace.
+``python -m tests.sim.txn_harness SEED [VARIANT] [FIELD=VALUE ...]`` replays one seed and
+prints its trace (a failing seed prints the command).
 """
 
 from __future__ import annotations
 
+import ast
 import heapq
 import random
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from rillet.coordinator.transactions import TxnMetadata, TxnState
 
 from .txn_checks import InvariantViolation, Reader, TxnChecks
 from .txn_clients import TXN_TIMEOUT_MS, SimClient
 from .txn_coordinator import SimCoordinator
+from .txn_replicas import ReplicatedPartition
 from .txn_world import Net, SimPartition
 
 S = TxnState
@@ -67,13 +70,15 @@ class SimConfig:
     start_epoch: int = 0  # the ids exist already at this producer epoch (32760: exhaustion)
     expiration_ms: int | None = None  # transactional.id.expiration.ms (None: Kafka's 7 days)
     producer_expiration_ms: int | None = None  # partitions' producer.id.expiration.ms
+    replicas: int = 1  # 2: a leader and a follower per partition (txn_replicas.py)
     # a deliberately broken world, to show the checks catch it (test_txn_sim.py):
     # "no-verify" (partitions trust every transactional write: no KIP-890 part 1),
     # "reader-ignores-index" (read_committed without the aborted-transaction index),
     # "no-resend-on-load" (a reloaded coordinator forgets the markers of Prepare*),
     # "ack-before-fsync" (partitions answer before the write is durable),
     # "uncommitted-reads" (the coordinator answers, verifies and writes markers from
-    # records not yet committed to __transaction_state)
+    # records not yet committed to __transaction_state), "acks-1" (with replicas=2: the
+    # high watermark ignores the follower)
     variant: str | None = None
 
 
@@ -107,7 +112,8 @@ class TxnSim(TxnChecks):
         self.read_values: set[bytes] = set()
         # per partition: producer id -> epoch of its open data / of its latest marker
         self.coord = SimCoordinator(self, 10 * TXN_TIMEOUT_MS, self.cfg.expiration_ms)
-        self.parts = [SimPartition(self, i) for i in range(self.cfg.partitions)]
+        part = ReplicatedPartition if self.cfg.replicas == 2 else SimPartition
+        self.parts = [part(self, i) for i in range(self.cfg.partitions)]
         self.tps = [p.tp for p in self.parts]
         self.open_epoch: list[dict[int, int]] = [{} for _ in self.parts]
         self.marker_epoch: list[dict[int, int]] = [{} for _ in self.parts]
@@ -175,7 +181,7 @@ class TxnSim(TxnChecks):
         if not self.coord.up:
             self._restart(self.coord)
         for p in self.parts:
-            if not p.up:
+            if p.needs_restart:
                 self._restart(p)
         deadline = end + SETTLE_MS
         while self.now < deadline and not self._settled():
@@ -206,7 +212,7 @@ class TxnSim(TxnChecks):
         roll = rng.random()
         if roll < 0.06:
             p = rng.choice(self.parts)
-            if p.up:
+            if p.can_crash:
                 self.trace(f"{p.name} crashes")
                 p.crash()
                 self.stats["partition crashes"] += 1
@@ -234,7 +240,7 @@ class TxnSim(TxnChecks):
                     self.add_client(c.tid, self.now + rng.randint(0, 2 * TXN_TIMEOUT_MS))
 
     def _restart(self, node) -> None:
-        if node.up:
+        if not (node.needs_restart if isinstance(node, SimPartition) else not node.up):
             return
         node.restart()
         self.trace(f"{node.name} restarted")
@@ -271,19 +277,36 @@ def run_seed(seed: int, cfg: SimConfig | None = None) -> TxnSim:
         return sim.run()
     except Exception as exc:
         tail = "\n".join(sim.log[-80:])
-        variant = f" {sim.cfg.variant}" if sim.cfg.variant else ""
-        config = "" if sim.cfg == SimConfig(variant=sim.cfg.variant) else f" (with {sim.cfg})"
         raise InvariantViolation(
             f"seed {seed} failed at t={sim.now}: {exc}\n"
-            f"replay: python -m tests.sim.txn_harness {seed}{variant}{config}\n"
+            f"replay: python -m tests.sim.txn_harness {seed}{_args_of(sim.cfg)}\n"
             f"--- last steps ---\n{tail}"
         ) from exc
 
 
+def _args_of(cfg: SimConfig) -> str:
+    """The command-line arguments that rebuild ``cfg`` (see :func:`main`)."""
+    default = SimConfig()
+    out = [cfg.variant] if cfg.variant else []
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        if f.name != "variant" and value != getattr(default, f.name):
+            out.append(f"{f.name}={value!r}")
+    return "".join(" " + a for a in out)
+
+
 def main(argv: list[str]) -> int:
-    """``python -m tests.sim.txn_harness SEED [VARIANT]``: run one seed, print its trace."""
+    """``python -m tests.sim.txn_harness SEED [VARIANT] [FIELD=VALUE ...]``: run one seed
+    (with those SimConfig fields), print its trace."""
     seed = int(argv[1]) if len(argv) > 1 else 0
-    sim = TxnSim(seed, SimConfig(variant=argv[2] if len(argv) > 2 else None))
+    config: dict = {}
+    for arg in argv[2:]:
+        if "=" in arg:
+            name, value = arg.split("=", 1)
+            config[name] = ast.literal_eval(value)
+        else:
+            config["variant"] = arg
+    sim = TxnSim(seed, SimConfig(**config))
     try:
         sim.run()
     finally:

@@ -119,6 +119,14 @@ class SimPartition:
         self.up = True
 
     @property
+    def can_crash(self) -> bool:
+        return self.up
+
+    @property
+    def needs_restart(self) -> bool:
+        return not self.up
+
+    @property
     def lso(self) -> int:
         return T.last_stable_offset(self.producers, self.hw)
 
@@ -187,9 +195,8 @@ class SimPartition:
 
     def _later(self, upto: int, msg: Msg, error: str, **body) -> None:
         """Answer once offset ``upto`` is below the high watermark (fsynced)."""
-        if not self.flush_due and self.log.unflushed:  # the group commit: one fsync soon
-            self.flush_due = True
-            self.sim.at(self.sim.now + FLUSH_MS, self._flush, self.crashes)
+        if self.log.unflushed:
+            self._kick()
         if upto < self.hw or self.sim.cfg.variant == "ack-before-fsync":
             self._answer(msg, error, **body)
         else:
@@ -210,6 +217,12 @@ class SimPartition:
         self._later(r.offset, msg, "NONE")
 
     # --------------------------------------------------------------------------- timers
+
+    def _kick(self) -> None:
+        """The group commit: one fsync soon after the first unflushed write."""
+        if not self.flush_due:
+            self.flush_due = True
+            self.sim.at(self.sim.now + FLUSH_MS, self._flush, self.crashes)
 
     def _verify_timed_out(self, rid: int) -> None:
         self.verifying.pop(rid, None)  # the client times out and retries
