@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
@@ -51,6 +52,7 @@ def test_the_faults_reach_the_cases_that_matter() -> None:
         "uncommitted records lost by a crash",
         "marker refused: INVALID_PRODUCER_EPOCH",  # late copies of markers
         "KIP-360 re-initialisations",
+        "aborted-transaction indexes rebuilt at open",
     ):
         assert total[what] > 0, f"no {what!r} in 40 seeds: {dict(total)}"
 
@@ -148,3 +150,12 @@ def test_many_seeds() -> None:
         run_seed(seed, SimConfig(expiration_ms=1_500))
         run_seed(seed, SimConfig(producer_expiration_ms=300))
         run_seed(seed, SimConfig(replicas=2))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_many_seeds_bigger_and_harsher() -> None:
+    bigger = SimConfig(tids=5, partitions=6, txns=8, active_ms=12_000)
+    for seed in range(300):
+        run_seed(seed, replace(bigger, replicas=2, expiration_ms=1_500, producer_expiration_ms=300))
+        run_seed(seed, replace(bigger, loss=0.15, dup=0.1, slow=0.1))

@@ -94,6 +94,8 @@ class SimPartition:
         self.log = PartitionLog.open(self.directory, LOG_CONFIG, now, fs=self.fs)
         self.snapshots = ProducerSnapshots(self.fs, self.directory)
         self.snapshots.delete_above(self.log.log_end_offset)
+        if self.log.txn_index.missing:
+            self.sim.stats["aborted-transaction indexes rebuilt at open"] += 1
         self.producers = T.load_transaction_state(self.log, self.snapshots.read())
         self.hw = self.log.log_end_offset  # open() flushed everything recovery kept
         self.producers.on_high_watermark_updated(self.hw)
