@@ -216,11 +216,22 @@ class ProducerStateManager:
     def check_marker(self, producer_id: int, producer_epoch: int, coordinator_epoch: int) -> str:
         """The verdict on an end-transaction marker about to be written: a marker from an
         older producer epoch is a zombie's (INVALID_PRODUCER_EPOCH); one from an older
-        coordinator epoch comes from a deposed coordinator (TRANSACTION_COORDINATOR_FENCED)."""
+        coordinator epoch comes from a deposed coordinator (TRANSACTION_COORDINATOR_FENCED).
+
+        KIP-890 part 2 (the only protocol rillet's coordinator speaks): every transaction end
+        bumps the epoch, so the marker of a transaction carries an epoch strictly greater
+        than its data, and the next transaction's data carries the marker's epoch. A marker
+        whose epoch equals the producer's current epoch while a transaction is open here is
+        therefore a late copy of the *previous* transaction's marker (a retried or delayed
+        WriteTxnMarkers): written, it would close the open transaction with the previous
+        one's outcome. INVALID_PRODUCER_EPOCH (Kafka's TV2 rule, KAFKA-19999). The same
+        epoch with no transaction open is a harmless repeat (it completes nothing)."""
         entry = self.producers.get(producer_id)
         if entry is None:
             return NONE
         if producer_epoch < entry.producer_epoch:
+            return INVALID_PRODUCER_EPOCH
+        if producer_epoch == entry.producer_epoch and entry.current_txn_first_offset >= 0:
             return INVALID_PRODUCER_EPOCH
         if coordinator_epoch < entry.coordinator_epoch:
             return TRANSACTION_COORDINATOR_FENCED

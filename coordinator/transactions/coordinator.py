@@ -253,7 +253,10 @@ class TransactionCoordinator:
             partitions=frozenset(),
             txn_start_ms=-1,
             last_update_ms=now_ms,
-            **self._bump(m, allocate),
+            # A fresh start (no pair) is a new instance: its bump must not be "retried" by
+            # the instance it fences, which holds the pre-bump pair (Kafka sets
+            # lastProducerEpoch to -1 here). A KIP-360 bump (the current pair) keeps it.
+            **self._bump(m, allocate, fence=producer_id < 0),
         )
         return TxnResult(
             self._commit(new), ProducerIdResponse(OK, new.producer_id, new.producer_epoch)

@@ -42,7 +42,12 @@ def produce(log, ps, *batches, verified=yes):
     return r
 
 
-def marker(log, ps, pid, ctype, *, epoch=0, coordinator_epoch=0):
+def marker(log, ps, pid, ctype, *, epoch=None, coordinator_epoch=0):
+    """Append a marker; by default with the bumped epoch the coordinator sends (KIP-890
+    part 2: the producer's current epoch here + 1)."""
+    if epoch is None:
+        entry = ps.entry(pid)
+        epoch = entry.producer_epoch + 1 if entry is not None else 0
     return T.append_marker(log, ps, EndTxnMarker(pid, epoch, ctype, coordinator_epoch), 0, NOW)
 
 
@@ -123,19 +128,42 @@ def test_markers_from_an_old_producer_or_coordinator_epoch_are_refused(log) -> N
     produce(log, ps, txn_batch(3, 0, [b"x"], epoch=2))
     before = log.log_end_offset
     assert marker(log, ps, 3, ABORT, epoch=1).error == "INVALID_PRODUCER_EPOCH"
-    assert marker(log, ps, 3, COMMIT, epoch=2, coordinator_epoch=5).error == "NONE"
+    # KIP-890 part 2: the marker of a transaction carries its bumped epoch
+    assert marker(log, ps, 3, COMMIT, epoch=3, coordinator_epoch=5).error == "NONE"
     assert log.log_end_offset == before + 1
-    produce(log, ps, txn_batch(3, 1, [b"y"], epoch=2))
-    fenced = marker(log, ps, 3, COMMIT, epoch=2, coordinator_epoch=4)
+    assert ps.entry(3).producer_epoch == 3 and not ps.entry(3).batches
+    produce(log, ps, txn_batch(3, 0, [b"y"], epoch=3))  # the next transaction
+    fenced = marker(log, ps, 3, COMMIT, epoch=4, coordinator_epoch=4)
     assert fenced.error == "TRANSACTION_COORDINATOR_FENCED"
     assert log.log_end_offset == before + 2  # nothing written
-    # KIP-890 part 2: the marker of the next end carries a bumped epoch
-    assert marker(log, ps, 3, ABORT, epoch=3, coordinator_epoch=5).error == "NONE"
-    assert ps.entry(3).producer_epoch == 3 and not ps.entry(3).batches
+    assert marker(log, ps, 3, ABORT, epoch=4, coordinator_epoch=5).error == "NONE"
+    assert ps.entry(3).producer_epoch == 4 and not ps.entry(3).batches
     # a late write of the ended transaction (its old epoch) cannot slip into the next one
-    late = produce(log, ps, txn_batch(3, 2, [b"late"], epoch=2))
+    late = produce(log, ps, txn_batch(3, 1, [b"late"], epoch=3))
     assert late.error == "INVALID_PRODUCER_EPOCH"
-    assert produce(log, ps, txn_batch(3, 0, [b"z"], epoch=3)).error == "NONE"
+    assert produce(log, ps, txn_batch(3, 0, [b"z"], epoch=4)).error == "NONE"
+
+
+def test_a_late_copy_of_the_previous_marker_cannot_close_the_next_transaction(log) -> None:
+    """Found by tests/sim/test_txn_sim.py (seed 7): the coordinator's WriteTxnMarkers for
+    transaction 1 (COMMIT, epoch 1) is retried; the first copy, delayed, arrives after
+    transaction 2 (data at epoch 1, the marker's) opened here. It used to be written and to
+    close transaction 2 as committed, whatever the coordinator decides for it."""
+    ps = PS.ProducerStateManager()
+    produce(log, ps, txn_batch(4, 0, [b"t1"], epoch=0))  # 0
+    assert marker(log, ps, 4, COMMIT, epoch=1).error == "NONE"  # 1
+    # a repeat while nothing is open is harmless: written, it completes nothing
+    again = marker(log, ps, 4, COMMIT, epoch=1)
+    assert again.error == "NONE" and again.completed is None
+    produce(log, ps, txn_batch(4, 0, [b"t2"], epoch=1))  # 3: transaction 2 opens
+    before = log.log_end_offset
+    late = marker(log, ps, 4, COMMIT, epoch=1)
+    assert late.error == "INVALID_PRODUCER_EPOCH" and log.log_end_offset == before
+    assert ps.ongoing_transactions() == {4: 3}
+    r = marker(log, ps, 4, ABORT, epoch=2)  # the coordinator aborts transaction 2
+    assert r.error == "NONE" and r.completed == PS.CompletedTxn(4, 3, 4, True)
+    ps.on_high_watermark_updated(log.log_end_offset)
+    assert [v for _, v in read_committed(log, ps, log.log_end_offset)] == [b"t1"]
 
 
 def test_a_marker_for_a_partition_without_data_completes_nothing(log) -> None:
@@ -179,8 +207,8 @@ def test_a_non_transactional_batch_inside_an_open_transaction_is_refused(log) ->
     produce(log, ps, txn_batch(1, 0, [b"t"]))
     r = produce(log, ps, txn_batch(1, 1, [b"x"], transactional=False))
     assert r.error == "INVALID_TXN_STATE" and log.log_end_offset == 1
-    marker(log, ps, 1, COMMIT)
-    assert produce(log, ps, txn_batch(1, 1, [b"x"], transactional=False)).error == "NONE"
+    marker(log, ps, 1, COMMIT)  # epoch 1: the producer's next batches carry it
+    assert produce(log, ps, txn_batch(1, 0, [b"x"], epoch=1, transactional=False)).error == "NONE"
 
 
 def test_clients_still_cannot_write_markers(log) -> None:

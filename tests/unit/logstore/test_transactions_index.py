@@ -27,17 +27,18 @@ def open_log(d):
 
 def fill(log, ps):
     """Three aborted and two committed transactions over several segments."""
-    seqs = {}
+    epochs = {}  # KIP-890 part 2: each marker bumps the epoch, the next transaction uses it
     for round_ in range(5):
         pid = 10 + round_ % 2
-        for _ in range(2):
-            seq = seqs.get(pid, 0)
-            r = append_validated(log, ps, txn_batch(pid, seq, [b"v" * 80]), 0, NOW, yes)
-            assert r.error == "NONE"
-            seqs[pid] = seq + 1
+        epoch = epochs.get(pid, 0)
+        for seq in range(2):
+            batch = txn_batch(pid, seq, [b"v" * 80], epoch=epoch)
+            assert append_validated(log, ps, batch, 0, NOW, yes).error == "NONE"
         append_validated(log, ps, plain_batch([b"p" * 80]), 0, NOW)
         ctype = ControlType.ABORT if round_ % 2 == 0 else ControlType.COMMIT
-        assert T.append_marker(log, ps, EndTxnMarker(pid, 0, ctype, 0), 0, NOW).error == "NONE"
+        marker = EndTxnMarker(pid, epoch + 1, ctype, 0)
+        assert T.append_marker(log, ps, marker, 0, NOW).error == "NONE"
+        epochs[pid] = epoch + 1
 
 
 def index_files(d):
@@ -156,7 +157,7 @@ def test_recovery_forgets_an_abort_whose_marker_a_crash_cut_off(tmp_path) -> Non
     log = open_log(d)
     ps = PS.ProducerStateManager()
     append_validated(log, ps, txn_batch(5, 0, [b"x"]), 0, NOW, yes)
-    r = T.append_marker(log, ps, EndTxnMarker(5, 0, ControlType.ABORT, 0), 0, NOW)
+    r = T.append_marker(log, ps, EndTxnMarker(5, 1, ControlType.ABORT, 0), 0, NOW)
     assert log.txn_index.all() == [AbortedTxn(5, 0, r.offset, r.offset + 1)]
     active = log.segments[-1]
     marker_position = active.find(r.offset)[0]

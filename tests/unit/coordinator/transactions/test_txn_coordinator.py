@@ -96,6 +96,25 @@ def test_init_producer_id_allocates_then_bumps_and_fences_the_older_instance() -
     assert h.init(producer_id=1000, producer_epoch=0).response.error == "PRODUCER_FENCED"
 
 
+def test_a_fresh_init_forgets_the_pre_bump_pair_so_the_older_instance_stays_fenced() -> None:
+    """Found by tests/sim/test_txn_sim.py (seed 389 of the slow run): instance A has
+    1000/0; instance B starts fresh (no pair) and gets 1000/1; A, after an abortable error,
+    re-initialises with its pair 1000/0 (KIP-360). That pair was the pre-bump pair of B's
+    bump, so A was answered as if retrying it: 1000/1, the same producer as B, unfenced."""
+    h = Harness()
+    assert h.init().response.producer_epoch == 0  # A
+    r = h.init()  # B: a fresh start bumps, and must not be retriable by anyone
+    assert (r.response.producer_id, r.response.producer_epoch) == (1000, 1)
+    assert h.state().state is S.EMPTY and h.state().last_producer_epoch == -1
+    assert h.init(producer_id=1000, producer_epoch=0).response.error == "PRODUCER_FENCED"
+    # a KIP-360 bump (the current pair) is still recognised when retried
+    r = h.init(producer_id=1000, producer_epoch=1)
+    assert (r.response.error, r.response.producer_epoch) == ("NONE", 2)
+    again = h.init(producer_id=1000, producer_epoch=1)
+    assert (again.response.error, again.response.producer_epoch) == ("NONE", 2)
+    assert not again.records
+
+
 @pytest.mark.parametrize("timeout", [0, -5, 900_001])
 def test_invalid_transaction_timeouts_are_refused(timeout) -> None:
     h = Harness()
