@@ -87,7 +87,7 @@ def test_followers_have_the_leaders_txnindex_and_producer_state(
                 markers=(
                     P.WritableTxnMarker(
                         producer_id=pid,
-                        producer_epoch=0,
+                        producer_epoch=1,  # the coordinator bumps at the end (KIP-890 p2)
                         transaction_result=committed,
                         topics=(P.TxnTopic(name="tx", partitions=(0,)),),
                         coordinator_epoch=3,
