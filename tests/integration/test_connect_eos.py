@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from rillet import Admin, Consumer, TopicPartition
 from rillet.logstore.batch import decode_records, iter_batches
+
+from rillet import Admin, Consumer, NewTopic, Producer, TopicPartition
 from tests.integration.test_connect_pipelines import Appender, WorkerProcess, write_json
 from tests.support import wait_until
 
@@ -326,5 +326,41 @@ def test_sqlite_source_commits_rows_and_offsets_together(tmp_path, cluster, wire
             (off,) = offsets[txn]
             assert json.loads(off.value)["incrementing"] == json.loads(recs[-1].value)["id"]
         assert worker.stop() == 0
+    finally:
+        worker.stop()
+
+
+
+@pytest.mark.timeout(90)
+def test_offsets_of_an_aborted_transaction_are_never_used(tmp_path, cluster):
+    """An offset record written in a transaction that was aborted (a task that died between
+    writing its offsets and committing) is invisible to the worker's read_committed offset
+    reader: the task starts from the last committed offset (here none: the file's start)."""
+    bootstrap = cluster.bootstrap_servers
+    src = tmp_path / "in.txt"
+    lines = [f"line {i}" for i in range(10)]
+    src.write_text("".join(f"{x}\n" for x in lines))
+    with Admin({"bootstrap.servers": bootstrap}) as admin:
+        admin.create_topics([NewTopic(OFFSETS_TOPIC, 1, 1, {"cleanup.policy": "compact"})])
+    with Producer({"bootstrap.servers": bootstrap, "transactional.id": "zombie"}) as p:
+        p.init_transactions()
+        p.begin_transaction()
+        halfway = sum(len(x) + 1 for x in lines[:5])
+        p.send(OFFSETS_TOPIC, json.dumps({"position": halfway,
+                                          "inode": src.stat().st_ino}).encode(),
+               key=json.dumps(["src", {"filename": str(src)}]).encode()).get(10)
+        p.abort_transaction()
+    source = write_json(tmp_path / "source.json", {
+        "name": "src", "connector.class": "file-source", "file": str(src), "topic": "lines",
+        "poll.interval.ms": 20, "value.converter": "string"})
+    worker = WorkerProcess(tmp_path, eos_worker_config(tmp_path, cluster), [source])
+    try:
+        worker.start()
+        key = json.dumps({"filename": str(src)})
+        wait_until(lambda: safely(committed_offsets, bootstrap, "src", default={}).get(
+            key, {}).get("position") == src.stat().st_size, 30,
+            f"the last offset committed ({worker.log_tail()})")
+        assert read_values(bootstrap, "lines", "read_committed") == [x.encode()
+                                                                      for x in lines]
     finally:
         worker.stop()
