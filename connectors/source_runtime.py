@@ -147,6 +147,12 @@ class WorkerSourceTask(TaskRunner):
             self.txn_open = False
             self.txn_latest, self.txn_sent = {}, []
 
+    def on_pause(self) -> None:
+        """Pausing commits an open transaction (interval boundaries): a paused task must not
+        hold one open past transaction.timeout.ms, nor hold read_committed readers back."""
+        if self.txn_open:
+            self._commit_transaction()
+
     # --- the loop --------------------------------------------------------------------------
 
     def iterate(self) -> int:

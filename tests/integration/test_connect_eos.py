@@ -284,14 +284,23 @@ def test_a_failure_inside_a_transaction_aborts_it_and_a_restart_delivers_again(
                    f"the lines produced again ({worker.log_tail()})")
         lso, log_end = last_stable_and_log_end(bootstrap, "lines")
         assert lso == 31 < log_end  # the open transaction holds read_committed back
-        # a graceful stop commits the open transaction (Kafka's final offset commit)
-        assert worker.rest("PUT", "/connectors/src/stop")[0] in (200, 202, 204)
+        # pausing commits the open transaction (so it cannot outlive its timeout)
+        assert worker.rest("PUT", "/connectors/src/pause")[0] in (200, 202, 204)
         expected = [x.encode() for x in first] + [b"boom"]
         wait_until(lambda: read_values(bootstrap, "lines", "read_committed") == expected, 30,
                    "the new transaction committed")
         assert committed_offsets(bootstrap, "src") == {
             json.dumps({"filename": str(src)}): {"position": src.stat().st_size,
                                                  "inode": src.stat().st_ino}}
+        # and so does a graceful stop (Kafka's final offset commit)
+        assert worker.rest("PUT", "/connectors/src/resume")[0] in (200, 202, 204)
+        with open(src, "a") as f:
+            f.write("more 1\nmore 2\n")
+        wait_until(lambda: len(read_values(bootstrap, "lines", "read_uncommitted")) >= 63, 30,
+                   "two more lines produced")
+        assert worker.rest("PUT", "/connectors/src/stop")[0] in (200, 202, 204)
+        wait_until(lambda: read_values(bootstrap, "lines", "read_committed") == [
+            *expected, b"more 1", b"more 2"], 30, "the last transaction committed at stop")
     finally:
         worker.stop()
 
