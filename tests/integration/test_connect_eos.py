@@ -199,22 +199,30 @@ def test_file_source_commits_records_and_offsets_in_one_transaction(tmp_path, cl
 
 
 @pytest.mark.timeout(150)
-def test_kill_9_mid_stream_read_committed_sees_every_line_once(tmp_path, cluster,
-                                                               wire_factory):
+def test_kill_9_mid_stream_read_committed_sees_every_line_once(tmp_path, cluster):
+    """Two SIGKILLs, each while the task has records in an open transaction (the log end
+    is above the last stable offset); transactions of 300 ms (interval boundaries) so that
+    they are open most of the time. The restarted task fences and aborts them."""
     total = 3000
+    bootstrap = cluster.bootstrap_servers
     src = tmp_path / "in.txt"
     src.touch()
     source = write_json(tmp_path / "source.json", {
         "name": "src", "connector.class": "file-source", "file": str(src), "topic": "lines",
-        "batch.size": 50, "poll.interval.ms": 20, "value.converter": "string"})
+        "batch.size": 50, "poll.interval.ms": 20, "value.converter": "string",
+        "transaction.boundary": "interval", "transaction.boundary.interval.ms": 300})
 
     def write_step(start: int, n: int) -> None:
         with open(src, "a") as f:
             f.writelines(f"line {i}\n" for i in range(start, start + n))
 
+    def inside_a_transaction() -> bool:
+        lso, log_end = last_stable_and_log_end(bootstrap, "lines")
+        return lso < log_end
+
     worker = WorkerProcess(tmp_path, eos_worker_config(tmp_path, cluster), [source])
     appender = Appender(write_step, total)
-    progress = CommittedCounter(cluster.bootstrap_servers, "lines")
+    progress = CommittedCounter(bootstrap, "lines")
     try:
         worker.start()
         appender.start()
@@ -222,15 +230,19 @@ def test_kill_9_mid_stream_read_committed_sees_every_line_once(tmp_path, cluster
         for fraction in (0.25, 0.5):
             wait_until(lambda f=fraction: progress() >= total * f, 60,
                        f"{fraction:.0%} of the lines", interval_s=0.01)
+            wait_until(inside_a_transaction, 20, "records in an open transaction",
+                       interval_s=0.005)
             kills.append(progress())
             worker.kill()
             worker.start()
         assert all(k < total for k in kills), f"kills were not mid-stream: {kills}"
         appender.join(60)
         wait_until(lambda: progress() >= total, 60, f"every line ({worker.log_tail()})")
-        got = read_values(cluster.bootstrap_servers, "lines", "read_committed")
-        assert got == [f"line {i}".encode() for i in range(total)]
         assert worker.stop() == 0
+        got = read_values(bootstrap, "lines", "read_committed")
+        assert got == [f"line {i}".encode() for i in range(total)]
+        # the kills left records of open transactions behind: aborted, and produced again
+        assert len(read_values(bootstrap, "lines", "read_uncommitted")) > total
     finally:
         progress.close()
         worker.stop()
