@@ -385,3 +385,34 @@ def test_offsets_of_an_aborted_transaction_are_never_used(tmp_path, cluster):
                                                                       for x in lines]
     finally:
         worker.stop()
+
+
+@pytest.mark.timeout(90)
+def test_a_fenced_task_stops(tmp_path, cluster):
+    """A newer producer with the task's transactional id (a new instance of the task
+    elsewhere) fences it: its next commit fails with ProducerFencedError and the task is
+    FAILED, writing nothing more."""
+    bootstrap = cluster.bootstrap_servers
+    src = tmp_path / "in.txt"
+    src.write_text("one\n")
+    source = write_json(tmp_path / "source.json", {
+        "name": "src", "connector.class": "file-source", "file": str(src), "topic": "lines",
+        "poll.interval.ms": 20, "value.converter": "string"})
+    worker = WorkerProcess(tmp_path, eos_worker_config(tmp_path, cluster), [source])
+    try:
+        worker.start()
+        wait_until(lambda: safely(read_values, bootstrap, "lines", "read_committed",
+                                  default=[]) == [b"one"], 30, "the first line")
+        with Producer({"bootstrap.servers": bootstrap, "transactional.id": "w1-src-0"}) as p:
+            p.init_transactions()
+        with open(src, "a") as f:
+            f.write("two\n")
+
+        def task() -> dict:
+            return worker.rest("GET", "/connectors/src/status")[1]["tasks"][0]
+
+        wait_until(lambda: task()["state"] == "FAILED", 30, "the fenced task failed")
+        assert "ProducerFencedError" in task()["trace"]
+        assert read_values(bootstrap, "lines", "read_committed") == [b"one"]
+    finally:
+        worker.stop()
