@@ -34,6 +34,7 @@ Values: sources emit Python values (str, bytes, dict, list, numbers, None) that 
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
@@ -179,8 +180,38 @@ class Connector:
         """Release resources; called once."""
 
 
+class ExactlyOnceSupport(enum.Enum):
+    """Kafka's ``ExactlyOnceSupport`` (KIP-618): what a source connector answers to
+    :meth:`SourceConnector.exactly_once_support`."""
+
+    SUPPORTED = "SUPPORTED"
+    UNSUPPORTED = "UNSUPPORTED"
+
+
+class ConnectorTransactionBoundaries(enum.Enum):
+    """Kafka's ``ConnectorTransactionBoundaries``: whether a connector can define its own
+    transaction boundaries (``transaction.boundary=connector``; not implemented here)."""
+
+    SUPPORTED = "SUPPORTED"
+    UNSUPPORTED = "UNSUPPORTED"
+
+
 class SourceConnector(Connector):
     """A connector whose tasks read from outside and produce into topics."""
+
+    def exactly_once_support(self, config: Mapping[str, Any] | None = None
+                             ) -> ExactlyOnceSupport | None:
+        """KIP-618: SUPPORTED if, when the worker writes each batch of records and their
+        source offsets in one transaction, a task restarted from the committed offsets
+        re-reads exactly what follows them (its source offsets identify a position it can
+        resume from). None (Kafka's null: unknown) or UNSUPPORTED: a connector config with
+        ``exactly.once.support=required`` is refused. Called on a fresh instance (not
+        started) with the connector config."""
+        return None
+
+    def can_define_transaction_boundaries(self, config: Mapping[str, Any] | None = None
+                                          ) -> ConnectorTransactionBoundaries:
+        return ConnectorTransactionBoundaries.UNSUPPORTED
 
     def alter_offsets(self, config: dict[str, Any],
                       offsets: Mapping[str, dict[str, Any] | None]) -> bool:

@@ -190,7 +190,7 @@ class ConfigDef:
                 problems.append(f"{name}: {e}")
                 continue
             if k.choices and value not in k.choices:
-                problems.append(f"{name}: {value!r} is not one of {', '.join(k.choices)}")
+                problems.append(bad_choice_message(name, value, k.choices))
                 continue
             if k.minimum is not None and value < k.minimum:
                 problems.append(f"{name}: must be >= {k.minimum}, got {value}")
@@ -214,6 +214,15 @@ def unknown_key_message(name: str, known: Iterable[str]) -> str:
     return f"unknown key {name!r}{hint}"
 
 
+def bad_choice_message(name: str, value: Any, choices: Iterable[str]) -> str:
+    """``transaction.boundary: 'pol' is not one of poll, interval, connector (did you mean
+    'poll'?)``."""
+    choices = list(choices)
+    close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"{name}: {value!r} is not one of {', '.join(choices)}{hint}"
+
+
 def sub_config(config: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     """``sub_config({"transforms.a.regex": "x"}, "transforms.a.")`` -> ``{"regex": "x"}``."""
     return {k[len(prefix):]: v for k, v in config.items() if k.startswith(prefix)}
@@ -235,11 +244,17 @@ WORKER_DEF = ConfigDef(
         key("value.converter", default="json"),
         key("task.shutdown.graceful.timeout.ms", "int", 5000, minimum=0),
         key("worker.id", default=""),
+        key("group.id", default="", doc="prefix of the source tasks' transactional ids "
+                                        "(exactly.once.source.support=enabled)"),
+        # KIP-618 (docs/connect.md, "Exactly-once source connectors"): enabled = every source
+        # task writes its records and source offsets in one transaction
+        key("exactly.once.source.support", default="disabled",
+            choices=("disabled", "enabled", "preparing")),
     ],
     prefixes=("producer.", "consumer.", "admin.", "key.converter.", "value.converter."),
     # keys of Kafka's connect-standalone.properties that mean nothing here, accepted so a
     # copied file works
-    ignored=("offset.storage.file.filename", "plugin.path", "listeners", "group.id",
+    ignored=("offset.storage.file.filename", "plugin.path", "listeners",
              "config.storage.topic", "status.storage.topic", "header.converter"),
 )
 
@@ -266,6 +281,12 @@ CONNECTOR_DEF = ConfigDef(
         key("topic.creation.default.replication.factor", "int", 1, minimum=1),
         key("topics", "list", []),
         key("topics.regex", default=""),
+        # KIP-618 (source connectors; used when the worker has exactly.once.source.support=
+        # enabled)
+        key("exactly.once.support", default="requested", choices=("requested", "required")),
+        key("transaction.boundary", default="poll", choices=("poll", "interval", "connector")),
+        key("transaction.boundary.interval.ms", "int", None, minimum=1,
+            doc="default: the worker's offset.flush.interval.ms"),
     ],
     prefixes=("transforms.", "predicates.", "key.converter.", "value.converter.",
               "producer.override.", "consumer.override."),

@@ -8,19 +8,26 @@ writes one ``["<connector>", {"__rillet.positions": task}]`` record per source t
 end offsets of the data partitions it had written when it last committed, from where a
 restarted task scans for records written after that commit (see source_runtime).
 
-Reading is a full scan of the topic (assign all partitions, from the beginning to the end
-offsets taken at the start); compaction keeps the topic small.
+Reading is a full scan of the topic (assign all partitions, from the beginning to the log end
+offsets taken at the start) with ``isolation.level=read_committed``, so the offsets of an
+aborted (or still open) transaction are never seen (KIP-618); compaction keeps the topic small.
+With exactly-once sources a task's transactional producer writes its offsets
+(:meth:`OffsetStore.use_producer`), inside the transaction that holds its records.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from .clients import Clients, client_config, ensure_topic
 
 POSITIONS = "__rillet.positions"
+#: a read waits at most this long for open transactions below the log end to finish (the
+#: coordinator aborts one after transaction.timeout.ms, 60 s by default)
+READ_TIMEOUT_S = 120
 
 
 # json.dumps with arguments builds an encoder per call; this is per record on the source path
@@ -56,6 +63,7 @@ class OffsetStore:
         self.worker = worker
         self.topic = worker["offset.storage.topic"]
         self._producer: Any = None
+        self._owns_producer = True
         self._partitions: int | None = None
 
     def ensure_topic(self, admin: Any) -> int:
@@ -73,18 +81,29 @@ class OffsetStore:
                 n = self.ensure_topic(admin)
             finally:
                 admin.close()
-        consumer = self.clients.consumer({**client_config(self.worker, "consumer"),
-                                          "auto.offset.reset": "earliest",
-                                          "enable.auto.commit": False})
-        out: dict[tuple[str, str], dict[str, Any]] = {}
+        base = {**client_config(self.worker, "consumer"), "auto.offset.reset": "earliest",
+                "enable.auto.commit": False}
+        tps = [self.clients.topic_partition(self.topic, p) for p in range(n)]
+        # the end to read to is the log end (high watermark), not the last stable offset: a
+        # transaction of another task still open below our last committed offsets would hide
+        # them from a read_committed reader that stopped at the LSO
+        probe = self.clients.consumer({**base, "isolation.level": "read_uncommitted"})
         try:
-            tps = [self.clients.topic_partition(self.topic, p) for p in range(n)]
+            end = probe.end_offsets(tps)
+        finally:
+            probe.close()
+        consumer = self.clients.consumer({**base, "isolation.level": "read_committed"})
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+        deadline = time.monotonic() + READ_TIMEOUT_S
+        try:
             consumer.assign(tps)
             consumer.seek_to_beginning(*tps)
-            end = consumer.end_offsets(tps)
             pending = {tp for tp in tps if end.get(tp, 0) > consumer.position(tp)}
             while pending:
-                for _tp, records in consumer.poll(timeout_ms=500).items():
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"reading {self.topic} to its end took more than "
+                                       f"{READ_TIMEOUT_S} s (an open transaction?)")
+                for _tp, records in consumer.poll(timeout_ms=200).items():
                     for r in records:
                         k = parse_key(r.key)
                         if k is None or (connector is not None and k[0] != connector):
@@ -101,9 +120,15 @@ class OffsetStore:
             consumer.close()
         return out
 
+    def use_producer(self, producer: Any) -> None:
+        """Write offsets through ``producer`` (a task's transactional producer, owned and
+        closed by the task) instead of one of the store's own."""
+        self._producer, self._owns_producer = producer, False
+
     @property
     def producer(self) -> Any:
         if self._producer is None:
+            self._owns_producer = True
             self._producer = self.clients.producer({**client_config(self.worker, "producer"),
                                                     "acks": "all"})
         return self._producer
@@ -119,9 +144,9 @@ class OffsetStore:
             self._producer.flush(timeout)
 
     def close(self) -> None:
-        if self._producer is not None:
+        if self._producer is not None and self._owns_producer:
             self._producer.close()
-            self._producer = None
+        self._producer = None
 
 
 class SnapshotReader:

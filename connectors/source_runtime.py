@@ -17,6 +17,18 @@ connector; a record polled again whose (source partition, source offset) is amon
 produced again. Before a task's first record to a topic, the current log end offsets of its partitions are
 stored as positions too. So a restart neither loses nor duplicates, provided source offsets
 identify a record (true for the file and SQLite sources, except SQLite bulk mode).
+
+Exactly-once with transactions (KIP-618, worker ``exactly.once.source.support=enabled``): the
+task gets a transactional producer (``transactional.id`` ``{group.id or worker.id}-{connector}-
+{task}``, :func:`transactional_id`) whose ``init_transactions()`` at start fences a zombie instance of the same task and
+aborts its open transaction; the offsets are read after that, read_committed. Each transaction
+(one per poll, or per ``transaction.boundary.interval.ms``) holds the records and the latest
+source offsets, written to ``connect-offsets`` by the same producer, then commits;
+``task.commit()`` follows the commit. No positions record and no dedup scan: an aborted
+transaction leaves nothing that read_committed readers see, and the restarted task polls those
+records again. Any failure inside a transaction aborts it and re-raises (a retriable one
+restarts the task from the committed offsets); ProducerFencedError fails the task (a newer
+instance took over).
 """
 
 from __future__ import annotations
@@ -31,7 +43,7 @@ from loguru import logger
 from .api import SourceRecord, SourceTaskContext
 from .clients import Clients, client_config, ensure_topic
 from .errorhandling import SKIP, ErrorContext
-from .errors import is_retriable
+from .errors import ConnectError, is_retriable
 from .offsets import POSITIONS, OffsetStore, SnapshotReader, canonical
 from .task_runner import ACK_TIMEOUT_S, TaskRunner
 from .validation import ConnectorSpec
@@ -57,9 +69,22 @@ class WorkerSourceTask(TaskRunner):
     def __init__(self, spec: ConnectorSpec, task_id: int, task_config: dict[str, Any],
                  worker: Mapping[str, Any], clients: Clients, task_factory: Callable[[], Any],
                  *, sleep: Callable[[float], None] = time.sleep,
-                 stopping: Callable[[], bool] = lambda: False) -> None:
+                 stopping: Callable[[], bool] = lambda: False,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(spec, task_id, task_config, worker, clients, task_factory,
                          sleep=sleep, stopping=stopping)
+        self.eos = worker.get("exactly.once.source.support") == "enabled"
+        self.transactional_id = transactional_id(worker, self.name, task_id)
+        self.boundary = spec.config.get("transaction.boundary") or "poll"
+        interval = (spec.config.get("transaction.boundary.interval.ms")
+                    or worker.get("offset.flush.interval.ms") or 10000)
+        self.boundary_interval_s = int(interval) / 1000
+        self.clock = clock
+        self.txn_open = False
+        self.txn_started = 0.0
+        self.txn_latest: dict[str, tuple[dict, dict]] = {}
+        self.txn_sent: list[tuple[SourceRecord, Any]] = []
+        self.transactions_committed = 0
         self.positions: dict[tuple[str, int], int] = {}
         self.already_written: set[tuple[str, str]] = set()
         self.producer: Any = None
@@ -76,18 +101,36 @@ class WorkerSourceTask(TaskRunner):
         if self.dlq_topic:
             ensure_topic(self.clients, admin, self.dlq_topic, 1, self.spec.config[
                 "errors.deadletterqueue.topic.replication.factor"])
-        offsets = self.store.read(self.name)
-        self._load_positions(offsets)
-        self._scan_unacknowledged()
-        self.producer = self.clients.producer({
-            **client_config(self.worker, "producer", self.spec.config), "acks": "all"})
+        if self.eos:
+            # fence a zombie of this task (its open transaction is aborted) before reading
+            # the offsets, so what we read is all that was committed
+            self.producer = self.clients.producer({
+                **client_config(self.worker, "producer", self.spec.config), "acks": "all",
+                "transactional.id": self.transactional_id})
+            self.producer.init_transactions()
+            self.store.use_producer(self.producer)
+            offsets = self.store.read(self.name)
+            self.scan_from = {}  # no dedup scan: aborted data is invisible to read_committed
+        else:
+            offsets = self.store.read(self.name)
+            self._load_positions(offsets)
+            self._scan_unacknowledged()
+            self.producer = self.clients.producer({
+                **client_config(self.worker, "producer", self.spec.config), "acks": "all"})
         self.task = self.task_factory()
         self.task.context = SourceTaskContext(self.name, self.task_id,
                                               SnapshotReader(self.name, offsets))
         self.task.start(dict(self.task_config))
 
     def stop(self) -> None:
-        """Idempotent; start() may be called again afterwards (a restart)."""
+        """Idempotent; start() may be called again afterwards (a restart). A graceful stop
+        commits an open transaction (interval boundaries), as Kafka's final offset commit."""
+        if self.txn_open:
+            try:
+                self._commit_transaction()
+            except Exception as e:
+                logger.warning("connector {} task {}: the last transaction was aborted: {}",
+                               self.name, self.task_id, e)
         task, self.task = self.task, None
         try:
             if task is not None:
@@ -101,11 +144,21 @@ class WorkerSourceTask(TaskRunner):
                         logger.warning("closing {}: {}", type(closeable).__name__, e)
             self.producer = self.store = self.admin = None
             self.known_topics.clear()
+            self.txn_open = False
+            self.txn_latest, self.txn_sent = {}, []
+
+    def on_pause(self) -> None:
+        """Pausing commits an open transaction (interval boundaries): a paused task must not
+        hold one open past transaction.timeout.ms, nor hold read_committed readers back."""
+        if self.txn_open:
+            self._commit_transaction()
 
     # --- the loop --------------------------------------------------------------------------
 
     def iterate(self) -> int:
         """One poll-produce-commit round; returns how long to wait before the next (ms)."""
+        if self.eos:
+            return self._iterate_transactional()
         records = self.handler.retry(self.task.poll) or []
         if not records:
             return int(self.task.idle_wait_ms())
@@ -140,6 +193,83 @@ class WorkerSourceTask(TaskRunner):
         for r, md in acked:
             self.task.commit_record(r, md)
         return 0
+
+    # --- exactly-once: transactions (KIP-618) ------------------------------------------------
+
+    def _iterate_transactional(self) -> int:
+        try:
+            records = self.handler.retry(self.task.poll) or []
+        except BaseException:
+            self._abort_transaction()
+            raise
+        if records:
+            if not self.txn_open:
+                self.producer.begin_transaction()
+                self.txn_open, self.txn_started = True, self.clock()
+            try:
+                last_part: Any = None
+                pkey = ""
+                for r in records:
+                    if r.source_partition is not last_part:
+                        last_part, pkey = r.source_partition, canonical(dict(r.source_partition))
+                    okey = canonical(dict(r.source_offset))
+                    self.txn_latest[pkey] = (r.source_partition, r.source_offset)
+                    self.txn_sent.append((r, self._produce(r, pkey, okey)))
+            except BaseException:
+                self._abort_transaction()
+                raise
+        if not self.txn_open:
+            return int(self.task.idle_wait_ms())
+        left = self.txn_started + self.boundary_interval_s - self.clock()
+        if self.boundary == "poll" or left <= 0:
+            self._commit_transaction()
+            return 0 if records else int(self.task.idle_wait_ms())
+        return 0 if records else max(1, min(int(self.task.idle_wait_ms()), int(left * 1000)))
+
+    def _commit_transaction(self) -> None:
+        """The latest source offsets into the open transaction, then commit it; then
+        ``task.commit()`` and ``commit_record()``. Any failure aborts the transaction."""
+        assert self.store is not None
+        try:
+            for part, off in self.txn_latest.values():
+                self.store.write(self.name, dict(part), dict(off))
+            self.producer.commit_transaction(ACK_TIMEOUT_S)
+        except BaseException as e:
+            self._abort_transaction()
+            cause = e.__cause__
+            if type(e).__name__ == "TransactionAbortableError" and cause is not None:
+                if is_retriable(cause):
+                    raise cause from e  # the task restarts from the committed offsets
+                raise ConnectError(f"a record of the transaction failed: "
+                                   f"{type(cause).__name__}: {cause}") from e
+            raise
+        sent, self.txn_sent, self.txn_latest, self.txn_open = self.txn_sent, [], {}, False
+        self.transactions_committed += 1
+        acked = []
+        for r, fut in sent:
+            md = None
+            if fut is not None:
+                md = fut.get(timeout=ACK_TIMEOUT_S)  # done: the commit flushed them
+                self.records_produced += 1
+            acked.append((r, md))
+        self.task.commit()
+        for r, md in acked:
+            self.task.commit_record(r, md)
+
+    def _abort_transaction(self) -> None:
+        """Best effort: a fenced producer cannot abort, and the coordinator aborts a
+        transaction of a fenced epoch (or one that outlived transaction.timeout.ms) itself."""
+        was_open, self.txn_open = self.txn_open, False
+        self.txn_latest, self.txn_sent = {}, []
+        if not was_open or self.producer is None:
+            return
+        try:
+            self.producer.abort_transaction(ACK_TIMEOUT_S)
+            logger.warning("connector {} task {}: transaction aborted; the task restarts from "
+                           "the committed offsets", self.name, self.task_id)
+        except Exception as e:
+            logger.warning("connector {} task {}: abort_transaction failed: {}: {}", self.name,
+                           self.task_id, type(e).__name__, e)
 
     def _produce(self, r: SourceRecord, pkey: str, okey: str) -> Any:
         def ctx() -> ErrorContext:
@@ -188,6 +318,9 @@ class WorkerSourceTask(TaskRunner):
         c = self.spec.config
         n = ensure_topic(self.clients, self.admin, topic, c["topic.creation.default.partitions"],
                          c["topic.creation.default.replication.factor"])
+        if self.eos:  # no scan positions in transactional mode
+            self.known_topics.add(topic)
+            return
         new = [(topic, p) for p in range(n) if (topic, p) not in self.positions]
         if new:
             consumer = self.clients.consumer(client_config(self.worker, "consumer"))
@@ -266,6 +399,14 @@ class WorkerSourceTask(TaskRunner):
             logger.info("connector {} task {}: {} records were written but not committed "
                         "before the last stop; they will not be produced again", self.name,
                         self.task_id, len(self.already_written))
+
+
+def transactional_id(worker: Mapping[str, Any], connector: str, task_id: int) -> str:
+    """Kafka's ``{group.id}-{connector}-{task}``; without group.id the worker's ``worker.id``,
+    else ``connect``. Never the REST address (standalone's worker id): with rest.port=0 it
+    changes at every start, and a restarted task must reuse its id to fence its zombie."""
+    prefix = worker.get("group.id") or worker.get("worker.id") or "connect"
+    return f"{prefix}-{connector}-{task_id}"
 
 
 def _json_str(s: str) -> str:

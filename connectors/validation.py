@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .api import SinkConnector
+from .api import ExactlyOnceSupport, SinkConnector
 from .config import CONNECTOR_DEF, ConfigDef, _to_list, sub_config
 from .converters import Converter, make_converter
 from .errors import ConnectConfigError
@@ -62,6 +62,7 @@ def validate_connector_config(raw: Mapping[str, Any],
         if dlq and dlq in topics:
             problems.append("errors.deadletterqueue.topic.name must not be one of 'topics'")
     if cls is not None and typed:
+        problems += exactly_once_problems(cls, typed, raw, worker)
         try:
             problems += list(cls.validate_config(typed))
         except Exception as e:  # a plugin's validator must not take the worker down
@@ -79,6 +80,39 @@ def validate_connector_config(raw: Mapping[str, Any],
         raise ConnectConfigError(problems, source=source)
     assert cls is not None
     return ConnectorSpec(typed["name"], typed, cls, issubclass(cls, SinkConnector), dict(raw))
+
+
+EOS_KEYS = ("exactly.once.support", "transaction.boundary", "transaction.boundary.interval.ms")
+
+
+def exactly_once_problems(cls: type, typed: Mapping[str, Any], raw: Mapping[str, Any],
+                          worker: Mapping[str, Any]) -> list[str]:
+    """KIP-618's checks of a connector config against its class and the worker."""
+    if issubclass(cls, SinkConnector):
+        return [f"{k} applies to source connectors only" for k in EOS_KEYS if k in raw]
+    problems = []
+    if typed.get("transaction.boundary") == "connector":
+        problems.append("transaction.boundary=connector (boundaries defined by the connector) "
+                        "is not implemented; use poll or interval")
+    if typed.get("exactly.once.support") == "required":
+        mode = worker.get("exactly.once.source.support", "disabled")
+        if mode != "enabled":
+            problems.append("exactly.once.support=required needs a worker with "
+                            f"exactly.once.source.support=enabled (this worker: {mode})")
+        try:
+            support = cls().exactly_once_support(dict(typed))
+        except Exception as e:  # a plugin's answer must not take the worker down
+            support = None
+            problems.append(f"{cls.__name__}.exactly_once_support failed: "
+                            f"{type(e).__name__}: {e}")
+        else:
+            if support is not ExactlyOnceSupport.SUPPORTED:
+                problems.append(
+                    f"exactly.once.support=required, but connector {cls.__name__} does not "
+                    f"declare exactly-once support (exactly_once_support() returned "
+                    f"{getattr(support, 'value', support)}); set exactly.once.support="
+                    "requested or use a connector that supports it")
+    return problems
 
 
 def make_converter_for(config: Mapping[str, Any], worker: Mapping[str, Any],

@@ -221,7 +221,9 @@ class TaskActor(pykka.ThreadingActor):
             self.generation += 1
             self._set(PAUSED)
             commit = getattr(self.runner, "commit", None)
-            if commit is not None and getattr(self.runner, "assigned", None):
+            if not getattr(self.runner, "assigned", None):
+                commit = getattr(self.runner, "on_pause", None)  # a source: end its transaction
+            if commit is not None:
                 try:
                     commit()
                 except Exception as e:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..api import (
+    ExactlyOnceSupport,
     SinkConnector,
     SinkRecord,
     SinkTask,
@@ -50,6 +51,10 @@ class FileSourceConnector(SourceConnector):
         key("batch.size", "int", 2000, minimum=1),
         key("poll.interval.ms", "int", 200, minimum=1),
     ])
+
+    def exactly_once_support(self, config: Any = None) -> ExactlyOnceSupport:
+        """Its source offsets are positions it resumes from exactly (KIP-618)."""
+        return ExactlyOnceSupport.SUPPORTED
 
     def task_class(self) -> type[SourceTask]:
         return FileSourceTask

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..api import SourceConnector, SourceRecord, SourceTask
+from ..api import ExactlyOnceSupport, SourceConnector, SourceRecord, SourceTask
 from ..config import ConfigDef, key
 from ..errors import ConnectConfigError, RetriableError
 
@@ -99,6 +99,10 @@ class SqliteSourceConnector(SourceConnector):
             raise ConnectConfigError(problems, source=f"connector {config.get('name')!r}")
         c = self.config
         self.tables = c["table"] + c["table.whitelist"] + c["table.include.list"]
+
+    def exactly_once_support(self, config: Any = None) -> ExactlyOnceSupport:
+        """Its source offsets are positions it resumes from exactly (KIP-618)."""
+        return ExactlyOnceSupport.SUPPORTED
 
     def task_class(self) -> type[SourceTask]:
         return SqliteSourceTask
