@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from connect_helpers import Appender, WorkerProcess, write_json
 from rillet.logstore.batch import decode_records, iter_batches
 
 from rillet import Admin, Consumer, NewTopic, Producer, TopicPartition
-from tests.integration.test_connect_pipelines import Appender, WorkerProcess, write_json
 from tests.support import wait_until
 
 pytestmark = pytest.mark.integration
