@@ -262,7 +262,9 @@ def test_a_transaction_past_its_timeout_is_aborted(cluster_factory, txn_factory)
         E.PRODUCER_FENCED)
 
 
-@pytest.mark.timeout(120)  # ~6 s
+@pytest.mark.slow  # ~6 s; the default suite has test_transactions.py's commit across the
+# death of the coordinator's broker, which covers the same move through the client
+@pytest.mark.timeout(120)
 def test_the_coordinator_moves_when_its_broker_is_killed(cluster_factory, txn_factory):
     cluster = cluster_factory(3, {**FAST_CLUSTER_CONFIGS, **CONFIGS,
                                   "replica.lag.time.max.ms": "1500"})
