@@ -95,8 +95,9 @@ def find_coordinator(ctx: Any, req: P.FindCoordinatorRequest) -> P.FindCoordinat
     """Session thread: the leader of the group's offsets partition, from the metadata image.
     Creates ``__consumer_offsets`` (through the controller) the first time it is needed."""
     if req.key_type != 0:
-        return P.FindCoordinatorResponse(error_code=E.INVALID_REQUEST,
-                                          error_message="only key_type 0 (group) is supported")
+        return P.FindCoordinatorResponse(
+            error_code=E.INVALID_REQUEST,
+            error_message="key_type must be 0 (a group) or 1 (a transactional id)")
     if not req.key:
         return P.FindCoordinatorResponse(error_code=E.INVALID_REQUEST,
                                           error_message="the group id must not be empty")
