@@ -182,6 +182,12 @@ def _isolate_leader(c: NetnsCluster, seconds: float, rounds: int, abort: bool = 
     _finish_and_check(c)
 
 
+@pytest.mark.timeout(180)  # the default suite's bounded schedule
+def test_a_leader_cut_off_for_5_s_rejoins_and_nothing_is_lost(netns_cluster) -> None:
+    _isolate_leader(netns_cluster, 5, 1)
+
+
+@pytest.mark.slow  # ~19 s; once runs by default
 @pytest.mark.timeout(180)
 def test_a_leader_cut_off_for_5_s_twice_rejoins_and_nothing_is_lost(netns_cluster) -> None:
     _isolate_leader(netns_cluster, 5, 2)

@@ -67,13 +67,13 @@ def _run_faults(
     drain_and_check(c, run)
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(240)  # the default suite's bounded schedule (~12 s)
 def test_killing_the_leader_twice_loses_and_duplicates_nothing(cluster_factory):
     _run_faults(cluster_factory(3, FAST), 2)
 
 
-@pytest.mark.timeout(400)  # the test, in the default suite: ~30 s alone
+@pytest.mark.slow  # the full schedule (~30 s alone); twice runs by default
+@pytest.mark.timeout(400)
 def test_killing_the_leader_five_times_loses_and_duplicates_nothing(cluster_factory):
     _run_faults(cluster_factory(3, FAST), 5, producers=2)
 
