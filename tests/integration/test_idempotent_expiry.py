@@ -17,6 +17,7 @@ from rillet.errors import DeliveryTimeoutError
 pytestmark = [pytest.mark.integration]
 
 
+@pytest.mark.slow  # a fault schedule of ~18 s (two followers stopped past delivery.timeout.ms)
 @pytest.mark.timeout(120)
 def test_sends_after_an_expired_batch_succeed_without_duplicates(cluster_factory):
     # one controller voter (broker 1): stopping both followers keeps a controller
