@@ -72,6 +72,9 @@ def test_killing_the_active_controller_elects_another_which_the_old_one_follows(
     assert {b.broker_id for b in meta.brokers} == set(c.broker_ids)
 
 
+@pytest.mark.slow  # INTERMITTENT (issue #13 note): about 1 full run in 5, a record sent to a
+# killed leader's partition is never completed by the producer (neither acknowledged nor
+# failed; close() then waits in flush); the broker side moves leadership as asserted below
 def test_a_killed_broker_is_fenced_and_the_partitions_it_led_get_new_leaders(cluster3):
     c = cluster3
     controller = wait_until(lambda: agreed_controller(c), 10, "an active controller")
