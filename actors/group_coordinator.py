@@ -51,6 +51,7 @@ from . import group_wire as W
 from . import partition as R
 from .configs import BrokerConfig
 from .group_wire import error_response
+from .internal_topics import coordinator_of
 from .runtime import DispatchedActor
 from .ticker import now_ms
 from .txn_messages import TxnMarkerWritten
@@ -101,33 +102,20 @@ def find_coordinator(ctx: Any, req: P.FindCoordinatorRequest) -> P.FindCoordinat
     if not req.key:
         return P.FindCoordinatorResponse(error_code=E.INVALID_REQUEST,
                                           error_message="the group id must not be empty")
-    image = ctx.image
-    topic = image.topics.get(OFFSETS_TOPIC)
-    if topic is None or not topic.partitions:
-        if ctx.controller is not None:
-            from . import controller as C
 
-            live = max(1, len(image.live_brokers()))
-            config = BrokerConfig.of(ctx.broker_configs)
-            rf = min(config.int("offsets.topic.replication.factor"), live)
-            create = P.CreateTopicsRequest(topics=(P.CreatableTopic(
-                name=OFFSETS_TOPIC,
-                num_partitions=config.int("offsets.topic.num.partitions"),
-                replication_factor=rf,
-                configs={
-                    "cleanup.policy": "compact",
-                    "segment.bytes": config["offsets.topic.segment.bytes"],
-                },
-            ),))
-            ctx.controller.tell(C.Admin(create, lambda _response: None))
-        return P.FindCoordinatorResponse(error_code=E.COORDINATOR_NOT_AVAILABLE,
-                                          error_message="creating __consumer_offsets")
-    info = topic.partitions.get(partition_for(req.key, len(topic.partitions)))
-    broker = image.brokers.get(info.leader) if info is not None else None
-    if broker is None or broker.fenced:
-        return P.FindCoordinatorResponse(error_code=E.COORDINATOR_NOT_AVAILABLE,
-                                          error_message="the coordinator has no leader")
-    return P.FindCoordinatorResponse(node_id=broker.broker_id, host=broker.host, port=broker.port)
+    def creatable(live: int) -> P.CreatableTopic:
+        config = BrokerConfig.of(ctx.broker_configs)
+        return P.CreatableTopic(
+            name=OFFSETS_TOPIC,
+            num_partitions=config.int("offsets.topic.num.partitions"),
+            replication_factor=min(config.int("offsets.topic.replication.factor"), live),
+            configs={
+                "cleanup.policy": "compact",
+                "segment.bytes": config["offsets.topic.segment.bytes"],
+            },
+        )
+
+    return coordinator_of(ctx, OFFSETS_TOPIC, lambda n: partition_for(req.key, n), creatable)
 
 
 # ---------------------------------------------------------------------------------- messages

@@ -15,6 +15,7 @@ from rillet.transport import protocol as P
 
 from .configs import BrokerConfig
 from .group_coordinator import OFFSETS_TOPIC, partition_for
+from .internal_topics import coordinator_of
 
 E = P.ErrorCode
 TXN_TOPIC = "__transaction_state"
@@ -180,25 +181,12 @@ def find_coordinator(ctx: Any, req: P.FindCoordinatorRequest) -> P.FindCoordinat
     if not req.key:
         return P.FindCoordinatorResponse(error_code=E.INVALID_REQUEST,
                                           error_message="the transactional id must not be empty")
-    image = ctx.image
-    topic = image.topics.get(TXN_TOPIC)
-    if topic is None or not topic.partitions:
-        if ctx.controller is not None:
-            from . import controller as C
 
-            live = max(1, len(image.live_brokers()))
-            partitions, rf, configs = topic_configs(ctx.broker_configs)
-            rf = min(rf, live)
-            configs["min.insync.replicas"] = str(min(int(configs["min.insync.replicas"]), rf))
-            create = P.CreateTopicsRequest(topics=(P.CreatableTopic(
-                name=TXN_TOPIC, num_partitions=partitions, replication_factor=rf,
-                configs=configs),))
-            ctx.controller.tell(C.Admin(create, lambda _response: None))
-        return P.FindCoordinatorResponse(error_code=E.COORDINATOR_NOT_AVAILABLE,
-                                          error_message=f"creating {TXN_TOPIC}")
-    info = topic.partitions.get(partition_for(req.key, len(topic.partitions)))
-    broker = image.brokers.get(info.leader) if info is not None else None
-    if broker is None or broker.fenced:
-        return P.FindCoordinatorResponse(error_code=E.COORDINATOR_NOT_AVAILABLE,
-                                          error_message="the coordinator has no leader")
-    return P.FindCoordinatorResponse(node_id=broker.broker_id, host=broker.host, port=broker.port)
+    def creatable(live: int) -> P.CreatableTopic:
+        partitions, rf, configs = topic_configs(ctx.broker_configs)
+        rf = min(rf, live)
+        configs["min.insync.replicas"] = str(min(int(configs["min.insync.replicas"]), rf))
+        return P.CreatableTopic(name=TXN_TOPIC, num_partitions=partitions,
+                                replication_factor=rf, configs=configs)
+
+    return coordinator_of(ctx, TXN_TOPIC, lambda n: partition_for(req.key, n), creatable)
