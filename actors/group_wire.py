@@ -48,21 +48,26 @@ def heartbeat_response(r: G.ConsumerGroupHeartbeatResponse) -> P.ConsumerGroupHe
     )
 
 
+def commit_offsets(topics) -> dict:
+    """The offsets of an OffsetCommit / TxnOffsetCommit, for the core."""
+    return {
+        G.TopicPartition(t.name, p.partition): G.CommitOffset(
+            offset=p.committed_offset,
+            leader_epoch=p.committed_leader_epoch,
+            metadata=p.committed_metadata,
+        )
+        for t in topics
+        for p in t.partitions
+    }
+
+
 def commit_request(req: P.OffsetCommitRequest) -> G.OffsetCommitRequest:
     return G.OffsetCommitRequest(
         group_id=req.group_id,
         member_id=req.member_id,
         member_epoch=req.member_epoch,
         instance_id=req.group_instance_id,
-        offsets={
-            G.TopicPartition(t.name, p.partition): G.CommitOffset(
-                offset=p.committed_offset,
-                leader_epoch=p.committed_leader_epoch,
-                metadata=p.committed_metadata,
-            )
-            for t in req.topics
-            for p in t.partitions
-        },
+        offsets=commit_offsets(req.topics),
     )
 
 
@@ -75,15 +80,7 @@ def txn_commit_request(req: P.TxnOffsetCommitRequest) -> G.TxnOffsetCommitReques
         generation_id=req.generation_id,
         member_id=req.member_id,
         instance_id=req.group_instance_id,
-        offsets={
-            G.TopicPartition(t.name, p.partition): G.CommitOffset(
-                offset=p.committed_offset,
-                leader_epoch=p.committed_leader_epoch,
-                metadata=p.committed_metadata,
-            )
-            for t in req.topics
-            for p in t.partitions
-        },
+        offsets=commit_offsets(req.topics),
     )
 
 
