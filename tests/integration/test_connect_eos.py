@@ -110,6 +110,14 @@ def safely(fn, *args: Any, default: Any = None) -> Any:
         return default
 
 
+def wait_for_whole_file_committed(bootstrap: str, src: Path, worker: WorkerProcess) -> None:
+    """Until connector ``src``'s committed source offset is the end of the file ``src``."""
+    key = json.dumps({"filename": str(src)})
+    wait_until(lambda: safely(committed_offsets, bootstrap, "src", default={}).get(
+        key, {}).get("position") == src.stat().st_size, 30,
+        f"the last offset committed ({worker.log_tail()})")
+
+
 def last_stable_and_log_end(bootstrap: str, topic: str) -> tuple[int, int]:
     tp = TopicPartition(topic, 0)
     with Consumer({"bootstrap.servers": bootstrap, "isolation.level": "read_committed"}) as c:
@@ -166,10 +174,7 @@ def test_file_source_commits_records_and_offsets_in_one_transaction(tmp_path, cl
     bootstrap = cluster.bootstrap_servers
     try:
         worker.start()
-        key = json.dumps({"filename": str(src)})
-        wait_until(lambda: safely(committed_offsets, bootstrap, "src", default={}).get(
-            key, {}).get("position") == src.stat().st_size, 30,
-            f"the last offset committed ({worker.log_tail()})")
+        wait_for_whole_file_committed(bootstrap, src, worker)
         assert read_values(bootstrap, "lines", "read_committed") == [x.encode()
                                                                       for x in lines]
         # the raw logs: every data batch is transactional, commit markers follow them, and
@@ -377,10 +382,7 @@ def test_offsets_of_an_aborted_transaction_are_never_used(tmp_path, cluster):
     worker = WorkerProcess(tmp_path, eos_worker_config(tmp_path, cluster), [source])
     try:
         worker.start()
-        key = json.dumps({"filename": str(src)})
-        wait_until(lambda: safely(committed_offsets, bootstrap, "src", default={}).get(
-            key, {}).get("position") == src.stat().st_size, 30,
-            f"the last offset committed ({worker.log_tail()})")
+        wait_for_whole_file_committed(bootstrap, src, worker)
         assert read_values(bootstrap, "lines", "read_committed") == [x.encode()
                                                                       for x in lines]
     finally:

@@ -214,10 +214,4 @@ class ReplicatedPartition(SimPartition):
         for r in self.replicas:
             if r.up and self.sim.rng.random() < 0.1:
                 r.snapshots.write(r.producers, r.log.log_end_offset)
-        keep = []
-        for offset, msg, error, body in self.acks:
-            if offset < self.hw:
-                self._answer(msg, error, **body)
-            else:
-                keep.append((offset, msg, error, body))
-        self.acks = keep
+        self._answer_below_hw()

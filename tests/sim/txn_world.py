@@ -154,6 +154,16 @@ class SimPartition:
         elif msg.kind == "marker":
             self._marker(msg)
 
+    def _answer_below_hw(self) -> None:
+        """Answer the writes whose offsets the high watermark has passed."""
+        keep = []
+        for offset, msg, error, body in self.acks:
+            if offset < self.hw:
+                self._answer(msg, error, **body)
+            else:
+                keep.append((offset, msg, error, body))
+        self.acks = keep
+
     def _answer(self, msg: Msg, error: str, **body) -> None:
         reply = Msg(msg.kind + "_reply", self.name, msg.src, msg.rid, {"error": error, **body})
         self.sim.net.send(reply)
@@ -242,10 +252,4 @@ class SimPartition:
         self.producers.on_high_watermark_updated(self.hw)
         if self.sim.rng.random() < 0.2:
             self.snapshots.write(self.producers, self.log.log_end_offset)
-        keep = []
-        for offset, msg, error, body in self.acks:
-            if offset < self.hw:
-                self._answer(msg, error, **body)
-            else:
-                keep.append((offset, msg, error, body))
-        self.acks = keep
+        self._answer_below_hw()
