@@ -10,6 +10,7 @@ from collections import defaultdict
 import pytest
 
 from rillet import Admin, Consumer, NewTopic, Producer, TopicPartition
+from tests.support import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -56,7 +57,12 @@ def test_one_bootstrap_broker_reaches_every_leader_and_a_full_restart_keeps_ever
     with Admin({"bootstrap.servers": b3}) as admin:
         assert "kept" in admin.list_topics()
         assert admin.describe_configs(["kept"])["kept"]["retention.ms"].value == "123456789"
-        parts = admin.describe_topics(["kept"])["kept"].partitions
+        # ready brokers are registered and unfenced; a partition's leader may be elected a
+        # moment later
+        parts = wait_until(
+            lambda: (ps := admin.describe_topics(["kept"])["kept"].partitions)
+            and all(p.leader >= 0 for p in ps) and ps,
+            15, "every partition of 'kept' led after the restart")
     assert {p.leader for p in parts} == {1, 2, 3}
     assert consume(b3, "kept", 3, n) == before
     snapshots = [c.broker_dir(b) / "__cluster_metadata" / "snapshot.cbor" for b in c.broker_ids]
