@@ -20,6 +20,7 @@ __all__ = [
     "fetch_raw",
     "partition_meta",
     "produce",
+    "produce_once_led",
     "read_all",
     "wait_until",
 ]
@@ -66,6 +67,21 @@ def produce(cluster, broker_id: int, topic: str, partition: int, values, acks: i
     )
     r = call(cluster, broker_id, req, 8000)
     return None if r is None else r.topics[0].partitions[0]
+
+
+def produce_once_led(cluster, broker_id: int, topic: str, partition: int, values,
+                     acks: int = -1, timeout_s: float = 10):
+    """``produce``, retried while ``broker_id`` does not lead the partition yet: the metadata
+    of one broker names a new leader before that leader has applied it, and the answers
+    (UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER) append nothing, as clients retry."""
+    not_yet = (P.ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, P.ErrorCode.NOT_LEADER_OR_FOLLOWER)
+    return wait_until(
+        lambda: (r := produce(cluster, broker_id, topic, partition, values, acks)) is not None
+        and r.error_code not in not_yet
+        and r,
+        timeout_s,
+        f"broker {broker_id} to take writes to {topic}-{partition}",
+    )
 
 
 def fetch_raw(cluster, broker_id: int, topic: str, partition: int, offset: int) -> bytes:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from cluster_helpers import FAST, partition_meta, produce, read_all, wait_until
+from cluster_helpers import FAST, partition_meta, produce, produce_once_led, read_all, wait_until
 from rillet.transport import protocol as P
 
 from rillet import Admin, NewTopic
@@ -31,17 +31,8 @@ def test_followers_replicate_and_a_new_leader_has_every_acknowledged_record(c3):
     acked = []
     for i in range(20):
         values = [f"v{i}-{j}".encode() for j in range(5)]
-        if i == 0:
-            # the leader named by the metadata may not have applied its leadership yet:
-            # NOT_LEADER_OR_FOLLOWER appends nothing, so the first batch is retried (as
-            # clients do) until the leader takes it
-            r = wait_until(
-                lambda v=values: (r := produce(c, leader, "r", 0, v)) is not None
-                and r.error_code != P.ErrorCode.NOT_LEADER_OR_FOLLOWER
-                and r,
-                10,
-                "the leader to take writes",
-            )
+        if i == 0:  # the leader named by the metadata may not have applied it yet
+            r = produce_once_led(c, leader, "r", 0, values)
         else:
             r = produce(c, leader, "r", 0, values)
         assert r is not None and r.error_code == 0, r
@@ -145,7 +136,7 @@ def test_reassignment_copies_the_data_before_removing_the_old_replica_cli(c3):
         a.create_topics([NewTopic("mv", 1, 1)])
     old = wait_until(lambda: partition_meta(c, "mv", 0), 10, "metadata").leader
     values = [f"m{i}".encode() for i in range(50)]
-    assert produce(c, old, "mv", 0, values).error_code == 0
+    assert produce_once_led(c, old, "mv", 0, values).error_code == 0
     target = [b for b in c.broker_ids if b != old]
     proc = rillet(  # the top-level name of `rillet topic reassign` (kafka-reassign-partitions)
         "reassign-partitions",
