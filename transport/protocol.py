@@ -106,6 +106,10 @@ class ErrorCode(enum.IntEnum):
     NO_REASSIGNMENT_IN_PROGRESS = 85
     INVALID_UPDATE_VERSION = 95
     INELIGIBLE_REPLICA = 107
+    # share groups (KIP-932, docs/queues.md)
+    INCONSISTENT_GROUP_PROTOCOL = 23  # a group id used as both a consumer and a share group
+    INVALID_RECORD_STATE = 121  # acknowledging a record this member has not acquired
+    FENCED_STATE_EPOCH = 124  # a share-partition state written with a stale state epoch
 
 
 _RETRIABLE = frozenset(
@@ -738,6 +742,7 @@ class ListOffsetsResponse:
 
 COORDINATOR_GROUP = 0  # FindCoordinator key types, Kafka's numbers
 COORDINATOR_TRANSACTION = 1
+COORDINATOR_SHARE = 2  # key "group:topic:partition": the share-state coordinator (KIP-932)
 
 
 @_msg
@@ -1556,6 +1561,406 @@ TRANSACTION_RESPONSES = (
 )
 
 
+# ------------------------------------------------------------------------------ share groups
+# See docs/queues.md (KIP-932 semantics, and rillet's delayed release and dead letters).
+# ShareGroupHeartbeat and ShareGroupDescribe go to the group's coordinator (FindCoordinator
+# key_type 0; ListGroups / DeleteGroups serve share groups too, ``protocol_type`` "share").
+# ShareFetch, ShareAcknowledge, DescribeShareGroupOffsets, AlterShareGroupOffsets and
+# DeleteShareGroupOffsets go to the partition's LEADER, which owns the share-partition state
+# (an answer NOT_LEADER_OR_FOLLOWER: refresh metadata and retry). ReadShareGroupState and
+# WriteShareGroupState are inter-broker: from a partition leader to the share-state
+# coordinator of (group, topic, partition), the leader of its ``__share_group_state``
+# partition (FindCoordinator key_type 2, key ``f"{group}:{topic}:{partition}"``).
+
+#: AcknowledgementBatch.acknowledge_types, Kafka's numbers (0 is a gap: no record there)
+ACK_GAP = 0
+ACK_ACCEPT = 1
+ACK_RELEASE = 2
+ACK_REJECT = 3
+ACK_RENEW = 4  # KIP-1222: keep the lock, restart its duration
+
+#: ShareStateBatch.delivery_state, Kafka's RecordState numbers where Kafka has one
+RECORD_AVAILABLE = 0
+RECORD_ACQUIRED = 1  # never persisted: locks live in the leader's memory only
+RECORD_ACKNOWLEDGED = 2
+RECORD_ARCHIVED = 4
+RECORD_DEAD_LETTER_PENDING = 5  # rillet: archived, its dead-letter write not yet confirmed
+
+
+@_msg
+class ShareGroupHeartbeatRequest:
+    """KIP-932 heartbeat. ``member_epoch``: 0 join, current epoch, -1 leave.
+    ``subscribed_topic_names`` None means unchanged since the last heartbeat (send it when
+    joining). Members do not own partitions exclusively: any number may be assigned one."""
+
+    API: ClassVar[str] = "ShareGroupHeartbeat"
+    VERSION: ClassVar[int] = 0
+    group_id: str
+    member_id: str
+    member_epoch: int
+    rack_id: str | None = None
+    subscribed_topic_names: tuple[str, ...] | None = None
+    client_id: str = ""
+    client_host: str = ""
+
+
+@_msg
+class ShareGroupHeartbeatResponse:
+    """``assignment``: the partitions the member fetches from now (None: unchanged)."""
+
+    API: ClassVar[str] = "ShareGroupHeartbeat"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+    error_message: str | None = None
+    member_id: str | None = None
+    member_epoch: int = -1
+    heartbeat_interval_ms: int = 0
+    assignment: tuple[GroupTopicPartitions, ...] | None = None
+
+
+@_msg
+class ShareGroupDescribeRequest:
+    API: ClassVar[str] = "ShareGroupDescribe"
+    VERSION: ClassVar[int] = 0
+    group_ids: tuple[str, ...]
+
+
+@_msg
+class ShareGroupDescribeResponse:
+    """One ``DescribedGroup`` per id (``group_state`` "Dead" for an unknown group, error
+    GROUP_ID_NOT_FOUND; INCONSISTENT_GROUP_PROTOCOL for a consumer group's id)."""
+
+    API: ClassVar[str] = "ShareGroupDescribe"
+    VERSION: ClassVar[int] = 0
+    groups: tuple[DescribedGroup, ...] = ()
+
+
+@_msg
+class AcknowledgementBatch:
+    """Offsets ``first_offset``..``last_offset`` (inclusive) acknowledged by one member:
+    ``acknowledge_types`` holds one ACK_* per offset, or a single value for the whole range.
+    ``delay_ms`` (rillet, ACK_RELEASE only): -1 applies the group's back-off
+    (``retry.backoff.ms * retry.backoff.multiplier ** (delivery_count - 1)``, capped by
+    ``retry.backoff.max.ms``, with jitter); 0 releases at once; > 0 not before that many ms.
+    ``reason`` (rillet, ACK_REJECT only): carried to the dead-letter record's headers."""
+
+    first_offset: int
+    last_offset: int
+    acknowledge_types: tuple[int, ...]
+    delay_ms: int = -1
+    reason: str = ""
+
+
+@_msg
+class ShareFetchPartition:
+    """``acknowledgement_batches``: acknowledgements of records this member acquired earlier
+    from this partition, applied before new records are acquired."""
+
+    partition: int
+    acknowledgement_batches: tuple[AcknowledgementBatch, ...] = ()
+
+
+@_msg
+class ShareFetchTopic:
+    name: str
+    partitions: tuple[ShareFetchPartition, ...]
+
+
+@_msg
+class ShareFetchRequest:
+    """Acquire records for ``member_id`` of ``group_id`` (a long poll like Fetch: answered
+    when records are acquired or ``max_wait_ms`` elapses). ``max_records``: at most this many
+    acquired per partition. Rillet keeps no share session: each request lists its partitions.
+    A request with ``max_records`` 0 only acknowledges."""
+
+    API: ClassVar[str] = "ShareFetch"
+    VERSION: ClassVar[int] = 0
+    group_id: str
+    member_id: str
+    max_wait_ms: int = 500
+    min_bytes: int = 1
+    max_bytes: int = 52428800
+    max_records: int = 500
+    topics: tuple[ShareFetchTopic, ...]
+
+
+@_msg
+class AcquiredRecords:
+    """Offsets ``first_offset``..``last_offset`` are acquired by the member (locked for
+    ``group.share.record.lock.duration.ms``), each delivered ``delivery_count`` times now."""
+
+    first_offset: int
+    last_offset: int
+    delivery_count: int
+
+
+@_msg
+class ShareFetchPartitionResponse:
+    """``records``: whole batches as stored (they may hold offsets outside the acquired
+    ranges: the client delivers only ``acquired_records``). ``acknowledge_error_code``: the
+    outcome of the acknowledgements sent with the request (INVALID_RECORD_STATE when one
+    names a record this member does not hold; then none of that partition's is applied)."""
+
+    partition: int
+    error_code: int = 0
+    error_message: str | None = None
+    acknowledge_error_code: int = 0
+    acknowledge_error_message: str | None = None
+    leader_id: int = -1
+    leader_epoch: int = -1
+    records: Records = b""
+    acquired_records: tuple[AcquiredRecords, ...] = ()
+
+
+@_msg
+class ShareFetchTopicResponse:
+    name: str
+    partitions: tuple[ShareFetchPartitionResponse, ...]
+
+
+@_msg
+class ShareFetchResponse:
+    API: ClassVar[str] = "ShareFetch"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+    error_message: str | None = None
+    acquisition_lock_timeout_ms: int = 0
+    topics: tuple[ShareFetchTopicResponse, ...] = ()
+
+
+@_msg
+class ShareAcknowledgeTopic:
+    name: str
+    partitions: tuple[ShareFetchPartition, ...]
+
+
+@_msg
+class ShareAcknowledgeRequest:
+    """Acknowledge without fetching (``commit_sync``/``commit_async``, close). Answered once
+    the new states are durable (written to the share-state coordinator)."""
+
+    API: ClassVar[str] = "ShareAcknowledge"
+    VERSION: ClassVar[int] = 0
+    group_id: str
+    member_id: str
+    topics: tuple[ShareAcknowledgeTopic, ...]
+
+
+@_msg
+class ShareAcknowledgeResponse:
+    API: ClassVar[str] = "ShareAcknowledge"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+    error_message: str | None = None
+    results: tuple[TopicPartitionErrors, ...] = ()
+
+
+@_msg
+class DescribeShareGroupOffsetsRequest:
+    """Share-partition state of ``group_id`` on this leader's partitions (sent to each
+    partition's leader; Kafka sends it to the group coordinator)."""
+
+    API: ClassVar[str] = "DescribeShareGroupOffsets"
+    VERSION: ClassVar[int] = 0
+    group_id: str
+    topics: tuple[GroupTopicPartitions, ...]
+
+
+@_msg
+class DeliveryCount:
+    """``records`` in-flight records have been delivered ``delivery_count`` times."""
+
+    delivery_count: int
+    records: int
+
+
+@_msg
+class DescribedSharePartition:
+    """``start_offset``: the share-partition start offset (every record below it is
+    acknowledged or archived); ``end_offset``: the last offset considered + 1. ``lag``:
+    records from ``start_offset`` to the high watermark not yet acknowledged or archived.
+    ``delayed``: available records whose release delay has not passed yet."""
+
+    topic: str
+    partition: int
+    error_code: int = 0
+    error_message: str | None = None
+    start_offset: int = -1
+    end_offset: int = -1
+    high_watermark: int = -1
+    lag: int = 0
+    available: int = 0
+    delayed: int = 0
+    acquired: int = 0
+    acknowledged: int = 0
+    archived: int = 0
+    dead_lettered: int = 0
+    delivery_counts: tuple[DeliveryCount, ...] = ()
+
+
+@_msg
+class DescribeShareGroupOffsetsResponse:
+    API: ClassVar[str] = "DescribeShareGroupOffsets"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+    error_message: str | None = None
+    partitions: tuple[DescribedSharePartition, ...] = ()
+
+
+@_msg
+class ShareOffset:
+    partition: int
+    start_offset: int
+
+
+@_msg
+class ShareOffsetTopic:
+    name: str
+    partitions: tuple[ShareOffset, ...]
+
+
+@_msg
+class AlterShareGroupOffsetsRequest:
+    """Reset the share-partition start offset (``start_offset`` -2 earliest, -1 latest, else
+    an offset); all in-flight state of the partition is dropped. Refused with
+    NON_EMPTY_GROUP while a member of the group holds acquired records there. Sent to each
+    partition's leader, after the admin checked the group has no members."""
+
+    API: ClassVar[str] = "AlterShareGroupOffsets"
+    VERSION: ClassVar[int] = 0
+    group_id: str
+    topics: tuple[ShareOffsetTopic, ...]
+
+
+@_msg
+class AlterShareGroupOffsetsResponse:
+    API: ClassVar[str] = "AlterShareGroupOffsets"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+    error_message: str | None = None
+    results: tuple[TopicPartitionErrors, ...] = ()
+
+
+@_msg
+class DeleteShareGroupOffsetsRequest:
+    """Delete ``group_id``'s share-partition state of these partitions (``rillet share-group
+    delete`` sends it to every leader after DeleteGroups). Refused like AlterShareGroupOffsets."""
+
+    API: ClassVar[str] = "DeleteShareGroupOffsets"
+    VERSION: ClassVar[int] = 0
+    group_id: str
+    topics: tuple[GroupTopicPartitions, ...]
+
+
+@_msg
+class DeleteShareGroupOffsetsResponse:
+    API: ClassVar[str] = "DeleteShareGroupOffsets"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+    error_message: str | None = None
+    results: tuple[TopicPartitionErrors, ...] = ()
+
+
+@_msg
+class ShareStateBatch:
+    """Persisted state of offsets ``first_offset``..``last_offset``: a RECORD_* state (never
+    ACQUIRED), the delivery count so far, ``available_at_ms`` (AVAILABLE records released
+    with a delay: not redelivered before it; 0 = now) and, for DEAD_LETTER_PENDING, the
+    reason to put in the dead-letter headers."""
+
+    first_offset: int
+    last_offset: int
+    delivery_state: int
+    delivery_count: int
+    available_at_ms: int = 0
+    reason: str = ""
+
+
+@_msg
+class ReadShareGroupStateRequest:
+    """A new leader of ``topic``/``partition`` loads ``group_id``'s share-partition state."""
+
+    API: ClassVar[str] = "ReadShareGroupState"
+    VERSION: ClassVar[int] = 0
+    group_id: str
+    topic: str
+    partition: int
+    leader_epoch: int = -1
+
+
+@_msg
+class ReadShareGroupStateResponse:
+    """``state_epoch`` 0 and ``start_offset`` -1: no state stored yet (the group starts at
+    the partition's latest offset, ``share.auto.offset.reset``)."""
+
+    API: ClassVar[str] = "ReadShareGroupState"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+    error_message: str | None = None
+    state_epoch: int = 0
+    leader_epoch: int = -1
+    start_offset: int = -1
+    state_batches: tuple[ShareStateBatch, ...] = ()
+
+
+@_msg
+class WriteShareGroupStateRequest:
+    """The leader's new state: ``start_offset`` (every offset below it is done and forgotten)
+    and the batches that changed (a delta merged over what is stored; ``replace`` True
+    replaces all the batches instead). ``leader_epoch`` older than the stored one is fenced
+    (FENCED_LEADER_EPOCH); ``state_epoch`` other than the stored one (a reset or delete
+    happened) is fenced with FENCED_STATE_EPOCH. ``delete`` removes the state (a tombstone).
+    Answered once durable (acks=all in ``__share_group_state``)."""
+
+    API: ClassVar[str] = "WriteShareGroupState"
+    VERSION: ClassVar[int] = 0
+    group_id: str
+    topic: str
+    partition: int
+    state_epoch: int
+    leader_epoch: int
+    start_offset: int
+    state_batches: tuple[ShareStateBatch, ...] = ()
+    replace: bool = False
+    delete: bool = False
+
+
+@_msg
+class WriteShareGroupStateResponse:
+    """``state_epoch``: the stored state epoch after the write (a ``replace`` with a
+    ``start_offset`` reset bumps it)."""
+
+    API: ClassVar[str] = "WriteShareGroupState"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+    error_message: str | None = None
+    state_epoch: int = 0
+
+
+SHARE_REQUESTS = (
+    ShareGroupHeartbeatRequest,
+    ShareGroupDescribeRequest,
+    ShareFetchRequest,
+    ShareAcknowledgeRequest,
+    DescribeShareGroupOffsetsRequest,
+    AlterShareGroupOffsetsRequest,
+    DeleteShareGroupOffsetsRequest,
+    ReadShareGroupStateRequest,
+    WriteShareGroupStateRequest,
+)
+SHARE_RESPONSES = (
+    ShareGroupHeartbeatResponse,
+    ShareGroupDescribeResponse,
+    ShareFetchResponse,
+    ShareAcknowledgeResponse,
+    DescribeShareGroupOffsetsResponse,
+    AlterShareGroupOffsetsResponse,
+    DeleteShareGroupOffsetsResponse,
+    ReadShareGroupStateResponse,
+    WriteShareGroupStateResponse,
+)
+
+
 # ------------------------------------------------------------------------------ BrokerCounters
 
 
@@ -1606,6 +2011,7 @@ REQUESTS: dict[str, type] = {
         *CLUSTER_REQUESTS,
         *REPLICATION_REQUESTS,
         *TRANSACTION_REQUESTS,
+        *SHARE_REQUESTS,
     )
 }
 RESPONSES: dict[str, type] = {
@@ -1635,6 +2041,7 @@ RESPONSES: dict[str, type] = {
         *CLUSTER_RESPONSES,
         *REPLICATION_RESPONSES,
         *TRANSACTION_RESPONSES,
+        *SHARE_RESPONSES,
     )
 }
 
@@ -1649,6 +2056,8 @@ INTER_BROKER_APIS: tuple[type, ...] = (
     AlterPartitionRequest,
     ReplicaDamageRequest,
     WriteTxnMarkersRequest,
+    ReadShareGroupStateRequest,
+    WriteShareGroupStateRequest,
 )
 
 

@@ -12,6 +12,7 @@ from rillet.transport.errors import ProtocolError
 
 from .group_samples import GROUP_SAMPLES
 from .replication_samples import REPLICATION_SAMPLES
+from .share_samples import SHARE_SAMPLES
 from .txn_samples import TXN_SAMPLES
 
 SAMPLES = [
@@ -117,6 +118,7 @@ SAMPLES = [
     *GROUP_SAMPLES,
     *REPLICATION_SAMPLES,
     *TXN_SAMPLES,
+    *SHARE_SAMPLES,
     P.RaftRequest(message=b"\xa0"),
     P.RaftResponse(),
     P.BrokerHeartbeatRequest(broker_id=2, host="127.0.0.1", port=9093, metadata_offset=7),
