@@ -489,6 +489,16 @@ def alter_configs(
     return [SetConfig(topic=name, name=k, value=v) for k, v in changes]
 
 
+def alter_group_configs(
+    image: MetadataImage, group_id: str, changes: Sequence[tuple[str, str | None]]
+) -> list[object]:
+    """``SetGroupConfig`` records for validated changes of one group's configs (the group
+    need not exist: configs may be set before its first member joins, as in Kafka)."""
+    if not group_id:
+        raise MetadataError("the group id must not be empty")
+    return [SetGroupConfig(group_id=group_id, name=k, value=v) for k, v in changes]
+
+
 def register_broker(
     image: MetadataImage,
     broker_id: int,

@@ -116,3 +116,51 @@ def test_a_stored_override_that_no_longer_fits_falls_back() -> None:
               "90000"}
     c = group_config(image, "g", broker)
     assert (c.session_timeout_ms, c.heartbeat_interval_ms) == (90000, 8000)
+
+
+# ------------------------------------------------------------------ the controller's decision
+
+
+class _Change:
+    def __init__(self, name, value, op=0):
+        self.name, self.value, self.op = name, value, op
+
+
+class _Resource:
+    def __init__(self, name, *changes, resource_type=32):
+        self.resource_type, self.resource_name, self.configs = resource_type, name, changes
+
+
+def _alter(image, *resources, validate_only=False):
+    from rillet.coordinator.control import topics as ct
+
+    def no_topics(_):
+        raise AssertionError("a group resource must not be validated as a topic")
+
+    return ct.alter_configs(image, resources, validate_only=validate_only,
+                            validate_configs=no_topics,
+                            validate_group_configs=validate_group_configs)
+
+
+def test_controller_sets_configs_of_a_group_that_does_not_exist_yet() -> None:
+    r = _alter(md.MetadataImage(), _Resource("g", _Change("share.delivery.count.limit", "3")))
+    assert [o.error for o in r.response] == ["NONE"]
+    image = md.replay(r.records)
+    assert image.group_configs == {"g": {"share.delivery.count.limit": "3"}}
+    # a delete and a set in one request; validation sees the group's whole new set
+    r = _alter(image, _Resource("g", _Change("share.delivery.count.limit", None, op=1),
+                                _Change("share.auto.offset.reset", "earliest")))
+    assert md.replay(r.records, image).group_configs == {"g": {"share.auto.offset.reset":
+                                                               "earliest"}}
+
+
+def test_controller_refuses_bad_group_configs_with_no_record() -> None:
+    r = _alter(md.MetadataImage(), _Resource("g", _Change("share.delivery.count.limit", "3"),
+                                             _Change("share.lock.duration.ms", "1")))
+    assert r.records == [] and r.response[0].error == "INVALID_CONFIG"
+    assert "did you mean 'share.record.lock.duration.ms'" in r.response[0].message
+    r = _alter(md.MetadataImage(), _Resource("", _Change("share.delivery.count.limit", "3")))
+    assert r.records == [] and r.response[0].error != "NONE"
+    r = _alter(md.MetadataImage(), _Resource("g", _Change("share.delivery.count.limit", "3")),
+               validate_only=True)
+    assert r.records == [] and r.response[0].error == "NONE"
