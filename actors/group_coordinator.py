@@ -49,6 +49,7 @@ from rillet.transport import protocol as P
 from . import group_txn as T
 from . import group_wire as W
 from . import partition as R
+from . import share_group as S
 from .configs import BrokerConfig
 from .group_wire import error_response
 from .internal_topics import coordinator_of
@@ -210,6 +211,7 @@ class GroupCoordinatorActor(DispatchedActor):
         self.shards: dict[int, _Shard] = {}
         self.num_partitions = 0
         self.topics: dict[str, int] = {}
+        self.image = MetadataImage()  # the latest: share groups' configs (actors/share_group.py)
         self._generation = 0
         self._hb_seq = 0
         self._next_expire = 0
@@ -253,7 +255,7 @@ class GroupCoordinatorActor(DispatchedActor):
         match req:
             case P.ListGroupsRequest():
                 self._list_groups(req, respond)
-            case P.ConsumerGroupDescribeRequest():
+            case P.ConsumerGroupDescribeRequest() | P.ShareGroupDescribeRequest():
                 self._describe(req, respond)
             case P.DeleteGroupsRequest():
                 self._delete_groups(req, respond)
@@ -274,6 +276,10 @@ class GroupCoordinatorActor(DispatchedActor):
                 respond(error_response(req, e.code, str(e)))
                 return
             respond(W.fetch_response(req, resp))
+            return
+        if isinstance(req, P.ShareGroupHeartbeatRequest):
+            config = S.config_of(self.ctx, self.image)(req.group_id)
+            self._mutate(shard, *S.heartbeat_op(req, self.topics, self.clock, config, respond))
             return
         if isinstance(req, P.ConsumerGroupHeartbeatRequest):
             core_req = W.heartbeat_request(req)
@@ -508,9 +514,12 @@ class GroupCoordinatorActor(DispatchedActor):
             if shard.loaded:
                 for g in self.core.list_groups(shard.state, wanted):
                     groups.append(P.ListedGroup(group_id=g.group_id, group_state=str(g.state)))
+                groups += S.listed(shard.state.share, frozenset(req.states_filter))
         respond(P.ListGroupsResponse(groups=tuple(sorted(groups, key=lambda g: g.group_id))))
 
-    def _describe(self, req: P.ConsumerGroupDescribeRequest, respond: Callable) -> None:
+    def _describe(self, req: P.ConsumerGroupDescribeRequest | P.ShareGroupDescribeRequest,
+                  respond: Callable) -> None:
+        share = isinstance(req, P.ShareGroupDescribeRequest)
         out = []
         for gid in req.group_ids:
             try:
@@ -519,8 +528,18 @@ class GroupCoordinatorActor(DispatchedActor):
                 out.append(P.DescribedGroup(group_id=gid, error_code=e.code,
                                             error_message=e.message))
                 continue
-            out.append(W.described(self.core.describe_group(shard.state, gid)))
-        respond(P.ConsumerGroupDescribeResponse(groups=tuple(out)))
+            if share and gid in shard.state.groups:
+                out.append(S.inconsistent(gid, "consumer"))
+            elif share:
+                out.append(S.describe(shard.state.share, gid))
+            elif S.is_share_group(shard.state, gid):
+                out.append(S.inconsistent(gid, "share"))
+            else:
+                out.append(W.described(self.core.describe_group(shard.state, gid)))
+        if share:
+            respond(P.ShareGroupDescribeResponse(groups=tuple(out)))
+        else:
+            respond(P.ConsumerGroupDescribeResponse(groups=tuple(out)))
 
     def _delete_groups(self, req: P.DeleteGroupsRequest, respond: Callable) -> None:
         names = list(dict.fromkeys(req.groups_names))
@@ -544,11 +563,15 @@ class GroupCoordinatorActor(DispatchedActor):
             def done(_result, error, gid=gid) -> None:
                 put(gid, *(error or (0, None)))
 
-            self._mutate(shard, lambda s, gid=gid: self.core.delete_group(s, gid), done)
+            if S.is_share_group(shard.state, gid):
+                self._mutate(shard, S.delete_fn(gid), done)
+            else:
+                self._mutate(shard, lambda s, gid=gid: self.core.delete_group(s, gid), done)
 
     # ---------------------------------------------------------------------- leadership
 
     def _image_changed(self, image: MetadataImage) -> None:
+        self.image = image
         topic = image.topics.get(OFFSETS_TOPIC)
         self.num_partitions = len(topic.partitions) if topic else 0
         led: dict[int, int] = {}
@@ -580,6 +603,7 @@ class GroupCoordinatorActor(DispatchedActor):
                         s, d), _ignore)
                 self._mutate(shard, lambda s: self.core.on_metadata(s, self.topics, self.clock()),
                              _ignore)
+                self._mutate(shard, S.metadata_fn(self.topics), _ignore)
 
     def _load(self, shard: _Shard) -> None:
         ref = self.ctx.replicas.get((OFFSETS_TOPIC, shard.partition))
@@ -616,6 +640,7 @@ class GroupCoordinatorActor(DispatchedActor):
             self._load(shard)
             return
         shard.state = self.core.on_loaded(G.replay_log(shard.load_entries), self.clock())
+        shard.state = S.loaded(shard.state, self.clock(), S.config_of(self.ctx, self.image))
         shard.load_entries = []
         shard.loaded = True
         self._log.info("coordinator for {}-{} loaded: {} groups, {} open transactions (up to "
@@ -625,6 +650,7 @@ class GroupCoordinatorActor(DispatchedActor):
             self._marker_written(marker)
         shard.early_markers = []
         self._mutate(shard, lambda s: self.core.on_metadata(s, self.topics, self.clock()), _ignore)
+        self._mutate(shard, S.metadata_fn(self.topics), _ignore)
 
     # ---------------------------------------------------------------------- transactions
 
@@ -682,6 +708,8 @@ class GroupCoordinatorActor(DispatchedActor):
 
                 fn.is_tick = True  # type: ignore[attr-defined]
                 self._mutate(shard, fn, self._log_expired)
+            if S.tick_due(shard.state, shard.queue, now):
+                self._mutate(shard, S.tick_fn(self.clock), self._log_expired)
             if expire:
                 self._mutate(shard, lambda s: self.core.expire_offsets(s, self.clock()), _ignore)
 
@@ -689,7 +717,7 @@ class GroupCoordinatorActor(DispatchedActor):
         if result is not None:
             for e in result.response:
                 self._log.info("group {}: member {} removed ({})", e.group_id, e.member_id,
-                               e.reason)
+                               getattr(e, "reason", "share session timeout"))
 
 
 def _finish(ops: Any, error: tuple[int, str] | None = None) -> None:

@@ -302,7 +302,7 @@ class ClientSession(DispatchedActor):
                     respond(GC.error_response(req, E.COORDINATOR_NOT_AVAILABLE, "starting"))
                 else:
                     self.ctx.group_coordinator.tell(GC.GroupRequest(req, respond))
-            case _ if isinstance(req, P.GROUP_REQUESTS):
+            case _ if isinstance(req, (P.GROUP_REQUESTS, P.SHARE_GROUP_REQUESTS)):
                 if self.ctx.group_coordinator is None:
                     respond(GC.error_response(req, E.COORDINATOR_NOT_AVAILABLE, "starting"))
                 else:
@@ -617,6 +617,7 @@ class ClientSession(DispatchedActor):
                 ]
             elif r.resource_type == P.ConfigResourceType.GROUP:
                 entries = _group_config_entries(image, r.resource_name, self.ctx.broker_configs)
+            elif r.resource_type == P.ConfigResourceType.BROKER:
                 entries = [
                     P.ConfigEntry(
                         name=k, value=v, read_only=True, source=P.ConfigSource.STATIC_BROKER_CONFIG
