@@ -246,3 +246,34 @@ def test_group_configs_survive_a_controller_failover(cluster_factory):
             wait_until(lambda admin=admin: _group_value(admin, "g", "share.auto.offset.reset")
                        == ("earliest", False), 10, f"broker {b} to see the second change")
             assert _group_value(admin, "g", "retry.backoff.ms") == ("250", False)
+
+
+@pytest.mark.timeout(120)
+def test_share_group_carries_on_after_its_coordinators_broker_is_killed(cluster_factory):
+    from tests.support import FAST_REPLICATION_CONFIGS
+
+    cluster = cluster_factory(brokers=3, configs={
+        **FAST_REPLICATION_CONFIGS, "offsets.topic.num.partitions": "1"})
+    with Admin({"bootstrap.servers": cluster.bootstrap_servers}) as admin:
+        admin.create_topics([NewTopic("t", 2, 3)])
+        admin.alter_group_configs("g", set={"share.session.timeout.ms": 6000,
+                                            "share.heartbeat.interval.ms": 200})
+    a, b = Member(cluster, "g", "member-a"), Member(cluster, "g", "member-b")
+    for m in (a, b):
+        assert m.heartbeat(0).error_code == 0
+    settle([a, b], 2)
+    epoch, assignments = a.epoch, (a.assignment, b.assignment)
+    coordinator = coordinator_call(cluster, "g", P.FindCoordinatorRequest(key="g")).node_id
+    # the members' records are replicated (acks=all) before their answers: kill -9 now
+    cluster.kill(coordinator)
+    # the new coordinator replays them: the same members carry on at the same epoch
+    for m in (a, b):
+        r = m.heartbeat()
+        assert (r.error_code, r.member_epoch) == (0, epoch), r
+    assert (a.assignment, b.assignment) == assignments
+    d = describe(cluster, "g")
+    assert (d.group_state, d.group_epoch) == ("Stable", epoch)
+    assert {m.member_id: m.member_epoch for m in d.members} == {"member-a": epoch,
+                                                                "member-b": epoch}
+    assert coordinator_call(cluster, "g", P.FindCoordinatorRequest(key="g")).node_id != (
+        coordinator)
