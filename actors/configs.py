@@ -115,6 +115,11 @@ BROKER_DEFAULTS: dict[str, str] = {
     "transactional.id.expiration.ms": "604800000",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms": "10000",
     "transaction.remove.expired.transaction.cleanup.interval.ms": "3600000",
+    # share groups: the share-state coordinator (actors/share_state.py, docs/queues.md)
+    "share.coordinator.state.topic.num.partitions": "50",
+    "share.coordinator.state.topic.replication.factor": "3",  # capped at the live brokers
+    "share.coordinator.state.topic.min.isr": "2",  # capped at the replication factor
+    "share.coordinator.state.topic.segment.bytes": str(100 << 20),
     **{k: TOPIC_DEFAULTS[v] for k, v in BROKER_TOPIC_SYNONYMS.items()},
 }
 
@@ -140,6 +145,10 @@ _POSITIVE = (
     "transactional.id.expiration.ms",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms",
     "transaction.remove.expired.transaction.cleanup.interval.ms",
+    "share.coordinator.state.topic.num.partitions",
+    "share.coordinator.state.topic.replication.factor",
+    "share.coordinator.state.topic.min.isr",
+    "share.coordinator.state.topic.segment.bytes",
 )
 
 
