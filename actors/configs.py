@@ -119,6 +119,9 @@ BROKER_DEFAULTS: dict[str, str] = {
     # share groups (KIP-932; docs/queues.md): the group.share.* defaults of the GROUP
     # config resource's keys, and the share-state topic (coordinator/share/config.py)
     **share_config.BROKER_DEFAULTS,
+    # the share-state coordinator's topic (actors/share_state.py)
+    "share.coordinator.state.topic.min.isr": "2",  # capped at the replication factor
+    "share.coordinator.state.topic.segment.bytes": str(100 << 20),
     **{k: TOPIC_DEFAULTS[v] for k, v in BROKER_TOPIC_SYNONYMS.items()},
 }
 
@@ -144,6 +147,10 @@ _POSITIVE = (
     "transactional.id.expiration.ms",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms",
     "transaction.remove.expired.transaction.cleanup.interval.ms",
+    "share.coordinator.state.topic.num.partitions",
+    "share.coordinator.state.topic.replication.factor",
+    "share.coordinator.state.topic.min.isr",
+    "share.coordinator.state.topic.segment.bytes",
 )
 
 

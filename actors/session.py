@@ -40,6 +40,7 @@ from rillet.transport.errors import ProtocolError
 from . import controller as C
 from . import group_coordinator as GC
 from . import partition as R
+from . import share_state as SST
 from . import txn_coordinator as TC
 from .configs import effective_topic_configs, topic_defaults
 from .fetch_session import Counters, FetchSessions
@@ -71,6 +72,8 @@ class BrokerContext:
     controller_id: int = -1  # the active controller as this broker knows it (-1: none)
     group_coordinator: pykka.ActorRef | None = None  # actors/group_coordinator.py
     txn_coordinator: pykka.ActorRef | None = None  # actors/txn_coordinator.py
+    share_state: pykka.ActorRef | None = None  # actors/share_state.py
+    share_state_client: Any = None  # actors/share_state_client.ShareStateClient (the node's)
     incarnation: str = ""  # this broker process (actors/node.py)
     refused_inter_broker: int = 0  # inter-broker requests refused on the client listener
     describe_stats: Callable[[], P.BrokerStatsResponse] | None = None  # the node's, if any
@@ -287,6 +290,8 @@ class ClientSession(DispatchedActor):
                 respond(self._describe_configs(req))
             case P.FindCoordinatorRequest(key_type=P.COORDINATOR_TRANSACTION):
                 respond(TC.find_coordinator(self.ctx, req))
+            case P.FindCoordinatorRequest(key_type=P.COORDINATOR_SHARE):
+                respond(SST.find_coordinator(self.ctx, req))
             case P.FindCoordinatorRequest():
                 respond(GC.find_coordinator(self.ctx, req))
             case P.BrokerCountersRequest():
@@ -347,6 +352,12 @@ class ClientSession(DispatchedActor):
                 self.ctx.controller.tell(C.MetadataFetch(req, respond))
             case P.WriteTxnMarkersRequest():  # inter-broker only (refused above otherwise)
                 write_txn_markers(req, respond, self._replica)
+            case P.ReadShareGroupStateRequest() | P.WriteShareGroupStateRequest():
+                # inter-broker only: the share-state coordinator (actors/share_state.py)
+                if self.ctx.share_state is None:
+                    respond(SST.error_response(req, E.COORDINATOR_NOT_AVAILABLE, "starting"))
+                else:
+                    self.ctx.share_state.tell(SST.ShareStateRequest(req, respond))
             case _:
                 respond(
                     P.ErrorResponse(
