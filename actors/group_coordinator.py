@@ -17,8 +17,9 @@ appends the records (CBOR-encoded ``to_kv`` pairs, one batch) through the partit
 ``PartitionReplica``, and only when the append is acknowledged adopts the new state and
 replies. One append per shard is in flight; later mutations of that shard wait in its queue
 (reads answer at once from the adopted state). Nothing here waits on another actor: replies
-of replicas come back as messages. A shard gained is loaded by reading its partition from
-offset 0 to the high watermark and replaying its batches and markers
+of replicas come back as messages. A shard gained is loaded by writing a barrier (acks=all,
+``group_txn.BARRIER_KEY``: the new leader's high watermark then covers every record the old
+leader acknowledged), then reading its partition from offset 0 to the high watermark and replaying its batches and markers
 (``replay_log``; a TxnOffsetCommit's records are a transactional batch of the producer, written
 alone with ``Append(verified=True)``); until then its groups get
 COORDINATOR_LOAD_IN_PROGRESS, and groups of shards this broker does not lead NOT_COORDINATOR.
@@ -146,6 +147,13 @@ class _ReadDone:
 
 
 @dataclass(frozen=True, slots=True)
+class _BarrierDone:
+    partition: int
+    generation: int
+    response: P.ProducePartitionResponse
+
+
+@dataclass(frozen=True, slots=True)
 class _AppendDone:
     partition: int
     generation: int
@@ -190,6 +198,7 @@ class _Shard:
     """Markers announced while loading: applied after the load unless it read them."""
     reading: bool = False
     reading_since: int = 0
+    barrier_written: bool = False
     busy: bool = False
     busy_since: int = 0
     queue: deque = field(default_factory=deque)
@@ -230,6 +239,8 @@ class GroupCoordinatorActor(DispatchedActor):
                     self._tick(message.now_ms)
                 case _ReadDone():
                     self._read_done(message)
+                case _BarrierDone():
+                    self._barrier_done(message)
                 case _AppendDone():
                     self._append_done(message)
                 case TxnMarkerWritten():
@@ -618,10 +629,32 @@ class GroupCoordinatorActor(DispatchedActor):
             except pykka.ActorDeadError:
                 pass
 
+        def on_barrier(r: P.ProducePartitionResponse) -> None:
+            try:
+                me.tell(_BarrierDone(partition, generation, r))
+            except pykka.ActorDeadError:
+                pass
+
         try:
-            ref.tell(R.Read(shard.load_offset, _LOAD_CHUNK, reply=on_read, on_data=None))
+            if not shard.barrier_written:
+                ref.tell(R.Append(T.barrier_batch(self.clock()), on_barrier, acks=-1,
+                                  timeout_ms=10_000))
+            else:
+                ref.tell(R.Read(shard.load_offset, _LOAD_CHUNK, reply=on_read, on_data=None))
         except pykka.ActorDeadError:
             shard.reading = False  # retried on the next tick
+
+    def _barrier_done(self, msg: _BarrierDone) -> None:
+        shard = self.shards.get(msg.partition)
+        if shard is None or shard.generation != msg.generation:
+            return
+        shard.reading = False
+        if msg.response.error_code != E.NONE:
+            self._log.info("load barrier on {}-{}: error {} (retried)", OFFSETS_TOPIC,
+                           msg.partition, msg.response.error_code)
+            return  # retried on the next tick
+        shard.barrier_written = True
+        self._load(shard)
 
     def _read_done(self, msg: _ReadDone) -> None:
         shard = self.shards.get(msg.partition)

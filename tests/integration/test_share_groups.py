@@ -9,11 +9,11 @@ from __future__ import annotations
 import time
 
 import pytest
+from rillet.transport import protocol as P
+
 from rillet.admin import Admin
 from rillet.errors import InvalidConfigError
 from rillet.records import NewTopic
-from rillet.transport import protocol as P
-
 from tests.integration.cluster_helpers import call, wait_until
 from tests.support import FAST_CLUSTER_CONFIGS
 
