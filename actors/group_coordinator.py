@@ -280,6 +280,11 @@ class GroupCoordinatorActor(DispatchedActor):
 
     def _single(self, shard: _Shard, req: Any, respond: Callable[[object], None]) -> None:
         now = self.clock()
+        if not isinstance(req, P.ShareGroupHeartbeatRequest | P.ConsumerGroupHeartbeatRequest) \
+                and S.is_share_group(shard.state, req.group_id):
+            respond(error_response(req, E.INCONSISTENT_GROUP_PROTOCOL,
+                                   f"{req.group_id!r} is a share group: it has no offsets"))
+            return
         if isinstance(req, P.OffsetFetchRequest):
             try:
                 resp = self.core.fetch_offsets(shard.state, W.fetch_request(req))

@@ -145,6 +145,10 @@ def test_membership_fencing_describe_list_delete_and_one_type_per_group_id(clust
     assert describe(cluster, "cg").error_code == E.INCONSISTENT_GROUP_PROTOCOL
     r = coordinator_call(cluster, "g", P.ConsumerGroupDescribeRequest(group_ids=("g",)))
     assert r.groups[0].error_code == E.INCONSISTENT_GROUP_PROTOCOL
+    r = coordinator_call(cluster, "g", P.OffsetCommitRequest(
+        group_id="g", member_id="", member_epoch=-1, topics=(P.OffsetCommitTopic(
+            name="t", partitions=(P.OffsetCommitPartition(partition=0, committed_offset=1),)),)))
+    assert r.error_code == E.INCONSISTENT_GROUP_PROTOCOL  # no consumer offsets in its name
     assert {("cg", "Stable", "consumer"), ("g", "Stable", "share")} <= listed(cluster)
     with Admin({"bootstrap.servers": cluster.bootstrap_servers}) as admin:
         assert [x.group_id for x in admin.list_groups()] == ["cg"]  # consumer groups only
