@@ -32,6 +32,7 @@ from loguru import logger
 from rillet.coordinator.election import PartitionState
 from rillet.coordinator.election import offline_reason as _offline_reason
 from rillet.coordinator.metadata import MetadataImage
+from rillet.coordinator.share import config as share_config
 from rillet.transport import codec
 from rillet.transport import protocol as P
 from rillet.transport.errors import ProtocolError
@@ -626,7 +627,8 @@ class ClientSession(DispatchedActor):
                     )
                     for k, v in sorted(values.items())
                 ]
-            elif r.resource_type == P.ConfigResourceType.BROKER:
+            elif r.resource_type == P.ConfigResourceType.GROUP:
+                entries = _group_config_entries(image, r.resource_name, self.ctx.broker_configs)
                 entries = [
                     P.ConfigEntry(
                         name=k, value=v, read_only=True, source=P.ConfigSource.STATIC_BROKER_CONFIG
@@ -654,3 +656,18 @@ class ClientSession(DispatchedActor):
                 )
             )
         return P.DescribeConfigsResponse(results=tuple(results))
+
+
+def _group_config_entries(image, group_id: str, broker_configs) -> list[P.ConfigEntry]:
+    """A share group's configs (a group need not exist, as in Kafka: then all defaults)."""
+    overrides = image.group_configs.get(group_id, {})
+    values = share_config.effective_group_configs(overrides, broker_configs)
+    return [
+        P.ConfigEntry(
+            name=k,
+            value=v,
+            is_default=k not in overrides,
+            source=P.ConfigSource.GROUP_CONFIG if k in overrides else P.ConfigSource.DEFAULT_CONFIG,
+        )
+        for k, v in sorted(values.items())
+    ]
