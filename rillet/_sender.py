@@ -29,12 +29,14 @@ from collections import Counter, defaultdict, deque
 from concurrent.futures import Future
 
 from rillet._accumulator import ProducerBatch, RecordAccumulator
+from rillet._inflight import InFlightRequests, ProduceInFlight
 from rillet._network import NetworkClient, map_error
 from rillet._sender_txn import TransactionalSending
 from rillet._txn_client import fenced
 from rillet.errors import (
     DeliveryTimeoutError,
     ProducerClosedError,
+    RequestTimedOutError,
     RilletError,
     error_for_code,
 )
@@ -94,8 +96,10 @@ class Sender(TransactionalSending, threading.Thread):
         self.max_request_size = max_request_size
         self.on_batch_drained = on_batch_drained
         self.rng = random.Random()
-        self.responses: deque[tuple[str, list[ProducerBatch], Future]] = deque()
-        self.in_flight: dict[str, int] = defaultdict(int)
+        self.responses: deque[ProduceInFlight] = deque()  # completed on the network's thread
+        # every request in flight has a deadline (request.timeout.ms) and every batch in it
+        # one too (delivery.timeout.ms), enforced here whatever the network does: _inflight.py
+        self.in_flight = InFlightRequests(request_timeout_ms, delivery_timeout_ms)
         self.waiting: deque[ProducerBatch] = deque()  # drained, not yet sent (retries too)
         self.waiting_overflow: list[ProducerBatch] = []  # did not fit in max.request.size
         self.coalesce_bytes = min(max_request_size // 2, 256 * 1024)
@@ -166,7 +170,9 @@ class Sender(TransactionalSending, threading.Thread):
         """One round: responses, drain, send, then wait for a reason to go on. True: stop."""
         now = _monotonic_ms()
         while self.responses:
-            self._handle_response(*self.responses.popleft(), now)
+            self._handle_response(self.responses.popleft(), now)
+        if self.in_flight:
+            self._expire_in_flight(now)
         while self.txn_results:
             self.txn.add_done(*self.txn_results.popleft())
         drop = self.drop_request
@@ -195,10 +201,10 @@ class Sender(TransactionalSending, threading.Thread):
         expiry = acc.next_expiry_ms()
         if expiry is not None:
             acc.sender_idle = False
-        deadlines = [d for d in (expiry, attention, txn_retry) if d is not None]
+        in_flight = self.in_flight.next_deadline_ms()
+        deadlines = [d for d in (expiry, attention, txn_retry, in_flight) if d is not None]
         held = sum(b.reserved for b in self.waiting)
-        acc.wake_bytes = (max(0, self.coalesce_bytes - held)
-                          if any(self.in_flight.values()) else 0)
+        acc.wake_bytes = max(0, self.coalesce_bytes - held) if self.in_flight else 0
         timeout = 0.5 if not deadlines else max(0.0, (min(deadlines) - now) / 1000)
         acc.wakeup.wait(min(0.5, timeout))
         acc.wakeup.clear()
@@ -296,7 +302,7 @@ class Sender(TransactionalSending, threading.Thread):
         if missing_leader:
             self.client.request_metadata_update()
         for address, batches in by_leader.items():
-            in_flight = self.in_flight[address]
+            in_flight = self.in_flight.to(address)
             # Coalesce: while a request to this broker is in flight, send another only once
             # enough waits for a big request (or the oldest batch waited a while). Fewer,
             # larger requests cost less per record on both sides than a request per batch.
@@ -371,23 +377,56 @@ class Sender(TransactionalSending, threading.Thread):
                 self.batches_in_flight[(batch.topic, batch.partition)] += 1
         req = ProduceRequest(acks=self.acks, timeout_ms=self.request_timeout_ms,
                              transactional_id=self.transactional_id, topics=tuple(topics))
-        self.in_flight[address] += 1
-        fut = self.client.request(address, req, self.request_timeout_ms)
+        try:
+            fut = self.client.request(address, req, self.request_timeout_ms)
+        except Exception as e:  # noqa: BLE001 - the batches are retried or failed, never lost
+            fut = Future()
+            fut.set_exception(e)
+        request = self.in_flight.add(address, sent, fut, _monotonic_ms())
         responses = self.responses
         wakeup = self.acc.wakeup
 
-        def done(f: Future, _addr=address, _sent=sent) -> None:
-            responses.append((_addr, _sent, f))
+        def done(_f: Future, _request=request) -> None:
+            responses.append(_request)
             wakeup.set()
 
         fut.add_done_callback(done)
 
-    def _handle_response(self, address: str, batches: list[ProducerBatch], fut: Future,
-                         now: float) -> None:
-        self.in_flight[address] -= 1
+    def _expire_in_flight(self, now: float) -> None:
+        """Kafka's two bounds on a request in flight, whatever the network does (a reply lost
+        anywhere must not hang the producer): see rillet/_inflight.py."""
+        for request in self.in_flight.overdue(now):
+            # the network fails a request at the same timeout; this is the backstop
+            _log.warning("no answer from %s to a Produce request in %d ms: retrying its "
+                         "batches", request.address, self.request_timeout_ms)
+            self._request_done(request)
+            error = RequestTimedOutError(
+                f"no answer from broker {request.address} within {self.request_timeout_ms} ms")
+            for batch in request.batches:
+                if batch in self.incomplete:
+                    self._retry_or_fail(batch, error, now, refresh=True)
+        incomplete = self.incomplete
+        for request in list(self.in_flight.expiring(now)):
+            for batch in request.batches:
+                if batch in incomplete and now - batch.created_ms >= self.delivery_timeout_ms:
+                    self._finish(batch, -1, DeliveryTimeoutError(
+                        f"records for {batch.topic}-{batch.partition} expired after "
+                        f"{self.delivery_timeout_ms} ms in flight to {request.address}"))
+            request.oldest_ms = min(
+                (b.created_ms for b in request.batches if b in incomplete), default=float("inf"))
+
+    def _request_done(self, request: ProduceInFlight) -> None:
         if self.idempotent:
-            for batch in batches:
+            for batch in request.batches:
                 self.batches_in_flight[(batch.topic, batch.partition)] -= 1
+
+    def _handle_response(self, request: ProduceInFlight, now: float) -> None:
+        if not self.in_flight.answered(request):
+            return  # abandoned at its deadline: its batches were retried or failed then
+        self._request_done(request)
+        fut = request.future
+        incomplete = self.incomplete  # without the batches failed in flight (delivery timeout)
+        batches = [b for b in request.batches if b in incomplete]
         exc = fut.exception()
         if exc is not None:
             error = map_error(exc)
@@ -401,19 +440,22 @@ class Sender(TransactionalSending, threading.Thread):
             return
         results = {(t.name, p.partition): p for t in response.topics for p in t.partitions}
         next_offset: dict[tuple[str, int], int] = {}
-        per_partition = Counter((b.topic, b.partition) for b in batches)
-        for batch in batches:
+        per_partition = Counter((b.topic, b.partition) for b in request.batches)
+        for batch in request.batches:
             key = (batch.topic, batch.partition)
             result = results.get(key)
-            if result is None:
-                self._finish(batch, -1, RilletError(f"no result for {key[0]}-{key[1]}"))
-                continue
-            if result.error_code == ErrorCode.NONE:
-                if key in self.unresolved and self._past_unresolved(batch):
-                    del self.unresolved[key]  # the failed batch was written after all
+            if result is not None and result.error_code == ErrorCode.NONE:
                 base = next_offset.get(key, result.base_offset)
                 next_offset[key] = base + batch.record_count if base >= 0 else -1
-                self._finish(batch, base, None)
+                if batch in incomplete:  # (not failed in flight at delivery.timeout.ms)
+                    if key in self.unresolved and self._past_unresolved(batch):
+                        del self.unresolved[key]  # the failed batch was written after all
+                    self._finish(batch, base, None)
+                continue
+            if batch not in incomplete:
+                continue
+            if result is None:
+                self._finish(batch, -1, RilletError(f"no result for {key[0]}-{key[1]}"))
                 continue
             if result.error_code in _TOO_LARGE and batch.parts:
                 # our merge of several batches was too large for the broker: send them one by
