@@ -49,7 +49,7 @@ def map_error(exc: BaseException) -> BaseException:
     if isinstance(exc, terr.ProtocolError):
         return error_for_code(exc.code, exc.message)
     if isinstance(exc, terr.EndpointClosedError):
-        return IllegalStateError("the client is closed")
+        return IllegalStateError(f"the client is closed ({exc})")
     if isinstance(exc, TimeoutError):  # a future's result(timeout) ran out (retriable)
         return RequestTimedOutError(str(exc) or "no answer in time")
     return exc
@@ -111,6 +111,7 @@ class NetworkClient:
         self.partition_counts: dict[str, int] = {}
         self._metadata_lock = threading.Lock()
         self._metadata_inflight: Future | None = None
+        self._metadata_sent = 0.0  # time.monotonic() when it was sent
         self._last_refresh = 0.0
         self._rng = random.Random()
         self.closed = False
@@ -205,9 +206,14 @@ class NetworkClient:
             return view
 
     def request_metadata_update(self, topics: Iterable[str] | None = None) -> None:
-        """Non-blocking refresh (at most one in flight): used by I/O paths on NOT_LEADER etc."""
+        """Non-blocking refresh (at most one in flight): used by I/O paths on NOT_LEADER etc.
+
+        One unanswered for request.timeout.ms no longer counts: a lost reply must not stop
+        every later refresh (the client would keep its stale leaders for good)."""
         with self._metadata_lock:
-            if self._metadata_inflight is not None and not self._metadata_inflight.done():
+            inflight = self._metadata_inflight
+            if inflight is not None and not inflight.done() and (
+                    time.monotonic() - self._metadata_sent < self.request_timeout_ms / 1000):
                 return
             addresses = self.addresses()
             address = addresses[0] if addresses else self.bootstrap[0]
@@ -216,6 +222,7 @@ class NetworkClient:
             req = MetadataRequest(topics=tuple(topics) if topics is not None else None)
             fut = self.request(address, req)
             self._metadata_inflight = fut
+            self._metadata_sent = time.monotonic()
 
         def done(f: Future) -> None:
             if f.exception() is None:
