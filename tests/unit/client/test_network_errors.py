@@ -30,7 +30,6 @@ def test_a_metadata_refresh_whose_reply_never_comes_does_not_block_later_ones() 
     # would keep its stale leaders for good
     from rillet._network import NetworkClient
     from rillet.config import producer_config
-
     from tests.support import wait_until
 
     client = NetworkClient(producer_config({"bootstrap.servers": "127.0.0.1:1",

@@ -12,15 +12,15 @@ import time
 from concurrent.futures import Future
 
 import pytest
-from rillet._accumulator import RecordAccumulator
-from rillet._sender import Sender
-from rillet.errors import DeliveryTimeoutError
 from rillet.transport.protocol import (
     ProducePartitionResponse,
     ProduceResponse,
     ProduceTopicResponse,
 )
 
+from rillet._accumulator import RecordAccumulator
+from rillet._sender import Sender
+from rillet.errors import DeliveryTimeoutError
 from tests.support import wait_until
 
 pytestmark = pytest.mark.timeout(30)
