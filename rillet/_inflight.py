@@ -77,12 +77,14 @@ class InFlightRequests:
         return True
 
     def overdue(self, now_ms: float) -> list[ProduceInFlight]:
-        """Remove and return the requests whose deadline has passed (oldest first)."""
+        """Remove and return the requests whose deadline has passed unanswered (oldest
+        first). One whose future is done is not overdue: its reply waits for the sender."""
         late = []
         for request in self._requests:
             if request.deadline_ms > now_ms:
                 break
-            late.append(request)
+            if not request.future.done():
+                late.append(request)
         for request in late:
             del self._requests[request]
             self._per_broker[request.address] -= 1
@@ -90,10 +92,11 @@ class InFlightRequests:
         return late
 
     def expiring(self, now_ms: float) -> Iterator[ProduceInFlight]:
-        """The requests in flight holding a batch past ``delivery.timeout.ms``."""
+        """The requests in flight holding a batch past ``delivery.timeout.ms`` (not those
+        answered already: the reply decides)."""
         cutoff = now_ms - self.delivery_timeout_ms
         for request in self._requests:
-            if request.oldest_ms <= cutoff:
+            if request.oldest_ms <= cutoff and not request.future.done():
                 yield request
 
     def next_deadline_ms(self) -> float | None:

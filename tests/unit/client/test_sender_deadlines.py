@@ -155,3 +155,23 @@ def test_every_send_completes_within_delivery_timeout_when_no_reply_ever_comes()
         assert not sender.incomplete
     finally:
         stop(sender)
+
+
+def test_in_flight_bookkeeping() -> None:
+    from rillet._accumulator import ProducerBatch
+    from rillet._inflight import InFlightRequests
+    from rillet.logstore.batch import Codec
+
+    flights = InFlightRequests(request_timeout_ms=100, delivery_timeout_ms=1000)
+    old, new = ProducerBatch("t", 0, Codec.NONE, 0), ProducerBatch("t", 1, Codec.NONE, 50)
+    a = flights.add("b1", [old], Future(), now_ms=10)
+    b = flights.add("b1", [new], Future(), now_ms=20)
+    c = flights.add("b2", [new], Future(), now_ms=30)
+    assert (flights.to("b1"), flights.to("b2"), len(flights)) == (2, 1, 3)
+    assert flights.next_deadline_ms() == 110  # a's request deadline
+    b.future.set_result(None)  # answered, its reply not handled yet: not overdue
+    assert flights.overdue(125) == [a]
+    assert flights.to("b1") == 1 and not flights.answered(a)  # a late reply to a: ignored
+    assert flights.answered(b) and flights.to("b1") == 0
+    assert list(flights.expiring(1049)) == [] and list(flights.expiring(1050)) == [c]
+    assert flights.abandoned == 1 and len(flights) == 1
