@@ -158,9 +158,10 @@ def test_every_send_completes_within_delivery_timeout_when_no_reply_ever_comes()
 
 
 def test_in_flight_bookkeeping() -> None:
+    from rillet.logstore.batch import Codec
+
     from rillet._accumulator import ProducerBatch
     from rillet._inflight import InFlightRequests
-    from rillet.logstore.batch import Codec
 
     flights = InFlightRequests(request_timeout_ms=100, delivery_timeout_ms=1000)
     old, new = ProducerBatch("t", 0, Codec.NONE, 0), ProducerBatch("t", 1, Codec.NONE, 50)
