@@ -195,6 +195,7 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
             if added is None:
                 return None
         elif self.idempotent and self.producer_id < 0 and not self._init_producer_id(now):
+            self._expire_waiting(_monotonic_ms())  # no producer id yet: the deadline holds
             return self.producer_id_retry_at
         if self.needs_bump:
             self._bump_epochs()
@@ -211,9 +212,7 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
             waiting = sorted(waiting, key=_created)
         for batch in waiting:
             if now - batch.created_ms >= self.delivery_timeout_ms:
-                self._finish(batch, -1, DeliveryTimeoutError(
-                    f"{batch.record_count or 'some'} record(s) for {batch.topic}-"
-                    f"{batch.partition} expired after {self.delivery_timeout_ms} ms"))
+                self._finish(batch, -1, self._expired(batch))
                 continue
             tp = (batch.topic, batch.partition)
             if batch.retry_at_ms > now or tp in blocked:
@@ -279,6 +278,22 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
         self.waiting = keep
         return attention
 
+
+    def _expired(self, batch: ProducerBatch, where: str = "") -> DeliveryTimeoutError:
+        return DeliveryTimeoutError(
+            f"{batch.record_count or 'some'} record(s) for {batch.topic}-{batch.partition} "
+            f"expired after {self.delivery_timeout_ms} ms{where}")
+
+    def _expire_waiting(self, now: float) -> None:
+        """Fail the waiting batches past delivery.timeout.ms (while nothing can be sent)."""
+        if any(now - b.created_ms >= self.delivery_timeout_ms for b in self.waiting):
+            keep: deque[ProducerBatch] = deque()
+            for batch in self.waiting:
+                if now - batch.created_ms >= self.delivery_timeout_ms:
+                    self._finish(batch, -1, self._expired(batch))
+                else:
+                    keep.append(batch)
+            self.waiting = keep
 
     def _send_to(self, address: str, batches: list[ProducerBatch]) -> None:
         # Several batches of one partition travel together (concatenated, in order): one
@@ -366,9 +381,7 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
         for request in list(self.in_flight.expiring(now)):
             for batch in request.batches:
                 if batch in incomplete and now - batch.created_ms >= self.delivery_timeout_ms:
-                    self._finish(batch, -1, DeliveryTimeoutError(
-                        f"records for {batch.topic}-{batch.partition} expired after "
-                        f"{self.delivery_timeout_ms} ms in flight to {request.address}"))
+                    self._finish(batch, -1, self._expired(batch, f" in flight to {request.address}"))
             request.oldest_ms = min(
                 (b.created_ms for b in request.batches if b in incomplete), default=float("inf"))
 

@@ -176,3 +176,33 @@ def test_in_flight_bookkeeping() -> None:
     assert flights.answered(b) and flights.to("b1") == 0
     assert list(flights.expiring(1049)) == [] and list(flights.expiring(1050)) == [c]
     assert flights.abandoned == 1 and len(flights) == 1
+
+
+def test_batches_waiting_for_a_producer_id_fail_at_delivery_timeout_ms() -> None:
+    # idempotence: nothing is sent before InitProducerId succeeds; if it never does (no
+    # controller reachable), the waiting batches must still fail in time, not wait forever
+    from types import SimpleNamespace
+
+    from rillet.errors import RequestTimedOutError
+
+    class NoController(SilentNetwork):
+        config = SimpleNamespace(enable_idempotence=True)
+
+        def call_controller(self, msg, timeout_ms=None):
+            raise RequestTimedOutError("no controller answered")
+
+    network = NoController()
+    acc = RecordAccumulator(batch_size=16384, linger_ms=0)
+    sender = Sender(
+        network, acc, acks=-1, retries=1_000_000, retry_backoff_ms=10, retry_backoff_max_ms=50,
+        delivery_timeout_ms=400, request_timeout_ms=60_000, max_in_flight=5,
+        max_request_size=1 << 20, on_batch_drained=lambda batch: None, name="test-sender")
+    assert sender.idempotent
+    sender.start()
+    try:
+        completion = send(acc, b"v")
+        assert completion.wait(5), "the batch waited for a producer id forever"
+        assert isinstance(completion.error, DeliveryTimeoutError)
+        assert network.requests == [] and not sender.incomplete
+    finally:
+        stop(sender)
