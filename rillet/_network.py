@@ -130,13 +130,15 @@ class NetworkClient:
             raise map_error(exc) from None
 
     def addresses(self) -> list[str]:
-        """Known brokers first (shuffled), then the bootstrap list; brokers whose connection
-        is known to be down go last, so a dead broker does not cost a timeout every time."""
+        """Known brokers first (shuffled), then the bootstrap list; by connection state:
+        connected, never tried, then known to be down, so a dead broker does not cost a
+        timeout every time (a request to one never reached waits out its whole timeout)."""
         known = list(self.view.brokers.values())
         self._rng.shuffle(known)
         boot = [a for a in self.bootstrap if a not in known]
         ordered = known + boot
-        return sorted(ordered, key=lambda a: self.endpoint.is_connected(a) is False)
+        rank = {True: 0, None: 1, False: 2}
+        return sorted(ordered, key=lambda a: rank[self.endpoint.is_connected(a)])
 
     def controller_address(self) -> str | None:
         """The active controller's address per the cached metadata, or None."""

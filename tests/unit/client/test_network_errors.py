@@ -54,3 +54,23 @@ def test_a_metadata_refresh_whose_reply_never_comes_does_not_block_later_ones() 
         assert sent[1] - sent[0] >= 0.2
     finally:
         client.close()
+
+
+def test_brokers_are_tried_connected_first_then_untried_then_down() -> None:
+    # the metadata refresh goes to addresses()[0]: a broker never reached (maybe dead) costs
+    # the whole request timeout, so live connections come first
+    from rillet._network import ClusterView, NetworkClient
+    from rillet.config import producer_config
+
+    client = NetworkClient(producer_config({"bootstrap.servers": "h:4"}))
+    try:
+        view = ClusterView()
+        view.brokers = {1: "h:1", 2: "h:2", 3: "h:3"}
+        client.view = view
+        states = {"h:1": False, "h:2": None, "h:3": True}
+        client.endpoint.is_connected = states.get
+        for _ in range(10):  # shuffled within each rank
+            assert client.addresses()[0] == "h:3" and client.addresses()[-1] == "h:1"
+            assert set(client.addresses()[1:3]) == {"h:2", "h:4"}
+    finally:
+        client.close()
