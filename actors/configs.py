@@ -115,6 +115,14 @@ BROKER_DEFAULTS: dict[str, str] = {
     "transactional.id.expiration.ms": "604800000",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms": "10000",
     "transaction.remove.expired.transaction.cleanup.interval.ms": "3600000",
+    # share-partitions on their leaders (actors/share_partition.py; the group.share.* defaults
+    # of the GROUP config resource's keys are share-group's coordinator/share/config.py)
+    "group.share.record.lock.duration.ms": "30000",
+    "group.share.delivery.count.limit": "5",
+    "group.share.partition.max.record.locks": "2000",
+    "group.share.retry.backoff.ms": "1000",
+    "group.share.retry.backoff.multiplier": "2.0",
+    "group.share.retry.backoff.max.ms": "60000",
     **{k: TOPIC_DEFAULTS[v] for k, v in BROKER_TOPIC_SYNONYMS.items()},
 }
 
@@ -140,6 +148,9 @@ _POSITIVE = (
     "transactional.id.expiration.ms",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms",
     "transaction.remove.expired.transaction.cleanup.interval.ms",
+    "group.share.record.lock.duration.ms",
+    "group.share.delivery.count.limit",
+    "group.share.partition.max.record.locks",
 )
 
 
@@ -219,6 +230,14 @@ def validate_broker_configs(configs: Mapping[str, str]) -> BrokerConfig:
     if idle != -1 and idle < 1:
         raise ConfigError(f"connections.max.idle.ms={idle} must be -1 (never) or >= 1")
     validate_topic_configs({t: merged[b] for b, t in BROKER_TOPIC_SYNONYMS.items()})
+    try:
+        multiplier = float(merged["group.share.retry.backoff.multiplier"])
+    except ValueError:
+        multiplier = 0.0
+    if not 1.0 <= multiplier <= 100.0:
+        raise ConfigError("group.share.retry.backoff.multiplier="
+                          f"{merged['group.share.retry.backoff.multiplier']!r} must be a number "
+                          "between 1.0 and 100.0")
     return merged
 
 

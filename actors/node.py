@@ -52,6 +52,7 @@ from rillet.transport.security import CurveKeys, KeyFileError, load_keyfile
 from . import group_coordinator as GC
 from . import partition as R
 from . import runtime
+from . import share_partition as SP
 from . import txn_coordinator as TC
 from .broker_lifecycle import BrokerLifecycle, Identity
 from .broker_lifecycle import Progress as LifecycleProgress
@@ -63,6 +64,8 @@ from .router import Router
 from .scrubber import TICK_S as SCRUB_TICK_S
 from .scrubber import Scrubber, ScrubTick
 from .session import BrokerContext, Listener
+from .share_dlq import DeadLetterWriter
+from .share_persister import RemoteSharePersister, state_topic_creator
 from .ticker import Ticker, now_ms
 from .txn_verify import RemoteTxnVerifier
 
@@ -189,6 +192,13 @@ class BrokerNode:
         self.txn_verifier = RemoteTxnVerifier(
             lambda: self.ctx.image, self._address_of, self.peers.request
         )
+        # share groups: the share-partitions of the partitions this broker leads
+        self.ctx.share_partitions = SP.SharePartitionManager.start(
+            self.ctx,
+            RemoteSharePersister(lambda: self.ctx.image, self._address_of, self.peers.request,
+                                 create_topic=state_topic_creator(self.ctx, self.configs)),
+            DeadLetterWriter(self.ctx, self._send_to_broker),
+        )
         self.lifecycle = None
         self._progress = (-1, 0, MetadataImage())
         self._progress_lock = threading.Lock()
@@ -258,6 +268,7 @@ class BrokerNode:
             self.ticker.every(SCRUB_TICK_S, lambda: scrubber.tell(ScrubTick(now_ms())))
         self.ticker.every(0.2, lambda: self._tell_group_coordinator(GC.GroupTick(now_ms())))
         self.ticker.every(0.1, lambda: self._tell_txn_coordinator(TC.TxnTick(now_ms())))
+        self.ticker.every(0.1, lambda: self._tell_share(SP.ShareTick(now_ms())))
         self._log.info(
             "broker {} serving clients on {}, brokers on {} ({}) (data dir {})",
             self.broker_id,
@@ -300,6 +311,14 @@ class BrokerNode:
 
     def _tell_txn_coordinator(self, message: object) -> None:
         ref = getattr(self.ctx, "txn_coordinator", None)
+        if ref is not None:
+            try:
+                ref.tell(message)
+            except pykka.ActorDeadError:
+                pass
+
+    def _tell_share(self, message: object) -> None:
+        ref = getattr(self.ctx, "share_partitions", None)
         if ref is not None:
             try:
                 ref.tell(message)
@@ -524,6 +543,7 @@ class BrokerNode:
             self._update_fetchers(new)
         self._tell_group_coordinator(GC.ImageChanged(new))
         self._tell_txn_coordinator(TC.ImageChanged(new))
+        self._tell_share(SP.ImageChanged(new))
 
     # ------------------------------------------------------- high watermark checkpoint
 

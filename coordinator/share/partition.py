@@ -217,6 +217,13 @@ class SharePartition:
                  if r.state == AVAILABLE and r.available_at_ms > 0]
         return min(times) if times else None
 
+    def next_fetch_offset(self, now_ms: int) -> int:
+        """The first offset ``acquire`` could hand out now (where the leader reads from)."""
+        for r in self.ranges.items:
+            if r.state == AVAILABLE and r.available_at_ms <= now_ms:
+                return r.first
+        return self.end_offset
+
     def acquire(
         self, member_id: str, high_watermark: int, max_records: int, now_ms: int
     ) -> list[Acquired]:

@@ -1,0 +1,167 @@
+"""The share-partition leader on a real broker process, over raw ShareFetch/ShareAcknowledge
+requests (docs/queues.md, "Share-partition"): acquire, accept, release at once and delayed,
+reject into the dead-letter topic with its headers, renew, lock expiry, the delivery limit,
+bad input. The broker keeps share state in memory here (share_memory_broker.py); failover
+through the share-state coordinator is test_share_failover.py."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from rillet.logstore.batch import records
+from rillet.transport import protocol as P
+
+from tests.integration.share_helpers import (
+    ack,
+    acquired,
+    describe,
+    memory_share_brokers,  # noqa: F401 - fixture
+    share_ack,
+    share_fetch,
+    values_batch,
+)
+from tests.support import wait_until
+
+E = P.ErrorCode
+ACCEPT, RELEASE, REJECT, RENEW = P.ACK_ACCEPT, P.ACK_RELEASE, P.ACK_REJECT, P.ACK_RENEW
+LOCK_MS = 1500
+CONFIGS = {
+    "group.share.record.lock.duration.ms": str(LOCK_MS),
+    "group.share.delivery.count.limit": "3",
+    "group.share.retry.backoff.ms": "300",
+    "group.share.retry.backoff.max.ms": "2000",
+}
+
+
+@pytest.fixture
+def wire(memory_share_brokers, cluster_factory, wire_factory):  # noqa: F811
+    cluster = cluster_factory(1, CONFIGS)
+    w = wire_factory(cluster)
+    assert w.create_topic("q").error_code == E.NONE
+    wait_until(lambda: share_fetch(w, "g", "init", "q").error_code == E.NONE, 10,
+               "the share-partition initialised at the latest offset")
+    return w
+
+
+def dlq_records(wire, topic: str = "q.dlq") -> list:
+    def read():
+        part = wire.fetch(topic, 0, 0)
+        return list(records(part.records)) if part.error_code == E.NONE else []
+
+    return read()
+
+
+def test_acquire_accept_release_reject_renew(wire):
+    assert wire.produce("q", 0, values_batch([b"v0", b"v1", b"v2", b"v3", b"v4"],
+                                             key=b"k", headers=[("h", b"1")])).error_code == 0
+    got = acquired(share_fetch(wire, "g", "a", "q"))
+    assert got == [(o, b"v%d" % o, 1) for o in range(5)]
+    assert acquired(share_fetch(wire, "g", "b", "q")) == []  # all held by a
+    t0 = time.monotonic()
+    part = share_fetch(wire, "g", "a", "q", max_records=0, acks=[
+        ack(0, 0, ACCEPT), ack(1, 1, RELEASE, delay_ms=0), ack(2, 2, RELEASE, delay_ms=1000),
+        ack(3, 3, REJECT, reason="bad url"), ack(4, 4, RENEW)])
+    assert part.acknowledge_error_code == E.NONE, part
+    assert acquired(share_fetch(wire, "g", "b", "q")) == [(1, b"v1", 2)]  # released at once
+    # offset 2 is not offered before its delay; then b gets it with delivery count 2
+    got = wait_until(lambda: acquired(share_fetch(wire, "g", "b", "q", max_wait_ms=200)), 5,
+                     "the delayed record")
+    assert got == [(2, b"v2", 2)]
+    assert time.monotonic() - t0 >= 1.0
+    # offset 4 is still a's (renewed): a accepts it; 3 is in the dead-letter topic
+    assert share_ack(wire, "g", "a", "q", [ack(4, 4, ACCEPT)]) == E.NONE
+    dead = wait_until(lambda: dlq_records(wire), 10, "the dead letter")
+    assert [(r.key, r.value) for r in dead] == [(b"k", b"v3")]
+    headers = dict(dead[0].headers)
+    assert headers["h"] == b"1"
+    assert {k: v for k, v in headers.items() if k.startswith("rillet.dlq.")} == {
+        "rillet.dlq.topic": b"q", "rillet.dlq.partition": b"0", "rillet.dlq.offset": b"3",
+        "rillet.dlq.delivery.count": b"1", "rillet.dlq.group": b"g",
+        "rillet.dlq.reason": b"bad url"}
+    assert share_ack(wire, "g", "b", "q", [ack(1, 2, ACCEPT)]) == E.NONE
+
+    def settled():
+        d = describe(wire, "g", "q")
+        return d if d.start_offset == 5 else None
+
+    d = wait_until(settled, 10, "every record accepted or archived")
+    assert (d.acquired, d.available, d.lag, d.high_watermark) == (0, 0, 0, 5)
+    # an accepted record is never offered again, to anyone
+    assert acquired(share_fetch(wire, "g", "c", "q")) == []
+
+
+def test_lock_expiry_redelivers_then_the_delivery_limit_dead_letters(wire):
+    wire.produce("q", 0, values_batch([b"poison"]))
+    assert acquired(share_fetch(wire, "g", "a", "q")) == [(0, b"poison", 1)]
+    # a dies holding it: after the lock (1.5 s) b gets it, delivered a second time
+    got = wait_until(lambda: acquired(share_fetch(wire, "g", "b", "q", max_wait_ms=500)),
+                     LOCK_MS / 1000 + 5, "the expired record")
+    assert got == [(0, b"poison", 2)]
+    # third delivery (the limit is 3) and a release: archived and dead-lettered
+    assert share_ack(wire, "g", "b", "q", [ack(0, 0, RELEASE, delay_ms=0)]) == E.NONE
+    assert acquired(share_fetch(wire, "g", "c", "q")) == [(0, b"poison", 3)]
+    assert share_ack(wire, "g", "c", "q", [ack(0, 0, RELEASE, delay_ms=0)]) == E.NONE
+    dead = wait_until(lambda: dlq_records(wire), 10, "the dead letter")
+    headers = dict(dead[0].headers)
+    assert headers["rillet.dlq.reason"] == b"delivery count limit reached"
+    assert headers["rillet.dlq.delivery.count"] == b"3"
+    wait_until(lambda: describe(wire, "g", "q").start_offset == 1, 10, "archived")
+    assert acquired(share_fetch(wire, "g", "d", "q")) == []
+
+
+def test_release_with_the_groups_backoff_is_never_early(wire):
+    wire.produce("q", 0, values_batch([b"x"]))
+    share_fetch(wire, "g", "a", "q")
+    t0 = time.monotonic()
+    assert share_ack(wire, "g", "a", "q", [ack(0, 0, RELEASE, delay_ms=-1)]) == E.NONE
+    d = describe(wire, "g", "q")
+    assert d.delayed == 1 and d.available == 0
+    got = wait_until(lambda: acquired(share_fetch(wire, "g", "b", "q", max_wait_ms=100)), 5,
+                     "the backed-off record")
+    assert got == [(0, b"x", 2)]
+    assert time.monotonic() - t0 >= 0.3  # retry.backoff.ms for delivery 1
+
+
+def test_long_poll_answers_when_records_arrive(wire):
+    import threading
+
+    result = {}
+
+    def poll():
+        result["part"] = share_fetch(wire, "g", "a", "q", max_wait_ms=5000)
+
+    t = threading.Thread(target=poll)
+    t0 = time.monotonic()
+    t.start()
+    time.sleep(0.3)  # noqa: the producer acts while the fetch is parked (not a synchronisation)
+    wire.produce("q", 0, values_batch([b"late"]))
+    t.join(10)
+    assert acquired(result["part"]) == [(0, b"late", 1)]
+    assert time.monotonic() - t0 < 4
+
+
+def test_bad_input_gets_clear_errors_and_changes_nothing(wire):
+    wire.produce("q", 0, values_batch([b"a", b"b"]))
+    assert [o for o, _, _ in acquired(share_fetch(wire, "g", "a", "q"))] == [0, 1]
+    before = describe(wire, "g", "q")
+    # not acquired by this member; never acquired; a negative delay other than -1
+    assert share_ack(wire, "g", "b", "q", [ack(0, 0, ACCEPT)]) == E.INVALID_RECORD_STATE
+    assert share_ack(wire, "g", "a", "q", [ack(0, 5, ACCEPT)]) == E.INVALID_RECORD_STATE
+    assert share_ack(wire, "g", "a", "q", [ack(0, 0, RELEASE, delay_ms=-7)]) == (
+        E.INVALID_REQUEST)
+    # all or nothing: the good half of a request with a bad half is not applied either
+    assert share_ack(wire, "g", "a", "q", [ack(0, 0, ACCEPT), ack(7, 7, ACCEPT)]) == (
+        E.INVALID_RECORD_STATE)
+    # an unknown group holds nothing here
+    assert share_ack(wire, "nosuch", "a", "q", [ack(0, 0, ACCEPT)]) == E.INVALID_RECORD_STATE
+    assert describe(wire, "g", "q") == before
+    part = share_fetch(wire, "g", "a", "q", max_records=0, acks=[ack(1, 1, 9)])
+    assert part.acknowledge_error_code == E.INVALID_REQUEST
+    assert describe(wire, "g", "q") == before
+    # unknown topic, empty ids
+    assert share_fetch(wire, "g", "a", "nosuch").error_code == E.UNKNOWN_TOPIC_OR_PARTITION
+    response = wire.call(P.ShareFetchRequest(group_id="", member_id="a", topics=()))
+    assert response.error_code == E.INVALID_REQUEST and "group_id" in response.error_message
+    # the broker still serves the member
+    assert share_ack(wire, "g", "a", "q", [ack(0, 1, ACCEPT)]) == E.NONE
