@@ -5,7 +5,7 @@ One actor per broker. For each (share group, topic, partition) it serves it hold
 the pure core (coordinator/share/partition.py) plus what the actor does around it:
 
 - **loading**: on first use, and again whenever the partition's leader epoch changes, the
-  state is read from the share-state coordinator (``SharePersister.read``:
+  state is read from the share-state coordinator (``ShareStateClient.read``:
   ReadShareGroupState). A share-partition with no stored state is initialised on its first
   ShareFetch at the partition's latest offset (``share.auto.offset.reset`` "earliest": its
   log start offset) and that start is written at once.
@@ -112,7 +112,7 @@ class _SP:
 
 
 class SharePartitionManager(ShareRequests, DispatchedActor):
-    """Collaborators are given: ``persister`` (actors/share_persister.py), ``dead_letters``
+    """Collaborators are given: ``persister`` (actors/share_state_client.py), ``dead_letters``
     (actors/share_dlq.DeadLetterWriter), ``clock`` and ``rng`` (jitter)."""
 
     def __init__(self, ctx: Any, persister: Any, dead_letters: Any,

@@ -96,5 +96,5 @@ def _with_last(b: P.ShareStateBatch, last: int) -> P.ShareStateBatch:
 
 
 if __name__ == "__main__":
-    node.RemoteSharePersister = lambda *args, **kwargs: InMemorySharePersister()
+    node.ShareStateClient = lambda *args, **kwargs: InMemorySharePersister()
     sys.exit(node.main())
