@@ -4,28 +4,10 @@ ShareFetch answer that its member acquired."""
 
 from __future__ import annotations
 
-import subprocess
-
-import pytest
-from rillet import launcher
 from rillet.logstore.batch import BatchBuilder, records
 from rillet.transport import protocol as P
 
 E = P.ErrorCode
-
-
-@pytest.fixture
-def memory_share_brokers(monkeypatch):
-    """LocalCluster launches share_memory_broker (share state in the broker's memory)."""
-    real = subprocess.Popen
-
-    def popen(cmd, *args, **kwargs):
-        if "rillet.actors.node" in cmd:
-            cmd = [c if c != "rillet.actors.node" else "tests.integration.share_memory_broker"
-                   for c in cmd]
-        return real(cmd, *args, **kwargs)
-
-    monkeypatch.setattr(launcher.subprocess, "Popen", popen)
 
 
 def values_batch(values, key: bytes | None = None, headers=()) -> bytes:

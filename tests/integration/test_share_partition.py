@@ -1,8 +1,8 @@
 """The share-partition leader on a real broker process, over raw ShareFetch/ShareAcknowledge
 requests (docs/queues.md, "Share-partition"): acquire, accept, release at once and delayed,
 reject into the dead-letter topic with its headers, renew, lock expiry, the delivery limit,
-bad input. The broker keeps share state in memory here (share_memory_broker.py); failover
-through the share-state coordinator is test_share_failover.py."""
+bad input. Share state goes through the real share-state coordinator (``__share_group_state``);
+failover is test_share_failover.py."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from tests.integration.share_helpers import (
     ack,
     acquired,
     describe,
-    memory_share_brokers,  # noqa: F401 - fixture
     share_ack,
     share_fetch,
     values_batch,
@@ -35,7 +34,7 @@ CONFIGS = {
 
 
 @pytest.fixture
-def wire(memory_share_brokers, cluster_factory, wire_factory):  # noqa: F811
+def wire(cluster_factory, wire_factory):
     cluster = cluster_factory(1, CONFIGS)
     w = wire_factory(cluster)
     assert w.create_topic("q").error_code == E.NONE
