@@ -318,6 +318,7 @@ class SharePartition:
     ) -> Changes:
         """Apply a member's acknowledgements, all or nothing (ShareStateError: nothing
         changed). ``jitter`` in [0, 1) spreads back-off delays (backoff.py)."""
+        acks = _coalesced(acks)
         self.check(member_id, acks)
         dead: list[DeadLetter] = []
         dirty = released = False
@@ -450,6 +451,30 @@ class SharePartition:
             dead_lettered=counts[DEAD_LETTER_PENDING],
             delivery_counts=tuple(sorted(deliveries.items())),
         )
+
+
+def _coalesced(acks) -> list[Ack]:
+    """Neighbouring batches of one type (and delay, reason) as one: a client that sends one
+    batch per record costs what one batch per range does."""
+    out: list[Ack] = []
+    run: Ack | None = None  # the first batch of the current run
+    last = -2
+    for a in acks:
+        if (run is not None and last + 1 == a.first_offset and len(a.acknowledge_types) == 1
+                and a.acknowledge_types == run.acknowledge_types
+                and a.delay_ms == run.delay_ms and a.reason == run.reason):
+            last = a.last_offset
+            continue
+        if run is not None:
+            out.append(run if run.last_offset == last else Ack(
+                run.first_offset, last, run.acknowledge_types, run.delay_ms, run.reason))
+        run, last = (a, a.last_offset) if len(a.acknowledge_types) == 1 else (None, -2)
+        if run is None:
+            out.append(a)
+    if run is not None:
+        out.append(run if run.last_offset == last else Ack(
+            run.first_offset, last, run.acknowledge_types, run.delay_ms, run.reason))
+    return out
 
 
 def _runs(a: Ack):

@@ -315,3 +315,17 @@ def test_properties(ops, jitter):
         # SPSO never passes an unfinished record: every offset below it is accepted/archived
         for off in range(p.start_offset):
             assert off not in holder
+
+
+def test_neighbouring_acknowledgements_of_one_kind_are_applied_as_one_range():
+    p = sp()
+    p.acquire("a", 6, 10, 0)
+    acks = [Ack(0, 0, (ACK_ACCEPT,)), Ack(1, 1, (ACK_ACCEPT,)), Ack(2, 3, (ACK_RELEASE, ACK_ACCEPT),
+            delay_ms=0), Ack(4, 4, (ACK_RELEASE,), delay_ms=0), Ack(5, 5, (ACK_RELEASE,))]
+    p.acknowledge("a", acks, 1, 0.0)
+    assert states(p) == {2: (AVAILABLE, 1), 3: (ACKNOWLEDGED, 1), 4: (AVAILABLE, 1),
+                         5: (AVAILABLE, 1)}
+    assert p.ranges.items[-1].available_at_ms > 0 and p.ranges.items[-2].available_at_ms == 0
+    assert [a.first_offset for a in p.acquire("b", 6, 10, 1)] == [2, 4]
+    with pytest.raises(ShareStateError):  # overlapping batches are still refused
+        p.acknowledge("b", [Ack(2, 2, (ACK_ACCEPT,)), Ack(2, 2, (ACK_ACCEPT,))], 2, 0.0)
