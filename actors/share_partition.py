@@ -84,7 +84,7 @@ class _SP:
         "key", "leader_epoch", "config", "auto_offset_reset", "dlq_topic", "core",
         "state_epoch", "status", "waiters", "dirty", "writing", "replace_next",
         "next_waiters", "inflight_waiters", "retry_at", "parked", "watching", "watch_until",
-        "dlq_busy", "dlq_retry_at", "hw",
+        "dlq_busy", "dlq_retry_at", "hw", "record_bytes",
     )
 
     def __init__(self, key, leader_epoch, config, auto_offset_reset, dlq_topic) -> None:
@@ -109,6 +109,7 @@ class _SP:
         self.dlq_busy: set[int] = set()
         self.dlq_retry_at = 0
         self.hw = -1
+        self.record_bytes = 0.0  # bytes per record in this partition's batches (last read)
 
 
 class SharePartitionManager(ShareRequests, DispatchedActor):

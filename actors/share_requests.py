@@ -23,6 +23,8 @@ from . import partition as R
 
 E = P.ErrorCode
 MAX_WAIT_MS = 300_000
+FIRST_READ_BYTES = 1 << 20  # a share-partition's first read (its record size is unknown)
+MIN_READ_BYTES = 64 << 10
 
 
 class _Part:
@@ -159,9 +161,14 @@ class ShareRequests:
             return
         start = sp.core.next_fetch_offset(self.clock())
         op.pending += 1
-        ref.tell(R.Read(start, max(1, op.req.max_bytes), reply=self.call(self._read_done, op,
-                                                                         part, start),
-                        on_data=None))
+        # read about what max_records records take (a 50 MB read to hand out 500 records
+        # would cost more than everything else): twice the bytes per record seen so far
+        if sp.record_bytes > 0:
+            want = max(MIN_READ_BYTES, int(sp.record_bytes * op.req.max_records * 2))
+        else:
+            want = FIRST_READ_BYTES
+        ref.tell(R.Read(start, max(1, min(op.req.max_bytes, want)),
+                        reply=self.call(self._read_done, op, part, start), on_data=None))
 
     def _read_done(self, op: _FetchOp, part: _Part, start: int, r: P.FetchPartitionResponse):
         op.pending -= 1
@@ -174,14 +181,16 @@ class ShareRequests:
             part.error_code = r.error_code
         else:
             sp.hw = r.high_watermark
-            until = start
-            for header, _ in B.iter_batches(r.records, validate=False):
-                until = header.next_offset
-            cap = min(r.high_watermark, until)
-            got = sp.core.acquire(op.req.member_id, cap, op.req.max_records, self.clock())
+            batches = list(B.iter_batches(r.records, validate=False))
+            until = batches[-1][0].next_offset if batches else start
+            if batches:
+                count = until - batches[0][0].base_offset
+                sp.record_bytes = len(r.records) / max(1, count)
+            got = sp.core.acquire(op.req.member_id, min(r.high_watermark, until),
+                                  op.req.max_records, self.clock())
             if got:
                 part.acquired.extend(got)
-                part.records.append(bytes(r.records))
+                part.records.append(_covering(batches, got))
         self._settle(op)
 
     def _settle(self, op: _FetchOp) -> None:
@@ -410,6 +419,20 @@ class ShareRequests:
                 continue
             self.when_loaded(sp, lambda c, sp=sp, key=key: put(key, c) if c != E.NONE
                              else action(sp, lambda code, key=key: put(key, code)))
+
+
+def _covering(batches, got) -> bytes:
+    """The batches (as stored) that hold an acquired offset: the client gets no others."""
+    keep = []
+    i = 0
+    for header, view in batches:
+        while i < len(got) and got[i].last_offset < header.base_offset:
+            i += 1
+        if i == len(got):
+            break
+        if got[i].first_offset <= header.last_offset:
+            keep.append(view)
+    return b"".join(keep)
 
 
 def _grouped(order, results) -> tuple[P.TopicPartitionErrors, ...]:

@@ -164,3 +164,13 @@ def test_bad_input_gets_clear_errors_and_changes_nothing(wire):
     assert response.error_code == E.INVALID_REQUEST and "group_id" in response.error_message
     # the broker still serves the member
     assert share_ack(wire, "g", "a", "q", [ack(0, 1, ACCEPT)]) == E.NONE
+
+
+def test_a_fetch_carries_only_the_batches_holding_its_records(wire):
+    for values in ([b"a", b"b"], [b"c"], [b"d", b"e"]):
+        wire.produce("q", 0, values_batch(values))
+    part = share_fetch(wire, "g", "a", "q", max_records=2)
+    assert [r.offset for r in records(part.records)] == [0, 1]
+    part = share_fetch(wire, "g", "b", "q", max_records=2)
+    assert acquired(part) == [(2, b"c", 1), (3, b"d", 1)]
+    assert [r.offset for r in records(part.records)] == [2, 3, 4]  # whole batches, as stored
