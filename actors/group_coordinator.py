@@ -98,7 +98,7 @@ def find_coordinator(ctx: Any, req: P.FindCoordinatorRequest) -> P.FindCoordinat
     if req.key_type != 0:
         return P.FindCoordinatorResponse(
             error_code=E.INVALID_REQUEST,
-            error_message="key_type must be 0 (a group) or 1 (a transactional id)")
+            error_message="key_type must be 0 (a group), 1 (a transactional id) or 2 (a share-partition)")
     if not req.key:
         return P.FindCoordinatorResponse(error_code=E.INVALID_REQUEST,
                                           error_message="the group id must not be empty")

@@ -425,7 +425,8 @@ class ClientSession(DispatchedActor):
             for p in t.partitions:
                 key = (t.name, p.partition)
                 code, ref = self._replica(*key)
-                if t.name in (GC.OFFSETS_TOPIC, TC.TXN_TOPIC):  # written by coordinators only
+                if t.name in (GC.OFFSETS_TOPIC, TC.TXN_TOPIC, SST.SHARE_STATE_TOPIC):
+                    # written by coordinators only
                     code, ref = E.INVALID_TOPIC_EXCEPTION, None
                 if ref is None:
                     gather.put(
