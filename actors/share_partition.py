@@ -332,9 +332,10 @@ class SharePartitionManager(ShareRequests, DispatchedActor):
             self._flush(sp)
             self._dead_letters(sp)
             return
-        if r.error_code in (E.FENCED_STATE_EPOCH, E.FENCED_LEADER_EPOCH):
-            self._log.warning("share-partition {}: state write fenced ({}); reloading", sp.key,
-                              r.error_code)
+        if r.error_code in (E.FENCED_STATE_EPOCH, E.FENCED_LEADER_EPOCH, E.INVALID_REQUEST):
+            # fenced (a newer leader or a reset) or refused: what is durable is the truth
+            self._log.warning("share-partition {}: state write refused ({} {}); reloading",
+                              sp.key, r.error_code, r.error_message or "")
             self.drop(sp, E.NOT_LEADER_OR_FOLLOWER)
             return
         # the coordinator is moving or unreachable: the same changes go out again later

@@ -177,6 +177,13 @@ class ShareRequests:
             return
         if sp.status != "ready":
             part.error_code = E.NOT_LEADER_OR_FOLLOWER
+        elif (r.error_code == E.OFFSET_OUT_OF_RANGE and r.log_start_offset > start
+              and sp.core.skip_to(r.log_start_offset).dirty):
+            # retention removed records the share-partition had not finished: skip them
+            self._log.info("share-partition {}: records below {} are gone from the log",
+                           sp.key, r.log_start_offset)
+            self.apply(sp, Changes(dirty=True))
+            self._read(op, part)
         elif r.error_code != E.NONE:
             part.error_code = r.error_code
         else:

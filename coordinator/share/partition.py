@@ -27,6 +27,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from .backoff import backoff_ms
+from .records import MAX_REASON_CHARS  # what the share-state coordinator stores of a reason
 from .inflight import (
     ACKNOWLEDGED,
     ACQUIRED,
@@ -291,6 +292,9 @@ class SharePartition:
             bad = [t for t in a.acknowledge_types if t not in (0, 1, 2, 3, 4)]
             if bad:
                 raise ShareStateError("INVALID_REQUEST", f"unknown acknowledge type {bad[0]}")
+            if len(a.reason) > MAX_REASON_CHARS:
+                raise ShareStateError("INVALID_REQUEST", f"reason of {len(a.reason)} characters: "
+                                      f"at most {MAX_REASON_CHARS}")
             if a.delay_ms < -1:
                 raise ShareStateError("INVALID_REQUEST", f"delay_ms {a.delay_ms}: -1 applies "
                                       "the group's back-off, 0 releases at once, > 0 delays")
@@ -381,6 +385,20 @@ class SharePartition:
         self.ranges.coalesce(i, j)
         self._advance()
         return Changes(dirty=changed)
+
+    def skip_to(self, offset: int) -> Changes:
+        """The log no longer has the records below ``offset`` (retention, DeleteRecords):
+        forget them, whatever their state (a member's later acknowledgement of one gets
+        INVALID_RECORD_STATE)."""
+        if offset <= self.start_offset:
+            return NO_CHANGES
+        items = self.ranges.items
+        if items:
+            del items[:self.ranges.split_at(offset)]
+        self.start_offset = offset
+        self.end_offset = max(self.end_offset, offset)
+        self._advance()
+        return Changes(dirty=True)
 
     # ------------------------------------------------------------- locks and members
 

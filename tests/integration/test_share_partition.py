@@ -174,3 +174,23 @@ def test_a_fetch_carries_only_the_batches_holding_its_records(wire):
     part = share_fetch(wire, "g", "b", "q", max_records=2)
     assert acquired(part) == [(2, b"c", 1), (3, b"d", 1)]
     assert [r.offset for r in records(part.records)] == [2, 3, 4]  # whole batches, as stored
+
+
+def test_records_removed_by_retention_are_skipped(wire):
+    assert wire.create_topic("small", configs={"segment.bytes": "1000",
+                                               "retention.bytes": "1000"}).error_code == 0
+    wait_until(lambda: share_fetch(wire, "g", "init", "small").error_code == E.NONE, 10,
+               "the share-partition initialised")
+    for i in range(20):
+        wire.produce("small", 0, values_batch([b"%03d" % i + b"x" * 200]))
+    start = wait_until(lambda: wire.list_offset("small", 0, P.EARLIEST_TIMESTAMP).offset, 15,
+                       "retention to remove the first segments")
+    part = share_fetch(wire, "g", "a", "small")
+    assert part.error_code == E.NONE, part
+    offsets = [o for o, _, _ in acquired(part)]
+    assert offsets and offsets[0] >= start  # from the log start on, none lost
+    while offsets[-1] < 19:
+        more = [o for o, _, _ in acquired(share_fetch(wire, "g", "a", "small"))]
+        assert more and more[0] == offsets[-1] + 1
+        offsets += more
+    assert offsets == list(range(offsets[0], 20))

@@ -329,3 +329,26 @@ def test_neighbouring_acknowledgements_of_one_kind_are_applied_as_one_range():
     assert [a.first_offset for a in p.acquire("b", 6, 10, 1)] == [2, 4]
     with pytest.raises(ShareStateError):  # overlapping batches are still refused
         p.acknowledge("b", [Ack(2, 2, (ACK_ACCEPT,)), Ack(2, 2, (ACK_ACCEPT,))], 2, 0.0)
+
+
+def test_a_reason_longer_than_the_state_store_keeps_is_refused():
+    p = sp()
+    p.acquire("a", 1, 1, 0)
+    with pytest.raises(ShareStateError) as e:
+        p.acknowledge("a", [Ack(0, 0, (ACK_REJECT,), reason="x" * 1025)], 1, 0.0)
+    assert e.value.code == "INVALID_REQUEST"
+    assert p.acknowledge("a", [Ack(0, 0, (ACK_REJECT,), reason="x" * 1024)], 1, 0.0).dead_letters
+
+
+def test_records_gone_from_the_log_are_skipped_whatever_their_state():
+    p = sp()
+    p.acquire("a", 10, 10, 0)
+    p.acknowledge("a", [Ack(2, 2, (ACK_REJECT,)), Ack(3, 3, (ACK_RELEASE,), delay_ms=0)], 0, 0)
+    assert p.skip_to(5).dirty
+    assert (p.start_offset, p.end_offset) == (5, 10)
+    assert min(states(p)) == 5 and not p.dead_letter_pending()
+    with pytest.raises(ShareStateError):
+        p.acknowledge("a", [Ack(4, 4, (ACK_ACCEPT,))], 1, 0)
+    assert p.skip_to(20).dirty and (p.start_offset, p.end_offset, len(p.ranges)) == (20, 20, 0)
+    assert p.acquire("b", 22, 10, 1) == [Acquired(20, 21, 1)]
+    assert not p.skip_to(3).dirty
