@@ -194,3 +194,37 @@ def test_records_removed_by_retention_are_skipped(wire):
         assert more and more[0] == offsets[-1] + 1
         offsets += more
     assert offsets == list(range(offsets[0], 20))
+
+
+def alter(wire, group: str, topic: str, offset: int) -> int:
+    response = wire.call(P.AlterShareGroupOffsetsRequest(group_id=group, topics=(
+        P.ShareOffsetTopic(name=topic, partitions=(P.ShareOffset(partition=0,
+                                                                  start_offset=offset),)),)))
+    return response.results[0].partitions[0].error_code
+
+
+def delete(wire, group: str, topic: str) -> int:
+    response = wire.call(P.DeleteShareGroupOffsetsRequest(group_id=group, topics=(
+        P.GroupTopicPartitions(topic=topic, partitions=(0,)),)))
+    return response.results[0].partitions[0].error_code
+
+
+def test_reset_and_delete_share_offsets(wire):
+    wire.produce("q", 0, values_batch([b"a", b"b", b"c"]))
+    assert [o for o, _, _ in acquired(share_fetch(wire, "g", "a", "q"))] == [0, 1, 2]
+    # a member holds records: refused, nothing changes
+    assert alter(wire, "g", "q", -2) == E.NON_EMPTY_GROUP
+    assert delete(wire, "g", "q") == E.NON_EMPTY_GROUP
+    assert share_ack(wire, "g", "a", "q", [ack(0, 2, ACCEPT)]) == E.NONE
+    assert describe(wire, "g", "q").start_offset == 3
+    # back to the earliest offset: everything is offered again, as new
+    assert alter(wire, "g", "q", -2) == E.NONE
+    assert acquired(share_fetch(wire, "g", "b", "q")) == [
+        (0, b"a", 1), (1, b"b", 1), (2, b"c", 1)]
+    assert share_ack(wire, "g", "b", "q", [ack(0, 2, ACCEPT)]) == E.NONE
+    assert alter(wire, "g", "q", 1) == E.NONE  # a given offset
+    assert describe(wire, "g", "q").start_offset == 1
+    assert delete(wire, "g", "q") == E.NONE
+    d = describe(wire, "g", "q")
+    assert (d.start_offset, d.high_watermark) == (-1, 3)
+    assert alter(wire, "g", "q", -3) == E.INVALID_REQUEST
