@@ -274,9 +274,9 @@ class ShareRequests:
         for t in req.topics:
             for p in t.partitions:
                 key = (t.name, p.partition)
-                code, sp = self.share_partition(req.group_id, t.name, p.partition)
+                err, sp = self.share_partition(req.group_id, t.name, p.partition)
                 if sp is None:
-                    put(key, code)
+                    put(key, err)
                     continue
 
                 def loaded(c: int, sp=sp, p=p, key=key) -> None:
@@ -420,9 +420,9 @@ class ShareRequests:
             finish(())
             return
         for key in order:
-            code, sp = self.share_partition(group, *key)
+            err, sp = self.share_partition(group, *key)
             if sp is None:
-                put(key, code)
+                put(key, err)
                 continue
             self.when_loaded(sp, lambda c, sp=sp, key=key: put(key, c) if c != E.NONE
                              else action(sp, lambda code, key=key: put(key, code)))

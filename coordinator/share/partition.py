@@ -27,7 +27,6 @@ from collections import Counter
 from dataclasses import dataclass
 
 from .backoff import backoff_ms
-from .records import MAX_REASON_CHARS  # what the share-state coordinator stores of a reason
 from .inflight import (
     ACKNOWLEDGED,
     ACQUIRED,
@@ -38,6 +37,7 @@ from .inflight import (
     InFlight,
     Ranges,
 )
+from .records import MAX_REASON_CHARS  # what the share-state coordinator stores of a reason
 
 # AcknowledgementBatch.acknowledge_types (Kafka's numbers; the wire's ACK_*)
 ACK_GAP, ACK_ACCEPT, ACK_RELEASE, ACK_REJECT, ACK_RENEW = 0, 1, 2, 3, 4

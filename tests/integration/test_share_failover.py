@@ -59,7 +59,7 @@ def test_killed_leader_new_leader_loads_state_and_redrives_dead_letters(
         ack(5, 5, P.ACK_RELEASE, delay_ms=60_000)]) == E.NONE
     d = describe(lw, "g", "q")
     assert (d.start_offset, d.dead_lettered, d.delayed, d.acquired) == (4, 1, 1, 4)
-    time.sleep(1.0)  # noqa: a few refused dead-letter attempts (not a synchronisation)
+    time.sleep(1.0)  # the scenario: the old leader's dead-letter attempts are refused a while
     assert describe(lw, "g", "q").dead_lettered == 1  # still pending on the old leader
 
     cluster.kill(leader)
