@@ -643,6 +643,7 @@ class ClientSession(DispatchedActor):
                 ]
             elif r.resource_type == P.ConfigResourceType.GROUP:
                 entries = _group_config_entries(image, r.resource_name, self.ctx.broker_configs)
+            elif r.resource_type == P.ConfigResourceType.BROKER:
                 entries = [
                     P.ConfigEntry(
                         name=k, value=v, read_only=True, source=P.ConfigSource.STATIC_BROKER_CONFIG

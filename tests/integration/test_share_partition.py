@@ -246,3 +246,28 @@ def test_reset_and_delete_share_offsets(wire, q):
     d = describe(wire, "g", q)
     assert (d.start_offset, d.high_watermark) == (-1, 3)
     assert alter(wire, "g", q, -3) == E.INVALID_REQUEST
+
+
+def test_the_groups_own_configs_apply_on_the_leader(wire, q):
+    change = P.AlterConfigsRequest(resources=(P.AlterConfigsResource(
+        resource_type=P.ConfigResourceType.GROUP, resource_name="g2", configs=(
+            P.AlterableConfig(name="errors.deadletterqueue.topic.name", value="custom-dead"),
+            P.AlterableConfig(name="share.delivery.count.limit", value="2"),
+            P.AlterableConfig(name="share.auto.offset.reset", value="earliest"))),))
+    assert wire.call(change).results[0].error_code == E.NONE
+
+    def in_image():  # the leader reads the group's configs from its metadata image
+        r = wire.call(P.DescribeConfigsRequest(resources=(P.ConfigResource(
+            resource_type=P.ConfigResourceType.GROUP, resource_name="g2"),))).results[0]
+        return any(c.name == "share.auto.offset.reset" and c.value == "earliest"
+                   for c in r.configs)
+
+    wait_until(in_image, 10, "g2's configs in the broker's metadata image")
+    wire.produce(q, 0, values_batch([b"m"]))  # before g2's first fetch: "earliest" finds it
+    assert acquired(share_fetch(wire, "g2", "a", q)) == [(0, b"m", 1)]
+    assert share_ack(wire, "g2", "a", q, [ack(0, 0, RELEASE, delay_ms=0)]) == E.NONE
+    assert acquired(share_fetch(wire, "g2", "a", q)) == [(0, b"m", 2)]
+    assert share_ack(wire, "g2", "a", q, [ack(0, 0, RELEASE, delay_ms=0)]) == E.NONE
+    dead = wait_until(lambda: dlq_records(wire, "custom-dead"), 10, "the dead letter")
+    assert dict(dead[0].headers)["rillet.dlq.reason"] == b"delivery count limit reached"
+    assert dict(dead[0].headers)["rillet.dlq.group"] == b"g2"
