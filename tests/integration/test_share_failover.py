@@ -48,6 +48,9 @@ def test_killed_leader_new_leader_loads_state_and_redrives_dead_letters(
     # the dead-letter topic refuses every batch for now: the dead letter stays pending
     assert admin.create_topic("q.dlq", rf=3, configs={"max.message.bytes": "64"}).error_code == 0
     leader, lw = led_by(cluster, wire_factory, "q")
+    follower = next(b for b in cluster.broker_ids if b != leader)
+    part = share_fetch(wire_factory(cluster, follower), "g", "a", "q")
+    assert part.error_code == E.NOT_LEADER_OR_FOLLOWER and not part.acquired_records
     wait_until(lambda: share_fetch(lw, "g", "init", "q").error_code == E.NONE, 30,
                "the share-partition initialised")
     assert lw.produce("q", 0, values_batch([b"r%d" % i for i in range(10)]),
