@@ -51,6 +51,8 @@ E = P.ErrorCode
 WRITE_RETRY_MS = 200  # a failed state write (coordinator moving) is retried after this
 DLQ_RETRY_MS = 500
 WATCH_MS = 30_000
+EVICT_FRESH_MS = 10_000  # a share-partition with no stored state is forgotten after this
+EVICT_IDLE_MS = 600_000  # one with nothing in flight, unused this long, too
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +86,7 @@ class _SP:
         "key", "leader_epoch", "config", "auto_offset_reset", "dlq_topic", "core",
         "state_epoch", "status", "waiters", "dirty", "writing", "replace_next",
         "next_waiters", "inflight_waiters", "retry_at", "parked", "watching", "watch_until",
-        "dlq_busy", "dlq_retry_at", "hw", "record_bytes",
+        "dlq_busy", "dlq_retry_at", "hw", "record_bytes", "last_used",
     )
 
     def __init__(self, key, leader_epoch, config, auto_offset_reset, dlq_topic) -> None:
@@ -110,6 +112,7 @@ class _SP:
         self.dlq_retry_at = 0
         self.hw = -1
         self.record_bytes = 0.0  # bytes per record in this partition's batches (last read)
+        self.last_used = 0  # ms: the last request that named it
 
 
 class SharePartitionManager(ShareRequests, DispatchedActor):
@@ -179,6 +182,7 @@ class SharePartitionManager(ShareRequests, DispatchedActor):
             sp = _SP(key, info.leader_epoch, gc[0], gc[1], gc[0].dead_letter_topic)
             self.sps[key] = sp
             self._load(sp)
+        sp.last_used = self.clock()
         return E.NONE, sp
 
     def when_loaded(self, sp: _SP, fn: Callable[[int], None]) -> None:
@@ -376,8 +380,21 @@ class SharePartitionManager(ShareRequests, DispatchedActor):
 
     # ---------------------------------------------------------------------------- ticks
 
+    def _idle(self, sp: _SP, now: int) -> bool:
+        """Nothing to keep in memory: no request waits on it, nothing held, written, pending."""
+        if sp.waiters or sp.parked or sp.writing or sp.dirty or sp.next_waiters:
+            return False
+        if sp.status == "fresh":  # no stored state (a describe, a stray acknowledgement)
+            return now - sp.last_used >= EVICT_FRESH_MS
+        if sp.status != "ready" or now - sp.last_used < EVICT_IDLE_MS:
+            return False
+        return not sp.core.holders() and not sp.core.dead_letter_pending()
+
     def _tick(self, now: int) -> None:
         for sp in list(self.sps.values()):
+            if self._idle(sp, now):  # loaded again on its next use
+                self.drop(sp, E.NOT_LEADER_OR_FOLLOWER)
+                continue
             if sp.status != "ready":
                 continue
             self.apply(sp, sp.core.expire_locks(now))

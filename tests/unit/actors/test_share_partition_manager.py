@@ -189,3 +189,27 @@ def test_a_dead_letter_is_written_after_its_pending_state_is_durable(m):
     call["done"](E.NONE, 1)  # written: archive
     wait_until(lambda: len(m.store.writes) == 3, 5, "the archived state write")
     assert m.store.writes[2][0].start_offset == 1
+
+
+def test_share_partitions_holding_nothing_are_forgotten(m):
+    from rillet.actors.ticker import now_ms
+
+    stray = m.send(P.ShareAcknowledgeRequest(group_id="nosuch", member_id="x", topics=(
+        P.ShareAcknowledgeTopic(name="t", partitions=(P.ShareFetchPartition(
+            partition=0, acknowledgement_batches=(P.AcknowledgementBatch(
+                first_offset=0, last_offset=0, acknowledge_types=(1,)),)),)),)))
+    wait_until(lambda: stray, 5, "the stray acknowledgement's answer")
+    assert code(stray) == E.INVALID_RECORD_STATE and m.store.reads == 1
+    got = m.fetch("a", max_records=1)  # group g: one record held
+    wait_until(lambda: got, 5, "the fetch answer")
+    m.store.complete(0)
+    m.actor.tell(SP.ShareTick(now_ms() + SP.EVICT_IDLE_MS + 1))
+    again = m.send(P.ShareAcknowledgeRequest(group_id="nosuch", member_id="x", topics=(
+        P.ShareAcknowledgeTopic(name="t", partitions=(P.ShareFetchPartition(
+            partition=0, acknowledgement_batches=(P.AcknowledgementBatch(
+                first_offset=0, last_offset=0, acknowledge_types=(1,)),)),)),)))
+    wait_until(lambda: again, 5, "the second answer")
+    assert m.store.reads == 3  # "nosuch" (nothing stored) was forgotten and read again
+    kept = m.fetch("b", max_records=1)
+    wait_until(lambda: kept, 5, "g's fetch")
+    assert m.store.reads == 3  # g held a record at the tick: kept in memory
