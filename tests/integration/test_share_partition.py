@@ -25,9 +25,8 @@ from tests.support import wait_until
 
 E = P.ErrorCode
 ACCEPT, RELEASE, REJECT, RENEW = P.ACK_ACCEPT, P.ACK_RELEASE, P.ACK_REJECT, P.ACK_RENEW
-LOCK_MS = 1500
+LOCK_MS = 3000  # group "gx"'s lock (the lock-expiry test); the others hold theirs 30 s
 CONFIGS = {
-    "group.share.record.lock.duration.ms": str(LOCK_MS),
     "group.share.delivery.count.limit": "3",
     "group.share.retry.backoff.ms": "300",
     "group.share.retry.backoff.max.ms": "2000",
@@ -59,6 +58,23 @@ def q(wire, request) -> str:
     wait_until(lambda: share_fetch(wire, "g", "init", name).error_code == E.NONE, 10,
                "the share-partition initialised at the latest offset")
     return name
+
+
+def group_configs(wire, group: str, **configs: str) -> None:
+    """Set ``group``'s GROUP configs (dots as underscores) and wait until this broker's
+    metadata image has them (the leader reads them there when it loads a share-partition)."""
+    configs = {k.replace("_", "."): v for k, v in configs.items()}
+    change = P.AlterConfigsRequest(resources=(P.AlterConfigsResource(
+        resource_type=P.ConfigResourceType.GROUP, resource_name=group, configs=tuple(
+            P.AlterableConfig(name=k, value=v) for k, v in configs.items())),))
+    assert wire.call(change).results[0].error_code == E.NONE
+
+    def in_image():
+        r = wire.call(P.DescribeConfigsRequest(resources=(P.ConfigResource(
+            resource_type=P.ConfigResourceType.GROUP, resource_name=group),))).results[0]
+        return configs.items() <= {(c.name, c.value) for c in r.configs}
+
+    wait_until(in_image, 10, f"{group}'s configs in the broker's metadata image")
 
 
 def dlq_records(wire, topic: str) -> list:
@@ -109,22 +125,24 @@ def test_acquire_accept_release_reject_renew(wire, q):
 
 
 def test_lock_expiry_redelivers_then_the_delivery_limit_dead_letters(wire, q):
+    group_configs(wire, "gx", share_record_lock_duration_ms=str(LOCK_MS),
+                  share_auto_offset_reset="earliest")
     wire.produce(q, 0, values_batch([b"poison"]))
-    assert acquired(share_fetch(wire, "g", "a", q)) == [(0, b"poison", 1)]
-    # a dies holding it: after the lock (1.5 s) b gets it, delivered a second time
-    got = wait_until(lambda: acquired(share_fetch(wire, "g", "b", q, max_wait_ms=500)),
+    assert acquired(share_fetch(wire, "gx", "a", q)) == [(0, b"poison", 1)]
+    # a dies holding it: after the lock (3 s) b gets it, delivered a second time
+    got = wait_until(lambda: acquired(share_fetch(wire, "gx", "b", q, max_wait_ms=500)),
                      LOCK_MS / 1000 + 5, "the expired record")
     assert got == [(0, b"poison", 2)]
     # third delivery (the limit is 3) and a release: archived and dead-lettered
-    assert share_ack(wire, "g", "b", q, [ack(0, 0, RELEASE, delay_ms=0)]) == E.NONE
-    assert acquired(share_fetch(wire, "g", "c", q)) == [(0, b"poison", 3)]
-    assert share_ack(wire, "g", "c", q, [ack(0, 0, RELEASE, delay_ms=0)]) == E.NONE
+    assert share_ack(wire, "gx", "b", q, [ack(0, 0, RELEASE, delay_ms=0)]) == E.NONE
+    assert acquired(share_fetch(wire, "gx", "c", q)) == [(0, b"poison", 3)]
+    assert share_ack(wire, "gx", "c", q, [ack(0, 0, RELEASE, delay_ms=0)]) == E.NONE
     dead = wait_until(lambda: dlq_records(wire, q + ".dlq"), 10, "the dead letter")
     headers = dict(dead[0].headers)
     assert headers["rillet.dlq.reason"] == b"delivery count limit reached"
     assert headers["rillet.dlq.delivery.count"] == b"3"
-    wait_until(lambda: describe(wire, "g", q).start_offset == 1, 10, "archived")
-    assert acquired(share_fetch(wire, "g", "d", q)) == []
+    wait_until(lambda: describe(wire, "gx", q).start_offset == 1, 10, "archived")
+    assert acquired(share_fetch(wire, "gx", "d", q)) == []
 
 
 def test_release_with_the_groups_backoff_is_never_early(wire, q):
@@ -249,20 +267,8 @@ def test_reset_and_delete_share_offsets(wire, q):
 
 
 def test_the_groups_own_configs_apply_on_the_leader(wire, q):
-    change = P.AlterConfigsRequest(resources=(P.AlterConfigsResource(
-        resource_type=P.ConfigResourceType.GROUP, resource_name="g2", configs=(
-            P.AlterableConfig(name="errors.deadletterqueue.topic.name", value="custom-dead"),
-            P.AlterableConfig(name="share.delivery.count.limit", value="2"),
-            P.AlterableConfig(name="share.auto.offset.reset", value="earliest"))),))
-    assert wire.call(change).results[0].error_code == E.NONE
-
-    def in_image():  # the leader reads the group's configs from its metadata image
-        r = wire.call(P.DescribeConfigsRequest(resources=(P.ConfigResource(
-            resource_type=P.ConfigResourceType.GROUP, resource_name="g2"),))).results[0]
-        return any(c.name == "share.auto.offset.reset" and c.value == "earliest"
-                   for c in r.configs)
-
-    wait_until(in_image, 10, "g2's configs in the broker's metadata image")
+    group_configs(wire, "g2", errors_deadletterqueue_topic_name="custom-dead",
+                  share_delivery_count_limit="2", share_auto_offset_reset="earliest")
     wire.produce(q, 0, values_batch([b"m"]))  # before g2's first fetch: "earliest" finds it
     assert acquired(share_fetch(wire, "g2", "a", q)) == [(0, b"m", 1)]
     assert share_ack(wire, "g2", "a", q, [ack(0, 0, RELEASE, delay_ms=0)]) == E.NONE
