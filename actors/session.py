@@ -309,7 +309,7 @@ class ClientSession(DispatchedActor):
                     respond(GC.error_response(req, E.COORDINATOR_NOT_AVAILABLE, "starting"))
                 else:
                     self.ctx.group_coordinator.tell(GC.GroupRequest(req, respond))
-            case _ if isinstance(req, P.GROUP_REQUESTS):
+            case _ if isinstance(req, (P.GROUP_REQUESTS, P.SHARE_GROUP_REQUESTS)):
                 if self.ctx.group_coordinator is None:
                     respond(GC.error_response(req, E.COORDINATOR_NOT_AVAILABLE, "starting"))
                 else:
