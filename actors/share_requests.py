@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pykka
 from rillet.coordinator.share.partition import Ack, Changes, SharePartition, ShareStateError
 from rillet.logstore import batch as B
 from rillet.transport import protocol as P
@@ -167,8 +168,12 @@ class ShareRequests:
             want = max(MIN_READ_BYTES, int(sp.record_bytes * op.req.max_records * 2))
         else:
             want = FIRST_READ_BYTES
-        ref.tell(R.Read(start, max(1, min(op.req.max_bytes, want)),
-                        reply=self.call(self._read_done, op, part, start), on_data=None))
+        try:
+            ref.tell(R.Read(start, max(1, min(op.req.max_bytes, want)),
+                            reply=self.call(self._read_done, op, part, start), on_data=None))
+        except pykka.ActorDeadError:  # the replica is going away (deleted, stopping)
+            op.pending -= 1
+            part.error_code = E.NOT_LEADER_OR_FOLLOWER
 
     def _read_done(self, op: _FetchOp, part: _Part, start: int, r: P.FetchPartitionResponse):
         op.pending -= 1
