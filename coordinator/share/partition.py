@@ -24,7 +24,6 @@ not ACQUIRED by that member (nothing changes then).
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 
 from .backoff import backoff_ms
 from .inflight import (
@@ -37,97 +36,26 @@ from .inflight import (
     InFlight,
     Ranges,
 )
+from .partition_types import (  # noqa: F401 - re-exported: the core's vocabulary
+    ACK_ACCEPT,
+    ACK_GAP,
+    ACK_REJECT,
+    ACK_RELEASE,
+    ACK_RENEW,
+    NO_CHANGES,
+    REASON_LIMIT,
+    Ack,
+    Acquired,
+    Changes,
+    DeadLetter,
+    Description,
+    SharePartitionConfig,
+    ShareStateError,
+    StateBatch,
+    coalesced,
+    runs,
+)
 from .records import MAX_REASON_CHARS  # what the share-state coordinator stores of a reason
-
-# AcknowledgementBatch.acknowledge_types (Kafka's numbers; the wire's ACK_*)
-ACK_GAP, ACK_ACCEPT, ACK_RELEASE, ACK_REJECT, ACK_RENEW = 0, 1, 2, 3, 4
-REASON_LIMIT = "delivery count limit reached"
-
-
-class ShareStateError(Exception):
-    """A refused request: ``code`` is Kafka's error name (mapped to the wire by the actor)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass(frozen=True, slots=True)
-class SharePartitionConfig:
-    """The group's settings as this core needs them (ms; Kafka's names in the comments)."""
-
-    record_lock_duration_ms: int = 30_000  # share.record.lock.duration.ms
-    delivery_count_limit: int = 5  # share.delivery.count.limit
-    max_record_locks: int = 2000  # group.share.partition.max.record.locks
-    retry_backoff_ms: int = 1000  # retry.backoff.ms
-    retry_backoff_multiplier: float = 2.0  # retry.backoff.multiplier
-    retry_backoff_max_ms: int = 60_000  # retry.backoff.max.ms
-    dead_letter_topic: str = ""  # errors.deadletterqueue.topic.name resolved; "": none
-
-
-@dataclass(frozen=True, slots=True)
-class Acquired:
-    first_offset: int
-    last_offset: int
-    delivery_count: int
-
-
-@dataclass(frozen=True, slots=True)
-class Ack:
-    """One acknowledgement batch (the wire's AcknowledgementBatch)."""
-
-    first_offset: int
-    last_offset: int
-    acknowledge_types: tuple[int, ...]
-    delay_ms: int = -1
-    reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """Offsets to write to the dead-letter topic, then report with ``dead_lettered``."""
-
-    first_offset: int
-    last_offset: int
-    delivery_count: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Changes:
-    dirty: bool = False  # the persisted state changed: write it
-    dead_letters: tuple[DeadLetter, ...] = ()
-    released: bool = False  # records became AVAILABLE: parked fetches may get them
-
-
-NO_CHANGES = Changes()
-
-
-@dataclass(frozen=True, slots=True)
-class StateBatch:
-    """The persisted form of a range (the wire's ShareStateBatch)."""
-
-    first_offset: int
-    last_offset: int
-    delivery_state: int
-    delivery_count: int
-    available_at_ms: int = 0
-    reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Description:
-    start_offset: int
-    end_offset: int
-    high_watermark: int
-    lag: int
-    available: int
-    delayed: int
-    acquired: int
-    acknowledged: int
-    archived: int
-    dead_lettered: int
-    delivery_counts: tuple[tuple[int, int], ...]  # (delivery count, in-flight records)
 
 
 class SharePartition:
@@ -322,12 +250,12 @@ class SharePartition:
     ) -> Changes:
         """Apply a member's acknowledgements, all or nothing (ShareStateError: nothing
         changed). ``jitter`` in [0, 1) spreads back-off delays (backoff.py)."""
-        acks = _coalesced(acks)
+        acks = coalesced(acks)
         self.check(member_id, acks)
         dead: list[DeadLetter] = []
         dirty = released = False
         for a in acks:
-            for first, last, kind in _runs(a):
+            for first, last, kind in runs(a):
                 i, j = self.ranges.slice(first, last)
                 for r in self.ranges.items[i:j]:
                     d, rel = self._settle(r, kind, a, now_ms, jitter, dead)
@@ -469,40 +397,3 @@ class SharePartition:
             dead_lettered=counts[DEAD_LETTER_PENDING],
             delivery_counts=tuple(sorted(deliveries.items())),
         )
-
-
-def _coalesced(acks) -> list[Ack]:
-    """Neighbouring batches of one type (and delay, reason) as one: a client that sends one
-    batch per record costs what one batch per range does."""
-    out: list[Ack] = []
-    run: Ack | None = None  # the first batch of the current run
-    last = -2
-    for a in acks:
-        if (run is not None and last + 1 == a.first_offset and len(a.acknowledge_types) == 1
-                and a.acknowledge_types == run.acknowledge_types
-                and a.delay_ms == run.delay_ms and a.reason == run.reason):
-            last = a.last_offset
-            continue
-        if run is not None:
-            out.append(run if run.last_offset == last else Ack(
-                run.first_offset, last, run.acknowledge_types, run.delay_ms, run.reason))
-        run, last = (a, a.last_offset) if len(a.acknowledge_types) == 1 else (None, -2)
-        if run is None:
-            out.append(a)
-    if run is not None:
-        out.append(run if run.last_offset == last else Ack(
-            run.first_offset, last, run.acknowledge_types, run.delay_ms, run.reason))
-    return out
-
-
-def _runs(a: Ack):
-    """(first, last, type) runs of equal acknowledge types in one batch."""
-    types = a.acknowledge_types
-    if len(types) == 1:
-        yield a.first_offset, a.last_offset, types[0]
-        return
-    start = 0
-    for k in range(1, len(types) + 1):
-        if k == len(types) or types[k] != types[start]:
-            yield a.first_offset + start, a.first_offset + k - 1, types[start]
-            start = k
