@@ -198,8 +198,9 @@ class ShareRequests:
             if batches:
                 count = until - batches[0][0].base_offset
                 sp.record_bytes = len(r.records) / max(1, count)
+            # only what this read returned: [start, until), below the high watermark
             got = sp.core.acquire(op.req.member_id, min(r.high_watermark, until),
-                                  op.req.max_records, self.clock())
+                                  op.req.max_records, self.clock(), from_offset=start)
             if got:
                 part.acquired.extend(got)
                 part.records.append(_covering(batches, got))

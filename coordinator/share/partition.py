@@ -154,17 +154,22 @@ class SharePartition:
         return self.end_offset
 
     def acquire(
-        self, member_id: str, high_watermark: int, max_records: int, now_ms: int
+        self, member_id: str, high_watermark: int, max_records: int, now_ms: int,
+        from_offset: int = 0,
     ) -> list[Acquired]:
         """Lock up to ``max_records`` records for ``member_id``: released ones first (those
         whose delay has passed), then new ones below ``high_watermark``, never more than
-        ``max_record_locks`` past the start offset."""
+        ``max_record_locks`` past the start offset. Only offsets from ``from_offset`` on:
+        the leader reads the records before it acquires them, and one released (or whose
+        lock expired) below where its read started must wait for a read that has it."""
         cfg = self.config
         out: list[Acquired] = []
         budget = max_records
         lock_until = now_ms + cfg.record_lock_duration_ms
         items = self.ranges.items
         i = 0
+        if from_offset > self.start_offset and items:
+            i = self.ranges.split_at(min(from_offset, items[-1].last + 1))
         while i < len(items) and budget > 0:
             r = items[i]
             if r.first >= high_watermark:
@@ -179,7 +184,7 @@ class SharePartition:
                 out.append(Acquired(r.first, r.last, r.delivery_count))
             i += 1
         limit = min(high_watermark, self.start_offset + cfg.max_record_locks)
-        if budget > 0 and self.end_offset < limit:
+        if budget > 0 and from_offset <= self.end_offset < limit:
             last = min(limit - 1, self.end_offset + budget - 1)
             items.append(InFlight(self.end_offset, last, ACQUIRED, 1, member_id, lock_until))
             out.append(Acquired(self.end_offset, last, 1))

@@ -28,8 +28,8 @@ ACCEPT, RELEASE, REJECT, RENEW = P.ACK_ACCEPT, P.ACK_RELEASE, P.ACK_REJECT, P.AC
 LOCK_MS = 3000  # group "gx"'s lock (the lock-expiry test); the others hold theirs 30 s
 CONFIGS = {
     "group.share.delivery.count.limit": "3",
-    "group.share.retry.backoff.ms": "300",
-    "group.share.retry.backoff.max.ms": "2000",
+    "group.share.retry.backoff.ms": "2000",
+    "group.share.retry.backoff.max.ms": "4000",
 }
 
 
@@ -93,15 +93,15 @@ def test_acquire_accept_release_reject_renew(wire, q):
     assert acquired(share_fetch(wire, "g", "b", q)) == []  # all held by a
     t0 = time.monotonic()
     part = share_fetch(wire, "g", "a", q, max_records=0, acks=[
-        ack(0, 0, ACCEPT), ack(1, 1, RELEASE, delay_ms=0), ack(2, 2, RELEASE, delay_ms=1000),
+        ack(0, 0, ACCEPT), ack(1, 1, RELEASE, delay_ms=0), ack(2, 2, RELEASE, delay_ms=3000),
         ack(3, 3, REJECT, reason="bad url"), ack(4, 4, RENEW)])
     assert part.acknowledge_error_code == E.NONE, part
     assert acquired(share_fetch(wire, "g", "b", q)) == [(1, b"v1", 2)]  # released at once
     # offset 2 is not offered before its delay; then b gets it with delivery count 2
-    got = wait_until(lambda: acquired(share_fetch(wire, "g", "b", q, max_wait_ms=200)), 5,
+    got = wait_until(lambda: acquired(share_fetch(wire, "g", "b", q, max_wait_ms=200)), 10,
                      "the delayed record")
     assert got == [(2, b"v2", 2)]
-    assert time.monotonic() - t0 >= 1.0
+    assert time.monotonic() - t0 >= 3.0
     # offset 4 is still a's (renewed): a accepts it; 3 is in the dead-letter topic
     assert share_ack(wire, "g", "a", q, [ack(4, 4, ACCEPT)]) == E.NONE
     dead = wait_until(lambda: dlq_records(wire, q + ".dlq"), 10, "the dead letter")
@@ -152,10 +152,10 @@ def test_release_with_the_groups_backoff_is_never_early(wire, q):
     assert share_ack(wire, "g", "a", q, [ack(0, 0, RELEASE, delay_ms=-1)]) == E.NONE
     d = describe(wire, "g", q)
     assert d.delayed == 1 and d.available == 0
-    got = wait_until(lambda: acquired(share_fetch(wire, "g", "b", q, max_wait_ms=100)), 5,
+    got = wait_until(lambda: acquired(share_fetch(wire, "g", "b", q, max_wait_ms=100)), 10,
                      "the backed-off record")
     assert got == [(0, b"x", 2)]
-    assert time.monotonic() - t0 >= 0.3  # retry.backoff.ms for delivery 1
+    assert time.monotonic() - t0 >= 2.0  # retry.backoff.ms for delivery 1
 
 
 def test_long_poll_answers_when_records_arrive(wire, q):
@@ -164,16 +164,16 @@ def test_long_poll_answers_when_records_arrive(wire, q):
     result = {}
 
     def poll():
-        result["part"] = share_fetch(wire, "g", "a", q, max_wait_ms=5000)
+        result["part"] = share_fetch(wire, "g", "a", q, max_wait_ms=10_000)
 
     t = threading.Thread(target=poll)
     t0 = time.monotonic()
     t.start()
     time.sleep(0.3)  # the scenario: the record arrives while the fetch waits
     wire.produce(q, 0, values_batch([b"late"]))
-    t.join(10)
+    t.join(20)
     assert acquired(result["part"]) == [(0, b"late", 1)]
-    assert 0.3 <= time.monotonic() - t0 < 4  # waited for it, answered on its arrival
+    assert 0.3 <= time.monotonic() - t0 < 8  # waited for it, answered on its arrival
 
 
 def test_bad_input_gets_clear_errors_and_changes_nothing(wire, q):

@@ -352,3 +352,14 @@ def test_records_gone_from_the_log_are_skipped_whatever_their_state():
     assert p.skip_to(20).dirty and (p.start_offset, p.end_offset, len(p.ranges)) == (20, 20, 0)
     assert p.acquire("b", 22, 10, 1) == [Acquired(20, 21, 1)]
     assert not p.skip_to(3).dirty
+
+
+def test_acquire_takes_nothing_below_where_the_leaders_read_started():
+    # the leader read from offset 5 (nothing was available below); before it acquires, the
+    # lock of 0..4 expires: those records are not in the bytes it read, so it leaves them
+    p = sp()
+    p.acquire("a", 5, 10, 0)
+    p.expire_locks(10_000)
+    assert p.acquire("b", 8, 10, 10_000, from_offset=5) == [Acquired(5, 7, 1)]
+    assert p.acquire("b", 8, 10, 10_000, from_offset=3) == [Acquired(3, 4, 2)]
+    assert p.acquire("b", 8, 10, 10_000, from_offset=0) == [Acquired(0, 2, 2)]
