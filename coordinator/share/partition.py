@@ -193,21 +193,6 @@ class SharePartition:
             self.ranges.coalesce(0, len(items))
         return out
 
-    def unacquire(self, member_id: str, first: int, last: int) -> None:
-        """Give back records just acquired that could not be read (their delivery did not
-        happen): AVAILABLE again with the delivery count they had; past the end offset's
-        new records, the end offset moves back."""
-        i, j = self.ranges.slice(first, last)
-        items = self.ranges.items
-        for r in items[i:j]:
-            if r.state != ACQUIRED or r.member_id != member_id:
-                continue
-            r.move(AVAILABLE, member_id=None, lock_until_ms=0,
-                   delivery_count=r.delivery_count - 1)
-        while items and items[-1].state == AVAILABLE and items[-1].delivery_count == 0:
-            self.end_offset = items.pop().first
-        self.ranges.coalesce(i, min(j, len(items)))
-
     # ---------------------------------------------------------------------- acknowledge
 
     def check(self, member_id: str, acks: tuple[Ack, ...] | list[Ack]) -> None:

@@ -183,16 +183,6 @@ def test_reset_refused_while_records_are_held():
     assert (p.start_offset, p.end_offset, len(p.ranges)) == (100, 100, 0)
 
 
-def test_unacquire_gives_back_without_counting_a_delivery():
-    p = sp()
-    p.acquire("a", 10, 10, 0)
-    p.unacquire("a", 5, 9)
-    assert p.end_offset == 5
-    p.expire_locks(5000)
-    p.acquire("b", 10, 3, 5000)
-    assert states(p)[0] == (ACQUIRED, 2)
-
-
 def test_describe_counts():
     p = sp()
     p.acquire("a", 10, 6, 0)
