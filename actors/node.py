@@ -52,6 +52,7 @@ from rillet.transport.security import CurveKeys, KeyFileError, load_keyfile
 from . import group_coordinator as GC
 from . import partition as R
 from . import runtime
+from . import share_partition as SP
 from . import share_state as SST
 from . import txn_coordinator as TC
 from .broker_lifecycle import BrokerLifecycle, Identity
@@ -64,6 +65,7 @@ from .router import Router
 from .scrubber import TICK_S as SCRUB_TICK_S
 from .scrubber import Scrubber, ScrubTick
 from .session import BrokerContext, Listener
+from .share_dlq import DeadLetterWriter
 from .share_state_client import ShareStateClient
 from .ticker import Ticker, now_ms
 from .txn_verify import RemoteTxnVerifier
@@ -199,6 +201,10 @@ class BrokerNode:
             self._address_of, self.peers.request, self.ticker.call_later,
         )
         self.ctx.share_state_client = self.share_state_client
+        # share groups: the share-partitions of the partitions this broker leads
+        self.ctx.share_partitions = SP.SharePartitionManager.start(
+            self.ctx, self.share_state_client, DeadLetterWriter(self.ctx, self._send_to_broker)
+        )
         self.lifecycle = None
         self._progress = (-1, 0, MetadataImage())
         self._progress_lock = threading.Lock()
@@ -268,6 +274,7 @@ class BrokerNode:
             self.ticker.every(SCRUB_TICK_S, lambda: scrubber.tell(ScrubTick(now_ms())))
         self.ticker.every(0.2, lambda: self._tell_group_coordinator(GC.GroupTick(now_ms())))
         self.ticker.every(0.1, lambda: self._tell_txn_coordinator(TC.TxnTick(now_ms())))
+        self.ticker.every(0.1, lambda: self._tell_share(SP.ShareTick(now_ms())))
         self.ticker.every(0.2, lambda: self._tell_share_state(SST.ShareStateTick(now_ms())))
         self._log.info(
             "broker {} serving clients on {}, brokers on {} ({}) (data dir {})",
@@ -311,6 +318,14 @@ class BrokerNode:
 
     def _tell_txn_coordinator(self, message: object) -> None:
         ref = getattr(self.ctx, "txn_coordinator", None)
+        if ref is not None:
+            try:
+                ref.tell(message)
+            except pykka.ActorDeadError:
+                pass
+
+    def _tell_share(self, message: object) -> None:
+        ref = getattr(self.ctx, "share_partitions", None)
         if ref is not None:
             try:
                 ref.tell(message)
@@ -543,6 +558,7 @@ class BrokerNode:
             self._update_fetchers(new)
         self._tell_group_coordinator(GC.ImageChanged(new))
         self._tell_txn_coordinator(TC.ImageChanged(new))
+        self._tell_share(SP.ImageChanged(new))
         self._tell_share_state(SST.ImageChanged(new))
 
     # ------------------------------------------------------- high watermark checkpoint

@@ -40,6 +40,7 @@ from rillet.transport.errors import ProtocolError
 from . import controller as C
 from . import group_coordinator as GC
 from . import partition as R
+from . import share_partition as SP
 from . import share_state as SST
 from . import txn_coordinator as TC
 from .configs import effective_topic_configs, topic_defaults
@@ -72,6 +73,7 @@ class BrokerContext:
     controller_id: int = -1  # the active controller as this broker knows it (-1: none)
     group_coordinator: pykka.ActorRef | None = None  # actors/group_coordinator.py
     txn_coordinator: pykka.ActorRef | None = None  # actors/txn_coordinator.py
+    share_partitions: pykka.ActorRef | None = None  # actors/share_partition.py
     share_state: pykka.ActorRef | None = None  # actors/share_state.py
     share_state_client: Any = None  # actors/share_state_client.ShareStateClient (the node's)
     incarnation: str = ""  # this broker process (actors/node.py)
@@ -350,6 +352,18 @@ class ClientSession(DispatchedActor):
                 self.ctx.controller.tell(C.Heartbeat(req, respond))
             case P.MetadataFetchRequest():
                 self.ctx.controller.tell(C.MetadataFetch(req, respond))
+            case (
+                P.ShareFetchRequest()
+                | P.ShareAcknowledgeRequest()
+                | P.DescribeShareGroupOffsetsRequest()
+                | P.AlterShareGroupOffsetsRequest()
+                | P.DeleteShareGroupOffsetsRequest()
+            ):  # share groups: the partition leader's share-partitions (share_partition.py)
+                if self.ctx.share_partitions is None:
+                    respond(P.ErrorResponse(error_code=E.COORDINATOR_NOT_AVAILABLE,
+                                            error_message="starting"))
+                else:
+                    self.ctx.share_partitions.tell(SP.ShareRequest(req, respond))
             case P.WriteTxnMarkersRequest():  # inter-broker only (refused above otherwise)
                 write_txn_markers(req, respond, self._replica)
             case P.ReadShareGroupStateRequest() | P.WriteShareGroupStateRequest():
