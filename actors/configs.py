@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 
+from rillet.coordinator.share import config as share_config
 from rillet.logstore.config import LogConfig
 from rillet.logstore.errors import LogStoreError
 
@@ -115,6 +116,12 @@ BROKER_DEFAULTS: dict[str, str] = {
     "transactional.id.expiration.ms": "604800000",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms": "10000",
     "transaction.remove.expired.transaction.cleanup.interval.ms": "3600000",
+    # share groups (KIP-932; docs/queues.md): the group.share.* defaults of the GROUP
+    # config resource's keys, and the share-state topic (coordinator/share/config.py)
+    **share_config.BROKER_DEFAULTS,
+    # the share-state coordinator's topic (actors/share_state.py)
+    "share.coordinator.state.topic.min.isr": "2",  # capped at the replication factor
+    "share.coordinator.state.topic.segment.bytes": str(100 << 20),
     **{k: TOPIC_DEFAULTS[v] for k, v in BROKER_TOPIC_SYNONYMS.items()},
 }
 
@@ -140,6 +147,10 @@ _POSITIVE = (
     "transactional.id.expiration.ms",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms",
     "transaction.remove.expired.transaction.cleanup.interval.ms",
+    "share.coordinator.state.topic.num.partitions",
+    "share.coordinator.state.topic.replication.factor",
+    "share.coordinator.state.topic.min.isr",
+    "share.coordinator.state.topic.segment.bytes",
 )
 
 
@@ -219,6 +230,10 @@ def validate_broker_configs(configs: Mapping[str, str]) -> BrokerConfig:
     if idle != -1 and idle < 1:
         raise ConfigError(f"connections.max.idle.ms={idle} must be -1 (never) or >= 1")
     validate_topic_configs({t: merged[b] for b, t in BROKER_TOPIC_SYNONYMS.items()})
+    try:
+        share_config.validate_broker_share_configs(merged)
+    except share_config.GroupConfigError as e:
+        raise ConfigError(str(e)) from None
     return merged
 
 

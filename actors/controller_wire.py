@@ -14,6 +14,7 @@ from rillet.coordinator import metadata as md
 from rillet.coordinator.control import ControllerResult
 from rillet.coordinator.control import partitions as cp
 from rillet.coordinator.control import topics as ct
+from rillet.coordinator.share import config as share_config
 from rillet.transport import protocol as P
 
 from .configs import BrokerConfig, validate_topic_configs
@@ -83,6 +84,9 @@ def decide(
                 request.resources,
                 validate_only=request.validate_only,
                 validate_configs=validate_topic_configs,
+                validate_group_configs=lambda c: share_config.validate_group_configs(
+                    c, broker_configs
+                ),
             )
             results = tuple(
                 P.AlterConfigsResult(

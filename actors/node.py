@@ -52,6 +52,7 @@ from rillet.transport.security import CurveKeys, KeyFileError, load_keyfile
 from . import group_coordinator as GC
 from . import partition as R
 from . import runtime
+from . import share_state as SST
 from . import txn_coordinator as TC
 from .broker_lifecycle import BrokerLifecycle, Identity
 from .broker_lifecycle import Progress as LifecycleProgress
@@ -63,6 +64,7 @@ from .router import Router
 from .scrubber import TICK_S as SCRUB_TICK_S
 from .scrubber import Scrubber, ScrubTick
 from .session import BrokerContext, Listener
+from .share_state_client import ShareStateClient
 from .ticker import Ticker, now_ms
 from .txn_verify import RemoteTxnVerifier
 
@@ -177,6 +179,7 @@ class BrokerNode:
         )
         self.ctx.group_coordinator = GC.GroupCoordinatorActor.start(self.ctx)
         self.ctx.txn_coordinator = TC.TxnCoordinatorActor.start(self.ctx, self._send_to_broker)
+        self.ctx.share_state = SST.ShareStateActor.start(self.ctx)
         self._cleanup_deleted()
         # broker-to-broker requests (Raft, heartbeats, metadata fetches, forwarded admin)
         self.peers = ClientEndpoint(
@@ -189,6 +192,13 @@ class BrokerNode:
         self.txn_verifier = RemoteTxnVerifier(
             lambda: self.ctx.image, self._address_of, self.peers.request
         )
+        # partition leaders persist share-partition state through it (actors/share_state_client.py)
+        self.share_state_client = ShareStateClient(
+            lambda key: SST.find_coordinator(
+                self.ctx, P.FindCoordinatorRequest(key=key, key_type=P.COORDINATOR_SHARE)),
+            self._address_of, self.peers.request, self.ticker.call_later,
+        )
+        self.ctx.share_state_client = self.share_state_client
         self.lifecycle = None
         self._progress = (-1, 0, MetadataImage())
         self._progress_lock = threading.Lock()
@@ -258,6 +268,7 @@ class BrokerNode:
             self.ticker.every(SCRUB_TICK_S, lambda: scrubber.tell(ScrubTick(now_ms())))
         self.ticker.every(0.2, lambda: self._tell_group_coordinator(GC.GroupTick(now_ms())))
         self.ticker.every(0.1, lambda: self._tell_txn_coordinator(TC.TxnTick(now_ms())))
+        self.ticker.every(0.2, lambda: self._tell_share_state(SST.ShareStateTick(now_ms())))
         self._log.info(
             "broker {} serving clients on {}, brokers on {} ({}) (data dir {})",
             self.broker_id,
@@ -300,6 +311,14 @@ class BrokerNode:
 
     def _tell_txn_coordinator(self, message: object) -> None:
         ref = getattr(self.ctx, "txn_coordinator", None)
+        if ref is not None:
+            try:
+                ref.tell(message)
+            except pykka.ActorDeadError:
+                pass
+
+    def _tell_share_state(self, message: object) -> None:
+        ref = getattr(self.ctx, "share_state", None)
         if ref is not None:
             try:
                 ref.tell(message)
@@ -524,6 +543,7 @@ class BrokerNode:
             self._update_fetchers(new)
         self._tell_group_coordinator(GC.ImageChanged(new))
         self._tell_txn_coordinator(TC.ImageChanged(new))
+        self._tell_share_state(SST.ImageChanged(new))
 
     # ------------------------------------------------------- high watermark checkpoint
 

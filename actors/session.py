@@ -32,6 +32,7 @@ from loguru import logger
 from rillet.coordinator.election import PartitionState
 from rillet.coordinator.election import offline_reason as _offline_reason
 from rillet.coordinator.metadata import MetadataImage
+from rillet.coordinator.share import config as share_config
 from rillet.transport import codec
 from rillet.transport import protocol as P
 from rillet.transport.errors import ProtocolError
@@ -39,6 +40,7 @@ from rillet.transport.errors import ProtocolError
 from . import controller as C
 from . import group_coordinator as GC
 from . import partition as R
+from . import share_state as SST
 from . import txn_coordinator as TC
 from .configs import effective_topic_configs, topic_defaults
 from .fetch_session import Counters, FetchSessions
@@ -70,6 +72,8 @@ class BrokerContext:
     controller_id: int = -1  # the active controller as this broker knows it (-1: none)
     group_coordinator: pykka.ActorRef | None = None  # actors/group_coordinator.py
     txn_coordinator: pykka.ActorRef | None = None  # actors/txn_coordinator.py
+    share_state: pykka.ActorRef | None = None  # actors/share_state.py
+    share_state_client: Any = None  # actors/share_state_client.ShareStateClient (the node's)
     incarnation: str = ""  # this broker process (actors/node.py)
     refused_inter_broker: int = 0  # inter-broker requests refused on the client listener
     describe_stats: Callable[[], P.BrokerStatsResponse] | None = None  # the node's, if any
@@ -286,6 +290,8 @@ class ClientSession(DispatchedActor):
                 respond(self._describe_configs(req))
             case P.FindCoordinatorRequest(key_type=P.COORDINATOR_TRANSACTION):
                 respond(TC.find_coordinator(self.ctx, req))
+            case P.FindCoordinatorRequest(key_type=P.COORDINATOR_SHARE):
+                respond(SST.find_coordinator(self.ctx, req))
             case P.FindCoordinatorRequest():
                 respond(GC.find_coordinator(self.ctx, req))
             case P.BrokerCountersRequest():
@@ -346,6 +352,12 @@ class ClientSession(DispatchedActor):
                 self.ctx.controller.tell(C.MetadataFetch(req, respond))
             case P.WriteTxnMarkersRequest():  # inter-broker only (refused above otherwise)
                 write_txn_markers(req, respond, self._replica)
+            case P.ReadShareGroupStateRequest() | P.WriteShareGroupStateRequest():
+                # inter-broker only: the share-state coordinator (actors/share_state.py)
+                if self.ctx.share_state is None:
+                    respond(SST.error_response(req, E.COORDINATOR_NOT_AVAILABLE, "starting"))
+                else:
+                    self.ctx.share_state.tell(SST.ShareStateRequest(req, respond))
             case _:
                 respond(
                     P.ErrorResponse(
@@ -614,7 +626,8 @@ class ClientSession(DispatchedActor):
                     )
                     for k, v in sorted(values.items())
                 ]
-            elif r.resource_type == P.ConfigResourceType.BROKER:
+            elif r.resource_type == P.ConfigResourceType.GROUP:
+                entries = _group_config_entries(image, r.resource_name, self.ctx.broker_configs)
                 entries = [
                     P.ConfigEntry(
                         name=k, value=v, read_only=True, source=P.ConfigSource.STATIC_BROKER_CONFIG
@@ -642,3 +655,18 @@ class ClientSession(DispatchedActor):
                 )
             )
         return P.DescribeConfigsResponse(results=tuple(results))
+
+
+def _group_config_entries(image, group_id: str, broker_configs) -> list[P.ConfigEntry]:
+    """A share group's configs (a group need not exist, as in Kafka: then all defaults)."""
+    overrides = image.group_configs.get(group_id, {})
+    values = share_config.effective_group_configs(overrides, broker_configs)
+    return [
+        P.ConfigEntry(
+            name=k,
+            value=v,
+            is_default=k not in overrides,
+            source=P.ConfigSource.GROUP_CONFIG if k in overrides else P.ConfigSource.DEFAULT_CONFIG,
+        )
+        for k, v in sorted(values.items())
+    ]

@@ -18,6 +18,8 @@ Records (frozen dataclasses; ``to_dict``/``from_dict`` give a JSON-safe form for
 * ``PartitionChangeRecord`` (coordinator/election.py)  the whole new state of a partition
   after a leader, ISR, reassignment or damage change
 * ``SetConfig(topic, name, value)``  ``value=None`` removes the override (back to default)
+* ``SetGroupConfig(group_id, name, value)``  a share group's config (the GROUP resource,
+  coordinator/share/config.py); a group need not exist to be configured, as in Kafka
 * ``DeleteTopic(name)``
 
 Controller decisions are functions from the image and a request to a list of records, or a
@@ -134,6 +136,15 @@ class SetConfig:
 
 
 @_rec
+class SetGroupConfig:
+    """``value=None`` removes the group's override of ``name`` (back to the default)."""
+
+    group_id: str
+    name: str
+    value: str | None
+
+
+@_rec
 class DeleteTopic:
     name: str
 
@@ -154,6 +165,7 @@ RECORD_TYPES: dict[str, type] = {
         CreateTopic,
         PartitionRecord,
         SetConfig,
+        SetGroupConfig,
         DeleteTopic,
         PartitionChangeRecord,
         ProducerIds,
@@ -233,6 +245,8 @@ class MetadataImage:
     topics: Mapping[str, TopicInfo] = field(default_factory=dict)
     offset: int = 0
     next_producer_id: int = 0
+    group_configs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """group id -> its explicitly set group configs (coordinator/share/config.py)."""
 
     def inter_broker_address(self, broker_id: int, voters: Mapping[int, str]) -> str | None:
         """``broker_id``'s inter-broker listener: as registered, else as
@@ -332,6 +346,11 @@ def apply(image: MetadataImage, record: object) -> MetadataImage:
                 return replace(image, offset=nxt)
             topic = replace(topic, configs=_with(topic.configs, k, v))
             return replace(image, topics=_with(image.topics, n, topic), offset=nxt)
+        case SetGroupConfig(group_id=g, name=k, value=v):
+            configs = _with(image.group_configs.get(g, {}), k, v)
+            return replace(
+                image, group_configs=_with(image.group_configs, g, configs or None), offset=nxt
+            )
         case DeleteTopic(name=n):
             return replace(image, topics=_with(image.topics, n, None), offset=nxt)
         case ProducerIds(next_producer_id=n):
@@ -470,6 +489,16 @@ def alter_configs(
     return [SetConfig(topic=name, name=k, value=v) for k, v in changes]
 
 
+def alter_group_configs(
+    image: MetadataImage, group_id: str, changes: Sequence[tuple[str, str | None]]
+) -> list[object]:
+    """``SetGroupConfig`` records for validated changes of one group's configs (the group
+    need not exist: configs may be set before its first member joins, as in Kafka)."""
+    if not group_id:
+        raise MetadataError("the group id must not be empty")
+    return [SetGroupConfig(group_id=group_id, name=k, value=v) for k, v in changes]
+
+
 def register_broker(
     image: MetadataImage,
     broker_id: int,
@@ -543,6 +572,9 @@ def image_records(image: MetadataImage) -> list[object]:
     out: list[object] = []
     if image.next_producer_id:
         out.append(ProducerIds(next_producer_id=image.next_producer_id))
+    for g in sorted(image.group_configs):
+        for k, v in sorted(image.group_configs[g].items()):
+            out.append(SetGroupConfig(group_id=g, name=k, value=v))
     for b in sorted(image.brokers.values(), key=lambda b: b.broker_id):
         out.append(
             RegisterBroker(

@@ -201,6 +201,38 @@ class Admin(GroupAdminMixin, ShareAdminMixin, TransactionAdminMixin):
             if r.error_code:
                 raise error_for_code(r.error_code, r.error_message or f"topic {r.resource_name!r}")
 
+    def describe_group_configs(self, group_id: str) -> dict[str, ConfigEntry]:
+        """Every config of share group ``group_id`` (the GROUP resource, docs/queues.md) by
+        Kafka name; ``is_default`` False for the group's own overrides. A group need not
+        exist: its configs are then the broker's defaults."""
+        req = p.DescribeConfigsRequest(resources=(p.ConfigResource(
+            resource_type=p.ConfigResourceType.GROUP, resource_name=group_id),))
+        resp = self._client.call_any(req)
+        for r in resp.results:
+            if r.error_code:
+                raise error_for_code(r.error_code, r.error_message or f"group {group_id!r}")
+            return {c.name: ConfigEntry(c.name, c.value, c.is_default, c.is_sensitive,
+                                        c.read_only)
+                    for c in sorted(r.configs, key=lambda c: c.name)}
+        raise RilletError(f"no answer about group {group_id!r}")
+
+    def alter_group_configs(self, group_id: str, set: Mapping[str, Any] | None = None,
+                            delete: Iterable[str] = (), *, validate_only: bool = False) -> None:
+        """Set and delete (revert to the default) share-group configs, all or none:
+        ``alter_group_configs("g", set={"share.delivery.count.limit": 3}, delete=[...])``.
+        ``InvalidConfigError`` names an unknown key (with a hint) or a bad value."""
+        configs = [p.AlterableConfig(name=k, value=str(v), op=p.AlterConfigOp.SET)
+                   for k, v in (set or {}).items()]
+        configs += [p.AlterableConfig(name=k, value=None, op=p.AlterConfigOp.DELETE)
+                    for k in delete]
+        req = p.AlterConfigsRequest(resources=(p.AlterConfigsResource(
+            resource_type=p.ConfigResourceType.GROUP, resource_name=group_id,
+            configs=tuple(configs)),), validate_only=validate_only)
+        resp = self._controller_call(req, self.config.request_timeout_ms, _result_codes)
+        for r in resp.results:
+            if r.error_code:
+                raise error_for_code(r.error_code, r.error_message or f"group {group_id!r}")
+
     # -- replication (docs/replication.md) ----------------------------------------------------
 
     def elect_leaders(self, partitions: Iterable[tuple[str, int]] | None = None, *,

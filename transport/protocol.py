@@ -164,6 +164,7 @@ class ConfigResourceType(enum.IntEnum):
 
     TOPIC = 2
     BROKER = 4
+    GROUP = 32  # a share group's configs (KIP-848/932; docs/queues.md)
 
 
 class ConfigSource(enum.IntEnum):
@@ -173,6 +174,7 @@ class ConfigSource(enum.IntEnum):
     DYNAMIC_TOPIC_CONFIG = 1
     STATIC_BROKER_CONFIG = 4
     DEFAULT_CONFIG = 5
+    GROUP_CONFIG = 8  # set on the group (a GROUP resource)
 
 
 class AlterConfigOp(enum.IntEnum):

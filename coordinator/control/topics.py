@@ -9,6 +9,8 @@ record.
 
 Config validation is the caller's (``validate_configs`` raises ``ValueError`` with the
 message to return as INVALID_CONFIG): the key registry lives with the broker's configs.
+AlterConfigs serves two resource types: topics, and share groups (GROUP, 32: validated by
+``validate_group_configs``; a group need not exist to be configured, as in Kafka).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from .result import ConfigOutcome, ControllerResult, Note, ProducerIdOutcome, To
 
 # Kafka's numbers (ConfigResource.Type, AlterConfigOp); the wire enums carry the same values
 RESOURCE_TOPIC = 2
+RESOURCE_GROUP = 32
 OP_SET = 0
 OP_DELETE = 1
 
@@ -140,9 +143,10 @@ def create_partitions(
 
 def _changes(resource: ConfigResource) -> list[tuple[str, str | None]]:
     """The (name, value or None to delete) pairs of a resource; ValueError if malformed."""
-    if resource.resource_type != RESOURCE_TOPIC:
+    if resource.resource_type not in (RESOURCE_TOPIC, RESOURCE_GROUP):
         raise ValueError(
-            "only topic configs can be altered; broker configs are set with --config at startup"
+            "only topic and group configs can be altered; broker configs are set with "
+            "--config at startup"
         )
     changes = []
     for c in resource.configs:
@@ -160,6 +164,7 @@ def alter_configs(
     *,
     validate_only: bool,
     validate_configs: Validate,
+    validate_group_configs: Validate | None = None,
 ) -> ControllerResult[list[ConfigOutcome]]:
     results: list[ConfigOutcome] = []
     records: list[object] = []
@@ -168,9 +173,16 @@ def alter_configs(
         error, message = "NONE", None
         try:
             changes = _changes(r)
-            topic = image.topics.get(r.resource_name)
-            validate_configs({**(topic.configs if topic else {}), **dict(changes)})
-            recs = md.alter_configs(image, r.resource_name, changes)
+            if r.resource_type == RESOURCE_GROUP:
+                if validate_group_configs is None:
+                    raise ValueError("group configs are not supported here")
+                current = image.group_configs.get(r.resource_name, {})
+                validate_group_configs({**current, **dict(changes)})
+                recs = md.alter_group_configs(image, r.resource_name, changes)
+            else:
+                topic = image.topics.get(r.resource_name)
+                validate_configs({**(topic.configs if topic else {}), **dict(changes)})
+                recs = md.alter_configs(image, r.resource_name, changes)
             if not validate_only:
                 image = md.replay(recs, image)
                 records += recs

@@ -40,6 +40,12 @@ class IllegalGenerationError(GroupError):
     code, name = 22, "ILLEGAL_GENERATION"
 
 
+class InconsistentGroupProtocolError(GroupError):
+    """The group id is used by a group of the other type (consumer vs share, KIP-932)."""
+
+    code, name = 23, "INCONSISTENT_GROUP_PROTOCOL"
+
+
 class InvalidGroupIdError(GroupError):
     code, name = 24, "INVALID_GROUP_ID"
 
@@ -127,6 +133,7 @@ ERRORS_BY_CODE: dict[int, type[GroupError]] = {
     for cls in (
         OffsetMetadataTooLargeError,
         IllegalGenerationError,
+        InconsistentGroupProtocolError,
         InvalidGroupIdError,
         UnknownMemberIdError,
         InvalidRequestError,

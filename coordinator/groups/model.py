@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from rillet.coordinator.share.group_model import ShareGroups
+
 LEAVE_GROUP_MEMBER_EPOCH = -1
 """member_epoch in a heartbeat: leave the group now (dynamic or static member)."""
 
@@ -230,9 +232,13 @@ class CoordinatorState:
     """producer id -> (producer epoch, last sequence) of its last transactional batch in this
     partition, so the next one follows it; forgotten at its marker (the marker bumps the
     epoch, the next transaction starts at sequence 0), so only open transactions are kept."""
+    share: ShareGroups = field(default_factory=ShareGroups)
+    """The shard's share groups (KIP-932, coordinator/share/group.py): their own records in
+    the same topic; a group id is either a consumer group or a share group."""
 
     def next_deadline_ms(self) -> int | None:
-        """Earliest timer (ms); the actor should call ``tick`` at or after it. O(members)."""
+        """Earliest consumer-group timer (ms); the actor should call ``tick`` at or after
+        it. O(members). Share groups' timers: ``share.next_deadline_ms()``."""
         times = [
             t
             for timers in (self.session_deadlines, self.rebalance_deadlines)

@@ -36,6 +36,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from rillet.coordinator.share import group_records as _share
+
 from . import pending as _pending
 from .errors import InvalidRequestError
 from .model import (
@@ -182,7 +184,10 @@ def key_of(record: GroupRecord) -> dict[str, Any]:
 
 
 def to_kv(record: GroupRecord) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """(key, value) as plain dicts; value is None for a tombstone."""
+    """(key, value) as plain dicts; value is None for a tombstone. Share-group records
+    (coordinator/share/group_records.py) are encoded there."""
+    if isinstance(record, _share.RECORD_CLASSES):
+        return _share.to_kv(record)
     key = key_of(record)
     if isinstance(record, Tombstone):
         return key, None
@@ -228,6 +233,8 @@ def from_kv(key: Mapping[str, Any], value: Mapping[str, Any] | None) -> GroupRec
     """Decode what :func:`to_kv` produced; ``InvalidRequestError`` on anything malformed."""
     try:
         name = _str(key["type"])
+        if name in _share.TYPES:
+            return _share.from_kv(key, value)
         if name not in _BY_NAME:
             raise InvalidRequestError(f"unknown record type {name!r}")
         cls, fields = _BY_NAME[name]
@@ -450,7 +457,11 @@ def apply(state: CoordinatorState, records: Iterable[GroupRecord]) -> Coordinato
     offset a record sets or deletes are marked (see :mod:`.pending`)."""
     builders: dict[str, GroupBuilder] = {}
     pending = state.pending
+    share: list = []
     for record in records:
+        if isinstance(record, _share.RECORD_CLASSES):
+            share.append(record)
+            continue
         gid = record.group_id
         if gid not in builders:
             builders[gid] = GroupBuilder(state.groups.get(gid) or ConsumerGroup(group_id=gid))
@@ -462,6 +473,8 @@ def apply(state: CoordinatorState, records: Iterable[GroupRecord]) -> Coordinato
             elif isinstance(record, Tombstone) and record.type == "offset_commit":
                 key = (gid, TopicPartition(record.topic, record.partition))
                 pending = _pending.after_plain(pending, key, deleted=True)
+    if share:
+        state = replace(state, share=_share.apply(state.share, share))
     if not builders:
         return state
     groups = dict(state.groups)
