@@ -5,8 +5,7 @@
     d.partitions[TopicPartition("urls", 0)].available
     admin.alter_share_group_offsets("crawler", {TopicPartition("urls", 0): EARLIEST})
     admin.delete_share_group("crawler")
-    admin.describe_share_group_configs("crawler")      # GROUP config resource
-    admin.alter_share_group_configs("crawler", {"share.delivery.count.limit": "3"})
+    admin.describe_group_configs("crawler")            # GROUP configs: admin.py
 
 ShareGroupDescribe and DeleteGroups go to the group's coordinator; the share-partition state
 (DescribeShareGroupOffsets, AlterShareGroupOffsets, DeleteShareGroupOffsets) lives with each
@@ -22,12 +21,11 @@ from typing import Any
 
 from rillet._group_admin import GroupListing, _tps
 from rillet.errors import IllegalStateError, RilletError, RilletTimeoutError, error_for_code
-from rillet.records import ConfigEntry, TopicPartition
+from rillet.records import TopicPartition
 from rillet.transport import protocol as p
 
 EARLIEST = -2
 LATEST = -1
-GROUP_RESOURCE = int(getattr(p.ConfigResourceType, "GROUP", 32))  # Kafka's GROUP (32)
 _NOT_LEADER = {p.ErrorCode.NOT_LEADER_OR_FOLLOWER, p.ErrorCode.LEADER_NOT_AVAILABLE,
                p.ErrorCode.UNKNOWN_TOPIC_OR_PARTITION}
 
@@ -244,32 +242,6 @@ class ShareAdminMixin:
         for tp, code, message in items:
             if code:
                 raise error_for_code(code, message or f"{tp.topic}-{tp.partition}")
-
-    # -- GROUP configs (ConfigResourceType 32) ----------------------------------------------
-
-    def describe_share_group_configs(self, group_id: str) -> dict[str, ConfigEntry]:
-        """The group's configs (``share.*``, ``retry.backoff.*``, the dead-letter topic)."""
-        req = p.DescribeConfigsRequest(resources=(p.ConfigResource(
-            resource_type=GROUP_RESOURCE, resource_name=group_id),))
-        r = self._client.call_any(req).results[0]
-        if r.error_code:
-            raise error_for_code(r.error_code, r.error_message or f"group {group_id!r}")
-        return {c.name: ConfigEntry(c.name, c.value, c.is_default, c.is_sensitive, c.read_only)
-                for c in sorted(r.configs, key=lambda c: c.name)}
-
-    def alter_share_group_configs(self, group_id: str, changes: Mapping[str, str | None]
-                                  ) -> None:
-        """Incremental: a value sets the key, None reverts it to the broker default."""
-        req = p.AlterConfigsRequest(resources=(p.AlterConfigsResource(
-            resource_type=GROUP_RESOURCE, resource_name=group_id, configs=tuple(
-                p.AlterableConfig(name=k, value=None if v is None else str(v),
-                                  op=p.AlterConfigOp.DELETE if v is None else p.AlterConfigOp.SET)
-                for k, v in changes.items())),))
-        resp = self._controller_call(req, self.config.request_timeout_ms,
-                                     lambda r: [x.error_code for x in r.results])
-        for x in resp.results:
-            if x.error_code:
-                raise error_for_code(x.error_code, x.error_message or f"group {group_id!r}")
 
 
 def _items(r: Any) -> tuple:

@@ -43,8 +43,8 @@ class Admin(GroupAdminMixin, ShareAdminMixin, TransactionAdminMixin):
     Consumer groups: list_groups, describe_groups, delete_groups, list_consumer_group_offsets,
     alter_consumer_group_offsets, delete_consumer_group_offsets, list_offsets (_group_admin.py).
     Share groups: list_share_groups, describe_share_group, alter_share_group_offsets,
-    delete_share_group, describe_share_group_configs, alter_share_group_configs
-    (_share_admin.py).
+    delete_share_group (_share_admin.py); their configs: describe_group_configs,
+    alter_group_configs.
     Transactions: list_transactions, describe_transactions, force_terminate_transaction
     (_txn_admin.py).
     """

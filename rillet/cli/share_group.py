@@ -139,16 +139,15 @@ def delete(group_ids, bootstrap, timeout_ms) -> None:
 @admin_options
 def configs(group_id, sets, deletes, bootstrap, timeout_ms) -> None:
     """Show the group's configs, or change them with --set / --delete."""
-    changes: dict[str, str | None] = dict(parse_kv(sets, "--set"))
-    changes.update(dict.fromkeys(deletes))
+    changes = parse_kv(sets, "--set")
     with _admin(bootstrap) as admin:
-        if changes:
-            admin.alter_share_group_configs(group_id, changes)
-            click.echo(f"Updated configs of share group '{group_id}': "
-                       + ", ".join(f"{k}={'(default)' if v is None else v}"
-                                   for k, v in changes.items()))
+        if changes or deletes:
+            admin.alter_group_configs(group_id, set=changes, delete=deletes)
+            shown = [f"{k}={v}" for k, v in changes.items()] + [f"{k}=(default)"
+                                                                for k in deletes]
+            click.echo(f"Updated configs of share group '{group_id}': " + ", ".join(shown))
             return
-        entries = admin.describe_share_group_configs(group_id)
+        entries = admin.describe_group_configs(group_id)
     _table(["KEY", "VALUE", "SOURCE"],
            [(e.name, e.value if e.value is not None else "-",
              "default" if e.is_default else "group") for e in entries.values()])
