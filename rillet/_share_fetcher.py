@@ -133,6 +133,15 @@ class ShareFetcher:
         if others:
             self.send_acknowledgements(others)
 
+    def send_acknowledgements_to_busy_leaders(self) -> None:
+        """Pending acknowledgements whose leader has a ShareFetch in flight go now, by
+        ShareAcknowledge, rather than wait for that fetch to come back."""
+        pending = set(self.acks.pending) | set(self.acks.pending_ranges)
+        busy = [tp for tp in pending
+                if self.client.leader_address(tp.topic, tp.partition) in self.in_flight]
+        if busy:
+            self.send_acknowledgements(busy)
+
     def send_acknowledgements(self, tps=None) -> list[tuple[Future, dict]]:
         """ShareAcknowledge of the pending acknowledgements (of ``tps``, default all), one
         request per leader; returns the requests (their outcomes are queued when done)."""

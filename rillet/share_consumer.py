@@ -12,6 +12,11 @@ poll returned and the application did not acknowledge are accepted by the next p
 default); once the application calls :meth:`~ShareConsumer.acknowledge`, or with
 ``explicit``, every record must be acknowledged before the next poll. See docs/queues.md.
 
+Pipelining: when poll() hands records out it sends the next ShareFetch at once, so the
+leader acquires the next records while the application processes these; the
+acknowledgements made meanwhile ride on the next ShareFetch to that leader, or, when one is
+already in flight there, go at the next poll() by ShareAcknowledge.
+
 Threads: a ShareConsumer is used from one thread; the heartbeat runs on its own thread
 (:mod:`rillet._share_membership`) and the endpoint's I/O thread owns the sockets.
 Pieces: acknowledgement bookkeeping in :mod:`rillet._share_acks`, fetching in
@@ -134,6 +139,7 @@ class ShareConsumer:
             self._acks.check_all()
         else:
             self._acks.settle()
+        f.send_acknowledgements_to_busy_leaders()
         deadline = time.monotonic() + max(0, timeout_ms) / 1000
         max_wait = self.config.fetch_max_wait_ms
         while True:
@@ -141,7 +147,11 @@ class ShareConsumer:
             self._buffer.extend(f.collect())
             self._report()
             if self._buffer:
-                return self._hand_out()
+                out = self._hand_out()
+                # prefetch: the leaders acquire the next records while the application works
+                # on these (their acknowledgements follow by ShareAcknowledge, see above)
+                f.send_fetches(assignment, max_wait)
+                return out
             f.send_fetches(assignment, max_wait)
             left = deadline - time.monotonic()
             if left <= 0:

@@ -156,7 +156,8 @@ def test_explicit_acks_ride_on_the_next_fetch(share_broker) -> None:
         assert log[(by_value[b"v1"].offset, 1)] == (P.ACK_RELEASE, 0, "")
         assert log[(by_value[b"v2"].offset, 0)] == (P.ACK_REJECT, -1, "poison")
         assert log[(by_value[b"v3"].offset, 1)] == (P.ACK_RELEASE, -1, "")  # group back-off
-        assert {api for api, *_ in share_broker.ack_log} == {"ShareFetch"}
+        # with a prefetch in flight, acknowledgements go by ShareAcknowledge at the next poll
+        assert {api for api, *_ in share_broker.ack_log} <= {"ShareFetch", "ShareAcknowledge"}
         for r in again:
             c.acknowledge(r)
     finally:
@@ -217,13 +218,13 @@ def test_close_releases_records_fetched_but_never_returned(share_broker) -> None
         return [o for st in share_broker.records.values() for o, v in st.items()
                 if v[0] == "acquired"]
 
-    # a fetch acquires the new records; they are buffered, never handed out
+    # a fetch (the prefetch poll() left in flight, or one sent here) acquires the new
+    # records; they are never handed out
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and not acquired():
         c._fetcher.send_fetches(c._membership.current(), 100)
         time.sleep(0.05)
-        c._buffer.extend(c._fetcher.collect())
-    assert acquired() and c._buffer
+    assert acquired()
     c.close()
     assert acquired() == []  # released at once, not left to a lock expiry
     released = [o for api, t, p, o, k, d, _ in share_broker.ack_log if k == P.ACK_RELEASE]
