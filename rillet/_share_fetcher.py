@@ -32,6 +32,7 @@ from rillet.errors import error_for_code
 from rillet.logstore.batch_fast import scan_batches
 from rillet.records import ConsumerRecord, TopicPartition, _FetchedRecordType
 from rillet.transport import protocol as P
+from rillet.transport.protocol import ACK_RELEASE
 
 E = P.ErrorCode
 _MOVED = {E.NOT_LEADER_OR_FOLLOWER, E.LEADER_NOT_AVAILABLE, E.UNKNOWN_TOPIC_OR_PARTITION,
@@ -229,25 +230,31 @@ class ShareFetcher:
             self.outcomes.append(({tp: sent}, None))
 
     def _deliver(self, tp: TopicPartition, records, acquired, out: list) -> None:
+        """Hand out the acquired records the response carries. An acquired offset without a
+        record is a gap (a control batch, a compacted offset) only when the response's
+        batches cover it; acquired offsets past what they cover (missing bytes, a corrupt
+        batch) are released at once, never taken for gaps: a gap acknowledgement would
+        tell the leader there is no record there."""
         buf = records if type(records) is bytes else bytes(records)
         first = min(a.first_offset for a in acquired)
-        batches, _next, bad = scan_batches(buf, first, self.config.check_crcs, digests=False,
-                                           stop_at_corrupt=True)
-        state = PartitionState(tp)
-        decoded = self._decoder._decode(state, _Chunk(buf, batches)) if batches else []
+        batches, covered_to, _bad = scan_batches(buf, first, self.config.check_crcs,
+                                                 digests=False, stop_at_corrupt=True)
+        chunk = _Chunk(buf, batches)
+        decoded = self._decoder._decode(PartitionState(tp), chunk) if batches else []
+        if chunk.error is not None:  # a digest mismatch: the chunk ends before that batch
+            covered_to = min(covered_to, decoded[-1][2] + 1 if decoded else first)
         for a in sorted(acquired, key=lambda a: a.first_offset):
+            last = min(a.last_offset, covered_to - 1)
+            if a.last_offset > last:
+                self.acks.pending.setdefault(tp, []).extend(
+                    (o, ACK_RELEASE, 0, "") for o in range(max(a.first_offset, covered_to),
+                                                           a.last_offset + 1))
+            if last < a.first_offset:
+                continue
             lo = bisect.bisect_left(decoded, a.first_offset, key=_offset)
-            hi = bisect.bisect_right(decoded, a.last_offset, key=_offset)
-            part = decoded[lo:hi]
-            last = a.last_offset
-            if bad is not None and (not part or part[-1][2] < last):
-                # records past a corrupt batch are not handed out: their lock expires and
-                # they come again (maybe from a healthy replica after a leader change)
-                last = part[-1][2] if part else a.first_offset - 1
-                if last < a.first_offset:
-                    continue
+            hi = bisect.bisect_right(decoded, last, key=_offset)
             out.append(Delivery(tp, a.first_offset, last, list(map(
-                ShareRecord, map(operator.add, part, repeat((a.delivery_count,)))))))
+                ShareRecord, map(operator.add, decoded[lo:hi], repeat((a.delivery_count,)))))))
 
     def _handle_acknowledge(self, fut: Future, acks: dict) -> None:
         exc = fut.exception()

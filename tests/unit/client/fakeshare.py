@@ -20,6 +20,7 @@ class FakeShareBroker(FakeBroker):
         self.records: dict[tuple[str, int], dict[int, list]] = {}
         self.ack_log: list[tuple[str, str, int, int, int, int, str]] = []  # api, tp.., type...
         self.fail_ack: dict[tuple[str, int], int] = {}  # error to answer acks of a partition
+        self.drop_records = 0  # answer this many fetches with acquired ranges but no bytes
 
     def _state(self, topic: str, partition: int) -> dict[int, list]:
         st = self.records.setdefault((topic, partition), {})
@@ -111,6 +112,9 @@ class FakeShareBroker(FakeBroker):
                     if any(a <= last and b >= base for a, b, _ in acquired):
                         batches.append(data)
                 got += len(take)
+                if acquired and self.drop_records:
+                    self.drop_records -= 1
+                    batches = []
                 parts.append(p.ShareFetchPartitionResponse(
                     partition=sp.partition, acknowledge_error_code=code,
                     records=b"".join(batches), acquired_records=tuple(

@@ -229,3 +229,21 @@ def test_close_releases_records_fetched_but_never_returned(share_broker) -> None
     assert acquired() == []  # released at once, not left to a lock expiry
     released = [o for api, t, p, o, k, d, _ in share_broker.ack_log if k == P.ACK_RELEASE]
     assert len(released) == 2
+
+
+def test_acquired_records_missing_from_the_response_are_released_not_gapped(share_broker
+                                                                             ) -> None:
+    share_broker.drop_records = 1  # the leader acquires 0..3 but sends no batches
+    _produce(share_broker.address, 4)
+    c = _consumer(share_broker)
+    try:
+        records = _poll_until(c, 4)
+        assert sorted((r.partition, r.offset, r.delivery_count) for r in records) == [
+            (0, 0, 2), (0, 1, 2), (1, 0, 1), (1, 1, 1)] or sorted(
+            (r.partition, r.offset, r.delivery_count) for r in records) == [
+            (0, 0, 1), (0, 1, 1), (1, 0, 2), (1, 1, 2)]
+        kinds = [(k, d) for api, t, p, o, k, d, _ in share_broker.ack_log]
+        assert (P.ACK_GAP, -1) not in kinds
+        assert kinds.count((P.ACK_RELEASE, 0)) == 2
+    finally:
+        c.close()
