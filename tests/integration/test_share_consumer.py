@@ -190,3 +190,7 @@ def test_share_group_cli_describe_reset_delete(cluster) -> None:
     assert bad.returncode == 1 and "did you mean" in bad.stderr
     assert "Deleted share group 'cli-g'" in rillet("delete", "cli-g").stdout
     assert "cli-g" not in rillet("list").stdout
+    for args in (("describe", "cli-g"), ("delete", "cli-g")):  # unknown now: clear errors
+        gone = rillet(*args, check=False)
+        assert gone.returncode == 1 and ("does not exist" in gone.stderr
+                                         or "GROUP_ID_NOT_FOUND" in gone.stderr), gone.stderr
