@@ -17,8 +17,9 @@ appends the records (CBOR-encoded ``to_kv`` pairs, one batch) through the partit
 ``PartitionReplica``, and only when the append is acknowledged adopts the new state and
 replies. One append per shard is in flight; later mutations of that shard wait in its queue
 (reads answer at once from the adopted state). Nothing here waits on another actor: replies
-of replicas come back as messages. A shard gained is loaded by reading its partition from
-offset 0 to the high watermark and replaying its batches and markers
+of replicas come back as messages. A shard gained is loaded by writing a barrier (acks=all,
+``group_txn.BARRIER_KEY``: the new leader's high watermark then covers every record the old
+leader acknowledged), then reading its partition from offset 0 to the high watermark and replaying its batches and markers
 (``replay_log``; a TxnOffsetCommit's records are a transactional batch of the producer, written
 alone with ``Append(verified=True)``); until then its groups get
 COORDINATOR_LOAD_IN_PROGRESS, and groups of shards this broker does not lead NOT_COORDINATOR.
@@ -33,7 +34,7 @@ through the shard's queue like a fresh one.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -49,73 +50,25 @@ from rillet.transport import protocol as P
 from . import group_txn as T
 from . import group_wire as W
 from . import partition as R
-from .configs import BrokerConfig
+from . import share_group as S
+from .group_locate import (  # noqa: F401 - re-exported: where the group tools are found
+    OFFSETS_TOPIC,
+    find_coordinator,
+    group_config,
+    java_string_hashcode,
+    partition_for,
+)
 from .group_wire import error_response
-from .internal_topics import coordinator_of
 from .runtime import DispatchedActor
 from .ticker import now_ms
 from .txn_messages import TxnMarkerWritten
 
 E = P.ErrorCode
-OFFSETS_TOPIC = "__consumer_offsets"
 _LOAD_CHUNK = 1 << 20
 _EXPIRE_EVERY_MS = 60_000
 _STUCK_APPEND_MS = 30_000
 _BATCH_MAX_OPS = 500  # operations written together in one append
 _BATCH_MAX_BYTES = 256 << 10  # stop adding operations past this much record data
-
-
-def java_string_hashcode(s: str) -> int:
-    """Java's ``String.hashCode`` (over UTF-16 code units, int32 overflow)."""
-    h = 0
-    data = s.encode("utf-16-be", "surrogatepass")
-    for i in range(0, len(data), 2):
-        h = (31 * h + ((data[i] << 8) | data[i + 1])) & 0xFFFFFFFF
-    return h - (1 << 32) if h >= 1 << 31 else h
-
-
-def partition_for(group_id: str, num_partitions: int) -> int:
-    """Kafka's rule: ``Utils.abs(groupId.hashCode) % offsets.topic.num.partitions``."""
-    h = java_string_hashcode(group_id)
-    return (0 if h == -(1 << 31) else abs(h)) % num_partitions
-
-
-def group_config(broker_configs: Mapping[str, str]) -> G.GroupConfig:
-    c = BrokerConfig.of(broker_configs)
-    return G.GroupConfig(
-        session_timeout_ms=c.int("group.consumer.session.timeout.ms"),
-        heartbeat_interval_ms=c.int("group.consumer.heartbeat.interval.ms"),
-        remote_assignor=c["group.remote.assignor"],
-        max_size=c.int("group.consumer.max.size"),
-        offset_metadata_max_bytes=c.int("offset.metadata.max.bytes"),
-        offsets_retention_ms=c.int("offsets.retention.minutes") * 60_000,
-    )
-
-
-def find_coordinator(ctx: Any, req: P.FindCoordinatorRequest) -> P.FindCoordinatorResponse:
-    """Session thread: the leader of the group's offsets partition, from the metadata image.
-    Creates ``__consumer_offsets`` (through the controller) the first time it is needed."""
-    if req.key_type != 0:
-        return P.FindCoordinatorResponse(
-            error_code=E.INVALID_REQUEST,
-            error_message="key_type must be 0 (a group) or 1 (a transactional id)")
-    if not req.key:
-        return P.FindCoordinatorResponse(error_code=E.INVALID_REQUEST,
-                                          error_message="the group id must not be empty")
-
-    def creatable(live: int) -> P.CreatableTopic:
-        config = BrokerConfig.of(ctx.broker_configs)
-        return P.CreatableTopic(
-            name=OFFSETS_TOPIC,
-            num_partitions=config.int("offsets.topic.num.partitions"),
-            replication_factor=min(config.int("offsets.topic.replication.factor"), live),
-            configs={
-                "cleanup.policy": "compact",
-                "segment.bytes": config["offsets.topic.segment.bytes"],
-            },
-        )
-
-    return coordinator_of(ctx, OFFSETS_TOPIC, lambda n: partition_for(req.key, n), creatable)
 
 
 # ---------------------------------------------------------------------------------- messages
@@ -142,6 +95,13 @@ class _ReadDone:
     partition: int
     generation: int
     response: P.FetchPartitionResponse
+
+
+@dataclass(frozen=True, slots=True)
+class _BarrierDone:
+    partition: int
+    generation: int
+    response: P.ProducePartitionResponse
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +149,7 @@ class _Shard:
     """Markers announced while loading: applied after the load unless it read them."""
     reading: bool = False
     reading_since: int = 0
+    barrier_written: bool = False
     busy: bool = False
     busy_since: int = 0
     queue: deque = field(default_factory=deque)
@@ -210,6 +171,7 @@ class GroupCoordinatorActor(DispatchedActor):
         self.shards: dict[int, _Shard] = {}
         self.num_partitions = 0
         self.topics: dict[str, int] = {}
+        self.image = MetadataImage()  # the latest: share groups' configs (actors/share_group.py)
         self._generation = 0
         self._hb_seq = 0
         self._next_expire = 0
@@ -228,6 +190,8 @@ class GroupCoordinatorActor(DispatchedActor):
                     self._tick(message.now_ms)
                 case _ReadDone():
                     self._read_done(message)
+                case _BarrierDone():
+                    self._barrier_done(message)
                 case _AppendDone():
                     self._append_done(message)
                 case TxnMarkerWritten():
@@ -253,7 +217,7 @@ class GroupCoordinatorActor(DispatchedActor):
         match req:
             case P.ListGroupsRequest():
                 self._list_groups(req, respond)
-            case P.ConsumerGroupDescribeRequest():
+            case P.ConsumerGroupDescribeRequest() | P.ShareGroupDescribeRequest():
                 self._describe(req, respond)
             case P.DeleteGroupsRequest():
                 self._delete_groups(req, respond)
@@ -267,6 +231,11 @@ class GroupCoordinatorActor(DispatchedActor):
 
     def _single(self, shard: _Shard, req: Any, respond: Callable[[object], None]) -> None:
         now = self.clock()
+        if not isinstance(req, P.ShareGroupHeartbeatRequest | P.ConsumerGroupHeartbeatRequest) \
+                and S.is_share_group(shard.state, req.group_id):
+            respond(error_response(req, E.INCONSISTENT_GROUP_PROTOCOL,
+                                   f"{req.group_id!r} is a share group: it has no offsets"))
+            return
         if isinstance(req, P.OffsetFetchRequest):
             try:
                 resp = self.core.fetch_offsets(shard.state, W.fetch_request(req))
@@ -274,6 +243,10 @@ class GroupCoordinatorActor(DispatchedActor):
                 respond(error_response(req, e.code, str(e)))
                 return
             respond(W.fetch_response(req, resp))
+            return
+        if isinstance(req, P.ShareGroupHeartbeatRequest):
+            config = S.config_of(self.ctx, self.image)(req.group_id)
+            self._mutate(shard, *S.heartbeat_op(req, self.topics, self.clock, config, respond))
             return
         if isinstance(req, P.ConsumerGroupHeartbeatRequest):
             core_req = W.heartbeat_request(req)
@@ -508,9 +481,12 @@ class GroupCoordinatorActor(DispatchedActor):
             if shard.loaded:
                 for g in self.core.list_groups(shard.state, wanted):
                     groups.append(P.ListedGroup(group_id=g.group_id, group_state=str(g.state)))
+                groups += S.listed(shard.state.share, frozenset(req.states_filter))
         respond(P.ListGroupsResponse(groups=tuple(sorted(groups, key=lambda g: g.group_id))))
 
-    def _describe(self, req: P.ConsumerGroupDescribeRequest, respond: Callable) -> None:
+    def _describe(self, req: P.ConsumerGroupDescribeRequest | P.ShareGroupDescribeRequest,
+                  respond: Callable) -> None:
+        share = isinstance(req, P.ShareGroupDescribeRequest)
         out = []
         for gid in req.group_ids:
             try:
@@ -519,8 +495,18 @@ class GroupCoordinatorActor(DispatchedActor):
                 out.append(P.DescribedGroup(group_id=gid, error_code=e.code,
                                             error_message=e.message))
                 continue
-            out.append(W.described(self.core.describe_group(shard.state, gid)))
-        respond(P.ConsumerGroupDescribeResponse(groups=tuple(out)))
+            if share and gid in shard.state.groups:
+                out.append(S.inconsistent(gid, "consumer"))
+            elif share:
+                out.append(S.describe(shard.state.share, gid))
+            elif S.is_share_group(shard.state, gid):
+                out.append(S.inconsistent(gid, "share"))
+            else:
+                out.append(W.described(self.core.describe_group(shard.state, gid)))
+        if share:
+            respond(P.ShareGroupDescribeResponse(groups=tuple(out)))
+        else:
+            respond(P.ConsumerGroupDescribeResponse(groups=tuple(out)))
 
     def _delete_groups(self, req: P.DeleteGroupsRequest, respond: Callable) -> None:
         names = list(dict.fromkeys(req.groups_names))
@@ -544,11 +530,15 @@ class GroupCoordinatorActor(DispatchedActor):
             def done(_result, error, gid=gid) -> None:
                 put(gid, *(error or (0, None)))
 
-            self._mutate(shard, lambda s, gid=gid: self.core.delete_group(s, gid), done)
+            if S.is_share_group(shard.state, gid):
+                self._mutate(shard, S.delete_fn(gid), done)
+            else:
+                self._mutate(shard, lambda s, gid=gid: self.core.delete_group(s, gid), done)
 
     # ---------------------------------------------------------------------- leadership
 
     def _image_changed(self, image: MetadataImage) -> None:
+        self.image = image
         topic = image.topics.get(OFFSETS_TOPIC)
         self.num_partitions = len(topic.partitions) if topic else 0
         led: dict[int, int] = {}
@@ -580,6 +570,7 @@ class GroupCoordinatorActor(DispatchedActor):
                         s, d), _ignore)
                 self._mutate(shard, lambda s: self.core.on_metadata(s, self.topics, self.clock()),
                              _ignore)
+                self._mutate(shard, S.metadata_fn(self.topics), _ignore)
 
     def _load(self, shard: _Shard) -> None:
         ref = self.ctx.replicas.get((OFFSETS_TOPIC, shard.partition))
@@ -594,10 +585,32 @@ class GroupCoordinatorActor(DispatchedActor):
             except pykka.ActorDeadError:
                 pass
 
+        def on_barrier(r: P.ProducePartitionResponse) -> None:
+            try:
+                me.tell(_BarrierDone(partition, generation, r))
+            except pykka.ActorDeadError:
+                pass
+
         try:
-            ref.tell(R.Read(shard.load_offset, _LOAD_CHUNK, reply=on_read, on_data=None))
+            if not shard.barrier_written:
+                ref.tell(R.Append(T.barrier_batch(self.clock()), on_barrier, acks=-1,
+                                  timeout_ms=10_000))
+            else:
+                ref.tell(R.Read(shard.load_offset, _LOAD_CHUNK, reply=on_read, on_data=None))
         except pykka.ActorDeadError:
             shard.reading = False  # retried on the next tick
+
+    def _barrier_done(self, msg: _BarrierDone) -> None:
+        shard = self.shards.get(msg.partition)
+        if shard is None or shard.generation != msg.generation:
+            return
+        shard.reading = False
+        if msg.response.error_code != E.NONE:
+            self._log.info("load barrier on {}-{}: error {} (retried)", OFFSETS_TOPIC,
+                           msg.partition, msg.response.error_code)
+            return  # retried on the next tick
+        shard.barrier_written = True
+        self._load(shard)
 
     def _read_done(self, msg: _ReadDone) -> None:
         shard = self.shards.get(msg.partition)
@@ -616,6 +629,7 @@ class GroupCoordinatorActor(DispatchedActor):
             self._load(shard)
             return
         shard.state = self.core.on_loaded(G.replay_log(shard.load_entries), self.clock())
+        shard.state = S.loaded(shard.state, self.clock(), S.config_of(self.ctx, self.image))
         shard.load_entries = []
         shard.loaded = True
         self._log.info("coordinator for {}-{} loaded: {} groups, {} open transactions (up to "
@@ -625,6 +639,7 @@ class GroupCoordinatorActor(DispatchedActor):
             self._marker_written(marker)
         shard.early_markers = []
         self._mutate(shard, lambda s: self.core.on_metadata(s, self.topics, self.clock()), _ignore)
+        self._mutate(shard, S.metadata_fn(self.topics), _ignore)
 
     # ---------------------------------------------------------------------- transactions
 
@@ -682,6 +697,8 @@ class GroupCoordinatorActor(DispatchedActor):
 
                 fn.is_tick = True  # type: ignore[attr-defined]
                 self._mutate(shard, fn, self._log_expired)
+            if S.tick_due(shard.state, shard.queue, now):
+                self._mutate(shard, S.tick_fn(self.clock), self._log_expired)
             if expire:
                 self._mutate(shard, lambda s: self.core.expire_offsets(s, self.clock()), _ignore)
 
@@ -689,7 +706,7 @@ class GroupCoordinatorActor(DispatchedActor):
         if result is not None:
             for e in result.response:
                 self._log.info("group {}: member {} removed ({})", e.group_id, e.member_id,
-                               e.reason)
+                               getattr(e, "reason", "share session timeout"))
 
 
 def _finish(ops: Any, error: tuple[int, str] | None = None) -> None:

@@ -18,6 +18,23 @@ from rillet.transport import protocol as P
 
 E = P.ErrorCode
 
+#: the key of the load barrier (a tombstone: compaction drops it, the replay skips it). A new
+#: leader's high watermark may lag records the old leader had committed (followers learn it a
+#: fetch late); a record this leadership appended with acks=all proves all before it is
+#: committed, so loading up to the high watermark after it misses nothing (as txn_shard.py).
+BARRIER_KEY = cbor2.dumps({"type": "load_barrier"})
+
+
+def barrier_batch(timestamp_ms: int) -> bytes:
+    return build_batch([(BARRIER_KEY, None)], timestamp_ms, None)
+
+
+def is_barrier_batch(data: bytes) -> bool:
+    """True for a batch made by ``barrier_batch`` (test fakes of the replica use it)."""
+    for _header, mv in iter_batches(data, validate=True):
+        return [r.key for r in decode_records(mv, validate=False)] == [BARRIER_KEY]
+    return False
+
 
 def decode_entries(
     data: bytes, from_offset: int, warn: Callable[[str, int], None]
@@ -41,7 +58,7 @@ def decode_entries(
             continue
         records = []
         for rec in decode_records(mv, validate=False):
-            if rec.offset < from_offset:
+            if rec.offset < from_offset or rec.key == BARRIER_KEY:
                 continue
             try:
                 key = cbor2.loads(rec.key)

@@ -179,6 +179,12 @@ def error_response(req: Any, code: int, message: str) -> object:
             return P.OffsetDeleteResponse(error_code=code, error_message=message)
         case P.ListGroupsRequest():
             return P.ListGroupsResponse(error_code=code)
+        case P.ShareGroupHeartbeatRequest():
+            return P.ShareGroupHeartbeatResponse(error_code=code, error_message=message)
+        case P.ShareGroupDescribeRequest():
+            return P.ShareGroupDescribeResponse(groups=tuple(
+                P.DescribedGroup(group_id=g, error_code=code, error_message=message)
+                for g in req.group_ids))
         case P.ConsumerGroupDescribeRequest():
             return P.ConsumerGroupDescribeResponse(groups=tuple(
                 P.DescribedGroup(group_id=g, error_code=code, error_message=message)

@@ -307,7 +307,7 @@ class ClientSession(DispatchedActor):
                     respond(GC.error_response(req, E.COORDINATOR_NOT_AVAILABLE, "starting"))
                 else:
                     self.ctx.group_coordinator.tell(GC.GroupRequest(req, respond))
-            case _ if isinstance(req, P.GROUP_REQUESTS):
+            case _ if isinstance(req, (P.GROUP_REQUESTS, P.SHARE_GROUP_REQUESTS)):
                 if self.ctx.group_coordinator is None:
                     respond(GC.error_response(req, E.COORDINATOR_NOT_AVAILABLE, "starting"))
                 else:
@@ -411,7 +411,8 @@ class ClientSession(DispatchedActor):
             for p in t.partitions:
                 key = (t.name, p.partition)
                 code, ref = self._replica(*key)
-                if t.name in (GC.OFFSETS_TOPIC, TC.TXN_TOPIC):  # written by coordinators only
+                if t.name in (GC.OFFSETS_TOPIC, TC.TXN_TOPIC, SST.SHARE_STATE_TOPIC):
+                    # written by coordinators only
                     code, ref = E.INVALID_TOPIC_EXCEPTION, None
                 if ref is None:
                     gather.put(
@@ -628,6 +629,7 @@ class ClientSession(DispatchedActor):
                 ]
             elif r.resource_type == P.ConfigResourceType.GROUP:
                 entries = _group_config_entries(image, r.resource_name, self.ctx.broker_configs)
+            elif r.resource_type == P.ConfigResourceType.BROKER:
                 entries = [
                     P.ConfigEntry(
                         name=k, value=v, read_only=True, source=P.ConfigSource.STATIC_BROKER_CONFIG

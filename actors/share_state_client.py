@@ -11,9 +11,10 @@ the same two methods):
 * ``write(request, answer)`` -- a ``P.WriteShareGroupStateRequest`` (one per share-partition
   for all the changes since the last one: group commit).
 
-``answer(response)`` is called exactly ONCE, on any thread (never inside the call while the
-caller holds a lock it needs), with the coordinator's ``ReadShareGroupStateResponse`` /
-``WriteShareGroupStateResponse``. The client retries what moves or loads, within
+``answer(response)`` is called exactly ONCE, on any thread -- possibly before ``read`` /
+``write`` returns (a request refused at once) -- with the coordinator's
+``ReadShareGroupStateResponse`` / ``WriteShareGroupStateResponse``: pass an ``answer`` that
+only hands the response on (an actor's ``tell``), never one that takes a lock the caller holds. The client retries what moves or loads, within
 ``deadline_ms`` (default 15 s): NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS,
 COORDINATOR_NOT_AVAILABLE, no coordinator yet (the topic is created on first use), a timeout,
 an unreachable broker, an ``ErrorResponse``. Past the deadline it answers the response type

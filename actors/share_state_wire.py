@@ -149,8 +149,11 @@ def find_coordinator(ctx: Any, req: P.FindCoordinatorRequest) -> P.FindCoordinat
     """FindCoordinator key_type 2 (session thread): the leader of the key's
     ``__share_group_state`` partition (key ``group:topic:partition``), from the metadata
     image. Creates the topic (through the controller) the first time it is needed."""
-    if not req.key:
-        return P.FindCoordinatorResponse(error_code=E.INVALID_REQUEST,
-                                          error_message="the share-partition key is empty")
+    group_topic, _, partition = req.key.rpartition(":")
+    group, _, topic = group_topic.rpartition(":")
+    if not group or not topic or not partition.isdigit():
+        return P.FindCoordinatorResponse(
+            error_code=E.INVALID_REQUEST,
+            error_message=f"the share-partition key {req.key!r} is not group:topic:partition")
     return coordinator_of(ctx, SHARE_STATE_TOPIC, lambda n: partition_for(req.key, n),
                           lambda live: creatable(ctx.broker_configs, live))

@@ -84,7 +84,8 @@ class GroupAdminMixin:
             if r.error_code:
                 raise error_for_code(r.error_code, f"ListGroups on {address}")
             for g in r.groups:
-                found[g.group_id] = GroupListing(g.group_id, g.group_state)
+                if g.protocol_type == "consumer":  # share groups: list_share_groups
+                    found[g.group_id] = GroupListing(g.group_id, g.group_state)
         return [found[k] for k in sorted(found)]
 
     def describe_groups(self, group_ids: Iterable[str]) -> dict[str, ConsumerGroupDescription]:

@@ -1939,6 +1939,9 @@ class WriteShareGroupStateResponse:
     state_epoch: int = 0
 
 
+#: the share-group requests the group coordinator answers (the others go to partition leaders)
+SHARE_GROUP_REQUESTS = (ShareGroupHeartbeatRequest, ShareGroupDescribeRequest)
+
 SHARE_REQUESTS = (
     ShareGroupHeartbeatRequest,
     ShareGroupDescribeRequest,

@@ -50,6 +50,7 @@ from .errors import (
     FencedMemberEpochError,
     GroupMaxSizeReachedError,
     IllegalTransition,
+    InconsistentGroupProtocolError,
     InvalidRequestError,
     UnknownMemberIdError,
     UnreleasedInstanceIdError,
@@ -129,6 +130,9 @@ class GroupCoordinator:
         """Handle one ConsumerGroupHeartbeat (join, heartbeat, or leave)."""
         req = request
         validate_heartbeat(req)
+        if req.group_id in state.share.groups:
+            raise InconsistentGroupProtocolError("the group id belongs to a share group",
+                                                 group_id=req.group_id)
         if req.member_epoch < 0:
             return self._leave(state, req, now_ms)
         group = state.groups.get(req.group_id)

@@ -17,6 +17,7 @@ so u-0..u-3 go to a, b, c, a: a: {t-0, u-0, u-3}, b: {t-1, u-1}, c: {t-0, u-2}.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Mapping
 
 from .group_model import SharePartition
@@ -38,7 +39,10 @@ def simple_assign(
             for i, m in enumerate(members):
                 out[m].add((topic, i % count))
             continue
+        heap = [(len(out[m]), m) for m in members]  # least loaded first, ties by id
+        heapq.heapify(heap)
         for p in range(count):
-            m = min(members, key=lambda m: (len(out[m]), m))
+            load, m = heapq.heappop(heap)
             out[m].add((topic, p))
+            heapq.heappush(heap, (load + 1, m))
     return {m: frozenset(ps) for m, ps in out.items()}

@@ -257,7 +257,7 @@ def validate_group_configs(
 
 def validate_broker_share_configs(broker_configs: Mapping[str, str]) -> None:
     """Check the broker-level share keys present in ``broker_configs`` (merged defaults)."""
-    for key, k in GROUP_CONFIGS.items():
+    for k in GROUP_CONFIGS.values():
         if k.broker_key and k.broker_key in broker_configs:
             k.parse(k.broker_key, str(broker_configs[k.broker_key]))
     for key, (_, parse) in BROKER_ONLY.items():

@@ -130,7 +130,9 @@ def test_bad_group_requests_get_typed_errors_and_the_offsets_topic_is_protected(
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert wire.call(P.FindCoordinatorRequest(key="")).error_code == E.INVALID_REQUEST
-    assert wire.call(P.FindCoordinatorRequest(key="g", key_type=2)).error_code == E.INVALID_REQUEST
+    assert wire.call(P.FindCoordinatorRequest(key="g", key_type=3)).error_code == E.INVALID_REQUEST
+    for key in ("g", "g:t", "g:t:x", ":t:0", "g::0", "g:t:-1"):  # share-partition keys: group:topic:partition
+        assert wire.call(P.FindCoordinatorRequest(key=key, key_type=2)).error_code == E.INVALID_REQUEST
     b = BatchBuilder()
     b.append(0, b"k", b"v")
     assert wire.produce("__consumer_offsets", 0, b.build()).error_code == (

@@ -12,6 +12,7 @@ import cbor2
 import pytest
 from rillet.actors import group_coordinator as GC
 from rillet.actors import partition as R
+from rillet.actors.group_txn import is_barrier_batch
 from rillet.actors.runtime import DispatchedActor
 from rillet.actors.ticker import now_ms
 from rillet.coordinator import groups as G
@@ -37,6 +38,8 @@ class FakeOffsetsReplica(DispatchedActor):
         match message:
             case R.Read():
                 message.reply(P.FetchPartitionResponse(partition=0, high_watermark=0))
+            case R.Append() if is_barrier_batch(bytes(message.records)):
+                message.reply(P.ProducePartitionResponse(partition=0))  # the load barrier
             case R.Append():
                 self.appends.append(bytes(message.records))
                 if self.auto_ack:

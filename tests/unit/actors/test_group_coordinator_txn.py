@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 from rillet.actors import group_coordinator as GC
 from rillet.actors import partition as R
+from rillet.actors.group_txn import is_barrier_batch
 from rillet.actors.runtime import DispatchedActor
 from rillet.actors.txn_messages import TxnMarkerWritten
 from rillet.coordinator.metadata import MetadataImage, PartitionInfo, TopicInfo
@@ -66,6 +67,8 @@ class MemoryOffsetsReplica(DispatchedActor):
                 for reply, answer in self.held:
                     reply(answer)
                 self.held = []
+            case R.Append() if is_barrier_batch(bytes(message.records)):
+                message.reply(P.ProducePartitionResponse(partition=0, base_offset=self.end))
             case R.Append():
                 self.verified.append(message.verified)
                 base = self._append(bytes(message.records))

@@ -13,8 +13,9 @@ import cbor2
 import pytest
 from rillet.actors import partition as R
 from rillet.actors import share_state as SST
+from rillet.actors.configs import ConfigError, validate_broker_configs
 from rillet.actors.runtime import DispatchedActor
-from rillet.actors.share_state_wire import encode_record, state_partition
+from rillet.actors.share_state_wire import creatable, encode_record, state_partition
 from rillet.coordinator.metadata import BrokerInfo, MetadataImage, PartitionInfo, TopicInfo
 from rillet.coordinator.share import records as SR
 from rillet.logstore.batch import BatchBuilder, decode_records, iter_batches, stamp
@@ -249,3 +250,17 @@ def test_a_request_of_another_api_is_refused():
         assert answered.result(5).error_code == E.INVALID_REQUEST
     finally:
         actor.stop()
+
+
+def test_the_topic_is_compacted_and_capped_at_the_live_brokers():
+    one = creatable({}, live=1)
+    assert (one.name, one.num_partitions, one.replication_factor) == (SST.SHARE_STATE_TOPIC, 50, 1)
+    assert one.configs["cleanup.policy"] == "compact" and one.configs["min.insync.replicas"] == "1"
+    three = creatable({"share.coordinator.state.topic.num.partitions": "7"}, live=5)
+    assert (three.num_partitions, three.replication_factor) == (7, 3)
+    assert three.configs["min.insync.replicas"] == "2"
+    for bad in ({"share.coordinator.state.topic.min.isr": "0"},
+                {"share.coordinator.state.topic.segment.bytes": "x"},
+                {"share.coordinator.state.topic.num.partition": "3"}):  # a typo: did you mean
+        with pytest.raises(ConfigError):
+            validate_broker_configs(bad)
