@@ -222,8 +222,13 @@ class ShareFetcher:
                     self.client.request_metadata_update()
                     continue
                 if p.error_code:
-                    raise error_for_code(p.error_code, p.error_message or
-                                         f"share fetch {tp.topic}-{tp.partition}")
+                    if not P.retriable(p.error_code):
+                        raise error_for_code(p.error_code, p.error_message or
+                                             f"share fetch {tp.topic}-{tp.partition}")
+                    # e.g. the share-partition state still loading: ask again shortly
+                    self._retry_at[address] = (time.monotonic()
+                                               + self.config.retry_backoff_ms / 1000)
+                    continue
                 if p.acquired_records:
                     self._deliver(tp, p.records, p.acquired_records, out)
         for tp, sent in acks.items():  # partitions the response did not mention

@@ -21,6 +21,7 @@ class FakeShareBroker(FakeBroker):
         self.ack_log: list[tuple[str, str, int, int, int, int, str]] = []  # api, tp.., type...
         self.fail_ack: dict[tuple[str, int], int] = {}  # error to answer acks of a partition
         self.drop_records = 0  # answer this many fetches with acquired ranges but no bytes
+        self.fetch_errors: list[int] = []  # error codes for the next partitions fetched
 
     def _state(self, topic: str, partition: int) -> dict[int, list]:
         st = self.records.setdefault((topic, partition), {})
@@ -95,6 +96,11 @@ class FakeShareBroker(FakeBroker):
         for t in msg.topics:
             parts = []
             for sp in t.partitions:
+                if self.fetch_errors:
+                    parts.append(p.ShareFetchPartitionResponse(
+                        partition=sp.partition, error_code=self.fetch_errors.pop(0)))
+                    got += 1
+                    continue
                 code = 0 if acks_done else self._apply_acks("ShareFetch", msg.member_id,
                                                             t.name, sp)
                 st = self._state(t.name, sp.partition)

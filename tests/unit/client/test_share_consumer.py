@@ -9,7 +9,7 @@ import pytest
 
 from rillet import AcknowledgeType, Producer, ShareConsumer
 from rillet._share_acks import Acknowledgements, to_batches
-from rillet.errors import ConfigError, IllegalStateError
+from rillet.errors import ConfigError, IllegalStateError, RilletError
 from rillet.records import TopicPartition
 from rillet.transport import protocol as P
 from tests.unit.client.fakeshare import FakeShareBroker
@@ -245,5 +245,19 @@ def test_acquired_records_missing_from_the_response_are_released_not_gapped(shar
         kinds = [(k, d) for api, t, p, o, k, d, _ in share_broker.ack_log]
         assert (P.ACK_GAP, -1) not in kinds
         assert kinds.count((P.ACK_RELEASE, 0)) == 2
+    finally:
+        c.close()
+
+
+def test_retriable_partition_errors_are_retried_and_others_raised(share_broker) -> None:
+    _produce(share_broker.address, 2)
+    share_broker.fetch_errors = [P.ErrorCode.COORDINATOR_LOAD_IN_PROGRESS] * 3
+    c = _consumer(share_broker)
+    try:
+        assert len(_poll_until(c, 2)) == 2  # the state was loading: asked again, no error
+        assert share_broker.fetch_errors == []
+        share_broker.fetch_errors = [P.ErrorCode.INVALID_REQUEST]
+        with pytest.raises(RilletError):
+            _poll_until(c, 1, timeout_s=3)
     finally:
         c.close()
