@@ -38,6 +38,13 @@ E = P.ErrorCode
 _MOVED = {E.NOT_LEADER_OR_FOLLOWER, E.LEADER_NOT_AVAILABLE, E.UNKNOWN_TOPIC_OR_PARTITION,
           E.FENCED_LEADER_EPOCH, E.UNKNOWN_LEADER_EPOCH}
 _offset = operator.itemgetter(2)
+_DECODED_BATCHES = 64
+
+
+def _overlaps(ranges: list[tuple[int, int]], first: int, last: int) -> bool:
+    """Does [first, last] meet one of the sorted, disjoint ``ranges``?"""
+    i = bisect.bisect_right(ranges, (last, float("inf"))) - 1
+    return i >= 0 and ranges[i][1] >= first
 
 
 class ShareRecord(ConsumerRecord, metaclass=_FetchedRecordType):
@@ -91,6 +98,7 @@ class ShareFetcher:
         self._retry_at: dict[str, float] = {}
         self.outcomes: deque[tuple[dict, BaseException | None]] = deque()
         self.lock_timeout_ms = 0
+        self._decoded: dict[tuple, list] = {}  # (tp, base offset, digest) -> records
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -244,10 +252,13 @@ class ShareFetcher:
         first = min(a.first_offset for a in acquired)
         batches, covered_to, _bad = scan_batches(buf, first, self.config.check_crcs,
                                                  digests=False, stop_at_corrupt=True)
-        chunk = _Chunk(buf, batches)
-        decoded = self._decoder._decode(PartitionState(tp), chunk) if batches else []
-        if chunk.error is not None:  # a digest mismatch: the chunk ends before that batch
-            covered_to = min(covered_to, decoded[-1][2] + 1 if decoded else first)
+        ranges = sorted((a.first_offset, a.last_offset) for a in acquired)
+        # only the batches holding an acquired offset are decoded (a response may carry
+        # more: batches hold records acquired by other members, or the leader sent extra)
+        wanted = [b for b in batches if _overlaps(ranges, b[0], b[0] + b[3])]
+        decoded, corrupt_at = self._decode(tp, buf, wanted)
+        if corrupt_at is not None:  # a digest mismatch: the records end before that batch
+            covered_to = min(covered_to, corrupt_at)
         for a in sorted(acquired, key=lambda a: a.first_offset):
             last = min(a.last_offset, covered_to - 1)
             if a.last_offset > last:
@@ -260,6 +271,29 @@ class ShareFetcher:
             hi = bisect.bisect_right(decoded, last, key=_offset)
             out.append(Delivery(tp, a.first_offset, last, list(map(
                 ShareRecord, map(operator.add, decoded[lo:hi], repeat((a.delivery_count,)))))))
+
+    def _decode(self, tp: TopicPartition, buf: bytes, batches: list) -> tuple[list, int | None]:
+        """The records of ``batches`` (from :func:`scan_batches` over ``buf``) and the base
+        offset of the first batch whose digest does not match (None: none). A stored batch
+        larger than one acquisition comes in several responses: its records are decoded
+        once and kept (the last ``_DECODED_BATCHES`` batches, by offset and digest)."""
+        cache = self._decoded
+        state = PartitionState(tp)
+        out: list = []
+        for b in batches:
+            key = (tp, b[0], b[7])
+            records = cache.get(key)
+            if records is None:
+                chunk = _Chunk(buf, [b])
+                records = self._decoder._decode(state, chunk)
+                if chunk.error is not None:
+                    out.extend(records)
+                    return out, b[0]
+                cache[key] = records
+                if len(cache) > _DECODED_BATCHES:
+                    del cache[next(iter(cache))]
+            out.extend(records)
+        return out, None
 
     def _handle_acknowledge(self, fut: Future, acks: dict) -> None:
         exc = fut.exception()

@@ -22,6 +22,7 @@ class FakeShareBroker(FakeBroker):
         self.fail_ack: dict[tuple[str, int], int] = {}  # error to answer acks of a partition
         self.drop_records = 0  # answer this many fetches with acquired ranges but no bytes
         self.fetch_errors: list[int] = []  # error codes for the next partitions fetched
+        self.send_all_batches = False  # answer with every batch of the log, not the covering
 
     def _state(self, topic: str, partition: int) -> dict[int, list]:
         st = self.records.setdefault((topic, partition), {})
@@ -115,7 +116,8 @@ class FakeShareBroker(FakeBroker):
                         acquired.append([o, o, st[o][1]])
                 for base, data in self.logs[t.name][sp.partition].batches:
                     last = base + rb.read_header(data).last_offset_delta
-                    if any(a <= last and b >= base for a, b, _ in acquired):
+                    if self.send_all_batches or any(a <= last and b >= base
+                                                    for a, b, _ in acquired):
                         batches.append(data)
                 got += len(take)
                 if acquired and self.drop_records:

@@ -261,3 +261,23 @@ def test_retriable_partition_errors_are_retried_and_others_raised(share_broker) 
             _poll_until(c, 1, timeout_s=3)
     finally:
         c.close()
+
+
+def test_only_batches_holding_acquired_records_are_decoded(share_broker) -> None:
+    share_broker.send_all_batches = True
+    with Producer({"bootstrap.servers": share_broker.address, "linger.ms": 0}) as producer:
+        for i in range(40):  # 40 one-record batches on partition 0
+            producer.send("q", value=f"v{i}".encode(), partition=0).get(10)
+    c = ShareConsumer(bootstrap_servers=share_broker.address, group_id="g",
+                      max_poll_records=5)
+    decoded = []
+    c.subscribe(["q"])
+    f = c._fetcher
+    orig = f._decode
+    f._decode = lambda tp, buf, batches: decoded.append(len(batches)) or orig(tp, buf, batches)
+    try:
+        records = _poll_until(c, 40)
+        assert sorted(r.offset for r in records) == list(range(40))
+        assert max(decoded) <= 5 and sum(decoded) == 40  # never the 40 batches sent each time
+    finally:
+        c.close()
