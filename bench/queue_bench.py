@@ -152,7 +152,7 @@ def peers_round(peers: Path, records: int) -> dict:
         out["redis_xreadgroup_xack"] = float(m[1].replace(",", "")) if m else None
         r = subprocess.run([py, "bench_nats.py", "--workloads", "w1,w2"], cwd=peers, env=env,
                            capture_output=True, text=True, timeout=900)
-        m = re.search(r"\] W2\s+([\d,]+) rec/s", r.stdout + r.stderr)
+        m = re.search(r"\] [Ww]2\s+([\d,]+) rec/s", r.stdout + r.stderr)
         out["nats_pull_ack"] = float(m[1].replace(",", "")) if m else None
         if None in out.values():
             out["peer_output"] = (r.stdout + r.stderr)[-2000:]
