@@ -363,10 +363,14 @@ class LeaderReplica:
             return FetchDecision(OFFSET_OUT_OF_RANGE, Progress(self.high_watermark))
         follower = self.followers[follower_id]
         if incarnation != follower.incarnation:
-            # a new process of that broker: what the old one had fetched no longer counts
-            follower.last_caught_up_time_ms = 0
-            follower.last_fetch_leader_log_end_offset = -1
-            follower.last_fetch_time_ms = -1
+            if follower.incarnation:
+                # a new process of that broker: what the old one had fetched no longer counts
+                follower.last_caught_up_time_ms = 0
+                follower.last_fetch_leader_log_end_offset = -1
+                follower.last_fetch_time_ms = -1
+            # else the first fetch this leader sees from it: an ISR member keeps the catch-up
+            # time it got at the election (it has replica.lag.time.max.ms from there, as in
+            # Kafka), or a produce that beat its first fetch would shrink it out at once
             follower.incarnation = incarnation
         follower.update(fetch_offset, self.log_end_offset, now_ms)
         progress = self._progress(now_ms)

@@ -49,7 +49,7 @@ def map_error(exc: BaseException) -> BaseException:
     if isinstance(exc, terr.ProtocolError):
         return error_for_code(exc.code, exc.message)
     if isinstance(exc, terr.EndpointClosedError):
-        return IllegalStateError("the client is closed")
+        return IllegalStateError(f"the client is closed ({exc})")
     if isinstance(exc, TimeoutError):  # a future's result(timeout) ran out (retriable)
         return RequestTimedOutError(str(exc) or "no answer in time")
     return exc
@@ -111,6 +111,7 @@ class NetworkClient:
         self.partition_counts: dict[str, int] = {}
         self._metadata_lock = threading.Lock()
         self._metadata_inflight: Future | None = None
+        self._metadata_sent = 0.0  # time.monotonic() when it was sent
         self._last_refresh = 0.0
         self._rng = random.Random()
         self.closed = False
@@ -129,13 +130,15 @@ class NetworkClient:
             raise map_error(exc) from None
 
     def addresses(self) -> list[str]:
-        """Known brokers first (shuffled), then the bootstrap list; brokers whose connection
-        is known to be down go last, so a dead broker does not cost a timeout every time."""
+        """Known brokers first (shuffled), then the bootstrap list; by connection state:
+        connected, never tried, then known to be down, so a dead broker does not cost a
+        timeout every time (a request to one never reached waits out its whole timeout)."""
         known = list(self.view.brokers.values())
         self._rng.shuffle(known)
         boot = [a for a in self.bootstrap if a not in known]
         ordered = known + boot
-        return sorted(ordered, key=lambda a: self.endpoint.is_connected(a) is False)
+        rank = {True: 0, None: 1, False: 2}
+        return sorted(ordered, key=lambda a: rank[self.endpoint.is_connected(a)])
 
     def controller_address(self) -> str | None:
         """The active controller's address per the cached metadata, or None."""
@@ -205,9 +208,14 @@ class NetworkClient:
             return view
 
     def request_metadata_update(self, topics: Iterable[str] | None = None) -> None:
-        """Non-blocking refresh (at most one in flight): used by I/O paths on NOT_LEADER etc."""
+        """Non-blocking refresh (at most one in flight): used by I/O paths on NOT_LEADER etc.
+
+        One unanswered for request.timeout.ms no longer counts: a lost reply must not stop
+        every later refresh (the client would keep its stale leaders for good)."""
         with self._metadata_lock:
-            if self._metadata_inflight is not None and not self._metadata_inflight.done():
+            inflight = self._metadata_inflight
+            if inflight is not None and not inflight.done() and (
+                    time.monotonic() - self._metadata_sent < self.request_timeout_ms / 1000):
                 return
             addresses = self.addresses()
             address = addresses[0] if addresses else self.bootstrap[0]
@@ -216,6 +224,7 @@ class NetworkClient:
             req = MetadataRequest(topics=tuple(topics) if topics is not None else None)
             fut = self.request(address, req)
             self._metadata_inflight = fut
+            self._metadata_sent = time.monotonic()
 
         def done(f: Future) -> None:
             if f.exception() is None:

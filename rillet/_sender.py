@@ -7,12 +7,8 @@ One thread per producer. It owns every batch after the accumulator closes it: en
 metadata refreshes when a leader moved. Responses arrive on the endpoint's I/O thread and are
 handed over through a deque, so batch completion and delivery callbacks run here.
 
-Idempotence: a sequence per partition, assigned when a batch is first sent; at most 5 batches
-per partition unanswered (the broker remembers 5). A batch that fails after it was numbered
-(expired, retries exhausted) leaves a possible hole; when the broker then answers a later batch
-with OUT_OF_ORDER_SEQUENCE_NUMBER or UNKNOWN_PRODUCER_ID, the partition moves to the next
-producer epoch and its unsent batches are renumbered from 0 once nothing of it is in flight
-(Kafka's KIP-360), instead of every later batch failing until it expires too.
+Idempotence (sequences, KIP-360 epoch bumps): see :mod:`rillet._sender_idempotence`.
+Deadlines of the requests and batches in flight: see :mod:`rillet._inflight`.
 
 Transactions (``txn``, a :class:`rillet._txn_client.Transactions`): see
 :mod:`rillet._sender_txn`. Epochs are never bumped here then: a sequence gap makes the
@@ -29,20 +25,21 @@ from collections import Counter, defaultdict, deque
 from concurrent.futures import Future
 
 from rillet._accumulator import ProducerBatch, RecordAccumulator
+from rillet._inflight import InFlightRequests, ProduceInFlight
 from rillet._network import NetworkClient, map_error
+from rillet._sender_idempotence import IdempotentSending
 from rillet._sender_txn import TransactionalSending
 from rillet._txn_client import fenced
 from rillet.errors import (
     DeliveryTimeoutError,
     ProducerClosedError,
+    RequestTimedOutError,
     RilletError,
     error_for_code,
 )
 from rillet.logstore.batch_fast import with_producer
 from rillet.transport.protocol import (
     ErrorCode,
-    InitProducerIdRequest,
-    InitProducerIdResponse,
     ProducePartition,
     ProduceRequest,
     ProduceTopic,
@@ -76,7 +73,7 @@ def _earliest(a: float | None, b: float) -> float:
     return b if a is None or b < a else a
 
 
-class Sender(TransactionalSending, threading.Thread):
+class Sender(IdempotentSending, TransactionalSending, threading.Thread):
     def __init__(self, client: NetworkClient, accumulator: RecordAccumulator, *, acks: int,
                  retries: int, retry_backoff_ms: int, retry_backoff_max_ms: int,
                  delivery_timeout_ms: int, request_timeout_ms: int, max_in_flight: int,
@@ -94,8 +91,10 @@ class Sender(TransactionalSending, threading.Thread):
         self.max_request_size = max_request_size
         self.on_batch_drained = on_batch_drained
         self.rng = random.Random()
-        self.responses: deque[tuple[str, list[ProducerBatch], Future]] = deque()
-        self.in_flight: dict[str, int] = defaultdict(int)
+        self.responses: deque[ProduceInFlight] = deque()  # completed on the network's thread
+        # every request in flight has a deadline (request.timeout.ms) and every batch in it
+        # one too (delivery.timeout.ms), enforced here whatever the network does: _inflight.py
+        self.in_flight = InFlightRequests(request_timeout_ms, delivery_timeout_ms)
         self.waiting: deque[ProducerBatch] = deque()  # drained, not yet sent (retries too)
         self.waiting_overflow: list[ProducerBatch] = []  # did not fit in max.request.size
         self.coalesce_bytes = min(max_request_size // 2, 256 * 1024)
@@ -104,26 +103,7 @@ class Sender(TransactionalSending, threading.Thread):
         self.flush_requests = 0
         self.closing = False
         self.force_close = False
-        # idempotence (enable.idempotence, acks=all): producer id/epoch from the cluster and a
-        # sequence per partition, assigned when a batch is first sealed (= sent, in order)
-        config = getattr(client, "config", None)
-        self.idempotent = acks == -1 and bool(getattr(config, "enable_idempotence", False))
-        self.producer_id = -1
-        self.producer_epoch = -1
-        self.next_sequence: dict[tuple[str, int], int] = {}
-        self.producer_id_retry_at = 0.0
-        # KIP-360: a batch that failed (expired, retries exhausted...) after its sequence was
-        # assigned leaves the partition "unresolved": it may or may not be in the log. A later
-        # batch acknowledged past it resolves it (it was written); OUT_OF_ORDER_SEQUENCE or
-        # UNKNOWN_PRODUCER_ID proves the gap: once nothing of the partition is in flight, its
-        # epoch is bumped and its unsent batches renumbered from 0 (the broker accepts a new
-        # epoch starting at 0). Epochs are per partition, as the broker checks them.
-        self.epochs: dict[tuple[str, int], int] = {}
-        self.unresolved: dict[tuple[str, int], int] = {}  # tp -> last failed sequence
-        self.needs_bump: set[tuple[str, int]] = set()
-        # the broker remembers the last 5 batches per producer and partition: never more
-        # unanswered than that, or a retry of an older one is no longer known as a duplicate
-        self.batches_in_flight: Counter = Counter()
+        self._init_idempotence(client, acks)
         # transactions (see the module docstring)
         self.txn = txn
         self.transactional_id = None if txn is None else txn.transactional_id
@@ -166,7 +146,9 @@ class Sender(TransactionalSending, threading.Thread):
         """One round: responses, drain, send, then wait for a reason to go on. True: stop."""
         now = _monotonic_ms()
         while self.responses:
-            self._handle_response(*self.responses.popleft(), now)
+            self._handle_response(self.responses.popleft(), now)
+        if self.in_flight:
+            self._expire_in_flight(now)
         while self.txn_results:
             self.txn.add_done(*self.txn_results.popleft())
         drop = self.drop_request
@@ -195,32 +177,13 @@ class Sender(TransactionalSending, threading.Thread):
         expiry = acc.next_expiry_ms()
         if expiry is not None:
             acc.sender_idle = False
-        deadlines = [d for d in (expiry, attention, txn_retry) if d is not None]
+        in_flight = self.in_flight.next_deadline_ms()
+        deadlines = [d for d in (expiry, attention, txn_retry, in_flight) if d is not None]
         held = sum(b.reserved for b in self.waiting)
-        acc.wake_bytes = (max(0, self.coalesce_bytes - held)
-                          if any(self.in_flight.values()) else 0)
+        acc.wake_bytes = max(0, self.coalesce_bytes - held) if self.in_flight else 0
         timeout = 0.5 if not deadlines else max(0.0, (min(deadlines) - now) / 1000)
         acc.wakeup.wait(min(0.5, timeout))
         acc.wakeup.clear()
-        return False
-
-    def _init_producer_id(self, now: float) -> bool:
-        """InitProducerId from the controller (once per producer); False: try again later."""
-        if now < self.producer_id_retry_at:
-            return False
-        try:
-            r = self.client.call_controller(InitProducerIdRequest(), self.request_timeout_ms)
-        except Exception as e:  # noqa: BLE001 - RilletError's ``code``: UNSUPPORTED_VERSION
-            r = e  # disables idempotence below; anything else: try again later
-        if isinstance(r, InitProducerIdResponse) and r.error_code == 0 and r.producer_id >= 0:
-            self.producer_id, self.producer_epoch = r.producer_id, r.producer_epoch
-            return True
-        code = getattr(r, "error_code", getattr(r, "code", None))
-        if code in (ErrorCode.UNSUPPORTED_VERSION, ErrorCode.INVALID_REQUEST):
-            self.idempotent = False  # a broker without InitProducerId: plain retries
-            return True
-        self.producer_id_retry_at = now + self.backoff_ms
-        self.client.request_metadata_update(())
         return False
 
     def _send_ready(self, now: float, flush: bool) -> float | None:
@@ -232,6 +195,7 @@ class Sender(TransactionalSending, threading.Thread):
             if added is None:
                 return None
         elif self.idempotent and self.producer_id < 0 and not self._init_producer_id(now):
+            self._expire_waiting(_monotonic_ms())  # no producer id yet: the deadline holds
             return self.producer_id_retry_at
         if self.needs_bump:
             self._bump_epochs()
@@ -248,9 +212,7 @@ class Sender(TransactionalSending, threading.Thread):
             waiting = sorted(waiting, key=_created)
         for batch in waiting:
             if now - batch.created_ms >= self.delivery_timeout_ms:
-                self._finish(batch, -1, DeliveryTimeoutError(
-                    f"{batch.record_count or 'some'} record(s) for {batch.topic}-"
-                    f"{batch.partition} expired after {self.delivery_timeout_ms} ms"))
+                self._finish(batch, -1, self._expired(batch))
                 continue
             tp = (batch.topic, batch.partition)
             if batch.retry_at_ms > now or tp in blocked:
@@ -296,7 +258,7 @@ class Sender(TransactionalSending, threading.Thread):
         if missing_leader:
             self.client.request_metadata_update()
         for address, batches in by_leader.items():
-            in_flight = self.in_flight[address]
+            in_flight = self.in_flight.to(address)
             # Coalesce: while a request to this broker is in flight, send another only once
             # enough waits for a big request (or the oldest batch waited a while). Fewer,
             # larger requests cost less per record on both sides than a request per batch.
@@ -316,6 +278,22 @@ class Sender(TransactionalSending, threading.Thread):
         self.waiting = keep
         return attention
 
+
+    def _expired(self, batch: ProducerBatch, where: str = "") -> DeliveryTimeoutError:
+        return DeliveryTimeoutError(
+            f"{batch.record_count or 'some'} record(s) for {batch.topic}-{batch.partition} "
+            f"expired after {self.delivery_timeout_ms} ms{where}")
+
+    def _expire_waiting(self, now: float) -> None:
+        """Fail the waiting batches past delivery.timeout.ms (while nothing can be sent)."""
+        if any(now - b.created_ms >= self.delivery_timeout_ms for b in self.waiting):
+            keep: deque[ProducerBatch] = deque()
+            for batch in self.waiting:
+                if now - batch.created_ms >= self.delivery_timeout_ms:
+                    self._finish(batch, -1, self._expired(batch))
+                else:
+                    keep.append(batch)
+            self.waiting = keep
 
     def _send_to(self, address: str, batches: list[ProducerBatch]) -> None:
         # Several batches of one partition travel together (concatenated, in order): one
@@ -371,23 +349,54 @@ class Sender(TransactionalSending, threading.Thread):
                 self.batches_in_flight[(batch.topic, batch.partition)] += 1
         req = ProduceRequest(acks=self.acks, timeout_ms=self.request_timeout_ms,
                              transactional_id=self.transactional_id, topics=tuple(topics))
-        self.in_flight[address] += 1
-        fut = self.client.request(address, req, self.request_timeout_ms)
+        try:
+            fut = self.client.request(address, req, self.request_timeout_ms)
+        except Exception as e:  # noqa: BLE001 - the batches are retried or failed, never lost
+            fut = Future()
+            fut.set_exception(e)
+        request = self.in_flight.add(address, sent, fut, _monotonic_ms())
         responses = self.responses
         wakeup = self.acc.wakeup
 
-        def done(f: Future, _addr=address, _sent=sent) -> None:
-            responses.append((_addr, _sent, f))
+        def done(_f: Future, _request=request) -> None:
+            responses.append(_request)
             wakeup.set()
 
         fut.add_done_callback(done)
 
-    def _handle_response(self, address: str, batches: list[ProducerBatch], fut: Future,
-                         now: float) -> None:
-        self.in_flight[address] -= 1
+    def _expire_in_flight(self, now: float) -> None:
+        """Kafka's two bounds on a request in flight, whatever the network does (a reply lost
+        anywhere must not hang the producer): see rillet/_inflight.py."""
+        for request in self.in_flight.overdue(now):
+            # the network fails a request at the same timeout; this is the backstop
+            _log.warning("no answer from %s to a Produce request in %d ms: retrying its "
+                         "batches", request.address, self.request_timeout_ms)
+            self._request_done(request)
+            error = RequestTimedOutError(
+                f"no answer from broker {request.address} within {self.request_timeout_ms} ms")
+            for batch in request.batches:
+                if batch in self.incomplete:
+                    self._retry_or_fail(batch, error, now, refresh=True)
+        incomplete = self.incomplete
+        for request in list(self.in_flight.expiring(now)):
+            for batch in request.batches:
+                if batch in incomplete and now - batch.created_ms >= self.delivery_timeout_ms:
+                    self._finish(batch, -1, self._expired(batch, f" in flight to {request.address}"))
+            request.oldest_ms = min(
+                (b.created_ms for b in request.batches if b in incomplete), default=float("inf"))
+
+    def _request_done(self, request: ProduceInFlight) -> None:
         if self.idempotent:
-            for batch in batches:
+            for batch in request.batches:
                 self.batches_in_flight[(batch.topic, batch.partition)] -= 1
+
+    def _handle_response(self, request: ProduceInFlight, now: float) -> None:
+        if not self.in_flight.answered(request):
+            return  # abandoned at its deadline: its batches were retried or failed then
+        self._request_done(request)
+        fut = request.future
+        incomplete = self.incomplete  # without the batches failed in flight (delivery timeout)
+        batches = [b for b in request.batches if b in incomplete]
         exc = fut.exception()
         if exc is not None:
             error = map_error(exc)
@@ -401,19 +410,22 @@ class Sender(TransactionalSending, threading.Thread):
             return
         results = {(t.name, p.partition): p for t in response.topics for p in t.partitions}
         next_offset: dict[tuple[str, int], int] = {}
-        per_partition = Counter((b.topic, b.partition) for b in batches)
-        for batch in batches:
+        per_partition = Counter((b.topic, b.partition) for b in request.batches)
+        for batch in request.batches:
             key = (batch.topic, batch.partition)
             result = results.get(key)
-            if result is None:
-                self._finish(batch, -1, RilletError(f"no result for {key[0]}-{key[1]}"))
-                continue
-            if result.error_code == ErrorCode.NONE:
-                if key in self.unresolved and self._past_unresolved(batch):
-                    del self.unresolved[key]  # the failed batch was written after all
+            if result is not None and result.error_code == ErrorCode.NONE:
                 base = next_offset.get(key, result.base_offset)
                 next_offset[key] = base + batch.record_count if base >= 0 else -1
-                self._finish(batch, base, None)
+                if batch in incomplete:  # (not failed in flight at delivery.timeout.ms)
+                    if key in self.unresolved and self._past_unresolved(batch):
+                        del self.unresolved[key]  # the failed batch was written after all
+                    self._finish(batch, base, None)
+                continue
+            if batch not in incomplete:
+                continue
+            if result is None:
+                self._finish(batch, -1, RilletError(f"no result for {key[0]}-{key[1]}"))
                 continue
             if result.error_code in _TOO_LARGE and batch.parts:
                 # our merge of several batches was too large for the broker: send them one by
@@ -463,39 +475,6 @@ class Sender(TransactionalSending, threading.Thread):
         if refresh:
             self.client.request_metadata_update()
         self.waiting.append(batch)
-
-    def _past_unresolved(self, batch: ProducerBatch) -> bool:
-        tp = (batch.topic, batch.partition)
-        if batch.producer_epoch != self.epochs.get(tp, self.producer_epoch):
-            return False
-        gap = (batch.base_sequence - self.unresolved[tp]) & 0x7FFFFFFF
-        return 0 < gap < 0x40000000  # after the failed sequence (modulo wrap-around)
-
-    def _bump_epochs(self) -> None:
-        """New epoch, sequences from 0, for each gapped partition with nothing in flight:
-        its waiting batches get their new numbers when sent (in creation order)."""
-        for tp in list(self.needs_bump):
-            if self.batches_in_flight[tp] > 0:
-                continue  # their answers may still resolve it; wait for them
-            epoch = self.epochs.get(tp, self.producer_epoch) + 1
-            if epoch > 0x7FFF:  # a 16-bit field: start over with a new producer id
-                if any(self.batches_in_flight.values()):
-                    continue
-                self.producer_id = -1
-                self.epochs.clear()
-                self.next_sequence.clear()
-                self.unresolved.clear()
-                self.needs_bump.clear()
-                for batch in self.waiting:
-                    batch.base_sequence = -1
-                return
-            self.needs_bump.discard(tp)
-            self.unresolved.pop(tp, None)
-            self.epochs[tp] = epoch
-            self.next_sequence[tp] = 0
-            for batch in self.waiting:
-                if (batch.topic, batch.partition) == tp:
-                    batch.base_sequence = -1
 
     def _finish(self, batch: ProducerBatch, base_offset: int, error: BaseException | None) -> None:
         if error is not None and batch.base_sequence >= 0 and self.idempotent:

@@ -507,6 +507,7 @@ class ClientEndpoint:
         self._queue: deque[tuple[str, int, list, _Pending | None]] = deque()
         self._waker = _Waker()
         self._closed = False
+        self._closed_reason = "endpoint is closed"
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -540,7 +541,7 @@ class ClientEndpoint:
             pending = _Pending(future, address, msg.API, timeout_ms, deadline)
         with self._lock:
             if self._closed:
-                future.set_exception(EndpointClosedError())
+                future.set_exception(EndpointClosedError(self._closed_reason))
                 return future
             self._queue.append((address, cid, frames, pending if expects_reply else future))
         self._waker.wake()
@@ -587,34 +588,52 @@ class ClientEndpoint:
     # -- I/O thread ---------------------------------------------------------------------
 
     def _connection(self, address: str, poller: zmq.Poller, conns: dict) -> _Connection:
+        """The connection to ``address``, created on first use. Raises ``zmq.ZMQError`` if
+        it cannot be created (an address ZeroMQ refuses, the context's socket limit), having
+        closed whatever it made."""
         conn = conns.get(address)
         if conn is None:
             sock = self._ctx.socket(zmq.DEALER)
-            sock.setsockopt(zmq.LINGER, 0)
-            sock.setsockopt(zmq.RECONNECT_IVL, self._reconnect[0])
-            sock.setsockopt(zmq.RECONNECT_IVL_MAX, self._reconnect[1])
-            sock.setsockopt(zmq.SNDHWM, 100_000)
-            sock.setsockopt(zmq.RCVHWM, 100_000)
-            # Queue only on live connections: a request that timed out while the broker was
-            # down must not be delivered when it comes back (the caller has retried by then).
-            # Until the connection is up, requests wait in the backlog (and time out there).
-            sock.setsockopt(zmq.IMMEDIATE, 1)
-            _set_heartbeats(sock, *self._heartbeat)
-            # A connect into a partition would otherwise wait on the kernel's SYN backoff
-            # (1, 2, 4, 8... s): after healing, the next SYN could be many seconds away.
-            sock.setsockopt(zmq.CONNECT_TIMEOUT, CONNECT_TIMEOUT_MS)
-            if self._identity_prefix:
-                sock.setsockopt(zmq.IDENTITY, self._identity_prefix + os.urandom(8))
-            for option, value in self._curve_options.items():
-                sock.setsockopt(option, value)
-            monitor = sock.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
-            sock.connect(tcp_address(address))
+            try:
+                monitor = self._configure(sock, address)
+            except BaseException:
+                sock.close(0)
+                raise
             conn = _Connection(sock, monitor)
             conns[address] = conn
             self._states.setdefault(address, False)
             poller.register(sock, zmq.POLLIN)
             poller.register(monitor, zmq.POLLIN)
         return conn
+
+    def _configure(self, sock: zmq.Socket, address: str) -> zmq.Socket:
+        """Set the DEALER's options, connect it to ``address``; returns its monitor."""
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RECONNECT_IVL, self._reconnect[0])
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, self._reconnect[1])
+        sock.setsockopt(zmq.SNDHWM, 100_000)
+        sock.setsockopt(zmq.RCVHWM, 100_000)
+        # Queue only on live connections: a request that timed out while the broker was
+        # down must not be delivered when it comes back (the caller has retried by then).
+        # Until the connection is up, requests wait in the backlog (and time out there).
+        sock.setsockopt(zmq.IMMEDIATE, 1)
+        _set_heartbeats(sock, *self._heartbeat)
+        # A connect into a partition would otherwise wait on the kernel's SYN backoff
+        # (1, 2, 4, 8... s): after healing, the next SYN could be many seconds away.
+        sock.setsockopt(zmq.CONNECT_TIMEOUT, CONNECT_TIMEOUT_MS)
+        if self._identity_prefix:
+            sock.setsockopt(zmq.IDENTITY, self._identity_prefix + os.urandom(8))
+        for option, value in self._curve_options.items():
+            sock.setsockopt(option, value)
+        monitor = sock.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
+        try:
+            sock.connect(tcp_address(address))
+        except BaseException:
+            with contextlib.suppress(zmq.ZMQError):
+                sock.disable_monitor()
+            monitor.close(0)
+            raise
+        return monitor
 
     def _run(self) -> None:
         poller = zmq.Poller()
@@ -625,6 +644,8 @@ class ClientEndpoint:
         pending: dict[int, _Pending] = {}
         raw_waiters: dict[str, deque[_Pending]] = {}
         timeouts: list[tuple[float, int]] = []
+        work: list = []
+        failure: BaseException | None = None
         try:
             while True:
                 wait_ms = 1000
@@ -645,7 +666,12 @@ class ClientEndpoint:
                             pending[id(item)] = item
                     break
                 for address, cid, frames, item in work:
-                    conn = self._connection(address, poller, conns)
+                    try:
+                        conn = self._connection(address, poller, conns)
+                    except zmq.ZMQError as e:  # fail this request, not every later one
+                        _fail_item(item, BrokerUnavailableError(
+                            address, getattr(item, "api", "Produce"), 0, reason=str(e)))
+                        continue
                     by_socket[conn.socket] = address
                     monitors[conn.monitor] = address
                     if isinstance(item, _Pending):
@@ -700,10 +726,26 @@ class ClientEndpoint:
                     if waiters and item in waiters:
                         waiters.remove(item)
                     _fail(item.future, err)
+        except BaseException as e:
+            failure = e
+            raise  # reported by threading.excepthook
         finally:
+            # Whatever stopped the thread (close() or a bug), nothing may be left waiting: a
+            # request nobody will ever answer would hang its caller for good.
+            with self._lock:
+                self._closed = True
+                if failure is not None:
+                    self._closed_reason = f"its I/O thread stopped on {failure!r}"
+                work += self._queue
+                self._queue.clear()
+            error = EndpointClosedError(self._closed_reason)
             for item in pending.values():
-                _fail(item.future, EndpointClosedError())
+                _fail(item.future, error)
+            for _, _, _, item in work:
+                _fail_item(item, error)
             for conn in conns.values():
+                for _, _, item in conn.backlog:
+                    _fail_item(item, error)
                 with contextlib.suppress(Exception):
                     conn.socket.disable_monitor()
                 conn.monitor.close(0)
@@ -796,10 +838,20 @@ def _drop_from_backlog(conn: _Connection, item: Any) -> None:
 
 
 def _succeed(future: Future, value: Any) -> None:
-    if future.set_running_or_notify_cancel():
+    if not future.done() and future.set_running_or_notify_cancel():
         future.set_result(value)
 
 
 def _fail(future: Future, error: BaseException) -> None:
-    if future.set_running_or_notify_cancel():
+    # done(): already answered, or cancelled by its caller (set_running_or_notify_cancel
+    # raises on a finished future)
+    if not future.done() and future.set_running_or_notify_cancel():
         future.set_exception(error)
+
+
+def _fail_item(item: Any, error: BaseException) -> None:
+    """Fail a queued request's future: a ``_Pending``'s, or an acks=0 produce's own."""
+    if isinstance(item, _Pending):
+        _fail(item.future, error)
+    elif isinstance(item, Future):
+        _fail(item, error)

@@ -72,9 +72,12 @@ class BrokerUnavailableError(RequestTimedOutError):
         *,
         connection_lost: bool = False,
         disconnected: bool = False,
+        reason: str | None = None,
     ) -> None:
         super().__init__(address, api, timeout_ms)
-        if disconnected:
+        if reason is not None:  # no connection could be made at all (ZeroMQ refused it)
+            self.args = (f"cannot connect to broker {address} ({api} request not sent): {reason}",)
+        elif disconnected:
             self.args = (
                 f"broker {address} is down (its connection was lost; reconnecting): "
                 f"{api} request not sent",

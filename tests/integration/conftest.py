@@ -52,6 +52,39 @@ def cluster(cluster_factory: Callable[..., LocalCluster]) -> LocalCluster:
     return cluster_factory()
 
 
+@pytest.fixture(scope="module")
+def module_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """One started one-broker LocalCluster shared by the tests of a module, to save a broker
+    start-up per test. Only for tests that never stop, kill or reconfigure the broker and
+    use topic names no other test of the module uses; a module opts in by overriding
+    ``cluster`` with ``shared_cluster`` (below)."""
+    directory = tmp_path_factory.mktemp("module-cluster")
+    cluster = LocalCluster(directory, 1, dict(TEST_BROKER_CONFIGS))
+    try:
+        cluster.start(timeout_s=30)
+        yield cluster
+    finally:
+        cluster.stop(timeout_s=10)
+
+
+@pytest.fixture
+def shared_cluster(module_cluster: LocalCluster) -> LocalCluster:
+    """``module_cluster``, checked alive before each test so that a test which crashed the
+    broker is reported as such. A module opts in with a fixture of its own::
+
+        @pytest.fixture
+        def cluster(shared_cluster):
+            return shared_cluster
+
+    (``wire`` then talks to the shared broker, too)."""
+    for broker_id in module_cluster.broker_ids:
+        assert module_cluster.pid(broker_id) is not None, (
+            f"the module's shared broker {broker_id} died in an earlier test:\n"
+            + module_cluster.stderr_tail(broker_id)
+        )
+    return module_cluster
+
+
 @pytest.fixture
 def cluster3_configs() -> dict[str, str]:
     """FAST_CLUSTER_CONFIGS, for tests that build their own multi-broker cluster."""

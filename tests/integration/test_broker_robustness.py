@@ -12,7 +12,7 @@ from rillet.logstore.batch import BatchBuilder
 from rillet.transport import codec
 from rillet.transport import protocol as P
 from rillet.transport.endpoint import ClientEndpoint
-from rillet.transport.errors import RequestTimedOutError
+from rillet.transport.errors import ProtocolError, RequestTimedOutError
 
 
 def batch(values) -> bytes:
@@ -24,6 +24,14 @@ def batch(values) -> bytes:
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 E = P.ErrorCode
+
+
+@pytest.fixture
+def cluster(shared_cluster):
+    """One broker for the tests that take ``wire``: bad input must leave it healthy for the
+    next test, too (``test_oversized_frames`` starts its own, differently configured)."""
+    return shared_cluster
+
 
 cbor_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.binary(max_size=8) | st.text(max_size=8),
@@ -42,6 +50,14 @@ garbage = st.one_of(
         st.lists(st.binary(max_size=30), max_size=2),
     ),
 )
+
+
+def _well_formed(frames) -> bool:
+    try:
+        codec.decode_request(frames)
+    except ProtocolError:
+        return False
+    return True
 
 
 def _healthy(wire) -> None:
@@ -63,6 +79,9 @@ def test_garbage_frames_get_error_replies(wire) -> None:
     @given(frames=garbage)
     def send(frames) -> None:
         reply = wire.endpoint.request_raw(wire.address, frames, 5000).result(10)
+        replies.append(reply)
+        if _well_formed(frames) and not isinstance(reply, P.ErrorResponse):
+            return  # the generator hit a valid request (ApiVersions, empty body): answered
         assert isinstance(reply, P.ErrorResponse), reply
         assert reply.error_code in (
             E.INVALID_REQUEST,
@@ -70,7 +89,6 @@ def test_garbage_frames_get_error_replies(wire) -> None:
             E.MESSAGE_TOO_LARGE,
             E.CLUSTER_AUTHORIZATION_FAILED,  # well-formed inter-broker API on a client port
         )
-        replies.append(reply)
 
     send()
     assert replies

@@ -12,6 +12,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 E = P.ErrorCode
 
 
+@pytest.fixture
+def cluster(shared_cluster):
+    """One broker for the whole module: every test uses topics of its own."""
+    return shared_cluster
+
+
 def batch(values, *, keys=None, timestamp=None, is_control=False) -> bytes:
     b = BatchBuilder(is_control=is_control)
     ts = timestamp if timestamp is not None else int(time.time() * 1000)

@@ -17,6 +17,8 @@ from rillet.errors import (
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
+# Tests that neither stop nor restart the broker share one (``shared_cluster``), each with
+# topics of its own; the others get a broker of their own (``cluster``).
 
 
 def _consume_all(bootstrap: str, topic: str, partitions: int, expected: int,
@@ -35,8 +37,8 @@ def _consume_all(bootstrap: str, topic: str, partitions: int, expected: int,
     return out
 
 
-def test_100k_records_round_trip_with_order_offsets_and_key_placement(cluster) -> None:
-    bootstrap = cluster.bootstrap_servers
+def test_100k_records_round_trip_with_order_offsets_and_key_placement(shared_cluster) -> None:
+    bootstrap = shared_cluster.bootstrap_servers
     with Admin(bootstrap_servers=bootstrap) as admin:
         admin.create_topics([NewTopic("events", num_partitions=3)])
     n = 100_000
@@ -102,8 +104,8 @@ def test_producer_rides_out_a_broker_restart(cluster) -> None:
     assert {r.value for r in records} == {b"before", b"during"}
 
 
-def test_retention_is_observable_through_the_client(cluster) -> None:
-    bootstrap = cluster.bootstrap_servers
+def test_retention_is_observable_through_the_client(shared_cluster) -> None:
+    bootstrap = shared_cluster.bootstrap_servers
     tp = TopicPartition("short", 0)
     with Admin(bootstrap_servers=bootstrap) as admin:
         admin.create_topics([NewTopic("short", 1, configs={"segment.bytes": "1024",
@@ -125,8 +127,8 @@ def test_retention_is_observable_through_the_client(cluster) -> None:
         assert records and records[0].offset == start
 
 
-def test_compaction_is_observable_through_the_client(cluster) -> None:
-    bootstrap = cluster.bootstrap_servers
+def test_compaction_is_observable_through_the_client(shared_cluster) -> None:
+    bootstrap = shared_cluster.bootstrap_servers
     with Admin(bootstrap_servers=bootstrap) as admin:
         admin.create_topics([NewTopic("latest", 1, configs={
             "cleanup.policy": "compact", "segment.bytes": "1024", "segment.ms": "100"})])
@@ -149,8 +151,8 @@ def test_compaction_is_observable_through_the_client(cluster) -> None:
     assert offsets == sorted(offsets) and len(set(offsets)) == len(offsets)
 
 
-def test_admin_against_a_real_broker(cluster) -> None:
-    with Admin(bootstrap_servers=cluster.bootstrap_servers) as admin:
+def test_admin_against_a_real_broker(shared_cluster) -> None:
+    with Admin(bootstrap_servers=shared_cluster.bootstrap_servers) as admin:
         admin.create_topics([NewTopic("a", 2, configs={"retention.ms": "60000"})])
         with pytest.raises(TopicAlreadyExistsError):
             admin.create_topics([NewTopic("a", 2)])
@@ -166,7 +168,7 @@ def test_admin_against_a_real_broker(cluster) -> None:
         admin.alter_configs({"a": {"retention.ms": None, "cleanup.policy": "compact"}})
         configs = admin.describe_configs(["a"])["a"]
         assert configs["retention.ms"].is_default and configs["cleanup.policy"].value == "compact"
-        assert admin.describe_cluster().brokers[0].address == cluster.bootstrap_servers
+        assert admin.describe_cluster().brokers[0].address == shared_cluster.bootstrap_servers
         admin.delete_topics(["a"])
         with pytest.raises(UnknownTopicOrPartitionError):
             admin.describe_topics(["a"])

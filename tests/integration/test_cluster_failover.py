@@ -72,10 +72,11 @@ def test_killing_the_active_controller_elects_another_which_the_old_one_follows(
     assert {b.broker_id for b in meta.brokers} == set(c.broker_ids)
 
 
-@pytest.mark.slow  # INTERMITTENT (issue #13 note): about 1 full run in 5, a record sent to a
-# killed leader's partition is never completed by the producer (neither acknowledged nor
-# failed; close() then waits in flush); the broker side moves leadership as asserted below
 def test_a_killed_broker_is_fenced_and_the_partitions_it_led_get_new_leaders(cluster3):
+    # Issue #13: this failed about 1 full run in 5. The "before" record could reach a new
+    # leader ahead of its follower's first fetch, which reset the follower's catch-up time,
+    # so the leader's next ISR check dropped it (coordinator/replication.py); the kill then
+    # left that partition leaderless and the producer waited out delivery.timeout.ms.
     c = cluster3
     controller = wait_until(lambda: agreed_controller(c), 10, "an active controller")
     with admin(c) as a:
@@ -95,7 +96,7 @@ def test_a_killed_broker_is_fenced_and_the_partitions_it_led_get_new_leaders(clu
         after = [producer.send("moving", b"after-failover", partition=i) for i in led]
         assert [f.get(30).partition for f in after] == list(led)
     finally:
-        producer.close()
+        producer.close(5)  # a failure above shows as itself, not as a test timeout in flush
 
     def moved():
         m = metadata(c, controller, ("moving",))
@@ -117,8 +118,9 @@ def test_a_killed_broker_is_fenced_and_the_partitions_it_led_get_new_leaders(clu
     # restarted, it registers again and is unfenced
     c.start_broker(victim)
     c.wait_ready(30, broker_ids=[victim])
-    meta = metadata(c, controller, ())
-    assert victim in {b.broker_id for b in meta.brokers}
+    # polled: one metadata call may time out on a loaded machine (metadata() gives None)
+    wait_until(lambda: (m := metadata(c, controller, ())) is not None
+               and victim in {b.broker_id for b in m.brokers}, 10, f"broker {victim} back")
 
 
 def test_a_broker_that_is_not_a_voter_follows_the_metadata_log(cluster_factory):

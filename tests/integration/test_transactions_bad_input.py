@@ -17,6 +17,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 E = P.ErrorCode
 
 
+@pytest.fixture
+def cluster(shared_cluster):
+    """One broker for the whole module: the tests use distinct topics and transactional ids."""
+    return shared_cluster
+
+
 def test_a_control_batch_from_a_client_is_refused(cluster, wire) -> None:
     assert wire.create_topic("t").error_code == 0
     forged = build_marker_batch(

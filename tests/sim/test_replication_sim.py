@@ -54,7 +54,7 @@ def test_replication_long_sweep():
         run_seed(seed, 3000)
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(180)  # no-digest-check needs 242 seeds (~8 s of CPU; ~60 s at load 10)
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_checker_catches_broken_replication(variant):
     """The simulator is only worth its runtime if it fails on real replication bugs:

@@ -291,3 +291,37 @@ def test_a_follower_whose_last_epoch_ended_earlier_is_told_where_to_truncate(tmp
         assert fetch(3, 0).records != b""
     finally:
         pykka.ActorRegistry.stop_all(block=True, timeout=5)
+
+
+def test_a_follower_whose_first_fetch_follows_a_produce_stays_in_the_isr(tmp_path) -> None:
+    """The root cause of issue #13's failover 'hang', on the real actor and core: a new leader
+    took a produce before its ISR follower's first fetch; that fetch (behind the leader's log
+    end) reset the follower's catch-up time, and the leader's next ISR check proposed
+    dropping it, so a kill of the leader a moment later left the partition without an
+    eligible leader. The follower keeps replica.lag.time.max.ms from the election."""
+    from rillet.coordinator.metadata import PartitionInfo
+
+    now = [1_000]
+    proposals: list = []
+    info = PartitionInfo(0, replicas=(1, 2), isr=(1, 2), leader=1, leader_epoch=0)
+    ref = R.PartitionReplica.start(
+        "t", 0, tmp_path / "t-0", LogConfig(), 0, 1, "id", info=info,
+        replica_lag_time_max_ms=30_000, clock=lambda: now[0],
+        send_alter=lambda topic, partition, proposal, answer: proposals.append(proposal),
+    )
+    try:
+        assert _append(ref, batch([b"before"])).error_code == E.NONE
+        now[0] = 1_005
+        box = Box()
+        ref.tell(R.Read(0, 1 << 20, box, None, replica_id=2, current_leader_epoch=0,
+                        replica_incarnation="broker-2-process"))
+        assert box.get().records != b""  # its first fetch, behind the leader's log end
+        for t in (1_010, 1_000 + 30_000):  # the next ISR checks, within the lag allowed
+            now[0] = t
+            ref.ask(R.Tick(t))
+        assert proposals == [], "the follower was shrunk out of the ISR at once"
+        now[0] = 1_000 + 30_001  # still behind after replica.lag.time.max.ms: then out
+        ref.ask(R.Tick(now[0]))
+        assert [p.new_isr for p in proposals] == [(1,)]
+    finally:
+        pykka.ActorRegistry.stop_all(block=True, timeout=5)

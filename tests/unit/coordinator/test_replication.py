@@ -147,6 +147,22 @@ def test_an_isr_proposal_names_the_follower_process_and_a_restart_resets_its_pro
     assert (f.incarnation, f.log_end_offset, f.last_caught_up_time_ms) == ("p3-b", 5, 0)
 
 
+def test_an_isr_followers_first_fetch_behind_the_leader_keeps_its_grace_period():
+    """On becoming leader every ISR member counts as caught up now; the first fetch of its
+    process must not undo that. It did (a process never seen was taken for a restarted one,
+    its catch-up time reset to 0): a follower whose first fetch came after a produce was
+    shrunk out of the ISR at the next tick, so killing the leader then left the partition
+    without an eligible leader (the killed-broker failover test's intermittent 'hang')."""
+    L = leader(isr=(1, 2, 3), leo=0, hw=0, now=1000)
+    L.on_append(1, 1001)  # a produce lands before the followers' first fetch
+    fetch(L, 2, 0, 1002, incarnation="p2")
+    fetch(L, 3, 0, 1002, incarnation="p3")
+    assert [L.followers[b].last_caught_up_time_ms for b in (2, 3)] == [1000, 1000]
+    assert L.tick(1003).propose is None
+    assert L.tick(1000 + LAG).propose is None  # replica.lag.time.max.ms to catch up
+    assert L.tick(1000 + LAG + 1).propose.new_isr == (1,)  # then out
+
+
 def test_alter_partition_answers():
     L = leader(isr=(1, 2), leo=20, hw=20)
     prop = fetch(L, 3, 20, 1).progress.propose
