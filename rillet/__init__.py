@@ -19,6 +19,9 @@ _EXPORTS = {
     "KafkaProducer": "rillet.producer:Producer",
     "Consumer": "rillet.consumer",
     "KafkaConsumer": "rillet.consumer:Consumer",
+    "ShareConsumer": "rillet.share_consumer",
+    "AcknowledgeType": "rillet.share_consumer",
+    "ShareRecord": "rillet._share_fetcher",
     "Admin": "rillet.admin",
     "AdminClient": "rillet.admin:Admin",
     "TopicPartition": "rillet.records",
@@ -33,10 +36,10 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "Admin", "AdminClient", "ConfigError", "Consumer", "ConsumerGroupMetadata",
+    "AcknowledgeType", "Admin", "AdminClient", "ConfigError", "Consumer", "ConsumerGroupMetadata",
     "ConsumerRebalanceListener",
     "ConsumerRecord", "KafkaConsumer", "KafkaProducer", "NewTopic", "Producer", "RecordFuture", "RecordMetadata", "RilletError",
-    "TopicPartition", "__version__",
+    "ShareConsumer", "ShareRecord", "TopicPartition", "__version__",
 ]
 
 
@@ -61,8 +64,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from rillet.consumer import Consumer  # noqa: F401
     from rillet.consumer import Consumer as KafkaConsumer
     from rillet.errors import ConfigError, RilletError  # noqa: F401
+    from rillet._share_fetcher import ShareRecord  # noqa: F401
     from rillet.producer import Producer  # noqa: F401
     from rillet.producer import Producer as KafkaProducer
+    from rillet.share_consumer import AcknowledgeType, ShareConsumer  # noqa: F401
     from rillet.records import (  # noqa: F401
         ConsumerGroupMetadata,
         ConsumerRecord,

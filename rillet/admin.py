@@ -17,6 +17,7 @@ from typing import Any
 
 from rillet._group_admin import GroupAdminMixin
 from rillet._network import NetworkClient
+from rillet._share_admin import ShareAdminMixin
 from rillet._txn_admin import TransactionAdminMixin
 from rillet.config import admin_config
 from rillet.errors import (
@@ -36,11 +37,14 @@ from rillet.records import (
 from rillet.transport import protocol as p
 
 
-class Admin(GroupAdminMixin, TransactionAdminMixin):
+class Admin(GroupAdminMixin, ShareAdminMixin, TransactionAdminMixin):
     """Kafka-style admin client. Config: ``bootstrap.servers``, ``request.timeout.ms``, ...
 
     Consumer groups: list_groups, describe_groups, delete_groups, list_consumer_group_offsets,
     alter_consumer_group_offsets, delete_consumer_group_offsets, list_offsets (_group_admin.py).
+    Share groups: list_share_groups, describe_share_group, alter_share_group_offsets,
+    delete_share_group (_share_admin.py); their configs: describe_group_configs,
+    alter_group_configs.
     Transactions: list_transactions, describe_transactions, force_terminate_transaction
     (_txn_admin.py).
     """

@@ -183,6 +183,24 @@ CONSUMER_KEYS = COMMON_KEYS + (
 
 ADMIN_KEYS = COMMON_KEYS
 
+# The share consumer (KIP-932, docs/queues.md): no positions, no auto-commit, no offset reset
+# (the group's share.auto.offset.reset decides on the broker).
+SHARE_CONSUMER_KEYS = COMMON_KEYS + (
+    _k("group.id", _opt_str, None, "the share group (required)"),
+    _k("share.acknowledgement.mode", _choice("implicit", "explicit"), "implicit",
+       "implicit: records a poll returned and the app did not acknowledge are accepted by "
+       "the next poll/commit/close; explicit: every record must be acknowledged"),
+    _k("fetch.min.bytes", _int(0), 1, "broker waits for this many bytes"),
+    _k("fetch.max.wait.ms", _int(0), 500, "... or this long"),
+    _k("fetch.max.bytes", _int(1), 52428800, "per-response fetch size"),
+    _k("max.poll.records", _int(1), 500, "records acquired per partition per fetch"),
+    _k("heartbeat.interval.ms", _int(1), 5000,
+       "heartbeat period until the coordinator says otherwise"),
+    _k("check.crcs", _bool, True, "verify batch digests on fetch"),
+    _k("key.deserializer", _callable, None, "callable(bytes) -> key"),
+    _k("value.deserializer", _callable, None, "callable(bytes) -> value"),
+)
+
 
 class ClientConfig(Mapping[str, Any]):
     """Resolved configuration: attribute access by snake_case name, mapping by dotted name."""
@@ -267,6 +285,14 @@ def producer_config(config: Mapping[str, Any] | None = None,
 def consumer_config(config: Mapping[str, Any] | None = None,
                     kwargs: Mapping[str, Any] | None = None) -> ClientConfig:
     return resolve(CONSUMER_KEYS, config, kwargs or {})
+
+
+def share_consumer_config(config: Mapping[str, Any] | None = None,
+                          kwargs: Mapping[str, Any] | None = None) -> ClientConfig:
+    cfg = resolve(SHARE_CONSUMER_KEYS, config, kwargs or {})
+    if not cfg.group_id:
+        raise ConfigError("a share consumer needs group.id (the share group)")
+    return cfg
 
 
 def admin_config(config: Mapping[str, Any] | None = None,

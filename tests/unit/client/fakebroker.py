@@ -73,7 +73,7 @@ class FakeBroker:
                 reply = self._handle(msg)
                 if reply is not None:
                     self.server.send(peer, encode_response(reply, cid))
-                elif isinstance(msg, p.FetchRequest):
+                elif hasattr(msg, "max_wait_ms"):  # Fetch, ShareFetch: a long poll
                     self._parked.append((time.monotonic() + msg.max_wait_ms / 1000, peer, cid, msg))
             except queue.Empty:
                 pass
