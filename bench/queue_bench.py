@@ -101,7 +101,7 @@ def redelivery(bootstrap: str, topic: str, n: int) -> dict:
         admin.create_topics([NewTopic(topic, 1, 1)])
         admin.alter_group_configs(group, set={"share.auto.offset.reset": "earliest"})
     with Producer({"bootstrap.servers": bootstrap}) as producer:
-        for i in range(n):
+        for _ in range(n):
             producer.send(topic, value=b"x" * 100)
         producer.flush(30)
     delays = (0, 100, 1000)

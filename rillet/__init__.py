@@ -59,15 +59,14 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover
     from rillet._future import RecordFuture  # noqa: F401
+    from rillet._share_fetcher import ShareRecord  # noqa: F401
     from rillet.admin import Admin  # noqa: F401
     from rillet.admin import Admin as AdminClient
     from rillet.consumer import Consumer  # noqa: F401
     from rillet.consumer import Consumer as KafkaConsumer
     from rillet.errors import ConfigError, RilletError  # noqa: F401
-    from rillet._share_fetcher import ShareRecord  # noqa: F401
     from rillet.producer import Producer  # noqa: F401
     from rillet.producer import Producer as KafkaProducer
-    from rillet.share_consumer import AcknowledgeType, ShareConsumer  # noqa: F401
     from rillet.records import (  # noqa: F401
         ConsumerGroupMetadata,
         ConsumerRecord,
@@ -75,3 +74,4 @@ if TYPE_CHECKING:  # pragma: no cover
         RecordMetadata,
         TopicPartition,
     )
+    from rillet.share_consumer import AcknowledgeType, ShareConsumer  # noqa: F401

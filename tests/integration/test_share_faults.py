@@ -118,8 +118,8 @@ def _run_schedule(cluster, tmp_path: Path, n: int, kills: int) -> None:
                      "progress before the leader kill")
             leader = partition_meta(cluster, TOPIC, k % 2).leader
             cluster.kill(leader)
-            wait_for(lambda: (m := partition_meta(cluster, TOPIC, k % 2)) is not None
-                     and m.leader >= 0 and m.leader != leader, 30, "a new leader")
+            wait_for(lambda k=k, leader=leader: (m := partition_meta(cluster, TOPIC, k % 2))
+                     is not None and m.leader >= 0 and m.leader != leader, 30, "a new leader")
             cluster.start_broker(leader)
         everything = {(i % 2, i // 2) for i in range(n)}
 

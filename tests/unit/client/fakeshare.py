@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from rillet.logstore import batch as rb
 from rillet.transport import protocol as p
+
 from tests.unit.client.fakebroker import FakeBroker
 
 AVAILABLE, ACQUIRED, DONE = "available", "acquired", "done"

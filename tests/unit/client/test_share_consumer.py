@@ -6,12 +6,12 @@ from __future__ import annotations
 import time
 
 import pytest
+from rillet.transport import protocol as P
 
 from rillet import AcknowledgeType, Producer, ShareConsumer
 from rillet._share_acks import Acknowledgements, to_batches
 from rillet.errors import ConfigError, IllegalStateError, RilletError
 from rillet.records import TopicPartition
-from rillet.transport import protocol as P
 from tests.unit.client.fakeshare import FakeShareBroker
 
 TP = TopicPartition("q", 0)
