@@ -288,6 +288,22 @@ class SharePartitionManager(ShareRequests, DispatchedActor):
             ):
                 self._log.info("share-partition {}: no longer led here", sp.key)
                 self.drop(sp, E.NOT_LEADER_OR_FOLLOWER)
+            else:
+                self._reconfigure(sp, image)
+
+    def _reconfigure(self, sp: _SP, image: Any) -> None:
+        """A change of the group's configs (AlterConfigs on the GROUP resource) applies to a
+        loaded share-partition from the next metadata image: lock duration, delivery limit,
+        back-off and dead-letter topic of what happens next (records already acquired keep
+        the lock they were given). ``share.auto.offset.reset`` only matters to a new one."""
+        group, topic, _partition = sp.key
+        config, reset = partition_config(image, group, topic, self.ctx.broker_configs)
+        if config == sp.config:
+            return
+        self._log.info("share-partition {}: group configs changed", sp.key)
+        sp.config, sp.auto_offset_reset, sp.dlq_topic = config, reset, config.dead_letter_topic
+        if sp.core is not None:
+            sp.core.config = config
 
     # ------------------------------------------------------------------- changes, writes
 

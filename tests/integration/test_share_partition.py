@@ -277,3 +277,14 @@ def test_the_groups_own_configs_apply_on_the_leader(wire, q):
     dead = wait_until(lambda: dlq_records(wire, "custom-dead"), 10, "the dead letter")
     assert dict(dead[0].headers)["rillet.dlq.reason"] == b"delivery count limit reached"
     assert dict(dead[0].headers)["rillet.dlq.group"] == b"g2"
+    # a change applies to the share-partition already loaded, not only to the next one: at
+    # the new limit of 3 a record released twice comes a third time (at 2 it was archived)
+    group_configs(wire, "g2", share_delivery_count_limit="3")
+    wire.produce(q, 0, values_batch([b"n"]))
+    for count in (1, 2):
+        got = wait_until(lambda: acquired(share_fetch(wire, "g2", "a", q)), 10, "record n")
+        assert got == [(1, b"n", count)]
+        assert share_ack(wire, "g2", "a", q, [ack(1, 1, RELEASE, delay_ms=0)]) == E.NONE
+    got = wait_until(lambda: acquired(share_fetch(wire, "g2", "a", q, max_wait_ms=200)), 10,
+                     "record n a third time")
+    assert got == [(1, b"n", 3)]
