@@ -154,8 +154,18 @@ def _run_schedule(cluster, tmp_path: Path, n: int, kills: int) -> None:
     # none lost: every record reached a worker (which accepts all it gets) or the DLQ
     everything = {(i % 2, i // 2) for i in range(n)}
     assert not everything - delivered - _dead_letters(cluster.bootstrap_servers)
-    redelivered = [e for e in events if e["kind"] == "rec" and e["count"] > 1]
-    assert redelivered, "the killed worker's records should have come again"
+    # what worker 0 held when it was killed (handed out, never acknowledged by it) came again:
+    # to another worker, or to the DLQ. Not necessarily with a higher delivery count: when a
+    # leader dies before any state write counted the acquisition, the new leader hands the
+    # record out as delivery 1 again (acquisitions alone are not persisted, as in Kafka).
+    w0 = [e for e in events if e["who"] == "w0"]
+    held = ({(e["partition"], e["offset"]) for e in w0 if e["kind"] == "rec"}
+            - {(e["partition"], o) for e in w0 if e["kind"] == "accepted" for o in e["offsets"]})
+    assert held, "worker 0 was killed holding records"
+    others = {(e["partition"], e["offset"]) for e in events
+              if e["kind"] == "rec" and e["who"] != "w0"}
+    assert held <= others | _dead_letters(cluster.bootstrap_servers), (
+        f"the killed worker's records did not come again: {sorted(held - others)[:10]}")
 
 
 @pytest.mark.timeout(240)
