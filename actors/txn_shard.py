@@ -23,28 +23,14 @@ from typing import Any
 
 import pykka
 from rillet.coordinator import transactions as T
-from rillet.logstore.batch import BatchBuilder
 from rillet.transport import protocol as P
 
-from . import partition as R
+from .shard_load import LOADED, MORE, RETRY, LoadStep, finish, load, on_load_step  # noqa: F401 - re-exported
 from .txn_markers import MarkerSender
 from .txn_wire import BARRIER_KEY, decode_state
 
 E = P.ErrorCode
-LOAD_CHUNK = 1 << 20
-LOADED, MORE, RETRY = "loaded", "more", "retry"
 _MARKING = frozenset({T.TxnState.PREPARE_COMMIT, T.TxnState.PREPARE_ABORT})
-
-
-@dataclass(frozen=True, slots=True)
-class LoadStep:
-    """The replica's answer to a load step of shard ``partition`` at ``generation``: the
-    barrier's append, or a read."""
-
-    partition: int
-    generation: int
-    barrier: P.ProducePartitionResponse | None = None
-    read: P.FetchPartitionResponse | None = None
 
 
 @dataclass(slots=True)
@@ -113,66 +99,11 @@ class Shard:
         self.load_offset, self.load_records, self.loading = 0, [], False
 
     def load(self, ref: pykka.ActorRef | None, tell: Callable[[object], None], now: int) -> None:
-        """Take the next load step (no-op while one is in flight or without a replica)."""
-        if ref is None or self.loading:
-            return
-        self.loading, self.loading_since = True, now
-        partition, generation = self.partition, self.generation
-        if not self.barrier_written:
-            batch = BatchBuilder()
-            batch.append(now, BARRIER_KEY, None)
-            message: Any = R.Append(
-                batch.build(),
-                lambda r: tell(LoadStep(partition, generation, barrier=r)),
-                acks=-1,
-                timeout_ms=10_000,
-            )
-        else:
-            message = R.Read(
-                self.load_offset,
-                LOAD_CHUNK,
-                reply=lambda r: tell(LoadStep(partition, generation, read=r)),
-                on_data=None,
-            )
-        try:
-            ref.tell(message)
-        except pykka.ActorDeadError:
-            self.loading = False
+        """Take the next load step (actors/shard_load.py)."""
+        load(self, BARRIER_KEY, ref, tell, now)
 
     def on_load_step(self, step: LoadStep) -> tuple[str, int, list[int]]:
         """``(LOADED | MORE | RETRY, error code, offsets of unreadable records skipped)``:
         loaded (the records are in ``load_records``), take the next step now, or retry on
         the next tick."""
-        self.loading = False
-        if step.barrier is not None:
-            if step.barrier.error_code != E.NONE:
-                return RETRY, step.barrier.error_code, []
-            self.barrier_written = True
-            return MORE, E.NONE, []
-        r = step.read
-        if r.error_code == E.OFFSET_OUT_OF_RANGE and r.log_start_offset > self.load_offset:
-            self.load_offset = r.log_start_offset  # the log starts later: read from there
-            return MORE, E.NONE, []
-        if r.error_code != E.NONE:
-            return RETRY, r.error_code, []
-        records, next_offset, skipped = decode_state(r.records, self.load_offset)
-        progressed = next_offset > self.load_offset
-        self.load_records.extend(records)
-        self.load_offset = next_offset
-        if self.load_offset >= r.high_watermark:
-            return LOADED, E.NONE, skipped
-        # below the high watermark: read on (a read that brought nothing is asked again later,
-        # never taken for the end: loading must not miss a record)
-        return (MORE if progressed else RETRY), E.NONE, skipped
-
-
-def finish(ops: Any, error: tuple[int, str] | None = None) -> None:
-    """Answer operations: each with its own error, else ``error``, else its result."""
-    for done, result, own in ops:
-        if own is not None:
-            done(None, own)
-        elif error is not None:
-            done(None, error)
-        else:
-            done(result, None)
-
+        return on_load_step(self, step, decode_state)
