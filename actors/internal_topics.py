@@ -1,12 +1,14 @@
 """The coordinator of a key on an internal topic (``__consumer_offsets``,
 ``__transaction_state``): FindCoordinator's answer, shared by the group and the transaction
-coordinators (session thread)."""
+coordinators (session thread), and the decoding of their logs on load."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+import cbor2
+from rillet.logstore.batch import decode_records, iter_batches
 from rillet.transport import protocol as P
 
 E = P.ErrorCode
@@ -38,3 +40,27 @@ def coordinator_of(
         return P.FindCoordinatorResponse(error_code=E.COORDINATOR_NOT_AVAILABLE,
                                           error_message="the coordinator has no leader")
     return P.FindCoordinatorResponse(node_id=broker.broker_id, host=broker.host, port=broker.port)
+
+
+def decode_log(data: bytes, from_offset: int, barrier_key: bytes,
+               from_kv: Callable[[Any, Any], Any]) -> tuple[list, int, list[int]]:
+    """The records in ``data`` (whole batches) at or after ``from_offset``, each CBOR key and
+    value turned into a core record by ``from_kv``: ``(records, the offset after the last
+    batch, offsets of unreadable records)``. Barriers are skipped; a foreign record is
+    reported, never fatal."""
+    out: list = []
+    skipped: list[int] = []
+    next_offset = from_offset
+    for header, mv in iter_batches(data, validate=True):
+        if header.next_offset <= from_offset:
+            continue
+        for rec in decode_records(mv, validate=False):
+            if rec.offset < from_offset or rec.key == barrier_key:
+                continue
+            try:
+                value = None if rec.value is None else cbor2.loads(rec.value)
+                out.append(from_kv(cbor2.loads(rec.key), value))
+            except Exception:  # noqa: BLE001 - anything malformed: skip it, keep loading
+                skipped.append(rec.offset)
+        next_offset = header.next_offset
+    return out, next_offset, skipped

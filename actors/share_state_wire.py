@@ -11,12 +11,11 @@ from typing import Any
 import cbor2
 from rillet.coordinator.share import records as SR
 from rillet.coordinator.share import state as SS
-from rillet.logstore.batch import decode_records, iter_batches
 from rillet.transport import protocol as P
 
 from .configs import BrokerConfig
 from .group_coordinator import partition_for
-from .internal_topics import coordinator_of
+from .internal_topics import coordinator_of, decode_log
 
 E = P.ErrorCode
 SHARE_STATE_TOPIC = "__share_group_state"
@@ -47,22 +46,7 @@ def decode_state(data: bytes, from_offset: int) -> tuple[list[SR.ShareStateRecor
     """The ``__share_group_state`` records in ``data`` (whole batches) at or after
     ``from_offset``: ``(records, the offset after the last batch, offsets of unreadable
     records)``. Barriers are skipped; a foreign record is reported, never fatal."""
-    out: list[SR.ShareStateRecord] = []
-    skipped: list[int] = []
-    next_offset = from_offset
-    for header, mv in iter_batches(data, validate=True):
-        if header.next_offset <= from_offset:
-            continue
-        for rec in decode_records(mv, validate=False):
-            if rec.offset < from_offset or rec.key == BARRIER_KEY:
-                continue
-            try:
-                value = None if rec.value is None else cbor2.loads(rec.value)
-                out.append(SR.from_kv(cbor2.loads(rec.key), value))
-            except Exception:  # noqa: BLE001 - anything malformed: skip it, keep loading
-                skipped.append(rec.offset)
-        next_offset = header.next_offset
-    return out, next_offset, skipped
+    return decode_log(data, from_offset, BARRIER_KEY, SR.from_kv)
 
 
 # ---------------------------------------------------------------------- wire <-> core

@@ -10,12 +10,11 @@ from typing import Any
 
 import cbor2
 from rillet.coordinator import transactions as T
-from rillet.logstore.batch import decode_records, iter_batches
 from rillet.transport import protocol as P
 
 from .configs import BrokerConfig
 from .group_coordinator import OFFSETS_TOPIC, partition_for
-from .internal_topics import coordinator_of
+from .internal_topics import coordinator_of, decode_log
 
 E = P.ErrorCode
 TXN_TOPIC = "__transaction_state"
@@ -28,22 +27,7 @@ def decode_state(data: bytes, from_offset: int) -> tuple[list[T.TxnRecord], int,
     """The ``__transaction_state`` records in ``data`` (whole batches) at or after
     ``from_offset``: ``(records, the offset after the last batch, offsets of unreadable
     records)``. Barriers are skipped; a foreign record is reported, never fatal."""
-    out: list[T.TxnRecord] = []
-    skipped: list[int] = []
-    next_offset = from_offset
-    for header, mv in iter_batches(data, validate=True):
-        if header.next_offset <= from_offset:
-            continue
-        for rec in decode_records(mv, validate=False):
-            if rec.offset < from_offset or rec.key == BARRIER_KEY:
-                continue
-            try:
-                value = None if rec.value is None else cbor2.loads(rec.value)
-                out.append(T.from_kv(cbor2.loads(rec.key), value))
-            except Exception:  # noqa: BLE001 - anything malformed: skip it, keep loading
-                skipped.append(rec.offset)
-        next_offset = header.next_offset
-    return out, next_offset, skipped
+    return decode_log(data, from_offset, BARRIER_KEY, T.from_kv)
 
 
 def code_of(name: str) -> int:
