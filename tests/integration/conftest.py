@@ -1,6 +1,8 @@
 """Fixtures that run real broker processes: ``cluster`` and ``cluster_factory``.
 
 Every cluster is stopped at teardown, even when the test fails (SIGTERM, then SIGKILL).
+A failed test's report carries the tail of each of its brokers' logs (the warnings and
+errors, then the last lines), so a failure seen only on CI can be read from CI's output.
 """
 
 from __future__ import annotations
@@ -12,6 +14,34 @@ import pytest
 
 from rillet.launcher import LocalCluster
 from tests import support
+
+LOG_TAIL_LINES = 12
+LOG_PROBLEM_LINES = 12
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    tmp_path = getattr(item, "funcargs", {}).get("tmp_path")
+    if tmp_path is None or "cluster_factory" not in item.fixturenames:
+        return
+    for log in sorted(Path(tmp_path).glob("cluster-*/broker-*/broker.log")):
+        report.sections.append((f"tail of {log.relative_to(tmp_path)}", _log_tail(log)))
+
+
+def _log_tail(log: Path) -> str:
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError as e:
+        return f"(unreadable: {e})"
+    problems = [line for line in lines[:-LOG_TAIL_LINES]
+                if " WARNING " in line or " ERROR " in line][-LOG_PROBLEM_LINES:]
+    return "\n".join([*problems, "...", *lines[-LOG_TAIL_LINES:]] if problems
+                     else lines[-LOG_TAIL_LINES:])
+
 
 # Fast schedules so retention/compaction are observable within a test.
 TEST_BROKER_CONFIGS = {"log.retention.check.interval.ms": "500"}
