@@ -57,12 +57,12 @@ def find_coordinator(ctx: Any, req: P.FindCoordinatorRequest) -> P.FindCoordinat
         return P.FindCoordinatorResponse(error_code=E.INVALID_REQUEST,
                                           error_message="the group id must not be empty")
 
-    def creatable(live: int) -> P.CreatableTopic:
+    def creatable(brokers: int) -> P.CreatableTopic:
         config = BrokerConfig.of(ctx.broker_configs)
         return P.CreatableTopic(
             name=OFFSETS_TOPIC,
             num_partitions=config.int("offsets.topic.num.partitions"),
-            replication_factor=min(config.int("offsets.topic.replication.factor"), live),
+            replication_factor=min(config.int("offsets.topic.replication.factor"), brokers),
             configs={
                 "cleanup.policy": "compact",
                 "segment.bytes": config["offsets.topic.segment.bytes"],

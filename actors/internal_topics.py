@@ -22,15 +22,23 @@ def coordinator_of(
 ) -> P.FindCoordinatorResponse:
     """The leader of ``topic_name``'s partition ``partition_of(partition count)``, from the
     metadata image. While the topic does not exist, ask the controller to create
-    ``creatable(live broker count)`` and answer COORDINATOR_NOT_AVAILABLE (retry)."""
+    ``creatable(registered broker count)`` and answer COORDINATOR_NOT_AVAILABLE (retry).
+
+    The replication factor is capped at the *registered* brokers, fenced ones included, not
+    at the live ones: a cluster's first FindCoordinator often comes while a broker that has
+    just started is still fenced, and a topic created then with one replica fewer (and its
+    min ISR capped with it) loses its writes, and so its coordinator, when one broker dies
+    (min ISR 2 of 2). The controller refuses a factor above the live brokers, so creation
+    waits until all are unfenced, as Kafka's does until the cluster has the factor's
+    brokers; a one-broker cluster still gets factor 1."""
     image = ctx.image
     topic = image.topics.get(topic_name)
     if topic is None or not topic.partitions:
         if ctx.controller is not None:
             from . import controller as C
 
-            live = max(1, len(image.live_brokers()))
-            create = P.CreateTopicsRequest(topics=(creatable(live),))
+            brokers = max(1, len(image.brokers))
+            create = P.CreateTopicsRequest(topics=(creatable(brokers),))
             ctx.controller.tell(C.Admin(create, lambda _response: None))
         return P.FindCoordinatorResponse(error_code=E.COORDINATOR_NOT_AVAILABLE,
                                           error_message=f"creating {topic_name}")

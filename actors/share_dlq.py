@@ -100,10 +100,11 @@ class DeadLetterWriter:
             return
         from . import controller as C
 
-        live = max(1, len(self.ctx.image.live_brokers()))
+        # capped at the registered brokers, fenced ones included (internal_topics.py says why)
+        brokers = max(1, len(self.ctx.image.brokers))
         create = P.CreateTopicsRequest(topics=(P.CreatableTopic(
             name=dlq_topic, num_partitions=1,
-            replication_factor=min(DLQ_REPLICATION_FACTOR, live)),))
+            replication_factor=min(DLQ_REPLICATION_FACTOR, brokers)),))
         controller.tell(C.Admin(create, lambda _r: None))
 
     def _append(self, r, group, topic, partition, first, last, delivery_count, reason,

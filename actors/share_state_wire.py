@@ -110,7 +110,7 @@ def error_response(req: Any, code: int, message: str | None) -> object:
 
 def topic_configs(broker_configs: Mapping[str, str]) -> tuple[int, int, dict[str, str]]:
     """``(partitions, replication factor, configs)`` of ``__share_group_state`` (the factor
-    and min ISR capped later by the live brokers)."""
+    and min ISR capped later by the registered brokers)."""
     c = BrokerConfig.of(broker_configs)
     return (
         c.int("share.coordinator.state.topic.num.partitions"),
@@ -121,9 +121,9 @@ def topic_configs(broker_configs: Mapping[str, str]) -> tuple[int, int, dict[str
     )
 
 
-def creatable(broker_configs: Mapping[str, str], live: int) -> P.CreatableTopic:
+def creatable(broker_configs: Mapping[str, str], brokers: int) -> P.CreatableTopic:
     partitions, rf, configs = topic_configs(broker_configs)
-    rf = max(1, min(rf, live))
+    rf = max(1, min(rf, brokers))
     configs["min.insync.replicas"] = str(min(int(configs["min.insync.replicas"]), rf))
     return P.CreatableTopic(name=SHARE_STATE_TOPIC, num_partitions=partitions,
                             replication_factor=rf, configs=configs)
@@ -140,4 +140,4 @@ def find_coordinator(ctx: Any, req: P.FindCoordinatorRequest) -> P.FindCoordinat
             error_code=E.INVALID_REQUEST,
             error_message=f"the share-partition key {req.key!r} is not group:topic:partition")
     return coordinator_of(ctx, SHARE_STATE_TOPIC, lambda n: partition_for(req.key, n),
-                          lambda live: creatable(ctx.broker_configs, live))
+                          lambda brokers: creatable(ctx.broker_configs, brokers))

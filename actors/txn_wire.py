@@ -147,7 +147,7 @@ def operation(
 
 def topic_configs(broker_configs: Mapping[str, str]) -> tuple[int, int, dict[str, str]]:
     """``(partitions, replication factor, configs)`` of ``__transaction_state`` (the factor
-    and min ISR capped later by the live brokers)."""
+    and min ISR capped later by the registered brokers)."""
     c = BrokerConfig.of(broker_configs)
     return (
         c.int("transaction.state.log.num.partitions"),
@@ -161,14 +161,14 @@ def find_coordinator(ctx: Any, req: P.FindCoordinatorRequest) -> P.FindCoordinat
     """FindCoordinator key_type 1 (session thread): the leader of the transactional id's
     ``__transaction_state`` partition, from the metadata image. Creates the topic (through
     the controller) the first time it is needed: compacted, replication factor and min ISR
-    capped at the live brokers."""
+    capped at the registered brokers (internal_topics.coordinator_of)."""
     if not req.key:
         return P.FindCoordinatorResponse(error_code=E.INVALID_REQUEST,
                                           error_message="the transactional id must not be empty")
 
-    def creatable(live: int) -> P.CreatableTopic:
+    def creatable(brokers: int) -> P.CreatableTopic:
         partitions, rf, configs = topic_configs(ctx.broker_configs)
-        rf = min(rf, live)
+        rf = min(rf, brokers)
         configs["min.insync.replicas"] = str(min(int(configs["min.insync.replicas"]), rf))
         return P.CreatableTopic(name=TXN_TOPIC, num_partitions=partitions,
                                 replication_factor=rf, configs=configs)

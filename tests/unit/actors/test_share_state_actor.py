@@ -252,11 +252,11 @@ def test_a_request_of_another_api_is_refused():
         actor.stop()
 
 
-def test_the_topic_is_compacted_and_capped_at_the_live_brokers():
-    one = creatable({}, live=1)
+def test_the_topic_is_compacted_and_capped_at_the_registered_brokers():
+    one = creatable({}, brokers=1)
     assert (one.name, one.num_partitions, one.replication_factor) == (SST.SHARE_STATE_TOPIC, 50, 1)
     assert one.configs["cleanup.policy"] == "compact" and one.configs["min.insync.replicas"] == "1"
-    three = creatable({"share.coordinator.state.topic.num.partitions": "7"}, live=5)
+    three = creatable({"share.coordinator.state.topic.num.partitions": "7"}, brokers=5)
     assert (three.num_partitions, three.replication_factor) == (7, 3)
     assert three.configs["min.insync.replicas"] == "2"
     for bad in ({"share.coordinator.state.topic.min.isr": "0"},
