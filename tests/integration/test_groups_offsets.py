@@ -50,7 +50,7 @@ def committed_eventually(bootstrap: str, group: str, expected: dict, timeout_s: 
 
 @pytest.mark.timeout(120)
 def test_offsets_survive_restart_and_kill9_and_cli_reset(cluster_factory) -> None:
-    cluster = cluster_factory(configs={"group.consumer.session.timeout.ms": "3000",
+    cluster = cluster_factory(configs={"group.consumer.session.timeout.ms": "10000",
                                        "offsets.topic.num.partitions": "4"})
     bs = cluster.bootstrap_servers
     with Admin({"bootstrap.servers": bs}) as admin:
