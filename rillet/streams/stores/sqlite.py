@@ -9,6 +9,15 @@ fsync), so the local state and its checkpoint never disagree: after a crash (no 
 the file reopens at the last commit, with that commit's checkpoint, and the task restores
 the changelog from there. ``close`` without ``commit`` discards the uncommitted writes.
 
+A write-back cache (key-value and window stores without duplicates, Kafka's caching layer
+without its downstream de-duplication): puts land in a dict of at most ``cache_entries``
+entries and reach SQLite in one ``executemany`` at commit, when the dict is full, or before
+any SQL read (iterations, counts); point reads are answered from it when it holds the key,
+misses are read from SQLite and remembered. It is part of the open transaction: a close or
+crash without commit loses it exactly as it loses the uncommitted rows, so the file and its
+checkpoint still agree. Changelog records are not cached: they are sent on every put (the
+typed store does), so ``commit``'s offset covers them.
+
 Threads: one connection per store, used under the store's lock by the task's thread and by
 interactive-query threads alike (``check_same_thread=False``). So a query sees the latest
 writes, uncommitted ones included, exactly as with the in-memory store (and Kafka's RocksDB
@@ -27,9 +36,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from .errors import InvalidStateStoreError, StoreFileError
+from .memory import _Closed
 
 _PAGE = 1024
 _MIN, _MAX = -(2**63), 2**63 - 1
+DEFAULT_CACHE_ENTRIES = 50_000  # about 5-10 MB of small keys and values per store
+_MISS = object()
 
 _META = """
 CREATE TABLE IF NOT EXISTS rillet_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -49,16 +61,23 @@ class _ClosedCursor:
 
 
 class _SqliteBase:
-    """Life cycle: open, transaction kept open, commit with the checkpoint, close, wipe."""
+    """Life cycle (open, a transaction kept open, commit with the checkpoint, close, wipe)
+    and the write-back cache. A row is addressed by its primary key ``pk`` (a kind's
+    ``_put_row(pk, value)`` / ``_pk_row(pk)`` give the SQL parameters)."""
 
     kind = ""
     schema = ""
+    _PUT = _DELETE = _GET = ""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, cache_entries: int = DEFAULT_CACHE_ENTRIES) -> None:
         self.name = name
+        self.cached = cache_entries > 0
+        self._max = cache_entries
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._cur: Any = _ClosedCursor(name)
+        self._cache: dict[Any, bytes | None] = _Closed(name)  # type: ignore[assignment]
+        self._dirty: set[Any] = set()  # pks whose cached value SQLite lacks
         self._task_dir: str | None = None
         self.path: str | None = None
 
@@ -105,7 +124,73 @@ class _SqliteBase:
             conn.close()
             raise
         self._conn, self._cur = conn, conn.cursor()
+        self._cache = {}  # pk -> value (None: absent)
+        self._dirty.clear()
+        self._connected()
 
+    def _connected(self) -> None:  # under the lock
+        pass
+
+    # -- the cache ---------------------------------------------------------------------
+    def _put_row(self, pk: Any, value: bytes) -> tuple:
+        raise NotImplementedError
+
+    def _pk_row(self, pk: Any) -> tuple:
+        raise NotImplementedError
+
+    def _set(self, pk: Any, value: bytes | None) -> None:  # under the lock
+        if self.cached:
+            cache = self._cache
+            cache[pk] = value
+            self._dirty.add(pk)
+            if len(cache) > self._max:
+                self._flush()
+                cache.clear()
+        elif value is None:
+            self._cur.execute(self._DELETE, self._pk_row(pk))
+        else:
+            self._cur.execute(self._PUT, self._put_row(pk, value))
+
+    def _get(self, pk: Any) -> bytes | None:  # under the lock
+        cache = self._cache
+        value = cache.get(pk, _MISS)
+        if value is not _MISS:
+            return value  # type: ignore[return-value]
+        row = self._cur.execute(self._GET, self._pk_row(pk)).fetchone()
+        value = None if row is None else row[0]
+        if self.cached:
+            if len(cache) >= self._max:
+                self._flush()
+                cache.clear()
+            cache[pk] = value
+        return value
+
+    def _flush(self) -> None:  # under the lock: the cache's writes into the transaction
+        dirty = self._dirty
+        if not dirty:
+            return
+        cache = self._cache
+        rows = [(pk, cache[pk]) for pk in dirty]
+        self._write(rows)
+        dirty.clear()
+
+    def _write(self, rows: list[tuple[Any, bytes | None]]) -> None:  # under the lock
+        cur = self._cur
+        cur.executemany(self._PUT, [self._put_row(pk, v) for pk, v in rows if v is not None])
+        cur.executemany(self._DELETE, [self._pk_row(pk) for pk, v in rows if v is None])
+
+    def put_many(self, rows: list[tuple[Any, bytes | None]]) -> None:
+        """Restore: ``(pk, value or None: delete)`` rows straight into the transaction."""
+        with self._lock:
+            self._flush()
+            self._cache.clear()
+            self._write(rows)
+            self._restored(rows)
+
+    def _restored(self, rows: list[tuple[Any, bytes | None]]) -> None:  # under the lock
+        pass
+
+    # -- life cycle --------------------------------------------------------------------
     def checkpoint(self) -> int | None:
         with self._lock:
             row = self._cur.execute(
@@ -114,6 +199,7 @@ class _SqliteBase:
 
     def commit(self, changelog_offset: int | None) -> None:
         with self._lock:
+            self._flush()
             cur = self._cur
             cur.execute("INSERT OR REPLACE INTO rillet_checkpoint VALUES (0, ?)",
                         (changelog_offset,))
@@ -122,6 +208,8 @@ class _SqliteBase:
 
     def _disconnect(self) -> None:  # under the lock; uncommitted writes are rolled back
         conn, self._conn, self._cur = self._conn, None, _ClosedCursor(self.name)
+        self._cache = _Closed(self.name)  # type: ignore[assignment]
+        self._dirty.clear()
         if conn is not None:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -145,8 +233,10 @@ class _SqliteBase:
             if was_open:
                 self._connect(self._task_dir)
 
+    # -- SQL reads (after a flush) -----------------------------------------------------
     def _scalar(self, sql: str, params: tuple = ()) -> Any:
         with self._lock:
+            self._flush()
             row = self._cur.execute(sql, params).fetchone()
         return None if row is None else row[0]
 
@@ -156,6 +246,7 @@ class _SqliteBase:
         sql, args = first, params
         while True:
             with self._lock:
+                self._flush()
                 rows = self._cur.execute(sql, (*args, _PAGE)).fetchall()
             yield from rows
             if len(rows) < _PAGE:
@@ -164,44 +255,53 @@ class _SqliteBase:
 
 
 class SqliteKeyValueBytes(_SqliteBase):
+    """Rows ``(k, v)``; pk: the key."""
+
     kind = "kv"
     schema = """
     CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;
     """
     _PUT = "INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v"
+    _DELETE = "DELETE FROM kv WHERE k = ?"
+    _GET = "SELECT v FROM kv WHERE k = ?"
+
+    @staticmethod
+    def _put_row(pk: bytes, value: bytes) -> tuple:
+        return (pk, value)
+
+    @staticmethod
+    def _pk_row(pk: bytes) -> tuple:
+        return (pk,)
 
     def get(self, key: bytes) -> bytes | None:
         with self._lock:
-            row = self._cur.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
-        return None if row is None else row[0]
+            return self._get(key)
 
     def put(self, key: bytes, value: bytes) -> None:
         with self._lock:
-            self._cur.execute(self._PUT, (key, value))
-
-    def put_many(self, items: list[tuple[bytes, bytes | None]]) -> None:
-        with self._lock:
-            self._cur.executemany(self._PUT, [kv for kv in items if kv[1] is not None])
-            self._cur.executemany("DELETE FROM kv WHERE k = ?",
-                                  [(k,) for k, v in items if v is None])
+            self._set(key, value)
 
     def delete(self, key: bytes) -> bytes | None:
         with self._lock:
-            row = self._cur.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
-            if row is not None:
-                self._cur.execute("DELETE FROM kv WHERE k = ?", (key,))
-        return None if row is None else row[0]
+            old = self._get(key)
+            if old is not None:
+                self._set(key, None)
+            return old
 
     def range(self, lo: bytes | None, hi: bytes | None) -> Iterator[tuple[bytes, bytes]]:
         upper = "" if hi is None else " AND k <= ?"
-        tail = upper + " ORDER BY k LIMIT ?"
         params: tuple = () if hi is None else (hi,)
-        first = "SELECT k, v FROM kv WHERE k >= ?" + tail
-        more = "SELECT k, v FROM kv WHERE k > ?" + tail
-        # the bound parameter comes first in both queries: reorder (lo/after, hi, limit)
-        sql, bound = first, (b"" if lo is None else lo)
+        return self._pages_from(
+            "SELECT k, v FROM kv WHERE k >= ?" + upper + " ORDER BY k LIMIT ?",
+            "SELECT k, v FROM kv WHERE k > ?" + upper + " ORDER BY k LIMIT ?",
+            b"" if lo is None else lo, params)
+
+    def _pages_from(self, first: str, more: str, bound: bytes, params: tuple
+                    ) -> Iterator[tuple[bytes, bytes]]:
+        sql = first
         while True:
             with self._lock:
+                self._flush()
                 rows = self._cur.execute(sql, (bound, *params, _PAGE)).fetchall()
             yield from rows
             if len(rows) < _PAGE:
@@ -212,7 +312,13 @@ class SqliteKeyValueBytes(_SqliteBase):
         return self._scalar("SELECT count(*) FROM kv")
 
 
+_INF = 2**63
+
+
 class SqliteWindowBytes(_SqliteBase):
+    """Rows ``(k, start, seq, v)``; pk: ``(k, start, seq)``. Stores retaining duplicates
+    (every put a new row, reads by range) skip the cache."""
+
     kind = "window"
     schema = """
     CREATE TABLE IF NOT EXISTS win (
@@ -223,26 +329,49 @@ class SqliteWindowBytes(_SqliteBase):
     _PUT = ("INSERT INTO win (k, start, seq, v) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (k, start, seq) DO UPDATE SET v = excluded.v")
     _DELETE = "DELETE FROM win WHERE k = ? AND start = ? AND seq = ?"
+    _GET = "SELECT v FROM win WHERE k = ? AND start = ? AND seq = ?"
 
-    def __init__(self, name: str, retain_duplicates: bool) -> None:
-        super().__init__(name)
+    def __init__(self, name: str, retain_duplicates: bool,
+                 cache_entries: int = DEFAULT_CACHE_ENTRIES) -> None:
+        super().__init__(name, 0 if retain_duplicates else cache_entries)
         self.dups = retain_duplicates
+        self._oldest = _INF  # no window starts before: expiry below it has nothing to do
+
+    @staticmethod
+    def _put_row(pk: tuple, value: bytes) -> tuple:
+        return (*pk, value)
+
+    @staticmethod
+    def _pk_row(pk: tuple) -> tuple:
+        return pk
+
+    def _connected(self) -> None:
+        row = self._cur.execute("SELECT min(start) FROM win").fetchone()
+        self._oldest = _INF if row[0] is None else row[0]
+
+    def _restored(self, rows: list) -> None:
+        for (_, start, _), value in rows:
+            if value is not None and start < self._oldest:
+                self._oldest = start
+
+    def put_many(self, rows: list[tuple[Any, bytes | None]]) -> None:
+        """``(key, start, seq, value or None)`` rows."""
+        super().put_many([((k, s, q), v) for k, s, q, v in rows])
 
     def put(self, key: bytes, start: int, seq: int, value: bytes) -> None:
         with self._lock:
-            self._cur.execute(self._PUT, (key, start, seq, value))
+            self._set((key, start, seq), value)
+            if start < self._oldest:
+                self._oldest = start
 
     def delete(self, key: bytes, start: int, seq: int = 0) -> None:
         with self._lock:
-            self._cur.execute(self._DELETE, (key, start, seq))
-
-    def put_many(self, rows: list[tuple[bytes, int, int, bytes | None]]) -> None:
-        with self._lock:
-            self._cur.executemany(self._PUT, [r for r in rows if r[3] is not None])
-            self._cur.executemany(self._DELETE, [r[:3] for r in rows if r[3] is None])
+            self._set((key, start, seq), None)
 
     def get(self, key: bytes, start: int) -> bytes | None:
         with self._lock:
+            if not self.dups:
+                return self._get((key, start, 0))
             row = self._cur.execute(
                 "SELECT v FROM win WHERE k = ? AND start = ? ORDER BY seq LIMIT 1",
                 (key, start)).fetchone()
@@ -272,8 +401,18 @@ class SqliteWindowBytes(_SqliteBase):
         return ((k, start, v) for start, k, _seq, v in rows)
 
     def expire_before(self, min_live_start: int) -> None:
+        """Drop the windows whose start is < ``min_live_start`` (nothing to do, and no SQL,
+        while no window is that old: the common case between window boundaries)."""
         with self._lock:
+            if min_live_start <= self._oldest:
+                return
+            self._flush()
             self._cur.execute("DELETE FROM win WHERE start < ?", (min_live_start,))
+            if self._cache:
+                self._cache = {pk: v for pk, v in self._cache.items()
+                               if pk[1] >= min_live_start}
+            row = self._cur.execute("SELECT min(start) FROM win").fetchone()
+            self._oldest = _INF if row[0] is None else row[0]
 
     def max_seq(self) -> int:
         return self._scalar("SELECT max(seq) FROM win") or 0
@@ -283,6 +422,9 @@ class SqliteWindowBytes(_SqliteBase):
 
 
 class SqliteSessionBytes(_SqliteBase):
+    """Rows ``(k, end_, start, v)``; pk: ``(k, end, start)``. No cache: every session
+    update starts with a ``find`` (an SQL read), which would flush it each time."""
+
     kind = "session"
     schema = """
     CREATE TABLE IF NOT EXISTS ses (
@@ -294,20 +436,28 @@ class SqliteSessionBytes(_SqliteBase):
             "ON CONFLICT (k, end_, start) DO UPDATE SET v = excluded.v")
     _DELETE = "DELETE FROM ses WHERE k = ? AND end_ = ? AND start = ?"
 
+    def __init__(self, name: str) -> None:
+        super().__init__(name, 0)
+
+    @staticmethod
+    def _put_row(pk: tuple, value: bytes) -> tuple:
+        return (*pk, value)
+
+    @staticmethod
+    def _pk_row(pk: tuple) -> tuple:
+        return pk
+
     def put(self, key: bytes, start: int, end: int, value: bytes) -> None:
         with self._lock:
-            self._cur.execute(self._PUT, (key, end, start, value))
+            self._set((key, end, start), value)
 
     def remove(self, key: bytes, start: int, end: int) -> None:
         with self._lock:
-            self._cur.execute(self._DELETE, (key, end, start))
+            self._set((key, end, start), None)
 
-    def put_many(self, rows: list[tuple[bytes, int, int, bytes | None]]) -> None:
-        with self._lock:
-            self._cur.executemany(self._PUT, [(k, e, s, v) for k, s, e, v in rows
-                                              if v is not None])
-            self._cur.executemany(self._DELETE, [(k, e, s) for k, s, e, v in rows
-                                                 if v is None])
+    def put_many(self, rows: list[tuple[Any, bytes | None]]) -> None:
+        """``(key, start, end, value or None)`` rows."""
+        super().put_many([((k, e, s), v) for k, s, e, v in rows])
 
     def find(self, key: bytes, earliest_end: int | None, latest_start: int | None
              ) -> Iterator[tuple[int, int, bytes]]:

@@ -115,14 +115,16 @@ def _write(store, kind: str, i: int) -> None:
         store.put(Windowed(f"k{i % 13}", w), None if i % 5 == 4 else i)
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "sqlite-tiny-cache"])
 @pytest.mark.parametrize("kind", ["kv", "window", "session"])
-def test_restart_restores_from_the_local_checkpoint_only_what_the_file_lacks(tmp_path, kind):
+def test_restart_restores_from_the_local_checkpoint_only_what_the_file_lacks(tmp_path, kind,
+                                                                            backend):
     """The task's writes go to the changelog; it commits at offset 60 (the next changelog
     offset), writes on, and crashes before its next commit. On restart the SQLite file
     holds the state at offset 60 and its checkpoint says so: replaying the changelog from
     there gives exactly the state of a store that saw every write."""
     collector = Collector()
-    store = opened(kind, "sqlite", str(tmp_path), collector, window_size_ms=10)
+    store = opened(kind, backend, str(tmp_path), collector, window_size_ms=10)
     for i in range(60):
         _write(store, kind, i)
     store.commit(len(collector.sent))
