@@ -408,9 +408,7 @@ class SqliteWindowBytes(_SqliteBase):
                 return
             self._flush()
             self._cur.execute("DELETE FROM win WHERE start < ?", (min_live_start,))
-            if self._cache:
-                self._cache = {pk: v for pk, v in self._cache.items()
-                               if pk[1] >= min_live_start}
+            self._cache.clear()  # flushed: cheaper than sifting out the expired entries
             row = self._cur.execute("SELECT min(start) FROM win").fetchone()
             self._oldest = _INF if row[0] is None else row[0]
 
