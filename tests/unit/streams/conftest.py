@@ -1,6 +1,6 @@
-"""Fixtures of the streams unit tests: a dict-backed key-value store, the stand-in for
-``stores.build`` while the state-store part is built elsewhere (api.KeyValueStore +
-api.StateStore, changelogging through the collector as the real stores do)."""
+"""Fixtures of the streams unit tests. ``store_factory``: ``stores.build`` once the
+state-store part is there, until then ``DictStore``, a dict-backed stand-in (api.KeyValueStore
++ api.StateStore, changelogging through the collector as the real stores do)."""
 
 from __future__ import annotations
 
@@ -78,6 +78,34 @@ class DictStore:
         self._data.clear()
 
 
+def _real_build():
+    from rillet.streams.serdes import Bytes
+    from rillet.streams.stores import build
+
+    try:
+        build(StoreSpec("probe", "kv", Bytes, Bytes, in_memory=True), TaskId(0, 0))
+    except NotImplementedError:
+        return None
+    return build
+
+
 @pytest.fixture
 def store_factory():
-    return DictStore
+    return _real_build() or DictStore
+
+
+@pytest.fixture
+def driver(store_factory):
+    """``driver(topology, **kw)``: a TopologyTestDriver, closed after the test."""
+    from rillet.streams.driver import TopologyTestDriver
+
+    made = []
+
+    def make(topology, application_id="test", **kw):
+        d = TopologyTestDriver(topology, application_id, store_factory=store_factory, **kw)
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        d.close()
