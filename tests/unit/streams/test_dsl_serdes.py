@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rillet.streams import serdes
@@ -24,16 +24,19 @@ def test_kafka_encodings():
     assert serdes.Bytes.serialize("t", bytearray(b"xy")) == b"xy"
 
 
+@settings(max_examples=40, deadline=None)
 @given(st.integers(-(2**63), 2**63 - 1))
 def test_long_round_trip(n):
     assert serdes.Long.deserialize("t", serdes.Long.serialize("t", n)) == n
 
 
+@settings(max_examples=40, deadline=None)
 @given(st.integers(-(2**31), 2**31 - 1))
 def test_integer_round_trip(n):
     assert serdes.Integer.deserialize("t", serdes.Integer.serialize("t", n)) == n
 
 
+@settings(max_examples=40, deadline=None)
 @given(st.floats(allow_nan=False))
 def test_double_round_trip(x):
     assert serdes.Double.deserialize("t", serdes.Double.serialize("t", x)) == x
@@ -42,9 +45,10 @@ def test_double_round_trip(x):
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text()
                     | st.floats(allow_nan=False, allow_infinity=False),
                     lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
-                    max_leaves=10)
+                    max_leaves=5)
 
 
+@settings(max_examples=40, deadline=None)
 @given(JSON, st.text())
 def test_json_and_string_round_trip(value, text):
     assert serdes.Json.deserialize("t", serdes.Json.serialize("t", value)) == value
@@ -99,6 +103,7 @@ def test_serde_of_unknown_name_suggests():
 VALUES = st.none() | st.text(max_size=20)
 
 
+@settings(max_examples=40, deadline=None)
 @given(VALUES, VALUES)
 def test_change_serde_round_trip(new, old):
     serde = ChangeSerde(serdes.String)
