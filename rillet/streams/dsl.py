@@ -135,7 +135,8 @@ class Stream:
     def select_key(self, fn: Callable[[Any, Any], Any]) -> Stream:
         """``fn(key, value) -> new key``."""
         _callable(fn, "select_key")
-        return self._then("KSTREAM-KEY-SELECT", functools.partial(P.SelectKeyNode, fn), rekeyed=True)
+        return self._then("KSTREAM-KEY-SELECT", functools.partial(P.SelectKeyNode, fn),
+                          rekeyed=True)
 
     def peek(self, fn: Callable[[Any, Any], None]) -> Stream:
         _callable(fn, "peek")

@@ -211,3 +211,19 @@ def test_grouped_table_adder_subtractor_equals_a_reference(store_factory, rows):
         # the last record per group in the output topic is the store's content
         last = dict(d.read_key_values("sums"))
         assert last == dict(d.store("sums").all())
+
+
+def test_materialized_keeps_an_unmaterialized_table_in_a_store(driver):
+    t = Topology(S, L)
+    prices = t.table("prices", "prices")
+    assert prices._materialized() is prices
+    cheap = prices.filter(lambda k, v: v < 10)
+    assert cheap._store is None
+    kept = cheap._materialized()
+    assert kept._store == "KTABLE-MATERIALIZE-STATE-STORE-0000000003"
+    kept.to("cheap")
+    d = driver(t)
+    for k, v in [("a", 5), ("b", 50), ("c", 1), ("a", 20)]:
+        d.pipe("prices", k, v, 0)
+    assert dict(d.store(kept._store).all()) == {"c": 1}
+    assert d.read_key_values("cheap") == [("a", 5), ("c", 1), ("a", None)]
