@@ -163,3 +163,42 @@ def test_store_access_and_close(driver):
     d.close()
     with pytest.raises(RuntimeError, match="closed"):
         d.pipe("in", "k", "v", 0)
+
+
+def test_task_graph_as_the_runtime_uses_it():
+    """graph.py's docstring recipe: stores in, record_from, process, partition_count."""
+    from rillet.streams.api import TaskId
+    from rillet.streams.graph import TaskGraph
+    from rillet.streams.stores import build
+
+    t = Topology(S, L)
+    t.stream("in").group_by_key().count("n").to_stream().to(
+        "out", partitioner=lambda k, v, n: n - 1)
+    (sub,) = t.compile().subtopologies
+    sent = []
+
+    class Collector:
+        def send(self, topic, key, value, timestamp, headers=(), partition=None):
+            sent.append((topic, key, value, timestamp, partition))
+
+    task = TaskId(sub.id, 3)
+    stores = {name: build(spec, task) for name, spec in sub.stores.items()}
+    for name, store in stores.items():
+        store.open(None, Collector(), (f"app-{name}-changelog", 3))
+    graph = TaskGraph(sub, application_id="app", task_id=task, stores=stores,
+                      collector=Collector(), clock=lambda: 0, partition_count=lambda t: 4)
+    with pytest.raises(RuntimeError, match="init"):
+        graph.process("in", Record("k", 1, 0))
+    graph.init()
+    record = graph.record_from("in", b"k", serdes.Long.serialize("in", 5), 42)
+    assert record == Record("k", 5, 42)
+    graph.process("in", record, partition=3, offset=10)
+    assert graph.stream_time == 42
+    assert ("out", b"k", serdes.Long.serialize("out", 1), 42, 3) in sent
+    assert any(s[0] == "app-n-changelog" and s[4] == 3 for s in sent)
+    with pytest.raises(KeyError, match="does not read 'other'"):
+        graph.record_from("other", None, None, 0)
+    with pytest.raises(ValueError, match="stores not given"):
+        TaskGraph(sub, application_id="app", task_id=task, stores={}, collector=Collector(),
+                  clock=lambda: 0)
+    graph.close()
