@@ -134,7 +134,7 @@ class SlidingWindowAggregateNode(_WindowedNode):
         d = self.windows.time_difference_ms
         stream_time = self._stream_time(record)
         close = stream_time - self.windows.grace_ms
-        if ts + 1 + d <= close:
+        if ts + d < close:
             self.drops.drop(self.context, record, "late: its windows are closed")
             return
         existing = dict(self.store.fetch_range(key, max(0, ts - d), ts + 1))
@@ -171,7 +171,7 @@ class SlidingWindowAggregateNode(_WindowedNode):
     def _update(self, key: Any, value: Any, ts: int, start: int, old: Any, close: int,
                 record: Record) -> None:
         w = self._window(start)
-        if w.end <= close:
+        if w.end < close:  # inclusive end: open while end >= stream time - grace
             return
         new = self.aggregator(key, value, self.initializer() if old is None else old)
         self.store.put(key, new, start)
@@ -182,7 +182,7 @@ class SlidingWindowAggregateNode(_WindowedNode):
         """A new window: the fold of the accepted records it holds (all arrived while it
         was open, since it is open now), plus this record if ``include``."""
         w = self._window(start)
-        if w.end <= close:
+        if w.end < close:  # inclusive end: open while end >= stream time - grace
             return
         agg = self.initializer()
         last = -1
@@ -267,6 +267,8 @@ class SuppressNode(Processor):
     def _due(self, w: Window) -> int:
         if self.sessions:
             return self.windows.final_time(w)  # type: ignore[union-attr]
+        if isinstance(self.windows, SlidingWindows):
+            return w.end + self.windows.grace_ms + 1  # inclusive end
         return w.end + self.windows.grace_ms
 
     def _timestamp(self, w: Window) -> int:

@@ -108,7 +108,9 @@ class SlidingWindows:
         _check_ms("grace_ms", self.grace_ms, positive=False)
 
     def close_time(self, window: Window) -> int:
-        return window.end + self.grace_ms
+        """Stream time at which ``window`` closes: its end is inclusive, so one ms after
+        end + grace (Kafka 3.x: a window is updated while end >= stream time - grace)."""
+        return window.end + self.grace_ms + 1
 
     def retention_ms(self) -> int:
         """Kafka: ``2 * time_difference + grace`` (a record reads windows up to 2d back)."""
