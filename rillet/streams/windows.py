@@ -146,7 +146,9 @@ class SessionWindows:
         return session.end + self.inactivity_gap_ms + self.grace_ms + 1
 
     def retention_ms(self) -> int:
-        return self.inactivity_gap_ms + self.grace_ms
+        """gap + grace + 1: a session ending at stream time - gap - grace can still take a
+        record (Kafka keeps gap + grace, one ms short of that)."""
+        return self.inactivity_gap_ms + self.grace_ms + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,8 +174,10 @@ class JoinWindows:
         return self.before_ms + self.after_ms  # type: ignore[operator]
 
     def retention_ms(self) -> int:
-        """Kafka's: before + after + grace."""
-        return self.size_ms + self.grace_ms
+        """before + after + grace + 1: a record must be kept until stream time passes its
+        timestamp + the far end + grace (Kafka's before + after + grace drops a zero-width
+        window's records at once)."""
+        return self.size_ms + self.grace_ms + 1
 
     def matches(self, left_ts: int, right_ts: int) -> bool:
         return left_ts - self.before_ms <= right_ts <= left_ts + self.after_ms  # type: ignore[operator]

@@ -72,11 +72,11 @@ def test_non_integer_durations_are_refused():
 
 def test_join_windows_symmetric_by_default_and_matches():
     w = JoinWindows(5)
-    assert (w.before_ms, w.after_ms, w.size_ms, w.retention_ms()) == (5, 5, 10, 10)
+    assert (w.before_ms, w.after_ms, w.size_ms, w.retention_ms()) == (5, 5, 10, 11)
     a = JoinWindows(10, 2, grace_ms=3)
     assert a.matches(100, 90) and a.matches(100, 102)
     assert not a.matches(100, 89) and not a.matches(100, 103)
-    assert a.retention_ms() == 15
+    assert a.retention_ms() == 16
 
 
 def test_session_final_time_and_lateness():

@@ -140,13 +140,13 @@ def test_late_records_are_dropped_counted_and_logged():
     sink = logger.add(warnings.append, level="WARNING", format="{message}")
     try:
         w = TumblingWindows(MINUTE, grace_ms=10_000)
-        records = [("alice", 1, 5_000), ("alice", 1, 75_000), ("alice", 1, 59_000),
-                   ("bob", 1, 50_000), ("alice", 1, 70_001)]
+        records = [("alice", 1, 5_000), ("alice", 1, 70_000), ("alice", 1, 59_000),
+                   ("bob", 1, 50_000), ("alice", 1, 60_000)]
         table, _, _, driver = _run(w, records)
     finally:
         logger.remove(sink)
-    # at stream time 75 000 the first minute's window closed at 70 000: 59 000 and
-    # 50 000 are late; 70 001 is in the open second minute
+    # at stream time 70 000 the first minute's window has just closed (end 60 000 + grace
+    # 10 000): 59 000 and 50 000 are late; 60 000 is in the open second minute
     assert table == {Windowed("alice", Window(0, MINUTE)): 1,
                      Windowed("alice", Window(MINUTE, 2 * MINUTE)): 2}
     node = next(p for g in driver._tasks for p in g._processors.values()
@@ -198,6 +198,18 @@ def test_sliding_windows_equal_the_reference(records, d, grace, suppress):
     assert table == reference
     if suppress:
         _check_finals(finals, reference, stream_time, lambda win: win.end + grace + 1)
+    driver.close()
+
+
+def test_sliding_window_closes_one_ms_after_its_inclusive_end_plus_grace():
+    """[5, 10] still takes a record at 10 while stream time is 10 (grace 0): its final
+    result waits for stream time 11."""
+    table, finals, _, driver = _run(SlidingWindows(5), [("k", 1, 10), ("k", 1, 10)],
+                                    suppress=True)
+    assert finals == []
+    driver.pipe("orders", "k", 1, 11)
+    got = [(r.key.window, r.value) for r in driver.read_output("final")]
+    assert got == [(Window(5, 10), 2)]
     driver.close()
 
 
@@ -254,6 +266,18 @@ def test_session_merge_forwards_a_delete_for_the_merged_sessions():
     driver.pipe("orders", "k", 1, 22)  # within 10 of [15,15] and [30,30]: merges them
     got = [(r.key.window, r.value) for r in driver.read_output("updates")]
     assert got[-3:] == [(Window(15, 15), None), (Window(30, 30), None), (Window(15, 30), 3)]
+    driver.close()
+
+
+def test_a_final_session_is_never_merged_again():
+    """Gap 10, grace 5: [0, 0] is final at stream time 16; a record at 9 that is within
+    the gap of it and of the live [18, 18] merges only with the live one, so the final
+    result already emitted for [0, 0] stays true."""
+    w = SessionWindows(10, grace_ms=5)
+    table, finals, _, driver = _run(w, [("k", 1, 0), ("k", 1, 18), ("k", 1, 9)],
+                                    suppress=True, kind="count")
+    assert table == {Windowed("k", Window(0, 0)): 1, Windowed("k", Window(9, 18)): 2}
+    assert [(k.window, v) for k, v, _ in finals] == [(Window(0, 0), 1)]
     driver.close()
 
 
