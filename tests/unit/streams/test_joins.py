@@ -15,7 +15,7 @@ from rillet.streams.driver import TopologyTestDriver
 from rillet.streams.topology import Topology
 from rillet.streams.windows import JoinWindows
 
-SETTINGS = settings(max_examples=30, deadline=None,
+SETTINGS = settings(max_examples=20, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 KEYS = ["a", "b", "c"]
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hypothesis import given
+from hypothesis import given, settings
 
 from rillet.streams.api import Window, Windowed
 from rillet.streams.driver import TopologyTestDriver
@@ -27,7 +27,7 @@ def _example():
     return module
 
 
-@SETTINGS
+@settings(SETTINGS, max_examples=10)
 @given(orders())
 def test_example_final_counts_equal_the_reference(records):
     example = _example()
