@@ -135,7 +135,8 @@ class Stream:
     def select_key(self, fn: Callable[[Any, Any], Any]) -> Stream:
         """``fn(key, value) -> new key``."""
         _callable(fn, "select_key")
-        return self._then("KSTREAM-KEY-SELECT", functools.partial(P.SelectKeyNode, fn), rekeyed=True)
+        return self._then("KSTREAM-KEY-SELECT", functools.partial(P.SelectKeyNode, fn),
+                          rekeyed=True)
 
     def peek(self, fn: Callable[[Any, Any], None]) -> Stream:
         _callable(fn, "peek")
@@ -269,7 +270,7 @@ class GroupedStream:
                    value_serde: Serde | None, make: Callable[[str], Processor]) -> Table:
         t, s = self._topology, self._stream
         spec = store_spec(t, store, f"{prefix}-", s._key_serde, value_serde)
-        stream = s._repartitioned(spec.name)
+        stream = s._repartitioned(spec.name, key_serde=spec.key_serde)
         node = t.add_processor(t.new_name(prefix), functools.partial(make, spec.name),
                                (stream._node,), (spec.name,))
         return Table(t, node, spec.key_serde, spec.value_serde, store=spec.name)

@@ -150,6 +150,7 @@ class TaskGraph:
         self._contexts: dict[str, NodeContext] = {}
         self._queues: dict[PunctuationType, list[tuple[int, int, _Schedule]]] = {
             PunctuationType.STREAM_TIME: [], PunctuationType.WALL_CLOCK_TIME: []}
+        self._stream_queue = self._queues[PunctuationType.STREAM_TIME]
         self._seq = itertools.count()
         self._initialized = False
 
@@ -202,7 +203,9 @@ class TaskGraph:
             self._processors[source.node].process(record)
         finally:
             self.topic = self.partition = self.offset = None
-        self.punctuate_stream_time()
+        queue = self._stream_queue
+        if queue and queue[0][0] <= self.stream_time:
+            self._punctuate(PunctuationType.STREAM_TIME, self.stream_time)
 
     # punctuation -----------------------------------------------------------------------
     def _schedule(self, ctx: NodeContext, interval: int, kind: PunctuationType,

@@ -82,7 +82,7 @@ class MapNode(Processor):
 
     def process(self, record: Record) -> None:
         key, value = _pair(self.fn, self.fn(record.key, record.value))
-        self.context.forward(record.with_(key=key, value=value))
+        self.context.forward(Record(key, value, record.timestamp, record.headers))
 
 
 class MapValuesNode(Processor):
@@ -90,7 +90,8 @@ class MapValuesNode(Processor):
         self.fn = fn
 
     def process(self, record: Record) -> None:
-        self.context.forward(record.with_(value=self.fn(record.value)))
+        self.context.forward(Record(record.key, self.fn(record.value),
+                                    record.timestamp, record.headers))
 
 
 class SelectKeyNode(Processor):
@@ -98,7 +99,8 @@ class SelectKeyNode(Processor):
         self.fn = fn
 
     def process(self, record: Record) -> None:
-        self.context.forward(record.with_(key=self.fn(record.key, record.value)))
+        self.context.forward(Record(self.fn(record.key, record.value), record.value,
+                                    record.timestamp, record.headers))
 
 
 class FilterNode(Processor):
@@ -118,7 +120,7 @@ class FlatMapNode(Processor):
     def process(self, record: Record) -> None:
         for out in self.fn(record.key, record.value):
             key, value = _pair(self.fn, out)
-            self.context.forward(record.with_(key=key, value=value))
+            self.context.forward(Record(key, value, record.timestamp, record.headers))
 
 
 class FlatMapValuesNode(Processor):
@@ -127,7 +129,7 @@ class FlatMapValuesNode(Processor):
 
     def process(self, record: Record) -> None:
         for value in self.fn(record.value):
-            self.context.forward(record.with_(value=value))
+            self.context.forward(Record(record.key, value, record.timestamp, record.headers))
 
 
 class PeekNode(Processor):
@@ -179,7 +181,8 @@ class StreamAggregateNode(Processor):
         new = self.aggregator(record.key, record.value,
                               self.initializer() if old is None else old)
         self.store.put(record.key, new)
-        self.context.forward(record.with_(value=Change(new, old)))
+        self.context.forward(Record(record.key, Change(new, old),
+                                    record.timestamp, record.headers))
 
 
 class StreamReduceNode(StreamAggregateNode):
@@ -211,7 +214,8 @@ class TableSourceNode(Processor):
             return
         old = self.store.get(record.key)
         self.store.put(record.key, record.value)
-        self.context.forward(record.with_(value=Change(record.value, old)))
+        self.context.forward(Record(record.key, Change(record.value, old),
+                                    record.timestamp, record.headers))
 
 
 class _TableTransform(Processor):
@@ -243,7 +247,8 @@ class _TableTransform(Processor):
             old = None if change.old is None else self._compute(key, change.old)
         if new is None and old is None and self._drops_empty:
             return
-        self.context.forward(record.with_(value=Change(new, old)))
+        self.context.forward(Record(record.key, Change(new, old),
+                                    record.timestamp, record.headers))
 
     _drops_empty = False
 
@@ -277,7 +282,8 @@ class TableToStreamNode(Processor):
     """``Table.to_stream``: the new value (None: a tombstone)."""
 
     def process(self, record: Record) -> None:
-        self.context.forward(record.with_(value=record.value.new))
+        self.context.forward(Record(record.key, record.value.new,
+                                    record.timestamp, record.headers))
 
 
 class TableSelectNode(Processor):
@@ -292,10 +298,12 @@ class TableSelectNode(Processor):
         change: Change = record.value
         if change.old is not None:
             key, value = _pair(self.fn, self.fn(record.key, change.old))
-            self.context.forward(record.with_(key=key, value=Change(None, value)))
+            self.context.forward(Record(key, Change(None, value),
+                                        record.timestamp, record.headers))
         if change.new is not None:
             key, value = _pair(self.fn, self.fn(record.key, change.new))
-            self.context.forward(record.with_(key=key, value=Change(value, None)))
+            self.context.forward(Record(key, Change(value, None),
+                                        record.timestamp, record.headers))
 
 
 class TableAggregateNode(Processor):
@@ -327,7 +335,8 @@ class TableAggregateNode(Processor):
             agg = self.adder(record.key, change.new,
                              self.initializer() if agg is None else agg)
         self.store.put(record.key, agg)
-        self.context.forward(record.with_(value=Change(agg, old_agg)))
+        self.context.forward(Record(record.key, Change(agg, old_agg),
+                                    record.timestamp, record.headers))
 
 
 class TableReduceNode(TableAggregateNode):

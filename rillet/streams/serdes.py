@@ -247,7 +247,7 @@ def from_bytes(serde: Serde, topic: str, data: bytes | None) -> Any:
 
 
 __all__ = [
-    "BY_NAME", "Bytes", "BytesSerde", "ChangeSerde", "Double", "DoubleSerde", "Integer", "IntegerSerde",
-    "Json", "JsonSerde", "Long", "LongSerde", "SerdeError", "String", "StringSerde",
+    "BY_NAME", "Bytes", "BytesSerde", "ChangeSerde", "Double", "DoubleSerde", "Integer",
+    "IntegerSerde", "Json", "JsonSerde", "Long", "LongSerde", "SerdeError", "String", "StringSerde",
     "from_bytes", "serde_of", "to_bytes",
 ]

@@ -82,6 +82,7 @@ class _SqliteBase:
         else:
             os.makedirs(task_dir, exist_ok=True)
             path = os.path.join(task_dir, f"{self.name}.sqlite")
+        self._task_dir, self.path = task_dir, path  # known to wipe() even if this fails
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                                cached_statements=64)
         try:
@@ -104,7 +105,6 @@ class _SqliteBase:
             conn.close()
             raise
         self._conn, self._cur = conn, conn.cursor()
-        self._task_dir, self.path = task_dir, path
 
     def checkpoint(self) -> int | None:
         with self._lock:
