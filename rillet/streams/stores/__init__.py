@@ -19,7 +19,12 @@ import re
 from ..api import StoreSpec, TaskId
 from .errors import InvalidStateStoreError, StoreFileError
 from .memory import MemoryKeyValueBytes, MemorySessionBytes, MemoryWindowBytes
-from .sqlite import SqliteKeyValueBytes, SqliteSessionBytes, SqliteWindowBytes
+from .sqlite import (
+    DEFAULT_CACHE_ENTRIES,
+    SqliteKeyValueBytes,
+    SqliteSessionBytes,
+    SqliteWindowBytes,
+)
 from .typed import KeyValueStoreImpl, SessionStoreImpl, WindowStoreImpl
 
 # a store name becomes part of a topic name and of a file name: Kafka's legal topic chars
@@ -44,8 +49,10 @@ def check_spec(spec: StoreSpec) -> None:
         raise ValueError(f"store {spec.name!r}: retain_duplicates is for window stores")
 
 
-def build(spec: StoreSpec, task_id: TaskId) -> Store:
-    """A task's instance of the store ``spec`` (not yet open: the task calls ``open``)."""
+def build(spec: StoreSpec, task_id: TaskId, *,
+          cache_entries: int = DEFAULT_CACHE_ENTRIES) -> Store:
+    """A task's instance of the store ``spec`` (not yet open: the task calls ``open``).
+    ``cache_entries``: the SQLite stores' write-back cache (sqlite.py), 0 for none."""
     check_spec(spec)
     if spec.in_memory:
         if spec.kind == "kv":
@@ -55,12 +62,13 @@ def build(spec: StoreSpec, task_id: TaskId) -> Store:
                                    MemoryWindowBytes(spec.name, spec.retain_duplicates))
         return SessionStoreImpl(spec, task_id, MemorySessionBytes(spec.name))
     if spec.kind == "kv":
-        return KeyValueStoreImpl(spec, task_id, SqliteKeyValueBytes(spec.name))
+        return KeyValueStoreImpl(spec, task_id, SqliteKeyValueBytes(spec.name, cache_entries))
     if spec.kind == "window":
         return WindowStoreImpl(spec, task_id,
-                               SqliteWindowBytes(spec.name, spec.retain_duplicates))
+                               SqliteWindowBytes(spec.name, spec.retain_duplicates,
+                                                 cache_entries))
     return SessionStoreImpl(spec, task_id, SqliteSessionBytes(spec.name))
 
 
-__all__ = ["InvalidStateStoreError", "KeyValueStoreImpl", "SessionStoreImpl", "Store",
+__all__ = ["DEFAULT_CACHE_ENTRIES", "InvalidStateStoreError", "KeyValueStoreImpl", "SessionStoreImpl", "Store",
            "StoreFileError", "WindowStoreImpl", "build", "check_spec"]

@@ -9,6 +9,15 @@ fsync), so the local state and its checkpoint never disagree: after a crash (no 
 the file reopens at the last commit, with that commit's checkpoint, and the task restores
 the changelog from there. ``close`` without ``commit`` discards the uncommitted writes.
 
+A write-back cache (key-value and window stores without duplicates, Kafka's caching layer
+without its downstream de-duplication): puts land in a dict of at most ``cache_entries``
+entries and reach SQLite in one ``executemany`` at commit, when the dict is full, or before
+any SQL read (iterations, counts); point reads are answered from it when it holds the key,
+misses are read from SQLite and remembered. It is part of the open transaction: a close or
+crash without commit loses it exactly as it loses the uncommitted rows, so the file and its
+checkpoint still agree. Changelog records are not cached: they are sent on every put (the
+typed store does), so ``commit``'s offset covers them.
+
 Threads: one connection per store, used under the store's lock by the task's thread and by
 interactive-query threads alike (``check_same_thread=False``). So a query sees the latest
 writes, uncommitted ones included, exactly as with the in-memory store (and Kafka's RocksDB
@@ -20,188 +29,63 @@ across a yield and a slow reader never holds up the task for more than one page.
 
 from __future__ import annotations
 
-import os
-import sqlite3
-import threading
 from collections.abc import Iterator
 from typing import Any
 
-from .errors import InvalidStateStoreError, StoreFileError
+from .sqlite_base import _MAX, _MIN, _PAGE, DEFAULT_CACHE_ENTRIES, _SqliteBase
 
-_PAGE = 1024
-_MIN, _MAX = -(2**63), 2**63 - 1
-
-_META = """
-CREATE TABLE IF NOT EXISTS rillet_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS rillet_checkpoint (
-    id INTEGER PRIMARY KEY CHECK (id = 0), changelog_offset INTEGER);
-"""
-
-
-class _ClosedCursor:
-    """A closed store's cursor: every use raises InvalidStateStoreError."""
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    def __getattr__(self, attr: str) -> Any:
-        raise InvalidStateStoreError(self._name)
-
-
-class _SqliteBase:
-    """Life cycle: open, transaction kept open, commit with the checkpoint, close, wipe."""
-
-    kind = ""
-    schema = ""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-        self._cur: Any = _ClosedCursor(name)
-        self._task_dir: str | None = None
-        self.path: str | None = None
-
-    @property
-    def persistent(self) -> bool:
-        return self.path is not None and self.path != ":memory:"
-
-    @property
-    def is_open(self) -> bool:
-        return self._conn is not None
-
-    def open(self, task_dir: str | None) -> None:
-        with self._lock:
-            if self._conn is not None:
-                raise InvalidStateStoreError(self.name, "already open")
-            self._connect(task_dir)
-
-    def _connect(self, task_dir: str | None) -> None:  # under the lock
-        if task_dir is None:
-            path = ":memory:"
-        else:
-            os.makedirs(task_dir, exist_ok=True)
-            path = os.path.join(task_dir, f"{self.name}.sqlite")
-        self._task_dir, self.path = task_dir, path  # known to wipe() even if this fails
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
-                               cached_statements=64)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA journal_size_limit=67108864")
-            conn.execute("PRAGMA cache_size=-16384")  # 16 MiB of page cache
-            conn.executescript(_META + self.schema)
-            row = conn.execute("SELECT value FROM rillet_meta WHERE key='kind'").fetchone()
-            if row is None:
-                conn.execute("INSERT INTO rillet_meta VALUES ('kind', ?)", (self.kind,))
-            elif row[0] != self.kind:
-                raise StoreFileError(path, f"holds a {row[0]} store, not a {self.kind} "
-                                           f"store (wipe it to start afresh)")
-            conn.execute("BEGIN")
-        except sqlite3.DatabaseError as e:
-            conn.close()
-            raise StoreFileError(path, str(e)) from e
-        except BaseException:
-            conn.close()
-            raise
-        self._conn, self._cur = conn, conn.cursor()
-
-    def checkpoint(self) -> int | None:
-        with self._lock:
-            row = self._cur.execute(
-                "SELECT changelog_offset FROM rillet_checkpoint WHERE id=0").fetchone()
-        return None if row is None else row[0]
-
-    def commit(self, changelog_offset: int | None) -> None:
-        with self._lock:
-            cur = self._cur
-            cur.execute("INSERT OR REPLACE INTO rillet_checkpoint VALUES (0, ?)",
-                        (changelog_offset,))
-            cur.execute("COMMIT")
-            cur.execute("BEGIN")
-
-    def _disconnect(self) -> None:  # under the lock; uncommitted writes are rolled back
-        conn, self._conn, self._cur = self._conn, None, _ClosedCursor(self.name)
-        if conn is not None:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            conn.close()
-
-    def close(self) -> None:
-        with self._lock:
-            self._disconnect()
-
-    def wipe(self) -> None:
-        """Delete the file (an open store stays open, empty)."""
-        with self._lock:
-            was_open = self._conn is not None
-            self._disconnect()
-            if self.persistent:
-                for suffix in ("", "-wal", "-shm"):
-                    try:
-                        os.remove(self.path + suffix)  # type: ignore[operator]
-                    except FileNotFoundError:
-                        pass
-            if was_open:
-                self._connect(self._task_dir)
-
-    def _scalar(self, sql: str, params: tuple = ()) -> Any:
-        with self._lock:
-            row = self._cur.execute(sql, params).fetchone()
-        return None if row is None else row[0]
-
-    def _pages(self, first: str, more: str, params: tuple, width: int) -> Iterator[tuple]:
-        """Rows of ``first`` (params + page size), then of ``more`` (params + the last
-        row's first ``width`` columns + page size) until a short page."""
-        sql, args = first, params
-        while True:
-            with self._lock:
-                rows = self._cur.execute(sql, (*args, _PAGE)).fetchall()
-            yield from rows
-            if len(rows) < _PAGE:
-                return
-            sql, args = more, (*params, *rows[-1][:width])
+__all__ = ["DEFAULT_CACHE_ENTRIES", "SqliteKeyValueBytes", "SqliteSessionBytes",
+           "SqliteWindowBytes"]
 
 
 class SqliteKeyValueBytes(_SqliteBase):
+    """Rows ``(k, v)``; pk: the key."""
+
     kind = "kv"
     schema = """
     CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;
     """
     _PUT = "INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v"
+    _DELETE = "DELETE FROM kv WHERE k = ?"
+    _GET = "SELECT v FROM kv WHERE k = ?"
+
+    @staticmethod
+    def _put_row(pk: bytes, value: bytes) -> tuple:
+        return (pk, value)
+
+    @staticmethod
+    def _pk_row(pk: bytes) -> tuple:
+        return (pk,)
 
     def get(self, key: bytes) -> bytes | None:
         with self._lock:
-            row = self._cur.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
-        return None if row is None else row[0]
+            return self._get(key)
 
     def put(self, key: bytes, value: bytes) -> None:
         with self._lock:
-            self._cur.execute(self._PUT, (key, value))
-
-    def put_many(self, items: list[tuple[bytes, bytes | None]]) -> None:
-        with self._lock:
-            self._cur.executemany(self._PUT, [kv for kv in items if kv[1] is not None])
-            self._cur.executemany("DELETE FROM kv WHERE k = ?",
-                                  [(k,) for k, v in items if v is None])
+            self._set(key, value)
 
     def delete(self, key: bytes) -> bytes | None:
         with self._lock:
-            row = self._cur.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
-            if row is not None:
-                self._cur.execute("DELETE FROM kv WHERE k = ?", (key,))
-        return None if row is None else row[0]
+            old = self._get(key)
+            if old is not None:
+                self._set(key, None)
+            return old
 
     def range(self, lo: bytes | None, hi: bytes | None) -> Iterator[tuple[bytes, bytes]]:
         upper = "" if hi is None else " AND k <= ?"
-        tail = upper + " ORDER BY k LIMIT ?"
         params: tuple = () if hi is None else (hi,)
-        first = "SELECT k, v FROM kv WHERE k >= ?" + tail
-        more = "SELECT k, v FROM kv WHERE k > ?" + tail
-        # the bound parameter comes first in both queries: reorder (lo/after, hi, limit)
-        sql, bound = first, (b"" if lo is None else lo)
+        return self._pages_from(
+            "SELECT k, v FROM kv WHERE k >= ?" + upper + " ORDER BY k LIMIT ?",
+            "SELECT k, v FROM kv WHERE k > ?" + upper + " ORDER BY k LIMIT ?",
+            b"" if lo is None else lo, params)
+
+    def _pages_from(self, first: str, more: str, bound: bytes, params: tuple
+                    ) -> Iterator[tuple[bytes, bytes]]:
+        sql = first
         while True:
             with self._lock:
+                self._flush()
                 rows = self._cur.execute(sql, (bound, *params, _PAGE)).fetchall()
             yield from rows
             if len(rows) < _PAGE:
@@ -212,7 +96,13 @@ class SqliteKeyValueBytes(_SqliteBase):
         return self._scalar("SELECT count(*) FROM kv")
 
 
+_INF = 2**63
+
+
 class SqliteWindowBytes(_SqliteBase):
+    """Rows ``(k, start, seq, v)``; pk: ``(k, start, seq)``. Stores retaining duplicates
+    (every put a new row, reads by range) skip the cache."""
+
     kind = "window"
     schema = """
     CREATE TABLE IF NOT EXISTS win (
@@ -223,26 +113,49 @@ class SqliteWindowBytes(_SqliteBase):
     _PUT = ("INSERT INTO win (k, start, seq, v) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (k, start, seq) DO UPDATE SET v = excluded.v")
     _DELETE = "DELETE FROM win WHERE k = ? AND start = ? AND seq = ?"
+    _GET = "SELECT v FROM win WHERE k = ? AND start = ? AND seq = ?"
 
-    def __init__(self, name: str, retain_duplicates: bool) -> None:
-        super().__init__(name)
+    def __init__(self, name: str, retain_duplicates: bool,
+                 cache_entries: int = DEFAULT_CACHE_ENTRIES) -> None:
+        super().__init__(name, 0 if retain_duplicates else cache_entries)
         self.dups = retain_duplicates
+        self._oldest = _INF  # no window starts before: expiry below it has nothing to do
+
+    @staticmethod
+    def _put_row(pk: tuple, value: bytes) -> tuple:
+        return (*pk, value)
+
+    @staticmethod
+    def _pk_row(pk: tuple) -> tuple:
+        return pk
+
+    def _connected(self) -> None:
+        row = self._cur.execute("SELECT min(start) FROM win").fetchone()
+        self._oldest = _INF if row[0] is None else row[0]
+
+    def _restored(self, rows: list) -> None:
+        for (_, start, _), value in rows:
+            if value is not None and start < self._oldest:
+                self._oldest = start
+
+    def put_many(self, rows: list[tuple[Any, bytes | None]]) -> None:
+        """``(key, start, seq, value or None)`` rows."""
+        super().put_many([((k, s, q), v) for k, s, q, v in rows])
 
     def put(self, key: bytes, start: int, seq: int, value: bytes) -> None:
         with self._lock:
-            self._cur.execute(self._PUT, (key, start, seq, value))
+            self._set((key, start, seq), value)
+            if start < self._oldest:
+                self._oldest = start
 
     def delete(self, key: bytes, start: int, seq: int = 0) -> None:
         with self._lock:
-            self._cur.execute(self._DELETE, (key, start, seq))
-
-    def put_many(self, rows: list[tuple[bytes, int, int, bytes | None]]) -> None:
-        with self._lock:
-            self._cur.executemany(self._PUT, [r for r in rows if r[3] is not None])
-            self._cur.executemany(self._DELETE, [r[:3] for r in rows if r[3] is None])
+            self._set((key, start, seq), None)
 
     def get(self, key: bytes, start: int) -> bytes | None:
         with self._lock:
+            if not self.dups:
+                return self._get((key, start, 0))
             row = self._cur.execute(
                 "SELECT v FROM win WHERE k = ? AND start = ? ORDER BY seq LIMIT 1",
                 (key, start)).fetchone()
@@ -272,8 +185,16 @@ class SqliteWindowBytes(_SqliteBase):
         return ((k, start, v) for start, k, _seq, v in rows)
 
     def expire_before(self, min_live_start: int) -> None:
+        """Drop the windows whose start is < ``min_live_start`` (nothing to do, and no SQL,
+        while no window is that old: the common case between window boundaries)."""
         with self._lock:
+            if min_live_start <= self._oldest:
+                return
+            self._flush()
             self._cur.execute("DELETE FROM win WHERE start < ?", (min_live_start,))
+            self._cache.clear()  # flushed: cheaper than sifting out the expired entries
+            row = self._cur.execute("SELECT min(start) FROM win").fetchone()
+            self._oldest = _INF if row[0] is None else row[0]
 
     def max_seq(self) -> int:
         return self._scalar("SELECT max(seq) FROM win") or 0
@@ -283,6 +204,9 @@ class SqliteWindowBytes(_SqliteBase):
 
 
 class SqliteSessionBytes(_SqliteBase):
+    """Rows ``(k, end_, start, v)``; pk: ``(k, end, start)``. No cache: every session
+    update starts with a ``find`` (an SQL read), which would flush it each time."""
+
     kind = "session"
     schema = """
     CREATE TABLE IF NOT EXISTS ses (
@@ -294,20 +218,28 @@ class SqliteSessionBytes(_SqliteBase):
             "ON CONFLICT (k, end_, start) DO UPDATE SET v = excluded.v")
     _DELETE = "DELETE FROM ses WHERE k = ? AND end_ = ? AND start = ?"
 
+    def __init__(self, name: str) -> None:
+        super().__init__(name, 0)
+
+    @staticmethod
+    def _put_row(pk: tuple, value: bytes) -> tuple:
+        return (*pk, value)
+
+    @staticmethod
+    def _pk_row(pk: tuple) -> tuple:
+        return pk
+
     def put(self, key: bytes, start: int, end: int, value: bytes) -> None:
         with self._lock:
-            self._cur.execute(self._PUT, (key, end, start, value))
+            self._set((key, end, start), value)
 
     def remove(self, key: bytes, start: int, end: int) -> None:
         with self._lock:
-            self._cur.execute(self._DELETE, (key, end, start))
+            self._set((key, end, start), None)
 
-    def put_many(self, rows: list[tuple[bytes, int, int, bytes | None]]) -> None:
-        with self._lock:
-            self._cur.executemany(self._PUT, [(k, e, s, v) for k, s, e, v in rows
-                                              if v is not None])
-            self._cur.executemany(self._DELETE, [(k, e, s) for k, s, e, v in rows
-                                                 if v is None])
+    def put_many(self, rows: list[tuple[Any, bytes | None]]) -> None:
+        """``(key, start, end, value or None)`` rows."""
+        super().put_many([((k, e, s), v) for k, s, e, v in rows])
 
     def find(self, key: bytes, earliest_end: int | None, latest_start: int | None
              ) -> Iterator[tuple[int, int, bytes]]:

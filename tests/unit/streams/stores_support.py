@@ -51,12 +51,15 @@ CHANGELOG = ("app-s-changelog", 1)
 
 
 def spec(kind: str, backend: str, **kw) -> StoreSpec:
+    """``backend``: memory, sqlite, or sqlite-tiny-cache (a 3-entry write-back cache, so
+    short tests flush and evict it often)."""
     return StoreSpec(kw.pop("name", "s"), kind, Str(), Long(), in_memory=backend == "memory",
                      **kw)
 
 
 def opened(kind: str, backend: str, task_dir=None, collector=None, **kw):
-    store = stores.build(spec(kind, backend, **kw), TASK)
+    cache = 3 if backend == "sqlite-tiny-cache" else stores.DEFAULT_CACHE_ENTRIES
+    store = stores.build(spec(kind, backend, **kw), TASK, cache_entries=cache)
     store.open(task_dir, collector, CHANGELOG if collector is not None else None)
     return store
 

@@ -12,7 +12,7 @@ from rillet.streams.api import Window, Windowed
 
 from .stores_support import Collector, opened
 
-BACKENDS = ["memory", "sqlite"]
+BACKENDS = ["memory", "sqlite", "sqlite-tiny-cache"]
 keys = st.text(alphabet="abcé\x00", max_size=3)
 values = st.integers(-(2**63), 2**63 - 1)
 times = st.integers(0, 60)
