@@ -147,11 +147,11 @@ def reference_stream_stream(events, before, after, grace, how):
     return out
 
 
-def _run_stream_stream(events, window, how):
+def _run_stream_stream(events, window, how, store_factory=None):
     t = Topology(serdes.String, serdes.String)
     left, right = t.stream("L"), t.stream("R")
     left.join(right, joiner, window=window, how=how).to("out")
-    driver = TopologyTestDriver(t)
+    driver = TopologyTestDriver(t, store_factory=store_factory)
     out = []
     for side, key, value, ts in events:
         driver.pipe("L" if side == "left" else "R", key, value, ts)
@@ -166,6 +166,18 @@ def test_stream_stream_join_equals_the_reference(events, before, after, grace, h
     window = JoinWindows(before, after, grace_ms=grace)
     got, driver = _run_stream_stream(events, window, how)
     assert Counter(got) == Counter(reference_stream_stream(events, before, after, grace, how))
+    driver.close()
+
+
+@settings(SETTINGS, max_examples=8)
+@given(stream_stream_events(), st.sampled_from(["inner", "left", "outer"]))
+def test_stream_stream_join_on_sqlite_stores(events, how):
+    """The runtime's default stores (SQLite): duplicates, range fetches and flags."""
+    from .test_windows_aggregate import sqlite_stores
+
+    got, driver = _run_stream_stream(events, JoinWindows(4, 6, grace_ms=3), how,
+                                     sqlite_stores)
+    assert Counter(got) == Counter(reference_stream_stream(events, 4, 6, 3, how))
     driver.close()
 
 

@@ -4,6 +4,7 @@ out-of-order and late records."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter, defaultdict
 
 import pytest
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from rillet.streams import serdes
 from rillet.streams.api import Window, Windowed
 from rillet.streams.driver import TopologyTestDriver
+from rillet.streams.stores import build
 from rillet.streams.topology import Topology
 from rillet.streams.windows import (
     HoppingWindows,
@@ -56,10 +58,16 @@ def _topology(windows, *, suppress: bool, kind: str = "count"):
     return t
 
 
-def _run(windows, records, *, suppress=False, kind="count"):
+def sqlite_stores(spec, task_id):
+    """The driver's store factory with the runtime's default backend (SQLite)."""
+    return build(dataclasses.replace(spec, in_memory=False), task_id)
+
+
+def _run(windows, records, *, suppress=False, kind="count", store_factory=None):
     """Pipe ``records``; returns (latest value per windowed key from the updates, the
     final results as (Windowed, value, stream time when emitted), stream time, driver)."""
-    driver = TopologyTestDriver(_topology(windows, suppress=suppress, kind=kind))
+    driver = TopologyTestDriver(_topology(windows, suppress=suppress, kind=kind),
+                                store_factory=store_factory)
     table: dict[Windowed, int] = {}
     finals = []
     stream_time = -1
@@ -118,6 +126,20 @@ def test_orders_per_customer_per_minute_equal_the_reference(records, suppress):
     assert table == reference
     if suppress:
         _check_finals(finals, reference, stream_time, lambda win: win.end + 10_000)
+    driver.close()
+
+
+@settings(SETTINGS, max_examples=8)
+@given(orders())
+def test_orders_per_minute_on_sqlite_stores(records):
+    """The same on the runtime's default stores (SQLite, with their write-back cache)."""
+    w = TumblingWindows(MINUTE, grace_ms=10_000)
+    table, finals, stream_time, driver = _run(w, records, suppress=True,
+                                              store_factory=sqlite_stores)
+    reference = reference_time_windows(records, MINUTE, MINUTE, 10_000)
+    assert table == reference
+    _check_finals(finals, reference, stream_time, lambda win: win.end + 10_000)
+    assert "Sqlite" in repr(driver.store("per-window"))
     driver.close()
 
 
