@@ -170,6 +170,10 @@ class ProcessorContext(Protocol):
     @property
     def offset(self) -> int | None: ...
 
+    def partition_count(self, topic: str) -> int:
+        """How many partitions ``topic`` (a real name) has: a sink's custom partitioner
+        needs it (graph.py's context asks the runtime; the test driver says 1)."""
+
 
 class Processor:
     """A node's behaviour. The runtime calls ``init`` once per task, then ``process`` for
@@ -371,6 +375,11 @@ class CompiledTopology:
     subtopologies: tuple[Subtopology, ...]
     internal_topics: tuple[InternalTopicSpec, ...]
     sink_topics: frozenset[str]  # external output topics (for docs/validation)
+    copartition_groups: tuple[frozenset[str], ...] = ()
+    """Topics that must have equal partition counts (joins): external topic names as
+    they are, internal ones as their InternalTopicSpec name (``x-repartition``; real name
+    ``{application.id}-x-repartition``). A repartition topic in a group takes the group's
+    partition count (as Kafka's CopartitionedTopicsEnforcer)."""
 
     def source_topics(self) -> set[str]:
         """External input topics (internal ones excluded)."""

@@ -1,0 +1,341 @@
+"""The processors behind the DSL's nodes (docs/streams.md "The DSL"): sources, sinks, the
+stateless stream operations, key-value aggregations and the table nodes.
+
+Each class is one node's behaviour (api.Processor): ``process(record)`` for each record the
+task routes to it, ``context.forward`` to its children. The task's thread owns a processor;
+nothing here is thread-safe or needs to be. Table nodes take and forward ``Change(new, old)``
+values (api.Change). Source nodes receive records already deserialized by the runtime (or
+the test driver); a sink serializes with its serdes and hands bytes to ``context.send``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .api import Change, Processor, Record, Serde, repartition_topic
+from .serdes import to_bytes
+
+
+class PassThrough(Processor):
+    """A source node, a merge node, a branch child: forwards every record unchanged."""
+
+    def process(self, record: Record) -> None:
+        self.context.forward(record)
+
+
+class SinkNode(Processor):
+    """Writes each record to ``topic`` (internal: the repartition topic ``topic`` names,
+    prefixed with the application id). ``partitioner(key, value, num_partitions)`` picks
+    the partition; without one the producer hashes the serialized key (murmur2)."""
+
+    def __init__(self, topic: str, key_serde: Serde, value_serde: Serde, *,
+                 internal: bool = False,
+                 partitioner: Callable[[Any, Any, int], int] | None = None) -> None:
+        self.topic = topic
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+        self.internal = internal
+        self.partitioner = partitioner
+        self._real_topic = topic
+
+    def init(self, context: Any) -> None:
+        super().init(context)
+        if self.internal:
+            self._real_topic = repartition_topic(context.application_id, self.topic)
+
+    def process(self, record: Record) -> None:
+        topic = self._real_topic
+        key = to_bytes(self.key_serde, topic, record.key)
+        value = to_bytes(self.value_serde, topic, record.value)
+        partition = None
+        if self.partitioner is not None:
+            n = self.context.partition_count(topic)
+            partition = self.partitioner(record.key, record.value, n)
+            if not isinstance(partition, int) or not 0 <= partition < n:
+                raise ValueError(f"partitioner for {topic!r} returned {partition!r}; "
+                                 f"expected 0..{n - 1}")
+        self.context.send(topic, key, value, record.timestamp, record.headers, partition)
+
+
+# ---------------------------------------------------------------------------- stateless
+
+
+def _pair(fn: Callable[..., Any], out: Any) -> tuple[Any, Any]:
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise TypeError(f"{getattr(fn, '__name__', fn)!r} must return a (key, value) tuple, "
+                        f"returned {out!r}")
+    return out
+
+
+class DropNullKey(Processor):
+    """Before a repartition sink: a record without a key has no partition to go to."""
+
+    def process(self, record: Record) -> None:
+        if record.key is not None:
+            self.context.forward(record)
+
+
+class MapNode(Processor):
+    def __init__(self, fn: Callable[[Any, Any], tuple[Any, Any]]) -> None:
+        self.fn = fn
+
+    def process(self, record: Record) -> None:
+        key, value = _pair(self.fn, self.fn(record.key, record.value))
+        self.context.forward(record.with_(key=key, value=value))
+
+
+class MapValuesNode(Processor):
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn = fn
+
+    def process(self, record: Record) -> None:
+        self.context.forward(record.with_(value=self.fn(record.value)))
+
+
+class SelectKeyNode(Processor):
+    def __init__(self, fn: Callable[[Any, Any], Any]) -> None:
+        self.fn = fn
+
+    def process(self, record: Record) -> None:
+        self.context.forward(record.with_(key=self.fn(record.key, record.value)))
+
+
+class FilterNode(Processor):
+    def __init__(self, predicate: Callable[[Any, Any], bool], negate: bool = False) -> None:
+        self.predicate = predicate
+        self.negate = negate
+
+    def process(self, record: Record) -> None:
+        if bool(self.predicate(record.key, record.value)) != self.negate:
+            self.context.forward(record)
+
+
+class FlatMapNode(Processor):
+    def __init__(self, fn: Callable[[Any, Any], Any]) -> None:
+        self.fn = fn
+
+    def process(self, record: Record) -> None:
+        for out in self.fn(record.key, record.value):
+            key, value = _pair(self.fn, out)
+            self.context.forward(record.with_(key=key, value=value))
+
+
+class FlatMapValuesNode(Processor):
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn = fn
+
+    def process(self, record: Record) -> None:
+        for value in self.fn(record.value):
+            self.context.forward(record.with_(value=value))
+
+
+class PeekNode(Processor):
+    def __init__(self, fn: Callable[[Any, Any], None]) -> None:
+        self.fn = fn
+
+    def process(self, record: Record) -> None:
+        self.fn(record.key, record.value)
+        self.context.forward(record)
+
+
+class BranchNode(Processor):
+    """Kafka's ``KSTREAM-BRANCH``: a record goes to the child of the first predicate that
+    holds (dropped if none)."""
+
+    def __init__(self, predicates: Sequence[Callable[[Any, Any], bool]],
+                 children: Sequence[str]) -> None:
+        self.routes = list(zip(predicates, children, strict=True))
+
+    def process(self, record: Record) -> None:
+        for predicate, child in self.routes:
+            if predicate(record.key, record.value):
+                self.context.forward(record, child)
+                return
+
+
+# --------------------------------------------------------------- stream aggregations
+
+
+class StreamAggregateNode(Processor):
+    """``GroupedStream.count/aggregate``: the key's aggregate in KV store ``store``; forwards
+    ``Change(new aggregate, old aggregate)`` with the updating record's timestamp. Records
+    with a None key or value are skipped (as Kafka's)."""
+
+    def __init__(self, store: str, initializer: Callable[[], Any],
+                 aggregator: Callable[[Any, Any, Any], Any]) -> None:
+        self.store_name = store
+        self.initializer = initializer
+        self.aggregator = aggregator
+
+    def init(self, context: Any) -> None:
+        super().init(context)
+        self.store = context.store(self.store_name)
+
+    def process(self, record: Record) -> None:
+        if record.key is None or record.value is None:
+            return
+        old = self.store.get(record.key)
+        new = self.aggregator(record.key, record.value,
+                              self.initializer() if old is None else old)
+        self.store.put(record.key, new)
+        self.context.forward(record.with_(value=Change(new, old)))
+
+
+class StreamReduceNode(StreamAggregateNode):
+    """``GroupedStream.reduce``: the first value is the aggregate, then
+    ``reducer(aggregate, value)``."""
+
+    def __init__(self, store: str, reducer: Callable[[Any, Any], Any]) -> None:
+        super().__init__(store, lambda: None, lambda k, v, agg: v if agg is None
+                         else reducer(agg, v))
+
+
+# ---------------------------------------------------------------------------- tables
+
+
+class TableSourceNode(Processor):
+    """A table from a topic (``KTABLE-SOURCE``) or a stream (``KSTREAM-TOTABLE``): the
+    latest value per key in ``store``; forwards ``Change(value, previous)``. A None value
+    deletes; a None key is skipped."""
+
+    def __init__(self, store: str) -> None:
+        self.store_name = store
+
+    def init(self, context: Any) -> None:
+        super().init(context)
+        self.store = context.store(self.store_name)
+
+    def process(self, record: Record) -> None:
+        if record.key is None:
+            return
+        old = self.store.get(record.key)
+        self.store.put(record.key, record.value)
+        self.context.forward(record.with_(value=Change(record.value, old)))
+
+
+class _TableTransform(Processor):
+    """A table node computing each side of ``Change`` with ``_compute(key, value)`` (None
+    stays None); materialized in ``store`` when one is given (then ``old`` is the store's)."""
+
+    def __init__(self, store: str | None) -> None:
+        self.store_name = store
+        self.store: Any = None
+
+    def init(self, context: Any) -> None:
+        super().init(context)
+        if self.store_name is not None:
+            self.store = context.store(self.store_name)
+
+    def _compute(self, key: Any, value: Any) -> Any:
+        raise NotImplementedError
+
+    def process(self, record: Record) -> None:
+        change: Change = record.value
+        key = record.key
+        new = None if change.new is None else self._compute(key, change.new)
+        if self.store is not None:
+            old = self.store.get(key)
+            if new is None and old is None:
+                return
+            self.store.put(key, new)
+        else:
+            old = None if change.old is None else self._compute(key, change.old)
+        if new is None and old is None and self._drops_empty:
+            return
+        self.context.forward(record.with_(value=Change(new, old)))
+
+    _drops_empty = False
+
+
+class TableFilterNode(_TableTransform):
+    """``Table.filter``: a value that fails the predicate reads as deleted; an update in
+    which neither side passes is not forwarded (downstream never saw the key)."""
+
+    _drops_empty = True
+
+    def __init__(self, predicate: Callable[[Any, Any], bool], negate: bool = False,
+                 store: str | None = None) -> None:
+        super().__init__(store)
+        self.predicate = predicate
+        self.negate = negate
+
+    def _compute(self, key: Any, value: Any) -> Any:
+        return value if bool(self.predicate(key, value)) != self.negate else None
+
+
+class TableMapValuesNode(_TableTransform):
+    def __init__(self, fn: Callable[[Any], Any], store: str | None = None) -> None:
+        super().__init__(store)
+        self.fn = fn
+
+    def _compute(self, key: Any, value: Any) -> Any:
+        return self.fn(value)
+
+
+class TableToStreamNode(Processor):
+    """``Table.to_stream``: the new value (None: a tombstone)."""
+
+    def process(self, record: Record) -> None:
+        self.context.forward(record.with_(value=record.value.new))
+
+
+class TableSelectNode(Processor):
+    """``Table.group_by`` (Kafka's KTableRepartitionMap): an update of ``k`` from ``old``
+    to ``new`` becomes a subtraction ``Change(None, old')`` under ``old``'s new key, then
+    an addition ``Change(new', None)`` under ``new``'s, where ``(key', v') = fn(k, v)``."""
+
+    def __init__(self, fn: Callable[[Any, Any], tuple[Any, Any]]) -> None:
+        self.fn = fn
+
+    def process(self, record: Record) -> None:
+        change: Change = record.value
+        if change.old is not None:
+            key, value = _pair(self.fn, self.fn(record.key, change.old))
+            self.context.forward(record.with_(key=key, value=Change(None, value)))
+        if change.new is not None:
+            key, value = _pair(self.fn, self.fn(record.key, change.new))
+            self.context.forward(record.with_(key=key, value=Change(value, None)))
+
+
+class TableAggregateNode(Processor):
+    """``GroupedTable.aggregate`` (Kafka's KTableAggregate): subtract the old value from
+    the key's aggregate, add the new one, forward ``Change(new aggregate, old aggregate)``.
+    An aggregate is never deleted (a count falls to 0 and stays)."""
+
+    def __init__(self, store: str, initializer: Callable[[], Any],
+                 adder: Callable[[Any, Any, Any], Any],
+                 subtractor: Callable[[Any, Any, Any], Any]) -> None:
+        self.store_name = store
+        self.initializer = initializer
+        self.adder = adder
+        self.subtractor = subtractor
+
+    def init(self, context: Any) -> None:
+        super().init(context)
+        self.store = context.store(self.store_name)
+
+    def process(self, record: Record) -> None:
+        if record.key is None:
+            return
+        change: Change = record.value
+        old_agg = self.store.get(record.key)
+        agg = old_agg
+        if change.old is not None and agg is not None:
+            agg = self.subtractor(record.key, change.old, agg)
+        if change.new is not None:
+            agg = self.adder(record.key, change.new,
+                             self.initializer() if agg is None else agg)
+        self.store.put(record.key, agg)
+        self.context.forward(record.with_(value=Change(agg, old_agg)))
+
+
+class TableReduceNode(TableAggregateNode):
+    """``GroupedTable.reduce``: the first value is the aggregate; ``adder(agg, v)`` and
+    ``subtractor(agg, v)`` afterwards."""
+
+    def __init__(self, store: str, adder: Callable[[Any, Any], Any],
+                 subtractor: Callable[[Any, Any], Any]) -> None:
+        super().__init__(store, lambda: None,
+                         lambda k, v, agg: v if agg is None else adder(agg, v),
+                         lambda k, v, agg: subtractor(agg, v))
