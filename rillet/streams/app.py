@@ -5,25 +5,83 @@ partition) it holds, a producer (transactional under exactly_once), commits ever
 ``commit.interval.ms``, stores restored from their changelogs, ``app.store(name)`` for
 interactive queries.
 
-SKELETON (lead): implemented by the runtime helper.
+Threads: ``run()`` owns the clients and every task (the rebalance listener runs inside its
+``consumer.poll``). ``close()`` and ``store(name)`` may be called from any thread: a query
+is handed to the run thread, which answers between two batches (so a store is never read
+while a task writes it, and SQLite connections stay on their thread).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
 from typing import Any
 
+from rillet._membership import ConsumerRebalanceListener
+from rillet.admin import Admin
+from rillet.consumer import Consumer
+from rillet.errors import CommitFailedError, RilletError
+from rillet.producer import Producer
+from rillet.records import TopicPartition
+
+from .api import CompiledTopology, StoreFactory, TaskId, topic_of
+from .config import (
+    StreamsConfig,
+    admin_client_config,
+    consumer_client_config,
+    producer_client_config,
+    restore_consumer_config,
+    streams_config,
+)
+from .errors import StreamsError, TaskMigratedError
+from .restore import restore_task
+from .task import Collector, StreamTask
+from .topics import ensure_internal_topics
 from .topology import Topology
+
+log = logging.getLogger("rillet.streams.app")
+
+# States, as Kafka Streams' KafkaStreams.State
+CREATED, REBALANCING, RUNNING = "CREATED", "REBALANCING", "RUNNING"
+PENDING_SHUTDOWN, NOT_RUNNING, ERROR = "PENDING_SHUTDOWN", "NOT_RUNNING", "ERROR"
 
 
 class App:
-    def __init__(self, application_id: str, config: Mapping[str, Any] | None = None,
-                 **more: Any) -> None:
-        raise NotImplementedError  # streams-runtime
+    """``App("wordcount", {"bootstrap.servers": ...})``; build the topology with
+    ``app.stream(...)`` / ``app.table(...)``, then ``app.run()`` (blocking) or
+    ``app.start()`` (a background thread). ``store_factory``: makes each task's stores
+    (default ``rillet.streams.stores.build``)."""
+
+    def __init__(self, application_id: str, config: Mapping[str, Any] | None = None, *,
+                 store_factory: StoreFactory | None = None, **more: Any) -> None:
+        self.config: StreamsConfig = streams_config(application_id, config, more)
+        self.application_id = application_id
+        self._topology = Topology(self.config.default_key_serde,
+                                  self.config.default_value_serde)
+        self._store_factory = store_factory
+        self.instance_id = uuid.uuid4().hex[:12]
+        self.state = CREATED
+        self.error: BaseException | None = None
+        self.tasks: dict[TaskId, StreamTask] = {}
+        self._closing = threading.Event()
+        self._done = threading.Event()
+        self._run_thread: int | None = None
+        self._thread: threading.Thread | None = None
+        self._queries: queue.SimpleQueue = queue.SimpleQueue()
+        self._counters = {"processed": 0, "skipped": 0, "dead_lettered": 0, "restored": 0,
+                          "commits": 0, "migrations": 0}
+        self._compiled: CompiledTopology | None = None
+
+    # ------------------------------------------------------------------ the topology
 
     @property
     def topology(self) -> Topology:
-        raise NotImplementedError  # streams-runtime
+        return self._topology
 
     def stream(self, topic: str, **kw: Any):
         return self.topology.stream(topic, **kw)
@@ -31,19 +89,429 @@ class App:
     def table(self, topic: str, store: str | None = None, **kw: Any):
         return self.topology.table(topic, store, **kw)
 
+    def describe(self) -> str:
+        return self.topology.describe()
+
+    # ------------------------------------------------------------------ running
+
+    def start(self) -> threading.Thread:
+        """``run()`` on a background thread; its error (if any) is ``app.error``."""
+        if self._thread is not None:
+            raise StreamsError("the app was already started")
+
+        def target() -> None:
+            try:
+                self.run()
+            except BaseException:  # noqa: BLE001 - kept in self.error, logged by run()
+                pass
+
+        self._thread = threading.Thread(target=target, name=f"rillet-streams-"
+                                        f"{self.application_id}", daemon=True)
+        self._thread.start()
+        return self._thread
+
     def run(self) -> None:
-        """Run until ``close()`` (from another thread or a signal handler)."""
-        raise NotImplementedError  # streams-runtime
+        """Run until ``close()`` (from another thread or a signal handler). Raises what
+        stopped it (after closing the clients), e.g. a DeserializationError under
+        log_and_fail or a MissingSourceTopicError."""
+        if self.state != CREATED:
+            raise StreamsError(f"run() on an app in state {self.state}")
+        self._run_thread = threading.get_ident()
+        self.state = REBALANCING
+        try:
+            _Runtime(self).run()
+            self.state = NOT_RUNNING
+        except BaseException as exc:
+            self.error = exc
+            self.state = ERROR
+            log.error("streams app %s stopped: %s", self.application_id, exc)
+            raise
+        finally:
+            self._done.set()
+            self._fail_queries()
 
     def close(self, timeout: float | None = None) -> None:
-        raise NotImplementedError  # streams-runtime
-
-    def store(self, name: str) -> Any:
-        """Interactive query: a read-only view over this instance's tasks' ``name`` stores."""
-        raise NotImplementedError  # streams-runtime
+        """Stop: commit, close the tasks and clients. Waits up to ``timeout`` seconds (None:
+        until done) unless called on the run thread itself (a signal handler)."""
+        self._closing.set()
+        if self.state == CREATED:
+            self.state = NOT_RUNNING
+            return
+        if threading.get_ident() != self._run_thread:
+            self._done.wait(timeout)
+            if self._thread is not None:
+                self._thread.join(timeout)
 
     def __enter__(self) -> App:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def metrics(self) -> dict[str, int]:
+        """Counters since start: processed, skipped (bad records), dead_lettered, restored
+        (changelog records applied), commits, migrations; tasks (held now)."""
+        out = dict(self._counters)
+        for task in list(self.tasks.values()):
+            out["processed"] += task.processed
+            out["skipped"] += task.skipped
+            out["dead_lettered"] += task.dead_lettered
+        out["tasks"] = len(self.tasks)
+        return out
+
+    # ------------------------------------------------------------------ queries
+
+    def store(self, name: str) -> StoreView:
+        """Interactive query: a read-only view of the ``name`` stores of this instance's
+        tasks (a key lives in the task of its partition; other instances hold the rest)."""
+        compiled = self._compiled or self._topology.compile(self.config.default_key_serde,
+                                                            self.config.default_value_serde)
+        known = {s for st in compiled.subtopologies for s in st.stores}
+        if name not in known:
+            raise KeyError(f"no store {name!r} in the topology (stores: "
+                           f"{', '.join(sorted(known)) or 'none'})")
+        return StoreView(self, name)
+
+    def _query(self, fn: Callable[[], Any], timeout: float = 30.0) -> Any:
+        if threading.get_ident() == self._run_thread or self.state in (CREATED,):
+            return fn()
+        if self._done.is_set():
+            raise StreamsError(f"the app is not running (state {self.state})")
+        future: Future = Future()
+        self._queries.put((fn, future))
+        return future.result(timeout)
+
+    def _serve_queries(self) -> None:
+        while True:
+            try:
+                fn, future = self._queries.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                future.set_exception(exc)
+
+    def _fail_queries(self) -> None:
+        while True:
+            try:
+                _, future = self._queries.get_nowait()
+            except queue.Empty:
+                return
+            future.set_exception(StreamsError(f"the app stopped (state {self.state})"))
+
+
+_READ_METHODS = frozenset({"get", "all", "range", "reverse_range", "reverse_all",
+                           "prefix_scan", "approximate_num_entries", "fetch", "fetch_range",
+                           "fetch_all", "backward_fetch", "find_sessions", "__len__"})
+
+
+class StoreView:
+    """Read-only view over one store name across this instance's tasks: a method returning
+    a value gives the first task's non-None answer; one returning an iterator gives every
+    task's items (a list); ``len()`` sums. Thread-safe: answered by the run thread."""
+
+    def __init__(self, app: App, name: str) -> None:
+        self._app = app
+        self.name = name
+
+    def _call(self, method: str, *args: Any) -> Any:
+        def query() -> Any:
+            results = []
+            for task_id in sorted(self._app.tasks):
+                store = self._app.tasks[task_id].stores.get(self.name)
+                if store is not None:
+                    results.append(getattr(store, method)(*args))
+            if method == "__len__":
+                return sum(results)
+            if results and isinstance(results[0], Iterator | list | tuple):
+                return [item for r in results for item in r]
+            return next((r for r in results if r is not None), None)
+
+        return self._app._query(query)
+
+    def __getattr__(self, method: str) -> Callable[..., Any]:
+        if method not in _READ_METHODS:
+            raise AttributeError(f"{method!r}: a store view is read-only (reads: "
+                                 f"{', '.join(sorted(_READ_METHODS - {'__len__'}))})")
+        return lambda *args: self._call(method, *args)
+
+    def __len__(self) -> int:
+        return self._call("__len__")
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, runtime: _Runtime) -> None:
+        self.runtime = runtime
+        self.muted = False
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        if not self.muted:
+            self.runtime.revoke(revoked)
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        if not self.muted:
+            self.runtime.assign(assigned)
+
+    def on_partitions_lost(self, lost: set[TopicPartition]) -> None:
+        if not self.muted:
+            self.runtime.lose(lost)
+
+
+class _Runtime:
+    """What ``App.run`` does, on the run thread: the clients, the tasks and the loop."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.cfg = app.config
+        self.eos = app.config.exactly_once
+        self.tasks = app.tasks
+        self.task_of: dict[TopicPartition, StreamTask] = {}
+        self.partition_counts: dict[str, int] = {}
+        self.consumer: Consumer | None = None
+        self.restore_consumer: Consumer | None = None
+        self.producer: Producer | None = None
+        self.collector: Collector | None = None
+        self.in_txn = False
+        self.sent_at_begin = 0
+
+    # -- start and stop ------------------------------------------------------------------
+
+    def run(self) -> None:
+        app, cfg = self.app, self.cfg
+        compiled = app._topology.compile(cfg.default_key_serde, cfg.default_value_serde)
+        app._compiled = compiled
+        self.compiled = compiled
+        self.sub_of = {topic_of(s, cfg.application_id): st
+                       for st in compiled.subtopologies for s in st.sources}
+        if app._store_factory is None:
+            from .stores import build
+            app._store_factory = build
+        try:
+            admin = Admin(admin_client_config(cfg))
+            try:
+                self.partition_counts = ensure_internal_topics(
+                    admin, compiled, cfg.application_id, cfg.replication_factor)
+            finally:
+                admin.close()
+            self.producer = Producer(producer_client_config(cfg, app.instance_id))
+            self.collector = Collector(self.producer)
+            if self.eos:
+                self.producer.init_transactions()
+            self.restore_consumer = Consumer(restore_consumer_config(cfg))
+            self.consumer = Consumer(consumer_client_config(cfg, app.instance_id))
+            self.listener = _Listener(self)
+            self.consumer.subscribe(sorted(self.sub_of), listener=self.listener)
+            log.info("streams app %s (instance %s, %s) started", cfg.application_id,
+                     app.instance_id, cfg.processing_guarantee)
+            self.loop()
+            self.shutdown(clean=True)
+        except BaseException:
+            self.shutdown(clean=False)
+            raise
+
+    def shutdown(self, clean: bool) -> None:
+        self.app.state = PENDING_SHUTDOWN
+        if clean:
+            try:
+                self.commit()
+            except Exception:  # noqa: BLE001 - then close dirty
+                log.exception("final commit failed: closing the tasks dirty")
+                clean = False
+        if not clean:
+            self.abort()
+        self.close_tasks(list(self.tasks), clean)
+        if self.consumer is not None:
+            self.listener.muted = True
+            self.consumer.close()
+        for client in (self.restore_consumer, self.producer):
+            if client is not None:
+                try:
+                    client.close(**({"timeout": 10} if client is self.producer else {}))
+                except Exception:  # noqa: BLE001
+                    log.exception("closing a client failed")
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def loop(self) -> None:
+        app, cfg = self.app, self.cfg
+        consumer = self.consumer
+        poll_ms = cfg.poll_ms
+        commit_s = cfg.commit_interval_ms / 1000
+        next_commit = time.monotonic() + commit_s
+        while not app._closing.is_set():
+            busy = any(t.buffered() for t in self.tasks.values())
+            try:
+                batch = consumer.poll(0 if busy else poll_ms)
+            except TaskMigratedError:
+                self.migrated()
+                continue
+            task_of = self.task_of
+            for tp, records in batch.items():
+                task = task_of.get(tp)
+                if task is not None:
+                    task.add_records(tp, records)
+            for task in list(self.tasks.values()):
+                task.process(100_000)
+                task.punctuate_wall_clock()
+            if self.tasks and app.state == REBALANCING:
+                app.state = RUNNING
+            app._serve_queries()
+            if time.monotonic() >= next_commit:
+                try:
+                    self.commit()
+                except TaskMigratedError:
+                    self.migrated()
+                next_commit = time.monotonic() + commit_s
+
+    # -- commits -------------------------------------------------------------------------
+
+    def commit(self) -> None:
+        """Commit every task: outputs, changelog writes and input offsets together (under
+        exactly_once one transaction), then the stores' local state."""
+        offsets: dict[TopicPartition, int] = {}
+        for task in self.tasks.values():
+            offsets.update(task.offsets_to_commit())
+        producer, consumer, collector = self.producer, self.consumer, self.collector
+        if producer is None or consumer is None:
+            return
+        if self.eos:
+            if not offsets and collector.sent == self.sent_at_begin:
+                return  # nothing happened: no empty transaction
+            try:
+                self.begin_if_needed()
+                if offsets:
+                    producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
+                producer.commit_transaction()
+                self.in_txn = False
+                written = collector.check()
+            except RilletError as exc:
+                log.warning("committing the transaction failed (%s): aborting", exc)
+                self.abort()
+                raise TaskMigratedError(f"commit failed: {exc}") from exc
+        else:
+            producer.flush()
+            try:
+                written = collector.check()
+            except RilletError as exc:
+                raise StreamsError(f"a record could not be sent: {exc}") from exc
+        for task in self.tasks.values():
+            task.commit_stores(written)
+        if not self.eos and offsets:
+            try:
+                consumer.commit(offsets)
+            except CommitFailedError as exc:
+                raise TaskMigratedError(f"offset commit failed: {exc}") from exc
+        for task in self.tasks.values():
+            task.mark_committed(offsets)
+        self.app._counters["commits"] += 1
+        if self.eos and not self.app._closing.is_set():
+            self.begin_if_needed()  # the next records' sends belong to the next one
+
+    def abort(self) -> None:
+        if self.eos and self.in_txn and self.producer is not None:
+            try:
+                self.producer.abort_transaction(timeout=10)
+            except Exception as exc:  # noqa: BLE001 - the coordinator times it out anyway
+                log.warning("abort_transaction failed: %s", exc)
+            self.in_txn = False
+        if self.collector is not None:
+            self.collector.last.clear()
+
+    def migrated(self) -> None:
+        """Fenced while committing: every task closed dirty, then rejoin the group."""
+        self.app._counters["migrations"] += 1
+        self.close_tasks(list(self.tasks), clean=False)
+        self.listener.muted = True
+        try:
+            self.consumer.unsubscribe()
+        finally:
+            self.listener.muted = False
+        self.consumer.subscribe(sorted(self.sub_of), listener=self.listener)
+        self.app.state = REBALANCING
+
+    # -- tasks (from the rebalance listener) ----------------------------------------------
+
+    def begin_if_needed(self) -> None:
+        if self.eos and not self.in_txn:
+            self.producer.begin_transaction()
+            self.in_txn = True
+            self.sent_at_begin = self.collector.sent
+
+    def assign(self, assigned: set[TopicPartition]) -> None:
+        self.app.state = REBALANCING
+        self.begin_if_needed()  # restore-time writes (none) and the first records
+        for tp in sorted(assigned):
+            st = self.sub_of.get(tp.topic)
+            if st is None:
+                continue
+            task_id = TaskId(st.id, tp.partition)
+            task = self.tasks.get(task_id)
+            if task is None:
+                task = self.make_task(task_id, st)
+            task.add_partition(tp)
+            self.task_of[tp] = task
+
+    def make_task(self, task_id: TaskId, st: Any) -> StreamTask:
+        cfg = self.cfg
+        task = StreamTask(task_id, st, application_id=cfg.application_id,
+                          state_dir=cfg.state_dir, collector=self.collector,
+                          store_factory=self.app._store_factory, exactly_once=self.eos,
+                          handler=cfg.default_deserialization_exception_handler,
+                          dlq_topic=cfg.errors_dead_letter_queue_topic_name,
+                          partition_count=self.partition_count,
+                          max_idle_ms=cfg.max_task_idle_ms)
+        try:
+            self.app._counters["restored"] += restore_task(self.restore_consumer, task)
+            task.initialize()
+        except BaseException:
+            task.close(clean=False)
+            raise
+        self.tasks[task_id] = task
+        log.info("task %s created", task_id)
+        return task
+
+    def revoke(self, revoked: set[TopicPartition]) -> None:
+        self.app.state = REBALANCING
+        self.commit()
+        self.begin_if_needed()
+        closing = []
+        for tp in revoked:
+            task = self.task_of.pop(tp, None)
+            if task is not None:
+                task.remove_partition(tp)
+                if not task.partitions:
+                    closing.append(task.id)
+        self.close_tasks(closing, clean=True)
+
+    def lose(self, lost: set[TopicPartition]) -> None:
+        """Taken away without a commit (the consumer drops every partition then): the
+        tasks are closed dirty; under exactly_once the open transaction, which holds every
+        task's writes, is aborted and the local state wiped."""
+        self.app.state = REBALANCING
+        log.warning("partitions lost: %s", sorted(lost))
+        self.abort()
+        victims = list(self.tasks) if self.eos else list(
+            {self.task_of[tp].id for tp in lost if tp in self.task_of})
+        self.close_tasks(victims, clean=False)
+
+    def close_tasks(self, ids: list[TaskId], clean: bool) -> None:
+        for task_id in ids:
+            task = self.tasks.pop(task_id, None)
+            if task is None:
+                continue
+            for tp in list(task.partitions):
+                self.task_of.pop(tp, None)
+            for key in ("processed", "skipped", "dead_lettered"):
+                self.app._counters[key] += getattr(task, key)
+            task.close(clean)
+            log.info("task %s closed (%s)", task_id, "clean" if clean else "dirty")
+
+    def partition_count(self, topic: str) -> int:
+        n = self.partition_counts.get(topic)
+        if n is None:
+            n = self.partition_counts[topic] = len(self.producer.partitions_for(topic))
+        return n
+
+
+__all__ = ["App", "StoreView"]

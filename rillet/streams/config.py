@@ -136,24 +136,12 @@ def _unknown(raw: str) -> str:
 def _resolve_serde(key: str, value: Any) -> Any:
     if value is None:
         return None
-    if isinstance(value, str):
-        from rillet.streams import serdes
+    from rillet.streams.serdes import serde_of
 
-        serde = getattr(serdes, value, None) or getattr(serdes, value.capitalize(), None)
-        if serde is None:
-            raise ConfigError(f"{key}: no serde named {value!r} in rillet.streams.serdes "
-                              "(Bytes, String, Json, Long, Integer, Double)")
-        value = serde
-    if isinstance(value, type):
-        try:
-            value = value()
-        except TypeError:
-            pass  # a class with static/class methods is fine as it is
-    if not (callable(getattr(value, "serialize", None))
-            and callable(getattr(value, "deserialize", None))):
-        raise ConfigError(f"{key} must be a serde (serialize(topic, data) and "
-                          f"deserialize(topic, data)) or its name, got {value!r}")
-    return value
+    try:
+        return serde_of(value)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"{key}: {e}") from None
 
 
 def streams_config(application_id: str, config: Mapping[str, Any] | None = None,
