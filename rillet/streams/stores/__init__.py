@@ -2,17 +2,68 @@
 memory or on SQLite (stdlib ``sqlite3``), each change also sent to the store's changelog
 topic, restored from it, checkpointed with the local state.
 
-SKELETON (lead): implemented by the state-store helper. ``build(spec, task_id)`` returns one
-object that is both the typed store of ``spec.kind`` (api.KeyValueStore / WindowStore /
-SessionStore: what processors call) and an api.StateStore (what the task drives).
+``build(spec, task_id)`` returns one object that is both the typed store of ``spec.kind``
+(api.KeyValueStore / WindowStore / SessionStore: what processors call) and an
+api.StateStore (what the task drives: ``open``, ``restore``, ``checkpoint``, ``commit``,
+``close``, ``wipe``).
+
+Modules: ``typed.py`` (the typed stores, serdes and changelogging), ``memory.py`` and
+``sqlite.py`` (the byte backends), ``keys.py`` (Kafka's changelog key encodings of window
+and session stores), ``errors.py``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import re
 
 from ..api import StoreSpec, TaskId
+from .errors import InvalidStateStoreError, StoreFileError
+from .memory import MemoryKeyValueBytes, MemorySessionBytes, MemoryWindowBytes
+from .typed import KeyValueStoreImpl, SessionStoreImpl, WindowStoreImpl
+
+# a store name becomes part of a topic name and of a file name: Kafka's legal topic chars
+_LEGAL_NAME = re.compile(r"[A-Za-z0-9._-]{1,200}")
+
+Store = KeyValueStoreImpl | WindowStoreImpl | SessionStoreImpl
 
 
-def build(spec: StoreSpec, task_id: TaskId) -> Any:
-    raise NotImplementedError  # streams-state
+def check_spec(spec: StoreSpec) -> None:
+    """ValueError naming the problem if ``spec`` cannot make a store."""
+    if not _LEGAL_NAME.fullmatch(spec.name) or spec.name in (".", ".."):
+        raise ValueError(f"store name {spec.name!r}: use 1-200 of [A-Za-z0-9._-] (it names "
+                         f"the changelog topic and the store's file)")
+    if spec.kind not in ("kv", "window", "session"):
+        raise ValueError(f"store {spec.name!r}: kind must be kv, window or session, "
+                         f"not {spec.kind!r}")
+    if spec.retention_ms is not None and spec.retention_ms < 0:
+        raise ValueError(f"store {spec.name!r}: retention_ms must be >= 0")
+    if spec.window_size_ms is not None and spec.window_size_ms < 0:
+        raise ValueError(f"store {spec.name!r}: window_size_ms must be >= 0")
+    if spec.retain_duplicates and spec.kind != "window":
+        raise ValueError(f"store {spec.name!r}: retain_duplicates is for window stores")
+
+
+def build(spec: StoreSpec, task_id: TaskId) -> Store:
+    """A task's instance of the store ``spec`` (not yet open: the task calls ``open``)."""
+    check_spec(spec)
+    try:
+        from . import sqlite
+    except ImportError:  # SQLite backends land in the next commit
+        sqlite = None  # type: ignore[assignment]
+    if spec.in_memory or sqlite is None:
+        if spec.kind == "kv":
+            return KeyValueStoreImpl(spec, task_id, MemoryKeyValueBytes(spec.name))
+        if spec.kind == "window":
+            return WindowStoreImpl(spec, task_id,
+                                   MemoryWindowBytes(spec.name, spec.retain_duplicates))
+        return SessionStoreImpl(spec, task_id, MemorySessionBytes(spec.name))
+    if spec.kind == "kv":
+        return KeyValueStoreImpl(spec, task_id, sqlite.SqliteKeyValueBytes(spec.name))
+    if spec.kind == "window":
+        return WindowStoreImpl(spec, task_id,
+                               sqlite.SqliteWindowBytes(spec.name, spec.retain_duplicates))
+    return SessionStoreImpl(spec, task_id, sqlite.SqliteSessionBytes(spec.name))
+
+
+__all__ = ["InvalidStateStoreError", "KeyValueStoreImpl", "SessionStoreImpl", "Store",
+           "StoreFileError", "WindowStoreImpl", "build", "check_spec"]
