@@ -35,6 +35,7 @@ from .config import (
     admin_client_config,
     consumer_client_config,
     producer_client_config,
+    require_servers,
     restore_consumer_config,
     streams_config,
 )
@@ -60,6 +61,7 @@ class App:
     def __init__(self, application_id: str, config: Mapping[str, Any] | None = None, *,
                  store_factory: StoreFactory | None = None, **more: Any) -> None:
         self.config: StreamsConfig = streams_config(application_id, config, more)
+        self._given = {**dict(config or {}), **more}
         self.application_id = application_id
         self._topology = Topology(self.config.default_key_serde,
                                   self.config.default_value_serde)
@@ -88,6 +90,18 @@ class App:
 
     def table(self, topic: str, store: str | None = None, **kw: Any):
         return self.topology.table(topic, store, **kw)
+
+    def update_config(self, changes: Mapping[str, Any]) -> None:
+        """Change config keys before ``run()`` (``rillet streams run -c key=value``); the
+        default serdes are the ones the topology was built with and cannot change."""
+        if self.state != CREATED:
+            raise StreamsError("update_config() after the app started")
+        for key in ("default.key.serde", "default.value.serde"):
+            if key in changes or key.replace(".", "_") in changes:
+                raise StreamsError(f"{key} cannot change once the topology is built")
+        given = {**self._given, **changes}
+        self.config = streams_config(self.application_id, given)
+        self._given = given
 
     def describe(self) -> str:
         return self.topology.describe()
@@ -279,6 +293,7 @@ class _Runtime:
 
     def run(self) -> None:
         app, cfg = self.app, self.cfg
+        require_servers(cfg)
         compiled = app._topology.compile(cfg.default_key_serde, cfg.default_value_serde)
         app._compiled = compiled
         self.compiled = compiled
@@ -395,6 +410,8 @@ class _Runtime:
                 written = collector.check()
             except RilletError as exc:
                 raise StreamsError(f"a record could not be sent: {exc}") from exc
+            if not offsets and not written:
+                return
         for task in self.tasks.values():
             task.commit_stores(written)
         if not self.eos and offsets:

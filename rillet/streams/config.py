@@ -91,7 +91,7 @@ class StreamsConfig:
     """The resolved configuration (attributes by snake_case name) and the client configs."""
 
     application_id: str
-    bootstrap_servers: list[str]
+    bootstrap_servers: list[str] | None  # None: not known yet (see require_servers)
     processing_guarantee: str
     commit_interval_ms: int
     state_dir: str
@@ -214,14 +214,14 @@ def streams_config(application_id: str, config: Mapping[str, Any] | None = None,
         raise ConfigError("the dead_letter handler needs errors.dead.letter.queue.topic.name")
     servers = given.get("bootstrap.servers")
     if servers is None:
+        # resolved when the app runs ($RILLET_BROKERS or the profile): an app module must be
+        # importable without brokers (`rillet streams describe`, `-c bootstrap.servers=`)
         from rillet.profile import default_brokers
 
         found = default_brokers()
-        if found is None:
-            raise ConfigError("bootstrap.servers is required (or set $RILLET_BROKERS, or "
-                              "start a local cluster with `rillet cluster up`)")
-        servers = found[1]
-    servers = _servers("bootstrap.servers", servers)
+        servers = None if found is None else _servers("bootstrap.servers", found[1])
+    else:
+        servers = _servers("bootstrap.servers", servers)
     rf = _int(-1, 32767)("replication.factor", given.get("replication.factor", -1))
     if rf == 0:
         raise ConfigError("replication.factor must be -1 (the broker's default) or >= 1")
@@ -258,9 +258,16 @@ def streams_config(application_id: str, config: Mapping[str, Any] | None = None,
     return cfg
 
 
+def require_servers(cfg: StreamsConfig) -> list[str]:
+    if cfg.bootstrap_servers is None:
+        raise ConfigError("bootstrap.servers is required (or set $RILLET_BROKERS, or start "
+                          "a local cluster with `rillet cluster up`)")
+    return cfg.bootstrap_servers
+
+
 def _base(cfg: StreamsConfig, role: str) -> dict[str, Any]:
     cid = f"{cfg.client_id or cfg.application_id}-{role}"
-    return {"bootstrap.servers": cfg.bootstrap_servers, "client.id": cid}
+    return {"bootstrap.servers": cfg.bootstrap_servers or ["127.0.0.1:1"], "client.id": cid}
 
 
 def consumer_client_config(cfg: StreamsConfig, instance: str) -> dict[str, Any]:
@@ -309,5 +316,5 @@ def admin_client_config(cfg: StreamsConfig) -> dict[str, Any]:
 
 
 __all__ = ["GUARANTEES", "HANDLERS", "STREAMS_KEYS", "StreamsConfig", "admin_client_config",
-           "consumer_client_config", "producer_client_config", "restore_consumer_config",
-           "streams_config"]
+           "consumer_client_config", "producer_client_config", "require_servers",
+           "restore_consumer_config", "streams_config"]
