@@ -67,9 +67,18 @@ def streams() -> None:
 @click.option("-c", "--config", "configs", multiple=True, metavar="KEY=VALUE",
               help="Override a config key of the app (repeatable), e.g. "
                    "-c processing.guarantee=exactly_once -c state.dir=/var/lib/app.")
-def run_cmd(target: str, configs: tuple[str, ...]) -> None:
+@click.option("--log-level", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+              help="What the runtime logs to stderr (tasks created and closed, restores, "
+                   "bad records).")
+def run_cmd(target: str, configs: tuple[str, ...], log_level: str) -> None:
     """Run the App TARGET (module:app or file.py:app) until SIGTERM or Ctrl-C."""
+    import logging
+
     from rillet.streams.config import require_servers
+
+    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     app = load_app(target)
     if configs:

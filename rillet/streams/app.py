@@ -306,7 +306,10 @@ class _Runtime:
             admin = Admin(admin_client_config(cfg))
             try:
                 self.partition_counts = ensure_internal_topics(
-                    admin, compiled, cfg.application_id, cfg.replication_factor)
+                    admin, compiled, cfg.application_id, cfg.replication_factor,
+                    cfg.errors_dead_letter_queue_topic_name
+                    if cfg.default_deserialization_exception_handler == "dead_letter"
+                    else None)
             finally:
                 admin.close()
             self.producer = Producer(producer_client_config(cfg, app.instance_id))

@@ -112,13 +112,18 @@ def _same(names: list[str], counts: Mapping[str, int], what: str) -> None:
 
 
 def ensure_internal_topics(admin: Any, topology: CompiledTopology, application_id: str,
-                           replication_factor: int) -> dict[str, int]:
+                           replication_factor: int, dlq_topic: str | None = None
+                           ) -> dict[str, int]:
     """Check and create; returns the partition count of every topic the app reads or
-    writes internally."""
+    writes internally. ``dlq_topic``: the dead-letter topic, created (one partition) if
+    missing, so that the first bad record does not wait for a topic nobody made."""
     prefix = f"{application_id}-"
     internal = [prefix + s.name for s in topology.internal_topics]
-    existing = _counts(admin, sorted(topology.source_topics()) + internal)
+    existing = _counts(admin, sorted(topology.source_topics()) + internal
+                       + ([dlq_topic] if dlq_topic else []))
     plan = plan_internal_topics(topology, application_id, existing)
+    if dlq_topic and dlq_topic not in existing:
+        plan[dlq_topic] = (1, {})
     for name, (n, _) in plan.items():
         if name in existing and existing[name] != n:
             raise CopartitionError(
