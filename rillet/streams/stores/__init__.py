@@ -19,6 +19,7 @@ import re
 from ..api import StoreSpec, TaskId
 from .errors import InvalidStateStoreError, StoreFileError
 from .memory import MemoryKeyValueBytes, MemorySessionBytes, MemoryWindowBytes
+from .sqlite import SqliteKeyValueBytes, SqliteSessionBytes, SqliteWindowBytes
 from .typed import KeyValueStoreImpl, SessionStoreImpl, WindowStoreImpl
 
 # a store name becomes part of a topic name and of a file name: Kafka's legal topic chars
@@ -46,11 +47,7 @@ def check_spec(spec: StoreSpec) -> None:
 def build(spec: StoreSpec, task_id: TaskId) -> Store:
     """A task's instance of the store ``spec`` (not yet open: the task calls ``open``)."""
     check_spec(spec)
-    try:
-        from . import sqlite
-    except ImportError:  # SQLite backends land in the next commit
-        sqlite = None  # type: ignore[assignment]
-    if spec.in_memory or sqlite is None:
+    if spec.in_memory:
         if spec.kind == "kv":
             return KeyValueStoreImpl(spec, task_id, MemoryKeyValueBytes(spec.name))
         if spec.kind == "window":
@@ -58,11 +55,11 @@ def build(spec: StoreSpec, task_id: TaskId) -> Store:
                                    MemoryWindowBytes(spec.name, spec.retain_duplicates))
         return SessionStoreImpl(spec, task_id, MemorySessionBytes(spec.name))
     if spec.kind == "kv":
-        return KeyValueStoreImpl(spec, task_id, sqlite.SqliteKeyValueBytes(spec.name))
+        return KeyValueStoreImpl(spec, task_id, SqliteKeyValueBytes(spec.name))
     if spec.kind == "window":
         return WindowStoreImpl(spec, task_id,
-                               sqlite.SqliteWindowBytes(spec.name, spec.retain_duplicates))
-    return SessionStoreImpl(spec, task_id, sqlite.SqliteSessionBytes(spec.name))
+                               SqliteWindowBytes(spec.name, spec.retain_duplicates))
+    return SessionStoreImpl(spec, task_id, SqliteSessionBytes(spec.name))
 
 
 __all__ = ["InvalidStateStoreError", "KeyValueStoreImpl", "SessionStoreImpl", "Store",

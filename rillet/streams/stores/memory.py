@@ -69,6 +69,8 @@ class _MemoryBase:
         return self._checkpoint
 
     def commit(self, changelog_offset: int | None) -> None:
+        if not self.is_open:
+            raise InvalidStateStoreError(self.name)
         self._checkpoint = changelog_offset
 
     def close(self) -> None:
