@@ -24,7 +24,6 @@ from rillet.errors import TopicAlreadyExistsError
 from rillet.streams import App, serdes
 
 
-
 def _arg(flag: str) -> str | None:
     return sys.argv[sys.argv.index(flag) + 1] if flag in sys.argv[:-1] else None
 

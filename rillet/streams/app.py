@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
@@ -180,11 +180,12 @@ class App:
         tasks (a key lives in the task of its partition; other instances hold the rest)."""
         compiled = self._compiled or self._topology.compile(self.config.default_key_serde,
                                                             self.config.default_value_serde)
-        known = {s for st in compiled.subtopologies for s in st.stores}
+        known = {name: spec for st in compiled.subtopologies
+                 for name, spec in st.stores.items()}
         if name not in known:
             raise KeyError(f"no store {name!r} in the topology (stores: "
                            f"{', '.join(sorted(known)) or 'none'})")
-        return StoreView(self, name)
+        return StoreView(self, name, known[name].kind)
 
     def _query(self, fn: Callable[[], Any], timeout: float = 30.0) -> Any:
         if threading.get_ident() == self._run_thread or self.state in (CREATED,):
@@ -215,21 +216,27 @@ class App:
             future.set_exception(StreamsError(f"the app stopped (state {self.state})"))
 
 
-_READ_METHODS = frozenset({"get", "all", "range", "reverse_range", "reverse_all",
-                           "prefix_scan", "approximate_num_entries", "fetch", "fetch_range",
-                           "fetch_all", "backward_fetch", "find_sessions", "__len__"})
+# per store kind: the read methods and whether each returns many items (else one value)
+_READS: dict[str, dict[str, bool]] = {
+    "kv": {"get": False, "all": True, "range": True, "reverse_range": True,
+           "reverse_all": True, "prefix_scan": True, "approximate_num_entries": False},
+    "window": {"fetch": False, "fetch_range": True, "fetch_all": True, "all": True,
+               "backward_fetch": True},
+    "session": {"fetch": True, "find_sessions": True, "all": True},
+}
 
 
 class StoreView:
-    """Read-only view over one store name across this instance's tasks: a method returning
-    a value gives the first task's non-None answer; one returning an iterator gives every
-    task's items (a list); ``len()`` sums. Thread-safe: answered by the run thread."""
+    """Read-only view over one store name across this instance's tasks: a read returning
+    one value gives the first task's non-None answer, one returning items gives every
+    task's (a list, by task); ``len()`` sums. Thread-safe: answered by the run thread."""
 
-    def __init__(self, app: App, name: str) -> None:
+    def __init__(self, app: App, name: str, kind: str = "kv") -> None:
         self._app = app
         self.name = name
+        self.kind = kind
 
-    def _call(self, method: str, *args: Any) -> Any:
+    def _call(self, method: str, many: bool, *args: Any) -> Any:
         def query() -> Any:
             results = []
             for task_id in sorted(self._app.tasks):
@@ -238,20 +245,22 @@ class StoreView:
                     results.append(getattr(store, method)(*args))
             if method == "__len__":
                 return sum(results)
-            if results and isinstance(results[0], Iterator | list | tuple):
+            if many:
                 return [item for r in results for item in r]
             return next((r for r in results if r is not None), None)
 
         return self._app._query(query)
 
     def __getattr__(self, method: str) -> Callable[..., Any]:
-        if method not in _READ_METHODS:
-            raise AttributeError(f"{method!r}: a store view is read-only (reads: "
-                                 f"{', '.join(sorted(_READ_METHODS - {'__len__'}))})")
-        return lambda *args: self._call(method, *args)
+        reads = _READS.get(self.kind, {})
+        if method not in reads:
+            raise AttributeError(f"{method!r}: a {self.kind} store view is read-only (reads: "
+                                 f"{', '.join(sorted(reads))})")
+        many = reads[method]
+        return lambda *args: self._call(method, many, *args)
 
     def __len__(self) -> int:
-        return self._call("__len__")
+        return self._call("__len__", False)
 
 
 class _Listener(ConsumerRebalanceListener):

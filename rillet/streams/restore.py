@@ -76,7 +76,7 @@ def restore_task(consumer: Any, task: Any, timeout_s: float = 120.0) -> int:
                 continue
             if position >= pending[tp]:
                 del pending[tp]
-    for tp, (name, store) in plan.items():
+    for name, store in plan.values():
         store.commit(task.changelog_offsets[name])
     consumer.assign([])
     if restored:
