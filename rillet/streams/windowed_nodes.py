@@ -1,0 +1,317 @@
+"""The processors of windowed aggregations and of ``suppress`` (docs/streams.md "Windows,
+suppression and joins"). The DSL side (``windowed.py``) adds them to a topology.
+
+One processor instance per task; the task's thread owns it. Stream time is the task's
+(``context.stream_time``, which already includes the record being processed). Every
+aggregation forwards ``Change(new, old)`` keyed by :class:`~rillet.streams.api.Windowed`.
+
+* Tumbling/hopping (:class:`TimeWindowAggregateNode`): each window of the record that is
+  still open (end > stream time - grace) is updated; a record none of whose windows is open
+  is late: dropped, counted (``dropped``) and logged.
+* Sliding (:class:`SlidingWindowAggregateNode`): Kafka's windows (see windows.py). Besides
+  the aggregates (store ``name``) the node keeps the accepted records of the last
+  ``2 * time_difference + grace`` ms (store ``name-records``), so that a window created
+  after its records arrived is the fold of exactly those records.
+* Sessions (:class:`SessionWindowAggregateNode`): a record merges the sessions within the
+  gap, except sessions that are already final (see ``SessionWindows.final_time``: a final
+  session is never reopened, so a suppressed final result is never contradicted).
+* :class:`SuppressNode`: buffers each window's latest value in a (logged) window or session
+  store and forwards it once, when the window closes; restart-safe because the buffer is
+  the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from loguru import logger
+
+from .api import Change, Processor, PunctuationType, Record, Window, Windowed
+from .windows import HoppingWindows, SessionWindows, SlidingWindows, merge_sessions
+
+
+class Drops:
+    """Counts the records a node drops and logs them (warning at the 1st, 2nd, 4th, 8th
+    ... drop, so a flood of late records does not flood the log)."""
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self.count = 0
+        self.by_reason: dict[str, int] = {}
+
+    def drop(self, context: Any, record: Record, reason: str) -> None:
+        self.count += 1
+        self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
+        if self.count & (self.count - 1) == 0:
+            logger.bind(node=self.node, task=str(context.task_id)).warning(
+                "{node}: dropped a record ({reason}; key={key!r}, timestamp={ts}, topic={topic}, "
+                "partition={p}, offset={o}); {n} dropped so far", node=self.node,
+                reason=reason, key=record.key, ts=record.timestamp, topic=context.topic,
+                p=context.partition, o=context.offset, n=self.count)
+
+
+class _WindowedNode(Processor):
+    what = "windowed aggregation"
+
+    def __init__(self, store: str, initializer: Callable[[], Any],
+                 aggregator: Callable[[Any, Any, Any], Any]) -> None:
+        self.store_name = store
+        self.initializer = initializer
+        self.aggregator = aggregator
+        self.drops = Drops(f"{self.what} {store}")
+        self._expired_at = -1
+
+    @property
+    def dropped(self) -> int:
+        return self.drops.count
+
+    def init(self, context: Any) -> None:
+        super().init(context)
+        self.store = context.store(self.store_name)
+
+    def _stream_time(self, record: Record) -> int:
+        return max(self.context.stream_time, record.timestamp)
+
+    def _maybe_expire(self, stores: tuple[Any, ...], stream_time: int, every: int) -> None:
+        if stream_time - self._expired_at >= every:
+            self._expired_at = stream_time
+            for s in stores:
+                s.expire(stream_time)
+
+
+class TimeWindowAggregateNode(_WindowedNode):
+    """Tumbling and hopping windows (Kafka's ``KStreamWindowAggregate``)."""
+
+    def __init__(self, store: str, windows: HoppingWindows, initializer: Callable[[], Any],
+                 aggregator: Callable[[Any, Any, Any], Any]) -> None:
+        super().__init__(store, initializer, aggregator)
+        self.windows = windows
+
+    def process(self, record: Record) -> None:
+        key, value, ts = record.key, record.value, record.timestamp
+        if key is None or value is None:
+            self.drops.drop(self.context, record, "None key or value")
+            return
+        stream_time = self._stream_time(record)
+        close = stream_time - self.windows.grace_ms
+        updated = False
+        for w in self.windows.windows_for(ts):
+            if w.end <= close:
+                continue
+            old = self.store.fetch(key, w.start)
+            new = self.aggregator(key, value, self.initializer() if old is None else old)
+            self.store.put(key, new, w.start)
+            self.context.forward(Record(Windowed(key, w), Change(new, old), ts,
+                                        record.headers))
+            updated = True
+        if not updated:
+            self.drops.drop(self.context, record, "late: its windows are closed")
+        self._maybe_expire((self.store,), stream_time,
+                           max(1, self.windows.retention_ms() // 2))
+
+
+class SlidingWindowAggregateNode(_WindowedNode):
+    """Kafka's sliding windows (``KStreamSlidingWindowAggregate``'s windows and closing
+    rules). ``records``: the window store (with duplicates) of the accepted records."""
+
+    def __init__(self, store: str, records: str, windows: SlidingWindows,
+                 initializer: Callable[[], Any],
+                 aggregator: Callable[[Any, Any, Any], Any]) -> None:
+        super().__init__(store, initializer, aggregator)
+        self.records_name = records
+        self.windows = windows
+
+    def init(self, context: Any) -> None:
+        super().init(context)
+        self.records = context.store(self.records_name)
+
+    def process(self, record: Record) -> None:
+        key, value, ts = record.key, record.value, record.timestamp
+        if key is None or value is None:
+            self.drops.drop(self.context, record, "None key or value")
+            return
+        d = self.windows.time_difference_ms
+        stream_time = self._stream_time(record)
+        close = stream_time - self.windows.grace_ms
+        if ts + d < close:
+            self.drops.drop(self.context, record, "late: its windows are closed")
+            return
+        existing = dict(self.store.fetch_range(key, max(0, ts - d), ts + 1))
+        nearby = list(self.records.fetch_range(key, max(0, ts - 2 * d - 1), ts + d + 1))
+        done: set[int] = set()
+        # 1. the windows that exist and hold ts
+        for start, agg in existing.items():
+            if start <= ts <= start + d:
+                done.add(start)
+                self._update(key, value, ts, start, agg, close, record)
+        # 2. the record's left window [ts - d, ts] ([0, d] for an early record)
+        left = max(0, ts - d)
+        if left not in done and left not in existing:
+            done.add(left)
+            self._create(key, left, nearby, close, record, include=True)
+        # 3. the right window of the previous record, if it now holds a record (this one)
+        prev = max((t for t, _ in nearby if t < ts), default=None)
+        if prev is not None and prev + 1 + d >= ts:
+            start = prev + 1
+            if start not in done and start not in existing:
+                done.add(start)
+                self._create(key, start, nearby, close, record, include=True)
+        # 4. the record's right window, if a later record falls in it
+        start = ts + 1
+        if start not in existing and any(ts < t <= ts + 1 + d for t, _ in nearby):
+            self._create(key, start, nearby, close, record, include=False)
+        self.records.put(key, value, ts)
+        self._maybe_expire((self.store, self.records), stream_time,
+                           max(1, self.windows.retention_ms() // 2))
+
+    def _window(self, start: int) -> Window:
+        return Window(start, start + self.windows.time_difference_ms)
+
+    def _update(self, key: Any, value: Any, ts: int, start: int, old: Any, close: int,
+                record: Record) -> None:
+        w = self._window(start)
+        if w.end < close:  # inclusive end: open while end >= stream time - grace
+            return
+        new = self.aggregator(key, value, self.initializer() if old is None else old)
+        self.store.put(key, new, start)
+        self.context.forward(Record(Windowed(key, w), Change(new, old), ts, record.headers))
+
+    def _create(self, key: Any, start: int, nearby: list[tuple[int, Any]], close: int,
+                record: Record, *, include: bool) -> None:
+        """A new window: the fold of the accepted records it holds (all arrived while it
+        was open, since it is open now), plus this record if ``include``."""
+        w = self._window(start)
+        if w.end < close:  # inclusive end: open while end >= stream time - grace
+            return
+        agg = self.initializer()
+        last = -1
+        for t, v in nearby:
+            if w.start <= t <= w.end:
+                agg = self.aggregator(key, v, agg)
+                last = max(last, t)
+        if include:
+            agg = self.aggregator(key, record.value, agg)
+            last = record.timestamp
+        self.store.put(key, agg, start)
+        self.context.forward(Record(Windowed(key, w), Change(agg, None), last, record.headers))
+
+
+class SessionWindowAggregateNode(_WindowedNode):
+    """Session windows (Kafka's ``KStreamSessionWindowAggregate``): ``merger(key, agg1,
+    agg2)`` combines the aggregates of merged sessions. A merged-away session is forwarded
+    as ``Change(None, old)`` (a delete), with its end as timestamp; the merged session with
+    its end as timestamp."""
+
+    def __init__(self, store: str, windows: SessionWindows, initializer: Callable[[], Any],
+                 aggregator: Callable[[Any, Any, Any], Any],
+                 merger: Callable[[Any, Any, Any], Any]) -> None:
+        super().__init__(store, initializer, aggregator)
+        self.windows = windows
+        self.merger = merger
+
+    def process(self, record: Record) -> None:
+        key, value, ts = record.key, record.value, record.timestamp
+        if key is None or value is None:
+            self.drops.drop(self.context, record, "None key or value")
+            return
+        gap = self.windows.inactivity_gap_ms
+        stream_time = self._stream_time(record)
+        found = [(wk, agg) for wk, agg in self.store.find_sessions(key, ts - gap, ts + gap)
+                 if self.windows.final_time(wk.window) > stream_time]
+        merged = merge_sessions([wk.window for wk, _ in found], ts)
+        if self.windows.is_late(merged, stream_time):
+            self.drops.drop(self.context, record, "late: its session is closed")
+            return
+        agg = self.initializer()
+        old = None
+        for wk, a in found:
+            agg = self.merger(key, agg, a)
+            if wk.window == merged:
+                old = a
+        for wk, a in found:
+            if wk.window != merged:
+                self.store.remove(wk)
+                self.context.forward(Record(wk, Change(None, a), wk.window.end,
+                                            record.headers))
+        new = self.aggregator(key, value, agg)
+        session = Windowed(key, merged)
+        self.store.put(session, new)
+        self.context.forward(Record(session, Change(new, old), merged.end, record.headers))
+        self._maybe_expire((self.store,), stream_time,
+                           max(1, self.windows.retention_ms() // 2))
+
+
+class SuppressNode(Processor):
+    """``suppress(until_window_closes=True)``: keeps the latest value of each open window in
+    ``buffer`` (a window store for time and sliding windows, a session store for sessions)
+    and forwards ``Change(final, None)`` once the window closes (``due``: stream time >=
+    end + grace; sessions: ``SessionWindows.final_time``), with the window's last possible
+    timestamp (time windows ``end - 1``, sliding and session windows ``end``). Deletes
+    (a merged-away session) leave the buffer. Due windows go out in order of closing, on
+    the next record and on every stream-time punctuation."""
+
+    def __init__(self, buffer: str, windows: HoppingWindows | SlidingWindows | SessionWindows
+                 ) -> None:
+        self.buffer_name = buffer
+        self.windows = windows
+        self.sessions = isinstance(windows, SessionWindows)
+        self._next_due: int | None = None  # None: unknown (scan the buffer)
+
+    def init(self, context: Any) -> None:
+        super().init(context)
+        self.buffer = context.store(self.buffer_name)
+        self._next_due = None
+        context.schedule(1, PunctuationType.STREAM_TIME, self._emit_due)
+
+    def _due(self, w: Window) -> int:
+        if self.sessions:
+            return self.windows.final_time(w)  # type: ignore[union-attr]
+        if isinstance(self.windows, SlidingWindows):
+            return w.end + self.windows.grace_ms + 1  # inclusive end
+        return w.end + self.windows.grace_ms
+
+    def _timestamp(self, w: Window) -> int:
+        return w.end - 1 if isinstance(self.windows, HoppingWindows) else w.end
+
+    def process(self, record: Record) -> None:
+        self._emit_due(max(self.context.stream_time, record.timestamp))
+        wk: Windowed = record.key
+        change: Change = record.value
+        if not isinstance(wk, Windowed) or not isinstance(change, Change):
+            raise TypeError("suppress needs a windowed table (keys Windowed, values Change); "
+                            f"got key {wk!r}, value {change!r}")
+        if change.new is None:
+            if self.sessions:
+                self.buffer.remove(wk)
+            else:
+                self.buffer.put(wk.key, None, wk.window.start)
+            return
+        if self.sessions:
+            self.buffer.put(wk, change.new)
+        else:
+            self.buffer.put(wk.key, change.new, wk.window.start)
+        due = self._due(wk.window)
+        if self._next_due is not None and due < self._next_due:
+            self._next_due = due
+
+    def _emit_due(self, stream_time: int) -> None:
+        if self._next_due is not None and stream_time < self._next_due:
+            return
+        entries = list(self.buffer.all())
+        due = [(wk, v) for wk, v in entries if self._due(wk.window) <= stream_time]
+        due.sort(key=lambda e: (self._due(e[0].window), e[0].window.start))
+        for wk, v in due:
+            if self.sessions:
+                self.buffer.remove(wk)
+            else:
+                self.buffer.put(wk.key, None, wk.window.start)
+            self.context.forward(Record(wk, Change(v, None), self._timestamp(wk.window)))
+        rest = [self._due(wk.window) for wk, _ in entries if self._due(wk.window) > stream_time]
+        self._next_due = min(rest, default=1 << 62)
+
+
+__all__ = [
+    "Drops", "SessionWindowAggregateNode", "SlidingWindowAggregateNode", "SuppressNode",
+    "TimeWindowAggregateNode",
+]
