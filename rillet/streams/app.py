@@ -264,21 +264,36 @@ class StoreView:
 
 
 class _Listener(ConsumerRebalanceListener):
+    """Forwards the consumer's rebalance callbacks to the runtime. The consumer logs and
+    swallows a callback's exception, so it is kept here and raised by the loop after
+    ``poll()`` returns (a failed restore must stop the app, a migration must rejoin)."""
+
     def __init__(self, runtime: _Runtime) -> None:
         self.runtime = runtime
         self.muted = False
+        self.error: BaseException | None = None
+
+    def _call(self, fn: Callable[[set[TopicPartition]], None], tps: set[TopicPartition]):
+        if self.muted or self.error is not None:
+            return
+        try:
+            fn(tps)
+        except BaseException as exc:  # noqa: BLE001 - raised by the loop
+            self.error = exc
 
     def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        if not self.muted:
-            self.runtime.revoke(revoked)
+        self._call(self.runtime.revoke, revoked)
 
     def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        if not self.muted:
-            self.runtime.assign(assigned)
+        self._call(self.runtime.assign, assigned)
 
     def on_partitions_lost(self, lost: set[TopicPartition]) -> None:
-        if not self.muted:
-            self.runtime.lose(lost)
+        self._call(self.runtime.lose, lost)
+
+    def raise_error(self) -> None:
+        error, self.error = self.error, None
+        if error is not None:
+            raise error
 
 
 class _Runtime:
@@ -297,6 +312,7 @@ class _Runtime:
         self.collector: Collector | None = None
         self.in_txn = False
         self.sent_at_begin = 0
+        self.listener: _Listener | None = None
 
     # -- start and stop ------------------------------------------------------------------
 
@@ -321,10 +337,7 @@ class _Runtime:
                     else None)
             finally:
                 admin.close()
-            self.producer = Producer(producer_client_config(cfg, app.instance_id))
-            self.collector = Collector(self.producer)
-            if self.eos:
-                self.producer.init_transactions()
+            self.new_producer()
             self.restore_consumer = Consumer(restore_consumer_config(cfg))
             self.consumer = Consumer(consumer_client_config(cfg, app.instance_id))
             self.listener = _Listener(self)
@@ -336,6 +349,19 @@ class _Runtime:
         except BaseException:
             self.shutdown(clean=False)
             raise
+
+    def new_producer(self) -> None:
+        old = self.producer
+        if old is not None:
+            try:
+                old.close(timeout=0)
+            except Exception:  # noqa: BLE001 - it is being replaced
+                log.exception("closing the old producer failed")
+        self.producer = Producer(producer_client_config(self.cfg, self.app.instance_id))
+        self.collector = Collector(self.producer)
+        self.in_txn, self.sent_at_begin = False, 0
+        if self.eos:
+            self.producer.init_transactions()
 
     def shutdown(self, clean: bool) -> None:
         self.app.state = PENDING_SHUTDOWN
@@ -349,7 +375,8 @@ class _Runtime:
             self.abort()
         self.close_tasks(list(self.tasks), clean)
         if self.consumer is not None:
-            self.listener.muted = True
+            if self.listener is not None:
+                self.listener.muted = True
             self.consumer.close()
         for client in (self.restore_consumer, self.producer):
             if client is not None:
@@ -370,6 +397,7 @@ class _Runtime:
             busy = any(t.buffered() for t in self.tasks.values())
             try:
                 batch = consumer.poll(0 if busy else poll_ms)
+                self.listener.raise_error()
             except TaskMigratedError:
                 self.migrated()
                 continue
@@ -448,9 +476,14 @@ class _Runtime:
             self.collector.last.clear()
 
     def migrated(self) -> None:
-        """Fenced while committing: every task closed dirty, then rejoin the group."""
+        """Fenced while committing: every task closed dirty, then rejoin the group. Under
+        exactly_once the producer is made again (a producer the coordinator fenced, e.g.
+        after transaction.timeout.ms, cannot be used again), with the same
+        transactional.id: init_transactions() bumps its epoch."""
         self.app._counters["migrations"] += 1
         self.close_tasks(list(self.tasks), clean=False)
+        if self.eos:
+            self.new_producer()
         self.listener.muted = True
         try:
             self.consumer.unsubscribe()
@@ -469,7 +502,9 @@ class _Runtime:
 
     def assign(self, assigned: set[TopicPartition]) -> None:
         self.app.state = REBALANCING
-        self.begin_if_needed()  # restore-time writes (none) and the first records
+        # the open transaction must not wait for the restores (transaction.timeout.ms)
+        self.commit()
+        self.begin_if_needed()
         for tp in sorted(assigned):
             st = self.sub_of.get(tp.topic)
             if st is None:

@@ -45,8 +45,7 @@ class Instance:
         self.log = tmp / f"{name}.log"
         args = [sys.executable, "-m", "rillet.cli.main", "streams", "run", f"{APP}:app",
                 "-c", f"bootstrap.servers={bootstrap}", "-c", f"state.dir={tmp / name}",
-                "-c", f"processing.guarantee={guarantee}", "-c", "commit.interval.ms=500",
-                "-c", "producer.transaction.timeout.ms=3000"]
+                "-c", f"processing.guarantee={guarantee}", "-c", "commit.interval.ms=500"]
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
                                          env={**os.environ, "RILLET_DEBUG": "1"})
