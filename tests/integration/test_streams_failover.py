@@ -32,8 +32,8 @@ APP = Path(__file__).with_name("streams_app.py")
 PARTITIONS = 4
 WORDS = [f"w{i:02d}" for i in range(12)]
 GROUP_CONFIGS = {
-    "group.consumer.session.timeout.ms": "3000",
-    "group.consumer.heartbeat.interval.ms": "300",
+    "group.consumer.session.timeout.ms": "6000",
+    "group.consumer.heartbeat.interval.ms": "500",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms": "500",
 }
 
@@ -100,8 +100,9 @@ def _outputs(bootstrap: str, read_committed: bool) -> dict[str, list[int]]:
     return out
 
 
-@pytest.mark.timeout(240)
-@pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("guarantee", [
+    "exactly_once", pytest.param("at_least_once", marks=pytest.mark.slow)])
 def test_one_of_two_instances_killed_mid_stream(cluster_factory, tmp_path, guarantee):
     cluster = cluster_factory(1, GROUP_CONFIGS)
     b = cluster.bootstrap_servers
@@ -109,7 +110,7 @@ def test_one_of_two_instances_killed_mid_stream(cluster_factory, tmp_path, guara
         admin.create_topics([NewTopic("lines", PARTITIONS), NewTopic("word-counts",
                                                                         PARTITIONS)])
     lines = [" ".join(WORDS[(i * k + k) % len(WORDS)] for k in (1, 3, 5))
-             for i in range(1200)]
+             for i in range(600)]
     truth = collections.Counter(w for line in lines for w in line.split())
     a = Instance("a", b, tmp_path, guarantee)
     other = Instance("b", b, tmp_path, guarantee)
@@ -119,14 +120,14 @@ def test_one_of_two_instances_killed_mid_stream(cluster_factory, tmp_path, guara
         wait_until(lambda: a.tasks() and other.tasks(), 90,
                    "both instances to hold tasks")
         feeder.start()
-        wait_until(lambda: produced[0] >= len(lines) // 3, 60, "a third of the input")
+        wait_until(lambda: produced[0] >= len(lines) // 3, 120, "a third of the input")
         held = a.tasks()
         assert held, "the victim holds no task"
         a.stop(signal.SIGKILL)
         # its tasks move to the survivor, which restores their state and goes on
         wait_until(lambda: held <= other.tasks(), 90,
                    f"tasks {sorted(held)} to move (log:\n{other.text()[-3000:]})")
-        feeder.join(120)
+        feeder.join(180)
         assert produced[0] == len(lines)
         eos = guarantee == "exactly_once"
 
@@ -134,7 +135,7 @@ def test_one_of_two_instances_killed_mid_stream(cluster_factory, tmp_path, guara
             latest = {w: vs[-1] for w, vs in _outputs(b, eos).items()}
             return all(latest.get(w, 0) >= n for w, n in truth.items())
 
-        wait_until(done, 120, "every word's count to reach its true value")
+        wait_until(done, 180, "every word's count to reach its true value")
         assert other.stop() == 0, other.text()[-3000:]
     finally:
         stop.set()
@@ -147,7 +148,8 @@ def test_one_of_two_instances_killed_mid_stream(cluster_factory, tmp_path, guara
             assert outputs[w] == list(range(1, n + 1)), (w, outputs[w])
         assert final == dict(truth)
     else:
-        assert all(final[w] >= n for w, n in truth.items()), (final, truth)
-        # the bound: the dead instance's uncommitted work is replayed once
-        assert sum(final.values()) - sum(truth.values()) <= 3 * len(lines), final
+        # the bound: one crash replays the dead instance's uncommitted work once, so a
+        # record is counted at most twice
+        for w, n in truth.items():
+            assert n <= final[w] <= 2 * n, (w, final[w], n)
     assert "restored" in other.text()  # the moved tasks' stores came back from changelogs

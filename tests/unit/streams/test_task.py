@@ -181,3 +181,21 @@ def _topology_counts():
     t.stream("words", key_serde=serdes.String, value_serde=serdes.String) \
         .group_by_key().count(store="counts")
     return t
+
+
+def test_exactly_once_wipes_local_state_left_by_a_crash(tmp_path) -> None:
+    task, collector = _counting(tmp_path, eos=True)
+    task.commit_stores(collector.check())
+    for store in task.stores.values():
+        store.close()  # the process dies here: no task.close(), no clean-shutdown marker
+    again, _ = _task(_topology_counts(), tmp_path, eos=True)
+    assert again.stores["counts"].get("a") is None  # restored from the changelog instead
+    again.close(clean=True)
+    # at_least_once trusts the file (its checkpoint says what it holds)
+    task, collector = _counting(tmp_path / "alos", eos=False)
+    task.commit_stores(collector.check())
+    for store in task.stores.values():
+        store.close()
+    again, _ = _task(_topology_counts(), tmp_path / "alos", eos=False)
+    assert again.stores["counts"].get("a") == 2
+    again.close(clean=True)
