@@ -395,6 +395,16 @@ class _Runtime:
         next_commit = time.monotonic() + commit_s
         while not app._closing.is_set():
             busy = any(t.buffered() for t in self.tasks.values())
+            membership = getattr(consumer, "_membership", None)
+            if self.eos and membership is not None and membership._changed.is_set():
+                # a rebalance is coming: poll() may wait there (offsets fetched with
+                # require_stable wait for the previous owner's transaction), so do not
+                # leave ours open meanwhile
+                try:
+                    self.commit()
+                except TaskMigratedError:
+                    self.migrated()
+                    continue
             try:
                 batch = consumer.poll(0 if busy else poll_ms)
                 self.listener.raise_error()

@@ -117,7 +117,7 @@ def test_one_of_two_instances_killed_mid_stream(cluster_factory, tmp_path, guara
     stop, produced = threading.Event(), [0]
     feeder = threading.Thread(target=_feed, args=(b, lines, produced, stop), daemon=True)
     try:
-        wait_until(lambda: a.tasks() and other.tasks(), 90,
+        wait_until(lambda: a.tasks() and other.tasks(), 180,
                    "both instances to hold tasks")
         feeder.start()
         wait_until(lambda: produced[0] >= len(lines) // 3, 120, "a third of the input")
