@@ -82,6 +82,13 @@ def _feed(bootstrap: str, lines: list[str], produced: list[int], stop: threading
             time.sleep(0.05)  # the input keeps arriving over a few seconds
 
 
+def _lso(bootstrap: str, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """What read_committed readers can see of ``tps`` (their last stable offsets)."""
+    with Consumer({"bootstrap.servers": bootstrap,
+                   "isolation.level": "read_committed"}) as consumer:
+        return consumer.end_offsets(tps)
+
+
 def _outputs(bootstrap: str, read_committed: bool) -> dict[str, list[int]]:
     tps = [TopicPartition("word-counts", p) for p in range(PARTITIONS)]
     out: dict[str, list[int]] = collections.defaultdict(list)
@@ -123,6 +130,12 @@ def test_one_of_two_instances_killed_mid_stream(cluster_factory, tmp_path, guara
         wait_until(lambda: produced[0] >= len(lines) // 3, 120, "a third of the input")
         held = a.tasks()
         assert held, "the victim holds no task"
+        # kill it once it has committed counts (then the survivor must restore them): task
+        # 1_p writes output partition p (the words were repartitioned by the same hash)
+        mine = [TopicPartition("word-counts", int(t.split("_")[1])) for t in held
+                if t.startswith("1_")]
+        assert mine, held
+        wait_until(lambda: any(_lso(b, mine).values()), 60, "the victim's first commit")
         a.stop(signal.SIGKILL)
         # its tasks move to the survivor, which restores their state and goes on
         wait_until(lambda: held <= other.tasks(), 90,
@@ -152,4 +165,6 @@ def test_one_of_two_instances_killed_mid_stream(cluster_factory, tmp_path, guara
         # record is counted at most twice
         for w, n in truth.items():
             assert n <= final[w] <= 2 * n, (w, final[w], n)
-    assert "restored" in other.text()  # the moved tasks' stores came back from changelogs
+    # the moved tasks' stores came back from their changelogs
+    restored = [int(n) for n in re.findall(r"restored (\d+) records", other.text())]
+    assert sum(restored) > 0, other.text()[-3000:]
