@@ -216,6 +216,7 @@ class Membership:
             member_epoch=epoch,
             instance_id=self.instance_id,
             rebalance_timeout_ms=self.config.max_poll_interval_ms,
+            server_assignor=getattr(self.config, "group_remote_assignor", None),
             subscribed_topic_names=self.topics if self.regex is None else None,
             subscribed_topic_regex=self.regex,
             owned_partitions=_tps_wire(owned),

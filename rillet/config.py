@@ -82,6 +82,15 @@ def _choice(*choices: str) -> Callable[[str, Any], str]:
     return coerce
 
 
+def _opt_choice(*choices: str) -> Callable[[str, Any], str | None]:
+    inner = _choice(*choices)
+
+    def coerce(key: str, v: Any) -> str | None:
+        return None if v is None else inner(key, v)
+
+    return coerce
+
+
 def _acks(key: str, v: Any) -> int:
     text = str(v).lower() if not isinstance(v, bool) else ""
     if text == "all" or text == "-1":
@@ -161,6 +170,9 @@ PRODUCER_KEYS = COMMON_KEYS + (
 CONSUMER_KEYS = COMMON_KEYS + (
     _k("group.id", _opt_str, None, "consumer group (stored for the group protocol)"),
     _k("group.instance.id", _opt_str, None, "static membership id"),
+    _k("group.remote.assignor", _opt_choice("uniform", "range"), None,
+       "server-side assignor this member asks for (KIP-848): uniform or range; "
+       "None: the group's group.remote.assignor"),
     _k("auto.offset.reset", _choice("earliest", "latest", "none"), "latest",
        "where to start without a valid position"),
     _k("enable.auto.commit", _bool, True, "commit positions in the background (groups)"),

@@ -10,3 +10,9 @@
     counts.to_stream().to("word-counts", value_serde=serdes.Long)
     app.run()
 """
+
+from . import serdes
+from .app import App
+from .errors import StreamsError
+
+__all__ = ["App", "StreamsError", "serdes"]

@@ -1,0 +1,238 @@
+"""rillet.streams against a real broker (docs/streams.md "Running"), in-process apps:
+word count end to end with an interactive query, restart restoring state (from the changelog,
+and from the local SQLite file without a full replay), bad records per the deserialization
+handler, and the start-up checks (a missing source topic). The kill -9 of one of two
+instances is in test_streams_failover.py."""
+
+from __future__ import annotations
+
+import collections
+import time
+from pathlib import Path
+
+import pytest
+
+from rillet import Admin, Consumer, NewTopic, Producer, TopicPartition
+from rillet.streams import App, serdes
+from rillet.streams.errors import DeserializationError, MissingSourceTopicError
+from rillet.streams.task import DLQ_HEADERS
+from tests.support import wait_until
+
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta"]
+
+
+@pytest.fixture
+def cluster(shared_cluster):
+    return shared_cluster
+
+
+def _topics(bootstrap: str, *names: str, partitions: int = 2) -> None:
+    with Admin({"bootstrap.servers": bootstrap}) as admin:
+        admin.create_topics([NewTopic(n, partitions) for n in names])
+
+
+def _lines(n: int, start: int = 0) -> list[str]:
+    return [" ".join(WORDS[(i * k) % len(WORDS)] for k in (1, 2, 3)) for i in
+            range(start, start + n)]
+
+
+def _produce(bootstrap: str, topic: str, values: list, keys: bool = True) -> None:
+    with Producer({"bootstrap.servers": bootstrap, "linger.ms": 5}) as producer:
+        for i, v in enumerate(values):
+            producer.send(topic, v if isinstance(v, bytes) else v.encode(),
+                          key=str(i).encode() if keys else None)
+        producer.flush(30)
+
+
+def _wordcount(app_id: str, bootstrap: str, state_dir: Path, src: str, out: str,
+               **config) -> App:
+    app = App(app_id, {"bootstrap.servers": bootstrap, "state.dir": str(state_dir),
+                       "commit.interval.ms": 200, **config})
+    (app.stream(src, value_serde=serdes.String)
+     .flat_map_values(str.split)
+     .group_by(lambda _k, word: word, key_serde=serdes.String)
+     .count(store="counts")
+     .to_stream()
+     .to(out, key_serde=serdes.String, value_serde=serdes.Long))
+    return app
+
+
+def _truth(lines: list[str]) -> dict[str, int]:
+    return dict(collections.Counter(w for line in lines for w in line.split()))
+
+
+def _read_all(bootstrap: str, topic: str, partitions: int = 2, **cfg) -> list:
+    """Every record of ``topic``, read up to its end (the LSO under read_committed)."""
+    out: list = []
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    with Consumer({"bootstrap.servers": bootstrap, "auto.offset.reset": "earliest",
+                   **cfg}) as consumer:
+        consumer.assign(tps)
+        ends = consumer.end_offsets(tps)
+        deadline = time.monotonic() + 60
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            assert time.monotonic() < deadline, f"{topic} not read to its end {ends}"
+            for records in consumer.poll(200).values():
+                out.extend(records)
+    return out
+
+
+def _latest(bootstrap: str, topic: str, partitions: int = 2, **cfg) -> dict[str, int]:
+    """The last value per key (word -> count)."""
+    return {r.key.decode(): serdes.Long.deserialize(topic, r.value)
+            for r in _read_all(bootstrap, topic, partitions, **cfg)}
+
+
+def _wait_counts(app: App, truth: dict[str, int], timeout_s: float = 90) -> None:
+    view = app.store("counts")
+    wait_until(lambda: app.error is not None or all(view.get(w) == n
+                                                    for w, n in truth.items()),
+               timeout_s, f"the counts to reach the truth ({app.state}, {app.metrics()})")
+    assert app.error is None, app.error
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
+def test_word_count_end_to_end(cluster, tmp_path, guarantee) -> None:
+    b = cluster.bootstrap_servers
+    src, out = f"wc-lines-{guarantee}", f"wc-counts-{guarantee}"
+    _topics(b, src, out)
+    lines = _lines(300)
+    _produce(b, src, lines)
+    app = _wordcount(f"wc-{guarantee.replace('_', '-')}", b, tmp_path / "state", src, out,
+                     **{"processing.guarantee": guarantee})
+    app.start()
+    try:
+        _wait_counts(app, _truth(lines))
+        # the interactive query sees every task's store of this instance
+        view = app.store("counts")
+        assert sorted(view.all()) == sorted(_truth(lines).items())
+        assert len(view) == len(_truth(lines))
+        with pytest.raises(AttributeError, match="read-only"):
+            view.put  # noqa: B018
+        with pytest.raises(KeyError, match="no store 'nope'"):
+            app.store("nope")
+        m = app.metrics()
+        assert m["tasks"] == 4 and m["processed"] >= len(lines)  # 2 sub-topologies x 2
+    finally:
+        app.close(30)
+    assert app.state == "NOT_RUNNING" and app.error is None
+    # the output topic's last value per word is the count (read_committed under EOS)
+    iso = {"isolation.level": "read_committed"} if guarantee == "exactly_once" else {}
+    assert _latest(b, out, **iso) == _truth(lines)
+    # the internal topics are there, named as Kafka's
+    with Admin({"bootstrap.servers": b}) as admin:
+        names = set(admin.list_topics())
+    app_id = app.application_id
+    assert {f"{app_id}-counts-changelog", f"{app_id}-counts-repartition"} <= names
+
+
+@pytest.mark.timeout(240)
+def test_restart_restores_from_the_changelog_and_from_the_local_file(cluster, tmp_path):
+    b = cluster.bootstrap_servers
+    src, out = "rs-lines", "rs-counts"
+    _topics(b, src, out)
+    first = _lines(200)
+    _produce(b, src, first)
+    app = _wordcount("restore-app", b, tmp_path / "a", src, out)
+    app.start()
+    try:
+        _wait_counts(app, _truth(first))
+    finally:
+        app.close(30)
+    assert app.metrics()["restored"] == 0
+    # the same state.dir: the SQLite files hold the counts up to their checkpoint, so
+    # nothing (or only what came after the last commit) is replayed
+    more = _lines(50, start=200)
+    _produce(b, src, more)
+    app = _wordcount("restore-app", b, tmp_path / "a", src, out)
+    app.start()
+    try:
+        _wait_counts(app, _truth(first + more))
+        local_restored = app.metrics()["restored"]
+    finally:
+        app.close(30)
+    assert local_restored == 0
+    # a fresh state.dir (another machine): everything comes back from the changelog
+    app = _wordcount("restore-app", b, tmp_path / "b", src, out)
+    app.start()
+    try:
+        _wait_counts(app, _truth(first + more))
+        restored = app.metrics()["restored"]
+    finally:
+        app.close(30)
+    changelog = _latest(b, "restore-app-counts-changelog")
+    assert changelog == _truth(first + more)  # compacted view of what was logged
+    assert restored >= len(_truth(first + more))  # every word at least once
+
+
+@pytest.mark.timeout(180)
+def test_bad_records_go_to_the_deserialization_handler(cluster, tmp_path) -> None:
+    b = cluster.bootstrap_servers
+    _topics(b, "bad-in", partitions=1)
+    good = [serdes.Long.serialize("t", i) for i in range(10)]
+    values = good[:4] + [b"\x01\x02\x03"] + good[4:]  # not 8 bytes: Long cannot decode it
+    _produce(b, "bad-in", values, keys=False)
+
+    def doubler(handler: str, **extra) -> App:
+        out = f"bad-out-{handler}"
+        _topics(b, out, partitions=1)
+        app = App(f"bad-{handler.replace('_', '-')}", {
+            "bootstrap.servers": b, "state.dir": str(tmp_path / handler),
+            "default.deserialization.exception.handler": handler, **extra})
+        (app.stream("bad-in", value_serde=serdes.Long).map_values(lambda v: v * 2)
+         .to(out, value_serde=serdes.Long))
+        return app
+
+    def outputs(handler: str) -> list[int]:
+        return [serdes.Long.deserialize("t", r.value)
+                for r in _read_all(b, f"bad-out-{handler}", 1)]
+
+    # log_and_continue: skipped and counted, the rest processed
+    app = doubler("log_and_continue")
+    app.start()
+    try:
+        wait_until(lambda: app.metrics()["processed"] == 10 or app.error, 60, "10 records")
+        assert app.metrics()["skipped"] == 1
+    finally:
+        app.close(30)
+    assert outputs("log_and_continue") == [2 * i for i in range(10)]
+
+    # dead_letter: the raw record with KIP-1034's headers in the DLQ topic
+    app = doubler("dead_letter", **{"errors.dead.letter.queue.topic.name": "bad-dlq"})
+    app.start()
+    try:
+        wait_until(lambda: app.metrics()["processed"] == 10 or app.error, 60, "10 records")
+        assert app.metrics()["dead_lettered"] == 1
+    finally:
+        app.close(30)
+    dead = _read_all(b, "bad-dlq", 1)
+    assert [r.value for r in dead] == [b"\x01\x02\x03"]
+    headers = dict(dead[0].headers)
+    assert set(DLQ_HEADERS) <= set(headers)
+    assert headers["__streams.errors.topic"] == b"bad-in"
+    assert headers["__streams.errors.offset"] == b"4"
+
+    # log_and_fail (the default): run() stops with the error; the records before it went
+    # through, the bad one is not committed past (a restart fails on it again)
+    app = doubler("log_and_fail")
+    app.start()
+    wait_until(lambda: app.state == "ERROR", 60, "the app to fail")
+    assert isinstance(app.error, DeserializationError)
+    assert (app.error.topic, app.error.partition, app.error.offset) == ("bad-in", 0, 4)
+    assert outputs("log_and_fail") == [0, 2, 4, 6]
+    with Consumer({"bootstrap.servers": b, "group.id": "bad-log-and-fail"}) as c:
+        committed = c.committed([("bad-in", 0)])
+    assert list(committed.values())[0] in (None, 4)
+
+
+@pytest.mark.timeout(60)
+def test_a_missing_source_topic_stops_the_app_with_a_clear_error(cluster, tmp_path) -> None:
+    app = App("missing-src", {"bootstrap.servers": cluster.bootstrap_servers,
+                              "state.dir": str(tmp_path)})
+    app.stream("no-such-topic").to("nowhere")
+    with pytest.raises(MissingSourceTopicError, match="no-such-topic .* does not exist"):
+        app.run()
+    assert app.state == "ERROR"
+
+
