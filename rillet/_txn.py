@@ -63,7 +63,23 @@ class TxnState(enum.Enum):
     FATAL_ERROR = "FatalError"
 
 
-S = TxnState
+class S:
+    """The members of :class:`TxnState` as plain class attributes: ``S.READY`` is the same
+    object as ``TxnState.READY``, read in ~20 ns instead of ~125 (an Enum member's attribute
+    access goes through the enum's metaclass on CPython 3.11), which matters on paths run
+    per record (``Transactions.check_send``) or per sender round."""
+
+    UNINITIALIZED = TxnState.UNINITIALIZED
+    INITIALIZING = TxnState.INITIALIZING
+    READY = TxnState.READY
+    IN_TRANSACTION = TxnState.IN_TRANSACTION
+    COMMITTING = TxnState.COMMITTING
+    ABORTING = TxnState.ABORTING
+    ABORTABLE_ERROR = TxnState.ABORTABLE_ERROR
+    FATAL_ERROR = TxnState.FATAL_ERROR
+
+
+IN_TRANSACTION = TxnState.IN_TRANSACTION  # read per record by the producer's send()
 
 #: new state -> the states it may be entered from (the docstring's table)
 TRANSITIONS: dict[TxnState, frozenset[TxnState]] = {

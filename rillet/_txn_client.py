@@ -26,7 +26,7 @@ from typing import Any
 
 from rillet._membership import CoordinatorLocator
 from rillet._network import NetworkClient, map_error
-from rillet._txn import TransactionManager, TxnState
+from rillet._txn import IN_TRANSACTION, TransactionManager, TxnState
 from rillet.errors import (
     BrokerUnavailableError,
     CommitFailedError,
@@ -99,7 +99,7 @@ class Transactions:
         """send(): only inside a transaction (raises InvalidTxnStateError, the abortable or
         the fatal error otherwise)."""
         tm = self.tm
-        if tm.state is not TxnState.IN_TRANSACTION:
+        if tm.state is not IN_TRANSACTION:
             with self.lock:
                 tm.check_in_transaction("send()")
 
@@ -113,7 +113,7 @@ class Transactions:
         tm = self.tm
         if isinstance(error, ProducerFencedError):
             tm.fatal(tm.fenced_error(error, _monotonic_ms()))
-        elif tm.state in (TxnState.IN_TRANSACTION, TxnState.COMMITTING):
+        elif tm.state is IN_TRANSACTION or tm.state is TxnState.COMMITTING:
             tm.abortable(error)
 
     # -- init_transactions ---------------------------------------------------------------

@@ -202,3 +202,16 @@ def test_a_fencing_after_the_transaction_timeout_is_reported_as_the_timeout() ->
     assert isinstance(error, TransactionTimeoutError) and isinstance(error, ProducerFencedError)
     assert error.__cause__ is FENCED and "transaction.timeout.ms=1000" in str(error)
     assert tm.fenced_error(OutOfOrderSequenceError("x"), 9999).__class__ is OutOfOrderSequenceError
+
+
+def test_the_fast_state_namespace_is_exactly_the_enum() -> None:
+    """rillet._txn.S (plain attributes, read per record) names every TxnState member and
+    nothing else, each the member itself: a state added to the enum but not to S (or a
+    copy that is not the member) would make the ``is`` checks silently wrong."""
+    from rillet import _txn
+
+    names = {n for n in vars(_txn.S) if not n.startswith("_")}
+    assert names == set(TxnState.__members__)
+    for name, member in TxnState.__members__.items():
+        assert getattr(_txn.S, name) is member
+    assert _txn.IN_TRANSACTION is TxnState.IN_TRANSACTION
