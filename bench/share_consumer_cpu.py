@@ -42,26 +42,23 @@ def broker_cpu_s(pid: int) -> tuple[float, float]:
     return int(fields[11]) / tick, int(fields[12]) / tick
 
 
-def plain(bootstrap: str, topic: str, partitions: int, records: int, max_poll: int) -> float:
-    """Read every record with a plain Consumer; returns the seconds taken."""
+def plain(bootstrap: str, topic: str, partitions: int, records: int, max_poll: int) -> None:
+    """Read every record with a plain Consumer."""
     with Consumer({"bootstrap.servers": bootstrap, "max.poll.records": max_poll}) as c:
         tps = [TopicPartition(topic, p) for p in range(partitions)]
         c.assign(tps)
         c.seek_to_beginning(*tps)
         got = 0
-        t0 = time.perf_counter()
         deadline = time.monotonic() + 300
         while got < records and time.monotonic() < deadline:
             for rs in c.poll(100).values():
                 got += len(rs)
-        elapsed = time.perf_counter() - t0
     if got < records:
         raise RuntimeError(f"plain consumer: {got} of {records} records")
-    return elapsed
 
 
-def share(bootstrap: str, topic: str, records: int, max_poll: int, rnd: int) -> float:
-    """Consume and accept every record with one ShareConsumer; returns the seconds taken."""
+def share(bootstrap: str, topic: str, records: int, max_poll: int, rnd: int) -> None:
+    """Consume and accept every record with one ShareConsumer."""
     group = f"cpu-{rnd}-{int(time.time() * 1000)}"
     with Admin({"bootstrap.servers": bootstrap}) as admin:
         admin.alter_group_configs(group, set={"share.auto.offset.reset": "earliest"})
@@ -70,25 +67,35 @@ def share(bootstrap: str, topic: str, records: int, max_poll: int, rnd: int) -> 
     try:
         c.subscribe([topic])
         got = 0  # counted, not checked per offset: the client's own work is what is measured
-        t0 = time.perf_counter()
         deadline = time.monotonic() + 300
         while got < records and time.monotonic() < deadline:
             got += len(c.poll(timeout_ms=100))
         c.commit_sync()
-        elapsed = time.perf_counter() - t0
     finally:
         c.close()
     if got < records:
         raise RuntimeError(f"share consumer: {got} of {records} records")
-    return elapsed
 
 
-def measure(fn, pid: int, records: int) -> dict:
+def idle_rate(pid: int, seconds: float = 2.0) -> float:
+    """The broker's CPU seconds per second with no client working (ticker, timers):
+    subtracted from a run's broker CPU, so a run slowed by other processes on the machine
+    is not charged more per record for the broker's clock-driven work."""
+    u0, s0 = broker_cpu_s(pid)
+    time.sleep(seconds)
+    u1, s1 = broker_cpu_s(pid)
+    return (u1 - u0 + s1 - s0) / seconds
+
+
+def measure(fn, pid: int, records: int, idle: float) -> dict:
     c0, (u0, s0) = time.process_time(), broker_cpu_s(pid)
-    seconds = fn()
+    t0 = time.perf_counter()
+    fn()
+    seconds = time.perf_counter() - t0
     c1, (u1, s1) = time.process_time(), broker_cpu_s(pid)
-    return {"client_us": (c1 - c0) / records * 1e6,
-            "broker_us": (u1 - u0 + s1 - s0) / records * 1e6,
+    broker = u1 - u0 + s1 - s0
+    return {"client_us": (c1 - c0) / records * 1e6, "broker_us": broker / records * 1e6,
+            "broker_net_us": max(0.0, broker - idle * seconds) / records * 1e6,
             "broker_sys_us": (s1 - s0) / records * 1e6, "rps": records / seconds}
 
 
@@ -118,16 +125,20 @@ def main() -> None:
             print(f"broker pid {pid}; {n} records produced", flush=True)  # for a profiler
             rows = []
             for rnd in range(args.rounds):
+                idle = idle_rate(pid)
                 p = None if args.share_only else measure(
-                    lambda: plain(b, topic, args.partitions, n, args.max_poll_records), pid, n)
+                    lambda: plain(b, topic, args.partitions, n, args.max_poll_records), pid, n,
+                    idle)
                 s = measure(lambda rnd=rnd: share(b, topic, n, args.max_poll_records, rnd),
-                            pid, n)
+                            pid, n, idle)
                 rows.append((p, s))
                 line = (f"round {rnd + 1}: share client {s['client_us']:.2f} us/rec, broker "
-                        f"{s['broker_us']:.2f} us/rec (system {s['broker_sys_us']:.2f}; "
+                        f"{s['broker_us']:.2f} us/rec (net of idle {s['broker_net_us']:.2f}, system "
+                        f"{s['broker_sys_us']:.2f}; "
                         f"{s['rps']:,.0f} rec/s)")
                 if p:
                     line += (f"; plain client {p['client_us']:.2f}, broker {p['broker_us']:.2f}"
+                             f" (net {p['broker_net_us']:.2f})"
                              f" ({p['rps']:,.0f} rec/s); client ratio "
                              f"{s['client_us'] / p['client_us']:.2f}x")
                 print(line + f"; load {os.getloadavg()[0]:.1f}", flush=True)
@@ -135,7 +146,8 @@ def main() -> None:
             cluster.stop()
     med = statistics.median
     line = (f"median of {len(rows)}: share client {med(s['client_us'] for _, s in rows):.2f}"
-            f" us/rec, broker {med(s['broker_us'] for _, s in rows):.2f} us/rec")
+            f" us/rec, broker {med(s['broker_us'] for _, s in rows):.2f} us/rec (net of idle "
+            f"{med(s['broker_net_us'] for _, s in rows):.2f})")
     if not args.share_only:
         line += (f"; plain client {med(p['client_us'] for p, _ in rows):.2f}, broker "
                  f"{med(p['broker_us'] for p, _ in rows):.2f}")
