@@ -66,7 +66,7 @@ from .scrubber import TICK_S as SCRUB_TICK_S
 from .scrubber import Scrubber, ScrubTick
 from .session import BrokerContext, Listener
 from .share_dlq import DeadLetterWriter
-from .share_state_client import ShareStateClient
+from .share_state_client import ShareStateClient, local_first
 from .ticker import Ticker, now_ms
 from .txn_verify import RemoteTxnVerifier
 
@@ -198,7 +198,10 @@ class BrokerNode:
         self.share_state_client = ShareStateClient(
             lambda key: SST.find_coordinator(
                 self.ctx, P.FindCoordinatorRequest(key=key, key_type=P.COORDINATOR_SHARE)),
-            self._address_of, self.peers.request, self.ticker.call_later,
+            self._address_of,
+            local_first(self.peers.request, lambda: self._address_of(self.broker_id),
+                        lambda: self.ctx.share_state, self.ticker.call_later),
+            self.ticker.call_later,
         )
         self.ctx.share_state_client = self.share_state_client
         # share groups: the share-partitions of the partitions this broker leads

@@ -19,7 +19,7 @@ application acknowledges it finally.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from rillet.errors import IllegalStateError
@@ -82,10 +82,10 @@ class Acknowledgements:
 
     # -- delivery ---------------------------------------------------------------------------
 
-    def delivered(self, tp: TopicPartition, first: int, last: int, record_offsets: list[int]
-                  ) -> None:
-        """The records at ``record_offsets`` (sorted, within [first, last]) were handed out
-        from acquired range [first, last]."""
+    def delivered(self, tp: TopicPartition, first: int, last: int,
+                  record_offsets: Sequence[int]) -> None:
+        """The records at ``record_offsets`` (sorted, within [first, last]; a range when
+        there is no gap) were handed out from acquired range [first, last]."""
         o = self.outstanding.get(tp)
         if o is None:
             o = self.outstanding[tp] = _Outstanding()

@@ -1,10 +1,16 @@
 """A ShareConsumer's fetching: ShareFetch per partition leader with piggybacked
 acknowledgements, ShareAcknowledge for the rest, and the records of the acquired ranges.
 
-One ShareFetch is in flight per leader at most. Its response's batches are framed and
-decoded with the consumer's decoder (:meth:`rillet._fetcher.Fetcher._decode`, the same fast
-path), cut to the ``acquired_records`` ranges (a stored batch may hold offsets acquired by
-another member) and handed out as :class:`ShareRecord`\\ s carrying their delivery count.
+One ShareFetch is in flight per leader at most. Its response's batches are framed
+(:func:`scan_batches`), only those holding an acquired offset are decoded, each once (a
+stored batch larger than one acquisition comes in several responses; see :class:`_Batch`),
+and the records of the ``acquired_records`` ranges (a stored batch may hold offsets acquired
+by another member) are handed out as :class:`ShareRecord`\\ s carrying their delivery count.
+A batch of the common shape (uncompressed, dense offsets, no headers: what the producer
+writes) is kept as columns, and a range's records are built from slices of them in one
+C-level loop (``map(ShareRecord, zip(...))``, as the plain consumer builds its records), so
+a record costs one tuple, never a record plus a copy with the delivery count; other shapes
+go through the consumer's decoder (:meth:`rillet._fetcher.Fetcher._decode`).
 
 Acknowledgement outcomes (the ShareFetch ``acknowledge_error_code`` of a partition, or a
 ShareAcknowledge result) are queued as ``(acks, error)`` for the consumer to report. A leader
@@ -22,14 +28,15 @@ import time
 import types
 from collections import _tuplegetter, deque
 from concurrent.futures import Future
-from itertools import repeat
+from itertools import chain, repeat
 from typing import Any, NamedTuple
 
-from rillet._fetcher import Fetcher, PartitionState, _Chunk
+from rillet._fetcher import Fetcher, PartitionState, _add_timestamps, _Chunk, _gc_paused
 from rillet._network import NetworkClient, map_error
 from rillet._share_acks import Acknowledgements
 from rillet.errors import error_for_code
-from rillet.logstore.batch_fast import scan_batches
+from rillet.logstore.batch import CODEC_MASK, HEADER_SIZE, digest_at
+from rillet.logstore.batch_fast import decode_columns_at, scan_batches
 from rillet.records import ConsumerRecord, TopicPartition, _FetchedRecordType
 from rillet.transport import protocol as P
 from rillet.transport.protocol import ACK_RELEASE
@@ -78,6 +85,48 @@ class Delivery(NamedTuple):
     last: int
     records: list[ShareRecord]
 
+    def offsets(self) -> range | list[int]:
+        """The offsets of ``records`` (a range when the acquired range has no gap)."""
+        if len(self.records) == self.last - self.first + 1:
+            return range(self.first, self.last + 1)
+        return [r[2] for r in self.records]
+
+
+class _Batch:
+    """One stored batch's records, decoded once: ``timestamps``, ``keys`` and ``values``
+    columns (``keys``/``values`` None: all null) for the common shape, whose offsets are
+    ``base`` to ``last`` without gaps and whose records have no headers; else ``records``,
+    its ConsumerRecords in offset order (any shape: compressed, compacted, headers)."""
+
+    __slots__ = ("base", "last", "timestamps", "keys", "values", "records")
+
+    def __init__(self, base: int, last: int, timestamps=None, keys=None, values=None,
+                 records=None) -> None:
+        self.base, self.last = base, last
+        self.timestamps, self.keys, self.values = timestamps, keys, values
+        self.records = records
+
+    def add_range(self, out: list, tp: TopicPartition, first: int, last: int,
+                  delivery_count: int) -> None:
+        """Append the ShareRecords of offsets [first, last] held here to ``out``."""
+        if self.records is not None:
+            rs = self.records
+            lo = bisect.bisect_left(rs, first, key=_offset)
+            hi = bisect.bisect_right(rs, last, key=_offset)
+            out.extend(map(ShareRecord, map(operator.add, rs[lo:hi],
+                                            repeat((delivery_count,)))))
+            return
+        base = self.base
+        lo = max(first, base) - base
+        hi = min(last, self.last) - base + 1
+        if hi <= lo:
+            return
+        ks, vs = self.keys, self.values
+        out.extend(map(ShareRecord, zip(
+            repeat(tp[0]), repeat(tp[1]), range(base + lo, base + hi),
+            self.timestamps[lo:hi], repeat(None) if ks is None else ks[lo:hi],
+            repeat(None) if vs is None else vs[lo:hi], repeat(()), repeat(delivery_count))))
+
 
 class ShareFetcher:
     def __init__(self, client: NetworkClient, config, acks: Acknowledgements,
@@ -87,8 +136,9 @@ class ShareFetcher:
         self.acks = acks
         self.group_id = config.group_id
         self.member_id = member_id
+        # digests are checked here (_decode_batch), before a batch goes to this decoder
         self._decoder = Fetcher(client, types.SimpleNamespace(
-            auto_offset_reset="latest", check_crcs=config.check_crcs,
+            auto_offset_reset="latest", check_crcs=False,
             key_deserializer=config.key_deserializer,
             value_deserializer=config.value_deserializer,
             retry_backoff_ms=config.retry_backoff_ms, isolation_level="read_uncommitted"))
@@ -98,7 +148,10 @@ class ShareFetcher:
         self._retry_at: dict[str, float] = {}
         self.outcomes: deque[tuple[dict, BaseException | None]] = deque()
         self.lock_timeout_ms = 0
-        self._decoded: dict[tuple, list] = {}  # (tp, base offset, digest) -> records
+        self._decoded: dict[tuple, _Batch] = {}  # (tp, base offset, digest) -> its records
+        self._check_crcs = config.check_crcs
+        self._key_deserializer = config.key_deserializer
+        self._value_deserializer = config.value_deserializer
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -259,41 +312,67 @@ class ShareFetcher:
         decoded, corrupt_at = self._decode(tp, buf, wanted)
         if corrupt_at is not None:  # a digest mismatch: the records end before that batch
             covered_to = min(covered_to, corrupt_at)
-        for a in sorted(acquired, key=lambda a: a.first_offset):
-            last = min(a.last_offset, covered_to - 1)
-            if a.last_offset > last:
-                self.acks.pending.setdefault(tp, []).extend(
-                    (o, ACK_RELEASE, 0, "") for o in range(max(a.first_offset, covered_to),
-                                                           a.last_offset + 1))
-            if last < a.first_offset:
-                continue
-            lo = bisect.bisect_left(decoded, a.first_offset, key=_offset)
-            hi = bisect.bisect_right(decoded, last, key=_offset)
-            out.append(Delivery(tp, a.first_offset, last, list(map(
-                ShareRecord, map(operator.add, decoded[lo:hi], repeat((a.delivery_count,)))))))
+        lasts = [d.last for d in decoded]
+        with _gc_paused():  # the records are tuples: see rillet._fetcher._gc_paused
+            for a in sorted(acquired, key=lambda a: a.first_offset):
+                last = min(a.last_offset, covered_to - 1)
+                if a.last_offset > last:
+                    self.acks.pending.setdefault(tp, []).extend(
+                        (o, ACK_RELEASE, 0, "") for o in range(max(a.first_offset, covered_to),
+                                                               a.last_offset + 1))
+                if last < a.first_offset:
+                    continue
+                records: list[ShareRecord] = []
+                for i in range(bisect.bisect_left(lasts, a.first_offset), len(decoded)):
+                    d = decoded[i]
+                    if d.base > last:
+                        break
+                    d.add_range(records, tp, a.first_offset, last, a.delivery_count)
+                out.append(Delivery(tp, a.first_offset, last, records))
 
-    def _decode(self, tp: TopicPartition, buf: bytes, batches: list) -> tuple[list, int | None]:
-        """The records of ``batches`` (from :func:`scan_batches` over ``buf``) and the base
+    def _decode(self, tp: TopicPartition, buf: bytes, batches: list
+                ) -> tuple[list[_Batch], int | None]:
+        """The decoded ``batches`` (from :func:`scan_batches` over ``buf``) and the base
         offset of the first batch whose digest does not match (None: none). A stored batch
-        larger than one acquisition comes in several responses: its records are decoded
-        once and kept (the last ``_DECODED_BATCHES`` batches, by offset and digest)."""
+        larger than one acquisition comes in several responses: it is decoded once and kept
+        (the last ``_DECODED_BATCHES`` batches, by offset and digest)."""
         cache = self._decoded
-        state = PartitionState(tp)
-        out: list = []
+        mv = memoryview(buf)
+        out: list[_Batch] = []
         for b in batches:
             key = (tp, b[0], b[7])
-            records = cache.get(key)
-            if records is None:
-                chunk = _Chunk(buf, [b])
-                records = self._decoder._decode(state, chunk)
-                if chunk.error is not None:
-                    out.extend(records)
+            d = cache.get(key)
+            if d is None:
+                d = self._decode_batch(tp, buf, mv, b)
+                if d is None:
                     return out, b[0]
-                cache[key] = records
+                cache[key] = d
                 if len(cache) > _DECODED_BATCHES:
                     del cache[next(iter(cache))]
-            out.extend(records)
+            out.append(d)
         return out, None
+
+    def _decode_batch(self, tp: TopicPartition, buf: bytes, mv: memoryview, b: tuple
+                      ) -> _Batch | None:
+        """One batch of :func:`scan_batches` (None: its digest does not match)."""
+        base, attributes, first_ts, last_delta, n, start, end, digest = b
+        if self._check_crcs and digest_at(mv, start, end) != digest:
+            return None
+        fast = None
+        if not attributes & CODEC_MASK and n == last_delta + 1:
+            fast = decode_columns_at(buf, start + HEADER_SIZE, end, n)
+        if fast is None:  # another shape: the consumer's decoder (cbor2)
+            records = self._decoder._decode(PartitionState(tp), _Chunk(buf, [b]))
+            return _Batch(base, base + last_delta, records=records)
+        deltas, ks, vs, _ = fast
+        runs: list = []
+        _add_timestamps(runs, first_ts, deltas, n)
+        kd, vd = self._key_deserializer, self._value_deserializer
+        if ks is not None and kd is not None:
+            ks = [None if k is None else kd(k) for k in ks]
+        if vs is not None and vd is not None:
+            vs = [None if v is None else vd(v) for v in vs]
+        return _Batch(base, base + last_delta, list(chain.from_iterable(runs)), ks, vs)
 
     def _handle_acknowledge(self, fut: Future, acks: dict) -> None:
         exc = fut.exception()

@@ -170,7 +170,7 @@ class ShareConsumer:
         out: list[ShareRecord] = []
         delivered = self._acks.delivered
         for d in self._buffer:
-            delivered(d.tp, d.first, d.last, [r[2] for r in d.records])
+            delivered(d.tp, d.first, d.last, d.offsets())
             out.extend(d.records)
         self._buffer = []
         return out
@@ -278,7 +278,7 @@ class ShareConsumer:
         except RilletError as exc:
             _log.info("share fetch failed while closing: %s", exc)
         for d in self._buffer:
-            self._acks.delivered(d.tp, d.first, d.last, [r[2] for r in d.records])
+            self._acks.delivered(d.tp, d.first, d.last, d.offsets())
             for r in d.records:
                 self._acks.acknowledge(d.tp, r[2], P.ACK_RELEASE, 0, "")
         self._buffer = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 from concurrent.futures import Future
 
 import pytest
-from rillet.actors.share_state_client import ShareStateClient
+from rillet.actors.share_state_client import ShareStateClient, local_first
 from rillet.transport import protocol as P
 
 pytestmark = pytest.mark.timeout(30)
@@ -97,3 +97,62 @@ def test_past_the_deadline_the_answer_is_coordinator_not_available():
     w2.run_retries()
     assert [type(a) for a in w2.answers] == [P.ReadShareGroupStateResponse]
     assert w2.answers[0].error_code == E.COORDINATOR_NOT_AVAILABLE and w2.sent == []
+
+
+class _Timer:
+    def __init__(self, fn) -> None:
+        self.fn, self.cancelled = fn, False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class _LocalCoordinator:
+    """A fake actor ref: keeps what it is told."""
+
+    def __init__(self) -> None:
+        self.told: list = []
+
+    def tell(self, message) -> None:
+        self.told.append(message)
+
+
+def _local(remote_sent: list, ref):
+    timers: list[_Timer] = []
+
+    def remote(address, message, timeout_ms):
+        remote_sent.append((address, message))
+        return Future()
+
+    def schedule(delay_s, fn):
+        timers.append(_Timer(fn))
+        return timers[-1]
+
+    return local_first(remote, lambda: "me:9", lambda: ref, schedule), timers
+
+
+def test_a_request_to_this_brokers_own_coordinator_is_told_to_its_actor():
+    sent: list = []
+    ref = _LocalCoordinator()
+    request, timers = _local(sent, ref)
+    future = request("me:9", WRITE, 5000)
+    assert sent == [] and [m.request for m in ref.told] == [WRITE]
+    ref.told[0].respond(P.WriteShareGroupStateResponse(state_epoch=2))
+    assert future.result(0) == P.WriteShareGroupStateResponse(state_epoch=2)
+    assert timers[0].cancelled
+    timers[0].fn()  # a timer that fires anyway changes nothing
+    assert future.result(0) == P.WriteShareGroupStateResponse(state_epoch=2)
+    other = request("broker-7:9", WRITE, 5000)  # another broker: over the wire
+    assert sent == [("broker-7:9", WRITE)] and not other.done() and len(ref.told) == 1
+
+
+def test_a_local_request_not_answered_in_time_fails_as_a_remote_one_would():
+    ref = _LocalCoordinator()
+    request, timers = _local([], ref)
+    future = request("me:9", WRITE, 5000)
+    timers[0].fn()
+    with pytest.raises(TimeoutError):
+        future.result(0)
+    ref.told[0].respond(P.WriteShareGroupStateResponse(state_epoch=2))  # too late: ignored
+    with pytest.raises(TimeoutError):
+        future.result(0)
