@@ -172,6 +172,26 @@ class KeyValueStoreImpl(_TypedStore):
             None if lo is None else self._kser(self._topic, lo),
             None if hi is None else self._kser(self._topic, hi)))
 
+    def reverse_all(self) -> Iterator[tuple[Any, Any]]:
+        """``all()`` in descending key order (read into a list first)."""
+        return reversed(list(self.all()))
+
+    def reverse_range(self, lo: Any, hi: Any) -> Iterator[tuple[Any, Any]]:
+        """``range(lo, hi)`` in descending key order (read into a list first)."""
+        return reversed(list(self.range(lo, hi)))
+
+    def prefix_scan(self, prefix: Any, prefix_serializer: Any = None
+                    ) -> Iterator[tuple[Any, Any]]:
+        """Keys whose serialized form starts with the serialized ``prefix`` (Kafka's
+        ``prefixScan``; ``prefix_serializer``: a serde for the prefix if not the key's)."""
+        ser = self._kser if prefix_serializer is None else prefix_serializer.serialize
+        pb = ser(self._topic, prefix)
+        kde, vde, topic = self._kde, self._vde, self._topic
+        for kb, vb in self._b.range(pb, None):
+            if not kb.startswith(pb):
+                return
+            yield kde(topic, kb), vde(topic, vb)
+
     def approximate_num_entries(self) -> int:
         return self._b.count()
 
@@ -244,6 +264,11 @@ class WindowStoreImpl(_Retention, _TypedStore):
         vde, topic = self._vde, self._topic
         for start, vb in self._b.fetch_range(self._kser(topic, key), time_from, time_to):
             yield start, vde(topic, vb)
+
+    def backward_fetch(self, key: Any, time_from: int, time_to: int
+                       ) -> Iterator[tuple[int, Any]]:
+        """``fetch_range`` latest window first (Kafka's ``backwardFetch``)."""
+        return reversed(list(self.fetch_range(key, time_from, time_to)))
 
     def _typed(self, rows: Iterator[tuple[bytes, int, bytes]]
                ) -> Iterator[tuple[Windowed, Any]]:

@@ -155,3 +155,4 @@ def test_the_serdes_see_the_changelog_topic():
     store.open(None, Collector(), CHANGELOG)
     store.put(1, 2)
     assert seen == [CHANGELOG[0]]
+

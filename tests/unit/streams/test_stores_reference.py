@@ -104,7 +104,8 @@ def test_window_store_matches_a_reference(backend, dups, ops, retention):
             lo, hi = a, b
             want = sorted((r[1], r[2], r[3]) for r in ref if r[0] == key and lo <= r[1] <= hi)
             assert list(store.fetch_range(key, lo, hi)) == [(s, v) for s, _, v in want]
-            first = [v for s, _, v in want if s == lo]
+            first = [v for _, _, v in sorted((r[1], r[2], r[3]) for r in ref
+                                             if r[0] == key and r[1] == lo)]
             assert store.fetch(key, lo) == (first[0] if first else None)
     want = sorted(ref, key=lambda r: (r[1], by_bytes(r[0]), r[2]))
     assert list(store.all()) == [(Windowed(k, Window(s, s + 5)), v) for k, s, _, v in want]
