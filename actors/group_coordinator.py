@@ -60,6 +60,7 @@ from .group_locate import (  # noqa: F401 - re-exported: where the group tools a
 )
 from .group_wire import error_response
 from .runtime import DispatchedActor
+from .shard_load import finish as _finish
 from .ticker import now_ms
 from .txn_messages import TxnMarkerWritten
 
@@ -707,18 +708,6 @@ class GroupCoordinatorActor(DispatchedActor):
             for e in result.response:
                 self._log.info("group {}: member {} removed ({})", e.group_id, e.member_id,
                                getattr(e, "reason", "share session timeout"))
-
-
-def _finish(ops: Any, error: tuple[int, str] | None = None) -> None:
-    """Answer a batch's operations: each with its own error, else ``error`` (the batch was not
-    written), else its result."""
-    for done, result, own in ops:
-        if own is not None:
-            done(None, own)
-        elif error is not None:
-            done(None, error)
-        else:
-            done(result, None)
 
 
 def _ignore(_result: Any, error: Any) -> None:
