@@ -17,6 +17,20 @@ from .api import Change, Processor, Record, Serde, repartition_topic
 from .serdes import to_bytes
 
 
+class StoreNode(Processor):
+    """A node that uses the store ``store_name`` (None: none); ``self.store`` is the task's
+    instance once ``init`` has run."""
+
+    def __init__(self, store: str | None) -> None:
+        self.store_name = store
+        self.store: Any = None
+
+    def init(self, context: Any) -> None:
+        super().init(context)
+        if self.store_name is not None:
+            self.store = context.store(self.store_name)
+
+
 class PassThrough(Processor):
     """A source node, a merge node, a branch child: forwards every record unchanged."""
 
@@ -159,20 +173,16 @@ class BranchNode(Processor):
 # --------------------------------------------------------------- stream aggregations
 
 
-class StreamAggregateNode(Processor):
+class StreamAggregateNode(StoreNode):
     """``GroupedStream.count/aggregate``: the key's aggregate in KV store ``store``; forwards
     ``Change(new aggregate, old aggregate)`` with the updating record's timestamp. Records
     with a None key or value are skipped (as Kafka's)."""
 
     def __init__(self, store: str, initializer: Callable[[], Any],
                  aggregator: Callable[[Any, Any, Any], Any]) -> None:
-        self.store_name = store
+        super().__init__(store)
         self.initializer = initializer
         self.aggregator = aggregator
-
-    def init(self, context: Any) -> None:
-        super().init(context)
-        self.store = context.store(self.store_name)
 
     def process(self, record: Record) -> None:
         if record.key is None or record.value is None:
@@ -197,17 +207,10 @@ class StreamReduceNode(StreamAggregateNode):
 # ---------------------------------------------------------------------------- tables
 
 
-class TableSourceNode(Processor):
+class TableSourceNode(StoreNode):
     """A table from a topic (``KTABLE-SOURCE``) or a stream (``KSTREAM-TOTABLE``): the
     latest value per key in ``store``; forwards ``Change(value, previous)``. A None value
     deletes; a None key is skipped."""
-
-    def __init__(self, store: str) -> None:
-        self.store_name = store
-
-    def init(self, context: Any) -> None:
-        super().init(context)
-        self.store = context.store(self.store_name)
 
     def process(self, record: Record) -> None:
         if record.key is None:
@@ -218,18 +221,9 @@ class TableSourceNode(Processor):
                                     record.timestamp, record.headers))
 
 
-class _TableTransform(Processor):
+class _TableTransform(StoreNode):
     """A table node computing each side of ``Change`` with ``_compute(key, value)`` (None
     stays None); materialized in ``store`` when one is given (then ``old`` is the store's)."""
-
-    def __init__(self, store: str | None) -> None:
-        self.store_name = store
-        self.store: Any = None
-
-    def init(self, context: Any) -> None:
-        super().init(context)
-        if self.store_name is not None:
-            self.store = context.store(self.store_name)
 
     def _compute(self, key: Any, value: Any) -> Any:
         raise NotImplementedError
@@ -306,7 +300,7 @@ class TableSelectNode(Processor):
                                         record.timestamp, record.headers))
 
 
-class TableAggregateNode(Processor):
+class TableAggregateNode(StoreNode):
     """``GroupedTable.aggregate`` (Kafka's KTableAggregate): subtract the old value from
     the key's aggregate, add the new one, forward ``Change(new aggregate, old aggregate)``.
     An aggregate is never deleted (a count falls to 0 and stays)."""
@@ -314,14 +308,10 @@ class TableAggregateNode(Processor):
     def __init__(self, store: str, initializer: Callable[[], Any],
                  adder: Callable[[Any, Any, Any], Any],
                  subtractor: Callable[[Any, Any, Any], Any]) -> None:
-        self.store_name = store
+        super().__init__(store)
         self.initializer = initializer
         self.adder = adder
         self.subtractor = subtractor
-
-    def init(self, context: Any) -> None:
-        super().init(context)
-        self.store = context.store(self.store_name)
 
     def process(self, record: Record) -> None:
         if record.key is None:

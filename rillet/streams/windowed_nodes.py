@@ -28,6 +28,7 @@ from typing import Any
 from loguru import logger
 
 from .api import Change, Processor, PunctuationType, Record, Window, Windowed
+from .processors import StoreNode
 from .windows import HoppingWindows, SessionWindows, SlidingWindows, merge_sessions
 
 
@@ -51,12 +52,12 @@ class Drops:
                 p=context.partition, o=context.offset, n=self.count)
 
 
-class _WindowedNode(Processor):
+class _WindowedNode(StoreNode):
     what = "windowed aggregation"
 
     def __init__(self, store: str, initializer: Callable[[], Any],
                  aggregator: Callable[[Any, Any, Any], Any]) -> None:
-        self.store_name = store
+        super().__init__(store)
         self.initializer = initializer
         self.aggregator = aggregator
         self.drops = Drops(f"{self.what} {store}")
@@ -65,10 +66,6 @@ class _WindowedNode(Processor):
     @property
     def dropped(self) -> int:
         return self.drops.count
-
-    def init(self, context: Any) -> None:
-        super().init(context)
-        self.store = context.store(self.store_name)
 
     def _stream_time(self, record: Record) -> int:
         return max(self.context.stream_time, record.timestamp)
