@@ -67,6 +67,11 @@ BROKER_DEFAULTS: dict[str, str] = {
     "queued.max.request.bytes": str(256 << 20),
     "auto.create.topics.enable": "false",
     "connections.max.idle.ms": "600000",
+    # NAME://HOST:PORT,... (actors/listeners.py): CLIENT (native), BROKER (inter-broker),
+    # KAFKA (Kafka's wire protocol). Empty: the broker's --listen / --internal-listen.
+    "listeners": "",
+    # the addresses clients and other brokers are told to use; empty: the bound ones
+    "advertised.listeners": "",
     "cluster.id": "rillet",
     # the actor runtime (actors/runtime.py): pool threads of the request lane (sessions,
     # coordinators, the controller) and of the I/O lane (partition replicas)
@@ -229,6 +234,10 @@ def validate_broker_configs(configs: Mapping[str, str]) -> BrokerConfig:
     idle = int(merged["connections.max.idle.ms"])
     if idle != -1 and idle < 1:
         raise ConfigError(f"connections.max.idle.ms={idle} must be -1 (never) or >= 1")
+    from rillet.actors.listeners import parse_listeners
+
+    parse_listeners(merged["listeners"])
+    parse_listeners(merged["advertised.listeners"], "advertised.listeners")
     validate_topic_configs({t: merged[b] for b, t in BROKER_TOPIC_SYNONYMS.items()})
     try:
         share_config.validate_broker_share_configs(merged)
