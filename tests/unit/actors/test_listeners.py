@@ -1,7 +1,6 @@
 """listeners / advertised.listeners parsing (actors/listeners.py)."""
 
 import pytest
-
 from rillet.actors.configs import ConfigError, validate_broker_configs
 from rillet.actors.listeners import Listener, advertised_addresses, parse_listeners
 
