@@ -75,9 +75,7 @@ def parse_listeners(text: str, key: str = "listeners") -> dict[str, Listener]:
     return out
 
 
-def advertised_addresses(
-    bound: dict[str, Listener], advertised_text: str
-) -> dict[str, str]:
+def advertised_addresses(bound: dict[str, Listener], advertised_text: str) -> dict[str, str]:
     """The ``HOST:PORT`` each bound listener is advertised at: its ``advertised.listeners``
     entry, else its bound address (with the port the socket really got, so pass listeners
     whose port 0 has been resolved). An advertised name that is not bound, an advertised
