@@ -38,3 +38,21 @@ def wait_until(
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
         time.sleep(interval_s)
+
+
+def require_tool(name: str, path: str | None = None) -> str:
+    """The path of an external tool a test drives (kcat, node, chromium, ...), installed by
+    tests/tools/install.sh. Missing: the test fails under CI=true (CI must have installed
+    it) and is skipped elsewhere, with the command that installs it."""
+    import os
+    import shutil
+
+    import pytest
+
+    found = path if path and os.path.exists(path) else shutil.which(name)
+    if found:
+        return found
+    message = f"{name} is not installed: run `bash tests/tools/install.sh`"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message)
+    pytest.skip(message)
