@@ -13,6 +13,7 @@ from rillet.actors.gather import FetchGather, ProduceGather
 from rillet.actors.ticker import Ticker
 from rillet.logstore.batch import BatchBuilder
 from rillet.logstore.config import LogConfig
+from rillet.logstore.recovery import RECOVERY_POINT_FILE
 from rillet.transport import protocol as P
 
 pytestmark = pytest.mark.timeout(30)
@@ -210,6 +211,33 @@ def test_a_replica_asks_for_a_wake_up_only_when_something_is_due(tmp_path) -> No
             timers.fire_all()
         ref.ask(R.ListOffset(P.LATEST_TIMESTAMP, lambda _r: None))  # a round trip
         assert len(timers.asked) == 1 and timers.asked[0][0] > 30  # no short wake-ups
+    finally:
+        pykka.ActorRegistry.stop_all(block=True, timeout=5)
+
+
+def test_a_flushed_replica_writes_its_recovery_point_and_then_sleeps(tmp_path) -> None:
+    """A minute after a flush the recovery-point checkpoint is due; the tick writes it and
+    the replica asks for no immediate wake-up after (it used to ask for one at once, forever:
+    100% CPU on an idle broker)."""
+    now, timers = [1_000_000], FakeTimers()
+    ref = R.PartitionReplica.start(
+        "t", 0, tmp_path / "t-0", LogConfig(flush_ms=300), 0, 1, "id",
+        schedule=timers, clock=lambda: now[0],
+    )
+    try:
+        assert _append(ref, batch([b"a"])).error_code == E.NONE
+        now[0] += 1_000
+        ref.ask(R.Tick(now[0]))  # the flush
+        now[0] += 61_000
+        ref.ask(R.Tick(now[0]))  # the recovery-point checkpoint
+        checkpoint = tmp_path / "t-0" / RECOVERY_POINT_FILE
+        assert checkpoint.exists()
+        with timers.lock:
+            timers.asked.clear()
+        ref.ask(R.Tick(now[0]))  # nothing left to do
+        ref.ask(R.ListOffset(P.LATEST_TIMESTAMP, lambda _r: None))
+        with timers.lock:
+            assert [d for d, _ in timers.asked if d < 1] == []
     finally:
         pykka.ActorRegistry.stop_all(block=True, timeout=5)
 
