@@ -368,11 +368,11 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, TxnSide
 
     # ------------------------------------------------------------- producer-state snapshots
 
-    def _write_snapshot(self) -> None:
+    def _write_snapshot(self, durable: bool = True) -> None:
         if self.log is None:
             return
         try:
-            self.snapshots.write(self.pstate, self.log.log_end_offset)
+            self.snapshots.write(self.pstate, self.log.log_end_offset, durable=durable)
         except Exception as e:  # noqa: BLE001
             self._log.error("producer state snapshot failed: {}", e)
 
@@ -529,7 +529,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, TxnSide
         self._save_high_watermark()
         if now - self._snapshot_at >= SNAPSHOT_INTERVAL_MS:
             self._snapshot_at = now
-            self._write_snapshot()
+            self._write_snapshot(durable=False)  # periodic: see ProducerSnapshots.write
         # due work of the log: an fsync of unflushed appends, or the recovery-point
         # checkpoint that trails a flush by up to a minute. (Checking only `unflushed` left
         # a flushed log whose checkpoint was due asking for a wake-up at once, forever: an

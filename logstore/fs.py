@@ -188,24 +188,32 @@ class FileSystem:
         except FileNotFoundError:
             return None
 
-    def write_atomic(self, path: Path, data: bytes) -> None:
-        """Temp file, fsync, rename over ``path``, fsync the directory."""
+    def write_atomic(self, path: Path, data: bytes, *, durable: bool = True) -> None:
+        """Temp file, fsync, rename over ``path``, fsync the directory.
+
+        ``durable=False`` skips both fsyncs: after a power loss ``path`` holds the old
+        content, the new one, or a torn file. Only for checksummed files whose loss or
+        staleness costs work and never data (a periodic recovery point, a producer-state
+        snapshot): recovery then revalidates more of the log or replays more headers. A
+        process crash (kill -9) loses nothing either way: the page cache survives it."""
         tmp = path.with_name(path.name + TEMP_SUFFIX)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            self.fsync_fd(fd)
+            if durable:
+                self.fsync_fd(fd)
         finally:
             os.close(fd)
         self.rename(tmp, path)
-        self.fsync_dir(path.parent)
+        if durable:
+            self.fsync_dir(path.parent)
 
-    def write_checkpoint(self, path: Path, value) -> None:
+    def write_checkpoint(self, path: Path, value, *, durable: bool = True) -> None:
         body = cbor2.dumps(value)
         digest = blake3.blake3(body).digest(length=_CHECKPOINT_DIGEST)
-        self.write_atomic(path, _CHECKPOINT_MAGIC + digest + body)
+        self.write_atomic(path, _CHECKPOINT_MAGIC + digest + body, durable=durable)
 
     def read_checkpoint(self, path: Path):
         """The value stored by write_checkpoint, or None if missing or corrupt."""

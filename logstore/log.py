@@ -598,7 +598,12 @@ class PartitionLog:
             now_ms - self._last_checkpoint_ms >= CHECKPOINT_INTERVAL_MS
             and self._recovery_point != self._checkpointed_recovery_point
         ):
-            self._io(self._write_offsets_checkpoints, now_ms)
+            # The periodic checkpoint is not fsynced (issue #12: thousands of partitions paid
+            # 4 fsyncs each a minute). A lost or stale one is safe: the recovery point only
+            # grows here, so a crash leaves an older one (more of the log revalidated) or a
+            # corrupt one (checksummed: all of it); the log start only grows here too, and
+            # retention made its own advance durable before deleting (_delete_prefix).
+            self._io(self._write_offsets_checkpoints, now_ms, False)
         return flushed
 
     @property
@@ -617,13 +622,17 @@ class PartitionLog:
             due = at if due is None else min(due, at)
         return due
 
-    def _write_recovery_point(self) -> None:
-        self.fs.write_checkpoint(self.directory / RECOVERY_POINT_FILE, self._recovery_point)
+    def _write_recovery_point(self, durable: bool = True) -> None:
+        self.fs.write_checkpoint(
+            self.directory / RECOVERY_POINT_FILE, self._recovery_point, durable=durable
+        )
         self._checkpointed_recovery_point = self._recovery_point
 
-    def _write_offsets_checkpoints(self, now_ms: int) -> None:
-        self._write_recovery_point()
-        self.fs.write_checkpoint(self.directory / LOG_START_FILE, self._log_start_offset)
+    def _write_offsets_checkpoints(self, now_ms: int, durable: bool = True) -> None:
+        self._write_recovery_point(durable)
+        self.fs.write_checkpoint(
+            self.directory / LOG_START_FILE, self._log_start_offset, durable=durable
+        )
         self._last_checkpoint_ms = now_ms
 
     def _persist_epochs(self, entries: list[tuple[int, int]]) -> None:

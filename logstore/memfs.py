@@ -185,13 +185,17 @@ class MemFileSystem(FileSystem):
         inode = self._lookup(path)
         return None if inode is None else bytes(inode.data)
 
-    def write_atomic(self, path: Path, data: bytes) -> None:
-        """Temp file, fsync, rename over ``path``, fsync the directory."""
+    def write_atomic(self, path: Path, data: bytes, *, durable: bool = True) -> None:
+        """Temp file, fsync, rename over ``path``, fsync the directory (``durable=False``:
+        neither fsync, so a crash keeps the old entry, or an empty file once a later
+        directory fsync made the rename durable)."""
         entries, name = self._dir(path)
         inode = entries[name + TEMP_SUFFIX] = _Inode(data)
-        self.fsync_inode(path, inode)
+        if durable:
+            self.fsync_inode(path, inode)
         entries[name] = entries.pop(name + TEMP_SUFFIX)
-        self.fsync_dir(str(path).rpartition("/")[0] or "/")
+        if durable:
+            self.fsync_dir(str(path).rpartition("/")[0] or "/")
 
     # --------------------------------------------------------------------------- faults
 

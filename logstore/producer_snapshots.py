@@ -54,9 +54,14 @@ class ProducerSnapshots:
                 out[offset] = data
         return out
 
-    def write(self, state: ProducerStateManager, log_end_offset: int) -> bool:
+    def write(
+        self, state: ProducerStateManager, log_end_offset: int, *, durable: bool = True
+    ) -> bool:
         """Snapshot ``state`` if it covers the log and is newer than the last one; the oldest
-        files beyond ``SNAPSHOTS_KEPT`` go. True if a file was written. OSError propagates."""
+        files beyond ``SNAPSHOTS_KEPT`` go. True if a file was written. OSError propagates.
+        ``durable=False`` (the periodic snapshots) does not fsync: a snapshot lost or torn
+        by a power loss is skipped (checksummed), and the state is rebuilt from an older one
+        or the log; one above the recovered log end is deleted on open."""
         offset = state.map_end_offset
         if offset != log_end_offset or offset == self.last_written or not state.producers:
             return False  # nothing new: no directory scan
@@ -64,7 +69,9 @@ class ProducerSnapshots:
         if offset in files:
             self.last_written = offset
             return False
-        self.fs.write_atomic(self.directory / snapshot_name(offset), state.snapshot())
+        self.fs.write_atomic(
+            self.directory / snapshot_name(offset), state.snapshot(), durable=durable
+        )
         self.last_written = offset
         for old in sorted(files)[: -SNAPSHOTS_KEPT + 1 or None]:
             self.fs.remove(files[old])

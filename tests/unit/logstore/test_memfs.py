@@ -189,3 +189,25 @@ def test_same_behaviour_as_the_real_filesystem(tmp_path):
     for name in mem.listdir(D):
         if name.endswith(".log"):
             assert (tmp_path / name).read_bytes() == mem.read_bytes(D / name)
+
+
+def test_a_periodic_checkpoint_is_not_fsynced_and_a_crash_after_it_loses_no_record():
+    """maybe_flush's minute checkpoint skips fsyncs (issue #12). A crash then leaves the old
+    checkpoint, or a torn one once a later directory fsync made the rename durable; either
+    way recovery revalidates more and every flushed record is still there."""
+    for torn in (False, True):
+        fs = MemFileSystem()
+        fs.makedirs(D)
+        log = PartitionLog.open(D, SMALL, 0, fs=fs)
+        fill(log, 3)
+        log.flush()
+        log.maybe_flush(61_000)  # the minute checkpoint: written, not fsynced
+        assert fs.read_checkpoint(D / "recovery-point.checkpoint") == 9
+        fill(log, 8)  # rolls segments: their creation fsyncs the directory on flush
+        log.flush()
+        if torn:
+            fs.fsync_dir(D)  # the rename is durable, its content never was
+        fs.crash()
+        assert fs.read_checkpoint(D / "recovery-point.checkpoint") is None  # never fsynced
+        again = PartitionLog.open(D, SMALL, 100_000, fs=fs)
+        assert values(again) == [b"v%d" % i for i in range(33)]
