@@ -191,24 +191,36 @@ class FileSystem:
     def write_atomic(self, path: Path, data: bytes, *, durable: bool = True) -> None:
         """Temp file, fsync, rename over ``path``, fsync the directory.
 
-        ``durable=False`` skips both fsyncs: after a power loss ``path`` holds the old
-        content, the new one, or a torn file. Only for checksummed files whose loss or
+        ``durable=False`` writes ``path`` in place with no fsync: after a power loss it holds
+        the old content, the new one, or a torn mix. Only for checksummed files whose loss or
         staleness costs work and never data (a periodic recovery point, a producer-state
         snapshot): recovery then revalidates more of the log or replays more headers. A
         process crash (kill -9) loses nothing either way: the page cache survives it."""
+        if not durable:
+            # in place: no temp file, no rename (metadata operations wait behind other
+            # threads' fsyncs in the filesystem journal); a torn result fails its checksum
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+            try:
+                self._write_all(fd, data)
+                os.ftruncate(fd, len(data))
+            finally:
+                os.close(fd)
+            return
         tmp = path.with_name(path.name + TEMP_SUFFIX)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            if durable:
-                self.fsync_fd(fd)
+            self._write_all(fd, data)
+            self.fsync_fd(fd)
         finally:
             os.close(fd)
         self.rename(tmp, path)
-        if durable:
-            self.fsync_dir(path.parent)
+        self.fsync_dir(path.parent)
+
+    @staticmethod
+    def _write_all(fd: int, data: bytes) -> None:
+        view, at = memoryview(data), 0
+        while at < len(view):
+            at += os.pwrite(fd, view[at:], at)
 
     def write_checkpoint(self, path: Path, value, *, durable: bool = True) -> None:
         body = cbor2.dumps(value)

@@ -186,16 +186,21 @@ class MemFileSystem(FileSystem):
         return None if inode is None else bytes(inode.data)
 
     def write_atomic(self, path: Path, data: bytes, *, durable: bool = True) -> None:
-        """Temp file, fsync, rename over ``path``, fsync the directory (``durable=False``:
-        neither fsync, so a crash keeps the old entry, or an empty file once a later
-        directory fsync made the rename durable)."""
+        """Temp file, fsync, rename over ``path``, fsync the directory. ``durable=False``:
+        written in place with no fsync, so a crash keeps the old content, or an empty file
+        if it was new and a later directory fsync made its entry durable."""
         entries, name = self._dir(path)
+        if not durable:  # in place, as the real one: the synced content stays the old one
+            inode = entries.get(name)
+            if inode is None:
+                entries[name] = _Inode(data)
+            else:
+                inode.data[:] = data
+            return
         inode = entries[name + TEMP_SUFFIX] = _Inode(data)
-        if durable:
-            self.fsync_inode(path, inode)
+        self.fsync_inode(path, inode)
         entries[name] = entries.pop(name + TEMP_SUFFIX)
-        if durable:
-            self.fsync_dir(str(path).rpartition("/")[0] or "/")
+        self.fsync_dir(str(path).rpartition("/")[0] or "/")
 
     # --------------------------------------------------------------------------- faults
 

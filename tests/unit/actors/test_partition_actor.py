@@ -269,21 +269,30 @@ def test_idle_producer_ids_expire(tmp_path) -> None:
         pykka.ActorRegistry.stop_all(block=True, timeout=5)
 
 
-def test_the_producer_state_snapshot_follows_the_injected_clock(tmp_path) -> None:
-    """The actor's clock is injected: the 30 s snapshot interval passes on a fake clock."""
+def test_the_producer_state_snapshot_is_taken_after_a_roll_on_the_injected_clock(tmp_path) -> None:
+    """Snapshots follow Kafka's rule (at roll, not on a timer: issue #12) and the actor's
+    injected clock: none while the log stays in one segment, one on the next tick (30 s after
+    the replica opened) once the log rolled."""
     now = [0]
     ref = R.PartitionReplica.start(
-        "t", 0, tmp_path / "t-0", LogConfig(), 0, 1, "id", clock=lambda: now[0]
+        "t", 0, tmp_path / "t-0", LogConfig(segment_bytes=300), 0, 1, "id",
+        clock=lambda: now[0],
     )
     try:
-        b = BatchBuilder(producer_id=5, producer_epoch=0, base_sequence=0)
-        b.append(int(time.time() * 1000), None, b"v")
-        assert _append(ref, b.build()).error_code == E.NONE
+        def idem(seq: int) -> bytes:
+            b = BatchBuilder(producer_id=5, producer_epoch=0, base_sequence=seq)
+            b.append(int(time.time() * 1000), None, b"v" * 100)
+            return b.build()
+
+        assert _append(ref, idem(0)).error_code == E.NONE
         snapshots = lambda: sorted(p.name for p in (tmp_path / "t-0").glob("*.snapshot"))  # noqa: E731
-        ref.ask(R.Tick(29_999))
-        assert snapshots() == []
-        ref.ask(R.Tick(30_000))
-        assert snapshots() == ["00000000000000000001.snapshot"]
+        ref.ask(R.Tick(60_000))
+        assert snapshots() == []  # one segment: nothing to snapshot
+        for seq in (1, 2, 3):
+            assert _append(ref, idem(seq)).error_code == E.NONE  # rolls (segment.bytes=300)
+        assert len(list((tmp_path / "t-0").glob("*.log"))) > 1
+        ref.ask(R.Tick(60_001))
+        assert snapshots() == ["00000000000000000004.snapshot"]
     finally:
         pykka.ActorRegistry.stop_all(block=True, timeout=5)
 

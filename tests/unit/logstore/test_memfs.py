@@ -206,7 +206,7 @@ def test_a_periodic_checkpoint_is_not_fsynced_and_a_crash_after_it_loses_no_reco
         fill(log, 8)  # rolls segments: their creation fsyncs the directory on flush
         log.flush()
         if torn:
-            fs.fsync_dir(D)  # the rename is durable, its content never was
+            fs.fsync_dir(D)  # the new file's entry is durable, its content never was
         fs.crash()
         assert fs.read_checkpoint(D / "recovery-point.checkpoint") is None  # never fsynced
         again = PartitionLog.open(D, SMALL, 100_000, fs=fs)
