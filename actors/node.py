@@ -50,6 +50,7 @@ from rillet.transport.endpoint import ClientEndpoint, ServerEndpoint
 from rillet.transport.security import CurveKeys, KeyFileError, load_keyfile
 
 from . import group_coordinator as GC
+from . import group_sync
 from . import partition as R
 from . import runtime
 from . import share_partition as SP
@@ -128,6 +129,7 @@ class BrokerNode:
         self._lock_data_dir()
         runtime.configure("default", int(self.configs["num.network.threads"]))
         runtime.configure("io", int(self.configs["num.io.threads"]))
+        group_sync.install()  # log flushes: one syncfs per round, not an fsync per file
         marker = self.data_dir / CLEAN_SHUTDOWN_FILE
         clean_shutdown = marker.exists() or not any(p.is_dir() for p in self.data_dir.iterdir())
         marker.unlink(missing_ok=True)

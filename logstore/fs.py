@@ -128,6 +128,9 @@ class SegmentFile:
     def fsync(self) -> None:
         self._fs.fsync_fd(self._fd)
 
+    def fileno(self) -> int:
+        return self._fd
+
     def close(self) -> None:
         if self._fd >= 0:
             if self._preallocated:
@@ -141,6 +144,10 @@ class SegmentFile:
 
 class FileSystem:
     """Real files. Subclass and override to inject faults in tests."""
+
+    # A broker installs a group commit here (actors/group_sync.py): fn(fd) returns once
+    # everything written to fd's filesystem before the call is durable. None: per-file fsync.
+    group_barrier = None
 
     def open_segment(self, path: Path) -> SegmentFile:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)

@@ -567,10 +567,17 @@ class PartitionLog:
 
     def _flush_files(self) -> None:
         try:
-            for seg in self._dirty:
-                seg.file.fsync()
-            if self._dir_dirty:
-                self.fs.fsync_dir(self.directory)
+            # in a broker: one syncfs for every partition due now (actors/group_sync.py),
+            # covering this directory's new entries too; plain files only (a fault-
+            # injecting FileSystem subclass keeps its per-file fsyncs)
+            barrier = FileSystem.group_barrier if type(self.fs) is FileSystem else None
+            if barrier is not None and self._dirty:
+                barrier(self._dirty[-1].file.fileno())
+            else:
+                for seg in self._dirty:
+                    seg.file.fsync()
+                if self._dir_dirty:
+                    self.fs.fsync_dir(self.directory)
         except OSError as exc:
             self._fail(exc)
         self._dirty.clear()
