@@ -10,7 +10,7 @@ started returns when it completes (callers that arrive while it runs need the ne
 round of N partitions costs one journal commit and one writeback pass.
 
     group_sync.install()     # the broker, at start: FileSystem.group_barrier is set
-    barrier(fd)              # (the log store, after its writes) OSError if syncfs failed
+    barrier(fd, log_dir)     # (the log store, after its writes) OSError if syncfs failed
 
 ``syncfs`` also flushes directory entries (a new segment file needs no directory fsync).
 Where it is missing (not Linux/glibc) nothing is installed and logs fsync each file, as
@@ -35,16 +35,21 @@ except (OSError, AttributeError):  # pragma: no cover - not Linux/glibc
     _syncfs = None
 
 _by_device: dict[int, GroupSync] = {}
+_by_log_dir: dict[str, GroupSync] = {}  # (an fstat per flush waited behind writeback)
 _registry_lock = threading.Lock()
 
 
-def barrier(fd: int) -> None:
-    """Group-sync the filesystem holding ``fd`` (one GroupSync per device)."""
-    dev = os.fstat(fd).st_dev
-    with _registry_lock:
-        group = _by_device.get(dev)
-        if group is None:
-            group = _by_device[dev] = GroupSync()
+def barrier(fd: int, log_dir: str) -> None:
+    """Group-sync the filesystem holding ``fd``, a file under ``log_dir`` (one GroupSync per
+    device, looked up once per log dir)."""
+    group = _by_log_dir.get(log_dir)
+    if group is None:
+        dev = os.fstat(fd).st_dev
+        with _registry_lock:
+            group = _by_device.get(dev)
+            if group is None:
+                group = _by_device[dev] = GroupSync()
+            _by_log_dir[log_dir] = group
     group.barrier(fd)
 
 

@@ -145,8 +145,9 @@ class SegmentFile:
 class FileSystem:
     """Real files. Subclass and override to inject faults in tests."""
 
-    # A broker installs a group commit here (actors/group_sync.py): fn(fd) returns once
-    # everything written to fd's filesystem before the call is durable. None: per-file fsync.
+    # A broker installs a group commit here (actors/group_sync.py): fn(fd, log_dir) returns
+    # once everything written to fd's filesystem before the call is durable (log_dir: the
+    # directory holding the partition directories). None: per-file fsync.
     group_barrier = None
 
     def open_segment(self, path: Path) -> SegmentFile:

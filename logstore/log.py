@@ -572,7 +572,7 @@ class PartitionLog:
             # injecting FileSystem subclass keeps its per-file fsyncs)
             barrier = FileSystem.group_barrier if type(self.fs) is FileSystem else None
             if barrier is not None and self._dirty:
-                barrier(self._dirty[-1].file.fileno())
+                barrier(self._dirty[-1].file.fileno(), str(self.directory.parent))
             else:
                 for seg in self._dirty:
                     seg.file.fsync()

@@ -81,13 +81,14 @@ def test_a_failed_sync_fails_the_callers_it_covered_and_no_others():
 
 def test_a_broker_log_flush_goes_through_the_installed_barrier(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(FileSystem, "group_barrier", lambda fd: calls.append(os.fstat(fd)))
+    monkeypatch.setattr(FileSystem, "group_barrier", lambda fd, log_dir: calls.append((os.fstat(fd), log_dir)))
     log = PartitionLog.open(tmp_path / "t-0", LogConfig(), 0)
     log.append(make_batch([b"a", b"b"]), 0, 1)
     fsyncs = []
     monkeypatch.setattr(os, "fsync", lambda fd: fsyncs.append(fd))
     assert log.flush() == 2
     assert len(calls) == 1 and fsyncs == []  # one group sync, no per-file fsync
+    assert calls[0][1] == str(tmp_path)
     log.close()
 
 
