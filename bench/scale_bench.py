@@ -86,6 +86,22 @@ def perf(env: dict, topic: str, records: int, acks: str, keys: int) -> float:
     return float(m[-1])
 
 
+def replicated(bootstrap: str, topic: str, expected: int, timeout_s: float = 600) -> float:
+    """Wait until the topic's high watermarks add up to ``expected`` records (every follower
+    has them: after an acks=1 run replication is still catching up, and the next run would
+    pay for it); returns the seconds waited."""
+    from rillet import Consumer, TopicPartition
+
+    t0 = time.monotonic()
+    with Consumer({"bootstrap.servers": bootstrap}) as c:
+        tps = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic))]
+        while sum(c.end_offsets(tps).values()) < expected:
+            if time.monotonic() - t0 > timeout_s:
+                raise RuntimeError(f"{topic}: not replicated after {timeout_s} s")
+            time.sleep(0.2)
+    return time.monotonic() - t0
+
+
 def run(partitions: int, records: int, idle_s: float) -> dict:
     with tempfile.TemporaryDirectory(prefix="rillet-scale-") as tmp:
         cluster = LocalCluster(Path(tmp), brokers=3)
@@ -140,15 +156,23 @@ def run(partitions: int, records: int, idle_s: float) -> dict:
                 "isr_full_before_after_idle": [isr_before, isr_after],
             }
             print(json.dumps(result), file=sys.stderr, flush=True)  # kept if produce fails
+            sent = {"spread": 0, "three": 0}
             for acks in ("1", "all"):
                 try:
                     spread = perf(env, "spread", records, acks, max(partitions * 4, 1000))
+                    sent["spread"] += records
+                    # each run starts on a quiet cluster: an acks=1 run returns before its
+                    # records are replicated, and that catch-up would slow the next run
+                    catch_up = replicated(cluster.bootstrap_servers, "spread", sent["spread"])
                     three = perf(env, "three", records, acks, 1000)
+                    sent["three"] += records
+                    replicated(cluster.bootstrap_servers, "three", sent["three"])
                 except (RuntimeError, subprocess.TimeoutExpired) as e:
                     result[f"acks={acks}"] = {"error": str(e)[-400:]}
                     continue
                 result[f"acks={acks}"] = {
-                    "spread_rec_s": spread, "three_rec_s": three, "ratio": spread / three
+                    "spread_rec_s": spread, "three_rec_s": three, "ratio": spread / three,
+                    "spread_replication_catch_up_s": round(catch_up, 1),
                 }
             return result
         finally:
