@@ -35,19 +35,61 @@ Headers = tuple[tuple[str, bytes], ...]
 # ---------------------------------------------------------------------------------- records
 
 
-@dataclass(frozen=True, slots=True)
 class Record:
     """A record flowing between processor nodes: deserialized key and value, its event time
-    (ms) and headers."""
+    (ms) and headers. Immutable (assigning a field raises ``dataclasses.
+    FrozenInstanceError``), compared and hashed by its fields.
 
-    key: Any
-    value: Any
-    timestamp: int
-    headers: Headers = ()
+    Not a frozen dataclass: every node makes one per record, and a frozen dataclass's
+    ``__init__`` (``object.__setattr__`` per field) cost ~3x this one on the hot path."""
+
+    __slots__ = ("key", "value", "timestamp", "headers")
+    __match_args__ = ("key", "value", "timestamp", "headers")
+
+    def __init__(self, key: Any, value: Any, timestamp: int, headers: Headers = ()) -> None:
+        _set_key(self, key)
+        _set_value(self, value)
+        _set_timestamp(self, timestamp)
+        _set_headers(self, headers)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def _fields(self) -> tuple:
+        return (self.key, self.value, self.timestamp, self.headers)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._fields() == other._fields()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (f"Record(key={self.key!r}, value={self.value!r}, "
+                f"timestamp={self.timestamp!r}, headers={self.headers!r})")
+
+    def __reduce__(self) -> tuple:
+        return (Record, self._fields())
 
     def with_(self, **changes: Any) -> Record:
         """A copy with some fields replaced (``record.with_(value=v)``)."""
-        return dataclasses.replace(self, **changes)
+        unknown = set(changes) - set(self.__slots__)
+        if unknown:
+            raise TypeError(f"Record has no field(s) {sorted(unknown)}")
+        return Record(changes.get("key", self.key), changes.get("value", self.value),
+                      changes.get("timestamp", self.timestamp),
+                      changes.get("headers", self.headers))
+
+
+_set_key = Record.key.__set__  # type: ignore[attr-defined]
+_set_value = Record.value.__set__  # type: ignore[attr-defined]
+_set_timestamp = Record.timestamp.__set__  # type: ignore[attr-defined]
+_set_headers = Record.headers.__set__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True, order=True)

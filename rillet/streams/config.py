@@ -55,6 +55,9 @@ class StreamsKey:
     doc: str
 
 
+CACHE_DEFAULT_BYTES = 10 * 1024 * 1024  # Kafka's statestore.cache.max.bytes
+CACHE_ENTRY_BYTES = 256  # what one cached entry is counted as (keys and values unserialized)
+
 STREAMS_KEYS = (
     StreamsKey("bootstrap.servers", None, "host:port list; defaults to $RILLET_BROKERS"),
     StreamsKey("processing.guarantee", "at_least_once",
@@ -76,6 +79,10 @@ STREAMS_KEYS = (
                "how long a task with an empty input partition waits before processing the "
                "others (0: process what is buffered)"),
     StreamsKey("client.id", "", "prefix of the clients' ids"),
+    StreamsKey("statestore.cache.max.bytes", CACHE_DEFAULT_BYTES,
+               "record cache of aggregations: only a key's latest update per commit reaches "
+               "the store, changelog and downstream (0: every update; each entry counts "
+               f"{CACHE_ENTRY_BYTES} bytes)"),
 )
 _STREAMS_BY_NAME = {k.name: k for k in STREAMS_KEYS}
 _CLIENT_KEYS: dict[str, dict[str, ConfigKey]] = {
@@ -104,6 +111,7 @@ class StreamsConfig:
     poll_ms: int
     max_task_idle_ms: int
     client_id: str
+    statestore_cache_max_bytes: int = CACHE_DEFAULT_BYTES
     consumer: dict[str, Any] = field(default_factory=dict)
     producer: dict[str, Any] = field(default_factory=dict)
     admin: dict[str, Any] = field(default_factory=dict)
@@ -247,6 +255,9 @@ def streams_config(application_id: str, config: Mapping[str, Any] | None = None,
         poll_ms=_int(0)("poll.ms", given.get("poll.ms", 100)),
         max_task_idle_ms=_int(-1)("max.task.idle.ms", given.get("max.task.idle.ms", 0)),
         client_id=client_id,
+        statestore_cache_max_bytes=_int(0)(
+            "statestore.cache.max.bytes",
+            given.get("statestore.cache.max.bytes", CACHE_DEFAULT_BYTES)),
         consumer=clients["consumer"], producer=clients["producer"], admin=clients["admin"],
     )
     # the client configs must be valid on their own: fail now, not at run()

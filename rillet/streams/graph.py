@@ -71,6 +71,7 @@ class NodeContext:
         self._children = children
         self._stores = stores
         self._targets: list[Any] = []  # children's processors, set by TaskGraph.init
+        self.cache_entries = graph.cache_entries  # record cache per caching node (0: off)
 
     def forward(self, record: Record, child: str | None = None) -> None:
         if child is None:
@@ -129,7 +130,8 @@ class TaskGraph:
     def __init__(self, subtopology: Subtopology, *, application_id: str, task_id: TaskId,
                  stores: Mapping[str, Any], collector: RecordCollector,
                  clock: Callable[[], int],
-                 partition_count: Callable[[str], int] | None = None) -> None:
+                 partition_count: Callable[[str], int] | None = None,
+                 cache_entries: int = 0) -> None:
         missing = set(subtopology.stores) - set(stores)
         if missing:
             raise ValueError(f"task {task_id}: stores not given: {sorted(missing)}")
@@ -140,6 +142,7 @@ class TaskGraph:
         self.collector = collector
         self.clock = clock
         self.partition_count = partition_count or (lambda topic: 1)
+        self.cache_entries = cache_entries
         self.stream_time = -1
         self.topic: str | None = None
         self.partition: int | None = None
@@ -206,6 +209,14 @@ class TaskGraph:
         queue = self._stream_queue
         if queue and queue[0][0] <= self.stream_time:
             self._punctuate(PunctuationType.STREAM_TIME, self.stream_time)
+
+    def flush(self) -> None:
+        """Flush the record caches (before a commit): upstream nodes first, so what they
+        forward reaches a downstream cache before that one flushes."""
+        for proc in self._processors.values():
+            flush = getattr(proc, "flush_cache", None)
+            if flush is not None:
+                flush()
 
     # punctuation -----------------------------------------------------------------------
     def _schedule(self, ctx: NodeContext, interval: int, kind: PunctuationType,

@@ -176,16 +176,31 @@ class BranchNode(Processor):
 class StreamAggregateNode(StoreNode):
     """``GroupedStream.count/aggregate``: the key's aggregate in KV store ``store``; forwards
     ``Change(new aggregate, old aggregate)`` with the updating record's timestamp. Records
-    with a None key or value are skipped (as Kafka's)."""
+    with a None key or value are skipped (as Kafka's).
+
+    With a record cache (Kafka's ``statestore.cache.max.bytes``; ``context.cache_entries``
+    > 0) the store is updated at once (interactive queries see every update) but only a
+    key's latest update reaches the changelog and the children, at the task's next commit
+    (``flush_cache``) or when the cache is full: ``Change(latest, what the children saw
+    last)``, with the latest update's timestamp and headers."""
 
     def __init__(self, store: str, initializer: Callable[[], Any],
                  aggregator: Callable[[Any, Any, Any], Any]) -> None:
         super().__init__(store)
         self.initializer = initializer
         self.aggregator = aggregator
+        self._cache: dict[Any, tuple[Any, Any, int, Any]] = {}
+        self._limit = 0
+
+    def init(self, context: Any) -> None:
+        super().init(context)
+        self._limit = getattr(context, "cache_entries", 0)
 
     def process(self, record: Record) -> None:
         if record.key is None or record.value is None:
+            return
+        if self._limit:
+            self._cached(record)
             return
         old = self.store.get(record.key)
         new = self.aggregator(record.key, record.value,
@@ -193,6 +208,26 @@ class StreamAggregateNode(StoreNode):
         self.store.put(record.key, new)
         self.context.forward(Record(record.key, Change(new, old),
                                     record.timestamp, record.headers))
+
+    def _cached(self, record: Record) -> None:
+        key, cache = record.key, self._cache
+        old = self.store.get(key)
+        new = self.aggregator(key, record.value, self.initializer() if old is None else old)
+        self.store.put(key, new, log=False)  # the changelog gets the latest at the flush
+        hit = cache.get(key)
+        cache[key] = (old if hit is None else hit[0], new, record.timestamp, record.headers)
+        if len(cache) >= self._limit:
+            self.flush_cache()
+
+    def flush_cache(self) -> None:
+        """Send each cached key's latest aggregate to the changelog and the children."""
+        if not self._cache:
+            return
+        entries = list(self._cache.items())
+        self._cache.clear()
+        for key, (seen, new, ts, headers) in entries:
+            self.store.log(key, new)
+            self.context.forward(Record(key, Change(new, seen), ts, headers))
 
 
 class StreamReduceNode(StreamAggregateNode):

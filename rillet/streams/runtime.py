@@ -21,6 +21,7 @@ from rillet.records import TopicPartition
 
 from .api import TaskId, topic_of
 from .config import (
+    CACHE_ENTRY_BYTES,
     admin_client_config,
     consumer_client_config,
     producer_client_config,
@@ -219,6 +220,10 @@ class Runtime:
         producer, consumer, collector = self.producer, self.consumer, self.collector
         if producer is None or consumer is None:
             return
+        if self.cfg.statestore_cache_max_bytes:
+            self.begin_if_needed()  # (exactly_once) the flushed updates are in the commit
+            for task in self.tasks.values():
+                task.flush_caches()
         if self.eos:
             if not offsets and collector.sent == self.sent_at_begin:
                 return  # nothing happened: no empty transaction
@@ -313,7 +318,8 @@ class Runtime:
                           handler=cfg.default_deserialization_exception_handler,
                           dlq_topic=cfg.errors_dead_letter_queue_topic_name,
                           partition_count=self.partition_count,
-                          max_idle_ms=cfg.max_task_idle_ms)
+                          max_idle_ms=cfg.max_task_idle_ms,
+                          cache_entries=cfg.statestore_cache_max_bytes // CACHE_ENTRY_BYTES)
         try:
             self.app._counters["restored"] += restore_task(self.restore_consumer, task)
             task.initialize()

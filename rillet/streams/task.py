@@ -74,6 +74,7 @@ class StreamTask:
                  state_dir: str, collector: Collector, store_factory: StoreFactory,
                  exactly_once: bool, handler: str, dlq_topic: str | None,
                  partition_count: Callable[[str], int], max_idle_ms: int = 0,
+                 cache_entries: int = 0,
                  clock: Callable[[], int] = lambda: time.time_ns() // 1_000_000) -> None:
         self.id = task_id
         self.subtopology = subtopology
@@ -117,7 +118,7 @@ class StreamTask:
                        changelog)
         self.graph = TaskGraph(subtopology, application_id=application_id, task_id=task_id,
                                stores=self.stores, collector=collector, clock=clock,
-                               partition_count=partition_count)
+                               partition_count=partition_count, cache_entries=cache_entries)
         self._initialized = False
 
     # ------------------------------------------------------------------------ life cycle
@@ -216,6 +217,11 @@ class StreamTask:
         self.dead_lettered += 1
         log.warning("task %s: the record at %s cannot be deserialized (%s): sent to %s",
                     self.id, where, exc, self.dlq_topic)
+
+    def flush_caches(self) -> None:
+        """The record caches' latest values to the stores, changelogs and children."""
+        if self._initialized:
+            self.graph.flush()
 
     def punctuate_wall_clock(self) -> None:
         if self._initialized:

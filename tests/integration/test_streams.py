@@ -92,6 +92,40 @@ def _wait_counts(app: App, truth: dict[str, int], timeout_s: float = 90) -> None
 
 
 @pytest.mark.timeout(180)
+def test_the_record_cache_sends_a_words_latest_count_per_commit(cluster, tmp_path) -> None:
+    """statestore.cache.max.bytes (on by default): the store and the interactive query see
+    every update at once; the output and changelog get each word's latest count per commit
+    (far fewer records than updates), increasing, ending at the truth. Off (0): every
+    update is sent."""
+    b = cluster.bootstrap_servers
+    lines = _lines(600)
+    truth = _truth(lines)
+    sent = {}
+    for cache in ("10485760", "0"):
+        src, out = f"wc-cache-lines-{cache}", f"wc-cache-counts-{cache}"
+        _topics(b, src, out)
+        _produce(b, src, lines)
+        app = _wordcount(f"wc-cache-{cache}", b, tmp_path / cache, src, out,
+                         **{"statestore.cache.max.bytes": cache, "commit.interval.ms": 1000})
+        app.start()
+        try:
+            _wait_counts(app, truth)
+        finally:
+            app.close(30)
+        assert app.error is None
+        records = _read_all(b, out)
+        per_word = collections.defaultdict(list)
+        for r in records:
+            per_word[r.key.decode()].append(serdes.Long.deserialize(out, r.value))
+        for word, counts in per_word.items():
+            assert counts == sorted(set(counts)), (word, counts)  # increasing, no repeats
+            assert counts[-1] == truth[word]
+        sent[cache] = len(records)
+    assert sent["0"] == sum(truth.values())  # every update
+    assert sent["10485760"] < sum(truth.values()) // 10, sent  # the latest per commit
+
+
+@pytest.mark.timeout(180)
 @pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 def test_word_count_end_to_end(cluster, tmp_path, guarantee) -> None:
     b = cluster.bootstrap_servers

@@ -124,7 +124,9 @@ class KeyValueStoreImpl(_TypedStore):
         value = self._b.get(self._kser(self._topic, key))
         return None if value is None else self._vde(self._topic, value)
 
-    def put(self, key: Any, value: Any) -> None:
+    def put(self, key: Any, value: Any, *, log: bool = True) -> None:
+        """``log=False``: the local store only; the caller sends the change later with
+        ``log`` (a record cache: docs/streams.md)."""
         if key is None:
             _check_key(key)
         kb = self._kser(self._topic, key)
@@ -134,8 +136,14 @@ class KeyValueStoreImpl(_TypedStore):
         else:
             vb = self._vser(self._topic, value)
             self._b.put(kb, vb)
-        if self._logging:
+        if log and self._logging:
             self._send(kb, vb, None)
+
+    def log(self, key: Any, value: Any) -> None:
+        """Send ``key``'s value (None: a tombstone) to the changelog, if the store logs."""
+        if self._logging:
+            kb = self._kser(self._topic, key)
+            self._send(kb, None if value is None else self._vser(self._topic, value), None)
 
     def put_if_absent(self, key: Any, value: Any) -> Any:
         """Put unless ``key`` has a value; returns the value it had (None: it was put)."""
