@@ -21,6 +21,13 @@ from .windows import JoinWindows
 
 JOINED = {"left": 1, "right": 2}
 EMITTED = {"left": 4, "right": 8}
+# Records of one side with the same key and timestamp share a marker (key, time). JOINED
+# means "all of them joined" when a record of the other side joined the group, but a record
+# that joined on arrival says nothing of an earlier or later duplicate that did not: the
+# positions (arrival order within the group, as the window store returns them) of those
+# unmatched duplicates are kept in the marker too, UNMATCHED_BITS bits per side.
+UNMATCHED_SHIFT = {"left": 8, "right": 8 + 27}
+UNMATCHED_BITS = 27
 
 
 class StreamTableJoinNode(Processor):
@@ -102,19 +109,21 @@ class StreamStreamJoinNode(Processor):
         before, after = self.reach[self.side]
         other = self.other_side
         joined = False
+        position = (sum(1 for _ in self.stores[self.side].fetch_range(key, ts, ts))
+                    if self.tracked[self.side] else 0)
         for other_ts, other_value in self.stores[other].fetch_range(
                 key, max(0, ts - before), ts + after):
             if self._close(other, other_ts) < stream_time:
                 continue
             joined = True
             if self.tracked[other]:
-                self._mark(key, other_ts, JOINED[other])
+                self._group_joined(key, other_ts, other)
             out = (self.joiner(value, other_value) if self.side == "left"
                    else self.joiner(other_value, value))
             self.context.forward(Record(key, out, max(ts, other_ts), record.headers))
         self.stores[self.side].put(key, value, ts)
-        if joined and self.tracked[self.side]:
-            self._mark(key, ts, JOINED[self.side])
+        if self.tracked[self.side]:
+            self._arrived(key, ts, position, joined)
         self._expire(stream_time)
 
     def _mark(self, key: Any, ts: int, flag: int) -> None:
@@ -122,6 +131,37 @@ class StreamStreamJoinNode(Processor):
         flags = self.markers.fetch(key, ts) or 0
         if not flags & flag:
             self.markers.put(key, flags | flag, ts)
+
+    def _group_joined(self, key: Any, ts: int, side: str) -> None:
+        """A record of the other side joined every ``side`` record at (key, ts)."""
+        assert self.markers is not None
+        flags = self.markers.fetch(key, ts) or 0
+        mask = ((1 << UNMATCHED_BITS) - 1) << UNMATCHED_SHIFT[side]
+        new = (flags | JOINED[side]) & ~mask
+        if new != flags:
+            self.markers.put(key, new, ts)
+
+    def _arrived(self, key: Any, ts: int, position: int, joined: bool) -> None:
+        """This side's record number ``position`` at (key, ts) was stored; it joined on
+        arrival or not (see UNMATCHED_SHIFT)."""
+        assert self.markers is not None
+        side, shift = self.side, UNMATCHED_SHIFT[self.side]
+        flags = self.markers.fetch(key, ts) or 0
+        if joined and not flags & JOINED[side]:
+            # the earlier duplicates did not join: they stay unmatched
+            earlier = (1 << min(position, UNMATCHED_BITS)) - 1
+            flags |= JOINED[side] | (earlier << shift)
+        elif not joined and flags & JOINED[side] and position < UNMATCHED_BITS:
+            flags |= 1 << (shift + position)
+        else:
+            return
+        self.markers.put(key, flags, ts)
+
+    def _unmatched(self, flags: int, side: str, position: int) -> bool:
+        if not flags & JOINED[side]:
+            return True
+        return position < UNMATCHED_BITS and bool(
+            flags >> (UNMATCHED_SHIFT[side] + position) & 1)
 
     def _emit_unmatched(self, stream_time: int, record: Record) -> None:
         for side in ("left", "right"):
@@ -135,9 +175,12 @@ class StreamStreamJoinNode(Processor):
             due = sorted(self.stores[side].fetch_all(first, last),
                          key=lambda e: e[0].window.start)
             emitted: dict[Any, tuple[Any, int]] = {}
+            positions: dict[Any, int] = {}  # arrival order within each (key, time) group
             for wk, value in due:
+                group = (_hashable(wk.key), wk.window.start)
+                position = positions[group] = positions.get(group, -1) + 1
                 flags = self.markers.fetch(wk.key, wk.window.start) or 0  # type: ignore[union-attr]
-                if flags & (JOINED[side] | EMITTED[side]):
+                if flags & EMITTED[side] or not self._unmatched(flags, side, position):
                     continue
                 out = self.joiner(value, None) if side == "left" else self.joiner(None, value)
                 self.context.forward(Record(wk.key, out, wk.window.start, record.headers))
