@@ -58,6 +58,7 @@ from . import txn_coordinator as TC
 from .broker_lifecycle import BrokerLifecycle, Identity
 from .broker_lifecycle import Progress as LifecycleProgress
 from .configs import ConfigError, effective_topic_configs, log_config, validate_broker_configs
+from .controlled_shutdown import controlled_shutdown
 from .controller import BROKER_IDENTITY_PREFIX, Controller, ControllerHint, parse_voters
 from .controller import Tick as ControllerTick
 from .node_listeners import advertise, bind_addresses
@@ -608,6 +609,13 @@ class BrokerNode:
             return
         self._stopped = True
         self._log.info("broker {} shutting down", self.broker_id)
+        # first the controller moves this broker's leaderships away (actors/controlled_shutdown.py)
+        controlled_shutdown(
+            self.lifecycle,
+            self.configs,
+            self._log,
+            lambda: any(b != self.broker_id for b in self.ctx.image.live_brokers()),
+        )
         self.endpoint.close()
         self.internal_endpoint.close()
         self.router.close()
