@@ -15,7 +15,9 @@ start the Controller (on a voter it opens the Raft metadata log; its publication
 committed image start one PartitionReplica per hosted partition), then serve. The broker
 registers with the active controller by heartbeating (docs/cluster.md). ApiVersions
 answers as soon as it serves; a Metadata response naming a controller and listing this
-broker is the "registered and unfenced" signal the launcher waits for. SIGTERM/SIGINT: stop taking requests, close every partition log
+broker is the "registered and unfenced" signal the launcher waits for. SIGTERM/SIGINT: a
+controlled shutdown first (the controller moves this broker's leaderships away and takes it out
+of the ISRs: actors/controlled_shutdown.py), then stop taking requests, close every partition log
 (flush + clean-shutdown marker), close the metadata log, exit 0. SIGKILL is survived by the
 log store's recovery.
 
