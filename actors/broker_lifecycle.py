@@ -46,6 +46,14 @@ class Beat:
 
 
 @dataclass(frozen=True, slots=True)
+class ControlledShutdown:
+    """From the node on SIGTERM: heartbeat with ``want_shut_down`` (now, then every
+    FENCED_BEAT_MS) until the controller answers ``should_shut_down``; then ``done()``."""
+
+    done: Callable[[], None]
+
+
+@dataclass(frozen=True, slots=True)
 class _Answer:
     response: object  # BrokerHeartbeatResponse, ErrorResponse, or an exception
 
@@ -91,6 +99,7 @@ class BrokerLifecycle(DispatchedActor):
         self._inflight = False
         self._next_voter = 0
         self.beats = 0  # heartbeats sent (tests and status)
+        self._shut_down: Callable[[], None] | None = None  # set by ControlledShutdown
         self._log = logger.bind(broker=identity.broker_id, actor="lifecycle")
 
     def on_start(self) -> None:
@@ -104,6 +113,10 @@ class BrokerLifecycle(DispatchedActor):
                         self._beat()
                 case _Answer(response=r):
                     self._on_answer(r)
+                case ControlledShutdown(done=done):
+                    self._shut_down = done
+                    if not self._inflight:
+                        self._arm(0)
                 case Progress(controller_id=cid, applied_index=index, image=image):
                     self.applied_index, self.image = index, image
                     if cid != self.controller_id:
@@ -142,6 +155,7 @@ class BrokerLifecycle(DispatchedActor):
             clean_shutdown=m.clean_shutdown,
             internal_host=m.internal_host,
             internal_port=m.internal_port,
+            want_shut_down=self._shut_down is not None,
         )
 
     def _address_of(self, broker_id: int) -> str | None:
@@ -190,6 +204,13 @@ class BrokerLifecycle(DispatchedActor):
     def _on_answer(self, r: object) -> None:
         self._inflight = False
         delay = self.heartbeat_ms
+        if self._shut_down is not None:
+            delay = min(delay, FENCED_BEAT_MS)
+            if isinstance(r, P.BrokerHeartbeatResponse) and r.should_shut_down:
+                done, self._shut_down = self._shut_down, None
+                self._log.info("controlled shutdown: leaderships moved, leaving")
+                done()
+                return  # no more heartbeats: the broker exits
         if isinstance(r, P.BrokerHeartbeatResponse):
             if r.is_fenced:
                 delay = min(delay, FENCED_BEAT_MS)

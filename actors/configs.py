@@ -128,6 +128,9 @@ BROKER_DEFAULTS: dict[str, str] = {
     "share.coordinator.state.topic.min.isr": "2",  # capped at the replication factor
     "share.coordinator.state.topic.segment.bytes": str(100 << 20),
     **{k: TOPIC_DEFAULTS[v] for k, v in BROKER_TOPIC_SYNONYMS.items()},
+    # operations (docs/operations.md): on SIGTERM, move this broker's leaderships away before
+    # it exits (actors/controlled_shutdown.py)
+    "controlled.shutdown.enable": "true",
 }
 
 _CHOICES = {

@@ -497,8 +497,16 @@ class Controller(DispatchedActor):
                 f"unfence:{b}",
                 lambda: self._commit(self.sessions.unfence(self.image, b, unclean_default=unclean)),
             )
+        elif beat.action == cb.SHUT_DOWN:
+            self._enqueue(
+                f"shutdown:{b}",
+                lambda: self._commit(self.sessions.controlled_shutdown(self.image, b)),
+            )
         return P.BrokerHeartbeatResponse(
-            error_code=P.code_of(beat.error), controller_id=self.broker_id, is_fenced=beat.fenced
+            error_code=P.code_of(beat.error),
+            controller_id=self.broker_id,
+            is_fenced=beat.fenced,
+            should_shut_down=beat.should_shut_down,
         )
 
     # ------------------------------------------------------------------ metadata fetching

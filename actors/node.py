@@ -15,7 +15,9 @@ start the Controller (on a voter it opens the Raft metadata log; its publication
 committed image start one PartitionReplica per hosted partition), then serve. The broker
 registers with the active controller by heartbeating (docs/cluster.md). ApiVersions
 answers as soon as it serves; a Metadata response naming a controller and listing this
-broker is the "registered and unfenced" signal the launcher waits for. SIGTERM/SIGINT: stop taking requests, close every partition log
+broker is the "registered and unfenced" signal the launcher waits for. SIGTERM/SIGINT: a
+controlled shutdown first (the controller moves this broker's leaderships away and takes it out
+of the ISRs: actors/controlled_shutdown.py), then stop taking requests, close every partition log
 (flush + clean-shutdown marker), close the metadata log, exit 0. SIGKILL is survived by the
 log store's recovery.
 
@@ -59,8 +61,10 @@ from . import txn_coordinator as TC
 from .broker_lifecycle import BrokerLifecycle, Identity
 from .broker_lifecycle import Progress as LifecycleProgress
 from .configs import ConfigError, effective_topic_configs, log_config, validate_broker_configs
+from .controlled_shutdown import controlled_shutdown
 from .controller import BROKER_IDENTITY_PREFIX, Controller, ControllerHint, parse_voters
 from .controller import Tick as ControllerTick
+from .node_listeners import advertise, bind_addresses
 from .replica_fetcher import ReplicaFetcher
 from .router import Router
 from .scrubber import TICK_S as SCRUB_TICK_S
@@ -83,16 +87,16 @@ class BrokerNode:
         self,
         broker_id: int,
         data_dir: Path,
-        listen: str,
+        listen: str | None,
         configs: dict[str, str] | None = None,
         internal_listen: str | None = None,
     ) -> None:
         self.broker_id = broker_id
         self.data_dir = Path(data_dir)
-        self.listen = listen
-        # default: the client listener's host, any free port
-        self.internal_listen = internal_listen or f"{listen.rsplit(':', 1)[0]}:0"
         self.configs = validate_broker_configs(configs or {})
+        # `listeners` (CLIENT, BROKER) over --listen / --internal-listen (actors/node_listeners.py)
+        self.listen, self.internal_listen = bind_addresses(listen, internal_listen, self.configs)
+        advertise(self.listen, self.internal_listen, self.configs)  # ConfigError if wrong
         self.curve: CurveKeys | None = None
         keyfile = self.configs["inter.broker.curve.keyfile"]
         if keyfile:
@@ -163,8 +167,12 @@ class BrokerNode:
                 "TCP, and anyone who can reach it can speak Raft and replication to this broker",
                 self.internal_endpoint.address,
             )
-        host, port = self.endpoint.address.removeprefix("tcp://").rsplit(":", 1)
-        ihost, iport = self.internal_endpoint.address.removeprefix("tcp://").rsplit(":", 1)
+        # what clients and other brokers are told to use (advertised.listeners)
+        client_adv, broker_adv = advertise(
+            self.endpoint.address, self.internal_endpoint.address, self.configs
+        )
+        host, port = client_adv.rsplit(":", 1)
+        ihost, iport = broker_adv.rsplit(":", 1)
         self.ctx = BrokerContext(
             broker_id=self.broker_id,
             host=host,
@@ -605,6 +613,13 @@ class BrokerNode:
             return
         self._stopped = True
         self._log.info("broker {} shutting down", self.broker_id)
+        # first the controller moves this broker's leaderships away (actors/controlled_shutdown.py)
+        controlled_shutdown(
+            self.lifecycle,
+            self.configs,
+            self._log,
+            lambda: any(b != self.broker_id for b in self.ctx.image.live_brokers()),
+        )
         self.endpoint.close()
         self.internal_endpoint.close()
         self.router.close()
@@ -689,7 +704,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--broker-id", type=int, required=True)
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument(
-        "--listen", required=True, help="client listener HOST:PORT to bind (port 0: any free)"
+        "--listen",
+        default=None,
+        help="client listener HOST:PORT to bind (port 0: any free); or listeners=CLIENT://...",
     )
     parser.add_argument(
         "--internal-listen",
@@ -717,16 +734,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: --config {item!r} must be KEY=VALUE", file=sys.stderr)
             return 2
         configs[key.strip()] = value.strip()
-    args.data_dir.mkdir(parents=True, exist_ok=True)
-    setup_logging(args.data_dir, args.broker_id)
+    return run(args.broker_id, args.data_dir, args.listen, configs, args.internal_listen)
+
+
+def run(
+    broker_id: int,
+    data_dir: Path,
+    listen: str | None,
+    configs: dict[str, str],
+    internal_listen: str | None = None,
+) -> int:
+    """Run one broker in the foreground until SIGTERM/SIGINT; the exit code."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    setup_logging(data_dir, broker_id)
     try:
-        node = BrokerNode(
-            args.broker_id,
-            args.data_dir,
-            args.listen,
-            configs,
-            internal_listen=args.internal_listen,
-        )
+        node = BrokerNode(broker_id, data_dir, listen, configs, internal_listen=internal_listen)
     except ConfigError as e:
         logger.error("bad broker config: {}", e)
         return 2
@@ -742,10 +764,10 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("broker failed to start: {}", e)
         pykka.ActorRegistry.stop_all(block=False)
         return 1
-    (args.data_dir / "broker.json").write_text(
+    (data_dir / "broker.json").write_text(
         json.dumps(
             {
-                "broker_id": args.broker_id,
+                "broker_id": broker_id,
                 "pid": os.getpid(),
                 "address": node.endpoint.address,
                 "internal_address": node.internal_endpoint.address,

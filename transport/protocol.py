@@ -1064,7 +1064,8 @@ class BrokerHeartbeatRequest:
     address other brokers use for replica fetches, AlterPartition and forwarding).
     ``incarnation`` identifies the broker process (new at every start): the controller fences
     a previous incarnation at once when a new one heartbeats. ``clean_shutdown``: whether the
-    previous process of this broker shut down cleanly."""
+    previous process of this broker shut down cleanly. ``want_shut_down``: the broker is
+    stopping (SIGTERM) and asks for a controlled shutdown (its leaderships moved first)."""
 
     API: ClassVar[str] = "BrokerHeartbeat"
     VERSION: ClassVar[int] = 0
@@ -1077,18 +1078,22 @@ class BrokerHeartbeatRequest:
     clean_shutdown: bool = True
     internal_host: str = ""
     internal_port: int = 0
+    want_shut_down: bool = False
 
 
 @_msg
 class BrokerHeartbeatResponse:
     """``error_code`` NOT_CONTROLLER (41) from a broker that is not the active controller;
-    ``controller_id`` is its best guess of the active one (-1: unknown)."""
+    ``controller_id`` is its best guess of the active one (-1: unknown).
+    ``should_shut_down``: the controlled shutdown asked for is committed (the broker leads
+    no partition and is in no ISR): it may exit."""
 
     API: ClassVar[str] = "BrokerHeartbeat"
     VERSION: ClassVar[int] = 0
     error_code: int = 0
     controller_id: int = -1
     is_fenced: bool = True
+    should_shut_down: bool = False
 
 
 @_msg

@@ -30,6 +30,7 @@ from .result import ControllerResult, Note, unclean_notes
 
 REGISTER = "register"
 UNFENCE = "unfence"
+SHUT_DOWN = "shut_down"  # controlled shutdown: move its leaderships, take it out of the ISRs
 
 
 class BrokerBeat(Protocol):
@@ -44,16 +45,19 @@ class BrokerBeat(Protocol):
     clean_shutdown: bool
     internal_host: str
     internal_port: int
+    want_shut_down: bool
 
 
 @dataclass(frozen=True, slots=True)
 class Beat:
     """The answer to a heartbeat, and what the controller must do next (``action``:
-    REGISTER or UNFENCE, run as its own proposal; None)."""
+    REGISTER, UNFENCE or SHUT_DOWN, run as its own proposal; None). ``should_shut_down``:
+    a broker in controlled shutdown leads nothing and is in no ISR any more: it may exit."""
 
     error: str = "NONE"
     fenced: bool = False
     action: str | None = None
+    should_shut_down: bool = False
 
 
 def _start_sequence(incarnation: str) -> int | None:
@@ -95,6 +99,15 @@ class BrokerHeartbeats:
             or (info.host, info.port, info.rack, info.internal_host, info.internal_port)
             != (beat.host, beat.port, beat.rack, beat.internal_host, beat.internal_port)
         )
+        if getattr(beat, "want_shut_down", False):
+            # Kafka's controlled shutdown (KIP-631): the controller fences the broker now, as
+            # its session expiry would (leaders move to other ISR members, it leaves the
+            # ISRs); once that is committed, it may exit. It is not unfenced again: its next
+            # process registers anew.
+            self.unfence_at.pop(b, None)
+            if info is None or moved or info.fenced:
+                return Beat(fenced=True, should_shut_down=True)
+            return Beat(fenced=False, action=SHUT_DOWN)
         if moved:
             return Beat(fenced=True, action=REGISTER)
         if info.fenced:
@@ -129,6 +142,21 @@ class BrokerHeartbeats:
             f"{len(records) - 1} partition change(s)",
         )
         return ControllerResult(records, None, (*unclean_notes(decisions), note))
+
+    def controlled_shutdown(
+        self, image: md.MetadataImage, broker_id: int
+    ) -> ControllerResult[None]:
+        """Records fencing a broker that asked to shut down. Never an unclean election: a
+        partition whose only in-sync replica this broker is goes offline until it is back."""
+        records, _ = md.fence_with_decisions(image, broker_id, unclean_default=False)
+        if not records:
+            return ControllerResult([], None)
+        note = Note(
+            "info",
+            f"controlled shutdown of broker {broker_id}: {len(records) - 1} partition "
+            "change(s) move its leaderships and take it out of the ISRs",
+        )
+        return ControllerResult(records, None, (note,))
 
     def register(
         self, image: md.MetadataImage, beat: BrokerBeat, *, unclean_default: bool

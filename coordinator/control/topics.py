@@ -145,8 +145,9 @@ def _changes(resource: ConfigResource) -> list[tuple[str, str | None]]:
     """The (name, value or None to delete) pairs of a resource; ValueError if malformed."""
     if resource.resource_type not in (RESOURCE_TOPIC, RESOURCE_GROUP):
         raise ValueError(
-            "only topic and group configs can be altered; broker configs are set with "
-            "--config at startup"
+            "only topic and group configs can be altered; broker configs require a restart: "
+            "change server.properties (or --config) and restart the broker (a rolling restart, "
+            "docs/operations.md)"
         )
     changes = []
     for c in resource.configs:

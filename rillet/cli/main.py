@@ -45,6 +45,8 @@ def cli() -> None:
 
 
 def _register() -> None:
+    from rillet.cli.broker import broker
+    from rillet.cli.broker import init as cluster_init
     from rillet.cli.cluster import cluster
     from rillet.cli.console import consume, produce
     from rillet.cli.group import group
@@ -58,6 +60,8 @@ def _register() -> None:
     for command in (cluster, topic, produce, consume, perf, group, transactions, share_group,
                     queue, streams):
         cli.add_command(command)
+    cli.add_command(broker)  # one broker of a multi-host cluster (docs/operations.md)
+    cluster.add_command(cluster_init)
     # top-level names of Kafka's separate tools (kafka-leader-election.sh,
     # kafka-reassign-partitions.sh) for the commands that live under `rillet topic`
     cli.add_command(topic.commands["elect-leaders"], "elect-leaders")

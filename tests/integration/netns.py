@@ -180,32 +180,60 @@ class NetnsCluster:
     def heal(self, broker_id: int) -> None:
         self._exec(self.ns("br"), "ip", "link", "set", f"v{broker_id}", "up")
 
+    def drop_incoming(self, broker_id: int) -> None:
+        """A one-way partition: ``broker_id`` hears nothing (iptables in its namespace drops
+        every packet that arrives on eth0), while what it sends still goes out."""
+        self._exec(self.ns(broker_id), "iptables", "-A", "INPUT", "-i", "eth0", "-j", "DROP")
+
+    def accept_incoming(self, broker_id: int) -> None:
+        self._exec(self.ns(broker_id), "iptables", "-F", "INPUT")
+
+    def degrade(self, broker_id: int, loss_pct: float, delay_ms: int, jitter_ms: int) -> bool:
+        """A lossy, slow link on the broker's eth0: every packet it receives is dropped with
+        ``loss_pct`` % (iptables' statistic match) and every packet it sends is delayed
+        ``delay_ms`` +- ``jitter_ms`` (tc netem). False when the kernel has no netem (no
+        sch_netem module, as in some containers): the loss is then the only fault."""
+        self._exec(
+            self.ns(broker_id), "iptables", "-A", "INPUT", "-i", "eth0", "-m", "statistic",
+            "--mode", "random", "--probability", f"{loss_pct / 100:.4f}", "-j", "DROP",
+        )  # fmt: skip
+        netem = _ip(
+            "netns", "exec", self.ns(broker_id), "tc", "qdisc", "add", "dev", "eth0", "root",
+            "netem", "delay", f"{delay_ms}ms", f"{jitter_ms}ms", check=False,
+        )  # fmt: skip
+        return netem.returncode == 0
+
+    def restore(self, broker_id: int) -> None:
+        self._exec(self.ns(broker_id), "iptables", "-F", "INPUT")
+        _ip("netns", "exec", self.ns(broker_id), "tc", "qdisc", "del", "dev", "eth0", "root",
+            check=False)
+
     # ------------------------------------------------------------------------ brokers
 
     def broker_dir(self, broker_id: int) -> Path:
         return self.data_dir / f"broker-{broker_id}"
 
     def broker_command(self, broker_id: int) -> list[str]:
-        """How a broker is started, as rillet/launcher.py does it (one place to adapt when
-        brokers grow a second, internal listener)."""
-        cmd = [
-            sys.executable, "-m", "rillet.actors.node",
-            "--broker-id", str(broker_id),
-            "--data-dir", str(self.broker_dir(broker_id)),
-            "--listen", self.address(broker_id),
-            "--internal-listen", self.internal_address(broker_id),
-        ]  # fmt: skip
+        """How a broker is started on a host of a multi-host cluster (docs/operations.md):
+        ``rillet broker start --config server.properties``, its listeners bound to every
+        interface of its namespace and advertised at its own address."""
         keyfile = self.data_dir / "cluster.curve"
         if not keyfile.exists():
             generate_keyfile(keyfile)
-        configs = {
-            "controller.quorum.voters": self.quorum_voters,
-            "inter.broker.curve.keyfile": str(keyfile),
-            **self.configs,
-        }
-        for key, value in sorted(configs.items()):
-            cmd += ["--config", f"{key}={value}"]
-        return cmd
+        host = self.address(broker_id).rsplit(":", 1)[0]
+        lines = [
+            f"node.id={broker_id}",
+            "process.roles=broker,controller",
+            f"controller.quorum.voters={self.quorum_voters}",
+            f"listeners=CLIENT://0.0.0.0:{PORT},BROKER://0.0.0.0:{INTERNAL_PORT}",
+            f"advertised.listeners=CLIENT://{host}:{PORT},BROKER://{host}:{INTERNAL_PORT}",
+            f"log.dirs={self.broker_dir(broker_id)}",
+            f"inter.broker.curve.keyfile={keyfile}",
+            *(f"{k}={v}" for k, v in sorted(self.configs.items())),
+        ]
+        config = self.broker_dir(broker_id) / "server.properties"
+        config.write_text("\n".join(lines) + "\n")
+        return [sys.executable, "-m", "rillet.cli.main", "broker", "start", "--config", str(config)]
 
     def start_broker(self, broker_id: int) -> None:
         directory = self.broker_dir(broker_id)
