@@ -60,8 +60,9 @@ def test_unreadable_and_unparsable_files_raise_typed_errors(tmp_path):
         load_config_file(tmp_path / "bad.json")
 
 
-def test_worker_config_defaults_types_and_hints(monkeypatch):
+def test_worker_config_defaults_types_and_hints(monkeypatch, tmp_path):
     monkeypatch.delenv("RILLET_BROKERS", raising=False)
+    monkeypatch.setenv("RILLET_CONFIG_DIR", str(tmp_path))  # no profile to fall back on
     w = parse_worker_config({"bootstrap.servers": "127.0.0.1:1", "rest.port": "0",
                              "plugin.path": "/x", "producer.linger.ms": "5"})
     assert w["rest.port"] == 0 and w["offset.storage.topic"] == "connect-offsets"
