@@ -131,6 +131,12 @@ BROKER_DEFAULTS: dict[str, str] = {
     # operations (docs/operations.md): on SIGTERM, move this broker's leaderships away before
     # it exits (actors/controlled_shutdown.py)
     "controlled.shutdown.enable": "true",
+    # security (docs/security.md). client.curve.keyfile: the client listener's CURVE key pair
+    # (a zmq.auth certificate); set, the listener admits only CURVE clients whose public key
+    # the user store (metadata, coordinator/users.py) or client.curve.bootstrap.users
+    # (NAME=PUBLICKEY,...: the first admin) maps to a principal User:NAME
+    "client.curve.keyfile": "",
+    "client.curve.bootstrap.users": "",
 }
 
 _CHOICES = {
@@ -237,6 +243,7 @@ def validate_broker_configs(configs: Mapping[str, str]) -> BrokerConfig:
     idle = int(merged["connections.max.idle.ms"])
     if idle != -1 and idle < 1:
         raise ConfigError(f"connections.max.idle.ms={idle} must be -1 (never) or >= 1")
+    _validate_security(merged)
     from rillet.actors.listeners import parse_listeners
 
     parse_listeners(merged["listeners"])
@@ -247,6 +254,24 @@ def validate_broker_configs(configs: Mapping[str, str]) -> BrokerConfig:
     except share_config.GroupConfigError as e:
         raise ConfigError(str(e)) from None
     return merged
+
+
+def _validate_security(merged: Mapping[str, str]) -> None:
+    """client.curve.*: a user list that parses, and never a CURVE listener nobody can log
+    in to (an empty key store would deny everyone, silently)."""
+    from rillet.coordinator.users import parse_bootstrap_users
+
+    try:
+        users = parse_bootstrap_users(merged["client.curve.bootstrap.users"])
+    except ValueError as e:
+        raise ConfigError(f"client.curve.bootstrap.users: {e}") from None
+    if merged["client.curve.keyfile"] and not users:
+        raise ConfigError(
+            "client.curve.keyfile is set but client.curve.bootstrap.users is empty: no "
+            "client could ever connect to add a user (rillet cluster up --secure sets both)"
+        )
+    if users and not merged["client.curve.keyfile"]:
+        raise ConfigError("client.curve.bootstrap.users needs client.curve.keyfile")
 
 
 def topic_defaults(broker_configs: Mapping[str, str]) -> dict[str, str]:

@@ -69,6 +69,7 @@ from .replica_fetcher import ReplicaFetcher
 from .router import Router
 from .scrubber import TICK_S as SCRUB_TICK_S
 from .scrubber import Scrubber, ScrubTick
+from .security import client_security, principal_of_key
 from .session import BrokerContext, Listener
 from .share_dlq import DeadLetterWriter
 from .share_state_client import ShareStateClient, local_first
@@ -104,6 +105,7 @@ class BrokerNode:
                 self.curve = load_keyfile(Path(keyfile))
             except KeyFileError as e:
                 raise ConfigError(f"inter.broker.curve.keyfile: {e}") from None
+        self.client_curve, self._bootstrap_users = client_security(self.configs)
         parse_voters(self.configs["controller.quorum.voters"])  # ConfigError if malformed
         self._stopped = False
         self._lock_file = None
@@ -147,6 +149,8 @@ class BrokerNode:
             max_message_bytes=max_bytes,
             max_queued_bytes=int(self.configs["queued.max.request.bytes"]),
             on_disconnect=lambda peer: self.router.disconnected(peer),
+            curve=self.client_curve,
+            principal_of=self._principal_of,
         )
         try:
             self.internal_endpoint = ServerEndpoint(
@@ -297,6 +301,11 @@ class BrokerNode:
             "CURVE" if self.curve else "plain",
             self.data_dir,
         )
+
+    def _principal_of(self, key: bytes) -> str | None:
+        """ZAP thread: the principal of a client public key (actors/security.py)."""
+        ctx = getattr(self, "ctx", None)
+        return principal_of_key(ctx.image if ctx else None, key, self._bootstrap_users)
 
     def _stats(self) -> P.BrokerStatsResponse:
         """Any session thread: the BrokerStats answer (racy reads of counters are fine)."""

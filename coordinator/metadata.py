@@ -145,6 +145,14 @@ class SetGroupConfig:
 
 
 @_rec
+class SetUserKey:
+    """User ``user``'s CURVE public key (Z85); ``None`` removes the user (coordinator/users.py)."""
+
+    user: str
+    public_key: str | None
+
+
+@_rec
 class DeleteTopic:
     name: str
 
@@ -169,6 +177,7 @@ RECORD_TYPES: dict[str, type] = {
         DeleteTopic,
         PartitionChangeRecord,
         ProducerIds,
+        SetUserKey,
     )
 }
 
@@ -247,6 +256,8 @@ class MetadataImage:
     next_producer_id: int = 0
     group_configs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     """group id -> its explicitly set group configs (coordinator/share/config.py)."""
+    users: Mapping[str, str] = field(default_factory=dict)
+    """user name -> its CURVE public key (coordinator/users.py)."""
 
     def inter_broker_address(self, broker_id: int, voters: Mapping[int, str]) -> str | None:
         """``broker_id``'s inter-broker listener: as registered, else as
@@ -351,6 +362,8 @@ def apply(image: MetadataImage, record: object) -> MetadataImage:
             return replace(
                 image, group_configs=_with(image.group_configs, g, configs or None), offset=nxt
             )
+        case SetUserKey(user=u, public_key=k):
+            return replace(image, users=_with(image.users, u, k), offset=nxt)
         case DeleteTopic(name=n):
             return replace(image, topics=_with(image.topics, n, None), offset=nxt)
         case ProducerIds(next_producer_id=n):

@@ -17,6 +17,7 @@ from typing import Any
 
 from rillet.config import ClientConfig
 from rillet.errors import (
+    AuthenticationFailedError,
     BrokerUnavailableError,
     IllegalStateError,
     LeaderNotAvailableError,
@@ -26,6 +27,7 @@ from rillet.errors import (
     UnknownTopicOrPartitionError,
     error_for_code,
 )
+from rillet.security import client_curve
 from rillet.transport import errors as terr
 from rillet.transport.endpoint import ClientEndpoint
 from rillet.transport.protocol import (
@@ -40,6 +42,8 @@ def map_error(exc: BaseException) -> BaseException:
     """A transport exception as the client's typed error (others unchanged)."""
     if isinstance(exc, RilletError):
         return exc
+    if isinstance(exc, terr.AuthenticationFailedError):
+        return AuthenticationFailedError(str(exc))
     if isinstance(exc, terr.BrokerUnavailableError):
         return BrokerUnavailableError(str(exc))
     if isinstance(exc, terr.RequestTimedOutError):
@@ -105,6 +109,7 @@ class NetworkClient:
             reconnect_ivl_ms=config.reconnect_backoff_ms,
             reconnect_ivl_max_ms=config.reconnect_backoff_max_ms,
             name=f"{name}-io",
+            **client_curve(config),
         )
         self.view = ClusterView()
         # partition count per topic, updated in place so hot paths can hold the dict itself

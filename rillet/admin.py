@@ -17,6 +17,7 @@ from typing import Any
 
 from rillet._group_admin import GroupAdminMixin
 from rillet._network import NetworkClient
+from rillet._security_admin import SecurityAdminMixin
 from rillet._share_admin import ShareAdminMixin
 from rillet._txn_admin import TransactionAdminMixin
 from rillet.config import admin_config
@@ -37,7 +38,7 @@ from rillet.records import (
 from rillet.transport import protocol as p
 
 
-class Admin(GroupAdminMixin, ShareAdminMixin, TransactionAdminMixin):
+class Admin(GroupAdminMixin, ShareAdminMixin, TransactionAdminMixin, SecurityAdminMixin):
     """Kafka-style admin client. Config: ``bootstrap.servers``, ``request.timeout.ms``, ...
 
     Consumer groups: list_groups, describe_groups, delete_groups, list_consumer_group_offsets,

@@ -18,8 +18,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rillet import security
 from rillet.errors import ConfigError
 from rillet.profile import BROKERS_ENV, default_brokers
+from rillet.security import SECURITY_KEYS, profile_security
 
 _INT_MAX = 2**31 - 1
 
@@ -144,6 +146,10 @@ COMMON_KEYS = (
     _k("reconnect.backoff.max.ms", _int(0), 1000, "cap of the reconnect backoff"),
     _k("metadata.max.age.ms", _int(0), 300000, "refresh metadata at least this often"),
     _k("socket.connection.setup.timeout.ms", _int(1), 10000, "connect timeout"),
+    # docs/security.md (rillet/security.py): from the profile when none is given
+    _k("security.protocol", _choice("plaintext", "curve"), "plaintext", "PLAINTEXT or CURVE"),
+    _k("curve.client.keyfile", _opt_str, None, "this client's CURVE key pair (certificate)"),
+    _k("curve.server.publickey", _opt_str, None, "the brokers' CURVE public key (Z85)"),
 )
 
 PRODUCER_KEYS = COMMON_KEYS + (
@@ -253,12 +259,16 @@ def resolve(keys: tuple[ConfigKey, ...], config: Mapping[str, Any] | None,
             if key is None:
                 raise ConfigError(_unknown(raw, keys))
             given[key.name] = value
+    if not any(k in given for k in SECURITY_KEYS) and "security.protocol" in {
+            k.name for k in keys}:
+        given.update(profile_security())
     values: dict[str, Any] = {}
     for key in keys:
         if key.name in given:
             values[key.name] = key.coerce(key.name, given[key.name])
         else:
             values[key.name] = key.default
+    security.check(values)
     if values.get("bootstrap.servers") is None:
         found = default_brokers()
         if found is None:

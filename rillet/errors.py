@@ -37,6 +37,12 @@ class ConfigError(RilletError, ValueError):
     """Invalid client configuration (unknown key, wrong type or value)."""
 
 
+class AuthenticationFailedError(RilletError):
+    """The broker refused this client's credentials (docs/security.md; not retriable)."""
+
+    code = 58  # Kafka's SASL_AUTHENTICATION_FAILED
+
+
 class IllegalStateError(RilletError):
     """The client is not in a state that allows this call (closed, partition not assigned, ...)."""
 

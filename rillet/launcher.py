@@ -40,6 +40,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rillet.security import admin_client_settings, endpoint_options, secure_cluster_configs
 from rillet.transport.endpoint import ClientEndpoint
 from rillet.transport.errors import TransportError
 from rillet.transport.protocol import MetadataRequest
@@ -97,7 +98,12 @@ class LocalCluster:
     """Broker processes sharing ``data_dir``. Not thread-safe; one owner drives it."""
 
     def __init__(
-        self, data_dir: Path, brokers: int = 1, configs: dict[str, str] | None = None
+        self,
+        data_dir: Path,
+        brokers: int = 1,
+        configs: dict[str, str] | None = None,
+        *,
+        secure: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir).absolute()
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -116,7 +122,17 @@ class LocalCluster:
         self.voters: list[int] = saved.get("voters") or list(self.ports)[:MAX_VOTERS]
         self.configs: dict[str, str] = {**saved.get("configs", {}), **(configs or {})}
         self._ensure_keyfile()
+        if secure:  # CURVE on the client listener too (rillet/security.py)
+            self.configs.update(secure_cluster_configs(self.data_dir))
         self._save()
+
+    @property
+    def client_security(self) -> dict[str, str]:
+        """The admin's client settings (``security.*``, empty for a plaintext cluster)."""
+        return admin_client_settings(self.configs, self.data_dir)
+
+    def _client_endpoint(self) -> ClientEndpoint:
+        return ClientEndpoint(**endpoint_options(self.client_security))
 
     def _ensure_keyfile(self) -> None:
         """The cluster's CURVE key pair for the inter-broker listeners, made once."""
@@ -270,7 +286,7 @@ class LocalCluster:
         not, ``RuntimeError`` if one exited."""
         deadline = time.monotonic() + timeout_s
         pending = set(self.ports if broker_ids is None else broker_ids)
-        with ClientEndpoint() as endpoint:
+        with self._client_endpoint() as endpoint:
             while pending:
                 for broker_id in sorted(pending):
                     if self.pid(broker_id) is None:
@@ -306,7 +322,7 @@ class LocalCluster:
 
     def controller_id(self, timeout_ms: int = 1000) -> int:
         """The active controller as the running brokers see it (-1 if none agrees on one)."""
-        with ClientEndpoint() as endpoint:
+        with self._client_endpoint() as endpoint:
             for broker_id in self.ports:
                 if self.pid(broker_id) is None:
                     continue
@@ -325,7 +341,7 @@ class LocalCluster:
     def status(self) -> list[BrokerStatus]:
         """Each broker as it sees itself, plus what it leads per the active controller."""
         metas = {}
-        with ClientEndpoint() as endpoint:
+        with self._client_endpoint() as endpoint:
             for broker_id in self.ports:
                 if self.pid(broker_id) is not None:
                     metas[broker_id] = self._probe(endpoint, broker_id, 1000, topics=None)

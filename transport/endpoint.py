@@ -70,6 +70,7 @@ from .codec import (
 )
 from .connections import ConnectionTable
 from .errors import (
+    AuthenticationFailedError,
     BrokerUnavailableError,
     EndpointClosedError,
     ProtocolError,
@@ -185,6 +186,7 @@ class ServerEndpoint:
         name: str = "rillet-server-io",
         curve: CurveKeys | None = None,
         on_disconnect: Callable[[bytes], None] | None = None,
+        principal_of: Callable[[bytes], str | None] | None = None,
     ) -> None:
         self._handler = handler
         self._on_disconnect = on_disconnect
@@ -192,7 +194,7 @@ class ServerEndpoint:
         if curve is not None:
             # its own context: the ZAP handler must not judge the other listener's peers
             self._ctx = zmq.Context()
-            self._guard = ZapGuard(self._ctx, curve)
+            self._guard = ZapGuard(self._ctx, curve, principal_of)
         else:
             self._ctx = zmq.Context.instance()
         self._socket = self._ctx.socket(zmq.ROUTER)
@@ -463,12 +465,16 @@ class _Pending:
 
 
 class _Connection:
-    __slots__ = ("socket", "monitor", "connected", "was_up", "backlog")
+    __slots__ = (
+        "socket", "monitor", "connected", "was_up", "backlog", "handshaken", "failed_handshakes"
+    )
 
     def __init__(self, socket: zmq.Socket, monitor: zmq.Socket) -> None:
         self.socket = socket
         self.monitor = monitor
         self.connected = False
+        self.handshaken = False  # the ZMTP handshake of the current connection succeeded
+        self.failed_handshakes = 0  # connections closed mid-handshake in a row
         self.was_up = False  # connected at least once: a down connection now means a dead peer
         # requests not yet taken by ZeroMQ (no connection yet): (cid, frames, item)
         self.backlog: deque[tuple[int, list, Any]] = deque()
@@ -493,11 +499,14 @@ class ClientEndpoint:
         name: str = "rillet-client-io",
         identity_prefix: bytes = b"",
         curve: CurveKeys | None = None,
+        curve_server_key: bytes | None = None,
         heartbeat_ivl_ms: int = HEARTBEAT_IVL_MS,
         heartbeat_timeout_ms: int = HEARTBEAT_TIMEOUT_MS,
     ) -> None:
         self._ctx = zmq.Context.instance()
-        self._curve_options = client_options(curve) if curve is not None else {}
+        self._curve_options = (
+            client_options(curve, curve_server_key) if curve is not None else {}
+        )
         self._identity_prefix = identity_prefix
         self._heartbeat = (heartbeat_ivl_ms, heartbeat_timeout_ms)
         self._states: dict[str, bool] = {}  # address -> connected (written by the I/O thread)
@@ -625,7 +634,13 @@ class ClientEndpoint:
             sock.setsockopt(zmq.IDENTITY, self._identity_prefix + os.urandom(8))
         for option, value in self._curve_options.items():
             sock.setsockopt(option, value)
-        monitor = sock.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
+        monitor = sock.get_monitor_socket(
+            zmq.EVENT_CONNECTED
+            | zmq.EVENT_DISCONNECTED
+            | zmq.EVENT_HANDSHAKE_SUCCEEDED
+            | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+            | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+        )
         try:
             sock.connect(tcp_address(address))
         except BaseException:
@@ -701,9 +716,24 @@ class ClientEndpoint:
                                 event = parse_monitor_message(mon.recv_multipart(zmq.NOBLOCK))
                             except zmq.Again:
                                 break
-                            up = event["event"] == zmq.EVENT_CONNECTED
+                            kind = event["event"]
+                            conn = conns[address]
+                            if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                                conn.handshaken = conn.was_up = True
+                                conn.failed_handshakes = 0
+                                continue
+                            refusal = self._refusal(conn, kind)
+                            if refusal is not None:
+                                conn.handshaken = conn.connected = False
+                                self._states[address] = False
+                                self._refuse(address, conn, refusal, pending, raw_waiters)
+                                continue
+                            up = kind == zmq.EVENT_CONNECTED
+                            if kind not in (zmq.EVENT_CONNECTED, zmq.EVENT_DISCONNECTED):
+                                continue
+                            if not up:
+                                conn.handshaken = False
                             conns[address].connected = up
-                            conns[address].was_up |= up
                             self._states[address] = up
                             if not up:
                                 _fail_lost(address, pending, raw_waiters)
@@ -751,6 +781,49 @@ class ClientEndpoint:
                 conn.monitor.close(0)
                 conn.socket.close(0)
             self._waker.close()
+
+    def _refusal(self, conn: _Connection, kind: int) -> str | None:
+        """Why the broker refused this connection's handshake (docs/security.md), or None
+        if ``kind`` (a monitor event) is no refusal."""
+        curve = bool(self._curve_options)
+        if kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            return "the broker does not know this client's key (curve.client.keyfile)"
+        if kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+            if curve:
+                return "the broker does not speak CURVE on this listener (security.protocol)"
+            return "the broker requires CURVE (set security.protocol=CURVE and its keys)"
+        if kind == zmq.EVENT_DISCONNECTED and conn.connected and not conn.handshaken:
+            # A CURVE server that cannot open our HELLO (it is not the key we named) just
+            # closes, as does one a plaintext client greets. Twice in a row (reconnects are
+            # 100 ms apart), so a broker dying mid-handshake is not mistaken for a refusal.
+            conn.failed_handshakes += 1
+            if conn.failed_handshakes < 2:
+                return None
+            if curve:
+                return (
+                    "the broker closed the connection during the CURVE handshake: "
+                    "curve.server.publickey is not this broker's key"
+                )
+            return "the broker closed the connection during the handshake: it requires CURVE"
+        return None
+
+    def _refuse(
+        self, address: str, conn: _Connection, reason: str, pending: dict, raw_waiters: dict
+    ) -> None:
+        """Fail everything waiting on ``address`` with ``AuthenticationFailedError``."""
+        error = AuthenticationFailedError(address, reason)
+        while conn.backlog:
+            cid, _frames, item = conn.backlog.popleft()
+            if isinstance(item, _Pending):
+                pending.pop(cid if cid != -2 else -id(item), None)
+            _fail_item(item, error)
+        for key, item in list(pending.items()):
+            if item.address == address:
+                del pending[key]
+                waiters = raw_waiters.get(address)
+                if waiters and item in waiters:
+                    waiters.remove(item)
+                _fail(item.future, error)
 
     def _send_backlog(self, address: str, conn: _Connection, pending: dict) -> None:
         while conn.backlog:

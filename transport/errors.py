@@ -99,3 +99,17 @@ class EndpointClosedError(TransportError):
 
     def __init__(self, message: str = "endpoint is closed") -> None:
         super().__init__(message)
+
+
+class AuthenticationFailedError(TransportError):
+    """The broker refused this client's CURVE handshake (docs/security.md): an unknown
+    client key, a wrong ``curve.server.publickey``, or a plaintext client of a broker that
+    requires CURVE (or the reverse). Not retriable: retrying with the same keys fails again.
+    No request was sent."""
+
+    retriable = False
+
+    def __init__(self, address: str, reason: str) -> None:
+        super().__init__(f"authentication with broker {address} failed: {reason}")
+        self.address = address
+        self.reason = reason

@@ -165,6 +165,7 @@ class ConfigResourceType(enum.IntEnum):
     TOPIC = 2
     BROKER = 4
     GROUP = 32  # a share group's configs (KIP-848/932; docs/queues.md)
+    USER = 64  # a user's CURVE public key (rillet's own; docs/security.md)
 
 
 class ConfigSource(enum.IntEnum):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,12 +97,40 @@ class _ClusterKeyOnly:
         return False
 
 
+class _KnownKeys:
+    """The ZAP credentials provider of the client listener: admits a client public key
+    that ``principal_of(key)`` maps to a principal (docs/security.md)."""
+
+    def __init__(self, principal_of: Callable[[bytes], str | None]) -> None:
+        self._principal_of = principal_of
+        self.refused = 0
+        self._lock = threading.Lock()
+
+    def callback(self, _domain: str, key: bytes) -> bool:
+        try:
+            ok = self._principal_of(key) is not None
+        except Exception:  # noqa: BLE001 - a lookup failure refuses, never admits
+            ok = False
+        if not ok:
+            with self._lock:
+                self.refused += 1
+        return ok
+
+
 class ZapGuard:
     """A ZAP handler (pyzmq's ThreadAuthenticator) on ``context`` that admits only CURVE
-    clients holding the cluster key pair. ``refused`` counts handshakes it turned away."""
+    clients holding the cluster key pair, or, with ``principal_of``, only clients whose
+    public key it maps to a principal. ``refused`` counts handshakes it turned away."""
 
-    def __init__(self, context: zmq.Context, keys: CurveKeys) -> None:
-        self._provider = _ClusterKeyOnly(keys.public)
+    def __init__(
+        self,
+        context: zmq.Context,
+        keys: CurveKeys,
+        principal_of: Callable[[bytes], str | None] | None = None,
+    ) -> None:
+        self._provider = (
+            _ClusterKeyOnly(keys.public) if principal_of is None else _KnownKeys(principal_of)
+        )
         self._auth = ThreadAuthenticator(context)
         self._auth.start()
         self._auth.configure_curve_callback(domain="*", credentials_provider=self._provider)
@@ -119,10 +148,11 @@ def server_options(keys: CurveKeys) -> dict[int, object]:
     return {zmq.CURVE_SERVER: 1, zmq.CURVE_SECRETKEY: keys.secret}
 
 
-def client_options(keys: CurveKeys) -> dict[int, object]:
-    """Socket options for a CURVE client of a server using the same cluster ``keys``."""
+def client_options(keys: CurveKeys, server_public: bytes | None = None) -> dict[int, object]:
+    """Socket options for a CURVE client with ``keys`` of a server whose public key is
+    ``server_public`` (default: the same cluster ``keys``)."""
     return {
-        zmq.CURVE_SERVERKEY: keys.public,
+        zmq.CURVE_SERVERKEY: server_public or keys.public,
         zmq.CURVE_PUBLICKEY: keys.public,
         zmq.CURVE_SECRETKEY: keys.secret,
     }

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 from rillet.coordinator import metadata as md
+from rillet.coordinator import users
 
 from .result import ConfigOutcome, ControllerResult, Note, ProducerIdOutcome, TopicOutcome
 
@@ -143,11 +144,11 @@ def create_partitions(
 
 def _changes(resource: ConfigResource) -> list[tuple[str, str | None]]:
     """The (name, value or None to delete) pairs of a resource; ValueError if malformed."""
-    if resource.resource_type not in (RESOURCE_TOPIC, RESOURCE_GROUP):
+    if resource.resource_type not in (RESOURCE_TOPIC, RESOURCE_GROUP, users.RESOURCE_USER):
         raise ValueError(
-            "only topic and group configs can be altered; broker configs require a restart: "
-            "change server.properties (or --config) and restart the broker (a rolling restart, "
-            "docs/operations.md)"
+            "only topic, group and user configs can be altered; broker configs require a "
+            "restart: change server.properties (or --config) and restart the broker (a "
+            "rolling restart, docs/operations.md)"
         )
     changes = []
     for c in resource.configs:
@@ -174,7 +175,10 @@ def alter_configs(
         error, message = "NONE", None
         try:
             changes = _changes(r)
-            if r.resource_type == RESOURCE_GROUP:
+            if r.resource_type == users.RESOURCE_USER:
+                key = users.user_changes(r.resource_name, changes)
+                recs = [md.SetUserKey(user=r.resource_name, public_key=key)]
+            elif r.resource_type == RESOURCE_GROUP:
                 if validate_group_configs is None:
                     raise ValueError("group configs are not supported here")
                 current = image.group_configs.get(r.resource_name, {})

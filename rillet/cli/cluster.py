@@ -80,12 +80,15 @@ def _existing(data_dir: Path | None):
 @click.option("--no-profile", is_flag=True, help="Do not write the profile.")
 @click.option("--timeout", type=float, default=60.0, show_default=True,
               help="Seconds to wait for the brokers to serve.")
-def up(brokers, data_dir, detach, configs, no_profile, timeout) -> None:
+@click.option("--secure", is_flag=True,
+              help="CURVE-authenticated clients only; the admin's keys go to the profile "
+                   "(docs/security.md).")
+def up(brokers, data_dir, detach, configs, no_profile, timeout, secure) -> None:
     """Start a local cluster (and keep it in the foreground unless --detach)."""
     from rillet.launcher import LocalCluster
 
     data_dir = cluster_data_dir(data_dir)
-    local = LocalCluster(data_dir, brokers, parse_kv(configs, "--config") or None)
+    local = LocalCluster(data_dir, brokers, parse_kv(configs, "--config") or None, secure=secure)
     remember_cluster(data_dir)
     stop = threading.Event()
     if not detach:
@@ -102,7 +105,10 @@ def up(brokers, data_dir, detach, configs, no_profile, timeout) -> None:
     _table(local.status())
     click.echo("")
     if not no_profile:
-        path = write_profile({"brokers": brokers_csv, "data_dir": str(data_dir)})
+        profile = {"brokers": brokers_csv, "data_dir": str(data_dir)}
+        if local.client_security:  # the admin's CURVE credentials (rillet/security.py)
+            profile["security"] = local.client_security
+        path = write_profile(profile)
         click.echo(f"Profile written to {path}: rillet commands need no -b now, e.g.")
         click.echo("    rillet topic create orders -p 3")
         click.echo("Elsewhere (other tools, another HOME):")

@@ -56,9 +56,10 @@ def _register() -> None:
     from rillet.cli.streams import streams
     from rillet.cli.topic import topic
     from rillet.cli.transactions import transactions
+    from rillet.cli.user import user
 
     for command in (cluster, topic, produce, consume, perf, group, transactions, share_group,
-                    queue, streams):
+                    queue, streams, user):
         cli.add_command(command)
     cli.add_command(broker)  # one broker of a multi-host cluster (docs/operations.md)
     cluster.add_command(cluster_init)

@@ -1,0 +1,60 @@
+"""``rillet user``: the cluster's CURVE users (docs/security.md). ``add`` issues a key pair,
+registers its public key in the cluster metadata and writes the client's key file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from rillet.cli.topic import _admin, admin_options
+from rillet.security import profile_security
+
+
+@click.group("user")
+def user() -> None:
+    """Add and remove users of a CURVE-secured cluster (rillet cluster up --secure)."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the user's key file (default: ./NAME.curve; never "
+                   "overwritten).")
+@admin_options
+def add(name, out, bootstrap, timeout_ms) -> None:
+    """Issue a key pair for User:NAME and register it with the cluster."""
+    from rillet.coordinator.users import validate_user_name
+    from rillet.transport.security import generate_keyfile
+
+    try:
+        validate_user_name(name)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    out = out or Path(f"{name}.curve")
+    if out.exists():
+        raise click.ClickException(f"{out} exists; choose another --out")
+    keys = generate_keyfile(out)
+    try:
+        with _admin(bootstrap) as admin:
+            admin.set_user_key(name, keys.public)
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
+    click.echo(f"User:{name} added; its key pair is in {out} (keep it secret).")
+    settings = {"security.protocol": "CURVE", "curve.client.keyfile": str(out.absolute()),
+                "curve.server.publickey": profile_security().get("curve.server.publickey",
+                                                                 "<the brokers' public key>")}
+    click.echo("Client settings:")
+    click.echo(json.dumps(settings, indent=2))
+
+
+@user.command("remove")
+@click.argument("name")
+@admin_options
+def remove(name, bootstrap, timeout_ms) -> None:
+    """Remove User:NAME: its key is refused from its next connection on."""
+    with _admin(bootstrap) as admin:
+        admin.delete_user(name)
+    click.echo(f"User:{name} removed.")
