@@ -60,6 +60,7 @@ from .broker_lifecycle import Progress as LifecycleProgress
 from .configs import ConfigError, effective_topic_configs, log_config, validate_broker_configs
 from .controller import BROKER_IDENTITY_PREFIX, Controller, ControllerHint, parse_voters
 from .controller import Tick as ControllerTick
+from .metrics import start_metrics
 from .replica_fetcher import ReplicaFetcher
 from .router import Router
 from .scrubber import TICK_S as SCRUB_TICK_S
@@ -174,6 +175,7 @@ class BrokerNode:
             incarnation=self.incarnation,
         )
         self.ctx.describe_stats = self._stats
+        self.metrics_server = start_metrics(self.ctx, self.configs)  # actors/metrics.py
         max_idle = int(self.configs["connections.max.idle.ms"])
         self.router = Router(self.ctx, max_idle, Listener("client", False, self.endpoint.send))
         self.internal_router = Router(
@@ -605,6 +607,8 @@ class BrokerNode:
         self._log.info("broker {} shutting down", self.broker_id)
         self.endpoint.close()
         self.internal_endpoint.close()
+        if getattr(self, "metrics_server", None) is not None:
+            self.metrics_server.close()
         self.router.close()
         self.internal_router.close()
         if self.lifecycle is not None:

@@ -60,6 +60,12 @@ def _table(statuses) -> None:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
 
 
+def _metrics_lines(local) -> None:
+    """Where each broker serves Prometheus metrics (docs/metrics.md)."""
+    for broker_id, url in local.metrics_urls.items():
+        click.echo(f"metrics of broker {broker_id}: {url}")
+
+
 def _existing(data_dir: Path | None):
     from rillet.launcher import CLUSTER_FILE, LocalCluster
 
@@ -100,9 +106,12 @@ def up(brokers, data_dir, detach, configs, no_profile, timeout) -> None:
     brokers_csv = local.bootstrap_servers
     click.echo("Cluster started!")
     _table(local.status())
+    _metrics_lines(local)
     click.echo("")
     if not no_profile:
-        path = write_profile({"brokers": brokers_csv, "data_dir": str(data_dir)})
+        path = write_profile(
+            {"brokers": brokers_csv, "data_dir": str(data_dir), "metrics": local.metrics_urls}
+        )
         click.echo(f"Profile written to {path}: rillet commands need no -b now, e.g.")
         click.echo("    rillet topic create orders -p 3")
         click.echo("Elsewhere (other tools, another HOME):")
@@ -142,8 +151,10 @@ def down(data_dir) -> None:
 @_data_dir_option
 def status(data_dir) -> None:
     """Brokers of the local cluster: address, state, controller role, partitions led."""
-    statuses = _existing(data_dir).status()
+    local = _existing(data_dir)
+    statuses = local.status()
     _table(statuses)
+    _metrics_lines(local)
     if not any(s.ready for s in statuses):
         raise SystemExit(1)
 
