@@ -213,14 +213,16 @@ class BrokerCollector:
             hist.add_metric([api], buckets, snap["latency_sum"][api])
         yield hist
         errors = CounterMetricFamily(
-            "rillet_request_errors", "Error codes in responses, per API and code",
+            "rillet_request_errors",
+            "Error codes in responses, per API and code",
             labels=["api", "error"],
         )
         for (api, code), n in sorted(snap["errors"].items()):
             errors.add_metric([api, _error_name(code)], n)
         yield errors
         throttle = CounterMetricFamily(
-            "rillet_request_throttle_time_ms", "Throttle time given to clients, per API",
+            "rillet_request_throttle_time_ms",
+            "Throttle time given to clients, per API",
             labels=["api"],
         )
         for api, ms in sorted(snap["throttle_ms"].items()):
@@ -257,18 +259,32 @@ class BrokerCollector:
         for name, doc, value in (
             ("rillet_leader_count", "Partitions this broker leads", leaders),
             ("rillet_partition_count", "Partition replicas hosted by this broker", replicas),
-            ("rillet_under_replicated_partitions",
-             "Partitions this broker leads with a shrunk ISR (Kafka UnderReplicatedPartitions)",
-             under),
-            ("rillet_under_min_isr_partitions",
-             "Partitions this broker leads with ISR below min.insync.replicas", under_min),
-            ("rillet_offline_partitions",
-             "Partitions without a leader (reported by the active controller only)", offline),
-            ("rillet_active_controller", "1 if this broker is the active controller",
-             int(is_controller)),
+            (
+                "rillet_under_replicated_partitions",
+                "Partitions this broker leads with a shrunk ISR (Kafka UnderReplicatedPartitions)",
+                under,
+            ),
+            (
+                "rillet_under_min_isr_partitions",
+                "Partitions this broker leads with ISR below min.insync.replicas",
+                under_min,
+            ),
+            (
+                "rillet_offline_partitions",
+                "Partitions without a leader (reported by the active controller only)",
+                offline,
+            ),
+            (
+                "rillet_active_controller",
+                "1 if this broker is the active controller",
+                int(is_controller),
+            ),
             ("rillet_metadata_offset", "Metadata records applied by this broker", image.offset),
-            ("rillet_brokers_live", "Unfenced brokers in this broker's image",
-             len(image.live_brokers())),
+            (
+                "rillet_brokers_live",
+                "Unfenced brokers in this broker's image",
+                len(image.live_brokers()),
+            ),
         ):
             yield GaugeMetricFamily(name, doc, value=value)
         yield urp
@@ -279,20 +295,35 @@ class BrokerCollector:
         if stats is not None:
             for name, doc, value in (
                 ("rillet_connection_count", "Open client sessions", stats.connection_count),
-                ("rillet_inter_broker_connection_count", "Open inter-broker sessions",
-                 stats.inter_broker_connection_count),
+                (
+                    "rillet_inter_broker_connection_count",
+                    "Open inter-broker sessions",
+                    stats.inter_broker_connection_count,
+                ),
                 ("rillet_threads", "OS threads of the broker process", stats.threads),
-                ("rillet_queued_request_bytes", "Request bytes received, not yet finished",
-                 stats.queued_request_bytes),
+                (
+                    "rillet_queued_request_bytes",
+                    "Request bytes received, not yet finished",
+                    stats.queued_request_bytes,
+                ),
             ):
                 yield GaugeMetricFamily(name, doc, value=value)
             for name, doc, value in (
-                ("rillet_connection_creation", "Client sessions opened",
-                 stats.connection_creation_total),
-                ("rillet_connection_close_disconnected", "Client sessions closed by the peer",
-                 stats.connection_close_disconnected_total),
-                ("rillet_connection_close_idle", "Client sessions closed idle",
-                 stats.connection_close_idle_total),
+                (
+                    "rillet_connection_creation",
+                    "Client sessions opened",
+                    stats.connection_creation_total,
+                ),
+                (
+                    "rillet_connection_close_disconnected",
+                    "Client sessions closed by the peer",
+                    stats.connection_close_disconnected_total,
+                ),
+                (
+                    "rillet_connection_close_idle",
+                    "Client sessions closed idle",
+                    stats.connection_close_idle_total,
+                ),
             ):
                 yield CounterMetricFamily(name, doc, value=value)
         counters = CounterMetricFamily(
