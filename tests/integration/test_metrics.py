@@ -149,3 +149,39 @@ def test_under_replicated_gauge_rises_when_a_follower_dies_and_falls_after_resta
         60,
         "the under-replicated gauge to fall",
     )
+
+
+def test_client_metrics_after_a_known_workload(cluster):
+    from rillet import Consumer, Producer, TopicPartition
+
+    create(cluster, "cm")
+    wait_until(lambda: produce(cluster, 1, "cm", 0, [b"warm"], acks=1), 30, "a leader")
+    with Producer({"bootstrap.servers": cluster.bootstrap_servers, "linger.ms": 5}) as p:
+        for i in range(100):
+            p.send("cm", f"v{i}".encode(), partition=0)
+        p.flush(30)
+        m = p.metrics()["producer-metrics"]
+    assert m["record-send-total"] == 100
+    assert m["record-retry-total"] == 0 and m["record-error-total"] == 0
+    assert 1 <= m["request-total"] <= 100
+    assert m["record-send-rate"] > 0
+    assert 0 < m["request-latency-avg"] <= m["request-latency-max"] < 30_000
+    assert m["batch-size-avg"] > 0
+    tp = TopicPartition("cm", 0)
+    with Consumer({"bootstrap.servers": cluster.bootstrap_servers}) as c:
+        c.assign([tp])
+        c.seek(tp, 0)
+        got = []
+        while len(got) < 51:  # the warm-up record and 50 more
+            got += wait_until(lambda: c.poll(1000, 51 - len(got)).get(tp), 30, "records")
+        lag = c.metrics()
+        assert lag["consumer-fetch-manager-metrics"]["records-lag-max"] == 50
+        assert lag["consumer-fetch-manager-metrics-by-partition"]["cm-0.records-lag"] == 50
+        while len(got) < 101:
+            got += wait_until(lambda: c.poll(1000, 101 - len(got)).get(tp), 30, "records")
+        m = c.metrics()["consumer-fetch-manager-metrics"]
+    assert m["records-lag-max"] == 0
+    assert m["records-consumed-total"] == 101
+    assert m["fetch-total"] >= 1 and m["fetch-rate"] > 0
+    assert m["bytes-consumed-total"] > 0
+    assert m["fetch-latency-max"] >= m["fetch-latency-avg"] > 0
