@@ -52,11 +52,12 @@ def _register() -> None:
     from rillet.cli.queue import queue
     from rillet.cli.share_group import share_group
     from rillet.cli.streams import streams
+    from rillet.cli.top import top
     from rillet.cli.topic import topic
     from rillet.cli.transactions import transactions
 
     for command in (cluster, topic, produce, consume, perf, group, transactions, share_group,
-                    queue, streams):
+                    queue, streams, top):
         cli.add_command(command)
     # top-level names of Kafka's separate tools (kafka-leader-election.sh,
     # kafka-reassign-partitions.sh) for the commands that live under `rillet topic`
