@@ -56,6 +56,28 @@ def count_records(buf) -> int:
     return total
 
 
+class _Timed:
+    """A request's ``release`` that also observes its latency, once."""
+
+    __slots__ = ("_metrics", "_api", "_release", "_start")
+
+    def __init__(self, metrics: BrokerMetrics, api: str, release: Callable[[], None]) -> None:
+        self._metrics = metrics
+        self._api = api
+        self._release = release
+        self._start = time.perf_counter()
+
+    def observe(self) -> None:
+        start = self._start
+        if start is not None:
+            self._start = None
+            self._metrics._observe(self._api, time.perf_counter() - start)
+
+    def __call__(self) -> None:
+        self.observe()
+        self._release()
+
+
 class BrokerMetrics:
     """Counters bumped by session threads; read by ``BrokerCollector`` at scrape time."""
 
@@ -89,19 +111,11 @@ class BrokerMetrics:
             self.bytes_in[topic] = self.bytes_in.get(topic, 0) + size
             self.messages_in[topic] = self.messages_in.get(topic, 0) + n
 
-    def timed(self, api: str, release: Callable[[], None]) -> Callable[[], None]:
-        """Wrap a request's ``release``: when it is finished, observe its latency once."""
-        start = time.perf_counter()
-        done = False
-
-        def finished() -> None:
-            nonlocal done
-            if not done:
-                done = True
-                self._observe(api, time.perf_counter() - start)
-            release()
-
-        return finished
+    def timed(self, api: str, release: Callable[[], None]) -> _Timed:
+        """Wrap a request's ``release``: its latency is observed once, when the response is
+        about to be sent (``observe()``, so a client that scrapes after its answer sees it)
+        or else when the request is finished (acks=0, no response)."""
+        return _Timed(self, api, release)
 
     def _observe(self, api: str, seconds: float) -> None:
         with self._lock:

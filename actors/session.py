@@ -248,10 +248,14 @@ class ClientSession(DispatchedActor):
         peer, send = self.peer, self.listener.send
         metrics = None if self.listener.internal else self.ctx.metrics
 
+        observe = getattr(release, "observe", None)  # actors/metrics.py: before the answer
+
         def respond(response: object) -> None:
-            send(peer, codec.encode_response(response, cid))
             if metrics is not None:
                 metrics.responded(response)
+                if observe is not None:
+                    observe()
+            send(peer, codec.encode_response(response, cid))
             release()
 
         return respond
