@@ -17,11 +17,13 @@ actors.
 
 from __future__ import annotations
 
+import os
 import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -191,9 +193,10 @@ class BrokerCollector:
     """Builds every metric family at scrape time from ``metrics`` (the hot-path counters)
     and ``ctx`` (actors/session.BrokerContext: image, counters, stats)."""
 
-    def __init__(self, ctx: Any, metrics: BrokerMetrics) -> None:
+    def __init__(self, ctx: Any, metrics: BrokerMetrics, data_dir: Path | None = None) -> None:
         self.ctx = ctx
         self.metrics = metrics
+        self.data_dir = data_dir
 
     def collect(self) -> Iterator[Any]:
         snap = self.metrics.snapshot()
@@ -201,6 +204,32 @@ class BrokerCollector:
         yield from self._request_families(snap)
         yield from self._partition_families()
         yield from self._broker_families()
+        if self.data_dir is not None:
+            yield self._log_sizes(self.data_dir)
+
+    def _log_sizes(self, data_dir: Path) -> GaugeMetricFamily:
+        """Bytes of the segment files of every partition replica this broker hosts (Kafka's
+        Log Size): a directory listing per partition, at scrape time only."""
+        family = GaugeMetricFamily(
+            "rillet_log_size_bytes",
+            "Bytes of the log segments of each partition replica on this broker",
+            labels=["topic", "partition"],
+        )
+        me = self.ctx.broker_id
+        for topic in self.ctx.image.topics.values():
+            for p in topic.partitions.values():
+                if me not in p.replicas:
+                    continue
+                size = 0
+                try:
+                    with os.scandir(data_dir / f"{topic.name}-{p.partition}") as entries:
+                        for entry in entries:
+                            if entry.name.endswith(".log"):
+                                size += entry.stat().st_size
+                except OSError:
+                    continue  # not opened yet, or deleted meanwhile
+                family.add_metric([topic.name, str(p.partition)], size)
+        return family
 
     def _topic_families(self, snap: dict) -> Iterator[Any]:
         for key, name, doc in (
@@ -387,9 +416,11 @@ class _Handler(BaseHTTPRequestHandler):
 class MetricsServer:
     """``GET /metrics`` on ``host:port`` (port 0: a free one), on daemon threads."""
 
-    def __init__(self, ctx: Any, metrics: BrokerMetrics, host: str, port: int) -> None:
+    def __init__(
+        self, ctx: Any, metrics: BrokerMetrics, host: str, port: int, data_dir: Path | None = None
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(BrokerCollector(ctx, metrics))
+        self.registry.register(BrokerCollector(ctx, metrics, data_dir))
         handler = type("Handler", (_Handler,), {"registry": self.registry})
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
@@ -404,7 +435,7 @@ class MetricsServer:
         self._server.server_close()
 
 
-def start_metrics(ctx: Any, configs: Any) -> MetricsServer | None:
+def start_metrics(ctx: Any, configs: Any, data_dir: Path | None = None) -> MetricsServer | None:
     """The node's one call: with ``metrics.port`` -1 nothing is counted and None returned;
     else ``ctx.metrics`` is set and the HTTP server started (a bind failure is fatal, like a
     listener's: a broker silently without its metrics would be worse)."""
@@ -413,6 +444,6 @@ def start_metrics(ctx: Any, configs: Any) -> MetricsServer | None:
         return None
     ctx.metrics = BrokerMetrics()
     try:
-        return MetricsServer(ctx, ctx.metrics, configs["metrics.host"], port)
+        return MetricsServer(ctx, ctx.metrics, configs["metrics.host"], port, data_dir)
     except OSError as e:
         raise SystemExit(f"metrics.port {port}: cannot serve metrics: {e}") from None

@@ -175,7 +175,7 @@ class BrokerNode:
             incarnation=self.incarnation,
         )
         self.ctx.describe_stats = self._stats
-        self.metrics_server = start_metrics(self.ctx, self.configs)  # actors/metrics.py
+        self.metrics_server = start_metrics(self.ctx, self.configs, self.data_dir)  # actors/metrics.py
         max_idle = int(self.configs["connections.max.idle.ms"])
         self.router = Router(self.ctx, max_idle, Listener("client", False, self.endpoint.send))
         self.internal_router = Router(

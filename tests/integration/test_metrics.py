@@ -83,6 +83,8 @@ def test_bytes_and_messages_in_match_what_was_produced(cluster):
     assert data
     out = scrape(cluster, 1)
     assert value(out, "rillet_topic_bytes_out_total", topic="m1") == len(data)
+    # the log on disk holds at least every byte appended (batches are stored as sent)
+    assert value(out, "rillet_log_size_bytes", topic="m1", partition="0") >= sent_bytes
     assert value(out, "rillet_leader_count") >= 1
     assert value(out, "rillet_active_controller") == 1
     assert value(out, "rillet_connection_creation_total") >= 10  # one per call() above
@@ -171,14 +173,18 @@ def test_client_metrics_after_a_known_workload(cluster):
     with Consumer({"bootstrap.servers": cluster.bootstrap_servers}) as c:
         c.assign([tp])
         c.seek(tp, 0)
-        got = []
-        while len(got) < 51:  # the warm-up record and 50 more
-            got += wait_until(lambda: c.poll(1000, 51 - len(got)).get(tp), 30, "records")
+        got: list = []
+
+        def upto(total: int) -> None:  # poll until ``got`` holds ``total`` records
+            while len(got) < total:
+                want = total - len(got)
+                got.extend(wait_until(lambda w=want: c.poll(1000, w).get(tp), 30, "records"))
+
+        upto(51)  # the warm-up record and 50 more
         lag = c.metrics()
         assert lag["consumer-fetch-manager-metrics"]["records-lag-max"] == 50
         assert lag["consumer-fetch-manager-metrics-by-partition"]["cm-0.records-lag"] == 50
-        while len(got) < 101:
-            got += wait_until(lambda: c.poll(1000, 101 - len(got)).get(tp), 30, "records")
+        upto(101)
         m = c.metrics()["consumer-fetch-manager-metrics"]
     assert m["records-lag-max"] == 0
     assert m["records-consumed-total"] == 101

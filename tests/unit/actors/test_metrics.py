@@ -153,3 +153,16 @@ def test_metrics_port_is_validated(value):
 def test_metrics_port_defaults_to_off():
     assert validate_broker_configs({})["metrics.port"] == "-1"
     assert validate_broker_configs({"metrics.port": "0"})["metrics.port"] == "0"
+
+
+def test_log_size_sums_the_segment_files_of_hosted_replicas(tmp_path):
+    from rillet.actors.metrics import BrokerCollector
+
+    (tmp_path / "t-0").mkdir()
+    (tmp_path / "t-0" / "00000000000000000000.log").write_bytes(b"x" * 100)
+    (tmp_path / "t-0" / "00000000000000000100.log").write_bytes(b"x" * 20)
+    (tmp_path / "t-0" / "00000000000000000000.index").write_bytes(b"x" * 999)  # not the log
+    (tmp_path / "t-3").mkdir()  # broker 1 hosts no replica of t-3: not reported
+    family = BrokerCollector(_ctx(_image()), BrokerMetrics(), tmp_path)._log_sizes(tmp_path)
+    sizes = {s.labels["partition"]: s.value for s in family.samples}
+    assert sizes == {"0": 120}  # t-1 and t-2 have no directory yet: left out
