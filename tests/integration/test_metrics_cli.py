@@ -21,7 +21,7 @@ def test_cluster_prints_metrics_urls_and_top_shows_rates_and_lag(
     env, local_cluster, tmp_path: Path  # noqa: F811
 ) -> None:
     out = local_cluster.stdout.decode()
-    urls = re.findall(r"metrics of broker 1: (http://\S+/metrics)", out)
+    urls = re.findall(r"^1 .* (http://\S+/metrics)$", out, re.MULTILINE)  # METRICS column
     assert len(urls) == 1, out
     url = urls[0]
     profile = json.loads((tmp_path / "config" / "profile.json").read_text())
