@@ -137,6 +137,10 @@ BROKER_DEFAULTS: dict[str, str] = {
     # (NAME=PUBLICKEY,...: the first admin) maps to a principal User:NAME
     "client.curve.keyfile": "",
     "client.curve.bootstrap.users": "",
+    # Prometheus metrics (actors/metrics.py, docs/metrics.md): GET /metrics on
+    # metrics.host:metrics.port; -1: off (nothing counted on the hot path), 0: a free port
+    "metrics.port": "-1",
+    "metrics.host": "127.0.0.1",
 }
 
 _CHOICES = {
@@ -240,6 +244,9 @@ def validate_broker_configs(configs: Mapping[str, str]) -> BrokerConfig:
     queued = int(merged["queued.max.request.bytes"])
     if queued != -1 and queued < 1:
         raise ConfigError(f"queued.max.request.bytes={queued} must be -1 (unbounded) or >= 1")
+    metrics_port = int(merged["metrics.port"])
+    if not -1 <= metrics_port <= 65535:
+        raise ConfigError(f"metrics.port={metrics_port} must be -1 (off), 0 (a free port) or a port")
     idle = int(merged["connections.max.idle.ms"])
     if idle != -1 and idle < 1:
         raise ConfigError(f"connections.max.idle.ms={idle} must be -1 (never) or >= 1")

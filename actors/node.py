@@ -52,9 +52,8 @@ from rillet.transport.endpoint import ClientEndpoint, ServerEndpoint
 from rillet.transport.security import CurveKeys, KeyFileError, load_keyfile
 
 from . import group_coordinator as GC
-from . import group_sync
+from . import group_sync, runtime
 from . import partition as R
-from . import runtime
 from . import share_partition as SP
 from . import share_state as SST
 from . import txn_coordinator as TC
@@ -64,6 +63,7 @@ from .configs import ConfigError, effective_topic_configs, log_config, validate_
 from .controlled_shutdown import controlled_shutdown
 from .controller import BROKER_IDENTITY_PREFIX, Controller, ControllerHint, parse_voters
 from .controller import Tick as ControllerTick
+from .metrics import start_metrics
 from .node_listeners import advertise, bind_addresses
 from .replica_fetcher import ReplicaFetcher
 from .router import Router
@@ -188,6 +188,7 @@ class BrokerNode:
             incarnation=self.incarnation,
         )
         self.ctx.describe_stats = self._stats
+        self.metrics_server = start_metrics(self.ctx, self.configs, self.data_dir)  # actors/metrics.py
         max_idle = int(self.configs["connections.max.idle.ms"])
         self.router = Router(self.ctx, max_idle, Listener("client", False, self.endpoint.send))
         self.internal_router = Router(
@@ -631,6 +632,8 @@ class BrokerNode:
         )
         self.endpoint.close()
         self.internal_endpoint.close()
+        if getattr(self, "metrics_server", None) is not None:
+            self.metrics_server.close()
         self.router.close()
         self.internal_router.close()
         if self.lifecycle is not None:

@@ -83,6 +83,7 @@ class BrokerContext:
     _count_lock: threading.Lock = field(default_factory=threading.Lock)
     counters: Counters = field(default_factory=Counters)  # the BrokerCounters API
     fetch_sessions: FetchSessions | None = None  # followers' fetch sessions (fetch_session.py)
+    metrics: Any = None  # actors/metrics.BrokerMetrics; None: metrics off (metrics.port -1)
 
     def __post_init__(self) -> None:
         if self.fetch_sessions is None:
@@ -214,6 +215,9 @@ class ClientSession(DispatchedActor):
             self._refuse(cid, request)
             release()
             return
+        metrics = self.ctx.metrics
+        if metrics is not None and not self.listener.internal:
+            release = metrics.timed(request.API, release)  # docs/metrics.md
         try:
             self._dispatch(cid, request, release)
         except Exception as e:  # noqa: BLE001 - poison message: answer, keep the session
@@ -242,8 +246,15 @@ class ClientSession(DispatchedActor):
 
     def _responder(self, cid: int, release: Callable[[], None]) -> Callable[[object], None]:
         peer, send = self.peer, self.listener.send
+        metrics = None if self.listener.internal else self.ctx.metrics
+
+        observe = getattr(release, "observe", None)  # actors/metrics.py: before the answer
 
         def respond(response: object) -> None:
+            if metrics is not None:
+                metrics.responded(response)
+                if observe is not None:
+                    observe()
             send(peer, codec.encode_response(response, cid))
             release()
 
@@ -421,6 +432,7 @@ class ClientSession(DispatchedActor):
             gather = ProduceGather(keys, lambda _response: release())
         else:
             gather = ProduceGather(keys, respond)
+        metrics = None if self.listener.internal else self.ctx.metrics
         for t in req.topics:
             for p in t.partitions:
                 key = (t.name, p.partition)
@@ -433,10 +445,13 @@ class ClientSession(DispatchedActor):
                         key, P.ProducePartitionResponse(partition=p.partition, error_code=code)
                     )
                     continue
+                put = lambda r, key=key: gather.put(key, r)  # noqa: E731
+                if metrics is not None:  # counted once appended (Kafka's BytesInPerSec)
+                    put = metrics.appending(t.name, p.records, put)
                 ref.tell(
                     R.Append(
                         p.records,
-                        lambda r, key=key: gather.put(key, r),
+                        put,
                         req.acks,
                         req.timeout_ms,
                         transactional_id=req.transactional_id,

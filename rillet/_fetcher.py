@@ -51,6 +51,7 @@ from concurrent.futures import wait as wait_futures
 from contextlib import contextmanager
 from itertools import chain, repeat
 
+from rillet._client_metrics import ConsumerMetrics
 from rillet._network import NetworkClient, map_error
 from rillet._read_committed import drop_aborted
 from rillet.config import ClientConfig
@@ -148,6 +149,7 @@ class Fetcher:
         self._backoff_s = config.retry_backoff_ms / 1000
         self._next_start = 0
         self._read_committed = config.isolation_level == "read_committed"
+        self.metrics = ConsumerMetrics()  # Consumer.metrics() (rillet/_client_metrics.py)
 
     def assign(self, tps: list[TopicPartition]) -> None:
         old = dict(self.states)
@@ -286,8 +288,11 @@ class Fetcher:
         cfg = self.config
         inner = self.client.request(address, req, cfg.request_timeout_ms + cfg.fetch_max_wait_ms)
         outer: Future = Future()
+        metrics, started = self.metrics, time.monotonic()
 
         def arrived(f: Future) -> None:  # the endpoint's I/O thread
+            metrics.fetches += 1
+            metrics.latency.observe((time.monotonic() - started) * 1000)
             try:
                 if f.exception() is None:
                     self._chain(address, f.result(), sent, rid)
@@ -403,6 +408,7 @@ class Fetcher:
                     state.high_watermark = p.high_watermark
                     state.log_start_offset = p.log_start_offset
                     if p.records:
+                        self.metrics.bytes_fetched += len(p.records)
                         self._buffer(state, p.records, p.aborted_transactions)
                 elif code == ErrorCode.OFFSET_OUT_OF_RANGE:
                     if self._reset == "none":
@@ -470,6 +476,7 @@ class Fetcher:
                     else:
                         got.extend(take)
                     remaining -= len(take)
+                    self.metrics.records_consumed += len(take)
                     state.position = take[-1][2] + 1
                     chunk.index = i + len(take)
                 if chunk.index >= len(records):

@@ -25,6 +25,7 @@ from collections import Counter, defaultdict, deque
 from concurrent.futures import Future
 
 from rillet._accumulator import ProducerBatch, RecordAccumulator
+from rillet._client_metrics import ProducerMetrics
 from rillet._inflight import InFlightRequests, ProduceInFlight
 from rillet._network import NetworkClient, map_error
 from rillet._sender_idempotence import IdempotentSending
@@ -98,6 +99,7 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
         self.waiting: deque[ProducerBatch] = deque()  # drained, not yet sent (retries too)
         self.waiting_overflow: list[ProducerBatch] = []  # did not fit in max.request.size
         self.coalesce_bytes = min(max_request_size // 2, 256 * 1024)
+        self.metrics = ProducerMetrics()  # Producer.metrics() (rillet/_client_metrics.py)
         self.incomplete: set[ProducerBatch] = set()
         self.incomplete_lock = threading.Lock()
         self.flush_requests = 0
@@ -355,6 +357,7 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
             fut = Future()
             fut.set_exception(e)
         request = self.in_flight.add(address, sent, fut, _monotonic_ms())
+        self.metrics.sent(sent, size)
         responses = self.responses
         wakeup = self.acc.wakeup
 
@@ -394,6 +397,7 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
         if not self.in_flight.answered(request):
             return  # abandoned at its deadline: its batches were retried or failed then
         self._request_done(request)
+        self.metrics.latency.observe(now - (request.deadline_ms - self.request_timeout_ms))
         fut = request.future
         incomplete = self.incomplete  # without the batches failed in flight (delivery timeout)
         batches = [b for b in request.batches if b in incomplete]
@@ -470,6 +474,7 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
                     f"{self.delivery_timeout_ms} ms; last error: {error}")
             self._finish(batch, -1, error)
             return
+        self.metrics.retried(batch)
         backoff = min(self.backoff_max_ms, self.backoff_ms * 2 ** (batch.attempts - 1))
         batch.retry_at_ms = now + backoff * self.rng.uniform(0.8, 1.2)
         if refresh:
@@ -482,6 +487,8 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
             if batch.producer_epoch == self.epochs.get(tp, self.producer_epoch):
                 last = (batch.base_sequence + max(batch.record_count, 1) - 1) & 0x7FFFFFFF
                 self.unresolved[tp] = last
+        if error is not None:
+            self.metrics.failed(batch)
         with self.incomplete_lock:
             self.incomplete.discard(batch)
         self.acc.release(batch.reserved)

@@ -83,6 +83,11 @@ class Consumer:
         self._fetcher.assign(tps)
         self._iter_records = iter(())
 
+    def metrics(self) -> dict[str, dict[str, float]]:
+        """kafka-python's ``{group: {name: value}}``: fetch rate and latency (ms), records
+        and bytes consumed, records-lag-max (and per partition); docs/metrics.md."""
+        return self._fetcher.metrics.snapshot(self._states)
+
     def partitions_for_topic(self, topic: str) -> set[int]:
         """The partition numbers of ``topic`` (UnknownTopicOrPartitionError if none)."""
         n = self._client.wait_for_topic(topic, self.config.request_timeout_ms)

@@ -121,6 +121,11 @@ class LocalCluster:
         }
         self.voters: list[int] = saved.get("voters") or list(self.ports)[:MAX_VOTERS]
         self.configs: dict[str, str] = {**saved.get("configs", {}), **(configs or {})}
+        # each broker's Prometheus port (docs/metrics.md), unless metrics.port is configured
+        saved_metrics = {int(k): v for k, v in saved.get("metrics_ports", {}).items()}
+        self.metrics_ports: dict[int, int] = {
+            b: saved_metrics.get(b) or free_port() for b in self.ports
+        }
         self._ensure_keyfile()
         if secure:  # CURVE on the client listener too (rillet/security.py)
             self.configs.update(secure_cluster_configs(self.data_dir))
@@ -170,6 +175,7 @@ class LocalCluster:
                 {
                     "ports": {str(k): v for k, v in self.ports.items()},
                     "internal_ports": {str(k): v for k, v in self.internal_ports.items()},
+                    "metrics_ports": {str(k): v for k, v in self.metrics_ports.items()},
                     "voters": self.voters,
                     "configs": self.configs,
                 },
@@ -189,6 +195,15 @@ class LocalCluster:
     def address(self, broker_id: int) -> str:
         """The broker's client listener (its public address)."""
         return f"{HOST}:{self.ports[broker_id]}"
+
+    def metrics_url(self, broker_id: int) -> str | None:
+        """Where ``broker_id`` serves Prometheus metrics; None when they are off."""
+        port = int(self.configs.get("metrics.port", self.metrics_ports.get(broker_id, -1)))
+        return None if port <= 0 else f"http://{HOST}:{port}/metrics"
+
+    @property
+    def metrics_urls(self) -> dict[int, str]:
+        return {b: u for b in self.ports if (u := self.metrics_url(b)) is not None}
 
     def internal_address(self, broker_id: int) -> str:
         """The broker's inter-broker listener."""
@@ -243,6 +258,7 @@ class LocalCluster:
         if broker_id not in self.ports or broker_id not in self.internal_ports:
             self.ports.setdefault(broker_id, free_port())
             self.internal_ports.setdefault(broker_id, free_port())
+            self.metrics_ports.setdefault(broker_id, free_port())
             self._save()
         running = self.pid(broker_id)
         if running is not None:
@@ -262,7 +278,11 @@ class LocalCluster:
             "--internal-listen",
             self.internal_address(broker_id),
         ]
-        configs = {"controller.quorum.voters": self.quorum_voters, **self.configs}
+        configs = {
+            "controller.quorum.voters": self.quorum_voters,
+            "metrics.port": str(self.metrics_ports.get(broker_id, -1)),
+            **self.configs,
+        }
         if self.keyfile is not None:
             configs["inter.broker.curve.keyfile"] = str(self.keyfile)
         for key, value in sorted(configs.items()):

@@ -374,6 +374,11 @@ class Producer:
         if new is not None:
             self._sender.set_producer(*new)
 
+    def metrics(self) -> dict[str, dict[str, float]]:
+        """kafka-python's ``{group: {name: value}}``: record send/retry/error totals and
+        rates, request latency avg/max (ms), batch size avg (bytes); docs/metrics.md."""
+        return self._sender.metrics.snapshot()
+
     def partitions_for(self, topic: str) -> list[TopicPartition]:
         n = self._client.wait_for_topic(topic, self._max_block_ms)
         return [TopicPartition(topic, p) for p in range(n)]

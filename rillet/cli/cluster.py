@@ -36,8 +36,9 @@ def cluster() -> None:
     """Run a local cluster: up, down, status, kill, start."""
 
 
-def _table(statuses) -> None:
-    rows = [("ID", "ADDRESS", "STATUS", "CONTROLLER", "LEADER-OF", "PID", "DATA-DIR")]
+def _table(statuses, metrics: dict[int, str] | None = None) -> None:
+    """One row per broker; ``metrics``: each broker's Prometheus URL (docs/metrics.md)."""
+    rows = [("ID", "ADDRESS", "STATUS", "CONTROLLER", "LEADER-OF", "PID", "DATA-DIR", "METRICS")]
     active = {s.controller_id for s in statuses if s.ready and s.controller_id >= 0}
     for s in statuses:
         if s.pid is None:
@@ -54,7 +55,7 @@ def _table(statuses) -> None:
         if len(led) > 40:
             led = f"{len(s.leader_of)} partitions"
         rows.append((str(s.broker_id), s.address, state, role, led or "-", str(s.pid or "-"),
-                     str(s.data_dir)))
+                     str(s.data_dir), (metrics or {}).get(s.broker_id, "-")))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
@@ -102,10 +103,11 @@ def up(brokers, data_dir, detach, configs, no_profile, timeout, secure) -> None:
         raise
     brokers_csv = local.bootstrap_servers
     click.echo("Cluster started!")
-    _table(local.status())
+    _table(local.status(), local.metrics_urls)
     click.echo("")
     if not no_profile:
-        profile = {"brokers": brokers_csv, "data_dir": str(data_dir)}
+        profile = {"brokers": brokers_csv, "data_dir": str(data_dir),
+                   "metrics": local.metrics_urls}
         if local.client_security:  # the admin's CURVE credentials (rillet/security.py)
             profile["security"] = local.client_security
         path = write_profile(profile)
@@ -148,8 +150,9 @@ def down(data_dir) -> None:
 @_data_dir_option
 def status(data_dir) -> None:
     """Brokers of the local cluster: address, state, controller role, partitions led."""
-    statuses = _existing(data_dir).status()
-    _table(statuses)
+    local = _existing(data_dir)
+    statuses = local.status()
+    _table(statuses, local.metrics_urls)
     if not any(s.ready for s in statuses):
         raise SystemExit(1)
 

@@ -54,12 +54,13 @@ def _register() -> None:
     from rillet.cli.queue import queue
     from rillet.cli.share_group import share_group
     from rillet.cli.streams import streams
+    from rillet.cli.top import top
     from rillet.cli.topic import topic
     from rillet.cli.transactions import transactions
     from rillet.cli.user import user
 
     for command in (cluster, topic, produce, consume, perf, group, transactions, share_group,
-                    queue, streams, user):
+                    queue, streams, user, top):
         cli.add_command(command)
     cli.add_command(broker)  # one broker of a multi-host cluster (docs/operations.md)
     cluster.add_command(cluster_init)

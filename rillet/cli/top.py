@@ -1,0 +1,185 @@
+"""``rillet top``: a live terminal view of the cluster from the brokers' Prometheus
+endpoints (docs/metrics.md): brokers, per-topic rates, under-replicated partitions, and
+consumer groups with lag (committed offsets against log-end offsets, via the admin client).
+
+Rates are the difference of two scrapes divided by the time between them; ``--once`` takes
+two scrapes ``--interval`` apart and prints one frame (for scripts and tests)."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from dataclasses import dataclass, field
+
+import click
+from prometheus_client.parser import text_string_to_metric_families
+
+from rillet.cli.common import bootstrap_option
+from rillet.profile import read_profile
+
+
+@dataclass
+class Scrape:
+    """One scrape of one broker: ``samples`` {(name, sorted labels): value}, or ``error``."""
+
+    url: str
+    at: float
+    samples: dict[tuple[str, tuple], float] = field(default_factory=dict)
+    error: str | None = None
+
+    def get(self, name: str, **labels: str) -> float:
+        return self.samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+    def by(self, name: str, label: str) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for (n, labels), v in self.samples.items():
+            if n == name:
+                key = dict(labels).get(label)
+                if key is not None:
+                    out[key] = out.get(key, 0.0) + v
+        return out
+
+
+def scrape(url: str, timeout_s: float = 2.0) -> Scrape:
+    at = time.monotonic()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as r:
+            text = r.read().decode()
+    except Exception as e:  # noqa: BLE001 - a broker down is a row saying so, not a crash
+        return Scrape(url, at, error=str(getattr(e, "reason", e)))
+    s = Scrape(url, at)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            s.samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return s
+
+
+def _topic_totals(scrapes: list[Scrape]) -> dict[str, dict[str, float]]:
+    totals: dict[str, dict[str, float]] = {}
+    for s in scrapes:
+        for key, name in (
+            ("msgs", "rillet_topic_messages_in_total"),
+            ("in", "rillet_topic_bytes_in_total"),
+            ("out", "rillet_topic_bytes_out_total"),
+        ):
+            for topic, v in s.by(name, "topic").items():
+                totals.setdefault(topic, {"msgs": 0.0, "in": 0.0, "out": 0.0})[key] += v
+    return totals
+
+
+def _human(n: float) -> str:
+    for unit in ("", "K", "M", "G"):
+        if abs(n) < 1000:
+            return f"{n:.0f}{unit}" if unit == "" else f"{n:.1f}{unit}"
+        n /= 1000
+    return f"{n:.1f}T"
+
+
+def _table(headers: list[str], rows: list[tuple]) -> list[str]:
+    cells = [headers] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+
+
+def group_lags(bootstrap: str | None) -> tuple[list[tuple[str, int, int]], str | None]:
+    """[(group, total lag, partitions with lag)] of every consumer group, or an error."""
+    from rillet.cli.common import resolve_brokers
+    from rillet.cli.topic import _admin
+
+    try:
+        brokers = resolve_brokers(bootstrap)
+        out = []
+        with _admin(brokers) as admin:
+            for g in admin.list_groups():
+                committed = admin.list_consumer_group_offsets(g.group_id)
+                tps = [tp for tp, off in committed.items() if off is not None]
+                ends = admin.list_offsets(tps) if tps else {}
+                lags = [max(0, ends[tp] - committed[tp]) for tp in tps if tp in ends]
+                out.append((g.group_id, sum(lags), sum(1 for lag in lags if lag)))
+        return out, None
+    except Exception as e:  # noqa: BLE001 - shown in the frame
+        return [], str(e)
+
+
+def render(before: list[Scrape], after: list[Scrape], groups, groups_error) -> str:
+    lines = [time.strftime("rillet top - %H:%M:%S"), ""]
+    rows = []
+    for s in after:
+        if s.error:
+            rows.append((s.url, "DOWN", "-", "-", "-", "-", s.error[:40]))
+            continue
+        rows.append((
+            s.url, "up", int(s.get("rillet_leader_count")), int(s.get("rillet_partition_count")),
+            int(s.get("rillet_under_replicated_partitions")),
+            int(s.get("rillet_connection_count")),
+            "active controller" if s.get("rillet_active_controller") else "",
+        ))
+    lines += _table(["BROKER", "STATE", "LEADERS", "PARTITIONS", "URP", "CONNS", ""], rows)
+    lines.append("")
+    old, new = _topic_totals(before), _topic_totals(after)
+    dt = max((after[0].at - before[0].at) if after and before else 0.0, 1e-3)
+    trows = []
+    for topic in sorted(new):
+        n, o = new[topic], old.get(topic, {"msgs": 0.0, "in": 0.0, "out": 0.0})
+        trows.append((
+            topic, _human((n["msgs"] - o["msgs"]) / dt), _human((n["in"] - o["in"]) / dt),
+            _human((n["out"] - o["out"]) / dt), _human(n["msgs"]),
+        ))
+    lines += _table(["TOPIC", "MSG/S IN", "BYTES/S IN", "BYTES/S OUT", "MSGS TOTAL"], trows)
+    lines.append("")
+    urp = sorted(
+        (dict(labels)["topic"], dict(labels)["partition"], s.url)
+        for s in after
+        for (name, labels), v in s.samples.items()
+        if name == "rillet_partition_under_replicated" and v
+    )
+    if urp:
+        lines += _table(["UNDER-REPLICATED", "PARTITION", "LEADER"], urp)
+    else:
+        lines.append("under-replicated partitions: none")
+    lines.append("")
+    if groups_error:
+        lines.append(f"consumer groups: unavailable ({groups_error[:80]})")
+    else:
+        lagging = sorted((g for g in groups if g[1] > 0), key=lambda g: -g[1])
+        lines += _table(["LAGGING GROUP", "LAG", "PARTITIONS LAGGING"], lagging)
+        lines.append(f"({len(groups)} group(s), {len(lagging)} lagging)")
+    return "\n".join(lines)
+
+
+def metrics_urls(urls: tuple[str, ...]) -> list[str]:
+    if urls:
+        return list(urls)
+    found = read_profile().get("metrics")
+    if isinstance(found, dict) and found:
+        return [str(u) for _, u in sorted(found.items(), key=lambda kv: int(kv[0]))]
+    raise click.UsageError(
+        "no metrics endpoints: pass --metrics URL (repeatable) or start a local cluster with "
+        "`rillet cluster up` (its profile lists them)")
+
+
+@click.command("top")
+@click.option("--metrics", "urls", multiple=True, metavar="URL",
+              help="A broker's metrics URL (repeatable; default: the profile's).")
+@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(0.1, 3600),
+              help="Seconds between refreshes.")
+@click.option("--once", is_flag=True, help="Print one frame (two scrapes --interval apart).")
+@bootstrap_option
+def top(urls, interval, once, bootstrap) -> None:
+    """Live view of the cluster: brokers, topic rates, under-replicated partitions, lagging
+    consumer groups (Ctrl-C to quit)."""
+    targets = metrics_urls(urls)
+    before = [scrape(u) for u in targets]
+    try:
+        while True:
+            time.sleep(interval)  # the refresh period of the view, not a synchronisation
+            after = [scrape(u) for u in targets]
+            groups, error = group_lags(bootstrap)
+            frame = render(before, after, groups, error)
+            if once:
+                click.echo(frame)
+                return
+            click.echo("\x1b[H\x1b[2J" + frame, nl=True)
+            before = after
+    except KeyboardInterrupt:
+        pass
