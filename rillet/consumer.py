@@ -196,6 +196,7 @@ class Consumer:
             self.unsubscribe()
         if self._states:
             raise IllegalStateError("subscribe() after assign(): call assign([]) first")
+        self._client.fail_fast_if_unreachable()  # the group runs in the background
         self._membership = Membership(self._client, self.config,
                                       topics=tuple(sorted(set(names))) if names else None,
                                       regex=pattern, listener=listener)
