@@ -266,6 +266,10 @@ def resolve(keys: tuple[ConfigKey, ...], config: Mapping[str, Any] | None,
                 f"bootstrap.servers is required (or set ${BROKERS_ENV}, or start a local "
                 "cluster with `rillet cluster up`)")
         values["bootstrap.servers"] = _servers(*found)
+        if found[0].startswith("the profile"):
+            from rillet._profile_check import client_note
+
+            client_note()
     return ClientConfig(keys, values)
 
 

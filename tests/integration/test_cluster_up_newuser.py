@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -55,6 +56,9 @@ def test_up_defaults_refuses_a_running_cluster_and_saves_no_typo(env, tmp_path) 
         profile = json.loads((tmp_path / "config" / "profile.json").read_text())
         assert profile["data_dir"] == str(home)
         before = (home / "cluster.json").read_bytes()
+        # a command that finds its brokers in the profile names the cluster (on a terminal)
+        said = run_on_a_tty(["topic", "list"], env)
+        assert f"using the cluster in {home} ({profile['brokers']})" in said, said
 
         again = run(["cluster", "up", "-n", "1", "--detach"], env, check=False)
         assert again.returncode == 1
@@ -76,6 +80,55 @@ def test_up_defaults_refuses_a_running_cluster_and_saves_no_typo(env, tmp_path) 
         for data in (home, tmp_path / "deleted"):
             if (data / "cluster.json").exists():
                 LocalCluster(data, brokers=0).stop()
+
+
+def run_on_a_tty(args, env) -> str:
+    """Run rillet with stderr on a pseudo-terminal; what it wrote there."""
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run([*RILLET, *args], env=env, stdout=subprocess.DEVNULL,
+                              stderr=follower, timeout=60)
+        os.close(follower)
+        follower = -1
+        out = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # EIO: the writer is gone and everything was read
+                break
+            if not chunk:
+                break
+            out += chunk
+        assert proc.returncode == 0, out
+        return out.decode()
+    finally:
+        os.close(leader)
+        if follower >= 0:
+            os.close(follower)
+
+
+def test_a_profile_whose_cluster_is_gone_is_said(env, tmp_path, caplog, monkeypatch) -> None:
+    gone = tmp_path / "gone"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{sock.getsockname()[1]}"
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "profile.json").write_text(
+        json.dumps({"brokers": address, "data_dir": str(gone)}))
+    proc = run(["topic", "list"], env, check=False)
+    assert proc.returncode == 1
+    err = proc.stderr.decode()
+    assert f"points at the cluster in {gone} ({address}), which is not running" in err, err
+    assert "connection refused" in err
+    from rillet import Admin
+
+    monkeypatch.setenv("RILLET_CONFIG_DIR", env["RILLET_CONFIG_DIR"])
+    monkeypatch.delenv("RILLET_BROKERS", raising=False)
+    with caplog.at_level("WARNING", logger="rillet"):
+        Admin().close()  # a Python client configured from the profile warns too
+    assert any("which is not running" in r.getMessage() for r in caplog.records)
 
 
 def test_sighup_stops_the_brokers_of_a_foreground_up(env, tmp_path) -> None:
