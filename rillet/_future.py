@@ -151,6 +151,23 @@ class RecordFuture(tuple):
         """``fn(future)`` once the record is acknowledged or failed (on the I/O thread)."""
         self._batch.add_callback(self._index, self._timestamp, fn, True)
 
+    def add_callback(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> RecordFuture:
+        """kafka-python: ``fn(record_metadata, *args, **kwargs)`` on success."""
+        def done(future: RecordFuture) -> None:
+            if future.exception() is None:
+                fn(future.get(), *args, **kwargs)
+        self.add_done_callback(done)
+        return self
+
+    def add_errback(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> RecordFuture:
+        """kafka-python: ``fn(exception, *args, **kwargs)`` on failure."""
+        def done(future: RecordFuture) -> None:
+            error = future.exception()
+            if error is not None:
+                fn(error, *args, **kwargs)
+        self.add_done_callback(done)
+        return self
+
     def __repr__(self) -> str:
         b = self._batch
         state = "pending" if not b.done else ("failed" if b.error else "done")

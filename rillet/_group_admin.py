@@ -185,3 +185,14 @@ class GroupAdminMixin:
                         raise error_for_code(x.error_code, f"{t.name}-{x.partition}")
                     out[TopicPartition(t.name, x.partition)] = x.offset
         return out
+
+    # kafka-python's names for the group calls above
+    def list_consumer_groups(self, states: Iterable[str] | None = None) -> list[GroupListing]:
+        return self.list_groups(states)
+
+    def describe_consumer_groups(self, group_ids: Iterable[str]
+                                 ) -> dict[str, ConsumerGroupDescription]:
+        return self.describe_groups(group_ids)
+
+    def delete_consumer_groups(self, group_ids: Iterable[str]) -> dict[str, RilletError | None]:
+        return self.delete_groups(group_ids)

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from concurrent.futures import Future
 from typing import Any
 
+from rillet._reachability import unreachable_reason
 from rillet.config import ClientConfig
 from rillet.errors import (
     AuthenticationFailedError,
@@ -168,6 +169,7 @@ class NetworkClient:
     def call_any(self, msg: Any, timeout_ms: int | None = None) -> Any:
         """Send to any reachable broker, trying the others on connection errors."""
         timeout_ms = timeout_ms or self.request_timeout_ms
+        self.fail_fast_if_unreachable()
         deadline = time.monotonic() + timeout_ms / 1000
         last: BaseException | None = None
         addresses = self.addresses()
@@ -187,6 +189,16 @@ class NetworkClient:
         raise NoBrokersAvailableError(
             f"no broker answered within {timeout_ms} ms (bootstrap.servers={servers}): {last}"
         )
+
+    def fail_fast_if_unreachable(self) -> None:
+        """Before any metadata: NoBrokersAvailableError at once if every bootstrap server
+        refuses the connection or does not resolve (rillet/_reachability.py)."""
+        if self.view.brokers or any(self.endpoint.is_connected(a) for a in self.bootstrap):
+            return
+        reason = unreachable_reason(self.bootstrap)
+        if reason is not None:
+            raise NoBrokersAvailableError(
+                f"no broker reachable (bootstrap.servers={','.join(self.bootstrap)}): {reason}")
 
     # -- metadata ---------------------------------------------------------------------------
 

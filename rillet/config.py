@@ -165,6 +165,10 @@ PRODUCER_KEYS = COMMON_KEYS + (
     _k("max.block.ms", _int(0), 60000, "how long send() may block (metadata, full buffer)"),
     _k("max.request.size", _int(1), 1048576, "largest record (and request) accepted by send()"),
     _k("partitioner.ignore.keys", _bool, False, "sticky partitioning even for keyed records"),
+    _k("partitioner.class", lambda k, v: __import__("rillet._partitioner_class",
+                                                    fromlist=["check"]).check(k, v), None,
+       "default, round_robin (Kafka's RoundRobinPartitioner), a callable "
+       "fn(key, all_partitions, available) or module:attr (rillet/_partitioner_class.py)"),
     _k("transactional.id", _opt_str, None,
        "enables transactions (init_transactions, begin/commit/abort); implies idempotence"),
     _k("transaction.timeout.ms", _int(1, _INT_MAX), 60000,
@@ -276,6 +280,10 @@ def resolve(keys: tuple[ConfigKey, ...], config: Mapping[str, Any] | None,
                 f"bootstrap.servers is required (or set ${BROKERS_ENV}, or start a local "
                 "cluster with `rillet cluster up`)")
         values["bootstrap.servers"] = _servers(*found)
+        if found[0].startswith("the profile"):
+            from rillet._profile_check import client_note
+
+            client_note()
     return ClientConfig(keys, values)
 
 

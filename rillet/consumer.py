@@ -49,7 +49,10 @@ from rillet.transport.protocol import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP
 class Consumer:
     """Kafka-style consumer with manual partition assignment. Not thread-safe."""
 
-    def __init__(self, config: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+    def __init__(self, config: Mapping[str, Any] | str | None = None, *topics: str,
+                 **kwargs: Any) -> None:
+        if isinstance(config, str):  # kafka-python: KafkaConsumer("topic", ..., group_id=...)
+            config, topics = None, (config, *topics)
         cfg = consumer_config(config, kwargs)
         self.config = cfg
         self._client = NetworkClient(cfg, name="rillet-consumer")
@@ -63,6 +66,8 @@ class Consumer:
         self._commit_pool: ThreadPoolExecutor | None = None
         self._commit_done: deque = deque()
         self._next_auto_commit = 0.0
+        if topics:
+            self.subscribe(list(topics))
 
     # -- assignment and positions ----------------------------------------------------------
 
@@ -201,6 +206,7 @@ class Consumer:
             self.unsubscribe()
         if self._states:
             raise IllegalStateError("subscribe() after assign(): call assign([]) first")
+        self._client.fail_fast_if_unreachable()  # the group runs in the background
         self._membership = Membership(self._client, self.config,
                                       topics=tuple(sorted(set(names))) if names else None,
                                       regex=pattern, listener=listener)
@@ -265,9 +271,18 @@ class Consumer:
 
         self._commit_pool.submit(run)
 
-    def committed(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int | None]:
-        """The committed offset of each partition (None: nothing committed)."""
+    def topics(self) -> set[str]:
+        """kafka-python: the names of the topics this consumer may read (fresh metadata)."""
         self._check_open()
+        return set(self._client.refresh_metadata(None).partition_counts)
+
+    def committed(self, partitions: Iterable[TopicPartition] | TopicPartition
+                  ) -> dict[TopicPartition, int | None] | int | None:
+        """The committed offset of each partition (None: nothing committed); given one
+        TopicPartition (kafka-python's form), that partition's offset alone."""
+        self._check_open()
+        if isinstance(partitions, TopicPartition):
+            return self._offsets_client().committed([partitions])[partitions]
         return self._offsets_client().committed(partitions)
 
     def group_metadata(self) -> ConsumerGroupMetadata:

@@ -80,6 +80,9 @@ class Producer:
         self._batch_size = cfg.batch_size
         self._keyed = KeyPartitioner()
         self._ignore_keys = cfg.partitioner_ignore_keys
+        from rillet._partitioner_class import load as _load_partitioner
+
+        self._partitioner_class = _load_partitioner(cfg["partitioner.class"])
         self._key_serializer = cfg.key_serializer
         self._value_serializer = cfg.value_serializer
         self._buffer_memory = cfg.buffer_memory
@@ -135,6 +138,7 @@ class Producer:
         sticky_get = sticky_current.get
         keyed = self._keyed
         ignore_keys = self._ignore_keys
+        chooser = self._partitioner_class
         key_serializer = self._key_serializer
         value_serializer = self._value_serializer
         buffer_memory = self._buffer_memory
@@ -181,7 +185,9 @@ class Producer:
             if n is None:
                 n = client.wait_for_topic(topic, max_block_ms)
             is_sticky = False
-            if partition is None:
+            if partition is None and chooser is not None:
+                partition = chooser(topic, key, n)
+            elif partition is None:
                 if key is None or ignore_keys:
                     partition = sticky_get(topic)
                     if partition is None or partition >= n:

@@ -117,6 +117,12 @@ class NewTopic:
     num_partitions: int = 1
     replication_factor: int = 1
     configs: Mapping[str, str] = field(default_factory=dict)
+    #: kafka-python's name for ``configs`` (merged into it)
+    topic_configs: Mapping[str, str] | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.topic_configs:
+            object.__setattr__(self, "configs", {**self.configs, **self.topic_configs})
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,12 +6,12 @@ first three are the controller quorum's voters), prints the endpoints and an
 without ``-b``. It stays in the foreground until Ctrl-C (then stops the brokers cleanly), or
 returns at once with ``--detach`` once every broker is registered. ``kill ID`` (SIGKILL, a
 crash) and ``start ID`` act on one broker, for demos and tests. Every subcommand takes
-``--data-dir``; without it, the last cluster started.
+``--data-dir``; without it, ``up`` uses the default ($RILLET_HOME or
+~/.local/share/rillet/default) and the others the last cluster started.
 """
 
 from __future__ import annotations
 
-import signal
 import threading
 from pathlib import Path
 
@@ -27,8 +27,8 @@ from rillet.cli.common import (
 
 _data_dir_option = click.option(
     "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-    help="Cluster directory (default: the last cluster started, else $RILLET_HOME or "
-         "~/.local/share/rillet/default).")
+    help="Cluster directory (default for up: $RILLET_HOME or ~/.local/share/rillet/default; "
+         "for the others: the last cluster started, else that default).")
 
 
 @click.group("cluster")
@@ -38,6 +38,8 @@ def cluster() -> None:
 
 def _table(statuses, metrics: dict[int, str] | None = None) -> None:
     """One row per broker; ``metrics``: each broker's Prometheus URL (docs/metrics.md)."""
+    from rillet.cli._cluster_up import say
+
     rows = [("ID", "ADDRESS", "STATUS", "CONTROLLER", "LEADER-OF", "PID", "DATA-DIR", "METRICS")]
     active = {s.controller_id for s in statuses if s.ready and s.controller_id >= 0}
     for s in statuses:
@@ -58,7 +60,7 @@ def _table(statuses, metrics: dict[int, str] | None = None) -> None:
                      str(s.data_dir), (metrics or {}).get(s.broker_id, "-")))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        say("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
 
 
 def _existing(data_dir: Path | None):
@@ -86,53 +88,62 @@ def _existing(data_dir: Path | None):
                    "(docs/security.md).")
 def up(brokers, data_dir, detach, configs, no_profile, timeout, secure) -> None:
     """Start a local cluster (and keep it in the foreground unless --detach)."""
+    from rillet.cli import _cluster_up as checks
     from rillet.launcher import LocalCluster
 
-    data_dir = cluster_data_dir(data_dir)
-    local = LocalCluster(data_dir, brokers, parse_kv(configs, "--config") or None, secure=secure)
-    remember_cluster(data_dir)
-    stop = threading.Event()
-    if not detach:
-        # Ctrl-C / SIGTERM while starting or serving: stop the brokers cleanly.
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    data_dir = checks.up_data_dir(data_dir)
+    configs = parse_kv(configs, "--config")
+    checks.check_configs(configs)
+    checks.refuse_if_running(data_dir)
+    saved = checks.SavedState(data_dir)
+    # Ctrl-C / SIGTERM / SIGHUP while starting or serving: stop the brokers cleanly.
+    stop = checks.install_stop_handlers() if not detach else threading.Event()
+    say = checks.say
+    local = None
+    served = False
     try:
+        local = LocalCluster(data_dir, brokers, configs or None, secure=secure)
         local.start(timeout_s=timeout)
-    except BaseException:
-        local.stop()
-        raise
-    brokers_csv = local.bootstrap_servers
-    click.echo("Cluster started!")
-    _table(local.status(), local.metrics_urls)
-    click.echo("")
-    if not no_profile:
-        profile = {"brokers": brokers_csv, "data_dir": str(data_dir),
-                   "metrics": local.metrics_urls}
-        if local.client_security:  # the admin's CURVE credentials (rillet/security.py)
-            profile["security"] = local.client_security
-        path = write_profile(profile)
-        click.echo(f"Profile written to {path}: rillet commands need no -b now, e.g.")
-        click.echo("    rillet topic create orders -p 3")
-        click.echo("Elsewhere (other tools, another HOME):")
-    else:
-        click.echo("Later commands need the brokers, e.g.")
-        click.echo(f"    rillet topic create orders -p 3 -b {brokers_csv}")
-    click.echo(f"export RILLET_BROKERS={brokers_csv}")
-    if detach:
-        click.echo(f"Stop it with: rillet cluster down --data-dir {data_dir}")
-        return
-    click.echo("Press Ctrl-C to stop the cluster.", err=True)
-    try:
+        remember_cluster(data_dir)
+        served = True
+        if stop.is_set():
+            return
+        brokers_csv = local.bootstrap_servers
+        say("Cluster started!")
+        _table(local.status(), local.metrics_urls)
+        say("")
+        if not no_profile:
+            profile = {"brokers": brokers_csv, "data_dir": str(data_dir),
+                       "metrics": local.metrics_urls}
+            if local.client_security:  # the admin's CURVE credentials (rillet/security.py)
+                profile["security"] = local.client_security
+            path = write_profile(profile)
+            say(f"Profile written to {path}: rillet commands need no -b now, e.g.")
+            say("    rillet topic create orders -p 3")
+            say("Elsewhere (other tools, another HOME):")
+        else:
+            say("Later commands need the brokers, e.g.")
+            say(f"    rillet topic create orders -p 3 -b {brokers_csv}")
+        say(f"export RILLET_BROKERS={brokers_csv}")
+        if detach:
+            say(f"Stop it with: rillet cluster down --data-dir {data_dir}")
+            return
+        say("Press Ctrl-C to stop the cluster.", err=True)
         while not stop.wait(0.5):
             if all(local.pid(b) is None for b in local.broker_ids):
                 raise click.ClickException("every broker exited; see the stderr.log files in "
                                            f"{data_dir}/broker-*/")
     finally:
-        click.echo("Stopping the cluster...", err=True)
-        local.stop()
-        if not no_profile:
-            remove_profile_for(data_dir)
-        click.echo("Cluster stopped.", err=True)
+        if local is not None and not (detach and served):
+            if served:
+                say("Stopping the cluster...", err=True)
+            local.stop()
+            if served and not no_profile:
+                remove_profile_for(data_dir)
+            if served:
+                say("Cluster stopped.", err=True)
+        if not served:
+            saved.restore()
 
 
 @cluster.command("down")

@@ -68,6 +68,10 @@ def resolve_brokers(option: str | None) -> str:
         return option
     found = default_brokers()
     if found:
+        if found[0].startswith("the profile"):
+            from rillet._profile_check import cli_note
+
+            cli_note()
         return found[1]
     raise click.UsageError(
         "no brokers: pass -b HOST:PORT, set $RILLET_BROKERS, or start a local cluster "

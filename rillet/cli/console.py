@@ -15,6 +15,7 @@ import time
 
 import click
 
+from rillet.cli._topic_arg import topic_argument
 from rillet.cli.common import bootstrap_option, parse_kv, resolve_brokers, truthy, unescape
 
 
@@ -32,7 +33,7 @@ class _Failures:
 
 
 @click.command("produce")
-@click.argument("topic")
+@topic_argument
 @click.option("--property", "props", multiple=True, metavar="KEY=VALUE",
               help="Line reader property: parse.key, key.separator (default TAB), "
                    "parse.headers, headers.delimiter, headers.separator, "
@@ -135,12 +136,13 @@ def produce(topic, props, parse_key, fixed_key, headers, partition, acks, compre
 
 
 @click.command("consume")
-@click.argument("topic")
+@topic_argument
 @click.option("-p", "--partition", "partitions", type=click.IntRange(0), multiple=True,
               help="Consume only this partition (repeatable; default: all).")
 @click.option("--from-beginning", is_flag=True, help="Start at the earliest offset.")
-@click.option("-o", "--offset", default=None, metavar="beginning|end|N|-N",
-              help="Where to start: beginning, end, an offset N, or -N (N before the end).")
+@click.option("-o", "--offset", default=None, metavar="beginning|end|N|-N|@TS",
+              help="Where to start: beginning, end, an offset N, -N (N before the end), or "
+                   "@TS (the first record with a timestamp >= TS, ms since the epoch).")
 @click.option("-n", "--max-messages", type=click.IntRange(1), help="Exit after N records.")
 @click.option("--timeout-ms", type=click.IntRange(1), help="Exit after this long without "
                                                            "a record.")
@@ -226,11 +228,21 @@ def _start(consumer, tps, offset: str | None) -> None:
         consumer.seek_to_end(*tps)
     elif offset in ("beginning", "earliest", "start", "oldest"):
         consumer.seek_to_beginning(*tps)
+    elif offset.startswith("@"):  # kcat's -o @TS: the first record at or after TS (ms)
+        try:
+            when = int(offset[1:])
+        except ValueError:
+            raise click.BadParameter(f"{offset!r}: @TS takes a timestamp in ms",
+                                     param_hint="-o/--offset") from None
+        found = consumer.offsets_for_times({tp: when for tp in tps})
+        ends = consumer.end_offsets(tps)
+        for tp in tps:
+            consumer.seek(tp, ends[tp] if found[tp] is None else found[tp])
     else:
         try:
             value = int(offset)
         except ValueError:
-            raise click.BadParameter(f"{offset!r}: use beginning, end, N or -N",
+            raise click.BadParameter(f"{offset!r}: use beginning, end, N, -N or @TS",
                                      param_hint="-o/--offset") from None
         if value >= 0:
             for tp in tps:

@@ -142,7 +142,7 @@ def test_errors_are_one_line_with_nonzero_exit(env, tmp_path) -> None:
     nobroker = {**env, "RILLET_BROKERS": "127.0.0.1:1"}
     down = run(["topic", "list", "--timeout-ms", "1000"], nobroker, check=False)
     assert down.returncode == 1
-    assert down.stderr.decode().count("\n") == 1 and "no broker answered within 1000 ms" in down.stderr.decode()
+    assert down.stderr.decode().count("\n") == 1 and "connection refused by 127.0.0.1:1" in down.stderr.decode()
     nothing = run(["topic", "list"], env, check=False)
     assert nothing.returncode == 2 and b"rillet cluster up" in nothing.stderr
     badkey = run(["produce", "t", "-X", "lingerms=1", "-b", "127.0.0.1:1"], env,

@@ -183,5 +183,5 @@ def test_clear_errors(cluster) -> None:
         Producer({"bootstrap.servers": bootstrap, "ack": 1})
     cluster.stop()
     with Admin(bootstrap_servers=bootstrap, request_timeout_ms=500) as admin:
-        with pytest.raises(NoBrokersAvailableError, match="no broker answered"):
+        with pytest.raises(NoBrokersAvailableError, match="connection refused"):
             admin.list_topics()

@@ -198,7 +198,7 @@ def test_admin_topics_and_configs(broker) -> None:
 
 def test_broker_down_is_a_clear_error() -> None:
     with Admin(bootstrap_servers="127.0.0.1:1", request_timeout_ms=300) as admin:
-        with pytest.raises(NoBrokersAvailableError, match="no broker answered within 300 ms"):
+        with pytest.raises(NoBrokersAvailableError, match="connection refused by 127.0.0.1:1"):
             admin.list_topics()
 
 
