@@ -48,6 +48,7 @@ def _register() -> None:
     from rillet.cli.cluster import cluster
     from rillet.cli.console import consume, produce
     from rillet.cli.group import group
+    from rillet.cli.mirror import mirror
     from rillet.cli.perf import perf
     from rillet.cli.queue import queue
     from rillet.cli.share_group import share_group
@@ -56,7 +57,7 @@ def _register() -> None:
     from rillet.cli.transactions import transactions
 
     for command in (cluster, topic, produce, consume, perf, group, transactions, share_group,
-                    queue, streams):
+                    queue, streams, mirror):
         cli.add_command(command)
     # top-level names of Kafka's separate tools (kafka-leader-election.sh,
     # kafka-reassign-partitions.sh) for the commands that live under `rillet topic`
