@@ -109,19 +109,19 @@ class FlowRunner:
             else list(records)
         if not batch:
             return 0
-        last: dict[TopicPartition, tuple[int, object]] = {}
+        sent: dict[TopicPartition, list[tuple[int, object]]] = {}
         for r in batch:
             remote = self.policy.format_remote_topic(self.flow.source, r.topic)
             remote_parts = self.partitions.get(r.topic)
             fut = self.producer.send(remote, r.value, r.key, r.headers or None,
                                      r.partition if remote_parts else None, r.timestamp)
-            last[TopicPartition(r.topic, r.partition)] = (r.offset, fut)
+            sent.setdefault(TopicPartition(r.topic, r.partition), []).append((r.offset, fut))
         self.producer.flush()
         commits: dict[TopicPartition, int] = {}
-        for tp, (offset, fut) in last.items():
-            downstream = fut.get().offset
-            commits[tp] = offset + 1
-            self._maybe_sync(tp, offset, downstream)
+        for tp, pairs in sent.items():
+            for offset, fut in pairs:  # every record may need a sync (gaps, offset.lag.max)
+                self._maybe_sync(tp, offset, fut.get().offset)
+            commits[tp] = pairs[-1][0] + 1
         self.sync_producer.flush()
         self.src_admin.alter_consumer_group_offsets(progress_group(self.flow), commits)
         return len(batch)
