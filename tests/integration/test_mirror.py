@@ -127,7 +127,14 @@ def test_keyed_records_mirrored_in_order_and_kill9_loses_nothing(cluster_factory
                 first.append(rec)
         assert first == want, f"partition {part} differs"
     duplicates = len(copied) - len(source)
-    assert 0 <= duplicates <= 500 * PARTITIONS  # at most one uncommitted poll per partition
+    assert 0 <= duplicates <= 500  # at most one uncommitted poll (max.poll.records) per kill
+    status = subprocess.run([sys.executable, "-m", "rillet.cli.main", "mirror", "status",
+                             str(m.props)], capture_output=True, text=True, timeout=60)
+    assert status.returncode == 0, status.stderr
+    rows = [line.split() for line in status.stdout.splitlines() if line.startswith("orders ")]
+    assert sorted((int(r[1]), int(r[2]), int(r[3])) for r in rows) == [
+        (p, sum(1 for r in source if r.partition == p), 0) for p in range(PARTITIONS)]
+    assert "heartbeat age: " in status.stdout and "heartbeat age: -" not in status.stdout
     with Admin({"bootstrap.servers": b.bootstrap_servers}) as admin:
         assert len(admin.describe_topics(["A.orders"])["A.orders"].partitions) == PARTITIONS
         cfg = admin.describe_configs(["A.orders"])["A.orders"]
