@@ -8,6 +8,7 @@ import json
 import time
 
 from rillet.connectors.mirror.policy import HEARTBEATS_TOPIC, DefaultReplicationPolicy, Flow
+
 from rillet import Admin, Consumer
 from rillet.records import TopicPartition
 

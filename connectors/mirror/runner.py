@@ -18,7 +18,6 @@ from collections import deque
 from collections.abc import Callable
 
 from loguru import logger
-
 from rillet.connectors.mirror.policy import (
     HEARTBEATS_TOPIC,
     DefaultReplicationPolicy,
@@ -28,6 +27,7 @@ from rillet.connectors.mirror.policy import (
     should_emit_sync,
     translate_offset,
 )
+
 from rillet import Admin, Consumer, Producer
 from rillet.records import NewTopic, TopicPartition
 

@@ -225,9 +225,8 @@ def delete(group_ids, bootstrap, timeout_ms) -> None:
 def translate_offsets(source, target, group_id, apply, bootstrap, timeout_ms) -> None:
     """Offsets of GROUP on the target, translated by the mirror's checkpoints
     (MirrorMaker's RemoteClusterUtils; docs/mirror.md)."""
-    from rillet.connectors.mirror.remote import translate_offsets as translate
-
     from rillet.cli.common import resolve_brokers
+    from rillet.connectors.mirror.remote import translate_offsets as translate
 
     with _admin(bootstrap) as admin:
         offsets = translate(resolve_brokers(bootstrap), source, group_id)

@@ -46,8 +46,8 @@ def start(properties: Path) -> None:
 @click.argument("properties", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def status(properties: Path) -> None:
     """Lag per topic-partition, last checkpoint per group and heartbeat age, per flow."""
-    from rillet.connectors.mirror.remote import flow_lag, heartbeat_age_ms
     from rillet.cli.topic import _table
+    from rillet.connectors.mirror.remote import flow_lag, heartbeat_age_ms
 
     config = _load(properties)
     for f in config.flows:

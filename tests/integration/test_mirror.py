@@ -11,9 +11,9 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from rillet.connectors.mirror.remote import _read_all
 
 from rillet import Admin, Consumer, Producer
-from rillet.connectors.mirror.remote import _read_all
 from rillet.records import NewTopic, TopicPartition
 from tests.support import wait_until
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from rillet.connectors.mirror.policy import (
     DefaultReplicationPolicy,
     IdentityReplicationPolicy,
