@@ -227,3 +227,49 @@ def test_target_down_at_start_then_started(cluster_factory, tmp_path, mirrors):
     wait_until(lambda: _count(b.bootstrap_servers, "A.orders") >= 500, 90, "records after B up")
     assert [r.value for r in _read_all(b.bootstrap_servers, "A.orders")] == [
         f"v{i}".encode() for i in range(500)]
+
+
+def test_new_topics_and_partition_increases_propagate(cluster_factory, tmp_path, mirrors):
+    a, b = cluster_factory(), cluster_factory()
+    _create(a.bootstrap_servers, "orders", partitions=1)
+    mirrors(_props(tmp_path, a.bootstrap_servers, b.bootstrap_servers))
+    wait_until(lambda: _count(b.bootstrap_servers, "heartbeats") >= 1, 60, "a heartbeat on B")
+    with Admin({"bootstrap.servers": a.bootstrap_servers}) as admin:
+        admin.create_partitions({"orders": 2})
+    _create(a.bootstrap_servers, "orders-new", partitions=2)
+    with Producer({"bootstrap.servers": a.bootstrap_servers, "acks": "all"}) as p:
+        p.send("orders", b"late", partition=1)
+        p.send("orders-new", b"fresh", partition=1)
+        p.flush()
+
+    def partitions(topic: str) -> int:
+        with Admin({"bootstrap.servers": b.bootstrap_servers}) as admin:
+            if topic not in admin.list_topics():
+                return 0
+            return len(admin.describe_topics([topic])[topic].partitions)
+
+    wait_until(lambda: partitions("A.orders") == 2 and partitions("A.orders-new") == 2, 60,
+               "the increase and the new topic on B")
+    wait_until(lambda: _count(b.bootstrap_servers, "A.orders") == 1
+               and _count(b.bootstrap_servers, "A.orders-new") == 1, 60, "the records on B")
+    got = _read_all(b.bootstrap_servers, "A.orders-new")
+    assert [(r.partition, r.value) for r in got] == [(1, b"fresh")]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_100k_records_three_kills_no_loss(cluster_factory, tmp_path, mirrors):
+    n = 100_000
+    a, b = cluster_factory(), cluster_factory()
+    _create(a.bootstrap_servers, "orders")
+    _produce(a.bootstrap_servers, "orders", n)
+    m = mirrors(_props(tmp_path, a.bootstrap_servers, b.bootstrap_servers))
+    for k in range(1, 4):
+        wait_until(lambda k=k: _count(b.bootstrap_servers, "A.orders") >= k * n // 4, 300,
+                   f"{k}/4 of the records on B")
+        m.kill9()
+        m = mirrors(m.props)
+    wait_until(lambda: _count(b.bootstrap_servers, "A.orders") >= n, 300, "every record")
+    copied = _read_all(b.bootstrap_servers, "A.orders", timeout_s=120)
+    assert {r.value for r in copied} == {f"v{i}".encode() for i in range(n)}
+    assert len(copied) - n <= 3 * 500  # at-least-once: at most one poll per kill
