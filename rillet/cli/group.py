@@ -213,3 +213,27 @@ def delete(group_ids, bootstrap, timeout_ms) -> None:
             click.echo(f"Error: group '{gid}': {error}", err=True)
     if failed:
         raise SystemExit(1)
+
+
+@group.command("translate-offsets")
+@click.option("--from", "source", required=True, help="Alias of the cluster the group ran on.")
+@click.option("--to", "target", required=True, help="Alias of the cluster to fail over to "
+                                                     "(its brokers: --bootstrap-server).")
+@click.option("--group", "group_id", required=True, help="The consumer group.")
+@click.option("--apply", is_flag=True, help="Commit the translated offsets on the target.")
+@admin_options
+def translate_offsets(source, target, group_id, apply, bootstrap, timeout_ms) -> None:
+    """Offsets of GROUP on the target, translated by the mirror's checkpoints
+    (MirrorMaker's RemoteClusterUtils; docs/mirror.md)."""
+    from rillet.cli.common import resolve_brokers
+    from rillet.connectors.mirror.remote import translate_offsets as translate
+
+    with _admin(bootstrap) as admin:
+        offsets = translate(resolve_brokers(bootstrap), source, group_id)
+        if not offsets:
+            raise click.ClickException(f"no checkpoint of group {group_id!r} from {source} "
+                                       f"on {target}")
+        if apply:
+            admin.alter_consumer_group_offsets(group_id, offsets)
+    _table(["TOPIC", "PARTITION", "OFFSET"], [(tp.topic, tp.partition, o)
+                                             for tp, o in sorted(offsets.items())])

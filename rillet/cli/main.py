@@ -50,6 +50,7 @@ def _register() -> None:
     from rillet.cli.cluster import cluster
     from rillet.cli.console import consume, produce
     from rillet.cli.group import group
+    from rillet.cli.mirror import mirror
     from rillet.cli.perf import perf
     from rillet.cli.queue import queue
     from rillet.cli.share_group import share_group
@@ -60,7 +61,7 @@ def _register() -> None:
     from rillet.cli.user import user
 
     for command in (cluster, topic, produce, consume, perf, group, transactions, share_group,
-                    queue, streams, user, top):
+                    queue, streams, user, top, mirror):
         cli.add_command(command)
     cli.add_command(broker)  # one broker of a multi-host cluster (docs/operations.md)
     cluster.add_command(cluster_init)

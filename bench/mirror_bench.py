@@ -1,0 +1,88 @@
+"""Mirror throughput between two one-broker clusters, next to plain produce, in one run.
+
+    .venv/bin/python bench/mirror_bench.py [--records 200000] [--size 100]
+
+1. two fresh one-broker clusters A and B (LocalCluster in a temp dir);
+2. **produce**: N records of SIZE bytes to A's ``bench`` (one partition, acks=all), timed;
+3. **mirror**: ``rillet mirror start`` (its own process) A->B; timed from its start until
+   B's ``A.bench`` holds N records (includes the mirror's start-up and topic creation), and
+   again from the first record seen on B (steady state).
+Prints both rates and mirror/produce (the issue's target: >= 0.5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rillet import Admin, Producer
+from rillet.launcher import LocalCluster
+from rillet.records import NewTopic, TopicPartition
+
+
+def _end(bootstrap: str, topic: str) -> int:
+    with Admin({"bootstrap.servers": bootstrap}) as admin:
+        if topic not in admin.list_topics():
+            return 0
+        return admin.list_offsets([TopicPartition(topic, 0)])[TopicPartition(topic, 0)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--records", type=int, default=200_000)
+    ap.add_argument("--size", type=int, default=100)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        a, b = LocalCluster(Path(tmp) / "a", 1), LocalCluster(Path(tmp) / "b", 1)
+        mirror = None
+        try:
+            a.start(60)
+            b.start(60)
+            with Admin({"bootstrap.servers": a.bootstrap_servers}) as admin:
+                admin.create_topics([NewTopic("bench", 1)])
+            value = b"x" * args.size
+            t0 = time.perf_counter()
+            with Producer({"bootstrap.servers": a.bootstrap_servers, "acks": "all"}) as p:
+                for _ in range(args.records):
+                    p.send("bench", value)
+                p.flush()
+            produce_s = time.perf_counter() - t0
+            props = Path(tmp) / "mm2.properties"
+            props.write_text(f"clusters = A, B\nA.bootstrap.servers = {a.bootstrap_servers}\n"
+                             f"B.bootstrap.servers = {b.bootstrap_servers}\n"
+                             "A->B.enabled = true\nA->B.topics = bench\n")
+            t0 = time.perf_counter()
+            mirror = subprocess.Popen([sys.executable, "-m", "rillet.cli.main", "mirror",
+                                       "start", str(props)], stderr=subprocess.DEVNULL)
+            first = None
+            while (done := _end(b.bootstrap_servers, "A.bench")) < args.records:
+                if done and first is None:
+                    first = (time.perf_counter(), done)
+                if mirror.poll() is not None:
+                    raise SystemExit("the mirror exited")
+                time.sleep(0.2)  # polling the result, not synchronising the work
+            end = time.perf_counter()
+            mirror_s = end - t0
+            first = first or (t0, 0)
+            steady = (args.records - first[1]) / (end - first[0])
+        finally:
+            if mirror is not None:
+                mirror.terminate()
+                mirror.wait(30)
+            a.stop(15)
+            b.stop(15)
+    p_rate, m_rate = args.records / produce_s, args.records / mirror_s
+    print(f"records={args.records} size={args.size}")
+    print(f"produce: {p_rate:,.0f} rec/s ({produce_s:.2f} s)")
+    print(f"mirror:  {m_rate:,.0f} rec/s ({mirror_s:.2f} s)")
+    print(f"mirror/produce: {m_rate / p_rate:.2f}")
+    print(f"mirror after its first record on B (no start-up): {steady:,.0f} rec/s, "
+          f"mirror/produce {steady / p_rate:.2f}")
+
+
+if __name__ == "__main__":
+    main()

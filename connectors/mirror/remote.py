@@ -1,0 +1,74 @@
+"""Reading what the mirror left on the clusters (MirrorMaker's ``RemoteClusterUtils``):
+translated group offsets from ``<source>.checkpoints.internal``, the latest heartbeat, and
+the mirror's progress (lag per partition)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from rillet.connectors.mirror.policy import HEARTBEATS_TOPIC, DefaultReplicationPolicy, Flow
+
+from rillet import Admin, Consumer
+from rillet.records import TopicPartition
+
+
+def _read_all(bootstrap: str, topic: str, timeout_s: float = 10.0) -> list:
+    """Every record of ``topic`` (all partitions) up to its end at call time."""
+    with Admin({"bootstrap.servers": bootstrap}) as admin:
+        if topic not in admin.list_topics(include_internal=True):
+            return []
+    consumer = Consumer({"bootstrap.servers": bootstrap, "enable.auto.commit": "false"})
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        end = consumer.end_offsets(tps)
+        out = []
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(tp) < end[tp] for tp in tps):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading {topic} took longer than {timeout_s}s")
+            for rs in consumer.poll(timeout_ms=200).values():
+                out.extend(rs)
+        return out
+    finally:
+        consumer.close()
+
+
+def translate_offsets(target_bootstrap: str, source_alias: str, group: str,
+                      policy: DefaultReplicationPolicy | None = None
+                      ) -> dict[TopicPartition, int]:
+    """The latest translated offsets of ``group`` on the target, from its checkpoints."""
+    policy = policy or DefaultReplicationPolicy()
+    latest: dict[TopicPartition, int] = {}
+    for r in _read_all(target_bootstrap, policy.checkpoints_topic(source_alias)):
+        g, topic, partition = json.loads(r.key)
+        if g == group:
+            latest[TopicPartition(topic, partition)] = json.loads(r.value)["downstream"]
+    return latest
+
+
+def heartbeat_age_ms(target_bootstrap: str, source_alias: str, now_ms: int) -> int | None:
+    last = None
+    for r in _read_all(target_bootstrap, HEARTBEATS_TOPIC):
+        beat = json.loads(r.value)
+        if beat.get("source") == source_alias:
+            last = beat["timestamp"]
+    return None if last is None else now_ms - last
+
+
+def flow_lag(flow: Flow, policy: DefaultReplicationPolicy) -> list[tuple[str, int, int, int]]:
+    """(topic, partition, mirrored up to, lag) for every mirrored partition of the flow."""
+    from rillet.connectors.mirror.runner import progress_group
+
+    with Admin({"bootstrap.servers": flow.source_bootstrap}) as admin:
+        topics = [t for t in admin.list_topics() if flow.wants_topic(policy, t)]
+        if not topics:
+            return []
+        described = admin.describe_topics(topics)
+        tps = [TopicPartition(t, p.partition) for t in topics for p in described[t].partitions]
+        ends = admin.list_offsets(tps)
+        done = admin.list_consumer_group_offsets(progress_group(flow), tps)
+    return [(tp.topic, tp.partition, done.get(tp, 0), ends[tp] - done.get(tp, 0))
+            for tp in sorted(tps)]

@@ -1,0 +1,242 @@
+"""The shell that runs one replication flow ``source->target`` with the rillet clients.
+
+One ``FlowRunner`` per flow, driven by ``run_flows`` on the calling thread: it is the mirror
+source (records A -> B, key/value/headers/timestamp kept, partition kept when counts match),
+the checkpoint emitter (group offsets translated through offset syncs) and the heartbeat
+emitter. All decisions come from :mod:`connectors.mirror.policy`.
+
+Delivery: the source position is committed (group ``mm2-<source>-><target>`` on the source)
+only after the producer flushed, so a crash re-mirrors at most the records since the last
+commit (at-least-once); a kill loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from collections.abc import Callable
+
+from loguru import logger
+from rillet.connectors.mirror.policy import (
+    HEARTBEATS_TOPIC,
+    DefaultReplicationPolicy,
+    Flow,
+    OffsetSync,
+    configs_to_sync,
+    should_emit_sync,
+    translate_offset,
+)
+
+from rillet import Admin, Consumer, Producer
+from rillet.records import NewTopic, TopicPartition
+
+SYNCS_KEPT = 64
+
+
+def progress_group(flow: Flow) -> str:
+    return f"mm2-{flow.source}->{flow.target}"
+
+
+class FlowRunner:
+    def __init__(self, flow: Flow, policy: DefaultReplicationPolicy,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.flow, self.policy, self.clock = flow, policy, clock
+        src, dst = {"bootstrap.servers": flow.source_bootstrap}, {
+            "bootstrap.servers": flow.target_bootstrap}
+        self.src_admin, self.dst_admin = Admin(src), Admin(dst)
+        self.consumer = Consumer({**src, "enable.auto.commit": "false"})
+        pconf = {**dst, "acks": "all", "enable.idempotence": "true"}
+        self.producer = Producer(pconf)
+        self.sync_producer = Producer({**src, "acks": "all"})
+        self.partitions: dict[str, int] = {}          # mirrored source topic -> partitions
+        self.syncs: dict[TopicPartition, deque[OffsetSync]] = {}
+        self.next_refresh = self.next_checkpoint = self.next_heartbeat = 0.0
+        self.checkpoints: dict[str, dict[TopicPartition, int]] = {}
+
+    # -- topics ----------------------------------------------------------------------------
+
+    def refresh_topics(self) -> None:
+        wanted = sorted(t for t in self.src_admin.list_topics()
+                        if self.flow.wants_topic(self.policy, t))
+        if not wanted:
+            return
+        described = self.src_admin.describe_topics(wanted)
+        existing = set(self.dst_admin.list_topics())
+        configs = (self.src_admin.describe_configs(wanted)
+                   if self.flow.sync_topic_configs else {})
+        changed = False
+        for topic in wanted:
+            count = len(described[topic].partitions)
+            remote = self.policy.format_remote_topic(self.flow.source, topic)
+            source_cfg = {k: e.value for k, e in configs.get(topic, {}).items()
+                          if not e.is_default and e.value is not None}
+            if remote not in existing:
+                self.dst_admin.create_topics([NewTopic(remote, count, configs=source_cfg)])
+                logger.info("mirror {}->{}: created {} ({} partitions)", self.flow.source,
+                            self.flow.target, remote, count)
+            else:
+                remote_count = len(self.dst_admin.describe_topics([remote])[remote].partitions)
+                if remote_count < count:
+                    self.dst_admin.create_partitions({remote: count})
+                if source_cfg:
+                    target_cfg = {k: e.value for k, e in
+                                  self.dst_admin.describe_configs([remote])[remote].items()}
+                    change = configs_to_sync(source_cfg, target_cfg)
+                    if change:
+                        self.dst_admin.alter_configs({remote: change})
+            if self.partitions.get(topic) != count:
+                self.partitions[topic] = count
+                changed = True
+        if changed:
+            self._assign()
+
+    def _assign(self) -> None:
+        tps = [TopicPartition(t, p) for t, n in self.partitions.items() for p in range(n)]
+        self.consumer.assign(tps)
+        committed = self.src_admin.list_consumer_group_offsets(progress_group(self.flow), tps)
+        for tp in tps:
+            if tp in committed:
+                self.consumer.seek(tp, committed[tp])
+            else:
+                self.consumer.seek_to_beginning(tp)
+
+    # -- records ---------------------------------------------------------------------------
+
+    def mirror_once(self, timeout_ms: int = 200) -> int:
+        records = self.consumer.poll(timeout_ms=timeout_ms)
+        batch = [r for rs in records.values() for r in rs] if isinstance(records, dict) \
+            else list(records)
+        if not batch:
+            return 0
+        sent: dict[TopicPartition, list[tuple[int, object]]] = {}
+        for r in batch:
+            remote = self.policy.format_remote_topic(self.flow.source, r.topic)
+            remote_parts = self.partitions.get(r.topic)
+            fut = self.producer.send(remote, r.value, r.key, r.headers or None,
+                                     r.partition if remote_parts else None, r.timestamp)
+            sent.setdefault(TopicPartition(r.topic, r.partition), []).append((r.offset, fut))
+        self.producer.flush()
+        commits: dict[TopicPartition, int] = {}
+        for tp, pairs in sent.items():
+            for offset, fut in pairs:  # every record may need a sync (gaps, offset.lag.max)
+                self._maybe_sync(tp, offset, fut.get().offset)
+            commits[tp] = pairs[-1][0] + 1
+        self.sync_producer.flush()
+        self.src_admin.alter_consumer_group_offsets(progress_group(self.flow), commits)
+        return len(batch)
+
+    def _maybe_sync(self, tp: TopicPartition, upstream: int, downstream: int) -> None:
+        kept = self.syncs.setdefault(tp, deque(maxlen=SYNCS_KEPT))
+        if should_emit_sync(kept[-1] if kept else None, upstream, downstream,
+                            self.flow.offset_lag_max):
+            sync = OffsetSync(tp.topic, tp.partition, upstream, downstream)
+            kept.append(sync)
+            self.sync_producer.send(
+                self.policy.offset_syncs_topic(self.flow.target),
+                json.dumps([upstream, downstream]).encode(),
+                json.dumps([tp.topic, tp.partition]).encode())
+
+    # -- checkpoints and heartbeats --------------------------------------------------------
+
+    def emit_checkpoints(self) -> None:
+        topic = self.policy.checkpoints_topic(self.flow.source)
+        for listing in self.src_admin.list_groups():
+            group = listing.group_id
+            if group.startswith("mm2-") or not self.flow.wants_group(group):
+                continue
+            translated: dict[TopicPartition, int] = {}
+            for tp, committed in self.src_admin.list_consumer_group_offsets(group).items():
+                if tp.topic not in self.partitions:
+                    continue
+                to = translate_offset(self.syncs.get(tp, ()), committed)
+                if to is None:
+                    continue
+                remote = TopicPartition(
+                    self.policy.format_remote_topic(self.flow.source, tp.topic), tp.partition)
+                translated[remote] = to
+                self.producer.send(topic, json.dumps(
+                    {"upstream": committed, "downstream": to}).encode(),
+                    json.dumps([group, remote.topic, remote.partition]).encode())
+            if not translated:
+                continue
+            self.checkpoints[group] = translated
+            if self.flow.sync_group_offsets and self._inactive_on_target(group):
+                self.dst_admin.alter_consumer_group_offsets(group, translated)
+        self.producer.flush()
+
+    def _inactive_on_target(self, group: str) -> bool:
+        states = {g.group_id: g.state for g in self.dst_admin.list_groups()}
+        return states.get(group, "Empty").lower() in ("empty", "dead")
+
+    def emit_heartbeat(self) -> None:
+        self.producer.send(HEARTBEATS_TOPIC, json.dumps(
+            {"source": self.flow.source, "target": self.flow.target,
+             "timestamp": int(time.time() * 1000)}).encode(),
+            json.dumps([self.flow.source, self.flow.target]).encode())
+
+    def ensure_internal_topics(self) -> None:
+        for admin, names in ((self.src_admin,
+                              [self.policy.offset_syncs_topic(self.flow.target)]),
+                             (self.dst_admin, [self.policy.checkpoints_topic(self.flow.source),
+                                               HEARTBEATS_TOPIC])):
+            have = set(admin.list_topics(include_internal=True))
+            new = [NewTopic(n, 1) for n in names if n not in have]
+            if new:
+                admin.create_topics(new)
+
+    def step(self) -> int:
+        now = self.clock()
+        if now >= self.next_refresh:
+            self.refresh_topics()
+            self.next_refresh = now + self.flow.refresh_topics_interval_s
+        moved = self.mirror_once() if self.partitions else 0
+        if now >= self.next_checkpoint:
+            self.emit_checkpoints()
+            self.next_checkpoint = now + self.flow.emit_checkpoints_interval_s
+        if now >= self.next_heartbeat:
+            self.emit_heartbeat()
+            self.next_heartbeat = now + self.flow.emit_heartbeats_interval_s
+        return moved
+
+    def close(self) -> None:
+        for c in (self.producer, self.sync_producer, self.consumer):
+            c.close()
+
+
+def run_flows(flows: list[Flow], policy: DefaultReplicationPolicy,
+              stop: Callable[[], bool] = lambda: False, retry_s: float = 1.0) -> None:
+    """Run every flow until ``stop()``; a cluster that is down is retried with back-off."""
+    runners: dict[int, FlowRunner] = {}
+    backoff = {i: retry_s for i in range(len(flows))}
+    retry_at = {i: 0.0 for i in range(len(flows))}
+    try:
+        while not stop():
+            idle = True
+            for i, flow in enumerate(flows):
+                if time.monotonic() < retry_at[i]:
+                    continue
+                try:
+                    if i not in runners:
+                        runner = FlowRunner(flow, policy)
+                        runner.ensure_internal_topics()
+                        runners[i] = runner
+                    if runners[i].step():
+                        idle = False
+                    backoff[i] = retry_s
+                except Exception as exc:  # noqa: BLE001 - a cluster away: retry, never exit
+                    logger.warning("mirror {}->{}: {} (retrying in {:.1f}s)", flow.source,
+                                   flow.target, exc, backoff[i])
+                    stale = runners.pop(i, None)
+                    if stale is not None:
+                        try:
+                            stale.close()
+                        except Exception:  # noqa: BLE001
+                            pass
+                    retry_at[i] = time.monotonic() + backoff[i]
+                    backoff[i] = min(backoff[i] * 2, 30.0)
+            if idle:
+                time.sleep(0.05)  # nothing to move: do not spin
+    finally:
+        for r in runners.values():
+            r.close()

@@ -1,0 +1,113 @@
+"""Pure decisions of the mirror (rillet.connectors.mirror.policy): naming, loop rule,
+offset translation, MM2 properties."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from rillet.connectors.mirror.policy import (
+    DefaultReplicationPolicy,
+    IdentityReplicationPolicy,
+    MirrorConfigError,
+    OffsetSync,
+    configs_to_sync,
+    parse_mirror_config,
+    parse_properties,
+    should_emit_sync,
+    should_replicate_topic,
+    translate_offset,
+)
+
+ALL = re.compile(".*")
+BASE = {"clusters": "A, B", "A.bootstrap.servers": "h:1", "B.bootstrap.servers": "h:2",
+        "A->B.enabled": "true"}
+
+
+def test_default_policy_names_and_separator():
+    p = DefaultReplicationPolicy("_")
+    assert p.format_remote_topic("A", "orders") == "A_orders"
+    assert p.topic_source("A_orders") == "A"
+    assert p.upstream_topic("A_orders") == "orders"
+    assert p.topic_source("orders") is None
+    assert p.offset_syncs_topic("B") == "mm2-offset-syncs_B.internal"
+    assert p.checkpoints_topic("A") == "A_checkpoints.internal"
+
+
+def test_loop_rule_never_sends_a_topic_back_to_where_it_came_from():
+    p = DefaultReplicationPolicy()
+    assert should_replicate_topic(p, "A", "B", "orders", ALL)
+    assert not should_replicate_topic(p, "A", "B", "B.orders", ALL)      # came from B
+    assert not should_replicate_topic(p, "A", "B", "C.B.orders", ALL)    # passed through B
+    assert should_replicate_topic(p, "A", "B", "C.orders", ALL)          # C -> A -> B chain
+    assert not should_replicate_topic(p, "A", "B", "__consumer_offsets", ALL)
+    assert not should_replicate_topic(p, "A", "B", "mm2-offset-syncs.B.internal", ALL)
+    assert not should_replicate_topic(p, "A", "B", "orders", re.compile("pay.*"))
+
+
+def test_identity_policy_keeps_names_and_refuses_active_active():
+    assert IdentityReplicationPolicy().format_remote_topic("A", "t") == "t"
+    props = {**BASE, "B->A.enabled": "true",
+             "replication.policy.class": "IdentityReplicationPolicy"}
+    with pytest.raises(MirrorConfigError, match="loop"):
+        parse_mirror_config(props)
+
+
+def test_translation_never_skips_a_record():
+    syncs = [OffsetSync("t", 0, 0, 100), OffsetSync("t", 0, 50, 150), OffsetSync("t", 0, 90, 190)]
+    assert translate_offset(syncs, 50) == 150     # exactly at a sync
+    assert translate_offset(syncs, 70) == 151     # between syncs: resume right after 50's copy
+    assert translate_offset(syncs, 1000) == 191
+    assert translate_offset(syncs[1:], 10) is None  # older than every sync: unknown
+
+
+def test_offset_sync_emitted_on_gap_or_lag():
+    last = OffsetSync("t", 0, 10, 20)
+    assert should_emit_sync(None, 0, 0, 100)
+    assert not should_emit_sync(last, 11, 21, 100)
+    assert should_emit_sync(last, 15, 21, 100)    # a gap upstream (compaction, markers)
+    assert should_emit_sync(last, 110, 120, 100)
+
+
+def test_properties_parse_and_flow_settings():
+    text = """# mm2
+clusters = A, B
+A.bootstrap.servers = 127.0.0.1:1
+B.bootstrap.servers: 127.0.0.1:2
+A->B.enabled = true
+A->B.topics = orders.*, pay
+A->B.groups = g1
+emit.checkpoints.interval.seconds = 2
+sync.group.offsets.enabled = true
+exactly.once.support = enabled
+"""
+    cfg = parse_mirror_config(parse_properties(text))
+    (flow,) = cfg.flows
+    assert (flow.source, flow.target) == ("A", "B")
+    assert flow.wants_topic(cfg.policy, "orders-eu") and flow.wants_topic(cfg.policy, "pay")
+    assert not flow.wants_topic(cfg.policy, "payroll")
+    assert flow.wants_group("g1") and not flow.wants_group("g2")
+    assert flow.emit_checkpoints_interval_s == 2 and flow.sync_group_offsets
+    assert flow.exactly_once
+
+
+@pytest.mark.parametrize("props, message", [
+    ({**BASE, "A->B.topcs": "x"}, "did you mean 'A->B.topics'"),
+    ({**BASE, "emit.checkpoint.interval.seconds": "1"}, "did you mean"),
+    ({k: v for k, v in BASE.items() if k != "B.bootstrap.servers"}, "B.bootstrap.servers"),
+    ({**BASE, "A->B.enabled": "yes"}, "true or false"),
+    ({**BASE, "A->B.enabled": "false"}, "no flow enabled"),
+    ({**BASE, "A->B.topics": "("}, "bad regex"),
+    ({**BASE, "exactly.once.support": "maybe"}, "exactly.once.support"),
+    ({**BASE, "replication.policy.class": "Nope"}, "unknown"),
+    ({"A.bootstrap.servers": "h:1"}, "clusters is required"),
+])
+def test_bad_properties_get_a_clear_error(props, message):
+    with pytest.raises(MirrorConfigError, match=re.escape(message)):
+        parse_mirror_config(props)
+
+
+def test_configs_to_sync_leaves_placement_keys_out():
+    assert configs_to_sync({"retention.ms": "5", "min.insync.replicas": "2"},
+                           {"retention.ms": "9"}) == {"retention.ms": "5"}
+    assert configs_to_sync({"retention.ms": "5"}, {"retention.ms": "5"}) == {}
