@@ -210,3 +210,12 @@ def test_last_leave_empties_the_group_and_a_record_round_trips():
     assert g.state is ClassicState.EMPTY and g.members == {}
     g.check_commit(member_id="", group_instance_id=None, generation_id=-1)
     assert g.describe()["state"] == "Empty"
+
+
+def test_a_member_id_handed_out_holds_the_rebalance_until_it_joins_or_expires():
+    g = stable_group("a")
+    assert join(g, new="b", now=200)["b"].error == MemberIdRequiredError.code
+    assert join_new(g, "c", now=200) == {}  # c joined: rebalance; a must rejoin
+    assert join(g, "a", now=300) == {}  # b's pending id still holds the rebalance
+    out = dict(g.tick(200 + 10_000))  # b never came back within its session timeout
+    assert set(out) == {"a", "c"} and "b" not in g.members
