@@ -27,7 +27,7 @@ the group's metadata record (Kafka's GroupMetadataValue) for ``__consumer_offset
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from .errors import (
@@ -42,6 +42,7 @@ from .errors import (
     RebalanceInProgressError,
     UnknownMemberIdError,
 )
+from .messages import OffsetCommitRequest
 
 
 class ClassicState(Enum):
@@ -510,3 +511,19 @@ class ClassicGroup:
                 g.static_members[m.group_instance_id] = m.member_id
         g.state = ClassicState.STABLE if g.members else ClassicState.EMPTY
         return g
+
+
+def classic_commit(group: ClassicGroup | None, req: OffsetCommitRequest) -> OffsetCommitRequest:
+    """An OffsetCommit of a classic client (``member_epoch`` carries its generation id) as
+    the request the core's offset path stores (:func:`.offsets.commit_offsets`): checked
+    against the classic group's member and generation here, then written as a simple commit,
+    so a group's committed offsets are the same records whichever protocol committed them
+    (they live under the group id, in a consumer group without members)."""
+    if group is None:
+        if req.member_id or req.member_epoch >= 0:
+            raise UnknownMemberIdError("no such classic group", group_id=req.group_id,
+                                       member_id=req.member_id)
+        return req
+    group.check_commit(member_id=req.member_id, group_instance_id=req.instance_id,
+                       generation_id=req.member_epoch)
+    return replace(req, member_id="", member_epoch=-1, instance_id=None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from rillet.coordinator.groups.classic import (
     ClassicConfig,
@@ -219,3 +221,28 @@ def test_a_member_id_handed_out_holds_the_rebalance_until_it_joins_or_expires():
     assert join(g, "a", now=300) == {}  # b's pending id still holds the rebalance
     out = dict(g.tick(200 + 10_000))  # b never came back within its session timeout
     assert set(out) == {"a", "c"} and "b" not in g.members
+
+
+def test_a_classic_commit_lands_in_the_shared_offset_path():
+    from rillet.coordinator.groups import (
+        CommitOffset,
+        CoordinatorState,
+        GroupCoordinator,
+        OffsetCommitRequest,
+        OffsetFetchRequest,
+        TopicPartition,
+    )
+    from rillet.coordinator.groups.classic import classic_commit
+
+    g = stable_group("a", "b")
+    tp = TopicPartition("orders", 0)
+    req = OffsetCommitRequest(group_id="g", member_id="a", member_epoch=g.generation_id,
+                              offsets={tp: CommitOffset(offset=42)})
+    core = GroupCoordinator()
+    result = core.commit_offsets(CoordinatorState(), classic_commit(g, req), 1000)
+    fetched = core.fetch_offsets(result.state, OffsetFetchRequest(group_id="g"))
+    assert fetched.offsets[tp].offset == 42
+    with pytest.raises(IllegalGenerationError):
+        classic_commit(g, replace(req, member_epoch=g.generation_id - 1))
+    with pytest.raises(UnknownMemberIdError):
+        classic_commit(None, req)
