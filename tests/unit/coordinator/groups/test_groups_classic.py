@@ -246,3 +246,21 @@ def test_a_classic_commit_lands_in_the_shared_offset_path():
         classic_commit(g, replace(req, member_epoch=g.generation_id - 1))
     with pytest.raises(UnknownMemberIdError):
         classic_commit(None, req)
+
+
+def test_the_group_record_replays_through_consumer_offsets_encoding():
+    import cbor2
+    from rillet.coordinator.groups import from_kv, replay, to_kv
+    from rillet.coordinator.groups.classic_records import ClassicGroupRecord
+
+    g = stable_group("a", "b")
+    k, v = to_kv(ClassicGroupRecord(group_id="g", value=g.to_record()))
+    k, v = cbor2.loads(cbor2.dumps(k)), cbor2.loads(cbor2.dumps(v))  # as the actor stores them
+    state = replay([from_kv(k, v)])
+    back = ClassicGroup.from_record("g", state.classic["g"], NO_DELAY)
+    assert back.describe() == g.describe() and back.generation_id == 1
+    gone = replay([from_kv(*to_kv(ClassicGroupRecord(group_id="g", value=None)))], state)
+    assert gone.classic == {}
+    from rillet.coordinator.groups.errors import InvalidRequestError
+    with pytest.raises(InvalidRequestError):
+        from_kv({"type": "classic_group", "group_id": "g"}, {"generation": "x"})
