@@ -173,7 +173,7 @@ class ClassicGroup:
             self._check_size(extra=1)
             return self._add_member(new_member_id, group_instance_id, args, now_ms)
         if member_id in self.pending_members:
-            self._check_size(extra=0)
+            self._check_size(extra=1)
             del self.pending_members[member_id]
             return self._add_member(member_id, group_instance_id, args, now_ms)
         member = self.members.get(member_id)

@@ -264,3 +264,15 @@ def test_the_group_record_replays_through_consumer_offsets_encoding():
     from rillet.coordinator.groups.errors import InvalidRequestError
     with pytest.raises(InvalidRequestError):
         from_kv({"type": "classic_group", "group_id": "g"}, {"generation": "x"})
+
+
+def test_group_max_size_counts_a_pending_member_that_joins():
+    from rillet.coordinator.groups.errors import GroupMaxSizeReachedError
+
+    g = ClassicGroup("g", ClassicConfig(initial_rebalance_delay_ms=0, max_size=1))
+    join(g, new="a")
+    join(g, new="b")  # both got MEMBER_ID_REQUIRED while the group was empty
+    join(g, "a")
+    with pytest.raises(GroupMaxSizeReachedError):
+        join(g, "b")
+    assert set(g.members) == {"a"}
