@@ -152,3 +152,26 @@ ERRORS_BY_CODE: dict[int, type[GroupError]] = {
     )
 }
 """Kafka error code -> exception class, for clients that turn a wire error back into a type."""
+
+
+# Errors of the classic (JoinGroup/SyncGroup) protocol, see :mod:`.classic`.
+
+
+class InvalidSessionTimeoutError(GroupError):
+    code, name = 26, "INVALID_SESSION_TIMEOUT"
+
+
+class RebalanceInProgressError(GroupError):
+    """The group is rebalancing: rejoin (JoinGroup) before syncing or committing."""
+
+    code, name = 27, "REBALANCE_IN_PROGRESS"
+
+
+class MemberIdRequiredError(GroupError):
+    """JoinGroup v4+ without a member id: retry at once with the member id in the reply."""
+
+    code, name = 79, "MEMBER_ID_REQUIRED"
+
+
+ERRORS_BY_CODE.update({cls.code: cls for cls in (
+    InvalidSessionTimeoutError, RebalanceInProgressError, MemberIdRequiredError)})

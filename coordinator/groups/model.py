@@ -235,6 +235,9 @@ class CoordinatorState:
     share: ShareGroups = field(default_factory=ShareGroups)
     """The shard's share groups (KIP-932, coordinator/share/group.py): their own records in
     the same topic; a group id is either a consumer group or a share group."""
+    classic: Mapping[str, Mapping] = field(default_factory=dict)
+    """group id -> the last metadata of each classic group (coordinator/groups/classic.py);
+    durable (replayed from its classic_group records)."""
 
     def next_deadline_ms(self) -> int | None:
         """Earliest consumer-group timer (ms); the actor should call ``tick`` at or after

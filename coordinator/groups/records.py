@@ -38,6 +38,7 @@ from typing import Any
 
 from rillet.coordinator.share import group_records as _share
 
+from . import classic_records as _classic
 from . import pending as _pending
 from .errors import InvalidRequestError
 from .model import (
@@ -188,6 +189,8 @@ def to_kv(record: GroupRecord) -> tuple[dict[str, Any], dict[str, Any] | None]:
     (coordinator/share/group_records.py) are encoded there."""
     if isinstance(record, _share.RECORD_CLASSES):
         return _share.to_kv(record)
+    if isinstance(record, _classic.RECORD_CLASSES):
+        return _classic.to_kv(record)
     key = key_of(record)
     if isinstance(record, Tombstone):
         return key, None
@@ -235,6 +238,8 @@ def from_kv(key: Mapping[str, Any], value: Mapping[str, Any] | None) -> GroupRec
         name = _str(key["type"])
         if name in _share.TYPES:
             return _share.from_kv(key, value)
+        if name == _classic.TYPE:
+            return _classic.from_kv(key, value)
         if name not in _BY_NAME:
             raise InvalidRequestError(f"unknown record type {name!r}")
         cls, fields = _BY_NAME[name]
@@ -458,9 +463,13 @@ def apply(state: CoordinatorState, records: Iterable[GroupRecord]) -> Coordinato
     builders: dict[str, GroupBuilder] = {}
     pending = state.pending
     share: list = []
+    classic: list = []
     for record in records:
         if isinstance(record, _share.RECORD_CLASSES):
             share.append(record)
+            continue
+        if isinstance(record, _classic.RECORD_CLASSES):
+            classic.append(record)
             continue
         gid = record.group_id
         if gid not in builders:
@@ -475,6 +484,8 @@ def apply(state: CoordinatorState, records: Iterable[GroupRecord]) -> Coordinato
                 pending = _pending.after_plain(pending, key, deleted=True)
     if share:
         state = replace(state, share=_share.apply(state.share, share))
+    if classic:
+        state = replace(state, classic=_classic.apply(state.classic, classic))
     if not builders:
         return state
     groups = dict(state.groups)
