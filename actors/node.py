@@ -250,6 +250,10 @@ class BrokerNode:
         )
         self.endpoint.start()
         self.internal_endpoint.start()
+        # Kafka's wire protocol on the KAFKA listener, if `listeners` names one
+        from .kafka_listener import start_kafka_listener
+
+        self.kafka_listener = start_kafka_listener(self.configs, self.ctx)
         self.ticker.every(0.02, lambda: self._tell_controller(ControllerTick()))
         flush_s = int(self.configs["log.flush.scheduler.interval.ms"]) / 1000
         check_s = int(self.configs["log.retention.check.interval.ms"]) / 1000
@@ -603,6 +607,8 @@ class BrokerNode:
             return
         self._stopped = True
         self._log.info("broker {} shutting down", self.broker_id)
+        if getattr(self, "kafka_listener", None) is not None:
+            self.kafka_listener.stop()
         self.endpoint.close()
         self.internal_endpoint.close()
         self.router.close()
