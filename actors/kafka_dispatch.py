@@ -29,6 +29,7 @@ from .kafka_wire import Request
 # One line per handler module; each registers its APIs with @api on import.
 HANDLER_MODULES: tuple[str, ...] = (
     "rillet.actors.kafka_api_versions",
+    "rillet.actors.kafka_metadata",
     # kafka-groups (#18): "rillet.actors.kafka_groups",
 )
 

@@ -33,7 +33,7 @@ _CLOSE = object()  # marker: close the connection (a handler failed)
 
 
 class _Conn:
-    __slots__ = ("sock", "peer", "inbuf", "outbuf", "busy", "pending", "closed", "want")
+    __slots__ = ("sock", "peer", "inbuf", "outbuf", "busy", "pending", "closed", "want", "doomed")
 
     def __init__(self, sock: socket.socket, peer: Any) -> None:
         self.sock = sock
@@ -44,6 +44,7 @@ class _Conn:
         self.pending: collections.deque[bytes] = collections.deque()  # frames not yet handled
         self.closed = False
         self.want = 0
+        self.doomed = ""  # bad input seen: answer what came before it, then close
 
 
 class KafkaListener:
@@ -142,12 +143,14 @@ class KafkaListener:
                 return self._close(conn)
             if data == b"":
                 return self._close(conn)
-            if data:
+            if data and not conn.doomed:
                 conn.inbuf += data
                 try:
                     self._frames(conn)
                 except W.FrameError as e:
-                    return self._bad(conn, str(e))
+                    conn.doomed = str(e)
+                    conn.inbuf.clear()
+                    self._close_if_doomed(conn)
         if mask & selectors.EVENT_WRITE and not conn.closed:
             self._write(conn)
 
@@ -167,10 +170,14 @@ class KafkaListener:
             conn.pending.append(frame)
             self._next(conn)
 
+    def _close_if_doomed(self, conn: _Conn) -> None:
+        if conn.doomed and not (conn.busy or conn.pending or conn.outbuf or conn.closed):
+            self._bad(conn, conn.doomed)
+
     def _next(self, conn: _Conn) -> None:
         """Dispatch the connection's next frame unless one is in flight."""
         if conn.busy or not conn.pending or conn.closed:
-            return
+            return self._close_if_doomed(conn)
         frame = conn.pending.popleft()
         try:
             request = W.decode_request(frame, self._versions)
@@ -199,6 +206,7 @@ class KafkaListener:
             return self._close(conn)
         events = selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.outbuf else 0)
         self._sel.modify(conn.sock, events, conn)
+        self._close_if_doomed(conn)
 
     def _bad(self, conn: _Conn, why: str) -> None:
         self.closed_bad += 1

@@ -12,8 +12,7 @@ dataclass for its (api key, version) and returns kio's response dataclass.
 
 Decoding is strict: a size outside 0 < size <= max, a frame too short for a header, an
 API key or version rillet does not serve (except ApiVersions, which Kafka answers with
-UNSUPPORTED_VERSION in its v0 shape so a client can downgrade), a body kio cannot decode
-or bytes after a decoded body raise ``FrameError``; the listener then closes the
+UNSUPPORTED_VERSION in its v0 shape so a client can downgrade), a body kio cannot decode raise ``FrameError``; the listener then closes the
 connection (what Kafka's broker does), and the broker stays up.
 """
 
@@ -54,6 +53,7 @@ class Request:
     client_id: str | None
     body: Any  # kio's <Api>Request dataclass for api_version
     size: int  # the frame's bytes, for accounting
+    trailing: int = 0  # bytes after the decoded body in the frame (ignored, as Kafka does)
 
 
 def frame_size(prefix: bytes, max_bytes: int) -> int:
@@ -86,11 +86,10 @@ def decode_request(frame: bytes, versions: dict[int, tuple[int, int]]) -> Reques
         raise
     except Exception as e:  # kio raises several kinds on truncated/garbled input
         raise FrameError(f"API key {api_key} v{version}: undecodable request ({e})") from None
-    if at + used != len(frame):
-        raise FrameError(
-            f"API key {api_key} v{version}: {len(frame) - at - used} bytes after the request"
-        )
-    return Request(api_key, version, cid, header.client_id, body, len(frame))
+    # Bytes after the body inside the frame are ignored, as Kafka's broker does (librdkafka's
+    # Metadata v12 carries 3 of them); bytes after the FRAME are the next frame's size.
+    return Request(api_key, version, cid, header.client_id, body, len(frame),
+                   trailing=len(frame) - at - used)
 
 
 def encode_response(correlation_id: int, body: Any) -> bytes:

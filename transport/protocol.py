@@ -1077,6 +1077,8 @@ class BrokerHeartbeatRequest:
     clean_shutdown: bool = True
     internal_host: str = ""
     internal_port: int = 0
+    kafka_host: str = ""  # the KAFKA listener (advertised), "" if none
+    kafka_port: int = 0
 
 
 @_msg

@@ -44,6 +44,8 @@ class BrokerBeat(Protocol):
     clean_shutdown: bool
     internal_host: str
     internal_port: int
+    kafka_host: str = ""
+    kafka_port: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +94,10 @@ class BrokerHeartbeats:
         moved = (
             info is None
             or info.incarnation != beat.incarnation
-            or (info.host, info.port, info.rack, info.internal_host, info.internal_port)
-            != (beat.host, beat.port, beat.rack, beat.internal_host, beat.internal_port)
+            or (info.host, info.port, info.rack, info.internal_host, info.internal_port,
+                info.kafka_host, info.kafka_port)
+            != (beat.host, beat.port, beat.rack, beat.internal_host, beat.internal_port,
+                getattr(beat, "kafka_host", ""), getattr(beat, "kafka_port", 0))
         )
         if moved:
             return Beat(fenced=True, action=REGISTER)
@@ -152,6 +156,8 @@ class BrokerHeartbeats:
             unclean_default=unclean_default,
             internal_host=beat.internal_host,
             internal_port=beat.internal_port,
+            kafka_host=getattr(beat, "kafka_host", ""),
+            kafka_port=getattr(beat, "kafka_port", 0),
         )
         records = [r for r in records if not isinstance(r, md.UnfenceBroker)]
         if not records:

@@ -108,12 +108,20 @@ def test_api_versions_above_range_answers_unsupported_version_in_v0(kafka_addr) 
         struct.pack(">i", 3) + b"abc",  # too short for a header
         _request(api_key=4242),  # unknown API key
         struct.pack(">i", len(_request()) - 7) + _request()[4:-3],  # truncated body
-        struct.pack(">i", len(_request()) - 4 + 5) + _request()[4:] + b"junk!",  # trailing bytes
     ],
-    ids=["100MB", "negative", "zero", "short", "unknown-key", "truncated", "trailing"],
+    ids=["100MB", "negative", "zero", "short", "unknown-key", "truncated"],
 )
 def test_bad_input_closes_that_connection_and_the_broker_serves_on(kafka_addr, payload) -> None:
     with _connect(kafka_addr) as bad:
         bad.sendall(payload)
         assert _closed(bad)
+    assert _api_versions(kafka_addr).error_code == ErrorCode.none
+
+
+def test_garbage_after_a_valid_request_answers_it_then_closes(kafka_addr) -> None:
+    with _connect(kafka_addr) as sock:
+        sock.sendall(_request(cid=77) + b"\xff\xff\xff\xffgarbage")
+        frame = _recv_frame(sock)
+        assert entity_reader(ResponseHeader)(frame, 0)[0].correlation_id == 77
+        assert _closed(sock)
     assert _api_versions(kafka_addr).error_code == ErrorCode.none
