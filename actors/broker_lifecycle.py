@@ -69,6 +69,8 @@ class Identity:
     internal_port: int
     incarnation: str
     clean_shutdown: bool
+    kafka_host: str = ""  # the KAFKA listener's advertised address ("": none)
+    kafka_port: int = 0
 
 
 class BrokerLifecycle(DispatchedActor):
@@ -156,6 +158,8 @@ class BrokerLifecycle(DispatchedActor):
             internal_host=m.internal_host,
             internal_port=m.internal_port,
             want_shut_down=self._shut_down is not None,
+            kafka_host=m.kafka_host,
+            kafka_port=m.kafka_port,
         )
 
     def _address_of(self, broker_id: int) -> str | None:

@@ -78,6 +78,7 @@ from .txn_verify import RemoteTxnVerifier
 
 _PARTITION_DIR = re.compile(r"^(?P<topic>[a-zA-Z0-9._-]+)-(?P<partition>\d+)$")
 CLEAN_SHUTDOWN_FILE = ".clean-shutdown"  # written last by a clean stop, removed at start
+KAFKA_ADDRESS_FILE = "kafka-listener"  # the KAFKA listener's advertised host:port
 HW_CHECKPOINT_FILE = "replication-offset-checkpoint"  # every hosted partition's HW (Kafka's)
 
 
@@ -238,6 +239,14 @@ class BrokerNode:
             internal_address=self._internal_address,
         )
         self.ctx.controller = self.controller
+        # Kafka's wire protocol on the KAFKA listener, if `listeners` names one; registered
+        # with the broker (kafka_host/kafka_port) so Metadata can advertise it
+        from .kafka_listener import start_kafka_listener
+
+        self.kafka_listener = start_kafka_listener(self.configs, self.ctx)
+        kafka = self.kafka_listener.endpoint if self.kafka_listener else None
+        if kafka:  # for the launcher's bootstrap.servers line (port 0 picks a free port)
+            (self.data_dir / KAFKA_ADDRESS_FILE).write_text(f"{kafka.host}:{kafka.port}\n")
         self.lifecycle = BrokerLifecycle.start(
             Identity(
                 self.broker_id,
@@ -247,6 +256,8 @@ class BrokerNode:
                 int(iport),
                 self.incarnation,
                 clean_shutdown,
+                kafka.host if kafka else "",
+                kafka.port if kafka else 0,
             ),
             voters=self.controller_voters(),
             heartbeat_ms=int(self.configs["broker.heartbeat.interval.ms"]),
@@ -630,6 +641,8 @@ class BrokerNode:
             self._log,
             lambda: any(b != self.broker_id for b in self.ctx.image.live_brokers()),
         )
+        if getattr(self, "kafka_listener", None) is not None:
+            self.kafka_listener.stop()
         self.endpoint.close()
         self.internal_endpoint.close()
         if getattr(self, "metrics_server", None) is not None:

@@ -99,6 +99,8 @@ class RegisterBroker:
     clean_shutdown: bool = True
     internal_host: str = ""
     internal_port: int = 0
+    kafka_host: str = ""  # the KAFKA listener, advertised to Kafka clients ("": none)
+    kafka_port: int = 0
 
 
 @_rec
@@ -217,6 +219,8 @@ class BrokerInfo:
     incarnation: str = ""
     internal_host: str = ""  # the inter-broker listener ("" when registered without one)
     internal_port: int = 0
+    kafka_host: str = ""  # the KAFKA listener's advertised address ("": none)
+    kafka_port: int = 0
 
     @property
     def internal_address(self) -> str | None:
@@ -333,6 +337,8 @@ def apply(image: MetadataImage, record: object) -> MetadataImage:
                 incarnation=record.incarnation,
                 internal_host=ih,
                 internal_port=ip,
+                kafka_host=record.kafka_host,
+                kafka_port=record.kafka_port,
             )
             return replace(image, brokers=_with(image.brokers, b, info), offset=nxt)
         case UnfenceBroker(broker_id=b) | FenceBroker(broker_id=b):
@@ -524,6 +530,8 @@ def register_broker(
     unclean_default: bool = False,
     internal_host: str = "",
     internal_port: int = 0,
+    kafka_host: str = "",
+    kafka_port: int = 0,
 ) -> list[object]:
     """Records for a broker starting up: (re)register if an address or its incarnation (its
     process) changed, then unfence.
@@ -541,11 +549,12 @@ def register_broker(
     new_process = old is not None and old.incarnation != incarnation
     if new_process:
         records += fence_broker(image, broker_id, unclean_default)
-    new = (host, port, rack, internal_host, internal_port)
+    new = (host, port, rack, internal_host, internal_port, kafka_host, kafka_port)
     if (
         old is None
         or new_process
-        or (old.host, old.port, old.rack, old.internal_host, old.internal_port) != new
+        or (old.host, old.port, old.rack, old.internal_host, old.internal_port,
+            old.kafka_host, old.kafka_port) != new
     ):
         records.append(
             RegisterBroker(
@@ -557,6 +566,8 @@ def register_broker(
                 clean_shutdown=clean_shutdown,
                 internal_host=internal_host,
                 internal_port=internal_port,
+                kafka_host=kafka_host,
+                kafka_port=kafka_port,
             )
         )
     if old is None or old.fenced or records:
@@ -598,6 +609,8 @@ def image_records(image: MetadataImage) -> list[object]:
                 incarnation=b.incarnation,
                 internal_host=b.internal_host,
                 internal_port=b.internal_port,
+                kafka_host=b.kafka_host,
+                kafka_port=b.kafka_port,
             )
         )
         if not b.fenced:

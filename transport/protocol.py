@@ -1080,6 +1080,8 @@ class BrokerHeartbeatRequest:
     internal_host: str = ""
     internal_port: int = 0
     want_shut_down: bool = False
+    kafka_host: str = ""  # the KAFKA listener (advertised), "" if none
+    kafka_port: int = 0
 
 
 @_msg

@@ -46,6 +46,8 @@ class BrokerBeat(Protocol):
     internal_host: str
     internal_port: int
     want_shut_down: bool
+    kafka_host: str = ""
+    kafka_port: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +98,10 @@ class BrokerHeartbeats:
         moved = (
             info is None
             or info.incarnation != beat.incarnation
-            or (info.host, info.port, info.rack, info.internal_host, info.internal_port)
-            != (beat.host, beat.port, beat.rack, beat.internal_host, beat.internal_port)
+            or (info.host, info.port, info.rack, info.internal_host, info.internal_port,
+                info.kafka_host, info.kafka_port)
+            != (beat.host, beat.port, beat.rack, beat.internal_host, beat.internal_port,
+                getattr(beat, "kafka_host", ""), getattr(beat, "kafka_port", 0))
         )
         if getattr(beat, "want_shut_down", False):
             # Kafka's controlled shutdown (KIP-631): the controller fences the broker now, as
@@ -180,6 +184,8 @@ class BrokerHeartbeats:
             unclean_default=unclean_default,
             internal_host=beat.internal_host,
             internal_port=beat.internal_port,
+            kafka_host=getattr(beat, "kafka_host", ""),
+            kafka_port=getattr(beat, "kafka_port", 0),
         )
         records = [r for r in records if not isinstance(r, md.UnfenceBroker)]
         if not records:

@@ -1,0 +1,307 @@
+"""The KAFKA listener: Kafka's wire protocol on a broker's own TCP port.
+
+One thread runs a ``selectors`` loop over the listening socket and every connection (no
+thread per connection); decoded requests go to a small worker pool
+(``num.network.threads`` threads) that runs the handlers of actors/kafka_dispatch.py, which
+reach the broker's actors through the shared BrokerContext as actors/session.py does.
+Responses come back from any thread through a queue and a wake-up socket pair; only the
+loop thread touches sockets.
+
+A connection handles one request at a time, in order (Kafka's broker mutes a channel while
+a request is in flight), so pipelined requests are answered in order. Bad input (a size
+outside 1..socket.request.max.bytes, a truncated or undecodable frame, an unknown API key or
+version, bytes after a request, a handler that raises) closes that connection only.
+"""
+
+from __future__ import annotations
+
+import collections
+import selectors
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from loguru import logger
+
+from . import kafka_wire as W
+from .kafka_api_versions import unsupported_version_response
+from .kafka_dispatch import HANDLERS, Call, KafkaEndpoint, load_handlers, served_versions
+
+_RECV = 256 * 1024
+_CLOSE = object()  # marker: close the connection (a handler failed)
+
+
+class _Conn:
+    __slots__ = ("sock", "peer", "inbuf", "outbuf", "busy", "pending", "closed", "want", "doomed")
+
+    def __init__(self, sock: socket.socket, peer: Any) -> None:
+        self.sock = sock
+        self.peer = peer
+        self.inbuf = bytearray()
+        self.outbuf = bytearray()
+        self.busy = False  # a request of this connection is being handled
+        self.pending: collections.deque[bytes] = collections.deque()  # frames not yet handled
+        self.closed = False
+        self.want = 0
+        self.doomed = ""  # bad input seen: answer what came before it, then close
+
+
+class KafkaListener:
+    """``start()`` binds and serves; ``stop()`` closes everything (idempotent)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        broker: Any,
+        advertised: tuple[str, int] | None = None,
+        max_request_bytes: int = 100 * 1024 * 1024,
+        workers: int = 3,
+    ) -> None:
+        load_handlers()
+        self._versions = served_versions()
+        self._broker = broker
+        self._max = max_request_bytes
+        self._sel = selectors.DefaultSelector()
+        self._server = socket.create_server((host or "0.0.0.0", port), backlog=128)
+        self._server.setblocking(False)
+        self.host, self.port = self._server.getsockname()[:2]
+        adv = advertised or (self.host, self.port)
+        self.endpoint = KafkaEndpoint(adv[0], adv[1] or self.port)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._done: collections.deque[tuple[_Conn, bytes | None]] = collections.deque()
+        self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="kafka-worker")
+        self._thread = threading.Thread(target=self._run, name="kafka-listener", daemon=True)
+        self._stopping = False
+        self.connections = 0
+        self.closed_bad = 0  # connections closed for bad input (observable in tests)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self) -> KafkaListener:
+        self._sel.register(self._server, selectors.EVENT_READ, None)
+        self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        self._wake()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # ------------------------------------------------------------------------ loop thread
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping:
+                for key, mask in self._sel.select(timeout=1.0):
+                    if key.data is None:
+                        self._accept()
+                    elif key.data == "wake":
+                        self._drain_wake()
+                    else:
+                        self._io(key.data, mask)
+                self._flush_done()
+        except Exception:  # never expected; the broker logs it and keeps its other doors
+            logger.exception("kafka listener loop failed")
+        finally:
+            for key in list(self._sel.get_map().values()):
+                if isinstance(key.data, _Conn):
+                    key.data.sock.close()
+            self._sel.close()
+            self._server.close()
+            self._wake_r.close()
+            self._wake_w.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, peer = self._server.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.connections += 1
+            self._sel.register(sock, selectors.EVENT_READ, _Conn(sock, peer))
+
+    def _io(self, conn: _Conn, mask: int) -> None:
+        if mask & selectors.EVENT_READ:
+            try:
+                data = conn.sock.recv(_RECV)
+            except (BlockingIOError, InterruptedError):
+                data = None
+            except OSError:
+                return self._close(conn)
+            if data == b"":
+                return self._close(conn)
+            if data and not conn.doomed:
+                conn.inbuf += data
+                try:
+                    self._frames(conn)
+                except W.FrameError as e:
+                    conn.doomed = str(e)
+                    conn.inbuf.clear()
+                    self._close_if_doomed(conn)
+        if mask & selectors.EVENT_WRITE and not conn.closed:
+            self._write(conn)
+
+    def _frames(self, conn: _Conn) -> None:
+        buf = conn.inbuf
+        while True:
+            if conn.want == 0:
+                if len(buf) < 4:
+                    return
+                conn.want = W.frame_size(bytes(buf[:4]), self._max)
+                del buf[:4]
+            if len(buf) < conn.want:
+                return
+            frame = bytes(buf[: conn.want])
+            del buf[: conn.want]
+            conn.want = 0
+            conn.pending.append(frame)
+            self._next(conn)
+
+    def _close_if_doomed(self, conn: _Conn) -> None:
+        if conn.doomed and not (conn.busy or conn.pending or conn.outbuf or conn.closed):
+            self._bad(conn, conn.doomed)
+
+    def _next(self, conn: _Conn) -> None:
+        """Dispatch the connection's next frame unless one is in flight."""
+        if conn.busy or not conn.pending or conn.closed:
+            return self._close_if_doomed(conn)
+        frame = conn.pending.popleft()
+        try:
+            request = W.decode_request(frame, self._versions)
+        except W.UnsupportedVersion as e:
+            return self._queue_bytes(conn, W.encode_response(e.correlation_id, unsupported_version_response()))
+        except W.FrameError as e:
+            return self._bad(conn, str(e))
+        conn.busy = True
+        self._pool.submit(self._handle, conn, request)
+
+    def _queue_bytes(self, conn: _Conn, data: bytes) -> None:
+        conn.outbuf += data
+        self._write(conn)
+        self._next(conn)
+
+    def _write(self, conn: _Conn) -> None:
+        if conn.closed:
+            return
+        try:
+            while conn.outbuf:
+                sent = conn.sock.send(conn.outbuf)
+                del conn.outbuf[:sent]
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            return self._close(conn)
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.outbuf else 0)
+        self._sel.modify(conn.sock, events, conn)
+        self._close_if_doomed(conn)
+
+    def _bad(self, conn: _Conn, why: str) -> None:
+        self.closed_bad += 1
+        logger.warning("kafka listener: closing {} ({})", conn.peer, why)
+        self._close(conn)
+
+    def _close(self, conn: _Conn) -> None:
+        if conn.closed:
+            return
+        conn.closed = True
+        try:
+            self._sel.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        conn.sock.close()
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def _flush_done(self) -> None:
+        while self._done:
+            conn, data = self._done.popleft()
+            conn.busy = False
+            if conn.closed:
+                continue
+            if data is None:
+                self._next(conn)
+            elif data is _CLOSE:
+                self._bad(conn, "handler failed")
+            else:
+                self._queue_bytes(conn, data)
+
+    # ----------------------------------------------------------------------- any thread
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, OSError):
+            pass  # a wake-up is already pending (or we are stopping)
+
+    def _finish(self, conn: _Conn, data: object) -> None:
+        self._done.append((conn, data))
+        self._wake()
+
+    def _handle(self, conn: _Conn, request: W.Request) -> None:
+        answered = threading.Event()
+
+        def respond(response: Any) -> None:
+            if answered.is_set():
+                return
+            answered.set()
+            try:
+                data = None if response is None else W.encode_response(request.correlation_id, response)
+            except Exception:
+                logger.exception("kafka api {} v{}: bad response", request.api_key, request.api_version)
+                data = _CLOSE
+            self._finish(conn, data)
+
+        call = Call(request, self._broker, self.endpoint, respond)
+        try:
+            result = HANDLERS[request.api_key].handler(call)
+        except Exception:
+            logger.exception("kafka api {} v{} handler failed", request.api_key, request.api_version)
+            answered.set()
+            return self._finish(conn, _CLOSE)
+        if result is not None:
+            respond(result)
+
+
+
+
+def start_kafka_listener(configs: dict, broker: Any) -> KafkaListener | None:
+    """The broker's KAFKA listener if ``listeners`` names one (actors/listeners.py), started;
+    else None. Advertised at its ``advertised.listeners`` KAFKA entry or its bound address."""
+    from .listeners import Listener, advertised_addresses, parse_listeners
+
+    bound = parse_listeners(configs.get("listeners", ""))
+    kafka = bound.get("KAFKA")
+    if kafka is None:
+        return None
+    workers = int(configs.get("num.network.threads", 3))
+    listener = KafkaListener(
+        kafka.host, kafka.port, broker,
+        max_request_bytes=int(configs.get("socket.request.max.bytes", 100 * 1024 * 1024)),
+        workers=workers,
+    )
+    real = {"KAFKA": Listener("KAFKA", kafka.host, listener.port)}
+    host, _, port = advertised_addresses(real, _only_kafka(configs.get("advertised.listeners", ""))).get("KAFKA").rpartition(":")
+    listener.endpoint = KafkaEndpoint(host, int(port))
+    return listener.start()
+
+
+def _only_kafka(text: str) -> str:
+    return ",".join(p for p in text.split(",") if p.strip().upper().startswith("KAFKA://"))
