@@ -54,9 +54,10 @@ def _register() -> None:
     from rillet.cli.streams import streams
     from rillet.cli.topic import topic
     from rillet.cli.transactions import transactions
+    from rillet.cli.webconsole import console
 
     for command in (cluster, topic, produce, consume, perf, group, transactions, share_group,
-                    queue, streams):
+                    queue, streams, console):
         cli.add_command(command)
     # top-level names of Kafka's separate tools (kafka-leader-election.sh,
     # kafka-reassign-partitions.sh) for the commands that live under `rillet topic`
