@@ -1,8 +1,8 @@
 """The web console in headless Chromium (playwright-core from npm, Debian's chromium),
 served by the real ``rillet console`` command for a real broker; data made with the CLI.
 
-Screenshots of every page are kept under this test's pytest tmp dir (``console-shots/``;
-pytest keeps the last three runs' dirs) and their paths printed.
+Screenshots of every page are kept as test artifacts in ``tests/artifacts/console/<test>/``
+(gitignored; ``$RILLET_TEST_ARTIFACTS`` moves it), their paths printed.
 """
 
 from __future__ import annotations
@@ -70,13 +70,15 @@ def _get(urllib_request, url: str) -> bool:
 
 
 @pytest.fixture
-def browse(tmp_path):
+def browse(request):
     node = require_tool("node")
     chromium = require_tool("chromium", "/usr/bin/chromium")
     if not (BROWSER_DIR / "node_modules" / "playwright-core").is_dir():
         require_tool("playwright-core", str(BROWSER_DIR / "node_modules" / "playwright-core"))
-    shots = tmp_path / "console-shots"
-    shots.mkdir()
+    root = Path(os.environ.get("RILLET_TEST_ARTIFACTS")
+                or Path(__file__).resolve().parents[1] / "artifacts")
+    shots = root / "console" / request.node.name
+    shots.mkdir(parents=True, exist_ok=True)
 
     def run(url: str, name: str, steps=(), texts=None) -> dict[str, str]:
         job = {"url": url, "steps": list(steps), "texts": texts or {},
