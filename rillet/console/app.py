@@ -105,6 +105,11 @@ def make_app(view: ClusterView, connect_url: str | None = None) -> Starlette:
     def group(request):
         return view.group(request.path_params["name"])
 
+    def reset_group(request):
+        return view.reset_offsets(request.path_params["name"],
+                                  request.query_params.get("to", ""),
+                                  request.query_params.get("confirm"))
+
     def throughput(request):
         return view.throughput()
 
@@ -139,6 +144,7 @@ def make_app(view: ClusterView, connect_url: str | None = None) -> Starlette:
         Route("/api/topics/{name}/delete", g(delete_topic), methods=["POST"]),
         Route("/api/groups", g(groups)),
         Route("/api/groups/{name}", g(group)),
+        Route("/api/groups/{name}/reset-offsets", g(reset_group), methods=["POST"]),
         Route("/api/throughput", g(throughput)),
         Route("/api/connectors", g(connectors)),
         Route("/api/connectors/{name}/{action}", g(connector_action), methods=["POST"]),

@@ -235,6 +235,28 @@ class ClusterView:
                             for m in d.members],
                 "partitions": self._lag(group_id)}
 
+    def reset_offsets(self, group_id: str, to: str, confirm: str | None) -> dict[str, Any]:
+        """Move every committed offset of the group to the log start (``earliest``) or end
+        (``latest``); needs ``confirm`` equal to the group id, and a group without members."""
+        if to not in ("earliest", "latest"):
+            raise BadRequest(f"reset to must be earliest or latest, got {to!r}")
+        if confirm != group_id:
+            raise BadRequest(f"resetting the offsets of group {group_id!r} needs "
+                             f"confirmation: send confirm={group_id!r}")
+        self.group(group_id)  # NotFound for an unknown one
+        with self._lock:
+            committed = self._admin.list_consumer_group_offsets(group_id)
+            if not committed:
+                raise BadRequest(f"group {group_id!r} has no committed offsets")
+            target = self._admin.list_offsets(list(committed),
+                                              timestamp=-2 if to == "earliest" else -1)
+            try:
+                self._admin.alter_consumer_group_offsets(group_id, target)
+            except RilletError as exc:
+                raise BadRequest(str(exc)) from None
+        return {"group_id": group_id, "offsets": {f"{tp.topic}-{tp.partition}": o
+                                                  for tp, o in sorted(target.items())}}
+
     # -- throughput (rates computed from log end offsets) -------------------------------------
 
     def throughput(self) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from starlette.testclient import TestClient
@@ -122,3 +123,74 @@ def test_show_bytes_never_sends_more_than_the_cap() -> None:
     assert show_bytes("héllo".encode())["kind"] == "text"
     big = show_bytes(b"\xff" * (MAX_SHOWN_BYTES + 10))
     assert big["kind"] == "binary" and big["truncated"]
+
+
+def test_reset_offsets_needs_confirmation_and_an_empty_group(cluster, client) -> None:
+    from rillet.consumer import Consumer
+
+    _topic(cluster, "api-reset")
+    _produce(cluster, "api-reset", [(None, b"r%d" % i, []) for i in range(4)])
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap_servers,
+                         "group.id": "api-reset-group", "auto.offset.reset": "earliest",
+                         "enable.auto.commit": False})
+    try:
+        consumer.subscribe(["api-reset"])
+        got = 0
+        deadline = time.monotonic() + 30
+        while got < 4 and time.monotonic() < deadline:
+            got += sum(len(v) for v in consumer.poll(timeout_ms=500).values())
+        consumer.commit()
+        r = client.post("/api/groups/api-reset-group/reset-offsets?to=earliest"
+                        "&confirm=api-reset-group")
+        assert r.status_code == 400 and "active members" in r.json()["error"]
+    finally:
+        consumer.close()
+    lag = client.get("/api/groups/api-reset-group").json()["partitions"]
+    assert [p["lag"] for p in lag] == [0]
+    r = client.post("/api/groups/api-reset-group/reset-offsets?to=earliest")
+    assert r.status_code == 400 and "confirm" in r.json()["error"]
+    r = client.post("/api/groups/api-reset-group/reset-offsets?to=earliest&confirm=api-reset-group")
+    assert r.status_code == 200 and r.json()["offsets"] == {"api-reset-0": 0}
+    assert [p["lag"] for p in client.get("/api/groups/api-reset-group").json()["partitions"]] \
+        == [4]
+    r = client.get("/api/groups/no-such-group")
+    assert r.status_code == 404 and "does not exist" in r.json()["error"]
+
+
+def test_connectors_status_pause_resume_restart_through_a_real_worker(cluster, tmp_path) -> None:
+    from tests.integration.connect_helpers import WorkerProcess, write_json
+    from tests.support import wait_until
+
+    (tmp_path / "in.txt").write_text("a\nb\n")
+    worker_cfg = write_json(tmp_path / "worker.json", {
+        "bootstrap.servers": cluster.bootstrap_servers, "rest.port": 0,
+        "offset.flush.interval.ms": 200})
+    source = write_json(tmp_path / "source.json", {
+        "name": "api-file", "connector.class": "file-source", "tasks.max": 1,
+        "file": str(tmp_path / "in.txt"), "topic": "api-connect", "poll.interval.ms": 100,
+        "value.converter": "string"})
+    worker = WorkerProcess(tmp_path, worker_cfg, [source])
+    url = worker.start(timeout=60)
+    view = ClusterView(cluster.bootstrap_servers)
+    try:
+        with TestClient(make_app(view, connect_url=url)) as c:
+            def state(want: str):
+                got = c.get("/api/connectors").json()
+                return got if got and got[0]["state"] == want and all(
+                    t["state"] == want for t in got[0]["tasks"]) else None
+
+            listed = wait_until(lambda: state("RUNNING"), 30, "the connector to run")
+            assert listed[0]["name"] == "api-file" and listed[0]["tasks"]
+            assert c.post("/api/connectors/api-file/pause").status_code == 200
+            wait_until(lambda: state("PAUSED"), 30, "the connector to pause")
+            assert c.post("/api/connectors/api-file/resume").status_code == 200
+            wait_until(lambda: state("RUNNING"), 30, "the connector to resume")
+            assert c.post("/api/connectors/api-file/restart").status_code == 200
+            wait_until(lambda: state("RUNNING"), 30, "the connector to run after restart")
+            r = c.post("/api/connectors/nope/pause")
+            assert r.status_code == 404, r.text
+            r = c.post("/api/connectors/api-file/explode")
+            assert r.status_code == 400 and "unknown connector action" in r.json()["error"]
+    finally:
+        view.close()
+        worker.stop()

@@ -119,7 +119,16 @@ const pages = {
         [esc(m.member_id), esc(m.client_id), esc(m.host), esc(m.assignment.join(", "))]), "members") +
       `<h3>Lag per partition</h3>` + table(["Partition", "Committed", "End offset", "Lag"], g.partitions.map(p =>
         [esc(`${p.topic}-${p.partition}`), p.committed, p.end_offset, p.lag]), "lag") +
-      `<div id="lag-chart">${Chart.bars(g.partitions.map(p => ({label: `${p.topic}-${p.partition}`, value: p.lag || 0})))}</div>`;
+      `<div id="lag-chart">${Chart.bars(g.partitions.map(p => ({label: `${p.topic}-${p.partition}`, value: p.lag || 0})))}</div>` +
+      `<p><button data-to="earliest">Reset offsets to earliest...</button> <button data-to="latest">Reset offsets to latest...</button></p>`;
+    main.querySelectorAll("button[data-to]").forEach(b => b.onclick = async () => {
+      const typed = prompt(`Reset every committed offset of group ${g.group_id} to ${b.dataset.to}? Type the group id to confirm.`);
+      if (typed === null) return;
+      try {
+        await api(`/api/groups/${encodeURIComponent(g.group_id)}/reset-offsets?to=${b.dataset.to}&confirm=${encodeURIComponent(typed)}`, {method: "POST"});
+        route();
+      } catch (err) { showError(err); }
+    });
   },
   async connectors() {
     main.innerHTML = `<h2>Connectors</h2><div id="connectors"></div>`;
