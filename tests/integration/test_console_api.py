@@ -194,3 +194,13 @@ def test_connectors_status_pause_resume_restart_through_a_real_worker(cluster, t
     finally:
         view.close()
         worker.stop()
+
+
+def test_throughput_rates_come_from_log_end_offsets(cluster, client) -> None:
+    _topic(cluster, "api-rate")
+    first = client.get("/api/throughput").json()
+    assert first["totals"]["api-rate"] == 0
+    _produce(cluster, "api-rate", [(None, b"x", [])] * 10)
+    second = client.get("/api/throughput").json()
+    assert second["totals"]["api-rate"] == 10
+    assert second["series"][-1]["rates"]["api-rate"] > 0
