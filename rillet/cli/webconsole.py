@@ -18,6 +18,7 @@ from rillet.cli.common import bootstrap_option, resolve_brokers
 def console(bootstrap: str | None, port: int, host: str, connect_url: str | None) -> None:
     """Serve a web UI of the cluster: brokers, topics, messages, groups, connectors."""
     import socket
+    import sys
 
     import uvicorn
 
@@ -34,10 +35,7 @@ def console(bootstrap: str | None, port: int, host: str, connect_url: str | None
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
-    click.echo(f"Rillet console for {brokers} at http://{shown}:{bound}/  (Ctrl-C to stop)",
-               err=False)
-    import sys
-
+    click.echo(f"Rillet console for {brokers} at http://{shown}:{bound}/  (Ctrl-C to stop)")
     sys.stdout.flush()
     server = uvicorn.Server(uvicorn.Config(make_app(view, connect_url), log_level="warning"))
     try:
