@@ -59,9 +59,10 @@ def _register() -> None:
     from rillet.cli.topic import topic
     from rillet.cli.transactions import transactions
     from rillet.cli.user import user
+    from rillet.cli.webconsole import console
 
     for command in (cluster, topic, produce, consume, perf, group, transactions, share_group,
-                    queue, streams, user, top, mirror):
+                    queue, streams, user, top, mirror, console):
         cli.add_command(command)
     cli.add_command(broker)  # one broker of a multi-host cluster (docs/operations.md)
     cluster.add_command(cluster_init)
