@@ -145,7 +145,8 @@ BROKER_DEFAULTS: dict[str, str] = {
 
 _CHOICES = {
     "compression.type": ("producer", "uncompressed", "none", "gzip", "zstd", "lz4"),
-    "message.timestamp.type": ("CreateTime", "LogAppendTime"),
+    # LogAppendTime (the broker stamps each batch) is not implemented: refused, never ignored
+    "message.timestamp.type": ("CreateTime",),
     "unclean.leader.election.enable": ("true", "false"),
     "log.scrub.enable": ("true", "false"),
 }
@@ -189,6 +190,11 @@ def validate_topic_configs(configs: Mapping[str, str | None]) -> None:
             raise ConfigError(f"unknown topic config {key!r}{_hint(key, TOPIC_DEFAULTS)}")
         if value is None:
             continue
+        if key == "message.timestamp.type" and value == "LogAppendTime":
+            raise ConfigError(
+                "message.timestamp.type=LogAppendTime is not supported yet: records keep the "
+                "producer's timestamp (CreateTime)"
+            )
         if key in _CHOICES and value not in _CHOICES[key]:
             raise ConfigError(f"{key}={value!r}; valid values: {', '.join(_CHOICES[key])}")
         if key == "min.insync.replicas":

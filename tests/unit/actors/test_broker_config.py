@@ -44,3 +44,15 @@ def test_a_key_that_is_not_a_broker_config_names_the_closest() -> None:
 def test_a_wrong_value_is_refused_at_start(key, value, error) -> None:
     with pytest.raises(ConfigError, match=error):
         validate_broker_configs({key: value})
+
+
+def test_log_append_time_is_refused_not_ignored():
+    """Not implemented, so not accepted (a topic config or the broker's synonym)."""
+    import pytest as _pytest
+    from rillet.actors.configs import ConfigError, validate_broker_configs, validate_topic_configs
+
+    with _pytest.raises(ConfigError, match="LogAppendTime is not supported"):
+        validate_topic_configs({"message.timestamp.type": "LogAppendTime"})
+    with _pytest.raises(ConfigError, match="LogAppendTime is not supported"):
+        validate_broker_configs({"log.message.timestamp.type": "LogAppendTime"})
+    validate_topic_configs({"message.timestamp.type": "CreateTime"})
