@@ -302,6 +302,11 @@ def parse_mirror_config(props: Mapping[str, str]) -> MirrorConfig:
             if eos not in EOS_VALUES:
                 raise MirrorConfigError(f"exactly.once.support must be one of "
                                         f"{sorted(EOS_VALUES)}, got {eos!r}")
+            if eos != "disabled":
+                # refused, never accepted and run at-least-once (docs/mirror.md "Not yet")
+                raise MirrorConfigError(
+                    f"{p}: exactly.once.support={eos} is not supported yet: the mirror is "
+                    "at-least-once (at most one poll of duplicates per crash); set disabled")
             ex_t, ex_g = props.get(f"{p}.topics.exclude"), props.get(f"{p}.groups.exclude")
             flows.append(Flow(
                 source=s, target=t,

@@ -79,7 +79,7 @@ A->B.topics = orders.*, pay
 A->B.groups = g1
 emit.checkpoints.interval.seconds = 2
 sync.group.offsets.enabled = true
-exactly.once.support = enabled
+exactly.once.support = disabled
 """
     cfg = parse_mirror_config(parse_properties(text))
     (flow,) = cfg.flows
@@ -88,7 +88,9 @@ exactly.once.support = enabled
     assert not flow.wants_topic(cfg.policy, "payroll")
     assert flow.wants_group("g1") and not flow.wants_group("g2")
     assert flow.emit_checkpoints_interval_s == 2 and flow.sync_group_offsets
-    assert flow.exactly_once
+    assert not flow.exactly_once
+    with pytest.raises(MirrorConfigError, match="not supported yet"):
+        parse_mirror_config(parse_properties(text.replace("= disabled", "= enabled")))
 
 
 @pytest.mark.parametrize("props, message", [
