@@ -49,6 +49,7 @@ def test_unreachable_bootstrap_fails_at_once(where, said) -> None:
     assert time.monotonic() - started < 10
 
 
+@pytest.mark.slow  # ~25 s, and it passes on the code before the fast-failure change too
 @pytest.mark.timeout(150)
 def test_a_client_created_right_after_the_leader_died_retries(cluster_factory) -> None:
     # the dead leader stays in the metadata until its session (6 s) expires
