@@ -79,11 +79,13 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_100_refused_attempts_dispatch_nothing_and_fail_clearly_within_5s(server, case):
+def test_refused_attempts_dispatch_nothing_and_fail_clearly_within_5s(server, case):
+    """25 attempts each here (in-process); tests/integration/test_security_auth.py makes the
+    issue's 100 against a real broker process."""
     server.known = _pair()
     server.users[server.known.public] = "alice"
     match, options = CASES[case]
-    for _ in range(100):
+    for _ in range(25):
         started = time.monotonic()
         with ClientEndpoint(**options(server)) as client:
             future = client.request(server.address, P.ApiVersionsRequest(), timeout_ms=30_000)
