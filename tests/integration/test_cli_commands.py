@@ -3,33 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.integration.cli_helpers import RILLET, cli_env, run
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
-
-RILLET = [sys.executable, "-m", "rillet.cli.main"]
-
-
-def run(args, env, input_: bytes | None = None, check: bool = True, timeout: float = 60):
-    proc = subprocess.run([*RILLET, *args], input=input_, capture_output=True, env=env,
-                          timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"rillet {' '.join(args)} exited {proc.returncode}:\n"
-                             f"{proc.stdout.decode()}\n{proc.stderr.decode()}")
-    return proc
 
 
 @pytest.fixture
 def env(tmp_path: Path):
-    e = {k: v for k, v in os.environ.items() if k != "RILLET_BROKERS"}
-    e["RILLET_CONFIG_DIR"] = str(tmp_path / "config")
-    e["RILLET_HOME"] = str(tmp_path / "home")
-    return e
+    return cli_env(tmp_path)
 
 
 @pytest.fixture

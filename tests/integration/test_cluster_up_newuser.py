@@ -9,31 +9,20 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from rillet.launcher import LocalCluster
+from tests.integration.cli_helpers import RILLET, cli_env, run
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
-RILLET = [sys.executable, "-m", "rillet.cli.main"]
-
-
-def run(args, env, check=True):
-    proc = subprocess.run([*RILLET, *args], env=env, capture_output=True, timeout=90)
-    if check:
-        assert proc.returncode == 0, proc.stderr.decode()
-    return proc
 
 
 @pytest.fixture
 def env(tmp_path: Path):
-    e = {k: v for k, v in os.environ.items() if k != "RILLET_BROKERS"}
-    e["RILLET_CONFIG_DIR"] = str(tmp_path / "config")
-    e["RILLET_HOME"] = str(tmp_path / "home")
-    return e
+    return cli_env(tmp_path)
 
 
 def wait_for(condition, what: str, timeout: float = 45.0):

@@ -16,9 +16,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from netns import NetnsCluster, available
 from test_network_partitions import (
-    CONFIGS,
     REJOIN_S,
     _finish_and_check,
     _hold,
@@ -26,25 +24,12 @@ from test_network_partitions import (
     _rejoined,
     _start_producing,
     _wait_acks,
+    netns_cluster,  # noqa: F401 - the fixture (three brokers in namespaces, all removed after)
 )
 
 from tests.support import require_tool
 
 pytestmark = [pytest.mark.integration]
-
-
-@pytest.fixture
-def netns_cluster(tmp_path):
-    """Three brokers in namespaces; every namespace deleted afterwards, even on failure."""
-    reason = available()
-    if reason:
-        pytest.skip(reason)
-    cluster = NetnsCluster(tmp_path / "cluster", CONFIGS)
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.close()
 
 
 def _one_way_leader(c, seconds: float) -> None:
@@ -69,13 +54,13 @@ def _one_way_leader(c, seconds: float) -> None:
 
 
 @pytest.mark.timeout(180)  # the default suite's bounded schedule
-def test_a_leader_that_hears_nothing_for_5_s_is_replaced_and_rejoins(netns_cluster) -> None:
+def test_a_leader_that_hears_nothing_for_5_s_is_replaced_and_rejoins(netns_cluster) -> None:  # noqa: F811 - the imported fixture
     _one_way_leader(netns_cluster, 5)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_a_leader_that_hears_nothing_for_30_s_is_replaced_and_rejoins(netns_cluster) -> None:
+def test_a_leader_that_hears_nothing_for_30_s_is_replaced_and_rejoins(netns_cluster) -> None:  # noqa: F811 - the imported fixture
     _one_way_leader(netns_cluster, 30)
 
 
@@ -104,5 +89,5 @@ def _lossy(c, seconds: float) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_lossy_slow_links_lose_and_duplicate_nothing(netns_cluster) -> None:
+def test_lossy_slow_links_lose_and_duplicate_nothing(netns_cluster) -> None:  # noqa: F811 - the imported fixture
     _lossy(netns_cluster, 20)
