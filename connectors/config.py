@@ -250,11 +250,15 @@ WORKER_DEF = ConfigDef(
         # task writes its records and source offsets in one transaction
         key("exactly.once.source.support", default="disabled",
             choices=("disabled", "enabled", "preparing")),
+        # Kafka's plugin.path: where `module:Class` connectors, converters and transforms are
+        # imported from (besides the installed packages and the worker's working directory)
+        key("plugin.path", "list", [],
+            doc="directories to import connector/converter/transform modules from"),
     ],
     prefixes=("producer.", "consumer.", "admin.", "key.converter.", "value.converter."),
     # keys of Kafka's connect-standalone.properties that mean nothing here, accepted so a
     # copied file works
-    ignored=("offset.storage.file.filename", "plugin.path", "listeners",
+    ignored=("offset.storage.file.filename", "listeners",
              "config.storage.topic", "status.storage.topic", "header.converter"),
 )
 

@@ -8,6 +8,7 @@ until SIGINT/SIGTERM, when every task commits its offsets and stops.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -25,6 +26,25 @@ from .rest import RestServer
 from .validation import validate_connector_config
 
 
+def add_plugin_paths(dirs: Sequence[str]) -> list[str]:
+    """Make ``module:Class`` plugins importable from each ``plugin.path`` directory and from
+    the working directory (where a user runs `rillet connect standalone` next to their
+    connector module; the console script, unlike `python -m`, does not put it on sys.path).
+    Returns a problem per directory that does not exist."""
+    problems = []
+    wanted = []
+    for d in dirs:
+        path = Path(d).expanduser().resolve()
+        if not path.is_dir():
+            problems.append(f"plugin.path: {d!r} is not a directory")
+        wanted.append(str(path))
+    wanted.append(os.getcwd())
+    for path in wanted:  # after the installed packages: a plugin never shadows them
+        if path not in sys.path:
+            sys.path.append(path)
+    return problems
+
+
 def load_all(worker_path: str | Path, connector_paths: Sequence[str | Path]
              ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The typed worker config and the raw connector configs, all validated."""
@@ -34,6 +54,7 @@ def load_all(worker_path: str | Path, connector_paths: Sequence[str | Path]
         worker = parse_worker_config(load_config_file(worker_path), source=str(worker_path))
     except ConnectConfigError as e:
         problems.append(str(e))
+    problems += add_plugin_paths(worker.get("plugin.path", []))
     connectors = []
     names: set[str] = set()
     for p in connector_paths:

@@ -119,3 +119,31 @@ def test_bootstrap_servers_default_to_the_environment(monkeypatch, tmp_path):
         parse_worker_config({})
     (tmp_path / "profile.json").write_text('{"brokers": "127.0.0.1:6"}')
     assert parse_worker_config({})["bootstrap.servers"] == "127.0.0.1:6"
+
+
+def test_plugin_path_and_the_working_directory_make_custom_connectors_importable(
+        tmp_path, monkeypatch):
+    """`rillet connect standalone` (a console script: the working directory is not on
+    sys.path) finds `module:Class` plugins in plugin.path and in the working directory."""
+    import sys
+
+    from rillet.connectors.plugins import load_connector_class
+    from rillet.connectors.standalone import add_plugin_paths
+
+    plugins, cwd = tmp_path / "plugins", tmp_path / "cwd"
+    plugins.mkdir(), cwd.mkdir()
+    body = ("from rillet.connectors.api import SourceConnector\n"
+            "class {name}(SourceConnector):\n    pass\n")
+    (plugins / "inplugins.py").write_text(body.format(name="A"))
+    (cwd / "incwd.py").write_text(body.format(name="B"))
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(cwd))])
+    with pytest.raises(Exception, match="cannot import incwd"):
+        load_connector_class("incwd:B")
+    assert add_plugin_paths([str(plugins)]) == []
+    assert load_connector_class("inplugins:A").__name__ == "A"
+    assert load_connector_class("incwd:B").__name__ == "B"
+    assert add_plugin_paths([str(tmp_path / "nope")]) == [
+        f"plugin.path: {str(tmp_path / 'nope')!r} is not a directory"]
+    w = parse_worker_config({"bootstrap.servers": "h:1", "plugin.path": f"{plugins},/x"})
+    assert w["plugin.path"] == [str(plugins), "/x"]
