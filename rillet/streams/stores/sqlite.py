@@ -121,14 +121,6 @@ class SqliteWindowBytes(_SqliteBase):
         self.dups = retain_duplicates
         self._oldest = _INF  # no window starts before: expiry below it has nothing to do
 
-    @staticmethod
-    def _put_row(pk: tuple, value: bytes) -> tuple:
-        return (*pk, value)
-
-    @staticmethod
-    def _pk_row(pk: tuple) -> tuple:
-        return pk
-
     def _connected(self) -> None:
         row = self._cur.execute("SELECT min(start) FROM win").fetchone()
         self._oldest = _INF if row[0] is None else row[0]
@@ -220,14 +212,6 @@ class SqliteSessionBytes(_SqliteBase):
 
     def __init__(self, name: str) -> None:
         super().__init__(name, 0)
-
-    @staticmethod
-    def _put_row(pk: tuple, value: bytes) -> tuple:
-        return (*pk, value)
-
-    @staticmethod
-    def _pk_row(pk: tuple) -> tuple:
-        return pk
 
     def put(self, key: bytes, start: int, end: int, value: bytes) -> None:
         with self._lock:

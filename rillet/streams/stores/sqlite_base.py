@@ -107,11 +107,15 @@ class _SqliteBase:
         pass
 
     # -- the cache ---------------------------------------------------------------------
-    def _put_row(self, pk: Any, value: bytes) -> tuple:
-        raise NotImplementedError
+    # a pk is a tuple of the key columns (window and session stores); the key-value store,
+    # whose pk is the key itself, overrides these
+    @staticmethod
+    def _put_row(pk: Any, value: bytes) -> tuple:
+        return (*pk, value)
 
-    def _pk_row(self, pk: Any) -> tuple:
-        raise NotImplementedError
+    @staticmethod
+    def _pk_row(pk: Any) -> tuple:
+        return pk
 
     def _set(self, pk: Any, value: bytes | None) -> None:  # under the lock
         if self.cached:
