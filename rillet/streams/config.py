@@ -81,7 +81,7 @@ STREAMS_KEYS = (
     StreamsKey("client.id", "", "prefix of the clients' ids"),
     StreamsKey("statestore.cache.max.bytes", CACHE_DEFAULT_BYTES,
                "record cache of aggregations: only a key's latest update per commit reaches "
-               "the store, changelog and downstream (0: every update; each entry counts "
+               "the changelog and downstream (0: every update; each entry counts "
                f"{CACHE_ENTRY_BYTES} bytes)"),
 )
 _STREAMS_BY_NAME = {k.name: k for k in STREAMS_KEYS}

@@ -197,23 +197,18 @@ class StreamAggregateNode(StoreNode):
         self._limit = getattr(context, "cache_entries", 0)
 
     def process(self, record: Record) -> None:
-        if record.key is None or record.value is None:
+        key = record.key
+        if key is None or record.value is None:
             return
-        if self._limit:
-            self._cached(record)
-            return
-        old = self.store.get(record.key)
-        new = self.aggregator(record.key, record.value,
-                              self.initializer() if old is None else old)
-        self.store.put(record.key, new)
-        self.context.forward(Record(record.key, Change(new, old),
-                                    record.timestamp, record.headers))
-
-    def _cached(self, record: Record) -> None:
-        key, cache = record.key, self._cache
         old = self.store.get(key)
         new = self.aggregator(key, record.value, self.initializer() if old is None else old)
+        if not self._limit:
+            self.store.put(key, new)
+            self.context.forward(Record(key, Change(new, old), record.timestamp,
+                                        record.headers))
+            return
         self.store.put(key, new, log=False)  # the changelog gets the latest at the flush
+        cache = self._cache
         hit = cache.get(key)
         cache[key] = (old if hit is None else hit[0], new, record.timestamp, record.headers)
         if len(cache) >= self._limit:

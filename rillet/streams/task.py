@@ -219,7 +219,7 @@ class StreamTask:
                     self.id, where, exc, self.dlq_topic)
 
     def flush_caches(self) -> None:
-        """The record caches' latest values to the stores, changelogs and children."""
+        """The record caches' latest values to the changelogs and the children."""
         if self._initialized:
             self.graph.flush()
 
