@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from rillet._imports import import_object, split_spec
 
 from .errors import PluginNotFoundError
 
@@ -29,24 +30,16 @@ def load_class(name: str, kind: str, aliases: dict[str, Any] | None = None) -> A
     target = (aliases or {}).get(name, name)
     if not isinstance(target, str):
         return target
-    if ":" in target:
-        module_name, _, attr = target.partition(":")
-    elif "." in target:
-        module_name, _, attr = target.rpartition(".")
-    else:
+    if ":" not in target and "." not in target:
         known = ", ".join(sorted(a for a in (aliases or {}) if "." not in a))
         raise PluginNotFoundError(kind, name, f"not a known name ({known}) nor module:Class")
+    module_name, attr = split_spec(target)
     try:
-        module = importlib.import_module(module_name)
+        return import_object(target)
     except ImportError as e:
         raise PluginNotFoundError(kind, name, f"cannot import {module_name}: {e}") from e
-    obj = module
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise PluginNotFoundError(kind, name, f"{module_name} has no {attr}") from None
-    return obj
+    except AttributeError:
+        raise PluginNotFoundError(kind, name, f"{module_name} has no {attr}") from None
 
 
 def load_connector_class(name: str) -> type:

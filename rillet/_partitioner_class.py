@@ -10,12 +10,12 @@ Records sent with an explicit ``partition`` bypass it, as in Kafka.
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import sys
 from collections.abc import Callable
 from typing import Any
 
+from rillet._imports import import_object
 from rillet.errors import ConfigError
 
 ROUND_ROBIN = ("round_robin", "org.apache.kafka.clients.producer.RoundRobinPartitioner")
@@ -58,11 +58,10 @@ def load(spec: Any, key: str = "partitioner.class"
     if spec in ROUND_ROBIN:
         return RoundRobin()
     if isinstance(spec, str) and (":" in spec or "." in spec):
-        module, _, attr = spec.partition(":") if ":" in spec else spec.rpartition(".")
         if "" not in sys.path:
             sys.path.append("")
         try:
-            fn = getattr(importlib.import_module(module), attr)
+            fn = import_object(spec)
         except (ImportError, AttributeError) as e:
             raise ConfigError(f"{key}={spec!r}: cannot load it ({e})") from None
         if not callable(fn):

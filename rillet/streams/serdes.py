@@ -15,10 +15,11 @@ runtime can hand a bad record to the deserialization exception handler.
 from __future__ import annotations
 
 import difflib
-import importlib
 import json
 import struct
 from typing import Any
+
+from rillet._imports import import_object
 
 from .api import Change, Serde
 
@@ -226,11 +227,8 @@ def serde_of(name_or_obj: Any) -> Serde:
 
 
 def _import_serde(path: str) -> Serde:
-    module, _, attr = path.partition(":")
     try:
-        obj: Any = importlib.import_module(module)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
+        obj = import_object(path)
     except (ImportError, AttributeError) as e:
         raise ValueError(f"serde {path!r} cannot be imported: {e}") from None
     return serde_of(obj)
