@@ -82,6 +82,18 @@ def wait_latest(b: str, topic: str, partitions: int, truth: Counter,
                     latest[r.key] = int.from_bytes(r.value, "big")
 
 
+def create_topics(b: str, *names: str) -> None:
+    with Admin({"bootstrap.servers": b}) as admin:
+        admin.create_topics([NewTopic(n, PARTS) for n in names])
+
+
+def app_config(b: str, guarantee: str, tmp: Path, **extra) -> dict:
+    """The streams app's config in every run (the same client batching as the plain loop)."""
+    return {"bootstrap.servers": b, "processing.guarantee": guarantee,
+            "state.dir": str(tmp / "state"), "consumer.max.poll.records": 5000,
+            "producer.batch.size": 262144, **extra}
+
+
 def plain_loop(b: str, src: str, out: str, n_in: int, transform) -> float:
     """Consumer + producer doing ``transform(key, value) -> [(key, value)]`` by hand."""
     t0 = time.monotonic()
@@ -144,8 +156,7 @@ def main() -> None:
     run = os.urandom(3).hex()
     rows: list[tuple[str, str, int, float]] = []
     try:
-        with Admin({"bootstrap.servers": b}) as admin:
-            admin.create_topics([NewTopic(f"in-{run}", PARTS), NewTopic(f"win-{run}", PARTS)])
+        create_topics(b, f"in-{run}", f"win-{run}")
         only = args.only.split(",")
         guarantees = args.guarantees.split(",")
         if {"stateless", "wordcount"} & set(only):
@@ -167,22 +178,18 @@ def main() -> None:
                 return out
 
             out = f"plain-{kind}-{run}"
-            with Admin({"bootstrap.servers": b}) as admin:
-                admin.create_topics([NewTopic(out, PARTS)])
+            create_topics(b, out)
             s = plain_loop(b, f"in-{run}", out, len(text), transform)
             rows.append((kind, "plain consumer+producer", len(text), s))
             print(rows[-1], flush=True)
             for g in guarantees:
                 out = f"{kind}-{g}-{run}"
-                with Admin({"bootstrap.servers": b}) as admin:
-                    admin.create_topics([NewTopic(out, PARTS)])
-                app = App(f"bench-{kind}-{g}-{run}".replace("_", "-"), {
-                    "bootstrap.servers": b, "processing.guarantee": g,
-                    "state.dir": str(tmp / "state"), "consumer.max.poll.records": 5000,
-                    "producer.batch.size": 262144,
-                    # a word count's output is final at a commit (the record cache): 1 s,
-                    # not at_least_once's 30 s default, or the bench would time the wait
-                    **({"commit.interval.ms": 1000} if g == "at_least_once" else {})})
+                create_topics(b, out)
+                # a word count's output is final at a commit (the record cache): 1 s, not
+                # at_least_once's 30 s default, or the bench would time the wait
+                app = App(f"bench-{kind}-{g}-{run}".replace("_", "-"), app_config(
+                    b, g, tmp, **({"commit.interval.ms": 1000} if g == "at_least_once"
+                                  else {})))
                 src = app.stream(f"in-{run}", value_serde=serdes.String).flat_map_values(
                     str.split)
                 if kind == "stateless":
@@ -214,19 +221,14 @@ def main() -> None:
                                                                                         "big"))]
 
             out = f"plain-windowed-{run}"
-            with Admin({"bootstrap.servers": b}) as admin:
-                admin.create_topics([NewTopic(out, PARTS)])
+            create_topics(b, out)
             s = plain_loop(b, f"win-{run}", out, n, wtransform)
             rows.append(("windowed", "plain consumer+producer", n, s))
             print(rows[-1], flush=True)
             for g in guarantees:
                 out = f"windowed-{g}-{run}"
-                with Admin({"bootstrap.servers": b}) as admin:
-                    admin.create_topics([NewTopic(out, PARTS)])
-                app = App(f"bench-win-{g}-{run}".replace("_", "-"), {
-                    "bootstrap.servers": b, "processing.guarantee": g,
-                    "state.dir": str(tmp / "state"), "consumer.max.poll.records": 5000,
-                    "producer.batch.size": 262144})
+                create_topics(b, out)
+                app = App(f"bench-win-{g}-{run}".replace("_", "-"), app_config(b, g, tmp))
                 (app.stream(f"win-{run}", key_serde=serdes.String).group_by_key()
                  .window(TumblingWindows(MINUTE)).count(store="per-minute").to_stream()
                  .map(lambda wk, c: (f"{wk.key}@{wk.window.start}", c))
