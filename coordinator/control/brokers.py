@@ -46,8 +46,8 @@ class BrokerBeat(Protocol):
     internal_host: str
     internal_port: int
     want_shut_down: bool
-    kafka_host: str = ""
-    kafka_port: int = 0
+    kafka_host: str
+    kafka_port: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +101,9 @@ class BrokerHeartbeats:
             or (info.host, info.port, info.rack, info.internal_host, info.internal_port,
                 info.kafka_host, info.kafka_port)
             != (beat.host, beat.port, beat.rack, beat.internal_host, beat.internal_port,
-                getattr(beat, "kafka_host", ""), getattr(beat, "kafka_port", 0))
+                beat.kafka_host, beat.kafka_port)
         )
-        if getattr(beat, "want_shut_down", False):
+        if beat.want_shut_down:
             # Kafka's controlled shutdown (KIP-631): the controller fences the broker now, as
             # its session expiry would (leaders move to other ISR members, it leaves the
             # ISRs); once that is committed, it may exit. It is not unfenced again: its next
@@ -184,8 +184,8 @@ class BrokerHeartbeats:
             unclean_default=unclean_default,
             internal_host=beat.internal_host,
             internal_port=beat.internal_port,
-            kafka_host=getattr(beat, "kafka_host", ""),
-            kafka_port=getattr(beat, "kafka_port", 0),
+            kafka_host=beat.kafka_host,
+            kafka_port=beat.kafka_port,
         )
         records = [r for r in records if not isinstance(r, md.UnfenceBroker)]
         if not records:

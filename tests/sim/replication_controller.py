@@ -37,6 +37,9 @@ class SimBeat(NamedTuple):
     clean_shutdown: bool = False
     internal_host: str = ""
     internal_port: int = 0
+    want_shut_down: bool = False
+    kafka_host: str = ""
+    kafka_port: int = 0
 
 
 class SimReassignment(NamedTuple):

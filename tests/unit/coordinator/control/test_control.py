@@ -11,6 +11,8 @@ from rillet.coordinator.control import brokers as cb
 from rillet.coordinator.control import partitions as cp
 from rillet.coordinator.control import topics as ct
 
+from .fakes import Beat
+
 
 @dataclass
 class NewTopic:
@@ -21,19 +23,6 @@ class NewTopic:
 
     def __post_init__(self):
         self.configs = self.configs or {}
-
-
-@dataclass
-class Beat:
-    broker_id: int
-    host: str = "127.0.0.1"
-    port: int = 9000
-    rack: str | None = None
-    metadata_offset: int = 0
-    incarnation: str = "a"
-    clean_shutdown: bool = True
-    internal_host: str = "127.0.0.1"
-    internal_port: int = 9100
 
 
 def _cluster(*brokers: int) -> md.MetadataImage:

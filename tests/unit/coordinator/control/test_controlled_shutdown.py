@@ -10,19 +10,7 @@ from rillet.coordinator import metadata as md
 from rillet.coordinator.control import brokers as cb
 from rillet.coordinator.control import topics as ct
 
-
-@dataclass
-class Beat:
-    broker_id: int
-    host: str = "127.0.0.1"
-    port: int = 9000
-    rack: str | None = None
-    metadata_offset: int = 0
-    incarnation: str = "a"
-    clean_shutdown: bool = True
-    internal_host: str = "127.0.0.1"
-    internal_port: int = 9100
-    want_shut_down: bool = False
+from .fakes import Beat
 
 
 @dataclass
