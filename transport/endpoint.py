@@ -845,6 +845,12 @@ class ClientEndpoint:
                 elif isinstance(item, Future):
                     _fail(item, e)
                 continue
+            except Exception as e:  # a bug in one request fails that request (its caller
+                conn.backlog.popleft()  # sees why), not the I/O thread and every request after
+                if isinstance(item, _Pending):
+                    pending.pop(cid if cid != -2 else -id(item), None)
+                _fail_item(item, e)
+                continue
             conn.backlog.popleft()
             if isinstance(item, Future):  # acks=0 produce: done once sent
                 _succeed(item, None)

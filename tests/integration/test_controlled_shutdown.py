@@ -3,8 +3,8 @@
 with acks=all and idempotence to 3 partitions (RF=3, min.insync.replicas=2). The history
 (tests/history.py) must show 0 lost, 0 duplicates, no failed send; and no partition may stop
 taking acknowledged writes for longer than a leader move: well under the session timeout
-(6 s here), which is what a SIGTERM cost before (the broker was fenced only when its
-session ran out)."""
+(30 s here, so that a loaded CI machine cannot blur the two), which is what a SIGTERM cost
+before (the broker was fenced only when its session ran out)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from tests.support import FAST_REPLICATION_CONFIGS
 
 pytestmark = [pytest.mark.integration]
 
-SESSION_MS = 6000
+SESSION_MS = 30000
 CONFIGS = {**FAST_REPLICATION_CONFIGS, "broker.session.timeout.ms": str(SESSION_MS)}
 
 
@@ -85,5 +85,6 @@ def test_a_rolling_restart_moves_leaders_first_and_loses_nothing(cluster_factory
         run.finish()
     drain_and_check(c, run)  # 0 lost, 0 duplicates, no send failed
     print(f"longest time without an ack per partition: {longest}")
-    # a leader move, not a session timeout (generous for a loaded 2-core machine)
+    # a leader move (a few seconds at worst on a loaded 2-core machine: 4.9 s seen in CI),
+    # not a session timeout (30 s)
     assert max(longest.values()) < SESSION_MS / 2000, longest

@@ -63,3 +63,12 @@ def test_an_io_thread_that_stops_on_a_bug_fails_every_request(server) -> None:
         assert isinstance(error, EndpointClosedError) and "injected bug" in str(error)
     finally:
         client.close()
+
+
+def test_a_request_zeromq_cannot_send_fails_only_that_request(server) -> None:
+    with ClientEndpoint() as client:
+        # an int is no frame: send_multipart raises TypeError on the I/O thread
+        bad = client.request_raw(server.address, [b"header", 12345], 5000)
+        assert isinstance(bad.exception(5), TypeError)
+        assert isinstance(client.request(server.address, P.ApiVersionsRequest(), 5000)
+                          .result(5), P.ApiVersionsResponse)
