@@ -4,10 +4,15 @@ A follower that learns of a new leader asks it for the end offset of the followe
 epoch (OffsetsForLeaderEpoch, KIP-101/279) and truncates its log there, so that it never keeps
 records the new leader does not have. ``end_offset_for`` is the leader's side of that exchange.
 
-Entries are (epoch, start_offset) with both strictly increasing. Every change is persisted
-atomically before the log writes the batch that caused it, so after a crash the cache can be
-ahead of the log (never behind); recovery then truncates it to the log end offset. Owned by
-the partition log's single owner thread; not thread-safe.
+Entries are (epoch, start_offset) with both strictly increasing. Every change is written
+before the log writes the batch that caused it. Truncations are made durable at once; a new
+epoch (``assign``, on the first append of each epoch: thousands of fsyncs when a broker
+takes over many partitions) is written without fsync and made durable by the log's next
+flush, before the recovery point passes it (Kafka did the same, KAFKA-15046). So after a
+process crash the cache can be ahead of the log (never behind), and recovery truncates it
+to the log end offset; after a power loss it may lack the epochs of unflushed batches,
+which recovery re-derives from the batches, as it does for everything above the recovery
+point. Owned by the partition log's single owner thread; not thread-safe.
 
 Example: entries [(0, 0), (2, 120), (5, 300)], log_end_offset 410::
 
@@ -30,7 +35,7 @@ class LeaderEpochCache:
     def __init__(
         self,
         entries: list[tuple[int, int]] | None = None,
-        persist: Callable[[list[tuple[int, int]]], None] | None = None,
+        persist: Callable[[list[tuple[int, int]], bool], None] | None = None,
         log_end_offset: Callable[[], int] | None = None,
     ) -> None:
         self._epochs: list[int] = []
@@ -69,7 +74,7 @@ class LeaderEpochCache:
             self._offsets.pop()
         self._epochs.append(epoch)
         self._offsets.append(start_offset)
-        self._save()
+        self._save(durable=False)
         return True
 
     def end_offset_for(
@@ -116,6 +121,6 @@ class LeaderEpochCache:
             self._offsets.clear()
             self._save()
 
-    def _save(self) -> None:
+    def _save(self, durable: bool = True) -> None:
         if self._persist is not None:
-            self._persist(self.entries)
+            self._persist(self.entries, durable)

@@ -94,6 +94,7 @@ class PartitionLog:
         self._last_checkpoint_ms = 0
         self._dirty: list[Segment] = []
         self._dir_dirty = False
+        self._epochs_dirty = False
         self._first_unflushed_ms: int | None = None
         self._now_ms = 0  # the latest now_ms the owner passed in
         self._failure: BaseException | None = None
@@ -572,8 +573,11 @@ class PartitionLog:
             # injecting FileSystem subclass keeps its per-file fsyncs)
             barrier = FileSystem.group_barrier if type(self.fs) is FileSystem else None
             if barrier is not None and self._dirty:
+                # syncfs: the whole filesystem, the unfsynced epoch checkpoint included
                 barrier(self._dirty[-1].file.fileno(), str(self.directory.parent))
             else:
+                if self._epochs_dirty:  # durable before the recovery point passes it
+                    self._persist_epochs(self.epochs.entries, durable=True)
                 for seg in self._dirty:
                     seg.file.fsync()
                 if self._dir_dirty:
@@ -581,6 +585,7 @@ class PartitionLog:
         except OSError as exc:
             self._fail(exc)
         self._dirty.clear()
+        self._epochs_dirty = False
         self._dir_dirty = False
         self._first_unflushed_ms = None
 
@@ -642,8 +647,12 @@ class PartitionLog:
         )
         self._last_checkpoint_ms = now_ms
 
-    def _persist_epochs(self, entries: list[tuple[int, int]]) -> None:
-        self.fs.write_checkpoint(self.directory / EPOCH_FILE, [list(e) for e in entries])
+    def _persist_epochs(self, entries: list[tuple[int, int]], durable: bool = True) -> None:
+        # a new epoch is written unfsynced, made durable by the next flush (logstore/epochs.py)
+        self.fs.write_checkpoint(
+            self.directory / EPOCH_FILE, [list(e) for e in entries], durable=durable
+        )
+        self._epochs_dirty = not durable
 
     # ----------------------------------------------------------------------- retention/clean
 

@@ -23,8 +23,8 @@ def test_end_offset_for_follows_kip_279():
 
 
 def test_assign_and_truncate_persist_every_change():
-    saved = []
-    c = LeaderEpochCache(persist=saved.append)
+    saved, durable = [], []
+    c = LeaderEpochCache(persist=lambda entries, d: (saved.append(entries), durable.append(d)))
     assert c.assign(1, 0) and not c.assign(1, 10) and not c.assign(0, 10)
     c.assign(3, 50)
     c.assign(4, 50)  # same start offset: supersedes epoch 3
@@ -36,6 +36,9 @@ def test_assign_and_truncate_persist_every_change():
     c.truncate_from_start(85)
     assert c.entries == [(6, 85), (7, 90)]
     assert saved[-1] == c.entries and len(saved) == 7
+    # a new epoch is written unfsynced (the log's next flush makes it durable); truncations
+    # are durable at once
+    assert durable == [False, False, False, True, False, False, True]
 
 
 def test_epoch_cache_survives_restart_and_truncation(tmp_path):

@@ -211,3 +211,23 @@ def test_a_periodic_checkpoint_is_not_fsynced_and_a_crash_after_it_loses_no_reco
         assert fs.read_checkpoint(D / "recovery-point.checkpoint") is None  # never fsynced
         again = PartitionLog.open(D, SMALL, 100_000, fs=fs)
         assert values(again) == [b"v%d" % i for i in range(33)]
+
+
+def test_a_new_epoch_is_made_durable_by_the_next_flush_not_by_the_append():
+    # the first append of each epoch no longer fsyncs the epoch checkpoint (thousands of
+    # fsyncs when a broker takes over many partitions); the log's next flush makes it durable
+    fs = MemFileSystem()
+    log = PartitionLog.open(D, SMALL, 0, fs=fs)
+    fill(log, 2, epoch=1)
+    log.close()
+    log = PartitionLog.open(D, SMALL, 0, fs=fs)  # the checkpoint now durably says epoch 1
+    fill(log, 2, epoch=2)
+    log.flush()
+    fs.crash()  # power loss after the flush: epoch 2 survives with its batches
+    log = PartitionLog.open(D, SMALL, 0, fs=fs)
+    assert log.log_end_offset == 12 and log.epochs.entries == [(1, 0), (2, 6)]
+    fill(log, 2, epoch=3)  # not flushed: after a power loss neither batches nor epoch remain
+    fs.crash()
+    log = PartitionLog.open(D, SMALL, 0, fs=fs)
+    assert log.log_end_offset == 12 and log.epochs.entries == [(1, 0), (2, 6)]
+    assert log.recovered_from is None
