@@ -30,6 +30,7 @@ lane's size before its first actor starts (the broker does it from its config).
 
 from __future__ import annotations
 
+import queue
 import sys
 import threading
 from collections import deque
@@ -37,8 +38,7 @@ from typing import Any, ClassVar
 
 import pykka
 from loguru import logger
-from pykka import ActorDeadError, ActorRegistry, messages
-from pykka._threading import ThreadingFuture
+from pykka import ActorDeadError, ActorRegistry, Timeout, messages
 
 DEFAULT_LANES = {"default": 3, "io": 8}
 
@@ -177,6 +177,63 @@ def _refuse(actor: DispatchedActor, envelope: Any) -> None:
     reply.set_exception(exc_info=(ActorDeadError, error, None))
 
 
+class ReplyFuture(pykka.Future):
+    """The future of an ``ask``: pykka's ThreadingFuture with one plain lock instead of a
+    Condition (an RLock, a waiter list and a lock per waiter); every ask pays for one, and a
+    follower or a produce over thousands of partitions makes thousands per round.
+
+    ``_ready`` is held from creation until the answer (or a get hook) is set; a waiter
+    acquires it and hands it on at once, so any number of threads may wait."""
+
+    __slots__ = ("_ready", "_result")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._ready = threading.Lock()
+        self._ready.acquire()
+        self._result: tuple[Any, Any] | None = None  # (value, exc_info)
+
+    def get(self, *, timeout: float | None = None) -> Any:
+        result = self._result
+        if result is None and self._get_hook is None:
+            if timeout is None:
+                self._ready.acquire()
+            elif not self._ready.acquire(timeout=max(timeout, 0.0)):
+                raise Timeout(f"{timeout} seconds")
+            self._ready.release()
+            result = self._result
+        if result is None:  # a get hook (map/filter/join): pykka's rule
+            return super().get(timeout=timeout)
+        value, exc_info = result
+        if exc_info is None:
+            return value
+        exc_type, exc_value, exc_traceback = exc_info
+        if exc_value is None:
+            exc_value = exc_type()
+        if exc_value.__traceback__ is not exc_traceback:
+            raise exc_value.with_traceback(exc_traceback)
+        raise exc_value
+
+    def _settle(self, result: tuple[Any, Any] | None) -> None:
+        if self._result is not None or self._get_hook is not None:
+            raise queue.Full
+        if result is not None:
+            self._result = result
+        self._ready.release()
+
+    def set(self, value: Any | None = None) -> None:
+        self._settle((value, None))
+
+    def set_exception(self, exc_info: Any = None) -> None:
+        self._settle((None, exc_info if exc_info is not None else sys.exc_info()))
+
+    def set_get_hook(self, func: Any) -> None:
+        if self._result is not None:
+            raise queue.Full
+        super().set_get_hook(func)
+        self._ready.release()
+
+
 class DispatchedActor(pykka.Actor):
     """A pykka actor run by a shared ``Dispatcher`` (see the module docstring).
 
@@ -195,7 +252,7 @@ class DispatchedActor(pykka.Actor):
 
     @staticmethod
     def _create_future() -> pykka.Future[Any]:
-        return ThreadingFuture()
+        return ReplyFuture()
 
     def _start_actor_loop(self) -> None:
         self.actor_inbox._start()  # the first turn runs on_start

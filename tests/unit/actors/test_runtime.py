@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 
 import pykka
 import pytest
 from rillet.actors import runtime
-from rillet.actors.runtime import DispatchedActor, Dispatcher
+from rillet.actors.runtime import DispatchedActor, Dispatcher, ReplyFuture
 
 from tests.support import wait_until
 
@@ -177,3 +178,30 @@ def test_registry_stop_all_stops_dispatched_actors():
 def test_a_dispatcher_needs_a_thread():
     with pytest.raises(ValueError):
         Dispatcher("none", 0)
+
+
+def test_reply_future_answers_every_waiter_and_keeps_pykkas_rules() -> None:
+    f = ReplyFuture()
+    with pytest.raises(pykka.Timeout):
+        f.get(timeout=0.01)
+    got: list = []
+    waiters = [threading.Thread(target=lambda: got.append(f.get(timeout=10))) for _ in range(3)]
+    for w in waiters:
+        w.start()
+    f.set(7)
+    for w in waiters:
+        w.join(10)
+    assert got == [7, 7, 7] and f.get() == 7
+    with pytest.raises(queue.Full):  # answered once
+        f.set(8)
+    failed = ReplyFuture()
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        failed.set_exception()
+    with pytest.raises(ValueError, match="boom"):
+        failed.get(timeout=1)
+    source = ReplyFuture()
+    mapped = source.map(lambda v: v * 2)  # a get hook on a new future of the same class
+    source.set(21)
+    assert mapped.get(timeout=1) == 42
