@@ -186,31 +186,64 @@ _SCHEMAS: dict[type, tuple[Encoder, Decoder]] = {}
 
 
 def _compile_dataclass(cls: type) -> tuple[Encoder, Decoder]:
+    """The encoder and decoder of ``cls``, generated as straight-line code (one per
+    dataclass, built once): a fetch answer for thousands of partitions is thousands of
+    nested messages, and a loop over the fields with a kwargs dict cost twice as much.
+    Plain fields are copied inline; an int is checked inline; anything else calls its
+    field's compiled decoder. A schema violation names its field path, as before."""
     if cls in _SCHEMAS:
         return _SCHEMAS[cls]
     hints = typing.get_type_hints(cls, include_extras=True)
     parts = [(f.name, *_compile(hints[f.name])) for f in fields(cls)]
     names = frozenset(name for name, _, _ in parts)
-
-    def enc(value: Any, raw: list) -> dict:
-        return {name: e(getattr(value, name), raw) for name, e, _ in parts}
-
-    def dec(w: Any, ctx: _Ctx) -> Any:
-        if type(w) is not dict:
-            raise _Bad(f"expected a map, got {type(w).__name__}")
-        if w.keys() != names:
-            missing = sorted(names - w.keys())
-            extra = sorted(str(k) for k in w.keys() - names)
-            raise _Bad(f"{cls.__name__}: missing keys {missing}, unexpected keys {extra}")
-        kwargs = {}
-        for name, _, d in parts:
-            try:
-                kwargs[name] = d(w[name], ctx)
-            except _Bad as e:
-                e.path.insert(0, name)
-                raise
-        return cls(**kwargs)
-
+    env: dict[str, Any] = {
+        "cls": cls, "names": names, "_Bad": _Bad, "_int_dec": _int_dec,
+        "MIN": _I64_MIN, "MAX": _I64_MAX,
+    }
+    enc_items, dec_lines, args = [], [], []
+    for i, (name, e, d) in enumerate(parts):
+        env[f"e{i}"], env[f"d{i}"] = e, d
+        enc_items.append(
+            f"{name!r}: value.{name}" if e is _enc_plain else f"{name!r}: e{i}(value.{name}, raw)"
+        )
+        dec_lines.append(f"        at = {name!r}")
+        if d is _int_dec:
+            dec_lines.append(f"        v{i} = w[{name!r}]")
+            dec_lines.append(f"        if type(v{i}) is not int or not MIN <= v{i} <= MAX:")
+            dec_lines.append(f"            _int_dec(v{i}, ctx)")
+        else:
+            dec_lines.append(f"        v{i} = d{i}(w[{name!r}], ctx)")
+        args.append(f"{name}=v{i}")
+    src = (
+        "def enc(value, raw):\n"
+        f"    return {{{', '.join(enc_items)}}}\n"
+        "def dec(w, ctx):\n"
+        "    if type(w) is not dict:\n"
+        "        raise _Bad(f'expected a map, got {type(w).__name__}')\n"
+        "    if w.keys() != names:\n"
+        "        missing = sorted(names - w.keys())\n"
+        "        extra = sorted(str(k) for k in w.keys() - names)\n"
+        f"        raise _Bad(f'{cls.__name__}: missing keys {{missing}}, unexpected keys {{extra}}')\n"
+        "    at = None\n"
+        "    try:\n"
+        + ("\n".join(dec_lines) + "\n" if dec_lines else "        pass\n")
+        + "    except _Bad as e:\n"
+        "        e.path.insert(0, at)\n"
+        "        raise\n"
+        f"    return cls({', '.join(args)})\n"
+    )
+    if getattr(cls, "__slots__", None) and not hasattr(cls, "__post_init__"):
+        # a frozen dataclass's __init__ sets each field through object.__setattr__ (half
+        # the decoding time): fill the slots directly, every field is given
+        env["new"] = object.__new__
+        for i, (name, _, _) in enumerate(parts):
+            env[f"s{i}"] = cls.__dict__[name].__set__
+        sets = "".join(f"    s{i}(obj, v{i})\n" for i in range(len(parts)))
+        src = src.replace(
+            f"    return cls({', '.join(args)})\n", f"    obj = new(cls)\n{sets}    return obj\n"
+        )
+    exec(compile(src, f"<codec {cls.__name__}>", "exec"), env)  # noqa: S102 - our own source
+    enc, dec = env["enc"], env["dec"]
     _SCHEMAS[cls] = (enc, dec)
     return enc, dec
 
