@@ -325,7 +325,7 @@ def describe_cluster(call: Call):
 
 @api(43, 0, 2)
 def elect_leaders(call: Call):
-    body, version = call.request.body, call.request.api_version
+    body = call.request.body
     cls, mod = response(call, 43)
     election_type = getattr(body, "election_type", 0)
     wanted = body.topic_partitions
@@ -342,7 +342,7 @@ def elect_leaders(call: Call):
                      replica_election_results=results)
 
     def fail(code: int, message: str):
-        if wanted is None or version == 0:  # v0 has no top-level error: per partition
+        if wanted is None:  # nothing to name: the top-level error (v1+)
             return answer(None, code, message)
         return answer(P.ElectLeadersResponse(results=tuple(
             P.ElectLeadersResult(topic=t.topic, partition=p, error_code=code,

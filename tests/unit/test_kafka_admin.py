@@ -272,3 +272,72 @@ def test_elect_leaders_preferred_and_unclean_refused(ctx) -> None:
     unclean = call(ctx, 43, 2, cls(election_type=1, topic_partitions=wanted))
     assert unclean.replica_election_results[0].partition_result[0].error_code == \
         ErrorCode.invalid_request
+
+
+def _every_version_requests():
+    """(key, version, request) for every version served, from each version's own classes."""
+    from rillet.actors.kafka_metadata import build
+
+    def make(key: int, version: int, mod: Any, cls: type) -> Any:
+        match key:
+            case 19:
+                return build(cls, topics=(build(mod.CreatableTopic, name=f"v{version}",
+                                                num_partitions=1, replication_factor=1,
+                                                assignments=(), configs=()),),
+                             timeout=TIMEOUT, validate_only=False)
+            case 20:
+                if version >= 6:
+                    return cls(topics=(mod.DeleteTopicState(name="gone", topic_id=uuid.UUID(
+                        int=0)),), timeout=TIMEOUT)
+                return cls(topic_names=("gone",), timeout=TIMEOUT)
+            case 37:
+                return cls(topics=(mod.CreatePartitionsTopic(name="base", count=2,
+                                                             assignments=None),),
+                           timeout=TIMEOUT, validate_only=True)
+            case 32:
+                return build(cls, resources=(mod.DescribeConfigsResource(
+                    resource_type=2, resource_name="base", configuration_keys=None),),
+                    include_synonyms=True, include_documentation=False)
+            case 33:
+                return cls(resources=(mod.AlterConfigsResource(
+                    resource_type=2, resource_name="base",
+                    configs=(mod.AlterableConfig(name="segment.ms", value="60000"),)),),
+                    validate_only=True)
+            case 44:
+                return cls(resources=(mod.AlterConfigsResource(
+                    resource_type=2, resource_name="base", configs=(mod.AlterableConfig(
+                        name="segment.ms", config_operation=0, value="60000"),)),),
+                    validate_only=True)
+            case 60:
+                return build(cls, include_cluster_authorized_operations=False,
+                             endpoint_type=1, include_fenced_brokers=True)
+            case 43:
+                return build(cls, election_type=0, timeout=TIMEOUT, topic_partitions=(
+                    mod.TopicPartitions(topic="base", partitions=(0,)),))
+            case 45:
+                return cls(timeout=TIMEOUT, topics=(mod.ReassignableTopic(
+                    name="base", partitions=(mod.ReassignablePartition(
+                        partition_index=0, replicas=None),)),))
+            case 46:
+                return cls(timeout=TIMEOUT, topics=None)
+        raise AssertionError(key)
+
+    for key in (19, 20, 37, 32, 33, 44, 60, 43, 45, 46):
+        api = D.HANDLERS[key]
+        for version in range(api.min_version, api.max_version + 1):
+            cls, mod = req(key, version)
+            yield key, version, make(key, version, mod, cls)
+
+
+@pytest.mark.parametrize("key,version,body", list(_every_version_requests()),
+                         ids=lambda v: str(v) if isinstance(v, int) else "")
+def test_every_served_version_answers_and_encodes(ctx, key, version, body) -> None:
+    create(ctx, 7, ("base", 1, 1, {}, ()))
+    out = call(ctx, key, version, body)
+    assert type(out).__api_key__ == key and type(out).__version__ == version
+
+
+def test_describe_cluster_of_controllers_is_refused(ctx) -> None:
+    cls, _ = req(60, 1)
+    out = call(ctx, 60, 1, cls(include_cluster_authorized_operations=False, endpoint_type=2))
+    assert out.error_code == ErrorCode.unsupported_endpoint_type and out.brokers == ()
