@@ -175,11 +175,16 @@ def down(data_dir) -> None:
 @cluster.command("status")
 @_data_dir_option
 def status(data_dir) -> None:
-    """Brokers of the local cluster: address, state, controller role, partitions led."""
+    """Brokers of the local cluster: address, state, controller role, partitions led; then
+    Kafka clients' bootstrap.servers."""
+    from rillet.cli._cluster_up import say
+
     local = _existing(data_dir)
     statuses = local.status()
     _table(statuses, local.metrics_urls)
-    _kafka_line(local)
+    if local.kafka_bootstrap_servers:  # after a blank line: the table stays a table
+        say("")
+        _kafka_line(local)
     if not any(s.ready for s in statuses):
         raise SystemExit(1)
 
