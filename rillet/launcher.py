@@ -13,7 +13,8 @@ The first three brokers (all of them if fewer) are the controller quorum's voter
 
 With ``kafka=True`` (what ``rillet cluster up`` passes) each broker also serves Kafka's wire
 protocol on a third loopback port (``listeners=KAFKA://127.0.0.1:PORT`` unless the configs
-name ``listeners``); ``kafka_bootstrap_servers`` is Kafka clients' ``bootstrap.servers``.
+name ``listeners``; never on a cluster whose clients must authenticate with CURVE);
+``kafka_bootstrap_servers`` is Kafka clients' ``bootstrap.servers``.
 
 Each broker has two loopback ports: its client listener (``address``, what clients and
 ``bootstrap_servers`` use) and its inter-broker listener (``internal_address``; the
@@ -131,15 +132,18 @@ class LocalCluster:
         self.metrics_ports: dict[int, int] = {
             b: saved_metrics.get(b) or free_port() for b in self.ports
         }
-        # each broker's KAFKA listener (docs/kafka-compat.md), once enabled: kept in cluster.json
-        saved_kafka = {int(k): v for k, v in saved.get("kafka_ports", {}).items()}
-        self.kafka_ports: dict[int, int] = (
-            {b: saved_kafka.get(b) or free_port() for b in self.ports}
-            if kafka or saved_kafka else {}
-        )
         self._ensure_keyfile()
         if secure:  # CURVE on the client listener too (rillet/security.py)
             self.configs.update(secure_cluster_configs(self.data_dir))
+        # each broker's KAFKA listener (docs/kafka-compat.md), once enabled: kept in
+        # cluster.json. Never beside a CURVE client listener: it has no SASL yet, so it would
+        # be a door around the authentication.
+        saved_kafka = {int(k): v for k, v in saved.get("kafka_ports", {}).items()}
+        self.kafka_ports: dict[int, int] = (
+            {b: saved_kafka.get(b) or free_port() for b in self.ports}
+            if (kafka or saved_kafka) and not self.configs.get("client.curve.keyfile")
+            else {}
+        )
         self._save()
 
     @property

@@ -113,8 +113,8 @@ def up(brokers, data_dir, detach, configs, no_profile, timeout, secure) -> None:
     local = None
     served = False
     try:
-        # Kafka's protocol too, on plaintext clusters (the KAFKA listener has no SASL yet)
-        local = LocalCluster(data_dir, brokers, configs or None, secure=secure, kafka=not secure)
+        # Kafka's protocol too (not on a --secure cluster: the KAFKA listener has no SASL yet)
+        local = LocalCluster(data_dir, brokers, configs or None, secure=secure, kafka=True)
         local.start(timeout_s=timeout)
         remember_cluster(data_dir)
         served = True
