@@ -166,27 +166,51 @@ def test_confluent_create_describe_alter_delete(confluent) -> None:
 
 
 def test_kafka_python_admin_core(up) -> None:
-    from kafka import KafkaAdminClient
+    from kafka import KafkaAdminClient, TopicPartition
     from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic
-    from kafka.errors import TopicAlreadyExistsError
+    from kafka.errors import ElectionNotNeededError, TopicAlreadyExistsError
 
     admin = KafkaAdminClient(bootstrap_servers=up[1], request_timeout_ms=30000)
     try:
         admin.create_topics([NewTopic("kp-t", 1, 1, topic_configs={"retention.ms": "5000"})])
         with pytest.raises(TopicAlreadyExistsError):
             admin.create_topics([NewTopic("kp-t", 1, 1)])
-        assert "kp-t" in admin.list_topics()
+        # any broker may answer, and the other one learns of a change a moment later
+        wait_until(lambda: "kp-t" in admin.list_topics(), 30, "kp-t listed")
         admin.create_partitions({"kp-t": NewPartitions(total_count=2)})
-        assert len(admin.describe_topics(["kp-t"])[0]["partitions"]) == 2
+        wait_until(lambda: len(admin.describe_topics(["kp-t"])[0]["partitions"]) == 2, 30,
+                   "kp-t with 2 partitions")
         admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, "kp-t",
                                             configs={"segment.ms": "7200000"})])
         # kafka-python's alter_configs re-sends the other overrides (AlterConfigs replaces
         # them all); its describe_configs keeps the non-default ones (config_source)
-        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "kp-t")])
-        modified = {k: v["value"] for k, v in described["topic"]["kp-t"].items()}
-        assert modified == {"retention.ms": "5000", "segment.ms": "7200000"}
+        def modified():
+            described = admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, "kp-t")])
+            return {k: v["value"] for k, v in described["topic"]["kp-t"].items()}
+
+        wait_until(lambda: "segment.ms" in modified(), 30, "segment.ms altered")
+        assert modified() == {"retention.ms": "5000", "segment.ms": "7200000"}
         cluster = admin.describe_cluster()
         assert len(cluster["brokers"]) == 2 and cluster["controller_id"] in (1, 2)
+
+        # move partition 0 to the other broker: the new replica catches up, then the old
+        # one leaves; ListPartitionReassignments shows it only while it is under way
+        tp = TopicPartition("kp-t", 0)
+        def p0():
+            parts = admin.describe_topics(["kp-t"])[0]["partitions"]
+            return next(p for p in parts if p["partition_index"] == 0)
+
+        target = [b for b in (1, 2) if b not in p0()["replica_nodes"]]
+        assert admin.alter_partition_reassignments({tp: target}) == {tp: None}
+
+        def moved():
+            return (p0()["replica_nodes"] == target
+                    and tp not in admin.list_partition_reassignments())
+
+        wait_until(moved, 30, "kp-t-0 moved to the other broker")
+        elected = admin.elect_leaders(0, {"kp-t": [0]}, raise_errors=False)
+        assert elected.replica_election_results[0][1][0][1] == ElectionNotNeededError.errno
         admin.delete_topics(["kp-t"])
         wait_until(lambda: "kp-t" not in admin.list_topics(), 30, "kp-t deleted")
     finally:
