@@ -12,6 +12,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kio.index import load_request_schema
 from kio.schema.errors import ErrorCode
 from kio.static.primitive import i32Timedelta
@@ -341,3 +343,32 @@ def test_describe_cluster_of_controllers_is_refused(ctx) -> None:
     cls, _ = req(60, 1)
     out = call(ctx, 60, 1, cls(include_cluster_authorized_operations=False, endpoint_type=2))
     assert out.error_code == ErrorCode.unsupported_endpoint_type and out.brokers == ()
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    name=st.text(max_size=300),
+    partitions=st.integers(-(2**31), 2**31 - 1),
+    rf=st.integers(-(2**15), 2**15 - 1),
+    key=st.text(max_size=40),
+    value=st.text(max_size=40),
+    count=st.integers(-(2**31), 2**31 - 1),
+    resource_type=st.integers(-128, 127),
+)
+def test_any_admin_request_gets_an_answer(name, partitions, rf, key, value, count,
+                                          resource_type) -> None:
+    """Whatever the numbers and names, each API answers per item and the answer encodes."""
+    ctx = SimpleNamespace(broker_id=1, incarnation="", cluster_id="c1", controller_id=1,
+                          broker_configs=validate_broker_configs({}), image=_image(),
+                          ticker=SimpleNamespace(call_later=lambda delay, fn: fn()))
+    ctx.controller = FakeController(ctx)
+    made = create(ctx, 7, (name, partitions, rf, {key: value}, ()))
+    assert set(made) == {name}
+    cls, mod = req(37, 3)
+    grown = call(ctx, 37, 3, cls(topics=(mod.CreatePartitionsTopic(
+        name=name, count=count, assignments=None),), timeout=TIMEOUT, validate_only=False))
+    assert [r.name for r in grown.results] == [name]
+    described = _describe(ctx, [(resource_type, name, None)])
+    assert len(described) == 1
+    altered = _incremental(ctx, resource_type, name, (key, 0, value))
+    assert altered.resource_name == name
