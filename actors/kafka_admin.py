@@ -142,17 +142,19 @@ def create_topics(call: Call):
                                "AlterPartitionReassignments")
             continue
         nulls = [c.name for c in t.configs if c.value is None]
-        if nulls:
-            refused[t.name] = (P.ErrorCode.INVALID_CONFIG,
-                               f"null value not supported for topic config {nulls[0]!r}")
+        keys = [c.name for c in t.configs]
+        if nulls or len(set(keys)) != len(keys):
+            refused[t.name] = (P.ErrorCode.INVALID_CONFIG, (
+                f"null value not supported for topic config {nulls[0]!r}" if nulls
+                else f"a config is given twice: {sorted({k for k in keys if keys.count(k) > 1})}"))
             continue
         native.append(P.CreatableTopic(name=t.name, num_partitions=int(t.num_partitions),
                                        replication_factor=int(t.replication_factor),
                                        configs={c.name: c.value for c in t.configs}))
 
-    def result(name: str, code: int, message: str | None, **extra: Any):
+    def result(name: str, code: int, message: str | None):
         return build(mod.CreatableTopicResult, name=name, topic_id=None, error_code=kcode(code),
-                     error_message=message, configs=None, **extra)
+                     error_message=message, configs=None)
 
     def answer(resp: P.CreateTopicsResponse | None):
         out = [result(n, *refused[n]) for n in dict.fromkeys(names) if n in refused]
@@ -196,11 +198,14 @@ def delete_topics(call: Call):
     cls, mod = response(call, 20)
     image = call.broker.image
     by_id = {str(topic_uuid(t.topic_id)): n for n, t in image.topics.items()}
-    wanted: list[tuple[str | None, Any]] = []  # (name, topic id as the client gave it)
+    wanted: list[tuple[str | None, Any]] = []  # (name or None: unknown id, id given or None)
     if version >= 6:
         for t in body.topics:
             tid = str(t.topic_id) if t.topic_id is not None else NULL_UUID
-            wanted.append((t.name if tid == NULL_UUID else by_id.get(tid), t.topic_id))
+            if tid == NULL_UUID:  # by name
+                wanted.append((t.name, None))
+            else:
+                wanted.append((by_id.get(tid), t.topic_id))
     else:
         wanted = [(n, None) for n in body.topic_names]
     ids = {n: topic_uuid(t.topic_id) for n, t in image.topics.items()}

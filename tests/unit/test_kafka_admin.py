@@ -121,7 +121,7 @@ def test_create_topics_validate_only_keeps_nothing(ctx) -> None:
 def test_delete_topics_by_name_and_by_id(ctx) -> None:
     create(ctx, 7, ("x", 1, 1, {}, ()), ("y", 1, 1, {}, ()))
     cls, mod = req(20, 6)
-    yid = uuid.UUID(ctx.image.topics["y"].topic_id)
+    xid, yid = (uuid.UUID(ctx.image.topics[n].topic_id) for n in "xy")
     body = cls(topics=(mod.DeleteTopicState(name="x", topic_id=uuid.UUID(int=0)),
                        mod.DeleteTopicState(name=None, topic_id=yid),
                        mod.DeleteTopicState(name=None, topic_id=uuid.uuid4()),
@@ -129,6 +129,8 @@ def test_delete_topics_by_name_and_by_id(ctx) -> None:
                timeout=TIMEOUT)
     out = call(ctx, 20, 6, body).responses
     codes = {(r.name, r.error_code) for r in out}
+    ids = {r.name: r.topic_id for r in out}
+    assert ids["x"] == xid and ids["y"] == yid  # each answer names the topic's id
     assert ("x", ErrorCode.none) in codes and ("y", ErrorCode.none) in codes
     assert (None, ErrorCode.unknown_topic_id) in codes
     assert ("nope", ErrorCode.unknown_topic_or_partition) in codes
