@@ -242,3 +242,51 @@ def test_the_kafka_ports_are_kept_in_cluster_json(up) -> None:
     saved = json.loads((Path(tmp) / "home" / "cluster.json").read_text())
     assert sorted(f"127.0.0.1:{p}" for p in saved["kafka_ports"].values()) == \
         sorted(bootstrap.split(","))
+
+
+def _kafka_call(address: str, body, cid: int = 9):
+    """One request over a plain socket to this address (no client's routing); the response."""
+    import io
+    import socket
+    import struct
+
+    from kio.index import load_response_schema
+    from kio.schema.request_header.v2.header import RequestHeader
+    from kio.serial import entity_reader, entity_writer
+
+    buf = io.BytesIO()
+    entity_writer(RequestHeader)(buf, RequestHeader(
+        request_api_key=body.__api_key__, request_api_version=body.__version__,
+        correlation_id=cid, client_id="t"))
+    entity_writer(type(body))(buf, body)
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(struct.pack(">i", len(buf.getvalue())) + buf.getvalue())
+        data = b""
+        while len(data) < 4 or len(data) < 4 + struct.unpack(">i", data[:4])[0]:
+            chunk = sock.recv(65536)
+            assert chunk, "connection closed"
+            data += chunk
+    cls = load_response_schema(body.__api_key__, body.__version__)
+    header, at = entity_reader(cls.__header_schema__)(data, 4)
+    assert header.correlation_id == cid
+    return entity_reader(cls)(data, 4 + at)[0]
+
+
+def test_a_broker_that_is_not_the_controller_forwards_to_it(up, confluent) -> None:
+    from datetime import timedelta
+
+    from kio.schema.create_topics.v7.request import CreatableTopic, CreateTopicsRequest
+    from kio.schema.errors import ErrorCode
+    from kio.static.primitive import i32Timedelta
+
+    cluster = confluent.describe_cluster().result(timeout=30)
+    other = next(n for n in cluster.nodes if n.id != cluster.controller.id)
+    answer = _kafka_call(f"{other.host}:{other.port}", CreateTopicsRequest(
+        topics=(CreatableTopic(name="fwd", num_partitions=1, replication_factor=1,
+                               assignments=(), configs=()),),
+        timeout=i32Timedelta.parse(timedelta(seconds=30)), validate_only=False))
+    (topic,) = answer.topics
+    assert topic.error_code == ErrorCode.none and topic.num_partitions == 1, topic
+    # answered once the forwarding broker's image had it; the controller had it first
+    assert confluent.list_topics("fwd", timeout=30).topics["fwd"].error is None
