@@ -2,8 +2,9 @@
 
 ``up`` starts the brokers (3 by default; free ports, remembered in DATA_DIR/cluster.json; the
 first three are the controller quorum's voters), prints the endpoints and an
-``export RILLET_BROKERS=...`` line, and writes the profile that lets later commands run
-without ``-b``. It stays in the foreground until Ctrl-C (then stops the brokers cleanly), or
+``export RILLET_BROKERS=...`` line (and ``export KAFKA_BOOTSTRAP_SERVERS=...``: every broker
+also serves Kafka's protocol, docs/kafka-compat.md), and writes the profile that lets later
+commands run without ``-b``. It stays in the foreground until Ctrl-C (then stops the brokers cleanly), or
 returns at once with ``--detach`` once every broker is registered. ``kill ID`` (SIGKILL, a
 crash) and ``start ID`` act on one broker, for demos and tests. Every subcommand takes
 ``--data-dir``; without it, ``up`` uses the default ($RILLET_HOME or
