@@ -117,7 +117,15 @@ def test_confluent_create_describe_alter_delete(confluent) -> None:
     assert sorted(parts) == [0, 1] and all(len(p.replicas) == 2 for p in parts.values())
 
     topic = ConfigResource(ConfigResource.Type.TOPIC, "ck-orders")
-    configs = list(confluent.describe_configs([topic]).values())[0].result(timeout=30)
+
+    def described(ready):  # the configs, once the broker asked knows what ``ready`` wants
+        try:
+            c = list(confluent.describe_configs([topic]).values())[0].result(timeout=30)
+        except Exception:  # noqa: BLE001 - UNKNOWN_TOPIC: that broker learns of it later
+            return None
+        return c if ready(c) else None
+
+    configs = wait_until(lambda: described(lambda c: True), 30, "ck-orders' configs")
     assert configs["retention.ms"].value == "60000"
     assert configs["retention.ms"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
     assert configs["cleanup.policy"].value == "delete"
@@ -129,11 +137,9 @@ def test_confluent_create_describe_alter_delete(confluent) -> None:
         ConfigEntry("segment.ms", "3600000", incremental_operation=AlterConfigOpType.SET)])
     assert _done(confluent.incremental_alter_configs([changes])) == {changes: None}
 
-    def altered():  # the broker asked may be the one that learns of it a moment later
-        c = list(confluent.describe_configs([topic]).values())[0].result(timeout=30)
-        return c if c["retention.ms"].source == ConfigSource.DEFAULT_CONFIG.value else None
-
-    configs = wait_until(altered, 30, "the altered configs")
+    configs = wait_until(lambda: described(
+        lambda c: c["retention.ms"].source == ConfigSource.DEFAULT_CONFIG.value), 30,
+        "the altered configs")
     assert configs["cleanup.policy"].value == "compact,delete"
     assert configs["segment.ms"].value == "3600000"
     typo = ConfigResource(ConfigResource.Type.TOPIC, "ck-orders", incremental_configs=[
@@ -184,13 +190,14 @@ def test_kafka_python_admin_core(up) -> None:
                                             configs={"segment.ms": "7200000"})])
         # kafka-python's alter_configs re-sends the other overrides (AlterConfigs replaces
         # them all); its describe_configs keeps the non-default ones (config_source)
-        def modified():
+        def modified():  # None until the broker asked knows of the change
             described = admin.describe_configs(
                 [ConfigResource(ConfigResourceType.TOPIC, "kp-t")])
-            return {k: v["value"] for k, v in described["topic"]["kp-t"].items()}
+            values = {k: v["value"] for k, v in described["topic"]["kp-t"].items()}
+            return values if "segment.ms" in values else None
 
-        wait_until(lambda: "segment.ms" in modified(), 30, "segment.ms altered")
-        assert modified() == {"retention.ms": "5000", "segment.ms": "7200000"}
+        seen = wait_until(modified, 30, "segment.ms altered")  # that answer is checked
+        assert seen == {"retention.ms": "5000", "segment.ms": "7200000"}
         cluster = admin.describe_cluster()
         assert len(cluster["brokers"]) == 2 and cluster["controller_id"] in (1, 2)
 
