@@ -30,6 +30,8 @@ from .kafka_wire import Request
 HANDLER_MODULES: tuple[str, ...] = (
     "rillet.actors.kafka_api_versions",
     "rillet.actors.kafka_metadata",
+    "rillet.actors.kafka_admin",  # kafka-admin (#18): topics, cluster, reassignments
+    "rillet.actors.kafka_configs",  # kafka-admin (#18): Describe/Alter/IncrementalAlterConfigs
     # kafka-groups (#18): "rillet.actors.kafka_groups",
 )
 

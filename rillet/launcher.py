@@ -11,6 +11,11 @@
 The first three brokers (all of them if fewer) are the controller quorum's voters
 (``controller.quorum.voters``, combined mode); the others follow the metadata log.
 
+With ``kafka=True`` (what ``rillet cluster up`` passes) each broker also serves Kafka's wire
+protocol on a third loopback port (``listeners=KAFKA://127.0.0.1:PORT`` unless the configs
+name ``listeners``; never on a cluster whose clients must authenticate with CURVE);
+``kafka_bootstrap_servers`` is Kafka clients' ``bootstrap.servers``.
+
 Each broker has two loopback ports: its client listener (``address``, what clients and
 ``bootstrap_servers`` use) and its inter-broker listener (``internal_address``; the
 ``controller.quorum.voters`` addresses). The inter-broker listeners use CURVE with one key
@@ -104,6 +109,7 @@ class LocalCluster:
         configs: dict[str, str] | None = None,
         *,
         secure: bool = False,
+        kafka: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir).absolute()
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -129,6 +135,15 @@ class LocalCluster:
         self._ensure_keyfile()
         if secure:  # CURVE on the client listener too (rillet/security.py)
             self.configs.update(secure_cluster_configs(self.data_dir))
+        # each broker's KAFKA listener (docs/kafka-compat.md), once enabled: kept in
+        # cluster.json. Never beside a CURVE client listener: it has no SASL yet, so it would
+        # be a door around the authentication.
+        saved_kafka = {int(k): v for k, v in saved.get("kafka_ports", {}).items()}
+        self.kafka_ports: dict[int, int] = (
+            {b: saved_kafka.get(b) or free_port() for b in self.ports}
+            if (kafka or saved_kafka) and not self.configs.get("client.curve.keyfile")
+            else {}
+        )
         self._save()
 
     @property
@@ -176,6 +191,8 @@ class LocalCluster:
                     "ports": {str(k): v for k, v in self.ports.items()},
                     "internal_ports": {str(k): v for k, v in self.internal_ports.items()},
                     "metrics_ports": {str(k): v for k, v in self.metrics_ports.items()},
+                    **({"kafka_ports": {str(k): v for k, v in self.kafka_ports.items()}}
+                       if self.kafka_ports else {}),
                     "voters": self.voters,
                     "configs": self.configs,
                 },
@@ -204,6 +221,19 @@ class LocalCluster:
     @property
     def metrics_urls(self) -> dict[int, str]:
         return {b: u for b in self.ports if (u := self.metrics_url(b)) is not None}
+
+    def kafka_address(self, broker_id: int) -> str | None:
+        """Where ``broker_id`` serves Kafka's protocol, as the broker wrote it at start
+        (``kafka-listener`` in its data dir; None: no KAFKA listener)."""
+        try:
+            return (self.broker_dir(broker_id) / "kafka-listener").read_text().strip() or None
+        except OSError:
+            return None
+
+    @property
+    def kafka_bootstrap_servers(self) -> str:
+        """``bootstrap.servers`` for Kafka clients ('' when no broker has a KAFKA listener)."""
+        return ",".join(a for b in self.ports if (a := self.kafka_address(b)))
 
     def internal_address(self, broker_id: int) -> str:
         """The broker's inter-broker listener."""
@@ -259,6 +289,8 @@ class LocalCluster:
             self.ports.setdefault(broker_id, free_port())
             self.internal_ports.setdefault(broker_id, free_port())
             self.metrics_ports.setdefault(broker_id, free_port())
+            if self.kafka_ports:
+                self.kafka_ports.setdefault(broker_id, free_port())
             self._save()
         running = self.pid(broker_id)
         if running is not None:
@@ -285,6 +317,9 @@ class LocalCluster:
         }
         if self.keyfile is not None:
             configs["inter.broker.curve.keyfile"] = str(self.keyfile)
+        if self.kafka_ports and "listeners" not in configs:  # a configured one wins
+            configs["listeners"] = f"KAFKA://{HOST}:{self.kafka_ports[broker_id]}"
+        (directory / "kafka-listener").unlink(missing_ok=True)  # rewritten if it has one
         for key, value in sorted(configs.items()):
             cmd += ["--config", f"{key}={value}"]
         with open(directory / "stderr.log", "ab") as err:

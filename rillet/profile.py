@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 BROKERS_ENV = "RILLET_BROKERS"
+# the profile's field for Kafka clients' bootstrap.servers (the brokers' KAFKA listeners)
+KAFKA_BOOTSTRAP_FIELD = "kafka_bootstrap_servers"
 
 
 def config_dir() -> Path:

@@ -2,8 +2,9 @@
 
 ``up`` starts the brokers (3 by default; free ports, remembered in DATA_DIR/cluster.json; the
 first three are the controller quorum's voters), prints the endpoints and an
-``export RILLET_BROKERS=...`` line, and writes the profile that lets later commands run
-without ``-b``. It stays in the foreground until Ctrl-C (then stops the brokers cleanly), or
+``export RILLET_BROKERS=...`` line (and ``export KAFKA_BOOTSTRAP_SERVERS=...``: every broker
+also serves Kafka's protocol, docs/kafka-compat.md), and writes the profile that lets later
+commands run without ``-b``. It stays in the foreground until Ctrl-C (then stops the brokers cleanly), or
 returns at once with ``--detach`` once every broker is registered. ``kill ID`` (SIGKILL, a
 crash) and ``start ID`` act on one broker, for demos and tests. Every subcommand takes
 ``--data-dir``; without it, ``up`` uses the default ($RILLET_HOME or
@@ -24,6 +25,7 @@ from rillet.cli.common import (
     remove_profile_for,
     write_profile,
 )
+from rillet.profile import KAFKA_BOOTSTRAP_FIELD
 
 _data_dir_option = click.option(
     "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -61,6 +63,16 @@ def _table(statuses, metrics: dict[int, str] | None = None) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         say("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def _kafka_line(local) -> None:
+    """Kafka clients' bootstrap.servers (the brokers' KAFKA listeners), if they have one."""
+    from rillet.cli._cluster_up import say
+
+    if local.kafka_bootstrap_servers:
+        say(f"Kafka clients (kcat, confluent-kafka, ...): bootstrap.servers="
+            f"{local.kafka_bootstrap_servers}")
+        say(f"export KAFKA_BOOTSTRAP_SERVERS={local.kafka_bootstrap_servers}")
 
 
 def _existing(data_dir: Path | None):
@@ -102,7 +114,8 @@ def up(brokers, data_dir, detach, configs, no_profile, timeout, secure) -> None:
     local = None
     served = False
     try:
-        local = LocalCluster(data_dir, brokers, configs or None, secure=secure)
+        # Kafka's protocol too (not on a --secure cluster: the KAFKA listener has no SASL yet)
+        local = LocalCluster(data_dir, brokers, configs or None, secure=secure, kafka=True)
         local.start(timeout_s=timeout)
         remember_cluster(data_dir)
         served = True
@@ -115,6 +128,8 @@ def up(brokers, data_dir, detach, configs, no_profile, timeout, secure) -> None:
         if not no_profile:
             profile = {"brokers": brokers_csv, "data_dir": str(data_dir),
                        "metrics": local.metrics_urls}
+            if local.kafka_bootstrap_servers:  # docs/kafka-compat.md
+                profile[KAFKA_BOOTSTRAP_FIELD] = local.kafka_bootstrap_servers
             if local.client_security:  # the admin's CURVE credentials (rillet/security.py)
                 profile["security"] = local.client_security
             path = write_profile(profile)
@@ -125,6 +140,7 @@ def up(brokers, data_dir, detach, configs, no_profile, timeout, secure) -> None:
             say("Later commands need the brokers, e.g.")
             say(f"    rillet topic create orders -p 3 -b {brokers_csv}")
         say(f"export RILLET_BROKERS={brokers_csv}")
+        _kafka_line(local)
         if detach:
             say(f"Stop it with: rillet cluster down --data-dir {data_dir}")
             return
@@ -160,10 +176,16 @@ def down(data_dir) -> None:
 @cluster.command("status")
 @_data_dir_option
 def status(data_dir) -> None:
-    """Brokers of the local cluster: address, state, controller role, partitions led."""
+    """Brokers of the local cluster: address, state, controller role, partitions led; then
+    Kafka clients' bootstrap.servers."""
+    from rillet.cli._cluster_up import say
+
     local = _existing(data_dir)
     statuses = local.status()
     _table(statuses, local.metrics_urls)
+    if local.kafka_bootstrap_servers:  # after a blank line: the table stays a table
+        say("")
+        _kafka_line(local)
     if not any(s.ready for s in statuses):
         raise SystemExit(1)
 

@@ -28,7 +28,7 @@ def run(args, env, check=True):
 
 
 def rows(status: str) -> dict[str, list[str]]:
-    lines = status.strip().splitlines()
+    lines = status.strip().split("\n\n")[0].splitlines()  # the table; then notes
     assert lines[0].split()[:5] == ["ID", "ADDRESS", "STATUS", "CONTROLLER", "LEADER-OF"]
     return {line.split()[0]: line.split() for line in lines[1:]}
 
