@@ -111,11 +111,13 @@ def run(partitions: int, records: int, idle_s: float) -> dict:
                    "RILLET_CONFIG_DIR": tmp}
             t0 = time.monotonic()
             for topic, count in (("spread", partitions), ("three", 3)):
-                subprocess.run(
+                created = subprocess.run(
                     [*RILLET, "topic", "create", topic, "-p", str(count), "-r", "3",
                      "--config", "min.insync.replicas=2", "--timeout-ms", "600000"],
-                    env=env, check=True, capture_output=True, timeout=600,
+                    env=env, capture_output=True, text=True, timeout=600,
                 )
+                if created.returncode != 0:
+                    raise RuntimeError(f"topic create {topic} failed: {created.stderr.strip()}")
             # settled: full ISRs in the metadata AND every replica's log open on every broker
             # (each hosts all partitions with RF=3 on 3 brokers); the metadata alone says
             # "full" long before the brokers have opened thousands of logs
