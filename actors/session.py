@@ -38,6 +38,7 @@ from rillet.transport import protocol as P
 from rillet.transport.errors import ProtocolError
 
 from . import controller as C
+from . import delete_records
 from . import group_coordinator as GC
 from . import partition as R
 from . import share_partition as SP
@@ -335,6 +336,8 @@ class ClientSession(DispatchedActor):
                 self.ctx.controller.tell(C.Admin(req, respond, forwardable=forwardable))
             case P.OffsetForLeaderEpochRequest():
                 self._offset_for_leader_epoch(req, respond)
+            case P.DeleteRecordsRequest():  # to each partition's leader (delete_records.py)
+                delete_records.serve(req, respond, self._replica)
             case (
                 P.AddPartitionsToTxnRequest()
                 | P.AddOffsetsToTxnRequest()

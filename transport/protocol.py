@@ -2002,6 +2002,68 @@ class BrokerCountersResponse:
     counters: tuple[BrokerCounter, ...] = ()
 
 
+# ------------------------------------------------------------------------------- operations
+# See docs/operations.md. DeleteRecords goes to each partition's leader (like ListOffsets).
+
+
+@_msg
+class DeleteRecordsPartition:
+    """``offset``: the new log start offset of the partition (every record below it is
+    deleted); -1 means the high watermark (everything consumers can read)."""
+
+    partition: int
+    offset: int
+
+
+@_msg
+class DeleteRecordsTopic:
+    name: str
+    partitions: tuple[DeleteRecordsPartition, ...]
+
+
+@_msg
+class DeleteRecordsRequest:
+    """Kafka's DeleteRecords: move the log start offset of each partition forward. Sent to
+    the partition leaders; a partition this broker does not lead answers
+    NOT_LEADER_OR_FOLLOWER. Answered once the leader's new log start is durable (followers
+    take it from their next fetch)."""
+
+    API: ClassVar[str] = "DeleteRecords"
+    VERSION: ClassVar[int] = 0
+    topics: tuple[DeleteRecordsTopic, ...]
+    timeout_ms: int = 30000
+
+
+@_msg
+class DeleteRecordsPartitionResponse:
+    """``low_watermark``: the partition's log start offset after the request (-1 on
+    error). OFFSET_OUT_OF_RANGE: the offset is above the high watermark; POLICY_VIOLATION:
+    the topic's cleanup.policy has no ``delete``; INVALID_TOPIC_EXCEPTION: an internal
+    topic."""
+
+    partition: int
+    low_watermark: int = -1
+    error_code: int = 0
+    error_message: str | None = None
+
+
+@_msg
+class DeleteRecordsTopicResponse:
+    name: str
+    partitions: tuple[DeleteRecordsPartitionResponse, ...]
+
+
+@_msg
+class DeleteRecordsResponse:
+    API: ClassVar[str] = "DeleteRecords"
+    VERSION: ClassVar[int] = 0
+    topics: tuple[DeleteRecordsTopicResponse, ...] = ()
+
+
+OPS_REQUESTS = (DeleteRecordsRequest,)
+OPS_RESPONSES = (DeleteRecordsResponse,)
+
+
 # ---------------------------------------------------------------------------------- registry
 
 REQUESTS: dict[str, type] = {
@@ -2025,6 +2087,7 @@ REQUESTS: dict[str, type] = {
         *REPLICATION_REQUESTS,
         *TRANSACTION_REQUESTS,
         *SHARE_REQUESTS,
+        *OPS_REQUESTS,
     )
 }
 RESPONSES: dict[str, type] = {
@@ -2055,6 +2118,7 @@ RESPONSES: dict[str, type] = {
         *REPLICATION_RESPONSES,
         *TRANSACTION_RESPONSES,
         *SHARE_RESPONSES,
+        *OPS_RESPONSES,
     )
 }
 

@@ -1,0 +1,158 @@
+"""Operations on real broker processes (issue #21): DeleteRecords through Admin and the CLI,
+replicated to followers; keyless records refused on compacted topics. One three-broker
+cluster for the module; each test uses its own topics."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from cluster_helpers import FAST, call, wait_until
+from rillet.logstore.fs import FileSystem
+from rillet.logstore.recovery import LOG_START_FILE
+from rillet.transport import protocol as P
+from rillet.transport.endpoint import ClientEndpoint
+from rillet.transport.errors import ProtocolError
+
+from rillet import Admin, Consumer, NewTopic, Producer, TopicPartition
+from rillet.cli.main import cli
+from rillet.errors import OffsetOutOfRangeError, PolicyViolationError
+from rillet.launcher import LocalCluster
+from tests.integration.cli_helpers import cli_env, run
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+
+@pytest.fixture(scope="module")
+def c3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(tmp_path_factory.mktemp("ops3"), 3,
+                           {**FAST, "log.retention.check.interval.ms": "500"})
+    try:
+        cluster.start(timeout_s=60)
+        yield cluster
+    finally:
+        cluster.stop(timeout_s=10)
+
+
+@pytest.fixture(scope="module")
+def admin(c3) -> Iterator[Admin]:
+    with Admin({"bootstrap.servers": c3.bootstrap_servers, "request.timeout.ms": 15000}) as a:
+        yield a
+
+
+def _produce(c3, topic: str, n: int, key=None) -> None:
+    with Producer({"bootstrap.servers": c3.bootstrap_servers, "acks": "all",
+                   "linger.ms": 0}) as producer:
+        for i in range(n):
+            producer.send(topic, f"v{i}".encode(), key=key, partition=0)
+        producer.flush(30)
+
+
+def _earliest(c3, topic: str) -> int:
+    with Admin({"bootstrap.servers": c3.bootstrap_servers}) as a:
+        return a.list_offsets([TopicPartition(topic, 0)], -2)[TopicPartition(topic, 0)]
+
+
+def _log_start_on(c3, broker_id: int, topic: str) -> int | None:
+    value = FileSystem().read_checkpoint(c3.broker_dir(broker_id) / f"{topic}-0" / LOG_START_FILE)
+    return value if isinstance(value, int) else None
+
+
+def _consume_from_earliest(c3, topic: str, until: int) -> list[int]:
+    consumer = Consumer({"bootstrap.servers": c3.bootstrap_servers,
+                         "auto.offset.reset": "earliest"})
+    try:
+        consumer.assign([TopicPartition(topic, 0)])
+        offsets: list[int] = []
+
+        def caught_up():
+            for records in consumer.poll(500).values():
+                offsets.extend(r.offset for r in records)
+            return offsets and offsets[-1] >= until - 1
+
+        wait_until(caught_up, 30, f"a consumer to read {topic} up to {until}")
+        return offsets
+    finally:
+        consumer.close()
+
+
+def test_delete_records_moves_the_log_start_on_every_replica(c3, admin) -> None:
+    admin.create_topics([NewTopic("dr", 1, 3)])
+    _produce(c3, "dr", 30)
+    tp = TopicPartition("dr", 0)
+    assert admin.delete_records({tp: 12}) == {tp: 12}
+    assert _earliest(c3, "dr") == 12
+    # a consumer from "earliest" starts at the new log start, not at 0
+    assert _consume_from_earliest(c3, "dr", 30) == list(range(12, 30))
+    # the followers take the leader's log start from their fetches (durably)
+    for b in c3.broker_ids:
+        wait_until(lambda b=b: _log_start_on(c3, b, "dr") == 12, 30,
+                   f"broker {b} to have log start 12")
+    # again, at the high watermark (-1), with more records: followers follow again
+    _produce(c3, "dr", 5)
+    assert admin.delete_records({("dr", 0): -1}) == {tp: 35}
+    for b in c3.broker_ids:
+        wait_until(lambda b=b: _log_start_on(c3, b, "dr") == 35, 30,
+                   f"broker {b} to have log start 35")
+    # a lower offset changes nothing
+    assert admin.delete_records({tp: 3}) == {tp: 35}
+
+
+def test_delete_records_refusals_change_nothing(c3, admin) -> None:
+    admin.create_topics([NewTopic("dr-bad", 1, 1),
+                         NewTopic("dr-compact", 1, 1, configs={"cleanup.policy": "compact"})])
+    _produce(c3, "dr-bad", 5)
+    tp = TopicPartition("dr-bad", 0)
+    with pytest.raises(OffsetOutOfRangeError, match="high watermark 5"):
+        admin.delete_records({tp: 6})
+    assert _earliest(c3, "dr-bad") == 0
+    results = admin.delete_records({tp: 6, ("dr-compact", 0): 0}, raise_errors=False)
+    assert isinstance(results[tp], OffsetOutOfRangeError)
+    assert isinstance(results[TopicPartition("dr-compact", 0)], PolicyViolationError)
+    internal = call(c3, 1, P.DeleteRecordsRequest(topics=(P.DeleteRecordsTopic(
+        name="__consumer_offsets", partitions=(P.DeleteRecordsPartition(partition=0, offset=1),)),)))
+    refused = internal.topics[0].partitions[0]
+    assert refused.error_code == P.ErrorCode.INVALID_TOPIC_EXCEPTION, refused
+    assert "internal topic" in refused.error_message
+    with pytest.raises(ValueError, match="negative"):
+        admin.delete_records({tp: -2})
+    # the raw wire: a partition named twice is one clear error, the broker stays up
+    twice = P.DeleteRecordsRequest(topics=(P.DeleteRecordsTopic(name="dr-bad", partitions=(
+        P.DeleteRecordsPartition(partition=0, offset=1),
+        P.DeleteRecordsPartition(partition=0, offset=2))),))
+    leader = admin.describe_topics(["dr-bad"])["dr-bad"].partitions[0].leader
+    with ClientEndpoint() as endpoint, pytest.raises(ProtocolError) as refused_twice:
+        endpoint.request(c3.address(leader), twice, 5000).result(10)
+    assert refused_twice.value.code == P.ErrorCode.INVALID_REQUEST
+    assert _earliest(c3, "dr-bad") == 0
+
+
+def test_rillet_delete_records_command(c3, admin, tmp_path: Path) -> None:
+    admin.create_topics([NewTopic("dr-cli", 2, 1)])
+    with Producer({"bootstrap.servers": c3.bootstrap_servers, "linger.ms": 0}) as producer:
+        for i in range(10):
+            producer.send("dr-cli", b"x", partition=i % 2)
+        producer.flush(30)
+    env = {**cli_env(tmp_path), "RILLET_BROKERS": c3.bootstrap_servers}
+    out = run(["delete-records", "--topic", "dr-cli", "--partition", "0", "--offset", "2"], env)
+    assert out.stdout.decode().splitlines() == [
+        "Executing records delete operation", "Records delete operation completed:",
+        "partition: dr-cli-0\tlow_watermark: 2"]
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"version": 1, "partitions": [
+        {"topic": "dr-cli", "partition": 1, "offset": -1},
+        {"topic": "dr-cli", "partition": 0, "offset": 99}]}))
+    # the same command in-process (a subprocess costs ~1.5 s of imports on a loaded machine)
+    runner = CliRunner()
+    args = ["delete-records", "--offset-json-file", str(plan), "-b", c3.bootstrap_servers]
+    out = runner.invoke(cli, args)
+    assert out.exit_code == 1
+    assert "partition: dr-cli-1\tlow_watermark: 5" in out.stdout
+    assert "partition: dr-cli-0\terror: " in out.stderr
+    assert "high watermark 5" in out.stderr
+    plan.write_text('{"partitions": [{"topic": "dr-cli", "partition": -1, "offset": 1}]}')
+    bad = runner.invoke(cli, args)
+    assert bad.exit_code == 2 and "partitions[0]" in bad.stderr
