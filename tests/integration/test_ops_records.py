@@ -19,7 +19,7 @@ from rillet.transport.errors import ProtocolError
 
 from rillet import Admin, Consumer, NewTopic, Producer, TopicPartition
 from rillet.cli.main import cli
-from rillet.errors import OffsetOutOfRangeError, PolicyViolationError
+from rillet.errors import OffsetOutOfRangeError, PolicyViolationError, RilletError
 from rillet.launcher import LocalCluster
 from tests.integration.cli_helpers import cli_env, run
 
@@ -156,3 +156,17 @@ def test_rillet_delete_records_command(c3, admin, tmp_path: Path) -> None:
     plan.write_text('{"partitions": [{"topic": "dr-cli", "partition": -1, "offset": 1}]}')
     bad = runner.invoke(cli, args)
     assert bad.exit_code == 2 and "partitions[0]" in bad.stderr
+
+
+def test_a_compacted_topic_refuses_keyless_records(c3, admin) -> None:
+    """Kafka's rule: INVALID_RECORD "Compacted topic cannot accept message without key";
+    nothing of the refused batch is written (issue #21: it was accepted, then kept forever
+    by the cleaner's null-key handling)."""
+    admin.create_topics([NewTopic("keyed-only", 1, 1, configs={"cleanup.policy": "compact"})])
+    with Producer({"bootstrap.servers": c3.bootstrap_servers, "linger.ms": 0}) as producer:
+        with pytest.raises(RilletError, match="without key") as refused:
+            producer.send("keyed-only", b"no key").get(15)
+        assert refused.value.code == P.ErrorCode.INVALID_RECORD
+        assert producer.send("keyed-only", b"v", key=b"k").get(15).offset == 0
+    latest = admin.list_offsets([TopicPartition("keyed-only", 0)])
+    assert latest == {TopicPartition("keyed-only", 0): 1}
