@@ -109,6 +109,10 @@ class PartitionLog:
         # Aborted transactions per segment (txn_index.py); its ``missing`` segments are
         # rebuilt by the owner (transactions.load_transaction_state).
         self.txn_index = TransactionIndex(fs, self.directory)
+        # where the last compaction pass ended (cleaner_select.py); None: not read yet
+        self.first_dirty_offset: int | None = None
+        # when a tombstone or marker the last pass kept may go (-1: none known)
+        self.cleaner_removable_at_ms = -1
 
     # ------------------------------------------------------------------------------ opening
 
@@ -207,7 +211,7 @@ class PartitionLog:
         try:
             if active.size > 0 and (
                 active.size + size > self.config.segment_bytes
-                or now_ms - active.created_ms >= self.config.segment_ms
+                or now_ms - active.created_ms >= self.config.roll_ms
             ):
                 active = self._roll(now_ms)
             if leader_epoch > latest:
@@ -270,7 +274,7 @@ class PartitionLog:
             for batch, size, last_delta, max_timestamp in checked:
                 if position > 0 and (
                     position + size > cfg.segment_bytes
-                    or now_ms - active.created_ms >= cfg.segment_ms
+                    or now_ms - active.created_ms >= cfg.roll_ms
                 ):
                     if run:
                         active.append_run(parts, position - run[0][0], run, leader_epoch)
@@ -329,7 +333,7 @@ class PartitionLog:
         active = self.segments[-1]
         if active.size > 0 and (
             active.size + header.length > self.config.segment_bytes
-            or now_ms - active.created_ms >= self.config.segment_ms
+            or now_ms - active.created_ms >= self.config.roll_ms
         ):
             active = self._roll(now_ms)
         if header.leader_epoch > self.epochs.latest_epoch:

@@ -5,6 +5,7 @@ cluster for the module; each test uses its own topics."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -170,3 +171,31 @@ def test_a_compacted_topic_refuses_keyless_records(c3, admin) -> None:
         assert producer.send("keyed-only", b"v", key=b"k").get(15).offset == 0
     latest = admin.list_offsets([TopicPartition("keyed-only", 0)])
     assert latest == {TopicPartition("keyed-only", 0): 1}
+
+
+def test_max_compaction_lag_gets_a_log_cleaned_that_its_ratio_never_would(c3, admin) -> None:
+    """min.cleanable.dirty.ratio=1.0: never dirty enough (Kafka's test is strictly above);
+    max.compaction.lag.ms=1000 rolls the active segment and makes the log cleanable once a
+    record waited 1 s. The broker's housekeeping (every 500 ms here) then compacts it."""
+    admin.create_topics([NewTopic("lagged", 1, 1, configs={
+        "cleanup.policy": "compact", "min.cleanable.dirty.ratio": "1.0",
+        "max.compaction.lag.ms": "1000"})])
+    described = admin.describe_configs(["lagged"])["lagged"]
+    assert described["max.compaction.lag.ms"].value == "1000"
+    assert described["min.cleanable.dirty.ratio"].value == "1.0"
+    tp = TopicPartition("lagged", 0)
+    with Producer({"bootstrap.servers": c3.bootstrap_servers, "linger.ms": 0}) as producer:
+        first = producer.send("lagged", b"v0", key=b"k0").get(15).timestamp
+        for i in range(1, 20):
+            producer.send("lagged", b"v%d" % i, key=b"k%d" % (i % 2)).get(15)
+        # the lag is a duration of the wall clock: wait for it to pass, then a record rolls
+        # the active segment (it is older than max.compaction.lag.ms)
+        wait_until(lambda: time.time() * 1000 - first > 1200, 10, "1.2 s to pass")
+        producer.send("lagged", b"last", key=b"k0").get(15)
+
+    def compacted():
+        with Consumer({"bootstrap.servers": c3.bootstrap_servers,
+                       "auto.offset.reset": "earliest", "consumer.timeout.ms": 1000}) as cons:
+            cons.assign([tp])
+            return len(list(cons)) < 20
+    wait_until(compacted, 30, "the lagged log to be compacted")
