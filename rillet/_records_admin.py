@@ -1,5 +1,8 @@
-"""Deleting records, mixed into :class:`rillet.admin.Admin` (Kafka's ``Admin.deleteRecords``,
-kafka-python's ``delete_records``)::
+"""Deleting records and looking at storage, mixed into :class:`rillet.admin.Admin` (Kafka's
+``deleteRecords``, ``describeLogDirs``, ``listPartitionReassignments``)::
+
+    admin.describe_log_dirs()              # {broker: {log_dir: LogDirDescription}}
+    admin.list_partition_reassignments()   # {TopicPartition: PartitionReassignment}
 
     admin.delete_records({TopicPartition("orders", 0): 1200})   # {tp: new log start}
     admin.delete_records({("orders", 1): -1})                    # -1: up to the high watermark
@@ -15,11 +18,44 @@ docs/operations.md, "Deleting records".
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from rillet.errors import RilletError, RilletTimeoutError, error_for_code
 from rillet.records import TopicPartition
 from rillet.transport import protocol as p
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaInfo:
+    """One replica in a log directory: ``size`` in bytes, Kafka's ``offset_lag`` (the high
+    watermark minus the log end offset when positive), its log start and end offsets."""
+
+    size: int
+    offset_lag: int
+    is_future: bool = False
+    log_start_offset: int = -1
+    log_end_offset: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class LogDirDescription:
+    """A broker's log directory: its replicas and the bytes of its file system."""
+
+    error: RilletError | None
+    replica_infos: dict[TopicPartition, ReplicaInfo]
+    total_bytes: int = -1
+    usable_bytes: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionReassignment:
+    """An ongoing reassignment: the current replicas and which are being added / removed."""
+
+    replicas: tuple[int, ...]
+    adding_replicas: tuple[int, ...]
+    removing_replicas: tuple[int, ...]
+
 
 HIGH_WATERMARK = -1  # delete everything consumers can read (Kafka's RecordsToDelete)
 _MOVING = (p.ErrorCode.NOT_LEADER_OR_FOLLOWER, p.ErrorCode.LEADER_NOT_AVAILABLE,
@@ -115,3 +151,50 @@ class RecordsAdminMixin:
                     else:
                         out[tp] = r.low_watermark
         return retry
+
+    def describe_log_dirs(self, broker_ids: Iterable[int] | None = None, *,
+                          topics: Iterable[str] | None = None
+                          ) -> dict[int, dict[str, LogDirDescription]]:
+        """Each broker's log directory and the replicas it holds there (Kafka's
+        describeLogDirs): ``{broker_id: {log_dir: LogDirDescription}}``. ``broker_ids``
+        None: every live broker; ``topics`` None: every topic."""
+        view = self._client.refresh_metadata((), via_controller=True)
+        wanted = sorted(view.brokers) if broker_ids is None else sorted(set(broker_ids))
+        req = p.DescribeLogDirsRequest(topics=None if topics is None else tuple(topics))
+        out: dict[int, dict[str, LogDirDescription]] = {}
+        for broker_id in wanted:
+            address = view.brokers.get(broker_id)
+            if address is None:
+                raise error_for_code(p.ErrorCode.BROKER_NOT_AVAILABLE,
+                                     f"broker {broker_id} is not a live broker")
+            resp = self._client.call(address, req)
+            out[broker_id] = {
+                d.log_dir: LogDirDescription(
+                    error=None if not d.error_code else error_for_code(d.error_code),
+                    replica_infos={
+                        TopicPartition(t.name, x.partition): ReplicaInfo(
+                            x.size, x.offset_lag, x.is_future, x.log_start_offset,
+                            x.log_end_offset)
+                        for t in d.topics for x in t.partitions},
+                    total_bytes=d.total_bytes, usable_bytes=d.usable_bytes)
+                for d in resp.results}
+        return out
+
+    def list_partition_reassignments(
+            self, partitions: Iterable[tuple[str, int]] | None = None
+    ) -> dict[TopicPartition, PartitionReassignment]:
+        """The reassignments under way (Kafka's listPartitionReassignments), of
+        ``partitions`` (None: every partition), from the active controller's image."""
+        topics = None
+        if partitions is not None:
+            by_topic: dict[str, list[int]] = {}
+            for t, n in partitions:
+                by_topic.setdefault(t, []).append(int(n))
+            topics = tuple(p.GroupTopicPartitions(topic=t, partitions=tuple(sorted(ns)))
+                           for t, ns in sorted(by_topic.items()))
+        resp = self._client.call_controller(p.ListPartitionReassignmentsRequest(topics=topics))
+        if resp.error_code:
+            raise error_for_code(resp.error_code, resp.error_message)
+        return {TopicPartition(t.name, x.partition): PartitionReassignment(
+                    tuple(x.replicas), tuple(x.adding_replicas), tuple(x.removing_replicas))
+                for t in resp.topics for x in t.partitions}

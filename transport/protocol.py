@@ -2003,7 +2003,8 @@ class BrokerCountersResponse:
 
 
 # ------------------------------------------------------------------------------- operations
-# See docs/operations.md. DeleteRecords goes to each partition's leader (like ListOffsets).
+# See docs/operations.md. DeleteRecords goes to each partition's leader (like ListOffsets),
+# DescribeLogDirs to each broker, ListPartitionReassignments to any (the controller best).
 
 
 @_msg
@@ -2060,8 +2061,102 @@ class DeleteRecordsResponse:
     topics: tuple[DeleteRecordsTopicResponse, ...] = ()
 
 
-OPS_REQUESTS = (DeleteRecordsRequest,)
-OPS_RESPONSES = (DeleteRecordsResponse,)
+@_msg
+class DescribeLogDirsRequest:
+    """Kafka's DescribeLogDirs, to one broker: its log directory and the replicas it hosts
+    there (``topics`` null: every one; else the named topics, all their partitions here)."""
+
+    API: ClassVar[str] = "DescribeLogDirs"
+    VERSION: ClassVar[int] = 0
+    topics: tuple[str, ...] | None = None
+
+
+@_msg
+class DescribeLogDirsPartition:
+    """``size``: bytes of the replica's log segments; ``offset_lag``: Kafka's, the high
+    watermark minus the log end offset when positive, else 0; ``log_start_offset`` and
+    ``log_end_offset`` as the replica has them (-1: its log is not open)."""
+
+    partition: int
+    size: int
+    offset_lag: int = 0
+    is_future: bool = False
+    log_start_offset: int = -1
+    log_end_offset: int = -1
+
+
+@_msg
+class DescribeLogDirsTopic:
+    name: str
+    partitions: tuple[DescribeLogDirsPartition, ...]
+
+
+@_msg
+class DescribeLogDir:
+    """``total_bytes`` / ``usable_bytes``: of the file system holding ``log_dir`` (-1:
+    unknown)."""
+
+    log_dir: str
+    error_code: int = 0
+    topics: tuple[DescribeLogDirsTopic, ...] = ()
+    total_bytes: int = -1
+    usable_bytes: int = -1
+
+
+@_msg
+class DescribeLogDirsResponse:
+    API: ClassVar[str] = "DescribeLogDirs"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+    broker_id: int = -1
+    results: tuple[DescribeLogDir, ...] = ()
+
+
+@_msg
+class ListPartitionReassignmentsRequest:
+    """Kafka's ListPartitionReassignments: the ongoing reassignments (``topics`` null: of
+    every topic), answered from the answering broker's metadata image (the active
+    controller's is the freshest)."""
+
+    API: ClassVar[str] = "ListPartitionReassignments"
+    VERSION: ClassVar[int] = 0
+    topics: tuple[GroupTopicPartitions, ...] | None = None
+    timeout_ms: int = 30000
+
+
+@_msg
+class OngoingPartitionReassignment:
+    """``replicas``: the current replica set (old and new during the move); the new ones
+    still copying are ``adding_replicas``, the ones to drop at the end
+    ``removing_replicas``."""
+
+    partition: int
+    replicas: tuple[int, ...]
+    adding_replicas: tuple[int, ...] = ()
+    removing_replicas: tuple[int, ...] = ()
+
+
+@_msg
+class OngoingTopicReassignment:
+    name: str
+    partitions: tuple[OngoingPartitionReassignment, ...]
+
+
+@_msg
+class ListPartitionReassignmentsResponse:
+    API: ClassVar[str] = "ListPartitionReassignments"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+    error_message: str | None = None
+    topics: tuple[OngoingTopicReassignment, ...] = ()
+
+
+OPS_REQUESTS = (DeleteRecordsRequest, DescribeLogDirsRequest, ListPartitionReassignmentsRequest)
+OPS_RESPONSES = (
+    DeleteRecordsResponse,
+    DescribeLogDirsResponse,
+    ListPartitionReassignmentsResponse,
+)
 
 
 # ---------------------------------------------------------------------------------- registry

@@ -199,3 +199,63 @@ def test_max_compaction_lag_gets_a_log_cleaned_that_its_ratio_never_would(c3, ad
             cons.assign([tp])
             return len(list(cons)) < 20
     wait_until(compacted, 30, "the lagged log to be compacted")
+
+
+def test_describe_log_dirs_on_every_broker(c3, admin) -> None:
+    admin.create_topics([NewTopic("ld", 1, 3), NewTopic("ld-other", 1, 3)])
+    _produce(c3, "ld", 5)
+    tp = TopicPartition("ld", 0)
+
+    def replicated():
+        found = admin.describe_log_dirs(topics=["ld"])
+        ends = {b: [r.log_end_offset for d in dirs.values()
+                    for t, r in d.replica_infos.items() if t == tp]
+                for b, dirs in found.items()}
+        return found if ends == {b: [5] for b in c3.broker_ids} else None
+
+    found = wait_until(replicated, 30, "every replica of ld-0 to hold 5 records")
+    for b in c3.broker_ids:
+        (path, d), = found[b].items()
+        assert path == str(c3.broker_dir(b).absolute()) and d.error is None
+        assert 0 < d.usable_bytes <= d.total_bytes
+        assert set(d.replica_infos) == {tp}  # --topic-list: only ld
+        info = d.replica_infos[tp]
+        assert info.size > 0 and info.offset_lag == 0 and info.log_start_offset == 0
+    one = admin.describe_log_dirs([c3.broker_ids[0]])
+    assert list(one) == [c3.broker_ids[0]]
+    (d,) = one[c3.broker_ids[0]].values()
+    assert {tp, TopicPartition("ld-other", 0)} <= set(d.replica_infos)  # every topic
+    out = CliRunner().invoke(cli, ["log-dirs", "describe", "--topic-list", "ld", "--format",
+                                   "json", "-b", c3.bootstrap_servers])
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    assert [b["broker"] for b in doc["brokers"]] == c3.broker_ids
+    part = doc["brokers"][0]["logDirs"][0]["partitions"][0]
+    assert part["partition"] == "ld-0" and part["size"] > 0 and part["offsetLag"] == 0
+
+
+def test_list_reassignments_and_describe_all(c3, admin) -> None:
+    admin.create_topics([NewTopic("desc-all", 1, 1, configs={"retention.ms": "60000"})])
+    assert admin.list_partition_reassignments() == {}
+    runner = CliRunner()
+    b = ["-b", c3.bootstrap_servers]
+    out = runner.invoke(cli, ["topic", "reassignments", *b])
+    assert out.exit_code == 0 and out.stdout == "No partition reassignments found.\n"
+    missing = runner.invoke(cli, ["topic", "reassignments", "no-such-topic", *b])
+    assert missing.exit_code == 1 and "does not exist" in missing.stderr
+    # describe reads configs from any broker, which applies a new topic a moment after the
+    # controller: wait for one that knows it
+    plain = wait_until(lambda: (r := runner.invoke(cli, ["topic", "describe", "desc-all", *b]))
+                       .exit_code == 0 and r, 15, "every broker to know desc-all")
+    assert plain.stdout.splitlines()[0].endswith("Configs: retention.ms=60000")
+    every = wait_until(lambda: (r := runner.invoke(cli, ["topic", "describe", "--all", *b]))
+                       .exit_code == 0 and r, 15, "describe --all")
+    line = next(x for x in every.stdout.splitlines() if x.startswith("Topic: desc-all\t"))
+    configs = dict(kv.split("=", 1) for kv in line.split("Configs: ")[1].split(","))
+    assert configs["retention.ms"] == "60000" and configs["segment.bytes"] == str(1 << 30)
+    assert configs["min.cleanable.dirty.ratio"] == "0.5"
+    described = {x.split("\t")[0][len("Topic: "):] for x in every.stdout.splitlines()
+                 if x.startswith("Topic: ")}
+    assert described == set(admin.list_topics(include_internal=True))  # every topic
+    both = runner.invoke(cli, ["topic", "describe", "--all", "desc-all", *b])
+    assert both.exit_code == 2

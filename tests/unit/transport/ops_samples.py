@@ -29,3 +29,46 @@ OPS_SAMPLES = [
         )
     ),
 ]
+
+OPS_SAMPLES += [
+    P.DescribeLogDirsRequest(),
+    P.DescribeLogDirsRequest(topics=("t", "u")),
+    P.DescribeLogDirsResponse(
+        broker_id=2,
+        results=(
+            P.DescribeLogDir(
+                log_dir="/var/lib/rillet",
+                topics=(
+                    P.DescribeLogDirsTopic(
+                        name="t",
+                        partitions=(
+                            P.DescribeLogDirsPartition(
+                                partition=0, size=4096, log_start_offset=3, log_end_offset=90
+                            ),
+                        ),
+                    ),
+                ),
+                total_bytes=10**12,
+                usable_bytes=10**11,
+            ),
+        ),
+    ),
+    P.ListPartitionReassignmentsRequest(),
+    P.ListPartitionReassignmentsRequest(
+        topics=(P.GroupTopicPartitions(topic="t", partitions=(0, 2)),), timeout_ms=1000
+    ),
+    P.ListPartitionReassignmentsResponse(
+        topics=(
+            P.OngoingTopicReassignment(
+                name="t",
+                partitions=(
+                    P.OngoingPartitionReassignment(
+                        partition=0, replicas=(1, 2, 3), adding_replicas=(3,),
+                        removing_replicas=(1,),
+                    ),
+                ),
+            ),
+        )
+    ),
+    P.ListPartitionReassignmentsResponse(error_code=3, error_message="unknown topic(s): x"),
+]
