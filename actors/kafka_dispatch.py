@@ -30,6 +30,7 @@ from .kafka_wire import Request
 HANDLER_MODULES: tuple[str, ...] = (
     "rillet.actors.kafka_api_versions",
     "rillet.actors.kafka_metadata",
+    "rillet.actors.kafka_delete_records",  # ops (#21): DeleteRecords
     # kafka-groups (#18): "rillet.actors.kafka_groups",
 )
 

@@ -30,7 +30,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 @pytest.fixture(scope="module")
 def c3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     cluster = LocalCluster(tmp_path_factory.mktemp("ops3"), 3,
-                           {**FAST, "log.retention.check.interval.ms": "500"})
+                           {**FAST, "log.retention.check.interval.ms": "500",
+                            "listeners": "KAFKA://127.0.0.1:0"})
     try:
         cluster.start(timeout_s=60)
         yield cluster
@@ -259,3 +260,26 @@ def test_list_reassignments_and_describe_all(c3, admin) -> None:
     assert described == set(admin.list_topics(include_internal=True))  # every topic
     both = runner.invoke(cli, ["topic", "describe", "--all", "desc-all", *b])
     assert both.exit_code == 2
+
+
+def test_kafka_admin_delete_records(c3, admin) -> None:
+    """confluent-kafka's AdminClient.delete_records (librdkafka, DeleteRecords v2 through the
+    KAFKA listener): the same rules as the native request, and the native side sees it."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka import TopicPartition as KafkaTopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    admin.create_topics([NewTopic("kdr", 1, 3)])
+    _produce(c3, "kdr", 10)
+    files = [c3.broker_dir(b) / "kafka-listener" for b in c3.broker_ids]  # written at start
+    wait_until(lambda: all(f.exists() for f in files), 30, "the KAFKA listeners' addresses")
+    kafka = AdminClient({"bootstrap.servers": ",".join(f.read_text().strip() for f in files)})
+    done = kafka.delete_records([KafkaTopicPartition("kdr", 0, 4)], request_timeout=30)
+    result = done[KafkaTopicPartition("kdr", 0, 4)].result(60)
+    assert result.low_watermark == 4
+    assert _earliest(c3, "kdr") == 4
+    above = kafka.delete_records([KafkaTopicPartition("kdr", 0, 11)], request_timeout=30)
+    with pytest.raises(KafkaException, match="OFFSET_OUT_OF_RANGE"):
+        list(above.values())[0].result(60)
+    assert _earliest(c3, "kdr") == 4
+    del kafka, done, above  # librdkafka's threads stop with the last reference
