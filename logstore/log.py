@@ -704,6 +704,10 @@ class PartitionLog:
             raise OffsetOutOfRangeError(offset, self._log_start_offset, self.log_end_offset)
         if offset <= self._log_start_offset:
             return self._log_start_offset
+        if offset > self._recovery_point:
+            # the log end must stay at or above the new log start through a crash: recovery
+            # could otherwise cut an unflushed tail below it
+            self.flush()
         try:
             self._log_start_offset = offset
             self.fs.write_checkpoint(self.directory / LOG_START_FILE, offset)

@@ -80,3 +80,14 @@ def test_retention_deletes_a_sealed_segment_left_wholly_below_the_log_start(tmp_
     assert log.segments[0].next_offset <= log.log_start_offset
     assert log.delete_old_segments(now_ms=300) == 1
     assert len(log.segments) == 1 and log.log_start_offset == end
+
+
+def test_the_records_below_a_new_log_start_are_flushed_first(tmp_path):
+    """A crash must not leave the log end below the log start: recovery cuts only above the
+    recovery point, so the log is flushed up to the new start before it is recorded."""
+    log = PartitionLog.open(tmp_path, LogConfig(segment_bytes=500), 0)
+    for i in range(5):
+        log.append(make_batch([b"x%d" % i]), 0, i)
+    assert log.recovery_point == 0 and log.unflushed
+    log.delete_records(3, now_ms=10)
+    assert log.recovery_point >= 3
