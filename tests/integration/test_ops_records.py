@@ -20,7 +20,12 @@ from rillet.transport.errors import ProtocolError
 
 from rillet import Admin, Consumer, NewTopic, Producer, TopicPartition
 from rillet.cli.main import cli
-from rillet.errors import OffsetOutOfRangeError, PolicyViolationError, RilletError
+from rillet.errors import (
+    OffsetOutOfRangeError,
+    PolicyViolationError,
+    RilletError,
+    UnknownTopicOrPartitionError,
+)
 from rillet.launcher import LocalCluster
 from tests.integration.cli_helpers import cli_env, run
 
@@ -61,6 +66,15 @@ def _earliest(c3, topic: str) -> int:
 def _log_start_on(c3, broker_id: int, topic: str) -> int | None:
     value = FileSystem().read_checkpoint(c3.broker_dir(broker_id) / f"{topic}-0" / LOG_START_FILE)
     return value if isinstance(value, int) else None
+
+
+def _configs_of(admin, topic: str):
+    """DescribeConfigs goes to any broker, which may apply a new topic a moment after the
+    controller: None until it knows it."""
+    try:
+        return admin.describe_configs([topic])[topic]
+    except UnknownTopicOrPartitionError:
+        return None
 
 
 def _consume_from_earliest(c3, topic: str, until: int) -> list[int]:
@@ -181,7 +195,7 @@ def test_max_compaction_lag_gets_a_log_cleaned_that_its_ratio_never_would(c3, ad
     admin.create_topics([NewTopic("lagged", 1, 1, configs={
         "cleanup.policy": "compact", "min.cleanable.dirty.ratio": "1.0",
         "max.compaction.lag.ms": "1000"})])
-    described = admin.describe_configs(["lagged"])["lagged"]
+    described = wait_until(lambda: _configs_of(admin, "lagged"), 15, "every broker to know it")
     assert described["max.compaction.lag.ms"].value == "1000"
     assert described["min.cleanable.dirty.ratio"].value == "1.0"
     tp = TopicPartition("lagged", 0)
