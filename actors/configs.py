@@ -33,6 +33,9 @@ TOPIC_DEFAULTS: dict[str, str] = {
     "segment.bytes": str(1 << 30),
     "segment.ms": str(7 * DAY_MS),
     "unclean.leader.election.enable": "false",
+    # the cleaner (issue #21, logstore/cleaner_select.py): Kafka's names and defaults
+    "min.cleanable.dirty.ratio": "0.5",
+    "max.compaction.lag.ms": str(2**63 - 1),
 }
 
 # broker config -> the topic config it supplies the default for (Kafka's synonyms)
@@ -52,6 +55,9 @@ BROKER_TOPIC_SYNONYMS: dict[str, str] = {
     "log.segment.bytes": "segment.bytes",
     "log.roll.ms": "segment.ms",
     "unclean.leader.election.enable": "unclean.leader.election.enable",
+    # the cleaner (issue #21)
+    "log.cleaner.min.cleanable.ratio": "min.cleanable.dirty.ratio",
+    "log.cleaner.max.compaction.lag.ms": "max.compaction.lag.ms",
 }
 
 # broker-only configs and their defaults

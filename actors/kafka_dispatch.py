@@ -32,6 +32,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "rillet.actors.kafka_metadata",
     "rillet.actors.kafka_admin",  # kafka-admin (#18): topics, cluster, reassignments
     "rillet.actors.kafka_configs",  # kafka-admin (#18): Describe/Alter/IncrementalAlterConfigs
+    "rillet.actors.kafka_delete_records",  # ops (#21): DeleteRecords
     # kafka-groups (#18): "rillet.actors.kafka_groups",
 )
 

@@ -187,6 +187,7 @@ class BrokerNode:
             send=self.endpoint.send,
             ticker=self.ticker,
             incarnation=self.incarnation,
+            log_dir=str(self.data_dir.absolute()),
         )
         self.ctx.describe_stats = self._stats
         self.metrics_server = start_metrics(self.ctx, self.configs, self.data_dir)  # actors/metrics.py

@@ -51,6 +51,8 @@ from rillet.logstore.log import PartitionLog
 from rillet.logstore.producer_snapshots import ProducerSnapshots
 from rillet.transport import protocol as P
 
+from .delete_records import DeleteRecords, delete_on_leader
+from .log_dirs import DescribeLog, describe_on_replica
 from .partition_damage import DamageSide
 from .partition_fetch import FetchSide
 from .partition_follower import FollowerSide
@@ -422,6 +424,10 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, TxnSide
                     self.info, self.min_insync_replicas = info, m
                     self._apply_role(self.clock())
                     self._heal()
+                case DeleteRecords():
+                    delete_on_leader(self, message)  # delete_records.py
+                case DescribeLog():
+                    describe_on_replica(self, message)  # log_dirs.py
                 case Scrub():
                     self._scrub(message)
                 case DamageAnswer():
@@ -522,6 +528,11 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, TxnSide
                 )
             elif isinstance(message, WriteMarker):
                 message.reply(code)
+            elif isinstance(message, DeleteRecords):
+                message.reply(P.DeleteRecordsPartitionResponse(partition=self.partition,
+                                                               error_code=code))
+            elif isinstance(message, DescribeLog):
+                message.reply(P.DescribeLogDirsPartition(partition=self.partition, size=0))
         except Exception:  # noqa: BLE001
             self._log.exception("could not answer a failed message")
 

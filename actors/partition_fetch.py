@@ -159,6 +159,7 @@ class FetchSide:
                 fetch_offset=msg.fetch_offset,
                 sent_until=self.log.log_end_offset if response.records else msg.fetch_offset,
                 hw_sent=response.high_watermark,
+                start_sent=response.log_start_offset,
                 max_bytes=msg.max_bytes,
                 leader_epoch=msg.current_leader_epoch,
                 incarnation=msg.replica_incarnation,
@@ -243,7 +244,7 @@ class FetchSide:
                     w.sent_until = log.log_end_offset
                 elif response.error_code == E.NONE and response.high_watermark == w.hw_sent:
                     continue
-            elif self.high_watermark != w.hw_sent:
+            elif self.high_watermark != w.hw_sent or log.log_start_offset > w.start_sent:
                 response = P.FetchPartitionResponse(
                     partition=self.partition,
                     high_watermark=self.high_watermark,
@@ -253,6 +254,7 @@ class FetchSide:
             else:
                 continue
             w.hw_sent = response.high_watermark
+            w.start_sent = max(w.start_sent, response.log_start_offset)
             kept = w.watch.session.notify(key, w.watch.generation, response)
             if not kept or response.error_code != E.NONE:
                 del self._watches[replica_id]

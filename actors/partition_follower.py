@@ -9,6 +9,7 @@ from rillet.logstore import producer_state as PS
 from rillet.logstore import transactions as T
 from rillet.transport import protocol as P
 
+from .delete_records import follow_log_start
 from .partition_messages import (
     FollowerAppend,
     FollowerTruncate,
@@ -79,4 +80,6 @@ class FollowerSide:
         if hw > self.high_watermark:
             self.high_watermark = hw
             self.pstate.on_high_watermark_updated(hw)
+        if msg.log_start_offset > log.log_start_offset:
+            follow_log_start(self, msg.log_start_offset)  # delete_records.py
         return leo, log.epochs.latest_epoch  # the next fetch's offset and last fetched epoch

@@ -141,6 +141,7 @@ class FollowerAppend:
     leader_epoch: int
     records: bytes
     high_watermark: int
+    log_start_offset: int = -1  # the leader's (DeleteRecords, retention): followed
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +218,7 @@ class _Watched:
     max_bytes: int
     leader_epoch: int
     incarnation: str
+    start_sent: int = -1  # the log start offset it was last told (DeleteRecords)
 
 
 def error_code_for(exc: BaseException) -> int:

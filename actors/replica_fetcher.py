@@ -51,6 +51,7 @@ class _State:
     fetch_offset: int = -1  # the log end offset the last append returned (-1: ask)
     last_epoch: int = -1  # the epoch of our last batch (KIP-320: the leader checks it)
     high_watermark: int = -1  # the leader's, as last handed to the partition actor
+    log_start_offset: int = -1  # the leader's, likewise (DeleteRecords moves it)
     # what the leader's fetch session knows of it: (session token, fetch offset, leader
     # epoch); None after an error, a pause or a truncation, so the next request names it
     sent: tuple[int, int, int] | None = None
@@ -326,6 +327,7 @@ class ReplicaFetcher:
                     r.error_code == E.NONE
                     and not r.records
                     and r.high_watermark == state.high_watermark
+                    and r.log_start_offset <= state.log_start_offset
                     and r.diverging_epoch < 0
                 ):
                     continue  # nothing new for an idle partition: no message to its actor
@@ -337,7 +339,10 @@ class ReplicaFetcher:
                     self._diverged(key, state, r.diverging_epoch, r.diverging_end_offset)
                 elif r.error_code == E.NONE:
                     state.high_watermark = r.high_watermark
-                    message = R.FollowerAppend(state.leader_epoch, r.records, r.high_watermark)
+                    state.log_start_offset = max(state.log_start_offset, r.log_start_offset)
+                    message = R.FollowerAppend(
+                        state.leader_epoch, r.records, r.high_watermark, r.log_start_offset
+                    )
                     appends.append((key, state, self._tell_ask(key, message)))
                 else:
                     state.sent = None  # the leader stopped watching it: name it again

@@ -38,6 +38,7 @@ from rillet.transport import protocol as P
 from rillet.transport.errors import ProtocolError
 
 from . import controller as C
+from . import delete_records, log_dirs
 from . import group_coordinator as GC
 from . import partition as R
 from . import share_partition as SP
@@ -84,6 +85,7 @@ class BrokerContext:
     counters: Counters = field(default_factory=Counters)  # the BrokerCounters API
     fetch_sessions: FetchSessions | None = None  # followers' fetch sessions (fetch_session.py)
     metrics: Any = None  # actors/metrics.BrokerMetrics; None: metrics off (metrics.port -1)
+    log_dir: str = ""  # the broker's data directory (DescribeLogDirs, actors/log_dirs.py)
 
     def __post_init__(self) -> None:
         if self.fetch_sessions is None:
@@ -335,6 +337,12 @@ class ClientSession(DispatchedActor):
                 self.ctx.controller.tell(C.Admin(req, respond, forwardable=forwardable))
             case P.OffsetForLeaderEpochRequest():
                 self._offset_for_leader_epoch(req, respond)
+            case P.DeleteRecordsRequest():  # to each partition's leader (delete_records.py)
+                delete_records.serve(req, respond, self._replica)
+            case P.DescribeLogDirsRequest():  # this broker's replicas (log_dirs.py)
+                log_dirs.serve_describe_log_dirs(req, respond, self.ctx, self.ctx.log_dir)
+            case P.ListPartitionReassignmentsRequest():  # from the image (log_dirs.py)
+                respond(log_dirs.list_reassignments(self.ctx.image, req.topics))
             case (
                 P.AddPartitionsToTxnRequest()
                 | P.AddOffsetsToTxnRequest()

@@ -59,6 +59,9 @@ class CompactionStats:
     aborted_removed: int = 0  # records of aborted transactions
     markers_removed: int = 0  # transaction markers (control batches)
     upper_offset: int = -1  # the cleaned range was [log start, upper_offset); -1: nothing
+    # the oldest timestamp of a tombstone or transaction marker the pass kept (-1: none):
+    # once older than delete.retention.ms, a pass is due again (cleaner_select.py)
+    oldest_kept_removable_ms: int = -1
 
 
 def finish_interrupted_clean(fs: FileSystem, directory: Path) -> None:
@@ -69,15 +72,17 @@ def finish_interrupted_clean(fs: FileSystem, directory: Path) -> None:
 
 
 def cleanable_segments(
-    log: PartitionLog, now_ms: int, upper_bound: int | None = None
+    log: PartitionLog, now_ms: int, upper_bound: int | None = None, *, flushed_only: bool = True
 ) -> list[Segment]:
     """The sealed segments from the log start that may be cleaned: flushed (below the
-    recovery point), with no record younger than ``min.compaction.lag.ms``, and wholly below
-    ``upper_bound`` (the last stable offset); the first one that is not ends the range."""
+    recovery point; ``flushed_only=False``: once flushed), with no record younger than
+    ``min.compaction.lag.ms``, and wholly below ``upper_bound`` (the last stable offset);
+    the first one that is not ends the range."""
     lag = log.config.min_compaction_lag_ms
+    flushed = log.recovery_point if flushed_only else log.log_end_offset
     out = []
     for seg in log.segments[:-1]:
-        if seg.max_timestamp > now_ms - lag or seg.next_offset > log.recovery_point:
+        if seg.max_timestamp > now_ms - lag or seg.next_offset > flushed:
             break
         if upper_bound is not None and seg.next_offset > upper_bound:
             break
@@ -98,10 +103,20 @@ def open_transactions_bound(log: PartitionLog) -> int:
 def compact_log(
     log: PartitionLog, now_ms: int, *, last_stable_offset: int | None = None
 ) -> CompactionStats:
-    """Clean the log (see the module docstring). ``last_stable_offset``: nothing at or after
-    it is touched; the partition passes ``transactions.last_stable_offset(producers,
+    """Clean the log (see the module docstring) if it is due (cleaner_select.py: the dirty
+    ratio, max.compaction.lag.ms). ``last_stable_offset``: nothing at or after it is
+    touched; the partition passes ``transactions.last_stable_offset(producers,
     high_watermark, log_start_offset)`` (None: :func:`open_transactions_bound`)."""
+    from . import cleaner_select as CS
+
     if not log.config.compact:
+        return CompactionStats()
+    if log.first_dirty_offset is None:
+        log.first_dirty_offset, log.cleaner_removable_at_ms = CS.read_checkpoint(log)
+    due_bound = log.log_end_offset if last_stable_offset is None else last_stable_offset
+    dirty = CS.dirtiness(log, log.first_dirty_offset, now_ms, due_bound)
+    removable_due = 0 <= log.cleaner_removable_at_ms <= now_ms  # a kept tombstone/marker
+    if not dirty.due(log.config) and not removable_due:
         return CompactionStats()
     if log.txn_index.missing:
         # Some segments' aborted transactions are unknown (the owner has not rebuilt them
@@ -118,6 +133,16 @@ def compact_log(
     if not segments:
         return CompactionStats()
     upper = segments[-1].next_offset
+    stats = _clean(log, segments, now_ms, upper)
+    log.first_dirty_offset = upper  # everything below is clean now
+    kept = stats.oldest_kept_removable_ms
+    log.cleaner_removable_at_ms = kept + log.config.delete_retention_ms if kept >= 0 else -1
+    CS.write_checkpoint(log, upper, log.cleaner_removable_at_ms)
+    return stats
+
+
+def _clean(log: PartitionLog, segments: list[Segment], now_ms: int, upper: int
+           ) -> CompactionStats:
     index = log.txn_index
     txns = CleanedTransactions(index.aborted_transactions(segments[0].base_offset, upper), upper)
     latest: dict[bytes, int] = {}
@@ -183,6 +208,11 @@ class _Counts:
     bytes_after: int = 0
     aborted_removed: int = 0
     markers_removed: int = 0
+    oldest_kept_removable_ms: int = -1
+
+    def kept_removable(self, timestamp: int) -> None:
+        if self.oldest_kept_removable_ms < 0 or timestamp < self.oldest_kept_removable_ms:
+            self.oldest_kept_removable_ms = timestamp
 
 
 @dataclass(slots=True)
@@ -205,6 +235,7 @@ def _clean_segment(log: PartitionLog, seg: Segment, p: _Pass) -> None:
             if header.base_offset in p.markers:
                 markers += 1  # the next kept batch stretches back over its offsets
                 continue
+            p.counts.kept_removable(header.max_timestamp)
             out.append(_restamp_range(data, header, range_start))
             range_start = header.next_offset
             continue
@@ -224,6 +255,8 @@ def _clean_segment(log: PartitionLog, seg: Segment, p: _Pass) -> None:
                 removed += 1
                 tombstones += 1
             else:
+                if key is not None and value is None:
+                    p.counts.kept_removable(cols.timestamps[i])
                 keep.append(i)
         if keep:
             out.append(_rebuild(header, cols, keep, range_start, header.next_offset))

@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 from .errors import LogConfigError
 
 DAY_MS = 24 * 3600 * 1000
+LONG_MAX = 2**63 - 1  # Kafka's Long.MAX_VALUE: "never" for max.compaction.lag.ms
 
 CLEANUP_POLICIES = ("delete", "compact", "compact,delete")
 FLUSH_MODES = ("interval", "group-commit")
@@ -33,6 +34,11 @@ class LogConfig:
     # be lost on power failure); group-commit: the owner calls flush() before acknowledging.
     flush_mode: str = "interval"
     flush_ms: int = 1000
+    # the cleaner (logstore/cleaner_select.py): compact a log when the dirty part is more than
+    # this fraction of the cleanable bytes, or when a dirty record is older than
+    # max.compaction.lag.ms (which also rolls the active segment of a compacted log)
+    min_cleanable_dirty_ratio: float = 0.5
+    max_compaction_lag_ms: int = LONG_MAX
 
     def __post_init__(self) -> None:
         if self.cleanup_policy not in CLEANUP_POLICIES:
@@ -48,6 +54,17 @@ class LogConfig:
         for name in ("index_interval_bytes", "delete_retention_ms", "min_compaction_lag_ms"):
             if getattr(self, name) < 0:
                 raise LogConfigError(f"{name.replace('_', '.')} must be >= 0")
+        if not 0.0 <= self.min_cleanable_dirty_ratio <= 1.0:
+            raise LogConfigError(
+                f"min.cleanable.dirty.ratio={self.min_cleanable_dirty_ratio} must be in [0, 1]"
+            )
+        if self.max_compaction_lag_ms < 1:
+            raise LogConfigError("max.compaction.lag.ms must be >= 1")
+        if self.min_compaction_lag_ms > self.max_compaction_lag_ms:
+            raise LogConfigError(
+                f"min.compaction.lag.ms={self.min_compaction_lag_ms} is above "
+                f"max.compaction.lag.ms={self.max_compaction_lag_ms}"
+            )
 
     @property
     def compact(self) -> bool:
@@ -56,6 +73,15 @@ class LogConfig:
     @property
     def delete(self) -> bool:
         return "delete" in self.cleanup_policy
+
+    @property
+    def roll_ms(self) -> int:
+        """When the active segment rolls by age: segment.ms, or sooner on a compacted log
+        with a max.compaction.lag.ms (Kafka's maxSegmentMs): records in the active segment
+        are never cleaned, so it must be sealed for the lag to be kept."""
+        if self.compact and self.max_compaction_lag_ms < self.segment_ms:
+            return self.max_compaction_lag_ms
+        return self.segment_ms
 
     @classmethod
     def from_topic_config(cls, configs: Mapping[str, str]) -> LogConfig:
@@ -75,6 +101,13 @@ class LogConfig:
                     kwargs[f.name] = int(str(raw).strip())
                 except ValueError:
                     raise LogConfigError(f"{key}={raw!r} is not an integer") from None
+            elif f.type in ("float", float):
+                try:
+                    kwargs[f.name] = float(str(raw).strip())
+                except ValueError:
+                    raise LogConfigError(f"{key}={raw!r} is not a number") from None
+                if kwargs[f.name] != kwargs[f.name]:  # NaN
+                    raise LogConfigError(f"{key}={raw!r} is not a number")
             else:
                 kwargs[f.name] = str(raw).strip().replace(" ", "")
         return cls(**kwargs)

@@ -110,6 +110,10 @@ class PartitionLog:
         # Aborted transactions per segment (txn_index.py); its ``missing`` segments are
         # rebuilt by the owner (transactions.load_transaction_state).
         self.txn_index = TransactionIndex(fs, self.directory)
+        # where the last compaction pass ended (cleaner_select.py); None: not read yet
+        self.first_dirty_offset: int | None = None
+        # when a tombstone or marker the last pass kept may go (-1: none known)
+        self.cleaner_removable_at_ms = -1
 
     # ------------------------------------------------------------------------------ opening
 
@@ -208,7 +212,7 @@ class PartitionLog:
         try:
             if active.size > 0 and (
                 active.size + size > self.config.segment_bytes
-                or now_ms - active.created_ms >= self.config.segment_ms
+                or now_ms - active.created_ms >= self.config.roll_ms
             ):
                 active = self._roll(now_ms)
             if leader_epoch > latest:
@@ -271,7 +275,7 @@ class PartitionLog:
             for batch, size, last_delta, max_timestamp in checked:
                 if position > 0 and (
                     position + size > cfg.segment_bytes
-                    or now_ms - active.created_ms >= cfg.segment_ms
+                    or now_ms - active.created_ms >= cfg.roll_ms
                 ):
                     if run:
                         active.append_run(parts, position - run[0][0], run, leader_epoch)
@@ -330,7 +334,7 @@ class PartitionLog:
         active = self.segments[-1]
         if active.size > 0 and (
             active.size + header.length > self.config.segment_bytes
-            or now_ms - active.created_ms >= self.config.segment_ms
+            or now_ms - active.created_ms >= self.config.roll_ms
         ):
             active = self._roll(now_ms)
         if header.leader_epoch > self.epochs.latest_epoch:
@@ -683,9 +687,48 @@ class PartitionLog:
                 excess -= seg.size
                 n += 1
             count = max(count, n)
+        # segments wholly below a log start that DeleteRecords moved into a later segment
+        count = max(count, self._segments_below_log_start())
         if count:
             self._delete_prefix(count, now_ms)
         return count
+
+    def _segments_below_log_start(self) -> int:
+        n = 0
+        for seg in self.segments[:-1]:
+            if seg.next_offset > self._log_start_offset:
+                break
+            n += 1
+        return n
+
+    def delete_records(self, offset: int, now_ms: int) -> int:
+        """Kafka's DeleteRecords: the log start offset becomes ``offset`` exactly (reads
+        below it are out of range, ListOffsets EARLIEST answers it), durable before this
+        returns; the sealed segments wholly below it are deleted at once. Nothing happens
+        when ``offset`` is not above the log start. ``offset`` above the log end offset
+        raises OffsetOutOfRangeError (the owner also refuses anything above the high
+        watermark). Returns the log start offset after the call."""
+        self._check_usable()
+        if offset > self.log_end_offset:
+            raise OffsetOutOfRangeError(offset, self._log_start_offset, self.log_end_offset)
+        if offset <= self._log_start_offset:
+            return self._log_start_offset
+        if offset > self._recovery_point:
+            # the log end must stay at or above the new log start through a crash: recovery
+            # could otherwise cut an unflushed tail below it
+            self.flush()
+        try:
+            self._log_start_offset = offset
+            self.fs.write_checkpoint(self.directory / LOG_START_FILE, offset)
+            self._last_checkpoint_ms = now_ms
+        except OSError as exc:
+            self._fail(exc)
+        count = self._segments_below_log_start()
+        if count:
+            self._delete_prefix(count, now_ms)
+        else:
+            self._io(self.epochs.truncate_from_start, offset)
+        return self._log_start_offset
 
     def delete_records_before(self, offset: int, now_ms: int) -> int:
         """Advance the log start towards ``offset`` by deleting the sealed segments that lie
@@ -704,7 +747,9 @@ class PartitionLog:
 
     def _delete_prefix(self, count: int, now_ms: int) -> None:
         doomed = self.segments[:count]
-        new_start = self.segments[count].base_offset
+        first_base = self.segments[count].base_offset
+        # never backwards: DeleteRecords may have put the log start inside that segment
+        new_start = max(first_base, self._log_start_offset)
         try:
             # The new log start is durable before any file goes: a crash in between leaves
             # segments that recovery deletes, never a log start pointing into a hole.
@@ -715,7 +760,7 @@ class PartitionLog:
             for seg in doomed:
                 self._drop_segment(seg)
             self.epochs.truncate_from_start(new_start)
-            self._recovery_point = max(self._recovery_point, new_start)
+            self._recovery_point = max(self._recovery_point, first_base)
         except OSError as exc:
             self._fail(exc)
 

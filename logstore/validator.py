@@ -5,6 +5,8 @@
 batches and checks each against the rules before anything is written:
 
 - clients may not write control batches (INVALID_RECORD);
+- a topic with ``cleanup.policy`` compact takes keyed records only (Kafka's INVALID_RECORD,
+  "Compacted topic cannot accept message without key"): nothing of the request is written;
 - a batch larger than the topic's ``max.message.bytes`` is refused (MESSAGE_TOO_LARGE);
 - an idempotent batch is checked against the producer state (``ProducerStateManager``): a
   retry of one of the last 5 batches is a *duplicate* (answered with its original offsets,
@@ -53,6 +55,13 @@ def _refused(error: str, message: str) -> Appended:
     return Appended(error, message)
 
 
+def has_keyless_record(batch, header: B.BatchHeader) -> bool:
+    """Does the batch hold a record whose key is None? (Decodes its payload: only for
+    compacted topics, as Kafka's LogValidator does; a malformed payload raises
+    CorruptBatchError.)"""
+    return any(k is None for k in B.decode_columns(batch, validate=False).keys)
+
+
 def append_validated(
     log: PartitionLog,
     producers: PS.ProducerStateManager,
@@ -60,10 +69,13 @@ def append_validated(
     leader_epoch: int,
     now_ms: int,
     verified: Callable[[int, int], bool] | None = None,
+    *,
+    require_keys: bool | None = None,
 ) -> Appended:
     """Validate and append ``records`` (one or more batches); see the module docstring.
     ``verified(producer_id, producer_epoch)``: is this partition part of that producer's
-    ongoing transaction, as the transaction coordinator says (KIP-890)?"""
+    ongoing transaction, as the transaction coordinator says (KIP-890)? ``require_keys``:
+    refuse keyless records (default: the log is compacted)."""
     if not records:
         return _refused("CORRUPT_MESSAGE", "no record batch in the request")
     header = B.read_header(records)
@@ -77,9 +89,12 @@ def append_validated(
     dups: list[PS.BatchMetadata] = []  # leading duplicates: answered, not appended
     prev = None  # (producer id, epoch, last sequence) of the previous batch
     limit = log.config.max_message_bytes
-    for i, (header, _view) in enumerate(views):
+    compacted = log.config.compact if require_keys is None else require_keys
+    for i, (header, view) in enumerate(views):
         if header.is_control:
             return _refused("INVALID_RECORD", "clients may not write control batches")
+        if compacted and header.length <= limit and has_keyless_record(view, header):
+            return _refused("INVALID_RECORD", "Compacted topic cannot accept message without key")
         if header.length > limit:
             return _refused("MESSAGE_TOO_LARGE", f"batch of {header.length} bytes > {limit}")
         pid = header.producer_id

@@ -17,6 +17,7 @@ from typing import Any
 
 from rillet._group_admin import GroupAdminMixin
 from rillet._network import NetworkClient
+from rillet._records_admin import RecordsAdminMixin
 from rillet._security_admin import SecurityAdminMixin
 from rillet._share_admin import ShareAdminMixin
 from rillet._txn_admin import TransactionAdminMixin
@@ -38,7 +39,8 @@ from rillet.records import (
 from rillet.transport import protocol as p
 
 
-class Admin(GroupAdminMixin, ShareAdminMixin, TransactionAdminMixin, SecurityAdminMixin):
+class Admin(GroupAdminMixin, ShareAdminMixin, TransactionAdminMixin, SecurityAdminMixin,
+            RecordsAdminMixin):
     """Kafka-style admin client. Config: ``bootstrap.servers``, ``request.timeout.ms``, ...
 
     Consumer groups: list_groups, describe_groups, delete_groups, list_consumer_group_offsets,
@@ -48,6 +50,7 @@ class Admin(GroupAdminMixin, ShareAdminMixin, TransactionAdminMixin, SecurityAdm
     alter_group_configs.
     Transactions: list_transactions, describe_transactions, force_terminate_transaction
     (_txn_admin.py).
+    Records: delete_records (_records_admin.py).
     """
 
     def __init__(self, config: Mapping[str, Any] | None = None, **kwargs: Any) -> None:

@@ -2002,6 +2002,163 @@ class BrokerCountersResponse:
     counters: tuple[BrokerCounter, ...] = ()
 
 
+# ------------------------------------------------------------------------------- operations
+# See docs/operations.md. DeleteRecords goes to each partition's leader (like ListOffsets),
+# DescribeLogDirs to each broker, ListPartitionReassignments to any (the controller best).
+
+
+@_msg
+class DeleteRecordsPartition:
+    """``offset``: the new log start offset of the partition (every record below it is
+    deleted); -1 means the high watermark (everything consumers can read)."""
+
+    partition: int
+    offset: int
+
+
+@_msg
+class DeleteRecordsTopic:
+    name: str
+    partitions: tuple[DeleteRecordsPartition, ...]
+
+
+@_msg
+class DeleteRecordsRequest:
+    """Kafka's DeleteRecords: move the log start offset of each partition forward. Sent to
+    the partition leaders; a partition this broker does not lead answers
+    NOT_LEADER_OR_FOLLOWER. Answered once the leader's new log start is durable (followers
+    take it from their next fetch)."""
+
+    API: ClassVar[str] = "DeleteRecords"
+    VERSION: ClassVar[int] = 0
+    topics: tuple[DeleteRecordsTopic, ...]
+    timeout_ms: int = 30000
+
+
+@_msg
+class DeleteRecordsPartitionResponse:
+    """``low_watermark``: the partition's log start offset after the request (-1 on
+    error). OFFSET_OUT_OF_RANGE: the offset is above the high watermark; POLICY_VIOLATION:
+    the topic's cleanup.policy has no ``delete``; INVALID_TOPIC_EXCEPTION: an internal
+    topic."""
+
+    partition: int
+    low_watermark: int = -1
+    error_code: int = 0
+    error_message: str | None = None
+
+
+@_msg
+class DeleteRecordsTopicResponse:
+    name: str
+    partitions: tuple[DeleteRecordsPartitionResponse, ...]
+
+
+@_msg
+class DeleteRecordsResponse:
+    API: ClassVar[str] = "DeleteRecords"
+    VERSION: ClassVar[int] = 0
+    topics: tuple[DeleteRecordsTopicResponse, ...] = ()
+
+
+@_msg
+class DescribeLogDirsRequest:
+    """Kafka's DescribeLogDirs, to one broker: its log directory and the replicas it hosts
+    there (``topics`` null: every one; else the named topics, all their partitions here)."""
+
+    API: ClassVar[str] = "DescribeLogDirs"
+    VERSION: ClassVar[int] = 0
+    topics: tuple[str, ...] | None = None
+
+
+@_msg
+class DescribeLogDirsPartition:
+    """``size``: bytes of the replica's log segments; ``offset_lag``: Kafka's, the high
+    watermark minus the log end offset when positive, else 0; ``log_start_offset`` and
+    ``log_end_offset`` as the replica has them (-1: its log is not open)."""
+
+    partition: int
+    size: int
+    offset_lag: int = 0
+    is_future: bool = False
+    log_start_offset: int = -1
+    log_end_offset: int = -1
+
+
+@_msg
+class DescribeLogDirsTopic:
+    name: str
+    partitions: tuple[DescribeLogDirsPartition, ...]
+
+
+@_msg
+class DescribeLogDir:
+    """``total_bytes`` / ``usable_bytes``: of the file system holding ``log_dir`` (-1:
+    unknown)."""
+
+    log_dir: str
+    error_code: int = 0
+    topics: tuple[DescribeLogDirsTopic, ...] = ()
+    total_bytes: int = -1
+    usable_bytes: int = -1
+
+
+@_msg
+class DescribeLogDirsResponse:
+    API: ClassVar[str] = "DescribeLogDirs"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+    broker_id: int = -1
+    results: tuple[DescribeLogDir, ...] = ()
+
+
+@_msg
+class ListPartitionReassignmentsRequest:
+    """Kafka's ListPartitionReassignments: the ongoing reassignments (``topics`` null: of
+    every topic), answered from the answering broker's metadata image (the active
+    controller's is the freshest)."""
+
+    API: ClassVar[str] = "ListPartitionReassignments"
+    VERSION: ClassVar[int] = 0
+    topics: tuple[GroupTopicPartitions, ...] | None = None
+    timeout_ms: int = 30000
+
+
+@_msg
+class OngoingPartitionReassignment:
+    """``replicas``: the current replica set (old and new during the move); the new ones
+    still copying are ``adding_replicas``, the ones to drop at the end
+    ``removing_replicas``."""
+
+    partition: int
+    replicas: tuple[int, ...]
+    adding_replicas: tuple[int, ...] = ()
+    removing_replicas: tuple[int, ...] = ()
+
+
+@_msg
+class OngoingTopicReassignment:
+    name: str
+    partitions: tuple[OngoingPartitionReassignment, ...]
+
+
+@_msg
+class ListPartitionReassignmentsResponse:
+    API: ClassVar[str] = "ListPartitionReassignments"
+    VERSION: ClassVar[int] = 0
+    error_code: int = 0
+    error_message: str | None = None
+    topics: tuple[OngoingTopicReassignment, ...] = ()
+
+
+OPS_REQUESTS = (DeleteRecordsRequest, DescribeLogDirsRequest, ListPartitionReassignmentsRequest)
+OPS_RESPONSES = (
+    DeleteRecordsResponse,
+    DescribeLogDirsResponse,
+    ListPartitionReassignmentsResponse,
+)
+
+
 # ---------------------------------------------------------------------------------- registry
 
 REQUESTS: dict[str, type] = {
@@ -2025,6 +2182,7 @@ REQUESTS: dict[str, type] = {
         *REPLICATION_REQUESTS,
         *TRANSACTION_REQUESTS,
         *SHARE_REQUESTS,
+        *OPS_REQUESTS,
     )
 }
 RESPONSES: dict[str, type] = {
@@ -2055,6 +2213,7 @@ RESPONSES: dict[str, type] = {
         *REPLICATION_RESPONSES,
         *TRANSACTION_RESPONSES,
         *SHARE_RESPONSES,
+        *OPS_RESPONSES,
     )
 }
 

@@ -50,9 +50,11 @@ def _register() -> None:
     from rillet.cli.cluster import cluster
     from rillet.cli.console import consume, produce
     from rillet.cli.group import group
+    from rillet.cli.log_dirs import log_dirs, reassignments
     from rillet.cli.mirror import mirror
     from rillet.cli.perf import perf
     from rillet.cli.queue import queue
+    from rillet.cli.records import delete_records
     from rillet.cli.share_group import share_group
     from rillet.cli.streams import streams
     from rillet.cli.top import top
@@ -62,7 +64,7 @@ def _register() -> None:
     from rillet.cli.webconsole import console
 
     for command in (cluster, topic, produce, consume, perf, group, transactions, share_group,
-                    queue, streams, user, top, mirror, console):
+                    queue, streams, user, top, mirror, console, delete_records, log_dirs):
         cli.add_command(command)
     cli.add_command(broker)  # one broker of a multi-host cluster (docs/operations.md)
     cluster.add_command(cluster_init)
@@ -70,6 +72,7 @@ def _register() -> None:
     # kafka-reassign-partitions.sh) for the commands that live under `rillet topic`
     cli.add_command(topic.commands["elect-leaders"], "elect-leaders")
     cli.add_command(topic.commands["reassign"], "reassign-partitions")
+    topic.add_command(reassignments)  # kafka-reassign-partitions --list (docs/operations.md)
     try:  # owned by the Connect engineer; absent in a partial checkout
         from rillet.cli.connect import connect
     except ImportError:

@@ -77,18 +77,22 @@ def list_(fmt, long_, bootstrap, timeout_ms) -> None:
 @topic.command("describe")
 @click.argument("names", nargs=-1)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option("--all", "all_", is_flag=True, help="Every topic (internal ones too) with "
+              "every config: the effective value of each, defaults included.")
 @admin_options
-def describe(names, fmt, bootstrap, timeout_ms) -> None:
+def describe(names, fmt, all_, bootstrap, timeout_ms) -> None:
     """Partitions with leader, replicas and ISR (kafka-topics --describe layout)."""
+    if all_ and names:
+        raise click.UsageError("--all describes every topic: give no topic names with it")
     with _admin(bootstrap) as admin:
         desc = admin.describe_topics(list(names) if names else None)
-        desc = {n: d for n, d in desc.items() if names or not d.is_internal}
+        desc = {n: d for n, d in desc.items() if names or all_ or not d.is_internal}
         configs = admin.describe_configs(list(desc)) if desc else {}
     if fmt == "json":
         click.echo(json.dumps([{
             "name": d.name, "topic_id": d.topic_id,
             "configs": {k: e.value for k, e in configs.get(d.name, {}).items()
-                        if not e.is_default},
+                        if all_ or not e.is_default},
             "partitions": [{"partition": p.partition, "leader": p.leader,
                             "leader_epoch": p.leader_epoch, "replicas": list(p.replicas),
                             "isr": list(p.isr), "damaged": list(p.damaged),
@@ -97,7 +101,7 @@ def describe(names, fmt, bootstrap, timeout_ms) -> None:
         return
     for d in desc.values():
         overrides = ",".join(f"{k}={e.value}" for k, e in configs.get(d.name, {}).items()
-                             if not e.is_default)
+                             if all_ or not e.is_default)
         click.echo(f"Topic: {d.name}\tTopicId: {d.topic_id or '-'}\t"
                    f"PartitionCount: {len(d.partitions)}\t"
                    f"ReplicationFactor: {d.replication_factor}\tConfigs: {overrides}")

@@ -10,7 +10,7 @@ from rillet.logstore.log import LogConfig, PartitionLog
 
 from .helpers import NoSyncFS, make_batch, read_all, segment_files
 
-COMPACT = LogConfig(segment_bytes=400, cleanup_policy="compact", delete_retention_ms=1_000)
+COMPACT = LogConfig(segment_bytes=400, cleanup_policy="compact", min_cleanable_dirty_ratio=0.0, delete_retention_ms=1_000)
 
 
 def append_pairs(log, pairs, ts, epoch=0):
@@ -68,13 +68,13 @@ def test_tombstones_kept_until_delete_retention(tmp_path):
 
 
 def test_never_touches_active_segment_or_recent_records(tmp_path):
-    cfg = LogConfig(segment_bytes=10**6, cleanup_policy="compact")
+    cfg = LogConfig(segment_bytes=10**6, cleanup_policy="compact", min_cleanable_dirty_ratio=0.0)
     log = PartitionLog.open(tmp_path, cfg, 0, fs=NoSyncFS())
     for i in range(10):
         append_pairs(log, [(b"k", b"%d" % i)], ts=i)
     assert log.compact(now_ms=10**6).records_removed == 0
     assert len(read_all(log)) == 10
-    lagged = LogConfig(segment_bytes=200, cleanup_policy="compact", min_compaction_lag_ms=500)
+    lagged = LogConfig(segment_bytes=200, cleanup_policy="compact", min_cleanable_dirty_ratio=0.0, min_compaction_lag_ms=500)
     log2 = PartitionLog.open(tmp_path / "lag", lagged, 0, fs=NoSyncFS())
     for i in range(10):
         append_pairs(log2, [(b"k", b"%d" % i)], ts=100 * i)
@@ -175,7 +175,7 @@ batches = st.lists(
 @given(batches=batches, seg_bytes=st.integers(150, 600), tomb_age=st.integers(0, 100))
 def test_compaction_property(tmp_path_factory, batches, seg_bytes, tomb_age):
     directory = tmp_path_factory.mktemp("c")
-    cfg = LogConfig(segment_bytes=seg_bytes, cleanup_policy="compact", delete_retention_ms=50)
+    cfg = LogConfig(segment_bytes=seg_bytes, cleanup_policy="compact", min_cleanable_dirty_ratio=0.0, delete_retention_ms=50)
     log = PartitionLog.open(directory, cfg, 0, fs=NoSyncFS())
     written = []  # (offset, key, value, ts)
     for i, pairs in enumerate(batches):

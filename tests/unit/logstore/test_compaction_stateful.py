@@ -24,7 +24,7 @@ from rillet.logstore.segment import segment_name
 from .helpers import NoSyncFS, make_batch, read_all
 
 CONFIG = LogConfig(
-    segment_bytes=400, index_interval_bytes=120, cleanup_policy="compact", delete_retention_ms=300
+    segment_bytes=400, index_interval_bytes=120, cleanup_policy="compact", min_cleanable_dirty_ratio=0.0, delete_retention_ms=300
 )
 KEYS = st.sampled_from([b"a", b"b", b"c", None])
 VALUES = st.none() | st.sampled_from([b"1", b"22", b"333"])

@@ -20,7 +20,7 @@ from .txn_compact_helpers import (
 )
 
 RETENTION = 1_000
-CONFIG = LogConfig(segment_bytes=10**6, cleanup_policy="compact", delete_retention_ms=RETENTION)
+CONFIG = LogConfig(segment_bytes=10**6, cleanup_policy="compact", min_cleanable_dirty_ratio=0.0, delete_retention_ms=RETENTION)
 LATER = 10 * RETENTION  # compaction "much later": every tombstone and removable marker goes
 
 
@@ -161,7 +161,7 @@ def test_an_interrupted_clean_never_shows_aborted_data(tmp_path, crash_pass, op,
     # pass 1 removes aborted and superseded data, pass 2 the markers left without data
     w = Leader(
         tmp_path,
-        LogConfig(segment_bytes=300, cleanup_policy="compact", delete_retention_ms=RETENTION),
+        LogConfig(segment_bytes=300, cleanup_policy="compact", min_cleanable_dirty_ratio=0.0, delete_retention_ms=RETENTION),
     )
     markers = []
     for i in range(6):

@@ -44,7 +44,7 @@ RETENTION = 300
 CONFIG = LogConfig(
     segment_bytes=450,
     index_interval_bytes=150,
-    cleanup_policy="compact",
+    cleanup_policy="compact", min_cleanable_dirty_ratio=0.0,
     delete_retention_ms=RETENTION,
 )
 PIDS = (1, 2)

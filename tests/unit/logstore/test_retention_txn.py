@@ -84,7 +84,7 @@ def test_housekeep_deletes_below_the_high_watermark_then_compacts_below_the_lso(
     config = LogConfig(
         segment_bytes=10**6,
         retention_ms=1_000,
-        cleanup_policy="compact,delete",
+        cleanup_policy="compact,delete", min_cleanable_dirty_ratio=0.0,
         delete_retention_ms=10**9,
     )
     w = Leader(tmp_path, config)

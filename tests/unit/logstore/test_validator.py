@@ -67,3 +67,32 @@ def test_non_idempotent_batches_only_move_the_state_end(log) -> None:
     r = append(log, ps, batch(-1, 4, pid=-1, epoch=-1))
     assert (r.error, r.base_offset, r.last_offset) == ("NONE", 0, 3)
     assert ps.map_end_offset == 4 and not ps.producers
+
+
+def test_a_compacted_topic_refuses_keyless_records_and_writes_nothing(tmp_path) -> None:
+    """Kafka's rule (LogValidator): INVALID_RECORD, "Compacted topic cannot accept message
+    without key", for the whole request, compressed batches included."""
+    from rillet.logstore.batch import Codec
+
+    log = PartitionLog.open(tmp_path / "c-0", LogConfig(cleanup_policy="compact,delete"), NOW)
+    ps = ProducerStateManager()
+
+    def keyed(*keys, codec=Codec.NONE) -> bytes:
+        b = BatchBuilder(codec)
+        for k in keys:
+            b.append(NOW, k, b"v")
+        return b.build()
+
+    assert append(log, ps, keyed(b"a", b"b")).error == "NONE"
+    for batches in [(keyed(b"a", None),), (keyed(b"a"), keyed(None)),
+                    (keyed(b"x", None, codec=Codec.GZIP),)]:
+        r = append(log, ps, *batches)
+        assert (r.error, r.message) == (
+            "INVALID_RECORD", "Compacted topic cannot accept message without key"), r
+    assert log.log_end_offset == 2
+    assert append(log, ps, keyed(b"c", codec=Codec.GZIP)).error == "NONE"
+    log.close()
+    # a topic without compaction takes keyless records as before
+    plain = PartitionLog.open(tmp_path / "d-0", LogConfig(), NOW)
+    assert append(plain, ProducerStateManager(), keyed(None)).error == "NONE"
+    plain.close()

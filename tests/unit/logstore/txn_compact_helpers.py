@@ -19,7 +19,9 @@ T0 = 1_700_000_000_000
 
 class Leader:
     """A log, its producer state and a clock: appends as the partition leader does, with the
-    high watermark at the log end (every replica caught up)."""
+    high watermark at the log end (every replica caught up). Keyless records are let in
+    (``require_keys=False``): written before the topic became compacted, the cleaner must
+    cope with them."""
 
     def __init__(self, directory, config: LogConfig) -> None:
         self.directory = directory
@@ -40,7 +42,7 @@ class Leader:
         b = BatchBuilder()
         for k, v in pairs:
             b.append(self.now, k, v)
-        r = append_validated(self.log, self.ps, b.build(), 0, self.now)
+        r = append_validated(self.log, self.ps, b.build(), 0, self.now, require_keys=False)
         assert r.error == "NONE", r
         return r.base_offset
 
@@ -51,7 +53,8 @@ class Leader:
         )
         for k, v in pairs:
             b.append(self.now, k, v)
-        r = append_validated(self.log, self.ps, b.build(), 0, self.now, lambda p, e: True)
+        r = append_validated(self.log, self.ps, b.build(), 0, self.now, lambda p, e: True,
+                             require_keys=False)
         assert r.error == "NONE", r
         return r.base_offset
 

@@ -11,6 +11,7 @@ from rillet.transport import protocol as P
 from rillet.transport.errors import ProtocolError
 
 from .group_samples import GROUP_SAMPLES
+from .ops_samples import OPS_SAMPLES
 from .replication_samples import REPLICATION_SAMPLES
 from .share_samples import SHARE_SAMPLES
 from .txn_samples import TXN_SAMPLES
@@ -119,6 +120,7 @@ SAMPLES = [
     *REPLICATION_SAMPLES,
     *TXN_SAMPLES,
     *SHARE_SAMPLES,
+    *OPS_SAMPLES,
     P.RaftRequest(message=b"\xa0"),
     P.RaftResponse(),
     P.BrokerHeartbeatRequest(broker_id=2, host="127.0.0.1", port=9093, metadata_offset=7),
