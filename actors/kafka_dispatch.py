@@ -31,6 +31,8 @@ HANDLER_MODULES: tuple[str, ...] = (
     "rillet.actors.kafka_api_versions",
     "rillet.actors.kafka_metadata",
     # kafka-groups (#18): "rillet.actors.kafka_groups",
+    "rillet.actors.kafka_fetch",  # kafka-data (#18): Fetch, ListOffsets
+    "rillet.actors.kafka_produce",  # kafka-data (#18): Produce, InitProducerId
 )
 
 
