@@ -94,7 +94,7 @@ class KafkaBatch:
         return [(self.base_offset + o, self.base_timestamp + t, k, v,
                  tuple(map(tuple, h)) if h else ())
                 for o, t, k, v, h in zip(self.offset_deltas, self.timestamp_deltas, self.keys,
-                                         self.values, self.headers)]
+                                         self.values, self.headers, strict=True)]
 
     @property
     def codec(self) -> int:
@@ -405,7 +405,8 @@ def encode_records(offset_deltas, timestamp_deltas, keys, values, headers) -> by
     append = parts.append
     n = len(keys)
     deltas = range(n) if offset_deltas is None else offset_deltas
-    for od, td, key, value, hs in zip(deltas, timestamp_deltas, keys, values, headers):
+    for od, td, key, value, hs in zip(deltas, timestamp_deltas, keys, values, headers,
+                                      strict=True):
         if key is None:
             kb = null
         else:

@@ -24,7 +24,6 @@ from kio.index import load_response_schema
 from kio.schema.errors import ErrorCode
 from kio.static.primitive import i32Timedelta
 from loguru import logger
-
 from rillet.transport import protocol as P
 
 from .kafka_batch import KafkaBatchError

@@ -21,7 +21,6 @@ from datetime import timedelta
 
 from kio.index import load_response_schema
 from kio.static.primitive import i32Timedelta
-
 from rillet.transport import protocol as P
 
 from . import controller as C

@@ -13,12 +13,21 @@ idempotence checks a Kafka producer's sequences), the transactional and control 
 way in keeps the producer's codec where rillet has it (gzip, lz4, zstd; snappy is stored as
 lz4); fetch answers are uncompressed (the broker's CPU is the scarce resource, not the
 client's link).
+
+``RecentBatches``: the v2 bytes of recently produced Kafka batches, by the digest of the
+rillet batch they became. A fetch of such a batch (a tailing Kafka consumer) is served from
+them with its offset and leader epoch stamped (fields the CRC-32C does not cover) instead of
+being transcoded again; anything else (older data, native producers' batches, compacted
+batches, whose digests differ) is transcoded.
 """
 
 from __future__ import annotations
 
-import cbor2
+import struct
+import threading
+from collections import OrderedDict
 
+import cbor2
 from rillet.logstore import batch as B
 
 from . import kafka_batch as KB
@@ -33,11 +42,55 @@ _STORED_CODEC = {
     KB.ZSTD: B.Codec.ZSTD,
 }
 _FLAGS = KB.TRANSACTIONAL_FLAG | KB.CONTROL_FLAG  # the same bits in both formats
+# a batch with these (broker-set) bits is never served back as its producer sent it
+_NOT_REPLAYED = KB.TIMESTAMP_TYPE_FLAG | KB.DELETE_HORIZON_FLAG
+_OFFSET = struct.Struct(">q")
+_EPOCH = struct.Struct(">i")
+RECENT_BATCH_BYTES = 64 * 1024 * 1024
 
 
-def to_rillet(records) -> bytes:
+class RecentBatches:
+    """A bounded LRU (total bytes) of Kafka batch bytes by rillet digest; thread-safe."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[bytes, bytes] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def put(self, digest: bytes, kafka: bytes) -> None:
+        if len(kafka) > self.max_bytes:
+            return
+        with self._lock:
+            old = self._entries.pop(digest, None)
+            if old is not None:
+                self._bytes -= len(old)
+            self._entries[digest] = kafka
+            self._bytes += len(kafka)
+            while self._bytes > self.max_bytes:
+                _, gone = self._entries.popitem(last=False)
+                self._bytes -= len(gone)
+
+    def get(self, digest: bytes) -> bytes | None:
+        with self._lock:
+            found = self._entries.get(digest)
+            if found is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+                self._entries.move_to_end(digest)
+            return found
+
+
+RECENT = RecentBatches(RECENT_BATCH_BYTES)
+
+
+def to_rillet(records, recent: RecentBatches | None = RECENT) -> bytes:
     """A produce request's records for one partition (exactly one v2 batch, as Kafka
-    requires from v3 on) -> one unstamped rillet batch. KafkaBatchError if malformed."""
+    requires from v3 on) -> one unstamped rillet batch, remembered in ``recent``.
+    KafkaBatchError if malformed."""
     batches = KB.decode_batches(records)
     if len(batches) != 1:
         raise KafkaBatchError(f"{len(batches)} record batches: a produce carries exactly one")
@@ -49,7 +102,7 @@ def to_rillet(records) -> bytes:
         raise KafkaBatchError("record offset deltas are not 0, 1, 2, ...")
     payload = cbor2.dumps([None, b.timestamp_deltas, b.keys, b.values, b.headers])
     codec = _STORED_CODEC[b.codec]
-    return B.encode_batch(
+    out = B.encode_batch(
         payload=B._compress(codec, payload),  # noqa: SLF001 - the format's own compressor
         attributes=int(codec) | (b.attributes & _FLAGS),
         last_offset_delta=n - 1,
@@ -60,15 +113,27 @@ def to_rillet(records) -> bytes:
         base_sequence=b.base_sequence,
         record_count=n,
     )
+    if recent is not None and not b.attributes & _NOT_REPLAYED:
+        recent.put(out[B.DIGEST_START:B.DIGEST_END], bytes(records))
+    return out
 
 
-def to_kafka(records) -> bytes:
-    """Stamped rillet batches (a fetch's records) -> the same records as uncompressed v2
-    batches, batch for batch (offsets, leader epochs, producer fields kept)."""
+def to_kafka(records, recent: RecentBatches | None = RECENT) -> bytes:
+    """Stamped rillet batches (a fetch's records) -> the same records as v2 batches, batch
+    for batch (offsets, leader epochs, producer fields kept): a batch ``recent`` holds is
+    its producer's bytes, stamped; any other is transcoded, uncompressed."""
     if not records:
         return b""
     out = []
     for header, mv in B.iter_batches(records, validate=False):
+        if recent is not None:
+            kept = recent.get(header.digest)
+            if kept is not None:
+                stamped = bytearray(kept)
+                _OFFSET.pack_into(stamped, 0, header.base_offset)
+                _EPOCH.pack_into(stamped, 12, header.leader_epoch)
+                out.append(bytes(stamped))
+                continue
         offs, tds, keys, values, headers = B._payload_columns(mv, header)  # noqa: SLF001
         out.append(KB.encode_batch(
             records=KB.encode_records(offs, tds, keys, values, headers),

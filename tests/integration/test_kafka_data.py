@@ -58,7 +58,8 @@ def _ck_consume(bootstrap: str, assignments, count: int, timeout_s: float = 60, 
     import confluent_kafka as ck
 
     consumer = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": "kd-unused",
-                            "enable.auto.commit": False, "log_level": 0, **config})
+                            "enable.auto.commit": False, "log_level": 0,
+                            **{k.replace("_", "."): v for k, v in config.items()}})
     try:
         consumer.assign([ck.TopicPartition(t, p, o) for t, p, o in assignments])
         out = []
@@ -374,3 +375,70 @@ def test_fetch_long_poll_answers_when_records_arrive(kafka) -> None:
 
     batch = MemoryRecords(bytes(part.records)).next_batch()
     assert batch.validate_crc() and [r.value for r in batch] == [b"late"]
+
+
+def test_acks_0_gets_no_answer_and_message_too_large_is_per_partition(kafka) -> None:
+    from kio.schema.errors import ErrorCode
+
+    cluster, bootstrap = kafka
+    topic = "kd-acks0"
+    admin = Admin({"bootstrap.servers": cluster.bootstrap_servers})
+    try:
+        admin.create_topics([NewTopic(topic, 1, 1, topic_configs={"max.message.bytes": "2000"})])
+    finally:
+        admin.close()
+    host, _, port = bootstrap.rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        _send(sock, 0, 9, _produce_body(topic, {0: _kafka_batch([b"fire"])}, acks=0), cid=1)
+        big = _kafka_batch([bytes(5000)])
+        _send(sock, 0, 9, _produce_body(topic, {0: big}, acks=1), cid=2)
+        # the acks=0 request has no answer: the next answer on the connection is cid 2's
+        cid, response = _receive_with_cid(sock, 0, 9)
+    assert cid == 2
+    part = _partitions(response)[(topic, 0)]
+    assert part.error_code == ErrorCode.message_too_large
+    assert [r.value for r in _native_consume(cluster, topic, (0,), 1)] == [b"fire"]
+
+
+def _receive_with_cid(sock, api_key, version):
+    def exact(n):
+        out = b""
+        while len(out) < n:
+            chunk = sock.recv(n - len(out))
+            if not chunk:
+                raise ConnectionError("closed")
+            out += chunk
+        return out
+
+    (size,) = struct.unpack(">i", exact(4))
+    frame = exact(size)
+    cls = load_response_schema(api_key, version)
+    header, at = entity_reader(cls.__header_schema__)(frame, 0)
+    return header.correlation_id, entity_reader(cls)(frame, at)[0]
+
+
+def test_read_committed_kafka_consumer_skips_an_aborted_native_transaction(kafka) -> None:
+    cluster, bootstrap = kafka
+    topic = _topic(cluster, "kd-txn")
+    producer = Producer({"bootstrap.servers": cluster.bootstrap_servers,
+                         "transactional.id": "kd-txn-1"})
+    try:
+        producer.init_transactions()
+        for outcome in ("commit", "abort", "commit"):
+            producer.begin_transaction()
+            for i in range(3):
+                producer.send(topic, f"{outcome}-{i}".encode(), partition=0)
+            producer.flush()  # in the log before the marker (abort drops unsent records)
+            if outcome == "commit":
+                producer.commit_transaction()
+            else:
+                producer.abort_transaction()
+    finally:
+        producer.close()
+    committed = [b"commit-0", b"commit-1", b"commit-2"] * 2
+    got = _ck_consume(bootstrap, [(topic, 0, 0)], 6, isolation_level="read_committed")
+    assert [m.value() for m in got] == committed
+    everything = _ck_consume(bootstrap, [(topic, 0, 0)], 9, timeout_s=30,
+                             isolation_level="read_uncommitted")
+    assert sorted(m.value() for m in everything) == sorted(
+        committed + [b"abort-0", b"abort-1", b"abort-2"])

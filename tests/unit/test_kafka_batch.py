@@ -93,7 +93,7 @@ def test_snappy_raw_and_xerial_framed() -> None:
 
 def test_transcoding_keeps_nulls_headers_timestamps_and_producer_fields() -> None:
     for codec in (KB.NONE, KB.GZIP, KB.LZ4, KB.ZSTD):
-        stored = T.to_rillet(_kafka_python_batch(codec))
+        stored = T.to_rillet(_kafka_python_batch(codec), recent=None)
         header = B.validate(stored)  # a whole, intact rillet batch: the log accepts it
         assert (header.producer_id, header.producer_epoch, header.base_sequence) == (7, 1, 5)
         assert header.max_timestamp == max(r[0] for r in RECORDS)
@@ -101,11 +101,42 @@ def test_transcoding_keeps_nulls_headers_timestamps_and_producer_fields() -> Non
                 for r in B.records(stored)] == _absolute(RECORDS)
         fetched = bytearray(stored)
         B.stamp(fetched, 0, 1000, 4)  # what the log does on append
-        back = T.to_kafka(bytes(fetched) + bytes(fetched))  # two batches, as a fetch reads
+        back = T.to_kafka(bytes(fetched) + bytes(fetched), recent=None)  # two, as fetched
         assert _kafka_python_read(back) == 2 * [(1000 + i, *r[1:])
                                                 for i, r in enumerate(_absolute(RECORDS))]
         (first, _) = KB.decode_batches(back)
         assert (first.partition_leader_epoch, first.producer_id, first.base_sequence) == (4, 7, 5)
+
+
+def test_recent_kafka_batches_are_served_as_produced_with_offset_and_epoch_stamped() -> None:
+    recent = T.RecentBatches(10_000_000)
+    produced = _kafka_python_batch(KB.GZIP)
+    fetched = bytearray(T.to_rillet(produced, recent))
+    B.stamp(fetched, 0, 77, 3)
+    back = T.to_kafka(bytes(fetched), recent)
+    assert (recent.hits, recent.misses) == (1, 0)
+    assert back[8:12] == produced[8:12] and back[16:] == produced[16:]  # the client's bytes
+    (batch,) = KB.decode_batches(back)  # the CRC does not cover offset and epoch
+    assert (batch.base_offset, batch.partition_leader_epoch, batch.codec) == (77, 3, KB.GZIP)
+    assert _kafka_python_read(back) == [(77 + i, *r[1:]) for i, r in enumerate(_absolute(RECORDS))]
+    # another batch (a native producer's): transcoded; a full cache forgets the oldest
+    other = bytearray(F_encode([b"n"]))
+    B.stamp(other, 0, 78, 3)
+    assert _kafka_python_read(T.to_kafka(bytes(other), recent))[0][3] == b"n"
+    assert recent.misses == 1
+    second = _kafka_python_batch(KB.GZIP, RECORDS[:2])
+    small = T.RecentBatches(len(produced) + len(second) - 1)
+    T.to_rillet(produced, small)
+    T.to_rillet(second, small)
+    assert small.get(bytes(fetched[B.DIGEST_START:B.DIGEST_END])) is None
+    assert small.get(T.to_rillet(second, None)[B.DIGEST_START:B.DIGEST_END]) == second
+
+
+def F_encode(values) -> bytes:
+    b = B.BatchBuilder()
+    for v in values:
+        b.append(1, None, v)
+    return b.build()
 
 
 def test_control_markers_keep_their_kafka_layout() -> None:
