@@ -44,14 +44,24 @@ def _ms(value) -> int:
     return int(value.total_seconds() * 1000) if isinstance(value, timedelta) else int(value)
 
 
+_names_of: tuple[object, dict[uuid.UUID, str]] = (None, {})  # (image, its topic ids)
+
+
 def _topic_names(image) -> dict[uuid.UUID, str]:
-    out = {}
+    """Topic id -> name in ``image``; computed once per image (images are replaced, never
+    changed, so the last one's map is kept)."""
+    global _names_of
+    cached_image, names = _names_of
+    if cached_image is image:
+        return names
+    names = {}
     for name, topic in image.topics.items():
         try:
-            out[uuid.UUID(topic.topic_id)] = name
+            names[uuid.UUID(topic.topic_id)] = name
         except (TypeError, ValueError):
             continue
-    return out
+    _names_of = (image, names)
+    return names
 
 
 @api(FETCH, 4, 17)

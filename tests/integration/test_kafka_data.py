@@ -442,3 +442,39 @@ def test_read_committed_kafka_consumer_skips_an_aborted_native_transaction(kafka
                              isolation_level="read_uncommitted")
     assert sorted(m.value() for m in everything) == sorted(
         committed + [b"abort-0", b"abort-1", b"abort-2"])
+
+
+def test_fetch_by_topic_id_and_no_fetch_sessions(kafka) -> None:
+    import uuid
+
+    from kio.schema.errors import ErrorCode
+
+    cluster, bootstrap = kafka
+    topic = _topic(cluster, "kd-ids")
+    _raw(bootstrap, 0, 9, _produce_body(topic, {0: _kafka_batch([b"by-id"])}))
+    meta = __import__(load_request_schema(3, 12).__module__, fromlist=["x"])
+    described = _raw(bootstrap, 3, 12, meta.MetadataRequest(
+        topics=(meta.MetadataRequestTopic(topic_id=None, name=topic),),
+        allow_auto_topic_creation=False, include_topic_authorized_operations=False))
+    topic_id = described.topics[0].topic_id
+    assert isinstance(topic_id, uuid.UUID)
+    mod = __import__(load_request_schema(1, 16).__module__, fromlist=["x"])
+
+    def body(ids, session_id=0, session_epoch=-1):
+        return mod.FetchRequest(
+            max_wait=i32Timedelta.parse(timedelta(0)), min_bytes=1, max_bytes=1 << 20,
+            isolation_level=0, session_id=session_id, session_epoch=session_epoch,
+            forgotten_topics_data=(), topics=tuple(mod.FetchTopic(topic_id=i, partitions=(
+                mod.FetchPartition(partition=0, fetch_offset=0, partition_max_bytes=1 << 20),))
+                for i in ids))
+
+    stray = uuid.uuid4()
+    response = _raw(bootstrap, 1, 16, body([topic_id, stray]))
+    by_id = {t.topic_id: t.partitions[0] for t in response.responses}
+    assert by_id[stray].error_code == ErrorCode.unknown_topic_id
+    from kafka.record.memory_records import MemoryRecords
+
+    assert [r.value for r in MemoryRecords(bytes(by_id[topic_id].records)).next_batch()] == [
+        b"by-id"]
+    refused = _raw(bootstrap, 1, 16, body([topic_id], session_id=123, session_epoch=4))
+    assert refused.error_code == ErrorCode.fetch_session_id_not_found
