@@ -14,11 +14,11 @@ way in keeps the producer's codec where rillet has it (gzip, lz4, zstd; snappy i
 lz4); fetch answers are uncompressed (the broker's CPU is the scarce resource, not the
 client's link).
 
-``RecentBatches``: the v2 bytes of recently produced Kafka batches, by the digest of the
-rillet batch they became. A fetch of such a batch (a tailing Kafka consumer) is served from
-them with its offset and leader epoch stamped (fields the CRC-32C does not cover) instead of
-being transcoded again; anything else (older data, native producers' batches, compacted
-batches, whose digests differ) is transcoded.
+``RecentBatches``: the v2 bytes of recently produced Kafka batches and of recently
+transcoded ones, by the digest of the rillet batch. A fetch of such a batch (a tailing
+Kafka consumer, a second consumer of the same data) is
+served from them with its offset and leader epoch stamped (fields the CRC-32C does not
+cover) instead of being transcoded (again); anything else is transcoded.
 """
 
 from __future__ import annotations
@@ -121,7 +121,8 @@ def to_rillet(records, recent: RecentBatches | None = RECENT) -> bytes:
 def to_kafka(records, recent: RecentBatches | None = RECENT) -> bytes:
     """Stamped rillet batches (a fetch's records) -> the same records as v2 batches, batch
     for batch (offsets, leader epochs, producer fields kept): a batch ``recent`` holds is
-    its producer's bytes, stamped; any other is transcoded, uncompressed."""
+    served from there, stamped (its producer's bytes, or an earlier transcoding); any other
+    is transcoded, uncompressed, and remembered in ``recent``."""
     if not records:
         return b""
     out = []
@@ -135,7 +136,7 @@ def to_kafka(records, recent: RecentBatches | None = RECENT) -> bytes:
                 out.append(bytes(stamped))
                 continue
         offs, tds, keys, values, headers = B._payload_columns(mv, header)  # noqa: SLF001
-        out.append(KB.encode_batch(
+        out.append(encoded := KB.encode_batch(
             records=KB.encode_records(offs, tds, keys, values, headers),
             record_count=header.record_count,
             base_offset=header.base_offset,
@@ -148,4 +149,7 @@ def to_kafka(records, recent: RecentBatches | None = RECENT) -> bytes:
             producer_epoch=header.producer_epoch,
             base_sequence=header.base_sequence,
         ))
+        if recent is not None:  # the next reader of this batch reuses it
+            recent.put(header.digest, encoded)
     return b"".join(out)
+

@@ -124,6 +124,11 @@ def test_recent_kafka_batches_are_served_as_produced_with_offset_and_epoch_stamp
     B.stamp(other, 0, 78, 3)
     assert _kafka_python_read(T.to_kafka(bytes(other), recent))[0][3] == b"n"
     assert recent.misses == 1
+    B.stamp(other, 0, 90, 4)  # transcoded once: a second reader is served from the cache
+    again = T.to_kafka(bytes(other), recent)
+    assert (recent.hits, recent.misses) == (2, 1)
+    assert _kafka_python_read(again) == [(90, 1, None, b"n", ())]
+    assert KB.decode_batches(again)[0].partition_leader_epoch == 4
     second = _kafka_python_batch(KB.GZIP, RECORDS[:2])
     small = T.RecentBatches(len(produced) + len(second) - 1)
     T.to_rillet(produced, small)
