@@ -34,6 +34,8 @@ HANDLER_MODULES: tuple[str, ...] = (
     "rillet.actors.kafka_configs",  # kafka-admin (#18): Describe/Alter/IncrementalAlterConfigs
     "rillet.actors.kafka_delete_records",  # ops (#21): DeleteRecords
     # kafka-groups (#18): "rillet.actors.kafka_groups",
+    "rillet.actors.kafka_fetch",  # kafka-data (#18): Fetch, ListOffsets
+    "rillet.actors.kafka_produce",  # kafka-data (#18): Produce, InitProducerId
 )
 
 

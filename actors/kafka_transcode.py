@@ -1,0 +1,155 @@
+"""Kafka record batches (v2) <-> rillet record batches, at the KAFKA listener's edge.
+
+The log stores rillet's batch format only (logstore/batch.py), so every feature that reads
+batches (native consumers, replication, compaction, transactions, share groups) exists
+once. A Kafka producer's batch is transcoded on the way in, a fetch's batches on the way
+out; docs/kafka-compat.md gives the measurements behind this choice
+(bench/kafka_batch_bench.py).
+
+What is kept, both ways: keys, values, headers (null key, null value and null header value
+distinct from empty), record timestamps, producer id, epoch and base sequence (so rillet's
+idempotence checks a Kafka producer's sequences), the transactional and control bits
+(markers have the same key/value layout in both formats), offset deltas. Compression on the
+way in keeps the producer's codec where rillet has it (gzip, lz4, zstd; snappy is stored as
+lz4); fetch answers are uncompressed (the broker's CPU is the scarce resource, not the
+client's link).
+
+``RecentBatches``: the v2 bytes of recently produced Kafka batches and of recently
+transcoded ones, by the digest of the rillet batch. A fetch of such a batch (a tailing
+Kafka consumer, a second consumer of the same data) is
+served from them with its offset and leader epoch stamped (fields the CRC-32C does not
+cover) instead of being transcoded (again); anything else is transcoded.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from collections import OrderedDict
+
+import cbor2
+from rillet.logstore import batch as B
+
+from . import kafka_batch as KB
+from .kafka_batch import KafkaBatchError
+
+# Kafka codec -> the rillet codec a produced batch is stored with
+_STORED_CODEC = {
+    KB.NONE: B.Codec.NONE,
+    KB.GZIP: B.Codec.GZIP,
+    KB.SNAPPY: B.Codec.LZ4,
+    KB.LZ4: B.Codec.LZ4,
+    KB.ZSTD: B.Codec.ZSTD,
+}
+_FLAGS = KB.TRANSACTIONAL_FLAG | KB.CONTROL_FLAG  # the same bits in both formats
+# a batch with these (broker-set) bits is never served back as its producer sent it
+_NOT_REPLAYED = KB.TIMESTAMP_TYPE_FLAG | KB.DELETE_HORIZON_FLAG
+_OFFSET = struct.Struct(">q")
+_EPOCH = struct.Struct(">i")
+RECENT_BATCH_BYTES = 64 * 1024 * 1024
+
+
+class RecentBatches:
+    """A bounded LRU (total bytes) of Kafka batch bytes by rillet digest; thread-safe."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[bytes, bytes] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def put(self, digest: bytes, kafka: bytes) -> None:
+        if len(kafka) > self.max_bytes:
+            return
+        with self._lock:
+            old = self._entries.pop(digest, None)
+            if old is not None:
+                self._bytes -= len(old)
+            self._entries[digest] = kafka
+            self._bytes += len(kafka)
+            while self._bytes > self.max_bytes:
+                _, gone = self._entries.popitem(last=False)
+                self._bytes -= len(gone)
+
+    def get(self, digest: bytes) -> bytes | None:
+        with self._lock:
+            found = self._entries.get(digest)
+            if found is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+                self._entries.move_to_end(digest)
+            return found
+
+
+RECENT = RecentBatches(RECENT_BATCH_BYTES)
+
+
+def to_rillet(records, recent: RecentBatches | None = RECENT) -> bytes:
+    """A produce request's records for one partition (exactly one v2 batch, as Kafka
+    requires from v3 on) -> one unstamped rillet batch, remembered in ``recent``.
+    KafkaBatchError if malformed."""
+    batches = KB.decode_batches(records)
+    if len(batches) != 1:
+        raise KafkaBatchError(f"{len(batches)} record batches: a produce carries exactly one")
+    b = batches[0]
+    n = len(b.keys)
+    if n == 0:
+        raise KafkaBatchError("empty record batch")
+    if b.last_offset_delta != n - 1 or b.offset_deltas != list(range(n)):
+        raise KafkaBatchError("record offset deltas are not 0, 1, 2, ...")
+    payload = cbor2.dumps([None, b.timestamp_deltas, b.keys, b.values, b.headers])
+    codec = _STORED_CODEC[b.codec]
+    out = B.encode_batch(
+        payload=B._compress(codec, payload),  # noqa: SLF001 - the format's own compressor
+        attributes=int(codec) | (b.attributes & _FLAGS),
+        last_offset_delta=n - 1,
+        first_timestamp=b.base_timestamp,
+        max_timestamp=b.base_timestamp + max(b.timestamp_deltas),
+        producer_id=b.producer_id,
+        producer_epoch=b.producer_epoch,
+        base_sequence=b.base_sequence,
+        record_count=n,
+    )
+    if recent is not None and not b.attributes & _NOT_REPLAYED:
+        recent.put(out[B.DIGEST_START:B.DIGEST_END], bytes(records))
+    return out
+
+
+def to_kafka(records, recent: RecentBatches | None = RECENT) -> bytes:
+    """Stamped rillet batches (a fetch's records) -> the same records as v2 batches, batch
+    for batch (offsets, leader epochs, producer fields kept): a batch ``recent`` holds is
+    served from there, stamped (its producer's bytes, or an earlier transcoding); any other
+    is transcoded, uncompressed, and remembered in ``recent``."""
+    if not records:
+        return b""
+    out = []
+    for header, mv in B.iter_batches(records, validate=False):
+        if recent is not None:
+            kept = recent.get(header.digest)
+            if kept is not None:
+                stamped = bytearray(kept)
+                _OFFSET.pack_into(stamped, 0, header.base_offset)
+                _EPOCH.pack_into(stamped, 12, header.leader_epoch)
+                out.append(bytes(stamped))
+                continue
+        offs, tds, keys, values, headers = B._payload_columns(mv, header)  # noqa: SLF001
+        out.append(encoded := KB.encode_batch(
+            records=KB.encode_records(offs, tds, keys, values, headers),
+            record_count=header.record_count,
+            base_offset=header.base_offset,
+            partition_leader_epoch=header.leader_epoch,
+            attributes=header.attributes & _FLAGS,
+            last_offset_delta=header.last_offset_delta,
+            base_timestamp=header.first_timestamp,
+            max_timestamp=header.max_timestamp,
+            producer_id=header.producer_id,
+            producer_epoch=header.producer_epoch,
+            base_sequence=header.base_sequence,
+        ))
+        if recent is not None:  # the next reader of this batch reuses it
+            recent.put(header.digest, encoded)
+    return b"".join(out)
+
