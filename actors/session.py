@@ -37,6 +37,7 @@ from rillet.transport import codec
 from rillet.transport import protocol as P
 from rillet.transport.errors import ProtocolError
 
+from . import authorize
 from . import controller as C
 from . import group_coordinator as GC
 from . import partition as R
@@ -183,6 +184,11 @@ class ClientSession(DispatchedActor):
         self.peer = peer
         self.listener = listener or Listener("client", False, ctx.send)
         self.state = state or SessionState()
+        # ACLs (actors/authorize.py): client-listener requests, with the authorizer on
+        self.authorizing = (
+            not self.listener.internal and authorize.authorizer_of(ctx.broker_configs).enabled
+        )
+        self.who: tuple[str | None, str | None] = (None, None)  # (ZAP User-Id, peer address)
 
     @property
     def _log(self):
@@ -203,6 +209,8 @@ class ClientSession(DispatchedActor):
         else:
             frames, lease = message, None
         release = self.state.track(lease.release if lease is not None else _no_release)
+        if lease is not None:
+            self.who = (getattr(lease, "user_id", None), getattr(lease, "peer_address", None))
         try:
             cid, request = codec.decode_request(frames)
         except ProtocolError as e:
@@ -262,6 +270,12 @@ class ClientSession(DispatchedActor):
 
     def _dispatch(self, cid: int, req: object, release: Callable[[], None] = _no_release) -> None:
         respond = self._responder(cid, release)
+        if self.authorizing:  # before any work (docs/security.md, "Authorization")
+            who = authorize.who(self.ctx, *self.who)
+            req, respond = authorize.gate(who, req, respond)
+            if req is None:
+                release()  # answered (or an acks=0 produce, dropped)
+                return
         if isinstance(
             req,
             P.ProduceRequest
@@ -335,6 +349,12 @@ class ClientSession(DispatchedActor):
                 self.ctx.controller.tell(C.Admin(req, respond, forwardable=forwardable))
             case P.OffsetForLeaderEpochRequest():
                 self._offset_for_leader_epoch(req, respond)
+            case P.CreateAclsRequest() | P.DeleteAclsRequest() | P.DescribeAclsRequest():
+                internal = self.listener.internal
+                authorize.serve_acl_request(
+                    self.ctx, req, respond, internal,
+                    lambda r: self.ctx.controller.tell(C.Admin(r, respond, forwardable=not internal)),
+                )
             case (
                 P.AddPartitionsToTxnRequest()
                 | P.AddOffsetsToTxnRequest()

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from rillet._acl_admin import AclAdminMixin
 from rillet._group_admin import GroupAdminMixin
 from rillet._network import NetworkClient
 from rillet._security_admin import SecurityAdminMixin
@@ -38,7 +39,8 @@ from rillet.records import (
 from rillet.transport import protocol as p
 
 
-class Admin(GroupAdminMixin, ShareAdminMixin, TransactionAdminMixin, SecurityAdminMixin):
+class Admin(GroupAdminMixin, ShareAdminMixin, TransactionAdminMixin, SecurityAdminMixin,
+            AclAdminMixin):
     """Kafka-style admin client. Config: ``bootstrap.servers``, ``request.timeout.ms``, ...
 
     Consumer groups: list_groups, describe_groups, delete_groups, list_consumer_group_offsets,
@@ -48,6 +50,7 @@ class Admin(GroupAdminMixin, ShareAdminMixin, TransactionAdminMixin, SecurityAdm
     alter_group_configs.
     Transactions: list_transactions, describe_transactions, force_terminate_transaction
     (_txn_admin.py).
+    ACLs: create_acls, describe_acls, delete_acls (_acl_admin.py).
     """
 
     def __init__(self, config: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
