@@ -305,6 +305,15 @@ def _validate_authorizer(merged: Mapping[str, str]) -> None:
             f"authorizer.class.name={merged['authorizer.class.name']!r}: rillet has one "
             "authorizer; valid values: '' (off), 'rillet' (or Kafka's StandardAuthorizer name)"
         )
+    if merged["authorizer.class.name"]:
+        from rillet.actors.listeners import parse_listeners
+
+        if "KAFKA" in parse_listeners(merged["listeners"]):
+            # it has no authentication yet (SASL: issue #19): an open door past every ACL
+            raise ConfigError(
+                "authorizer.class.name is set but listeners has a KAFKA listener, which does "
+                "not authenticate or authorize its clients yet: remove one of the two"
+            )
     for user in filter(None, (u.strip() for u in merged["super.users"].split(";"))):
         kind, sep, name = user.partition(":")
         if not sep or not kind or not name:

@@ -128,7 +128,10 @@ class LocalCluster:
         }
         self._ensure_keyfile()
         if secure:  # CURVE on the client listener too (rillet/security.py)
-            self.configs.update(secure_cluster_configs(self.data_dir))
+            secured = secure_cluster_configs(self.data_dir)
+            if "super.users" in self.configs:  # the user's own choice wins
+                del secured["super.users"]
+            self.configs.update(secured)
         self._save()
 
     @property

@@ -30,7 +30,7 @@ pytestmark = [
     pytest.mark.skipif(not curve_available(), reason="libzmq without CURVE"),
 ]
 
-AUTHORIZER = {"authorizer.class.name": "rillet", "super.users": "User:admin"}
+AUTHORIZER = {"authorizer.class.name": "rillet"}  # --secure makes User:admin a super user
 ALICE = AclBinding("TOPIC", "orders", "User:alice", "WRITE", pattern_type="PREFIXED")
 BOB = [AclBinding("TOPIC", "orders", "User:bob", "READ", pattern_type="PREFIXED"),
        AclBinding("GROUP", "billing", "User:bob", "READ")]

@@ -193,3 +193,26 @@ def test_a_session_answers_for_the_principal_of_its_connection(session):
     # the inter-broker listener is brokers' own: not checked
     ask = session(ON_CONFIGS, internal=True)
     assert names(ask(P.MetadataRequest(), None)) == ["orders-eu", "payments"]
+
+
+@pytest.mark.parametrize("configs,match", [
+    ({"authorizer.class.name": "kafka.security.authorizer.AclAuthorizer"}, "one authorizer"),
+    ({"super.users": "admin"}, "TYPE:NAME"),
+    ({"allow.everyone.if.no.acl.found": "yes"}, "true, false"),
+    ({"authorizer.class.name": "rillet", "listeners": "KAFKA://127.0.0.1:0"}, "KAFKA"),
+])
+def test_authorizer_configs_are_validated(configs, match):
+    from rillet.actors.configs import ConfigError, validate_broker_configs
+
+    with pytest.raises(ConfigError, match=match):
+        validate_broker_configs(configs)
+
+
+def test_authorizer_configs_read_as_kafka_names_them():
+    from rillet.actors.configs import validate_broker_configs
+
+    assert not authorize.authorizer_of(validate_broker_configs({})).enabled
+    auth = authorize.authorizer_of(validate_broker_configs({
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": "User:admin; User:ops", "allow.everyone.if.no.acl.found": "true"}))
+    assert auth == Authorizer(True, frozenset({"User:admin", "User:ops"}), True)
