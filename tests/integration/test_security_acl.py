@@ -21,6 +21,7 @@ from rillet.errors import (
     ClusterAuthorizationFailedError,
     GroupAuthorizationFailedError,
     TopicAuthorizationFailedError,
+    TransactionalIdAuthorizationFailedError,
 )
 from rillet.launcher import LocalCluster
 from rillet.records import TopicPartition
@@ -34,6 +35,7 @@ AUTHORIZER = {"authorizer.class.name": "rillet"}  # --secure makes User:admin a 
 ALICE = AclBinding("TOPIC", "orders", "User:alice", "WRITE", pattern_type="PREFIXED")
 BOB = [AclBinding("TOPIC", "orders", "User:bob", "READ", pattern_type="PREFIXED"),
        AclBinding("GROUP", "billing", "User:bob", "READ")]
+TXN = AclBinding("TRANSACTIONAL_ID", "tx-alice", "User:alice", "WRITE")
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +131,27 @@ def test_a_group_needs_read_on_the_group(secure):
         other.close()
 
 
+def test_a_transactional_producer_needs_write_on_its_transactional_id(secure):
+    cluster, data = secure
+    settings = _as(cluster, data, "alice", **{"transactional.id": "tx-alice"})
+    denied = Producer(settings)
+    try:
+        with pytest.raises(TransactionalIdAuthorizationFailedError):
+            denied.init_transactions(30)
+    finally:
+        denied.close()
+    with _admin(cluster) as admin:
+        admin.create_acls([TXN])
+    producer = Producer(settings)
+    try:
+        producer.init_transactions(30)
+        producer.begin_transaction()
+        producer.send("orders-eu", b"in a transaction")
+        producer.commit_transaction(30)
+    finally:
+        producer.close()
+
+
 def test_the_cli_adds_lists_and_removes_acls(secure, tmp_path, monkeypatch):
     """``add`` as a user runs it (a subprocess); list and remove in-process (the same click
     commands, against the same broker, without a second interpreter start-up)."""
@@ -168,10 +191,10 @@ def test_acls_survive_a_full_cluster_restart(secure):
     cluster.start_broker(1)
     cluster.wait_ready(60)
     with _admin(cluster) as admin:
-        assert set(admin.describe_acls()) == {ALICE, *BOB}
+        assert set(admin.describe_acls()) == {ALICE, *BOB, TXN}
     alice = Producer(_as(cluster, data, "alice"))
     try:
-        assert alice.send("orders-eu", b"two").get(30).offset == 1
+        assert alice.send("orders-eu", b"two").get(30).offset > 1
         with pytest.raises(TopicAuthorizationFailedError):
             alice.send("payments", b"no").get(30)
     finally:
