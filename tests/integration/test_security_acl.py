@@ -167,6 +167,7 @@ def test_the_cli_adds_lists_and_removes_acls(secure, tmp_path, monkeypatch):
     monkeypatch.setenv("RILLET_CONFIG_DIR", env["RILLET_CONFIG_DIR"])
     monkeypatch.delenv("RILLET_BROKERS", raising=False)
     from click.testing import CliRunner
+
     from rillet.cli.main import cli
 
     def rillet(*args):
