@@ -72,6 +72,13 @@ def authorizer_of(configs: Mapping[str, str]) -> Authorizer:
     )
 
 
+@functools.lru_cache(maxsize=4)
+def index_of(acls: frozenset) -> acl.AclIndex:
+    """The index of an image's bindings, built once per ACL change (the image's frozenset
+    is the key: it hashes once and is compared by identity first)."""
+    return acl.AclIndex(acls)
+
+
 @dataclass(frozen=True, slots=True)
 class Who:
     """The principal and host of a request, and the ACLs it is judged by."""
@@ -82,8 +89,7 @@ class Who:
     auth: Authorizer
 
     def may(self, operation: str, resource_type: str, name: str) -> bool:
-        return acl.authorize(
-            self.acls,
+        return index_of(self.acls).authorize(
             acl.Request(principal=self.principal, host=self.host, operation=operation,
                         resource_type=resource_type, resource_name=name),
             self.auth.super_users,
