@@ -140,24 +140,31 @@ class Deny:
 class Part:
     """Dispatch ``request`` (the allowed part); ``merge(response)`` adds the refused items
     (it must pass an ErrorResponse through unchanged). ``empty``: nothing is allowed and
-    the request goes to the controller: answer ``merge(empty response)`` at once."""
+    the request goes to the controller: answer ``merge(empty response)`` at once.
+    ``refused``: some item is refused (False: the merge only leaves out what the principal
+    may not see, as Metadata of all topics does)."""
 
     request: object
     merge: Callable[[object], object]
     empty: bool = False
+    refused: bool = True
 
 
 Verdict = Deny | Part | None  # None: allowed
 
 
-def gate(w: Who, req: object, respond: Callable[[object], None]):
-    """(request to dispatch or None, respond): see the module docstring."""
+def gate(w: Who, req: object, respond: Callable[[object], None],
+         denied: Callable[[], None] | None = None):
+    """(request to dispatch or None, respond): see the module docstring. ``denied()`` is
+    called once for a request refused in whole or in part (the broker's counter)."""
     from .authorize_rules import RULES, default_rule
 
     rule = RULES.get(type(req), default_rule)
     verdict = rule(w, req)
     if verdict is None:
         return req, respond
+    if denied is not None and (isinstance(verdict, Deny) or verdict.refused):
+        denied()
     if isinstance(verdict, Deny):
         logger.debug("{} denied {}: {}", w.principal, req.API, verdict.message)
         respond(refusal(req, verdict.code, verdict.message))

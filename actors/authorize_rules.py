@@ -158,7 +158,7 @@ def _metadata(w: Who, req: P.MetadataRequest) -> Verdict:
             return replace(response, topics=tuple(
                 t for t in response.topics if w.may("DESCRIBE", "TOPIC", t.name)))
 
-        return Part(req, hide)
+        return Part(req, hide, refused=False)
     names = tuple(dict.fromkeys(req.topics))
     denied = tuple(n for n in names if not w.may("DESCRIBE", "TOPIC", n))
     if not denied:
@@ -286,7 +286,10 @@ def _find_coordinator(w: Who, req: P.FindCoordinatorRequest) -> Verdict:
 
 @rule(P.ConsumerGroupHeartbeatRequest, P.ShareGroupHeartbeatRequest)
 def _heartbeat(w: Who, req) -> Verdict:
-    return _group(w, "READ", req.group_id)
+    """READ on the group; a subscription naming a topic the principal may not describe is
+    refused with TOPIC_AUTHORIZATION_FAILED (Kafka's KIP-848 handler does the same)."""
+    return _first(_group(w, "READ", req.group_id),
+                  _topics(w, "DESCRIBE", req.subscribed_topic_names or ()))
 
 
 @rule(P.OffsetCommitRequest, P.AlterShareGroupOffsetsRequest, P.ShareFetchRequest,
@@ -318,7 +321,7 @@ def _offset_fetch(w: Who, req) -> Verdict:
         return replace(response, topics=tuple(
             t for t in response.topics if w.may("DESCRIBE", "TOPIC", t.name)))
 
-    return Part(req, hide)
+    return Part(req, hide, refused=False)
 
 
 @rule(P.ConsumerGroupDescribeRequest, P.ShareGroupDescribeRequest)
@@ -342,7 +345,7 @@ def _list_groups(w: Who, req: P.ListGroupsRequest) -> Verdict:
         return replace(response, groups=tuple(
             g for g in response.groups if w.may("DESCRIBE", "GROUP", g.group_id)))
 
-    return Part(req, hide)
+    return Part(req, hide, refused=False)
 
 
 # --------------------------------------------------------------------- transactions
@@ -398,4 +401,4 @@ def _list_txns(w: Who, req: P.ListTransactionsRequest) -> Verdict:
             t for t in response.transaction_states
             if w.may("DESCRIBE", "TRANSACTIONAL_ID", t.transactional_id)))
 
-    return Part(req, hide)
+    return Part(req, hide, refused=False)

@@ -234,6 +234,9 @@ class ClientSession(DispatchedActor):
             self._send(codec.encode_error(E.UNKNOWN_SERVER_ERROR, str(e), cid))
             release()  # idempotent: harmless if a response went out already
 
+    def _count_denied(self) -> None:
+        self.ctx.counters.add("authorization_denied")
+
     def _refuse(self, cid: int, request: object) -> None:
         count = self.ctx.count_refused()
         # every refusal counts; the log says so for the first and then every 100th
@@ -272,7 +275,7 @@ class ClientSession(DispatchedActor):
         respond = self._responder(cid, release)
         if self.authorizing:  # before any work (docs/security.md, "Authorization")
             who = authorize.who(self.ctx, *self.who)
-            req, respond = authorize.gate(who, req, respond)
+            req, respond = authorize.gate(who, req, respond, self._count_denied)
             if req is None:
                 release()  # answered (or an acks=0 produce, dropped)
                 return

@@ -111,8 +111,13 @@ def test_group_requests_get_typed_refusals():
     assert dispatched is None
     assert isinstance(answers[0], P.ConsumerGroupHeartbeatResponse)
     assert answers[0].error_code == E.GROUP_AUTHORIZATION_FAILED
-    hb = P.ConsumerGroupHeartbeatRequest(group_id="billing", member_id="", member_epoch=0)
+    hb = P.ConsumerGroupHeartbeatRequest(group_id="billing", member_id="", member_epoch=0,
+                                         subscribed_topic_names=("orders-eu",))
     assert _gate(_who("User:bob"), hb)[0] is hb
+    hb = P.ConsumerGroupHeartbeatRequest(group_id="billing", member_id="", member_epoch=0,
+                                         subscribed_topic_names=("orders-eu", "payments"))
+    _, _, answers = _gate(_who("User:bob"), hb)  # subscribed to a topic it may not describe
+    assert answers[0].error_code == E.TOPIC_AUTHORIZATION_FAILED
     commit = P.OffsetCommitRequest(group_id="billing", topics=(P.OffsetCommitTopic(
         name="payments", partitions=(P.OffsetCommitPartition(partition=0,
                                                              committed_offset=1),)),))
@@ -169,6 +174,7 @@ def session():
             s.on_receive(Inbound(codec.encode_request(req, 7), _Lease(user_id)))
             return codec.decode_response(sent[0])[1]
 
+        ask.denied = lambda: ctx.counter_values().get("authorization_denied", 0)
         return ask
 
     return make
@@ -182,6 +188,10 @@ def test_a_session_answers_for_the_principal_of_its_connection(session):
     names = lambda r: [t.name for t in r.topics]  # noqa: E731
     assert names(ask(P.MetadataRequest(), "User:bob")) == ["orders-eu"]
     assert names(ask(P.MetadataRequest(), None)) == []  # plaintext: User:ANONYMOUS
+    assert ask.denied() == 0  # leaving out what it may not see is no refusal
+    payments = ask(P.MetadataRequest(topics=("payments",)), "User:bob")
+    assert payments.topics[0].error_code == E.TOPIC_AUTHORIZATION_FAILED
+    assert ask.denied() == 1  # counted for BrokerCounters (docs/runtime.md)
     assert names(ask(P.MetadataRequest(), "User:admin")) == ["orders-eu", "payments"]
     acls = ask(P.DescribeAclsRequest(), "User:admin")
     assert len(acls.bindings) == len(ACLS)
