@@ -117,7 +117,7 @@ def _reference_matches(f, b) -> bool:
     return f.resource_name is None or f.resource_name == b.resource_name
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.lists(bindings, max_size=8), st.lists(filters, min_size=1, max_size=3))
 def test_describe_and_delete_agree_with_a_reference_filter(bs, fs):
     image = md.replay(ca.create_acls(md.MetadataImage(), bs).records)
