@@ -119,6 +119,11 @@ def _produce(w: Who, req: P.ProduceRequest) -> Verdict:
 
 @rule(P.FetchRequest)
 def _fetch(w: Who, req: P.FetchRequest) -> Verdict:
+    if req.session_epoch != P.FINAL_EPOCH:
+        # an incremental fetch session (KIP-227) keeps serving the partitions it holds:
+        # a followers' tool, not a client's; ACL changes would not reach its partitions
+        return _need(w, "CLUSTER_ACTION", "CLUSTER", "kafka-cluster", CLUSTER_DENIED)
+
     def answer(t, code):
         return P.FetchTopicResponse(name=t.name, partitions=tuple(
             P.FetchPartitionResponse(partition=p.partition, error_code=code)

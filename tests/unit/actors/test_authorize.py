@@ -66,6 +66,18 @@ def test_a_produce_writes_only_the_topics_the_principal_may_write():
     assert dispatched.topics == ()
 
 
+def test_a_client_fetch_reads_only_what_it_may_and_opens_no_fetch_session():
+    fetch = P.FetchRequest(topics=tuple(P.FetchTopic(name=n, partitions=(
+        P.FetchPartition(partition=0, fetch_offset=0),)) for n in ("orders-eu", "payments")))
+    dispatched, respond, answers = _gate(_who("User:bob"), fetch)
+    assert [t.name for t in dispatched.topics] == ["orders-eu"]
+    respond(P.FetchResponse())
+    assert answers[0].topics[0].partitions[0].error_code == E.TOPIC_AUTHORIZATION_FAILED
+    session = P.FetchRequest(topics=fetch.topics, session_epoch=P.INITIAL_EPOCH)
+    _, _, answers = _gate(_who("User:bob"), session)
+    assert answers[0].error_code == E.CLUSTER_AUTHORIZATION_FAILED
+
+
 def test_a_transactional_produce_needs_write_on_its_transactional_id():
     dispatched, respond, _ = _gate(_who(), _produce("orders-eu", tid="tx-1"))
     assert dispatched.topics == ()
