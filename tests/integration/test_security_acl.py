@@ -16,7 +16,15 @@ from cli_helpers import cli_env, run
 from conftest import TEST_BROKER_CONFIGS
 from rillet.transport.security import curve_available, generate_keyfile
 
-from rillet import AclBinding, AclBindingFilter, Admin, Consumer, NewTopic, Producer
+from rillet import (
+    AclBinding,
+    AclBindingFilter,
+    Admin,
+    Consumer,
+    NewTopic,
+    Producer,
+    ShareConsumer,
+)
 from rillet.errors import (
     ClusterAuthorizationFailedError,
     GroupAuthorizationFailedError,
@@ -120,15 +128,16 @@ def test_a_group_needs_read_on_the_group(secure):
         consumer.commit()
     finally:
         consumer.close()
-    other = Consumer({**settings, "group.id": "other"})
-    try:
-        other.subscribe(["orders-eu"])
-        with pytest.raises(GroupAuthorizationFailedError):
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                other.poll(timeout_ms=500)
-    finally:
-        other.close()
+    for other in (Consumer({**settings, "group.id": "other"}),
+                  ShareConsumer({**_as(cluster, data, "bob"), "group.id": "other"})):
+        try:
+            other.subscribe(["orders-eu"])
+            with pytest.raises(GroupAuthorizationFailedError):
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline:
+                    other.poll(timeout_ms=500)
+        finally:
+            other.close()
 
 
 def test_a_transactional_producer_needs_write_on_its_transactional_id(secure):
