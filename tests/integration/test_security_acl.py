@@ -39,7 +39,11 @@ pytestmark = [
     pytest.mark.skipif(not curve_available(), reason="libzmq without CURVE"),
 ]
 
-AUTHORIZER = {"authorizer.class.name": "rillet"}  # --secure makes User:admin a super user
+AUTHORIZER = {
+    "authorizer.class.name": "rillet",  # --secure makes User:admin a super user
+    # a metadata snapshot every few entries: the restart reads users and ACLs from one
+    "metadata.snapshot.threshold.entries": "5",
+}
 ALICE = AclBinding("TOPIC", "orders", "User:alice", "WRITE", pattern_type="PREFIXED")
 BOB = [AclBinding("TOPIC", "orders", "User:bob", "READ", pattern_type="PREFIXED"),
        AclBinding("GROUP", "billing", "User:bob", "READ")]
@@ -197,6 +201,7 @@ def test_the_cli_adds_lists_and_removes_acls(secure, tmp_path, monkeypatch):
 
 def test_acls_survive_a_full_cluster_restart(secure):
     cluster, data = secure
+    assert list(data.rglob("snapshot.cbor"))  # what the restart starts from
     cluster.stop_broker(1)
     cluster.start_broker(1)
     cluster.wait_ready(60)
