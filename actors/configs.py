@@ -147,6 +147,13 @@ BROKER_DEFAULTS: dict[str, str] = {
     # metrics.host:metrics.port; -1: off (nothing counted on the hot path), 0: a free port
     "metrics.port": "-1",
     "metrics.host": "127.0.0.1",
+    # authorization (docs/security.md, "Authorization"; actors/authorize.py): ACLs kept in the
+    # metadata log checked in the client session. authorizer.class.name: "" off, "rillet"
+    # (or Kafka's StandardAuthorizer class name) on; super.users: User:a;User:b are allowed
+    # everything; allow.everyone.if.no.acl.found: a resource no ACL names is open (Kafka: false)
+    "authorizer.class.name": "",
+    "super.users": "",
+    "allow.everyone.if.no.acl.found": "false",
 }
 
 _CHOICES = {
@@ -263,6 +270,7 @@ def validate_broker_configs(configs: Mapping[str, str]) -> BrokerConfig:
     if idle != -1 and idle < 1:
         raise ConfigError(f"connections.max.idle.ms={idle} must be -1 (never) or >= 1")
     _validate_security(merged)
+    _validate_authorizer(merged)
     from rillet.actors.listeners import parse_listeners
 
     parse_listeners(merged["listeners"])
@@ -291,6 +299,33 @@ def _validate_security(merged: Mapping[str, str]) -> None:
         )
     if users and not merged["client.curve.keyfile"]:
         raise ConfigError("client.curve.bootstrap.users needs client.curve.keyfile")
+
+
+AUTHORIZERS = ("", "rillet", "org.apache.kafka.metadata.authorizer.StandardAuthorizer")
+
+
+def _validate_authorizer(merged: Mapping[str, str]) -> None:
+    """authorizer.class.name: off or rillet's; super.users: ``User:NAME;...``."""
+    if merged["authorizer.class.name"] not in AUTHORIZERS:
+        raise ConfigError(
+            f"authorizer.class.name={merged['authorizer.class.name']!r}: rillet has one "
+            "authorizer; valid values: '' (off), 'rillet' (or Kafka's StandardAuthorizer name)"
+        )
+    if merged["authorizer.class.name"]:
+        from rillet.actors.listeners import parse_listeners
+
+        if "KAFKA" in parse_listeners(merged["listeners"]):
+            # it has no authentication yet (SASL: issue #19): an open door past every ACL
+            raise ConfigError(
+                "authorizer.class.name is set but listeners has a KAFKA listener, which does "
+                "not authenticate or authorize its clients yet: remove one of the two"
+            )
+    for user in filter(None, (u.strip() for u in merged["super.users"].split(";"))):
+        kind, sep, name = user.partition(":")
+        if not sep or not kind or not name:
+            raise ConfigError(
+                f"super.users: {user!r} is not TYPE:NAME (e.g. User:admin; ';' separates)"
+            )
 
 
 def topic_defaults(broker_configs: Mapping[str, str]) -> dict[str, str]:

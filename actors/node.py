@@ -57,6 +57,7 @@ from . import partition as R
 from . import share_partition as SP
 from . import share_state as SST
 from . import txn_coordinator as TC
+from .authorize import authorizer_of
 from .broker_lifecycle import BrokerLifecycle, Identity
 from .broker_lifecycle import Progress as LifecycleProgress
 from .configs import ConfigError, effective_topic_configs, log_config, validate_broker_configs
@@ -152,6 +153,7 @@ class BrokerNode:
             on_disconnect=lambda peer: self.router.disconnected(peer),
             curve=self.client_curve,
             principal_of=self._principal_of,
+            peer_info=authorizer_of(self.configs).enabled,  # principals for ACLs
         )
         try:
             self.internal_endpoint = ServerEndpoint(

@@ -37,8 +37,8 @@ from rillet.transport import codec
 from rillet.transport import protocol as P
 from rillet.transport.errors import ProtocolError
 
+from . import authorize, delete_records, log_dirs
 from . import controller as C
-from . import delete_records, log_dirs
 from . import group_coordinator as GC
 from . import partition as R
 from . import share_partition as SP
@@ -185,6 +185,11 @@ class ClientSession(DispatchedActor):
         self.peer = peer
         self.listener = listener or Listener("client", False, ctx.send)
         self.state = state or SessionState()
+        # ACLs (actors/authorize.py): client-listener requests, with the authorizer on
+        self.authorizing = (
+            not self.listener.internal and authorize.authorizer_of(ctx.broker_configs).enabled
+        )
+        self.who: tuple[str | None, str | None] = (None, None)  # (ZAP User-Id, peer address)
 
     @property
     def _log(self):
@@ -205,6 +210,8 @@ class ClientSession(DispatchedActor):
         else:
             frames, lease = message, None
         release = self.state.track(lease.release if lease is not None else _no_release)
+        if lease is not None:
+            self.who = (getattr(lease, "user_id", None), getattr(lease, "peer_address", None))
         try:
             cid, request = codec.decode_request(frames)
         except ProtocolError as e:
@@ -227,6 +234,9 @@ class ClientSession(DispatchedActor):
             self._log.exception("request {} failed", request.API)
             self._send(codec.encode_error(E.UNKNOWN_SERVER_ERROR, str(e), cid))
             release()  # idempotent: harmless if a response went out already
+
+    def _count_denied(self) -> None:
+        self.ctx.counters.add("authorization_denied")
 
     def _refuse(self, cid: int, request: object) -> None:
         count = self.ctx.count_refused()
@@ -264,6 +274,12 @@ class ClientSession(DispatchedActor):
 
     def _dispatch(self, cid: int, req: object, release: Callable[[], None] = _no_release) -> None:
         respond = self._responder(cid, release)
+        if self.authorizing:  # before any work (docs/security.md, "Authorization")
+            who = authorize.who(self.ctx, *self.who)
+            req, respond = authorize.gate(who, req, respond, self._count_denied)
+            if req is None:
+                release()  # answered (or an acks=0 produce, dropped)
+                return
         if isinstance(
             req,
             P.ProduceRequest
@@ -343,6 +359,12 @@ class ClientSession(DispatchedActor):
                 log_dirs.serve_describe_log_dirs(req, respond, self.ctx, self.ctx.log_dir)
             case P.ListPartitionReassignmentsRequest():  # from the image (log_dirs.py)
                 respond(log_dirs.list_reassignments(self.ctx.image, req.topics))
+            case P.CreateAclsRequest() | P.DeleteAclsRequest() | P.DescribeAclsRequest():
+                internal = self.listener.internal
+                authorize.serve_acl_request(
+                    self.ctx, req, respond, internal,
+                    lambda r: self.ctx.controller.tell(C.Admin(r, respond, forwardable=not internal)),
+                )
             case (
                 P.AddPartitionsToTxnRequest()
                 | P.AddOffsetsToTxnRequest()

@@ -21,6 +21,8 @@ Records (frozen dataclasses; ``to_dict``/``from_dict`` give a JSON-safe form for
 * ``SetGroupConfig(group_id, name, value)``  a share group's config (the GROUP resource,
   coordinator/share/config.py); a group need not exist to be configured, as in Kafka
 * ``DeleteTopic(name)``
+* ``AccessControlEntryRecord`` / ``RemoveAccessControlEntryRecord``  an ACL binding added /
+  removed (coordinator/acl_store.py); the image keeps the set in ``acls``
 
 Controller decisions are functions from the image and a request to a list of records, or a
 ``MetadataError`` (never a partial list); coordinator/control/ applies them to requests. The
@@ -35,6 +37,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 
+from . import acl_store
+from .acl import AclBinding
 from .election import PartitionChangeRecord
 from .placement import PlacementError, assign_replicas
 
@@ -180,6 +184,7 @@ RECORD_TYPES: dict[str, type] = {
         PartitionChangeRecord,
         ProducerIds,
         SetUserKey,
+        *acl_store.ACL_RECORDS,
     )
 }
 
@@ -262,6 +267,8 @@ class MetadataImage:
     """group id -> its explicitly set group configs (coordinator/share/config.py)."""
     users: Mapping[str, str] = field(default_factory=dict)
     """user name -> its CURVE public key (coordinator/users.py)."""
+    acls: frozenset[AclBinding] = frozenset()
+    """the ACL bindings (coordinator/acl_store.py), what the authorizer checks."""
 
     def inter_broker_address(self, broker_id: int, voters: Mapping[int, str]) -> str | None:
         """``broker_id``'s inter-broker listener: as registered, else as
@@ -374,6 +381,9 @@ def apply(image: MetadataImage, record: object) -> MetadataImage:
             return replace(image, topics=_with(image.topics, n, None), offset=nxt)
         case ProducerIds(next_producer_id=n):
             return replace(image, next_producer_id=max(image.next_producer_id, n), offset=nxt)
+        case acl_store.AccessControlEntryRecord() | acl_store.RemoveAccessControlEntryRecord():
+            acls = acl_store.apply_acl_record(image.acls, record)
+            return replace(image, acls=acls, offset=nxt)
     raise ValueError(f"not a metadata record: {record!r}")
 
 
@@ -596,6 +606,9 @@ def image_records(image: MetadataImage) -> list[object]:
     out: list[object] = []
     if image.next_producer_id:
         out.append(ProducerIds(next_producer_id=image.next_producer_id))
+    for u in sorted(image.users):
+        out.append(SetUserKey(user=u, public_key=image.users[u]))
+    out += acl_store.snapshot_records(image.acls)
     for g in sorted(image.group_configs):
         for k, v in sorted(image.group_configs[g].items()):
             out.append(SetGroupConfig(group_id=g, name=k, value=v))

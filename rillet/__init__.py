@@ -23,6 +23,8 @@ _EXPORTS = {
     "AcknowledgeType": "rillet.share_consumer",
     "ShareRecord": "rillet._share_fetcher",
     "Admin": "rillet.admin",
+    "AclBinding": "rillet._acl_admin",
+    "AclBindingFilter": "rillet._acl_admin",
     "AdminClient": "rillet.admin:Admin",
     "TopicPartition": "rillet.records",
     "RecordMetadata": "rillet.records",
@@ -36,6 +38,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "AclBinding", "AclBindingFilter",
     "AcknowledgeType", "Admin", "AdminClient", "ConfigError", "Consumer", "ConsumerGroupMetadata",
     "ConsumerRebalanceListener",
     "ConsumerRecord", "KafkaConsumer", "KafkaProducer", "NewTopic", "Producer", "RecordFuture", "RecordMetadata", "RilletError",
@@ -58,6 +61,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from rillet._acl_admin import AclBinding, AclBindingFilter  # noqa: F401
     from rillet._future import RecordFuture  # noqa: F401
     from rillet._share_fetcher import ShareRecord  # noqa: F401
     from rillet.admin import Admin  # noqa: F401

@@ -52,6 +52,9 @@ _FATAL = {
     E.FENCED_INSTANCE_ID, E.UNSUPPORTED_ASSIGNOR, E.INVALID_REGULAR_EXPRESSION,
     E.GROUP_MAX_SIZE_REACHED, E.INVALID_REQUEST, E.INVALID_GROUP_ID,
 }
+# the principal's ACLs refuse the group or a topic (docs/security.md): raised from poll()
+# as the typed error (GroupAuthorizationFailedError...), as Kafka's consumer does
+_DENIED = {E.GROUP_AUTHORIZATION_FAILED, E.TOPIC_AUTHORIZATION_FAILED}
 
 
 class ConsumerRebalanceListener:
@@ -282,6 +285,9 @@ class Membership:
                     continue  # interrupted: stop, or send the application's news at once
                 code = r.error_code
             except RilletError as exc:
+                if exc.code in _DENIED:  # FindCoordinator refused: no ACL for the group
+                    self._fail(exc)
+                    continue
                 self._log.debug("heartbeat failed: %s", exc)
                 next_at = time.monotonic() + backoff
                 continue
@@ -328,13 +334,19 @@ class Membership:
             self._lose()
             return now
         if code in _FATAL:
-            with self._lock:
-                self.fatal = GroupMembershipError(f"{E(code).name}: {r.error_message}",
-                                                  code=code)
-                self._stopping = True
-            self._changed.set()
+            self._fail(GroupMembershipError(f"{E(code).name}: {r.error_message}", code=code))
+            return now
+        if code in _DENIED:
+            self._fail(error_for_code(code, r.error_message))
             return now
         return now + (1.0 if code == E.UNRELEASED_INSTANCE_ID else backoff)
+
+    def _fail(self, error: RilletError) -> None:
+        """Stop heartbeating; the next poll() raises ``error``."""
+        with self._lock:
+            self.fatal = error
+            self._stopping = True
+        self._changed.set()
 
     def _lose(self) -> None:
         with self._lock:

@@ -270,6 +270,9 @@ class NetworkClient:
             now = time.monotonic()
             if code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION and now >= unknown_deadline:
                 raise UnknownTopicOrPartitionError(f"topic {topic!r} does not exist")
+            if code == ErrorCode.TOPIC_AUTHORIZATION_FAILED:
+                raise error_for_code(code, f"this client's principal may not describe topic "
+                                           f"{topic!r} (its ACLs: docs/security.md)")
             if code and code not in (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
                                      ErrorCode.LEADER_NOT_AVAILABLE):
                 raise error_for_code(code, f"topic {topic!r}")

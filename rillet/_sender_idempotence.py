@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 
 from rillet._accumulator import ProducerBatch
+from rillet.errors import error_for_code
 from rillet.transport.protocol import ErrorCode, InitProducerIdRequest, InitProducerIdResponse
 
 
@@ -56,6 +57,13 @@ class IdempotentSending:
         if code in (ErrorCode.UNSUPPORTED_VERSION, ErrorCode.INVALID_REQUEST):
             self.idempotent = False  # a broker without InitProducerId: plain retries
             return True
+        if code == ErrorCode.CLUSTER_AUTHORIZATION_FAILED:
+            # no IDEMPOTENT_WRITE (docs/security.md): what waits fails now with the reason
+            # instead of expiring; later sends try again (an ACL may have been added since)
+            error = error_for_code(code, getattr(r, "error_message", None) or str(r))
+            for batch in self.waiting:
+                self._finish(batch, -1, error)
+            self.waiting.clear()
         self.producer_id_retry_at = now + self.backoff_ms
         self.client.request_metadata_update(())
         return False

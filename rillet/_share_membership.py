@@ -17,9 +17,9 @@ import threading
 import time
 import uuid
 
-from rillet._membership import CoordinatorLocator, _tps_from
+from rillet._membership import _DENIED, CoordinatorLocator, _tps_from
 from rillet._network import NetworkClient
-from rillet.errors import GroupMembershipError, RilletError
+from rillet.errors import GroupMembershipError, RilletError, error_for_code
 from rillet.records import TopicPartition
 from rillet.transport import protocol as P
 
@@ -77,6 +77,9 @@ class ShareMembership:
             try:
                 r = self.locator.call(request, max(1.0, self.heartbeat_interval_s))
             except RilletError as exc:
+                if exc.code in _DENIED:  # FindCoordinator refused by the ACLs
+                    self._fail(exc)
+                    continue
                 self._log.debug("share heartbeat failed: %s", exc)
                 next_at = time.monotonic() + backoff
                 continue
@@ -115,13 +118,19 @@ class ShareMembership:
                 self._send_topics = True
             return now
         if code in _FATAL:
-            with self._lock:
-                self.fatal = GroupMembershipError(
-                    f"{E(code).name}: {r.error_message or ''}".rstrip(": "), code=code)
-                self._stopping = True
-            self.joined.set()
+            self._fail(GroupMembershipError(
+                f"{E(code).name}: {r.error_message or ''}".rstrip(": "), code=code))
+            return now
+        if code in _DENIED:  # the ACLs refuse the group or a topic (docs/security.md)
+            self._fail(error_for_code(code, getattr(r, "error_message", None)))
             return now
         return now + backoff
+
+    def _fail(self, error: RilletError) -> None:
+        with self._lock:
+            self.fatal = error
+            self._stopping = True
+        self.joined.set()
 
     def _leave(self) -> None:
         with self._lock:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from rillet._acl_admin import AclAdminMixin
 from rillet._group_admin import GroupAdminMixin
 from rillet._network import NetworkClient
 from rillet._records_admin import RecordsAdminMixin
@@ -40,7 +41,7 @@ from rillet.transport import protocol as p
 
 
 class Admin(GroupAdminMixin, ShareAdminMixin, TransactionAdminMixin, SecurityAdminMixin,
-            RecordsAdminMixin):
+            RecordsAdminMixin, AclAdminMixin):
     """Kafka-style admin client. Config: ``bootstrap.servers``, ``request.timeout.ms``, ...
 
     Consumer groups: list_groups, describe_groups, delete_groups, list_consumer_group_offsets,
@@ -51,6 +52,7 @@ class Admin(GroupAdminMixin, ShareAdminMixin, TransactionAdminMixin, SecurityAdm
     Transactions: list_transactions, describe_transactions, force_terminate_transaction
     (_txn_admin.py).
     Records: delete_records (_records_admin.py).
+    ACLs: create_acls, describe_acls, delete_acls (_acl_admin.py).
     """
 
     def __init__(self, config: Mapping[str, Any] | None = None, **kwargs: Any) -> None:

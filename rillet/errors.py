@@ -328,6 +328,33 @@ class UnknownLeaderEpochError(RilletError):
     retriable = True
 
 
+class AuthorizationError(RilletError):
+    """The principal's ACLs do not allow the request (docs/security.md; not retriable:
+    an administrator must add an ACL first)."""
+
+
+class TopicAuthorizationFailedError(AuthorizationError):
+    code = 29
+
+
+class GroupAuthorizationFailedError(AuthorizationError):
+    code = 30
+
+
+class ClusterAuthorizationFailedError(AuthorizationError):
+    code = 31
+
+
+class TransactionalIdAuthorizationFailedError(AuthorizationError):
+    code = 53
+
+
+class SecurityDisabledError(RilletError):
+    """An ACL request to a cluster that runs no authorizer (authorizer.class.name)."""
+
+    code = 54
+
+
 _BY_CODE: dict[int, type[RilletError]] = {
     cls.code: cls
     for cls in (
@@ -342,6 +369,9 @@ _BY_CODE: dict[int, type[RilletError]] = {
         InvalidTxnStateError, InvalidProducerIdMappingError, InvalidTransactionTimeoutError,
         TransactionCoordinatorFencedError, ProducerFencedError,
         TransactionalIdNotFoundError,
+        TopicAuthorizationFailedError, GroupAuthorizationFailedError,
+        ClusterAuthorizationFailedError, TransactionalIdAuthorizationFailedError,
+        SecurityDisabledError,
     )
 }
 

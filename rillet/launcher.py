@@ -134,7 +134,10 @@ class LocalCluster:
         }
         self._ensure_keyfile()
         if secure:  # CURVE on the client listener too (rillet/security.py)
-            self.configs.update(secure_cluster_configs(self.data_dir))
+            secured = secure_cluster_configs(self.data_dir)
+            if "super.users" in self.configs:  # the user's own choice wins
+                del secured["super.users"]
+            self.configs.update(secured)
         # each broker's KAFKA listener (docs/kafka-compat.md), once enabled: kept in
         # cluster.json. Never beside a CURVE client listener: it has no SASL yet, so it would
         # be a door around the authentication.

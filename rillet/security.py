@@ -83,6 +83,8 @@ def secure_cluster_configs(data_dir: Path) -> dict[str, str]:
     return {
         "client.curve.keyfile": str(paths[SERVER_KEY_FILE]),
         "client.curve.bootstrap.users": f"{ADMIN_USER}={admin.public.decode()}",
+        # the admin manages ACLs once an authorizer is on (-c authorizer.class.name=rillet)
+        "super.users": f"User:{ADMIN_USER}",
     }
 
 

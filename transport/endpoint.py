@@ -11,6 +11,8 @@ through a queue and a wake-up pipe, so every public method here is thread-safe.
   set, the endpoint stops reading while the leased bytes exceed it (see ``Lease``).
   With ``curve=CurveKeys`` it is a CURVE server on its own ZeroMQ context whose ZAP handler
   admits only clients holding the same key pair (transport/security.py). With
+  ``peer_info`` each request's ``Lease`` carries its connection's ZAP User-Id and peer IP
+  address (the authorizer's principal and host: actors/authorize.py). With
   ``on_disconnect(peer)`` it also says, on the I/O thread, when the connection a peer last
   spoke on has closed (a socket monitor joined to each message's source descriptor:
   transport/connections.py), once per peer and connection.
@@ -147,11 +149,16 @@ class Lease:
     itself (counted in ``expired_leases``), so a request that is never answered can stall
     reading for a while, never for good."""
 
-    __slots__ = ("nbytes", "admitted", "_endpoint", "_released")
+    __slots__ = ("nbytes", "admitted", "user_id", "peer_address", "_endpoint", "_released")
 
     def __init__(self, endpoint: ServerEndpoint | None, nbytes: int, admitted: float) -> None:
         self.nbytes = nbytes
         self.admitted = admitted
+        # with ``peer_info``: the ZAP User-Id of the connection the request came on (on a
+        # CURVE listener with ``principal_of``, the client's principal User:NAME:
+        # transport/security.py; None on a plaintext one) and the peer's IP address
+        self.user_id: str | None = None
+        self.peer_address: str | None = None
         self._endpoint = endpoint
         self._released = False
 
@@ -187,10 +194,12 @@ class ServerEndpoint:
         curve: CurveKeys | None = None,
         on_disconnect: Callable[[bytes], None] | None = None,
         principal_of: Callable[[bytes], str | None] | None = None,
+        peer_info: bool = False,
     ) -> None:
         self._handler = handler
         self._on_disconnect = on_disconnect
         self._guard: ZapGuard | None = None
+        self._peer_info = peer_info
         if curve is not None:
             # its own context: the ZAP handler must not judge the other listener's peers
             self._ctx = zmq.Context()
@@ -429,6 +438,9 @@ class ServerEndpoint:
                     peer = parts[0]
                     live = monitor is None or self._seen(peer, _source_fd(ident))
                     lease = self._lease(sum(len(p) for p in parts[1:]))
+                    if self._peer_info:
+                        lease.user_id = _property(ident, "User-Id")
+                        lease.peer_address = _property(ident, "Peer-Address")
                     try:
                         self._handler(peer, parts[1:], lease)
                     except Exception:  # noqa: BLE001 - the handler must not kill the I/O thread
@@ -447,6 +459,14 @@ def _source_fd(frame: zmq.Frame) -> int:
         return frame.get(zmq.SRCFD)
     except (zmq.ZMQError, AttributeError, TypeError):
         return -1
+
+
+def _property(frame: zmq.Frame, name: str) -> str | None:
+    """A message property ("User-Id": the ZAP User-Id, "Peer-Address"); None if absent."""
+    try:
+        return frame.get(name) or None
+    except (zmq.ZMQError, AttributeError, TypeError, UnicodeDecodeError):
+        return None
 
 
 # ------------------------------------------------------------------------------ client side

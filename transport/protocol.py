@@ -17,6 +17,21 @@ import enum
 from dataclasses import dataclass, field
 from typing import Annotated, ClassVar
 
+from .protocol_acl import (  # noqa: F401 - re-exported: protocol.CreateAclsRequest etc.
+    ACL_REQUESTS,
+    ACL_RESPONSES,
+    AclCreationResult,
+    AclEntry,
+    AclFilterEntry,
+    CreateAclsRequest,
+    CreateAclsResponse,
+    DeleteAclsFilterResult,
+    DeleteAclsRequest,
+    DeleteAclsResponse,
+    DescribeAclsRequest,
+    DescribeAclsResponse,
+)
+
 #: Marker for a field that carries record batches as a raw extra frame.
 RAW = "raw-frame"
 Records = Annotated[bytes, RAW]
@@ -47,7 +62,12 @@ class ErrorCode(enum.IntEnum):
     NOT_ENOUGH_REPLICAS_AFTER_APPEND = 20
     INVALID_REQUIRED_ACKS = 21
     ILLEGAL_GENERATION = 22
-    CLUSTER_AUTHORIZATION_FAILED = 31  # an inter-broker API sent to the client listener
+    # authorization (docs/security.md): the principal's ACLs do not allow the request
+    TOPIC_AUTHORIZATION_FAILED = 29
+    GROUP_AUTHORIZATION_FAILED = 30
+    CLUSTER_AUTHORIZATION_FAILED = 31  # also: an inter-broker API sent to the client listener
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
+    SECURITY_DISABLED = 54  # an ACL request to a cluster without an authorizer
     INVALID_TIMESTAMP = 32
     UNSUPPORTED_VERSION = 35
     TOPIC_ALREADY_EXISTS = 36
@@ -2183,6 +2203,7 @@ REQUESTS: dict[str, type] = {
         *TRANSACTION_REQUESTS,
         *SHARE_REQUESTS,
         *OPS_REQUESTS,
+        *ACL_REQUESTS,
     )
 }
 RESPONSES: dict[str, type] = {
@@ -2214,6 +2235,7 @@ RESPONSES: dict[str, type] = {
         *TRANSACTION_RESPONSES,
         *SHARE_RESPONSES,
         *OPS_RESPONSES,
+        *ACL_RESPONSES,
     )
 }
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils import z85
 
 from .errors import TransportError
 
@@ -117,10 +118,30 @@ class _KnownKeys:
         return ok
 
 
+class _Authenticator(ThreadAuthenticator):
+    """pyzmq's ThreadAuthenticator whose ZAP User-Id of an admitted CURVE client is the
+    principal ``principal_of`` maps its key to (``User:NAME``), so every message of that
+    connection carries it (``zmq.Frame.get("User-Id")``); the Z85 key without one."""
+
+    def __init__(self, context, principal_of) -> None:
+        super().__init__(context)
+        self._principal_of = principal_of
+
+    def curve_user_id(self, client_public_key: bytes) -> str:
+        principal = None
+        if self._principal_of is not None:
+            try:  # pyzmq passes the raw 32-byte key here (Z85 to the credentials callback)
+                principal = self._principal_of(z85.encode(client_public_key))
+            except Exception:  # noqa: BLE001 - admitted already; the key is still an id
+                principal = None
+        return principal or super().curve_user_id(client_public_key)
+
+
 class ZapGuard:
     """A ZAP handler (pyzmq's ThreadAuthenticator) on ``context`` that admits only CURVE
     clients holding the cluster key pair, or, with ``principal_of``, only clients whose
-    public key it maps to a principal. ``refused`` counts handshakes it turned away."""
+    public key it maps to a principal. ``refused`` counts handshakes it turned away. The
+    User-Id of an admitted connection is its principal (``_Authenticator``)."""
 
     def __init__(
         self,
@@ -131,7 +152,7 @@ class ZapGuard:
         self._provider = (
             _ClusterKeyOnly(keys.public) if principal_of is None else _KnownKeys(principal_of)
         )
-        self._auth = ThreadAuthenticator(context)
+        self._auth = _Authenticator(context, principal_of)
         self._auth.start()
         self._auth.configure_curve_callback(domain="*", credentials_provider=self._provider)
 

@@ -45,6 +45,7 @@ def cli() -> None:
 
 
 def _register() -> None:
+    from rillet.cli.acl import acl
     from rillet.cli.broker import broker
     from rillet.cli.broker import init as cluster_init
     from rillet.cli.cluster import cluster
@@ -64,7 +65,8 @@ def _register() -> None:
     from rillet.cli.webconsole import console
 
     for command in (cluster, topic, produce, consume, perf, group, transactions, share_group,
-                    queue, streams, user, top, mirror, console, delete_records, log_dirs):
+                    queue, streams, user, top, mirror, console, delete_records, log_dirs,
+                    acl):
         cli.add_command(command)
     cli.add_command(broker)  # one broker of a multi-host cluster (docs/operations.md)
     cluster.add_command(cluster_init)

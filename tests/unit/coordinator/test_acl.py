@@ -71,8 +71,11 @@ requests = st.builds(
 def test_the_authorizer_agrees_with_the_reference_model(acls, reqs, default, supers):
     for b in acls:
         acl.validate(b)
+    index = acl.AclIndex(acls)
     for req in reqs:
-        assert acl.authorize(acls, req, supers, default) == reference(acls, req, supers, default)
+        want = reference(acls, req, supers, default)
+        assert acl.authorize(acls, req, supers, default) == want
+        assert index.authorize(req, supers, default) == want
 
 
 def _b(op, perm="ALLOW", name="orders", pattern="LITERAL", principal="User:alice", rt="TOPIC"):

@@ -10,6 +10,7 @@ from rillet.transport import codec
 from rillet.transport import protocol as P
 from rillet.transport.errors import ProtocolError
 
+from .acl_samples import ACL_SAMPLES
 from .group_samples import GROUP_SAMPLES
 from .ops_samples import OPS_SAMPLES
 from .replication_samples import REPLICATION_SAMPLES
@@ -121,6 +122,7 @@ SAMPLES = [
     *TXN_SAMPLES,
     *SHARE_SAMPLES,
     *OPS_SAMPLES,
+    *ACL_SAMPLES,
     P.RaftRequest(message=b"\xa0"),
     P.RaftResponse(),
     P.BrokerHeartbeatRequest(broker_id=2, host="127.0.0.1", port=9093, metadata_offset=7),
