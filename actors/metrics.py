@@ -34,6 +34,9 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import CollectorRegistry
 
+from .metrics_families import families as second_half_families
+from .metrics_sources import MetricSources
+
 # request latency buckets, seconds (Kafka's RequestMetrics percentiles, as Prometheus buckets)
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _I32 = struct.Struct(">i")
@@ -93,6 +96,7 @@ class BrokerMetrics:
         self.latency_buckets: dict[str, list[int]] = {}
         self.errors: dict[tuple[str, int], int] = {}
         self.throttle_ms: dict[str, int] = {}
+        self.sources = MetricSources()  # Raft, ISR changes, purgatories, group lag
 
     def appending(self, topic: str, records, put: Callable[[Any], None]) -> Callable:
         """Wrap a produce partition's answer callback: bytes and records in for ``topic``
@@ -204,6 +208,7 @@ class BrokerCollector:
         yield from self._request_families(snap)
         yield from self._partition_families()
         yield from self._broker_families()
+        yield from second_half_families(self.metrics.sources, self.ctx)  # metrics_families.py
         if self.data_dir is not None:
             yield self._log_sizes(self.data_dir)
 
