@@ -91,6 +91,7 @@ class BrokerMetrics:
         self.bytes_in: dict[str, int] = {}
         self.messages_in: dict[str, int] = {}
         self.bytes_out: dict[str, int] = {}
+        self.messages_out: dict[str, int] = {}
         self.requests: dict[str, int] = {}
         self.latency_sum: dict[str, float] = {}
         self.latency_buckets: dict[str, list[int]] = {}
@@ -145,10 +146,11 @@ class BrokerMetrics:
         code = getattr(response, "error_code", 0)
         if code:
             codes.append(code)
-        out: list[tuple[str, int]] = []
+        out: list[tuple[str, int, int]] = []
+        fetch = api == "Fetch"
         for t in getattr(response, "topics", None) or ():
             partitions = getattr(t, "partitions", None) or ()
-            size = 0
+            size = count = 0
             for p in partitions:
                 c = getattr(p, "error_code", 0)
                 if c:
@@ -156,17 +158,20 @@ class BrokerMetrics:
                 records = getattr(p, "records", None)
                 if records:
                     size += len(records)
+                    if fetch:  # records out: the batch headers' counts (a walk, no decode)
+                        count += count_records(records)
             if size:
-                out.append((getattr(t, "name", "?"), size))
+                out.append((getattr(t, "name", "?"), size, count))
         throttle = getattr(response, "throttle_time_ms", 0) or 0
         if not codes and not out and not throttle:
             return
         with self._lock:
             for c in codes:
                 self.errors[(api, c)] = self.errors.get((api, c), 0) + 1
-            if api == "Fetch":
-                for name, size in out:
+            if fetch:
+                for name, size, count in out:
                     self.bytes_out[name] = self.bytes_out.get(name, 0) + size
+                    self.messages_out[name] = self.messages_out.get(name, 0) + count
             if throttle:
                 self.throttle_ms[api] = self.throttle_ms.get(api, 0) + throttle
 
@@ -176,6 +181,7 @@ class BrokerMetrics:
                 "bytes_in": dict(self.bytes_in),
                 "messages_in": dict(self.messages_in),
                 "bytes_out": dict(self.bytes_out),
+                "messages_out": dict(self.messages_out),
                 "requests": dict(self.requests),
                 "latency_sum": dict(self.latency_sum),
                 "latency_buckets": {k: list(v) for k, v in self.latency_buckets.items()},
@@ -241,6 +247,7 @@ class BrokerCollector:
             ("bytes_in", "rillet_topic_bytes_in", "Produce bytes received, per topic"),
             ("messages_in", "rillet_topic_messages_in", "Records produced, per topic"),
             ("bytes_out", "rillet_topic_bytes_out", "Fetch bytes sent to consumers, per topic"),
+            ("messages_out", "rillet_topic_messages_out", "Records sent to consumers, per topic"),
         ):
             family = CounterMetricFamily(name, doc, labels=["topic"])
             for topic, value in sorted(snap[key].items()):

@@ -13,6 +13,10 @@ from .metrics_sources import RAFT_BUCKETS, MetricSources, committed_offsets, gro
 
 
 def families(sources: MetricSources, ctx: Any) -> Iterator[Any]:
+    info = GaugeMetricFamily("rillet_broker_info", "This broker (Kafka's app-info id)",
+                             labels=["broker_id"])
+    info.add_metric([str(ctx.broker_id)], 1)
+    yield info
     yield from _raft(sources, ctx)
     for name, doc, value in (
         ("rillet_isr_shrinks", "ISR shrinks of partitions this broker leads (IsrShrinksPerSec)",

@@ -159,6 +159,8 @@ def test_fetch_purgatory_and_group_lag_per_partition(c3):
         wait_until(lambda: got.extend(consumer.poll(500).get(tp, [])) or len(got) >= 11, 30,
                    "the consumer to read every record")
         consumer.commit({tp: 4})
+        # records out (Kafka has only bytes): at least the 11 the consumer read
+        assert value(scrape(c3, leader), "rillet_topic_messages_out_total", topic="lag-m") >= 11
 
         def lag() -> dict[int, float]:
             out = {}

@@ -174,6 +174,7 @@ def test_every_new_family_is_served_in_the_prometheus_format() -> None:
     def v(name, **labels):
         return s[(name, tuple(sorted(labels.items())))]
 
+    assert v("rillet_broker_info", broker_id="1") == 1
     assert v("rillet_raft_commit_latency_seconds_count") == 1
     assert v("rillet_raft_current_leader") == 1
     assert v("rillet_raft_current_epoch") == leader.term
@@ -199,3 +200,24 @@ def test_observers_export_no_raft_families() -> None:
         server.close()
     assert not any(name.startswith("rillet_raft_") for name, _ in s)
     assert s[("rillet_purgatory_size", (("delayed_operation", "Fetch"),))] == 0
+
+
+def test_records_out_are_counted_from_the_batch_headers_of_fetch_responses_only() -> None:
+    from rillet.logstore.batch import BatchBuilder
+    from rillet.transport import protocol as P
+
+    def batch(n: int) -> bytes:
+        b = BatchBuilder()
+        for i in range(n):
+            b.append(1000 + i, None, b"v%d" % i)
+        return b.build()
+
+    m = BrokerMetrics()
+    records = batch(3) + batch(4)
+    m.responded(P.FetchResponse(topics=(P.FetchTopicResponse(name="t", partitions=(
+        P.FetchPartitionResponse(partition=0, records=records),
+        P.FetchPartitionResponse(partition=1, records=batch(2)),
+    )),)))
+    snap = m.snapshot()
+    assert snap["messages_out"] == {"t": 9}
+    assert snap["bytes_out"] == {"t": len(records) + len(batch(2))}
