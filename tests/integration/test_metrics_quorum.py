@@ -20,12 +20,12 @@ from tests.support import FAST_REPLICATION_CONFIGS
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
 
-# ISR shrinks 3-4.5 s after a follower's last fetch, before the controller fences the dead
+# ISR shrinks 2-3 s after a follower's last fetch, before the controller fences the dead
 # broker (6 s): long enough for a scrape to see the acks=all produce waiting for it
 CONFIGS = {
     **TEST_BROKER_CONFIGS,
     **FAST_REPLICATION_CONFIGS,
-    "replica.lag.time.max.ms": "3000",
+    "replica.lag.time.max.ms": "2000",
     "broker.session.timeout.ms": "6000",
 }
 
@@ -181,9 +181,13 @@ def test_fetch_purgatory_and_group_lag_per_partition(c3):
 
 
 def test_isr_shrink_with_an_acks_all_produce_in_purgatory_then_expand(c3):
+    """Also the issue's "kill a follower and the under-replicated gauge rises, then falls
+    after restart"."""
     create(c3, "isr-m")
     meta = full_isr(c3, "isr-m")
     leader = meta.leader
+    wait_until(lambda: value(scrape(c3, leader), "rillet_under_replicated_partitions") == 0,
+               30, "no under-replicated partition")
     before = scrape(c3, leader)
     follower = next(b for b in meta.replicas if b not in (leader, c3.controller_id()))
     c3.kill(follower)
@@ -205,6 +209,8 @@ def test_isr_shrink_with_an_acks_all_produce_in_purgatory_then_expand(c3):
     assert value(after, "rillet_isr_shrinks_total") >= value(before, "rillet_isr_shrinks_total") + 1
     assert value(after, "rillet_purgatory_size", delayed_operation="Produce") == 0
     assert len(partition_meta(c3, "isr-m", 0).isr) == 2
+    urp = ("rillet_partition_under_replicated", (("partition", "0"), ("topic", "isr-m")))
+    assert after.get(urp) == 1 and value(after, "rillet_under_replicated_partitions") >= 1
     c3.start_broker(follower)
     c3.wait_ready(45, broker_ids=[follower])
     full_isr(c3, "isr-m")
@@ -214,3 +220,6 @@ def test_isr_shrink_with_an_acks_all_produce_in_purgatory_then_expand(c3):
         30,
         "the ISR expand to be counted",
     )
+    wait_until(lambda: value(scrape(c3, leader), "rillet_under_replicated_partitions") == 0,
+               30, "the under-replicated gauge to fall")
+    assert urp not in scrape(c3, leader)
