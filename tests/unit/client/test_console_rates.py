@@ -87,3 +87,18 @@ def test_metric_rates_samples_at_most_once_a_second_and_marks_brokers_down() -> 
     down = {b["broker"]: b for b in third["brokers"]}
     assert down["2"]["up"] is False and down["2"]["rates"] is None
     assert down["1"]["up"] is True and third["topics"]["t"]["messages_in"] == pytest.approx(5)
+
+
+def test_the_console_takes_the_profiles_metrics_only_for_the_profiles_cluster(
+    tmp_path, monkeypatch
+) -> None:
+    import json
+
+    from rillet.cli.webconsole import _profile_metrics
+
+    monkeypatch.setenv("RILLET_CONFIG_DIR", str(tmp_path))
+    assert _profile_metrics("h:1") == []  # no profile
+    (tmp_path / "profile.json").write_text(json.dumps({
+        "brokers": "h:1,h:2", "metrics": {"10": "u10", "2": "u2", "1": "u1"}}))
+    assert _profile_metrics("h:1,h:2") == ["u1", "u2", "u10"]
+    assert _profile_metrics("elsewhere:9092") == []  # another cluster: its rates would be wrong
