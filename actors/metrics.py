@@ -10,6 +10,10 @@ Two parts:
   time** and turns them into metric families (gauges such as under-replicated partitions are
   computed from the image then, never maintained).
 
+The controller quorum, ISR changes, purgatories and group lag come from values the actors
+publish (``actors/metrics_sources.py``, ``BrokerMetrics.sources``), turned into families at
+scrape time by ``actors/metrics_families.py``.
+
 ``MetricsServer`` serves ``GET /metrics`` (Prometheus text format) on ``metrics.port``; any
 other path is a 404, any other method a 405; nothing a scraper sends reaches the broker's
 actors.
