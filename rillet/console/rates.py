@@ -29,6 +29,7 @@ COUNTERS = {
     "rillet_topic_bytes_out": "bytes_out",
 }
 KINDS = tuple(COUNTERS.values())
+_SAMPLES = {f"{name}_total": kind for name, kind in COUNTERS.items()}
 MIN_INTERVAL_S = 1.0
 
 # one sample of one broker: {kind: {topic: counter value}}; None: the broker did not answer
@@ -40,15 +41,12 @@ def parse(text: str) -> tuple[str | None, BrokerSample]:
     broker: str | None = None
     out: BrokerSample = {kind: {} for kind in KINDS}
     for family in text_string_to_metric_families(text):
-        if family.name == "rillet_broker_info":
-            for s in family.samples:
+        for s in family.samples:  # by sample name: the family name depends on the TYPE line
+            if s.name == "rillet_broker_info":
                 broker = s.labels.get("broker_id", broker)
-            continue
-        kind = COUNTERS.get(family.name)
-        if kind is None:
-            continue
-        for s in family.samples:
-            if s.name.endswith("_total") and "topic" in s.labels:
+                continue
+            kind = _SAMPLES.get(s.name)
+            if kind is not None and "topic" in s.labels:
                 out[kind][s.labels["topic"]] = s.value
     return broker, out
 
