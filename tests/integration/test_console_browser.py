@@ -204,6 +204,7 @@ def test_rates_from_the_brokers_metrics_per_topic_and_broker(env, cluster, conso
                     p.send("web-rates", b"r%d" % i, partition=0)
                 p.flush(10)
                 c.poll(100)
+                stop.wait(0.05)  # pacing: a few hundred records/s is traffic enough
 
     thread = threading.Thread(target=traffic, daemon=True)
     thread.start()
