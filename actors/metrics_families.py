@@ -108,13 +108,17 @@ def _groups(sources: MetricSources, ctx: Any) -> Iterator[Any]:
     lag = GaugeMetricFamily(
         "rillet_consumer_group_lag",
         "High watermark minus committed offset, per partition of the groups this broker "
-        "coordinates, where this broker hosts a replica of the partition",
+        "coordinates (high watermarks of partitions hosted elsewhere asked of their leaders)",
         labels=["group", "topic", "partition"],
     )
     shards = sources.group_shards
     offsets = list(committed_offsets(shards)) if shards is not None else []
     for group_id, topic, partition, offset in offsets:
         committed.add_metric([group_id, topic, str(partition)], offset)
+    remote = sources.remote_high_watermarks
+    missing = {(t, p) for _, t, p, _ in offsets} - hosted.keys()
+    if remote is not None and missing:  # partitions hosted elsewhere: ask their leaders
+        hosted = {**hosted, **remote.get(missing, image)}
     for group_id, topic, partition, behind in group_lag(offsets, hosted):
         lag.add_metric([group_id, topic, str(partition)], behind)
     yield committed

@@ -14,7 +14,8 @@ immutable values; the HTTP thread reads them racily (a scrape may be one update 
   session bumps), fetches parked in a long poll (``parked_fetches``, at scrape time).
 - Consumer group lag: the committed offsets of the groups this broker coordinates
   (``committed_offsets``, from the coordinator's immutable shard states) against the high
-  watermarks of the replicas this broker hosts (the node's high watermark table).
+  watermarks of the replicas this broker hosts (the node's high watermark table), and of the
+  other partitions as their leaders tell at scrape time (``metrics_lag.py``).
 """
 
 from __future__ import annotations
@@ -180,6 +181,7 @@ class MetricSources:
         self.parked_fetches: Callable[[], int] | None = None
         self.high_watermarks: Mapping[tuple[str, int], int] | None = None
         self.group_shards: Mapping[int, Any] | None = None  # the group coordinator's
+        self.remote_high_watermarks: Any = None  # metrics_lag.RemoteHighWatermarks
 
     def isr_changed(self, old: Any, new: Any, changed: list, broker_id: int) -> None:
         """Node, on publishing an image: count the ISR shrinks and expands it brings."""
@@ -217,3 +219,8 @@ def wire(node: Any) -> None:
     sources.high_watermarks = node._hw_table  # noqa: SLF001 - the node's own table
     routers = (node.router, node.internal_router)
     sources.parked_fetches = lambda: parked_fetches(routers, node.ctx.fetch_sessions)
+    from .metrics_lag import RemoteHighWatermarks
+
+    sources.remote_high_watermarks = RemoteHighWatermarks(
+        node.peers.request, node._address_of  # noqa: SLF001 - the node's own resolver
+    )

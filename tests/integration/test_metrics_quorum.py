@@ -187,6 +187,34 @@ def test_fetch_purgatory_and_group_lag_per_partition(c3):
     wait_until(lambda: list(lag().values()) == [2], 30, "lag 2 after two more records")
 
 
+def test_group_lag_of_partitions_the_coordinator_does_not_host(c3):
+    """Three partitions of replication factor 1 on three brokers: the group's coordinator
+    hosts at most one; the others' high watermarks come from their leaders."""
+    create(c3, "lag-r", partitions=3, rf=1)
+    leaders = wait_until(
+        lambda: (ms := [partition_meta(c3, "lag-r", p) for p in range(3)])
+        and all(m and m.leader >= 0 for m in ms) and [m.leader for m in ms],
+        30, "leaders of lag-r",
+    )
+    assert len(set(leaders)) == 3  # spread over the brokers
+    for p, leader in enumerate(leaders):
+        values = [b"v"] * (p + 2)  # 2, 3 and 4 records
+        r = produce(c3, leader, "lag-r", p, values, acks=-1)
+        assert r is not None and r.error_code == 0, r
+    with Admin({"bootstrap.servers": c3.bootstrap_servers, "request.timeout.ms": 15000}) as a:
+        a.alter_consumer_group_offsets("lag-r-g", {TopicPartition("lag-r", p): 1 for p in range(3)})
+
+    def lags() -> dict[str, float]:
+        out = {}
+        for b in c3.broker_ids:
+            for (name, labels), v in scrape(c3, b).items():
+                if name == "rillet_consumer_group_lag" and ("group", "lag-r-g") in labels:
+                    out[dict(labels)["partition"]] = v
+        return out
+
+    wait_until(lambda: lags() == {"0": 1, "1": 2, "2": 3}, 30, "lag 1, 2, 3 of the partitions")
+
+
 def test_isr_shrink_with_an_acks_all_produce_in_purgatory_then_expand(c3):
     """Also the issue's "kill a follower and the under-replicated gauge rises, then falls
     after restart"."""

@@ -221,3 +221,41 @@ def test_records_out_are_counted_from_the_batch_headers_of_fetch_responses_only(
     snap = m.snapshot()
     assert snap["messages_out"] == {"t": 9}
     assert snap["bytes_out"] == {"t": len(records) + len(batch(2))}
+
+
+def test_remote_high_watermarks_ask_each_leader_once_and_keep_answers_a_while() -> None:
+    from concurrent.futures import Future
+
+    from rillet.actors.metrics_lag import RemoteHighWatermarks
+    from rillet.transport import protocol as P
+
+    parts = {p: PartitionInfo(p, replicas=(p + 1,), isr=(p + 1,), leader=p + 1, leader_epoch=0)
+             for p in range(3)}
+    image = MetadataImage(brokers={b: BrokerInfo(b, "h", 1, fenced=False) for b in (1, 2, 3)},
+                          topics={"t": TopicInfo("t", "id", parts)})
+    now = [0.0]
+    asked: list = []
+    dead = {"b3"}
+
+    def request(address, req, timeout_ms):
+        asked.append((address, [(t.name, p.partition) for t in req.topics for p in t.partitions]))
+        f: Future = Future()
+        if address not in dead:  # the dead one never answers: the wait ends at the timeout
+            f.set_result(P.ListOffsetsResponse(topics=tuple(
+                P.ListOffsetsTopicResponse(name=t.name, partitions=tuple(
+                    P.ListOffsetsPartitionResponse(partition=p.partition, offset=10 * (p.partition + 1))
+                    for p in t.partitions)) for t in req.topics)))
+        return f
+
+    r = RemoteHighWatermarks(request, lambda b: f"b{b}", timeout_ms=50, ttl_s=5.0,
+                             clock=lambda: now[0])
+    wanted = {("t", 0), ("t", 1), ("t", 2), ("gone", 0)}
+    assert r.get(wanted, image) == {("t", 0): 10, ("t", 1): 20}
+    assert sorted(asked) == [("b1", [("t", 0)]), ("b2", [("t", 1)]), ("b3", [("t", 2)])]
+    asked.clear()
+    now[0] = 1.0  # answers are fresh, and the dead leader was asked a moment ago
+    assert r.get(wanted, image) == {("t", 0): 10, ("t", 1): 20} and asked == []
+    now[0] = 6.0  # stale: asked again; the dead leader's partition is still unknown
+    dead.clear()
+    assert r.get(wanted, image) == {("t", 0): 10, ("t", 1): 20, ("t", 2): 30}
+    assert len(asked) == 3
