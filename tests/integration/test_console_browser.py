@@ -104,13 +104,6 @@ def cli(env, *args: str, input_: str | None = None) -> str:
     return proc.stdout
 
 
-def test_overview_lists_the_brokers(console_url, browse) -> None:
-    texts = browse(console_url + "#/overview", "overview", [{"wait": "#brokers"}],
-                   {"brokers": "#brokers", "main": "#main"})
-    assert re.search(r"^1\s+127\.0\.0\.1:\d+", texts["brokers"], re.M), texts["brokers"]
-    assert "controller" in texts["brokers"] and "healthy" in texts["main"]
-
-
 def test_records_made_with_the_cli_show_in_the_message_browser(env, console_url, browse):
     cli(env, "topic", "create", "web-orders", "-p", "2")
     cli(env, "produce", "web-orders", "-p", "1", "-K", "-H", "source=web-test",
@@ -183,7 +176,10 @@ def _scraped(cluster, name: str, topic: str) -> float:
                if s.name == name and s.labels.get("topic") == topic)
 
 
-def test_rates_from_the_brokers_metrics_per_topic_and_broker(env, cluster, console_url, browse):
+def test_overview_lists_the_brokers_and_rates_from_their_metrics(env, cluster, console_url,
+                                                                 browse):
+    """The overview: the brokers, and (with records produced and consumed all along) the
+    rates per broker and per topic from the brokers' metrics; a quiet topic at 0."""
     import threading
 
     from rillet import Consumer, Producer, TopicPartition
@@ -212,12 +208,15 @@ def test_rates_from_the_brokers_metrics_per_topic_and_broker(env, cluster, conso
         # both counters exist before the page's first sample, so its first interval has rates
         wait_until(lambda: _scraped(cluster, "rillet_topic_messages_out_total", "web-rates") > 0,
                    30, "records in and out of web-rates")
-        texts = browse(console_url + "#/overview", "overview-rates",
-                       [{"waitText": "#rates-state", "text": "measured"}],
-                       {"brokers": "#broker-rates", "topics": "#topic-rates"})
+        texts = browse(console_url + "#/overview", "overview",
+                       [{"wait": "#brokers"}, {"waitText": "#rates-state", "text": "measured"}],
+                       {"brokers": "#broker-rates", "topics": "#topic-rates",
+                        "listed": "#brokers", "main": "#main"})
     finally:
         stop.set()
         thread.join(30)
+    assert re.search(r"^1\s+127\.0\.0\.1:\d+", texts["listed"], re.M), texts["listed"]
+    assert "controller" in texts["listed"] and "healthy" in texts["main"]
     number = r"(\d+\.\d)"
     size = r"(\d+\.\d) (?:B|KiB|MiB|GiB)/s"
     for table in (texts["topics"],):  # the topics page shows the same table (showRates)
