@@ -151,8 +151,10 @@ class Controller(DispatchedActor):
         on_progress: Callable[[int, int, md.MetadataImage], None] = lambda *_: None,
         internal_address: str = "127.0.0.1:9092",  # this voter, if the voters are not given
         clock: Callable[[], int] = now_ms,  # wall-clock ms; tests may pass a fake one
+        raft_stats=None,  # actors/metrics_sources.RaftStats (metrics on), written here only
     ) -> None:
         super().__init__()
+        self.raft_stats = raft_stats
         self.broker_id = broker_id
         self.clock = clock
         self.metadata_dir = Path(metadata_dir)
@@ -311,6 +313,8 @@ class Controller(DispatchedActor):
                     self._execute(self.node.snapshot_taken(index, data))
         if changed:
             self._publish(old)  # partition actors exist before anyone hears "created"
+        if self.raft_stats is not None:
+            self.raft_stats.observe(self.node, self.applied_index)
         for index, term in committed:
             self._complete(index, term)
 
@@ -393,6 +397,8 @@ class Controller(DispatchedActor):
             done(False)
             return
         self._pending = (index, self.node.term, done)
+        if self.raft_stats is not None:
+            self.raft_stats.proposed(index)
         self._execute(effects)
         self._after_raft()
 

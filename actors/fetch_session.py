@@ -122,6 +122,11 @@ class ReplicaFetchSession:
         self._max_wait_ms = 0
         self._timer = None
 
+    @property
+    def parked(self) -> bool:
+        """A poll is waiting for news or its deadline (racy read from any thread)."""
+        return self._send is not None and self._outstanding == 0 and not self.closed
+
     # ---------------------------------------------------------------- the follower's polls
 
     def begin(
@@ -298,6 +303,13 @@ class FetchSessions:
         if old is not None:
             old.close()
         return session
+
+    def parked_polls(self) -> int:
+        """Any thread: follower polls parked now, waiting for news or their deadline (a racy
+        read, for the Fetch purgatory metric)."""
+        with self._lock:
+            sessions = list(self._by_replica.values())
+        return sum(1 for s in sessions if s.parked)
 
     def get(self, session_id: int, replica_id: int) -> ReplicaFetchSession | None:
         with self._lock:

@@ -170,6 +170,8 @@ class GroupCoordinatorActor(DispatchedActor):
         self.clock = clock  # wall-clock ms; tests pass a fake one
         self.core = G.GroupCoordinator(group_config(ctx.broker_configs))
         self.shards: dict[int, _Shard] = {}
+        if getattr(ctx, "metrics", None) is not None:  # group lag (actors/metrics_sources.py)
+            ctx.metrics.sources.group_shards = self.shards
         self.num_partitions = 0
         self.topics: dict[str, int] = {}
         self.image = MetadataImage()  # the latest: share groups' configs (actors/share_group.py)

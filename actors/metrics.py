@@ -10,6 +10,10 @@ Two parts:
   time** and turns them into metric families (gauges such as under-replicated partitions are
   computed from the image then, never maintained).
 
+The controller quorum, ISR changes, purgatories and group lag come from values the actors
+publish (``actors/metrics_sources.py``, ``BrokerMetrics.sources``), turned into families at
+scrape time by ``actors/metrics_families.py``.
+
 ``MetricsServer`` serves ``GET /metrics`` (Prometheus text format) on ``metrics.port``; any
 other path is a 404, any other method a 405; nothing a scraper sends reaches the broker's
 actors.
@@ -33,6 +37,9 @@ from prometheus_client.core import (
     HistogramMetricFamily,
 )
 from prometheus_client.registry import CollectorRegistry
+
+from .metrics_families import families as second_half_families
+from .metrics_sources import MetricSources
 
 # request latency buckets, seconds (Kafka's RequestMetrics percentiles, as Prometheus buckets)
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -88,11 +95,13 @@ class BrokerMetrics:
         self.bytes_in: dict[str, int] = {}
         self.messages_in: dict[str, int] = {}
         self.bytes_out: dict[str, int] = {}
+        self.messages_out: dict[str, int] = {}
         self.requests: dict[str, int] = {}
         self.latency_sum: dict[str, float] = {}
         self.latency_buckets: dict[str, list[int]] = {}
         self.errors: dict[tuple[str, int], int] = {}
         self.throttle_ms: dict[str, int] = {}
+        self.sources = MetricSources()  # Raft, ISR changes, purgatories, group lag
 
     def appending(self, topic: str, records, put: Callable[[Any], None]) -> Callable:
         """Wrap a produce partition's answer callback: bytes and records in for ``topic``
@@ -141,10 +150,11 @@ class BrokerMetrics:
         code = getattr(response, "error_code", 0)
         if code:
             codes.append(code)
-        out: list[tuple[str, int]] = []
+        out: list[tuple[str, int, int]] = []
+        fetch = api == "Fetch"
         for t in getattr(response, "topics", None) or ():
             partitions = getattr(t, "partitions", None) or ()
-            size = 0
+            size = count = 0
             for p in partitions:
                 c = getattr(p, "error_code", 0)
                 if c:
@@ -152,17 +162,20 @@ class BrokerMetrics:
                 records = getattr(p, "records", None)
                 if records:
                     size += len(records)
+                    if fetch:  # records out: the batch headers' counts (a walk, no decode)
+                        count += count_records(records)
             if size:
-                out.append((getattr(t, "name", "?"), size))
+                out.append((getattr(t, "name", "?"), size, count))
         throttle = getattr(response, "throttle_time_ms", 0) or 0
         if not codes and not out and not throttle:
             return
         with self._lock:
             for c in codes:
                 self.errors[(api, c)] = self.errors.get((api, c), 0) + 1
-            if api == "Fetch":
-                for name, size in out:
+            if fetch:
+                for name, size, count in out:
                     self.bytes_out[name] = self.bytes_out.get(name, 0) + size
+                    self.messages_out[name] = self.messages_out.get(name, 0) + count
             if throttle:
                 self.throttle_ms[api] = self.throttle_ms.get(api, 0) + throttle
 
@@ -172,6 +185,7 @@ class BrokerMetrics:
                 "bytes_in": dict(self.bytes_in),
                 "messages_in": dict(self.messages_in),
                 "bytes_out": dict(self.bytes_out),
+                "messages_out": dict(self.messages_out),
                 "requests": dict(self.requests),
                 "latency_sum": dict(self.latency_sum),
                 "latency_buckets": {k: list(v) for k, v in self.latency_buckets.items()},
@@ -204,6 +218,7 @@ class BrokerCollector:
         yield from self._request_families(snap)
         yield from self._partition_families()
         yield from self._broker_families()
+        yield from second_half_families(self.metrics.sources, self.ctx)  # metrics_families.py
         if self.data_dir is not None:
             yield self._log_sizes(self.data_dir)
 
@@ -236,6 +251,7 @@ class BrokerCollector:
             ("bytes_in", "rillet_topic_bytes_in", "Produce bytes received, per topic"),
             ("messages_in", "rillet_topic_messages_in", "Records produced, per topic"),
             ("bytes_out", "rillet_topic_bytes_out", "Fetch bytes sent to consumers, per topic"),
+            ("messages_out", "rillet_topic_messages_out", "Records sent to consumers, per topic"),
         ):
             family = CounterMetricFamily(name, doc, labels=["topic"])
             for topic, value in sorted(snap[key].items()):

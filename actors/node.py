@@ -52,7 +52,7 @@ from rillet.transport.endpoint import ClientEndpoint, ServerEndpoint
 from rillet.transport.security import CurveKeys, KeyFileError, load_keyfile
 
 from . import group_coordinator as GC
-from . import group_sync, runtime
+from . import group_sync, metrics_sources, runtime
 from . import partition as R
 from . import share_partition as SP
 from . import share_state as SST
@@ -240,8 +240,10 @@ class BrokerNode:
             on_caught_up=self._on_caught_up,
             on_progress=self._on_metadata_progress,
             internal_address=self._internal_address,
+            raft_stats=self.ctx.metrics.sources.raft if self.ctx.metrics else None,
         )
         self.ctx.controller = self.controller
+        metrics_sources.wire(self)  # what scrapes read (docs/metrics.md)
         # Kafka's wire protocol on the KAFKA listener, if `listeners` names one; registered
         # with the broker (kafka_host/kafka_port) so Metadata can advertise it
         from .kafka_listener import start_kafka_listener
@@ -536,6 +538,8 @@ class BrokerNode:
         with self._replica_lock:
             self.ctx.image = new
             changes = local_changes(old, new, self.broker_id, self.ctx.replicas)
+            if self.ctx.metrics is not None:  # ISR shrinks/expands (actors/metrics_sources.py)
+                self.ctx.metrics.sources.isr_changed(old, new, changes.changed, self.broker_id)
             settings: dict[str, tuple] = {}  # per topic: its log config and replica settings
 
             def topic_settings(name: str) -> tuple:

@@ -97,6 +97,11 @@ class Router:
         """Open sessions (racy read from any thread)."""
         return len(self._sessions)
 
+    def session_states(self) -> list[tuple[pykka.ActorRef, SessionState]]:
+        """Any thread: the open sessions and their states (a copy; metrics read it)."""
+        with self._lock:
+            return list(self._sessions.values())
+
     def close(self) -> None:
         with self._lock:
             self._closed = True

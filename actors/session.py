@@ -458,11 +458,13 @@ class ClientSession(DispatchedActor):
             )
             return
         keys = [(t.name, p.partition) for t in req.topics for p in t.partitions]
+        metrics = None if self.listener.internal else self.ctx.metrics
         if req.acks == 0:  # no response: the lease ends when every partition is done
             gather = ProduceGather(keys, lambda _response: release())
+        elif req.acks == -1 and metrics is not None:  # the Produce purgatory (metrics)
+            gather = ProduceGather(keys, metrics.sources.delaying(respond))
         else:
             gather = ProduceGather(keys, respond)
-        metrics = None if self.listener.internal else self.ctx.metrics
         for t in req.topics:
             for p in t.partitions:
                 key = (t.name, p.partition)

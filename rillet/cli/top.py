@@ -61,10 +61,32 @@ def _topic_totals(scrapes: list[Scrape]) -> dict[str, dict[str, float]]:
             ("msgs", "rillet_topic_messages_in_total"),
             ("in", "rillet_topic_bytes_in_total"),
             ("out", "rillet_topic_bytes_out_total"),
+            ("msgs_out", "rillet_topic_messages_out_total"),
         ):
             for topic, v in s.by(name, "topic").items():
-                totals.setdefault(topic, {"msgs": 0.0, "in": 0.0, "out": 0.0})[key] += v
+                totals.setdefault(topic, dict.fromkeys(_KEYS, 0.0))[key] += v
     return totals
+
+
+_KEYS = ("msgs", "in", "out", "msgs_out")
+
+
+def _quorum(before: list[Scrape], after: list[Scrape]) -> str:
+    """One line on the controller quorum, from the active controller's scrape."""
+    for b, a in zip(before, after, strict=False):
+        if a.error or not a.get("rillet_active_controller"):
+            continue
+        if not any(name == "rillet_raft_current_epoch" for name, _ in a.samples):
+            return "controller quorum: the active controller exports no Raft metrics"
+        count = a.get("rillet_raft_commit_latency_seconds_count") - b.get(
+            "rillet_raft_commit_latency_seconds_count")
+        total = a.get("rillet_raft_commit_latency_seconds_sum") - b.get(
+            "rillet_raft_commit_latency_seconds_sum")
+        latency = f"{total / count * 1000:.1f} ms avg over {count:.0f}" if count > 0 else "-"
+        lag = " ".join(f"{v}:{n:.0f}" for v, n in sorted(a.by("rillet_raft_voter_lag", "voter").items()))
+        return (f"controller quorum: epoch {a.get('rillet_raft_current_epoch'):.0f}, "
+                f"commit latency {latency}, voter lag (entries) {lag or '-'}")
+    return "controller quorum: no active controller among the endpoints"
 
 
 def _human(n: float) -> str:
@@ -104,28 +126,37 @@ def group_lags(bootstrap: str | None) -> tuple[list[tuple[str, int, int]], str |
 def render(before: list[Scrape], after: list[Scrape], groups, groups_error) -> str:
     lines = [time.strftime("rillet top - %H:%M:%S"), ""]
     rows = []
-    for s in after:
+    dt = max((after[0].at - before[0].at) if after and before else 0.0, 1e-3)
+    for b, s in zip(before, after, strict=False):
         if s.error:
-            rows.append((s.url, "DOWN", "-", "-", "-", "-", s.error[:40]))
+            rows.append((s.url, "DOWN", "-", "-", "-", "-", "-", "-", s.error[:40]))
             continue
+        shrinks = s.get("rillet_isr_shrinks_total") - b.get("rillet_isr_shrinks_total")
+        expands = s.get("rillet_isr_expands_total") - b.get("rillet_isr_expands_total")
         rows.append((
             s.url, "up", int(s.get("rillet_leader_count")), int(s.get("rillet_partition_count")),
             int(s.get("rillet_under_replicated_partitions")),
             int(s.get("rillet_connection_count")),
+            f"{max(0.0, shrinks) / dt:.1f}/{max(0.0, expands) / dt:.1f}",
+            f"{s.get('rillet_purgatory_size', delayed_operation='Produce'):.0f}/"
+            f"{s.get('rillet_purgatory_size', delayed_operation='Fetch'):.0f}",
             "active controller" if s.get("rillet_active_controller") else "",
         ))
-    lines += _table(["BROKER", "STATE", "LEADERS", "PARTITIONS", "URP", "CONNS", ""], rows)
+    lines += _table(["BROKER", "STATE", "LEADERS", "PARTITIONS", "URP", "CONNS",
+                     "ISR-/+ PER S", "PURGATORY P/F", ""], rows)
+    lines.append(_quorum(before, after))
     lines.append("")
     old, new = _topic_totals(before), _topic_totals(after)
-    dt = max((after[0].at - before[0].at) if after and before else 0.0, 1e-3)
     trows = []
     for topic in sorted(new):
-        n, o = new[topic], old.get(topic, {"msgs": 0.0, "in": 0.0, "out": 0.0})
+        n, o = new[topic], old.get(topic, dict.fromkeys(_KEYS, 0.0))
         trows.append((
             topic, _human((n["msgs"] - o["msgs"]) / dt), _human((n["in"] - o["in"]) / dt),
-            _human((n["out"] - o["out"]) / dt), _human(n["msgs"]),
+            _human((n["msgs_out"] - o["msgs_out"]) / dt), _human((n["out"] - o["out"]) / dt),
+            _human(n["msgs"]),
         ))
-    lines += _table(["TOPIC", "MSG/S IN", "BYTES/S IN", "BYTES/S OUT", "MSGS TOTAL"], trows)
+    lines += _table(["TOPIC", "MSG/S IN", "BYTES/S IN", "MSG/S OUT", "BYTES/S OUT",
+                     "MSGS TOTAL"], trows)
     lines.append("")
     urp = sorted(
         (dict(labels)["topic"], dict(labels)["partition"], s.url)

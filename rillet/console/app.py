@@ -22,6 +22,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from rillet.console.data import BadRequest, ClusterView, NotFound
+from rillet.console.rates import MetricRates
 from rillet.errors import RilletError
 
 STATIC = Path(__file__).parent / "static"
@@ -73,7 +74,10 @@ class _Connect:
         return json.loads(body) if body.strip() else {}
 
 
-def make_app(view: ClusterView, connect_url: str | None = None) -> Starlette:
+def make_app(view: ClusterView, connect_url: str | None = None,
+             rates: MetricRates | None = None) -> Starlette:
+    """``rates``: the brokers' metrics endpoints (rillet/console/rates.py); without them the
+    throughput chart falls back to log end offsets (messages in per topic only)."""
     connect = _Connect(connect_url)
 
     def index(request: Request):
@@ -111,7 +115,7 @@ def make_app(view: ClusterView, connect_url: str | None = None) -> Starlette:
                                   request.query_params.get("confirm"))
 
     def throughput(request):
-        return view.throughput()
+        return rates.sample() if rates is not None else view.throughput()
 
     def connectors(request):
         names = connect.call("GET", "/connectors")

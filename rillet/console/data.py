@@ -270,7 +270,7 @@ class ClusterView:
             dt = max(t1 - t0, 1e-3)
             series.append({"time": t1, "rates": {k: max(0.0, (v - a.get(k, v)) / dt)
                                                  for k, v in b.items()}})
-        return {"time": now, "totals": totals, "series": series[-60:]}
+        return {"source": "offsets", "time": now, "totals": totals, "series": series[-60:]}
 
 
 def _record(r) -> dict[str, Any]:

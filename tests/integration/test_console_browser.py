@@ -38,9 +38,11 @@ def env(cluster, tmp_path):
 
 
 @pytest.fixture
-def console_url(env):
-    """`rillet console --port 0` as a user runs it; its URL from the line it prints."""
-    proc = subprocess.Popen([*RILLET, "console", "--port", "0"], env=env,
+def console_url(env, cluster):
+    """`rillet console --port 0` as a user runs it (with the broker's metrics URL, which
+    `rillet cluster up` would put in the profile); its URL from the line it prints."""
+    proc = subprocess.Popen([*RILLET, "console", "--port", "0",
+                             "--metrics", cluster.metrics_url(1)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
@@ -102,13 +104,6 @@ def cli(env, *args: str, input_: str | None = None) -> str:
     return proc.stdout
 
 
-def test_overview_lists_the_brokers(console_url, browse) -> None:
-    texts = browse(console_url + "#/overview", "overview", [{"wait": "#brokers"}],
-                   {"brokers": "#brokers", "main": "#main"})
-    assert re.search(r"^1\s+127\.0\.0\.1:\d+", texts["brokers"], re.M), texts["brokers"]
-    assert "controller" in texts["brokers"] and "healthy" in texts["main"]
-
-
 def test_records_made_with_the_cli_show_in_the_message_browser(env, console_url, browse):
     cli(env, "topic", "create", "web-orders", "-p", "2")
     cli(env, "produce", "web-orders", "-p", "1", "-K", "-H", "source=web-test",
@@ -168,3 +163,67 @@ def test_group_lag_shows_then_drops_to_zero(env, console_url, browse) -> None:
     texts = browse(console_url + "#/connectors", "connectors", [{"wait": "#error"}],
                    {"error": "#error"})
     assert "--connect-url" in texts["error"]
+
+
+def _scraped(cluster, name: str, topic: str) -> float:
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(cluster.metrics_url(1), timeout=10) as r:
+        text = r.read().decode()
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+               if s.name == name and s.labels.get("topic") == topic)
+
+
+def test_overview_lists_the_brokers_and_rates_from_their_metrics(env, cluster, console_url,
+                                                                 browse):
+    """The overview: the brokers, and (with records produced and consumed all along) the
+    rates per broker and per topic from the brokers' metrics; a quiet topic at 0."""
+    import threading
+
+    from rillet import Consumer, Producer, TopicPartition
+
+    cli(env, "topic", "create", "web-rates")
+    cli(env, "topic", "create", "web-quiet")
+    cli(env, "produce", "web-quiet", input_="only one\n")
+    stop = threading.Event()
+    tp = TopicPartition("web-rates", 0)
+
+    def traffic() -> None:  # records in and out all along, until the pages are read
+        config = {"bootstrap.servers": cluster.bootstrap_servers}
+        with Producer({**config, "linger.ms": 5}) as p, Consumer(config) as c:
+            c.assign([tp])
+            c.seek(tp, 0)
+            while not stop.is_set():
+                for i in range(20):
+                    p.send("web-rates", b"r%d" % i, partition=0)
+                p.flush(10)
+                c.poll(100)
+                stop.wait(0.05)  # pacing: a few hundred records/s is traffic enough
+
+    thread = threading.Thread(target=traffic, daemon=True)
+    thread.start()
+    try:
+        # both counters exist before the page's first sample, so its first interval has rates
+        wait_until(lambda: _scraped(cluster, "rillet_topic_messages_out_total", "web-rates") > 0,
+                   30, "records in and out of web-rates")
+        texts = browse(console_url + "#/overview", "overview",
+                       [{"wait": "#brokers"}, {"waitText": "#rates-state", "text": "measured"}],
+                       {"brokers": "#broker-rates", "topics": "#topic-rates",
+                        "listed": "#brokers", "main": "#main"})
+    finally:
+        stop.set()
+        thread.join(30)
+    assert re.search(r"^1\s+127\.0\.0\.1:\d+", texts["listed"], re.M), texts["listed"]
+    assert "controller" in texts["listed"] and "healthy" in texts["main"]
+    number = r"(\d+\.\d)"
+    size = r"(\d+\.\d) (?:B|KiB|MiB|GiB)/s"
+    for table in (texts["topics"],):  # the topics page shows the same table (showRates)
+        row = re.search(rf"^web-rates\s+{number}\s+{number}\s+{size}\s+{size}$", table, re.M)
+        assert row, table
+        assert all(float(v) > 0 for v in row.groups()), row.group(0)  # in and out, both kinds
+        quiet = re.search(rf"^web-quiet\s+{number}\s+{number}\s+{size}\s+{size}$", table, re.M)
+        assert quiet and all(float(v) == 0 for v in quiet.groups()), table
+    broker = re.search(rf"^1\s+{number}\s+{number}\s+{size}\s+{size}$", texts["brokers"], re.M)
+    assert broker and all(float(v) > 0 for v in broker.groups()), texts["brokers"]

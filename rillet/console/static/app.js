@@ -25,6 +25,40 @@ function shown(v) {
   return `<pre class="${v.kind}">${esc(v.text)}</pre>${note}`;
 }
 
+// Rates from /api/throughput: per topic and (with brokers) per broker, from the brokers'
+// Prometheus counters (two samples apart); or messages in per topic from log end offsets.
+function perSecond(v, bytes) {
+  if (v === null || v === undefined) return "";
+  if (!bytes) return v.toFixed(1);
+  const units = ["B/s", "KiB/s", "MiB/s", "GiB/s"];
+  let n = v, u = 0;
+  while (n >= 1024 && u < units.length - 1) { n /= 1024; u++; }
+  return `${n.toFixed(1)} ${units[u]}`;
+}
+function showRates(t, withBrokers) {
+  const el = document.getElementById("rates");
+  if (!el) return;
+  const cols = r => [perSecond(r.messages_in), perSecond(r.messages_out),
+    perSecond(r.bytes_in, true), perSecond(r.bytes_out, true)];
+  const heads = ["Messages in/s", "Messages out/s", "Bytes in/s", "Bytes out/s"];
+  if (t.source !== "metrics") {
+    const last = t.series.length ? t.series[t.series.length - 1].rates : {};
+    el.innerHTML = `<p id="rates-state" class="muted">from log end offsets (start the console with ` +
+      `--metrics, or use the profile of \`rillet cluster up\`, for byte rates and rates per broker)</p>` +
+      table(["Topic", "Messages in/s"], Object.entries(last).map(([k, v]) => [esc(k), perSecond(v)]), "topic-rates");
+    return;
+  }
+  if (!t.measured) {
+    el.innerHTML = `<p id="rates-state" class="muted">collecting (rates need two samples of the metrics)...</p>`;
+    return;
+  }
+  const age = new Date(t.time * 1000).toLocaleTimeString();
+  el.innerHTML = `<p id="rates-state" class="muted">measured from the brokers' metrics at ${esc(age)}</p>` +
+    (withBrokers ? table(["Broker", ...heads], t.brokers.map(b =>
+      [esc(b.broker), ...(!b.up ? [`<span class="bad">down</span>`, "", "", ""] : b.rates ? cols(b.rates) : ["", "", "", ""])]), "broker-rates") : "") +
+    table(["Topic", ...heads], Object.entries(t.topics).map(([k, r]) => [esc(k), ...cols(r)]), "topic-rates");
+}
+
 const pages = {
   async overview() {
     const o = await api("/api/overview");
@@ -37,13 +71,14 @@ const pages = {
       `<h3>Under-replicated partitions (${o.under_replicated.length})</h3>` +
       table(["Partition", "Leader", "Replicas", "ISR"], o.under_replicated.map(u =>
         [esc(`${u.topic}-${u.partition}`), u.leader, u.replicas.join(","), u.isr.join(",")]), "under-replicated") +
-      `<h3>Throughput (messages/s, from log end offsets)</h3><div id="throughput"></div>`;
+      `<h3>Throughput</h3><div id="rates"></div><div id="throughput"></div>`;
     const tick = async () => {
       const t = await api("/api/throughput");
       const series = {};
       t.series.forEach(s => Object.entries(s.rates).forEach(([k, v]) => (series[k] = series[k] || []).push(v)));
       const el = document.getElementById("throughput");
       if (el) el.innerHTML = Object.keys(series).length ? Chart.lines(series) : `<span class="muted">collecting...</span>`;
+      showRates(t, true);
     };
     await tick();
     timer = setInterval(() => tick().catch(() => {}), 2000);
@@ -52,7 +87,11 @@ const pages = {
     const ts = await api("/api/topics");
     main.innerHTML = `<h2>Topics</h2>` + table(["Name", "Partitions", "Replication", "Records", "Under-replicated"],
       ts.map(t => [`<a href="#/topic/${encodeURIComponent(t.name)}">${esc(t.name)}</a>`, t.partitions,
-        t.replication_factor, t.records, t.under_replicated]), "topics");
+        t.replication_factor, t.records, t.under_replicated]), "topics") +
+      `<h3>Rates</h3><div id="rates"></div>`;
+    const tick = async () => showRates(await api("/api/throughput"), false);
+    await tick();
+    timer = setInterval(() => tick().catch(() => {}), 2000);
   },
   async topic(name) {
     const t = await api(`/api/topics/${encodeURIComponent(name)}`);

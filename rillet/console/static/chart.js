@@ -26,7 +26,9 @@ const Chart = {
     names.forEach((n, i) => {
       const pts = series[n].map((v, k) =>
         `${pad + (k / (len - 1)) * (w - 2 * pad)},${h - pad + 10 - (v / max) * (h - pad - 10)}`);
+      const [x, y] = (pts[pts.length - 1] || "0,0").split(",");  // the latest point, seen even alone
       body += `<polyline fill="none" stroke="${colors[i % colors.length]}" stroke-width="2" points="${pts.join(" ")}"/>` +
+        (pts.length ? `<circle cx="${x}" cy="${y}" r="3" fill="${colors[i % colors.length]}"/>` : "") +
         `<text x="${w - 150}" y="${16 + i * 14}" font-size="11" fill="${colors[i % colors.length]}">${Chart.esc(n)}</text>`;
     });
     return Chart.svg(w, h, body);
