@@ -302,11 +302,8 @@ def parse_mirror_config(props: Mapping[str, str]) -> MirrorConfig:
             if eos not in EOS_VALUES:
                 raise MirrorConfigError(f"exactly.once.support must be one of "
                                         f"{sorted(EOS_VALUES)}, got {eos!r}")
-            if eos != "disabled":
-                # refused, never accepted and run at-least-once (docs/mirror.md "Not yet")
-                raise MirrorConfigError(
-                    f"{p}: exactly.once.support={eos} is not supported yet: the mirror is "
-                    "at-least-once (at most one poll of duplicates per crash); set disabled")
+            # "requested" asks for it where the cluster supports transactions: every rillet
+            # cluster does, so it is "enabled" (docs/mirror.md)
             ex_t, ex_g = props.get(f"{p}.topics.exclude"), props.get(f"{p}.groups.exclude")
             flows.append(Flow(
                 source=s, target=t,
@@ -329,7 +326,7 @@ def parse_mirror_config(props: Mapping[str, str]) -> MirrorConfig:
                 refresh_topics_interval_s=_number(
                     "refresh.topics.interval.seconds",
                     setting(p, "refresh.topics.interval.seconds", "600")),
-                exactly_once=eos == "enabled",
+                exactly_once=eos != "disabled",
                 offset_lag_max=_number("offset.lag.max", setting(p, "offset.lag.max", "100"),
                                        int),
             ))

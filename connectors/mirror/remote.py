@@ -13,12 +13,15 @@ from rillet import Admin, Consumer
 from rillet.records import TopicPartition
 
 
-def _read_all(bootstrap: str, topic: str, timeout_s: float = 10.0) -> list:
-    """Every record of ``topic`` (all partitions) up to its end at call time."""
+def _read_all(bootstrap: str, topic: str, timeout_s: float = 10.0,
+              isolation: str = "read_uncommitted") -> list:
+    """Every record of ``topic`` (all partitions) up to its end at call time (its last stable
+    offset with ``isolation="read_committed"``)."""
     with Admin({"bootstrap.servers": bootstrap}) as admin:
         if topic not in admin.list_topics(include_internal=True):
             return []
-    consumer = Consumer({"bootstrap.servers": bootstrap, "enable.auto.commit": "false"})
+    consumer = Consumer({"bootstrap.servers": bootstrap, "enable.auto.commit": "false",
+                         "isolation.level": isolation})
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
         consumer.assign(tps)

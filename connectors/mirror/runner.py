@@ -7,7 +7,12 @@ emitter. All decisions come from :mod:`connectors.mirror.policy`.
 
 Delivery: the source position is committed (group ``mm2-<source>-><target>`` on the source)
 only after the producer flushed, so a crash re-mirrors at most the records since the last
-commit (at-least-once); a kill loses nothing.
+commit (at-least-once); a kill loses nothing. With ``exactly.once.support = enabled`` each
+poll's copies and the progress are one transaction on the target (:mod:`.eos`), and the run
+resumes from the progress stored there; the group on the source is then only for ``status``.
+
+Offset syncs are read back from the source's syncs topic when a runner starts, so groups
+committed before a restart still translate (MM2's ``OffsetSyncStore`` reads the topic too).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from collections import deque
 from collections.abc import Callable
 
 from loguru import logger
+from rillet.connectors.mirror.eos import TargetOffsets, transactional_id
 from rillet.connectors.mirror.policy import (
     HEARTBEATS_TOPIC,
     DefaultReplicationPolicy,
@@ -47,7 +53,14 @@ class FlowRunner:
         self.src_admin, self.dst_admin = Admin(src), Admin(dst)
         self.consumer = Consumer({**src, "enable.auto.commit": "false"})
         pconf = {**dst, "acks": "all", "enable.idempotence": "true"}
-        self.producer = Producer(pconf)
+        self.eos: TargetOffsets | None = None
+        if flow.exactly_once:
+            self.eos = TargetOffsets(flow.source, flow.target_bootstrap)
+            self.producer = Producer({**pconf, "transactional.id": transactional_id(
+                flow.source, flow.target)})
+            self.meta_producer = Producer(pconf)      # checkpoints, heartbeats: no transaction
+        else:
+            self.producer = self.meta_producer = Producer(pconf)
         self.sync_producer = Producer({**src, "acks": "all"})
         self.partitions: dict[str, int] = {}          # mirrored source topic -> partitions
         self.syncs: dict[TopicPartition, deque[OffsetSync]] = {}
@@ -95,6 +108,8 @@ class FlowRunner:
         tps = [TopicPartition(t, p) for t, n in self.partitions.items() for p in range(n)]
         self.consumer.assign(tps)
         committed = self.src_admin.list_consumer_group_offsets(progress_group(self.flow), tps)
+        if self.eos is not None:  # the target's transactional progress wins
+            committed.update({tp: o for tp, o in self.eos.next_offsets.items() if tp in tps})
         for tp in tps:
             if tp in committed:
                 self.consumer.seek(tp, committed[tp])
@@ -109,6 +124,8 @@ class FlowRunner:
             else list(records)
         if not batch:
             return 0
+        if self.eos is not None:
+            return self._mirror_transaction(batch)
         sent: dict[TopicPartition, list[tuple[int, object]]] = {}
         for r in batch:
             remote = self.policy.format_remote_topic(self.flow.source, r.topic)
@@ -125,6 +142,46 @@ class FlowRunner:
         self.sync_producer.flush()
         self.src_admin.alter_consumer_group_offsets(progress_group(self.flow), commits)
         return len(batch)
+
+    def _mirror_transaction(self, batch: list) -> int:
+        """One poll's copies and the flow's progress as one transaction on the target; the
+        offset syncs (on the source) only after it committed, so they name committed copies."""
+        self.producer.begin_transaction()
+        sent: dict[TopicPartition, list[tuple[int, object]]] = {}
+        for r in batch:
+            remote = self.policy.format_remote_topic(self.flow.source, r.topic)
+            fut = self.producer.send(remote, r.value, r.key, r.headers or None,
+                                     r.partition if self.partitions.get(r.topic) else None,
+                                     r.timestamp)
+            sent.setdefault(TopicPartition(r.topic, r.partition), []).append((r.offset, fut))
+        commits = {tp: pairs[-1][0] + 1 for tp, pairs in sent.items()}
+        self.eos.write(self.producer, commits)
+        # an error here leaves the transaction open: the runner is rebuilt, and the new
+        # producer's init_transactions aborts it and resumes from the committed progress
+        self.producer.commit_transaction()
+        self.eos.committed(commits)
+        for tp, pairs in sent.items():
+            for offset, fut in pairs:
+                self._maybe_sync(tp, offset, fut.get().offset)
+        self.sync_producer.flush()
+        self.src_admin.alter_consumer_group_offsets(progress_group(self.flow), commits)
+        return len(batch)
+
+    def load_syncs(self) -> None:
+        """Read the offset syncs written before this runner started (the syncs topic on the
+        source), keeping the latest SYNCS_KEPT per partition."""
+        from rillet.connectors.mirror.remote import _read_all
+
+        for r in _read_all(self.flow.source_bootstrap,
+                           self.policy.offset_syncs_topic(self.flow.target), timeout_s=60):
+            try:
+                topic, partition = json.loads(r.key)
+                upstream, downstream = json.loads(r.value)
+                sync = OffsetSync(str(topic), int(partition), int(upstream), int(downstream))
+            except (ValueError, TypeError, UnicodeDecodeError):
+                continue  # not a sync of ours: ignored, never fatal
+            self.syncs.setdefault(TopicPartition(sync.topic, sync.partition),
+                                  deque(maxlen=SYNCS_KEPT)).append(sync)
 
     def _maybe_sync(self, tp: TopicPartition, upstream: int, downstream: int) -> None:
         kept = self.syncs.setdefault(tp, deque(maxlen=SYNCS_KEPT))
@@ -155,7 +212,7 @@ class FlowRunner:
                 remote = TopicPartition(
                     self.policy.format_remote_topic(self.flow.source, tp.topic), tp.partition)
                 translated[remote] = to
-                self.producer.send(topic, json.dumps(
+                self.meta_producer.send(topic, json.dumps(
                     {"upstream": committed, "downstream": to}).encode(),
                     json.dumps([group, remote.topic, remote.partition]).encode())
             if not translated:
@@ -163,14 +220,14 @@ class FlowRunner:
             self.checkpoints[group] = translated
             if self.flow.sync_group_offsets and self._inactive_on_target(group):
                 self.dst_admin.alter_consumer_group_offsets(group, translated)
-        self.producer.flush()
+        self.meta_producer.flush()
 
     def _inactive_on_target(self, group: str) -> bool:
         states = {g.group_id: g.state for g in self.dst_admin.list_groups()}
         return states.get(group, "Empty").lower() in ("empty", "dead")
 
     def emit_heartbeat(self) -> None:
-        self.producer.send(HEARTBEATS_TOPIC, json.dumps(
+        self.meta_producer.send(HEARTBEATS_TOPIC, json.dumps(
             {"source": self.flow.source, "target": self.flow.target,
              "timestamp": int(time.time() * 1000)}).encode(),
             json.dumps([self.flow.source, self.flow.target]).encode())
@@ -184,6 +241,16 @@ class FlowRunner:
             new = [NewTopic(n, 1) for n in names if n not in have]
             if new:
                 admin.create_topics(new)
+
+    def start(self) -> None:
+        """Internal topics, the offset syncs so far, and with exactly-once the fencing of any
+        older instance of this flow and the progress committed on the target."""
+        self.ensure_internal_topics()
+        self.load_syncs()
+        if self.eos is not None:
+            self.eos.ensure_topic(self.dst_admin)
+            self.producer.init_transactions()
+            self.eos.load()
 
     def step(self) -> int:
         now = self.clock()
@@ -200,7 +267,8 @@ class FlowRunner:
         return moved
 
     def close(self) -> None:
-        for c in (self.producer, self.sync_producer, self.consumer):
+        for c in {id(c): c for c in (self.producer, self.meta_producer, self.sync_producer,
+                                     self.consumer)}.values():
             c.close()
 
 
@@ -219,7 +287,11 @@ def run_flows(flows: list[Flow], policy: DefaultReplicationPolicy,
                 try:
                     if i not in runners:
                         runner = FlowRunner(flow, policy)
-                        runner.ensure_internal_topics()
+                        try:
+                            runner.start()
+                        except BaseException:
+                            runner.close()
+                            raise
                         runners[i] = runner
                     if runners[i].step():
                         idle = False

@@ -3,98 +3,29 @@ as a user would, as its own process, against two LocalClusters."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 from rillet.connectors.mirror.remote import _read_all
 
 from rillet import Admin, Consumer, Producer
-from rillet.records import NewTopic, TopicPartition
+from rillet.records import TopicPartition
+from tests.integration.mirror_helpers import (  # noqa: F401 - mirrors_fixture is a fixture
+    _count,
+    _create,
+    _produce,
+    _props,
+    mirrors_fixture,
+)
 from tests.support import wait_until
 
 pytestmark = pytest.mark.integration
 
 RECORDS = 3000
-PARTITIONS = 3
+PARTITIONS = 3  # as mirror_helpers._create's default
 FILLER = 300
-
-
-def _props(tmp_path: Path, a: str, b: str, **extra: str) -> Path:
-    lines = {"clusters": "A, B", "A.bootstrap.servers": a, "B.bootstrap.servers": b,
-             "A->B.enabled": "true", "A->B.topics": "orders.*",
-             "refresh.topics.interval.seconds": "1", "emit.checkpoints.interval.seconds": "1",
-             **extra}
-    path = tmp_path / f"mm2-{len(list(tmp_path.glob('mm2-*')))}.properties"
-    path.write_text("".join(f"{k} = {v}\n" for k, v in lines.items()))
-    return path
-
-
-class Mirror:
-    """One `rillet mirror start` process; always stopped at teardown."""
-
-    def __init__(self, props: Path, log: Path) -> None:
-        self.props, self.log, self.proc = props, log, None
-
-    def start(self) -> None:
-        out = open(self.log, "ab")  # noqa: SIM115 - the child owns it
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rillet.cli.main", "mirror", "start", str(self.props)],
-            stdout=out, stderr=out, env={**os.environ, "RILLET_DEBUG": "1"})
-
-    def kill9(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-
-
-@pytest.fixture
-def mirrors(tmp_path: Path):
-    made: list[Mirror] = []
-
-    def make(props: Path) -> Mirror:
-        m = Mirror(props, tmp_path / f"mirror-{len(made)}.log")
-        made.append(m)
-        m.start()
-        return m
-
-    yield make
-    for m in made:
-        m.stop()
-
-
-def _produce(bootstrap: str, topic: str, n: int, start: int = 0) -> None:
-    with Producer({"bootstrap.servers": bootstrap, "acks": "all"}) as p:
-        for i in range(start, start + n):
-            p.send(topic, f"v{i}".encode(), f"k{i % 50}".encode(),
-                   headers=[("seq", str(i).encode())], timestamp_ms=1_700_000_000_000 + i)
-        p.flush()
-
-
-def _count(bootstrap: str, topic: str) -> int:
-    with Admin({"bootstrap.servers": bootstrap}) as admin:
-        if topic not in admin.list_topics():
-            return 0
-        parts = admin.describe_topics([topic])[topic].partitions
-        ends = admin.list_offsets([TopicPartition(topic, p.partition) for p in parts])
-    return sum(ends.values())
-
-
-def _create(bootstrap: str, topic: str, partitions: int = PARTITIONS, **configs: str) -> None:
-    with Admin({"bootstrap.servers": bootstrap}) as admin:
-        admin.create_topics([NewTopic(topic, partitions, configs=configs)])
 
 
 def test_keyed_records_mirrored_in_order_and_kill9_loses_nothing(cluster_factory, tmp_path,
