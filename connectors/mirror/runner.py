@@ -33,6 +33,7 @@ from rillet.connectors.mirror.policy import (
     should_emit_sync,
     translate_offset,
 )
+from rillet.connectors.mirror.state import FlowStates
 
 from rillet import Admin, Consumer, Producer
 from rillet.records import NewTopic, TopicPartition
@@ -70,15 +71,26 @@ class FlowRunner:
     # -- topics ----------------------------------------------------------------------------
 
     def refresh_topics(self) -> None:
-        wanted = sorted(t for t in self.src_admin.list_topics()
-                        if self.flow.wants_topic(self.policy, t))
+        listed = set(self.src_admin.list_topics())
+        wanted = sorted(t for t in listed if self.flow.wants_topic(self.policy, t))
+        gone = [t for t in self.partitions if t not in listed]
+        for topic in gone:
+            # as Kafka's MM2: the copy on the target stays (a deletion on the source is not
+            # replayed onto the disaster-recovery copy); `mirror status` lists it as orphaned
+            del self.partitions[topic]
+            logger.warning("mirror {}->{}: {} was deleted on {}; {} is kept on {} (orphaned)",
+                           self.flow.source, self.flow.target, topic, self.flow.source,
+                           self.policy.format_remote_topic(self.flow.source, topic),
+                           self.flow.target)
         if not wanted:
+            if gone:
+                self._assign()
             return
         described = self.src_admin.describe_topics(wanted)
         existing = set(self.dst_admin.list_topics())
         configs = (self.src_admin.describe_configs(wanted)
                    if self.flow.sync_topic_configs else {})
-        changed = False
+        changed = bool(gone)
         for topic in wanted:
             count = len(described[topic].partitions)
             remote = self.policy.format_remote_topic(self.flow.source, topic)
@@ -273,8 +285,11 @@ class FlowRunner:
 
 
 def run_flows(flows: list[Flow], policy: DefaultReplicationPolicy,
-              stop: Callable[[], bool] = lambda: False, retry_s: float = 1.0) -> None:
-    """Run every flow until ``stop()``; a cluster that is down is retried with back-off."""
+              stop: Callable[[], bool] = lambda: False, retry_s: float = 1.0,
+              states: FlowStates | None = None) -> None:
+    """Run every flow until ``stop()``; a cluster that is down is retried with back-off.
+    ``states`` hears each flow's transitions (``rillet mirror status`` reads them)."""
+    states = states or FlowStates(None)
     runners: dict[int, FlowRunner] = {}
     backoff = {i: retry_s for i in range(len(flows))}
     retry_at = {i: 0.0 for i in range(len(flows))}
@@ -284,8 +299,10 @@ def run_flows(flows: list[Flow], policy: DefaultReplicationPolicy,
             for i, flow in enumerate(flows):
                 if time.monotonic() < retry_at[i]:
                     continue
+                name = f"{flow.source}->{flow.target}"
                 try:
                     if i not in runners:
+                        states.set(name, "starting")
                         runner = FlowRunner(flow, policy)
                         try:
                             runner.start()
@@ -295,10 +312,13 @@ def run_flows(flows: list[Flow], policy: DefaultReplicationPolicy,
                         runners[i] = runner
                     if runners[i].step():
                         idle = False
+                    states.set(name, "running")
+                    states.stepped(name)
                     backoff[i] = retry_s
                 except Exception as exc:  # noqa: BLE001 - a cluster away: retry, never exit
-                    logger.warning("mirror {}->{}: {} (retrying in {:.1f}s)", flow.source,
-                                   flow.target, exc, backoff[i])
+                    logger.warning("mirror {}: {} (retrying in {:.1f}s)", name, exc, backoff[i])
+                    states.set(name, "retrying", f"{type(exc).__name__}: {exc}"[:500],
+                               backoff[i])
                     stale = runners.pop(i, None)
                     if stale is not None:
                         try:
