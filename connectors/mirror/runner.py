@@ -31,6 +31,7 @@ from rillet.connectors.mirror.policy import (
     OffsetSync,
     configs_to_sync,
     should_emit_sync,
+    sync_points,
     translate_offset,
 )
 from rillet.connectors.mirror.state import FlowStates
@@ -39,6 +40,11 @@ from rillet import Admin, Consumer, Producer
 from rillet.records import NewTopic, TopicPartition
 
 SYNCS_KEPT = 64
+#: records per poll, so per flush + progress commit (or per transaction): each poll pays two
+#: round trips (B's acks, the commit on A), which at the consumer's default 500 cost more than
+#: the copying (bench/README.md, "Mirror"). Also the duplicates a crash can leave without
+#: exactly-once: at most one poll.
+POLL_RECORDS = 2000
 
 
 def progress_group(flow: Flow) -> str:
@@ -52,7 +58,8 @@ class FlowRunner:
         src, dst = {"bootstrap.servers": flow.source_bootstrap}, {
             "bootstrap.servers": flow.target_bootstrap}
         self.src_admin, self.dst_admin = Admin(src), Admin(dst)
-        self.consumer = Consumer({**src, "enable.auto.commit": "false"})
+        self.consumer = Consumer({**src, "enable.auto.commit": "false",
+                                  "max.poll.records": str(POLL_RECORDS)})
         pconf = {**dst, "acks": "all", "enable.idempotence": "true"}
         self.eos: TargetOffsets | None = None
         if flow.exactly_once:
@@ -64,6 +71,7 @@ class FlowRunner:
             self.producer = self.meta_producer = Producer(pconf)
         self.sync_producer = Producer({**src, "acks": "all"})
         self.partitions: dict[str, int] = {}          # mirrored source topic -> partitions
+        self._remotes: dict[str, str] = {}            # source topic -> remote topic name
         self.syncs: dict[TopicPartition, deque[OffsetSync]] = {}
         self.next_refresh = self.next_checkpoint = self.next_heartbeat = 0.0
         self.checkpoints: dict[str, dict[TopicPartition, int]] = {}
@@ -132,52 +140,62 @@ class FlowRunner:
 
     def mirror_once(self, timeout_ms: int = 200) -> int:
         records = self.consumer.poll(timeout_ms=timeout_ms)
-        batch = [r for rs in records.values() for r in rs] if isinstance(records, dict) \
-            else list(records)
-        if not batch:
+        if not records:
             return 0
         if self.eos is not None:
-            return self._mirror_transaction(batch)
-        sent: dict[TopicPartition, list[tuple[int, object]]] = {}
-        for r in batch:
-            remote = self.policy.format_remote_topic(self.flow.source, r.topic)
-            remote_parts = self.partitions.get(r.topic)
-            fut = self.producer.send(remote, r.value, r.key, r.headers or None,
-                                     r.partition if remote_parts else None, r.timestamp)
-            sent.setdefault(TopicPartition(r.topic, r.partition), []).append((r.offset, fut))
+            return self._mirror_transaction(records)
+        sent = self._send_poll(records)
         self.producer.flush()
-        commits: dict[TopicPartition, int] = {}
-        for tp, pairs in sent.items():
-            for offset, fut in pairs:  # every record may need a sync (gaps, offset.lag.max)
-                self._maybe_sync(tp, offset, fut.get().offset)
-            commits[tp] = pairs[-1][0] + 1
+        commits = {tp: rs[-1].offset + 1 for tp, (rs, _) in sent.items()}
+        self._emit_syncs(sent)
         self.sync_producer.flush()
         self.src_admin.alter_consumer_group_offsets(progress_group(self.flow), commits)
-        return len(batch)
+        return sum(len(rs) for rs, _ in sent.values())
 
-    def _mirror_transaction(self, batch: list) -> int:
+    def _mirror_transaction(self, records: dict) -> int:
         """One poll's copies and the flow's progress as one transaction on the target; the
         offset syncs (on the source) only after it committed, so they name committed copies."""
         self.producer.begin_transaction()
-        sent: dict[TopicPartition, list[tuple[int, object]]] = {}
-        for r in batch:
-            remote = self.policy.format_remote_topic(self.flow.source, r.topic)
-            fut = self.producer.send(remote, r.value, r.key, r.headers or None,
-                                     r.partition if self.partitions.get(r.topic) else None,
-                                     r.timestamp)
-            sent.setdefault(TopicPartition(r.topic, r.partition), []).append((r.offset, fut))
-        commits = {tp: pairs[-1][0] + 1 for tp, pairs in sent.items()}
+        sent = self._send_poll(records)
+        commits = {tp: rs[-1].offset + 1 for tp, (rs, _) in sent.items()}
         self.eos.write(self.producer, commits)
         # an error here leaves the transaction open: the runner is rebuilt, and the new
         # producer's init_transactions aborts it and resumes from the committed progress
         self.producer.commit_transaction()
         self.eos.committed(commits)
-        for tp, pairs in sent.items():
-            for offset, fut in pairs:
-                self._maybe_sync(tp, offset, fut.get().offset)
+        self._emit_syncs(sent)
         self.sync_producer.flush()
         self.src_admin.alter_consumer_group_offsets(progress_group(self.flow), commits)
-        return len(batch)
+        return sum(len(rs) for rs, _ in sent.values())
+
+    def _send_poll(self, records: dict) -> dict[TopicPartition, tuple[list, list]]:
+        """Send one poll's records (grouped by source partition, as poll returns them) to
+        their remote topics, same partition; per source partition the records and futures."""
+        send, remotes, sent = self.producer.send, self._remotes, {}
+        for tp, rs in records.items():
+            remote = remotes.get(tp.topic)
+            if remote is None:
+                remote = remotes[tp.topic] = self.policy.format_remote_topic(
+                    self.flow.source, tp.topic)
+            part = tp.partition
+            sent[tp] = (rs, [send(remote, r.value, r.key, r.headers or None, part, r.timestamp)
+                             for r in rs])
+        return sent
+
+    def _emit_syncs(self, sent: dict[TopicPartition, tuple[list, list]]) -> None:
+        """The offset syncs of sent records (futures done). A partition's run whose offsets
+        are contiguous on both sides (the usual case) is computed from its ends only."""
+        for tp, (rs, futs) in sent.items():
+            n = len(rs)
+            u0, d0 = rs[0].offset, futs[0].get().offset
+            if rs[-1].offset - u0 == n - 1 and futs[-1].get().offset - d0 == n - 1:
+                kept = self.syncs.get(tp)
+                for u, d in sync_points(kept[-1] if kept else None, u0, d0, n,
+                                        self.flow.offset_lag_max):
+                    self._add_sync(tp, u, d)
+            else:  # gaps (compaction, transaction markers on A): every record is looked at
+                for r, fut in zip(rs, futs, strict=True):
+                    self._maybe_sync(tp, r.offset, fut.get().offset)
 
     def load_syncs(self) -> None:
         """Read the offset syncs written before this runner started (the syncs topic on the
@@ -196,15 +214,18 @@ class FlowRunner:
                                   deque(maxlen=SYNCS_KEPT)).append(sync)
 
     def _maybe_sync(self, tp: TopicPartition, upstream: int, downstream: int) -> None:
-        kept = self.syncs.setdefault(tp, deque(maxlen=SYNCS_KEPT))
+        kept = self.syncs.get(tp)
         if should_emit_sync(kept[-1] if kept else None, upstream, downstream,
                             self.flow.offset_lag_max):
-            sync = OffsetSync(tp.topic, tp.partition, upstream, downstream)
-            kept.append(sync)
-            self.sync_producer.send(
-                self.policy.offset_syncs_topic(self.flow.target),
-                json.dumps([upstream, downstream]).encode(),
-                json.dumps([tp.topic, tp.partition]).encode())
+            self._add_sync(tp, upstream, downstream)
+
+    def _add_sync(self, tp: TopicPartition, upstream: int, downstream: int) -> None:
+        self.syncs.setdefault(tp, deque(maxlen=SYNCS_KEPT)).append(
+            OffsetSync(tp.topic, tp.partition, upstream, downstream))
+        self.sync_producer.send(
+            self.policy.offset_syncs_topic(self.flow.target),
+            json.dumps([upstream, downstream]).encode(),
+            json.dumps([tp.topic, tp.partition]).encode())
 
     # -- checkpoints and heartbeats --------------------------------------------------------
 

@@ -9,6 +9,7 @@ from collections import defaultdict
 
 import pytest
 from rillet.connectors.mirror.remote import _read_all
+from rillet.connectors.mirror.runner import POLL_RECORDS
 
 from rillet import Admin, Consumer, Producer
 from rillet.records import TopicPartition
@@ -58,7 +59,7 @@ def test_keyed_records_mirrored_in_order_and_kill9_loses_nothing(cluster_factory
                 first.append(rec)
         assert first == want, f"partition {part} differs"
     duplicates = len(copied) - len(source)
-    assert 0 <= duplicates <= 500  # at most one uncommitted poll (max.poll.records) per kill
+    assert 0 <= duplicates <= POLL_RECORDS  # at most one uncommitted poll per kill
     status = subprocess.run([sys.executable, "-m", "rillet.cli.main", "mirror", "status",
                              str(m.props)], capture_output=True, text=True, timeout=60)
     assert status.returncode == 0, status.stderr
@@ -203,4 +204,4 @@ def test_100k_records_three_kills_no_loss(cluster_factory, tmp_path, mirrors):
     wait_until(lambda: _count(b.bootstrap_servers, "A.orders") >= n, 300, "every record")
     copied = _read_all(b.bootstrap_servers, "A.orders", timeout_s=120)
     assert {r.value for r in copied} == {f"v{i}".encode() for i in range(n)}
-    assert len(copied) - n <= 3 * 500  # at-least-once: at most one poll per kill
+    assert len(copied) - n <= 3 * POLL_RECORDS  # at-least-once: at most one poll per kill

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 from rillet.connectors.mirror.remote import _read_all, translate_offsets
 
-from rillet import Admin, Consumer
+from rillet import Admin, Consumer, Producer
 from rillet.launcher import LocalCluster
 from rillet.records import TopicPartition
 from tests.integration.conftest import TEST_BROKER_CONFIGS
@@ -82,25 +83,60 @@ class Ends:
         self.committed.close()
 
 
-def _kill_inside_transaction(m, ends: Ends, stable_after: int, timeout_s: float = 90) -> int:
-    """SIGKILL the mirror while a transaction of its own is open on B. Transactions last a
-    few ms, so each time B's log grows the mirror is frozen (SIGSTOP) and B looked at: an
-    open transaction there is then still open when the kill lands. Returns the sum of the
-    last stable offsets at the kill."""
-    deadline = time.monotonic() + timeout_s
-    last = ends.log_end()
-    while time.monotonic() < deadline:
-        now = ends.log_end()
-        if now == last:
-            continue
-        os.kill(m.proc.pid, signal.SIGSTOP)
-        stable = ends.new_open_transaction(stable_after)
-        if stable is not None:
-            m.kill9()
-            return stable
-        os.kill(m.proc.pid, signal.SIGCONT)
-        last = now
-    raise AssertionError(f"no open transaction of the mirror seen in {timeout_s} s")
+class Feeder:
+    """Writes the test's records to A in _produce's shapes (value v<i>, key, header, time);
+    ``next`` is the index of the next record. Used by one thread at a time."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.topic, self.next = topic, 0
+        self.producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+
+    def produce(self, n: int) -> None:
+        for i in range(self.next, self.next + n):
+            self.producer.send(self.topic, f"v{i}".encode(), f"k{i % 50}".encode(),
+                               headers=[("seq", str(i).encode())],
+                               timestamp_ms=1_700_000_000_000 + i)
+        self.producer.flush()
+        self.next += n
+
+    def close(self) -> None:
+        self.producer.close()
+
+
+def _kill_inside_transaction(m, ends: Ends, feeder: Feeder, stable_after: int,
+                             timeout_s: float = 90) -> int:
+    """SIGKILL the mirror while a transaction of its own is open on B. A transaction lasts
+    a few ms, so each time B's log grows the mirror is frozen (SIGSTOP) and B looked at: a
+    transaction open then is still open when the kill lands. Meanwhile A gets 100 more
+    records every 20 ms, so the mirror never runs out of transactions to be caught in.
+    Returns the sum of B's last stable offsets at the kill."""
+    stop = threading.Event()
+
+    def feed() -> None:
+        while not stop.is_set():
+            feeder.produce(100)
+            stop.wait(0.02)  # the pace of the load, not a synchronisation
+
+    feeding = threading.Thread(target=feed, daemon=True)
+    feeding.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        last = ends.log_end()
+        while time.monotonic() < deadline:
+            now = ends.log_end()
+            if now == last:
+                continue
+            os.kill(m.proc.pid, signal.SIGSTOP)
+            stable = ends.new_open_transaction(stable_after)
+            if stable is not None:
+                m.kill9()
+                return stable
+            os.kill(m.proc.pid, signal.SIGCONT)
+            last = now
+        raise AssertionError(f"no open transaction of the mirror seen in {timeout_s} s")
+    finally:
+        stop.set()
+        feeding.join(timeout=30)
 
 
 def _by_partition(records) -> dict[int, list]:
@@ -123,20 +159,21 @@ def test_exactly_once_through_three_kill9(pair, tmp_path: Path, mirrors, n: int)
     _create(a.bootstrap_servers, topic, partitions=EOS_PARTITIONS)
     props = _props(tmp_path, a.bootstrap_servers, b.bootstrap_servers,
                    **{"A->B.topics": topic, "exactly.once.support": "enabled"})
-    chunk, seed = n // 4, 100
-    _produce(a.bootstrap_servers, topic, seed)
+    feeder = Feeder(a.bootstrap_servers, topic)
+    feeder.produce(100)
     m = mirrors(props)
-    wait_until(lambda: _count(b.bootstrap_servers, f"A.{topic}") >= seed, 60, "the first copies")
+    wait_until(lambda: _count(b.bootstrap_servers, f"A.{topic}") >= 100, 60, "the first copies")
     ends = Ends(b.bootstrap_servers, f"A.{topic}", EOS_PARTITIONS)
     try:
         stable = -1
-        for k in range(3):  # each chunk waits in A for the (restarted) mirror: work to kill
-            _produce(a.bootstrap_servers, topic, chunk, start=seed + k * chunk)
-            stable = _kill_inside_transaction(m, ends, stable)
+        for _ in range(3):  # each chunk waits in A for the (restarted) mirror: work to kill
+            feeder.produce(n // 4)
+            stable = _kill_inside_transaction(m, ends, feeder, stable)
             m = mirrors(props)
-        _produce(a.bootstrap_servers, topic, n - seed - 3 * chunk, start=seed + 3 * chunk)
+        n = feeder.next
     finally:
         ends.close()
+        feeder.close()
 
     def committed_count() -> int:
         return len(_read_all(b.bootstrap_servers, f"A.{topic}", 120, "read_committed"))

@@ -17,6 +17,7 @@ from rillet.connectors.mirror.policy import (
     parse_properties,
     should_emit_sync,
     should_replicate_topic,
+    sync_points,
     translate_offset,
 )
 
@@ -137,3 +138,25 @@ def test_eos_offset_records_round_trip_in_kafka_connect_layout():
                                (key, b'{"offset": "x"}'), (b'["Other", {}]', b"{}")):
         assert parse_offset("A", bad_key, bad_value) is None
     assert offsets_topic("A") == "mm2-offsets.A.internal"
+
+
+def test_sync_points_equal_asking_should_emit_sync_record_by_record():
+    """sync_points computes, from a contiguous run's ends, exactly the syncs the per-record
+    rule emits (seeded cases: first syncs, same and other drift, re-copies behind the last
+    sync, offset.lag.max 0 and 1)."""
+    import random
+
+    rng = random.Random(17)
+    for _ in range(2000):
+        max_lag = rng.choice([0, 1, 2, 7, 100])
+        u0, d0, count = rng.randrange(0, 500), rng.randrange(0, 500), rng.randrange(0, 300)
+        last = None if rng.random() < 0.2 else OffsetSync(
+            "t", 0, rng.randrange(0, 700), rng.randrange(0, 700))
+        if last is not None and rng.random() < 0.5:  # the same drift as the run
+            last = OffsetSync("t", 0, last.upstream_offset, last.upstream_offset + d0 - u0)
+        want, current = [], last
+        for i in range(count):
+            if should_emit_sync(current, u0 + i, d0 + i, max_lag):
+                want.append((u0 + i, d0 + i))
+                current = OffsetSync("t", 0, u0 + i, d0 + i)
+        assert sync_points(last, u0, d0, count, max_lag) == want, (last, u0, d0, count, max_lag)
