@@ -7,12 +7,15 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from rillet import Admin, Producer
+from rillet.launcher import LocalCluster
 from rillet.records import NewTopic, TopicPartition
+from tests.integration.conftest import TEST_BROKER_CONFIGS
 
 PARTITIONS = 3
 
@@ -51,6 +54,23 @@ class Mirror:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module", name="pair")
+def pair_fixture(tmp_path_factory: pytest.TempPathFactory
+                 ) -> Iterator[tuple[LocalCluster, LocalCluster]]:
+    """Two started one-broker clusters (A, B) shared by a module's tests, each of which uses
+    its own topics; stopped at the module's end. Import as ``pair_fixture``."""
+    root = tmp_path_factory.mktemp("mirror-pair")
+    a = LocalCluster(root / "a", 1, dict(TEST_BROKER_CONFIGS))
+    b = LocalCluster(root / "b", 1, dict(TEST_BROKER_CONFIGS))
+    try:
+        a.start(timeout_s=60)
+        b.start(timeout_s=60)
+        yield a, b
+    finally:
+        a.stop(timeout_s=10)
+        b.stop(timeout_s=10)
 
 
 @pytest.fixture(name="mirrors")

@@ -12,42 +12,26 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from rillet.connectors.mirror.remote import _read_all, translate_offsets
 
 from rillet import Admin, Consumer, Producer
-from rillet.launcher import LocalCluster
 from rillet.records import TopicPartition
-from tests.integration.conftest import TEST_BROKER_CONFIGS
-from tests.integration.mirror_helpers import (  # noqa: F401 - mirrors_fixture is a fixture
+from tests.integration.mirror_helpers import (  # noqa: F401 - *_fixture are fixtures
     _count,
     _create,
     _produce,
     _props,
     mirrors_fixture,
+    pair_fixture,
 )
 from tests.support import wait_until
 
 pytestmark = pytest.mark.integration
 
 EOS_PARTITIONS = 3
-
-
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalCluster, LocalCluster]]:
-    root = tmp_path_factory.mktemp("mirror-pair")
-    a = LocalCluster(root / "a", 1, dict(TEST_BROKER_CONFIGS))
-    b = LocalCluster(root / "b", 1, dict(TEST_BROKER_CONFIGS))
-    try:
-        a.start(timeout_s=60)
-        b.start(timeout_s=60)
-        yield a, b
-    finally:
-        a.stop(timeout_s=10)
-        b.stop(timeout_s=10)
 
 
 class Ends:

@@ -147,7 +147,7 @@ def test_sync_points_equal_asking_should_emit_sync_record_by_record():
     import random
 
     rng = random.Random(17)
-    for _ in range(2000):
+    for _ in range(600):
         max_lag = rng.choice([0, 1, 2, 7, 100])
         u0, d0, count = rng.randrange(0, 500), rng.randrange(0, 500), rng.randrange(0, 300)
         last = None if rng.random() < 0.2 else OffsetSync(
