@@ -158,6 +158,43 @@ def should_emit_sync(last: OffsetSync | None, upstream: int, downstream: int,
     return upstream - last.upstream_offset >= max_lag
 
 
+def sync_points(last: OffsetSync | None, upstream_first: int, downstream_first: int,
+                count: int, max_lag: int) -> list[tuple[int, int]]:
+    """The ``(upstream, downstream)`` syncs that :func:`should_emit_sync`, asked record by
+    record, emits for a run of ``count`` records whose offsets are contiguous on both sides
+    (record ``i`` is ``upstream_first + i`` on the source, ``downstream_first + i`` on the
+    target), computed without visiting each record (the mirror's per-record cost).
+
+    Within such a run the offsets never drift apart, so after the first record only
+    ``max_lag`` matters::
+
+        >>> sync_points(None, 10, 50, 250, 100)
+        [(10, 50), (110, 150), (210, 250)]
+        >>> sync_points(OffsetSync("t", 0, 0, 40), 10, 50, 95, 100)   # same drift: lag only
+        [(100, 140)]
+    """
+    if count <= 0:
+        return []
+    out: list[tuple[int, int]] = []
+    if max_lag <= 0:  # a sync per record, but a re-copy behind the last sync emits none
+        for i in range(count):
+            if should_emit_sync(last, upstream_first + i, downstream_first + i, max_lag):
+                out.append((upstream_first + i, downstream_first + i))
+                last = OffsetSync("", 0, upstream_first + i, downstream_first + i)
+        return out
+    if should_emit_sync(last, upstream_first, downstream_first, max_lag):
+        out.append((upstream_first, downstream_first))
+        next_u = upstream_first + max_lag
+    else:
+        next_u = last.upstream_offset + max_lag
+    shift = downstream_first - upstream_first
+    end = upstream_first + count
+    while next_u < end:
+        out.append((next_u, next_u + shift))
+        next_u += max_lag
+    return out
+
+
 # -- configuration (MirrorMaker 2's mm2.properties) ----------------------------------------
 
 FLOW_KEYS = {"enabled", "topics", "groups", "topics.exclude", "groups.exclude"}
@@ -302,11 +339,8 @@ def parse_mirror_config(props: Mapping[str, str]) -> MirrorConfig:
             if eos not in EOS_VALUES:
                 raise MirrorConfigError(f"exactly.once.support must be one of "
                                         f"{sorted(EOS_VALUES)}, got {eos!r}")
-            if eos != "disabled":
-                # refused, never accepted and run at-least-once (docs/mirror.md "Not yet")
-                raise MirrorConfigError(
-                    f"{p}: exactly.once.support={eos} is not supported yet: the mirror is "
-                    "at-least-once (at most one poll of duplicates per crash); set disabled")
+            # "requested" asks for it where the cluster supports transactions: every rillet
+            # cluster does, so it is "enabled" (docs/mirror.md)
             ex_t, ex_g = props.get(f"{p}.topics.exclude"), props.get(f"{p}.groups.exclude")
             flows.append(Flow(
                 source=s, target=t,
@@ -329,7 +363,7 @@ def parse_mirror_config(props: Mapping[str, str]) -> MirrorConfig:
                 refresh_topics_interval_s=_number(
                     "refresh.topics.interval.seconds",
                     setting(p, "refresh.topics.interval.seconds", "600")),
-                exactly_once=eos == "enabled",
+                exactly_once=eos != "disabled",
                 offset_lag_max=_number("offset.lag.max", setting(p, "offset.lag.max", "100"),
                                        int),
             ))

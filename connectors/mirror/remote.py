@@ -7,18 +7,26 @@ from __future__ import annotations
 import json
 import time
 
-from rillet.connectors.mirror.policy import HEARTBEATS_TOPIC, DefaultReplicationPolicy, Flow
+from rillet.connectors.mirror.policy import (
+    HEARTBEATS_TOPIC,
+    DefaultReplicationPolicy,
+    Flow,
+    IdentityReplicationPolicy,
+)
 
 from rillet import Admin, Consumer
 from rillet.records import TopicPartition
 
 
-def _read_all(bootstrap: str, topic: str, timeout_s: float = 10.0) -> list:
-    """Every record of ``topic`` (all partitions) up to its end at call time."""
+def _read_all(bootstrap: str, topic: str, timeout_s: float = 10.0,
+              isolation: str = "read_uncommitted") -> list:
+    """Every record of ``topic`` (all partitions) up to its end at call time (its last stable
+    offset with ``isolation="read_committed"``)."""
     with Admin({"bootstrap.servers": bootstrap}) as admin:
         if topic not in admin.list_topics(include_internal=True):
             return []
-    consumer = Consumer({"bootstrap.servers": bootstrap, "enable.auto.commit": "false"})
+    consumer = Consumer({"bootstrap.servers": bootstrap, "enable.auto.commit": "false",
+                         "isolation.level": isolation})
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
         consumer.assign(tps)
@@ -72,3 +80,22 @@ def flow_lag(flow: Flow, policy: DefaultReplicationPolicy) -> list[tuple[str, in
         done = admin.list_consumer_group_offsets(progress_group(flow), tps)
     return [(tp.topic, tp.partition, done.get(tp, 0), ends[tp] - done.get(tp, 0))
             for tp in sorted(tps)]
+
+
+def orphaned_topics(flow: Flow, policy: DefaultReplicationPolicy) -> list[str]:
+    """Remote topics of the flow on the target whose source topic no longer exists (deleted
+    on the source; the mirror keeps the copy). The identity policy cannot tell a copy from a
+    local topic of the target, so it reports none."""
+    if isinstance(policy, IdentityReplicationPolicy):
+        return []
+    with Admin({"bootstrap.servers": flow.target_bootstrap}) as admin:
+        remote = admin.list_topics()
+    with Admin({"bootstrap.servers": flow.source_bootstrap}) as admin:
+        source = set(admin.list_topics())
+    out = []
+    for topic in sorted(remote):
+        upstream = policy.upstream_topic(topic)
+        if (policy.topic_source(topic) == flow.source and upstream
+                and upstream not in source and flow.wants_topic(policy, upstream)):
+            out.append(topic)
+    return out

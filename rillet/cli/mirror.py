@@ -29,6 +29,7 @@ def mirror() -> None:
 def start(properties: Path) -> None:
     """Run every enabled flow of PROPERTIES (mm2.properties) until Ctrl-C or SIGTERM."""
     from rillet.connectors.mirror.runner import run_flows
+    from rillet.connectors.mirror.state import FlowStates, state_path
 
     config = _load(properties)
     stopping = []
@@ -37,7 +38,8 @@ def start(properties: Path) -> None:
         click.echo(f"mirroring {f.source}->{f.target} ({f.source_bootstrap} -> "
                    f"{f.target_bootstrap})", err=True)
     try:
-        run_flows(list(config.flows), config.policy, stop=lambda: bool(stopping))
+        run_flows(list(config.flows), config.policy, stop=lambda: bool(stopping),
+                  states=FlowStates(state_path(properties), properties.resolve()))
     except KeyboardInterrupt:
         pass
 
@@ -47,13 +49,36 @@ def start(properties: Path) -> None:
 def status(properties: Path) -> None:
     """Lag per topic-partition, last checkpoint per group and heartbeat age, per flow."""
     from rillet.cli.topic import _table
-    from rillet.connectors.mirror.remote import flow_lag, heartbeat_age_ms
+    from rillet.connectors.mirror.remote import flow_lag, heartbeat_age_ms, orphaned_topics
+    from rillet.connectors.mirror.state import describe, read_states
 
     config = _load(properties)
+    report = read_states(properties)
+    now_ms = int(time.time() * 1000)
+    if report is None:
+        click.echo("mirror process: none has run with this file")
+    else:
+        click.echo(f"mirror process: pid {report.get('pid')} "
+                   f"{'running' if report['alive'] else 'not running'}")
     for f in config.flows:
-        click.echo(f"flow {f.source}->{f.target}")
-        rows = flow_lag(f, config.policy)
-        _table(["TOPIC", "PARTITION", "MIRRORED", "LAG"],
-               [(t, p, done, lag) for t, p, done, lag in rows])
-        age = heartbeat_age_ms(f.target_bootstrap, f.source, int(time.time() * 1000))
-        click.echo(f"heartbeat age: {'-' if age is None else f'{age} ms'}")
+        name = f"{f.source}->{f.target}"
+        entry = (report or {}).get("flows", {}).get(name)
+        state = "-" if entry is None else describe(entry, now_ms)
+        if entry is not None and not report["alive"]:
+            state = f"stopped (last: {state})"
+        click.echo(f"flow {name}: {state}")
+        # each cluster is asked on its own: one that is down must not hide the other's part
+        try:
+            rows = flow_lag(f, config.policy)
+            _table(["TOPIC", "PARTITION", "MIRRORED", "LAG"],
+                   [(t, p, done, lag) for t, p, done, lag in rows])
+        except Exception as exc:  # noqa: BLE001 - the source is down: say so, go on
+            click.echo(f"lag: - ({f.source} unreachable: {exc})")
+        try:
+            age = heartbeat_age_ms(f.target_bootstrap, f.source, now_ms)
+            click.echo(f"heartbeat age: {'-' if age is None else f'{age} ms'}")
+            for remote in orphaned_topics(f, config.policy):
+                click.echo(f"orphaned: {remote} (its source topic is gone from {f.source}; "
+                           f"the copy on {f.target} is kept)")
+        except Exception as exc:  # noqa: BLE001 - the target is down
+            click.echo(f"heartbeat age: - ({f.target} unreachable: {exc})")

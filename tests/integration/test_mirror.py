@@ -1,118 +1,52 @@
 """Cross-cluster mirroring between two real clusters (issue #17): `rillet mirror start` is run
-as a user would, as its own process, against two LocalClusters."""
+as a user would, as its own process, against two LocalClusters. One pair of clusters serves
+the module (``pair``; each test uses its own topics); the test that starts B late has its own."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 from rillet.connectors.mirror.remote import _read_all
+from rillet.connectors.mirror.runner import POLL_RECORDS
 
 from rillet import Admin, Consumer, Producer
-from rillet.records import NewTopic, TopicPartition
+from rillet.records import TopicPartition
+from tests.integration.mirror_helpers import (  # noqa: F401 - *_fixture are fixtures
+    _count,
+    _create,
+    _produce,
+    _props,
+    mirrors_fixture,
+    pair_fixture,
+)
 from tests.support import wait_until
 
 pytestmark = pytest.mark.integration
 
 RECORDS = 3000
-PARTITIONS = 3
+PARTITIONS = 3  # as mirror_helpers._create's default
 FILLER = 300
 
 
-def _props(tmp_path: Path, a: str, b: str, **extra: str) -> Path:
-    lines = {"clusters": "A, B", "A.bootstrap.servers": a, "B.bootstrap.servers": b,
-             "A->B.enabled": "true", "A->B.topics": "orders.*",
-             "refresh.topics.interval.seconds": "1", "emit.checkpoints.interval.seconds": "1",
-             **extra}
-    path = tmp_path / f"mm2-{len(list(tmp_path.glob('mm2-*')))}.properties"
-    path.write_text("".join(f"{k} = {v}\n" for k, v in lines.items()))
-    return path
-
-
-class Mirror:
-    """One `rillet mirror start` process; always stopped at teardown."""
-
-    def __init__(self, props: Path, log: Path) -> None:
-        self.props, self.log, self.proc = props, log, None
-
-    def start(self) -> None:
-        out = open(self.log, "ab")  # noqa: SIM115 - the child owns it
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rillet.cli.main", "mirror", "start", str(self.props)],
-            stdout=out, stderr=out, env={**os.environ, "RILLET_DEBUG": "1"})
-
-    def kill9(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-
-
-@pytest.fixture
-def mirrors(tmp_path: Path):
-    made: list[Mirror] = []
-
-    def make(props: Path) -> Mirror:
-        m = Mirror(props, tmp_path / f"mirror-{len(made)}.log")
-        made.append(m)
-        m.start()
-        return m
-
-    yield make
-    for m in made:
-        m.stop()
-
-
-def _produce(bootstrap: str, topic: str, n: int, start: int = 0) -> None:
-    with Producer({"bootstrap.servers": bootstrap, "acks": "all"}) as p:
-        for i in range(start, start + n):
-            p.send(topic, f"v{i}".encode(), f"k{i % 50}".encode(),
-                   headers=[("seq", str(i).encode())], timestamp_ms=1_700_000_000_000 + i)
-        p.flush()
-
-
-def _count(bootstrap: str, topic: str) -> int:
-    with Admin({"bootstrap.servers": bootstrap}) as admin:
-        if topic not in admin.list_topics():
-            return 0
-        parts = admin.describe_topics([topic])[topic].partitions
-        ends = admin.list_offsets([TopicPartition(topic, p.partition) for p in parts])
-    return sum(ends.values())
-
-
-def _create(bootstrap: str, topic: str, partitions: int = PARTITIONS, **configs: str) -> None:
-    with Admin({"bootstrap.servers": bootstrap}) as admin:
-        admin.create_topics([NewTopic(topic, partitions, configs=configs)])
-
-
-def test_keyed_records_mirrored_in_order_and_kill9_loses_nothing(cluster_factory, tmp_path,
-                                                                  mirrors):
-    a, b = cluster_factory(), cluster_factory()
-    _create(a.bootstrap_servers, "orders", **{"retention.ms": "86400000"})
-    _produce(a.bootstrap_servers, "orders", RECORDS)
-    m = mirrors(_props(tmp_path, a.bootstrap_servers, b.bootstrap_servers))
-    wait_until(lambda: _count(b.bootstrap_servers, "A.orders") > RECORDS // 10, 60,
+def test_keyed_records_mirrored_in_order_and_kill9_loses_nothing(pair, tmp_path, mirrors):
+    a, b = pair
+    _create(a.bootstrap_servers, "keyed-orders", **{"retention.ms": "86400000"})
+    _produce(a.bootstrap_servers, "keyed-orders", RECORDS)
+    m = mirrors(_props(tmp_path, a.bootstrap_servers, b.bootstrap_servers,
+                      **{"A->B.topics": "keyed-orders"}))
+    wait_until(lambda: _count(b.bootstrap_servers, "A.keyed-orders") > RECORDS // 10, 60,
                "the mirror to copy some records")
     m.kill9()
-    _produce(a.bootstrap_servers, "orders", RECORDS, start=RECORDS)
+    _produce(a.bootstrap_servers, "keyed-orders", RECORDS, start=RECORDS)
     mirrors(m.props)
-    wait_until(lambda: _count(b.bootstrap_servers, "A.orders") >= 2 * RECORDS, 90,
+    wait_until(lambda: _count(b.bootstrap_servers, "A.keyed-orders") >= 2 * RECORDS, 90,
                "every record on B after the kill -9")
 
-    source = _read_all(a.bootstrap_servers, "orders")
-    copied = _read_all(b.bootstrap_servers, "A.orders", timeout_s=30)
+    source = _read_all(a.bootstrap_servers, "keyed-orders")
+    copied = _read_all(b.bootstrap_servers, "A.keyed-orders", timeout_s=30)
     by_part: dict[int, list] = defaultdict(list)
     for r in copied:
         by_part[r.partition].append(r)
@@ -127,30 +61,31 @@ def test_keyed_records_mirrored_in_order_and_kill9_loses_nothing(cluster_factory
                 first.append(rec)
         assert first == want, f"partition {part} differs"
     duplicates = len(copied) - len(source)
-    assert 0 <= duplicates <= 500  # at most one uncommitted poll (max.poll.records) per kill
+    assert 0 <= duplicates <= POLL_RECORDS  # at most one uncommitted poll per kill
     status = subprocess.run([sys.executable, "-m", "rillet.cli.main", "mirror", "status",
                              str(m.props)], capture_output=True, text=True, timeout=60)
     assert status.returncode == 0, status.stderr
-    rows = [line.split() for line in status.stdout.splitlines() if line.startswith("orders ")]
+    rows = [line.split() for line in status.stdout.splitlines() if line.startswith("keyed-orders ")]
     assert sorted((int(r[1]), int(r[2]), int(r[3])) for r in rows) == [
         (p, sum(1 for r in source if r.partition == p), 0) for p in range(PARTITIONS)]
     assert "heartbeat age: " in status.stdout and "heartbeat age: -" not in status.stdout
     with Admin({"bootstrap.servers": b.bootstrap_servers}) as admin:
-        assert len(admin.describe_topics(["A.orders"])["A.orders"].partitions) == PARTITIONS
-        cfg = admin.describe_configs(["A.orders"])["A.orders"]
+        assert len(admin.describe_topics(["A.keyed-orders"])["A.keyed-orders"].partitions) == \
+            PARTITIONS
+        cfg = admin.describe_configs(["A.keyed-orders"])["A.keyed-orders"]
         assert cfg["retention.ms"].value == "86400000"
 
 
-def test_group_fails_over_with_translated_offsets(cluster_factory, tmp_path, mirrors):
-    a, b = cluster_factory(), cluster_factory()
-    _create(a.bootstrap_servers, "orders", partitions=1)
-    _produce(a.bootstrap_servers, "orders", 2000)
+def test_group_fails_over_with_translated_offsets(pair, tmp_path, mirrors):
+    a, b = pair
+    _create(a.bootstrap_servers, "fo-orders", partitions=1)
+    _produce(a.bootstrap_servers, "fo-orders", 2000)
     # B's copy starts 300 records later than A's log, so translation is not the identity
-    _create(b.bootstrap_servers, "A.orders", partitions=1)
-    _produce(b.bootstrap_servers, "A.orders", FILLER, start=10_000)
+    _create(b.bootstrap_servers, "A.fo-orders", partitions=1)
+    _produce(b.bootstrap_servers, "A.fo-orders", FILLER, start=10_000)
     with Consumer({"bootstrap.servers": a.bootstrap_servers, "group.id": "billing",
                    "enable.auto.commit": "false"}) as c:
-        tp = TopicPartition("orders", 0)
+        tp = TopicPartition("fo-orders", 0)
         c.assign([tp])
         c.seek_to_beginning(tp)
         got = 0
@@ -158,14 +93,14 @@ def test_group_fails_over_with_translated_offsets(cluster_factory, tmp_path, mir
             got += sum(len(rs) for rs in c.poll(timeout_ms=500, max_records=1000 - got).values())
         c.commit({tp: 1000})
     mirrors(_props(tmp_path, a.bootstrap_servers, b.bootstrap_servers,
-                   **{"sync.group.offsets.enabled": "true"}))
-    remote = TopicPartition("A.orders", 0)
+                   **{"A->B.topics": "fo-orders", "sync.group.offsets.enabled": "true"}))
+    remote = TopicPartition("A.fo-orders", 0)
     cli = [sys.executable, "-m", "rillet.cli.main", "group", "translate-offsets", "--from", "A",
            "--to", "B", "--group", "billing", "-b", b.bootstrap_servers]
 
     def translated():
         res = subprocess.run(cli, capture_output=True, text=True, timeout=60)
-        if res.returncode != 0 or "A.orders" not in res.stdout:
+        if res.returncode != 0 or "A.fo-orders" not in res.stdout:
             return None
         offset = int(res.stdout.strip().splitlines()[-1].split()[-1])
         # checkpoints improve as the mirror passes record 1000 (it never overshoots)
@@ -181,11 +116,11 @@ def test_group_fails_over_with_translated_offsets(cluster_factory, tmp_path, mir
                                "sync.group.offsets to commit billing on B")
     assert remote in committed
     # the failed-over consumer reads exactly the rest of the topic, from its translated offset
-    wait_until(lambda: _count(b.bootstrap_servers, "A.orders") >= FILLER + 2000, 60,
+    wait_until(lambda: _count(b.bootstrap_servers, "A.fo-orders") >= FILLER + 2000, 60,
                "all mirrored")
     wait_until(lambda: _group_offset(b.bootstrap_servers, "billing", remote) == offset, 30,
                "sync.group.offsets to reach the latest checkpoint")
-    rest = _read_all(b.bootstrap_servers, "A.orders")[offset:]
+    rest = _read_all(b.bootstrap_servers, "A.fo-orders")[offset:]
     assert [r.value for r in rest][reprocessed:] == [f"v{i}".encode() for i in range(1000, 2000)]
 
 
@@ -194,16 +129,17 @@ def _group_offset(bootstrap: str, group: str, tp: TopicPartition) -> int | None:
         return admin.list_consumer_group_offsets(group).get(tp)
 
 
-def test_active_active_does_not_loop(cluster_factory, tmp_path, mirrors):
-    a, b = cluster_factory(), cluster_factory()
-    _create(a.bootstrap_servers, "orders-a", partitions=1)
-    _create(b.bootstrap_servers, "orders-b", partitions=1)
-    _produce(a.bootstrap_servers, "orders-a", 100)
-    _produce(b.bootstrap_servers, "orders-b", 100)
+def test_active_active_does_not_loop(pair, tmp_path, mirrors):
+    a, b = pair
+    _create(a.bootstrap_servers, "aa-a", partitions=1)
+    _create(b.bootstrap_servers, "aa-b", partitions=1)
+    _produce(a.bootstrap_servers, "aa-a", 100)
+    _produce(b.bootstrap_servers, "aa-b", 100)
     mirrors(_props(tmp_path, a.bootstrap_servers, b.bootstrap_servers,
-                   **{"A->B.topics": ".*", "B->A.enabled": "true", "B->A.topics": ".*"}))
-    wait_until(lambda: _count(b.bootstrap_servers, "A.orders-a") == 100, 60, "A->B")
-    wait_until(lambda: _count(a.bootstrap_servers, "B.orders-b") == 100, 60, "B->A")
+                   **{"A->B.topics": ".*aa-.*", "B->A.enabled": "true",
+                      "B->A.topics": ".*aa-.*"}))
+    wait_until(lambda: _count(b.bootstrap_servers, "A.aa-a") == 100, 60, "A->B")
+    wait_until(lambda: _count(a.bootstrap_servers, "B.aa-b") == 100, 60, "B->A")
     # several refreshes (1 s) after both remote topics exist: still no topic crossed back
     first = _read_all(b.bootstrap_servers, "heartbeats")
     wait_until(lambda: len(_read_all(b.bootstrap_servers, "heartbeats")) >= len(first) + 3, 60,
@@ -212,7 +148,7 @@ def test_active_active_does_not_loop(cluster_factory, tmp_path, mirrors):
         assert not [t for t in admin.list_topics() if t.startswith("B.A.")]
     with Admin({"bootstrap.servers": b.bootstrap_servers}) as admin:
         assert not [t for t in admin.list_topics() if t.startswith("A.B.")]
-    assert _count(a.bootstrap_servers, "orders-a") == 100
+    assert _count(a.bootstrap_servers, "aa-a") == 100
 
 
 def test_target_down_at_start_then_started(cluster_factory, tmp_path, mirrors):
@@ -229,17 +165,17 @@ def test_target_down_at_start_then_started(cluster_factory, tmp_path, mirrors):
         f"v{i}".encode() for i in range(500)]
 
 
-def test_new_topics_and_partition_increases_propagate(cluster_factory, tmp_path, mirrors):
-    a, b = cluster_factory(), cluster_factory()
-    _create(a.bootstrap_servers, "orders", partitions=1)
-    mirrors(_props(tmp_path, a.bootstrap_servers, b.bootstrap_servers))
+def test_new_topics_and_partition_increases_propagate(pair, tmp_path, mirrors):
+    a, b = pair
+    _create(a.bootstrap_servers, "np-orders", partitions=1)
+    mirrors(_props(tmp_path, a.bootstrap_servers, b.bootstrap_servers, **{"A->B.topics": "np-.*"}))
     wait_until(lambda: _count(b.bootstrap_servers, "heartbeats") >= 1, 60, "a heartbeat on B")
     with Admin({"bootstrap.servers": a.bootstrap_servers}) as admin:
-        admin.create_partitions({"orders": 2})
-    _create(a.bootstrap_servers, "orders-new", partitions=2)
+        admin.create_partitions({"np-orders": 2})
+    _create(a.bootstrap_servers, "np-orders-new", partitions=2)
     with Producer({"bootstrap.servers": a.bootstrap_servers, "acks": "all"}) as p:
-        p.send("orders", b"late", partition=1)
-        p.send("orders-new", b"fresh", partition=1)
+        p.send("np-orders", b"late", partition=1)
+        p.send("np-orders-new", b"fresh", partition=1)
         p.flush()
 
     def partitions(topic: str) -> int:
@@ -248,11 +184,11 @@ def test_new_topics_and_partition_increases_propagate(cluster_factory, tmp_path,
                 return 0
             return len(admin.describe_topics([topic])[topic].partitions)
 
-    wait_until(lambda: partitions("A.orders") == 2 and partitions("A.orders-new") == 2, 60,
+    wait_until(lambda: partitions("A.np-orders") == 2 and partitions("A.np-orders-new") == 2, 60,
                "the increase and the new topic on B")
-    wait_until(lambda: _count(b.bootstrap_servers, "A.orders") == 1
-               and _count(b.bootstrap_servers, "A.orders-new") == 1, 60, "the records on B")
-    got = _read_all(b.bootstrap_servers, "A.orders-new")
+    wait_until(lambda: _count(b.bootstrap_servers, "A.np-orders") == 1
+               and _count(b.bootstrap_servers, "A.np-orders-new") == 1, 60, "the records on B")
+    got = _read_all(b.bootstrap_servers, "A.np-orders-new")
     assert [(r.partition, r.value) for r in got] == [(1, b"fresh")]
 
 
@@ -261,15 +197,16 @@ def test_new_topics_and_partition_increases_propagate(cluster_factory, tmp_path,
 def test_100k_records_three_kills_no_loss(cluster_factory, tmp_path, mirrors):
     n = 100_000
     a, b = cluster_factory(), cluster_factory()
-    _create(a.bootstrap_servers, "orders")
-    _produce(a.bootstrap_servers, "orders", n)
-    m = mirrors(_props(tmp_path, a.bootstrap_servers, b.bootstrap_servers))
+    _create(a.bootstrap_servers, "big-orders")
+    _produce(a.bootstrap_servers, "big-orders", n)
+    m = mirrors(_props(tmp_path, a.bootstrap_servers, b.bootstrap_servers,
+                      **{"A->B.topics": "big-orders"}))
     for k in range(1, 4):
-        wait_until(lambda k=k: _count(b.bootstrap_servers, "A.orders") >= k * n // 4, 300,
+        wait_until(lambda k=k: _count(b.bootstrap_servers, "A.big-orders") >= k * n // 4, 300,
                    f"{k}/4 of the records on B")
         m.kill9()
         m = mirrors(m.props)
-    wait_until(lambda: _count(b.bootstrap_servers, "A.orders") >= n, 300, "every record")
-    copied = _read_all(b.bootstrap_servers, "A.orders", timeout_s=120)
+    wait_until(lambda: _count(b.bootstrap_servers, "A.big-orders") >= n, 300, "every record")
+    copied = _read_all(b.bootstrap_servers, "A.big-orders", timeout_s=120)
     assert {r.value for r in copied} == {f"v{i}".encode() for i in range(n)}
-    assert len(copied) - n <= 3 * 500  # at-least-once: at most one poll per kill
+    assert len(copied) - n <= 3 * POLL_RECORDS  # at-least-once: at most one poll per kill

@@ -3,6 +3,7 @@ offset translation, MM2 properties."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -16,8 +17,11 @@ from rillet.connectors.mirror.policy import (
     parse_properties,
     should_emit_sync,
     should_replicate_topic,
+    sync_points,
     translate_offset,
 )
+
+from rillet.records import TopicPartition
 
 ALL = re.compile(".*")
 BASE = {"clusters": "A, B", "A.bootstrap.servers": "h:1", "B.bootstrap.servers": "h:2",
@@ -89,8 +93,13 @@ exactly.once.support = disabled
     assert flow.wants_group("g1") and not flow.wants_group("g2")
     assert flow.emit_checkpoints_interval_s == 2 and flow.sync_group_offsets
     assert not flow.exactly_once
-    with pytest.raises(MirrorConfigError, match="not supported yet"):
-        parse_mirror_config(parse_properties(text.replace("= disabled", "= enabled")))
+    for value in ("enabled", "requested", "ENABLED"):
+        (eos,) = parse_mirror_config(parse_properties(
+            text.replace("= disabled", f"= {value}"))).flows
+        assert eos.exactly_once
+    (per_flow,) = parse_mirror_config(parse_properties(
+        text + "A->B.exactly.once.support = enabled\n")).flows
+    assert per_flow.exactly_once
 
 
 @pytest.mark.parametrize("props, message", [
@@ -113,3 +122,41 @@ def test_configs_to_sync_leaves_placement_keys_out():
     assert configs_to_sync({"retention.ms": "5", "min.insync.replicas": "2"},
                            {"retention.ms": "9"}) == {"retention.ms": "5"}
     assert configs_to_sync({"retention.ms": "5"}, {"retention.ms": "5"}) == {}
+
+
+def test_eos_offset_records_round_trip_in_kafka_connect_layout():
+    from rillet.connectors.mirror.eos import offset_key, offsets_topic, parse_offset
+
+    tp = TopicPartition("orders", 2)
+    key = offset_key("A", tp)
+    assert json.loads(key) == ["MirrorSourceConnector",
+                               {"cluster": "A", "partition": 2, "topic": "orders"}]
+    assert parse_offset("A", key, b'{"offset": 41}') == (tp, 41)
+    assert parse_offset("A", key, None) == (tp, None)            # a tombstone
+    assert parse_offset("C", key, b'{"offset": 41}') is None     # another source cluster
+    for bad_key, bad_value in ((b"junk", b"{}"), (None, b"{}"), (key, b"[1]"),
+                               (key, b'{"offset": "x"}'), (b'["Other", {}]', b"{}")):
+        assert parse_offset("A", bad_key, bad_value) is None
+    assert offsets_topic("A") == "mm2-offsets.A.internal"
+
+
+def test_sync_points_equal_asking_should_emit_sync_record_by_record():
+    """sync_points computes, from a contiguous run's ends, exactly the syncs the per-record
+    rule emits (seeded cases: first syncs, same and other drift, re-copies behind the last
+    sync, offset.lag.max 0 and 1)."""
+    import random
+
+    rng = random.Random(17)
+    for _ in range(600):
+        max_lag = rng.choice([0, 1, 2, 7, 100])
+        u0, d0, count = rng.randrange(0, 500), rng.randrange(0, 500), rng.randrange(0, 300)
+        last = None if rng.random() < 0.2 else OffsetSync(
+            "t", 0, rng.randrange(0, 700), rng.randrange(0, 700))
+        if last is not None and rng.random() < 0.5:  # the same drift as the run
+            last = OffsetSync("t", 0, last.upstream_offset, last.upstream_offset + d0 - u0)
+        want, current = [], last
+        for i in range(count):
+            if should_emit_sync(current, u0 + i, d0 + i, max_lag):
+                want.append((u0 + i, d0 + i))
+                current = OffsetSync("t", 0, u0 + i, d0 + i)
+        assert sync_points(last, u0, d0, count, max_lag) == want, (last, u0, d0, count, max_lag)
