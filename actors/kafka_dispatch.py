@@ -30,7 +30,8 @@ from .kafka_wire import Request
 HANDLER_MODULES: tuple[str, ...] = (
     "rillet.actors.kafka_api_versions",
     "rillet.actors.kafka_metadata",
-    # kafka-groups (#18): "rillet.actors.kafka_groups",
+    "rillet.actors.kafka_groups",  # kafka-groups (#18)
+    "rillet.actors.kafka_offsets",  # kafka-groups (#18)
 )
 
 
