@@ -388,3 +388,61 @@ def delete_fn(core: G.GroupCoordinator, shard: Any, gid: str) -> Callable:
         return G.Result(state, tuple(records), None)
 
     return fn
+
+
+# ------------------------------------------------------------- the native tools' view
+
+
+def consumer_assignment(data: bytes) -> tuple[P.GroupTopicPartitions, ...]:
+    """The partitions in a ``consumer`` protocol assignment (Kafka's
+    ConsumerProtocolAssignment: int16 version, [string topic, [int32 partition]], bytes
+    user data); () for anything else or malformed (the bytes are the clients' own)."""
+    import struct
+
+    try:
+        pos = 2
+        (count,) = struct.unpack_from(">i", data, pos)
+        pos += 4
+        out = []
+        for _ in range(max(count, 0)):
+            (n,) = struct.unpack_from(">h", data, pos)
+            topic = bytes(data[pos + 2:pos + 2 + n]).decode()
+            pos += 2 + n
+            (k,) = struct.unpack_from(">i", data, pos)
+            parts = struct.unpack_from(f">{max(k, 0)}i", data, pos + 4)
+            pos += 4 + 4 * max(k, 0)
+            out.append(P.GroupTopicPartitions(topic=topic, partitions=tuple(sorted(parts))))
+        return tuple(out)
+    except (struct.error, UnicodeDecodeError):
+        return ()
+
+
+def native_described(host: ClassicHost | None, gid: str) -> P.DescribedGroup | None:
+    """``rillet group describe``'s view of a classic group with members (None otherwise):
+    its state, protocol (as the assignor), generation (as the epochs) and each member's
+    partitions when the protocol type is ``consumer``."""
+    g = host.groups.get(gid) if host is not None else None
+    if g is None or not g.members:
+        return None
+    consumer = g.protocol_type == "consumer" and g.state is ClassicState.STABLE
+    return P.DescribedGroup(
+        group_id=gid, group_state=g.state.value, group_epoch=g.generation_id,
+        assignment_epoch=g.generation_id, assignor_name=g.protocol_name or "",
+        members=tuple(P.DescribedGroupMember(
+            member_id=m.member_id, instance_id=m.group_instance_id,
+            member_epoch=g.generation_id, member_state="classic", client_id=m.client_id,
+            client_host=m.client_host,
+            assignment=consumer_assignment(m.assignment) if consumer else ())
+            for m in g.members.values()))
+
+
+def native_listed(host: ClassicHost | None, groups: list[P.ListedGroup],
+                  states: tuple[str, ...] = ()) -> list[P.ListedGroup]:
+    """``rillet group list``: ``groups`` (the shard's consumer groups) with each classic
+    group that has members listed in its classic state (filtered by ``states``)."""
+    live = {gid: g for gid, g in (host.groups.items() if host is not None else ())
+            if g.members}
+    out = [g for g in groups if g.group_id not in live]
+    out += [P.ListedGroup(group_id=gid, group_state=g.state.value) for gid, g in live.items()
+            if not states or g.state.value in states]
+    return out

@@ -505,6 +505,7 @@ class GroupCoordinatorActor(DispatchedActor):
             if shard.loaded:
                 for g in self.core.list_groups(shard.state, wanted):
                     groups.append(P.ListedGroup(group_id=g.group_id, group_state=str(g.state)))
+                groups = CL.native_listed(shard.classic, groups, req.states_filter)
                 groups += S.listed(shard.state.share, frozenset(req.states_filter))
         respond(P.ListGroupsResponse(groups=tuple(sorted(groups, key=lambda g: g.group_id))))
 
@@ -525,6 +526,8 @@ class GroupCoordinatorActor(DispatchedActor):
                 out.append(S.describe(shard.state.share, gid))
             elif S.is_share_group(shard.state, gid):
                 out.append(S.inconsistent(gid, "share"))
+            elif (classic := CL.native_described(shard.classic, gid)) is not None:
+                out.append(classic)
             else:
                 out.append(W.described(self.core.describe_group(shard.state, gid)))
         if share:

@@ -144,8 +144,9 @@ def offset_fetch(call: Call):
         return send
 
     for i, g in enumerate(groups):
-        native, wanted = _native_fetch(g.group_id, g.topics, stable, g.member_id,
-                                       g.member_epoch)
+        native, wanted = _native_fetch(g.group_id, g.topics, stable,
+                                       getattr(g, "member_id", None),  # v9+
+                                       getattr(g, "member_epoch", -1))
 
         def convert(a: Any, gid=g.group_id, wanted=wanted):
             a = _as_fetch(a)

@@ -1,0 +1,176 @@
+"""Kafka clients' consumer groups on rillet's KAFKA listener (actors/kafka_groups.py,
+actors/kafka_offsets.py, actors/group_classic.py): real confluent-kafka and kafka-python
+consumers in classic groups (client-side assignment) against a real broker process; their
+offsets shared with rillet's native tools. One broker for the module."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from rillet.admin import Admin, NewTopic
+from rillet.launcher import LocalCluster
+from tests.integration.cli_helpers import cli_env, run
+from tests.integration.conftest import TEST_BROKER_CONFIGS
+from tests.support import wait_until
+
+pytestmark = pytest.mark.timeout(120)
+CONFIGS = {
+    **TEST_BROKER_CONFIGS,
+    "listeners": "KAFKA://127.0.0.1:0",
+    "offsets.topic.num.partitions": "3",
+    "group.initial.rebalance.delay.ms": "300",
+}
+
+
+@pytest.fixture(scope="module")
+def kafka(tmp_path_factory):
+    """(cluster, the broker's KAFKA address) with topics t6 (6 partitions) and t2 (2)."""
+    cluster = LocalCluster(tmp_path_factory.mktemp("kafka-groups"), 1, CONFIGS)
+    try:
+        cluster.start(timeout_s=30)
+        admin = Admin({"bootstrap.servers": cluster.bootstrap_servers})
+        try:
+            admin.create_topics([NewTopic("t6", 6, 1), NewTopic("t2", 2, 1),
+                                 NewTopic("tp", 2, 1)])
+        finally:
+            admin.close()
+        path = Path(cluster.broker_dir(cluster.broker_ids[0])) / "kafka-listener"
+        wait_until(path.exists, timeout_s=30, what="the KAFKA listener's address")
+        yield cluster, path.read_text().strip()
+    finally:
+        cluster.stop(timeout_s=10)
+
+
+def confluent_member(bootstrap: str, group: str, topic: str, owned: dict, name: str):
+    from confluent_kafka import Consumer
+
+    def on_assign(_c, parts):
+        owned[name] = {(p.topic, p.partition) for p in parts}
+
+    def on_revoke(_c, _parts):
+        owned[name] = set()
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "client.id": name,
+                  "enable.auto.commit": False, "session.timeout.ms": 10000,
+                  "heartbeat.interval.ms": 500, "log_level": 3})
+    c.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke)
+    return c
+
+
+def settle(consumers: dict, owned: dict, partitions: set, timeout_s: float = 60) -> None:
+    """Poll every consumer until each partition is owned by exactly one of them and each
+    owns some (the rebalance settled)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        for c in consumers.values():
+            c.poll(0.05)
+        got = [tp for name in consumers for tp in owned.get(name, ())]
+        if sorted(got) == sorted(partitions) and all(owned.get(n) for n in consumers):
+            return
+        assert time.monotonic() < deadline, f"not settled: {owned}"
+
+
+def test_confluent_group_of_three_rebalances_when_one_leaves(kafka) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    _cluster, bootstrap = kafka
+    owned: dict[str, set] = {}
+    names = ("c1", "c2", "c3")
+    consumers = {n: confluent_member(bootstrap, "g3", "t6", owned, n) for n in names}
+    partitions = {("t6", p) for p in range(6)}
+    try:
+        settle(consumers, owned, partitions)
+        assert sorted(len(owned[n]) for n in names) == [2, 2, 2]
+        admin = AdminClient({"bootstrap.servers": bootstrap})  # kept: its futures need it
+        described = admin.describe_consumer_groups(["g3"])["g3"].result(timeout=30)
+        assert str(described.state).endswith("STABLE") and len(described.members) == 3
+        assert {(tp.topic, tp.partition) for m in described.members
+                for tp in m.assignment.topic_partitions} == partitions
+        consumers.pop("c3").close()  # LeaveGroup: the other two take its partitions
+        owned.pop("c3")
+        settle(consumers, owned, partitions)
+        assert sorted(len(owned[n]) for n in consumers) == [3, 3]
+    finally:
+        for c in consumers.values():
+            c.close()
+
+
+def test_committed_offsets_survive_a_restart_and_show_in_rillet_group_describe(
+        kafka, tmp_path) -> None:
+    from confluent_kafka import TopicPartition
+
+    cluster, bootstrap = kafka
+    owned: dict[str, set] = {}
+    first = {"a": confluent_member(bootstrap, "gc", "t2", owned, "a")}
+    try:
+        settle(first, owned, {("t2", 0), ("t2", 1)})
+        first["a"].commit(offsets=[TopicPartition("t2", 0, 3), TopicPartition("t2", 1, 4)],
+                          asynchronous=False)
+    finally:
+        first["a"].close()
+    again = {"b": confluent_member(bootstrap, "gc", "t2", owned, "b")}
+    try:
+        settle(again, owned, {("t2", 0), ("t2", 1)})
+        got = again["b"].committed([TopicPartition("t2", 0), TopicPartition("t2", 1)],
+                                   timeout=30)
+        assert [(tp.partition, tp.offset) for tp in got] == [(0, 3), (1, 4)]
+        env = cli_env(tmp_path)
+        out = run(["group", "describe", "gc", "--bootstrap-server",
+                   cluster.bootstrap_servers], env).stdout.decode()
+        rows = {tuple(line.split()[1:4]) for line in out.splitlines()[1:]}
+        assert {("t2", "0", "3"), ("t2", "1", "4")} <= rows, out
+        members = run(["group", "describe", "gc", "--members", "--bootstrap-server",
+                       cluster.bootstrap_servers], env).stdout.decode()
+        assert "b" in members.split() and "2" in members.split(), members  # 2 partitions
+    finally:
+        again["b"].close()
+
+
+def test_kafka_python_group_admin_and_native_commits(kafka) -> None:
+    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    from rillet.records import TopicPartition as NativeTP
+
+    cluster, bootstrap = kafka
+    native = Admin({"bootstrap.servers": cluster.bootstrap_servers})
+    consumer = kadmin = None
+    try:
+        # rillet commits (both partitions: the consumer then needs no ListOffsets to start)
+        native.alter_consumer_group_offsets("gk", {NativeTP("tp", 0): 11, NativeTP("tp", 1): 0})
+        consumer = KafkaConsumer("tp", bootstrap_servers=bootstrap, group_id="gk",
+                                 enable_auto_commit=False, session_timeout_ms=10000,
+                                 heartbeat_interval_ms=500, request_timeout_ms=30000)
+        kadmin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
+        assert consumer.committed(TopicPartition("tp", 0)) == 11  # ... Kafka reads it
+        deadline = time.monotonic() + 60
+        while len(consumer.assignment()) < 2:
+            consumer.poll(timeout_ms=100)
+            assert time.monotonic() < deadline, "kafka-python got no assignment"
+        consumer.commit({TopicPartition("tp", 1): OffsetAndMetadata(7, "", -1)})
+        assert {g["group_id"]: g["group_state"] for g in kadmin.list_groups()}["gk"] == "Stable"
+        d = kadmin.describe_groups(["gk"])["gk"]
+        assert d["group_state"] == "Stable" and len(d["members"]) == 1, d
+        # OffsetFetch v8: two groups in one request
+        both = kadmin.list_group_offsets(["gk", "nobody"])
+        assert {tp.partition: o.offset for tp, o in both["gk"].items()} == {0: 11, 1: 7}
+        assert both["nobody"] == {}
+        assert kadmin.delete_groups(["gk"]) == {"gk": "NonEmptyGroupError"}
+        # ... and rillet reads the Kafka client's commit
+        assert native.list_consumer_group_offsets("gk") == {NativeTP("tp", 0): 11,
+                                                            NativeTP("tp", 1): 7}
+        consumer.close()  # LeaveGroup: the group is Empty, its offsets stay
+        d = kadmin.describe_groups(["gk"])["gk"]
+        assert d["group_state"] == "Empty" and d["members"] == [], d
+        assert kadmin.delete_groups(["gk"]) == {"gk": "OK"}
+        assert "gk" not in {g["group_id"] for g in kadmin.list_groups()}
+        assert native.list_consumer_group_offsets("gk") == {}
+    finally:
+        native.close()
+        if consumer is not None:
+            consumer.close()
+        if kadmin is not None:
+            kadmin.close()
