@@ -5,6 +5,8 @@ offsets shared with rillet's native tools. One broker for the module."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -12,9 +14,10 @@ import pytest
 
 from rillet.admin import Admin, NewTopic
 from rillet.launcher import LocalCluster
+from rillet.records import TopicPartition as NativeTP
 from tests.integration.cli_helpers import cli_env, run
 from tests.integration.conftest import TEST_BROKER_CONFIGS
-from tests.support import wait_until
+from tests.support import require_tool, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 CONFIGS = {
@@ -27,14 +30,14 @@ CONFIGS = {
 
 @pytest.fixture(scope="module")
 def kafka(tmp_path_factory):
-    """(cluster, the broker's KAFKA address) with topics t6 (6 partitions) and t2 (2)."""
+    """(cluster, the broker's KAFKA address) with the topics the tests use."""
     cluster = LocalCluster(tmp_path_factory.mktemp("kafka-groups"), 1, CONFIGS)
     try:
         cluster.start(timeout_s=30)
         admin = Admin({"bootstrap.servers": cluster.bootstrap_servers})
         try:
             admin.create_topics([NewTopic("t6", 6, 1), NewTopic("t2", 2, 1),
-                                 NewTopic("tp", 2, 1)])
+                                 NewTopic("tp", 2, 1), NewTopic("tjs", 4, 1)])
         finally:
             admin.close()
         path = Path(cluster.broker_dir(cluster.broker_ids[0])) / "kafka-listener"
@@ -54,7 +57,8 @@ def confluent_member(bootstrap: str, group: str, topic: str, owned: dict, name: 
         owned[name] = set()
 
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "client.id": name,
-                  "enable.auto.commit": False, "session.timeout.ms": 10000,
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                  "session.timeout.ms": 10000,
                   "heartbeat.interval.ms": 500, "log_level": 3})
     c.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke)
     return c
@@ -98,70 +102,94 @@ def test_confluent_group_of_three_rebalances_when_one_leaves(kafka) -> None:
             c.close()
 
 
+def consume(consumer, n: int, timeout_s: float = 60) -> list[tuple[int, int]]:
+    """(partition, offset) of the next ``n`` records ``consumer`` gets."""
+    got: list[tuple[int, int]] = []
+    deadline = time.monotonic() + timeout_s
+    while len(got) < n:
+        assert time.monotonic() < deadline, f"consumed only {got}"
+        m = consumer.poll(0.2)
+        if m is not None and m.error() is None:
+            got.append((m.partition(), m.offset()))
+    return got
+
+
 def test_committed_offsets_survive_a_restart_and_show_in_rillet_group_describe(
         kafka, tmp_path) -> None:
-    from confluent_kafka import TopicPartition
+    from confluent_kafka import Producer, TopicPartition
 
     cluster, bootstrap = kafka
+    producer = Producer({"bootstrap.servers": bootstrap, "log_level": 3})
+    for i in range(10):
+        producer.produce("t2", value=f"v{i}".encode(), partition=i % 2)
+    assert producer.flush(30) == 0
     owned: dict[str, set] = {}
-    first = {"a": confluent_member(bootstrap, "gc", "t2", owned, "a")}
+    first = confluent_member(bootstrap, "gc", "t2", owned, "a")
     try:
-        settle(first, owned, {("t2", 0), ("t2", 1)})
-        first["a"].commit(offsets=[TopicPartition("t2", 0, 3), TopicPartition("t2", 1, 4)],
-                          asynchronous=False)
+        before = consume(first, 6)
+        first.commit(asynchronous=False)  # the positions: the next offset of each
     finally:
-        first["a"].close()
-    again = {"b": confluent_member(bootstrap, "gc", "t2", owned, "b")}
+        first.close()
+    committed = {p: max((o + 1 for q, o in before if q == p), default=0) for p in (0, 1)}
+    again = confluent_member(bootstrap, "gc", "t2", owned, "b")
     try:
-        settle(again, owned, {("t2", 0), ("t2", 1)})
-        got = again["b"].committed([TopicPartition("t2", 0), TopicPartition("t2", 1)],
-                                   timeout=30)
-        assert [(tp.partition, tp.offset) for tp in got] == [(0, 3), (1, 4)]
+        after = consume(again, 4)
+        # it resumes at the committed offsets: nothing consumed twice, nothing skipped
+        assert sorted(before + after) == [(p, o) for p in (0, 1) for o in range(5)]
+        assert {p: min((o for q, o in after if q == p), default=5) for p in (0, 1)} == committed
+        got = again.committed([TopicPartition("t2", 0), TopicPartition("t2", 1)], timeout=30)
+        assert {tp.partition: tp.offset for tp in got} == committed
         env = cli_env(tmp_path)
         out = run(["group", "describe", "gc", "--bootstrap-server",
                    cluster.bootstrap_servers], env).stdout.decode()
-        rows = {tuple(line.split()[1:4]) for line in out.splitlines()[1:]}
-        assert {("t2", "0", "3"), ("t2", "1", "4")} <= rows, out
+        rows = {tuple(line.split()[1:6]) for line in out.splitlines()[1:]}
+        assert {("t2", str(p), str(committed[p]), "5", str(5 - committed[p]))
+                for p in (0, 1)} <= rows, out
         members = run(["group", "describe", "gc", "--members", "--bootstrap-server",
                        cluster.bootstrap_servers], env).stdout.decode()
         assert "b" in members.split() and "2" in members.split(), members  # 2 partitions
     finally:
-        again["b"].close()
+        again.close()
 
 
 def test_kafka_python_group_admin_and_native_commits(kafka) -> None:
-    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-    from kafka.structs import OffsetAndMetadata
-
-    from rillet.records import TopicPartition as NativeTP
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
     cluster, bootstrap = kafka
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    for i in range(6):
+        producer.send("tp", value=f"v{i}".encode(), partition=i % 2)
+    producer.flush(timeout=30)
+    producer.close()
     native = Admin({"bootstrap.servers": cluster.bootstrap_servers})
     consumer = kadmin = None
     try:
-        # rillet commits (both partitions: the consumer then needs no ListOffsets to start)
-        native.alter_consumer_group_offsets("gk", {NativeTP("tp", 0): 11, NativeTP("tp", 1): 0})
+        native.alter_consumer_group_offsets("gk", {NativeTP("tp", 0): 1})  # rillet commits
         consumer = KafkaConsumer("tp", bootstrap_servers=bootstrap, group_id="gk",
-                                 enable_auto_commit=False, session_timeout_ms=10000,
-                                 heartbeat_interval_ms=500, request_timeout_ms=30000)
+                                 enable_auto_commit=False, auto_offset_reset="earliest",
+                                 session_timeout_ms=10000, heartbeat_interval_ms=500,
+                                 request_timeout_ms=30000)
         kadmin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
-        assert consumer.committed(TopicPartition("tp", 0)) == 11  # ... Kafka reads it
+        got: list[tuple[int, int]] = []
         deadline = time.monotonic() + 60
-        while len(consumer.assignment()) < 2:
-            consumer.poll(timeout_ms=100)
-            assert time.monotonic() < deadline, "kafka-python got no assignment"
-        consumer.commit({TopicPartition("tp", 1): OffsetAndMetadata(7, "", -1)})
+        while len(got) < 5:
+            for records in consumer.poll(timeout_ms=200).values():
+                got += [(r.partition, r.offset) for r in records]
+            assert time.monotonic() < deadline, f"kafka-python consumed only {got}"
+        # ... and the Kafka consumer started where rillet's commit said (partition 0 at 1)
+        assert sorted(got) == [(0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+        consumer.commit()
         assert {g["group_id"]: g["group_state"] for g in kadmin.list_groups()}["gk"] == "Stable"
         d = kadmin.describe_groups(["gk"])["gk"]
         assert d["group_state"] == "Stable" and len(d["members"]) == 1, d
         # OffsetFetch v8: two groups in one request
         both = kadmin.list_group_offsets(["gk", "nobody"])
-        assert {tp.partition: o.offset for tp, o in both["gk"].items()} == {0: 11, 1: 7}
+        assert {tp.partition: o.offset for tp, o in both["gk"].items()} == {0: 3, 1: 3}
         assert both["nobody"] == {}
         assert kadmin.delete_groups(["gk"]) == {"gk": "NonEmptyGroupError"}
-        # ... and rillet reads the Kafka client's commit
-        assert native.list_consumer_group_offsets("gk") == {NativeTP("tp", 0): 11,
-                                                            NativeTP("tp", 1): 7}
+        # rillet reads the Kafka client's commit
+        assert native.list_consumer_group_offsets("gk") == {NativeTP("tp", 0): 3,
+                                                            NativeTP("tp", 1): 3}
         consumer.close()  # LeaveGroup: the group is Empty, its offsets stay
         d = kadmin.describe_groups(["gk"])["gk"]
         assert d["group_state"] == "Empty" and d["members"] == [], d
@@ -174,3 +202,27 @@ def test_kafka_python_group_admin_and_native_commits(kafka) -> None:
             consumer.close()
         if kadmin is not None:
             kadmin.close()
+
+
+def test_kafkajs_produces_and_consumes_in_a_group_of_two(kafka) -> None:
+    node = require_tool("node")
+    script = Path(__file__).parents[1] / "tools" / "kafkajs" / "group.js"
+    require_tool("kafkajs", str(script.parent / "node_modules" / "kafkajs"))
+    cluster, bootstrap = kafka
+    proc = subprocess.run([node, str(script), bootstrap, "tjs", "gjs", "40"],
+                          capture_output=True, text=True, timeout=100)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["consumed"] == 40 and out["duplicates"] == 0, out
+    members = [sorted(ps) for ps in out["assigned"].values()]
+    assert sorted(p for ps in members for p in ps) == [0, 1, 2, 3], out  # each exactly once
+    admin = Admin({"bootstrap.servers": cluster.bootstrap_servers})
+    try:
+        ends = admin.list_offsets([NativeTP("tjs", p) for p in range(4)])
+        committed = admin.list_consumer_group_offsets("gjs")
+    finally:
+        admin.close()
+    assert sum(ends.values()) == 40
+    assert {tp.partition: o for tp, o in committed.items()} == {
+        tp.partition: o for tp, o in ends.items()} == {int(p): o for p, o in
+                                                       out["committed"].items()}
