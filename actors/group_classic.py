@@ -390,6 +390,43 @@ def delete_fn(core: G.GroupCoordinator, shard: Any, gid: str) -> Callable:
     return fn
 
 
+def subscribed_topics(host: ClassicHost | None, gid: str) -> frozenset[str]:
+    """The topics a classic ``consumer`` group's members subscribe to (their protocol
+    metadata, Kafka's ConsumerProtocolSubscription: int16 version, [string topic], ...)."""
+    import struct
+
+    g = host.groups.get(gid) if host is not None else None
+    if g is None or g.protocol_type != "consumer":
+        return frozenset()
+    topics: set[str] = set()
+    for m in g.members.values():
+        for _name, data in m.protocols[:1] if g.protocol_name is None else [
+                (g.protocol_name, m.metadata(g.protocol_name))]:
+            try:
+                (count,) = struct.unpack_from(">i", data, 2)
+                pos = 6
+                for _ in range(max(count, 0)):
+                    (n,) = struct.unpack_from(">h", data, pos)
+                    topics.add(bytes(data[pos + 2:pos + 2 + n]).decode())
+                    pos += 2 + n
+            except (struct.error, UnicodeDecodeError):
+                continue
+    return frozenset(topics)
+
+
+def delete_offsets(core: G.GroupCoordinator, host: ClassicHost | None,
+                   state: G.CoordinatorState, gid: str, tps: list) -> G.Result:
+    """OffsetDelete: as the core's, and GROUP_SUBSCRIBED_TO_TOPIC for the partitions of
+    topics a classic group's members subscribe to (Kafka refuses those too)."""
+    blocked = subscribed_topics(host, gid)
+    result = core.delete_offsets(state, gid, [tp for tp in tps if tp.topic not in blocked])
+    if not blocked:
+        return result
+    errors = {**result.response.errors, **{tp: E.GROUP_SUBSCRIBED_TO_TOPIC for tp in tps
+                                           if tp.topic in blocked}}
+    return replace(result, response=G.OffsetDeleteResponse(errors=errors))
+
+
 # ------------------------------------------------------------- the native tools' view
 
 

@@ -305,7 +305,8 @@ class GroupCoordinatorActor(DispatchedActor):
             tps = [G.TopicPartition(t.topic, p) for t in req.topics for p in t.partitions]
 
             def fn(state: G.CoordinatorState) -> G.Result:
-                return self.core.delete_offsets(state, req.group_id, tps)
+                # a classic group's members subscribe in their own metadata
+                return CL.delete_offsets(self.core, shard.classic, state, req.group_id, tps)
 
             to_wire = W.delete_offsets_response
         else:

@@ -153,7 +153,7 @@ def test_committed_offsets_survive_a_restart_and_show_in_rillet_group_describe(
 
 
 def test_kafka_python_group_admin_and_native_commits(kafka) -> None:
-    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
     cluster, bootstrap = kafka
     producer = KafkaProducer(bootstrap_servers=bootstrap)
@@ -187,6 +187,8 @@ def test_kafka_python_group_admin_and_native_commits(kafka) -> None:
         assert {tp.partition: o.offset for tp, o in both["gk"].items()} == {0: 3, 1: 3}
         assert both["nobody"] == {}
         assert kadmin.delete_groups(["gk"]) == {"gk": "NonEmptyGroupError"}
+        refused = kadmin.delete_group_offsets("gk", [TopicPartition("tp", 0)])
+        assert refused[TopicPartition("tp", 0)].__name__ == "GroupSubscribedToTopicError"
         # rillet reads the Kafka client's commit
         assert native.list_consumer_group_offsets("gk") == {NativeTP("tp", 0): 3,
                                                             NativeTP("tp", 1): 3}
