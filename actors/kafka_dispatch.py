@@ -32,6 +32,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "rillet.actors.kafka_metadata",
     "rillet.actors.kafka_groups",  # kafka-groups (#18)
     "rillet.actors.kafka_offsets",  # kafka-groups (#18)
+    "rillet.actors.kafka_consumer_groups",  # kafka-groups (#18): KIP-848 clients
     "rillet.actors.kafka_fetch",  # kafka-data (#18): Fetch, ListOffsets
     "rillet.actors.kafka_produce",  # kafka-data (#18): Produce, InitProducerId
 )

@@ -25,6 +25,7 @@ CONFIGS = {
     "listeners": "KAFKA://127.0.0.1:0",
     "offsets.topic.num.partitions": "3",
     "group.initial.rebalance.delay.ms": "300",
+    "group.consumer.heartbeat.interval.ms": "500",  # KIP-848 members
 }
 
 
@@ -37,7 +38,8 @@ def kafka(tmp_path_factory):
         admin = Admin({"bootstrap.servers": cluster.bootstrap_servers})
         try:
             admin.create_topics([NewTopic("t6", 6, 1), NewTopic("t2", 2, 1),
-                                 NewTopic("tp", 2, 1), NewTopic("tjs", 4, 1)])
+                                 NewTopic("tp", 2, 1), NewTopic("tjs", 4, 1),
+                                 NewTopic("t848", 4, 1)])
         finally:
             admin.close()
         path = Path(cluster.broker_dir(cluster.broker_ids[0])) / "kafka-listener"
@@ -228,3 +230,51 @@ def test_kafkajs_produces_and_consumes_in_a_group_of_two(kafka) -> None:
     assert {tp.partition: o for tp, o in committed.items()} == {
         tp.partition: o for tp, o in ends.items()} == {int(p): o for p, o in
                                                        out["committed"].items()}
+
+
+def test_confluent_kip848_consumers_share_a_native_group(kafka, tmp_path) -> None:
+    """librdkafka's new protocol (group.protocol=consumer, ConsumerGroupHeartbeat): its
+    members are assigned by the broker in rillet's native groups, incrementally."""
+    from confluent_kafka import Consumer, Producer
+
+    cluster, bootstrap = kafka
+    producer = Producer({"bootstrap.servers": bootstrap, "log_level": 3})
+    for i in range(20):
+        producer.produce("t848", value=f"v{i}".encode(), partition=i % 4)
+    assert producer.flush(30) == 0
+    owned: dict[str, set] = {"n1": set(), "n2": set()}
+    seen: list[tuple[int, int]] = []
+
+    def member(name: str):
+        def on_assign(_c, parts):  # incremental: what is added
+            owned[name] |= {p.partition for p in parts}
+
+        def on_revoke(_c, parts):
+            owned[name] -= {p.partition for p in parts}
+
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": "g848", "client.id": name,
+                      "group.protocol": "consumer", "auto.offset.reset": "earliest",
+                      "log_level": 3})
+        c.subscribe(["t848"], on_assign=on_assign, on_revoke=on_revoke)
+        return c
+
+    consumers = [member("n1"), member("n2")]
+    try:
+        deadline = time.monotonic() + 60
+        while not (len(seen) >= 20 and owned["n1"] and owned["n2"]
+                   and sorted(owned["n1"] | owned["n2"]) == [0, 1, 2, 3]
+                   and not owned["n1"] & owned["n2"]):
+            assert time.monotonic() < deadline, (owned, seen)
+            for c in consumers:
+                m = c.poll(0.05)
+                if m is not None and m.error() is None:
+                    seen.append((m.partition(), m.offset()))
+        assert sorted(set(seen)) == [(p, o) for p in range(4) for o in range(5)]
+        for c in consumers:
+            c.commit(asynchronous=False)
+        out = run(["group", "describe", "g848", "--members", "--bootstrap-server",
+                   cluster.bootstrap_servers], cli_env(tmp_path)).stdout.decode()
+        assert {"n1", "n2"} <= set(out.split()), out  # native members, by client id
+    finally:
+        for c in consumers:
+            c.close()
