@@ -45,6 +45,7 @@ from rillet.transport import protocol as P
 
 from . import share_group as S
 from .configs import BrokerConfig
+from .consumer_protocol import assignment_partitions, subscription_topics
 
 E = P.ErrorCode
 Respond = Callable[[Any], None]
@@ -391,27 +392,13 @@ def delete_fn(core: G.GroupCoordinator, shard: Any, gid: str) -> Callable:
 
 
 def subscribed_topics(host: ClassicHost | None, gid: str) -> frozenset[str]:
-    """The topics a classic ``consumer`` group's members subscribe to (their protocol
-    metadata, Kafka's ConsumerProtocolSubscription: int16 version, [string topic], ...)."""
-    import struct
-
+    """The topics a classic ``consumer`` group's members subscribe to (their metadata for
+    the group's protocol, or their first protocol's before one is chosen)."""
     g = host.groups.get(gid) if host is not None else None
     if g is None or g.protocol_type != "consumer":
         return frozenset()
-    topics: set[str] = set()
-    for m in g.members.values():
-        for _name, data in m.protocols[:1] if g.protocol_name is None else [
-                (g.protocol_name, m.metadata(g.protocol_name))]:
-            try:
-                (count,) = struct.unpack_from(">i", data, 2)
-                pos = 6
-                for _ in range(max(count, 0)):
-                    (n,) = struct.unpack_from(">h", data, pos)
-                    topics.add(bytes(data[pos + 2:pos + 2 + n]).decode())
-                    pos += 2 + n
-            except (struct.error, UnicodeDecodeError):
-                continue
-    return frozenset(topics)
+    return frozenset(t for m in g.members.values() for t in subscription_topics(
+        m.metadata(g.protocol_name) if g.protocol_name else m.protocols[0][1]))
 
 
 def delete_offsets(core: G.GroupCoordinator, host: ClassicHost | None,
@@ -430,30 +417,6 @@ def delete_offsets(core: G.GroupCoordinator, host: ClassicHost | None,
 # ------------------------------------------------------------- the native tools' view
 
 
-def consumer_assignment(data: bytes) -> tuple[P.GroupTopicPartitions, ...]:
-    """The partitions in a ``consumer`` protocol assignment (Kafka's
-    ConsumerProtocolAssignment: int16 version, [string topic, [int32 partition]], bytes
-    user data); () for anything else or malformed (the bytes are the clients' own)."""
-    import struct
-
-    try:
-        pos = 2
-        (count,) = struct.unpack_from(">i", data, pos)
-        pos += 4
-        out = []
-        for _ in range(max(count, 0)):
-            (n,) = struct.unpack_from(">h", data, pos)
-            topic = bytes(data[pos + 2:pos + 2 + n]).decode()
-            pos += 2 + n
-            (k,) = struct.unpack_from(">i", data, pos)
-            parts = struct.unpack_from(f">{max(k, 0)}i", data, pos + 4)
-            pos += 4 + 4 * max(k, 0)
-            out.append(P.GroupTopicPartitions(topic=topic, partitions=tuple(sorted(parts))))
-        return tuple(out)
-    except (struct.error, UnicodeDecodeError):
-        return ()
-
-
 def native_described(host: ClassicHost | None, gid: str) -> P.DescribedGroup | None:
     """``rillet group describe``'s view of a classic group with members (None otherwise):
     its state, protocol (as the assignor), generation (as the epochs) and each member's
@@ -469,7 +432,8 @@ def native_described(host: ClassicHost | None, gid: str) -> P.DescribedGroup | N
             member_id=m.member_id, instance_id=m.group_instance_id,
             member_epoch=g.generation_id, member_state="classic", client_id=m.client_id,
             client_host=m.client_host,
-            assignment=consumer_assignment(m.assignment) if consumer else ())
+            assignment=tuple(P.GroupTopicPartitions(topic=t, partitions=ps) for t, ps in
+                             assignment_partitions(m.assignment).items()) if consumer else ())
             for m in g.members.values()))
 
 
