@@ -16,7 +16,7 @@ from rillet.admin import Admin, NewTopic
 from rillet.launcher import LocalCluster
 from rillet.records import TopicPartition as NativeTP
 from tests.integration.cli_helpers import cli_env, run
-from tests.integration.conftest import TEST_BROKER_CONFIGS
+from tests.integration.conftest import FAST_CLUSTER_CONFIGS, TEST_BROKER_CONFIGS
 from tests.support import require_tool, wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -278,3 +278,79 @@ def test_confluent_kip848_consumers_share_a_native_group(kafka, tmp_path) -> Non
     finally:
         for c in consumers:
             c.close()
+
+
+def kafka_addresses(cluster) -> str:
+    out = []
+    for broker_id in cluster.broker_ids:
+        path = Path(cluster.broker_dir(broker_id)) / "kafka-listener"
+        wait_until(path.exists, timeout_s=30, what=f"broker {broker_id}'s KAFKA address")
+        out.append(path.read_text().strip())
+    return ",".join(out)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_classic_group_carries_on_through_its_coordinators_failover(cluster_factory) -> None:
+    """kill -9 the broker coordinating a confluent-kafka group: the new coordinator reloads
+    the group from __consumer_offsets, so its members carry on in the same generation (no
+    rebalance), with their committed offsets, and consume what is produced after."""
+    from confluent_kafka import Producer
+
+    cluster = cluster_factory(3, {**FAST_CLUSTER_CONFIGS, **CONFIGS})
+    admin = Admin({"bootstrap.servers": cluster.bootstrap_servers})
+    try:
+        admin.create_topics([NewTopic("tf", 2, 3)])
+        bootstrap = kafka_addresses(cluster)
+        producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "log_level": 3})
+        for i in range(10):
+            producer.produce("tf", value=f"a{i}".encode(), partition=i % 2)
+        assert producer.flush(30) == 0
+        owned: dict[str, set] = {}
+        consumers = {n: confluent_member(bootstrap, "gf", "tf", owned, n) for n in ("f1", "f2")}
+        try:
+            seen: list = []
+            deadline = time.monotonic() + 90
+            while len(seen) < 10 or not all(owned.get(n) for n in consumers):
+                assert time.monotonic() < deadline, (owned, seen)
+                for c in consumers.values():
+                    m = c.poll(0.05)
+                    if m is not None and m.error() is None:
+                        seen.append(m.value())
+            for c in consumers.values():
+                c.commit(asynchronous=False)
+            before = admin.describe_groups(["gf"])["gf"]
+            assert before.state == "Stable" and len(before.members) == 2, before
+            leader = cluster_coordinator(cluster, admin, "gf")
+            cluster.kill(leader)
+            for i in range(10):
+                producer.produce("tf", value=f"b{i}".encode(), partition=i % 2)
+            assert producer.flush(60) == 0
+            deadline = time.monotonic() + 120
+            while len(seen) < 20:
+                assert time.monotonic() < deadline, (owned, seen)
+                for c in consumers.values():
+                    m = c.poll(0.05)
+                    if m is not None and m.error() is None:
+                        seen.append(m.value())
+            assert sorted(seen) == sorted([f"a{i}".encode() for i in range(10)]
+                                          + [f"b{i}".encode() for i in range(10)])
+            after = admin.describe_groups(["gf"])["gf"]
+            assert after.state == "Stable" and after.group_epoch == before.group_epoch, (
+                before, after)  # reloaded, not rebuilt by a rebalance
+            committed = admin.list_consumer_group_offsets("gf")
+            assert sum(committed.values()) == 10  # committed before the failover, kept
+        finally:
+            for c in consumers.values():
+                c.close()
+    finally:
+        admin.close()
+
+
+def cluster_coordinator(cluster, admin, group: str) -> int:
+    """The broker id leading the group's __consumer_offsets partition (its coordinator)."""
+    from rillet.actors.group_locate import partition_for
+
+    topic = admin.describe_topics(["__consumer_offsets"])["__consumer_offsets"]
+    partition = partition_for(group, len(topic.partitions))
+    return next(p.leader for p in topic.partitions if p.partition == partition)
