@@ -336,8 +336,12 @@ def test_a_classic_group_carries_on_through_its_coordinators_failover(cluster_fa
             assert sorted(seen) == sorted([f"a{i}".encode() for i in range(10)]
                                           + [f"b{i}".encode() for i in range(10)])
             after = admin.describe_groups(["gf"])["gf"]
+            assert after.coordinator != before.coordinator, (before, after)
+            # reloaded, not rebuilt by a rebalance: same generation, same member ids
             assert after.state == "Stable" and after.group_epoch == before.group_epoch, (
-                before, after)  # reloaded, not rebuilt by a rebalance
+                before, after)
+            assert {m.member_id for m in after.members} == {
+                m.member_id for m in before.members}, (before, after)
             committed = admin.list_consumer_group_offsets("gf")
             assert sum(committed.values()) == 10  # committed before the failover, kept
         finally:
