@@ -362,3 +362,79 @@ def cluster_coordinator(cluster, admin, group: str) -> int:
     topic = admin.describe_topics(["__consumer_offsets"])["__consumer_offsets"]
     partition = partition_for(group, len(topic.partitions))
     return next(p.leader for p in topic.partitions if p.partition == partition)
+
+
+def test_bad_group_requests_get_kafkas_errors_on_a_connection_that_stays_open(kafka) -> None:
+    """Direct protocol requests (kio's codecs, no client library smoothing anything over)."""
+    import io
+    import socket
+    import struct
+    from datetime import timedelta
+
+    from kio.schema.errors import ErrorCode
+    from kio.schema.find_coordinator.v4 import request as fc_req
+    from kio.schema.find_coordinator.v4 import response as fc_resp
+    from kio.schema.heartbeat.v4 import request as hb_req
+    from kio.schema.heartbeat.v4 import response as hb_resp
+    from kio.schema.join_group.v9 import request as jg_req
+    from kio.schema.join_group.v9 import response as jg_resp
+    from kio.schema.request_header.v2.header import RequestHeader
+    from kio.schema.response_header.v1.header import ResponseHeader
+    from kio.schema.sync_group.v5 import request as sg_req
+    from kio.schema.sync_group.v5 import response as sg_resp
+    from kio.serial import entity_reader, entity_writer
+    from kio.static.primitive import i32Timedelta
+
+    _cluster, address = kafka
+    host, port = address.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=30)
+
+    def call(body, response_cls, cid=[0]):  # noqa: B006 - a counter
+        cid[0] += 1
+        buf = io.BytesIO()
+        entity_writer(RequestHeader)(buf, RequestHeader(
+            request_api_key=body.__api_key__, request_api_version=body.__version__,
+            correlation_id=cid[0], client_id="raw"))
+        entity_writer(type(body))(buf, body)
+        sock.sendall(struct.pack(">i", len(buf.getvalue())) + buf.getvalue())
+        data = b""
+        while len(data) < 4 or len(data) < 4 + struct.unpack(">i", data[:4])[0]:
+            chunk = sock.recv(65536)
+            assert chunk, "the broker closed the connection"
+            data += chunk
+        frame = data[4:]
+        header, at = entity_reader(ResponseHeader)(frame, 0)
+        assert header.correlation_id == cid[0]
+        response, used = entity_reader(response_cls)(frame, at)
+        assert at + used == len(frame)
+        return response
+
+    def join(session_ms: int, protocols):
+        return call(jg_req.JoinGroupRequest(
+            group_id="raw", session_timeout=i32Timedelta.parse(timedelta(milliseconds=session_ms)),
+            rebalance_timeout=i32Timedelta.parse(timedelta(milliseconds=10_000)), member_id="",
+            protocol_type="consumer", protocols=protocols), jg_resp.JoinGroupResponse)
+
+    found = call(fc_req.FindCoordinatorRequest(key_type=7, coordinator_keys=("raw",)),
+                 fc_resp.FindCoordinatorResponse)
+    assert [c.error_code for c in found.coordinators] == [ErrorCode.invalid_request]
+
+    def located():  # as a client does: until __consumer_offsets exists and is led
+        found = call(fc_req.FindCoordinatorRequest(key_type=0, coordinator_keys=("raw", "x")),
+                     fc_resp.FindCoordinatorResponse)
+        return [(c.error_code, f"{c.host}:{c.port}") for c in found.coordinators]
+
+    wait_until(lambda: located() == [(ErrorCode.none, address)] * 2, timeout_s=30,
+               what="the group coordinator")
+    good = (jg_req.JoinGroupRequestProtocol(name="range", metadata=b"\x00"),)
+    assert join(1, good).error_code == ErrorCode.invalid_session_timeout
+    assert join(10_000, ()).error_code == ErrorCode.inconsistent_group_protocol
+    first = join(10_000, good)
+    assert first.error_code == ErrorCode.member_id_required and first.member_id
+    hb = call(hb_req.HeartbeatRequest(group_id="raw", generation_id=1, member_id="nobody"),
+              hb_resp.HeartbeatResponse)
+    assert hb.error_code == ErrorCode.unknown_member_id
+    sync = call(sg_req.SyncGroupRequest(group_id="nowhere", generation_id=7, member_id="x",
+                                        assignments=()), sg_resp.SyncGroupResponse)
+    assert sync.error_code == ErrorCode.unknown_member_id
+    sock.close()
