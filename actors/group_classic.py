@@ -174,10 +174,12 @@ def blocks_consumer_heartbeat(host: ClassicHost | None, group_id: str) -> bool:
 
 
 def commit_request(host: ClassicHost | None, req: G.OffsetCommitRequest) -> G.OffsetCommitRequest:
-    """An OffsetCommit to a group that is classic: its member and generation checked here,
-    then stored as the shared offset path's simple commit (raises a GroupError)."""
+    """An OffsetCommit to a classic group with members: its member and generation checked
+    here, then stored as the shared offset path's simple commit (raises a GroupError). Any
+    other goes the native way (a simple commit, or a KIP-848 member's: an id may be used by
+    KIP-848 members once its classic group is empty)."""
     g = host.groups.get(req.group_id) if host is not None else None
-    if g is None or (not g.members and not req.member_id):
+    if g is None or not g.members:
         return req
     return classic_commit(g, req)
 

@@ -316,3 +316,27 @@ def test_a_parked_join_is_answered_not_coordinator_when_the_shard_moves(log) -> 
         assert c.last("newcomer").code == E.NOT_COORDINATOR
     finally:
         c.stop()
+
+
+def test_an_emptied_classic_group_id_serves_kip848_members_and_their_commits(log) -> None:
+    c = Coordinator(log, Clock())
+    try:
+        a, b = settle_two(c)
+        c.send("leave", CL.ClassicLeave(group_id="g", members=((a.member_id, None),
+                                                               (b.member_id, None))))
+        assert c.last("leave") == [None, None]
+        c.send("join848", P.ConsumerGroupHeartbeatRequest(
+            group_id="g", member_id="k", member_epoch=0, rebalance_timeout_ms=1000,
+            subscribed_topic_names=("t",)))
+        joined = c.last("join848")
+        assert joined.error_code == 0 and joined.member_epoch > 0
+        c.send("commit848", P.OffsetCommitRequest(
+            group_id="g", member_id="k", member_epoch=joined.member_epoch,
+            topics=(P.OffsetCommitTopic(name="t", partitions=(
+                P.OffsetCommitPartition(partition=0, committed_offset=3),)),)))
+        r = c.last("commit848")
+        assert r.error_code == 0 and r.topics[0].partitions[0].error_code == 0
+        c.join("late")  # and now a classic client is refused: the id is a KIP-848 group's
+        assert c.last("late").code == E.INCONSISTENT_GROUP_PROTOCOL
+    finally:
+        c.stop()
