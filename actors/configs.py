@@ -154,6 +154,12 @@ BROKER_DEFAULTS: dict[str, str] = {
     "authorizer.class.name": "",
     "super.users": "",
     "allow.everyone.if.no.acl.found": "false",
+    # classic consumer groups (JoinGroup/SyncGroup clients on the KAFKA listener;
+    # actors/group_classic.py, docs/groups.md): Kafka's names and defaults
+    "group.min.session.timeout.ms": "6000",
+    "group.max.session.timeout.ms": "1800000",
+    "group.initial.rebalance.delay.ms": "3000",
+    "group.max.size": str(2**31 - 1),
 }
 
 _CHOICES = {
@@ -271,6 +277,7 @@ def validate_broker_configs(configs: Mapping[str, str]) -> BrokerConfig:
         raise ConfigError(f"connections.max.idle.ms={idle} must be -1 (never) or >= 1")
     _validate_security(merged)
     _validate_authorizer(merged)
+    _validate_classic_groups(merged)
     from rillet.actors.listeners import parse_listeners
 
     parse_listeners(merged["listeners"])
@@ -281,6 +288,17 @@ def validate_broker_configs(configs: Mapping[str, str]) -> BrokerConfig:
     except share_config.GroupConfigError as e:
         raise ConfigError(str(e)) from None
     return merged
+
+
+def _validate_classic_groups(merged: Mapping[str, str]) -> None:
+    low, high = int(merged["group.min.session.timeout.ms"]), int(merged["group.max.session.timeout.ms"])
+    if not 1 <= low <= high:
+        raise ConfigError(f"group.min.session.timeout.ms={low} must be >= 1 and at most "
+                          f"group.max.session.timeout.ms={high}")
+    if int(merged["group.initial.rebalance.delay.ms"]) < 0:
+        raise ConfigError("group.initial.rebalance.delay.ms must be >= 0")
+    if int(merged["group.max.size"]) < 1:
+        raise ConfigError("group.max.size must be >= 1")
 
 
 def _validate_security(merged: Mapping[str, str]) -> None:

@@ -47,6 +47,7 @@ from rillet.coordinator.groups.errors import GroupError, IllegalTransition
 from rillet.coordinator.metadata import MetadataImage
 from rillet.transport import protocol as P
 
+from . import group_classic as CL
 from . import group_txn as T
 from . import group_wire as W
 from . import partition as R
@@ -58,7 +59,6 @@ from .group_locate import (  # noqa: F401 - re-exported: where the group tools a
     java_string_hashcode,
     partition_for,
 )
-from .group_wire import error_response
 from .runtime import DispatchedActor
 from .shard_load import finish as _finish
 from .ticker import now_ms
@@ -158,6 +158,8 @@ class _Shard:
     """group id -> member id -> its held heartbeat."""
     latest: dict[tuple[str, str], int] = field(default_factory=dict)
     """(group id, member id) -> seq of its newest heartbeat not yet answered."""
+    classic: CL.ClassicHost | None = None
+    """The shard's classic groups (actors/group_classic.py), set once it is loaded."""
 
 
 # ------------------------------------------------------------------------------------- actor
@@ -169,6 +171,7 @@ class GroupCoordinatorActor(DispatchedActor):
         self.ctx = ctx
         self.clock = clock  # wall-clock ms; tests pass a fake one
         self.core = G.GroupCoordinator(group_config(ctx.broker_configs))
+        self.classic_config = CL.classic_config(ctx.broker_configs)
         self.shards: dict[int, _Shard] = {}
         if getattr(ctx, "metrics", None) is not None:  # group lag (actors/metrics_sources.py)
             ctx.metrics.sources.group_shards = self.shards
@@ -224,13 +227,26 @@ class GroupCoordinatorActor(DispatchedActor):
                 self._describe(req, respond)
             case P.DeleteGroupsRequest():
                 self._delete_groups(req, respond)
+            case CL.ClassicList():
+                respond([row for s in self.shards.values() if s.loaded for row in CL.listed(s)])
+            case CL.ClassicDescribe():
+                respond([self._classic_view(gid) for gid in req.group_ids])
             case _:
                 try:
                     shard = self._shard_for(req.group_id)
                 except _CoordinatorError as e:
                     respond(error_response(req, e.code, e.message))
                     return
-                self._single(shard, req, respond)
+                if isinstance(req, CL.REQUESTS):
+                    CL.handle(self, shard, req, respond)
+                else:
+                    self._single(shard, req, respond)
+
+    def _classic_view(self, gid: str) -> dict | CL.Failure:
+        try:
+            return CL.describe(self._shard_for(gid), gid)
+        except _CoordinatorError as e:
+            return CL.Failure(e.code, e.message)
 
     def _single(self, shard: _Shard, req: Any, respond: Callable[[object], None]) -> None:
         now = self.clock()
@@ -252,6 +268,11 @@ class GroupCoordinatorActor(DispatchedActor):
             self._mutate(shard, *S.heartbeat_op(req, self.topics, self.clock, config, respond))
             return
         if isinstance(req, P.ConsumerGroupHeartbeatRequest):
+            if CL.blocks_consumer_heartbeat(shard.classic, req.group_id):
+                respond(P.ConsumerGroupHeartbeatResponse(
+                    error_code=E.GROUP_ID_NOT_FOUND,
+                    error_message=f"{req.group_id!r} is a classic group"))
+                return
             core_req = W.heartbeat_request(req)
             key = (core_req.group_id, core_req.member_id)
             members = shard.parked.get(key[0])
@@ -269,7 +290,9 @@ class GroupCoordinatorActor(DispatchedActor):
             commit = W.commit_request(req)
 
             def fn(state: G.CoordinatorState) -> G.Result:
-                return self.core.commit_offsets(state, commit, now)
+                # a classic member's commit: its generation is checked here
+                return self.core.commit_offsets(state, CL.commit_request(shard.classic, commit),
+                                                now)
 
             to_wire = W.commit_response
         elif isinstance(req, P.TxnOffsetCommitRequest):
@@ -284,7 +307,8 @@ class GroupCoordinatorActor(DispatchedActor):
             tps = [G.TopicPartition(t.topic, p) for t in req.topics for p in t.partitions]
 
             def fn(state: G.CoordinatorState) -> G.Result:
-                return self.core.delete_offsets(state, req.group_id, tps)
+                # a classic group's members subscribe in their own metadata
+                return CL.delete_offsets(self.core, shard.classic, state, req.group_id, tps)
 
             to_wire = W.delete_offsets_response
         else:
@@ -484,6 +508,7 @@ class GroupCoordinatorActor(DispatchedActor):
             if shard.loaded:
                 for g in self.core.list_groups(shard.state, wanted):
                     groups.append(P.ListedGroup(group_id=g.group_id, group_state=str(g.state)))
+                groups = CL.native_listed(shard.classic, groups, req.states_filter)
                 groups += S.listed(shard.state.share, frozenset(req.states_filter))
         respond(P.ListGroupsResponse(groups=tuple(sorted(groups, key=lambda g: g.group_id))))
 
@@ -504,6 +529,8 @@ class GroupCoordinatorActor(DispatchedActor):
                 out.append(S.describe(shard.state.share, gid))
             elif S.is_share_group(shard.state, gid):
                 out.append(S.inconsistent(gid, "share"))
+            elif (classic := CL.native_described(shard.classic, gid)) is not None:
+                out.append(classic)
             else:
                 out.append(W.described(self.core.describe_group(shard.state, gid)))
         if share:
@@ -535,6 +562,8 @@ class GroupCoordinatorActor(DispatchedActor):
 
             if S.is_share_group(shard.state, gid):
                 self._mutate(shard, S.delete_fn(gid), done)
+            elif CL.is_classic(shard.classic, gid):
+                self._mutate(shard, CL.delete_fn(self.core, shard, gid), done)
             else:
                 self._mutate(shard, lambda s, gid=gid: self.core.delete_group(s, gid), done)
 
@@ -556,6 +585,7 @@ class GroupCoordinatorActor(DispatchedActor):
                 for _fn, done in shard.queue:
                     done(None, (E.NOT_COORDINATOR, "coordinator moved"))
                 self._answer_parked(shard, None, (E.NOT_COORDINATOR, "coordinator moved"))
+                CL.drop(shard.classic, E.NOT_COORDINATOR, "coordinator moved")
         for p, epoch in led.items():
             if p not in self.shards:
                 self._generation += 1
@@ -634,6 +664,7 @@ class GroupCoordinatorActor(DispatchedActor):
         shard.state = self.core.on_loaded(G.replay_log(shard.load_entries), self.clock())
         shard.state = S.loaded(shard.state, self.clock(), S.config_of(self.ctx, self.image))
         shard.load_entries = []
+        shard.classic = CL.loaded(shard, self.classic_config, self.clock())
         shard.loaded = True
         self._log.info("coordinator for {}-{} loaded: {} groups, {} open transactions (up to "
                        "offset {})", OFFSETS_TOPIC, shard.partition, len(shard.state.groups),
@@ -682,6 +713,7 @@ class GroupCoordinatorActor(DispatchedActor):
                     done(None, (E.COORDINATOR_NOT_AVAILABLE, "reloading the group state"))
                 self._answer_parked(shard, None, (E.COORDINATOR_NOT_AVAILABLE,
                                                   "reloading the group state"))
+                CL.drop(shard.classic, E.COORDINATOR_NOT_AVAILABLE, "reloading the group state")
                 self._generation += 1
                 shard = self.shards[p] = _Shard(partition=p, leader_epoch=shard.leader_epoch,
                                                 generation=self._generation)
@@ -691,6 +723,7 @@ class GroupCoordinatorActor(DispatchedActor):
                     shard.reading = False  # the read was lost: ask again
                 self._load(shard)
                 continue
+            CL.tick(self, shard, now)
             deadline = shard.state.next_deadline_ms()
             if deadline is not None and deadline <= now and not any(
                 getattr(fn, "is_tick", False) for fn, _ in shard.queue
@@ -718,3 +751,10 @@ def _ignore(_result: Any, error: Any) -> None:
 
 
 _STATES = frozenset(str(s) for s in G.GroupState)
+
+
+def error_response(req: Any, code: int, message: str) -> object:
+    """The typed error reply of ``req`` (a classic request's is a ``CL.Failure``)."""
+    if isinstance(req, CL.ALL):
+        return CL.Failure(int(code), message)
+    return W.error_response(req, code, message)

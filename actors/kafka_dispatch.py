@@ -33,7 +33,9 @@ HANDLER_MODULES: tuple[str, ...] = (
     "rillet.actors.kafka_admin",  # kafka-admin (#18): topics, cluster, reassignments
     "rillet.actors.kafka_configs",  # kafka-admin (#18): Describe/Alter/IncrementalAlterConfigs
     "rillet.actors.kafka_delete_records",  # ops (#21): DeleteRecords
-    # kafka-groups (#18): "rillet.actors.kafka_groups",
+    "rillet.actors.kafka_groups",  # kafka-groups (#18)
+    "rillet.actors.kafka_offsets",  # kafka-groups (#18)
+    "rillet.actors.kafka_consumer_groups",  # kafka-groups (#18): KIP-848 clients
     "rillet.actors.kafka_fetch",  # kafka-data (#18): Fetch, ListOffsets
     "rillet.actors.kafka_produce",  # kafka-data (#18): Produce, InitProducerId
 )

@@ -55,7 +55,12 @@ def metadata(call: Call):
     if requested is None:
         names = sorted(n for n in image.topics if not n.startswith("__"))
     else:
-        names = list(dict.fromkeys(t.name for t in requested if t.name is not None))
+        # v10+: a topic may be asked for by id alone (KIP-848 clients resolve assignments so)
+        by_id = {topic_uuid(t.topic_id): n for n, t in image.topics.items()}
+        names = list(dict.fromkeys(
+            t.name if t.name is not None else by_id.get(getattr(t, "topic_id", None))
+            for t in requested
+            if t.name is not None or by_id.get(getattr(t, "topic_id", None)) is not None))
     topics = []
     for name in names:
         topic = image.topics.get(name)

@@ -452,14 +452,18 @@ class ClassicGroup:
     def check_commit(self, *, member_id: str, group_instance_id: str | None,
                      generation_id: int) -> None:
         """An OffsetCommit's member and generation: a member's commit needs the current
-        generation; one without a member (generation -1) only an empty group accepts."""
+        generation; one without a member (generation -1) only an empty group accepts.
+        As Kafka: accepted while the group prepares a rebalance (members commit what they
+        consumed before they rejoin, e.g. in their revoke callback), REBALANCE_IN_PROGRESS
+        while it completes one (the generation is about to change hands)."""
         if generation_id < 0 and not member_id:
             if self.members:
                 raise UnknownMemberIdError("the group has members", group_id=self.group_id)
             return
         self._member(member_id, group_instance_id, generation_id)
-        if self.state is ClassicState.PREPARING_REBALANCE:
-            raise RebalanceInProgressError("rejoin", group_id=self.group_id, member_id=member_id)
+        if self.state is ClassicState.COMPLETING_REBALANCE:
+            raise RebalanceInProgressError("the group is completing a rebalance",
+                                           group_id=self.group_id, member_id=member_id)
 
     def describe(self) -> dict:
         stable = self.state in (ClassicState.STABLE, ClassicState.COMPLETING_REBALANCE)

@@ -8,3 +8,8 @@ if ! command -v kcat >/dev/null 2>&1; then
     $sudo_cmd apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq kcat >/dev/null
 fi
+# kafkajs (npm, pinned by tests/tools/kafkajs/package-lock.json) for the consumer-group tests
+# (tests/integration/test_kafka_groups.py)
+if [ ! -d "$(dirname "$0")/kafkajs/node_modules/kafkajs" ]; then
+    (cd "$(dirname "$0")/kafkajs" && npm ci --no-audit --no-fund --silent)
+fi

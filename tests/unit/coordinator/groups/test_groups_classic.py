@@ -276,3 +276,17 @@ def test_group_max_size_counts_a_pending_member_that_joins():
     with pytest.raises(GroupMaxSizeReachedError):
         join(g, "b")
     assert set(g.members) == {"a"}
+
+
+def test_a_member_commits_before_it_rejoins_but_not_while_the_rebalance_completes():
+    """Kafka's rule: a commit of the current generation is accepted in PreparingRebalance
+    (what a consumer consumed before it rejoins is not consumed twice) and refused with
+    REBALANCE_IN_PROGRESS in CompletingRebalance."""
+    g = stable_group("a", "b")
+    join(g, "a", now=200, protocols=[("roundrobin", b"x")])
+    assert g.state is ClassicState.PREPARING_REBALANCE
+    g.check_commit(member_id="b", group_instance_id=None, generation_id=1)
+    join(g, "b", now=300, protocols=[("roundrobin", b"x")])
+    assert g.state is ClassicState.COMPLETING_REBALANCE and g.generation_id == 2
+    with pytest.raises(RebalanceInProgressError):
+        g.check_commit(member_id="b", group_instance_id=None, generation_id=2)
