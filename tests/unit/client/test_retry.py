@@ -74,7 +74,10 @@ def _record(offset=7, headers=(("trace", b"x"),)):
     return ConsumerRecord("orders", 2, offset, 0, b"k", b"v", headers)
 
 
-def _handler(fail_times: int, exc=ValueError("503 from upstream")):
+UPSTREAM_503 = ValueError("503 from upstream")
+
+
+def _handler(fail_times: int, exc=UPSTREAM_503):
     calls = []
 
     def handle(record):
