@@ -179,6 +179,11 @@ class Standbys:
                 task = self.task_of.get(tp)
                 if task is not None:
                     self.applied += task.apply(tp, records)
+        for tp, task in self.task_of.items():
+            # the next offset poll() returns: past transaction markers too (read_committed)
+            position = self.consumer.position(tp)
+            if position != task.positions.get(tp):
+                task.positions[tp] = position
         self.publish(now)
         self.place(now)
         if now >= self.next_commit:

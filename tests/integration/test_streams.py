@@ -279,25 +279,28 @@ def _changelog_ends(bootstrap: str, topic: str, partitions: int = 2) -> dict[int
 
 
 @pytest.mark.timeout(240)
-def test_standby_replicas_and_interactive_queries_across_two_instances(cluster, tmp_path):
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
+def test_standby_replicas_and_interactive_queries_across_two_instances(cluster, tmp_path,
+                                                                      guarantee):
     """num.standby.replicas=1, two instances with an application.server each: each keeps a
     warm copy of the other's count stores (read from their changelogs); the metadata tells
     which instance holds each word (and which has a standby), and asking that one's store
     gives the true count; when one closes, the other takes its tasks over with the state
     already there: no changelog record replayed."""
     b = cluster.bootstrap_servers
-    src, out = "sb-lines", "sb-counts"
+    src, out = f"sb-lines-{guarantee}", f"sb-counts-{guarantee}"
+    app_id = f"standby-{guarantee.replace('_', '-')}"
     _topics(b, src, out)
     lines = _lines(300)
     truth = _truth(lines)
     servers = {"a": "host-a:7001", "b": "host-b:7002"}
     # every update changelogged (no record cache): a full replay would be hundreds
-    apps = {name: _wordcount("standby-app", b, tmp_path / name, src, out, **{
+    apps = {name: _wordcount(app_id, b, tmp_path / name, src, out, **{
         "num.standby.replicas": 1, "application.server": server,
-        "statestore.cache.max.bytes": 0})
+        "statestore.cache.max.bytes": 0, "processing.guarantee": guarantee})
         for name, server in servers.items()}
     a, other = apps["a"], apps["b"]
-    changelog = "standby-app-counts-changelog"
+    changelog = f"{app_id}-counts-changelog"  # its end: past the markers under EOS
     try:
         a.start()
         wait_until(lambda: a.error or a.metrics()["tasks"] == 4, 60, "a to hold every task")
