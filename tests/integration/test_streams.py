@@ -279,7 +279,8 @@ def _changelog_ends(bootstrap: str, topic: str, partitions: int = 2) -> dict[int
 
 
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
+@pytest.mark.parametrize("guarantee", [
+    "at_least_once", pytest.param("exactly_once", marks=pytest.mark.slow)])
 def test_standby_replicas_and_interactive_queries_across_two_instances(cluster, tmp_path,
                                                                       guarantee):
     """num.standby.replicas=1, two instances with an application.server each: each keeps a

@@ -184,6 +184,7 @@ def _restored_by_task(text: str) -> dict[str, int]:
         r"task (\d+_\d+) created \((\d+) changelog records restored\)", text)}
 
 
+@pytest.mark.slow  # ~15 s; test_streams.py's in-process standby test is in the default suite
 @pytest.mark.timeout(300)
 def test_a_standby_replica_takes_over_after_a_kill_without_replaying(cluster_factory,
                                                                        tmp_path):
@@ -196,7 +197,8 @@ def test_a_standby_replica_takes_over_after_a_kill_without_replaying(cluster_fac
     with Admin({"bootstrap.servers": b}) as admin:
         admin.create_topics([NewTopic("lines", 2), NewTopic("word-counts", 2)])
     lines = [" ".join(WORDS[(i * k + k) % len(WORDS)] for k in (1, 3, 5)) for i in range(200)]
-    extra = ("num.standby.replicas=1", "statestore.cache.max.bytes=0")
+    extra = ("num.standby.replicas=1", "statestore.cache.max.bytes=0",
+             "commit.interval.ms=200")
     a = Instance("a", b, tmp_path, "at_least_once", *extra)
     other = Instance("b", b, tmp_path, "at_least_once", *extra)
     try:
