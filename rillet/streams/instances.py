@@ -8,7 +8,8 @@ compacted topic of their own, ``{application.id}-instances`` (one partition): ke
 instance id, value = JSON ``{"server": "host:port" or null, "active": ["0_1", ...],
 "standby": [...]}``, written when it changes and every ``PUBLISH_S`` seconds; a tombstone
 when the instance closes cleanly. An instance not heard from for ``LIVENESS_S`` seconds
-(killed) is no longer listed. What the topic says is advice (who to ask, where to keep
+(killed) is no longer listed; until then, where two instances claim a task (the new owner
+and a killed one), the one heard of last is believed. What the topic says is advice (who to ask, where to keep
 standbys), never what a task's correctness depends on: that stays the consumer group's
 assignment and the changelogs.
 
@@ -30,7 +31,9 @@ from rillet.records import TopicPartition
 from .api import TaskId
 
 PUBLISH_S = 1.0  # an instance re-publishes its entry this often
-LIVENESS_S = 10.0  # an entry older than this is a dead instance's
+# an entry older than this is a dead instance's (generous: a run loop may sit in a
+# rebalance for up to transaction.timeout.ms, 10 s, without publishing)
+LIVENESS_S = 30.0
 
 
 def instances_topic(application_id: str) -> str:
@@ -137,8 +140,12 @@ class Directory:
 
     def live(self, now: float) -> dict[str, InstanceInfo]:
         """The instances heard of within ``liveness_s`` of ``now`` (this one always)."""
+        return {i: info for i, (info, _) in self.heard(now).items()}
+
+    def heard(self, now: float) -> dict[str, tuple[InstanceInfo, float]]:
+        """``live``, with when each was last heard of."""
         with self._lock:
-            return {i: info for i, (info, at) in self._entries.items()
+            return {i: (info, at) for i, (info, at) in self._entries.items()
                     if i == self.instance_id or now - at <= self.liveness_s}
 
 

@@ -27,16 +27,22 @@ def _compiled(app: App) -> CompiledTopology:
     return compiled
 
 
-def _live(app: App) -> dict[str, InstanceInfo]:
-    """Every live instance's entry; this instance's from what it holds right now."""
+def _heard(app: App) -> dict[str, tuple[InstanceInfo, float]]:
+    """Every live instance's entry and when it was last heard of; this instance's from
+    what it holds right now."""
     runtime = app._runtime
     standbys = None if runtime is None else runtime.standbys
-    live = {} if standbys is None else app._directory.live(time.monotonic())
+    now = time.monotonic()
+    heard = {} if standbys is None else app._directory.heard(now)
     server = app.config.application_server
-    live[app.instance_id] = InstanceInfo(
+    heard[app.instance_id] = (InstanceInfo(
         None if server is None else HostInfo.parse(server), frozenset(list(app.tasks)),
-        frozenset() if standbys is None else frozenset(list(standbys.tasks)))
-    return live
+        frozenset() if standbys is None else frozenset(list(standbys.tasks))), now)
+    return heard
+
+
+def _live(app: App) -> dict[str, InstanceInfo]:
+    return {i: info for i, (info, _) in _heard(app).items()}
 
 
 def _subtopology_of(compiled: CompiledTopology, store: str) -> Subtopology:
@@ -61,14 +67,14 @@ def key_metadata(app: App, store: str, key: Any, key_serializer: Any = None
         raise StreamsError(f"the partition count of {source} is not known yet")
     partition = partition_for_key(serde.serialize(source, key), n)
     task = TaskId(st.id, partition)
-    live = _live(app)
-    mine = live[app.instance_id]
-    if task in mine.active:
-        active = mine.server
-    else:
-        owners = sorted((i for i, info in live.items() if task in info.active))
-        active = live[owners[0]].server if owners else None
-    standbys = frozenset(info.server for info in live.values()
+    heard = _heard(app)
+    # the claimant heard of last (this instance first: what it holds is not hearsay)
+    owners = sorted(((at, i == app.instance_id, i) for i, (info, at) in heard.items()
+                     if task in info.active), reverse=True)
+    mine = [o for o in owners if o[1]]
+    owner = mine[0] if mine else owners[0] if owners else None
+    active = None if owner is None else heard[owner[2]][0].server
+    standbys = frozenset(info.server for info, _ in heard.values()
                          if task in info.standby and info.server is not None)
     return KeyQueryMetadata(active, standbys, partition)
 

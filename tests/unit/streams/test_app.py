@@ -131,10 +131,14 @@ def test_key_metadata_from_the_instances_view() -> None:
     md = app.query_metadata_for_key("counts", "fox")
     assert (md.partition, md.active_host, md.standby_hosts) == (
         p, HostInfo("o", 2), frozenset({HostInfo("t", 3)}))
+    # a newer claim (the task's new owner) wins over an older one (a killed instance's)
+    app._directory.apply("new", InstanceInfo(HostInfo("n", 4), frozenset({TaskId(1, p)}),
+                                             frozenset()), 2e12)
+    assert app.query_metadata_for_key("counts", "fox").active_host == HostInfo("n", 4)
     app.tasks[TaskId(1, p)] = None  # type: ignore[assignment]  # now this one holds it
     assert app.query_metadata_for_key("counts", "fox").active_host == HostInfo("me", 1)
     metas = {m.instance_id: m for m in app.all_metadata_for_store("counts")}
-    assert set(metas) == {app.instance_id, "other", "third"}
+    assert set(metas) == {app.instance_id, "other", "third", "new"}
     assert metas["third"].standby_state_store_names == {"counts"}
     assert metas["third"].standby_topic_partitions == {
         TopicPartition("md-counts-repartition", p)}
