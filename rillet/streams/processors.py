@@ -224,7 +224,7 @@ class StreamAggregateNode(StoreNode):
         key = record.key
         if key is None or record.value is None:
             return
-        if not self._limit:
+        if not self._limit or key.__hash__ is None:  # (an unhashable key is not cached)
             old = self.store.get(key)
             new = self.aggregator(key, record.value,
                                   self.initializer() if old is None else old)

@@ -105,7 +105,8 @@ class TimeWindowAggregateNode(_WindowedNode):
         stream_time = self._stream_time(record)
         close = stream_time - self.windows.grace_ms
         updated = False
-        cache = self._cache if self._limit else None
+        # (an unhashable key, e.g. a dict from a JSON serde, is not cached)
+        cache = self._cache if self._limit and key.__hash__ is not None else None
         for w in self.windows.windows_for(ts):
             if w.end <= close:
                 continue

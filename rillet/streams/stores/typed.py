@@ -142,7 +142,7 @@ class KeyValueStoreImpl(_TypedStore):
 
     def get(self, key: Any) -> Any:
         pending = self._pending
-        if pending and key in pending:
+        if pending and key.__hash__ is not None and key in pending:
             return pending[key]
         value = self._b.get(self._kser(self._topic, key))
         return None if value is None else self._vde(self._topic, value)
@@ -165,7 +165,7 @@ class KeyValueStoreImpl(_TypedStore):
         ``log``."""
         if key is None:
             _check_key(key)
-        if self._pending:
+        if self._pending and key.__hash__ is not None:
             self._pending.pop(key, None)
         kb = self._kser(self._topic, key)
         if value is None:
@@ -300,7 +300,7 @@ class WindowStoreImpl(_Retention, _TypedStore):
 
     def put(self, key: Any, value: Any, window_start: int) -> None:
         _check_key(key)
-        if self._pending:
+        if self._pending and key.__hash__ is not None:
             self._pending.pop((key, window_start), None)
         if window_start < self._min_live:
             return  # already expired: Kafka's "Skipping record for expired segment"
@@ -323,7 +323,7 @@ class WindowStoreImpl(_Retention, _TypedStore):
 
     def fetch(self, key: Any, window_start: int) -> Any:
         pending = self._pending
-        if pending:
+        if pending and key.__hash__ is not None:
             pk = (key, window_start)
             if pk in pending:
                 return pending[pk]

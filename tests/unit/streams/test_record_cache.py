@@ -141,3 +141,26 @@ def test_one_record_per_key_per_flush(windows):
     graph.flush()
     assert [serdes.Long.deserialize("t", v) for _, v in sent.by_topic["out"]] == [10]
     assert len(sent.by_topic["app-n-changelog"]) == 1
+
+
+@pytest.mark.parametrize("windows", [None, TumblingWindows(10_000)])
+def test_unhashable_keys_are_counted_without_the_cache(windows):
+    """A JSON key may be a dict: it cannot be a cache key, so it is counted uncached."""
+    t = Topology(serdes.Json, serdes.Long)
+    grouped = t.stream("in").group_by_key()
+    (grouped.count(store="n") if windows is None else grouped.window(windows).count(
+        store="n")).to_stream().to("out", value_serde=serdes.Long)
+    (sub,) = t.compile().subtopologies
+    sent = Sent()
+    stores = {name: build(spec, TASK) for name, spec in sub.stores.items()}
+    for name, store in stores.items():
+        store.open(None, sent, (f"app-{name}-changelog", 0))
+    graph = TaskGraph(sub, application_id="app", task_id=TASK, stores=stores,
+                      collector=sent, clock=lambda: 0, cache_entries=100)
+    graph.init()
+    for ts in range(3):
+        graph.process("in", Record({"user": 1}, 1, ts))
+        graph.process("in", Record("plain", 1, ts))
+    graph.flush()
+    counts = [serdes.Long.deserialize("t", v) for _, v in sent.by_topic["out"]]
+    assert counts == [1, 2, 3, 3]  # the dict key's every update, then the cached one's
