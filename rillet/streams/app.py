@@ -24,6 +24,8 @@ from typing import Any
 from .api import CompiledTopology, StoreFactory, TaskId
 from .config import StreamsConfig, streams_config
 from .errors import StreamsError
+from .instances import Directory, KeyQueryMetadata, StreamsMetadata
+from .metadata import all_metadata, key_metadata
 from .runtime import CREATED, ERROR, NOT_RUNNING, REBALANCING, Runtime
 from .task import StreamTask
 from .topology import Topology
@@ -56,6 +58,9 @@ class App:
         self._counters = {"processed": 0, "skipped": 0, "dead_lettered": 0, "restored": 0,
                           "commits": 0, "migrations": 0}
         self._compiled: CompiledTopology | None = None
+        self._partition_counts: dict[str, int] = {}  # set by the runtime at start
+        self._directory = Directory(self.instance_id)  # the instances topic's view
+        self._runtime: Runtime | None = None
 
     # ------------------------------------------------------------------ the topology
 
@@ -111,7 +116,8 @@ class App:
         self._run_thread = threading.get_ident()
         self.state = REBALANCING
         try:
-            Runtime(self).run()
+            self._runtime = Runtime(self)
+            self._runtime.run()
             self.state = NOT_RUNNING
         except BaseException as exc:
             self.error = exc
@@ -149,7 +155,33 @@ class App:
             out["skipped"] += task.skipped
             out["dead_lettered"] += task.dead_lettered
         out["tasks"] = len(self.tasks)
+        standbys = None if self._runtime is None else self._runtime.standbys
+        out.update(standbys.metrics() if standbys is not None
+                   else {"standby_tasks": 0, "standby_records": 0})
         return out
+
+    # ------------------------------------------------------------------ metadata
+
+    def query_metadata_for_key(self, store: str, key: Any,
+                               key_serializer: Any = None) -> KeyQueryMetadata:
+        """Which instance holds ``key`` of ``store`` (Kafka's queryMetadataForKey): its
+        partition (murmur2 of the key serialized with ``key_serializer``, default the
+        store's key serde, as the producer partitions), the live instance whose active task
+        has it (``active_host``: its ``application.server``) and those with a standby.
+        Ask ``active_host`` (this instance when it is ``app.config.application_server``:
+        then ``app.store(store)``); None while no live instance holds it."""
+        return key_metadata(self, store, key, key_serializer)
+
+    def all_metadata_for_store(self, store: str) -> list[StreamsMetadata]:
+        """Every live instance with an active or standby task of ``store``."""
+        return [m for m in self.all_metadata()
+                if store in m.state_store_names or store in m.standby_state_store_names]
+
+    def all_metadata(self) -> list[StreamsMetadata]:
+        """Every live instance of the application (Kafka's metadataForAllStreamsClients):
+        known from the instances topic when ``application.server`` or standby replicas
+        are set, else this instance only."""
+        return all_metadata(self)
 
     # ------------------------------------------------------------------ queries
 

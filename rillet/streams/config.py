@@ -65,7 +65,11 @@ STREAMS_KEYS = (
     StreamsKey("commit.interval.ms", None,
                "how often tasks commit: 30000, or 100 under exactly_once_v2"),
     StreamsKey("state.dir", None, "where stores live: <tmp>/rillet-streams by default"),
-    StreamsKey("num.standby.replicas", 0, "standby replicas per task (only 0 is supported)"),
+    StreamsKey("num.standby.replicas", 0,
+               "standby replicas per task: instances keeping a warm copy of its stores"),
+    StreamsKey("application.server", None,
+               "host:port where this instance answers interactive queries (published to "
+               "the other instances: app.query_metadata_for_key)"),
     StreamsKey("default.key.serde", None, "serde of keys where none is given (bytes)"),
     StreamsKey("default.value.serde", None, "serde of values where none is given (bytes)"),
     StreamsKey("default.deserialization.exception.handler", "log_and_fail",
@@ -112,6 +116,7 @@ class StreamsConfig:
     max_task_idle_ms: int
     client_id: str
     statestore_cache_max_bytes: int = CACHE_DEFAULT_BYTES
+    application_server: str | None = None
     consumer: dict[str, Any] = field(default_factory=dict)
     producer: dict[str, Any] = field(default_factory=dict)
     admin: dict[str, Any] = field(default_factory=dict)
@@ -202,10 +207,17 @@ def streams_config(application_id: str, config: Mapping[str, Any] | None = None,
     commit_ms = given.get("commit.interval.ms")
     commit_ms = (100 if eos else 30000) if commit_ms is None else _int(0)(
         "commit.interval.ms", commit_ms)
-    standby = _int(0)("num.standby.replicas", given.get("num.standby.replicas", 0))
-    if standby > 0:
-        raise ConfigError("num.standby.replicas > 0 is not supported yet: a task's state is "
-                          "restored from its changelog when it moves (set 0)")
+    standby = _int(0, 100)("num.standby.replicas", given.get("num.standby.replicas", 0))
+    server = given.get("application.server")
+    if server is not None and server != "":
+        from .instances import HostInfo
+
+        try:
+            server = str(HostInfo.parse(server))
+        except ValueError as e:
+            raise ConfigError(f"application.server: {e}") from None
+    else:
+        server = None
     handler = str(given.get("default.deserialization.exception.handler",
                             "log_and_fail")).lower()
     handler = {"logandfail": "log_and_fail", "logandcontinue": "log_and_continue"}.get(
@@ -258,6 +270,7 @@ def streams_config(application_id: str, config: Mapping[str, Any] | None = None,
         statestore_cache_max_bytes=_int(0)(
             "statestore.cache.max.bytes",
             given.get("statestore.cache.max.bytes", CACHE_DEFAULT_BYTES)),
+        application_server=server,
         consumer=clients["consumer"], producer=clients["producer"], admin=clients["admin"],
     )
     # the client configs must be valid on their own: fail now, not at run()

@@ -72,12 +72,16 @@ class NodeContext:
         self._stores = stores
         self._targets: list[Any] = []  # children's processors, set by TaskGraph.init
         self.cache_entries = graph.cache_entries  # record cache per caching node (0: off)
+        self.send = graph.collector.send  # type: ignore[method-assign]  # a sink's write
 
     def forward(self, record: Record, child: str | None = None) -> None:
         if child is None:
             for p in self._targets:
                 p.process(record)
             return
+        self._forward_to(record, child)
+
+    def _forward_to(self, record: Record, child: str) -> None:
         if child not in self._children:
             raise KeyError(f"{self.node}: {child!r} is not a child (children: "
                            f"{', '.join(self._children) or 'none'})")
@@ -95,6 +99,7 @@ class NodeContext:
 
     def send(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int,
              headers: Headers = (), partition: int | None = None) -> None:
+        """A sink's write: the collector's ``send`` (set per instance in ``__init__``)."""
         self._graph.collector.send(topic, key, value, timestamp, headers, partition)
 
     def partition_count(self, topic: str) -> int:
@@ -119,6 +124,21 @@ class NodeContext:
     @property
     def offset(self) -> int | None:
         return self._graph.offset
+
+
+def _single_forward(ctx: NodeContext) -> Callable[..., None]:
+    """``ctx.forward`` of a node with one child: that child's ``process`` without the loop
+    (the per-record path runs one forward per node)."""
+    process = ctx._targets[0].process
+    forward_to = ctx._forward_to
+
+    def forward(record: Record, child: str | None = None) -> None:
+        if child is None:
+            process(record)
+        else:
+            forward_to(record, child)
+
+    return forward
 
 
 class TaskGraph:
@@ -155,6 +175,8 @@ class TaskGraph:
             PunctuationType.STREAM_TIME: [], PunctuationType.WALL_CLOCK_TIME: []}
         self._stream_queue = self._queues[PunctuationType.STREAM_TIME]
         self._seq = itertools.count()
+        self._entries: dict[str, tuple] = {}
+        self.run_offset = -1
         self._initialized = False
 
     def init(self) -> None:
@@ -166,6 +188,8 @@ class TaskGraph:
             self._contexts[name] = NodeContext(self, name, spec.children, spec.stores)
         for name, ctx in self._contexts.items():
             ctx._targets = [self._processors[c] for c in sub.nodes[name].children]
+            if len(ctx._targets) == 1:
+                ctx.forward = _single_forward(ctx)  # type: ignore[method-assign]
         for name, proc in self._processors.items():
             proc.init(self._contexts[name])
         self._initialized = True
@@ -209,6 +233,83 @@ class TaskGraph:
         queue = self._stream_queue
         if queue and queue[0][0] <= self.stream_time:
             self._punctuate(PunctuationType.STREAM_TIME, self.stream_time)
+
+    def _entry(self, topic: str) -> tuple:
+        """What ``run`` needs per (real) topic: the source's deserializers, timestamp
+        extractor and the processes a record enters (a plain source node's children
+        directly: it only forwards)."""
+        entry = self._entries.get(topic)
+        if entry is None:
+            from .processors import PassThrough
+
+            source = self.source_for(topic)
+            proc = self._processors[source.node]
+            if type(proc) is PassThrough:
+                targets = tuple(p.process for p in self._contexts[source.node]._targets)
+            else:
+                targets = (proc.process,)
+            entry = self._entries[topic] = (source.key_serde.deserialize,
+                                            source.value_serde.deserialize,
+                                            source.timestamp_extractor, targets)
+        return entry
+
+    def run(self, queue: Any, n: int, on_bad: Callable[[tuple, Exception], None]) -> int:
+        """Process the first ``n`` consumed records of ``queue`` (a deque of the consumer's
+        ``(topic, partition, offset, timestamp, key, value, headers)`` tuples, all of one
+        partition): what ``record_from`` + ``process`` do per record, with the per-topic
+        lookups done once. A record the serdes cannot decode goes to ``on_bad(rec, exc)``.
+        Returns the offset after the last record done (-1: none), also kept in
+        ``run_offset`` when a processor (or ``on_bad``) raises: the failing record is not
+        done."""
+        if not self._initialized:
+            raise RuntimeError("TaskGraph.init() has not been called")
+        popleft = queue.popleft
+        topic = queue[0][0]
+        kde, vde, extractor, targets = self._entry(topic)
+        single = targets[0] if len(targets) == 1 else None
+        stream_queue = self._stream_queue
+        next_offset = -1
+        self.topic, self.partition = topic, queue[0][1]
+        try:
+            for _ in range(n):
+                rec = popleft()
+                ts = rec[3]
+                try:
+                    k = rec[4]
+                    if k is not None:
+                        k = kde(topic, k)
+                    v = rec[5]
+                    if v is not None:
+                        v = vde(topic, v)
+                    if extractor is not None:
+                        ts = extractor(k, v, ts)
+                        if not isinstance(ts, int) or ts < 0:
+                            raise ValueError(f"timestamp extractor of {topic!r} returned "
+                                             f"{ts!r}; expected an int >= 0 (ms)")
+                    h = rec[6]
+                    record = Record(k, v, ts, tuple(h) if h else ())
+                except Exception as exc:  # noqa: BLE001 - the handler decides
+                    on_bad(rec, exc)
+                    next_offset = rec[2] + 1
+                    continue
+                if ts > self.stream_time:
+                    self.stream_time = ts
+                self.offset = rec[2]
+                if single is not None:
+                    single(record)
+                else:
+                    for process in targets:
+                        process(record)
+                if stream_queue and stream_queue[0][0] <= self.stream_time:
+                    where = self.topic, self.partition
+                    self.topic = self.partition = self.offset = None
+                    self._punctuate(PunctuationType.STREAM_TIME, self.stream_time)
+                    self.topic, self.partition = where
+                next_offset = rec[2] + 1
+        finally:
+            self.topic = self.partition = self.offset = None
+            self.run_offset = next_offset
+        return next_offset
 
     def flush(self) -> None:
         """Flush the record caches (before a commit): upstream nodes first, so what they

@@ -14,10 +14,23 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .api import Change, Processor, Record, Serde, repartition_topic
-from .serdes import to_bytes
 
 
-class StoreNode(Processor):
+class Forwarding(Processor):
+    """A processor that forwards with ``self._forward(record)``: its one child's
+    ``process`` itself when it has one (graph.py's NodeContext gives them), else its
+    context's ``forward`` (the per-record path saves a call and lookups per node)."""
+
+    _forward: Callable[..., None]
+
+    def init(self, context: Any) -> None:
+        super().init(context)
+        targets = getattr(context, "_targets", None)
+        self._forward = (targets[0].process if targets is not None and len(targets) == 1
+                         else context.forward)
+
+
+class StoreNode(Forwarding):
     """A node that uses the store ``store_name`` (None: none); ``self.store`` is the task's
     instance once ``init`` has run."""
 
@@ -31,14 +44,14 @@ class StoreNode(Processor):
             self.store = context.store(self.store_name)
 
 
-class PassThrough(Processor):
+class PassThrough(Forwarding):
     """A source node, a merge node, a branch child: forwards every record unchanged."""
 
     def process(self, record: Record) -> None:
-        self.context.forward(record)
+        self._forward(record)
 
 
-class SinkNode(Processor):
+class SinkNode(Forwarding):
     """Writes each record to ``topic`` (internal: the repartition topic ``topic`` names,
     prefixed with the application id). ``partitioner(key, value, num_partitions)`` picks
     the partition; without one the producer hashes the serialized key (murmur2)."""
@@ -57,11 +70,21 @@ class SinkNode(Processor):
         super().init(context)
         if self.internal:
             self._real_topic = repartition_topic(context.application_id, self.topic)
+        self._kser = self.key_serde.serialize
+        self._vser = self.value_serde.serialize
+        self._send = context.send
 
     def process(self, record: Record) -> None:
         topic = self._real_topic
-        key = to_bytes(self.key_serde, topic, record.key)
-        value = to_bytes(self.value_serde, topic, record.value)
+        key = record.key
+        if key is not None:
+            key = self._kser(topic, key)
+        value = record.value
+        if value is not None:
+            value = self._vser(topic, value)
+        if self.partitioner is None:
+            self._send(topic, key, value, record.timestamp, record.headers, None)
+            return
         partition = None
         if self.partitioner is not None:
             n = self.context.partition_count(topic)
@@ -82,80 +105,80 @@ def _pair(fn: Callable[..., Any], out: Any) -> tuple[Any, Any]:
     return out
 
 
-class DropNullKey(Processor):
+class DropNullKey(Forwarding):
     """Before a repartition sink: a record without a key has no partition to go to."""
 
     def process(self, record: Record) -> None:
         if record.key is not None:
-            self.context.forward(record)
+            self._forward(record)
 
 
-class MapNode(Processor):
+class MapNode(Forwarding):
     def __init__(self, fn: Callable[[Any, Any], tuple[Any, Any]]) -> None:
         self.fn = fn
 
     def process(self, record: Record) -> None:
         key, value = _pair(self.fn, self.fn(record.key, record.value))
-        self.context.forward(Record(key, value, record.timestamp, record.headers))
+        self._forward(Record(key, value, record.timestamp, record.headers))
 
 
-class MapValuesNode(Processor):
+class MapValuesNode(Forwarding):
     def __init__(self, fn: Callable[[Any], Any]) -> None:
         self.fn = fn
 
     def process(self, record: Record) -> None:
-        self.context.forward(Record(record.key, self.fn(record.value),
-                                    record.timestamp, record.headers))
+        self._forward(Record(record.key, self.fn(record.value),
+                             record.timestamp, record.headers))
 
 
-class SelectKeyNode(Processor):
+class SelectKeyNode(Forwarding):
     def __init__(self, fn: Callable[[Any, Any], Any]) -> None:
         self.fn = fn
 
     def process(self, record: Record) -> None:
-        self.context.forward(Record(self.fn(record.key, record.value), record.value,
-                                    record.timestamp, record.headers))
+        self._forward(Record(self.fn(record.key, record.value), record.value,
+                             record.timestamp, record.headers))
 
 
-class FilterNode(Processor):
+class FilterNode(Forwarding):
     def __init__(self, predicate: Callable[[Any, Any], bool], negate: bool = False) -> None:
         self.predicate = predicate
         self.negate = negate
 
     def process(self, record: Record) -> None:
         if bool(self.predicate(record.key, record.value)) != self.negate:
-            self.context.forward(record)
+            self._forward(record)
 
 
-class FlatMapNode(Processor):
+class FlatMapNode(Forwarding):
     def __init__(self, fn: Callable[[Any, Any], Any]) -> None:
         self.fn = fn
 
     def process(self, record: Record) -> None:
         for out in self.fn(record.key, record.value):
             key, value = _pair(self.fn, out)
-            self.context.forward(Record(key, value, record.timestamp, record.headers))
+            self._forward(Record(key, value, record.timestamp, record.headers))
 
 
-class FlatMapValuesNode(Processor):
+class FlatMapValuesNode(Forwarding):
     def __init__(self, fn: Callable[[Any], Any]) -> None:
         self.fn = fn
 
     def process(self, record: Record) -> None:
         for value in self.fn(record.value):
-            self.context.forward(Record(record.key, value, record.timestamp, record.headers))
+            self._forward(Record(record.key, value, record.timestamp, record.headers))
 
 
-class PeekNode(Processor):
+class PeekNode(Forwarding):
     def __init__(self, fn: Callable[[Any, Any], None]) -> None:
         self.fn = fn
 
     def process(self, record: Record) -> None:
         self.fn(record.key, record.value)
-        self.context.forward(record)
+        self._forward(record)
 
 
-class BranchNode(Processor):
+class BranchNode(Forwarding):
     """Kafka's ``KSTREAM-BRANCH``: a record goes to the child of the first predicate that
     holds (dropped if none)."""
 
@@ -179,10 +202,11 @@ class StreamAggregateNode(StoreNode):
     with a None key or value are skipped (as Kafka's).
 
     With a record cache (Kafka's ``statestore.cache.max.bytes``; ``context.cache_entries``
-    > 0) the store is updated at once (interactive queries see every update) but only a
-    key's latest update reaches the changelog and the children, at the task's next commit
-    (``flush_cache``) or when the cache is full: ``Change(latest, what the children saw
-    last)``, with the latest update's timestamp and headers."""
+    > 0) only a key's latest update reaches the store's backend, the changelog and the
+    children, at the task's next commit (``flush_cache``) or when the cache is full:
+    ``Change(latest, what the children saw last)``, with the latest update's timestamp and
+    headers. Until then the store holds the update unserialized (``cache_put``), so reads
+    and interactive queries see every update."""
 
     def __init__(self, store: str, initializer: Callable[[], Any],
                  aggregator: Callable[[Any, Any, Any], Any]) -> None:
@@ -200,29 +224,36 @@ class StreamAggregateNode(StoreNode):
         key = record.key
         if key is None or record.value is None:
             return
-        old = self.store.get(key)
-        new = self.aggregator(key, record.value, self.initializer() if old is None else old)
-        if not self._limit:
+        if not self._limit or key.__hash__ is None:  # (an unhashable key is not cached)
+            old = self.store.get(key)
+            new = self.aggregator(key, record.value,
+                                  self.initializer() if old is None else old)
             self.store.put(key, new)
-            self.context.forward(Record(key, Change(new, old), record.timestamp,
-                                        record.headers))
+            self._forward(Record(key, Change(new, old), record.timestamp, record.headers))
             return
-        self.store.put(key, new, log=False)  # the changelog gets the latest at the flush
         cache = self._cache
         hit = cache.get(key)
-        cache[key] = (old if hit is None else hit[0], new, record.timestamp, record.headers)
+        if hit is None:
+            old = seen = self.store.get(key)
+        else:
+            seen, old = hit[0], hit[1]
+        new = self.aggregator(key, record.value, self.initializer() if old is None else old)
+        self.store.cache_put(key, new)
+        cache[key] = (seen, new, record.timestamp, record.headers)
         if len(cache) >= self._limit:
             self.flush_cache()
 
     def flush_cache(self) -> None:
-        """Send each cached key's latest aggregate to the changelog and the children."""
+        """Write each cached key's latest aggregate to the store and its changelog, then
+        forward it to the children."""
         if not self._cache:
             return
-        entries = list(self._cache.items())
-        self._cache.clear()
-        for key, (seen, new, ts, headers) in entries:
-            self.store.log(key, new)
-            self.context.forward(Record(key, Change(new, seen), ts, headers))
+        entries = self._cache
+        self._cache = {}
+        self.store.flush_cache()
+        forward = self._forward
+        for key, (seen, new, ts, headers) in entries.items():
+            forward(Record(key, Change(new, seen), ts, headers))
 
 
 class StreamReduceNode(StreamAggregateNode):
@@ -247,8 +278,8 @@ class TableSourceNode(StoreNode):
             return
         old = self.store.get(record.key)
         self.store.put(record.key, record.value)
-        self.context.forward(Record(record.key, Change(record.value, old),
-                                    record.timestamp, record.headers))
+        self._forward(Record(record.key, Change(record.value, old),
+                             record.timestamp, record.headers))
 
 
 class _TableTransform(StoreNode):
@@ -271,8 +302,8 @@ class _TableTransform(StoreNode):
             old = None if change.old is None else self._compute(key, change.old)
         if new is None and old is None and self._drops_empty:
             return
-        self.context.forward(Record(record.key, Change(new, old),
-                                    record.timestamp, record.headers))
+        self._forward(Record(record.key, Change(new, old),
+                             record.timestamp, record.headers))
 
     _drops_empty = False
 
@@ -302,15 +333,15 @@ class TableMapValuesNode(_TableTransform):
         return self.fn(value)
 
 
-class TableToStreamNode(Processor):
+class TableToStreamNode(Forwarding):
     """``Table.to_stream``: the new value (None: a tombstone)."""
 
     def process(self, record: Record) -> None:
-        self.context.forward(Record(record.key, record.value.new,
-                                    record.timestamp, record.headers))
+        self._forward(Record(record.key, record.value.new,
+                             record.timestamp, record.headers))
 
 
-class TableSelectNode(Processor):
+class TableSelectNode(Forwarding):
     """``Table.group_by`` (Kafka's KTableRepartitionMap): an update of ``k`` from ``old``
     to ``new`` becomes a subtraction ``Change(None, old')`` under ``old``'s new key, then
     an addition ``Change(new', None)`` under ``new``'s, where ``(key', v') = fn(k, v)``."""
@@ -322,12 +353,12 @@ class TableSelectNode(Processor):
         change: Change = record.value
         if change.old is not None:
             key, value = _pair(self.fn, self.fn(record.key, change.old))
-            self.context.forward(Record(key, Change(None, value),
-                                        record.timestamp, record.headers))
+            self._forward(Record(key, Change(None, value),
+                                 record.timestamp, record.headers))
         if change.new is not None:
             key, value = _pair(self.fn, self.fn(record.key, change.new))
-            self.context.forward(Record(key, Change(value, None),
-                                        record.timestamp, record.headers))
+            self._forward(Record(key, Change(value, None),
+                                 record.timestamp, record.headers))
 
 
 class TableAggregateNode(StoreNode):
@@ -355,8 +386,8 @@ class TableAggregateNode(StoreNode):
             agg = self.adder(record.key, change.new,
                              self.initializer() if agg is None else agg)
         self.store.put(record.key, agg)
-        self.context.forward(Record(record.key, Change(agg, old_agg),
-                                    record.timestamp, record.headers))
+        self._forward(Record(record.key, Change(agg, old_agg),
+                             record.timestamp, record.headers))
 
 
 class TableReduceNode(TableAggregateNode):

@@ -31,7 +31,7 @@ from .config import (
 from .errors import StreamsError, TaskMigratedError
 from .restore import restore_task
 from .task import Collector, StreamTask
-from .topics import ensure_internal_topics
+from .topics import ensure_instances_topic, ensure_internal_topics
 
 if TYPE_CHECKING:
     from .app import App
@@ -93,6 +93,7 @@ class Runtime:
         self.in_txn = False
         self.sent_at_begin = 0
         self.listener: _Listener | None = None
+        self.standbys: Any = None  # standby.Standbys: standby tasks and the instances topic
 
     # -- start and stop ------------------------------------------------------------------
 
@@ -117,6 +118,8 @@ class Runtime:
                     else None)
             finally:
                 admin.close()
+            app._partition_counts = self.partition_counts
+            self.start_standbys()
             self.new_producer()
             self.restore_consumer = Consumer(restore_consumer_config(cfg))
             self.consumer = Consumer(consumer_client_config(cfg, app.instance_id))
@@ -129,6 +132,23 @@ class Runtime:
         except BaseException:
             self.shutdown(clean=False)
             raise
+
+    def start_standbys(self) -> None:
+        """With standby replicas or an application.server: the instances topic (created
+        if missing) and the standby tasks (standby.py)."""
+        cfg = self.cfg
+        if not cfg.num_standby_replicas and cfg.application_server is None:
+            return
+        from .instances import instances_topic
+        from .standby import Standbys
+
+        admin = Admin(admin_client_config(cfg))
+        try:
+            ensure_instances_topic(admin, instances_topic(cfg.application_id),
+                                   cfg.replication_factor)
+        finally:
+            admin.close()
+        self.standbys = Standbys(self, self.app._directory)
 
     def new_producer(self) -> None:
         old = self.producer
@@ -154,6 +174,8 @@ class Runtime:
         if not clean:
             self.abort()
         self.close_tasks(list(self.tasks), clean)
+        if self.standbys is not None:
+            self.standbys.close()
         if self.consumer is not None:
             if self.listener is not None:
                 self.listener.muted = True
@@ -202,6 +224,8 @@ class Runtime:
             if self.tasks and app.state == REBALANCING:
                 app.state = RUNNING
             app._serve_queries()
+            if self.standbys is not None:
+                self.standbys.tick()
             if time.monotonic() >= next_commit:
                 try:
                     self.commit()
@@ -312,6 +336,8 @@ class Runtime:
 
     def make_task(self, task_id: TaskId, st: Any) -> StreamTask:
         cfg = self.cfg
+        if self.standbys is not None:
+            self.standbys.release(task_id)  # its stores become the task's
         task = StreamTask(task_id, st, application_id=cfg.application_id,
                           state_dir=cfg.state_dir, collector=self.collector,
                           store_factory=self.app._store_factory, exactly_once=self.eos,
@@ -321,13 +347,14 @@ class Runtime:
                           max_idle_ms=cfg.max_task_idle_ms,
                           cache_entries=cfg.statestore_cache_max_bytes // CACHE_ENTRY_BYTES)
         try:
-            self.app._counters["restored"] += restore_task(self.restore_consumer, task)
+            restored = restore_task(self.restore_consumer, task)
+            self.app._counters["restored"] += restored
             task.initialize()
         except BaseException:
             task.close(clean=False)
             raise
         self.tasks[task_id] = task
-        log.info("task %s created", task_id)
+        log.info("task %s created (%d changelog records restored)", task_id, restored)
         return task
 
     def revoke(self, revoked: set[TopicPartition]) -> None:

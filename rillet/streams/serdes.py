@@ -63,12 +63,14 @@ class StringSerde:
         self.encoding = encoding
 
     def serialize(self, topic: str, data: Any) -> bytes:
-        if not isinstance(data, str):
+        if data.__class__ is not str and not isinstance(data, str):
             raise SerdeError(self.name, topic, f"expected str, got {type(data).__name__}")
         return data.encode(self.encoding)
 
     def deserialize(self, topic: str, data: bytes) -> Any:
         try:
+            if data.__class__ is bytes:
+                return data.decode(self.encoding)
             return bytes(data).decode(self.encoding)
         except UnicodeDecodeError as e:
             raise SerdeError(self.name, topic, f"not {self.encoding}: {e}") from None

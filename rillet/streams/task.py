@@ -172,7 +172,9 @@ class StreamTask:
         return best
 
     def process(self, max_records: int) -> int:
-        """Process up to ``max_records`` queued records; returns how many."""
+        """Process up to ``max_records`` queued records; returns how many. With one input
+        partition a run of records goes through the graph at once; with several, one
+        record at a time from the queue whose head is the oldest."""
         graph = self.graph
         queues = self.queues
         done = 0
@@ -181,17 +183,17 @@ class StreamTask:
             q = single if single is not None else self._next_queue()
             if not q:
                 break
-            rec = q.popleft()
-            topic, partition, offset, timestamp, key, value, headers = rec
+            n = min(len(q), max_records - done) if single is not None else 1
+            tp = TopicPartition(q[0][0], q[0][1])
+            left, before = len(q), self.skipped
             try:
-                record = graph.record_from(topic, key, value, timestamp, headers)
-            except Exception as exc:  # noqa: BLE001 - any serde failure goes to the handler
-                self._bad_record(rec, exc)
-            else:
-                graph.process(topic, record, partition=partition, offset=offset)
-                self.processed += 1
-            self.consumed[TopicPartition(topic, partition)] = offset + 1
-            done += 1
+                graph.run(q, n, self._bad_record)
+            finally:
+                taken = left - len(q)
+                done += taken
+                if graph.run_offset >= 0:  # a record that raised is not consumed
+                    self.consumed[tp] = graph.run_offset
+                self.processed += taken - (self.skipped - before)
         return done
 
     def _bad_record(self, rec: tuple, exc: Exception) -> None:

@@ -140,4 +140,17 @@ def ensure_internal_topics(admin: Any, topology: CompiledTopology, application_i
     return {**existing, **{name: n for name, (n, _) in plan.items()}}
 
 
-__all__ = ["ensure_internal_topics", "plan_internal_topics"]
+def ensure_instances_topic(admin: Any, name: str, replication_factor: int) -> None:
+    """The instances topic (instances.py): one compacted partition, created if missing."""
+    if name in _counts(admin, [name]):
+        return
+    results = admin.create_topics([NewTopic(name, 1, replication_factor,
+                                            {"cleanup.policy": "compact"})],
+                                  raise_errors=False)
+    err = results.get(name)
+    if err is not None and not isinstance(err, TopicAlreadyExistsError):
+        raise StreamsError(f"creating internal topic {name}: {err}") from err
+    log.info("created internal topic %s", name)
+
+
+__all__ = ["ensure_instances_topic", "ensure_internal_topics", "plan_internal_topics"]

@@ -78,12 +78,24 @@ class _WindowedNode(StoreNode):
 
 
 class TimeWindowAggregateNode(_WindowedNode):
-    """Tumbling and hopping windows (Kafka's ``KStreamWindowAggregate``)."""
+    """Tumbling and hopping windows (Kafka's ``KStreamWindowAggregate``).
+
+    With a record cache (``context.cache_entries`` > 0, as the key-value aggregation's in
+    processors.py) only a window's latest update reaches the store's backend, the
+    changelog and the children, at the next commit or when the cache is full:
+    ``Change(latest, what the children saw last)``."""
 
     def __init__(self, store: str, windows: HoppingWindows, initializer: Callable[[], Any],
                  aggregator: Callable[[Any, Any, Any], Any]) -> None:
         super().__init__(store, initializer, aggregator)
         self.windows = windows
+        # (key, window start) -> (value the children saw, latest, timestamp, headers, window)
+        self._cache: dict[tuple[Any, int], tuple[Any, Any, int, Any, Window]] = {}
+        self._limit = 0
+
+    def init(self, context: Any) -> None:
+        super().init(context)
+        self._limit = getattr(context, "cache_entries", 0)
 
     def process(self, record: Record) -> None:
         key, value, ts = record.key, record.value, record.timestamp
@@ -93,19 +105,45 @@ class TimeWindowAggregateNode(_WindowedNode):
         stream_time = self._stream_time(record)
         close = stream_time - self.windows.grace_ms
         updated = False
+        # (an unhashable key, e.g. a dict from a JSON serde, is not cached)
+        cache = self._cache if self._limit and key.__hash__ is not None else None
         for w in self.windows.windows_for(ts):
             if w.end <= close:
+                continue
+            updated = True
+            if cache is not None:
+                hit = cache.get((key, w.start))
+                if hit is None:
+                    old = seen = self.store.fetch(key, w.start)
+                else:
+                    seen, old = hit[0], hit[1]
+                new = self.aggregator(key, value, self.initializer() if old is None else old)
+                self.store.cache_put(key, new, w.start)
+                cache[(key, w.start)] = (seen, new, ts, record.headers, w)
                 continue
             old = self.store.fetch(key, w.start)
             new = self.aggregator(key, value, self.initializer() if old is None else old)
             self.store.put(key, new, w.start)
-            self.context.forward(Record(Windowed(key, w), Change(new, old), ts,
-                                        record.headers))
-            updated = True
+            self._forward(Record(Windowed(key, w), Change(new, old), ts, record.headers))
+        if cache is not None and len(cache) >= self._limit:
+            self.flush_cache()
         if not updated:
             self.drops.drop(self.context, record, "late: its windows are closed")
         self._maybe_expire((self.store,), stream_time,
                            max(1, self.windows.retention_ms() // 2))
+
+
+    def flush_cache(self) -> None:
+        """Write each cached window's latest aggregate to the store and its changelog,
+        then forward it."""
+        if not self._cache:
+            return
+        entries = self._cache
+        self._cache = {}
+        self.store.flush_cache()
+        forward = self._forward
+        for (key, _), (seen, new, ts, headers, w) in entries.items():
+            forward(Record(Windowed(key, w), Change(new, seen), ts, headers))
 
 
 class SlidingWindowAggregateNode(_WindowedNode):

@@ -270,3 +270,93 @@ def test_a_missing_source_topic_stops_the_app_with_a_clear_error(cluster, tmp_pa
     assert app.state == "ERROR"
 
 
+
+
+def _changelog_ends(bootstrap: str, topic: str, partitions: int = 2) -> dict[int, int]:
+    with Consumer({"bootstrap.servers": bootstrap}) as consumer:
+        ends = consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
+    return {tp.partition: n for tp, n in ends.items()}
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("guarantee", [
+    "at_least_once", pytest.param("exactly_once", marks=pytest.mark.slow)])
+def test_standby_replicas_and_interactive_queries_across_two_instances(cluster, tmp_path,
+                                                                      guarantee):
+    """num.standby.replicas=1, two instances with an application.server each: each keeps a
+    warm copy of the other's count stores (read from their changelogs); the metadata tells
+    which instance holds each word (and which has a standby), and asking that one's store
+    gives the true count; when one closes, the other takes its tasks over with the state
+    already there: no changelog record replayed."""
+    b = cluster.bootstrap_servers
+    src, out = f"sb-lines-{guarantee}", f"sb-counts-{guarantee}"
+    app_id = f"standby-{guarantee.replace('_', '-')}"
+    _topics(b, src, out)
+    lines = _lines(300)
+    truth = _truth(lines)
+    servers = {"a": "host-a:7001", "b": "host-b:7002"}
+    # every update changelogged (no record cache): a full replay would be hundreds
+    apps = {name: _wordcount(app_id, b, tmp_path / name, src, out, **{
+        "num.standby.replicas": 1, "application.server": server,
+        "statestore.cache.max.bytes": 0, "processing.guarantee": guarantee})
+        for name, server in servers.items()}
+    a, other = apps["a"], apps["b"]
+    changelog = f"{app_id}-counts-changelog"  # its end: past the markers under EOS
+    try:
+        a.start()
+        wait_until(lambda: a.error or a.metrics()["tasks"] == 4, 60, "a to hold every task")
+        other.start()
+        wait_until(lambda: a.error or other.error or (
+            a.metrics()["tasks"] == 2 and other.metrics()["tasks"] == 2), 90,
+            "the tasks to be shared")
+        _produce(b, src, lines)
+        by_server = {servers[n]: app for n, app in apps.items()}
+
+        def answered() -> bool:  # each word asked of the instance the metadata names
+            for word, n in truth.items():
+                md = a.query_metadata_for_key("counts", word)
+                if md != other.query_metadata_for_key("counts", word):
+                    return False
+                host = by_server.get(str(md.active_host))
+                if host is None or host.store("counts").get(word) != n:
+                    return False
+            return True
+
+        wait_until(lambda: a.error or other.error or answered(), 90,
+                   "every word's count from the instance holding it")
+        md = a.query_metadata_for_key("counts", "alpha")
+        assert {str(h) for h in md.standby_hosts} == set(servers.values()) - {
+            str(md.active_host)}
+        metas = a.all_metadata_for_store("counts")
+        assert sorted(str(m.host_info) for m in metas) == sorted(servers.values())
+        for m in metas:  # each holds one counting task and a standby of the other's
+            assert "counts" in m.state_store_names and "counts" in m.standby_state_store_names
+        # the standbys have read the changelogs to their ends
+        mine = {t.partition for t in a.tasks if t.subtopology == 1}
+        ends = _changelog_ends(b, changelog)
+
+        def caught_up() -> bool:
+            standbys = other._runtime.standbys.tasks
+            return all(any(task.positions.get(TopicPartition(changelog, p)) == ends[p]
+                           for task in list(standbys.values())) for p in mine)
+
+        wait_until(caught_up, 60, f"b's standbys to reach {ends}")
+        assert other.metrics()["standby_records"] > 0
+        restored_before = other.metrics()["restored"]
+        a.close(30)
+        assert a.error is None
+        wait_until(lambda: other.error or other.metrics()["tasks"] == 4, 90,
+                   "b to take a's tasks over")
+        # a's counting tasks came from b's standbys: nothing replayed from the changelog
+        assert other.metrics()["restored"] - restored_before == 0
+        view = other.store("counts")
+        assert {w: view.get(w) for w in truth} == truth
+        wait_until(lambda: other.query_metadata_for_key("counts", "alpha").active_host
+                   is not None and str(other.query_metadata_for_key(
+                       "counts", "alpha").active_host) == servers["b"], 30,
+                   "the metadata to name b alone")
+        assert [str(m.host_info) for m in other.all_metadata()] == [servers["b"]]
+    finally:
+        for app in apps.values():
+            app.close(30)
+    assert a.error is None and other.error is None

@@ -1,6 +1,7 @@
 """Two instances of one streams app (tests/integration/streams_app.py, run through
 ``rillet streams run``), one killed with SIGKILL while input keeps arriving: its tasks move
-to the other, which restores their stores from the changelogs and goes on.
+to the other, which restores their stores from the changelogs and goes on. With a standby
+replica the other already has the state: nothing is replayed.
 
 * exactly_once: for every word the committed output is exactly 1, 2, ..., n (no count
   skipped, none repeated: the aborted transaction of the dead instance left nothing), so the
@@ -42,13 +43,16 @@ GROUP_CONFIGS = {
 class Instance:
     """One ``rillet streams run`` process; its log tells which tasks it holds."""
 
-    def __init__(self, name: str, bootstrap: str, tmp: Path, guarantee: str) -> None:
+    def __init__(self, name: str, bootstrap: str, tmp: Path, guarantee: str,
+                 *extra: str) -> None:
         self.log = tmp / f"{name}.log"
         args = [sys.executable, "-m", "rillet.cli.main", "streams", "run", f"{APP}:app",
                 "-c", f"bootstrap.servers={bootstrap}", "-c", f"state.dir={tmp / name}",
                 "-c", f"processing.guarantee={guarantee}", "-c", "commit.interval.ms=500"]
         if guarantee == "exactly_once":
             args += ["-c", "statestore.cache.max.bytes=0"]
+        for item in extra:
+            args += ["-c", item]
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
                                          env={**os.environ, "RILLET_DEBUG": "1"})
@@ -92,8 +96,9 @@ def _lso(bootstrap: str, tps: list[TopicPartition]) -> dict[TopicPartition, int]
         return consumer.end_offsets(tps)
 
 
-def _outputs(bootstrap: str, read_committed: bool) -> dict[str, list[int]]:
-    tps = [TopicPartition("word-counts", p) for p in range(PARTITIONS)]
+def _outputs(bootstrap: str, read_committed: bool,
+             partitions: int = PARTITIONS) -> dict[str, list[int]]:
+    tps = [TopicPartition("word-counts", p) for p in range(partitions)]
     out: dict[str, list[int]] = collections.defaultdict(list)
     cfg = {"bootstrap.servers": bootstrap, "auto.offset.reset": "earliest"}
     if read_committed:
@@ -171,3 +176,69 @@ def test_one_of_two_instances_killed_mid_stream(cluster_factory, tmp_path, guara
     # the moved tasks' stores came back from their changelogs
     restored = [int(n) for n in re.findall(r"restored (\d+) records", other.text())]
     assert sum(restored) > 0, other.text()[-3000:]
+
+
+def _restored_by_task(text: str) -> dict[str, int]:
+    """The changelog records each task restored when last created (runtime.py's log)."""
+    return {m.group(1): int(m.group(2)) for m in re.finditer(
+        r"task (\d+_\d+) created \((\d+) changelog records restored\)", text)}
+
+
+@pytest.mark.slow  # ~15 s; test_streams.py's in-process standby test is in the default suite
+@pytest.mark.timeout(300)
+def test_a_standby_replica_takes_over_after_a_kill_without_replaying(cluster_factory,
+                                                                       tmp_path):
+    """num.standby.replicas=1: the survivor keeps a warm copy of the victim's count stores
+    (read from their changelogs), so when the victim is killed -9 and its tasks move, the
+    survivor replays no changelog record; the counts then go on from the right values."""
+    cluster = cluster_factory(1, {**GROUP_CONFIGS, "group.consumer.session.timeout.ms": "3000",
+                                  "group.consumer.heartbeat.interval.ms": "300"})
+    b = cluster.bootstrap_servers
+    with Admin({"bootstrap.servers": b}) as admin:
+        admin.create_topics([NewTopic("lines", 2), NewTopic("word-counts", 2)])
+    lines = [" ".join(WORDS[(i * k + k) % len(WORDS)] for k in (1, 3, 5)) for i in range(200)]
+    extra = ("num.standby.replicas=1", "statestore.cache.max.bytes=0",
+             "commit.interval.ms=200")
+    a = Instance("a", b, tmp_path, "at_least_once", *extra)
+    other = Instance("b", b, tmp_path, "at_least_once", *extra)
+    try:
+        wait_until(lambda: len(a.tasks()) == 2 and len(other.tasks()) == 2, 180,
+                   "the instances to share the tasks")
+        with Producer({"bootstrap.servers": b, "linger.ms": 5}) as producer:
+            for i, line in enumerate(lines[:100]):
+                producer.send("lines", line.encode(), key=str(i).encode())
+        truth = collections.Counter(w for line in lines[:100] for w in line.split())
+
+        def counted(truth: collections.Counter) -> bool:
+            latest = {w: vs[-1] for w, vs in _outputs(b, False, 2).items()}
+            return all(latest.get(w) == n for w, n in truth.items())
+
+        wait_until(lambda: counted(truth), 120, "the first counts")
+        # and committed (at_least_once: what was not would be counted again after the kill)
+        inputs = [TopicPartition(t, p) for t in ("lines", "streams-it-counts-repartition")
+                  for p in range(2)]
+        with Consumer({"bootstrap.servers": b, "group.id": "streams-it"}) as consumer:
+            ends = consumer.end_offsets(inputs)
+            wait_until(lambda: consumer.committed(inputs) == ends, 60,
+                       f"the input offsets committed to {ends}")
+        moved = {t for t in a.tasks() if t.startswith("1_")}
+        changelog = [TopicPartition("streams-it-counts-changelog", int(t[2:])) for t in moved]
+        with Consumer({"bootstrap.servers": b}) as consumer:
+            logged = sum(consumer.end_offsets(changelog).values())
+        assert moved and logged >= 100, (moved, logged)  # a full replay would be this
+        assert "standby 1_" in other.text(), other.text()[-3000:]
+        a.stop(signal.SIGKILL)
+        wait_until(lambda: moved <= other.tasks(), 90,
+                   f"tasks {sorted(moved)} to move (log:\n{other.text()[-3000:]})")
+        restored = _restored_by_task(other.text())
+        assert {t: restored[t] for t in moved} == {t: 0 for t in moved}, other.text()[-3000:]
+        # and the counts carry on from the standby's state
+        with Producer({"bootstrap.servers": b, "linger.ms": 5}) as producer:
+            for i, line in enumerate(lines[100:], start=100):
+                producer.send("lines", line.encode(), key=str(i).encode())
+        truth = collections.Counter(w for line in lines for w in line.split())
+        wait_until(lambda: counted(truth), 120, "the final counts")
+        assert other.stop() == 0, other.text()[-3000:]
+    finally:
+        a.stop(signal.SIGKILL)
+        other.stop(signal.SIGKILL)

@@ -120,15 +120,20 @@ class SqliteWindowBytes(_SqliteBase):
         super().__init__(name, 0 if retain_duplicates else cache_entries)
         self.dups = retain_duplicates
         self._oldest = _INF  # no window starts before: expiry below it has nothing to do
+        self._newest = -_INF  # no window starts after: a get above it needs no SQL
 
     def _connected(self) -> None:
-        row = self._cur.execute("SELECT min(start) FROM win").fetchone()
+        row = self._cur.execute("SELECT min(start), max(start) FROM win").fetchone()
         self._oldest = _INF if row[0] is None else row[0]
+        self._newest = -_INF if row[1] is None else row[1]
 
     def _restored(self, rows: list) -> None:
         for (_, start, _), value in rows:
-            if value is not None and start < self._oldest:
-                self._oldest = start
+            if value is not None:
+                if start < self._oldest:
+                    self._oldest = start
+                if start > self._newest:
+                    self._newest = start
 
     def put_many(self, rows: list[tuple[Any, bytes | None]]) -> None:
         """``(key, start, seq, value or None)`` rows."""
@@ -139,6 +144,8 @@ class SqliteWindowBytes(_SqliteBase):
             self._set((key, start, seq), value)
             if start < self._oldest:
                 self._oldest = start
+            if start > self._newest:
+                self._newest = start
 
     def delete(self, key: bytes, start: int, seq: int = 0) -> None:
         with self._lock:
@@ -146,6 +153,8 @@ class SqliteWindowBytes(_SqliteBase):
 
     def get(self, key: bytes, start: int) -> bytes | None:
         with self._lock:
+            if start > self._newest:
+                return None  # a window newer than any written: in no row, cached or not
             if not self.dups:
                 return self._get((key, start, 0))
             row = self._cur.execute(

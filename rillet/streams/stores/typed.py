@@ -50,6 +50,8 @@ class _TypedStore:
         self._changelog: tuple[str, int] | None = None
         self._logging = False
         self.timestamp_source: Callable[[], int] | None = None
+        # the record cache's latest values not yet written (typed; see cache_put)
+        self._pending: dict[Any, Any] = {}
 
     @property
     def persistent(self) -> bool:
@@ -93,16 +95,34 @@ class _TypedStore:
         return self._b.checkpoint()
 
     def commit(self, changelog_offset: int | None) -> None:
+        if self._pending:
+            raise RuntimeError(f"store {self.name}: commit with unflushed cached writes "
+                               "(flush_cache first: their changelog records must be in "
+                               "the commit)")
         self._b.commit(changelog_offset)
 
     def close(self) -> None:
+        self._pending = {}  # not flushed: lost with the other uncommitted writes
         self._b.close()
 
     def wipe(self) -> None:
+        self._pending = {}
         self._b.wipe()
         self._opened()
 
+    def flush_cache(self) -> None:
+        """Write the values ``cache_put`` deferred (serialized, into the backend and the
+        changelog), in the order their keys were first cached."""
+        pending = self._pending
+        if pending:
+            self._pending = {}
+            self._write_pending(pending)
+
+    def _write_pending(self, pending: dict[Any, Any]) -> None:
+        raise NotImplementedError
+
     def __len__(self) -> int:
+        self.flush_cache()
         return self._b.count()
 
     def __repr__(self) -> str:
@@ -121,14 +141,32 @@ class KeyValueStoreImpl(_TypedStore):
     kind = "kv"
 
     def get(self, key: Any) -> Any:
+        pending = self._pending
+        if pending and key.__hash__ is not None and key in pending:
+            return pending[key]
         value = self._b.get(self._kser(self._topic, key))
         return None if value is None else self._vde(self._topic, value)
 
-    def put(self, key: Any, value: Any, *, log: bool = True) -> None:
-        """``log=False``: the local store only; the caller sends the change later with
-        ``log`` (a record cache: docs/streams.md)."""
+    def cache_put(self, key: Any, value: Any) -> None:
+        """Put ``key``'s value later: it is kept as it is (no serialization), read back by
+        ``get`` (and every read: iterations flush first), and written to the backend and
+        the changelog by ``flush_cache`` (the record cache's flush, before every commit).
+        Only the latest value of a key is written."""
         if key is None:
             _check_key(key)
+        self._pending[key] = value
+
+    def _write_pending(self, pending: dict[Any, Any]) -> None:
+        for key, value in pending.items():
+            self.put(key, value)
+
+    def put(self, key: Any, value: Any, *, log: bool = True) -> None:
+        """``log=False``: the local store only; the caller sends the change later with
+        ``log``."""
+        if key is None:
+            _check_key(key)
+        if self._pending and key.__hash__ is not None:
+            self._pending.pop(key, None)
         kb = self._kser(self._topic, key)
         if value is None:
             self._b.delete(kb)
@@ -160,6 +198,7 @@ class KeyValueStoreImpl(_TypedStore):
         """Remove ``key``; returns its old value (None if it had none). Logged either way
         (a tombstone), as Kafka's."""
         _check_key(key)
+        self.flush_cache()
         kb = self._kser(self._topic, key)
         old = self._b.delete(kb)
         if self._logging:
@@ -172,10 +211,12 @@ class KeyValueStoreImpl(_TypedStore):
             yield kde(topic, kb), vde(topic, vb)
 
     def all(self) -> Iterator[tuple[Any, Any]]:
+        self.flush_cache()
         return self._typed(self._b.range(None, None))
 
     def range(self, lo: Any, hi: Any) -> Iterator[tuple[Any, Any]]:
         """Keys whose serialized form is within [ser(lo), ser(hi)] (None: unbounded)."""
+        self.flush_cache()
         return self._typed(self._b.range(
             None if lo is None else self._kser(self._topic, lo),
             None if hi is None else self._kser(self._topic, hi)))
@@ -194,6 +235,7 @@ class KeyValueStoreImpl(_TypedStore):
         ``prefixScan``; ``prefix_serializer``: a serde for the prefix if not the key's)."""
         ser = self._kser if prefix_serializer is None else prefix_serializer.serialize
         pb = ser(self._topic, prefix)
+        self.flush_cache()
         kde, vde, topic = self._kde, self._vde, self._topic
         for kb, vb in self._b.range(pb, None):
             if not kb.startswith(pb):
@@ -201,6 +243,7 @@ class KeyValueStoreImpl(_TypedStore):
             yield kde(topic, kb), vde(topic, vb)
 
     def approximate_num_entries(self) -> int:
+        self.flush_cache()
         return self._b.count()
 
     def restore(self, records: list[tuple[bytes, bytes | None]]) -> None:
@@ -225,6 +268,7 @@ class _Retention:
         self._observed = stream_time
         min_live = stream_time - retention + 1
         if min_live > self._min_live:
+            self.flush_cache()  # type: ignore[attr-defined]
             self._min_live = min_live
             self._b.expire_before(min_live)  # type: ignore[attr-defined]
 
@@ -242,8 +286,22 @@ class WindowStoreImpl(_Retention, _TypedStore):
         self._size = self.spec.window_size_ms or 0
         self._seq = self._b.max_seq() if self._dups and self._b.is_open else 0
 
+    def cache_put(self, key: Any, value: Any, window_start: int) -> None:
+        """``put`` later (see KeyValueStoreImpl.cache_put): read back by ``fetch``, written
+        by ``flush_cache`` (and before any other read)."""
+        _check_key(key)
+        if self._dups:
+            raise TypeError(f"store {self.name}: cache_put on a store with duplicates")
+        self._pending[(key, window_start)] = value
+
+    def _write_pending(self, pending: dict[Any, Any]) -> None:
+        for (key, start), value in pending.items():
+            self.put(key, value, start)
+
     def put(self, key: Any, value: Any, window_start: int) -> None:
         _check_key(key)
+        if self._pending and key.__hash__ is not None:
+            self._pending.pop((key, window_start), None)
         if window_start < self._min_live:
             return  # already expired: Kafka's "Skipping record for expired segment"
         kb = self._kser(self._topic, key)
@@ -264,12 +322,18 @@ class WindowStoreImpl(_Retention, _TypedStore):
             self._send(window_key(kb, window_start, seq), vb, window_start)
 
     def fetch(self, key: Any, window_start: int) -> Any:
+        pending = self._pending
+        if pending and key.__hash__ is not None:
+            pk = (key, window_start)
+            if pk in pending:
+                return pending[pk]
         value = self._b.get(self._kser(self._topic, key), window_start)
         return None if value is None else self._vde(self._topic, value)
 
     def fetch_range(self, key: Any, time_from: int, time_to: int
                     ) -> Iterator[tuple[int, Any]]:
         vde, topic = self._vde, self._topic
+        self.flush_cache()
         for start, vb in self._b.fetch_range(self._kser(topic, key), time_from, time_to):
             yield start, vde(topic, vb)
 
@@ -286,9 +350,11 @@ class WindowStoreImpl(_Retention, _TypedStore):
 
     def fetch_all(self, time_from: int, time_to: int) -> Iterator[tuple[Windowed, Any]]:
         """Every key's windows with time_from <= start <= time_to, by start then key."""
+        self.flush_cache()
         return self._typed(self._b.fetch_all(time_from, time_to))
 
     def all(self) -> Iterator[tuple[Windowed, Any]]:
+        self.flush_cache()
         return self._typed(self._b.fetch_all(None, None))
 
     def restore(self, records: list[tuple[bytes, bytes | None]]) -> None:
@@ -307,6 +373,10 @@ class SessionStoreImpl(_Retention, _TypedStore):
     """api.SessionStore: values by (key, session window [start, end])."""
 
     kind = "session"
+
+    def _write_pending(self, pending: dict[Any, Any]) -> None:  # no cache_put here
+        for session, value in pending.items():
+            self.put(session, value)
 
     def _session(self, kb: bytes, start: int, end: int) -> Windowed:
         return Windowed(self._kde(self._topic, kb), Window(start, end))

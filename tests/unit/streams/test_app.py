@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from rillet.records import TopicPartition
 from rillet.streams import App, serdes
 from rillet.streams.errors import CopartitionError, MissingSourceTopicError, StreamsError
 from rillet.streams.topics import plan_internal_topics
@@ -98,3 +99,46 @@ def test_cli_loads_an_app_from_a_file_or_a_module(tmp_path, monkeypatch) -> None
         load_app("myapp:other")
     with pytest.raises(click.BadParameter, match="cannot import"):
         load_app("no_such_module_here:app")
+
+
+def test_key_metadata_from_the_instances_view() -> None:
+    """metadata.py over a hand-made view (what the instances topic would hold): the key's
+    partition is the producer's murmur2 partition, its active host the instance holding
+    the counting task, the standby hosts those with a standby of it."""
+    from rillet._partitioner import partition_for_key
+    from rillet.streams.api import TaskId
+    from rillet.streams.instances import HostInfo, InstanceInfo
+
+    app = App("md", {"bootstrap.servers": "127.0.0.1:1", "application.server": "me:1"})
+    (app.stream("lines", value_serde=serdes.String).flat_map_values(str.split)
+     .group_by(lambda _k, w: w, key_serde=serdes.String).count(store="counts"))
+    with pytest.raises(StreamsError, match="once the app runs"):
+        app.query_metadata_for_key("counts", "x")
+    app._compiled = app.topology.compile()
+    app._partition_counts = {"lines": 4, "md-counts-repartition": 4}
+    with pytest.raises(KeyError, match="no store 'nope'"):
+        app.query_metadata_for_key("nope", "x")
+
+    class Runtime:  # what metadata.py reads of a running app
+        standbys = type("S", (), {"tasks": {}})()
+
+    app._runtime = Runtime()  # type: ignore[assignment]
+    p = partition_for_key(b"fox", 4)
+    app._directory.apply("other", InstanceInfo(HostInfo("o", 2), frozenset({TaskId(1, p)}),
+                                               frozenset()), 1e12)
+    app._directory.apply("third", InstanceInfo(HostInfo("t", 3), frozenset(),
+                                               frozenset({TaskId(1, p)})), 1e12)
+    md = app.query_metadata_for_key("counts", "fox")
+    assert (md.partition, md.active_host, md.standby_hosts) == (
+        p, HostInfo("o", 2), frozenset({HostInfo("t", 3)}))
+    # a newer claim (the task's new owner) wins over an older one (a killed instance's)
+    app._directory.apply("new", InstanceInfo(HostInfo("n", 4), frozenset({TaskId(1, p)}),
+                                             frozenset()), 2e12)
+    assert app.query_metadata_for_key("counts", "fox").active_host == HostInfo("n", 4)
+    app.tasks[TaskId(1, p)] = None  # type: ignore[assignment]  # now this one holds it
+    assert app.query_metadata_for_key("counts", "fox").active_host == HostInfo("me", 1)
+    metas = {m.instance_id: m for m in app.all_metadata_for_store("counts")}
+    assert set(metas) == {app.instance_id, "other", "third", "new"}
+    assert metas["third"].standby_state_store_names == {"counts"}
+    assert metas["third"].standby_topic_partitions == {
+        TopicPartition("md-counts-repartition", p)}

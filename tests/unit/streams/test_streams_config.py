@@ -66,7 +66,9 @@ def test_client_keys_pass_through_and_prefixes_pick_one_client() -> None:
     ({"consumer.enable.auto.commit": True}, "cannot be set"),
     ({"consumer.linger.ms": 1}, "not a consumer config key"),
     ({"processing.guarantee": "maybe"}, "at_least_once or exactly_once_v2"),
-    ({"num.standby.replicas": 1}, "not supported"),
+    ({"num.standby.replicas": -1}, "num.standby.replicas"),
+    ({"application.server": "no-port"}, "application.server: expected host:port"),
+    ({"application.server": "h:70000"}, "application.server"),
     ({"default.deserialization.exception.handler": "shrug"}, "log_and_fail, "),
     ({"default.deserialization.exception.handler": "dead_letter"},
      "errors.dead.letter.queue.topic.name"),
@@ -108,3 +110,10 @@ def test_bootstrap_servers_may_come_later(monkeypatch, tmp_path) -> None:
         require_servers(cfg)
     monkeypatch.setenv("RILLET_BROKERS", "h:1")
     assert streams_config("app", {}).bootstrap_servers == ["h:1"]
+
+
+def test_standby_replicas_and_application_server_are_accepted() -> None:
+    cfg = streams_config("app", {**B, "num.standby.replicas": 2,
+                                 "application.server": "10.0.0.5:8080"})
+    assert cfg.num_standby_replicas == 2 and cfg.application_server == "10.0.0.5:8080"
+    assert streams_config("app", B).application_server is None
