@@ -119,6 +119,14 @@ def to_controller(
     ctx.controller.tell(C.Admin(native, reply, forwardable=True))
 
 
+def named_twice(names: list[str]) -> dict[str, tuple[int, str]]:
+    """Kafka's broker refuses, before its controller sees them, the topics a request names
+    more than once: name -> (INVALID_REQUEST, why)."""
+    return {name: (P.ErrorCode.INVALID_REQUEST,
+                   f"topic {name!r} is named more than once in the request")
+            for name in {n for n in names if names.count(n) > 1}}
+
+
 # --------------------------------------------------------------------------- CreateTopics
 
 
@@ -126,11 +134,8 @@ def to_controller(
 def create_topics(call: Call):
     body, version = call.request.body, call.request.api_version
     cls, mod = response(call, 19)
-    refused: dict[str, tuple[int, str]] = {}
     names = [t.name for t in body.topics]
-    for name in {n for n in names if names.count(n) > 1}:
-        refused[name] = (P.ErrorCode.INVALID_REQUEST,
-                         f"topic {name!r} is named more than once in the request")
+    refused = named_twice(names)
     native = []
     for t in body.topics:
         if t.name in refused:
@@ -249,11 +254,8 @@ def delete_topics(call: Call):
 def create_partitions(call: Call):
     body = call.request.body
     cls, mod = response(call, 37)
-    refused: dict[str, tuple[int, str]] = {}
     names = [t.name for t in body.topics]
-    for name in {n for n in names if names.count(n) > 1}:
-        refused[name] = (P.ErrorCode.INVALID_REQUEST,
-                         f"topic {name!r} is named more than once in the request")
+    refused = named_twice(names)
     native = []
     for t in body.topics:
         if t.name in refused:
