@@ -25,6 +25,13 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from rillet.connectors.mirror.clients import (
+    client_keys,
+    flow_client_configs,
+    owned_key_error,
+    top_level_role_error,
+)
+
 INTERNAL_SUFFIX = ".internal"
 HEARTBEATS_TOPIC = "heartbeats"
 
@@ -231,6 +238,18 @@ class Flow:
     refresh_topics_interval_s: float = 600.0
     exactly_once: bool = False
     offset_lag_max: int = 100
+    #: (side, role) -> that client's settings (connectors/mirror/clients.py)
+    clients: Mapping[tuple[str, str], Mapping[str, str]] = field(default_factory=dict,
+                                                                 compare=False)
+
+    def client(self, side: str, role: str, **fixed: str) -> dict[str, str]:
+        """The settings of the flow's ``role`` client on ``side`` (source/target), plus the
+        ones the mirror fixes for this use (``fixed``, with ``.`` written ``_``)."""
+        cfg = dict(self.clients.get((side, role)) or {
+            "bootstrap.servers": self.source_bootstrap if side == "source"
+            else self.target_bootstrap})
+        cfg.update({k.replace("_", "."): v for k, v in fixed.items()})
+        return cfg
 
     def wants_topic(self, policy: DefaultReplicationPolicy, topic: str) -> bool:
         if self.topics_exclude is not None and self.topics_exclude.fullmatch(topic):
@@ -309,8 +328,12 @@ def parse_mirror_config(props: Mapping[str, str]) -> MirrorConfig:
         for d in clusters:
             if c != d:
                 known |= {f"{c}->{d}.{k}" for k in FLOW_KEYS | FLOW_OVERRIDABLE}
+    known |= client_keys(clusters)
     for key in props:
         if key not in known:
+            message = owned_key_error(key) or top_level_role_error(key)
+            if message:
+                raise MirrorConfigError(message)
             raise _unknown(key, known)
     for c in clusters:
         if not props.get(f"{c}.bootstrap.servers"):
@@ -342,6 +365,10 @@ def parse_mirror_config(props: Mapping[str, str]) -> MirrorConfig:
             # "requested" asks for it where the cluster supports transactions: every rillet
             # cluster does, so it is "enabled" (docs/mirror.md)
             ex_t, ex_g = props.get(f"{p}.topics.exclude"), props.get(f"{p}.groups.exclude")
+            try:
+                clients = flow_client_configs(props, s, t, eos != "disabled")
+            except ValueError as exc:
+                raise MirrorConfigError(str(exc)) from None
             flows.append(Flow(
                 source=s, target=t,
                 source_bootstrap=props[f"{s}.bootstrap.servers"],
@@ -366,6 +393,7 @@ def parse_mirror_config(props: Mapping[str, str]) -> MirrorConfig:
                 exactly_once=eos != "disabled",
                 offset_lag_max=_number("offset.lag.max", setting(p, "offset.lag.max", "100"),
                                        int),
+                clients=clients,
             ))
     if not flows:
         raise MirrorConfigError("no flow enabled: set e.g. 'A->B.enabled = true'")

@@ -31,7 +31,15 @@ def start(properties: Path) -> None:
     from rillet.connectors.mirror.runner import run_flows
     from rillet.connectors.mirror.state import FlowStates, state_path
 
+    from rillet.connectors.mirror.clients import check_key_files
+    from rillet.errors import ConfigError
+
     config = _load(properties)
+    try:
+        for f in config.flows:
+            check_key_files(f.clients)
+    except ConfigError as exc:
+        raise click.UsageError(f"{properties}: {exc}") from None
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
     for f in config.flows:
