@@ -19,6 +19,21 @@ from rillet.connectors.mirror.policy import (
 from rillet import Admin, Consumer
 from rillet.records import TopicPartition
 
+#: how long ``mirror status`` waits for one cluster's answer: a status must come back within
+#: seconds when a cluster is down or hung (the clients' default request.timeout.ms is 30 s)
+STATUS_TIMEOUT_MS = 3000
+
+
+def status_overrides(flow: Flow, side: str) -> dict[str, str]:
+    """Client settings for ``status``'s calls to the flow's ``side`` cluster: the flow's
+    timeouts, capped at STATUS_TIMEOUT_MS."""
+    cfg = flow.client(side, "admin")
+    out = {}
+    for key, default in (("request.timeout.ms", 30000),
+                         ("socket.connection.setup.timeout.ms", 10000)):
+        out[key.replace(".", "_")] = str(min(int(cfg.get(key, default)), STATUS_TIMEOUT_MS))
+    return out
+
 
 def _client(cluster: str | Mapping[str, str]) -> dict[str, str]:
     """Client settings from a bootstrap string or a flow's client config (whose role keys

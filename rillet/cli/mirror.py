@@ -28,10 +28,9 @@ def mirror() -> None:
 @click.argument("properties", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def start(properties: Path) -> None:
     """Run every enabled flow of PROPERTIES (mm2.properties) until Ctrl-C or SIGTERM."""
+    from rillet.connectors.mirror.clients import check_key_files
     from rillet.connectors.mirror.runner import run_flows
     from rillet.connectors.mirror.state import FlowStates, state_path
-
-    from rillet.connectors.mirror.clients import check_key_files
     from rillet.errors import ConfigError
 
     config = _load(properties)
@@ -57,7 +56,12 @@ def start(properties: Path) -> None:
 def status(properties: Path) -> None:
     """Lag per topic-partition, last checkpoint per group and heartbeat age, per flow."""
     from rillet.cli.topic import _table
-    from rillet.connectors.mirror.remote import flow_lag, heartbeat_age_ms, orphaned_topics
+    from rillet.connectors.mirror.remote import (
+        flow_lag,
+        heartbeat_age_ms,
+        orphaned_topics,
+        status_overrides,
+    )
     from rillet.connectors.mirror.state import describe, read_states
 
     config = _load(properties)
@@ -76,16 +80,20 @@ def status(properties: Path) -> None:
             state = f"stopped (last: {state})"
         click.echo(f"flow {name}: {state}")
         # each cluster is asked on its own: one that is down must not hide the other's part
+        # each call waits at most remote.STATUS_TIMEOUT_MS for a cluster: a cluster that is
+        # down or hung makes status seconds slower, not 30 s
+        quick_src, quick_dst = status_overrides(f, "source"), status_overrides(f, "target")
         try:
-            rows = flow_lag(f, config.policy)
+            rows = flow_lag(f, config.policy, **quick_src)
             _table(["TOPIC", "PARTITION", "MIRRORED", "LAG"],
                    [(t, p, done, lag) for t, p, done, lag in rows])
         except Exception as exc:  # noqa: BLE001 - the source is down: say so, go on
             click.echo(f"lag: - ({f.source} unreachable: {exc})")
         try:
-            age = heartbeat_age_ms(f.target_bootstrap, f.source, now_ms)
+            age = heartbeat_age_ms(f.client("target", "consumer", **quick_dst), f.source,
+                                   now_ms)
             click.echo(f"heartbeat age: {'-' if age is None else f'{age} ms'}")
-            for remote in orphaned_topics(f, config.policy):
+            for remote in orphaned_topics(f, config.policy, **quick_src):
                 click.echo(f"orphaned: {remote} (its source topic is gone from {f.source}; "
                            f"the copy on {f.target} is kept)")
         except Exception as exc:  # noqa: BLE001 - the target is down
