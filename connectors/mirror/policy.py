@@ -212,9 +212,10 @@ GLOBAL_KEYS = {
     "sync.group.offsets.interval.seconds", "refresh.topics.interval.seconds",
     "refresh.groups.interval.seconds", "exactly.once.support", "offset.lag.max",
     "tasks.max", "replication.factor", "emit.checkpoints.enabled", "emit.heartbeats.enabled",
+    "listeners",  # the read-only Connect REST view (connectors/mirror/rest_view.py)
 }
 FLOW_OVERRIDABLE = GLOBAL_KEYS - {"clusters", "replication.policy.class",
-                                  "replication.policy.separator"}
+                                  "replication.policy.separator", "listeners"}
 CLUSTER_KEYS = {"bootstrap.servers"}
 EOS_VALUES = {"enabled", "disabled", "requested"}
 
@@ -267,6 +268,8 @@ class MirrorConfig:
     clusters: tuple[str, ...]
     policy: DefaultReplicationPolicy
     flows: tuple[Flow, ...] = field(default=())
+    #: ``http://HOST:PORT`` of the read-only Connect REST view, None: no view
+    listeners: str | None = None
 
 
 def parse_properties(text: str) -> dict[str, str]:
@@ -402,7 +405,11 @@ def parse_mirror_config(props: Mapping[str, str]) -> MirrorConfig:
         if any((t, s) in pairs for s, t in pairs):
             raise MirrorConfigError("IdentityReplicationPolicy cannot run active-active "
                                     "(A->B and B->A): records would loop")
-    return MirrorConfig(clusters=clusters, policy=policy, flows=tuple(flows))
+    listeners = props.get("listeners") or None
+    if listeners is not None and not re.fullmatch(r"http://[^/:\s]+:\d{1,5}/?", listeners):
+        raise MirrorConfigError(f"listeners must be http://HOST:PORT, got {listeners!r}")
+    return MirrorConfig(clusters=clusters, policy=policy, flows=tuple(flows),
+                        listeners=listeners)
 
 
 # Topic configs never copied to the target (they describe the source cluster's placement).

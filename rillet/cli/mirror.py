@@ -44,11 +44,25 @@ def start(properties: Path) -> None:
     for f in config.flows:
         click.echo(f"mirroring {f.source}->{f.target} ({f.source_bootstrap} -> "
                    f"{f.target_bootstrap})", err=True)
+    states = FlowStates(state_path(properties), properties.resolve())
+    rest = None
+    if config.listeners:  # the read-only Connect REST view (docs/mirror.md)
+        from rillet.connectors.mirror.rest_view import serve
+
+        try:
+            rest = serve(config, properties, config.listeners)
+        except OSError as exc:
+            raise click.UsageError(f"listeners = {config.listeners}: {exc}") from None
+        states.doc["rest_url"] = rest.url
+        click.echo(f"Connect REST view (read-only) on {rest.url}", err=True)
     try:
         run_flows(list(config.flows), config.policy, stop=lambda: bool(stopping),
-                  states=FlowStates(state_path(properties), properties.resolve()))
+                  states=states)
     except KeyboardInterrupt:
         pass
+    finally:
+        if rest is not None:
+            rest.stop()
 
 
 @mirror.command("status")
@@ -71,7 +85,9 @@ def status(properties: Path) -> None:
         click.echo("mirror process: none has run with this file")
     else:
         click.echo(f"mirror process: pid {report.get('pid')} "
-                   f"{'running' if report['alive'] else 'not running'}")
+                   f"{'running' if report['alive'] else 'not running'}"
+                   + (f", Connect REST view on {report['rest_url']}"
+                      if report["alive"] and report.get("rest_url") else ""))
     for f in config.flows:
         name = f"{f.source}->{f.target}"
         entry = (report or {}).get("flows", {}).get(name)

@@ -5,11 +5,13 @@ The mirror reaches A only through `A.security.protocol` / `A.curve.*` in mm2.pro
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -51,6 +53,11 @@ def _a_settings(a: LocalCluster) -> dict[str, str]:
     return {f"A.{k}": v for k, v in a.client_security.items()}
 
 
+def _rest(url: str):
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
 def _status(props) -> tuple[str, float]:
     t0 = time.monotonic()
     out = subprocess.run([sys.executable, "-m", "rillet.cli.main", "mirror", "status",
@@ -72,7 +79,8 @@ def test_a_curve_cluster_is_mirrored_to_a_plaintext_one(secure_pair, tmp_path, m
     props = _props(tmp_path, a.bootstrap_servers, b.bootstrap_servers,
                    **_a_settings(a), **{"A.consumer.max.poll.records": "50",
                                         "B.producer.linger.ms": "1",
-                                        "B.request.timeout.ms": "2000"})
+                                        "B.request.timeout.ms": "2000",
+                                        "listeners": "http://127.0.0.1:0"})
     mirrors(props)
     wait_until(lambda: _count(b.bootstrap_servers, "A.orders") >= RECORDS, 60,
                "A's records on B")
@@ -100,6 +108,11 @@ def test_a_curve_cluster_is_mirrored_to_a_plaintext_one(secure_pair, tmp_path, m
         wait_until(lambda: (read_states(props) or {}).get("flows", {}).get("A->B", {}).get(
             "state") == "retrying", 20, "the flow to show retrying while B hangs")
         assert time.monotonic() - t0 < 25
+        # the same through the mirror's read-only Connect REST view
+        tasks = _rest(read_states(props)["rest_url"] + "/connectors?expand=status")
+        source = tasks["A->B.MirrorSourceConnector"]["status"]["tasks"][0]
+        assert source["state"] == "RESTARTING" and source["worker_id"].startswith("127.0.0.1:")
+        assert "NoBrokersAvailableError" in source["trace"]
     finally:
         os.kill(pid, signal.SIGCONT)
 
