@@ -96,3 +96,18 @@ def test_client_config_carries_the_clusters_address():
     props = {**BASE, "B.client.id": "mm2"}
     assert client_config(props, "A", "B", "target", "admin") == {
         "client.id": "mm2", "security.protocol": "PLAINTEXT", "bootstrap.servers": "h:2"}
+
+
+def test_start_refuses_a_curve_key_file_it_cannot_read(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from rillet.cli.main import cli
+
+    monkeypatch.setenv("RILLET_CONFIG_DIR", str(tmp_path / "cfg"))
+    props = tmp_path / "mm2.properties"
+    props.write_text("".join(f"{k} = {v}\n" for k, v in {
+        **BASE, "A.security.protocol": "CURVE", "A.curve.server.publickey": KEY,
+        "A.curve.client.keyfile": str(tmp_path / "missing.curve")}.items()))
+    out = CliRunner().invoke(cli, ["mirror", "start", str(props)])
+    assert out.exit_code == 2 and "curve.client.keyfile" in out.output
+    assert "missing.curve" in out.output
