@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 
 from rillet import Admin, Consumer
 from rillet.records import NewTopic, TopicPartition
@@ -68,10 +69,12 @@ def parse_offset(source_alias: str, key: bytes | None, value: bytes | None
 class TargetOffsets:
     """The flow's progress in ``mm2-offsets.<source>.internal`` on the target."""
 
-    def __init__(self, source_alias: str, target_bootstrap: str) -> None:
+    def __init__(self, source_alias: str, target: str | Mapping[str, str]) -> None:
+        """``target``: the target's bootstrap servers, or its consumer settings."""
         self.source = source_alias
         self.topic = offsets_topic(source_alias)
-        self.bootstrap = target_bootstrap
+        self.client = ({"bootstrap.servers": target} if isinstance(target, str)
+                       else dict(target))
         self.next_offsets: dict[TopicPartition, int] = {}
 
     def ensure_topic(self, admin: Admin) -> None:
@@ -82,7 +85,7 @@ class TargetOffsets:
         """Read the topic to its log end with read_committed; returns (and keeps) the next
         offset to copy per source partition. Call after init_transactions (the previous
         instance's open transaction is being aborted: the read waits for its marker)."""
-        base = {"bootstrap.servers": self.bootstrap, "enable.auto.commit": "false"}
+        base = {**self.client, "enable.auto.commit": "false"}
         tp0 = TopicPartition(self.topic, 0)
         probe = Consumer({**base, "isolation.level": "read_uncommitted"})
         try:

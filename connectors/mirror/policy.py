@@ -25,6 +25,13 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from rillet.connectors.mirror.clients import (
+    client_keys,
+    flow_client_configs,
+    owned_key_error,
+    top_level_role_error,
+)
+
 INTERNAL_SUFFIX = ".internal"
 HEARTBEATS_TOPIC = "heartbeats"
 
@@ -205,9 +212,10 @@ GLOBAL_KEYS = {
     "sync.group.offsets.interval.seconds", "refresh.topics.interval.seconds",
     "refresh.groups.interval.seconds", "exactly.once.support", "offset.lag.max",
     "tasks.max", "replication.factor", "emit.checkpoints.enabled", "emit.heartbeats.enabled",
+    "listeners",  # the read-only Connect REST view (connectors/mirror/rest_view.py)
 }
 FLOW_OVERRIDABLE = GLOBAL_KEYS - {"clusters", "replication.policy.class",
-                                  "replication.policy.separator"}
+                                  "replication.policy.separator", "listeners"}
 CLUSTER_KEYS = {"bootstrap.servers"}
 EOS_VALUES = {"enabled", "disabled", "requested"}
 
@@ -231,6 +239,18 @@ class Flow:
     refresh_topics_interval_s: float = 600.0
     exactly_once: bool = False
     offset_lag_max: int = 100
+    #: (side, role) -> that client's settings (connectors/mirror/clients.py)
+    clients: Mapping[tuple[str, str], Mapping[str, str]] = field(default_factory=dict,
+                                                                 compare=False)
+
+    def client(self, side: str, role: str, **fixed: str) -> dict[str, str]:
+        """The settings of the flow's ``role`` client on ``side`` (source/target), plus the
+        ones the mirror fixes for this use (``fixed``, with ``.`` written ``_``)."""
+        cfg = dict(self.clients.get((side, role)) or {
+            "bootstrap.servers": self.source_bootstrap if side == "source"
+            else self.target_bootstrap})
+        cfg.update({k.replace("_", "."): v for k, v in fixed.items()})
+        return cfg
 
     def wants_topic(self, policy: DefaultReplicationPolicy, topic: str) -> bool:
         if self.topics_exclude is not None and self.topics_exclude.fullmatch(topic):
@@ -248,6 +268,8 @@ class MirrorConfig:
     clusters: tuple[str, ...]
     policy: DefaultReplicationPolicy
     flows: tuple[Flow, ...] = field(default=())
+    #: ``http://HOST:PORT`` of the read-only Connect REST view, None: no view
+    listeners: str | None = None
 
 
 def parse_properties(text: str) -> dict[str, str]:
@@ -309,8 +331,12 @@ def parse_mirror_config(props: Mapping[str, str]) -> MirrorConfig:
         for d in clusters:
             if c != d:
                 known |= {f"{c}->{d}.{k}" for k in FLOW_KEYS | FLOW_OVERRIDABLE}
+    known |= client_keys(clusters)
     for key in props:
         if key not in known:
+            message = owned_key_error(key) or top_level_role_error(key)
+            if message:
+                raise MirrorConfigError(message)
             raise _unknown(key, known)
     for c in clusters:
         if not props.get(f"{c}.bootstrap.servers"):
@@ -342,6 +368,10 @@ def parse_mirror_config(props: Mapping[str, str]) -> MirrorConfig:
             # "requested" asks for it where the cluster supports transactions: every rillet
             # cluster does, so it is "enabled" (docs/mirror.md)
             ex_t, ex_g = props.get(f"{p}.topics.exclude"), props.get(f"{p}.groups.exclude")
+            try:
+                clients = flow_client_configs(props, s, t, eos != "disabled")
+            except ValueError as exc:
+                raise MirrorConfigError(str(exc)) from None
             flows.append(Flow(
                 source=s, target=t,
                 source_bootstrap=props[f"{s}.bootstrap.servers"],
@@ -366,6 +396,7 @@ def parse_mirror_config(props: Mapping[str, str]) -> MirrorConfig:
                 exactly_once=eos != "disabled",
                 offset_lag_max=_number("offset.lag.max", setting(p, "offset.lag.max", "100"),
                                        int),
+                clients=clients,
             ))
     if not flows:
         raise MirrorConfigError("no flow enabled: set e.g. 'A->B.enabled = true'")
@@ -374,7 +405,11 @@ def parse_mirror_config(props: Mapping[str, str]) -> MirrorConfig:
         if any((t, s) in pairs for s, t in pairs):
             raise MirrorConfigError("IdentityReplicationPolicy cannot run active-active "
                                     "(A->B and B->A): records would loop")
-    return MirrorConfig(clusters=clusters, policy=policy, flows=tuple(flows))
+    listeners = props.get("listeners") or None
+    if listeners is not None and not re.fullmatch(r"http://[^/:\s]+:\d{1,5}/?", listeners):
+        raise MirrorConfigError(f"listeners must be http://HOST:PORT, got {listeners!r}")
+    return MirrorConfig(clusters=clusters, policy=policy, flows=tuple(flows),
+                        listeners=listeners)
 
 
 # Topic configs never copied to the target (they describe the source cluster's placement).

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 
+from rillet.connectors.mirror.clients import COMMON
 from rillet.connectors.mirror.policy import (
     HEARTBEATS_TOPIC,
     DefaultReplicationPolicy,
@@ -17,15 +19,40 @@ from rillet.connectors.mirror.policy import (
 from rillet import Admin, Consumer
 from rillet.records import TopicPartition
 
+#: how long ``mirror status`` waits for one cluster's answer: a status must come back within
+#: seconds when a cluster is down or hung (the clients' default request.timeout.ms is 30 s)
+STATUS_TIMEOUT_MS = 3000
 
-def _read_all(bootstrap: str, topic: str, timeout_s: float = 10.0,
+
+def status_overrides(flow: Flow, side: str) -> dict[str, str]:
+    """Client settings for ``status``'s calls to the flow's ``side`` cluster: the flow's
+    timeouts, capped at STATUS_TIMEOUT_MS."""
+    cfg = flow.client(side, "admin")
+    out = {}
+    for key, default in (("request.timeout.ms", 30000),
+                         ("socket.connection.setup.timeout.ms", 10000)):
+        out[key.replace(".", "_")] = str(min(int(cfg.get(key, default)), STATUS_TIMEOUT_MS))
+    return out
+
+
+def _client(cluster: str | Mapping[str, str]) -> dict[str, str]:
+    """Client settings from a bootstrap string or a flow's client config (whose role keys
+    the other clients do not know: only the common ones are kept)."""
+    if isinstance(cluster, str):
+        return {"bootstrap.servers": cluster}
+    return {k: v for k, v in cluster.items() if k in COMMON or k == "bootstrap.servers"}
+
+
+def _read_all(cluster: str | Mapping[str, str], topic: str, timeout_s: float = 10.0,
               isolation: str = "read_uncommitted") -> list:
     """Every record of ``topic`` (all partitions) up to its end at call time (its last stable
-    offset with ``isolation="read_committed"``)."""
-    with Admin({"bootstrap.servers": bootstrap}) as admin:
+    offset with ``isolation="read_committed"``). ``cluster``: bootstrap servers, or client
+    settings (a flow's, connectors/mirror/clients.py)."""
+    base = _client(cluster)
+    with Admin(base) as admin:
         if topic not in admin.list_topics(include_internal=True):
             return []
-    consumer = Consumer({"bootstrap.servers": bootstrap, "enable.auto.commit": "false",
+    consumer = Consumer({**base, "enable.auto.commit": "false",
                          "isolation.level": isolation})
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
@@ -44,33 +71,36 @@ def _read_all(bootstrap: str, topic: str, timeout_s: float = 10.0,
         consumer.close()
 
 
-def translate_offsets(target_bootstrap: str, source_alias: str, group: str,
+def translate_offsets(target: str | Mapping[str, str], source_alias: str, group: str,
                       policy: DefaultReplicationPolicy | None = None
                       ) -> dict[TopicPartition, int]:
     """The latest translated offsets of ``group`` on the target, from its checkpoints."""
     policy = policy or DefaultReplicationPolicy()
     latest: dict[TopicPartition, int] = {}
-    for r in _read_all(target_bootstrap, policy.checkpoints_topic(source_alias)):
+    for r in _read_all(target, policy.checkpoints_topic(source_alias)):
         g, topic, partition = json.loads(r.key)
         if g == group:
             latest[TopicPartition(topic, partition)] = json.loads(r.value)["downstream"]
     return latest
 
 
-def heartbeat_age_ms(target_bootstrap: str, source_alias: str, now_ms: int) -> int | None:
+def heartbeat_age_ms(target: str | Mapping[str, str], source_alias: str, now_ms: int,
+                     timeout_s: float = 10.0) -> int | None:
     last = None
-    for r in _read_all(target_bootstrap, HEARTBEATS_TOPIC):
+    for r in _read_all(target, HEARTBEATS_TOPIC, timeout_s):
         beat = json.loads(r.value)
         if beat.get("source") == source_alias:
             last = beat["timestamp"]
     return None if last is None else now_ms - last
 
 
-def flow_lag(flow: Flow, policy: DefaultReplicationPolicy) -> list[tuple[str, int, int, int]]:
-    """(topic, partition, mirrored up to, lag) for every mirrored partition of the flow."""
+def flow_lag(flow: Flow, policy: DefaultReplicationPolicy, **fixed: str
+             ) -> list[tuple[str, int, int, int]]:
+    """(topic, partition, mirrored up to, lag) for every mirrored partition of the flow
+    (``fixed``: client settings that win over the flow's, e.g. status's short timeouts)."""
     from rillet.connectors.mirror.runner import progress_group
 
-    with Admin({"bootstrap.servers": flow.source_bootstrap}) as admin:
+    with Admin(flow.client("source", "admin", **fixed)) as admin:
         topics = [t for t in admin.list_topics() if flow.wants_topic(policy, t)]
         if not topics:
             return []
@@ -82,15 +112,15 @@ def flow_lag(flow: Flow, policy: DefaultReplicationPolicy) -> list[tuple[str, in
             for tp in sorted(tps)]
 
 
-def orphaned_topics(flow: Flow, policy: DefaultReplicationPolicy) -> list[str]:
+def orphaned_topics(flow: Flow, policy: DefaultReplicationPolicy, **fixed: str) -> list[str]:
     """Remote topics of the flow on the target whose source topic no longer exists (deleted
     on the source; the mirror keeps the copy). The identity policy cannot tell a copy from a
     local topic of the target, so it reports none."""
     if isinstance(policy, IdentityReplicationPolicy):
         return []
-    with Admin({"bootstrap.servers": flow.target_bootstrap}) as admin:
+    with Admin(flow.client("target", "admin", **fixed)) as admin:
         remote = admin.list_topics()
-    with Admin({"bootstrap.servers": flow.source_bootstrap}) as admin:
+    with Admin(flow.client("source", "admin", **fixed)) as admin:
         source = set(admin.list_topics())
     out = []
     for topic in sorted(remote):

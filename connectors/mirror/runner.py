@@ -55,21 +55,22 @@ class FlowRunner:
     def __init__(self, flow: Flow, policy: DefaultReplicationPolicy,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.flow, self.policy, self.clock = flow, policy, clock
-        src, dst = {"bootstrap.servers": flow.source_bootstrap}, {
-            "bootstrap.servers": flow.target_bootstrap}
-        self.src_admin, self.dst_admin = Admin(src), Admin(dst)
-        self.consumer = Consumer({**src, "enable.auto.commit": "false",
-                                  "max.poll.records": str(POLL_RECORDS)})
-        pconf = {**dst, "acks": "all", "enable.idempotence": "true"}
+        # each client's settings: mm2.properties' per-cluster keys (connectors/mirror/clients.py)
+        self.src_admin = Admin(flow.client("source", "admin"))
+        self.dst_admin = Admin(flow.client("target", "admin"))
+        records = flow.client("source", "consumer", enable_auto_commit="false")
+        records.setdefault("max.poll.records", str(POLL_RECORDS))
+        self.consumer = Consumer(records)
+        pconf = flow.client("target", "producer")
         self.eos: TargetOffsets | None = None
         if flow.exactly_once:
-            self.eos = TargetOffsets(flow.source, flow.target_bootstrap)
+            self.eos = TargetOffsets(flow.source, flow.client("target", "consumer"))
             self.producer = Producer({**pconf, "transactional.id": transactional_id(
                 flow.source, flow.target)})
             self.meta_producer = Producer(pconf)      # checkpoints, heartbeats: no transaction
         else:
             self.producer = self.meta_producer = Producer(pconf)
-        self.sync_producer = Producer({**src, "acks": "all"})
+        self.sync_producer = Producer(flow.client("source", "producer"))
         self.partitions: dict[str, int] = {}          # mirrored source topic -> partitions
         self._remotes: dict[str, str] = {}            # source topic -> remote topic name
         self.syncs: dict[TopicPartition, deque[OffsetSync]] = {}
@@ -202,7 +203,7 @@ class FlowRunner:
         source), keeping the latest SYNCS_KEPT per partition."""
         from rillet.connectors.mirror.remote import _read_all
 
-        for r in _read_all(self.flow.source_bootstrap,
+        for r in _read_all(self.flow.client("source", "consumer"),
                            self.policy.offset_syncs_topic(self.flow.target), timeout_s=60):
             try:
                 topic, partition = json.loads(r.key)
