@@ -1,0 +1,105 @@
+"""Dynamic broker configs on a real broker process (issue #21; docs/operations.md, "Dynamic
+broker configs"): a cluster-wide default and a per-broker value, changed with the Admin API,
+stored in the metadata log, applied by the running broker to its existing partitions, kept
+across a restart; a static key refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from rillet.admin import Admin
+from rillet.errors import InvalidConfigError
+from rillet.records import NewTopic
+from rillet.transport import protocol as P
+
+from tests.integration.cluster_helpers import batch, wait_until
+
+E = P.ErrorCode
+BIG = 5000  # bytes of one record: above a default message.max.bytes of 2000
+
+
+def _produce(wire, topic: str, value: bytes):
+    """One batch; None while the partition is reopening (its leader resigns and comes back)."""
+    try:
+        part = wire.produce(topic, 0, batch([value]))
+    except Exception:  # noqa: BLE001 - a timeout while the broker is busy: poll again
+        return None
+    if part is None or part.error_code in (E.NOT_LEADER_OR_FOLLOWER,
+                                           E.UNKNOWN_TOPIC_OR_PARTITION):
+        return None
+    return part.error_code
+
+
+def _produced(wire, topic: str, expected: int) -> bool:
+    return _produce(wire, topic, b"x" * BIG) == expected
+
+
+def _earliest(wire, topic: str) -> int:
+    part = wire.list_offset(topic, 0, P.EARLIEST_TIMESTAMP)
+    return part.offset if part.error_code == 0 else -1
+
+
+@pytest.mark.timeout(180)
+def test_dynamic_broker_configs_apply_live_and_survive_restart(cluster_factory, wire_factory):
+    cluster = cluster_factory(1)
+    admin = Admin({"bootstrap.servers": cluster.bootstrap_servers, "request.timeout.ms": 30000})
+    try:
+        # a static key is refused, naming why and changing nothing
+        with pytest.raises(InvalidConfigError, match="static broker config.*restart"):
+            admin.alter_broker_configs(None, set={"num.partitions": "3",
+                                                  "log.retention.ms": "1"})
+        with pytest.raises(InvalidConfigError, match="did you mean 'log.retention.ms'"):
+            admin.alter_broker_configs(1, set={"log.retention.mss": "1"})
+        assert admin.describe_broker_configs() == {}
+
+        # topics with no override of their own: several small segments of data
+        admin.create_topics([NewTopic("dyn-ret", 1, 1, configs={"segment.bytes": "600"}),
+                             NewTopic("dyn-size", 1, 1)])
+        wire = wire_factory(cluster)
+        for i in range(6):
+            wait_until(lambda i=i: _produce(wire, "dyn-ret", b"r%d" % i + b"." * 400) == 0,
+                       30, "a record appended")
+        assert _earliest(wire, "dyn-ret") == 0
+
+        # a cluster-wide default retention reaches the existing topic, without a restart
+        admin.alter_broker_configs(None, set={"log.retention.ms": "1"})
+        wait_until(lambda: _earliest(wire, "dyn-ret") > 0, 30,
+                   "old segments deleted by the dynamic default log.retention.ms")
+
+        # a default message.max.bytes applies; broker 1's own value wins over it
+        assert _produced(wire, "dyn-size", 0)
+        admin.alter_broker_configs(None, set={"message.max.bytes": "2000"})
+        wait_until(lambda: _produced(wire, "dyn-size", E.MESSAGE_TOO_LARGE), 30,
+                   "the default message.max.bytes refusing a 5000-byte record")
+        admin.alter_broker_configs(1, set={"message.max.bytes": "100000"})
+        wait_until(lambda: _produced(wire, "dyn-size", 0), 30,
+                   "broker 1's message.max.bytes winning over the default")
+        configs = admin.describe_broker_configs(1)
+        assert (configs["message.max.bytes"].value,
+                configs["message.max.bytes"].source) == ("100000", "DYNAMIC_BROKER_CONFIG")
+        assert (configs["log.retention.ms"].value,
+                configs["log.retention.ms"].source) == ("1", "DYNAMIC_DEFAULT_BROKER_CONFIG")
+        assert configs["num.partitions"].read_only and not configs["log.retention.ms"].read_only
+        assert {k: e.value for k, e in admin.describe_broker_configs().items()} == {
+            "log.retention.ms": "1", "message.max.bytes": "2000"}
+    finally:
+        admin.close()
+
+    # a restart keeps both: they are in the metadata log
+    cluster.stop_broker(1)
+    cluster.start_broker(1)
+    cluster.wait_ready(timeout_s=60)
+    admin = Admin({"bootstrap.servers": cluster.bootstrap_servers, "request.timeout.ms": 30000})
+    try:
+        configs = admin.describe_broker_configs(1)
+        assert configs["message.max.bytes"].source == "DYNAMIC_BROKER_CONFIG"
+        assert configs["log.retention.ms"].source == "DYNAMIC_DEFAULT_BROKER_CONFIG"
+        wire = wire_factory(cluster)
+        wait_until(lambda: _produced(wire, "dyn-size", 0), 30,
+                   "broker 1's message.max.bytes after the restart")
+        # removing broker 1's value puts the default back in force
+        admin.alter_broker_configs(1, delete=["message.max.bytes"])
+        wait_until(lambda: _produced(wire, "dyn-size", E.MESSAGE_TOO_LARGE), 30,
+                   "the default message.max.bytes once broker 1's value is removed")
+    finally:
+        admin.close()
