@@ -116,6 +116,18 @@ class LiveBrokerConfigs:
         return bc.source_of(name, self.static, BROKER_DEFAULTS, image.broker_configs,
                             self.broker_id)
 
+    def synonyms(self, image, name: str) -> tuple[tuple[str, str, int], ...]:
+        """``(name, value, source)`` of each layer that holds ``name``, most specific first
+        (Kafka's DescribeConfigs synonyms of a broker config)."""
+        cluster, own = bc.dynamic_layers(image.broker_configs, self.broker_id)
+        out = [(name, layer[name], src) for layer, src in (
+            (own, bc.DYNAMIC_BROKER), (cluster, bc.DYNAMIC_DEFAULT_BROKER)) if name in layer]
+        default = BROKER_DEFAULTS.get(name, "")
+        if self.static.get(name, default) != default:
+            out.append((name, self.static[name], bc.STATIC_BROKER))
+        out.append((name, default, bc.DEFAULT))
+        return tuple(out)
+
     def entries(self, image) -> list[tuple[str, str, int, bool]]:
         """``(name, value, source, read_only)`` of every config of this broker, by name."""
         return [
@@ -177,7 +189,7 @@ def broker_resource(ctx, resource_name: str) -> tuple[list[tuple[str, str, int, 
     """DescribeConfigs of a BROKER resource on this broker: ``""`` (the cluster-wide dynamic
     defaults) or this broker's id (all its configs); ``(entries, None)`` or ``([], error)``
     for another broker's id (only that broker knows its static configs: ask it)."""
-    live = ctx.live_configs
+    live = getattr(ctx, "live_configs", None)
     try:
         key = bc.resource_key(resource_name)
     except ValueError as e:

@@ -1,18 +1,21 @@
 """Dynamic broker configs on a real broker process (issue #21; docs/operations.md, "Dynamic
 broker configs"): a cluster-wide default and a per-broker value, changed with the Admin API,
 stored in the metadata log, applied by the running broker to its existing partitions, kept
-across a restart; a static key refused."""
+across a restart; a static key refused; the same through the KAFKA listener (confluent-kafka's
+IncrementalAlterConfigs / DescribeConfigs on a BROKER resource)."""
 
 from __future__ import annotations
 
 import pytest
 
 from rillet.admin import Admin
+from rillet.launcher import LocalCluster
 from rillet.errors import InvalidConfigError
 from rillet.records import NewTopic
 from rillet.transport import protocol as P
 
 from tests.integration.cluster_helpers import batch, wait_until
+from tests.integration.conftest import TEST_BROKER_CONFIGS
 
 E = P.ErrorCode
 BIG = 5000  # bytes of one record: above a default message.max.bytes of 2000
@@ -39,9 +42,19 @@ def _earliest(wire, topic: str) -> int:
     return part.offset if part.error_code == 0 else -1
 
 
+@pytest.fixture
+def cluster(tmp_path):
+    """One broker with a KAFKA listener too (as `rillet cluster up` starts it)."""
+    cluster = LocalCluster(tmp_path / "cluster", 1, dict(TEST_BROKER_CONFIGS), kafka=True)
+    try:
+        cluster.start(timeout_s=60)
+        yield cluster
+    finally:
+        cluster.stop(timeout_s=10)
+
+
 @pytest.mark.timeout(180)
-def test_dynamic_broker_configs_apply_live_and_survive_restart(cluster_factory, wire_factory):
-    cluster = cluster_factory(1)
+def test_dynamic_broker_configs_apply_live_and_survive_restart(cluster, wire_factory):
     admin = Admin({"bootstrap.servers": cluster.bootstrap_servers, "request.timeout.ms": 30000})
     try:
         # a static key is refused, naming why and changing nothing
@@ -103,3 +116,33 @@ def test_dynamic_broker_configs_apply_live_and_survive_restart(cluster_factory, 
                    "the default message.max.bytes once broker 1's value is removed")
     finally:
         admin.close()
+
+    _kafka_client_alters_broker_configs(cluster)
+
+
+def _kafka_client_alters_broker_configs(cluster) -> None:
+    from confluent_kafka.admin import (
+        AdminClient,
+        AlterConfigOpType,
+        ConfigEntry,
+        ConfigResource,
+        ConfigSource,
+    )
+
+    kafka = AdminClient({"bootstrap.servers": cluster.kafka_bootstrap_servers})
+
+    def alter(key: str, value: str):
+        r = ConfigResource(ConfigResource.Type.BROKER, "1", incremental_configs=[
+            ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)])
+        return kafka.incremental_alter_configs([r])[r]
+
+    assert alter("log.roll.ms", "3600000").result(30) is None
+    broker = ConfigResource(ConfigResource.Type.BROKER, "1")
+    configs = list(kafka.describe_configs([broker]).values())[0].result(30)
+    assert configs["log.roll.ms"].value == "3600000"
+    assert configs["log.roll.ms"].source == ConfigSource.DYNAMIC_BROKER_CONFIG.value
+    assert not configs["log.roll.ms"].is_read_only
+    assert configs["log.retention.ms"].source == ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value
+    assert configs["num.io.threads"].is_read_only
+    with pytest.raises(Exception, match="INVALID_CONFIG.*static broker config"):
+        alter("num.io.threads", "9").result(30)
