@@ -7,13 +7,12 @@ IncrementalAlterConfigs / DescribeConfigs on a BROKER resource)."""
 from __future__ import annotations
 
 import pytest
-
-from rillet.admin import Admin
-from rillet.launcher import LocalCluster
-from rillet.errors import InvalidConfigError
-from rillet.records import NewTopic
 from rillet.transport import protocol as P
 
+from rillet.admin import Admin
+from rillet.errors import InvalidConfigError
+from rillet.launcher import LocalCluster
+from rillet.records import NewTopic
 from tests.integration.cluster_helpers import batch, wait_until
 from tests.integration.conftest import TEST_BROKER_CONFIGS
 
