@@ -51,8 +51,8 @@ from rillet.transport import protocol as P
 from rillet.transport.endpoint import ClientEndpoint, ServerEndpoint
 from rillet.transport.security import CurveKeys, KeyFileError, load_keyfile
 
-from . import group_coordinator as GC
 from . import dynamic_configs, group_sync, metrics_sources, runtime
+from . import group_coordinator as GC
 from . import partition as R
 from . import share_partition as SP
 from . import share_state as SST

@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
-from rillet.coordinator import metadata as md
 from rillet.coordinator import broker_configs, users
+from rillet.coordinator import metadata as md
 
 from .result import ConfigOutcome, ControllerResult, Note, ProducerIdOutcome, TopicOutcome
 
