@@ -117,6 +117,29 @@ def test_dynamic_broker_configs_apply_live_and_survive_restart(cluster, wire_fac
         admin.close()
 
     _kafka_client_alters_broker_configs(cluster)
+    _cli_alters_broker_configs(cluster)
+
+
+def _cli_alters_broker_configs(cluster) -> None:
+    """`rillet config alter|describe --broker N | --broker-defaults` (kafka-configs.sh)."""
+    from click.testing import CliRunner
+    from rillet.cli.main import cli
+
+    def rillet(*args: str):
+        return CliRunner().invoke(cli, [*args, "-b", cluster.bootstrap_servers])
+
+    done = rillet("config", "alter", "--broker-defaults", "--set", "log.flush.interval.ms=2000")
+    assert done.exit_code == 0, done.output
+    assert "Completed updating default config for brokers in the cluster." in done.output
+    shown = rillet("config", "describe", "--broker-defaults")
+    assert "log.flush.interval.ms  2000   DYNAMIC_DEFAULT_BROKER_CONFIG" in shown.output
+    wait_until(lambda: "log.flush.interval.ms  2000" in rillet(
+        "config", "describe", "--broker", "1").output, 30, "broker 1 applying the default")
+    refused = rillet("config", "alter", "--broker", "1", "--set", "num.io.threads=16")
+    assert refused.exit_code == 1
+    assert "Error: num.io.threads is a static broker config" in refused.output
+    both = rillet("config", "alter", "--broker", "1", "--broker-defaults", "--set", "a=b")
+    assert both.exit_code == 2 and "exactly one of --broker ID and --broker-defaults" in both.output
 
 
 def _kafka_client_alters_broker_configs(cluster) -> None:
