@@ -123,6 +123,7 @@ def test_dynamic_broker_configs_apply_live_and_survive_restart(cluster, wire_fac
 def _cli_alters_broker_configs(cluster) -> None:
     """`rillet config alter|describe --broker N | --broker-defaults` (kafka-configs.sh)."""
     from click.testing import CliRunner
+
     from rillet.cli.main import cli
 
     def rillet(*args: str):
