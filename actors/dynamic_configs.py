@@ -113,8 +113,8 @@ class LiveBrokerConfigs:
         return changed
 
     def source(self, image, name: str) -> int:
-        return bc.source_of(name, self.static, BROKER_DEFAULTS, image.broker_configs,
-                            self.broker_id)
+        layers = image.broker_configs if is_dynamic(name) else {}  # as ``update`` applies them
+        return bc.source_of(name, self.static, BROKER_DEFAULTS, layers, self.broker_id)
 
     def synonyms(self, image, name: str) -> tuple[tuple[str, str, int], ...]:
         """``(name, value, source)`` of each layer that holds ``name``, most specific first
@@ -196,8 +196,11 @@ def broker_resource(ctx, resource_name: str) -> tuple[list[tuple[str, str, int, 
         return [], str(e)
     if key == bc.DEFAULT_RESOURCE:
         return default_entries(ctx.image), None
-    if key != str(ctx.broker_id) or live is None:
+    if key != str(ctx.broker_id):
         return [], f"broker {resource_name!r}: ask that broker (this is broker {ctx.broker_id})"
+    if live is None:  # a context without the node (tests): the static configs
+        return [(k, v, bc.STATIC_BROKER if v != BROKER_DEFAULTS.get(k) else bc.DEFAULT,
+                 not is_dynamic(k)) for k, v in sorted(ctx.broker_configs.items())], None
     return live.entries(ctx.image), None
 
 
