@@ -185,6 +185,20 @@ def topic_synonym_source(live: LiveBrokerConfigs | None, image, broker_key: str)
     return None if source == bc.DEFAULT else source
 
 
+_TOPIC_SYNONYM = {t: b for b, t in BROKER_TOPIC_SYNONYMS.items()}
+
+
+def topic_default_source(ctx, topic_key: str) -> int:
+    """The native DescribeConfigs source of a topic config the topic does not override: the
+    dynamic broker layer its broker synonym comes from, else DEFAULT_CONFIG (as before)."""
+    live = getattr(ctx, "live_configs", None)
+    broker_key = _TOPIC_SYNONYM.get(topic_key)
+    if live is None or broker_key is None:
+        return bc.DEFAULT
+    source = live.source(ctx.image, broker_key)
+    return source if source in (bc.DYNAMIC_BROKER, bc.DYNAMIC_DEFAULT_BROKER) else bc.DEFAULT
+
+
 def broker_resource(ctx, resource_name: str) -> tuple[list[tuple[str, str, int, bool]], str | None]:
     """DescribeConfigs of a BROKER resource on this broker: ``""`` (the cluster-wide dynamic
     defaults) or this broker's id (all its configs); ``(entries, None)`` or ``([], error)``

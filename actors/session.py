@@ -685,7 +685,7 @@ class ClientSession(DispatchedActor):
                         is_default=k not in topic.configs and v == defaults[k],
                         source=P.ConfigSource.DYNAMIC_TOPIC_CONFIG
                         if k in topic.configs
-                        else P.ConfigSource.DEFAULT_CONFIG,
+                        else dynamic_configs.topic_default_source(self.ctx, k),
                     )
                     for k, v in sorted(values.items())
                 ]

@@ -158,6 +158,8 @@ def test_describe_entries_of_a_broker_and_of_the_default():
     assert by_name["num.partitions"].read_only
     assert [e.name for e in dc.native_broker_entries(ctx, "")[0]] == ["log.retention.ms"]
     assert "ask that broker" in dc.native_broker_entries(ctx, "2")[1]
+    assert dc.topic_default_source(ctx, "retention.ms") == bc.DYNAMIC_DEFAULT_BROKER
+    assert dc.topic_default_source(ctx, "segment.ms") == bc.DEFAULT
     assert ctx.live_configs.synonyms(image, "log.retention.ms") == (
         ("log.retention.ms", "5", bc.DYNAMIC_DEFAULT_BROKER),
         ("log.retention.ms", TOPIC_DEFAULTS["retention.ms"], bc.DEFAULT))
