@@ -169,3 +169,38 @@ def _kafka_client_alters_broker_configs(cluster) -> None:
     assert configs["num.io.threads"].is_read_only
     with pytest.raises(Exception, match="INVALID_CONFIG.*static broker config"):
         alter("num.io.threads", "9").result(30)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_a_per_broker_value_applies_on_that_broker_only(cluster_factory, wire_factory):
+    """Two brokers, one partition led by each: the cluster-wide default holds on broker 1,
+    broker 2's own value on broker 2."""
+    from tests.integration.cluster_helpers import FAST, partition_meta
+
+    cluster = cluster_factory(2, FAST)
+    admin = Admin({"bootstrap.servers": cluster.bootstrap_servers, "request.timeout.ms": 30000})
+    try:
+        admin.create_topics([NewTopic("dyn-two", 2, 1)])
+        leaders = {p: wait_until(lambda p=p: (m := partition_meta(cluster, "dyn-two", p))
+                                 and m.leader > 0 and m.leader, 30, "a leader")
+                   for p in (0, 1)}
+        assert sorted(leaders.values()) == [1, 2], leaders
+        wires = {b: wire_factory(cluster, b) for b in (1, 2)}
+
+        def produced(broker: int, expected: int) -> bool:
+            p = next(p for p, b in leaders.items() if b == broker)
+            try:
+                part = wires[broker].produce("dyn-two", p, batch([b"x" * BIG]))
+            except Exception:  # noqa: BLE001 - busy: poll again
+                return False
+            return part is not None and part.error_code == expected
+
+        admin.alter_broker_configs(None, set={"message.max.bytes": "2000"})
+        admin.alter_broker_configs(2, set={"message.max.bytes": "100000"})
+        wait_until(lambda: produced(1, E.MESSAGE_TOO_LARGE), 30, "broker 1 on the default")
+        wait_until(lambda: produced(2, 0), 30, "broker 2 on its own value")
+        assert admin.describe_broker_configs(1)["message.max.bytes"].value == "2000"
+        assert admin.describe_broker_configs(2)["message.max.bytes"].value == "100000"
+    finally:
+        admin.close()
