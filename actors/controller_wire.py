@@ -17,7 +17,7 @@ from rillet.coordinator.control import topics as ct
 from rillet.coordinator.share import config as share_config
 from rillet.transport import protocol as P
 
-from . import acl_wire
+from . import acl_wire, dynamic_configs
 from .configs import BrokerConfig, validate_topic_configs
 
 E = P.ErrorCode
@@ -88,6 +88,7 @@ def decide(
                 validate_group_configs=lambda c: share_config.validate_group_configs(
                     c, broker_configs
                 ),
+                validate_broker_configs=dynamic_configs.validate,
             )
             results = tuple(
                 P.AlterConfigsResult(

@@ -5,9 +5,11 @@ DescribeConfigs answers from this broker's metadata image and configs, as the na
 session does, with the values of actors/configs.py (``effective_topic_configs``: a topic's
 override, else the broker's synonym, else Kafka's default) and what Kafka clients also
 show: each value's source (DYNAMIC_TOPIC_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG),
-its synonyms (``include_synonyms``) and its type. A BROKER resource is this broker ('' or
-its id, as Kafka); its values are read-only (broker configs change by restart); a value
-that differs from the default counts as set (STATIC_BROKER_CONFIG). GROUP (share group)
+its synonyms (``include_synonyms``) and its type. A BROKER resource is this broker (its id) or
+the cluster-wide default (''), as Kafka; its values come from the dynamic broker configs
+(actors/dynamic_configs.py: DYNAMIC_BROKER_CONFIG, DYNAMIC_DEFAULT_BROKER_CONFIG), else the
+static ones (a value that differs from the default counts as set: STATIC_BROKER_CONFIG);
+only the dynamic keys are not read-only. GROUP (share group)
 resources are the session's. TOPIC, BROKER and GROUP are served; other types get
 INVALID_REQUEST.
 
@@ -25,9 +27,11 @@ from __future__ import annotations
 from typing import Any
 
 from kio.schema.errors import ErrorCode
+from rillet.coordinator import broker_configs
 from rillet.coordinator.metadata import MetadataImage
 from rillet.transport import protocol as P
 
+from . import dynamic_configs
 from .configs import (
     BROKER_DEFAULTS,
     BROKER_TOPIC_SYNONYMS,
@@ -67,6 +71,7 @@ def topic_entries(ctx: Any, topic_configs: dict[str, str]) -> list[tuple]:
     """``(name, value, source, synonyms, read_only, type)`` of every config of a topic with
     these overrides; synonyms as ``(name, value, source)``, most specific first."""
     broker = ctx.broker_configs
+    live = getattr(ctx, "live_configs", None)  # actors/dynamic_configs.py
     defaults = topic_defaults({})  # Kafka's own
     values = effective_topic_configs(topic_configs, broker)
     out = []
@@ -75,15 +80,33 @@ def topic_entries(ctx: Any, topic_configs: dict[str, str]) -> list[tuple]:
         if name in topic_configs:
             synonyms.append((name, topic_configs[name], DYNAMIC_TOPIC))
         bkey = TOPIC_SYNONYM.get(name)
-        if bkey is not None and bkey in broker and broker[bkey] != BROKER_DEFAULTS.get(bkey):
-            synonyms.append((bkey, broker[bkey], STATIC_BROKER))
+        if bkey is not None and bkey in broker:
+            source = dynamic_configs.topic_synonym_source(live, ctx.image, bkey)
+            if source is not None:
+                synonyms.append((bkey, broker[bkey], source))
+            elif live is None and broker[bkey] != BROKER_DEFAULTS.get(bkey):
+                synonyms.append((bkey, broker[bkey], STATIC_BROKER))
         synonyms.append((bkey or name, defaults[name], DEFAULT))
         out.append((name, value, synonyms[0][2], tuple(synonyms), False,
                     config_type(name, defaults[name])))
     return out
 
 
-def broker_entries(ctx: Any) -> list[tuple]:
+def broker_entries(ctx: Any, resource_name: str | None = None) -> list[tuple]:
+    """A BROKER resource's entries (``""``: the cluster-wide dynamic defaults); a
+    ``ValueError`` names a resource only another broker can describe."""
+    live = getattr(ctx, "live_configs", None)
+    if live is not None and resource_name is not None:
+        entries, error = dynamic_configs.broker_resource(ctx, resource_name)
+        if error is not None:
+            raise ValueError(error)
+        return [(name, value, source,
+                 live.synonyms(ctx.image, name) if resource_name else ((name, value, source),),
+                 read_only, config_type(name, BROKER_DEFAULTS.get(name, "")))
+                for name, value, source, read_only in entries]
+    if resource_name not in (None, "", str(ctx.broker_id)):
+        raise ValueError(f"broker {resource_name!r}: ask that broker (this is broker "
+                         f"{ctx.broker_id})")
     out = []
     for name, value in sorted(ctx.broker_configs.items()):
         default = BROKER_DEFAULTS.get(name, "")
@@ -138,12 +161,10 @@ def describe_configs(call: Call):
             else:
                 entries = topic_entries(ctx, dict(topic.configs))
         elif r.resource_type == BROKER:
-            if r.resource_name not in ("", str(ctx.broker_id)):
-                code = ErrorCode.invalid_request
-                message = (f"broker {r.resource_name!r}: ask that broker (this is broker "
-                           f"{ctx.broker_id})")
-            else:
-                entries = broker_entries(ctx)
+            try:
+                entries = broker_entries(ctx, r.resource_name)
+            except ValueError as e:
+                code, message = ErrorCode.invalid_request, str(e)
         elif r.resource_type == GROUP:
             entries = group_entries(ctx, r.resource_name)
         else:
@@ -171,6 +192,11 @@ def _current(image: MetadataImage, resource_type: int, name: str) -> dict[str, s
         return dict(topic.configs) if topic else {}
     if resource_type == GROUP:
         return dict(image.group_configs.get(name, {}))
+    if resource_type == BROKER:
+        try:
+            return dict(image.broker_configs.get(broker_configs.resource_key(name), {}))
+        except ValueError:
+            return {}
     return {}
 
 
@@ -236,6 +262,10 @@ def _alter(call: Call, key: int, changes_of) -> None:
         if body.validate_only:
             return True
         for (_, n), x in zip(native, resp.results, strict=False):
+            if not x.error_code and n.resource_type == BROKER:  # this broker's image has it
+                have = _current(image, BROKER, n.resource_name)
+                if any(have.get(c.name) != c.value for c in n.configs):
+                    return False
             if x.error_code or n.resource_type != TOPIC:
                 continue
             topic = image.topics.get(n.resource_name)

@@ -51,8 +51,8 @@ from rillet.transport import protocol as P
 from rillet.transport.endpoint import ClientEndpoint, ServerEndpoint
 from rillet.transport.security import CurveKeys, KeyFileError, load_keyfile
 
+from . import dynamic_configs, group_sync, metrics_sources, runtime
 from . import group_coordinator as GC
-from . import group_sync, metrics_sources, runtime
 from . import partition as R
 from . import share_partition as SP
 from . import share_state as SST
@@ -192,6 +192,8 @@ class BrokerNode:
             log_dir=str(self.data_dir.absolute()),
         )
         self.ctx.describe_stats = self._stats
+        # dynamic broker configs from the metadata image, laid over self.configs in place
+        self.ctx.live_configs = dynamic_configs.LiveBrokerConfigs(self.broker_id, self.configs)
         self.metrics_server = start_metrics(self.ctx, self.configs, self.data_dir)  # actors/metrics.py
         max_idle = int(self.configs["connections.max.idle.ms"])
         self.router = Router(self.ctx, max_idle, Listener("client", False, self.endpoint.send))
@@ -522,6 +524,7 @@ class BrokerNode:
         registers this incarnation (before that the broker hosts no partition)."""
         if self._stopped:
             return
+        dynamic = self.ctx.live_configs.on_image(new, self._log)  # actors/dynamic_configs.py
         if not self._registered:
             me = new.brokers.get(self.broker_id)
             if me is None or me.incarnation != self.incarnation:
@@ -538,6 +541,7 @@ class BrokerNode:
         with self._replica_lock:
             self.ctx.image = new
             changes = local_changes(old, new, self.broker_id, self.ctx.replicas)
+            changes = dynamic_configs.widen(changes, dynamic, new, self.ctx.replicas)
             if self.ctx.metrics is not None:  # ISR shrinks/expands (actors/metrics_sources.py)
                 self.ctx.metrics.sources.isr_changed(old, new, changes.changed, self.broker_id)
             settings: dict[str, tuple] = {}  # per topic: its log config and replica settings

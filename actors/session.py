@@ -37,7 +37,7 @@ from rillet.transport import codec
 from rillet.transport import protocol as P
 from rillet.transport.errors import ProtocolError
 
-from . import authorize, delete_records, log_dirs
+from . import authorize, delete_records, dynamic_configs, log_dirs
 from . import controller as C
 from . import group_coordinator as GC
 from . import partition as R
@@ -86,6 +86,7 @@ class BrokerContext:
     fetch_sessions: FetchSessions | None = None  # followers' fetch sessions (fetch_session.py)
     metrics: Any = None  # actors/metrics.BrokerMetrics; None: metrics off (metrics.port -1)
     log_dir: str = ""  # the broker's data directory (DescribeLogDirs, actors/log_dirs.py)
+    live_configs: Any = None  # actors/dynamic_configs.LiveBrokerConfigs: dynamic broker configs
 
     def __post_init__(self) -> None:
         if self.fetch_sessions is None:
@@ -684,19 +685,19 @@ class ClientSession(DispatchedActor):
                         is_default=k not in topic.configs and v == defaults[k],
                         source=P.ConfigSource.DYNAMIC_TOPIC_CONFIG
                         if k in topic.configs
-                        else P.ConfigSource.DEFAULT_CONFIG,
+                        else dynamic_configs.topic_default_source(self.ctx, k),
                     )
                     for k, v in sorted(values.items())
                 ]
             elif r.resource_type == P.ConfigResourceType.GROUP:
                 entries = _group_config_entries(image, r.resource_name, self.ctx.broker_configs)
-            elif r.resource_type == P.ConfigResourceType.BROKER:
-                entries = [
-                    P.ConfigEntry(
-                        name=k, value=v, read_only=True, source=P.ConfigSource.STATIC_BROKER_CONFIG
-                    )
-                    for k, v in sorted(self.ctx.broker_configs.items())
-                ]
+            elif r.resource_type == P.ConfigResourceType.BROKER:  # actors/dynamic_configs.py
+                entries, error = dynamic_configs.native_broker_entries(self.ctx, r.resource_name)
+                if error is not None:
+                    results.append(P.DescribeConfigsResult(
+                        resource_type=r.resource_type, resource_name=r.resource_name,
+                        error_code=E.INVALID_REQUEST, error_message=error))
+                    continue
             else:
                 results.append(
                     P.DescribeConfigsResult(

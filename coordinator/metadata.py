@@ -20,6 +20,8 @@ Records (frozen dataclasses; ``to_dict``/``from_dict`` give a JSON-safe form for
 * ``SetConfig(topic, name, value)``  ``value=None`` removes the override (back to default)
 * ``SetGroupConfig(group_id, name, value)``  a share group's config (the GROUP resource,
   coordinator/share/config.py); a group need not exist to be configured, as in Kafka
+* ``SetBrokerConfig(broker, name, value)``  a dynamic broker config, per broker or the
+  cluster-wide default (``broker=""``; coordinator/broker_configs.py)
 * ``DeleteTopic(name)``
 * ``AccessControlEntryRecord`` / ``RemoveAccessControlEntryRecord``  an ACL binding added /
   removed (coordinator/acl_store.py); the image keeps the set in ``acls``
@@ -37,7 +39,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 
-from . import acl_store
+from . import acl_store, broker_configs
 from .acl import AclBinding
 from .election import PartitionChangeRecord
 from .placement import PlacementError, assign_replicas
@@ -185,6 +187,7 @@ RECORD_TYPES: dict[str, type] = {
         ProducerIds,
         SetUserKey,
         *acl_store.ACL_RECORDS,
+        *broker_configs.BROKER_CONFIG_RECORDS,
     )
 }
 
@@ -269,6 +272,9 @@ class MetadataImage:
     """user name -> its CURVE public key (coordinator/users.py)."""
     acls: frozenset[AclBinding] = frozenset()
     """the ACL bindings (coordinator/acl_store.py), what the authorizer checks."""
+    broker_configs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """dynamic broker configs: ``""`` (cluster-wide default) or a broker id -> its values
+    (coordinator/broker_configs.py)."""
 
     def inter_broker_address(self, broker_id: int, voters: Mapping[int, str]) -> str | None:
         """``broker_id``'s inter-broker listener: as registered, else as
@@ -384,6 +390,9 @@ def apply(image: MetadataImage, record: object) -> MetadataImage:
         case acl_store.AccessControlEntryRecord() | acl_store.RemoveAccessControlEntryRecord():
             acls = acl_store.apply_acl_record(image.acls, record)
             return replace(image, acls=acls, offset=nxt)
+        case broker_configs.SetBrokerConfig():
+            configs = broker_configs.apply_record(image.broker_configs, record)
+            return replace(image, broker_configs=configs, offset=nxt)
     raise ValueError(f"not a metadata record: {record!r}")
 
 
@@ -609,6 +618,7 @@ def image_records(image: MetadataImage) -> list[object]:
     for u in sorted(image.users):
         out.append(SetUserKey(user=u, public_key=image.users[u]))
     out += acl_store.snapshot_records(image.acls)
+    out += broker_configs.snapshot_records(image.broker_configs)
     for g in sorted(image.group_configs):
         for k, v in sorted(image.group_configs[g].items()):
             out.append(SetGroupConfig(group_id=g, name=k, value=v))

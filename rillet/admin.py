@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from rillet._acl_admin import AclAdminMixin
+from rillet._broker_config_admin import BrokerConfigAdminMixin
 from rillet._group_admin import GroupAdminMixin
 from rillet._network import NetworkClient
 from rillet._records_admin import RecordsAdminMixin
@@ -41,7 +42,7 @@ from rillet.transport import protocol as p
 
 
 class Admin(GroupAdminMixin, ShareAdminMixin, TransactionAdminMixin, SecurityAdminMixin,
-            RecordsAdminMixin, AclAdminMixin):
+            RecordsAdminMixin, AclAdminMixin, BrokerConfigAdminMixin):
     """Kafka-style admin client. Config: ``bootstrap.servers``, ``request.timeout.ms``, ...
 
     Consumer groups: list_groups, describe_groups, delete_groups, list_consumer_group_offsets,
@@ -53,6 +54,8 @@ class Admin(GroupAdminMixin, ShareAdminMixin, TransactionAdminMixin, SecurityAdm
     (_txn_admin.py).
     Records: delete_records (_records_admin.py).
     ACLs: create_acls, describe_acls, delete_acls (_acl_admin.py).
+    Dynamic broker configs: describe_broker_configs, alter_broker_configs
+    (_broker_config_admin.py).
     """
 
     def __init__(self, config: Mapping[str, Any] | None = None, **kwargs: Any) -> None:

@@ -193,6 +193,8 @@ class ConfigSource(enum.IntEnum):
 
     UNKNOWN = 0
     DYNAMIC_TOPIC_CONFIG = 1
+    DYNAMIC_BROKER_CONFIG = 2  # set for this broker (dynamic broker configs, docs/operations.md)
+    DYNAMIC_DEFAULT_BROKER_CONFIG = 3  # set as every broker's default (the resource "")
     STATIC_BROKER_CONFIG = 4
     DEFAULT_CONFIG = 5
     GROUP_CONFIG = 8  # set on the group (a GROUP resource)

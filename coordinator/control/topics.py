@@ -9,8 +9,9 @@ record.
 
 Config validation is the caller's (``validate_configs`` raises ``ValueError`` with the
 message to return as INVALID_CONFIG): the key registry lives with the broker's configs.
-AlterConfigs serves two resource types: topics, and share groups (GROUP, 32: validated by
-``validate_group_configs``; a group need not exist to be configured, as in Kafka).
+AlterConfigs serves topics, share groups (GROUP, 32: validated by ``validate_group_configs``;
+a group need not exist to be configured, as in Kafka), users, and brokers (BROKER, 4: dynamic
+broker configs, coordinator/broker_configs.py, validated by ``validate_broker_configs``).
 """
 
 from __future__ import annotations
@@ -18,14 +19,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
+from rillet.coordinator import broker_configs, users
 from rillet.coordinator import metadata as md
-from rillet.coordinator import users
 
 from .result import ConfigOutcome, ControllerResult, Note, ProducerIdOutcome, TopicOutcome
 
 # Kafka's numbers (ConfigResource.Type, AlterConfigOp); the wire enums carry the same values
 RESOURCE_TOPIC = 2
 RESOURCE_GROUP = 32
+RESOURCE_BROKER = 4
 OP_SET = 0
 OP_DELETE = 1
 
@@ -144,12 +146,10 @@ def create_partitions(
 
 def _changes(resource: ConfigResource) -> list[tuple[str, str | None]]:
     """The (name, value or None to delete) pairs of a resource; ValueError if malformed."""
-    if resource.resource_type not in (RESOURCE_TOPIC, RESOURCE_GROUP, users.RESOURCE_USER):
-        raise ValueError(
-            "only topic, group and user configs can be altered; broker configs require a "
-            "restart: change server.properties (or --config) and restart the broker (a "
-            "rolling restart, docs/operations.md)"
-        )
+    if resource.resource_type not in (
+        RESOURCE_TOPIC, RESOURCE_GROUP, RESOURCE_BROKER, users.RESOURCE_USER
+    ):
+        raise ValueError(f"config resource type {resource.resource_type} cannot be altered")
     changes = []
     for c in resource.configs:
         if c.op == OP_SET and c.value is None:
@@ -167,6 +167,7 @@ def alter_configs(
     validate_only: bool,
     validate_configs: Validate,
     validate_group_configs: Validate | None = None,
+    validate_broker_configs: broker_configs.Validate | None = None,
 ) -> ControllerResult[list[ConfigOutcome]]:
     results: list[ConfigOutcome] = []
     records: list[object] = []
@@ -184,6 +185,12 @@ def alter_configs(
                 current = image.group_configs.get(r.resource_name, {})
                 validate_group_configs({**current, **dict(changes)})
                 recs = md.alter_group_configs(image, r.resource_name, changes)
+            elif r.resource_type == RESOURCE_BROKER:
+                if validate_broker_configs is None:
+                    raise ValueError("broker configs are not supported here")
+                recs = broker_configs.alter(
+                    image.broker_configs, r.resource_name, changes, validate_broker_configs
+                )
             else:
                 topic = image.topics.get(r.resource_name)
                 validate_configs({**(topic.configs if topic else {}), **dict(changes)})
