@@ -35,6 +35,7 @@ from rillet.coordinator.metadata import MetadataImage
 from rillet.transport import protocol as P
 
 from . import controller as C
+from .kafka_auth import gated
 from .kafka_dispatch import Call, api
 from .kafka_metadata import build, topic_uuid
 
@@ -78,10 +79,15 @@ def to_controller(
     ``fail(code, message)`` builds the whole-request refusal (no controller yet, an
     ErrorResponse, a translation that raised)."""
     ctx = call.broker
-    if ctx.broker_configs.get("client.curve.keyfile"):
+    session = call.session
+    if ctx.broker_configs.get("client.curve.keyfile") and not (session is not None and session.sasl):
         call.respond(fail(P.ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
-                          "this cluster admits only authenticated (CURVE) clients; the KAFKA "
-                          "listener has no SASL yet: use the native client"))
+                          "this cluster admits only authenticated clients; this KAFKA listener "
+                          "is PLAINTEXT: set listener.security.protocol.map=KAFKA:SASL_PLAINTEXT "
+                          "(docs/security.md) or use the native client"))
+        return
+    native, respond = gated(call, native, lambda r: reply(r))  # ACLs (actors/kafka_auth.py)
+    if native is None:
         return
     if ctx.controller is None:
         call.respond(fail(P.ErrorCode.NOT_CONTROLLER, "the broker is starting"))
@@ -116,7 +122,7 @@ def to_controller(
 
         check()
 
-    ctx.controller.tell(C.Admin(native, reply, forwardable=True))
+    ctx.controller.tell(C.Admin(native, respond, forwardable=True))
 
 
 # --------------------------------------------------------------------------- CreateTopics

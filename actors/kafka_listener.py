@@ -33,9 +33,10 @@ _CLOSE = object()  # marker: close the connection (a handler failed)
 
 
 class _Conn:
-    __slots__ = ("sock", "peer", "inbuf", "outbuf", "busy", "pending", "closed", "want", "doomed")
+    __slots__ = ("sock", "peer", "inbuf", "outbuf", "busy", "pending", "closed", "want", "doomed",
+                 "session")
 
-    def __init__(self, sock: socket.socket, peer: Any) -> None:
+    def __init__(self, sock: socket.socket, peer: Any, session: Any = None) -> None:
         self.sock = sock
         self.peer = peer
         self.inbuf = bytearray()
@@ -45,6 +46,7 @@ class _Conn:
         self.closed = False
         self.want = 0
         self.doomed = ""  # bad input seen: answer what came before it, then close
+        self.session = session  # actors/kafka_sasl.py KafkaSession (None: codec-only tests)
 
 
 class KafkaListener:
@@ -131,7 +133,7 @@ class KafkaListener:
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.connections += 1
-            self._sel.register(sock, selectors.EVENT_READ, _Conn(sock, peer))
+            self._sel.register(sock, selectors.EVENT_READ, _Conn(sock, peer, self._session(peer)))
 
     def _io(self, conn: _Conn, mask: int) -> None:
         if mask & selectors.EVENT_READ:
@@ -185,8 +187,18 @@ class KafkaListener:
             return self._queue_bytes(conn, W.encode_response(e.correlation_id, unsupported_version_response()))
         except W.FrameError as e:
             return self._bad(conn, str(e))
+        if conn.session is not None and not conn.session.may_serve(request.api_key):
+            return self._bad(conn, f"API key {request.api_key} before SASL authentication")
         conn.busy = True
         self._pool.submit(self._handle, conn, request)
+
+    def _session(self, peer: Any) -> Any:
+        configs = getattr(self._broker, "broker_configs", None)
+        if configs is None:
+            return None
+        from .kafka_sasl import session_for
+
+        return session_for(configs, peer[0] if isinstance(peer, tuple) else str(peer))
 
     def _queue_bytes(self, conn: _Conn, data: bytes) -> None:
         conn.outbuf += data
@@ -241,6 +253,9 @@ class KafkaListener:
             elif data is _CLOSE:
                 self._bad(conn, "handler failed")
             else:
+                if conn.session is not None and conn.session.close:  # SASL failed: answer, close
+                    conn.doomed = "SASL authentication failed"
+                    conn.pending.clear()
                 self._queue_bytes(conn, data)
 
     # ----------------------------------------------------------------------- any thread
@@ -269,8 +284,15 @@ class KafkaListener:
                 data = _CLOSE
             self._finish(conn, data)
 
-        call = Call(request, self._broker, self.endpoint, respond)
+        call = Call(request, self._broker, self.endpoint, respond, conn.session)
         try:
+            from .kafka_auth import cluster_check_fails
+
+            why = cluster_check_fails(call)
+            if why is not None:
+                logger.info("kafka listener: closing {}: {}", conn.peer, why)
+                answered.set()
+                return self._finish(conn, _CLOSE)
             result = HANDLERS[request.api_key].handler(call)
         except Exception:
             logger.exception("kafka api {} v{} handler failed", request.api_key, request.api_version)

@@ -1,0 +1,122 @@
+"""SASL (PLAIN, SCRAM-SHA-256) and ACLs on the KAFKA listener of a real secure broker
+(issue #19, docs/security.md "SASL"). One module-scoped `--secure` cluster with the
+authorizer on: the admin (bootstrap SCRAM user) and alice (added with a password through
+the native admin, stored as a salted SCRAM credential in the metadata) use confluent-kafka
+and kafka-python; a wrong password and no authentication fail clearly; alice's produce to a
+topic she may not write appends nothing."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import TEST_BROKER_CONFIGS
+from rillet.transport.security import curve_available
+
+from rillet import AclBinding, Admin, NewTopic
+from rillet.launcher import LocalCluster
+from rillet.records import TopicPartition
+
+confluent_kafka = pytest.importorskip("confluent_kafka")
+kafka = pytest.importorskip("kafka")
+
+pytestmark = [
+    pytest.mark.timeout(120),
+    pytest.mark.skipif(not curve_available(), reason="libzmq without CURVE"),
+]
+ALICE_PASSWORD = "alice-secret"
+
+
+@pytest.fixture(scope="module")
+def secure(tmp_path_factory):
+    data = tmp_path_factory.mktemp("sasl")
+    cluster = LocalCluster(data, 1, {**TEST_BROKER_CONFIGS, "authorizer.class.name": "rillet"},
+                           secure=True, kafka=True)
+    try:
+        cluster.start(timeout_s=60)
+        with _admin(cluster) as admin:
+            admin.create_topics([NewTopic("orders"), NewTopic("payments")])
+            admin.set_user_scram("alice", ALICE_PASSWORD)
+            admin.create_acls([AclBinding("TOPIC", "orders", "User:alice", "WRITE")])
+        deadline = time.monotonic() + 30  # the broker's image has alice's credential
+        while not _kafka_ok(cluster, "alice", ALICE_PASSWORD):
+            assert time.monotonic() < deadline, "alice's SCRAM credential never took effect"
+            time.sleep(0.2)
+        yield cluster
+    finally:
+        cluster.stop(timeout_s=10)
+
+
+def _admin(cluster) -> Admin:
+    return Admin({**cluster.client_security, "bootstrap.servers": cluster.bootstrap_servers})
+
+
+def _conf(cluster, user, password, mechanism="SCRAM-SHA-256", **extra) -> dict:
+    return {"bootstrap.servers": cluster.kafka_bootstrap_servers,
+            "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": mechanism,
+            "sasl.username": user, "sasl.password": password, **extra}
+
+
+def _kafka_ok(cluster, user, password) -> bool:
+    from confluent_kafka.admin import AdminClient
+
+    try:
+        AdminClient(_conf(cluster, user, password)).list_topics(timeout=3)
+        return True
+    except confluent_kafka.KafkaException:
+        return False
+
+
+def _end(cluster, topic: str) -> int:
+    with _admin(cluster) as admin:
+        return admin.list_offsets([TopicPartition(topic, 0)])[TopicPartition(topic, 0)]
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256"])
+def test_confluent_kafka_right_password_produces_wrong_one_fails(secure, mechanism):
+    cluster = secure
+    assert cluster.kafka_client_settings["security.protocol"] == "SASL_PLAINTEXT"
+    before = _end(cluster, "orders")
+    p = confluent_kafka.Producer(_conf(cluster, "alice", ALICE_PASSWORD, mechanism))
+    p.produce("orders", b"v-" + mechanism.encode())
+    assert p.flush(30) == 0
+    assert _end(cluster, "orders") == before + 1
+    errors = []
+    bad = confluent_kafka.Producer(_conf(cluster, "alice", "wrong", mechanism,
+                                         error_cb=errors.append, **{"message.timeout.ms": 3000}))
+    bad.produce("orders", b"never")
+    bad.flush(10)
+    assert any(e.code() == confluent_kafka.KafkaError._AUTHENTICATION for e in errors), errors
+    assert _end(cluster, "orders") == before + 1
+
+
+def test_kafka_python_scram_plain_and_no_auth(secure):
+    cluster = secure
+    common = {"bootstrap_servers": cluster.kafka_bootstrap_servers, "request_timeout_ms": 10000}
+    for mech in ("PLAIN", "SCRAM-SHA-256"):
+        admin = kafka.KafkaAdminClient(security_protocol="SASL_PLAINTEXT", sasl_mechanism=mech,
+                                       sasl_plain_username="admin",
+                                       sasl_plain_password=cluster.kafka_client_settings["sasl.password"],
+                                       **common)
+        try:
+            assert {"orders", "payments"} <= set(admin.list_topics())
+        finally:
+            admin.close()
+    with pytest.raises(kafka.errors.KafkaError):  # wrong password
+        kafka.KafkaAdminClient(security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-256",
+                               sasl_plain_username="alice", sasl_plain_password="nope", **common)
+    with pytest.raises(kafka.errors.KafkaError):  # no authentication: the broker closes
+        kafka.KafkaAdminClient(**{**common, "request_timeout_ms": 5000})
+
+
+def test_acl_denied_kafka_produce_appends_nothing(secure):
+    cluster = secure
+    before = _end(cluster, "payments")
+    reports = []
+    p = confluent_kafka.Producer(_conf(cluster, "alice", ALICE_PASSWORD,
+                                       **{"message.timeout.ms": 10000}))
+    p.produce("payments", b"denied", on_delivery=lambda err, _m: reports.append(err))
+    p.flush(15)
+    assert len(reports) == 1 and reports[0] is not None, reports
+    assert reports[0].code() == confluent_kafka.KafkaError.TOPIC_AUTHORIZATION_FAILED, reports
+    assert _end(cluster, "payments") == before
