@@ -170,6 +170,8 @@ BROKER_DEFAULTS: dict[str, str] = {
     # rillet's: NAME=SALT:STORED_KEY:SERVER_KEY:ITERATIONS,... salted SCRAM credentials known
     # from the configs (the first admin; cluster up --secure sets it), never passwords
     "sasl.scram.bootstrap.users": "",
+    # a failed authentication's connection is closed this long after its answer (Kafka's)
+    "connection.failed.authentication.delay.ms": "100",
 }
 
 _CHOICES = {

@@ -81,16 +81,30 @@ def test_confluent_kafka_right_password_produces_wrong_one_fails(secure, mechani
     p.produce("orders", b"v-" + mechanism.encode())
     assert p.flush(30) == 0
     assert _end(cluster, "orders") == before + 1
-    errors = []
+    errors: list = []
     bad = confluent_kafka.Producer(_conf(cluster, "alice", "wrong", mechanism,
-                                         error_cb=errors.append, **{"message.timeout.ms": 3000}))
+                                         error_cb=errors.append, **{"message.timeout.ms": 30000}))
     bad.produce("orders", b"never")
-    bad.flush(10)
-    assert any(e.code() == confluent_kafka.KafkaError._AUTHENTICATION for e in errors), errors
+    error = _first_error(bad, errors)
+    assert error.code() == confluent_kafka.KafkaError._AUTHENTICATION, error
+    assert "SASL authentication error" in error.str() and "invalid credentials" in error.str()
     assert _end(cluster, "orders") == before + 1
 
 
-def test_kafka_python_scram_plain_and_no_auth(secure):
+def _first_error(client, errors: list):
+    """The first error a confluent-kafka client reports to its error_cb, within 30 s."""
+    deadline = time.monotonic() + 30
+    try:
+        while not errors:
+            assert time.monotonic() < deadline, "no error reported"
+            client.poll(0.05)
+        return errors[0]
+    finally:  # nothing left for librdkafka to retry (its destructor would wait for it)
+        client.purge()
+        client.flush(0)
+
+
+def test_kafka_python_scram_plain_and_no_auth(secure, caplog):
     cluster = secure
     common = {"bootstrap_servers": cluster.kafka_bootstrap_servers, "request_timeout_ms": 10000}
     for mech in ("PLAIN", "SCRAM-SHA-256"):
@@ -102,11 +116,15 @@ def test_kafka_python_scram_plain_and_no_auth(secure):
             assert {"orders", "payments"} <= set(admin.list_topics())
         finally:
             admin.close()
+    failing = {**common, "bootstrap_timeout_ms": 2000}
+    caplog.set_level("ERROR", logger="kafka")
     with pytest.raises(kafka.errors.KafkaError):  # wrong password
         kafka.KafkaAdminClient(security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-256",
-                               sasl_plain_username="alice", sasl_plain_password="nope", **common)
+                               sasl_plain_username="alice", sasl_plain_password="nope", **failing)
+    # the client says why: the broker's SASL_AUTHENTICATION_FAILED answer
+    assert "Authentication failed" in caplog.text, caplog.text[-2000:]
     with pytest.raises(kafka.errors.KafkaError):  # no authentication: the broker closes
-        kafka.KafkaAdminClient(**{**common, "request_timeout_ms": 5000})
+        kafka.KafkaAdminClient(**{**failing, "bootstrap_timeout_ms": 1000})
 
 
 def test_acl_denied_kafka_produce_appends_nothing(secure):
@@ -120,3 +138,29 @@ def test_acl_denied_kafka_produce_appends_nothing(secure):
     assert len(reports) == 1 and reports[0] is not None, reports
     assert reports[0].code() == confluent_kafka.KafkaError.TOPIC_AUTHORIZATION_FAILED, reports
     assert _end(cluster, "payments") == before
+
+
+def test_cli_user_add_password_lets_a_kafka_client_in(secure, tmp_path, monkeypatch):
+    """``rillet user add bob --password``: only a salted credential reaches the cluster; bob
+    then logs in with SCRAM-SHA-256 (in-process click, as the ACL CLI test does)."""
+    import json
+
+    from click.testing import CliRunner
+    from rillet.cli.main import cli
+
+    cluster = secure
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "profile.json").write_text(json.dumps(
+        {"brokers": cluster.bootstrap_servers, "security": cluster.client_security}))
+    monkeypatch.setenv("RILLET_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.delenv("RILLET_BROKERS", raising=False)
+    out = CliRunner().invoke(cli, ["user", "add", "bob", "--password", "bob-pw"])
+    assert out.exit_code == 0, out.output
+    assert "SASL_PLAINTEXT" in out.output and "bob-pw" not in out.output
+    deadline = time.monotonic() + 30
+    while not _kafka_ok(cluster, "bob", "bob-pw"):
+        assert time.monotonic() < deadline, "bob's credential never took effect"
+        time.sleep(0.2)
+    errors: list = []
+    wrong = confluent_kafka.Producer(_conf(cluster, "bob", "bob-wrong", error_cb=errors.append))
+    assert _first_error(wrong, errors).code() == confluent_kafka.KafkaError._AUTHENTICATION
