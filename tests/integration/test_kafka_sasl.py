@@ -37,7 +37,9 @@ def secure(tmp_path_factory):
         with _admin(cluster) as admin:
             admin.create_topics([NewTopic("orders"), NewTopic("payments")])
             admin.set_user_scram("alice", ALICE_PASSWORD)
-            admin.create_acls([AclBinding("TOPIC", "orders", "User:alice", "WRITE")])
+            # alice may see payments (so her client sends the Produce) but not write it
+            admin.create_acls([AclBinding("TOPIC", "orders", "User:alice", "WRITE"),
+                               AclBinding("TOPIC", "payments", "User:alice", "DESCRIBE")])
         deadline = time.monotonic() + 30  # the broker's image has alice's credential
         while not _kafka_ok(cluster, "alice", ALICE_PASSWORD):
             assert time.monotonic() < deadline, "alice's SCRAM credential never took effect"

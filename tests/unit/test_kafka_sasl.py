@@ -137,7 +137,9 @@ def listener():
     cred = S.make_credential("pencil", RFC_SALT)
     configs = {**BROKER_DEFAULTS, "listener.security.protocol.map": "KAFKA:SASL_PLAINTEXT",
                "sasl.scram.bootstrap.users": S.bootstrap_entry("admin", cred)}
-    broker = SimpleNamespace(broker_configs=configs, image=md.MetadataImage())
+    # enough of a BrokerContext for Metadata to be answered if it were served
+    broker = SimpleNamespace(broker_configs=configs, image=md.MetadataImage(), broker_id=1,
+                             incarnation=0, cluster_id="c", controller_id=-1)
     lst = KafkaListener("127.0.0.1", 0, broker, workers=1, failed_auth_delay_ms=50).start()
     yield lst
     lst.stop()
