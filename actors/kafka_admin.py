@@ -14,9 +14,11 @@ request's timeout, at most ``SETTLE_MAX_S``), so a client that creates a topic a
 this broker for its metadata or configs sees it. Handlers never block: the controller's
 reply and the ticker carry the rest.
 
-The KAFKA listener has no authentication yet (no SASL): on a broker that requires CURVE
-clients (``client.curve.keyfile``) the mutating APIs are refused with
-CLUSTER_AUTHORIZATION_FAILED, so this door cannot bypass the native listener's.
+With the authorizer on, the native request is checked with the connection's principal
+(actors/kafka_auth.py) before it goes to the controller. A PLAINTEXT KAFKA listener on a
+broker that requires CURVE clients (``client.curve.keyfile``) refuses the mutating APIs with
+CLUSTER_AUTHORIZATION_FAILED, so it cannot bypass the native listener's authentication; a
+SASL_PLAINTEXT one (actors/kafka_sasl.py) serves them to authenticated principals.
 """
 
 from __future__ import annotations

@@ -26,8 +26,8 @@ from kio.static.primitive import i32Timedelta
 from loguru import logger
 from rillet.transport import protocol as P
 
-from .kafka_batch import KafkaBatchError
 from .kafka_auth import gated
+from .kafka_batch import KafkaBatchError
 from .kafka_dispatch import Call, api
 from .kafka_metadata import build
 from .kafka_routes import SessionRoutes, kafka_error

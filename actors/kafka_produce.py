@@ -25,8 +25,8 @@ from rillet.transport import protocol as P
 
 from . import controller as C
 from . import txn_coordinator as TC
-from .kafka_batch import KafkaBatchError
 from .kafka_auth import gated
+from .kafka_batch import KafkaBatchError
 from .kafka_dispatch import Call, api
 from .kafka_metadata import build
 from .kafka_routes import SessionRoutes, kafka_error

@@ -135,8 +135,10 @@ class LocalCluster:
         self._ensure_keyfile()
         if secure:  # CURVE on the client listener too (rillet/security.py)
             secured = secure_cluster_configs(self.data_dir)
-            if "super.users" in self.configs:  # the user's own choice wins
-                del secured["super.users"]
+            for key in ("super.users", "listener.security.protocol.map",
+                        "sasl.enabled.mechanisms"):
+                if key in (configs or {}) or (key == "super.users" and key in self.configs):
+                    secured.pop(key, None)  # the user's own choice wins
             self.configs.update(secured)
         # each broker's KAFKA listener (docs/kafka-compat.md), once enabled: kept in
         # cluster.json. Beside a CURVE client listener only with SASL (--secure sets it:

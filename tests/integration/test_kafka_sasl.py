@@ -148,6 +148,7 @@ def test_cli_user_add_password_lets_a_kafka_client_in(secure, tmp_path, monkeypa
     import json
 
     from click.testing import CliRunner
+
     from rillet.cli.main import cli
 
     cluster = secure
