@@ -167,3 +167,20 @@ def test_cli_user_add_password_lets_a_kafka_client_in(secure, tmp_path, monkeypa
     errors: list = []
     wrong = confluent_kafka.Producer(_conf(cluster, "bob", "bob-wrong", error_cb=errors.append))
     assert _first_error(wrong, errors).code() == confluent_kafka.KafkaError._AUTHENTICATION
+
+
+def test_a_group_alice_may_not_read_is_refused(secure):
+    cluster = secure
+    consumer = confluent_kafka.Consumer(_conf(cluster, "alice", ALICE_PASSWORD, **{
+        "group.id": "not-alices", "auto.offset.reset": "earliest"}))
+    try:
+        consumer.subscribe(["orders"])
+        deadline = time.monotonic() + 30
+        while True:
+            assert time.monotonic() < deadline, "the join was never refused"
+            msg = consumer.poll(0.2)
+            if msg is not None and msg.error() is not None:
+                break
+        assert msg.error().code() == confluent_kafka.KafkaError.GROUP_AUTHORIZATION_FAILED, msg.error()
+    finally:
+        consumer.close()
