@@ -1,4 +1,4 @@
-"""SASL on the KAFKA listener: SaslHandshake (17, v1) and SaslAuthenticate (36, v0-2).
+"""SASL on the KAFKA listener: SaslHandshake (17, v0-1) and SaslAuthenticate (36, v0-2).
 
 With ``listener.security.protocol.map`` naming ``KAFKA:SASL_PLAINTEXT`` a Kafka client must
 authenticate before anything but ApiVersions, SaslHandshake and SaslAuthenticate is served
@@ -11,8 +11,10 @@ that answer. An authenticated connection's principal is ``User:NAME`` for every 
 request (actors/kafka_auth.py checks the ACLs with it); a PLAINTEXT KAFKA listener's
 connections are ``User:ANONYMOUS``.
 
-SaslHandshake v0 (raw SASL tokens without Kafka framing) is not served: every client that
-speaks SaslAuthenticate (Kafka 1.0+: librdkafka, the Java client, kafka-python) uses v1.
+SaslHandshake v0 is advertised (librdkafka looks for it before it looks for v1) but a v0
+handshake, which announces raw SASL tokens without Kafka framing, is refused
+(UNSUPPORTED_SASL_MECHANISM, then closed): every client that speaks SaslAuthenticate (Kafka
+1.0+: librdkafka, the Java client, kafka-python) uses v1.
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ def _schema(call: Call, key: int):
     return cls, sys.modules[cls.__module__]
 
 
-@api(SASL_HANDSHAKE, 1, 1)
+@api(SASL_HANDSHAKE, 0, 1)
 def sasl_handshake(call: Call):
     cls, _ = _schema(call, SASL_HANDSHAKE)
     session: KafkaSession | None = call.session
@@ -100,6 +102,9 @@ def sasl_handshake(call: Call):
     if session is None or not session.sasl:
         return cls(error_code=ErrorCode.illegal_sasl_state, mechanisms=())
     offered = tuple(session.mechanisms)
+    if call.request.api_version == 0:  # unframed tokens would follow: not served
+        session.close = True
+        return cls(error_code=ErrorCode.unsupported_sasl_mechanism, mechanisms=offered)
     if session.authenticated or session.mechanism is not None:
         session.close = True
         return cls(error_code=ErrorCode.illegal_sasl_state, mechanisms=offered)
@@ -107,7 +112,7 @@ def sasl_handshake(call: Call):
         return cls(error_code=ErrorCode.unsupported_sasl_mechanism, mechanisms=offered)
     session.mechanism = mechanism
     if mechanism == S.SCRAM_SHA_256:
-        session.scram = S.ScramServer(credential_lookup(call.broker), secrets.token_urlsafe(24))
+        session.scram = S.ScramServer(credential_lookup(call.broker), secrets.token_hex(16))  # [0-9a-f], as Kafka's base-36
     return cls(error_code=ErrorCode.none, mechanisms=offered)
 
 

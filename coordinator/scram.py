@@ -201,7 +201,9 @@ class ScramServer:
         attrs = _attrs(without_proof)
         if attrs.get("c") != base64.b64encode(self._gs2.encode()).decode():
             raise SaslFailed("SCRAM channel binding does not match")
-        if attrs.get("r") != self._nonce:
+        # Kafka's broker checks that the nonce ENDS with the one it sent: librdkafka before
+        # 1.x sends the client nonce twice (client nonce + server's r=); kcat has such one
+        if not attrs.get("r", "").endswith(self._nonce):
             raise SaslFailed("SCRAM nonce does not match")
         try:
             client_proof = base64.b64decode(proof, validate=True)

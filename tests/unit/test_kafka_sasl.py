@@ -51,6 +51,23 @@ def test_scram_sha_256_matches_rfc_7677() -> None:
     assert server.state == "DONE"
 
 
+def test_scram_takes_old_librdkafkas_doubled_nonce_as_kafka_does() -> None:
+    """librdkafka 1.x (kcat) repeats the client nonce in client-final; the proof covers what
+    it sent. Kafka's broker accepts a nonce that ends with the server's: so does rillet."""
+    import hashlib
+    import hmac
+
+    server = S.ScramServer(_lookup(), RFC_SERVER_NONCE)
+    server.step(RFC_CLIENT_FIRST)
+    without_proof = "c=biws,r=rOprNGfwEbeRWgbNEkqO" + RFC_SERVER_FIRST.decode()[2:].split(",")[0]
+    salted = hashlib.pbkdf2_hmac("sha256", b"pencil", RFC_SALT, 4096)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    auth = f"n=user,r=rOprNGfwEbeRWgbNEkqO,{RFC_SERVER_FIRST.decode()},{without_proof}".encode()
+    sig = hmac.new(hashlib.sha256(client_key).digest(), auth, hashlib.sha256).digest()
+    proof = base64.b64encode(bytes(a ^ b for a, b in zip(client_key, sig, strict=True)))
+    assert server.step(without_proof.encode() + b",p=" + proof)[1] == "user"
+
+
 @pytest.mark.parametrize("lookup,first,final", [
     (_lookup("another password"), RFC_CLIENT_FIRST, RFC_CLIENT_FINAL),  # wrong password
     (_lookup(name="someone"), RFC_CLIENT_FIRST, None),  # unknown user
