@@ -160,6 +160,18 @@ BROKER_DEFAULTS: dict[str, str] = {
     "group.max.session.timeout.ms": "1800000",
     "group.initial.rebalance.delay.ms": "3000",
     "group.max.size": str(2**31 - 1),
+    # SASL on the KAFKA listener (docs/security.md, "SASL"; actors/kafka_sasl.py): Kafka's
+    # names. A map entry KAFKA:SASL_PLAINTEXT makes Kafka clients authenticate (PLAIN or
+    # SCRAM-SHA-256 over the user store's SCRAM credentials); KAFKA:PLAINTEXT (or no entry)
+    # does not. sasl.enabled.mechanisms: Kafka's default is GSSAPI, which rillet lacks.
+    "listener.security.protocol.map": (
+        "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"),
+    "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256",
+    # rillet's: NAME=SALT:STORED_KEY:SERVER_KEY:ITERATIONS,... salted SCRAM credentials known
+    # from the configs (the first admin; cluster up --secure sets it), never passwords
+    "sasl.scram.bootstrap.users": "",
+    # a failed authentication's connection is closed this long after its answer (Kafka's)
+    "connection.failed.authentication.delay.ms": "100",
 }
 
 _CHOICES = {
@@ -276,6 +288,7 @@ def validate_broker_configs(configs: Mapping[str, str]) -> BrokerConfig:
     if idle != -1 and idle < 1:
         raise ConfigError(f"connections.max.idle.ms={idle} must be -1 (never) or >= 1")
     _validate_security(merged)
+    _validate_sasl(merged)
     _validate_authorizer(merged)
     _validate_classic_groups(merged)
     from rillet.actors.listeners import parse_listeners
@@ -319,6 +332,58 @@ def _validate_security(merged: Mapping[str, str]) -> None:
         raise ConfigError("client.curve.bootstrap.users needs client.curve.keyfile")
 
 
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256")
+_KAFKA_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+
+
+def listener_protocols(merged: Mapping[str, str]) -> dict[str, str]:
+    """listener.security.protocol.map as {LISTENER: PROTOCOL}; ConfigError if malformed."""
+    out: dict[str, str] = {}
+    for entry in filter(None, (e.strip() for e in merged["listener.security.protocol.map"].split(","))):
+        name, sep, proto = entry.partition(":")
+        name, proto = name.strip().upper(), proto.strip().upper()
+        if not sep or not name or proto not in _KAFKA_PROTOCOLS:
+            raise ConfigError(f"listener.security.protocol.map: {entry!r} is not "
+                              f"NAME:PROTOCOL with PROTOCOL one of {', '.join(_KAFKA_PROTOCOLS)}")
+        out[name] = proto
+    kafka = out.get("KAFKA", "PLAINTEXT")
+    if kafka not in ("PLAINTEXT", "SASL_PLAINTEXT"):
+        raise ConfigError(f"listener.security.protocol.map: KAFKA:{kafka} is not served "
+                          "(no TLS): use PLAINTEXT or SASL_PLAINTEXT")
+    for name in ("CLIENT", "BROKER"):
+        if name in out:
+            raise ConfigError(f"listener.security.protocol.map: the {name} listener is secured "
+                              "with CURVE (client.curve.keyfile / inter.broker.curve.keyfile)")
+    return out
+
+
+def kafka_sasl_enabled(merged: Mapping[str, str]) -> bool:
+    return listener_protocols(merged).get("KAFKA") == "SASL_PLAINTEXT"
+
+
+def sasl_mechanisms(merged: Mapping[str, str]) -> tuple[str, ...]:
+    """sasl.enabled.mechanisms, validated (PLAIN, SCRAM-SHA-256)."""
+    names = tuple(m.strip().upper() for m in merged["sasl.enabled.mechanisms"].split(",") if m.strip())
+    for m in names:
+        if m not in SASL_MECHANISMS:
+            raise ConfigError(f"sasl.enabled.mechanisms: {m} is not supported; valid: "
+                              f"{', '.join(SASL_MECHANISMS)}")
+    if kafka_sasl_enabled(merged) and not names:
+        raise ConfigError("sasl.enabled.mechanisms is empty but the KAFKA listener is SASL_PLAINTEXT")
+    return names
+
+
+def _validate_sasl(merged: Mapping[str, str]) -> None:
+    from rillet.coordinator.scram import parse_bootstrap_scram
+
+    listener_protocols(merged)
+    sasl_mechanisms(merged)
+    try:
+        parse_bootstrap_scram(merged["sasl.scram.bootstrap.users"])
+    except ValueError as e:
+        raise ConfigError(f"sasl.scram.bootstrap.users: {e}") from None
+
+
 AUTHORIZERS = ("", "rillet", "org.apache.kafka.metadata.authorizer.StandardAuthorizer")
 
 
@@ -329,15 +394,8 @@ def _validate_authorizer(merged: Mapping[str, str]) -> None:
             f"authorizer.class.name={merged['authorizer.class.name']!r}: rillet has one "
             "authorizer; valid values: '' (off), 'rillet' (or Kafka's StandardAuthorizer name)"
         )
-    if merged["authorizer.class.name"]:
-        from rillet.actors.listeners import parse_listeners
-
-        if "KAFKA" in parse_listeners(merged["listeners"]):
-            # it has no authentication yet (SASL: issue #19): an open door past every ACL
-            raise ConfigError(
-                "authorizer.class.name is set but listeners has a KAFKA listener, which does "
-                "not authenticate or authorize its clients yet: remove one of the two"
-            )
+    # A KAFKA listener beside the authorizer: its requests are checked too (actors/kafka_auth.py),
+    # as User:ANONYMOUS on a PLAINTEXT one and User:NAME on a SASL_PLAINTEXT one.
     for user in filter(None, (u.strip() for u in merged["super.users"].split(";"))):
         kind, sep, name = user.partition(":")
         if not sep or not kind or not name:

@@ -14,9 +14,11 @@ request's timeout, at most ``SETTLE_MAX_S``), so a client that creates a topic a
 this broker for its metadata or configs sees it. Handlers never block: the controller's
 reply and the ticker carry the rest.
 
-The KAFKA listener has no authentication yet (no SASL): on a broker that requires CURVE
-clients (``client.curve.keyfile``) the mutating APIs are refused with
-CLUSTER_AUTHORIZATION_FAILED, so this door cannot bypass the native listener's.
+With the authorizer on, the native request is checked with the connection's principal
+(actors/kafka_auth.py) before it goes to the controller. A PLAINTEXT KAFKA listener on a
+broker that requires CURVE clients (``client.curve.keyfile``) refuses the mutating APIs with
+CLUSTER_AUTHORIZATION_FAILED, so it cannot bypass the native listener's authentication; a
+SASL_PLAINTEXT one (actors/kafka_sasl.py) serves them to authenticated principals.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from rillet.coordinator.metadata import MetadataImage
 from rillet.transport import protocol as P
 
 from . import controller as C
+from .kafka_auth import gated
 from .kafka_dispatch import Call, api
 from .kafka_metadata import build, topic_uuid
 
@@ -78,10 +81,15 @@ def to_controller(
     ``fail(code, message)`` builds the whole-request refusal (no controller yet, an
     ErrorResponse, a translation that raised)."""
     ctx = call.broker
-    if ctx.broker_configs.get("client.curve.keyfile"):
+    session = call.session
+    if ctx.broker_configs.get("client.curve.keyfile") and not (session is not None and session.sasl):
         call.respond(fail(P.ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
-                          "this cluster admits only authenticated (CURVE) clients; the KAFKA "
-                          "listener has no SASL yet: use the native client"))
+                          "this cluster admits only authenticated clients; this KAFKA listener "
+                          "is PLAINTEXT: set listener.security.protocol.map=KAFKA:SASL_PLAINTEXT "
+                          "(docs/security.md) or use the native client"))
+        return
+    native, respond = gated(call, native, lambda r: reply(r))  # ACLs (actors/kafka_auth.py)
+    if native is None:
         return
     if ctx.controller is None:
         call.respond(fail(P.ErrorCode.NOT_CONTROLLER, "the broker is starting"))
@@ -116,7 +124,7 @@ def to_controller(
 
         check()
 
-    ctx.controller.tell(C.Admin(native, reply, forwardable=True))
+    ctx.controller.tell(C.Admin(native, respond, forwardable=True))
 
 
 def named_twice(names: list[str]) -> dict[str, tuple[int, str]]:

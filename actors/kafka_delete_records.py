@@ -17,6 +17,7 @@ from kio.static.primitive import i32, i32Timedelta, i64
 from rillet.transport import protocol as P
 
 from . import delete_records
+from .kafka_auth import gated
 from .kafka_dispatch import Call, api
 
 KEY = 21
@@ -95,5 +96,7 @@ def delete_records_handler(call: Call):
             ),
         ))
 
-    delete_records.serve(native, answer, _replica(call.broker))
+    native, answer = gated(call, native, answer)  # ACLs (actors/kafka_auth.py)
+    if native is not None:
+        delete_records.serve(native, answer, _replica(call.broker))
     return None

@@ -38,6 +38,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "rillet.actors.kafka_consumer_groups",  # kafka-groups (#18): KIP-848 clients
     "rillet.actors.kafka_fetch",  # kafka-data (#18): Fetch, ListOffsets
     "rillet.actors.kafka_produce",  # kafka-data (#18): Produce, InitProducerId
+    "rillet.actors.kafka_sasl",  # sasl (#19): SaslHandshake, SaslAuthenticate
 )
 
 
@@ -95,6 +96,7 @@ class Call:
     broker: Any  # actors.session.BrokerContext (None in codec-only tests)
     endpoint: KafkaEndpoint
     _respond: Callable[[Any], None] = field(repr=False)
+    session: Any = None  # actors.kafka_sasl.KafkaSession: the connection's host and principal
 
     def respond(self, response: Any) -> None:
         self._respond(response)

@@ -26,6 +26,7 @@ from kio.static.primitive import i32Timedelta
 from loguru import logger
 from rillet.transport import protocol as P
 
+from .kafka_auth import gated
 from .kafka_batch import KafkaBatchError
 from .kafka_dispatch import Call, api
 from .kafka_metadata import build
@@ -109,7 +110,9 @@ def fetch(call: Call):
     if not topics:
         answer(P.FetchResponse())
     else:
-        SessionRoutes(call.broker).fetch(native, answer)
+        native, answer = gated(call, native, answer)  # ACLs (actors/kafka_auth.py)
+        if native is not None:
+            SessionRoutes(call.broker).fetch(native, answer)
     return None
 
 
@@ -199,5 +202,7 @@ def list_offsets(call: Call):
     if not order:
         answer(P.ListOffsetsResponse())
     else:
-        SessionRoutes(call.broker).list_offsets(native, answer)
+        native, answer = gated(call, native, answer)
+        if native is not None:
+            SessionRoutes(call.broker).list_offsets(native, answer)
     return None

@@ -25,6 +25,7 @@ from rillet.transport import protocol as P
 
 from . import group_classic as CL
 from . import group_coordinator as GC
+from .kafka_auth import gate_group
 from .kafka_dispatch import Call, api
 from .kafka_metadata import build
 
@@ -73,6 +74,9 @@ def ask(call: Call, message: Any, convert: Callable[[Any], Any],
             response = convert(CL.Failure(E.UNKNOWN_SERVER_ERROR, "internal error"))
         send(response)
 
+    message, respond = gate_group(call, message, respond)  # ACLs (actors/kafka_auth.py)
+    if message is None:
+        return
     ref = getattr(call.broker, "group_coordinator", None)
     if ref is None:
         respond(CL.Failure(E.COORDINATOR_NOT_AVAILABLE, "the group coordinator is starting"))

@@ -19,6 +19,7 @@ import collections
 import selectors
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -33,9 +34,10 @@ _CLOSE = object()  # marker: close the connection (a handler failed)
 
 
 class _Conn:
-    __slots__ = ("sock", "peer", "inbuf", "outbuf", "busy", "pending", "closed", "want", "doomed")
+    __slots__ = ("sock", "peer", "inbuf", "outbuf", "busy", "pending", "closed", "want", "doomed",
+                 "session", "close_at")
 
-    def __init__(self, sock: socket.socket, peer: Any) -> None:
+    def __init__(self, sock: socket.socket, peer: Any, session: Any = None) -> None:
         self.sock = sock
         self.peer = peer
         self.inbuf = bytearray()
@@ -45,6 +47,8 @@ class _Conn:
         self.closed = False
         self.want = 0
         self.doomed = ""  # bad input seen: answer what came before it, then close
+        self.session = session  # actors/kafka_sasl.py KafkaSession (None: codec-only tests)
+        self.close_at = 0.0  # failed SASL: closed at this monotonic time, input ignored
 
 
 class KafkaListener:
@@ -58,6 +62,7 @@ class KafkaListener:
         advertised: tuple[str, int] | None = None,
         max_request_bytes: int = 100 * 1024 * 1024,
         workers: int = 3,
+        failed_auth_delay_ms: int = 100,
     ) -> None:
         load_handlers()
         self._versions = served_versions()
@@ -78,6 +83,8 @@ class KafkaListener:
         self._stopping = False
         self.connections = 0
         self.closed_bad = 0  # connections closed for bad input (observable in tests)
+        self._auth_delay = max(0, failed_auth_delay_ms) / 1000
+        self._closing: list[_Conn] = []  # failed authentications, closed after the delay
 
     @property
     def address(self) -> str:
@@ -103,7 +110,10 @@ class KafkaListener:
     def _run(self) -> None:
         try:
             while not self._stopping:
-                for key, mask in self._sel.select(timeout=1.0):
+                wait = 1.0
+                if self._closing:
+                    wait = max(0.0, min(wait, min(c.close_at for c in self._closing) - time.monotonic()))
+                for key, mask in self._sel.select(timeout=wait):
                     if key.data is None:
                         self._accept()
                     elif key.data == "wake":
@@ -111,6 +121,7 @@ class KafkaListener:
                     else:
                         self._io(key.data, mask)
                 self._flush_done()
+                self._close_due()
         except Exception:  # never expected; the broker logs it and keeps its other doors
             logger.exception("kafka listener loop failed")
         finally:
@@ -131,7 +142,7 @@ class KafkaListener:
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.connections += 1
-            self._sel.register(sock, selectors.EVENT_READ, _Conn(sock, peer))
+            self._sel.register(sock, selectors.EVENT_READ, _Conn(sock, peer, self._session(peer)))
 
     def _io(self, conn: _Conn, mask: int) -> None:
         if mask & selectors.EVENT_READ:
@@ -143,7 +154,7 @@ class KafkaListener:
                 return self._close(conn)
             if data == b"":
                 return self._close(conn)
-            if data and not conn.doomed:
+            if data and not conn.doomed and not conn.close_at:
                 conn.inbuf += data
                 try:
                     self._frames(conn)
@@ -176,7 +187,7 @@ class KafkaListener:
 
     def _next(self, conn: _Conn) -> None:
         """Dispatch the connection's next frame unless one is in flight."""
-        if conn.busy or not conn.pending or conn.closed:
+        if conn.busy or not conn.pending or conn.closed or conn.close_at:
             return self._close_if_doomed(conn)
         frame = conn.pending.popleft()
         try:
@@ -185,8 +196,18 @@ class KafkaListener:
             return self._queue_bytes(conn, W.encode_response(e.correlation_id, unsupported_version_response()))
         except W.FrameError as e:
             return self._bad(conn, str(e))
+        if conn.session is not None and not conn.session.may_serve(request.api_key):
+            return self._bad(conn, f"API key {request.api_key} before SASL authentication")
         conn.busy = True
         self._pool.submit(self._handle, conn, request)
+
+    def _session(self, peer: Any) -> Any:
+        configs = getattr(self._broker, "broker_configs", None)
+        if configs is None:
+            return None
+        from .kafka_sasl import session_for
+
+        return session_for(configs, peer[0] if isinstance(peer, tuple) else str(peer))
 
     def _queue_bytes(self, conn: _Conn, data: bytes) -> None:
         conn.outbuf += data
@@ -241,7 +262,19 @@ class KafkaListener:
             elif data is _CLOSE:
                 self._bad(conn, "handler failed")
             else:
+                if conn.session is not None and conn.session.close and not conn.close_at:
+                    # SASL failed: answer, then close after connection.failed.authentication
+                    # .delay.ms (Kafka's: the client reads the answer; guessing is slowed)
+                    conn.close_at = time.monotonic() + self._auth_delay
+                    conn.pending.clear()
+                    self._closing.append(conn)
                 self._queue_bytes(conn, data)
+
+    def _close_due(self) -> None:
+        now = time.monotonic()
+        for conn in [c for c in self._closing if c.close_at <= now]:
+            self._closing.remove(conn)
+            self._bad(conn, "SASL authentication failed")
 
     # ----------------------------------------------------------------------- any thread
 
@@ -269,8 +302,15 @@ class KafkaListener:
                 data = _CLOSE
             self._finish(conn, data)
 
-        call = Call(request, self._broker, self.endpoint, respond)
+        call = Call(request, self._broker, self.endpoint, respond, conn.session)
         try:
+            from .kafka_auth import cluster_check_fails
+
+            why = cluster_check_fails(call)
+            if why is not None:
+                logger.info("kafka listener: closing {}: {}", conn.peer, why)
+                answered.set()
+                return self._finish(conn, _CLOSE)
             result = HANDLERS[request.api_key].handler(call)
         except Exception:
             logger.exception("kafka api {} v{} handler failed", request.api_key, request.api_version)
@@ -296,6 +336,7 @@ def start_kafka_listener(configs: dict, broker: Any) -> KafkaListener | None:
         kafka.host, kafka.port, broker,
         max_request_bytes=int(configs.get("socket.request.max.bytes", 100 * 1024 * 1024)),
         workers=workers,
+        failed_auth_delay_ms=int(configs.get("connection.failed.authentication.delay.ms", 100)),
     )
     real = {"KAFKA": Listener("KAFKA", kafka.host, listener.port)}
     host, _, port = advertised_addresses(real, _only_kafka(configs.get("advertised.listeners", ""))).get("KAFKA").rpartition(":")

@@ -14,6 +14,7 @@ from kio.index import load_response_schema
 from kio.schema.errors import ErrorCode
 from kio.static.primitive import i32Timedelta
 
+from .kafka_auth import may_describe_topic
 from .kafka_dispatch import Call, api
 
 KEY = 3
@@ -61,8 +62,16 @@ def metadata(call: Call):
             t.name if t.name is not None else by_id.get(getattr(t, "topic_id", None))
             for t in requested
             if t.name is not None or by_id.get(getattr(t, "topic_id", None)) is not None))
+    may = may_describe_topic(call)  # ACLs (actors/kafka_auth.py): names do not leak
+    if requested is None:
+        names = [n for n in names if may(n)]
     topics = []
     for name in names:
+        if not may(name):
+            topics.append(build(mod.MetadataResponseTopic,
+                                error_code=ErrorCode.topic_authorization_failed, name=name,
+                                topic_id=None, partitions=()))
+            continue
         topic = image.topics.get(name)
         if topic is None:
             topics.append(build(mod.MetadataResponseTopic,

@@ -25,6 +25,7 @@ from rillet.transport import protocol as P
 
 from . import controller as C
 from . import txn_coordinator as TC
+from .kafka_auth import gated
 from .kafka_batch import KafkaBatchError
 from .kafka_dispatch import Call, api
 from .kafka_metadata import build
@@ -97,14 +98,17 @@ def produce(call: Call):
     native = P.ProduceRequest(acks=acks, timeout_ms=max(0, _ms(req.timeout)),
                               transactional_id=req.transactional_id, topics=tuple(topics))
     if acks == 0:  # no answer; the appends are already in the partitions' mailboxes
-        if topics:
-            SessionRoutes(call.broker).produce(native, lambda _r: None, lambda: None)
+        allowed = gated(call, native, lambda _r: None)[0] if topics else None
+        if allowed is not None:  # a denied partition of acks=0 is dropped, unanswered
+            SessionRoutes(call.broker).produce(allowed, lambda _r: None, lambda: None)
         call.respond(None)
     elif acks not in (-1, 1):
         answer(P.ErrorResponse(error_code=E.INVALID_REQUIRED_ACKS,
                                error_message=f"acks={acks}"))
     elif topics:
-        SessionRoutes(call.broker).produce(native, answer, lambda: None)
+        native, answer = gated(call, native, answer)  # ACLs (actors/kafka_auth.py)
+        if native is not None:
+            SessionRoutes(call.broker).produce(native, answer, lambda: None)
     else:
         answer(P.ProduceResponse())
     return None
@@ -128,6 +132,9 @@ def init_producer_id(call: Call):
         producer_id=int(getattr(req, "producer_id", -1)),
         producer_epoch=int(getattr(req, "producer_epoch", -1)),
     )
+    native, answer = gated(call, native, answer)
+    if native is None:
+        return None
     if native.transactional_id:  # the transactional id's coordinator, as natively
         if ctx.txn_coordinator is None:
             answer(P.InitProducerIdResponse(error_code=E.COORDINATOR_NOT_AVAILABLE))

@@ -161,6 +161,16 @@ class SetUserKey:
 
 
 @_rec
+class SetUserScram:
+    """User ``user``'s SCRAM credential for ``mechanism`` (coordinator/scram.py, Kafka's
+    ``salt=..,stored_key=..,server_key=..,iterations=..``); ``None`` removes it."""
+
+    user: str
+    mechanism: str
+    credential: str | None
+
+
+@_rec
 class DeleteTopic:
     name: str
 
@@ -186,6 +196,7 @@ RECORD_TYPES: dict[str, type] = {
         PartitionChangeRecord,
         ProducerIds,
         SetUserKey,
+        SetUserScram,
         *acl_store.ACL_RECORDS,
         *broker_configs.BROKER_CONFIG_RECORDS,
     )
@@ -270,6 +281,8 @@ class MetadataImage:
     """group id -> its explicitly set group configs (coordinator/share/config.py)."""
     users: Mapping[str, str] = field(default_factory=dict)
     """user name -> its CURVE public key (coordinator/users.py)."""
+    scram: Mapping[str, str] = field(default_factory=dict)
+    """user name -> its SCRAM-SHA-256 credential text (coordinator/scram.py)."""
     acls: frozenset[AclBinding] = frozenset()
     """the ACL bindings (coordinator/acl_store.py), what the authorizer checks."""
     broker_configs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
@@ -383,6 +396,8 @@ def apply(image: MetadataImage, record: object) -> MetadataImage:
             )
         case SetUserKey(user=u, public_key=k):
             return replace(image, users=_with(image.users, u, k), offset=nxt)
+        case SetUserScram(user=u, credential=c):
+            return replace(image, scram=_with(image.scram, u, c), offset=nxt)
         case DeleteTopic(name=n):
             return replace(image, topics=_with(image.topics, n, None), offset=nxt)
         case ProducerIds(next_producer_id=n):
@@ -617,6 +632,8 @@ def image_records(image: MetadataImage) -> list[object]:
         out.append(ProducerIds(next_producer_id=image.next_producer_id))
     for u in sorted(image.users):
         out.append(SetUserKey(user=u, public_key=image.users[u]))
+    for u in sorted(image.scram):
+        out.append(SetUserScram(user=u, mechanism="SCRAM-SHA-256", credential=image.scram[u]))
     out += acl_store.snapshot_records(image.acls)
     out += broker_configs.snapshot_records(image.broker_configs)
     for g in sorted(image.group_configs):

@@ -135,16 +135,20 @@ class LocalCluster:
         self._ensure_keyfile()
         if secure:  # CURVE on the client listener too (rillet/security.py)
             secured = secure_cluster_configs(self.data_dir)
-            if "super.users" in self.configs:  # the user's own choice wins
-                del secured["super.users"]
+            for key in ("super.users", "listener.security.protocol.map",
+                        "sasl.enabled.mechanisms"):
+                if key in (configs or {}) or (key == "super.users" and key in self.configs):
+                    secured.pop(key, None)  # the user's own choice wins
             self.configs.update(secured)
         # each broker's KAFKA listener (docs/kafka-compat.md), once enabled: kept in
-        # cluster.json. Never beside a CURVE client listener: it has no SASL yet, so it would
-        # be a door around the authentication.
+        # cluster.json. Beside a CURVE client listener only with SASL (--secure sets it:
+        # rillet/security.py), never as a door around the authentication.
         saved_kafka = {int(k): v for k, v in saved.get("kafka_ports", {}).items()}
         self.kafka_ports: dict[int, int] = (
             {b: saved_kafka.get(b) or free_port() for b in self.ports}
-            if (kafka or saved_kafka) and not self.configs.get("client.curve.keyfile")
+            if (kafka or saved_kafka) and (not self.configs.get("client.curve.keyfile")
+                                           or "SASL_PLAINTEXT" in self.configs.get(
+                                               "listener.security.protocol.map", ""))
             else {}
         )
         self._save()
@@ -153,6 +157,13 @@ class LocalCluster:
     def client_security(self) -> dict[str, str]:
         """The admin's client settings (``security.*``, empty for a plaintext cluster)."""
         return admin_client_settings(self.configs, self.data_dir)
+
+    @property
+    def kafka_client_settings(self) -> dict[str, str]:
+        """The admin's settings for Kafka clients of a SASL KAFKA listener (else empty)."""
+        from rillet.security import kafka_client_settings
+
+        return kafka_client_settings(self.configs, self.data_dir) if self.kafka_ports else {}
 
     def _client_endpoint(self) -> ClientEndpoint:
         return ClientEndpoint(**endpoint_options(self.client_security))

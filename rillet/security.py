@@ -66,6 +66,7 @@ def client_curve(config) -> dict[str, Any]:
 SERVER_KEY_FILE = "client.curve"  # the client listener's key pair, in the cluster data dir
 ADMIN_USER = "admin"
 ADMIN_KEY_FILE = "admin.curve"  # the bootstrap admin's client key pair
+ADMIN_PASSWORD_FILE = "admin.password"  # the admin's SASL password (Kafka clients), 0600
 
 
 def secure_cluster_configs(data_dir: Path) -> dict[str, str]:
@@ -81,11 +82,50 @@ def secure_cluster_configs(data_dir: Path) -> dict[str, str]:
         paths[name] = path
     admin = load_keyfile(paths[ADMIN_KEY_FILE])
     return {
+        **sasl_cluster_configs(data_dir),
         "client.curve.keyfile": str(paths[SERVER_KEY_FILE]),
         "client.curve.bootstrap.users": f"{ADMIN_USER}={admin.public.decode()}",
         # the admin manages ACLs once an authorizer is on (-c authorizer.class.name=rillet)
         "super.users": f"User:{ADMIN_USER}",
     }
+
+
+def admin_password(data_dir: Path) -> str:
+    """The bootstrap admin's SASL password, made once (mode 0600) in ``data_dir``."""
+    import os
+    import secrets
+
+    path = Path(data_dir) / ADMIN_PASSWORD_FILE
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(24))
+    return path.read_text().strip()
+
+
+def sasl_cluster_configs(data_dir: Path) -> dict[str, str]:
+    """Broker configs for a SASL_PLAINTEXT KAFKA listener whose bootstrap user ``admin`` has
+    the password of ``admin_password`` (only its salted SCRAM credential is in the configs)."""
+    import hashlib
+
+    from rillet.coordinator.scram import bootstrap_entry, make_credential
+
+    password = admin_password(data_dir)
+    # the salt is derived from the password file so the configs stay the same across ups
+    salt = hashlib.sha256(b"rillet-admin-salt" + password.encode()).digest()[:24]
+    return {
+        "listener.security.protocol.map": "KAFKA:SASL_PLAINTEXT",
+        "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256",
+        "sasl.scram.bootstrap.users": bootstrap_entry(ADMIN_USER, make_credential(password, salt)),
+    }
+
+
+def kafka_client_settings(configs: dict[str, str], data_dir: Path) -> dict[str, str]:
+    """The admin's settings for Kafka clients of a SASL KAFKA listener (empty otherwise)."""
+    if "KAFKA:SASL_PLAINTEXT" not in configs.get("listener.security.protocol.map", "").upper():
+        return {}
+    return {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "SCRAM-SHA-256",
+            "sasl.username": ADMIN_USER, "sasl.password": admin_password(data_dir)}
 
 
 def admin_client_settings(configs: dict[str, str], data_dir: Path) -> dict[str, str]:

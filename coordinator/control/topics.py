@@ -177,8 +177,15 @@ def alter_configs(
         try:
             changes = _changes(r)
             if r.resource_type == users.RESOURCE_USER:
-                key = users.user_changes(r.resource_name, changes)
-                recs = [md.SetUserKey(user=r.resource_name, public_key=key)]
+                updates = users.user_updates(r.resource_name, changes)
+                recs = []
+                if users.CURVE_PUBLIC_KEY in updates:
+                    recs.append(md.SetUserKey(user=r.resource_name,
+                                              public_key=updates[users.CURVE_PUBLIC_KEY]))
+                if users.SCRAM_SHA_256 in updates:
+                    recs.append(md.SetUserScram(user=r.resource_name,
+                                                mechanism=users.SCRAM_SHA_256,
+                                                credential=updates[users.SCRAM_SHA_256]))
             elif r.resource_type == RESOURCE_GROUP:
                 if validate_group_configs is None:
                     raise ValueError("group configs are not supported here")

@@ -73,6 +73,12 @@ def _kafka_line(local) -> None:
         say(f"Kafka clients (kcat, confluent-kafka, ...): bootstrap.servers="
             f"{local.kafka_bootstrap_servers}")
         say(f"export KAFKA_BOOTSTRAP_SERVERS={local.kafka_bootstrap_servers}")
+        sasl = getattr(local, "kafka_client_settings", None)
+        if sasl:  # a --secure cluster: SASL on the KAFKA listener (docs/security.md)
+            say("Kafka client settings (the admin; its password is in the profile and in "
+                f"{local.data_dir}/admin.password):")
+            say("    " + " ".join(f"{k}={v}" for k, v in sasl.items() if k != "sasl.password")
+                + " sasl.password=<the admin password>")
 
 
 def _existing(data_dir: Path | None):
@@ -114,7 +120,7 @@ def up(brokers, data_dir, detach, configs, no_profile, timeout, secure) -> None:
     local = None
     served = False
     try:
-        # Kafka's protocol too (not on a --secure cluster: the KAFKA listener has no SASL yet)
+        # Kafka's protocol too (SASL_PLAINTEXT on a --secure cluster, rillet/security.py)
         local = LocalCluster(data_dir, brokers, configs or None, secure=secure, kafka=True)
         local.start(timeout_s=timeout)
         remember_cluster(data_dir)
@@ -132,6 +138,8 @@ def up(brokers, data_dir, detach, configs, no_profile, timeout, secure) -> None:
                 profile[KAFKA_BOOTSTRAP_FIELD] = local.kafka_bootstrap_servers
             if local.client_security:  # the admin's CURVE credentials (rillet/security.py)
                 profile["security"] = local.client_security
+            if local.kafka_client_settings:  # the admin's SASL settings for Kafka clients
+                profile["kafka_security"] = local.kafka_client_settings
             path = write_profile(profile)
             say(f"Profile written to {path}: rillet commands need no -b now, e.g.")
             say("    rillet topic create orders -p 3")

@@ -14,7 +14,8 @@ from rillet.security import profile_security
 
 @click.group("user")
 def user() -> None:
-    """Add and remove users of a CURVE-secured cluster (rillet cluster up --secure)."""
+    """Add and remove users of a secured cluster (rillet cluster up --secure): CURVE keys
+    for native clients, SCRAM-SHA-256 credentials (--password) for Kafka clients."""
 
 
 @user.command("add")
@@ -22,9 +23,16 @@ def user() -> None:
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to write the user's key file (default: ./NAME.curve; never "
                    "overwritten).")
+@click.option("--password", "password", default=None,
+              help="Give the user a SCRAM-SHA-256 credential for this password instead of a "
+                   "CURVE key pair: Kafka clients on a SASL KAFKA listener log in with it "
+                   "(PLAIN or SCRAM-SHA-256). Only the salted credential is sent.")
+@click.option("--iterations", type=click.IntRange(4096, 16384), default=4096, show_default=True,
+              help="SCRAM iterations (with --password).")
 @admin_options
-def add(name, out, bootstrap, timeout_ms) -> None:
-    """Issue a key pair for User:NAME and register it with the cluster."""
+def add(name, out, password, iterations, bootstrap, timeout_ms) -> None:
+    """Issue a key pair for User:NAME and register it with the cluster (or, with
+    --password, a SCRAM-SHA-256 credential, kafka-configs' --add-config SCRAM-SHA-256)."""
     from rillet.coordinator.users import validate_user_name
     from rillet.transport.security import generate_keyfile
 
@@ -32,6 +40,8 @@ def add(name, out, bootstrap, timeout_ms) -> None:
         validate_user_name(name)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
+    if password is not None:
+        return _add_scram(name, password, iterations, bootstrap)
     out = out or Path(f"{name}.curve")
     if out.exists():
         raise click.ClickException(f"{out} exists; choose another --out")
@@ -50,11 +60,20 @@ def add(name, out, bootstrap, timeout_ms) -> None:
     click.echo(json.dumps(settings, indent=2))
 
 
+def _add_scram(name, password, iterations, bootstrap) -> None:
+    with _admin(bootstrap) as admin:
+        admin.set_user_scram(name, password, iterations)
+    click.echo(f"User:{name} has a SCRAM-SHA-256 credential (iterations={iterations}).")
+    click.echo("Kafka client settings:")
+    click.echo(json.dumps({"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "SCRAM-SHA-256",
+                           "sasl.username": name, "sasl.password": "<the password>"}, indent=2))
+
+
 @user.command("remove")
 @click.argument("name")
 @admin_options
 def remove(name, bootstrap, timeout_ms) -> None:
-    """Remove User:NAME: its key is refused from its next connection on."""
+    """Remove User:NAME: its key and SCRAM credential are refused from its next connection on."""
     with _admin(bootstrap) as admin:
         admin.delete_user(name)
     click.echo(f"User:{name} removed.")

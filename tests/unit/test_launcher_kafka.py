@@ -54,7 +54,7 @@ def test_configured_listeners_win_and_off_by_default(tmp_path, launched) -> None
     assert plain.kafka_bootstrap_servers == ""
 
 
-def test_never_beside_a_curve_client_listener(tmp_path) -> None:
+def test_beside_a_curve_client_listener_only_with_sasl(tmp_path) -> None:
     pytest.importorskip("zmq.auth")
     from rillet.transport.security import curve_available
 
@@ -62,4 +62,12 @@ def test_never_beside_a_curve_client_listener(tmp_path) -> None:
         pytest.skip("libzmq without CURVE")
     LocalCluster(tmp_path, brokers=1, kafka=True)  # plaintext first: ports saved
     secure = LocalCluster(tmp_path, brokers=0, secure=True, kafka=True)
-    assert secure.kafka_ports == {}
+    assert secure.kafka_ports  # --secure: a SASL_PLAINTEXT KAFKA listener
+    assert secure.configs["listener.security.protocol.map"] == "KAFKA:SASL_PLAINTEXT"
+    settings = secure.kafka_client_settings
+    assert settings["security.protocol"] == "SASL_PLAINTEXT" and settings["sasl.password"]
+    assert settings["sasl.password"] not in secure.configs["sasl.scram.bootstrap.users"]
+    # CURVE configured by hand without SASL: no KAFKA door around the authentication
+    keyed = {k: secure.configs[k] for k in ("client.curve.keyfile", "client.curve.bootstrap.users")}
+    other = LocalCluster(tmp_path / "other", brokers=1, configs=keyed, kafka=True)
+    assert other.kafka_ports == {}

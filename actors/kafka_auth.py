@@ -1,0 +1,122 @@
+"""ACLs on the KAFKA listener (docs/security.md, "SASL"): the native session's rules.
+
+With ``authorizer.class.name`` set, a Kafka request is checked with the rules of
+actors/authorize_rules.py where its handler builds the native request (``gated``: Produce,
+Fetch, ListOffsets, InitProducerId, DeleteRecords, the admin APIs that go to the controller,
+the group and offset APIs), for the connection's principal (``User:NAME`` after SASL,
+``User:ANONYMOUS`` on a PLAINTEXT KAFKA listener) and peer host; so a denied produce
+appends nothing to the partitions it names, exactly as natively. The requests whose handlers
+read the metadata image directly are checked here: Metadata (``may_describe_topic``: topics
+the principal may not describe are left out of an all-topics answer and named with
+TOPIC_AUTHORIZATION_FAILED when asked for), the classic group requests (``classic_denied``:
+READ on the group; DescribeGroups DESCRIBE; ListGroups DESCRIBE on the CLUSTER), and the
+APIs of ``CLUSTER_CHECKED``, which need that operation on the CLUSTER or the connection is
+closed (stricter than Kafka's per-resource answers; docs/kafka-compat.md, "Differences").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from . import authorize as A
+from . import group_classic as CL
+
+E = A.E
+
+# api key -> the CLUSTER operation a principal needs (handlers that read the image directly)
+CLUSTER_CHECKED = {
+    32: "DESCRIBE_CONFIGS",  # DescribeConfigs
+    46: "DESCRIBE",  # ListPartitionReassignments
+}
+
+
+def who_of(call: Any) -> A.Who | None:
+    """The ``Who`` of a Kafka request when the broker's authorizer is on; else None."""
+    ctx = call.broker
+    if ctx is None or not A.authorizer_of(ctx.broker_configs).enabled:
+        return None
+    session = call.session
+    principal = session.principal if session is not None else None
+    host = session.host if session is not None else None
+    return A.who(ctx, principal, host)
+
+
+def gated(call: Any, native: Any, respond: Callable[[Any], None]):
+    """(native request to dispatch or None if answered, respond): authorize.gate for the
+    Kafka connection's principal; unchanged without an authorizer."""
+    w = who_of(call)
+    if w is None:
+        return native, respond
+    return A.gate(w, native, respond)
+
+
+def gate_group(call: Any, message: Any, respond: Callable[[Any], None]):
+    """``gated`` for a message to the group coordinator: native requests by their rules
+    (a whole refusal answered as ``CL.Failure``, which every converter understands),
+    classic ones by ``classic_denied``."""
+    w = who_of(call)
+    if w is None:
+        return message, respond
+    if isinstance(message, CL.ClassicList | CL.ClassicDescribe | CL.ClassicJoin
+                  | CL.ClassicSync | CL.ClassicHeartbeat | CL.ClassicLeave):
+        refused = classic_denied(w, message)
+        if refused is not None:
+            respond(CL.Failure(refused[0], refused[1]))
+            return None, respond
+        return message, respond
+    from .authorize_rules import RULES, default_rule
+
+    verdict = RULES.get(type(message), default_rule)(w, message)
+    if verdict is None:
+        return message, respond
+    if isinstance(verdict, A.Deny):
+        respond(CL.Failure(verdict.code, verdict.message))
+        return None, respond
+    merge = verdict.merge
+
+    def merged(answer: Any) -> None:
+        respond(merge(answer) if not isinstance(answer, CL.Failure) else answer)
+
+    if verdict.empty:
+        from rillet.transport import protocol as P
+
+        merged(P.RESPONSES[message.API]())
+        return None, respond
+    return verdict.request, merged
+
+
+def classic_denied(w: A.Who, message: Any) -> tuple[int, str] | None:
+    """(code, message) refusing a classic group request, or None when allowed."""
+    if isinstance(message, CL.ClassicList):
+        if w.may_cluster("DESCRIBE"):
+            return None
+        return E.CLUSTER_AUTHORIZATION_FAILED, f"{w.principal} may not describe the cluster"
+    if isinstance(message, CL.ClassicDescribe):
+        for g in message.group_ids:
+            if not w.may("DESCRIBE", "GROUP", g):
+                return E.GROUP_AUTHORIZATION_FAILED, f"{w.principal} may not describe group {g!r}"
+        return None
+    if not w.may("READ", "GROUP", message.group_id):
+        return (E.GROUP_AUTHORIZATION_FAILED,
+                f"{w.principal} may not read group {message.group_id!r}")
+    return None
+
+
+def may_describe_topic(call: Any) -> Callable[[str], bool]:
+    """A predicate: may this connection's principal describe topic ``name``."""
+    w = who_of(call)
+    if w is None:
+        return lambda _name: True
+    return lambda name: w.may("DESCRIBE", "TOPIC", name)
+
+
+def cluster_check_fails(call: Any) -> str | None:
+    """Why this request may not be served (CLUSTER_CHECKED), or None."""
+    op = CLUSTER_CHECKED.get(call.request.api_key)
+    if op is None:
+        return None
+    w = who_of(call)
+    if w is None or w.may_cluster(op):
+        return None
+    return f"{w.principal} may not {op} on the CLUSTER (api {call.request.api_key})"
