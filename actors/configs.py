@@ -160,6 +160,10 @@ BROKER_DEFAULTS: dict[str, str] = {
     "group.max.session.timeout.ms": "1800000",
     "group.initial.rebalance.delay.ms": "3000",
     "group.max.size": str(2**31 - 1),
+    # client quotas (docs/security.md, "Quotas"; coordinator/quotas.py): the rates are
+    # measured over quota.window.num samples of quota.window.size.seconds (Kafka's defaults)
+    "quota.window.num": "11",
+    "quota.window.size.seconds": "1",
 }
 
 _CHOICES = {
@@ -189,6 +193,8 @@ _POSITIVE = (
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
     "share.coordinator.state.topic.segment.bytes",
+    "quota.window.num",
+    "quota.window.size.seconds",
 )
 
 

@@ -37,7 +37,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 
-from . import acl_store
+from . import acl_store, quotas
 from .acl import AclBinding
 from .election import PartitionChangeRecord
 from .placement import PlacementError, assign_replicas
@@ -185,6 +185,7 @@ RECORD_TYPES: dict[str, type] = {
         ProducerIds,
         SetUserKey,
         *acl_store.ACL_RECORDS,
+        quotas.ClientQuotaRecord,
     )
 }
 
@@ -269,6 +270,8 @@ class MetadataImage:
     """user name -> its CURVE public key (coordinator/users.py)."""
     acls: frozenset[AclBinding] = frozenset()
     """the ACL bindings (coordinator/acl_store.py), what the authorizer checks."""
+    client_quotas: Mapping[tuple, Mapping[str, float]] = field(default_factory=dict)
+    """quota entity -> {quota key: value} (coordinator/quotas.py)."""
 
     def inter_broker_address(self, broker_id: int, voters: Mapping[int, str]) -> str | None:
         """``broker_id``'s inter-broker listener: as registered, else as
@@ -384,6 +387,9 @@ def apply(image: MetadataImage, record: object) -> MetadataImage:
         case acl_store.AccessControlEntryRecord() | acl_store.RemoveAccessControlEntryRecord():
             acls = acl_store.apply_acl_record(image.acls, record)
             return replace(image, acls=acls, offset=nxt)
+        case quotas.ClientQuotaRecord():
+            cq = quotas.apply_record(image.client_quotas, record)
+            return replace(image, client_quotas=cq, offset=nxt)
     raise ValueError(f"not a metadata record: {record!r}")
 
 
@@ -609,6 +615,7 @@ def image_records(image: MetadataImage) -> list[object]:
     for u in sorted(image.users):
         out.append(SetUserKey(user=u, public_key=image.users[u]))
     out += acl_store.snapshot_records(image.acls)
+    out += quotas.snapshot_records(image.client_quotas)
     for g in sorted(image.group_configs):
         for k, v in sorted(image.group_configs[g].items()):
             out.append(SetGroupConfig(group_id=g, name=k, value=v))

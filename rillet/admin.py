@@ -18,6 +18,7 @@ from typing import Any
 from rillet._acl_admin import AclAdminMixin
 from rillet._group_admin import GroupAdminMixin
 from rillet._network import NetworkClient
+from rillet._quota_admin import QuotaAdminMixin
 from rillet._records_admin import RecordsAdminMixin
 from rillet._security_admin import SecurityAdminMixin
 from rillet._share_admin import ShareAdminMixin
@@ -41,7 +42,7 @@ from rillet.transport import protocol as p
 
 
 class Admin(GroupAdminMixin, ShareAdminMixin, TransactionAdminMixin, SecurityAdminMixin,
-            RecordsAdminMixin, AclAdminMixin):
+            RecordsAdminMixin, AclAdminMixin, QuotaAdminMixin):
     """Kafka-style admin client. Config: ``bootstrap.servers``, ``request.timeout.ms``, ...
 
     Consumer groups: list_groups, describe_groups, delete_groups, list_consumer_group_offsets,
@@ -53,6 +54,7 @@ class Admin(GroupAdminMixin, ShareAdminMixin, TransactionAdminMixin, SecurityAdm
     (_txn_admin.py).
     Records: delete_records (_records_admin.py).
     ACLs: create_acls, describe_acls, delete_acls (_acl_admin.py).
+    Client quotas: alter_client_quotas, describe_client_quotas (_quota_admin.py).
     """
 
     def __init__(self, config: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
