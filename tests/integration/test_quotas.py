@@ -1,0 +1,154 @@
+"""Client quotas on a real broker process (issue #19, docs/security.md "Quotas"): quotas
+set and listed through the Admin API and the CLI, a malformed one refused without effect,
+and a greedy producer held to its producer_byte_rate while a well-behaved producer beside
+it keeps going at its own pace.
+
+One module-scoped broker with ``quota.window.num=3`` (Kafka's key; 3 windows of 1 s):
+with Kafka's default 11 a new client may burst 10 s worth of its quota first, which a
+10 s test cannot average out. The 60 s test under ``slow`` runs Kafka's defaults."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from cli_helpers import cli_env, run
+from conftest import TEST_BROKER_CONFIGS
+
+from rillet import Admin, ClientQuotaAlteration, NewTopic, Producer
+from rillet.errors import InvalidRequestError
+from rillet.launcher import LocalCluster
+from rillet.records import TopicPartition
+
+pytestmark = pytest.mark.timeout(120)
+
+QUOTA = 1 << 20  # 1 MiB/s
+VALUE = 10_000  # bytes per record: the batch framing is under 1% of it
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = LocalCluster(tmp_path_factory.mktemp("quotas"), 1,
+                     {**TEST_BROKER_CONFIGS, "quota.window.num": "3"})
+    try:
+        c.start(timeout_s=60)
+        yield c
+    finally:
+        c.stop(timeout_s=10)
+
+
+def _admin(cluster) -> Admin:
+    return Admin({"bootstrap.servers": cluster.bootstrap_servers})
+
+
+def test_quotas_are_set_listed_and_removed_and_a_malformed_one_changes_nothing(
+        cluster, tmp_path) -> None:
+    with _admin(cluster) as admin:
+        admin.alter_client_quotas([
+            ClientQuotaAlteration({"user": "alice"}, {"producer_byte_rate": 2048,
+                                                      "request_percentage": 12.5}),
+            ClientQuotaAlteration({"user": None, "client-id": "etl"},
+                                  {"consumer_byte_rate": 4096}),
+        ])
+        with pytest.raises(InvalidRequestError, match="must be positive"):
+            admin.alter_client_quotas([ClientQuotaAlteration(
+                {"user": "alice"}, {"consumer_byte_rate": 100, "producer_byte_rate": -5})])
+        with pytest.raises(InvalidRequestError, match="unknown entity type"):
+            admin.alter_client_quotas([ClientQuotaAlteration({"group": "g"},
+                                                             {"producer_byte_rate": 1})])
+        assert admin.describe_client_quotas({"user": "alice"}, strict=True) == [
+            ({"user": "alice"}, {"producer_byte_rate": 2048.0, "request_percentage": 12.5})]
+        assert admin.describe_client_quotas({"client-id": "etl"}) == [
+            ({"client-id": "etl", "user": None}, {"consumer_byte_rate": 4096.0})]
+
+    env = {**cli_env(tmp_path), "RILLET_BROKERS": cluster.bootstrap_servers}
+    out = run(["quota", "set", "--entity-type", "clients", "--entity-default",
+               "--add-config", "producer_byte_rate=8192", "--delete-config",
+               "request_percentage"], env).stdout.decode()
+    assert "client-id=<default>: producer_byte_rate = 8192" in out
+    listed = run(["quota", "list"], env).stdout.decode().splitlines()
+    assert sorted(listed) == [
+        "client-id=<default>: producer_byte_rate=8192",
+        "user=<default> client-id=etl: consumer_byte_rate=4096",
+        "user=alice: producer_byte_rate=2048, request_percentage=12.5",
+    ]
+    with _admin(cluster) as admin:  # clean up: the next test's clients have no quota
+        admin.alter_client_quotas([
+            ClientQuotaAlteration({"user": "alice"}, {"producer_byte_rate": None,
+                                                      "request_percentage": None}),
+            ClientQuotaAlteration({"user": None, "client-id": "etl"},
+                                  {"consumer_byte_rate": None}),
+            ClientQuotaAlteration({"client-id": None}, {"producer_byte_rate": None})])
+        assert admin.describe_client_quotas() == []
+
+
+def _greedy_beside_polite(cluster, topic: str, seconds: float, warm_up: float):
+    """A greedy producer (client id ``greedy``, quota QUOTA) sending as fast as it can and a
+    polite one (no quota) sending one record every 20 ms and waiting for each. Returns the
+    greedy rate over [warm_up, seconds] (from the log end offset), the polite latencies
+    (ms) over the same time, and both producers' metrics."""
+    tp = TopicPartition(topic, 0)
+    greedy = Producer({"bootstrap.servers": cluster.bootstrap_servers, "client.id": "greedy",
+                       "acks": 1, "buffer.memory": 1 << 20, "linger.ms": 5})
+    polite = Producer({"bootstrap.servers": cluster.bootstrap_servers, "client.id": "polite",
+                       "acks": 1, "linger.ms": 0})
+    stop = threading.Event()
+    latencies: list[tuple[float, float]] = []
+    errors: list[BaseException] = []
+
+    def flood() -> None:
+        try:
+            while not stop.is_set():
+                greedy.send(topic, b"g" * VALUE, partition=0)
+        except BaseException as e:  # noqa: BLE001 - reported by the test
+            errors.append(e)
+
+    def trickle() -> None:
+        try:
+            while not stop.is_set():
+                t = time.monotonic()
+                polite.send(topic, b"p" * 100, partition=1).get(timeout=30)
+                latencies.append((t, (time.monotonic() - t) * 1000))
+                stop.wait(0.02)
+        except BaseException as e:  # noqa: BLE001 - reported by the test
+            errors.append(e)
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (flood, trickle)]
+    with _admin(cluster) as admin:
+        start = time.monotonic()
+        for t in threads:
+            t.start()
+        # the greedy records all go to partition 0: its log end offset counts them
+        while time.monotonic() < start + warm_up:
+            time.sleep(0.05)
+        t0, leo0 = time.monotonic(), admin.list_offsets([tp])[tp]
+        while time.monotonic() < start + seconds:
+            time.sleep(0.05)
+        t1, leo1 = time.monotonic(), admin.list_offsets([tp])[tp]
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    metrics = greedy.metrics()["producer-metrics"], polite.metrics()["producer-metrics"]
+    greedy.close(timeout=0)
+    polite.close(timeout=10)
+    assert not errors, errors
+    window = [ms for at, ms in latencies if t0 <= at < t1]
+    return (leo1 - leo0) * VALUE / (t1 - t0), window, metrics
+
+
+def test_a_greedy_producer_is_held_to_its_quota_beside_a_well_behaved_one(cluster) -> None:
+    with _admin(cluster) as admin:
+        admin.create_topics([NewTopic("flood", 2, 1)])
+        admin.alter_client_quotas([ClientQuotaAlteration({"client-id": "greedy"},
+                                                         {"producer_byte_rate": QUOTA})])
+    rate, polite, (greedy_m, polite_m) = _greedy_beside_polite(cluster, "flood", 9.0, 2.0)
+    print(f"greedy rate {rate / QUOTA:.3f}x the quota; polite p99 "
+          f"{sorted(polite)[int(len(polite) * 0.99) - 1]:.1f} ms over {len(polite)} sends")
+    assert 0.85 * QUOTA <= rate <= 1.15 * QUOTA, f"greedy rate {rate / QUOTA:.2f}x the quota"
+    assert greedy_m["produce-throttle-time-max"] > 0  # told, and shown in its metrics
+    # the polite producer kept going: about one record per 20 ms, never throttled
+    assert len(polite) >= 100, len(polite)
+    assert polite_m["produce-throttle-time-max"] == 0
+    polite.sort()
+    assert polite[int(len(polite) * 0.99) - 1] < 1000, polite[-10:]
