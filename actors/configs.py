@@ -164,6 +164,10 @@ BROKER_DEFAULTS: dict[str, str] = {
     # measured over quota.window.num samples of quota.window.size.seconds (Kafka's defaults)
     "quota.window.num": "11",
     "quota.window.size.seconds": "1",
+    # connection limits of the client listener (docs/runtime.md, "Connection limits";
+    # transport/conn_limits.py): a connection over either is closed at once
+    "max.connections": str(2**31 - 1),
+    "max.connections.per.ip": str(2**31 - 1),
 }
 
 _CHOICES = {
@@ -195,6 +199,8 @@ _POSITIVE = (
     "share.coordinator.state.topic.segment.bytes",
     "quota.window.num",
     "quota.window.size.seconds",
+    "max.connections",
+    "max.connections.per.ip",
 )
 
 

@@ -48,6 +48,7 @@ from rillet.coordinator.metadata import MetadataImage
 from rillet.logstore.fs import FileSystem
 from rillet.logstore.offset_checkpoint import OffsetCheckpoint
 from rillet.transport import protocol as P
+from rillet.transport.conn_limits import ConnectionLimits
 from rillet.transport.endpoint import ClientEndpoint, ServerEndpoint
 from rillet.transport.security import CurveKeys, KeyFileError, load_keyfile
 
@@ -154,6 +155,8 @@ class BrokerNode:
             curve=self.client_curve,
             principal_of=self._principal_of,
             peer_info=authorizer_of(self.configs).enabled,  # principals for ACLs
+            limits=ConnectionLimits(int(self.configs["max.connections"]),  # docs/runtime.md
+                                    int(self.configs["max.connections.per.ip"])),
         )
         try:
             self.internal_endpoint = ServerEndpoint(

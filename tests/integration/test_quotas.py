@@ -152,3 +152,24 @@ def test_a_greedy_producer_is_held_to_its_quota_beside_a_well_behaved_one(cluste
     assert polite_m["produce-throttle-time-max"] == 0
     polite.sort()
     assert polite[int(len(polite) * 0.99) - 1] < 1000, polite[-10:]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_a_greedy_producer_holds_to_its_quota_for_a_minute_with_kafkas_windows(
+        tmp_path) -> None:
+    """Kafka's defaults (11 windows of 1 s): past the first window's burst, the greedy rate
+    over the next 60 s is within 15% of the quota."""
+    c = LocalCluster(tmp_path / "c", 1, dict(TEST_BROKER_CONFIGS))
+    try:
+        c.start(timeout_s=60)
+        with _admin(c) as admin:
+            admin.create_topics([NewTopic("flood", 2, 1)])
+            admin.alter_client_quotas([ClientQuotaAlteration({"client-id": "greedy"},
+                                                             {"producer_byte_rate": QUOTA})])
+        rate, polite, (greedy_m, polite_m) = _greedy_beside_polite(c, "flood", 72.0, 12.0)
+    finally:
+        c.stop(timeout_s=10)
+    print(f"greedy rate {rate / QUOTA:.3f}x the quota over 60 s")
+    assert 0.85 * QUOTA <= rate <= 1.15 * QUOTA, f"greedy rate {rate / QUOTA:.2f}x the quota"
+    assert len(polite) >= 1000 and polite_m["produce-throttle-time-max"] == 0
