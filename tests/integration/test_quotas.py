@@ -173,3 +173,83 @@ def test_a_greedy_producer_holds_to_its_quota_for_a_minute_with_kafkas_windows(
     print(f"greedy rate {rate / QUOTA:.3f}x the quota over 60 s")
     assert 0.85 * QUOTA <= rate <= 1.15 * QUOTA, f"greedy rate {rate / QUOTA:.2f}x the quota"
     assert len(polite) >= 1000 and polite_m["produce-throttle-time-max"] == 0
+
+
+def test_the_broker_holds_a_connection_that_ignores_its_throttle(cluster) -> None:
+    """A raw client (no rillet client code) pipelines a Produce over its quota and then an
+    ApiVersions on the same connection: the Produce is answered at once with
+    ``throttle_time_ms`` and the ApiVersions only after that time, while another
+    connection is answered meanwhile."""
+    from conftest import Wire
+
+    from rillet.logstore.batch import BatchBuilder
+    from rillet.transport import protocol as P
+
+    with _admin(cluster) as admin:
+        admin.create_topics([NewTopic("held", 1, 1)])
+        admin.alter_client_quotas([ClientQuotaAlteration({"client-id": "raw"},
+                                                         {"producer_byte_rate": 100_000})])
+    b = BatchBuilder()
+    for _ in range(30):
+        b.append(int(time.time() * 1000), None, b"r" * VALUE)
+    # 300 kB against 100 kB/s over 3 windows (padded to 2 s): a throttle of about 1 s
+    produce = P.ProduceRequest(acks=1, client_id="raw", topics=(P.ProduceTopic(
+        name="held", partitions=(P.ProducePartition(partition=0, records=b.build()),)),))
+    raw, other = Wire(cluster.bootstrap_servers), Wire(cluster.bootstrap_servers)
+    try:
+        raw.call(P.ApiVersionsRequest())  # connected
+        sent = time.monotonic()
+        first = raw.endpoint.request(raw.address, produce, 30_000)
+        second = raw.endpoint.request(raw.address, P.ApiVersionsRequest(), 30_000)
+        answer = first.result(30)
+        produced = time.monotonic() - sent
+        assert answer.topics[0].partitions[0].error_code == 0
+        assert 500 <= answer.throttle_time_ms <= 2000, answer.throttle_time_ms
+        assert other.call(P.ApiVersionsRequest()).api_versions  # not held: its own connection
+        assert not second.done()
+        second.result(30)
+        held = time.monotonic() - sent
+        assert held >= answer.throttle_time_ms / 1000 * 0.9, (held, answer.throttle_time_ms)
+        assert produced < answer.throttle_time_ms / 1000  # answered first, then held
+    finally:
+        raw.close()
+        other.close()
+        with _admin(cluster) as admin:
+            admin.alter_client_quotas([ClientQuotaAlteration({"client-id": "raw"},
+                                                             {"producer_byte_rate": None})])
+
+
+def test_a_consumer_over_its_byte_rate_is_told_to_wait(cluster) -> None:
+    """consumer_byte_rate counts the bytes a Fetch returns: 300 kB read against 100 kB/s
+    answers with a throttle; a client id without a quota is never throttled."""
+    from conftest import Wire
+
+    from rillet.logstore.batch import BatchBuilder
+    from rillet.transport import protocol as P
+
+    with _admin(cluster) as admin:
+        admin.create_topics([NewTopic("readback", 1, 1)])
+        admin.alter_client_quotas([ClientQuotaAlteration({"client-id": "reader"},
+                                                         {"consumer_byte_rate": 100_000})])
+    b = BatchBuilder()
+    for _ in range(30):
+        b.append(int(time.time() * 1000), None, b"r" * VALUE)
+    w = Wire(cluster.bootstrap_servers)
+    try:
+        assert w.produce("readback", 0, b.build()).error_code == 0
+
+        def fetch(client_id: str) -> P.FetchResponse:
+            return w.call(P.FetchRequest(max_wait_ms=0, client_id=client_id, topics=(
+                P.FetchTopic(name="readback", partitions=(P.FetchPartition(
+                    partition=0, fetch_offset=0),)),)))
+
+        free = fetch("unlimited")
+        assert len(free.topics[0].partitions[0].records) > 300_000 and not free.throttle_time_ms
+        throttled = fetch("reader")
+        assert len(throttled.topics[0].partitions[0].records) > 300_000  # answered whole
+        assert 500 <= throttled.throttle_time_ms <= 2000, throttled.throttle_time_ms
+    finally:
+        w.close()
+        with _admin(cluster) as admin:
+            admin.alter_client_quotas([ClientQuotaAlteration({"client-id": "reader"},
+                                                             {"consumer_byte_rate": None})])
