@@ -107,6 +107,8 @@ class SessionThrottle:
     def gate(self, req: object, principal: str, respond: Callable[[object], None]):
         """``respond`` wrapped so that the response carries the throttle and the
         connection is held for it."""
+        if not self.broker.quotas():  # no quota in the cluster: nothing to measure
+            return respond
         if isinstance(req, P.ProduceRequest):
             self.client_id = req.client_id or self.client_id
             ms = self.broker.record(Q.PRODUCER_BYTE_RATE, user_of(principal), self.client_id,
@@ -154,12 +156,14 @@ class HeldRequests:
         self.throttle = throttle
         self.call_later = call_later  # (delay_s, fn) -> timer with cancel()
         self.wake = wake
-        self.queue: deque = deque()
+        self.queue: deque | None = None  # made on the first hold: idle sessions stay small
         self._timer = None
 
     def hold(self, message: object) -> bool:
         if not self.queue and self.throttle.held_for() <= 0:
             return False
+        if self.queue is None:
+            self.queue = deque()
         self.queue.append(message)
         self._schedule()
         return True
@@ -186,7 +190,7 @@ class HeldRequests:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        out, self.queue = list(self.queue), deque()
+        out, self.queue = list(self.queue or ()), None
         return out
 
 

@@ -181,7 +181,6 @@ def test_the_broker_holds_a_connection_that_ignores_its_throttle(cluster) -> Non
     ``throttle_time_ms`` and the ApiVersions only after that time, while another
     connection is answered meanwhile."""
     from conftest import Wire
-
     from rillet.logstore.batch import BatchBuilder
     from rillet.transport import protocol as P
 
@@ -223,7 +222,6 @@ def test_a_consumer_over_its_byte_rate_is_told_to_wait(cluster) -> None:
     """consumer_byte_rate counts the bytes a Fetch returns: 300 kB read against 100 kB/s
     answers with a throttle; a client id without a quota is never throttled."""
     from conftest import Wire
-
     from rillet.logstore.batch import BatchBuilder
     from rillet.transport import protocol as P
 

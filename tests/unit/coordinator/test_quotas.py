@@ -4,7 +4,6 @@ decisions, records through the metadata log, windows and throttle times."""
 from __future__ import annotations
 
 import pytest
-
 from rillet.coordinator import metadata as md
 from rillet.coordinator import quotas as Q
 

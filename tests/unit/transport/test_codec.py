@@ -11,9 +11,9 @@ from rillet.transport import protocol as P
 from rillet.transport.errors import ProtocolError
 
 from .acl_samples import ACL_SAMPLES
-from .quota_samples import QUOTA_SAMPLES
 from .group_samples import GROUP_SAMPLES
 from .ops_samples import OPS_SAMPLES
+from .quota_samples import QUOTA_SAMPLES
 from .replication_samples import REPLICATION_SAMPLES
 from .share_samples import SHARE_SAMPLES
 from .txn_samples import TXN_SAMPLES
