@@ -154,7 +154,8 @@ class BrokerNode:
             on_disconnect=lambda peer: self.router.disconnected(peer),
             curve=self.client_curve,
             principal_of=self._principal_of,
-            peer_info=authorizer_of(self.configs).enabled,  # principals for ACLs
+            # principals for ACLs, and for user quotas on a CURVE listener (actors/quotas.py)
+            peer_info=authorizer_of(self.configs).enabled or self.client_curve is not None,
             limits=ConnectionLimits(int(self.configs["max.connections"]),  # docs/runtime.md
                                     int(self.configs["max.connections.per.ip"])),
         )

@@ -15,6 +15,7 @@ import time
 import pytest
 from cli_helpers import cli_env, run
 from conftest import TEST_BROKER_CONFIGS
+from rillet.transport.security import curve_available, generate_keyfile
 
 from rillet import Admin, ClientQuotaAlteration, NewTopic, Producer
 from rillet.errors import InvalidRequestError
@@ -251,3 +252,33 @@ def test_a_consumer_over_its_byte_rate_is_told_to_wait(cluster) -> None:
         with _admin(cluster) as admin:
             admin.alter_client_quotas([ClientQuotaAlteration({"client-id": "reader"},
                                                              {"consumer_byte_rate": None})])
+
+
+@pytest.mark.skipif(not curve_available(), reason="libzmq without CURVE")
+def test_a_users_quota_applies_to_its_curve_connections_only(tmp_path) -> None:
+    """On a CURVE listener (no authorizer) a user quota follows the principal of the
+    client's key: alice (quota) is throttled, bob (none) is not, whatever their client ids."""
+    c = LocalCluster(tmp_path / "s", 1, dict(TEST_BROKER_CONFIGS), secure=True)
+    try:
+        c.start(timeout_s=60)
+        keys = {n: generate_keyfile(tmp_path / f"{n}.curve") for n in ("alice", "bob")}
+        with Admin({**c.client_security, "bootstrap.servers": c.bootstrap_servers}) as admin:
+            admin.create_topics([NewTopic("t", 1, 1)])
+            for name, k in keys.items():
+                admin.set_user_key(name, k.public)
+            admin.alter_client_quotas([ClientQuotaAlteration({"user": "alice"},
+                                                             {"producer_byte_rate": 20_000})])
+        throttles = {}
+        for name in ("alice", "bob"):
+            p = Producer({**c.client_security, "bootstrap.servers": c.bootstrap_servers,
+                          "curve.client.keyfile": str(tmp_path / f"{name}.curve"),
+                          "client.id": "same", "acks": 1, "linger.ms": 0})
+            try:
+                for _ in range(4):  # 400 kB against 20 kB/s over 10 s windows: throttled
+                    p.send("t", b"v" * 100_000).get(30)
+                throttles[name] = p.metrics()["producer-metrics"]["produce-throttle-time-max"]
+            finally:
+                p.close(timeout=0)
+    finally:
+        c.stop(timeout_s=10)
+    assert throttles["alice"] > 0 and throttles["bob"] == 0, throttles
