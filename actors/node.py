@@ -196,6 +196,8 @@ class BrokerNode:
             log_dir=str(self.data_dir.absolute()),
         )
         self.ctx.describe_stats = self._stats
+        if self.endpoint.limits is not None:  # refused connections, in BrokerCounters
+            self.endpoint.limits.on_refuse = self.ctx.counters.add
         self.metrics_server = start_metrics(self.ctx, self.configs, self.data_dir)  # actors/metrics.py
         max_idle = int(self.configs["connections.max.idle.ms"])
         self.router = Router(self.ctx, max_idle, Listener("client", False, self.endpoint.send))

@@ -13,6 +13,7 @@ too). Kafka blocks the accept for ``max.connections`` instead and closes the new
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 UNLIMITED = 2**31 - 1  # Kafka's default for both
 
@@ -21,7 +22,7 @@ class ConnectionLimits:
     """Open connections by descriptor and by IP. One thread."""
 
     __slots__ = ("max_connections", "max_per_ip", "_ip_of", "_per_ip", "refused_total",
-                 "refused_per_ip")
+                 "refused_per_ip", "on_refuse")
 
     def __init__(self, max_connections: int = UNLIMITED, max_per_ip: int = UNLIMITED) -> None:
         self.max_connections = max_connections
@@ -30,6 +31,8 @@ class ConnectionLimits:
         self._per_ip: Counter[str] = Counter()
         self.refused_total = 0  # over max.connections
         self.refused_per_ip = 0  # over max.connections.per.ip
+        # told the counter's name of each refusal (the broker's BrokerCounters)
+        self.on_refuse: Callable[[str], None] | None = None
 
     @property
     def limited(self) -> bool:
@@ -44,13 +47,18 @@ class ConnectionLimits:
         self.closed(fd)  # a descriptor reused before its close was reported
         if len(self._ip_of) >= self.max_connections:
             self.refused_total += 1
-            return False
+            return self._refused("connections_refused_max_connections")
         if self._per_ip[ip] >= self.max_per_ip:
             self.refused_per_ip += 1
-            return False
+            return self._refused("connections_refused_per_ip")
         self._ip_of[fd] = ip
         self._per_ip[ip] += 1
         return True
+
+    def _refused(self, counter: str) -> bool:
+        if self.on_refuse is not None:
+            self.on_refuse(counter)
+        return False
 
     def closed(self, fd: int) -> None:
         ip = self._ip_of.pop(fd, None)

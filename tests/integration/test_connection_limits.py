@@ -9,7 +9,8 @@ import socket
 import time
 
 import pytest
-from conftest import TEST_BROKER_CONFIGS
+from conftest import TEST_BROKER_CONFIGS, Wire
+from rillet.transport import protocol as P
 
 from rillet import Admin
 from rillet.launcher import LocalCluster
@@ -64,6 +65,13 @@ def test_connections_over_the_limits_are_closed_and_the_others_stay(tmp_path) ->
         a.close()
         with Admin({"bootstrap.servers": address, "request.timeout.ms": 30000}) as admin:
             assert admin.list_topics() is not None
+        w = Wire(address)
+        try:
+            counters = {c.name: c.value for c in w.call(P.BrokerCountersRequest()).counters}
+        finally:
+            w.close()
+        assert counters["connections_refused_per_ip"] >= 1
+        assert counters["connections_refused_max_connections"] >= 1
     finally:
         for s in opened:
             s.close()
