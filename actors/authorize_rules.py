@@ -414,3 +414,16 @@ def _list_txns(w: Who, req: P.ListTransactionsRequest) -> Verdict:
             if w.may("DESCRIBE", "TRANSACTIONAL_ID", t.transactional_id)))
 
     return Part(req, hide, refused=False)
+
+
+# ----------------------------------------------------------------------- client quotas
+
+
+@rule(P.AlterClientQuotasRequest)
+def _alter_quotas(w: Who, req) -> Verdict:  # Kafka: ALTER_CONFIGS on the CLUSTER
+    return _need(w, "ALTER_CONFIGS", "CLUSTER", "kafka-cluster", CLUSTER_DENIED)
+
+
+@rule(P.DescribeClientQuotasRequest)
+def _describe_quotas(w: Who, req) -> Verdict:  # Kafka: DESCRIBE_CONFIGS on the CLUSTER
+    return _need(w, "DESCRIBE_CONFIGS", "CLUSTER", "kafka-cluster", CLUSTER_DENIED)

@@ -172,6 +172,14 @@ BROKER_DEFAULTS: dict[str, str] = {
     "sasl.scram.bootstrap.users": "",
     # a failed authentication's connection is closed this long after its answer (Kafka's)
     "connection.failed.authentication.delay.ms": "100",
+    # client quotas (docs/security.md, "Quotas"; coordinator/quotas.py): the rates are
+    # measured over quota.window.num samples of quota.window.size.seconds (Kafka's defaults)
+    "quota.window.num": "11",
+    "quota.window.size.seconds": "1",
+    # connection limits of the client listener (docs/runtime.md, "Connection limits";
+    # transport/conn_limits.py): a connection over either is closed at once
+    "max.connections": str(2**31 - 1),
+    "max.connections.per.ip": str(2**31 - 1),
 }
 
 _CHOICES = {
@@ -201,6 +209,10 @@ _POSITIVE = (
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
     "share.coordinator.state.topic.segment.bytes",
+    "quota.window.num",
+    "quota.window.size.seconds",
+    "max.connections",
+    "max.connections.per.ip",
 )
 
 

@@ -17,7 +17,7 @@ from rillet.coordinator.control import topics as ct
 from rillet.coordinator.share import config as share_config
 from rillet.transport import protocol as P
 
-from . import acl_wire, dynamic_configs
+from . import acl_wire, dynamic_configs, quota_wire
 from .configs import BrokerConfig, validate_topic_configs
 
 E = P.ErrorCode
@@ -145,6 +145,8 @@ def decide(
             )
         case P.CreateAclsRequest() | P.DeleteAclsRequest():
             return acl_wire.decide(request, image)
+        case P.AlterClientQuotasRequest():
+            return quota_wire.decide(request, image)
         case P.InitProducerIdRequest():
             r = ct.init_producer_id(image)
             o = r.response
@@ -197,4 +199,6 @@ def not_controller(req: object, message: str = "this broker is not the active co
             )
         case P.CreateAclsRequest() | P.DeleteAclsRequest():
             return acl_wire.refuse(req, code, message)
+        case P.AlterClientQuotasRequest():
+            return quota_wire.refuse(req, code, message)
     return P.ErrorResponse(error_code=code, error_message=message)

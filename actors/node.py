@@ -48,6 +48,7 @@ from rillet.coordinator.metadata import MetadataImage
 from rillet.logstore.fs import FileSystem
 from rillet.logstore.offset_checkpoint import OffsetCheckpoint
 from rillet.transport import protocol as P
+from rillet.transport.conn_limits import ConnectionLimits
 from rillet.transport.endpoint import ClientEndpoint, ServerEndpoint
 from rillet.transport.security import CurveKeys, KeyFileError, load_keyfile
 
@@ -153,7 +154,10 @@ class BrokerNode:
             on_disconnect=lambda peer: self.router.disconnected(peer),
             curve=self.client_curve,
             principal_of=self._principal_of,
-            peer_info=authorizer_of(self.configs).enabled,  # principals for ACLs
+            # principals for ACLs, and for user quotas on a CURVE listener (actors/quotas.py)
+            peer_info=authorizer_of(self.configs).enabled or self.client_curve is not None,
+            limits=ConnectionLimits(int(self.configs["max.connections"]),  # docs/runtime.md
+                                    int(self.configs["max.connections.per.ip"])),
         )
         try:
             self.internal_endpoint = ServerEndpoint(
@@ -194,6 +198,8 @@ class BrokerNode:
         self.ctx.describe_stats = self._stats
         # dynamic broker configs from the metadata image, laid over self.configs in place
         self.ctx.live_configs = dynamic_configs.LiveBrokerConfigs(self.broker_id, self.configs)
+        if self.endpoint.limits is not None:  # refused connections, in BrokerCounters
+            self.endpoint.limits.on_refuse = self.ctx.counters.add
         self.metrics_server = start_metrics(self.ctx, self.configs, self.data_dir)  # actors/metrics.py
         max_idle = int(self.configs["connections.max.idle.ms"])
         self.router = Router(self.ctx, max_idle, Listener("client", False, self.endpoint.send))

@@ -23,6 +23,7 @@ it is released once the response is handed to the endpoint, or, for ``acks=0`` p
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +38,7 @@ from rillet.transport import codec
 from rillet.transport import protocol as P
 from rillet.transport.errors import ProtocolError
 
-from . import authorize, delete_records, dynamic_configs, log_dirs
+from . import authorize, delete_records, dynamic_configs, log_dirs, quota_wire, quotas
 from . import controller as C
 from . import group_coordinator as GC
 from . import partition as R
@@ -87,6 +88,7 @@ class BrokerContext:
     metrics: Any = None  # actors/metrics.BrokerMetrics; None: metrics off (metrics.port -1)
     log_dir: str = ""  # the broker's data directory (DescribeLogDirs, actors/log_dirs.py)
     live_configs: Any = None  # actors/dynamic_configs.LiveBrokerConfigs: dynamic broker configs
+    quotas: Any = None  # actors/quotas.BrokerQuotas, made by the first client session
 
     def __post_init__(self) -> None:
         if self.fetch_sessions is None:
@@ -191,6 +193,9 @@ class ClientSession(DispatchedActor):
             not self.listener.internal and authorize.authorizer_of(ctx.broker_configs).enabled
         )
         self.who: tuple[str | None, str | None] = (None, None)  # (ZAP User-Id, peer address)
+        # client quotas (actors/quotas.py): a throttled connection's next requests wait here
+        self.throttle, self.held = (None, None) if self.listener.internal else (
+            quotas.session_parts(ctx, lambda: self.actor_ref.tell(quotas.RESUME)))
 
     @property
     def _log(self):
@@ -204,8 +209,28 @@ class ClientSession(DispatchedActor):
         now, so their leases and timers go with the session (the answer goes nowhere)."""
         for gather in list(self.state.parked):
             gather.expire()
+        for held in self.held.drop() if self.held is not None else ():
+            if isinstance(held, Inbound) and held.lease is not None:
+                held.lease.release()
 
     def on_receive(self, message: Any) -> None:
+        if self.held is not None:  # quotas: the connection is held (actors/quotas.py)
+            if message is quotas.RESUME:
+                self.held.resume(self._charged)
+                return
+            if self.held.hold(message):
+                return
+            self._charged(message)
+            return
+        self._receive(message)
+
+    def _charged(self, message: Any) -> None:
+        """A client request, its session time charged to request_percentage."""
+        started = time.perf_counter_ns()
+        self._receive(message)
+        self.throttle.charge(self.who[0] or authorize.ANONYMOUS, time.perf_counter_ns() - started)
+
+    def _receive(self, message: Any) -> None:
         if isinstance(message, Inbound):
             frames, lease = message.frames, message.lease
         else:
@@ -281,6 +306,8 @@ class ClientSession(DispatchedActor):
             if req is None:
                 release()  # answered (or an acks=0 produce, dropped)
                 return
+        if self.throttle is not None:  # quotas: the throttle rides on the answer
+            respond = self.throttle.gate(req, self.who[0] or authorize.ANONYMOUS, respond)
         if isinstance(
             req,
             P.ProduceRequest
@@ -360,6 +387,11 @@ class ClientSession(DispatchedActor):
                 log_dirs.serve_describe_log_dirs(req, respond, self.ctx, self.ctx.log_dir)
             case P.ListPartitionReassignmentsRequest():  # from the image (log_dirs.py)
                 respond(log_dirs.list_reassignments(self.ctx.image, req.topics))
+            case P.AlterClientQuotasRequest():  # to the controller (actors/quota_wire.py)
+                forwardable = not self.listener.internal
+                self.ctx.controller.tell(C.Admin(req, respond, forwardable=forwardable))
+            case P.DescribeClientQuotasRequest():
+                respond(quota_wire.describe(self.ctx.image, req))
             case P.CreateAclsRequest() | P.DeleteAclsRequest() | P.DescribeAclsRequest():
                 internal = self.listener.internal
                 authorize.serve_acl_request(

@@ -39,7 +39,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 
-from . import acl_store, broker_configs
+from . import acl_store, broker_configs, quotas
 from .acl import AclBinding
 from .election import PartitionChangeRecord
 from .placement import PlacementError, assign_replicas
@@ -199,6 +199,7 @@ RECORD_TYPES: dict[str, type] = {
         SetUserScram,
         *acl_store.ACL_RECORDS,
         *broker_configs.BROKER_CONFIG_RECORDS,
+        quotas.ClientQuotaRecord,
     )
 }
 
@@ -288,6 +289,8 @@ class MetadataImage:
     broker_configs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     """dynamic broker configs: ``""`` (cluster-wide default) or a broker id -> its values
     (coordinator/broker_configs.py)."""
+    client_quotas: Mapping[tuple, Mapping[str, float]] = field(default_factory=dict)
+    """quota entity -> {quota key: value} (coordinator/quotas.py)."""
 
     def inter_broker_address(self, broker_id: int, voters: Mapping[int, str]) -> str | None:
         """``broker_id``'s inter-broker listener: as registered, else as
@@ -408,6 +411,9 @@ def apply(image: MetadataImage, record: object) -> MetadataImage:
         case broker_configs.SetBrokerConfig():
             configs = broker_configs.apply_record(image.broker_configs, record)
             return replace(image, broker_configs=configs, offset=nxt)
+        case quotas.ClientQuotaRecord():
+            cq = quotas.apply_record(image.client_quotas, record)
+            return replace(image, client_quotas=cq, offset=nxt)
     raise ValueError(f"not a metadata record: {record!r}")
 
 
@@ -636,6 +642,7 @@ def image_records(image: MetadataImage) -> list[object]:
         out.append(SetUserScram(user=u, mechanism="SCRAM-SHA-256", credential=image.scram[u]))
     out += acl_store.snapshot_records(image.acls)
     out += broker_configs.snapshot_records(image.broker_configs)
+    out += quotas.snapshot_records(image.client_quotas)
     for g in sorted(image.group_configs):
         for k, v in sorted(image.group_configs[g].items()):
             out.append(SetGroupConfig(group_id=g, name=k, value=v))

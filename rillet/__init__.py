@@ -25,6 +25,7 @@ _EXPORTS = {
     "Admin": "rillet.admin",
     "AclBinding": "rillet._acl_admin",
     "AclBindingFilter": "rillet._acl_admin",
+    "ClientQuotaAlteration": "rillet._quota_admin",
     "AdminClient": "rillet.admin:Admin",
     "TopicPartition": "rillet.records",
     "RecordMetadata": "rillet.records",
@@ -38,7 +39,7 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "AclBinding", "AclBindingFilter",
+    "AclBinding", "AclBindingFilter", "ClientQuotaAlteration",
     "AcknowledgeType", "Admin", "AdminClient", "ConfigError", "Consumer", "ConsumerGroupMetadata",
     "ConsumerRebalanceListener",
     "ConsumerRecord", "KafkaConsumer", "KafkaProducer", "NewTopic", "Producer", "RecordFuture", "RecordMetadata", "RilletError",
@@ -63,6 +64,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover
     from rillet._acl_admin import AclBinding, AclBindingFilter  # noqa: F401
     from rillet._future import RecordFuture  # noqa: F401
+    from rillet._quota_admin import ClientQuotaAlteration  # noqa: F401
     from rillet._share_fetcher import ShareRecord  # noqa: F401
     from rillet.admin import Admin  # noqa: F401
     from rillet.admin import Admin as AdminClient

@@ -48,6 +48,7 @@ class ProducerMetrics:
         self.records_retried = 0
         self.records_errored = 0
         self.latency = _Timer()
+        self.throttle = _Timer()  # throttle_time_ms of the responses (quotas)
 
     def sent(self, batches, size: int) -> None:
         """One Produce request carrying ``batches`` (``size`` bytes of records) went out."""
@@ -84,6 +85,8 @@ class ProducerMetrics:
                 ),
                 "outgoing-byte-total": self.bytes_sent,
                 "outgoing-byte-rate": self.bytes_sent / age,
+                "produce-throttle-time-avg": self.throttle.avg_ms,
+                "produce-throttle-time-max": self.throttle.max_ms,
             }
         }
 
@@ -98,6 +101,7 @@ class ConsumerMetrics:
         self.records_consumed = 0
         self.bytes_fetched = 0
         self.latency = _Timer()
+        self.throttle = _Timer()  # throttle_time_ms of the responses (quotas)
 
     def snapshot(self, states) -> dict[str, dict[str, float]]:
         """``states``: the fetcher's {TopicPartition: PartitionState}."""
@@ -116,6 +120,8 @@ class ConsumerMetrics:
             "bytes-consumed-total": self.bytes_fetched,
             "bytes-consumed-rate": self.bytes_fetched / age,
             "records-lag-max": max(lags.values(), default=0),
+            "fetch-throttle-time-avg": self.throttle.avg_ms,
+            "fetch-throttle-time-max": self.throttle.max_ms,
         }
         out = {"consumer-fetch-manager-metrics": group}
         if lags:

@@ -279,7 +279,8 @@ class Fetcher:
             max_wait_ms=cfg.fetch_max_wait_ms, min_bytes=cfg.fetch_min_bytes,
             max_bytes=cfg.fetch_max_bytes,
             isolation_level=READ_COMMITTED if self._read_committed else 0,
-            topics=tuple(FetchTopic(name=t, partitions=tuple(ps)) for t, ps in topics.items()))
+            topics=tuple(FetchTopic(name=t, partitions=tuple(ps)) for t, ps in topics.items()),
+            client_id=cfg.client_id)
 
     def _request(self, address: str, req: FetchRequest,
                  sent: dict[TopicPartition, tuple[int, int]], rid: int) -> Future:
@@ -293,6 +294,8 @@ class Fetcher:
         def arrived(f: Future) -> None:  # the endpoint's I/O thread
             metrics.fetches += 1
             metrics.latency.observe((time.monotonic() - started) * 1000)
+            if f.exception() is None and getattr(f.result(), "throttle_time_ms", 0):
+                metrics.throttle.observe(f.result().throttle_time_ms)  # the broker holds us
             try:
                 if f.exception() is None:
                     self._chain(address, f.result(), sent, rid)

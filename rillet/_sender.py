@@ -78,7 +78,8 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
     def __init__(self, client: NetworkClient, accumulator: RecordAccumulator, *, acks: int,
                  retries: int, retry_backoff_ms: int, retry_backoff_max_ms: int,
                  delivery_timeout_ms: int, request_timeout_ms: int, max_in_flight: int,
-                 max_request_size: int, on_batch_drained, name: str, txn=None) -> None:
+                 max_request_size: int, on_batch_drained, name: str, txn=None,
+                 client_id: str = "") -> None:
         super().__init__(name=name, daemon=True)
         self.client = client
         self.acc = accumulator
@@ -100,6 +101,10 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
         self.waiting_overflow: list[ProducerBatch] = []  # did not fit in max.request.size
         self.coalesce_bytes = min(max_request_size // 2, 256 * 1024)
         self.metrics = ProducerMetrics()  # Producer.metrics() (rillet/_client_metrics.py)
+        self.client_id = client_id  # sent with each Produce (the broker's quotas)
+        # quotas (docs/security.md): a broker that answered throttle_time_ms gets nothing
+        # more before then (KIP-219: the client mutes the connection too)
+        self.throttled_until: dict[str, float] = {}
         self.incomplete: set[ProducerBatch] = set()
         self.incomplete_lock = threading.Lock()
         self.flush_requests = 0
@@ -265,6 +270,11 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
             # enough waits for a big request (or the oldest batch waited a while). Fewer,
             # larger requests cost less per record on both sides than a request per batch.
             hold_until = batches[0].created_ms + 2 * self.acc.linger_ms + 10
+            throttled = self.throttled_until.get(address, 0.0)
+            if throttled > now:
+                keep.extend(batches)
+                attention = _earliest(attention, throttled)
+                continue
             if in_flight >= self.max_in_flight or (
                     in_flight and not flush and now < hold_until
                     and sum(b.reserved for b in batches) < self.coalesce_bytes):
@@ -350,7 +360,8 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
             if self.idempotent:
                 self.batches_in_flight[(batch.topic, batch.partition)] += 1
         req = ProduceRequest(acks=self.acks, timeout_ms=self.request_timeout_ms,
-                             transactional_id=self.transactional_id, topics=tuple(topics))
+                             transactional_id=self.transactional_id, topics=tuple(topics),
+                             client_id=self.client_id)
         try:
             fut = self.client.request(address, req, self.request_timeout_ms)
         except Exception as e:  # noqa: BLE001 - the batches are retried or failed, never lost
@@ -408,6 +419,10 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
                 self._retry_or_fail(batch, error, now, refresh=True)
             return
         response = fut.result()
+        throttle = getattr(response, "throttle_time_ms", 0)
+        if throttle:
+            self.metrics.throttle.observe(throttle)
+            self.throttled_until[request.address] = now + throttle
         if response is None:  # acks=0: no response by design
             for batch in batches:
                 self._finish(batch, -1, None)

@@ -19,6 +19,7 @@ from rillet._acl_admin import AclAdminMixin
 from rillet._broker_config_admin import BrokerConfigAdminMixin
 from rillet._group_admin import GroupAdminMixin
 from rillet._network import NetworkClient
+from rillet._quota_admin import QuotaAdminMixin
 from rillet._records_admin import RecordsAdminMixin
 from rillet._security_admin import SecurityAdminMixin
 from rillet._share_admin import ShareAdminMixin
@@ -42,7 +43,7 @@ from rillet.transport import protocol as p
 
 
 class Admin(GroupAdminMixin, ShareAdminMixin, TransactionAdminMixin, SecurityAdminMixin,
-            RecordsAdminMixin, AclAdminMixin, BrokerConfigAdminMixin):
+            RecordsAdminMixin, AclAdminMixin, BrokerConfigAdminMixin, QuotaAdminMixin):
     """Kafka-style admin client. Config: ``bootstrap.servers``, ``request.timeout.ms``, ...
 
     Consumer groups: list_groups, describe_groups, delete_groups, list_consumer_group_offsets,
@@ -56,6 +57,7 @@ class Admin(GroupAdminMixin, ShareAdminMixin, TransactionAdminMixin, SecurityAdm
     ACLs: create_acls, describe_acls, delete_acls (_acl_admin.py).
     Dynamic broker configs: describe_broker_configs, alter_broker_configs
     (_broker_config_admin.py).
+    Client quotas: alter_client_quotas, describe_client_quotas (_quota_admin.py).
     """
 
     def __init__(self, config: Mapping[str, Any] | None = None, **kwargs: Any) -> None:

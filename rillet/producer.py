@@ -97,6 +97,7 @@ class Producer:
             request_timeout_ms=cfg.request_timeout_ms,
             max_in_flight=cfg.max_in_flight_requests_per_connection,
             max_request_size=cfg.max_request_size, on_batch_drained=self._on_batch_drained,
+            client_id=cfg.client_id,
             name="rillet-producer-sender", txn=self._txn,
         )
         self._sender.start()

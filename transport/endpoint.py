@@ -52,6 +52,7 @@ import contextlib
 import heapq
 import itertools
 import os
+import socket
 import struct
 import threading
 import time
@@ -70,6 +71,7 @@ from .codec import (
     encode_request,
     encode_response,
 )
+from .conn_limits import ConnectionLimits
 from .connections import ConnectionTable
 from .errors import (
     AuthenticationFailedError,
@@ -195,8 +197,11 @@ class ServerEndpoint:
         on_disconnect: Callable[[bytes], None] | None = None,
         principal_of: Callable[[bytes], str | None] | None = None,
         peer_info: bool = False,
+        limits: ConnectionLimits | None = None,
     ) -> None:
         self._handler = handler
+        # max.connections / max.connections.per.ip (transport/conn_limits.py): needs the monitor
+        self.limits = limits if limits is not None and limits.limited else None
         self._on_disconnect = on_disconnect
         self._guard: ZapGuard | None = None
         self._peer_info = peer_info
@@ -365,8 +370,29 @@ class ServerEndpoint:
             event, fd = _MONITOR_EVENT.unpack(frames[0])
             if event == zmq.EVENT_ACCEPTED:
                 self._gone(table.accepted(fd))
+                if self.limits is not None:
+                    self._limit(fd)
             elif event == zmq.EVENT_DISCONNECTED:
+                if self.limits is not None:
+                    self.limits.closed(fd)
                 self._gone(table.disconnected(fd))
+
+    def _limit(self, fd: int) -> None:
+        """Refuse the connection just accepted on ``fd`` if it is over a limit: shut down
+        (through a duplicate of the descriptor, which libzmq still owns) so that libzmq reads
+        the end, closes it and reports it disconnected; nothing of it reaches the handler."""
+        try:
+            dup = socket.socket(fileno=os.dup(fd))  # closing it closes the duplicate only
+        except OSError:
+            return  # closed meanwhile: its DISCONNECTED follows
+        with dup:
+            try:
+                ip = dup.getpeername()[0]
+            except OSError:
+                return
+            if not self.limits.accepted(fd, ip):
+                with contextlib.suppress(OSError):
+                    dup.shutdown(socket.SHUT_RDWR)
 
     def _seen(self, peer: bytes, fd: int) -> bool:
         if fd < 0:  # descriptor unknown to libzmq: not tracked (idle expiry still applies)

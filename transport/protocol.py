@@ -31,6 +31,20 @@ from .protocol_acl import (  # noqa: F401 - re-exported: protocol.CreateAclsRequ
     DescribeAclsRequest,
     DescribeAclsResponse,
 )
+from .protocol_quota import (  # noqa: F401 - re-exported: protocol.AlterClientQuotasRequest etc.
+    QUOTA_REQUESTS,
+    QUOTA_RESPONSES,
+    AlterClientQuotasRequest,
+    AlterClientQuotasResponse,
+    AlterClientQuotasResult,
+    ClientQuotaAlteration,
+    DescribeClientQuotasRequest,
+    DescribeClientQuotasResponse,
+    QuotaDescription,
+    QuotaEntityPart,
+    QuotaFilterComponent,
+    QuotaOpEntry,
+)
 
 #: Marker for a field that carries record batches as a raw extra frame.
 RAW = "raw-frame"
@@ -560,6 +574,7 @@ class ProduceRequest:
     timeout_ms: int = 30000
     transactional_id: str | None = None
     topics: tuple[ProduceTopic, ...]
+    client_id: str = ""  # the producer's client.id (quotas: docs/security.md)
 
 
 @_msg
@@ -653,6 +668,7 @@ class FetchRequest:
     session_id: int = 0
     session_epoch: int = FINAL_EPOCH
     forgotten_topics: tuple[FetchForgottenTopic, ...] = ()
+    client_id: str = ""  # the consumer's client.id (quotas: docs/security.md)
 
 
 READ_UNCOMMITTED = 0  # Fetch/ListOffsets isolation levels, Kafka's numbers
@@ -2206,6 +2222,7 @@ REQUESTS: dict[str, type] = {
         *SHARE_REQUESTS,
         *OPS_REQUESTS,
         *ACL_REQUESTS,
+        *QUOTA_REQUESTS,
     )
 }
 RESPONSES: dict[str, type] = {
@@ -2238,6 +2255,7 @@ RESPONSES: dict[str, type] = {
         *SHARE_RESPONSES,
         *OPS_RESPONSES,
         *ACL_RESPONSES,
+        *QUOTA_RESPONSES,
     )
 }
 

@@ -56,6 +56,7 @@ def _register() -> None:
     from rillet.cli.mirror import mirror
     from rillet.cli.perf import perf
     from rillet.cli.queue import queue
+    from rillet.cli.quota import quota
     from rillet.cli.records import delete_records
     from rillet.cli.share_group import share_group
     from rillet.cli.streams import streams
@@ -67,7 +68,7 @@ def _register() -> None:
 
     for command in (cluster, topic, produce, consume, perf, group, transactions, share_group,
                     queue, streams, user, top, mirror, console, delete_records, log_dirs,
-                    acl, config):
+                    acl, config, quota):
         cli.add_command(command)
     cli.add_command(broker)  # one broker of a multi-host cluster (docs/operations.md)
     cluster.add_command(cluster_init)

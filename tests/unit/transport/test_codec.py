@@ -13,6 +13,7 @@ from rillet.transport.errors import ProtocolError
 from .acl_samples import ACL_SAMPLES
 from .group_samples import GROUP_SAMPLES
 from .ops_samples import OPS_SAMPLES
+from .quota_samples import QUOTA_SAMPLES
 from .replication_samples import REPLICATION_SAMPLES
 from .share_samples import SHARE_SAMPLES
 from .txn_samples import TXN_SAMPLES
@@ -123,6 +124,7 @@ SAMPLES = [
     *SHARE_SAMPLES,
     *OPS_SAMPLES,
     *ACL_SAMPLES,
+    *QUOTA_SAMPLES,
     P.RaftRequest(message=b"\xa0"),
     P.RaftResponse(),
     P.BrokerHeartbeatRequest(broker_id=2, host="127.0.0.1", port=9093, metadata_offset=7),

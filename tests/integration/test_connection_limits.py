@@ -1,0 +1,78 @@
+"""``max.connections`` and ``max.connections.per.ip`` on a real broker process, with real
+TCP sockets (docs/runtime.md, "Connection limits"): a connection over a limit is closed at
+once, the ones within it stay open, other addresses keep their share, and a closed
+connection frees its place for a normal client."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+from conftest import TEST_BROKER_CONFIGS, Wire
+from rillet.transport import protocol as P
+
+from rillet import Admin
+from rillet.launcher import LocalCluster
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _connect(address: str, source_ip: str) -> socket.socket:
+    host, port = address.rsplit(":", 1)
+    s = socket.socket()
+    s.bind((source_ip, 0))
+    s.connect((host, int(port)))
+    return s
+
+
+def _closed_by_peer(s: socket.socket, within_s: float) -> bool:
+    """True if the broker closes ``s`` within ``within_s`` (whatever it sent first: libzmq
+    may greet before the refusal)."""
+    deadline = time.monotonic() + within_s
+    while (left := deadline - time.monotonic()) > 0:
+        s.settimeout(left)
+        try:
+            if not s.recv(4096):
+                return True
+        except TimeoutError:
+            return False
+        except ConnectionResetError:
+            return True
+    return False
+
+
+def test_connections_over_the_limits_are_closed_and_the_others_stay(tmp_path) -> None:
+    c = LocalCluster(tmp_path / "c", 1, {**TEST_BROKER_CONFIGS, "max.connections": "3",
+                                         "max.connections.per.ip": "2"})
+    opened: list[socket.socket] = []
+    try:
+        c.start(timeout_s=60)
+        address = c.bootstrap_servers.split(",")[0]
+        a, b = _connect(address, "127.0.0.1"), _connect(address, "127.0.0.1")
+        opened += [a, b]
+        third = _connect(address, "127.0.0.1")  # over max.connections.per.ip
+        opened.append(third)
+        assert _closed_by_peer(third, 15)
+        other = _connect(address, "127.0.0.2")  # another address keeps its share
+        opened.append(other)
+        fourth = _connect(address, "127.0.0.3")  # over max.connections (3 open)
+        opened.append(fourth)
+        assert _closed_by_peer(fourth, 15)
+        for s in (a, b, other):
+            assert not _closed_by_peer(s, 0.5)  # still open
+        # a place freed: a normal client from 127.0.0.1 gets in (its zmq reconnects)
+        a.close()
+        with Admin({"bootstrap.servers": address, "request.timeout.ms": 30000}) as admin:
+            assert admin.list_topics() is not None
+        w = Wire(address)
+        try:
+            counters = {c.name: c.value for c in w.call(P.BrokerCountersRequest()).counters}
+        finally:
+            w.close()
+        assert counters["connections_refused_per_ip"] >= 1
+        assert counters["connections_refused_max_connections"] >= 1
+    finally:
+        for s in opened:
+            s.close()
+        c.stop(timeout_s=10)

@@ -1,0 +1,96 @@
+"""actors/quotas.py with a fake clock: what a session's throttle records, the throttle
+carried by the answer, the hold, and the held requests handled in order once it passes."""
+
+from __future__ import annotations
+
+from rillet.actors import quotas as AQ
+from rillet.coordinator import quotas as Q
+from rillet.transport import protocol as P
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.ms = 0.0
+
+    def __call__(self) -> float:
+        return self.ms
+
+
+def _broker(quotas, clock) -> AQ.BrokerQuotas:
+    return AQ.BrokerQuotas(lambda: quotas, num=3, window_s=1, clock=clock)
+
+
+def _produce(size: int, client_id: str = "app") -> P.ProduceRequest:
+    return P.ProduceRequest(acks=1, client_id=client_id, topics=(P.ProduceTopic(
+        name="t", partitions=(P.ProducePartition(partition=0, records=b"x" * size),)),))
+
+
+def test_a_produce_over_the_quota_is_answered_with_its_throttle_and_holds() -> None:
+    clock = Clock()
+    quotas = {((Q.USER, "alice"),): {Q.PRODUCER_BYTE_RATE: 1000.0}}
+    throttle = AQ.SessionThrottle(_broker(quotas, clock))
+    answers = []
+    respond = throttle.gate(_produce(1500), "User:alice", answers.append)
+    respond(P.ProduceResponse())
+    # 1500 B over 3 windows of 1 s, padded to 2 s: 750 B/s, within the quota
+    assert answers[-1].throttle_time_ms == 0 and throttle.held_for() <= 0
+    respond = throttle.gate(_produce(1500), "User:alice", answers.append)
+    respond(P.ProduceResponse())
+    # 3000 B: 1500 B/s, (1500 - 1000) / 1000 * 2000 ms
+    assert answers[-1].throttle_time_ms == 1000 and throttle.held_for() == 1000
+    # another user has no quota: never throttled
+    other = AQ.SessionThrottle(throttle.broker)
+    other.gate(_produce(10**6), "User:bob", answers.append)(P.ProduceResponse())
+    assert answers[-1].throttle_time_ms == 0 and other.held_for() <= 0
+
+
+def test_a_fetch_is_charged_its_response_bytes_and_followers_never() -> None:
+    clock = Clock()
+    quotas = {((Q.CLIENT_ID, None),): {Q.CONSUMER_BYTE_RATE: 1000.0}}
+    throttle = AQ.SessionThrottle(_broker(quotas, clock))
+    answers = []
+    big = P.FetchResponse(topics=(P.FetchTopicResponse(name="t", partitions=(
+        P.FetchPartitionResponse(partition=0, records=b"x" * 4000),)),))
+    req = P.FetchRequest(topics=(), client_id="c1")
+    throttle.gate(req, "User:ANONYMOUS", answers.append)(big)
+    assert answers[-1].throttle_time_ms == 2000  # (2000 - 1000) / 1000 * 2000
+    follower = P.FetchRequest(topics=(), replica_id=2)
+    respond = answers.append
+    assert throttle.gate(follower, "User:ANONYMOUS", respond) is respond
+
+
+def test_request_percentage_charges_session_time_with_kafkas_cap() -> None:
+    clock = Clock()
+    quotas = {((Q.USER, "alice"),): {Q.REQUEST_PERCENTAGE: 10.0}}
+    throttle = AQ.SessionThrottle(_broker(quotas, clock))
+    throttle.charge("User:alice", 100_000_000)  # 0.1 s: 10 (percent-seconds)
+    assert throttle.held_for() <= 0  # 10 over 2 s is 5 %/s
+    throttle.charge("User:alice", 10_000_000_000)  # 10 s of one thread: capped at a window
+    assert throttle.held_for() == 1000
+
+
+def test_held_requests_wait_in_order_and_resume_when_the_hold_passes() -> None:
+    clock = Clock()
+    throttle = AQ.SessionThrottle(_broker({}, clock))
+    timers = []
+    held = AQ.HeldRequests(throttle, lambda delay, fn: timers.append((delay, fn)) or _Timer(),
+                           wake=lambda: None)
+    assert not held.hold("first")  # not held: handled at once
+    throttle.hold_until = 500.0
+    assert held.hold("a") and held.hold("b")
+    assert [d for d, _ in timers] == [0.5]  # one timer for the queue
+    handled = []
+    clock.ms = 200.0
+    held.resume(handled.append)  # early (a late timer of an earlier hold): still held
+    assert handled == [] and len(timers) == 2
+    clock.ms = 500.0
+    held.resume(handled.append)
+    assert handled == ["a", "b"] and not held.queue
+    throttle.hold_until = 900.0
+    held.hold("c")
+    assert held.drop() == ["c"]
+
+
+class _Timer:
+    def cancel(self) -> None:
+        pass
