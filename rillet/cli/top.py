@@ -136,7 +136,7 @@ def render(before: list[Scrape], after: list[Scrape], groups, groups_error) -> s
         rows.append((
             s.url, "up", int(s.get("rillet_leader_count")), int(s.get("rillet_partition_count")),
             int(s.get("rillet_under_replicated_partitions")),
-            int(s.get("rillet_connection_count")),
+            int(sum(s.by("rillet_connection_count", "listener").values())),  # every listener
             f"{max(0.0, shrinks) / dt:.1f}/{max(0.0, expands) / dt:.1f}",
             f"{s.get('rillet_purgatory_size', delayed_operation='Produce'):.0f}/"
             f"{s.get('rillet_purgatory_size', delayed_operation='Fetch'):.0f}",
