@@ -196,11 +196,21 @@ def _plan(cls: type) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
         hint = hints.get(f.name, f.type)
         if f.name == "error_code" or f.name.endswith("_error_code"):
             codes.append(f.name)
-        elif _entity(_inner(hint, tuple)):
+        elif _holds_codes(_inner(hint, tuple)):
             many.append(f.name)
-        elif _entity(_optional(hint)):
+        elif _holds_codes(_optional(hint)):
             one.append(f.name)
     return tuple(codes), tuple(many), tuple(one)
+
+
+def _holds_codes(hint: Any) -> bool:
+    """An entity type with an error code somewhere inside (others are never walked)."""
+    if not (isinstance(hint, type) and dataclasses.is_dataclass(hint)):
+        return False
+    plan = _PLANS.get(hint)
+    if plan is None:
+        plan = _PLANS[hint] = _plan(hint)
+    return any(plan)
 
 
 def _inner(hint: Any, container: type) -> Any:
@@ -215,10 +225,6 @@ def _optional(hint: Any) -> Any:
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         return args[0] if len(args) == 1 else None
     return hint
-
-
-def _entity(hint: Any) -> bool:
-    return isinstance(hint, type) and dataclasses.is_dataclass(hint)
 
 
 # ------------------------------------------------------------------------- scrape time

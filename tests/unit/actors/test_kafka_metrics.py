@@ -50,6 +50,22 @@ def test_error_codes_are_found_at_every_depth_of_a_kio_response():
     assert out == [70]  # the top level
 
 
+def test_the_scan_walks_only_fields_that_can_hold_an_error_code():
+    fetch = load_response_schema(1, 12)
+    mod = __import__(fetch.__module__, fromlist=["PartitionData"])
+    # records, aborted transactions, current leader, diverging epoch: never walked
+    assert K._plan(mod.PartitionData) == (("error_code",), (), ())
+    assert K._plan(fetch) == (("error_code",), ("responses",), ())
+    groups = load_response_schema(15, 5)  # DescribeGroups: a code per group
+    gmod = __import__(groups.__module__, fromlist=["DescribedGroup"])
+    described = build(gmod.DescribedGroup, error_code=ErrorCode.group_authorization_failed,
+                      group_id="g", group_state="", protocol_type="", protocol_data="",
+                      members=(), authorized_operations=0)
+    out: list[int] = []
+    K.error_codes(build(groups, throttle_time=0, groups=(described, described)), out)
+    assert out == [30, 30]
+
+
 def test_requests_latency_and_errors_are_exported_per_api_with_the_listener_label():
     metrics = BrokerMetrics()
     broker = SimpleNamespace(metrics=metrics)
