@@ -102,6 +102,17 @@ def e2e_round(metrics_on: bool, records: int, size: int) -> dict[str, float]:
                     env=env, check=True, capture_output=True, text=True, timeout=900).stdout
                 out[f"kafka_{phase}"] = float(text.strip().splitlines()[-1])
                 out[f"kafka_{phase}_broker_us"] = (_cpu_s(pid) - before) / records * 1e6
+            if url:  # records per request: what turns a hook's cost per request into one per record
+                from prometheus_client.parser import text_string_to_metric_families
+
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    text = r.read().decode()
+                for f in text_string_to_metric_families(text):
+                    for x in f.samples:
+                        if (x.name == "rillet_request_latency_seconds_count"
+                                and x.labels.get("listener") == "KAFKA"
+                                and x.labels.get("api") in ("Produce", "Fetch")):
+                            out[f"records_per_{x.labels['api'].lower()}"] = records / x.value
             return out
         finally:
             stop.set()
@@ -131,6 +142,9 @@ def e2e(records: int, size: int, rounds: int) -> None:
     print(f"\nmedians of {rounds} rounds per side, {records:,} x {size} B, acks=1:")
     for key in rows[True][0]:
         on = statistics.median(r[key] for r in rows[True])
+        if key not in rows[False][0]:
+            print(f"  {key:<24} on {on:>12,.2f}")
+            continue
         off = statistics.median(r[key] for r in rows[False])
         print(f"  {key:<24} on {on:>12,.2f}  off {off:>12,.2f}  on/off {on / off:.2f}")
 
