@@ -189,7 +189,10 @@ class KafkaListener:
         try:
             request = W.decode_request(frame, self._versions)
         except W.UnsupportedVersion as e:
-            return self._queue_bytes(conn, W.encode_response(e.correlation_id, unsupported_version_response()))
+            response = unsupported_version_response()
+            if self._metrics is not None:  # answered here: an ApiVersions with its error
+                self._metrics.responded("ApiVersions", response, 0.0)
+            return self._queue_bytes(conn, W.encode_response(e.correlation_id, response))
         except W.FrameError as e:
             return self._bad(conn, str(e))
         conn.busy = True

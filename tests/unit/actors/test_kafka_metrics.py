@@ -187,6 +187,11 @@ def test_a_real_listener_counts_requests_connections_and_socket_bytes():
             _until(lambda: kafka.incoming_bytes == sent, "bytes in")
             # counted by the loop thread once send() returns: maybe after the client read it
             _until(lambda: kafka.outgoing_bytes == received, "bytes out")
+            # a version above the served ones: answered UNSUPPORTED_VERSION (35) by the loop
+            s.sendall(struct.pack(">ihhi", 8, 18, 99, 3))
+            _recv_response(s)
+            assert kafka.requests == {"ApiVersions": 3}
+            assert kafka.errors == {("ApiVersions", 35): 1}
         _until(lambda: kafka.connection_count == 0, "the close")
         assert kafka.connection_close_disconnected == 1
         with socket.create_connection(("127.0.0.1", listener.port), timeout=10) as s:
