@@ -26,6 +26,7 @@ from kio.static.primitive import i32Timedelta
 from loguru import logger
 from rillet.transport import protocol as P
 
+from . import kafka_metrics
 from .kafka_auth import gated
 from .kafka_batch import KafkaBatchError
 from .kafka_dispatch import Call, api
@@ -104,7 +105,12 @@ def fetch(call: Call):
                             topics=tuple(topics))
     id_of = {name: asked for asked, name in names.items()} if by_id else {}
 
+    routes = SessionRoutes(call.broker)
+    metrics = kafka_metrics.of(call.broker)  # None: metrics off
+
     def answer(response) -> None:
+        if metrics is not None:
+            metrics.unparked(routes.state)
         _transcoders.submit(_respond, call, cls, mod, order, unknown, id_of, isolation, response)
 
     if not topics:
@@ -112,13 +118,17 @@ def fetch(call: Call):
     else:
         native, answer = gated(call, native, answer)  # ACLs (actors/kafka_auth.py)
         if native is not None:
-            SessionRoutes(call.broker).fetch(native, answer)
+            if metrics is not None:  # a long poll parked in routes.state: the Fetch purgatory
+                metrics.parking(routes.state)
+            routes.fetch(native, answer)
     return None
 
 
 def _respond(call, cls, mod, order, unknown, id_of, isolation, response) -> None:
     try:
-        call.respond(_kafka_fetch_response(cls, mod, order, unknown, id_of, isolation, response))
+        answer = _kafka_fetch_response(cls, mod, order, unknown, id_of, isolation, response)
+        kafka_metrics.fetched(call.broker, response)  # bytes and records out per topic
+        call.respond(answer)
     except Exception:  # noqa: BLE001 - the connection closes; the broker goes on
         logger.exception("kafka fetch: cannot build the answer")
         call.respond(build(cls, throttle_time=_ZERO, error_code=ErrorCode.unknown_server_error,

@@ -25,6 +25,7 @@ from typing import Any
 
 from loguru import logger
 
+from . import kafka_metrics
 from . import kafka_wire as W
 from .kafka_api_versions import unsupported_version_response
 from .kafka_dispatch import HANDLERS, Call, KafkaEndpoint, load_handlers, served_versions
@@ -85,6 +86,7 @@ class KafkaListener:
         self.closed_bad = 0  # connections closed for bad input (observable in tests)
         self._auth_delay = max(0, failed_auth_delay_ms) / 1000
         self._closing: list[_Conn] = []  # failed authentications, closed after the delay
+        self._metrics = kafka_metrics.register(broker)  # None: metrics off (docs/metrics.md)
 
     @property
     def address(self) -> str:
@@ -142,6 +144,9 @@ class KafkaListener:
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.connections += 1
+            if self._metrics is not None:
+                self._metrics.connection_creation += 1
+                self._metrics.connection_count += 1
             self._sel.register(sock, selectors.EVENT_READ, _Conn(sock, peer, self._session(peer)))
 
     def _io(self, conn: _Conn, mask: int) -> None:
@@ -154,6 +159,8 @@ class KafkaListener:
                 return self._close(conn)
             if data == b"":
                 return self._close(conn)
+            if data and self._metrics is not None:
+                self._metrics.incoming_bytes += len(data)
             if data and not conn.doomed and not conn.close_at:
                 conn.inbuf += data
                 try:
@@ -193,13 +200,16 @@ class KafkaListener:
         try:
             request = W.decode_request(frame, self._versions)
         except W.UnsupportedVersion as e:
-            return self._queue_bytes(conn, W.encode_response(e.correlation_id, unsupported_version_response()))
+            response = unsupported_version_response()
+            if self._metrics is not None:  # answered here: an ApiVersions with its error
+                self._metrics.responded("ApiVersions", response, 0.0)
+            return self._queue_bytes(conn, W.encode_response(e.correlation_id, response))
         except W.FrameError as e:
             return self._bad(conn, str(e))
         if conn.session is not None and not conn.session.may_serve(request.api_key):
             return self._bad(conn, f"API key {request.api_key} before SASL authentication")
         conn.busy = True
-        self._pool.submit(self._handle, conn, request)
+        self._pool.submit(self._handle, conn, request, kafka_metrics.now())
 
     def _session(self, peer: Any) -> Any:
         configs = getattr(self._broker, "broker_configs", None)
@@ -221,6 +231,8 @@ class KafkaListener:
             while conn.outbuf:
                 sent = conn.sock.send(conn.outbuf)
                 del conn.outbuf[:sent]
+                if self._metrics is not None:
+                    self._metrics.outgoing_bytes += sent
         except (BlockingIOError, InterruptedError):
             pass
         except OSError:
@@ -232,12 +244,19 @@ class KafkaListener:
     def _bad(self, conn: _Conn, why: str) -> None:
         self.closed_bad += 1
         logger.warning("kafka listener: closing {} ({})", conn.peer, why)
-        self._close(conn)
+        self._close(conn, bad=True)
 
-    def _close(self, conn: _Conn) -> None:
+    def _close(self, conn: _Conn, bad: bool = False) -> None:
         if conn.closed:
             return
         conn.closed = True
+        m = self._metrics
+        if m is not None:
+            m.connection_count -= 1
+            if bad:
+                m.connection_close_bad_input += 1
+            else:
+                m.connection_close_disconnected += 1
         try:
             self._sel.unregister(conn.sock)
         except (KeyError, ValueError):
@@ -288,13 +307,20 @@ class KafkaListener:
         self._done.append((conn, data))
         self._wake()
 
-    def _handle(self, conn: _Conn, request: W.Request) -> None:
+    def _handle(self, conn: _Conn, request: W.Request, start: float) -> None:
         answered = threading.Event()
+        metrics = self._metrics
 
         def respond(response: Any) -> None:
             if answered.is_set():
                 return
             answered.set()
+            if metrics is not None:  # latency and error codes (actors/kafka_metrics.py)
+                try:
+                    metrics.responded(kafka_metrics.api_name(request.api_key, request.body),
+                                      response, kafka_metrics.now() - start)
+                except Exception:  # noqa: BLE001 - a metric never costs the client its answer
+                    logger.exception("kafka api {}: metrics failed", request.api_key)
             try:
                 data = None if response is None else W.encode_response(request.correlation_id, response)
             except Exception:

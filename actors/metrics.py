@@ -47,6 +47,7 @@ _I32 = struct.Struct(">i")
 _LENGTH_AT = 8  # logstore/batch.py: length i32 at byte 8, record_count i32 at byte 85
 _COUNT_AT = 85
 _HEADER = 89
+NATIVE_LISTENER = "CLIENT"  # the native protocol's client listener (actors/listeners.py)
 
 
 def count_records(buf) -> int:
@@ -102,6 +103,9 @@ class BrokerMetrics:
         self.errors: dict[tuple[str, int], int] = {}
         self.throttle_ms: dict[str, int] = {}
         self.sources = MetricSources()  # Raft, ISR changes, purgatories, group lag
+        # other listeners' request/connection figures by name (actors/kafka_metrics.py);
+        # the counters above are the native CLIENT listener's (topic ones: every listener's)
+        self.listeners: dict[str, Any] = {}
 
     def appending(self, topic: str, records, put: Callable[[Any], None]) -> Callable:
         """Wrap a produce partition's answer callback: bytes and records in for ``topic``
@@ -179,6 +183,14 @@ class BrokerMetrics:
             if throttle:
                 self.throttle_ms[api] = self.throttle_ms.get(api, 0) + throttle
 
+    def sent_out(self, out: list[tuple[str, int, int]]) -> None:
+        """Fetch bytes and records sent to consumers, [(topic, bytes, records)], counted by
+        another listener (actors/kafka_metrics.py ``fetched``)."""
+        with self._lock:
+            for name, size, count in out:
+                self.bytes_out[name] = self.bytes_out.get(name, 0) + size
+                self.messages_out[name] = self.messages_out.get(name, 0) + count
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {
@@ -221,6 +233,9 @@ class BrokerCollector:
         yield from second_half_families(self.metrics.sources, self.ctx)  # metrics_families.py
         if self.data_dir is not None:
             yield self._log_sizes(self.data_dir)
+        from .kafka_metrics import families as listener_families
+
+        yield from listener_families(self.metrics)
 
     def _log_sizes(self, data_dir: Path) -> GaugeMetricFamily:
         """Bytes of the segment files of every partition replica this broker hosts (Kafka's
@@ -259,33 +274,36 @@ class BrokerCollector:
             yield family
 
     def _request_families(self, snap: dict) -> Iterator[Any]:
+        snaps = [(NATIVE_LISTENER, snap)]  # the native listener's, then the others'
+        snaps += [(name, m.snapshot()) for name, m in sorted(self.metrics.listeners.items())]
         hist = HistogramMetricFamily(
             "rillet_request_latency_seconds",
-            "Time from a request's arrival to its response, per API",
-            labels=["api"],
+            "Time from a request's arrival to its response, per API and listener",
+            labels=["api", "listener"],
         )
-        for api, counts in sorted(snap["latency_buckets"].items()):
-            running, buckets = 0, []
-            for bound, n in zip((*map(str, BUCKETS), "+Inf"), counts, strict=True):
-                running += n
-                buckets.append((bound, running))
-            hist.add_metric([api], buckets, snap["latency_sum"][api])
-        yield hist
         errors = CounterMetricFamily(
             "rillet_request_errors",
-            "Error codes in responses, per API and code",
-            labels=["api", "error"],
+            "Error codes in responses, per API, listener and code",
+            labels=["api", "listener", "error"],
         )
-        for (api, code), n in sorted(snap["errors"].items()):
-            errors.add_metric([api, _error_name(code)], n)
-        yield errors
         throttle = CounterMetricFamily(
             "rillet_request_throttle_time_ms",
-            "Throttle time given to clients, per API",
-            labels=["api"],
+            "Throttle time given to clients, per API and listener",
+            labels=["api", "listener"],
         )
-        for api, ms in sorted(snap["throttle_ms"].items()):
-            throttle.add_metric([api], ms)
+        for listener, s in snaps:
+            for api, counts in sorted(s["latency_buckets"].items()):
+                running, buckets = 0, []
+                for bound, n in zip((*map(str, BUCKETS), "+Inf"), counts, strict=True):
+                    running += n
+                    buckets.append((bound, running))
+                hist.add_metric([api, listener], buckets, s["latency_sum"][api])
+            for (api, code), n in sorted(s["errors"].items()):
+                errors.add_metric([api, listener, _error_name(code)], n)
+            for api, ms in sorted(s["throttle_ms"].items()):
+                throttle.add_metric([api, listener], ms)
+        yield hist
+        yield errors
         yield throttle
 
     def _partition_families(self) -> Iterator[Any]:
@@ -351,9 +369,26 @@ class BrokerCollector:
     def _broker_families(self) -> Iterator[Any]:
         ctx = self.ctx
         stats = ctx.describe_stats() if ctx.describe_stats else None
+        others = sorted(self.metrics.listeners.items())  # actors/kafka_metrics.py
+        connections = (
+            ("rillet_connection_count", "Open client connections, per listener", GaugeMetricFamily,
+             "connection_count"),
+            ("rillet_connection_creation", "Client connections opened, per listener",
+             CounterMetricFamily, "connection_creation_total"),
+            ("rillet_connection_close_disconnected", "Client connections closed by the peer, "
+             "per listener", CounterMetricFamily, "connection_close_disconnected_total"),
+            ("rillet_connection_close_idle", "Client connections closed idle, per listener",
+             CounterMetricFamily, "connection_close_idle_total"),
+        )
+        for name, doc, kind, attr in connections:
+            family = kind(name, doc, labels=["listener"])
+            if stats is not None:
+                family.add_metric([NATIVE_LISTENER], getattr(stats, attr))
+            for listener, m in others:
+                family.add_metric([listener], getattr(m, attr.removesuffix("_total"), 0))
+            yield family
         if stats is not None:
             for name, doc, value in (
-                ("rillet_connection_count", "Open client sessions", stats.connection_count),
                 (
                     "rillet_inter_broker_connection_count",
                     "Open inter-broker sessions",
@@ -367,24 +402,6 @@ class BrokerCollector:
                 ),
             ):
                 yield GaugeMetricFamily(name, doc, value=value)
-            for name, doc, value in (
-                (
-                    "rillet_connection_creation",
-                    "Client sessions opened",
-                    stats.connection_creation_total,
-                ),
-                (
-                    "rillet_connection_close_disconnected",
-                    "Client sessions closed by the peer",
-                    stats.connection_close_disconnected_total,
-                ),
-                (
-                    "rillet_connection_close_idle",
-                    "Client sessions closed idle",
-                    stats.connection_close_idle_total,
-                ),
-            ):
-                yield CounterMetricFamily(name, doc, value=value)
         counters = CounterMetricFamily(
             "rillet_broker_counter", "The BrokerCounters API (docs/runtime.md)", labels=["name"]
         )

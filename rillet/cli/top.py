@@ -1,6 +1,6 @@
 """``rillet top``: a live terminal view of the cluster from the brokers' Prometheus
 endpoints (docs/metrics.md): brokers, per-topic rates, under-replicated partitions, and
-consumer groups with lag (committed offsets against log-end offsets, via the admin client).
+consumer groups with lag (the group coordinators' ``rillet_consumer_group_lag``).
 
 Rates are the difference of two scrapes divided by the time between them; ``--once`` takes
 two scrapes ``--interval`` apart and prints one frame (for scripts and tests)."""
@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 import click
 from prometheus_client.parser import text_string_to_metric_families
 
-from rillet.cli.common import bootstrap_option
 from rillet.profile import read_profile
 
 
@@ -103,24 +102,30 @@ def _table(headers: list[str], rows: list[tuple]) -> list[str]:
     return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
 
 
-def group_lags(bootstrap: str | None) -> tuple[list[tuple[str, int, int]], str | None]:
-    """[(group, total lag, partitions with lag)] of every consumer group, or an error."""
-    from rillet.cli.common import resolve_brokers
-    from rillet.cli.topic import _admin
-
-    try:
-        brokers = resolve_brokers(bootstrap)
-        out = []
-        with _admin(brokers) as admin:
-            for g in admin.list_groups():
-                committed = admin.list_consumer_group_offsets(g.group_id)
-                tps = [tp for tp, off in committed.items() if off is not None]
-                ends = admin.list_offsets(tps) if tps else {}
-                lags = [max(0, ends[tp] - committed[tp]) for tp in tps if tp in ends]
-                out.append((g.group_id, sum(lags), sum(1 for lag in lags if lag)))
-        return out, None
-    except Exception as e:  # noqa: BLE001 - shown in the frame
-        return [], str(e)
+def group_lags(scrapes: list[Scrape]) -> tuple[list[tuple[str, int, int]], str | None]:
+    """[(group, total lag, partitions with lag)] of every consumer group with committed
+    offsets, from the brokers' ``rillet_consumer_group_lag`` (each group's coordinator
+    reports every partition it has committed offsets for; docs/metrics.md), or an error."""
+    committed: set[str] = set()
+    lags: dict[tuple[str, str, str], float] = {}
+    up = 0
+    for s in scrapes:
+        if s.error:
+            continue
+        up += 1
+        for (name, labels), v in s.samples.items():
+            if name == "rillet_consumer_group_committed_offset":
+                committed.add(dict(labels)["group"])
+            elif name == "rillet_consumer_group_lag":
+                d = dict(labels)
+                key = (d["group"], d["topic"], d["partition"])
+                lags[key] = max(v, lags.get(key, 0.0))  # two reports while a group moves
+    if not up:
+        return [], "no broker answered"
+    out: dict[str, list[float]] = {g: [] for g in committed}
+    for (group, _topic, _partition), v in lags.items():
+        out.setdefault(group, []).append(v)
+    return [(g, int(sum(v)), sum(1 for lag in v if lag > 0)) for g, v in sorted(out.items())], None
 
 
 def render(before: list[Scrape], after: list[Scrape], groups, groups_error) -> str:
@@ -136,7 +141,7 @@ def render(before: list[Scrape], after: list[Scrape], groups, groups_error) -> s
         rows.append((
             s.url, "up", int(s.get("rillet_leader_count")), int(s.get("rillet_partition_count")),
             int(s.get("rillet_under_replicated_partitions")),
-            int(s.get("rillet_connection_count")),
+            int(sum(s.by("rillet_connection_count", "listener").values())),  # every listener
             f"{max(0.0, shrinks) / dt:.1f}/{max(0.0, expands) / dt:.1f}",
             f"{s.get('rillet_purgatory_size', delayed_operation='Produce'):.0f}/"
             f"{s.get('rillet_purgatory_size', delayed_operation='Fetch'):.0f}",
@@ -195,8 +200,7 @@ def metrics_urls(urls: tuple[str, ...]) -> list[str]:
 @click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(0.1, 3600),
               help="Seconds between refreshes.")
 @click.option("--once", is_flag=True, help="Print one frame (two scrapes --interval apart).")
-@bootstrap_option
-def top(urls, interval, once, bootstrap) -> None:
+def top(urls, interval, once) -> None:
     """Live view of the cluster: brokers, topic rates, under-replicated partitions, lagging
     consumer groups (Ctrl-C to quit)."""
     targets = metrics_urls(urls)
@@ -205,7 +209,7 @@ def top(urls, interval, once, bootstrap) -> None:
         while True:
             time.sleep(interval)  # the refresh period of the view, not a synchronisation
             after = [scrape(u) for u in targets]
-            groups, error = group_lags(bootstrap)
+            groups, error = group_lags(after)
             frame = render(before, after, groups, error)
             if once:
                 click.echo(frame)

@@ -59,3 +59,36 @@ def test_frame_says_when_no_endpoint_is_the_active_controller() -> None:
     s = _scrape(1.0, "# TYPE rillet_leader_count gauge\nrillet_leader_count 1.0\n")
     frame = render([s], [s], [], None)
     assert "controller quorum: no active controller among the endpoints" in frame
+
+
+def test_group_lag_comes_from_the_coordinators_metrics_and_connections_add_up() -> None:
+    from rillet.cli.top import group_lags
+
+    b1 = _scrape(1.0, """# TYPE rillet_consumer_group_committed_offset gauge
+rillet_consumer_group_committed_offset{group="slow",topic="t",partition="0"} 15.0
+rillet_consumer_group_committed_offset{group="slow",topic="t",partition="1"} 3.0
+rillet_consumer_group_committed_offset{group="done",topic="t",partition="0"} 40.0
+# TYPE rillet_consumer_group_lag gauge
+rillet_consumer_group_lag{group="slow",topic="t",partition="0"} 25.0
+rillet_consumer_group_lag{group="slow",topic="t",partition="1"} 0.0
+rillet_consumer_group_lag{group="done",topic="t",partition="0"} 0.0
+# TYPE rillet_connection_count gauge
+rillet_connection_count{listener="CLIENT"} 2.0
+rillet_connection_count{listener="KAFKA"} 3.0
+""")
+    b2 = _scrape(1.0, """# TYPE rillet_consumer_group_committed_offset gauge
+rillet_consumer_group_committed_offset{group="other",topic="u",partition="4"} 1.0
+# TYPE rillet_consumer_group_lag gauge
+rillet_consumer_group_lag{group="other",topic="u",partition="4"} 6.0
+""", url="http://b2/metrics")
+    down = Scrape("http://b3/metrics", 1.0, error="connection refused")
+    groups, error = group_lags([b1, b2, down])
+    assert error is None
+    assert groups == [("done", 0, 0), ("other", 6, 1), ("slow", 25, 1)]
+    frame = render([b1, b2, down], [b1, b2, down], groups, error)
+    assert "(3 group(s), 2 lagging)" in frame, frame
+    slow = next(line for line in frame.splitlines() if line.startswith("slow "))
+    assert slow.split() == ["slow", "25", "1"], frame
+    row = next(line for line in frame.splitlines() if line.startswith("http://b1/metrics"))
+    assert row.split()[5] == "5", frame  # CONNS: both listeners
+    assert group_lags([down]) == ([], "no broker answered")
