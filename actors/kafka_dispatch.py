@@ -38,6 +38,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "rillet.actors.kafka_consumer_groups",  # kafka-groups (#18): KIP-848 clients
     "rillet.actors.kafka_fetch",  # kafka-data (#18): Fetch, ListOffsets
     "rillet.actors.kafka_produce",  # kafka-data (#18): Produce, InitProducerId
+    "rillet.actors.kafka_txn",  # kafka-txn (#18): AddPartitionsToTxn, EndTxn, ...
 )
 
 
