@@ -3,10 +3,15 @@ confluent-kafka (librdkafka) transactional producer against a real broker proces
 read_committed confluent consumers; consume-transform-produce with a consumer group, exactly
 once. librdkafka keeps its producer epoch across transactions (transaction version 1), so
 several transactions of one producer also prove the coordinator's and partitions' TV1 path.
-One broker for the module."""
+
+aiokafka (asyncio, pure Python: its own protocol codecs, another implementation than
+librdkafka's and kafka-python's), unchanged: admin create topic, producer acks=all, a
+consumer group with subscribe and commit (a second member of the group starts at the
+commit), and a transactional producer with read_committed. One broker for the module."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from pathlib import Path
@@ -26,7 +31,7 @@ CONFIGS = {
     "transaction.state.log.num.partitions": "1",
     "group.initial.rebalance.delay.ms": "0",
 }
-QUIET = {"log_level": 3}
+QUIET = {"log_level": 3, "fetch.wait.max.ms": 50}  # short long-polls: a fast test
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +57,7 @@ def txn_producer(bootstrap: str, tid: str):
     from confluent_kafka import Producer
 
     return Producer({"bootstrap.servers": bootstrap, "transactional.id": tid,
-                     "transaction.timeout.ms": 30000, "linger.ms": 5, **QUIET})
+                     "transaction.timeout.ms": 30000, "linger.ms": 5, "log_level": 3})
 
 
 def read_all(bootstrap: str, topic: str, isolation: str, expected: int,
@@ -110,7 +115,7 @@ def test_consume_transform_produce_exactly_once(kafka) -> None:
     from confluent_kafka import Consumer, Producer, TopicPartition
 
     _cluster, bootstrap = kafka
-    plain = Producer({"bootstrap.servers": bootstrap, **QUIET})
+    plain = Producer({"bootstrap.servers": bootstrap, "log_level": 3})
     for i in range(10):
         plain.produce("ctp-in", key=str(i).encode(), value=f"v{i}".encode(), partition=i % 2)
     assert plain.flush(30) == 0
@@ -162,13 +167,127 @@ def test_consume_transform_produce_exactly_once(kafka) -> None:
         consumer.close()
     out = read_all(bootstrap, "ctp-out", "read_committed", 10)
     assert sorted(out) == sorted(f"V{i}".encode() for i in range(10))  # each exactly once
-    # a restarted member starts at the transactional commit: nothing left to transform
+    # a restarted member starts at the transactional commit: its first record is a new one
+    plain.produce("ctp-in", value=b"v10", partition=0)
+    assert plain.flush(30) == 0
     again = member()
     try:
         deadline = time.monotonic() + 30
-        while not again.assignment():
-            again.poll(0.2)
-            assert time.monotonic() < deadline, "no assignment"
-        assert [m for m in again.consume(10, 2.0) if m.error() is None] == []
+        while True:
+            m = again.poll(0.2)
+            if m is not None and m.error() is None:
+                assert (m.partition(), m.offset(), m.value()) == (0, 5, b"v10")
+                break
+            assert time.monotonic() < deadline, "nothing consumed"
     finally:
         again.close()
+
+
+# --------------------------------------------------------------------------- aiokafka
+
+
+async def consume(consumer, n: int, timeout_s: float = 30) -> list:
+    """``n`` records from ``consumer`` (a deadline, not a sleep)."""
+    got: list = []
+    deadline = time.monotonic() + timeout_s
+    while len(got) < n:
+        assert time.monotonic() < deadline, f"got {len(got)} of {n}"
+        batches = await consumer.getmany(timeout_ms=200, max_records=n - len(got))
+        for records in batches.values():
+            got.extend(records)
+    return got
+
+
+def test_aiokafka_admin_produce_acks_all_group_commit(kafka) -> None:
+    _cluster, bootstrap = kafka
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    async def main() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic("aio", num_partitions=2, replication_factor=1)])
+            deadline = time.monotonic() + 30
+            while "aio" not in await admin.list_topics():
+                assert time.monotonic() < deadline, "topic not listed"
+                await asyncio.sleep(0.1)  # polling a condition with a deadline
+        finally:
+            await admin.close()
+
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
+                                    enable_idempotence=True)
+        await producer.start()
+        try:
+            sent = [await producer.send_and_wait("aio", f"v{i}".encode(), key=f"k{i}".encode(),
+                                                 partition=i % 2, headers=[("h", b"x")])
+                    for i in range(8)]
+        finally:
+            await producer.stop()
+        assert sorted((m.partition, m.offset) for m in sent) == sorted(
+            [(0, o) for o in range(4)] + [(1, o) for o in range(4)])
+
+        first = AIOKafkaConsumer("aio", bootstrap_servers=bootstrap, group_id="aio-g",
+                                 enable_auto_commit=False, auto_offset_reset="earliest")
+        await first.start()
+        try:
+            got = await consume(first, 8)
+            assert sorted(r.value for r in got) == sorted(f"v{i}".encode() for i in range(8))
+            assert all(r.headers == (("h", b"x"),) for r in got)
+            await first.commit()
+        finally:
+            await first.stop()
+
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait("aio", b"after", partition=0)
+        finally:
+            await producer.stop()
+        second = AIOKafkaConsumer("aio", bootstrap_servers=bootstrap, group_id="aio-g",
+                                  enable_auto_commit=False, auto_offset_reset="earliest")
+        await second.start()
+        try:  # starts at the group's commit: only the record produced after it
+            assert [r.value for r in await consume(second, 1)] == [b"after"]
+        finally:
+            await second.stop()
+
+    asyncio.run(main())
+
+
+def test_aiokafka_transactions_read_committed(kafka) -> None:
+    _cluster, bootstrap = kafka
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    async def main() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic("aio-txn", num_partitions=1,
+                                                replication_factor=1)])
+        finally:
+            await admin.close()
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id="aio-t")
+        await producer.start()
+        try:
+            for i, commit in enumerate((True, False, True)):
+                try:
+                    async with producer.transaction():
+                        await producer.send_and_wait("aio-txn", f"t{i}".encode())
+                        if not commit:
+                            raise RuntimeError("abort")
+                except RuntimeError:
+                    pass
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer("aio-txn", bootstrap_servers=bootstrap,
+                                    isolation_level="read_committed",
+                                    auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            assert [r.value for r in await consume(consumer, 2)] == [b"t0", b"t2"]
+        finally:
+            await consumer.stop()
+
+    asyncio.run(main())
