@@ -184,6 +184,20 @@ def commit_request(host: ClassicHost | None, req: G.OffsetCommitRequest) -> G.Of
     return classic_commit(g, req)
 
 
+def txn_commit_request(host: ClassicHost | None, req: Any) -> Any:
+    """A TxnOffsetCommit (coordinator/groups/messages.py) to a classic group with members
+    (a Kafka client's consume-transform-produce, KIP-447): its member and generation checked
+    here against the classic group (raises a GroupError), then passed on without them, as
+    ``commit_request`` does for OffsetCommit. Without group metadata (generation -1, no
+    member: an older client naming the group alone) nothing is checked, as natively."""
+    g = host.groups.get(req.group_id) if host is not None else None
+    if g is None or not g.members or (req.generation_id < 0 and not req.member_id):
+        return req
+    g.check_commit(member_id=req.member_id, group_instance_id=req.instance_id,
+                   generation_id=req.generation_id)
+    return replace(req, member_id="", generation_id=-1, instance_id=None)
+
+
 # ----------------------------------------------------------------------------- requests
 
 

@@ -299,7 +299,9 @@ class GroupCoordinatorActor(DispatchedActor):
             txn_commit = W.txn_commit_request(req)
 
             def fn(state: G.CoordinatorState) -> G.Result:
-                return self.core.txn_commit_offsets(state, txn_commit, now)
+                # a classic member's (Kafka clients): its generation is checked here
+                checked = CL.txn_commit_request(shard.classic, txn_commit)
+                return self.core.txn_commit_offsets(state, checked, now)
 
             fn.alone = True  # type: ignore[attr-defined]  # its batch is transactional
             to_wire = W.txn_commit_response

@@ -49,6 +49,7 @@ class WriteMarker:
     committed: bool
     coordinator_epoch: int
     reply: Callable[[int], None]
+    transaction_version: int = 2  # 1: ends a transaction of this same epoch (Kafka clients)
 
 
 @dataclass(frozen=True, slots=True)

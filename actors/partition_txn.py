@@ -230,6 +230,7 @@ class TxnSide:
             msg.producer_epoch,
             ControlType.COMMIT if msg.committed else ControlType.ABORT,
             msg.coordinator_epoch,
+            msg.transaction_version,
         )
         now = self.clock()
         try:

@@ -100,6 +100,7 @@ def marker_request(
                     P.TxnTopic(name=t, partitions=tuple(ps)) for t, ps in by_topic.items()
                 ),
                 coordinator_epoch=effect.coordinator_epoch,
+                transaction_version=effect.transaction_version,
             ),
         )
     )

@@ -141,7 +141,7 @@ def operation(
         case P.EndTxnRequest():
             return lambda c: c.end_txn(
                 req.transactional_id, req.producer_id, req.producer_epoch, req.committed,
-                clock(), allocate)
+                clock(), allocate, bump=req.transaction_version != 1)
     return None
 
 

@@ -98,6 +98,7 @@ def write_txn_markers(
                         producer_epoch=m.producer_epoch,
                         committed=m.transaction_result,
                         coordinator_epoch=m.coordinator_epoch,
+                        transaction_version=m.transaction_version,
                         reply=lambda code, key=key: gather.put(key, code),
                     )
                 )

@@ -213,7 +213,14 @@ class ProducerStateManager:
             )
         return _OK
 
-    def check_marker(self, producer_id: int, producer_epoch: int, coordinator_epoch: int) -> str:
+    def check_marker(
+        self,
+        producer_id: int,
+        producer_epoch: int,
+        coordinator_epoch: int,
+        *,
+        transaction_version: int = 2,
+    ) -> str:
         """The verdict on an end-transaction marker about to be written: a marker from an
         older producer epoch is a zombie's (INVALID_PRODUCER_EPOCH); one from an older
         coordinator epoch comes from a deposed coordinator (TRANSACTION_COORDINATOR_FENCED).
@@ -225,13 +232,23 @@ class ProducerStateManager:
         therefore a late copy of the *previous* transaction's marker (a retried or delayed
         WriteTxnMarkers): written, it would close the open transaction with the previous
         one's outcome. INVALID_PRODUCER_EPOCH (Kafka's TV2 rule, KAFKA-19999). The same
-        epoch with no transaction open is a harmless repeat (it completes nothing)."""
+        epoch with no transaction open is a harmless repeat (it completes nothing).
+
+        ``transaction_version`` 1 (a Kafka client's transaction on the KAFKA listener, whose
+        EndTxn bumps nothing): the marker carries the data's own epoch, so an equal epoch
+        closes the open transaction, as in Kafka's TV1 (which has no defence against a late
+        copy of the previous marker either; the coordinator epoch still fences a deposed
+        coordinator)."""
         entry = self.producers.get(producer_id)
         if entry is None:
             return NONE
         if producer_epoch < entry.producer_epoch:
             return INVALID_PRODUCER_EPOCH
-        if producer_epoch == entry.producer_epoch and entry.current_txn_first_offset >= 0:
+        if (
+            transaction_version >= 2
+            and producer_epoch == entry.producer_epoch
+            and entry.current_txn_first_offset >= 0
+        ):
             return INVALID_PRODUCER_EPOCH
         if coordinator_epoch < entry.coordinator_epoch:
             return TRANSACTION_COORDINATOR_FENCED

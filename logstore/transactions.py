@@ -104,7 +104,10 @@ def append_marker(
     A marker from an older producer epoch or an older coordinator epoch is refused and
     nothing is written. Log errors propagate as the log store's exceptions."""
     error = producers.check_marker(
-        marker.producer_id, marker.producer_epoch, marker.coordinator_epoch
+        marker.producer_id,
+        marker.producer_epoch,
+        marker.coordinator_epoch,
+        transaction_version=marker.transaction_version,
     )
     if error != PS.NONE:
         return MarkerAppended(error)

@@ -41,6 +41,9 @@ class EndTxnMarker:
     producer_epoch: int
     control_type: ControlType
     coordinator_epoch: int
+    # 2: KIP-890 part 2 (the epoch was bumped at the end); 1: the transaction's own epoch
+    # (a Kafka client's transaction). Not written in the batch: it only says how to check it.
+    transaction_version: int = 2
 
     @property
     def is_abort(self) -> bool:

@@ -1450,6 +1450,9 @@ class EndTxnRequest:
     producer_id: int
     producer_epoch: int
     committed: bool
+    # 2: KIP-890 part 2 (the epoch is bumped, the answer carries the next pair); 1: a Kafka
+    # client's EndTxn below v5, which keeps its epoch (nothing bumped; docs/kafka-compat.md)
+    transaction_version: int = 2
 
 
 @_msg
@@ -1503,6 +1506,9 @@ class WritableTxnMarker:
     transaction_result: bool
     topics: tuple[TxnTopic, ...]
     coordinator_epoch: int
+    # Kafka's TransactionVersion: 2 (the epoch above is the bumped one, KIP-890 part 2) or 1
+    # (a Kafka client's transaction ended without a bump: the epoch is the data's own)
+    transaction_version: int = 2
 
 
 @_msg

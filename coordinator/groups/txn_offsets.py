@@ -217,11 +217,11 @@ def txn_completed(
     ABORT drops them. No records (the marker is the record). The response names the groups
     whose committed offsets changed."""
     pending, visible = _pending.complete(state.pending, producer_id, committed)
+    # The producer's sequence is kept across its marker: a KIP-890 part 2 marker moves it to
+    # a new epoch (its next batch starts at 0, as txn_commit_offsets decides from the epoch),
+    # a Kafka client's (transaction version 1) keeps the epoch, and the partition expects the
+    # sequence to go on.
     sequences = state.producer_sequences
-    if producer_id in sequences:
-        # the marker moved the partition's producer to a new epoch (KIP-890 part 2 bumps it
-        # at every end), whose batches start at sequence 0: nothing to remember
-        sequences = {p: s for p, s in sequences.items() if p != producer_id}
     if pending is state.pending:
         return Result(replace(state, producer_sequences=sequences), (), frozenset())
     builders: dict[str, GroupBuilder] = {}

@@ -93,6 +93,9 @@ class WriteTxnMarkers:
     coordinator_epoch: int
     commit: bool
     partitions: tuple[TopicPartition, ...]
+    # 2: the epoch above was bumped at EndTxn (KIP-890 part 2); 1: a Kafka client's
+    # transaction, the markers carry the data's own epoch (partitions must accept an equal one)
+    transaction_version: int = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +156,10 @@ class TransactionCoordinator:
         return c, effects
 
     def _markers(self, m: TxnMetadata) -> WriteTxnMarkers:
+        if m.txn_version == 1:  # ended without a bump: the data's own id and epoch
+            return WriteTxnMarkers(
+                m.transactional_id, m.producer_id, m.producer_epoch, self.coordinator_epoch,
+                m.state is S.PREPARE_COMMIT, tuple(sorted(m.partitions)), transaction_version=1)
         if m.last_producer_id >= 0 and m.last_producer_id != m.producer_id:
             # the bump took a new producer id: the old id's data ends at its last epoch
             pid, epoch = m.last_producer_id, MAX_PRODUCER_EPOCH
@@ -175,6 +182,7 @@ class TransactionCoordinator:
 
     def _bump(self, m: TxnMetadata, allocate: Callable[[], int], *, fence: bool = False) -> dict:
         changes = m.bumped()
+        changes["txn_version"] = 2  # a bump: the markers carry the new epoch
         if m.needs_new_producer_id:
             changes["producer_id"] = allocate()
         if fence:
@@ -347,11 +355,28 @@ class TransactionCoordinator:
         commit: bool,
         now_ms: int,
         allocate: Callable[[], int],
+        *,
+        bump: bool = True,
     ) -> TxnResult[ProducerIdResponse]:
-        """EndTxn (KIP-890 part 2): the answer carries the producer id and epoch to use next."""
+        """EndTxn (KIP-890 part 2): the answer carries the producer id and epoch to use next.
+
+        ``bump=False``: a Kafka client's EndTxn below v5 (transaction version 1), which keeps
+        its producer id and epoch for its next transaction: nothing is bumped, the markers
+        carry the data's epoch, and a retry with the same pair after the end is answered as
+        the first was (Kafka's TV1 rules)."""
         m = self.transactions.get(transactional_id)
         prepare = S.PREPARE_COMMIT if commit else S.PREPARE_ABORT
         complete = S.COMPLETE_COMMIT if commit else S.COMPLETE_ABORT
+        if (
+            not bump
+            and m is not None
+            and (producer_id, producer_epoch) == (m.producer_id, m.producer_epoch)
+            and m.state in (prepare, complete)
+            and m.txn_version == 1
+        ):  # the TV1 request that ended it, retried
+            if m.state is complete:
+                return TxnResult((), ProducerIdResponse(OK, m.producer_id, m.producer_epoch))
+            return TxnResult((), ProducerIdResponse(CONCURRENT_TRANSACTIONS))
         if m is not None and (producer_id, producer_epoch) == (
             m.last_producer_id,
             m.last_producer_epoch,
@@ -370,7 +395,10 @@ class TransactionCoordinator:
         if refused is not None:
             return TxnResult((), ProducerIdResponse(refused.error, message=refused.message))
         if m.state is S.ONGOING or (m.state is S.EMPTY and not commit):
-            new = m.to(prepare, last_update_ms=now_ms, **self._bump(m, allocate))
+            if bump:
+                new = m.to(prepare, last_update_ms=now_ms, **self._bump(m, allocate))
+            else:
+                new = m.to(prepare, last_update_ms=now_ms, txn_version=1)
             if not new.partitions:  # an abort of nothing: no marker to write
                 first = self._commit(new)
                 done = new.to(complete, last_update_ms=now_ms)

@@ -15,7 +15,8 @@ checks every field strictly and raises :class:`InvalidTxnRecord` on anything els
             "last_producer_id": int, "last_producer_epoch": int, "timeout_ms": int,
             "state": "Empty" | "Ongoing" | "PrepareCommit" | ... ,
             "partitions": [[topic, partition], ...] (sorted),
-            "txn_start_ms": int, "last_update_ms": int}
+            "txn_start_ms": int, "last_update_ms": int,
+            "txn_version": 1 (only when 1: a Kafka client's transaction, no epoch bump)}
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ _VALUE_KEYS = frozenset(
 )
 
 
+_VALUE_KEYS_V1 = _VALUE_KEYS | {"txn_version"}
+
+
 class InvalidTxnRecord(ValueError):
     """A record of ``__transaction_state`` that is not one this module writes."""
 
@@ -67,7 +71,7 @@ def to_kv(record: TxnRecord) -> tuple[dict[str, Any], dict[str, Any] | None]:
     m = record.metadata
     if m is None:
         return key, None
-    return key, {
+    value = {
         "version": VERSION,
         "producer_id": m.producer_id,
         "producer_epoch": m.producer_epoch,
@@ -79,6 +83,9 @@ def to_kv(record: TxnRecord) -> tuple[dict[str, Any], dict[str, Any] | None]:
         "txn_start_ms": m.txn_start_ms,
         "last_update_ms": m.last_update_ms,
     }
+    if m.txn_version != 2:  # records of rillet's own clients stay as they were
+        value["txn_version"] = m.txn_version
+    return key, value
 
 
 def _int(v: Any, what: str) -> int:
@@ -95,7 +102,7 @@ def from_kv(key: Mapping[str, Any], value: Mapping[str, Any] | None) -> TxnRecor
         raise InvalidTxnRecord(f"bad key {key!r}")
     if value is None:
         return TxnRecord(tid, None)
-    if not isinstance(value, Mapping) or set(value) != _VALUE_KEYS:
+    if not isinstance(value, Mapping) or set(value) not in (_VALUE_KEYS, _VALUE_KEYS_V1):
         raise InvalidTxnRecord(f"bad value fields for {tid!r}")
     if value["version"] != VERSION:
         raise InvalidTxnRecord(f"unknown record version {value['version']!r}")
@@ -113,6 +120,9 @@ def from_kv(key: Mapping[str, Any], value: Mapping[str, Any] | None) -> TxnRecor
         if not (isinstance(p, list) and len(p) == 2 and type(p[0]) is str):
             raise InvalidTxnRecord(f"bad partition {p!r}")
         tps.append(TopicPartition(p[0], _int(p[1], "partition")))
+    txn_version = value.get("txn_version", 2)
+    if "txn_version" in value and (type(txn_version) is not int or txn_version != 1):
+        raise InvalidTxnRecord(f"bad txn_version {txn_version!r}")
     meta = TxnMetadata(
         transactional_id=tid,
         producer_id=_int(value["producer_id"], "producer_id"),
@@ -124,6 +134,7 @@ def from_kv(key: Mapping[str, Any], value: Mapping[str, Any] | None) -> TxnRecor
         partitions=frozenset(tps),
         txn_start_ms=_int(value["txn_start_ms"], "txn_start_ms"),
         last_update_ms=_int(value["last_update_ms"], "last_update_ms"),
+        txn_version=txn_version,
     )
     return TxnRecord(tid, meta)
 

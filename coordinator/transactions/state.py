@@ -113,6 +113,10 @@ class TxnMetadata:
     partitions: frozenset[TopicPartition] = frozenset()
     txn_start_ms: int = -1  # when the current transaction began (its first partition)
     last_update_ms: int = -1
+    # how the last EndTxn ended the transaction: 2 (KIP-890 part 2, rillet's own client: the
+    # epoch is bumped, the markers carry the bumped epoch) or 1 (Kafka clients on the KAFKA
+    # listener, which keep their epoch: the markers carry the data's epoch)
+    txn_version: int = 2
 
     def to(self, state: TxnState, **changes) -> TxnMetadata:
         """This metadata in ``state`` (with ``changes``), the transition checked."""

@@ -277,3 +277,23 @@ def test_rebuild_from_the_log_equals_the_live_state(log, tmp_path) -> None:
     rebuilt = PS.rebuild_from_log(log)
     assert rebuilt.snapshot() == ps.snapshot()
     assert rebuilt.unreplicated == ps.unreplicated
+
+
+def test_a_transaction_version_1_marker_closes_a_transaction_of_its_own_epoch(log) -> None:
+    """Kafka clients on the KAFKA listener keep their epoch across transactions (TV1): the
+    coordinator's marker carries the data's epoch, which must close the open transaction
+    (the TV2 rule above would refuse it), and the producer's sequences go on."""
+    ps = PS.ProducerStateManager()
+    produce(log, ps, txn_batch(4, 0, [b"t1", b"t1b"], epoch=3))  # 0-1, sequences 0-1
+    tv1 = EndTxnMarker(4, 3, COMMIT, 0, transaction_version=1)
+    r = T.append_marker(log, ps, tv1, 0, NOW)  # 2
+    assert r.error == "NONE" and r.completed == PS.CompletedTxn(4, 0, 2, False)
+    # the next transaction, same epoch, sequences continuing
+    assert produce(log, ps, txn_batch(4, 2, [b"t2"], epoch=3)).error == "NONE"  # 3
+    r = T.append_marker(log, ps, EndTxnMarker(4, 3, ABORT, 0, transaction_version=1), 0, NOW)
+    assert r.error == "NONE" and r.completed == PS.CompletedTxn(4, 3, 4, True)
+    # an older epoch is still a zombie's
+    stale = T.append_marker(log, ps, EndTxnMarker(4, 2, ABORT, 0, transaction_version=1), 0, NOW)
+    assert stale.error == "INVALID_PRODUCER_EPOCH"
+    ps.on_high_watermark_updated(log.log_end_offset)
+    assert [v for _, v in read_committed(log, ps, log.log_end_offset)] == [b"t1", b"t1b"]

@@ -290,3 +290,27 @@ def test_a_member_commits_before_it_rejoins_but_not_while_the_rebalance_complete
     assert g.state is ClassicState.COMPLETING_REBALANCE and g.generation_id == 2
     with pytest.raises(RebalanceInProgressError):
         g.check_commit(member_id="b", group_instance_id=None, generation_id=2)
+
+
+def test_a_transactional_offset_commit_is_checked_against_the_classic_group():
+    """KIP-447 from a Kafka client in a classic group (actors/group_classic.py
+    ``txn_commit_request``): the generation and member are the classic group's; checked,
+    they are dropped so the offsets core takes the commit as one without group metadata."""
+    from types import SimpleNamespace
+
+    from rillet.actors.group_classic import txn_commit_request
+    from rillet.coordinator.groups.messages import TxnOffsetCommitRequest
+
+    host = SimpleNamespace(groups={"g": stable_group("a", "b")})
+    req = TxnOffsetCommitRequest(transactional_id="t", group_id="g", producer_id=1,
+                                 producer_epoch=0, generation_id=1, member_id="a")
+    checked = txn_commit_request(host, req)
+    assert (checked.generation_id, checked.member_id, checked.instance_id) == (-1, "", None)
+    with pytest.raises(IllegalGenerationError):  # a zombie of an older generation
+        txn_commit_request(host, replace(req, generation_id=0))
+    with pytest.raises(UnknownMemberIdError):
+        txn_commit_request(host, replace(req, member_id="x"))
+    plain = replace(req, generation_id=-1, member_id="")  # no group metadata: not checked
+    assert txn_commit_request(host, plain) is plain
+    other = replace(req, group_id="native")  # not a classic group: the native rules
+    assert txn_commit_request(host, other) is other

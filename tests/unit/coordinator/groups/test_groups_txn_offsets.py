@@ -198,10 +198,12 @@ def test_batches_carry_the_producer_and_following_sequences() -> None:
     with pytest.raises(ProducerFencedError) as info:
         h.txn_commit(9, {0: 3}, epoch=3)
     assert info.value.code == 90 and h.state == before
-    h.marker(9, committed=True)  # its marker bumped the epoch: the next batch starts over
-    assert h.state.producer_sequences == {}
+    h.marker(9, committed=True)  # a KIP-890 marker bumped the epoch: the next batch starts over
     h.txn_commit(9, {0: 3}, epoch=5)
     assert h.entries[-1].producer.base_sequence == 0
+    h.marker(9, committed=True)  # a Kafka client's (TV1) marker keeps the epoch: it goes on
+    h.txn_commit(9, {1: 3}, epoch=5)
+    assert h.entries[-1].producer.base_sequence == 1
     assert h.replayed() == h.state
     # a partition refused by its metadata's size writes nothing and takes no sequence
     big = TxnHarness(offset_metadata_max_bytes=1)

@@ -290,3 +290,48 @@ def test_records_are_decoded_strictly() -> None:
     for k, v in bad:
         with pytest.raises(InvalidTxnRecord):
             from_kv(k, v)
+
+
+def test_a_transaction_version_1_end_keeps_the_epoch_and_marks_with_it() -> None:
+    """A Kafka client's EndTxn below v5 (actors/kafka_txn.py): nothing is bumped, the markers
+    carry the data's epoch (transaction_version 1), the next transaction uses the same pair,
+    and a retried EndTxn is answered as the first was."""
+    h = Harness()
+    r = h.init()
+    pid, epoch = r.response.producer_id, r.response.producer_epoch
+    for commit in (True, False, True):
+        h.add(pid, epoch, [TP1, TP2])
+        end = h.run(h.c.end_txn("app", pid, epoch, commit, T0, h.allocate, bump=False))
+        assert end.response.error == "NONE"
+        (effect,) = end.effects
+        assert (effect.producer_id, effect.producer_epoch, effect.commit) == (pid, epoch, commit)
+        assert effect.transaction_version == 1
+        assert h.state().producer_epoch == epoch and h.state().txn_version == 1
+        retry = h.c.end_txn("app", pid, epoch, commit, T0, h.allocate, bump=False)
+        assert retry.response.error == "CONCURRENT_TRANSACTIONS" and retry.records == ()
+        h.done(effect)
+        retry = h.c.end_txn("app", pid, epoch, commit, T0, h.allocate, bump=False)
+        assert retry.response.error == "NONE" and retry.records == ()
+        other = h.c.end_txn("app", pid, epoch, not commit, T0, h.allocate, bump=False)
+        assert other.response.error == "INVALID_TXN_STATE"
+    # a timeout abort still bumps (the client is fenced), and marks with the bumped epoch
+    h.add(pid, epoch, [TP3])
+    aborted = h.run(h.c.abort_timed_out(T0 + 10**9, h.allocate))
+    (effect,) = aborted.effects
+    assert effect.producer_epoch == epoch + 1 and effect.transaction_version == 2
+    assert h.state().txn_version == 2
+    loaded, _effects = TransactionCoordinator.load(h.log, 5)
+    assert loaded.transactions == h.c.transactions
+
+
+def test_the_txn_version_field_is_decoded_strictly() -> None:
+    from rillet.coordinator.transactions.records import record_of
+
+    key, value = to_kv(record_of(TxnMetadata(transactional_id="x", producer_id=1,
+                                             producer_epoch=0, timeout_ms=1, txn_version=1)))
+    assert value["txn_version"] == 1 and from_kv(key, value).metadata.txn_version == 1
+    for bad in (2, True, "1"):
+        with pytest.raises(InvalidTxnRecord):
+            from_kv(key, {**value, "txn_version": bad})
+    v2 = {k: v for k, v in value.items() if k != "txn_version"}
+    assert from_kv(key, v2).metadata.txn_version == 2
