@@ -25,6 +25,7 @@ from loguru import logger
 from rillet.transport import protocol as P
 
 from . import txn_coordinator as TC
+from .kafka_auth import gated
 from .kafka_dispatch import Call, api
 from .kafka_groups import ask, code, reply, schema
 from .kafka_metadata import build
@@ -55,6 +56,9 @@ def _to_coordinator(call: Call, native: Any, convert) -> None:
             response = convert(P.ErrorResponse(error_code=E.UNKNOWN_SERVER_ERROR))
         call.respond(response)
 
+    native, respond = gated(call, native, respond)  # ACLs (actors/kafka_auth.py)
+    if native is None:
+        return
     ref = getattr(call.broker, "txn_coordinator", None)
     if ref is None:
         respond(TC.error_response(native, E.COORDINATOR_NOT_AVAILABLE, "starting"))
