@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from cluster_helpers import batch, call, partition_meta, produce, wait_until
+from cluster_helpers import batch, call, partition_meta, produce, produce_once_led, wait_until
 from conftest import TEST_BROKER_CONFIGS
 from prometheus_client.parser import text_string_to_metric_families
 from rillet.transport import protocol as P
@@ -126,7 +126,7 @@ def test_fetch_purgatory_and_group_lag_per_partition(c3):
     meta = full_isr(c3, "lag-m")
     leader = meta.leader
     for i in range(10):
-        r = produce(c3, leader, "lag-m", 0, [b"r%d" % i], acks=-1)
+        r = produce_once_led(c3, leader, "lag-m", 0, [b"r%d" % i], acks=-1)
         assert r is not None and r.error_code == 0, r
     # five consumer fetches parked at the end of the log (a follower adds at most one poll
     # per follower broker, so 5 or more means the consumer fetches are counted)
@@ -199,7 +199,7 @@ def test_group_lag_of_partitions_the_coordinator_does_not_host(c3):
     assert len(set(leaders)) == 3  # spread over the brokers
     for p, leader in enumerate(leaders):
         values = [b"v"] * (p + 2)  # 2, 3 and 4 records
-        r = produce(c3, leader, "lag-r", p, values, acks=-1)
+        r = produce_once_led(c3, leader, "lag-r", p, values, acks=-1)
         assert r is not None and r.error_code == 0, r
     with Admin({"bootstrap.servers": c3.bootstrap_servers, "request.timeout.ms": 15000}) as a:
         a.alter_consumer_group_offsets("lag-r-g", {TopicPartition("lag-r", p): 1 for p in range(3)})
