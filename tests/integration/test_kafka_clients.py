@@ -59,7 +59,11 @@ def test_metadata_lists_every_broker_at_its_kafka_address(two_brokers) -> None:
     # kafka-python negotiates its own versions (ApiVersions, then Metadata)
     admin = KafkaAdminClient(bootstrap_servers=first, request_timeout_ms=30000)
     try:
-        assert "kmeta" in admin.list_topics()
+        # it asks any broker it knows, and the second one's image may not have kmeta yet
+        deadline = time.monotonic() + 30
+        while "kmeta" not in admin.list_topics():
+            assert time.monotonic() < deadline, "kafka-python never listed kmeta"
+            time.sleep(0.2)
         described = admin.describe_cluster()
         ids = {b["broker_id"] for b in described["brokers"]}
         assert ids == set(two_brokers.broker_ids), described
