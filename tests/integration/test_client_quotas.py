@@ -254,6 +254,8 @@ def test_a_consumer_over_its_byte_rate_is_told_to_wait(cluster) -> None:
                                                              {"consumer_byte_rate": None})])
 
 
+@pytest.mark.slow  # CI time (a secure cluster of its own); the quota rules by user are
+# unit-tested (tests/unit/coordinator/test_quota_core.py), CURVE principals by test_security_acl
 @pytest.mark.skipif(not curve_available(), reason="libzmq without CURVE")
 def test_a_users_quota_applies_to_its_curve_connections_only(tmp_path) -> None:
     """On a CURVE listener (no authorizer) a user quota follows the principal of the

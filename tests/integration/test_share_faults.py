@@ -171,6 +171,7 @@ def _run_schedule(cluster, tmp_path: Path, n: int, kills: int) -> None:
         f"the killed worker's records did not come again: {sorted(held - others)[:10]}")
 
 
+@pytest.mark.slow  # CI time (20 s); test_share_failover.py kills a leader in the default suite
 @pytest.mark.timeout(240)
 def test_share_consumers_survive_a_killed_consumer_and_leader(cluster3, tmp_path) -> None:
     _run_schedule(cluster3, tmp_path, n=600, kills=1)
