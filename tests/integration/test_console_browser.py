@@ -145,8 +145,6 @@ def test_bad_browser_requests_show_clear_messages(env, console_url, browse) -> N
     assert "healthy" in texts["main"]  # the broker is unharmed
 
 
-@pytest.mark.slow  # CI time; group lag is checked in the default suite by test_metrics_quorum
-# (per partition, from the coordinator) and test_metrics_cli (rillet top's lag column)
 def test_group_lag_shows_then_drops_to_zero(env, console_url, browse) -> None:
     cli(env, "topic", "create", "web-lag")
     cli(env, "produce", "web-lag", "-q", input_="".join(f"r{i}\n" for i in range(5)))
