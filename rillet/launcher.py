@@ -41,6 +41,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,10 +94,38 @@ def free_port(host: str = HOST) -> int:
                     s.bind((host, port))
                 except OSError:
                     continue
+            if _reserve(port):
                 return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+_RESERVED = Path(tempfile.gettempdir()) / "rillet-ports"
+_RESERVATION_S = 3600
+
+
+def _reserve(port: int) -> bool:
+    """Claim ``port`` for an hour among every process of this machine that picks ports here:
+    a port chosen now is bound only when its broker starts (or restarts), and two clusters
+    starting at once (parallel test workers) once chose the same one in that window. False
+    if another claimed it within the hour; True if the claim cannot be written at all."""
+    path = _RESERVED / str(port)
+    try:
+        _RESERVED.mkdir(exist_ok=True)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        try:
+            if time.time() - path.stat().st_mtime < _RESERVATION_S:
+                return False
+            os.utime(path)  # an old claim: take it over
+            return True
+        except OSError:
+            return False
+    except OSError:
+        return True  # no shared directory: the bind check alone, as before
+    os.close(fd)
+    return True
 
 
 class LocalCluster:

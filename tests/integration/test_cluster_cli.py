@@ -33,6 +33,7 @@ def rows(status: str) -> dict[str, list[str]]:
     return {line.split()[0]: line.split() for line in lines[1:]}
 
 
+@pytest.mark.slow  # CI time (~25 s): up/status/down are covered by the other cluster CLI tests
 def test_cluster_status_kill_start_with_the_last_data_dir(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "RILLET_BROKERS"}
     env["RILLET_CONFIG_DIR"] = str(tmp_path / "config")

@@ -167,7 +167,8 @@ def assert_history_ok(history: History) -> None:
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("seed", [1, *(pytest.param(s, marks=pytest.mark.slow) for s in (5, 9))])
+# slow (CI time): a follower flip and the only-ISR case stay in the default suite
+@pytest.mark.parametrize("seed", [pytest.param(s, marks=pytest.mark.slow) for s in (1, 5, 9)])
 def test_flip_on_the_leader_after_clean_shutdown_heals(cluster_factory, seed):
     c = cluster_factory(3, CONFIGS)
     history = History()

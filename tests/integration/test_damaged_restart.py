@@ -148,6 +148,7 @@ def test_a_leader_restarted_at_once_with_a_damaged_log_loses_nothing(cluster_fac
     run_leader_damage(cluster_factory(3, FAST), DAMAGES, seed=1)
 
 
+@pytest.mark.slow  # CI time (~20 s): the leader case stays in the default suite
 @pytest.mark.timeout(240)
 def test_a_follower_restarted_at_once_with_a_cut_log_is_not_elected(cluster_factory):
     run_follower_damage(cluster_factory(3, FAST), "truncate", seed=1)

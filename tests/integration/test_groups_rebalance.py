@@ -125,6 +125,8 @@ def _balanced(workers: Workers, n: int):
     return check
 
 
+@pytest.mark.slow  # CI time (~24 s); joins, leaves and kill -9 of members stay covered by
+# test_groups_offsets.py and test_groups_cluster.py
 @pytest.mark.timeout(150)
 def test_group_of_consumer_processes_join_leave_crash(cluster_factory, tmp_path) -> None:
     cluster = cluster_factory(configs=BROKER_CONFIGS)

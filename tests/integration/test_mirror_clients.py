@@ -66,6 +66,8 @@ def _status(props) -> tuple[str, float]:
     return out.stdout, time.monotonic() - t0
 
 
+@pytest.mark.slow  # CI time (two clusters of its own); the client-settings rules and the REST
+# view are unit-tested (tests/unit/connectors/test_mirror_clients.py, test_mirror_rest_view.py)
 def test_a_curve_cluster_is_mirrored_to_a_plaintext_one(secure_pair, tmp_path, mirrors):
     a, b = secure_pair
     src = {**a.client_security, "bootstrap.servers": a.bootstrap_servers}

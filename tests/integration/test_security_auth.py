@@ -78,7 +78,8 @@ def _stats(endpoint, address) -> P.BrokerStatsResponse:
     return endpoint.request(address, P.BrokerStatsRequest(), 10_000).result(15)
 
 
-@pytest.mark.parametrize("case", ["plaintext", "unknown key", "wrong server key"])
+@pytest.mark.parametrize("case", [  # two of three slow (CI time, ~10 s each)
+    "plaintext", *(pytest.param(c, marks=pytest.mark.slow) for c in ("unknown key", "wrong server key"))])
 def test_100_refused_clients_dispatch_no_request(secure, case):
     cluster, data = secure
     address = cluster.address(1)
