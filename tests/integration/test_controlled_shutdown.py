@@ -51,6 +51,8 @@ class AckGaps:
         return self.longest
 
 
+@pytest.mark.slow  # CI time (~20-45 s); the controller's decisions are unit-tested
+# (tests/unit/coordinator/control/test_controlled_shutdown.py)
 @pytest.mark.timeout(240)
 def test_a_rolling_restart_moves_leaders_first_and_loses_nothing(cluster_factory) -> None:
     c = cluster_factory(3, CONFIGS)
