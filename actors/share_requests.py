@@ -75,6 +75,8 @@ def _bad(req: Any) -> str | None:
             return f"{req.API} names a topic-partition more than once"
     if isinstance(req, P.ShareFetchRequest) and req.max_records < 0:
         return "max_records must be >= 0"
+    if isinstance(req, P.ShareFetchRequest) and req.acquire_mode not in (0, 1):
+        return (f"acquire_mode {req.acquire_mode}: 0 (batch_optimized) or 1 (record_limit)")
     return None
 
 
@@ -199,8 +201,10 @@ class ShareRequests:
                 count = until - batches[0][0].base_offset
                 sp.record_bytes = len(r.records) / max(1, count)
             # only what this read returned: [start, until), below the high watermark
+            ends = [b[0].next_offset for b in batches] if op.req.acquire_mode == 0 else ()
             got = sp.core.acquire(op.req.member_id, min(r.high_watermark, until),
-                                  op.req.max_records, self.clock(), from_offset=start)
+                                  op.req.max_records, self.clock(), from_offset=start,
+                                  batch_ends=ends)
             if got:
                 part.acquired.extend(got)
                 part.records.append(_covering(batches, got))

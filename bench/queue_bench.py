@@ -35,11 +35,12 @@ from pathlib import Path
 
 
 def _consumer(bootstrap: str, group: str, topic: str, total: int, counter, start, done, q,
-              max_poll: int) -> None:
+              max_poll: int, acquire_mode: str = "batch_optimized") -> None:
     from rillet import ShareConsumer
 
     c = ShareConsumer({"bootstrap.servers": bootstrap, "group.id": group,
-                       "max.poll.records": max_poll, "fetch.max.wait.ms": 100})
+                       "max.poll.records": max_poll, "fetch.max.wait.ms": 100,
+                       "share.acquire.mode": acquire_mode})
     c.subscribe([topic])
     seen: list = []
     extend = seen.extend
@@ -64,7 +65,8 @@ def _consumer(bootstrap: str, group: str, topic: str, total: int, counter, start
     c.close()
 
 
-def throughput(bootstrap: str, topic: str, records: int, consumers: int, max_poll: int) -> dict:
+def throughput(bootstrap: str, topic: str, records: int, consumers: int, max_poll: int,
+               acquire_mode: str = "batch_optimized") -> dict:
     ctx = mp.get_context("spawn")
     counter, start, done, q = ctx.Value("q", 0), ctx.Event(), ctx.Event(), ctx.Queue()
     group = f"bench-{int(time.time() * 1000)}"
@@ -73,7 +75,7 @@ def throughput(bootstrap: str, topic: str, records: int, consumers: int, max_pol
     with Admin({"bootstrap.servers": bootstrap}) as admin:
         admin.alter_group_configs(group, set={"share.auto.offset.reset": "earliest"})
     procs = [ctx.Process(target=_consumer, daemon=True, args=(
-        bootstrap, group, topic, records, counter, start, done, q, max_poll))
+        bootstrap, group, topic, records, counter, start, done, q, max_poll, acquire_mode))
         for _ in range(consumers)]
     for p in procs:
         p.start()
@@ -167,6 +169,9 @@ def main() -> None:
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--consumers", type=int, default=4)
     ap.add_argument("--max-poll-records", type=int, default=500)
+    ap.add_argument("--share-acquire-mode", default="batch_optimized",
+                    choices=("batch_optimized", "record_limit"),
+                    help="the consumers' share.acquire.mode (KIP-1206; Kafka's default first)")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--latency-records", type=int, default=600)
     ap.add_argument("--peers", type=Path, help="../shared/peers (with its .venv)")
@@ -183,7 +188,7 @@ def main() -> None:
                         str(args.record_size), "-b", args.bootstrap, "--producer-props",
                         "acks=1"], check=True, capture_output=True)
         res = throughput(args.bootstrap, topic, args.records, args.consumers,
-                         args.max_poll_records)
+                         args.max_poll_records, args.share_acquire_mode)
         res["load"] = os.getloadavg()[0]
         print(json.dumps(res), flush=True)
         summary["rillet"].append(res["rps"])

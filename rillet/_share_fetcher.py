@@ -91,6 +91,13 @@ class Delivery(NamedTuple):
             return range(self.first, self.last + 1)
         return [r[2] for r in self.records]
 
+    def split(self, n: int) -> tuple[Delivery, Delivery]:
+        """The first ``n`` records (0 < n < len(records)) and the rest, as two ranges that
+        meet at the first record of the rest (gaps go with the range they fall in)."""
+        at = self.records[n][2]
+        return (Delivery(self.tp, self.first, at - 1, self.records[:n]),
+                Delivery(self.tp, at, self.last, self.records[n:]))
+
 
 class _Batch:
     """One stored batch's records, decoded once: ``timestamps``, ``keys`` and ``values``
@@ -186,6 +193,7 @@ class ShareFetcher:
                 group_id=self.group_id, member_id=self.member_id, max_wait_ms=max_wait_ms,
                 min_bytes=cfg.fetch_min_bytes, max_bytes=cfg.fetch_max_bytes,
                 max_records=cfg.max_poll_records,
+                acquire_mode=0 if cfg.share_acquire_mode == "batch_optimized" else 1,
                 topics=tuple(P.ShareFetchTopic(name=t, partitions=tuple(ps))
                              for t, ps in topics.items()))
             fut = self.client.request(address, req, cfg.request_timeout_ms + max_wait_ms)

@@ -215,7 +215,11 @@ SHARE_CONSUMER_KEYS = COMMON_KEYS + (
     _k("fetch.min.bytes", _int(0), 1, "broker waits for this many bytes"),
     _k("fetch.max.wait.ms", _int(0), 500, "... or this long"),
     _k("fetch.max.bytes", _int(1), 52428800, "per-response fetch size"),
-    _k("max.poll.records", _int(1), 500, "records acquired per partition per fetch"),
+    _k("max.poll.records", _int(1), 500, "records one poll() returns at most"),
+    _k("share.acquire.mode", _choice("batch_optimized", "record_limit"), "batch_optimized",
+       "KIP-1206: batch_optimized lets the broker acquire to the end of a stored batch "
+       "(max.poll.records per partition is then soft; the rest is kept for the next "
+       "polls); record_limit acquires at most max.poll.records per partition"),
     _k("heartbeat.interval.ms", _int(1), 5000,
        "heartbeat period until the coordinator says otherwise"),
     _k("check.crcs", _bool, True, "verify batch digests on fetch"),

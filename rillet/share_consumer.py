@@ -147,10 +147,13 @@ class ShareConsumer:
             self._buffer.extend(f.collect())
             self._report()
             if self._buffer:
-                out = self._hand_out()
+                out = self._hand_out(self.config.max_poll_records)
                 # prefetch: the leaders acquire the next records while the application works
-                # on these (their acknowledgements follow by ShareAcknowledge, see above)
-                f.send_fetches(assignment, max_wait)
+                # on these (their acknowledgements follow by ShareAcknowledge, see above);
+                # not while more than a poll's worth is still buffered (batch_optimized
+                # acquisition), whose locks are already running
+                if sum(len(d.records) for d in self._buffer) < self.config.max_poll_records:
+                    f.send_fetches(assignment, max_wait)
                 return out
             f.send_fetches(assignment, max_wait)
             left = deadline - time.monotonic()
@@ -166,13 +169,25 @@ class ShareConsumer:
             else:
                 time.sleep(min(left, self.config.retry_backoff_ms / 1000))
 
-    def _hand_out(self) -> list[ShareRecord]:
+    def _hand_out(self, limit: int) -> list[ShareRecord]:
+        """At most ``limit`` buffered records, in order; a range is split where the limit
+        falls (the rest stays buffered for the next poll)."""
         out: list[ShareRecord] = []
         delivered = self._acks.delivered
-        for d in self._buffer:
+        buffer = self._buffer
+        i = 0
+        while i < len(buffer) and len(out) < limit:
+            d = buffer[i]
+            room = limit - len(out)
+            if len(d.records) > room:
+                head, rest = d.split(room)
+                buffer[i] = rest
+                d = head
+            else:
+                i += 1
             delivered(d.tp, d.first, d.last, d.offsets())
             out.extend(d.records)
-        self._buffer = []
+        del buffer[:i]
         return out
 
     def acknowledge(self, record: ShareRecord, type: AcknowledgeType | str = AcknowledgeType.ACCEPT,  # noqa: A002

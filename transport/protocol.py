@@ -1725,7 +1725,9 @@ class ShareFetchRequest:
     """Acquire records for ``member_id`` of ``group_id`` (a long poll like Fetch: answered
     when records are acquired or ``max_wait_ms`` elapses). ``max_records``: at most this many
     acquired per partition. Rillet keeps no share session: each request lists its partitions.
-    A request with ``max_records`` 0 only acknowledges."""
+    A request with ``max_records`` 0 only acknowledges. ``acquire_mode`` (KIP-1206's
+    ShareAcquireMode): 0 ``batch_optimized``, ``max_records`` is soft and new records are
+    acquired to the end of a stored batch; 1 ``record_limit``, at most ``max_records``."""
 
     API: ClassVar[str] = "ShareFetch"
     VERSION: ClassVar[int] = 0
@@ -1736,6 +1738,7 @@ class ShareFetchRequest:
     max_bytes: int = 52428800
     max_records: int = 500
     topics: tuple[ShareFetchTopic, ...]
+    acquire_mode: int = 0
 
 
 @_msg

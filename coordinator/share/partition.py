@@ -23,7 +23,9 @@ not ACQUIRED by that member (nothing changes then).
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
+from collections.abc import Sequence
 
 from .backoff import backoff_ms
 from .inflight import (
@@ -155,13 +157,18 @@ class SharePartition:
 
     def acquire(
         self, member_id: str, high_watermark: int, max_records: int, now_ms: int,
-        from_offset: int = 0,
+        from_offset: int = 0, batch_ends: Sequence[int] = (),
     ) -> list[Acquired]:
         """Lock up to ``max_records`` records for ``member_id``: released ones first (those
         whose delay has passed), then new ones below ``high_watermark``, never more than
         ``max_record_locks`` past the start offset. Only offsets from ``from_offset`` on:
         the leader reads the records before it acquires them, and one released (or whose
-        lock expired) below where its read started must wait for a read that has it."""
+        lock expired) below where its read started must wait for a read that has it.
+
+        ``batch_ends`` (sorted next-offsets of the stored batches the leader read): Kafka's
+        ``batch_optimized`` acquire mode (KIP-1206), where ``max_records`` is a soft limit:
+        new records are acquired to the end of the batch the budget ends in, so a batch is
+        read and decoded once, by one member, rather than once per ``max_records`` slice."""
         cfg = self.config
         out: list[Acquired] = []
         budget = max_records
@@ -186,6 +193,10 @@ class SharePartition:
         limit = min(high_watermark, self.start_offset + cfg.max_record_locks)
         if budget > 0 and from_offset <= self.end_offset < limit:
             last = min(limit - 1, self.end_offset + budget - 1)
+            if batch_ends:
+                j = bisect.bisect_right(batch_ends, last)
+                if j < len(batch_ends):  # finish the batch that ``last`` falls in
+                    last = min(limit - 1, batch_ends[j] - 1)
             items.append(InFlight(self.end_offset, last, ACQUIRED, 1, member_id, lock_until))
             out.append(Acquired(self.end_offset, last, 1))
             self.end_offset = last + 1

@@ -23,10 +23,13 @@ def ack(first: int, last: int, kind: int, delay_ms: int = -1, reason: str = ""):
 
 
 def share_fetch(wire, group: str, member: str, topic: str, partition: int = 0, *, acks=(),
-                max_records: int = 500, max_wait_ms: int = 0, timeout_ms: int = 10_000):
-    """The partition's ShareFetchPartitionResponse."""
+                max_records: int = 500, max_wait_ms: int = 0, timeout_ms: int = 10_000,
+                acquire_mode: int = 1):
+    """The partition's ShareFetchPartitionResponse (record_limit by default: the tests
+    count what is acquired)."""
     req = P.ShareFetchRequest(
         group_id=group, member_id=member, max_wait_ms=max_wait_ms, max_records=max_records,
+        acquire_mode=acquire_mode,
         topics=(P.ShareFetchTopic(name=topic, partitions=(P.ShareFetchPartition(
             partition=partition, acknowledgement_batches=tuple(acks)),)),))
     response = wire.call(req, timeout_ms=timeout_ms + max_wait_ms)

@@ -96,8 +96,12 @@ def test_acknowledge_types_on_a_real_broker(cluster) -> None:
 def test_implicit_acceptance_and_two_members_share_a_partition(cluster) -> None:
     servers = cluster.bootstrap_servers
     _setup(servers, "tasks", "pool", partitions=1, n=400)
-    a = ShareConsumer(bootstrap_servers=servers, group_id="pool", max_poll_records=20)
-    b = ShareConsumer(bootstrap_servers=servers, group_id="pool", max_poll_records=20)
+    # record_limit: the 400 records are one stored batch, which batch_optimized (the
+    # default) would hand to one member whole
+    a = ShareConsumer(bootstrap_servers=servers, group_id="pool", max_poll_records=20,
+                      share_acquire_mode="record_limit")
+    b = ShareConsumer(bootstrap_servers=servers, group_id="pool", max_poll_records=20,
+                      share_acquire_mode="record_limit")
     got: dict[str, list] = {"a": [], "b": []}
     try:
         a.subscribe(["tasks"])
@@ -117,6 +121,38 @@ def test_implicit_acceptance_and_two_members_share_a_partition(cluster) -> None:
         assert d.state in ("Stable", "Empty") and len(d.members) == 2
         s = d.partitions[TopicPartition("tasks", 0)]
         assert s.start_offset == 400 and s.lag == 0 and s.acquired == 0
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_batch_acquired_whole_is_handed_out_over_polls_and_released_on_close(cluster):
+    """batch_optimized (the default): the first fetch acquires the stored batch of 100
+    whole; polls hand out at most max.poll.records; close accepts what was handed out and
+    releases the rest at once, so another member gets it (a second delivery)."""
+    servers = cluster.bootstrap_servers
+    _setup(servers, "whole", "whole-g")
+    with Producer({"bootstrap.servers": servers, "linger.ms": 60_000}) as producer:
+        for i in range(100):
+            producer.send("whole", value=b"%d" % i)
+        producer.flush(10)  # one batch: linger never fires first
+    a = ShareConsumer(bootstrap_servers=servers, group_id="whole-g", max_poll_records=30)
+    b = ShareConsumer(bootstrap_servers=servers, group_id="whole-g", max_poll_records=30)
+    try:
+        a.subscribe(["whole"])
+        first = _poll(a, 1)
+        second = a.poll(timeout_ms=0)  # from the buffer: no fetch needed
+        assert len(first) == len(second) == 30
+        a.close()  # accepts these 60, releases the 40 fetched but never handed out
+        b.subscribe(["whole"])
+        rest = []
+        deadline = time.monotonic() + 20
+        while len(rest) < 40 and time.monotonic() < deadline:
+            got = b.poll(timeout_ms=200)
+            assert len(got) <= 30
+            rest.extend(got)
+        assert sorted(r.offset for r in first + second + rest) == list(range(100))
+        assert {r.delivery_count for r in rest} == {2}
     finally:
         a.close()
         b.close()

@@ -212,6 +212,20 @@ def test_a_fetch_carries_only_the_batches_holding_its_records(wire, q):
     assert [r.offset for r in records(part.records)] == [2, 3, 4]  # whole batches, as stored
 
 
+def test_batch_optimized_acquisition_finishes_the_stored_batch(wire, q):
+    """KIP-1206's default mode: max_records is soft, a stored batch is acquired whole (so
+    it is read and decoded once, by one member); record_limit stays exact (above)."""
+    for values in ([b"a", b"b", b"c"], [b"d", b"e"]):
+        wire.produce(q, 0, values_batch(values))
+    part = share_fetch(wire, "g", "a", q, max_records=2, acquire_mode=0)
+    assert acquired(part) == [(0, b"a", 1), (1, b"b", 1), (2, b"c", 1)]
+    part = share_fetch(wire, "g", "b", q, max_records=1, acquire_mode=0)
+    assert acquired(part) == [(3, b"d", 1), (4, b"e", 1)]
+    response = wire.call(P.ShareFetchRequest(group_id="g", member_id="a", topics=(),
+                                             acquire_mode=2))
+    assert response.error_code == E.INVALID_REQUEST and "acquire_mode" in response.error_message
+
+
 def test_records_removed_by_retention_are_skipped(wire, q):
     assert wire.create_topic("small", configs={"segment.bytes": "1000",
                                                "retention.bytes": "1000"}).error_code == 0

@@ -96,9 +96,11 @@ class Manager:
         self.actor.tell(SP.ShareRequest(request, box.append))
         return box
 
-    def fetch(self, member: str, acks=(), max_records: int = 500) -> list:
+    def fetch(self, member: str, acks=(), max_records: int = 500, acquire_mode: int = 1) -> list:
+        """A ShareFetch; record_limit by default: these tests count what is acquired."""
         return self.send(P.ShareFetchRequest(
             group_id="g", member_id=member, max_wait_ms=0, max_records=max_records,
+            acquire_mode=acquire_mode,
             topics=(P.ShareFetchTopic(name="t", partitions=(P.ShareFetchPartition(
                 partition=0, acknowledgement_batches=tuple(acks)),)),)))
 

@@ -52,6 +52,18 @@ def test_acquire_new_records_up_to_the_high_watermark_and_max_records():
     assert p.end_offset == 18
 
 
+def test_batch_optimized_acquires_to_the_end_of_the_batch_the_budget_ends_in():
+    p = sp()
+    ends = [4, 10, 12]  # stored batches [0, 4), [4, 10), [10, 12)
+    # 5 asked: batch [4, 10) is finished
+    assert p.acquire("a", 12, 5, 0, batch_ends=ends) == [Acquired(0, 9, 1)]
+    # 2 asked, ending exactly on a batch end: nothing added
+    assert p.acquire("b", 12, 2, 0, from_offset=10, batch_ends=ends) == [Acquired(10, 11, 1)]
+    q = sp()
+    assert q.acquire("a", 8, 5, 0, batch_ends=ends) == [Acquired(0, 7, 1)]
+    # never past the high watermark, even inside a batch
+
+
 def test_accept_moves_the_start_offset_and_is_never_acquired_again():
     p = sp()
     p.acquire("a", 10, 10, 0)
