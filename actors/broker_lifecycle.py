@@ -74,6 +74,8 @@ class Identity:
 
 
 class BrokerLifecycle(DispatchedActor):
+    lane = "controller"  # Raft and heartbeat timers: never behind client sessions
+
     def __init__(
         self,
         identity: Identity,

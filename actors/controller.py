@@ -138,6 +138,8 @@ class GetStatus:
 
 
 class Controller(DispatchedActor):
+    lane = "controller"  # Raft and heartbeat timers: never behind client sessions
+
     def __init__(
         self,
         *,

@@ -22,9 +22,12 @@ Guarantees (tests/unit/actors/test_runtime.py):
 Handlers must not block waiting for another actor's reply (pykka deadlocks then too; here it
 would also hold a pool thread).
 
-Lanes: ``"default"`` for sessions, coordinators and the controller (Kafka's
-``num.network.threads``, 3 threads) and ``"io"`` for partition replicas, whose handlers write
-and fsync the log (Kafka's ``num.io.threads``, 8 threads). ``configure(lane, threads)`` sets a
+Lanes: ``"default"`` for sessions and coordinators (Kafka's ``num.network.threads``, 3
+threads), ``"io"`` for partition replicas, whose handlers write and fsync the log (Kafka's
+``num.io.threads``, 8 threads), and ``"controller"`` (2 threads) for the Controller (Raft)
+and the BrokerLifecycle (heartbeats): their timers must not queue behind client sessions'
+turns when the request lane is overloaded (as KRaft runs its controller on its own threads),
+or a loaded broker misses elections and heartbeats and the quorum flaps. ``configure(lane, threads)`` sets a
 lane's size before its first actor starts (the broker does it from its config).
 """
 
@@ -40,7 +43,7 @@ import pykka
 from loguru import logger
 from pykka import ActorDeadError, ActorRegistry, Timeout, messages
 
-DEFAULT_LANES = {"default": 3, "io": 8}
+DEFAULT_LANES = {"default": 3, "io": 8, "controller": 2}
 
 
 class Dispatcher:

@@ -205,3 +205,41 @@ def test_reply_future_answers_every_waiter_and_keeps_pykkas_rules() -> None:
     mapped = source.map(lambda v: v * 2)  # a get hook on a new future of the same class
     source.set(21)
     assert mapped.get(timeout=1) == 42
+
+
+def test_the_controller_and_heartbeats_are_served_while_the_request_lane_is_held():
+    """Raft and broker heartbeats run on the "controller" lane: with every thread of the
+    request lane held by client sessions' turns, the quorum's timers are still handled
+    (on a shared lane they queued behind the sessions, and a loaded broker's quorum
+    flapped)."""
+    from rillet.actors.broker_lifecycle import BrokerLifecycle
+    from rillet.actors.controller import Controller
+    from rillet.actors.session import ClientSession
+
+    assert Controller.lane == BrokerLifecycle.lane == "controller"
+    assert ClientSession.lane == "default"
+    runtime.configure("test-requests", 2)
+    release = threading.Event()
+    holding: list[int] = []
+
+    class Session(DispatchedActor):
+        lane = "test-requests"
+
+        def on_receive(self, message):
+            holding.append(1)
+            release.wait(10)
+
+    class Quorum(Recorder):
+        lane = "test-controller"
+
+    sessions = [Session.start() for _ in range(3)]
+    try:
+        for s in sessions:
+            s.tell("work")
+        wait_until(lambda: len(holding) == 2, 5, "both request-lane threads held")
+        quorum = Quorum.start()
+        quorum.tell("tick")
+        assert quorum.ask(("get",), timeout=5) == ["tick"]
+        assert len(holding) == 2  # the third session still waits for a thread
+    finally:
+        release.set()
