@@ -12,6 +12,9 @@ LONG_MAX = 2**63 - 1  # Kafka's Long.MAX_VALUE: "never" for max.compaction.lag.m
 
 CLEANUP_POLICIES = ("delete", "compact", "compact,delete")
 FLUSH_MODES = ("interval", "group-commit")
+# Kafka's topic compression.type values ("none": rillet's older synonym of "uncompressed")
+COMPRESSION_TYPES = ("producer", "uncompressed", "none", "gzip", "snappy", "lz4", "zstd")
+TIMESTAMP_TYPES = ("CreateTime", "LogAppendTime")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +42,22 @@ class LogConfig:
     # max.compaction.lag.ms (which also rolls the active segment of a compacted log)
     min_cleanable_dirty_ratio: float = 0.5
     max_compaction_lag_ms: int = LONG_MAX
+    # the leader's rewrites on append (logstore/rewrite.py): "producer" keeps the producer's
+    # codec, any other value recompresses a batch of another codec; LogAppendTime stamps each
+    # batch with the leader's clock (every record's timestamp becomes the append time)
+    compression_type: str = "producer"
+    message_timestamp_type: str = "CreateTime"
 
     def __post_init__(self) -> None:
+        if self.compression_type not in COMPRESSION_TYPES:
+            raise LogConfigError(
+                f"compression.type={self.compression_type!r}; valid: {', '.join(COMPRESSION_TYPES)}"
+            )
+        if self.message_timestamp_type not in TIMESTAMP_TYPES:
+            raise LogConfigError(
+                f"message.timestamp.type={self.message_timestamp_type!r}; valid: "
+                f"{', '.join(TIMESTAMP_TYPES)}"
+            )
         if self.cleanup_policy not in CLEANUP_POLICIES:
             raise LogConfigError(
                 f"cleanup.policy={self.cleanup_policy!r}; valid: {', '.join(CLEANUP_POLICIES)}"
@@ -65,6 +82,10 @@ class LogConfig:
                 f"min.compaction.lag.ms={self.min_compaction_lag_ms} is above "
                 f"max.compaction.lag.ms={self.max_compaction_lag_ms}"
             )
+
+    @property
+    def log_append_time(self) -> bool:
+        return self.message_timestamp_type == "LogAppendTime"
 
     @property
     def compact(self) -> bool:

@@ -25,6 +25,11 @@ batches and checks each against the rules before anything is written:
   is open here is INVALID_TXN_STATE too. Idempotent non-transactional batches of other
   producers are unaffected.
 
+Before they are appended, the topic's ``message.timestamp.type=LogAppendTime`` and
+``compression.type`` rewrite them (logstore/rewrite.py: each checked first, then stamped with
+``now_ms`` and/or recompressed and signed again); the answer carries the append time
+(``Appended.log_append_time``, -1 under CreateTime).
+
 Then the new batches are appended (one batch: ``log.append``, which validates it; several:
 ``log.append_many``, all or nothing) and the producer state updated with the assigned
 offsets. The verdict is a value (error *names*, "NONE" on success); errors of the log itself
@@ -39,6 +44,7 @@ from typing import NamedTuple
 from . import batch as B
 from . import producer_state as PS
 from .log import PartitionLog
+from .rewrite import Rewrite
 
 OK = "NONE"
 
@@ -49,6 +55,7 @@ class Appended(NamedTuple):
     base_offset: int = -1
     last_offset: int = -1
     duplicate: PS.BatchMetadata | None = None  # the whole request was a retry of this batch
+    log_append_time: int = -1  # the batches' stamp on a LogAppendTime topic (ms), else -1
 
 
 def _refused(error: str, message: str) -> Appended:
@@ -134,6 +141,19 @@ def append_validated(
     base = dups[0].first_offset if dups else -1
     last = -1
     todo = views[len(dups) :]
+    rewrite = _rewrite_of(log.config)
+    if rewrite.any or any(h.attributes & B.LOG_APPEND_TIME_FLAG for h, _ in todo):
+        todo = []
+        for header, view in views[len(dups):]:
+            if rewrite.needed(header.attributes):
+                B.validate_fields(view)  # never sign a corrupt batch again
+                view = rewrite.apply(view, header, now_ms)
+                header = B.read_header(view)
+                if header.length > limit:
+                    return _refused("MESSAGE_TOO_LARGE",
+                                    f"batch of {header.length} bytes > {limit} (recompressed)")
+            todo.append((header, view))
+        records = todo[0][1] if len(views) == 1 else records
     if len(views) == 1:
         infos = [log.append(records, leader_epoch, now_ms)]
     else:  # one validation pass and one pwritev for the lot, no copies
@@ -155,4 +175,17 @@ def append_validated(
             )
         else:
             producers.map_end_offset = info.last_offset + 1
-    return Appended(OK, None, base, last)
+    return Appended(OK, None, base, last,
+                    log_append_time=now_ms if rewrite.log_append_time else -1)
+
+
+_REWRITES: dict[tuple[str, str], Rewrite] = {}
+
+
+def _rewrite_of(config) -> Rewrite:
+    """The (immutable, shared) Rewrite of a log config: built once per pair of values."""
+    key = (config.compression_type, config.message_timestamp_type)
+    found = _REWRITES.get(key)
+    if found is None:
+        found = _REWRITES[key] = Rewrite(config)
+    return found
