@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from kio.index import load_response_schema
-from kio.static.primitive import TZAware, i32Timedelta
+from kio.static.primitive import i32Timedelta
 from rillet.transport import protocol as P
 
 from . import controller as C
@@ -152,4 +152,9 @@ def _append_time(p, code: int):
     ms = getattr(p, "log_append_time_ms", -1) if p is not None and code == E.NONE else -1
     if ms < 0:
         return None
-    return TZAware.parse(datetime.fromtimestamp(ms / 1000, tz=UTC))
+    # a plain aware datetime (kio's writer sends round(timestamp() * 1000)); kio's TZAware
+    # type would refuse one with milliseconds (its predicate wants microsecond == 0)
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
