@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 from cluster_helpers import FAST, wait_until
+from rillet.logstore import batch as B
 
 from rillet import Admin, Consumer, NewTopic, Producer, TopicPartition
 from rillet.errors import RilletError
 from rillet.launcher import LocalCluster
-from rillet.logstore import batch as B
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
