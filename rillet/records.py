@@ -31,7 +31,8 @@ class ConsumerGroupMetadata:
 
 class RecordMetadata(NamedTuple):
     """Where an acknowledged record was written. ``timestamp`` is ms since the epoch
-    (the record's create time); ``offset`` is -1 when acks=0."""
+    (the record's create time; on a message.timestamp.type=LogAppendTime topic the leader's
+    append time, as in Kafka); ``offset`` is -1 when acks=0."""
 
     topic: str
     partition: int

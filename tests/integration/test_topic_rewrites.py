@@ -119,7 +119,8 @@ def test_log_append_time_is_the_leaders_clock_on_every_replica_and_after_a_leade
                    for i in range(5)]
         producer.flush(30)
         after = _now_ms()
-        assert [f.result(30).offset for f in futures] == list(range(5))
+        metadata = [f.result(30) for f in futures]
+        assert [m.offset for m in metadata] == list(range(5))
     finally:
         producer.close()
 
@@ -131,6 +132,7 @@ def test_log_append_time_is_the_leaders_clock_on_every_replica_and_after_a_leade
     assert header.first_timestamp == created  # the producer's create times, kept unread
     assert all(s == [(header, data)] for s in stored.values())
     stamp = header.max_timestamp
+    assert [m.timestamp for m in metadata] == [stamp] * 5  # the produce answer's stamp
 
     records = _consume(c, topic, 5)
     assert [(r.timestamp, r.timestamp_type) for r in records] == [(stamp, 1)] * 5
