@@ -36,6 +36,10 @@ TOPIC_DEFAULTS: dict[str, str] = {
     # the cleaner (issue #21, logstore/cleaner_select.py): Kafka's names and defaults
     "min.cleanable.dirty.ratio": "0.5",
     "max.compaction.lag.ms": str(2**63 - 1),
+    # record timestamps of CreateTime topics (KIP-937; issue #21, logstore/validator.py)
+    "message.timestamp.difference.max.ms": str(2**63 - 1),
+    "message.timestamp.before.max.ms": str(2**63 - 1),
+    "message.timestamp.after.max.ms": str(2**63 - 1),
 }
 
 # broker config -> the topic config it supplies the default for (Kafka's synonyms)
@@ -58,6 +62,10 @@ BROKER_TOPIC_SYNONYMS: dict[str, str] = {
     # the cleaner (issue #21)
     "log.cleaner.min.cleanable.ratio": "min.cleanable.dirty.ratio",
     "log.cleaner.max.compaction.lag.ms": "max.compaction.lag.ms",
+    # record timestamps (KIP-937)
+    "log.message.timestamp.difference.max.ms": "message.timestamp.difference.max.ms",
+    "log.message.timestamp.before.max.ms": "message.timestamp.before.max.ms",
+    "log.message.timestamp.after.max.ms": "message.timestamp.after.max.ms",
 }
 
 # broker-only configs and their defaults

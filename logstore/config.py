@@ -47,6 +47,12 @@ class LogConfig:
     # batch with the leader's clock (every record's timestamp becomes the append time)
     compression_type: str = "producer"
     message_timestamp_type: str = "CreateTime"
+    # KIP-937 (CreateTime topics): a batch with a record timestamp more than before.max.ms
+    # behind or after.max.ms ahead of the leader's clock is refused (INVALID_TIMESTAMP);
+    # difference.max.ms, Kafka's older key, stands in for either one left at its default
+    message_timestamp_difference_max_ms: int = LONG_MAX
+    message_timestamp_before_max_ms: int = LONG_MAX
+    message_timestamp_after_max_ms: int = LONG_MAX
 
     def __post_init__(self) -> None:
         if self.compression_type not in COMPRESSION_TYPES:
@@ -68,7 +74,9 @@ class LogConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise LogConfigError(f"{name.replace('_', '.')} must be > 0")
-        for name in ("index_interval_bytes", "delete_retention_ms", "min_compaction_lag_ms"):
+        for name in ("index_interval_bytes", "delete_retention_ms", "min_compaction_lag_ms",
+                     "message_timestamp_difference_max_ms", "message_timestamp_before_max_ms",
+                     "message_timestamp_after_max_ms"):
             if getattr(self, name) < 0:
                 raise LogConfigError(f"{name.replace('_', '.')} must be >= 0")
         if not 0.0 <= self.min_cleanable_dirty_ratio <= 1.0:
@@ -86,6 +94,18 @@ class LogConfig:
     @property
     def log_append_time(self) -> bool:
         return self.message_timestamp_type == "LogAppendTime"
+
+    @property
+    def timestamp_before_max_ms(self) -> int:
+        """How far behind the leader's clock a CreateTime record may be (Kafka's getter)."""
+        before = self.message_timestamp_before_max_ms
+        return before if before != LONG_MAX else self.message_timestamp_difference_max_ms
+
+    @property
+    def timestamp_after_max_ms(self) -> int:
+        """How far ahead of the leader's clock a CreateTime record may be."""
+        after = self.message_timestamp_after_max_ms
+        return after if after != LONG_MAX else self.message_timestamp_difference_max_ms
 
     @property
     def compact(self) -> bool:

@@ -8,6 +8,9 @@ batches and checks each against the rules before anything is written:
 - a topic with ``cleanup.policy`` compact takes keyed records only (Kafka's INVALID_RECORD,
   "Compacted topic cannot accept message without key"): nothing of the request is written;
 - a batch larger than the topic's ``max.message.bytes`` is refused (MESSAGE_TOO_LARGE);
+- on a CreateTime topic with ``message.timestamp.before.max.ms`` / ``after.max.ms`` (or the
+  older ``difference.max.ms``) set, a record timestamp that far from ``now_ms`` is refused
+  (INVALID_TIMESTAMP, KIP-937);
 - an idempotent batch is checked against the producer state (``ProducerStateManager``): a
   retry of one of the last 5 batches is a *duplicate* (answered with its original offsets,
   not written again); a gap, an old epoch or an unknown producer is refused with Kafka's
@@ -44,6 +47,7 @@ from typing import NamedTuple
 from . import batch as B
 from . import producer_state as PS
 from .log import PartitionLog
+from .config import LONG_MAX
 from .rewrite import Rewrite
 
 OK = "NONE"
@@ -97,6 +101,9 @@ def append_validated(
     prev = None  # (producer id, epoch, last sequence) of the previous batch
     limit = log.config.max_message_bytes
     compacted = log.config.compact if require_keys is None else require_keys
+    bounded = not log.config.log_append_time and (
+        log.config.timestamp_before_max_ms != LONG_MAX
+        or log.config.timestamp_after_max_ms != LONG_MAX)
     for i, (header, view) in enumerate(views):
         if header.is_control:
             return _refused("INVALID_RECORD", "clients may not write control batches")
@@ -104,6 +111,8 @@ def append_validated(
             return _refused("INVALID_RECORD", "Compacted topic cannot accept message without key")
         if header.length > limit:
             return _refused("MESSAGE_TOO_LARGE", f"batch of {header.length} bytes > {limit}")
+        if bounded and (out := _timestamp_out_of_range(log.config, view, header, now_ms)):
+            return _refused("INVALID_TIMESTAMP", out)
         pid = header.producer_id
         if header.is_transactional:
             if pid < 0:
@@ -177,6 +186,24 @@ def append_validated(
             producers.map_end_offset = info.last_offset + 1
     return Appended(OK, None, base, last,
                     log_append_time=now_ms if rewrite.log_append_time else -1)
+
+
+def _timestamp_out_of_range(config, batch, header: B.BatchHeader, now_ms: int) -> str | None:
+    """KIP-937 on a CreateTime topic: the first record timestamp too far behind or ahead of
+    the leader's clock, as a message (None: every record is within bounds). The batch's
+    max_timestamp answers for "ahead"; "behind" needs the records (decoded only when a
+    bound is set)."""
+    after = config.timestamp_after_max_ms
+    if header.max_timestamp - now_ms > after:
+        return (f"timestamp {header.max_timestamp} is more than message.timestamp.after.max.ms"
+                f"={after} ahead of the broker's clock {now_ms}")
+    before = config.timestamp_before_max_ms
+    if before != LONG_MAX:
+        oldest = min(B.decode_columns(batch, validate=False).timestamps)
+        if now_ms - oldest > before:
+            return (f"timestamp {oldest} is more than message.timestamp.before.max.ms"
+                    f"={before} behind the broker's clock {now_ms}")
+    return None
 
 
 _REWRITES: dict[tuple[str, str], Rewrite] = {}

@@ -132,3 +132,35 @@ def test_several_batches_of_one_request_are_each_rewritten(tmp_path) -> None:
     assert [(h.base_offset, h.codec, h.max_timestamp) for h, _ in got] == [
         (0, Codec.GZIP, NOW), (2, Codec.GZIP, NOW)]
     log.close()
+
+
+@pytest.mark.parametrize(
+    ("config", "timestamp", "refused"),
+    [
+        ({"message_timestamp_after_max_ms": 1000}, NOW + 1001, "after.max.ms=1000 ahead"),
+        ({"message_timestamp_after_max_ms": 1000}, NOW + 1000, None),
+        ({"message_timestamp_before_max_ms": 1000}, NOW - 1001, "before.max.ms=1000 behind"),
+        ({"message_timestamp_before_max_ms": 1000}, NOW - 1000, None),
+        ({"message_timestamp_difference_max_ms": 10}, NOW - 11, "before.max.ms=10 behind"),
+        ({"message_timestamp_difference_max_ms": 10}, NOW + 11, "after.max.ms=10 ahead"),
+        # before.max.ms set: difference.max.ms no longer answers for "behind" (Kafka's getter)
+        ({"message_timestamp_difference_max_ms": 10, "message_timestamp_before_max_ms": 100},
+         NOW - 50, None),
+        # LogAppendTime: the producer's timestamps are not checked, the stamp replaces them
+        ({"message_timestamp_difference_max_ms": 10,
+          "message_timestamp_type": "LogAppendTime"}, NOW - 10**9, None),
+    ],
+)
+def test_kip_937_record_timestamps_out_of_bounds_are_refused(tmp_path, config, timestamp,
+                                                             refused) -> None:
+    log = open_log(tmp_path, **config)
+    b = BatchBuilder()
+    b.append(NOW, b"k", b"fresh")  # first and newest-but-one: the bad one is not first
+    b.append(timestamp, b"k", b"v")
+    r = append_validated(log, ProducerStateManager(), b.build(), 0, NOW)
+    if refused is None:
+        assert r.error == "NONE", r
+    else:
+        assert r.error == "INVALID_TIMESTAMP" and refused in r.message, r
+        assert log.log_end_offset == 0
+    log.close()
