@@ -46,8 +46,8 @@ from typing import NamedTuple
 
 from . import batch as B
 from . import producer_state as PS
-from .log import PartitionLog
 from .config import LONG_MAX
+from .log import PartitionLog
 from .rewrite import Rewrite
 
 OK = "NONE"
