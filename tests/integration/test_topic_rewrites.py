@@ -1,6 +1,7 @@
 """A topic's message.timestamp.type=LogAppendTime and compression.type on real broker
 processes (logstore/rewrite.py): the leader stamps or recompresses, followers copy its bytes,
-native and Kafka clients (confluent-kafka over the KAFKA listener) read the result. One
+native and Kafka clients (confluent-kafka over the KAFKA listener) read the result, and ``rillet dump-log`` shows the
+stored codec. One
 3-broker cluster for the module; each test its own topic."""
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from cluster_helpers import FAST, wait_until
 from rillet.logstore import batch as B
 
 from rillet import Admin, Consumer, NewTopic, Producer, TopicPartition
+from rillet.cli.main import cli
 from rillet.errors import RilletError
 from rillet.launcher import LocalCluster
 
@@ -193,6 +196,13 @@ def test_topic_zstd_recompresses_native_and_kafka_batches_both_clients_read(c3) 
     leader = _leader(c, topic)
     stored = wait_until(lambda: _stored(c, leader, topic, 20), 30, "the stored batches")
     assert {h.codec for h, _ in stored} == {B.Codec.ZSTD}
+    # the operator's view: rillet dump-log (kafka-dump-log.sh) of the leader's segment
+    segments = sorted((Path(c.broker_dir(leader)) / f"{topic}-0").glob("*.log"))
+    out = CliRunner().invoke(cli, ["dump-log", *map(str, segments)])
+    assert out.exit_code == 0, out.output
+    batches = [line for line in out.output.splitlines() if line.startswith("baseOffset")]
+    assert len(batches) == len(stored)
+    assert all("compresscodec: zstd" in line and "isvalid: true" in line for line in batches)
     assert [v for _, d in stored for v in B.decode_columns(d).values] == values + kvalues
     assert [r.value for r in _consume(c, topic, 20)] == values + kvalues
     assert [m.value() for m in _ck_consume(c, topic, 20)] == values + kvalues
