@@ -11,7 +11,7 @@ import difflib
 from collections.abc import Mapping
 
 from rillet.coordinator.share import config as share_config
-from rillet.logstore.config import LogConfig
+from rillet.logstore.config import COMPRESSION_TYPES, TIMESTAMP_TYPES, LogConfig
 from rillet.logstore.errors import LogStoreError
 
 DAY_MS = 24 * 3600 * 1000
@@ -36,6 +36,10 @@ TOPIC_DEFAULTS: dict[str, str] = {
     # the cleaner (issue #21, logstore/cleaner_select.py): Kafka's names and defaults
     "min.cleanable.dirty.ratio": "0.5",
     "max.compaction.lag.ms": str(2**63 - 1),
+    # record timestamps of CreateTime topics (KIP-937; issue #21, logstore/validator.py)
+    "message.timestamp.difference.max.ms": str(2**63 - 1),
+    "message.timestamp.before.max.ms": str(2**63 - 1),
+    "message.timestamp.after.max.ms": str(2**63 - 1),
 }
 
 # broker config -> the topic config it supplies the default for (Kafka's synonyms)
@@ -58,6 +62,10 @@ BROKER_TOPIC_SYNONYMS: dict[str, str] = {
     # the cleaner (issue #21)
     "log.cleaner.min.cleanable.ratio": "min.cleanable.dirty.ratio",
     "log.cleaner.max.compaction.lag.ms": "max.compaction.lag.ms",
+    # record timestamps (KIP-937)
+    "log.message.timestamp.difference.max.ms": "message.timestamp.difference.max.ms",
+    "log.message.timestamp.before.max.ms": "message.timestamp.before.max.ms",
+    "log.message.timestamp.after.max.ms": "message.timestamp.after.max.ms",
 }
 
 # broker-only configs and their defaults
@@ -183,9 +191,9 @@ BROKER_DEFAULTS: dict[str, str] = {
 }
 
 _CHOICES = {
-    "compression.type": ("producer", "uncompressed", "none", "gzip", "zstd", "lz4"),
-    # LogAppendTime (the broker stamps each batch) is not implemented: refused, never ignored
-    "message.timestamp.type": ("CreateTime",),
+    # the leader recompresses and stamps batches (logstore/rewrite.py, docs/configs.md)
+    "compression.type": COMPRESSION_TYPES,
+    "message.timestamp.type": TIMESTAMP_TYPES,
     "unclean.leader.election.enable": ("true", "false"),
     "log.scrub.enable": ("true", "false"),
 }
@@ -225,6 +233,30 @@ def _hint(key: str, known: Mapping[str, str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
+def _value_hint(value: str, choices) -> str:
+    """'; did you mean X?' for a near miss ('LogAppendtime', 'zstandard', 'gzip ')."""
+    by_folded = {c.lower(): c for c in choices}
+    folded = value.strip().lower()
+    if folded in by_folded:
+        return f"; did you mean {by_folded[folded]!r}?"
+    close = difflib.get_close_matches(folded, list(by_folded), n=1, cutoff=0.6)
+    return f"; did you mean {by_folded[close[0]]!r}?" if close else ""
+
+
+_CODEC_MODULES = {"zstd": ("zstandard", "zstd"), "lz4": ("lz4.frame", "lz4")}
+
+
+def _check_codec_installed(value: str) -> None:
+    """A topic codec this broker cannot compress with is refused now, not at every produce."""
+    if value in _CODEC_MODULES:
+        module, extra = _CODEC_MODULES[value]
+        try:
+            __import__(module)
+        except ImportError:
+            raise ConfigError(f"compression.type={value}: this broker lacks the {module} "
+                              f"module (pip install 'rillet[{extra}]')") from None
+
+
 def validate_topic_configs(configs: Mapping[str, str | None]) -> None:
     """Raise ``ConfigError`` for an unknown key (with a did-you-mean hint) or a bad value.
     A ``None`` value (delete) only needs a known key."""
@@ -233,13 +265,11 @@ def validate_topic_configs(configs: Mapping[str, str | None]) -> None:
             raise ConfigError(f"unknown topic config {key!r}{_hint(key, TOPIC_DEFAULTS)}")
         if value is None:
             continue
-        if key == "message.timestamp.type" and value == "LogAppendTime":
-            raise ConfigError(
-                "message.timestamp.type=LogAppendTime is not supported yet: records keep the "
-                "producer's timestamp (CreateTime)"
-            )
         if key in _CHOICES and value not in _CHOICES[key]:
-            raise ConfigError(f"{key}={value!r}; valid values: {', '.join(_CHOICES[key])}")
+            raise ConfigError(f"{key}={value!r}{_value_hint(value, _CHOICES[key])}; valid "
+                              f"values: {', '.join(_CHOICES[key])}")
+        if key == "compression.type":
+            _check_codec_installed(value)
         if key == "min.insync.replicas":
             if not value.strip().lstrip("-").isdigit() or int(value) < 1:
                 raise ConfigError(f"{key}={value!r} must be an integer >= 1")

@@ -17,7 +17,7 @@ on the KAFKA listener yet (docs/kafka-compat.md).
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from kio.index import load_response_schema
 from kio.static.primitive import i32Timedelta
@@ -88,7 +88,7 @@ def produce(call: Call):
             grouped.setdefault(key[0], []).append(build(
                 mod.PartitionProduceResponse, index=key[1], error_code=kafka_error(code),
                 base_offset=p.base_offset if p is not None and code == E.NONE else -1,
-                log_append_time=None,
+                log_append_time=_append_time(p, code),
                 log_start_offset=p.log_start_offset if p is not None else -1,
                 record_errors=(), error_message=message))
         call.respond(build(cls, throttle_time=_ZERO, responses=tuple(
@@ -146,3 +146,15 @@ def init_producer_id(call: Call):
         ctx.controller.tell(C.Admin(native, answer, forwardable=True))
     return None
 
+
+def _append_time(p, code: int):
+    """A LogAppendTime topic's stamp for Kafka's ProduceResponse (None: -1, CreateTime)."""
+    ms = getattr(p, "log_append_time_ms", -1) if p is not None and code == E.NONE else -1
+    if ms < 0:
+        return None
+    # a plain aware datetime (kio's writer sends round(timestamp() * 1000)); kio's TZAware
+    # type would refuse one with milliseconds (its predicate wants microsecond == 0)
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

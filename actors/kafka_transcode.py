@@ -9,10 +9,12 @@ out; docs/kafka-compat.md gives the measurements behind this choice
 What is kept, both ways: keys, values, headers (null key, null value and null header value
 distinct from empty), record timestamps, producer id, epoch and base sequence (so rillet's
 idempotence checks a Kafka producer's sequences), the transactional and control bits
-(markers have the same key/value layout in both formats), offset deltas. Compression on the
-way in keeps the producer's codec where rillet has it (gzip, lz4, zstd; snappy is stored as
-lz4); fetch answers are uncompressed (the broker's CPU is the scarce resource, not the
-client's link).
+(markers have the same key/value layout in both formats), offset deltas, and on the way out
+the timestamp-type bit (a LogAppendTime topic's batches: Kafka clients then take the batch's
+max timestamp, the append time, as every record's). Compression on the way in keeps the
+producer's codec (gzip, snappy, lz4, zstd; the topic's compression.type may then recompress,
+logstore/rewrite.py); fetch answers are uncompressed (the broker's CPU is the scarce
+resource, not the client's link).
 
 ``RecentBatches``: the v2 bytes of recently produced Kafka batches and of recently
 transcoded ones, by the digest of the rillet batch. A fetch of such a batch (a tailing
@@ -37,11 +39,12 @@ from .kafka_batch import KafkaBatchError
 _STORED_CODEC = {
     KB.NONE: B.Codec.NONE,
     KB.GZIP: B.Codec.GZIP,
-    KB.SNAPPY: B.Codec.LZ4,
+    KB.SNAPPY: B.Codec.SNAPPY,
     KB.LZ4: B.Codec.LZ4,
     KB.ZSTD: B.Codec.ZSTD,
 }
 _FLAGS = KB.TRANSACTIONAL_FLAG | KB.CONTROL_FLAG  # the same bits in both formats
+_FLAGS_OUT = _FLAGS | KB.TIMESTAMP_TYPE_FLAG  # == B.LOG_APPEND_TIME_FLAG: set by the leader
 # a batch with these (broker-set) bits is never served back as its producer sent it
 _NOT_REPLAYED = KB.TIMESTAMP_TYPE_FLAG | KB.DELETE_HORIZON_FLAG
 _OFFSET = struct.Struct(">q")
@@ -141,7 +144,7 @@ def to_kafka(records, recent: RecentBatches | None = RECENT) -> bytes:
             record_count=header.record_count,
             base_offset=header.base_offset,
             partition_leader_epoch=header.leader_epoch,
-            attributes=header.attributes & _FLAGS,
+            attributes=header.attributes & _FLAGS_OUT,
             last_offset_delta=header.last_offset_delta,
             base_timestamp=header.first_timestamp,
             max_timestamp=header.max_timestamp,

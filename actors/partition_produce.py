@@ -41,6 +41,7 @@ class ProduceSide:
         log = self.log
         leader = self.leader
         dup = None
+        append_time = -1  # a LogAppendTime topic's stamp (logstore/rewrite.py)
         if log is None:
             code, message, base, last = E.KAFKA_STORAGE_ERROR, "partition log is offline", -1, -1
         elif leader is None:
@@ -66,6 +67,7 @@ class ProduceSide:
                     _trusted if msg.verified else self._is_verified if transactional else None
                 )
                 code, message, base, last, dup = self._append_batches(log, msg.records, verified)
+                append_time = self._log_append_time
         if code == E.NONE and dup is None:
             self._carry_out(leader.on_append(log.log_end_offset, self.clock()))
             # followers fetch up to the LEO: wake them now (consumers wait for the HW)
@@ -76,6 +78,7 @@ class ProduceSide:
             partition=self.partition,
             error_code=code,
             base_offset=base,
+            log_append_time_ms=append_time if code == E.NONE else -1,
             log_start_offset=log.log_start_offset if log is not None and code == E.NONE else -1,
             error_message=message,
         )
@@ -92,7 +95,8 @@ class ProduceSide:
     def _append_batches(self, log: PartitionLog, records: bytes, verified=None):
         """(code, message, base_offset, last_offset, duplicate-or-None): the rules are
         logstore/validator.py's; ``verified(pid, epoch)`` answers for transactional batches
-        (None: refused, INVALID_TXN_STATE)."""
+        (None: refused, INVALID_TXN_STATE). Sets ``_log_append_time`` (-1: CreateTime)."""
+        self._log_append_time = -1
         try:
             r = append_validated(
                 log, self.pstate, records, self.leader_epoch, self.clock(), verified
@@ -104,6 +108,7 @@ class ProduceSide:
             return code, str(e), -1, -1, None
         if r.error != "NONE":
             self._log.debug("refused batch: {} {}", r.error, r.message)
+        self._log_append_time = r.log_append_time
         return code_of(r.error), r.message, r.base_offset, r.last_offset, r.duplicate
 
     def _group_commit(self) -> None:

@@ -19,11 +19,15 @@ Header (HEADER_SIZE = 89 bytes, big-endian)::
                                           everything after the digest, then length and magic,
                                           i.e. every byte except base_offset and leader_epoch
                                           (the big aligned run first hashes ~30% faster)
-        49     2  attributes         i16  bits 0-2 codec (0 none, 1 gzip, 2 zstd, 3 lz4),
-                                          bit 4 transactional, bit 5 control (Kafka's bits)
+        49     2  attributes         i16  bits 0-2 codec (0 none, 1 gzip, 2 zstd, 3 lz4,
+                                          4 snappy), bit 3 timestamp type (1: LogAppendTime),
+                                          bit 4 transactional, bit 5 control (Kafka's bits
+                                          3-5)
         51     4  last_offset_delta  i32  last record's offset minus base_offset
         55     8  first_timestamp    i64  ms since the epoch; timestamp deltas are relative to it
-        63     8  max_timestamp      i64  largest record timestamp in the batch (ms)
+        63     8  max_timestamp      i64  largest record timestamp in the batch (ms); with
+                                          LogAppendTime (bit 3) the leader's clock at append,
+                                          and then every record's timestamp
         71     8  producer_id        i64  -1 when not idempotent
         79     2  producer_epoch     i16  -1 when not idempotent
         81     4  base_sequence      i32  -1 when not idempotent
@@ -40,7 +44,12 @@ a producer builds) or else a list of ints in [0, last_offset_delta] in ascending
 and ``values`` are byte strings or null (a null value is a tombstone; null is distinct from
 b""); each ``headers`` entry is null (no headers) or a list of [name (text), value (bytes or
 null)] pairs. With a codec the whole CBOR payload is compressed as one unit (gzip: stdlib;
-zstd, lz4: optional extras).
+zstd, lz4: optional extras; snappy: a raw snappy block, cramjam).
+
+LogAppendTime (a topic's ``message.timestamp.type``, Kafka's semantics): the leader rewrites
+``max_timestamp`` with its clock, sets bit 3 and computes the digest again
+(logstore/rewrite.py); the payload's timestamp deltas (the producer's create times) stay
+as they were and readers ignore them: every record's timestamp is ``max_timestamp``.
 
 Columns instead of per-record objects keep encoding and decoding in C inside cbor2 (about 3x
 faster than a CBOR map or array per record).
@@ -72,6 +81,7 @@ __all__ = [
     "BATCH_OVERHEAD",
     "CODEC_MASK",
     "CONTROL_FLAG",
+    "LOG_APPEND_TIME_FLAG",
     "DENSE_PAYLOAD_PREFIX",
     "DIGEST_END",
     "HEADER",
@@ -116,9 +126,11 @@ _pack_tail = struct.Struct(">iB").pack  # length and magic, the digest's last 5 
 _blake3 = blake3.blake3
 
 CODEC_MASK = 0x07
+LOG_APPEND_TIME_FLAG = 0x08  # Kafka's timestamp-type bit: max_timestamp is the append time
 TRANSACTIONAL_FLAG = 0x10
 CONTROL_FLAG = 0x20
-ATTRIBUTES_MASK = CODEC_MASK | TRANSACTIONAL_FLAG | CONTROL_FLAG  # any other bit: corrupt
+# any other bit: corrupt
+ATTRIBUTES_MASK = CODEC_MASK | LOG_APPEND_TIME_FLAG | TRANSACTIONAL_FLAG | CONTROL_FLAG
 
 # The payload of a batch with dense offsets starts with these bytes: the CBOR head of the
 # five-column array, then null (the offset_deltas column).
@@ -140,10 +152,12 @@ class Codec(enum.IntEnum):
     GZIP = 1
     ZSTD = 2
     LZ4 = 3
+    SNAPPY = 4
 
     @classmethod
     def from_name(cls, name: str) -> Codec:
-        """``"none"|"gzip"|"zstd"|"lz4"`` (Kafka's compression.type names) to a Codec."""
+        """``"none"|"gzip"|"zstd"|"lz4"|"snappy"`` (Kafka's compression.type names) to a
+        Codec."""
         try:
             return cls[name.strip().upper()]
         except KeyError:
@@ -183,6 +197,11 @@ class BatchHeader:
     @property
     def is_control(self) -> bool:
         return bool(self.attributes & CONTROL_FLAG)
+
+    @property
+    def is_log_append_time(self) -> bool:
+        """Every record's timestamp is ``max_timestamp``, the leader's append time."""
+        return bool(self.attributes & LOG_APPEND_TIME_FLAG)
 
     @property
     def last_offset(self) -> int:
@@ -237,6 +256,10 @@ def _compress(codec: Codec, data: bytes) -> bytes:
     if codec is Codec.ZSTD:
         zstd = _optional_module("zstandard", "zstd", "zstd")
         return zstd.ZstdCompressor(level=3).compress(data)
+    if codec is Codec.SNAPPY:
+        import cramjam
+
+        return bytes(cramjam.snappy.compress_raw(data))
     lz4_frame = _optional_module("lz4.frame", "lz4", "lz4")
     return lz4_frame.compress(data)
 
@@ -255,6 +278,8 @@ def _decompress(codec: Codec, data, position: int) -> bytes:
         if codec is Codec.LZ4:
             lz4_frame = _optional_module("lz4.frame", "lz4", "lz4")
             return lz4_frame.decompress(data)
+        if codec is Codec.SNAPPY:
+            return _snappy_decompress(data, position)
     except (CorruptBatchError, MissingCodecError):
         raise
     except Exception as exc:  # each codec library has its own error types
@@ -262,6 +287,24 @@ def _decompress(codec: Codec, data, position: int) -> bytes:
             f"cannot decompress {codec.name.lower()} payload: {exc}", position
         ) from None
     raise CorruptBatchError(f"unknown codec {int(codec)}", position)
+
+
+def _snappy_decompress(data, position: int) -> bytes:
+    import cramjam
+
+    # a raw snappy block starts with its uncompressed length (a varint): checked before the
+    # allocation, so a small hostile block cannot claim gigabytes
+    size = shift = 0
+    for i, b in enumerate(bytes(data[:5])):
+        size |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            break
+        if i == 4:
+            raise CorruptBatchError("bad snappy length", position)
+    if size > MAX_UNCOMPRESSED:
+        raise CorruptBatchError("snappy payload too large", position)
+    return bytes(cramjam.snappy.decompress_raw(bytes(data)))
 
 
 # --------------------------------------------------------------------------------- builder
@@ -590,6 +633,8 @@ def decode_columns(batch, *, validate: bool = True) -> Columns:
     offsets = (
         list(range(base, base + header.record_count)) if offs is None else [base + d for d in offs]
     )
+    if header.attributes & LOG_APPEND_TIME_FLAG:
+        return Columns(offsets, [header.max_timestamp] * len(tds), keys, values, headers)
     return Columns(offsets, [first + d for d in tds], keys, values, headers)
 
 

@@ -12,6 +12,9 @@ LONG_MAX = 2**63 - 1  # Kafka's Long.MAX_VALUE: "never" for max.compaction.lag.m
 
 CLEANUP_POLICIES = ("delete", "compact", "compact,delete")
 FLUSH_MODES = ("interval", "group-commit")
+# Kafka's topic compression.type values ("none": rillet's older synonym of "uncompressed")
+COMPRESSION_TYPES = ("producer", "uncompressed", "none", "gzip", "snappy", "lz4", "zstd")
+TIMESTAMP_TYPES = ("CreateTime", "LogAppendTime")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +42,28 @@ class LogConfig:
     # max.compaction.lag.ms (which also rolls the active segment of a compacted log)
     min_cleanable_dirty_ratio: float = 0.5
     max_compaction_lag_ms: int = LONG_MAX
+    # the leader's rewrites on append (logstore/rewrite.py): "producer" keeps the producer's
+    # codec, any other value recompresses a batch of another codec; LogAppendTime stamps each
+    # batch with the leader's clock (every record's timestamp becomes the append time)
+    compression_type: str = "producer"
+    message_timestamp_type: str = "CreateTime"
+    # KIP-937 (CreateTime topics): a batch with a record timestamp more than before.max.ms
+    # behind or after.max.ms ahead of the leader's clock is refused (INVALID_TIMESTAMP);
+    # difference.max.ms, Kafka's older key, stands in for either one left at its default
+    message_timestamp_difference_max_ms: int = LONG_MAX
+    message_timestamp_before_max_ms: int = LONG_MAX
+    message_timestamp_after_max_ms: int = LONG_MAX
 
     def __post_init__(self) -> None:
+        if self.compression_type not in COMPRESSION_TYPES:
+            raise LogConfigError(
+                f"compression.type={self.compression_type!r}; valid: {', '.join(COMPRESSION_TYPES)}"
+            )
+        if self.message_timestamp_type not in TIMESTAMP_TYPES:
+            raise LogConfigError(
+                f"message.timestamp.type={self.message_timestamp_type!r}; valid: "
+                f"{', '.join(TIMESTAMP_TYPES)}"
+            )
         if self.cleanup_policy not in CLEANUP_POLICIES:
             raise LogConfigError(
                 f"cleanup.policy={self.cleanup_policy!r}; valid: {', '.join(CLEANUP_POLICIES)}"
@@ -51,7 +74,9 @@ class LogConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise LogConfigError(f"{name.replace('_', '.')} must be > 0")
-        for name in ("index_interval_bytes", "delete_retention_ms", "min_compaction_lag_ms"):
+        for name in ("index_interval_bytes", "delete_retention_ms", "min_compaction_lag_ms",
+                     "message_timestamp_difference_max_ms", "message_timestamp_before_max_ms",
+                     "message_timestamp_after_max_ms"):
             if getattr(self, name) < 0:
                 raise LogConfigError(f"{name.replace('_', '.')} must be >= 0")
         if not 0.0 <= self.min_cleanable_dirty_ratio <= 1.0:
@@ -65,6 +90,22 @@ class LogConfig:
                 f"min.compaction.lag.ms={self.min_compaction_lag_ms} is above "
                 f"max.compaction.lag.ms={self.max_compaction_lag_ms}"
             )
+
+    @property
+    def log_append_time(self) -> bool:
+        return self.message_timestamp_type == "LogAppendTime"
+
+    @property
+    def timestamp_before_max_ms(self) -> int:
+        """How far behind the leader's clock a CreateTime record may be (Kafka's getter)."""
+        before = self.message_timestamp_before_max_ms
+        return before if before != LONG_MAX else self.message_timestamp_difference_max_ms
+
+    @property
+    def timestamp_after_max_ms(self) -> int:
+        """How far ahead of the leader's clock a CreateTime record may be."""
+        after = self.message_timestamp_after_max_ms
+        return after if after != LONG_MAX else self.message_timestamp_difference_max_ms
 
     @property
     def compact(self) -> bool:

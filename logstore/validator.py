@@ -8,6 +8,9 @@ batches and checks each against the rules before anything is written:
 - a topic with ``cleanup.policy`` compact takes keyed records only (Kafka's INVALID_RECORD,
   "Compacted topic cannot accept message without key"): nothing of the request is written;
 - a batch larger than the topic's ``max.message.bytes`` is refused (MESSAGE_TOO_LARGE);
+- on a CreateTime topic with ``message.timestamp.before.max.ms`` / ``after.max.ms`` (or the
+  older ``difference.max.ms``) set, a record timestamp that far from ``now_ms`` is refused
+  (INVALID_TIMESTAMP, KIP-937);
 - an idempotent batch is checked against the producer state (``ProducerStateManager``): a
   retry of one of the last 5 batches is a *duplicate* (answered with its original offsets,
   not written again); a gap, an old epoch or an unknown producer is refused with Kafka's
@@ -25,6 +28,11 @@ batches and checks each against the rules before anything is written:
   is open here is INVALID_TXN_STATE too. Idempotent non-transactional batches of other
   producers are unaffected.
 
+Before they are appended, the topic's ``message.timestamp.type=LogAppendTime`` and
+``compression.type`` rewrite them (logstore/rewrite.py: each checked first, then stamped with
+``now_ms`` and/or recompressed and signed again); the answer carries the append time
+(``Appended.log_append_time``, -1 under CreateTime).
+
 Then the new batches are appended (one batch: ``log.append``, which validates it; several:
 ``log.append_many``, all or nothing) and the producer state updated with the assigned
 offsets. The verdict is a value (error *names*, "NONE" on success); errors of the log itself
@@ -38,7 +46,9 @@ from typing import NamedTuple
 
 from . import batch as B
 from . import producer_state as PS
+from .config import LONG_MAX
 from .log import PartitionLog
+from .rewrite import Rewrite
 
 OK = "NONE"
 
@@ -49,6 +59,7 @@ class Appended(NamedTuple):
     base_offset: int = -1
     last_offset: int = -1
     duplicate: PS.BatchMetadata | None = None  # the whole request was a retry of this batch
+    log_append_time: int = -1  # the batches' stamp on a LogAppendTime topic (ms), else -1
 
 
 def _refused(error: str, message: str) -> Appended:
@@ -90,6 +101,9 @@ def append_validated(
     prev = None  # (producer id, epoch, last sequence) of the previous batch
     limit = log.config.max_message_bytes
     compacted = log.config.compact if require_keys is None else require_keys
+    bounded = not log.config.log_append_time and (
+        log.config.timestamp_before_max_ms != LONG_MAX
+        or log.config.timestamp_after_max_ms != LONG_MAX)
     for i, (header, view) in enumerate(views):
         if header.is_control:
             return _refused("INVALID_RECORD", "clients may not write control batches")
@@ -97,6 +111,8 @@ def append_validated(
             return _refused("INVALID_RECORD", "Compacted topic cannot accept message without key")
         if header.length > limit:
             return _refused("MESSAGE_TOO_LARGE", f"batch of {header.length} bytes > {limit}")
+        if bounded and (out := _timestamp_out_of_range(log.config, view, header, now_ms)):
+            return _refused("INVALID_TIMESTAMP", out)
         pid = header.producer_id
         if header.is_transactional:
             if pid < 0:
@@ -134,6 +150,19 @@ def append_validated(
     base = dups[0].first_offset if dups else -1
     last = -1
     todo = views[len(dups) :]
+    rewrite = _rewrite_of(log.config)
+    if rewrite.any or any(h.attributes & B.LOG_APPEND_TIME_FLAG for h, _ in todo):
+        todo = []
+        for header, view in views[len(dups):]:
+            if rewrite.needed(header.attributes):
+                B.validate_fields(view)  # never sign a corrupt batch again
+                view = rewrite.apply(view, header, now_ms)
+                header = B.read_header(view)
+                if header.length > limit:
+                    return _refused("MESSAGE_TOO_LARGE",
+                                    f"batch of {header.length} bytes > {limit} (recompressed)")
+            todo.append((header, view))
+        records = todo[0][1] if len(views) == 1 else records
     if len(views) == 1:
         infos = [log.append(records, leader_epoch, now_ms)]
     else:  # one validation pass and one pwritev for the lot, no copies
@@ -155,4 +184,35 @@ def append_validated(
             )
         else:
             producers.map_end_offset = info.last_offset + 1
-    return Appended(OK, None, base, last)
+    return Appended(OK, None, base, last,
+                    log_append_time=now_ms if rewrite.log_append_time else -1)
+
+
+def _timestamp_out_of_range(config, batch, header: B.BatchHeader, now_ms: int) -> str | None:
+    """KIP-937 on a CreateTime topic: the first record timestamp too far behind or ahead of
+    the leader's clock, as a message (None: every record is within bounds). The batch's
+    max_timestamp answers for "ahead"; "behind" needs the records (decoded only when a
+    bound is set)."""
+    after = config.timestamp_after_max_ms
+    if header.max_timestamp - now_ms > after:
+        return (f"timestamp {header.max_timestamp} is more than message.timestamp.after.max.ms"
+                f"={after} ahead of the broker's clock {now_ms}")
+    before = config.timestamp_before_max_ms
+    if before != LONG_MAX:
+        oldest = min(B.decode_columns(batch, validate=False).timestamps)
+        if now_ms - oldest > before:
+            return (f"timestamp {oldest} is more than message.timestamp.before.max.ms"
+                    f"={before} behind the broker's clock {now_ms}")
+    return None
+
+
+_REWRITES: dict[tuple[str, str], Rewrite] = {}
+
+
+def _rewrite_of(config) -> Rewrite:
+    """The (immutable, shared) Rewrite of a log config: built once per pair of values."""
+    key = (config.compression_type, config.message_timestamp_type)
+    found = _REWRITES.get(key)
+    if found is None:
+        found = _REWRITES[key] = Rewrite(config)
+    return found

@@ -44,6 +44,7 @@ import bisect
 import gc
 import itertools
 import operator
+import struct
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future
@@ -63,9 +64,15 @@ from rillet.errors import (
     RilletTimeoutError,
     error_for_code,
 )
-from rillet.logstore.batch import CODEC_MASK, HEADER_SIZE, decode_columns, digest_at
+from rillet.logstore.batch import (
+    CODEC_MASK,
+    HEADER_SIZE,
+    LOG_APPEND_TIME_FLAG,
+    decode_columns,
+    digest_at,
+)
 from rillet.logstore.batch_fast import decode_columns_at, scan_batches
-from rillet.records import ConsumerRecord, FetchedRecord, TopicPartition
+from rillet.records import ConsumerRecord, FetchedRecord, LogAppendTimeRecord, TopicPartition
 from rillet.transport.protocol import (
     EARLIEST_TIMESTAMP,
     LATEST_TIMESTAMP,
@@ -80,6 +87,9 @@ from rillet.transport.protocol import (
     retriable,
 )
 
+# max_timestamp of a batch (logstore/batch.py's header): a LogAppendTime batch's append time
+_MAX_TIMESTAMP = struct.Struct(">q").unpack_from
+_MAX_TIMESTAMP_AT = 63
 _PREFETCH = 2  # undecoded chunks buffered per partition before fetching pauses
 _offset = operator.itemgetter(2)
 
@@ -556,9 +566,13 @@ class Fetcher:
                     vs = repeat(None)
                 elif vd is not None:
                     vs = [None if v is None else vd(v) for v in vs]
-                extend(map(FetchedRecord, zip(repeat(topic), repeat(partition), offsets,
-                                              timestamps, ks, vs,
-                                              repeat(()) if hs is None else hs)))
+                record = FetchedRecord
+                if attributes & LOG_APPEND_TIME_FLAG:  # every record: the append time
+                    record = LogAppendTimeRecord
+                    timestamps = repeat(_MAX_TIMESTAMP(buf, start + _MAX_TIMESTAMP_AT)[0])
+                extend(map(record, zip(repeat(topic), repeat(partition), offsets,
+                                       timestamps, ks, vs,
+                                       repeat(()) if hs is None else hs)))
         return out
 
 

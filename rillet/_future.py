@@ -25,7 +25,7 @@ class BatchCompletion:
     """
 
     __slots__ = ("topic", "partition", "base_offset", "error", "done", "_event", "_lock",
-                 "_callbacks")
+                 "_callbacks", "log_append_time")
 
     def __init__(self, topic: str, partition: int) -> None:
         self.topic = topic
@@ -33,6 +33,8 @@ class BatchCompletion:
         self.base_offset = -1
         self.error: BaseException | None = None
         self.done = False
+        # the leader's stamp on a LogAppendTime topic (ms), the records' timestamp; -1: none
+        self.log_append_time = -1
         self._event: threading.Event | None = None  # made by the first waiter (rarely needed)
         self._lock = threading.Lock()
         # (record index, timestamp, callback, is_future_callback)
@@ -48,11 +50,13 @@ class BatchCompletion:
                 return
         self._run(index, timestamp, fn, future_style)
 
-    def complete(self, base_offset: int, error: BaseException | None) -> None:
+    def complete(self, base_offset: int, error: BaseException | None,
+                 log_append_time: int = -1) -> None:
         with self._lock:
             if self.done:
                 return
             self.base_offset = base_offset
+            self.log_append_time = log_append_time
             self.error = error
             self.done = True
             cbs, self._callbacks = self._callbacks, None
@@ -78,6 +82,8 @@ class BatchCompletion:
 
     def metadata(self, index: int, timestamp: int) -> RecordMetadata:
         off = self.base_offset
+        if self.log_append_time >= 0:  # Kafka's: the append time replaces the create time
+            timestamp = self.log_append_time
         return RecordMetadata(self.topic, self.partition, off + index if off >= 0 else -1,
                               timestamp)
 

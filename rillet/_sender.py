@@ -439,7 +439,7 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
                 if batch in incomplete:  # (not failed in flight at delivery.timeout.ms)
                     if key in self.unresolved and self._past_unresolved(batch):
                         del self.unresolved[key]  # the failed batch was written after all
-                    self._finish(batch, base, None)
+                    self._finish(batch, base, None, result.log_append_time_ms)
                 continue
             if batch not in incomplete:
                 continue
@@ -496,7 +496,8 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
             self.client.request_metadata_update()
         self.waiting.append(batch)
 
-    def _finish(self, batch: ProducerBatch, base_offset: int, error: BaseException | None) -> None:
+    def _finish(self, batch: ProducerBatch, base_offset: int, error: BaseException | None,
+                log_append_time: int = -1) -> None:
         if error is not None and batch.base_sequence >= 0 and self.idempotent:
             tp = (batch.topic, batch.partition)
             if batch.producer_epoch == self.epochs.get(tp, self.producer_epoch):
@@ -508,11 +509,12 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
             self.incomplete.discard(batch)
         self.acc.release(batch.reserved)
         batch.reserved = 0
-        batch.completion.complete(base_offset, error)
+        batch.completion.complete(base_offset, error, log_append_time)
         if error is not None and self.txn is not None:
             self.txn.on_batch_failed(error)
         if batch.parts:
             for first, part, _ in batch.parts:
                 with self.incomplete_lock:
                     self.incomplete.discard(part)
-                part.completion.complete(base_offset + first if base_offset >= 0 else -1, error)
+                part.completion.complete(base_offset + first if base_offset >= 0 else -1, error,
+                                         log_append_time)

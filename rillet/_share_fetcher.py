@@ -35,7 +35,7 @@ from rillet._fetcher import Fetcher, PartitionState, _add_timestamps, _Chunk, _g
 from rillet._network import NetworkClient, map_error
 from rillet._share_acks import Acknowledgements
 from rillet.errors import error_for_code
-from rillet.logstore.batch import CODEC_MASK, HEADER_SIZE, digest_at
+from rillet.logstore.batch import CODEC_MASK, HEADER_SIZE, LOG_APPEND_TIME_FLAG, digest_at
 from rillet.logstore.batch_fast import decode_columns_at, scan_batches
 from rillet.records import ConsumerRecord, TopicPartition, _FetchedRecordType
 from rillet.transport import protocol as P
@@ -367,9 +367,9 @@ class ShareFetcher:
         if self._check_crcs and digest_at(mv, start, end) != digest:
             return None
         fast = None
-        if not attributes & CODEC_MASK and n == last_delta + 1:
+        if not attributes & (CODEC_MASK | LOG_APPEND_TIME_FLAG) and n == last_delta + 1:
             fast = decode_columns_at(buf, start + HEADER_SIZE, end, n)
-        if fast is None:  # another shape: the consumer's decoder (cbor2)
+        if fast is None:  # another shape (or LogAppendTime): the consumer's decoder
             records = self._decoder._decode(PartitionState(tp), _Chunk(buf, [b]))
             return _Batch(base, base + last_delta, records=records)
         deltas, ks, vs, _ = fast

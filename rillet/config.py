@@ -156,7 +156,7 @@ PRODUCER_KEYS = COMMON_KEYS + (
     _k("acks", _acks, -1, "all/-1 (all in-sync replicas), 1 (leader), 0 (no reply)"),
     _k("linger.ms", _int(0), 5, "wait this long for more records before sending a batch"),
     _k("batch.size", _int(0), 16384, "target size in bytes of one partition batch"),
-    _k("compression.type", _choice("none", "gzip", "zstd", "lz4"), "none", "batch codec"),
+    _k("compression.type", _choice("none", "gzip", "zstd", "lz4", "snappy"), "none", "batch codec"),
     _k("retries", _int(0), _INT_MAX, "retries of a failed batch (bounded by delivery.timeout.ms)"),
     _k("delivery.timeout.ms", _int(1), 120000, "upper bound from send() to success or failure"),
     _k("max.in.flight.requests.per.connection", _int(1), 5, "unanswered requests per broker"),

@@ -31,7 +31,8 @@ class ConsumerGroupMetadata:
 
 class RecordMetadata(NamedTuple):
     """Where an acknowledged record was written. ``timestamp`` is ms since the epoch
-    (the record's create time); ``offset`` is -1 when acks=0."""
+    (the record's create time; on a message.timestamp.type=LogAppendTime topic the leader's
+    append time, as in Kafka); ``offset`` is -1 when acks=0."""
 
     topic: str
     partition: int
@@ -69,6 +70,10 @@ class ConsumerRecord(tuple, metaclass=_RecordType):
     key = _tuplegetter(4, "bytes, None or what key.deserializer returned")
     value = _tuplegetter(5, "bytes, None or what value.deserializer returned")
     headers = _tuplegetter(6, "((name, bytes | None), ...), () without headers")
+    #: kafka-python's: 0 (CREATE_TIME) the producer's timestamp, 1 (LOG_APPEND_TIME) the
+    #: leader's clock at append (a topic with message.timestamp.type=LogAppendTime). A class
+    #: attribute: such records are of the subclass :class:`LogAppendTimeRecord`
+    timestamp_type = 0
 
     @classmethod
     def _make(cls, iterable) -> ConsumerRecord:
@@ -83,6 +88,8 @@ class ConsumerRecord(tuple, metaclass=_RecordType):
         if unknown:
             raise ValueError(f"unknown field names: {sorted(unknown)}")
         fields.update(changes)
+        if self.timestamp_type:
+            return LogAppendTimeRecord(tuple(fields.values()))
         return ConsumerRecord(**fields)
 
     def _asdict(self) -> dict[str, Any]:
@@ -107,6 +114,17 @@ class FetchedRecord(ConsumerRecord, metaclass=_FetchedRecordType):
     namedtuple (a third of building a record)."""
 
     __slots__ = ()
+
+
+class LogAppendTimeRecord(FetchedRecord):
+    """A fetched record of a LogAppendTime topic: ``timestamp`` is its append time."""
+
+    __slots__ = ()
+    timestamp_type = 1
+
+
+CREATE_TIME = 0
+LOG_APPEND_TIME = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,7 @@ class _Failures:
               help="Add this header to every record (repeatable).")
 @click.option("-p", "--partition", type=click.IntRange(0), help="Send to this partition only.")
 @click.option("--acks", type=click.Choice(["all", "-1", "0", "1"]), default=None)
-@click.option("-z", "--compression", type=click.Choice(["none", "gzip", "zstd", "lz4"]))
+@click.option("-z", "--compression", type=click.Choice(["none", "gzip", "zstd", "lz4", "snappy"]))
 @click.option("-X", "--producer-property", "--command-property", "extra", multiple=True,
               metavar="KEY=VALUE", help="Any producer config, e.g. linger.ms=0 (repeatable).")
 @click.option("-q", "--quiet", is_flag=True, help="Do not echo where each record went.")

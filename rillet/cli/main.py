@@ -51,6 +51,7 @@ def _register() -> None:
     from rillet.cli.cluster import cluster
     from rillet.cli.config import config
     from rillet.cli.console import consume, produce
+    from rillet.cli.dump_log import dump_log
     from rillet.cli.group import group
     from rillet.cli.log_dirs import log_dirs, reassignments
     from rillet.cli.mirror import mirror
@@ -71,6 +72,7 @@ def _register() -> None:
                     acl, config, quota):
         cli.add_command(command)
     cli.add_command(broker)  # one broker of a multi-host cluster (docs/operations.md)
+    cli.add_command(dump_log)  # kafka-dump-log.sh: segment files as stored
     cluster.add_command(cluster_init)
     # top-level names of Kafka's separate tools (kafka-leader-election.sh,
     # kafka-reassign-partitions.sh) for the commands that live under `rillet topic`

@@ -46,13 +46,21 @@ def test_a_wrong_value_is_refused_at_start(key, value, error) -> None:
         validate_broker_configs({key: value})
 
 
-def test_log_append_time_is_refused_not_ignored():
-    """Not implemented, so not accepted (a topic config or the broker's synonym)."""
+def test_log_append_time_and_topic_codecs_are_accepted_and_near_misses_hinted():
+    """LogAppendTime and every Kafka topic codec are accepted (the leader applies them:
+    logstore/rewrite.py); a near miss is refused with a did-you-mean."""
     import pytest as _pytest
     from rillet.actors.configs import ConfigError, validate_broker_configs, validate_topic_configs
 
-    with _pytest.raises(ConfigError, match="LogAppendTime is not supported"):
-        validate_topic_configs({"message.timestamp.type": "LogAppendTime"})
-    with _pytest.raises(ConfigError, match="LogAppendTime is not supported"):
-        validate_broker_configs({"log.message.timestamp.type": "LogAppendTime"})
+    validate_topic_configs({"message.timestamp.type": "LogAppendTime"})
+    validate_broker_configs({"log.message.timestamp.type": "LogAppendTime"})
+    for codec in ("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"):
+        validate_topic_configs({"compression.type": codec})
+    validate_broker_configs({"compression.type": "zstd"})
+    with _pytest.raises(ConfigError, match="did you mean 'LogAppendTime'"):
+        validate_topic_configs({"message.timestamp.type": "LogAppendtime"})
+    with _pytest.raises(ConfigError, match="did you mean 'zstd'.*valid values: producer"):
+        validate_topic_configs({"compression.type": "zstdd"})
+    with _pytest.raises(ConfigError, match="did you mean 'LogAppendTime'"):
+        validate_broker_configs({"log.message.timestamp.type": "logappendtime"})
     validate_topic_configs({"message.timestamp.type": "CreateTime"})

@@ -68,7 +68,7 @@ def test_consumer_keys_are_not_producer_keys() -> None:
         ("linger.ms", "soon", "linger.ms must be an integer"),
         ("linger.ms", -1, "linger.ms must be >= 0"),
         ("acks", 2, "acks must be one of all, -1, 0, 1"),
-        ("compression.type", "snappy", "compression.type must be one of none, gzip, zstd, lz4"),
+        ("compression.type", "brotli", "compression.type must be one of none, gzip, zstd, lz4, snappy"),
         ("enable.idempotence", "yes", "enable.idempotence must be true or false"),
         ("bootstrap.servers", "localhost", "is not host:port"),
         ("batch.size", True, "batch.size must be an integer"),

@@ -89,7 +89,8 @@ def test_a_broker_value_wins_over_the_default_which_wins_over_static():
 def _value_other_than(topic_key: str) -> str:
     """A valid value of a topic config other than Kafka's default."""
     special = {"cleanup.policy": "compact", "flush.mode": "group-commit",
-               "min.cleanable.dirty.ratio": "0.25", "min.insync.replicas": "2"}
+               "min.cleanable.dirty.ratio": "0.25", "min.insync.replicas": "2",
+               "compression.type": "zstd", "message.timestamp.type": "LogAppendTime"}
     if topic_key in special:
         return special[topic_key]
     return str(int(TOPIC_DEFAULTS[topic_key]) // 2 + 1)

@@ -135,7 +135,7 @@ def test_validate_fields_matches_validate():
         (lambda b: b[:16] + b"\x07" + b[17:], "bad magic"),
         (lambda b: b[:-1], "length field"),
         (lambda b: b[:-1] + bytes([b[-1] ^ 1]), "digest mismatch"),
-        (lambda b: b[:49] + b"\x00\x08" + b[51:], "bad attributes"),
+        (lambda b: b[:49] + b"\x00\x40" + b[51:], "bad attributes"),
         (lambda b: b[:85] + (0).to_bytes(4, "big") + b[89:], "bad counts"),
     ],
 )

@@ -119,8 +119,9 @@ def test_builder_rejects_bad_types_and_empty_build():
 def test_codec_from_name():
     assert Codec.from_name("zstd") is Codec.ZSTD
     assert Codec.from_name("None") is Codec.NONE
-    with pytest.raises(ValueError, match="none, gzip, zstd, lz4"):
-        Codec.from_name("snappy")
+    assert Codec.from_name("snappy") is Codec.SNAPPY
+    with pytest.raises(ValueError, match="none, gzip, zstd, lz4, snappy"):
+        Codec.from_name("brotli")
 
 
 @pytest.mark.parametrize(
