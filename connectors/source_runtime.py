@@ -74,6 +74,10 @@ class WorkerSourceTask(TaskRunner):
         super().__init__(spec, task_id, task_config, worker, clients, task_factory,
                          sleep=sleep, stopping=stopping)
         self.eos = worker.get("exactly.once.source.support") == "enabled"
+        #: a connector may opt out of the ``__connect.source`` header (and so of the dedup
+        #: scan: at-least-once without transactions); the mirror does, its copies must equal
+        #: the originals
+        self.markers = getattr(spec.connector_class, "source_markers", True)
         self.transactional_id = transactional_id(worker, self.name, task_id)
         self.boundary = spec.config.get("transaction.boundary") or "poll"
         interval = (spec.config.get("transaction.boundary.interval.ms")
@@ -113,8 +117,10 @@ class WorkerSourceTask(TaskRunner):
             self.scan_from = {}  # no dedup scan: aborted data is invisible to read_committed
         else:
             offsets = self.store.read(self.name)
-            self._load_positions(offsets)
-            self._scan_unacknowledged()
+            self.scan_from = {}
+            if self.markers:
+                self._load_positions(offsets)
+                self._scan_unacknowledged()
             self.producer = self.clients.producer({
                 **client_config(self.worker, "producer", self.spec.config), "acks": "all"})
         self.task = self.task_factory()
@@ -299,8 +305,11 @@ class WorkerSourceTask(TaskRunner):
             return None
         if t.topic not in self.known_topics:
             self._first_write_to(t.topic)
-        marker = f'["{_json_str(self.name)}",{pkey},{okey}]'.encode()
-        headers = [*t.headers, (SOURCE_HEADER, marker)]
+        if self.markers:
+            marker = f'["{_json_str(self.name)}",{pkey},{okey}]'.encode()
+            headers: Any = [*t.headers, (SOURCE_HEADER, marker)]
+        else:
+            headers = list(t.headers) or None
         try:
             return self.producer.send(t.topic, value, key=key, headers=headers,
                                       partition=t.partition, timestamp_ms=t.timestamp)
@@ -318,7 +327,7 @@ class WorkerSourceTask(TaskRunner):
         c = self.spec.config
         n = ensure_topic(self.clients, self.admin, topic, c["topic.creation.default.partitions"],
                          c["topic.creation.default.replication.factor"])
-        if self.eos:  # no scan positions in transactional mode
+        if self.eos or not self.markers:  # no scan positions in transactional mode
             self.known_topics.add(topic)
             return
         new = [(topic, p) for p in range(n) if (topic, p) not in self.positions]
