@@ -303,6 +303,18 @@ def test_source_and_checkpoint_connectors_through_the_rest_api(pair, worker):
         want = [(r.key, r.value, r.headers, r.timestamp) for r in source if r.partition == p]
         assert by_part[p] == want, f"partition {p}: lost, duplicated or reordered records"
 
+    # the stored source offsets are MM2's (last copied offset per source partition), and the
+    # flow's group on A follows them
+    ends = {p: sum(1 for r in source if r.partition == p) for p in range(PARTITIONS)}
+    code, body = worker.rest("GET", "/connectors/mm2-source/offsets")
+    assert code == 200, body
+    assert sorted((o["partition"]["partition"], o["offset"]["offset"]) for o in body["offsets"]
+                  if o["partition"].get("cluster") == "A") == [(p, ends[p] - 1) for p in ends]
+    with Admin({"bootstrap.servers": a.bootstrap_servers}) as admin:
+        wait_until(lambda: admin.list_consumer_group_offsets("mm2-A->B", [
+            TopicPartition(CTOPIC, p) for p in ends]) == {
+            TopicPartition(CTOPIC, p): n for p, n in ends.items()}, 30, "group mm2-A->B on A")
+
     # a group committed on A is translated by the checkpoint connector (through the offset
     # syncs the source connector wrote) and, with sync.group.offsets.enabled, committed on B
     committed = {TopicPartition(CTOPIC, p): 120 for p in range(PARTITIONS)}
