@@ -170,12 +170,15 @@ class WorkerSourceTask(TaskRunner):
             return int(self.task.idle_wait_ms())
         sent: list[tuple[SourceRecord, Any]] = []
         latest: dict[str, tuple[dict, dict]] = {}
+        markers = self.markers
         last_part: Any = None
         pkey = ""
         for r in records:
             if r.source_partition is not last_part:  # usually one dict for many records
                 last_part, pkey = r.source_partition, canonical(dict(r.source_partition))
-            okey = canonical(dict(r.source_offset))
+            # the offset's canonical JSON is needed per record only for the marker header
+            # (an error context computes its own)
+            okey = canonical(dict(r.source_offset)) if markers else None
             latest[pkey] = (r.source_partition, r.source_offset)
             sent.append((r, self._produce(r, pkey, okey)))
         self.producer.flush(ACK_TIMEOUT_S)
@@ -190,8 +193,9 @@ class WorkerSourceTask(TaskRunner):
                         raise  # the actor restarts the task: offsets are re-read
                     self.handler.handle("KAFKA_PRODUCE", e, self._ctx(r))
                 else:
-                    tp = (md.topic, md.partition)
-                    self.positions[tp] = max(self.positions.get(tp, 0), md.offset + 1)
+                    if markers:  # the dedup scan's positions
+                        tp = (md.topic, md.partition)
+                        self.positions[tp] = max(self.positions.get(tp, 0), md.offset + 1)
                     self.records_produced += 1
             acked.append((r, md))
         self._commit(latest)
@@ -218,7 +222,7 @@ class WorkerSourceTask(TaskRunner):
                 for r in records:
                     if r.source_partition is not last_part:
                         last_part, pkey = r.source_partition, canonical(dict(r.source_partition))
-                    okey = canonical(dict(r.source_offset))
+                    okey = canonical(dict(r.source_offset)) if self.markers else None
                     self.txn_latest[pkey] = (r.source_partition, r.source_offset)
                     self.txn_sent.append((r, self._produce(r, pkey, okey)))
             except BaseException:
@@ -277,7 +281,7 @@ class WorkerSourceTask(TaskRunner):
             logger.warning("connector {} task {}: abort_transaction failed: {}: {}", self.name,
                            self.task_id, type(e).__name__, e)
 
-    def _produce(self, r: SourceRecord, pkey: str, okey: str) -> Any:
+    def _produce(self, r: SourceRecord, pkey: str, okey: str | None) -> Any:
         def ctx() -> ErrorContext:
             return self._ctx(r, pkey, okey)
 

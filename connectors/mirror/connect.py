@@ -182,7 +182,9 @@ class MirrorSourceTask(SourceTask):
         self.source.load_syncs()
         self.next_refresh = 0.0
         self.parts: dict[TopicPartition, dict[str, Any]] = {}
-        self.acked: dict[TopicPartition, tuple[list[int], list[int]]] = {}
+        #: id(source partition dict) -> (partition, upstream offsets, downstream offsets) of
+        #: the records acknowledged since the last poll
+        self.acked: dict[int, tuple[TopicPartition, list[int], list[int]]] = {}
 
     def poll(self) -> list[SourceRecord]:
         self._emit_syncs()
@@ -207,15 +209,19 @@ class MirrorSourceTask(SourceTask):
     def commit_record(self, record: SourceRecord, metadata: Any) -> None:
         if metadata is None:
             return
-        part = record.source_partition
-        tp = TopicPartition(part["topic"], part["partition"])
-        ups, downs = self.acked.setdefault(tp, ([], []))
-        ups.append(record.source_offset["offset"])
-        downs.append(metadata.offset)
+        # per record: the source partition dict is the same object for all records of a
+        # partition (self.parts keeps it alive), so its id finds the partition's lists
+        acked = self.acked.get(id(record.source_partition))
+        if acked is None:
+            part = record.source_partition
+            acked = self.acked[id(part)] = (TopicPartition(part["topic"], part["partition"]),
+                                            [], [])
+        acked[1].append(record.source_offset["offset"])
+        acked[2].append(metadata.offset)
 
     def _emit_syncs(self) -> None:
         acked, self.acked = self.acked, {}
-        for tp, (ups, downs) in acked.items():
+        for tp, ups, downs in acked.values():
             self.source.emit_syncs(tp, len(ups), ups.__getitem__, downs.__getitem__)
         if acked:
             self.source.sync_producer.flush()
@@ -223,7 +229,7 @@ class MirrorSourceTask(SourceTask):
             # after them), so `rillet group describe mm2-A->B` shows the lag as in the
             # dedicated mode
             self.source.src_admin.alter_consumer_group_offsets(
-                progress_group(self.flow), {tp: ups[-1] + 1 for tp, (ups, _) in acked.items()})
+                progress_group(self.flow), {tp: ups[-1] + 1 for tp, ups, _ in acked.values()})
 
     def stop(self) -> None:
         source = getattr(self, "source", None)
