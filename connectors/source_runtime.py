@@ -42,6 +42,7 @@ from loguru import logger
 
 from .api import SourceRecord, SourceTaskContext
 from .clients import Clients, client_config, ensure_topic
+from .converters import BytesConverter
 from .errorhandling import SKIP, ErrorContext
 from .errors import ConnectError, is_retriable
 from .offsets import POSITIONS, OffsetStore, SnapshotReader, canonical
@@ -49,6 +50,7 @@ from .task_runner import ACK_TIMEOUT_S, TaskRunner
 from .validation import ConnectorSpec
 
 SOURCE_HEADER = "__connect.source"
+_RAW = (bytes, type(None))
 
 
 def best_effort_bytes(value: Any) -> bytes | None:
@@ -78,6 +80,9 @@ class WorkerSourceTask(TaskRunner):
         #: scan: at-least-once without transactions); the mirror does, its copies must equal
         #: the originals
         self.markers = getattr(spec.connector_class, "source_markers", True)
+        self.passthrough = (not self.markers and not len(self.transforms)
+                            and type(self.key_converter) is BytesConverter
+                            and type(self.value_converter) is BytesConverter)
         self.transactional_id = transactional_id(worker, self.name, task_id)
         self.boundary = spec.config.get("transaction.boundary") or "poll"
         interval = (spec.config.get("transaction.boundary.interval.ms")
@@ -282,6 +287,13 @@ class WorkerSourceTask(TaskRunner):
                            self.task_id, type(e).__name__, e)
 
     def _produce(self, r: SourceRecord, pkey: str, okey: str | None) -> Any:
+        if (self.passthrough and r.topic in self.known_topics and type(r.value) in _RAW
+                and type(r.key) in _RAW):
+            # bytes through bytes converters, no transforms, no marker: nothing to convert
+            # (what the mirror's copies are); the same send and error handling as below
+            return self._send(r, r.key, r.value, list(r.headers) or None,
+                              lambda: self._ctx(r, pkey, okey))
+
         def ctx() -> ErrorContext:
             return self._ctx(r, pkey, okey)
 
@@ -314,6 +326,10 @@ class WorkerSourceTask(TaskRunner):
             headers: Any = [*t.headers, (SOURCE_HEADER, marker)]
         else:
             headers = list(t.headers) or None
+        return self._send(t, key, value, headers, ctx)
+
+    def _send(self, t: SourceRecord, key: bytes | None, value: bytes | None, headers: Any,
+              ctx: Callable[[], ErrorContext]) -> Any:
         try:
             return self.producer.send(t.topic, value, key=key, headers=headers,
                                       partition=t.partition, timestamp_ms=t.timestamp)
