@@ -51,10 +51,10 @@ from rillet.connectors.mirror.policy import (
     parse_mirror_config,
 )
 from rillet.connectors.mirror.runner import progress_group
-from rillet.connectors.mirror.source import MirrorSource
+from rillet.connectors.mirror.source import MirrorSource, ensure_topic
 
 from rillet import Admin
-from rillet.records import NewTopic, TopicPartition
+from rillet.records import TopicPartition
 
 #: MM2's connector keys that become global keys of the flow's mm2.properties
 GLOBAL = ("replication.policy.class", "replication.policy.separator",
@@ -271,11 +271,6 @@ class _PeriodicTask(SourceTask):
         return max(10, min(1000, int((self.next_at - time.monotonic()) * 1000)))
 
 
-def _ensure_topic(admin: Admin, topic: str) -> None:
-    if topic not in admin.list_topics(include_internal=True):
-        admin.create_topics([NewTopic(topic, 1)])
-
-
 class MirrorCheckpointTask(_PeriodicTask):
     def start(self, config: dict[str, Any]) -> None:
         super().start(config)
@@ -283,7 +278,10 @@ class MirrorCheckpointTask(_PeriodicTask):
         self.topic = self.policy.checkpoints_topic(self.flow.source)
         self.src_admin = Admin(self.flow.client("source", "admin"))
         self.dst_admin = Admin(self.flow.client("target", "admin"))
-        _ensure_topic(self.dst_admin, self.topic)
+        ensure_topic(self.dst_admin, self.topic)
+        # the syncs topic may not exist yet (the source connector creates it too): reading
+        # a missing topic would wait request.timeout.ms
+        ensure_topic(self.src_admin, self.policy.offset_syncs_topic(self.flow.target))
         self.syncs = SyncReader(self.flow.client("source", "consumer"),
                                 self.policy.offset_syncs_topic(self.flow.target))
 
@@ -321,7 +319,7 @@ class MirrorHeartbeatTask(_PeriodicTask):
         super().start(config)
         self.interval_s = self.flow.emit_heartbeats_interval_s
         with Admin(self.flow.client("target", "admin")) as admin:
-            _ensure_topic(admin, HEARTBEATS_TOPIC)
+            ensure_topic(admin, HEARTBEATS_TOPIC)
 
     def poll(self) -> list[SourceRecord]:
         if not self.due():

@@ -185,8 +185,7 @@ class MirrorSource:
                                 json.dumps([tp.topic, tp.partition]).encode())
 
     def ensure_syncs_topic(self) -> None:
-        if self.syncs_topic not in set(self.src_admin.list_topics(include_internal=True)):
-            self.src_admin.create_topics([NewTopic(self.syncs_topic, 1)])
+        ensure_topic(self.src_admin, self.syncs_topic)
 
     def close(self) -> None:
         for c in (self.sync_producer, self.consumer, self.src_admin, self.dst_admin):
@@ -194,6 +193,18 @@ class MirrorSource:
                 c.close()
             except Exception as e:  # noqa: BLE001 - closing must not hide the first error
                 logger.warning("mirror: closing {}: {}", type(c).__name__, e)
+
+
+def ensure_topic(admin: Admin, topic: str) -> None:
+    """Create a one-partition internal topic unless it exists (another task of the flow may
+    create it at the same moment: that is no error)."""
+    if topic in admin.list_topics(include_internal=True):
+        return
+    try:
+        admin.create_topics([NewTopic(topic, 1)])
+    except Exception as e:
+        if "AlreadyExists" not in type(e).__name__:
+            raise
 
 
 def parse_sync(key: bytes | None, value: bytes | None) -> OffsetSync | None:

@@ -23,6 +23,7 @@ from rillet import Admin, NewTopic, Producer
 from rillet.launcher import LocalCluster
 from rillet.records import TopicPartition
 from tests.integration.conftest import TEST_BROKER_CONFIGS
+from tests.integration.connect_helpers import WorkerProcess
 from tests.integration.mirror_helpers import _count, _props, mirrors_fixture  # noqa: F401
 from tests.support import wait_until
 
@@ -173,3 +174,37 @@ def test_translate_offsets_reaches_a_curve_cluster(secure_pair, tmp_path):
     out = run("--mirror-config", str(mm2))  # no -b: the address comes from the file too
     assert out.returncode == 0, out.stderr
     assert ["X.pay", "1", "37"] in [line.split() for line in out.stdout.splitlines()]
+
+
+@pytest.mark.slow  # CI time (secure_pair's two clusters); the connector config's mapping of
+# source.cluster.* keys is unit-tested (tests/unit/connectors/test_mirror_connect_config.py)
+def test_connector_mode_mirrors_a_curve_cluster(secure_pair, tmp_path):
+    """A MirrorSourceConnector in a worker on B reaches the CURVE cluster A with the
+    source.cluster.security.* / curve.* connector keys (connector mode, docs/mirror.md)."""
+    a, b = secure_pair
+    src = {**a.client_security, "bootstrap.servers": a.bootstrap_servers}
+    with Admin(src) as admin:
+        admin.create_topics([NewTopic("curve-orders", 2)])
+    with Producer({**src, "acks": "all"}) as p:
+        for i in range(RECORDS):
+            p.send("curve-orders", f"v{i}".encode(), f"k{i % 7}".encode(), partition=i % 2)
+        p.flush()
+    cfg = tmp_path / "worker.properties"
+    cfg.write_text(f"bootstrap.servers={b.bootstrap_servers}\nrest.port=0\n")
+    source = tmp_path / "source.properties"
+    source.write_text("".join(f"{k}={v}\n" for k, v in {
+        "name": "curve-source", "connector.class": "MirrorSourceConnector",
+        "source.cluster.alias": "A", "target.cluster.alias": "B", "topics": "curve-orders",
+        "source.cluster.bootstrap.servers": a.bootstrap_servers,
+        "target.cluster.bootstrap.servers": b.bootstrap_servers,
+        **{f"source.cluster.{k}": v for k, v in a.client_security.items()}}.items()))
+    worker = WorkerProcess(tmp_path, cfg, [source])
+    worker.start(timeout=60)
+    try:
+        wait_until(lambda: _count(b.bootstrap_servers, "A.curve-orders") >= RECORDS, 60,
+                   "A's records on B")
+        copied = _read_all(b.bootstrap_servers, "A.curve-orders")
+        assert sorted((r.partition, r.offset, r.key, r.value) for r in copied) == sorted(
+            (r.partition, r.offset, r.key, r.value) for r in _read_all(src, "curve-orders"))
+    finally:
+        worker.stop()
