@@ -1,6 +1,9 @@
 """Mirror throughput between two one-broker clusters, next to plain produce, in one run.
 
     .venv/bin/python bench/mirror_bench.py [--records 200000] [--size 100] [--eos]
+        [--connect]                # connector mode: a `rillet connect standalone` worker on
+                                   # B runs a MirrorSourceConnector (--eos: the worker's
+                                   # exactly.once.source.support=enabled)
         [--profile mirror.raw]     # the mirror under py-spy (record -f raw; py-spy on PATH)
 
 1. two fresh one-broker clusters A and B (LocalCluster in a temp dir);
@@ -49,6 +52,8 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=200_000)
     ap.add_argument("--size", type=int, default=100)
     ap.add_argument("--eos", action="store_true", help="exactly.once.support = enabled")
+    ap.add_argument("--connect", action="store_true",
+                    help="a Connect worker's MirrorSourceConnector instead of `mirror start`")
     ap.add_argument("--profile", help="write a py-spy raw profile of the mirror here")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,6 +78,19 @@ def main() -> None:
                              "A->B.enabled = true\nA->B.topics = bench\n"
                              f"exactly.once.support = {'enabled' if args.eos else 'disabled'}\n")
             cmd = [sys.executable, "-m", "rillet.cli.main", "mirror", "start", str(props)]
+            if args.connect:
+                worker = Path(tmp) / "worker.properties"
+                worker.write_text(f"bootstrap.servers={b.bootstrap_servers}\nrest.port=0\n"
+                                  "worker.id=bench\nexactly.once.source.support="
+                                  f"{'enabled' if args.eos else 'disabled'}\n")
+                source = Path(tmp) / "source.properties"
+                source.write_text(
+                    "name=bench-mirror\nconnector.class=MirrorSourceConnector\n"
+                    "source.cluster.alias=A\ntarget.cluster.alias=B\ntopics=bench\n"
+                    f"source.cluster.bootstrap.servers={a.bootstrap_servers}\n"
+                    f"target.cluster.bootstrap.servers={b.bootstrap_servers}\n")
+                cmd = [sys.executable, "-m", "rillet.cli.main", "connect", "standalone",
+                       str(worker), str(source)]
             if args.profile:
                 spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
                 cmd = [spy, "record", "-f", "raw", "-r", "200", "-o", args.profile, "--", *cmd]
@@ -98,7 +116,8 @@ def main() -> None:
             a.stop(15)
             b.stop(15)
     p_rate, m_rate = args.records / produce_s, args.records / mirror_s
-    print(f"records={args.records} size={args.size} eos={args.eos}")
+    print(f"records={args.records} size={args.size} eos={args.eos} "
+          f"mode={'connector' if args.connect else 'dedicated'}")
     print(f"produce: {p_rate:,.0f} rec/s ({produce_s:.2f} s)")
     print(f"mirror:  {m_rate:,.0f} rec/s ({mirror_s:.2f} s)")
     print(f"mirror/produce: {m_rate / p_rate:.2f}")

@@ -21,6 +21,10 @@ CONNECTOR_ALIASES = {
     "org.apache.kafka.connect.file.FileStreamSinkConnector":
         "rillet.connectors.builtin.file:FileSinkConnector",
     "SqliteSource": "rillet.connectors.builtin.sqlite_source:SqliteSourceConnector",
+    # MirrorMaker 2's connectors (docs/mirror.md, "Connector mode"), by Kafka's names too
+    **{f"{prefix}Mirror{kind}Connector": f"rillet.connectors.mirror.connect:Mirror{kind}Connector"
+       for prefix in ("", "org.apache.kafka.connect.mirror.")
+       for kind in ("Source", "Checkpoint", "Heartbeat")},
     "SqliteSink": "rillet.connectors.builtin.sqlite_sink:SqliteSinkConnector",
 }
 

@@ -42,6 +42,7 @@ from loguru import logger
 
 from .api import SourceRecord, SourceTaskContext
 from .clients import Clients, client_config, ensure_topic
+from .converters import BytesConverter
 from .errorhandling import SKIP, ErrorContext
 from .errors import ConnectError, is_retriable
 from .offsets import POSITIONS, OffsetStore, SnapshotReader, canonical
@@ -49,6 +50,7 @@ from .task_runner import ACK_TIMEOUT_S, TaskRunner
 from .validation import ConnectorSpec
 
 SOURCE_HEADER = "__connect.source"
+_RAW = (bytes, type(None))
 
 
 def best_effort_bytes(value: Any) -> bytes | None:
@@ -74,6 +76,13 @@ class WorkerSourceTask(TaskRunner):
         super().__init__(spec, task_id, task_config, worker, clients, task_factory,
                          sleep=sleep, stopping=stopping)
         self.eos = worker.get("exactly.once.source.support") == "enabled"
+        #: a connector may opt out of the ``__connect.source`` header (and so of the dedup
+        #: scan: at-least-once without transactions); the mirror does, its copies must equal
+        #: the originals
+        self.markers = getattr(spec.connector_class, "source_markers", True)
+        self.passthrough = (not self.markers and not len(self.transforms)
+                            and type(self.key_converter) is BytesConverter
+                            and type(self.value_converter) is BytesConverter)
         self.transactional_id = transactional_id(worker, self.name, task_id)
         self.boundary = spec.config.get("transaction.boundary") or "poll"
         interval = (spec.config.get("transaction.boundary.interval.ms")
@@ -113,8 +122,10 @@ class WorkerSourceTask(TaskRunner):
             self.scan_from = {}  # no dedup scan: aborted data is invisible to read_committed
         else:
             offsets = self.store.read(self.name)
-            self._load_positions(offsets)
-            self._scan_unacknowledged()
+            self.scan_from = {}
+            if self.markers:
+                self._load_positions(offsets)
+                self._scan_unacknowledged()
             self.producer = self.clients.producer({
                 **client_config(self.worker, "producer", self.spec.config), "acks": "all"})
         self.task = self.task_factory()
@@ -164,12 +175,15 @@ class WorkerSourceTask(TaskRunner):
             return int(self.task.idle_wait_ms())
         sent: list[tuple[SourceRecord, Any]] = []
         latest: dict[str, tuple[dict, dict]] = {}
+        markers = self.markers
         last_part: Any = None
         pkey = ""
         for r in records:
             if r.source_partition is not last_part:  # usually one dict for many records
                 last_part, pkey = r.source_partition, canonical(dict(r.source_partition))
-            okey = canonical(dict(r.source_offset))
+            # the offset's canonical JSON is needed per record only for the marker header
+            # (an error context computes its own)
+            okey = canonical(dict(r.source_offset)) if markers else None
             latest[pkey] = (r.source_partition, r.source_offset)
             sent.append((r, self._produce(r, pkey, okey)))
         self.producer.flush(ACK_TIMEOUT_S)
@@ -184,8 +198,9 @@ class WorkerSourceTask(TaskRunner):
                         raise  # the actor restarts the task: offsets are re-read
                     self.handler.handle("KAFKA_PRODUCE", e, self._ctx(r))
                 else:
-                    tp = (md.topic, md.partition)
-                    self.positions[tp] = max(self.positions.get(tp, 0), md.offset + 1)
+                    if markers:  # the dedup scan's positions
+                        tp = (md.topic, md.partition)
+                        self.positions[tp] = max(self.positions.get(tp, 0), md.offset + 1)
                     self.records_produced += 1
             acked.append((r, md))
         self._commit(latest)
@@ -212,7 +227,7 @@ class WorkerSourceTask(TaskRunner):
                 for r in records:
                     if r.source_partition is not last_part:
                         last_part, pkey = r.source_partition, canonical(dict(r.source_partition))
-                    okey = canonical(dict(r.source_offset))
+                    okey = canonical(dict(r.source_offset)) if self.markers else None
                     self.txn_latest[pkey] = (r.source_partition, r.source_offset)
                     self.txn_sent.append((r, self._produce(r, pkey, okey)))
             except BaseException:
@@ -271,7 +286,14 @@ class WorkerSourceTask(TaskRunner):
             logger.warning("connector {} task {}: abort_transaction failed: {}: {}", self.name,
                            self.task_id, type(e).__name__, e)
 
-    def _produce(self, r: SourceRecord, pkey: str, okey: str) -> Any:
+    def _produce(self, r: SourceRecord, pkey: str, okey: str | None) -> Any:
+        if (self.passthrough and r.topic in self.known_topics and type(r.value) in _RAW
+                and type(r.key) in _RAW):
+            # bytes through bytes converters, no transforms, no marker: nothing to convert
+            # (what the mirror's copies are); the same send and error handling as below
+            return self._send(r, r.key, r.value, list(r.headers) or None,
+                              lambda: self._ctx(r, pkey, okey))
+
         def ctx() -> ErrorContext:
             return self._ctx(r, pkey, okey)
 
@@ -299,8 +321,15 @@ class WorkerSourceTask(TaskRunner):
             return None
         if t.topic not in self.known_topics:
             self._first_write_to(t.topic)
-        marker = f'["{_json_str(self.name)}",{pkey},{okey}]'.encode()
-        headers = [*t.headers, (SOURCE_HEADER, marker)]
+        if self.markers:
+            marker = f'["{_json_str(self.name)}",{pkey},{okey}]'.encode()
+            headers: Any = [*t.headers, (SOURCE_HEADER, marker)]
+        else:
+            headers = list(t.headers) or None
+        return self._send(t, key, value, headers, ctx)
+
+    def _send(self, t: SourceRecord, key: bytes | None, value: bytes | None, headers: Any,
+              ctx: Callable[[], ErrorContext]) -> Any:
         try:
             return self.producer.send(t.topic, value, key=key, headers=headers,
                                       partition=t.partition, timestamp_ms=t.timestamp)
@@ -318,7 +347,7 @@ class WorkerSourceTask(TaskRunner):
         c = self.spec.config
         n = ensure_topic(self.clients, self.admin, topic, c["topic.creation.default.partitions"],
                          c["topic.creation.default.replication.factor"])
-        if self.eos:  # no scan positions in transactional mode
+        if self.eos or not self.markers:  # no scan positions in transactional mode
             self.known_topics.add(topic)
             return
         new = [(topic, p) for p in range(n) if (topic, p) not in self.positions]

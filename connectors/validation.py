@@ -43,6 +43,9 @@ def validate_connector_config(raw: Mapping[str, Any],
             cls = load_connector_class(str(raw["connector.class"]))
         except ConnectConfigError as e:
             problems += e.problems
+    if cls is not None and getattr(cls, "default_config", None):
+        # a connector's defaults for Connect's keys (the mirror's: bytes converters)
+        raw = {**cls.default_config, **raw}
     own: ConfigDef | None = getattr(cls, "config_def", None) if cls else None
     full = CONNECTOR_DEF + own if own is not None else CONNECTOR_DEF
     typed: dict[str, Any] = {}

@@ -129,3 +129,33 @@ def orphaned_topics(flow: Flow, policy: DefaultReplicationPolicy, **fixed: str) 
                 and upstream not in source and flow.wants_topic(policy, upstream)):
             out.append(topic)
     return out
+
+
+def failover_client(source_alias: str, target_alias: str, *, bootstrap: str | None = None,
+                    mirror_config: str | None = None, command_config: str | None = None
+                    ) -> dict[str, str]:
+    """The client settings ``rillet group translate-offsets`` reaches the target with, lowest
+    first: the target's settings in the mirror's mm2.properties (``<to>.bootstrap.servers``,
+    ``<to>.security.protocol``, ``<to>.curve.*``, ``<to>.admin.*`` ...; the flow
+    ``<from>-><to>``'s precedence, connectors/mirror/clients.py), then a client properties
+    file (Kafka tools' ``--command-config``), then ``-b``. With none of them the client
+    takes the profile's (``rillet cluster up --secure``), as every CLI command does.
+    Raises MirrorConfigError for a file that cannot be used."""
+    from pathlib import Path
+
+    from rillet.connectors.mirror.clients import client_config
+    from rillet.connectors.mirror.policy import MirrorConfigError, parse_properties
+
+    out: dict[str, str] = {}
+    if mirror_config:
+        props = parse_properties(Path(mirror_config).read_text())
+        if not props.get(f"{target_alias}.bootstrap.servers"):
+            raise MirrorConfigError(f"{mirror_config}: no {target_alias}.bootstrap.servers "
+                                    f"(--to names a cluster alias of the file)")
+        out.update(client_config(props, source_alias, target_alias, "target", "admin"))
+    if command_config:
+        text = Path(command_config).read_text()
+        out.update({k: v for k, v in parse_properties(text).items()})
+    if bootstrap:
+        out["bootstrap.servers"] = bootstrap
+    return out

@@ -2,8 +2,9 @@
 "Connect REST view").
 
 Kafka's MirrorMaker 2 runs as three connectors per flow inside Connect workers, so its state
-shows through Connect's REST API. Rillet's mirror is one loop per flow in its own process
-(``runner.py``), not connectors of a Connect worker; rather than pretend otherwise, the
+shows through Connect's REST API. Rillet runs a flow either so (``connect.py``: a worker's
+real REST API) or as one loop per flow in its own process (``runner.py``), which is not
+under a worker; for that dedicated mode, rather than pretend otherwise, the
 mirror process serves the Connect REST paths *read-only* over the flows it runs, with the
 same server as the worker's (``connectors/rest.py``), when mm2.properties sets
 ``listeners = http://127.0.0.1:8083`` (port 0: any free port, written to the state file).

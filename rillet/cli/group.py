@@ -221,15 +221,37 @@ def delete(group_ids, bootstrap, timeout_ms) -> None:
                                                      "(its brokers: --bootstrap-server).")
 @click.option("--group", "group_id", required=True, help="The consumer group.")
 @click.option("--apply", is_flag=True, help="Commit the translated offsets on the target.")
+@click.option("--mirror-config", type=click.Path(exists=True, dir_okay=False),
+              help="The mirror's mm2.properties: the target's address and client settings "
+                   "(<to>.bootstrap.servers, <to>.security.protocol, <to>.curve.*, ...).")
+@click.option("--command-config", type=click.Path(exists=True, dir_okay=False),
+              help="A properties file of client settings for the target "
+                   "(security.protocol=CURVE, curve.client.keyfile, curve.server.publickey, "
+                   "...), as Kafka's tools take; wins over --mirror-config.")
 @admin_options
-def translate_offsets(source, target, group_id, apply, bootstrap, timeout_ms) -> None:
+def translate_offsets(source, target, group_id, apply, mirror_config, command_config,
+                      bootstrap, timeout_ms) -> None:
     """Offsets of GROUP on the target, translated by the mirror's checkpoints
-    (MirrorMaker's RemoteClusterUtils; docs/mirror.md)."""
+    (MirrorMaker's RemoteClusterUtils; docs/mirror.md). A CURVE target is reached with
+    --mirror-config or --command-config (else the profile's settings apply)."""
+    from rillet.admin import Admin
     from rillet.cli.common import resolve_brokers
+    from rillet.connectors.mirror.policy import MirrorConfigError
+    from rillet.connectors.mirror.remote import failover_client
     from rillet.connectors.mirror.remote import translate_offsets as translate
+    from rillet.errors import ConfigError
 
-    with _admin(bootstrap) as admin:
-        offsets = translate(resolve_brokers(bootstrap), source, group_id)
+    try:
+        client = failover_client(source, target, bootstrap=bootstrap,
+                                 mirror_config=mirror_config, command_config=command_config)
+        if not client.get("bootstrap.servers"):
+            client["bootstrap.servers"] = resolve_brokers(None)
+        client.setdefault("request.timeout.ms", str(timeout_ms))
+        admin = Admin(client)
+    except (MirrorConfigError, ConfigError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    with admin:
+        offsets = translate(client, source, group_id)
         if not offsets:
             raise click.ClickException(f"no checkpoint of group {group_id!r} from {source} "
                                        f"on {target}")

@@ -21,7 +21,9 @@ from rillet.transport.security import curve_available
 
 from rillet import Admin, NewTopic, Producer
 from rillet.launcher import LocalCluster
+from rillet.records import TopicPartition
 from tests.integration.conftest import TEST_BROKER_CONFIGS
+from tests.integration.connect_helpers import WorkerProcess
 from tests.integration.mirror_helpers import _count, _props, mirrors_fixture  # noqa: F401
 from tests.support import wait_until
 
@@ -128,3 +130,81 @@ def test_without_the_curve_settings_the_mirror_reports_the_refusal(secure_pair, 
     wait_until(lambda: "AuthenticationFailedError" in _status(props)[0], 60,
                "status to say A refused the plaintext client")
     assert "retrying" in _status(props)[0] and m.proc.poll() is None
+
+
+@pytest.mark.slow  # CI time (secure_pair's two clusters); the settings' resolution is unit-tested
+# (tests/unit/connectors/test_mirror_failover_client.py)
+def test_translate_offsets_reaches_a_curve_cluster(secure_pair, tmp_path):
+    """`rillet group translate-offsets` against a CURVE target (here A, a group failing over
+    from a cluster X), with the target's settings from --command-config or the mirror's
+    mm2.properties; without them (no profile) a clear refusal within seconds."""
+    a, _ = secure_pair
+    target = {**a.client_security, "bootstrap.servers": a.bootstrap_servers}
+    with Admin(target) as admin:
+        admin.create_topics([NewTopic("X.checkpoints.internal", 1), NewTopic("X.pay", 2)])
+    with Producer({**target, "acks": "all"}) as p:
+        p.send("X.checkpoints.internal", json.dumps({"upstream": 40, "downstream": 37}).encode(),
+               json.dumps(["pay-group", "X.pay", 1]).encode())
+        p.flush()
+    cmd = [sys.executable, "-m", "rillet.cli.main", "group", "translate-offsets", "--from", "X",
+           "--to", "A", "--group", "pay-group", "--timeout-ms", "3000"]
+    env = {**os.environ, "RILLET_CONFIG_DIR": str(tmp_path / "no-profile")}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=60,
+                              env=env)
+
+    t0 = time.monotonic()
+    refused = run("-b", a.bootstrap_servers)
+    assert refused.returncode != 0 and time.monotonic() - t0 < 30
+    assert "Traceback" not in refused.stderr, refused.stderr
+
+    client = tmp_path / "client.properties"
+    client.write_text("".join(f"{k}={v}\n" for k, v in a.client_security.items()))
+    out = run("-b", a.bootstrap_servers, "--command-config", str(client), "--apply")
+    assert out.returncode == 0, out.stderr
+    assert ["X.pay", "1", "37"] in [line.split() for line in out.stdout.splitlines()]
+    with Admin(target) as admin:
+        assert admin.list_consumer_group_offsets("pay-group") == {TopicPartition("X.pay", 1): 37}
+
+    mm2 = tmp_path / "mm2.properties"
+    mm2.write_text("clusters = X, A\nX.bootstrap.servers = 127.0.0.1:1\n"
+                   f"A.bootstrap.servers = {a.bootstrap_servers}\nX->A.enabled = true\n"
+                   + "".join(f"A.{k} = {v}\n" for k, v in a.client_security.items()))
+    out = run("--mirror-config", str(mm2))  # no -b: the address comes from the file too
+    assert out.returncode == 0, out.stderr
+    assert ["X.pay", "1", "37"] in [line.split() for line in out.stdout.splitlines()]
+
+
+@pytest.mark.slow  # CI time (secure_pair's two clusters); the connector config's mapping of
+# source.cluster.* keys is unit-tested (tests/unit/connectors/test_mirror_connect_config.py)
+def test_connector_mode_mirrors_a_curve_cluster(secure_pair, tmp_path):
+    """A MirrorSourceConnector in a worker on B reaches the CURVE cluster A with the
+    source.cluster.security.* / curve.* connector keys (connector mode, docs/mirror.md)."""
+    a, b = secure_pair
+    src = {**a.client_security, "bootstrap.servers": a.bootstrap_servers}
+    with Admin(src) as admin:
+        admin.create_topics([NewTopic("curve-orders", 2)])
+    with Producer({**src, "acks": "all"}) as p:
+        for i in range(RECORDS):
+            p.send("curve-orders", f"v{i}".encode(), f"k{i % 7}".encode(), partition=i % 2)
+        p.flush()
+    cfg = tmp_path / "worker.properties"
+    cfg.write_text(f"bootstrap.servers={b.bootstrap_servers}\nrest.port=0\n")
+    source = tmp_path / "source.properties"
+    source.write_text("".join(f"{k}={v}\n" for k, v in {
+        "name": "curve-source", "connector.class": "MirrorSourceConnector",
+        "source.cluster.alias": "A", "target.cluster.alias": "B", "topics": "curve-orders",
+        "source.cluster.bootstrap.servers": a.bootstrap_servers,
+        "target.cluster.bootstrap.servers": b.bootstrap_servers,
+        **{f"source.cluster.{k}": v for k, v in a.client_security.items()}}.items()))
+    worker = WorkerProcess(tmp_path, cfg, [source])
+    worker.start(timeout=60)
+    try:
+        wait_until(lambda: _count(b.bootstrap_servers, "A.curve-orders") >= RECORDS, 60,
+                   "A's records on B")
+        copied = _read_all(b.bootstrap_servers, "A.curve-orders")
+        assert sorted((r.partition, r.offset, r.key, r.value) for r in copied) == sorted(
+            (r.partition, r.offset, r.key, r.value) for r in _read_all(src, "curve-orders"))
+    finally:
+        worker.stop()
