@@ -42,6 +42,16 @@ def _errors_by_topic(wanted: list[tuple[str, int]], response: Any) -> dict[str, 
     return out
 
 
+def native_offset_topics(topics) -> tuple[P.OffsetCommitTopic, ...]:
+    """A Kafka OffsetCommit's or TxnOffsetCommit's topics as rillet's OffsetCommitTopics."""
+    return tuple(P.OffsetCommitTopic(name=t.name, partitions=tuple(
+        P.OffsetCommitPartition(
+            partition=int(p.partition_index), committed_offset=int(p.committed_offset),
+            committed_leader_epoch=int(getattr(p, "committed_leader_epoch", -1)),
+            committed_metadata=p.committed_metadata or "")
+        for p in t.partitions)) for t in topics)
+
+
 @api(OFFSET_COMMIT, 2, 9)
 def offset_commit(call: Call):
     req = call.request.body
@@ -51,12 +61,7 @@ def offset_commit(call: Call):
         group_id=req.group_id, member_id=req.member_id,
         member_epoch=int(req.generation_id_or_member_epoch),
         group_instance_id=getattr(req, "group_instance_id", None),
-        topics=tuple(P.OffsetCommitTopic(name=t.name, partitions=tuple(
-            P.OffsetCommitPartition(
-                partition=int(p.partition_index), committed_offset=int(p.committed_offset),
-                committed_leader_epoch=int(getattr(p, "committed_leader_epoch", -1)),
-                committed_metadata=p.committed_metadata or "")
-            for p in t.partitions)) for t in req.topics))
+        topics=native_offset_topics(req.topics))
     topic_cls = _nested(mod, "OffsetCommitResponseTopic")
     part_cls = _nested(mod, "OffsetCommitResponsePartition")
 

@@ -29,7 +29,7 @@ from .kafka_auth import gated
 from .kafka_dispatch import Call, api
 from .kafka_groups import ask, code, reply, schema
 from .kafka_metadata import build
-from .kafka_offsets import _nested
+from .kafka_offsets import _nested, native_offset_topics
 
 ADD_PARTITIONS_TO_TXN, ADD_OFFSETS_TO_TXN, END_TXN, TXN_OFFSET_COMMIT = 24, 25, 26, 28
 E = P.ErrorCode
@@ -144,12 +144,7 @@ def txn_offset_commit(call: Call):
         generation_id=int(getattr(req, "generation_id", -1)),  # v3+ (KIP-447)
         member_id=getattr(req, "member_id", "") or "",
         group_instance_id=getattr(req, "group_instance_id", None),
-        topics=tuple(P.OffsetCommitTopic(name=t.name, partitions=tuple(
-            P.OffsetCommitPartition(
-                partition=int(p.partition_index), committed_offset=int(p.committed_offset),
-                committed_leader_epoch=int(getattr(p, "committed_leader_epoch", -1)),
-                committed_metadata=p.committed_metadata or "")
-            for p in t.partitions)) for t in req.topics))
+        topics=native_offset_topics(req.topics))
     topic_cls = _nested(mod, "TxnOffsetCommitResponseTopic")
     part_cls = _nested(mod, "TxnOffsetCommitResponsePartition")
 
