@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kio.schema.errors import ErrorCode as E
+
 INITIAL_EPOCH, FINAL_EPOCH = 0, -1
 MAX_EPOCH = 2**31 - 1
 MAX_SESSIONS = 10_000  # live share sessions per broker (Kafka: 1000 per broker by default)

@@ -5,7 +5,6 @@ the session limit."""
 from __future__ import annotations
 
 from kio.schema.errors import ErrorCode as E
-
 from rillet.actors.kafka_share_sessions import MAX_EPOCH, ShareSessions, next_epoch
 
 KEY = ("g", "m")
