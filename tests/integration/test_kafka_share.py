@@ -23,7 +23,7 @@ from tests.support import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
-KAFKA_CONFIGS = {"offsets.topic.num.partitions": "1"}
+KAFKA_CONFIGS = {"offsets.topic.num.partitions": "1", "group.initial.rebalance.delay.ms": "0"}
 KAFKA_TOPICS = (("ks-jobs", 1), ("ks-pool", 1), ("ks-848", 2))
 QUIET = {"log_level": 3}
 
@@ -164,30 +164,38 @@ def test_two_kafka_share_consumers_and_a_native_one_share_a_partition(kafka) -> 
 
 
 def test_describe_consumer_groups_of_a_kip848_group(kafka) -> None:
+    """ConsumerGroupDescribe describes the KIP-848 group; a classic group and an unknown id
+    get GROUP_ID_NOT_FOUND from it, so librdkafka describes them with DescribeGroups."""
     from confluent_kafka import Consumer as KafkaConsumer
     from confluent_kafka import ConsumerGroupState, ConsumerGroupType
     from confluent_kafka.admin import AdminClient
 
     _cluster, bootstrap = kafka
-    consumer = KafkaConsumer({"bootstrap.servers": bootstrap, "group.id": "ks-848",
-                              "group.protocol": "consumer", **QUIET})
+    new = KafkaConsumer({"bootstrap.servers": bootstrap, "group.id": "ks-848",
+                         "group.protocol": "consumer", **QUIET})
+    classic = KafkaConsumer({"bootstrap.servers": bootstrap, "group.id": "ks-classic", **QUIET})
     admin = AdminClient({"bootstrap.servers": bootstrap, **QUIET})
     try:
-        consumer.subscribe(["ks-848"])
+        new.subscribe(["ks-848"])
+        classic.subscribe(["ks-848"])
         deadline = time.monotonic() + 30
-        while len(consumer.assignment()) < 2:
-            assert time.monotonic() < deadline, "the KIP-848 member got no assignment"
-            consumer.poll(0.2)
-        d = admin.describe_consumer_groups(["ks-848"])["ks-848"].result(timeout=30)
+        while len(new.assignment()) < 2 or len(classic.assignment()) < 2:
+            assert time.monotonic() < deadline, "a member got no assignment"
+            new.poll(0.1)
+            classic.poll(0.1)
+        futures = admin.describe_consumer_groups(["ks-848", "ks-classic", "ks-none"])
+        d, c, gone = (futures[g].result(timeout=30) for g in ("ks-848", "ks-classic", "ks-none"))
         assert d.type == ConsumerGroupType.CONSUMER and d.state == ConsumerGroupState.STABLE
         assert not d.is_simple_consumer_group and len(d.members) == 1
         assert {(tp.topic, tp.partition) for tp in d.members[0].assignment.topic_partitions} \
             == {("ks-848", 0), ("ks-848", 1)}
-        # an unknown group: GROUP_ID_NOT_FOUND, then librdkafka's DescribeGroups fallback
-        gone = admin.describe_consumer_groups(["ks-none"])["ks-none"].result(timeout=30)
-        assert gone.state == ConsumerGroupState.DEAD and gone.members == []
+        assert c.type == ConsumerGroupType.CLASSIC and c.state == ConsumerGroupState.STABLE
+        assert len(c.members) == 1
+        # described by DescribeGroups: librdkafka calls every group it describes so CLASSIC
+        assert gone.type == ConsumerGroupType.CLASSIC and gone.state == ConsumerGroupState.DEAD
     finally:
-        consumer.close()
+        new.close()
+        classic.close()
 
 
 def _share_body(api_key: int, **fields):
