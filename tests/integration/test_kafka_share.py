@@ -235,17 +235,27 @@ def test_bad_share_requests_get_kafka_errors_and_the_broker_serves_on(kafka) -> 
     part = refused.responses[0].partitions[0]
     assert part.acknowledge_error_code == ErrorCode.invalid_record_state
     hb_mod = __import__(load_request_schema(76, 1).__module__, fromlist=["x"])
-    hb = _raw(bootstrap, 76, 1, hb_mod.ShareGroupHeartbeatRequest(
-        group_id="ks-nobody", member_id=member, member_epoch=7, subscribed_topic_names=None))
-    assert hb.error_code == ErrorCode.unknown_member_id
+    starting = {ErrorCode.coordinator_not_available, ErrorCode.coordinator_load_in_progress,
+                ErrorCode.not_coordinator}
+
+    def heartbeat(group: str, epoch: int, topics):
+        """The answer once the group coordinator is up (a client's FindCoordinator first
+        makes the offsets topic, as librdkafka's does)."""
+        find_mod = __import__(load_request_schema(10, 4).__module__, fromlist=["x"])
+        _raw(bootstrap, 10, 4, find_mod.FindCoordinatorRequest(key_type=0,
+                                                               coordinator_keys=(group,)))
+        return wait_until(lambda: (lambda r: r if r.error_code not in starting else None)(
+            _raw(bootstrap, 76, 1, hb_mod.ShareGroupHeartbeatRequest(
+                group_id=group, member_id=member, member_epoch=epoch,
+                subscribed_topic_names=topics))), timeout_s=30, what="the group coordinator")
+
+    assert heartbeat("ks-nobody", 7, None).error_code == ErrorCode.unknown_member_id
     describe_mod = __import__(load_request_schema(77, 1).__module__, fromlist=["x"])
     described = _raw(bootstrap, 77, 1, describe_mod.ShareGroupDescribeRequest(
         group_ids=("ks-nobody",), include_authorized_operations=False))
     assert described.groups[0].error_code == ErrorCode.group_id_not_found
     # a member that joins with a raw heartbeat is described with its assignment
-    joined = _raw(bootstrap, 76, 1, hb_mod.ShareGroupHeartbeatRequest(
-        group_id="ks-raw", member_id=member, member_epoch=0,
-        subscribed_topic_names=("ks-jobs",)))
+    joined = heartbeat("ks-raw", 0, ("ks-jobs",))
     assert joined.error_code == ErrorCode.none and joined.member_epoch > 0
     described = _raw(bootstrap, 77, 1, describe_mod.ShareGroupDescribeRequest(
         group_ids=("ks-raw",), include_authorized_operations=False)).groups[0]
@@ -253,6 +263,12 @@ def test_bad_share_requests_get_kafka_errors_and_the_broker_serves_on(kafka) -> 
     tps = described.members[0].assignment.topic_partitions
     assert [(t.topic_id, t.topic_name, t.partitions) for t in tps] == [
         (topic_id, "ks-jobs", (0,))]
+    list_mod = __import__(load_request_schema(16, 5).__module__, fromlist=["x"])
+    listed = _raw(bootstrap, 16, 5, list_mod.ListGroupsRequest(states_filter=(),
+                                                               types_filter=("share",)))
+    assert ("ks-raw", "share", "share") in {(g.group_id, g.protocol_type, g.group_type)
+                                             for g in listed.groups}
+    assert all(g.group_type == "share" for g in listed.groups)
     assert cluster.pid(cluster.broker_ids[0]) is not None  # the broker is up
 
 
