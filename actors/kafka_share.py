@@ -51,7 +51,7 @@ ACK_TYPES_V1 = frozenset({P.ACK_GAP, P.ACK_ACCEPT, P.ACK_RELEASE, P.ACK_REJECT})
 _ZERO = i32Timedelta.parse(timedelta(0))
 
 # transcoding a ShareFetch answer is CPU work: off the share-partition actor's thread
-_transcoders = ThreadPoolExecutor(1, thread_name_prefix="kafka-share-transcode")
+_transcoders = ThreadPoolExecutor(2, thread_name_prefix="kafka-share-transcode")
 
 
 def _ids(image) -> tuple[dict[uuid.UUID, str], dict[str, uuid.UUID]]:
