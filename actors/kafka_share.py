@@ -269,7 +269,8 @@ def share_acknowledge(call: Call):
     for key, message in bad.items():
         plan.early[key] = (ErrorCode.invalid_request, 0, message)
     for (tid, partition), batches in acks.items():
-        plan.add(by_id, tid, partition, batches, named=True)
+        if (tid, partition) not in bad:
+            plan.add(by_id, tid, partition, batches, named=True)
     native = P.ShareAcknowledgeRequest(group_id=req.group_id, member_id=req.member_id,
                                        topics=plan.topics(P.ShareAcknowledgeTopic))
 
