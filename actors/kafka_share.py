@@ -22,6 +22,8 @@ until their new states are durable, as natively.
 
 An answer names the partitions that carried acknowledgements, got records or failed; a
 partition of the session with nothing to say is left out (as Kafka's incremental answers).
+Closing a share session (epoch -1: librdkafka's ``close()``) releases the records the member
+still holds in the session's partitions at once, as Kafka's broker does.
 """
 
 from __future__ import annotations
@@ -139,6 +141,20 @@ def _tell(call: Call, native: Any, respond) -> None:
                                 error_message="the share-partition manager stopped"))
 
 
+def _release(call: Call, req: Any, context: S.Context, by_id, response: Any) -> None:
+    """A closed share session (epoch -1) that passed: what the member still holds in its
+    partitions is available again at once, as Kafka's broker releases a closed session's
+    records (``ReleaseMember``, after the request's own acknowledgements were applied)."""
+    parts = tuple((by_id[t], p) for t, p in context.closed if t in by_id)
+    ref = call.broker.share_partitions
+    if not context.final or not parts or ref is None or getattr(response, "error_code", 1):
+        return
+    try:
+        ref.tell(SP.ReleaseMember(req.group_id, req.member_id, parts))
+    except pykka.ActorDeadError:
+        pass
+
+
 def _leader(mod, call: Call, error: int, epoch: int):
     return build(mod.LeaderIdAndEpoch, leader_id=call.broker.broker_id if not error else -1,
                  leader_epoch=epoch)
@@ -184,6 +200,7 @@ def share_fetch(call: Call):
         topics=plan.topics(P.ShareFetchTopic))
 
     def answer(response: Any) -> None:
+        _release(call, req, context, by_id, response)
         _transcoders.submit(_fetch_answer, call, cls, mod, plan, by_name, response)
 
     if not native.topics:
@@ -275,6 +292,7 @@ def share_acknowledge(call: Call):
                                        topics=plan.topics(P.ShareAcknowledgeTopic))
 
     def answer(response: Any) -> None:
+        _release(call, req, context, by_id, response)
         call.respond(_acknowledge_response(call, cls, mod, plan, by_name, response))
 
     if not native.topics:

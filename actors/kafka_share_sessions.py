@@ -62,12 +62,14 @@ class ShareSession:
 @dataclass(frozen=True, slots=True)
 class Context:
     """What a request may do: ``error`` (0: go on), the session's ``partitions`` to fetch
-    from, and ``final`` (acknowledge only, the session is closed)."""
+    from, and ``final`` (acknowledge only, the session is closed; ``closed``: its
+    partitions, whose records the member still holds are released)."""
 
     error: E = E.none
     message: str | None = None
     partitions: tuple[Partition, ...] = ()
     final: bool = False
+    closed: tuple[Partition, ...] = ()  # final: the closed session's partitions
 
 
 def next_epoch(epoch: int) -> int:
@@ -110,7 +112,8 @@ class ShareSessions:
                 return refused
             if epoch == FINAL_EPOCH:
                 del self._sessions[key]
-                return Context(partitions=tuple(dict.fromkeys(add)), final=True)
+                return Context(partitions=tuple(dict.fromkeys(add)), final=True,
+                               closed=tuple(session.partitions))
             for p in forget:
                 session.partitions.pop(p, None)
             for p in add:
@@ -130,7 +133,7 @@ class ShareSessions:
                 return refused
             if epoch == FINAL_EPOCH:
                 del self._sessions[key]
-                return Context(final=True)
+                return Context(final=True, closed=tuple(session.partitions))
             session.epoch = next_epoch(epoch)
             session.last_used_ms = now_ms
             return Context(partitions=tuple(session.partitions))

@@ -111,55 +111,59 @@ def test_kafka_share_consumer_accepts_releases_and_rejects_native_records(kafka)
 
 
 def test_two_kafka_share_consumers_and_a_native_one_share_a_partition(kafka) -> None:
-    """A record acquired by one member is delivered to no other while its lock holds; every
-    record is delivered exactly once across the three members (each accepts what it got)."""
+    """A record acquired by one member is delivered to no other while its lock holds; a
+    Kafka member that closes holding records releases them at once (its share session
+    closes), long before their 120 s locks end; every record is accepted exactly once."""
     cluster, bootstrap = kafka
-    _group(cluster, "ks-mixed")
+    _group(cluster, "ks-mixed", share_record_lock_duration_ms=120_000)
     n = 60
-    kafka_members = [_share_consumer(bootstrap, "ks-mixed", "ks-pool",
-                                     share_acknowledgement_mode="explicit",
-                                     max_poll_records=10) for _ in range(2)]
+    k1, k2 = (_share_consumer(bootstrap, "ks-mixed", "ks-pool",
+                              share_acknowledgement_mode="explicit", max_poll_records=10)
+              for _ in range(2))
     native = ShareConsumer(bootstrap_servers=cluster.bootstrap_servers, group_id="ks-mixed",
                            max_poll_records=10, share_acknowledgement_mode="explicit")
     try:
         native.subscribe(["ks-pool"])
         with Admin({"bootstrap.servers": cluster.bootstrap_servers}) as admin:
-            for c in kafka_members:
-                c.poll(0.5)  # joins the group
+            k1.poll(0.5)  # join the group
+            k2.poll(0.5)
             wait_until(lambda: len(admin.describe_share_group("ks-mixed").members) == 3,
                        timeout_s=30, what="three members in the share group")
         _produce(cluster, "ks-pool", n)
-        held = [_poll(c, 1) for c in kafka_members]  # acquired, not acknowledged yet
+        held1, held2 = _poll(k1, 1), _poll(k2, 1)  # acquired, not acknowledged yet
         held_native: list = []
         deadline = time.monotonic() + 30
         while not held_native and time.monotonic() < deadline:
             held_native = native.poll(timeout_ms=500)
-        offsets = [[m.offset() for m in got] for got in held] + [[r.offset for r in held_native]]
+        offsets = [[m.offset() for m in held1], [m.offset() for m in held2],
+                   [r.offset for r in held_native]]
         assert all(offsets), offsets  # each member holds records of the one partition
         flat = [o for got in offsets for o in got]
         assert len(flat) == len(set(flat)), offsets  # none held by two members at once
-        seen = list(flat)
-        for c, got in zip(kafka_members, held, strict=True):
-            for m in got:
-                c.acknowledge(m)
+        for m in held1:
+            k1.acknowledge(m)
         for r in held_native:
             native.acknowledge(r, "accept")
-        deadline = time.monotonic() + 60
-        while len(seen) < n and time.monotonic() < deadline:
-            for c in kafka_members:
-                for m in c.poll(0.2):
-                    seen.append(m.offset())
-                    c.acknowledge(m)
+        k2.close()  # holding its records, unacknowledged
+        accepted = offsets[0] + offsets[2]
+        again: dict[int, int] = {}  # k2's records, delivered again: offset -> delivery count
+        deadline = time.monotonic() + 60  # well within the locks' 120 s
+        while len(accepted) < n and time.monotonic() < deadline:
+            for m in k1.poll(0.2):
+                accepted.append(m.offset())
+                again.setdefault(m.offset(), m.delivery_count())
+                k1.acknowledge(m)
             for r in native.poll(timeout_ms=200):
-                seen.append(r.offset)
+                accepted.append(r.offset)
+                again.setdefault(r.offset, r.delivery_count)
                 native.acknowledge(r, "accept")
-        assert sorted(seen) == list(range(n))  # all of them, each once
-        for c in kafka_members:
-            c.commit_sync(30)
+        assert sorted(accepted) == list(range(n))  # all of them, each once
+        assert {o: again.get(o) for o in offsets[1]} == {o: 2 for o in offsets[1]}
+        k1.commit_sync(30)
         native.commit_sync()
     finally:
-        for c in kafka_members:
-            c.close()
+        k1.close()
+        k2.close()
         native.close()
 
 

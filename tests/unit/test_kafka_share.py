@@ -19,6 +19,7 @@ from kio.static.primitive import i32Timedelta
 from rillet.actors import kafka_batch as KB
 from rillet.actors import kafka_dispatch as D
 from rillet.actors import kafka_wire as W
+from rillet.actors import share_partition as SP
 from rillet.actors.configs import validate_broker_configs
 from rillet.actors.kafka_transcode import to_rillet
 from rillet.coordinator import metadata as md
@@ -36,8 +37,12 @@ class FakeSharePartitions:
     def __init__(self) -> None:
         self.seen: list[Any] = []
         self.answers: list[Any] = []
+        self.released: list[Any] = []  # ReleaseMember messages
 
     def tell(self, message) -> None:
+        if isinstance(message, SP.ReleaseMember):
+            self.released.append(message)
+            return
         self.seen.append(message.request)
         message.respond(self.answers.pop(0))
 
@@ -154,9 +159,12 @@ def test_share_acknowledge_checks_the_epoch_and_closes_the_session() -> None:
                         first_offset=0, last_offset=0, acknowledge_types=(1,)),)),)),)))
 
     assert acknowledge(7).error_code == ErrorCode.invalid_share_session_epoch
+    assert ctx.share_partitions.released == []
     closed = acknowledge(-1)
     assert closed.error_code == ErrorCode.none
     assert closed.responses[0].partitions[0].error_code == ErrorCode.invalid_record_state
+    # the closed session's records the member still holds: released at once, after its acks
+    assert ctx.share_partitions.released == [SP.ReleaseMember("g", "m1", (("jobs", 0),))]
     assert acknowledge(2).error_code == ErrorCode.share_session_not_found
 
 
@@ -174,4 +182,4 @@ def test_without_read_on_the_group_nothing_reaches_the_share_partitions(key) -> 
                     partition_index=0, acknowledgement_batches=(mod.AcknowledgementBatch(
                         first_offset=0, last_offset=0, acknowledge_types=(1,)),)),)),)))
     assert answer.error_code == ErrorCode.group_authorization_failed
-    assert ctx.share_partitions.seen == []
+    assert ctx.share_partitions.seen == [] and ctx.share_partitions.released == []

@@ -37,11 +37,13 @@ def test_epoch_minus_one_acknowledges_and_closes_and_epoch_0_replaces() -> None:
     s.fetch(KEY, 0, [("t", 0)], [], False, 0)
     final = s.fetch(KEY, -1, [("t", 0)], [], True, 1)
     assert final.error == E.none and final.final and final.partitions == (("t", 0),)
+    assert final.closed == (("t", 0),)
     assert s.fetch(KEY, 1, [], [], False, 2).error == E.share_session_not_found
     s.fetch(KEY, 0, [("t", 0)], [], False, 3)
     s.fetch(KEY, 0, [("u", 0)], [], False, 4)  # a new session replaces the old one
     assert s.fetch(KEY, 1, [], [], False, 5).partitions == (("u", 0),)
-    assert s.acknowledge(KEY, -1, 6).final and len(s) == 0
+    closed = s.acknowledge(KEY, -1, 6)
+    assert closed.final and closed.closed == (("u", 0),) and len(s) == 0
 
 
 def test_idle_sessions_are_forgotten_and_the_limit_holds() -> None:
