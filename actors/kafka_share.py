@@ -41,7 +41,7 @@ from rillet.transport import protocol as P
 
 from . import kafka_share_sessions as S
 from . import share_partition as SP
-from .kafka_auth import gated
+from .kafka_auth import gated, who_of
 from .kafka_batch import KafkaBatchError
 from .kafka_dispatch import Call, api
 from .kafka_groups import code, schema
@@ -155,6 +155,15 @@ def _release(call: Call, req: Any, context: S.Context, by_id, response: Any) -> 
         pass
 
 
+def _group_denied(call: Call, group_id: str) -> str | None:
+    """Why this connection may not READ the group (Kafka checks it before the share session
+    is touched, so a refused client opens no session), or None."""
+    w = who_of(call)
+    if w is None or w.may("READ", "GROUP", group_id):
+        return None
+    return f"{w.principal} may not read group {group_id!r}"
+
+
 def _leader(mod, call: Call, error: int, epoch: int):
     return build(mod.LeaderIdAndEpoch, leader_id=call.broker.broker_id if not error else -1,
                  leader_epoch=epoch)
@@ -174,6 +183,8 @@ def share_fetch(call: Call):
 
     if not req.group_id or not req.member_id:
         return whole(ErrorCode.invalid_request, "group_id and member_id must not be empty")
+    if (denied := _group_denied(call, req.group_id)) is not None:
+        return whole(ErrorCode.group_authorization_failed, denied)
     acks, bad = _parse_acks(req.topics, ACK_TYPES_V1)
     epoch = int(req.share_session_epoch)
     context = S.of(call.broker).fetch(
@@ -276,6 +287,8 @@ def share_acknowledge(call: Call):
 
     if not req.group_id or not req.member_id:
         return whole(ErrorCode.invalid_request, "group_id and member_id must not be empty")
+    if (denied := _group_denied(call, req.group_id)) is not None:
+        return whole(ErrorCode.group_authorization_failed, denied)
     context = S.of(call.broker).acknowledge((req.group_id, req.member_id),
                                             int(req.share_session_epoch), _now(call))
     if context.error:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import queue
 import sys
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -18,11 +19,13 @@ from kio.schema.errors import ErrorCode
 from kio.static.primitive import i32Timedelta
 from rillet.actors import kafka_batch as KB
 from rillet.actors import kafka_dispatch as D
+from rillet.actors import kafka_share_sessions as KS
 from rillet.actors import kafka_wire as W
 from rillet.actors import share_partition as SP
 from rillet.actors.configs import validate_broker_configs
 from rillet.actors.kafka_transcode import to_rillet
 from rillet.coordinator import metadata as md
+from rillet.coordinator.acl import AclBinding
 from rillet.logstore import batch as B
 from rillet.transport import protocol as P
 
@@ -183,3 +186,14 @@ def test_without_read_on_the_group_nothing_reaches_the_share_partitions(key) -> 
                         first_offset=0, last_offset=0, acknowledge_types=(1,)),)),)),)))
     assert answer.error_code == ErrorCode.group_authorization_failed
     assert ctx.share_partitions.seen == [] and ctx.share_partitions.released == []
+    assert len(KS.of(ctx)) == 0  # refused before a share session is opened
+
+
+def test_with_read_on_the_group_a_topic_it_may_not_read_is_refused() -> None:
+    ctx = _ctx(**{"authorizer.class.name": "rillet"})
+    ctx.image = replace(ctx.image, acls=frozenset({AclBinding(
+        resource_type="GROUP", resource_name="g", pattern_type="LITERAL",
+        principal="User:ANONYMOUS", host="*", operation="READ", permission="ALLOW")}))
+    answer = _fetch(ctx, 0)
+    assert answer.error_code == ErrorCode.topic_authorization_failed
+    assert ctx.share_partitions.seen == []
