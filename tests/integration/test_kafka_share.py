@@ -2,7 +2,8 @@
 driven by confluent-kafka (librdkafka's share consumer and admin client) and mixed with
 rillet's native ShareConsumer in one group: records produced natively, per-record accept /
 release / reject with delivery counts, the dead-letter topic, records locked to one member
-at a time, ConsumerGroupDescribe; bad share requests get Kafka's error codes and the broker
+at a time and released at once when a Kafka member closes, ConsumerGroupDescribe (and
+ListGroups of share groups); bad share requests get Kafka's error codes and the broker
 serves on. One broker for the module (tests/integration/conftest.py ``kafka``); each test
 its own topic and group."""
 
