@@ -365,7 +365,8 @@ def describe(shard: Any, gid: str) -> dict:
 
 def listed(shard: Any) -> list[tuple[str, str, str, str]]:
     """Kafka's ListGroups rows of a loaded shard: ``(group id, protocol type, state, type)``
-    (type "classic" or "consumer"; a group with only offsets is a classic Empty one)."""
+    (type "classic", "consumer" or "share"; a group with only offsets is a classic Empty
+    one)."""
     host: ClassicHost | None = shard.classic
     classic = host.groups if host is not None else {}
     rows = []
@@ -378,6 +379,9 @@ def listed(shard: Any) -> list[tuple[str, str, str, str]]:
             rows.append((gid, g.protocol_type or "consumer", g.state.value, "classic"))
         else:
             rows.append((gid, "consumer", "Empty", "classic"))
+    # share groups (KIP-932): protocol type and group type "share", as Kafka lists them
+    share = shard.state.share.groups
+    rows += [(gid, "share", share[gid].state, "share") for gid in sorted(share)]
     return rows
 
 

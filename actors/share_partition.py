@@ -72,6 +72,17 @@ class ImageChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class ReleaseMember:
+    """A member's share session closed (a Kafka share consumer's, actors/kafka_share.py):
+    the records it still holds in these partitions are available again at once (or dead
+    letters at the delivery limit), as Kafka's broker releases them, not after their locks."""
+
+    group_id: str
+    member_id: str
+    partitions: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class _Call:
     """Run ``fn(*args)`` on the actor's thread (answers from other actors and threads)."""
 
@@ -142,6 +153,8 @@ class SharePartitionManager(ShareRequests, DispatchedActor):
                     self._tick(message.now_ms)
                 case ImageChanged():
                     self._image_changed(message.image)
+                case ReleaseMember():
+                    self._release_member(message)
                 case _:
                     self._log.warning("ignoring unknown message {!r}", type(message).__name__)
         except Exception:  # noqa: BLE001 - never let one message stop the manager
@@ -161,6 +174,12 @@ class SharePartitionManager(ShareRequests, DispatchedActor):
                 pass
 
         return callback
+
+    def _release_member(self, m: ReleaseMember) -> None:
+        for topic, partition in m.partitions:
+            sp = self.sps.get((m.group_id, topic, partition))
+            if sp is not None and sp.core is not None and sp.status == "ready":
+                self.apply(sp, sp.core.release_member(m.member_id))
 
     # -------------------------------------------------------------------- share-partitions
 

@@ -97,6 +97,42 @@ def module_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCl
         cluster.stop(timeout_s=10)
 
 
+def kafka_bootstrap(cluster: LocalCluster, timeout_s: float = 60.0) -> str:
+    """Every broker's advertised KAFKA address (the broker writes its ``kafka-listener``
+    file once the listener is bound), comma-separated: a Kafka client's bootstrap.servers."""
+    addresses = []
+    for broker_id in cluster.broker_ids:
+        path = Path(cluster.broker_dir(broker_id)) / "kafka-listener"
+        support.wait_until(path.exists, timeout_s=timeout_s,
+                           what=f"broker {broker_id}'s KAFKA listener address")
+        addresses.append(path.read_text().strip())
+    return ",".join(addresses)
+
+
+@pytest.fixture(scope="module")
+def kafka(request: pytest.FixtureRequest,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalCluster, str]]:
+    """``(cluster, KAFKA bootstrap address)``: one started broker with a KAFKA listener on a
+    free port, shared by the tests of a module. A module may set ``KAFKA_CONFIGS`` (broker
+    configs added to the listener's) and ``KAFKA_TOPICS`` (``(name, partitions)`` pairs,
+    created before the first test)."""
+    from rillet.admin import Admin, NewTopic
+
+    module = request.module
+    name = module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    configs = {"listeners": "KAFKA://127.0.0.1:0", **getattr(module, "KAFKA_CONFIGS", {})}
+    cluster = LocalCluster(tmp_path_factory.mktemp(name), 1, configs)
+    try:
+        cluster.start(timeout_s=60)
+        topics = getattr(module, "KAFKA_TOPICS", ())
+        if topics:
+            with Admin({"bootstrap.servers": cluster.bootstrap_servers}) as admin:
+                admin.create_topics([NewTopic(t, n, 1) for t, n in topics])
+        yield cluster, kafka_bootstrap(cluster)
+    finally:
+        cluster.stop(timeout_s=10)
+
+
 @pytest.fixture
 def shared_cluster(module_cluster: LocalCluster) -> LocalCluster:
     """``module_cluster``, checked alive before each test so that a test which crashed the

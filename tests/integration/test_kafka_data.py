@@ -11,7 +11,6 @@ import struct
 import subprocess
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from kio.index import load_request_schema, load_response_schema
@@ -21,27 +20,9 @@ from kio.static.primitive import i32Timedelta
 
 from rillet import Consumer, Producer
 from rillet.admin import Admin, NewTopic
-from rillet.launcher import LocalCluster
 from tests.support import require_tool
 
 pytestmark = [pytest.mark.integration]
-
-
-@pytest.fixture(scope="module")
-def kafka(tmp_path_factory):
-    """(cluster, the broker's KAFKA bootstrap address)."""
-    cluster = LocalCluster(tmp_path_factory.mktemp("kafka-data"), 1,
-                           {"listeners": "KAFKA://127.0.0.1:0"})
-    try:
-        cluster.start(timeout_s=60)
-        path = Path(cluster.broker_dir(1)) / "kafka-listener"
-        deadline = time.monotonic() + 60
-        while not path.exists():
-            assert time.monotonic() < deadline, "the broker wrote no kafka-listener file"
-            time.sleep(0.05)
-        yield cluster, path.read_text().strip()
-    finally:
-        cluster.stop(timeout_s=10)
 
 
 def _topic(cluster, name: str, partitions: int = 1) -> str:

@@ -16,14 +16,13 @@ from kio.schema.request_header.v2.header import RequestHeader
 from kio.schema.response_header.v0.header import ResponseHeader
 from kio.serial import entity_reader, entity_writer
 
-from rillet.launcher import free_port
-
 
 @pytest.fixture
-def kafka_addr(cluster_factory):
-    port = free_port()
-    cluster_factory(configs={"listeners": f"KAFKA://127.0.0.1:{port}"})
-    return ("127.0.0.1", port)
+def kafka_addr(kafka):
+    """(host, port) of the module's broker's KAFKA listener (conftest.py ``kafka``): bad
+    input closes only its own connection, so the tests share one broker."""
+    host, _, port = kafka[1].rpartition(":")
+    return (host, int(port))
 
 
 def _request(api_key=18, version=3, cid=1, body=None) -> bytes:

@@ -9,35 +9,16 @@ from __future__ import annotations
 
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from test_kafka_data import _kafka_batch, _partitions, _produce_body, _raw
 
 from rillet.admin import Admin, NewTopic
-from rillet.launcher import LocalCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 RECORDS = 60
-
-
-@pytest.fixture(scope="module")
-def kafka(tmp_path_factory):
-    """(cluster, the broker's KAFKA bootstrap address), metrics on (a free port)."""
-    cluster = LocalCluster(tmp_path_factory.mktemp("kafka-metrics"), 1,
-                           {"listeners": "KAFKA://127.0.0.1:0"})
-    try:
-        cluster.start(timeout_s=60)
-        path = Path(cluster.broker_dir(1)) / "kafka-listener"
-        deadline = time.monotonic() + 60
-        while not path.exists():
-            assert time.monotonic() < deadline, "the broker wrote no kafka-listener file"
-            time.sleep(0.05)
-        yield cluster, path.read_text().strip()
-    finally:
-        cluster.stop(timeout_s=10)
 
 
 def scrape(cluster) -> dict[tuple[str, tuple], float]:
