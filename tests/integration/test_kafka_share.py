@@ -36,11 +36,14 @@ def _group(cluster, group: str, **configs) -> None:
                                                  for k, v in configs.items()}})
 
 
-def _produce(cluster, topic: str, n: int) -> None:
+def _produce(cluster, topic: str, n: int, batch: int | None = None) -> None:
+    """``n`` records, in stored batches of ``batch`` (a flush each)."""
     with Producer({"bootstrap.servers": cluster.bootstrap_servers}) as producer:
         for i in range(n):
             producer.send(topic, value=f"v{i}".encode(), key=f"k{i}".encode(),
                           headers=[("h", b"1")])
+            if batch and (i + 1) % batch == 0:
+                producer.flush(10)
         producer.flush(10)
 
 
@@ -130,7 +133,9 @@ def test_two_kafka_share_consumers_and_a_native_one_share_a_partition(kafka) -> 
             k2.poll(0.5)
             wait_until(lambda: len(admin.describe_share_group("ks-mixed").members) == 3,
                        timeout_s=30, what="three members in the share group")
-        _produce(cluster, "ks-pool", n)
+        # batches of 10: ShareFetch v1 acquires whole stored batches (batch_optimized, as
+        # Kafka), so one batch of 60 would all go to the first member that fetches
+        _produce(cluster, "ks-pool", n, batch=10)
         held1, held2 = _poll(k1, 1), _poll(k2, 1)  # acquired, not acknowledged yet
         held_native: list = []
         deadline = time.monotonic() + 30
