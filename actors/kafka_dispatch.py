@@ -98,6 +98,7 @@ class Call:
     endpoint: KafkaEndpoint
     _respond: Callable[[Any], None] = field(repr=False)
     session: Any = None  # actors.kafka_sasl.KafkaSession: the connection's host and principal
+    mute_ms: int = 0  # quotas: mute the connection this long though no answer says so (acks=0)
 
     def respond(self, response: Any) -> None:
         self._respond(response)

@@ -1,0 +1,209 @@
+"""Client quotas on the KAFKA listener (issue #19, docs/security.md "Quotas"), driven by
+clients no one here wrote (confluent-kafka/librdkafka): a greedy producer held to its
+producer_byte_rate beside a polite one, a consumer held to its consumer_byte_rate, and
+controller_mutation_rate (KIP-599) answering THROTTLING_QUOTA_EXCEEDED.
+
+One module-scoped broker with ``quota.window.num=2`` and ``controller.quota.window.num=3``
+(Kafka's keys; windows of 1 s): with Kafka's default 11 a new client may burst 10 s worth
+of its quota first, and a greedy client's traffic then comes in bursts every ``num``
+seconds (Kafka's arithmetic: ``tests/unit/actors/test_kafka_quotas.py``), which a 6 s test
+cannot average out; with 2 windows the period is 2 s, and 4 s measure two whole periods.
+The slow variant runs Kafka's defaults for a minute."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import TEST_BROKER_CONFIGS
+
+from rillet import Admin, ClientQuotaAlteration, NewTopic
+from rillet.launcher import LocalCluster
+from rillet.records import TopicPartition
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+QUOTA = 1 << 20  # 1 MiB/s
+VALUE = 10_000  # bytes per record: a Produce request's framing is ~1% of it
+WINDOWS = 2  # quota.window.num of the module's broker
+
+
+def _start(path, configs):
+    cluster = LocalCluster(path, 1, {**TEST_BROKER_CONFIGS, "listeners": "KAFKA://127.0.0.1:0",
+                                     **configs})
+    cluster.start(timeout_s=60)
+    listener = Path(cluster.broker_dir(1)) / "kafka-listener"
+    deadline = time.monotonic() + 60
+    while not listener.exists():
+        assert time.monotonic() < deadline, "the broker wrote no kafka-listener file"
+        time.sleep(0.05)
+    return cluster, listener.read_text().strip()
+
+
+@pytest.fixture(scope="module")
+def kafka(tmp_path_factory):
+    """(cluster, the broker's KAFKA bootstrap address)."""
+    cluster, bootstrap = _start(tmp_path_factory.mktemp("kafka-quotas"), {
+        "quota.window.num": str(WINDOWS), "controller.quota.window.num": "3"})
+    try:
+        yield cluster, bootstrap
+    finally:
+        cluster.stop(timeout_s=10)
+
+
+def _admin(cluster) -> Admin:
+    return Admin({"bootstrap.servers": cluster.bootstrap_servers})
+
+
+def _set(cluster, entity: dict, values: dict) -> None:
+    with _admin(cluster) as admin:
+        admin.alter_client_quotas([ClientQuotaAlteration(entity, values)])
+
+
+class _Throttles:
+    """A librdkafka stats_cb: the largest broker throttle (ms) it reported."""
+
+    def __init__(self) -> None:
+        self.max_ms = 0
+
+    def __call__(self, text: str) -> None:
+        for b in json.loads(text).get("brokers", {}).values():
+            self.max_ms = max(self.max_ms, int(b.get("throttle", {}).get("max", 0)))
+
+
+def _greedy_beside_polite(cluster, bootstrap: str, topic: str, seconds: float,
+                          warm_up: float):
+    """confluent-kafka producers: ``kgreedy`` (quota QUOTA) sends 10 kB records to
+    partition 0 as fast as librdkafka takes them; ``kpolite`` (no quota) one record to
+    partition 1 every 20 ms, waiting for each. Returns the greedy rate over [warm_up,
+    seconds] (from partition 0's log end offset), the polite latencies (ms) over the same
+    time and both producers' largest throttle (ms, from their stats)."""
+    import confluent_kafka as ck
+
+    common = {"bootstrap.servers": bootstrap, "acks": 1, "log_level": 0,
+              "statistics.interval.ms": 200}
+    g_throttle, p_throttle = _Throttles(), _Throttles()
+    greedy = ck.Producer({**common, "client.id": "kgreedy", "linger.ms": 5,
+                          "batch.size": 100_000,  # 10 records a request: a fine-grained rate
+                          "queue.buffering.max.kbytes": 1024, "stats_cb": g_throttle})
+    polite = ck.Producer({**common, "client.id": "kpolite", "linger.ms": 0,
+                          "stats_cb": p_throttle})
+    stop = threading.Event()
+    latencies: list[tuple[float, float]] = []
+    errors: list[BaseException] = []
+    tp = TopicPartition(topic, 0)
+
+    def flood() -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    greedy.produce(topic, b"g" * VALUE, partition=0)
+                    greedy.poll(0)
+                except BufferError:
+                    greedy.poll(0.05)
+        except BaseException as e:  # noqa: BLE001 - reported by the test
+            errors.append(e)
+
+    def trickle() -> None:
+        try:
+            while not stop.is_set():
+                t = time.monotonic()
+                polite.produce(topic, b"p" * 100, partition=1)
+                assert polite.flush(30) == 0
+                latencies.append((t, (time.monotonic() - t) * 1000))
+                stop.wait(0.02)
+        except BaseException as e:  # noqa: BLE001 - reported by the test
+            errors.append(e)
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (flood, trickle)]
+    with _admin(cluster) as admin:
+        start = time.monotonic()
+        for t in threads:
+            t.start()
+        while time.monotonic() < start + warm_up:
+            time.sleep(0.05)
+        t0, leo0 = time.monotonic(), admin.list_offsets([tp])[tp]
+        while time.monotonic() < start + seconds:
+            time.sleep(0.05)
+        t1, leo1 = time.monotonic(), admin.list_offsets([tp])[tp]
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    greedy.purge()
+    greedy.flush(5)
+    polite.flush(10)
+    polite.poll(0.3)  # a last stats report
+    assert not errors, errors
+    window = [ms for at, ms in latencies if t0 <= at < t1]
+    return (leo1 - leo0) * VALUE / (t1 - t0), window, g_throttle.max_ms, p_throttle.max_ms
+
+
+def test_a_greedy_kafka_producer_is_held_to_its_quota_beside_a_polite_one(kafka) -> None:
+    cluster, bootstrap = kafka
+    with _admin(cluster) as admin:
+        admin.create_topics([NewTopic("kflood", 2, 1)])
+    _set(cluster, {"client-id": "kgreedy"}, {"producer_byte_rate": QUOTA})
+    rate, polite, greedy_ms, polite_ms = _greedy_beside_polite(
+        cluster, bootstrap, "kflood", 6.0, 2.0)
+    polite.sort()
+    p99 = polite[int(len(polite) * 0.99) - 1]
+    print(f"greedy rate {rate / QUOTA:.3f}x the quota, largest throttle {greedy_ms} ms; "
+          f"polite p99 {p99:.1f} ms over {len(polite)} sends")
+    assert 0.85 * QUOTA <= rate <= 1.15 * QUOTA, f"greedy rate {rate / QUOTA:.2f}x the quota"
+    assert greedy_ms > 0  # told: throttle_time_ms in its answers, seen by librdkafka
+    assert polite_ms == 0  # never throttled
+    assert len(polite) >= 40, len(polite)  # kept going at its own pace
+    assert p99 < 1000, polite[-10:]
+
+
+def test_a_kafka_consumer_is_held_to_its_consumer_byte_rate(kafka) -> None:
+    """800 kB read by a confluent-kafka consumer with a 256 kB/s quota: the first window's
+    burst (256 kB) at once, the rest at the quota: not before ~2 s, with throttle time in
+    its stats; the same read by an unquoted client id is not throttled."""
+    import confluent_kafka as ck
+
+    cluster, bootstrap = kafka
+    quota, count = 256_000, 80
+    with _admin(cluster) as admin:
+        admin.create_topics([NewTopic("kread", 1, 1)])
+    producer = ck.Producer({"bootstrap.servers": bootstrap, "log_level": 0, "linger.ms": 5,
+                            "batch.size": 50_000})  # batches well under the fetch sizes
+    for _ in range(count):
+        producer.produce("kread", b"r" * VALUE, partition=0)
+    assert producer.flush(30) == 0
+    _set(cluster, {"client-id": "kslow"}, {"consumer_byte_rate": quota})
+
+    def read(client_id: str) -> tuple[float, int]:
+        throttles = _Throttles()
+        consumer = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": "unused",
+                                "client.id": client_id, "enable.auto.commit": False,
+                                "log_level": 0, "statistics.interval.ms": 200,
+                                "stats_cb": throttles, "fetch.max.bytes": 200_000, "message.max.bytes": 200_000,
+                                "max.partition.fetch.bytes": 200_000})
+        try:
+            consumer.assign([ck.TopicPartition("kread", 0, 0)])
+            got, start = 0, time.monotonic()
+            deadline = start + 60
+            while got < count and time.monotonic() < deadline:
+                m = consumer.poll(0.2)
+                if m is not None and m.error() is None:
+                    got += 1
+            elapsed = time.monotonic() - start
+            assert got == count, f"{client_id} read {got} of {count}"
+            end = time.monotonic() + 0.5
+            while time.monotonic() < end:  # a last stats report
+                consumer.poll(0.2)
+            return elapsed, throttles.max_ms
+        finally:
+            consumer.close()
+
+    slow, slow_ms = read("kslow")
+    fast, fast_ms = read("kfast")
+    print(f"quota'd read {slow:.2f} s (throttle up to {slow_ms} ms); unquoted {fast:.2f} s")
+    expected = (count * VALUE - (WINDOWS - 1) * quota) / quota  # a burst, then the quota
+    assert slow >= 0.75 * expected, f"read {count * VALUE} B in {slow:.2f} s"
+    assert slow_ms > 0 and fast_ms == 0
+    assert fast < slow
