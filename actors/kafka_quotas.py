@@ -101,3 +101,18 @@ def charged(call: Any, nanos: int) -> int:
     per second, Kafka's ``nanosToPercentage``); the throttle (ms) that mutes the
     connection, capped at one window as Kafka's."""
     return _record(call, Q.REQUEST_PERCENTAGE, nanos * 100 / 1e9)
+
+
+def mutations(call: Any, api_key: int, native: Any) -> tuple[Any, dict, Any]:
+    """controller_mutation_rate (actors/mutation_quota.py) for a Kafka CreateTopics,
+    CreatePartitions or DeleteTopics: (the native request less the refused topics, or None;
+    the refused topics: name -> (THROTTLING_QUOTA_EXCEEDED, message); kio's throttle_time).
+    Strict from the versions Kafka makes strict, permissive before."""
+    from . import mutation_quota
+
+    strict = call.request.api_version >= mutation_quota.STRICT_FROM[api_key]
+    principal = getattr(call.session, "principal", None) or ANONYMOUS
+    refused, ms = mutation_quota.admit(call.broker, principal, call.request.client_id or "",
+                                       native, strict)
+    kept = mutation_quota.without(native, refused) if refused else native
+    return kept, refused, throttle_time(ms)

@@ -21,6 +21,7 @@ import pytest
 from conftest import TEST_BROKER_CONFIGS
 
 from rillet import Admin, ClientQuotaAlteration, NewTopic
+from rillet.errors import ThrottlingQuotaExceededError
 from rillet.launcher import LocalCluster
 from rillet.records import TopicPartition
 
@@ -207,3 +208,56 @@ def test_a_kafka_consumer_is_held_to_its_consumer_byte_rate(kafka) -> None:
     assert slow >= 0.75 * expected, f"read {count * VALUE} B in {slow:.2f} s"
     assert slow_ms > 0 and fast_ms == 0
     assert fast < slow
+
+
+def _kp_create(admin, name: str, partitions: int):
+    """kafka-python: create one topic; (error code, error message) of its result."""
+    from kafka.admin import NewTopic as KNewTopic
+
+    out = admin.create_topics([KNewTopic(name, partitions, 1)], raise_errors=False)
+    (topic,) = out["topics"]
+    return topic["error_code"], topic["error_message"]
+
+
+def test_controller_mutation_rate_refuses_partitions_over_the_rate_then_admits(kafka) -> None:
+    """controller_mutation_rate=5 on a client id, a token bucket of 2 windows (10
+    partitions): kafka-python's CreateTopics (v7: strict) of 15 partitions is admitted (the
+    bucket was full), the next topic is refused THROTTLING_QUOTA_EXCEEDED for about 1 s
+    and created once that has passed; the native admin is refused the same way."""
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import NodeNotReadyError
+
+    cluster, bootstrap = kafka
+    _set(cluster, {"client-id": "kmut"}, {"controller_mutation_rate": 5})
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="kmut")
+    try:
+        assert _kp_create(admin, "m-big", 15) == (0, None)
+        refused_at = time.monotonic()
+        code, message = _kp_create(admin, "m-small", 1)
+        assert code == 89, (code, message)  # THROTTLING_QUOTA_EXCEEDED
+        wait_ms = int(message.rsplit("after ", 1)[1].split()[0])
+        assert 500 <= wait_ms <= 1100, message  # 5 partitions over at 5/s
+        deadline, code, paused = time.monotonic() + 30, 89, 0
+        while code != 0:
+            assert code == 89 and time.monotonic() < deadline, code
+            try:
+                code = _kp_create(admin, "m-small", 1)[0]
+            except NodeNotReadyError:  # kafka-python pauses a throttling broker (KIP-219)
+                paused += 1
+                time.sleep(0.05)  # poll interval while it waits out the throttle
+        waited = time.monotonic() - refused_at
+        assert waited >= 0.8 * wait_ms / 1000, waited  # not before the throttle passed
+    finally:
+        admin.close()
+    with _admin(cluster) as native:
+        assert "m-small" in native.list_topics()
+    # the native admin (no client id: the user's quota) is held the same way
+    _set(cluster, {"user": None}, {"controller_mutation_rate": 2})
+    try:
+        with _admin(cluster) as native:
+            native.create_topics([NewTopic("n-big", 6, 1)])  # a full bucket of 2: admitted
+            with pytest.raises(ThrottlingQuotaExceededError, match="retry after"):
+                native.create_topics([NewTopic("n-small", 1, 1)])
+            assert "n-small" not in native.list_topics()
+    finally:
+        _set(cluster, {"user": None}, {"controller_mutation_rate": None})
