@@ -5,7 +5,6 @@ Strict/PermissiveControllerMutationQuota)."""
 from __future__ import annotations
 
 import pytest
-
 from rillet.coordinator import mutation_quota as M
 from rillet.coordinator import quotas as Q
 
