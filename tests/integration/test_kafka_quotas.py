@@ -12,13 +12,19 @@ The slow variant runs Kafka's defaults for a minute."""
 
 from __future__ import annotations
 
+import io
 import json
+import socket
+import struct
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from conftest import TEST_BROKER_CONFIGS
+from kio.serial import entity_reader, entity_writer
+from kio.static.primitive import i32Timedelta
 
 from rillet import Admin, ClientQuotaAlteration, NewTopic
 from rillet.errors import ThrottlingQuotaExceededError
@@ -161,13 +167,13 @@ def test_a_greedy_kafka_producer_is_held_to_its_quota_beside_a_polite_one(kafka)
 
 
 def test_a_kafka_consumer_is_held_to_its_consumer_byte_rate(kafka) -> None:
-    """800 kB read by a confluent-kafka consumer with a 256 kB/s quota: the first window's
-    burst (256 kB) at once, the rest at the quota: not before ~2 s, with throttle time in
+    """600 kB read by a confluent-kafka consumer with a 256 kB/s quota: the first window's
+    burst (256 kB) at once, the rest at the quota: not before ~1.3 s, with throttle time in
     its stats; the same read by an unquoted client id is not throttled."""
     import confluent_kafka as ck
 
     cluster, bootstrap = kafka
-    quota, count = 256_000, 80
+    quota, count = 256_000, 60
     with _admin(cluster) as admin:
         admin.create_topics([NewTopic("kread", 1, 1)])
     producer = ck.Producer({"bootstrap.servers": bootstrap, "log_level": 0, "linger.ms": 5,
@@ -261,3 +267,111 @@ def test_controller_mutation_rate_refuses_partitions_over_the_rate_then_admits(k
             assert "n-small" not in native.list_topics()
     finally:
         _set(cluster, {"user": None}, {"controller_mutation_rate": None})
+
+
+# ------------------------------------------------------------------- the raw protocol
+
+
+def _frame(api_key: int, version: int, body, client_id: str, cid: int) -> bytes:
+    from kio.index import load_request_schema
+
+    cls = load_request_schema(api_key, version)
+    header = cls.__header_schema__(request_api_key=api_key, request_api_version=version,
+                                   correlation_id=cid, client_id=client_id)
+    buf = io.BytesIO()
+    entity_writer(cls.__header_schema__)(buf, header)
+    entity_writer(cls)(buf, body)
+    data = buf.getvalue()
+    return struct.pack(">i", len(data)) + data
+
+
+def _receive(sock, api_key: int, version: int):
+    from kio.index import load_response_schema
+
+    def exact(n: int) -> bytes:
+        out = b""
+        while len(out) < n:
+            chunk = sock.recv(n - len(out))
+            if not chunk:
+                raise ConnectionError("closed by the broker")
+            out += chunk
+        return out
+
+    (size,) = struct.unpack(">i", exact(4))
+    frame = exact(size)
+    cls = load_response_schema(api_key, version)
+    _header, at = entity_reader(cls.__header_schema__)(frame, 0)
+    return entity_reader(cls)(frame, at)[0]
+
+
+def _kafka_produce(topic: str, values: list[bytes]):
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+    from kio.index import load_request_schema
+
+    b = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=0,
+                                  producer_id=-1, producer_epoch=-1, base_sequence=-1,
+                                  batch_size=1 << 21)
+    for i, v in enumerate(values):
+        b.append(i, int(time.time() * 1000), None, v, [])
+    mod = __import__(load_request_schema(0, 9).__module__, fromlist=["x"])
+    return mod.ProduceRequest(
+        transactional_id=None, acks=1, timeout=i32Timedelta.parse(timedelta(seconds=30)),
+        topic_data=(mod.TopicProduceData(name=topic, partition_data=(
+            mod.PartitionProduceData(index=0, records=bytes(b.build())),)),))
+
+
+def _api_versions():
+    from kio.index import load_request_schema
+
+    mod = __import__(load_request_schema(18, 3).__module__, fromlist=["x"])
+    return mod.ApiVersionsRequest(client_software_name="raw", client_software_version="1")
+
+
+def test_the_kafka_listener_mutes_a_connection_that_ignores_its_throttle(kafka) -> None:
+    """A raw client (no client library) pipelines a Produce over its quota and an
+    ApiVersions on one connection: the Produce is answered at once with throttle_time_ms,
+    the ApiVersions only once that time has passed (Kafka mutes the channel), while another
+    connection is answered meanwhile. The quota's budget is the native listener's too: a
+    native Produce under the same client id right after is throttled as well."""
+    from conftest import Wire
+    from rillet.logstore.batch import BatchBuilder
+    from rillet.transport import protocol as P
+
+    cluster, bootstrap = kafka
+    with _admin(cluster) as admin:
+        admin.create_topics([NewTopic("kheld", 1, 1)])
+    _set(cluster, {"client-id": "kraw"}, {"producer_byte_rate": 100_000})
+    host, _, port = bootstrap.rpartition(":")
+    raw = socket.create_connection((host, int(port)), timeout=30)
+    other = socket.create_connection((host, int(port)), timeout=30)
+    try:
+        # 200 kB against 100 kB/s, the window padded to 1 s: a throttle of about 1 s
+        sent = time.monotonic()
+        raw.sendall(_frame(0, 9, _kafka_produce("kheld", [b"r" * VALUE] * 20), "kraw", 1)
+                    + _frame(18, 3, _api_versions(), "kraw", 2))
+        produced = _receive(raw, 0, 9)
+        answered = time.monotonic() - sent
+        throttle_ms = int(produced.throttle_time.total_seconds() * 1000)
+        assert produced.responses[0].partition_responses[0].error_code == 0
+        assert 700 <= throttle_ms <= 1300, throttle_ms
+        other.sendall(_frame(18, 3, _api_versions(), "kother", 1))
+        assert _receive(other, 18, 3).api_keys  # not muted: its own connection
+        _receive(raw, 18, 3)
+        held = time.monotonic() - sent
+        assert held >= 0.9 * throttle_ms / 1000, (held, throttle_ms)
+        assert answered < throttle_ms / 1000  # answered first, then muted
+        # the native listener measures into the same rate: its Produce is throttled too
+        w = Wire(cluster.bootstrap_servers)
+        try:
+            b = BatchBuilder()
+            b.append(int(time.time() * 1000), None, b"n")
+            native = w.call(P.ProduceRequest(acks=1, client_id="kraw", topics=(P.ProduceTopic(
+                name="kheld", partitions=(P.ProducePartition(partition=0,
+                                                             records=b.build()),)),)))
+            assert native.throttle_time_ms > 0
+        finally:
+            w.close()
+    finally:
+        raw.close()
+        other.close()
+        _set(cluster, {"client-id": "kraw"}, {"producer_byte_rate": None})
