@@ -40,6 +40,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "rillet.actors.kafka_produce",  # kafka-data (#18): Produce, InitProducerId
     "rillet.actors.kafka_sasl",  # sasl (#19): SaslHandshake, SaslAuthenticate
     "rillet.actors.kafka_txn",  # kafka-txn (#18): AddPartitionsToTxn, EndTxn, ...
+    "rillet.actors.kafka_client_quotas",  # kquota (#19): Describe/AlterClientQuotas
 )
 
 

@@ -375,3 +375,61 @@ def test_the_kafka_listener_mutes_a_connection_that_ignores_its_throttle(kafka) 
         raw.close()
         other.close()
         _set(cluster, {"client-id": "kraw"}, {"producer_byte_rate": None})
+
+
+def test_client_quotas_are_altered_and_described_on_the_kafka_listener(kafka) -> None:
+    """AlterClientQuotas (49) and DescribeClientQuotas (48) in Kafka's own encoding: a quota
+    set over the KAFKA listener is the native admin's, a malformed one is refused with
+    INVALID_REQUEST and changes nothing, a removal removes."""
+    from kio.index import load_request_schema
+
+    cluster, bootstrap = kafka
+    alter = __import__(load_request_schema(49, 1).__module__, fromlist=["x"])
+    describe = __import__(load_request_schema(48, 1).__module__, fromlist=["x"])
+
+    def call(api_key: int, body):
+        host, _, port = bootstrap.rpartition(":")
+        with socket.create_connection((host, int(port)), timeout=30) as s:
+            s.sendall(_frame(api_key, 1, body, "kq-admin", 1))
+            return _receive(s, api_key, 1)
+
+    def op(key, value=0.0, remove=False):
+        return alter.OpData(key=key, value=value, remove=remove)
+
+    def entry(parts, *ops):
+        return alter.EntryData(entity=tuple(alter.EntityData(entity_type=t, entity_name=n)
+                                            for t, n in parts), ops=ops)
+
+    got = call(49, alter.AlterClientQuotasRequest(validate_only=False, entries=(
+        entry([("user", "kalice"), ("client-id", None)], op("producer_byte_rate", 4096.0),
+              op("controller_mutation_rate", 2.5)),
+        entry([("user", "kbob")], op("consumer_byte_rate", -1.0)),
+        entry([("user", "kbob")], op("nonsense_rate", 1.0)))))
+    codes = [(int(e.error_code), e.error_message) for e in got.entries]
+    assert codes[0] == (0, None)
+    assert codes[1][0] == 42 and "positive" in codes[1][1]  # INVALID_REQUEST
+    assert codes[2][0] == 42 and "unknown quota" in codes[2][1]
+    with _admin(cluster) as admin:  # the native view of the same metadata
+        assert admin.describe_client_quotas({"user": "kalice"}) == [
+            ({"client-id": None, "user": "kalice"},
+             {"controller_mutation_rate": 2.5, "producer_byte_rate": 4096.0})]
+        assert admin.describe_client_quotas({"user": "kbob"}) == []
+
+    described = call(48, describe.DescribeClientQuotasRequest(strict=False, components=(
+        describe.ComponentData(entity_type="user", match_type=0, match="kalice"),)))
+    assert int(described.error_code) == 0
+    (only,) = described.entries
+    assert {(e.entity_type, e.entity_name) for e in only.entity} == {
+        ("user", "kalice"), ("client-id", None)}
+    assert {v.key: v.value for v in only.values} == {
+        "controller_mutation_rate": 2.5, "producer_byte_rate": 4096.0}
+    bad = call(48, describe.DescribeClientQuotasRequest(strict=False, components=(
+        describe.ComponentData(entity_type="group", match_type=0, match="g"),)))
+    assert int(bad.error_code) == 42 and bad.entries is None
+
+    got = call(49, alter.AlterClientQuotasRequest(validate_only=False, entries=(
+        entry([("user", "kalice"), ("client-id", None)], op("producer_byte_rate", remove=True),
+              op("controller_mutation_rate", remove=True)),)))
+    assert [int(e.error_code) for e in got.entries] == [0]
+    assert call(48, describe.DescribeClientQuotasRequest(strict=False, components=(
+        describe.ComponentData(entity_type="user", match_type=0, match="kalice"),))).entries == ()
