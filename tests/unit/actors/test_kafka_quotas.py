@@ -149,3 +149,24 @@ def test_kafkas_windows_let_a_greedy_client_through_in_periodic_bursts() -> None
     assert measured(three, 3000, 7000) > 1.3  # 4 s of 3 windows: a burst's excess
     eleven = sends(11, 200_000)
     assert 0.95 <= measured(eleven, 100_000, 190_000) <= 1.1
+
+
+def test_the_throttle_given_is_in_the_kafka_listeners_metrics() -> None:
+    from kio.index import load_response_schema
+    from rillet.actors import kafka_metrics as KM
+    from rillet.actors.kafka_metadata import build
+    from rillet.actors.metrics import BrokerCollector, BrokerMetrics
+    from rillet.coordinator.metadata import MetadataImage
+
+    metrics = BrokerMetrics()
+    kafka = KM.register(SimpleNamespace(metrics=metrics))
+    cls = load_response_schema(0, 9)
+    for ms in (250, 0, 750):
+        kafka.responded("Produce", build(cls, throttle_time=KQ.throttle_time(ms),
+                                         responses=()), 0.001)
+    ctx = SimpleNamespace(broker_id=1, image=MetadataImage(), controller_id=1,
+                          broker_configs={}, describe_stats=None, counter_values=dict)
+    got = {(s.name, tuple(sorted(s.labels.items()))): s.value
+           for family in BrokerCollector(ctx, metrics).collect() for s in family.samples}
+    key = ("rillet_request_throttle_time_ms_total", (("api", "Produce"), ("listener", "KAFKA")))
+    assert got[key] == 1000
