@@ -169,7 +169,7 @@ def test_a_greedy_kafka_producer_is_held_to_its_quota_beside_a_polite_one(kafka)
 def test_a_kafka_consumer_is_held_to_its_consumer_byte_rate(kafka) -> None:
     """600 kB read by a confluent-kafka consumer with a 256 kB/s quota: the first window's
     burst (256 kB) at once, the rest at the quota: not before ~1.3 s, with throttle time in
-    its stats; the same read by an unquoted client id is not throttled."""
+    its stats; the same read by an unquoted client id is not held."""
     import confluent_kafka as ck
 
     cluster, bootstrap = kafka
@@ -183,7 +183,7 @@ def test_a_kafka_consumer_is_held_to_its_consumer_byte_rate(kafka) -> None:
     assert producer.flush(30) == 0
     _set(cluster, {"client-id": "kslow"}, {"consumer_byte_rate": quota})
 
-    def read(client_id: str) -> tuple[float, int]:
+    def read(client_id: str, wait_for_throttle: bool) -> tuple[float, int]:
         throttles = _Throttles()
         consumer = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": "unused",
                                 "client.id": client_id, "enable.auto.commit": False,
@@ -200,20 +200,20 @@ def test_a_kafka_consumer_is_held_to_its_consumer_byte_rate(kafka) -> None:
                     got += 1
             elapsed = time.monotonic() - start
             assert got == count, f"{client_id} read {got} of {count}"
-            end = time.monotonic() + 0.5
-            while time.monotonic() < end:  # a last stats report
-                consumer.poll(0.2)
+            if wait_for_throttle:  # the stats report after the throttled answers
+                while throttles.max_ms == 0 and time.monotonic() < deadline:
+                    consumer.poll(0.1)
             return elapsed, throttles.max_ms
         finally:
             consumer.close()
 
-    slow, slow_ms = read("kslow")
-    fast, fast_ms = read("kfast")
+    slow, slow_ms = read("kslow", True)
+    fast, _ = read("kfast", False)
     print(f"quota'd read {slow:.2f} s (throttle up to {slow_ms} ms); unquoted {fast:.2f} s")
     expected = (count * VALUE - (WINDOWS - 1) * quota) / quota  # a burst, then the quota
     assert slow >= 0.75 * expected, f"read {count * VALUE} B in {slow:.2f} s"
-    assert slow_ms > 0 and fast_ms == 0
-    assert fast < slow
+    assert slow_ms > 0  # told: throttle_time_ms in its answers, seen by librdkafka
+    assert fast < 0.5 * expected  # the same read without a quota is not held
 
 
 def _kp_create(admin, name: str, partitions: int):
