@@ -229,7 +229,8 @@ def test_controller_mutation_rate_refuses_partitions_over_the_rate_then_admits(k
     """controller_mutation_rate=5 on a client id, a token bucket of 2 windows (10
     partitions): kafka-python's CreateTopics (v7: strict) of 15 partitions is admitted (the
     bucket was full), the next topic is refused THROTTLING_QUOTA_EXCEEDED for about 1 s
-    and created once that has passed; the native admin is refused the same way."""
+    and created once that has passed; confluent-kafka's older CreateTopics is admitted and
+    muted (permissive); the native admin is refused the same way."""
     from kafka.admin import KafkaAdminClient
     from kafka.errors import NodeNotReadyError
 
@@ -257,6 +258,19 @@ def test_controller_mutation_rate_refuses_partitions_over_the_rate_then_admits(k
         admin.close()
     with _admin(cluster) as native:
         assert "m-small" in native.list_topics()
+    # librdkafka's CreateTopics (below v6, before KIP-599's strict mode) is permissive: both
+    # topics are created, the second only once the first's throttle has passed (muted)
+    import confluent_kafka.admin as cka
+
+    _set(cluster, {"client-id": "kperm"}, {"controller_mutation_rate": 5})
+    ck_admin = cka.AdminClient({"bootstrap.servers": bootstrap, "client.id": "kperm",
+                                "log_level": 0})
+    ck_admin.create_topics([cka.NewTopic("p-big", 15, 1)])["p-big"].result(30)
+    began = time.monotonic()
+    ck_admin.create_topics([cka.NewTopic("p-small", 1, 1)])["p-small"].result(30)
+    took = time.monotonic() - began
+    print(f"permissive: the next CreateTopics took {took:.2f} s")
+    assert took >= 0.8  # 5 partitions over at 5/s: ~1 s muted
     # the native admin (no client id: the user's quota) is held the same way
     _set(cluster, {"user": None}, {"controller_mutation_rate": 2})
     try:
