@@ -491,3 +491,54 @@ def test_a_greedy_kafka_producer_holds_to_its_quota_for_a_minute_with_kafkas_win
     assert 0.85 * QUOTA <= rate <= 1.15 * QUOTA, f"greedy rate {rate / QUOTA:.2f}x the quota"
     assert greedy_ms > 0 and polite_ms == 0
     assert len(polite) >= 1000, len(polite)
+
+
+@pytest.mark.slow  # a secure cluster of its own; the principal -> user mapping is
+# unit-tested (tests/unit/actors/test_kafka_quotas.py)
+@pytest.mark.timeout(180)
+def test_a_sasl_users_quota_holds_its_kafka_clients_only(tmp_path) -> None:
+    """A producer_byte_rate on user alice: alice's confluent-kafka producer (SCRAM on the
+    KAFKA listener) is throttled, the admin user's, sending as much, is not."""
+    import confluent_kafka as ck
+    from rillet.transport.security import curve_available
+
+    if not curve_available():
+        pytest.skip("libzmq without CURVE")
+    cluster = LocalCluster(tmp_path / "c", 1, {**TEST_BROKER_CONFIGS, "quota.window.num": "2"},
+                           secure=True, kafka=True)
+    try:
+        cluster.start(timeout_s=60)
+        admin = Admin({**cluster.client_security,
+                       "bootstrap.servers": cluster.bootstrap_servers})
+        try:
+            admin.create_topics([NewTopic("ksasl", 1, 1)])
+            admin.set_user_scram("alice", "alice-secret")
+            admin.alter_client_quotas([ClientQuotaAlteration(
+                {"user": "alice"}, {"producer_byte_rate": 100_000})])
+        finally:
+            admin.close()
+        alice = {"bootstrap.servers": cluster.kafka_bootstrap_servers,
+                 "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "SCRAM-SHA-256",
+                 "sasl.username": "alice", "sasl.password": "alice-secret"}
+
+        def produce(conf: dict) -> int:
+            throttles = _Throttles()
+            p = ck.Producer({**conf, "log_level": 0, "statistics.interval.ms": 100,
+                             "stats_cb": throttles, "batch.size": 50_000})
+            deadline = time.monotonic() + 60
+            while True:  # alice's credential reaches the broker's image a moment later
+                for _ in range(30):
+                    p.produce("ksasl", b"s" * VALUE)
+                if p.flush(10) == 0:
+                    break
+                assert time.monotonic() < deadline, "never delivered"
+            end = time.monotonic() + 3
+            while throttles.max_ms == 0 and time.monotonic() < end:
+                p.poll(0.1)  # the stats after the answers (3 s: long enough for 0 to mean 0)
+            return throttles.max_ms
+
+        assert produce(alice) > 0
+        assert produce({**cluster.kafka_client_settings,
+                        "bootstrap.servers": cluster.kafka_bootstrap_servers}) == 0
+    finally:
+        cluster.stop(timeout_s=10)
