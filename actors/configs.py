@@ -188,6 +188,10 @@ BROKER_DEFAULTS: dict[str, str] = {
     # transport/conn_limits.py): a connection over either is closed at once
     "max.connections": str(2**31 - 1),
     "max.connections.per.ip": str(2**31 - 1),
+    # controller_mutation_rate quotas (KIP-599; docs/security.md "Controller mutation rate";
+    # actors/mutation_quota.py): a token bucket of (num - 1) x size seconds of the rate
+    "controller.quota.window.num": "11",
+    "controller.quota.window.size.seconds": "1",
 }
 
 _CHOICES = {
@@ -221,6 +225,8 @@ _POSITIVE = (
     "quota.window.size.seconds",
     "max.connections",
     "max.connections.per.ip",
+    "controller.quota.window.num",
+    "controller.quota.window.size.seconds",
 )
 
 

@@ -37,6 +37,7 @@ from rillet.coordinator.metadata import MetadataImage
 from rillet.transport import protocol as P
 
 from . import controller as C
+from . import kafka_quotas
 from .kafka_auth import gated
 from .kafka_dispatch import Call, api
 from .kafka_metadata import build, topic_uuid
@@ -144,6 +145,7 @@ def create_topics(call: Call):
     cls, mod = response(call, 19)
     names = [t.name for t in body.topics]
     refused = named_twice(names)
+    throttle = NO_THROTTLE  # controller_mutation_rate (actors/mutation_quota.py)
     native = []
     for t in body.topics:
         if t.name in refused:
@@ -184,10 +186,10 @@ def create_topics(call: Call):
                              topic_id=topic_uuid(r.topic_id), error_code=ErrorCode.none,
                              error_message=None, num_partitions=r.num_partitions,
                              replication_factor=r.replication_factor, configs=configs))
-        return build(cls, throttle_time=NO_THROTTLE, topics=tuple(out))
+        return build(cls, throttle_time=throttle, topics=tuple(out))
 
     def fail(code: int, message: str):
-        return build(cls, throttle_time=NO_THROTTLE, topics=tuple(
+        return build(cls, throttle_time=throttle, topics=tuple(
             result(n, *(refused.get(n) or (code, message))) for n in dict.fromkeys(names)))
 
     def settled(image: MetadataImage, resp: P.CreateTopicsResponse) -> bool:
@@ -196,9 +198,13 @@ def create_topics(call: Call):
 
     if not native:
         return answer(None)
-    to_controller(call, P.CreateTopicsRequest(topics=tuple(native), timeout_ms=timeout_ms(body),
-                                              validate_only=bool(body.validate_only)),
-                  answer, fail, settled, timeout_ms(body))
+    request, throttled, throttle = kafka_quotas.mutations(call, 19, P.CreateTopicsRequest(
+        topics=tuple(native), timeout_ms=timeout_ms(body),
+        validate_only=bool(body.validate_only)))
+    refused.update(throttled)
+    if request is None:
+        return answer(None)
+    to_controller(call, request, answer, fail, settled, timeout_ms(body))
     return None
 
 
@@ -232,13 +238,15 @@ def delete_topics(call: Call):
     unknown_ids = [(n, tid) for n, tid in wanted if n is None]
     names = list(dict.fromkeys(n for n, _ in wanted if n is not None))
     given = {n: tid for n, tid in wanted if n is not None}
+    throttle, throttled = NO_THROTTLE, {}  # controller_mutation_rate (actors/mutation_quota.py)
 
     def answer(resp: P.DeleteTopicsResponse | None):
         out = [result(None, tid, P.ErrorCode.UNKNOWN_TOPIC_ID, f"no topic with id {tid}")
                for _, tid in unknown_ids]
         out += [result(r.name, given.get(r.name), r.error_code, r.error_message)
                 for r in (resp.results if resp else ())]
-        return build(cls, throttle_time=NO_THROTTLE, responses=tuple(out))
+        out += [result(n, given.get(n), *throttled[n]) for n in throttled]
+        return build(cls, throttle_time=throttle, responses=tuple(out))
 
     def fail(code: int, message: str):
         return answer(P.DeleteTopicsResponse(results=tuple(
@@ -249,9 +257,12 @@ def delete_topics(call: Call):
 
     if not names:
         return answer(None)
-    to_controller(call, P.DeleteTopicsRequest(topic_names=tuple(names),
-                                              timeout_ms=timeout_ms(body)),
-                  answer, fail, settled, timeout_ms(body))
+    request, throttled, throttle = kafka_quotas.mutations(call, 20, P.DeleteTopicsRequest(
+        topic_names=tuple(names), timeout_ms=timeout_ms(body)))
+    names = [n for n in names if n not in throttled]
+    if request is None:
+        return answer(None)
+    to_controller(call, request, answer, fail, settled, timeout_ms(body))
     return None
 
 
@@ -264,6 +275,7 @@ def create_partitions(call: Call):
     cls, mod = response(call, 37)
     names = [t.name for t in body.topics]
     refused = named_twice(names)
+    throttle = NO_THROTTLE  # controller_mutation_rate (actors/mutation_quota.py)
     native = []
     for t in body.topics:
         if t.name in refused:
@@ -283,7 +295,7 @@ def create_partitions(call: Call):
         out = [result(n, *refused[n]) for n in dict.fromkeys(names) if n in refused]
         out += [result(r.name, r.error_code, r.error_message)
                 for r in (resp.results if resp else ())]
-        return build(cls, throttle_time=NO_THROTTLE, results=tuple(out))
+        return build(cls, throttle_time=throttle, results=tuple(out))
 
     def fail(code: int, message: str):
         return answer(P.CreatePartitionsResponse(results=tuple(
@@ -298,10 +310,14 @@ def create_partitions(call: Call):
 
     if not native:
         return answer(None)
-    to_controller(call, P.CreatePartitionsRequest(topics=tuple(native),
-                                                  timeout_ms=timeout_ms(body),
-                                                  validate_only=bool(body.validate_only)),
-                  answer, fail, settled, timeout_ms(body))
+    request, throttled, throttle = kafka_quotas.mutations(call, 37, P.CreatePartitionsRequest(
+        topics=tuple(native), timeout_ms=timeout_ms(body),
+        validate_only=bool(body.validate_only)))
+    refused.update(throttled)
+    native = [t for t in native if t.name not in throttled]
+    if request is None:
+        return answer(None)
+    to_controller(call, request, answer, fail, settled, timeout_ms(body))
     return None
 
 

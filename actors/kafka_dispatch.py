@@ -42,6 +42,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "rillet.actors.kafka_txn",  # kafka-txn (#18): AddPartitionsToTxn, EndTxn, ...
     "rillet.actors.kafka_share",  # kshare (#18): ShareFetch, ShareAcknowledge
     "rillet.actors.kafka_share_groups",  # kshare (#18): ShareGroupHeartbeat/Describe, CGDescribe
+    "rillet.actors.kafka_client_quotas",  # kquota (#19): Describe/AlterClientQuotas
 )
 
 
@@ -100,6 +101,7 @@ class Call:
     endpoint: KafkaEndpoint
     _respond: Callable[[Any], None] = field(repr=False)
     session: Any = None  # actors.kafka_sasl.KafkaSession: the connection's host and principal
+    mute_ms: int = 0  # quotas: mute the connection this long though no answer says so (acks=0)
 
     def respond(self, response: Any) -> None:
         self._respond(response)

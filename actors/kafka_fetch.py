@@ -26,7 +26,7 @@ from kio.static.primitive import i32Timedelta
 from loguru import logger
 from rillet.transport import protocol as P
 
-from . import kafka_metrics
+from . import kafka_metrics, kafka_quotas
 from .kafka_auth import gated
 from .kafka_batch import KafkaBatchError
 from .kafka_dispatch import Call, api
@@ -101,7 +101,8 @@ def fetch(call: Call):
             topics.append(P.FetchTopic(name=name, partitions=tuple(parts)))
     isolation = int(req.isolation_level)
     native = P.FetchRequest(max_wait_ms=max(0, _ms(req.max_wait)), min_bytes=int(req.min_bytes),
-                            max_bytes=int(req.max_bytes), isolation_level=isolation,
+                            max_bytes=kafka_quotas.fetch_max_bytes(call, int(req.max_bytes)),
+                            isolation_level=isolation,
                             topics=tuple(topics))
     id_of = {name: asked for asked, name in names.items()} if by_id else {}
 
@@ -127,6 +128,12 @@ def fetch(call: Call):
 def _respond(call, cls, mod, order, unknown, id_of, isolation, response) -> None:
     try:
         answer = _kafka_fetch_response(cls, mod, order, unknown, id_of, isolation, response)
+        nbytes = sum(len(p.records or b"") for t in answer.responses for p in t.partitions)
+        throttle_ms = kafka_quotas.fetched(call, nbytes)  # quotas (actors/kafka_quotas.py)
+        if throttle_ms > 0:  # Kafka's throttled fetch: answered empty at once, then muted
+            call.respond(build(cls, throttle_time=kafka_quotas.throttle_time(throttle_ms),
+                               error_code=ErrorCode.none, session_id=0, responses=()))
+            return
         kafka_metrics.fetched(call.broker, response)  # bytes and records out per topic
         call.respond(answer)
     except Exception:  # noqa: BLE001 - the connection closes; the broker goes on

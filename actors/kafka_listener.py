@@ -25,18 +25,19 @@ from typing import Any
 
 from loguru import logger
 
-from . import kafka_metrics
+from . import kafka_metrics, kafka_quotas
 from . import kafka_wire as W
 from .kafka_api_versions import unsupported_version_response
 from .kafka_dispatch import HANDLERS, Call, KafkaEndpoint, load_handlers, served_versions
 
 _RECV = 256 * 1024
 _CLOSE = object()  # marker: close the connection (a handler failed)
+_MUTE = object()  # marker: quotas: mute the connection (actors/kafka_quotas.py)
 
 
 class _Conn:
     __slots__ = ("sock", "peer", "inbuf", "outbuf", "busy", "pending", "closed", "want", "doomed",
-                 "session", "close_at")
+                 "session", "close_at", "mute_until")
 
     def __init__(self, sock: socket.socket, peer: Any, session: Any = None) -> None:
         self.sock = sock
@@ -50,6 +51,7 @@ class _Conn:
         self.doomed = ""  # bad input seen: answer what came before it, then close
         self.session = session  # actors/kafka_sasl.py KafkaSession (None: codec-only tests)
         self.close_at = 0.0  # failed SASL: closed at this monotonic time, input ignored
+        self.mute_until = 0.0  # quotas: no request handled before this monotonic time
 
 
 class KafkaListener:
@@ -78,7 +80,7 @@ class KafkaListener:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self._done: collections.deque[tuple[_Conn, bytes | None]] = collections.deque()
+        self._done: collections.deque[tuple[_Conn, Any, int]] = collections.deque()
         self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="kafka-worker")
         self._thread = threading.Thread(target=self._run, name="kafka-listener", daemon=True)
         self._stopping = False
@@ -86,6 +88,7 @@ class KafkaListener:
         self.closed_bad = 0  # connections closed for bad input (observable in tests)
         self._auth_delay = max(0, failed_auth_delay_ms) / 1000
         self._closing: list[_Conn] = []  # failed authentications, closed after the delay
+        self._muted: set[_Conn] = set()  # throttled connections (quotas), resumed when due
         self._metrics = kafka_metrics.register(broker)  # None: metrics off (docs/metrics.md)
 
     @property
@@ -115,6 +118,8 @@ class KafkaListener:
                 wait = 1.0
                 if self._closing:
                     wait = max(0.0, min(wait, min(c.close_at for c in self._closing) - time.monotonic()))
+                if self._muted:
+                    wait = max(0.0, min(wait, min(c.mute_until for c in self._muted) - time.monotonic()))
                 for key, mask in self._sel.select(timeout=wait):
                     if key.data is None:
                         self._accept()
@@ -124,6 +129,7 @@ class KafkaListener:
                         self._io(key.data, mask)
                 self._flush_done()
                 self._close_due()
+                self._unmute_due()
         except Exception:  # never expected; the broker logs it and keeps its other doors
             logger.exception("kafka listener loop failed")
         finally:
@@ -196,6 +202,9 @@ class KafkaListener:
         """Dispatch the connection's next frame unless one is in flight."""
         if conn.busy or not conn.pending or conn.closed or conn.close_at:
             return self._close_if_doomed(conn)
+        if conn.mute_until and conn.mute_until > time.monotonic():
+            self._muted.add(conn)  # throttled: Kafka mutes the channel (_unmute_due resumes)
+            return None
         frame = conn.pending.popleft()
         try:
             request = W.decode_request(frame, self._versions)
@@ -272,7 +281,11 @@ class KafkaListener:
 
     def _flush_done(self) -> None:
         while self._done:
-            conn, data = self._done.popleft()
+            conn, data, throttle_ms = self._done.popleft()
+            if throttle_ms > 0:  # quotas: answered (or charged), then muted that long
+                conn.mute_until = max(conn.mute_until, time.monotonic() + throttle_ms / 1000)
+            if data is _MUTE:
+                continue
             conn.busy = False
             if conn.closed:
                 continue
@@ -289,6 +302,14 @@ class KafkaListener:
                     self._closing.append(conn)
                 self._queue_bytes(conn, data)
 
+    def _unmute_due(self) -> None:
+        if not self._muted:
+            return
+        now = time.monotonic()
+        for conn in [c for c in self._muted if c.mute_until <= now or c.closed]:
+            self._muted.discard(conn)
+            self._next(conn)
+
     def _close_due(self) -> None:
         now = time.monotonic()
         for conn in [c for c in self._closing if c.close_at <= now]:
@@ -303,8 +324,8 @@ class KafkaListener:
         except (BlockingIOError, OSError):
             pass  # a wake-up is already pending (or we are stopping)
 
-    def _finish(self, conn: _Conn, data: object) -> None:
-        self._done.append((conn, data))
+    def _finish(self, conn: _Conn, data: object, throttle_ms: int = 0) -> None:
+        self._done.append((conn, data, throttle_ms))
         self._wake()
 
     def _handle(self, conn: _Conn, request: W.Request, start: float) -> None:
@@ -326,7 +347,7 @@ class KafkaListener:
             except Exception:
                 logger.exception("kafka api {} v{}: bad response", request.api_key, request.api_version)
                 data = _CLOSE
-            self._finish(conn, data)
+            self._finish(conn, data, max(call.mute_ms, kafka_quotas.throttle_ms_of(response)))
 
         call = Call(request, self._broker, self.endpoint, respond, conn.session)
         try:
@@ -337,7 +358,11 @@ class KafkaListener:
                 logger.info("kafka listener: closing {}: {}", conn.peer, why)
                 answered.set()
                 return self._finish(conn, _CLOSE)
+            began = time.perf_counter_ns()
             result = HANDLERS[request.api_key].handler(call)
+            muted = kafka_quotas.charged(call, time.perf_counter_ns() - began)
+            if muted > 0:  # request_percentage: the connection is muted, the answer is not
+                self._finish(conn, _MUTE, muted)
         except Exception:
             logger.exception("kafka api {} v{} handler failed", request.api_key, request.api_version)
             answered.set()

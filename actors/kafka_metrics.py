@@ -49,6 +49,7 @@ class ListenerMetrics:
         self.latency_sum: dict[str, float] = {}
         self.latency_buckets: dict[str, list[int]] = {}
         self.errors: dict[tuple[str, int], int] = {}
+        self.throttle_ms: dict[str, int] = {}  # quotas: throttle_time_ms given, per API
         # the socket loop's own (one writer: plain ints)
         self.connection_count = 0
         self.connection_creation = 0
@@ -67,7 +68,11 @@ class ListenerMetrics:
         if response is not None:
             error_codes(response, codes)
         i = bisect.bisect_left(BUCKETS, seconds)  # first bound >= seconds; len: +Inf
+        throttle = getattr(response, "throttle_time", None)
+        throttle = int(throttle.total_seconds() * 1000) if hasattr(throttle, "total_seconds") else 0
         with self._lock:
+            if throttle > 0:
+                self.throttle_ms[api] = self.throttle_ms.get(api, 0) + throttle
             self.requests[api] = self.requests.get(api, 0) + 1
             self.latency_sum[api] = self.latency_sum.get(api, 0.0) + seconds
             buckets = self.latency_buckets.get(api)
@@ -99,7 +104,7 @@ class ListenerMetrics:
                 "latency_sum": dict(self.latency_sum),
                 "latency_buckets": {k: list(v) for k, v in self.latency_buckets.items()},
                 "errors": dict(self.errors),
-                "throttle_ms": {},
+                "throttle_ms": dict(self.throttle_ms),
             }
 
 

@@ -24,6 +24,7 @@ from kio.static.primitive import i32Timedelta
 from rillet.transport import protocol as P
 
 from . import controller as C
+from . import kafka_quotas
 from . import txn_coordinator as TC
 from .kafka_auth import gated
 from .kafka_batch import KafkaBatchError
@@ -47,6 +48,7 @@ def produce(call: Call):
     cls = load_response_schema(PRODUCE, version)
     mod = __import__(cls.__module__, fromlist=["PartitionProduceResponse"])
     acks = int(req.acks)
+    throttle_ms = kafka_quotas.produced(call)  # quotas: the request's bytes, as Kafka's
     order: list[tuple[str, int]] = []
     seen: set[tuple[str, int]] = set()
     refused: dict[tuple[str, int], tuple[int, str | None]] = {}
@@ -91,7 +93,7 @@ def produce(call: Call):
                 log_append_time=_append_time(p, code),
                 log_start_offset=p.log_start_offset if p is not None else -1,
                 record_errors=(), error_message=message))
-        call.respond(build(cls, throttle_time=_ZERO, responses=tuple(
+        call.respond(build(cls, throttle_time=kafka_quotas.throttle_time(throttle_ms), responses=tuple(
             build(mod.TopicProduceResponse, name=n, partition_responses=tuple(ps))
             for n, ps in grouped.items())))
 
@@ -101,6 +103,7 @@ def produce(call: Call):
         allowed = gated(call, native, lambda _r: None)[0] if topics else None
         if allowed is not None:  # a denied partition of acks=0 is dropped, unanswered
             SessionRoutes(call.broker).produce(allowed, lambda _r: None, lambda: None)
+        call.mute_ms = throttle_ms  # no answer to carry it: the connection is muted alone
         call.respond(None)
     elif acks not in (-1, 1):
         answer(P.ErrorResponse(error_code=E.INVALID_REQUIRED_ACKS,

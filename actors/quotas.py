@@ -69,6 +69,18 @@ class BrokerQuotas:
             self.throttled_ms_total += ms
             return ms
 
+    def unrecord(self, key: str, user: str, client_id: str, value: float) -> None:
+        """Take back ``value`` recorded for this client (Kafka's ``unrecordQuotaSensor``: a
+        throttled Fetch is answered empty, so its bytes were never sent)."""
+        quotas = self.quotas()
+        applied = Q.resolve(quotas, user, client_id, key) if quotas else None
+        if applied is None:
+            return
+        with self._lock:
+            rate = self._rates.get((key, applied.user_tag, applied.client_tag))
+            if rate is not None:
+                rate.record(-value, self.clock())
+
     def rate(self, key: str, user_tag: str, client_tag: str) -> float:
         """The measured rate under these tags now (0: never measured)."""
         with self._lock:
@@ -194,8 +206,9 @@ class HeldRequests:
         return out
 
 
-def session_parts(ctx, wake: Callable[[], None]) -> tuple[SessionThrottle, HeldRequests]:
-    """A client session's throttle and hold queue (the broker's rates made on first use)."""
+def broker_quotas(ctx) -> BrokerQuotas:
+    """The broker's rates (made on first use), shared by every listener's connections: one
+    budget per quota entity, whichever listener its clients use."""
     broker = ctx.quotas
     if broker is None:
         with ctx._count_lock:
@@ -206,5 +219,10 @@ def session_parts(ctx, wake: Callable[[], None]) -> tuple[SessionThrottle, HeldR
                     num=int(configs.get("quota.window.num", 11)),
                     window_s=int(configs.get("quota.window.size.seconds", 1)))
             broker = ctx.quotas
-    throttle = SessionThrottle(broker)
+    return broker
+
+
+def session_parts(ctx, wake: Callable[[], None]) -> tuple[SessionThrottle, HeldRequests]:
+    """A client session's throttle and hold queue (the broker's rates made on first use)."""
+    throttle = SessionThrottle(broker_quotas(ctx))
     return throttle, HeldRequests(throttle, lambda d, fn: ctx.ticker.call_later(d, fn), wake)

@@ -38,7 +38,15 @@ from rillet.transport import codec
 from rillet.transport import protocol as P
 from rillet.transport.errors import ProtocolError
 
-from . import authorize, delete_records, dynamic_configs, log_dirs, quota_wire, quotas
+from . import (
+    authorize,
+    delete_records,
+    dynamic_configs,
+    log_dirs,
+    mutation_quota,
+    quota_wire,
+    quotas,
+)
 from . import controller as C
 from . import group_coordinator as GC
 from . import partition as R
@@ -89,6 +97,7 @@ class BrokerContext:
     log_dir: str = ""  # the broker's data directory (DescribeLogDirs, actors/log_dirs.py)
     live_configs: Any = None  # actors/dynamic_configs.LiveBrokerConfigs: dynamic broker configs
     quotas: Any = None  # actors/quotas.BrokerQuotas, made by the first client session
+    mutation_quotas: Any = None  # actors/mutation_quota.MutationQuotas, made on first use
 
     def __post_init__(self) -> None:
         if self.fetch_sessions is None:
@@ -378,6 +387,12 @@ class ClientSession(DispatchedActor):
                 | P.AlterConfigsRequest()
             ):
                 forwardable = not self.listener.internal  # forwarded once, never again
+                if self.throttle is not None and not isinstance(req, P.AlterConfigsRequest):
+                    req, respond = mutation_quota.native_gate(  # controller_mutation_rate
+                        self.ctx, self.who[0] or authorize.ANONYMOUS, self.throttle.client_id,
+                        req, respond)
+                    if req is None:
+                        return
                 self.ctx.controller.tell(C.Admin(req, respond, forwardable=forwardable))
             case P.OffsetForLeaderEpochRequest():
                 self._offset_for_leader_epoch(req, respond)

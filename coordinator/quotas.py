@@ -5,7 +5,9 @@
 ``<default>`` in the tools) that applies to every user / client id without its own quota.
 An entity is a sorted tuple of ``(entity_type, name_or_None)`` with the types ``user`` and
 ``client-id``. Keys: ``producer_byte_rate`` and ``consumer_byte_rate`` (bytes per second)
-and ``request_percentage`` (percent of one thread's time, per second).
+and ``request_percentage`` (percent of one thread's time, per second); and
+``controller_mutation_rate`` (partitions created or deleted per second, KIP-599:
+coordinator/mutation_quota.py).
 
 **Stored in the metadata log**: ``ClientQuotaRecord`` (KRaft's record: entity, key, value,
 ``remove``), applied into ``MetadataImage.client_quotas`` ({entity: {key: value}}), kept in
@@ -44,7 +46,9 @@ ENTITY_TYPES = (USER, CLIENT_ID)
 PRODUCER_BYTE_RATE = "producer_byte_rate"
 CONSUMER_BYTE_RATE = "consumer_byte_rate"
 REQUEST_PERCENTAGE = "request_percentage"
-QUOTA_KEYS = (PRODUCER_BYTE_RATE, CONSUMER_BYTE_RATE, REQUEST_PERCENTAGE)
+CONTROLLER_MUTATION_RATE = "controller_mutation_rate"  # KIP-599: coordinator/mutation_quota.py
+QUOTA_KEYS = (PRODUCER_BYTE_RATE, CONSUMER_BYTE_RATE, REQUEST_PERCENTAGE,
+              CONTROLLER_MUTATION_RATE)
 
 Entity = tuple[tuple[str, str | None], ...]
 Quotas = Mapping[Entity, Mapping[str, float]]
@@ -87,7 +91,7 @@ def validate_value(key: str, value: float) -> float:
         raise QuotaError(f"{key} must be a number, not {value!r}")
     if value <= 0:
         raise QuotaError(f"{key} must be positive, not {value!r}")
-    if key != REQUEST_PERCENTAGE and value != int(value):
+    if key in (PRODUCER_BYTE_RATE, CONSUMER_BYTE_RATE) and value != int(value):
         raise QuotaError(f"{key} is a whole number of bytes per second, not {value!r}")
     return float(value)
 

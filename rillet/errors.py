@@ -355,6 +355,14 @@ class SecurityDisabledError(RilletError):
     code = 54
 
 
+class ThrottlingQuotaExceededError(RilletError):
+    """A controller_mutation_rate quota (docs/security.md): the topics named were not
+    created or deleted; the message says how long to wait before asking again."""
+
+    code = 89
+    retriable = True
+
+
 _BY_CODE: dict[int, type[RilletError]] = {
     cls.code: cls
     for cls in (
@@ -371,7 +379,7 @@ _BY_CODE: dict[int, type[RilletError]] = {
         TransactionalIdNotFoundError,
         TopicAuthorizationFailedError, GroupAuthorizationFailedError,
         ClusterAuthorizationFailedError, TransactionalIdAuthorizationFailedError,
-        SecurityDisabledError,
+        SecurityDisabledError, ThrottlingQuotaExceededError,
     )
 }
 

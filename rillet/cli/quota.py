@@ -72,7 +72,7 @@ def _show_value(v: float) -> str:
 @click.group("quota")
 def quota() -> None:
     """Set and list client quotas (producer_byte_rate, consumer_byte_rate,
-    request_percentage)."""
+    request_percentage, controller_mutation_rate)."""
 
 
 @quota.command("set")
@@ -81,12 +81,17 @@ def quota() -> None:
               help="Quotas to set, e.g. producer_byte_rate=1048576.")
 @click.option("--delete-config", "delete", default="", metavar="K,...",
               help="Quotas to remove.")
-def set_quota(add, delete, bootstrap, timeout_ms, **o) -> None:
+@click.option("--controller-mutation-rate", "mutation_rate", type=float, default=None,
+              metavar="N", help="Partitions created or deleted per second (KIP-599); same as "
+                                "--add-config controller_mutation_rate=N.")
+def set_quota(add, delete, bootstrap, timeout_ms, mutation_rate, **o) -> None:
     """Set or remove quotas of one entity."""
     from rillet import ClientQuotaAlteration
 
     entity = _entity(**o)
     ops: dict = {}
+    if mutation_rate is not None:
+        ops["controller_mutation_rate"] = mutation_rate
     for item in filter(None, (s.strip() for s in add.split(","))):
         key, sep, value = item.partition("=")
         if not sep:
@@ -98,7 +103,8 @@ def set_quota(add, delete, bootstrap, timeout_ms, **o) -> None:
     for key in filter(None, (s.strip() for s in delete.split(","))):
         ops[key] = None
     if not ops:
-        raise click.UsageError("nothing to do: give --add-config and/or --delete-config")
+        raise click.UsageError("nothing to do: give --add-config, --delete-config or "
+                               "--controller-mutation-rate")
     with _admin(bootstrap) as admin:
         admin.alter_client_quotas([ClientQuotaAlteration(entity, ops)])
     for k, v in ops.items():
