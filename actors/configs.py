@@ -180,6 +180,9 @@ BROKER_DEFAULTS: dict[str, str] = {
     # transport/conn_limits.py): a connection over either is closed at once
     "max.connections": str(2**31 - 1),
     "max.connections.per.ip": str(2**31 - 1),
+    # consumer fetch sessions on the KAFKA listener (KIP-227; actors/kafka_fetch_sessions.py):
+    # at most this many sessions per broker (Kafka's default); 0: full fetches only
+    "max.incremental.fetch.session.cache.slots": "1000",
 }
 
 _CHOICES = {
@@ -296,6 +299,8 @@ def validate_broker_configs(configs: Mapping[str, str]) -> BrokerConfig:
     metrics_port = int(merged["metrics.port"])
     if not -1 <= metrics_port <= 65535:
         raise ConfigError(f"metrics.port={metrics_port} must be -1 (off), 0 (a free port) or a port")
+    if int(merged["max.incremental.fetch.session.cache.slots"]) < 0:
+        raise ConfigError("max.incremental.fetch.session.cache.slots must be >= 0")
     idle = int(merged["connections.max.idle.ms"])
     if idle != -1 and idle < 1:
         raise ConfigError(f"connections.max.idle.ms={idle} must be -1 (never) or >= 1")
