@@ -44,8 +44,7 @@ _STORED_CODEC = {
 _FLAGS = KB.TRANSACTIONAL_FLAG | KB.CONTROL_FLAG  # the same bits in both formats
 # a batch with these (broker-set) bits is never served back as its producer sent it
 _NOT_REPLAYED = KB.TIMESTAMP_TYPE_FLAG | KB.DELETE_HORIZON_FLAG
-_OFFSET = struct.Struct(">q")
-_EPOCH = struct.Struct(">i")
+_HEAD = struct.Struct(">qii")  # base_offset, batch_length, partition_leader_epoch
 RECENT_BATCH_BYTES = 64 * 1024 * 1024
 
 
@@ -123,20 +122,28 @@ def to_kafka(records, recent: RecentBatches | None = RECENT) -> bytes:
     for batch (offsets, leader epochs, producer fields kept): a batch ``recent`` holds is
     served from there, stamped (its producer's bytes, or an earlier transcoding); any other
     is transcoded, uncompressed, and remembered in ``recent``."""
+    return b"".join(to_kafka_parts(records, recent)) if records else b""
+
+
+def to_kafka_parts(records, recent: RecentBatches | None = RECENT) -> list:
+    """``to_kafka`` as parts to be written one after the other (a fetch answer is joined
+    once, into its frame: actors/kafka_wire.py ``Chunks``): a remembered batch is a new
+    16-byte head (base offset, length, leader epoch: what the CRC-32C does not cover) and a
+    view of the kept bytes after it, never a copy."""
+    out: list = []
     if not records:
-        return b""
-    out = []
+        return out
+    append = out.append
     for header, mv in B.iter_batches(records, validate=False):
         if recent is not None:
             kept = recent.get(header.digest)
             if kept is not None:
-                stamped = bytearray(kept)
-                _OFFSET.pack_into(stamped, 0, header.base_offset)
-                _EPOCH.pack_into(stamped, 12, header.leader_epoch)
-                out.append(bytes(stamped))
+                append(_HEAD.pack(header.base_offset, len(kept) - KB.LOG_OVERHEAD,
+                                  header.leader_epoch))
+                append(memoryview(kept)[_HEAD.size:])
                 continue
         offs, tds, keys, values, headers = B._payload_columns(mv, header)  # noqa: SLF001
-        out.append(encoded := KB.encode_batch(
+        append(encoded := KB.encode_batch(
             records=KB.encode_records(offs, tds, keys, values, headers),
             record_count=header.record_count,
             base_offset=header.base_offset,
@@ -151,5 +158,4 @@ def to_kafka(records, recent: RecentBatches | None = RECENT) -> bytes:
         ))
         if recent is not None:  # the next reader of this batch reuses it
             recent.put(header.digest, encoded)
-    return b"".join(out)
-
+    return out
