@@ -84,12 +84,17 @@ class FetchSession:
     last_used_ms: int
 
     def must_answer(self, key: Key, answer: PartitionAnswer, *, full: bool) -> bool:
-        """Whether ``key``'s answer goes into the response (always for a full fetch), and
-        remember what the client is told."""
+        """Whether ``key``'s answer goes into the response (always for a full fetch, and for
+        a partition the request named that the session does not hold: an unknown topic's
+        error), and remember what the client is told. A partition answered with records
+        moves to the end of the session, so a fetch capped by ``max_bytes`` reaches the
+        others next time (Kafka's rotation)."""
         cached = self.partitions.get(key)
         if cached is None:
-            return full
+            return True
         send = full or answer.has_records or answer.error_code != NONE
+        if answer.has_records:
+            self.partitions.move_to_end(key)
         if cached.high_watermark != answer.high_watermark:
             cached.high_watermark = answer.high_watermark
             send = True

@@ -59,6 +59,7 @@ class _Raw:
         host, _, port = addr.rpartition(":")
         self.sock = socket.create_connection((host, int(port)), timeout=60)
         self.cid = 0
+        self.session_id = 0
 
     def call(self, api_key: int, version: int, body):
         self.cid += 1
@@ -208,6 +209,7 @@ def test_kafka_python_consumer_over_many_partitions_survives_eviction(kafka) -> 
             raws.append(raw := _Raw(bootstrap))
             opened = raw.fetch(0, 0, {(filler, p): 0 for p in range(n + 6)})
             assert opened.session_id != 0
+            raw.session_id = opened.session_id
         _produce(bootstrap, topic, {p: [b"%d-%d" % (p, i) for i in range(5, 10)]
                                     for p in range(n)})
         read_until(10 * n)
@@ -217,6 +219,44 @@ def test_kafka_python_consumer_over_many_partitions_survives_eviction(kafka) -> 
         read_until(11 * n)
     finally:
         consumer.close()
-        for raw in raws:
+        for raw in raws:  # epoch -1 closes the session: its slot is free again
+            raw.fetch(raw.session_id, -1, {})
             raw.close()
     assert got == {p: [b"%d-%d" % (p, i) for i in range(11)] for p in range(n)}
+
+
+def test_sessions_by_topic_id_from_v13(kafka) -> None:
+    """Fetch v13+ names topics by id, in the session's partitions and in forgotten topics."""
+    cluster, bootstrap = kafka
+    topic = _topic(cluster, "fs-ids", 2)
+    raw = _Raw(bootstrap)
+    try:
+        meta = __import__(load_request_schema(3, 12).__module__, fromlist=["x"])
+        described = raw.call(3, 12, meta.MetadataRequest(
+            topics=(meta.MetadataRequestTopic(topic_id=None, name=topic),),
+            allow_auto_topic_creation=False, include_topic_authorized_operations=False))
+        topic_id = described.topics[0].topic_id
+        mod = __import__(load_request_schema(1, 16).__module__, fromlist=["x"])
+
+        def fetch(sid, epoch, parts, forgotten=()):
+            return raw.call(1, 16, mod.FetchRequest(
+                max_wait=i32Timedelta.parse(timedelta(0)), min_bytes=1, max_bytes=1 << 22,
+                isolation_level=0, session_id=sid, session_epoch=epoch,
+                topics=(mod.FetchTopic(topic_id=topic_id, partitions=tuple(
+                    mod.FetchPartition(partition=p, fetch_offset=o, partition_max_bytes=1 << 20)
+                    for p, o in parts.items())),) if parts else (),
+                forgotten_topics_data=(mod.ForgottenTopic(topic_id=topic_id,
+                                                          partitions=tuple(forgotten)),)
+                if forgotten else ()))
+
+        def answered(response):
+            return {(t.topic_id, p.partition_index): p for t in response.responses
+                    for p in t.partitions}
+
+        full = fetch(0, 0, {0: 0, 1: 0})
+        assert full.session_id != 0 and set(answered(full)) == {(topic_id, 0), (topic_id, 1)}
+        _produce(bootstrap, topic, {0: [b"x"], 1: [b"y"]})
+        news = answered(fetch(full.session_id, 1, {}, forgotten=[1]))
+        assert set(news) == {(topic_id, 0)} and _values(news[(topic_id, 0)].records) == [b"x"]
+    finally:
+        raw.close()

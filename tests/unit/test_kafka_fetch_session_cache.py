@@ -95,7 +95,19 @@ def test_incremental_answers_only_what_changed() -> None:
     assert not session.must_answer(key2, _answer(hw=11), full=False)  # told already
     assert session.must_answer(key0, _answer(error=6), full=False)  # an error, always
     assert session.must_answer(key0, S.PartitionAnswer(False, 0, 10, 10, 4), full=False)
-    assert not session.must_answer(("gone", 0), _answer(records=True), full=False)
+    # a partition the request named that the session does not hold (an unknown topic id)
+    assert session.must_answer(("gone", 0), _answer(error=100), full=False)
+
+
+def test_partitions_answered_with_records_rotate_to_the_end() -> None:
+    cache = S.FetchSessionCache(10)
+    full = cache.new_context(0, 0, _parts(3), (), 0, _ids())
+    for key in list(full.session.partitions):
+        full.session.must_answer(key, _answer(), full=True)
+    ctx = cache.new_context(full.session_id, 1, (), (), 1, _ids())
+    assert ctx.session.must_answer(("t", 0), _answer(records=True), full=False)
+    assert list(cache.new_context(full.session_id, 2, (), (), 2, _ids()).partitions) == [
+        ("t", 1), ("t", 2), ("t", 0)]
 
 
 def test_full_cache_evicts_an_idle_session_first() -> None:
