@@ -36,7 +36,7 @@ from .kafka_batch import KafkaBatchError
 from .kafka_dispatch import Call, api
 from .kafka_metadata import build
 from .kafka_routes import SessionRoutes, kafka_error
-from .kafka_transcode import to_kafka_parts
+from .kafka_transcode import RECENT, TRANSCODED, to_kafka_parts
 from .kafka_wire import Chunks
 
 FETCH, LIST_OFFSETS = 1, 2
@@ -207,7 +207,7 @@ def _kafka_fetch_response(how: _Answer, response):
                 p.log_start_offset)):
             continue  # an incremental fetch: nothing new for this partition
         try:
-            records = Chunks(to_kafka_parts(p.records)) if p.records else b""
+            records = Chunks(to_kafka_parts(p.records, RECENT, TRANSCODED)) if p.records else b""
             code = p.error_code
         except (KafkaBatchError, ValueError) as e:  # a damaged stored batch
             logger.warning("kafka fetch: cannot transcode {}: {}", key, e)

@@ -14,11 +14,14 @@ way in keeps the producer's codec where rillet has it (gzip, lz4, zstd; snappy i
 lz4); fetch answers are uncompressed (the broker's CPU is the scarce resource, not the
 client's link).
 
-``RecentBatches``: the v2 bytes of recently produced Kafka batches and of recently
-transcoded ones, by the digest of the rillet batch. A fetch of such a batch (a tailing
-Kafka consumer, a second consumer of the same data) is
-served from them with its offset and leader epoch stamped (fields the CRC-32C does not
-cover) instead of being transcoded (again); anything else is transcoded.
+``RecentBatches``: the v2 bytes of recently produced Kafka batches (``RECENT``) and of
+recently transcoded ones (``TRANSCODED``), by the digest of the rillet batch. A fetch of
+such a batch (a tailing Kafka consumer, a second consumer of the same data) is served from
+them with its offset and leader epoch stamped (fields the CRC-32C does not cover) instead
+of being transcoded (again); anything else is transcoded. Two caches, not one: a consumer
+reading from further back than one cache holds would otherwise evict, with each batch it
+transcodes, the producer's batches it is about to read (an LRU under a scan: no hits at
+all); transcoded batches now only evict each other.
 """
 
 from __future__ import annotations
@@ -83,7 +86,10 @@ class RecentBatches:
             return found
 
 
-RECENT = RecentBatches(RECENT_BATCH_BYTES)
+RECENT = RecentBatches(RECENT_BATCH_BYTES)  # Kafka producers' batches
+TRANSCODED_BATCH_BYTES = 32 * 1024 * 1024
+TRANSCODED = RecentBatches(TRANSCODED_BATCH_BYTES)  # batches transcoded for a fetch
+_SAME = object()
 
 
 def to_rillet(records, recent: RecentBatches | None = RECENT) -> bytes:
@@ -125,23 +131,30 @@ def to_kafka(records, recent: RecentBatches | None = RECENT) -> bytes:
     return b"".join(to_kafka_parts(records, recent)) if records else b""
 
 
-def to_kafka_parts(records, recent: RecentBatches | None = RECENT) -> list:
+def to_kafka_parts(records, recent: RecentBatches | None = RECENT,
+                   transcoded: RecentBatches | None | object = _SAME) -> list:
     """``to_kafka`` as parts to be written one after the other (a fetch answer is joined
     once, into its frame: actors/kafka_wire.py ``Chunks``): a remembered batch is a new
     16-byte head (base offset, length, leader epoch: what the CRC-32C does not cover) and a
-    view of the kept bytes after it, never a copy."""
+    view of the kept bytes after it, never a copy. A batch transcoded here is remembered in
+    ``transcoded`` (by default ``recent``; the fetch path passes ``TRANSCODED``)."""
+    if transcoded is _SAME:
+        transcoded = recent
     out: list = []
     if not records:
         return out
     append = out.append
     for header, mv in B.iter_batches(records, validate=False):
+        kept = None
         if recent is not None:
             kept = recent.get(header.digest)
-            if kept is not None:
-                append(_HEAD.pack(header.base_offset, len(kept) - KB.LOG_OVERHEAD,
-                                  header.leader_epoch))
-                append(memoryview(kept)[_HEAD.size:])
-                continue
+        if kept is None and transcoded is not None and transcoded is not recent:
+            kept = transcoded.get(header.digest)
+        if kept is not None:
+            append(_HEAD.pack(header.base_offset, len(kept) - KB.LOG_OVERHEAD,
+                              header.leader_epoch))
+            append(memoryview(kept)[_HEAD.size:])
+            continue
         offs, tds, keys, values, headers = B._payload_columns(mv, header)  # noqa: SLF001
         append(encoded := KB.encode_batch(
             records=KB.encode_records(offs, tds, keys, values, headers),
@@ -156,6 +169,6 @@ def to_kafka_parts(records, recent: RecentBatches | None = RECENT) -> list:
             producer_epoch=header.producer_epoch,
             base_sequence=header.base_sequence,
         ))
-        if recent is not None:  # the next reader of this batch reuses it
-            recent.put(header.digest, encoded)
+        if transcoded is not None:  # the next reader of this batch reuses it
+            transcoded.put(header.digest, encoded)
     return out

@@ -80,3 +80,29 @@ def test_a_rewritten_offset_is_never_served_from_a_stale_cached_batch() -> None:
     assert recent.hits == hits + 1
     assert (batch.base_offset, batch.partition_leader_epoch, batch.values) == (
         40, 3, [b"old-0", b"old-1"])
+
+
+def _produced(i: int, recent: T.RecentBatches) -> bytes:
+    """A Kafka producer's one-record batch, appended (stamped at offset ``i``)."""
+    kafka = KB.encode_batch(records=KB.encode_records(None, [0], [None], [b"v%03d" % i], [None]),
+                            record_count=1, last_offset_delta=0, base_timestamp=1, max_timestamp=1)
+    stored = bytearray(T.to_rillet(kafka, recent))
+    B.stamp(stored, 0, i, 0)
+    return bytes(stored)
+
+
+def test_a_consumer_from_further_back_than_the_cache_still_hits_the_producers_batches() -> None:
+    one = len(KB.encode_batch(records=KB.encode_records(None, [0], [None], [b"v000"], [None]),
+                              record_count=1, last_offset_delta=0, base_timestamp=1,
+                              max_timestamp=1))
+    for split in (False, True):
+        recent = T.RecentBatches(6 * one)  # holds the last 6 of the 10 batches produced
+        log = [_produced(i, recent) for i in range(10)]
+        transcoded = T.RecentBatches(2 * one) if split else recent
+        hits = recent.hits
+        values = [KB.decode_batches(b"".join(T.to_kafka_parts(b, recent, transcoded)))[0].values
+                  for b in log]  # from offset 0: 4 transcoded, then the kept ones
+        assert values == [[b"v%03d" % i] for i in range(10)]
+        # one cache: each transcoded batch evicted the oldest kept one, the next to be read
+        # (an LRU under a scan); two caches: the producer's last 6 are all served as kept
+        assert recent.hits - hits == (6 if split else 0)
