@@ -71,19 +71,6 @@ def _topic_names(image) -> dict[uuid.UUID, str]:
     return names
 
 
-_ids_of: tuple[object, dict[str, uuid.UUID]] = (None, {})
-
-
-def _topic_ids(image) -> dict[str, uuid.UUID]:
-    """Topic name -> id in ``image`` (the reverse of ``_topic_names``), once per image."""
-    global _ids_of
-    cached_image, ids = _ids_of
-    if cached_image is not image:
-        ids = {name: topic_id for topic_id, name in _topic_names(image).items()}
-        _ids_of = (image, ids)
-    return ids
-
-
 @api(FETCH, 4, 17)
 def fetch(call: Call):
     req, version = call.request.body, call.request.api_version
@@ -106,7 +93,8 @@ def fetch(call: Call):
             if name is not None:
                 requested.append(((name, p.partition), S.CachedPartition(
                     int(p.fetch_offset), int(p.partition_max_bytes),
-                    int(getattr(p, "current_leader_epoch", -1)))))
+                    int(getattr(p, "current_leader_epoch", -1)),
+                    topic_id=asked if by_id else None)))
     forgotten = []
     for t in getattr(req, "forgotten_topics_data", ()) or ():
         name = names.get(t.topic_id) if by_id else t.topic
@@ -118,7 +106,6 @@ def fetch(call: Call):
     if ctx.error:
         return build(cls, throttle_time=_ZERO, error_code=ErrorCode(ctx.error), session_id=0,
                      responses=())
-    id_of = _topic_ids(call.broker.image) if by_id else {}
     # what the answer lists, in order: every partition asked for (unknown ids with an
     # error), then for an incremental fetch the session's other partitions (filtered later)
     order: list[tuple[object, int]] = []
@@ -129,8 +116,9 @@ def fetch(call: Call):
             unknown[(asked, partition)] = P.ErrorCode.UNKNOWN_TOPIC_ID
     if not ctx.full:
         listed = set(order)
-        for name, partition in ctx.partitions:
-            key = (id_of.get(name, name), partition)
+        for (name, partition), c in ctx.partitions.items():
+            # from v13 the answer names the topic by the id the client fetched it with
+            key = (c.topic_id if by_id and c.topic_id is not None else name, partition)
             if key not in listed:
                 order.append(key)
     grouped: dict[str, list] = {}
@@ -144,7 +132,7 @@ def fetch(call: Call):
     native = P.FetchRequest(max_wait_ms=max(0, _ms(req.max_wait)), min_bytes=int(req.min_bytes),
                             max_bytes=int(req.max_bytes), isolation_level=isolation,
                             topics=tuple(topics))
-    name_of = {asked: name for name, asked in id_of.items()} if by_id else {}
+    name_of = names  # topic id -> name (v13+); empty before
 
     routes = SessionRoutes(call.broker)
     metrics = kafka_metrics.of(call.broker)  # None: metrics off

@@ -60,6 +60,7 @@ class CachedPartition:
     high_watermark: int = -2
     last_stable_offset: int = -2
     log_start_offset: int = -2
+    topic_id: object = None  # the topic as the client names it from Fetch v13 (opaque here)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +180,7 @@ class FetchSessionCache:
                 cached.fetch_offset = params.fetch_offset
                 cached.partition_max_bytes = params.partition_max_bytes
                 cached.current_leader_epoch = params.current_leader_epoch
+                cached.topic_id = params.topic_id
         session.epoch = 1 if session.epoch >= MAX_EPOCH else session.epoch + 1
         session.last_used_ms = now_ms
         self._sessions.move_to_end(session_id)

@@ -9,6 +9,7 @@ import io
 import socket
 import struct
 import time
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -238,11 +239,11 @@ def test_sessions_by_topic_id_from_v13(kafka) -> None:
         topic_id = described.topics[0].topic_id
         mod = __import__(load_request_schema(1, 16).__module__, fromlist=["x"])
 
-        def fetch(sid, epoch, parts, forgotten=()):
+        def fetch(sid, epoch, parts, forgotten=(), tid=topic_id):
             return raw.call(1, 16, mod.FetchRequest(
                 max_wait=i32Timedelta.parse(timedelta(0)), min_bytes=1, max_bytes=1 << 22,
                 isolation_level=0, session_id=sid, session_epoch=epoch,
-                topics=(mod.FetchTopic(topic_id=topic_id, partitions=tuple(
+                topics=(mod.FetchTopic(topic_id=tid, partitions=tuple(
                     mod.FetchPartition(partition=p, fetch_offset=o, partition_max_bytes=1 << 20)
                     for p, o in parts.items())),) if parts else (),
                 forgotten_topics_data=(mod.ForgottenTopic(topic_id=topic_id,
@@ -258,5 +259,11 @@ def test_sessions_by_topic_id_from_v13(kafka) -> None:
         _produce(bootstrap, topic, {0: [b"x"], 1: [b"y"]})
         news = answered(fetch(full.session_id, 1, {}, forgotten=[1]))
         assert set(news) == {(topic_id, 0)} and _values(news[(topic_id, 0)].records) == [b"x"]
+        # an id the broker does not know, added in an incremental fetch: answered with its error
+        stray = uuid.uuid4()
+        odd = answered(fetch(full.session_id, 2, {0: 0}, tid=stray))
+        assert odd[(stray, 0)].error_code == ErrorCode.unknown_topic_id
+        # p0 is still at offset 0 in the session (its record again, by id); p1 is forgotten
+        assert set(odd) == {(stray, 0), (topic_id, 0)}
     finally:
         raw.close()
