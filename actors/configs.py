@@ -192,6 +192,9 @@ BROKER_DEFAULTS: dict[str, str] = {
     # actors/mutation_quota.py): a token bucket of (num - 1) x size seconds of the rate
     "controller.quota.window.num": "11",
     "controller.quota.window.size.seconds": "1",
+    # consumer fetch sessions on the KAFKA listener (KIP-227; actors/kafka_fetch_sessions.py):
+    # at most this many sessions per broker (Kafka's default); 0: full fetches only
+    "max.incremental.fetch.session.cache.slots": "1000",
 }
 
 _CHOICES = {
@@ -332,6 +335,8 @@ def validate_broker_configs(configs: Mapping[str, str]) -> BrokerConfig:
     metrics_port = int(merged["metrics.port"])
     if not -1 <= metrics_port <= 65535:
         raise ConfigError(f"metrics.port={metrics_port} must be -1 (off), 0 (a free port) or a port")
+    if int(merged["max.incremental.fetch.session.cache.slots"]) < 0:
+        raise ConfigError("max.incremental.fetch.session.cache.slots must be >= 0")
     idle = int(merged["connections.max.idle.ms"])
     if idle != -1 and idle < 1:
         raise ConfigError(f"connections.max.idle.ms={idle} must be -1 (never) or >= 1")

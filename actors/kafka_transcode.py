@@ -16,11 +16,14 @@ producer's codec (gzip, snappy, lz4, zstd; the topic's compression.type may then
 logstore/rewrite.py); fetch answers are uncompressed (the broker's CPU is the scarce
 resource, not the client's link).
 
-``RecentBatches``: the v2 bytes of recently produced Kafka batches and of recently
-transcoded ones, by the digest of the rillet batch. A fetch of such a batch (a tailing
-Kafka consumer, a second consumer of the same data) is
-served from them with its offset and leader epoch stamped (fields the CRC-32C does not
-cover) instead of being transcoded (again); anything else is transcoded.
+``RecentBatches``: the v2 bytes of recently produced Kafka batches (``RECENT``) and of
+recently transcoded ones (``TRANSCODED``), by the digest of the rillet batch. A fetch of
+such a batch (a tailing Kafka consumer, a second consumer of the same data) is served from
+them with its offset and leader epoch stamped (fields the CRC-32C does not cover) instead
+of being transcoded (again); anything else is transcoded. Two caches, not one: a consumer
+reading from further back than one cache holds would otherwise evict, with each batch it
+transcodes, the producer's batches it is about to read (an LRU under a scan: no hits at
+all); transcoded batches now only evict each other.
 """
 
 from __future__ import annotations
@@ -47,8 +50,7 @@ _FLAGS = KB.TRANSACTIONAL_FLAG | KB.CONTROL_FLAG  # the same bits in both format
 _FLAGS_OUT = _FLAGS | KB.TIMESTAMP_TYPE_FLAG  # == B.LOG_APPEND_TIME_FLAG: set by the leader
 # a batch with these (broker-set) bits is never served back as its producer sent it
 _NOT_REPLAYED = KB.TIMESTAMP_TYPE_FLAG | KB.DELETE_HORIZON_FLAG
-_OFFSET = struct.Struct(">q")
-_EPOCH = struct.Struct(">i")
+_HEAD = struct.Struct(">qii")  # base_offset, batch_length, partition_leader_epoch
 RECENT_BATCH_BYTES = 64 * 1024 * 1024
 
 
@@ -87,7 +89,10 @@ class RecentBatches:
             return found
 
 
-RECENT = RecentBatches(RECENT_BATCH_BYTES)
+RECENT = RecentBatches(RECENT_BATCH_BYTES)  # Kafka producers' batches
+TRANSCODED_BATCH_BYTES = 32 * 1024 * 1024
+TRANSCODED = RecentBatches(TRANSCODED_BATCH_BYTES)  # batches transcoded for a fetch
+_SAME = object()
 
 
 def to_rillet(records, recent: RecentBatches | None = RECENT) -> bytes:
@@ -126,20 +131,35 @@ def to_kafka(records, recent: RecentBatches | None = RECENT) -> bytes:
     for batch (offsets, leader epochs, producer fields kept): a batch ``recent`` holds is
     served from there, stamped (its producer's bytes, or an earlier transcoding); any other
     is transcoded, uncompressed, and remembered in ``recent``."""
+    return b"".join(to_kafka_parts(records, recent)) if records else b""
+
+
+def to_kafka_parts(records, recent: RecentBatches | None = RECENT,
+                   transcoded: RecentBatches | None | object = _SAME) -> list:
+    """``to_kafka`` as parts to be written one after the other (a fetch answer is joined
+    once, into its frame: actors/kafka_wire.py ``Chunks``): a remembered batch is a new
+    16-byte head (base offset, length, leader epoch: what the CRC-32C does not cover) and a
+    view of the kept bytes after it, never a copy. A batch transcoded here is remembered in
+    ``transcoded`` (by default ``recent``; the fetch path passes ``TRANSCODED``)."""
+    if transcoded is _SAME:
+        transcoded = recent
+    out: list = []
     if not records:
-        return b""
-    out = []
+        return out
+    append = out.append
     for header, mv in B.iter_batches(records, validate=False):
+        kept = None
         if recent is not None:
             kept = recent.get(header.digest)
-            if kept is not None:
-                stamped = bytearray(kept)
-                _OFFSET.pack_into(stamped, 0, header.base_offset)
-                _EPOCH.pack_into(stamped, 12, header.leader_epoch)
-                out.append(bytes(stamped))
-                continue
+        if kept is None and transcoded is not None and transcoded is not recent:
+            kept = transcoded.get(header.digest)
+        if kept is not None:
+            append(_HEAD.pack(header.base_offset, len(kept) - KB.LOG_OVERHEAD,
+                              header.leader_epoch))
+            append(memoryview(kept)[_HEAD.size:])
+            continue
         offs, tds, keys, values, headers = B._payload_columns(mv, header)  # noqa: SLF001
-        out.append(encoded := KB.encode_batch(
+        append(encoded := KB.encode_batch(
             records=KB.encode_records(offs, tds, keys, values, headers),
             record_count=header.record_count,
             base_offset=header.base_offset,
@@ -152,7 +172,6 @@ def to_kafka(records, recent: RecentBatches | None = RECENT) -> bytes:
             producer_epoch=header.producer_epoch,
             base_sequence=header.base_sequence,
         ))
-        if recent is not None:  # the next reader of this batch reuses it
-            recent.put(header.digest, encoded)
-    return b"".join(out)
-
+        if transcoded is not None:  # the next reader of this batch reuses it
+            transcoded.put(header.digest, encoded)
+    return out

@@ -18,7 +18,6 @@ connection (what Kafka's broker does), and the broker stays up.
 
 from __future__ import annotations
 
-import io
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -92,13 +91,52 @@ def decode_request(frame: bytes, versions: dict[int, tuple[int, int]]) -> Reques
                    trailing=len(frame) - at - used)
 
 
+class Chunks:
+    """Bytes written by reference, never copied until the frame is joined: a fetch answer's
+    records (a cached batch's bytes behind a restamped header). kio asks only its ``len`` and
+    hands it to the buffer's ``write``; ``_Frame`` keeps the parts."""
+
+    __slots__ = ("parts", "size")
+
+    def __init__(self, parts: list) -> None:
+        self.parts = parts
+        self.size = sum(map(len, parts))
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __bool__(self) -> bool:
+        return self.size > 0
+
+
+class _Frame:
+    """kio's output buffer: keeps references to what it is given (no BytesIO growth and
+    copy); ``join`` copies once into the frame."""
+
+    __slots__ = ("parts", "size")
+
+    def __init__(self) -> None:
+        self.parts: list = [b"\0\0\0\0"]
+        self.size = 0
+
+    def write(self, value) -> int:
+        if type(value) is Chunks:
+            self.parts.extend(value.parts)
+        else:
+            self.parts.append(value)
+        n = len(value)
+        self.size += n
+        return n
+
+    def join(self) -> bytes:
+        self.parts[0] = _SIZE.pack(self.size)
+        return b"".join(self.parts)
+
+
 def encode_response(correlation_id: int, body: Any) -> bytes:
     """A kio response entity -> a size-prefixed frame, with the header its version needs."""
     header_cls = body.__header_schema__
-    buf = io.BytesIO()
-    buf.write(b"\0\0\0\0")
-    entity_writer(header_cls)(buf, header_cls(correlation_id=correlation_id))
-    entity_writer(type(body))(buf, body)
-    out = buf.getbuffer()
-    _SIZE.pack_into(out, 0, len(out) - 4)
-    return bytes(out)
+    frame = _Frame()
+    entity_writer(header_cls)(frame, header_cls(correlation_id=correlation_id))
+    entity_writer(type(body))(frame, body)
+    return frame.join()
