@@ -45,6 +45,18 @@ from .protocol_quota import (  # noqa: F401 - re-exported: protocol.AlterClientQ
     QuotaFilterComponent,
     QuotaOpEntry,
 )
+from .protocol_features import (  # noqa: F401 - re-exported: protocol.UpdateFeaturesRequest etc.
+    FEATURE_REQUESTS,
+    FEATURE_RESPONSES,
+    BrokerFeatures,
+    DescribeFeaturesRequest,
+    DescribeFeaturesResponse,
+    FeatureUpdate,
+    SupportedFeature,
+    UpdatableFeatureResult,
+    UpdateFeaturesRequest,
+    UpdateFeaturesResponse,
+)
 
 #: Marker for a field that carries record batches as a raw extra frame.
 RAW = "raw-frame"
@@ -1120,6 +1132,8 @@ class BrokerHeartbeatRequest:
     want_shut_down: bool = False
     kafka_host: str = ""  # the KAFKA listener (advertised), "" if none
     kafka_port: int = 0
+    metadata_version_min: int = 0  # the metadata.version levels it reads (docs/operations.md)
+    metadata_version_max: int = 0
 
 
 @_msg
@@ -1135,6 +1149,7 @@ class BrokerHeartbeatResponse:
     controller_id: int = -1
     is_fenced: bool = True
     should_shut_down: bool = False
+    error_message: str | None = None  # why a registration is refused (UNSUPPORTED_VERSION)
 
 
 @_msg
@@ -2229,6 +2244,7 @@ REQUESTS: dict[str, type] = {
         *OPS_REQUESTS,
         *ACL_REQUESTS,
         *QUOTA_REQUESTS,
+        *FEATURE_REQUESTS,
     )
 }
 RESPONSES: dict[str, type] = {
@@ -2262,6 +2278,7 @@ RESPONSES: dict[str, type] = {
         *OPS_RESPONSES,
         *ACL_RESPONSES,
         *QUOTA_RESPONSES,
+        *FEATURE_RESPONSES,
     )
 }
 

@@ -1,0 +1,77 @@
+"""A rolling upgrade with metadata.version (issue #21; docs/operations.md, "Upgrades"): a
+three-broker cluster in which broker 3 is an "old" broker (it reads metadata.version 1 only:
+the TEST-ONLY cap RILLET_TEST_MAX_METADATA_VERSION of actors/features.py). While it runs,
+finalizing a higher level is refused naming it, and an ACL (a level-2 record) is refused
+naming the level it needs; once it "upgrades" (restarts without the cap) the level goes up
+with `rillet features upgrade` and the same ACL add works and is stored."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from rillet.actors.features import ENV_CAP
+from tests.integration.cli_helpers import cli_env, run
+from tests.integration.conftest import FAST_CLUSTER_CONFIGS, TEST_BROKER_CONFIGS
+
+from rillet import AclBinding, AclBindingFilter, Admin
+from rillet.errors import RilletError, UnsupportedVersionError
+from rillet.launcher import LocalCluster
+
+GRANT = AclBinding("TOPIC", "orders", "User:alice", "WRITE")
+
+
+def _wait_for(what, predicate, timeout_s: float = 60):
+    deadline = time.monotonic() + timeout_s
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return value
+
+
+@pytest.mark.timeout(240)
+def test_old_broker_blocks_the_level_until_it_is_upgraded(tmp_path, monkeypatch):
+    configs = {**TEST_BROKER_CONFIGS, **FAST_CLUSTER_CONFIGS,
+               "authorizer.class.name": "rillet", "super.users": "User:ANONYMOUS",
+               "bootstrap.metadata.version": "1"}
+    monkeypatch.setenv(ENV_CAP, "3:1")  # broker 3 is of an older release
+    cluster = LocalCluster(tmp_path / "cluster", 3, configs)
+    try:
+        cluster.start(timeout_s=90)
+        settings = {"bootstrap.servers": cluster.bootstrap_servers, "request.timeout.ms": 30000}
+        with Admin(settings) as admin:
+            fm = admin.describe_features()
+            assert fm.finalized["metadata.version"] == 1
+            assert fm.brokers == {1: (1, 3), 2: (1, 3), 3: (1, 1)}
+            assert fm.supported["metadata.version"] == (1, 1)
+            with pytest.raises(RilletError, match="broker 3 supports 1-1"):
+                admin.update_features({"metadata.version": 2})
+            with pytest.raises(UnsupportedVersionError, match="ACLs need metadata.version 2"):
+                admin.create_acls([GRANT])
+            assert admin.describe_acls(AclBindingFilter()) == []
+
+            # the CLI says the same
+            env = cli_env(tmp_path)
+            refused = run(["features", "upgrade", "--metadata-version", "3",
+                           "-b", cluster.bootstrap_servers], env, check=False)
+            assert refused.returncode != 0
+            assert b"broker 3 supports 1-1" in refused.stdout + refused.stderr
+
+            # broker 3 is upgraded: restarted with the new code (no cap)
+            monkeypatch.delenv(ENV_CAP)
+            cluster.stop_broker(3)
+            cluster.start_broker(3)
+            cluster.wait_ready(timeout_s=60, broker_ids=[3])
+            _wait_for("broker 3 to register its new range",
+                      lambda: admin.describe_features().brokers.get(3) == (1, 3))
+            done = run(["features", "upgrade", "--metadata-version", "3",
+                        "-b", cluster.bootstrap_servers], env)
+            assert b"metadata.version was upgraded to 3" in done.stdout
+            shown = run(["features", "describe", "-b", cluster.bootstrap_servers], env)
+            assert b"SupportedMaxVersion: 3\tFinalizedVersionLevel: 3" in shown.stdout
+            admin.create_acls([GRANT])
+            assert admin.describe_acls(AclBindingFilter()) == [GRANT]
+            with pytest.raises(RilletError, match="downgrade"):
+                admin.update_features({"metadata.version": 2})
+    finally:
+        cluster.stop(timeout_s=15)
