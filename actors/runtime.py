@@ -145,6 +145,13 @@ def configure(lane: str, threads: int) -> list[threading.Thread]:
     return existing.resize(threads) if existing is not None else []
 
 
+def lane_threads() -> dict[str, int]:
+    """Each started lane's live worker threads (BrokerStats)."""
+    with _lanes_lock:
+        lanes = dict(_lanes)
+    return {name: d.live_workers for name, d in sorted(lanes.items())}
+
+
 def dispatcher(lane: str) -> Dispatcher:
     """The process-wide dispatcher of ``lane`` (created on first use)."""
     d = _lanes.get(lane)

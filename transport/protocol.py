@@ -316,6 +316,7 @@ class BrokerStatsResponse:
     inter_broker_connection_count: int = 0
     threads: int = 0
     queued_request_bytes: int = 0
+    lane_threads: dict[str, int] = field(default_factory=dict)  # dispatcher lane -> workers
 
 
 # ---------------------------------------------------------------------------------- Metadata
