@@ -1,9 +1,14 @@
-"""A rolling upgrade with metadata.version (issue #21; docs/operations.md, "Upgrades"): a
-three-broker cluster in which broker 3 is an "old" broker (it reads metadata.version 1 only:
-the TEST-ONLY cap RILLET_TEST_MAX_METADATA_VERSION of actors/features.py). While it runs,
-finalizing a higher level is refused naming it, and an ACL (a level-2 record) is refused
+"""A rolling upgrade with metadata.version (issue #21; docs/operations.md, "Upgrades").
+
+Slow: a three-broker cluster in which broker 3 is an "old" broker (it reads metadata.version
+1 only: the TEST-ONLY cap RILLET_TEST_MAX_METADATA_VERSION of actors/features.py). While it
+runs, finalizing a higher level is refused naming it, and an ACL (a level-2 record) is refused
 naming the level it needs; once it "upgrades" (restarts without the cap) the level goes up
-with `rillet features upgrade` and the same ACL add works and is stored."""
+with `rillet features upgrade` and the same ACL add works and is stored.
+
+Default suite: one broker started at level 1 (bootstrap.metadata.version): the ACL add is
+refused until `rillet features upgrade` raises the level; a downgrade is refused. The rules
+themselves are unit-tested (tests/unit/coordinator/test_features.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +19,10 @@ from rillet.actors.features import ENV_CAP
 from tests.integration.cli_helpers import cli_env, run
 from tests.integration.conftest import FAST_CLUSTER_CONFIGS, TEST_BROKER_CONFIGS
 
+from click.testing import CliRunner
+
 from rillet import AclBinding, AclBindingFilter, Admin
+from rillet.cli.main import cli
 from rillet.errors import RilletError, UnsupportedVersionError
 from rillet.launcher import LocalCluster
 
@@ -29,6 +37,33 @@ def _wait_for(what, predicate, timeout_s: float = 60):
     return value
 
 
+def test_acls_wait_for_the_level_that_introduced_them(tmp_path):
+    configs = {**TEST_BROKER_CONFIGS, "authorizer.class.name": "rillet",
+               "super.users": "User:ANONYMOUS", "bootstrap.metadata.version": "1"}
+    cluster = LocalCluster(tmp_path / "cluster", 1, configs)
+    try:
+        cluster.start(timeout_s=60)
+        settings = {"bootstrap.servers": cluster.bootstrap_servers, "request.timeout.ms": 30000}
+        with Admin(settings) as admin:
+            assert admin.describe_features().finalized == {"metadata.version": 1}
+            with pytest.raises(UnsupportedVersionError, match="ACLs need metadata.version 2"):
+                admin.create_acls([GRANT])
+            upgraded = CliRunner().invoke(cli, ["features", "upgrade", "--metadata-version", "2",
+                                                "-b", cluster.bootstrap_servers])
+            assert upgraded.exit_code == 0, upgraded.output
+            assert "metadata.version was upgraded to 2" in upgraded.output
+            admin.create_acls([GRANT])
+            assert admin.describe_acls(AclBindingFilter()) == [GRANT]
+            with pytest.raises(RilletError, match="downgrade"):
+                admin.update_features({"metadata.version": 1})
+            fm = admin.describe_features()
+            assert (fm.finalized, fm.supported, fm.brokers) == (
+                {"metadata.version": 2}, {"metadata.version": (1, 3)}, {1: (1, 3)})
+    finally:
+        cluster.stop(timeout_s=15)
+
+
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_old_broker_blocks_the_level_until_it_is_upgraded(tmp_path, monkeypatch):
     configs = {**TEST_BROKER_CONFIGS, **FAST_CLUSTER_CONFIGS,
