@@ -21,7 +21,7 @@ from tests.integration.conftest import FAST_CLUSTER_CONFIGS, TEST_BROKER_CONFIGS
 
 from click.testing import CliRunner
 
-from rillet import AclBinding, AclBindingFilter, Admin
+from rillet import AclBinding, AclBindingFilter, Admin, ClientQuotaAlteration
 from rillet.cli.main import cli
 from rillet.errors import RilletError, UnsupportedVersionError
 from rillet.launcher import LocalCluster
@@ -37,10 +37,34 @@ def _wait_for(what, predicate, timeout_s: float = 60):
     return value
 
 
+def _kafka_update_features(address: str, level: int):
+    """UpdateFeatures v1 over the KAFKA listener (what kafka-features.sh sends)."""
+    import socket
+    from datetime import timedelta
+
+    from kio.schema.response_header.v1.header import ResponseHeader
+    from kio.schema.update_features.v1.request import FeatureUpdateKey, UpdateFeaturesRequest
+    from kio.schema.update_features.v1.response import UpdateFeaturesResponse
+    from kio.serial import entity_reader
+    from kio.static.primitive import i8, i16, i32Timedelta
+    from tests.integration.test_kafka_listener import _recv_frame, _request
+
+    body = UpdateFeaturesRequest(
+        timeout=i32Timedelta.parse(timedelta(seconds=30)), validate_only=False,
+        feature_updates=(FeatureUpdateKey(feature="metadata.version",
+                                          max_version_level=i16(level), upgrade_type=i8(1)),))
+    host, _, port = address.rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(_request(api_key=57, version=1, cid=7, body=body))
+        frame = _recv_frame(sock)
+    _header, at = entity_reader(ResponseHeader)(frame, 0)
+    return entity_reader(UpdateFeaturesResponse)(frame, at)[0]
+
+
 def test_acls_wait_for_the_level_that_introduced_them(tmp_path):
     configs = {**TEST_BROKER_CONFIGS, "authorizer.class.name": "rillet",
                "super.users": "User:ANONYMOUS", "bootstrap.metadata.version": "1"}
-    cluster = LocalCluster(tmp_path / "cluster", 1, configs)
+    cluster = LocalCluster(tmp_path / "cluster", 1, configs, kafka=True)
     try:
         cluster.start(timeout_s=60)
         settings = {"bootstrap.servers": cluster.bootstrap_servers, "request.timeout.ms": 30000}
@@ -48,17 +72,30 @@ def test_acls_wait_for_the_level_that_introduced_them(tmp_path):
             assert admin.describe_features().finalized == {"metadata.version": 1}
             with pytest.raises(UnsupportedVersionError, match="ACLs need metadata.version 2"):
                 admin.create_acls([GRANT])
-            upgraded = CliRunner().invoke(cli, ["features", "upgrade", "--metadata-version", "2",
+            # a Kafka client's UpdateFeatures: an unknown level refused, then level 2
+            kafka = cluster.kafka_address(1)
+            bad = _kafka_update_features(kafka, 9)
+            assert [(r.error_code.name, "not a level" in r.error_message)
+                    for r in bad.results] == [("invalid_update_version", True)]
+            good = _kafka_update_features(kafka, 2)
+            assert [r.error_code.value for r in good.results] == [0]
+            assert admin.describe_features().finalized == {"metadata.version": 2}
+            admin.create_acls([GRANT])  # ACLs are level 2
+            with pytest.raises(UnsupportedVersionError, match="client quotas need .* 3"):
+                admin.alter_client_quotas([ClientQuotaAlteration({"user": "a"},
+                                                                 {"producer_byte_rate": 1e6})])
+            upgraded = CliRunner().invoke(cli, ["features", "upgrade", "--metadata-version", "3",
                                                 "-b", cluster.bootstrap_servers])
             assert upgraded.exit_code == 0, upgraded.output
-            assert "metadata.version was upgraded to 2" in upgraded.output
-            admin.create_acls([GRANT])
+            assert "metadata.version was upgraded to 3" in upgraded.output
+            admin.alter_client_quotas([ClientQuotaAlteration({"user": "a"},
+                                                             {"producer_byte_rate": 1e6})])
             assert admin.describe_acls(AclBindingFilter()) == [GRANT]
             with pytest.raises(RilletError, match="downgrade"):
                 admin.update_features({"metadata.version": 1})
             fm = admin.describe_features()
             assert (fm.finalized, fm.supported, fm.brokers) == (
-                {"metadata.version": 2}, {"metadata.version": (1, 3)}, {1: (1, 3)})
+                {"metadata.version": 3}, {"metadata.version": (1, 3)}, {1: (1, 3)})
     finally:
         cluster.stop(timeout_s=15)
 
