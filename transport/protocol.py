@@ -31,6 +31,18 @@ from .protocol_acl import (  # noqa: F401 - re-exported: protocol.CreateAclsRequ
     DescribeAclsRequest,
     DescribeAclsResponse,
 )
+from .protocol_features import (  # noqa: F401 - re-exported: protocol.UpdateFeaturesRequest etc.
+    FEATURE_REQUESTS,
+    FEATURE_RESPONSES,
+    BrokerFeatures,
+    DescribeFeaturesRequest,
+    DescribeFeaturesResponse,
+    FeatureUpdate,
+    SupportedFeature,
+    UpdatableFeatureResult,
+    UpdateFeaturesRequest,
+    UpdateFeaturesResponse,
+)
 from .protocol_quota import (  # noqa: F401 - re-exported: protocol.AlterClientQuotasRequest etc.
     QUOTA_REQUESTS,
     QUOTA_RESPONSES,
@@ -44,18 +56,6 @@ from .protocol_quota import (  # noqa: F401 - re-exported: protocol.AlterClientQ
     QuotaEntityPart,
     QuotaFilterComponent,
     QuotaOpEntry,
-)
-from .protocol_features import (  # noqa: F401 - re-exported: protocol.UpdateFeaturesRequest etc.
-    FEATURE_REQUESTS,
-    FEATURE_RESPONSES,
-    BrokerFeatures,
-    DescribeFeaturesRequest,
-    DescribeFeaturesResponse,
-    FeatureUpdate,
-    SupportedFeature,
-    UpdatableFeatureResult,
-    UpdateFeaturesRequest,
-    UpdateFeaturesResponse,
 )
 
 #: Marker for a field that carries record batches as a raw extra frame.

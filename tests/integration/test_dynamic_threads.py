@@ -11,12 +11,12 @@ import psutil
 import pytest
 from click.testing import CliRunner
 from rillet.transport import protocol as P
-from tests.integration.conftest import TEST_BROKER_CONFIGS
-from tests.support import wait_until
 
 from rillet import Admin, Consumer, NewTopic, Producer, TopicPartition
 from rillet.cli.main import cli
 from rillet.launcher import LocalCluster
+from tests.integration.conftest import TEST_BROKER_CONFIGS
+from tests.support import wait_until
 
 PARTITIONS = 12  # more partitions than io threads: the lane is busy at its full size
 

@@ -15,16 +15,15 @@ from __future__ import annotations
 import time
 
 import pytest
-from rillet.actors.features import ENV_CAP
-from tests.integration.cli_helpers import cli_env, run
-from tests.integration.conftest import FAST_CLUSTER_CONFIGS, TEST_BROKER_CONFIGS
-
 from click.testing import CliRunner
+from rillet.actors.features import ENV_CAP
 
 from rillet import AclBinding, AclBindingFilter, Admin, ClientQuotaAlteration
 from rillet.cli.main import cli
 from rillet.errors import RilletError, UnsupportedVersionError
 from rillet.launcher import LocalCluster
+from tests.integration.cli_helpers import cli_env, run
+from tests.integration.conftest import FAST_CLUSTER_CONFIGS, TEST_BROKER_CONFIGS
 
 GRANT = AclBinding("TOPIC", "orders", "User:alice", "WRITE")
 
@@ -47,6 +46,7 @@ def _kafka_update_features(address: str, level: int):
     from kio.schema.update_features.v1.response import UpdateFeaturesResponse
     from kio.serial import entity_reader
     from kio.static.primitive import i8, i16, i32Timedelta
+
     from tests.integration.test_kafka_listener import _recv_frame, _request
 
     body = UpdateFeaturesRequest(
