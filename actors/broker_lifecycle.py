@@ -225,7 +225,7 @@ class BrokerLifecycle(DispatchedActor):
                 self._refusal = r.error_message
                 if r.error_message:
                     self._log.error("the controller refuses this broker: {}", r.error_message)
-            if r.is_fenced:
+            if r.is_fenced and r.error_code != E.UNSUPPORTED_VERSION:  # refused: no hurry
                 delay = min(delay, FENCED_BEAT_MS)
             if r.error_code == E.NOT_CONTROLLER and self.controller_id == self.me.broker_id:
                 delay = RETRY_MS  # this broker leads the quorum and is about to be active
