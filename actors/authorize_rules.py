@@ -427,3 +427,16 @@ def _alter_quotas(w: Who, req) -> Verdict:  # Kafka: ALTER_CONFIGS on the CLUSTE
 @rule(P.DescribeClientQuotasRequest)
 def _describe_quotas(w: Who, req) -> Verdict:  # Kafka: DESCRIBE_CONFIGS on the CLUSTER
     return _need(w, "DESCRIBE_CONFIGS", "CLUSTER", "kafka-cluster", CLUSTER_DENIED)
+
+
+# ------------------------------------------------------------------------ feature levels
+
+
+@rule(P.DescribeFeaturesRequest)  # Kafka answers it in ApiVersions: no ACL needed
+def _describe_features(w: Who, req) -> Verdict:
+    return None
+
+
+@rule(P.UpdateFeaturesRequest)  # Kafka: ALTER on the CLUSTER
+def _update_features(w: Who, req) -> Verdict:
+    return _need(w, "ALTER", "CLUSTER", "kafka-cluster", CLUSTER_DENIED)

@@ -23,6 +23,7 @@ from loguru import logger
 from rillet.coordinator import metadata as md
 from rillet.transport import protocol as P
 
+from .features import local_versions
 from .runtime import DispatchedActor
 
 E = P.ErrorCode
@@ -104,6 +105,8 @@ class BrokerLifecycle(DispatchedActor):
         self._next_voter = 0
         self.beats = 0  # heartbeats sent (tests and status)
         self._shut_down: Callable[[], None] | None = None  # set by ControlledShutdown
+        self.metadata_versions = local_versions(identity.broker_id)  # actors/features.py
+        self._refusal: str | None = None  # the controller's last refusal, logged once
         self._log = logger.bind(broker=identity.broker_id, actor="lifecycle")
 
     def on_start(self) -> None:
@@ -162,6 +165,8 @@ class BrokerLifecycle(DispatchedActor):
             want_shut_down=self._shut_down is not None,
             kafka_host=m.kafka_host,
             kafka_port=m.kafka_port,
+            metadata_version_min=self.metadata_versions[0],
+            metadata_version_max=self.metadata_versions[1],
         )
 
     def _address_of(self, broker_id: int) -> str | None:
@@ -218,7 +223,11 @@ class BrokerLifecycle(DispatchedActor):
                 done()
                 return  # no more heartbeats: the broker exits
         if isinstance(r, P.BrokerHeartbeatResponse):
-            if r.is_fenced:
+            if r.error_message != self._refusal:  # e.g. it cannot read the metadata.version
+                self._refusal = r.error_message
+                if r.error_message:
+                    self._log.error("the controller refuses this broker: {}", r.error_message)
+            if r.is_fenced and r.error_code != E.UNSUPPORTED_VERSION:  # refused: no hurry
                 delay = min(delay, FENCED_BEAT_MS)
             if r.error_code == E.NOT_CONTROLLER and self.controller_id == self.me.broker_id:
                 delay = RETRY_MS  # this broker leads the quorum and is about to be active

@@ -195,6 +195,11 @@ BROKER_DEFAULTS: dict[str, str] = {
     # consumer fetch sessions on the KAFKA listener (KIP-227; actors/kafka_fetch_sessions.py):
     # at most this many sessions per broker (Kafka's default); 0: full fetches only
     "max.incremental.fetch.session.cache.slots": "1000",
+    # feature levels (docs/operations.md, "Upgrades"; coordinator/features.py): the
+    # metadata.version a NEW cluster starts at (0: the latest this broker knows), read once
+    # by the first active controller of an empty metadata log; rillet's stand-in for
+    # `kafka-storage format --release-version`. Later: `rillet features upgrade`.
+    "bootstrap.metadata.version": "0",
 }
 
 _CHOICES = {
@@ -340,6 +345,12 @@ def validate_broker_configs(configs: Mapping[str, str]) -> BrokerConfig:
     idle = int(merged["connections.max.idle.ms"])
     if idle != -1 and idle < 1:
         raise ConfigError(f"connections.max.idle.ms={idle} must be -1 (never) or >= 1")
+    from rillet.coordinator import features
+
+    level = int(merged["bootstrap.metadata.version"])
+    if not 0 <= level <= features.LATEST_LEVEL:
+        raise ConfigError(f"bootstrap.metadata.version={level} must be 0 (the latest) or a "
+                          f"level {features.MIN_LEVEL}-{features.LATEST_LEVEL}")
     _validate_security(merged)
     _validate_sasl(merged)
     _validate_authorizer(merged)

@@ -37,6 +37,7 @@ from pathlib import Path
 import cbor2
 import pykka
 from loguru import logger
+from rillet.coordinator import features as ft
 from rillet.coordinator import metadata as md
 from rillet.coordinator import raft
 from rillet.coordinator.control import ControllerResult
@@ -44,8 +45,9 @@ from rillet.coordinator.control import brokers as cb
 from rillet.coordinator.control import partitions as cp
 from rillet.transport import protocol as P
 
+from . import features as feature_wire
 from .configs import BrokerConfig, ConfigError
-from .controller_wire import decide, not_controller
+from .controller_wire import decide, not_controller, refuse
 from .metadata_log import PartitionRaftLog
 from .runtime import DispatchedActor
 from .ticker import now_ms
@@ -154,8 +156,12 @@ class Controller(DispatchedActor):
         internal_address: str = "127.0.0.1:9092",  # this voter, if the voters are not given
         clock: Callable[[], int] = now_ms,  # wall-clock ms; tests may pass a fake one
         raft_stats=None,  # actors/metrics_sources.RaftStats (metrics on), written here only
+        on_fatal: Callable[[str], None] = feature_wire.halt,  # an unreadable metadata record
     ) -> None:
         super().__init__()
+        self.on_fatal = on_fatal
+        # the metadata.version levels this broker reads (actors/features.py)
+        self.metadata_versions = feature_wire.local_versions(broker_id)
         self.raft_stats = raft_stats
         self.broker_id = broker_id
         self.clock = clock
@@ -297,7 +303,7 @@ class Controller(DispatchedActor):
                 case raft.FlushLog():
                     self.log.flush()
                 case raft.RestoreSnapshot(snapshot=snap):
-                    self.image = md.decode_snapshot(snap.data)
+                    self.image = self._snapshot(snap.data)
                     self.applied_index = snap.index
                     changed = True
                 case raft.Send(message=m):
@@ -320,9 +326,24 @@ class Controller(DispatchedActor):
         for index, term in committed:
             self._complete(index, term)
 
+    def _snapshot(self, data: bytes) -> md.MetadataImage:
+        try:
+            return feature_wire.snapshot_readable(data, self.metadata_versions[1])
+        except ft.UnreadableRecord as e:
+            self.on_fatal(f"the metadata snapshot is unreadable: {e}")
+            raise
+
     def _apply_payload(self, payload: bytes, index: int) -> None:
         try:
-            self.image = md.replay(md.decode_records(payload), self.image)
+            records = feature_wire.decode_readable(payload, self.metadata_versions[1])
+        except ft.UnreadableRecord as e:
+            self.on_fatal(f"metadata log entry {index} is unreadable: {e}")
+            raise
+        except (ValueError, KeyError, TypeError) as e:
+            self._log.error("metadata entry {} is malformed, skipped: {}", index, e)
+            return
+        try:
+            self.image = md.replay(records, self.image)
         except (ValueError, KeyError, TypeError) as e:
             self._log.error("metadata entry {} is unreadable, skipped: {}", index, e)
 
@@ -370,6 +391,7 @@ class Controller(DispatchedActor):
             self._leader_ready_index = node.log.last_index
             self.sessions.became_active(self.image, self.clock())
             self._log.info("became the active controller (term {})", node.term)
+            self._enqueue("features-bootstrap", self._bootstrap_features)
         elif not node.is_leader and self._leader_ready_index is not None:
             self._leader_ready_index = None
             self._log.info("no longer the active controller (term {})", node.term)
@@ -515,6 +537,7 @@ class Controller(DispatchedActor):
             controller_id=self.broker_id,
             is_fenced=beat.fenced,
             should_shut_down=beat.should_shut_down,
+            error_message=beat.message,
         )
 
     # ------------------------------------------------------------------ metadata fetching
@@ -565,7 +588,7 @@ class Controller(DispatchedActor):
             return
         old = self.image
         if r.snapshot is not None and r.snapshot_index > self.applied_index:
-            self.image = md.decode_snapshot(r.snapshot)
+            self.image = self._snapshot(r.snapshot)
             self.applied_index = r.snapshot_index
         if r.first_index == self.applied_index + 1:
             for i, payload in enumerate(r.entries):
@@ -621,8 +644,20 @@ class Controller(DispatchedActor):
         if not self.active:
             self._forward_or_refuse(message)
             return
+        req = message.request
         try:
-            result = decide(message.request, self.image, self.broker_configs, self._unclean_default)
+            if isinstance(req, P.UpdateFeaturesRequest):
+                result = feature_wire.decide_update(req, self.image, self.metadata_versions)
+            elif isinstance(req, P.DescribeFeaturesRequest):
+                response = feature_wire.describe(self.image, self.metadata_versions)
+                result = ControllerResult([], response)
+            else:
+                result = decide(req, self.image, self.broker_configs, self._unclean_default)
+            # nothing above the finalized metadata.version (coordinator/features.py)
+            ft.check_records(self.image.metadata_version, result.records)
+        except ft.FeatureError as e:
+            message.reply(refuse(req, P.code_of(e.kind), e.message))
+            return
         except Exception as e:  # noqa: BLE001 - poison request: error reply, actor lives on
             self._log.exception("admin request failed")
             message.reply(P.ErrorResponse(error_code=E.UNKNOWN_SERVER_ERROR, error_message=str(e)))
@@ -633,6 +668,10 @@ class Controller(DispatchedActor):
             message.reply(response if ok else not_controller(message.request))
 
         self._commit(result, done)
+
+    def _bootstrap_features(self) -> None:
+        requested = self.broker_configs.int("bootstrap.metadata.version")
+        self._commit(feature_wire.bootstrap(self.image, requested, self.metadata_versions))
 
     def _elect_offline(self) -> None:
         self._commit(cp.elect_offline(self.image, unclean_default=self._unclean_default))

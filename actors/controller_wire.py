@@ -17,7 +17,7 @@ from rillet.coordinator.control import topics as ct
 from rillet.coordinator.share import config as share_config
 from rillet.transport import protocol as P
 
-from . import acl_wire, dynamic_configs, quota_wire
+from . import acl_wire, dynamic_configs, features, quota_wire
 from .configs import BrokerConfig, validate_topic_configs
 
 E = P.ErrorCode
@@ -165,7 +165,11 @@ def _topic_error(name: str, code: int, message: str) -> P.CreatableTopicResult:
 
 def not_controller(req: object, message: str = "this broker is not the active controller"):
     """The typed response refusing ``req`` with NOT_CONTROLLER (41) for each of its items."""
-    code = E.NOT_CONTROLLER
+    return refuse(req, E.NOT_CONTROLLER, message)
+
+
+def refuse(req: object, code: int, message: str):
+    """The typed response refusing ``req`` with ``code`` for each of its items."""
     match req:
         case P.CreateTopicsRequest():
             return P.CreateTopicsResponse(
@@ -201,4 +205,6 @@ def not_controller(req: object, message: str = "this broker is not the active co
             return acl_wire.refuse(req, code, message)
         case P.AlterClientQuotasRequest():
             return quota_wire.refuse(req, code, message)
+        case P.UpdateFeaturesRequest() | P.DescribeFeaturesRequest():
+            return features.refuse(req, code, message)
     return P.ErrorResponse(error_code=code, error_message=message)

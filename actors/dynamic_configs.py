@@ -10,7 +10,12 @@ if a running broker really applies a new value:
   ``log.flush.interval.ms``, ...): the new default reaches every hosted partition of a topic
   that has no override of its own (its log is reopened with the new LogConfig, as for a
   topic's AlterConfigs);
-* ``min.insync.replicas``: hosted partitions get it with their partition state.
+* ``min.insync.replicas``: hosted partitions get it with their partition state;
+* the thread pools ``num.io.threads`` (the ``io`` lane: partition replicas) and
+  ``num.network.threads`` (the ``default`` lane: sessions, coordinators, the controller):
+  the lane is resized while it runs (actors/runtime.py ``Dispatcher.resize``: a shrinking
+  lane retires workers after their current turn). The KAFKA listener's own handler pool
+  (actors/kafka_listener.py) is sized from ``num.network.threads`` at start only.
 
 Every other broker config is static (listeners, thread pools, quorum and timeouts are read
 once at start): AlterConfigs on it is refused with INVALID_CONFIG naming the reason. Threads:
@@ -45,7 +50,11 @@ LOG_DEFAULT_KEYS: dict[str, str] = {
 }
 # handed to hosted partitions with their partition state (PartitionChanged)
 PARTITION_STATE_KEYS = ("min.insync.replicas",)
-DYNAMIC_BROKER_CONFIGS = frozenset(LOG_DEFAULT_KEYS) | frozenset(PARTITION_STATE_KEYS)
+# thread pools resized on the running broker: broker key -> dispatcher lane (actors/runtime.py)
+THREAD_LANES = {"num.io.threads": "io", "num.network.threads": "default"}
+DYNAMIC_BROKER_CONFIGS = (
+    frozenset(LOG_DEFAULT_KEYS) | frozenset(PARTITION_STATE_KEYS) | frozenset(THREAD_LANES)
+)
 
 
 def is_dynamic(name: str) -> bool:
@@ -95,6 +104,7 @@ class LiveBrokerConfigs:
         for k in sorted(changed):
             log.info("dynamic broker config {}={} ({})", k, self.configs[k],
                      _SOURCE_NAMES[self.source(image, k)])
+        resize_lanes(self.configs, changed)
         return changed
 
     def update(self, image) -> set[str]:
@@ -134,6 +144,14 @@ class LiveBrokerConfigs:
             (k, v, self.source(image, k), not is_dynamic(k))
             for k, v in sorted(self.configs.items())
         ]
+
+
+def resize_lanes(configs: Mapping[str, str], changed: Collection[str]) -> None:
+    """Resize the dispatcher lane of each thread-pool key in ``changed`` to its new value."""
+    from . import runtime
+
+    for key in sorted(set(changed) & set(THREAD_LANES)):
+        runtime.configure(THREAD_LANES[key], int(configs[key]))
 
 
 _SOURCE_NAMES = {

@@ -33,6 +33,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "rillet.actors.kafka_admin",  # kafka-admin (#18): topics, cluster, reassignments
     "rillet.actors.kafka_configs",  # kafka-admin (#18): Describe/Alter/IncrementalAlterConfigs
     "rillet.actors.kafka_delete_records",  # ops (#21): DeleteRecords
+    "rillet.actors.kafka_features",  # upgrade (#21): UpdateFeatures (metadata.version)
     "rillet.actors.kafka_groups",  # kafka-groups (#18)
     "rillet.actors.kafka_offsets",  # kafka-groups (#18)
     "rillet.actors.kafka_consumer_groups",  # kafka-groups (#18): KIP-848 clients

@@ -344,6 +344,7 @@ class BrokerNode:
             inter_broker_connection_count=self.internal_router.session_count,
             threads=_os_threads(),
             queued_request_bytes=self.endpoint.queued_bytes,
+            lane_threads=runtime.lane_threads(),  # dynamic num.io.threads (actors/runtime.py)
         )
 
     def _lock_data_dir(self) -> None:

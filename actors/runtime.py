@@ -27,8 +27,16 @@ threads), ``"io"`` for partition replicas, whose handlers write and fsync the lo
 ``num.io.threads``, 8 threads), and ``"controller"`` (2 threads) for the Controller (Raft)
 and the BrokerLifecycle (heartbeats): their timers must not queue behind client sessions'
 turns when the request lane is overloaded (as KRaft runs its controller on its own threads),
-or a loaded broker misses elections and heartbeats and the quorum flaps. ``configure(lane, threads)`` sets a
-lane's size before its first actor starts (the broker does it from its config).
+or a loaded broker misses elections and heartbeats and the quorum flaps.
+``configure(lane, threads)`` sets a lane's size, at start (the broker does it from its
+config) or while it runs (a dynamic broker config, actors/dynamic_configs.py):
+``Dispatcher.resize``.
+
+Resizing a running lane: growing lets up to ``threads`` workers run (new ones start as work
+comes, as at start); shrinking retires the surplus workers, each after the turn it is in (a
+retiring worker finishes its actor's turn, then exits instead of taking the next actor). No
+actor is lost or run twice at once: an actor is in the ready queue at most once (its mailbox's
+``_scheduled`` flag), whichever worker takes it.
 """
 
 from __future__ import annotations
@@ -58,7 +66,29 @@ class Dispatcher:
         self._ready: deque[DispatchedActor] = deque()
         self._cond = threading.Condition(threading.Lock())
         self._workers: list[threading.Thread] = []
+        self._spawned = 0  # workers ever started (names them)
         self.turns = 0  # turns run so far (tests and benchmarks read it)
+
+    def resize(self, threads: int) -> list[threading.Thread]:
+        """Run with ``threads`` workers from now on; the workers that will retire (each after
+        its current turn: join them to wait). Growing starts workers as work arrives."""
+        if threads < 1:
+            raise ValueError(f"a dispatcher needs at least one thread, got {threads}")
+        with self._cond:
+            self.threads = threads
+            surplus = len(self._workers) - threads
+            retiring = self._workers[threads:] if surplus > 0 else []
+            for _ in range(min(threads - len(self._workers), len(self._ready))):
+                self._spawn()  # queued actors get the new workers at once
+            self._cond.notify_all()  # idle surplus workers wake up to retire
+        return retiring
+
+    @property
+    def live_workers(self) -> int:
+        """Worker threads not yet retired (started lazily: at most ``threads``, once the
+        retiring ones have finished their turns)."""
+        with self._cond:
+            return len(self._workers)
 
     def schedule(self, actor: DispatchedActor) -> None:
         with self._cond:
@@ -69,16 +99,31 @@ class Dispatcher:
 
     def _spawn(self) -> None:
         worker = threading.Thread(
-            target=self._work, name=f"rillet-{self.name}-{len(self._workers)}", daemon=True
+            target=self._work, name=f"rillet-{self.name}-{self._spawned}", daemon=True
         )
+        self._spawned += 1
         self._workers.append(worker)
         worker.start()
 
+    def _retire(self, me: threading.Thread) -> bool:
+        """Under the lock: True if this worker is surplus (it leaves the pool and exits).
+        The newest workers retire first, as ``resize`` reports them."""
+        workers = self._workers
+        if len(workers) <= self.threads or me not in workers[self.threads:]:
+            return False
+        workers.remove(me)
+        return True
+
     def _work(self) -> None:
         ready, cond = self._ready, self._cond
+        me = threading.current_thread()
         while True:
             with cond:
-                while not ready:
+                while True:
+                    if self._retire(me):
+                        return
+                    if ready:
+                        break
                     cond.wait()
                 actor = ready.popleft()
                 self.turns += 1
@@ -93,15 +138,22 @@ _sizes: dict[str, int] = dict(DEFAULT_LANES)
 _lanes_lock = threading.Lock()
 
 
-def configure(lane: str, threads: int) -> None:
-    """Set the size of ``lane`` (before its first actor starts; later calls only grow it)."""
+def configure(lane: str, threads: int) -> list[threading.Thread]:
+    """Set the size of ``lane``: before its first actor starts, or while it runs (both ways,
+    ``Dispatcher.resize``; the workers that retire are returned)."""
     if threads < 1:
         raise ValueError(f"{lane}: at least one thread, got {threads}")
     with _lanes_lock:
         _sizes[lane] = threads
         existing = _lanes.get(lane)
-        if existing is not None:
-            existing.threads = max(existing.threads, threads)
+    return existing.resize(threads) if existing is not None else []
+
+
+def lane_threads() -> dict[str, int]:
+    """Each started lane's live worker threads (BrokerStats)."""
+    with _lanes_lock:
+        lanes = dict(_lanes)
+    return {name: d.live_workers for name, d in sorted(lanes.items())}
 
 
 def dispatcher(lane: str) -> Dispatcher:

@@ -407,6 +407,9 @@ class ClientSession(DispatchedActor):
                 self.ctx.controller.tell(C.Admin(req, respond, forwardable=forwardable))
             case P.DescribeClientQuotasRequest():
                 respond(quota_wire.describe(self.ctx.image, req))
+            case P.UpdateFeaturesRequest() | P.DescribeFeaturesRequest():  # actors/features.py
+                forwardable = not self.listener.internal
+                self.ctx.controller.tell(C.Admin(req, respond, forwardable=forwardable))
             case P.CreateAclsRequest() | P.DeleteAclsRequest() | P.DescribeAclsRequest():
                 internal = self.listener.internal
                 authorize.serve_acl_request(

@@ -25,6 +25,8 @@ Records (frozen dataclasses; ``to_dict``/``from_dict`` give a JSON-safe form for
 * ``DeleteTopic(name)``
 * ``AccessControlEntryRecord`` / ``RemoveAccessControlEntryRecord``  an ACL binding added /
   removed (coordinator/acl_store.py); the image keeps the set in ``acls``
+* ``FeatureLevelRecord(name, level)``  the finalized ``metadata.version`` (coordinator/features.py:
+  which level each record type needs, and the rules of a rolling upgrade)
 
 Controller decisions are functions from the image and a request to a list of records, or a
 ``MetadataError`` (never a partial list); coordinator/control/ applies them to requests. The
@@ -39,7 +41,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 
-from . import acl_store, broker_configs, quotas
+from . import acl_store, broker_configs, features, quotas
 from .acl import AclBinding
 from .election import PartitionChangeRecord
 from .placement import PlacementError, assign_replicas
@@ -107,6 +109,8 @@ class RegisterBroker:
     internal_port: int = 0
     kafka_host: str = ""  # the KAFKA listener, advertised to Kafka clients ("": none)
     kafka_port: int = 0
+    metadata_version_min: int = 0  # the metadata.version levels it reads (0: not reported,
+    metadata_version_max: int = 0  # i.e. written before feature levels: level 1 only)
 
 
 @_rec
@@ -200,6 +204,7 @@ RECORD_TYPES: dict[str, type] = {
         *acl_store.ACL_RECORDS,
         *broker_configs.BROKER_CONFIG_RECORDS,
         quotas.ClientQuotaRecord,
+        features.FeatureLevelRecord,
     )
 }
 
@@ -214,7 +219,7 @@ def from_dict(data: Mapping) -> object:
     added after a record was written (it has a default) takes its default."""
     cls = RECORD_TYPES.get(data.get("type", ""))
     if cls is None:
-        raise ValueError(f"unknown metadata record type {data.get('type')!r}")
+        features.check_readable(str(data.get("type")), False, features.LATEST_LEVEL)
     kwargs = {}
     for f in fields(cls):
         if f.name not in data and (f.default is not MISSING or f.default_factory is not MISSING):
@@ -241,6 +246,14 @@ class BrokerInfo:
     internal_port: int = 0
     kafka_host: str = ""  # the KAFKA listener's advertised address ("": none)
     kafka_port: int = 0
+    metadata_version_min: int = 0  # the metadata.version levels it reads (0: level 1 only)
+    metadata_version_max: int = 0
+
+    @property
+    def metadata_versions(self) -> tuple[int, int]:
+        """``(min, max)`` metadata.version this broker reads."""
+        lo, hi = self.metadata_version_min, self.metadata_version_max
+        return (lo or features.MIN_LEVEL, hi or features.MIN_LEVEL)
 
     @property
     def internal_address(self) -> str | None:
@@ -291,6 +304,13 @@ class MetadataImage:
     (coordinator/broker_configs.py)."""
     client_quotas: Mapping[tuple, Mapping[str, float]] = field(default_factory=dict)
     """quota entity -> {quota key: value} (coordinator/quotas.py)."""
+    features: Mapping[str, int] = field(default_factory=dict)
+    """finalized feature levels (coordinator/features.py): ``metadata.version``."""
+
+    @property
+    def metadata_version(self) -> int:
+        """The finalized metadata.version (1 while none is: a log from before levels)."""
+        return features.finalized(self.features)
 
     def inter_broker_address(self, broker_id: int, voters: Mapping[int, str]) -> str | None:
         """``broker_id``'s inter-broker listener: as registered, else as
@@ -368,6 +388,8 @@ def apply(image: MetadataImage, record: object) -> MetadataImage:
                 internal_port=ip,
                 kafka_host=record.kafka_host,
                 kafka_port=record.kafka_port,
+                metadata_version_min=record.metadata_version_min,
+                metadata_version_max=record.metadata_version_max,
             )
             return replace(image, brokers=_with(image.brokers, b, info), offset=nxt)
         case UnfenceBroker(broker_id=b) | FenceBroker(broker_id=b):
@@ -414,6 +436,8 @@ def apply(image: MetadataImage, record: object) -> MetadataImage:
         case quotas.ClientQuotaRecord():
             cq = quotas.apply_record(image.client_quotas, record)
             return replace(image, client_quotas=cq, offset=nxt)
+        case features.FeatureLevelRecord(name=n, level=v):
+            return replace(image, features=_with(image.features, n, v or None), offset=nxt)
     raise ValueError(f"not a metadata record: {record!r}")
 
 
@@ -572,6 +596,7 @@ def register_broker(
     internal_port: int = 0,
     kafka_host: str = "",
     kafka_port: int = 0,
+    metadata_versions: tuple[int, int] = (0, 0),
 ) -> list[object]:
     """Records for a broker starting up: (re)register if an address or its incarnation (its
     process) changed, then unfence.
@@ -608,6 +633,8 @@ def register_broker(
                 internal_port=internal_port,
                 kafka_host=kafka_host,
                 kafka_port=kafka_port,
+                metadata_version_min=metadata_versions[0],
+                metadata_version_max=metadata_versions[1],
             )
         )
     if old is None or old.fenced or records:
@@ -633,7 +660,9 @@ def decode_records(payload: bytes) -> list[object]:
 
 def image_records(image: MetadataImage) -> list[object]:
     """Records that rebuild ``image`` from an empty one (a metadata snapshot)."""
-    out: list[object] = []
+    out: list[object] = [
+        features.FeatureLevelRecord(name=n, level=v) for n, v in sorted(image.features.items())
+    ]
     if image.next_producer_id:
         out.append(ProducerIds(next_producer_id=image.next_producer_id))
     for u in sorted(image.users):
@@ -658,6 +687,8 @@ def image_records(image: MetadataImage) -> list[object]:
                 internal_port=b.internal_port,
                 kafka_host=b.kafka_host,
                 kafka_port=b.kafka_port,
+                metadata_version_min=b.metadata_version_min,
+                metadata_version_max=b.metadata_version_max,
             )
         )
         if not b.fenced:

@@ -17,6 +17,7 @@ from typing import Any
 
 from rillet._acl_admin import AclAdminMixin
 from rillet._broker_config_admin import BrokerConfigAdminMixin
+from rillet._features_admin import FeaturesAdminMixin
 from rillet._group_admin import GroupAdminMixin
 from rillet._network import NetworkClient
 from rillet._quota_admin import QuotaAdminMixin
@@ -43,7 +44,8 @@ from rillet.transport import protocol as p
 
 
 class Admin(GroupAdminMixin, ShareAdminMixin, TransactionAdminMixin, SecurityAdminMixin,
-            RecordsAdminMixin, AclAdminMixin, BrokerConfigAdminMixin, QuotaAdminMixin):
+            RecordsAdminMixin, AclAdminMixin, BrokerConfigAdminMixin, QuotaAdminMixin,
+            FeaturesAdminMixin):
     """Kafka-style admin client. Config: ``bootstrap.servers``, ``request.timeout.ms``, ...
 
     Consumer groups: list_groups, describe_groups, delete_groups, list_consumer_group_offsets,
@@ -58,6 +60,7 @@ class Admin(GroupAdminMixin, ShareAdminMixin, TransactionAdminMixin, SecurityAdm
     Dynamic broker configs: describe_broker_configs, alter_broker_configs
     (_broker_config_admin.py).
     Client quotas: alter_client_quotas, describe_client_quotas (_quota_admin.py).
+    Feature levels: describe_features, update_features (_features_admin.py).
     """
 
     def __init__(self, config: Mapping[str, Any] | None = None, **kwargs: Any) -> None:

@@ -31,6 +31,18 @@ from .protocol_acl import (  # noqa: F401 - re-exported: protocol.CreateAclsRequ
     DescribeAclsRequest,
     DescribeAclsResponse,
 )
+from .protocol_features import (  # noqa: F401 - re-exported: protocol.UpdateFeaturesRequest etc.
+    FEATURE_REQUESTS,
+    FEATURE_RESPONSES,
+    BrokerFeatures,
+    DescribeFeaturesRequest,
+    DescribeFeaturesResponse,
+    FeatureUpdate,
+    SupportedFeature,
+    UpdatableFeatureResult,
+    UpdateFeaturesRequest,
+    UpdateFeaturesResponse,
+)
 from .protocol_quota import (  # noqa: F401 - re-exported: protocol.AlterClientQuotasRequest etc.
     QUOTA_REQUESTS,
     QUOTA_RESPONSES,
@@ -304,6 +316,7 @@ class BrokerStatsResponse:
     inter_broker_connection_count: int = 0
     threads: int = 0
     queued_request_bytes: int = 0
+    lane_threads: dict[str, int] = field(default_factory=dict)  # dispatcher lane -> workers
 
 
 # ---------------------------------------------------------------------------------- Metadata
@@ -1120,6 +1133,8 @@ class BrokerHeartbeatRequest:
     want_shut_down: bool = False
     kafka_host: str = ""  # the KAFKA listener (advertised), "" if none
     kafka_port: int = 0
+    metadata_version_min: int = 0  # the metadata.version levels it reads (docs/operations.md)
+    metadata_version_max: int = 0
 
 
 @_msg
@@ -1135,6 +1150,7 @@ class BrokerHeartbeatResponse:
     controller_id: int = -1
     is_fenced: bool = True
     should_shut_down: bool = False
+    error_message: str | None = None  # why a registration is refused (UNSUPPORTED_VERSION)
 
 
 @_msg
@@ -2232,6 +2248,7 @@ REQUESTS: dict[str, type] = {
         *OPS_REQUESTS,
         *ACL_REQUESTS,
         *QUOTA_REQUESTS,
+        *FEATURE_REQUESTS,
     )
 }
 RESPONSES: dict[str, type] = {
@@ -2265,6 +2282,7 @@ RESPONSES: dict[str, type] = {
         *OPS_RESPONSES,
         *ACL_RESPONSES,
         *QUOTA_RESPONSES,
+        *FEATURE_RESPONSES,
     )
 }
 

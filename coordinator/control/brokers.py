@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from rillet.coordinator import election as el
+from rillet.coordinator import features as ft
 from rillet.coordinator import metadata as md
 
 from .result import ControllerResult, Note, unclean_notes
@@ -48,6 +49,15 @@ class BrokerBeat(Protocol):
     want_shut_down: bool
     kafka_host: str
     kafka_port: int
+    metadata_version_min: int
+    metadata_version_max: int
+
+
+def _versions(beat: BrokerBeat) -> tuple[int, int]:
+    """The metadata.version levels a heartbeat says its broker reads (0: not said: 1)."""
+    lo = getattr(beat, "metadata_version_min", 0)  # absent: a beat from before feature levels
+    hi = getattr(beat, "metadata_version_max", 0)
+    return (lo or ft.MIN_LEVEL, hi or ft.MIN_LEVEL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +67,7 @@ class Beat:
     a broker in controlled shutdown leads nothing and is in no ISR any more: it may exit."""
 
     error: str = "NONE"
+    message: str | None = None
     fenced: bool = False
     action: str | None = None
     should_shut_down: bool = False
@@ -94,6 +105,10 @@ class BrokerHeartbeats:
             self.retired.setdefault(b, set()).add(beat.incarnation)
         if beat.incarnation in self.retired.get(b, ()):
             return Beat(error="STALE_BROKER_EPOCH")
+        try:  # a broker that cannot read the finalized metadata.version is not registered
+            ft.check_broker(image.metadata_version, b, _versions(beat))
+        except ft.FeatureError as e:
+            return Beat(error=e.kind, message=e.message, fenced=True)
         self.last_seen[b] = now_ms
         moved = (
             info is None
@@ -173,6 +188,10 @@ class BrokerHeartbeats:
             old is not None and older(beat.incarnation, old.incarnation)
         ):
             return ControllerResult([], None)
+        try:  # the level may have risen since its heartbeat was answered
+            ft.check_broker(image.metadata_version, b, _versions(beat))
+        except ft.FeatureError as e:
+            return ControllerResult([], None, (Note("warning", e.message),))
         records = md.register_broker(
             image,
             b,
@@ -186,6 +205,7 @@ class BrokerHeartbeats:
             internal_port=beat.internal_port,
             kafka_host=beat.kafka_host,
             kafka_port=beat.kafka_port,
+            metadata_versions=_versions(beat),
         )
         records = [r for r in records if not isinstance(r, md.UnfenceBroker)]
         if not records:

@@ -52,6 +52,7 @@ def _register() -> None:
     from rillet.cli.config import config
     from rillet.cli.console import consume, produce
     from rillet.cli.dump_log import dump_log
+    from rillet.cli.features import features
     from rillet.cli.group import group
     from rillet.cli.log_dirs import log_dirs, reassignments
     from rillet.cli.mirror import mirror
@@ -69,7 +70,7 @@ def _register() -> None:
 
     for command in (cluster, topic, produce, consume, perf, group, transactions, share_group,
                     queue, streams, user, top, mirror, console, delete_records, log_dirs,
-                    acl, config, quota):
+                    acl, config, quota, features):
         cli.add_command(command)
     cli.add_command(broker)  # one broker of a multi-host cluster (docs/operations.md)
     cli.add_command(dump_log)  # kafka-dump-log.sh: segment files as stored

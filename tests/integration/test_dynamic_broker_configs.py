@@ -136,9 +136,9 @@ def _cli_alters_broker_configs(cluster) -> None:
     assert "log.flush.interval.ms  2000   DYNAMIC_DEFAULT_BROKER_CONFIG" in shown.output
     wait_until(lambda: "log.flush.interval.ms  2000" in rillet(
         "config", "describe", "--broker", "1").output, 30, "broker 1 applying the default")
-    refused = rillet("config", "alter", "--broker", "1", "--set", "num.io.threads=16")
+    refused = rillet("config", "alter", "--broker", "1", "--set", "num.partitions=16")
     assert refused.exit_code == 1
-    assert "Error: num.io.threads is a static broker config" in refused.output
+    assert "Error: num.partitions is a static broker config" in refused.output
     both = rillet("config", "alter", "--broker", "1", "--broker-defaults", "--set", "a=b")
     assert both.exit_code == 2 and "exactly one of --broker ID and --broker-defaults" in both.output
 
@@ -166,9 +166,9 @@ def _kafka_client_alters_broker_configs(cluster) -> None:
     assert configs["log.roll.ms"].source == ConfigSource.DYNAMIC_BROKER_CONFIG.value
     assert not configs["log.roll.ms"].is_read_only
     assert configs["log.retention.ms"].source == ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value
-    assert configs["num.io.threads"].is_read_only
+    assert configs["num.partitions"].is_read_only
     with pytest.raises(Exception, match="INVALID_CONFIG.*static broker config"):
-        alter("num.io.threads", "9").result(30)
+        alter("num.partitions", "9").result(30)
 
 
 @pytest.mark.slow

@@ -79,6 +79,11 @@ def test_api_versions_round_trip_and_pipelining(kafka_addr) -> None:
     assert response.error_code == ErrorCode.none
     keys = {a.api_key: (a.min_version, a.max_version) for a in response.api_keys}
     assert keys[18] == (0, 3)
+    # KIP-584's feature fields: this broker's metadata.version range, the finalized level
+    assert [(f.name, f.min_version, f.max_version) for f in response.supported_features] == [
+        ("metadata.version", 1, 3)]
+    assert [(f.name, f.max_version_level) for f in response.finalized_features] == [
+        ("metadata.version", 3)]
     # three pipelined requests on one connection: answered, in order
     with _connect(kafka_addr) as sock:
         sock.sendall(_request(cid=10) + _request(cid=11) + _request(cid=12))

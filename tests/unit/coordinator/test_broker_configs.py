@@ -96,7 +96,7 @@ def _value_other_than(topic_key: str) -> str:
     return str(int(TOPIC_DEFAULTS[topic_key]) // 2 + 1)
 
 
-@pytest.mark.parametrize("key", sorted(dc.DYNAMIC_BROKER_CONFIGS))
+@pytest.mark.parametrize("key", sorted(dc.DYNAMIC_BROKER_CONFIGS - set(dc.THREAD_LANES)))
 def test_every_dynamic_key_takes_effect_on_the_live_configs_and_the_partitions(key):
     """What a running broker does with each accepted key: its live configs change, and the
     hosted partition of a topic without an override is told (a new LogConfig to reopen its

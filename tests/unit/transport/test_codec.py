@@ -11,6 +11,7 @@ from rillet.transport import protocol as P
 from rillet.transport.errors import ProtocolError
 
 from .acl_samples import ACL_SAMPLES
+from .feature_samples import FEATURE_SAMPLES
 from .group_samples import GROUP_SAMPLES
 from .ops_samples import OPS_SAMPLES
 from .quota_samples import QUOTA_SAMPLES
@@ -125,6 +126,7 @@ SAMPLES = [
     *OPS_SAMPLES,
     *ACL_SAMPLES,
     *QUOTA_SAMPLES,
+    *FEATURE_SAMPLES,
     P.RaftRequest(message=b"\xa0"),
     P.RaftResponse(),
     P.BrokerHeartbeatRequest(broker_id=2, host="127.0.0.1", port=9093, metadata_offset=7),
