@@ -24,7 +24,6 @@ from pathlib import Path
 
 from kio.index import load_response_schema
 from kio.schema.errors import ErrorCode
-
 from rillet.actors import kafka_transcode as T
 from rillet.actors import kafka_wire as W
 from rillet.actors.kafka_metadata import build

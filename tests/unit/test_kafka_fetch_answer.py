@@ -13,7 +13,6 @@ from kio.index import load_response_schema
 from kio.schema.errors import ErrorCode
 from kio.serial import entity_writer
 from kio.static.primitive import i32Timedelta
-
 from rillet.actors import kafka_batch as KB
 from rillet.actors import kafka_transcode as T
 from rillet.actors import kafka_wire as W

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 
 import pytest
-
 from rillet.coordinator import kafka_fetch_sessions as S
 
 
