@@ -342,7 +342,8 @@ class LocalCluster:
         directory.mkdir(parents=True, exist_ok=True)
         cmd = [
             sys.executable,
-            "-m",
+            "-P",  # not the working directory first: a clone's root holds a rillet/ folder
+            "-m",  # that is not the installed package (README's first command, from a clone)
             "rillet.actors.node",
             "--broker-id",
             str(broker_id),

@@ -98,3 +98,20 @@ def test_readme_first_install_from_a_fresh_clone_then_a_script_beside_it(tmp_pat
     cli = subprocess.run([str(venv / "bin" / "rillet"), "--help"], capture_output=True,
                          text=True, timeout=60)
     assert cli.returncode == 0 and "cluster" in cli.stdout, cli.stderr
+    # the README's first command runs from the clone's root, whose rillet/ folder is not the
+    # installed package: the brokers it starts must not import it (they once did: "No module
+    # named 'rillet.actors'")
+    rillet = str(venv / "bin" / "rillet")
+    env = {**os.environ, "HOME": str(tmp_path / "home"), "PYTHONPATH": ""}
+    data = str(tmp_path / "data")
+    try:
+        up = subprocess.run([rillet, "cluster", "up", "-n", "1", "--data-dir", data,
+                             "--detach"], cwd=clone, env=env, capture_output=True, text=True,
+                            timeout=120)
+        assert up.returncode == 0 and "running" in up.stdout, up.stdout + up.stderr
+        made = subprocess.run([rillet, "topic", "create", "beside", "-p", "1"], cwd=clone,
+                              env=env, capture_output=True, text=True, timeout=60)
+        assert made.returncode == 0, made.stdout + made.stderr
+    finally:
+        subprocess.run([rillet, "cluster", "down", "--data-dir", data], cwd=clone, env=env,
+                       capture_output=True, timeout=120)
