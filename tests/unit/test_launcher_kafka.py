@@ -71,3 +71,14 @@ def test_beside_a_curve_client_listener_only_with_sasl(tmp_path) -> None:
     keyed = {k: secure.configs[k] for k in ("client.curve.keyfile", "client.curve.bootstrap.users")}
     other = LocalCluster(tmp_path / "other", brokers=1, configs=keyed, kafka=True)
     assert other.kafka_ports == {}
+
+
+def test_a_broker_never_imports_from_the_working_directory(tmp_path, launched) -> None:
+    """`rillet cluster up` from a clone's root, with rillet installed as a regular package
+    (the README's first command): `python -m` would put the clone's rillet/ folder (not the
+    package) first on sys.path; -P keeps the working directory out
+    (tests/integration/test_install_beside_clone.py runs it for real, slow)."""
+    import sys
+
+    LocalCluster(tmp_path, brokers=1).start_broker(1)
+    assert launched[0][:4] == [sys.executable, "-P", "-m", "rillet.actors.node"]
