@@ -12,6 +12,14 @@ TOPIC_AUTHORIZATION_FAILED when asked for), the classic group requests (``classi
 READ on the group; DescribeGroups DESCRIBE; ListGroups DESCRIBE on the CLUSTER), and the
 APIs of ``CLUSTER_CHECKED``, which need that operation on the CLUSTER or the connection is
 closed (stricter than Kafka's per-resource answers; docs/kafka-compat.md, "Differences").
+FindCoordinator (``find_coordinator_denied``: DESCRIBE on the GROUP / TRANSACTIONAL_ID, per
+key) and DescribeCluster (``describe_cluster_denied``: DESCRIBE on the CLUSTER) answer their
+own error codes, as Kafka's broker does.
+
+``DECISIONS`` names, for every API a handler module registers, where its authorization is
+decided; an API missing from it needs ALTER on the CLUSTER (the native ``default_rule``) or
+the connection is closed, and tests/unit/test_kafka_auth.py fails, so a new handler module
+cannot open a door around the ACLs by forgetting them.
 """
 
 from __future__ import annotations
@@ -23,6 +31,29 @@ from . import authorize as A
 from . import group_classic as CL
 
 E = A.E
+
+NATIVE = "native rule (authorize_rules.py) where the handler builds the native request"
+# api key -> where its authorization is decided (see the module docstring)
+DECISIONS: dict[int, str] = {
+    18: "none (ApiVersions)",
+    17: "none: before authentication (SaslHandshake)",
+    36: "none: it authenticates (SaslAuthenticate)",
+    3: "handler: may_describe_topic (Metadata)",
+    0: NATIVE, 1: NATIVE, 2: NATIVE, 22: NATIVE,  # Produce, Fetch, ListOffsets, InitProducerId
+    19: NATIVE, 20: NATIVE, 37: NATIVE,  # CreateTopics, DeleteTopics, CreatePartitions
+    43: NATIVE, 45: NATIVE,  # ElectLeaders, AlterPartitionReassignments
+    33: NATIVE, 44: NATIVE,  # AlterConfigs, IncrementalAlterConfigs
+    21: NATIVE,  # DeleteRecords
+    8: NATIVE, 9: NATIVE, 47: NATIVE, 42: NATIVE, 68: NATIVE,  # offsets, DeleteGroups, KIP-848
+    24: NATIVE, 25: NATIVE, 26: NATIVE, 28: NATIVE,  # transactions
+    11: "gate_group: classic_denied", 12: "gate_group: classic_denied",  # Join, Heartbeat
+    13: "gate_group: classic_denied", 14: "gate_group: classic_denied",  # Leave, Sync
+    15: "gate_group: classic_denied", 16: "gate_group: classic_denied",  # Describe, List
+    10: "handler: find_coordinator_denied (DESCRIBE on the GROUP / TRANSACTIONAL_ID)",
+    60: "handler: describe_cluster_denied (DESCRIBE on the CLUSTER)",
+    32: "CLUSTER_CHECKED: DESCRIBE_CONFIGS on the CLUSTER",
+    46: "CLUSTER_CHECKED: DESCRIBE on the CLUSTER",
+}
 
 # api key -> the CLUSTER operation a principal needs (handlers that read the image directly)
 CLUSTER_CHECKED = {
@@ -112,11 +143,40 @@ def may_describe_topic(call: Any) -> Callable[[str], bool]:
 
 
 def cluster_check_fails(call: Any) -> str | None:
-    """Why this request may not be served (CLUSTER_CHECKED), or None."""
-    op = CLUSTER_CHECKED.get(call.request.api_key)
+    """Why this request may not be served (CLUSTER_CHECKED; an API without an entry in
+    DECISIONS needs ALTER on the CLUSTER), or None."""
+    key = call.request.api_key
+    op = CLUSTER_CHECKED.get(key) or (None if key in DECISIONS else "ALTER")
     if op is None:
         return None
     w = who_of(call)
     if w is None or w.may_cluster(op):
         return None
-    return f"{w.principal} may not {op} on the CLUSTER (api {call.request.api_key})"
+    return f"{w.principal} may not {op} on the CLUSTER (api {key})"
+
+
+def find_coordinator_denied(call: Any, key: str, key_type: int) -> tuple[int, str] | None:
+    """(code, message) refusing FindCoordinator of ``key``, or None: the native rule
+    (DESCRIBE on the GROUP, GROUP_AUTHORIZATION_FAILED; on the TRANSACTIONAL_ID,
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED), as Kafka's broker answers it per key."""
+    w = who_of(call)
+    if w is None:
+        return None
+    from rillet.transport import protocol as P
+
+    from .authorize_rules import RULES
+
+    verdict = RULES[P.FindCoordinatorRequest](w, P.FindCoordinatorRequest(key=key,
+                                                                          key_type=key_type))
+    if isinstance(verdict, A.Deny):
+        return verdict.code, verdict.message
+    return None
+
+
+def describe_cluster_denied(call: Any) -> tuple[int, str] | None:
+    """(CLUSTER_AUTHORIZATION_FAILED, message) unless the principal may DESCRIBE the
+    CLUSTER (Kafka's rule for DescribeCluster)."""
+    w = who_of(call)
+    if w is None or w.may_cluster("DESCRIBE"):
+        return None
+    return E.CLUSTER_AUTHORIZATION_FAILED, f"{w.principal} may not DESCRIBE the CLUSTER"
