@@ -166,7 +166,7 @@ BROKER_DEFAULTS: dict[str, str] = {
     # does not. sasl.enabled.mechanisms: Kafka's default is GSSAPI, which rillet lacks.
     "listener.security.protocol.map": (
         "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"),
-    "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256",
+    "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
     # rillet's: NAME=SALT:STORED_KEY:SERVER_KEY:ITERATIONS,... salted SCRAM credentials known
     # from the configs (the first admin; cluster up --secure sets it), never passwords
     "sasl.scram.bootstrap.users": "",
@@ -344,7 +344,7 @@ def _validate_security(merged: Mapping[str, str]) -> None:
         raise ConfigError("client.curve.bootstrap.users needs client.curve.keyfile")
 
 
-SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 _KAFKA_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
 
@@ -374,7 +374,7 @@ def kafka_sasl_enabled(merged: Mapping[str, str]) -> bool:
 
 
 def sasl_mechanisms(merged: Mapping[str, str]) -> tuple[str, ...]:
-    """sasl.enabled.mechanisms, validated (PLAIN, SCRAM-SHA-256)."""
+    """sasl.enabled.mechanisms, validated (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)."""
     names = tuple(m.strip().upper() for m in merged["sasl.enabled.mechanisms"].split(",") if m.strip())
     for m in names:
         if m not in SASL_MECHANISMS:

@@ -115,7 +115,7 @@ def sasl_cluster_configs(data_dir: Path) -> dict[str, str]:
     salt = hashlib.sha256(b"rillet-admin-salt" + password.encode()).digest()[:24]
     return {
         "listener.security.protocol.map": "KAFKA:SASL_PLAINTEXT",
-        "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256",
+        "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
         "sasl.scram.bootstrap.users": bootstrap_entry(ADMIN_USER, make_credential(password, salt)),
     }
 
