@@ -1,0 +1,165 @@
+"""The last security gaps of the KAFKA listener (issue #19, docs/security.md "SASL"), on one
+module-scoped `--secure` broker with the authorizer on: SCRAM-SHA-512 with confluent-kafka
+(produce and consume), the transaction APIs' gate through SASL (no WRITE on the
+TRANSACTIONAL_ID: init_transactions fails TRANSACTIONAL_ID_AUTHORIZATION_FAILED; with it the
+transaction commits), FindCoordinator and DescribeCluster refused without DESCRIBE."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from conftest import TEST_BROKER_CONFIGS
+from rillet.transport.security import curve_available
+
+from rillet import AclBinding, Admin, NewTopic
+from rillet.launcher import LocalCluster
+
+confluent_kafka = pytest.importorskip("confluent_kafka")
+
+pytestmark = [
+    pytest.mark.timeout(120),
+    pytest.mark.skipif(not curve_available(), reason="libzmq without CURVE"),
+]
+PASSWORD = "carol-secret"
+
+
+@pytest.fixture(scope="module")
+def secure(tmp_path_factory):
+    data = tmp_path_factory.mktemp("ksec")
+    cluster = LocalCluster(data, 1, {**TEST_BROKER_CONFIGS, "authorizer.class.name": "rillet",
+                                     "transaction.state.log.num.partitions": "1",
+                                     "offsets.topic.num.partitions": "1"},
+                           secure=True, kafka=True)
+    try:
+        cluster.start(timeout_s=60)
+        with _admin(cluster) as admin:
+            admin.create_topics([NewTopic("ledger")])
+            for user in ("carol", "dave"):
+                admin.set_user_scram(user, PASSWORD)  # SCRAM-SHA-256 and SCRAM-SHA-512
+                admin.create_acls([AclBinding("TOPIC", "ledger", f"User:{user}", op)
+                                   for op in ("WRITE", "READ")])
+            admin.create_acls([AclBinding("GROUP", "carol-", "User:carol", "READ",
+                                          pattern_type="PREFIXED"),
+                               AclBinding("TRANSACTIONAL_ID", "carol-", "User:carol", "WRITE",
+                                          pattern_type="PREFIXED")])
+        deadline = time.monotonic() + 30  # the broker's image has the credentials
+        while not _kafka_ok(cluster, "dave"):
+            assert time.monotonic() < deadline, "the SCRAM credentials never took effect"
+            time.sleep(0.2)
+        yield cluster
+    finally:
+        cluster.stop(timeout_s=10)
+
+
+def _admin(cluster) -> Admin:
+    return Admin({**cluster.client_security, "bootstrap.servers": cluster.bootstrap_servers})
+
+
+def _conf(cluster, user, mechanism="SCRAM-SHA-512", **extra) -> dict:
+    return {"bootstrap.servers": cluster.kafka_bootstrap_servers,
+            **{k: v for k, v in cluster.kafka_client_settings.items()
+               if not k.startswith("sasl.")},
+            "sasl.mechanism": mechanism, "sasl.username": user, "sasl.password": PASSWORD,
+            **extra}
+
+
+def _kafka_ok(cluster, user) -> bool:
+    from confluent_kafka.admin import AdminClient
+
+    try:
+        AdminClient(_conf(cluster, user)).list_topics(timeout=3)
+        return True
+    except confluent_kafka.KafkaException:
+        return False
+
+
+def _consume(cluster, user, tag: bytes, want: int) -> list[bytes]:
+    """The values starting with ``tag`` a read_committed consumer reads from the start
+    (assigned, no group: no rebalance to wait for)."""
+    c = confluent_kafka.Consumer(_conf(cluster, user, **{"group.id": f"{user}-reader",
+                                                          "enable.auto.commit": False,
+                                                          "isolation.level": "read_committed"}))
+    got: list[bytes] = []
+    try:
+        c.assign([confluent_kafka.TopicPartition("ledger", 0, confluent_kafka.OFFSET_BEGINNING)])
+        deadline = time.monotonic() + 40
+        while len(got) < want:
+            assert time.monotonic() < deadline, f"consumed {len(got)} of {want}"
+            m = c.poll(0.5)
+            if m is not None and m.error() is None:
+                if m.value().startswith(tag):
+                    got.append(m.value())
+            elif m is not None:
+                assert not m.error().fatal(), m.error()
+    finally:
+        c.close()
+    return got
+
+
+def test_scram_sha_512_produces_and_consumes_with_confluent_kafka(secure):
+    """SCRAM-SHA-512 logs in (a wrong password does not); the records land and are read
+    back in carol's group."""
+    tag = uuid.uuid4().hex.encode()
+    p = confluent_kafka.Producer(_conf(secure, "carol"))
+    for i in range(5):
+        p.produce("ledger", tag + b"-%d" % i)
+    assert p.flush(30) == 0
+    assert _consume(secure, "carol", tag, 5) == [tag + b"-%d" % i for i in range(5)]
+    errors: list = []
+    bad = confluent_kafka.Producer(_conf(secure, "carol", error_cb=errors.append,
+                                         **{"sasl.password": "wrong"}))
+    deadline = time.monotonic() + 30
+    while not errors:
+        assert time.monotonic() < deadline, "no authentication error"
+        bad.poll(0.05)
+    assert errors[0].code() == confluent_kafka.KafkaError._AUTHENTICATION, errors[0]
+    assert "SCRAM-SHA-512" in errors[0].str()
+
+
+def test_transactions_need_write_on_the_transactional_id_through_sasl(secure):
+    """dave may write the topic but not the transactional id: init_transactions fails with
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED (FindCoordinator refuses him the coordinator);
+    carol, with WRITE on carol-*, commits a transaction that a read_committed reader sees."""
+    p = confluent_kafka.Producer(_conf(secure, "dave", **{"transactional.id": "carol-tx-1"}))
+    with pytest.raises(confluent_kafka.KafkaException) as refused:
+        p.init_transactions(30)
+    err = refused.value.args[0]
+    assert err.code() == confluent_kafka.KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, err
+    tag = uuid.uuid4().hex.encode()
+    p = confluent_kafka.Producer(_conf(secure, "carol", **{"transactional.id": "carol-tx-1"}))
+    p.init_transactions(30)
+    p.begin_transaction()
+    for i in range(3):
+        p.produce("ledger", tag + b"-%d" % i)
+    p.commit_transaction(30)
+    assert _consume(secure, "carol", tag, 3) == [tag + b"-%d" % i for i in range(3)]
+
+
+def test_describe_cluster_and_find_coordinator_need_describe(secure):
+    """dave (no ACL on the CLUSTER or on a group) is refused DescribeCluster and the group's
+    coordinator (kafka-python's admin sends both APIs); the admin (a super user) is not."""
+    kafka = pytest.importorskip("kafka")
+    common = {"bootstrap_servers": secure.kafka_bootstrap_servers, "request_timeout_ms": 20000,
+              "security_protocol": secure.kafka_client_settings["security.protocol"]}
+    dave = kafka.KafkaAdminClient(sasl_plain_username="dave", sasl_plain_password=PASSWORD,
+                                  sasl_mechanism="SCRAM-SHA-512", **common)
+    try:
+        with pytest.raises(kafka.errors.ClusterAuthorizationFailedError):
+            dave.describe_cluster()
+        with pytest.raises(kafka.errors.GroupAuthorizationFailedError,
+                           match="FindCoordinatorResponse error for GROUP/carol-g"):
+            dave.describe_groups(["carol-g"])  # refused its coordinator, before DescribeGroups
+        with pytest.raises(kafka.errors.TransactionalIdAuthorizationFailedError,
+                           match="FindCoordinatorResponse error for TRANSACTION/carol-tx-2"):
+            dave._manager.run(dave._find_coordinator_id, "carol-tx-2", 1)
+    finally:
+        dave.close()
+    admin = kafka.KafkaAdminClient(sasl_plain_username="admin", sasl_mechanism="SCRAM-SHA-256",
+                                   sasl_plain_password=secure.kafka_client_settings["sasl.password"],
+                                   **common)
+    try:
+        assert admin.describe_cluster()["brokers"]
+    finally:
+        admin.close()
