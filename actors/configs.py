@@ -180,6 +180,17 @@ BROKER_DEFAULTS: dict[str, str] = {
     # transport/conn_limits.py): a connection over either is closed at once
     "max.connections": str(2**31 - 1),
     "max.connections.per.ip": str(2**31 - 1),
+    # connection security (docs/security.md, "Handshake timeout", "SASL_SSL";
+    # actors/kafka_secure_io.py). handshake.timeout.ms is rillet's (Kafka has no such key):
+    # the CURVE/ZMTP handshake of the native listeners (ZMQ_HANDSHAKE_IVL) and the TLS + SASL
+    # handshake of an SSL/SASL KAFKA listener must finish this long after the connection,
+    # else it is closed. TLS on the KAFKA listener (listener.security.protocol.map
+    # KAFKA:SSL or KAFKA:SASL_SSL): Kafka's key names, PEM key stores only (Kafka 2.7+):
+    # ssl.keystore.location is a PEM file with the private key and the certificate chain
+    "handshake.timeout.ms": "10000",
+    "ssl.keystore.type": "JKS",
+    "ssl.keystore.location": "",
+    "ssl.key.password": "",
 }
 
 _CHOICES = {
@@ -358,10 +369,6 @@ def listener_protocols(merged: Mapping[str, str]) -> dict[str, str]:
             raise ConfigError(f"listener.security.protocol.map: {entry!r} is not "
                               f"NAME:PROTOCOL with PROTOCOL one of {', '.join(_KAFKA_PROTOCOLS)}")
         out[name] = proto
-    kafka = out.get("KAFKA", "PLAINTEXT")
-    if kafka not in ("PLAINTEXT", "SASL_PLAINTEXT"):
-        raise ConfigError(f"listener.security.protocol.map: KAFKA:{kafka} is not served "
-                          "(no TLS): use PLAINTEXT or SASL_PLAINTEXT")
     for name in ("CLIENT", "BROKER"):
         if name in out:
             raise ConfigError(f"listener.security.protocol.map: the {name} listener is secured "
@@ -369,8 +376,13 @@ def listener_protocols(merged: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
+def kafka_protocol(merged: Mapping[str, str]) -> str:
+    """The KAFKA listener's security protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."""
+    return listener_protocols(merged).get("KAFKA", "PLAINTEXT")
+
+
 def kafka_sasl_enabled(merged: Mapping[str, str]) -> bool:
-    return listener_protocols(merged).get("KAFKA") == "SASL_PLAINTEXT"
+    return kafka_protocol(merged) in ("SASL_PLAINTEXT", "SASL_SSL")
 
 
 def sasl_mechanisms(merged: Mapping[str, str]) -> tuple[str, ...]:
@@ -381,7 +393,7 @@ def sasl_mechanisms(merged: Mapping[str, str]) -> tuple[str, ...]:
             raise ConfigError(f"sasl.enabled.mechanisms: {m} is not supported; valid: "
                               f"{', '.join(SASL_MECHANISMS)}")
     if kafka_sasl_enabled(merged) and not names:
-        raise ConfigError("sasl.enabled.mechanisms is empty but the KAFKA listener is SASL_PLAINTEXT")
+        raise ConfigError("sasl.enabled.mechanisms is empty but the KAFKA listener is SASL")
     return names
 
 
@@ -390,10 +402,24 @@ def _validate_sasl(merged: Mapping[str, str]) -> None:
 
     listener_protocols(merged)
     sasl_mechanisms(merged)
+    _validate_kafka_security_io(merged)
     try:
         parse_bootstrap_scram(merged["sasl.scram.bootstrap.users"])
     except ValueError as e:
         raise ConfigError(f"sasl.scram.bootstrap.users: {e}") from None
+
+
+def _validate_kafka_security_io(merged: Mapping[str, str]) -> None:
+    """handshake.timeout.ms >= 1; an SSL / SASL_SSL KAFKA listener's PEM key store loads."""
+    if int(merged["handshake.timeout.ms"]) < 1:
+        raise ConfigError(f"handshake.timeout.ms={merged['handshake.timeout.ms']} must be >= 1")
+    if kafka_protocol(merged).endswith("SSL"):
+        from rillet.actors.kafka_secure_io import TlsError, server_context
+
+        try:
+            server_context(merged)
+        except TlsError as e:
+            raise ConfigError(str(e)) from None
 
 
 AUTHORIZERS = ("", "rillet", "org.apache.kafka.metadata.authorizer.StandardAuthorizer")

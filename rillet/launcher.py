@@ -176,7 +176,7 @@ class LocalCluster:
         self.kafka_ports: dict[int, int] = (
             {b: saved_kafka.get(b) or free_port() for b in self.ports}
             if (kafka or saved_kafka) and (not self.configs.get("client.curve.keyfile")
-                                           or "SASL_PLAINTEXT" in self.configs.get(
+                                           or "SASL_" in self.configs.get(
                                                "listener.security.protocol.map", ""))
             else {}
         )

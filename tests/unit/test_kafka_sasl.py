@@ -130,7 +130,7 @@ def md_resource(name, key, value):
 
 
 @pytest.mark.parametrize("configs,match", [
-    ({"listener.security.protocol.map": "KAFKA:SSL"}, "KAFKA:SSL"),
+    ({"listener.security.protocol.map": "KAFKA:SSL"}, "ssl.keystore.type=JKS: rillet reads PEM"),
     ({"listener.security.protocol.map": "KAFKA"}, "NAME:PROTOCOL"),
     ({"listener.security.protocol.map": "CLIENT:SASL_PLAINTEXT"}, "CURVE"),
     ({"sasl.enabled.mechanisms": "GSSAPI"}, "GSSAPI"),
