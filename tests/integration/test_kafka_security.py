@@ -221,7 +221,8 @@ def test_connections_that_never_finish_their_handshake_are_closed(secure):
             p.poll(0)
         assert p.flush(30) == 0
         rss_with = _rss_kib(pid)
-        closed = _hold_until_closed(socks, time.monotonic() + HANDSHAKE_MS / 1000 + 45)
+        # within 24 s: libzmq closes a handshake that does not finish after 30 s by default
+        closed = _hold_until_closed(socks, time.monotonic() + HANDSHAKE_MS / 1000 + 22)
         assert min(closed.values()) >= HANDSHAKE_MS / 1000 * 0.9, min(closed.values())
         print(f"\nRSS before {rss_before} KiB, with 500 half-open connections {rss_with} KiB; "
               f"closed after {min(closed.values()):.2f}..{max(closed.values()):.2f} s")
