@@ -28,9 +28,9 @@ from loguru import logger
 
 from . import kafka_metrics
 from . import kafka_wire as W
-from .kafka_secure_io import HandshakeDeadlines, TlsChannel
 from .kafka_api_versions import unsupported_version_response
 from .kafka_dispatch import HANDLERS, Call, KafkaEndpoint, load_handlers, served_versions
+from .kafka_secure_io import HandshakeDeadlines, TlsChannel
 
 _RECV = 256 * 1024
 _CLOSE = object()  # marker: close the connection (a handler failed)
