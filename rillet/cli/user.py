@@ -74,13 +74,14 @@ def _add_scram(name, password, iterations, bootstrap, mechanisms) -> None:
     click.echo(f"User:{name} has {' and '.join(mechanisms)} credentials "
                f"(iterations={iterations}).")
     click.echo("Kafka client settings:")
-    protocol = profile_security_protocol()
-    click.echo(json.dumps({"security.protocol": protocol, "sasl.mechanism": mechanisms[-1],
+    transport = profile_kafka_transport()
+    click.echo(json.dumps({**transport, "sasl.mechanism": mechanisms[-1],
                            "sasl.username": name, "sasl.password": "<the password>"}, indent=2))
 
 
-def profile_security_protocol() -> str:
-    """The Kafka security.protocol of the profile's cluster (SASL_SSL or SASL_PLAINTEXT)."""
+def profile_kafka_transport() -> dict[str, str]:
+    """The profile's Kafka ``security.protocol`` (SASL_PLAINTEXT unless the cluster is
+    SASL_SSL) and ``ssl.ca.location``, for the printed client settings."""
     from rillet.security import read_profile
 
     try:
@@ -88,8 +89,11 @@ def profile_security_protocol() -> str:
     except Exception:  # noqa: BLE001 - only a hint in the printed settings
         settings = None
     if not isinstance(settings, dict):
-        return "SASL_PLAINTEXT"
-    return str(settings.get("security.protocol", "SASL_PLAINTEXT"))
+        settings = {}
+    out = {"security.protocol": str(settings.get("security.protocol", "SASL_PLAINTEXT"))}
+    if settings.get("ssl.ca.location"):
+        out["ssl.ca.location"] = str(settings["ssl.ca.location"])
+    return out
 
 
 @user.command("remove")
