@@ -42,7 +42,7 @@ def tls_listener(certs):
                "sasl.scram.bootstrap.users": S.bootstrap_entry("admin", cred)}
     broker = SimpleNamespace(broker_configs=configs, image=md.MetadataImage(), broker_id=1,
                              incarnation=0, cluster_id="c", controller_id=-1)
-    lst = KafkaListener("127.0.0.1", 0, broker, workers=1, handshake_timeout_ms=1500,
+    lst = KafkaListener("127.0.0.1", 0, broker, workers=1, handshake_timeout_ms=800,
                         tls=kafka_tls_context(configs)).start()
     yield lst
     lst.stop()
