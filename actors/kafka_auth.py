@@ -9,7 +9,8 @@ appends nothing to the partitions it names, exactly as natively. The requests wh
 read the metadata image directly are checked here: Metadata (``may_describe_topic``: topics
 the principal may not describe are left out of an all-topics answer and named with
 TOPIC_AUTHORIZATION_FAILED when asked for), the classic group requests (``classic_denied``:
-READ on the group; DescribeGroups DESCRIBE; ListGroups DESCRIBE on the CLUSTER), and the
+READ on the group; DescribeGroups DESCRIBE; ListGroups without DESCRIBE on the CLUSTER lists
+only the groups the principal may describe, as Kafka's), and the
 APIs of ``CLUSTER_CHECKED``, which need that operation on the CLUSTER or the connection is
 closed (stricter than Kafka's per-resource answers; docs/kafka-compat.md, "Differences").
 FindCoordinator (``find_coordinator_denied``: DESCRIBE on the GROUP / TRANSACTIONAL_ID, per
@@ -48,7 +49,8 @@ DECISIONS: dict[int, str] = {
     24: NATIVE, 25: NATIVE, 26: NATIVE, 28: NATIVE,  # transactions
     11: "gate_group: classic_denied", 12: "gate_group: classic_denied",  # Join, Heartbeat
     13: "gate_group: classic_denied", 14: "gate_group: classic_denied",  # Leave, Sync
-    15: "gate_group: classic_denied", 16: "gate_group: classic_denied",  # Describe, List
+    15: "gate_group: classic_denied",  # DescribeGroups
+    16: "gate_group: the describable groups without DESCRIBE on the CLUSTER",  # ListGroups
     10: "handler: find_coordinator_denied (DESCRIBE on the GROUP / TRANSACTIONAL_ID)",
     60: "handler: describe_cluster_denied (DESCRIBE on the CLUSTER)",
     32: "CLUSTER_CHECKED: DESCRIBE_CONFIGS on the CLUSTER",
@@ -89,7 +91,18 @@ def gate_group(call: Any, message: Any, respond: Callable[[Any], None]):
     w = who_of(call)
     if w is None:
         return message, respond
-    if isinstance(message, CL.ClassicList | CL.ClassicDescribe | CL.ClassicJoin
+    if isinstance(message, CL.ClassicList):
+        if w.may_cluster("DESCRIBE"):
+            return message, respond
+
+        # Kafka's ListGroups: without DESCRIBE on the CLUSTER, the groups it may describe
+        def only_describable(answer: Any) -> None:
+            if not isinstance(answer, CL.Failure):
+                answer = [row for row in answer if w.may("DESCRIBE", "GROUP", row[0])]
+            respond(answer)
+
+        return message, only_describable
+    if isinstance(message, CL.ClassicDescribe | CL.ClassicJoin
                   | CL.ClassicSync | CL.ClassicHeartbeat | CL.ClassicLeave):
         refused = classic_denied(w, message)
         if refused is not None:
@@ -119,10 +132,6 @@ def gate_group(call: Any, message: Any, respond: Callable[[Any], None]):
 
 def classic_denied(w: A.Who, message: Any) -> tuple[int, str] | None:
     """(code, message) refusing a classic group request, or None when allowed."""
-    if isinstance(message, CL.ClassicList):
-        if w.may_cluster("DESCRIBE"):
-            return None
-        return E.CLUSTER_AUTHORIZATION_FAILED, f"{w.principal} may not describe the cluster"
     if isinstance(message, CL.ClassicDescribe):
         for g in message.group_ids:
             if not w.may("DESCRIBE", "GROUP", g):

@@ -1,6 +1,7 @@
 """SASL on the KAFKA listener: SaslHandshake (17, v0-1) and SaslAuthenticate (36, v0-2).
 
-With ``listener.security.protocol.map`` naming ``KAFKA:SASL_PLAINTEXT`` a Kafka client must
+With ``listener.security.protocol.map`` naming ``KAFKA:SASL_PLAINTEXT`` (or ``KAFKA:SASL_SSL``,
+over TLS: actors/kafka_secure_io.py) a Kafka client must
 authenticate before anything but ApiVersions, SaslHandshake and SaslAuthenticate is served
 (the listener closes a connection that sends another request first, as Kafka's broker
 does). The mechanisms are ``sasl.enabled.mechanisms``: PLAIN, SCRAM-SHA-256 and
@@ -137,7 +138,7 @@ def sasl_authenticate(call: Call):
 
     if session is None or not session.sasl or session.authenticated or session.mechanism is None:
         return refuse(ErrorCode.illegal_sasl_state,
-                      "SaslAuthenticate without a SaslHandshake on a SASL_PLAINTEXT listener")
+                      "SaslAuthenticate without a SaslHandshake on a SASL listener")
     token = bytes(call.request.body.auth_bytes)
     try:
         if session.mechanism == S.PLAIN:

@@ -13,8 +13,9 @@ from kio.schema.describe_cluster.v1.request import DescribeClusterRequest
 from kio.schema.errors import ErrorCode
 from kio.schema.find_coordinator.v3.request import FindCoordinatorRequest as FindV3
 from kio.schema.find_coordinator.v4.request import FindCoordinatorRequest as FindV4
+from rillet.actors import group_classic as CL
 from rillet.actors import kafka_admin, kafka_groups
-from rillet.actors.kafka_auth import DECISIONS, cluster_check_fails
+from rillet.actors.kafka_auth import DECISIONS, cluster_check_fails, gate_group
 from rillet.actors.kafka_dispatch import Call, KafkaEndpoint, load_handlers
 from rillet.actors.kafka_sasl import KafkaSession
 from rillet.actors.kafka_wire import Request
@@ -86,3 +87,14 @@ def test_describe_cluster_needs_describe_on_the_cluster(ctx):
     assert r.error_code == ErrorCode.cluster_authorization_failed and r.brokers == ()
     r = kafka_admin.describe_cluster(_call(ctx, "User:carol", 60, 1, DescribeClusterRequest(include_cluster_authorized_operations=False)))
     assert r.error_code == ErrorCode.none
+
+
+def test_list_groups_lists_only_describable_groups_without_describe_on_the_cluster(ctx):
+    rows = [("billing", "consumer", "Stable", "classic"), ("other", "consumer", "Empty", "classic")]
+    for principal, want in (("User:alice", ["billing"]), ("User:carol", ["billing", "other"])):
+        got: list = []
+        message, respond = gate_group(_call(ctx, principal, 16, 4, None), CL.ClassicList(),
+                                      got.append)
+        assert isinstance(message, CL.ClassicList)
+        respond(rows)
+        assert [r[0] for r in got[0]] == want
