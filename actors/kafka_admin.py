@@ -417,6 +417,10 @@ def list_partition_reassignments(call: Call):
     state AlterPartitionReassignments leaves until the new replicas are in sync)."""
     body = call.request.body
     cls, mod = response(call, 46)
+    refused = describe_cluster_denied(call)  # ACLs (actors/kafka_auth.py)
+    if refused is not None:
+        return build(cls, throttle_time=NO_THROTTLE, error_code=ErrorCode(refused[0]),
+                     error_message=refused[1], topics=())
     image = call.broker.image
     if body.topics is None:
         selected = [(n, None) for n in sorted(image.topics)]

@@ -10,12 +10,13 @@ read the metadata image directly are checked here: Metadata (``may_describe_topi
 the principal may not describe are left out of an all-topics answer and named with
 TOPIC_AUTHORIZATION_FAILED when asked for), the classic group requests (``classic_denied``:
 READ on the group; DescribeGroups DESCRIBE; ListGroups without DESCRIBE on the CLUSTER lists
-only the groups the principal may describe, as Kafka's), and the
-APIs of ``CLUSTER_CHECKED``, which need that operation on the CLUSTER or the connection is
-closed (stricter than Kafka's per-resource answers; docs/kafka-compat.md, "Differences").
+only the groups the principal may describe, as Kafka's), DescribeConfigs
+(``describe_configs_denied``: DESCRIBE_CONFIGS on each TOPIC or GROUP, on the CLUSTER for
+BROKER resources, answered per resource as Kafka does) and the APIs of ``CLUSTER_CHECKED``,
+which need that operation on the CLUSTER or the connection is closed.
 FindCoordinator (``find_coordinator_denied``: DESCRIBE on the GROUP / TRANSACTIONAL_ID, per
-key) and DescribeCluster (``describe_cluster_denied``: DESCRIBE on the CLUSTER) answer their
-own error codes, as Kafka's broker does.
+key), DescribeCluster and ListPartitionReassignments (``describe_cluster_denied``: DESCRIBE
+on the CLUSTER) answer their own error codes, as Kafka's broker does.
 
 ``DECISIONS`` names, for every API a handler module registers, where its authorization is
 decided; an API missing from it needs ALTER on the CLUSTER (the native ``default_rule``) or
@@ -53,15 +54,13 @@ DECISIONS: dict[int, str] = {
     16: "gate_group: the describable groups without DESCRIBE on the CLUSTER",  # ListGroups
     10: "handler: find_coordinator_denied (DESCRIBE on the GROUP / TRANSACTIONAL_ID)",
     60: "handler: describe_cluster_denied (DESCRIBE on the CLUSTER)",
-    32: "CLUSTER_CHECKED: DESCRIBE_CONFIGS on the CLUSTER",
-    46: "CLUSTER_CHECKED: DESCRIBE on the CLUSTER",
+    32: "handler: describe_configs_denied (DESCRIBE_CONFIGS per resource)",
+    46: "handler: describe_cluster_denied (DESCRIBE on the CLUSTER)",
 }
 
-# api key -> the CLUSTER operation a principal needs (handlers that read the image directly)
-CLUSTER_CHECKED = {
-    32: "DESCRIBE_CONFIGS",  # DescribeConfigs
-    46: "DESCRIBE",  # ListPartitionReassignments
-}
+# api key -> the CLUSTER operation a principal needs or its connection is closed (for a
+# handler that cannot answer a refusal itself; none today)
+CLUSTER_CHECKED: dict[int, str] = {}
 
 
 def who_of(call: Any) -> A.Who | None:
@@ -189,3 +188,25 @@ def describe_cluster_denied(call: Any) -> tuple[int, str] | None:
     if w is None or w.may_cluster("DESCRIBE"):
         return None
     return E.CLUSTER_AUTHORIZATION_FAILED, f"{w.principal} may not DESCRIBE the CLUSTER"
+
+
+# DescribeConfigs resource type -> (ACL resource type, error code when refused)
+_CONFIG_RESOURCES = {2: ("TOPIC", E.TOPIC_AUTHORIZATION_FAILED),
+                     32: ("GROUP", E.GROUP_AUTHORIZATION_FAILED),
+                     4: ("CLUSTER", E.CLUSTER_AUTHORIZATION_FAILED)}
+
+
+def describe_configs_denied(call: Any, resource_type: int, name: str) -> tuple[int, str] | None:
+    """(code, message) refusing DescribeConfigs of one resource, or None: DESCRIBE_CONFIGS
+    on the topic / group, on the CLUSTER for a broker (Kafka's rule; a topic the principal
+    may not describe is refused whether it exists or not)."""
+    w = who_of(call)
+    if w is None or resource_type not in _CONFIG_RESOURCES:
+        return None
+    kind, code = _CONFIG_RESOURCES[resource_type]
+    allowed = (w.may_cluster("DESCRIBE_CONFIGS") if kind == "CLUSTER"
+               else w.may("DESCRIBE_CONFIGS", kind, name))
+    if allowed:
+        return None
+    what = "the CLUSTER" if kind == "CLUSTER" else f"{kind} {name!r}"
+    return code, f"{w.principal} may not DESCRIBE_CONFIGS on {what}"

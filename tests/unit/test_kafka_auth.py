@@ -14,7 +14,7 @@ from kio.schema.errors import ErrorCode
 from kio.schema.find_coordinator.v3.request import FindCoordinatorRequest as FindV3
 from kio.schema.find_coordinator.v4.request import FindCoordinatorRequest as FindV4
 from rillet.actors import group_classic as CL
-from rillet.actors import kafka_admin, kafka_groups
+from rillet.actors import kafka_admin, kafka_configs, kafka_groups
 from rillet.actors.kafka_auth import DECISIONS, cluster_check_fails, gate_group
 from rillet.actors.kafka_dispatch import Call, KafkaEndpoint, load_handlers
 from rillet.actors.kafka_sasl import KafkaSession
@@ -33,6 +33,7 @@ def _b(rt, name, principal, op, pattern="LITERAL"):
 
 
 ACLS = (_b("GROUP", "billing", "User:alice", "READ"),
+        _b("TOPIC", "orders", "User:alice", "DESCRIBE_CONFIGS"),
         _b("TRANSACTIONAL_ID", "tx-", "User:alice", "WRITE", "PREFIXED"),
         _b("CLUSTER", "kafka-cluster", "User:carol", "DESCRIBE"))
 
@@ -98,3 +99,34 @@ def test_list_groups_lists_only_describable_groups_without_describe_on_the_clust
         assert isinstance(message, CL.ClassicList)
         respond(rows)
         assert [r[0] for r in got[0]] == want
+
+
+def test_describe_configs_is_answered_per_resource(ctx):
+    """DESCRIBE_CONFIGS on the topic / group, on the CLUSTER for a broker; refused resources
+    carry their error, the others their configs (the connection is not closed)."""
+    from kio.schema.describe_configs.v4.request import (DescribeConfigsRequest,
+                                                         DescribeConfigsResource)
+
+    body = DescribeConfigsRequest(resources=(
+        DescribeConfigsResource(resource_type=2, resource_name="orders", configuration_keys=None),
+        DescribeConfigsResource(resource_type=2, resource_name="secret", configuration_keys=None),
+        DescribeConfigsResource(resource_type=32, resource_name="billing", configuration_keys=None),
+        DescribeConfigsResource(resource_type=4, resource_name="1", configuration_keys=None)))
+    r = kafka_configs.describe_configs(_call(ctx, "User:alice", 32, 4, body))
+    codes = {x.resource_name: x.error_code for x in r.results}
+    assert codes == {"orders": ErrorCode.none,
+                     "secret": ErrorCode.topic_authorization_failed,
+                     "billing": ErrorCode.group_authorization_failed,
+                     "1": ErrorCode.cluster_authorization_failed}
+    assert next(x for x in r.results if x.resource_name == "orders").configs
+
+
+def test_list_partition_reassignments_needs_describe_on_the_cluster(ctx):
+    from kio.schema.list_partition_reassignments.v0.request import (
+        ListPartitionReassignmentsRequest)
+
+    body = ListPartitionReassignmentsRequest(topics=None)
+    r = kafka_admin.list_partition_reassignments(_call(ctx, "User:alice", 46, 0, body))
+    assert r.error_code == ErrorCode.cluster_authorization_failed
+    r = kafka_admin.list_partition_reassignments(_call(ctx, "User:carol", 46, 0, body))
+    assert r.error_code == ErrorCode.none
