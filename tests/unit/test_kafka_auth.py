@@ -104,8 +104,10 @@ def test_list_groups_lists_only_describable_groups_without_describe_on_the_clust
 def test_describe_configs_is_answered_per_resource(ctx):
     """DESCRIBE_CONFIGS on the topic / group, on the CLUSTER for a broker; refused resources
     carry their error, the others their configs (the connection is not closed)."""
-    from kio.schema.describe_configs.v4.request import (DescribeConfigsRequest,
-                                                         DescribeConfigsResource)
+    from kio.schema.describe_configs.v4.request import (
+        DescribeConfigsRequest,
+        DescribeConfigsResource,
+    )
 
     body = DescribeConfigsRequest(resources=(
         DescribeConfigsResource(resource_type=2, resource_name="orders", configuration_keys=None),
@@ -122,8 +124,7 @@ def test_describe_configs_is_answered_per_resource(ctx):
 
 
 def test_list_partition_reassignments_needs_describe_on_the_cluster(ctx):
-    from kio.schema.list_partition_reassignments.v0.request import (
-        ListPartitionReassignmentsRequest)
+    from kio.schema.list_partition_reassignments.v0.request import ListPartitionReassignmentsRequest
 
     body = ListPartitionReassignmentsRequest(topics=None)
     r = kafka_admin.list_partition_reassignments(_call(ctx, "User:alice", 46, 0, body))
