@@ -9,7 +9,7 @@ appends nothing to the partitions it names, exactly as natively. The requests wh
 read the metadata image directly are checked here: Metadata (``may_describe_topic``: topics
 the principal may not describe are left out of an all-topics answer and named with
 TOPIC_AUTHORIZATION_FAILED when asked for), the classic group requests (``classic_denied``:
-READ on the group; DescribeGroups DESCRIBE; ListGroups without DESCRIBE on the CLUSTER lists
+READ on the group; DescribeGroups DESCRIBE, per group; ListGroups without DESCRIBE on the CLUSTER lists
 only the groups the principal may describe, as Kafka's), DescribeConfigs
 (``describe_configs_denied``: DESCRIBE_CONFIGS on each TOPIC or GROUP, on the CLUSTER for
 BROKER resources, answered per resource as Kafka does) and the APIs of ``CLUSTER_CHECKED``,
@@ -50,7 +50,7 @@ DECISIONS: dict[int, str] = {
     24: NATIVE, 25: NATIVE, 26: NATIVE, 28: NATIVE,  # transactions
     11: "gate_group: classic_denied", 12: "gate_group: classic_denied",  # Join, Heartbeat
     13: "gate_group: classic_denied", 14: "gate_group: classic_denied",  # Leave, Sync
-    15: "gate_group: classic_denied",  # DescribeGroups
+    15: "gate_group: per group (GROUP_AUTHORIZATION_FAILED for the refused ones)",
     16: "gate_group: the describable groups without DESCRIBE on the CLUSTER",  # ListGroups
     10: "handler: find_coordinator_denied (DESCRIBE on the GROUP / TRANSACTIONAL_ID)",
     60: "handler: describe_cluster_denied (DESCRIBE on the CLUSTER)",
@@ -101,8 +101,9 @@ def gate_group(call: Any, message: Any, respond: Callable[[Any], None]):
             respond(answer)
 
         return message, only_describable
-    if isinstance(message, CL.ClassicDescribe | CL.ClassicJoin
-                  | CL.ClassicSync | CL.ClassicHeartbeat | CL.ClassicLeave):
+    if isinstance(message, CL.ClassicDescribe):
+        return _describe_groups_part(w, message, respond)
+    if isinstance(message, CL.ClassicJoin | CL.ClassicSync | CL.ClassicHeartbeat | CL.ClassicLeave):
         refused = classic_denied(w, message)
         if refused is not None:
             respond(CL.Failure(refused[0], refused[1]))
@@ -129,13 +130,29 @@ def gate_group(call: Any, message: Any, respond: Callable[[Any], None]):
     return verdict.request, merged
 
 
+def _describe_groups_part(w: A.Who, message: Any, respond: Callable[[Any], None]):
+    """DescribeGroups: the groups the principal may not describe are answered
+    GROUP_AUTHORIZATION_FAILED each, the others are described (Kafka's per-group answer)."""
+    ids = tuple(message.group_ids)
+    allowed = tuple(g for g in ids if w.may("DESCRIBE", "GROUP", g))
+    if allowed == ids:
+        return message, respond
+
+    def refused(g: str) -> Any:
+        return CL.Failure(E.GROUP_AUTHORIZATION_FAILED, f"{w.principal} may not describe group {g!r}")
+
+    def merged(answer: Any) -> None:
+        got = iter(answer if isinstance(answer, list) else [answer] * len(allowed))
+        respond([next(got) if g in allowed else refused(g) for g in ids])
+
+    if not allowed:
+        merged([])
+        return None, respond
+    return CL.ClassicDescribe(group_ids=allowed), merged
+
+
 def classic_denied(w: A.Who, message: Any) -> tuple[int, str] | None:
     """(code, message) refusing a classic group request, or None when allowed."""
-    if isinstance(message, CL.ClassicDescribe):
-        for g in message.group_ids:
-            if not w.may("DESCRIBE", "GROUP", g):
-                return E.GROUP_AUTHORIZATION_FAILED, f"{w.principal} may not describe group {g!r}"
-        return None
     if not w.may("READ", "GROUP", message.group_id):
         return (E.GROUP_AUTHORIZATION_FAILED,
                 f"{w.principal} may not read group {message.group_id!r}")

@@ -131,3 +131,17 @@ def test_list_partition_reassignments_needs_describe_on_the_cluster(ctx):
     assert r.error_code == ErrorCode.cluster_authorization_failed
     r = kafka_admin.list_partition_reassignments(_call(ctx, "User:carol", 46, 0, body))
     assert r.error_code == ErrorCode.none
+
+
+def test_describe_groups_refuses_per_group(ctx):
+    sent: list = []
+    got: list = []
+    message, respond = gate_group(_call(ctx, "User:alice", 15, 5, None),
+                                  CL.ClassicDescribe(group_ids=("x", "billing", "y")), got.append)
+    assert message.group_ids == ("billing",)  # only it reaches the coordinator
+    respond([{"state": "Stable"}])
+    codes = [getattr(d, "code", 0) for d in got[0]]
+    assert codes == [30, 0, 30] and got[0][1] == {"state": "Stable"}
+    message, respond = gate_group(_call(ctx, "User:bob", 15, 5, None),
+                                  CL.ClassicDescribe(group_ids=("billing",)), sent.append)
+    assert message is None and [d.code for d in sent[0]] == [30]
