@@ -174,7 +174,7 @@ BROKER_DEFAULTS: dict[str, str] = {
     # does not. sasl.enabled.mechanisms: Kafka's default is GSSAPI, which rillet lacks.
     "listener.security.protocol.map": (
         "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"),
-    "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256",
+    "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
     # rillet's: NAME=SALT:STORED_KEY:SERVER_KEY:ITERATIONS,... salted SCRAM credentials known
     # from the configs (the first admin; cluster up --secure sets it), never passwords
     "sasl.scram.bootstrap.users": "",
@@ -200,6 +200,17 @@ BROKER_DEFAULTS: dict[str, str] = {
     # by the first active controller of an empty metadata log; rillet's stand-in for
     # `kafka-storage format --release-version`. Later: `rillet features upgrade`.
     "bootstrap.metadata.version": "0",
+    # connection security (docs/security.md, "Handshake timeout", "SASL_SSL";
+    # actors/kafka_secure_io.py). handshake.timeout.ms is rillet's (Kafka has no such key):
+    # the CURVE/ZMTP handshake of the native listeners (ZMQ_HANDSHAKE_IVL) and the TLS + SASL
+    # handshake of an SSL/SASL KAFKA listener must finish this long after the connection,
+    # else it is closed. TLS on the KAFKA listener (listener.security.protocol.map
+    # KAFKA:SSL or KAFKA:SASL_SSL): Kafka's key names, PEM key stores only (Kafka 2.7+):
+    # ssl.keystore.location is a PEM file with the private key and the certificate chain
+    "handshake.timeout.ms": "10000",
+    "ssl.keystore.type": "JKS",
+    "ssl.keystore.location": "",
+    "ssl.key.password": "",
 }
 
 _CHOICES = {
@@ -396,7 +407,7 @@ def _validate_security(merged: Mapping[str, str]) -> None:
         raise ConfigError("client.curve.bootstrap.users needs client.curve.keyfile")
 
 
-SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 _KAFKA_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
 
@@ -410,10 +421,6 @@ def listener_protocols(merged: Mapping[str, str]) -> dict[str, str]:
             raise ConfigError(f"listener.security.protocol.map: {entry!r} is not "
                               f"NAME:PROTOCOL with PROTOCOL one of {', '.join(_KAFKA_PROTOCOLS)}")
         out[name] = proto
-    kafka = out.get("KAFKA", "PLAINTEXT")
-    if kafka not in ("PLAINTEXT", "SASL_PLAINTEXT"):
-        raise ConfigError(f"listener.security.protocol.map: KAFKA:{kafka} is not served "
-                          "(no TLS): use PLAINTEXT or SASL_PLAINTEXT")
     for name in ("CLIENT", "BROKER"):
         if name in out:
             raise ConfigError(f"listener.security.protocol.map: the {name} listener is secured "
@@ -421,19 +428,24 @@ def listener_protocols(merged: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
+def kafka_protocol(merged: Mapping[str, str]) -> str:
+    """The KAFKA listener's security protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."""
+    return listener_protocols(merged).get("KAFKA", "PLAINTEXT")
+
+
 def kafka_sasl_enabled(merged: Mapping[str, str]) -> bool:
-    return listener_protocols(merged).get("KAFKA") == "SASL_PLAINTEXT"
+    return kafka_protocol(merged) in ("SASL_PLAINTEXT", "SASL_SSL")
 
 
 def sasl_mechanisms(merged: Mapping[str, str]) -> tuple[str, ...]:
-    """sasl.enabled.mechanisms, validated (PLAIN, SCRAM-SHA-256)."""
+    """sasl.enabled.mechanisms, validated (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)."""
     names = tuple(m.strip().upper() for m in merged["sasl.enabled.mechanisms"].split(",") if m.strip())
     for m in names:
         if m not in SASL_MECHANISMS:
             raise ConfigError(f"sasl.enabled.mechanisms: {m} is not supported; valid: "
                               f"{', '.join(SASL_MECHANISMS)}")
     if kafka_sasl_enabled(merged) and not names:
-        raise ConfigError("sasl.enabled.mechanisms is empty but the KAFKA listener is SASL_PLAINTEXT")
+        raise ConfigError("sasl.enabled.mechanisms is empty but the KAFKA listener is SASL")
     return names
 
 
@@ -442,10 +454,24 @@ def _validate_sasl(merged: Mapping[str, str]) -> None:
 
     listener_protocols(merged)
     sasl_mechanisms(merged)
+    _validate_kafka_security_io(merged)
     try:
         parse_bootstrap_scram(merged["sasl.scram.bootstrap.users"])
     except ValueError as e:
         raise ConfigError(f"sasl.scram.bootstrap.users: {e}") from None
+
+
+def _validate_kafka_security_io(merged: Mapping[str, str]) -> None:
+    """handshake.timeout.ms >= 1; an SSL / SASL_SSL KAFKA listener's PEM key store loads."""
+    if int(merged["handshake.timeout.ms"]) < 1:
+        raise ConfigError(f"handshake.timeout.ms={merged['handshake.timeout.ms']} must be >= 1")
+    if kafka_protocol(merged).endswith("SSL"):
+        from rillet.actors.kafka_secure_io import TlsError, server_context
+
+        try:
+            server_context(merged)
+        except TlsError as e:
+            raise ConfigError(str(e)) from None
 
 
 AUTHORIZERS = ("", "rillet", "org.apache.kafka.metadata.authorizer.StandardAuthorizer")

@@ -38,7 +38,7 @@ from rillet.transport import protocol as P
 
 from . import controller as C
 from . import kafka_quotas
-from .kafka_auth import gated
+from .kafka_auth import describe_cluster_denied, gated
 from .kafka_dispatch import Call, api
 from .kafka_metadata import build, topic_uuid
 
@@ -332,6 +332,10 @@ def describe_cluster(call: Call):
         return build(cls, throttle_time=NO_THROTTLE, error_code=ErrorCode.unsupported_endpoint_type,
                      error_message="a broker describes brokers only (endpoint_type 1)",
                      cluster_id=ctx.cluster_id, brokers=())
+    refused = describe_cluster_denied(call)  # ACLs (actors/kafka_auth.py)
+    if refused is not None:
+        return build(cls, throttle_time=NO_THROTTLE, error_code=ErrorCode(refused[0]),
+                     error_message=refused[1], cluster_id=ctx.cluster_id, brokers=())
     fenced_too = bool(getattr(body, "include_fenced_brokers", False))
     brokers = []
     for b in sorted(ctx.image.brokers.values(), key=lambda b: b.broker_id):
@@ -429,6 +433,10 @@ def list_partition_reassignments(call: Call):
     state AlterPartitionReassignments leaves until the new replicas are in sync)."""
     body = call.request.body
     cls, mod = response(call, 46)
+    refused = describe_cluster_denied(call)  # ACLs (actors/kafka_auth.py)
+    if refused is not None:
+        return build(cls, throttle_time=NO_THROTTLE, error_code=ErrorCode(refused[0]),
+                     error_message=refused[1], topics=())
     image = call.broker.image
     if body.topics is None:
         selected = [(n, None) for n in sorted(image.topics)]

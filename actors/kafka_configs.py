@@ -39,6 +39,7 @@ from .configs import (
     topic_defaults,
 )
 from .kafka_admin import NO_THROTTLE, kcode, response, to_controller
+from .kafka_auth import describe_configs_denied
 from .kafka_dispatch import Call, api
 from .kafka_metadata import build
 from .session import _group_config_entries
@@ -153,7 +154,10 @@ def describe_configs(call: Call):
     results = []
     for r in body.resources:
         code, message, entries = ErrorCode.none, None, []
-        if r.resource_type == TOPIC:
+        refused = describe_configs_denied(call, r.resource_type, r.resource_name)  # ACLs
+        if refused is not None:
+            code, message = ErrorCode(refused[0]), refused[1]
+        elif r.resource_type == TOPIC:
             topic = ctx.image.topics.get(r.resource_name)
             if topic is None:
                 code = ErrorCode.unknown_topic_or_partition

@@ -25,7 +25,7 @@ from rillet.transport import protocol as P
 
 from . import group_classic as CL
 from . import group_coordinator as GC
-from .kafka_auth import gate_group
+from .kafka_auth import find_coordinator_denied, gate_group
 from .kafka_dispatch import Call, api
 from .kafka_metadata import build
 
@@ -95,6 +95,9 @@ def _locate(call: Call, key: str, key_type: int) -> tuple[int, int, str, int, st
     from . import txn_coordinator as TC
 
     ctx = call.broker
+    refused = find_coordinator_denied(call, key, key_type)  # ACLs (actors/kafka_auth.py)
+    if refused is not None:
+        return refused[0], -1, "", -1, refused[1]
     if key_type == 0:
         found = GC.find_coordinator(ctx, P.FindCoordinatorRequest(key=key, key_type=0))
     elif key_type == 1:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import selectors
 import socket
+import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,7 @@ from . import kafka_metrics, kafka_quotas
 from . import kafka_wire as W
 from .kafka_api_versions import unsupported_version_response
 from .kafka_dispatch import HANDLERS, Call, KafkaEndpoint, load_handlers, served_versions
+from .kafka_secure_io import HandshakeDeadlines, TlsChannel
 
 _RECV = 256 * 1024
 _CLOSE = object()  # marker: close the connection (a handler failed)
@@ -37,7 +39,7 @@ _MUTE = object()  # marker: quotas: mute the connection (actors/kafka_quotas.py)
 
 class _Conn:
     __slots__ = ("sock", "peer", "inbuf", "outbuf", "busy", "pending", "closed", "want", "doomed",
-                 "session", "close_at", "mute_until")
+                 "session", "close_at", "mute_until", "tls")
 
     def __init__(self, sock: socket.socket, peer: Any, session: Any = None) -> None:
         self.sock = sock
@@ -52,6 +54,7 @@ class _Conn:
         self.session = session  # actors/kafka_sasl.py KafkaSession (None: codec-only tests)
         self.close_at = 0.0  # failed SASL: closed at this monotonic time, input ignored
         self.mute_until = 0.0  # quotas: no request handled before this monotonic time
+        self.tls: TlsChannel | None = None  # an SSL / SASL_SSL listener's (kafka_secure_io.py)
 
 
 class KafkaListener:
@@ -66,6 +69,8 @@ class KafkaListener:
         max_request_bytes: int = 100 * 1024 * 1024,
         workers: int = 3,
         failed_auth_delay_ms: int = 100,
+        handshake_timeout_ms: int = 10000,
+        tls: Any = None,
     ) -> None:
         load_handlers()
         self._versions = served_versions()
@@ -90,6 +95,9 @@ class KafkaListener:
         self._closing: list[_Conn] = []  # failed authentications, closed after the delay
         self._muted: set[_Conn] = set()  # throttled connections (quotas), resumed when due
         self._metrics = kafka_metrics.register(broker)  # None: metrics off (docs/metrics.md)
+        # TLS (an ssl.SSLContext) and handshake.timeout.ms: actors/kafka_secure_io.py
+        self._tls = tls
+        self.handshakes = HandshakeDeadlines(handshake_timeout_ms)
 
     @property
     def address(self) -> str:
@@ -120,6 +128,7 @@ class KafkaListener:
                     wait = max(0.0, min(wait, min(c.close_at for c in self._closing) - time.monotonic()))
                 if self._muted:
                     wait = max(0.0, min(wait, min(c.mute_until for c in self._muted) - time.monotonic()))
+                wait = self.handshakes.wait(time.monotonic(), wait)
                 for key, mask in self._sel.select(timeout=wait):
                     if key.data is None:
                         self._accept()
@@ -130,6 +139,8 @@ class KafkaListener:
                 self._flush_done()
                 self._close_due()
                 self._unmute_due()
+                for conn in self.handshakes.due(time.monotonic(), _handshaken):
+                    self._bad(conn, "handshake not finished within handshake.timeout.ms")
         except Exception:  # never expected; the broker logs it and keeps its other doors
             logger.exception("kafka listener loop failed")
         finally:
@@ -153,7 +164,12 @@ class KafkaListener:
             if self._metrics is not None:
                 self._metrics.connection_creation += 1
                 self._metrics.connection_count += 1
-            self._sel.register(sock, selectors.EVENT_READ, _Conn(sock, peer, self._session(peer)))
+            conn = _Conn(sock, peer, self._session(peer))
+            if self._tls is not None:
+                conn.tls = TlsChannel(self._tls)
+            if conn.tls is not None or (conn.session is not None and conn.session.sasl):
+                self.handshakes.add(conn, time.monotonic())
+            self._sel.register(sock, selectors.EVENT_READ, conn)
 
     def _io(self, conn: _Conn, mask: int) -> None:
         if mask & selectors.EVENT_READ:
@@ -167,6 +183,13 @@ class KafkaListener:
                 return self._close(conn)
             if data and self._metrics is not None:
                 self._metrics.incoming_bytes += len(data)
+            if data and conn.tls is not None:
+                try:
+                    data = conn.tls.receive(data)
+                except ssl.SSLError as e:  # not TLS (a PLAINTEXT client?) or broken TLS
+                    return self._bad(conn, f"TLS: {e.reason or e}")
+                if conn.tls.wire:
+                    self._write(conn)
             if data and not conn.doomed and not conn.close_at:
                 conn.inbuf += data
                 try:
@@ -195,7 +218,8 @@ class KafkaListener:
             self._next(conn)
 
     def _close_if_doomed(self, conn: _Conn) -> None:
-        if conn.doomed and not (conn.busy or conn.pending or conn.outbuf or conn.closed):
+        if conn.doomed and not (conn.busy or conn.pending or conn.outbuf or conn.closed
+                                or (conn.tls is not None and conn.tls.wire)):
             self._bad(conn, conn.doomed)
 
     def _next(self, conn: _Conn) -> None:
@@ -236,17 +260,18 @@ class KafkaListener:
     def _write(self, conn: _Conn) -> None:
         if conn.closed:
             return
+        out = conn.outbuf if conn.tls is None else conn.tls.seal(conn.outbuf)
         try:
-            while conn.outbuf:
-                sent = conn.sock.send(conn.outbuf)
-                del conn.outbuf[:sent]
+            while out:
+                sent = conn.sock.send(out)
+                del out[:sent]
                 if self._metrics is not None:
                     self._metrics.outgoing_bytes += sent
         except (BlockingIOError, InterruptedError):
             pass
         except OSError:
             return self._close(conn)
-        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.outbuf else 0)
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if out else 0)
         self._sel.modify(conn.sock, events, conn)
         self._close_if_doomed(conn)
 
@@ -373,6 +398,12 @@ class KafkaListener:
 
 
 
+def _handshaken(conn: _Conn) -> bool:
+    """Has ``conn`` finished its TLS handshake and SASL authentication (or gone)?"""
+    return conn.closed or ((conn.tls is None or conn.tls.handshaken)
+                           and (conn.session is None or conn.session.authenticated))
+
+
 def start_kafka_listener(configs: dict, broker: Any) -> KafkaListener | None:
     """The broker's KAFKA listener if ``listeners`` names one (actors/listeners.py), started;
     else None. Advertised at its ``advertised.listeners`` KAFKA entry or its bound address."""
@@ -388,11 +419,22 @@ def start_kafka_listener(configs: dict, broker: Any) -> KafkaListener | None:
         max_request_bytes=int(configs.get("socket.request.max.bytes", 100 * 1024 * 1024)),
         workers=workers,
         failed_auth_delay_ms=int(configs.get("connection.failed.authentication.delay.ms", 100)),
+        handshake_timeout_ms=int(configs.get("handshake.timeout.ms", 10000)),
+        tls=kafka_tls_context(configs),
     )
     real = {"KAFKA": Listener("KAFKA", kafka.host, listener.port)}
     host, _, port = advertised_addresses(real, _only_kafka(configs.get("advertised.listeners", ""))).get("KAFKA").rpartition(":")
     listener.endpoint = KafkaEndpoint(host, int(port))
     return listener.start()
+
+
+def kafka_tls_context(configs: dict) -> Any:
+    """The KAFKA listener's ssl.SSLContext on an SSL / SASL_SSL listener, else None."""
+    from .configs import BROKER_DEFAULTS, kafka_protocol
+    from .kafka_secure_io import server_context
+
+    merged = {**BROKER_DEFAULTS, **configs}
+    return server_context(merged) if kafka_protocol(merged).endswith("SSL") else None
 
 
 def _only_kafka(text: str) -> str:

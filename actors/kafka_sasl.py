@@ -1,10 +1,12 @@
 """SASL on the KAFKA listener: SaslHandshake (17, v0-1) and SaslAuthenticate (36, v0-2).
 
-With ``listener.security.protocol.map`` naming ``KAFKA:SASL_PLAINTEXT`` a Kafka client must
+With ``listener.security.protocol.map`` naming ``KAFKA:SASL_PLAINTEXT`` (or ``KAFKA:SASL_SSL``,
+over TLS: actors/kafka_secure_io.py) a Kafka client must
 authenticate before anything but ApiVersions, SaslHandshake and SaslAuthenticate is served
 (the listener closes a connection that sends another request first, as Kafka's broker
-does). The mechanisms are ``sasl.enabled.mechanisms``: PLAIN and SCRAM-SHA-256, both
-checked against the user store's salted SCRAM credentials (coordinator/scram.py decides;
+does). The mechanisms are ``sasl.enabled.mechanisms``: PLAIN, SCRAM-SHA-256 and
+SCRAM-SHA-512, all checked against the user store's salted SCRAM credentials (SCRAM-SHA-x
+against the user's credential of that mechanism; PLAIN against either) (coordinator/scram.py decides;
 the credentials are the metadata image's, plus ``sasl.scram.bootstrap.users``). A failed
 authentication is answered SASL_AUTHENTICATION_FAILED and the connection is closed after
 that answer. An authenticated connection's principal is ``User:NAME`` for every later
@@ -74,17 +76,24 @@ def _bootstrap(value: str) -> dict[str, S.ScramCredential]:
     return S.parse_bootstrap_scram(value)
 
 
-def credential_lookup(ctx):
-    """user name -> SCRAM credential from the broker's image (then its bootstrap users)."""
+def credential_lookup(ctx, mechanism: str = S.SCRAM_SHA_256):
+    """user name -> its ``mechanism`` SCRAM credential from the broker's image (then its
+    bootstrap users); ``PLAIN``: the SCRAM-SHA-256 one, else the SCRAM-SHA-512 one."""
+    if mechanism == S.PLAIN:
+        first, second = credential_lookup(ctx), credential_lookup(ctx, S.SCRAM_SHA_512)
+        return lambda user: first(user) or second(user)
 
     def lookup(user: str) -> S.ScramCredential | None:
-        text = ctx.image.scram.get(user)
+        image = ctx.image
+        stored = image.scram_sha512 if mechanism == S.SCRAM_SHA_512 else image.scram
+        text = stored.get(user)
         if text is not None:
             try:
-                return S.parse_credential(text)
+                return S.parse_credential(text, mechanism)
             except ValueError:
                 return None
-        return _bootstrap(ctx.broker_configs.get("sasl.scram.bootstrap.users", "")).get(user)
+        cred = _bootstrap(ctx.broker_configs.get("sasl.scram.bootstrap.users", "")).get(user)
+        return cred if cred is not None and cred.mechanism == mechanism else None
 
     return lookup
 
@@ -111,8 +120,9 @@ def sasl_handshake(call: Call):
     if mechanism not in offered:
         return cls(error_code=ErrorCode.unsupported_sasl_mechanism, mechanisms=offered)
     session.mechanism = mechanism
-    if mechanism == S.SCRAM_SHA_256:
-        session.scram = S.ScramServer(credential_lookup(call.broker), secrets.token_hex(16))  # [0-9a-f], as Kafka's base-36
+    if mechanism in S.SCRAM_MECHANISMS:  # the nonce: [0-9a-f], as Kafka's base-36
+        session.scram = S.ScramServer(credential_lookup(call.broker, mechanism),
+                                      secrets.token_hex(16), mechanism)
     return cls(error_code=ErrorCode.none, mechanisms=offered)
 
 
@@ -128,11 +138,11 @@ def sasl_authenticate(call: Call):
 
     if session is None or not session.sasl or session.authenticated or session.mechanism is None:
         return refuse(ErrorCode.illegal_sasl_state,
-                      "SaslAuthenticate without a SaslHandshake on a SASL_PLAINTEXT listener")
+                      "SaslAuthenticate without a SaslHandshake on a SASL listener")
     token = bytes(call.request.body.auth_bytes)
     try:
         if session.mechanism == S.PLAIN:
-            user, reply = S.check_plain(token, credential_lookup(call.broker)), b""
+            user, reply = S.check_plain(token, credential_lookup(call.broker, S.PLAIN)), b""
         else:
             assert session.scram is not None
             reply, user = session.scram.step(token)

@@ -158,6 +158,7 @@ class BrokerNode:
             peer_info=authorizer_of(self.configs).enabled or self.client_curve is not None,
             limits=ConnectionLimits(int(self.configs["max.connections"]),  # docs/runtime.md
                                     int(self.configs["max.connections.per.ip"])),
+            handshake_ivl_ms=int(self.configs["handshake.timeout.ms"]),  # docs/security.md
         )
         try:
             self.internal_endpoint = ServerEndpoint(
@@ -168,6 +169,7 @@ class BrokerNode:
                 name="rillet-internal-io",
                 curve=self.curve,
                 on_disconnect=lambda peer: self.internal_router.disconnected(peer),
+                handshake_ivl_ms=int(self.configs["handshake.timeout.ms"]),
             )
         except Exception:
             self.endpoint.close()

@@ -297,6 +297,8 @@ class MetadataImage:
     """user name -> its CURVE public key (coordinator/users.py)."""
     scram: Mapping[str, str] = field(default_factory=dict)
     """user name -> its SCRAM-SHA-256 credential text (coordinator/scram.py)."""
+    scram_sha512: Mapping[str, str] = field(default_factory=dict)
+    """user name -> its SCRAM-SHA-512 credential text (SetUserScram of that mechanism)."""
     acls: frozenset[AclBinding] = frozenset()
     """the ACL bindings (coordinator/acl_store.py), what the authorizer checks."""
     broker_configs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
@@ -421,6 +423,8 @@ def apply(image: MetadataImage, record: object) -> MetadataImage:
             )
         case SetUserKey(user=u, public_key=k):
             return replace(image, users=_with(image.users, u, k), offset=nxt)
+        case SetUserScram(user=u, mechanism="SCRAM-SHA-512", credential=c):
+            return replace(image, scram_sha512=_with(image.scram_sha512, u, c), offset=nxt)
         case SetUserScram(user=u, credential=c):
             return replace(image, scram=_with(image.scram, u, c), offset=nxt)
         case DeleteTopic(name=n):
@@ -669,6 +673,9 @@ def image_records(image: MetadataImage) -> list[object]:
         out.append(SetUserKey(user=u, public_key=image.users[u]))
     for u in sorted(image.scram):
         out.append(SetUserScram(user=u, mechanism="SCRAM-SHA-256", credential=image.scram[u]))
+    for u in sorted(image.scram_sha512):
+        out.append(SetUserScram(user=u, mechanism="SCRAM-SHA-512",
+                                credential=image.scram_sha512[u]))
     out += acl_store.snapshot_records(image.acls)
     out += broker_configs.snapshot_records(image.broker_configs)
     out += quotas.snapshot_records(image.client_quotas)

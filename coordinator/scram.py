@@ -1,10 +1,12 @@
-"""SASL credentials of the KAFKA listener: SCRAM-SHA-256 (RFC 5802 / RFC 7677) and PLAIN
-(RFC 4616) over the same stored credential (docs/security.md, "SASL").
+"""SASL credentials of the KAFKA listener: SCRAM-SHA-256 (RFC 5802 / RFC 7677),
+SCRAM-SHA-512 (RFC 5802 with SHA-512, as Kafka) and PLAIN (RFC 4616) over the same stored
+credentials (docs/security.md, "SASL").
 
 Only salted SCRAM credentials are stored, never a password: a credential is Kafka's
 ``ScramCredential`` (salt, StoredKey, ServerKey, iterations), written as Kafka writes it,
-``salt=<b64>,stored_key=<b64>,server_key=<b64>,iterations=<n>``, in a ``SetUserScram``
-metadata record (coordinator/metadata.py), so it is replicated through Raft like the CURVE
+``salt=<b64>,stored_key=<b64>,server_key=<b64>,iterations=<n>``, one per mechanism (the
+keys are 32 bytes for SHA-256, 64 for SHA-512; a credential's hash is told by their
+length), in a ``SetUserScram`` metadata record (coordinator/metadata.py), so it is replicated through Raft like the CURVE
 keys of coordinator/users.py. The admin client salts the password (rillet/_security_admin.py);
 the broker never sees it, except over PLAIN, where it is checked against the same credential
 (SaltedPassword recomputed with the stored salt and iterations) and then forgotten.
@@ -30,8 +32,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 SCRAM_SHA_256 = "SCRAM-SHA-256"
+SCRAM_SHA_512 = "SCRAM-SHA-512"
 PLAIN = "PLAIN"
-MECHANISMS = (PLAIN, SCRAM_SHA_256)
+SCRAM_MECHANISMS = (SCRAM_SHA_256, SCRAM_SHA_512)
+MECHANISMS = (PLAIN, *SCRAM_MECHANISMS)
+HASHES = {SCRAM_SHA_256: "sha256", SCRAM_SHA_512: "sha512"}
+_KEY_BYTES = {"sha256": 32, "sha512": 64}
 MIN_ITERATIONS = 4096  # Kafka's minimum for SCRAM-SHA-256
 MAX_ITERATIONS = 16384  # Kafka's maximum
 DEFAULT_ITERATIONS = 4096
@@ -49,6 +55,15 @@ class ScramCredential:
     server_key: bytes
     iterations: int
 
+    @property
+    def hash(self) -> str:
+        """``sha256`` or ``sha512`` (by the keys' length)."""
+        return "sha512" if len(self.stored_key) == 64 else "sha256"
+
+    @property
+    def mechanism(self) -> str:
+        return SCRAM_SHA_512 if self.hash == "sha512" else SCRAM_SHA_256
+
     def to_text(self) -> str:
         """Kafka's form: ``salt=..,stored_key=..,server_key=..,iterations=..``."""
         b = base64.b64encode
@@ -56,8 +71,9 @@ class ScramCredential:
                 f"server_key={b(self.server_key).decode()},iterations={self.iterations}")
 
 
-def parse_credential(text: str) -> ScramCredential:
-    """Inverse of ``to_text``; ValueError naming what is wrong."""
+def parse_credential(text: str, mechanism: str | None = SCRAM_SHA_256) -> ScramCredential:
+    """Inverse of ``to_text`` for ``mechanism`` (None: either, by the keys' length);
+    ValueError naming what is wrong."""
     if not isinstance(text, str):
         raise ValueError("a SCRAM credential is text")
     fields = dict(part.partition("=")[::2] for part in text.split(","))
@@ -70,34 +86,40 @@ def parse_credential(text: str) -> ScramCredential:
         iterations = int(fields["iterations"])
     except (ValueError, TypeError) as e:
         raise ValueError(f"malformed SCRAM credential: {e}") from None
-    if len(stored) != 32 or len(server) != 32:
-        raise ValueError("SCRAM-SHA-256 keys are 32 bytes")
+    sizes = ((_KEY_BYTES[HASHES[mechanism]],) if mechanism is not None
+             else tuple(_KEY_BYTES.values()))
+    if len(stored) not in sizes or len(server) != len(stored):
+        name = mechanism or "SCRAM"
+        raise ValueError(f"{name} keys are {' or '.join(map(str, sizes))} bytes")
     if not 8 <= len(salt) <= 256:
         raise ValueError("a SCRAM salt is 8..256 bytes")
     if not MIN_ITERATIONS <= iterations <= MAX_ITERATIONS:
-        raise ValueError(f"SCRAM-SHA-256 iterations must be {MIN_ITERATIONS}..{MAX_ITERATIONS}")
+        raise ValueError(f"SCRAM iterations must be {MIN_ITERATIONS}..{MAX_ITERATIONS}")
     return ScramCredential(salt, stored, server, iterations)
 
 
-def _hmac(key: bytes, msg: bytes) -> bytes:
-    return hmac.new(key, msg, hashlib.sha256).digest()
+def _hmac(key: bytes, msg: bytes, hash_name: str = "sha256") -> bytes:
+    return hmac.new(key, msg, hash_name).digest()
 
 
-def _salted(password: str, salt: bytes, iterations: int) -> bytes:
-    return hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+def _salted(password: str, salt: bytes, iterations: int, hash_name: str = "sha256") -> bytes:
+    return hashlib.pbkdf2_hmac(hash_name, password.encode(), salt, iterations)
 
 
-def make_credential(password: str, salt: bytes,
-                    iterations: int = DEFAULT_ITERATIONS) -> ScramCredential:
-    """The credential of ``password`` (``salt``: random bytes the caller drew)."""
+def make_credential(password: str, salt: bytes, iterations: int = DEFAULT_ITERATIONS,
+                    mechanism: str = SCRAM_SHA_256) -> ScramCredential:
+    """The ``mechanism`` credential of ``password`` (``salt``: random bytes the caller drew)."""
     if not password:
         raise ValueError("a password is not empty")
+    if mechanism not in HASHES:
+        raise ValueError(f"unknown SCRAM mechanism {mechanism!r}; valid: {', '.join(HASHES)}")
     if not MIN_ITERATIONS <= iterations <= MAX_ITERATIONS:
-        raise ValueError(f"SCRAM-SHA-256 iterations must be {MIN_ITERATIONS}..{MAX_ITERATIONS}")
-    salted = _salted(password, salt, iterations)
-    client_key = _hmac(salted, b"Client Key")
-    return ScramCredential(salt, hashlib.sha256(client_key).digest(),
-                           _hmac(salted, b"Server Key"), iterations)
+        raise ValueError(f"SCRAM iterations must be {MIN_ITERATIONS}..{MAX_ITERATIONS}")
+    h = HASHES[mechanism]
+    salted = _salted(password, salt, iterations, h)
+    client_key = _hmac(salted, b"Client Key", h)
+    return ScramCredential(salt, hashlib.new(h, client_key).digest(),
+                           _hmac(salted, b"Server Key", h), iterations)
 
 
 Lookup = Callable[[str], ScramCredential | None]  # user name -> credential (None: unknown)
@@ -119,7 +141,7 @@ def check_plain(message: bytes, lookup: Lookup) -> str:
     cred = lookup(user) if user else None
     if cred is None or not password:
         raise SaslFailed(_FAILED)
-    candidate = make_credential(password, cred.salt, cred.iterations)
+    candidate = make_credential(password, cred.salt, cred.iterations, cred.mechanism)
     if not hmac.compare_digest(candidate.stored_key, cred.stored_key):
         raise SaslFailed(_FAILED)
     return user
@@ -142,10 +164,13 @@ def _saslname(name: str) -> str:
 
 
 class ScramServer:
-    """The server side of one SCRAM-SHA-256 exchange (see the module docstring)."""
+    """The server side of one SCRAM-SHA-256 or SCRAM-SHA-512 exchange (see the module
+    docstring); ``lookup`` gives the credentials of ``mechanism``."""
 
-    def __init__(self, lookup: Lookup, server_nonce: str) -> None:
+    def __init__(self, lookup: Lookup, server_nonce: str,
+                 mechanism: str = SCRAM_SHA_256) -> None:
         self._lookup = lookup
+        self._hash = HASHES[mechanism]
         self._server_nonce = server_nonce
         self.state = "START"
         self.user: str | None = None
@@ -183,7 +208,7 @@ class ScramServer:
         if authzid and _saslname(authzid[2:]) != user:
             raise SaslFailed("SCRAM authorization id must be the user name")
         cred = self._lookup(user) if user else None
-        if cred is None:
+        if cred is None or cred.hash != self._hash:
             raise SaslFailed(_FAILED)
         self.user, self._cred = user, cred
         self._gs2 = f"{cb},{authzid},"
@@ -211,14 +236,15 @@ class ScramServer:
             raise SaslFailed("malformed SCRAM proof") from None
         assert self._cred is not None and self.user is not None
         auth = f"{self._first_bare},{self._server_first},{without_proof}".encode()
-        signature = _hmac(self._cred.stored_key, auth)
+        h = self._hash
+        signature = _hmac(self._cred.stored_key, auth, h)
         if len(client_proof) != len(signature):
             raise SaslFailed(_FAILED)
         client_key = bytes(a ^ b for a, b in zip(client_proof, signature, strict=True))
-        if not hmac.compare_digest(hashlib.sha256(client_key).digest(), self._cred.stored_key):
+        if not hmac.compare_digest(hashlib.new(h, client_key).digest(), self._cred.stored_key):
             raise SaslFailed(_FAILED)
         self.state = "DONE"
-        verifier = base64.b64encode(_hmac(self._cred.server_key, auth)).decode()
+        verifier = base64.b64encode(_hmac(self._cred.server_key, auth, h)).decode()
         return f"v={verifier}".encode(), self.user
 
 
@@ -235,7 +261,8 @@ def parse_bootstrap_scram(value: str) -> dict[str, ScramCredential]:
             raise ValueError(f"entry {entry[:40]!r} is not NAME=SALT:STORED_KEY:SERVER_KEY:ITERATIONS")
         salt, stored, server, iterations = parts
         out[name.strip()] = parse_credential(
-            f"salt={salt},stored_key={stored},server_key={server},iterations={iterations}")
+            f"salt={salt},stored_key={stored},server_key={server},iterations={iterations}",
+            None)
     return out
 
 

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 RESOURCE_USER = 64  # rillet's ConfigResource type for users (Kafka has none for configs)
 CURVE_PUBLIC_KEY = "curve.public.key"
 SCRAM_SHA_256 = "SCRAM-SHA-256"  # kafka-configs' name; the value: a salted credential
+SCRAM_SHA_512 = "SCRAM-SHA-512"  # the same for SHA-512
 USER_PREFIX = "User:"
 
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -60,8 +61,8 @@ def user_changes(name: str, changes: Sequence[tuple[str, str | None]]) -> str | 
 
 def user_updates(name: str, changes: Sequence[tuple[str, str | None]]) -> dict[str, str | None]:
     """{config: new value or None (removed)} after AlterConfigs ``changes`` of the USER
-    resource ``name``: ``curve.public.key`` (a Z85 key) and ``SCRAM-SHA-256`` (a salted
-    credential, coordinator/scram.py; never a password); ValueError on anything else."""
+    resource ``name``: ``curve.public.key`` (a Z85 key), ``SCRAM-SHA-256`` and
+    ``SCRAM-SHA-512`` (salted credentials, coordinator/scram.py; never a password); ValueError on anything else."""
     from .scram import parse_credential
 
     validate_user_name(name)
@@ -71,11 +72,11 @@ def user_updates(name: str, changes: Sequence[tuple[str, str | None]]) -> dict[s
     for k, v in changes:
         if k == CURVE_PUBLIC_KEY:
             out[k] = None if v is None else validate_public_key(v)
-        elif k == SCRAM_SHA_256:
-            out[k] = None if v is None else parse_credential(v).to_text()
+        elif k in (SCRAM_SHA_256, SCRAM_SHA_512):
+            out[k] = None if v is None else parse_credential(v, k).to_text()
         else:
-            raise ValueError(f"unknown user config {k!r}: a user has {CURVE_PUBLIC_KEY} "
-                             f"and {SCRAM_SHA_256}")
+            raise ValueError(f"unknown user config {k!r}: a user has {CURVE_PUBLIC_KEY}, "
+                             f"{SCRAM_SHA_256} and {SCRAM_SHA_512}")
     return out
 
 

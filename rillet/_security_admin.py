@@ -15,6 +15,8 @@ from rillet.transport import protocol as p
 
 CURVE_PUBLIC_KEY = "curve.public.key"
 SCRAM_SHA_256 = "SCRAM-SHA-256"
+SCRAM_SHA_512 = "SCRAM-SHA-512"
+SCRAM_MECHANISMS = (SCRAM_SHA_256, SCRAM_SHA_512)
 
 
 class SecurityAdminMixin:
@@ -25,22 +27,34 @@ class SecurityAdminMixin:
             public_key = public_key.decode()
         self._alter_user(name, {CURVE_PUBLIC_KEY: public_key})
 
-    def set_user_scram(self, name: str, password: str | None, iterations: int = 4096) -> None:
-        """Give User:``name`` a SCRAM-SHA-256 credential for ``password`` (Kafka clients on a
-        SASL KAFKA listener, PLAIN or SCRAM-SHA-256); ``None`` removes it. The password is
-        salted here: only the credential goes to the cluster (coordinator/scram.py)."""
+    def set_user_scram(self, name: str, password: str | None, iterations: int = 4096,
+                       mechanisms: tuple[str, ...] = SCRAM_MECHANISMS) -> None:
+        """Give User:``name`` a credential of each of ``mechanisms`` (SCRAM-SHA-256 and
+        SCRAM-SHA-512 by default, as kafka-configs can) for ``password``, for Kafka clients on
+        a SASL KAFKA listener (PLAIN, or SCRAM of a mechanism it has); ``None`` removes them.
+        The password is salted here (a salt per credential): only the credentials go to the
+        cluster (coordinator/scram.py)."""
         import secrets
 
         from rillet.coordinator.scram import make_credential
 
-        credential = None
-        if password is not None:
-            try:
-                credential = make_credential(password, secrets.token_bytes(32),
-                                             iterations).to_text()
-            except ValueError as e:
-                raise error_for_code(p.ErrorCode.INVALID_CONFIG, str(e)) from None
-        self._alter_user(name, {SCRAM_SHA_256: credential})
+        mechanisms = tuple(dict.fromkeys(m.upper() for m in mechanisms))
+        values: dict[str, str | None] = {}
+        for mech in mechanisms:
+            if mech not in SCRAM_MECHANISMS:
+                raise error_for_code(p.ErrorCode.INVALID_CONFIG,
+                                     f"unknown SCRAM mechanism {mech!r}; valid: "
+                                     f"{', '.join(SCRAM_MECHANISMS)}")
+            values[mech] = None
+            if password is not None:
+                try:
+                    values[mech] = make_credential(password, secrets.token_bytes(32),
+                                                   iterations, mech).to_text()
+                except ValueError as e:
+                    raise error_for_code(p.ErrorCode.INVALID_CONFIG, str(e)) from None
+        if not values:
+            raise error_for_code(p.ErrorCode.INVALID_CONFIG, "no SCRAM mechanism named")
+        self._alter_user(name, values)
 
     def _alter_user(self, name: str, values: dict[str, str | None]) -> None:
         configs = tuple(
@@ -58,4 +72,5 @@ class SecurityAdminMixin:
     def delete_user(self, name: str) -> None:
         """Remove User:``name``: its key and its SCRAM credential are refused from the
         next handshake on."""
-        self._alter_user(name, {CURVE_PUBLIC_KEY: None, SCRAM_SHA_256: None})
+        self._alter_user(name, {CURVE_PUBLIC_KEY: None, SCRAM_SHA_256: None,
+                                SCRAM_SHA_512: None})

@@ -139,6 +139,7 @@ class LocalCluster:
         *,
         secure: bool = False,
         kafka: bool = False,
+        tls: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir).absolute()
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -169,6 +170,10 @@ class LocalCluster:
                 if key in (configs or {}) or (key == "super.users" and key in self.configs):
                     secured.pop(key, None)  # the user's own choice wins
             self.configs.update(secured)
+        if tls:  # TLS on the KAFKA listener: SASL_SSL (--secure) or SSL (rillet/tls_certs.py)
+            from rillet.tls_certs import tls_cluster_configs
+
+            self.configs.update(tls_cluster_configs(self.data_dir, secure))
         # each broker's KAFKA listener (docs/kafka-compat.md), once enabled: kept in
         # cluster.json. Beside a CURVE client listener only with SASL (--secure sets it:
         # rillet/security.py), never as a door around the authentication.
@@ -176,7 +181,7 @@ class LocalCluster:
         self.kafka_ports: dict[int, int] = (
             {b: saved_kafka.get(b) or free_port() for b in self.ports}
             if (kafka or saved_kafka) and (not self.configs.get("client.curve.keyfile")
-                                           or "SASL_PLAINTEXT" in self.configs.get(
+                                           or "SASL_" in self.configs.get(
                                                "listener.security.protocol.map", ""))
             else {}
         )

@@ -115,17 +115,29 @@ def sasl_cluster_configs(data_dir: Path) -> dict[str, str]:
     salt = hashlib.sha256(b"rillet-admin-salt" + password.encode()).digest()[:24]
     return {
         "listener.security.protocol.map": "KAFKA:SASL_PLAINTEXT",
-        "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256",
+        "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
         "sasl.scram.bootstrap.users": bootstrap_entry(ADMIN_USER, make_credential(password, salt)),
     }
 
 
 def kafka_client_settings(configs: dict[str, str], data_dir: Path) -> dict[str, str]:
-    """The admin's settings for Kafka clients of a SASL KAFKA listener (empty otherwise)."""
-    if "KAFKA:SASL_PLAINTEXT" not in configs.get("listener.security.protocol.map", "").upper():
+    """The admin's settings for Kafka clients of a SASL or TLS KAFKA listener (empty
+    otherwise); with TLS, ``ssl.ca.location`` is the cluster's CA (rillet/tls_certs.py) when
+    the brokers use its certificates."""
+    from rillet.tls_certs import CA_FILE
+
+    mapping = configs.get("listener.security.protocol.map", "").upper()
+    protocol = next((p for p in ("SASL_PLAINTEXT", "SASL_SSL", "SSL")
+                     if f"KAFKA:{p}" in mapping.replace(" ", "").split(",")), None)
+    if protocol is None:
         return {}
-    return {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "SCRAM-SHA-256",
-            "sasl.username": ADMIN_USER, "sasl.password": admin_password(data_dir)}
+    out = {"security.protocol": protocol}
+    if protocol.startswith("SASL"):
+        out.update({"sasl.mechanism": "SCRAM-SHA-256", "sasl.username": ADMIN_USER,
+                    "sasl.password": admin_password(data_dir)})
+    if protocol.endswith("SSL") and (Path(data_dir) / CA_FILE).exists():
+        out["ssl.ca.location"] = str(Path(data_dir) / CA_FILE)
+    return out
 
 
 def admin_client_settings(configs: dict[str, str], data_dir: Path) -> dict[str, str]:

@@ -198,6 +198,7 @@ class ServerEndpoint:
         principal_of: Callable[[bytes], str | None] | None = None,
         peer_info: bool = False,
         limits: ConnectionLimits | None = None,
+        handshake_ivl_ms: int | None = None,
     ) -> None:
         self._handler = handler
         # max.connections / max.connections.per.ip (transport/conn_limits.py): needs the monitor
@@ -224,6 +225,9 @@ class ServerEndpoint:
         # heartbeat PING still buffered (tests/unit/transport/test_liveness.py).
         self._socket.setsockopt(zmq.RCVHWM, rcvhwm)
         self._socket.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        if handshake_ivl_ms is not None:  # handshake.timeout.ms (docs/security.md): a peer
+            # that has not finished the ZMTP (and CURVE) handshake by then is disconnected
+            self._socket.setsockopt(zmq.HANDSHAKE_IVL, handshake_ivl_ms)
         # No PINGs from the server by default: libzmq (4.3.5 and master) asserts in
         # out_event when a PING timer fires on a connection whose input is stopped (its
         # pipe full: RCVHWM, or reads paused at the bound) after the peer reset it, which

@@ -182,10 +182,10 @@ def alter_configs(
                 if users.CURVE_PUBLIC_KEY in updates:
                     recs.append(md.SetUserKey(user=r.resource_name,
                                               public_key=updates[users.CURVE_PUBLIC_KEY]))
-                if users.SCRAM_SHA_256 in updates:
-                    recs.append(md.SetUserScram(user=r.resource_name,
-                                                mechanism=users.SCRAM_SHA_256,
-                                                credential=updates[users.SCRAM_SHA_256]))
+                for mech in (users.SCRAM_SHA_256, users.SCRAM_SHA_512):
+                    if mech in updates:
+                        recs.append(md.SetUserScram(user=r.resource_name, mechanism=mech,
+                                                    credential=updates[mech]))
             elif r.resource_type == RESOURCE_GROUP:
                 if validate_group_configs is None:
                     raise ValueError("group configs are not supported here")

@@ -104,7 +104,11 @@ def _existing(data_dir: Path | None):
 @click.option("--secure", is_flag=True,
               help="CURVE-authenticated clients only; the admin's keys go to the profile "
                    "(docs/security.md).")
-def up(brokers, data_dir, detach, configs, no_profile, timeout, secure) -> None:
+@click.option("--tls", is_flag=True,
+              help="TLS on the KAFKA listener (SASL_SSL with --secure, else SSL) with a CA "
+                   "and broker certificate made in the data dir; ssl.ca.location goes to the "
+                   "profile (needs the cryptography package; docs/security.md).")
+def up(brokers, data_dir, detach, configs, no_profile, timeout, secure, tls) -> None:
     """Start a local cluster (and keep it in the foreground unless --detach)."""
     from rillet.cli import _cluster_up as checks
     from rillet.launcher import LocalCluster
@@ -121,7 +125,8 @@ def up(brokers, data_dir, detach, configs, no_profile, timeout, secure) -> None:
     served = False
     try:
         # Kafka's protocol too (SASL_PLAINTEXT on a --secure cluster, rillet/security.py)
-        local = LocalCluster(data_dir, brokers, configs or None, secure=secure, kafka=True)
+        local = LocalCluster(data_dir, brokers, configs or None, secure=secure, kafka=True,
+                             tls=tls)
         local.start(timeout_s=timeout)
         remember_cluster(data_dir)
         served = True
