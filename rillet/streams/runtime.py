@@ -292,6 +292,7 @@ class Runtime:
             self.in_txn = False
         if self.collector is not None:
             self.collector.last.clear()
+            self.collector.earlier.clear()
 
     def migrated(self) -> None:
         """Fenced while committing: every task closed dirty, then rejoin the group. Under

@@ -27,7 +27,7 @@ from typing import Any
 
 from loguru import logger
 
-from .api import Change, Processor, PunctuationType, Record, Window, Windowed
+from .api import Change, Processor, PunctuationType, Record, Window, Windowed, new_record
 from .processors import StoreNode
 from .windows import HoppingWindows, SessionWindows, SlidingWindows, merge_sessions
 
@@ -124,7 +124,7 @@ class TimeWindowAggregateNode(_WindowedNode):
             old = self.store.fetch(key, w.start)
             new = self.aggregator(key, value, self.initializer() if old is None else old)
             self.store.put(key, new, w.start)
-            self._forward(Record(Windowed(key, w), Change(new, old), ts, record.headers))
+            self._forward(new_record((Windowed(key, w), Change(new, old), ts, record.headers)))
         if cache is not None and len(cache) >= self._limit:
             self.flush_cache()
         if not updated:
@@ -143,7 +143,7 @@ class TimeWindowAggregateNode(_WindowedNode):
         self.store.flush_cache()
         forward = self._forward
         for (key, _), (seen, new, ts, headers, w) in entries.items():
-            forward(Record(Windowed(key, w), Change(new, seen), ts, headers))
+            forward(new_record((Windowed(key, w), Change(new, seen), ts, headers)))
 
 
 class SlidingWindowAggregateNode(_WindowedNode):
@@ -210,7 +210,7 @@ class SlidingWindowAggregateNode(_WindowedNode):
             return
         new = self.aggregator(key, value, self.initializer() if old is None else old)
         self.store.put(key, new, start)
-        self.context.forward(Record(Windowed(key, w), Change(new, old), ts, record.headers))
+        self.context.forward(new_record((Windowed(key, w), Change(new, old), ts, record.headers)))
 
     def _create(self, key: Any, start: int, nearby: list[tuple[int, Any]], close: int,
                 record: Record, *, include: bool) -> None:
@@ -229,7 +229,7 @@ class SlidingWindowAggregateNode(_WindowedNode):
             agg = self.aggregator(key, record.value, agg)
             last = record.timestamp
         self.store.put(key, agg, start)
-        self.context.forward(Record(Windowed(key, w), Change(agg, None), last, record.headers))
+        self.context.forward(new_record((Windowed(key, w), Change(agg, None), last, record.headers)))
 
 
 class SessionWindowAggregateNode(_WindowedNode):
@@ -267,12 +267,12 @@ class SessionWindowAggregateNode(_WindowedNode):
         for wk, a in found:
             if wk.window != merged:
                 self.store.remove(wk)
-                self.context.forward(Record(wk, Change(None, a), wk.window.end,
-                                            record.headers))
+                self.context.forward(new_record((wk, Change(None, a), wk.window.end,
+                                            record.headers)))
         new = self.aggregator(key, value, agg)
         session = Windowed(key, merged)
         self.store.put(session, new)
-        self.context.forward(Record(session, Change(new, old), merged.end, record.headers))
+        self.context.forward(new_record((session, Change(new, old), merged.end, record.headers)))
         self._maybe_expire((self.store,), stream_time,
                            max(1, self.windows.retention_ms() // 2))
 
