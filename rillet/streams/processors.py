@@ -412,7 +412,12 @@ class TableSelectNode(Forwarding):
 class TableAggregateNode(StoreNode):
     """``GroupedTable.aggregate`` (Kafka's KTableAggregate): subtract the old value from
     the key's aggregate, add the new one, forward ``Change(new aggregate, old aggregate)``.
-    An aggregate is never deleted (a count falls to 0 and stays)."""
+    An aggregate is never deleted (a count falls to 0 and stays).
+
+    With the record cache (``context.cache_entries`` > 0) as ``StreamAggregateNode``: a
+    key's latest aggregate is kept (``cache_put``) and written, logged and forwarded as
+    ``Change(latest, what the children saw last)`` at the next commit or when the cache is
+    full; the subtraction and addition of one row update (two records) become one."""
 
     def __init__(self, store: str, initializer: Callable[[], Any],
                  adder: Callable[[Any, Any, Any], Any],
@@ -421,21 +426,50 @@ class TableAggregateNode(StoreNode):
         self.initializer = initializer
         self.adder = adder
         self.subtractor = subtractor
+        self._cache: dict[Any, tuple[Any, Any, int, Any]] = {}
+        self._limit = 0
+
+    def init(self, context: Any) -> None:
+        super().init(context)
+        self._limit = getattr(context, "cache_entries", 0)
 
     def process(self, record: Record) -> None:
-        if record.key is None:
+        key = record.key
+        if key is None:
             return
         change: Change = record.value
-        old_agg = self.store.get(record.key)
+        cached = self._limit and key.__hash__ is not None
+        hit = self._cache.get(key) if cached else None
+        if hit is None:
+            old_agg = seen = self.store.get(key)
+        else:
+            seen, old_agg = hit[0], hit[1]
         agg = old_agg
         if change.old is not None and agg is not None:
-            agg = self.subtractor(record.key, change.old, agg)
+            agg = self.subtractor(key, change.old, agg)
         if change.new is not None:
-            agg = self.adder(record.key, change.new,
-                             self.initializer() if agg is None else agg)
-        self.store.put(record.key, agg)
-        self._forward(new_record((record.key, Change(agg, old_agg),
-                             record.timestamp, record.headers)))
+            agg = self.adder(key, change.new, self.initializer() if agg is None else agg)
+        if cached:
+            self.store.cache_put(key, agg)
+            self._cache[key] = (seen, agg, record.timestamp, record.headers)
+            if len(self._cache) >= self._limit:
+                self.flush_cache()
+            return
+        self.store.put(key, agg)
+        self._forward(new_record((key, Change(agg, old_agg), record.timestamp,
+                                  record.headers)))
+
+    def flush_cache(self) -> None:
+        """Write each cached key's latest aggregate to the store and its changelog, then
+        forward it."""
+        if not self._cache:
+            return
+        entries = self._cache
+        self._cache = {}
+        self.store.flush_cache()
+        forward = self._forward
+        for key, (seen, new, ts, headers) in entries.items():
+            forward(new_record((key, Change(new, seen), ts, headers)))
 
 
 class TableReduceNode(TableAggregateNode):

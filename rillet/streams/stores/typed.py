@@ -285,16 +285,37 @@ class WindowStoreImpl(_Retention, _TypedStore):
         self._dups = self.spec.retain_duplicates
         self._size = self.spec.window_size_ms or 0
         self._seq = self._b.max_seq() if self._dups and self._b.is_open else 0
+        # with ranged_cache(): the cached windows by key, so fetch_range reads through
+        # the cache instead of flushing it (sliding windows read a range per record)
+        self._by_key: dict[Any, dict[int, Any]] | None = (
+            {} if getattr(self, "_ranged", False) else None)
+
+    def ranged_cache(self) -> None:
+        """Let ``fetch_range`` answer from the cached writes plus the backend, without
+        flushing them (a sliding-window aggregation's record cache)."""
+        self._ranged = True
+        if self._by_key is None:
+            self.flush_cache()
+            self._by_key = {}
 
     def cache_put(self, key: Any, value: Any, window_start: int) -> None:
-        """``put`` later (see KeyValueStoreImpl.cache_put): read back by ``fetch``, written
-        by ``flush_cache`` (and before any other read)."""
+        """``put`` later (see KeyValueStoreImpl.cache_put): read back by ``fetch`` (and
+        ``fetch_range`` after ``ranged_cache()``), written by ``flush_cache`` (and before
+        any other read)."""
         _check_key(key)
         if self._dups:
             raise TypeError(f"store {self.name}: cache_put on a store with duplicates")
         self._pending[(key, window_start)] = value
+        by_key = self._by_key
+        if by_key is not None:
+            windows = by_key.get(key)
+            if windows is None:
+                windows = by_key[key] = {}
+            windows[window_start] = value
 
     def _write_pending(self, pending: dict[Any, Any]) -> None:
+        if self._by_key is not None:
+            self._by_key = {}
         for (key, start), value in pending.items():
             self.put(key, value, start)
 
@@ -302,6 +323,8 @@ class WindowStoreImpl(_Retention, _TypedStore):
         _check_key(key)
         if self._pending and key.__hash__ is not None:
             self._pending.pop((key, window_start), None)
+            if self._by_key:
+                self._by_key.get(key, {}).pop(window_start, None)
         if window_start < self._min_live:
             return  # already expired: Kafka's "Skipping record for expired segment"
         kb = self._kser(self._topic, key)
@@ -333,9 +356,24 @@ class WindowStoreImpl(_Retention, _TypedStore):
     def fetch_range(self, key: Any, time_from: int, time_to: int
                     ) -> Iterator[tuple[int, Any]]:
         vde, topic = self._vde, self._topic
-        self.flush_cache()
-        for start, vb in self._b.fetch_range(self._kser(topic, key), time_from, time_to):
-            yield start, vde(topic, vb)
+        if self._by_key is None or key.__hash__ is None:
+            self.flush_cache()
+            cached = None
+        else:
+            cached = self._by_key.get(key) if self._pending else None
+        rows = self._b.fetch_range(self._kser(topic, key), time_from, time_to)
+        if not cached:
+            for start, vb in rows:
+                yield start, vde(topic, vb)
+            return
+        merged = {start: vde(topic, vb) for start, vb in rows}
+        for start, value in cached.items():
+            if time_from <= start <= time_to:
+                if value is None:
+                    merged.pop(start, None)
+                else:
+                    merged[start] = value
+        yield from sorted(merged.items())
 
     def backward_fetch(self, key: Any, time_from: int, time_to: int
                        ) -> Iterator[tuple[int, Any]]:
@@ -374,43 +412,79 @@ class SessionStoreImpl(_Retention, _TypedStore):
 
     kind = "session"
 
-    def _write_pending(self, pending: dict[Any, Any]) -> None:  # no cache_put here
+    def _opened(self) -> None:
+        super()._opened()
+        self._by_key: dict[Any, dict[tuple[int, int], Any]] = {}  # cached, by key
+
+    def cache_put(self, session: Windowed, value: Any) -> None:
+        """``put`` (None: ``remove``) later, as KeyValueStoreImpl.cache_put: the session
+        reads (``find_sessions``, ``fetch``, ``fetch_session``) answer from the cached
+        writes plus the backend; ``all`` and ``expire`` flush them first."""
+        _check_key(session.key)
+        self._pending[session] = value
+        windows = self._by_key.get(session.key)
+        if windows is None:
+            windows = self._by_key[session.key] = {}
+        windows[(session.window.start, session.window.end)] = value
+
+    def _write_pending(self, pending: dict[Any, Any]) -> None:
+        self._by_key = {}
         for session, value in pending.items():
             self.put(session, value)
 
     def _session(self, kb: bytes, start: int, end: int) -> Windowed:
         return Windowed(self._kde(self._topic, kb), Window(start, end))
 
-    def find_sessions(self, key: Any, earliest_session_end: int, latest_session_start: int
-                      ) -> Iterator[tuple[Windowed, Any]]:
+    def find_sessions(self, key: Any, earliest_session_end: int | None,
+                      latest_session_start: int | None) -> Iterator[tuple[Windowed, Any]]:
         """Sessions of ``key`` with end >= earliest_session_end and start <=
-        latest_session_start, by end then start."""
-        topic = self._topic
-        kb = self._kser(topic, key)
-        for start, end, vb in self._b.find(kb, earliest_session_end, latest_session_start):
-            yield Windowed(key, Window(start, end)), self._vde(topic, vb)
+        latest_session_start (None: unbounded), by end then start."""
+        topic, vde = self._topic, self._vde
+        rows = self._b.find(self._kser(topic, key), earliest_session_end,
+                            latest_session_start)
+        cached = (self._by_key.get(key) if self._pending and key.__hash__ is not None
+                  else None)
+        if not cached:
+            for start, end, vb in rows:
+                yield Windowed(key, Window(start, end)), vde(topic, vb)
+            return
+        merged = {(start, end): vde(topic, vb) for start, end, vb in rows}
+        for (start, end), value in cached.items():
+            if ((earliest_session_end is None or end >= earliest_session_end)
+                    and (latest_session_start is None or start <= latest_session_start)):
+                if value is None:
+                    merged.pop((start, end), None)
+                else:
+                    merged[(start, end)] = value
+        for (start, end), value in sorted(merged.items(), key=lambda kv: (kv[0][1],
+                                                                          kv[0][0])):
+            yield Windowed(key, Window(start, end)), value
 
     def fetch(self, key: Any) -> Iterator[tuple[Windowed, Any]]:
         """All sessions of ``key``, by end then start."""
-        topic = self._topic
-        for start, end, vb in self._b.find(self._kser(topic, key), None, None):
-            yield Windowed(key, Window(start, end)), self._vde(topic, vb)
+        return self.find_sessions(key, None, None)
 
     def fetch_session(self, key: Any, start: int, end: int) -> Any:
         """The value of the session [start, end] of ``key`` (None: no such session)."""
-        rows = [vb for s, e, vb in self._b.find(self._kser(self._topic, key), end, start)
-                if s == start and e == end]
-        return self._vde(self._topic, rows[0]) if rows else None
+        for wk, value in self.find_sessions(key, end, start):
+            if wk.window.start == start and wk.window.end == end:
+                return value
+        return None
 
     def all(self) -> Iterator[tuple[Windowed, Any]]:
         """Every session, by end, key, then start."""
         vde, topic = self._vde, self._topic
+        self.flush_cache()
         for kb, start, end, vb in self._b.all():
             yield self._session(kb, start, end), vde(topic, vb)
 
     def put(self, session: Windowed, value: Any) -> None:
         _check_key(session.key)
         start, end = session.window.start, session.window.end
+        if self._pending and session.key.__hash__ is not None:
+            if session in self._pending:
+                del self._pending[session]
+                self._by_key.get(session.key, {}).pop((start, end), None)
         if end < self._min_live:
             return  # already expired
         kb = self._kser(self._topic, session.key)
