@@ -100,7 +100,8 @@ class StreamTask:
                  exactly_once: bool, handler: str, dlq_topic: str | None,
                  partition_count: Callable[[str], int], max_idle_ms: int = 0,
                  cache_entries: int = 0,
-                 clock: Callable[[], int] = lambda: time.time_ns() // 1_000_000) -> None:
+                 clock: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+                 handed_stores: Mapping[str, Any] | None = None) -> None:
         self.id = task_id
         self.subtopology = subtopology
         self.application_id = application_id
@@ -132,8 +133,11 @@ class StreamTask:
         self.stores: dict[str, Any] = {}
         self.changelogs: dict[str, tuple[str, int]] = {}
         self.changelog_offsets: dict[str, int | None] = {}
+        handed_stores = handed_stores or {}
         for name, spec in subtopology.stores.items():
-            store = store_factory(spec, task_id)
+            # an in-memory store a standby replica kept (standby.py): open already, its
+            # checkpoint where the restore starts
+            store = handed_stores.get(name) or store_factory(spec, task_id)
             self.stores[name] = store
             changelog = None
             if spec.logged:

@@ -14,6 +14,7 @@ import pytest
 
 from rillet import Admin, Consumer, NewTopic, Producer, TopicPartition
 from rillet.streams import App, serdes
+from rillet.streams.dsl import Materialized
 from rillet.streams.errors import DeserializationError, MissingSourceTopicError
 from rillet.streams.task import DLQ_HEADERS
 from tests.support import wait_until
@@ -45,13 +46,13 @@ def _produce(bootstrap: str, topic: str, values: list, keys: bool = True) -> Non
 
 
 def _wordcount(app_id: str, bootstrap: str, state_dir: Path, src: str, out: str,
-               **config) -> App:
+               in_memory: bool = False, **config) -> App:
     app = App(app_id, {"bootstrap.servers": bootstrap, "state.dir": str(state_dir),
                        "commit.interval.ms": 200, **config})
     (app.stream(src, value_serde=serdes.String)
      .flat_map_values(str.split)
      .group_by(lambda _k, word: word, key_serde=serdes.String)
-     .count(store="counts")
+     .count(store=Materialized("counts", in_memory=True) if in_memory else "counts")
      .to_stream()
      .to(out, key_serde=serdes.String, value_serde=serdes.Long))
     return app
@@ -279,24 +280,26 @@ def _changelog_ends(bootstrap: str, topic: str, partitions: int = 2) -> dict[int
 
 
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("guarantee", [
-    "at_least_once", pytest.param("exactly_once", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("guarantee, in_memory", [
+    ("at_least_once", False), ("at_least_once", True),
+    pytest.param("exactly_once", False, marks=pytest.mark.slow)])
 def test_standby_replicas_and_interactive_queries_across_two_instances(cluster, tmp_path,
-                                                                      guarantee):
+                                                                      guarantee, in_memory):
     """num.standby.replicas=1, two instances with an application.server each: each keeps a
-    warm copy of the other's count stores (read from their changelogs); the metadata tells
-    which instance holds each word (and which has a standby), and asking that one's store
-    gives the true count; when one closes, the other takes its tasks over with the state
-    already there: no changelog record replayed."""
+    warm copy of the other's count stores (read from their changelogs; SQLite, or in
+    memory); the metadata tells which instance holds each word (and which has a standby),
+    and asking that one's store gives the true count; when one closes, the other takes its
+    tasks over with the state already there: no changelog record replayed."""
     b = cluster.bootstrap_servers
-    src, out = f"sb-lines-{guarantee}", f"sb-counts-{guarantee}"
-    app_id = f"standby-{guarantee.replace('_', '-')}"
+    kind = f"{guarantee}-mem" if in_memory else guarantee
+    src, out = f"sb-lines-{kind}", f"sb-counts-{kind}"
+    app_id = f"standby-{kind.replace('_', '-')}"
     _topics(b, src, out)
     lines = _lines(300)
     truth = _truth(lines)
     servers = {"a": "host-a:7001", "b": "host-b:7002"}
     # every update changelogged (no record cache): a full replay would be hundreds
-    apps = {name: _wordcount(app_id, b, tmp_path / name, src, out, **{
+    apps = {name: _wordcount(app_id, b, tmp_path / name, src, out, in_memory, **{
         "num.standby.replicas": 1, "application.server": server,
         "statestore.cache.max.bytes": 0, "processing.guarantee": guarantee})
         for name, server in servers.items()}
