@@ -213,8 +213,10 @@ class FlatMapValuesNode(Forwarding):
         self.fn = fn
 
     def process(self, record: Record) -> None:
+        key, ts, headers = record.key, record.timestamp, record.headers
+        forward = self._forward
         for value in self.fn(record.value):
-            self._forward(new_record((record.key, value, record.timestamp, record.headers)))
+            forward(new_record((key, value, ts, headers)))
 
 
 class PeekNode(Forwarding):
