@@ -31,9 +31,19 @@ class _Retention:
         self._observed = stream_time
         min_live = stream_time - retention + 1
         if min_live > self._min_live:
-            self.flush_cache()  # type: ignore[attr-defined]
+            self._flush_expiring(min_live)
             self._min_live = min_live
             self._b.expire_before(min_live)  # type: ignore[attr-defined]
+
+    def _flush_expiring(self, min_live: int) -> None:
+        """Write the cached writes of the windows (sessions) about to expire, so their
+        latest values reach the changelog; the others stay cached until the commit (a
+        flush of everything here wrote the cache every retention / 2 of stream time)."""
+        pending = self._pending  # type: ignore[attr-defined]
+        if pending:
+            time_of = self._pending_time  # type: ignore[attr-defined]
+            for pk, value in [(pk, v) for pk, v in pending.items() if time_of(pk) < min_live]:
+                self._write_one(pk, value)  # type: ignore[attr-defined]
 
 
 class WindowStoreImpl(_Retention, _TypedStore):
@@ -81,6 +91,13 @@ class WindowStoreImpl(_Retention, _TypedStore):
             self._by_key = {}
         for (key, start), value in pending.items():
             self.put(key, value, start)
+
+    @staticmethod
+    def _pending_time(pk: tuple[Any, int]) -> int:
+        return pk[1]
+
+    def _write_one(self, pk: tuple[Any, int], value: Any) -> None:
+        self.put(pk[0], value, pk[1])  # (put takes it out of the cache)
 
     def put(self, key: Any, value: Any, window_start: int) -> None:
         _check_key(key)
@@ -194,6 +211,13 @@ class SessionStoreImpl(_Retention, _TypedStore):
         self._by_key = {}
         for session, value in pending.items():
             self.put(session, value)
+
+    @staticmethod
+    def _pending_time(session: Windowed) -> int:
+        return session.window.end
+
+    def _write_one(self, session: Windowed, value: Any) -> None:
+        self.put(session, value)  # (put takes it out of the cache)
 
     def _session(self, kb: bytes, start: int, end: int) -> Windowed:
         return Windowed(self._kde(self._topic, kb), Window(start, end))
