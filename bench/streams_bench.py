@@ -100,6 +100,7 @@ def app_config(b: str, guarantee: str, tmp: Path, **extra) -> dict:
 def plain_loop(b: str, src: str, out: str, n_in: int, transform) -> float:
     """Consumer + producer doing ``transform(key, value) -> [(key, value)]`` by hand."""
     t0 = time.monotonic()
+    c0 = time.process_time()
     with Consumer({"bootstrap.servers": b, "auto.offset.reset": "earliest",
                    "max.poll.records": 5000}) as c, \
             Producer({"bootstrap.servers": b, "linger.ms": 20, "batch.size": 262144}) as p:
@@ -113,19 +114,26 @@ def plain_loop(b: str, src: str, out: str, n_in: int, transform) -> float:
                     for k, v in transform(r.key, r.value, r.timestamp):
                         send(out, v, k, timestamp_ms=r.timestamp)
         p.flush()
+    CPU["last"] = time.process_time() - c0
     return time.monotonic() - t0
+
+
+CPU: dict[str, float] = {}  # CPU seconds of this process per run (the last one)
 
 
 def run_app(app: App, b: str, out: str, expected: int | Counter, timeout_s: float) -> float:
     """Seconds from start until the output is complete: ``expected`` records, or (a
-    Counter) every key's latest count equal to it."""
+    Counter) every key's latest count equal to it. ``CPU["last"]``: this process's CPU
+    seconds over the same time (the app's threads and the bench's waiting reader)."""
     t0 = time.monotonic()
+    c0 = time.process_time()
     app.start()
     try:
         if isinstance(expected, Counter):
             wait_latest(b, out, PARTS, expected, timeout_s)
         else:
             wait_output(b, out, PARTS, expected, timeout_s)
+        CPU["last"] = time.process_time() - c0
         return time.monotonic() - t0
     finally:
         app.close(60)
@@ -157,7 +165,7 @@ def main() -> None:
         cluster.start(timeout_s=60)
         b = cluster.bootstrap_servers
     run = os.urandom(3).hex()
-    rows: list[tuple[str, str, int, float]] = []
+    rows: list[tuple[str, str, int, float, float]] = []
     try:
         create_topics(b, f"in-{run}", f"win-{run}")
         only = args.only.split(",")
@@ -183,7 +191,7 @@ def main() -> None:
             out = f"plain-{kind}-{run}"
             create_topics(b, out)
             s = plain_loop(b, f"in-{run}", out, len(text), transform)
-            rows.append((kind, "plain consumer+producer", len(text), s))
+            rows.append((kind, "plain consumer+producer", len(text), s, CPU["last"]))
             print(rows[-1], flush=True)
             for g in guarantees:
                 out = f"{kind}-{g}-{run}"
@@ -203,7 +211,7 @@ def main() -> None:
                      .to(out, key_serde=serdes.String, value_serde=serdes.Long))
                 s = run_app(app, b, out, words if kind == "stateless" else counts,
                             args.timeout)
-                rows.append((kind, f"streams {g}", len(text), s))
+                rows.append((kind, f"streams {g}", len(text), s, CPU["last"]))
                 print(rows[-1], flush=True)
         if "windowed" in only:
             from rillet.streams.windows import TumblingWindows
@@ -226,7 +234,7 @@ def main() -> None:
             out = f"plain-windowed-{run}"
             create_topics(b, out)
             s = plain_loop(b, f"win-{run}", out, n, wtransform)
-            rows.append(("windowed", "plain consumer+producer", n, s))
+            rows.append(("windowed", "plain consumer+producer", n, s, CPU["last"]))
             print(rows[-1], flush=True)
             # the final count of every (customer, window), as the app writes it (with the
             # record cache a window's count is written once per commit, not per update)
@@ -242,19 +250,20 @@ def main() -> None:
                  .map(lambda wk, c: (f"{wk.key}@{wk.window.start}", c))
                  .to(out, key_serde=serdes.String, value_serde=serdes.Long))
                 s = run_app(app, b, out, wtruth, args.timeout)
-                rows.append(("windowed", f"streams {g}", n, s))
+                rows.append(("windowed", f"streams {g}", n, s, CPU["last"]))
                 print(rows[-1], flush=True)
     finally:
         if cluster is not None:
             cluster.stop(timeout_s=30)
     print()
-    print("| pipeline | run | input records | seconds | records/s | vs plain |")
-    print("|---|---|---|---|---|---|")
-    plain = {k: n / s for k, r, n, s in rows if r.startswith("plain")}
-    for kind, what, n, s in rows:
+    print("| pipeline | run | input records | seconds | records/s | vs plain "
+          "| process CPU us per input record |")
+    print("|---|---|---|---|---|---|---|")
+    plain = {k: n / s for k, r, n, s, _ in rows if r.startswith("plain")}
+    for kind, what, n, s, cpu in rows:
         rate = n / s
         print(f"| {kind} | {what} | {n:,} | {s:.1f} | {rate:,.0f} | "
-              f"{rate / plain[kind]:.2f} |")
+              f"{rate / plain[kind]:.2f} | {1e6 * cpu / n:.1f} |")
     print(f"\nload average at the end: {os.getloadavg()}", file=sys.stderr)
 
 

@@ -39,6 +39,7 @@ from .api import (
     SourceSpec,
     Subtopology,
     TaskId,
+    new_record,
     topic_of,
 )
 from .serdes import from_bytes
@@ -73,6 +74,10 @@ class NodeContext:
         self._targets: list[Any] = []  # children's processors, set by TaskGraph.init
         self.cache_entries = graph.cache_entries  # record cache per caching node (0: off)
         self.send = graph.collector.send  # type: ignore[method-assign]  # a sink's write
+        # a sink's batched writes (one partition's records at once), when the collector
+        # offers them (task.Collector.send_many); None: send record by record
+        self.send_many = (graph.collector.send_many  # type: ignore[attr-defined]
+                          if getattr(graph.collector, "batching", False) else None)
 
     def forward(self, record: Record, child: str | None = None) -> None:
         if child is None:
@@ -177,6 +182,7 @@ class TaskGraph:
         self._seq = itertools.count()
         self._entries: dict[str, tuple] = {}
         self.run_offset = -1
+        self._drains: tuple[Callable[[], None], ...] = ()
         self._initialized = False
 
     def init(self) -> None:
@@ -192,7 +198,16 @@ class TaskGraph:
                 ctx.forward = _single_forward(ctx)  # type: ignore[method-assign]
         for name, proc in self._processors.items():
             proc.init(self._contexts[name])
+        # sinks that batch their records: drained at the end of every run, process,
+        # punctuation and flush, so nothing waits in them past the call that made it
+        self._drains = tuple(p.drain for p in self._processors.values()
+                             if getattr(p, "batching", False))
         self._initialized = True
+
+    def drain(self) -> None:
+        """Send what the batching sinks hold (processors.SinkNode.drain)."""
+        for drain in self._drains:
+            drain()
 
     def record_from(self, topic: str, key: bytes | None, value: bytes | None,
                     timestamp: int, headers: Headers = ()) -> Record:
@@ -233,6 +248,8 @@ class TaskGraph:
         queue = self._stream_queue
         if queue and queue[0][0] <= self.stream_time:
             self._punctuate(PunctuationType.STREAM_TIME, self.stream_time)
+        if self._drains:
+            self.drain()
 
     def _entry(self, topic: str) -> tuple:
         """What ``run`` needs per (real) topic: the source's deserializers, timestamp
@@ -287,7 +304,7 @@ class TaskGraph:
                             raise ValueError(f"timestamp extractor of {topic!r} returned "
                                              f"{ts!r}; expected an int >= 0 (ms)")
                     h = rec[6]
-                    record = Record(k, v, ts, tuple(h) if h else ())
+                    record = new_record((k, v, ts, tuple(h) if h else ()))
                 except Exception as exc:  # noqa: BLE001 - the handler decides
                     on_bad(rec, exc)
                     next_offset = rec[2] + 1
@@ -309,6 +326,8 @@ class TaskGraph:
         finally:
             self.topic = self.partition = self.offset = None
             self.run_offset = next_offset
+            if self._drains:
+                self.drain()
         return next_offset
 
     def flush(self) -> None:
@@ -318,6 +337,8 @@ class TaskGraph:
             flush = getattr(proc, "flush_cache", None)
             if flush is not None:
                 flush()
+        if self._drains:
+            self.drain()
 
     # punctuation -----------------------------------------------------------------------
     def _schedule(self, ctx: NodeContext, interval: int, kind: PunctuationType,
@@ -336,12 +357,18 @@ class TaskGraph:
         """Run the stream-time punctuations due at the current stream time."""
         if self.stream_time < 0:
             return False
-        return self._punctuate(PunctuationType.STREAM_TIME, self.stream_time)
+        fired = self._punctuate(PunctuationType.STREAM_TIME, self.stream_time)
+        if fired and self._drains:
+            self.drain()
+        return fired
 
     def punctuate_wall_clock(self, now: int | None = None) -> bool:
         """Run the wall-clock punctuations due at ``now`` (default: ``clock()``)."""
-        return self._punctuate(PunctuationType.WALL_CLOCK_TIME,
-                               self.clock() if now is None else now)
+        fired = self._punctuate(PunctuationType.WALL_CLOCK_TIME,
+                                self.clock() if now is None else now)
+        if fired and self._drains:
+            self.drain()
+        return fired
 
     def _punctuate(self, kind: PunctuationType, now: int) -> bool:
         queue = self._queues[kind]
@@ -368,6 +395,7 @@ class TaskGraph:
             except Exception as e:  # close them all; report the first
                 errors.append(e)
         self._processors.clear()
+        self._drains = ()
         self._initialized = False
         if errors:
             raise errors[0]

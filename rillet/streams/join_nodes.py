@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .api import Change, Processor, Record
+from .api import Change, Processor, Record, new_record
 from .windowed_nodes import Drops
 from .windows import JoinWindows
 
@@ -120,7 +120,7 @@ class StreamStreamJoinNode(Processor):
                 self._group_joined(key, other_ts, other)
             out = (self.joiner(value, other_value) if self.side == "left"
                    else self.joiner(other_value, value))
-            self.context.forward(Record(key, out, max(ts, other_ts), record.headers))
+            self.context.forward(new_record((key, out, max(ts, other_ts), record.headers)))
         self.stores[self.side].put(key, value, ts)
         if self.tracked[self.side]:
             self._arrived(key, ts, position, joined)
@@ -183,7 +183,7 @@ class StreamStreamJoinNode(Processor):
                 if flags & EMITTED[side] or not self._unmatched(flags, side, position):
                     continue
                 out = self.joiner(value, None) if side == "left" else self.joiner(None, value)
-                self.context.forward(Record(wk.key, out, wk.window.start, record.headers))
+                self.context.forward(new_record((wk.key, out, wk.window.start, record.headers)))
                 emitted[(_hashable(wk.key), wk.window.start)] = (wk.key, wk.window.start)
             # flagged after all the records of a (key, time) went out: a crash in between
             # repeats them (at least once) rather than losing some

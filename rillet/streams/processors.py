@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .api import Change, Processor, Record, Serde, repartition_topic
+from rillet._partitioner import partition_for_key
+
+from .api import Change, Processor, Record, Serde, new_record, repartition_topic
 
 
 class Forwarding(Processor):
@@ -54,7 +56,17 @@ class PassThrough(Forwarding):
 class SinkNode(Forwarding):
     """Writes each record to ``topic`` (internal: the repartition topic ``topic`` names,
     prefixed with the application id). ``partitioner(key, value, num_partitions)`` picks
-    the partition; without one the producer hashes the serialized key (murmur2)."""
+    the partition; without one the producer hashes the serialized key (murmur2).
+
+    Batching (``batching``: no partitioner, and the context offers ``send_many``, i.e.
+    the producer partitions keys by murmur2 too): a keyed record is held per partition
+    (murmur2 of its serialized key, as the producer would choose) and each partition's
+    records go to the producer in one ``send_many`` when the task graph drains its sinks
+    (after every run of records, punctuation and cache flush): one call and one lock per
+    batch instead of a ``send`` per record. A record without a key first drains what is
+    held (the producer's sticky choice may be a partition with held records: order)."""
+
+    batching = False
 
     def __init__(self, topic: str, key_serde: Serde, value_serde: Serde, *,
                  internal: bool = False,
@@ -73,6 +85,12 @@ class SinkNode(Forwarding):
         self._kser = self.key_serde.serialize
         self._vser = self.value_serde.serialize
         self._send = context.send
+        self._send_many = getattr(context, "send_many", None)
+        self.batching = self.partitioner is None and self._send_many is not None
+        if self.batching:
+            self._held: dict[int, list[tuple]] = {}
+            self._partitions = 0  # the topic's partition count, asked once
+            self._partition_of: dict[bytes, int] = {}
 
     def process(self, record: Record) -> None:
         topic = self._real_topic
@@ -82,17 +100,47 @@ class SinkNode(Forwarding):
         value = record.value
         if value is not None:
             value = self._vser(topic, value)
+        if self.batching:
+            if key is None:
+                self.drain()
+            else:
+                p = self._partition_of.get(key)
+                if p is None:
+                    p = self._partition(key)
+                held = self._held.get(p)
+                if held is None:
+                    held = self._held[p] = []
+                held.append((key, value, record.timestamp, record.headers))
+                return
         if self.partitioner is None:
             self._send(topic, key, value, record.timestamp, record.headers, None)
             return
-        partition = None
-        if self.partitioner is not None:
-            n = self.context.partition_count(topic)
-            partition = self.partitioner(record.key, record.value, n)
-            if not isinstance(partition, int) or not 0 <= partition < n:
-                raise ValueError(f"partitioner for {topic!r} returned {partition!r}; "
-                                 f"expected 0..{n - 1}")
+        n = self.context.partition_count(topic)
+        partition = self.partitioner(record.key, record.value, n)
+        if not isinstance(partition, int) or not 0 <= partition < n:
+            raise ValueError(f"partitioner for {topic!r} returned {partition!r}; "
+                             f"expected 0..{n - 1}")
         self.context.send(topic, key, value, record.timestamp, record.headers, partition)
+
+    def _partition(self, key: bytes) -> int:
+        if not self._partitions:
+            self._partitions = self.context.partition_count(self._real_topic)
+        p = partition_for_key(key, self._partitions)
+        if len(self._partition_of) >= 65536:
+            self._partition_of.clear()
+        self._partition_of[key] = p
+        return p
+
+    def drain(self) -> None:
+        """Send the held records, partition by partition (in order within each)."""
+        if not self._held:
+            return
+        held, self._held = self._held, {}
+        topic = self._real_topic
+        for partition, records in held.items():
+            keys, values, timestamps, headers = zip(*records, strict=True)
+            self._send_many(topic, partition, keys, values, timestamps,
+                            headers if any(headers) else None)
 
 
 # ---------------------------------------------------------------------------- stateless
@@ -119,7 +167,7 @@ class MapNode(Forwarding):
 
     def process(self, record: Record) -> None:
         key, value = _pair(self.fn, self.fn(record.key, record.value))
-        self._forward(Record(key, value, record.timestamp, record.headers))
+        self._forward(new_record((key, value, record.timestamp, record.headers)))
 
 
 class MapValuesNode(Forwarding):
@@ -127,8 +175,8 @@ class MapValuesNode(Forwarding):
         self.fn = fn
 
     def process(self, record: Record) -> None:
-        self._forward(Record(record.key, self.fn(record.value),
-                             record.timestamp, record.headers))
+        self._forward(new_record((record.key, self.fn(record.value),
+                             record.timestamp, record.headers)))
 
 
 class SelectKeyNode(Forwarding):
@@ -136,8 +184,8 @@ class SelectKeyNode(Forwarding):
         self.fn = fn
 
     def process(self, record: Record) -> None:
-        self._forward(Record(self.fn(record.key, record.value), record.value,
-                             record.timestamp, record.headers))
+        self._forward(new_record((self.fn(record.key, record.value), record.value,
+                             record.timestamp, record.headers)))
 
 
 class FilterNode(Forwarding):
@@ -157,7 +205,7 @@ class FlatMapNode(Forwarding):
     def process(self, record: Record) -> None:
         for out in self.fn(record.key, record.value):
             key, value = _pair(self.fn, out)
-            self._forward(Record(key, value, record.timestamp, record.headers))
+            self._forward(new_record((key, value, record.timestamp, record.headers)))
 
 
 class FlatMapValuesNode(Forwarding):
@@ -165,8 +213,10 @@ class FlatMapValuesNode(Forwarding):
         self.fn = fn
 
     def process(self, record: Record) -> None:
+        key, ts, headers = record.key, record.timestamp, record.headers
+        forward = self._forward
         for value in self.fn(record.value):
-            self._forward(Record(record.key, value, record.timestamp, record.headers))
+            forward(new_record((key, value, ts, headers)))
 
 
 class PeekNode(Forwarding):
@@ -229,7 +279,7 @@ class StreamAggregateNode(StoreNode):
             new = self.aggregator(key, record.value,
                                   self.initializer() if old is None else old)
             self.store.put(key, new)
-            self._forward(Record(key, Change(new, old), record.timestamp, record.headers))
+            self._forward(new_record((key, Change(new, old), record.timestamp, record.headers)))
             return
         cache = self._cache
         hit = cache.get(key)
@@ -253,7 +303,7 @@ class StreamAggregateNode(StoreNode):
         self.store.flush_cache()
         forward = self._forward
         for key, (seen, new, ts, headers) in entries.items():
-            forward(Record(key, Change(new, seen), ts, headers))
+            forward(new_record((key, Change(new, seen), ts, headers)))
 
 
 class StreamReduceNode(StreamAggregateNode):
@@ -278,8 +328,8 @@ class TableSourceNode(StoreNode):
             return
         old = self.store.get(record.key)
         self.store.put(record.key, record.value)
-        self._forward(Record(record.key, Change(record.value, old),
-                             record.timestamp, record.headers))
+        self._forward(new_record((record.key, Change(record.value, old),
+                             record.timestamp, record.headers)))
 
 
 class _TableTransform(StoreNode):
@@ -302,8 +352,8 @@ class _TableTransform(StoreNode):
             old = None if change.old is None else self._compute(key, change.old)
         if new is None and old is None and self._drops_empty:
             return
-        self._forward(Record(record.key, Change(new, old),
-                             record.timestamp, record.headers))
+        self._forward(new_record((record.key, Change(new, old),
+                             record.timestamp, record.headers)))
 
     _drops_empty = False
 
@@ -337,8 +387,8 @@ class TableToStreamNode(Forwarding):
     """``Table.to_stream``: the new value (None: a tombstone)."""
 
     def process(self, record: Record) -> None:
-        self._forward(Record(record.key, record.value.new,
-                             record.timestamp, record.headers))
+        self._forward(new_record((record.key, record.value.new,
+                             record.timestamp, record.headers)))
 
 
 class TableSelectNode(Forwarding):
@@ -353,18 +403,23 @@ class TableSelectNode(Forwarding):
         change: Change = record.value
         if change.old is not None:
             key, value = _pair(self.fn, self.fn(record.key, change.old))
-            self._forward(Record(key, Change(None, value),
-                                 record.timestamp, record.headers))
+            self._forward(new_record((key, Change(None, value),
+                                 record.timestamp, record.headers)))
         if change.new is not None:
             key, value = _pair(self.fn, self.fn(record.key, change.new))
-            self._forward(Record(key, Change(value, None),
-                                 record.timestamp, record.headers))
+            self._forward(new_record((key, Change(value, None),
+                                 record.timestamp, record.headers)))
 
 
 class TableAggregateNode(StoreNode):
     """``GroupedTable.aggregate`` (Kafka's KTableAggregate): subtract the old value from
     the key's aggregate, add the new one, forward ``Change(new aggregate, old aggregate)``.
-    An aggregate is never deleted (a count falls to 0 and stays)."""
+    An aggregate is never deleted (a count falls to 0 and stays).
+
+    With the record cache (``context.cache_entries`` > 0) as ``StreamAggregateNode``: a
+    key's latest aggregate is kept (``cache_put``) and written, logged and forwarded as
+    ``Change(latest, what the children saw last)`` at the next commit or when the cache is
+    full; the subtraction and addition of one row update (two records) become one."""
 
     def __init__(self, store: str, initializer: Callable[[], Any],
                  adder: Callable[[Any, Any, Any], Any],
@@ -373,21 +428,50 @@ class TableAggregateNode(StoreNode):
         self.initializer = initializer
         self.adder = adder
         self.subtractor = subtractor
+        self._cache: dict[Any, tuple[Any, Any, int, Any]] = {}
+        self._limit = 0
+
+    def init(self, context: Any) -> None:
+        super().init(context)
+        self._limit = getattr(context, "cache_entries", 0)
 
     def process(self, record: Record) -> None:
-        if record.key is None:
+        key = record.key
+        if key is None:
             return
         change: Change = record.value
-        old_agg = self.store.get(record.key)
+        cached = self._limit and key.__hash__ is not None
+        hit = self._cache.get(key) if cached else None
+        if hit is None:
+            old_agg = seen = self.store.get(key)
+        else:
+            seen, old_agg = hit[0], hit[1]
         agg = old_agg
         if change.old is not None and agg is not None:
-            agg = self.subtractor(record.key, change.old, agg)
+            agg = self.subtractor(key, change.old, agg)
         if change.new is not None:
-            agg = self.adder(record.key, change.new,
-                             self.initializer() if agg is None else agg)
-        self.store.put(record.key, agg)
-        self._forward(Record(record.key, Change(agg, old_agg),
-                             record.timestamp, record.headers))
+            agg = self.adder(key, change.new, self.initializer() if agg is None else agg)
+        if cached:
+            self.store.cache_put(key, agg)
+            self._cache[key] = (seen, agg, record.timestamp, record.headers)
+            if len(self._cache) >= self._limit:
+                self.flush_cache()
+            return
+        self.store.put(key, agg)
+        self._forward(new_record((key, Change(agg, old_agg), record.timestamp,
+                                  record.headers)))
+
+    def flush_cache(self) -> None:
+        """Write each cached key's latest aggregate to the store and its changelog, then
+        forward it."""
+        if not self._cache:
+            return
+        entries = self._cache
+        self._cache = {}
+        self.store.flush_cache()
+        forward = self._forward
+        for key, (seen, new, ts, headers) in entries.items():
+            forward(new_record((key, Change(new, seen), ts, headers)))
 
 
 class TableReduceNode(TableAggregateNode):

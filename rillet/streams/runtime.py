@@ -292,6 +292,7 @@ class Runtime:
             self.in_txn = False
         if self.collector is not None:
             self.collector.last.clear()
+            self.collector.earlier.clear()
 
     def migrated(self) -> None:
         """Fenced while committing: every task closed dirty, then rejoin the group. Under
@@ -336,8 +337,9 @@ class Runtime:
 
     def make_task(self, task_id: TaskId, st: Any) -> StreamTask:
         cfg = self.cfg
+        handed = {}
         if self.standbys is not None:
-            self.standbys.release(task_id)  # its stores become the task's
+            handed = self.standbys.release(task_id)  # its stores become the task's
         task = StreamTask(task_id, st, application_id=cfg.application_id,
                           state_dir=cfg.state_dir, collector=self.collector,
                           store_factory=self.app._store_factory, exactly_once=self.eos,
@@ -345,7 +347,8 @@ class Runtime:
                           dlq_topic=cfg.errors_dead_letter_queue_topic_name,
                           partition_count=self.partition_count,
                           max_idle_ms=cfg.max_task_idle_ms,
-                          cache_entries=cfg.statestore_cache_max_bytes // CACHE_ENTRY_BYTES)
+                          cache_entries=cfg.statestore_cache_max_bytes // CACHE_ENTRY_BYTES,
+                          handed_stores=handed)
         try:
             restored = restore_task(self.restore_consumer, task)
             self.app._counters["restored"] += restored

@@ -1,12 +1,13 @@
 """Standby replicas and the instances topic (docs/streams.md "Standby replicas").
 
-``num.standby.replicas`` = n > 0: for every task with a persistent, logged store, n
-instances that do not hold it keep a warm copy of its stores by reading their changelogs as
-they are written (Kafka's standby tasks). The copy lives where the task's own stores would
+``num.standby.replicas`` = n > 0: for every task with a logged store, n instances that do
+not hold it keep a warm copy of its stores by reading their changelogs as they are written
+(Kafka's standby tasks). A persistent copy lives where the task's own stores would
 (``{state.dir}/{application.id}/{task}``), with its changelog position checkpointed in the
-same SQLite file, so when the task moves there (a rebalance, an instance killed) the new
-active task finds the store almost up to date and restores only the changelog records the
-standby had not read yet, instead of the whole changelog.
+same SQLite file; an in-memory copy lives in the standby task, its position in memory. When
+the task moves there (a rebalance, an instance killed) the new active task finds the store
+almost up to date (the files, or the in-memory store objects handed over) and restores only
+the changelog records the standby had not read yet, instead of the whole changelog.
 
 Where the standbys go is worked out by every instance from the instances topic
 (instances.py: each instance's active and standby tasks, kept fresh every second), with
@@ -56,9 +57,10 @@ TICK_S = 0.05  # how often the loop reads the instances topic and the standbys' 
 
 
 def standby_specs(subtopology: Subtopology) -> dict[str, Any]:
-    """The stores a standby keeps: persistent and logged (an in-memory copy would be lost
-    when the task's own stores are made)."""
-    return {n: s for n, s in subtopology.stores.items() if s.logged and not s.in_memory}
+    """The stores a standby keeps: the logged ones. A persistent copy is handed over
+    through its files (the task opens them); an in-memory one as the store object itself
+    (``StandbyTask.hand_over``), with its changelog position as its checkpoint."""
+    return {n: s for n, s in subtopology.stores.items() if s.logged}
 
 
 class StandbyTask:
@@ -105,6 +107,18 @@ class StandbyTask:
             position = self.positions.get(tp)
             if position is not None:
                 store.commit(position)
+
+    def hand_over(self) -> dict[str, Any]:
+        """The task moves here: commit every store at its position, close the persistent
+        ones (the task opens their files) and return the in-memory ones by name, open,
+        their checkpoint the position read (the task restores from there)."""
+        self.commit()
+        handed = {}
+        for tp, store in list(self.stores.items()):
+            if not store.persistent:
+                handed[store.name] = self.stores.pop(tp)
+        self.close(clean=True)
+        return handed
 
     def close(self, clean: bool) -> None:
         """Clean: committed at the positions read, and marked as safe to reuse."""
@@ -270,12 +284,18 @@ class Standbys:
             log.info("standby %s closed (%d changelog records applied)", task_id,
                      task.applied)
 
-    def release(self, task_id: TaskId) -> None:
+    def release(self, task_id: TaskId) -> dict[str, Any]:
         """The group gave this instance ``task_id``: its standby (if any) is committed and
-        closed, so the active task opens the same store files."""
-        if task_id in self.tasks:
-            self._close(task_id)
-            self._reassign()
+        closed, so the active task opens the same store files; its in-memory stores are
+        returned by name, for the task to take as they are (``StandbyTask.hand_over``)."""
+        task = self.tasks.pop(task_id, None)
+        if task is None:
+            return {}
+        handed = task.hand_over()
+        log.info("standby %s handed over (%d changelog records applied; in memory: %s)",
+                 task_id, task.applied, ", ".join(sorted(handed)) or "none")
+        self._reassign()
+        return handed
 
     # -- life cycle ----------------------------------------------------------------------
 

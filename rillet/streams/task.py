@@ -14,15 +14,17 @@ Thread: the App's run thread owns a task; nothing here is thread-safe.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from rillet._send_many import send_many
 from rillet.records import TopicPartition
 
 from .api import Headers, StoreFactory, Subtopology, TaskId, changelog_topic
@@ -47,7 +49,27 @@ class Collector:
         self.producer = producer
         self._send = producer.send
         self.last: dict[tuple[str, int | None], Any] = {}
+        self.earlier: list[Any] = []  # futures of send_many's batches before the last
         self.sent = 0
+        # sinks may batch their records per partition (send_many) when the producer
+        # partitions keyed records by murmur2 as they would (no partitioner.class, keys
+        # not ignored)
+        self.batching = (getattr(producer, "_partitioner_class", 1) is None
+                         and getattr(producer, "_ignore_keys", True) is False)
+        self._send_many = getattr(producer, "send_many", None) or functools.partial(
+            send_many, producer)
+
+    def send_many(self, topic: str, partition: int, keys: Sequence[bytes | None],
+                  values: Sequence[bytes | None], timestamps: Sequence[int],
+                  headers: Sequence[Headers] | None = None) -> None:
+        """Records of one partition, in order, through the producer at once
+        (rillet._send_many: the accumulator's lock once per batch, not per record)."""
+        futures = self._send_many(topic, partition, keys, values, timestamps, headers)
+        if futures:
+            self.last[(topic, partition)] = futures[-1]
+            if len(futures) > 1:
+                self.earlier.extend(futures[:-1])
+        self.sent += len(values)
 
     def send(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int,
              headers: Headers = (), partition: int | None = None) -> None:
@@ -60,6 +82,9 @@ class Collector:
         partition written to since the last check (by topic and partition)."""
         out: dict[tuple[str, int], int] = {}
         last, self.last = self.last, {}
+        earlier, self.earlier = self.earlier, []
+        for future in earlier:
+            future.get(0)
         for future in last.values():
             md = future.get(0)  # raises the send's error
             key = (md.topic, md.partition)
@@ -75,7 +100,8 @@ class StreamTask:
                  exactly_once: bool, handler: str, dlq_topic: str | None,
                  partition_count: Callable[[str], int], max_idle_ms: int = 0,
                  cache_entries: int = 0,
-                 clock: Callable[[], int] = lambda: time.time_ns() // 1_000_000) -> None:
+                 clock: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+                 handed_stores: Mapping[str, Any] | None = None) -> None:
         self.id = task_id
         self.subtopology = subtopology
         self.application_id = application_id
@@ -107,8 +133,11 @@ class StreamTask:
         self.stores: dict[str, Any] = {}
         self.changelogs: dict[str, tuple[str, int]] = {}
         self.changelog_offsets: dict[str, int | None] = {}
+        handed_stores = handed_stores or {}
         for name, spec in subtopology.stores.items():
-            store = store_factory(spec, task_id)
+            # an in-memory store a standby replica kept (standby.py): open already, its
+            # checkpoint where the restore starts
+            store = handed_stores.get(name) or store_factory(spec, task_id)
             self.stores[name] = store
             changelog = None
             if spec.logged:

@@ -27,7 +27,7 @@ from typing import Any
 
 from loguru import logger
 
-from .api import Change, Processor, PunctuationType, Record, Window, Windowed
+from .api import Change, Processor, PunctuationType, Record, Window, Windowed, new_record
 from .processors import StoreNode
 from .windows import HoppingWindows, SessionWindows, SlidingWindows, merge_sessions
 
@@ -117,6 +117,7 @@ class TimeWindowAggregateNode(_WindowedNode):
                     old = seen = self.store.fetch(key, w.start)
                 else:
                     seen, old = hit[0], hit[1]
+                    del cache[(key, w.start)]  # flushed in order of last update
                 new = self.aggregator(key, value, self.initializer() if old is None else old)
                 self.store.cache_put(key, new, w.start)
                 cache[(key, w.start)] = (seen, new, ts, record.headers, w)
@@ -124,7 +125,7 @@ class TimeWindowAggregateNode(_WindowedNode):
             old = self.store.fetch(key, w.start)
             new = self.aggregator(key, value, self.initializer() if old is None else old)
             self.store.put(key, new, w.start)
-            self._forward(Record(Windowed(key, w), Change(new, old), ts, record.headers))
+            self._forward(new_record((Windowed(key, w), Change(new, old), ts, record.headers)))
         if cache is not None and len(cache) >= self._limit:
             self.flush_cache()
         if not updated:
@@ -143,12 +144,52 @@ class TimeWindowAggregateNode(_WindowedNode):
         self.store.flush_cache()
         forward = self._forward
         for (key, _), (seen, new, ts, headers, w) in entries.items():
-            forward(Record(Windowed(key, w), Change(new, seen), ts, headers))
+            forward(new_record((Windowed(key, w), Change(new, seen), ts, headers)))
 
 
-class SlidingWindowAggregateNode(_WindowedNode):
+class _CachingNode(_WindowedNode):
+    """A windowed aggregation with the record cache (``context.cache_entries`` > 0): each
+    updated window's latest aggregate goes to the store with ``cache_put`` (read back by
+    the store's reads) and to ``_cache``, keyed by ``_cache_key``, as ``(what the children
+    saw, latest, timestamp, headers, windowed key)``; ``flush_cache`` (before every
+    commit, or when the cache is full) writes the store and forwards ``Change(latest,
+    seen)`` per window, skipping a window made and removed in between (a merged session)."""
+
+    def init(self, context: Any) -> None:
+        super().init(context)
+        self._limit = getattr(context, "cache_entries", 0)
+        self._cache: dict[Any, tuple[Any, Any, int, Any, Windowed]] = {}
+
+    def _cached(self, key: Any) -> bool:
+        return bool(self._limit) and key.__hash__ is not None
+
+    def _remember(self, cache_key: Any, wk: Windowed, new: Any, old: Any, ts: int,
+                  headers: Any) -> None:
+        hit = self._cache.pop(cache_key, None)  # flushed in order of last update
+        self._cache[cache_key] = (old if hit is None else hit[0], new, ts, headers, wk)
+
+    def _full(self) -> None:
+        if len(self._cache) >= self._limit:
+            self.flush_cache()
+
+    def flush_cache(self) -> None:
+        if not self._cache:
+            return
+        entries = self._cache
+        self._cache = {}
+        self.store.flush_cache()
+        forward = self.context.forward
+        for seen, new, ts, headers, wk in entries.values():
+            if new is None and seen is None:
+                continue
+            forward(new_record((wk, Change(new, seen), ts, headers)))
+
+
+class SlidingWindowAggregateNode(_CachingNode):
     """Kafka's sliding windows (``KStreamSlidingWindowAggregate``'s windows and closing
-    rules). ``records``: the window store (with duplicates) of the accepted records."""
+    rules). ``records``: the window store (with duplicates) of the accepted records. With
+    the record cache (``_CachingNode``) the aggregates store reads its ranges through the
+    cache (``ranged_cache``)."""
 
     def __init__(self, store: str, records: str, windows: SlidingWindows,
                  initializer: Callable[[], Any],
@@ -160,6 +201,8 @@ class SlidingWindowAggregateNode(_WindowedNode):
     def init(self, context: Any) -> None:
         super().init(context)
         self.records = context.store(self.records_name)
+        if self._limit:
+            self.store.ranged_cache()
 
     def process(self, record: Record) -> None:
         key, value, ts = record.key, record.value, record.timestamp
@@ -197,8 +240,20 @@ class SlidingWindowAggregateNode(_WindowedNode):
         if start not in existing and any(ts < t <= ts + 1 + d for t, _ in nearby):
             self._create(key, start, nearby, close, record, include=False)
         self.records.put(key, value, ts)
+        if self._cache:
+            self._full()
         self._maybe_expire((self.store, self.records), stream_time,
                            max(1, self.windows.retention_ms() // 2))
+
+    def _write(self, key: Any, start: int, w: Window, new: Any, old: Any, ts: int,
+               record: Record) -> None:
+        wk = Windowed(key, w)
+        if self._cached(key):
+            self.store.cache_put(key, new, start)
+            self._remember((key, start), wk, new, old, ts, record.headers)
+            return
+        self.store.put(key, new, start)
+        self.context.forward(new_record((wk, Change(new, old), ts, record.headers)))
 
     def _window(self, start: int) -> Window:
         return Window(start, start + self.windows.time_difference_ms)
@@ -209,8 +264,7 @@ class SlidingWindowAggregateNode(_WindowedNode):
         if w.end < close:  # inclusive end: open while end >= stream time - grace
             return
         new = self.aggregator(key, value, self.initializer() if old is None else old)
-        self.store.put(key, new, start)
-        self.context.forward(Record(Windowed(key, w), Change(new, old), ts, record.headers))
+        self._write(key, start, w, new, old, ts, record)
 
     def _create(self, key: Any, start: int, nearby: list[tuple[int, Any]], close: int,
                 record: Record, *, include: bool) -> None:
@@ -228,11 +282,10 @@ class SlidingWindowAggregateNode(_WindowedNode):
         if include:
             agg = self.aggregator(key, record.value, agg)
             last = record.timestamp
-        self.store.put(key, agg, start)
-        self.context.forward(Record(Windowed(key, w), Change(agg, None), last, record.headers))
+        self._write(key, start, w, agg, None, last, record)
 
 
-class SessionWindowAggregateNode(_WindowedNode):
+class SessionWindowAggregateNode(_CachingNode):
     """Session windows (Kafka's ``KStreamSessionWindowAggregate``): ``merger(key, agg1,
     agg2)`` combines the aggregates of merged sessions. A merged-away session is forwarded
     as ``Change(None, old)`` (a delete), with its end as timestamp; the merged session with
@@ -264,15 +317,26 @@ class SessionWindowAggregateNode(_WindowedNode):
             agg = self.merger(key, agg, a)
             if wk.window == merged:
                 old = a
+        cached = self._cached(key)
         for wk, a in found:
             if wk.window != merged:
+                if cached:
+                    self.store.cache_put(wk, None)
+                    self._remember(wk, wk, None, a, wk.window.end, record.headers)
+                    continue
                 self.store.remove(wk)
-                self.context.forward(Record(wk, Change(None, a), wk.window.end,
-                                            record.headers))
+                self.context.forward(new_record((wk, Change(None, a), wk.window.end,
+                                                 record.headers)))
         new = self.aggregator(key, value, agg)
         session = Windowed(key, merged)
-        self.store.put(session, new)
-        self.context.forward(Record(session, Change(new, old), merged.end, record.headers))
+        if cached:
+            self.store.cache_put(session, new)
+            self._remember(session, session, new, old, merged.end, record.headers)
+            self._full()
+        else:
+            self.store.put(session, new)
+            self.context.forward(new_record((session, Change(new, old), merged.end,
+                                             record.headers)))
         self._maybe_expire((self.store,), stream_time,
                            max(1, self.windows.retention_ms() // 2))
 
@@ -297,7 +361,19 @@ class SuppressNode(Processor):
         super().init(context)
         self.buffer = context.store(self.buffer_name)
         self._next_due = None
-        context.schedule(1, PunctuationType.STREAM_TIME, self._emit_due)
+        # Behind a record cache the aggregation's updates arrive at its flush, after the
+        # task's stream time has moved on: a window is then due by the time of the updates
+        # this node has seen (Kafka's suppress: its observed stream time), or a final
+        # result could go out before the window's last update reached the buffer. The
+        # caches flush in order of last update, so no update is overtaken by one that
+        # closes its window.
+        self._observed = -1 if getattr(context, "cache_entries", 0) else None
+        context.schedule(1, PunctuationType.STREAM_TIME, self._punctuate)
+
+    def _punctuate(self, stream_time: int) -> None:
+        if self._observed is not None:
+            stream_time = min(stream_time, self._observed)
+        self._emit_due(stream_time)
 
     def _due(self, w: Window) -> int:
         if self.sessions:
@@ -310,7 +386,12 @@ class SuppressNode(Processor):
         return w.end - 1 if isinstance(self.windows, HoppingWindows) else w.end
 
     def process(self, record: Record) -> None:
-        self._emit_due(max(self.context.stream_time, record.timestamp))
+        if self._observed is None:
+            self._emit_due(max(self.context.stream_time, record.timestamp))
+        else:
+            if record.timestamp > self._observed:
+                self._observed = record.timestamp
+            self._emit_due(self._observed)
         wk: Windowed = record.key
         change: Change = record.value
         if not isinstance(wk, Windowed) or not isinstance(change, Change):

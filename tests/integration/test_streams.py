@@ -1,7 +1,8 @@
 """rillet.streams against a real broker (docs/streams.md "Running"), in-process apps:
 word count end to end with an interactive query, restart restoring state (from the changelog,
 and from the local SQLite file without a full replay), bad records per the deserialization
-handler, and the start-up checks (a missing source topic). The kill -9 of one of two
+handler, and the start-up checks (a missing source topic); the sinks' batched writes
+(``rillet._send_many``: order, batches, transactions). The kill -9 of one of two
 instances is in test_streams_failover.py."""
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from pathlib import Path
 import pytest
 
 from rillet import Admin, Consumer, NewTopic, Producer, TopicPartition
+from rillet._send_many import send_many
+from rillet.errors import UnknownTopicOrPartitionError
 from rillet.streams import App, serdes
+from rillet.streams.dsl import Materialized
 from rillet.streams.errors import DeserializationError, MissingSourceTopicError
 from rillet.streams.task import DLQ_HEADERS
 from tests.support import wait_until
@@ -45,13 +49,13 @@ def _produce(bootstrap: str, topic: str, values: list, keys: bool = True) -> Non
 
 
 def _wordcount(app_id: str, bootstrap: str, state_dir: Path, src: str, out: str,
-               **config) -> App:
+               in_memory: bool = False, **config) -> App:
     app = App(app_id, {"bootstrap.servers": bootstrap, "state.dir": str(state_dir),
                        "commit.interval.ms": 200, **config})
     (app.stream(src, value_serde=serdes.String)
      .flat_map_values(str.split)
      .group_by(lambda _k, word: word, key_serde=serdes.String)
-     .count(store="counts")
+     .count(store=Materialized("counts", in_memory=True) if in_memory else "counts")
      .to_stream()
      .to(out, key_serde=serdes.String, value_serde=serdes.Long))
     return app
@@ -279,24 +283,26 @@ def _changelog_ends(bootstrap: str, topic: str, partitions: int = 2) -> dict[int
 
 
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("guarantee", [
-    "at_least_once", pytest.param("exactly_once", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("guarantee, in_memory", [
+    ("at_least_once", False), ("at_least_once", True),
+    pytest.param("exactly_once", False, marks=pytest.mark.slow)])
 def test_standby_replicas_and_interactive_queries_across_two_instances(cluster, tmp_path,
-                                                                      guarantee):
+                                                                      guarantee, in_memory):
     """num.standby.replicas=1, two instances with an application.server each: each keeps a
-    warm copy of the other's count stores (read from their changelogs); the metadata tells
-    which instance holds each word (and which has a standby), and asking that one's store
-    gives the true count; when one closes, the other takes its tasks over with the state
-    already there: no changelog record replayed."""
+    warm copy of the other's count stores (read from their changelogs; SQLite, or in
+    memory); the metadata tells which instance holds each word (and which has a standby),
+    and asking that one's store gives the true count; when one closes, the other takes its
+    tasks over with the state already there: no changelog record replayed."""
     b = cluster.bootstrap_servers
-    src, out = f"sb-lines-{guarantee}", f"sb-counts-{guarantee}"
-    app_id = f"standby-{guarantee.replace('_', '-')}"
+    kind = f"{guarantee}-mem" if in_memory else guarantee
+    src, out = f"sb-lines-{kind}", f"sb-counts-{kind}"
+    app_id = f"standby-{kind.replace('_', '-')}"
     _topics(b, src, out)
     lines = _lines(300)
     truth = _truth(lines)
     servers = {"a": "host-a:7001", "b": "host-b:7002"}
     # every update changelogged (no record cache): a full replay would be hundreds
-    apps = {name: _wordcount(app_id, b, tmp_path / name, src, out, **{
+    apps = {name: _wordcount(app_id, b, tmp_path / name, src, out, in_memory, **{
         "num.standby.replicas": 1, "application.server": server,
         "statestore.cache.max.bytes": 0, "processing.guarantee": guarantee})
         for name, server in servers.items()}
@@ -360,3 +366,56 @@ def test_standby_replicas_and_interactive_queries_across_two_instances(cluster, 
         for app in apps.values():
             app.close(30)
     assert a.error is None and other.error is None
+
+
+# -- rillet._send_many: the sinks' batched writes (here to share this module's broker) ----
+
+def _read_tp(bootstrap: str, tp: TopicPartition, n: int, **config) -> list:
+    out: list = []
+    with Consumer({"bootstrap.servers": bootstrap, "auto.offset.reset": "earliest",
+                   **config}) as c:
+        c.assign([tp])
+        deadline = time.monotonic() + 30
+        while len(out) < n and time.monotonic() < deadline:
+            for records in c.poll(200).values():
+                out.extend(records)
+    return out
+
+
+def test_send_many_keeps_order_and_splits_batches(cluster) -> None:
+    b = cluster.bootstrap_servers
+    with Admin({"bootstrap.servers": b}) as admin:
+        admin.create_topics([NewTopic("many", 2)])
+    keys = [f"k{i}".encode() for i in range(300)]
+    values = [b"v" * 40 + str(i).encode() for i in range(300)]
+    timestamps = [1_700_000_000_000 + i for i in range(300)]
+    headers = [(("n", str(i).encode()),) if i % 3 == 0 else () for i in range(300)]
+    with Producer({"bootstrap.servers": b, "batch.size": 4096, "linger.ms": 5}) as p:
+        with pytest.raises(UnknownTopicOrPartitionError):
+            send_many(p, "many", 2, keys[:1], values[:1], timestamps[:1])
+        futures = send_many(p, "many", 1, keys, values, timestamps, headers)
+        p.flush(30)
+        assert len(futures) > 2  # closed at batch.size, as send() would
+        metas = [f.get(30) for f in futures]
+    assert metas[-1].offset == 299 and all(m.partition == 1 for m in metas)
+    got = _read_tp(b, TopicPartition("many", 1), 300)
+    assert [(r.key, r.value, r.timestamp) for r in got] == list(zip(keys, values, timestamps,
+                                                                     strict=True))
+    assert [tuple(r.headers or ()) for r in got] == [tuple(h) for h in headers]
+
+
+def test_send_many_belongs_to_the_transaction(cluster) -> None:
+    b = cluster.bootstrap_servers
+    with Admin({"bootstrap.servers": b}) as admin:
+        admin.create_topics([NewTopic("many-txn", 1)])
+    tp = TopicPartition("many-txn", 0)
+    with Producer({"bootstrap.servers": b, "transactional.id": "many-txn"}) as p:
+        p.init_transactions()
+        p.begin_transaction()
+        send_many(p, "many-txn", 0, [b"a"] * 3, [b"aborted"] * 3, [1, 2, 3])
+        p.abort_transaction()
+        p.begin_transaction()
+        send_many(p, "many-txn", 0, [b"b"] * 2, [b"x", b"y"], [4, 5])
+        p.commit_transaction()
+    got = _read_tp(b, tp, 2, **{"isolation.level": "read_committed"})
+    assert [r.value for r in got] == [b"x", b"y"]

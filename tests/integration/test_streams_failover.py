@@ -44,9 +44,9 @@ class Instance:
     """One ``rillet streams run`` process; its log tells which tasks it holds."""
 
     def __init__(self, name: str, bootstrap: str, tmp: Path, guarantee: str,
-                 *extra: str) -> None:
+                 *extra: str, target: str = "app") -> None:
         self.log = tmp / f"{name}.log"
-        args = [sys.executable, "-m", "rillet.cli.main", "streams", "run", f"{APP}:app",
+        args = [sys.executable, "-m", "rillet.cli.main", "streams", "run", f"{APP}:{target}",
                 "-c", f"bootstrap.servers={bootstrap}", "-c", f"state.dir={tmp / name}",
                 "-c", f"processing.guarantee={guarantee}", "-c", "commit.interval.ms=500"]
         if guarantee == "exactly_once":
@@ -186,11 +186,13 @@ def _restored_by_task(text: str) -> dict[str, int]:
 
 @pytest.mark.slow  # ~15 s; test_streams.py's in-process standby test is in the default suite
 @pytest.mark.timeout(300)
+@pytest.mark.parametrize("target", ["app", "memory_app"])
 def test_a_standby_replica_takes_over_after_a_kill_without_replaying(cluster_factory,
-                                                                       tmp_path):
+                                                                       tmp_path, target):
     """num.standby.replicas=1: the survivor keeps a warm copy of the victim's count stores
-    (read from their changelogs), so when the victim is killed -9 and its tasks move, the
-    survivor replays no changelog record; the counts then go on from the right values."""
+    (read from their changelogs; SQLite files, or stores in memory), so when the victim is
+    killed -9 and its tasks move, the survivor replays no changelog record; the counts then
+    go on from the right values."""
     cluster = cluster_factory(1, {**GROUP_CONFIGS, "group.consumer.session.timeout.ms": "3000",
                                   "group.consumer.heartbeat.interval.ms": "300"})
     b = cluster.bootstrap_servers
@@ -199,8 +201,8 @@ def test_a_standby_replica_takes_over_after_a_kill_without_replaying(cluster_fac
     lines = [" ".join(WORDS[(i * k + k) % len(WORDS)] for k in (1, 3, 5)) for i in range(200)]
     extra = ("num.standby.replicas=1", "statestore.cache.max.bytes=0",
              "commit.interval.ms=200")
-    a = Instance("a", b, tmp_path, "at_least_once", *extra)
-    other = Instance("b", b, tmp_path, "at_least_once", *extra)
+    a = Instance("a", b, tmp_path, "at_least_once", *extra, target=target)
+    other = Instance("b", b, tmp_path, "at_least_once", *extra, target=target)
     try:
         wait_until(lambda: len(a.tasks()) == 2 and len(other.tasks()) == 2, 180,
                    "the instances to share the tasks")

@@ -7,7 +7,8 @@ topic, restored from it, checkpointed with the local state.
 api.StateStore (what the task drives: ``open``, ``restore``, ``checkpoint``, ``commit``,
 ``close``, ``wipe``).
 
-Modules: ``typed.py`` (the typed stores, serdes and changelogging), ``memory.py`` and
+Modules: ``typed.py`` and ``typed_windows.py`` (the typed stores, serdes and
+changelogging), ``memory.py`` and
 ``sqlite.py`` (the byte backends), ``keys.py`` (Kafka's changelog key encodings of window
 and session stores), ``errors.py``.
 """
@@ -25,7 +26,8 @@ from .sqlite import (
     SqliteSessionBytes,
     SqliteWindowBytes,
 )
-from .typed import KeyValueStoreImpl, SessionStoreImpl, WindowStoreImpl
+from .typed import KeyValueStoreImpl
+from .typed_windows import SessionStoreImpl, WindowStoreImpl
 
 # a store name becomes part of a topic name and of a file name: Kafka's legal topic chars
 _LEGAL_NAME = re.compile(r"[A-Za-z0-9._-]{1,200}")

@@ -61,7 +61,11 @@ class _MemoryBase:
         return not isinstance(self._data, _Closed)  # type: ignore[attr-defined]
 
     def open(self, task_dir: str | None) -> None:
+        """Empty, unless already open: then it keeps its content and checkpoint (a standby
+        replica's store handed to the active task, standby.py)."""
         with self._lock:
+            if self.is_open:
+                return
             self._set_empty()
             self._checkpoint = None
 

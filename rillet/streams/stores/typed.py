@@ -17,6 +17,8 @@ changelog: its topic is ``compact,delete`` with ``retention.ms`` = retention + 1
 broker drops them (Kafka does the same); a restore may therefore bring back expired windows,
 which the next ``expire`` removes.
 
+The window and session stores are in ``typed_windows.py``.
+
 Threads: the owning task's thread calls everything; other threads (interactive queries) may
 call the read methods at any time (the backends lock, see memory.py and sqlite.py).
 """
@@ -27,8 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..api import RecordCollector, StoreSpec, TaskId, Window, Windowed
-from .keys import SEQ_MASK, session_key, split_session_key, split_window_key, window_key
+from ..api import RecordCollector, StoreSpec, TaskId
 
 
 class _TypedStore:
@@ -249,184 +250,3 @@ class KeyValueStoreImpl(_TypedStore):
     def restore(self, records: list[tuple[bytes, bytes | None]]) -> None:
         if records:
             self._b.put_many(list(dict(records).items()))  # the last write of a key wins
-
-
-class _Retention:
-    """Stream time as seen through ``expire`` and what it makes too old."""
-
-    def _opened(self) -> None:
-        self._observed = -(1 << 63)
-        self._min_live = -(1 << 63)
-
-    def _expired(self, t: int) -> bool:
-        return t < self._min_live
-
-    def expire(self, stream_time: int) -> None:
-        retention = self.spec.retention_ms  # type: ignore[attr-defined]
-        if retention is None or stream_time <= self._observed:
-            return
-        self._observed = stream_time
-        min_live = stream_time - retention + 1
-        if min_live > self._min_live:
-            self.flush_cache()  # type: ignore[attr-defined]
-            self._min_live = min_live
-            self._b.expire_before(min_live)  # type: ignore[attr-defined]
-
-
-class WindowStoreImpl(_Retention, _TypedStore):
-    """api.WindowStore: values by (key, window start). With ``retain_duplicates`` (the
-    buffers of stream-stream joins) every put adds a value under a new sequence number and
-    a None put does nothing; ``fetch`` then returns the first value put."""
-
-    kind = "window"
-
-    def _opened(self) -> None:
-        super()._opened()
-        self._dups = self.spec.retain_duplicates
-        self._size = self.spec.window_size_ms or 0
-        self._seq = self._b.max_seq() if self._dups and self._b.is_open else 0
-
-    def cache_put(self, key: Any, value: Any, window_start: int) -> None:
-        """``put`` later (see KeyValueStoreImpl.cache_put): read back by ``fetch``, written
-        by ``flush_cache`` (and before any other read)."""
-        _check_key(key)
-        if self._dups:
-            raise TypeError(f"store {self.name}: cache_put on a store with duplicates")
-        self._pending[(key, window_start)] = value
-
-    def _write_pending(self, pending: dict[Any, Any]) -> None:
-        for (key, start), value in pending.items():
-            self.put(key, value, start)
-
-    def put(self, key: Any, value: Any, window_start: int) -> None:
-        _check_key(key)
-        if self._pending and key.__hash__ is not None:
-            self._pending.pop((key, window_start), None)
-        if window_start < self._min_live:
-            return  # already expired: Kafka's "Skipping record for expired segment"
-        kb = self._kser(self._topic, key)
-        if value is None:
-            if self._dups:
-                return
-            self._b.delete(kb, window_start)
-            vb = None
-            seq = 0
-        else:
-            vb = self._vser(self._topic, value)
-            if self._dups:
-                self._seq = seq = (self._seq + 1) & SEQ_MASK
-            else:
-                seq = 0
-            self._b.put(kb, window_start, seq, vb)
-        if self._logging:
-            self._send(window_key(kb, window_start, seq), vb, window_start)
-
-    def fetch(self, key: Any, window_start: int) -> Any:
-        pending = self._pending
-        if pending and key.__hash__ is not None:
-            pk = (key, window_start)
-            if pk in pending:
-                return pending[pk]
-        value = self._b.get(self._kser(self._topic, key), window_start)
-        return None if value is None else self._vde(self._topic, value)
-
-    def fetch_range(self, key: Any, time_from: int, time_to: int
-                    ) -> Iterator[tuple[int, Any]]:
-        vde, topic = self._vde, self._topic
-        self.flush_cache()
-        for start, vb in self._b.fetch_range(self._kser(topic, key), time_from, time_to):
-            yield start, vde(topic, vb)
-
-    def backward_fetch(self, key: Any, time_from: int, time_to: int
-                       ) -> Iterator[tuple[int, Any]]:
-        """``fetch_range`` latest window first (Kafka's ``backwardFetch``)."""
-        return reversed(list(self.fetch_range(key, time_from, time_to)))
-
-    def _typed(self, rows: Iterator[tuple[bytes, int, bytes]]
-               ) -> Iterator[tuple[Windowed, Any]]:
-        kde, vde, topic, size = self._kde, self._vde, self._topic, self._size
-        for kb, start, vb in rows:
-            yield Windowed(kde(topic, kb), Window(start, start + size)), vde(topic, vb)
-
-    def fetch_all(self, time_from: int, time_to: int) -> Iterator[tuple[Windowed, Any]]:
-        """Every key's windows with time_from <= start <= time_to, by start then key."""
-        self.flush_cache()
-        return self._typed(self._b.fetch_all(time_from, time_to))
-
-    def all(self) -> Iterator[tuple[Windowed, Any]]:
-        self.flush_cache()
-        return self._typed(self._b.fetch_all(None, None))
-
-    def restore(self, records: list[tuple[bytes, bytes | None]]) -> None:
-        if not records:
-            return
-        latest: dict[tuple[bytes, int, int], bytes | None] = {}
-        for data, vb in records:
-            kb, start, seq = split_window_key(data)
-            latest[(kb, start, seq if self._dups else 0)] = vb
-        if self._dups:
-            self._seq = max(self._seq, max(seq for (_, _, seq) in latest))
-        self._b.put_many([(kb, start, seq, vb) for (kb, start, seq), vb in latest.items()])
-
-
-class SessionStoreImpl(_Retention, _TypedStore):
-    """api.SessionStore: values by (key, session window [start, end])."""
-
-    kind = "session"
-
-    def _write_pending(self, pending: dict[Any, Any]) -> None:  # no cache_put here
-        for session, value in pending.items():
-            self.put(session, value)
-
-    def _session(self, kb: bytes, start: int, end: int) -> Windowed:
-        return Windowed(self._kde(self._topic, kb), Window(start, end))
-
-    def find_sessions(self, key: Any, earliest_session_end: int, latest_session_start: int
-                      ) -> Iterator[tuple[Windowed, Any]]:
-        """Sessions of ``key`` with end >= earliest_session_end and start <=
-        latest_session_start, by end then start."""
-        topic = self._topic
-        kb = self._kser(topic, key)
-        for start, end, vb in self._b.find(kb, earliest_session_end, latest_session_start):
-            yield Windowed(key, Window(start, end)), self._vde(topic, vb)
-
-    def fetch(self, key: Any) -> Iterator[tuple[Windowed, Any]]:
-        """All sessions of ``key``, by end then start."""
-        topic = self._topic
-        for start, end, vb in self._b.find(self._kser(topic, key), None, None):
-            yield Windowed(key, Window(start, end)), self._vde(topic, vb)
-
-    def fetch_session(self, key: Any, start: int, end: int) -> Any:
-        """The value of the session [start, end] of ``key`` (None: no such session)."""
-        rows = [vb for s, e, vb in self._b.find(self._kser(self._topic, key), end, start)
-                if s == start and e == end]
-        return self._vde(self._topic, rows[0]) if rows else None
-
-    def all(self) -> Iterator[tuple[Windowed, Any]]:
-        """Every session, by end, key, then start."""
-        vde, topic = self._vde, self._topic
-        for kb, start, end, vb in self._b.all():
-            yield self._session(kb, start, end), vde(topic, vb)
-
-    def put(self, session: Windowed, value: Any) -> None:
-        _check_key(session.key)
-        start, end = session.window.start, session.window.end
-        if end < self._min_live:
-            return  # already expired
-        kb = self._kser(self._topic, session.key)
-        if value is None:
-            self._b.remove(kb, start, end)
-            vb = None
-        else:
-            vb = self._vser(self._topic, value)
-            self._b.put(kb, start, end, vb)
-        if self._logging:
-            self._send(session_key(kb, start, end), vb, end)
-
-    def remove(self, session: Windowed) -> None:
-        self.put(session, None)
-
-    def restore(self, records: list[tuple[bytes, bytes | None]]) -> None:
-        if records:
-            latest = {split_session_key(data): vb for data, vb in records}
-            self._b.put_many([(kb, s, e, vb) for (kb, s, e), vb in latest.items()])
