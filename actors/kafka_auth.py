@@ -56,6 +56,13 @@ DECISIONS: dict[int, str] = {
     60: "handler: describe_cluster_denied (DESCRIBE on the CLUSTER)",
     32: "handler: describe_configs_denied (DESCRIBE_CONFIGS per resource)",
     46: "handler: describe_cluster_denied (DESCRIBE on the CLUSTER)",
+    48: NATIVE, 49: NATIVE,  # DescribeClientQuotas, AlterClientQuotas
+    57: NATIVE,  # UpdateFeatures (ALTER on the CLUSTER)
+    69: "gate_group: native rule (ConsumerGroupDescribe)",
+    76: "gate_group: native rule (ShareGroupHeartbeat)",
+    77: "gate_group: native rule (ShareGroupDescribe)",
+    78: "handler: READ on the GROUP (kafka_share._group_denied), then the native rule per topic",
+    79: "handler: READ on the GROUP (kafka_share._group_denied), then the native rule per topic",
 }
 
 # api key -> the CLUSTER operation a principal needs or its connection is closed (for a
