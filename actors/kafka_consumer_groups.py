@@ -61,10 +61,15 @@ def consumer_group_heartbeat(call: Call):
                 build(mod.TopicPartitions, topic_id=topic_uuid(topics[t.topic].topic_id),
                       partitions=tuple(t.partitions))
                 for t in a.assignment if t.topic in topics))
-        return reply(cls, error_code=code(a.error_code), error_message=a.error_message,
-                     member_id=a.member_id or None, member_epoch=a.member_epoch,
-                     heartbeat_interval=i32Timedelta.parse(
-                         timedelta(milliseconds=max(a.heartbeat_interval_ms, 0))),
-                     assignment=assignment)
+        return heartbeat_reply(cls, a, assignment)
 
     ask(call, native, convert)
+
+
+def heartbeat_reply(cls, a: Any, assignment: Any):
+    """A KIP-848 (or KIP-932 share) group heartbeat's Kafka answer from the native one."""
+    return reply(cls, error_code=code(a.error_code), error_message=a.error_message,
+                 member_id=a.member_id or None, member_epoch=a.member_epoch,
+                 heartbeat_interval=i32Timedelta.parse(
+                     timedelta(milliseconds=max(a.heartbeat_interval_ms, 0))),
+                 assignment=assignment)

@@ -19,13 +19,12 @@ group (unknown, a classic group, a share group), as Kafka's broker does; librdka
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from kio.schema.errors import ErrorCode
-from kio.static.primitive import i32Timedelta
 from rillet.transport import protocol as P
 
+from .kafka_consumer_groups import heartbeat_reply
 from .kafka_dispatch import Call, api
 from .kafka_groups import ask, code, reply, schema
 from .kafka_metadata import build, topic_uuid
@@ -76,11 +75,7 @@ def share_group_heartbeat(call: Call):
         if a.error_code == 0 and a.assignment is not None:
             assignment = build(mod.Assignment, topic_partitions=_topic_partitions(
                 call, mod.TopicPartitions, a.assignment))
-        return reply(cls, error_code=code(a.error_code), error_message=a.error_message,
-                     member_id=a.member_id or None, member_epoch=a.member_epoch,
-                     heartbeat_interval=i32Timedelta.parse(
-                         timedelta(milliseconds=max(a.heartbeat_interval_ms, 0))),
-                     assignment=assignment)
+        return heartbeat_reply(cls, a, assignment)
 
     ask(call, native, convert)
 

@@ -25,7 +25,7 @@ from rillet.coordinator import mutation_quota as M
 from rillet.coordinator import quotas as Q
 from rillet.transport import protocol as P
 
-from .quotas import user_of
+from .quotas import made_once, user_of
 
 E = P.ErrorCode
 STRICT_FROM = {19: 6, 37: 3, 20: 5}  # Kafka api key -> first strict version
@@ -60,17 +60,11 @@ class MutationQuotas:
 
 def of(ctx) -> MutationQuotas:
     """The broker's buckets, made on first use."""
-    mine = getattr(ctx, "mutation_quotas", None)
-    if mine is None:
-        with ctx._count_lock:
-            if ctx.mutation_quotas is None:
-                configs = ctx.broker_configs
-                ctx.mutation_quotas = MutationQuotas(
-                    lambda: ctx.image.client_quotas,
-                    num=int(configs.get("controller.quota.window.num", 11)),
-                    window_s=int(configs.get("controller.quota.window.size.seconds", 1)))
-            mine = ctx.mutation_quotas
-    return mine
+    configs = ctx.broker_configs
+    return made_once(ctx, "mutation_quotas", lambda: MutationQuotas(
+        lambda: ctx.image.client_quotas,
+        num=int(configs.get("controller.quota.window.num", 11)),
+        window_s=int(configs.get("controller.quota.window.size.seconds", 1))))
 
 
 def _partitions(image, name: str) -> int:

@@ -23,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from rillet.coordinator import quotas as Q
 from rillet.transport import protocol as P
@@ -206,20 +207,24 @@ class HeldRequests:
         return out
 
 
+def made_once(ctx, attr: str, make: Callable[[], Any]) -> Any:
+    """``ctx.<attr>``, made by ``make()`` on first use (once, under the context's lock)."""
+    got = getattr(ctx, attr, None)
+    if got is None:
+        with ctx._count_lock:
+            if getattr(ctx, attr, None) is None:
+                setattr(ctx, attr, make())
+            got = getattr(ctx, attr)
+    return got
+
+
 def broker_quotas(ctx) -> BrokerQuotas:
     """The broker's rates (made on first use), shared by every listener's connections: one
     budget per quota entity, whichever listener its clients use."""
-    broker = ctx.quotas
-    if broker is None:
-        with ctx._count_lock:
-            if ctx.quotas is None:
-                configs = ctx.broker_configs
-                ctx.quotas = BrokerQuotas(
-                    lambda: ctx.image.client_quotas,
-                    num=int(configs.get("quota.window.num", 11)),
-                    window_s=int(configs.get("quota.window.size.seconds", 1)))
-            broker = ctx.quotas
-    return broker
+    configs = ctx.broker_configs
+    return made_once(ctx, "quotas", lambda: BrokerQuotas(
+        lambda: ctx.image.client_quotas, num=int(configs.get("quota.window.num", 11)),
+        window_s=int(configs.get("quota.window.size.seconds", 1))))
 
 
 def session_parts(ctx, wake: Callable[[], None]) -> tuple[SessionThrottle, HeldRequests]:
