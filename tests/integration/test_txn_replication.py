@@ -45,9 +45,10 @@ def trusting_brokers(monkeypatch):
 
     def popen(cmd, *args, **kwargs):
         if "rillet.actors.node" in cmd:
+            # without the launcher's -P: this module is found from the working directory
             cmd = [
                 c if c != "rillet.actors.node" else "tests.integration.txn_trusting_broker"
-                for c in cmd
+                for c in cmd if c != "-P"
             ]
         return real(cmd, *args, **kwargs)
 
