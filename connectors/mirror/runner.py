@@ -36,6 +36,7 @@ from rillet.connectors.mirror.source import POLL_RECORDS, SYNCS_KEPT, MirrorSour
 from rillet.connectors.mirror.state import FlowStates
 
 from rillet import Producer
+from rillet._send_many import send_many
 from rillet.records import NewTopic, TopicPartition
 
 __all__ = ["POLL_RECORDS", "SYNCS_KEPT", "FlowRunner", "progress_group", "run_flows"]
@@ -91,18 +92,18 @@ class FlowRunner:
             return self._mirror_transaction(records)
         sent = self._send_poll(records)
         self.producer.flush()
-        commits = {tp: rs[-1].offset + 1 for tp, (rs, _) in sent.items()}
+        commits = {tp: rs[-1].offset + 1 for tp, (rs, *_) in sent.items()}
         self._emit_syncs(sent)
         self.source.sync_producer.flush()
         self.src_admin.alter_consumer_group_offsets(progress_group(self.flow), commits)
-        return sum(len(rs) for rs, _ in sent.values())
+        return sum(len(s[0]) for s in sent.values())
 
     def _mirror_transaction(self, records: dict) -> int:
         """One poll's copies and the flow's progress as one transaction on the target; the
         offset syncs (on the source) only after it committed, so they name committed copies."""
         self.producer.begin_transaction()
         sent = self._send_poll(records)
-        commits = {tp: rs[-1].offset + 1 for tp, (rs, _) in sent.items()}
+        commits = {tp: rs[-1].offset + 1 for tp, (rs, *_) in sent.items()}
         self.eos.write(self.producer, commits)
         # an error here leaves the transaction open: the runner is rebuilt, and the new
         # producer's init_transactions aborts it and resumes from the committed progress
@@ -111,23 +112,30 @@ class FlowRunner:
         self._emit_syncs(sent)
         self.source.sync_producer.flush()
         self.src_admin.alter_consumer_group_offsets(progress_group(self.flow), commits)
-        return sum(len(rs) for rs, _ in sent.values())
+        return sum(len(s[0]) for s in sent.values())
 
-    def _send_poll(self, records: dict) -> dict[TopicPartition, tuple[list, list]]:
+    def _send_poll(self, records: dict) -> dict[TopicPartition, tuple[list, list, list]]:
         """Send one poll's records (grouped by source partition, as poll returns them) to
-        their remote topics, same partition; per source partition the records and futures."""
-        send, remote_topic, sent = self.producer.send, self.source.remote_topic, {}
+        their remote topics, same partition, a partition's run at once (``send_many``: the
+        producer's lock and checks once per batch, not per record); per source partition the
+        records, one future per batch written and each batch's index of its first record."""
+        producer, remote_topic, sent = self.producer, self.source.remote_topic, {}
         for tp, rs in records.items():
-            remote = remote_topic(tp.topic)
-            part = tp.partition
-            sent[tp] = (rs, [send(remote, r.value, r.key, r.headers or None, part, r.timestamp)
-                             for r in rs])
+            # the records are tuples (topic, partition, offset, timestamp, key, value,
+            # headers): their columns in one C-level transpose
+            _, _, _, timestamps, keys, values, headers = zip(*rs)
+            starts: list[int] = []
+            futs = send_many(producer, remote_topic(tp.topic), tp.partition, keys, values,
+                             timestamps, headers if any(headers) else None, starts)
+            sent[tp] = (rs, futs, starts)
         return sent
 
-    def _emit_syncs(self, sent: dict[TopicPartition, tuple[list, list]]) -> None:
-        for tp, (rs, futs) in sent.items():
-            self.source.emit_syncs(tp, len(rs), lambda i, rs=rs: rs[i].offset,
-                                   lambda i, futs=futs: futs[i].get().offset)
+    def _emit_syncs(self, sent: dict[TopicPartition, tuple[list, list, list]]) -> None:
+        """The offset syncs of what was sent; raises the first failed batch's error (every
+        batch is checked, so a failure is never committed as progress)."""
+        for tp, (rs, futs, starts) in sent.items():
+            self.source.emit_syncs(tp, len(rs), lambda i, rs=rs: rs[i][2],
+                                   downstream_offsets(futs, starts, len(rs)))
 
     # -- checkpoints and heartbeats --------------------------------------------------------
 
@@ -185,6 +193,32 @@ class FlowRunner:
         for c in {id(c): c for c in (self.producer, self.meta_producer)}.values():
             c.close()
         self.source.close()
+
+
+def downstream_offsets(futs: list, starts: list[int], n: int) -> Callable[[int], int]:
+    """``downstream(i)``: the target offset of the i-th of ``n`` records that ``send_many``
+    wrote as ``futs``/``starts`` (waits for every batch; raises a failed batch's error). The
+    first and last from the batches' ends; any other from a list made on first need (only
+    when the run has gaps: offset syncs then look at every record)."""
+    spans = []
+    for fut, start in zip(futs, starts, strict=True):
+        last = fut.get().offset
+        spans.append((last - (fut[1] - start), last))
+    if sum(b - a + 1 for a, b in spans) != n:
+        raise RuntimeError(f"mirror: {n} records sent but the batches hold "
+                           f"{sum(b - a + 1 for a, b in spans)}")
+    every: list[int] = []
+
+    def downstream(i: int) -> int:
+        if i == 0:
+            return spans[0][0]
+        if i == n - 1:
+            return spans[-1][1]
+        if not every:
+            every.extend(o for a, b in spans for o in range(a, b + 1))
+        return every[i]
+
+    return downstream
 
 
 def run_flows(flows: list[Flow], policy: DefaultReplicationPolicy,
