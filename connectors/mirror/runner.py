@@ -9,8 +9,9 @@ consumer and the offset syncs are :class:`.source.MirrorSource`, checkpoints and
 
 Delivery: the source position is committed (group ``mm2-<source>-><target>`` on the source)
 only after the producer flushed, so a crash re-mirrors at most the records since the last
-commit (at-least-once); a kill loses nothing. With ``exactly.once.support = enabled`` each
-poll's copies and the progress are one transaction on the target (:mod:`.eos`), and the run
+commit (at-least-once: fewer than COMMIT_RECORDS + one poll); a kill loses nothing. With
+``exactly.once.support = enabled`` the copies of up to COMMIT_RECORDS and the progress are
+one transaction on the target (:mod:`.eos`), and the run
 resumes from the progress stored there; the group on the source is then only for ``status``.
 
 Offset syncs are read back from the source's syncs topic when a runner starts, so groups
@@ -39,7 +40,17 @@ from rillet import Producer
 from rillet._send_many import send_many
 from rillet.records import NewTopic, TopicPartition
 
-__all__ = ["POLL_RECORDS", "SYNCS_KEPT", "FlowRunner", "progress_group", "run_flows"]
+__all__ = ["POLL_RECORDS", "SYNCS_KEPT", "COMMIT_RECORDS", "FlowRunner", "progress_group",
+           "run_flows"]
+
+#: records per progress commit (at-least-once: one flush of B's acks and one commit on A;
+#: exactly-once: one transaction): a poll and the further polls the consumer already holds,
+#: up to this many. Each commit costs round trips (the flush and the commit on A; a
+#: transaction's AddPartitionsToTxn, EndTxn and markers) that at one poll (2,000) per commit
+#: cost more than the copying (bench/README.md, "Mirror"). Also the bound on the duplicates
+#: a crash can leave at-least-once (Kafka's MM2 commits every offset.flush.interval.ms,
+#: 10 s), and what a read_committed reader on B waits for, a few ms at these rates.
+COMMIT_RECORDS = 10_000
 
 
 def progress_group(flow: Flow) -> str:
@@ -90,29 +101,47 @@ class FlowRunner:
             return 0
         if self.eos is not None:
             return self._mirror_transaction(records)
-        sent = self._send_poll(records)
+        polls, commits, moved = self._send_fetched(records)
         self.producer.flush()
-        commits = {tp: rs[-1].offset + 1 for tp, (rs, *_) in sent.items()}
-        self._emit_syncs(sent)
+        for sent in polls:
+            self._emit_syncs(sent)
         self.source.sync_producer.flush()
         self.src_admin.alter_consumer_group_offsets(progress_group(self.flow), commits)
-        return sum(len(s[0]) for s in sent.values())
+        return moved
 
     def _mirror_transaction(self, records: dict) -> int:
-        """One poll's copies and the flow's progress as one transaction on the target; the
-        offset syncs (on the source) only after it committed, so they name committed copies."""
+        """The copies and the flow's progress as one transaction on the target; the offset
+        syncs (on the source) only after it committed, so they name committed copies."""
         self.producer.begin_transaction()
-        sent = self._send_poll(records)
-        commits = {tp: rs[-1].offset + 1 for tp, (rs, *_) in sent.items()}
+        polls, commits, moved = self._send_fetched(records)
         self.eos.write(self.producer, commits)
         # an error here leaves the transaction open: the runner is rebuilt, and the new
         # producer's init_transactions aborts it and resumes from the committed progress
         self.producer.commit_transaction()
         self.eos.committed(commits)
-        self._emit_syncs(sent)
+        for sent in polls:
+            self._emit_syncs(sent)
         self.source.sync_producer.flush()
         self.src_admin.alter_consumer_group_offsets(progress_group(self.flow), commits)
-        return sum(len(s[0]) for s in sent.values())
+        return moved
+
+    def _send_fetched(self, records: dict) -> tuple[list, dict[TopicPartition, int], int]:
+        """Send ``records`` and the further polls the consumer already holds (no waiting)
+        until COMMIT_RECORDS are sent: one flush and progress commit (or one transaction)
+        then covers them all. Returns each poll's sends, the progress (source partition ->
+        next offset to copy) and the number of records."""
+        polls, commits, moved = [], {}, 0
+        while True:
+            sent = self._send_poll(records)
+            polls.append(sent)
+            for tp, (rs, *_) in sent.items():
+                commits[tp] = rs[-1].offset + 1
+                moved += len(rs)
+            if moved >= COMMIT_RECORDS:
+                return polls, commits, moved
+            records = self.source.poll(timeout_ms=0)  # what the fetcher already holds
+            if not records:
+                return polls, commits, moved
 
     def _send_poll(self, records: dict) -> dict[TopicPartition, tuple[list, list, list]]:
         """Send one poll's records (grouped by source partition, as poll returns them) to
