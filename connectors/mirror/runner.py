@@ -152,7 +152,7 @@ class FlowRunner:
         for tp, rs in records.items():
             # the records are tuples (topic, partition, offset, timestamp, key, value,
             # headers): their columns in one C-level transpose
-            _, _, _, timestamps, keys, values, headers = zip(*rs)
+            _, _, _, timestamps, keys, values, headers = zip(*rs, strict=False)
             starts: list[int] = []
             futs = send_many(producer, remote_topic(tp.topic), tp.partition, keys, values,
                              timestamps, headers if any(headers) else None, starts)

@@ -6,8 +6,9 @@ failed batch is never committed as progress (connectors/mirror/runner.py)."""
 from __future__ import annotations
 
 import pytest
-from rillet._future import BatchCompletion, new_future
 from rillet.connectors.mirror.runner import downstream_offsets
+
+from rillet._future import BatchCompletion, new_future
 from rillet.errors import DeliveryTimeoutError
 
 
