@@ -40,10 +40,14 @@ def _bytes(data: Any, what: str) -> bytes:
 
 def send_many(producer: Any, topic: str, partition: int, keys: Sequence[bytes | None],
               values: Sequence[bytes | None], timestamps: Sequence[int],
-              headers: Sequence[Any] | None = None) -> list[RecordFuture]:
+              headers: Sequence[Any] | None = None,
+              starts: list[int] | None = None) -> list[RecordFuture]:
     """Append the records ``zip(keys, values, timestamps[, headers])`` to ``partition`` of
     ``topic`` in order; returns one future per batch written to (that of its last record
-    here), so a caller that checks them all sees every failed batch."""
+    here), so a caller that checks them all sees every failed batch. ``starts``, if given,
+    gets the index in each of those batches of its first record here (the mirror's offset
+    syncs need the first record's offset too): batch k holds this call's records
+    ``starts[k]`` to ``futures[k]``'s index."""
     if producer._closed:
         raise ProducerClosedError()
     txn = producer._txn
@@ -108,6 +112,8 @@ def send_many(producer: Any, topic: str, partition: int, keys: Sequence[bytes | 
                                                       _monotonic() * 1000)
             size = batch.size
             start = len(batch.timestamps)
+            if starts is not None:
+                starts.append(start)
             j = i
             while j < total and size < batch_size:  # at least one record per batch
                 size += sizes[j]

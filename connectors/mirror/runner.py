@@ -9,8 +9,9 @@ consumer and the offset syncs are :class:`.source.MirrorSource`, checkpoints and
 
 Delivery: the source position is committed (group ``mm2-<source>-><target>`` on the source)
 only after the producer flushed, so a crash re-mirrors at most the records since the last
-commit (at-least-once); a kill loses nothing. With ``exactly.once.support = enabled`` each
-poll's copies and the progress are one transaction on the target (:mod:`.eos`), and the run
+commit (at-least-once: fewer than COMMIT_RECORDS + one poll); a kill loses nothing. With
+``exactly.once.support = enabled`` the copies of up to COMMIT_RECORDS and the progress are
+one transaction on the target (:mod:`.eos`), and the run
 resumes from the progress stored there; the group on the source is then only for ``status``.
 
 Offset syncs are read back from the source's syncs topic when a runner starts, so groups
@@ -36,9 +37,20 @@ from rillet.connectors.mirror.source import POLL_RECORDS, SYNCS_KEPT, MirrorSour
 from rillet.connectors.mirror.state import FlowStates
 
 from rillet import Producer
+from rillet._send_many import send_many
 from rillet.records import NewTopic, TopicPartition
 
-__all__ = ["POLL_RECORDS", "SYNCS_KEPT", "FlowRunner", "progress_group", "run_flows"]
+__all__ = ["POLL_RECORDS", "SYNCS_KEPT", "COMMIT_RECORDS", "FlowRunner", "progress_group",
+           "run_flows"]
+
+#: records per progress commit (at-least-once: one flush of B's acks and one commit on A;
+#: exactly-once: one transaction): a poll and the further polls the consumer already holds,
+#: up to this many. Each commit costs round trips (the flush and the commit on A; a
+#: transaction's AddPartitionsToTxn, EndTxn and markers) that at one poll (2,000) per commit
+#: cost more than the copying (bench/README.md, "Mirror"). Also the bound on the duplicates
+#: a crash can leave at-least-once (Kafka's MM2 commits every offset.flush.interval.ms,
+#: 10 s), and what a read_committed reader on B waits for, a few ms at these rates.
+COMMIT_RECORDS = 10_000
 
 
 def progress_group(flow: Flow) -> str:
@@ -89,45 +101,70 @@ class FlowRunner:
             return 0
         if self.eos is not None:
             return self._mirror_transaction(records)
-        sent = self._send_poll(records)
+        polls, commits, moved = self._send_fetched(records)
         self.producer.flush()
-        commits = {tp: rs[-1].offset + 1 for tp, (rs, _) in sent.items()}
-        self._emit_syncs(sent)
+        for sent in polls:
+            self._emit_syncs(sent)
         self.source.sync_producer.flush()
         self.src_admin.alter_consumer_group_offsets(progress_group(self.flow), commits)
-        return sum(len(rs) for rs, _ in sent.values())
+        return moved
 
     def _mirror_transaction(self, records: dict) -> int:
-        """One poll's copies and the flow's progress as one transaction on the target; the
-        offset syncs (on the source) only after it committed, so they name committed copies."""
+        """The copies and the flow's progress as one transaction on the target; the offset
+        syncs (on the source) only after it committed, so they name committed copies."""
         self.producer.begin_transaction()
-        sent = self._send_poll(records)
-        commits = {tp: rs[-1].offset + 1 for tp, (rs, _) in sent.items()}
+        polls, commits, moved = self._send_fetched(records)
         self.eos.write(self.producer, commits)
         # an error here leaves the transaction open: the runner is rebuilt, and the new
         # producer's init_transactions aborts it and resumes from the committed progress
         self.producer.commit_transaction()
         self.eos.committed(commits)
-        self._emit_syncs(sent)
+        for sent in polls:
+            self._emit_syncs(sent)
         self.source.sync_producer.flush()
         self.src_admin.alter_consumer_group_offsets(progress_group(self.flow), commits)
-        return sum(len(rs) for rs, _ in sent.values())
+        return moved
 
-    def _send_poll(self, records: dict) -> dict[TopicPartition, tuple[list, list]]:
+    def _send_fetched(self, records: dict) -> tuple[list, dict[TopicPartition, int], int]:
+        """Send ``records`` and the further polls the consumer already holds (no waiting)
+        until COMMIT_RECORDS are sent: one flush and progress commit (or one transaction)
+        then covers them all. Returns each poll's sends, the progress (source partition ->
+        next offset to copy) and the number of records."""
+        polls, commits, moved = [], {}, 0
+        while True:
+            sent = self._send_poll(records)
+            polls.append(sent)
+            for tp, (rs, *_) in sent.items():
+                commits[tp] = rs[-1].offset + 1
+                moved += len(rs)
+            if moved >= COMMIT_RECORDS:
+                return polls, commits, moved
+            records = self.source.poll(timeout_ms=0)  # what the fetcher already holds
+            if not records:
+                return polls, commits, moved
+
+    def _send_poll(self, records: dict) -> dict[TopicPartition, tuple[list, list, list]]:
         """Send one poll's records (grouped by source partition, as poll returns them) to
-        their remote topics, same partition; per source partition the records and futures."""
-        send, remote_topic, sent = self.producer.send, self.source.remote_topic, {}
+        their remote topics, same partition, a partition's run at once (``send_many``: the
+        producer's lock and checks once per batch, not per record); per source partition the
+        records, one future per batch written and each batch's index of its first record."""
+        producer, remote_topic, sent = self.producer, self.source.remote_topic, {}
         for tp, rs in records.items():
-            remote = remote_topic(tp.topic)
-            part = tp.partition
-            sent[tp] = (rs, [send(remote, r.value, r.key, r.headers or None, part, r.timestamp)
-                             for r in rs])
+            # the records are tuples (topic, partition, offset, timestamp, key, value,
+            # headers): their columns in one C-level transpose
+            _, _, _, timestamps, keys, values, headers = zip(*rs, strict=False)
+            starts: list[int] = []
+            futs = send_many(producer, remote_topic(tp.topic), tp.partition, keys, values,
+                             timestamps, headers if any(headers) else None, starts)
+            sent[tp] = (rs, futs, starts)
         return sent
 
-    def _emit_syncs(self, sent: dict[TopicPartition, tuple[list, list]]) -> None:
-        for tp, (rs, futs) in sent.items():
-            self.source.emit_syncs(tp, len(rs), lambda i, rs=rs: rs[i].offset,
-                                   lambda i, futs=futs: futs[i].get().offset)
+    def _emit_syncs(self, sent: dict[TopicPartition, tuple[list, list, list]]) -> None:
+        """The offset syncs of what was sent; raises the first failed batch's error (every
+        batch is checked, so a failure is never committed as progress)."""
+        for tp, (rs, futs, starts) in sent.items():
+            self.source.emit_syncs(tp, len(rs), lambda i, rs=rs: rs[i][2],
+                                   downstream_offsets(futs, starts, len(rs)))
 
     # -- checkpoints and heartbeats --------------------------------------------------------
 
@@ -185,6 +222,32 @@ class FlowRunner:
         for c in {id(c): c for c in (self.producer, self.meta_producer)}.values():
             c.close()
         self.source.close()
+
+
+def downstream_offsets(futs: list, starts: list[int], n: int) -> Callable[[int], int]:
+    """``downstream(i)``: the target offset of the i-th of ``n`` records that ``send_many``
+    wrote as ``futs``/``starts`` (waits for every batch; raises a failed batch's error). The
+    first and last from the batches' ends; any other from a list made on first need (only
+    when the run has gaps: offset syncs then look at every record)."""
+    spans = []
+    for fut, start in zip(futs, starts, strict=True):
+        last = fut.get().offset
+        spans.append((last - (fut[1] - start), last))
+    if sum(b - a + 1 for a, b in spans) != n:
+        raise RuntimeError(f"mirror: {n} records sent but the batches hold "
+                           f"{sum(b - a + 1 for a, b in spans)}")
+    every: list[int] = []
+
+    def downstream(i: int) -> int:
+        if i == 0:
+            return spans[0][0]
+        if i == n - 1:
+            return spans[-1][1]
+        if not every:
+            every.extend(o for a, b in spans for o in range(a, b + 1))
+        return every[i]
+
+    return downstream
 
 
 def run_flows(flows: list[Flow], policy: DefaultReplicationPolicy,

@@ -11,7 +11,7 @@ from collections import defaultdict
 
 import pytest
 from rillet.connectors.mirror.remote import _read_all, heartbeat_age_ms, translate_offsets
-from rillet.connectors.mirror.runner import POLL_RECORDS
+from rillet.connectors.mirror.runner import COMMIT_RECORDS, POLL_RECORDS
 
 from rillet import Admin, Consumer, Producer
 from rillet.records import TopicPartition
@@ -63,7 +63,8 @@ def test_keyed_records_mirrored_in_order_and_kill9_loses_nothing(pair, tmp_path,
                 first.append(rec)
         assert first == want, f"partition {part} differs"
     duplicates = len(copied) - len(source)
-    assert 0 <= duplicates <= POLL_RECORDS  # at most one uncommitted poll per kill
+    # at most what one commit covers per kill: COMMIT_RECORDS, plus the poll that reached it
+    assert 0 <= duplicates < COMMIT_RECORDS + POLL_RECORDS
     status = subprocess.run([sys.executable, "-m", "rillet.cli.main", "mirror", "status",
                              str(m.props)], capture_output=True, text=True, timeout=60)
     assert status.returncode == 0, status.stderr
@@ -211,7 +212,8 @@ def test_100k_records_three_kills_no_loss(cluster_factory, tmp_path, mirrors):
     wait_until(lambda: _count(b.bootstrap_servers, "A.big-orders") >= n, 300, "every record")
     copied = _read_all(b.bootstrap_servers, "A.big-orders", timeout_s=120)
     assert {r.value for r in copied} == {f"v{i}".encode() for i in range(n)}
-    assert len(copied) - n <= 3 * POLL_RECORDS  # at-least-once: at most one poll per kill
+    # at-least-once: at most one commit's records per kill
+    assert len(copied) - n < 3 * (COMMIT_RECORDS + POLL_RECORDS)
 
 
 # -- connector mode (docs/mirror.md, "Connector mode"): the flow as MirrorMaker 2's three
