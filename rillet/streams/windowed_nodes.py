@@ -117,6 +117,10 @@ class TimeWindowAggregateNode(_WindowedNode):
                     old = seen = self.store.fetch(key, w.start)
                 else:
                     seen, old = hit[0], hit[1]
+                    # the aggregate's timestamp is the max of its records' (Kafka's rule):
+                    # suppress closes windows by the timestamps it is sent, which a late
+                    # record merged into this entry must not pull back
+                    ts = max(ts, hit[2])
                     del cache[(key, w.start)]  # flushed in order of last update
                 new = self.aggregator(key, value, self.initializer() if old is None else old)
                 self.store.cache_put(key, new, w.start)
@@ -166,6 +170,8 @@ class _CachingNode(_WindowedNode):
     def _remember(self, cache_key: Any, wk: Windowed, new: Any, old: Any, ts: int,
                   headers: Any) -> None:
         hit = self._cache.pop(cache_key, None)  # flushed in order of last update
+        if hit is not None:
+            ts = max(ts, hit[2])  # the max of the merged records' timestamps (Kafka's rule)
         self._cache[cache_key] = (old if hit is None else hit[0], new, ts, headers, wk)
 
     def _full(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from rillet.streams import serdes
@@ -222,6 +222,8 @@ def _check_cached_against_plain(plain_sent, cached_sent, topics) -> None:
        st.integers(1, 8), st.booleans(),
        st.lists(st.tuples(st.sampled_from(KEYS), st.integers(0, 60_000), st.booleans()),
                 max_size=60))
+@example(TumblingWindows(10_000, grace_ms=5_000), 3, True,
+         [("a", 0, False), ("a", 15_000, False), ("a", 10_000, False)])  # found in CI
 def test_windowed_caches_send_each_windows_latest_per_flush_and_the_same_finals(
         windows, entries, suppress, records):
     """Every windowed cache, also in front of ``suppress``: the final results are the
