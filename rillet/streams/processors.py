@@ -125,6 +125,8 @@ class SinkNode(Forwarding):
     def _partition(self, key: bytes) -> int:
         if not self._partitions:
             self._partitions = self.context.partition_count(self._real_topic)
+        if self._partitions == 1:
+            return 0  # (murmur2 % 1: no hash, no cache entry)
         p = partition_for_key(key, self._partitions)
         if len(self._partition_of) >= 65536:
             self._partition_of.clear()
