@@ -98,13 +98,17 @@ class TimeWindowAggregateNode(_WindowedNode):
         self._limit = getattr(context, "cache_entries", 0)
         self._grace = self.windows.grace_ms
         self._expire_every = max(1, self.windows.retention_ms() // 2)
-        self._advance = self.windows.advance_ms
-        # windows_for(ts) depends on ts // advance only: the Window objects of the last
-        # few hundred slots, so a record makes no Window and no list (a frozen dataclass's
-        # constructor is ~0.5 us)
+        w = self.windows
+        # when the size is a multiple of the advance (tumbling windows among them),
+        # windows_for(ts) depends on ts // advance only: the windows of the last few
+        # hundred slots are kept, so a record makes no Window and no list (a frozen
+        # dataclass's constructor is ~0.5 us); 0: not so, windows_for every time
+        self._advance = w.advance_ms if w.size_ms % w.advance_ms == 0 else 0
         self._windows_of: dict[int, tuple[Window, ...]] = {}
 
     def _windows_for(self, ts: int) -> tuple[Window, ...]:
+        if not self._advance:
+            return tuple(self.windows.windows_for(ts))
         slot = ts // self._advance
         known = self._windows_of
         ws = known.get(slot)
@@ -126,7 +130,7 @@ class TimeWindowAggregateNode(_WindowedNode):
         updated = False
         # (an unhashable key, e.g. a dict from a JSON serde, is not cached)
         cache = self._cache if self._limit and key.__hash__ is not None else None
-        ws = self._windows_of.get(ts // self._advance)
+        ws = self._windows_of.get(ts // self._advance) if self._advance else None
         for w in self._windows_for(ts) if ws is None else ws:
             if w.end <= close:
                 continue
