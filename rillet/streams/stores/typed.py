@@ -184,7 +184,7 @@ class KeyValueStoreImpl(_TypedStore):
         kser, vser, topic = self._kser, self._vser, self._topic
         keys = [kser(topic, key) for key in pending]
         values = [None if v is None else vser(topic, v) for v in pending.values()]
-        self._b.write_many(list(zip(keys, values)))
+        self._b.write_many(list(zip(keys, values, strict=True)))
         if self._logging:
             self._send_many(keys, values, None)
 

@@ -55,7 +55,7 @@ def test_a_flush_sends_its_changelog_records_in_one_batch(kind, backend, tmp_pat
     topic, partition, keys, values, timestamps = many.batches[0]
     assert (topic, partition) == ("app-s-changelog", 1)
     # the same records, in order, as the collector without send_many gets one by one
-    assert list(zip(keys, values)) == plain.changelog()
+    assert list(zip(keys, values, strict=True)) == plain.changelog()
     assert [p for *_, p in plain.sent] == [1] * 5
     if kind == "window":
         assert [split_window_key(k)[1] for k in keys] == [0, 100, 200, 300, 400]
