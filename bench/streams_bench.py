@@ -14,7 +14,11 @@ at_least_once and exactly_once_v2. Rates are input records per second, from the 
 (including group join and internal-topic creation) until the output is complete (the
 stateless pipeline: every record; the counts: every key's latest count equal to the truth,
 the runs committing every second under at_least_once). The input is produced once, before
-the timed runs.
+the timed runs. Each row also gives the process CPU per input record (the app's threads,
+or the plain loop, plus the bench's reader; the broker is another process) and the 1-minute
+load average when the run ended; the last line, how long the whole bench took (at the
+defaults, 1,000,000 lines and records, both guarantees: 6-10 minutes at load 2-5 on the
+2-core machine).
 
     .venv/bin/python bench/streams_bench.py --lines 1000000 --records 1000000
 """
@@ -72,17 +76,24 @@ def wait_latest(b: str, topic: str, partitions: int, truth: Counter,
     the record cache writes fewer records than updates: the count of records says
     nothing)."""
     deadline = time.monotonic() + timeout_s
-    latest: dict[bytes, int] = {}
     want = {k if isinstance(k, bytes) else k.encode(): n for k, n in truth.items()}
+    # the keys whose latest count is not yet the truth, kept per record read: a scan of
+    # every key per poll held the GIL long enough to slow the app it waits for (the
+    # windowed count at 1,000,000 records has 167,000 keys)
+    missing = set(want)
     with Consumer({"bootstrap.servers": b, "auto.offset.reset": "earliest",
                    "max.poll.records": 5000}) as c:
         c.assign([TopicPartition(topic, p) for p in range(partitions)])
-        while any(latest.get(k) != n for k, n in want.items()):
+        while missing:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{topic}: counts not final after {timeout_s} s")
+                raise RuntimeError(f"{topic}: {len(missing)} counts not final after "
+                                   f"{timeout_s} s")
             for records in c.poll(200).values():
                 for r in records:
-                    latest[r.key] = int.from_bytes(r.value, "big")
+                    if int.from_bytes(r.value, "big") == want.get(r.key):
+                        missing.discard(r.key)
+                    else:
+                        missing.add(r.key)
 
 
 def create_topics(b: str, *names: str) -> None:
@@ -165,7 +176,8 @@ def main() -> None:
         cluster.start(timeout_s=60)
         b = cluster.bootstrap_servers
     run = os.urandom(3).hex()
-    rows: list[tuple[str, str, int, float, float]] = []
+    rows: list[tuple[str, str, int, float, float, float]] = []
+    started = time.monotonic()
     try:
         create_topics(b, f"in-{run}", f"win-{run}")
         only = args.only.split(",")
@@ -191,7 +203,8 @@ def main() -> None:
             out = f"plain-{kind}-{run}"
             create_topics(b, out)
             s = plain_loop(b, f"in-{run}", out, len(text), transform)
-            rows.append((kind, "plain consumer+producer", len(text), s, CPU["last"]))
+            rows.append((kind, "plain consumer+producer", len(text), s, CPU["last"],
+                         os.getloadavg()[0]))
             print(rows[-1], flush=True)
             for g in guarantees:
                 out = f"{kind}-{g}-{run}"
@@ -211,7 +224,8 @@ def main() -> None:
                      .to(out, key_serde=serdes.String, value_serde=serdes.Long))
                 s = run_app(app, b, out, words if kind == "stateless" else counts,
                             args.timeout)
-                rows.append((kind, f"streams {g}", len(text), s, CPU["last"]))
+                rows.append((kind, f"streams {g}", len(text), s, CPU["last"],
+                             os.getloadavg()[0]))
                 print(rows[-1], flush=True)
         if "windowed" in only:
             from rillet.streams.windows import TumblingWindows
@@ -234,7 +248,8 @@ def main() -> None:
             out = f"plain-windowed-{run}"
             create_topics(b, out)
             s = plain_loop(b, f"win-{run}", out, n, wtransform)
-            rows.append(("windowed", "plain consumer+producer", n, s, CPU["last"]))
+            rows.append(("windowed", "plain consumer+producer", n, s, CPU["last"],
+                         os.getloadavg()[0]))
             print(rows[-1], flush=True)
             # the final count of every (customer, window), as the app writes it (with the
             # record cache a window's count is written once per commit, not per update)
@@ -250,21 +265,23 @@ def main() -> None:
                  .map(lambda wk, c: (f"{wk.key}@{wk.window.start}", c))
                  .to(out, key_serde=serdes.String, value_serde=serdes.Long))
                 s = run_app(app, b, out, wtruth, args.timeout)
-                rows.append(("windowed", f"streams {g}", n, s, CPU["last"]))
+                rows.append(("windowed", f"streams {g}", n, s, CPU["last"],
+                             os.getloadavg()[0]))
                 print(rows[-1], flush=True)
     finally:
         if cluster is not None:
             cluster.stop(timeout_s=30)
     print()
     print("| pipeline | run | input records | seconds | records/s | vs plain "
-          "| process CPU us per input record |")
-    print("|---|---|---|---|---|---|---|")
-    plain = {k: n / s for k, r, n, s, _ in rows if r.startswith("plain")}
-    for kind, what, n, s, cpu in rows:
+          "| process CPU us per input record | load average |")
+    print("|---|---|---|---|---|---|---|---|")
+    plain = {k: n / s for k, r, n, s, *_ in rows if r.startswith("plain")}
+    for kind, what, n, s, cpu, load in rows:
         rate = n / s
         print(f"| {kind} | {what} | {n:,} | {s:.1f} | {rate:,.0f} | "
-              f"{rate / plain[kind]:.2f} | {1e6 * cpu / n:.1f} |")
-    print(f"\nload average at the end: {os.getloadavg()}", file=sys.stderr)
+              f"{rate / plain[kind]:.2f} | {1e6 * cpu / n:.1f} | {load:.1f} |")
+    print(f"\nthe bench took {time.monotonic() - started:.0f} s; load average at the end: "
+          f"{os.getloadavg()}", file=sys.stderr)
 
 
 if __name__ == "__main__":

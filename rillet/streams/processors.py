@@ -88,7 +88,9 @@ class SinkNode(Forwarding):
         self._send_many = getattr(context, "send_many", None)
         self.batching = self.partitioner is None and self._send_many is not None
         if self.batching:
-            self._held: dict[int, list[tuple]] = {}
+            # per partition: keys, values, timestamps, headers (four lists: no tuple per
+            # record, and no transposition at the drain, ~0.3 us a record less)
+            self._held: dict[int, tuple[list, list, list, list]] = {}
             self._partitions = 0  # the topic's partition count, asked once
             self._partition_of: dict[bytes, int] = {}
 
@@ -109,8 +111,11 @@ class SinkNode(Forwarding):
                     p = self._partition(key)
                 held = self._held.get(p)
                 if held is None:
-                    held = self._held[p] = []
-                held.append((key, value, record.timestamp, record.headers))
+                    held = self._held[p] = ([], [], [], [])
+                held[0].append(key)
+                held[1].append(value)
+                held[2].append(record.timestamp)
+                held[3].append(record.headers)
                 return
         if self.partitioner is None:
             self._send(topic, key, value, record.timestamp, record.headers, None)
@@ -125,6 +130,8 @@ class SinkNode(Forwarding):
     def _partition(self, key: bytes) -> int:
         if not self._partitions:
             self._partitions = self.context.partition_count(self._real_topic)
+        if self._partitions == 1:
+            return 0  # (murmur2 % 1: no hash, no cache entry)
         p = partition_for_key(key, self._partitions)
         if len(self._partition_of) >= 65536:
             self._partition_of.clear()
@@ -137,8 +144,7 @@ class SinkNode(Forwarding):
             return
         held, self._held = self._held, {}
         topic = self._real_topic
-        for partition, records in held.items():
-            keys, values, timestamps, headers = zip(*records, strict=True)
+        for partition, (keys, values, timestamps, headers) in held.items():
             self._send_many(topic, partition, keys, values, timestamps,
                             headers if any(headers) else None)
 

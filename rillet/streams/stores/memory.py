@@ -122,6 +122,8 @@ class MemoryKeyValueBytes(_MemoryBase):
                     data[key] = value
             self._sorted = None
 
+    write_many = put_many  # (a record cache's flush: the same as a restore's rows)
+
     def delete(self, key: bytes) -> bytes | None:
         with self._lock:
             old = self._data.pop(key, None)
@@ -195,6 +197,8 @@ class MemoryWindowBytes(_MemoryBase):
                 self.delete(key, start, seq)
             else:
                 self.put(key, start, seq, value)
+
+    write_many = put_many
 
     def delete(self, key: bytes, start: int, seq: int = 0) -> None:
         with self._lock:

@@ -139,6 +139,17 @@ class SqliteWindowBytes(_SqliteBase):
         """``(key, start, seq, value or None)`` rows."""
         super().put_many([((k, s, q), v) for k, s, q, v in rows])
 
+    def write_many(self, rows: list[tuple[Any, bytes | None]]) -> None:
+        """``(key, start, seq, value or None: delete)`` rows, as ``put`` / ``delete``."""
+        with self._lock:
+            for key, start, seq, value in rows:
+                self._set((key, start, seq), value)
+                if value is not None:
+                    if start < self._oldest:
+                        self._oldest = start
+                    if start > self._newest:
+                        self._newest = start
+
     def put(self, key: bytes, start: int, seq: int, value: bytes) -> None:
         with self._lock:
             self._set((key, start, seq), value)
@@ -191,6 +202,13 @@ class SqliteWindowBytes(_SqliteBase):
         with self._lock:
             if min_live_start <= self._oldest:
                 return
+            # cached writes of the windows this drops need not reach SQLite (the DELETE
+            # below would remove them again; their changelog records were sent with the
+            # put): written then deleted, they were half of the expiry's cost
+            dirty = self._dirty
+            if dirty:
+                expired = [pk for pk in dirty if pk[1] < min_live_start]
+                dirty.difference_update(expired)
             self._flush()
             self._cur.execute("DELETE FROM win WHERE start < ?", (min_live_start,))
             self._cache.clear()  # flushed: cheaper than sifting out the expired entries

@@ -166,6 +166,13 @@ class _SqliteBase:
             self._write(rows)
             self._restored(rows)
 
+    def write_many(self, rows: list[tuple[Any, bytes | None]]) -> None:
+        """``(pk, value or None: delete)`` rows through the cache, as that many puts and
+        deletes under one hold of the lock (a record cache's flush)."""
+        with self._lock:
+            for pk, value in rows:
+                self._set(pk, value)
+
     def _restored(self, rows: list[tuple[Any, bytes | None]]) -> None:  # under the lock
         pass
 

@@ -92,6 +92,27 @@ class _TypedStore:
         topic, partition = self._changelog  # type: ignore[misc]
         self._collector.send(topic, key, value, ts, (), partition)  # type: ignore[union-attr]
 
+    def _send_many(self, keys: list[bytes], values: list[bytes | None],
+                   default_ts: list[int] | None) -> None:
+        """``_send`` of a cache flush's records, through the collector's ``send_many``
+        when it has one (one producer call for the batch: the changelog is one partition)."""
+        n = len(keys)
+        source = self.timestamp_source
+        if source is not None:
+            timestamps = [source()] * n
+        elif default_ts is not None:
+            timestamps = default_ts
+        else:
+            timestamps = [int(time.time() * 1000)] * n
+        topic, partition = self._changelog  # type: ignore[misc]
+        many = getattr(self._collector, "send_many", None)
+        if many is not None:
+            many(topic, partition, keys, values, timestamps)
+            return
+        send = self._collector.send  # type: ignore[union-attr]
+        for i in range(n):
+            send(topic, keys[i], values[i], timestamps[i], (), partition)
+
     def checkpoint(self) -> int | None:
         return self._b.checkpoint()
 
@@ -158,8 +179,14 @@ class KeyValueStoreImpl(_TypedStore):
         self._pending[key] = value
 
     def _write_pending(self, pending: dict[Any, Any]) -> None:
-        for key, value in pending.items():
-            self.put(key, value)
+        """As ``put`` of each, batched: the backend's lock once (``write_many``), the
+        changelog records in one ``send_many``."""
+        kser, vser, topic = self._kser, self._vser, self._topic
+        keys = [kser(topic, key) for key in pending]
+        values = [None if v is None else vser(topic, v) for v in pending.values()]
+        self._b.write_many(list(zip(keys, values, strict=True)))
+        if self._logging:
+            self._send_many(keys, values, None)
 
     def put(self, key: Any, value: Any, *, log: bool = True) -> None:
         """``log=False``: the local store only; the caller sends the change later with

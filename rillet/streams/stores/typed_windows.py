@@ -87,10 +87,22 @@ class WindowStoreImpl(_Retention, _TypedStore):
             windows[window_start] = value
 
     def _write_pending(self, pending: dict[Any, Any]) -> None:
+        """As ``put`` of each, batched (see KeyValueStoreImpl._write_pending); windows
+        that expired meanwhile are skipped, as ``put`` skips them."""
         if self._by_key is not None:
             self._by_key = {}
+        kser, vser, topic, min_live = self._kser, self._vser, self._topic, self._min_live
+        rows = []
         for (key, start), value in pending.items():
-            self.put(key, value, start)
+            if start >= min_live:
+                rows.append((kser(topic, key), start, 0,
+                             None if value is None else vser(topic, value)))
+        if not rows:
+            return
+        self._b.write_many(rows)
+        if self._logging:
+            self._send_many([window_key(kb, start, 0) for kb, start, _, _ in rows],
+                            [vb for _, _, _, vb in rows], [start for _, start, _, _ in rows])
 
     @staticmethod
     def _pending_time(pk: tuple[Any, int]) -> int:
