@@ -1,7 +1,7 @@
 """Client quotas in the broker (docs/security.md, "Quotas"): measure, throttle, hold.
 
-``BrokerQuotas`` (one per broker, any thread) keeps the rates (coordinator/quotas.py's
-``Rate``) per quota type and metric tags, and turns a client's usage into a throttle time
+``BrokerQuotas`` (one per broker, any thread) keeps a token bucket (coordinator/quotas.py's
+``Bucket``) per quota type and metric tags, and turns a client's usage into a throttle time
 with the quotas of the current metadata image. ``SessionThrottle`` (one per client
 connection) is what a ``ClientSession`` asks:
 
@@ -36,7 +36,7 @@ def user_of(principal: str) -> str:
 
 
 class BrokerQuotas:
-    """The broker's rates (thread-safe). ``quotas()``: the image's current quotas;
+    """The broker's quota buckets (thread-safe). ``quotas()``: the image's current quotas;
     ``clock()``: milliseconds (monotonic enough for windows of a second)."""
 
     def __init__(self, quotas: Callable[[], Q.Quotas], *, num: int = 11, window_s: int = 1,
@@ -45,7 +45,7 @@ class BrokerQuotas:
         self.num = num
         self.window_ms = window_s * 1000
         self.clock = clock
-        self._rates: dict[tuple[str, str, str], Q.Rate] = {}
+        self._buckets: dict[tuple[str, str, str], Q.Bucket] = {}
         self._lock = threading.Lock()
         self.throttled_ms_total = 0
 
@@ -61,11 +61,10 @@ class BrokerQuotas:
         cap = self.window_ms if key == Q.REQUEST_PERCENTAGE else None  # as Kafka's
         with self._lock:
             tags = (key, applied.user_tag, applied.client_tag)
-            rate = self._rates.get(tags)
-            if rate is None:
-                rate = self._rates[tags] = Q.Rate(num=self.num, window_ms=self.window_ms)
-            rate.record(value, now)
-            ms = rate.throttle_ms(applied.bound, now, cap)
+            bucket = self._buckets.get(tags)
+            if bucket is None:
+                bucket = self._buckets[tags] = Q.Bucket(num=self.num, window_ms=self.window_ms)
+            ms = bucket.record(value, applied.bound, now, cap)
             self.throttled_ms_total += ms
             return ms
 
@@ -77,15 +76,15 @@ class BrokerQuotas:
         if applied is None:
             return
         with self._lock:
-            rate = self._rates.get((key, applied.user_tag, applied.client_tag))
-            if rate is not None:
-                rate.record(-value, self.clock())
+            bucket = self._buckets.get((key, applied.user_tag, applied.client_tag))
+            if bucket is not None:
+                bucket.record(-value, applied.bound, self.clock())
 
-    def rate(self, key: str, user_tag: str, client_tag: str) -> float:
-        """The measured rate under these tags now (0: never measured)."""
+    def tokens(self, key: str, user_tag: str, client_tag: str) -> float | None:
+        """What is left in the bucket under these tags now (None: never used)."""
         with self._lock:
-            r = self._rates.get((key, user_tag, client_tag))
-            return 0.0 if r is None else r.measure(self.clock())
+            bucket = self._buckets.get((key, user_tag, client_tag))
+            return None if bucket is None else bucket.bucket.tokens
 
 
 def _produce_bytes(req: P.ProduceRequest) -> int:
