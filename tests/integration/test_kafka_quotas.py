@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import select
 import socket
 import struct
 import threading
@@ -391,6 +392,54 @@ def test_the_kafka_listener_mutes_a_connection_that_ignores_its_throttle(kafka) 
         raw.close()
         other.close()
         _set(cluster, {"client-id": "kraw"}, {"producer_byte_rate": None})
+
+
+def test_the_kafka_listener_stops_reading_a_muted_connection(kafka) -> None:
+    """Kafka stops reading a throttled channel: a raw client that pipelines on after a
+    throttled Produce fills the socket buffers and blocks (the broker reads none of its
+    bytes) while another connection is served; once the throttle has passed the broker
+    reads again."""
+    cluster, bootstrap = kafka
+    with _admin(cluster) as admin:
+        admin.create_topics([NewTopic("kstall", 1, 1)])
+    _set(cluster, {"client-id": "kstall"}, {"producer_byte_rate": 100_000})
+    host, _, port = bootstrap.rpartition(":")
+    raw = socket.create_connection((host, int(port)), timeout=30)
+    other = socket.create_connection((host, int(port)), timeout=30)
+    flood = memoryview(struct.pack(">i", 40 << 20) + bytes(40 << 20))  # one 40 MB frame
+
+    def pour(until: float, enough: int, sent: int) -> int:
+        """Send the flood without blocking until ``until`` or ``enough`` bytes in all."""
+        while time.monotonic() < until and sent < enough:
+            try:
+                sent += raw.send(flood[sent:sent + (256 << 10)])
+            except BlockingIOError:
+                select.select([], [raw], [], 0.05)  # wait for room, or 50 ms
+        return sent
+
+    try:
+        # 300 kB against 100 kB/s, a burst of 2 windows less 1 (100 kB): 2 s of throttle
+        raw.sendall(_frame(0, 9, _kafka_produce("kstall", [b"r" * VALUE] * 30), "kstall", 1))
+        produced = _receive(raw, 0, 9)
+        throttle_ms = int(produced.throttle_time.total_seconds() * 1000)
+        muted_at = time.monotonic()
+        assert 1500 <= throttle_ms <= 2500, throttle_ms
+        raw.setblocking(False)
+        stalled = pour(muted_at + 0.6 * throttle_ms / 1000, len(flood), 0)
+        # the kernel's buffers took what they could (a few MB at most), the broker nothing:
+        # without the mute's read stop it reads all 40 MB at once
+        assert stalled < 16 << 20, stalled
+        assert pour(time.monotonic() + 0.2, len(flood), stalled) - stalled < 1 << 20
+        other.sendall(_frame(18, 3, _api_versions(), "kother", 1))
+        assert _receive(other, 18, 3).api_keys  # not muted: its own connection
+        assert time.monotonic() < muted_at + throttle_ms / 1000  # ... while raw was muted
+        resumed = pour(time.monotonic() + 15, stalled + (8 << 20), stalled)
+        assert resumed >= stalled + (8 << 20), (stalled, resumed)  # read again
+        assert time.monotonic() >= muted_at + 0.9 * throttle_ms / 1000
+    finally:
+        raw.close()
+        other.close()
+        _set(cluster, {"client-id": "kstall"}, {"producer_byte_rate": None})
 
 
 def test_client_quotas_are_altered_and_described_on_the_kafka_listener(kafka) -> None:
