@@ -389,6 +389,7 @@ class KafkaListener:
             if answered.is_set():
                 return
             answered.set()
+            response = kafka_quotas.with_throttle(response, request_throttle.ms())
             if metrics is not None:  # latency and error codes (actors/kafka_metrics.py)
                 try:
                     metrics.responded(kafka_metrics.api_name(request.api_key, request.body),
@@ -403,6 +404,7 @@ class KafkaListener:
             self._finish(conn, data, max(call.mute_ms, kafka_quotas.throttle_ms_of(response)))
 
         call = Call(request, self._broker, self.endpoint, respond, conn.session)
+        request_throttle = kafka_quotas.RequestThrottle(call)
         try:
             from .kafka_auth import cluster_check_fails
 
@@ -413,8 +415,9 @@ class KafkaListener:
                 return self._finish(conn, _CLOSE)
             began = time.perf_counter_ns()
             result = HANDLERS[request.api_key].handler(call)
-            muted = kafka_quotas.charged(call, time.perf_counter_ns() - began)
-            if muted > 0:  # request_percentage: the connection is muted, the answer is not
+            muted = request_throttle.charge(time.perf_counter_ns() - began)
+            if muted > 0:  # request_percentage: the connection is muted; an answer still
+                # to go out carries the throttle too (kafka_quotas.with_throttle)
                 self._finish(conn, _MUTE, muted)
         except Exception:
             logger.exception("kafka api {} v{} handler failed", request.api_key, request.api_version)

@@ -442,6 +442,26 @@ def test_the_kafka_listener_stops_reading_a_muted_connection(kafka) -> None:
         _set(cluster, {"client-id": "kstall"}, {"producer_byte_rate": None})
 
 
+def test_a_request_percentage_throttle_is_in_the_kafka_answer(kafka) -> None:
+    """request_percentage on the KAFKA listener: a quota of 0.001 % (10 us of handler time a
+    second, a burst of one window's worth) is spent by the first ApiVersions, whose answer
+    carries the throttle (Kafka's max of the byte-rate and request throttles; it used to
+    only mute the connection), capped at one window."""
+    cluster, bootstrap = kafka
+    _set(cluster, {"client-id": "kcpu"}, {"request_percentage": 0.001})
+    host, _, port = bootstrap.rpartition(":")
+    raw = socket.create_connection((host, int(port)), timeout=30)
+    try:
+        throttles = []
+        for cid in (1, 2):
+            raw.sendall(_frame(18, 3, _api_versions(), "kcpu", cid))
+            throttles.append(int(_receive(raw, 18, 3).throttle_time.total_seconds() * 1000))
+        assert 0 < max(throttles) <= 1000, throttles
+    finally:
+        raw.close()
+        _set(cluster, {"client-id": "kcpu"}, {"request_percentage": None})
+
+
 def test_client_quotas_are_altered_and_described_on_the_kafka_listener(kafka) -> None:
     """AlterClientQuotas (49) and DescribeClientQuotas (48) in Kafka's own encoding: a quota
     set over the KAFKA listener is the native admin's, a malformed one is refused with
