@@ -136,7 +136,7 @@ def _greedy_beside_polite(cluster, topic: str, marks: tuple[float, ...]):
     assert not errors, errors
     window = [ms for at, ms in latencies if points[0][0] <= at < points[-1][0]]
     rates = [(leo1 - leo0) * VALUE / (t1 - t0)
-             for (t0, leo0), (t1, leo1) in zip(points, points[1:])]
+             for (t0, leo0), (t1, leo1) in zip(points, points[1:], strict=False)]
     return rates, window, metrics
 
 
