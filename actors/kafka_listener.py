@@ -39,7 +39,7 @@ _MUTE = object()  # marker: quotas: mute the connection (actors/kafka_quotas.py)
 
 class _Conn:
     __slots__ = ("sock", "peer", "inbuf", "outbuf", "busy", "pending", "closed", "want", "doomed",
-                 "session", "close_at", "mute_until", "tls")
+                 "session", "close_at", "mute_until", "tls", "events", "writing")
 
     def __init__(self, sock: socket.socket, peer: Any, session: Any = None) -> None:
         self.sock = sock
@@ -55,6 +55,8 @@ class _Conn:
         self.close_at = 0.0  # failed SASL: closed at this monotonic time, input ignored
         self.mute_until = 0.0  # quotas: no request handled before this monotonic time
         self.tls: TlsChannel | None = None  # an SSL / SASL_SSL listener's (kafka_secure_io.py)
+        self.events = selectors.EVENT_READ  # registered with the selector (0: unregistered)
+        self.writing = False  # bytes wait to go out
 
 
 class KafkaListener:
@@ -147,6 +149,8 @@ class KafkaListener:
             for key in list(self._sel.get_map().values()):
                 if isinstance(key.data, _Conn):
                     key.data.sock.close()
+            for conn in self._muted:  # not registered while muted
+                conn.sock.close()
             self._sel.close()
             self._server.close()
             self._wake_r.close()
@@ -227,8 +231,7 @@ class KafkaListener:
         if conn.busy or not conn.pending or conn.closed or conn.close_at:
             return self._close_if_doomed(conn)
         if conn.mute_until and conn.mute_until > time.monotonic():
-            self._muted.add(conn)  # throttled: Kafka mutes the channel (_unmute_due resumes)
-            return None
+            return self._mute(conn)  # throttled: Kafka mutes the channel (_unmute_due resumes)
         frame = conn.pending.popleft()
         try:
             request = W.decode_request(frame, self._versions)
@@ -271,9 +274,31 @@ class KafkaListener:
             pass
         except OSError:
             return self._close(conn)
-        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if out else 0)
-        self._sel.modify(conn.sock, events, conn)
+        conn.writing = bool(out)
+        self._interest(conn)
         self._close_if_doomed(conn)
+
+    def _interest(self, conn: _Conn) -> None:
+        """Register what the loop waits for on the connection: reading unless it is muted
+        (Kafka stops reading a throttled channel: its bytes stay in the kernel's buffers,
+        then the client's, and a client that pipelines on regardless blocks), writing
+        while bytes wait to go out."""
+        events = (0 if conn in self._muted else selectors.EVENT_READ) | (
+            selectors.EVENT_WRITE if conn.writing else 0)
+        if events == conn.events or conn.closed:
+            return
+        if not conn.events:
+            self._sel.register(conn.sock, events, conn)
+        elif not events:
+            self._sel.unregister(conn.sock)
+        else:
+            self._sel.modify(conn.sock, events, conn)
+        conn.events = events
+
+    def _mute(self, conn: _Conn) -> None:
+        if conn not in self._muted and not conn.closed:
+            self._muted.add(conn)
+            self._interest(conn)
 
     def _bad(self, conn: _Conn, why: str) -> None:
         self.closed_bad += 1
@@ -291,6 +316,7 @@ class KafkaListener:
                 m.connection_close_bad_input += 1
             else:
                 m.connection_close_disconnected += 1
+        self._muted.discard(conn)
         try:
             self._sel.unregister(conn.sock)
         except (KeyError, ValueError):
@@ -309,6 +335,7 @@ class KafkaListener:
             conn, data, throttle_ms = self._done.popleft()
             if throttle_ms > 0:  # quotas: answered (or charged), then muted that long
                 conn.mute_until = max(conn.mute_until, time.monotonic() + throttle_ms / 1000)
+                self._mute(conn)
             if data is _MUTE:
                 continue
             conn.busy = False
@@ -333,6 +360,7 @@ class KafkaListener:
         now = time.monotonic()
         for conn in [c for c in self._muted if c.mute_until <= now or c.closed]:
             self._muted.discard(conn)
+            self._interest(conn)  # reading again
             self._next(conn)
 
     def _close_due(self) -> None:
@@ -361,6 +389,7 @@ class KafkaListener:
             if answered.is_set():
                 return
             answered.set()
+            response = kafka_quotas.with_throttle(response, request_throttle.ms())
             if metrics is not None:  # latency and error codes (actors/kafka_metrics.py)
                 try:
                     metrics.responded(kafka_metrics.api_name(request.api_key, request.body),
@@ -375,6 +404,7 @@ class KafkaListener:
             self._finish(conn, data, max(call.mute_ms, kafka_quotas.throttle_ms_of(response)))
 
         call = Call(request, self._broker, self.endpoint, respond, conn.session)
+        request_throttle = kafka_quotas.RequestThrottle(call)
         try:
             from .kafka_auth import cluster_check_fails
 
@@ -385,8 +415,9 @@ class KafkaListener:
                 return self._finish(conn, _CLOSE)
             began = time.perf_counter_ns()
             result = HANDLERS[request.api_key].handler(call)
-            muted = kafka_quotas.charged(call, time.perf_counter_ns() - began)
-            if muted > 0:  # request_percentage: the connection is muted, the answer is not
+            muted = request_throttle.charge(time.perf_counter_ns() - began)
+            if muted > 0:  # request_percentage: the connection is muted; an answer still
+                # to go out carries the throttle too (kafka_quotas.with_throttle)
                 self._finish(conn, _MUTE, muted)
         except Exception:
             logger.exception("kafka api {} v{} handler failed", request.api_key, request.api_version)

@@ -10,7 +10,9 @@ same the native listener's sessions use: one budget per entity, whichever listen
 - Fetch (a consumer's): the answer's record bytes are recorded when it is ready; over the
   quota they are taken back and the answer goes out *empty* at once with the throttle,
   as Kafka's ``getThrottledResponse``: the consumer fetches the same offsets again later.
-- Request time (``request_percentage``): the handler's own time, charged after it returns.
+- Request time (``request_percentage``): the handler's own time, charged after it returns;
+  its throttle rides on the answer if that goes out after (the larger of the two, as
+  Kafka's ``throttle_time_ms``), and mutes the connection in any case.
 
 The listener then *mutes* the connection (actors/kafka_listener.py): it handles none of its
 next requests before ``throttle_time_ms`` has passed, whatever the client does (KIP-219:
@@ -19,6 +21,8 @@ the client is expected to wait too; librdkafka and the Java client do).
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -35,6 +39,17 @@ _MAX_MS = 2**31 - 1
 def throttle_time(ms: int):
     """kio's ``throttle_time`` field for ``ms`` milliseconds."""
     return _ZERO if ms <= 0 else i32Timedelta.parse(timedelta(milliseconds=min(ms, _MAX_MS)))
+
+
+def with_throttle(response: Any, ms: int) -> Any:
+    """``response`` carrying at least ``ms`` in ``throttle_time_ms`` (Kafka answers with the
+    larger of the byte-rate and the request_percentage throttles); unchanged if it has no
+    such field or carries more already."""
+    if ms <= 0 or not isinstance(getattr(response, "throttle_time", None), timedelta):
+        return response
+    if throttle_ms_of(response) >= ms:
+        return response
+    return dataclasses.replace(response, throttle_time=throttle_time(ms))
 
 
 def throttle_ms_of(response: Any) -> int:
@@ -101,6 +116,27 @@ def charged(call: Any, nanos: int) -> int:
     per second, Kafka's ``nanosToPercentage``); the throttle (ms) that mutes the
     connection, capped at one window as Kafka's."""
     return _record(call, Q.REQUEST_PERCENTAGE, nanos * 100 / 1e9)
+
+
+class RequestThrottle:
+    """A call's request_percentage throttle for its answer: ``charge(nanos)`` once the
+    handler returns; ``ms()`` what is left of it when the answer goes out (0 before the
+    charge: an answer sent from another thread before the handler returned only mutes)."""
+
+    __slots__ = ("call", "until")
+
+    def __init__(self, call: Any) -> None:
+        self.call = call
+        self.until = 0.0  # time.monotonic() of the throttle's end
+
+    def charge(self, nanos: int) -> int:
+        ms = charged(self.call, nanos)
+        if ms > 0:
+            self.until = time.monotonic() + ms / 1000
+        return ms
+
+    def ms(self) -> int:
+        return max(0, int(round((self.until - time.monotonic()) * 1000))) if self.until else 0
 
 
 def mutations(call: Any, api_key: int, native: Any) -> tuple[Any, dict, Any]:

@@ -1,7 +1,7 @@
 """Client quotas in the broker (docs/security.md, "Quotas"): measure, throttle, hold.
 
-``BrokerQuotas`` (one per broker, any thread) keeps the rates (coordinator/quotas.py's
-``Rate``) per quota type and metric tags, and turns a client's usage into a throttle time
+``BrokerQuotas`` (one per broker, any thread) keeps a token bucket (coordinator/quotas.py's
+``Bucket``) per quota type and metric tags, and turns a client's usage into a throttle time
 with the quotas of the current metadata image. ``SessionThrottle`` (one per client
 connection) is what a ``ClientSession`` asks:
 
@@ -10,8 +10,9 @@ connection) is what a ``ClientSession`` asks:
   carries ``throttle_time_ms`` and the connection is *held* for that long: as Kafka mutes
   the channel, the session keeps the connection's next requests queued (in order, in the
   session itself: no thread waits) until the throttle has passed;
-- ``charge(principal, nanos)`` after it: the session's time on the request, for
-  ``request_percentage`` (its throttle only holds the connection).
+- ``begin()`` / ``end(principal)`` around it: the session's time on the request, for
+  ``request_percentage``, charged when its answer goes out if that is at once (the answer
+  carries the larger of the two throttles, as Kafka's), else when the session is done.
 
 Only the client listener is throttled (brokers' own traffic never is).
 """
@@ -37,7 +38,7 @@ def user_of(principal: str) -> str:
 
 
 class BrokerQuotas:
-    """The broker's rates (thread-safe). ``quotas()``: the image's current quotas;
+    """The broker's quota buckets (thread-safe). ``quotas()``: the image's current quotas;
     ``clock()``: milliseconds (monotonic enough for windows of a second)."""
 
     def __init__(self, quotas: Callable[[], Q.Quotas], *, num: int = 11, window_s: int = 1,
@@ -46,7 +47,7 @@ class BrokerQuotas:
         self.num = num
         self.window_ms = window_s * 1000
         self.clock = clock
-        self._rates: dict[tuple[str, str, str], Q.Rate] = {}
+        self._buckets: dict[tuple[str, str, str], Q.Bucket] = {}
         self._lock = threading.Lock()
         self.throttled_ms_total = 0
 
@@ -62,11 +63,10 @@ class BrokerQuotas:
         cap = self.window_ms if key == Q.REQUEST_PERCENTAGE else None  # as Kafka's
         with self._lock:
             tags = (key, applied.user_tag, applied.client_tag)
-            rate = self._rates.get(tags)
-            if rate is None:
-                rate = self._rates[tags] = Q.Rate(num=self.num, window_ms=self.window_ms)
-            rate.record(value, now)
-            ms = rate.throttle_ms(applied.bound, now, cap)
+            bucket = self._buckets.get(tags)
+            if bucket is None:
+                bucket = self._buckets[tags] = Q.Bucket(num=self.num, window_ms=self.window_ms)
+            ms = bucket.record(value, applied.bound, now, cap)
             self.throttled_ms_total += ms
             return ms
 
@@ -78,15 +78,15 @@ class BrokerQuotas:
         if applied is None:
             return
         with self._lock:
-            rate = self._rates.get((key, applied.user_tag, applied.client_tag))
-            if rate is not None:
-                rate.record(-value, self.clock())
+            bucket = self._buckets.get((key, applied.user_tag, applied.client_tag))
+            if bucket is not None:
+                bucket.record(-value, applied.bound, self.clock())
 
-    def rate(self, key: str, user_tag: str, client_tag: str) -> float:
-        """The measured rate under these tags now (0: never measured)."""
+    def tokens(self, key: str, user_tag: str, client_tag: str) -> float | None:
+        """What is left in the bucket under these tags now (None: never used)."""
         with self._lock:
-            r = self._rates.get((key, user_tag, client_tag))
-            return 0.0 if r is None else r.measure(self.clock())
+            bucket = self._buckets.get((key, user_tag, client_tag))
+            return None if bucket is None else bucket.bucket.tokens
 
 
 def _produce_bytes(req: P.ProduceRequest) -> int:
@@ -98,14 +98,21 @@ def _fetch_bytes(resp: P.FetchResponse) -> int:
 
 
 class SessionThrottle:
-    """One connection's quota state: its client id and until when it is held."""
+    """One connection's quota state: its client id, until when it is held, and the
+    session time of the request in hand (``begin`` / ``end``, request_percentage)."""
 
-    __slots__ = ("broker", "client_id", "hold_until", "_lock")
+    __slots__ = ("broker", "client_id", "hold_until", "request_until", "nanos", "_began",
+                 "_request", "_lock")
 
-    def __init__(self, broker: BrokerQuotas) -> None:
+    def __init__(self, broker: BrokerQuotas,
+                 nanos: Callable[[], int] = time.perf_counter_ns) -> None:
         self.broker = broker
         self.client_id = ""
         self.hold_until = 0.0  # broker.clock() ms
+        self.request_until = 0.0  # broker.clock() ms: the request_percentage throttle's end
+        self.nanos = nanos
+        self._began: int | None = None  # the request in hand started (nanos())
+        self._request: object = None  # its token: which answer is its own
         self._lock = threading.Lock()
 
     def held_for(self) -> float:
@@ -117,42 +124,76 @@ class SessionThrottle:
             with self._lock:
                 self.hold_until = max(self.hold_until, self.broker.clock() + ms)
 
+    def begin(self) -> None:
+        """The session starts on a request: its time runs until its answer or ``end``."""
+        self._began = self.nanos()
+        self._request = object()
+
+    def end(self, principal: str) -> None:
+        """The session is done with the request: its time is charged if its answer (sent
+        at once) has not charged it already."""
+        if self._began is not None:
+            self._charge_now(principal)
+
+    def _charge_now(self, principal: str) -> int:
+        nanos = self.nanos() - self._began
+        self._began = None
+        return self.charge(principal, nanos)
+
+    def _request_throttle(self, principal: str, request: object) -> int:
+        """The request_percentage throttle an answer carries, as Kafka's (the max of it and
+        the byte-rate one): an answer given while its request is in hand charges the
+        session's time so far; a later one carries what is left of the throttle."""
+        if self._began is not None and self._request is request:
+            return self._charge_now(principal)
+        return max(0, int(round(self.request_until - self.broker.clock())))
+
     def gate(self, req: object, principal: str, respond: Callable[[object], None]):
         """``respond`` wrapped so that the response carries the throttle and the
         connection is held for it."""
         if not self.broker.quotas():  # no quota in the cluster: nothing to measure
             return respond
+        request = self._request
+
+        def answer(r: object, byte_ms: int = 0) -> None:
+            ms = max(byte_ms, self._request_throttle(principal, request))
+            if ms > getattr(r, "throttle_time_ms", ms):
+                r = replace(r, throttle_time_ms=ms)
+            respond(r)
+
         if isinstance(req, P.ProduceRequest):
             self.client_id = req.client_id or self.client_id
             ms = self.broker.record(Q.PRODUCER_BYTE_RATE, user_of(principal), self.client_id,
                                     _produce_bytes(req))
             self._hold(ms)
-            if not ms:
-                return respond
-            return lambda r: respond(
-                replace(r, throttle_time_ms=ms) if isinstance(r, P.ProduceResponse) else r)
+            return lambda r: answer(r, ms if isinstance(r, P.ProduceResponse) else 0)
         if isinstance(req, P.FetchRequest) and req.replica_id < 0:
             self.client_id = req.client_id or self.client_id
             user = user_of(principal)
 
             def fetched(r: object) -> None:
+                ms = 0
                 if isinstance(r, P.FetchResponse):
                     ms = self.broker.record(Q.CONSUMER_BYTE_RATE, user, self.client_id,
                                             _fetch_bytes(r))
-                    if ms:
-                        self._hold(ms)
-                        r = replace(r, throttle_time_ms=ms)
-                respond(r)
+                    self._hold(ms)
+                answer(r, ms)
 
             return fetched
-        return respond
+        if isinstance(req, P.FetchRequest):  # a follower's: never throttled
+            return respond
+        return answer
 
-    def charge(self, principal: str, nanos: int) -> None:
+    def charge(self, principal: str, nanos: int) -> int:
         """The session spent ``nanos`` on a request (request_percentage: percent of one
-        thread per second, as Kafka's ``nanosToPercentage``)."""
+        thread per second, as Kafka's ``nanosToPercentage``); the throttle (ms)."""
         ms = self.broker.record(Q.REQUEST_PERCENTAGE, user_of(principal), self.client_id,
                                 nanos * 100 / 1e9)
-        self._hold(ms)
+        if ms > 0:
+            self._hold(ms)
+            with self._lock:
+                self.request_until = max(self.request_until, self.broker.clock() + ms)
+        return ms
 
 
 RESUME = object()  # the session's own message: a hold has passed

@@ -23,7 +23,6 @@ it is released once the response is handed to the endpoint, or, for ``acks=0`` p
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -235,9 +234,9 @@ class ClientSession(DispatchedActor):
 
     def _charged(self, message: Any) -> None:
         """A client request, its session time charged to request_percentage."""
-        started = time.perf_counter_ns()
+        self.throttle.begin()
         self._receive(message)
-        self.throttle.charge(self.who[0] or authorize.ANONYMOUS, time.perf_counter_ns() - started)
+        self.throttle.end(self.who[0] or authorize.ANONYMOUS)
 
     def _receive(self, message: Any) -> None:
         if isinstance(message, Inbound):

@@ -84,11 +84,12 @@ def test_quotas_are_set_listed_and_removed_and_a_malformed_one_changes_nothing(
         assert admin.describe_client_quotas() == []
 
 
-def _greedy_beside_polite(cluster, topic: str, seconds: float, warm_up: float):
+def _greedy_beside_polite(cluster, topic: str, marks: tuple[float, ...]):
     """A greedy producer (client id ``greedy``, quota QUOTA) sending as fast as it can and a
     polite one (no quota) sending one record every 20 ms and waiting for each. Returns the
-    greedy rate over [warm_up, seconds] (from the log end offset), the polite latencies
-    (ms) over the same time, and both producers' metrics."""
+    greedy rate between each two ``marks`` (seconds from the start; from the log end
+    offset), the polite latencies (ms) from the first mark to the last, and both
+    producers' metrics."""
     tp = TopicPartition(topic, 0)
     greedy = Producer({"bootstrap.servers": cluster.bootstrap_servers, "client.id": "greedy",
                        "acks": 1, "buffer.memory": 1 << 20, "linger.ms": 5})
@@ -121,12 +122,11 @@ def _greedy_beside_polite(cluster, topic: str, seconds: float, warm_up: float):
         for t in threads:
             t.start()
         # the greedy records all go to partition 0: its log end offset counts them
-        while time.monotonic() < start + warm_up:
-            time.sleep(0.05)
-        t0, leo0 = time.monotonic(), admin.list_offsets([tp])[tp]
-        while time.monotonic() < start + seconds:
-            time.sleep(0.05)
-        t1, leo1 = time.monotonic(), admin.list_offsets([tp])[tp]
+        points = []
+        for mark in marks:
+            while time.monotonic() < start + mark:
+                time.sleep(0.05)
+            points.append((time.monotonic(), admin.list_offsets([tp])[tp]))
     stop.set()
     for t in threads:
         t.join(timeout=30)
@@ -134,8 +134,10 @@ def _greedy_beside_polite(cluster, topic: str, seconds: float, warm_up: float):
     greedy.close(timeout=0)
     polite.close(timeout=10)
     assert not errors, errors
-    window = [ms for at, ms in latencies if t0 <= at < t1]
-    return (leo1 - leo0) * VALUE / (t1 - t0), window, metrics
+    window = [ms for at, ms in latencies if points[0][0] <= at < points[-1][0]]
+    rates = [(leo1 - leo0) * VALUE / (t1 - t0)
+             for (t0, leo0), (t1, leo1) in zip(points, points[1:], strict=False)]
+    return rates, window, metrics
 
 
 def test_a_greedy_producer_is_held_to_its_quota_beside_a_well_behaved_one(cluster) -> None:
@@ -143,7 +145,7 @@ def test_a_greedy_producer_is_held_to_its_quota_beside_a_well_behaved_one(cluste
         admin.create_topics([NewTopic("flood", 2, 1)])
         admin.alter_client_quotas([ClientQuotaAlteration({"client-id": "greedy"},
                                                          {"producer_byte_rate": QUOTA})])
-    rate, polite, (greedy_m, polite_m) = _greedy_beside_polite(cluster, "flood", 9.0, 2.0)
+    [rate], polite, (greedy_m, polite_m) = _greedy_beside_polite(cluster, "flood", (2.0, 9.0))
     print(f"greedy rate {rate / QUOTA:.3f}x the quota; polite p99 "
           f"{sorted(polite)[int(len(polite) * 0.99) - 1]:.1f} ms over {len(polite)} sends")
     # Kafka's windowed arithmetic lets a greedy client through in bursts of up to (num - 1)
@@ -163,8 +165,10 @@ def test_a_greedy_producer_is_held_to_its_quota_beside_a_well_behaved_one(cluste
 @pytest.mark.timeout(240)
 def test_a_greedy_producer_holds_to_its_quota_for_a_minute_with_kafkas_windows(
         tmp_path) -> None:
-    """Kafka's defaults (11 windows of 1 s): past the first window's burst, the greedy rate
-    over the next 60 s is within 15% of the quota."""
+    """Kafka's defaults (11 windows of 1 s): past the first burst (10 windows of the quota,
+    spent in the first second), the greedy rate in each 30 s half of the next minute is
+    within 10% of the quota (the issue's bound; Kafka's sampled rate alone swings
+    0.75-1.15x per 30 s with a client this fast: tests/unit/coordinator/test_quota_core.py)."""
     c = LocalCluster(tmp_path / "c", 1, dict(TEST_BROKER_CONFIGS))
     try:
         c.start(timeout_s=60)
@@ -172,11 +176,12 @@ def test_a_greedy_producer_holds_to_its_quota_for_a_minute_with_kafkas_windows(
             admin.create_topics([NewTopic("flood", 2, 1)])
             admin.alter_client_quotas([ClientQuotaAlteration({"client-id": "greedy"},
                                                              {"producer_byte_rate": QUOTA})])
-        rate, polite, (greedy_m, polite_m) = _greedy_beside_polite(c, "flood", 72.0, 12.0)
+        rates, polite, (greedy_m, polite_m) = _greedy_beside_polite(c, "flood", (12, 42, 72))
     finally:
         c.stop(timeout_s=10)
-    print(f"greedy rate {rate / QUOTA:.3f}x the quota over 60 s")
-    assert 0.85 * QUOTA <= rate <= 1.15 * QUOTA, f"greedy rate {rate / QUOTA:.2f}x the quota"
+    print("greedy rate per 30 s: " + ", ".join(f"{r / QUOTA:.3f}x" for r in rates)
+          + f" the quota; polite p99 {sorted(polite)[int(len(polite) * 0.99) - 1]:.1f} ms")
+    assert all(0.9 * QUOTA <= r <= 1.1 * QUOTA for r in rates), [r / QUOTA for r in rates]
     assert len(polite) >= 1000 and polite_m["produce-throttle-time-max"] == 0
 
 

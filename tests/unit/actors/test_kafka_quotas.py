@@ -67,7 +67,7 @@ def test_a_throttled_fetch_is_taken_back_and_the_fetch_size_capped() -> None:
     assert KQ.fetch_max_bytes(_call(ctx, client_id="free"), 5000) == 5000
     assert KQ.fetched(call, 900) == 0
     assert KQ.fetched(call, 600) == 500  # over: answered empty, the 600 B taken back
-    assert ctx.quotas.rate(Q.CONSUMER_BYTE_RATE, "", "reader") == 900
+    assert ctx.quotas.tokens(Q.CONSUMER_BYTE_RATE, "", "reader") == 100  # 1000 - 900
     clock.ms = 2000  # the window passed: the same read fits
     assert KQ.fetched(call, 600) == 0
 
@@ -170,3 +170,30 @@ def test_the_throttle_given_is_in_the_kafka_listeners_metrics() -> None:
            for family in BrokerCollector(ctx, metrics).collect() for s in family.samples}
     key = ("rillet_request_throttle_time_ms_total", (("api", "Produce"), ("listener", "KAFKA")))
     assert got[key] == 1000
+
+
+def test_a_request_percentage_throttle_rides_on_the_kafka_answer_as_kafkas_max() -> None:
+    """Kafka answers with the larger of the byte-rate and request throttles: the handler's
+    time is charged when it returns, and the answer going out after carries what is left
+    of that throttle, unless it carries more already or has no throttle_time field."""
+    from datetime import timedelta
+
+    from kio.index import load_response_schema
+
+    clock = Clock()
+    ctx = _ctx({((Q.USER, "alice"),): {Q.REQUEST_PERCENTAGE: 10.0}}, clock)
+    throttle = KQ.RequestThrottle(_call(ctx, api_key=18, version=3))
+    assert throttle.ms() == 0  # not charged yet: an answer before the charge only mutes
+    # 10 % x (2 - 1) windows: a burst of 10 percent-seconds; 0.15 s of handler time is 15
+    assert throttle.charge(150_000_000) == 500
+    assert 400 <= throttle.ms() <= 500
+    versions = load_response_schema(18, 3)(
+        error_code=0, api_keys=(), throttle_time=KQ.throttle_time(0), supported_features=(),
+        finalized_features_epoch=-1, finalized_features=(), zk_migration_ready=False)
+    assert 400 <= KQ.throttle_ms_of(KQ.with_throttle(versions, throttle.ms())) <= 500
+    more = KQ.with_throttle(versions, 2000)  # a byte-rate throttle of 2 s: the larger stays
+    assert KQ.with_throttle(more, 500).throttle_time == timedelta(seconds=2)
+    no_field = SimpleNamespace(error_code=0)
+    assert KQ.with_throttle(no_field, 500) is no_field
+    other = KQ.RequestThrottle(_call(ctx, api_key=18, version=3, principal="User:bob"))
+    assert other.charge(10**10) == 0 and other.ms() == 0  # bob has no quota

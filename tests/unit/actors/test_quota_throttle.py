@@ -94,3 +94,47 @@ def test_held_requests_wait_in_order_and_resume_when_the_hold_passes() -> None:
 class _Timer:
     def cancel(self) -> None:
         pass
+
+
+class Nanos:
+    def __init__(self) -> None:
+        self.ns = 0
+
+    def __call__(self) -> int:
+        return self.ns
+
+
+def test_a_request_percentage_throttle_rides_on_the_answer_as_kafkas_max() -> None:
+    """Kafka answers with the larger of the byte-rate and request throttles: an answer
+    given while its request is in hand charges the session's time so far and carries its
+    throttle; one given later carries what is left of it; the session's time is charged
+    once."""
+    clock, nanos = Clock(), Nanos()
+    quotas = {((Q.USER, "alice"),): {Q.REQUEST_PERCENTAGE: 10.0,
+                                     Q.PRODUCER_BYTE_RATE: 1000.0}}
+    throttle = AQ.SessionThrottle(_broker(quotas, clock), nanos)
+    answers = []
+    # a burst of 20 percent-seconds (10 % x 2 windows); 0.3 s of session time is 30
+    throttle.begin()
+    respond = throttle.gate(_produce(100), "User:alice", answers.append)  # bytes: no throttle
+    nanos.ns += 300_000_000
+    respond(P.ProduceResponse())  # answered at once
+    assert answers[-1].throttle_time_ms == 1000  # 10 short at 10 %/s, capped at a window
+    throttle.end("User:alice")  # charged already: not twice
+    assert throttle.held_for() == 1000
+    clock.ms = 1000  # the hold has passed: 10 % x 1 s refilled, the bucket at zero
+    throttle.begin()
+    respond = throttle.gate(_produce(2400), "User:alice", answers.append)
+    nanos.ns += 80_000_000  # 8 percent-seconds: 800 ms
+    throttle.end("User:alice")  # the answer comes later (the partition appends first)
+    clock.ms = 1200
+    respond(P.ProduceResponse())
+    # bytes: 2400 against a burst of 2000 B at 1000 B/s, 400 ms; what is left of the
+    # request throttle, 600 ms: the larger
+    assert answers[-1].throttle_time_ms == 600
+    clock.ms = 1300
+    throttle.begin()
+    respond = throttle.gate(P.ApiVersionsRequest(), "User:alice", answers.append)
+    respond(P.ApiVersionsResponse())  # no throttle field: unchanged
+    throttle.end("User:alice")
+    assert answers[-1] == P.ApiVersionsResponse()

@@ -119,3 +119,65 @@ def test_a_greedy_client_is_held_near_its_quota(num) -> None:
         assert 0.85e6 <= got <= 1.15e6, (start, got)
     # unthrottled it would have sent 20x the quota
     assert Q.Rate(num=num).throttle_ms(1e6, 0) == 0
+
+
+def _fast_greedy(limiter, quota: float, seconds: int, request: int,
+                 capacity: float = 200e6) -> list[tuple[float, int]]:
+    """A client that can send ``capacity`` B/s (the native producer pipelining 1 MB
+    requests) and waits out each throttle: the (time, bytes) of every request.
+    ``limiter(value, now) -> throttle ms``."""
+    now, sent = 0.0, []
+    while now < seconds * 1000:
+        ms = limiter(request, now)
+        sent.append((now, request))
+        now += max(ms, request / capacity * 1000) + 1
+    return sent
+
+
+def _per_30s(sent, quota: float, starts) -> list[float]:
+    return [sum(b for t, b in sent if s * 1000 <= t < (s + 30) * 1000) / 30 / quota
+            for s in starts]
+
+
+def _rate_limiter(num: int, quota: float):
+    rate = Q.Rate(num=num, window_ms=1000)
+
+    def limit(value: float, now: float) -> int:
+        rate.record(value, now)
+        return rate.throttle_ms(quota, now)
+
+    return limit
+
+
+def test_kafkas_sampled_rate_lets_a_fast_client_burst_again_each_time_a_sample_expires() -> None:
+    """The cause of #19's overshoot: a client that spends its (num - 1) windows of burst
+    within one sample is let through with another whole burst when that sample expires,
+    every num windows, so 30 s windows see two or three bursts: out of 10% either way."""
+    quota, starts = float(1 << 20), (12, 42, 72, 102)
+    sent = _fast_greedy(_rate_limiter(11, quota), quota, 135, 1 << 20)
+    seconds = sorted({int(t // 1000) for t, _ in sent})
+    bursts = [s for s in seconds if sum(b for t, b in sent if s * 1000 <= t < s * 1000 + 1000)
+              >= 5 * quota]
+    assert len(bursts) >= 8 and all(11 <= b - a <= 16
+                                     for a, b in zip(bursts, bursts[1:], strict=False)), bursts
+    per = _per_30s(sent, quota, starts)
+    assert any(not 0.9 <= r <= 1.1 for r in per), per
+
+
+def test_the_bucket_gives_kafkas_first_burst_then_holds_the_quota_per_30_s_window() -> None:
+    quota = float(1 << 20)
+    b = Q.Bucket(num=11, window_ms=1000)
+    assert b.record(10 * quota, quota, 0) == 0  # a new client's burst: (num - 1) windows
+    assert b.record(quota / 2, quota, 0) == 500  # then the quota: 0.5 s for half a window
+    assert b.record(0, quota, 500) == 0  # refilled to zero
+    assert b.record(-quota, quota, 500) == 0 and b.bucket.tokens == quota  # given back
+    assert b.record(0, quota, 60_000) == 0 and b.bucket.tokens == 10 * quota  # burst caps
+    pct = Q.Bucket(num=11, window_ms=1000)  # request_percentage: capped at one window
+    assert pct.record(5000, 50, 0, cap_ms=1000) == 1000
+    for num in (11, 3):
+        for request in (100_000, 1 << 20):
+            bucket = Q.Bucket(num=num, window_ms=1000)
+            sent = _fast_greedy(lambda v, t, b=bucket: b.record(v, quota, t), quota, 135,
+                                request)
+            per = _per_30s(sent, quota, (12, 42, 72, 102))
+            assert all(0.98 <= r <= 1.02 for r in per), (num, request, per)
