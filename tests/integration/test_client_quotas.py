@@ -148,11 +148,9 @@ def test_a_greedy_producer_is_held_to_its_quota_beside_a_well_behaved_one(cluste
     [rate], polite, (greedy_m, polite_m) = _greedy_beside_polite(cluster, "flood", (2.0, 9.0))
     print(f"greedy rate {rate / QUOTA:.3f}x the quota; polite p99 "
           f"{sorted(polite)[int(len(polite) * 0.99) - 1]:.1f} ms over {len(polite)} sends")
-    # Kafka's windowed arithmetic lets a greedy client through in bursts of up to (num - 1)
-    # windows' worth, once per num windows: over 7 s with 3 windows one burst more or less is
-    # +-2/7 of the rate (1.13-1.21x seen in CI, 1.00-1.11x on quiet runs). The issue's 10% over
-    # 30 s windows is the slow test below, with Kafka's 11 windows over 60 s.
-    assert 0.75 * QUOTA <= rate <= 1.3 * QUOTA, f"greedy rate {rate / QUOTA:.2f}x the quota"
+    # the token bucket holds a client to its quota once its first burst is spent (Kafka's
+    # sampled rate let it burst again each time a sample expired: 1.13-1.21x over 7 s)
+    assert 0.85 * QUOTA <= rate <= 1.15 * QUOTA, f"greedy rate {rate / QUOTA:.2f}x the quota"
     assert greedy_m["produce-throttle-time-max"] > 0  # told, and shown in its metrics
     # the polite producer kept going: about one record per 20 ms, never throttled
     assert len(polite) >= 100, len(polite)
