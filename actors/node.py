@@ -65,7 +65,6 @@ from .configs import ConfigError, effective_topic_configs, log_config, validate_
 from .controlled_shutdown import controlled_shutdown
 from .controller import BROKER_IDENTITY_PREFIX, Controller, ControllerHint, parse_voters
 from .controller import Tick as ControllerTick
-from .metadata_publisher import MetadataPublisher
 from .metrics import start_metrics
 from .node_listeners import advertise, bind_addresses
 from .replica_fetcher import ReplicaFetcher
@@ -241,16 +240,10 @@ class BrokerNode:
         self.lifecycle = None
         self._progress = (-1, 0, MetadataImage())
         self._progress_lock = threading.Lock()
-        # images are applied off the controller's thread (a big topic's thousands of
-        # partition actors would stop Raft for seconds: actors/metadata_publisher.py)
-        self.publisher = MetadataPublisher(
-            self._publish, name=f"rillet-broker-{self.broker_id}-metadata-publisher"
-        )
         self.controller = Controller.start(
             broker_id=self.broker_id,
             metadata_dir=self.data_dir / "__cluster_metadata",
-            publish=self.publisher.offer,
-            after_publish=self.publisher.after,
+            publish=self._publish,
             broker_configs=self.configs,
             endpoint=self.peers,
             on_controller=self._on_controller,
@@ -498,7 +491,7 @@ class BrokerNode:
         }
 
     def _update_fetchers(self, image: MetadataImage) -> None:
-        """Publisher thread, under the replica lock: every followed partition is fetched
+        """Controller thread, under the replica lock: every followed partition is fetched
         by the fetcher of its leader."""
         wanted: dict[int, dict[tuple[str, int], int]] = {}
         for key in self.ctx.replicas:
@@ -536,9 +529,8 @@ class BrokerNode:
         return self.data_dir / f"{topic}-{partition}"
 
     def _publish(self, old: MetadataImage, new: MetadataImage) -> None:
-        """Publisher thread (actors/metadata_publisher.py): make the hosted partition actors
-        match ``new``, once ``new`` registers this incarnation (before that the broker hosts
-        no partition)."""
+        """Controller thread: make the hosted partition actors match ``new``, once ``new``
+        registers this incarnation (before that the broker hosts no partition)."""
         if self._stopped:
             return
         dynamic = self.ctx.live_configs.on_image(new, self._log)  # actors/dynamic_configs.py
@@ -556,8 +548,6 @@ class BrokerNode:
             )
             old = MetadataImage()
         with self._replica_lock:
-            if self._stopped:  # stop() has collected the replicas: start none after it
-                return
             self.ctx.image = new
             changes = local_changes(old, new, self.broker_id, self.ctx.replicas)
             changes = dynamic_configs.widen(changes, dynamic, new, self.ctx.replicas)
@@ -681,8 +671,7 @@ class BrokerNode:
         self.internal_router.close()
         if self.lifecycle is not None:
             self.lifecycle.stop()
-        self.controller.stop()  # no new images after this
-        self.publisher.stop()  # nor new partition actors (it starts none once stopped)
+        self.controller.stop()  # no new partition actors after this
         with self._replica_lock:
             fetchers = list(self.fetchers.values())
             self.fetchers.clear()
