@@ -302,14 +302,7 @@ class StreamAggregateNode(StoreNode):
     def flush_cache(self) -> None:
         """Write each cached key's latest aggregate to the store and its changelog, then
         forward it to the children."""
-        if not self._cache:
-            return
-        entries = self._cache
-        self._cache = {}
-        self.store.flush_cache()
-        forward = self._forward
-        for key, (seen, new, ts, headers) in entries.items():
-            forward(new_record((key, Change(new, seen), ts, headers)))
+        _flush_cached(self)
 
 
 class StreamReduceNode(StreamAggregateNode):
@@ -469,15 +462,8 @@ class TableAggregateNode(StoreNode):
 
     def flush_cache(self) -> None:
         """Write each cached key's latest aggregate to the store and its changelog, then
-        forward it."""
-        if not self._cache:
-            return
-        entries = self._cache
-        self._cache = {}
-        self.store.flush_cache()
-        forward = self._forward
-        for key, (seen, new, ts, headers) in entries.items():
-            forward(new_record((key, Change(new, seen), ts, headers)))
+        forward it to the children."""
+        _flush_cached(self)
 
 
 class TableReduceNode(TableAggregateNode):
@@ -489,3 +475,17 @@ class TableReduceNode(TableAggregateNode):
         super().__init__(store, lambda: None,
                          lambda k, v, agg: v if agg is None else adder(agg, v),
                          lambda k, v, agg: subtractor(agg, v))
+
+
+def _flush_cached(node) -> None:
+    """A key-value aggregation's record cache flushed (``node._cache``: key -> (value the
+    children saw last, latest aggregate, timestamp, headers)): the store and its changelog
+    written, then one ``Change`` per key forwarded."""
+    if not node._cache:
+        return
+    entries = node._cache
+    node._cache = {}
+    node.store.flush_cache()
+    forward = node._forward
+    for key, (seen, new, ts, headers) in entries.items():
+        forward(new_record((key, Change(new, seen), ts, headers)))
