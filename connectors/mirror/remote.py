@@ -84,14 +84,19 @@ def translate_offsets(target: str | Mapping[str, str], source_alias: str, group:
     return latest
 
 
-def heartbeat_age_ms(target: str | Mapping[str, str], source_alias: str, now_ms: int,
-                     timeout_s: float = 10.0) -> int | None:
+def heartbeat_age_ms(target: str | Mapping[str, str], source_alias: str,
+                     now_ms: int | None = None, timeout_s: float = 10.0) -> int | None:
+    """Milliseconds since the last heartbeat from ``source_alias`` on ``target`` (None: none
+    yet). ``now_ms`` defaults to the wall clock once the heartbeats are read: a clock read
+    before them could be older than a heartbeat written meanwhile (a negative age)."""
     last = None
     for r in _read_all(target, HEARTBEATS_TOPIC, timeout_s):
         beat = json.loads(r.value)
         if beat.get("source") == source_alias:
             last = beat["timestamp"]
-    return None if last is None else now_ms - last
+    if last is None:
+        return None
+    return (int(time.time() * 1000) if now_ms is None else now_ms) - last
 
 
 def flow_lag(flow: Flow, policy: DefaultReplicationPolicy, **fixed: str

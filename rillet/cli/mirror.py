@@ -106,8 +106,7 @@ def status(properties: Path) -> None:
         except Exception as exc:  # noqa: BLE001 - the source is down: say so, go on
             click.echo(f"lag: - ({f.source} unreachable: {exc})")
         try:
-            age = heartbeat_age_ms(f.client("target", "consumer", **quick_dst), f.source,
-                                   now_ms)
+            age = heartbeat_age_ms(f.client("target", "consumer", **quick_dst), f.source)
             click.echo(f"heartbeat age: {'-' if age is None else f'{age} ms'}")
             for remote in orphaned_topics(f, config.policy, **quick_src):
                 click.echo(f"orphaned: {remote} (its source topic is gone from {f.source}; "

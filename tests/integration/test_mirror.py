@@ -343,8 +343,8 @@ def test_source_and_checkpoint_connectors_through_the_rest_api(pair, worker):
                    "the translated offsets committed to group billing-conn on B")
 
     # the heartbeat connector (started from a file with the worker) beats on B
-    age = heartbeat_age_ms(b.bootstrap_servers, "A", int(time.time() * 1000))
-    assert age is not None and age < 30000
+    age = heartbeat_age_ms(b.bootstrap_servers, "A")
+    assert age is not None and 0 <= age < 30000
 
     # delete: the connector is gone from the worker
     assert worker.rest("DELETE", "/connectors/mm2-checkpoint")[0] == 204
