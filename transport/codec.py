@@ -248,8 +248,11 @@ def _compile_dataclass(cls: type) -> tuple[Encoder, Decoder]:
     return enc, dec
 
 
-for _cls in (*REQUESTS.values(), *RESPONSES.values()):
-    _compile_dataclass(_cls)
+def _schema(cls: type) -> tuple[Encoder, Decoder]:
+    """``cls``'s compiled encoder and decoder, compiled on first use: compiling all ~200
+    message types at import cost every process (each broker, each CLI command) ~0.2 s of
+    CPU, and most processes use a few of them (tests/unit/transport compiles them all)."""
+    return _SCHEMAS.get(cls) or _compile_dataclass(cls)
 
 
 # ------------------------------------------------------------------------------ strict CBOR
@@ -307,7 +310,7 @@ def loads_strict(data: Frame, *, max_bytes: int = MAX_HEADER_BYTES) -> Any:
 
 
 def _encode(msg: Any, correlation_id: int) -> list[Frame]:
-    enc = _SCHEMAS[type(msg)][0]
+    enc = _schema(type(msg))[0]
     raw: list = []
     body = enc(msg, raw)
     header = cbor2.dumps({"api": msg.API, "v": msg.VERSION, "cid": correlation_id, "body": body})
@@ -316,14 +319,14 @@ def _encode(msg: Any, correlation_id: int) -> list[Frame]:
 
 def encode_request(msg: Any, correlation_id: int) -> list[Frame]:
     """Frames for a request message; ``correlation_id`` is echoed in the response."""
-    if type(msg) not in _SCHEMAS or REQUESTS.get(msg.API) is not type(msg):
+    if REQUESTS.get(getattr(msg, "API", None)) is not type(msg):
         raise TypeError(f"not a request message: {msg!r}")
     return _encode(msg, correlation_id)
 
 
 def encode_response(msg: Any, correlation_id: int) -> list[Frame]:
     """Frames for a response message (or an ``ErrorResponse``)."""
-    if type(msg) not in _SCHEMAS or RESPONSES.get(msg.API) is not type(msg):
+    if RESPONSES.get(getattr(msg, "API", None)) is not type(msg):
         raise TypeError(f"not a response message: {msg!r}")
     return _encode(msg, correlation_id)
 
@@ -368,7 +371,7 @@ def _decode(
             )
         ctx = _Ctx(frames)
         try:
-            msg = _SCHEMAS[cls][1](env["body"], ctx)
+            msg = _schema(cls)[1](env["body"], ctx)
         except _Bad as e:
             path = ".".join(["body", *e.path]).replace(".[", "[")
             raise ProtocolError(ErrorCode.INVALID_REQUEST, f"{api}: {path}: {e.message}") from None
