@@ -5,17 +5,15 @@ null keys and null values kept. One broker for the module; each test its own top
 
 from __future__ import annotations
 
-import io
 import socket
-import struct
 import subprocess
 import time
 from datetime import timedelta
 
 import pytest
-from kio.index import load_request_schema, load_response_schema
-from kio.schema.request_header.v2.header import RequestHeader
-from kio.serial import entity_reader, entity_writer
+from kafka_raw import frame, receive_with_cid
+from kafka_raw import receive as _receive
+from kio.index import load_request_schema
 from kio.static.primitive import i32Timedelta
 
 from rillet import Consumer, Producer
@@ -239,33 +237,7 @@ def _raw(addr: str, api_key: int, version: int, body, sock=None, cid: int = 1):
 
 
 def _send(sock, api_key, version, body, cid=1) -> None:
-    cls = load_request_schema(api_key, version)
-    buf = io.BytesIO()
-    entity_writer(cls.__header_schema__)(buf, RequestHeader(
-        request_api_key=api_key, request_api_version=version, correlation_id=cid,
-        client_id="kd-test") if cls.__header_schema__ is RequestHeader else
-        cls.__header_schema__(request_api_key=api_key, request_api_version=version,
-                              correlation_id=cid, client_id="kd-test"))
-    entity_writer(cls)(buf, body)
-    data = buf.getvalue()
-    sock.sendall(struct.pack(">i", len(data)) + data)
-
-
-def _receive(sock, api_key, version):
-    def exact(n):
-        out = b""
-        while len(out) < n:
-            chunk = sock.recv(n - len(out))
-            if not chunk:
-                raise ConnectionError("closed")
-            out += chunk
-        return out
-
-    (size,) = struct.unpack(">i", exact(4))
-    frame = exact(size)
-    cls = load_response_schema(api_key, version)
-    _header, at = entity_reader(cls.__header_schema__)(frame, 0)
-    return entity_reader(cls)(frame, at)[0]
+    sock.sendall(frame(api_key, version, body, cid, "kd-test"))
 
 
 def _produce_body(topic: str, parts: dict[int, bytes], acks: int = -1):
@@ -374,28 +346,11 @@ def test_acks_0_gets_no_answer_and_message_too_large_is_per_partition(kafka) -> 
         big = _kafka_batch([bytes(5000)])
         _send(sock, 0, 9, _produce_body(topic, {0: big}, acks=1), cid=2)
         # the acks=0 request has no answer: the next answer on the connection is cid 2's
-        cid, response = _receive_with_cid(sock, 0, 9)
+        cid, response = receive_with_cid(sock, 0, 9)
     assert cid == 2
     part = _partitions(response)[(topic, 0)]
     assert part.error_code == ErrorCode.message_too_large
     assert [r.value for r in _native_consume(cluster, topic, (0,), 1)] == [b"fire"]
-
-
-def _receive_with_cid(sock, api_key, version):
-    def exact(n):
-        out = b""
-        while len(out) < n:
-            chunk = sock.recv(n - len(out))
-            if not chunk:
-                raise ConnectionError("closed")
-            out += chunk
-        return out
-
-    (size,) = struct.unpack(">i", exact(4))
-    frame = exact(size)
-    cls = load_response_schema(api_key, version)
-    header, at = entity_reader(cls.__header_schema__)(frame, 0)
-    return header.correlation_id, entity_reader(cls)(frame, at)[0]
 
 
 def test_read_committed_kafka_consumer_skips_an_aborted_native_transaction(kafka) -> None:

@@ -12,19 +12,19 @@ The slow variant runs Kafka's defaults for a minute."""
 
 from __future__ import annotations
 
-import io
 import json
 import select
 import socket
 import struct
-import threading
 import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from cluster_helpers import rate_beside_trickle
 from conftest import TEST_BROKER_CONFIGS
-from kio.serial import entity_reader, entity_writer
+from kafka_raw import frame
+from kafka_raw import receive as _receive
 from kio.static.primitive import i32Timedelta
 
 from rillet import Admin, ClientQuotaAlteration, NewTopic
@@ -99,54 +99,25 @@ def _greedy_beside_polite(cluster, bootstrap: str, topic: str, marks: tuple[floa
                           "queue.buffering.max.kbytes": 1024, "stats_cb": g_throttle})
     polite = ck.Producer({**common, "client.id": "kpolite", "linger.ms": 0,
                           "stats_cb": p_throttle})
-    stop = threading.Event()
-    latencies: list[tuple[float, float]] = []
-    errors: list[BaseException] = []
     tp = TopicPartition(topic, 0)
 
     def flood() -> None:
         try:
-            while not stop.is_set():
-                try:
-                    greedy.produce(topic, b"g" * VALUE, partition=0)
-                    greedy.poll(0)
-                except BufferError:
-                    greedy.poll(0.05)
-        except BaseException as e:  # noqa: BLE001 - reported by the test
-            errors.append(e)
+            greedy.produce(topic, b"g" * VALUE, partition=0)
+            greedy.poll(0)
+        except BufferError:
+            greedy.poll(0.05)
 
-    def trickle() -> None:
-        try:
-            while not stop.is_set():
-                t = time.monotonic()
-                polite.produce(topic, b"p" * 100, partition=1)
-                assert polite.flush(30) == 0
-                latencies.append((t, (time.monotonic() - t) * 1000))
-                stop.wait(0.02)
-        except BaseException as e:  # noqa: BLE001 - reported by the test
-            errors.append(e)
+    def send_one() -> None:
+        polite.produce(topic, b"p" * 100, partition=1)
+        assert polite.flush(30) == 0
 
-    threads = [threading.Thread(target=f, daemon=True) for f in (flood, trickle)]
-    with _admin(cluster) as admin:
-        start = time.monotonic()
-        for t in threads:
-            t.start()
-        points = []
-        for mark in marks:
-            while time.monotonic() < start + mark:
-                time.sleep(0.05)
-            points.append((time.monotonic(), admin.list_offsets([tp])[tp]))
-    stop.set()
-    for t in threads:
-        t.join(timeout=30)
+    rates, window, errors = rate_beside_trickle(cluster, tp, marks, flood, send_one, VALUE)
     greedy.purge()
     greedy.flush(5)
     polite.flush(10)
     polite.poll(0.3)  # a last stats report
     assert not errors, errors
-    window = [ms for at, ms in latencies if points[0][0] <= at < points[-1][0]]
-    rates = [(leo1 - leo0) * VALUE / (t1 - t0)
-             for (t0, leo0), (t1, leo1) in zip(points, points[1:], strict=False)]
     return rates, window, g_throttle.max_ms, p_throttle.max_ms
 
 
@@ -289,35 +260,7 @@ def test_controller_mutation_rate_refuses_partitions_over_the_rate_then_admits(k
 
 
 def _frame(api_key: int, version: int, body, client_id: str, cid: int) -> bytes:
-    from kio.index import load_request_schema
-
-    cls = load_request_schema(api_key, version)
-    header = cls.__header_schema__(request_api_key=api_key, request_api_version=version,
-                                   correlation_id=cid, client_id=client_id)
-    buf = io.BytesIO()
-    entity_writer(cls.__header_schema__)(buf, header)
-    entity_writer(cls)(buf, body)
-    data = buf.getvalue()
-    return struct.pack(">i", len(data)) + data
-
-
-def _receive(sock, api_key: int, version: int):
-    from kio.index import load_response_schema
-
-    def exact(n: int) -> bytes:
-        out = b""
-        while len(out) < n:
-            chunk = sock.recv(n - len(out))
-            if not chunk:
-                raise ConnectionError("closed by the broker")
-            out += chunk
-        return out
-
-    (size,) = struct.unpack(">i", exact(4))
-    frame = exact(size)
-    cls = load_response_schema(api_key, version)
-    _header, at = entity_reader(cls.__header_schema__)(frame, 0)
-    return entity_reader(cls)(frame, at)[0]
+    return frame(api_key, version, body, cid, client_id)
 
 
 def _kafka_produce(topic: str, values: list[bytes]):
