@@ -4,7 +4,9 @@ Shared by the integration tests (import from here, not from another test module)
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 
 from rillet.logstore.batch import BatchBuilder, records
 from rillet.transport import protocol as P
@@ -21,6 +23,7 @@ __all__ = [
     "partition_meta",
     "produce",
     "produce_once_led",
+    "rate_beside_trickle",
     "read_all",
     "wait_until",
 ]
@@ -111,3 +114,52 @@ def read_all(cluster, broker_id: int, topic: str, partition: int) -> list[bytes]
         got = [r for r in records(data) if r.offset >= offset]
         out.extend(r.value for r in got)
         offset = got[-1].offset + 1
+
+
+def rate_beside_trickle(cluster, tp, marks: tuple[float, ...], flood: Callable[[], None],
+                        send_one: Callable[[], None], record_bytes: int):
+    """Quota tests: ``flood()`` called in a loop by one thread, ``send_one()`` (a send that
+    waits for its answer) every 20 ms by another, while ``tp``'s log end offset is read at
+    each of ``marks`` (seconds from the start). Returns the flood's byte rate between each
+    two marks (from the log end offset), the trickle's latencies (ms) from the first mark to
+    the last, and what either thread raised (check it after closing the clients)."""
+    from rillet.admin import Admin
+
+    stop = threading.Event()
+    latencies: list[tuple[float, float]] = []
+    errors: list[BaseException] = []
+
+    def flooding() -> None:
+        try:
+            while not stop.is_set():
+                flood()
+        except BaseException as e:  # noqa: BLE001 - reported by the test
+            errors.append(e)
+
+    def trickle() -> None:
+        try:
+            while not stop.is_set():
+                t = time.monotonic()
+                send_one()
+                latencies.append((t, (time.monotonic() - t) * 1000))
+                stop.wait(0.02)
+        except BaseException as e:  # noqa: BLE001 - reported by the test
+            errors.append(e)
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (flooding, trickle)]
+    with Admin({"bootstrap.servers": cluster.bootstrap_servers}) as admin:
+        start = time.monotonic()
+        for t in threads:
+            t.start()
+        points = []
+        for mark in marks:
+            while time.monotonic() < start + mark:
+                time.sleep(0.05)
+            points.append((time.monotonic(), admin.list_offsets([tp])[tp]))
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    window = [ms for at, ms in latencies if points[0][0] <= at < points[-1][0]]
+    rates = [(leo1 - leo0) * record_bytes / (t1 - t0)
+             for (t0, leo0), (t1, leo1) in zip(points, points[1:], strict=False)]
+    return rates, window, errors

@@ -9,11 +9,11 @@ with Kafka's default 11 a new client may burst 10 s worth of its quota first, wh
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 from cli_helpers import cli_env, run
+from cluster_helpers import rate_beside_trickle
 from conftest import TEST_BROKER_CONFIGS
 from rillet.transport.security import curve_available, generate_keyfile
 
@@ -95,48 +95,19 @@ def _greedy_beside_polite(cluster, topic: str, marks: tuple[float, ...]):
                        "acks": 1, "buffer.memory": 1 << 20, "linger.ms": 5})
     polite = Producer({"bootstrap.servers": cluster.bootstrap_servers, "client.id": "polite",
                        "acks": 1, "linger.ms": 0})
-    stop = threading.Event()
-    latencies: list[tuple[float, float]] = []
-    errors: list[BaseException] = []
 
     def flood() -> None:
-        try:
-            while not stop.is_set():
-                greedy.send(topic, b"g" * VALUE, partition=0)
-        except BaseException as e:  # noqa: BLE001 - reported by the test
-            errors.append(e)
+        greedy.send(topic, b"g" * VALUE, partition=0)
 
-    def trickle() -> None:
-        try:
-            while not stop.is_set():
-                t = time.monotonic()
-                polite.send(topic, b"p" * 100, partition=1).get(timeout=30)
-                latencies.append((t, (time.monotonic() - t) * 1000))
-                stop.wait(0.02)
-        except BaseException as e:  # noqa: BLE001 - reported by the test
-            errors.append(e)
+    def send_one() -> None:
+        polite.send(topic, b"p" * 100, partition=1).get(timeout=30)
 
-    threads = [threading.Thread(target=f, daemon=True) for f in (flood, trickle)]
-    with _admin(cluster) as admin:
-        start = time.monotonic()
-        for t in threads:
-            t.start()
-        # the greedy records all go to partition 0: its log end offset counts them
-        points = []
-        for mark in marks:
-            while time.monotonic() < start + mark:
-                time.sleep(0.05)
-            points.append((time.monotonic(), admin.list_offsets([tp])[tp]))
-    stop.set()
-    for t in threads:
-        t.join(timeout=30)
+    # the greedy records all go to partition 0: its log end offset counts them
+    rates, window, errors = rate_beside_trickle(cluster, tp, marks, flood, send_one, VALUE)
     metrics = greedy.metrics()["producer-metrics"], polite.metrics()["producer-metrics"]
     greedy.close(timeout=0)
     polite.close(timeout=10)
     assert not errors, errors
-    window = [ms for at, ms in latencies if points[0][0] <= at < points[-1][0]]
-    rates = [(leo1 - leo0) * VALUE / (t1 - t0)
-             for (t0, leo0), (t1, leo1) in zip(points, points[1:], strict=False)]
     return rates, window, metrics
 
 
