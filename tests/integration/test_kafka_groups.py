@@ -13,40 +13,19 @@ from pathlib import Path
 import pytest
 
 from rillet.admin import Admin, NewTopic
-from rillet.launcher import LocalCluster
 from rillet.records import TopicPartition as NativeTP
 from tests.integration.cli_helpers import cli_env, run
-from tests.integration.conftest import FAST_CLUSTER_CONFIGS, TEST_BROKER_CONFIGS
+from tests.integration.conftest import FAST_CLUSTER_CONFIGS, TEST_BROKER_CONFIGS, kafka_bootstrap
 from tests.support import require_tool, wait_until
 
 pytestmark = pytest.mark.timeout(120)
-CONFIGS = {
+KAFKA_CONFIGS = {  # the shared `kafka` fixture (tests/integration/conftest.py)
     **TEST_BROKER_CONFIGS,
-    "listeners": "KAFKA://127.0.0.1:0",
     "offsets.topic.num.partitions": "3",
     "group.initial.rebalance.delay.ms": "300",
     "group.consumer.heartbeat.interval.ms": "500",  # KIP-848 members
 }
-
-
-@pytest.fixture(scope="module")
-def kafka(tmp_path_factory):
-    """(cluster, the broker's KAFKA address) with the topics the tests use."""
-    cluster = LocalCluster(tmp_path_factory.mktemp("kafka-groups"), 1, CONFIGS)
-    try:
-        cluster.start(timeout_s=30)
-        admin = Admin({"bootstrap.servers": cluster.bootstrap_servers})
-        try:
-            admin.create_topics([NewTopic("t6", 6, 1), NewTopic("t2", 2, 1),
-                                 NewTopic("tp", 2, 1), NewTopic("tjs", 4, 1),
-                                 NewTopic("t848", 4, 1)])
-        finally:
-            admin.close()
-        path = Path(cluster.broker_dir(cluster.broker_ids[0])) / "kafka-listener"
-        wait_until(path.exists, timeout_s=30, what="the KAFKA listener's address")
-        yield cluster, path.read_text().strip()
-    finally:
-        cluster.stop(timeout_s=10)
+KAFKA_TOPICS = (("t6", 6), ("t2", 2), ("tp", 2), ("tjs", 4), ("t848", 4))
 
 
 def confluent_member(bootstrap: str, group: str, topic: str, owned: dict, name: str):
@@ -284,15 +263,6 @@ def test_confluent_kip848_consumers_share_a_native_group(kafka, tmp_path) -> Non
             c.close()
 
 
-def kafka_addresses(cluster) -> str:
-    out = []
-    for broker_id in cluster.broker_ids:
-        path = Path(cluster.broker_dir(broker_id)) / "kafka-listener"
-        wait_until(path.exists, timeout_s=30, what=f"broker {broker_id}'s KAFKA address")
-        out.append(path.read_text().strip())
-    return ",".join(out)
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_classic_group_carries_on_through_its_coordinators_failover(cluster_factory) -> None:
@@ -301,11 +271,12 @@ def test_a_classic_group_carries_on_through_its_coordinators_failover(cluster_fa
     rebalance), with their committed offsets, and consume what is produced after."""
     from confluent_kafka import Producer
 
-    cluster = cluster_factory(3, {**FAST_CLUSTER_CONFIGS, **CONFIGS})
+    cluster = cluster_factory(3, {**FAST_CLUSTER_CONFIGS, "listeners": "KAFKA://127.0.0.1:0",
+                                  **KAFKA_CONFIGS})
     admin = Admin({"bootstrap.servers": cluster.bootstrap_servers})
     try:
         admin.create_topics([NewTopic("tf", 2, 3)])
-        bootstrap = kafka_addresses(cluster)
+        bootstrap = kafka_bootstrap(cluster)
         producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "log_level": 3})
         for i in range(10):
             producer.produce("tf", value=f"a{i}".encode(), partition=i % 2)

@@ -14,43 +14,20 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
-from rillet.admin import Admin, NewTopic
-from rillet.launcher import LocalCluster
 from tests.integration.conftest import TEST_BROKER_CONFIGS
-from tests.support import wait_until
 
 pytestmark = pytest.mark.timeout(120)
-CONFIGS = {
+KAFKA_CONFIGS = {  # the shared `kafka` fixture (tests/integration/conftest.py)
     **TEST_BROKER_CONFIGS,
-    "listeners": "KAFKA://127.0.0.1:0",
     "offsets.topic.num.partitions": "1",
     "transaction.state.log.num.partitions": "1",
     "group.initial.rebalance.delay.ms": "0",
 }
+KAFKA_TOPICS = (("txn-out", 2), ("ctp-in", 2), ("ctp-out", 2))
 QUIET = {"log_level": 3, "fetch.wait.max.ms": 50}  # short long-polls: a fast test
-
-
-@pytest.fixture(scope="module")
-def kafka(tmp_path_factory):
-    """(cluster, the broker's KAFKA address) with the topics the tests use."""
-    cluster = LocalCluster(tmp_path_factory.mktemp("kafka-txn"), 1, CONFIGS)
-    try:
-        cluster.start(timeout_s=30)
-        admin = Admin({"bootstrap.servers": cluster.bootstrap_servers})
-        try:
-            admin.create_topics([NewTopic("txn-out", 2, 1), NewTopic("ctp-in", 2, 1),
-                                 NewTopic("ctp-out", 2, 1)])
-        finally:
-            admin.close()
-        path = Path(cluster.broker_dir(cluster.broker_ids[0])) / "kafka-listener"
-        wait_until(path.exists, timeout_s=30, what="the KAFKA listener's address")
-        yield cluster, path.read_text().strip()
-    finally:
-        cluster.stop(timeout_s=10)
 
 
 def txn_producer(bootstrap: str, tid: str):
