@@ -44,6 +44,22 @@ def _error_code(answer: Any) -> int:
     return E.UNKNOWN_SERVER_ERROR
 
 
+def _errors_by_topic(answer: Any, kind: type, topics: str,
+                     wanted: list[tuple[str, int]]) -> dict[str, list[tuple[int, int]]]:
+    """``{topic: [(partition, error code)]}`` for every partition asked about, from a native
+    per-partition answer of ``kind`` (its topics under the attribute ``topics``); a
+    whole-request error (any other answer) goes on every partition."""
+    whole = _error_code(answer)
+    got = {}
+    if isinstance(answer, kind):
+        got = {(t.name, p.partition): p.error_code
+               for t in getattr(answer, topics) for p in t.partitions}
+    by_topic: dict[str, list[tuple[int, int]]] = {}
+    for topic, partition in wanted:
+        by_topic.setdefault(topic, []).append((partition, got.get((topic, partition), whole)))
+    return by_topic
+
+
 def _to_coordinator(call: Call, native: Any, convert) -> None:
     """Tell the transaction coordinator actor ``native``; its answer (any thread) goes to the
     client as ``convert(answer)``."""
@@ -86,18 +102,11 @@ def add_partitions_to_txn(call: Call):
                      for t in topics))
 
     def convert(a: Any):
-        whole = _error_code(a)
-        got = {}
-        if isinstance(a, P.AddPartitionsToTxnResponse):
-            got = {(t.name, p.partition): p.error_code for t in a.results for p in t.partitions}
-        by_topic: dict[str, list] = {}
-        for topic, partition in wanted:  # a whole-request error goes on every partition
-            err = got.get((topic, partition), whole)
-            by_topic.setdefault(topic, []).append(build(
-                mod.AddPartitionsToTxnPartitionResult, partition_index=partition,
-                partition_error_code=code(err)))
+        by_topic = _errors_by_topic(a, P.AddPartitionsToTxnResponse, "results", wanted)
         return reply(cls, results_by_topic_v3_and_below=tuple(
-            build(mod.AddPartitionsToTxnTopicResult, name=t, results_by_partition=tuple(ps))
+            build(mod.AddPartitionsToTxnTopicResult, name=t, results_by_partition=tuple(
+                build(mod.AddPartitionsToTxnPartitionResult, partition_index=p,
+                      partition_error_code=code(err)) for p, err in ps))
             for t, ps in by_topic.items()))
 
     _to_coordinator(call, native, convert)
@@ -149,16 +158,9 @@ def txn_offset_commit(call: Call):
     part_cls = _nested(mod, "TxnOffsetCommitResponsePartition")
 
     def convert(a: Any):
-        whole = _error_code(a)
-        got = {}
-        if isinstance(a, P.TxnOffsetCommitResponse):
-            got = {(t.name, p.partition): p.error_code for t in a.topics for p in t.partitions}
-        by_topic: dict[str, list] = {}
-        for topic, partition in wanted:
-            by_topic.setdefault(topic, []).append(build(
-                part_cls, partition_index=partition,
-                error_code=code(got.get((topic, partition), whole))))
-        return reply(cls, topics=tuple(build(topic_cls, name=t, partitions=tuple(ps))
-                                       for t, ps in by_topic.items()))
+        by_topic = _errors_by_topic(a, P.TxnOffsetCommitResponse, "topics", wanted)
+        return reply(cls, topics=tuple(build(topic_cls, name=t, partitions=tuple(
+            build(part_cls, partition_index=p, error_code=code(err)) for p, err in ps))
+            for t, ps in by_topic.items()))
 
     ask(call, native, convert)
