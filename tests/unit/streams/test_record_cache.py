@@ -47,6 +47,12 @@ def _graph(windows, cache_entries: int):
     table = (grouped.count(store="n") if windows is None
              else grouped.window(windows).count(store="n"))
     table.to_stream().to("out", value_serde=serdes.Long)
+    return _task(t, cache_entries)
+
+
+def _task(t: Topology, cache_entries: int):
+    """The one sub-topology of ``t`` as a started task graph, its stores open on changelogs
+    that ``Sent`` collects: ``(graph, the store "n", sent)``."""
     (sub,) = t.compile().subtopologies
     sent = Sent()
     stores = {name: build(spec, TASK) for name, spec in sub.stores.items()}
@@ -179,15 +185,7 @@ def _windowed_graph(windows, cache_entries: int, suppress: bool = False):
     t = Topology(serdes.String, serdes.Long)
     table = t.stream("in").group_by_key().window(windows).count(store="n")
     (table.suppress() if suppress else table).to_stream().to("out")
-    (sub,) = t.compile().subtopologies
-    sent = Sent()
-    stores = {name: build(spec, TASK) for name, spec in sub.stores.items()}
-    for name, store in stores.items():
-        store.open(None, sent, (f"app-{name}-changelog", 0))
-    graph = TaskGraph(sub, application_id="app", task_id=TASK, stores=stores,
-                      collector=sent, clock=lambda: 0, cache_entries=cache_entries)
-    graph.init()
-    return graph, stores["n"], sent
+    return _task(t, cache_entries)
 
 
 def _final(pairs: list[tuple]) -> dict:
