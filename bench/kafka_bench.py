@@ -66,12 +66,12 @@ def child_produce(bootstrap: str, topic: str, records: int, size: int) -> None:
     print(f"{records / elapsed:.0f}")
 
 
-def child_consume(bootstrap: str, topic: str, records: int) -> None:
+def child_consume(bootstrap: str, topic: str, records: int, extra: dict | None = None) -> None:
     import confluent_kafka as ck
 
     consumer = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": "kafka-bench",
                             "enable.auto.commit": False, "log_level": 0,
-                            "fetch.max.bytes": 50 * 1024 * 1024})
+                            "fetch.max.bytes": 50 * 1024 * 1024, **(extra or {})})
     start = time.perf_counter()
     consumer.assign([ck.TopicPartition(topic, 0, 0)])
     seen = 0
@@ -97,7 +97,7 @@ def _run(args: list[str], env: dict | None = None, stdin: str | None = None) -> 
     return out.stdout
 
 
-def one_round(records: int, size: int, kcat: bool) -> dict:
+def one_round(records: int, size: int, kcat: bool, tuned: list[str] = ()) -> dict:
     me = [sys.executable, os.path.abspath(__file__)]
     with tempfile.TemporaryDirectory(prefix="rillet-kafka-bench-") as tmp:
         cluster = LocalCluster(Path(tmp), brokers=1, configs={"listeners": "KAFKA://127.0.0.1:0"})
@@ -136,6 +136,13 @@ def one_round(records: int, size: int, kcat: bool) -> dict:
             phase("kafka_consume_native", [*me, "--child", "consume", bootstrap, "native",
                                            str(records)],
                   lambda t, _: float(t.strip().splitlines()[-1]))
+            if tuned:  # the same consumer with --tuned settings (e.g. fetch.queue.backoff.ms)
+                phase("kafka_consume_tuned", [*me, "--child", "consume", bootstrap, "kafka",
+                                              str(records), *tuned],
+                      lambda t, _: float(t.strip().splitlines()[-1]))
+                phase("kafka_consume_native_tuned", [*me, "--child", "consume", bootstrap,
+                                                     "native", str(records), *tuned],
+                      lambda t, _: float(t.strip().splitlines()[-1]))
             if kcat:
                 lines = "".join(f"k{i % 1000}:{'v' * (size - 6)}{i:05d}\n"
                                 for i in range(records))
@@ -156,17 +163,21 @@ def main() -> None:
         if kind == "produce":
             child_produce(rest[0], rest[1], int(rest[2]), int(rest[3]))
         else:
-            child_consume(rest[0], rest[1], int(rest[2]))
+            child_consume(rest[0], rest[1], int(rest[2]),
+                          dict(kv.split("=", 1) for kv in rest[3:]))
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--record-size", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--kcat", action="store_true", help="also kcat -P / -C of N lines")
+    ap.add_argument("--tuned", action="append", default=[], metavar="KEY=VALUE",
+                    help="also run the Kafka consumer with these librdkafka settings "
+                         "(e.g. fetch.queue.backoff.ms=10; bench/README.md says why)")
     args = ap.parse_args()
     rows = []
     for i in range(args.rounds):
-        r = one_round(args.records, args.record_size, args.kcat)
+        r = one_round(args.records, args.record_size, args.kcat, args.tuned)
         rows.append(r)
         print(f"round {i + 1} (load {os.getloadavg()[0]:.1f}): "
               + ", ".join(f"{k} {v:,.0f}/s ({r[k + '_broker_us']:.2f} us/rec broker)"
@@ -179,6 +190,11 @@ def main() -> None:
     print(f"ratio Kafka/native: produce {med['kafka_produce'] / med['native_produce']:.2f}, "
           f"consume {med['kafka_consume'] / med['native_consume']:.2f} (of the native "
           f"producer's records: {med['kafka_consume_native'] / med['native_consume']:.2f})")
+    if args.tuned:
+        print(f"with {' '.join(args.tuned)}: consume "
+              f"{med['kafka_consume_tuned'] / med['native_consume']:.2f} (of the native "
+              f"producer's records: "
+              f"{med['kafka_consume_native_tuned'] / med['native_consume']:.2f})")
 
 
 if __name__ == "__main__":
