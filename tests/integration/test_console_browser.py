@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -70,12 +71,33 @@ def _get(urllib_request, url: str) -> bool:
         return False
 
 
-@pytest.fixture
-def browse(request):
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory):
+    """``drive.js --serve``: one headless Chromium for the module's pages (a launch per page
+    cost seconds of CI time each), a job per line in, a result per line out."""
     node = require_tool("node")
     chromium = require_tool("chromium", "/usr/bin/chromium")
     if not (BROWSER_DIR / "node_modules" / "playwright-core").is_dir():
         require_tool("playwright-core", str(BROWSER_DIR / "node_modules" / "playwright-core"))
+    log = tmp_path_factory.mktemp("browser") / "stderr.txt"
+    with log.open("w") as err:
+        proc = subprocess.Popen([node, str(BROWSER_DIR / "drive.js"), "--serve"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                                text=True, env={**os.environ, "CHROMIUM": chromium})
+    try:
+        yield proc, log
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+@pytest.fixture
+def browse(request, driver):
+    proc, log = driver
     root = Path(os.environ.get("RILLET_TEST_ARTIFACTS")
                 or Path(__file__).resolve().parents[1] / "artifacts")
     shots = root / "console" / request.node.name
@@ -84,11 +106,13 @@ def browse(request):
     def run(url: str, name: str, steps=(), texts=None) -> dict[str, str]:
         job = {"url": url, "steps": list(steps), "texts": texts or {},
                "screenshot": str(shots / f"{name}.png")}
-        proc = subprocess.run([node, str(BROWSER_DIR / "drive.js"), json.dumps(job)],
-                              capture_output=True, text=True, timeout=120,
-                              env={**os.environ, "CHROMIUM": chromium})
-        assert proc.returncode == 0, f"browser failed on {url}:\n{proc.stderr[-3000:]}"
-        out = json.loads(proc.stdout)
+        proc.stdin.write(json.dumps(job) + "\n")
+        proc.stdin.flush()
+        ready, _, _ = select.select([proc.stdout], [], [], 120)
+        line = proc.stdout.readline() if ready else ""
+        assert line, f"the browser gave no answer for {url}:\n{log.read_text()[-3000:]}"
+        out = json.loads(line)
+        assert "failure" not in out, f"browser failed on {url}:\n{out.get('failure')}"
         assert out["errors"] == [], f"JavaScript errors on {url}: {out['errors']}"
         assert (shots / f"{name}.png").stat().st_size > 1000
         print(f"screenshot: {shots / f'{name}.png'}")

@@ -1,20 +1,28 @@
-// Drives headless Chromium (Debian's package) through one page of the rillet web console.
-//   node drive.js '<json>'   with {url, steps: [...], screenshot, texts: {name: selector}}
+// Drives headless Chromium (Debian's package) through pages of the rillet web console.
+//   node drive.js '<json>'   one job: {url, steps: [...], screenshot, texts: {name: selector}}
+//   node drive.js --serve    one browser for many jobs: a job per stdin line, a result per
+//                            stdout line (a test module launches Chromium once, not per page)
 // steps: {fill: selector, value}, {select: selector, value}, {click: selector},
 //        {wait: selector}, {waitText: selector, text}
-// Prints {texts: {name: innerText}} as JSON; exits 1 with the error on stderr otherwise.
+// A result is {texts: {name: innerText}, errors: [page errors]}, or {failure: "..."} when
+// serving; a single job prints the result and exits 1 with the error on stderr otherwise.
 "use strict";
+const readline = require("readline");
 const { chromium } = require("playwright-core");
 
-async function main() {
-  const job = JSON.parse(process.argv[2]);
-  const browser = await chromium.launch({
+function launch() {
+  return chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,
     args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
   });
+}
+
+async function run(browser, job) {
+  // a fresh context per job: no cookies, storage or cache carried from the previous page
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
   try {
-    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    const page = await context.newPage();
     page.setDefaultTimeout(job.timeout_ms || 30000);
     const errors = [];
     page.on("pageerror", (e) => errors.push(String(e)));
@@ -33,9 +41,38 @@ async function main() {
     for (const [name, sel] of Object.entries(job.texts || {}))
       texts[name] = await page.locator(sel).first().innerText();
     if (job.screenshot) await page.screenshot({ path: job.screenshot, fullPage: true });
-    process.stdout.write(JSON.stringify({ texts, errors }));
+    return { texts, errors };
+  } finally {
+    await context.close();
+  }
+}
+
+async function serve() {
+  const browser = await launch();
+  try {
+    for await (const line of readline.createInterface({ input: process.stdin })) {
+      if (!line.trim()) continue;
+      let result;
+      try {
+        result = await run(browser, JSON.parse(line));
+      } catch (e) {
+        result = { failure: String(e && e.stack || e) };
+      }
+      process.stdout.write(JSON.stringify(result) + "\n");
+    }
   } finally {
     await browser.close();
   }
 }
-main().catch((e) => { process.stderr.write(String(e && e.stack || e)); process.exit(1); });
+
+async function single() {
+  const browser = await launch();
+  try {
+    process.stdout.write(JSON.stringify(await run(browser, JSON.parse(process.argv[2]))));
+  } finally {
+    await browser.close();
+  }
+}
+
+(process.argv[2] === "--serve" ? serve() : single())
+  .catch((e) => { process.stderr.write(String(e && e.stack || e)); process.exit(1); });
