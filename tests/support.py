@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
 T = TypeVar("T")
+
+
+def examples(n: int) -> int:
+    """``max_examples`` for a costly hypothesis test: ``n`` in the default suite (CI time),
+    ten times that with ``HYPOTHESIS_PROFILE=thorough`` (README "Tests")."""
+    return n * 10 if os.environ.get("HYPOTHESIS_PROFILE") == "thorough" else n
 
 # Fast failure detection for multi-broker tests (Kafka's defaults: 1000, 2000, 9000 ms).
 FAST_CLUSTER_CONFIGS = {

@@ -145,7 +145,10 @@ def run_follower_damage(c, kind: str, seed: int) -> None:
 
 @pytest.mark.timeout(240)
 def test_a_leader_restarted_at_once_with_a_damaged_log_loses_nothing(cluster_factory):
-    run_leader_damage(cluster_factory(3, FAST), DAMAGES, seed=1)
+    # the torn writes (a cut and a zero-filled tail); a flipped byte in a leader's active
+    # segment restarted at once is test_corruption_healing's, all three kinds run over seeds
+    # in the slow tests below (CI time: each kind is a kill, restart and catch-up, ~10 s)
+    run_leader_damage(cluster_factory(3, FAST), ("truncate", "zero"), seed=1)
 
 
 @pytest.mark.slow  # CI time (~20 s): the leader case stays in the default suite

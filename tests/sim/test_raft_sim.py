@@ -2,7 +2,7 @@
 
 Environment knobs (a failure prints its own reproducer, too):
   RILLET_SIM_SEED=1234       run just that seed (with RILLET_SIM_STEPS, default as below)
-  RILLET_SIM_SEEDS=5000      how many seeds the default suite sweeps (default 600)
+  RILLET_SIM_SEEDS=5000      how many seeds the default suite sweeps (default 400)
   RILLET_SIM_STEPS=600       fault-phase steps per seed
 """
 
@@ -18,7 +18,7 @@ from .raft_harness import Harness
 from .raft_sim import RaftSimulation, SimFailure, run_seed
 from .variants import VARIANTS
 
-SEEDS = int(os.environ.get("RILLET_SIM_SEEDS", "600"))
+SEEDS = int(os.environ.get("RILLET_SIM_SEEDS", "400"))
 STEPS = int(os.environ.get("RILLET_SIM_STEPS", "600"))
 ONE_SEED = os.environ.get("RILLET_SIM_SEED")
 CHUNKS = 8

@@ -2,7 +2,7 @@
 
 Environment knobs (a failure prints its own reproducer, too):
   RILLET_REPL_SEED=1234      run just that seed
-  RILLET_REPL_SEEDS=2000     how many seeds the default suite sweeps (default 200)
+  RILLET_REPL_SEEDS=2000     how many seeds the default suite sweeps (default 120)
   RILLET_REPL_STEPS=700      fault-phase steps per seed
   RILLET_REPL_DAMAGE_SHARE=0.12  the share of faults that damage a log (read at import)
 """
@@ -21,7 +21,7 @@ from .replication_world import InvariantViolation, ReplicationChecker, SimBroker
 
 # 200 by default: on the shipped log store a seed costs about twice what the MemLog model
 # did; the slow sweep below runs the seeds up to 3000
-SEEDS = int(os.environ.get("RILLET_REPL_SEEDS", "200"))
+SEEDS = int(os.environ.get("RILLET_REPL_SEEDS", "120"))
 STEPS = int(os.environ.get("RILLET_REPL_STEPS", "700"))
 ONE_SEED = os.environ.get("RILLET_REPL_SEED")
 CHUNKS = 4

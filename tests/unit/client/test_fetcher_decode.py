@@ -15,6 +15,7 @@ from rillet._accumulator import ProducerBatch
 from rillet._fetcher import Fetcher
 from rillet.config import consumer_config
 from rillet.records import ConsumerRecord, TopicPartition
+from tests.support import examples
 
 TP = TopicPartition("t", 3)
 
@@ -58,7 +59,7 @@ record = st.tuples(st.integers(0, 40), st.none() | st.binary(max_size=8),
                             max_size=1))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.lists(st.lists(record, min_size=1, max_size=40), min_size=1, max_size=4),
        st.sampled_from([Codec.NONE, Codec.GZIP]), st.booleans())
 def test_decode_equals_the_logstore_reader(batches, codec, producer_shape) -> None:

@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 from rillet.coordinator import acl
 from rillet.coordinator.acl import AclBinding, AclError, AclFilter, Request
 
+from tests.support import examples
+
 NAMES = ["a", "ab", "abc", "b", "orders", "orders-eu", "*"]
 PRINCIPALS = ["User:alice", "User:bob", "User:*"]
 HOSTS = ["*", "10.0.0.1", "10.0.0.2"]
@@ -65,7 +67,7 @@ requests = st.builds(
     st.sampled_from(["TOPIC", "GROUP"]), st.sampled_from([n for n in NAMES if n != "*"]))
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(bindings, max_size=8), st.lists(requests, min_size=1, max_size=5),
        st.booleans(), st.sampled_from([frozenset(), frozenset({"User:bob"})]))
 def test_the_authorizer_agrees_with_the_reference_model(acls, reqs, default, supers):

@@ -31,8 +31,10 @@ from rillet.logstore.batch_fast import (
 )
 from rillet.logstore.errors import CorruptBatchError
 
+from tests.support import examples
 
-@settings(max_examples=300, deadline=None)
+
+@settings(max_examples=examples(100), deadline=None)
 @given(st.lists(st.none() | st.binary(max_size=300), min_size=1, max_size=60))
 def test_bytes_array_equals_cbor2(items) -> None:
     assert encode_bytes_array(items) == cbor2.dumps(items)
@@ -45,7 +47,7 @@ def test_bytes_array_head_sizes(length) -> None:
     assert encode_bytes_array(items + [b"y"]) == cbor2.dumps(items + [b"y"])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.integers(0, 2**41), st.lists(st.integers(-1000, 100_000), min_size=1, max_size=80))
 def test_timestamps_equal_cbor2(first, offsets) -> None:
     ts = [first + o for o in offsets]
@@ -56,7 +58,7 @@ def _payload(deltas, keys, values, headers) -> bytes:
     return cbor2.dumps([None, deltas, keys, values, headers])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.data())
 def test_decode_payload_matches_cbor2_or_declines(data) -> None:
     n = data.draw(st.integers(1, 50))

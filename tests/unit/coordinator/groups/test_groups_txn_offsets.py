@@ -28,6 +28,8 @@ from rillet.coordinator.groups.errors import (
 from rillet.coordinator.groups.records import apply, from_kv, to_kv
 from rillet.coordinator.groups.txn_offsets import apply_txn
 
+from tests.support import examples
+
 from .harness import TP, Harness
 
 pytestmark = pytest.mark.timeout(60)
@@ -224,7 +226,7 @@ ops = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(ops)
 def test_interleavings_follow_kafkas_rule_and_replay_equals_live(steps) -> None:
     """Kafka's rule, by log offset: a committed transaction's offset replaces the visible one
@@ -255,7 +257,7 @@ def test_interleavings_follow_kafkas_rule_and_replay_equals_live(steps) -> None:
         assert h.replayed() == h.state
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(ops, st.integers(1, 3), st.booleans(),
        st.one_of(st.tuples(st.just("plain"), st.integers(0, 2), st.integers(0, 99)),
                  st.tuples(st.just("txn"), st.integers(1, 3), st.integers(0, 2),

@@ -20,6 +20,8 @@ from rillet.coordinator.share.assignor import simple_assign
 from rillet.coordinator.share.config import ShareGroupConfig
 from rillet.coordinator.share.group_model import ShareGroups
 
+from tests.support import examples
+
 CFG = ShareGroupConfig(session_timeout_ms=1000, heartbeat_interval_ms=100, max_size=3)
 TOPICS = {"t": 2}
 
@@ -174,7 +176,7 @@ topics_st = st.dictionaries(st.sampled_from(["t", "u", "v", "w"]), st.integers(0
                             max_size=4)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(members=members_st, topics=topics_st, data=st.data())
 def test_every_partition_assigned_to_a_subscriber(members, topics, data) -> None:
     names = sorted(topics) + ["missing"]
@@ -189,7 +191,7 @@ def test_every_partition_assigned_to_a_subscriber(members, topics, data) -> None
     assert simple_assign(subs, topics) == out  # deterministic
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(members=members_st.filter(bool), topics=topics_st)
 def test_same_subscriptions_are_balanced(members, topics) -> None:
     subs = {m: tuple(topics) for m in members}

@@ -22,6 +22,8 @@ from rillet.coordinator.share.records import (
     StateBatch,
 )
 
+from tests.support import examples
+
 K = SharePartitionKey("g", "orders", 0)
 K2 = SharePartitionKey("g", "orders", 1)
 
@@ -217,7 +219,7 @@ def _expand(state: ShareState | None) -> dict[int, tuple]:
     return out
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.lists(_op(), max_size=30))
 def test_replaying_the_records_gives_the_state_the_writes_built(ops):
     core = SS.ShareStateCoordinator()
