@@ -36,11 +36,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import fields
 
 from loguru import logger
 from rillet.coordinator import acl
 from rillet.transport import protocol as P
+
+from rillet.frozen import frozen
 
 from . import acl_wire
 
@@ -49,7 +51,7 @@ ANONYMOUS = "User:ANONYMOUS"
 CLUSTER = ("CLUSTER", acl.CLUSTER_NAME)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Authorizer:
     """The broker's authorizer settings (validated broker configs)."""
 
@@ -79,7 +81,7 @@ def index_of(acls: frozenset) -> acl.AclIndex:
     return acl.AclIndex(acls)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Who:
     """The principal and host of a request, and the ACLs it is judged by."""
 
@@ -128,7 +130,7 @@ def who(ctx, user_id: str | None, host: str | None) -> Who:
 # ------------------------------------------------------------------------------ verdicts
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Deny:
     """Refuse the whole request with ``code``."""
 
@@ -136,7 +138,7 @@ class Deny:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Part:
     """Dispatch ``request`` (the allowed part); ``merge(response)`` adds the refused items
     (it must pass an ErrorResponse through unchanged). ``empty``: nothing is allowed and

@@ -16,12 +16,13 @@ inter-broker addresses), and it wakes only when a beat is due (the broker's time
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import pykka
 from loguru import logger
 from rillet.coordinator import metadata as md
 from rillet.transport import protocol as P
+
+from rillet.frozen import frozen
 
 from .features import local_versions
 from .runtime import DispatchedActor
@@ -31,7 +32,7 @@ FENCED_BEAT_MS = 100  # how often a fenced broker beats (it waits to be unfenced
 RETRY_MS = 50  # this broker leads the quorum but is not yet the active controller
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Progress:
     """From the Controller actor: who the active controller is and how far this broker has
     applied the metadata log."""
@@ -41,12 +42,12 @@ class Progress:
     image: md.MetadataImage
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Beat:
     generation: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ControlledShutdown:
     """From the node on SIGTERM: heartbeat with ``want_shut_down`` (now, then every
     FENCED_BEAT_MS) until the controller answers ``should_shut_down``; then ``done()``."""
@@ -54,12 +55,12 @@ class ControlledShutdown:
     done: Callable[[], None]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Answer:
     response: object  # BrokerHeartbeatResponse, ErrorResponse, or an exception
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Identity:
     """What this broker registers: its listeners and its process."""
 

@@ -31,7 +31,6 @@ import random
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import cbor2
@@ -44,6 +43,8 @@ from rillet.coordinator.control import ControllerResult
 from rillet.coordinator.control import brokers as cb
 from rillet.coordinator.control import partitions as cp
 from rillet.transport import protocol as P
+
+from rillet.frozen import frozen
 
 from . import features as feature_wire
 from .configs import BrokerConfig, ConfigError
@@ -76,7 +77,7 @@ def parse_voters(text: str) -> dict[int, str]:
 # ----------------------------------------------------------------------------------- messages
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Admin:
     """An admin request and where its response goes. ``forwardable``: may be forwarded to
     the active controller (False for requests that came from another broker)."""
@@ -86,42 +87,42 @@ class Admin:
     forwardable: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RaftIn:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Heartbeat:
     request: P.BrokerHeartbeatRequest
     reply: Callable[[object], None]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class MetadataFetch:
     request: P.MetadataFetchRequest
     reply: Callable[[object], None]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Tick:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Fetched:
     response: object  # MetadataFetchResponse, or an exception
     address: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ControllerHint:
     """A non-voter heard who the active controller is (from a heartbeat answer)."""
 
     controller_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ControllerStatus:
     broker_id: int
     voter: bool
@@ -131,7 +132,7 @@ class ControllerStatus:
     applied_index: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class GetStatus:
     pass
 

@@ -22,10 +22,11 @@ do; the leader tells watching fetch sessions at once (partition_fetch._serve_wat
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from rillet.logstore import transactions as T
 from rillet.transport import protocol as P
+
+from rillet.frozen import frozen
 
 from .gather import _Gather, _group
 from .partition_messages import error_code_for
@@ -34,7 +35,7 @@ E = P.ErrorCode
 HIGH_WATERMARK = -1  # Kafka's DeleteRecordsRequest.HIGH_WATERMARK
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DeleteRecords:
     """To a partition actor: move the log start to ``offset`` (-1: the high watermark);
     ``reply(DeleteRecordsPartitionResponse)``."""

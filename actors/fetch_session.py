@@ -37,10 +37,12 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import pykka
 from rillet.transport import protocol as P
+
+from rillet.frozen import frozen
 
 from . import partition as R
 from .gather import _group
@@ -66,7 +68,7 @@ class Counters:
             return dict(self._values)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Watch:
     """Carried by a session's ``Read``: the partition notifies ``session`` while
     ``generation`` is the partition's current one in it."""

@@ -43,6 +43,8 @@ from rillet.coordinator.groups.classic import (
 from rillet.coordinator.groups.errors import GroupError, NonEmptyGroupError
 from rillet.transport import protocol as P
 
+from rillet.frozen import frozen
+
 from . import share_group as S
 from .configs import BrokerConfig
 from .consumer_protocol import assignment_partitions, subscription_topics
@@ -54,7 +56,7 @@ Respond = Callable[[Any], None]
 # ---------------------------------------------------------------------------- messages
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Failure:
     """A request's error answer (Kafka's error code and a message)."""
 
@@ -62,7 +64,7 @@ class Failure:
     message: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class ClassicJoin:
     group_id: str
     member_id: str
@@ -76,7 +78,7 @@ class ClassicJoin:
     require_known_member_id: bool  # JoinGroup v4+: MEMBER_ID_REQUIRED first
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class ClassicSync:
     group_id: str
     member_id: str
@@ -87,7 +89,7 @@ class ClassicSync:
     assignments: tuple[tuple[str, bytes], ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class ClassicHeartbeat:
     group_id: str
     member_id: str
@@ -95,13 +97,13 @@ class ClassicHeartbeat:
     generation_id: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class ClassicLeave:
     group_id: str
     members: tuple[tuple[str, str | None], ...]  # (member id, group instance id)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class ClassicDescribe:
     """DescribeGroups: each group as ``ClassicGroup.describe()`` shapes it (KIP-848 groups
     too, with protocol type "consumer"), or a Failure of its coordinator."""
@@ -109,7 +111,7 @@ class ClassicDescribe:
     group_ids: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class ClassicList:
     """Kafka's ListGroups: every group of the loaded shards, classic and KIP-848, as
     ``(group id, protocol type, state, type)``."""

@@ -47,6 +47,8 @@ from rillet.coordinator.groups.errors import GroupError, IllegalTransition
 from rillet.coordinator.metadata import MetadataImage
 from rillet.transport import protocol as P
 
+from rillet.frozen import frozen
+
 from . import group_classic as CL
 from . import group_txn as T
 from . import group_wire as W
@@ -75,37 +77,37 @@ _BATCH_MAX_BYTES = 256 << 10  # stop adding operations past this much record dat
 # ---------------------------------------------------------------------------------- messages
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class GroupRequest:
     request: object
     respond: Callable[[object], None]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ImageChanged:
     image: MetadataImage
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class GroupTick:
     now_ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _ReadDone:
     partition: int
     generation: int
     response: P.FetchPartitionResponse
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _BarrierDone:
     partition: int
     generation: int
     response: P.ProducePartitionResponse
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _AppendDone:
     partition: int
     generation: int

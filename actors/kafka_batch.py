@@ -39,9 +39,10 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
 
 import crc32c
+
+from rillet.frozen import frozen
 
 MAGIC = 2
 HEADER = struct.Struct(">qiibIhiqqqhii")
@@ -67,7 +68,7 @@ class KafkaBatchError(ValueError):
     """A Kafka record batch rillet cannot read (CORRUPT_MESSAGE on the wire)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class KafkaBatch:
     """One decoded v2 batch, its records as columns: offset deltas, timestamp deltas (ms,
     relative to ``base_timestamp``), keys and values (bytes or None) and headers (None, or

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from rillet.frozen import frozen
+
 from .kafka_wire import Request
 
 # One line per handler module; each registers its APIs with @api on import.
@@ -47,7 +49,7 @@ HANDLER_MODULES: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Api:
     key: int
     min_version: int

@@ -40,6 +40,8 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode as E
 
+from rillet.frozen import frozen
+
 INITIAL_EPOCH, FINAL_EPOCH = 0, -1
 MAX_EPOCH = 2**31 - 1
 MAX_SESSIONS = 10_000  # live share sessions per broker (Kafka: 1000 per broker by default)
@@ -59,7 +61,7 @@ class ShareSession:
     last_used_ms: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Context:
     """What a request may do: ``error`` (0: go on), the session's ``partitions`` to fetch
     from, and ``final`` (acknowledge only, the session is closed; ``closed``: its

@@ -19,11 +19,12 @@ connection (what Kafka's broker does), and the broker stays up.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import Any
 
 from kio.index import load_request_schema
 from kio.serial import entity_reader, entity_writer
+
+from rillet.frozen import frozen
 
 API_VERSIONS_KEY = 18
 _SIZE = struct.Struct(">i")
@@ -42,7 +43,7 @@ class UnsupportedVersion(FrameError):
         self.correlation_id = correlation_id
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Request:
     """One decoded request: kio's header and body entities."""
 

@@ -12,16 +12,17 @@ from __future__ import annotations
 import shutil
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 from rillet.coordinator.metadata import MetadataImage
 from rillet.transport import protocol as P
+
+from rillet.frozen import frozen
 
 E = P.ErrorCode
 Key = tuple[str, int]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DescribeLog:
     """To a partition actor: ``reply(DescribeLogDirsPartition)``."""
 

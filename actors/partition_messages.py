@@ -18,13 +18,15 @@ from rillet.logstore.errors import (
 )
 from rillet.transport import protocol as P
 
+from rillet.frozen import frozen
+
 E = P.ErrorCode
 
 
 code_of = P.code_of  # wire code for an error name of the pure cores
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Append:
     records: bytes
     reply: Callable[[P.ProducePartitionResponse], None] | None  # None: acks=0
@@ -38,7 +40,7 @@ class Append:
     verified: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class WriteMarker:
     """Leader: append a COMMIT (``committed``) or ABORT marker for ``producer_id`` at
     ``producer_epoch`` (WriteTxnMarkers). ``reply(error_code)`` once the marker is replicated
@@ -52,7 +54,7 @@ class WriteMarker:
     transaction_version: int = 2  # 1: ends a transaction of this same epoch (Kafka clients)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Read:
     fetch_offset: int
     max_bytes: int
@@ -68,7 +70,7 @@ class Read:
     isolation_level: int = P.READ_UNCOMMITTED  # READ_COMMITTED: up to the LSO, aborted list
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PartitionChanged:
     """The metadata image has this state for the partition (``metadata.PartitionInfo``)."""
 
@@ -76,7 +78,7 @@ class PartitionChanged:
     min_insync_replicas: int = 1
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EpochEndOffset:
     """OffsetForLeaderEpoch on the leader: reply(P.EpochEndOffset)."""
 
@@ -85,13 +87,13 @@ class EpochEndOffset:
     reply: Callable[[P.EpochEndOffset], None]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AlterPartitionAnswer:
     proposal: RC.AlterIsr
     error: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Scrub:
     """Check up to ``max_bytes`` more of the log (PartitionLog.scrub); ``restart`` plans a
     new pass first. reply(ScrubReport) on this actor's thread."""
@@ -101,7 +103,7 @@ class Scrub:
     reply: Callable[[ScrubReport], None]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ScrubReport:
     bytes_checked: int
     pass_done: bool
@@ -109,7 +111,7 @@ class ScrubReport:
     damaged: bool
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DamageAnswer:
     """The controller's answer to this replica's ReplicaDamage report (error name)."""
 
@@ -117,14 +119,14 @@ class DamageAnswer:
     error: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FollowerState:
     """ask: (log_end_offset, latest_epoch, high_watermark), or None if not a follower."""
 
     leader_epoch: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FollowerTruncate:
     """ask: apply the leader's OffsetForLeaderEpoch answer; returns (done, LEO, latest
     epoch) or None if not a follower of ``leader_epoch``."""
@@ -134,7 +136,7 @@ class FollowerTruncate:
     end_offset: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FollowerAppend:
     """ask: append fetched batches (at our LEO); returns the new LEO (None: not a follower
     of ``leader_epoch``)."""
@@ -145,7 +147,7 @@ class FollowerAppend:
     log_start_offset: int = -1  # the leader's (DeleteRecords, retention): followed
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FollowerReset:
     """ask: our LEO is below the leader's log start: start over empty at ``offset``."""
 
@@ -153,43 +155,43 @@ class FollowerReset:
     offset: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ListOffset:
     timestamp: int
     reply: Callable[[P.ListOffsetsPartitionResponse], None]
     isolation_level: int = P.READ_UNCOMMITTED  # READ_COMMITTED: LATEST is the LSO
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Tick:
     now_ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Housekeep:
     now_ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ExpireProducers:
     """Forget idempotent producers idle past ``producer.id.expiration.ms``."""
 
     now_ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Reconfigure:
     config: LogConfig
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class LeaderEpoch:
     """The controller moved leadership: batches appended from now on carry ``leader_epoch``."""
 
     leader_epoch: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Delete:
     """The topic is gone; ``directory`` is where the node renamed the partition's dir to."""
 

@@ -37,6 +37,8 @@ from rillet.logstore import transactions as T
 from rillet.logstore.txn_markers import ControlType, EndTxnMarker
 from rillet.transport import protocol as P
 
+from rillet.frozen import frozen
+
 from .partition_messages import Append, WriteMarker, code_of, error_code_for
 from .txn_messages import TxnMarkerWritten
 
@@ -46,7 +48,7 @@ VERIFY_PARK_MS = 15_000  # safety net: the verifier itself answers within its ow
 MARKER_ACK_TIMEOUT_MS = 30_000  # then REQUEST_TIMED_OUT: the coordinator writes it again
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TxnVerified:
     """The verifier's answer for ``producer_id`` at ``producer_epoch`` (verification
     number ``token``)."""

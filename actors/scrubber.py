@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import pykka
 from loguru import logger
 
+from rillet.frozen import frozen
+
 from .partition_messages import Scrub, ScrubReport
 from .runtime import DispatchedActor
 
@@ -33,12 +35,12 @@ MIN_STEP = 64 << 10  # do not bother a partition for less
 IN_FLIGHT_TIMEOUT_MS = 30_000
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ScrubTick:
     now_ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Done:
     key: Key
     report: ScrubReport

@@ -37,6 +37,8 @@ from rillet.transport import codec
 from rillet.transport import protocol as P
 from rillet.transport.errors import ProtocolError
 
+from rillet.frozen import frozen
+
 from . import (
     authorize,
     delete_records,
@@ -118,7 +120,7 @@ class BrokerContext:
             return self.refused_inter_broker
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Listener:
     """One of a broker's front doors: its name, whether it is the inter-broker listener,
     and the thread-safe ``send(peer, frames)`` of its ServerEndpoint."""
@@ -128,7 +130,7 @@ class Listener:
     send: Callable[[bytes, list], None]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Inbound:
     """One request from the router: its frames and the endpoint's lease on their bytes."""
 

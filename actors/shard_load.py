@@ -13,12 +13,13 @@ explains the failure this prevents). The shard is any object with the fields ``p
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pykka
 from rillet.logstore.batch import BatchBuilder
 from rillet.transport import protocol as P
+
+from rillet.frozen import frozen
 
 from . import partition as R
 
@@ -27,7 +28,7 @@ LOAD_CHUNK = 1 << 20
 LOADED, MORE, RETRY = "loaded", "more", "retry"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class LoadStep:
     """The replica's answer to a load step of shard ``partition`` at ``generation``: the
     barrier's append, or a read."""

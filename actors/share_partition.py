@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pykka
@@ -40,6 +39,8 @@ from rillet.coordinator.share.partition import (
     SharePartitionConfig,
 )
 from rillet.transport import protocol as P
+
+from rillet.frozen import frozen
 
 from . import partition as R
 from .runtime import DispatchedActor
@@ -55,23 +56,23 @@ EVICT_FRESH_MS = 10_000  # a share-partition with no stored state is forgotten a
 EVICT_IDLE_MS = 600_000  # one with nothing in flight, unused this long, too
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ShareRequest:
     request: Any
     respond: Callable[[object], None]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ShareTick:
     now_ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ImageChanged:
     image: Any
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ReleaseMember:
     """A member's share session closed (a Kafka share consumer's, actors/kafka_share.py):
     the records it still holds in these partitions are available again at once (or dead
@@ -82,7 +83,7 @@ class ReleaseMember:
     partitions: tuple[tuple[str, int], ...]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Call:
     """Run ``fn(*args)`` on the actor's thread (answers from other actors and threads)."""
 

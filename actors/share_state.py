@@ -26,7 +26,6 @@ NOT_COORDINATOR. Nothing here waits on another actor.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pykka
@@ -35,6 +34,8 @@ from rillet.coordinator.metadata import MetadataImage
 from rillet.coordinator.share import state as SS
 from rillet.logstore.batch import BatchBuilder
 from rillet.transport import protocol as P
+
+from rillet.frozen import frozen
 
 from . import partition as R
 from .runtime import DispatchedActor
@@ -59,23 +60,23 @@ _STUCK_MS = 30_000
 _BATCH_MAX_OPS = 1000
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ShareStateRequest:
     request: P.ReadShareGroupStateRequest | P.WriteShareGroupStateRequest
     respond: Callable[[object], None]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ImageChanged:
     image: MetadataImage
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ShareStateTick:
     now_ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _AppendDone:
     partition: int
     generation: int

@@ -35,7 +35,6 @@ on another actor.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import cbor2
@@ -46,6 +45,8 @@ from rillet.coordinator.metadata import MetadataImage
 from rillet.coordinator.transactions import admin as TA
 from rillet.logstore.batch import BatchBuilder
 from rillet.transport import protocol as P
+
+from rillet.frozen import frozen
 
 from . import partition as R
 from .configs import BrokerConfig
@@ -75,23 +76,23 @@ _PARK_MS = 2_000  # how long a request may wait for its transaction's markers (S
 # ---------------------------------------------------------------------------------- messages
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TxnRequest:
     request: object
     respond: Callable[[object], None]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ImageChanged:
     image: MetadataImage
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TxnTick:
     now_ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _AppendDone:
     partition: int
     generation: int
@@ -100,13 +101,13 @@ class _AppendDone:
     """(done, result or None, error or None) per operation."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _ProducerId:
     response: object
     """The controller's InitProducerIdResponse, or an error reply / None."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _MarkerReply:
     partition: int
     generation: int

@@ -34,13 +34,15 @@ from rillet.coordinator.metadata import MetadataImage
 from rillet.coordinator.transactions import TopicPartition, WriteTxnMarkers
 from rillet.transport import protocol as P
 
+from rillet.frozen import frozen
+
 E = P.ErrorCode
 DONE, RETRY, FENCED = "done", "retry", "fenced"
 RETRY_BACKOFF_MS = 100
 RETRY_BACKOFF_MAX_MS = 5_000
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class MarkerToken:
     """Names one request in flight: ``send`` gets it, the owner hands it back to
     :meth:`MarkerSender.on_response` with the answer."""

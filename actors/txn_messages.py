@@ -7,10 +7,10 @@ drops them (ABORT)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from rillet.frozen import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TxnMarkerWritten:
     """A marker for ``producer_id`` is replicated on ``__consumer_offsets`` partition
     ``partition`` at ``offset``."""

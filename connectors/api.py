@@ -39,6 +39,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
+from rillet.frozen import frozen
+
 Headers = tuple[tuple[str, bytes | None], ...]
 
 
@@ -49,7 +51,7 @@ class TopicPartition(NamedTuple):
     partition: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SourceRecord:
     """A record emitted by a source task.
 
@@ -70,7 +72,7 @@ class SourceRecord:
     timestamp: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SinkRecord:
     """A record consumed from ``topic``/``partition`` at ``offset``, key and value converted."""
 

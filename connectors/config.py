@@ -16,10 +16,10 @@ import difflib
 import json
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rillet.frozen import frozen
 from rillet.profile import default_brokers
 
 from .errors import ConnectConfigError
@@ -130,7 +130,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ConfigKey:
     """One config key. ``choices`` restricts the (string) value; ``default`` _MISSING means
     required."""

@@ -19,10 +19,11 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from loguru import logger
+
+from rillet.frozen import frozen
 
 from .errors import ToleranceExceededError, is_retriable
 
@@ -31,7 +32,7 @@ ERROR_HEADER_PREFIX = "__connect.errors."
 _SKIP = object()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RetrySchedule:
     retry_timeout_ms: int = 0
     max_delay_ms: int = 60000
@@ -50,7 +51,7 @@ class RetrySchedule:
         return delay
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ErrorContext:
     """Where a record came from, for the log line and the DLQ headers."""
 

@@ -31,11 +31,12 @@ import itertools
 import threading
 import time
 import traceback
-from dataclasses import dataclass
 from typing import Any
 
 import pykka
 from loguru import logger
+
+from rillet.frozen import frozen
 
 from .errors import is_retriable
 from .sink_runtime import WorkerSinkTask
@@ -119,19 +120,19 @@ class StatusBox:
                                       "worker_id": worker_id}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _TaskHandle:
     ref: Any
     stop_event: threading.Event
     box: StatusBox
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Tick:
     generation: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Restart:
     generation: int
 

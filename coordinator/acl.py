@@ -29,7 +29,8 @@ Pure: no I/O, no clock.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+
+from rillet.frozen import frozen
 
 RESOURCE_TYPES = ("TOPIC", "GROUP", "CLUSTER", "TRANSACTIONAL_ID")
 PATTERN_TYPES = ("LITERAL", "PREFIXED")
@@ -52,7 +53,7 @@ class AclError(ValueError):
     """A malformed ACL binding or filter (INVALID_REQUEST on the wire)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class AclBinding:
     resource_type: str
     resource_name: str
@@ -63,7 +64,7 @@ class AclBinding:
     permission: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class Request:
     """Who asks for what: ``principal`` from ``host`` wants ``operation`` on a resource."""
 
@@ -186,7 +187,7 @@ class AclIndex:
         return _decide(on_resource, request, allow_if_no_acl)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class AclFilter:
     """Kafka's AclBindingFilter: ``None`` (or ANY) matches every value of a field; pattern
     ``MATCH`` selects the bindings that would apply to the literal resource name."""

@@ -24,7 +24,8 @@ give broker 2 one minute and every other broker one hour, for each topic that ha
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+
+from rillet.frozen import frozen
 
 DEFAULT_RESOURCE = ""  # the cluster-wide default (Kafka: --entity-default, <default>)
 
@@ -35,7 +36,7 @@ STATIC_BROKER = 4
 DEFAULT = 5
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class SetBrokerConfig:
     """Broker ``broker``'s (``""``: every broker's default) dynamic value of ``name``;
     ``value=None`` removes it (back to the static value)."""

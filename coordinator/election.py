@@ -46,7 +46,9 @@ Worked example (replicas [1, 2, 3], ISR [1, 2, 3], leader 1, epoch 4): broker 1 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, fields, replace
+
+from rillet.frozen import frozen
 
 NONE = "NONE"
 FENCED_LEADER_EPOCH = "FENCED_LEADER_EPOCH"
@@ -65,7 +67,7 @@ NO_REASSIGNMENT_IN_PROGRESS = "NO_REASSIGNMENT_IN_PROGRESS"
 NO_LEADER = -1
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PartitionState:
     replicas: tuple[int, ...]
     isr: tuple[int, ...]
@@ -95,7 +97,7 @@ class PartitionState:
         return tuple(r for r in self.replicas if r not in self.removing_replicas)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class PartitionChangeRecord:
     """The new state of one partition: leader, ISR, replicas, the epochs, reassignment and
     damage state (every partition change the controller commits). JSON-safe via
@@ -144,7 +146,7 @@ class PartitionChangeRecord:
 _OPTIONAL = frozenset({"damaged"})
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Decision:
     record: PartitionChangeRecord | None = None
     error: str = NONE

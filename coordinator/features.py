@@ -41,7 +41,8 @@ name="metadata.version", level=3)]``; the ACL add is accepted.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+
+from rillet.frozen import frozen
 
 METADATA_VERSION = "metadata.version"
 MIN_LEVEL = 1
@@ -72,7 +73,7 @@ _WHAT = {
 }
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class FeatureLevelRecord:
     """The finalized level of feature ``name`` (Kafka's FeatureLevelRecord); level 1 itself,
     so every broker that knows feature levels can read it."""

@@ -36,6 +36,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from rillet.frozen import frozen
+
 INITIAL_EPOCH = 0
 FINAL_EPOCH = -1
 MAX_EPOCH = (1 << 31) - 1
@@ -63,7 +65,7 @@ class CachedPartition:
     topic_id: object = None  # the topic as the client names it from Fetch v13 (opaque here)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PartitionAnswer:
     """One partition's fetch result, as far as the session compares it."""
 
@@ -108,7 +110,7 @@ class FetchSession:
         return send
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FetchContext:
     """What one Fetch request is, once the cache has seen it.
 

@@ -41,6 +41,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 
+from rillet.frozen import frozen
+
 from . import acl_store, broker_configs, features, quotas
 from .acl import AclBinding
 from .election import PartitionChangeRecord
@@ -234,7 +236,7 @@ def from_dict(data: Mapping) -> object:
 # ------------------------------------------------------------------------------------- image
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class BrokerInfo:
     broker_id: int
     host: str
@@ -261,7 +263,7 @@ class BrokerInfo:
         return f"{self.internal_host}:{self.internal_port}" if self.internal_port else None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PartitionInfo:
     partition: int
     replicas: tuple[int, ...]
@@ -274,7 +276,7 @@ class PartitionInfo:
     damaged: tuple[int, ...] = ()  # replicas that reported a corrupt batch (election.py)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TopicInfo:
     name: str
     topic_id: str
@@ -282,7 +284,7 @@ class TopicInfo:
     configs: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class MetadataImage:
     """The cluster as of ``offset`` (the number of records applied). Never mutated: the
     mappings are replaced, not edited, so an image can be shared across threads."""

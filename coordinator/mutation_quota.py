@@ -30,6 +30,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rillet.frozen import frozen
+
 
 @dataclass(slots=True)
 class TokenBucket:
@@ -63,7 +65,7 @@ def throttle_ms(tokens: float, rate: float) -> int:
     return int(round(-tokens / rate * 1000)) if tokens < 0 else 0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Admission:
     admitted: tuple[bool, ...]  # per cost, in order
     throttle_ms: int  # the answer's throttle_time_ms

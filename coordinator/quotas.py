@@ -53,6 +53,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from rillet.frozen import frozen
+
 from .mutation_quota import TokenBucket
 
 USER = "user"
@@ -73,7 +75,7 @@ class QuotaError(ValueError):
     """A malformed entity, key or value (INVALID_REQUEST on the wire)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class ClientQuotaRecord:
     """``key`` of ``entity`` is ``value`` from this record on; ``remove``: it is unset."""
 
@@ -136,14 +138,14 @@ def snapshot_records(quotas: Quotas) -> list[ClientQuotaRecord]:
 # ------------------------------------------------------------------------- admin decisions
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class QuotaOp:
     key: str
     value: float = 0.0
     remove: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AlterOutcome:
     error: str = "NONE"
     message: str | None = None
@@ -222,7 +224,7 @@ def describe(
 # ----------------------------------------------------------------------------- resolution
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Applied:
     """The quota that applies to a connection: its bound and the tags its usage is
     measured under (connections with the same tags share one rate)."""

@@ -42,6 +42,8 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from rillet.frozen import frozen
+
 NONE = "NONE"
 NOT_ENOUGH_REPLICAS = "NOT_ENOUGH_REPLICAS"
 NOT_ENOUGH_REPLICAS_AFTER_APPEND = "NOT_ENOUGH_REPLICAS_AFTER_APPEND"
@@ -60,13 +62,16 @@ UNDEFINED_EPOCH = -1
 UNDEFINED_OFFSET = -1
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ReplicationConfig:
     """Kafka's names and defaults. ``min_insync_replicas`` is the topic's."""
 
     replica_lag_time_max_ms: int = 30_000  # replica.lag.time.max.ms
     min_insync_replicas: int = 1  # min.insync.replicas
     alter_partition_retry_ms: int = 5_000  # re-send an unanswered AlterPartition
+
+
+DEFAULT_REPLICATION_CONFIG = ReplicationConfig()
 
 
 class EpochLookup(Protocol):
@@ -92,7 +97,7 @@ def check_leader_epoch(request_epoch: int, current_epoch: int) -> str:
 # ---------------------------------------------------------------------------- decisions
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AlterIsr:
     """An ISR change to send to the controller (AlterPartition). Takes effect only when the
     controller commits it and the leader sees the new partition state in the metadata."""
@@ -106,7 +111,7 @@ class AlterIsr:
     incarnations: tuple[str, ...] = field(default=(), compare=False)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Completion:
     """A waiting acks=all produce is answered: ``error`` NONE means success."""
 
@@ -115,7 +120,7 @@ class Completion:
     error: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Progress:
     """What the actor does after an event: checkpoint/publish ``high_watermark`` if
     ``high_watermark_changed``, send ``propose`` to the controller, answer ``completions``."""
@@ -127,7 +132,7 @@ class Progress:
     resigned: bool = False  # this object no longer leads: drop it
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FetchDecision:
     """The leader's answer to a follower fetch. If ``error`` is not NONE, or
     ``diverging_epoch`` is set, return no records. Else read from ``fetch_offset`` and send
@@ -255,7 +260,7 @@ class LeaderReplica:
         high_watermark: int,
         leader_epoch_start_offset: int | None = None,
         now_ms: int,
-        config: ReplicationConfig = ReplicationConfig(),
+        config: ReplicationConfig = DEFAULT_REPLICATION_CONFIG,
     ) -> None:
         self.broker_id = broker_id
         self.replicas = tuple(replicas)
@@ -526,7 +531,7 @@ class LeaderReplica:
 # ----------------------------------------------------------------------------- follower
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Truncation:
     """Truncate the log to ``truncate_to`` (no-op if >= LEO). If ``done``, fetch from
     ``fetch_offset``; else ask the leader again with the new latest epoch (KIP-279)."""

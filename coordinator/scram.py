@@ -29,7 +29,8 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Callable
-from dataclasses import dataclass
+
+from rillet.frozen import frozen
 
 SCRAM_SHA_256 = "SCRAM-SHA-256"
 SCRAM_SHA_512 = "SCRAM-SHA-512"
@@ -48,7 +49,7 @@ class SaslFailed(ValueError):
     """The client failed to authenticate (Kafka's SASL_AUTHENTICATION_FAILED, 58)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ScramCredential:
     salt: bytes
     stored_key: bytes

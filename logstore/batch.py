@@ -68,11 +68,12 @@ import importlib
 import struct
 import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import blake3
 import cbor2
+
+from rillet.frozen import frozen
 
 from .errors import CorruptBatchError, MissingCodecError
 
@@ -168,7 +169,7 @@ class Codec(enum.IntEnum):
 MAX_CODEC = int(max(Codec))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class BatchHeader:
     """The parsed fixed header of one batch (see the module docstring for the layout)."""
 
@@ -212,7 +213,7 @@ class BatchHeader:
         return self.base_offset + self.last_offset_delta + 1
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Record:
     """One decoded record. ``timestamp`` in ms since the epoch; None key/value != b""."""
 

@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING
 
 import cbor2
 
+from rillet.frozen import frozen
+
 from . import batch as B
 from .cleaner_txn import CleanedTransactions
 from .fs import FileSystem
@@ -48,7 +50,7 @@ if TYPE_CHECKING:
 CLEANED_SUFFIX = ".cleaned"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CompactionStats:
     segments_cleaned: int = 0  # segments rewritten (or deleted because they became empty)
     records_read: int = 0

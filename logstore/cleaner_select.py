@@ -33,8 +33,9 @@ file system) and takes the time as an argument.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from rillet.frozen import frozen
 
 from .cleaner import cleanable_segments
 from .config import LogConfig
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 CHECKPOINT_FILE = "cleaner-offset.checkpoint"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Dirtiness:
     first_dirty_offset: int
     clean_bytes: int

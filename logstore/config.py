@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import fields
+
+from rillet.frozen import frozen
 
 from .errors import LogConfigError
 
@@ -17,7 +19,7 @@ COMPRESSION_TYPES = ("producer", "uncompressed", "none", "gzip", "snappy", "lz4"
 TIMESTAMP_TYPES = ("CreateTime", "LogAppendTime")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class LogConfig:
     """Kafka's topic configs, snake_cased (``segment.bytes`` -> ``segment_bytes``).
 

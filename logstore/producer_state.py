@@ -60,6 +60,8 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from rillet.frozen import frozen
+
 from .errors import LogStoreError
 
 NUM_BATCHES_TO_RETAIN = 5
@@ -96,7 +98,7 @@ def in_sequence(last_seq: int, next_seq: int) -> bool:
     return next_seq == last_seq + 1 or (next_seq == 0 and last_seq == MAX_SEQUENCE)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class BatchMetadata:
     first_seq: int
     last_seq: int
@@ -105,7 +107,7 @@ class BatchMetadata:
     timestamp: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CompletedTxn:
     """A transaction ended by the marker at ``last_offset``; it began at ``first_offset``.
     ``is_aborted`` is None when the marker's type was not known to the caller."""
@@ -143,7 +145,7 @@ class ProducerStateEntry:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SequenceCheck:
     """The verdict on one batch. Append it only if ``should_append``."""
 

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import bisect
 import struct
-from dataclasses import dataclass
 from pathlib import Path
+
+from rillet.frozen import frozen
 
 from .fs import FileSystem
 
@@ -38,7 +39,7 @@ _ENTRY = struct.Struct(">hqqqq")
 _VERSION = 0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AbortedTxn:
     """One aborted transaction: its data lies in [first_offset, last_offset) for its producer;
     ``last_offset`` is the ABORT marker's offset."""

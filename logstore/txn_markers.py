@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import enum
 import struct
-from dataclasses import dataclass
+
+from rillet.frozen import frozen
 
 from . import batch as B
 from .errors import CorruptBatchError
@@ -33,7 +34,7 @@ class ControlType(enum.IntEnum):
     COMMIT = 1
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EndTxnMarker:
     """What one marker batch says: which producer's transaction ends, and how."""
 

@@ -17,13 +17,13 @@ ACLs: ALTER on the CLUSTER, DESCRIBE to list), ``InvalidRequestError`` (a malfor
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from rillet.errors import error_for_code
+from rillet.frozen import frozen
 from rillet.transport import protocol as p
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AclBinding:
     """``principal`` (``User:NAME``, ``User:*``) from ``host`` is ``permission``
     (ALLOW/DENY) to ``operation`` on resources of ``resource_type`` (TOPIC, GROUP, CLUSTER,
@@ -39,7 +39,7 @@ class AclBinding:
     host: str = "*"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AclBindingFilter:
     """Selects bindings: ``None``/``"ANY"`` matches anything; ``pattern_type="MATCH"``
     selects every binding that applies to the literal ``resource_name`` (the literal one,

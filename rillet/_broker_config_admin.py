@@ -15,14 +15,14 @@ refused with ``InvalidConfigError`` saying it needs a restart.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from rillet.errors import RilletError, error_for_code
+from rillet.frozen import frozen
 from rillet.transport import protocol as p
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class BrokerConfigEntry:
     """One broker config: its value in effect and where it comes from (Kafka's
     ConfigSource name: DYNAMIC_BROKER_CONFIG, DYNAMIC_DEFAULT_BROKER_CONFIG,

@@ -14,13 +14,14 @@ message names it).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from rillet.errors import error_for_code
+from rillet.frozen import frozen
 from rillet.transport import protocol as p
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FeatureMetadata:
     finalized: dict[str, int]
     supported: dict[str, tuple[int, int]]

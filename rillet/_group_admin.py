@@ -14,10 +14,10 @@ ListGroups is asked of every live broker. See docs/consumer-groups.md.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
 from rillet._membership import CoordinatorLocator, OffsetsClient
 from rillet.errors import IllegalStateError, RilletError, error_for_code
+from rillet.frozen import frozen
 from rillet.records import TopicPartition
 from rillet.transport import protocol as p
 
@@ -25,13 +25,13 @@ EARLIEST = p.EARLIEST_TIMESTAMP
 LATEST = p.LATEST_TIMESTAMP
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class GroupListing:
     group_id: str
     state: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class MemberDescription:
     member_id: str
     client_id: str
@@ -45,7 +45,7 @@ class MemberDescription:
     target_assignment: tuple[TopicPartition, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ConsumerGroupDescription:
     group_id: str
     state: str

@@ -16,16 +16,17 @@ an authorizer, ALTER_CONFIGS / DESCRIBE_CONFIGS on the CLUSTER is needed).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from rillet.errors import error_for_code
+from rillet.frozen import frozen
 from rillet.transport import protocol as p
 
 #: ``describe_client_quotas`` filter value: any named (non-default) entity of that type.
 ANY_NAME = object()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ClientQuotaAlteration:
     """Set (or, with value None, remove) the ``ops`` quotas of ``entity``."""
 

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
 from rillet.errors import RilletError, RilletTimeoutError, error_for_code
+from rillet.frozen import frozen
 from rillet.records import TopicPartition
 from rillet.transport import protocol as p
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ReplicaInfo:
     """One replica in a log directory: ``size`` in bytes, Kafka's ``offset_lag`` (the high
     watermark minus the log end offset when positive), its log start and end offsets."""
@@ -38,7 +38,7 @@ class ReplicaInfo:
     log_end_offset: int = -1
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class LogDirDescription:
     """A broker's log directory: its replicas and the bytes of its file system."""
 
@@ -48,7 +48,7 @@ class LogDirDescription:
     usable_bytes: int = -1
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PartitionReassignment:
     """An ongoing reassignment: the current replicas and which are being added / removed."""
 

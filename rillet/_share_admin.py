@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from rillet._group_admin import GroupListing, _tps
 from rillet.errors import IllegalStateError, RilletError, RilletTimeoutError, error_for_code
+from rillet.frozen import frozen
 from rillet.records import TopicPartition
 from rillet.transport import protocol as p
 
@@ -30,7 +31,7 @@ _NOT_LEADER = {p.ErrorCode.NOT_LEADER_OR_FOLLOWER, p.ErrorCode.LEADER_NOT_AVAILA
                p.ErrorCode.UNKNOWN_TOPIC_OR_PARTITION}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ShareMemberDescription:
     member_id: str
     client_id: str
@@ -40,7 +41,7 @@ class ShareMemberDescription:
     assignment: tuple[TopicPartition, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SharePartitionDescription:
     """One share-partition as its leader sees it (``DescribedSharePartition`` on the wire):
     start/end offsets, lag, records per state and a delivery-count histogram
@@ -61,7 +62,7 @@ class SharePartitionDescription:
     delivery_counts: dict[int, int] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ShareGroupDescription:
     group_id: str
     state: str

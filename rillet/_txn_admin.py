@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from rillet._membership import CoordinatorLocator
 from rillet.errors import IllegalStateError, RilletTimeoutError, error_for_code
+from rillet.frozen import frozen
 from rillet.records import TopicPartition
 from rillet.transport import protocol as p
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TransactionListing:
     transactional_id: str
     producer_id: int
@@ -33,7 +33,7 @@ class TransactionListing:
     coordinator_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TransactionDescription:
     transactional_id: str
     coordinator_id: int

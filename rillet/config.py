@@ -15,18 +15,18 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from rillet import security
 from rillet.errors import ConfigError
+from rillet.frozen import frozen
 from rillet.profile import BROKERS_ENV, default_brokers
 from rillet.security import SECURITY_KEYS, profile_security
 
 _INT_MAX = 2**31 - 1
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ConfigKey:
     """One accepted key: its dotted name, coercion function, default and a one-line doc."""
 

@@ -43,9 +43,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
+from rillet.frozen import frozen
 from rillet.security import admin_client_settings, endpoint_options, secure_cluster_configs
 from rillet.transport.endpoint import ClientEndpoint
 from rillet.transport.errors import TransportError
@@ -58,7 +58,7 @@ KEY_FILE = "cluster.curve"
 MAX_VOTERS = 3
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class BrokerStatus:
     broker_id: int
     address: str

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections import _tuplegetter  # namedtuple's C field accessor
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, NamedTuple
+
+from rillet.frozen import frozen
 
 
 class TopicPartition(NamedTuple):
@@ -15,7 +17,7 @@ class TopicPartition(NamedTuple):
     partition: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ConsumerGroupMetadata:
     """A consumer's place in its group, for ``Producer.send_offsets_to_transaction`` (Kafka's
     ConsumerGroupMetadata, KIP-447): the group coordinator refuses the offsets if the member's
@@ -127,7 +129,7 @@ CREATE_TIME = 0
 LOG_APPEND_TIME = 1
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NewTopic:
     """A topic to create: ``configs`` uses Kafka's topic config names (``retention.ms``)."""
 
@@ -143,7 +145,7 @@ class NewTopic:
             object.__setattr__(self, "configs", {**self.configs, **self.topic_configs})
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PartitionInfo:
     """One partition as described by the cluster metadata. ``leader`` is -1 without one."""
 
@@ -159,7 +161,7 @@ class PartitionInfo:
     offline_reason: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TopicDescription:
     name: str
     partitions: tuple[PartitionInfo, ...]
@@ -171,7 +173,7 @@ class TopicDescription:
         return len(self.partitions[0].replicas) if self.partitions else 0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class BrokerInfo:
     broker_id: int
     host: str
@@ -183,14 +185,14 @@ class BrokerInfo:
         return f"{self.host}:{self.port}"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ClusterDescription:
     cluster_id: str | None
     controller_id: int
     brokers: tuple[BrokerInfo, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ConfigEntry:
     """A topic config value; ``is_default`` is True when no override is set."""
 

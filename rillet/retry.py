@@ -31,10 +31,10 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from rillet.errors import ConfigError, TopicAlreadyExistsError
+from rillet.frozen import frozen
 
 #: headers of a dead-letter record (the broker's share-group dead letters use the same)
 DLQ_TOPIC = "rillet.dlq.topic"
@@ -48,7 +48,7 @@ DLQ_HEADERS = (DLQ_TOPIC, DLQ_PARTITION, DLQ_OFFSET, DLQ_DELIVERY_COUNT, DLQ_GRO
 JITTER = 0.2  # delays are stretched by a uniform [0, +20%]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RetryPolicy:
     """Kafka's names: ``retry_backoff_ms`` (first delay), ``retry_backoff_multiplier``,
     ``retry_backoff_max_ms`` (cap), ``max_attempts`` (handler calls in all, >= 1)."""
@@ -77,7 +77,7 @@ class RetryPolicy:
         return sum(self.backoff_ms(a) for a in range(1, self.max_attempts)) * (1 + JITTER)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Outcome:
     """What became of one record: ``dead_lettered`` False means the handler succeeded
     (``result`` is what it returned) after ``attempts`` calls."""

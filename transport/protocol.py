@@ -14,8 +14,10 @@ one-line human explanation. Nothing here does I/O.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Annotated, ClassVar
+
+from rillet.frozen import frozen
 
 from .protocol_acl import (  # noqa: F401 - re-exported: protocol.CreateAclsRequest etc.
     ACL_REQUESTS,
@@ -237,7 +239,7 @@ EARLIEST_TIMESTAMP = -2  # ListOffsets: the log start offset
 LATEST_TIMESTAMP = -1  # ListOffsets: the log end offset (next offset to be written)
 CONSUMER_REPLICA_ID = -1  # Fetch/ListOffsets from a client, not a follower
 
-_msg = dataclass(frozen=True, slots=True, kw_only=True)
+_msg = frozen(kw_only=True)
 
 
 # ---------------------------------------------------------------------------------- envelope

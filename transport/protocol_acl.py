@@ -16,10 +16,11 @@ DescribeAcls is answered by any broker from its metadata image.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
-_msg = dataclass(frozen=True, slots=True, kw_only=True)
+from rillet.frozen import frozen
+
+_msg = frozen(kw_only=True)
 
 
 @_msg

@@ -10,10 +10,12 @@ which finalizes a level only if every registered broker can read it
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import ClassVar
 
-_msg = dataclass(frozen=True, slots=True, kw_only=True)
+from rillet.frozen import frozen
+
+_msg = frozen(kw_only=True)
 
 
 @_msg

@@ -22,13 +22,14 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
+
+from rillet.frozen import frozen
 
 from .errors import TransportError
 
@@ -37,7 +38,7 @@ class KeyFileError(TransportError):
     """The CURVE key file is missing, unreadable or has no secret key."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CurveKeys:
     """A CURVE key pair, Z85-encoded (40 bytes each)."""
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from rillet.connectors.mirror.clients import (
     client_keys,
@@ -31,6 +31,8 @@ from rillet.connectors.mirror.clients import (
     owned_key_error,
     top_level_role_error,
 )
+
+from rillet.frozen import frozen
 
 INTERNAL_SUFFIX = ".internal"
 HEARTBEATS_TOPIC = "heartbeats"
@@ -43,7 +45,7 @@ class MirrorConfigError(ValueError):
 # -- replication policies ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DefaultReplicationPolicy:
     """Remote topics are ``<source alias><separator><topic>``: ``A.orders`` on B."""
 
@@ -70,7 +72,7 @@ class DefaultReplicationPolicy:
         return f"{source_alias}{self.separator}checkpoints{INTERNAL_SUFFIX}"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class IdentityReplicationPolicy(DefaultReplicationPolicy):
     """Remote topics keep their names (one-way mirroring only: it cannot tell a remote topic
     from a local one, so active-active with it would loop; ``parse_mirror_config`` refuses)."""
@@ -120,7 +122,7 @@ def should_replicate_topic(policy: DefaultReplicationPolicy, source_alias: str,
 # -- offset translation --------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class OffsetSync:
     """Record ``upstream_offset`` of ``topic``/``partition`` on the source is
     ``downstream_offset`` of the remote topic on the target."""
@@ -220,7 +222,7 @@ CLUSTER_KEYS = {"bootstrap.servers"}
 EOS_VALUES = {"enabled", "disabled", "requested"}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Flow:
     """One replication flow ``source->target`` and its effective settings."""
 
@@ -263,7 +265,7 @@ class Flow:
         return bool(self.groups.fullmatch(group))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class MirrorConfig:
     clusters: tuple[str, ...]
     policy: DefaultReplicationPolicy

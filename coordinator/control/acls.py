@@ -16,11 +16,12 @@ matches only bob's.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Protocol
 
 from rillet.coordinator import acl, acl_store
 from rillet.coordinator import metadata as md
+
+from rillet.frozen import frozen
 
 from .result import OK, ControllerResult, Note
 
@@ -47,7 +48,7 @@ class FilterFields(Protocol):
     permission: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AclOutcome:
     """One creation, or one filter of a deletion (``bindings``: what it matched)."""
 

@@ -20,12 +20,13 @@ broker gets a full session from then).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
 from rillet.coordinator import election as el
 from rillet.coordinator import features as ft
 from rillet.coordinator import metadata as md
+
+from rillet.frozen import frozen
 
 from .result import ControllerResult, Note, unclean_notes
 
@@ -60,7 +61,7 @@ def _versions(beat: BrokerBeat) -> tuple[int, int]:
     return (lo or ft.MIN_LEVEL, hi or ft.MIN_LEVEL)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Beat:
     """The answer to a heartbeat, and what the controller must do next (``action``:
     REGISTER, UNFENCE or SHUT_DOWN, run as its own proposal; None). ``should_shut_down``:

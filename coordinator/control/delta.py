@@ -20,16 +20,17 @@ out:
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
 
 from rillet.coordinator.metadata import MetadataImage, PartitionInfo
+
+from rillet.frozen import frozen
 
 MOVED = "moved"
 
 TopicPartition = tuple[str, int]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class LocalChanges:
     deletes: tuple[tuple[str, int, str], ...] = ()  # (topic, partition, reason)
     changed: tuple[tuple[str, int, PartitionInfo], ...] = ()

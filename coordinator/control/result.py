@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Generic, TypeVar
+
+from rillet.frozen import frozen
 
 T = TypeVar("T")
 
 OK = "NONE"  # the error name of success (Kafka's ErrorCode NONE)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Note:
     """A line for the controller's log: ``level`` is "info" or "warning"."""
 
@@ -18,7 +20,7 @@ class Note:
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ControllerResult(Generic[T]):
     """Kafka's ``ControllerResult``: ``records`` are proposed as one Raft entry and
     ``response`` is sent once that entry is committed (at once if there are no records)."""
@@ -28,7 +30,7 @@ class ControllerResult(Generic[T]):
     notes: tuple[Note, ...] = field(default=())
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Outcome:
     """The answer to a single-item request: an error name (``"NONE"`` on success)."""
 
@@ -36,7 +38,7 @@ class Outcome:
     message: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TopicOutcome:
     """One topic of a CreateTopics / DeleteTopics / CreatePartitions answer."""
 
@@ -48,7 +50,7 @@ class TopicOutcome:
     replication_factor: int = -1
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ConfigOutcome:
     """One resource of an AlterConfigs answer."""
 
@@ -58,7 +60,7 @@ class ConfigOutcome:
     message: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PartitionOutcome:
     """One partition of an ElectLeaders / AlterPartitionReassignments answer."""
 
@@ -68,7 +70,7 @@ class PartitionOutcome:
     message: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ProducerIdOutcome:
     producer_id: int
     producer_epoch: int = 0

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+
+from rillet.frozen import frozen
 
 from .model import TopicPartition
 
@@ -26,7 +27,7 @@ __all__ = ["ASSIGNORS", "Assignor", "MemberSubscription", "is_balanced", "range_
            "uniform_assign"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class MemberSubscription:
     """What an assignor knows about one member."""
 

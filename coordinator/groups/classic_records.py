@@ -13,8 +13,9 @@ objects from it with ``ClassicGroup.from_record``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
+
+from rillet.frozen import frozen
 
 from .errors import InvalidRequestError
 
@@ -22,7 +23,7 @@ TYPE = "classic_group"
 VERSION = 0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class ClassicGroupRecord:
     group_id: str
     value: Mapping[str, Any] | None  # None: a tombstone (the group is gone)

@@ -7,8 +7,10 @@ names follow Kafka's ConsumerGroupHeartbeat / OffsetCommit / OffsetFetch, snake_
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Generic, TypeVar
+
+from rillet.frozen import frozen
 
 from .model import (
     CoordinatorState,
@@ -23,7 +25,7 @@ from .records import GroupRecord
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class ConsumerGroupHeartbeatRequest:
     """One heartbeat of a member (KIP-848). ``None`` fields mean "unchanged since last time"."""
 
@@ -51,7 +53,7 @@ class ConsumerGroupHeartbeatRequest:
     the member (a long poll, see :mod:`.longpoll`); 0 answers at once."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class ConsumerGroupHeartbeatResponse:
     member_id: str
     member_epoch: int
@@ -61,7 +63,7 @@ class ConsumerGroupHeartbeatResponse:
     None in the answer to a leave."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class CommitOffset:
     offset: int
     """The next offset to consume."""
@@ -69,7 +71,7 @@ class CommitOffset:
     metadata: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class OffsetCommitRequest:
     """A member's commit, or (member_epoch -1, member_id "") a simple/admin commit."""
 
@@ -80,13 +82,13 @@ class OffsetCommitRequest:
     offsets: Mapping[TopicPartition, CommitOffset] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class OffsetCommitResponse:
     errors: Mapping[TopicPartition, int]
     """Per-partition error code; 0 (NONE) when the offset was committed."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class OffsetFetchRequest:
     group_id: str
     member_id: str = ""
@@ -99,7 +101,7 @@ class OffsetFetchRequest:
     UNSTABLE_OFFSET_COMMIT (the client retries) instead of its last committed offset."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class OffsetFetchResponse:
     offsets: Mapping[TopicPartition, OffsetAndMetadata]
     """Partitions without a committed offset are absent."""
@@ -108,7 +110,7 @@ class OffsetFetchResponse:
     partition is absent from ``offsets``."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class TxnOffsetCommitRequest:
     """Offsets committed inside producer ``producer_id``'s transaction (KIP-447). The group
     metadata (``generation_id`` = the member epoch, ``member_id``, ``instance_id``) fences a
@@ -124,18 +126,18 @@ class TxnOffsetCommitRequest:
     offsets: Mapping[TopicPartition, CommitOffset] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class TxnOffsetCommitResponse:
     errors: Mapping[TopicPartition, int]
     """Per-partition error code; 0 (NONE): pending until the transaction ends."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class OffsetDeleteResponse:
     errors: Mapping[TopicPartition, int]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class MemberDescription:
     member_id: str
     instance_id: str | None
@@ -151,7 +153,7 @@ class MemberDescription:
     pending_revocation: tuple[TopicPartition, ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class GroupDescription:
     group_id: str
     state: GroupState
@@ -162,13 +164,13 @@ class GroupDescription:
     members: tuple[MemberDescription, ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class GroupListing:
     group_id: str
     state: GroupState
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class ExpiredMember:
     group_id: str
     member_id: str
@@ -176,7 +178,7 @@ class ExpiredMember:
     """"session_timeout" or "rebalance_timeout"."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Result(Generic[T]):
     """A decision: the next state, the records to append first, and the reply.
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import NamedTuple
 
 from rillet.coordinator.share.group_model import ShareGroups
+
+from rillet.frozen import frozen
 
 LEAVE_GROUP_MEMBER_EPOCH = -1
 """member_epoch in a heartbeat: leave the group now (dynamic or static member)."""
@@ -68,7 +70,7 @@ class GroupState(enum.StrEnum):
     DEAD = "Dead"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class GroupConfig:
     """Coordinator configuration (Kafka's broker config names in the field docs)."""
 
@@ -87,7 +89,7 @@ class GroupConfig:
     their commit (see ``GroupCoordinator.expire_offsets``)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class ConsumerGroupMember:
     """One member: its subscription (from heartbeats) and its current assignment.
 
@@ -123,7 +125,7 @@ class ConsumerGroupMember:
         return (self.subscribed_topic_names, self.subscribed_topic_regex, self.server_assignor)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class OffsetAndMetadata:
     """A committed offset: the next offset to consume, with the client's metadata string."""
 
@@ -133,7 +135,7 @@ class OffsetAndMetadata:
     commit_timestamp_ms: int = 0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class PendingOffset:
     """An offset committed inside a producer's open transaction (TxnOffsetCommit, KIP-447):
     invisible to OffsetFetch until the transaction's COMMIT marker (see :mod:`.pending`)."""
@@ -147,7 +149,7 @@ class PendingOffset:
     this one: if one of them commits first, this one is superseded."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class TxnProducer:
     """The producer fields of the transactional batch a TxnOffsetCommit is written in."""
 
@@ -158,7 +160,7 @@ class TxnProducer:
     producer and epoch to follow each other (0 for a new epoch)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class ConsumerGroup:
     """One group. Fields are exactly what the records in :mod:`.records` carry."""
 
@@ -206,7 +208,7 @@ class ConsumerGroup:
         return not self.members and not self.offsets and self.group_epoch == 0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CoordinatorState:
     """Every group of one coordinator shard (one ``__consumer_offsets`` partition).
 

@@ -33,10 +33,12 @@ Every value also carries ``"version": 0``. :class:`Tombstone` names a key of any
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from rillet.coordinator.share import group_records as _share
+
+from rillet.frozen import frozen
 
 from . import classic_records as _classic
 from . import pending as _pending
@@ -53,19 +55,19 @@ from .model import (
 VERSION = 0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class GroupMetadataRecord:
     group_id: str
     epoch: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class PartitionMetadataRecord:
     group_id: str
     topics: tuple[tuple[str, int], ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class MemberMetadataRecord:
     group_id: str
     member_id: str
@@ -79,20 +81,20 @@ class MemberMetadataRecord:
     server_assignor: str | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class TargetMemberRecord:
     group_id: str
     member_id: str
     partitions: frozenset[TopicPartition]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class TargetMetadataRecord:
     group_id: str
     assignment_epoch: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class CurrentMemberRecord:
     group_id: str
     member_id: str
@@ -103,7 +105,7 @@ class CurrentMemberRecord:
     pending_revocation: frozenset[TopicPartition]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class OffsetCommitRecord:
     group_id: str
     topic: str
@@ -114,7 +116,7 @@ class OffsetCommitRecord:
     commit_timestamp_ms: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class Tombstone:
     """Deletes the key of ``type`` (the unused key fields keep their defaults)."""
 

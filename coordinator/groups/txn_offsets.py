@@ -39,7 +39,9 @@ group or expiring offsets touches committed offsets only.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
+
+from rillet.frozen import frozen
 
 from . import pending as _pending
 from .errors import (
@@ -75,7 +77,7 @@ def increment_sequence(sequence: int, increment: int) -> int:
     return sequence + increment
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class LogBatch:
     """The decoded records of one batch of the partition; ``producer`` set: a transactional
     batch (``last_sequence`` from its header)."""
@@ -85,7 +87,7 @@ class LogBatch:
     last_sequence: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class LogMarker:
     """A COMMIT (``committed``) or ABORT marker of ``producer_id``."""
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from rillet.frozen import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RaftConfig:
     """``election_timeout_ms`` (controller.quorum.election.timeout.ms): a follower that hears
     no leader for a random time in [election_timeout_ms, 2 * election_timeout_ms) starts a

@@ -12,13 +12,13 @@ arrived (nothing was sent based on state that was not yet durable).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from rillet.frozen import frozen
 
 from .log import LogEntry, Snapshot
 from .messages import RaftMessage
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PersistHardState:
     """Durably store (term, voted_for) (Kafka's ``quorum-state`` file), atomically."""
 
@@ -26,7 +26,7 @@ class PersistHardState:
     voted_for: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FlushLog:
     """Make every change the core made to its ``RaftLog`` since the last flush durable
     (appends, truncations, snapshot + prefix removal). ``last_index`` is for logging."""
@@ -34,14 +34,14 @@ class FlushLog:
     last_index: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Send:
     """Deliver ``message`` to ``message.dst`` (best effort: loss is tolerated)."""
 
     message: RaftMessage
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ApplyCommitted:
     """Apply committed entries ``first_index .. first_index + len(entries) - 1`` to the state
     machine, in order. Control entries (``entry.control``, e.g. the leader's no-op) carry no
@@ -55,7 +55,7 @@ class ApplyCommitted:
         return self.first_index + len(self.entries) - 1
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TakeSnapshot:
     """The state machine has applied exactly up to ``index``: serialize it now and hand the
     bytes back with ``RaftNode.snapshot_taken(index, data)`` so the log prefix can go."""
@@ -63,7 +63,7 @@ class TakeSnapshot:
     index: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RestoreSnapshot:
     """Replace the state machine's state by ``snapshot.data`` (applied index = snapshot.index).
 

@@ -15,11 +15,12 @@ beside the segments. Not thread-safe: one owner.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
+from rillet.frozen import frozen
 
-@dataclass(frozen=True, slots=True)
+
+@frozen
 class LogEntry:
     """One log entry: the leader's ``term`` when it was appended, an opaque ``payload``, and
     ``control`` for entries the state machine does not see (the new leader's no-op)."""
@@ -29,7 +30,7 @@ class LogEntry:
     control: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Snapshot:
     """The state machine serialized after applying every entry up to ``index`` (of ``term``)."""
 

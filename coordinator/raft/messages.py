@@ -10,12 +10,12 @@ metadata-log offset + 1 (index 0 is the empty log), ``commit_index`` is the high
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from rillet.frozen import frozen
 
 from .log import LogEntry, Snapshot
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class VoteRequest:
     """Ask for a (pre-)vote. For a pre-vote ``term`` is the term the sender *would* use
     (its current term + 1) and no receiver changes its own term or vote because of it."""
@@ -28,7 +28,7 @@ class VoteRequest:
     pre_vote: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class VoteResponse:
     """Answer to a VoteRequest. A granted pre-vote echoes the requested term; a rejection
     carries the responder's current term so a stale requester learns it."""
@@ -40,7 +40,7 @@ class VoteResponse:
     pre_vote: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class AppendEntriesRequest:
     """Leader -> follower: entries following ``prev_log_index`` (empty for a heartbeat)."""
 
@@ -53,7 +53,7 @@ class AppendEntriesRequest:
     leader_commit: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class AppendEntriesResponse:
     """Follower -> leader. On success ``match_index`` is the last index known to match the
     leader's log. On failure ``rejected_index`` is the request's ``prev_log_index`` (so the
@@ -70,7 +70,7 @@ class AppendEntriesResponse:
     rejected_index: int = 0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class InstallSnapshotRequest:
     """Leader -> a follower whose next entry the leader has already compacted away.
 
@@ -83,7 +83,7 @@ class InstallSnapshotRequest:
     leader_commit: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class InstallSnapshotResponse:
     """Follower -> leader: the follower now matches the leader up to ``match_index``."""
 
@@ -93,7 +93,7 @@ class InstallSnapshotResponse:
     match_index: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class TimeoutNow:
     """A resigning leader -> its most up-to-date follower: start an election now, without
     the pre-vote round (Raft thesis 3.10 leadership transfer; Kafka's EndQuorumEpoch)."""

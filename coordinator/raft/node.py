@@ -27,8 +27,9 @@ term at or past the limit, so it never persists a term it could not leave.
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
 from typing import Protocol
+
+from rillet.frozen import frozen
 
 from .config import RaftConfig
 from .effects import (
@@ -82,12 +83,15 @@ _POSITION_FIELDS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class HardState:
     """What a voter must find again after a restart (the last ``PersistHardState``)."""
 
     term: int = 0
     voted_for: int | None = None
+
+
+NO_HARD_STATE = HardState()  # a voter's first start
 
 
 class Rng(Protocol):
@@ -108,7 +112,7 @@ class RaftNode(Replication):
         *,
         rng: Rng,
         now_ms: int,
-        hard_state: HardState = HardState(),
+        hard_state: HardState = NO_HARD_STATE,
         config: RaftConfig = DEFAULT_CONFIG,
     ) -> None:
         if node_id not in voters:

@@ -34,8 +34,9 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
+
+from rillet.frozen import frozen
 
 RESOURCE_GROUP = 32  # Kafka's ConfigResource.Type.GROUP
 
@@ -96,7 +97,7 @@ _HOUR_MS = 3_600_000
 _DAY_MS = 24 * _HOUR_MS
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Key:
     broker_key: str | None
     default: str
@@ -144,7 +145,7 @@ def _hint(key: str, known: Mapping[str, Any]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class ShareGroupConfig:
     """One share group's effective configs (Kafka's key in each field's docstring)."""
 

@@ -33,7 +33,7 @@ ids is INCONSISTENT_GROUP_PROTOCOL.
 from __future__ import annotations
 
 from collections.abc import Callable, Container, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Generic, TypeVar
 
 from rillet.coordinator.groups.errors import (
@@ -45,6 +45,8 @@ from rillet.coordinator.groups.errors import (
     NonEmptyGroupError,
     UnknownMemberIdError,
 )
+
+from rillet.frozen import frozen
 
 from .assignor import simple_assign
 from .config import ShareGroupConfig
@@ -68,7 +70,7 @@ JOIN = 0
 LEAVE = -1
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class ShareHeartbeat:
     group_id: str
     member_id: str
@@ -80,7 +82,7 @@ class ShareHeartbeat:
     client_host: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class ShareHeartbeatAnswer:
     member_id: str
     member_epoch: int
@@ -89,14 +91,14 @@ class ShareHeartbeatAnswer:
     """The member's partitions when its epoch changed with this answer, else None."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ShareResult(Generic[T]):
     state: ShareGroups
     records: tuple[ShareRecord, ...]
     response: T
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FencedMember:
     group_id: str
     member_id: str

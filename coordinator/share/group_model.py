@@ -9,7 +9,9 @@ epoch of the heartbeat answer that carries it. Owned by the actor hosting the sh
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from rillet.frozen import frozen
 
 #: (topic, partition); compares equal to the consumer groups' ``TopicPartition``
 SharePartition = tuple[str, int]
@@ -19,7 +21,7 @@ STATE_STABLE = "Stable"
 STATE_DEAD = "Dead"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class ShareGroupMember:
     member_id: str
     member_epoch: int = 0
@@ -32,7 +34,7 @@ class ShareGroupMember:
     """Sorted, deduplicated topic names (they need not exist yet)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class ShareGroup:
     group_id: str
     group_epoch: int = 0
@@ -50,7 +52,7 @@ class ShareGroup:
         return STATE_STABLE if self.members else STATE_EMPTY
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ShareGroups:
     """Every share group of a shard. ``groups`` is durable (replayed from the
     ``__consumer_offsets`` records of :mod:`.group_records`); the session deadlines are

@@ -19,8 +19,10 @@ lapses meanwhile is fenced as usual and rejoins (UNKNOWN_MEMBER_ID / FENCED_MEMB
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
+
+from rillet.frozen import frozen
 
 from .group_model import ShareGroup, ShareGroupMember, ShareGroups
 
@@ -28,14 +30,14 @@ VERSION = 0
 TYPES = ("share_group_metadata", "share_member")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class ShareGroupMetadataRecord:
     group_id: str
     epoch: int
     topics: tuple[tuple[str, int], ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class ShareMemberRecord:
     group_id: str
     member_id: str
@@ -47,7 +49,7 @@ class ShareMemberRecord:
     subscribed_topic_names: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class ShareTombstone:
     """Deletes the key of ``type`` (``member_id`` "" for the group metadata)."""
 

@@ -4,7 +4,7 @@ persisted form of a range and a description. Pure, immutable."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from rillet.frozen import frozen
 
 # AcknowledgementBatch.acknowledge_types (Kafka's numbers; the wire's ACK_*)
 ACK_GAP, ACK_ACCEPT, ACK_RELEASE, ACK_REJECT, ACK_RENEW = 0, 1, 2, 3, 4
@@ -19,7 +19,7 @@ class ShareStateError(Exception):
         self.code = code
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SharePartitionConfig:
     """The group's settings as this core needs them (ms; Kafka's names in the comments)."""
 
@@ -32,14 +32,14 @@ class SharePartitionConfig:
     dead_letter_topic: str = ""  # errors.deadletterqueue.topic.name resolved; "": none
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Acquired:
     first_offset: int
     last_offset: int
     delivery_count: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Ack:
     """One acknowledgement batch (the wire's AcknowledgementBatch)."""
 
@@ -50,7 +50,7 @@ class Ack:
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DeadLetter:
     """Offsets to write to the dead-letter topic, then report with ``dead_lettered``."""
 
@@ -60,7 +60,7 @@ class DeadLetter:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Changes:
     dirty: bool = False  # the persisted state changed: write it
     dead_letters: tuple[DeadLetter, ...] = ()
@@ -70,7 +70,7 @@ class Changes:
 NO_CHANGES = Changes()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StateBatch:
     """The persisted form of a range (the wire's ShareStateBatch)."""
 
@@ -82,7 +82,7 @@ class StateBatch:
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Description:
     start_offset: int
     end_offset: int

@@ -25,6 +25,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rillet.frozen import frozen
+
 VERSION = 0
 RECORD_TYPE = "share"
 
@@ -54,7 +56,7 @@ class SharePartitionKey:
         return f"{self.group_id}:{self.topic}:{self.partition}"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StateBatch:
     """Offsets ``first_offset``..``last_offset`` (inclusive) share this state."""
 
@@ -83,7 +85,7 @@ class StateBatch:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ShareState:
     """What is stored for one share-partition. ``batches`` sorted and disjoint, all at or
     above ``start_offset`` (-1: no start offset known yet)."""
@@ -94,7 +96,7 @@ class ShareState:
     batches: tuple[StateBatch, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ShareStateRecord:
     """The state of ``key`` from now on; ``state`` None is a tombstone (deleted)."""
 

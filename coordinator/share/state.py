@@ -34,6 +34,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from rillet.frozen import frozen
+
 from .records import (
     SharePartitionKey,
     ShareState,
@@ -50,7 +52,7 @@ FENCED_STATE_EPOCH = "FENCED_STATE_EPOCH"
 MAX_BATCHES = 10_000  # per share-partition; the leader keeps ~2000 records in flight
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class WriteState:
     """WriteShareGroupStateRequest in the core's terms (transport/protocol.py documents it)."""
 
@@ -63,7 +65,7 @@ class WriteState:
     delete: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ReadOutcome:
     """``state`` None: nothing stored (the group starts per ``share.auto.offset.reset``)."""
 
@@ -72,7 +74,7 @@ class ReadOutcome:
     state: ShareState | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class WriteOutcome:
     """``state_epoch``: the stored state epoch after the write."""
 
@@ -81,7 +83,7 @@ class WriteOutcome:
     state_epoch: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ShareResult:
     records: tuple[ShareStateRecord, ...]
     response: ReadOutcome | WriteOutcome

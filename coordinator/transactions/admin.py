@@ -5,7 +5,8 @@ argument."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+
+from rillet.frozen import frozen
 
 from .coordinator import TransactionCoordinator
 from .state import TopicPartition, TxnMetadata, TxnState
@@ -27,7 +28,7 @@ def start_ms(m: TxnMetadata) -> int:
     return m.txn_start_ms if m.state in RUNNING else -1
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Listed:
     transactional_id: str
     producer_id: int

@@ -52,8 +52,10 @@ Owned by one actor; not thread-safe.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Generic, TypeVar
+
+from rillet.frozen import frozen
 
 from . import records as R
 from .state import (
@@ -83,7 +85,7 @@ INVALID_TRANSACTION_TIMEOUT = "INVALID_TRANSACTION_TIMEOUT"
 INVALID_REQUEST = "INVALID_REQUEST"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class WriteTxnMarkers:
     """Effect: write this end marker to every partition, then call ``markers_written``."""
 
@@ -98,7 +100,7 @@ class WriteTxnMarkers:
     transaction_version: int = 2
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ProducerIdResponse:
     """InitProducerId and EndTxn answers: the producer id and epoch to use from now on."""
 
@@ -108,13 +110,13 @@ class ProducerIdResponse:
     message: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TxnOutcome:
     error: str = OK
     message: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TxnResult(Generic[T]):
     records: tuple[R.TxnRecord, ...]
     response: T

@@ -22,8 +22,9 @@ checks every field strictly and raises :class:`InvalidTxnRecord` on anything els
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
+
+from rillet.frozen import frozen
 
 from .state import TopicPartition, TxnMetadata, TxnState
 
@@ -52,7 +53,7 @@ class InvalidTxnRecord(ValueError):
     """A record of ``__transaction_state`` that is not one this module writes."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TxnRecord:
     """The state of ``transactional_id`` from now on; ``metadata`` None is a tombstone."""
 

@@ -36,8 +36,10 @@ Dead               Empty, CompleteCommit, CompleteAbort
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import NamedTuple
+
+from rillet.frozen import frozen
 
 NO_PRODUCER_ID = -1
 NO_PRODUCER_EPOCH = -1
@@ -96,7 +98,7 @@ def check_transition(transactional_id: str, old: TxnState, new: TxnState) -> Non
         raise IllegalTransition(transactional_id, old, new)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class TxnMetadata:
     """What the coordinator knows of one transactional.id; one record of
     ``__transaction_state`` holds exactly this. Times in ms since the epoch."""

@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from rillet.frozen import frozen
+
 Headers = tuple[tuple[str, bytes], ...]
 
 
@@ -123,7 +125,7 @@ class Window:
     end: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Windowed:
     """The key of a windowed aggregate's result: the record key and its window."""
 
@@ -131,7 +133,7 @@ class Windowed:
     window: Window
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Change:
     """What flows between table nodes (Kafka's ``Change<V>``): the key's new value and the
     one it replaces (None: none / deleted). A table's downstream subtractors need ``old``;
@@ -243,7 +245,7 @@ class Processor:
 StoreKind = Literal["kv", "window", "session"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StoreSpec:
     """A state store a topology needs. Changelog topic (if ``logged``):
     ``changelog_topic(application_id, name)``, compacted (window/session stores:
@@ -365,7 +367,7 @@ def repartition_topic(application_id: str, name: str) -> str:
 # -------------------------------------------------------------------- the compiled topology
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SourceSpec:
     """An input topic of a sub-topology: records are deserialized with the serdes and
     enter at node ``node``. ``internal``: a repartition topic (name without the
@@ -379,7 +381,7 @@ class SourceSpec:
     timestamp_extractor: Callable[[Any, Any, int], int] | None = None  # (key, value, ts)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NodeSpec:
     """A processor node: ``factory()`` makes a fresh Processor per task; ``children`` by
     name; ``stores`` the store names it may use."""
@@ -390,7 +392,7 @@ class NodeSpec:
     stores: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class InternalTopicSpec:
     """A topic the application creates: ``name`` without the application id prefix.
     ``partitions`` None: as many as the sub-topology's input (repartition topics: the
@@ -403,7 +405,7 @@ class InternalTopicSpec:
     upstream_subtopology: int | None = None  # repartition: who writes it
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Subtopology:
     """The nodes one task runs. A task of sub-topology ``id`` for partition ``p`` reads
     partition ``p`` of every source topic (they must be co-partitioned: equal partition
@@ -415,7 +417,7 @@ class Subtopology:
     stores: Mapping[str, StoreSpec]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CompiledTopology:
     """What ``Topology.compile()`` returns, and all the runtime and test driver use."""
 

@@ -22,11 +22,12 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from rillet.config import ADMIN_KEYS, CONSUMER_KEYS, PRODUCER_KEYS, ConfigKey, _int, _servers
 from rillet.errors import ConfigError
+from rillet.frozen import frozen
 
 GUARANTEES = ("at_least_once", "exactly_once_v2")
 HANDLERS = ("log_and_fail", "log_and_continue", "dead_letter")
@@ -48,7 +49,7 @@ def _default_state_dir() -> str:
     return os.path.join(tempfile.gettempdir(), "rillet-streams")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StreamsKey:
     name: str
     default: Any
@@ -97,7 +98,7 @@ _CLIENT_KEYS: dict[str, dict[str, ConfigKey]] = {
 _ALL_CLIENT = {n for keys in _CLIENT_KEYS.values() for n in keys}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StreamsConfig:
     """The resolved configuration (attributes by snake_case name) and the client configs."""
 

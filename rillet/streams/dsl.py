@@ -37,8 +37,9 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from rillet.frozen import frozen
 
 from . import processors as P
 from .api import Processor, Serde, StoreKind, StoreSpec
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 _LEGAL_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Materialized:
     """How the DSL keeps a store (Kafka's ``Materialized``), where a store name is
     accepted: ``name`` (None: generated), ``in_memory`` (else SQLite under

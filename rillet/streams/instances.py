@@ -26,6 +26,7 @@ import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from rillet.frozen import frozen
 from rillet.records import TopicPartition
 
 from .api import TaskId
@@ -62,7 +63,7 @@ class HostInfo:
         return f"{self.host}:{self.port}"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class KeyQueryMetadata:
     """Where a key of a store lives (Kafka's KeyQueryMetadata): the instance holding its
     task (``active_host``; None: no live instance holds it, e.g. during a rebalance), the
@@ -73,7 +74,7 @@ class KeyQueryMetadata:
     partition: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StreamsMetadata:
     """One live instance (Kafka's StreamsMetadata): its host, the stores and input
     partitions of its active tasks, and those of its standby tasks."""
@@ -88,7 +89,7 @@ class StreamsMetadata:
     standby_tasks: frozenset[TaskId] = field(default=frozenset(), compare=False)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class InstanceInfo:
     """What an instance published: its server and its active and standby tasks."""
 

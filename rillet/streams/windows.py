@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from rillet.frozen import frozen
 
 from .api import Serde, Window, Windowed
 
@@ -44,7 +46,7 @@ def _check_ms(name: str, value: object, *, positive: bool) -> int:
     return value
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class HoppingWindows:
     """Fixed-size windows ``[start, start + size_ms)`` starting every ``advance_ms`` (at
     multiples of ``advance_ms`` from epoch 0). ``advance_ms == size_ms``: tumbling."""
@@ -93,7 +95,7 @@ class TumblingWindows(HoppingWindows):
         return f"TumblingWindows(size_ms={self.size_ms}, grace_ms={self.grace_ms})"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SlidingWindows:
     """Kafka's sliding aggregation windows: a window ``[t - d, t]`` ends at every record and
     one ``[t + 1, t + 1 + d]`` starts right after every record that has a later record
@@ -121,7 +123,7 @@ class SlidingWindows:
         return self.time_difference_ms
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SessionWindows:
     """Sessions per key: records closer than or exactly ``inactivity_gap_ms`` apart share a
     session ``[first, last]`` (inclusive); a record between two sessions merges them."""
@@ -151,7 +153,7 @@ class SessionWindows:
         return self.inactivity_gap_ms + self.grace_ms + 1
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class JoinWindows:
     """A left record at ``t`` joins right records with ``t - before_ms <= t' <= t +
     after_ms`` (``after_ms`` None: same as ``before_ms``, Kafka's
@@ -202,7 +204,7 @@ def _inner_or_default(inner: Serde | None, default: Callable[[], Serde] | None) 
     return Bytes
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TimeWindowedSerde:
     """A time-windowed key as Kafka's ``TimeWindowedSerializer``: the key's bytes, then the
     window start (8 bytes, big-endian); the end is ``start + window_size_ms``."""
@@ -233,7 +235,7 @@ class TimeWindowedSerde:
                         Window(start, start + self.window_size_ms))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SessionWindowedSerde:
     """A session-windowed key as Kafka's ``SessionWindowedSerializer``: the key's bytes,
     then the session end and start (8 bytes each, big-endian)."""
