@@ -7,6 +7,11 @@ repartition filter, a plain source) ending at a node that takes a whole list
 ``_BATCH`` at a time through each stage as one list comprehension instead of one record
 through every node's ``process`` (a Python call and a ``Record`` per node per record).
 
+A record cache's flush (a stream or table aggregation's, processors._flush_cached) hands
+its records to its one child the same way when that child starts such a chain (the word
+count's ``to_stream().to(...)``: under exactly_once, with its 100 ms commits, about as many
+records as the input's words).
+
 Since the chain is linear and its end forwards nothing per record, every record reaches
 the end in the same order as record by record, and the sinks, stores and changelogs see
 the same writes (tests/unit/streams/test_batch_path.py). What changes is only when a
@@ -58,6 +63,31 @@ def batch_plan(graph: TaskGraph, proc: Any) -> tuple[tuple[Callable, ...], Calla
                                                       lambda: True)():
             return tuple(stages), node.process_batch
         return None
+
+
+def children_plan(node: Any) -> tuple[tuple[Callable, ...], Callable] | None:
+    """The batch plan from ``node``'s one child (None: none, or several children): how a
+    record cache's flush hands its records on (processors._flush_cached)."""
+    ctx = getattr(node, "context", None)
+    graph = getattr(ctx, "_graph", None)
+    targets = getattr(ctx, "_targets", None)
+    if graph is None or not targets or len(targets) != 1:
+        return None
+    return graph._batch_plan(targets[0])
+
+
+def run_plan_chunks(plan: tuple, records: list[Record]) -> None:
+    """``records`` through ``plan``, ``_BATCH`` at a time (a flush: no stream time, no
+    offsets to account)."""
+    stages, last = plan
+    for i in range(0, len(records), _BATCH):
+        batch = records[i:i + _BATCH]
+        for stage in stages:
+            batch = stage(batch)
+            if not batch:
+                break
+        else:
+            last(batch)
 
 
 def run_batches(graph: TaskGraph, queue: Any, n: int,
@@ -125,4 +155,4 @@ def _run_plan(graph: TaskGraph, batch: list[Record], stages: tuple, last: Callab
     last(batch)
 
 
-__all__ = ["batch_plan", "run_batches"]
+__all__ = ["batch_plan", "children_plan", "run_batches", "run_plan_chunks"]

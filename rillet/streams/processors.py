@@ -16,6 +16,7 @@ from typing import Any
 from rillet._partitioner import partition_for_key
 
 from .api import Change, Processor, Record, Serde, new_record, repartition_topic
+from .batch import children_plan, run_plan_chunks
 
 
 class Forwarding(Processor):
@@ -489,6 +490,9 @@ class TableToStreamNode(Forwarding):
         self._forward(new_record((record.key, record.value.new,
                              record.timestamp, record.headers)))
 
+    def map_batch(self, records: list[Record]) -> list[Record]:
+        return [new_record((r[0], r[1].new, r[2], r[3])) for r in records]
+
 
 class TableSelectNode(Forwarding):
     """``Table.group_by`` (Kafka's KTableRepartitionMap): an update of ``k`` from ``old``
@@ -586,6 +590,13 @@ def _flush_cached(node) -> None:
     entries = node._cache
     node._cache = {}
     node.store.flush_cache()
-    forward = node._forward
-    for key, (seen, new, ts, headers) in entries.items():
-        forward(new_record((key, Change(new, seen), ts, headers)))
+    plan = node.__dict__.get("_flush_plan", False)
+    if plan is False:  # the first flush (after init): batch.py's plan for the children
+        plan = node._flush_plan = children_plan(node)
+    if plan is None:
+        forward = node._forward
+        for key, (seen, new, ts, headers) in entries.items():
+            forward(new_record((key, Change(new, seen), ts, headers)))
+        return
+    run_plan_chunks(plan, [new_record((key, Change(new, seen), ts, headers))
+                           for key, (seen, new, ts, headers) in entries.items()])

@@ -165,3 +165,17 @@ def test_a_failing_bad_record_handler_leaves_the_offset_at_that_record():
         assert g.run_offset == 7
         sent = [k for c in g.collector.calls for k in c[3]]
         assert sorted(sent) == [b"a", b"b", b"c"]
+
+
+def test_a_cache_flush_hands_its_records_on_along_the_batch_path():
+    _, counting = graphs(wordcount, 1000, True)
+    queue = deque(("app-counts-repartition", 0, i, i, w, w, ())
+                  for i, w in enumerate([b"a", b"b", b"a"]))
+    counting.run(queue, 3, lambda rec, exc: None)
+    counting.flush()
+    (node,) = [p for p in counting._processors.values() if hasattr(p, "_flush_plan")]
+    assert node._flush_plan is not None
+    calls = counting.collector.calls
+    assert {c[0] for c in calls} == {"send_many"}
+    assert sorted(kv for c in calls for kv in zip(c[3], c[4], strict=True)) == [
+        (b"a", (2).to_bytes(8, "big")), (b"b", (1).to_bytes(8, "big"))]
