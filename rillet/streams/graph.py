@@ -280,6 +280,7 @@ class TaskGraph:
         return entry
 
     def _batch_plan(self, proc: Any) -> tuple | None:
+        """batch.py's plan from ``proc`` (a method: tests turn the batch path off here)."""
         return batch_plan(self, proc)
 
     def run(self, queue: Any, n: int, on_bad: Callable[[tuple, Exception], None]) -> int:
