@@ -292,7 +292,7 @@ class Runtime:
         """send_offsets_to_transaction (AddOffsetsToTxn, then TxnOffsetCommit: two round
         trips) on a helper thread while this one flushes the transaction's records: the
         two wait on different brokers' answers, so the commit waits for the longer, not
-        for both one after the other (~8 ms of a ~36 ms commit at load 6). The producer
+        for both one after the other (bench/README.md "Streams", wave 8). The producer
         is thread-safe; commit_transaction follows only when both are done, and an error
         of either is raised here."""
         if self._offsets_thread is None:
