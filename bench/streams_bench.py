@@ -15,7 +15,8 @@ at_least_once and exactly_once_v2. Rates are input records per second, from the 
 stateless pipeline: every record; the counts: every key's latest count equal to the truth,
 the runs committing every second under at_least_once). The input is produced once, before
 the timed runs. Each row also gives the process CPU per input record (the app's threads,
-or the plain loop, plus the bench's reader; the broker is another process) and the 1-minute
+or the plain loop, plus the bench's reader), the brokers' CPU per input record (read from
+/proc: the bench's own cluster only) and the 1-minute
 load average when the run ended; the last line, how long the whole bench took (at the
 defaults, 1,000,000 lines and records, both guarantees: 6-10 minutes at load 2-5 on the
 2-core machine).
@@ -112,6 +113,7 @@ def plain_loop(b: str, src: str, out: str, n_in: int, transform) -> float:
     """Consumer + producer doing ``transform(key, value) -> [(key, value)]`` by hand."""
     t0 = time.monotonic()
     c0 = time.process_time()
+    b0 = broker_cpu()
     with Consumer({"bootstrap.servers": b, "auto.offset.reset": "earliest",
                    "max.poll.records": 5000}) as c, \
             Producer({"bootstrap.servers": b, "linger.ms": 20, "batch.size": 262144}) as p:
@@ -126,10 +128,24 @@ def plain_loop(b: str, src: str, out: str, n_in: int, transform) -> float:
                         send(out, v, k, timestamp_ms=r.timestamp)
         p.flush()
     CPU["last"] = time.process_time() - c0
+    CPU["broker"] = broker_cpu() - b0
     return time.monotonic() - t0
 
 
 CPU: dict[str, float] = {}  # CPU seconds of this process per run (the last one)
+BROKER_PIDS: list[int] = []  # the brokers this bench started (their CPU is read from /proc)
+
+
+def broker_cpu() -> float:
+    """CPU seconds (user + system) the brokers this bench started have used so far."""
+    total = 0.0
+    for pid in BROKER_PIDS:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def run_app(app: App, b: str, out: str, expected: int | Counter, timeout_s: float) -> float:
@@ -138,6 +154,7 @@ def run_app(app: App, b: str, out: str, expected: int | Counter, timeout_s: floa
     seconds over the same time (the app's threads and the bench's waiting reader)."""
     t0 = time.monotonic()
     c0 = time.process_time()
+    b0 = broker_cpu()
     app.start()
     try:
         if isinstance(expected, Counter):
@@ -145,6 +162,7 @@ def run_app(app: App, b: str, out: str, expected: int | Counter, timeout_s: floa
         else:
             wait_output(b, out, PARTS, expected, timeout_s)
         CPU["last"] = time.process_time() - c0
+        CPU["broker"] = broker_cpu() - b0
         return time.monotonic() - t0
     finally:
         app.close(60)
@@ -175,8 +193,9 @@ def main() -> None:
         cluster = LocalCluster(tmp / "cluster", 1)
         cluster.start(timeout_s=60)
         b = cluster.bootstrap_servers
+        BROKER_PIDS.extend(pid for pid in map(cluster.pid, cluster.broker_ids) if pid)
     run = os.urandom(3).hex()
-    rows: list[tuple[str, str, int, float, float, float]] = []
+    rows: list[tuple[str, str, int, float, float, float, float]] = []
     started = time.monotonic()
     try:
         create_topics(b, f"in-{run}", f"win-{run}")
@@ -204,7 +223,7 @@ def main() -> None:
             create_topics(b, out)
             s = plain_loop(b, f"in-{run}", out, len(text), transform)
             rows.append((kind, "plain consumer+producer", len(text), s, CPU["last"],
-                         os.getloadavg()[0]))
+                         CPU["broker"], os.getloadavg()[0]))
             print(rows[-1], flush=True)
             for g in guarantees:
                 out = f"{kind}-{g}-{run}"
@@ -225,7 +244,7 @@ def main() -> None:
                 s = run_app(app, b, out, words if kind == "stateless" else counts,
                             args.timeout)
                 rows.append((kind, f"streams {g}", len(text), s, CPU["last"],
-                             os.getloadavg()[0]))
+                             CPU["broker"], os.getloadavg()[0]))
                 print(rows[-1], flush=True)
         if "windowed" in only:
             from rillet.streams.windows import TumblingWindows
@@ -249,7 +268,7 @@ def main() -> None:
             create_topics(b, out)
             s = plain_loop(b, f"win-{run}", out, n, wtransform)
             rows.append(("windowed", "plain consumer+producer", n, s, CPU["last"],
-                         os.getloadavg()[0]))
+                         CPU["broker"], os.getloadavg()[0]))
             print(rows[-1], flush=True)
             # the final count of every (customer, window), as the app writes it (with the
             # record cache a window's count is written once per commit, not per update)
@@ -266,20 +285,22 @@ def main() -> None:
                  .to(out, key_serde=serdes.String, value_serde=serdes.Long))
                 s = run_app(app, b, out, wtruth, args.timeout)
                 rows.append(("windowed", f"streams {g}", n, s, CPU["last"],
-                             os.getloadavg()[0]))
+                             CPU["broker"], os.getloadavg()[0]))
                 print(rows[-1], flush=True)
     finally:
         if cluster is not None:
             cluster.stop(timeout_s=30)
     print()
     print("| pipeline | run | input records | seconds | records/s | vs plain "
-          "| process CPU us per input record | load average |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| process CPU us per input record | broker CPU us per input record "
+          "| load average |")
+    print("|---|---|---|---|---|---|---|---|---|")
     plain = {k: n / s for k, r, n, s, *_ in rows if r.startswith("plain")}
-    for kind, what, n, s, cpu, load in rows:
+    for kind, what, n, s, cpu, bcpu, load in rows:
         rate = n / s
         print(f"| {kind} | {what} | {n:,} | {s:.1f} | {rate:,.0f} | "
-              f"{rate / plain[kind]:.2f} | {1e6 * cpu / n:.1f} | {load:.1f} |")
+              f"{rate / plain[kind]:.2f} | {1e6 * cpu / n:.1f} | "
+              f"{1e6 * bcpu / n:.1f} | {load:.1f} |")
     print(f"\nthe bench took {time.monotonic() - started:.0f} s; load average at the end: "
           f"{os.getloadavg()}", file=sys.stderr)
 

@@ -42,6 +42,7 @@ from .api import (
     new_record,
     topic_of,
 )
+from .batch import batch_plan, run_batches
 from .serdes import from_bytes
 
 
@@ -181,6 +182,7 @@ class TaskGraph:
         self._stream_queue = self._queues[PunctuationType.STREAM_TIME]
         self._seq = itertools.count()
         self._entries: dict[str, tuple] = {}
+        self._contexts_of: dict[int, NodeContext] = {}
         self.run_offset = -1
         self._drains: tuple[Callable[[], None], ...] = ()
         self._initialized = False
@@ -198,6 +200,8 @@ class TaskGraph:
                 ctx.forward = _single_forward(ctx)  # type: ignore[method-assign]
         for name, proc in self._processors.items():
             proc.init(self._contexts[name])
+        self._contexts_of = {id(self._processors[name]): ctx
+                             for name, ctx in self._contexts.items()}
         # sinks that batch their records: drained at the end of every run, process,
         # punctuation and flush, so nothing waits in them past the call that made it
         self._drains = tuple(p.drain for p in self._processors.values()
@@ -265,10 +269,19 @@ class TaskGraph:
                 targets = tuple(p.process for p in self._contexts[source.node]._targets)
             else:
                 targets = (proc.process,)
+            plan = None  # batch.py
+            if len(targets) == 1 and source.timestamp_extractor is None:
+                first = (self._contexts[source.node]._targets[0]
+                         if type(proc) is PassThrough else proc)
+                plan = self._batch_plan(first)
             entry = self._entries[topic] = (source.key_serde.deserialize,
                                             source.value_serde.deserialize,
-                                            source.timestamp_extractor, targets)
+                                            source.timestamp_extractor, targets, plan)
         return entry
+
+    def _batch_plan(self, proc: Any) -> tuple | None:
+        """batch.py's plan from ``proc`` (a method: tests turn the batch path off here)."""
+        return batch_plan(self, proc)
 
     def run(self, queue: Any, n: int, on_bad: Callable[[tuple, Exception], None]) -> int:
         """Process the first ``n`` consumed records of ``queue`` (a deque of the consumer's
@@ -282,9 +295,11 @@ class TaskGraph:
             raise RuntimeError("TaskGraph.init() has not been called")
         popleft = queue.popleft
         topic = queue[0][0]
-        kde, vde, extractor, targets = self._entry(topic)
+        kde, vde, extractor, targets, plan = self._entry(topic)
         single = targets[0] if len(targets) == 1 else None
         stream_queue = self._stream_queue
+        if plan is not None and not stream_queue:
+            return run_batches(self, queue, n, on_bad, topic, kde, vde, plan)
         next_offset = -1
         self.topic, self.partition = topic, queue[0][1]
         try:

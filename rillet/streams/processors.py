@@ -16,6 +16,7 @@ from typing import Any
 from rillet._partitioner import partition_for_key
 
 from .api import Change, Processor, Record, Serde, new_record, repartition_topic
+from .batch import children_plan, run_plan_chunks
 
 
 class Forwarding(Processor):
@@ -51,6 +52,9 @@ class PassThrough(Forwarding):
 
     def process(self, record: Record) -> None:
         self._forward(record)
+
+    def map_batch(self, records: list[Record]) -> list[Record]:
+        return records
 
 
 class SinkNode(Forwarding):
@@ -148,6 +152,38 @@ class SinkNode(Forwarding):
             self._send_many(topic, partition, keys, values, timestamps,
                             headers if any(headers) else None)
 
+    def process_batch(self, records: list[Record]) -> None:
+        """``process`` of each record, in order (graph.py's batch path): the batching
+        sink's loop with its lookups done once per batch."""
+        if not self.batching:
+            for record in records:
+                self.process(record)
+            return
+        topic = self._real_topic
+        kser, vser = self._kser, self._vser
+        partition_of = self._partition_of
+        held_of = self._held
+        for record in records:
+            key = record[0]
+            if key is None:
+                self.process(record)  # drains what is held first (order)
+                held_of = self._held  # (a new dict)
+                continue
+            key = kser(topic, key)
+            value = record[1]
+            if value is not None:
+                value = vser(topic, value)
+            p = partition_of.get(key)
+            if p is None:
+                p = self._partition(key)
+            held = held_of.get(p)
+            if held is None:
+                held = held_of[p] = ([], [], [], [])
+            held[0].append(key)
+            held[1].append(value)
+            held[2].append(record[2])
+            held[3].append(record[3])
+
 
 # ---------------------------------------------------------------------------- stateless
 
@@ -166,6 +202,9 @@ class DropNullKey(Forwarding):
         if record.key is not None:
             self._forward(record)
 
+    def map_batch(self, records: list[Record]) -> list[Record]:
+        return [r for r in records if r[0] is not None]
+
 
 class MapNode(Forwarding):
     def __init__(self, fn: Callable[[Any, Any], tuple[Any, Any]]) -> None:
@@ -174,6 +213,10 @@ class MapNode(Forwarding):
     def process(self, record: Record) -> None:
         key, value = _pair(self.fn, self.fn(record.key, record.value))
         self._forward(new_record((key, value, record.timestamp, record.headers)))
+
+    def map_batch(self, records: list[Record]) -> list[Record]:
+        fn = self.fn
+        return [new_record((*_pair(fn, fn(r[0], r[1])), r[2], r[3])) for r in records]
 
 
 class MapValuesNode(Forwarding):
@@ -184,6 +227,10 @@ class MapValuesNode(Forwarding):
         self._forward(new_record((record.key, self.fn(record.value),
                              record.timestamp, record.headers)))
 
+    def map_batch(self, records: list[Record]) -> list[Record]:
+        fn = self.fn
+        return [new_record((r[0], fn(r[1]), r[2], r[3])) for r in records]
+
 
 class SelectKeyNode(Forwarding):
     def __init__(self, fn: Callable[[Any, Any], Any]) -> None:
@@ -192,6 +239,10 @@ class SelectKeyNode(Forwarding):
     def process(self, record: Record) -> None:
         self._forward(new_record((self.fn(record.key, record.value), record.value,
                              record.timestamp, record.headers)))
+
+    def map_batch(self, records: list[Record]) -> list[Record]:
+        fn = self.fn
+        return [new_record((fn(r[0], r[1]), r[1], r[2], r[3])) for r in records]
 
 
 class FilterNode(Forwarding):
@@ -203,6 +254,10 @@ class FilterNode(Forwarding):
         if bool(self.predicate(record.key, record.value)) != self.negate:
             self._forward(record)
 
+    def map_batch(self, records: list[Record]) -> list[Record]:
+        predicate, negate = self.predicate, self.negate
+        return [r for r in records if bool(predicate(r[0], r[1])) != negate]
+
 
 class FlatMapNode(Forwarding):
     def __init__(self, fn: Callable[[Any, Any], Any]) -> None:
@@ -212,6 +267,11 @@ class FlatMapNode(Forwarding):
         for out in self.fn(record.key, record.value):
             key, value = _pair(self.fn, out)
             self._forward(new_record((key, value, record.timestamp, record.headers)))
+
+    def map_batch(self, records: list[Record]) -> list[Record]:
+        fn = self.fn
+        return [new_record((*_pair(fn, out), r[2], r[3]))
+                for r in records for out in fn(r[0], r[1])]
 
 
 class FlatMapValuesNode(Forwarding):
@@ -223,6 +283,10 @@ class FlatMapValuesNode(Forwarding):
         forward = self._forward
         for value in self.fn(record.value):
             forward(new_record((key, value, ts, headers)))
+
+    def map_batch(self, records: list[Record]) -> list[Record]:
+        fn = self.fn
+        return [new_record((r[0], value, r[2], r[3])) for r in records for value in fn(r[1])]
 
 
 class PeekNode(Forwarding):
@@ -298,6 +362,43 @@ class StreamAggregateNode(StoreNode):
         cache[key] = (seen, new, record.timestamp, record.headers)
         if len(cache) >= self._limit:
             self.flush_cache()
+
+    def batch_terminal(self) -> bool:
+        """graph.py's batch path may end here only with the record cache on: then this
+        node forwards nothing until a flush (no record reaches the children per record)."""
+        return bool(self._limit)
+
+    def process_batch(self, records: list[Record]) -> None:
+        """``process`` of each record, in order, with the lookups done once per batch."""
+        if not self._limit:
+            for record in records:
+                self.process(record)
+            return
+        cache = self._cache
+        cache_get = cache.get
+        store = self.store
+        store_get, cache_put = store.get, store.cache_put
+        aggregator, initializer, limit = self.aggregator, self.initializer, self._limit
+        for record in records:
+            key = record[0]
+            value = record[1]
+            if key is None or value is None:
+                continue
+            if key.__hash__ is None:
+                self.process(record)
+                continue
+            hit = cache_get(key)
+            if hit is None:
+                old = seen = store_get(key)
+            else:
+                seen, old = hit[0], hit[1]
+            new = aggregator(key, value, initializer() if old is None else old)
+            cache_put(key, new)
+            cache[key] = (seen, new, record[2], record[3])
+            if len(cache) >= limit:
+                self.flush_cache()
+                cache = self._cache
+                cache_get = cache.get
 
     def flush_cache(self) -> None:
         """Write each cached key's latest aggregate to the store and its changelog, then
@@ -388,6 +489,9 @@ class TableToStreamNode(Forwarding):
     def process(self, record: Record) -> None:
         self._forward(new_record((record.key, record.value.new,
                              record.timestamp, record.headers)))
+
+    def map_batch(self, records: list[Record]) -> list[Record]:
+        return [new_record((r[0], r[1].new, r[2], r[3])) for r in records]
 
 
 class TableSelectNode(Forwarding):
@@ -486,6 +590,13 @@ def _flush_cached(node) -> None:
     entries = node._cache
     node._cache = {}
     node.store.flush_cache()
-    forward = node._forward
-    for key, (seen, new, ts, headers) in entries.items():
-        forward(new_record((key, Change(new, seen), ts, headers)))
+    plan = node.__dict__.get("_flush_plan", False)
+    if plan is False:  # the first flush (after init): batch.py's plan for the children
+        plan = node._flush_plan = children_plan(node)
+    if plan is None:
+        forward = node._forward
+        for key, (seen, new, ts, headers) in entries.items():
+            forward(new_record((key, Change(new, seen), ts, headers)))
+        return
+    run_plan_chunks(plan, [new_record((key, Change(new, seen), ts, headers))
+                           for key, (seen, new, ts, headers) in entries.items()])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from rillet._membership import ConsumerRebalanceListener
@@ -94,6 +95,7 @@ class Runtime:
         self.sent_at_begin = 0
         self.listener: _Listener | None = None
         self.standbys: Any = None  # standby.Standbys: standby tasks and the instances topic
+        self._offsets_thread: ThreadPoolExecutor | None = None  # (exactly_once) commit()
 
     # -- start and stop ------------------------------------------------------------------
 
@@ -180,6 +182,9 @@ class Runtime:
             if self.listener is not None:
                 self.listener.muted = True
             self.consumer.close()
+        if self._offsets_thread is not None:
+            self._offsets_thread.shutdown(wait=True)
+            self._offsets_thread = None
         for client in (self.restore_consumer, self.producer):
             if client is not None:
                 try:
@@ -254,7 +259,7 @@ class Runtime:
             try:
                 self.begin_if_needed()
                 if offsets:
-                    producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
+                    self.send_offsets_while_flushing(offsets)
                 producer.commit_transaction()
                 self.in_txn = False
                 written = collector.check()
@@ -282,6 +287,24 @@ class Runtime:
         self.app._counters["commits"] += 1
         if self.eos and not self.app._closing.is_set():
             self.begin_if_needed()  # the next records' sends belong to the next one
+
+    def send_offsets_while_flushing(self, offsets: dict[TopicPartition, int]) -> None:
+        """send_offsets_to_transaction (AddOffsetsToTxn, then TxnOffsetCommit: two round
+        trips) on a helper thread while this one flushes the transaction's records: the
+        two wait on different brokers' answers, so the commit waits for the longer, not
+        for both one after the other (bench/README.md "Streams", wave 8). The producer
+        is thread-safe; commit_transaction follows only when both are done, and an error
+        of either is raised here."""
+        if self._offsets_thread is None:
+            self._offsets_thread = ThreadPoolExecutor(
+                1, thread_name_prefix=f"rillet-streams-offsets-{self.cfg.application_id}")
+        future = self._offsets_thread.submit(self.producer.send_offsets_to_transaction,
+                                             offsets, self.consumer.group_metadata())
+        try:
+            # commit_transaction's own flush has max.block.ms too (then it has nothing left)
+            self.producer.flush(self.producer._max_block_ms / 1000)
+        finally:
+            future.result()
 
     def abort(self) -> None:
         if self.eos and self.in_txn and self.producer is not None:

@@ -2,12 +2,16 @@
 the typed stores (``typed.py``) unless ``StoreSpec.in_memory``.
 
 One file per store per task: ``{task_dir}/{store}.sqlite`` (``:memory:`` when the task has
-no directory). WAL journal, ``synchronous=FULL``. A write transaction stays open between
+no directory). WAL journal, ``synchronous=NORMAL``. A write transaction stays open between
 commits: puts cost no fsync, ``commit(changelog_offset)`` writes the changelog offset into
-the same file's ``rillet_checkpoint`` table and commits both in one transaction (one WAL
-fsync), so the local state and its checkpoint never disagree: after a crash (no commit)
+the same file's ``rillet_checkpoint`` table and commits both in one transaction, so the
+local state and its checkpoint never disagree: after a crash of the process (no commit)
 the file reopens at the last commit, with that commit's checkpoint, and the task restores
-the changelog from there. ``close`` without ``commit`` discards the uncommitted writes.
+the changelog from there. A commit does not fsync (WAL with ``synchronous=NORMAL``: the
+WAL is synced at its checkpoints): a power loss may take back the last commits, but
+data and checkpoint together, so the restore reads the changelog from the older
+checkpoint and nothing is lost (the changelog is the durable copy). ``close`` without
+``commit`` discards the uncommitted writes.
 
 A write-back cache (key-value and window stores without duplicates, Kafka's caching layer
 without its downstream de-duplication): puts land in a dict of at most ``cache_entries``

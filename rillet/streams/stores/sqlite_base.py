@@ -81,7 +81,12 @@ class _SqliteBase:
                                cached_statements=64)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
+            # NORMAL, not FULL: in WAL mode a commit is still atomic and survives a crash
+            # of the process; a power loss may take back the last commits, data and
+            # checkpoint together, and the restore then reads the changelog from the older
+            # checkpoint. FULL paid an fsync per commit: every 100 ms per store under
+            # exactly_once (~6 ms each, a tenth of the word count's commit)
+            conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA journal_size_limit=67108864")
             conn.execute("PRAGMA cache_size=-16384")  # 16 MiB of page cache
             conn.executescript(_META + self.schema)
