@@ -63,9 +63,9 @@ from .broker_lifecycle import BrokerLifecycle, Identity
 from .broker_lifecycle import Progress as LifecycleProgress
 from .configs import ConfigError, effective_topic_configs, log_config, validate_broker_configs
 from .controlled_shutdown import controlled_shutdown
-from .metadata_publisher import MetadataPublisher
 from .controller import BROKER_IDENTITY_PREFIX, Controller, ControllerHint, parse_voters
 from .controller import Tick as ControllerTick
+from .metadata_publisher import MetadataPublisher
 from .metrics import start_metrics
 from .node_listeners import advertise, bind_addresses
 from .replica_fetcher import ReplicaFetcher
