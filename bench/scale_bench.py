@@ -116,7 +116,8 @@ def run(partitions: int, records: int, idle_s: float) -> dict:
                      "--config", "min.insync.replicas=2", "--timeout-ms", "600000"],
                     env=env, capture_output=True, text=True, timeout=600,
                 )
-                if created.returncode != 0:
+                # a retry after a controller change may find its first attempt done
+                if created.returncode != 0 and "already exists" not in created.stderr:
                     raise RuntimeError(f"topic create {topic} failed: {created.stderr.strip()}")
             # settled: full ISRs in the metadata AND every replica's log open on every broker
             # (each hosts all partitions with RF=3 on 3 brokers); the metadata alone says

@@ -149,3 +149,26 @@ def test_the_publisher_keeps_order_and_survives_a_failing_publication():
     assert seen == [(0, 1), (2, 3), (3, 4), (4, 5)] and publisher.published == 4
     publisher.stop()
     assert publisher.idle()
+
+
+def test_the_metadata_log_fsyncs_its_own_files_not_the_whole_filesystem(tmp_path, monkeypatch):
+    """A broker's partition logs flush with one syncfs of the filesystem (group_sync); the
+    Raft log must not wait for every partition's dirty data behind it."""
+    from rillet.actors.metadata_log import PartitionRaftLog
+    from rillet.coordinator.raft import LogEntry
+    from rillet.logstore import fs as F
+
+    barriers: list[str] = []
+    fsyncs: list[int] = []
+    monkeypatch.setattr(F.FileSystem, "group_barrier", lambda fd, d: barriers.append(d))
+    real_fsync = F.os.fsync
+    monkeypatch.setattr(F.os, "fsync", lambda fd: (fsyncs.append(fd), real_fsync(fd))[1])
+    log = PartitionRaftLog(tmp_path / "__cluster_metadata")
+    try:
+        fsyncs.clear()
+        log.append([LogEntry(term=1, payload=b"x")])
+        log.flush()
+        assert barriers == [] and fsyncs  # its own segment, fsynced
+        assert log.last_index == 1
+    finally:
+        log.close()
