@@ -95,7 +95,12 @@ def replicated(bootstrap: str, topic: str, expected: int, timeout_s: float = 600
     t0 = time.monotonic()
     with Consumer({"bootstrap.servers": bootstrap}) as c:
         tps = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic))]
-        while sum(c.end_offsets(tps).values()) < expected:
+        while True:
+            try:  # leaders may be moving: ask again
+                if sum(c.end_offsets(tps).values()) >= expected:
+                    break
+            except Exception:  # noqa: BLE001 - the deadline below bounds it
+                pass
             if time.monotonic() - t0 > timeout_s:
                 raise RuntimeError(f"{topic}: not replicated after {timeout_s} s")
             time.sleep(0.2)
