@@ -258,6 +258,10 @@ class BrokerNode:
             on_progress=self._on_metadata_progress,
             internal_address=self._internal_address,
             raft_stats=self.ctx.metrics.sources.raft if self.ctx.metrics else None,
+            # woken when its timed work is due, not every 20 ms (controller.next_due_ms)
+            wake_at=lambda delay_s: self.ticker.call_later(
+                delay_s, lambda: self._tell_controller(ControllerTick())
+            ),
         )
         self.ctx.controller = self.controller
         metrics_sources.wire(self)  # what scrapes read (docs/metrics.md)
@@ -298,7 +302,8 @@ class BrokerNode:
         )
         self.endpoint.start()
         self.internal_endpoint.start()
-        self.ticker.every(0.02, lambda: self._tell_controller(ControllerTick()))
+        # the controller asks for its wake-ups (wake_at above); this first one starts it
+        self._tell_controller(ControllerTick())
         flush_s = int(self.configs["log.flush.scheduler.interval.ms"]) / 1000
         check_s = int(self.configs["log.retention.check.interval.ms"]) / 1000
         self._flush_tick_ms = max(1, int(flush_s * 1000))
@@ -406,8 +411,11 @@ class BrokerNode:
         return self.peers.request(address, request, timeout_ms)
 
     def _tell_controller(self, message: object) -> None:
+        controller = getattr(self, "controller", None)  # a wake armed while it starts
+        if controller is None:
+            return
         try:
-            self.controller.tell(message)
+            controller.tell(message)
         except pykka.ActorDeadError:
             pass
 
