@@ -29,6 +29,7 @@ from rillet.coordinator.raft.log import EntryListReads
 from rillet.coordinator.raft.wire import decode_hard_state, encode_hard_state
 from rillet.logstore import batch as B
 from rillet.logstore.config import LogConfig
+from rillet.logstore.fs import FileSystem
 from rillet.logstore.log import PartitionLog
 
 from .ticker import now_ms
@@ -53,6 +54,14 @@ def _write_atomically(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
+class OwnFsyncs(FileSystem):
+    """The metadata log's files, fsynced one by one (as KRaft forces its own segment): a
+    plain ``FileSystem`` log joins the broker's group ``syncfs`` (actors/group_sync.py),
+    which waits for the dirty data of every partition on the filesystem; with 10,000
+    partitions being written or created that took seconds, Raft missed its election
+    timeout and the quorum changed leader every few seconds (issue #12)."""
+
+
 class PartitionRaftLog(EntryListReads):
     """``coordinator.raft.RaftLog`` over a ``PartitionLog`` in ``directory``. One owner."""
 
@@ -60,7 +69,7 @@ class PartitionRaftLog(EntryListReads):
         self.directory = Path(directory)
         self.clock = clock
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._log = PartitionLog.open(self.directory, _CONFIG, clock())
+        self._log = PartitionLog.open(self.directory, _CONFIG, clock(), fs=OwnFsyncs())
         self._snap: Snapshot | None = None
         path = self.directory / SNAPSHOT_FILE
         if path.exists():

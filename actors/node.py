@@ -65,6 +65,7 @@ from .configs import ConfigError, effective_topic_configs, log_config, validate_
 from .controlled_shutdown import controlled_shutdown
 from .controller import BROKER_IDENTITY_PREFIX, Controller, ControllerHint, parse_voters
 from .controller import Tick as ControllerTick
+from .metadata_publisher import MetadataPublisher
 from .metrics import start_metrics
 from .node_listeners import advertise, bind_addresses
 from .replica_fetcher import ReplicaFetcher
@@ -240,10 +241,16 @@ class BrokerNode:
         self.lifecycle = None
         self._progress = (-1, 0, MetadataImage())
         self._progress_lock = threading.Lock()
+        # images are applied off the controller's thread (a big topic's thousands of
+        # partition actors would stop Raft for seconds: actors/metadata_publisher.py)
+        self.publisher = MetadataPublisher(
+            self._publish, name=f"rillet-broker-{self.broker_id}-metadata-publisher"
+        )
         self.controller = Controller.start(
             broker_id=self.broker_id,
             metadata_dir=self.data_dir / "__cluster_metadata",
-            publish=self._publish,
+            publish=self.publisher.offer,
+            after_publish=self.publisher.after,
             broker_configs=self.configs,
             endpoint=self.peers,
             on_controller=self._on_controller,
@@ -251,6 +258,10 @@ class BrokerNode:
             on_progress=self._on_metadata_progress,
             internal_address=self._internal_address,
             raft_stats=self.ctx.metrics.sources.raft if self.ctx.metrics else None,
+            # woken when its timed work is due, not every 20 ms (controller.next_due_ms)
+            wake_at=lambda delay_s: self.ticker.call_later(
+                delay_s, lambda: self._tell_controller(ControllerTick())
+            ),
         )
         self.ctx.controller = self.controller
         metrics_sources.wire(self)  # what scrapes read (docs/metrics.md)
@@ -291,7 +302,8 @@ class BrokerNode:
         )
         self.endpoint.start()
         self.internal_endpoint.start()
-        self.ticker.every(0.02, lambda: self._tell_controller(ControllerTick()))
+        # the controller asks for its wake-ups (wake_at above); this first one starts it
+        self._tell_controller(ControllerTick())
         flush_s = int(self.configs["log.flush.scheduler.interval.ms"]) / 1000
         check_s = int(self.configs["log.retention.check.interval.ms"]) / 1000
         self._flush_tick_ms = max(1, int(flush_s * 1000))
@@ -399,8 +411,11 @@ class BrokerNode:
         return self.peers.request(address, request, timeout_ms)
 
     def _tell_controller(self, message: object) -> None:
+        controller = getattr(self, "controller", None)  # a wake armed while it starts
+        if controller is None:
+            return
         try:
-            self.controller.tell(message)
+            controller.tell(message)
         except pykka.ActorDeadError:
             pass
 
@@ -491,7 +506,7 @@ class BrokerNode:
         }
 
     def _update_fetchers(self, image: MetadataImage) -> None:
-        """Controller thread, under the replica lock: every followed partition is fetched
+        """Publisher thread, under the replica lock: every followed partition is fetched
         by the fetcher of its leader."""
         wanted: dict[int, dict[tuple[str, int], int]] = {}
         for key in self.ctx.replicas:
@@ -529,8 +544,9 @@ class BrokerNode:
         return self.data_dir / f"{topic}-{partition}"
 
     def _publish(self, old: MetadataImage, new: MetadataImage) -> None:
-        """Controller thread: make the hosted partition actors match ``new``, once ``new``
-        registers this incarnation (before that the broker hosts no partition)."""
+        """Publisher thread (actors/metadata_publisher.py): make the hosted partition actors
+        match ``new``, once ``new`` registers this incarnation (before that the broker hosts
+        no partition)."""
         if self._stopped:
             return
         dynamic = self.ctx.live_configs.on_image(new, self._log)  # actors/dynamic_configs.py
@@ -548,6 +564,8 @@ class BrokerNode:
             )
             old = MetadataImage()
         with self._replica_lock:
+            if self._stopped:  # stop() has collected the replicas: start none after it
+                return
             self.ctx.image = new
             changes = local_changes(old, new, self.broker_id, self.ctx.replicas)
             changes = dynamic_configs.widen(changes, dynamic, new, self.ctx.replicas)
@@ -671,7 +689,8 @@ class BrokerNode:
         self.internal_router.close()
         if self.lifecycle is not None:
             self.lifecycle.stop()
-        self.controller.stop()  # no new partition actors after this
+        self.controller.stop()  # no new images after this
+        self.publisher.stop()  # nor new partition actors (it starts none once stopped)
         with self._replica_lock:
             fetchers = list(self.fetchers.values())
             self.fetchers.clear()

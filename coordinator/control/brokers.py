@@ -145,6 +145,14 @@ class BrokerHeartbeats:
                 out.append(b)
         return out
 
+    def next_expiry_ms(self, image: md.MetadataImage, now_ms: int) -> int:
+        """The first time ``expired`` can name a live broker (``now_ms`` if one is already
+        expired; a broker not seen yet gets a full session from ``now_ms``)."""
+        seen = min(
+            (self.last_seen.get(b, now_ms) for b in image.live_brokers()), default=now_ms
+        )
+        return max(now_ms, seen + self.session_timeout_ms + 1)
+
     def fence(
         self, image: md.MetadataImage, broker_id: int, *, now_ms: int, unclean_default: bool
     ) -> ControllerResult[None]:
