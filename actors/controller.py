@@ -752,18 +752,9 @@ class Controller(DispatchedActor):
         records: list[object] = []
         answers: list[tuple[Admin, object]] = []
         for message in batch:
-            req = message.request
-            try:
-                result = decide(req, self.image, self.broker_configs, self._unclean_default)
-                ft.check_records(self.image.metadata_version, result.records)
-            except ft.FeatureError as e:
-                message.reply(refuse(req, P.code_of(e.kind), e.message))
-                continue
-            except Exception as e:  # noqa: BLE001 - poison request: error reply, actor lives on
-                self._log.exception("AlterPartition failed")
-                message.reply(
-                    P.ErrorResponse(error_code=E.UNKNOWN_SERVER_ERROR, error_message=str(e))
-                )
+            result = self._decided(message, "AlterPartition", lambda req: decide(
+                req, self.image, self.broker_configs, self._unclean_default))
+            if result is None:
                 continue
             for note in result.notes:
                 self._log.log(note.level.upper(), "{}", note.text)
@@ -781,27 +772,39 @@ class Controller(DispatchedActor):
         if self._alters:  # the rest in the next entry (the work queue runs it after this)
             self._enqueue(ALTER_BATCH_KEY, self._run_alters)
 
+    def _decided(self, message: Admin, what: str,
+                 decide_one: Callable[[object], ControllerResult]) -> ControllerResult | None:
+        """``decide_one(message.request)`` checked against the finalized metadata.version
+        (coordinator/features.py), or None once ``message`` is answered with the error: a
+        feature refusal, or for any other exception (a poison request) an error reply and
+        the actor lives on."""
+        req = message.request
+        try:
+            result = decide_one(req)
+            ft.check_records(self.image.metadata_version, result.records)
+        except ft.FeatureError as e:
+            message.reply(refuse(req, P.code_of(e.kind), e.message))
+            return None
+        except Exception as e:  # noqa: BLE001 - poison request: error reply, actor lives on
+            self._log.exception("{} failed", what)
+            message.reply(P.ErrorResponse(error_code=E.UNKNOWN_SERVER_ERROR, error_message=str(e)))
+            return None
+        return result
+
     def _run_admin(self, message: Admin) -> None:
         if not self.active:
             self._forward_or_refuse(message)
             return
-        req = message.request
-        try:
+        def decide_admin(req: object) -> ControllerResult:
             if isinstance(req, P.UpdateFeaturesRequest):
-                result = feature_wire.decide_update(req, self.image, self.metadata_versions)
-            elif isinstance(req, P.DescribeFeaturesRequest):
+                return feature_wire.decide_update(req, self.image, self.metadata_versions)
+            if isinstance(req, P.DescribeFeaturesRequest):
                 response = feature_wire.describe(self.image, self.metadata_versions)
-                result = ControllerResult([], response)
-            else:
-                result = decide(req, self.image, self.broker_configs, self._unclean_default)
-            # nothing above the finalized metadata.version (coordinator/features.py)
-            ft.check_records(self.image.metadata_version, result.records)
-        except ft.FeatureError as e:
-            message.reply(refuse(req, P.code_of(e.kind), e.message))
-            return
-        except Exception as e:  # noqa: BLE001 - poison request: error reply, actor lives on
-            self._log.exception("admin request failed")
-            message.reply(P.ErrorResponse(error_code=E.UNKNOWN_SERVER_ERROR, error_message=str(e)))
+                return ControllerResult([], response)
+            return decide(req, self.image, self.broker_configs, self._unclean_default)
+
+        result = self._decided(message, "admin request", decide_admin)
+        if result is None:
             return
         response = result.response
 

@@ -137,10 +137,7 @@ def run_batches(graph: TaskGraph, queue: Any, n: int,
                 _run_plan(graph, batch, stages, last)
             next_offset = raw[-1][2] + 1
     finally:
-        graph.topic = graph.partition = graph.offset = None
-        graph.run_offset = next_offset
-        if graph._drains:
-            graph.drain()
+        graph.end_run(next_offset)
     return next_offset
 
 

@@ -339,11 +339,16 @@ class TaskGraph:
                     self.topic, self.partition = where
                 next_offset = rec[2] + 1
         finally:
-            self.topic = self.partition = self.offset = None
-            self.run_offset = next_offset
-            if self._drains:
-                self.drain()
+            self.end_run(next_offset)
         return next_offset
+
+    def end_run(self, next_offset: int) -> None:
+        """After a run of records (whether it finished or raised): no current record,
+        ``next_offset`` the one to resume from, the drains run."""
+        self.topic = self.partition = self.offset = None
+        self.run_offset = next_offset
+        if self._drains:
+            self.drain()
 
     def flush(self) -> None:
         """Flush the record caches (before a commit): upstream nodes first, so what they

@@ -9,6 +9,7 @@ import socket
 import struct
 
 import pytest
+from kafka_raw import receive_frame
 from kio.schema.api_versions.v3.request import ApiVersionsRequest
 from kio.schema.api_versions.v3.response import ApiVersionsResponse
 from kio.schema.errors import ErrorCode
@@ -37,20 +38,6 @@ def _request(api_key=18, version=3, cid=1, body=None) -> bytes:
     return struct.pack(">i", len(data)) + data
 
 
-def _recv_frame(sock: socket.socket) -> bytes:
-    def exact(n):
-        out = b""
-        while len(out) < n:
-            chunk = sock.recv(n - len(out))
-            if not chunk:
-                raise ConnectionError("closed")
-            out += chunk
-        return out
-
-    (size,) = struct.unpack(">i", exact(4))
-    return exact(size)
-
-
 def _connect(addr) -> socket.socket:
     sock = socket.create_connection(addr, timeout=30)
     return sock
@@ -59,7 +46,7 @@ def _connect(addr) -> socket.socket:
 def _api_versions(addr, cid=5) -> ApiVersionsResponse:
     with _connect(addr) as sock:
         sock.sendall(_request(cid=cid))
-        frame = _recv_frame(sock)
+        frame = receive_frame(sock)
     header, at = entity_reader(ResponseHeader)(frame, 0)
     assert header.correlation_id == cid
     response, used = entity_reader(ApiVersionsResponse)(frame, at)
@@ -87,7 +74,7 @@ def test_api_versions_round_trip_and_pipelining(kafka_addr) -> None:
     # three pipelined requests on one connection: answered, in order
     with _connect(kafka_addr) as sock:
         sock.sendall(_request(cid=10) + _request(cid=11) + _request(cid=12))
-        cids = [entity_reader(ResponseHeader)(_recv_frame(sock), 0)[0].correlation_id
+        cids = [entity_reader(ResponseHeader)(receive_frame(sock), 0)[0].correlation_id
                 for _ in range(3)]
     assert cids == [10, 11, 12]
 
@@ -98,7 +85,7 @@ def test_api_versions_above_range_answers_unsupported_version_in_v0(kafka_addr) 
         # same bytes, version bumped to 99: the broker cannot decode the body, answers v0
         raw = raw[:6] + struct.pack(">h", 99) + raw[8:]
         sock.sendall(raw)
-        frame = _recv_frame(sock)
+        frame = receive_frame(sock)
     cid, error = struct.unpack_from(">ih", frame)
     assert (cid, error) == (9, ErrorCode.unsupported_version.value)
 
@@ -125,7 +112,7 @@ def test_bad_input_closes_that_connection_and_the_broker_serves_on(kafka_addr, p
 def test_garbage_after_a_valid_request_answers_it_then_closes(kafka_addr) -> None:
     with _connect(kafka_addr) as sock:
         sock.sendall(_request(cid=77) + b"\xff\xff\xff\xffgarbage")
-        frame = _recv_frame(sock)
+        frame = receive_frame(sock)
         assert entity_reader(ResponseHeader)(frame, 0)[0].correlation_id == 77
         assert _closed(sock)
     assert _api_versions(kafka_addr).error_code == ErrorCode.none
