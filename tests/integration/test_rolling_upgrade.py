@@ -41,13 +41,14 @@ def _kafka_update_features(address: str, level: int):
     import socket
     from datetime import timedelta
 
+    from kafka_raw import receive_frame as _recv_frame
     from kio.schema.response_header.v1.header import ResponseHeader
     from kio.schema.update_features.v1.request import FeatureUpdateKey, UpdateFeaturesRequest
     from kio.schema.update_features.v1.response import UpdateFeaturesResponse
     from kio.serial import entity_reader
     from kio.static.primitive import i8, i16, i32Timedelta
 
-    from tests.integration.test_kafka_listener import _recv_frame, _request
+    from tests.integration.test_kafka_listener import _request
 
     body = UpdateFeaturesRequest(
         timeout=i32Timedelta.parse(timedelta(seconds=30)), validate_only=False,
