@@ -787,7 +787,9 @@ class PartitionLog:
                 if not seg.indexes_saved:
                     seg.save_indexes(self.fs, self.directory)
             active = self.segments[-1].base_offset
-            if self.txn_index.entries.get(active):  # else rebuilt from this segment if needed
+            # else rebuilt from this segment if needed; a rebuilt one is written even empty
+            # (an older file of it would say otherwise at the next clean open)
+            if self.txn_index.needs_write(active):
                 self.txn_index.write(active)
             self._write_offsets_checkpoints(0)
             self.fs.write_atomic(self.directory / CLEAN_SHUTDOWN_FILE, b"")

@@ -84,6 +84,9 @@ class TransactionIndex:
         self._bases: list[int] = []  # sorted keys of ``entries``
         # Segments whose file was missing or unreadable at load: rebuild them from the log.
         self.missing: set[int] = set()
+        # Segments rebuilt but not written yet (the active one, at open): their file on disk,
+        # if any, is stale and must be overwritten at close even with no entries
+        self.unwritten: set[int] = set()
 
     def _path(self, base: int) -> Path:
         return self.directory / txn_index_name(base)
@@ -92,7 +95,7 @@ class TransactionIndex:
         """Read the files of the segments ``bases``; returns (and keeps in ``missing``) those
         whose file is missing or corrupt, but for the ``empty`` segments (nothing to index).
         OSError propagates."""
-        self.entries, self.missing = {}, set()
+        self.entries, self.missing, self.unwritten = {}, set(), set()
         for base in bases:
             data = self.fs.read_bytes(self._path(base))
             found = decode(data) if data is not None else None
@@ -124,6 +127,12 @@ class TransactionIndex:
         if base in self.missing:
             return
         self.fs.write_atomic(self._path(base), encode(self._ensure(base)))
+        self.unwritten.discard(base)
+
+    def needs_write(self, base: int) -> bool:
+        """Whether closing must write segment ``base``'s file: it has entries, or it was
+        rebuilt (maybe to nothing) over a file that may still say otherwise."""
+        return bool(self.entries.get(base)) or base in self.unwritten
 
     def replace(self, base: int, txns: list[AbortedTxn], persist: bool) -> None:
         """Set the entries of segment ``base`` (a rebuild from the log): it is known now."""
@@ -132,12 +141,15 @@ class TransactionIndex:
         self.missing.discard(base)
         if persist:
             self.write(base)
+        else:
+            self.unwritten.add(base)
 
     def drop_segment(self, base: int) -> None:
         """Forget a deleted segment (its file is removed with the segment's files)."""
         if self.entries.pop(base, None) is not None:
             self._bases.remove(base)
         self.missing.discard(base)
+        self.unwritten.discard(base)
 
     def truncate_to(self, offset: int) -> None:
         """The log was truncated to end at ``offset``: forget aborts whose marker is gone."""

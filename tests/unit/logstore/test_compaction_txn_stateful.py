@@ -212,3 +212,25 @@ CompactTxnMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 test_compaction_with_transactions = CompactTxnMachine.TestCase
+
+
+def test_a_crash_rebuilt_active_txn_index_is_written_at_the_next_clean_close(tmp_path):
+    """Found by the machine above: the active segment's abort was indexed (its file written),
+    retention then cut the start of that transaction, a crash's recovery rebuilt the index
+    from the log alone (nothing: the transaction's first record is gone) without writing the
+    file, and the clean close that followed skipped an empty active index, so the next clean
+    open read the stale file's entry back. A rebuilt index is written at close, empty too."""
+    w = Leader(tmp_path, CONFIG)
+    w.txn(1, [(b"a", b"v1")])
+    w.txn(2, [(b"a", b"v2")])
+    w.roll()
+    ProducerSnapshots(w.log.fs, tmp_path).write(w.ps, w.log.log_end_offset)
+    w.log.delete_records_before(w.log.segments[0].next_offset, w.now)
+    T.on_log_start_offset_incremented(w.ps, w.log.log_start_offset)
+    w.end(1, False)
+    w.log.abandon()  # a crash
+    w.ps = w.reopen(drop_txn_indexes=False, snapshots=False)
+    rebuilt = w.log.txn_index.all()
+    w.ps = w.reopen(drop_txn_indexes=False, snapshots=True)  # a clean close and open
+    assert w.log.txn_index.all() == rebuilt
+    w.log.abandon()
