@@ -237,6 +237,10 @@ class Controller(DispatchedActor):
         self._next_rebalance = 0
         self._next_rebalance_armed = False
         self._next_offline_check = 0
+        # the image the offline check last found nothing to do in: the check is a pure
+        # function of the image (and static configs), so it runs again only on a new image
+        # (issue #12: a pass over every partition each second while idle)
+        self._offline_clean: md.MetadataImage | None = None
 
     # -------------------------------------------------------------------------- lifecycle
 
@@ -327,7 +331,9 @@ class Controller(DispatchedActor):
         if self.node is not None:
             due = min(due, self.node.next_tick_ms)
         if self.active:
-            due = min(due, self.sessions.next_expiry_ms(self.image, now), self._next_offline_check)
+            due = min(due, self.sessions.next_expiry_ms(self.image, now))
+            if self.image is not self._offline_clean:
+                due = min(due, self._next_offline_check)
             if self._auto_rebalance_ms > 0:
                 due = min(due, self._next_rebalance)
         if not self.is_voter and not self._fetch_inflight:
@@ -546,7 +552,8 @@ class Controller(DispatchedActor):
             self._after_raft()
         if self.active:
             self._check_sessions(now)
-            if now >= self._next_offline_check:  # damaged partitions (_elect_offline)
+            if now >= self._next_offline_check and self.image is not self._offline_clean:
+                # damaged partitions (_elect_offline), at most once a second
                 self._next_offline_check = now + 1000
                 self._enqueue("elect-offline", self._elect_offline)
             if self._auto_rebalance_ms > 0 and now >= self._next_rebalance:
@@ -818,7 +825,13 @@ class Controller(DispatchedActor):
         self._commit(feature_wire.bootstrap(self.image, requested, self.metadata_versions))
 
     def _elect_offline(self) -> None:
-        self._commit(cp.elect_offline(self.image, unclean_default=self._unclean_default))
+        image = self.image
+        if image is self._offline_clean:
+            return
+        result = cp.elect_offline(image, unclean_default=self._unclean_default)
+        if not result.records:  # else checked again (the proposal may not be applied)
+            self._offline_clean = image
+        self._commit(result)
 
     def _auto_rebalance(self) -> None:
         self._commit(cp.auto_rebalance(self.image))

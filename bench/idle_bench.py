@@ -1,0 +1,71 @@
+"""Idle CPU per broker at scale: 3 brokers, RF=3, one topic of P partitions (scale_bench's
+cluster and settle rule), then each broker's CPU (/proc utime+stime) over successive quiet
+windows, and the full ISRs after them. For A/B runs start it with each checkout's venv
+python, alternating (the brokers run the code of the interpreter's install).
+
+    .venv/bin/python bench/idle_bench.py --partitions 3000 --windows 4 --window-s 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import scale_bench as sb  # this folder: started as a script, it is on sys.path
+
+from rillet.launcher import LocalCluster
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--partitions", type=int, default=3000)
+    ap.add_argument("--windows", type=int, default=4)
+    ap.add_argument("--window-s", type=float, default=10.0)
+    ap.add_argument("--after-settle-s", type=float, default=15.0)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="rillet-idle-") as tmp:
+        cluster = LocalCluster(Path(tmp), brokers=3)
+        cluster.start(timeout_s=60)
+        try:
+            env = {**os.environ, "RILLET_BROKERS": cluster.bootstrap_servers,
+                   "RILLET_CONFIG_DIR": tmp}
+            t0 = time.monotonic()
+            created = subprocess.run(
+                [*sb.RILLET, "topic", "create", "spread", "-p", str(args.partitions), "-r", "3",
+                 "--config", "min.insync.replicas=2", "--timeout-ms", "600000"],
+                env=env, capture_output=True, text=True, timeout=600,
+            )
+            if created.returncode != 0 and "already exists" not in created.stderr:
+                raise RuntimeError(f"topic create failed: {created.stderr.strip()}")
+            while True:
+                good, total = sb.full_isrs(cluster, "spread")
+                if good == total == args.partitions and all(
+                    sb.counters(cluster, b).get("partition_logs_opened", 0) >= args.partitions
+                    for b in cluster.broker_ids
+                ):
+                    break
+                if time.monotonic() - t0 > 600:
+                    raise RuntimeError(f"not settled after 600 s: {good}/{args.partitions}")
+                time.sleep(0.5)
+            print(f"settled in {time.monotonic() - t0:.1f} s; load {os.getloadavg()}", flush=True)
+            time.sleep(args.after_settle_s)
+            pids = {b: cluster.pid(b) for b in cluster.broker_ids}
+            for w in range(args.windows):
+                before = {b: sb.cpu_s(pid) for b, pid in pids.items()}
+                time.sleep(args.window_s)
+                cpu = {b: round(100 * (sb.cpu_s(pid) - before[b]) / args.window_s, 2)
+                       for b, pid in pids.items()}
+                print(f"window {w}: idle CPU % per broker {cpu}; load {os.getloadavg()[0]:.1f}",
+                      flush=True)
+            print(f"full ISRs after idle: {sb.full_isrs(cluster, 'spread')}", flush=True)
+        finally:
+            cluster.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
