@@ -259,10 +259,6 @@ def test_controller_mutation_rate_refuses_partitions_over_the_rate_then_admits(k
 # ------------------------------------------------------------------- the raw protocol
 
 
-def _frame(api_key: int, version: int, body, client_id: str, cid: int) -> bytes:
-    return frame(api_key, version, body, cid, client_id)
-
-
 def _kafka_produce(topic: str, values: list[bytes]):
     from kafka.record.default_records import DefaultRecordBatchBuilder
     from kio.index import load_request_schema
@@ -306,14 +302,14 @@ def test_the_kafka_listener_mutes_a_connection_that_ignores_its_throttle(kafka) 
     try:
         # 200 kB against 100 kB/s, the window padded to 1 s: a throttle of about 1 s
         sent = time.monotonic()
-        raw.sendall(_frame(0, 9, _kafka_produce("kheld", [b"r" * VALUE] * 20), "kraw", 1)
-                    + _frame(18, 3, _api_versions(), "kraw", 2))
+        raw.sendall(frame(0, 9, _kafka_produce("kheld", [b"r" * VALUE] * 20), 1, "kraw")
+                    + frame(18, 3, _api_versions(), 2, "kraw"))
         produced = _receive(raw, 0, 9)
         answered = time.monotonic() - sent
         throttle_ms = int(produced.throttle_time.total_seconds() * 1000)
         assert produced.responses[0].partition_responses[0].error_code == 0
         assert 700 <= throttle_ms <= 1300, throttle_ms
-        other.sendall(_frame(18, 3, _api_versions(), "kother", 1))
+        other.sendall(frame(18, 3, _api_versions(), 1, "kother"))
         assert _receive(other, 18, 3).api_keys  # not muted: its own connection
         # the native listener measures into the same bucket: a Produce there while the
         # raw connection is still in debt is throttled too (100 kB: in debt for 2 s)
@@ -363,7 +359,7 @@ def test_the_kafka_listener_stops_reading_a_muted_connection(kafka) -> None:
 
     try:
         # 300 kB against 100 kB/s, a burst of 2 windows less 1 (100 kB): 2 s of throttle
-        raw.sendall(_frame(0, 9, _kafka_produce("kstall", [b"r" * VALUE] * 30), "kstall", 1))
+        raw.sendall(frame(0, 9, _kafka_produce("kstall", [b"r" * VALUE] * 30), 1, "kstall"))
         produced = _receive(raw, 0, 9)
         throttle_ms = int(produced.throttle_time.total_seconds() * 1000)
         muted_at = time.monotonic()
@@ -374,7 +370,7 @@ def test_the_kafka_listener_stops_reading_a_muted_connection(kafka) -> None:
         # without the mute's read stop it reads all 40 MB at once
         assert stalled < 16 << 20, stalled
         assert pour(time.monotonic() + 0.2, len(flood), stalled) - stalled < 1 << 20
-        other.sendall(_frame(18, 3, _api_versions(), "kother", 1))
+        other.sendall(frame(18, 3, _api_versions(), 1, "kother"))
         assert _receive(other, 18, 3).api_keys  # not muted: its own connection
         assert time.monotonic() < muted_at + throttle_ms / 1000  # ... while raw was muted
         resumed = pour(time.monotonic() + 15, stalled + (8 << 20), stalled)
@@ -398,7 +394,7 @@ def test_a_request_percentage_throttle_is_in_the_kafka_answer(kafka) -> None:
     try:
         throttles = []
         for cid in (1, 2):
-            raw.sendall(_frame(18, 3, _api_versions(), "kcpu", cid))
+            raw.sendall(frame(18, 3, _api_versions(), cid, "kcpu"))
             throttles.append(int(_receive(raw, 18, 3).throttle_time.total_seconds() * 1000))
         assert 0 < max(throttles) <= 1000, throttles
     finally:
@@ -419,7 +415,7 @@ def test_client_quotas_are_altered_and_described_on_the_kafka_listener(kafka) ->
     def call(api_key: int, body):
         host, _, port = bootstrap.rpartition(":")
         with socket.create_connection((host, int(port)), timeout=30) as s:
-            s.sendall(_frame(api_key, 1, body, "kq-admin", 1))
+            s.sendall(frame(api_key, 1, body, 1, "kq-admin"))
             return _receive(s, api_key, 1)
 
     def op(key, value=0.0, remove=False):
