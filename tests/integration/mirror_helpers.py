@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from rillet import Admin, Producer
+from rillet.errors import NotLeaderOrFollowerError
 from rillet.launcher import LocalCluster
 from rillet.records import NewTopic, TopicPartition
 from tests.integration.conftest import TEST_BROKER_CONFIGS
@@ -99,11 +100,16 @@ def _produce(bootstrap: str, topic: str, n: int, start: int = 0) -> None:
 
 
 def _count(bootstrap: str, topic: str) -> int:
+    """Records in ``topic`` (the sum of its log end offsets); 0 while it does not exist or a
+    partition has no leader yet (the mirror has just created it)."""
     with Admin({"bootstrap.servers": bootstrap}) as admin:
         if topic not in admin.list_topics():
             return 0
         parts = admin.describe_topics([topic])[topic].partitions
-        ends = admin.list_offsets([TopicPartition(topic, p.partition) for p in parts])
+        try:
+            ends = admin.list_offsets([TopicPartition(topic, p.partition) for p in parts])
+        except NotLeaderOrFollowerError:
+            return 0
     return sum(ends.values())
 
 
