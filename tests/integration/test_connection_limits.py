@@ -13,9 +13,11 @@ import pytest
 from conftest import TEST_BROKER_CONFIGS, Wire
 from prometheus_client.parser import text_string_to_metric_families
 from rillet.transport import protocol as P
+from rillet.transport.errors import BrokerUnavailableError
 
 from rillet import Admin
 from rillet.launcher import LocalCluster
+from tests.support import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -85,11 +87,17 @@ def test_connections_over_the_limits_are_closed_and_the_others_stay(tmp_path) ->
         a.close()
         with Admin({"bootstrap.servers": address, "request.timeout.ms": 30000}) as admin:
             assert admin.list_topics() is not None
-        w = Wire(address)
-        try:
-            counters = {c.name: c.value for c in w.call(P.BrokerCountersRequest()).counters}
-        finally:
-            w.close()
+
+        def read_counters():  # the admin's slot may not be freed yet: refused, try again
+            w = Wire(address)
+            try:
+                return {c.name: c.value for c in w.call(P.BrokerCountersRequest()).counters}
+            except BrokerUnavailableError:
+                return None
+            finally:
+                w.close()
+
+        counters = wait_until(read_counters, 30, "the broker's counters over a free slot")
         assert counters["connections_refused_per_ip"] >= 1
         assert counters["connections_refused_max_connections"] >= 1
     finally:
