@@ -94,6 +94,9 @@ BROKER_DEFAULTS: dict[str, str] = {
     # the controller quorum and broker liveness (docs/cluster.md)
     "controller.quorum.voters": "",  # ID@HOST:PORT,...; empty: this broker alone
     "controller.quorum.election.timeout.ms": "1000",
+    # a follower's wait for its leader before a pre-vote; a leader resigns after 1.5x it
+    # without a majority (KRaft's check-quorum). coordinator/raft/config.py
+    "controller.quorum.fetch.timeout.ms": "2000",
     "broker.heartbeat.interval.ms": "2000",
     "broker.session.timeout.ms": "9000",
     "metadata.snapshot.threshold.entries": "1000",
@@ -348,6 +351,7 @@ def validate_broker_configs(configs: Mapping[str, str]) -> BrokerConfig:
     queued = int(merged["queued.max.request.bytes"])
     if queued != -1 and queued < 1:
         raise ConfigError(f"queued.max.request.bytes={queued} must be -1 (unbounded) or >= 1")
+    _validate_quorum_timeouts(merged)
     metrics_port = int(merged["metrics.port"])
     if not -1 <= metrics_port <= 65535:
         raise ConfigError(f"metrics.port={metrics_port} must be -1 (off), 0 (a free port) or a port")
@@ -376,6 +380,19 @@ def validate_broker_configs(configs: Mapping[str, str]) -> BrokerConfig:
     except share_config.GroupConfigError as e:
         raise ConfigError(str(e)) from None
     return merged
+
+
+def _validate_quorum_timeouts(merged: Mapping[str, str]) -> None:
+    """The Raft timers the controller derives (actors/controller.py): heartbeats every
+    election timeout / 5 (at least 10 ms), which both timeouts must exceed."""
+    election = int(merged["controller.quorum.election.timeout.ms"])
+    fetch = int(merged["controller.quorum.fetch.timeout.ms"])
+    if election < 20:
+        raise ConfigError(f"controller.quorum.election.timeout.ms={election} must be >= 20")
+    heartbeat = max(10, election // 5)
+    if fetch <= heartbeat:
+        raise ConfigError(f"controller.quorum.fetch.timeout.ms={fetch} must be above the Raft "
+                          f"heartbeat interval ({heartbeat} ms: the election timeout / 5)")
 
 
 def _validate_classic_groups(merged: Mapping[str, str]) -> None:

@@ -212,6 +212,7 @@ class Controller(DispatchedActor):
         self.raft_config = raft.RaftConfig(
             election_timeout_ms=election,
             heartbeat_interval_ms=max(10, election // 5),
+            fetch_timeout_ms=self.broker_configs.int("controller.quorum.fetch.timeout.ms"),
             snapshot_threshold=self.broker_configs.int("metadata.snapshot.threshold.entries"),
         )
         self.session_ms = self.broker_configs.int("broker.session.timeout.ms")

@@ -29,7 +29,28 @@ import time
 import pykka
 from loguru import logger
 
+from .controller import BROKER_IDENTITY_PREFIX
 from .session import BrokerContext, ClientSession, Inbound, Listener, SessionState
+
+
+class PeerControlSession(ClientSession):
+    """The session of another broker's control connection on the inter-broker listener
+    (its ``peers`` endpoint: Raft, broker heartbeats, metadata fetches, forwarded admin
+    requests). It runs on the ``controller`` lane, as the Controller does: a Raft message
+    must not wait for a turn behind the client sessions of the ``default`` lane, which a
+    spread produce over thousands of partitions keeps busy (the quorum then lost its leader
+    every few seconds). Every request it handles is a hand-off (a ``tell``), never a wait."""
+
+    lane = "controller"
+
+
+def is_peer_control(peer: bytes) -> bool:
+    """A broker's control connection: ``rillet-broker:<id>:`` then random bytes (its replica
+    fetchers connect as ``rillet-broker:<id>-fetch:``, bulk data, on the default lane)."""
+    if not peer.startswith(BROKER_IDENTITY_PREFIX):
+        return False
+    head, sep, _ = peer[len(BROKER_IDENTITY_PREFIX):].partition(b":")
+    return bool(sep) and head.isdigit()
 
 
 class Router:
@@ -55,7 +76,9 @@ class Router:
             entry = self._sessions.get(peer)
             if entry is None:
                 state = SessionState()
-                entry = (ClientSession.start(self.ctx, peer, self.listener, state), state)
+                kind = (PeerControlSession if self.listener.internal and is_peer_control(peer)
+                        else ClientSession)
+                entry = (kind.start(self.ctx, peer, self.listener, state), state)
                 self._sessions[peer] = entry
                 self.opened += 1
             ref, state = entry

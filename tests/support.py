@@ -15,9 +15,10 @@ def examples(n: int) -> int:
     ten times that with ``HYPOTHESIS_PROFILE=thorough`` (README "Tests")."""
     return n * 10 if os.environ.get("HYPOTHESIS_PROFILE") == "thorough" else n
 
-# Fast failure detection for multi-broker tests (Kafka's defaults: 1000, 2000, 9000 ms).
+# Fast failure detection for multi-broker tests (Kafka's defaults: 1000, 2000, 2000, 9000 ms).
 FAST_CLUSTER_CONFIGS = {
     "controller.quorum.election.timeout.ms": "300",
+    "controller.quorum.fetch.timeout.ms": "600",
     "broker.heartbeat.interval.ms": "200",
     "broker.session.timeout.ms": "1500",
 }

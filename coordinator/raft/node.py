@@ -186,11 +186,10 @@ class RaftNode(Replication):
         cfg = self.config
         if isinstance(st, Leader):
             if now_ms >= st.check_quorum_due_ms:
-                st.check_quorum_due_ms = now_ms + cfg.election_timeout_ms
+                window = cfg.check_quorum_ms
+                st.check_quorum_due_ms = now_ms + window
                 fresh = 1 + sum(
-                    1
-                    for pr in st.progress.values()
-                    if now_ms - pr.last_ack_ms < cfg.election_timeout_ms
+                    1 for pr in st.progress.values() if now_ms - pr.last_ack_ms < window
                 )
                 if fresh < self.majority:
                     self._become(Resigned(st.term, self.node_id, self._deadline(now_ms)))
@@ -306,6 +305,13 @@ class RaftNode(Replication):
         timeout = self.config.election_timeout_ms
         return now_ms + self._rng.randrange(timeout, 2 * timeout)
 
+    def _follower_deadline(self, now_ms: int) -> int:
+        """When a follower that just heard from its leader gives up on it: a random election
+        timeout, or with ``fetch_timeout_ms`` that fixed time (KRaft's fetch timer)."""
+        if self.config.fetch_timeout_ms is None:
+            return self._deadline(now_ms)
+        return now_ms + self.config.fetch_timeout_ms
+
     def _become(self, new: RoleState) -> None:
         check_transition(self.state, new)
         self.state = new
@@ -400,7 +406,7 @@ class RaftNode(Replication):
             self.node_id,
             {p: Progress(next_index, 0, now_ms) for p in self.others},
             heartbeat_due_ms=now_ms + cfg.heartbeat_interval_ms,
-            check_quorum_due_ms=now_ms + cfg.election_timeout_ms,
+            check_quorum_due_ms=now_ms + cfg.check_quorum_ms,
         )
         self._become(leader)
         self._append_local(LogEntry(term, b"", control=True))
@@ -415,7 +421,7 @@ class RaftNode(Replication):
             return True
         return (
             isinstance(st, Follower)
-            and now_ms - st.last_contact_ms < self.config.election_timeout_ms
+            and now_ms - st.last_contact_ms < self.config.lease_ms
         )
 
     def _on_vote_request(self, m: VoteRequest, now_ms: int) -> None:

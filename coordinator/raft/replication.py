@@ -124,10 +124,10 @@ class Replication:
             if st.leader_id != leader_id:
                 raise RaftSafetyError(f"two leaders in term {term}: {st.leader_id}, {leader_id}")
             st.last_contact_ms = now_ms
-            st.election_deadline_ms = self._deadline(now_ms)
+            st.election_deadline_ms = self._follower_deadline(now_ms)
             return
         voted = st.voted_for if st.term == term else None
-        self._become(Follower(term, leader_id, voted, self._deadline(now_ms), now_ms))
+        self._become(Follower(term, leader_id, voted, self._follower_deadline(now_ms), now_ms))
 
     def _reply_append(self, m: AppendEntriesRequest, success: bool, index: int) -> None:
         self._sends.append(

@@ -15,6 +15,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 RILLET = [sys.executable, "-m", "rillet.cli.main"]
 FAST = [
     "-c", "controller.quorum.election.timeout.ms=300",
+    "-c", "controller.quorum.fetch.timeout.ms=600",
     "-c", "broker.heartbeat.interval.ms=200",
     "-c", "broker.session.timeout.ms=1500",
 ]

@@ -66,6 +66,7 @@ def test_the_group_carries_on_after_its_coordinators_broker_is_killed(cluster_fa
     cluster = cluster_factory(brokers=3, configs={
         "group.consumer.heartbeat.interval.ms": "200", "offsets.topic.num.partitions": "3",
         "controller.quorum.election.timeout.ms": "300", "broker.heartbeat.interval.ms": "200",
+        "controller.quorum.fetch.timeout.ms": "600",
         "broker.session.timeout.ms": "1500", "replica.lag.time.max.ms": "1500"})
     bs = cluster.bootstrap_servers
     with Admin({"bootstrap.servers": bs}) as admin:

@@ -28,6 +28,7 @@ def up(tmp_path_factory):
     try:
         out = run(["cluster", "up", "--brokers", "2", "--detach",
                    "-c", "controller.quorum.election.timeout.ms=300",
+                   "-c", "controller.quorum.fetch.timeout.ms=600",
                    "-c", "broker.heartbeat.interval.ms=200"], env).stdout.decode()
         line = [x for x in out.splitlines() if x.startswith("export KAFKA_BOOTSTRAP_SERVERS=")]
         assert line, out

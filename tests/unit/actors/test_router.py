@@ -10,8 +10,8 @@ import time
 import pykka
 import pytest
 from rillet.actors.configs import ConfigError, validate_broker_configs
-from rillet.actors.router import Router
-from rillet.actors.session import BrokerContext, ClientSession
+from rillet.actors.router import PeerControlSession, Router
+from rillet.actors.session import BrokerContext, ClientSession, Listener
 from rillet.actors.ticker import Ticker
 from rillet.transport import codec
 from rillet.transport import protocol as P
@@ -94,6 +94,25 @@ def test_idle_expiry_spares_a_session_with_a_request_in_flight(router) -> None:
     assert set(r._sessions) == {b"busy"}
     assert r.released_idle == 1
     _wait(lambda: len(_sessions()) == 1)
+
+
+def test_other_brokers_control_connections_get_sessions_on_the_controller_lane(router) -> None:
+    r, sent = router
+    internal = Router(r.ctx, max_idle_ms=50, listener=Listener("internal", True, r.ctx.send))
+    try:
+        control, fetcher = b"rillet-broker:2:\x00:\xff\x01abcd", b"rillet-broker:2-fetch:abcdefgh"
+        for cid, peer in enumerate((control, fetcher, b"client-1")):
+            internal.handle(peer, _request(cid), Lease())
+        r.handle(control, _request(3), Lease())  # the client listener: no peer is special
+        lanes = {peer: ref.actor_class.lane for peer, (ref, _) in internal._sessions.items()}
+        assert lanes == {control: "controller", fetcher: "default", b"client-1": "default"}
+        ((ref, _),) = r._sessions.values()
+        assert ref.actor_class is ClientSession and ref.actor_class.lane == "default"
+        assert internal._sessions[control][0].actor_class is PeerControlSession
+        _wait(lambda: len(sent) == 4)  # every one answered, whichever lane
+        assert sorted(codec.decode_response(frames)[0] for _, frames in sent) == [0, 1, 2, 3]
+    finally:
+        internal.close()
 
 
 @pytest.mark.parametrize("value", ["0", "-2"])
