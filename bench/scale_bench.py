@@ -107,6 +107,13 @@ def replicated(bootstrap: str, topic: str, expected: int, timeout_s: float = 600
     return time.monotonic() - t0
 
 
+def elections(cluster: LocalCluster) -> int:
+    """How many times a broker became the active controller over the run (1: the quorum
+    kept its first leader), from the brokers' logs."""
+    return sum((cluster.broker_dir(b) / "stderr.log").read_text(errors="replace")
+               .count("became the active controller") for b in cluster.broker_ids)
+
+
 def run(partitions: int, records: int, idle_s: float) -> dict:
     with tempfile.TemporaryDirectory(prefix="rillet-scale-") as tmp:
         cluster = LocalCluster(Path(tmp), brokers=3)
@@ -182,6 +189,7 @@ def run(partitions: int, records: int, idle_s: float) -> dict:
                     "spread_rec_s": spread, "three_rec_s": three, "ratio": spread / three,
                     "spread_replication_catch_up_s": round(catch_up, 1),
                 }
+            result["controller_elections"] = elections(cluster)
             return result
         finally:
             cluster.stop()
