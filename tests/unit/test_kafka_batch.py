@@ -215,3 +215,55 @@ def test_fuzz_changed_bytes_behind_a_good_crc(valid, changes, cut) -> None:
         T.to_rillet(_recrc(data))
     except KB.KafkaBatchError:
         pass
+
+
+# --- aiokafka's Cython record reader (the produce path's decoder) against ours
+
+def test_the_produce_path_reads_records_with_aiokafkas_c_reader() -> None:
+    assert KB._CBatch is not None, "aiokafka's C extension is a dependency (pyproject.toml)"
+
+
+def _records_section(batch: bytes) -> tuple[bytes, int, int]:
+    (*_, last_delta, _bt, _mt, _pid, _pe, _bs, count) = KB.HEADER.unpack_from(batch)
+    return batch[KB.HEADER_SIZE:], count, last_delta
+
+
+_record = st.tuples(
+    st.integers(-(2**40), 2**40),  # timestamps around a base: negative deltas too
+    st.none() | st.binary(max_size=130),  # 63/64 and 127/128 byte varint boundaries
+    st.none() | st.binary(max_size=9000),  # ... and 8191/8192
+    st.lists(st.tuples(st.text(max_size=5), st.none() | st.binary(max_size=5)), max_size=3),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_record, min_size=1, max_size=40))
+def test_the_c_reader_gives_our_readers_columns(records) -> None:
+    body, count, last_delta = _records_section(_kafka_python_batch(KB.NONE, records))
+    ours = KB._decode_records(body, count, last_delta)
+    assert KB._decode_records_c(body, count, last_delta) == ours
+    assert ours[2:4] == ([r[1] for r in records], [r[2] for r in records])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(_VALID[:1]), st.lists(st.tuples(st.integers(0, 10_000),
+                                                       st.integers(0, 255)),
+                                             min_size=1, max_size=6),
+       st.integers(0, 10_000), st.integers(-1, 50))
+def test_fuzz_the_c_reader_agrees_or_raises_kafka_batch_error(valid, changes, cut, count) -> None:
+    """Damaged record sections (changed bytes, cut short, a wrong count): the C reader
+    raises KafkaBatchError or reads what ours reads. It may accept what ours refuses in
+    one way only, as Kafka's own reader does: a negative key or value length other than -1
+    is null."""
+    data = bytearray(_records_section(valid)[0])
+    for at, value in changes:
+        data[at % len(data)] = value
+    body = bytes(data[:cut])
+    try:
+        got = KB._decode_records_c(body, count, 60)
+    except KB.KafkaBatchError:
+        return
+    try:
+        assert got == KB._decode_records(body, count, 60)
+    except KB.KafkaBatchError as e:
+        assert "length" in str(e), e
