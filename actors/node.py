@@ -65,6 +65,7 @@ from .configs import ConfigError, effective_topic_configs, log_config, validate_
 from .controlled_shutdown import controlled_shutdown
 from .controller import BROKER_IDENTITY_PREFIX, Controller, ControllerHint, parse_voters
 from .controller import Tick as ControllerTick
+from .gc_watch import GcWatch
 from .metadata_publisher import MetadataPublisher
 from .metrics import start_metrics
 from .node_listeners import advertise, bind_addresses
@@ -332,6 +333,9 @@ class BrokerNode:
         self.ticker.every(0.1, lambda: self._tell_txn_coordinator(TC.TxnTick(now_ms())))
         self.ticker.every(0.1, lambda: self._tell_share(SP.ShareTick(now_ms())))
         self.ticker.every(0.2, lambda: self._tell_share_state(SST.ShareStateTick(now_ms())))
+        # the collector's pauses in the counters, a slow one in the log (actors/gc_watch.py)
+        self.ctx.gc_watch = GcWatch().install()
+        self.ticker.every(5.0, self.ctx.gc_watch.report)
         self._log.info(
             "broker {} serving clients on {}, brokers on {} ({}) (data dir {})",
             self.broker_id,
@@ -672,6 +676,8 @@ class BrokerNode:
             return
         self._stopped = True
         self._log.info("broker {} shutting down", self.broker_id)
+        if self.ctx.gc_watch is not None:
+            self.ctx.gc_watch.uninstall()
         # first the controller moves this broker's leaderships away (actors/controlled_shutdown.py)
         controlled_shutdown(
             self.lifecycle,

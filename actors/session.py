@@ -99,6 +99,7 @@ class BrokerContext:
     live_configs: Any = None  # actors/dynamic_configs.LiveBrokerConfigs: dynamic broker configs
     quotas: Any = None  # actors/quotas.BrokerQuotas, made by the first client session
     mutation_quotas: Any = None  # actors/mutation_quota.MutationQuotas, made on first use
+    gc_watch: Any = None  # actors/gc_watch.GcWatch: the node's collector pauses, if watched
 
     def __post_init__(self) -> None:
         if self.fetch_sessions is None:
@@ -111,6 +112,8 @@ class BrokerContext:
         values = self.counters.snapshot()
         values["poison_messages"] = self.poison_count
         values["refused_inter_broker"] = self.refused_inter_broker
+        if self.gc_watch is not None:
+            values.update(self.gc_watch.values())
         return values
 
     def count_refused(self) -> int:

@@ -190,6 +190,11 @@ def run(partitions: int, records: int, idle_s: float) -> dict:
                     "spread_replication_catch_up_s": round(catch_up, 1),
                 }
             result["controller_elections"] = elections(cluster)
+            for b in cluster.broker_ids:  # the collector's pauses (actors/gc_watch.py)
+                c = counters(cluster, b)
+                result["per_broker"][b]["gc"] = {
+                    k[3:]: c.get(k) for k in ("gc_collections_gen2", "gc_pause_ms_max",
+                                              "gc_pause_ms_total")}
             return result
         finally:
             cluster.stop()
