@@ -200,6 +200,9 @@ class BrokerNode:
             log_dir=str(self.data_dir.absolute()),
         )
         self.ctx.describe_stats = self._stats
+        # the collector's pauses in the counters, a slow one in the log, and the hosted
+        # partitions frozen out of its walks once they settle (actors/gc_watch.py)
+        self.ctx.gc_watch = GcWatch(schedule=self.ticker.call_later).install()
         # dynamic broker configs from the metadata image, laid over self.configs in place
         self.ctx.live_configs = dynamic_configs.LiveBrokerConfigs(self.broker_id, self.configs)
         if self.endpoint.limits is not None:  # refused connections, in BrokerCounters
@@ -333,8 +336,6 @@ class BrokerNode:
         self.ticker.every(0.1, lambda: self._tell_txn_coordinator(TC.TxnTick(now_ms())))
         self.ticker.every(0.1, lambda: self._tell_share(SP.ShareTick(now_ms())))
         self.ticker.every(0.2, lambda: self._tell_share_state(SST.ShareStateTick(now_ms())))
-        # the collector's pauses in the counters, a slow one in the log (actors/gc_watch.py)
-        self.ctx.gc_watch = GcWatch().install()
         self.ticker.every(5.0, self.ctx.gc_watch.report)
         self._log.info(
             "broker {} serving clients on {}, brokers on {} ({}) (data dir {})",
@@ -632,6 +633,8 @@ class BrokerNode:
                     **extra,
                 )
             self._update_fetchers(new)
+        if (changes.creates or changes.deletes) and self.ctx.gc_watch is not None:
+            self.ctx.gc_watch.hosted_changed()  # refreeze once settled (actors/gc_watch.py)
         self._tell_group_coordinator(GC.ImageChanged(new))
         self._tell_txn_coordinator(TC.ImageChanged(new))
         self._tell_share(SP.ImageChanged(new))
