@@ -24,6 +24,11 @@ The marks are not in the shipped code: apply ``bench/e2e_hops.patch`` to a scrat
     .venv/bin/python bench/e2e_hops.py --records 5000 --rate 5000             # acks=1
     .venv/bin/python bench/e2e_hops.py --brokers 3 --acks all --records 10000
 
+After the chains it prints two legs they hide: the producer's sender wake-up (the answer to
+the request in flight -> the next request) and, with acks=all, the high-watermark advance
+split by follower (it waits for the slower one). It stops if no broker wrote marks (the
+brokers ran a checkout without the patch).
+
 Matching is by time (the next mark of each kind after the previous one), so at high rates
 a chain may borrow a neighbour's mark; medians are robust to that, maxima are not. Chains
 longer than ``--max-chain-ms`` are left out (``--slow-ms`` shows only the slow ones instead).
@@ -71,6 +76,11 @@ def chains(events, follower: bool, max_ms: float, slow_ms: float | None):
     producer = next(p for p, s in tags.items() if "P.send" in s)
     consumer = next(p for p, s in tags.items() if "C.poll" in s)
     leaders = {p for p, s in tags.items() if "B.append" in s}
+    if not leaders:
+        import rillet.actors
+
+        sys.exit(f"no broker wrote trace marks: the brokers ran {rillet.actors.__file__}, "
+                 "which does not have bench/e2e_hops.patch applied")
 
     def times(pred) -> list[int]:
         return [t for t, pid, tag in events if pred(pid, tag)]
@@ -113,6 +123,53 @@ def chains(events, follower: bool, max_ms: float, slow_ms: float | None):
     return order, hops, totals
 
 
+def details(events, follower: bool) -> dict[str, list[float]]:
+    """Two legs the chains hide. The producer: a request leaves when the answer to the one
+    in flight arrives (its coalescing), so ``answer -> P.req`` is the sender thread's
+    wake-up. acks=all: the high watermark waits for the slower follower, so each advance is
+    split into the leader's append -> each follower's response, and the slower follower's
+    append -> the advance."""
+    by: dict[tuple[str, str], list[int]] = {}
+    for t, pid, tag in events:
+        if tag.startswith("X.deliver:"):
+            tag = tag.split(":")[1]
+        by.setdefault((pid, tag), []).append(t)
+    pids = {pid for pid, _ in by}
+
+    def of(tag: str) -> list[str]:
+        return sorted(p for p in pids if (p, tag) in by)
+
+    def before(xs: list[int], t: int) -> int | None:
+        i = bisect.bisect_left(xs, t)
+        return xs[i - 1] if i else None
+
+    out: dict[str, list[float]] = {"producer answer -> P.req": []}
+    producer = of("P.send")[0]
+    answers = by.get((producer, "ProduceResponse"), [])
+    for t in by.get((producer, "P.req"), []):
+        a = before(answers, t)
+        if a is not None:
+            out["producer answer -> P.req"].append((t - a) / 1e3)
+    leaders, followers = of("B.hw"), of("F.appended")
+    if not follower or not leaders or len(followers) < 2:
+        return out
+    leader = leaders[0]
+    for k in ("B.append -> faster F.resp", "B.append -> slower F.resp",
+              "slower F.appended -> B.hw"):
+        out[k] = []
+    for t in by[(leader, "B.hw")][E.WARMUP // 20:]:
+        appended = [before(by[(p, "F.appended")], t) for p in followers]
+        resp = [before(by[(p, "F.resp")], t) for p in followers]
+        start = before(by[(leader, "B.append")], t)
+        if None in appended or None in resp or start is None:
+            continue
+        slow = max(range(len(followers)), key=lambda i: appended[i])
+        out["B.append -> faster F.resp"].append((min(resp) - start) / 1e3)
+        out["B.append -> slower F.resp"].append((resp[slow] - start) / 1e3)
+        out["slower F.appended -> B.hw"].append((t - appended[slow]) / 1e3)
+    return out
+
+
 def pct(xs: list[float], q: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
@@ -149,6 +206,9 @@ def main() -> int:
         print(f"  {prev:>10} -> {k:<10} p50 {pct(xs, .5):6.0f} us   p90 {pct(xs, .9):6.0f}"
               f"   p99 {pct(xs, .99):6.0f}")
         prev = k
+    for k, xs in details(load(trace_dir), args.brokers > 1).items():
+        print(f"  {k:>34} p50 {pct(xs, .5):6.0f} us   p90 {pct(xs, .9):6.0f}"
+              f"   p99 {pct(xs, .99):6.0f}")
     return 0
 
 

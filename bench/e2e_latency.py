@@ -147,6 +147,10 @@ def main() -> int:
     if args.role == "producer":
         producer(args.bootstrap, args.records, args.rate, args.acks)
         return 0
+    import rillet.actors
+
+    # the checkout the brokers run (rillet/__init__.py maps a checkout's own folders)
+    print(f"broker code: {Path(rillet.actors.__file__).resolve().parent.parent}")
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     rows = []
     if args.only in (None, "acks1"):

@@ -14,6 +14,49 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+# In a checkout (this folder beside pyproject.toml), rillet.actors, rillet.transport, ...
+# are the checkout's top-level folders, whatever an editable install elsewhere maps them to:
+# with PYTHONPATH=<worktree> over a venv installed editable from another worktree, the
+# client came from the worktree and the broker packages from the other one.
+_SUBPACKAGES = ("actors", "connectors", "coordinator", "logstore", "transport")
+
+
+class _CheckoutFinder:
+    """``sys.meta_path`` finder: ``rillet.<folder>`` from the checkout ``root``."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def find_spec(self, fullname: str, path=None, target=None):
+        prefix, _, sub = fullname.partition(".")
+        if prefix != "rillet" or sub not in _SUBPACKAGES:
+            return None
+        import importlib.util
+        import os
+
+        init = os.path.join(self.root, sub, "__init__.py")
+        if not os.path.isfile(init):
+            return None
+        return importlib.util.spec_from_file_location(
+            fullname, init, submodule_search_locations=[os.path.dirname(init)]
+        )
+
+
+def _map_checkout() -> None:
+    import os
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.isfile(os.path.join(root, "pyproject.toml")) or not os.path.isfile(
+        os.path.join(root, "actors", "__init__.py")
+    ):
+        return  # an installed package: its own mapping holds
+    if not any(isinstance(f, _CheckoutFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _CheckoutFinder(root))
+
+
+_map_checkout()
+
 _EXPORTS = {
     "Producer": "rillet.producer",
     "KafkaProducer": "rillet.producer:Producer",
