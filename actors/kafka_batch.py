@@ -37,6 +37,7 @@ nothing else escapes ``decode_batches``.
 
 from __future__ import annotations
 
+import gc
 import struct
 import zlib
 from operator import attrgetter
@@ -314,10 +315,19 @@ def _decode_records_c(body, count: int, last_delta: int) -> tuple[list, ...]:
     head = _C_HEAD.pack(0, 0, 0, MAGIC, 0, 0, last_delta, 0, 0, -1, -1, -1) + count.to_bytes(
         4, "big", signed=True)
     buf = b"".join((head, body, _C_PAD))
+    # a batch's thousands of record objects live together for a moment: without this the
+    # collector walks them every 700 (2,500 young collections per million records, 7% of
+    # the produce path); nothing here makes a reference cycle
+    collecting = gc.isenabled()
+    if collecting:
+        gc.disable()
     try:
         recs = list(_CBatch(memoryview(buf)[:len(buf) - len(_C_PAD)]))
     except (_CCorrupt, UnicodeDecodeError) as e:
         raise KafkaBatchError(f"truncated or malformed record: {e}") from None
+    finally:
+        if collecting:
+            gc.enable()
     offsets = list(map(_OFFSET, recs))  # C-level loops: a comprehension costs 2x
     if recs and (min(offsets) < 0 or max(offsets) > last_delta):
         bad = next(o for o in offsets if not 0 <= o <= last_delta)
