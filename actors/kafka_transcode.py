@@ -32,8 +32,8 @@ import struct
 import threading
 from collections import OrderedDict
 
-import cbor2
 from rillet.logstore import batch as B
+from rillet.logstore import batch_fast as F
 
 from . import kafka_batch as KB
 from .kafka_batch import KafkaBatchError
@@ -108,7 +108,7 @@ def to_rillet(records, recent: RecentBatches | None = RECENT) -> bytes:
         raise KafkaBatchError("empty record batch")
     if b.last_offset_delta != n - 1 or b.offset_deltas != list(range(n)):
         raise KafkaBatchError("record offset deltas are not 0, 1, 2, ...")
-    payload = cbor2.dumps([None, b.timestamp_deltas, b.keys, b.values, b.headers])
+    payload = F.dense_payload(b.timestamp_deltas, b.keys, b.values, b.headers)
     codec = _STORED_CODEC[b.codec]
     out = B.encode_batch(
         payload=B._compress(codec, payload),  # noqa: SLF001 - the format's own compressor

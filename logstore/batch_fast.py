@@ -253,6 +253,26 @@ def decode_payload(payload: bytes, n: int):
 # -------------------------------------------------------------------------------- encoding
 
 
+def dense_payload(deltas: list[int], keys: list, values: list, headers: list) -> bytes:
+    """``cbor2.dumps([None, deltas, keys, values, headers])``, the same bytes, by whole
+    columns where they have the common shapes (deltas in 0..255; keys all None or all bytes;
+    values all bytes; headers all None); cbor2 for a column that has not."""
+    n = len(deltas)
+    try:
+        small = bytes(deltas)  # every delta in 0..255, checked in C
+    except (ValueError, TypeError):
+        deltas_cbor = cbor2.dumps(deltas)
+    else:
+        deltas_cbor = array_head(n) + (small if not small or max(small) < 24
+                                       else b"".join(map(_uint_head, small)))
+    nones = keys.count(None)
+    keys_cbor = (nulls(n) if nones == n else encode_bytes_array(keys) if not nones
+                 else cbor2.dumps(keys))
+    headers_cbor = nulls(n) if headers.count(None) == n else cbor2.dumps(headers)
+    return b"".join((DENSE_PAYLOAD_PREFIX, deltas_cbor, keys_cbor, encode_bytes_array(values),
+                     headers_cbor))
+
+
 def encode_dense(timestamps: list[int], keys: list, values: list, headers: dict | None, *,
                  keyed: bool = True, producer_id: int = -1, producer_epoch: int = -1,
                  base_sequence: int = -1, extra_attributes: int = 0) -> bytes:
