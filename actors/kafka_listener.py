@@ -215,7 +215,8 @@ class KafkaListener:
                 del buf[:4]
             if len(buf) < conn.want:
                 return
-            frame = bytes(buf[: conn.want])
+            with memoryview(buf) as view:  # one copy of a (large) frame, not two
+                frame = bytes(view[: conn.want])
             del buf[: conn.want]
             conn.want = 0
             conn.pending.append(frame)
