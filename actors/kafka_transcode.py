@@ -37,6 +37,7 @@ from rillet.logstore import batch as B
 
 from . import kafka_batch as KB
 from .kafka_batch import KafkaBatchError
+from .kafka_transcode_fast import encode as fast_encode
 
 # Kafka codec -> the rillet codec a produced batch is stored with
 _STORED_CODEC = {
@@ -147,7 +148,11 @@ def to_kafka_parts(records, recent: RecentBatches | None = RECENT,
     if not records:
         return out
     append = out.append
-    for header, mv in B.iter_batches(records, validate=False):
+    if type(records) is not bytes:  # the fast path reads bytes in place
+        records = bytes(records)
+    pos = 0
+    for header, _mv in B.iter_batches(records, validate=False):
+        start, pos = pos, pos + header.length
         kept = None
         if recent is not None:
             kept = recent.get(header.digest)
@@ -158,20 +163,8 @@ def to_kafka_parts(records, recent: RecentBatches | None = RECENT,
                               header.leader_epoch))
             append(memoryview(kept)[_HEAD.size:])
             continue
-        offs, tds, keys, values, headers = B._payload_columns(mv, header)  # noqa: SLF001
-        append(encoded := KB.encode_batch(
-            records=KB.encode_records(offs, tds, keys, values, headers),
-            record_count=header.record_count,
-            base_offset=header.base_offset,
-            partition_leader_epoch=header.leader_epoch,
-            attributes=header.attributes & _FLAGS_OUT,
-            last_offset_delta=header.last_offset_delta,
-            base_timestamp=header.first_timestamp,
-            max_timestamp=header.max_timestamp,
-            producer_id=header.producer_id,
-            producer_epoch=header.producer_epoch,
-            base_sequence=header.base_sequence,
-        ))
+        encoded = fast_encode(header, records, start)
+        append(encoded)
         if transcoded is not None:  # the next reader of this batch reuses it
             transcoded.put(header.digest, encoded)
     return out
