@@ -34,6 +34,7 @@ from collections import OrderedDict
 
 import cbor2
 from rillet.logstore import batch as B
+from rillet.logstore.errors import CorruptBatchError
 
 from . import kafka_batch as KB
 from .kafka_batch import KafkaBatchError
@@ -53,6 +54,7 @@ _FLAGS_OUT = _FLAGS | KB.TIMESTAMP_TYPE_FLAG  # == B.LOG_APPEND_TIME_FLAG: set b
 _NOT_REPLAYED = KB.TIMESTAMP_TYPE_FLAG | KB.DELETE_HORIZON_FLAG
 _HEAD = struct.Struct(">qii")  # base_offset, batch_length, partition_leader_epoch
 RECENT_BATCH_BYTES = 64 * 1024 * 1024
+_unpack = B.HEADER.unpack_from
 
 
 class RecentBatches:
@@ -150,21 +152,26 @@ def to_kafka_parts(records, recent: RecentBatches | None = RECENT,
     append = out.append
     if type(records) is not bytes:  # the fast path reads bytes in place
         records = bytes(records)
-    pos = 0
-    for header, _mv in B.iter_batches(records, validate=False):
-        start, pos = pos, pos + header.length
+    pos, total = 0, len(records)
+    while pos < total:  # iter_batches(validate=False) without a BatchHeader per batch
+        fields = _unpack(records, pos) if total - pos >= B.HEADER_SIZE else None
+        if fields is None or fields[3] != B.MAGIC or fields[1] < B.HEADER_SIZE:
+            B.read_header(records, pos)  # raises the reader's CorruptBatchError
+        length, digest = fields[1], fields[4]
+        if pos + length > total:
+            raise CorruptBatchError(f"truncated batch: {total - pos} of {length}", pos)
+        start, pos = pos, pos + length
         kept = None
         if recent is not None:
-            kept = recent.get(header.digest)
+            kept = recent.get(digest)
         if kept is None and transcoded is not None and transcoded is not recent:
-            kept = transcoded.get(header.digest)
+            kept = transcoded.get(digest)
         if kept is not None:
-            append(_HEAD.pack(header.base_offset, len(kept) - KB.LOG_OVERHEAD,
-                              header.leader_epoch))
+            append(_HEAD.pack(fields[0], len(kept) - KB.LOG_OVERHEAD, fields[2]))
             append(memoryview(kept)[_HEAD.size:])
             continue
-        encoded = fast_encode(header, records, start)
+        encoded = fast_encode(fields, records, start)
         append(encoded)
         if transcoded is not None:  # the next reader of this batch reuses it
-            transcoded.put(header.digest, encoded)
+            transcoded.put(digest, encoded)
     return out

@@ -301,11 +301,12 @@ def _columns(offs, tds, keys: list, values: list) -> bytearray:
 
 # ------------------------------------------------------------------------------- encode
 
-def encode(header: B.BatchHeader, buf: bytes, start: int) -> bytes:
-    """The Kafka batch (uncompressed) of the stored batch ``buf[start:start + header.length]``
-    (``buf`` bytes)."""
-    attributes, last_delta, n = header.attributes, header.last_offset_delta, header.record_count
-    p, end = start + B.HEADER_SIZE, start + header.length
+def encode(fields: tuple, buf: bytes, start: int) -> bytes:
+    """The Kafka batch (uncompressed) of the stored batch at ``buf[start:]`` (``buf`` bytes),
+    whose header ``fields`` are ``B.HEADER`` unpacked (a whole batch: checked by the caller)."""
+    (base_offset, length, epoch, _magic, _digest, attributes, last_delta, first_ts, max_ts,
+     pid, pepoch, seq, n) = fields
+    p, end = start + B.HEADER_SIZE, start + length
     codec = attributes & B.CODEC_MASK
     if codec:
         buf = B._decompress(B.Codec(codec), memoryview(buf)[p:end], 0)  # noqa: SLF001
@@ -316,15 +317,14 @@ def encode(header: B.BatchHeader, buf: bytes, start: int) -> bytes:
     if out is None:
         payload = memoryview(buf)[p:end]
         offs, tds, keys, values, headers = B._columns_of(  # noqa: SLF001
-            payload, header)
-        if headers.count(None) == n:
+            payload, B.BatchHeader(*fields))
+        if offs is None and headers.count(None) == n:
             out = _columns(offs, tds, keys, values)
-        else:  # headers: record by record
+        else:  # headers, or compacted offsets (no faster by columns): record by record
             out = bytearray(_HEADER_SPACE)
             out += KB.encode_records(offs, tds, keys, values, headers)
-    KB.HEADER.pack_into(out, 0, header.base_offset, len(out) - KB.LOG_OVERHEAD,
-                        header.leader_epoch, KB.MAGIC, 0, attributes & _FLAGS_OUT, last_delta,
-                        header.first_timestamp, header.max_timestamp, header.producer_id,
-                        header.producer_epoch, header.base_sequence, n)
+    KB.HEADER.pack_into(out, 0, base_offset, len(out) - KB.LOG_OVERHEAD, epoch, KB.MAGIC, 0,
+                        attributes & _FLAGS_OUT, last_delta, first_ts, max_ts, pid, pepoch,
+                        seq, n)
     _CRC.pack_into(out, 17, crc32c.crc32c(memoryview(out)[21:]))
     return bytes(out)
