@@ -20,7 +20,8 @@ resource, not the client's link).
 recently transcoded ones (``TRANSCODED``), by the digest of the rillet batch. A fetch of
 such a batch (a tailing Kafka consumer, a second consumer of the same data) is served from
 them with its offset and leader epoch stamped (fields the CRC-32C does not cover) instead
-of being transcoded (again); anything else is transcoded. Two caches, not one: a consumer
+of being transcoded (again); anything else is transcoded (actors/kafka_transcode_fast.py: the
+common shapes by whole columns, no Python code per record). Two caches, not one: a consumer
 reading from further back than one cache holds would otherwise evict, with each batch it
 transcodes, the producer's batches it is about to read (an LRU under a scan: no hits at
 all); transcoded batches now only evict each other.

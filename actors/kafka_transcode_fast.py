@@ -301,9 +301,10 @@ def _columns(offs, tds, keys: list, values: list) -> bytearray:
 
 # ------------------------------------------------------------------------------- encode
 
-def encode(fields: tuple, buf: bytes, start: int) -> bytes:
+def encode(fields: tuple, buf: bytes, start: int) -> bytearray:
     """The Kafka batch (uncompressed) of the stored batch at ``buf[start:]`` (``buf`` bytes),
-    whose header ``fields`` are ``B.HEADER`` unpacked (a whole batch: checked by the caller)."""
+    whose header ``fields`` are ``B.HEADER`` unpacked (a whole batch: checked by the caller).
+    A bytearray, which the caller keeps and writes as it is (never changed afterwards)."""
     (base_offset, length, epoch, _magic, _digest, attributes, last_delta, first_ts, max_ts,
      pid, pepoch, seq, n) = fields
     p, end = start + B.HEADER_SIZE, start + length
@@ -327,4 +328,4 @@ def encode(fields: tuple, buf: bytes, start: int) -> bytes:
                         attributes & _FLAGS_OUT, last_delta, first_ts, max_ts, pid, pepoch,
                         seq, n)
     _CRC.pack_into(out, 17, crc32c.crc32c(memoryview(out)[21:]))
-    return bytes(out)
+    return out  # a bytearray nothing writes to again: not copied into bytes
