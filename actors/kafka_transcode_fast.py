@@ -1,24 +1,26 @@
-"""The fetch path's transcoder fast path: a stored rillet batch -> a Kafka v2 batch, exactly
-the bytes of ``kafka_batch.encode_batch(records=kafka_batch.encode_records(...))`` (the
-general encoder, which ``kafka_transcode.to_kafka_parts`` keeps for every other shape).
+"""The fetch path's transcoder: a stored rillet batch -> a Kafka v2 batch (uncompressed),
+exactly the bytes of ``kafka_batch.encode_batch(records=kafka_batch.encode_records(...))``
+over the cbor2-decoded columns (the record-by-record encoder ``to_kafka_parts`` ran before).
 
 ``encode(fields, buf, start)`` takes the batch's header fields (``logstore.batch.HEADER``
-unpacked) and returns the Kafka batch, or None when the batch has a shape handled here not.
-Two paths, both for batches without headers:
+unpacked). Three paths:
 
-* fixed shape: dense offsets, every timestamp delta one varint byte (-64..63), keys all null
-  or all of one length, values all null or all of one length (what producers send most).
-  The payload's columns are read in place (``batch_fast._bytes_items``: a strided compare and
-  one ``struct`` unpack, no cbor2); the records section is one ``bytearray.join`` of cached
-  per-record prefixes (length, attributes, offset delta, key/value length) interleaved with
-  the keys and values, the timestamp bytes then written with a strided slice per run of
-  records of one size. No per-record Python code runs.
-* columns: any other batch without headers (sparse offsets, null and non-null keys or values
-  mixed, lengths varying, large timestamp deltas): the columns decoded by cbor2, every record
-  built with C-level ``map``/``zip``/``join`` over whole columns.
+* fixed shape: dense offsets, every timestamp delta in 0..23 (one CBOR byte, one varint
+  byte), keys all null or all of one length, values all null or all of one length, no
+  headers (what producers send most). The payload's columns are read in place
+  (``batch_fast._bytes_items``: a strided compare and one ``struct`` unpack, no cbor2); the
+  records section is one ``bytearray.join`` of cached per-record prefixes (length,
+  attributes, offset delta, key/value length) interleaved with the keys and values, the
+  timestamp bytes then written with a strided slice per run of records of one size. No
+  Python code runs per record.
+* columns: other dense batches without headers (null and non-null keys or values mixed,
+  lengths varying, larger timestamp deltas): every record's pieces built with C-level
+  ``map``s over whole columns and joined once.
+* record by record (``kafka_batch.encode_records``): batches with headers and compacted ones
+  (sparse offsets: no faster by columns).
 
-Batches with headers return None (the general encoder). tests/unit/test_kafka_transcode_fast.py
-checks both paths against the general encoder over varied shapes (hypothesis).
+tests/unit/test_kafka_transcode_fast.py checks every path against the record-by-record
+encoder over varied shapes (hypothesis); bench/kafka_transcode_bench.py measures them.
 """
 
 from __future__ import annotations
@@ -55,8 +57,8 @@ _VSIZE = list(map(add, _VLEN, range(_LIMIT)))  # ... plus n: a length-prefixed f
 # ------------------------------------------------------------------------------ decoding
 
 def _ts_column(buf: bytes, p: int, n: int):
-    """(timestamp deltas as bytes of zigzag varint bytes, or a list of ints; position after
-    the column) of the dense payload's second column at ``p``, or None."""
+    """(the timestamp deltas' zigzag varint bytes, position after the column) of the dense
+    payload's second column at ``p`` when every delta is in 0..23, else None."""
     ah = BF.array_head(n)
     if not buf.startswith(ah, p):
         return None
