@@ -20,7 +20,8 @@ resource, not the client's link).
 recently transcoded ones (``TRANSCODED``), by the digest of the rillet batch. A fetch of
 such a batch (a tailing Kafka consumer, a second consumer of the same data) is served from
 them with its offset and leader epoch stamped (fields the CRC-32C does not cover) instead
-of being transcoded (again); anything else is transcoded. Two caches, not one: a consumer
+of being transcoded (again); anything else is transcoded (actors/kafka_transcode_fast.py: the
+common shapes by whole columns, no Python code per record). Two caches, not one: a consumer
 reading from further back than one cache holds would otherwise evict, with each batch it
 transcodes, the producer's batches it is about to read (an LRU under a scan: no hits at
 all); transcoded batches now only evict each other.
@@ -34,9 +35,11 @@ from collections import OrderedDict
 
 from rillet.logstore import batch as B
 from rillet.logstore import batch_fast as F
+from rillet.logstore.errors import CorruptBatchError
 
 from . import kafka_batch as KB
 from .kafka_batch import KafkaBatchError
+from .kafka_transcode_fast import encode as fast_encode
 
 # Kafka codec -> the rillet codec a produced batch is stored with
 _STORED_CODEC = {
@@ -52,6 +55,7 @@ _FLAGS_OUT = _FLAGS | KB.TIMESTAMP_TYPE_FLAG  # == B.LOG_APPEND_TIME_FLAG: set b
 _NOT_REPLAYED = KB.TIMESTAMP_TYPE_FLAG | KB.DELETE_HORIZON_FLAG
 _HEAD = struct.Struct(">qii")  # base_offset, batch_length, partition_leader_epoch
 RECENT_BATCH_BYTES = 64 * 1024 * 1024
+_unpack = B.HEADER.unpack_from
 
 
 class RecentBatches:
@@ -147,31 +151,28 @@ def to_kafka_parts(records, recent: RecentBatches | None = RECENT,
     if not records:
         return out
     append = out.append
-    for header, mv in B.iter_batches(records, validate=False):
+    if type(records) is not bytes:  # the fast path reads bytes in place
+        records = bytes(records)
+    pos, total = 0, len(records)
+    while pos < total:  # iter_batches(validate=False) without a BatchHeader per batch
+        fields = _unpack(records, pos) if total - pos >= B.HEADER_SIZE else None
+        if fields is None or fields[3] != B.MAGIC or fields[1] < B.HEADER_SIZE:
+            B.read_header(records, pos)  # raises the reader's CorruptBatchError
+        length, digest = fields[1], fields[4]
+        if pos + length > total:
+            raise CorruptBatchError(f"truncated batch: {total - pos} of {length}", pos)
+        start, pos = pos, pos + length
         kept = None
         if recent is not None:
-            kept = recent.get(header.digest)
+            kept = recent.get(digest)
         if kept is None and transcoded is not None and transcoded is not recent:
-            kept = transcoded.get(header.digest)
+            kept = transcoded.get(digest)
         if kept is not None:
-            append(_HEAD.pack(header.base_offset, len(kept) - KB.LOG_OVERHEAD,
-                              header.leader_epoch))
+            append(_HEAD.pack(fields[0], len(kept) - KB.LOG_OVERHEAD, fields[2]))
             append(memoryview(kept)[_HEAD.size:])
             continue
-        offs, tds, keys, values, headers = B._payload_columns(mv, header)  # noqa: SLF001
-        append(encoded := KB.encode_batch(
-            records=KB.encode_records(offs, tds, keys, values, headers),
-            record_count=header.record_count,
-            base_offset=header.base_offset,
-            partition_leader_epoch=header.leader_epoch,
-            attributes=header.attributes & _FLAGS_OUT,
-            last_offset_delta=header.last_offset_delta,
-            base_timestamp=header.first_timestamp,
-            max_timestamp=header.max_timestamp,
-            producer_id=header.producer_id,
-            producer_epoch=header.producer_epoch,
-            base_sequence=header.base_sequence,
-        ))
+        encoded = fast_encode(fields, records, start)
+        append(encoded)
         if transcoded is not None:  # the next reader of this batch reuses it
-            transcoded.put(header.digest, encoded)
+            transcoded.put(digest, encoded)
     return out

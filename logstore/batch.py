@@ -608,6 +608,11 @@ def _payload_columns(batch, header: BatchHeader) -> list:
     codec = header.attributes & CODEC_MASK
     if codec:
         data = _decompress(Codec(codec), data, 0)
+    return _columns_of(data, header)
+
+
+def _columns_of(data, header: BatchHeader) -> list:
+    """The five columns of an uncompressed payload, checked against ``header``."""
     try:
         cols = cbor2.loads(data)
     except Exception as exc:  # cbor2 raises several types on malformed input

@@ -20,8 +20,8 @@ from rillet.logstore.batch import (
 )
 from rillet.logstore.batch_fast import (
     decode_columns_at,
-    dense_payload,
     decode_payload,
+    dense_payload,
     digest_at,
     encode_bytes_array,
     encode_dense,
