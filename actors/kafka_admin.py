@@ -29,7 +29,6 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from kio.index import load_response_schema
 from kio.schema.errors import ErrorCode
 from kio.static.primitive import i32Timedelta
 from loguru import logger
@@ -41,6 +40,7 @@ from . import kafka_quotas
 from .kafka_auth import describe_cluster_denied, gated
 from .kafka_dispatch import Call, api
 from .kafka_metadata import build, topic_uuid
+from .kafka_schemas import load_response_schema
 
 SETTLE_MAX_S = 10.0  # longest wait for this broker's image to show a committed change
 NO_THROTTLE = i32Timedelta.parse(timedelta(0))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from kio.index import load_response_schema
 from kio.schema.api_versions.v0.response import ApiVersion as ApiVersionV0
 from kio.schema.api_versions.v0.response import ApiVersionsResponse as ResponseV0
 from kio.schema.errors import ErrorCode
 from kio.static.primitive import i16, i32Timedelta, i64
 
 from .kafka_dispatch import HANDLERS, Call, api
+from .kafka_schemas import load_response_schema
 
 KEY = 18
 

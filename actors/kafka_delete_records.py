@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from kio.index import load_response_schema
 from kio.schema.errors import ErrorCode
 from kio.static.primitive import i32, i32Timedelta, i64
 from rillet.transport import protocol as P
@@ -19,6 +18,7 @@ from rillet.transport import protocol as P
 from . import delete_records
 from .kafka_auth import gated
 from .kafka_dispatch import Call, api
+from .kafka_schemas import load_response_schema
 
 KEY = 21
 E = P.ErrorCode

@@ -23,7 +23,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
-from kio.index import load_response_schema
 from kio.schema.errors import ErrorCode
 from kio.static.primitive import i32Timedelta
 from loguru import logger
@@ -36,6 +35,7 @@ from .kafka_batch import KafkaBatchError
 from .kafka_dispatch import Call, api
 from .kafka_metadata import build
 from .kafka_routes import SessionRoutes, kafka_error
+from .kafka_schemas import load_response_schema
 from .kafka_transcode import RECENT, TRANSCODED, to_kafka_parts
 from .kafka_wire import Chunks
 

@@ -17,7 +17,6 @@ from datetime import timedelta
 from typing import Any
 
 import pykka
-from kio.index import load_response_schema
 from kio.schema.errors import ErrorCode
 from kio.static.primitive import i32Timedelta
 from loguru import logger
@@ -28,6 +27,7 @@ from . import group_coordinator as GC
 from .kafka_auth import find_coordinator_denied, gate_group
 from .kafka_dispatch import Call, api
 from .kafka_metadata import build
+from .kafka_schemas import load_response_schema
 
 E = P.ErrorCode
 FIND_COORDINATOR, JOIN_GROUP, HEARTBEAT, LEAVE_GROUP, SYNC_GROUP = 10, 11, 12, 13, 14

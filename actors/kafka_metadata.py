@@ -10,12 +10,12 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from kio.index import load_response_schema
 from kio.schema.errors import ErrorCode
 from kio.static.primitive import i32Timedelta
 
 from .kafka_auth import may_describe_topic
 from .kafka_dispatch import Call, api
+from .kafka_schemas import load_response_schema
 
 KEY = 3
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from kio.index import load_response_schema
 from kio.static.primitive import i32Timedelta
 from rillet.transport import protocol as P
 
@@ -31,6 +30,7 @@ from .kafka_batch import KafkaBatchError
 from .kafka_dispatch import Call, api
 from .kafka_metadata import build
 from .kafka_routes import SessionRoutes, kafka_error
+from .kafka_schemas import load_response_schema
 from .kafka_transcode import to_rillet
 
 PRODUCE, INIT_PRODUCER_ID = 0, 22

@@ -25,7 +25,6 @@ import functools
 import secrets
 import sys
 
-from kio.index import load_response_schema
 from kio.schema.errors import ErrorCode
 from loguru import logger
 from rillet.coordinator import scram as S
@@ -33,6 +32,7 @@ from rillet.coordinator import scram as S
 from .authorize import ANONYMOUS
 from .configs import kafka_sasl_enabled, sasl_mechanisms
 from .kafka_dispatch import Call, api
+from .kafka_schemas import load_response_schema
 
 SASL_HANDSHAKE, SASL_AUTHENTICATE = 17, 36
 PRE_AUTH_APIS = frozenset({18, SASL_HANDSHAKE, SASL_AUTHENTICATE})

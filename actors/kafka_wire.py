@@ -21,10 +21,11 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from kio.index import load_request_schema
 from kio.serial import entity_reader, entity_writer
 
 from rillet.frozen import frozen
+
+from .kafka_schemas import load_request_schema
 
 API_VERSIONS_KEY = 18
 _SIZE = struct.Struct(">i")
