@@ -36,6 +36,12 @@ class TopicPartition(NamedTuple):
     partition: int
 
 
+def is_int(v: object) -> bool:
+    """An int and not a bool (``True`` is an ``int`` to isinstance; the replay's reader,
+    records.py ``_int``, refuses it, so a commit must too)."""
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def valid_partition(tp: object) -> bool:
     """A (topic, partition) pair with a non-empty topic name and a partition >= 0."""
     return (

@@ -39,6 +39,7 @@ from .model import (
     GroupConfig,
     GroupState,
     TopicPartition,
+    is_int,
     valid_partition,
 )
 from .pending import has_pending
@@ -74,8 +75,8 @@ def commit_offsets(
     for tp, c in req.offsets.items():
         if not (
             valid_partition(tp)
-            and isinstance(c.offset, int) and c.offset >= 0
-            and isinstance(c.leader_epoch, int) and isinstance(c.metadata, str)
+            and is_int(c.offset) and c.offset >= 0
+            and is_int(c.leader_epoch) and isinstance(c.metadata, str)
         ):
             raise InvalidRequestError(f"invalid offset commit {tp}: {c!r}",
                                       group_id=req.group_id)

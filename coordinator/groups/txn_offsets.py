@@ -60,6 +60,7 @@ from .model import (
     OffsetAndMetadata,
     TopicPartition,
     TxnProducer,
+    is_int,
     valid_partition,
 )
 from .records import GroupBuilder, GroupRecord, OffsetCommitRecord, apply
@@ -101,9 +102,9 @@ def _check_request(req: TxnOffsetCommitRequest) -> None:
         and isinstance(req.group_id, str) and bool(req.group_id)
         and isinstance(req.member_id, str)
         and (req.instance_id is None or isinstance(req.instance_id, str))
-        and _is_int(req.generation_id)
-        and _is_int(req.producer_id) and 0 <= req.producer_id <= MAX_PRODUCER_ID
-        and _is_int(req.producer_epoch) and 0 <= req.producer_epoch <= MAX_PRODUCER_EPOCH
+        and is_int(req.generation_id)
+        and is_int(req.producer_id) and 0 <= req.producer_id <= MAX_PRODUCER_ID
+        and is_int(req.producer_epoch) and 0 <= req.producer_epoch <= MAX_PRODUCER_EPOCH
     )
     if not ok:
         raise InvalidRequestError(
@@ -113,14 +114,10 @@ def _check_request(req: TxnOffsetCommitRequest) -> None:
     for tp, c in req.offsets.items():
         if not (
             valid_partition(tp)
-            and _is_int(c.offset) and c.offset >= 0
-            and _is_int(c.leader_epoch) and isinstance(c.metadata, str)
+            and is_int(c.offset) and c.offset >= 0
+            and is_int(c.leader_epoch) and isinstance(c.metadata, str)
         ):
             raise InvalidRequestError(f"invalid offset commit {tp}: {c!r}", group_id=req.group_id)
-
-
-def _is_int(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _check_group(group: ConsumerGroup | None, req: TxnOffsetCommitRequest) -> None:

@@ -123,3 +123,15 @@ def test_garbage_records_raise_invalid_request(key, value) -> None:
         from_kv(key, value)
     except InvalidRequestError:
         pass
+
+
+def test_a_boolean_offset_or_leader_epoch_is_refused_as_the_replay_would() -> None:
+    """Hypothesis found it: True/False passed isinstance(int) on commit, and the record
+    written then failed the replay's integer check (records.py ``_int``)."""
+    for bad in (CommitOffset(offset=False, leader_epoch=0, metadata=""),
+                CommitOffset(offset=0, leader_epoch=False, metadata="")):
+        h = Harness()
+        with pytest.raises(InvalidRequestError):
+            h.gc.commit_offsets(h.state, OffsetCommitRequest(
+                group_id="g", offsets={("t", 0): bad}), 0)
+        assert h.replayed() == h.state
