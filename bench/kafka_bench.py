@@ -72,6 +72,9 @@ def child_consume(bootstrap: str, topic: str, records: int, extra: dict | None =
     consumer = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": "kafka-bench",
                             "enable.auto.commit": False, "log_level": 0,
                             "fetch.max.bytes": 50 * 1024 * 1024, **(extra or {})})
+    # as `rillet perf consume` does (its partitions_for_topic before its clock): the
+    # connection and the topic's metadata first, then the clock
+    consumer.list_topics(topic, timeout=30)
     start = time.perf_counter()
     consumer.assign([ck.TopicPartition(topic, 0, 0)])
     seen = 0
