@@ -8,23 +8,22 @@ broker. ``GcWatch`` times each collection (``gc.callbacks``) and reports, in the
 counters (BrokerCounters, ``rillet broker counters``): ``gc_collections_gen0/1/2``,
 ``gc_pause_ms_total`` and ``gc_pause_ms_max``; a pause of ``warn_ms`` or more is also logged.
 
-**Freezing the hosted partitions** (``hosted_changed``): at 10,000 partitions each broker
-tracked millions of objects and its full collections stopped it for 0.5-2.7 s every 5-15 s
-under a spread produce (scale_bench, load 15-20): the quorum changed leader, ISRs shrank.
-Nearly all of those objects are the hosted partition actors, their logs and indexes, which
-live as long as the broker hosts the partition. So after the hosted set changes (a topic
-created or deleted, partitions moved, the first image after a start), once it has stayed
-unchanged for ``settle_s``, the watch runs one full collection (reclaiming what the change
-dropped) and then ``gc.freeze()``: what is alive then moves to the collector's permanent
-generation, which later collections do not walk. A partition dropped later is reclaimed by
-reference counting; one of its objects kept alive only by a cycle stays until the next
-refreeze, which every further change of the hosted set brings (``gc.unfreeze()`` first).
-One pause per change of the hosted set, instead of one every few seconds. A partition's log,
-indexes and fetch state are built by its actor after the image, over the seconds or minutes
-a big creation takes to open every log; so, too, when a full collection of the objects not
-yet frozen takes ``freeze_ms`` or more, ``report`` (every 5 s, at most every 20 s) freezes
-what is alive without collecting first (the full collection just ran: nearly all of it is
-alive).
+**Freezing the long-lived objects**: at 10,000 partitions each broker tracked millions of
+objects and its full collections stopped it for 0.5-2.7 s every 5-15 s under a spread produce
+(scale_bench, load 15-20): the quorum changed leader, ISRs shrank. Nearly all of those
+objects are the hosted partition actors, their logs and indexes, which live as long as the
+broker hosts the partition. So when a full collection of the objects not yet frozen takes
+``freeze_ms`` or more, ``report`` (every 5 s, at most every ``freeze_every_s``) calls
+``gc.freeze()``: what survived that collection moves to the collector's permanent
+generation, which later collections do not walk (the collection just ran: hardly any garbage
+is frozen with it). A big creation's logs open over the minute after the image, so it
+freezes a few times in that minute, then its collections stay short.
+
+A partition dropped later is reclaimed by reference counting; what only a reference cycle
+keeps alive needs the collector, so when the publisher drops hosted partitions
+(``partitions_dropped``), once the hosted set has stayed unchanged for ``settle_s``, the
+watch calls ``gc.unfreeze()``: the next full collection walks, and reclaims, everything
+again, and being slow it is followed by a freeze. No collection is ever run on purpose.
 
 The callback runs inside the collection, in whatever thread triggered it, possibly while that
 thread holds a lock of ours: it takes no lock and allocates nothing but the numbers (plain
@@ -52,6 +51,7 @@ class GcWatch:
         self.settle_s = settle_s
         self._changes = 0  # hosted-set changes seen (a refreeze acts only on the latest)
         self.refreezes = 0
+        self.unfreezes = 0
         self.collections = [0, 0, 0]
         self.pause_ms_total = 0.0
         self.pause_ms_max = 0.0
@@ -87,22 +87,22 @@ class GcWatch:
         if generation == 2 and ms >= self.freeze_ms:
             self._slow_full = True
 
-    def hosted_changed(self) -> None:
-        """The metadata publisher created or dropped hosted partitions: refreeze once the
-        hosted set has been unchanged for ``settle_s`` (any thread)."""
+    def partitions_dropped(self) -> None:
+        """The metadata publisher dropped hosted partitions: unfreeze once the hosted set has
+        been unchanged for ``settle_s``, so the next full collection reclaims their cycles
+        (any thread)."""
         if self._schedule is None:
             return
         self._changes += 1
         seen = self._changes
-        self._schedule(self.settle_s, lambda: self._refreeze(seen))
+        self._schedule(self.settle_s, lambda: self._unfreeze(seen))
 
-    def _refreeze(self, seen: int) -> None:
+    def _unfreeze(self, seen: int) -> None:
         if seen != self._changes or not self._installed:
-            return  # a later change reschedules; or the broker stopped
-        start = time.perf_counter()
-        gc.unfreeze()  # what a change dropped becomes collectable again ...
-        gc.collect()  # ... and is collected (one full pause)
-        self._freeze(start, "the hosted partitions changed")
+            return  # a later drop reschedules; or the broker stopped
+        gc.unfreeze()
+        self.unfreezes += 1
+        logger.info("hosted partitions dropped: the next full collection walks every object")
 
     def _freeze(self, start: float, why: str) -> None:
         gc.freeze()  # what is alive is walked by no later collection
@@ -122,6 +122,7 @@ class GcWatch:
             "gc_pause_ms_total": round(self.pause_ms_total),
             "gc_pause_ms_max": round(self.pause_ms_max),
             "gc_refreezes": self.refreezes,
+            "gc_unfreezes": self.unfreezes,
         }
 
     def report(self) -> None:

@@ -633,8 +633,8 @@ class BrokerNode:
                     **extra,
                 )
             self._update_fetchers(new)
-        if (changes.creates or changes.deletes) and self.ctx.gc_watch is not None:
-            self.ctx.gc_watch.hosted_changed()  # refreeze once settled (actors/gc_watch.py)
+        if changes.deletes and self.ctx.gc_watch is not None:
+            self.ctx.gc_watch.partitions_dropped()  # their cycles collectable (gc_watch.py)
         self._tell_group_coordinator(GC.ImageChanged(new))
         self._tell_txn_coordinator(TC.ImageChanged(new))
         self._tell_share(SP.ImageChanged(new))

@@ -61,56 +61,57 @@ def test_the_broker_counters_carry_the_pauses() -> None:
         ticker.stop()
 
 
-def test_a_settled_change_of_the_hosted_partitions_freezes_what_is_alive() -> None:
-    scheduled: list = []
-    watch = GcWatch(schedule=lambda delay, fn: scheduled.append((delay, fn)),
-                    settle_s=2.0).install()
+def test_a_slow_full_collection_freezes_what_survived_it() -> None:
+    watch = GcWatch(schedule=lambda delay, fn: None, freeze_ms=0.0).install()
     try:
         hosted = [[i] for i in range(50_000)]  # the "partition actors": tracked objects
-        watch.hosted_changed()
-        watch.hosted_changed()  # a second change before the first settled
-        assert [d for d, _ in scheduled] == [2.0, 2.0] and gc.get_freeze_count() == 0
-        scheduled[0][1]()  # superseded: nothing happens
-        assert watch.refreezes == 0 and gc.get_freeze_count() == 0
-        scheduled[1][1]()
-        assert watch.refreezes == 1
+        gc.collect(2)  # "slow": freeze_ms is 0
+        assert gc.get_freeze_count() == 0  # nothing happens inside the collection
+        watch.report()
+        assert watch.refreezes == 1 and watch.values()["gc_refreezes"] == 1
         assert gc.get_freeze_count() >= len(hosted) == 50_000
-        assert watch.values()["gc_refreezes"] == 1
-        # a later full collection walks only what came after: far fewer objects
-        gc.collect(2)
     finally:
         watch.uninstall()
     assert gc.get_freeze_count() == 0  # a stopped broker's objects are collectable again
 
 
-def test_a_refreeze_reclaims_what_the_change_dropped() -> None:
+def test_dropped_partitions_are_unfrozen_once_settled_and_reclaimed_by_the_next_walk() -> None:
     import weakref
 
     class Node:
         pass
 
     scheduled: list = []
-    watch = GcWatch(schedule=lambda delay, fn: scheduled.append(fn)).install()
+    watch = GcWatch(schedule=lambda delay, fn: scheduled.append((delay, fn)), settle_s=2.0,
+                    freeze_ms=0.0).install()
     try:
         a, b = Node(), Node()
         a.peer, b.peer = b, a  # a cycle: only the collector reclaims it
         gone = weakref.ref(a)
-        watch.hosted_changed()
-        scheduled.pop()()  # frozen while alive
+        gc.collect(2)
+        watch.report()  # frozen while alive
         del a, b  # the partition is dropped ...
         gc.collect()
         assert gone() is not None  # ... but frozen objects are not walked
-        watch.hosted_changed()
-        scheduled.pop()()  # the next change's refreeze unfreezes and collects first
+        watch.partitions_dropped()
+        watch.partitions_dropped()  # a second drop before the first settled
+        assert [d for d, _ in scheduled] == [2.0, 2.0]
+        scheduled[0][1]()  # superseded: nothing happens
+        assert watch.unfreezes == 0 and gc.get_freeze_count() > 0
+        scheduled[1][1]()
+        assert watch.values()["gc_unfreezes"] == 1 and gc.get_freeze_count() == 0
+        gc.collect()  # the next full walk (no collection is run on purpose)
         assert gone() is None
     finally:
         watch.uninstall()
 
 
 def test_without_a_scheduler_nothing_is_frozen() -> None:
-    watch = GcWatch().install()
+    watch = GcWatch(freeze_ms=0.0).install()
     try:
-        watch.hosted_changed()
+        gc.collect(2)
+        watch.report()
+        watch.partitions_dropped()
         assert watch.refreezes == 0 and gc.get_freeze_count() == 0
     finally:
         watch.uninstall()
