@@ -131,6 +131,13 @@ def encode_bytes_array(items: list) -> bytes:
                                                             items, strict=True)))
 
 
+def _small_uints(small: bytes, top: int) -> bytes:
+    """CBOR of the array of the ints in ``small`` (each 0..255; ``top`` their maximum)."""
+    if top < 24:  # each is one byte: its value
+        return array_head(len(small)) + small
+    return array_head(len(small)) + b"".join(map(_uint_head, small))
+
+
 def encode_timestamps(timestamps: list[int]) -> tuple[bytes, int, int]:
     """(CBOR of the deltas ``t - first``, first, max) of a non-empty timestamp column."""
     n = len(timestamps)
@@ -141,9 +148,7 @@ def encode_timestamps(timestamps: list[int]) -> tuple[bytes, int, int]:
         pass
     else:
         top = max(deltas)
-        if top < 24:  # each delta is one byte: its value
-            return array_head(n) + deltas, first, first + top
-        return array_head(n) + b"".join(map(_uint_head, deltas)), first, first + top
+        return _small_uints(deltas, top), first, first + top
     lo, hi = min(timestamps), max(timestamps)
     if lo == first and hi - first < 0x10000:
         return (array_head(n) + b"".join(map(_uint_head, map(_sub, timestamps, repeat(first)))),
@@ -263,11 +268,9 @@ def dense_payload(deltas: list[int], keys: list, values: list, headers: list) ->
     except (ValueError, TypeError):
         deltas_cbor = cbor2.dumps(deltas)
     else:
-        deltas_cbor = array_head(n) + (small if not small or max(small) < 24
-                                       else b"".join(map(_uint_head, small)))
-    nones = keys.count(None)
-    keys_cbor = (nulls(n) if nones == n else encode_bytes_array(keys) if not nones
-                 else cbor2.dumps(keys))
+        deltas_cbor = _small_uints(small, max(small, default=0))
+    # encode_bytes_array writes a column with some None through cbor2 itself
+    keys_cbor = nulls(n) if keys.count(None) == n else encode_bytes_array(keys)
     headers_cbor = nulls(n) if headers.count(None) == n else cbor2.dumps(headers)
     return b"".join((DENSE_PAYLOAD_PREFIX, deltas_cbor, keys_cbor, encode_bytes_array(values),
                      headers_cbor))
