@@ -515,9 +515,18 @@ def encode_batch(
     ``attributes``; the CRC-32C computed."""
     payload = compress(attributes & CODEC_MASK, records)
     buf = bytearray(HEADER_SIZE + len(payload))
+    buf[HEADER_SIZE:] = payload
+    seal(buf, base_offset, partition_leader_epoch, attributes, last_offset_delta,
+         base_timestamp, max_timestamp, producer_id, producer_epoch, base_sequence, record_count)
+    return bytes(buf)
+
+
+def seal(buf: bytearray, base_offset: int, partition_leader_epoch: int, attributes: int,
+         last_offset_delta: int, base_timestamp: int, max_timestamp: int, producer_id: int,
+         producer_epoch: int, base_sequence: int, record_count: int) -> None:
+    """Write the v2 header (the batch length from ``len(buf)``) into the first
+    ``HEADER_SIZE`` bytes of ``buf``, whose records section follows, then its CRC-32C."""
     HEADER.pack_into(buf, 0, base_offset, len(buf) - LOG_OVERHEAD, partition_leader_epoch,
                      MAGIC, 0, attributes, last_offset_delta, base_timestamp, max_timestamp,
                      producer_id, producer_epoch, base_sequence, record_count)
-    buf[HEADER_SIZE:] = payload
     struct.pack_into(">I", buf, _CRC_AT, crc32c.crc32c(memoryview(buf)[_ATTRIBUTES_AT:]))
-    return bytes(buf)

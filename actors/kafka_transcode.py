@@ -50,7 +50,6 @@ _STORED_CODEC = {
     KB.ZSTD: B.Codec.ZSTD,
 }
 _FLAGS = KB.TRANSACTIONAL_FLAG | KB.CONTROL_FLAG  # the same bits in both formats
-_FLAGS_OUT = _FLAGS | KB.TIMESTAMP_TYPE_FLAG  # == B.LOG_APPEND_TIME_FLAG: set by the leader
 # a batch with these (broker-set) bits is never served back as its producer sent it
 _NOT_REPLAYED = KB.TIMESTAMP_TYPE_FLAG | KB.DELETE_HORIZON_FLAG
 _HEAD = struct.Struct(">qii")  # base_offset, batch_length, partition_leader_epoch

@@ -26,12 +26,10 @@ encoder over varied shapes (hypothesis); bench/kafka_transcode_bench.py measures
 from __future__ import annotations
 
 import io
-import struct
 from itertools import repeat
 from operator import add
 
 import cbor2
-import crc32c
 from rillet.logstore import batch as B
 from rillet.logstore import batch_fast as BF
 
@@ -42,8 +40,9 @@ _V = _TABLE[1:]  # zigzag varint of n at index n, 0 <= n < 16384
 _LIMIT = len(_V)  # 16384: records (and lengths) the cached tables cover
 _NULL = _TABLE[0]  # varint(-1): a null key or value
 _ZERO = b"\x00"
+# the bits a stored batch keeps in Kafka's format (TIMESTAMP_TYPE == B.LOG_APPEND_TIME_FLAG,
+# set by the leader)
 _FLAGS_OUT = KB.TRANSACTIONAL_FLAG | KB.CONTROL_FLAG | KB.TIMESTAMP_TYPE_FLAG
-_CRC = struct.Struct(">I")
 _HEADER_SPACE = bytes(KB.HEADER_SIZE)
 _ZZ1 = bytes((2 * b) & 0xFF for b in range(256))  # zigzag of 0..63 as one varint byte
 _DENSE = B.DENSE_PAYLOAD_PREFIX
@@ -301,6 +300,25 @@ def _columns(offs, tds, keys: list, values: list) -> bytearray:
     return bytearray().join(parts)
 
 
+# ---------------------------------------------------------------------------- reference
+
+def reference(stamped: bytes) -> list[bytes]:
+    """Every stored batch of ``stamped`` transcoded record by record, as ``to_kafka_parts``
+    did before this module: what ``encode`` must equal byte for byte (its tests and
+    bench/kafka_transcode_bench.py compare with it)."""
+    out = []
+    for h, mv in B.iter_batches(stamped, validate=False):
+        offs, tds, keys, values, headers = B._payload_columns(mv, h)  # noqa: SLF001
+        out.append(KB.encode_batch(
+            records=KB.encode_records(offs, tds, keys, values, headers),
+            record_count=h.record_count, base_offset=h.base_offset,
+            partition_leader_epoch=h.leader_epoch, attributes=h.attributes & _FLAGS_OUT,
+            last_offset_delta=h.last_offset_delta, base_timestamp=h.first_timestamp,
+            max_timestamp=h.max_timestamp, producer_id=h.producer_id,
+            producer_epoch=h.producer_epoch, base_sequence=h.base_sequence))
+    return out
+
+
 # ------------------------------------------------------------------------------- encode
 
 def encode(fields: tuple, buf: bytes, start: int) -> bytearray:
@@ -326,8 +344,6 @@ def encode(fields: tuple, buf: bytes, start: int) -> bytearray:
         else:  # headers, or compacted offsets (no faster by columns): record by record
             out = bytearray(_HEADER_SPACE)
             out += KB.encode_records(offs, tds, keys, values, headers)
-    KB.HEADER.pack_into(out, 0, base_offset, len(out) - KB.LOG_OVERHEAD, epoch, KB.MAGIC, 0,
-                        attributes & _FLAGS_OUT, last_delta, first_ts, max_ts, pid, pepoch,
-                        seq, n)
-    _CRC.pack_into(out, 17, crc32c.crc32c(memoryview(out)[21:]))
+    KB.seal(out, base_offset, epoch, attributes & _FLAGS_OUT, last_delta, first_ts, max_ts, pid,
+            pepoch, seq, n)
     return out  # a bytearray nothing writes to again: not copied into bytes
