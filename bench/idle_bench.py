@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -34,23 +33,8 @@ def main() -> int:
             env = {**os.environ, "RILLET_BROKERS": cluster.bootstrap_servers,
                    "RILLET_CONFIG_DIR": tmp}
             t0 = time.monotonic()
-            created = subprocess.run(
-                [*sb.RILLET, "topic", "create", "spread", "-p", str(args.partitions), "-r", "3",
-                 "--config", "min.insync.replicas=2", "--timeout-ms", "600000"],
-                env=env, capture_output=True, text=True, timeout=600,
-            )
-            if created.returncode != 0 and "already exists" not in created.stderr:
-                raise RuntimeError(f"topic create failed: {created.stderr.strip()}")
-            while True:
-                good, total = sb.full_isrs(cluster, "spread")
-                if good == total == args.partitions and all(
-                    sb.counters(cluster, b).get("partition_logs_opened", 0) >= args.partitions
-                    for b in cluster.broker_ids
-                ):
-                    break
-                if time.monotonic() - t0 > 600:
-                    raise RuntimeError(f"not settled after 600 s: {good}/{args.partitions}")
-                time.sleep(0.5)
+            sb.create_topic(env, "spread", args.partitions)
+            sb.settle(cluster, "spread", args.partitions, args.partitions, t0, 600)
             print(f"settled in {time.monotonic() - t0:.1f} s; load {os.getloadavg()}", flush=True)
             time.sleep(args.after_settle_s)
             pids = {b: cluster.pid(b) for b in cluster.broker_ids}

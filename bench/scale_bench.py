@@ -114,6 +114,40 @@ def elections(cluster: LocalCluster) -> int:
                .count("became the active controller") for b in cluster.broker_ids)
 
 
+def create_topic(env: dict, topic: str, partitions: int) -> None:
+    """``rillet topic create`` of ``topic``, RF=3, min.insync.replicas=2."""
+    created = subprocess.run(
+        [*RILLET, "topic", "create", topic, "-p", str(partitions), "-r", "3",
+         "--config", "min.insync.replicas=2", "--timeout-ms", "600000"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    # a retry after a controller change may find its first attempt done
+    if created.returncode != 0 and "already exists" not in created.stderr:
+        raise RuntimeError(f"topic create {topic} failed: {created.stderr.strip()}")
+
+
+def settle(cluster: LocalCluster, topic: str, partitions: int, logs: int, t0: float,
+           limit_s: float) -> tuple[float, float]:
+    """(seconds since ``t0`` to full ISRs of ``topic`` in the metadata, to settled): settled
+    is full ISRs AND ``logs`` replica logs open on every broker (each hosts all partitions
+    with RF=3 on 3 brokers); the metadata alone says "full" long before the brokers have
+    opened thousands of logs."""
+    isr_s = None
+    while True:
+        if isr_s is None:
+            good, total = full_isrs(cluster, topic)
+            if good == total == partitions:
+                isr_s = time.monotonic() - t0
+        if isr_s is not None and all(
+            counters(cluster, b).get("partition_logs_opened", 0) >= logs
+            for b in cluster.broker_ids
+        ):
+            return isr_s, time.monotonic() - t0
+        if time.monotonic() - t0 > limit_s:
+            raise RuntimeError(f"not settled after {limit_s} s: {good}/{partitions}")
+        time.sleep(0.5)
+
+
 def run(partitions: int, records: int, idle_s: float) -> dict:
     with tempfile.TemporaryDirectory(prefix="rillet-scale-") as tmp:
         cluster = LocalCluster(Path(tmp), brokers=3)
@@ -123,32 +157,8 @@ def run(partitions: int, records: int, idle_s: float) -> dict:
                    "RILLET_CONFIG_DIR": tmp}
             t0 = time.monotonic()
             for topic, count in (("spread", partitions), ("three", 3)):
-                created = subprocess.run(
-                    [*RILLET, "topic", "create", topic, "-p", str(count), "-r", "3",
-                     "--config", "min.insync.replicas=2", "--timeout-ms", "600000"],
-                    env=env, capture_output=True, text=True, timeout=600,
-                )
-                # a retry after a controller change may find its first attempt done
-                if created.returncode != 0 and "already exists" not in created.stderr:
-                    raise RuntimeError(f"topic create {topic} failed: {created.stderr.strip()}")
-            # settled: full ISRs in the metadata AND every replica's log open on every broker
-            # (each hosts all partitions with RF=3 on 3 brokers); the metadata alone says
-            # "full" long before the brokers have opened thousands of logs
-            isr_s = None
-            while True:
-                if isr_s is None:
-                    good, total = full_isrs(cluster, "spread")
-                    if good == total == partitions:
-                        isr_s = time.monotonic() - t0
-                if isr_s is not None and all(
-                    counters(cluster, b).get("partition_logs_opened", 0) >= partitions + 3
-                    for b in cluster.broker_ids
-                ):
-                    break
-                if time.monotonic() - t0 > 900:
-                    raise RuntimeError(f"not settled after 900 s: {good}/{partitions}")
-                time.sleep(0.5)
-            settle_s = time.monotonic() - t0
+                create_topic(env, topic, count)
+            isr_s, settle_s = settle(cluster, "spread", partitions, partitions + 3, t0, 900)
             time.sleep(5)  # let creation's tail (first fetches, sessions) pass
             pids = {b: cluster.pid(b) for b in cluster.broker_ids}
             before = {b: cpu_s(pid) for b, pid in pids.items()}
