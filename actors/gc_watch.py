@@ -49,7 +49,7 @@ class GcWatch:
         self._last_freeze = float("-inf")
         self._schedule = schedule  # (delay_s, fn): the broker's ticker; None: never freeze
         self.settle_s = settle_s
-        self._changes = 0  # hosted-set changes seen (a refreeze acts only on the latest)
+        self._changes = 0  # drops seen (an unfreeze acts only on the latest)
         self.refreezes = 0
         self.unfreezes = 0
         self.collections = [0, 0, 0]
@@ -104,14 +104,6 @@ class GcWatch:
         self.unfreezes += 1
         logger.info("hosted partitions dropped: the next full collection walks every object")
 
-    def _freeze(self, start: float, why: str) -> None:
-        gc.freeze()  # what is alive is walked by no later collection
-        self._last_freeze = time.monotonic()
-        self._slow_full = False
-        self.refreezes += 1  # (not gc.get_freeze_count(): it walks the frozen list)
-        logger.info("the live objects frozen out of the collector's walks in {:.0f} ms ({})",
-                    (time.perf_counter() - start) * 1000, why)
-
     def values(self) -> dict[str, int]:
         """The counters (any thread)."""
         gen0, gen1, gen2 = self.collections
@@ -126,11 +118,15 @@ class GcWatch:
         }
 
     def report(self) -> None:
-        """Log the slow collections seen since the last call (the ticker calls it)."""
+        """Freeze after a slow full collection, and log the slow collections seen since the
+        last call (the ticker calls it every 5 s)."""
         if (self._slow_full and self._schedule is not None and self._installed
                 and time.monotonic() - self._last_freeze >= self.freeze_every_s):
-            self._freeze(time.perf_counter(), f"a full collection took {self.freeze_ms:.0f} "
-                         "ms or more: the long-lived objects grew")
+            gc.freeze()  # what survived that collection is walked by no later one
+            self._last_freeze = time.monotonic()
+            self.refreezes += 1  # (not gc.get_freeze_count(): it walks the frozen list)
+            logger.info("a full collection took {:.0f} ms or more: the live objects frozen out "
+                        "of the collector's walks", self.freeze_ms)
         self._slow_full = False
         slow, self._slow = self._slow, []
         for generation, ms in slow:

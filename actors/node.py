@@ -200,8 +200,8 @@ class BrokerNode:
             log_dir=str(self.data_dir.absolute()),
         )
         self.ctx.describe_stats = self._stats
-        # the collector's pauses in the counters, a slow one in the log, and the hosted
-        # partitions frozen out of its walks once they settle (actors/gc_watch.py)
+        # the collector's pauses in the counters, a slow one in the log, and the long-lived
+        # objects frozen out of its walks after a slow full collection (actors/gc_watch.py)
         self.ctx.gc_watch = GcWatch(schedule=self.ticker.call_later).install()
         # dynamic broker configs from the metadata image, laid over self.configs in place
         self.ctx.live_configs = dynamic_configs.LiveBrokerConfigs(self.broker_id, self.configs)
