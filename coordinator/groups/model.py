@@ -49,8 +49,7 @@ def valid_partition(tp: object) -> bool:
         and len(tp) == 2
         and isinstance(tp[0], str)
         and bool(tp[0])
-        and isinstance(tp[1], int)
-        and not isinstance(tp[1], bool)
+        and is_int(tp[1])
         and tp[1] >= 0
     )
 

@@ -50,6 +50,7 @@ from .model import (
     MemberState,
     OffsetAndMetadata,
     TopicPartition,
+    is_int,
 )
 
 VERSION = 0
@@ -166,7 +167,7 @@ def _opt_str(v: Any) -> str | None:
 
 
 def _int(v: Any) -> int:
-    if not isinstance(v, int) or isinstance(v, bool):
+    if not is_int(v):
         raise InvalidRequestError(f"expected an integer, got {type(v).__name__}")
     return v
 

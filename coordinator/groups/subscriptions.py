@@ -17,6 +17,7 @@ from .model import (
     JOIN_GROUP_MEMBER_EPOCH,
     LEAVE_GROUP_STATIC_MEMBER_EPOCH,
     ConsumerGroupMember,
+    is_int,
     valid_partition,
 )
 
@@ -65,7 +66,7 @@ def validate_heartbeat(req: ConsumerGroupHeartbeatRequest) -> None:
         raise bad("member_id must not be empty (the client generates a UUID)")
     if req.instance_id is not None and not req.instance_id:
         raise bad("instance_id must be null or non-empty")
-    if not isinstance(req.member_epoch, int) or isinstance(req.member_epoch, bool):
+    if not is_int(req.member_epoch):
         raise bad("member_epoch must be an integer")
     if req.member_epoch < LEAVE_GROUP_STATIC_MEMBER_EPOCH:
         raise bad(f"invalid member_epoch {req.member_epoch}")
@@ -94,8 +95,7 @@ def validate_heartbeat(req: ConsumerGroupHeartbeatRequest) -> None:
         raise bad("client_id and client_host must be strings")
     if not isinstance(req.rebalance_timeout_ms, int):
         raise bad("rebalance_timeout_ms must be an integer")
-    if not isinstance(req.max_wait_ms, int) or isinstance(req.max_wait_ms, bool) or (
-            req.max_wait_ms < 0):
+    if not is_int(req.max_wait_ms) or req.max_wait_ms < 0:
         raise bad("max_wait_ms must be an integer >= 0")
     if req.subscribed_topic_regex:
         try:
