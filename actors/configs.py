@@ -382,14 +382,20 @@ def validate_broker_configs(configs: Mapping[str, str]) -> BrokerConfig:
     return merged
 
 
+def raft_heartbeat_ms(election_timeout_ms: int) -> int:
+    """The Raft leader's heartbeat interval (actors/controller.py): the election timeout / 5,
+    at least 10 ms."""
+    return max(10, election_timeout_ms // 5)
+
+
 def _validate_quorum_timeouts(merged: Mapping[str, str]) -> None:
-    """The Raft timers the controller derives (actors/controller.py): heartbeats every
-    election timeout / 5 (at least 10 ms), which both timeouts must exceed."""
+    """The Raft timers the controller derives: both timeouts must exceed the heartbeat
+    interval (``raft_heartbeat_ms``)."""
     election = int(merged["controller.quorum.election.timeout.ms"])
     fetch = int(merged["controller.quorum.fetch.timeout.ms"])
     if election < 20:
         raise ConfigError(f"controller.quorum.election.timeout.ms={election} must be >= 20")
-    heartbeat = max(10, election // 5)
+    heartbeat = raft_heartbeat_ms(election)
     if fetch <= heartbeat:
         raise ConfigError(f"controller.quorum.fetch.timeout.ms={fetch} must be above the Raft "
                           f"heartbeat interval ({heartbeat} ms: the election timeout / 5)")

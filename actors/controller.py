@@ -47,7 +47,7 @@ from rillet.transport import protocol as P
 from rillet.frozen import frozen
 
 from . import features as feature_wire
-from .configs import BrokerConfig, ConfigError
+from .configs import BrokerConfig, ConfigError, raft_heartbeat_ms
 from .controller_wire import decide, not_controller, refuse
 from .metadata_log import PartitionRaftLog
 from .runtime import DispatchedActor
@@ -211,7 +211,7 @@ class Controller(DispatchedActor):
         election = self.broker_configs.int("controller.quorum.election.timeout.ms")
         self.raft_config = raft.RaftConfig(
             election_timeout_ms=election,
-            heartbeat_interval_ms=max(10, election // 5),
+            heartbeat_interval_ms=raft_heartbeat_ms(election),
             fetch_timeout_ms=self.broker_configs.int("controller.quorum.fetch.timeout.ms"),
             snapshot_threshold=self.broker_configs.int("metadata.snapshot.threshold.entries"),
         )
