@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
-from pathlib import Path
 
 import scale_bench as sb  # this folder: started as a script, it is on sys.path
-
-from rillet.launcher import LocalCluster
 
 
 def main() -> int:
@@ -26,28 +22,21 @@ def main() -> int:
     ap.add_argument("--window-s", type=float, default=10.0)
     ap.add_argument("--after-settle-s", type=float, default=15.0)
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="rillet-idle-") as tmp:
-        cluster = LocalCluster(Path(tmp), brokers=3)
-        cluster.start(timeout_s=60)
-        try:
-            env = {**os.environ, "RILLET_BROKERS": cluster.bootstrap_servers,
-                   "RILLET_CONFIG_DIR": tmp}
-            t0 = time.monotonic()
-            sb.create_topic(env, "spread", args.partitions)
-            sb.settle(cluster, "spread", args.partitions, args.partitions, t0, 600)
-            print(f"settled in {time.monotonic() - t0:.1f} s; load {os.getloadavg()}", flush=True)
-            time.sleep(args.after_settle_s)
-            pids = {b: cluster.pid(b) for b in cluster.broker_ids}
-            for w in range(args.windows):
-                before = {b: sb.cpu_s(pid) for b, pid in pids.items()}
-                time.sleep(args.window_s)
-                cpu = {b: round(100 * (sb.cpu_s(pid) - before[b]) / args.window_s, 2)
-                       for b, pid in pids.items()}
-                print(f"window {w}: idle CPU % per broker {cpu}; load {os.getloadavg()[0]:.1f}",
-                      flush=True)
-            print(f"full ISRs after idle: {sb.full_isrs(cluster, 'spread')}", flush=True)
-        finally:
-            cluster.stop()
+    with sb.scratch_cluster("rillet-idle-") as (cluster, env):
+        t0 = time.monotonic()
+        sb.create_topic(env, "spread", args.partitions)
+        sb.settle(cluster, "spread", args.partitions, args.partitions, t0, 600)
+        print(f"settled in {time.monotonic() - t0:.1f} s; load {os.getloadavg()}", flush=True)
+        time.sleep(args.after_settle_s)
+        pids = {b: cluster.pid(b) for b in cluster.broker_ids}
+        for w in range(args.windows):
+            before = {b: sb.cpu_s(pid) for b, pid in pids.items()}
+            time.sleep(args.window_s)
+            cpu = {b: round(100 * (sb.cpu_s(pid) - before[b]) / args.window_s, 2)
+                   for b, pid in pids.items()}
+            print(f"window {w}: idle CPU % per broker {cpu}; load {os.getloadavg()[0]:.1f}",
+                  flush=True)
+        print(f"full ISRs after idle: {sb.full_isrs(cluster, 'spread')}", flush=True)
     return 0
 
 

@@ -17,6 +17,7 @@ broker's ``replica_fetch_polls`` / ``replica_fetch_partition_reads`` after the i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -148,66 +149,73 @@ def settle(cluster: LocalCluster, topic: str, partitions: int, logs: int, t0: fl
         time.sleep(0.5)
 
 
-def run(partitions: int, records: int, idle_s: float) -> dict:
-    with tempfile.TemporaryDirectory(prefix="rillet-scale-") as tmp:
+@contextlib.contextmanager
+def scratch_cluster(prefix: str):
+    """A fresh 3-broker cluster in a temporary directory, with the environment for ``rillet``
+    commands against it: ``(cluster, env)``; stopped and removed after."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         cluster = LocalCluster(Path(tmp), brokers=3)
         cluster.start(timeout_s=60)
         try:
-            env = {**os.environ, "RILLET_BROKERS": cluster.bootstrap_servers,
-                   "RILLET_CONFIG_DIR": tmp}
-            t0 = time.monotonic()
-            for topic, count in (("spread", partitions), ("three", 3)):
-                create_topic(env, topic, count)
-            isr_s, settle_s = settle(cluster, "spread", partitions, partitions + 3, t0, 900)
-            time.sleep(5)  # let creation's tail (first fetches, sessions) pass
-            pids = {b: cluster.pid(b) for b in cluster.broker_ids}
-            before = {b: cpu_s(pid) for b, pid in pids.items()}
-            isr_before = full_isrs(cluster, "spread")[0]
-            time.sleep(idle_s)
-            idle = {b: 100 * (cpu_s(pid) - before[b]) / idle_s for b, pid in pids.items()}
-            polls = {b: counters(cluster, b) for b in pids}
-            isr_after = full_isrs(cluster, "spread")[0]
-            stats = {b: proc_stats(pid) for b, pid in pids.items()}
-            for b in pids:  # what the leader did for follower polls over the whole run
-                stats[b]["replica_fetch_polls"] = polls[b].get("replica_fetch_polls")
-                stats[b]["replica_fetch_partition_reads"] = polls[b].get(
-                    "replica_fetch_partition_reads"
-                )
-            result = {
-                "partitions": partitions,
-                "settle_s": round(settle_s, 1),
-                "full_isrs_in_metadata_s": round(isr_s, 1),
-                "per_broker": {b: {**stats[b], "idle_cpu_pct": round(idle[b], 2)} for b in pids},
-                "isr_full_before_after_idle": [isr_before, isr_after],
-            }
-            print(json.dumps(result), file=sys.stderr, flush=True)  # kept if produce fails
-            sent = {"spread": 0, "three": 0}
-            for acks in ("1", "all"):
-                try:
-                    spread = perf(env, "spread", records, acks, max(partitions * 4, 1000))
-                    sent["spread"] += records
-                    # each run starts on a quiet cluster: an acks=1 run returns before its
-                    # records are replicated, and that catch-up would slow the next run
-                    catch_up = replicated(cluster.bootstrap_servers, "spread", sent["spread"])
-                    three = perf(env, "three", records, acks, 1000)
-                    sent["three"] += records
-                    replicated(cluster.bootstrap_servers, "three", sent["three"])
-                except (RuntimeError, subprocess.TimeoutExpired) as e:
-                    result[f"acks={acks}"] = {"error": str(e)[-400:]}
-                    continue
-                result[f"acks={acks}"] = {
-                    "spread_rec_s": spread, "three_rec_s": three, "ratio": spread / three,
-                    "spread_replication_catch_up_s": round(catch_up, 1),
-                }
-            result["controller_elections"] = elections(cluster)
-            for b in cluster.broker_ids:  # the collector's pauses (actors/gc_watch.py)
-                c = counters(cluster, b)
-                result["per_broker"][b]["gc"] = {
-                    k[3:]: c.get(k) for k in ("gc_collections_gen2", "gc_pause_ms_max",
-                                              "gc_pause_ms_total")}
-            return result
+            yield cluster, {**os.environ, "RILLET_BROKERS": cluster.bootstrap_servers,
+                            "RILLET_CONFIG_DIR": tmp}
         finally:
             cluster.stop()
+
+
+def run(partitions: int, records: int, idle_s: float) -> dict:
+    with scratch_cluster("rillet-scale-") as (cluster, env):
+        t0 = time.monotonic()
+        for topic, count in (("spread", partitions), ("three", 3)):
+            create_topic(env, topic, count)
+        isr_s, settle_s = settle(cluster, "spread", partitions, partitions + 3, t0, 900)
+        time.sleep(5)  # let creation's tail (first fetches, sessions) pass
+        pids = {b: cluster.pid(b) for b in cluster.broker_ids}
+        before = {b: cpu_s(pid) for b, pid in pids.items()}
+        isr_before = full_isrs(cluster, "spread")[0]
+        time.sleep(idle_s)
+        idle = {b: 100 * (cpu_s(pid) - before[b]) / idle_s for b, pid in pids.items()}
+        polls = {b: counters(cluster, b) for b in pids}
+        isr_after = full_isrs(cluster, "spread")[0]
+        stats = {b: proc_stats(pid) for b, pid in pids.items()}
+        for b in pids:  # what the leader did for follower polls over the whole run
+            stats[b]["replica_fetch_polls"] = polls[b].get("replica_fetch_polls")
+            stats[b]["replica_fetch_partition_reads"] = polls[b].get(
+                "replica_fetch_partition_reads"
+            )
+        result = {
+            "partitions": partitions,
+            "settle_s": round(settle_s, 1),
+            "full_isrs_in_metadata_s": round(isr_s, 1),
+            "per_broker": {b: {**stats[b], "idle_cpu_pct": round(idle[b], 2)} for b in pids},
+            "isr_full_before_after_idle": [isr_before, isr_after],
+        }
+        print(json.dumps(result), file=sys.stderr, flush=True)  # kept if produce fails
+        sent = {"spread": 0, "three": 0}
+        for acks in ("1", "all"):
+            try:
+                spread = perf(env, "spread", records, acks, max(partitions * 4, 1000))
+                sent["spread"] += records
+                # each run starts on a quiet cluster: an acks=1 run returns before its
+                # records are replicated, and that catch-up would slow the next run
+                catch_up = replicated(cluster.bootstrap_servers, "spread", sent["spread"])
+                three = perf(env, "three", records, acks, 1000)
+                sent["three"] += records
+                replicated(cluster.bootstrap_servers, "three", sent["three"])
+            except (RuntimeError, subprocess.TimeoutExpired) as e:
+                result[f"acks={acks}"] = {"error": str(e)[-400:]}
+                continue
+            result[f"acks={acks}"] = {
+                "spread_rec_s": spread, "three_rec_s": three, "ratio": spread / three,
+                "spread_replication_catch_up_s": round(catch_up, 1),
+            }
+        result["controller_elections"] = elections(cluster)
+        for b in cluster.broker_ids:  # the collector's pauses (actors/gc_watch.py)
+            c = counters(cluster, b)
+            result["per_broker"][b]["gc"] = {
+                k[3:]: c.get(k) for k in ("gc_collections_gen2", "gc_pause_ms_max",
+                                          "gc_pause_ms_total")}
+        return result
 
 
 def main() -> int:
