@@ -330,7 +330,9 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
             if self.txn is not None:
                 batch.transactional = True
             data = batch.seal()
-            group = groups[batch.topic][batch.partition]
+            # looked up, not created: a partition whose first batch overflows must not be
+            # sent as an empty entry (the broker refuses it: CORRUPT_MESSAGE, no batch)
+            group = groups.get(batch.topic, {}).get(batch.partition)
             # A retry travels alone: if the broker finds it a duplicate, the offsets of new
             # batches behind it need not follow its original ones (other producers wrote in
             # between), and the response names one base offset per partition.
@@ -341,7 +343,7 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
                 closed.add(tp)
                 continue
             size += len(data)
-            group.append(batch)
+            groups[batch.topic][batch.partition].append(batch)
             if alone:
                 closed.add(tp)
         self.waiting_overflow.extend(overflow)

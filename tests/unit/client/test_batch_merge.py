@@ -82,3 +82,33 @@ def test_the_sender_completes_absorbed_batches_with_shifted_offsets() -> None:
     error = RuntimeError("boom")
     sender._finish(failed[0], -1, error)
     assert all(b.completion.error is error and b.completion.base_offset == -1 for b in failed)
+
+
+def test_a_partition_whose_batch_overflows_the_request_is_not_sent_empty() -> None:
+    """The batch of the second partition does not fit in max.request.size: it waits for the
+    next request, and this one names only the partitions it carries (an empty entry was
+    refused by the broker: CORRUPT_MESSAGE, no record batch)."""
+    from concurrent.futures import Future
+
+    sent = []
+
+    class Client:
+        def request(self, address, req, timeout_ms):
+            sent.append(req)
+            return Future()
+
+    acc = RecordAccumulator(batch_size=16384, linger_ms=0)
+    first = _batch(PARTS[0], 0)
+    sender = Sender(
+        client=Client(), accumulator=acc, acks=1, retries=0, retry_backoff_ms=100,
+        retry_backoff_max_ms=1000, delivery_timeout_ms=120000, request_timeout_ms=30000,
+        max_in_flight=5, max_request_size=len(first.seal()) + 1, on_batch_drained=lambda b: None,
+        name="t",
+    )
+    second = ProducerBatch("t", 1, codec=0, now_ms=0)
+    second.append(1, None, b"x" * 64, ())
+    sender._send_to("a", [first, second])
+    (req,) = sent
+    assert [(t.name, [p.partition for p in t.partitions]) for t in req.topics] == [("t", [0])]
+    assert all(p.records for t in req.topics for p in t.partitions)
+    assert list(sender.waiting_overflow) == [second]
