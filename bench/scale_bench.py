@@ -150,11 +150,12 @@ def settle(cluster: LocalCluster, topic: str, partitions: int, logs: int, t0: fl
 
 
 @contextlib.contextmanager
-def scratch_cluster(prefix: str):
-    """A fresh 3-broker cluster in a temporary directory, with the environment for ``rillet``
-    commands against it: ``(cluster, env)``; stopped and removed after."""
+def scratch_cluster(prefix: str, configs: dict[str, str] | None = None):
+    """A fresh 3-broker cluster in a temporary directory (with broker ``configs``), with the
+    environment for ``rillet`` commands against it: ``(cluster, env)``; stopped and removed
+    after."""
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
-        cluster = LocalCluster(Path(tmp), brokers=3)
+        cluster = LocalCluster(Path(tmp), brokers=3, configs=configs)
         cluster.start(timeout_s=60)
         try:
             yield cluster, {**os.environ, "RILLET_BROKERS": cluster.bootstrap_servers,
