@@ -493,7 +493,11 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, TxnSide
         if log is not None:
             flush = log.next_flush_due_ms()
             if flush is not None:
-                due.append(flush)
+                # on the log.flush.scheduler.interval.ms grid of the broker's clock, as
+                # Kafka's log flusher checks every log on that interval: the replicas due in
+                # one interval wake together (one ticker wake-up, one syncfs round) instead
+                # of one wake-up each (3,000 a second for 3,000 written partitions)
+                due.append(-(-flush // self._tick_ms) * self._tick_ms)
             if self._snapshot_due(log):
                 due.append(self._snapshot_at + SNAPSHOT_INTERVAL_MS)
         return min(due) if due else None

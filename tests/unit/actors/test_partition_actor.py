@@ -199,7 +199,7 @@ def test_a_replica_asks_for_a_wake_up_only_when_something_is_due(tmp_path) -> No
         while not timers.asked:
             assert time.monotonic() < deadline, "no wake-up asked for"
             time.sleep(0.01)
-        assert 0 < timers.asked[0][0] <= 0.3
+        assert 0 < timers.asked[0][0] <= 0.3 + 0.2  # flush.ms, on the 200 ms grid
         assert table[("t", 0)] == 1  # the high watermark went to the broker-wide table
         # once the flush is done, the only wake-up left is the recovery-point checkpoint
         # (once a minute, as Kafka's log.flush.offset.checkpoint.interval.ms), then none
@@ -211,6 +211,27 @@ def test_a_replica_asks_for_a_wake_up_only_when_something_is_due(tmp_path) -> No
             timers.fire_all()
         ref.ask(R.ListOffset(P.LATEST_TIMESTAMP, lambda _r: None))  # a round trip
         assert len(timers.asked) == 1 and timers.asked[0][0] > 30  # no short wake-ups
+    finally:
+        pykka.ActorRegistry.stop_all(block=True, timeout=5)
+
+
+def test_the_flush_wake_up_is_on_the_flush_scheduler_grid(tmp_path) -> None:
+    """A replica's interval flush is due flush.ms after its first unflushed append, rounded
+    up to the next multiple of log.flush.scheduler.interval.ms (tick_ms) of the broker's
+    clock: replicas written within one interval wake together, as Kafka's log flusher
+    checks every log once per interval."""
+    now, timers = [1_000_110], FakeTimers()
+    ref = R.PartitionReplica.start(
+        "t", 0, tmp_path / "t-0", LogConfig(flush_ms=300), 0, 1, "id",
+        schedule=timers, clock=lambda: now[0], tick_ms=200,
+    )
+    try:
+        assert _append(ref, batch([b"a"])).error_code == E.NONE
+        ref.ask(R.ListOffset(P.LATEST_TIMESTAMP, lambda _r: None))  # a round trip
+        with timers.lock:
+            (delay, _), = timers.asked
+        at = now[0] + round(delay * 1000)
+        assert at == 1_000_600  # 1_000_410 (the flush due), up to the grid
     finally:
         pykka.ActorRegistry.stop_all(block=True, timeout=5)
 
