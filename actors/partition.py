@@ -496,8 +496,10 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, TxnSide
                 # on the log.flush.scheduler.interval.ms grid of the broker's clock, as
                 # Kafka's log flusher checks every log on that interval: the replicas due in
                 # one interval wake together (one ticker wake-up, one syncfs round) instead
-                # of one wake-up each (3,000 a second for 3,000 written partitions)
-                due.append(-(-flush // self._tick_ms) * self._tick_ms)
+                # of one wake-up each (3,000 a second for 3,000 written partitions); a
+                # flush.ms shorter than the interval is its own grid
+                grid = min(self._tick_ms, log.config.flush_ms)
+                due.append(-(-flush // grid) * grid)
             if self._snapshot_due(log):
                 due.append(self._snapshot_at + SNAPSHOT_INTERVAL_MS)
         return min(due) if due else None

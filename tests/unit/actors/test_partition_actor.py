@@ -236,6 +236,23 @@ def test_the_flush_wake_up_is_on_the_flush_scheduler_grid(tmp_path) -> None:
         pykka.ActorRegistry.stop_all(block=True, timeout=5)
 
 
+def test_a_flush_ms_shorter_than_the_flush_scheduler_interval_is_its_own_grid(tmp_path) -> None:
+    now, timers = [1_000_100], FakeTimers()
+    ref = R.PartitionReplica.start(
+        "t", 0, tmp_path / "t-0", LogConfig(flush_ms=30), 0, 1, "id",
+        schedule=timers, clock=lambda: now[0], tick_ms=200,
+    )
+    try:
+        assert _append(ref, batch([b"a"])).error_code == E.NONE
+        ref.ask(R.ListOffset(P.LATEST_TIMESTAMP, lambda _r: None))  # a round trip
+        with timers.lock:
+            (delay, _), = timers.asked
+        # due at 1_000_130: up to its own 30 ms grid, not to the 200 ms one (1_000_200)
+        assert now[0] + round(delay * 1000) == 1_000_140
+    finally:
+        pykka.ActorRegistry.stop_all(block=True, timeout=5)
+
+
 def test_a_flushed_replica_writes_its_recovery_point_and_then_sleeps(tmp_path) -> None:
     """A minute after a flush the recovery-point checkpoint is due; the tick writes it and
     the replica asks for no immediate wake-up after (it used to ask for one at once, forever:
