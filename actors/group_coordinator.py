@@ -169,6 +169,9 @@ class _Shard:
     """The ``state`` whose deadlines ``state_due`` holds (it is immutable: the scan of its
     members is done once per adopted state, not once per message)."""
     state_due: int | None = None
+    group_dues: dict = field(default_factory=dict)
+    """id of a group's timer mapping -> (that mapping, its earliest deadline): the core
+    replaces only the mappings of the groups an operation changed (``_timers_due``)."""
 
 
 # ------------------------------------------------------------------------------------- actor
@@ -228,7 +231,7 @@ class GroupCoordinatorActor(DispatchedActor):
             due = earliest(due, self._next_expire)
             if shard.due_of is not shard.state:
                 shard.due_of = shard.state
-                shard.state_due = earliest(shard.state.next_deadline_ms(),
+                shard.state_due = earliest(_timers_due(shard),
                                            shard.state.share.next_deadline_ms())
             due = earliest(due, shard.state_due, CL.next_due(shard, now))
         return due
@@ -795,6 +798,25 @@ class GroupCoordinatorActor(DispatchedActor):
             for e in result.response:
                 self._log.info("group {}: member {} removed ({})", e.group_id, e.member_id,
                                getattr(e, "reason", "share session timeout"))
+
+
+def _timers_due(shard: _Shard) -> int | None:
+    """``shard.state.next_deadline_ms()`` (consumer groups' session and rebalance timers),
+    scanning only the groups whose timers changed since the last call: a heartbeat costs
+    O(groups), not O(members of every group of the shard)."""
+    state, old, new = shard.state, shard.group_dues, {}
+    due = None
+    for timers in (state.session_deadlines, state.rebalance_deadlines):
+        for per_group in timers.values():
+            hit = old.get(id(per_group))
+            if hit is not None and hit[0] is per_group:
+                t = hit[1]
+            else:
+                t = min(per_group.values()) if per_group else None
+            new[id(per_group)] = (per_group, t)
+            due = earliest(due, t)
+    shard.group_dues = new
+    return due
 
 
 def _ignore(_result: Any, error: Any) -> None:

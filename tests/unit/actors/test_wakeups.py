@@ -284,3 +284,20 @@ def test_share_partitions_wake_at_the_lock_expiry_and_release_the_records():
     finally:
         actor.stop()
         replica.stop()
+
+
+def test_group_timers_are_rescanned_only_for_the_groups_whose_timers_changed():
+    from rillet.coordinator import groups as G
+
+    a, b = {"m1": 500, "m2": 900}, {"m3": 700}
+    shard = GC._Shard(partition=0, leader_epoch=0, generation=0,
+                      state=G.CoordinatorState(session_deadlines={"a": a, "b": b},
+                                               rebalance_deadlines={"b": {"m3": 800}}))
+    assert GC._timers_due(shard) == 500
+    a2 = {"m2": 900, "m1": 1_500}  # m1 heartbeats: its group's mapping is replaced
+    shard.state = G.CoordinatorState(session_deadlines={"a": a2, "b": b},
+                                     rebalance_deadlines={"b": {"m3": 800}})
+    assert GC._timers_due(shard) == 700
+    shard.state = G.CoordinatorState(session_deadlines={"a": a2})  # b is gone
+    assert GC._timers_due(shard) == 900
+    assert GC._timers_due(shard) == shard.state.next_deadline_ms()
