@@ -301,6 +301,22 @@ def tick(actor: Any, shard: Any, now: int) -> None:
             del host.groups[gid]  # never settled: nothing to remember
 
 
+def next_due(shard: Any, now: int) -> int | None:
+    """When :func:`tick` next has something to do for ``shard`` (None: nothing)."""
+    host: ClassicHost | None = shard.classic
+    if host is None:
+        return None
+    due = None
+    for gid, g in host.groups.items():
+        if (g.state is ClassicState.EMPTY and not g.members and not g.pending_members
+                and gid not in shard.state.classic):
+            return now  # to forget
+        t = g.next_deadline_ms()
+        if t is not None and (due is None or t < due):
+            due = t
+    return due
+
+
 def _deliver(actor: Any, shard: Any, g: ClassicGroup, replies: list) -> None:
     """Answer the parked requests ``replies`` release, after writing the group's record
     if it settled with something new (the replies then wait for that write)."""

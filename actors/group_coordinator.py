@@ -7,7 +7,8 @@ One actor per broker, one *shard* per led offsets partition. Messages (``tell`` 
 * ``ImageChanged``  a new metadata image: gain/lose shards, feed topic partition counts to
                     ``on_metadata``, drop offsets of deleted topics
 * ``GroupTick``     session/rebalance timeouts, held heartbeats due (and, now and then,
-                    offset expiry)
+                    offset expiry); given the ticker's ``schedule`` the actor arms one
+                    timer for when a tick next has work (actors/wakeup.py, ``_next_due``)
 * ``TxnMarkerWritten`` (actors/txn_messages.py) a COMMIT/ABORT marker is replicated on a led
                     offsets partition: the producer's pending transactional offsets become
                     committed or are dropped (KIP-447, coordinator/groups/txn_offsets.py)
@@ -65,11 +66,13 @@ from .runtime import DispatchedActor
 from .shard_load import finish as _finish
 from .ticker import now_ms
 from .txn_messages import TxnMarkerWritten
+from .wakeup import Schedule, Wakeup, earliest
 
 E = P.ErrorCode
 _LOAD_CHUNK = 1 << 20
 _EXPIRE_EVERY_MS = 60_000
 _STUCK_APPEND_MS = 30_000
+TICK_MS = 200  # the shortest time between ticks: loads and queued core ticks retried at this pace
 _BATCH_MAX_OPS = 500  # operations written together in one append
 _BATCH_MAX_BYTES = 256 << 10  # stop adding operations past this much record data
 
@@ -162,16 +165,25 @@ class _Shard:
     """(group id, member id) -> seq of its newest heartbeat not yet answered."""
     classic: CL.ClassicHost | None = None
     """The shard's classic groups (actors/group_classic.py), set once it is loaded."""
+    due_of: object = None
+    """The ``state`` whose deadlines ``state_due`` holds (it is immutable: the scan of its
+    members is done once per adopted state, not once per message)."""
+    state_due: int | None = None
+    group_dues: dict = field(default_factory=dict)
+    """id of a group's timer mapping -> (that mapping, its earliest deadline): the core
+    replaces only the mappings of the groups an operation changed (``_timers_due``)."""
 
 
 # ------------------------------------------------------------------------------------- actor
 
 
 class GroupCoordinatorActor(DispatchedActor):
-    def __init__(self, ctx: Any, clock: Callable[[], int] = now_ms) -> None:
+    def __init__(self, ctx: Any, clock: Callable[[], int] = now_ms,
+                 schedule: Schedule | None = None) -> None:
         super().__init__()
         self.ctx = ctx
         self.clock = clock  # wall-clock ms; tests pass a fake one
+        self._wake = None if schedule is None else Wakeup(schedule, clock, GroupTick, TICK_MS)
         self.core = G.GroupCoordinator(group_config(ctx.broker_configs))
         self.classic_config = CL.classic_config(ctx.broker_configs)
         self.shards: dict[int, _Shard] = {}
@@ -187,7 +199,44 @@ class GroupCoordinatorActor(DispatchedActor):
 
     # ------------------------------------------------------------------------- dispatch
 
+    def on_start(self) -> None:
+        if self._wake is not None:
+            self._wake.bind(self.actor_ref)
+
+    def on_stop(self) -> None:
+        if self._wake is not None:
+            self._wake.cancel()
+
     def on_receive(self, message: Any) -> None:
+        self._dispatch(message)
+        if self._wake is not None:
+            now = self.clock()
+            self._wake.arm(self._next_due(now), now)
+
+    def _next_due(self, now: int) -> int | None:
+        """When ``_tick`` next has work: an append or a load read unanswered for too long, a
+        load to retry, a held heartbeat's deadline, the core's session and rebalance
+        deadlines (consumer, share and classic groups; a classic group to forget), and while
+        a shard is loaded the offset expiry every ``_EXPIRE_EVERY_MS``."""
+        due = None
+        for shard in self.shards.values():
+            if shard.busy:
+                due = earliest(due, shard.busy_since + _STUCK_APPEND_MS + 1)
+            for members in shard.parked.values():
+                due = earliest(due, min(held.deadline for held in members.values()))
+            if not shard.loaded:
+                due = earliest(due, shard.reading_since + _STUCK_APPEND_MS + 1
+                               if shard.reading else now)
+                continue
+            due = earliest(due, self._next_expire)
+            if shard.due_of is not shard.state:
+                shard.due_of = shard.state
+                shard.state_due = earliest(_timers_due(shard),
+                                           shard.state.share.next_deadline_ms())
+            due = earliest(due, shard.state_due, CL.next_due(shard, now))
+        return due
+
+    def _dispatch(self, message: Any) -> None:
         try:
             match message:
                 case GroupRequest():
@@ -195,6 +244,8 @@ class GroupCoordinatorActor(DispatchedActor):
                 case ImageChanged():
                     self._image_changed(message.image)
                 case GroupTick():
+                    if self._wake is not None:
+                        self._wake.ticked(message.now_ms)
                     self._tick(message.now_ms)
                 case _ReadDone():
                     self._read_done(message)
@@ -747,6 +798,25 @@ class GroupCoordinatorActor(DispatchedActor):
             for e in result.response:
                 self._log.info("group {}: member {} removed ({})", e.group_id, e.member_id,
                                getattr(e, "reason", "share session timeout"))
+
+
+def _timers_due(shard: _Shard) -> int | None:
+    """``shard.state.next_deadline_ms()`` (consumer groups' session and rebalance timers),
+    scanning only the groups whose timers changed since the last call: a heartbeat costs
+    O(groups), not O(members of every group of the shard)."""
+    state, old, new = shard.state, shard.group_dues, {}
+    due = None
+    for timers in (state.session_deadlines, state.rebalance_deadlines):
+        for per_group in timers.values():
+            hit = old.get(id(per_group))
+            if hit is not None and hit[0] is per_group:
+                t = hit[1]
+            else:
+                t = min(per_group.values()) if per_group else None
+            new[id(per_group)] = (per_group, t)
+            due = earliest(due, t)
+    shard.group_dues = new
+    return due
 
 
 def _ignore(_result: Any, error: Any) -> None:

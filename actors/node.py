@@ -71,8 +71,7 @@ from .metrics import start_metrics
 from .node_listeners import advertise, bind_addresses
 from .replica_fetcher import ReplicaFetcher
 from .router import Router
-from .scrubber import TICK_S as SCRUB_TICK_S
-from .scrubber import Scrubber, ScrubTick
+from .scrubber import Scrubber
 from .security import client_security, principal_of_key
 from .session import BrokerContext, Listener
 from .share_dlq import DeadLetterWriter
@@ -213,9 +212,12 @@ class BrokerNode:
         self.internal_router = Router(
             self.ctx, max_idle, Listener("internal", True, self.internal_endpoint.send)
         )
-        self.ctx.group_coordinator = GC.GroupCoordinatorActor.start(self.ctx)
-        self.ctx.txn_coordinator = TC.TxnCoordinatorActor.start(self.ctx, self._send_to_broker)
-        self.ctx.share_state = SST.ShareStateActor.start(self.ctx)
+        # each arms one ticker timer for when it next has timed work (actors/wakeup.py)
+        self.ctx.group_coordinator = GC.GroupCoordinatorActor.start(
+            self.ctx, schedule=self.ticker.call_later)
+        self.ctx.txn_coordinator = TC.TxnCoordinatorActor.start(
+            self.ctx, self._send_to_broker, schedule=self.ticker.call_later)
+        self.ctx.share_state = SST.ShareStateActor.start(self.ctx, schedule=self.ticker.call_later)
         self._cleanup_deleted()
         # broker-to-broker requests (Raft, heartbeats, metadata fetches, forwarded admin)
         self.peers = ClientEndpoint(
@@ -240,7 +242,8 @@ class BrokerNode:
         self.ctx.share_state_client = self.share_state_client
         # share groups: the share-partitions of the partitions this broker leads
         self.ctx.share_partitions = SP.SharePartitionManager.start(
-            self.ctx, self.share_state_client, DeadLetterWriter(self.ctx, self._send_to_broker)
+            self.ctx, self.share_state_client, DeadLetterWriter(self.ctx, self._send_to_broker),
+            schedule=self.ticker.call_later,
         )
         self.lifecycle = None
         self._progress = (-1, 0, MetadataImage())
@@ -329,13 +332,8 @@ class BrokerNode:
                 lambda: self.ctx.replicas,
                 int(self.configs["log.scrub.bytes.per.second"]),
                 int(self.configs["log.scrub.interval.ms"]),
+                schedule=self.ticker.call_later,  # it arms its own wake-ups (actors/wakeup.py)
             )
-            scrubber = self.scrubber
-            self.ticker.every(SCRUB_TICK_S, lambda: scrubber.tell(ScrubTick(now_ms())))
-        self.ticker.every(0.2, lambda: self._tell_group_coordinator(GC.GroupTick(now_ms())))
-        self.ticker.every(0.1, lambda: self._tell_txn_coordinator(TC.TxnTick(now_ms())))
-        self.ticker.every(0.1, lambda: self._tell_share(SP.ShareTick(now_ms())))
-        self.ticker.every(0.2, lambda: self._tell_share_state(SST.ShareStateTick(now_ms())))
         self.ticker.every(5.0, self.ctx.gc_watch.report)
         self._log.info(
             "broker {} serving clients on {}, brokers on {} ({}) (data dir {})",

@@ -1,7 +1,7 @@
 """Scrubber: one per broker, re-checking the batches stored by every hosted partition at a
 bounded rate (docs/storage.md, "Corruption and self-healing"). Not in Kafka.
 
-Driven by the ticker (``ScrubTick`` every 100 ms), it keeps a byte budget that grows at
+Driven by ``ScrubTick``s, it keeps a byte budget that grows at
 ``log.scrub.bytes.per.second`` (capped at one second's worth) and spends it by sending
 ``Scrub(max_bytes)`` to one partition actor at a time (never more than one in flight, so at
 most one partition is busy scrubbing and a step is a few milliseconds of blake3). The
@@ -13,6 +13,13 @@ Order: partitions that still hold bytes opened unchecked (after a restart) first
 robin; then partitions whose pass is due again (a new pass every ``log.scrub.interval.ms``
 from the start of the previous one). A partition not heard of yet counts as unchecked.
 Not thread-safe outside the actor: only its own thread touches the state.
+
+Ticks (issue #12): given the ticker's ``schedule``, the scrubber arms one timer
+(actors/wakeup.py) for when it next has work: the answer of the step in flight is a message
+(the timer only covers its timeout); otherwise the moment the budget allows a step while a
+partition is due (at most every ``TICK_S``), and every ``RESYNC_MS`` a look at the hosted set,
+since nothing tells the scrubber of a partition created or deleted. An idle broker's scrubber
+wakes once a second instead of ten times.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from rillet.frozen import frozen
 
 from .partition_messages import Scrub, ScrubReport
 from .runtime import DispatchedActor
+from .ticker import now_ms
+from .wakeup import Schedule, Wakeup
 
 Key = tuple[str, int]
 TICK_S = 0.1
@@ -37,6 +46,9 @@ IN_FLIGHT_TIMEOUT_MS = 30_000
 # partition replaced by another of the same count is seen within a second): copying and
 # comparing 3,000 keys ten times a second cost ~0.2% of a core per idle broker (issue #12)
 RESYNC_TICKS = 10
+# ticks come only when something is due (a timer armed for it): the hosted set is looked at
+# at least this often all the same (new partitions to scrub; nothing else tells the scrubber)
+RESYNC_MS = 1_000
 # steps that checked no bytes (empty partitions) followed at once, per tick (see _done)
 CHAIN_PER_TICK = 64
 
@@ -68,6 +80,8 @@ class Scrubber(DispatchedActor):
         replicas: Callable[[], Mapping[Key, pykka.ActorRef]],
         bytes_per_second: int,
         interval_ms: int,
+        schedule: Schedule | None = None,
+        clock: Callable[[], int] = now_ms,
     ) -> None:
         super().__init__()
         self.replicas = replicas
@@ -86,18 +100,50 @@ class Scrubber(DispatchedActor):
         self._idle_until: int | None = None  # nothing due before this (every pass done)
         self._ticks = 0
         self._chained = 0  # steps sent since the last tick without waiting for it
+        self._resynced_ms = 0  # when the hosted set was last read in full
+        self.clock = clock
+        self._wake = (None if schedule is None else
+                      Wakeup(schedule, clock, ScrubTick, int(TICK_S * 1000)))
         self._log = logger.bind(broker=broker_id, actor="scrubber")
+
+    def on_start(self) -> None:
+        if self._wake is not None:
+            self._wake.bind(self.actor_ref)
+            self._wake.arm(self.clock(), self.clock())  # the first tick starts the budget
+
+    def on_stop(self) -> None:
+        if self._wake is not None:
+            self._wake.cancel()
 
     def on_receive(self, message: object) -> object:
         try:
             match message:
                 case ScrubTick(now_ms=now):
+                    if self._wake is not None:
+                        self._wake.ticked(now)
                     self._tick(now)
                 case _Done(key=key, report=report):
                     self._done(key, report)
         except Exception:  # noqa: BLE001 - the scrubber must outlive any one partition
             self._log.exception("scrubber failed on {}", type(message).__name__)
+        if self._wake is not None:
+            now = self.clock()
+            self._wake.arm(self._next_due(now), now)
         return None
+
+    def _next_due(self, now: int) -> int | None:
+        """When a tick next has something to do (actors/wakeup.py)."""
+        if self.in_flight is not None:
+            return self.in_flight[1] + IN_FLIGHT_TIMEOUT_MS  # else its answer is a message
+        if self.last_ms is None or self.rate <= 0:
+            ready = now
+        else:  # when the budget allows a step (a tick returns at once before that)
+            missing = min(MIN_STEP, self.rate) - self.budget
+            ready = self.last_ms + max(0, -(-int(missing * 1000) // self.rate))
+        due = self._resynced_ms + RESYNC_MS
+        if self.states:
+            due = min(due, now if self._idle_until is None else self._idle_until)
+        return max(ready, due)
 
     def _tick(self, now: int) -> None:
         if self.last_ms is not None:
@@ -111,10 +157,14 @@ class Scrubber(DispatchedActor):
             return
         refs = self.replicas()  # the broker's live table: read, never iterated in Python
         self._ticks += 1
-        if len(refs) != len(self.states) or (
-            self._ticks % RESYNC_TICKS == 0 and refs.keys() != self.states.keys()
-        ):
+        resync = self._ticks % RESYNC_TICKS == 0 or (
+            self._wake is not None and now - self._resynced_ms >= RESYNC_MS
+        )
+        if resync:
+            self._resynced_ms = now
+        if len(refs) != len(self.states) or (resync and refs.keys() != self.states.keys()):
             refs = dict(refs)  # one snapshot (the broker changes the table meanwhile)
+            self._resynced_ms = now
             for key in list(self.states):
                 if key not in refs:
                     del self.states[key]

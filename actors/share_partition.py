@@ -17,8 +17,11 @@ the pure core (coordinator/share/partition.py) plus what the actor does around i
 - **dead letters** (actors/share_dlq.py): once DEAD_LETTER_PENDING records are durable, their
   dead-letter writes start; when one is confirmed the records are archived (and written).
   After a load, pending ones are written again.
-- **lock expiry and delayed records**: ``ShareTick`` from the broker's ticker (every 100 ms)
-  expires locks and wakes parked ShareFetches whose records became available.
+- **lock expiry and delayed records**: ``ShareTick`` expires locks and wakes parked
+  ShareFetches whose records became available. Given the ticker's ``schedule``, the actor
+  arms one timer (actors/wakeup.py) for the next of: a lock's expiry, a delayed record's
+  availability for a parked fetch, a parked fetch's deadline, a state or dead-letter write
+  retry, the end of a watch, an idle share-partition's eviction. None when nothing is due.
 
 Requests (actors/share_requests.py) arrive as ``ShareRequest`` from client sessions.
 Everything runs on this actor's thread; the persister, partition replicas and the
@@ -47,6 +50,7 @@ from .runtime import DispatchedActor
 from .share_config import partition_config
 from .share_requests import ShareRequests
 from .ticker import now_ms
+from .wakeup import Schedule, Wakeup, earliest
 
 E = P.ErrorCode
 WRITE_RETRY_MS = 200  # a failed state write (coordinator moving) is retried after this
@@ -54,6 +58,7 @@ DLQ_RETRY_MS = 500
 WATCH_MS = 30_000
 EVICT_FRESH_MS = 10_000  # a share-partition with no stored state is forgotten after this
 EVICT_IDLE_MS = 600_000  # one with nothing in flight, unused this long, too
+TICK_MS = 100  # the shortest time between ticks
 
 
 @frozen
@@ -132,7 +137,8 @@ class SharePartitionManager(ShareRequests, DispatchedActor):
     (actors/share_dlq.DeadLetterWriter), ``clock`` and ``rng`` (jitter)."""
 
     def __init__(self, ctx: Any, persister: Any, dead_letters: Any,
-                 clock: Callable[[], int] = now_ms, rng: random.Random | None = None) -> None:
+                 clock: Callable[[], int] = now_ms, rng: random.Random | None = None,
+                 schedule: Schedule | None = None) -> None:
         super().__init__()
         self.ctx = ctx
         self.persister = persister
@@ -141,16 +147,73 @@ class SharePartitionManager(ShareRequests, DispatchedActor):
         self.rng = rng or random.Random()
         self.sps: dict[tuple[str, str, int], _SP] = {}
         self.parked_ops: set = set()  # ShareFetch operations parked (share_requests.py)
+        self._wake = None if schedule is None else Wakeup(schedule, clock, ShareTick, TICK_MS)
+        self._touched: set[_SP] = set()  # used or changed since the timer was last armed
         self._log = logger.bind(broker=ctx.broker_id, actor="share-partitions")
 
+    def on_start(self) -> None:
+        if self._wake is not None:
+            self._wake.bind(self.actor_ref)
+
+    def on_stop(self) -> None:
+        if self._wake is not None:
+            self._wake.cancel()
+
     def on_receive(self, message: Any) -> None:
+        tick = isinstance(message, ShareTick)
+        self._dispatch(message)
+        if self._wake is not None:
+            now = self.clock()
+            self._wake.arm(self._next_due(now, everything=tick), now)
+        self._touched.clear()
+
+    def _next_due(self, now: int, everything: bool) -> int | None:
+        """When ``_tick`` next has work: after a tick every share-partition's deadlines,
+        after another message only those of the ones it used (the others' did not move;
+        one that moved later leaves an early wake-up, after which all are looked at)."""
+        sps = self.sps.values() if everything else self._touched
+        due = None
+        for sp in sps:
+            due = earliest(due, self._due_of(sp))
+        for op in self.parked_ops:
+            due = earliest(due, op.deadline)
+        return due
+
+    def _due_of(self, sp: _SP) -> int | None:
+        if sp.status == "dropped":
+            return None
+        due = None
+        core = sp.core
+        if not (sp.waiters or sp.parked or sp.writing or sp.dirty or sp.next_waiters):
+            if sp.status == "fresh":
+                due = sp.last_used + EVICT_FRESH_MS
+            elif sp.status == "ready" and not core.holders() and not core.dead_letter_pending():
+                due = sp.last_used + EVICT_IDLE_MS
+        if sp.status != "ready":
+            return due
+        due = earliest(due, core.next_lock_deadline())
+        if sp.dirty and not sp.writing:
+            due = earliest(due, sp.retry_at)
+        if not sp.writing and not sp.dirty and any(
+                d.first_offset not in sp.dlq_busy for d in core.dead_letter_pending()):
+            due = earliest(due, sp.dlq_retry_at)
+        if sp.watching:
+            due = earliest(due, sp.watch_until)
+        if sp.parked:
+            due = earliest(due, core.next_available_at())
+        return due
+
+    def _dispatch(self, message: Any) -> None:
         try:
             match message:
                 case ShareRequest():
                     self.handle(message.request, message.respond)
                 case _Call():
+                    self._touched.update(a for a in message.args if isinstance(a, _SP))
                     message.fn(*message.args)
                 case ShareTick():
+                    if self._wake is not None:
+                        self._wake.ticked(message.now_ms)
                     self._tick(message.now_ms)
                 case ImageChanged():
                     self._image_changed(message.image)
@@ -203,6 +266,7 @@ class SharePartitionManager(ShareRequests, DispatchedActor):
             self.sps[key] = sp
             self._load(sp)
         sp.last_used = self.clock()
+        self._touched.add(sp)
         return E.NONE, sp
 
     def when_loaded(self, sp: _SP, fn: Callable[[int], None]) -> None:
@@ -330,6 +394,7 @@ class SharePartitionManager(ShareRequests, DispatchedActor):
     def apply(self, sp: _SP, changes: Changes, waiter: Callable[[int], None] | None = None):
         """Carry out what the core decided: a write (``waiter(error)`` once it is durable),
         parked fetches woken when records became available."""
+        self._touched.add(sp)
         if changes.dirty:
             sp.dirty = True
             if waiter is not None:

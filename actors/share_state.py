@@ -10,7 +10,10 @@ watermark; unloaded when the leadership goes. Messages (``tell`` only):
 
 * ``ShareStateRequest``  a Read/WriteShareGroupStateRequest and where to answer
 * ``ImageChanged``       a new metadata image: gain/lose shards
-* ``ShareStateTick``     retries of loads, appends unanswered for too long
+* ``ShareStateTick``     retries of loads, appends unanswered for too long; given the
+                         ticker's ``schedule`` the actor arms one timer for when a tick next
+                         has work (actors/wakeup.py): none while every shard is loaded and
+                         no append is in flight
 
 Every operation of a shard goes through its queue; the queued operations run one after the
 other against the core (which applies their records at once), their records go out as ONE
@@ -51,6 +54,7 @@ from .share_state_wire import (
     write_of,
 )
 from .ticker import now_ms
+from .wakeup import Schedule, Wakeup, earliest
 
 __all__ = ["SHARE_STATE_TOPIC", "ImageChanged", "ShareStateActor", "ShareStateRequest",
            "ShareStateTick", "error_response", "find_coordinator"]
@@ -58,6 +62,7 @@ __all__ = ["SHARE_STATE_TOPIC", "ImageChanged", "ShareStateActor", "ShareStateRe
 E = P.ErrorCode
 _STUCK_MS = 30_000
 _BATCH_MAX_OPS = 1000
+TICK_MS = 200  # the shortest time between ticks: a load is retried at this pace
 
 
 @frozen
@@ -89,16 +94,45 @@ class ShareStateActor(DispatchedActor):
     """``ctx``: the BrokerContext (broker id, replicas). Started once per broker by the node;
     fed ``ImageChanged`` and ``ShareStateTick``."""
 
-    def __init__(self, ctx: Any, clock: Callable[[], int] = now_ms) -> None:
+    def __init__(self, ctx: Any, clock: Callable[[], int] = now_ms,
+                 schedule: Schedule | None = None) -> None:
         super().__init__()
         self.ctx = ctx
         self.clock = clock
         self.shards: dict[int, ShareShard] = {}
         self.num_partitions = 0
         self._generation = 0
+        self._wake = None if schedule is None else Wakeup(schedule, clock, ShareStateTick,
+                                                          TICK_MS)
         self._log = logger.bind(broker=ctx.broker_id, actor="share-state")
 
+    def on_start(self) -> None:
+        if self._wake is not None:
+            self._wake.bind(self.actor_ref)
+
+    def on_stop(self) -> None:
+        if self._wake is not None:
+            self._wake.cancel()
+
     def on_receive(self, message: Any) -> None:
+        self._dispatch(message)
+        if self._wake is not None:
+            now = self.clock()
+            self._wake.arm(self._next_due(now), now)
+
+    def _next_due(self, now: int) -> int | None:
+        """When ``_tick`` next has work: an append unanswered for too long, a load to retry
+        (asked again every tick while the replica is missing), a load step lost."""
+        due = None
+        for shard in self.shards.values():
+            if shard.busy:
+                due = earliest(due, shard.busy_since + _STUCK_MS + 1)
+            if shard.core is None:
+                due = earliest(due, shard.loading_since + _STUCK_MS + 1 if shard.loading
+                               else now)
+        return due
+
+    def _dispatch(self, message: Any) -> None:
         try:
             match message:
                 case ShareStateRequest():
@@ -106,6 +140,8 @@ class ShareStateActor(DispatchedActor):
                 case ImageChanged():
                     self._image_changed(message.image)
                 case ShareStateTick():
+                    if self._wake is not None:
+                        self._wake.ticked(message.now_ms)
                     self._tick(message.now_ms)
                 case LoadStep():
                     self._load_step(message)

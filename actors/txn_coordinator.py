@@ -12,7 +12,9 @@ the partition from offset 0 to the high watermark. Messages (``tell`` only):
 * ``ImageChanged``  a new metadata image: gain/lose shards, re-aim pending markers
 * ``TxnTick``       retries (loads, markers), timed-out transactions
                     (``transaction.abort.timed.out.transaction.cleanup.interval.ms``), expired
-                    transactional ids (``transaction.remove.expired.transaction.cleanup.interval.ms``)
+                    transactional ids (``transaction.remove.expired.transaction.cleanup.interval.ms``);
+                    given the ticker's ``schedule`` the actor arms one timer for when a tick
+                    next has work (actors/wakeup.py): none on a broker without transactions
 
 Every operation of a shard goes through its queue; the queued operations run one after the
 other against the core (which applies their records at once), their records go out as ONE
@@ -63,6 +65,7 @@ from .txn_wire import (
     operation,
     to_wire,
 )
+from .wakeup import Schedule, Wakeup, earliest
 
 __all__ = ["TXN_TOPIC", "ImageChanged", "TxnCoordinatorActor", "TxnRequest", "TxnTick",
            "error_response", "find_coordinator"]
@@ -70,6 +73,7 @@ __all__ = ["TXN_TOPIC", "ImageChanged", "TxnCoordinatorActor", "TxnRequest", "Tx
 E = P.ErrorCode
 _STUCK_MS = 30_000
 _BATCH_MAX_OPS = 500
+TICK_MS = 100  # the shortest time between ticks: loads and waits for ids retried at this pace
 _PARK_MS = 2_000  # how long a request may wait for its transaction's markers (Shard.park)
 
 
@@ -124,10 +128,11 @@ class TxnCoordinatorActor(DispatchedActor):
     that broker's inter-broker listener, or None when it has no address."""
 
     def __init__(self, ctx: Any, send_to_broker: Callable[[int, object, int], Any],
-                 clock: Callable[[], int] = now_ms) -> None:
+                 clock: Callable[[], int] = now_ms, schedule: Schedule | None = None) -> None:
         super().__init__()
         self.ctx = ctx
         self.clock = clock
+        self._wake = None if schedule is None else Wakeup(schedule, clock, TxnTick, TICK_MS)
         self.send_to_broker = send_to_broker
         c = BrokerConfig.of(ctx.broker_configs)
         self.core_config = {
@@ -149,7 +154,46 @@ class TxnCoordinatorActor(DispatchedActor):
 
     # ------------------------------------------------------------------------- dispatch
 
+    def on_start(self) -> None:
+        if self._wake is not None:
+            self._wake.bind(self.actor_ref)
+
+    def on_stop(self) -> None:
+        if self._wake is not None:
+            self._wake.cancel()
+
     def on_receive(self, message: Any) -> None:
+        self._dispatch(message)
+        if self._wake is not None:
+            now = self.clock()
+            self._wake.arm(self._next_due(now), now)
+
+    def _next_due(self, now: int) -> int | None:
+        """When ``_tick`` next has work: an append or a load step unanswered for too long, a
+        load to retry, a marker write to retry, a held request's deadline, an operation
+        waiting for producer ids; and while any transactional id is known, the periodic
+        checks for timed-out transactions and expired ids (at their configured intervals,
+        as before: ``abort_timed_out`` / ``expire_transactional_ids`` scan every id)."""
+        due = None
+        known = False
+        for shard in self.shards.values():
+            if shard.busy:
+                due = earliest(due, shard.busy_since + _STUCK_MS + 1)
+            if shard.core is None:
+                due = earliest(due, shard.loading_since + _STUCK_MS + 1 if shard.loading
+                               else now)
+                continue
+            due = earliest(due, shard.markers.next_due_ms())
+            for held in shard.parked.values():
+                due = earliest(due, min(h[3] for h in held))
+            if shard.queue and not shard.busy:
+                due = earliest(due, now)  # waiting for producer ids: asked again
+            known = known or bool(shard.core.transactions)
+        if known:
+            due = earliest(due, min(self._next_abort, self._next_expire))
+        return due
+
+    def _dispatch(self, message: Any) -> None:
         try:
             match message:
                 case TxnRequest(request=P.ListTransactionsRequest()):
@@ -161,6 +205,8 @@ class TxnCoordinatorActor(DispatchedActor):
                 case ImageChanged():
                     self._image_changed(message.image)
                 case TxnTick():
+                    if self._wake is not None:
+                        self._wake.ticked(message.now_ms)
                     self._tick(message.now_ms)
                 case LoadStep():
                     self._load_step(message)

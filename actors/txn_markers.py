@@ -230,6 +230,13 @@ class MarkerSender:
             complete.append(effect)
         return complete, []
 
+    def next_due_ms(self) -> int | None:
+        """When :meth:`poll` next has a marker to send (one in flight is answered by a
+        message: ``on_response``), None if none waits."""
+        times = [t.next_try_ms for pending in self.pending.values()
+                 for t in pending.remaining.values() if not t.in_flight]
+        return min(times) if times else None
+
     def drop_all(self) -> None:
         self.pending.clear()
 
