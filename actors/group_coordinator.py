@@ -66,7 +66,7 @@ from .runtime import DispatchedActor
 from .shard_load import finish as _finish
 from .ticker import now_ms
 from .txn_messages import TxnMarkerWritten
-from .wakeup import Schedule, Wakeup, earliest
+from .wakeup import Schedule, Wakeup, WokenWhenDue, earliest
 
 E = P.ErrorCode
 _LOAD_CHUNK = 1 << 20
@@ -177,7 +177,7 @@ class _Shard:
 # ------------------------------------------------------------------------------------- actor
 
 
-class GroupCoordinatorActor(DispatchedActor):
+class GroupCoordinatorActor(WokenWhenDue, DispatchedActor):
     def __init__(self, ctx: Any, clock: Callable[[], int] = now_ms,
                  schedule: Schedule | None = None) -> None:
         super().__init__()
@@ -198,20 +198,6 @@ class GroupCoordinatorActor(DispatchedActor):
         self._log = logger.bind(broker=ctx.broker_id, actor="group-coordinator")
 
     # ------------------------------------------------------------------------- dispatch
-
-    def on_start(self) -> None:
-        if self._wake is not None:
-            self._wake.bind(self.actor_ref)
-
-    def on_stop(self) -> None:
-        if self._wake is not None:
-            self._wake.cancel()
-
-    def on_receive(self, message: Any) -> None:
-        self._dispatch(message)
-        if self._wake is not None:
-            now = self.clock()
-            self._wake.arm(self._next_due(now), now)
 
     def _next_due(self, now: int) -> int | None:
         """When ``_tick`` next has work: an append or a load read unanswered for too long, a

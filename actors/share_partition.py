@@ -50,7 +50,7 @@ from .runtime import DispatchedActor
 from .share_config import partition_config
 from .share_requests import ShareRequests
 from .ticker import now_ms
-from .wakeup import Schedule, Wakeup, earliest
+from .wakeup import Schedule, Wakeup, WokenWhenDue, earliest
 
 E = P.ErrorCode
 WRITE_RETRY_MS = 200  # a failed state write (coordinator moving) is retried after this
@@ -132,7 +132,7 @@ class _SP:
         self.last_used = 0  # ms: the last request that named it
 
 
-class SharePartitionManager(ShareRequests, DispatchedActor):
+class SharePartitionManager(WokenWhenDue, ShareRequests, DispatchedActor):
     """Collaborators are given: ``persister`` (actors/share_state_client.py), ``dead_letters``
     (actors/share_dlq.DeadLetterWriter), ``clock`` and ``rng`` (jitter)."""
 
@@ -151,15 +151,7 @@ class SharePartitionManager(ShareRequests, DispatchedActor):
         self._touched: set[_SP] = set()  # used or changed since the timer was last armed
         self._log = logger.bind(broker=ctx.broker_id, actor="share-partitions")
 
-    def on_start(self) -> None:
-        if self._wake is not None:
-            self._wake.bind(self.actor_ref)
-
-    def on_stop(self) -> None:
-        if self._wake is not None:
-            self._wake.cancel()
-
-    def on_receive(self, message: Any) -> None:
+    def on_receive(self, message: Any) -> None:  # WokenWhenDue's, with the touched set
         tick = isinstance(message, ShareTick)
         self._dispatch(message)
         if self._wake is not None:

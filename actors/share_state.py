@@ -54,7 +54,7 @@ from .share_state_wire import (
     write_of,
 )
 from .ticker import now_ms
-from .wakeup import Schedule, Wakeup, earliest
+from .wakeup import Schedule, Wakeup, WokenWhenDue, earliest
 
 __all__ = ["SHARE_STATE_TOPIC", "ImageChanged", "ShareStateActor", "ShareStateRequest",
            "ShareStateTick", "error_response", "find_coordinator"]
@@ -90,7 +90,7 @@ class _AppendDone:
     """(done, result or None, error or None) per operation."""
 
 
-class ShareStateActor(DispatchedActor):
+class ShareStateActor(WokenWhenDue, DispatchedActor):
     """``ctx``: the BrokerContext (broker id, replicas). Started once per broker by the node;
     fed ``ImageChanged`` and ``ShareStateTick``."""
 
@@ -105,20 +105,6 @@ class ShareStateActor(DispatchedActor):
         self._wake = None if schedule is None else Wakeup(schedule, clock, ShareStateTick,
                                                           TICK_MS)
         self._log = logger.bind(broker=ctx.broker_id, actor="share-state")
-
-    def on_start(self) -> None:
-        if self._wake is not None:
-            self._wake.bind(self.actor_ref)
-
-    def on_stop(self) -> None:
-        if self._wake is not None:
-            self._wake.cancel()
-
-    def on_receive(self, message: Any) -> None:
-        self._dispatch(message)
-        if self._wake is not None:
-            now = self.clock()
-            self._wake.arm(self._next_due(now), now)
 
     def _next_due(self, now: int) -> int | None:
         """When ``_tick`` next has work: an append unanswered for too long, a load to retry

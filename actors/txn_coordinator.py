@@ -65,7 +65,7 @@ from .txn_wire import (
     operation,
     to_wire,
 )
-from .wakeup import Schedule, Wakeup, earliest
+from .wakeup import Schedule, Wakeup, WokenWhenDue, earliest
 
 __all__ = ["TXN_TOPIC", "ImageChanged", "TxnCoordinatorActor", "TxnRequest", "TxnTick",
            "error_response", "find_coordinator"]
@@ -122,7 +122,7 @@ class _MarkerReply:
 # ------------------------------------------------------------------------------------- actor
 
 
-class TxnCoordinatorActor(DispatchedActor):
+class TxnCoordinatorActor(WokenWhenDue, DispatchedActor):
     """``ctx``: the BrokerContext (image, replicas, controller, configs). ``send_to_broker(
     broker_id, request, timeout_ms)``: a future (``add_done_callback``) of the answer from
     that broker's inter-broker listener, or None when it has no address."""
@@ -153,20 +153,6 @@ class TxnCoordinatorActor(DispatchedActor):
         self._log = logger.bind(broker=ctx.broker_id, actor="txn-coordinator")
 
     # ------------------------------------------------------------------------- dispatch
-
-    def on_start(self) -> None:
-        if self._wake is not None:
-            self._wake.bind(self.actor_ref)
-
-    def on_stop(self) -> None:
-        if self._wake is not None:
-            self._wake.cancel()
-
-    def on_receive(self, message: Any) -> None:
-        self._dispatch(message)
-        if self._wake is not None:
-            now = self.clock()
-            self._wake.arm(self._next_due(now), now)
 
     def _next_due(self, now: int) -> int | None:
         """When ``_tick`` next has work: an append or a load step unanswered for too long, a

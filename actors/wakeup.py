@@ -80,6 +80,29 @@ class Wakeup:
             pass
 
 
+class WokenWhenDue:
+    """Mixin for a ``DispatchedActor`` with ``self._wake`` (a ``Wakeup`` or None: no timer
+    service, as in unit tests that send ticks themselves), ``self.clock``, ``_dispatch(message)``
+    and ``_next_due(now)``: binds the wake-up at start, cancels it at stop, and after every
+    message arms it for the next deadline. Put it before ``DispatchedActor`` in the bases."""
+
+    _wake: Wakeup | None
+
+    def on_start(self) -> None:
+        if self._wake is not None:
+            self._wake.bind(self.actor_ref)  # type: ignore[attr-defined]
+
+    def on_stop(self) -> None:
+        if self._wake is not None:
+            self._wake.cancel()
+
+    def on_receive(self, message: object) -> None:
+        self._dispatch(message)  # type: ignore[attr-defined]
+        if self._wake is not None:
+            now = self.clock()  # type: ignore[attr-defined]
+            self._wake.arm(self._next_due(now), now)  # type: ignore[attr-defined]
+
+
 def earliest(*times: int | None) -> int | None:
     """The earliest of ``times`` that are not None (None if all are)."""
     present = [t for t in times if t is not None]
