@@ -54,7 +54,7 @@ from .share_state_wire import (
     write_of,
 )
 from .ticker import now_ms
-from .wakeup import Schedule, Wakeup, WokenWhenDue, earliest
+from .wakeup import Schedule, Wakeup, WokenWhenDue, earliest, shard_due
 
 __all__ = ["SHARE_STATE_TOPIC", "ImageChanged", "ShareStateActor", "ShareStateRequest",
            "ShareStateTick", "error_response", "find_coordinator"]
@@ -111,11 +111,7 @@ class ShareStateActor(WokenWhenDue, DispatchedActor):
         (asked again every tick while the replica is missing), a load step lost."""
         due = None
         for shard in self.shards.values():
-            if shard.busy:
-                due = earliest(due, shard.busy_since + _STUCK_MS + 1)
-            if shard.core is None:
-                due = earliest(due, shard.loading_since + _STUCK_MS + 1 if shard.loading
-                               else now)
+            due = earliest(due, shard_due(shard, now, _STUCK_MS))
         return due
 
     def _dispatch(self, message: Any) -> None:

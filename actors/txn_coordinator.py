@@ -65,7 +65,7 @@ from .txn_wire import (
     operation,
     to_wire,
 )
-from .wakeup import Schedule, Wakeup, WokenWhenDue, earliest
+from .wakeup import Schedule, Wakeup, WokenWhenDue, earliest, shard_due
 
 __all__ = ["TXN_TOPIC", "ImageChanged", "TxnCoordinatorActor", "TxnRequest", "TxnTick",
            "error_response", "find_coordinator"]
@@ -163,11 +163,8 @@ class TxnCoordinatorActor(WokenWhenDue, DispatchedActor):
         due = None
         known = False
         for shard in self.shards.values():
-            if shard.busy:
-                due = earliest(due, shard.busy_since + _STUCK_MS + 1)
+            due = earliest(due, shard_due(shard, now, _STUCK_MS))
             if shard.core is None:
-                due = earliest(due, shard.loading_since + _STUCK_MS + 1 if shard.loading
-                               else now)
                 continue
             due = earliest(due, shard.markers.next_due_ms())
             for held in shard.parked.values():

@@ -107,3 +107,13 @@ def earliest(*times: int | None) -> int | None:
     """The earliest of ``times`` that are not None (None if all are)."""
     present = [t for t in times if t is not None]
     return min(present) if present else None
+
+
+def shard_due(shard, now: int, stuck_ms: int) -> int | None:
+    """A coordinator shard's own deadlines (the share-state and transaction shards): an append
+    unanswered for ``stuck_ms``; until it is loaded, a load step lost, or ``now`` for a load to
+    (re)try."""
+    due = shard.busy_since + stuck_ms + 1 if shard.busy else None
+    if shard.core is None:
+        due = earliest(due, shard.loading_since + stuck_ms + 1 if shard.loading else now)
+    return due

@@ -215,14 +215,23 @@ def test_a_replica_asks_for_a_wake_up_only_when_something_is_due(tmp_path) -> No
         pykka.ActorRegistry.stop_all(block=True, timeout=5)
 
 
-def test_the_flush_wake_up_is_on_the_flush_scheduler_grid(tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("flush_ms", "appended_at", "woken_at"),
+    [
+        (300, 1_000_110, 1_000_600),  # due at 1_000_410: up to the 200 ms grid
+        (30, 1_000_100, 1_000_140),  # due at 1_000_130: up to its own 30 ms grid, not 1_000_200
+    ],
+)
+def test_the_flush_wake_up_is_on_the_flush_scheduler_grid(
+    tmp_path, flush_ms: int, appended_at: int, woken_at: int
+) -> None:
     """A replica's interval flush is due flush.ms after its first unflushed append, rounded
     up to the next multiple of log.flush.scheduler.interval.ms (tick_ms) of the broker's
-    clock: replicas written within one interval wake together, as Kafka's log flusher
-    checks every log once per interval."""
-    now, timers = [1_000_110], FakeTimers()
+    clock, or of flush.ms when that is shorter: replicas written within one interval wake
+    together, as Kafka's log flusher checks every log once per interval."""
+    now, timers = [appended_at], FakeTimers()
     ref = R.PartitionReplica.start(
-        "t", 0, tmp_path / "t-0", LogConfig(flush_ms=300), 0, 1, "id",
+        "t", 0, tmp_path / "t-0", LogConfig(flush_ms=flush_ms), 0, 1, "id",
         schedule=timers, clock=lambda: now[0], tick_ms=200,
     )
     try:
@@ -230,25 +239,7 @@ def test_the_flush_wake_up_is_on_the_flush_scheduler_grid(tmp_path) -> None:
         ref.ask(R.ListOffset(P.LATEST_TIMESTAMP, lambda _r: None))  # a round trip
         with timers.lock:
             (delay, _), = timers.asked
-        at = now[0] + round(delay * 1000)
-        assert at == 1_000_600  # 1_000_410 (the flush due), up to the grid
-    finally:
-        pykka.ActorRegistry.stop_all(block=True, timeout=5)
-
-
-def test_a_flush_ms_shorter_than_the_flush_scheduler_interval_is_its_own_grid(tmp_path) -> None:
-    now, timers = [1_000_100], FakeTimers()
-    ref = R.PartitionReplica.start(
-        "t", 0, tmp_path / "t-0", LogConfig(flush_ms=30), 0, 1, "id",
-        schedule=timers, clock=lambda: now[0], tick_ms=200,
-    )
-    try:
-        assert _append(ref, batch([b"a"])).error_code == E.NONE
-        ref.ask(R.ListOffset(P.LATEST_TIMESTAMP, lambda _r: None))  # a round trip
-        with timers.lock:
-            (delay, _), = timers.asked
-        # due at 1_000_130: up to its own 30 ms grid, not to the 200 ms one (1_000_200)
-        assert now[0] + round(delay * 1000) == 1_000_140
+        assert now[0] + round(delay * 1000) == woken_at
     finally:
         pykka.ActorRegistry.stop_all(block=True, timeout=5)
 
