@@ -66,7 +66,7 @@ from .runtime import DispatchedActor
 from .shard_load import finish as _finish
 from .ticker import now_ms
 from .txn_messages import TxnMarkerWritten
-from .wakeup import Schedule, Wakeup, WokenWhenDue, earliest
+from .wakeup import Schedule, WokenWhenDue, earliest
 
 E = P.ErrorCode
 _LOAD_CHUNK = 1 << 20
@@ -178,12 +178,14 @@ class _Shard:
 
 
 class GroupCoordinatorActor(WokenWhenDue, DispatchedActor):
+    tick_message = GroupTick
+
     def __init__(self, ctx: Any, clock: Callable[[], int] = now_ms,
                  schedule: Schedule | None = None) -> None:
         super().__init__()
         self.ctx = ctx
         self.clock = clock  # wall-clock ms; tests pass a fake one
-        self._wake = None if schedule is None else Wakeup(schedule, clock, GroupTick, TICK_MS)
+        self._wake = self._wakeup(schedule, clock, TICK_MS)
         self.core = G.GroupCoordinator(group_config(ctx.broker_configs))
         self.classic_config = CL.classic_config(ctx.broker_configs)
         self.shards: dict[int, _Shard] = {}
@@ -230,8 +232,6 @@ class GroupCoordinatorActor(WokenWhenDue, DispatchedActor):
                 case ImageChanged():
                     self._image_changed(message.image)
                 case GroupTick():
-                    if self._wake is not None:
-                        self._wake.ticked(message.now_ms)
                     self._tick(message.now_ms)
                 case _ReadDone():
                     self._read_done(message)

@@ -35,7 +35,7 @@ from rillet.frozen import frozen
 from .partition_messages import Scrub, ScrubReport
 from .runtime import DispatchedActor
 from .ticker import now_ms
-from .wakeup import Schedule, Wakeup
+from .wakeup import Schedule, WokenWhenDue
 
 Key = tuple[str, int]
 TICK_S = 0.1
@@ -71,8 +71,10 @@ class _PartitionScrub:
     pass_done: bool = False
 
 
-class Scrubber(DispatchedActor):
+class Scrubber(WokenWhenDue, DispatchedActor):
     """``replicas()`` gives the hosted partition actors by (topic, partition)."""
+
+    tick_message = ScrubTick
 
     def __init__(
         self,
@@ -102,34 +104,23 @@ class Scrubber(DispatchedActor):
         self._chained = 0  # steps sent since the last tick without waiting for it
         self._resynced_ms = 0  # when the hosted set was last read in full
         self.clock = clock
-        self._wake = (None if schedule is None else
-                      Wakeup(schedule, clock, ScrubTick, int(TICK_S * 1000)))
+        self._wake = self._wakeup(schedule, clock, int(TICK_S * 1000))
         self._log = logger.bind(broker=broker_id, actor="scrubber")
 
     def on_start(self) -> None:
+        super().on_start()
         if self._wake is not None:
-            self._wake.bind(self.actor_ref)
             self._wake.arm(self.clock(), self.clock())  # the first tick starts the budget
 
-    def on_stop(self) -> None:
-        if self._wake is not None:
-            self._wake.cancel()
-
-    def on_receive(self, message: object) -> object:
+    def _dispatch(self, message: object) -> None:
         try:
             match message:
                 case ScrubTick(now_ms=now):
-                    if self._wake is not None:
-                        self._wake.ticked(now)
                     self._tick(now)
                 case _Done(key=key, report=report):
                     self._done(key, report)
         except Exception:  # noqa: BLE001 - the scrubber must outlive any one partition
             self._log.exception("scrubber failed on {}", type(message).__name__)
-        if self._wake is not None:
-            now = self.clock()
-            self._wake.arm(self._next_due(now), now)
-        return None
 
     def _next_due(self, now: int) -> int | None:
         """When a tick next has something to do (actors/wakeup.py)."""

@@ -50,7 +50,7 @@ from .runtime import DispatchedActor
 from .share_config import partition_config
 from .share_requests import ShareRequests
 from .ticker import now_ms
-from .wakeup import Schedule, Wakeup, WokenWhenDue, earliest
+from .wakeup import Schedule, WokenWhenDue, earliest
 
 E = P.ErrorCode
 WRITE_RETRY_MS = 200  # a failed state write (coordinator moving) is retried after this
@@ -136,6 +136,8 @@ class SharePartitionManager(WokenWhenDue, ShareRequests, DispatchedActor):
     """Collaborators are given: ``persister`` (actors/share_state_client.py), ``dead_letters``
     (actors/share_dlq.DeadLetterWriter), ``clock`` and ``rng`` (jitter)."""
 
+    tick_message = ShareTick
+
     def __init__(self, ctx: Any, persister: Any, dead_letters: Any,
                  clock: Callable[[], int] = now_ms, rng: random.Random | None = None,
                  schedule: Schedule | None = None) -> None:
@@ -147,12 +149,12 @@ class SharePartitionManager(WokenWhenDue, ShareRequests, DispatchedActor):
         self.rng = rng or random.Random()
         self.sps: dict[tuple[str, str, int], _SP] = {}
         self.parked_ops: set = set()  # ShareFetch operations parked (share_requests.py)
-        self._wake = None if schedule is None else Wakeup(schedule, clock, ShareTick, TICK_MS)
+        self._wake = self._wakeup(schedule, clock, TICK_MS)
         self._touched: set[_SP] = set()  # used or changed since the timer was last armed
         self._log = logger.bind(broker=ctx.broker_id, actor="share-partitions")
 
     def on_receive(self, message: Any) -> None:  # WokenWhenDue's, with the touched set
-        tick = isinstance(message, ShareTick)
+        tick = self._note_tick(message)
         self._dispatch(message)
         if self._wake is not None:
             now = self.clock()
@@ -204,8 +206,6 @@ class SharePartitionManager(WokenWhenDue, ShareRequests, DispatchedActor):
                     self._touched.update(a for a in message.args if isinstance(a, _SP))
                     message.fn(*message.args)
                 case ShareTick():
-                    if self._wake is not None:
-                        self._wake.ticked(message.now_ms)
                     self._tick(message.now_ms)
                 case ImageChanged():
                     self._image_changed(message.image)

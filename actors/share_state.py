@@ -54,7 +54,7 @@ from .share_state_wire import (
     write_of,
 )
 from .ticker import now_ms
-from .wakeup import Schedule, Wakeup, WokenWhenDue, earliest, shard_due
+from .wakeup import Schedule, WokenWhenDue, earliest, shard_due
 
 __all__ = ["SHARE_STATE_TOPIC", "ImageChanged", "ShareStateActor", "ShareStateRequest",
            "ShareStateTick", "error_response", "find_coordinator"]
@@ -94,6 +94,8 @@ class ShareStateActor(WokenWhenDue, DispatchedActor):
     """``ctx``: the BrokerContext (broker id, replicas). Started once per broker by the node;
     fed ``ImageChanged`` and ``ShareStateTick``."""
 
+    tick_message = ShareStateTick
+
     def __init__(self, ctx: Any, clock: Callable[[], int] = now_ms,
                  schedule: Schedule | None = None) -> None:
         super().__init__()
@@ -102,8 +104,7 @@ class ShareStateActor(WokenWhenDue, DispatchedActor):
         self.shards: dict[int, ShareShard] = {}
         self.num_partitions = 0
         self._generation = 0
-        self._wake = None if schedule is None else Wakeup(schedule, clock, ShareStateTick,
-                                                          TICK_MS)
+        self._wake = self._wakeup(schedule, clock, TICK_MS)
         self._log = logger.bind(broker=ctx.broker_id, actor="share-state")
 
     def _next_due(self, now: int) -> int | None:
@@ -122,8 +123,6 @@ class ShareStateActor(WokenWhenDue, DispatchedActor):
                 case ImageChanged():
                     self._image_changed(message.image)
                 case ShareStateTick():
-                    if self._wake is not None:
-                        self._wake.ticked(message.now_ms)
                     self._tick(message.now_ms)
                 case LoadStep():
                     self._load_step(message)

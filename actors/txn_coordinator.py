@@ -65,7 +65,7 @@ from .txn_wire import (
     operation,
     to_wire,
 )
-from .wakeup import Schedule, Wakeup, WokenWhenDue, earliest, shard_due
+from .wakeup import Schedule, WokenWhenDue, earliest, shard_due
 
 __all__ = ["TXN_TOPIC", "ImageChanged", "TxnCoordinatorActor", "TxnRequest", "TxnTick",
            "error_response", "find_coordinator"]
@@ -127,12 +127,14 @@ class TxnCoordinatorActor(WokenWhenDue, DispatchedActor):
     broker_id, request, timeout_ms)``: a future (``add_done_callback``) of the answer from
     that broker's inter-broker listener, or None when it has no address."""
 
+    tick_message = TxnTick
+
     def __init__(self, ctx: Any, send_to_broker: Callable[[int, object, int], Any],
                  clock: Callable[[], int] = now_ms, schedule: Schedule | None = None) -> None:
         super().__init__()
         self.ctx = ctx
         self.clock = clock
-        self._wake = None if schedule is None else Wakeup(schedule, clock, TxnTick, TICK_MS)
+        self._wake = self._wakeup(schedule, clock, TICK_MS)
         self.send_to_broker = send_to_broker
         c = BrokerConfig.of(ctx.broker_configs)
         self.core_config = {
@@ -188,8 +190,6 @@ class TxnCoordinatorActor(WokenWhenDue, DispatchedActor):
                 case ImageChanged():
                     self._image_changed(message.image)
                 case TxnTick():
-                    if self._wake is not None:
-                        self._wake.ticked(message.now_ms)
                     self._tick(message.now_ms)
                 case LoadStep():
                     self._load_step(message)

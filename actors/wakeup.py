@@ -20,6 +20,7 @@ the ticker thread and only tells the actor.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import ClassVar
 
 import pykka
 
@@ -81,12 +82,21 @@ class Wakeup:
 
 
 class WokenWhenDue:
-    """Mixin for a ``DispatchedActor`` with ``self._wake`` (a ``Wakeup`` or None: no timer
-    service, as in unit tests that send ticks themselves), ``self.clock``, ``_dispatch(message)``
-    and ``_next_due(now)``: binds the wake-up at start, cancels it at stop, and after every
-    message arms it for the next deadline. Put it before ``DispatchedActor`` in the bases."""
+    """Mixin for a ``DispatchedActor`` that arms one ``Wakeup`` for its next deadline: it
+    declares ``tick_message`` (its tick, built from ``now_ms``), sets ``self._wake =
+    self._wakeup(schedule, clock, period_ms)`` (None without a timer service, as in unit
+    tests that send ticks themselves) and ``self.clock``, and has ``_dispatch(message)`` and
+    ``_next_due(now)``. The mixin binds the wake-up at start, cancels it at stop, marks it
+    spent when a tick arrives, and after every message arms it for the next deadline. Put
+    it before ``DispatchedActor`` in the bases."""
 
+    tick_message: ClassVar[type]
     _wake: Wakeup | None
+
+    def _wakeup(self, schedule: Schedule | None, clock: Callable[[], int],
+                period_ms: int) -> Wakeup | None:
+        return None if schedule is None else Wakeup(schedule, clock, self.tick_message,
+                                                    period_ms)
 
     def on_start(self) -> None:
         if self._wake is not None:
@@ -97,10 +107,19 @@ class WokenWhenDue:
             self._wake.cancel()
 
     def on_receive(self, message: object) -> None:
+        self._note_tick(message)
         self._dispatch(message)  # type: ignore[attr-defined]
         if self._wake is not None:
             now = self.clock()  # type: ignore[attr-defined]
             self._wake.arm(self._next_due(now), now)  # type: ignore[attr-defined]
+
+    def _note_tick(self, message: object) -> bool:
+        """True if ``message`` is this actor's tick (whatever was armed is then spent)."""
+        if not isinstance(message, self.tick_message):
+            return False
+        if self._wake is not None:
+            self._wake.ticked(message.now_ms)  # type: ignore[attr-defined]
+        return True
 
 
 def earliest(*times: int | None) -> int | None:
