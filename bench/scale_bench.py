@@ -44,9 +44,15 @@ def proc_stats(pid: int) -> dict:
     return {"threads": threads, "rss_mb": rss_kb / 1024, "open_files": files}
 
 
+def user_sys_s(pid: int, tid: str | None = None) -> tuple[float, float]:
+    """CPU seconds in user and in system mode of process ``pid`` (of its thread ``tid``)."""
+    stat = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
+    fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) / TICK, int(fields[12]) / TICK
+
+
 def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    return sum(user_sys_s(pid))
 
 
 def full_isrs(cluster: LocalCluster, topic: str, replicas: int = 3) -> tuple[int, int]:

@@ -47,22 +47,16 @@ producer.close()
 """
 
 
-def user_sys_s(pid: int) -> tuple[float, float]:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) / sb.TICK, int(fields[12]) / sb.TICK
-
-
 def threads(pid: int) -> dict[str, tuple[float, int]]:
     """Thread id -> (CPU seconds, voluntary context switches)."""
     out = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
-            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+            cpu = sum(sb.user_sys_s(pid, tid))
             status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
         except OSError:  # the thread ended
             continue
-        switches = int(status.split("voluntary_ctxt_switches:")[1].split()[0])
-        out[tid] = ((int(fields[11]) + int(fields[12])) / sb.TICK, switches)
+        out[tid] = (cpu, int(status.split("voluntary_ctxt_switches:")[1].split()[0]))
     return out
 
 
@@ -112,7 +106,7 @@ def main() -> int:
                  f"{args.py_spy}/broker-{b}.raw"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for b, pid in pids.items()]
             time.sleep(1)
-        cpu0 = {b: user_sys_s(pid) for b, pid in pids.items()}
+        cpu0 = {b: sb.user_sys_s(pid) for b, pid in pids.items()}
         counters0 = {b: sb.counters(cluster, b) for b in pids}
         threads0 = threads(pids[1])
         load0 = os.getloadavg()[0]
@@ -123,7 +117,7 @@ def main() -> int:
         if out.returncode != 0:
             raise SystemExit(f"produce failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
         threads1 = threads(pids[1])
-        cpu1 = {b: user_sys_s(pid) for b, pid in pids.items()}
+        cpu1 = {b: sb.user_sys_s(pid) for b, pid in pids.items()}
         for spy in spies:
             spy.send_signal(2)  # py-spy writes its file on SIGINT
         for spy in spies:
