@@ -46,6 +46,7 @@ from rillet.frozen import frozen
 
 from . import partition as R
 from .gather import _group
+from .runtime import tell_inline
 
 E = P.ErrorCode
 Key = tuple[str, int]
@@ -393,7 +394,7 @@ def serve(
                 watch=Watch(session, generation),
             )
             try:
-                ref.tell(read)
+                tell_inline(ref, read)  # read in this turn when the replica is idle
             except pykka.ActorDeadError:  # deleted or moved meanwhile
                 read.reply(
                     P.FetchPartitionResponse(

@@ -102,6 +102,13 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, TxnSide
 
     lane = "io"  # its handlers write and fsync the log: never on the request lane
 
+    @property
+    def inline_ok(self) -> bool:
+        """Produce and follower appends may run on the session's or the replica fetcher's
+        thread (runtime.tell_inline), as Kafka's handler threads append: they write to the
+        page cache. Not under group commit, whose appends end in an fsync."""
+        return self.config.flush_mode != "group-commit"
+
     def __init__(
         self,
         topic: str,

@@ -26,6 +26,7 @@ from loguru import logger
 from rillet.transport import protocol as P
 
 from . import partition as R
+from .runtime import ask_inline
 from .ticker import now_ms
 
 E = P.ErrorCode
@@ -402,14 +403,13 @@ class ReplicaFetcher:
         )
 
     def _tell_ask(self, key: Key, message: object):
-        """An ask without waiting: the future of the answer, or None (no such actor)."""
+        """An ask without waiting: the future of the answer, or None (no such actor). An
+        idle replica handles it on this thread at once (runtime.ask_inline), so a fetch's
+        partitions are applied in one pass; a busy one in its own turn."""
         ref = self._replica(key)
         if ref is None:
             return None
-        try:
-            return ref.ask(message, block=False)
-        except pykka.ActorDeadError:
-            return None
+        return ask_inline(ref, message)
 
     def _appended(self, key: Key, state: _State, future) -> None:
         try:

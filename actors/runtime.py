@@ -32,6 +32,12 @@ or a loaded broker misses elections and heartbeats and the quorum flaps.
 config) or while it runs (a dynamic broker config, actors/dynamic_configs.py):
 ``Dispatcher.resize``.
 
+Inline turns (``tell_inline`` / ``ask_inline``): a message to an idle actor that allows it
+(``inline_ok``) is handled at once on the sender's thread, the actor claimed for that turn as a
+pool thread claims it; a request over hundreds of partitions is then appended in one pass, as
+Kafka's handler threads do, instead of a thread hand-off per partition
+(tests/unit/actors/test_inline_turns.py).
+
 Resizing a running lane: growing lets up to ``threads`` workers run (new ones start as work
 comes, as at start); shrinking retires the surplus workers, each after the turn it is in (a
 retiring worker finishes its actor's turn, then exits instead of taking the next actor). No
@@ -50,6 +56,7 @@ from typing import Any, ClassVar
 import pykka
 from loguru import logger
 from pykka import ActorDeadError, ActorRegistry, Timeout, messages
+from pykka._envelope import Envelope
 
 DEFAULT_LANES = {"default": 3, "io": 8, "controller": 2}
 
@@ -156,6 +163,16 @@ def lane_threads() -> dict[str, int]:
     return {name: d.live_workers for name, d in sorted(lanes.items())}
 
 
+def turn_counts() -> dict[str, int]:
+    """Turns run so far: ``turns_<lane>`` by each lane's pool threads, ``turns_inline`` on
+    senders' threads (BrokerCounters)."""
+    with _lanes_lock:
+        lanes = dict(_lanes)
+    counts = {f"turns_{name}": d.turns for name, d in sorted(lanes.items())}
+    counts["turns_inline"] = inline_turns
+    return counts
+
+
 def dispatcher(lane: str) -> Dispatcher:
     """The process-wide dispatcher of ``lane`` (created on first use)."""
     d = _lanes.get(lane)
@@ -207,6 +224,17 @@ class _Mailbox:
             self._started = True
             self._scheduled = True
         self._actor._dispatcher.schedule(self._actor)  # noqa: SLF001
+
+    def _claim(self) -> bool:
+        """Take the actor for a turn on the calling thread: True only if it is started, idle
+        (not queued, not in a turn) and its mailbox is empty, so the turn keeps its order."""
+        with self._lock:
+            if self._scheduled or not self._started or self._messages:
+                return False
+            if self._actor.actor_stopped.is_set():
+                return False
+            self._scheduled = True
+            return True
 
     def _pop(self) -> Any | None:
         with self._lock:
@@ -296,6 +324,8 @@ class DispatchedActor(pykka.Actor):
 
     lane: ClassVar[str] = "default"
     throughput: ClassVar[int] = 64
+    # tell_inline / ask_inline may run a turn on the sender's thread (see there)
+    inline_ok: bool = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._dispatcher = dispatcher(self.lane)
@@ -334,6 +364,22 @@ class DispatchedActor(pykka.Actor):
         if inbox._end_turn():  # noqa: SLF001
             self._dispatcher.schedule(self)
 
+    def _inline_turn(self, envelope: Any) -> None:
+        """A turn of one message on the calling thread (``tell_inline``); the mailbox was
+        claimed (``_Mailbox._claim``), so no pool thread runs this actor meanwhile."""
+        _local.inline = True
+        try:
+            self._handle(envelope)
+        finally:
+            _local.inline = False
+        inbox: _Mailbox = self.actor_inbox  # type: ignore[assignment]
+        if self.actor_stopped.is_set():
+            inbox._end_turn()  # noqa: SLF001
+            self._actor_loop_teardown()
+            return
+        if inbox._end_turn():  # noqa: SLF001 - told meanwhile: the pool takes it from here
+            self._dispatcher.schedule(self)
+
     def _handle(self, envelope: Any) -> None:
         # pykka's _actor_loop_running, for one message
         try:
@@ -358,3 +404,55 @@ class DispatchedActor(pykka.Actor):
         inbox: _Mailbox = self.actor_inbox  # type: ignore[assignment]
         while (envelope := inbox._pop()) is not None:  # noqa: SLF001
             _refuse(self, envelope)
+
+
+# ------------------------------------------------------------------------- inline turns
+
+_local = threading.local()  # .inline: this thread is in an inline turn (no nesting)
+inline_turns = 0  # turns run on the sender's thread so far (benchmarks read it)
+
+
+def _claimed(ref: Any) -> _Mailbox | None:
+    """``ref``'s mailbox, claimed for an inline turn on this thread, or None."""
+    global inline_turns
+    inbox = getattr(ref, "actor_inbox", None)
+    if (
+        isinstance(inbox, _Mailbox)
+        and not getattr(_local, "inline", False)
+        and inbox._actor.inline_ok  # noqa: SLF001
+        and inbox._claim()  # noqa: SLF001
+    ):
+        inline_turns += 1
+        return inbox
+    return None
+
+
+def tell_inline(ref: pykka.ActorRef, message: Any) -> None:
+    """``ref.tell(message)``, handled on the calling thread when the actor is idle.
+
+    Kafka's request handler threads append to every partition of a produce request in one
+    pass; here each partition is an actor, and a tell costs a hand-off to a pool thread (a
+    mailbox, a wake-up, a context switch and the GIL changing hands) per partition. When the
+    actor has no turn in progress or queued and an empty mailbox, the message's turn runs at
+    once on the caller's thread instead, with the actor claimed for it exactly as a pool
+    thread claims it: still one message at a time, in order, and a failure handled as in a
+    pool turn (the actor stops; the caller carries on). Otherwise the message is queued as by
+    ``tell``. An inline turn does not nest: a tell made by the inline handler is queued.
+    Only actors that say so (``inline_ok``) are run inline; use it where the caller holds
+    nothing the handler could need and the handler does not block (no fsync)."""
+    inbox = _claimed(ref)
+    if inbox is None:
+        ref.tell(message)
+    else:
+        inbox._actor._inline_turn(Envelope(message))  # noqa: SLF001
+
+
+def ask_inline(ref: pykka.ActorRef, message: Any) -> ReplyFuture:
+    """``ref.ask(message, block=False)``, handled on the calling thread when the actor is
+    idle (``tell_inline``): the future is then already answered."""
+    inbox = _claimed(ref)
+    if inbox is None:
+        return ref.ask(message, block=False)
+    future = ReplyFuture()
+    inbox._actor._inline_turn(Envelope(message, reply_to=future))  # noqa: SLF001
+    return future

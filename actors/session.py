@@ -47,6 +47,7 @@ from . import (
     mutation_quota,
     quota_wire,
     quotas,
+    runtime,
 )
 from . import controller as C
 from . import group_coordinator as GC
@@ -58,7 +59,7 @@ from .configs import effective_topic_configs, topic_defaults
 from .fetch_session import Counters, FetchSessions
 from .fetch_session import serve as serve_session_fetch
 from .gather import EpochGather, FetchGather, ListOffsetsGather, ProduceGather
-from .runtime import DispatchedActor
+from .runtime import DispatchedActor, tell_inline
 from .ticker import Ticker, now_ms
 from .txn_write_markers import write_txn_markers
 
@@ -114,6 +115,7 @@ class BrokerContext:
         values["refused_inter_broker"] = self.refused_inter_broker
         if self.gc_watch is not None:
             values.update(self.gc_watch.values())
+        values.update(runtime.turn_counts())  # pool turns and inline turns (docs/runtime.md)
         return values
 
     def count_refused(self) -> int:
@@ -535,14 +537,15 @@ class ClientSession(DispatchedActor):
                 put = lambda r, key=key: gather.put(key, r)  # noqa: E731
                 if metrics is not None:  # counted once appended (Kafka's BytesInPerSec)
                     put = metrics.appending(t.name, p.records, put)
-                ref.tell(
+                tell_inline(  # appended in this turn when the replica is idle
+                    ref,
                     R.Append(
                         p.records,
                         put,
                         req.acks,
                         req.timeout_ms,
                         transactional_id=req.transactional_id,
-                    )
+                    ),
                 )
         if not keys:
             if req.acks == 0:

@@ -10,7 +10,9 @@ of each broker's BrokerCounters (garbage collections, replica fetch rounds, ...)
 many appends the leaders refused (``refused batch`` in the broker logs, by reason). With
 ``--py-spy`` each broker is also sampled (``--gil``: the threads holding the interpreter
 lock, i.e. Python CPU) into ``<dir>/broker-<id>.raw`` (py-spy's raw format, for flame
-graphs or grep).
+graphs or grep); with ``--strace FILE`` broker 1's system calls are counted into FILE
+(``strace -c -f``: where its system time goes; strace slows the broker, so read the counts,
+not that run's rate).
 
     .venv/bin/python bench/spread_profile.py --partitions 3000 --records 200000 --acks 1 \\
         [--config num.io.threads=2 ...] [--py-spy /tmp/spread]
@@ -88,6 +90,8 @@ def main() -> int:
     ap.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
                     help="a broker config for the scratch cluster (repeatable)")
     ap.add_argument("--py-spy", metavar="DIR", help="sample each broker into DIR")
+    ap.add_argument("--strace", metavar="FILE",
+                    help="count broker 1's system calls by thread into FILE (strace -c -f)")
     args = ap.parse_args()
     configs = dict(kv.split("=", 1) for kv in args.config)
     keys = max(args.partitions * 4, 1000)  # as scale_bench: every partition gets keys
@@ -106,6 +110,11 @@ def main() -> int:
                  f"{args.py_spy}/broker-{b}.raw"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for b, pid in pids.items()]
             time.sleep(1)
+        if args.strace:
+            spies.append(subprocess.Popen(
+                ["strace", "-f", "-c", "-p", str(pids[1]), "-o", args.strace],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            time.sleep(1)
         cpu0 = {b: sb.user_sys_s(pid) for b, pid in pids.items()}
         counters0 = {b: sb.counters(cluster, b) for b in pids}
         threads0 = threads(pids[1])
@@ -119,7 +128,7 @@ def main() -> int:
         threads1 = threads(pids[1])
         cpu1 = {b: sb.user_sys_s(pid) for b, pid in pids.items()}
         for spy in spies:
-            spy.send_signal(2)  # py-spy writes its file on SIGINT
+            spy.send_signal(2)  # py-spy and strace write their files on SIGINT
         for spy in spies:
             spy.wait(60)
         metrics, rate = out.stdout.strip().splitlines()[-2:]
