@@ -104,9 +104,10 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, TxnSide
 
     @property
     def inline_ok(self) -> bool:
-        """Produce and follower appends may run on the session's or the replica fetcher's
-        thread (runtime.tell_inline), as Kafka's handler threads append: they write to the
-        page cache. Not under group commit, whose appends end in an fsync."""
+        """Produce appends and follower-fetch reads may run on the session's thread, and
+        follower appends on the replica fetcher's (runtime.tell_inline / ask_inline), as
+        Kafka's handler threads append: they write to and read from the page cache. Not under
+        group commit, whose appends end in an fsync."""
         return self.config.flush_mode != "group-commit"
 
     def __init__(

@@ -357,12 +357,7 @@ class DispatchedActor(pykka.Actor):
             if envelope is None:
                 break
             self._handle(envelope)
-        if stopped.is_set():
-            inbox._end_turn()  # noqa: SLF001
-            self._actor_loop_teardown()
-            return
-        if inbox._end_turn():  # noqa: SLF001
-            self._dispatcher.schedule(self)
+        self._after_turn()
 
     def _inline_turn(self, envelope: Any) -> None:
         """A turn of one message on the calling thread (``tell_inline``); the mailbox was
@@ -372,12 +367,17 @@ class DispatchedActor(pykka.Actor):
             self._handle(envelope)
         finally:
             _local.inline = False
+        self._after_turn()
+
+    def _after_turn(self) -> None:
+        """After a turn (a pool thread's or an inline one): a stopped actor is torn down; one
+        with messages left goes back to its lane's queue."""
         inbox: _Mailbox = self.actor_inbox  # type: ignore[assignment]
         if self.actor_stopped.is_set():
             inbox._end_turn()  # noqa: SLF001
             self._actor_loop_teardown()
             return
-        if inbox._end_turn():  # noqa: SLF001 - told meanwhile: the pool takes it from here
+        if inbox._end_turn():  # noqa: SLF001
             self._dispatcher.schedule(self)
 
     def _handle(self, envelope: Any) -> None:
