@@ -631,6 +631,8 @@ class BrokerNode:
                     **extra,
                 )
             self._update_fetchers(new)
+        if changes.creates and self.ctx.gc_watch is not None:
+            self.ctx.gc_watch.partitions_added()  # frozen as they open (gc_watch.py)
         if changes.deletes and self.ctx.gc_watch is not None:
             self.ctx.gc_watch.partitions_dropped()  # their cycles collectable (gc_watch.py)
         self._tell_group_coordinator(GC.ImageChanged(new))

@@ -131,3 +131,61 @@ def test_a_slow_full_collection_freezes_what_survived_it_at_most_every_freeze_ev
     finally:
         watch.uninstall()
     assert gc.get_freeze_count() == 0
+
+
+def test_new_partitions_are_frozen_as_they_open_without_waiting_for_a_slow_collection() -> None:
+    watch = GcWatch(schedule=lambda delay, fn: None, grow_window_s=3600).install()
+    try:
+        watch.report()
+        assert watch.refreezes == 0 and gc.get_freeze_count() == 0  # nothing added yet
+        watch.partitions_added()
+        hosted = [[i] for i in range(50_000)]  # the new replicas' objects, never collected
+        watch.report()
+        assert watch.refreezes == 1 and gc.get_freeze_count() >= len(hosted)
+        more = [[i] for i in range(10_000)]  # logs still opening: the next report freezes too
+        frozen = gc.get_freeze_count()
+        watch.report()
+        assert watch.refreezes == 2 and gc.get_freeze_count() >= frozen + len(more)
+        watch._grow_until = 0.0  # the window is over: only a slow full collection freezes
+        watch.report()
+        assert watch.refreezes == 2
+    finally:
+        watch.uninstall()
+    assert gc.get_freeze_count() == 0
+
+
+def test_an_unfreeze_ends_the_window_so_dropped_partitions_meet_a_full_collection() -> None:
+    import weakref
+
+    class Node:
+        pass
+
+    scheduled: list = []
+    watch = GcWatch(schedule=lambda delay, fn: scheduled.append((delay, fn)),
+                    grow_window_s=3600).install()
+    try:
+        a, b = Node(), Node()
+        a.peer, b.peer = b, a
+        gone = weakref.ref(a)
+        watch.partitions_added()
+        watch.report()  # frozen while alive
+        del a, b
+        watch.partitions_dropped()
+        scheduled[-1][1]()  # settled: unfrozen
+        assert gc.get_freeze_count() == 0
+        watch.report()  # within the creation's window, but after an unfreeze: no freeze
+        assert gc.get_freeze_count() == 0
+        gc.collect()
+        assert gone() is None
+    finally:
+        watch.uninstall()
+
+
+def test_without_a_scheduler_added_partitions_freeze_nothing() -> None:
+    watch = GcWatch().install()
+    try:
+        watch.partitions_added()
+        watch.report()
+        assert watch.refreezes == 0 and gc.get_freeze_count() == 0
+    finally:
+        watch.uninstall()
