@@ -162,15 +162,17 @@ class ProducePurgatory:
         self._by_deadline: list[tuple[int, int, PendingProduce]] = []
         self._done: set[int] = set()
         self._seq = 0
+        self._live = 0  # waiting, not answered: asked after every message the replica handles
 
     def __len__(self) -> int:
-        return sum(1 for _, seq, _ in self._by_offset if seq not in self._done)
+        return self._live
 
     def add(self, key: Hashable, last_offset: int, deadline_ms: int) -> None:
         self._seq += 1
         p = PendingProduce(last_offset, deadline_ms, key)
         heapq.heappush(self._by_offset, (last_offset, self._seq, p))
         heapq.heappush(self._by_deadline, (deadline_ms, self._seq, p))
+        self._live += 1
 
     def complete_up_to(self, high_watermark: int, error: str = NONE) -> list[Completion]:
         out = []
@@ -179,6 +181,7 @@ class ProducePurgatory:
             if seq not in self._done:
                 self._done.add(seq)
                 out.append(Completion(p.key, p.last_offset, error))
+        self._live -= len(out)
         return out
 
     def expire(self, now_ms: int) -> list[Completion]:
@@ -188,6 +191,7 @@ class ProducePurgatory:
             if seq not in self._done:
                 self._done.add(seq)
                 out.append(Completion(p.key, p.last_offset, REQUEST_TIMED_OUT))
+        self._live -= len(out)
         self._gc()
         return out
 
@@ -200,6 +204,7 @@ class ProducePurgatory:
         self._by_offset.clear()
         self._by_deadline.clear()
         self._done.clear()
+        self._live = 0
         return out
 
     def _gc(self) -> None:
@@ -300,13 +305,19 @@ class LeaderReplica:
     def in_sync_and_idle(self) -> bool:
         """Every replica is in the ISR with the leader's LEO and nothing is pending: an ISR
         check (``tick``) can change nothing until the next append, so it need not run."""
-        if self.pending is not None or len(self.purgatory) or set(self.isr) != set(self.replicas):
+        # (asked after every message a leader handles: no sets or generators on the way)
+        if self.pending is not None or len(self.purgatory):
             return False
-        return all(
-            b == self.broker_id
-            or (b in self.followers and self.followers[b].log_end_offset == self.log_end_offset)
-            for b in self.replicas
-        )
+        isr, replicas = self.isr, self.replicas
+        if len(isr) != len(replicas) or (isr != replicas and set(isr) != set(replicas)):
+            return False
+        leo, followers, me = self.log_end_offset, self.followers, self.broker_id
+        for b in replicas:
+            if b != me:
+                f = followers.get(b)
+                if f is None or f.log_end_offset != leo:
+                    return False
+        return True
 
     def check_append(self, acks: int) -> str:
         """Call before writing a produce: NOT_ENOUGH_REPLICAS refuses an acks=all append
