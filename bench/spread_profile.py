@@ -10,7 +10,7 @@ of each broker's BrokerCounters (garbage collections, replica fetch rounds, ...)
 many appends the leaders refused (``refused batch`` in the broker logs, by reason). With
 ``--py-spy`` each broker is also sampled (``--gil``: the threads holding the interpreter
 lock, i.e. Python CPU) into ``<dir>/broker-<id>.raw`` (py-spy's raw format, for flame
-graphs or grep); with ``--strace FILE`` broker 1's system calls are counted into FILE
+graphs or grep), and the producer process into ``<dir>/producer.raw``; with ``--strace FILE`` broker 1's system calls are counted into FILE
 (``strace -c -f``: where its system time goes; strace slows the broker, so read the counts,
 not that run's rate).
 
@@ -120,8 +120,22 @@ def main() -> int:
         threads0 = threads(pids[1])
         load0 = os.getloadavg()[0]
         child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        out = subprocess.run([sys.executable, "-c", _PRODUCE, str(args.records), str(keys),
-                              args.acks], env=env, capture_output=True, text=True, timeout=900)
+        producer = subprocess.Popen([sys.executable, "-c", _PRODUCE, str(args.records),
+                                     str(keys), args.acks], env=env, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if args.py_spy:
+            spies.append(subprocess.Popen(
+                [str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(producer.pid),
+                 "-r", "400", "-f", "raw", "--gil", "--nonblocking", "-o",
+                 f"{args.py_spy}/producer.raw"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        try:
+            stdout, stderr = producer.communicate(timeout=900)
+        finally:
+            if producer.poll() is None:
+                producer.kill()
+                producer.wait()
+        out = subprocess.CompletedProcess(producer.args, producer.returncode, stdout, stderr)
         child1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         if out.returncode != 0:
             raise SystemExit(f"produce failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
