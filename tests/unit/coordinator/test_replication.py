@@ -226,6 +226,21 @@ def test_purgatory_completes_in_offset_order_and_skips_expired():
     assert len(pg) == 1 and [p.key for p in pg.waiting()] == [2]
 
 
+def test_purgatory_length_counts_the_waiting_through_expiry_completion_and_compaction():
+    # len() is asked after every message a leader handles: a count, kept exact
+    pg = R.ProducePurgatory()
+    for i in range(200):
+        pg.add(i, i, deadline_ms=1000 if i % 2 else 10)
+    assert len(pg) == 200
+    assert len(pg.expire(10)) == 100 and len(pg) == 100  # and the heaps are compacted
+    assert len(pg.complete_up_to(51)) == 25 and len(pg) == 75  # odd offsets 1..49
+    assert pg.expire(10) == [] and pg.complete_up_to(51) == [] and len(pg) == 75
+    assert len(pg) == len(pg.waiting())
+    assert len(pg.fail_all("X")) == 75 and len(pg) == 0
+    pg.add("a", 1, 5)
+    assert len(pg) == 1
+
+
 # -------------------------------------------------------------------------------- follower
 
 
