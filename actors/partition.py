@@ -489,14 +489,21 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, TxnSide
         due: list[int] = []
         leader, log = self.leader, self.log
         if leader is not None:
-            if len(leader.purgatory) or leader.pending is not None:
-                due.append(now + self._tick_ms)  # produce timeouts, AlterPartition re-sends
-            elif len(leader.replicas) > 1 and (
-                    bound is None or self._next_isr_check < bound) and not leader.in_sync_and_idle:
-                # Kafka: every replica.lag.time.max.ms / 2; an idle leader whose followers
-                # all have its LEO sleeps until the next append (issue #12: thousands of
-                # idle leaders would otherwise wake a few hundred times a second)
-                due.append(self._next_isr_check)
+            if leader.pending is not None:
+                due.append(now + self._tick_ms)  # AlterPartition re-sends
+            else:
+                deadline = leader.purgatory.next_deadline() if len(leader.purgatory) else None
+                if deadline is not None:
+                    # acks=all timeouts: at the earliest deadline (Kafka's purgatory timer),
+                    # not every tick while produces wait (5 wake-ups a second per partition)
+                    due.append(deadline)
+                if len(leader.replicas) > 1 and (
+                        bound is None or self._next_isr_check < bound
+                ) and not leader.in_sync_and_idle:
+                    # Kafka: every replica.lag.time.max.ms / 2; an idle leader whose followers
+                    # all have its LEO sleeps until the next append (issue #12: thousands of
+                    # idle leaders would otherwise wake a few hundred times a second)
+                    due.append(self._next_isr_check)
         verifying = self._verification_due()  # a parked transactional produce
         if verifying is not None:
             due.append(verifying)

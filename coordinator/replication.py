@@ -182,7 +182,16 @@ class ProducePurgatory:
                 self._done.add(seq)
                 out.append(Completion(p.key, p.last_offset, error))
         self._live -= len(out)
+        self._gc()  # (expire may not run for a while: the replica wakes at the deadlines)
         return out
+
+    def next_deadline(self) -> int | None:
+        """The earliest deadline of a produce still waiting (ms), or None: when ``expire``
+        next has work (the replica's timer wakes then, not on every tick)."""
+        heap, done = self._by_deadline, self._done
+        while heap and heap[0][1] in done:
+            heapq.heappop(heap)  # answered: its deadline needs no wake-up
+        return heap[0][0] if heap else None
 
     def expire(self, now_ms: int) -> list[Completion]:
         out = []

@@ -391,3 +391,36 @@ def test_a_follower_whose_first_fetch_follows_a_produce_stays_in_the_isr(tmp_pat
         assert [p.new_isr for p in proposals] == [(1,)]
     finally:
         pykka.ActorRegistry.stop_all(block=True, timeout=5)
+
+
+def test_a_waiting_acks_all_produce_wakes_the_leader_at_its_deadline_not_every_tick(
+    tmp_path,
+) -> None:
+    """An acks=all produce waiting for a follower used to tick its leader every
+    log.flush.scheduler.interval.ms (5 wake-ups a second per partition); the leader now
+    wakes at the produce's deadline (or the next ISR check, if sooner), as Kafka's purgatory
+    timer does, and answers REQUEST_TIMED_OUT then."""
+    from rillet.coordinator.metadata import PartitionInfo
+
+    now, timers = [1_000_000], FakeTimers()
+    info = PartitionInfo(0, replicas=(1, 2), isr=(1, 2), leader=1, leader_epoch=0)
+    ref = R.PartitionReplica.start(
+        "t", 0, tmp_path / "t-0", LogConfig(flush_ms=3_600_000), 0, 1, "id", info=info,
+        replica_lag_time_max_ms=30_000, clock=lambda: now[0], schedule=timers, tick_ms=200,
+    )
+    try:
+        ref.ask(R.Tick(now[0]))  # the election's first ISR check: the next is 15 s away
+        with timers.lock:
+            timers.asked.clear()
+        box = Box()
+        ref.tell(R.Append(batch([b"a"]), box, acks=-1, timeout_ms=5_000))
+        ref.ask(R.ListOffset(P.LATEST_TIMESTAMP, lambda _r: None))  # a round trip
+        assert not box.items  # waiting for the follower
+        with timers.lock:
+            delays = sorted(d for d, _ in timers.asked)
+        assert delays and delays[0] == 5.0, delays  # the deadline: no 0.2 s ticks
+        now[0] += 5_000
+        ref.ask(R.Tick(now[0]))
+        assert box.get().error_code == E.REQUEST_TIMED_OUT
+    finally:
+        pykka.ActorRegistry.stop_all(block=True, timeout=5)

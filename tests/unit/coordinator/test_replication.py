@@ -241,6 +241,17 @@ def test_purgatory_length_counts_the_waiting_through_expiry_completion_and_compa
     assert len(pg) == 1
 
 
+def test_purgatory_next_deadline_skips_the_answered():
+    pg = R.ProducePurgatory()
+    assert pg.next_deadline() is None
+    pg.add("a", 1, deadline_ms=100)
+    pg.add("b", 5, deadline_ms=200)
+    assert pg.next_deadline() == 100
+    pg.complete_up_to(2)  # "a" answered: its deadline wakes nobody
+    assert pg.next_deadline() == 200 and len(pg) == 1
+    assert [c.key for c in pg.expire(200)] == ["b"] and pg.next_deadline() is None
+
+
 # -------------------------------------------------------------------------------- follower
 
 
