@@ -12,6 +12,18 @@ round of N partitions costs one journal commit and one writeback pass.
     group_sync.install()     # the broker, at start: FileSystem.group_barrier is set
     barrier(fd, log_dir)     # (the log store, after its writes) OSError if syncfs failed
 
+**The interval flush needs no partition turn** (``FileSystem.group_sync``, issue #12): a log
+in ``flush.mode=interval`` no longer wakes its partition to call ``barrier`` once per
+``flush.ms``: that was a turn on the io lane per written partition per second (3,000 a second
+at 3,000 partitions), each blocked until the next syncfs, and the io lane's threads drained
+them a few per syncfs. Instead, when a log first holds unflushed writes it calls
+``want(flush_ms)``; one flusher thread per filesystem runs the syncfs when the earliest
+want is due (a want made before a sync started is served by it). The log notes, after each
+write, how many syncs had started (``started``); once a later sync completed (``done``)
+those writes are durable, and the log advances its recovery point the next time its owner
+touches it (``PartitionLog._credit``: at its next append, or at its checkpoint a minute
+later). A failed sync fails every log that had writes before it (``failed_after``).
+
 ``syncfs`` also flushes directory entries (a new segment file needs no directory fsync).
 Where it is missing (not Linux/glibc) nothing is installed and logs fsync each file, as
 they do in unit tests and with fault-injecting filesystems (logstore/log.py uses the barrier
@@ -24,6 +36,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+import time
 
 _libc = None
 try:
@@ -39,38 +52,110 @@ _by_log_dir: dict[str, GroupSync] = {}  # (an fstat per flush waited behind writ
 _registry_lock = threading.Lock()
 
 
-def barrier(fd: int, log_dir: str) -> None:
-    """Group-sync the filesystem holding ``fd``, a file under ``log_dir`` (one GroupSync per
-    device, looked up once per log dir)."""
+def for_log_dir(log_dir: str) -> GroupSync:
+    """The GroupSync of the filesystem holding ``log_dir`` (one per device, looked up once
+    per log dir; the flusher syncs through ``log_dir``)."""
     group = _by_log_dir.get(log_dir)
     if group is None:
-        dev = os.fstat(fd).st_dev
+        dev = os.stat(log_dir).st_dev
         with _registry_lock:
             group = _by_device.get(dev)
             if group is None:
-                group = _by_device[dev] = GroupSync()
+                group = _by_device[dev] = GroupSync(path=log_dir)
             _by_log_dir[log_dir] = group
-    group.barrier(fd)
+    return group
+
+
+def barrier(fd: int, log_dir: str) -> None:
+    """Group-sync the filesystem holding ``fd``, a file under ``log_dir``."""
+    for_log_dir(log_dir).barrier(fd)
 
 
 def install(on: bool = True) -> bool:
     """Make plain-FileSystem log flushes in this process group syncs (where syncfs
-    exists); ``on=False`` restores per-file fsyncs. True if installed."""
+    exists), and interval flushes the flusher's (``FileSystem.group_sync``); ``on=False``
+    restores per-file fsyncs on the owner's turn. True if installed."""
     from rillet.logstore.fs import FileSystem
 
-    FileSystem.group_barrier = barrier if on and _syncfs is not None else None
-    return FileSystem.group_barrier is not None
+    on = on and _syncfs is not None
+    FileSystem.group_barrier = barrier if on else None
+    FileSystem.group_sync = for_log_dir if on else None
+    return on
 
 
 class GroupSync:
-    def __init__(self, syncfs=None) -> None:
+    # a want's delay is capped (a flush.ms of Long.MAX_VALUE must not overflow a wait)
+    MAX_DELAY_S = 3600.0
+
+    def __init__(self, syncfs=None, path: str | None = None) -> None:
         self._syncfs = syncfs or _call_syncfs
         self._cond = threading.Condition()
         self._started = 0  # syncs started so far (the generation of the latest)
         self._done = 0  # the generation of the latest completed sync
         self._running = False
         self._failures: dict[int, OSError] = {}  # generation -> its error (recent ones)
+        self._failed: list[int] = []  # every failed generation, ascending (rare)
+        self._failed_errors: dict[int, OSError] = {}
         self.syncs = 0  # completed syncs (tests, counters)
+        # the flusher (want): a directory on the filesystem to sync through, and when the
+        # earliest wanted sync is due (monotonic s; None: nothing wanted)
+        self._path = path
+        self._want_cond = threading.Condition(threading.Lock())
+        self._due: float | None = None
+        self._flusher: threading.Thread | None = None
+
+    @property
+    def started(self) -> int:
+        """Syncs started so far: a sync numbered above this starts after the call."""
+        return self._started
+
+    @property
+    def done(self) -> int:
+        """The number of the latest completed sync (they run one at a time, in order)."""
+        return self._done
+
+    def failed_after(self, started: int) -> OSError | None:
+        """The error of a sync numbered above ``started`` and completed, if one failed: the
+        writes made when ``started`` syncs had started may not be durable."""
+        failed = self._failed
+        if not failed or failed[-1] <= started:
+            return None
+        for generation in failed:
+            if generation > started:
+                return self._failed_errors[generation]
+        return None
+
+    def want(self, delay_ms: float) -> None:
+        """Writes were made: sync within ``delay_ms`` (the flusher thread runs it; a sync
+        that starts sooner serves this want too)."""
+        due = time.monotonic() + min(delay_ms / 1000, self.MAX_DELAY_S)
+        with self._want_cond:
+            if self._due is not None and self._due <= due:
+                return
+            self._due = due
+            if self._flusher is None:
+                self._flusher = threading.Thread(target=self._flush_loop, name="log-flusher",
+                                                 daemon=True)
+                self._flusher.start()
+            self._want_cond.notify()
+
+    def _flush_loop(self) -> None:
+        fd = os.open(self._path or ".", os.O_RDONLY)  # syncfs needs a file of the filesystem
+        while True:
+            with self._want_cond:
+                while True:
+                    if self._due is None:
+                        self._want_cond.wait()
+                        continue
+                    delay = self._due - time.monotonic()
+                    if delay <= 0:
+                        break
+                    self._want_cond.wait(delay)
+                self._due = None  # every want made so far is served by the sync below
+            try:
+                self.barrier(fd)
+            except OSError:
+                pass  # recorded: each log with writes before it fails (failed_after)
 
     def barrier(self, fd: int) -> None:
         """Return once everything written before this call is durable (a syncfs that
@@ -93,12 +178,14 @@ class GroupSync:
                 finally:
                     self._cond.acquire()
                 self._running = False
-                self._done = generation
-                self.syncs += 1
-                if error is not None:
+                if error is not None:  # known before `done` says the sync is over
                     self._failures[generation] = error
+                    self._failed_errors[generation] = error
+                    self._failed.append(generation)
                     for old in [g for g in self._failures if g < generation - 64]:
                         del self._failures[old]
+                self._done = generation
+                self.syncs += 1
                 self._cond.notify_all()
             # syncs run one at a time, so sync `need` is the one that covered our writes
             error = self._failures.get(need)

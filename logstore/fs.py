@@ -149,6 +149,10 @@ class FileSystem:
     # once everything written to fd's filesystem before the call is durable (log_dir: the
     # directory holding the partition directories). None: per-file fsync.
     group_barrier = None
+    # And the interval flush without the owner (actors/group_sync.py, ``for_log_dir``):
+    # fn(log_dir) -> an object with ``started``, ``done``, ``failed_after(started)`` and
+    # ``want(delay_ms)``. None: the owner's maybe_flush fsyncs.
+    group_sync = None
 
     def open_segment(self, path: Path) -> SegmentFile:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)

@@ -67,6 +67,9 @@ _MAX_RUN = max(1, os.sysconf("SC_IOV_MAX") // 2) if hasattr(os, "sysconf") else 
 # Kafka's log.flush.offset.checkpoint.interval.ms: a stale recovery point is safe (recovery
 # just revalidates more), so it is not rewritten on every flush.
 CHECKPOINT_INTERVAL_MS = 60_000
+# With the broker's flusher (FileSystem.group_sync) an unflushed log's owner comes back this
+# long after flush.ms to advance the recovery point, if no append did it first.
+FLUSHER_CREDIT_MS = CHECKPOINT_INTERVAL_MS
 
 
 class AppendInfo(NamedTuple):
@@ -96,6 +99,11 @@ class PartitionLog:
         self._dir_dirty = False
         self._epochs_dirty = False
         self._first_unflushed_ms: int | None = None
+        # the interval flush through the broker's flusher (FileSystem.group_sync): [syncs
+        # started when written, log end offset then], oldest first; a completed sync
+        # numbered above the first makes everything up to its offset durable (_credit)
+        self._marks: list[list[int]] = []
+        self._group = None
         self._now_ms = 0  # the latest now_ms the owner passed in
         self._failure: BaseException | None = None
         self._closed = False
@@ -231,8 +239,7 @@ class PartitionLog:
         dirty = self._dirty
         if not dirty or dirty[-1] is not active:
             dirty.append(active)
-        if self._first_unflushed_ms is None:
-            self._first_unflushed_ms = now_ms
+        self._wrote(now_ms)
         return AppendInfo(base, next_offset - 1, max_timestamp, last_delta + 1)
 
     def append_many(self, batches, leader_epoch: int, now_ms: int) -> list[AppendInfo]:
@@ -297,8 +304,7 @@ class PartitionLog:
         except OSError as exc:
             self._fail(exc)
         self._mark_dirty(active)
-        if self._first_unflushed_ms is None:
-            self._first_unflushed_ms = now_ms
+        self._wrote(now_ms)
         return infos
 
     def _mark_dirty(self, segment: Segment) -> None:
@@ -342,8 +348,7 @@ class PartitionLog:
         self._io(active.append, data, header)
         if not self._dirty or self._dirty[-1] is not active:
             self._dirty.append(active)
-        if self._first_unflushed_ms is None:
-            self._first_unflushed_ms = now_ms
+        self._wrote(now_ms)
 
     def roll(self, now_ms: int) -> None:
         """Seal the active segment now (if it holds anything) and start a new one."""
@@ -514,6 +519,7 @@ class PartitionLog:
         self._io(self.epochs.truncate_from_end, self.log_end_offset)
         self._io(self.txn_index.truncate_to, self.log_end_offset)
         self._recovery_point = min(self._recovery_point, self.log_end_offset)
+        self._reset_marks()
         self._io(self._write_recovery_point)
         if self.damage is not None and self.damage.offset >= self.log_end_offset:
             self.damage = None  # the damaged batch is gone
@@ -533,6 +539,7 @@ class PartitionLog:
             self.damage = None
             self.epochs.clear()
             self._recovery_point = offset
+            self._reset_marks()
             self.fs.write_checkpoint(self.directory / LOG_START_FILE, offset)
             self._write_recovery_point()
         except OSError as exc:
@@ -592,6 +599,68 @@ class PartitionLog:
         self._epochs_dirty = False
         self._dir_dirty = False
         self._first_unflushed_ms = None
+        self._marks.clear()
+
+    # The interval flush through the broker's flusher (actors/group_sync.py): no fsync and
+    # no blocking on the owner's thread; the owner's timer only comes back a minute later to
+    # advance the recovery point (and write its checkpoint), if no append did it before.
+
+    def _group_sync(self):
+        """The broker's flusher for this log's filesystem, or None (unit tests, a fault-
+        injecting FileSystem, group-commit mode: the owner flushes)."""
+        hook = FileSystem.group_sync
+        if hook is None or type(self.fs) is not FileSystem or self.config.flush_mode != "interval":
+            return None
+        group = self._group
+        if group is None:
+            group = self._group = hook(str(self.directory.parent))
+        return group
+
+    def _wrote(self, now_ms: int) -> None:
+        """After a write: note it for the interval flush."""
+        group = self._group_sync()
+        if group is not None:
+            marks = self._marks
+            if marks and marks[0][0] < group.done:
+                self._credit(group)
+            started, leo = group.started, self.segments[-1].next_offset
+            if marks and marks[-1][0] == started:
+                marks[-1][1] = leo
+            else:
+                marks.append([started, leo])
+        if self._first_unflushed_ms is None:
+            self._first_unflushed_ms = now_ms
+            if group is not None:
+                group.want(self.config.flush_ms)  # durable within flush.ms, as before
+
+    def _credit(self, group) -> bool:
+        """Advance the recovery point over the writes a completed sync covered; True if it
+        did. A failed sync after a write fails the log (LogFailedError)."""
+        done = group.done
+        marks = self._marks
+        covered = None
+        while marks and marks[0][0] < done:
+            started, covered = marks.pop(0)
+            error = group.failed_after(started)
+            if error is not None:
+                self._fail(error)
+        if covered is None:
+            return False
+        if covered > self._recovery_point:
+            self._recovery_point = min(covered, self.log_end_offset)
+        if not marks:  # everything written is durable (syncfs: the directory and epochs too)
+            self._dirty.clear()
+            self._epochs_dirty = False
+            self._dir_dirty = False
+            self._first_unflushed_ms = None
+        return True
+
+    def _reset_marks(self) -> None:
+        """After a truncation: what stays unflushed is covered by the next sync."""
+        self._marks.clear()
+        group = self._group_sync()
+        if group is not None and self._first_unflushed_ms is not None:
+            self._marks.append([group.started, self.log_end_offset])
 
     def maybe_flush(self, now_ms: int) -> bool:
         """Interval policy: fsync if the oldest unflushed append is ``flush_ms`` old.
@@ -603,7 +672,15 @@ class PartitionLog:
         # Called after every append: the common "nothing due" answer is two comparisons.
         flushed = False
         first = self._first_unflushed_ms
-        if (
+        group = self._group_sync() if first is not None else None
+        if group is not None:
+            flushed = self._credit(group)
+            if (self._first_unflushed_ms is not None
+                    and now_ms - first >= self.config.flush_ms + FLUSHER_CREDIT_MS):
+                # still not covered a minute on: ask again, look again in a minute
+                self._first_unflushed_ms = now_ms
+                group.want(0)
+        elif (
             first is not None
             and now_ms - first >= self.config.flush_ms
             and self.config.flush_mode == "interval"
@@ -633,6 +710,8 @@ class PartitionLog:
         first = self._first_unflushed_ms
         if first is not None and self.config.flush_mode == "interval":
             due = first + self.config.flush_ms
+            if self._group_sync() is not None:
+                due += FLUSHER_CREDIT_MS  # the flusher syncs; the owner only credits
         if self._recovery_point != self._checkpointed_recovery_point:
             at = self._last_checkpoint_ms + CHECKPOINT_INTERVAL_MS
             due = at if due is None else min(due, at)

@@ -59,6 +59,9 @@ def test_num_io_threads_follows_alter_under_produce_load(tmp_path):
 
         loader = threading.Thread(target=produce, daemon=True)
         loader.start()
+        # the load under way (records acknowledged) before the threads are counted: the
+        # broker's log flusher starts with its first write
+        wait_until(lambda: len(futures) > 400 and futures[200].done(), 60, "the produce load")
         with cluster._client_endpoint() as endpoint:
             high = wait_until(lambda: (n := _io_threads(endpoint, cluster)) >= 6 and n, 60,
                               "the io lane running at (nearly) its 8 threads under load")

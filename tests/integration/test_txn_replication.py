@@ -77,7 +77,11 @@ def test_followers_have_the_leaders_txnindex_and_producer_state(
             transactional_id=tid,
             topics=(P.ProduceTopic(name="tx", partitions=(part,)),),
         )
-        answer = lead.call(request).topics[0].partitions[0]
+        # the leader's own replica may take its leadership a moment after the metadata
+        # said so: NOT_LEADER_OR_FOLLOWER appended nothing, and a client retries it
+        answer = wait_until(
+            lambda: (a := lead.call(request).topics[0].partitions[0]).error_code
+            != E.NOT_LEADER_OR_FOLLOWER and a, 30, "the leader taking the produce")
         assert answer.error_code == E.NONE, answer
         return answer.base_offset
 
