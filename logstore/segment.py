@@ -103,7 +103,14 @@ class Segment:
         "unverified_end",
         "verified",
         "generation",
+        "_tail_offsets",
+        "_tail_positions",
     )
+
+    # The starts of the latest batches appended (offset, position): a follower or a consumer
+    # at the tail asks for an offset a batch or two back, which the sparse index rarely
+    # holds; with these the read is one pread, without the header walk of ``find``.
+    TAIL = 16
 
     def __init__(
         self, base_offset: int, file: SegmentFile, created_ms: int, index_interval_bytes: int
@@ -127,6 +134,8 @@ class Segment:
         self.unverified_end = 0
         self.verified: list[list[int]] = []
         self.generation = 0  # bumped whenever positions change meaning (rebuild, rewrite)
+        self._tail_offsets: list[int] = []
+        self._tail_positions: list[int] = []
 
     # ----------------------------------------------------------------------------- writing
 
@@ -184,6 +193,11 @@ class Segment:
         max_timestamp: int,
         leader_epoch: int,
     ) -> None:
+        tail = self._tail_offsets
+        tail.append(base_offset)
+        self._tail_positions.append(position)
+        if len(tail) > 2 * self.TAIL:
+            del tail[: self.TAIL], self._tail_positions[: self.TAIL]
         since = self._bytes_since_index
         if since >= self.index_interval_bytes and position > 0:
             self.offsets.append(base_offset)
@@ -235,6 +249,7 @@ class Segment:
         batch after it); the segment then ends before ``offset``."""
         position, _ = self.find(offset)
         self.file.truncate(position)
+        self._forget_tail()
         if self.unverified_end > position:
             self.unverified_end = position  # what is appended from here on is ours
             self.verified = [[a, min(b, position)] for a, b in self.verified if a < position]
@@ -252,7 +267,12 @@ class Segment:
         for pos, header in walk(self.file, start, position, check=False):
             self.track(pos, header)
 
+    def _forget_tail(self) -> None:
+        self._tail_offsets.clear()
+        self._tail_positions.clear()
+
     def _reset(self) -> None:
+        self._forget_tail()
         self.unverified_end = 0
         self.verified = []
         self.generation += 1
@@ -321,6 +341,13 @@ class Segment:
                 end = self._index_boundary(start, limit, max_offset)
             if end > start:
                 return self.file.read_at(start, end - start)
+        tail = self._tail_offsets
+        j = bisect.bisect_right(tail, offset) - 1
+        if (j >= 0 and tail[j] == offset and offset < self.next_offset
+                and self.size <= (start := self._tail_positions[j]) + max(max_bytes, 0)
+                and (max_offset is None or self.next_offset <= max_offset)):
+            # a batch start among the latest appended, and the rest of the segment fits
+            return self.file.read_at(start, self.size - start)
         start, first = self.find(offset)
         if first is None:
             return b""
@@ -409,6 +436,7 @@ class Segment:
             last_epoch,
         )
         self.offsets, self.positions, self.times = offsets, positions, times
+        self._forget_tail()
         self._bytes_since_index = 0
         self.indexes_saved = True
         return True

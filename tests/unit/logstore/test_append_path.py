@@ -263,3 +263,47 @@ def test_append_many_beyond_one_pwritev(tmp_path, monkeypatch):
     assert [r.value for r in read_all(log)] == [b"r%d-0" % i for i in range(25)]
     assert log.active_segment.offsets == list(range(1, 25))  # every batch indexed
     log.close()
+
+
+def test_a_read_at_one_of_the_latest_batches_is_one_pread_without_the_header_walk(
+    tmp_path, monkeypatch
+):
+    # a follower or a consumer at the tail reads from a batch a round or two back, which the
+    # sparse index does not hold (batches far smaller than index.interval.bytes)
+    from rillet.logstore.segment import Segment
+
+    log = PartitionLog.open(tmp_path, LogConfig(index_interval_bytes=1 << 20), 0)
+    for i in range(40):
+        log.append(make_batch([b"v%d" % i] * (1 + i % 3), ts=i), 0, 0)
+    everything = log.read(0, 1 << 30)
+    starts = [h.base_offset for h, _ in iter_batches(everything)]
+    expected = {s: everything[everything.index(raw):] for s, raw in
+                ((h.base_offset, bytes(mv)) for h, mv in iter_batches(everything))}
+    reads = []
+    real_read_at = F.SegmentFile.read_at
+    monkeypatch.setattr(F.SegmentFile, "read_at",
+                        lambda f, pos, n: reads.append(n) or real_read_at(f, pos, n))
+
+    def no_walk(self, offset):
+        raise AssertionError("find walked the headers")
+
+    monkeypatch.setattr(Segment, "find", no_walk)
+    for start in starts[-Segment.TAIL:]:
+        reads.clear()
+        assert log.read(start, 1 << 20) == expected[start]
+        assert len(reads) == 1  # one pread, no header read
+    monkeypatch.undo()
+    # limits the tail cannot vouch for go the general way, with the same answers
+    assert log.read(starts[-3], 1) == expected[starts[-3]][: len(expected[starts[-3]])
+                                                           - len(expected[starts[-2]])]
+    assert log.read(starts[-3], 1 << 20, max_offset=starts[-1]) == log.read(starts[-3], 1) + \
+        log.read(starts[-2], 1)
+    # a truncation forgets the positions it cut: the same offsets, new batches
+    log.truncate_to(starts[-3])
+    log.append(make_batch([b"new-a", b"new-b"], ts=99), 1, 0)
+    log.append(make_batch([b"new-c"], ts=100), 1, 0)
+    got = list(iter_batches(log.read(starts[-3], 1 << 20)))
+    assert [bytes(mv) for _, mv in got] == [bytes(mv) for _, mv in
+                                             iter_batches(log.read(0, 1 << 30))][-2:]
+    assert got[0][0].leader_epoch == 1
+    log.close()
