@@ -648,11 +648,11 @@ class PartitionLog:
             return False
         if covered > self._recovery_point:
             self._recovery_point = min(covered, self.log_end_offset)
-        if not marks:  # everything written is durable (syncfs: the directory and epochs too)
-            self._dirty.clear()
-            self._epochs_dirty = False
-            self._dir_dirty = False
+        if not marks:  # everything noted is durable: the next write starts a new stretch
             self._first_unflushed_ms = None
+        # (_dirty stays: _wrote credits before it notes the write just made, whose segment
+        # is in it, and an explicit flush() must still sync that; it lists segments, not
+        # writes, so it stays as short as the log)
         return True
 
     def _reset_marks(self) -> None:

@@ -242,3 +242,20 @@ def test_a_broker_log_is_durable_through_the_real_flusher(tmp_path):
     finally:
         group_sync.install(False)
     assert FileSystem.group_sync is None
+
+
+def test_a_write_after_a_credit_is_still_synced_by_an_explicit_flush(tmp_path, flusher):
+    # _wrote credits the earlier writes before noting the one just made: that must not make
+    # close() or flush() believe nothing is left to sync
+    log = PartitionLog.open(tmp_path / "t-0", LogConfig(), 0)
+    log.append(make_batch([b"a"]), 0, 1)
+    flusher.sync()
+    log.append(make_batch([b"b"]), 0, 2)  # credits offset 0, then notes offset 1
+    assert log.recovery_point == 1 and flusher.barriers == []
+    assert log.flush() == 2
+    assert flusher.barriers == [str(tmp_path)]  # the write of offset 1 was synced
+    log.append(make_batch([b"c"]), 0, 3)
+    flusher.sync()
+    log.append(make_batch([b"d"]), 0, 4)
+    log.close()
+    assert len(flusher.barriers) == 2  # and so does close()
