@@ -38,6 +38,8 @@ import os
 import threading
 import time
 
+from loguru import logger
+
 _libc = None
 try:
     _libc = ctypes.CDLL(None, use_errno=True)
@@ -140,7 +142,7 @@ class GroupSync:
             self._want_cond.notify()
 
     def _flush_loop(self) -> None:
-        fd = os.open(self._path or ".", os.O_RDONLY)  # syncfs needs a file of the filesystem
+        fd = None  # syncfs needs a file of the filesystem: the log dir, opened once
         while True:
             with self._want_cond:
                 while True:
@@ -153,9 +155,31 @@ class GroupSync:
                     self._want_cond.wait(delay)
                 self._due = None  # every want made so far is served by the sync below
             try:
+                if fd is None:
+                    try:
+                        fd = os.open(self._path or ".", os.O_RDONLY)
+                    except OSError as exc:  # no sync possible: the logs waiting on it fail
+                        logger.error("log flusher: cannot open {}: {}", self._path, exc)
+                        self._fail_round(exc)
+                        continue
                 self.barrier(fd)
             except OSError:
                 pass  # recorded: each log with writes before it fails (failed_after)
+            except Exception:  # noqa: BLE001 - the flusher must not die: nothing would sync
+                logger.exception("log flusher: unexpected error")
+
+    def _fail_round(self, error: OSError) -> None:
+        """Count a sync that could not run as started and failed (failed_after reports it)."""
+        with self._cond:
+            while self._running:
+                self._cond.wait()
+            self._started += 1
+            generation = self._started
+            self._failures[generation] = error
+            self._failed_errors[generation] = error
+            self._failed.append(generation)
+            self._done = generation
+            self._cond.notify_all()
 
     def barrier(self, fd: int) -> None:
         """Return once everything written before this call is durable (a syncfs that

@@ -259,3 +259,15 @@ def test_a_write_after_a_credit_is_still_synced_by_an_explicit_flush(tmp_path, f
     log.append(make_batch([b"d"]), 0, 4)
     log.close()
     assert len(flusher.barriers) == 2  # and so does close()
+
+
+def test_a_flusher_that_cannot_open_its_filesystem_fails_the_waiting_logs(tmp_path):
+    # nothing may wait forever for a sync that never comes: the round counts as failed
+    group = GroupSync(SlowSync(), path=str(tmp_path / "gone"))
+    started = group.started
+    group.want(0)
+    deadline = time.monotonic() + 5
+    while group.done <= started:
+        assert time.monotonic() < deadline, "no round"
+        time.sleep(0.01)
+    assert isinstance(group.failed_after(started), OSError)
