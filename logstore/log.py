@@ -633,9 +633,11 @@ class PartitionLog:
             if group is not None:
                 group.want(self.config.flush_ms)  # durable within flush.ms, as before
 
-    def _credit(self, group) -> bool:
+    def _credit(self, group, settle: bool = False) -> bool:
         """Advance the recovery point over the writes a completed sync covered; True if it
-        did. A failed sync after a write fails the log (LogFailedError)."""
+        did. A failed sync after a write fails the log (LogFailedError). ``settle`` (no write
+        in progress: the owner's tick): once everything is covered, nothing is dirty either,
+        and a later flush() or close() has no sync to make."""
         done = group.done
         marks = self._marks
         covered = None
@@ -650,9 +652,12 @@ class PartitionLog:
             self._recovery_point = min(covered, self.log_end_offset)
         if not marks:  # everything noted is durable: the next write starts a new stretch
             self._first_unflushed_ms = None
-        # (_dirty stays: _wrote credits before it notes the write just made, whose segment
-        # is in it, and an explicit flush() must still sync that; it lists segments, not
-        # writes, so it stays as short as the log)
+            if settle:
+                # (not from _wrote: it credits before it notes the write just made, whose
+                # segment is in _dirty, and a flush() right after must still sync that)
+                self._dirty.clear()
+                self._epochs_dirty = False
+                self._dir_dirty = False
         return True
 
     def _reset_marks(self) -> None:
@@ -674,7 +679,7 @@ class PartitionLog:
         first = self._first_unflushed_ms
         group = self._group_sync() if first is not None else None
         if group is not None:
-            flushed = self._credit(group)
+            flushed = self._credit(group, settle=True)
             if (self._first_unflushed_ms is not None
                     and now_ms - first >= self.config.flush_ms + FLUSHER_CREDIT_MS):
                 # still not covered a minute on: ask again, look again in a minute

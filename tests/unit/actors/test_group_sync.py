@@ -271,3 +271,14 @@ def test_a_flusher_that_cannot_open_its_filesystem_fails_the_waiting_logs(tmp_pa
         assert time.monotonic() < deadline, "no round"
         time.sleep(0.01)
     assert isinstance(group.failed_after(started), OSError)
+
+
+def test_a_log_settled_at_its_tick_has_nothing_left_for_close_to_sync(tmp_path, flusher):
+    # thousands of partitions closing at a broker's stop: only the ones written since their
+    # last sync need one
+    log = PartitionLog.open(tmp_path / "t-0", LogConfig(), 0)
+    log.append(make_batch([b"a"]), 0, 1)
+    flusher.sync()
+    assert log.maybe_flush(100_000) is True and log.recovery_point == 1
+    log.close()
+    assert flusher.barriers == []
