@@ -95,9 +95,9 @@ class GroupSync:
         self._started = 0  # syncs started so far (the generation of the latest)
         self._done = 0  # the generation of the latest completed sync
         self._running = False
-        self._failures: dict[int, OSError] = {}  # generation -> its error (recent ones)
-        self._failed: list[int] = []  # every failed generation, ascending (rare)
-        self._failed_errors: dict[int, OSError] = {}
+        # generation -> its error, every failed sync, ascending (failures are rare, and a
+        # log crediting its writes late must still see the one after them: failed_after)
+        self._failures: dict[int, OSError] = {}
         self.syncs = 0  # completed syncs (tests, counters)
         # the flusher (want): a directory on the filesystem to sync through, and when the
         # earliest wanted sync is due (monotonic s; None: nothing wanted)
@@ -119,13 +119,10 @@ class GroupSync:
     def failed_after(self, started: int) -> OSError | None:
         """The error of a sync numbered above ``started`` and completed, if one failed: the
         writes made when ``started`` syncs had started may not be durable."""
-        failed = self._failed
-        if not failed or failed[-1] <= started:
+        failures = self._failures
+        if not failures or next(reversed(failures)) <= started:
             return None
-        for generation in failed:
-            if generation > started:
-                return self._failed_errors[generation]
-        return None
+        return next(e for generation, e in failures.items() if generation > started)
 
     def want(self, delay_ms: float) -> None:
         """Writes were made: sync within ``delay_ms`` (the flusher thread runs it; a sync
@@ -174,12 +171,7 @@ class GroupSync:
             while self._running:
                 self._cond.wait()
             self._started += 1
-            generation = self._started
-            self._failures[generation] = error
-            self._failed_errors[generation] = error
-            self._failed.append(generation)
-            self._done = generation
-            self._cond.notify_all()
+            self._finish(self._started, error)
 
     def barrier(self, fd: int) -> None:
         """Return once everything written before this call is durable (a syncfs that
@@ -202,19 +194,20 @@ class GroupSync:
                 finally:
                     self._cond.acquire()
                 self._running = False
-                if error is not None:  # known before `done` says the sync is over
-                    self._failures[generation] = error
-                    self._failed_errors[generation] = error
-                    self._failed.append(generation)
-                    for old in [g for g in self._failures if g < generation - 64]:
-                        del self._failures[old]
-                self._done = generation
+                self._finish(generation, error)
                 self.syncs += 1
-                self._cond.notify_all()
             # syncs run one at a time, so sync `need` is the one that covered our writes
             error = self._failures.get(need)
             if error is not None:
                 raise error
+
+    def _finish(self, generation: int, error: OSError | None) -> None:
+        """Under the lock: sync ``generation`` is over (its error, if any, is recorded
+        before ``done`` says so)."""
+        if error is not None:
+            self._failures[generation] = error
+        self._done = generation
+        self._cond.notify_all()
 
 
 def _call_syncfs(fd: int) -> None:
