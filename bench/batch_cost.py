@@ -30,29 +30,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import scale_bench as sb  # this folder: started as a script, it is on sys.path
 
-from rillet import Consumer, Producer, TopicPartition
-
-
-def self_cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def replicated(consumer: Consumer, tps: list[TopicPartition], expected: int) -> None:
-    """Wait until the high watermarks add up to ``expected`` (the followers have it all)."""
-    deadline = time.monotonic() + 300
-    while sum(consumer.end_offsets(tps).values()) < expected:
-        if time.monotonic() > deadline:
-            raise SystemExit("the followers did not catch up in 300 s")
-        time.sleep(0.05)
+from rillet import Producer
 
 
 def main() -> int:
@@ -75,8 +59,6 @@ def main() -> int:
         pids = {b: cluster.pid(b) for b in cluster.broker_ids}
         producer = Producer({"bootstrap.servers": cluster.bootstrap_servers,
                              "acks": args.acks, "linger.ms": 60_000})
-        consumer = Consumer({"bootstrap.servers": cluster.bootstrap_servers})
-        tps = [TopicPartition("cost", p) for p in range(args.partitions)]
         keys = [str(p).encode() for p in range(args.partitions)]
         sent = 0
         spies: list[subprocess.Popen] = []
@@ -84,27 +66,22 @@ def main() -> int:
             for n in range(args.warmup + args.rounds):
                 if n == args.warmup:
                     load0 = os.getloadavg()[0]
-                    cpu0 = {b: sum(sb.user_sys_s(pid)) for b, pid in pids.items()}
+                    cpu0 = {b: sb.cpu_s(pid) for b, pid in pids.items()}
                     counters0 = {b: sb.counters(cluster, b) for b in pids}
-                    mine0, wall0, sent0 = self_cpu_s(), time.monotonic(), sent
+                    mine0, wall0, sent0 = sb.cpu_s(os.getpid()), time.monotonic(), sent
                     if args.py_spy:
-                        Path(args.py_spy).mkdir(parents=True, exist_ok=True)
-                        spies = [subprocess.Popen(
-                            [str(Path(sys.executable).parent / "py-spy"), "record", "-p",
-                             str(pid), "-r", "400", "-f", "raw", "--gil", "--nonblocking",
-                             "-o", f"{args.py_spy}/broker-{b}.raw"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                            for b, pid in pids.items()]
+                        spies = [sb.py_spy_record(pid, f"{args.py_spy}/broker-{b}.raw")
+                                 for b, pid in pids.items()]
                 for p in range(args.partitions):
                     for _ in range(args.records):
                         producer.send("cost", value=value, key=keys[p], partition=p)
                 producer.flush(120)
                 sent += args.partitions * args.records
-                if args.acks == "1":
-                    replicated(consumer, tps, sent)
+                if args.acks == "1":  # the followers have it all before the next round
+                    sb.replicated(cluster.bootstrap_servers, "cost", sent, 300)
             wall = time.monotonic() - wall0
-            mine = self_cpu_s() - mine0
-            cpu = {b: sum(sb.user_sys_s(pid)) - cpu0[b] for b, pid in pids.items()}
+            mine = sb.cpu_s(os.getpid()) - mine0
+            cpu = {b: sb.cpu_s(pid) - cpu0[b] for b, pid in pids.items()}
             counters = {b: sb.counters(cluster, b) for b in pids}
         finally:
             for spy in spies:
@@ -112,7 +89,6 @@ def main() -> int:
             for spy in spies:
                 spy.wait(60)
             producer.close()
-            consumer.close()
     batches = args.partitions * args.rounds
     records = sent - sent0
     total = sum(cpu.values())

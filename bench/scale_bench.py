@@ -55,6 +55,16 @@ def cpu_s(pid: int) -> float:
     return sum(user_sys_s(pid))
 
 
+def py_spy_record(pid: int, out: str) -> subprocess.Popen:
+    """Sample process ``pid`` with py-spy into ``out`` (raw format, 400 Hz, ``--gil``: the
+    threads holding the interpreter lock, i.e. Python CPU) until it is sent SIGINT."""
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(pid), "-r", "400",
+         "-f", "raw", "--gil", "--nonblocking", "-o", out],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def full_isrs(cluster: LocalCluster, topic: str, replicas: int = 3) -> tuple[int, int]:
     """(partitions with a leader and a full ISR, partitions) as broker 1 sees them."""
     with ClientEndpoint() as endpoint:

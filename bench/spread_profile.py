@@ -103,12 +103,8 @@ def main() -> int:
         pids = {b: cluster.pid(b) for b in cluster.broker_ids}
         spies = []
         if args.py_spy:
-            Path(args.py_spy).mkdir(parents=True, exist_ok=True)
-            spies = [subprocess.Popen(
-                [str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(pid), "-r",
-                 "400", "-f", "raw", "--gil", "--nonblocking", "-o",
-                 f"{args.py_spy}/broker-{b}.raw"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for b, pid in pids.items()]
+            spies = [sb.py_spy_record(pid, f"{args.py_spy}/broker-{b}.raw")
+                     for b, pid in pids.items()]
             time.sleep(1)
         if args.strace:
             spies.append(subprocess.Popen(
@@ -124,11 +120,7 @@ def main() -> int:
                                      str(keys), args.acks], env=env, text=True,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         if args.py_spy:
-            spies.append(subprocess.Popen(
-                [str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(producer.pid),
-                 "-r", "400", "-f", "raw", "--gil", "--nonblocking", "-o",
-                 f"{args.py_spy}/producer.raw"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            spies.append(sb.py_spy_record(producer.pid, f"{args.py_spy}/producer.raw"))
         try:
             stdout, stderr = producer.communicate(timeout=900)
         finally:
