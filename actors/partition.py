@@ -492,7 +492,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, TxnSide
             if leader.pending is not None:
                 due.append(now + self._tick_ms)  # AlterPartition re-sends
             else:
-                deadline = leader.purgatory.next_deadline() if len(leader.purgatory) else None
+                deadline = leader.purgatory.next_deadline()
                 if deadline is not None:
                     # acks=all timeouts: at the earliest deadline (Kafka's purgatory timer),
                     # not every tick while produces wait (5 wake-ups a second per partition)

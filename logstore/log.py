@@ -668,13 +668,14 @@ class PartitionLog:
             self._marks.append([group.started, self.log_end_offset])
 
     def maybe_flush(self, now_ms: int) -> bool:
-        """Interval policy: fsync if the oldest unflushed append is ``flush_ms`` old.
+        """Interval policy, from the owner's tick: fsync if the oldest unflushed append is
+        ``flush_ms`` old; with the broker's flusher (``_group_sync``) only credit what its
+        syncs covered.
 
         Also rewrites the recovery-point checkpoint every CHECKPOINT_INTERVAL_MS (both
-        modes). Returns True if it fsynced appended data."""
+        modes). Returns True if appended data became durable (fsynced, or credited)."""
         if self._failure is not None or self._closed:
             self._check_usable()
-        # Called after every append: the common "nothing due" answer is two comparisons.
         flushed = False
         first = self._first_unflushed_ms
         group = self._group_sync() if first is not None else None
