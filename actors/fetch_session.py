@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -51,6 +52,11 @@ from .runtime import tell_inline
 E = P.ErrorCode
 Key = tuple[str, int]
 MAX_EPOCH = (1 << 31) - 1
+# How long a follower's new high watermark may wait for that partition's next records while
+# the follower keeps fetching others (an idle follower gets it at its poll's deadline). What
+# the follower does with it before then: its checkpoint, every
+# replica.high.watermark.checkpoint.interval.ms (5 s by default).
+HW_HOLD_S = 5.0
 
 
 class Counters:
@@ -93,6 +99,10 @@ def _merge(old: P.FetchPartitionResponse | None, new: P.FetchPartitionResponse):
     )
 
 
+def _hw_only(r: P.FetchPartitionResponse) -> bool:
+    return not r.records and r.error_code == E.NONE and r.diverging_epoch < 0
+
+
 class ReplicaFetchSession:
     """One follower's session on this leader. See the module docstring."""
 
@@ -114,6 +124,10 @@ class ReplicaFetchSession:
         self._generation: dict[Key, int] = {}
         self._next_generation = 0
         self._ready: dict[Key, P.FetchPartitionResponse] = {}
+        # a new high watermark alone: held for the partition's next records, or until it
+        # waited a poll's max_wait_ms, or a poll's deadline (see notify)
+        self._held: dict[Key, P.FetchPartitionResponse] = {}
+        self._held_since = 0.0  # monotonic s of the oldest held answer
         # the poll being answered (at most one: a follower waits for each answer)
         self._poll = 0
         self._send: Callable[[object], None] | None = None
@@ -157,11 +171,13 @@ class ReplicaFetchSession:
             for key in forgotten:
                 self._generation.pop(key, None)
                 self._ready.pop(key, None)
+                self._held.pop(key, None)
             generations = {}
             for key in changed:
                 self._next_generation += 1
                 generations[key] = self._generation[key] = self._next_generation
                 self._ready.pop(key, None)  # the explicit answer supersedes it
+                self._held.pop(key, None)
             self.epoch = epoch
             self.last_poll_ms = now_ms
             self._poll += 1
@@ -196,16 +212,35 @@ class ReplicaFetchSession:
         if send is not None:
             send()
 
-    def notify(self, key: Key, generation: int, r: P.FetchPartitionResponse) -> bool:
+    def notify(self, key: Key, generation: int, r: P.FetchPartitionResponse,
+               urgent: bool = True) -> bool:
         """A watched partition has news for the follower. False: the session no longer
-        watches it at that generation (the partition drops its watch)."""
+        watches it at that generation (the partition drops its watch).
+
+        News that is not ``urgent`` (a new high watermark alone) answers no poll: it is held
+        until the partition's next records (which carry the newer high watermark), and goes
+        with any answer once it has waited a poll's ``max_wait_ms``, or with a poll answered
+        at its deadline. As in Kafka, where a follower's delayed fetch completes on bytes,
+        not on a high watermark; here a busy follower also gets no message per partition
+        for a high watermark its next append brings anyway. The follower's high watermark
+        trails the leader's by at most about ``replica.fetch.wait.max.ms``; no produce waits
+        for it (acks=all completes on the followers' fetch offsets)."""
         with self._lock:
             if self.closed or self._generation.get(key) != generation:
                 return False
             self._counters.add("replica_fetch_notifications")
-            if self._send is not None and self._outstanding == 0:  # a parked poll
+            parked = self._send is not None and self._outstanding == 0
+            if not urgent and not (parked and key in self._results) and key not in self._ready:
+                if not self._held:
+                    self._held_since = time.monotonic()
+                self._held[key] = _merge(self._held.get(key), r)
+                return True
+            held = self._held.pop(key, None)
+            if held is not None:
+                r = _merge(held, r)
+            if parked:
                 self._results[key] = _merge(self._results.get(key), r)
-                send = self._take_response()
+                send = self._take_response() if urgent else None
             else:
                 self._ready[key] = _merge(self._ready.get(key), r)
                 send = None
@@ -217,7 +252,7 @@ class ReplicaFetchSession:
         with self._lock:
             if poll != self._poll or self._send is None or self._outstanding:
                 return
-            send = self._take_response()
+            send = self._take_response(deadline=True)
         send()
 
     def last_poll_for(self, key: Key, generation: int) -> int | None:
@@ -234,6 +269,7 @@ class ReplicaFetchSession:
         with self._lock:
             self.closed = True
             self._ready.clear()
+            self._held.clear()
             send = self._take_response() if self._send is not None else None
         if send is not None:
             send()
@@ -247,6 +283,8 @@ class ReplicaFetchSession:
                 self._results[key] = _merge(self._results.get(key), r)
             self._ready.clear()
             self._news = True
+        if self._held and self._held_due():
+            self._news = True  # they waited long enough: this poll takes them
         size = sum(len(r.records) for r in self._results.values())
         if self._news or size >= self._min_bytes or self._max_wait_ms <= 0:
             return self._take_response()
@@ -254,12 +292,25 @@ class ReplicaFetchSession:
         self._timer = self._call_later(self._max_wait_ms / 1000, lambda: self.expire(poll))
         return None
 
-    def _take_response(self) -> Callable[[], None]:
+    def _held_due(self) -> bool:
+        return time.monotonic() - self._held_since >= HW_HOLD_S
+
+    def _take_response(self, deadline: bool = False) -> Callable[[], None]:
         send, results = self._send, self._results
         self._send, self._results = None, {}
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._held and (deadline or self._held_due()):
+            for key, r in self._held.items():
+                results[key] = _merge(results.get(key), r)
+            self._held = {}
+        elif not deadline and self._max_wait_ms > 0:
+            # explicit answers with nothing but a high watermark wait like notified ones
+            for key in [k for k, r in results.items() if _hw_only(r)]:
+                if not self._held:
+                    self._held_since = time.monotonic()
+                self._held[key] = results.pop(key)
         # Kafka's max_bytes: whole partitions until the cap, never nothing; what does not fit
         # waits for the next poll (its partition counts it as sent)
         kept: dict[Key, P.FetchPartitionResponse] = {}

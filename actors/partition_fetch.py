@@ -253,9 +253,13 @@ class FetchSide:
                 )
             else:
                 continue
+            # records, an error or a new log start offset (DeleteRecords waits for the
+            # followers' low watermarks) answer a parked poll; a high watermark alone waits
+            urgent = (bool(response.records) or response.error_code != E.NONE
+                      or response.log_start_offset > w.start_sent)
             w.hw_sent = response.high_watermark
             w.start_sent = max(w.start_sent, response.log_start_offset)
-            kept = w.watch.session.notify(key, w.watch.generation, response)
+            kept = w.watch.session.notify(key, w.watch.generation, response, urgent)
             if not kept or response.error_code != E.NONE:
                 del self._watches[replica_id]
 

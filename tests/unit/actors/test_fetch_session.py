@@ -145,3 +145,81 @@ def test_an_answer_that_misses_its_poll_or_the_byte_cap_is_carried_to_the_next()
         A1,
     }
     assert all(r.records for r in second.values())
+
+
+def test_a_high_watermark_alone_answers_no_poll_and_rides_with_its_records() -> None:
+    _, s, timers = new_session()
+    (p0, gens), _ = poll(s, P.INITIAL_EPOCH, [A0, A1])
+    s.immediate(p0, A0, gens[A0], answer(0, 5))
+    s.immediate(p0, A1, gens[A1], answer(1, 5))
+    timers.fire()
+    _, sent = poll(s, 1)
+    assert s.notify(A1, gens[A1], answer(1, 8), urgent=False)
+    assert sent == []  # parked still: a new high watermark alone is not worth an answer
+    assert s.notify(A0, gens[A0], answer(0, 5, b"rec"))
+    assert set(parts(sent[0])) == {A0}  # A1's high watermark waits for A1's records
+    _, sent = poll(s, 2)
+    assert sent == []
+    assert s.notify(A1, gens[A1], answer(1, 9, b"more"))
+    got = parts(sent[0])[A1]  # one answer for A1: its records and its latest high watermark
+    assert (got.records, got.high_watermark) == (b"more", 9)
+
+
+def test_a_held_high_watermark_goes_with_the_polls_deadline_answer() -> None:
+    _, s, timers = new_session()
+    (p0, gens), _ = poll(s, P.INITIAL_EPOCH, [A0, A1])
+    s.immediate(p0, A0, gens[A0], answer(0, 5))
+    s.immediate(p0, A1, gens[A1], answer(1, 5))
+    timers.fire()
+    _, sent = poll(s, 1)
+    assert s.notify(A1, gens[A1], answer(1, 8), urgent=False)
+    assert sent == []
+    timers.fire()  # the poll's max_wait_ms: an idle follower is told
+    assert parts(sent[0])[A1].high_watermark == 8
+
+
+def test_an_explicit_answer_with_only_a_high_watermark_is_held_like_a_notified_one() -> None:
+    _, s, timers = new_session()
+    (p0, gens), _ = poll(s, P.INITIAL_EPOCH, [A0, A1])
+    s.immediate(p0, A0, gens[A0], answer(0, 5))
+    s.immediate(p0, A1, gens[A1], answer(1, 5))
+    timers.fire()
+    # the follower reports its new fetch offset for A1; the answer has no records
+    (p1, gens1), sent = poll(s, 1, changed=[A1])
+    s.immediate(p1, A1, gens1[A1], answer(1, 6))
+    assert sent == []  # parked
+    assert s.notify(A0, gens[A0], answer(0, 5, b"rec"))
+    assert set(parts(sent[0])) == {A0}
+    _, sent = poll(s, 2)
+    timers.fire()
+    assert parts(sent[0])[A1].high_watermark == 6  # at the next deadline
+
+
+def test_a_high_watermark_held_too_long_goes_with_any_answer(monkeypatch) -> None:
+    _, s, timers = new_session()
+    (p0, gens), _ = poll(s, P.INITIAL_EPOCH, [A0, A1])
+    s.immediate(p0, A0, gens[A0], answer(0, 5))
+    s.immediate(p0, A1, gens[A1], answer(1, 5))
+    timers.fire()
+    _, sent = poll(s, 1)
+    assert s.notify(A1, gens[A1], answer(1, 8), urgent=False)
+    monkeypatch.setattr(FS, "HW_HOLD_S", 0.0)  # as if it had waited HW_HOLD_S
+    assert s.notify(A0, gens[A0], answer(0, 5, b"rec"))
+    assert set(parts(sent[0])) == {A0, A1} and parts(sent[0])[A1].high_watermark == 8
+    (_, _), sent = poll(s, 2)
+    assert sent == [] and [t for t in timers.due if not t.cancelled]  # nothing held: parked
+
+
+def test_held_high_watermarks_of_a_forgotten_partition_are_dropped() -> None:
+    _, s, timers = new_session()
+    (p0, gens), _ = poll(s, P.INITIAL_EPOCH, [A0, A1])
+    s.immediate(p0, A0, gens[A0], answer(0, 5))
+    s.immediate(p0, A1, gens[A1], answer(1, 5))
+    timers.fire()
+    _, sent = poll(s, 1)
+    assert s.notify(A1, gens[A1], answer(1, 8), urgent=False)
+    timers.fire()
+    _, sent = poll(s, 2, forgotten=[A1])
+    assert s.notify(A1, gens[A1], answer(1, 9), urgent=False) is False
+    timers.fire()
+    assert sent[0].topics == ()

@@ -424,3 +424,52 @@ def test_a_waiting_acks_all_produce_wakes_the_leader_at_its_deadline_not_every_t
         assert box.get().error_code == E.REQUEST_TIMED_OUT
     finally:
         pykka.ActorRegistry.stop_all(block=True, timeout=5)
+
+
+def test_a_watching_follower_is_told_of_records_at_once_and_of_a_high_watermark_lazily(
+    tmp_path,
+) -> None:
+    """The leader's notifications to a follower's fetch session: records, and a new log
+    start offset, are urgent (they answer a parked poll); a new high watermark alone is not
+    (actors/fetch_session.py holds it for the partition's next records)."""
+    from rillet.actors.delete_records import DeleteRecords
+    from rillet.actors.fetch_session import Watch
+    from rillet.coordinator.metadata import PartitionInfo
+
+    class Session:
+        def __init__(self) -> None:
+            self.calls: list = []
+
+        def notify(self, key, generation, response, urgent=True) -> bool:
+            self.calls.append((response, urgent))
+            return True
+
+    info = PartitionInfo(0, replicas=(1, 2, 3), isr=(1, 2, 3), leader=1, leader_epoch=0)
+    ref = R.PartitionReplica.start("t", 0, tmp_path / "t-0", LogConfig(), 0, 1, "id", info=info)
+    session = Session()
+
+    def fetch(replica_id: int, offset: int, watch=None) -> P.FetchPartitionResponse:
+        box = Box()
+        ref.tell(R.Read(offset, 1 << 20, box, None, replica_id=replica_id,
+                        current_leader_epoch=0, watch=watch))
+        return box.get()
+
+    try:
+        fetch(2, 0, Watch(session, 1))  # follower 2 watches from offset 0
+        assert _append(ref, batch([b"a", b"b"])).error_code == E.NONE
+        ref.ask(R.LeaderEpoch(0))  # a turn after the append's
+        (got, urgent), = session.calls
+        assert got.records != b"" and urgent
+        assert fetch(2, 2, Watch(session, 2)).high_watermark == 0  # follower 3 is at 0
+        fetch(3, 2)  # follower 3 catches up: the high watermark moves to 2
+        ref.ask(R.LeaderEpoch(0))
+        got, urgent = session.calls[-1]
+        assert (got.records, got.high_watermark, urgent) == (b"", 2, False)
+        box = Box()
+        ref.tell(DeleteRecords(1, box))
+        assert box.get().error_code == E.NONE
+        ref.ask(R.LeaderEpoch(0))
+        got, urgent = session.calls[-1]
+        assert (got.log_start_offset, urgent) == (1, True)
+    finally:
+        pykka.ActorRegistry.stop_all(block=True, timeout=5)
