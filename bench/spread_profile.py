@@ -4,9 +4,9 @@ cluster (RF=3, scale_bench's topic and settle rule), with what each side spent o
 Printed after the produce: the producer's own metrics (requests, their latency, records per
 request, the average batch size: with keys over thousands of partitions a batch holds a few
 records, so the per-batch and per-partition costs decide the rate), the CPU of each broker
-split into user and system time, the busiest threads of broker 1 with their CPU and their
-voluntary context switches (how often they blocked: a thread hand-off or a lock), the change
-of each broker's BrokerCounters (garbage collections, replica fetch rounds, ...), and how
+split into user and system time, the busiest threads of broker 1 with their user and
+system CPU and their voluntary context switches (how often they blocked: a thread hand-off or
+a lock), the change of each broker's BrokerCounters (garbage collections, replica fetch rounds, ...), and how
 many appends the leaders refused (``refused batch`` in the broker logs, by reason). With
 ``--py-spy`` each broker is also sampled (``--gil``: the threads holding the interpreter
 lock, i.e. Python CPU) into ``<dir>/broker-<id>.raw`` (py-spy's raw format, for flame
@@ -49,16 +49,16 @@ producer.close()
 """
 
 
-def threads(pid: int) -> dict[str, tuple[float, int]]:
-    """Thread id -> (CPU seconds, voluntary context switches)."""
+def threads(pid: int) -> dict[str, tuple[float, float, int]]:
+    """Thread id -> (user CPU seconds, system CPU seconds, voluntary context switches)."""
     out = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
-            cpu = sum(sb.user_sys_s(pid, tid))
+            user, system = sb.user_sys_s(pid, tid)
             status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
         except OSError:  # the thread ended
             continue
-        out[tid] = (cpu, int(status.split("voluntary_ctxt_switches:")[1].split()[0]))
+        out[tid] = (user, system, int(status.split("voluntary_ctxt_switches:")[1].split()[0]))
     return out
 
 
@@ -147,12 +147,15 @@ def main() -> int:
             user, system = (cpu1[b][i] - cpu0[b][i] for i in (0, 1))
             print(f"broker {b}: user {user:.2f} s, system {system:.2f} s")
         names = thread_names(pids[1])
-        rows = sorted(((cpu - threads0.get(tid, (0, 0))[0], sw - threads0.get(tid, (0, 0))[1],
-                        names.get(tid, tid)) for tid, (cpu, sw) in threads1.items()),
-                      reverse=True)
-        print("broker 1's busiest threads (CPU s, voluntary context switches):")
-        for cpu, switches, name in rows[:12]:
-            print(f"  {name:32} {cpu:6.2f} {switches:8}")
+        rows = []
+        for tid, (user, system, sw) in threads1.items():
+            u0, s0, sw0 = threads0.get(tid, (0.0, 0.0, 0))
+            rows.append((user - u0 + system - s0, user - u0, system - s0, sw - sw0,
+                         names.get(tid, tid)))
+        rows.sort(reverse=True)
+        print("broker 1's busiest threads (CPU s: user + system, voluntary context switches):")
+        for _, user, system, switches, name in rows[:12]:
+            print(f"  {name:32} {user:6.2f} + {system:5.2f} {switches:8}")
         for b in pids:
             after = sb.counters(cluster, b)
             delta = {k: v - counters0[b].get(k, 0) for k, v in after.items()
