@@ -147,12 +147,18 @@ def test_an_answer_that_misses_its_poll_or_the_byte_cap_is_carried_to_the_next()
     assert all(r.records for r in second.values())
 
 
-def test_a_high_watermark_alone_answers_no_poll_and_rides_with_its_records() -> None:
+def two_partitions_polled():
+    """A session whose first poll named A0 and A1 (high watermark 5) and was answered."""
     _, s, timers = new_session()
     (p0, gens), _ = poll(s, P.INITIAL_EPOCH, [A0, A1])
     s.immediate(p0, A0, gens[A0], answer(0, 5))
     s.immediate(p0, A1, gens[A1], answer(1, 5))
     timers.fire()
+    return s, timers, gens
+
+
+def test_a_high_watermark_alone_answers_no_poll_and_rides_with_its_records() -> None:
+    s, timers, gens = two_partitions_polled()
     _, sent = poll(s, 1)
     assert s.notify(A1, gens[A1], answer(1, 8), urgent=False)
     assert sent == []  # parked still: a new high watermark alone is not worth an answer
@@ -166,11 +172,7 @@ def test_a_high_watermark_alone_answers_no_poll_and_rides_with_its_records() -> 
 
 
 def test_a_held_high_watermark_goes_with_the_polls_deadline_answer() -> None:
-    _, s, timers = new_session()
-    (p0, gens), _ = poll(s, P.INITIAL_EPOCH, [A0, A1])
-    s.immediate(p0, A0, gens[A0], answer(0, 5))
-    s.immediate(p0, A1, gens[A1], answer(1, 5))
-    timers.fire()
+    s, timers, gens = two_partitions_polled()
     _, sent = poll(s, 1)
     assert s.notify(A1, gens[A1], answer(1, 8), urgent=False)
     assert sent == []
@@ -179,11 +181,7 @@ def test_a_held_high_watermark_goes_with_the_polls_deadline_answer() -> None:
 
 
 def test_an_explicit_answer_with_only_a_high_watermark_is_held_like_a_notified_one() -> None:
-    _, s, timers = new_session()
-    (p0, gens), _ = poll(s, P.INITIAL_EPOCH, [A0, A1])
-    s.immediate(p0, A0, gens[A0], answer(0, 5))
-    s.immediate(p0, A1, gens[A1], answer(1, 5))
-    timers.fire()
+    s, timers, gens = two_partitions_polled()
     # the follower reports its new fetch offset for A1; the answer has no records
     (p1, gens1), sent = poll(s, 1, changed=[A1])
     s.immediate(p1, A1, gens1[A1], answer(1, 6))
@@ -196,11 +194,7 @@ def test_an_explicit_answer_with_only_a_high_watermark_is_held_like_a_notified_o
 
 
 def test_a_high_watermark_held_too_long_goes_with_any_answer(monkeypatch) -> None:
-    _, s, timers = new_session()
-    (p0, gens), _ = poll(s, P.INITIAL_EPOCH, [A0, A1])
-    s.immediate(p0, A0, gens[A0], answer(0, 5))
-    s.immediate(p0, A1, gens[A1], answer(1, 5))
-    timers.fire()
+    s, timers, gens = two_partitions_polled()
     _, sent = poll(s, 1)
     assert s.notify(A1, gens[A1], answer(1, 8), urgent=False)
     monkeypatch.setattr(FS, "HW_HOLD_S", 0.0)  # as if it had waited HW_HOLD_S
@@ -210,16 +204,12 @@ def test_a_high_watermark_held_too_long_goes_with_any_answer(monkeypatch) -> Non
     assert sent == [] and [t for t in timers.due if not t.cancelled]  # nothing held: parked
 
 
-def test_held_high_watermarks_of_a_forgotten_partition_are_dropped() -> None:
-    _, s, timers = new_session()
-    (p0, gens), _ = poll(s, P.INITIAL_EPOCH, [A0, A1])
-    s.immediate(p0, A0, gens[A0], answer(0, 5))
-    s.immediate(p0, A1, gens[A1], answer(1, 5))
+def test_a_held_high_watermark_of_a_forgotten_partition_is_dropped() -> None:
+    s, timers, gens = two_partitions_polled()
+    _, sent1 = poll(s, 1)
+    assert s.notify(A1, gens[A1], answer(1, 8), urgent=False)  # held
+    _, sent2 = poll(s, 2, forgotten=[A1])  # the follower stops fetching A1 here
     timers.fire()
-    _, sent = poll(s, 1)
-    assert s.notify(A1, gens[A1], answer(1, 8), urgent=False)
-    timers.fire()
-    _, sent = poll(s, 2, forgotten=[A1])
+    assert len(sent1) == len(sent2) == 1
+    assert A1 not in parts(sent1[0]) and A1 not in parts(sent2[0])
     assert s.notify(A1, gens[A1], answer(1, 9), urgent=False) is False
-    timers.fire()
-    assert sent[0].topics == ()
