@@ -14,10 +14,13 @@ messages per broker every ``replica.fetch.wait.max.ms`` while nothing happens. W
   has records the follower has not been sent, or a high watermark the follower was not told,
   it *notifies* the session with a ready ``FetchPartitionResponse``.
 * A poll is answered when its explicit partitions have answered and something is new (bytes
-  >= ``min_bytes``, an error, or a notification), else it is parked until the first
-  notification or ``max_wait_ms``. Notifications that arrive while no poll is parked wait in
-  ``_ready`` for the next one. So an idle poll is O(1) work on the leader: no partition actor
-  sees it.
+  >= ``min_bytes``, an error, or an urgent notification: records, an error, a new log start
+  offset), else it is parked until the first urgent notification or ``max_wait_ms``.
+  Notifications that arrive while no poll is parked wait in ``_ready`` for the next one. So
+  an idle poll is O(1) work on the leader: no partition actor sees it.
+* An answer with nothing but a new high watermark (notified, or a named partition's own) is
+  *held* (``notify``): it goes with the partition's next records, with a poll answered at its
+  deadline, or with any answer once it has waited ``HW_HOLD_S``.
 * A follower whose partitions do not change still counts as fetching them: the partition's
   ISR check (every ``replica.lag.time.max.ms / 2``) takes the session's last poll time as the
   follower's fetch time at the watched offset (``ReplicaFetchSession.last_poll_for``).
@@ -124,8 +127,8 @@ class ReplicaFetchSession:
         self._generation: dict[Key, int] = {}
         self._next_generation = 0
         self._ready: dict[Key, P.FetchPartitionResponse] = {}
-        # a new high watermark alone: held for the partition's next records, or until it
-        # waited a poll's max_wait_ms, or a poll's deadline (see notify)
+        # answers with nothing but a new high watermark: held for the partition's next
+        # records, until the oldest waited HW_HOLD_S, or a poll's deadline (see notify)
         self._held: dict[Key, P.FetchPartitionResponse] = {}
         self._held_since = 0.0  # monotonic s of the oldest held answer
         # the poll being answered (at most one: a follower waits for each answer)
@@ -218,13 +221,14 @@ class ReplicaFetchSession:
         watches it at that generation (the partition drops its watch).
 
         News that is not ``urgent`` (a new high watermark alone) answers no poll: it is held
-        until the partition's next records (which carry the newer high watermark), and goes
-        with any answer once it has waited a poll's ``max_wait_ms``, or with a poll answered
-        at its deadline. As in Kafka, where a follower's delayed fetch completes on bytes,
-        not on a high watermark; here a busy follower also gets no message per partition
-        for a high watermark its next append brings anyway. The follower's high watermark
-        trails the leader's by at most about ``replica.fetch.wait.max.ms``; no produce waits
-        for it (acks=all completes on the followers' fetch offsets)."""
+        until the partition's next records (which carry the newer high watermark), goes with
+        any answer once the oldest held one has waited ``HW_HOLD_S``, and with a poll
+        answered at its deadline. As in Kafka, where a follower's delayed fetch completes on
+        bytes, not on a high watermark; here a busy follower also gets no message per
+        partition for a high watermark its next append brings anyway. An idle follower's
+        high watermark trails the leader's by about ``replica.fetch.wait.max.ms``, a busy
+        one's by at most ``HW_HOLD_S``; no produce waits for it (acks=all completes on the
+        followers' fetch offsets)."""
         with self._lock:
             if self.closed or self._generation.get(key) != generation:
                 return False

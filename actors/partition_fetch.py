@@ -253,8 +253,9 @@ class FetchSide:
                 )
             else:
                 continue
-            # records, an error or a new log start offset (DeleteRecords waits for the
-            # followers' low watermarks) answer a parked poll; a high watermark alone waits
+            # records, an error or a new log start offset (the follower deletes below it at
+            # once, docs/operations.md) answer a parked poll; a high watermark alone waits
+            # for the partition's next records (fetch_session.ReplicaFetchSession.notify)
             urgent = (bool(response.records) or response.error_code != E.NONE
                       or response.log_start_offset > w.start_sent)
             w.hw_sent = response.high_watermark
