@@ -299,6 +299,7 @@ class FetchSide:
                 current_leader_epoch=w.leader_epoch,
                 log_start_offset=log.log_start_offset,
                 incarnation=w.incarnation,
+                watched=True,
             )
             self._carry_out(decision.progress)
 

@@ -282,6 +282,10 @@ class LeaderReplica:
         self.leader_epoch = leader_epoch
         self.partition_epoch = partition_epoch
         self.log_end_offset = log_end_offset
+        # the log end offset before the latest append, and when that append happened: what a
+        # watched follower's poll (``on_follower_fetch(watched=True)``) is measured against
+        self._previous_log_end_offset = log_end_offset
+        self._log_end_offset_since_ms = now_ms
         self.high_watermark = min(high_watermark, log_end_offset)
         # the offset this epoch's first batch gets (the actor assigns the epoch there in its
         # LeaderEpochCache when it becomes leader, KIP-279 follow-up)
@@ -342,6 +346,9 @@ class LeaderReplica:
     def on_append(self, log_end_offset: int, now_ms: int) -> Progress:
         """The leader appended: its new log end offset (with ISR == {leader} the high
         watermark follows it)."""
+        if log_end_offset != self.log_end_offset:
+            self._previous_log_end_offset = self.log_end_offset
+            self._log_end_offset_since_ms = now_ms
         self.log_end_offset = log_end_offset
         return self._progress(now_ms)
 
@@ -366,11 +373,19 @@ class LeaderReplica:
         last_fetched_epoch: int | None = None,
         epochs: EpochLookup | None = None,
         incarnation: str = "",
+        watched: bool = False,
     ) -> FetchDecision:
         """A follower fetch at ``fetch_offset`` (the follower's log end offset). With
         ``last_fetched_epoch`` and the leader's ``epochs`` the fetch is checked for
         divergence first (KIP-320): a follower whose last epoch ended earlier on the leader
-        is told ``diverging_epoch`` and must truncate before its offset counts."""
+        is told ``diverging_epoch`` and must truncate before its offset counts.
+
+        ``watched``: not a fetch now but a fetch session's last poll at ``now_ms`` (which
+        may be older than the latest append): the follower is caught up if it had the log
+        end offset of that time. Measured against the end offset of now, an idle
+        partition's followers polling every ``replica.fetch.wait.max.ms`` were out of sync
+        at the first ISR check after an append that came before their fetch (their
+        previous refresh, the one before the idle leader stopped checking, counted)."""
         error = check_leader_epoch(current_leader_epoch, self.leader_epoch)
         if self.resigned:
             error = NOT_LEADER_OR_FOLLOWER
@@ -397,7 +412,13 @@ class LeaderReplica:
             # time it got at the election (it has replica.lag.time.max.ms from there, as in
             # Kafka), or a produce that beat its first fetch would shrink it out at once
             follower.incarnation = incarnation
-        follower.update(fetch_offset, self.log_end_offset, now_ms)
+        leader_end = self.log_end_offset
+        if watched and now_ms < self._log_end_offset_since_ms:
+            # polled before the latest append. One append back is all that is kept: after
+            # two, the end offset before the latest is past the poll's, and the follower's
+            # offset gets no more credit than before
+            leader_end = self._previous_log_end_offset
+        follower.update(fetch_offset, leader_end, now_ms)
         progress = self._progress(now_ms)
         if progress.propose is None and self.pending is None:
             propose = self._maybe_expand(follower_id, now_ms)

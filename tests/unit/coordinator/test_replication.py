@@ -117,6 +117,36 @@ def test_a_follower_at_the_leaders_end_is_never_out_of_sync():
     assert L.tick(10 * LAG).propose is None
 
 
+def test_a_watched_poll_before_an_append_counts_against_the_end_offset_of_its_time():
+    """An idle leader stops its ISR checks; its followers keep polling their fetch sessions
+    without naming the partition. The first check after an append refreshes them from the
+    sessions' last polls, which came before the append: they had the log end of that time,
+    so they are caught up as of those polls, not out of the ISR (the first acks=all produce
+    after a long idle failed with NOT_ENOUGH_REPLICAS_AFTER_APPEND on a loaded machine)."""
+    L = leader(leo=10, hw=10, now=0)
+    fetch(L, 2, 10, 1)
+    fetch(L, 3, 10, 1)
+    idle = 10 * LAG  # no refresh in between: the leader had nothing to check
+    L.on_append(11, idle)
+    for follower in (2, 3):  # their last polls, 100 ms before the append, at offset 10
+        assert fetch(L, follower, 10, idle - 100, watched=True).error == R.NONE
+    assert L.tick(idle + 1).propose is None
+    assert L.tick(idle - 100 + LAG).propose is None  # within the lag of those polls
+    assert L.tick(idle - 100 + LAG + 1).propose is not None  # still at 10 after it: out
+
+
+def test_a_watched_poll_before_two_appends_gets_no_more_credit_than_before():
+    L = leader(leo=10, hw=10, now=0)
+    fetch(L, 2, 10, 1)
+    fetch(L, 3, 10, 1)
+    idle = 10 * LAG
+    L.on_append(11, idle)
+    L.on_append(12, idle + 5)  # only one append back is kept
+    for follower in (2, 3):
+        fetch(L, follower, 10, idle - 100, watched=True)
+    assert L.tick(idle + 6).propose == R.AlterIsr(1, 5, 3, (1,))  # caught up at time 1
+
+
 def test_expand_when_caught_up_to_hw_and_epoch_start():
     L = leader(isr=(1, 2), leo=20, hw=12, leader_epoch_start_offset=15)
     fetch(L, 2, 20, 1)
