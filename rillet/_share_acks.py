@@ -214,6 +214,81 @@ class Acknowledgements:
             self.pending_ranges.pop(tp, None)
 
 
+def final_ranges(batches: Iterable[AcknowledgementBatch]) -> list[tuple[int, int]]:
+    """The offset runs these batches accept or reject (final: no later delivery of them)."""
+    out: list[tuple[int, int]] = []
+    final = (ACK_ACCEPT, ACK_REJECT)
+    for b in batches:
+        types = b.acknowledge_types
+        if len(types) == 1:
+            if types[0] in final:
+                out.append((b.first_offset, b.last_offset))
+            continue
+        start = None
+        for o, kind in zip(range(b.first_offset, b.last_offset + 1), types, strict=False):
+            if kind in final:
+                if start is None:
+                    start = o
+            elif start is not None:
+                out.append((start, o - 1))
+                start = None
+        if start is not None:
+            out.append((start, b.first_offset + len(types) - 1))
+    return out
+
+
+class Settled:
+    """Offsets this consumer accepted or rejected, acknowledged as durable, kept ``keep_s``.
+
+    Acknowledgements carry no delivery attempt (KIP-932): if a record's lock expired while
+    this consumer still held it (prefetched, or a slow batch), the leader may have handed it
+    to this same member again before the acknowledgement arrived, and then the
+    acknowledgement applied to that later delivery. The records of that later delivery, in
+    a response already buffered or still in flight, are then done at the leader: handing
+    them to the application would show an accepted record again. So they are dropped
+    (``without``); after an accept or reject no later delivery can exist, so nothing else
+    matches. A fetch in flight ends within ``keep_s`` (the request timeout and the long
+    poll), after which nothing can carry them any more."""
+
+    def __init__(self, keep_s: float) -> None:
+        self.keep_s = keep_s
+        self._ranges: dict[TopicPartition, list[tuple[int, int, float]]] = {}
+
+    def add(self, tp: TopicPartition, ranges: list[tuple[int, int]], now: float) -> None:
+        if ranges:
+            self._ranges.setdefault(tp, []).extend((a, b, now) for a, b in ranges)
+
+    def prune(self, now: float) -> None:
+        for tp in list(self._ranges):
+            kept = [r for r in self._ranges[tp] if now - r[2] < self.keep_s]
+            if kept:
+                self._ranges[tp] = kept
+            else:
+                del self._ranges[tp]
+
+    def __bool__(self) -> bool:
+        return bool(self._ranges)
+
+    def without(self, d):
+        """``d`` (a ``Delivery``) as the deliveries of its offsets not settled here: ``[d]``
+        when none is, fewer or split ranges when some are."""
+        ranges = self._ranges.get(d.tp)
+        if not ranges or not any(a <= d.last and b >= d.first for a, b, _ in ranges):
+            return [d]
+        pieces, pos = [], d.first
+        for a, b, _ in sorted(ranges):
+            if b < pos or a > d.last:
+                continue
+            if a > pos:
+                pieces.append((pos, a - 1))
+            pos = max(pos, b + 1)
+        if pos <= d.last:
+            pieces.append((pos, d.last))
+        # a piece without records is acquired gaps: handed out, they are acknowledged as such
+        return [type(d)(d.tp, a, b, [r for r in d.records if a <= r[2] <= b])
+                for a, b in pieces]
+
+
 def _range_batches(first: int, last: int, gaps: set[int]) -> list[AcknowledgementBatch]:
     if not gaps or not any(first <= g <= last for g in gaps):
         return [AcknowledgementBatch(first_offset=first, last_offset=last,

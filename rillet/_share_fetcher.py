@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 
 from rillet._fetcher import Fetcher, PartitionState, _add_timestamps, _Chunk, _gc_paused
 from rillet._network import NetworkClient, map_error
-from rillet._share_acks import Acknowledgements
+from rillet._share_acks import Acknowledgements, Settled, final_ranges
 from rillet.errors import error_for_code
 from rillet.logstore.batch import CODEC_MASK, HEADER_SIZE, LOG_APPEND_TIME_FLAG, digest_at
 from rillet.logstore.batch_fast import decode_columns_at, scan_batches
@@ -154,6 +154,9 @@ class ShareFetcher:
         self._ack_requests: list[tuple[Future, dict]] = []
         self._retry_at: dict[str, float] = {}
         self.outcomes: deque[tuple[dict, BaseException | None]] = deque()
+        # what this member accepted or rejected durably: a later delivery of it is not
+        # handed out (rillet/_share_acks.py, Settled)
+        self.settled = Settled((config.request_timeout_ms + config.fetch_max_wait_ms) / 1000 + 1)
         self.lock_timeout_ms = 0
         self._decoded: dict[tuple, _Batch] = {}  # (tp, base offset, digest) -> its records
         self._check_crcs = config.check_crcs
@@ -242,8 +245,10 @@ class ShareFetcher:
         return [f for f, _ in self.in_flight.values()] + [f for f, _ in self._ack_requests]
 
     def collect(self) -> list[Delivery]:
-        """Deliveries of the ShareFetch responses that arrived (ack outcomes are queued)."""
+        """Deliveries of the ShareFetch responses that arrived (ack outcomes are queued),
+        without the offsets this member accepted or rejected durably (``settled``)."""
         out: list[Delivery] = []
+        seen = len(self.outcomes)
         for address, (fut, acks) in list(self.in_flight.items()):
             if not fut.done():
                 continue
@@ -258,6 +263,15 @@ class ShareFetcher:
             if fut.done():
                 self._ack_requests.remove(entry)
                 self._handle_acknowledge(fut, acks)
+        now = time.monotonic()
+        for i in range(seen, len(self.outcomes)):
+            acks, error = self.outcomes[i]
+            if error is None:
+                for tp, batches in acks.items():
+                    self.settled.add(tp, final_ranges(batches), now)
+        if self.settled:
+            self.settled.prune(now)
+            out = [piece for d in out for piece in self.settled.without(d)]
         return out
 
     def _failed(self, address: str, acks: dict, error: BaseException) -> None:

@@ -144,7 +144,7 @@ class ShareConsumer:
         max_wait = self.config.fetch_max_wait_ms
         while True:
             assignment = m.current()
-            self._buffer.extend(f.collect())
+            self._take_in(f.collect())
             self._report()
             if self._buffer:
                 out = self._hand_out(self.config.max_poll_records)
@@ -168,6 +168,16 @@ class ShareConsumer:
                     time.sleep(min(left, 0.02))  # joined, waiting for an assignment
             else:
                 time.sleep(min(left, self.config.retry_backoff_ms / 1000))
+
+    def _take_in(self, deliveries: list[Delivery]) -> None:
+        """Buffer what a collect brought; what the buffer already held loses the offsets
+        this member has since accepted or rejected (``ShareFetcher.settled``: a later
+        delivery of a record whose lock expired while this member held it, which the
+        acknowledgement then applied to)."""
+        settled = self._fetcher.settled
+        if settled and self._buffer:
+            self._buffer = [piece for d in self._buffer for piece in settled.without(d)]
+        self._buffer.extend(deliveries)
 
     def _hand_out(self, limit: int) -> list[ShareRecord]:
         """At most ``limit`` buffered records, in order; a range is split where the limit
@@ -252,7 +262,7 @@ class ShareConsumer:
     def _report(self, collect: bool = False) -> dict[TopicPartition, BaseException | None]:
         f = self._fetcher
         if collect:
-            self._buffer.extend(f.collect())
+            self._take_in(f.collect())
         results: dict[TopicPartition, BaseException | None] = {}
         while f.outcomes:
             acks, error = f.outcomes.popleft()
@@ -289,7 +299,7 @@ class ShareConsumer:
         if in_flight:  # records acquired for us meanwhile: release them rather than let
             wait_futures(in_flight, timeout=min(timeout_s, 1.0))  # their locks expire
         try:
-            self._buffer.extend(f.collect())
+            self._take_in(f.collect())
         except RilletError as exc:
             _log.info("share fetch failed while closing: %s", exc)
         for d in self._buffer:

@@ -9,7 +9,8 @@ import pytest
 from rillet.transport import protocol as P
 
 from rillet import AcknowledgeType, Producer, ShareConsumer
-from rillet._share_acks import Acknowledgements, to_batches
+from rillet._share_acks import Acknowledgements, Settled, final_ranges, to_batches
+from rillet._share_fetcher import Delivery
 from rillet.errors import ConfigError, IllegalStateError, RilletError
 from rillet.records import TopicPartition
 from tests.unit.client.fakeshare import FakeShareBroker
@@ -160,6 +161,61 @@ def test_explicit_acks_ride_on_the_next_fetch(share_broker) -> None:
         assert {api for api, *_ in share_broker.ack_log} <= {"ShareFetch", "ShareAcknowledge"}
         for r in again:
             c.acknowledge(r)
+    finally:
+        c.close()
+
+
+def test_final_ranges_are_the_accepted_and_rejected_runs() -> None:
+    def batch(first, last, *types):
+        return P.AcknowledgementBatch(first_offset=first, last_offset=last,
+                                      acknowledge_types=types)
+
+    whole = batch(10, 14, P.ACK_ACCEPT)
+    released = batch(20, 24, P.ACK_RELEASE)
+    mixed = batch(30, 34, P.ACK_ACCEPT, P.ACK_ACCEPT, P.ACK_RELEASE, P.ACK_GAP, P.ACK_REJECT)
+    assert final_ranges([whole, released, mixed]) == [(10, 14), (30, 31), (34, 34)]
+
+
+def test_settled_offsets_are_cut_out_of_deliveries_until_they_are_pruned() -> None:
+    s = Settled(keep_s=5)
+    records = [("q", 0, o, None, None, b"v", (), 0, 2) for o in (0, 1, 3, 4, 5)]  # 2: a gap
+    d = Delivery(TP, 0, 5, records)
+    assert s.without(d) == [d] and not s
+    s.add(TP, [(1, 1), (4, 4)], now=100)
+    pieces = s.without(d)
+    assert [(p.first, p.last, [r[2] for r in p.records]) for p in pieces] == [
+        (0, 0, [0]), (2, 3, [3]), (5, 5, [5])]  # the gap at 2 stays with its piece
+    assert s.without(Delivery(TopicPartition("q", 1), 0, 5, records)) != pieces  # per partition
+    s.prune(104.9)
+    assert len(s.without(d)) == 3
+    s.prune(105)
+    assert s.without(d) == [d] and not s
+
+
+def test_a_later_delivery_the_acknowledgement_applied_to_is_not_handed_out(share_broker) -> None:
+    """A prefetched delivery of records this member still holds (their locks expired, the
+    leader handed them to the same member again) is consumed by the member's accept of its
+    older copy: the leader applies it to the later delivery. That delivery, already
+    buffered, must not reach the application (test_share_faults saw an accepted record
+    again under load)."""
+    _produce(share_broker.address, 6)
+    c = _consumer(share_broker, share_acknowledgement_mode="explicit")
+    try:
+        records = _poll_until(c, 6)
+        assert all(r.delivery_count == 1 for r in records)
+        # the locks of partition 0 expire; the parked prefetch acquires them again for us
+        state = share_broker.records[("q", 0)]
+        for rec in state.values():
+            rec[0], rec[2] = "available", None
+        deadline = time.monotonic() + 5
+        while not all(rec[0] == "acquired" and rec[1] == 2 for rec in state.values()):
+            assert time.monotonic() < deadline, "the prefetch did not acquire them again"
+            time.sleep(0.01)
+        for r in records:
+            c.acknowledge(r)  # the application accepts what it holds: the older copies
+        assert c.commit_sync() == {TopicPartition("q", 0): None, TopicPartition("q", 1): None}
+        assert all(rec[0] == "done" for rec in state.values())  # applied to the later ones
+        assert c.poll(timeout_ms=300) == []  # not shown again
     finally:
         c.close()
 
