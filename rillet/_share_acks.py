@@ -252,19 +252,29 @@ class Settled:
 
     def __init__(self, keep_s: float) -> None:
         self.keep_s = keep_s
+        # per partition, in the order added (so by time): (first, last, when)
         self._ranges: dict[TopicPartition, list[tuple[int, int, float]]] = {}
+        self._highest: dict[TopicPartition, int] = {}  # the last settled offset kept
 
     def add(self, tp: TopicPartition, ranges: list[tuple[int, int]], now: float) -> None:
         if ranges:
             self._ranges.setdefault(tp, []).extend((a, b, now) for a, b in ranges)
+            self._highest[tp] = max(self._highest.get(tp, -1), max(b for _, b in ranges))
 
     def prune(self, now: float) -> None:
+        cutoff = now - self.keep_s
         for tp in list(self._ranges):
-            kept = [r for r in self._ranges[tp] if now - r[2] < self.keep_s]
-            if kept:
-                self._ranges[tp] = kept
+            ranges = self._ranges[tp]
+            if ranges[0][2] > cutoff:
+                continue  # the oldest is young enough: so are the rest
+            i = 0
+            while i < len(ranges) and ranges[i][2] <= cutoff:
+                i += 1
+            if i == len(ranges):
+                del self._ranges[tp], self._highest[tp]
             else:
-                del self._ranges[tp]
+                del ranges[:i]
+                self._highest[tp] = max(b for _, b, _ in ranges)
 
     def __bool__(self) -> bool:
         return bool(self._ranges)
@@ -272,8 +282,10 @@ class Settled:
     def without(self, d):
         """``d`` (a ``Delivery``) as the deliveries of its offsets not settled here: ``[d]``
         when none is, fewer or split ranges when some are."""
-        ranges = self._ranges.get(d.tp)
-        if not ranges or not any(a <= d.last and b >= d.first for a, b, _ in ranges):
+        if d.first > self._highest.get(d.tp, -1):
+            return [d]  # new records, past everything settled (the common case)
+        ranges = self._ranges[d.tp]
+        if not any(a <= d.last and b >= d.first for a, b, _ in ranges):
             return [d]
         pieces, pos = [], d.first
         for a, b, _ in sorted(ranges):
