@@ -235,9 +235,7 @@ class ReplicaFetchSession:
             self._counters.add("replica_fetch_notifications")
             parked = self._send is not None and self._outstanding == 0
             if not urgent and not (parked and key in self._results) and key not in self._ready:
-                if not self._held:
-                    self._held_since = time.monotonic()
-                self._held[key] = _merge(self._held.get(key), r)
+                self._hold(key, r)
                 return True
             held = self._held.pop(key, None)
             if held is not None:
@@ -296,6 +294,11 @@ class ReplicaFetchSession:
         self._timer = self._call_later(self._max_wait_ms / 1000, lambda: self.expire(poll))
         return None
 
+    def _hold(self, key: Key, r: P.FetchPartitionResponse) -> None:
+        if not self._held:
+            self._held_since = time.monotonic()
+        self._held[key] = _merge(self._held.get(key), r)
+
     def _held_due(self) -> bool:
         return time.monotonic() - self._held_since >= HW_HOLD_S
 
@@ -312,9 +315,7 @@ class ReplicaFetchSession:
         elif not deadline and self._max_wait_ms > 0:
             # explicit answers with nothing but a high watermark wait like notified ones
             for key in [k for k, r in results.items() if _hw_only(r)]:
-                if not self._held:
-                    self._held_since = time.monotonic()
-                self._held[key] = results.pop(key)
+                self._hold(key, results.pop(key))
         # Kafka's max_bytes: whole partitions until the cap, never nothing; what does not fit
         # waits for the next poll (its partition counts it as sent)
         kept: dict[Key, P.FetchPartitionResponse] = {}
