@@ -245,8 +245,9 @@ class ShareFetcher:
         return [f for f, _ in self.in_flight.values()] + [f for f, _ in self._ack_requests]
 
     def collect(self) -> list[Delivery]:
-        """Deliveries of the ShareFetch responses that arrived (ack outcomes are queued),
-        without the offsets this member accepted or rejected durably (``settled``)."""
+        """Deliveries of the ShareFetch responses that arrived (ack outcomes are queued; the
+        offsets they accept or reject go to ``settled``, which the consumer cuts out of its
+        buffer and of these deliveries)."""
         out: list[Delivery] = []
         seen = len(self.outcomes)
         for address, (fut, acks) in list(self.in_flight.items()):
@@ -269,9 +270,7 @@ class ShareFetcher:
             if error is None:
                 for tp, batches in acks.items():
                     self.settled.add(tp, final_ranges(batches), now)
-        if self.settled:
-            self.settled.prune(now)
-            out = [piece for d in out for piece in self.settled.without(d)]
+        self.settled.prune(now)
         return out
 
     def _failed(self, address: str, acks: dict, error: BaseException) -> None:

@@ -170,14 +170,14 @@ class ShareConsumer:
                 time.sleep(min(left, self.config.retry_backoff_ms / 1000))
 
     def _take_in(self, deliveries: list[Delivery]) -> None:
-        """Buffer what a collect brought; what the buffer already held loses the offsets
-        this member has since accepted or rejected (``ShareFetcher.settled``: a later
-        delivery of a record whose lock expired while this member held it, which the
-        acknowledgement then applied to)."""
-        settled = self._fetcher.settled
-        if settled and self._buffer:
-            self._buffer = [piece for d in self._buffer for piece in settled.without(d)]
+        """Buffer what a collect brought, the buffer and it without the offsets this member
+        has accepted or rejected (``ShareFetcher.settled``: a later delivery of a record
+        whose lock expired while this member held it, which the acknowledgement then
+        applied to)."""
         self._buffer.extend(deliveries)
+        settled = self._fetcher.settled
+        if settled:
+            self._buffer = [piece for d in self._buffer for piece in settled.without(d)]
 
     def _hand_out(self, limit: int) -> list[ShareRecord]:
         """At most ``limit`` buffered records, in order; a range is split where the limit
