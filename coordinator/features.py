@@ -138,22 +138,27 @@ def update(
     """Records finalizing ``metadata.version`` at ``level`` (none if already there), or a
     ``FeatureError``. ``brokers``: every registered broker's ``(id, (min, max))``;
     ``controller_max``: the highest level the deciding controller knows."""
-    if not MIN_LEVEL <= level <= min(LATEST_LEVEL, controller_max):
-        raise FeatureError(
-            f"metadata.version {level} is not a level this controller knows "
-            f"({MIN_LEVEL}-{min(LATEST_LEVEL, controller_max)})"
-        )
+    def unknown(top: int) -> FeatureError:
+        return FeatureError(
+            f"metadata.version {level} is not a level this controller knows ({MIN_LEVEL}-{top})")
+
+    if not MIN_LEVEL <= level <= LATEST_LEVEL:
+        raise unknown(LATEST_LEVEL)
     if level < current:
         raise FeatureError(
             f"metadata.version {current} -> {level} is a downgrade: refused (the metadata "
             "log may hold records the lower level cannot read)"
         )
+    # the brokers first: an old-release controller is a registered broker too, and the
+    # operator's answer is the same (upgrade it), whichever broker happens to lead the quorum
     unable = [(b, r) for b, r in sorted(brokers) if not r[0] <= level <= r[1]]
     if unable:
         text = ", ".join(f"broker {b} supports {lo}-{hi}" for b, (lo, hi) in unable)
         raise FeatureError(
             f"cannot finalize metadata.version {level}: {text}; upgrade those brokers first"
         )
+    if level > controller_max:
+        raise unknown(min(LATEST_LEVEL, controller_max))
     if level == current:
         return []
     return [FeatureLevelRecord(name=METADATA_VERSION, level=level)]

@@ -50,6 +50,10 @@ def test_update_refuses_downgrades_unknown_levels_and_is_idempotent():
         ft.update(1, ft.LATEST_LEVEL + 1, [])
     with pytest.raises(ft.FeatureError, match="not a level"):
         ft.update(1, 3, [], controller_max=2)  # a controller cannot finalize what it lacks
+    # an old-release controller is one of the brokers: the refusal names it as a broker, as
+    # it would if another broker led the quorum
+    with pytest.raises(ft.FeatureError, match="broker 3 supports 1-1"):
+        ft.update(1, 3, [(1, (1, 3)), (3, (1, 1))], controller_max=1)
     assert ft.update(2, 2, [(1, (1, 3))]) == []
 
 
