@@ -215,9 +215,13 @@ class ShareFetcher:
         if busy:
             self.send_acknowledgements(busy)
 
-    def send_acknowledgements(self, tps=None) -> list[tuple[Future, dict]]:
+    def send_acknowledgements(self, tps=None) -> list[tuple[Future | None, dict]]:
         """ShareAcknowledge of the pending acknowledgements (of ``tps``, default all), one
-        request per leader; returns the requests (their outcomes are queued when done)."""
+        request per leader; returns ``(request, {tp: batches})`` of each (their outcomes are
+        queued when done), and ``(None, {tp: batches})`` for those with no leader known
+        (their outcome, LEADER_NOT_AVAILABLE, is queued at once). An outcome's batches are
+        the very objects returned here: :meth:`ShareConsumer.commit_sync` tells its own
+        outcomes from older ones by identity."""
         acks = self.acks.take(tps)
         by_leader, _ = self._by_leader(acks)
         sent = []
@@ -237,6 +241,7 @@ class ShareFetcher:
         for tp, batches in acks.items():  # no leader known: their locks are gone anyway
             self.outcomes.append(({tp: batches}, error_for_code(
                 E.LEADER_NOT_AVAILABLE, f"no leader for {tp.topic}-{tp.partition}")))
+            sent.append((None, {tp: batches}))
         return sent
 
     # -- receiving ----------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from rillet._share_acks import Acknowledgements
 from rillet._share_fetcher import Delivery, ShareFetcher, ShareRecord
 from rillet._share_membership import ShareMembership
 from rillet.config import share_consumer_config
-from rillet.errors import ConsumerClosedError, IllegalStateError, RilletError
+from rillet.errors import ConsumerClosedError, IllegalStateError, RilletError, RilletTimeoutError
 from rillet.records import TopicPartition
 from rillet.transport import protocol as P
 
@@ -234,7 +234,11 @@ class ShareConsumer:
     def commit_sync(self, timeout_ms: int | None = None) -> dict[TopicPartition, BaseException | None]:
         """Send the pending acknowledgements (implicit mode: accept what the last poll
         returned) and wait until the leaders answered, i.e. until they are durable.
-        Returns ``{tp: error or None}`` of those acknowledgements."""
+        Returns ``{tp: error or None}`` for every partition this call sent acknowledgements
+        of, and only those (as Kafka's ``commitSync``): None only when the answer to *these*
+        acknowledgements said durable; a ``RilletTimeoutError`` when it did not come within
+        the timeout (the outcome, when it comes, goes to the callbacks and the log). Outcomes
+        of earlier requests answered meanwhile are reported to the callbacks, never here."""
         self._check_open()
         f = self._fetcher
         if f is None:
@@ -243,8 +247,14 @@ class ShareConsumer:
             self._acks.settle()
         sent = f.send_acknowledgements()
         timeout_s = (timeout_ms or self.config.request_timeout_ms) / 1000
-        wait_futures([fut for fut, _ in sent], timeout=timeout_s)
-        return self._report(collect=True)
+        wait_futures([fut for fut, _ in sent if fut is not None], timeout=timeout_s)
+        mine = {tp: batches for _, acks in sent for tp, batches in acks.items()}
+        results = self._report(collect=True, mine=mine)
+        for tp in mine.keys() - results.keys():
+            results[tp] = RilletTimeoutError(
+                f"the acknowledgements of {tp.topic}-{tp.partition} were not answered within "
+                f"{int(timeout_s * 1000)} ms: not known to be durable")
+        return results
 
     def commit_async(self, callback: AckCallback | None = None) -> None:
         """Like commit_sync in the background; outcomes go to ``callback`` (or the
@@ -259,15 +269,22 @@ class ShareConsumer:
         if callback is not None:
             self._async_callbacks.append(({tp for _, acks in sent for tp in acks}, callback))
 
-    def _report(self, collect: bool = False) -> dict[TopicPartition, BaseException | None]:
+    def _report(self, collect: bool = False, mine: dict | None = None
+                ) -> dict[TopicPartition, BaseException | None]:
+        """Hand the queued acknowledgement outcomes to the callbacks (and the log); returns
+        ``{tp: error or None}`` of those whose batches are ``mine[tp]`` (the very objects
+        sent; ``mine`` None: of all)."""
         f = self._fetcher
         if collect:
             self._take_in(f.collect())
         results: dict[TopicPartition, BaseException | None] = {}
+        reported: set[TopicPartition] = set()
         while f.outcomes:
             acks, error = f.outcomes.popleft()
-            for tp in acks:
-                results[tp] = error if results.get(tp) is None else results[tp]
+            for tp, batches in acks.items():
+                reported.add(tp)
+                if mine is None or mine.get(tp) is batches:
+                    results[tp] = error if results.get(tp) is None else results[tp]
             if error is not None and self._callback is None:
                 _log.warning("acknowledgement of %s failed: %s", sorted(acks), error)
             callbacks = [cb for tps, cb in self._async_callbacks if tps & acks.keys()]
@@ -280,7 +297,7 @@ class ShareConsumer:
                 for cb in callbacks:
                     cb(offsets, error)
         self._async_callbacks = [(tps, cb) for tps, cb in self._async_callbacks
-                                 if tps - results.keys()]
+                                 if tps - reported]
         return results
 
     # -- closing ----------------------------------------------------------------------------
@@ -307,9 +324,9 @@ class ShareConsumer:
             for r in d.records:
                 self._acks.acknowledge(d.tp, r[2], P.ACK_RELEASE, 0, "")
         self._buffer = []
-        sent = f.send_acknowledgements()
+        sent = [fut for fut, _ in f.send_acknowledgements() if fut is not None]
         if sent:
-            wait_futures([fut for fut, _ in sent],
+            wait_futures(sent,
                          timeout=max(0.0, deadline - time.monotonic()))
         try:
             self._report(collect=True)

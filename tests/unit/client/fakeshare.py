@@ -5,6 +5,8 @@ back-off). The real semantics are tested against real brokers in tests/integrati
 
 from __future__ import annotations
 
+import time
+
 from rillet.logstore import batch as rb
 from rillet.transport import protocol as p
 
@@ -24,6 +26,7 @@ class FakeShareBroker(FakeBroker):
         self.drop_records = 0  # answer this many fetches with acquired ranges but no bytes
         self.fetch_errors: list[int] = []  # error codes for the next partitions fetched
         self.send_all_batches = False  # answer with every batch of the log, not the covering
+        self.ack_delay_s = 0.0  # answer a ShareAcknowledge this late (applied at once)
 
     def _state(self, topic: str, partition: int) -> dict[int, list]:
         st = self.records.setdefault((topic, partition), {})
@@ -49,6 +52,8 @@ class FakeShareBroker(FakeBroker):
                     code = self._apply_acks("ShareAcknowledge", msg.member_id, t.name, sp)
                     parts.append(p.PartitionError(partition=sp.partition, error_code=code))
                 results.append(p.TopicPartitionErrors(name=t.name, partitions=tuple(parts)))
+            if self.ack_delay_s:
+                time.sleep(self.ack_delay_s)  # a slow leader (stalls this fake's one worker)
             return p.ShareAcknowledgeResponse(results=tuple(results))
         return super()._handle(msg)
 

@@ -11,7 +11,7 @@ from rillet.transport import protocol as P
 from rillet import AcknowledgeType, Producer, ShareConsumer
 from rillet._share_acks import Acknowledgements, Settled, final_ranges, to_batches
 from rillet._share_fetcher import Delivery
-from rillet.errors import ConfigError, IllegalStateError, RilletError
+from rillet.errors import ConfigError, IllegalStateError, RilletError, RilletTimeoutError
 from rillet.records import TopicPartition
 from tests.unit.client.fakeshare import FakeShareBroker
 
@@ -217,6 +217,39 @@ def test_a_later_delivery_the_acknowledgement_applied_to_is_not_handed_out(share
         assert all(rec[0] == "done" for rec in state.values())  # applied to the later ones
         assert c.poll(timeout_ms=300) == []  # not shown again
     finally:
+        c.close()
+
+
+def test_commit_sync_reports_its_own_acknowledgements_only(share_broker) -> None:
+    """commit_sync answers for the acknowledgements it sent: an older request answered
+    meanwhile goes to the callback, and one of its own not answered in time is a timeout,
+    never a success (test_share_faults saw records its worker logged as accepted after a
+    timed-out commit come again: the older commit's success had been returned for them)."""
+    _produce(share_broker.address, 4)
+    c = _consumer(share_broker, share_acknowledgement_mode="explicit")
+    seen = []
+    c.set_acknowledgement_commit_callback(lambda offsets, error: seen.append((offsets, error)))
+    q0, q1 = TopicPartition("q", 0), TopicPartition("q", 1)
+    try:
+        records = _poll_until(c, 4)
+        share_broker.ack_delay_s = 0.5
+        for r in records:
+            if r.partition == 0:
+                c.acknowledge(r)
+        first = c.commit_sync(timeout_ms=100)
+        assert set(first) == {q0} and isinstance(first[q0], RilletTimeoutError)
+        deadline = time.monotonic() + 5  # the first commit's answer reaches the client
+        while not all(f.done() for f in c._fetcher.futures()):
+            assert time.monotonic() < deadline, "the first acknowledgement was not answered"
+            time.sleep(0.01)
+        for r in records:
+            if r.partition == 1:
+                c.acknowledge(r)
+        second = c.commit_sync(timeout_ms=100)  # answered only after its timeout
+        assert set(second) == {q1} and isinstance(second[q1], RilletTimeoutError)
+        assert (({q0: {0, 1}}, None)) in seen  # the first commit's success: to the callback
+    finally:
+        share_broker.ack_delay_s = 0.0
         c.close()
 
 
