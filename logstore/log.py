@@ -521,6 +521,7 @@ class PartitionLog:
         self._recovery_point = min(self._recovery_point, self.log_end_offset)
         self._reset_marks()
         self._io(self._write_recovery_point)
+        self._io(self._truncate_cleaner_checkpoint)
         if self.damage is not None and self.damage.offset >= self.log_end_offset:
             self.damage = None  # the damaged batch is gone
 
@@ -542,8 +543,25 @@ class PartitionLog:
             self._reset_marks()
             self.fs.write_checkpoint(self.directory / LOG_START_FILE, offset)
             self._write_recovery_point()
+            self._truncate_cleaner_checkpoint()
         except OSError as exc:
             self._fail(exc)
+
+    def _truncate_cleaner_checkpoint(self) -> None:
+        """The cleaner's first dirty offset never stays above the log end (Kafka's
+        ``LogCleanerManager.maybeTruncateCheckpoint``): records appended again below a stale
+        one would count as clean, and their segments would never be compacted. Written
+        durably, as the truncation is: after a crash a stale checkpoint would be back."""
+        from . import cleaner_select as CS
+
+        first, removable = self.first_dirty_offset, self.cleaner_removable_at_ms
+        if first is None:
+            first, removable = CS.read_checkpoint(self)
+        if first is None or first <= self.log_end_offset:
+            return
+        self.first_dirty_offset, self.cleaner_removable_at_ms = self.log_end_offset, removable
+        self.fs.write_checkpoint(self.directory / CS.CHECKPOINT_FILE,
+                                 [self.log_end_offset, removable])
 
     def _drop_segment(self, seg: Segment) -> None:
         if seg in self._dirty:

@@ -207,3 +207,32 @@ def test_compaction_property(tmp_path_factory, batches, seg_bytes, tomb_age):
         (r.offset, r.key, r.value)
         for r in read_all(PartitionLog.open(directory, cfg, 0, fs=NoSyncFS()))
     ] == got
+
+
+
+@pytest.mark.parametrize("keys, to", [(b"abab", 0), (b"abcdcdcd", 1)])
+def test_truncation_below_the_cleaned_offset_lowers_it(tmp_path, keys, to):
+    """A follower truncates below what its cleaner already cleaned and appends the leader's
+    records there again: they are dirty (Kafka's maybeTruncateCheckpoint). The checkpoint
+    used to stay above them, so they counted as clean and were never compacted (found by
+    test_compaction_stateful's long run). Truncated to nothing, and to a cleaned record."""
+    log = PartitionLog.open(tmp_path, COMPACT, 0, fs=NoSyncFS())
+    end = len(keys)
+    for i in range(end):
+        append_pairs(log, [(keys[i:i + 1], b"%d" % i)], ts=i)
+    log.roll(10)
+    log.compact(now_ms=10)
+    latest = {k: i for i, k in enumerate(keys)}
+    assert [r.offset for r in read_all(log)] == sorted(latest.values())  # all of it is clean
+    log.truncate_to(to)
+    assert log.log_end_offset == to
+    kept = [(r.offset, r.key) for r in read_all(log)]
+    for i in range(to, end):
+        append_pairs(log, [(b"z", b"x%d" % i)], ts=20 + i)
+    log.roll(30)
+    log.close()  # the checkpoint is read back from its file too
+    log = PartitionLog.open(tmp_path, COMPACT, 40, fs=NoSyncFS())
+    log.compact(now_ms=40)
+    # the appended records are compacted too: only the latest "z" is left of them
+    assert [(r.offset, r.key) for r in read_all(log)] == [*kept, (end - 1, b"z")]
+    log.close()
