@@ -37,3 +37,23 @@ def pytest_configure(config) -> None:
         directory = ROOT / name
         if directory.is_dir() and os.access(directory, os.W_OK):
             compileall.compile_dir(directory, quiet=2, workers=1)
+
+
+THOROUGH_TIMEOUT_FACTOR = 20  # the thorough profile's 2,000 examples against the default 100
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """``HYPOTHESIS_PROFILE=thorough`` (README "Tests") runs 20x the examples: every test's
+    pytest-timeout grows with it (its own ``timeout`` mark, else the ini's), or the property
+    tests with a 60 s bound time out half-way (and hypothesis reports the interrupted run
+    as flaky data generation)."""
+    if os.environ.get("HYPOTHESIS_PROFILE") != "thorough":
+        return
+    import pytest
+
+    default = float(config.getini("timeout") or 0)
+    for item in items:
+        mark = item.get_closest_marker("timeout")
+        base = float(mark.args[0]) if mark is not None and mark.args else default
+        if base > 0:
+            item.add_marker(pytest.mark.timeout(base * THOROUGH_TIMEOUT_FACTOR), append=False)
