@@ -120,12 +120,14 @@ def read_checkpoint(log: PartitionLog) -> tuple[int | None, int]:
     return None, -1
 
 
-def write_checkpoint(log: PartitionLog, offset: int, removable_at_ms: int) -> None:
-    """Not fsynced: a lost or stale checkpoint only makes the next estimate dirtier (or a
-    tombstone wait for the next pass)."""
+def write_checkpoint(log: PartitionLog, offset: int, removable_at_ms: int,
+                     durable: bool = False) -> None:
+    """Not fsynced after a pass: a lost or stale checkpoint only makes the next estimate
+    dirtier (or a tombstone wait for the next pass). ``durable``: after a truncation, whose
+    stale checkpoint would count records as clean (PartitionLog._truncate_cleaner_checkpoint)."""
     try:
         log.fs.write_checkpoint(
-            log.directory / CHECKPOINT_FILE, [offset, removable_at_ms], durable=False
+            log.directory / CHECKPOINT_FILE, [offset, removable_at_ms], durable=durable
         )
     except OSError as exc:
         log._fail(exc)

@@ -560,8 +560,7 @@ class PartitionLog:
         if first is None or first <= self.log_end_offset:
             return
         self.first_dirty_offset, self.cleaner_removable_at_ms = self.log_end_offset, removable
-        self.fs.write_checkpoint(self.directory / CS.CHECKPOINT_FILE,
-                                 [self.log_end_offset, removable])
+        CS.write_checkpoint(self, self.log_end_offset, removable, durable=True)
 
     def _drop_segment(self, seg: Segment) -> None:
         if seg in self._dirty:
