@@ -117,6 +117,7 @@ class ShareRequests:
                 code, sp = self.share_partition(req.group_id, t.name, p.partition)
                 if sp is None:
                     part.error_code = code
+                    _acks_not_applied(part, p, code)
                     continue
                 part.sp = sp
                 op.pending += 1
@@ -127,6 +128,7 @@ class ShareRequests:
         op.pending -= 1
         if code != E.NONE:
             part.error_code = code
+            _acks_not_applied(part, p, code)
         else:
             if p.acknowledgement_batches:
                 self._acknowledge(part.sp, op.req.member_id, p.acknowledgement_batches,
@@ -436,6 +438,16 @@ class ShareRequests:
                 continue
             self.when_loaded(sp, lambda c, sp=sp, key=key: put(key, c) if c != E.NONE
                              else action(sp, lambda code, key=key: put(key, code)))
+
+
+def _acks_not_applied(part: _Part, p: P.ShareFetchPartition, code: int) -> None:
+    """The acknowledgements a fetch carried for a partition it cannot serve were not applied:
+    the answer says so in their own code (a client reads ``acknowledge_error_code`` for
+    them, and a zero there would tell it they are durable)."""
+    if p.acknowledgement_batches:
+        part.ack_code = code
+        part.ack_message = (f"acknowledgements of {part.topic}-{part.partition} not applied: "
+                            f"{E(code).name if code in E._value2member_map_ else code}")
 
 
 def _covering(batches, got) -> bytes:

@@ -13,7 +13,8 @@ a record costs one tuple, never a record plus a copy with the delivery count; ot
 go through the consumer's decoder (:meth:`rillet._fetcher.Fetcher._decode`).
 
 Acknowledgement outcomes (the ShareFetch ``acknowledge_error_code`` of a partition, or a
-ShareAcknowledge result) are queued as ``(acks, error)`` for the consumer to report. A leader
+ShareAcknowledge result) are queued as ``(acks, error)`` for the consumer to report; a
+partition the answer does not name gets an error (its outcome is unknown). A leader
 that moved (NOT_LEADER_OR_FOLLOWER) has lost this member's locks with it: what was held
 there is forgotten (the records come again, with a higher delivery count).
 
@@ -34,7 +35,7 @@ from typing import Any, NamedTuple
 from rillet._fetcher import Fetcher, PartitionState, _add_timestamps, _Chunk, _gc_paused
 from rillet._network import NetworkClient, map_error
 from rillet._share_acks import Acknowledgements, Settled, final_ranges
-from rillet.errors import error_for_code
+from rillet.errors import UnknownServerError, error_for_code
 from rillet.logstore.batch import CODEC_MASK, HEADER_SIZE, LOG_APPEND_TIME_FLAG, digest_at
 from rillet.logstore.batch_fast import decode_columns_at, scan_batches
 from rillet.records import ConsumerRecord, TopicPartition, _FetchedRecordType
@@ -319,7 +320,7 @@ class ShareFetcher:
                 if p.acquired_records:
                     self._deliver(tp, p.records, p.acquired_records, out)
         for tp, sent in acks.items():  # partitions the response did not mention
-            self.outcomes.append(({tp: sent}, None))
+            self.outcomes.append(({tp: sent}, _unanswered(tp)))
 
     def _deliver(self, tp: TopicPartition, records, acquired, out: list) -> None:
         """Hand out the acquired records the response carries. An acquired offset without a
@@ -412,11 +413,21 @@ class ShareFetcher:
         codes = {TopicPartition(t.name, x.partition): x.error_code
                  for t in r.results for x in t.partitions}
         for tp, sent in acks.items():
-            code = codes.get(tp, 0)
+            code = codes.get(tp)
+            if code is None:
+                self.outcomes.append(({tp: sent}, _unanswered(tp)))
+                continue
             if code in _MOVED:
                 self.acks.forget([tp])
             self.outcomes.append(({tp: sent}, error_for_code(code, f"{tp.topic}-{tp.partition}")
                                   if code else None))
+
+
+def _unanswered(tp: TopicPartition) -> BaseException:
+    """The outcome of acknowledgements the broker's answer did not name: unknown, so not
+    reported as durable (Kafka's consumer completes only the partitions an answer names)."""
+    return UnknownServerError(f"the broker's answer did not name {tp.topic}-{tp.partition}: "
+                              "the acknowledgements' outcome is unknown")
 
 
 __all__ = ["Delivery", "ShareFetcher", "ShareRecord"]

@@ -53,13 +53,14 @@ class HeldStore:
 
     def __init__(self) -> None:
         self.reads = 0
+        self.read_error = E.NONE  # answer reads with this error
         self.writes: list[tuple[P.WriteShareGroupStateRequest, object]] = []
         self.lock = threading.Lock()
 
     def read(self, group_id, topic, partition, leader_epoch, answer):
         with self.lock:
             self.reads += 1
-        answer(P.ReadShareGroupStateResponse())
+        answer(P.ReadShareGroupStateResponse(error_code=self.read_error))
 
     def write(self, request, answer):
         with self.lock:
@@ -167,6 +168,28 @@ def test_a_fenced_write_drops_the_state_and_the_next_request_reloads(m):
     again = m.fetch("a")
     wait_until(lambda: again, 5, "the fetch after the fence")
     assert m.store.reads == 2
+
+
+def test_acknowledgements_on_a_fetch_the_leader_cannot_serve_are_answered_as_not_applied(m):
+    got = m.fetch("a")
+    wait_until(lambda: got, 5, "the fetch answer")
+    answer = m.ack("a", 0, 0, P.ACK_ACCEPT)
+    m.store.complete(0, E.FENCED_STATE_EPOCH)  # drops the state: the next request reloads
+    wait_until(lambda: answer, 5, "the acknowledgement answer")
+    m.store.read_error = E.COORDINATOR_LOAD_IN_PROGRESS
+    accept = [P.AcknowledgementBatch(first_offset=1, last_offset=9,
+                                     acknowledge_types=(P.ACK_ACCEPT,))]
+    carried = m.fetch("a", acks=accept)
+    wait_until(lambda: carried, 5, "the fetch answer during the failed load")
+    part = carried[0].topics[0].partitions[0]
+    assert part.error_code == E.COORDINATOR_LOAD_IN_PROGRESS
+    # not applied: a zero here would tell the client its acceptances are durable
+    assert part.acknowledge_error_code == E.COORDINATOR_LOAD_IN_PROGRESS
+    assert "not applied" in part.acknowledge_error_message
+    assert len(m.store.writes) == 1  # nothing was written for them
+    plain = m.fetch("b", max_records=0)  # a fetch without acknowledgements: no ack error
+    wait_until(lambda: plain, 5, "the second fetch answer")
+    assert plain[0].topics[0].partitions[0].acknowledge_error_code == E.NONE
 
 
 def test_a_dead_letter_is_written_after_its_pending_state_is_durable(m):

@@ -27,6 +27,7 @@ class FakeShareBroker(FakeBroker):
         self.fetch_errors: list[int] = []  # error codes for the next partitions fetched
         self.send_all_batches = False  # answer with every batch of the log, not the covering
         self.ack_delay_s = 0.0  # answer a ShareAcknowledge this late (applied at once)
+        self.unnamed: set[tuple[str, int]] = set()  # answers leave these partitions out
 
     def _state(self, topic: str, partition: int) -> dict[int, list]:
         st = self.records.setdefault((topic, partition), {})
@@ -50,6 +51,8 @@ class FakeShareBroker(FakeBroker):
                 parts = []
                 for sp in t.partitions:
                     code = self._apply_acks("ShareAcknowledge", msg.member_id, t.name, sp)
+                    if (t.name, sp.partition) in self.unnamed:
+                        continue
                     parts.append(p.PartitionError(partition=sp.partition, error_code=code))
                 results.append(p.TopicPartitionErrors(name=t.name, partitions=tuple(parts)))
             if self.ack_delay_s:
@@ -110,6 +113,8 @@ class FakeShareBroker(FakeBroker):
                     continue
                 code = 0 if acks_done else self._apply_acks("ShareFetch", msg.member_id,
                                                             t.name, sp)
+                if (t.name, sp.partition) in self.unnamed:
+                    continue
                 st = self._state(t.name, sp.partition)
                 take = [o for o in sorted(st) if st[o][0] == AVAILABLE][:msg.max_records]
                 acquired, batches = [], []

@@ -11,7 +11,13 @@ from rillet.transport import protocol as P
 from rillet import AcknowledgeType, Producer, ShareConsumer
 from rillet._share_acks import Acknowledgements, Settled, final_ranges, to_batches
 from rillet._share_fetcher import Delivery
-from rillet.errors import ConfigError, IllegalStateError, RilletError, RilletTimeoutError
+from rillet.errors import (
+    ConfigError,
+    IllegalStateError,
+    RilletError,
+    RilletTimeoutError,
+    UnknownServerError,
+)
 from rillet.records import TopicPartition
 from tests.unit.client.fakeshare import FakeShareBroker
 
@@ -250,6 +256,38 @@ def test_commit_sync_reports_its_own_acknowledgements_only(share_broker) -> None
         assert (({q0: {0, 1}}, None)) in seen  # the first commit's success: to the callback
     finally:
         share_broker.ack_delay_s = 0.0
+        c.close()
+
+
+def test_acknowledgements_an_answer_does_not_name_are_not_reported_durable(share_broker):
+    """Their outcome is unknown: an error, never None (a leader that could not apply them
+    answered 0 for them until the share-partition manager said so in their own code)."""
+    _produce(share_broker.address, 4)
+    c = _consumer(share_broker, share_acknowledgement_mode="explicit")
+    seen = []
+    c.set_acknowledgement_commit_callback(lambda offsets, error: seen.append((offsets, error)))
+    q0, q1 = TopicPartition("q", 0), TopicPartition("q", 1)
+    try:
+        for r in _poll_until(c, 4):
+            c.acknowledge(r)
+        share_broker.unnamed = {("q", 0)}
+        results = c.commit_sync()  # ShareAcknowledge: its answer names q-1 only
+        assert set(results) == {q0, q1} and results[q1] is None
+        assert isinstance(results[q0], UnknownServerError), results
+        assert "did not name q-0" in str(results[q0])
+        share_broker.unnamed = set()
+        _produce(share_broker.address, 4)
+        for r in _poll_until(c, 4):
+            c.acknowledge(r)
+        share_broker.unnamed = {("q", 0)}
+        before = len(seen)
+        deadline = time.monotonic() + 5  # these ride the next ShareFetch, answered without q-0
+        while not any(q0 in o and e is not None for o, e in seen[before:]):
+            assert time.monotonic() < deadline, seen
+            c.poll(timeout_ms=50)
+        assert not any(q0 in o and e is None for o, e in seen), seen
+    finally:
+        share_broker.unnamed = set()
         c.close()
 
 
