@@ -114,6 +114,8 @@ class BrokerNode:
         self._stopped = False
         self._lock_file = None
         self._replica_lock = threading.Lock()
+        self._dir_lock = threading.Lock()  # partition directories: R.DirectoryClaim
+        self._claims: dict[tuple[str, int], R.DirectoryClaim] = {}
         self._log = logger.bind(broker=broker_id)
         self.fetchers: dict[int, ReplicaFetcher] = {}
         self._voters = parse_voters(self.configs["controller.quorum.voters"])
@@ -587,12 +589,19 @@ class BrokerNode:
 
             for name, p, reason in changes.deletes:
                 ref = self.ctx.replicas.pop((name, p), None)
+                claim = self._claims.pop((name, p), None)
                 directory = self._partition_dir(name, p)
-                doomed = directory.with_name(f"{directory.name}.{reason}-delete")
-                try:
-                    directory.rename(doomed)
-                except OSError:
-                    doomed = directory
+                doomed: Path | None = directory.with_name(f"{directory.name}.{reason}-delete")
+                with self._dir_lock:  # R.DirectoryClaim: the replica makes none after this
+                    if claim is not None:
+                        claim.deleted = True
+                    try:
+                        directory.rename(doomed)
+                    except FileNotFoundError:
+                        doomed = None  # not prepared yet: there is nothing to remove
+                    except OSError as e:  # left in place: a new topic of the name removes it
+                        self._log.error("cannot set {} aside for deletion: {}", directory, e)
+                        doomed = None
                 if ref is not None:
                     ref.tell(R.Delete(doomed))
             for name, p, info in changes.changed:
@@ -609,6 +618,7 @@ class BrokerNode:
             for name, p, info in changes.creates:
                 topic = new.topics[name]
                 config, extra = topic_settings(name)
+                claim = self._claims[(name, p)] = R.DirectoryClaim(self._dir_lock)
                 self.ctx.replicas[(name, p)] = R.PartitionReplica.start(
                     name,
                     p,
@@ -628,6 +638,7 @@ class BrokerNode:
                     counters=self.ctx.counters,
                     txn_verifier=self.txn_verifier,
                     on_txn_marker=self._tell_group_coordinator,
+                    claim=claim,
                     **extra,
                 )
             self._update_fetchers(new)

@@ -37,6 +37,7 @@ snapshots and housekeeping.
 from __future__ import annotations
 
 import shutil
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -61,6 +62,7 @@ from .partition_messages import (  # noqa: F401 - re-exported: callers use parti
     Append,
     DamageAnswer,
     Delete,
+    DirectoryClaim,
     EpochEndOffset,
     ExpireProducers,
     FollowerAppend,
@@ -135,12 +137,14 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, TxnSide
         clock: Callable[[], int] = now_ms,  # wall-clock ms; tests may pass a fake one
         txn_verifier: object | None = None,  # txn_verify.TxnVerifier (None: nothing verifies)
         on_txn_marker: Callable[[object], None] | None = None,  # TxnMarkerWritten sink
+        claim: DirectoryClaim | None = None,  # shared with the node (None: tests, own lock)
     ) -> None:
         super().__init__()
         self.clock = clock
         self.topic = topic
         self.partition = partition
         self.directory = Path(directory)
+        self._claim = claim if claim is not None else DirectoryClaim(threading.Lock())
         self.config = config
         self.leader_epoch = leader_epoch
         self.broker_id = broker_id
@@ -186,25 +190,49 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, TxnSide
 
     def on_start(self) -> None:
         marker = self.directory / TOPIC_ID_FILE
-        try:
-            if marker.exists() and marker.read_text().strip() != self.topic_id:
-                # Left over from a deleted topic of the same name: never serve its records.
-                self._log.warning("removing data of an older topic with the same name")
-                shutil.rmtree(self.directory)
-            if not marker.exists():
-                self.directory.mkdir(parents=True, exist_ok=True)
-                marker.write_text(self.topic_id + "\n")
-        except OSError as e:
-            self._log.error("cannot prepare {}: {}", self.directory, e)
+        with self._claim.lock:  # see DirectoryClaim
+            if self._claim.deleted:
+                self._log.info("deleted before it started: no directory made, no log opened")
+                return
+            try:
+                if marker.exists() and marker.read_text().strip() != self.topic_id:
+                    # Left over from a deleted topic of the same name: never serve its records.
+                    self._log.warning("removing data of an older topic with the same name")
+                    shutil.rmtree(self.directory)
+                if not marker.exists():
+                    self.directory.mkdir(parents=True, exist_ok=True)
+                    marker.write_text(self.topic_id + "\n")
+            except OSError as e:
+                self._log.error("cannot prepare {}: {}", self.directory, e)
         self._open()
 
+    def _failed(self, what: str, e: Exception) -> None:
+        """A failure to open the log or its state: an error, unless the topic was deleted
+        meanwhile (its directory renamed away under the opening; a Delete follows)."""
+        if self._claim.deleted:
+            self._log.info("{}: deleted while opening ({})", what, e)
+        else:
+            self._log.error("{}: {}", what, e)
+
     def _open(self) -> None:
+        try:
+            self._open_log()
+        except Exception as e:
+            if not self._claim.deleted:
+                raise
+            # the node renamed the directory away under the opening: a Delete follows
+            self._log.info("deleted while opening ({}): no log", e)
+            if self.log is not None:
+                self.log.abandon()
+                self.log = None
+
+    def _open_log(self) -> None:
         self._forget_lso()
         try:
             self.log = PartitionLog.open(self.directory, self.config, self.clock())
         except Exception as e:  # noqa: BLE001 - a broken log must not take the broker down
             self.log = None
-            self._log.error("cannot open log {}: {}", self.directory, e)
+            self._failed(f"cannot open log {self.directory}", e)
             return
         log = self.log
         self.snapshots = ProducerSnapshots(log.fs, self.directory)
@@ -220,7 +248,7 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, TxnSide
             # the producer state, and the .txnindex files recovery left without one rebuilt
             self.pstate = T.load_transaction_state(log, self.snapshots.read())
         except Exception as e:  # noqa: BLE001 - lose dedup state, never the partition
-            self._log.error("cannot rebuild producer state: {}", e)
+            self._failed("cannot rebuild producer state", e)
             self.pstate = PS.ProducerStateManager(log.log_end_offset)
         self.pstate.on_high_watermark_updated(self.high_watermark)
         self._snapshot_at = self.clock()
@@ -648,12 +676,13 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, TxnSide
         self._open()
         self._serve_waiters()
 
-    def _delete(self, directory: Path) -> None:
+    def _delete(self, directory: Path | None) -> None:
         self._release_unacked()
         self._resign()
         if self.log is not None:
             self.log.abandon()  # no more writes: the path may already hold a new topic
             self.log = None
-        shutil.rmtree(directory, ignore_errors=True)
+        if directory is not None:  # renamed aside by the node: never the live path
+            shutil.rmtree(directory, ignore_errors=True)
         self._log.info("partition deleted")
         self.stop()

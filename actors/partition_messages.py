@@ -193,9 +193,26 @@ class LeaderEpoch:
 
 @frozen
 class Delete:
-    """The topic is gone; ``directory`` is where the node renamed the partition's dir to."""
+    """The topic is gone; ``directory`` is where the node renamed the partition's dir to (None:
+    there was none to rename, the replica had not prepared it yet)."""
 
-    directory: Path
+    directory: Path | None
+
+
+class DirectoryClaim:
+    """A replica's right to its directory (``<topic>-<partition>``), shared with the node. The
+    node sets ``deleted`` and renames the directory aside under ``lock``; the replica creates
+    the directory and writes its topic id under the same lock, only while ``deleted`` is unset.
+    Without it, a replica whose start was still queued when its topic was deleted made the
+    directory again after the node found none to rename, and with the topic created again
+    meanwhile, the two replicas of the name removed each other's directory (a live log left
+    writing to unlinked files)."""
+
+    __slots__ = ("deleted", "lock")
+
+    def __init__(self, lock) -> None:
+        self.lock = lock
+        self.deleted = False
 
 
 @dataclass(slots=True)

@@ -342,6 +342,15 @@ class DispatchedActor(pykka.Actor):
     def _start_actor_loop(self) -> None:
         self.actor_inbox._start()  # the first turn runs on_start
 
+    def _handle_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
+        """pykka's: unregister and stop the actor, after logging the failure. pykka logs it to
+        the standard ``logging`` module, where its own NullHandler drops it: an ``on_start``
+        that raised (an actor with no ``on_failure``, too) stopped the actor without a word."""
+        logger.opt(exception=(exception_type, exception_value, traceback)).error(
+            "unhandled exception in {}: the actor stops", self)
+        ActorRegistry.unregister(self.actor_ref)
+        self.actor_stopped.set()
+
     # ------------------------------------------------------------------- one turn
 
     def _turn(self) -> None:

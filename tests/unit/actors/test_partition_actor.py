@@ -473,3 +473,34 @@ def test_a_watching_follower_is_told_of_records_at_once_and_of_a_high_watermark_
         assert (got.log_start_offset, urgent) == (1, True)
     finally:
         pykka.ActorRegistry.stop_all(block=True, timeout=5)
+
+
+def test_a_replica_deleted_before_it_started_leaves_the_directory_to_the_next_topic(
+        tmp_path) -> None:
+    """A replica whose topic was deleted while its start was queued (the node found no
+    directory to set aside) must not make one, nor take the directory a newer topic of the
+    same name made meanwhile: it treated that as an older topic's leftovers and removed it,
+    and its Delete removed the live path again (the new topic's log then wrote to unlinked
+    files). Found by test_kafka_request_fuzz.py (create, delete, create of a topic of ~200
+    partitions)."""
+    lock = threading.Lock()
+    newer = tmp_path / "t-0"
+    newer.mkdir()
+    (newer / R.TOPIC_ID_FILE).write_text("new-id\n")
+    (newer / "00000000000000000000.log").write_bytes(b"the new topic's records")
+    claim = R.DirectoryClaim(lock)
+    claim.deleted = True  # the node: deleted, nothing renamed aside
+    old = R.PartitionReplica.start("t", 0, newer, LogConfig(), 0, 1, "old-id", claim=claim)
+    try:
+        old.tell(R.Delete(None))
+        assert old.actor_stopped.wait(5), "the deleted replica did not stop"
+        assert (newer / R.TOPIC_ID_FILE).read_text() == "new-id\n"
+        assert (newer / "00000000000000000000.log").read_bytes() == b"the new topic's records"
+        # a replica whose claim stands prepares its directory and opens its log as before
+        fresh = tmp_path / "u-0"
+        ref = R.PartitionReplica.start("u", 0, fresh, LogConfig(), 0, 1, "u-id",
+                                       claim=R.DirectoryClaim(lock))
+        assert _append(ref, batch([b"a"])).error_code == E.NONE
+        assert (fresh / R.TOPIC_ID_FILE).read_text() == "u-id\n"
+    finally:
+        pykka.ActorRegistry.stop_all(block=True, timeout=5)

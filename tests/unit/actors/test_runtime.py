@@ -153,6 +153,34 @@ def test_a_failing_actor_is_isolated():
     assert healthy.ask(("get",), timeout=5) == ["fine"]
 
 
+def test_a_failure_is_logged_even_when_on_start_raises():
+    """pykka logs a failure to the standard logging module, where its NullHandler drops it:
+    a partition replica whose on_start raised stopped without a line in the broker's log."""
+    from loguru import logger
+
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(str(m)), level="ERROR", format="{message}")
+
+    class BadStart(Recorder):
+        def on_start(self):
+            raise OSError("the directory is gone")
+
+    class Silent(Recorder):  # no on_failure of its own
+        pass
+
+    try:
+        bad = BadStart.start()
+        wait_until(lambda: not bad.is_alive(), what="the actor whose start failed to stop")
+        silent = Silent.start()
+        silent.tell(("boom",))
+        wait_until(lambda: not silent.is_alive(), what="the failed actor to stop")
+        wait_until(lambda: len(lines) >= 2, what="both failures in the log")
+    finally:
+        logger.remove(sink)
+    assert any("BadStart" in line and "the directory is gone" in line for line in lines), lines
+    assert any("Silent" in line and "boom" in line for line in lines), lines
+
+
 def test_stop_runs_on_stop_and_refuses_what_comes_after():
     stopped = threading.Event()
 
