@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -64,3 +65,15 @@ def require_tool(name: str, path: str | None = None) -> str:
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+_LOGGED_ERROR = re.compile(r"\S+ \S+ (ERROR|CRITICAL)\b")
+
+
+def logged_errors(cluster) -> list[str]:
+    """The lines a LocalCluster's brokers logged at ERROR or above, and tracebacks (an actor
+    that failed, a handler that raised)."""
+    return [line for b in cluster.broker_ids
+            for line in (cluster.broker_dir(b) / "stderr.log").read_text(
+                errors="replace").splitlines()
+            if _LOGGED_ERROR.match(line) or "Traceback" in line]

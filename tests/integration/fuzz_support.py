@@ -5,8 +5,7 @@ check their range on ``parse``). Numbers lean to -1..3 (partitions, epochs, acks
 extremes mixed in; strings lean to ``NAMES``, the topic, group, transactional id and member
 the fuzz tests create, so requests get past their first lookup and reach deeper code.
 
-Shared by test_request_fuzz.py (the rillet listener) and test_kafka_request_fuzz.py (KAFKA),
-with ``logged_errors``: what the brokers logged at ERROR (a handler that raised).
+Shared by test_request_fuzz.py (the rillet listener) and test_kafka_request_fuzz.py (KAFKA).
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import dataclasses
 import datetime
 import enum
 import inspect
-import re
 import time
 import types
 import typing
@@ -119,13 +117,3 @@ def _parsed(cls, values: st.SearchStrategy) -> st.SearchStrategy:
 
     return values.map(attempt).filter(lambda v: v is not None)
 
-
-_LOGGED_ERROR = re.compile(r"\S+ \S+ (ERROR|CRITICAL)\b")
-
-
-def logged_errors(cluster) -> list[str]:
-    """The lines the cluster's brokers logged at ERROR or above, and tracebacks."""
-    return [line for b in cluster.broker_ids
-            for line in (cluster.broker_dir(b) / "stderr.log").read_text(
-                errors="replace").splitlines()
-            if _LOGGED_ERROR.match(line) or "Traceback" in line]

@@ -8,6 +8,8 @@ import pytest
 from rillet.logstore.batch import BatchBuilder
 from rillet.transport import protocol as P
 
+from tests.support import logged_errors, wait_until
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 E = P.ErrorCode
 
@@ -49,6 +51,44 @@ def test_recreated_topic_never_serves_old_records(cluster, wire_factory) -> None
     assert [r.value for r in wire.fetch_all("again", 0)] == [b"new"]
     leftovers = [p.name for p in cluster.broker_dir(1).iterdir() if p.name.endswith("-delete")]
     assert leftovers == []
+
+
+def test_a_topic_deleted_and_created_again_while_starting_keeps_clean_directories(
+        cluster, wire_factory) -> None:
+    """Delete a topic of many partitions while its replicas are still starting, and create it
+    again: every partition ends with one directory of the last topic, nothing is left to
+    delete, no actor failed, and the last topic's records survive a kill -9 (a replica whose
+    start came after its topic's deletion made the directory again, and with the name created
+    meanwhile the two replicas removed each other's directory)."""
+    wire = wire_factory(cluster)
+    n = 300
+
+    def create() -> None:
+        deadline = time.monotonic() + 30
+        while (code := wire.create_topic("churn", partitions=n).error_code) != E.NONE:
+            assert code == E.TOPIC_ALREADY_EXISTS and time.monotonic() < deadline, code
+            time.sleep(0.01)  # the deletion is not applied yet
+
+    for _ in range(3):
+        create()
+        assert wire.call(P.DeleteTopicsRequest(topic_names=("churn",))).results[0].error_code == 0
+    create()
+    parts = tuple(P.ProducePartition(partition=i, records=batch([b"r%d" % i])) for i in range(n))
+    answer = wire.call(P.ProduceRequest(acks=-1, topics=(P.ProduceTopic(name="churn",
+                                                                        partitions=parts),)))
+    assert {p.error_code for p in answer.topics[0].partitions} == {E.NONE}
+    data = cluster.broker_dir(1)
+    wait_until(lambda: not [d for d in data.iterdir() if d.name.endswith("-delete")], 30,
+               "the deleted topics' directories to go")
+    ids = {(d / "partition.metadata").read_text() for d in data.iterdir()
+           if d.name.startswith("churn-")}
+    assert len(ids) == 1, ids  # one topic's directories, none made again by an older replica
+    assert logged_errors(cluster) == []
+    cluster.kill(1)
+    cluster.start()
+    wire = wire_factory(cluster)
+    for i in range(0, n, 37):
+        assert [r.value for r in wire.fetch_all("churn", i)] == [b"r%d" % i]
 
 
 def test_multi_partition_long_poll_waits_for_min_bytes_in_total(wire) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from fuzz_support import Strategies, logged_errors
+from fuzz_support import Strategies
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from kafka_raw import frame, receive, receive_with_cid
@@ -23,7 +23,7 @@ from kio.index import load_request_schema
 from kio.schema.metadata.v12.request import MetadataRequest
 from rillet.actors.kafka_dispatch import HANDLERS, load_handlers
 
-from tests.support import examples
+from tests.support import examples, logged_errors
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

@@ -19,13 +19,13 @@ import re
 from collections import Counter
 
 import pytest
-from fuzz_support import Strategies, logged_errors
+from fuzz_support import Strategies
 from hypothesis import HealthCheck, Phase, given, settings
 from rillet.transport import protocol as P
 from rillet.transport.endpoint import ClientEndpoint
 from rillet.transport.errors import ProtocolError, RequestTimedOutError
 
-from tests.support import FAST_CLUSTER_CONFIGS, examples
+from tests.support import FAST_CLUSTER_CONFIGS, examples, logged_errors
 
 pytestmark = [pytest.mark.integration]
 E = P.ErrorCode
