@@ -595,6 +595,9 @@ class BrokerNode:
                 with self._dir_lock:  # R.DirectoryClaim: the replica makes none after this
                     if claim is not None:
                         claim.deleted = True
+                    # nor writes its high watermark: the entry would be a new topic's of the
+                    # name, which starts from it after a restart (an HW its ISR never had)
+                    self._hw_table.pop((name, p), None)
                     try:
                         directory.rename(doomed)
                     except FileNotFoundError:

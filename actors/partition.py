@@ -402,7 +402,10 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, TxnSide
         if self.log is None or self.high_watermark == self._hw_saved:
             return
         if self._hw_sink is not None:
-            self._hw_sink[(self.topic, self.partition)] = self.high_watermark
+            with self._claim.lock:  # the node drops a deleted partition's entry under it
+                if self._claim.deleted:
+                    return
+                self._hw_sink[(self.topic, self.partition)] = self.high_watermark
             self._hw_saved = self.high_watermark
             return
         try:

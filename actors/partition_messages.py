@@ -206,7 +206,8 @@ class DirectoryClaim:
     Without it, a replica whose start was still queued when its topic was deleted made the
     directory again after the node found none to rename, and with the topic created again
     meanwhile, the two replicas of the name removed each other's directory (a live log left
-    writing to unlinked files)."""
+    writing to unlinked files). The broker-wide high watermark table is keyed by name too: a
+    deleted replica no longer writes its entry, and the node drops it under the same lock."""
 
     __slots__ = ("deleted", "lock")
 

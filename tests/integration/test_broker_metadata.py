@@ -6,6 +6,7 @@ import time
 
 import pytest
 from rillet.logstore.batch import BatchBuilder
+from rillet.logstore.fs import FileSystem
 from rillet.transport import protocol as P
 
 from tests.support import logged_errors, wait_until
@@ -89,6 +90,30 @@ def test_a_topic_deleted_and_created_again_while_starting_keeps_clean_directorie
     wire = wire_factory(cluster)
     for i in range(0, n, 37):
         assert [r.value for r in wire.fetch_all("churn", i)] == [b"r%d" % i]
+
+
+def test_a_deleted_topics_high_watermark_is_not_kept_for_the_next_topic_of_its_name(
+        cluster_factory, wire_factory) -> None:
+    """The broker-wide high watermark checkpoint is keyed by topic name: the entry of a deleted
+    topic stayed for a new topic of the same name until that one's high watermark moved, and
+    a restart meanwhile started it from the old value (above what its ISR had)."""
+    cluster = cluster_factory(configs={"replica.high.watermark.checkpoint.interval.ms": "100"})
+    wire = wire_factory(cluster)
+    checkpoint = cluster.broker_dir(1) / "replication-offset-checkpoint"
+
+    def entry() -> list | None:
+        entries = FileSystem().read_checkpoint(checkpoint) or []
+        return next((list(e) for e in entries if list(e[:2]) == ["again", 0]), None)
+
+    assert wire.create_topic("again").error_code == E.NONE
+    assert wire.produce("again", 0, batch([b"a", b"b", b"c"])).error_code == E.NONE
+    wait_until(lambda: entry() == ["again", 0, 3], 10, "the old topic's high watermark written")
+    assert wire.call(P.DeleteTopicsRequest(topic_names=("again",))).results[0].error_code == 0
+    deadline = time.monotonic() + 30
+    while wire.create_topic("again").error_code != E.NONE:
+        assert time.monotonic() < deadline, "the topic was not created again"
+        time.sleep(0.01)
+    wait_until(lambda: entry() is None, 10, "the old topic's entry to leave the checkpoint")
 
 
 def test_multi_partition_long_poll_waits_for_min_bytes_in_total(wire) -> None:
