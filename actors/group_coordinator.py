@@ -193,6 +193,7 @@ class GroupCoordinatorActor(WokenWhenDue, DispatchedActor):
             ctx.metrics.sources.group_shards = self.shards
         self.num_partitions = 0
         self.topics: dict[str, int] = {}
+        self._topic_ids: dict[str, str] = {}  # the topics' ids: a name created again is new
         self.image = MetadataImage()  # the latest: share groups' configs (actors/share_group.py)
         self._generation = 0
         self._hb_seq = 0
@@ -635,9 +636,12 @@ class GroupCoordinatorActor(WokenWhenDue, DispatchedActor):
                 self._load(self.shards[p])
         topics = {name: len(t.partitions) for name, t in image.topics.items()
                   if not name.startswith("__")}
-        if topics != self.topics:
-            deleted = [name for name in self.topics if name not in topics]
-            self.topics = topics
+        ids = {name: t.topic_id for name, t in image.topics.items() if name in topics}
+        if topics != self.topics or ids != self._topic_ids:
+            # gone, or created again under its name between two images this actor saw (the
+            # same name and partition count): the old topic's offsets go either way
+            deleted = [name for name, tid in self._topic_ids.items() if ids.get(name) != tid]
+            self.topics, self._topic_ids = topics, ids
             for shard in self.shards.values():
                 if deleted:
                     self._mutate(shard, lambda s, d=tuple(deleted): self.core.delete_topic_offsets(

@@ -86,3 +86,44 @@ def test_a_record_above_the_new_leaders_high_watermark_is_loaded() -> None:
     finally:
         actor.stop()
         replica.stop()
+
+
+def test_offsets_of_a_topic_created_again_under_its_name_are_dropped() -> None:
+    """The coordinator learns of a topic's deletion from the image; when the next image it
+    sees already holds a new topic of the same name (the same partition count), the name
+    never left: the old topic's committed offsets stayed, and a group read the new topic from
+    them (past its end: reset, skipping records)."""
+    commit = OffsetCommitRecord(group_id="g", topic="t", partition=0, offset=42,
+                                  leader_epoch=-1, metadata="", commit_timestamp_ms=1)
+    key, value = G.to_kv(commit)
+    replica = LaggingReplica.start([T.build_batch([(cbor2.dumps(key), cbor2.dumps(value))], 1,
+                                                  None)])
+    ctx = SimpleNamespace(broker_id=1, controller=None, broker_configs={},
+                          replicas={(GC.OFFSETS_TOPIC, 0): replica})
+    actor = GC.GroupCoordinatorActor.start(ctx)
+    offsets = TopicInfo(name=GC.OFFSETS_TOPIC, topic_id="o", partitions={
+        0: PartitionInfo(partition=0, replicas=(1,), isr=(1,), leader=1, leader_epoch=0)})
+
+    def image(topic_id: str) -> MetadataImage:
+        t = TopicInfo(name="t", topic_id=topic_id, partitions={
+            0: PartitionInfo(partition=0, replicas=(1,), isr=(1,), leader=1, leader_epoch=0)})
+        return MetadataImage(topics={GC.OFFSETS_TOPIC: offsets, "t": t})
+
+    def committed() -> dict | None:
+        answers: list = []
+        actor.tell(GC.GroupRequest(P.OffsetFetchRequest(group_id="g"), answers.append))
+        actor.ask(GC.GroupTick(0))
+        wait_until(lambda: answers, 5, "the OffsetFetch answer")
+        if answers[-1].error_code:
+            return None
+        return {(t.name, p.partition): p.committed_offset
+                for t in answers[-1].topics for p in t.partitions if p.committed_offset >= 0}
+
+    try:
+        actor.tell(GC.ImageChanged(image("first")))
+        assert wait_until(committed, 10, "the shard to load") == {("t", 0): 42}
+        actor.tell(GC.ImageChanged(image("second")))  # deleted and created again meanwhile
+        wait_until(lambda: committed() == {}, 10, "the old topic's offsets to be dropped")
+    finally:
+        actor.stop()
+        replica.stop()
