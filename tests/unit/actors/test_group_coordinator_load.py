@@ -55,7 +55,9 @@ class LaggingReplica(DispatchedActor):
         return None
 
 
-def test_a_record_above_the_new_leaders_high_watermark_is_loaded() -> None:
+def _coordinator_with_a_commit():
+    """(the __consumer_offsets replica, a coordinator actor on it): the log holds group g's
+    commit of offset 42 for t-0."""
     commit = OffsetCommitRecord(group_id="g", topic="t", partition=0, offset=42,
                                   leader_epoch=-1, metadata="", commit_timestamp_ms=1)
     key, value = G.to_kv(commit)
@@ -63,7 +65,11 @@ def test_a_record_above_the_new_leaders_high_watermark_is_loaded() -> None:
                                                   None)])
     ctx = SimpleNamespace(broker_id=1, controller=None, broker_configs={},
                           replicas={(GC.OFFSETS_TOPIC, 0): replica})
-    actor = GC.GroupCoordinatorActor.start(ctx)
+    return replica, GC.GroupCoordinatorActor.start(ctx)
+
+
+def test_a_record_above_the_new_leaders_high_watermark_is_loaded() -> None:
+    replica, actor = _coordinator_with_a_commit()
     try:
         offsets = TopicInfo(name=GC.OFFSETS_TOPIC, topic_id="o", partitions={
             0: PartitionInfo(partition=0, replicas=(1,), isr=(1,), leader=1, leader_epoch=0)})
@@ -93,14 +99,7 @@ def test_offsets_of_a_topic_created_again_under_its_name_are_dropped() -> None:
     sees already holds a new topic of the same name (the same partition count), the name
     never left: the old topic's committed offsets stayed, and a group read the new topic from
     them (past its end: reset, skipping records)."""
-    commit = OffsetCommitRecord(group_id="g", topic="t", partition=0, offset=42,
-                                  leader_epoch=-1, metadata="", commit_timestamp_ms=1)
-    key, value = G.to_kv(commit)
-    replica = LaggingReplica.start([T.build_batch([(cbor2.dumps(key), cbor2.dumps(value))], 1,
-                                                  None)])
-    ctx = SimpleNamespace(broker_id=1, controller=None, broker_configs={},
-                          replicas={(GC.OFFSETS_TOPIC, 0): replica})
-    actor = GC.GroupCoordinatorActor.start(ctx)
+    replica, actor = _coordinator_with_a_commit()
     offsets = TopicInfo(name=GC.OFFSETS_TOPIC, topic_id="o", partitions={
         0: PartitionInfo(partition=0, replicas=(1,), isr=(1,), leader=1, leader_epoch=0)})
 

@@ -126,6 +126,16 @@ def _consumer(broker, **kw) -> ShareConsumer:
     return c
 
 
+def _explicit_consumer_of_four(share_broker) -> tuple[ShareConsumer, list]:
+    """Four records on q-0 and q-1 and an explicit-mode consumer whose acknowledgement
+    callback records ``(offsets, error)`` in the list returned with it."""
+    _produce(share_broker.address, 4)
+    c = _consumer(share_broker, share_acknowledgement_mode="explicit")
+    seen: list = []
+    c.set_acknowledgement_commit_callback(lambda offsets, error: seen.append((offsets, error)))
+    return c, seen
+
+
 def test_implicit_mode_accepts_the_previous_poll_on_the_next(share_broker) -> None:
     _produce(share_broker.address, 6)
     c = _consumer(share_broker)
@@ -231,10 +241,7 @@ def test_commit_sync_reports_its_own_acknowledgements_only(share_broker) -> None
     meanwhile goes to the callback, and one of its own not answered in time is a timeout,
     never a success (test_share_faults saw records its worker logged as accepted after a
     timed-out commit come again: the older commit's success had been returned for them)."""
-    _produce(share_broker.address, 4)
-    c = _consumer(share_broker, share_acknowledgement_mode="explicit")
-    seen = []
-    c.set_acknowledgement_commit_callback(lambda offsets, error: seen.append((offsets, error)))
+    c, seen = _explicit_consumer_of_four(share_broker)
     q0, q1 = TopicPartition("q", 0), TopicPartition("q", 1)
     try:
         records = _poll_until(c, 4)
@@ -262,10 +269,7 @@ def test_commit_sync_reports_its_own_acknowledgements_only(share_broker) -> None
 def test_acknowledgements_an_answer_does_not_name_are_not_reported_durable(share_broker):
     """Their outcome is unknown: an error, never None (a leader that could not apply them
     answered 0 for them until the share-partition manager said so in their own code)."""
-    _produce(share_broker.address, 4)
-    c = _consumer(share_broker, share_acknowledgement_mode="explicit")
-    seen = []
-    c.set_acknowledgement_commit_callback(lambda offsets, error: seen.append((offsets, error)))
+    c, seen = _explicit_consumer_of_four(share_broker)
     q0, q1 = TopicPartition("q", 0), TopicPartition("q", 1)
     try:
         for r in _poll_until(c, 4):
