@@ -103,11 +103,13 @@ class _SP:
         "key", "leader_epoch", "config", "auto_offset_reset", "dlq_topic", "core",
         "state_epoch", "status", "waiters", "dirty", "writing", "replace_next",
         "next_waiters", "inflight_waiters", "retry_at", "parked", "watching", "watch_until",
-        "dlq_busy", "dlq_retry_at", "hw", "record_bytes", "last_used",
+        "dlq_busy", "dlq_retry_at", "hw", "record_bytes", "last_used", "topic_id",
     )
 
-    def __init__(self, key, leader_epoch, config, auto_offset_reset, dlq_topic) -> None:
+    def __init__(self, key, leader_epoch, config, auto_offset_reset, dlq_topic,
+                 topic_id: str = "") -> None:
         self.key: tuple[str, str, int] = key
+        self.topic_id = topic_id  # a topic created again under the name is another one
         self.leader_epoch: int = leader_epoch
         self.config: SharePartitionConfig = config
         self.auto_offset_reset = auto_offset_reset
@@ -249,12 +251,13 @@ class SharePartitionManager(WokenWhenDue, ShareRequests, DispatchedActor):
             return E.NOT_LEADER_OR_FOLLOWER, None
         key = (group, topic, partition)
         sp = self.sps.get(key)
-        if sp is not None and sp.leader_epoch != info.leader_epoch:
+        topic_id = self.ctx.image.topics[topic].topic_id
+        if sp is not None and (sp.leader_epoch != info.leader_epoch or sp.topic_id != topic_id):
             self.drop(sp, E.NOT_LEADER_OR_FOLLOWER)
             sp = None
         if sp is None:
             gc = partition_config(self.ctx.image, group, topic, self.ctx.broker_configs)
-            sp = _SP(key, info.leader_epoch, gc[0], gc[1], gc[0].dead_letter_topic)
+            sp = _SP(key, info.leader_epoch, gc[0], gc[1], gc[0].dead_letter_topic, topic_id)
             self.sps[key] = sp
             self._load(sp)
         sp.last_used = self.clock()
@@ -359,9 +362,10 @@ class SharePartitionManager(WokenWhenDue, ShareRequests, DispatchedActor):
     def _image_changed(self, image: Any) -> None:
         for sp in list(self.sps.values()):
             info = image.partition(sp.key[1], sp.key[2])
+            topic = image.topics.get(sp.key[1])
             if info is None or info.leader != self.ctx.broker_id or (
                 info.leader_epoch != sp.leader_epoch
-            ):
+            ) or topic is None or topic.topic_id != sp.topic_id:
                 self._log.info("share-partition {}: no longer led here", sp.key)
                 self.drop(sp, E.NOT_LEADER_OR_FOLLOWER)
             else:

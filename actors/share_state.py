@@ -104,6 +104,7 @@ class ShareStateActor(WokenWhenDue, DispatchedActor):
         self.shards: dict[int, ShareShard] = {}
         self.num_partitions = 0
         self._generation = 0
+        self._topic_ids: dict[str, str] = {}  # of the last image: a deleted topic's states go
         self._wake = self._wakeup(schedule, clock, TICK_MS)
         self._log = logger.bind(broker=ctx.broker_id, actor="share-state")
 
@@ -245,6 +246,7 @@ class ShareStateActor(WokenWhenDue, DispatchedActor):
     # ------------------------------------------------------------------------ leadership
 
     def _image_changed(self, image: MetadataImage) -> None:
+        self._forget_deleted_topics(image)
         topic = image.topics.get(SHARE_STATE_TOPIC)
         self.num_partitions = len(topic.partitions) if topic else 0
         led = {p: info.leader_epoch for p, info in (topic.partitions.items() if topic else ())
@@ -263,6 +265,31 @@ class ShareStateActor(WokenWhenDue, DispatchedActor):
                 self._log.info("share-state coordinator for {}-{} (epoch {}): loading",
                                SHARE_STATE_TOPIC, p, epoch)
                 self._load(shard)
+
+    def _forget_deleted_topics(self, image: MetadataImage) -> None:
+        """Topics gone from ``image``, or created again under their name (a new topic id),
+        lose their share-partitions' states in the shards led here, as Kafka deletes share
+        group state with a topic (a group read a re-created topic from the old start offset,
+        past its records)."""
+        ids = {name: t.topic_id for name, t in image.topics.items()
+               if not name.startswith("__")}
+        deleted = frozenset(name for name, tid in self._topic_ids.items()
+                            if ids.get(name) != tid)
+        self._topic_ids = ids
+        if not deleted:
+            return
+
+        def fn(core: SS.ShareStateCoordinator) -> SS.ShareResult:
+            return core.delete_topics(deleted)
+
+        def done(_result: SS.ShareResult | None, error: tuple[int, str] | None) -> None:
+            if error:
+                self._log.warning("share states of deleted topics {} not removed: {}",
+                                  sorted(deleted), error)
+
+        for shard in self.shards.values():
+            shard.queue.append((fn, done))
+            self._drain(shard)
 
     def _load(self, shard: ShareShard) -> None:
         shard.load(self.ctx.replicas.get((SHARE_STATE_TOPIC, shard.partition)), self._tell_me,

@@ -235,6 +235,14 @@ class ShareStateCoordinator:
             return ShareResult(self._emit(ShareStateRecord(key, new)), ReadOutcome(NONE, state=new))
         return ShareResult((), ReadOutcome(NONE, state=current))
 
+    def delete_topics(self, topics: frozenset[str]) -> ShareResult:
+        """Tombstones for every share-partition of ``topics`` (deleted: a topic created again
+        under a name must not inherit the old one's state, which starts past its records)."""
+        records: list[ShareStateRecord] = []
+        for key in sorted(k for k in self.states if k.topic in topics):
+            records.extend(self._emit(ShareStateRecord(key, None)))
+        return ShareResult(tuple(records), WriteOutcome(NONE, None, 0))
+
     def write(self, req: WriteState) -> ShareResult:
         current = self.states.get(req.key)
         error, message, new = apply_write(current, req)

@@ -134,6 +134,17 @@ def test_delete_writes_a_tombstone():
     assert core.write(W(B(50, 50), state_epoch=1)).response.error == SS.FENCED_STATE_EPOCH
 
 
+def test_a_deleted_topics_states_are_tombstoned_and_no_others():
+    core = SS.ShareStateCoordinator()
+    other = SharePartitionKey("g", "payments", 0)
+    for key in (K, K2, other):
+        ok(core.write(W(B(0, 9), key=key, start=5)))
+    r = core.delete_topics(frozenset({"orders"}))
+    assert ok(r) and r.records == (SR.ShareStateRecord(K, None), SR.ShareStateRecord(K2, None))
+    assert set(core.states) == {other}
+    assert core.delete_topics(frozenset({"orders"})).records == ()  # nothing left to delete
+
+
 @pytest.mark.parametrize("write", [
     W(B(5, 4)),  # last before first
     W(B(-1, 4)),
