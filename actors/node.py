@@ -114,7 +114,6 @@ class BrokerNode:
         self._stopped = False
         self._lock_file = None
         self._replica_lock = threading.Lock()
-        self._dir_lock = threading.Lock()  # partition directories: R.DirectoryClaim
         self._claims: dict[tuple[str, int], R.DirectoryClaim] = {}
         self._log = logger.bind(broker=broker_id)
         self.fetchers: dict[int, ReplicaFetcher] = {}
@@ -589,12 +588,12 @@ class BrokerNode:
 
             for name, p, reason in changes.deletes:
                 ref = self.ctx.replicas.pop((name, p), None)
-                claim = self._claims.pop((name, p), None)
+                # (a partition not hosted here has no claim: nobody to exclude)
+                claim = self._claims.pop((name, p), None) or R.DirectoryClaim()
                 directory = self._partition_dir(name, p)
                 doomed: Path | None = directory.with_name(f"{directory.name}.{reason}-delete")
-                with self._dir_lock:  # R.DirectoryClaim: the replica makes none after this
-                    if claim is not None:
-                        claim.deleted = True
+                with claim.lock:  # R.DirectoryClaim: the replica makes no directory after this
+                    claim.deleted = True
                     # nor writes its high watermark: the entry would be a new topic's of the
                     # name, which starts from it after a restart (an HW its ISR never had)
                     self._hw_table.pop((name, p), None)
@@ -621,7 +620,7 @@ class BrokerNode:
             for name, p, info in changes.creates:
                 topic = new.topics[name]
                 config, extra = topic_settings(name)
-                claim = self._claims[(name, p)] = R.DirectoryClaim(self._dir_lock)
+                claim = self._claims[(name, p)] = R.DirectoryClaim()
                 self.ctx.replicas[(name, p)] = R.PartitionReplica.start(
                     name,
                     p,

@@ -37,7 +37,6 @@ snapshots and housekeeping.
 from __future__ import annotations
 
 import shutil
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -137,14 +136,14 @@ class PartitionReplica(ProduceSide, FetchSide, FollowerSide, DamageSide, TxnSide
         clock: Callable[[], int] = now_ms,  # wall-clock ms; tests may pass a fake one
         txn_verifier: object | None = None,  # txn_verify.TxnVerifier (None: nothing verifies)
         on_txn_marker: Callable[[object], None] | None = None,  # TxnMarkerWritten sink
-        claim: DirectoryClaim | None = None,  # shared with the node (None: tests, own lock)
+        claim: DirectoryClaim | None = None,  # shared with the node (None: tests, its own)
     ) -> None:
         super().__init__()
         self.clock = clock
         self.topic = topic
         self.partition = partition
         self.directory = Path(directory)
-        self._claim = claim if claim is not None else DirectoryClaim(threading.Lock())
+        self._claim = claim if claim is not None else DirectoryClaim()
         self.config = config
         self.leader_epoch = leader_epoch
         self.broker_id = broker_id

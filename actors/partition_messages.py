@@ -3,6 +3,7 @@ log-store errors and pure-core error names to wire codes."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,7 +203,9 @@ class Delete:
 class DirectoryClaim:
     """A replica's right to its directory (``<topic>-<partition>``), shared with the node. The
     node sets ``deleted`` and renames the directory aside under ``lock``; the replica creates
-    the directory and writes its topic id under the same lock, only while ``deleted`` is unset.
+    the directory and writes its topic id under the same lock, only while ``deleted`` is unset
+    (a replica of the name created later gets its claim only after that rename, so one lock
+    per claim is enough).
     Without it, a replica whose start was still queued when its topic was deleted made the
     directory again after the node found none to rename, and with the topic created again
     meanwhile, the two replicas of the name removed each other's directory (a live log left
@@ -211,8 +214,8 @@ class DirectoryClaim:
 
     __slots__ = ("deleted", "lock")
 
-    def __init__(self, lock) -> None:
-        self.lock = lock
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
         self.deleted = False
 
 

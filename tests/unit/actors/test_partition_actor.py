@@ -483,12 +483,11 @@ def test_a_replica_deleted_before_it_started_leaves_the_directory_to_the_next_to
     and its Delete removed the live path again (the new topic's log then wrote to unlinked
     files). Found by test_kafka_request_fuzz.py (create, delete, create of a topic of ~200
     partitions)."""
-    lock = threading.Lock()
     newer = tmp_path / "t-0"
     newer.mkdir()
     (newer / R.TOPIC_ID_FILE).write_text("new-id\n")
     (newer / "00000000000000000000.log").write_bytes(b"the new topic's records")
-    claim = R.DirectoryClaim(lock)
+    claim = R.DirectoryClaim()
     claim.deleted = True  # the node: deleted, nothing renamed aside
     old = R.PartitionReplica.start("t", 0, newer, LogConfig(), 0, 1, "old-id", claim=claim)
     try:
@@ -499,7 +498,7 @@ def test_a_replica_deleted_before_it_started_leaves_the_directory_to_the_next_to
         # a replica whose claim stands prepares its directory and opens its log as before
         fresh = tmp_path / "u-0"
         ref = R.PartitionReplica.start("u", 0, fresh, LogConfig(), 0, 1, "u-id",
-                                       claim=R.DirectoryClaim(lock))
+                                       claim=R.DirectoryClaim())
         assert _append(ref, batch([b"a"])).error_code == E.NONE
         assert (fresh / R.TOPIC_ID_FILE).read_text() == "u-id\n"
     finally:
