@@ -45,7 +45,7 @@ from loguru import logger
 from rillet.coordinator import groups as G
 from rillet.coordinator.groups import longpoll
 from rillet.coordinator.groups.errors import GroupError, IllegalTransition
-from rillet.coordinator.metadata import MetadataImage
+from rillet.coordinator.metadata import MetadataImage, gone_or_recreated, user_topic_ids
 from rillet.transport import protocol as P
 
 from rillet.frozen import frozen
@@ -636,11 +636,11 @@ class GroupCoordinatorActor(WokenWhenDue, DispatchedActor):
                 self._load(self.shards[p])
         topics = {name: len(t.partitions) for name, t in image.topics.items()
                   if not name.startswith("__")}
-        ids = {name: t.topic_id for name, t in image.topics.items() if name in topics}
+        ids = user_topic_ids(image)
         if topics != self.topics or ids != self._topic_ids:
             # gone, or created again under its name between two images this actor saw (the
             # same name and partition count): the old topic's offsets go either way
-            deleted = [name for name, tid in self._topic_ids.items() if ids.get(name) != tid]
+            deleted = sorted(gone_or_recreated(self._topic_ids, ids))
             self.topics, self._topic_ids = topics, ids
             for shard in self.shards.values():
                 if deleted:

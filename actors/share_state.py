@@ -33,7 +33,7 @@ from typing import Any
 
 import pykka
 from loguru import logger
-from rillet.coordinator.metadata import MetadataImage
+from rillet.coordinator.metadata import MetadataImage, gone_or_recreated, user_topic_ids
 from rillet.coordinator.share import state as SS
 from rillet.logstore.batch import BatchBuilder
 from rillet.transport import protocol as P
@@ -271,10 +271,8 @@ class ShareStateActor(WokenWhenDue, DispatchedActor):
         lose their share-partitions' states in the shards led here, as Kafka deletes share
         group state with a topic (a group read a re-created topic from the old start offset,
         past its records)."""
-        ids = {name: t.topic_id for name, t in image.topics.items()
-               if not name.startswith("__")}
-        deleted = frozenset(name for name, tid in self._topic_ids.items()
-                            if ids.get(name) != tid)
+        ids = user_topic_ids(image)
+        deleted = gone_or_recreated(self._topic_ids, ids)
         self._topic_ids = ids
         if not deleted:
             return

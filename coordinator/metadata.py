@@ -372,6 +372,18 @@ class MetadataImage:
         return sum(len(t.partitions) for t in self.topics.values())
 
 
+def user_topic_ids(image: MetadataImage) -> dict[str, str]:
+    """Topic name -> topic id, without the internal (``__``) topics."""
+    return {name: t.topic_id for name, t in image.topics.items() if not name.startswith("__")}
+
+
+def gone_or_recreated(before: Mapping[str, str], after: Mapping[str, str]) -> frozenset[str]:
+    """The names of ``before`` (name -> topic id) that ``after`` lacks or gives another id:
+    deleted topics, including those created again under their name between the two (whose
+    name-keyed state, offsets or share-group state, belongs to the old topic)."""
+    return frozenset(name for name, tid in before.items() if after.get(name) != tid)
+
+
 def _with(mapping: Mapping, key, value) -> dict:
     out = dict(mapping)
     if value is None:
