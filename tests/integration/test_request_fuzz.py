@@ -15,9 +15,6 @@ configs and ACLs, reassigning partitions) are part of it: the cluster is the tes
 
 from __future__ import annotations
 
-import re
-from collections import Counter
-
 import pytest
 from fuzz_support import Strategies
 from hypothesis import HealthCheck, Phase, given, settings
@@ -52,8 +49,9 @@ def test_well_formed_requests_with_arbitrary_values(cluster_factory) -> None:
         made = endpoint.request(address, P.CreateTopicsRequest(topics=(P.CreatableTopic(
             name="t", num_partitions=3, replication_factor=3, configs={}),)), 20_000).result(30)
         assert made.topics[0].error_code == E.NONE
-        answered: dict[str, Counter] = {}
+        fuzzed: set[str] = set()
         bad: list[str] = []
+
         def fuzz(api: str) -> None:
             @settings(max_examples=examples(20), deadline=None, database=None,
                       suppress_health_check=list(HealthCheck), phases=[Phase.generate])
@@ -63,16 +61,11 @@ def test_well_formed_requests_with_arbitrary_values(cluster_factory) -> None:
                     response = endpoint.request(address, request, 5000).result(15)
                 except ProtocolError as e:  # an ErrorResponse: the request refused as a whole
                     response = e
-                    if "UNKNOWN_SERVER_ERROR" in str(e):
-                        bad.append(f"{api}: {request!r} -> {e}")
-                    kind = re.sub(r"\d+", "N", str(e))[:60]
                 except RequestTimedOutError:  # a long poll held past this client's 5 s
-                    kind = "timed out"
-                else:
-                    if _internal_error(response):
-                        bad.append(f"{api}: {request!r} -> {response!r}"[:2000])
-                    kind = type(response).__name__
-                answered.setdefault(api, Counter())[kind] += 1
+                    response = None
+                if _internal_error(response):
+                    bad.append(f"{api}: {request!r} -> {response!r}"[:2000])
+                fuzzed.add(api)
                 gone = [b for b in cluster.broker_ids if cluster.pid(b) is None]
                 assert not gone, f"broker(s) {gone} died after {api}: {request!r}"
 
@@ -83,7 +76,7 @@ def test_well_formed_requests_with_arbitrary_values(cluster_factory) -> None:
             # the connection that sent them is still served
             assert endpoint.request(address, P.ApiVersionsRequest(), 5000).result(15)
         assert not bad, "internal errors:\n" + "\n".join(bad[:5])
-        assert set(answered) == set(P.REQUESTS)
+        assert fuzzed == set(P.REQUESTS)
         logged = logged_errors(cluster)
         assert not logged, "\n".join(logged[:20])
     finally:
