@@ -54,6 +54,15 @@ def test_recreated_topic_never_serves_old_records(cluster, wire_factory) -> None
     assert leftovers == []
 
 
+def _create_until_free(wire, name: str, partitions: int = 1) -> None:
+    """Create ``name`` once the deletion of the topic it had is applied (TOPIC_ALREADY_EXISTS
+    until then; any other error fails)."""
+    deadline = time.monotonic() + 30
+    while (code := wire.create_topic(name, partitions=partitions).error_code) != E.NONE:
+        assert code == E.TOPIC_ALREADY_EXISTS and time.monotonic() < deadline, code
+        time.sleep(0.01)
+
+
 def test_a_topic_deleted_and_created_again_while_starting_keeps_clean_directories(
         cluster, wire_factory) -> None:
     """Delete a topic of many partitions while its replicas are still starting, and create it
@@ -64,16 +73,10 @@ def test_a_topic_deleted_and_created_again_while_starting_keeps_clean_directorie
     wire = wire_factory(cluster)
     n = 300
 
-    def create() -> None:
-        deadline = time.monotonic() + 30
-        while (code := wire.create_topic("churn", partitions=n).error_code) != E.NONE:
-            assert code == E.TOPIC_ALREADY_EXISTS and time.monotonic() < deadline, code
-            time.sleep(0.01)  # the deletion is not applied yet
-
     for _ in range(3):
-        create()
+        _create_until_free(wire, "churn", n)
         assert wire.call(P.DeleteTopicsRequest(topic_names=("churn",))).results[0].error_code == 0
-    create()
+    _create_until_free(wire, "churn", n)
     parts = tuple(P.ProducePartition(partition=i, records=batch([b"r%d" % i])) for i in range(n))
     answer = wire.call(P.ProduceRequest(acks=-1, topics=(P.ProduceTopic(name="churn",
                                                                         partitions=parts),)))
@@ -109,10 +112,7 @@ def test_a_deleted_topics_high_watermark_is_not_kept_for_the_next_topic_of_its_n
     assert wire.produce("again", 0, batch([b"a", b"b", b"c"])).error_code == E.NONE
     wait_until(lambda: entry() == ["again", 0, 3], 10, "the old topic's high watermark written")
     assert wire.call(P.DeleteTopicsRequest(topic_names=("again",))).results[0].error_code == 0
-    deadline = time.monotonic() + 30
-    while wire.create_topic("again").error_code != E.NONE:
-        assert time.monotonic() < deadline, "the topic was not created again"
-        time.sleep(0.01)
+    _create_until_free(wire, "again")
     wait_until(lambda: entry() is None, 10, "the old topic's entry to leave the checkpoint")
 
 
