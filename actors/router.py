@@ -13,10 +13,20 @@ which also ends its parked fetches and their leases; see ``ClientSession.on_stop
 * it has been idle for ``connections.max.idle.ms`` (``expire_idle``, from the ticker): no
   request arrived for that long and none is in flight (a parked fetch is not idleness).
 
-Every ``tell`` and ``stop`` of a session happens under the router's lock, so a session's
-requests are all in its mailbox before its stop: they are handled (and answered, into the
-void if the peer is gone) before the actor stops, and a request arriving after the release
-starts a new session. The endpoint's ``Lease`` of each request travels with it to the
+An idle session's request is handled on the endpoint's I/O thread itself (a hosted turn,
+actors/runtime.py ``claim``): decoded, its partitions appended inline, answered into the
+endpoint's outbox, which the I/O thread sends once it has read what is ready; a session with
+a turn in progress or queued gets the request in its mailbox, and the ``default`` lane runs
+it, in order. A request crossed two thread hand-offs on the broker before (I/O thread ->
+session -> I/O thread), each a wake-up that costs more CPU on this kind of machine than the
+request's own work (docs/runtime.md, "Hosted sessions"). Session handlers never block (every
+request is a hand-off to another actor or an inline turn that writes to the page cache), so
+the I/O thread does not wait on them.
+
+Every ``tell``, claim and ``stop`` of a session happens under the router's lock, so a
+session's requests are all in its mailbox (or its claimed turn) before its stop: they are
+handled (and answered, into the void if the peer is gone) before the actor stops, and a
+request arriving after the release starts a new session. The endpoint's ``Lease`` of each request travels with it to the
 session, which releases it when the request is finished with (``queued.max.request.bytes``);
 a message that reaches no session is released here.
 """
@@ -29,6 +39,7 @@ import time
 import pykka
 from loguru import logger
 
+from . import runtime
 from .controller import BROKER_IDENTITY_PREFIX
 from .session import BrokerContext, ClientSession, Inbound, Listener, SessionState
 
@@ -42,6 +53,7 @@ class PeerControlSession(ClientSession):
     every few seconds). Every request it handles is a hand-off (a ``tell``), never a wait."""
 
     lane = "controller"
+    host_ok = False  # on its lane, never on an I/O thread
 
 
 def is_peer_control(peer: bytes) -> bool:
@@ -83,12 +95,16 @@ class Router:
                 self.opened += 1
             ref, state = entry
             state.last_seen = time.monotonic()
-            try:
-                ref.tell(Inbound(frames, lease))
-            except pykka.ActorDeadError:  # it failed on its own (on_failure ran)
-                if lease is not None:
-                    lease.release()
-                del self._sessions[peer]
+            inbox = runtime.claim(ref)  # idle: its turn runs here, below, outside the lock
+            if inbox is None:
+                try:
+                    ref.tell(Inbound(frames, lease))
+                except pykka.ActorDeadError:  # it failed on its own (on_failure ran)
+                    if lease is not None:
+                        lease.release()
+                    del self._sessions[peer]
+                return
+        runtime.run_claimed(inbox, Inbound(frames, lease))
 
     def disconnected(self, peer: bytes) -> None:
         """Endpoint I/O thread: ``peer``'s connection closed; release its session."""

@@ -38,6 +38,13 @@ pool thread claims it; a request over hundreds of partitions is then appended in
 Kafka's handler threads do, instead of a thread hand-off per partition
 (tests/unit/actors/test_inline_turns.py).
 
+Hosted turns (``claim`` / ``run_claimed``): a thread that is not a pool thread takes an
+idle actor that allows it (``host_ok``) for a turn as a pool thread would, and runs it
+itself. The broker's endpoint I/O threads take their client sessions' turns this way (see
+actors/router.py): a request is then decoded, appended and answered on the thread that read
+it, instead of a hand-off to the ``default`` lane and another back to the I/O thread. A hosted
+turn is a pool turn in every respect: its own ``tell_inline`` calls run inline.
+
 Resizing a running lane: growing lets up to ``threads`` workers run (new ones start as work
 comes, as at start); shrinking retires the surplus workers, each after the turn it is in (a
 retiring worker finishes its actor's turn, then exits instead of taking the next actor). No
@@ -165,11 +172,12 @@ def lane_threads() -> dict[str, int]:
 
 def turn_counts() -> dict[str, int]:
     """Turns run so far: ``turns_<lane>`` by each lane's pool threads, ``turns_inline`` on
-    senders' threads (BrokerCounters)."""
+    senders' threads, ``turns_hosted`` by claiming threads (BrokerCounters)."""
     with _lanes_lock:
         lanes = dict(_lanes)
     counts = {f"turns_{name}": d.turns for name, d in sorted(lanes.items())}
     counts["turns_inline"] = inline_turns
+    counts["turns_hosted"] = hosted_turns
     return counts
 
 
@@ -326,6 +334,8 @@ class DispatchedActor(pykka.Actor):
     throughput: ClassVar[int] = 64
     # tell_inline / ask_inline may run a turn on the sender's thread (see there)
     inline_ok: bool = False
+    # claim / run_claimed may run a turn on a thread outside the pool (see there)
+    host_ok: ClassVar[bool] = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._dispatcher = dispatcher(self.lane)
@@ -378,6 +388,12 @@ class DispatchedActor(pykka.Actor):
             _local.inline = False
         self._after_turn()
 
+    def _hosted_turn(self, envelope: Any) -> None:
+        """A turn of one message on a thread that claimed the actor (``claim``), exactly as a
+        pool thread's turn: the handler's ``tell_inline`` calls may run inline."""
+        self._handle(envelope)
+        self._after_turn()
+
     def _after_turn(self) -> None:
         """After a turn (a pool thread's or an inline one): a stopped actor is torn down; one
         with messages left goes back to its lane's queue."""
@@ -419,6 +435,7 @@ class DispatchedActor(pykka.Actor):
 
 _local = threading.local()  # .inline: this thread is in an inline turn (no nesting)
 inline_turns = 0  # turns run on the sender's thread so far (benchmarks read it)
+hosted_turns = 0  # turns run by a claiming thread (``claim``) so far
 
 
 def _claimed(ref: Any) -> _Mailbox | None:
@@ -465,3 +482,34 @@ def ask_inline(ref: pykka.ActorRef, message: Any) -> ReplyFuture:
     future = ReplyFuture()
     inbox._actor._inline_turn(Envelope(message, reply_to=future))  # noqa: SLF001
     return future
+
+
+# ------------------------------------------------------------------------- hosted turns
+
+
+def claim(ref: pykka.ActorRef) -> _Mailbox | None:
+    """Take ``ref``'s actor for a turn on the calling thread, as a pool thread takes it: its
+    mailbox if the actor allows it (``host_ok``) and is idle (started, no turn in progress or
+    queued, an empty mailbox), else None (``tell`` it instead). Messages told to a claimed
+    actor queue behind the turn, which ``run_claimed`` must then run.
+
+    For a thread outside the pool that reads the actor's messages off the wire and would
+    otherwise hand each to the pool: the broker's endpoint I/O threads and their sessions.
+    Not from inside a turn (an inline turn does not host another actor's)."""
+    global hosted_turns
+    inbox = getattr(ref, "actor_inbox", None)
+    if (
+        isinstance(inbox, _Mailbox)
+        and inbox._actor.host_ok  # noqa: SLF001
+        and not getattr(_local, "inline", False)
+        and inbox._claim()  # noqa: SLF001
+    ):
+        hosted_turns += 1
+        return inbox
+    return None
+
+
+def run_claimed(inbox: _Mailbox, message: Any) -> None:
+    """The turn of a ``claim``: ``message`` handled on this thread, then the actor released
+    (and queued for a pool turn if messages came meanwhile)."""
+    inbox._actor._hosted_turn(Envelope(message))  # noqa: SLF001

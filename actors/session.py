@@ -191,6 +191,8 @@ API_VERSIONS = tuple(
 class ClientSession(DispatchedActor):
     """Handles the frames of one peer. Message: the list of frames of one request."""
 
+    host_ok = True  # an idle session's request runs on the endpoint's I/O thread (router.py)
+
     def __init__(
         self,
         ctx: BrokerContext,

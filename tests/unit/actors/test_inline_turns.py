@@ -151,3 +151,72 @@ def test_senders_racing_for_one_actor_never_overlap_and_keep_their_order():
     for s in range(4):
         assert [i for (who, i) in seen if who == s] == list(range(500))
     assert any(not name.startswith("rillet-test-inline") for name in threads)
+
+
+# ------------------------------------------------------------------ hosted turns (claim)
+
+
+class Hosted(Inline):
+    host_ok = True  # a thread outside the pool may take its turns (runtime.claim)
+
+
+def host(ref, message) -> bool:
+    """What an endpoint I/O thread does with a message for ``ref`` (actors/router.py)."""
+    inbox = runtime.claim(ref)
+    if inbox is None:
+        ref.tell(message)
+        return False
+    runtime.run_claimed(inbox, message)
+    return True
+
+
+def test_a_claimed_actor_runs_its_turn_on_the_claiming_thread_and_inlines_its_tells():
+    inner = Inline.start()
+    outer = Hosted.start(forward=inner)
+    inner.ask(("get",), timeout=10)
+    outer.ask(("get",), timeout=10)
+    before = runtime.hosted_turns
+    assert host(outer, ("forward", "deep"))
+    me = threading.current_thread().name
+    # a hosted turn is a pool turn: the tell_inline of its handler ran inline too
+    assert state(outer)[1] == [me]
+    assert state(inner) == (["deep"], [me], 0)
+    assert runtime.hosted_turns - before == 1
+
+
+def test_only_an_idle_actor_that_allows_it_is_claimed():
+    queued = Inline.start()  # inline_ok, not host_ok
+    queued.ask(("get",), timeout=10)
+    assert not host(queued, "a")
+    assert state(queued)[1][0].startswith("rillet-test-inline")
+    hosted = Hosted.start()
+    actor = hosted.proxy().gate.get(timeout=10)
+    hosted.tell(("hold",))  # a pool thread is in its turn
+    wait_until(lambda: hosted.actor_inbox.empty(), 10)
+    assert not host(hosted, "x")  # queued behind the turn in progress, in order
+    assert not host(hosted, "y")
+    actor.set()
+    seen, threads, overlaps = state(hosted)
+    assert seen == [("hold",), "x", "y"] and overlaps == 0
+    assert all(name.startswith("rillet-test-inline") for name in threads)
+    assert host(hosted, "z")  # idle again
+
+
+def test_messages_told_while_claimed_run_after_the_hosted_turn_in_order():
+    ref = Hosted.start()
+    ref.ask(("get",), timeout=10)
+    inbox = runtime.claim(ref)
+    assert inbox is not None
+    ref.tell("told-meanwhile")  # the actor is claimed: queued, not run
+    assert runtime.claim(ref) is None  # nor claimed twice
+    runtime.run_claimed(inbox, "hosted")
+    wait_until(lambda: state(ref)[0] == ["hosted", "told-meanwhile"], 10)
+    assert state(ref)[1][1].startswith("rillet-test-inline")  # the pool took the rest
+
+
+def test_a_hosted_turn_that_fails_stops_the_actor_not_the_host():
+    ref = Hosted.start()
+    ref.ask(("get",), timeout=10)
+    assert host(ref, ("boom",))  # returns: the failure is the actor's, as in a pool turn
+    wait_until(lambda: not ref.is_alive(), 10)
+    assert runtime.claim(ref) is None

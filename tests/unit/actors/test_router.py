@@ -10,6 +10,7 @@ import time
 import pykka
 import pytest
 from rillet.actors.configs import ConfigError, validate_broker_configs
+from rillet.actors.controller import BROKER_IDENTITY_PREFIX
 from rillet.actors.router import PeerControlSession, Router
 from rillet.actors.session import BrokerContext, ClientSession, Listener
 from rillet.actors.ticker import Ticker
@@ -120,3 +121,34 @@ def test_connections_max_idle_ms_must_be_positive_or_minus_one(value) -> None:
     with pytest.raises(ConfigError, match="connections.max.idle.ms"):
         validate_broker_configs({"connections.max.idle.ms": value})
     assert validate_broker_configs({"connections.max.idle.ms": "-1"})["connections.max.idle.ms"]
+
+
+def test_an_idle_sessions_request_is_handled_on_the_endpoint_thread(router) -> None:
+    """Hosted turns (docs/runtime.md, "Hosted sessions"): the router runs an idle session's
+    request on the thread that read it (the endpoint's I/O thread), so the answer is queued
+    without a hand-off to the default lane; a session busy on the lane gets it in its mailbox."""
+    r, _ = router
+    threads: list[str] = []
+    r.ctx.send = lambda peer, frames: threads.append(threading.current_thread().name)
+    r.listener = Listener("client", False, r.ctx.send)
+    r.handle(b"peer", _request(0), Lease())  # a new session: its first turn (on_start) is the pool's
+    _wait(lambda: len(threads) == 1)
+    session = r.session_states()[0][0]
+    _wait(lambda: session.actor_inbox.empty() and not session.actor_inbox._scheduled)
+    for cid in range(1, 4):
+        r.handle(b"peer", _request(cid), Lease())
+    me = threading.current_thread().name
+    assert threads[1:] == [me, me, me]  # answered before handle() returned, on this thread
+    assert threads[0] != me
+
+
+def test_a_peer_brokers_control_session_is_never_hosted(router) -> None:
+    r, _ = router
+    threads: list[str] = []
+    r.listener = Listener("internal", True, lambda peer, frames: threads.append(
+        threading.current_thread().name))
+    peer = BROKER_IDENTITY_PREFIX + b"2:x"
+    for cid in range(3):
+        r.handle(peer, _request(cid), Lease())
+    _wait(lambda: len(threads) == 3)
+    assert all(name.startswith("rillet-controller") for name in threads)
