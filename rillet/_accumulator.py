@@ -219,6 +219,9 @@ class RecordAccumulator:
         # once ready_bytes reaches wake_bytes (it coalesces while requests are in flight)
         self.sender_idle = True
         self.wake_bytes = 0
+        # partitions the sender holds behind a request in flight (it coalesces): their new
+        # batches would be held too, so they do not wake it either (the response does)
+        self.held: set[tuple[str, int]] = set()
         self._open: dict[tuple[str, int], ProducerBatch] = {}
         self._ready: deque[ProducerBatch] = deque()
 
@@ -239,7 +242,7 @@ class RecordAccumulator:
                 batch.reserved = batch.size
                 self.buffered_bytes += batch.size
                 self.ready_bytes += batch.size
-        if (full and self.ready_bytes >= self.wake_bytes) or (fresh and self.sender_idle):
+        if (full and self.ready_bytes >= self.wake_bytes) or (fresh and self.sender_idle and tp not in self.held):
             self.wakeup.set()
         return batch, index, full
 

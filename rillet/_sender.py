@@ -7,6 +7,15 @@ One thread per producer. It owns every batch after the accumulator closes it: en
 metadata refreshes when a leader moved. Responses arrive on the endpoint's I/O thread and are
 handed over through a deque, so batch completion and delivery callbacks run here.
 
+I/O rounds: when a Produce response arrives and the sender thread is idle (waiting for a
+reason to go on), the I/O thread runs the sender's round itself (``_on_response``): it handles
+the response and sends what waited for it (the coalescing hold below) at once, instead of
+waking this thread, which would wake the I/O thread again to send. The rounds are serialized
+by ``_turn``; the I/O thread only tries it (never waits for this thread), skips it where a
+round could block (a transaction, an idempotent producer still without its producer id), and
+never runs user code: the completions of its round (futures, delivery callbacks) are left to
+this thread, which runs them first thing in its next round, so they keep their order.
+
 Idempotence (sequences, KIP-360 epoch bumps): see :mod:`rillet._sender_idempotence`.
 Deadlines of the requests and batches in flight: see :mod:`rillet._inflight`.
 
@@ -118,6 +127,13 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
             self.idempotent = True  # the config refuses acks != all without idempotence
         self.txn_results: deque = deque()  # (partitions, future) of AddPartitionsToTxn
         self.drop_request: tuple[BaseException, threading.Event] | None = None
+        # I/O rounds (see the module docstring)
+        self._turn = threading.Lock()  # held for a round, by this thread or the I/O thread
+        self._wake_at = 0.0  # when this thread next wakes on its own (ms, monotonic)
+        self._deferred: list | None = None  # a round on the I/O thread: its completions
+        self._completions: deque = deque()  # left by I/O rounds, run by this thread
+        self.io_rounds = 0  # rounds run on the I/O thread so far (tests read it)
+        self._stopped = False  # the thread has ended (under _turn)
 
     # -- called from user threads ---------------------------------------------------------
 
@@ -144,13 +160,69 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
                     acc.wakeup.wait(0.1)
                     acc.wakeup.clear()
         finally:
+            with self._turn:  # no I/O round from now on
+                self._stopped = True
+            while self._completions:
+                completion, args = self._completions.popleft()
+                completion.complete(*args)
             error = ProducerClosedError("the producer was closed before the record was sent")
             acc.abort_all(error)
             for batch in list(self.incomplete):
                 self._finish(batch, -1, error)
 
     def _run_once(self, acc: RecordAccumulator) -> bool:
-        """One round: responses, drain, send, then wait for a reason to go on. True: stop."""
+        """One round, then wait for a reason to go on. True: stop."""
+        with self._turn:
+            stop, timeout = self._round(acc)
+            self._wake_at = _monotonic_ms() + timeout * 1000
+        if stop:
+            return True
+        acc.wakeup.wait(timeout)
+        acc.wakeup.clear()
+        return False
+
+    def _on_response(self) -> None:
+        """The I/O thread, a Produce response just queued: run the round here if this thread
+        is idle and the round cannot block, else wake this thread (module docstring)."""
+        acc = self.acc
+        if self.txn is not None or not self._turn.acquire(blocking=False):
+            acc.wakeup.set()
+            return
+        try:
+            if self._stopped or (self.idempotent and self.producer_id < 0):
+                # stopped: nothing more is sent; InitProducerId blocks: not on this thread
+                stop, timeout, deferred = True, 0.0, None
+            else:
+                self._deferred = []
+                try:
+                    stop, timeout = self._round(acc)
+                except BaseException:
+                    acc.wakeup.set()  # this thread takes over (and logs a bug of its own)
+                    raise
+                finally:
+                    deferred, self._deferred = self._deferred, None
+                    self._completions.extend(deferred)
+                self.io_rounds += 1
+        finally:
+            self._turn.release()
+        if stop or deferred or _monotonic_ms() + timeout * 1000 < self._wake_at:
+            acc.wakeup.set()  # completions to run, or something due before it wakes
+
+    def _complete(self, completion, *args) -> None:
+        """Complete a batch (user code runs: futures, callbacks), or leave it to this thread
+        if the round runs on the I/O thread."""
+        if self._deferred is not None:
+            self._deferred.append((completion, args))
+        else:
+            completion.complete(*args)
+
+    def _round(self, acc: RecordAccumulator) -> tuple[bool, float]:
+        """Completions left by I/O rounds, responses, drain, send. Returns (stop, how long
+        to wait at most before the next round, in s)."""
+        if self._deferred is None:
+            while self._completions:
+                completion, args = self._completions.popleft()
+                completion.complete(*args)
         now = _monotonic_ms()
         while self.responses:
             self._handle_response(self.responses.popleft(), now)
@@ -172,11 +244,13 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
             self._fail_waiting(drop[0])
             drop[1].set()
         if self.force_close:
-            return True
+            return True, 0.0
         txn_retry = self._txn_add(now) if self.txn is not None else None
         attention = self._send_ready(now, flush) if self.waiting else None
+        if not self.waiting and acc.held:
+            acc.held = set()  # nothing held (a drop or an expiry emptied it)
         if self.closing and not self.incomplete and not acc.has_unsent():
-            return True
+            return True, 0.0
         # Wake-ups from send(): a new batch only if nothing would wake us before its
         # linger expires; a full batch only once enough is ready to be worth a request.
         # idle goes up before the check, so a batch opened in between still wakes us.
@@ -189,9 +263,7 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
         held = sum(b.reserved for b in self.waiting)
         acc.wake_bytes = max(0, self.coalesce_bytes - held) if self.in_flight else 0
         timeout = 0.5 if not deadlines else max(0.0, (min(deadlines) - now) / 1000)
-        acc.wakeup.wait(min(0.5, timeout))
-        acc.wakeup.clear()
-        return False
+        return False, min(0.5, timeout)
 
     def _send_ready(self, now: float, flush: bool) -> float | None:
         """Send what can go now; returns when a held batch next needs attention."""
@@ -264,6 +336,7 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
                 heads.pop(tp, None)
         if missing_leader:
             self.client.request_metadata_update()
+        held: set[tuple[str, int]] = set()  # partitions held behind a request in flight
         for address, batches in by_leader.items():
             in_flight = self.in_flight.to(address)
             # Coalesce: while a request to this broker is in flight, send another only once
@@ -279,6 +352,7 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
                     in_flight and not flush and now < hold_until
                     and sum(b.reserved for b in batches) < self.coalesce_bytes):
                 keep.extend(batches)
+                held.update((b.topic, b.partition) for b in batches)
                 if in_flight < self.max_in_flight:
                     attention = _earliest(attention, hold_until)
                 continue  # a response arriving wakes the sender too
@@ -288,6 +362,8 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
             self.waiting_overflow = []
             attention = now
         self.waiting = keep
+        # a new batch of a held partition would be held too: send() need not wake us for it
+        self.acc.held = held
         return attention
 
 
@@ -372,11 +448,11 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
         request = self.in_flight.add(address, sent, fut, _monotonic_ms())
         self.metrics.sent(sent, size)
         responses = self.responses
-        wakeup = self.acc.wakeup
+        on_response = self._on_response
 
         def done(_f: Future, _request=request) -> None:
             responses.append(_request)
-            wakeup.set()
+            on_response()
 
         fut.add_done_callback(done)
 
@@ -511,12 +587,12 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
             self.incomplete.discard(batch)
         self.acc.release(batch.reserved)
         batch.reserved = 0
-        batch.completion.complete(base_offset, error, log_append_time)
+        self._complete(batch.completion, base_offset, error, log_append_time)
         if error is not None and self.txn is not None:
             self.txn.on_batch_failed(error)
         if batch.parts:
             for first, part, _ in batch.parts:
                 with self.incomplete_lock:
                     self.incomplete.discard(part)
-                part.completion.complete(base_offset + first if base_offset >= 0 else -1, error,
-                                         log_append_time)
+                self._complete(part.completion, base_offset + first if base_offset >= 0 else -1,
+                               error, log_append_time)

@@ -248,8 +248,10 @@ class Producer:
             finally:
                 release()
             # full: worth a request (see Sender.run); fresh: an idle sender must arm linger.ms
+            # (unless it holds the partition behind a request in flight: the answer wakes it)
             if (full and acc.ready_bytes >= acc.wake_bytes) or (fresh and (
-                    acc.sender_idle or (txn_added is not None and tp not in txn_added))):
+                    (acc.sender_idle and tp not in acc.held)
+                    or (txn_added is not None and tp not in txn_added))):
                 acc.wakeup.set()
             if full:
                 if is_sticky:

@@ -608,7 +608,8 @@ class ClientEndpoint:
                 future.set_exception(EndpointClosedError(self._closed_reason))
                 return future
             self._queue.append((address, cid, frames, pending if expects_reply else future))
-        self._waker.wake()
+        if threading.current_thread() is not self._thread:
+            self._waker.wake()  # (a request made on the I/O thread is sent on its next loop)
         return future
 
     def send_raw(self, address: str, frames: Frames) -> None:
@@ -719,7 +720,9 @@ class ClientEndpoint:
         try:
             while True:
                 wait_ms = 1000
-                if any(c.backlog for c in conns.values()):
+                if self._queue:  # queued by this thread (a response's callback): no wake-up
+                    wait_ms = 0
+                elif any(c.backlog for c in conns.values()):
                     wait_ms = 5
                 elif timeouts:
                     wait_ms = max(0, min(1000, int((timeouts[0][0] - time.monotonic()) * 1000) + 1))
