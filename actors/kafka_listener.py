@@ -7,6 +7,13 @@ reach the broker's actors through the shared BrokerContext as actors/session.py 
 Responses come back from any thread through a queue and a wake-up socket pair; only the
 loop thread touches sockets.
 
+Produce and Fetch requests are handled on the loop thread itself (``_HOSTED``): their
+handlers never block (appends to the page cache, tells to partition actors), and a hand-off to
+a worker and another back to the loop cost more CPU than the request's own work; a client
+that pipelines unbatched produces (librdkafka and the Java client at ``linger.ms=0``) got
+its requests handled one hand-off pair at a time (docs/runtime.md, "Hosted sessions"). The
+other APIs (metadata over thousands of partitions, SASL's key derivation...) go to the pool.
+
 A connection handles one request at a time, in order (Kafka's broker mutes a channel while
 a request is in flight), so pipelined requests are answered in order. Bad input (a size
 outside 1..socket.request.max.bytes, a truncated or undecodable frame, an unknown API key or
@@ -33,6 +40,7 @@ from .kafka_dispatch import HANDLERS, Call, KafkaEndpoint, load_handlers, served
 from .kafka_secure_io import HandshakeDeadlines, TlsChannel
 
 _RECV = 256 * 1024
+_HOSTED = frozenset({0, 1})  # Produce, Fetch: handled on the loop thread (module docstring)
 _CLOSE = object()  # marker: close the connection (a handler failed)
 _MUTE = object()  # marker: quotas: mute the connection (actors/kafka_quotas.py)
 
@@ -93,6 +101,7 @@ class KafkaListener:
         self._stopping = False
         self.connections = 0
         self.closed_bad = 0  # connections closed for bad input (observable in tests)
+        self.hosted = 0  # requests handled on the loop thread (_HOSTED; tests read it)
         self._auth_delay = max(0, failed_auth_delay_ms) / 1000
         self._closing: list[_Conn] = []  # failed authentications, closed after the delay
         self._muted: set[_Conn] = set()  # throttled connections (quotas), resumed when due
@@ -131,6 +140,8 @@ class KafkaListener:
                 if self._muted:
                     wait = max(0.0, min(wait, min(c.mute_until for c in self._muted) - time.monotonic()))
                 wait = self.handshakes.wait(time.monotonic(), wait)
+                if self._done:  # answered on this thread after the last flush (_HOSTED)
+                    wait = 0.0
                 for key, mask in self._sel.select(timeout=wait):
                     if key.data is None:
                         self._accept()
@@ -246,7 +257,11 @@ class KafkaListener:
         if conn.session is not None and not conn.session.may_serve(request.api_key):
             return self._bad(conn, f"API key {request.api_key} before SASL authentication")
         conn.busy = True
-        self._pool.submit(self._handle, conn, request, kafka_metrics.now())
+        if request.api_key in _HOSTED:
+            self.hosted += 1
+            self._handle(conn, request, kafka_metrics.now())  # its answer: _flush_done
+        else:
+            self._pool.submit(self._handle, conn, request, kafka_metrics.now())
 
     def _session(self, peer: Any) -> Any:
         configs = getattr(self._broker, "broker_configs", None)
@@ -380,7 +395,8 @@ class KafkaListener:
 
     def _finish(self, conn: _Conn, data: object, throttle_ms: int = 0) -> None:
         self._done.append((conn, data, throttle_ms))
-        self._wake()
+        if threading.current_thread() is not self._thread:
+            self._wake()  # (the loop thread flushes _done before it selects again)
 
     def _handle(self, conn: _Conn, request: W.Request, start: float) -> None:
         answered = threading.Event()
