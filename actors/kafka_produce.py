@@ -17,7 +17,7 @@ on the KAFKA listener yet (docs/kafka-compat.md).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from kio.static.primitive import i32Timedelta
 from rillet.transport import protocol as P
@@ -29,6 +29,7 @@ from .kafka_auth import gated
 from .kafka_batch import KafkaBatchError
 from .kafka_dispatch import Call, api
 from .kafka_metadata import build
+from .kafka_produce_fast import PartitionAnswer, ProduceAnswer, TopicAnswer
 from .kafka_routes import SessionRoutes, kafka_error
 from .kafka_schemas import load_response_schema
 from .kafka_transcode import to_rillet
@@ -45,8 +46,6 @@ def _ms(value) -> int:
 @api(PRODUCE, 3, 11)
 def produce(call: Call):
     req, version = call.request.body, call.request.api_version
-    cls = load_response_schema(PRODUCE, version)
-    mod = __import__(cls.__module__, fromlist=["PartitionProduceResponse"])
     acks = int(req.acks)
     throttle_ms = kafka_quotas.produced(call)  # quotas: the request's bytes, as Kafka's
     order: list[tuple[str, int]] = []
@@ -87,15 +86,17 @@ def produce(call: Call):
                 message = getattr(response, "error_message", None)
             else:
                 code, message = p.error_code, p.error_message
-            grouped.setdefault(key[0], []).append(build(
-                mod.PartitionProduceResponse, index=key[1], error_code=kafka_error(code),
+            grouped.setdefault(key[0], []).append(PartitionAnswer(
+                index=key[1], error_code=kafka_error(code).value,
                 base_offset=p.base_offset if p is not None and code == E.NONE else -1,
-                log_append_time=_append_time(p, code),
+                log_append_time=_append_time_ms(p, code),
                 log_start_offset=p.log_start_offset if p is not None else -1,
-                record_errors=(), error_message=message))
-        call.respond(build(cls, throttle_time=kafka_quotas.throttle_time(throttle_ms), responses=tuple(
-            build(mod.TopicProduceResponse, name=n, partition_responses=tuple(ps))
-            for n, ps in grouped.items())))
+                error_message=message))
+        # kio's response, encoded by hand (actors/kafka_produce_fast.py)
+        call.respond(ProduceAnswer(
+            version=version, throttle_time=kafka_quotas.throttle_time(throttle_ms),
+            responses=tuple(TopicAnswer(name=n, partition_responses=tuple(ps))
+                            for n, ps in grouped.items())))
 
     native = P.ProduceRequest(acks=acks, timeout_ms=max(0, _ms(req.timeout)),
                               transactional_id=req.transactional_id, topics=tuple(topics))
@@ -150,14 +151,7 @@ def init_producer_id(call: Call):
     return None
 
 
-def _append_time(p, code: int):
-    """A LogAppendTime topic's stamp for Kafka's ProduceResponse (None: -1, CreateTime)."""
+def _append_time_ms(p, code: int) -> int:
+    """A LogAppendTime topic's stamp for Kafka's ProduceResponse (-1: CreateTime)."""
     ms = getattr(p, "log_append_time_ms", -1) if p is not None and code == E.NONE else -1
-    if ms < 0:
-        return None
-    # a plain aware datetime (kio's writer sends round(timestamp() * 1000)); kio's TZAware
-    # type would refuse one with milliseconds (its predicate wants microsecond == 0)
-    return _EPOCH + timedelta(milliseconds=ms)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+    return ms if ms >= 0 else -1

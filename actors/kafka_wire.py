@@ -136,7 +136,11 @@ class _Frame:
 
 
 def encode_response(correlation_id: int, body: Any) -> bytes:
-    """A kio response entity -> a size-prefixed frame, with the header its version needs."""
+    """A kio response entity -> a size-prefixed frame, with the header its version needs
+    (or a response that encodes itself: actors/kafka_produce_fast.py)."""
+    fast = getattr(body, "encode_frame", None)
+    if fast is not None:
+        return fast(correlation_id)
     header_cls = body.__header_schema__
     frame = _Frame()
     entity_writer(header_cls)(frame, header_cls(correlation_id=correlation_id))
