@@ -21,9 +21,14 @@ REQUESTS = 40  # 960 MiB sent at once
 BOUND = 48 * MiB
 # ZeroMQ's read-ahead (up to RCVHWM messages per connection, kept large: see ServerEndpoint)
 # is outside the bound, so the peak is not bound + a frame or two; what the bound removes is
-# the Python side's copies (decoded requests, mailboxes, appends in progress). Measured:
-# 480-648 MiB bounded vs 960-1080 MiB unbounded for the 960 MiB burst.
-LIMIT = REQUESTS * FRAME * 4 // 5
+# the Python side's copies (decoded requests, mailboxes, appends in progress) on top of it.
+# How much of the burst ZeroMQ holds at the peak is timing: measured on a quiet machine,
+# 528-816 MiB bounded (the same spread before and after sessions were hosted on the I/O
+# thread, 2026-12-07) against 1008-1104 MiB unbounded for the 960 MiB burst. The limit is
+# the burst itself: ZeroMQ may hold much of it, the Python side must not add to it. (It was
+# 4/5 of the burst, which quiet runs passed half the time; the bound's own accounting is
+# exact in tests/unit/transport/test_request_memory.py.)
+LIMIT = REQUESTS * FRAME
 
 
 def _status_kib(pid: int, field: str) -> int:
