@@ -120,14 +120,18 @@ class KafkaBatch:
 
 # ------------------------------------------------------------------------------ varints
 
-def _zigzag_bytes(n: int) -> bytes:
-    z = (n << 1) ^ (n >> 63)
+def uvarint_bytes(n: int) -> bytes:
+    """An unsigned varint (Kafka's compact lengths, tag counts)."""
     out = bytearray()
-    while z >= 0x80:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
     return bytes(out)
+
+
+def _zigzag_bytes(n: int) -> bytes:
+    return uvarint_bytes((n << 1) ^ (n >> 63))
 
 
 _SMALL = 1 << 14

@@ -20,20 +20,13 @@ import struct
 from dataclasses import dataclass
 from datetime import timedelta
 
+from .kafka_batch import uvarint_bytes as _uvarint
+
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
 _PARTITION = struct.Struct(">ihqq")  # index, error_code, base_offset, log_append_time
 _I64 = struct.Struct(">q")
 FIRST_FLEXIBLE = 9  # ProduceResponse v9+: compact arrays and strings, tagged fields
-
-
-def _uvarint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 @dataclass(frozen=True, slots=True)

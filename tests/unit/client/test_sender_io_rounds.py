@@ -39,6 +39,18 @@ def start(network):
                         max_in_flight=1)
 
 
+@pytest.fixture
+def running():
+    """(network, sender, accumulator, callbacks seen) with the sender's thread running; the
+    sender is stopped after the test."""
+    network = ThreadNetwork()
+    sender, acc = start(network)
+    try:
+        yield network, sender, acc, []
+    finally:
+        stop(sender)
+
+
 def send(acc, value: bytes, seen: list):
     """What Producer.send does (the accumulator, then a wake-up only if the sender needs
     one); the delivery callback records its thread and the record."""
@@ -52,6 +64,17 @@ def send(acc, value: bytes, seen: list):
     return batch.completion
 
 
+def one_in_flight_one_held(network, sender, acc, seen: list):
+    """a sent and in flight (unanswered), b held behind it, the sender thread idle; a's
+    completion."""
+    first = send(acc, b"a", seen)
+    wait_until(lambda: len(network.requests) == 1, 5, "the first request")
+    send(acc, b"b", seen)
+    acc.wakeup.set()  # (the sender would hold it anyway: make sure it looked)
+    wait_until(lambda: TP in acc.held and idle(sender), 5, "b held behind the request")
+    return first
+
+
 def values(request) -> list[bytes]:
     (topic,) = request.topics
     (part,) = topic.partitions
@@ -59,80 +82,57 @@ def values(request) -> list[bytes]:
 
 
 def idle(sender) -> bool:
-    return not sender._turn.locked() and not sender.acc.wakeup.is_set()
+    """The sender thread drained everything and waits for a reason to go on (it takes its
+    turn again only once woken)."""
+    acc = sender.acc
+    return (not acc._open and not acc._ready and not sender._turn.locked()
+            and not acc.wakeup.is_set())
 
 
-def test_a_response_sends_what_waited_for_it_on_the_delivering_thread() -> None:
-    network = ThreadNetwork()
-    sender, acc = start(network)
-    seen: list = []
-    try:
-        first = send(acc, b"a", seen)
-        wait_until(lambda: len(network.requests) == 1, 5, "the first request")
-        send(acc, b"b", seen)
-        acc.wakeup.set()  # (the sender would hold them anyway: make sure it looked)
-        send(acc, b"c", seen)
-        acc.wakeup.set()
-        wait_until(lambda: len(sender.waiting) >= 1 and TP in acc.held and idle(sender), 5,
-                   "the sender to hold b and c behind the request in flight")
-        assert len(network.requests) == 1
-        me = threading.current_thread().name
-        network.requests[0][2].set_result(produced(0))  # the "I/O thread" delivers
-        # handled here: the next request left before set_result returned, from this thread
-        assert len(network.requests) == 2 and network.threads == ["test-sender", me]
-        assert values(network.requests[1][1]) == [b"b", b"c"]
-        assert sender.io_rounds == 1
-        # user code is the sender thread's, never the delivering thread's
-        assert first.wait(5) and first.base_offset == 0
-        wait_until(lambda: len(seen) == 1, 5, "a's callback")
-        network.requests[1][2].set_result(produced(1))
-        wait_until(lambda: len(seen) == 3, 5, "b's and c's callbacks")
-        assert [(v, err) for _, v, err in seen] == [(b"a", None), (b"b", None), (b"c", None)]
-        assert {thread for thread, _, _ in seen} == {"test-sender"}
-    finally:
-        stop(sender)
+def test_a_response_sends_what_waited_for_it_on_the_delivering_thread(running) -> None:
+    network, sender, acc, seen = running
+    first = one_in_flight_one_held(network, sender, acc, seen)
+    send(acc, b"c", seen)
+    acc.wakeup.set()
+    wait_until(lambda: TP in acc.held and idle(sender), 5, "c held too")
+    assert len(network.requests) == 1
+    me = threading.current_thread().name
+    network.requests[0][2].set_result(produced(0))  # the "I/O thread" delivers
+    # handled here: the next request left before set_result returned, from this thread
+    assert len(network.requests) == 2 and network.threads == ["test-sender", me]
+    assert values(network.requests[1][1]) == [b"b", b"c"]
+    assert sender.io_rounds == 1
+    # user code is the sender thread's, never the delivering thread's
+    assert first.wait(5) and first.base_offset == 0
+    wait_until(lambda: len(seen) == 1, 5, "a's callback")
+    network.requests[1][2].set_result(produced(1))
+    wait_until(lambda: len(seen) == 3, 5, "b's and c's callbacks")
+    assert [(v, err) for _, v, err in seen] == [(b"a", None), (b"b", None), (b"c", None)]
+    assert {thread for thread, _, _ in seen} == {"test-sender"}
 
 
-def test_a_held_partitions_new_records_do_not_wake_the_sender() -> None:
-    network = ThreadNetwork()
-    sender, acc = start(network)
-    seen: list = []
-    try:
-        send(acc, b"a", seen)
-        wait_until(lambda: len(network.requests) == 1, 5, "the first request")
-        send(acc, b"b", seen)
-        acc.wakeup.set()
-        wait_until(lambda: TP in acc.held and idle(sender), 5, "b held")
-        for v in (b"c", b"d", b"e"):
-            acc.append("t", 0, 0, None, v, (), time.monotonic() * 1000)
-        assert not acc.wakeup.is_set()  # no wake-up for a held partition (nor a round)
-        assert sender.io_rounds == 0 and len(network.requests) == 1
+def test_a_held_partitions_new_records_do_not_wake_the_sender(running) -> None:
+    network, sender, acc, seen = running
+    one_in_flight_one_held(network, sender, acc, seen)
+    for v in (b"c", b"d", b"e"):
+        acc.append("t", 0, 0, None, v, (), time.monotonic() * 1000)
+    assert not acc.wakeup.is_set()  # no wake-up for a held partition (nor a round)
+    assert sender.io_rounds == 0 and len(network.requests) == 1
+    network.requests[0][2].set_result(produced(0))
+    assert values(network.requests[1][1]) == [b"b", b"c", b"d", b"e"]
+    network.requests[1][2].set_result(produced(1))
+    wait_until(lambda: not sender.incomplete and TP not in acc.held, 5, "all answered")
+
+
+def test_a_busy_sender_thread_is_woken_instead(running) -> None:
+    network, sender, acc, seen = running
+    one_in_flight_one_held(network, sender, acc, seen)
+    with sender._turn:  # the sender thread is in a round
         network.requests[0][2].set_result(produced(0))
-        assert values(network.requests[1][1]) == [b"b", b"c", b"d", b"e"]
-        network.requests[1][2].set_result(produced(1))
-        wait_until(lambda: not sender.incomplete and TP not in acc.held, 5, "all answered")
-    finally:
-        stop(sender)
-
-
-def test_a_busy_sender_thread_is_woken_instead() -> None:
-    network = ThreadNetwork()
-    sender, acc = start(network)
-    seen: list = []
-    try:
-        send(acc, b"a", seen)
-        wait_until(lambda: len(network.requests) == 1, 5, "the first request")
-        send(acc, b"b", seen)
-        acc.wakeup.set()
-        wait_until(lambda: TP in acc.held and idle(sender), 5, "b held")
-        with sender._turn:  # the sender thread is in a round
-            network.requests[0][2].set_result(produced(0))
-            assert len(network.requests) == 1 and sender.io_rounds == 0
-            assert acc.wakeup.is_set()  # it goes on once its round is over
-        wait_until(lambda: len(network.requests) == 2, 5, "the sender thread to send b")
-        assert network.threads == ["test-sender", "test-sender"]
-    finally:
-        stop(sender)
+        assert len(network.requests) == 1 and sender.io_rounds == 0
+        assert acc.wakeup.is_set()  # it goes on once its round is over
+    wait_until(lambda: len(network.requests) == 2, 5, "the sender thread to send b")
+    assert network.threads == ["test-sender", "test-sender"]
 
 
 def test_no_round_on_the_delivering_thread_once_the_sender_stopped() -> None:
