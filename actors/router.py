@@ -17,7 +17,10 @@ An idle session's request is handled on the endpoint's I/O thread itself (a host
 actors/runtime.py ``claim``): decoded, its partitions appended inline, answered into the
 endpoint's outbox, which the I/O thread sends once it has read what is ready; a session with
 a turn in progress or queued gets the request in its mailbox, and the ``default`` lane runs
-it, in order. A request crossed two thread hand-offs on the broker before (I/O thread ->
+it, in order. Only on the client listener: the inter-broker listener's I/O thread also reads
+Raft messages and heartbeats for the controller lane, and a follower catching up (reads of a
+megabyte per partition over thousands of partitions) must not hold them up, so its sessions
+stay on the lane. A request crossed two thread hand-offs on the broker before (I/O thread ->
 session -> I/O thread), each a wake-up that costs more CPU on this kind of machine than the
 request's own work (docs/runtime.md, "Hosted sessions"). Session handlers never block (every
 request is a hand-off to another actor or an inline turn that writes to the page cache), so
@@ -70,6 +73,9 @@ class Router:
         self.ctx = ctx
         self.listener = listener or Listener("client", False, ctx.send)
         self.max_idle_s = max_idle_ms / 1000
+        # hosted turns (module docstring): not on the inter-broker listener, whose I/O thread
+        # also reads Raft and heartbeats; a follower's catch-up reads must not hold them up
+        self.hosting = not self.listener.internal
         self._sessions: dict[bytes, tuple[pykka.ActorRef, SessionState]] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -95,7 +101,8 @@ class Router:
                 self.opened += 1
             ref, state = entry
             state.last_seen = time.monotonic()
-            inbox = runtime.claim(ref)  # idle: its turn runs here, below, outside the lock
+            # idle: its turn runs here, below, outside the lock (client listener only)
+            inbox = runtime.claim(ref) if self.hosting else None
             if inbox is None:
                 try:
                     ref.tell(Inbound(frames, lease))

@@ -142,13 +142,26 @@ def test_an_idle_sessions_request_is_handled_on_the_endpoint_thread(router) -> N
     assert threads[0] != me
 
 
-def test_a_peer_brokers_control_session_is_never_hosted(router) -> None:
+def test_no_session_of_the_inter_broker_listener_is_hosted(router) -> None:
+    """Its I/O thread also reads Raft and heartbeats: a control session stays on the
+    controller lane and a follower's fetch session on the default lane."""
     r, _ = router
-    threads: list[str] = []
-    r.listener = Listener("internal", True, lambda peer, frames: threads.append(
-        threading.current_thread().name))
-    peer = BROKER_IDENTITY_PREFIX + b"2:x"
-    for cid in range(3):
-        r.handle(peer, _request(cid), Lease())
-    _wait(lambda: len(threads) == 3)
-    assert all(name.startswith("rillet-controller") for name in threads)
+    threads: dict[bytes, list[str]] = {}
+    internal = Router(r.ctx, max_idle_ms=50, listener=Listener(
+        "internal", True,
+        lambda peer, frames: threads.setdefault(peer, []).append(
+            threading.current_thread().name)))
+    try:
+        control, fetcher = BROKER_IDENTITY_PREFIX + b"2:x", BROKER_IDENTITY_PREFIX + b"2-fetch:y"
+        for peer in (control, fetcher):
+            internal.handle(peer, _request(0), Lease())
+            _wait(lambda peer=peer: len(threads.get(peer, ())) == 1)
+            (ref, _) = internal._sessions[peer]
+            _wait(lambda ref=ref: ref.actor_inbox.empty() and not ref.actor_inbox._scheduled)
+            for cid in (1, 2):  # idle now: still handed to its lane
+                internal.handle(peer, _request(cid), Lease())
+        _wait(lambda: all(len(threads.get(p, ())) == 3 for p in (control, fetcher)))
+        assert all(name.startswith("rillet-controller") for name in threads[control])
+        assert all(name.startswith("rillet-default") for name in threads[fetcher])
+    finally:
+        internal.close()
