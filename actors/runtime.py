@@ -438,19 +438,28 @@ inline_turns = 0  # turns run on the sender's thread so far (benchmarks read it)
 hosted_turns = 0  # turns run by a claiming thread (``claim``) so far
 
 
-def _claimed(ref: Any) -> _Mailbox | None:
-    """``ref``'s mailbox, claimed for an inline turn on this thread, or None."""
-    global inline_turns
+def _take(ref: Any, allowed: str) -> _Mailbox | None:
+    """``ref``'s mailbox, claimed for a turn on this thread if its actor says so (the flag
+    ``allowed``: ``inline_ok`` or ``host_ok``) and is idle, and this thread is not in an
+    inline turn; else None."""
     inbox = getattr(ref, "actor_inbox", None)
     if (
         isinstance(inbox, _Mailbox)
         and not getattr(_local, "inline", False)
-        and inbox._actor.inline_ok  # noqa: SLF001
+        and getattr(inbox._actor, allowed)  # noqa: SLF001
         and inbox._claim()  # noqa: SLF001
     ):
-        inline_turns += 1
         return inbox
     return None
+
+
+def _claimed(ref: Any) -> _Mailbox | None:
+    """``ref``'s mailbox, claimed for an inline turn on this thread, or None."""
+    global inline_turns
+    inbox = _take(ref, "inline_ok")
+    if inbox is not None:
+        inline_turns += 1
+    return inbox
 
 
 def tell_inline(ref: pykka.ActorRef, message: Any) -> None:
@@ -497,16 +506,10 @@ def claim(ref: pykka.ActorRef) -> _Mailbox | None:
     otherwise hand each to the pool: the broker's endpoint I/O threads and their sessions.
     Not from inside a turn (an inline turn does not host another actor's)."""
     global hosted_turns
-    inbox = getattr(ref, "actor_inbox", None)
-    if (
-        isinstance(inbox, _Mailbox)
-        and inbox._actor.host_ok  # noqa: SLF001
-        and not getattr(_local, "inline", False)
-        and inbox._claim()  # noqa: SLF001
-    ):
+    inbox = _take(ref, "host_ok")
+    if inbox is not None:
         hosted_turns += 1
-        return inbox
-    return None
+    return inbox
 
 
 def run_claimed(inbox: _Mailbox, message: Any) -> None:

@@ -162,9 +162,7 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
         finally:
             with self._turn:  # no I/O round from now on
                 self._stopped = True
-            while self._completions:
-                completion, args = self._completions.popleft()
-                completion.complete(*args)
+            self._run_completions()
             error = ProducerClosedError("the producer was closed before the record was sent")
             acc.abort_all(error)
             for batch in list(self.incomplete):
@@ -216,13 +214,17 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
         else:
             completion.complete(*args)
 
+    def _run_completions(self) -> None:
+        """This thread: the completions I/O rounds left, in their order."""
+        while self._completions:
+            completion, args = self._completions.popleft()
+            completion.complete(*args)
+
     def _round(self, acc: RecordAccumulator) -> tuple[bool, float]:
         """Completions left by I/O rounds, responses, drain, send. Returns (stop, how long
         to wait at most before the next round, in s)."""
         if self._deferred is None:
-            while self._completions:
-                completion, args = self._completions.popleft()
-                completion.complete(*args)
+            self._run_completions()
         now = _monotonic_ms()
         while self.responses:
             self._handle_response(self.responses.popleft(), now)

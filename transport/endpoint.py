@@ -253,7 +253,6 @@ class ServerEndpoint:
         self._waker = _Waker()
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._io_ident: int | None = None  # the I/O thread's, once started
         self.max_queued_bytes = max_queued_bytes
         self._lease_lock = threading.Lock()
         self._leases: dict[Lease, None] = {}  # admission order (oldest first)
@@ -265,14 +264,13 @@ class ServerEndpoint:
 
     def start(self) -> None:
         self._thread.start()
-        self._io_ident = self._thread.ident
 
     def send(self, peer: bytes, frames: Frames) -> None:
         """Queue a message for ``peer`` (thread-safe). Dropped silently if the peer is gone.
         From the I/O thread itself (a handler's answer) no wake-up: it sends its outbox once
         it has read what is ready."""
         self._outbox.append((peer, frames))
-        if threading.get_ident() != self._io_ident:
+        if threading.current_thread() is not self._thread:
             self._waker.wake()
 
     def reply(self, peer: bytes, correlation_id: int, msg: Any) -> None:
