@@ -330,6 +330,19 @@ def test_standby_replicas_and_interactive_queries_across_two_instances(cluster, 
 
         wait_until(lambda: a.error or other.error or answered(), 90,
                    "every word's count from the instance holding it")
+
+        def standbys_published() -> bool:
+            # each instance works out and publishes its standbys from the instances topic
+            # every PUBLISH_S (streams/instances.py): they follow the active tasks' entries
+            md = a.query_metadata_for_key("counts", "alpha")
+            return {str(h) for h in md.standby_hosts} == set(servers.values()) - {
+                str(md.active_host)} and all(
+                "counts" in m.standby_state_store_names
+                for m in a.all_metadata_for_store("counts"))
+
+        wait_until(lambda: a.error or other.error or standbys_published(), 30,
+                   "each instance's standby to be published")
+        assert not a.error and not other.error
         md = a.query_metadata_for_key("counts", "alpha")
         assert {str(h) for h in md.standby_hosts} == set(servers.values()) - {
             str(md.active_host)}
