@@ -13,12 +13,25 @@ response are handed over at once and their answers collected after (one pass). S
 (FENCED_LEADER_EPOCH, NOT_LEADER_OR_FOLLOWER, ...) pause the partition until the metadata moves it (the node calls
 ``set_partitions`` on every image change). The partition actors are asked (blocking) from
 this thread, never the other way round.
+
+I/O rounds: the Fetch is sent without waiting for it; when its answer arrives on the fetch
+endpoint's I/O thread and this thread is idle, the I/O thread applies it and sends the next
+Fetch itself (``_on_answer``), as the producer's I/O thread runs the sender's round: a
+follower's round trip then costs no wake-up of this thread and no hand-back to the I/O thread
+(the hops of an acks=all produce, docs/runtime.md). Rounds are serialized by ``_turn``; the
+I/O thread only tries it, and leaves to this thread every answer that needs a blocking step:
+errors, divergences, more than ``IO_ROUND_MAX_BYTES`` of records (a catch-up), a partition
+actor busy with another turn (its append is answered later), a truncation or an ask for a
+log end. The fetch endpoint is the fetchers' own (actors/node.py), so an I/O round delays
+only other leaders' fetch answers, never Raft or heartbeats.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import pykka
@@ -32,6 +45,14 @@ from .ticker import now_ms
 E = P.ErrorCode
 Key = tuple[str, int]
 ASK_TIMEOUT_S = 30.0
+# a response with more record bytes than this is applied on the fetcher's own thread, not on
+# the fetch endpoint's I/O thread (which the other leaders' fetchers share)
+IO_ROUND_MAX_BYTES = 1 << 20
+
+
+class _HandOver(Exception):
+    """An I/O round met a step that may block (an ask, a truncation): the fetcher thread
+    takes the round over from where nothing has changed yet."""
 _SESSION_ERRORS = frozenset({E.FETCH_SESSION_ID_NOT_FOUND, E.INVALID_FETCH_SESSION_EPOCH})
 _STALE = frozenset(
     {
@@ -56,6 +77,29 @@ class _State:
     # what the leader's fetch session knows of it: (session token, fetch offset, leader
     # epoch); None after an error, a pause or a truncation, so the next request names it
     sent: tuple[int, int, int] | None = None
+
+
+@dataclass(slots=True)
+class _Flight:
+    """The session's one Fetch in flight, and what its answer is applied with."""
+
+    future: Future
+    request: P.FetchRequest
+    offsets: dict[Key, int]
+    states: dict[Key, _State]
+    opening: bool
+    deadline: float  # monotonic s: the endpoint fails the request before this
+
+
+def _answered(future) -> bool:
+    """An actor's answer (a pykka future) is there: ``get`` would not wait."""
+    try:
+        future.get(timeout=0)
+    except pykka.Timeout:
+        return False
+    except Exception:  # noqa: BLE001 - answered with an error: _appended handles it
+        return True
+    return True
 
 
 class ReplicaFetcher:
@@ -106,6 +150,12 @@ class ReplicaFetcher:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
+        # I/O rounds (module docstring): a round runs under ``_turn``, on this fetcher's
+        # thread or on the fetch endpoint's I/O thread when an answer arrives
+        self._turn = threading.Lock()
+        self._inflight: _Flight | None = None
+        self._appending: list | None = None  # an I/O round's appends still being answered
+        self.io_rounds = 0  # rounds run on the I/O thread so far (tests read it)
         self._thread = threading.Thread(
             target=self._run, name=f"replica-fetcher-{broker_id}-from-{source_id}", daemon=True
         )
@@ -147,15 +197,95 @@ class ReplicaFetcher:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._wake.clear()  # before looking: a later wake-up is not lost
+            with self._turn:
+                wait = self._step()
+            if wait > 0:
+                self._wake.wait(wait)
+
+    def _step(self) -> float:
+        """This thread, under ``_turn``: apply the answer in flight if it came and no I/O
+        round took it, else run a round. How long to wait before the next step (s)."""
+        backoff = self._backoff_ms / 1000
+        try:
+            flight = self._inflight
+            if flight is not None:
+                if not flight.future.done():
+                    left = flight.deadline - time.monotonic()
+                    if left > 0:
+                        return left
+                    self._inflight = None  # the endpoint fails a request before this
+                    self._reset_session()
+                    return backoff
+                self._inflight = None
+                if not self._complete(flight):
+                    return backoff
+            if self._appending is not None:
+                appends, self._appending = self._appending, None
+                for key, state, future in appends:
+                    self._appended(key, state, future)
+            if self._stop.is_set():
+                return 0.0
+            return 0.0 if self._round() else backoff
+        except Exception:  # noqa: BLE001 - keep fetching; the next round starts over
+            self._log.exception("replica fetcher round failed")
+            self._inflight = None
+            self._appending = None
+            self._reset_session()  # the leader may count as sent what we never appended
+            return backoff
+
+    def _on_answer(self, future: Future) -> None:
+        """The fetch endpoint's I/O thread, a Fetch answered: apply it and send the next
+        Fetch here if this fetcher's thread is idle and nothing in it can block (module
+        docstring), else wake the thread."""
+        if not self._turn.acquire(blocking=False):
+            self._wake.set()
+            return
+        hand_over = True
+        try:
+            flight = self._inflight
+            if flight is None or flight.future is not future or self._stop.is_set():
+                return
+            if not self._plain(flight):
+                return
+            self._inflight = None
+            appends = self._apply(flight)
+            if not all(future is None or _answered(future) for _, _, future in appends):
+                self._appending = appends  # a busy partition actor: this thread waits
+                return
+            for key, state, answer in appends:
+                self._appended(key, state, answer)
             try:
-                worked = self._round()
-            except Exception:  # noqa: BLE001 - keep fetching; the next round starts over
-                self._log.exception("replica fetcher round failed")
-                self._reset_session()  # the leader may count as sent what we never appended
-                worked = False
-            if not worked:
-                self._wake.wait(self._backoff_ms / 1000)
-                self._wake.clear()
+                self._round(io=True)
+            except _HandOver:
+                return
+            self.io_rounds += 1
+            hand_over = self._inflight is None  # nothing sent: the thread backs off
+        except Exception:  # noqa: BLE001 - the thread starts over (as after a failed round)
+            self._log.exception("replica fetcher I/O round failed")
+            self._inflight = None
+            self._appending = None
+            self._reset_session()
+        finally:
+            self._turn.release()
+            if hand_over:
+                self._wake.set()
+
+    def _plain(self, flight: _Flight) -> bool:
+        """An answer an I/O round may apply: a FetchResponse without errors, divergences or
+        more than IO_ROUND_MAX_BYTES of records (the others take blocking asks)."""
+        if flight.future.exception() is not None:
+            return False
+        resp = flight.future.result()
+        if not isinstance(resp, P.FetchResponse) or resp.error_code != E.NONE:
+            return False
+        size = 0
+        for t in resp.topics:
+            for r in t.partitions:
+                if r.error_code != E.NONE or r.diverging_epoch >= 0:
+                    return False
+                size += len(r.records)
+        return size <= IO_ROUND_MAX_BYTES
 
     def _ask(self, key: Key, message: object):
         ref = self._replica(key)
@@ -173,7 +303,10 @@ class ReplicaFetcher:
         state.high_watermark = -1
         state.paused_until_ms = self.clock() + self._backoff_ms * 5
 
-    def _round(self) -> bool:
+    def _round(self, io: bool = False) -> bool:
+        """Truncate what must, then send the session's next Fetch (``_inflight``). True: it
+        did something. ``io``: on the I/O thread, where anything that may block raises
+        ``_HandOver`` before it changes anything."""
         address = self._address_of(self.source_id)
         if address is None:
             return False
@@ -196,10 +329,12 @@ class ReplicaFetcher:
         if not truncating and not fetching:
             return False
         if truncating:
+            if io:
+                raise _HandOver
             self._truncate(address, truncating)
         if not fetching:
             return bool(truncating)
-        return self._fetch(address, fetching)
+        return self._fetch(address, fetching, io)
 
     def _truncate(self, address: str, states: dict[Key, _State]) -> None:
         asks: dict[Key, int] = {}
@@ -270,11 +405,13 @@ class ReplicaFetcher:
                     self._changed()
                     self._log.debug("{} truncated; fetching from {}", key, leo)
 
-    def _fetch(self, address: str, states: dict[Key, _State]) -> bool:
-        """One poll of the session. ``states``: every fetching partition; only the dirty
-        ones (all when opening a session) are looked at."""
+    def _fetch(self, address: str, states: dict[Key, _State], io: bool = False) -> bool:
+        """Send the session's next poll. ``states``: every fetching partition; only the
+        dirty ones (all when opening a session) are looked at."""
         opening = self._session_epoch == P.INITIAL_EPOCH and self._session_id == 0
         candidates = list(states) if opening else [k for k in self._dirty if k in states]
+        if io and any(states[k].fetch_offset < 0 for k in candidates):
+            raise _HandOver  # the partition actor must be asked where its log ends
         offsets: dict[Key, int] = {}
         for key in candidates:
             state = states[key]
@@ -291,9 +428,19 @@ class ReplicaFetcher:
             return False
         req = self._fetch_request(states, offsets, opening)
         try:
-            resp = self._endpoint.request(address, req, self._wait_ms + 5000).result(
-                self._wait_ms / 1000 + 10
-            )
+            future = self._endpoint.request(address, req, self._wait_ms + 5000)
+        except Exception as e:  # noqa: BLE001 - e.g. the endpoint is closed: as a failure
+            future = Future()
+            future.set_exception(e)
+        deadline = time.monotonic() + self._wait_ms / 1000 + 10
+        self._inflight = _Flight(future, req, offsets, states, opening, deadline)
+        future.add_done_callback(self._on_answer)
+        return True
+
+    def _complete(self, flight: _Flight) -> bool:
+        """This thread: apply the answer of ``flight``. False: back off first."""
+        try:
+            resp = flight.future.result(0)
         except Exception:  # noqa: BLE001 - leader down: back off, then a new session
             self._reset_session()
             return False
@@ -301,21 +448,30 @@ class ReplicaFetcher:
             self._reset_session()
             retry = isinstance(resp, P.FetchResponse) and resp.error_code in _SESSION_ERRORS
             return retry  # a lost session: open a new one at once
+        for key, state, future in self._apply(flight):
+            self._appended(key, state, future)
+        return True
+
+    def _apply(self, flight: _Flight) -> list:
+        """A FetchResponse without a session error: the session moves on, each partition's
+        data goes to its actor at once (the actors append in parallel on the I/O lane, or
+        here when idle); the answers (key, state, future) are collected by the caller."""
+        resp, req, offsets, states = (
+            flight.future.result(0), flight.request, flight.offsets, flight.states
+        )
         self._session_id = resp.session_id
         self._session_epoch = req.session_epoch
         token = self._session_token
         for key, offset in offsets.items():
             states[key].sent = (token, offset, states[key].leader_epoch)
             self._dirty.discard(key)
-        if opening:
+        if flight.opening:
             self._session_keys = set(offsets)
         else:
             self._session_keys -= self._forgotten
             self._session_keys.update(offsets)
         self._forgotten = set()
-        # One pass: every partition's data goes to its actor at once (the actors append in
-        # parallel on the I/O lane), then the answers are collected. An incremental answer
-        # names only partitions with news.
+        # An incremental answer names only partitions with news.
         appends: list[tuple[Key, _State, object]] = []
         for t in resp.topics:
             for r in t.partitions:
@@ -348,9 +504,7 @@ class ReplicaFetcher:
                 else:
                     state.sent = None  # the leader stopped watching it: name it again
                     self._handle_error(key, state, offset, r)
-        for key, state, future in appends:
-            self._appended(key, state, future)
-        return True
+        return appends
 
     def _reset_session(self) -> None:
         self._session_id = 0
