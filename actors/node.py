@@ -336,6 +336,7 @@ class BrokerNode:
                 schedule=self.ticker.call_later,  # it arms its own wake-ups (actors/wakeup.py)
             )
         self.ticker.every(5.0, self.ctx.gc_watch.report)
+        self.ctx.gc_watch.started()  # what the start made is walked by no collection
         self._log.info(
             "broker {} serving clients on {}, brokers on {} ({}) (data dir {})",
             self.broker_id,

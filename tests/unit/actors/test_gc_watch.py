@@ -189,3 +189,22 @@ def test_without_a_scheduler_added_partitions_freeze_nothing() -> None:
         assert watch.refreezes == 0 and gc.get_freeze_count() == 0
     finally:
         watch.uninstall()
+
+
+def test_what_the_start_made_is_frozen_once_the_broker_serves() -> None:
+    """``started`` freezes at once (the modules, actors and their state live as long as
+    the process): the first full collections do not walk them."""
+    watch = GcWatch(schedule=lambda delay, fn: None).install()
+    try:
+        made = [[i] for i in range(20_000)]  # the start's objects
+        watch.started()
+        assert watch.refreezes == 1 and gc.get_freeze_count() >= len(made)
+    finally:
+        watch.uninstall()
+    assert gc.get_freeze_count() == 0  # a stopped broker's objects are collectable again
+    unscheduled = GcWatch().install()  # without a scheduler nothing is frozen
+    try:
+        unscheduled.started()
+        assert unscheduled.refreezes == 0 and gc.get_freeze_count() == 0
+    finally:
+        unscheduled.uninstall()
