@@ -22,7 +22,10 @@ through a queue and a wake-up pipe, so every public method here is thread-safe.
   response, or failed with ``RequestTimedOutError``, ``BrokerUnavailableError`` (timed out
   and not connected), ``ProtocolError`` (the broker answered with an ErrorResponse, or sent
   something malformed), ``RequestTooLargeError`` or ``EndpointClosedError``. Future callbacks
-  run on the I/O thread: keep them short and never block in them. With ``curve=CurveKeys``
+  run on the I/O thread: keep them short and never block in them. A request made in such a
+  callback (the producer's and the replica fetcher's I/O rounds, a consumer's chained fetch)
+  goes to ZeroMQ at once when its connection is up and nothing is queued before it, without
+  waiting for the rest of the callback and a turn of the loop. With ``curve=CurveKeys``
   every connection is a CURVE client of a server with the same key pair.
 
 Liveness: every client connection runs ZeroMQ heartbeats (``HEARTBEAT_IVL``, a PING each
@@ -571,6 +574,8 @@ class ClientEndpoint:
         self._closed = False
         self._closed_reason = "endpoint is closed"
         self._lock = threading.Lock()
+        # set by the I/O thread while it runs: sends a request it makes itself at once
+        self._direct: Callable[[str, int, list, _Pending], bool] | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -601,12 +606,20 @@ class ClientEndpoint:
         if expects_reply:
             deadline = time.monotonic() + timeout_ms / 1000
             pending = _Pending(future, address, msg.API, timeout_ms, deadline)
+        own = threading.current_thread() is self._thread
         with self._lock:
             if self._closed:
                 future.set_exception(EndpointClosedError(self._closed_reason))
                 return future
-            self._queue.append((address, cid, frames, pending if expects_reply else future))
-        if threading.current_thread() is not self._thread:
+            # sent at once only behind nothing: a request another thread queued before it
+            # (the producer's sender thread, between two I/O rounds) goes first
+            direct = self._direct if own and pending is not None and not self._queue else None
+            if direct is None:
+                self._queue.append((address, cid, frames, pending if expects_reply else future))
+        if direct is not None and not direct(address, cid, frames, pending):
+            with self._lock:  # not sendable at once: the loop sends it (no wake-up needed)
+                self._queue.append((address, cid, frames, pending))
+        if not own:
             self._waker.wake()  # (a request made on the I/O thread is sent on its next loop)
         return future
 
@@ -715,6 +728,22 @@ class ClientEndpoint:
         timeouts: list[tuple[float, int]] = []
         work: list = []
         failure: BaseException | None = None
+
+        def direct(address: str, cid: int, frames: list, item: _Pending) -> bool:
+            """A request this thread makes itself (a response's callback: the producer's and
+            the replica fetcher's I/O rounds, a consumer's chained fetch) goes to ZeroMQ at
+            once when its connection is up with nothing queued before it, not after the
+            rest of the callback and a turn of the loop; else False (queue it)."""
+            conn = conns.get(address)
+            if conn is None or conn.backlog or not conn.connected:
+                return False
+            pending[cid] = item
+            heapq.heappush(timeouts, (item.deadline, cid))
+            conn.backlog.append((cid, frames, item))
+            self._send_backlog(address, conn, pending)
+            return True
+
+        self._direct = direct
         try:
             while True:
                 wait_ms = 1000
@@ -819,6 +848,7 @@ class ClientEndpoint:
             # Whatever stopped the thread (close() or a bug), nothing may be left waiting: a
             # request nobody will ever answer would hang its caller for good.
             with self._lock:
+                self._direct = None
                 self._closed = True
                 if failure is not None:
                     self._closed_reason = f"its I/O thread stopped on {failure!r}"

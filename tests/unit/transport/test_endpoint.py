@@ -237,3 +237,103 @@ def test_a_broker_that_goes_away_fails_requests_at_once_not_at_their_timeout(cli
     with pytest.raises(BrokerUnavailableError, match="is down"):
         client.request(s.address, P.ApiVersionsRequest(), 20_000).result(10)
     assert time.monotonic() - started < 10  # long before the 20 s timeouts
+
+
+# ------------------------------------------------------------- requests of the I/O thread
+
+
+class RecordingServer(EchoServer):
+    """Records the topic each Produce names, in arrival order; holds its answer to a topic
+    named in ``hold`` until ``release`` is set."""
+
+    def __init__(self) -> None:
+        self.order: list[str] = []
+        self.arrived: dict[str, threading.Event] = {}
+        self.hold: set[str] = set()
+        self.release = threading.Event()
+        super().__init__()
+
+    def handle(self, peer: bytes, frames: list[bytes], lease=None) -> None:
+        _, msg = codec.decode_request(frames)
+        if isinstance(msg, P.ProduceRequest):
+            tag = msg.topics[0].name
+            self.order.append(tag)
+            self.arrived.setdefault(tag, threading.Event()).set()
+            if tag in self.hold:
+                assert self.release.wait(10)
+        super().handle(peer, frames, lease)
+
+    def got(self, tag: str) -> threading.Event:
+        return self.arrived.setdefault(tag, threading.Event())
+
+
+def _tagged(tag: str) -> P.ProduceRequest:
+    part = P.ProducePartition(partition=0, records=b"r")
+    return P.ProduceRequest(acks=1, topics=(P.ProduceTopic(name=tag, partitions=(part,)),))
+
+
+@pytest.fixture
+def recorder():
+    s = RecordingServer()
+    try:
+        yield s
+    finally:
+        s.release.set()
+        s.endpoint.close()
+
+
+def _on_io_thread(recorder, client, then) -> dict:
+    """Run ``then(outcome)`` in the callback of an answered request, on the client's I/O
+    thread (the answer is held until the callback is attached); the outcome once it ran."""
+    client.request(recorder.address, _tagged("warm")).result(10)  # the connection is up
+    recorder.hold.add("held")
+    outcome: dict = {}
+    done = threading.Event()
+
+    def callback(_f) -> None:
+        outcome["io_thread"] = threading.current_thread() is client._thread
+        try:
+            then(outcome)
+        finally:
+            done.set()
+
+    future = client.request(recorder.address, _tagged("held"))
+    future.add_done_callback(callback)
+    recorder.release.set()
+    assert done.wait(20)
+    assert outcome["io_thread"]
+    return outcome
+
+
+def test_a_request_the_io_thread_makes_leaves_before_its_callback_returns(recorder, client):
+    """The producer's and the replica fetcher's I/O rounds, a consumer's chained fetch: a
+    request made in a response's callback goes to ZeroMQ at once, not after the callback
+    and a turn of the I/O loop."""
+
+    def chain(outcome: dict) -> None:
+        outcome["future"] = client.request(recorder.address, _tagged("chained"))
+        outcome["sent"] = recorder.got("chained").wait(5)  # still inside the callback
+
+    outcome = _on_io_thread(recorder, client, chain)
+    assert outcome["sent"]
+    assert isinstance(outcome["future"].result(10), P.ProduceResponse)
+
+
+def test_a_request_another_thread_queued_first_is_sent_first(recorder, client) -> None:
+    """Behind a request queued by another thread (the producer's sender thread between two
+    I/O rounds), the I/O thread's own request waits its turn: the order is kept."""
+
+    def chain(outcome: dict) -> None:
+        other = threading.Thread(
+            target=lambda: outcome.setdefault(
+                "other", client.request(recorder.address, _tagged("other"))
+            )
+        )
+        other.start()
+        other.join(5)
+        outcome["mine"] = client.request(recorder.address, _tagged("mine"))
+
+    outcome = _on_io_thread(recorder, client, chain)
+    outcome["other"].result(10)
+    outcome["mine"].result(10)
+    assert recorder.order.index("other") < recorder.order.index("mine")
