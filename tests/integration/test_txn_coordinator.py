@@ -301,8 +301,17 @@ def test_a_prepared_commit_is_finished_by_the_next_coordinator(cluster_factory, 
     create_topic(probe, "t", 8, rf=1)
     probe.find()
     # broker 4 is no controller voter: killing it and a voter keeps the quorum
-    meta = {t.name: {p.partition: p for p in t.partitions}
-            for t in probe.call(1, P.MetadataRequest(topics=("t", TXN_TOPIC))).topics}
+
+    def settled() -> dict | None:  # every partition of both topics listed with a leader
+        resp = probe.call(1, P.MetadataRequest(topics=("t", TXN_TOPIC)))
+        if resp is None:
+            return None
+        m = {t.name: {p.partition: p for p in t.partitions} for t in resp.topics}
+        ok = all(len(m.get(name, {})) == 8 and all(i.leader >= 0 for i in m[name].values())
+                 for name in ("t", TXN_TOPIC))
+        return m if ok else None
+
+    meta = wait_until(settled, 30, "both topics' partitions with leaders")
     partition = next(p for p, info in meta["t"].items() if info.leader == 4)
     tid = next(f"app-{i}" for i in range(1000)
                if 4 not in (info := meta[TXN_TOPIC][partition_for(f"app-{i}", 8)]).replicas
