@@ -132,14 +132,19 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
         self._wake_at = 0.0  # when this thread next wakes on its own (ms, monotonic)
         self._deferred: list | None = None  # a round on the I/O thread: its completions
         self._completions: deque = deque()  # left by I/O rounds, run by this thread
+        # their completions until this thread has run them (under incomplete_lock): a batch
+        # leaves ``incomplete`` before, and flush() must still wait for it
+        self._undone: set = set()
         self.io_rounds = 0  # rounds run on the I/O thread so far (tests read it)
         self._stopped = False  # the thread has ended (under _turn)
 
     # -- called from user threads ---------------------------------------------------------
 
     def pending_completions(self) -> list:
+        """What flush() waits for: the batches not yet answered, and the completions an I/O
+        round left to this thread that it has not run yet."""
         with self.incomplete_lock:
-            return [b.completion for b in self.incomplete]
+            return [b.completion for b in self.incomplete] + list(self._undone)
 
     def wake(self) -> None:
         self.acc.wakeup.set()
@@ -219,6 +224,8 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
         while self._completions:
             completion, args = self._completions.popleft()
             completion.complete(*args)
+            with self.incomplete_lock:
+                self._undone.discard(completion)
 
     def _round(self, acc: RecordAccumulator) -> tuple[bool, float]:
         """Completions left by I/O rounds, responses, drain, send. Returns (stop, how long
@@ -586,6 +593,8 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
         if error is not None:
             self.metrics.failed(batch)
         with self.incomplete_lock:
+            if self._deferred is not None:  # an I/O round: completed later, by this thread
+                self._undone.add(batch.completion)
             self.incomplete.discard(batch)
         self.acc.release(batch.reserved)
         batch.reserved = 0
@@ -595,6 +604,8 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
         if batch.parts:
             for first, part, _ in batch.parts:
                 with self.incomplete_lock:
+                    if self._deferred is not None:
+                        self._undone.add(part.completion)
                     self.incomplete.discard(part)
                 self._complete(part.completion, base_offset + first if base_offset >= 0 else -1,
                                error, log_append_time)

@@ -158,3 +158,24 @@ def test_only_a_new_batch_of_a_held_partition_skips_the_wake_up() -> None:
     assert not acc.wakeup.is_set()
     acc.append("t", 1, 0, None, b"x", (), 0.0)  # another partition: the sender must look
     assert acc.wakeup.is_set()
+
+
+def test_flush_waits_for_a_completion_an_io_round_left_to_the_sender_thread(running) -> None:
+    """An I/O round takes an answered batch out of the incomplete ones but leaves its
+    completion to the sender thread: until that thread has run it, flush() must still see it
+    (else flush() returned and the record's future was not done yet: a streams task's
+    ``future.get(0)`` after its flush failed that way in a fresh-clone CI run)."""
+    network, sender, acc, seen = running
+    completion = send(acc, b"a", seen)
+    wait_until(lambda: len(network.requests) == 1, 5, "the request")
+    (batch,) = sender.incomplete
+    with sender._turn:  # as an I/O round does it, the sender thread kept out
+        sender._deferred = []
+        sender._finish(batch, 0, None)
+        deferred, sender._deferred = sender._deferred, None
+        assert batch not in sender.incomplete and not completion.done
+        assert completion in sender.pending_completions()
+        sender._completions.extend(deferred)
+        sender._run_completions()
+    assert completion.done and completion.base_offset == 0
+    assert completion not in sender.pending_completions()
