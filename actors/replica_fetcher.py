@@ -48,11 +48,6 @@ ASK_TIMEOUT_S = 30.0
 # a response with more record bytes than this is applied on the fetcher's own thread, not on
 # the fetch endpoint's I/O thread (which the other leaders' fetchers share)
 IO_ROUND_MAX_BYTES = 1 << 20
-
-
-class _HandOver(Exception):
-    """An I/O round met a step that may block (an ask, a truncation): the fetcher thread
-    takes the round over from where nothing has changed yet."""
 _SESSION_ERRORS = frozenset({E.FETCH_SESSION_ID_NOT_FOUND, E.INVALID_FETCH_SESSION_EPOCH})
 _STALE = frozenset(
     {
@@ -63,6 +58,11 @@ _STALE = frozenset(
         E.LEADER_NOT_AVAILABLE,
     }
 )
+
+
+class _HandOver(Exception):
+    """An I/O round met a step that may block (an ask, a truncation): the fetcher thread
+    takes the round over from where nothing has changed yet."""
 
 
 @dataclass(slots=True)
@@ -222,16 +222,13 @@ class ReplicaFetcher:
                     return backoff
             if self._appending is not None:
                 appends, self._appending = self._appending, None
-                for key, state, future in appends:
-                    self._appended(key, state, future)
+                self._collect(appends)
             if self._stop.is_set():
                 return 0.0
             return 0.0 if self._round() else backoff
         except Exception:  # noqa: BLE001 - keep fetching; the next round starts over
             self._log.exception("replica fetcher round failed")
-            self._inflight = None
-            self._appending = None
-            self._reset_session()  # the leader may count as sent what we never appended
+            self._start_over()
             return backoff
 
     def _on_answer(self, future: Future) -> None:
@@ -246,15 +243,15 @@ class ReplicaFetcher:
             flight = self._inflight
             if flight is None or flight.future is not future or self._stop.is_set():
                 return
-            if not self._plain(flight):
+            resp = self._plain(flight)
+            if resp is None:
                 return
             self._inflight = None
-            appends = self._apply(flight)
+            appends = self._apply(flight, resp)
             if not all(future is None or _answered(future) for _, _, future in appends):
                 self._appending = appends  # a busy partition actor: this thread waits
                 return
-            for key, state, answer in appends:
-                self._appended(key, state, answer)
+            self._collect(appends)
             try:
                 self._round(io=True)
             except _HandOver:
@@ -263,29 +260,35 @@ class ReplicaFetcher:
             hand_over = self._inflight is None  # nothing sent: the thread backs off
         except Exception:  # noqa: BLE001 - the thread starts over (as after a failed round)
             self._log.exception("replica fetcher I/O round failed")
-            self._inflight = None
-            self._appending = None
-            self._reset_session()
+            self._start_over()
         finally:
             self._turn.release()
             if hand_over:
                 self._wake.set()
 
-    def _plain(self, flight: _Flight) -> bool:
-        """An answer an I/O round may apply: a FetchResponse without errors, divergences or
-        more than IO_ROUND_MAX_BYTES of records (the others take blocking asks)."""
+    def _start_over(self) -> None:
+        """After a failed round: nothing in flight or pending, a new session (the leader may
+        count as sent what we never appended)."""
+        self._inflight = None
+        self._appending = None
+        self._reset_session()
+
+    def _plain(self, flight: _Flight) -> P.FetchResponse | None:
+        """The answer if an I/O round may apply it: a FetchResponse without errors,
+        divergences or more than IO_ROUND_MAX_BYTES of records (the others take blocking
+        asks); else None."""
         if flight.future.exception() is not None:
-            return False
+            return None
         resp = flight.future.result()
         if not isinstance(resp, P.FetchResponse) or resp.error_code != E.NONE:
-            return False
+            return None
         size = 0
         for t in resp.topics:
             for r in t.partitions:
                 if r.error_code != E.NONE or r.diverging_epoch >= 0:
-                    return False
+                    return None
                 size += len(r.records)
-        return size <= IO_ROUND_MAX_BYTES
+        return resp if size <= IO_ROUND_MAX_BYTES else None
 
     def _ask(self, key: Key, message: object):
         ref = self._replica(key)
@@ -448,17 +451,15 @@ class ReplicaFetcher:
             self._reset_session()
             retry = isinstance(resp, P.FetchResponse) and resp.error_code in _SESSION_ERRORS
             return retry  # a lost session: open a new one at once
-        for key, state, future in self._apply(flight):
-            self._appended(key, state, future)
+        self._collect(self._apply(flight, resp))
         return True
 
-    def _apply(self, flight: _Flight) -> list:
-        """A FetchResponse without a session error: the session moves on, each partition's
-        data goes to its actor at once (the actors append in parallel on the I/O lane, or
-        here when idle); the answers (key, state, future) are collected by the caller."""
-        resp, req, offsets, states = (
-            flight.future.result(0), flight.request, flight.offsets, flight.states
-        )
+    def _apply(self, flight: _Flight, resp: P.FetchResponse) -> list:
+        """``flight``'s answer, without a session error: the session moves on, each
+        partition's data goes to its actor at once (the actors append in parallel on the I/O
+        lane, or here when idle); the answers (key, state, future) are collected by the
+        caller (``_collect``)."""
+        req, offsets, states = flight.request, flight.offsets, flight.states
         self._session_id = resp.session_id
         self._session_epoch = req.session_epoch
         token = self._session_token
@@ -564,6 +565,11 @@ class ReplicaFetcher:
         if ref is None:
             return None
         return ask_inline(ref, message)
+
+    def _collect(self, appends: list) -> None:
+        """The answers of ``_apply``'s appends, in order (waits for a busy actor's)."""
+        for key, state, future in appends:
+            self._appended(key, state, future)
 
     def _appended(self, key: Key, state: _State, future) -> None:
         try:

@@ -211,6 +211,14 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
         if stop or deferred or _monotonic_ms() + timeout * 1000 < self._wake_at:
             acc.wakeup.set()  # completions to run, or something due before it wakes
 
+    def _leave(self, batch: ProducerBatch) -> None:
+        """``batch`` is answered: out of ``incomplete``; in an I/O round its completion, left
+        to this thread, counts as undone until run (flush() waits for it either way)."""
+        with self.incomplete_lock:
+            if self._deferred is not None:
+                self._undone.add(batch.completion)
+            self.incomplete.discard(batch)
+
     def _complete(self, completion, *args) -> None:
         """Complete a batch (user code runs: futures, callbacks), or leave it to this thread
         if the round runs on the I/O thread."""
@@ -592,10 +600,7 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
                 self.unresolved[tp] = last
         if error is not None:
             self.metrics.failed(batch)
-        with self.incomplete_lock:
-            if self._deferred is not None:  # an I/O round: completed later, by this thread
-                self._undone.add(batch.completion)
-            self.incomplete.discard(batch)
+        self._leave(batch)
         self.acc.release(batch.reserved)
         batch.reserved = 0
         self._complete(batch.completion, base_offset, error, log_append_time)
@@ -603,9 +608,6 @@ class Sender(IdempotentSending, TransactionalSending, threading.Thread):
             self.txn.on_batch_failed(error)
         if batch.parts:
             for first, part, _ in batch.parts:
-                with self.incomplete_lock:
-                    if self._deferred is not None:
-                        self._undone.add(part.completion)
-                    self.incomplete.discard(part)
+                self._leave(part)
                 self._complete(part.completion, base_offset + first if base_offset >= 0 else -1,
                                error, log_append_time)

@@ -620,7 +620,7 @@ class ClientEndpoint:
             with self._lock:  # not sendable at once: the loop sends it (no wake-up needed)
                 self._queue.append((address, cid, frames, pending))
         if not own:
-            self._waker.wake()  # (a request made on the I/O thread is sent on its next loop)
+            self._waker.wake()  # (the I/O thread's own: sent above, or on its next loop)
         return future
 
     def send_raw(self, address: str, frames: Frames) -> None:
