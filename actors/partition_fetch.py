@@ -19,6 +19,7 @@ from .partition_messages import (
     code_of,
     error_code_for,
 )
+from .runtime import in_inline_turn
 
 E = P.ErrorCode
 
@@ -111,6 +112,12 @@ class FetchSide:
         )
 
     def _read(self, msg: Read) -> None:
+        log = self.log
+        if in_inline_turn() and log is not None and msg.fetch_offset < log.active_segment.base_offset:
+            # a read of an older segment may wait for the disk: on the io lane, not on the
+            # sender's thread (a session's, which may be its listener's I/O thread)
+            self.actor_ref.tell(msg)
+            return
         follower = msg.replica_id >= 0
         if msg.watch is not None:  # named again in its session: this Read supersedes the watch
             self._watches.pop(msg.replica_id, None)

@@ -462,6 +462,13 @@ def _claimed(ref: Any) -> _Mailbox | None:
     return inbox
 
 
+def in_inline_turn() -> bool:
+    """Whether this thread runs an inline turn now (``tell_inline``): a handler that finds
+    its message too costly for the sender's thread (a read of an old segment) re-tells it to
+    its own lane."""
+    return getattr(_local, "inline", False)
+
+
 def tell_inline(ref: pykka.ActorRef, message: Any) -> None:
     """``ref.tell(message)``, handled on the calling thread when the actor is idle.
 

@@ -609,7 +609,8 @@ class ClientSession(DispatchedActor):
                     continue
                 max_bytes = max(1, min(p.partition_max_bytes, req.max_bytes))
                 force = req.replica_id >= 0  # a follower also wants HW news
-                ref.tell(
+                tell_inline(  # read in this turn when the replica is idle (a tail read)
+                    ref,
                     R.Read(
                         p.fetch_offset,
                         max_bytes,

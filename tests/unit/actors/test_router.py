@@ -165,3 +165,58 @@ def test_no_session_of_the_inter_broker_listener_is_hosted(router) -> None:
         assert all(name.startswith("rillet-default") for name in threads[fetcher])
     finally:
         internal.close()
+
+
+def test_a_consumers_tail_read_is_answered_on_the_endpoint_thread_an_old_segment_on_the_io_lane(
+    router, tmp_path
+) -> None:
+    """A consumer's Fetch on a hosted session reads its partitions inline (issue #12: each
+    fetch was a hand-off to the io lane, and a produce that found the replica busy with it
+    waited for that lane too): a read of the active segment is answered on the thread that
+    read the request; a read of an older segment, which may wait for the disk, is re-told to
+    the replica's io lane and answered from there, with the same records."""
+    from rillet.actors import partition as R
+    from rillet.coordinator.metadata import MetadataImage, PartitionInfo, TopicInfo
+    from rillet.logstore.batch import BatchBuilder, iter_batches
+    from rillet.logstore.config import LogConfig
+
+    r, _ = router
+    answers: list[tuple[str, object]] = []
+    r.ctx.send = lambda peer, frames: answers.append(
+        (threading.current_thread().name, codec.decode_response(frames)[1]))
+    r.listener = Listener("client", False, r.ctx.send)
+    info = PartitionInfo(0, replicas=(1,), isr=(1,), leader=1, leader_epoch=0)
+    r.ctx.image = MetadataImage(topics={"t": TopicInfo(name="t", topic_id="i", partitions={0: info})})
+    ref = R.PartitionReplica.start(
+        "t", 0, tmp_path / "t-0", LogConfig(segment_bytes=300), 0, 1, "i", info=info)
+    r.ctx.replicas[("t", 0)] = ref
+    for n in range(4):  # ~170-byte batches in 300-byte segments: one segment each
+        b = BatchBuilder()
+        b.append(int(time.time() * 1000), None, b"%d" % n * 100)
+        done = threading.Event()
+        ref.tell(R.Append(b.build(), lambda _r, done=done: done.set()))
+        assert done.wait(5)
+    bases = sorted(int(p.stem) for p in (tmp_path / "t-0").glob("*.log"))
+    assert len(bases) == 4 and bases[-1] == 3
+
+    def fetch(cid: int, offset: int) -> tuple[str, P.FetchPartitionResponse]:
+        _wait(lambda: ref.actor_inbox.empty() and not ref.actor_inbox._scheduled)
+        for state in r._sessions.values():
+            _wait(lambda s=state[0]: s.actor_inbox.empty() and not s.actor_inbox._scheduled)
+        before = len(answers)
+        r.handle(b"consumer", codec.encode_request(P.FetchRequest(
+            max_wait_ms=0, topics=(P.FetchTopic(name="t", partitions=(
+                P.FetchPartition(partition=0, fetch_offset=offset),)),)), cid),
+            Lease())
+        _wait(lambda: len(answers) > before)
+        thread, response = answers[before]
+        return thread, response.topics[0].partitions[0]
+
+    fetch(0, 3)  # a new session: its first turn (on_start) is the pool's
+    me = threading.current_thread().name
+    thread, tail = fetch(1, 3)
+    assert thread == me and tail.high_watermark == 4
+    assert [h.base_offset for h, _ in iter_batches(tail.records)] == [3]
+    thread, old = fetch(2, 0)
+    assert thread.startswith("rillet-io-")
+    assert [h.base_offset for h, _ in iter_batches(old.records)] == [0]
