@@ -47,6 +47,7 @@ import operator
 import struct
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future
 from concurrent.futures import wait as wait_futures
 from contextlib import contextmanager
@@ -57,6 +58,7 @@ from rillet._network import NetworkClient, map_error
 from rillet._read_committed import drop_aborted
 from rillet.config import ClientConfig
 from rillet.errors import (
+    BrokerUnavailableError,
     CorruptMessageError,
     NoOffsetForPartitionError,
     OffsetOutOfRangeError,
@@ -293,11 +295,13 @@ class Fetcher:
             client_id=cfg.client_id)
 
     def _request(self, address: str, req: FetchRequest,
-                 sent: dict[TopicPartition, tuple[int, int]], rid: int) -> Future:
+                 sent: dict[TopicPartition, tuple[int, int]], rid: int,
+                 later: bool = False):
         """Send a Fetch; the Future the consumer thread waits on completes only after the
-        I/O thread has chained the next fetch on the response (see :meth:`_chain`)."""
+        I/O thread has chained the next fetch on the response (see :meth:`_chain`). With
+        ``later`` nothing is sent yet: ``(future, send)``, and ``send()`` sends it (a chained
+        fetch, sent once the response it follows is handed over)."""
         cfg = self.config
-        inner = self.client.request(address, req, cfg.request_timeout_ms + cfg.fetch_max_wait_ms)
         outer: Future = Future()
         metrics, started = self.metrics, time.monotonic()
 
@@ -306,26 +310,38 @@ class Fetcher:
             metrics.latency.observe((time.monotonic() - started) * 1000)
             if f.exception() is None and getattr(f.result(), "throttle_time_ms", 0):
                 metrics.throttle.observe(f.result().throttle_time_ms)  # the broker holds us
+            send_next = None
             try:
                 if f.exception() is None:
-                    self._chain(address, f.result(), sent, rid)
+                    send_next = self._chain(address, f.result(), sent, rid)
             except Exception:  # noqa: BLE001 - chaining is an optimisation: never lose the answer
                 pass
-            if not outer.set_running_or_notify_cancel():
-                return
-            exc = f.exception()
-            if exc is not None:
-                outer.set_exception(exc)
-            else:
-                outer.set_result(f.result())
+            if outer.set_running_or_notify_cancel():
+                exc = f.exception()
+                if exc is not None:
+                    outer.set_exception(exc)
+                else:
+                    outer.set_result(f.result())
+            if send_next is not None:
+                # after the hand-over: the consumer thread wakes while the request is encoded
+                # and sent (it adopts the chained future whether or not it left yet)
+                send_next()
 
-        inner.add_done_callback(arrived)
+        def send() -> None:
+            inner = self.client.request(
+                address, req, cfg.request_timeout_ms + cfg.fetch_max_wait_ms)
+            inner.add_done_callback(arrived)
+
+        if later:
+            return outer, send
+        send()
         return outer
 
     def _chain(self, address: str, response, sent: dict[TopicPartition, tuple[int, int]],
-               rid: int) -> None:
+               rid: int) -> Callable[[], None] | None:
         """I/O thread: fetch the partitions that just got records again at once, from the
-        offset after them, when nothing is buffered for them. Reads state, never writes it."""
+        offset after them, when nothing is buffered for them. Reads state, never writes it.
+        The chained fetch is registered here; the caller sends it (the returned function)."""
         if rid in self._unadopted:
             return  # one chained fetch ahead of the consumer thread at most
         topics: dict[str, list[FetchPartition]] = {}
@@ -357,9 +373,23 @@ class Fetcher:
             return
         crid = next(self._request_ids)
         self._unadopted.add(crid)
-        future = self._request(address, self._fetch_request(topics), chained, crid)
+        future, send = self._request(address, self._fetch_request(topics), chained, crid,
+                                     later=True)
         self._chained[rid] = (crid, future, chained)
         self.chained_fetches += 1
+
+        def send_chained() -> None:
+            try:
+                send()
+            except Exception as exc:  # noqa: BLE001 - e.g. the client closed meanwhile
+                # not sent: a consumer thread that has not adopted it never will (it fetches
+                # itself, as without a chain); one that has sees a retriable failed fetch
+                if self._chained.pop(rid, None) is not None:
+                    self._unadopted.discard(crid)
+                elif future.set_running_or_notify_cancel():
+                    future.set_exception(BrokerUnavailableError(f"fetch not sent: {exc}"))
+
+        return send_chained
 
     def _adopt(self, rid: int) -> None:
         """Consumer thread: the fetch chained on request ``rid``'s response becomes the one in

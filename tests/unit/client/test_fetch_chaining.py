@@ -7,6 +7,7 @@ Against the in-memory broker over a real ZeroMQ endpoint; counted by requests an
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -118,3 +119,64 @@ def test_a_paused_partition_is_not_chained(broker, clients):
     assert c._fetcher.chained_fetches == chained
     c.resume(TP)
     assert poll_values(c, 1) == [b"y"]
+
+
+def _chained_sends(c: Consumer, fail: bool = False, adopted: bool = False) -> list[list[bool]]:
+    """Wrap the consumer's requests: for each one made off the consumer thread (a chained
+    fetch, on the I/O thread), whether each fetch the consumer thread waits on was already
+    answered; with ``fail`` the first such send raises instead (with ``adopted``, once the
+    consumer thread has taken the chained fetch over)."""
+    seen: list[list[bool]] = []
+    me, real = threading.current_thread(), c._fetcher.client.request
+
+    def request(*args, **kwargs):
+        if threading.current_thread() is not me:
+            seen.append([f.done() for f, _ in list(c._fetcher._in_flight.values())])
+            if fail and len(seen) == 1:
+                if adopted:
+                    wait_until(lambda: not c._fetcher._chained, what="the adoption")
+                raise ConnectionError("the chained send failed")
+        return real(*args, **kwargs)
+
+    c._fetcher.client.request = request
+    return seen
+
+
+def test_a_response_is_handed_over_before_its_chained_fetch_is_sent(broker, clients):
+    """The consumer thread wakes while the I/O thread encodes and sends the chained fetch
+    (issue #12: the hand-over waited for that send)."""
+    p, c = clients
+    produce(p, b"r0")
+    assert poll_values(c, 1) == [b"r0"]
+    parked_fetch(broker)
+    seen = _chained_sends(c)
+    produce(p, b"r1")  # answers the parked fetch: chained on the I/O thread
+    wait_until(lambda: seen, what="the chained fetch")
+    assert seen[0] == [True]  # the answered fetch was handed over first
+    produce(p, b"r2")
+    assert poll_values(c, 2) == [b"r1", b"r2"]
+
+
+def test_a_chained_fetch_whose_send_fails_is_fetched_again(broker, clients):
+    p, c = clients
+    produce(p, b"r0")
+    assert poll_values(c, 1) == [b"r0"]
+    parked_fetch(broker)
+    seen = _chained_sends(c, fail=True)
+    produce(p, b"r1")
+    wait_until(lambda: seen, what="the chained send")
+    produce(p, b"r2")
+    assert poll_values(c, 2) == [b"r1", b"r2"]  # the failed fetch retried, nothing lost
+
+
+def test_a_chained_fetch_taken_over_before_its_send_failed_fails_retriably(broker, clients):
+    p, c = clients
+    produce(p, b"r0")
+    assert poll_values(c, 1) == [b"r0"]
+    parked_fetch(broker)
+    seen = _chained_sends(c, fail=True, adopted=True)
+    produce(p, b"r1")  # the I/O thread waits in the send until poll() takes the chain over
+    assert poll_values(c, 1) == [b"r1"]
+    produce(p, b"r2")
+    assert poll_values(c, 1) == [b"r2"]  # the adopted fetch failed: backed off, fetched again
+    assert len(seen) >= 2 and not c._fetcher._chained and not c._fetcher._unadopted
