@@ -23,8 +23,9 @@ megabyte per partition over thousands of partitions) must not hold them up, so i
 stay on the lane. A request crossed two thread hand-offs on the broker before (I/O thread ->
 session -> I/O thread), each a wake-up that costs more CPU on this kind of machine than the
 request's own work (docs/runtime.md, "Hosted sessions"). Session handlers never block (every
-request is a hand-off to another actor or an inline turn that writes to the page cache), so
-the I/O thread does not wait on them.
+request is a hand-off to another actor or an inline turn that writes to or reads from the
+page cache; an older segment's read goes to the io lane), so the I/O thread does not wait on
+them.
 
 Every ``tell``, claim and ``stop`` of a session happens under the router's lock, so a
 session's requests are all in its mailbox (or its claimed turn) before its stop: they are
