@@ -31,7 +31,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rillet.admin import Admin  # noqa: E402
 from rillet.launcher import LocalCluster  # noqa: E402
 from rillet.records import NewTopic  # noqa: E402
-from tests.integration.group_members import Members, wait_until  # noqa: E402
+from tests.integration.group_members import Members  # noqa: E402
+
+
+def seen_at(condition, timeout_s: float, step_s: float = 0.005) -> float:
+    """The monotonic time ``condition`` was first seen true (polled every ``step_s``);
+    AssertionError after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s} s")
+        time.sleep(step_s)
+    return time.monotonic()
 
 
 def one_round(brokers: int, members: int, partitions: int, timeout_s: float) -> dict:
@@ -44,7 +55,7 @@ def one_round(brokers: int, members: int, partitions: int, timeout_s: float) -> 
                 admin.create_topics([NewTopic("t", partitions, min(brokers, 3))])
             warm = Members(bs, "warm-up", "t")
             warm.join("w")
-            wait_until(lambda: warm.balanced(partitions), timeout_s)
+            seen_at(lambda: warm.balanced(partitions), timeout_s)
             warm.close()
 
             group = Members(bs, "g", "t")
@@ -52,11 +63,11 @@ def one_round(brokers: int, members: int, partitions: int, timeout_s: float) -> 
                 for i in range(members):
                     group.join(f"m{i}")
                 last_join = time.monotonic()
-                joined = wait_until(lambda: group.balanced(partitions), timeout_s)
+                joined = seen_at(lambda: group.balanced(partitions), timeout_s)
                 group.check()
                 start = time.monotonic()
                 group.leave("m0")
-                left = wait_until(lambda: group.balanced(partitions), timeout_s)
+                left = seen_at(lambda: group.balanced(partitions), timeout_s)
                 group.check()
             finally:
                 group.close()
