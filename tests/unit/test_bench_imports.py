@@ -2,8 +2,8 @@
 test helpers or from a sibling script exists (nothing runs: a script is parsed with ``ast``).
 
 bench/group_rebalance_bench.py imported a ``wait_until`` that had moved out of
-tests/integration/group_members.py (eb8a78f) and failed at start for a day before anyone ran
-it; the suite runs no benchmark, so this is what notices.
+tests/integration/group_members.py (eb8a78f, 2026-12-06) and failed at start until it was next
+run two days later; the suite runs no benchmark, so this is what notices.
 """
 
 from __future__ import annotations
