@@ -32,16 +32,12 @@ from rillet.admin import Admin  # noqa: E402
 from rillet.launcher import LocalCluster  # noqa: E402
 from rillet.records import NewTopic  # noqa: E402
 from tests.integration.group_members import Members  # noqa: E402
+from tests.support import wait_until  # noqa: E402
 
 
-def seen_at(condition, timeout_s: float, step_s: float = 0.005) -> float:
-    """The monotonic time ``condition`` was first seen true (polled every ``step_s``);
-    AssertionError after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        time.sleep(step_s)
+def seen_at(condition, timeout_s: float) -> float:
+    """The monotonic time ``condition`` was first seen true (polled every 5 ms)."""
+    wait_until(condition, timeout_s, "a balanced group", interval_s=0.005)
     return time.monotonic()
 
 
