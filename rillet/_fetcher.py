@@ -283,7 +283,9 @@ class Fetcher:
                 state.in_flight = True
             req = self._fetch_request(topics)
             rid = next(self._request_ids)
-            self._in_flight[rid] = (self._request(address, req, sent, rid), sent)
+            future, send = self._request(address, req, sent, rid)
+            send()
+            self._in_flight[rid] = (future, sent)
 
     def _fetch_request(self, topics: dict[str, list[FetchPartition]]) -> FetchRequest:
         cfg = self.config
@@ -295,12 +297,12 @@ class Fetcher:
             client_id=cfg.client_id)
 
     def _request(self, address: str, req: FetchRequest,
-                 sent: dict[TopicPartition, tuple[int, int]], rid: int,
-                 later: bool = False):
-        """Send a Fetch; the Future the consumer thread waits on completes only after the
-        I/O thread has chained the next fetch on the response (see :meth:`_chain`). With
-        ``later`` nothing is sent yet: ``(future, send)``, and ``send()`` sends it (a chained
-        fetch, sent once the response it follows is handed over)."""
+                 sent: dict[TopicPartition, tuple[int, int]],
+                 rid: int) -> tuple[Future, Callable[[], None]]:
+        """A Fetch and the Future the consumer thread waits on: ``(future, send)``, nothing
+        sent until ``send()`` (a chained fetch is sent once the response it follows is handed
+        over). The future completes only after the I/O thread has chained the next fetch on
+        the response (see :meth:`_chain`)."""
         cfg = self.config
         outer: Future = Future()
         metrics, started = self.metrics, time.monotonic()
@@ -332,10 +334,7 @@ class Fetcher:
                 address, req, cfg.request_timeout_ms + cfg.fetch_max_wait_ms)
             inner.add_done_callback(arrived)
 
-        if later:
-            return outer, send
-        send()
-        return outer
+        return outer, send
 
     def _chain(self, address: str, response, sent: dict[TopicPartition, tuple[int, int]],
                rid: int) -> Callable[[], None] | None:
@@ -373,8 +372,7 @@ class Fetcher:
             return
         crid = next(self._request_ids)
         self._unadopted.add(crid)
-        future, send = self._request(address, self._fetch_request(topics), chained, crid,
-                                     later=True)
+        future, send = self._request(address, self._fetch_request(topics), chained, crid)
         self._chained[rid] = (crid, future, chained)
         self.chained_fetches += 1
 
