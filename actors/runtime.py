@@ -445,7 +445,7 @@ def _take(ref: Any, allowed: str) -> _Mailbox | None:
     inbox = getattr(ref, "actor_inbox", None)
     if (
         isinstance(inbox, _Mailbox)
-        and not getattr(_local, "inline", False)
+        and not in_inline_turn()
         and getattr(inbox._actor, allowed)  # noqa: SLF001
         and inbox._claim()  # noqa: SLF001
     ):
