@@ -125,7 +125,12 @@ class SessionThrottle:
                 self.hold_until = max(self.hold_until, self.broker.clock() + ms)
 
     def begin(self) -> None:
-        """The session starts on a request: its time runs until its answer or ``end``."""
+        """The session starts on a request: its time runs until its answer or ``end``. With
+        no quota in the cluster nothing is measured (``end`` then charges nothing), as
+        ``gate`` leaves such a request's answer alone."""
+        if not self.broker.quotas():
+            self._began = None
+            return
         self._began = self.nanos()
         self._request = object()
 

@@ -138,3 +138,24 @@ def test_a_request_percentage_throttle_rides_on_the_answer_as_kafkas_max() -> No
     respond(P.ApiVersionsResponse())  # no throttle field: unchanged
     throttle.end("User:alice")
     assert answers[-1] == P.ApiVersionsResponse()
+
+
+def test_with_no_quota_a_request_s_session_time_is_not_measured() -> None:
+    """Issue #12: every client request read the clock twice and recorded its time with
+    the quotas for nothing; with no quota in the cluster it is not measured, and a quota
+    set later measures the requests after it."""
+    clock, quotas, reads = Clock(), {}, []
+
+    def nanos() -> int:
+        reads.append(1)
+        return 0
+
+    broker = AQ.BrokerQuotas(lambda: quotas, num=3, window_s=1, clock=clock)
+    throttle = AQ.SessionThrottle(broker, nanos)
+    throttle.begin()
+    throttle.end("User:alice")
+    assert reads == [] and not broker._buckets
+    quotas[((Q.USER, "alice"),)] = {Q.REQUEST_PERCENTAGE: 10.0}
+    throttle.begin()
+    throttle.end("User:alice")
+    assert len(reads) == 2 and broker._buckets
