@@ -18,7 +18,12 @@ next message.
 Order matters: the endpoint applies every queued monitor event before it ties a message to
 its descriptor. Otherwise a closed connection's ``DISCONNECTED``, still queued when the kernel
 gave its descriptor to a new connection, would be applied after the new connection's first
-message was tied to the stale entry, and release the new connection's peer.
+message was tied to the stale entry, and release the new connection's peer. A peer with a
+routing id ZeroMQ made (a zero byte, then a counter: one connection's, never presented again
+by a reconnect) that is already tied to the connection open on the descriptor skips that:
+nothing queued can concern another connection of it (``tied``). A client that picks an id
+starting with a zero byte itself (ZeroMQ reserves them) and reconnects under it may be
+released once after its first message on the new connection; it starts afresh with its next.
 
 Pure bookkeeping, no zmq, no clock: ``transport/endpoint.py`` owns one per server socket and
 calls it on its I/O thread only (not thread-safe).
@@ -72,6 +77,11 @@ class ConnectionTable:
 
     def connected(self, peer: bytes) -> bool:
         return peer in self._conn_of
+
+    def tied(self, peer: bytes, fd: int) -> bool:
+        """``peer``'s latest message came on the connection this table has open on ``fd``."""
+        serial = self._conn_of.get(peer)
+        return serial is not None and self._by_fd.get(fd) == serial
 
     @property
     def open_connections(self) -> int:

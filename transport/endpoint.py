@@ -93,6 +93,14 @@ HEARTBEAT_IVL_MS = 1000  # a PING on an idle connection every second
 HEARTBEAT_TIMEOUT_MS = 3000  # no traffic (not even a PONG) for 3 s: the connection is dead
 CONNECT_TIMEOUT_MS = 2000  # a TCP connect (SYN) unanswered this long is abandoned and retried
 _MONITOR_EVENT = struct.Struct("=HI")  # a ZeroMQ socket monitor event's first frame
+# plain ints: pyzmq's constants are enum flags, and ``flag & flag`` runs enum.py per message
+_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
+
+
+def _readable(sock: zmq.Socket) -> bool:
+    """A message can be read now (a getsockopt: cheaper than the zmq.Again a recv raises,
+    which costs an exception and an import inside pyzmq)."""
+    return bool(sock.getsockopt(_EVENTS) & _POLLIN)
 LEASE_EXPIRY_S = 330.0  # longer than any request may legally be parked (fetch: 300 s)
 
 
@@ -368,7 +376,7 @@ class ServerEndpoint:
 
     def _drain_monitor(self) -> None:
         monitor, table = self._monitor, self._connections
-        while True:
+        while _readable(monitor):
             try:
                 frames = monitor.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
@@ -407,14 +415,21 @@ class ServerEndpoint:
     def _seen(self, peer: bytes, fd: int) -> bool:
         if fd < 0:  # descriptor unknown to libzmq: not tracked (idle expiry still applies)
             return True
+        if peer[:1] == b"\x00" and self._connections.tied(peer, fd):
+            # A routing id ZeroMQ made (a zero byte, then a counter) names one connection and
+            # is never presented again by a reconnect: a peer already tied to the connection
+            # open on fd spoke on it before, so no event still queued can be about another
+            # connection of this peer (a DISCONNECTED of its own releases it after this
+            # message, as it would have before it). Saves the monitor's getsockopt on every
+            # message of an ordinary client; a peer that chose its own id takes the path below.
+            return True
         # A connection's ACCEPTED is queued on the monitor before its first message can be
         # read. So every event still queued now happened before this message's connection was
         # accepted: apply them first, or a closed connection's DISCONNECTED, still queued when
         # a new connection reused its descriptor, would be applied after this message tied its
         # peer to the stale entry, and release the new connection's peer. (The monitor is
         # polled, not read, when it is empty: one getsockopt per message.)
-        if self._monitor.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-            self._drain_monitor()
+        self._drain_monitor()
         return self._connections.seen(peer, fd)
 
     def _gone(self, peers: list[bytes]) -> None:
@@ -456,19 +471,15 @@ class ServerEndpoint:
                     reading = True
                     events[sock] = zmq.POLLIN  # the edge may have passed while unregistered
             if sock in events:
-                if monitor is not None:
-                    self._drain_monitor()
+                # (the monitor's events before a message are applied in _seen, as it needs)
                 # Drain what is ready (bounded, so replies keep flowing under load).
                 for _ in range(256):
                     if bounded and self._full():
                         break
                     try:
-                        ident = sock.recv(zmq.NOBLOCK, copy=False)
+                        ident, parts = _recv_message(sock)
                     except zmq.Again:
                         break
-                    parts = [ident.bytes]
-                    while sock.getsockopt(zmq.RCVMORE):
-                        parts.append(sock.recv())
                     if len(parts) < 2:
                         continue
                     peer = parts[0]
@@ -484,8 +495,24 @@ class ServerEndpoint:
                     if not live and not self._connections.connected(peer):
                         # read after its connection closed: answered into the void, released
                         self._gone([peer])
+                    if not _readable(sock):
+                        break
                 self._flush_outbox()
         self._flush_outbox()
+
+
+def _recv_message(sock: zmq.Socket) -> tuple[zmq.Frame, list[bytes]]:
+    """One whole message without blocking (``zmq.Again`` if none is ready): its first frame
+    (for its properties) and every frame's bytes. Each frame says whether more follow, so
+    no RCVMORE query per frame (as ``recv_multipart``'s)."""
+    first = sock.recv(zmq.NOBLOCK, copy=False)
+    parts = [first.bytes]
+    more = first.more
+    while more:
+        frame = sock.recv(copy=False)
+        parts.append(frame.bytes)
+        more = frame.more
+    return first, parts
 
 
 def _source_fd(frame: zmq.Frame) -> int:
@@ -790,10 +817,12 @@ class ClientEndpoint:
                         continue
                     for _ in range(1024):
                         try:
-                            frames = sock.recv_multipart(zmq.NOBLOCK)
+                            _first, frames = _recv_message(sock)
                         except zmq.Again:
                             break
                         self._deliver(address, frames, pending, raw_waiters)
+                        if not _readable(sock):
+                            break
                 for mon, address in monitors.items():
                     if mon in events:
                         while True:

@@ -52,6 +52,17 @@ def test_a_reused_descriptor_is_a_new_connection() -> None:
     assert table.accepted(7) == [b"b"]
 
 
+def test_a_peer_is_tied_to_the_connection_open_on_the_descriptor_it_last_spoke_on() -> None:
+    table = ConnectionTable()
+    table.accepted(7)
+    assert not table.tied(b"a", 7)  # not spoken yet
+    table.seen(b"a", 7)
+    assert table.tied(b"a", 7) and not table.tied(b"a", 8) and not table.tied(b"b", 7)
+    table.disconnected(7)
+    table.accepted(7)  # the number again, another connection
+    assert not table.tied(b"a", 7)
+
+
 def test_a_message_read_after_its_connection_closed_is_not_live() -> None:
     table = ConnectionTable()
     assert not table.seen(b"a", 5)  # never accepted (or already closed)
@@ -90,10 +101,12 @@ def server():
         s.endpoint.close()
 
 
-def _dealer(address: str, identity: bytes) -> zmq.Socket:
+def _dealer(address: str, identity: bytes | None) -> zmq.Socket:
+    """A client socket; ``identity`` None: the routing id the server's ZeroMQ makes."""
     sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.IDENTITY, identity)
+    if identity is not None:
+        sock.setsockopt(zmq.IDENTITY, identity)
     sock.connect(address)
     return sock
 
@@ -142,3 +155,43 @@ def test_handover_closing_the_replaced_connection_keeps_the_peer(server) -> None
     _ask(new)
     new.close(0)
     _wait(lambda: server.gone == [b"same"])
+
+
+class _CountingMonitor:
+    """The endpoint's monitor socket, its EVENTS polls counted."""
+
+    def __init__(self, sock: zmq.Socket) -> None:
+        self.sock, self.polls = sock, 0
+
+    def getsockopt(self, option):
+        if option == zmq.EVENTS:
+            self.polls += 1
+        return self.sock.getsockopt(option)
+
+    def __getattr__(self, name):
+        return getattr(self.sock, name)
+
+
+@pytest.mark.parametrize("identity", [None, b"chosen"])
+def test_the_monitor_is_polled_per_message_only_for_a_peer_that_chose_its_id(
+        server, identity) -> None:
+    """Issue #12: the server polled its monitor before every message (one getsockopt each).
+    A routing id ZeroMQ made names one connection, so once its peer spoke on the connection
+    open on that descriptor no queued event can concern another connection of it; a chosen
+    id can come back on a new connection (ROUTER_HANDOVER) and is checked every time."""
+    monitor = _CountingMonitor(server.endpoint._monitor)
+    server.endpoint._monitor = monitor
+    sock = _dealer(server.address, identity)
+    _ask(sock)  # the first message: the queued events (its ACCEPTED) first, then tied
+    first = monitor.polls
+    assert first >= 1
+    for _ in range(20):
+        _ask(sock)
+    if identity is None:
+        assert monitor.polls == first
+    else:
+        assert monitor.polls >= first + 20
+    sock.close(0)
+    _wait(lambda: len(server.gone) == 1)  # its close still releases it
+    assert server.gone[0][:1] == (b"\x00" if identity is None else b"c")
+    assert server.endpoint.connected_peers == 0
