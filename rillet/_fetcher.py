@@ -45,11 +45,11 @@ import gc
 import itertools
 import operator
 import struct
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future
-from concurrent.futures import wait as wait_futures
+from concurrent.futures import Future
 from contextlib import contextmanager
 from itertools import chain, repeat
 
@@ -152,6 +152,10 @@ class Fetcher:
         # chained requests the consumer thread has not adopted yet: their responses chain no
         # further, so an application that stops polling stops the fetching too
         self._unadopted: set[int] = set()
+        # set by the I/O thread when a fetch it answered (or could not send) is complete:
+        # poll() waits on it (concurrent.futures.wait installs and removes a waiter on every
+        # future in flight, with their locks, each time)
+        self._arrived = threading.Event()
         self.chained_fetches = 0  # fetches sent by the I/O thread (tests, benchmarks)
         self._request_ids = itertools.count()
         self._reset = config.auto_offset_reset
@@ -250,9 +254,11 @@ class Fetcher:
             left = deadline - time.monotonic()
             if left <= 0:
                 return {}
-            futures = [f for f, _ in self._in_flight.values()]
-            if futures:
-                wait_futures(futures, timeout=left, return_when=FIRST_COMPLETED)
+            if self._in_flight:
+                arrived = self._arrived
+                arrived.clear()  # before looking: a fetch done after the look sets it again
+                if not any(f.done() for f, _ in self._in_flight.values()):
+                    arrived.wait(left)
             else:
                 time.sleep(min(left, self._backoff_s))
 
@@ -310,20 +316,22 @@ class Fetcher:
         def arrived(f: Future) -> None:  # the endpoint's I/O thread
             metrics.fetches += 1
             metrics.latency.observe((time.monotonic() - started) * 1000)
-            if f.exception() is None and getattr(f.result(), "throttle_time_ms", 0):
-                metrics.throttle.observe(f.result().throttle_time_ms)  # the broker holds us
+            exc = f.exception()  # done: neither call waits
+            response = f.result() if exc is None else None
             send_next = None
-            try:
-                if f.exception() is None:
-                    send_next = self._chain(address, f.result(), sent, rid)
-            except Exception:  # noqa: BLE001 - chaining is an optimisation: never lose the answer
-                pass
+            if response is not None:
+                if getattr(response, "throttle_time_ms", 0):
+                    metrics.throttle.observe(response.throttle_time_ms)  # the broker holds us
+                try:
+                    send_next = self._chain(address, response, sent, rid)
+                except Exception:  # noqa: BLE001 - chaining is an optimisation: never lose it
+                    pass
             if outer.set_running_or_notify_cancel():
-                exc = f.exception()
                 if exc is not None:
                     outer.set_exception(exc)
                 else:
-                    outer.set_result(f.result())
+                    outer.set_result(response)
+            self._arrived.set()
             if send_next is not None:
                 # after the hand-over: the consumer thread wakes while the request is encoded
                 # and sent (it adopts the chained future whether or not it left yet)
@@ -386,6 +394,7 @@ class Fetcher:
                     self._unadopted.discard(crid)
                 elif future.set_running_or_notify_cancel():
                     future.set_exception(BrokerUnavailableError(f"fetch not sent: {exc}"))
+                    self._arrived.set()
 
         return send_chained
 

@@ -184,3 +184,22 @@ def test_a_chained_fetch_taken_over_before_its_send_failed_fails_retriably(broke
     # that beats add_done_callback is chained and sent on the consumer thread)
     assert seen and c._fetcher.chained_fetches >= chains + 2
     assert not c._fetcher._chained and not c._fetcher._unadopted
+
+
+def test_a_poll_wakes_when_its_fetch_is_answered_not_at_its_timeout(broker, clients):
+    """poll() waits on the fetcher's own signal, set by the I/O thread once a fetch is
+    complete (issue #12: concurrent.futures.wait installed and removed a waiter on every
+    fetch in flight each time). A record that answers a parked fetch ends a 30 s poll."""
+    p, c = clients
+    produce(p, b"r0")
+    assert poll_values(c, 1) == [b"r0"]
+    parked_fetch(broker)
+    later = threading.Thread(target=produce, args=(p, b"r1"))
+    start = time.monotonic()
+    later.start()
+    try:
+        got = c.poll(30_000)
+    finally:
+        later.join(10)
+    assert [r.value for records in got.values() for r in records] == [b"r1"]
+    assert time.monotonic() - start < 15  # woken by the answer, not by the timeout
