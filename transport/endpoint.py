@@ -95,13 +95,13 @@ CONNECT_TIMEOUT_MS = 2000  # a TCP connect (SYN) unanswered this long is abandon
 _MONITOR_EVENT = struct.Struct("=HI")  # a ZeroMQ socket monitor event's first frame
 # plain ints: pyzmq's constants are enum flags, and ``flag & flag`` runs enum.py per message
 _EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
+LEASE_EXPIRY_S = 330.0  # longer than any request may legally be parked (fetch: 300 s)
 
 
 def _readable(sock: zmq.Socket) -> bool:
     """A message can be read now (a getsockopt: cheaper than the zmq.Again a recv raises,
     which costs an exception and an import inside pyzmq)."""
     return bool(sock.getsockopt(_EVENTS) & _POLLIN)
-LEASE_EXPIRY_S = 330.0  # longer than any request may legally be parked (fetch: 300 s)
 
 
 def _set_heartbeats(sock: zmq.Socket, ivl_ms: int, timeout_ms: int) -> None:
@@ -428,7 +428,7 @@ class ServerEndpoint:
         # accepted: apply them first, or a closed connection's DISCONNECTED, still queued when
         # a new connection reused its descriptor, would be applied after this message tied its
         # peer to the stale entry, and release the new connection's peer. (The monitor is
-        # polled, not read, when it is empty: one getsockopt per message.)
+        # polled, not read, when it is empty: one getsockopt per message that gets here.)
         self._drain_monitor()
         return self._connections.seen(peer, fd)
 
